@@ -1,0 +1,105 @@
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Configuration of the tenancy crate (one struct, loaded once; the server
+/// composes it from file + environment).
+#[derive(Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenancyConfig {
+    /// PostgreSQL URL of the platform database (a role that may create roles
+    /// and schemas). Never logged.
+    pub database_url: String,
+    /// Maximum pooled connections.
+    pub max_connections: usize,
+    /// Connections older than this are closed when returned: per-connection
+    /// catalog caches grow with the number of schemas a connection touched.
+    pub connection_max_lifetime_secs: u64,
+    /// How long to wait for a pooled connection.
+    pub pool_wait_timeout_ms: u64,
+    /// `statement_timeout` of every tenant transaction.
+    pub statement_timeout_ms: u64,
+    /// `lock_timeout` of every tenant transaction.
+    pub lock_timeout_ms: u64,
+    /// How long a tenant's registry row (status, schema) is cached in memory.
+    /// Lifecycle changes made through this pool invalidate it at once; other
+    /// replicas see them within this time.
+    pub tenant_cache_ttl_ms: u64,
+    /// Tenants migrated at once by `migrate_all` (kept below the pool size).
+    pub migrate_concurrency: usize,
+    /// Days a deactivated tenant's data is kept before it may be purged.
+    pub default_retention_days: u32,
+    /// Feature flags a tenant has unless its own flags say otherwise.
+    pub default_feature_flags: BTreeMap<String, bool>,
+}
+
+impl Default for TenancyConfig {
+    fn default() -> Self {
+        Self {
+            database_url: String::new(),
+            max_connections: 16,
+            connection_max_lifetime_secs: 30 * 60,
+            pool_wait_timeout_ms: 5_000,
+            statement_timeout_ms: 30_000,
+            lock_timeout_ms: 5_000,
+            tenant_cache_ttl_ms: 2_000,
+            migrate_concurrency: 4,
+            default_retention_days: 30,
+            default_feature_flags: BTreeMap::new(),
+        }
+    }
+}
+
+impl fmt::Debug for TenancyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenancyConfig")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("max_connections", &self.max_connections)
+            .field("connection_max_lifetime_secs", &self.connection_max_lifetime_secs)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("lock_timeout_ms", &self.lock_timeout_ms)
+            .field("tenant_cache_ttl_ms", &self.tenant_cache_ttl_ms)
+            .field("migrate_concurrency", &self.migrate_concurrency)
+            .field("default_retention_days", &self.default_retention_days)
+            .field("default_feature_flags", &self.default_feature_flags)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub(crate) fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl TenancyConfig {
+    pub(crate) fn validate(&self) -> Result<(), crate::TenancyError> {
+        let bad = |m: &str| Err(crate::TenancyError::Config(m.to_owned()));
+        if !(self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")) {
+            return bad("database_url must be a postgres:// URL");
+        }
+        if self.max_connections < 2 {
+            return bad("max_connections must be at least 2");
+        }
+        if self.migrate_concurrency == 0 {
+            return bad("migrate_concurrency must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_password() {
+        assert_eq!(super::redact_url("postgres://u:pw@h:5/db"), "postgres://u:***@h:5/db");
+        assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

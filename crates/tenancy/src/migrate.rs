@@ -1,0 +1,255 @@
+//! Bringing every tenant schema to the newest template.
+use std::time::{Duration, Instant};
+
+use diesel::sql_types::{Bool, Text, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use futures::StreamExt;
+use uuid::Uuid;
+
+use crate::migrations::{applied_versions, apply};
+use crate::{TenancyError, TenantPool};
+
+/// What happened to one tenant.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MigrationOutcome {
+    /// The tenant.
+    pub slug: String,
+    /// Its version before.
+    pub from_version: String,
+    /// Migrations applied (empty on failure: the transaction rolled back).
+    pub applied: Vec<String>,
+    /// The error, if it failed.
+    pub error: Option<String>,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+/// The result of [`TenantPool::migrate_all`].
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MigrationReport {
+    /// The version every tenant should reach.
+    pub target_version: String,
+    /// Tenants that were behind when the run started.
+    pub behind: usize,
+    /// Tenants migrated.
+    pub succeeded: Vec<MigrationOutcome>,
+    /// Tenants that failed (their schema is unchanged; a rerun retries them).
+    pub failed: Vec<MigrationOutcome>,
+    /// Tenants another process was migrating.
+    pub busy: Vec<String>,
+    /// Tenants not attempted because a canary failed.
+    pub not_attempted: Vec<String>,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+impl MigrationReport {
+    /// True when every tenant that was behind is now current.
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_empty() && self.busy.is_empty() && self.not_attempted.is_empty()
+    }
+}
+
+/// Progress events for a progress bar.
+#[derive(Debug, Clone)]
+pub enum MigrationProgress {
+    /// The run found this many tenants behind.
+    Started {
+        /// Tenants to migrate.
+        total: usize,
+    },
+    /// One tenant finished.
+    TenantDone {
+        /// The tenant.
+        slug: String,
+        /// Whether it succeeded.
+        ok: bool,
+    },
+}
+
+#[derive(diesel::QueryableByName, Clone)]
+struct Behind {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    slug: String,
+    #[diesel(sql_type = Text)]
+    schema_name: String,
+    #[diesel(sql_type = Text)]
+    role_name: String,
+    #[diesel(sql_type = Text)]
+    version: String,
+    #[diesel(sql_type = Bool)]
+    is_canary: bool,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = Bool)]
+    locked: bool,
+}
+
+enum One {
+    Done(MigrationOutcome),
+    Failed(MigrationOutcome),
+    Busy(String),
+}
+
+impl TenantPool {
+    /// Migrates every tenant that is behind the template (see
+    /// [`TenantPool::migrate_all_with_progress`]).
+    pub async fn migrate_all(&self) -> Result<MigrationReport, TenancyError> {
+        self.migrate_all_with_progress(|_| {}).await
+    }
+
+    /// Migrates every tenant that is behind: found with one query on the
+    /// central state table (so a run with nothing to do costs one round
+    /// trip); canary tenants first (a failing canary stops the run); then the
+    /// rest with bounded parallelism, each tenant in its own transaction under
+    /// its own advisory lock. One tenant's failure does not stop the others;
+    /// a crash leaves each tenant either migrated or untouched, so a rerun
+    /// resumes.
+    pub async fn migrate_all_with_progress(
+        &self,
+        progress: impl Fn(MigrationProgress) + Send + Sync,
+    ) -> Result<MigrationReport, TenancyError> {
+        let started = Instant::now();
+        let target = self.inner.template.latest_version().to_owned();
+        let behind: Vec<Behind> = {
+            let mut conn = self.conn().await?;
+            diesel::sql_query(
+                "SELECT t.id, t.slug, t.schema_name, t.role_name, m.version, t.is_canary \
+                 FROM platform.tenant_migrations m JOIN platform.tenants t ON t.id = m.tenant_id \
+                 WHERE (m.version < $1 OR m.status <> 'ok') \
+                   AND t.status IN ('active', 'suspended', 'deactivated') \
+                 ORDER BY t.is_canary DESC, t.created_at",
+            )
+            .bind::<Text, _>(&target)
+            .load(&mut *conn)
+            .await?
+        };
+        progress(MigrationProgress::Started { total: behind.len() });
+        let mut report = MigrationReport { target_version: target, behind: behind.len(), ..Default::default() };
+        let (canaries, rest): (Vec<Behind>, Vec<Behind>) = behind.into_iter().partition(|b| b.is_canary);
+        let concurrency = self
+            .inner
+            .config
+            .migrate_concurrency
+            .min(self.inner.config.max_connections.saturating_sub(1))
+            .max(1);
+        for batch in [canaries, rest] {
+            if !report.failed.is_empty() {
+                // A canary failed: leave the rest for after the fix.
+                report.not_attempted.extend(batch.into_iter().map(|b| b.slug));
+                continue;
+            }
+            let mut results = futures::stream::iter(batch)
+                .map(|b| self.migrate_one(b))
+                .buffer_unordered(concurrency);
+            while let Some(result) = results.next().await {
+                match result {
+                    One::Done(o) => {
+                        progress(MigrationProgress::TenantDone { slug: o.slug.clone(), ok: true });
+                        report.succeeded.push(o);
+                    }
+                    One::Failed(o) => {
+                        progress(MigrationProgress::TenantDone { slug: o.slug.clone(), ok: false });
+                        report.failed.push(o);
+                    }
+                    One::Busy(slug) => {
+                        progress(MigrationProgress::TenantDone { slug: slug.clone(), ok: false });
+                        report.busy.push(slug);
+                    }
+                }
+            }
+        }
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    async fn migrate_one(&self, tenant: Behind) -> One {
+        let started = Instant::now();
+        let outcome = |applied: Vec<String>, error: Option<String>| MigrationOutcome {
+            slug: tenant.slug.clone(),
+            from_version: tenant.version.clone(),
+            applied,
+            error,
+            elapsed: started.elapsed(),
+        };
+        let mut conn = match self.conn().await {
+            Ok(c) => c,
+            Err(e) => return One::Failed(outcome(Vec::new(), Some(e.to_string()))),
+        };
+        let result = self.migrate_in_transaction(&mut conn, &tenant).await;
+        self.invalidate_str(&tenant.slug);
+        match result {
+            Ok(applied) => One::Done(outcome(applied, None)),
+            Err(TenancyError::Busy(slug)) => One::Busy(slug),
+            Err(e) => {
+                let message = e.to_string();
+                let recorded = diesel::sql_query(
+                    "WITH m AS (UPDATE platform.tenant_migrations SET status = 'failed', error = $2, \
+                       attempts = attempts + 1, updated_at = now() WHERE tenant_id = $1) \
+                     INSERT INTO platform.tenant_events (tenant_id, slug, event, detail) \
+                     VALUES ($1, $3, 'migration_failed', jsonb_build_object('error', $2::text))",
+                )
+                .bind::<SqlUuid, _>(tenant.id)
+                .bind::<Text, _>(&message)
+                .bind::<Text, _>(&tenant.slug)
+                .execute(&mut *conn)
+                .await;
+                if let Err(e) = recorded {
+                    tracing::error!(tenant = %tenant.slug, error = %e, "could not record a migration failure");
+                }
+                One::Failed(outcome(Vec::new(), Some(message)))
+            }
+        }
+    }
+
+    async fn migrate_in_transaction(
+        &self,
+        conn: &mut AsyncPgConnection,
+        tenant: &Behind,
+    ) -> Result<Vec<String>, TenancyError> {
+        let template = &self.inner.template;
+        let lock_timeout = format!("{}ms", self.inner.config.lock_timeout_ms);
+        conn.transaction::<_, TenancyError, _>(async |conn| {
+            let locked: Locked = diesel::sql_query(
+                "SELECT pg_try_advisory_xact_lock(hashtext('rampart.migrate'), hashtext($1)) AS locked",
+            )
+            .bind::<Text, _>(&tenant.schema_name)
+            .get_result(conn)
+            .await?;
+            if !locked.locked {
+                return Err(TenancyError::Busy(tenant.slug.clone()));
+            }
+            diesel::sql_query(
+                "SELECT set_config('search_path', $1, true), set_config('role', $2, true), \
+                 set_config('lock_timeout', $3, true)",
+            )
+            .bind::<Text, _>(&tenant.schema_name)
+            .bind::<Text, _>(&tenant.role_name)
+            .bind::<Text, _>(&lock_timeout)
+            .execute(conn)
+            .await?;
+            let applied = applied_versions(conn).await?;
+            let done = apply(conn, template.pending(&applied)).await?;
+            conn.batch_execute("RESET ROLE").await?;
+            diesel::sql_query(
+                "WITH m AS (UPDATE platform.tenant_migrations SET version = $2, checksum = $3, status = 'ok', \
+                   error = NULL, attempts = attempts + 1, updated_at = now() WHERE tenant_id = $1) \
+                 INSERT INTO platform.tenant_events (tenant_id, slug, event, detail) \
+                 VALUES ($1, $4, 'migrated', jsonb_build_object('from', $5::text, 'to', $2::text))",
+            )
+            .bind::<SqlUuid, _>(tenant.id)
+            .bind::<Text, _>(template.latest_version())
+            .bind::<Text, _>(template.checksum())
+            .bind::<Text, _>(&tenant.slug)
+            .bind::<Text, _>(&tenant.version)
+            .execute(conn)
+            .await?;
+            Ok(done)
+        })
+        .await
+    }
+}

@@ -1,0 +1,397 @@
+//! The tenant-aware connection pool and the routing of work to one tenant.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::{Hook, HookError, Object, Pool};
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::baseline::Baseline;
+use crate::migrations::MigrationSet;
+use crate::{TenancyConfig, TenancyError, TenantSlug};
+
+/// Where a tenant is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    /// Being created (never visible outside the provisioning transaction).
+    Provisioning,
+    /// Serving.
+    Active,
+    /// Temporarily refused; data intact.
+    Suspended,
+    /// Refused; data kept until the retention deadline.
+    Deactivated,
+    /// Schema and role dropped; the registry row is a tombstone.
+    Purged,
+}
+
+impl TenantStatus {
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provisioning => "provisioning",
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Deactivated => "deactivated",
+            Self::Purged => "purged",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Self {
+        match s {
+            "active" => Self::Active,
+            "suspended" => Self::Suspended,
+            "deactivated" => Self::Deactivated,
+            "purged" => Self::Purged,
+            _ => Self::Provisioning,
+        }
+    }
+}
+
+impl std::fmt::Display for TenantStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A tenant's registry row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Tenant {
+    /// Stable id.
+    pub id: Uuid,
+    /// Validated slug.
+    pub slug: TenantSlug,
+    /// Human name.
+    pub display_name: String,
+    /// Lifecycle status.
+    pub status: TenantStatus,
+    /// Its schema.
+    pub schema_name: String,
+    /// Its NOLOGIN role, owner of the schema.
+    pub role_name: String,
+    /// Migrated first by `migrate_all`.
+    pub is_canary: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When suspended (if suspended).
+    pub suspended_at: Option<DateTime<Utc>>,
+    /// When deactivated (if deactivated).
+    pub deactivated_at: Option<DateTime<Utc>>,
+    /// Until when a deactivated tenant's data is kept.
+    pub retention_deadline: Option<DateTime<Utc>>,
+}
+
+#[derive(diesel::QueryableByName)]
+pub(crate) struct TenantRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    slug: String,
+    #[diesel(sql_type = Text)]
+    display_name: String,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Text)]
+    schema_name: String,
+    #[diesel(sql_type = Text)]
+    role_name: String,
+    #[diesel(sql_type = Bool)]
+    is_canary: bool,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    updated_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    suspended_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    deactivated_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    retention_deadline: Option<DateTime<Utc>>,
+}
+
+impl TenantRow {
+    pub(crate) fn into_tenant(self) -> Result<Tenant, TenancyError> {
+        Ok(Tenant {
+            id: self.id,
+            slug: TenantSlug::parse(&self.slug)?,
+            display_name: self.display_name,
+            status: TenantStatus::parse(&self.status),
+            schema_name: self.schema_name,
+            role_name: self.role_name,
+            is_canary: self.is_canary,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            suspended_at: self.suspended_at,
+            deactivated_at: self.deactivated_at,
+            retention_deadline: self.retention_deadline,
+        })
+    }
+}
+
+pub(crate) const TENANT_COLUMNS: &str = "id, slug, display_name, status, schema_name, role_name, is_canary, \
+     created_at, updated_at, suspended_at, deactivated_at, retention_deadline";
+
+/// A pool of PostgreSQL connections that runs work for one tenant at a time.
+///
+/// Cheap to clone (an `Arc`).
+#[derive(Clone)]
+pub struct TenantPool {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) pool: Pool<AsyncPgConnection>,
+    pub(crate) config: TenancyConfig,
+    pub(crate) template: MigrationSet,
+    pub(crate) baseline: Baseline,
+    pub(crate) role_prefix: String,
+    cache: moka::sync::Cache<String, Arc<Tenant>>,
+    checkouts: RwLock<HashMap<Uuid, Arc<AtomicU64>>>,
+}
+
+impl std::fmt::Debug for TenantPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantPool").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct DbName {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+impl TenantPool {
+    /// Connects, brings the platform registry up to date and prepares the
+    /// tenant template (migrated, rendered to a baseline, fingerprinted).
+    pub async fn connect(config: TenancyConfig) -> Result<Self, TenancyError> {
+        Self::connect_with_template(config, MigrationSet::embedded_tenant()).await
+    }
+
+    /// Like [`TenantPool::connect`] with a template of your own (e.g. the
+    /// embedded one plus your migrations).
+    pub async fn connect_with_template(config: TenancyConfig, template: MigrationSet) -> Result<Self, TenancyError> {
+        config.validate()?;
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(config.database_url.clone());
+        let max_lifetime = Duration::from_secs(config.connection_max_lifetime_secs);
+        let pool = Pool::builder(manager)
+            .max_size(config.max_connections)
+            .wait_timeout(Some(Duration::from_millis(config.pool_wait_timeout_ms)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .runtime(deadpool::Runtime::Tokio1)
+            .pre_recycle(Hook::sync_fn(move |_conn, metrics| {
+                if metrics.age() > max_lifetime {
+                    Err(HookError::Message("connection reached its maximum lifetime".into()))
+                } else {
+                    Ok(())
+                }
+            }))
+            .build()
+            .map_err(|e| TenancyError::Config(e.to_string()))?;
+
+        let mut conn = get(&pool).await?;
+        crate::migrations::migrate_platform(&mut conn).await?;
+        let db: DbName = diesel::sql_query("SELECT current_database()::text AS name").get_result(&mut *conn).await?;
+        // Roles are cluster-wide, schemas per database: a per-database prefix
+        // keeps two databases of one cluster from sharing tenant roles.
+        let role_prefix = format!("r{}", &hex::encode(Sha256::digest(db.name.as_bytes()))[..8]);
+        let baseline = crate::baseline::prepare(&mut conn, &template, &role_prefix).await?;
+        drop(conn);
+
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_millis(config.tenant_cache_ttl_ms.max(1)))
+            .build();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                config,
+                template,
+                baseline,
+                role_prefix,
+                cache,
+                checkouts: RwLock::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &TenancyConfig {
+        &self.inner.config
+    }
+
+    /// The tenant template in use.
+    pub fn template(&self) -> &MigrationSet {
+        &self.inner.template
+    }
+
+    /// The baseline every new tenant schema is created from: the template's
+    /// DDL and seed rows rendered from the catalog (for inspection).
+    pub fn baseline_script(&self) -> &str {
+        &self.inner.baseline.script
+    }
+
+    /// The underlying pool (platform-level work: registry queries, health).
+    pub fn raw_pool(&self) -> &Pool<AsyncPgConnection> {
+        &self.inner.pool
+    }
+
+    /// Pool state (size, available, waiting) for metrics.
+    pub fn pool_status(&self) -> deadpool::Status {
+        self.inner.pool.status()
+    }
+
+    pub(crate) async fn conn(&self) -> Result<Object<AsyncPgConnection>, TenancyError> {
+        get(&self.inner.pool).await
+    }
+
+    pub(crate) fn role_name(&self, slug: &TenantSlug) -> String {
+        format!("{}_{}", self.inner.role_prefix, slug.as_str())
+    }
+
+    /// Looks a tenant up in the registry (any status), bypassing the cache.
+    pub async fn tenant(&self, slug: &str) -> Result<Tenant, TenancyError> {
+        let slug = TenantSlug::parse(slug)?;
+        let mut conn = self.conn().await?;
+        load_tenant(&mut conn, &slug).await
+    }
+
+    /// All tenants, oldest first.
+    pub async fn list(&self) -> Result<Vec<Tenant>, TenancyError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<TenantRow> =
+            diesel::sql_query(format!("SELECT {TENANT_COLUMNS} FROM platform.tenants ORDER BY created_at, slug"))
+                .load(&mut *conn)
+                .await?;
+        rows.into_iter().map(TenantRow::into_tenant).collect()
+    }
+
+    pub(crate) fn invalidate(&self, slug: &TenantSlug) {
+        self.inner.cache.invalidate(slug.as_str());
+    }
+
+    pub(crate) fn invalidate_str(&self, slug: &str) {
+        self.inner.cache.invalidate(slug);
+    }
+
+    /// The tenant if it may serve requests; the refusal otherwise. No tenant
+    /// SQL runs before this passes.
+    pub async fn active_tenant(&self, slug: &str) -> Result<Arc<Tenant>, TenancyError> {
+        let slug = TenantSlug::parse(slug)?;
+        let tenant = match self.inner.cache.get(slug.as_str()) {
+            Some(t) => t,
+            None => {
+                let mut conn = self.conn().await?;
+                let t = Arc::new(load_tenant(&mut conn, &slug).await?);
+                self.inner.cache.insert(slug.as_str().to_owned(), t.clone());
+                t
+            }
+        };
+        match tenant.status {
+            TenantStatus::Active => Ok(tenant),
+            TenantStatus::Suspended => Err(TenancyError::Suspended(slug.to_string())),
+            TenantStatus::Deactivated => Err(TenancyError::Deactivated(slug.to_string())),
+            TenantStatus::Purged => Err(TenancyError::Purged(slug.to_string())),
+            TenantStatus::Provisioning => Err(TenancyError::NotFound(slug.to_string())),
+        }
+    }
+
+    /// Runs `work` for one tenant: in a transaction, as the tenant's role,
+    /// with `search_path` = the tenant's schema only, and the configured
+    /// statement and lock timeouts — all set in one statement with
+    /// `set_config(..., true)`, so they end with the transaction. Commits when
+    /// `work` returns `Ok`, rolls back otherwise.
+    ///
+    /// Unknown, suspended, deactivated and purged tenants are refused before
+    /// any SQL runs for them.
+    pub async fn with_tenant<T, E, F>(&self, slug: &str, work: F) -> Result<T, E>
+    where
+        F: AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, E>,
+        E: From<TenancyError>,
+    {
+        let tenant = self.active_tenant(slug).await?;
+        self.run_in_schema(&tenant, work).await
+    }
+
+    pub(crate) async fn run_in_schema<T, E, F>(&self, tenant: &Tenant, work: F) -> Result<T, E>
+    where
+        F: AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, E>,
+        E: From<TenancyError>,
+    {
+        let mut conn = self.conn().await?;
+        self.count_checkout(tenant.id);
+        let conn: &mut AsyncPgConnection = &mut conn;
+        AnsiTransactionManager::begin_transaction(conn).await.map_err(TenancyError::from)?;
+        let routed = diesel::sql_query(
+            "SELECT set_config('role', $1, true), set_config('search_path', $2, true), \
+             set_config('statement_timeout', $3, true), set_config('lock_timeout', $4, true)",
+        )
+        .bind::<Text, _>(&tenant.role_name)
+        .bind::<Text, _>(&tenant.schema_name)
+        .bind::<Text, _>(format!("{}ms", self.inner.config.statement_timeout_ms))
+        .bind::<Text, _>(format!("{}ms", self.inner.config.lock_timeout_ms))
+        .execute(conn)
+        .await;
+        if let Err(e) = routed {
+            let _ = AnsiTransactionManager::rollback_transaction(conn).await;
+            return Err(TenancyError::from(e).into());
+        }
+        match work(conn).await {
+            Ok(value) => {
+                AnsiTransactionManager::commit_transaction(conn).await.map_err(TenancyError::from)?;
+                Ok(value)
+            }
+            Err(e) => {
+                let _ = AnsiTransactionManager::rollback_transaction(conn).await;
+                Err(e)
+            }
+        }
+    }
+
+    fn count_checkout(&self, tenant: Uuid) {
+        if let Ok(map) = self.inner.checkouts.read()
+            && let Some(counter) = map.get(&tenant)
+        {
+            counter.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Ok(mut map) = self.inner.checkouts.write() {
+            map.entry(tenant).or_default().fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Connection checkouts made for a tenant by this pool since it started.
+    pub fn checkouts(&self, tenant: Uuid) -> u64 {
+        self.inner
+            .checkouts
+            .read()
+            .ok()
+            .and_then(|m| m.get(&tenant).map(|c| AtomicU64::load(c, Ordering::Relaxed)))
+            .unwrap_or(0)
+    }
+}
+
+pub(crate) async fn get(pool: &Pool<AsyncPgConnection>) -> Result<Object<AsyncPgConnection>, TenancyError> {
+    pool.get().await.map_err(|e| TenancyError::Pool(e.to_string()))
+}
+
+pub(crate) async fn load_tenant(conn: &mut AsyncPgConnection, slug: &TenantSlug) -> Result<Tenant, TenancyError> {
+    let row: Option<TenantRow> =
+        diesel::sql_query(format!("SELECT {TENANT_COLUMNS} FROM platform.tenants WHERE slug = $1"))
+            .bind::<Text, _>(slug.as_str())
+            .get_result(conn)
+            .await
+            .map(Some)
+            .or_else(|e| if e == diesel::result::Error::NotFound { Ok(None) } else { Err(e) })?;
+    row.ok_or_else(|| TenancyError::NotFound(slug.to_string()))?.into_tenant()
+}
+

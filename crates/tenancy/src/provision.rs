@@ -1,0 +1,157 @@
+//! Creating tenants: role, schema, baseline, ledger and registry row in one
+//! transaction.
+use std::time::Instant;
+
+use diesel::sql_types::{Bool, Jsonb, Text, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+use uuid::Uuid;
+
+use crate::baseline::fingerprint;
+use crate::migrations::{LEDGER_DDL, apply};
+use crate::pool::{TENANT_COLUMNS, TenantRow};
+use crate::slug::{quote_ident, quote_literal};
+use crate::{TenancyError, Tenant, TenantPool, TenantSlug};
+
+/// Options for [`TenantPool::provision_with`].
+#[derive(Debug, Clone, Default)]
+pub struct ProvisionOptions {
+    /// Migrate this tenant first in `migrate_all`.
+    pub canary: bool,
+    /// Initial settings (a JSON object).
+    pub settings: Option<serde_json::Value>,
+    /// Initial feature flags.
+    pub feature_flags: std::collections::BTreeMap<String, bool>,
+    /// Who asked (recorded in the event log).
+    pub actor: Option<String>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = Bool)]
+    exists: bool,
+}
+
+impl TenantPool {
+    /// Provisions a tenant; [`TenancyError::AlreadyExists`] if the slug is
+    /// taken (also when many tasks race for one slug: exactly one wins).
+    pub async fn provision(&self, slug: &str, display_name: &str) -> Result<Tenant, TenancyError> {
+        self.provision_with(slug, display_name, ProvisionOptions::default()).await
+    }
+
+    /// Provisions a tenant unless it exists; returns it either way
+    /// (idempotent).
+    pub async fn ensure_tenant(&self, slug: &str, display_name: &str) -> Result<Tenant, TenancyError> {
+        match self.provision(slug, display_name).await {
+            Err(TenancyError::AlreadyExists(_)) => self.tenant(slug).await,
+            other => other,
+        }
+    }
+
+    /// Provisions a tenant with options. Atomic: on any failure nothing is
+    /// left behind (role, schema and registry row are created in one
+    /// transaction).
+    pub async fn provision_with(
+        &self,
+        slug: &str,
+        display_name: &str,
+        options: ProvisionOptions,
+    ) -> Result<Tenant, TenancyError> {
+        let slug = TenantSlug::parse(slug)?;
+        let display_name = display_name.trim();
+        if display_name.is_empty() || display_name.chars().count() > 200 {
+            return Err(TenancyError::Config("display name must be 1 to 200 characters".into()));
+        }
+        let started = Instant::now();
+        let schema = slug.schema_name();
+        let role = self.role_name(&slug);
+        let baseline = &self.inner.baseline;
+        let template = &self.inner.template;
+        let settings = options.settings.clone().unwrap_or_else(|| serde_json::json!({}));
+        if !settings.is_object() {
+            return Err(TenancyError::Config("settings must be a JSON object".into()));
+        }
+        let flags = serde_json::to_value(&options.feature_flags)
+            .map_err(|e| TenancyError::Config(e.to_string()))?;
+        let mut conn = self.conn().await?;
+        let tenant = conn
+            .transaction::<_, TenancyError, _>(async |conn| {
+                // Lock first, check after: in READ COMMITTED the check must be
+                // a later statement to see a winner that committed while we
+                // waited for the lock.
+                diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('rampart.provision'), hashtext($1))")
+                    .bind::<Text, _>(slug.as_str())
+                    .execute(conn)
+                    .await?;
+                let taken: Exists = diesel::sql_query(
+                    "SELECT EXISTS (SELECT 1 FROM platform.tenants WHERE slug = $1) \
+                         OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $2) AS exists",
+                )
+                .bind::<Text, _>(slug.as_str())
+                .bind::<Text, _>(&schema)
+                .get_result(conn)
+                .await?;
+                if taken.exists {
+                    return Err(TenancyError::AlreadyExists(slug.to_string()));
+                }
+                let (r, s) = (quote_ident(&role), quote_ident(&schema));
+                // One round trip: role, schema, baseline and ledger.
+                let batch = format!(
+                    "CREATE ROLE {r} NOLOGIN; GRANT {r} TO CURRENT_USER; CREATE SCHEMA {s} AUTHORIZATION {r};\n\
+                     SELECT set_config('search_path', {sl}, true);\nSET LOCAL ROLE {r};\n{}\n{}",
+                    baseline.script,
+                    baseline.ledger_sql,
+                    sl = quote_literal(&schema),
+                );
+                conn.batch_execute(&batch).await?;
+                if fingerprint(conn, &schema).await? != baseline.fingerprint {
+                    // The renderer missed something of the template: replay
+                    // the migrations instead, then check again.
+                    tracing::warn!(tenant = %slug, "baseline fingerprint differs from the template; replaying migrations");
+                    conn.batch_execute(&format!(
+                        "RESET ROLE; DROP SCHEMA {s} CASCADE; CREATE SCHEMA {s} AUTHORIZATION {r};\
+                         SELECT set_config('search_path', {sl}, true); SET LOCAL ROLE {r}; {LEDGER_DDL}",
+                        sl = quote_literal(&schema)
+                    ))
+                    .await?;
+                    apply(conn, template.migrations().iter()).await?;
+                    if fingerprint(conn, &schema).await? != baseline.fingerprint {
+                        return Err(TenancyError::Migration {
+                            version: template.latest_version().to_owned(),
+                            message: "tenant schema does not match the template after replay".into(),
+                        });
+                    }
+                }
+                conn.batch_execute("RESET ROLE").await?;
+                let row: TenantRow = diesel::sql_query(format!(
+                    "WITH t AS (INSERT INTO platform.tenants \
+                       (id, slug, display_name, status, schema_name, role_name, is_canary, settings, feature_flags) \
+                       VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8) RETURNING *), \
+                     m AS (INSERT INTO platform.tenant_migrations (tenant_id, version, checksum, status) \
+                       SELECT id, $9, $10, 'ok' FROM t), \
+                     u AS (INSERT INTO platform.tenant_usage (tenant_id) SELECT id FROM t), \
+                     e AS (INSERT INTO platform.tenant_events (tenant_id, slug, event, detail, actor) \
+                       SELECT id, slug, 'provisioned', jsonb_build_object('version', $9::text, 'ms', $11::text), $12 FROM t) \
+                     SELECT {TENANT_COLUMNS} FROM t"
+                ))
+                .bind::<SqlUuid, _>(Uuid::new_v4())
+                .bind::<Text, _>(slug.as_str())
+                .bind::<Text, _>(display_name)
+                .bind::<Text, _>(&schema)
+                .bind::<Text, _>(&role)
+                .bind::<Bool, _>(options.canary)
+                .bind::<Jsonb, _>(&settings)
+                .bind::<Jsonb, _>(&flags)
+                .bind::<Text, _>(template.latest_version())
+                .bind::<Text, _>(template.checksum())
+                .bind::<Text, _>(started.elapsed().as_millis().to_string())
+                .bind::<diesel::sql_types::Nullable<Text>, _>(options.actor.as_deref())
+                .get_result(conn)
+                .await?;
+                row.into_tenant()
+            })
+            .await?;
+        self.invalidate(&tenant.slug);
+        Ok(tenant)
+    }
+}
+

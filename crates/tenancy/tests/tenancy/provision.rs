@@ -1,0 +1,155 @@
+use diesel_async::RunQueryDsl;
+use rampart_tenancy::{TenancyError, TenantStatus};
+
+use super::{Count, admin_count, database_url, pool, pool_with};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provisioned_tenant_has_the_full_template_and_ledger() {
+    let url = database_url().await;
+    let pool = pool_with(&url, Default::default()).await;
+    let t = pool.provision("acme", "Acme Capital").await.unwrap();
+    assert_eq!(t.status, TenantStatus::Active);
+    assert_eq!(t.schema_name, "tenant_acme");
+    for table in [
+        "users", "roles", "sessions", "audit_log", "portfolios", "portfolio_versions", "positions",
+        "instruments", "prices_daily", "portfolio_metrics_daily",
+    ] {
+        let n = admin_count(
+            &url,
+            &format!("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'tenant_acme' AND table_name = '{table}'"),
+        )
+        .await;
+        assert_eq!(n, 1, "table {table} missing");
+    }
+    // Seed rows of the template came along, and the ledger is complete.
+    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM tenant_acme.roles").await, 4);
+    let versions = pool.template().migrations().len() as i64;
+    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM tenant_acme.__diesel_schema_migrations").await, versions);
+    // Everything in the schema belongs to the tenant's role.
+    let foreign = admin_count(
+        &url,
+        &format!(
+            "SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'tenant_acme' AND pg_get_userbyid(c.relowner) <> '{}'",
+            t.role_name
+        ),
+    )
+    .await;
+    assert_eq!(foreign, 0);
+    // The role cannot log in.
+    let login = admin_count(&url, &format!("SELECT count(*) AS n FROM pg_roles WHERE rolname = '{}' AND rolcanlogin", t.role_name)).await;
+    assert_eq!(login, 0);
+    // Health says reachable and current.
+    let health = pool.health("acme").await.unwrap();
+    assert!(health.reachable && health.migrations_current, "{health:?}");
+    // The provisioning event was logged.
+    let events = pool.events("acme").await.unwrap();
+    assert_eq!(events.iter().next().map(|e| e.event.as_str()), Some("provisioned"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identity_columns_are_local_to_each_tenant() {
+    let pool = pool().await;
+    pool.provision("alpha", "Alpha").await.unwrap();
+    pool.provision("bravo", "Bravo").await.unwrap();
+    for slug in ["alpha", "bravo", "alpha"] {
+        pool.with_tenant(slug, async |conn| {
+            diesel::sql_query("INSERT INTO audit_log (action, result) VALUES ('x', 'ok')").execute(conn).await?;
+            Ok::<_, TenancyError>(())
+        })
+        .await
+        .unwrap();
+    }
+    let max_id = |slug: &'static str| {
+        let pool = pool.clone();
+        async move {
+            pool.with_tenant(slug, async |conn| {
+                let c: Count = diesel::sql_query("SELECT max(id) AS n FROM audit_log").get_result(conn).await?;
+                Ok::<_, TenancyError>(c.n)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(max_id("alpha").await, 2);
+    assert_eq!(max_id("bravo").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_slugs_are_refused_and_create_nothing() {
+    let url = database_url().await;
+    let pool = pool_with(&url, Default::default()).await;
+    let schemas_before = admin_count(&url, "SELECT count(*) AS n FROM pg_namespace").await;
+    let roles_before = admin_count(&url, "SELECT count(*) AS n FROM pg_roles").await;
+    let long = "a".repeat(200);
+    for slug in [
+        "a; drop schema public",
+        "acme'; DROP TABLE platform.tenants; --",
+        "\"acme\"",
+        "ácme",
+        "日本語テナント",
+        long.as_str(),
+        "public",
+        "platform",
+        "pg_catalog",
+        "information_schema",
+        "tenant_x",
+        "",
+        "AB",
+        "Acme",
+    ] {
+        match pool.provision(slug, "x").await {
+            Err(TenancyError::InvalidSlug { .. }) => {}
+            other => panic!("{slug:?} gave {other:?}"),
+        }
+        match pool.with_tenant(slug, async |_c| Ok::<_, TenancyError>(())).await {
+            Err(TenancyError::InvalidSlug { .. }) => {}
+            other => panic!("{slug:?} routed: {other:?}"),
+        }
+    }
+    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM pg_namespace").await, schemas_before);
+    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM pg_roles").await, roles_before);
+    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM platform.tenants").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_provisioning_leaves_nothing_behind() {
+    let url = database_url().await;
+    let pool = pool_with(&url, Default::default()).await;
+    // A stray schema with the tenant's name makes provisioning refuse.
+    super::admin_exec(&url, "CREATE SCHEMA tenant_ghost").await;
+    assert!(matches!(pool.provision("ghost", "Ghost").await, Err(TenancyError::AlreadyExists(_))));
+    // A display name that is too long fails before anything happens; and a
+    // settings value that is not an object is refused.
+    let bad = pool
+        .provision_with("solid", "Solid", rampart_tenancy::ProvisionOptions { settings: Some(serde_json::json!([1])), ..Default::default() })
+        .await;
+    assert!(bad.is_err());
+    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'tenant_solid'").await, 0);
+    // A registry conflict discovered at the end of the transaction (another
+    // row already claims the schema name) rolls back the role and schema
+    // created before it.
+    super::admin_exec(
+        &url,
+        "INSERT INTO platform.tenants (id, slug, display_name, status, schema_name, role_name) \
+         VALUES (gen_random_uuid(), 'other', 'x', 'active', 'tenant_clash', 'some_role')",
+    )
+    .await;
+    let prefix = pool.provision("probe", "Probe").await.unwrap().role_name.trim_end_matches("_probe").to_owned();
+    let err = pool.provision("clash", "Clash").await.unwrap_err();
+    assert!(matches!(err, TenancyError::Database(_)), "{err}");
+    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'tenant_clash'").await, 0);
+    assert_eq!(admin_count(&url, &format!("SELECT count(*) AS n FROM pg_roles WHERE rolname = '{prefix}_clash'")).await, 0);
+    // Once the conflict is gone the slug provisions normally.
+    super::admin_exec(&url, "DELETE FROM platform.tenants WHERE slug = 'other'").await;
+    pool.provision("clash", "Clash").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ensure_tenant_is_idempotent() {
+    let pool = pool().await;
+    let a = pool.ensure_tenant("idem", "Idem").await.unwrap();
+    let b = pool.ensure_tenant("idem", "Idem").await.unwrap();
+    assert_eq!(a.id, b.id);
+    assert!(matches!(pool.provision("idem", "Idem").await, Err(TenancyError::AlreadyExists(_))));
+}

