@@ -1,7 +1,7 @@
 //! The command line: one binary, one subcommand per job.
 use clap::{Parser, Subcommand};
 
-use crate::{demo, tenants_cmd};
+use crate::{analytics_cmd, demo, tenants_cmd};
 
 /// Rampart: a multi-tenant platform for trading and portfolio products.
 #[derive(Debug, Parser)]
@@ -10,6 +10,7 @@ pub struct Cli {
     /// Log as JSON lines (for log shippers) instead of text.
     #[arg(long, global = true, env = "RAMPART_LOG_JSON")]
     pub log_json: bool,
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -25,11 +26,29 @@ pub enum Command {
     /// migrate.
     #[command(subcommand)]
     Tenants(tenants_cmd::TenantsCommand),
+    /// Performance and risk metrics for a CSV of dated prices or returns
+    /// (one column per series), printed as JSON.
+    Analytics(analytics_cmd::AnalyticsArgs),
 }
 
+/// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args).await,
         Command::Tenants(cmd) => tenants_cmd::run(cmd).await,
+        Command::Analytics(args) => args.run(),
+    }
+}
+
+/// Starts tracing to stderr: text, or JSON lines with `--log-json`. The
+/// filter comes from `RAMPART_LOG` (default `info`).
+pub fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }

@@ -19,6 +19,7 @@ pub struct DemoArgs {
 /// Demo tenants: slug and display name.
 const DEMO_TENANTS: &[(&str, &str)] = &[("acme", "Acme Capital"), ("globex", "Globex Investments")];
 
+/// Runs the command.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone();
     let pg = tokio::task::spawn_blocking(move || {

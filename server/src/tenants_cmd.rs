@@ -16,6 +16,7 @@ pub struct DbArgs {
 pub enum TenantsCommand {
     /// Create a tenant (schema, role, template tables).
     Provision {
+        /// The platform database.
         #[command(flatten)]
         db: DbArgs,
         /// Slug: lowercase [a-z][a-z0-9_]{2,39}.
@@ -29,11 +30,13 @@ pub enum TenantsCommand {
     },
     /// List tenants with status and migration state.
     List {
+        /// The platform database.
         #[command(flatten)]
         db: DbArgs,
     },
     /// Suspend an active tenant (requests refused, data intact).
     Suspend {
+        /// The platform database.
         #[command(flatten)]
         db: DbArgs,
         /// Tenant slug.
@@ -44,6 +47,7 @@ pub enum TenantsCommand {
     },
     /// Resume a suspended tenant.
     Resume {
+        /// The platform database.
         #[command(flatten)]
         db: DbArgs,
         /// Tenant slug.
@@ -51,6 +55,7 @@ pub enum TenantsCommand {
     },
     /// Deactivate a tenant; data is kept for the retention period.
     Deactivate {
+        /// The platform database.
         #[command(flatten)]
         db: DbArgs,
         /// Tenant slug.
@@ -61,6 +66,7 @@ pub enum TenantsCommand {
     },
     /// Drop a deactivated tenant's schema and role (keeps a tombstone).
     Purge {
+        /// The platform database.
         #[command(flatten)]
         db: DbArgs,
         /// Tenant slug.
@@ -71,6 +77,7 @@ pub enum TenantsCommand {
     },
     /// Bring every tenant schema to the newest template, with a progress bar.
     Migrate {
+        /// The platform database.
         #[command(flatten)]
         db: DbArgs,
         /// Tenants migrated at once.
@@ -88,6 +95,7 @@ async fn connect(db: &DbArgs, concurrency: Option<usize>) -> anyhow::Result<Tena
     Ok(TenantPool::connect(config).await?)
 }
 
+/// Runs the command.
 pub async fn run(cmd: TenantsCommand) -> anyhow::Result<()> {
     match cmd {
         TenantsCommand::Provision { db, slug, name, canary } => {

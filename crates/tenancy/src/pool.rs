@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::baseline::Baseline;
 use crate::migrations::MigrationSet;
+use crate::slug::quote_literal;
 use crate::{TenancyConfig, TenancyError, TenantSlug};
 
 /// Where a tenant is in its lifecycle.
@@ -330,19 +331,20 @@ impl TenantPool {
         let mut conn = self.conn().await?;
         self.count_checkout(tenant.id);
         let conn: &mut AsyncPgConnection = &mut conn;
-        AnsiTransactionManager::begin_transaction(conn).await.map_err(TenancyError::from)?;
-        let routed = diesel::sql_query(
-            "SELECT set_config('role', $1, true), set_config('search_path', $2, true), \
-             set_config('statement_timeout', $3, true), set_config('lock_timeout', $4, true)",
-        )
-        .bind::<Text, _>(&tenant.role_name)
-        .bind::<Text, _>(&tenant.schema_name)
-        .bind::<Text, _>(format!("{}ms", self.inner.config.statement_timeout_ms))
-        .bind::<Text, _>(format!("{}ms", self.inner.config.lock_timeout_ms))
-        .execute(conn)
-        .await;
-        if let Err(e) = routed {
-            let _ = AnsiTransactionManager::rollback_transaction(conn).await;
+        // BEGIN and the routing in one round trip. The names come from the
+        // registry (slug-derived, validated) and are quoted as literals.
+        let begin = format!(
+            "BEGIN; SELECT set_config('role', {}, true), set_config('search_path', {}, true), \
+             set_config('statement_timeout', '{}ms', true), set_config('lock_timeout', '{}ms', true)",
+            quote_literal(&tenant.role_name),
+            quote_literal(&tenant.schema_name),
+            self.inner.config.statement_timeout_ms,
+            self.inner.config.lock_timeout_ms,
+        );
+        if let Err(e) = AnsiTransactionManager::begin_transaction_sql(conn, &begin).await {
+            // BEGIN may have run while the routing failed (a role dropped by
+            // a concurrent purge): never hand back a connection mid-transaction.
+            let _ = diesel_async::SimpleAsyncConnection::batch_execute(conn, "ROLLBACK").await;
             return Err(TenancyError::from(e).into());
         }
         match work(conn).await {

@@ -1,0 +1,16 @@
+//! # rampart-server
+//!
+//! The Rampart reference server: it assembles the library crates behind
+//! actix-web with rustls (public listener, and an admin listener that
+//! requires client certificates), secrets from Vault, Prometheus metrics,
+//! rate limits and the REST API — plus the `rampart` operator commands.
+//!
+//! `main.rs` only parses the command line and calls [`cli::run`]; tests use
+//! the same modules.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod analytics_cmd;
+pub mod cli;
+pub mod demo;
+pub mod tenants_cmd;

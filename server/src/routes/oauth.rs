@@ -1,0 +1,300 @@
+//! OAuth 2.1 / OpenID Connect endpoints of a tenant, under `/t/{tenant}`:
+//! discovery, JWKS, authorize (with a server-rendered login page and MFA
+//! step), token, revoke, introspect and userinfo. The logic lives in
+//! `rampart_auth::AuthServer`; this module only maps HTTP to it.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use rampart_auth::oauth::{AuthorizeError, AuthorizeRequest, ClientAuthMethod, ClientCredentials, TokenRequest};
+use rampart_auth::{AuthError, AuthServer, ClientContext};
+
+/// Shared state: `web::Data<AuthServer>`.
+pub type AuthState = web::Data<AuthServer>;
+
+/// Registers the routes (the caller adds `app_data(AuthState)`).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/t/{tenant}")
+            .route("/.well-known/openid-configuration", web::get().to(discovery))
+            .route("/.well-known/oauth-authorization-server", web::get().to(discovery))
+            .route("/jwks.json", web::get().to(jwks))
+            .route("/oauth/authorize", web::get().to(authorize))
+            .route("/oauth/login", web::post().to(login))
+            .route("/oauth/mfa", web::post().to(mfa))
+            .route("/oauth/token", web::post().to(token))
+            .route("/oauth/revoke", web::post().to(revoke))
+            .route("/oauth/introspect", web::post().to(introspect))
+            .route("/oauth/userinfo", web::get().to(userinfo)),
+    );
+}
+
+fn oauth_error(e: &AuthError) -> HttpResponse {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut resp = HttpResponse::build(status);
+    resp.insert_header((header::CACHE_CONTROL, "no-store"));
+    if let AuthError::RateLimited { retry_after } = e {
+        resp.insert_header((header::RETRY_AFTER, retry_after.as_secs().to_string()));
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        resp.insert_header((header::WWW_AUTHENTICATE, format!("Bearer error=\"{}\"", e.oauth_code())));
+    }
+    resp.json(serde_json::json!({"error": e.oauth_code(), "error_description": e.public_description()}))
+}
+
+fn client_context(req: &HttpRequest) -> ClientContext {
+    let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
+    let ua = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    ClientContext { ip, device: ua.as_deref().map(|u| u.chars().take(64).collect()), user_agent: ua }
+}
+
+fn cookie_name(tenant: &str) -> String {
+    format!("rampart_session_{tenant}")
+}
+
+fn session_cookie(req: &HttpRequest, tenant: &str) -> Option<String> {
+    req.cookie(&cookie_name(tenant)).map(|c| c.value().to_owned())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn page(title: &str, body: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"))
+        .content_type("text/html; charset=utf-8")
+        .body(format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head>\
+             <body style=\"font-family:sans-serif;max-width:24rem;margin:4rem auto\"><h1>{t}</h1>{body}</body></html>",
+            t = escape(title)
+        ))
+}
+
+fn login_page(tenant: &str, return_to: &str, client_name: &str, error: Option<&str>) -> HttpResponse {
+    let err = error.map(|e| format!("<p role=\"alert\" style=\"color:#b00\">{}</p>", escape(e))).unwrap_or_default();
+    page(
+        "Sign in",
+        &format!(
+            "<p>to continue to <b>{client}</b></p>{err}\
+             <form method=\"post\" action=\"/t/{tenant}/oauth/login\">\
+             <input type=\"hidden\" name=\"return_to\" value=\"{rt}\">\
+             <p><label>E-mail <input name=\"email\" type=\"email\" autocomplete=\"username\" required></label></p>\
+             <p><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
+             <p><button type=\"submit\">Sign in</button></p></form>",
+            client = escape(client_name),
+            tenant = escape(tenant),
+            rt = escape(return_to),
+        ),
+    )
+}
+
+fn mfa_page(tenant: &str, return_to: &str, challenge: &str, error: Option<&str>) -> HttpResponse {
+    let err = error.map(|e| format!("<p role=\"alert\" style=\"color:#b00\">{}</p>", escape(e))).unwrap_or_default();
+    page(
+        "Two-factor authentication",
+        &format!(
+            "{err}<form method=\"post\" action=\"/t/{tenant}/oauth/mfa\">\
+             <input type=\"hidden\" name=\"return_to\" value=\"{rt}\">\
+             <input type=\"hidden\" name=\"challenge\" value=\"{ch}\">\
+             <p><label>Authenticator code or backup code <input name=\"code\" autocomplete=\"one-time-code\" required></label></p>\
+             <p><button type=\"submit\">Verify</button></p></form>",
+            tenant = escape(tenant),
+            rt = escape(return_to),
+            ch = escape(challenge),
+        ),
+    )
+}
+
+async fn discovery(auth: AuthState, path: web::Path<String>) -> HttpResponse {
+    let tenant = path.into_inner();
+    if let Err(e) = auth.pool().active_tenant(&tenant).await {
+        return oauth_error(&AuthError::from(e));
+    }
+    HttpResponse::Ok().json(auth.discovery(&tenant))
+}
+
+async fn jwks(auth: AuthState) -> HttpResponse {
+    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "public, max-age=300")).json(auth.jwks())
+}
+
+/// Only our own authorize URL of this tenant may be a post-login target.
+fn safe_return_to(tenant: &str, return_to: &str) -> Option<String> {
+    let prefix = format!("/t/{tenant}/oauth/authorize?");
+    (return_to.starts_with(&prefix) && !return_to.contains("//") && !return_to.contains('\\'))
+        .then(|| return_to.to_owned())
+}
+
+async fn authorize(auth: AuthState, req: HttpRequest, path: web::Path<String>, query: web::Query<AuthorizeRequest>) -> HttpResponse {
+    let tenant = path.into_inner();
+    let validated = match auth.validate_authorize(&tenant, &query).await {
+        Ok(v) => v,
+        Err(AuthorizeError::Page(e)) => {
+            let mut r = page("Authorization error", &format!("<p>{}</p>", escape(&e.public_description())));
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            return r;
+        }
+        Err(AuthorizeError::Redirect { location, .. }) => {
+            return HttpResponse::Found().insert_header((header::LOCATION, location)).finish();
+        }
+    };
+    if let Some(cookie) = session_cookie(&req, &tenant)
+        && let Ok((session, _user)) = auth.authenticate_session(&tenant, &cookie).await
+    {
+        return match auth.issue_authorization_code(&tenant, &validated, &session).await {
+            Ok(location) => HttpResponse::Found().insert_header((header::LOCATION, location)).finish(),
+            Err(e) => oauth_error(&e),
+        };
+    }
+    let return_to = format!("/t/{tenant}/oauth/authorize?{}", req.query_string());
+    login_page(&tenant, &return_to, &validated.client_name, None)
+}
+
+fn logged_in_redirect(tenant: &str, return_to: &str, session_token: &str, secure: bool) -> HttpResponse {
+    let cookie = actix_web::cookie::Cookie::build(cookie_name(tenant), session_token.to_owned())
+        .path(format!("/t/{tenant}"))
+        .http_only(true)
+        .secure(secure)
+        .same_site(actix_web::cookie::SameSite::Lax)
+        .finish();
+    HttpResponse::SeeOther().cookie(cookie).insert_header((header::LOCATION, return_to.to_owned())).finish()
+}
+
+async fn login(auth: AuthState, req: HttpRequest, path: web::Path<String>, form: web::Form<HashMap<String, String>>) -> HttpResponse {
+    let tenant = path.into_inner();
+    let Some(return_to) = form.get("return_to").and_then(|r| safe_return_to(&tenant, r)) else {
+        return oauth_error(&AuthError::InvalidRequest("return_to".into()));
+    };
+    let email = form.get("email").map(String::as_str).unwrap_or("");
+    let password = form.get("password").map(String::as_str).unwrap_or("");
+    let secure = auth.config().public_base_url.starts_with("https://");
+    match auth.login(&tenant, email, password, &client_context(&req)).await {
+        Ok(rampart_auth::accounts::LoginOutcome::LoggedIn(s)) => logged_in_redirect(&tenant, &return_to, &s.token, secure),
+        Ok(rampart_auth::accounts::LoginOutcome::MfaRequired { challenge }) => mfa_page(&tenant, &return_to, &challenge, None),
+        Err(AuthError::InvalidCredentials) => login_page(&tenant, &return_to, "", Some("Wrong e-mail or password.")),
+        Err(e @ AuthError::RateLimited { .. }) => {
+            let mut r = login_page(&tenant, &return_to, "", Some("Too many attempts. Try again later."));
+            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            if let AuthError::RateLimited { retry_after } = e
+                && let Ok(v) = header::HeaderValue::from_str(&retry_after.as_secs().to_string())
+            {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+        Err(e) => oauth_error(&e),
+    }
+}
+
+async fn mfa(auth: AuthState, req: HttpRequest, path: web::Path<String>, form: web::Form<HashMap<String, String>>) -> HttpResponse {
+    let tenant = path.into_inner();
+    let Some(return_to) = form.get("return_to").and_then(|r| safe_return_to(&tenant, r)) else {
+        return oauth_error(&AuthError::InvalidRequest("return_to".into()));
+    };
+    let challenge = form.get("challenge").map(String::as_str).unwrap_or("");
+    let code = form.get("code").map(String::as_str).unwrap_or("");
+    let secure = auth.config().public_base_url.starts_with("https://");
+    match auth.verify_mfa(&tenant, challenge, code, &client_context(&req)).await {
+        Ok(s) => logged_in_redirect(&tenant, &return_to, &s.token, secure),
+        Err(AuthError::InvalidCredentials) => mfa_page(&tenant, &return_to, challenge, Some("Wrong code.")),
+        Err(e) => oauth_error(&e),
+    }
+}
+
+fn form_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+}
+
+/// Client authentication from `Authorization: Basic` or the form body.
+fn client_credentials(req: &HttpRequest, form: &HashMap<String, String>) -> Result<ClientCredentials, AuthError> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Some(b64) = value.strip_prefix("Basic ")
+    {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|_| AuthError::InvalidClient)?;
+        let text = String::from_utf8(decoded).map_err(|_| AuthError::InvalidClient)?;
+        let (id, secret) = text.split_once(':').ok_or(AuthError::InvalidClient)?;
+        if form.contains_key("client_secret") {
+            return Err(AuthError::InvalidRequest("more than one client authentication method".into()));
+        }
+        return Ok(ClientCredentials {
+            client_id: form_decode(id),
+            secret: Some(form_decode(secret)),
+            method: ClientAuthMethod::ClientSecretBasic,
+        });
+    }
+    let client_id = form.get("client_id").cloned().ok_or(AuthError::InvalidClient)?;
+    Ok(match form.get("client_secret") {
+        Some(secret) => ClientCredentials { client_id, secret: Some(secret.clone()), method: ClientAuthMethod::ClientSecretPost },
+        None => ClientCredentials { client_id, secret: None, method: ClientAuthMethod::None },
+    })
+}
+
+async fn token(auth: AuthState, req: HttpRequest, path: web::Path<String>, form: web::Form<HashMap<String, String>>) -> HttpResponse {
+    let tenant = path.into_inner();
+    let creds = match client_credentials(&req, &form) {
+        Ok(c) => c,
+        Err(e) => return oauth_error(&e),
+    };
+    let request = TokenRequest {
+        grant_type: form.get("grant_type").cloned(),
+        code: form.get("code").cloned(),
+        redirect_uri: form.get("redirect_uri").cloned(),
+        code_verifier: form.get("code_verifier").cloned(),
+        refresh_token: form.get("refresh_token").cloned(),
+        scope: form.get("scope").cloned(),
+    };
+    match auth.token(&tenant, &creds, &request, &client_context(&req)).await {
+        Ok(t) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"))
+            .json(t),
+        Err(e) => oauth_error(&e),
+    }
+}
+
+async fn revoke(auth: AuthState, req: HttpRequest, path: web::Path<String>, form: web::Form<HashMap<String, String>>) -> HttpResponse {
+    let tenant = path.into_inner();
+    let creds = match client_credentials(&req, &form) {
+        Ok(c) => c,
+        Err(e) => return oauth_error(&e),
+    };
+    let Some(token) = form.get("token") else { return oauth_error(&AuthError::InvalidRequest("token".into())) };
+    match auth.revoke(&tenant, &creds, token, &client_context(&req)).await {
+        Ok(()) => HttpResponse::Ok().finish(),
+        Err(e) => oauth_error(&e),
+    }
+}
+
+async fn introspect(auth: AuthState, req: HttpRequest, path: web::Path<String>, form: web::Form<HashMap<String, String>>) -> HttpResponse {
+    let tenant = path.into_inner();
+    let creds = match client_credentials(&req, &form) {
+        Ok(c) => c,
+        Err(e) => return oauth_error(&e),
+    };
+    let Some(token) = form.get("token") else { return oauth_error(&AuthError::InvalidRequest("token".into())) };
+    match auth.introspect(&tenant, &creds, token).await {
+        Ok(v) => HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(v),
+        Err(e) => oauth_error(&e),
+    }
+}
+
+async fn userinfo(auth: AuthState, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    let tenant = path.into_inner();
+    let Some(bearer) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return oauth_error(&AuthError::InvalidToken("bearer token required".into()));
+    };
+    match auth.userinfo(&tenant, bearer.trim()).await {
+        Ok(v) => HttpResponse::Ok().json(v),
+        Err(e) => oauth_error(&e),
+    }
+}
