@@ -14,3 +14,4 @@ pub mod analytics_cmd;
 pub mod cli;
 pub mod demo;
 pub mod tenants_cmd;
+pub mod tls;

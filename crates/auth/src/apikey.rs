@@ -1,0 +1,214 @@
+//! API keys for `api_user` principals: shown once, stored as SHA-256,
+//! identified by a public prefix, with scopes and expiry.
+
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{Array, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::audit::{AuditEvent, append};
+use crate::roles::{KNOWN_SCOPES, Principal, Role};
+use crate::server::{ct_eq, random_secret, sha256};
+use crate::{AuthError, AuthServer, ClientContext};
+
+/// A key just created; `key` is shown only now.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    /// Id.
+    pub id: Uuid,
+    /// Public prefix (safe to log and display).
+    pub prefix: String,
+    /// The whole key: `rk_{prefix}_{secret}`.
+    pub key: String,
+}
+
+/// A key as listed (no secret).
+#[derive(Debug, Clone, diesel::QueryableByName, Serialize)]
+pub struct ApiKeyInfo {
+    /// Id.
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    /// Public prefix.
+    #[diesel(sql_type = Text)]
+    pub prefix: String,
+    /// Owner.
+    #[diesel(sql_type = SqlUuid)]
+    pub user_id: Uuid,
+    /// Label.
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    /// Scopes.
+    #[diesel(sql_type = Array<Text>)]
+    pub scopes: Vec<String>,
+    /// Created.
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    /// Expiry.
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Revoked.
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+fn parse_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix("rk_")?;
+    let (prefix, secret) = rest.split_once('_')?;
+    (prefix.len() == 12 && !secret.is_empty() && secret.len() <= 128).then_some((prefix, secret))
+}
+
+impl AuthServer {
+    /// Creates an API key for an `api_user` user.
+    pub async fn create_api_key(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        name: &str,
+        scopes: &[String],
+        expires_at: Option<DateTime<Utc>>,
+        ctx: &ClientContext,
+    ) -> Result<NewApiKey, AuthError> {
+        if let Some(bad) = scopes.iter().find(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
+            return Err(AuthError::InvalidScope(bad.clone()));
+        }
+        let user = self.user(tenant, user_id).await?;
+        if user.role() != Role::ApiUser {
+            return Err(AuthError::InvalidRequest(
+                "API keys are for api_user accounts".into(),
+            ));
+        }
+        let prefix: String = hex::encode(&sha256(random_secret(16).as_bytes())[..6]);
+        let secret = random_secret(32);
+        let tenant_id = self.tenant_id(tenant).await?;
+        let id = self
+            .pool
+            .with_tenant(tenant, async |conn| {
+                #[derive(diesel::QueryableByName)]
+                struct Id {
+                    #[diesel(sql_type = SqlUuid)]
+                    id: Uuid,
+                }
+                let row: Id = diesel::sql_query(
+                    "INSERT INTO api_keys (prefix, key_hash, user_id, name, scopes, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind::<Text, _>(&prefix)
+                .bind::<Bytea, _>(sha256(secret.as_bytes()))
+                .bind::<SqlUuid, _>(user_id)
+                .bind::<Text, _>(name)
+                .bind::<Array<Text>, _>(scopes)
+                .bind::<Nullable<Timestamptz>, _>(expires_at)
+                .get_result(conn)
+                .await?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("api_key_create", "success")
+                        .user(Some(user_id))
+                        .client(ctx)
+                        .detail(serde_json::json!({"prefix": prefix})),
+                )
+                .await?;
+                Ok::<_, AuthError>(row.id)
+            })
+            .await?;
+        Ok(NewApiKey {
+            id,
+            key: format!("rk_{prefix}_{secret}"),
+            prefix,
+        })
+    }
+
+    /// Resolves an API key to its principal; unknown, wrong, revoked and
+    /// expired keys are [`AuthError::InvalidToken`].
+    pub async fn authenticate_api_key(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Principal, AuthError> {
+        let (prefix, secret) =
+            parse_key(key).ok_or_else(|| AuthError::InvalidToken("malformed API key".into()))?;
+        let tenant_id = self.tenant_id(tenant).await?;
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Bytea)]
+            key_hash: Vec<u8>,
+            #[diesel(sql_type = SqlUuid)]
+            user_id: Uuid,
+            #[diesel(sql_type = Array<Text>)]
+            scopes: Vec<String>,
+            #[diesel(sql_type = Text)]
+            role: String,
+        }
+        let row: Option<Row> = self
+            .pool
+            .with_tenant(tenant, async |conn| {
+                let rows: Vec<Row> = diesel::sql_query(
+                    "UPDATE api_keys k SET last_used_at = now() FROM users u \
+                     WHERE k.prefix = $1 AND u.id = k.user_id AND k.revoked_at IS NULL \
+                       AND (k.expires_at IS NULL OR k.expires_at > now()) AND u.status = 'active' \
+                     RETURNING k.key_hash, k.user_id, k.scopes, u.role",
+                )
+                .bind::<Text, _>(prefix)
+                .load(conn)
+                .await?;
+                Ok::<_, AuthError>(rows.into_iter().next())
+            })
+            .await?;
+        let row = row
+            .filter(|r| ct_eq(&r.key_hash, &sha256(secret.as_bytes())))
+            .ok_or_else(|| AuthError::InvalidToken("unknown, revoked or expired API key".into()))?;
+        Ok(Principal {
+            tenant_id,
+            user_id: Some(row.user_id),
+            client_id: None,
+            role: Role::parse(&row.role).unwrap_or(Role::Viewer),
+            scopes: Some(row.scopes),
+        })
+    }
+
+    /// A user's API keys.
+    pub async fn list_api_keys(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+    ) -> Result<Vec<ApiKeyInfo>, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let rows = diesel::sql_query(
+                    "SELECT id, prefix, user_id, name, scopes, created_at, expires_at, revoked_at FROM api_keys \
+                     WHERE user_id = $1 ORDER BY created_at",
+                )
+                .bind::<SqlUuid, _>(user_id)
+                .load(conn)
+                .await?;
+                Ok::<_, AuthError>(rows)
+            })
+            .await
+    }
+
+    /// Revokes a key by its prefix.
+    pub async fn revoke_api_key(
+        &self,
+        tenant: &str,
+        prefix: &str,
+        ctx: &ClientContext,
+    ) -> Result<(), AuthError> {
+        let tenant_id = self.tenant_id(tenant).await?;
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let n = diesel::sql_query("UPDATE api_keys SET revoked_at = now() WHERE prefix = $1 AND revoked_at IS NULL")
+                    .bind::<Text, _>(prefix)
+                    .execute(conn)
+                    .await?;
+                if n == 0 {
+                    return Err(AuthError::NotFound("API key".into()));
+                }
+                append(conn, tenant_id, &AuditEvent::new("api_key_revoke", "success").client(ctx)
+                    .detail(serde_json::json!({"prefix": prefix}))).await?;
+                Ok(())
+            })
+            .await
+    }
+}

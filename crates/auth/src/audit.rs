@@ -1,0 +1,283 @@
+//! The hash-chained, append-only audit log.
+//!
+//! Each row stores `prev_hash` (the previous row's `row_hash`) and
+//! `row_hash = SHA-256(prev_hash ‖ canonical JSON of the row)`. Appends take
+//! a table lock so the chain is linear; a database trigger refuses UPDATE
+//! and DELETE. [`crate::AuthServer::verify_audit_chain`] recomputes the chain
+//! and reports the first row that does not match.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{AuthError, AuthServer};
+
+/// One auth event to record.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEvent {
+    /// What happened (`login`, `lockout`, `mfa`, `token_refresh`, ...).
+    pub action: String,
+    /// `success`, `failure`, `refused`, ...
+    pub result: String,
+    /// The user concerned.
+    pub user_id: Option<Uuid>,
+    /// Who acted (user id, client id, `system`).
+    pub actor: Option<String>,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// Extra facts.
+    pub detail: serde_json::Value,
+}
+
+impl AuditEvent {
+    /// An event with action and result.
+    pub fn new(action: &str, result: &str) -> Self {
+        Self {
+            action: action.to_owned(),
+            result: result.to_owned(),
+            detail: serde_json::json!({}),
+            ..Self::default()
+        }
+    }
+    /// Sets the user.
+    pub fn user(mut self, user: Option<Uuid>) -> Self {
+        self.user_id = user;
+        self
+    }
+    /// Sets the actor.
+    pub fn actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = Some(actor.into());
+        self
+    }
+    /// Sets IP and user agent.
+    pub fn client(mut self, ctx: &crate::ClientContext) -> Self {
+        self.ip = Some(ctx.ip.clone());
+        self.user_agent = ctx.user_agent.clone();
+        self
+    }
+    /// Sets the detail.
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+#[derive(Serialize)]
+struct Canonical<'a> {
+    tenant_id: Option<Uuid>,
+    occurred_at_us: i64,
+    user_id: Option<Uuid>,
+    actor: Option<&'a str>,
+    action: &'a str,
+    result: &'a str,
+    ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    detail: String,
+}
+
+fn canonical_detail(detail: &serde_json::Value) -> String {
+    // serde_json maps are sorted: the same value always prints the same.
+    detail.to_string()
+}
+
+fn row_hash(prev: &[u8], c: &Canonical<'_>) -> Result<Vec<u8>, AuthError> {
+    let body = serde_json::to_vec(c).map_err(|e| AuthError::Crypto(e.to_string()))?;
+    let mut h = Sha256::new();
+    h.update((prev.len() as u64).to_be_bytes());
+    h.update(prev);
+    h.update(body);
+    Ok(h.finalize().to_vec())
+}
+
+#[derive(diesel::QueryableByName)]
+struct LastHash {
+    #[diesel(sql_type = Nullable<Bytea>)]
+    row_hash: Option<Vec<u8>>,
+}
+
+/// Appends an event inside the caller's tenant transaction.
+pub(crate) async fn append(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+    event: &AuditEvent,
+) -> Result<(), AuthError> {
+    // One writer at a time keeps the chain linear (released at commit).
+    conn.batch_execute("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
+        .await?;
+    let last: Vec<LastHash> =
+        diesel::sql_query("SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1")
+            .load(conn)
+            .await?;
+    let prev = last
+        .into_iter()
+        .next()
+        .and_then(|r| r.row_hash)
+        .unwrap_or_default();
+    let occurred_at: DateTime<Utc> = Utc::now().trunc_subsecs(6);
+    let detail = canonical_detail(&event.detail);
+    let hash = row_hash(
+        &prev,
+        &Canonical {
+            tenant_id: Some(tenant_id),
+            occurred_at_us: occurred_at.timestamp_micros(),
+            user_id: event.user_id,
+            actor: event.actor.as_deref(),
+            action: &event.action,
+            result: &event.result,
+            ip: event.ip.as_deref(),
+            user_agent: event.user_agent.as_deref(),
+            detail,
+        },
+    )?;
+    diesel::sql_query(
+        "INSERT INTO audit_log (occurred_at, tenant_id, user_id, actor, action, result, ip, user_agent, detail, prev_hash, row_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11)",
+    )
+    .bind::<Timestamptz, _>(occurred_at)
+    .bind::<SqlUuid, _>(tenant_id)
+    .bind::<Nullable<SqlUuid>, _>(event.user_id)
+    .bind::<Nullable<Text>, _>(event.actor.as_deref())
+    .bind::<Text, _>(&event.action)
+    .bind::<Text, _>(&event.result)
+    .bind::<Nullable<Text>, _>(event.ip.as_deref())
+    .bind::<Nullable<Text>, _>(event.user_agent.as_deref())
+    .bind::<Text, _>(canonical_detail(&event.detail))
+    .bind::<Bytea, _>(if prev.is_empty() { None } else { Some(prev.clone()) }.unwrap_or_default())
+    .bind::<Bytea, _>(hash)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A stored audit row.
+#[derive(Debug, Clone, diesel::QueryableByName, Serialize)]
+pub struct AuditRecord {
+    /// Position in the chain.
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    /// When.
+    #[diesel(sql_type = Timestamptz)]
+    pub occurred_at: DateTime<Utc>,
+    /// Tenant.
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub tenant_id: Option<Uuid>,
+    /// User.
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub user_id: Option<Uuid>,
+    /// Actor.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub actor: Option<String>,
+    /// Action.
+    #[diesel(sql_type = Text)]
+    pub action: String,
+    /// Result.
+    #[diesel(sql_type = Text)]
+    pub result: String,
+    /// IP.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub ip: Option<String>,
+    /// User agent.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub user_agent: Option<String>,
+    /// Detail (JSON text).
+    #[diesel(sql_type = Text)]
+    pub detail: String,
+    /// Previous row's hash.
+    #[diesel(sql_type = Nullable<Bytea>)]
+    #[serde(skip)]
+    pub prev_hash: Option<Vec<u8>>,
+    /// This row's hash.
+    #[diesel(sql_type = Nullable<Bytea>)]
+    #[serde(skip)]
+    pub row_hash: Option<Vec<u8>>,
+}
+
+/// The result of checking the audit chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditVerification {
+    /// Rows checked.
+    pub rows: u64,
+    /// The id of the first row whose link or hash does not match, if any.
+    pub first_broken: Option<i64>,
+}
+
+const AUDIT_COLUMNS: &str = "id, occurred_at, tenant_id, user_id, actor, action, result, ip, user_agent, \
+     detail::text AS detail, prev_hash, row_hash";
+
+impl AuthServer {
+    /// Records an event in its own transaction.
+    pub async fn audit(&self, tenant: &str, event: AuditEvent) -> Result<(), AuthError> {
+        let tenant_id = self.tenant_id(tenant).await?;
+        self.pool
+            .with_tenant(tenant, async |conn| append(conn, tenant_id, &event).await)
+            .await
+    }
+
+    /// The newest `limit` audit rows, newest first.
+    pub async fn audit_log(&self, tenant: &str, limit: i64) -> Result<Vec<AuditRecord>, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let rows = diesel::sql_query(format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY id DESC LIMIT $1"
+                ))
+                .bind::<BigInt, _>(limit)
+                .load(conn)
+                .await?;
+                Ok::<_, AuthError>(rows)
+            })
+            .await
+    }
+
+    /// Recomputes the whole chain and reports the first broken link.
+    pub async fn verify_audit_chain(&self, tenant: &str) -> Result<AuditVerification, AuthError> {
+        let rows: Vec<AuditRecord> = self
+            .pool
+            .with_tenant(tenant, async |conn| {
+                let rows =
+                    diesel::sql_query(format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY id"))
+                        .load(conn)
+                        .await?;
+                Ok::<_, AuthError>(rows)
+            })
+            .await?;
+        let mut prev: Vec<u8> = Vec::new();
+        let mut checked = 0u64;
+        for row in &rows {
+            checked += 1;
+            let stored_prev = row.prev_hash.clone().unwrap_or_default();
+            let detail = serde_json::from_str::<serde_json::Value>(&row.detail)
+                .map(|v| canonical_detail(&v))
+                .unwrap_or_else(|_| row.detail.clone());
+            let expected = row_hash(
+                &prev,
+                &Canonical {
+                    tenant_id: row.tenant_id,
+                    occurred_at_us: row.occurred_at.timestamp_micros(),
+                    user_id: row.user_id,
+                    actor: row.actor.as_deref(),
+                    action: &row.action,
+                    result: &row.result,
+                    ip: row.ip.as_deref(),
+                    user_agent: row.user_agent.as_deref(),
+                    detail,
+                },
+            )?;
+            if stored_prev != prev || row.row_hash.as_deref() != Some(expected.as_slice()) {
+                return Ok(AuditVerification {
+                    rows: checked,
+                    first_broken: Some(row.id),
+                });
+            }
+            prev = expected;
+        }
+        Ok(AuditVerification {
+            rows: checked,
+            first_broken: None,
+        })
+    }
+}

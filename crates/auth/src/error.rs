@@ -1,0 +1,154 @@
+//! The crate's one error type, with its RFC 6749 error code and HTTP status.
+
+use std::time::Duration;
+
+/// Everything the auth services can refuse or fail with.
+///
+/// Each variant maps to one OAuth 2.0 error code ([`AuthError::oauth_code`])
+/// and one HTTP status ([`AuthError::http_status`]), so the server maps errors
+/// to responses in one place.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The request is malformed (missing or duplicated parameter, bad PKCE, ...).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// Client authentication failed (unknown client, wrong secret, wrong method).
+    #[error("invalid client")]
+    InvalidClient,
+    /// The grant (code, refresh token, verifier, redirect URI) is invalid,
+    /// expired, revoked or was issued to another client.
+    #[error("invalid grant: {0}")]
+    InvalidGrant(String),
+    /// The client may not use this grant type or response type.
+    #[error("unauthorized client: {0}")]
+    UnauthorizedClient(String),
+    /// The grant type is not supported (implicit and password grants never are).
+    #[error("unsupported grant type: {0}")]
+    UnsupportedGrantType(String),
+    /// The response type is not supported (only `code` is).
+    #[error("unsupported response type: {0}")]
+    UnsupportedResponseType(String),
+    /// The requested scope is invalid or exceeds what the client may ask.
+    #[error("invalid scope: {0}")]
+    InvalidScope(String),
+    /// The resource owner or the policy denied the request.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// A bearer token is missing, malformed, expired, revoked or not for us
+    /// (RFC 6750 `invalid_token`).
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    /// The principal lacks the permission for this operation.
+    #[error("insufficient permission: {0}")]
+    Forbidden(String),
+    /// Wrong e-mail or password, unknown user, or locked account: one answer
+    /// for all three so that accounts cannot be enumerated.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// A second factor is needed to finish this login.
+    #[error("a second factor is required")]
+    MfaRequired,
+    /// Too many attempts from this account and address; try again later.
+    #[error("too many attempts; retry after {} s", retry_after.as_secs())]
+    RateLimited {
+        /// How long to wait.
+        retry_after: Duration,
+    },
+    /// A new password does not meet the policy.
+    #[error("password rejected: {0}")]
+    WeakPassword(String),
+    /// The thing asked for does not exist (or is not visible to the caller).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The thing to create exists already.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The key store (Vault/OpenBao or memory) failed.
+    #[error("key store: {0}")]
+    KeyStore(String),
+    /// A cryptographic operation failed on our side.
+    #[error("crypto: {0}")]
+    Crypto(String),
+    /// The upstream identity provider failed or answered something invalid.
+    #[error("upstream identity provider: {0}")]
+    Upstream(String),
+    /// The configuration is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A database statement failed.
+    #[error("database: {0}")]
+    Database(#[from] diesel::result::Error),
+    /// Tenant routing failed (unknown tenant, pool exhausted, ...).
+    #[error("tenancy: {0}")]
+    Tenancy(#[from] rampart_tenancy::TenancyError),
+}
+
+impl AuthError {
+    /// The RFC 6749 / RFC 6750 / OIDC error code for this error.
+    pub fn oauth_code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) | Self::WeakPassword(_) | Self::Conflict(_) => {
+                "invalid_request"
+            }
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::UnsupportedGrantType(_) => "unsupported_grant_type",
+            Self::UnsupportedResponseType(_) => "unsupported_response_type",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::AccessDenied(_) | Self::InvalidCredentials => "access_denied",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::Forbidden(_) => "insufficient_scope",
+            Self::MfaRequired => "interaction_required",
+            Self::RateLimited { .. } => "temporarily_unavailable",
+            Self::NotFound(_) => "not_found",
+            Self::KeyStore(_)
+            | Self::Crypto(_)
+            | Self::Upstream(_)
+            | Self::Config(_)
+            | Self::Database(_) => "server_error",
+            Self::Tenancy(e) if is_unknown_tenant(e) => "invalid_request",
+            Self::Tenancy(_) => "server_error",
+        }
+    }
+
+    /// The HTTP status to answer with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::InvalidClient | Self::InvalidToken(_) | Self::InvalidCredentials => 401,
+            Self::Forbidden(_) | Self::AccessDenied(_) | Self::MfaRequired => 403,
+            Self::NotFound(_) => 404,
+            Self::Conflict(_) => 409,
+            Self::RateLimited { .. } => 429,
+            Self::Upstream(_) => 502,
+            Self::KeyStore(_) | Self::Crypto(_) | Self::Config(_) | Self::Database(_) => 500,
+            Self::Tenancy(e) if is_unknown_tenant(e) => 404,
+            Self::Tenancy(_) => 500,
+            _ => 400,
+        }
+    }
+
+    /// A description safe to show to the client: server-side details are
+    /// replaced by a generic text.
+    pub fn public_description(&self) -> String {
+        match self.http_status() {
+            500..=599 => "internal error".to_owned(),
+            _ => self.to_string(),
+        }
+    }
+}
+
+fn is_unknown_tenant(e: &rampart_tenancy::TenancyError) -> bool {
+    use rampart_tenancy::TenancyError as T;
+    matches!(
+        e,
+        T::NotFound(_) | T::InvalidSlug { .. } | T::Suspended(_) | T::Deactivated(_) | T::Purged(_)
+    )
+}
+
+impl From<josekit::JoseError> for AuthError {
+    fn from(e: josekit::JoseError) -> Self {
+        Self::Crypto(e.to_string())
+    }
+}

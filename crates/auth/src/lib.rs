@@ -1,0 +1,69 @@
+//! # rampart-auth
+//!
+//! The OAuth 2.1 authorization server of Rampart as plain async services
+//! (no web framework): keys and JWT access tokens with an encrypted tenant id,
+//! accounts and passwords, brute-force defence, TOTP, sessions, roles, API
+//! keys, a hash-chained audit log, and the OAuth endpoints' logic. The server
+//! crate maps these to HTTP.
+//!
+//! ```
+//! # async fn demo() -> Result<(), rampart_auth::AuthError> {
+//! use std::sync::Arc;
+//! use rampart_auth::{AuthConfig, AccessTokenRequest, KeyEncryptionKey, KeyRing,
+//!     MemoryKeyStore, RotationPolicy, SigningAlg, TokenService};
+//!
+//! let config = AuthConfig::default();
+//! let ring = KeyRing::open(
+//!     Arc::new(MemoryKeyStore::new()),
+//!     KeyEncryptionKey::generate(),
+//!     RotationPolicy::from_config(&config),
+//! ).await?;
+//! let tokens = TokenService::new(ring, &config);
+//! let tenant = uuid::Uuid::new_v4();
+//! let (jwt, _claims) = tokens.issue_access_token(&AccessTokenRequest {
+//!     tenant_id: tenant,
+//!     issuer: config.issuer("acme"),
+//!     audience: config.access_token_audience.clone(),
+//!     subject: "user-1".into(),
+//!     client_id: "web".into(),
+//!     scope: "openid".into(),
+//!     roles: vec!["trader".into()],
+//!     session_id: None,
+//!     auth_time: None,
+//!     alg: SigningAlg::ES256,
+//! })?;
+//! let verified = tokens.verify_access_token(&jwt, &config.issuer("acme"), "rampart")?;
+//! assert_eq!(verified.tenant_id, tenant);
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod accounts;
+pub mod apikey;
+pub mod audit;
+pub mod cleanup;
+mod config;
+mod error;
+pub mod keys;
+pub mod mfa;
+pub mod oauth;
+pub mod password;
+pub mod roles;
+mod server;
+pub mod throttle;
+pub mod token;
+
+pub use config::AuthConfig;
+pub use error::AuthError;
+pub use keys::{
+    KeyEncryptionKey, KeyKind, KeyRing, KeyState, KeyStore, MemoryKeyStore, RotationPolicy,
+    SigningAlg, StoredKey, VaultKeyStore,
+};
+pub use roles::{Permission, Principal, Role, authorize};
+pub use server::{AuthServer, ClientContext};
+pub use token::{
+    AccessTokenClaims, AccessTokenRequest, Audience, IdTokenClaims, TokenService,
+    VerifiedAccessToken,
+};

@@ -1,0 +1,269 @@
+//! TOTP second factor (RFC 6238): setup, confirmation, verification without
+//! reuse within a step, backup codes, disable.
+
+use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rand::Rng;
+use totp_rs::{Algorithm, Builder, Totp};
+use uuid::Uuid;
+
+use crate::audit::{AuditEvent, append};
+use crate::{AuthError, AuthServer, ClientContext};
+
+/// Number of backup codes made when TOTP is confirmed.
+pub const BACKUP_CODES: usize = 10;
+
+/// What a user needs to add the account to an authenticator app.
+#[derive(Debug, Clone)]
+pub struct TotpSetup {
+    /// The shared secret, base32.
+    pub secret_base32: String,
+    /// `otpauth://totp/...` URL (for a QR code).
+    pub otpauth_url: String,
+}
+
+fn totp(secret: Vec<u8>, account: &str, issuer: &str) -> Result<Totp, AuthError> {
+    Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(6)
+        .with_skew(1)
+        .with_step_duration(30)
+        .with_secret(secret)
+        .with_account_name(account)
+        .with_issuer(Some(issuer))
+        .build()
+        .map_err(|e| AuthError::Crypto(format!("totp: {e}")))
+}
+
+fn backup_hash(user_id: Uuid, code: &str) -> Vec<u8> {
+    let normalized: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_lowercase();
+    crate::server::sha256(format!("{user_id}:{normalized}").as_bytes())
+}
+
+fn new_backup_code() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    let mut code = String::with_capacity(11);
+    for i in 0..10 {
+        if i == 5 {
+            code.push('-');
+        }
+        let idx = rng.random_range(0..ALPHABET.len());
+        code.push(char::from(ALPHABET.get(idx).copied().unwrap_or(b'a')));
+    }
+    code
+}
+
+#[derive(diesel::QueryableByName)]
+struct TotpRow {
+    #[diesel(sql_type = Text)]
+    email: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    totp_secret_sealed: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    totp_enabled: bool,
+}
+
+impl AuthServer {
+    fn totp_for(&self, row: &TotpRow) -> Result<Totp, AuthError> {
+        let sealed = row
+            .totp_secret_sealed
+            .as_deref()
+            .ok_or_else(|| AuthError::InvalidRequest("TOTP is not set up".into()))?;
+        totp(
+            self.sealer.open(sealed)?,
+            &row.email,
+            &self.config.totp_issuer,
+        )
+    }
+
+    async fn totp_row(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<TotpRow, AuthError> {
+        Ok(diesel::sql_query(
+            "SELECT email, totp_secret_sealed, totp_enabled FROM users WHERE id = $1",
+        )
+        .bind::<SqlUuid, _>(user_id)
+        .get_result(conn)
+        .await?)
+    }
+
+    /// Starts TOTP setup: a new secret (sealed at rest), not active until
+    /// [`AuthServer::confirm_totp`].
+    pub async fn begin_totp_setup(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+    ) -> Result<TotpSetup, AuthError> {
+        let mut secret = vec![0u8; 20];
+        rand::rng().fill(&mut secret[..]);
+        let sealed = self.sealer.seal(&secret)?;
+        let email = self
+            .pool
+            .with_tenant(tenant, async |conn| {
+                let row = Self::totp_row(conn, user_id).await?;
+                if row.totp_enabled {
+                    return Err(AuthError::Conflict("TOTP already enabled".into()));
+                }
+                diesel::sql_query("UPDATE users SET totp_secret_sealed = $2 WHERE id = $1")
+                    .bind::<SqlUuid, _>(user_id)
+                    .bind::<Text, _>(&sealed)
+                    .execute(conn)
+                    .await?;
+                Ok(row.email)
+            })
+            .await?;
+        let t = totp(secret, &email, &self.config.totp_issuer)?;
+        Ok(TotpSetup {
+            secret_base32: t.secret().to_base32(),
+            otpauth_url: t.to_url().map_err(|e| AuthError::Crypto(e.to_string()))?,
+        })
+    }
+
+    /// Confirms setup with a current code; enables TOTP and returns the
+    /// backup codes (shown once, stored hashed).
+    pub async fn confirm_totp(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        code: &str,
+        ctx: &ClientContext,
+    ) -> Result<Vec<String>, AuthError> {
+        let tenant_id = self.tenant_id(tenant).await?;
+        let codes: Vec<String> = (0..BACKUP_CODES).map(|_| new_backup_code()).collect();
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let row = Self::totp_row(conn, user_id).await?;
+                if row.totp_enabled {
+                    return Err(AuthError::Conflict("TOTP already enabled".into()));
+                }
+                let t = self.totp_for(&row)?;
+                let Some(step) = t.check(code, now_secs()) else {
+                    append(
+                        conn,
+                        tenant_id,
+                        &AuditEvent::new("mfa_enable", "failure")
+                            .user(Some(user_id))
+                            .client(ctx),
+                    )
+                    .await?;
+                    return Ok(Err(AuthError::InvalidGrant("wrong code".into())));
+                };
+                diesel::sql_query(
+                    "UPDATE users SET totp_enabled = true, totp_last_step = $2 WHERE id = $1",
+                )
+                .bind::<SqlUuid, _>(user_id)
+                .bind::<BigInt, _>(i64::try_from(step).unwrap_or(i64::MAX))
+                .execute(conn)
+                .await?;
+                diesel::sql_query("DELETE FROM mfa_backup_codes WHERE user_id = $1")
+                    .bind::<SqlUuid, _>(user_id)
+                    .execute(conn)
+                    .await?;
+                for c in &codes {
+                    diesel::sql_query(
+                        "INSERT INTO mfa_backup_codes (user_id, code_hash) VALUES ($1, $2)",
+                    )
+                    .bind::<SqlUuid, _>(user_id)
+                    .bind::<Bytea, _>(backup_hash(user_id, c))
+                    .execute(conn)
+                    .await?;
+                }
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("mfa_enable", "success")
+                        .user(Some(user_id))
+                        .client(ctx),
+                )
+                .await?;
+                Ok(Ok(codes.clone()))
+            })
+            .await?
+    }
+
+    /// Turns TOTP off; needs a valid code (TOTP or backup).
+    pub async fn disable_totp(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        code: &str,
+        ctx: &ClientContext,
+    ) -> Result<(), AuthError> {
+        let tenant_id = self.tenant_id(tenant).await?;
+        self
+            .pool
+            .with_tenant(tenant, async |conn| {
+                if self.check_second_factor(conn, user_id, code).await?.is_none() {
+                    append(conn, tenant_id, &AuditEvent::new("mfa_disable", "failure").user(Some(user_id)).client(ctx)).await?;
+                    return Ok(Err(AuthError::InvalidCredentials));
+                }
+                diesel::sql_query(
+                    "UPDATE users SET totp_enabled = false, totp_secret_sealed = NULL, totp_last_step = NULL WHERE id = $1",
+                )
+                .bind::<SqlUuid, _>(user_id)
+                .execute(conn)
+                .await?;
+                diesel::sql_query("DELETE FROM mfa_backup_codes WHERE user_id = $1")
+                    .bind::<SqlUuid, _>(user_id)
+                    .execute(conn)
+                    .await?;
+                append(conn, tenant_id, &AuditEvent::new("mfa_disable", "success").user(Some(user_id)).client(ctx)).await?;
+                Ok::<_, AuthError>(Ok(()))
+            })
+            .await?
+    }
+
+    /// Checks a TOTP code (refusing a step already used) or a backup code
+    /// (single use). Returns which method matched.
+    pub(crate) async fn check_second_factor(
+        &self,
+        conn: &mut AsyncPgConnection,
+        user_id: Uuid,
+        code: &str,
+    ) -> Result<Option<&'static str>, AuthError> {
+        let row = Self::totp_row(conn, user_id).await?;
+        if !row.totp_enabled {
+            return Ok(None);
+        }
+        let code = code.trim();
+        if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+            let t = self.totp_for(&row)?;
+            let Some(step) = t.check(code, now_secs()) else {
+                return Ok(None);
+            };
+            // Atomic: only a step newer than the last accepted one counts.
+            let n = diesel::sql_query(
+                "UPDATE users SET totp_last_step = $2 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
+            )
+            .bind::<SqlUuid, _>(user_id)
+            .bind::<BigInt, _>(i64::try_from(step).unwrap_or(i64::MAX))
+            .execute(conn)
+            .await?;
+            return Ok((n == 1).then_some("totp"));
+        }
+        let n = diesel::sql_query(
+            "UPDATE mfa_backup_codes SET used_at = now() WHERE id = \
+             (SELECT id FROM mfa_backup_codes WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL LIMIT 1)",
+        )
+        .bind::<SqlUuid, _>(user_id)
+        .bind::<Bytea, _>(backup_hash(user_id, code))
+        .execute(conn)
+        .await?;
+        Ok((n == 1).then_some("backup_code"))
+    }
+}
+
+fn now_secs() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0)
+}
+
+/// The current TOTP code for a base32 secret (for tests and tools).
+pub fn current_totp_code(secret_base32: &str, at_unix: u64) -> Result<String, AuthError> {
+    let secret = totp_rs::Secret::try_from_base32(secret_base32)
+        .map_err(|e| AuthError::InvalidRequest(format!("secret: {e}")))?;
+    let t = totp(secret.as_ref().to_vec(), "x", "x")?;
+    Ok(t.generate(at_unix).to_string())
+}

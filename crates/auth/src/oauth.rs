@@ -1,0 +1,1239 @@
+//! The OAuth 2.1 authorization server logic (framework-agnostic): client
+//! registry, authorization requests (PKCE S256 only), the token endpoint
+//! (`authorization_code`, `refresh_token`, `client_credentials`),
+//! revocation (RFC 7009), introspection (RFC 7662), discovery (RFC 8414 and
+//! OpenID Connect), JWKS and userinfo.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{Array, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::accounts::{SessionInfo, User};
+use crate::audit::{AuditEvent, append};
+use crate::roles::{KNOWN_SCOPES, Principal, Role};
+use crate::server::{ct_eq, random_secret, sha256};
+use crate::token::{AccessTokenRequest, IdTokenClaims};
+use crate::{AuthError, AuthServer, ClientContext, SigningAlg};
+
+/// How a client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    /// Public client (PKCE only).
+    None,
+    /// HTTP Basic with the client secret.
+    ClientSecretBasic,
+    /// Secret in the form body.
+    ClientSecretPost,
+}
+
+impl ClientAuthMethod {
+    fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMethod::None => "none",
+            ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+            ClientAuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+    fn parse(s: &str) -> Self {
+        match s {
+            "client_secret_basic" => ClientAuthMethod::ClientSecretBasic,
+            "client_secret_post" => ClientAuthMethod::ClientSecretPost,
+            _ => ClientAuthMethod::None,
+        }
+    }
+}
+
+/// A client to register in a tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientRegistration {
+    /// Client id, unique in the tenant.
+    pub client_id: String,
+    /// Display name.
+    pub name: String,
+    /// Exact redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// `authorization_code`, `refresh_token`, `client_credentials`.
+    pub grant_types: Vec<String>,
+    /// Scopes it may ask for.
+    pub allowed_scopes: Vec<String>,
+    /// Token endpoint authentication.
+    pub auth_method: ClientAuthMethod,
+    /// Signing algorithm of its tokens.
+    pub signing_alg: SigningAlg,
+}
+
+/// A registered client (no secret).
+#[derive(Debug, Clone, diesel::QueryableByName)]
+pub struct Client {
+    /// Id.
+    #[diesel(sql_type = Text)]
+    pub client_id: String,
+    /// Name.
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    secret_hash: Option<Vec<u8>>,
+    #[diesel(sql_type = Text)]
+    auth_method: String,
+    /// Redirect URIs.
+    #[diesel(sql_type = Array<Text>)]
+    pub redirect_uris: Vec<String>,
+    /// Grant types.
+    #[diesel(sql_type = Array<Text>)]
+    pub grant_types: Vec<String>,
+    /// Allowed scopes.
+    #[diesel(sql_type = Array<Text>)]
+    pub allowed_scopes: Vec<String>,
+    #[diesel(sql_type = Text)]
+    signing_alg: String,
+    #[diesel(sql_type = Text)]
+    service_role: String,
+}
+
+impl Client {
+    /// The signing algorithm.
+    pub fn signing_alg(&self) -> SigningAlg {
+        SigningAlg::parse(&self.signing_alg).unwrap_or_default()
+    }
+    /// The authentication method.
+    pub fn auth_method(&self) -> ClientAuthMethod {
+        ClientAuthMethod::parse(&self.auth_method)
+    }
+    fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+}
+
+const CLIENT_COLUMNS: &str = "client_id, name, secret_hash, auth_method, redirect_uris, grant_types, allowed_scopes, signing_alg, service_role";
+
+/// Client authentication as presented at an endpoint.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    /// Client id.
+    pub client_id: String,
+    /// Secret, if any.
+    pub secret: Option<String>,
+    /// How it was presented.
+    pub method: ClientAuthMethod,
+}
+
+/// `GET /oauth/authorize` parameters.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct AuthorizeRequest {
+    /// Must be `code`.
+    pub response_type: Option<String>,
+    /// Client id.
+    pub client_id: Option<String>,
+    /// Redirect URI (required).
+    pub redirect_uri: Option<String>,
+    /// Space-separated scopes.
+    pub scope: Option<String>,
+    /// Opaque client state, echoed.
+    pub state: Option<String>,
+    /// PKCE challenge.
+    pub code_challenge: Option<String>,
+    /// Must be `S256`.
+    pub code_challenge_method: Option<String>,
+    /// OIDC nonce.
+    pub nonce: Option<String>,
+}
+
+/// A checked authorization request, ready for login and consent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValidatedAuthorize {
+    /// Client.
+    pub client_id: String,
+    /// Client name.
+    pub client_name: String,
+    /// The redirect URI, as sent (exactly matched).
+    pub redirect_uri: String,
+    /// Granted scopes.
+    pub scope: String,
+    /// State.
+    pub state: Option<String>,
+    /// PKCE challenge (S256).
+    pub code_challenge: String,
+    /// Nonce.
+    pub nonce: Option<String>,
+}
+
+/// Why an authorization request failed, and where to tell.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// The client or redirect URI cannot be trusted: show an error page,
+    /// never redirect.
+    Page(AuthError),
+    /// Redirect back to the client with `error`, `state` and `iss`.
+    Redirect {
+        /// Where to send the user agent (already carrying the error).
+        location: String,
+        /// The error.
+        error: AuthError,
+    },
+}
+
+/// `POST /oauth/token` parameters (after client authentication parsing).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TokenRequest {
+    /// Grant type.
+    pub grant_type: Option<String>,
+    /// Authorization code.
+    pub code: Option<String>,
+    /// Redirect URI of the authorization request.
+    pub redirect_uri: Option<String>,
+    /// PKCE verifier.
+    pub code_verifier: Option<String>,
+    /// Refresh token.
+    pub refresh_token: Option<String>,
+    /// Requested scope.
+    pub scope: Option<String>,
+}
+
+/// A successful token response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenResponse {
+    /// JWT access token.
+    pub access_token: String,
+    /// `Bearer`.
+    pub token_type: String,
+    /// Seconds.
+    pub expires_in: u64,
+    /// Opaque refresh token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// OIDC ID token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// Granted scope.
+    pub scope: String,
+}
+
+fn invalid_request(msg: &str) -> AuthError {
+    AuthError::InvalidRequest(msg.to_owned())
+}
+
+fn is_loopback_redirect(u: &url::Url) -> bool {
+    u.scheme() == "http" && matches!(u.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+        || u.scheme() == "http" && matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+}
+
+/// Exact string match against the registered URIs; for loopback IP
+/// redirect URIs (RFC 8252 §7.3) only the port may differ.
+pub fn redirect_uri_matches(registered: &[String], requested: &str) -> bool {
+    if registered.iter().any(|r| r == requested) {
+        return true;
+    }
+    let Ok(req) = url::Url::parse(requested) else {
+        return false;
+    };
+    if !is_loopback_redirect(&req) {
+        return false;
+    }
+    registered.iter().any(|r| {
+        url::Url::parse(r).is_ok_and(|mut reg| {
+            let mut req = req.clone();
+            is_loopback_redirect(&reg)
+                && reg.set_port(None).is_ok()
+                && req.set_port(None).is_ok()
+                && reg.as_str() == req.as_str()
+        })
+    })
+}
+
+fn valid_pkce_value(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// Checks a PKCE verifier against an S256 challenge in constant time.
+pub fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
+    valid_pkce_value(verifier)
+        && ct_eq(
+            B64.encode(sha256(verifier.as_bytes())).as_bytes(),
+            challenge.as_bytes(),
+        )
+}
+
+fn grant_scope(requested: Option<&str>, allowed: &[String]) -> Result<String, AuthError> {
+    let requested: Vec<&str> = match requested {
+        Some(s) if !s.trim().is_empty() => s.split_whitespace().collect(),
+        _ => allowed.iter().map(String::as_str).collect(),
+    };
+    for s in &requested {
+        if !KNOWN_SCOPES.contains(s) || !allowed.iter().any(|a| a == s) {
+            return Err(AuthError::InvalidScope((*s).to_owned()));
+        }
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for s in requested {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out.join(" "))
+}
+
+fn append_query(base: &str, params: &[(&str, &str)]) -> String {
+    match url::Url::parse(base) {
+        Ok(mut u) => {
+            {
+                let mut q = u.query_pairs_mut();
+                for (k, v) in params {
+                    q.append_pair(k, v);
+                }
+            }
+            u.to_string()
+        }
+        Err(_) => base.to_owned(),
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct CodeRow {
+    #[diesel(sql_type = Text)]
+    client_id: String,
+    #[diesel(sql_type = SqlUuid)]
+    user_id: Uuid,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    session_id: Option<Uuid>,
+    #[diesel(sql_type = Text)]
+    redirect_uri: String,
+    #[diesel(sql_type = Text)]
+    scope: String,
+    #[diesel(sql_type = Text)]
+    code_challenge: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    nonce: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    auth_time: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct RotatedRow {
+    #[diesel(sql_type = SqlUuid)]
+    family_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    user_id: Uuid,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    session_id: Option<Uuid>,
+    #[diesel(sql_type = Text)]
+    scope: String,
+    #[diesel(sql_type = Timestamptz)]
+    auth_time: DateTime<Utc>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct RefreshState {
+    #[diesel(sql_type = SqlUuid)]
+    family_id: Uuid,
+    #[diesel(sql_type = Text)]
+    client_id: String,
+    #[diesel(sql_type = SqlUuid)]
+    user_id: Uuid,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    session_id: Option<Uuid>,
+    #[diesel(sql_type = Text)]
+    scope: String,
+    #[diesel(sql_type = Timestamptz)]
+    auth_time: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    rotated_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    revoked_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Timestamptz)]
+    expires_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Text>)]
+    successor_sealed: Option<String>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    successor_id: Option<Uuid>,
+}
+
+/// What the tokens are minted for.
+struct Grant<'a> {
+    client: &'a Client,
+    user: Option<&'a User>,
+    scope: String,
+    session_id: Option<Uuid>,
+    auth_time: Option<DateTime<Utc>>,
+    family_id: Option<Uuid>,
+    code_hash: Option<Vec<u8>>,
+    nonce: Option<String>,
+}
+
+async fn revoke_family(conn: &mut AsyncPgConnection, family: Uuid) -> Result<(), AuthError> {
+    diesel::sql_query(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+    )
+    .bind::<SqlUuid, _>(family)
+    .execute(conn)
+    .await?;
+    diesel::sql_query(
+        "UPDATE access_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+    )
+    .bind::<SqlUuid, _>(family)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn load_user(conn: &mut AsyncPgConnection, id: Uuid) -> Result<User, AuthError> {
+    let users: Vec<User> = diesel::sql_query(format!(
+        "SELECT {} FROM users WHERE id = $1 AND status = 'active'",
+        crate::accounts::USER_COLUMNS
+    ))
+    .bind::<SqlUuid, _>(id)
+    .load(conn)
+    .await?;
+    users
+        .into_iter()
+        .next()
+        .ok_or_else(|| AuthError::InvalidGrant("user is not active".into()))
+}
+
+impl AuthServer {
+    /// Registers a client; returns its secret (shown once) for confidential clients.
+    pub async fn register_client(
+        &self,
+        tenant: &str,
+        reg: &ClientRegistration,
+    ) -> Result<Option<String>, AuthError> {
+        if reg.client_id.is_empty() || reg.client_id.len() > 100 {
+            return Err(invalid_request("client_id"));
+        }
+        for g in &reg.grant_types {
+            if !matches!(
+                g.as_str(),
+                "authorization_code" | "refresh_token" | "client_credentials"
+            ) {
+                return Err(AuthError::UnsupportedGrantType(g.clone()));
+            }
+        }
+        if reg.auth_method == ClientAuthMethod::None
+            && reg.grant_types.iter().any(|g| g == "client_credentials")
+        {
+            return Err(invalid_request(
+                "public clients cannot use client_credentials",
+            ));
+        }
+        for uri in &reg.redirect_uris {
+            let u = url::Url::parse(uri)
+                .map_err(|_| invalid_request("redirect_uri must be absolute"))?;
+            if u.fragment().is_some() {
+                return Err(invalid_request("redirect_uri must not have a fragment"));
+            }
+        }
+        if let Some(bad) = reg
+            .allowed_scopes
+            .iter()
+            .find(|s| !KNOWN_SCOPES.contains(&s.as_str()))
+        {
+            return Err(AuthError::InvalidScope(bad.clone()));
+        }
+        let secret = (reg.auth_method != ClientAuthMethod::None).then(|| random_secret(32));
+        let tenant_id = self.tenant_id(tenant).await?;
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let n = diesel::sql_query(
+                    "INSERT INTO oauth_clients (client_id, name, secret_hash, auth_method, redirect_uris, grant_types, allowed_scopes, signing_alg) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                )
+                .bind::<Text, _>(&reg.client_id)
+                .bind::<Text, _>(&reg.name)
+                .bind::<Nullable<Bytea>, _>(secret.as_ref().map(|s| sha256(s.as_bytes())))
+                .bind::<Text, _>(reg.auth_method.as_str())
+                .bind::<Array<Text>, _>(&reg.redirect_uris)
+                .bind::<Array<Text>, _>(&reg.grant_types)
+                .bind::<Array<Text>, _>(&reg.allowed_scopes)
+                .bind::<Text, _>(reg.signing_alg.as_str())
+                .execute(conn)
+                .await?;
+                if n == 0 {
+                    return Err(AuthError::Conflict("client_id exists".into()));
+                }
+                append(conn, tenant_id, &AuditEvent::new("client_register", "success")
+                    .detail(serde_json::json!({"client_id": reg.client_id}))).await?;
+                Ok(())
+            })
+            .await?;
+        Ok(secret)
+    }
+
+    /// A client by id.
+    pub async fn client(&self, tenant: &str, client_id: &str) -> Result<Client, AuthError> {
+        let client_id = client_id.to_owned();
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let rows: Vec<Client> = diesel::sql_query(format!(
+                    "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1 AND disabled_at IS NULL"
+                ))
+                .bind::<Text, _>(&client_id)
+                .load(conn)
+                .await?;
+                rows.into_iter().next().ok_or(AuthError::InvalidClient)
+            })
+            .await
+    }
+
+    /// Authenticates a client at the token, revocation or introspection endpoint.
+    pub async fn authenticate_client(
+        &self,
+        tenant: &str,
+        creds: &ClientCredentials,
+    ) -> Result<Client, AuthError> {
+        let client = self.client(tenant, &creds.client_id).await?;
+        match (client.auth_method(), &creds.secret, &client.secret_hash) {
+            (ClientAuthMethod::None, None, _) if creds.method == ClientAuthMethod::None => {
+                Ok(client)
+            }
+            (registered, Some(secret), Some(hash)) if registered == creds.method => {
+                if ct_eq(&sha256(secret.as_bytes()), hash) {
+                    Ok(client)
+                } else {
+                    Err(AuthError::InvalidClient)
+                }
+            }
+            _ => Err(AuthError::InvalidClient),
+        }
+    }
+
+    /// Validates an authorization request: client, exact redirect URI, then
+    /// response type, PKCE (S256 only) and scope.
+    pub async fn validate_authorize(
+        &self,
+        tenant: &str,
+        req: &AuthorizeRequest,
+    ) -> Result<ValidatedAuthorize, AuthorizeError> {
+        let client_id = req
+            .client_id
+            .as_deref()
+            .ok_or(AuthorizeError::Page(invalid_request("client_id missing")))?;
+        let client = self
+            .client(tenant, client_id)
+            .await
+            .map_err(AuthorizeError::Page)?;
+        let redirect_uri =
+            req.redirect_uri
+                .as_deref()
+                .ok_or(AuthorizeError::Page(invalid_request(
+                    "redirect_uri missing",
+                )))?;
+        if !redirect_uri_matches(&client.redirect_uris, redirect_uri) {
+            return Err(AuthorizeError::Page(invalid_request(
+                "redirect_uri is not registered",
+            )));
+        }
+        let issuer = self.issuer(tenant);
+        let fail = |error: AuthError| {
+            let mut params = vec![("error", error.oauth_code()), ("iss", issuer.as_str())];
+            let desc = error.public_description();
+            params.push(("error_description", desc.as_str()));
+            if let Some(state) = &req.state {
+                params.push(("state", state.as_str()));
+            }
+            AuthorizeError::Redirect {
+                location: append_query(redirect_uri, &params),
+                error,
+            }
+        };
+        if req.response_type.as_deref() != Some("code") {
+            return Err(fail(AuthError::UnsupportedResponseType(
+                req.response_type.clone().unwrap_or_default(),
+            )));
+        }
+        if !client.allows_grant("authorization_code") {
+            return Err(fail(AuthError::UnauthorizedClient(
+                "authorization_code".into(),
+            )));
+        }
+        let challenge = match (
+            req.code_challenge.as_deref(),
+            req.code_challenge_method.as_deref(),
+        ) {
+            (Some(c), Some("S256")) if c.len() == 43 && valid_pkce_value(c) => c.to_owned(),
+            (None, _) => return Err(fail(invalid_request("code_challenge required (PKCE S256)"))),
+            (Some(_), Some("S256")) => {
+                return Err(fail(invalid_request("malformed code_challenge")));
+            }
+            _ => return Err(fail(invalid_request("code_challenge_method must be S256"))),
+        };
+        let scope = grant_scope(req.scope.as_deref(), &client.allowed_scopes).map_err(fail)?;
+        Ok(ValidatedAuthorize {
+            client_id: client.client_id,
+            client_name: client.name,
+            redirect_uri: redirect_uri.to_owned(),
+            scope,
+            state: req.state.clone(),
+            code_challenge: challenge,
+            nonce: req.nonce.clone(),
+        })
+    }
+
+    /// Issues an authorization code for a logged-in session and returns the
+    /// redirect location (`code`, `state`, `iss`).
+    pub async fn issue_authorization_code(
+        &self,
+        tenant: &str,
+        request: &ValidatedAuthorize,
+        session: &SessionInfo,
+    ) -> Result<String, AuthError> {
+        let code = random_secret(32);
+        let ttl = chrono::Duration::seconds(
+            i64::try_from(self.config.authorization_code_ttl_secs).unwrap_or(60),
+        );
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                diesel::sql_query(
+                    "INSERT INTO authorization_codes (code_hash, client_id, user_id, session_id, redirect_uri, scope, code_challenge, nonce, auth_time, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind::<Bytea, _>(sha256(code.as_bytes()))
+                .bind::<Text, _>(&request.client_id)
+                .bind::<SqlUuid, _>(session.user_id)
+                .bind::<SqlUuid, _>(session.id)
+                .bind::<Text, _>(&request.redirect_uri)
+                .bind::<Text, _>(&request.scope)
+                .bind::<Text, _>(&request.code_challenge)
+                .bind::<Nullable<Text>, _>(request.nonce.as_deref())
+                .bind::<Timestamptz, _>(session.auth_time)
+                .bind::<Timestamptz, _>(Utc::now() + ttl)
+                .execute(conn)
+                .await?;
+                Ok::<_, AuthError>(())
+            })
+            .await?;
+        let issuer = self.issuer(tenant);
+        let mut params = vec![("code", code.as_str()), ("iss", issuer.as_str())];
+        if let Some(state) = &request.state {
+            params.push(("state", state.as_str()));
+        }
+        Ok(append_query(&request.redirect_uri, &params))
+    }
+
+    /// The token endpoint.
+    pub async fn token(
+        &self,
+        tenant: &str,
+        creds: &ClientCredentials,
+        req: &TokenRequest,
+        ctx: &ClientContext,
+    ) -> Result<TokenResponse, AuthError> {
+        let grant_type = req
+            .grant_type
+            .as_deref()
+            .ok_or_else(|| invalid_request("grant_type missing"))?;
+        if !matches!(
+            grant_type,
+            "authorization_code" | "refresh_token" | "client_credentials"
+        ) {
+            return Err(AuthError::UnsupportedGrantType(grant_type.to_owned()));
+        }
+        let client = self.authenticate_client(tenant, creds).await?;
+        if !client.allows_grant(grant_type) {
+            return Err(AuthError::UnauthorizedClient(grant_type.to_owned()));
+        }
+        match grant_type {
+            "authorization_code" => self.exchange_code(tenant, &client, req, ctx).await,
+            "refresh_token" => self.refresh(tenant, &client, req, ctx).await,
+            _ => self.client_credentials(tenant, &client, req, ctx).await,
+        }
+    }
+
+    async fn mint(
+        &self,
+        conn: &mut AsyncPgConnection,
+        tenant: &str,
+        tenant_id: Uuid,
+        grant: Grant<'_>,
+        refresh: Option<String>,
+    ) -> Result<TokenResponse, AuthError> {
+        let roles = match grant.user {
+            Some(u) => vec![u.role().as_str().to_owned()],
+            None => vec![
+                Role::parse(&grant.client.service_role)
+                    .unwrap_or(Role::ApiUser)
+                    .as_str()
+                    .to_owned(),
+            ],
+        };
+        let subject = grant
+            .user
+            .map(|u| u.id.to_string())
+            .unwrap_or_else(|| grant.client.client_id.clone());
+        let alg = grant.client.signing_alg();
+        let (access, claims) = self.tokens.issue_access_token(&AccessTokenRequest {
+            tenant_id,
+            issuer: self.issuer(tenant),
+            audience: self.config.access_token_audience.clone(),
+            subject: subject.clone(),
+            client_id: grant.client.client_id.clone(),
+            scope: grant.scope.clone(),
+            roles,
+            session_id: grant.session_id,
+            auth_time: grant.auth_time.map(|t| t.timestamp()),
+            alg,
+        })?;
+        diesel::sql_query(
+            "INSERT INTO access_tokens (jti, client_id, user_id, family_id, session_id, auth_code_hash, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7))",
+        )
+        .bind::<Text, _>(&claims.jti)
+        .bind::<Text, _>(&grant.client.client_id)
+        .bind::<Nullable<SqlUuid>, _>(grant.user.map(|u| u.id))
+        .bind::<Nullable<SqlUuid>, _>(grant.family_id)
+        .bind::<Nullable<SqlUuid>, _>(grant.session_id)
+        .bind::<Nullable<Bytea>, _>(grant.code_hash.clone())
+        .bind::<diesel::sql_types::Double, _>(claims.exp as f64)
+        .execute(conn)
+        .await?;
+        let id_token = match grant.user {
+            Some(user) if grant.scope.split(' ').any(|s| s == "openid") => {
+                let with_email = grant.scope.split(' ').any(|s| s == "email");
+                let with_profile = grant.scope.split(' ').any(|s| s == "profile");
+                Some(self.tokens.issue_id_token(
+                    alg,
+                    IdTokenClaims {
+                        iss: self.issuer(tenant),
+                        sub: subject,
+                        aud: grant.client.client_id.clone(),
+                        exp: 0,
+                        iat: 0,
+                        auth_time: grant.auth_time.map(|t| t.timestamp()).unwrap_or(claims.iat),
+                        nonce: grant.nonce.clone(),
+                        at_hash: None,
+                        sid: grant.session_id.map(|s| s.to_string()),
+                        email: with_email.then(|| user.email.clone()),
+                        name: with_profile.then(|| user.display_name.clone()),
+                    },
+                    Some(&access),
+                )?)
+            }
+            _ => None,
+        };
+        Ok(TokenResponse {
+            access_token: access,
+            token_type: "Bearer".into(),
+            expires_in: self.config.access_token_ttl_secs,
+            refresh_token: refresh,
+            id_token,
+            scope: grant.scope,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_refresh(
+        &self,
+        conn: &mut AsyncPgConnection,
+        family: Uuid,
+        client: &Client,
+        user_id: Uuid,
+        session_id: Option<Uuid>,
+        scope: &str,
+        code_hash: Option<&[u8]>,
+        auth_time: DateTime<Utc>,
+    ) -> Result<String, AuthError> {
+        let token = random_secret(32);
+        diesel::sql_query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, expires_at, family_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9), now() + make_interval(secs => $10))",
+        )
+        .bind::<Bytea, _>(sha256(token.as_bytes()))
+        .bind::<SqlUuid, _>(family)
+        .bind::<Text, _>(&client.client_id)
+        .bind::<SqlUuid, _>(user_id)
+        .bind::<Nullable<SqlUuid>, _>(session_id)
+        .bind::<Text, _>(scope)
+        .bind::<Nullable<Bytea>, _>(code_hash)
+        .bind::<Timestamptz, _>(auth_time)
+        .bind::<diesel::sql_types::Double, _>(self.config.refresh_token_ttl_secs as f64)
+        .bind::<diesel::sql_types::Double, _>(self.config.refresh_family_ttl_secs as f64)
+        .execute(conn)
+        .await?;
+        Ok(token)
+    }
+
+    async fn exchange_code(
+        &self,
+        tenant: &str,
+        client: &Client,
+        req: &TokenRequest,
+        ctx: &ClientContext,
+    ) -> Result<TokenResponse, AuthError> {
+        let code = req
+            .code
+            .as_deref()
+            .ok_or_else(|| invalid_request("code missing"))?;
+        let redirect_uri = req
+            .redirect_uri
+            .as_deref()
+            .ok_or_else(|| invalid_request("redirect_uri missing"))?;
+        let code_hash = sha256(code.as_bytes());
+        let tenant_id = self.tenant_id(tenant).await?;
+        self
+            .pool
+            .with_tenant(tenant, async |conn| {
+                let rows: Vec<CodeRow> = diesel::sql_query(
+                    "UPDATE authorization_codes SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL \
+                     RETURNING client_id, user_id, session_id, redirect_uri, scope, code_challenge, nonce, auth_time, expires_at",
+                )
+                .bind::<Bytea, _>(&code_hash)
+                .load(conn)
+                .await?;
+                let Some(row) = rows.into_iter().next() else {
+                    // Unknown, or a replay: a replayed code revokes what it issued.
+                    let replayed = diesel::sql_query("SELECT 1 FROM authorization_codes WHERE code_hash = $1")
+                        .bind::<Bytea, _>(&code_hash)
+                        .execute(conn)
+                        .await?;
+                    if replayed > 0 {
+                        diesel::sql_query("UPDATE refresh_tokens SET revoked_at = now() WHERE auth_code_hash = $1 AND revoked_at IS NULL")
+                            .bind::<Bytea, _>(&code_hash)
+                            .execute(conn)
+                            .await?;
+                        diesel::sql_query("UPDATE access_tokens SET revoked_at = now() WHERE auth_code_hash = $1 AND revoked_at IS NULL")
+                            .bind::<Bytea, _>(&code_hash)
+                            .execute(conn)
+                            .await?;
+                        append(conn, tenant_id, &AuditEvent::new("code_replay", "revoked").client(ctx).actor(&client.client_id)).await?;
+                    }
+                    return Ok(Err(AuthError::InvalidGrant("code is invalid or was used".into())));
+                };
+                if row.client_id != client.client_id {
+                    return Ok(Err(AuthError::InvalidGrant("code was issued to another client".into())));
+                }
+                if row.expires_at <= Utc::now() {
+                    return Ok(Err(AuthError::InvalidGrant("code expired".into())));
+                }
+                if row.redirect_uri != redirect_uri {
+                    return Ok(Err(AuthError::InvalidGrant("redirect_uri does not match".into())));
+                }
+                let Some(verifier) = req.code_verifier.as_deref() else {
+                    return Ok(Err(AuthError::InvalidGrant("code_verifier required".into())));
+                };
+                if !pkce_s256_matches(verifier, &row.code_challenge) {
+                    return Ok(Err(AuthError::InvalidGrant("code_verifier does not match".into())));
+                }
+                let user = load_user(conn, row.user_id).await?;
+                let family = Uuid::new_v4();
+                let refresh = if client.allows_grant("refresh_token") {
+                    Some(self.insert_refresh(conn, family, client, user.id, row.session_id, &row.scope, Some(&code_hash), row.auth_time).await?)
+                } else {
+                    None
+                };
+                let response = self
+                    .mint(conn, tenant, tenant_id, Grant {
+                        client,
+                        user: Some(&user),
+                        scope: row.scope.clone(),
+                        session_id: row.session_id,
+                        auth_time: Some(row.auth_time),
+                        family_id: Some(family),
+                        code_hash: Some(code_hash.clone()),
+                        nonce: row.nonce.clone(),
+                    }, refresh)
+                    .await?;
+                append(conn, tenant_id, &AuditEvent::new("token_issue", "success").user(Some(user.id)).client(ctx)
+                    .actor(&client.client_id).detail(serde_json::json!({"grant": "authorization_code"}))).await?;
+                Ok::<_, AuthError>(Ok(response))
+            })
+            .await?
+    }
+
+    async fn refresh(
+        &self,
+        tenant: &str,
+        client: &Client,
+        req: &TokenRequest,
+        ctx: &ClientContext,
+    ) -> Result<TokenResponse, AuthError> {
+        let presented = req
+            .refresh_token
+            .as_deref()
+            .ok_or_else(|| invalid_request("refresh_token missing"))?;
+        let hash = sha256(presented.as_bytes());
+        let tenant_id = self.tenant_id(tenant).await?;
+        let successor = random_secret(32);
+        let sealed = self.sealer.seal(successor.as_bytes())?;
+        let grace = i64::try_from(self.config.refresh_grace_secs).unwrap_or(10);
+        self
+            .pool
+            .with_tenant(tenant, async |conn| {
+                // One statement: mark the presented token rotated and insert
+                // its successor. A concurrent refresh of the same token waits
+                // on the row lock, then finds it rotated (no fork, no
+                // serialization failure).
+                let rotated: Vec<RotatedRow> = diesel::sql_query(
+                    "WITH old AS ( \
+                        UPDATE refresh_tokens SET rotated_at = now(), successor_id = $3, successor_sealed = $4 \
+                        WHERE token_hash = $1 AND client_id = $2 AND rotated_at IS NULL AND revoked_at IS NULL \
+                          AND expires_at > now() AND family_expires_at > now() \
+                        RETURNING family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, family_expires_at), \
+                     ins AS ( \
+                        INSERT INTO refresh_tokens (id, token_hash, family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, expires_at, family_expires_at) \
+                        SELECT $3, $5, family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, \
+                               least(now() + make_interval(secs => $6), family_expires_at), family_expires_at FROM old RETURNING id) \
+                     SELECT family_id, user_id, session_id, scope, auth_time FROM old",
+                )
+                .bind::<Bytea, _>(&hash)
+                .bind::<Text, _>(&client.client_id)
+                .bind::<SqlUuid, _>(Uuid::new_v4())
+                .bind::<Text, _>(&sealed)
+                .bind::<Bytea, _>(sha256(successor.as_bytes()))
+                .bind::<diesel::sql_types::Double, _>(self.config.refresh_token_ttl_secs as f64)
+                .load(conn)
+                .await?;
+                let (row, token) = match rotated.into_iter().next() {
+                    Some(row) => (row, successor.clone()),
+                    None => {
+                        let states: Vec<RefreshState> = diesel::sql_query(
+                            "SELECT r.family_id, r.client_id, r.user_id, r.session_id, r.scope, r.auth_time, r.rotated_at, r.revoked_at, \
+                                    r.expires_at, r.successor_sealed, r.successor_id \
+                             FROM refresh_tokens r WHERE r.token_hash = $1",
+                        )
+                        .bind::<Bytea, _>(&hash)
+                        .load(conn)
+                        .await?;
+                        let Some(state) = states.into_iter().next() else {
+                            return Ok(Err(AuthError::InvalidGrant("unknown refresh token".into())));
+                        };
+                        if state.client_id != client.client_id {
+                            return Ok(Err(AuthError::InvalidGrant("refresh token of another client".into())));
+                        }
+                        if state.revoked_at.is_some() || state.expires_at <= Utc::now() {
+                            return Ok(Err(AuthError::InvalidGrant("refresh token revoked or expired".into())));
+                        }
+                        let within_grace = state.rotated_at.is_some_and(|t| t + chrono::Duration::seconds(grace) > Utc::now());
+                        let successor_live = match state.successor_id {
+                            Some(id) => diesel::sql_query("SELECT 1 FROM refresh_tokens WHERE id = $1 AND revoked_at IS NULL")
+                                .bind::<SqlUuid, _>(id)
+                                .execute(conn)
+                                .await? > 0,
+                            None => false,
+                        };
+                        match (&state.successor_sealed, within_grace && successor_live) {
+                            (Some(sealed), true) => {
+                                let token = String::from_utf8(self.sealer.open(sealed)?).map_err(|e| AuthError::Crypto(e.to_string()))?;
+                                (RotatedRow { family_id: state.family_id, user_id: state.user_id, session_id: state.session_id, scope: state.scope, auth_time: state.auth_time }, token)
+                            }
+                            _ => {
+                                revoke_family(conn, state.family_id).await?;
+                                append(conn, tenant_id, &AuditEvent::new("refresh_reuse", "family_revoked").user(Some(state.user_id))
+                                    .client(ctx).actor(&client.client_id).detail(serde_json::json!({"family": state.family_id}))).await?;
+                                return Ok(Err(AuthError::InvalidGrant("refresh token reused; family revoked".into())));
+                            }
+                        }
+                    }
+                };
+                let user = load_user(conn, row.user_id).await?;
+                let scope = match req.scope.as_deref() {
+                    Some(s) if !s.trim().is_empty() => {
+                        let granted: Vec<&str> = row.scope.split(' ').collect();
+                        if s.split_whitespace().any(|x| !granted.contains(&x)) {
+                            return Ok(Err(AuthError::InvalidScope(s.to_owned())));
+                        }
+                        s.split_whitespace().collect::<Vec<_>>().join(" ")
+                    }
+                    _ => row.scope.clone(),
+                };
+                let response = self
+                    .mint(conn, tenant, tenant_id, Grant {
+                        client,
+                        user: Some(&user),
+                        scope,
+                        session_id: row.session_id,
+                        auth_time: Some(row.auth_time),
+                        family_id: Some(row.family_id),
+                        code_hash: None,
+                        nonce: None,
+                    }, Some(token))
+                    .await?;
+                append(conn, tenant_id, &AuditEvent::new("token_refresh", "success").user(Some(user.id)).client(ctx)
+                    .actor(&client.client_id)).await?;
+                Ok::<_, AuthError>(Ok(response))
+            })
+            .await?
+    }
+
+    async fn client_credentials(
+        &self,
+        tenant: &str,
+        client: &Client,
+        req: &TokenRequest,
+        ctx: &ClientContext,
+    ) -> Result<TokenResponse, AuthError> {
+        if client.auth_method() == ClientAuthMethod::None {
+            return Err(AuthError::UnauthorizedClient(
+                "public clients cannot use client_credentials".into(),
+            ));
+        }
+        let scope = grant_scope(req.scope.as_deref(), &client.allowed_scopes)?;
+        let scope = scope
+            .split(' ')
+            .filter(|s| !matches!(*s, "openid" | "offline_access" | "profile" | "email"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let tenant_id = self.tenant_id(tenant).await?;
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let r = self
+                    .mint(
+                        conn,
+                        tenant,
+                        tenant_id,
+                        Grant {
+                            client,
+                            user: None,
+                            scope,
+                            session_id: None,
+                            auth_time: None,
+                            family_id: None,
+                            code_hash: None,
+                            nonce: None,
+                        },
+                        None,
+                    )
+                    .await?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("token_issue", "success")
+                        .client(ctx)
+                        .actor(&client.client_id)
+                        .detail(serde_json::json!({"grant": "client_credentials"})),
+                )
+                .await?;
+                Ok(r)
+            })
+            .await
+    }
+
+    /// Verifies a bearer access token for this tenant (signature, issuer,
+    /// audience, expiry, and that its encrypted tenant is this tenant).
+    /// Uses the verified-token cache; revocation is seen by introspection.
+    pub async fn authenticate_bearer(
+        &self,
+        tenant: &str,
+        token: &str,
+    ) -> Result<Principal, AuthError> {
+        let verified = self.tokens.verify_access_token(
+            token,
+            &self.issuer(tenant),
+            &self.config.access_token_audience,
+        )?;
+        let tenant_id = self.tenant_id(tenant).await?;
+        if verified.tenant_id != tenant_id {
+            return Err(AuthError::InvalidToken("token of another tenant".into()));
+        }
+        let c = verified.claims;
+        let role = c
+            .roles
+            .iter()
+            .find_map(|r| Role::parse(r))
+            .unwrap_or(Role::Viewer);
+        Ok(Principal {
+            tenant_id,
+            user_id: Uuid::parse_str(&c.sub).ok(),
+            client_id: Some(c.client_id),
+            role,
+            scopes: Some(
+                c.scope
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+        })
+    }
+
+    /// Whether an access token id was revoked (or is unknown).
+    async fn access_token_revoked(&self, tenant: &str, jti: &str) -> Result<bool, AuthError> {
+        let jti = jti.to_owned();
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let live = diesel::sql_query(
+                    "SELECT 1 FROM access_tokens WHERE jti = $1 AND revoked_at IS NULL",
+                )
+                .bind::<Text, _>(&jti)
+                .execute(conn)
+                .await?;
+                Ok::<_, AuthError>(live == 0)
+            })
+            .await
+    }
+
+    /// RFC 7662 introspection (the caller must be an authenticated client).
+    pub async fn introspect(
+        &self,
+        tenant: &str,
+        creds: &ClientCredentials,
+        token: &str,
+    ) -> Result<serde_json::Value, AuthError> {
+        let _client = self.authenticate_client(tenant, creds).await?;
+        let inactive = serde_json::json!({"active": false});
+        if token.split('.').count() == 3 {
+            let Ok(p) = self.authenticate_bearer(tenant, token).await else {
+                return Ok(inactive);
+            };
+            let Ok(v) = self.tokens.verify_access_token(
+                token,
+                &self.issuer(tenant),
+                &self.config.access_token_audience,
+            ) else {
+                return Ok(inactive);
+            };
+            if self.access_token_revoked(tenant, &v.claims.jti).await? {
+                return Ok(inactive);
+            }
+            let c = v.claims;
+            return Ok(serde_json::json!({
+                "active": true, "scope": c.scope, "client_id": c.client_id, "sub": c.sub, "exp": c.exp,
+                "iat": c.iat, "iss": c.iss, "aud": c.aud, "jti": c.jti, "token_type": "Bearer",
+                "roles": c.roles, "username": p.user_id,
+            }));
+        }
+        let hash = sha256(token.as_bytes());
+        let state: Option<RefreshState> = self
+            .pool
+            .with_tenant(tenant, async |conn| {
+                let rows: Vec<RefreshState> = diesel::sql_query(
+                    "SELECT family_id, client_id, user_id, session_id, scope, auth_time, rotated_at, revoked_at, expires_at, \
+                            successor_sealed, successor_id FROM refresh_tokens WHERE token_hash = $1",
+                )
+                .bind::<Bytea, _>(&hash)
+                .load(conn)
+                .await?;
+                Ok::<_, AuthError>(rows.into_iter().next())
+            })
+            .await?;
+        Ok(match state {
+            Some(s)
+                if s.revoked_at.is_none()
+                    && s.rotated_at.is_none()
+                    && s.expires_at > Utc::now() =>
+            {
+                serde_json::json!({
+                    "active": true, "scope": s.scope, "client_id": s.client_id, "sub": s.user_id.to_string(),
+                    "exp": s.expires_at.timestamp(), "token_type": "refresh_token", "iss": self.issuer(tenant),
+                })
+            }
+            _ => inactive,
+        })
+    }
+
+    /// RFC 7009 revocation: a refresh token revokes its family; an access
+    /// token is marked revoked. Unknown tokens are not an error.
+    pub async fn revoke(
+        &self,
+        tenant: &str,
+        creds: &ClientCredentials,
+        token: &str,
+        ctx: &ClientContext,
+    ) -> Result<(), AuthError> {
+        let client = self.authenticate_client(tenant, creds).await?;
+        let tenant_id = self.tenant_id(tenant).await?;
+        let jti = if token.split('.').count() == 3 {
+            self.tokens
+                .verify_access_token(
+                    token,
+                    &self.issuer(tenant),
+                    &self.config.access_token_audience,
+                )
+                .ok()
+                .filter(|v| v.claims.client_id == client.client_id)
+                .map(|v| v.claims.jti)
+        } else {
+            None
+        };
+        let hash = sha256(token.as_bytes());
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                if let Some(jti) = &jti {
+                    diesel::sql_query("UPDATE access_tokens SET revoked_at = now() WHERE jti = $1 AND revoked_at IS NULL")
+                        .bind::<Text, _>(jti)
+                        .execute(conn)
+                        .await?;
+                } else {
+                    #[derive(diesel::QueryableByName)]
+                    struct Fam {
+                        #[diesel(sql_type = SqlUuid)]
+                        family_id: Uuid,
+                    }
+                    let fams: Vec<Fam> = diesel::sql_query("SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2")
+                        .bind::<Bytea, _>(&hash)
+                        .bind::<Text, _>(&client.client_id)
+                        .load(conn)
+                        .await?;
+                    for f in fams {
+                        revoke_family(conn, f.family_id).await?;
+                    }
+                }
+                append(conn, tenant_id, &AuditEvent::new("token_revoke", "success").client(ctx).actor(&client.client_id)).await?;
+                Ok::<_, AuthError>(())
+            })
+            .await
+    }
+
+    /// OpenID Connect userinfo for a bearer token with `openid`.
+    pub async fn userinfo(
+        &self,
+        tenant: &str,
+        bearer: &str,
+    ) -> Result<serde_json::Value, AuthError> {
+        let p = self.authenticate_bearer(tenant, bearer).await?;
+        let scopes = p.scopes.clone().unwrap_or_default();
+        if !scopes.iter().any(|s| s == "openid") {
+            return Err(AuthError::Forbidden("openid scope required".into()));
+        }
+        let user_id = p
+            .user_id
+            .ok_or_else(|| AuthError::Forbidden("no user".into()))?;
+        let user = self.user(tenant, user_id).await?;
+        let mut out = serde_json::json!({"sub": user.id.to_string()});
+        if scopes.iter().any(|s| s == "email") {
+            out["email"] = user.email.clone().into();
+            out["email_verified"] = false.into();
+        }
+        if scopes.iter().any(|s| s == "profile") {
+            out["name"] = user.display_name.clone().into();
+        }
+        Ok(out)
+    }
+
+    /// Discovery document (RFC 8414 / OpenID Connect Discovery).
+    pub fn discovery(&self, tenant: &str) -> serde_json::Value {
+        let iss = self.issuer(tenant);
+        serde_json::json!({
+            "issuer": iss,
+            "authorization_endpoint": format!("{iss}/oauth/authorize"),
+            "token_endpoint": format!("{iss}/oauth/token"),
+            "revocation_endpoint": format!("{iss}/oauth/revoke"),
+            "introspection_endpoint": format!("{iss}/oauth/introspect"),
+            "userinfo_endpoint": format!("{iss}/oauth/userinfo"),
+            "jwks_uri": format!("{iss}/jwks.json"),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "id_token_signing_alg_values_supported": ["ES256", "RS256"],
+            "subject_types_supported": ["public"],
+            "scopes_supported": KNOWN_SCOPES,
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "email", "name", "sid"],
+            "authorization_response_iss_parameter_supported": true,
+        })
+    }
+
+    /// The JWKS (same platform keys for every tenant).
+    pub fn jwks(&self) -> serde_json::Value {
+        self.tokens.key_ring().jwks()
+    }
+}

@@ -1,0 +1,170 @@
+//! Roles, permissions and the one authorization check.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::AuthError;
+
+/// A user's role within a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Manages the tenant: users, clients, keys, audit.
+    Admin,
+    /// Manages own portfolios and trades.
+    Trader,
+    /// Reads.
+    Viewer,
+    /// A machine client (API keys, `client_credentials`).
+    ApiUser,
+}
+
+impl Role {
+    /// Parses the stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "admin" => Some(Role::Admin),
+            "trader" => Some(Role::Trader),
+            "viewer" => Some(Role::Viewer),
+            "api_user" => Some(Role::ApiUser),
+            _ => None,
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Trader => "trader",
+            Role::Viewer => "viewer",
+            Role::ApiUser => "api_user",
+        }
+    }
+
+    /// The permissions this role grants.
+    pub fn permissions(self) -> &'static [Permission] {
+        use Permission::*;
+        match self {
+            Role::Admin => &[
+                PortfolioRead,
+                PortfolioWrite,
+                TradeExecute,
+                MarketRead,
+                AnalyticsRead,
+                UsersManage,
+                ClientsManage,
+                ApiKeysManage,
+                AuditRead,
+                TenantAdmin,
+            ],
+            Role::Trader => &[
+                PortfolioRead,
+                PortfolioWrite,
+                TradeExecute,
+                MarketRead,
+                AnalyticsRead,
+            ],
+            Role::Viewer => &[PortfolioRead, MarketRead, AnalyticsRead],
+            Role::ApiUser => &[PortfolioRead, TradeExecute, MarketRead, AnalyticsRead],
+        }
+    }
+}
+
+/// Something a principal may be allowed to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Permission {
+    /// Read portfolios.
+    PortfolioRead,
+    /// Create and change portfolios.
+    PortfolioWrite,
+    /// Place trades.
+    TradeExecute,
+    /// Read market data.
+    MarketRead,
+    /// Read analytics.
+    AnalyticsRead,
+    /// Manage users and roles.
+    UsersManage,
+    /// Register OAuth clients.
+    ClientsManage,
+    /// Create and revoke API keys.
+    ApiKeysManage,
+    /// Read the audit log.
+    AuditRead,
+    /// Tenant settings.
+    TenantAdmin,
+}
+
+impl Permission {
+    /// The OAuth scope that carries this permission in tokens and API keys.
+    pub fn scope(self) -> &'static str {
+        match self {
+            Permission::PortfolioRead => "portfolio:read",
+            Permission::PortfolioWrite => "portfolio:write",
+            Permission::TradeExecute => "trade",
+            Permission::MarketRead => "market:read",
+            Permission::AnalyticsRead => "analytics:read",
+            Permission::UsersManage => "users:manage",
+            Permission::ClientsManage => "clients:manage",
+            Permission::ApiKeysManage => "apikeys:manage",
+            Permission::AuditRead => "audit:read",
+            Permission::TenantAdmin => "tenant:admin",
+        }
+    }
+}
+
+/// Every scope that maps to a permission, plus the OIDC ones.
+pub const KNOWN_SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+    "portfolio:read",
+    "portfolio:write",
+    "trade",
+    "market:read",
+    "analytics:read",
+    "users:manage",
+    "clients:manage",
+    "apikeys:manage",
+    "audit:read",
+    "tenant:admin",
+];
+
+/// Who is calling, as established by a session, an access token or an API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The tenant.
+    pub tenant_id: Uuid,
+    /// The user (none for a `client_credentials` machine client).
+    pub user_id: Option<Uuid>,
+    /// The OAuth client, when the principal comes from a token.
+    pub client_id: Option<String>,
+    /// The role.
+    pub role: Role,
+    /// Scopes that further restrict the role (tokens, API keys); `None` for
+    /// a first-party session, which has the whole role.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// The single authorization check: the role must grant `permission`, and if
+/// the principal is scope-restricted, a scope must carry it.
+pub fn authorize(principal: &Principal, permission: Permission) -> Result<(), AuthError> {
+    if !principal.role.permissions().contains(&permission) {
+        return Err(AuthError::Forbidden(format!(
+            "role {} lacks {}",
+            principal.role.as_str(),
+            permission.scope()
+        )));
+    }
+    if let Some(scopes) = &principal.scopes
+        && !scopes.iter().any(|s| s == permission.scope())
+    {
+        return Err(AuthError::Forbidden(format!(
+            "scope {} not granted",
+            permission.scope()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,585 @@
+//! The OAuth 2.1 service layer against real PostgreSQL.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use rampart_auth::accounts::LoginOutcome;
+use rampart_auth::oauth::{
+    AuthorizeError, AuthorizeRequest, ClientAuthMethod, ClientCredentials, ClientRegistration,
+    TokenRequest, redirect_uri_matches,
+};
+use rampart_auth::{AuthError, AuthServer, Role, SigningAlg};
+use sha2::{Digest, Sha256};
+
+use crate::common::{PASSWORD, ctx, server};
+
+const REDIRECT: &str = "https://app.example.com/cb";
+const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K9eSB5kbhGOrnxrTpwvrEUpBRP2LqGmmw";
+
+fn challenge(v: &str) -> String {
+    B64.encode(Sha256::digest(v.as_bytes()))
+}
+
+fn public(client: &str) -> ClientCredentials {
+    ClientCredentials {
+        client_id: client.into(),
+        secret: None,
+        method: ClientAuthMethod::None,
+    }
+}
+
+async fn setup(a: &AuthServer, tenant: &str) -> (uuid::Uuid, String) {
+    a.register_client(
+        tenant,
+        &ClientRegistration {
+            client_id: "web".into(),
+            name: "Web".into(),
+            redirect_uris: vec![REDIRECT.into(), "http://127.0.0.1/cb".into()],
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            allowed_scopes: vec![
+                "openid".into(),
+                "profile".into(),
+                "email".into(),
+                "portfolio:read".into(),
+                "trade".into(),
+            ],
+            auth_method: ClientAuthMethod::None,
+            signing_alg: SigningAlg::ES256,
+        },
+    )
+    .await
+    .unwrap();
+    let user = a
+        .register(tenant, "ada@example.com", "Ada", PASSWORD, Role::Trader)
+        .await
+        .unwrap();
+    let LoginOutcome::LoggedIn(s) = a
+        .login(tenant, "ada@example.com", PASSWORD, &ctx("10.9.0.1"))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    (user.id, s.token)
+}
+
+fn authorize_req(redirect: &str) -> AuthorizeRequest {
+    AuthorizeRequest {
+        response_type: Some("code".into()),
+        client_id: Some("web".into()),
+        redirect_uri: Some(redirect.into()),
+        scope: Some("openid email portfolio:read".into()),
+        state: Some("st-1".into()),
+        code_challenge: Some(challenge(VERIFIER)),
+        code_challenge_method: Some("S256".into()),
+        nonce: Some("nonce-1".into()),
+    }
+}
+
+async fn code_for(a: &AuthServer, tenant: &str, session: &str, req: &AuthorizeRequest) -> String {
+    let v = a.validate_authorize(tenant, req).await.unwrap();
+    let (s, _) = a.authenticate_session(tenant, session).await.unwrap();
+    let location = a.issue_authorization_code(tenant, &v, &s).await.unwrap();
+    let url = url::Url::parse(&location).unwrap();
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["state"], "st-1");
+    assert_eq!(q["iss"], a.issuer(tenant));
+    q["code"].clone()
+}
+
+fn code_grant(code: &str, verifier: Option<&str>) -> TokenRequest {
+    TokenRequest {
+        grant_type: Some("authorization_code".into()),
+        code: Some(code.into()),
+        redirect_uri: Some(REDIRECT.into()),
+        code_verifier: verifier.map(str::to_owned),
+        ..Default::default()
+    }
+}
+
+fn refresh_grant(rt: &str) -> TokenRequest {
+    TokenRequest {
+        grant_type: Some("refresh_token".into()),
+        refresh_token: Some(rt.into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn redirect_matching_is_exact_except_loopback_port() {
+    let reg = vec![
+        "https://app.example.com/cb".to_owned(),
+        "http://127.0.0.1/cb".to_owned(),
+    ];
+    assert!(redirect_uri_matches(&reg, "https://app.example.com/cb"));
+    assert!(!redirect_uri_matches(&reg, "https://app.example.com/cb/"));
+    assert!(!redirect_uri_matches(
+        &reg,
+        "https://app.example.com/cb?x=1"
+    ));
+    assert!(!redirect_uri_matches(
+        &reg,
+        "https://app.example.com:8443/cb"
+    ));
+    assert!(!redirect_uri_matches(&reg, "https://APP.example.com/cb"));
+    assert!(redirect_uri_matches(&reg, "http://127.0.0.1:53123/cb"));
+    assert!(!redirect_uri_matches(&reg, "http://127.0.0.1:53123/other"));
+    assert!(!redirect_uri_matches(&reg, "http://localhost:53123/cb"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authorize_refusals_pkce_redirect_response_type() {
+    let s = server().await;
+    let a = &s.auth;
+    setup(a, "acme").await;
+    // Wrong redirect: error page, never a redirect.
+    assert!(matches!(
+        a.validate_authorize("acme", &authorize_req("https://evil.example.com/cb"))
+            .await,
+        Err(AuthorizeError::Page(_))
+    ));
+    // Unknown client: page.
+    let mut r = authorize_req(REDIRECT);
+    r.client_id = Some("nope".into());
+    assert!(matches!(
+        a.validate_authorize("acme", &r).await,
+        Err(AuthorizeError::Page(AuthError::InvalidClient))
+    ));
+    // Missing PKCE and plain PKCE: redirect with invalid_request, state and iss.
+    for (c, m) in [
+        (None, None),
+        (Some(VERIFIER.to_owned()), Some("plain".to_owned())),
+        (Some(challenge(VERIFIER)), None),
+    ] {
+        let mut r = authorize_req(REDIRECT);
+        r.code_challenge = c;
+        r.code_challenge_method = m;
+        match a.validate_authorize("acme", &r).await {
+            Err(AuthorizeError::Redirect { location, error }) => {
+                assert_eq!(error.oauth_code(), "invalid_request");
+                assert!(
+                    location.starts_with(REDIRECT)
+                        && location.contains("state=st-1")
+                        && location.contains("iss="),
+                    "{location}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Implicit flow: unsupported_response_type.
+    let mut r = authorize_req(REDIRECT);
+    r.response_type = Some("token".into());
+    assert!(matches!(
+        a.validate_authorize("acme", &r).await,
+        Err(AuthorizeError::Redirect {
+            error: AuthError::UnsupportedResponseType(_),
+            ..
+        })
+    ));
+    // Scope beyond the client's.
+    let mut r = authorize_req(REDIRECT);
+    r.scope = Some("users:manage".into());
+    assert!(matches!(
+        a.validate_authorize("acme", &r).await,
+        Err(AuthorizeError::Redirect {
+            error: AuthError::InvalidScope(_),
+            ..
+        })
+    ));
+    // Loopback with another port is accepted.
+    assert!(
+        a.validate_authorize("acme", &authorize_req("http://127.0.0.1:40123/cb"))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn code_flow_refresh_rotation_reuse_and_revocation() {
+    let s = server().await;
+    let a = &s.auth;
+    let (user_id, session) = setup(a, "acme").await;
+    let req = authorize_req(REDIRECT);
+    // Wrong verifier, missing verifier, wrong redirect: invalid_grant.
+    for (grant, why) in [
+        (
+            code_grant(
+                &code_for(a, "acme", &session, &req).await,
+                Some(&"x".repeat(43)),
+            ),
+            "wrong verifier",
+        ),
+        (
+            code_grant(&code_for(a, "acme", &session, &req).await, None),
+            "dropped verifier",
+        ),
+        (
+            TokenRequest {
+                redirect_uri: Some("https://app.example.com/other".into()),
+                ..code_grant(&code_for(a, "acme", &session, &req).await, Some(VERIFIER))
+            },
+            "redirect",
+        ),
+    ] {
+        let r = a.token("acme", &public("web"), &grant, &ctx("x")).await;
+        assert!(matches!(r, Err(AuthError::InvalidGrant(_))), "{why}: {r:?}");
+    }
+    // The good exchange.
+    let code = code_for(a, "acme", &session, &req).await;
+    let t = a
+        .token(
+            "acme",
+            &public("web"),
+            &code_grant(&code, Some(VERIFIER)),
+            &ctx("x"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.token_type, "Bearer");
+    assert_eq!(t.expires_in, 900);
+    let id = a
+        .tokens()
+        .verify_id_token(t.id_token.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(id.nonce.as_deref(), Some("nonce-1"));
+    assert_eq!(id.sub, user_id.to_string());
+    assert_eq!(id.aud, "web");
+    let p = a
+        .authenticate_bearer("acme", &t.access_token)
+        .await
+        .unwrap();
+    assert_eq!(p.user_id, Some(user_id));
+    assert_eq!(p.role, Role::Trader);
+    // A token of tenant acme is refused by globex.
+    assert!(matches!(
+        a.authenticate_bearer("globex", &t.access_token).await,
+        Err(AuthError::InvalidToken(_))
+    ));
+    let info = a.userinfo("acme", &t.access_token).await.unwrap();
+    assert_eq!(info["email"], "ada@example.com");
+    // Replaying the code fails and revokes what it issued.
+    let creds = ClientCredentials {
+        client_id: "svc".into(),
+        secret: None,
+        method: ClientAuthMethod::None,
+    };
+    let _ = creds;
+    let replay = a
+        .token(
+            "acme",
+            &public("web"),
+            &code_grant(&code, Some(VERIFIER)),
+            &ctx("x"),
+        )
+        .await;
+    assert!(matches!(replay, Err(AuthError::InvalidGrant(_))));
+    let rt0 = t.refresh_token.clone().unwrap();
+    assert!(matches!(
+        a.token("acme", &public("web"), &refresh_grant(&rt0), &ctx("x"))
+            .await,
+        Err(AuthError::InvalidGrant(_))
+    ));
+
+    // A fresh family: rotation, grace retry, reuse.
+    let code = code_for(a, "acme", &session, &req).await;
+    let t = a
+        .token(
+            "acme",
+            &public("web"),
+            &code_grant(&code, Some(VERIFIER)),
+            &ctx("x"),
+        )
+        .await
+        .unwrap();
+    let rt1 = t.refresh_token.unwrap();
+    let t2 = a
+        .token("acme", &public("web"), &refresh_grant(&rt1), &ctx("x"))
+        .await
+        .unwrap();
+    let rt2 = t2.refresh_token.clone().unwrap();
+    assert_ne!(rt1, rt2);
+    // Retried within the grace window: the same successor.
+    let t2b = a
+        .token("acme", &public("web"), &refresh_grant(&rt1), &ctx("x"))
+        .await
+        .unwrap();
+    assert_eq!(t2b.refresh_token.as_deref(), Some(rt2.as_str()));
+    // The successor rotates normally.
+    let t3 = a
+        .token("acme", &public("web"), &refresh_grant(&rt2), &ctx("x"))
+        .await
+        .unwrap();
+    let rt3 = t3.refresh_token.unwrap();
+    // rt1 again: its successor rt2 is rotated but live-check is on rt2's row (not revoked) → still grace.
+    // After the grace window, reuse revokes the whole family.
+    let mut conn =
+        <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&s.db_url)
+            .await
+            .unwrap();
+    diesel_async::SimpleAsyncConnection::batch_execute(&mut conn,
+        "ALTER TABLE tenant_acme.audit_log DISABLE TRIGGER audit_log_append_only; \
+         UPDATE tenant_acme.refresh_tokens SET rotated_at = now() - interval '1 minute' WHERE rotated_at IS NOT NULL; \
+         ALTER TABLE tenant_acme.audit_log ENABLE TRIGGER audit_log_append_only;").await.unwrap();
+    assert!(matches!(
+        a.token("acme", &public("web"), &refresh_grant(&rt1), &ctx("x"))
+            .await,
+        Err(AuthError::InvalidGrant(_))
+    ));
+    assert!(matches!(
+        a.token("acme", &public("web"), &refresh_grant(&rt3), &ctx("x"))
+            .await,
+        Err(AuthError::InvalidGrant(_))
+    ));
+    let log = a.audit_log("acme", 100).await.unwrap();
+    assert!(log.iter().any(|r| r.action == "refresh_reuse"));
+    assert!(log.iter().any(|r| r.action == "code_replay"));
+    // Introspection sees the family's access token as revoked.
+    let intro = a
+        .introspect("acme", &public("web"), &t3.access_token)
+        .await
+        .unwrap();
+    assert_eq!(intro["active"], false);
+    assert_eq!(
+        a.verify_audit_chain("acme").await.unwrap().first_broken,
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_refreshes_never_fork_a_family() {
+    let s = server().await;
+    let a = s.auth.clone();
+    let (_, session) = setup(&a, "acme").await;
+    let code = code_for(&a, "acme", &session, &authorize_req(REDIRECT)).await;
+    let t = a
+        .token(
+            "acme",
+            &public("web"),
+            &code_grant(&code, Some(VERIFIER)),
+            &ctx("x"),
+        )
+        .await
+        .unwrap();
+    let rt = t.refresh_token.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let a = a.clone();
+        let rt = rt.clone();
+        tasks.push(tokio::spawn(async move {
+            a.token("acme", &public("web"), &refresh_grant(&rt), &ctx("x"))
+                .await
+        }));
+    }
+    let mut successors = std::collections::HashSet::new();
+    for t in tasks {
+        let r = t.await.unwrap().unwrap();
+        successors.insert(r.refresh_token.unwrap());
+    }
+    assert_eq!(
+        successors.len(),
+        1,
+        "all concurrent refreshes get the same successor"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn confidential_client_credentials_introspect_revoke_discovery() {
+    let s = server().await;
+    let a = &s.auth;
+    let secret = a
+        .register_client(
+            "acme",
+            &ClientRegistration {
+                client_id: "svc".into(),
+                name: "Service".into(),
+                redirect_uris: vec![],
+                grant_types: vec!["client_credentials".into()],
+                allowed_scopes: vec!["market:read".into(), "portfolio:read".into()],
+                auth_method: ClientAuthMethod::ClientSecretBasic,
+                signing_alg: SigningAlg::RS256,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let basic = ClientCredentials {
+        client_id: "svc".into(),
+        secret: Some(secret.clone()),
+        method: ClientAuthMethod::ClientSecretBasic,
+    };
+    let cc = TokenRequest {
+        grant_type: Some("client_credentials".into()),
+        scope: Some("market:read".into()),
+        ..Default::default()
+    };
+    // Wrong secret, wrong method, no secret: invalid_client.
+    for bad in [
+        ClientCredentials {
+            secret: Some("wrong".into()),
+            ..basic.clone()
+        },
+        ClientCredentials {
+            method: ClientAuthMethod::ClientSecretPost,
+            ..basic.clone()
+        },
+        ClientCredentials {
+            secret: None,
+            method: ClientAuthMethod::None,
+            ..basic.clone()
+        },
+    ] {
+        let r = a.token("acme", &bad, &cc, &ctx("x")).await;
+        assert!(matches!(r, Err(AuthError::InvalidClient)), "{r:?}");
+        assert_eq!(r.unwrap_err().http_status(), 401);
+    }
+    let t = a.token("acme", &basic, &cc, &ctx("x")).await.unwrap();
+    assert!(t.refresh_token.is_none() && t.id_token.is_none());
+    assert_eq!(t.scope, "market:read");
+    let header: serde_json::Value = serde_json::from_slice(
+        &B64.decode(t.access_token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "RS256");
+    let p = a
+        .authenticate_bearer("acme", &t.access_token)
+        .await
+        .unwrap();
+    assert_eq!(p.role, Role::ApiUser);
+    assert_eq!(p.user_id, None);
+    // Unsupported grants.
+    for g in [
+        "password",
+        "implicit",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ] {
+        let r = a
+            .token(
+                "acme",
+                &basic,
+                &TokenRequest {
+                    grant_type: Some(g.into()),
+                    ..Default::default()
+                },
+                &ctx("x"),
+            )
+            .await;
+        assert!(matches!(r, Err(AuthError::UnsupportedGrantType(_))));
+    }
+    let r = a
+        .token(
+            "acme",
+            &basic,
+            &TokenRequest {
+                grant_type: Some("authorization_code".into()),
+                ..Default::default()
+            },
+            &ctx("x"),
+        )
+        .await;
+    assert!(matches!(r, Err(AuthError::UnauthorizedClient(_))));
+    // Introspect then revoke.
+    let i = a.introspect("acme", &basic, &t.access_token).await.unwrap();
+    assert_eq!(i["active"], true);
+    assert_eq!(i["client_id"], "svc");
+    assert!(i.get("tid").is_none());
+    a.revoke("acme", &basic, &t.access_token, &ctx("x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.introspect("acme", &basic, &t.access_token).await.unwrap()["active"],
+        false
+    );
+    a.revoke("acme", &basic, "unknown-token", &ctx("x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.introspect("acme", &basic, "garbage").await.unwrap()["active"],
+        false
+    );
+    // Discovery and JWKS.
+    let d = a.discovery("acme");
+    assert_eq!(d["issuer"], a.issuer("acme"));
+    assert_eq!(
+        d["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(d["authorization_response_iss_parameter_supported"], true);
+    assert!(a.jwks()["keys"].as_array().unwrap().len() >= 4);
+    // Public client cannot register client_credentials.
+    let r = a
+        .register_client(
+            "acme",
+            &ClientRegistration {
+                client_id: "pub".into(),
+                name: "p".into(),
+                redirect_uris: vec![],
+                grant_types: vec!["client_credentials".into()],
+                allowed_scopes: vec![],
+                auth_method: ClientAuthMethod::None,
+                signing_alg: SigningAlg::ES256,
+            },
+        )
+        .await;
+    assert!(r.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_a_session_revokes_its_refresh_tokens_and_expired_codes_fail() {
+    let s = server().await;
+    let a = &s.auth;
+    let (user_id, session) = setup(a, "acme").await;
+    let code = code_for(a, "acme", &session, &authorize_req(REDIRECT)).await;
+    let t = a
+        .token(
+            "acme",
+            &public("web"),
+            &code_grant(&code, Some(VERIFIER)),
+            &ctx("x"),
+        )
+        .await
+        .unwrap();
+    let (info, _) = a.authenticate_session("acme", &session).await.unwrap();
+    a.revoke_session("acme", user_id, info.id, &ctx("x"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        a.token(
+            "acme",
+            &public("web"),
+            &refresh_grant(&t.refresh_token.unwrap()),
+            &ctx("x")
+        )
+        .await,
+        Err(AuthError::InvalidGrant(_))
+    ));
+    // Expired code (61 s).
+    let LoginOutcome::LoggedIn(s2) = a
+        .login("acme", "ada@example.com", PASSWORD, &ctx("10.9.0.2"))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let code = code_for(a, "acme", &s2.token, &authorize_req(REDIRECT)).await;
+    let mut conn =
+        <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&s.db_url)
+            .await
+            .unwrap();
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut conn,
+        "UPDATE tenant_acme.authorization_codes SET expires_at = now() - interval '1 second'",
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        a.token(
+            "acme",
+            &public("web"),
+            &code_grant(&code, Some(VERIFIER)),
+            &ctx("x")
+        )
+        .await,
+        Err(AuthError::InvalidGrant(_))
+    ));
+}

@@ -1,0 +1,9 @@
+//! The auth crate's integration tests: one binary, one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod accounts;
+mod common;
+mod hostile;
+mod keys;
+mod oauth;
+mod tokens;

@@ -1,0 +1,294 @@
+//! Access and ID tokens: claims, encrypted tenant, refusals, cache.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use rampart_auth::{AccessTokenRequest, AuthConfig, AuthError, IdTokenClaims, SigningAlg};
+use uuid::Uuid;
+
+pub fn request(config: &AuthConfig, tenant: Uuid, alg: SigningAlg) -> AccessTokenRequest {
+    AccessTokenRequest {
+        tenant_id: tenant,
+        issuer: config.issuer("acme"),
+        audience: config.access_token_audience.clone(),
+        subject: "user-1".into(),
+        client_id: "web".into(),
+        scope: "openid portfolio:read".into(),
+        roles: vec!["trader".into()],
+        session_id: Some(Uuid::new_v4()),
+        auth_time: Some(1),
+        alg,
+    }
+}
+
+fn part(token: &str, i: usize) -> serde_json::Value {
+    let seg = token.split('.').nth(i).unwrap();
+    serde_json::from_slice(&B64.decode(seg).unwrap()).unwrap()
+}
+
+fn forge(header: &serde_json::Value, payload: &serde_json::Value, sig: &str) -> String {
+    format!(
+        "{}.{}.{}",
+        B64.encode(serde_json::to_vec(header).unwrap()),
+        B64.encode(serde_json::to_vec(payload).unwrap()),
+        sig
+    )
+}
+
+fn is_invalid_token(r: Result<rampart_auth::VerifiedAccessToken, AuthError>) -> bool {
+    matches!(r, Err(AuthError::InvalidToken(_)))
+}
+
+#[tokio::test]
+async fn access_token_has_rfc9068_shape_and_encrypted_tenant() {
+    let (_ring, tokens, config) = crate::common::memory_tokens().await;
+    let tenant = Uuid::new_v4();
+    for alg in [SigningAlg::ES256, SigningAlg::RS256] {
+        let (jwt, claims) = tokens
+            .issue_access_token(&request(&config, tenant, alg))
+            .unwrap();
+        let header = part(&jwt, 0);
+        assert_eq!(header["typ"], "at+jwt");
+        assert_eq!(header["alg"], alg.as_str());
+        assert!(header["kid"].is_string());
+        let body = part(&jwt, 1);
+        for claim in [
+            "iss",
+            "exp",
+            "aud",
+            "sub",
+            "client_id",
+            "iat",
+            "jti",
+            "scope",
+            "roles",
+            "tid",
+        ] {
+            assert!(body.get(claim).is_some(), "missing {claim}");
+        }
+        assert_eq!(
+            body["exp"].as_i64().unwrap() - body["iat"].as_i64().unwrap(),
+            900
+        );
+        // The tenant id never appears in clear.
+        assert!(!jwt.contains(&tenant.to_string()));
+        assert!(!body.to_string().contains(&tenant.to_string()));
+        let tid = body["tid"].as_str().unwrap();
+        assert_eq!(tid.split('.').count(), 5);
+        let tid_header = part(tid, 0);
+        assert_eq!(tid_header["alg"], "dir");
+        assert_eq!(tid_header["enc"], "A256GCM");
+        assert!(tid_header["kid"].is_string());
+        let verified = tokens
+            .verify_access_token(&jwt, &config.issuer("acme"), "rampart")
+            .unwrap();
+        assert_eq!(verified.tenant_id, tenant);
+        assert_eq!(verified.claims, claims);
+    }
+    // Same tenant, different tid every time.
+    let (a, _) = tokens
+        .issue_access_token(&request(&config, tenant, SigningAlg::ES256))
+        .unwrap();
+    let (b, _) = tokens
+        .issue_access_token(&request(&config, tenant, SigningAlg::ES256))
+        .unwrap();
+    assert_ne!(part(&a, 1)["tid"], part(&b, 1)["tid"]);
+}
+
+#[tokio::test]
+async fn refuses_wrong_issuer_audience_and_expired() {
+    let (_ring, tokens, config) = crate::common::memory_tokens().await;
+    let (jwt, _) = tokens
+        .issue_access_token(&request(&config, Uuid::new_v4(), SigningAlg::ES256))
+        .unwrap();
+    // Twice each: uncached then cached.
+    for _ in 0..2 {
+        assert!(is_invalid_token(tokens.verify_access_token(
+            &jwt,
+            &config.issuer("other"),
+            "rampart"
+        )));
+        assert!(is_invalid_token(tokens.verify_access_token(
+            &jwt,
+            &config.issuer("acme"),
+            "other-api"
+        )));
+        tokens
+            .verify_access_token(&jwt, &config.issuer("acme"), "rampart")
+            .unwrap();
+    }
+    // Expired (beyond skew).
+    let far_future = rampart_auth::token::peek_claims(&jwt).unwrap()["exp"]
+        .as_i64()
+        .unwrap()
+        + 61;
+    assert!(matches!(
+        tokens.verify_uncached(&jwt, far_future),
+        Err(AuthError::InvalidToken(_))
+    ));
+    assert!(tokens.verify_uncached(&jwt, far_future - 2).is_ok());
+}
+
+#[tokio::test]
+async fn refuses_tampering_alg_none_hs256_confusion_and_kid_injection() {
+    let (ring, tokens, config) = crate::common::memory_tokens().await;
+    let iss = config.issuer("acme");
+    let (jwt, _) = tokens
+        .issue_access_token(&request(&config, Uuid::new_v4(), SigningAlg::ES256))
+        .unwrap();
+    let header = part(&jwt, 0);
+    let body = part(&jwt, 1);
+    let sig = jwt.split('.').nth(2).unwrap();
+
+    // Tampered payload with the original signature.
+    let mut evil = body.clone();
+    evil["roles"] = serde_json::json!(["admin"]);
+    assert!(is_invalid_token(tokens.verify_access_token(
+        &forge(&header, &evil, sig),
+        &iss,
+        "rampart"
+    )));
+
+    // alg: none with an empty signature.
+    let mut none = header.clone();
+    none["alg"] = "none".into();
+    assert!(is_invalid_token(tokens.verify_access_token(
+        &forge(&none, &body, ""),
+        &iss,
+        "rampart"
+    )));
+
+    // HS256 keyed with the public key (classic confusion).
+    let jwks = ring.jwks();
+    let kid = header["kid"].as_str().unwrap();
+    let public = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .unwrap()
+        .to_string();
+    let mut hs = header.clone();
+    hs["alg"] = "HS256".into();
+    let signing_input = format!(
+        "{}.{}",
+        B64.encode(serde_json::to_vec(&hs).unwrap()),
+        B64.encode(serde_json::to_vec(&body).unwrap())
+    );
+    let mut oct = josekit::jwk::Jwk::new("oct");
+    oct.set_key_value(public.as_bytes());
+    let signer = josekit::jws::HS256.signer_from_jwk(&oct).unwrap();
+    let mac = josekit::jws::JwsSigner::sign(&signer, signing_input.as_bytes()).unwrap();
+    let hs_token = format!("{signing_input}.{}", B64.encode(mac));
+    assert!(is_invalid_token(
+        tokens.verify_access_token(&hs_token, &iss, "rampart")
+    ));
+
+    // ES256 header pointing at the RS256 key (alg/key mismatch).
+    let rs_kid = ring.active_kid(rampart_auth::KeyKind::Rs256).unwrap();
+    let mut mismatch = header.clone();
+    mismatch["kid"] = rs_kid.into();
+    assert!(is_invalid_token(tokens.verify_access_token(
+        &forge(&mismatch, &body, sig),
+        &iss,
+        "rampart"
+    )));
+
+    // kid injection attempts.
+    for kid in [
+        "../../etc/passwd",
+        "' OR 1=1 --",
+        "",
+        "es-unknown",
+        &"a".repeat(200),
+    ] {
+        let mut h = header.clone();
+        h["kid"] = kid.into();
+        assert!(is_invalid_token(tokens.verify_access_token(
+            &forge(&h, &body, sig),
+            &iss,
+            "rampart"
+        )));
+    }
+    // Embedded keys and key URLs are refused.
+    for (name, value) in [
+        ("jku", serde_json::json!("http://evil.example/jwks")),
+        ("jwk", serde_json::json!({"kty": "EC"})),
+        ("x5u", serde_json::json!("http://evil.example/x5u")),
+        ("crit", serde_json::json!(["exp"])),
+    ] {
+        let mut h = header.clone();
+        h[name] = value;
+        assert!(is_invalid_token(tokens.verify_access_token(
+            &forge(&h, &body, sig),
+            &iss,
+            "rampart"
+        )));
+    }
+    // Wrong typ (an ID token is not an access token).
+    let mut typ = header.clone();
+    typ["typ"] = "JWT".into();
+    assert!(is_invalid_token(tokens.verify_access_token(
+        &forge(&typ, &body, sig),
+        &iss,
+        "rampart"
+    )));
+    // A tid from another token swapped in breaks the signature.
+    let (other, _) = tokens
+        .issue_access_token(&request(&config, Uuid::new_v4(), SigningAlg::ES256))
+        .unwrap();
+    let mut swapped = body.clone();
+    swapped["tid"] = part(&other, 1)["tid"].clone();
+    assert!(is_invalid_token(tokens.verify_access_token(
+        &forge(&header, &swapped, sig),
+        &iss,
+        "rampart"
+    )));
+    // The original still verifies.
+    tokens.verify_access_token(&jwt, &iss, "rampart").unwrap();
+}
+
+#[tokio::test]
+async fn a_token_signed_by_a_foreign_key_with_our_kid_fails() {
+    let (_ring, tokens, config) = crate::common::memory_tokens().await;
+    let (_ring2, tokens2, _) = crate::common::memory_tokens().await;
+    let (foreign, _) = tokens2
+        .issue_access_token(&request(&config, Uuid::new_v4(), SigningAlg::ES256))
+        .unwrap();
+    assert!(is_invalid_token(tokens.verify_access_token(
+        &foreign,
+        &config.issuer("acme"),
+        "rampart"
+    )));
+}
+
+#[tokio::test]
+async fn id_token_carries_nonce_and_at_hash() {
+    let (_ring, tokens, config) = crate::common::memory_tokens().await;
+    let claims = IdTokenClaims {
+        iss: config.issuer("acme"),
+        sub: "user-1".into(),
+        aud: "web".into(),
+        exp: 0,
+        iat: 0,
+        auth_time: 5,
+        nonce: Some("n-123".into()),
+        at_hash: None,
+        sid: None,
+        email: Some("a@example.com".into()),
+        name: None,
+    };
+    let id = tokens
+        .issue_id_token(SigningAlg::RS256, claims, Some("access"))
+        .unwrap();
+    assert_eq!(part(&id, 0)["typ"], "JWT");
+    let back = tokens.verify_id_token(&id).unwrap();
+    assert_eq!(back.nonce.as_deref(), Some("n-123"));
+    assert!(back.at_hash.is_some());
+    assert!(back.exp > back.iat);
+    // An ID token is not accepted as an access token.
+    assert!(is_invalid_token(tokens.verify_access_token(
+        &id,
+        &config.issuer("acme"),
+        "web"
+    )));
+}
