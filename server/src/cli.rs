@@ -1,7 +1,7 @@
 //! The command line: one binary, one subcommand per job.
 use clap::{Parser, Subcommand};
 
-use crate::{analytics_cmd, demo, tenants_cmd};
+use crate::{analytics_cmd, demo, serve, tenants_cmd};
 
 /// Rampart: a multi-tenant platform for trading and portfolio products.
 #[derive(Debug, Parser)]
@@ -18,6 +18,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the server from configuration (TOML file + `RAMPART_*`
+    /// environment): public and admin (mutual TLS) listeners.
+    Serve(serve::ServeArgs),
     /// Run everything with embedded defaults: a PostgreSQL of its own in
     /// `.rampart/` (started and stopped with this command), demo tenants and
     /// data. Ctrl-C stops it cleanly.
@@ -29,6 +32,8 @@ pub enum Command {
     /// Performance and risk metrics for a CSV of dated prices or returns
     /// (one column per series), printed as JSON.
     Analytics(analytics_cmd::AnalyticsArgs),
+    /// Print the OpenAPI 3 document of the API (no server needed).
+    Openapi,
 }
 
 /// Runs a parsed command line.
@@ -37,6 +42,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args).await,
         Command::Tenants(cmd) => tenants_cmd::run(cmd).await,
         Command::Analytics(args) => args.run(),
+        Command::Serve(args) => serve::run(args).await,
+        Command::Openapi => {
+            println!("{}", crate::routes::openapi::document());
+            Ok(())
+        }
     }
 }
 

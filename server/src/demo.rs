@@ -1,54 +1,140 @@
-//! `rampart demo`: the whole platform with embedded defaults.
+//! `rampart demo`: the whole platform with embedded defaults — a PostgreSQL
+//! of its own under `.rampart/`, in-memory cache and rate limiter, dev
+//! secrets, a generated development CA with server and client certificates,
+//! demo tenants, users and OAuth clients.
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
-use rampart_tenancy::{TenancyConfig, TenantPool};
+use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
+use rampart_auth::{AuthError, Role, SigningAlg};
 use rampart_testkit::{PgOptions, PgServer};
+
+use crate::config::{Mode, ServerConfig};
+use crate::serve;
+use crate::tls::write_dev_pki;
 
 /// Options of the embedded mode.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Where the embedded PostgreSQL keeps its data (created on first run).
-    #[arg(long, default_value = ".rampart/pg", env = "RAMPART_DEMO_DIR")]
-    pub data_dir: PathBuf,
-    /// Exit after provisioning and printing (instead of waiting for Ctrl-C).
+    /// Where the demo keeps its data (PostgreSQL cluster, certificates, dev
+    /// secrets); created on first run.
+    #[arg(long, default_value = ".rampart", env = "RAMPART_DEMO_DIR")]
+    pub dir: PathBuf,
+    /// Public listener.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub public_addr: SocketAddr,
+    /// Admin listener (mutual TLS).
+    #[arg(long, default_value = "127.0.0.1:9443")]
+    pub admin_addr: SocketAddr,
+    /// Exit after starting and printing (for smoke tests).
     #[arg(long)]
     pub once: bool,
 }
 
 /// Demo tenants: slug and display name.
 const DEMO_TENANTS: &[(&str, &str)] = &[("acme", "Acme Capital"), ("globex", "Globex Investments")];
+/// Demo users of every tenant: email local part, name, role.
+const DEMO_USERS: &[(&str, &str, Role)] = &[
+    ("admin", "Ada Admin", Role::Admin),
+    ("trader", "Tom Trader", Role::Trader),
+    ("viewer", "Vera Viewer", Role::Viewer),
+];
+/// The demo password (dev mode only).
+pub const DEMO_PASSWORD: &str = "rampart-demo-password";
+/// The public OAuth client every demo tenant has.
+pub const DEMO_CLIENT: &str = "demo-web";
+/// Its redirect URI (any loopback port is accepted).
+pub const DEMO_REDIRECT: &str = "http://127.0.0.1/callback";
 
-/// Runs the command.
+/// Runs the demo until Ctrl-C.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let data_dir = args.data_dir.clone();
+    let pg_dir = args.dir.join("pg");
     let pg = tokio::task::spawn_blocking(move || {
-        PgServer::start_with(PgOptions { data_dir: Some(data_dir), fsync: true, ..PgOptions::default() })
+        PgServer::start_with(PgOptions { data_dir: Some(pg_dir), fsync: true, ..PgOptions::default() })
     })
     .await??;
-    let result = serve(&pg, &args).await;
+    let result = serve_demo(&pg, &args).await;
     let stopped = tokio::task::spawn_blocking(move || pg.shutdown()).await?;
     result?;
     stopped?;
-    println!("stopped.");
+    println!("stopped cleanly.");
     Ok(())
 }
 
-async fn serve(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
-    let url = pg.url("postgres");
-    println!("embedded PostgreSQL on 127.0.0.1:{} (data in {})", pg.port(), args.data_dir.display());
-    let pool = TenantPool::connect(TenancyConfig { database_url: url, ..TenancyConfig::default() }).await?;
+async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
+    let pki = write_dev_pki(&args.dir.join("pki"))?;
+    let mut config = ServerConfig {
+        mode: Mode::Dev,
+        public_addr: args.public_addr,
+        admin_addr: args.admin_addr,
+        public_base_url: format!("https://localhost:{}", args.public_addr.port()),
+        tls: Some(pki.files.clone()),
+        ..ServerConfig::default()
+    };
+    config.database.database_url = pg.url("postgres");
+    config.validate()?;
+    let state = serve::build_state(config).await?;
+    let auth = state.auth.clone().ok_or_else(|| anyhow::anyhow!("auth server missing"))?;
+    let mut logins = Vec::new();
     for (slug, name) in DEMO_TENANTS {
-        let started = std::time::Instant::now();
-        let t = pool.ensure_tenant(slug, name).await?;
-        println!("tenant {:<8} {:<22} schema {:<16} status {} ({:.1} ms)", t.slug, t.display_name, t.schema_name, t.status, started.elapsed().as_secs_f64() * 1e3);
+        let t = state.tenants.ensure_tenant(slug, name).await?;
+        for (local, display, role) in DEMO_USERS {
+            let email = format!("{local}@{slug}.example");
+            match auth.register(slug, &email, display, DEMO_PASSWORD, *role).await {
+                Ok(_) | Err(AuthError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            logins.push(format!("{:<8} {email:<24} {role:?}", t.slug));
+        }
+        let client = ClientRegistration {
+            client_id: DEMO_CLIENT.into(),
+            name: "Demo web app".into(),
+            redirect_uris: vec![DEMO_REDIRECT.into()],
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            allowed_scopes: vec!["openid".into(), "email".into(), "profile".into(), "portfolio:read".into()],
+            auth_method: ClientAuthMethod::None,
+            signing_alg: SigningAlg::ES256,
+        };
+        match auth.register_client(slug, &client).await {
+            Ok(_) | Err(AuthError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
-    let report = pool.migrate_all().await?;
-    println!("template version {}: {} tenants were behind", report.target_version, report.behind);
-    if args.once {
-        return Ok(());
+    let report = state.tenants.migrate_all().await?;
+    let server = serve::start(state).await?;
+    let (p, a) = (server.public_addr, server.admin_addr);
+    let ca = pki.ca_file.display();
+    let (cert, key) = (pki.client_cert_file.display(), pki.client_key_file.display());
+    println!(
+        "\nRampart demo is running (template {}, embedded PostgreSQL on 127.0.0.1:{}).\n\
+         \n  public  https://localhost:{}   (OAuth, login page, API; client certificates optional)\
+         \n  admin   https://localhost:{}   (mutual TLS: client certificate required)\
+         \n\nDemo logins (password `{DEMO_PASSWORD}`):\n  {}\
+         \n\nTry:\
+         \n  curl --cacert {ca} https://localhost:{}/ready\
+         \n  curl --cacert {ca} https://localhost:{}/t/acme/.well-known/openid-configuration\
+         \n  open https://localhost:{}/t/acme/oauth/authorize?response_type=code&client_id={DEMO_CLIENT}&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcallback&scope=openid%20email&state=s1&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256\
+         \n  curl --cacert {ca} --cert {cert} --key {key} https://localhost:{}/admin/tenants\
+         \n  curl --cacert {ca} --cert {cert} --key {key} https://localhost:{}/metrics\
+         \n  curl --cacert {ca} https://localhost:{}/admin/tenants      # refused: no client certificate\
+         \n\nPress Ctrl-C to stop.",
+        report.target_version,
+        pg.port(),
+        p.port(),
+        a.port(),
+        logins.join("\n  "),
+        p.port(),
+        p.port(),
+        p.port(),
+        a.port(),
+        a.port(),
+        a.port(),
+    );
+    if !args.once {
+        tokio::signal::ctrl_c().await?;
+        println!("stopping…");
     }
-    println!("Ready. Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await?;
+    server.stop().await;
     Ok(())
 }

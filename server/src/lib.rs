@@ -11,7 +11,15 @@
 #![deny(missing_docs)]
 
 pub mod analytics_cmd;
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod metrics;
+pub mod routes;
+pub mod serve;
 pub mod cli;
 pub mod demo;
 pub mod tenants_cmd;
 pub mod tls;
+pub mod vault;
+pub mod ratelimit;

@@ -98,21 +98,33 @@ struct QuotaSpec {
 impl TryFrom<QuotaSpec> for Quota {
     type Error = String;
     fn try_from(spec: QuotaSpec) -> Result<Self, String> {
-        let quota = Quota::new(spec.count, Duration::from_secs(spec.period_secs), spec.burst);
+        let quota = Quota::new(
+            spec.count,
+            Duration::from_secs(spec.period_secs),
+            spec.burst,
+        );
         quota.validate().map(|()| quota)
     }
 }
 
 impl From<Quota> for QuotaSpec {
     fn from(q: Quota) -> Self {
-        QuotaSpec { count: q.count, period_secs: q.per_period.as_secs(), burst: q.burst }
+        QuotaSpec {
+            count: q.count,
+            period_secs: q.per_period.as_secs(),
+            burst: q.burst,
+        }
     }
 }
 
 impl Quota {
     /// `count` requests per `per_period`, `burst` at once.
     pub const fn new(count: u32, per_period: Duration, burst: u32) -> Self {
-        Quota { count, per_period, burst }
+        Quota {
+            count,
+            per_period,
+            burst,
+        }
     }
 
     /// Checks that count, period and burst are all non-zero.
@@ -134,12 +146,18 @@ impl Quota {
 
     /// `burst × T` in µs.
     fn burst_offset_us(&self) -> u64 {
-        self.emission_interval_us().saturating_mul(u64::from(self.burst.max(1)))
+        self.emission_interval_us()
+            .saturating_mul(u64::from(self.burst.max(1)))
     }
 
     /// The `RateLimit-Policy` header value, e.g. `100;w=60;burst=20`.
     pub fn policy_header(&self) -> String {
-        format!("{};w={};burst={}", self.count, self.per_period.as_secs(), self.burst)
+        format!(
+            "{};w={};burst={}",
+            self.count,
+            self.per_period.as_secs(),
+            self.burst
+        )
     }
 }
 
@@ -164,7 +182,13 @@ fn ceil_secs(d: Duration) -> u64 {
 
 impl Decision {
     fn allow_all(quota: &Quota) -> Self {
-        Decision { allowed: true, limit: quota.burst, remaining: quota.burst, reset_after: Duration::ZERO, retry_after: None }
+        Decision {
+            allowed: true,
+            limit: quota.burst,
+            remaining: quota.burst,
+            reset_after: Duration::ZERO,
+            retry_after: None,
+        }
     }
 
     /// Response headers: `RateLimit-Limit`, `RateLimit-Remaining`,
@@ -187,10 +211,18 @@ impl Decision {
             (true, false) => other,
             (false, true) => self,
             (false, false) => {
-                if other.retry_after > self.retry_after { other } else { self }
+                if other.retry_after > self.retry_after {
+                    other
+                } else {
+                    self
+                }
             }
             (true, true) => {
-                if other.remaining < self.remaining { other } else { self }
+                if other.remaining < self.remaining {
+                    other
+                } else {
+                    self
+                }
             }
         }
     }
@@ -230,12 +262,14 @@ pub fn gcra_step(tat_us: Option<u64>, now_us: u64, quota: &Quota) -> (Decision, 
 
 /// Rate limit settings. Durations are milliseconds (`*_ms`); quotas are
 /// `{ count, period_secs, burst }`. Unknown fields are refused.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Turn rate limiting off entirely (every request allowed).
     pub enabled: bool,
-    /// Redis shared by all replicas; in-memory only when `None`.
+    /// Redis shared by all replicas; in-memory only when `None`. Serialized
+    /// with its password redacted.
+    #[serde(serialize_with = "serialize_redacted_url")]
     pub redis_url: Option<String>,
     /// Prefix of every Redis key.
     pub key_prefix: String,
@@ -283,6 +317,16 @@ fn redact_url(raw: &str) -> String {
     }
 }
 
+fn serialize_redacted_url<S: serde::Serializer>(
+    url: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => serializer.serialize_some(&redact_url(url)),
+        None => serializer.serialize_none(),
+    }
+}
+
 impl fmt::Debug for RateLimitConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitConfig")
@@ -302,14 +346,24 @@ impl fmt::Debug for RateLimitConfig {
 impl RateLimitConfig {
     /// Checks every value; the message names the bad field.
     pub fn validate(&self) -> Result<(), RateLimitError> {
-        for (name, quota) in [("per_ip", &self.per_ip), ("per_tenant", &self.per_tenant), ("per_api_key", &self.per_api_key)] {
-            quota.validate().map_err(|e| RateLimitError::Config(format!("{name}: {e}")))?;
+        for (name, quota) in [
+            ("per_ip", &self.per_ip),
+            ("per_tenant", &self.per_tenant),
+            ("per_api_key", &self.per_api_key),
+        ] {
+            quota
+                .validate()
+                .map_err(|e| RateLimitError::Config(format!("{name}: {e}")))?;
         }
         if self.redis_timeout_ms == 0 || self.reprobe_after_ms == 0 {
-            return Err(RateLimitError::Config("redis_timeout_ms and reprobe_after_ms must be > 0".to_owned()));
+            return Err(RateLimitError::Config(
+                "redis_timeout_ms and reprobe_after_ms must be > 0".to_owned(),
+            ));
         }
         if self.memory_keys_per_shard == 0 {
-            return Err(RateLimitError::Config("memory_keys_per_shard must be > 0".to_owned()));
+            return Err(RateLimitError::Config(
+                "memory_keys_per_shard must be > 0".to_owned(),
+            ));
         }
         Ok(())
     }
@@ -344,7 +398,9 @@ impl MemoryLimiter {
     fn check(&self, key: &str, quota: &Quota) -> Decision {
         let now = self.now_us();
         let index = usize::try_from(self.hasher.hash_one(key) % SHARDS as u64).unwrap_or(0);
-        let Some(shard) = self.shards.get(index) else { return Decision::allow_all(quota) };
+        let Some(shard) = self.shards.get(index) else {
+            return Decision::allow_all(quota);
+        };
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
         let (decision, new_tat) = gcra_step(map.get(key).copied(), now, quota);
         if let Some(tat) = new_tat {
@@ -384,7 +440,12 @@ pub enum RateLimitBackend {
 
 enum Circuit {
     Closed,
-    Open { since: DateTime<Utc>, last_error: String, retry_at: Instant, probing: bool },
+    Open {
+        since: DateTime<Utc>,
+        last_error: String,
+        retry_at: Instant,
+        probing: bool,
+    },
 }
 
 struct RedisBackend {
@@ -402,7 +463,9 @@ impl RedisBackend {
         let mut circuit = self.circuit.lock().unwrap_or_else(|p| p.into_inner());
         match &mut *circuit {
             Circuit::Closed => true,
-            Circuit::Open { retry_at, probing, .. } => {
+            Circuit::Open {
+                retry_at, probing, ..
+            } => {
                 if *probing || Instant::now() < *retry_at {
                     false
                 } else {
@@ -417,7 +480,10 @@ impl RedisBackend {
         let mut circuit = self.circuit.lock().unwrap_or_else(|p| p.into_inner());
         if let Circuit::Open { since, .. } = &*circuit {
             let outage = Utc::now().signed_duration_since(*since);
-            tracing::info!(outage_ms = outage.num_milliseconds(), "Redis is back: rate limits shared again");
+            tracing::info!(
+                outage_ms = outage.num_milliseconds(),
+                "Redis is back: rate limits shared again"
+            );
         }
         *circuit = Circuit::Closed;
     }
@@ -428,9 +494,19 @@ impl RedisBackend {
         match &mut *circuit {
             Circuit::Closed => {
                 tracing::warn!(%error, "Redis unavailable: rate limiting from memory (per replica) until it is back");
-                *circuit = Circuit::Open { since: Utc::now(), last_error: error, retry_at, probing: false };
+                *circuit = Circuit::Open {
+                    since: Utc::now(),
+                    last_error: error,
+                    retry_at,
+                    probing: false,
+                };
             }
-            Circuit::Open { last_error, retry_at: at, probing, .. } => {
+            Circuit::Open {
+                last_error,
+                retry_at: at,
+                probing,
+                ..
+            } => {
                 tracing::debug!(%error, "Redis still unavailable");
                 *last_error = error;
                 *at = retry_at;
@@ -442,14 +518,20 @@ impl RedisBackend {
     async fn check(&self, key: &str, quota: &Quota) -> Result<Decision, String> {
         let mut conn = self.manager.clone();
         let mut invocation = self.script.key(key);
-        invocation.arg(quota.emission_interval_us()).arg(quota.burst_offset_us());
-        let reply: Vec<i64> = match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err(format!("no answer within {} ms", self.timeout.as_millis())),
-        };
+        invocation
+            .arg(quota.emission_interval_us())
+            .arg(quota.burst_offset_us());
+        let reply: Vec<i64> =
+            match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await {
+                Ok(Ok(reply)) => reply,
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err(format!("no answer within {} ms", self.timeout.as_millis())),
+            };
         let &[allowed, remaining, reset_after, retry_after] = reply.as_slice() else {
-            return Err(format!("rate limit script returned {} values, expected 4", reply.len()));
+            return Err(format!(
+                "rate limit script returned {} values, expected 4",
+                reply.len()
+            ));
         };
         let micros = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
         Ok(Decision {
@@ -479,7 +561,10 @@ pub struct RateLimiter {
 
 impl fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimiter").field("config", &self.inner.cfg).field("backend", &self.backend()).finish()
+        f.debug_struct("RateLimiter")
+            .field("config", &self.inner.cfg)
+            .field("backend", &self.backend())
+            .finish()
     }
 }
 
@@ -492,8 +577,9 @@ impl RateLimiter {
         let redis = match &cfg.redis_url {
             None => None,
             Some(url) => {
-                let client = redis::Client::open(url.as_str())
-                    .map_err(|e| RateLimitError::Config(format!("redis_url {}: {e}", redact_url(url))))?;
+                let client = redis::Client::open(url.as_str()).map_err(|e| {
+                    RateLimitError::Config(format!("redis_url {}: {e}", redact_url(url)))
+                })?;
                 let timeout = Duration::from_millis(cfg.redis_timeout_ms);
                 let manager_cfg = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
@@ -502,7 +588,9 @@ impl RateLimiter {
                     .set_min_delay(Duration::from_millis(10))
                     .set_max_delay(Duration::from_millis(cfg.reprobe_after_ms));
                 let manager = ConnectionManager::new_lazy_with_config(client, manager_cfg)
-                    .map_err(|e| RateLimitError::Config(format!("redis connection manager: {e}")))?;
+                    .map_err(|e| {
+                        RateLimitError::Config(format!("redis connection manager: {e}"))
+                    })?;
                 Some(RedisBackend {
                     manager,
                     script: Script::new(GCRA_LUA),
@@ -513,7 +601,9 @@ impl RateLimiter {
             }
         };
         let memory = MemoryLimiter::new(cfg.memory_keys_per_shard);
-        Ok(RateLimiter { inner: Arc::new(Inner { cfg, memory, redis }) })
+        Ok(RateLimiter {
+            inner: Arc::new(Inner { cfg, memory, redis }),
+        })
     }
 
     /// The configuration in use.
@@ -559,7 +649,8 @@ impl RateLimiter {
 
     /// Counts one request for a tenant against `per_tenant`.
     pub async fn check_tenant(&self, tenant: &str) -> Decision {
-        self.check(&format!("tenant:{tenant}"), self.inner.cfg.per_tenant).await
+        self.check(&format!("tenant:{tenant}"), self.inner.cfg.per_tenant)
+            .await
     }
 
     /// Counts one request for an API key against `per_api_key`. The key is
@@ -567,12 +658,18 @@ impl RateLimiter {
     pub async fn check_api_key(&self, api_key: &str) -> Decision {
         let digest = Sha256::digest(api_key.as_bytes());
         let id = hex::encode(digest.get(..12).unwrap_or_default());
-        self.check(&format!("apikey:{id}"), self.inner.cfg.per_api_key).await
+        self.check(&format!("apikey:{id}"), self.inner.cfg.per_api_key)
+            .await
     }
 
     /// Counts one request against every scope that applies and returns the
     /// strictest decision.
-    pub async fn check_request(&self, ip: Option<IpAddr>, tenant: Option<&str>, api_key: Option<&str>) -> Decision {
+    pub async fn check_request(
+        &self,
+        ip: Option<IpAddr>,
+        tenant: Option<&str>,
+        api_key: Option<&str>,
+    ) -> Decision {
         let mut decision: Option<Decision> = None;
         let mut merge = |d: Decision| decision = Some(decision.map_or(d, |prev| prev.stricter(d)));
         if let Some(ip) = ip {
@@ -589,13 +686,18 @@ impl RateLimiter {
 
     /// Which store answers (for `/ready` and metrics).
     pub fn backend(&self) -> RateLimitBackend {
-        let Some(redis) = &self.inner.redis else { return RateLimitBackend::Memory };
+        let Some(redis) = &self.inner.redis else {
+            return RateLimitBackend::Memory;
+        };
         let circuit = redis.circuit.lock().unwrap_or_else(|p| p.into_inner());
         match &*circuit {
             Circuit::Closed => RateLimitBackend::Redis,
-            Circuit::Open { since, last_error, .. } => {
-                RateLimitBackend::Degraded { since: *since, last_error: last_error.clone() }
-            }
+            Circuit::Open {
+                since, last_error, ..
+            } => RateLimitBackend::Degraded {
+                since: *since,
+                last_error: last_error.clone(),
+            },
         }
     }
 }

@@ -39,13 +39,13 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{DateTime, Utc};
+use rustify::errors::ClientError as RustifyError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 use vaultrs::api::transit::requests::DataKeyType;
 use vaultrs::client::{Client as _, VaultClient, VaultClientSettingsBuilder};
-use rustify::errors::ClientError as RustifyError;
 use vaultrs::error::ClientError;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -141,38 +141,54 @@ impl VaultError {
 /// secret data) into the message.
 fn map_client_error(err: ClientError, operation: &str, address: &str) -> VaultError {
     match err {
-        ClientError::APIError { code: 404, .. } => VaultError::NotFound { path: operation.to_owned() },
+        ClientError::APIError { code: 404, .. } => VaultError::NotFound {
+            path: operation.to_owned(),
+        },
         ClientError::APIError { code, errors } => VaultError::Api {
             operation: operation.to_owned(),
             status: code,
-            messages: if errors.is_empty() { "(no message)".to_owned() } else { errors.join("; ") },
+            messages: if errors.is_empty() {
+                "(no message)".to_owned()
+            } else {
+                errors.join("; ")
+            },
         },
         ClientError::RestClientError { source } => match source {
-            RustifyError::RequestError { source, .. } => {
-                VaultError::Unreachable { address: address.to_owned(), detail: format!("{source:#}") }
-            }
-            RustifyError::ServerResponseError { code: 404, .. } => {
-                VaultError::NotFound { path: operation.to_owned() }
-            }
+            RustifyError::RequestError { source, .. } => VaultError::Unreachable {
+                address: address.to_owned(),
+                detail: format!("{source:#}"),
+            },
+            RustifyError::ServerResponseError { code: 404, .. } => VaultError::NotFound {
+                path: operation.to_owned(),
+            },
             RustifyError::ServerResponseError { code, .. } => VaultError::Api {
                 operation: operation.to_owned(),
                 status: code,
                 messages: "(unparsed error body)".to_owned(),
             },
-            other => VaultError::Protocol { operation: operation.to_owned(), detail: other.to_string() },
+            other => VaultError::Protocol {
+                operation: operation.to_owned(),
+                detail: other.to_string(),
+            },
         },
         ClientError::JsonParseError { .. } => VaultError::Protocol {
             operation: operation.to_owned(),
             detail: "the response did not have the expected JSON shape".to_owned(),
         },
-        other => VaultError::Protocol { operation: operation.to_owned(), detail: other.to_string() },
+        other => VaultError::Protocol {
+            operation: operation.to_owned(),
+            detail: other.to_string(),
+        },
     }
 }
 
 /// Keeps serde's messages only when they name a field, never a value.
 fn shape_detail(err: &serde_json::Error) -> String {
     let text = err.to_string();
-    if text.starts_with("missing field") || text.starts_with("unknown field") || text.starts_with("duplicate field") {
+    if text.starts_with("missing field")
+        || text.starts_with("unknown field")
+        || text.starts_with("duplicate field")
+    {
         text
     } else {
         "a field has the wrong type or format".to_owned()
@@ -209,6 +225,14 @@ impl fmt::Debug for SecretString {
     }
 }
 
+/// Serializes as `"[redacted]"` (or `""` when empty): printing an effective
+/// configuration never shows the secret.
+impl Serialize for SecretString {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(if self.is_empty() { "" } else { REDACTED })
+    }
+}
+
 impl<'de> Deserialize<'de> for SecretString {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         String::deserialize(deserializer).map(SecretString::new)
@@ -216,7 +240,7 @@ impl<'de> Deserialize<'de> for SecretString {
 }
 
 /// How the server logs in to Vault.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
 pub enum VaultAuth {
     /// A static token: development only.
@@ -247,7 +271,9 @@ fn default_approle_mount() -> String {
 
 impl Default for VaultAuth {
     fn default() -> Self {
-        VaultAuth::Token { token: SecretString::default() }
+        VaultAuth::Token {
+            token: SecretString::default(),
+        }
     }
 }
 
@@ -255,7 +281,11 @@ impl fmt::Debug for VaultAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             VaultAuth::Token { .. } => f.debug_struct("Token").field("token", &REDACTED).finish(),
-            VaultAuth::AppRole { mount, secret_id_file, .. } => f
+            VaultAuth::AppRole {
+                mount,
+                secret_id_file,
+                ..
+            } => f
                 .debug_struct("AppRole")
                 .field("mount", mount)
                 .field("role_id", &REDACTED)
@@ -269,7 +299,9 @@ impl fmt::Debug for VaultAuth {
 /// Where and how to reach Vault, and which secrets the server needs.
 ///
 /// Durations are milliseconds (`*_ms`). Unknown fields are refused.
-#[derive(Clone, Debug, Deserialize)]
+/// Serializing it (to print the effective configuration) redacts the
+/// credentials.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VaultConfig {
     /// Vault's address, e.g. `https://vault.internal:8200`.
@@ -323,17 +355,23 @@ impl VaultConfig {
     pub fn dev(address: impl Into<String>, token: impl Into<String>) -> Self {
         VaultConfig {
             address: address.into(),
-            auth: VaultAuth::Token { token: SecretString::new(token) },
+            auth: VaultAuth::Token {
+                token: SecretString::new(token),
+            },
             ..VaultConfig::default()
         }
     }
 
     /// Checks every value; the message names the bad field.
     pub fn validate(&self) -> Result<(), VaultError> {
-        let url = url::Url::parse(&self.address)
-            .map_err(|e| VaultError::Config(format!("address `{}` is not a URL: {e}", self.address)))?;
+        let url = url::Url::parse(&self.address).map_err(|e| {
+            VaultError::Config(format!("address `{}` is not a URL: {e}", self.address))
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(VaultError::Config(format!("address `{}` must be http:// or https://", self.address)));
+            return Err(VaultError::Config(format!(
+                "address `{}` must be http:// or https://",
+                self.address
+            )));
         }
         for (name, value) in [
             ("kv_mount", &self.kv_mount),
@@ -344,27 +382,40 @@ impl VaultConfig {
                 return Err(VaultError::Config(format!("{name} must not be empty")));
             }
         }
-        if self.request_timeout_ms == 0 || self.refresh_interval_ms == 0 || self.retry_min_backoff_ms == 0 {
+        if self.request_timeout_ms == 0
+            || self.refresh_interval_ms == 0
+            || self.retry_min_backoff_ms == 0
+        {
             return Err(VaultError::Config(
-                "request_timeout_ms, refresh_interval_ms and retry_min_backoff_ms must be > 0".to_owned(),
+                "request_timeout_ms, refresh_interval_ms and retry_min_backoff_ms must be > 0"
+                    .to_owned(),
             ));
         }
         if self.retry_max_backoff_ms < self.retry_min_backoff_ms {
-            return Err(VaultError::Config("retry_max_backoff_ms must be >= retry_min_backoff_ms".to_owned()));
+            return Err(VaultError::Config(
+                "retry_max_backoff_ms must be >= retry_min_backoff_ms".to_owned(),
+            ));
         }
         match &self.auth {
-            VaultAuth::Token { token } if token.is_empty() => {
-                Err(VaultError::Config("auth.token is empty (use AppRole in production)".to_owned()))
-            }
-            VaultAuth::AppRole { role_id, secret_id, secret_id_file, .. } => {
+            VaultAuth::Token { token } if token.is_empty() => Err(VaultError::Config(
+                "auth.token is empty (use AppRole in production)".to_owned(),
+            )),
+            VaultAuth::AppRole {
+                role_id,
+                secret_id,
+                secret_id_file,
+                ..
+            } => {
                 if role_id.is_empty() {
                     return Err(VaultError::Config("auth.role_id is empty".to_owned()));
                 }
                 match (secret_id, secret_id_file) {
-                    (Some(_), Some(_)) => {
-                        Err(VaultError::Config("set auth.secret_id or auth.secret_id_file, not both".to_owned()))
-                    }
-                    (None, None) => Err(VaultError::Config("auth.secret_id or auth.secret_id_file is required".to_owned())),
+                    (Some(_), Some(_)) => Err(VaultError::Config(
+                        "set auth.secret_id or auth.secret_id_file, not both".to_owned(),
+                    )),
+                    (None, None) => Err(VaultError::Config(
+                        "auth.secret_id or auth.secret_id_file is required".to_owned(),
+                    )),
                     _ => Ok(()),
                 }
             }
@@ -375,12 +426,19 @@ impl VaultConfig {
     fn full_path(&self, path: &str) -> String {
         let path = path.trim_matches('/');
         let prefix = self.path_prefix.trim_matches('/');
-        if prefix.is_empty() { path.to_owned() } else { format!("{prefix}/{path}") }
+        if prefix.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{prefix}/{path}")
+        }
     }
 
     fn backoff(&self, failures: u32) -> Duration {
         let exp = failures.saturating_sub(1).min(20);
-        let base = self.retry_min_backoff_ms.saturating_mul(1u64 << exp).min(self.retry_max_backoff_ms);
+        let base = self
+            .retry_min_backoff_ms
+            .saturating_mul(1u64 << exp)
+            .min(self.retry_max_backoff_ms);
         // ±20 % jitter so replicas do not retry in lockstep.
         let jitter = rand::random_range(0.8..1.2);
         Duration::from_millis((base as f64 * jitter) as u64)
@@ -411,7 +469,9 @@ impl Secret {
     /// All fields.
     pub fn fields(&self) -> &Map<String, Value> {
         static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-        self.data.as_object().unwrap_or_else(|| EMPTY.get_or_init(Map::new))
+        self.data
+            .as_object()
+            .unwrap_or_else(|| EMPTY.get_or_init(Map::new))
     }
 
     /// One string field.
@@ -421,7 +481,10 @@ impl Secret {
 
     /// The fields as a typed value.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, VaultError> {
-        T::deserialize(&self.data).map_err(|e| VaultError::Shape { path: self.path.clone(), detail: shape_detail(&e) })
+        T::deserialize(&self.data).map_err(|e| VaultError::Shape {
+            path: self.path.clone(),
+            detail: shape_detail(&e),
+        })
     }
 }
 
@@ -464,7 +527,10 @@ impl SecretSnapshot {
 
     /// Path → version of every held secret.
     pub fn versions(&self) -> BTreeMap<String, u64> {
-        self.entries.iter().map(|(p, s)| (p.clone(), s.version)).collect()
+        self.entries
+            .iter()
+            .map(|(p, s)| (p.clone(), s.version))
+            .collect()
     }
 }
 
@@ -590,7 +656,9 @@ fn build_client(cfg: &VaultConfig, token: &str) -> Result<VaultClient, VaultErro
     if let Some(ca) = &cfg.ca_cert_file {
         settings.ca_certs(vec![ca.display().to_string()]);
     }
-    let settings = settings.build().map_err(|e| VaultError::Config(e.to_string()))?;
+    let settings = settings
+        .build()
+        .map_err(|e| VaultError::Config(e.to_string()))?;
     VaultClient::new(settings).map_err(|e| map_client_error(e, "client setup", &cfg.address))
 }
 
@@ -598,28 +666,42 @@ fn build_client(cfg: &VaultConfig, token: &str) -> Result<VaultClient, VaultErro
 async fn authenticate(cfg: &VaultConfig) -> Result<(VaultClient, Option<Instant>), VaultError> {
     match &cfg.auth {
         VaultAuth::Token { token } => Ok((build_client(cfg, token.expose())?, None)),
-        VaultAuth::AppRole { mount, role_id, secret_id, secret_id_file } => {
+        VaultAuth::AppRole {
+            mount,
+            role_id,
+            secret_id,
+            secret_id_file,
+        } => {
             let secret_id = match (secret_id, secret_id_file) {
                 (Some(s), _) => s.clone(),
                 (None, Some(file)) => {
                     let text = Zeroizing::new(std::fs::read_to_string(file).map_err(|e| {
-                        VaultError::Config(format!("cannot read auth.secret_id_file {}: {e}", file.display()))
+                        VaultError::Config(format!(
+                            "cannot read auth.secret_id_file {}: {e}",
+                            file.display()
+                        ))
                     })?);
                     SecretString::new(text.trim())
                 }
-                (None, None) => return Err(VaultError::Config("auth.secret_id is required".to_owned())),
+                (None, None) => {
+                    return Err(VaultError::Config("auth.secret_id is required".to_owned()));
+                }
             };
             let mut client = build_client(cfg, "")?;
-            let auth = vaultrs::auth::approle::login(&client, mount, role_id.expose(), secret_id.expose())
-                .await
-                .map_err(|e| match map_client_error(e, "AppRole login", &cfg.address) {
-                    unreachable @ VaultError::Unreachable { .. } => unreachable,
-                    other => VaultError::Auth(other.to_string()),
-                })?;
+            let auth =
+                vaultrs::auth::approle::login(&client, mount, role_id.expose(), secret_id.expose())
+                    .await
+                    .map_err(
+                        |e| match map_client_error(e, "AppRole login", &cfg.address) {
+                            unreachable @ VaultError::Unreachable { .. } => unreachable,
+                            other => VaultError::Auth(other.to_string()),
+                        },
+                    )?;
             let token = Zeroizing::new(auth.client_token);
             client.set_token(&token);
-            let renew_at = (auth.lease_duration > 0)
-                .then(|| Instant::now() + Duration::from_secs(auth.lease_duration.saturating_mul(2) / 3));
+            let renew_at = (auth.lease_duration > 0).then(|| {
+                Instant::now() + Duration::from_secs(auth.lease_duration.saturating_mul(2) / 3)
+            });
             Ok((client, renew_at))
         }
     }
@@ -644,13 +726,16 @@ impl SecretStore {
         let store = SecretStore { shared };
         let mut entries = BTreeMap::new();
         for path in &store.shared.cfg.secrets {
-            let secret = store
-                .read_kv(path)
-                .await
-                .map_err(|e| VaultError::Startup { path: path.clone(), source: Box::new(e) })?;
+            let secret = store.read_kv(path).await.map_err(|e| VaultError::Startup {
+                path: path.clone(),
+                source: Box::new(e),
+            })?;
             entries.insert(secret.path.clone(), Arc::new(secret));
         }
-        store.shared.snapshot.send_replace(Arc::new(SecretSnapshot { entries }));
+        store
+            .shared
+            .snapshot
+            .send_replace(Arc::new(SecretSnapshot { entries }));
         tokio::spawn(poll(Arc::downgrade(&store.shared)));
         tracing::info!(
             address = %store.shared.cfg.address,
@@ -683,7 +768,9 @@ impl SecretStore {
     /// The held secret at `path`, typed.
     pub fn typed<T: DeserializeOwned>(&self, path: &str) -> Result<T, VaultError> {
         self.secret(path)
-            .ok_or_else(|| VaultError::NotFound { path: self.shared.cfg.full_path(path) })?
+            .ok_or_else(|| VaultError::NotFound {
+                path: self.shared.cfg.full_path(path),
+            })?
             .deserialize()
     }
 
@@ -694,7 +781,11 @@ impl SecretStore {
 
     /// Whether Vault is reachable and the held secrets current.
     pub fn health(&self) -> VaultHealth {
-        self.shared.health.read().map(|h| h.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.shared
+            .health
+            .read()
+            .map(|h| h.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// Reads the latest version of a KV secret from Vault now (not held).
@@ -727,15 +818,26 @@ impl SecretStore {
             })
             .await?;
         if !data.is_object() {
-            return Err(VaultError::Protocol { operation: op, detail: "secret data is not an object".to_owned() });
+            return Err(VaultError::Protocol {
+                operation: op,
+                detail: "secret data is not an object".to_owned(),
+            });
         }
-        Ok(Secret { path: path.trim_matches('/').to_owned(), version, data })
+        Ok(Secret {
+            path: path.trim_matches('/').to_owned(),
+            version,
+            data,
+        })
     }
 
     /// Writes a new version of a KV secret (used by `keys rotate` and dev
     /// setup); returns the new version. Held secrets pick it up on the next
     /// refresh.
-    pub async fn write_kv(&self, path: &str, fields: &Map<String, Value>) -> Result<u64, VaultError> {
+    pub async fn write_kv(
+        &self,
+        path: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<u64, VaultError> {
         let full = self.shared.cfg.full_path(path);
         let mount = self.shared.cfg.kv_mount.as_str();
         let op = format!("write {mount}/{full}");
@@ -762,6 +864,15 @@ impl SecretStore {
     }
 
     async fn refresh_inner(&self) -> Result<RefreshOutcome, VaultError> {
+        if self.shared.cfg.secrets.is_empty() {
+            // Nothing to watch: still prove Vault answers and the token is
+            // valid (`lookup-self` is allowed by Vault's default policy).
+            self.call("token lookup-self", |c| async move {
+                vaultrs::token::lookup_self(&*c).await.map(drop)
+            })
+            .await?;
+            return Ok(RefreshOutcome::default());
+        }
         let current = self.snapshot();
         let mut entries = current.entries.clone();
         let mut outcome = RefreshOutcome::default();
@@ -777,7 +888,9 @@ impl SecretStore {
                 })
                 .await;
             let result = match meta {
-                Ok(meta) if current.get(path).map(|s| s.version) == Some(meta.current_version) => continue,
+                Ok(meta) if current.get(path).map(|s| s.version) == Some(meta.current_version) => {
+                    continue;
+                }
                 Ok(meta) => self.read_version(path, meta.current_version).await,
                 Err(e) => Err(e),
             };
@@ -797,7 +910,9 @@ impl SecretStore {
         }
         if !outcome.changed.is_empty() {
             tracing::info!(changed = ?outcome.changed, "secrets rotated in Vault picked up");
-            self.shared.snapshot.send_replace(Arc::new(SecretSnapshot { entries }));
+            self.shared
+                .snapshot
+                .send_replace(Arc::new(SecretSnapshot { entries }));
         }
         match first_error {
             Some(e) => Err(e),
@@ -806,7 +921,11 @@ impl SecretStore {
     }
 
     fn mark_ok(&self) {
-        let mut health = self.shared.health.write().unwrap_or_else(|p| p.into_inner());
+        let mut health = self
+            .shared
+            .health
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         if !health.is_ok() {
             tracing::info!(address = %self.shared.cfg.address, "Vault reachable again; secrets current");
         }
@@ -814,7 +933,11 @@ impl SecretStore {
     }
 
     fn mark_degraded(&self, err: &VaultError) {
-        let mut health = self.shared.health.write().unwrap_or_else(|p| p.into_inner());
+        let mut health = self
+            .shared
+            .health
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         let since = match &*health {
             VaultHealth::Degraded { since, .. } => *since,
             VaultHealth::Ok => {
@@ -826,7 +949,10 @@ impl SecretStore {
                 Utc::now()
             }
         };
-        *health = VaultHealth::Degraded { since, last_error: err.to_string() };
+        *health = VaultHealth::Degraded {
+            since,
+            last_error: err.to_string(),
+        };
     }
 
     /// Enables the transit engine and creates the key if missing (dev setup;
@@ -841,7 +967,11 @@ impl SecretStore {
             .await;
         match enabled {
             Ok(()) => tracing::info!(mount, "transit engine enabled"),
-            Err(VaultError::Api { status: 400, ref messages, .. }) if messages.contains("already in use") => {}
+            Err(VaultError::Api {
+                status: 400,
+                ref messages,
+                ..
+            }) if messages.contains("already in use") => {}
             Err(e) => return Err(e),
         }
         let key = cfg.transit_key.as_str();
@@ -858,9 +988,19 @@ impl SecretStore {
         let cfg = &self.shared.cfg;
         let (mount, key) = (cfg.transit_mount.as_str(), cfg.transit_key.as_str());
         let data_key = self
-            .call(&format!("{mount}/datakey/plaintext/{key}"), |c| async move {
-                vaultrs::transit::generate::data_key(&*c, mount, key, DataKeyType::Plaintext, None).await
-            })
+            .call(
+                &format!("{mount}/datakey/plaintext/{key}"),
+                |c| async move {
+                    vaultrs::transit::generate::data_key(
+                        &*c,
+                        mount,
+                        key,
+                        DataKeyType::Plaintext,
+                        None,
+                    )
+                    .await
+                },
+            )
             .await?;
         let missing = || VaultError::Protocol {
             operation: "transit data key".to_owned(),
@@ -870,8 +1010,15 @@ impl SecretStore {
         let cipher = Aes256Gcm::new_from_slice(&key_bytes).map_err(|_| VaultError::Encrypt)?;
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let aad = aad(context);
-        let ciphertext =
-            cipher.encrypt(&nonce, Payload { msg: plaintext, aad: &aad }).map_err(|_| VaultError::Encrypt)?;
+        let ciphertext = cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| VaultError::Encrypt)?;
         Ok(Sealed {
             v: 1,
             wrapped_key: data_key.ciphertext,
@@ -882,16 +1029,23 @@ impl SecretStore {
 
     /// Unwraps the data key through transit and decrypts. Fails with
     /// [`VaultError::Decrypt`] on a wrong context or tampered data.
-    pub async fn decrypt(&self, sealed: &Sealed, context: &[u8]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    pub async fn decrypt(
+        &self,
+        sealed: &Sealed,
+        context: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         if sealed.v != 1 {
             return Err(VaultError::Malformed("unknown version"));
         }
-        let nonce = B64.decode(&sealed.nonce).map_err(|_| VaultError::Malformed("nonce is not base64"))?;
+        let nonce = B64
+            .decode(&sealed.nonce)
+            .map_err(|_| VaultError::Malformed("nonce is not base64"))?;
         if nonce.len() != 12 {
             return Err(VaultError::Malformed("nonce is not 96 bits"));
         }
-        let ciphertext =
-            B64.decode(&sealed.ciphertext).map_err(|_| VaultError::Malformed("ciphertext is not base64"))?;
+        let ciphertext = B64
+            .decode(&sealed.ciphertext)
+            .map_err(|_| VaultError::Malformed("ciphertext is not base64"))?;
         let cfg = &self.shared.cfg;
         let (mount, key) = (cfg.transit_mount.as_str(), cfg.transit_key.as_str());
         let wrapped = sealed.wrapped_key.as_str();
@@ -909,13 +1063,23 @@ impl SecretStore {
         let cipher = Aes256Gcm::new_from_slice(&key_bytes).map_err(|_| VaultError::Decrypt)?;
         let aad = aad(context);
         cipher
-            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: &aad })
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &ciphertext,
+                    aad: &aad,
+                },
+            )
             .map(Zeroizing::new)
             .map_err(|_| VaultError::Decrypt)
     }
 
     fn client(&self) -> Arc<VaultClient> {
-        self.shared.client.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.shared
+            .client
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// Logs in again (AppRole) and swaps the client in.
@@ -929,7 +1093,11 @@ impl SecretStore {
             return Ok(());
         }
         let (client, renew_at) = authenticate(&self.shared.cfg).await?;
-        *self.shared.client.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(client);
+        *self
+            .shared
+            .client
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(client);
         login.renew_at = renew_at;
         tracing::info!("logged in to Vault again (AppRole)");
         Ok(())
@@ -946,10 +1114,18 @@ impl SecretStore {
         let address = self.shared.cfg.address.as_str();
         let result = async {
             self.relogin(false).await?;
-            match f(self.client()).await.map_err(|e| map_client_error(e, operation, address)) {
-                Err(e) if e.is_permission_denied() && matches!(self.shared.cfg.auth, VaultAuth::AppRole { .. }) => {
+            match f(self.client())
+                .await
+                .map_err(|e| map_client_error(e, operation, address))
+            {
+                Err(e)
+                    if e.is_permission_denied()
+                        && matches!(self.shared.cfg.auth, VaultAuth::AppRole { .. }) =>
+                {
                     self.relogin(true).await?;
-                    f(self.client()).await.map_err(|e| map_client_error(e, operation, address))
+                    f(self.client())
+                        .await
+                        .map_err(|e| map_client_error(e, operation, address))
                 }
                 other => other,
             }
@@ -975,7 +1151,9 @@ async fn poll(shared: Weak<Shared>) {
             None => return,
         };
         tokio::time::sleep(delay).await;
-        let Some(shared) = shared.upgrade() else { return };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         let store = SecretStore { shared };
         match store.refresh().await {
             Ok(_) => failures = 0,

@@ -1,0 +1,186 @@
+//! The server's one typed configuration: defaults ← TOML file ← environment
+//! (`RAMPART_…`, `__` between levels, e.g. `RAMPART_DATABASE__MAX_CONNECTIONS=32`),
+//! validated at start with a message for every bad value.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use rampart_tenancy::TenancyConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::ratelimit::RateLimitConfig;
+use crate::tls::TlsFiles;
+use crate::vault::VaultConfig;
+
+/// Development (embedded defaults allowed) or production (secrets from Vault only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Dev secrets and plain-environment configuration are allowed.
+    #[default]
+    Dev,
+    /// Secrets (database URL, keys) come from Vault; AppRole auth.
+    Production,
+}
+
+/// HTTP behaviour common to both listeners.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest accepted JSON body.
+    pub json_body_limit_bytes: usize,
+    /// Largest accepted upload (CSV imports).
+    pub upload_limit_bytes: usize,
+    /// Time to read a request's head before the connection is dropped.
+    pub client_request_timeout_ms: u64,
+    /// Keep-alive.
+    pub keep_alive_secs: u64,
+    /// Origins allowed by CORS (exact match). Empty: no cross-origin access.
+    pub cors_allowed_origins: Vec<String>,
+    /// Worker threads per listener (0: number of cores).
+    pub workers: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            json_body_limit_bytes: 256 * 1024,
+            upload_limit_bytes: 5 * 1024 * 1024,
+            client_request_timeout_ms: 5_000,
+            keep_alive_secs: 75,
+            cors_allowed_origins: Vec::new(),
+            workers: 0,
+        }
+    }
+}
+
+/// The whole server configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// dev or production.
+    pub mode: Mode,
+    /// Public listener (OAuth, login, API).
+    pub public_addr: SocketAddr,
+    /// Internal/admin listener (mutual TLS required).
+    pub admin_addr: SocketAddr,
+    /// The URL clients use to reach the public listener (OAuth issuer base).
+    pub public_base_url: String,
+    /// TLS files (both listeners; the admin one requires client certificates
+    /// signed by `client_ca_file`).
+    pub tls: Option<TlsFiles>,
+    /// How often TLS files are checked for changes.
+    pub tls_reload_secs: u64,
+    /// PostgreSQL and tenancy.
+    pub database: TenancyConfig,
+    /// Redis (shared cache and rate limits); in-memory when absent.
+    pub redis_url: Option<String>,
+    /// Vault / OpenBao.
+    pub vault: Option<VaultConfig>,
+    /// Rate limits.
+    pub rate_limit: RateLimitConfig,
+    /// HTTP.
+    pub http: HttpConfig,
+    /// OAuth authorization server (issuer base defaults to `public_base_url`).
+    pub auth: rampart_auth::AuthConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Dev,
+            public_addr: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 9443)),
+            public_base_url: "https://localhost:8443".into(),
+            tls: None,
+            tls_reload_secs: 10,
+            database: TenancyConfig::default(),
+            redis_url: None,
+            vault: None,
+            rate_limit: RateLimitConfig::default(),
+            http: HttpConfig::default(),
+            auth: rampart_auth::AuthConfig::default(),
+        }
+    }
+}
+
+/// Configuration problems, all of them at once.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl ServerConfig {
+    /// Loads defaults, then `file` (if given), then `RAMPART_*` variables,
+    /// and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        // Defaults come from `#[serde(default)]`: nothing secret is serialized.
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(vec![format!("config file {} does not exist", path.display())]));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(
+            Env::prefixed("RAMPART_")
+                .split("__")
+                .ignore(&["log", "log_json", "demo_dir", "database_url"]),
+        );
+        let config: ServerConfig = figment.extract().map_err(|e| {
+            ConfigError(e.into_iter().map(|e| e.to_string()).collect())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Every problem with this configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if self.public_addr == self.admin_addr {
+            problems.push("public_addr and admin_addr must differ".to_owned());
+        }
+        if !self.public_base_url.starts_with("https://") {
+            problems.push("public_base_url must be an https:// URL".to_owned());
+        }
+        if self.tls.is_none() {
+            problems.push("tls: cert_file, key_file and client_ca_file are required (HTTPS only)".to_owned());
+        }
+        if let Some(tls) = &self.tls {
+            for (name, path) in [("tls.cert_file", &tls.cert_file), ("tls.key_file", &tls.key_file), ("tls.client_ca_file", &tls.client_ca_file)] {
+                if !path.exists() {
+                    problems.push(format!("{name}: {} does not exist", path.display()));
+                }
+            }
+        }
+        if self.mode == Mode::Production {
+            if self.vault.is_none() {
+                problems.push("production mode needs [vault]: secrets are read from Vault only".to_owned());
+            }
+            if !self.database.database_url.is_empty() {
+                problems.push("production mode: database.database_url must come from Vault (secret `database`, field `url`), not from configuration".to_owned());
+            }
+        } else if self.database.database_url.is_empty() && self.vault.is_none() {
+            problems.push("database.database_url is required (or configure [vault])".to_owned());
+        }
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            problems.push("redis_url must be a redis:// or rediss:// URL".to_owned());
+        }
+        if let Some(v) = &self.vault
+            && let Err(e) = v.validate()
+        {
+            problems.push(format!("vault: {e}"));
+        }
+        if let Err(e) = self.rate_limit.validate() {
+            problems.push(format!("rate_limit: {e}"));
+        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError(problems)) }
+    }
+
+    /// Where TLS files live in dev mode when none are configured.
+    pub fn dev_pki_dir() -> PathBuf {
+        PathBuf::from(".rampart/pki")
+    }
+}

@@ -1,0 +1,144 @@
+//! The admin listener's routes (mutual TLS required by the listener; each
+//! handler also insists on the client identity and records it as the actor).
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use crate::api::{self, ApiError};
+use crate::app::AppState;
+use crate::tls::ClientIdentity;
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(metrics))
+        .route("/admin/whoami", web::get().to(whoami))
+        .route("/admin/tenants", web::get().to(list_tenants))
+        .route("/admin/tenants", web::post().to(provision))
+        .route("/admin/tenants/migrate", web::post().to(migrate))
+        .route("/admin/tenants/{slug}", web::get().to(tenant))
+        .route("/admin/tenants/{slug}/{action}", web::post().to(lifecycle));
+}
+
+/// The operator behind this request, from its client certificate.
+fn operator(req: &HttpRequest) -> Result<ClientIdentity, ApiError> {
+    req.conn_data::<ClientIdentity>()
+        .cloned()
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "client_certificate_required", "a client certificate is required"))
+}
+
+fn actor(id: &ClientIdentity) -> String {
+    format!("mtls:{}", id.subject)
+}
+
+/// Prometheus exposition of the server's metrics.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    operator(&req)?;
+    crate::routes::health::probe(&state).await;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(&[])))
+}
+
+/// Who the server thinks is calling (subject, SANs, fingerprint).
+#[utoipa::path(get, path = "/admin/whoami", responses((status = 200, description = "client identity")))]
+pub async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Ok(api::ok(operator(&req)?))
+}
+
+/// All tenants.
+#[utoipa::path(get, path = "/admin/tenants", responses((status = 200, description = "tenants")))]
+pub async fn list_tenants(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    operator(&req)?;
+    Ok(api::ok(state.tenants.list().await?))
+}
+
+/// Body of `POST /admin/tenants`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionBody {
+    /// Slug: lowercase `[a-z][a-z0-9_]{2,39}`.
+    pub slug: String,
+    /// Display name.
+    pub display_name: String,
+    /// Migrated first.
+    #[serde(default)]
+    pub canary: bool,
+}
+
+/// Provisions a tenant.
+#[utoipa::path(post, path = "/admin/tenants", request_body = ProvisionBody, responses((status = 201, description = "provisioned"), (status = 409, description = "exists")))]
+pub async fn provision(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<ProvisionBody>,
+) -> Result<HttpResponse, ApiError> {
+    let who = operator(&req)?;
+    let started = std::time::Instant::now();
+    let options = rampart_tenancy::ProvisionOptions { canary: body.canary, actor: Some(actor(&who)), ..Default::default() };
+    let result = state.tenants.provision_with(&body.slug, &body.display_name, options).await;
+    state
+        .metrics
+        .provision_seconds
+        .with_label_values(&[if result.is_ok() { "ok" } else { "error" }])
+        .observe(started.elapsed().as_secs_f64());
+    tracing::info!(operator = %who.subject, slug = %body.slug, ok = result.is_ok(), "tenant provisioning");
+    Ok(api::ok_status(StatusCode::CREATED, result?))
+}
+
+/// One tenant with its health and usage.
+#[utoipa::path(get, path = "/admin/tenants/{slug}", responses((status = 200, description = "tenant"), (status = 404, description = "unknown")))]
+pub async fn tenant(req: HttpRequest, state: web::Data<AppState>, slug: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    operator(&req)?;
+    let tenant = state.tenants.tenant(&slug).await?;
+    let health = state.tenants.health(&slug).await?;
+    let usage = state.tenants.usage(&slug).await.ok();
+    Ok(api::ok(serde_json::json!({"tenant": tenant, "health": health, "usage": usage})))
+}
+
+/// Body of lifecycle actions.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleBody {
+    /// Why (suspend).
+    #[serde(default)]
+    pub reason: String,
+    /// Retention in days (deactivate).
+    pub retention_days: Option<u32>,
+    /// Purge before the retention deadline.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// suspend | resume | deactivate | reactivate | purge.
+#[utoipa::path(post, path = "/admin/tenants/{slug}/{action}", request_body = LifecycleBody, responses((status = 200, description = "new state"), (status = 409, description = "transition refused")))]
+pub async fn lifecycle(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: Option<web::Json<LifecycleBody>>,
+) -> Result<HttpResponse, ApiError> {
+    let who = actor(&operator(&req)?);
+    let (slug, action) = path.into_inner();
+    let body = body.map(|b| b.into_inner()).unwrap_or_default();
+    let t = &state.tenants;
+    let tenant = match action.as_str() {
+        "suspend" => t.suspend(&slug, &body.reason, Some(&who)).await?,
+        "resume" => t.resume(&slug, Some(&who)).await?,
+        "deactivate" => {
+            t.deactivate(&slug, body.retention_days.map(|d| chrono::Duration::days(i64::from(d))), Some(&who)).await?
+        }
+        "reactivate" => t.reactivate(&slug, Some(&who)).await?,
+        "purge" => t.purge(&slug, body.force, Some(&who)).await?,
+        _ => return Err(ApiError::not_found()),
+    };
+    Ok(api::ok(tenant))
+}
+
+/// Migrates every tenant to the newest template and reports.
+#[utoipa::path(post, path = "/admin/tenants/migrate", responses((status = 200, description = "report")))]
+pub async fn migrate(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let who = operator(&req)?;
+    tracing::info!(operator = %who.subject, "migrate all tenants");
+    Ok(api::ok(state.tenants.migrate_all().await?))
+}

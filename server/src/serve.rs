@@ -1,0 +1,148 @@
+//! Building the server's state from configuration, and `rampart serve`.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use rampart_auth::{AuthServer, KeyEncryptionKey, KeyRing, KeyStore, MemoryKeyStore, RotationPolicy, VaultKeyStore};
+use rampart_tenancy::TenantPool;
+
+use crate::app::{self, AppState, RunningServer};
+use crate::config::{Mode, ServerConfig};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::vault::{SecretStore, VaultAuth};
+
+/// Options of `rampart serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file; `RAMPART_…` variables override it
+    /// (`__` between levels, e.g. `RAMPART_DATABASE__MAX_CONNECTIONS`).
+    #[arg(long, short, env = "RAMPART_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Secrets the server reads from Vault (KV v2 under the configured prefix).
+pub const DATABASE_SECRET: &str = "database";
+/// Auth secrets: `kek` (hex key-encryption key for signing keys).
+pub const AUTH_SECRET: &str = "auth";
+
+/// Where dev mode keeps its generated secrets.
+fn dev_secret_dir() -> PathBuf {
+    PathBuf::from(".rampart/dev-secrets")
+}
+
+/// A dev key-encryption key, generated once and kept (0600) so tokens and
+/// keys survive restarts of `rampart demo`.
+fn dev_kek(dir: &Path) -> anyhow::Result<KeyEncryptionKey> {
+    let path = dir.join("kek.hex");
+    if let Ok(hex) = std::fs::read_to_string(&path) {
+        return Ok(KeyEncryptionKey::from_hex("dev-kek", hex.trim())?);
+    }
+    std::fs::create_dir_all(dir)?;
+    let bytes: [u8; 32] = rand::random();
+    let hex = hex::encode(bytes);
+    std::fs::write(&path, &hex)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(KeyEncryptionKey::from_hex("dev-kek", &hex)?)
+}
+
+/// Connects everything the configuration names and returns the shared state.
+/// Refuses to start without the secrets it needs.
+pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
+    let metrics = Metrics::new()?;
+    let vault = match &config.vault {
+        Some(v) => Some(Arc::new(SecretStore::connect(v.clone()).await?)),
+        None => None,
+    };
+    if let Some(store) = &vault
+        && config.database.database_url.is_empty()
+    {
+        let secret = store
+            .secret(DATABASE_SECRET)
+            .ok_or_else(|| anyhow::anyhow!("Vault secret `{DATABASE_SECRET}` is missing (field `url`)"))?;
+        config.database.database_url = secret
+            .get_str("url")
+            .ok_or_else(|| anyhow::anyhow!("Vault secret `{DATABASE_SECRET}` has no field `url`"))?
+            .to_owned();
+    }
+    let tenants = TenantPool::connect(config.database.clone()).await?;
+    let mut rl = config.rate_limit.clone();
+    if rl.redis_url.is_none() {
+        rl.redis_url = config.redis_url.clone();
+    }
+    let limiter = Arc::new(RateLimiter::new(rl)?);
+    let redis = match &config.redis_url {
+        Some(url) => Some(redis::Client::open(url.as_str())?),
+        None => None,
+    };
+
+    // Signing keys: in Vault when it is configured, in memory in dev mode.
+    // One source of truth for the public URL: the issuer is derived from it.
+    let mut auth_config = config.auth.clone();
+    auth_config.public_base_url = config.public_base_url.trim_end_matches('/').to_owned();
+    let (store, kek): (Arc<dyn KeyStore>, KeyEncryptionKey) = match (&vault, &config.vault) {
+        (Some(store), Some(vcfg)) => {
+            let kek_hex = store
+                .secret(AUTH_SECRET)
+                .and_then(|s| s.get_str("kek").map(str::to_owned))
+                .ok_or_else(|| anyhow::anyhow!("Vault secret `{AUTH_SECRET}` needs a field `kek` (64 hex chars)"))?;
+            let kek = KeyEncryptionKey::from_hex("vault-kek", &kek_hex)?;
+            let token = match &vcfg.auth {
+                VaultAuth::Token { token } => token.expose().to_owned(),
+                // The key store holds a static token; AppRole-issued tokens
+                // expire, so the signing-key store needs its own token.
+                VaultAuth::AppRole { .. } => std::env::var("RAMPART_KEYSTORE_VAULT_TOKEN").map_err(|_| {
+                    anyhow::anyhow!("with AppRole, set RAMPART_KEYSTORE_VAULT_TOKEN for the signing-key store")
+                })?,
+            };
+            let prefix = format!("{}/auth/keys", vcfg.path_prefix);
+            (Arc::new(VaultKeyStore::new(&vcfg.address, &token, &vcfg.kv_mount, &prefix)?), kek)
+        }
+        _ => {
+            if config.mode == Mode::Production {
+                anyhow::bail!("production mode needs Vault for signing keys");
+            }
+            (Arc::new(MemoryKeyStore::new()), dev_kek(&dev_secret_dir())?)
+        }
+    };
+    let ring = KeyRing::open(store, kek.clone(), RotationPolicy::from_config(&auth_config)).await?;
+    ring.spawn_rotation(Duration::from_secs(300));
+    let auth = Arc::new(AuthServer::new(tenants.clone(), auth_config, ring, kek)?);
+    auth.spawn_cleanup(Duration::from_secs(3600));
+    Ok(AppState {
+        tenants,
+        metrics,
+        limiter,
+        vault,
+        redis,
+        auth: Some(auth),
+        config: Arc::new(config),
+        started: Instant::now(),
+    })
+}
+
+/// Starts the listeners for a built state.
+pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
+    let tls = state
+        .config
+        .tls
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("tls is required: the server speaks HTTPS only"))?;
+    app::start(state, &tls).await
+}
+
+/// `rampart serve`: loads the configuration, starts, runs until Ctrl-C.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = ServerConfig::load(args.config.as_deref())?;
+    let state = build_state(config).await?;
+    let server = start(state).await?;
+    tracing::info!(public = %server.public_addr, admin = %server.admin_addr, "listening");
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("stopping");
+    server.stop().await;
+    Ok(())
+}
