@@ -82,6 +82,11 @@ async fn request_context(
         let status = res.status().as_u16().to_string();
         m.http_requests.with_label_values(&[listener, &route, &method, &status]).inc();
         m.http_latency.with_label_values(&[listener, &route, &method]).observe(started.elapsed().as_secs_f64());
+        // Auth events, from the OAuth routes' patterns (bounded labels).
+        if let Some(event) = route.strip_prefix("/t/{tenant}/oauth/") {
+            let result = if res.status().is_success() || res.status().is_redirection() { "ok" } else { "error" };
+            m.auth_events.with_label_values(&[event, result]).inc();
+        }
     }
     tracing::info!(
         request_id = %id,
@@ -265,6 +270,7 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
     .workers(workers)
     .keep_alive(Duration::from_secs(config.http.keep_alive_secs))
     .client_request_timeout(Duration::from_millis(config.http.client_request_timeout_ms))
+    .shutdown_timeout(config.http.shutdown_timeout_secs)
     .on_connect(capture_client_identity)
     .listen_rustls_0_23(public_listener, public_tls.config)?
     .run();
@@ -286,6 +292,7 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
     .workers(workers.min(2))
     .keep_alive(Duration::from_secs(config.http.keep_alive_secs))
     .client_request_timeout(Duration::from_millis(config.http.client_request_timeout_ms))
+    .shutdown_timeout(config.http.shutdown_timeout_secs)
     .on_connect(capture_client_identity)
     .listen_rustls_0_23(admin_listener, admin_tls.config)?
     .run();

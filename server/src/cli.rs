@@ -1,7 +1,7 @@
 //! The command line: one binary, one subcommand per job.
 use clap::{Parser, Subcommand};
 
-use crate::{analytics_cmd, demo, serve, tenants_cmd};
+use crate::{analytics_cmd, demo, market_cmd, serve, tenants_cmd};
 
 /// Rampart: a multi-tenant platform for trading and portfolio products.
 #[derive(Debug, Parser)]
@@ -32,6 +32,8 @@ pub enum Command {
     /// Performance and risk metrics for a CSV of dated prices or returns
     /// (one column per series), printed as JSON.
     Analytics(analytics_cmd::AnalyticsArgs),
+    /// Market data: backfill daily bars through the provider chain.
+    Market(market_cmd::MarketArgs),
     /// Print the OpenAPI 3 document of the API (no server needed).
     Openapi,
 }
@@ -43,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenants(cmd) => tenants_cmd::run(cmd).await,
         Command::Analytics(args) => args.run(),
         Command::Serve(args) => serve::run(args).await,
+        Command::Market(args) => args.run().await,
         Command::Openapi => {
             println!("{}", crate::routes::openapi::document());
             Ok(())

@@ -40,6 +40,9 @@ pub struct HttpConfig {
     pub cors_allowed_origins: Vec<String>,
     /// Worker threads per listener (0: number of cores).
     pub workers: usize,
+    /// On stop, how long in-flight requests and open connections may take
+    /// to finish before they are closed.
+    pub shutdown_timeout_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -51,6 +54,7 @@ impl Default for HttpConfig {
             keep_alive_secs: 75,
             cors_allowed_origins: Vec::new(),
             workers: 0,
+            shutdown_timeout_secs: 10,
         }
     }
 }
@@ -82,8 +86,11 @@ pub struct ServerConfig {
     pub rate_limit: RateLimitConfig,
     /// HTTP.
     pub http: HttpConfig,
-    /// OAuth authorization server (issuer base defaults to `public_base_url`).
+    /// OAuth authorization server (its issuer base is always `public_base_url`).
     pub auth: rampart_auth::AuthConfig,
+    /// Dev mode only: where generated dev secrets (the key-encryption key)
+    /// are kept between runs.
+    pub dev_secrets_dir: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +108,7 @@ impl Default for ServerConfig {
             rate_limit: RateLimitConfig::default(),
             http: HttpConfig::default(),
             auth: rampart_auth::AuthConfig::default(),
+            dev_secrets_dir: PathBuf::from(".rampart/dev-secrets"),
         }
     }
 }

@@ -70,6 +70,8 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
         admin_addr: args.admin_addr,
         public_base_url: format!("https://localhost:{}", args.public_addr.port()),
         tls: Some(pki.files.clone()),
+        dev_secrets_dir: args.dir.join("dev-secrets"),
+        http: crate::config::HttpConfig { shutdown_timeout_secs: 3, ..Default::default() },
         ..ServerConfig::default()
     };
     config.database.database_url = pg.url("postgres");

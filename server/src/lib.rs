@@ -14,6 +14,7 @@ pub mod analytics_cmd;
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod market_cmd;
 pub mod metrics;
 pub mod routes;
 pub mod serve;

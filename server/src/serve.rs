@@ -27,11 +27,6 @@ pub const DATABASE_SECRET: &str = "database";
 /// Auth secrets: `kek` (hex key-encryption key for signing keys).
 pub const AUTH_SECRET: &str = "auth";
 
-/// Where dev mode keeps its generated secrets.
-fn dev_secret_dir() -> PathBuf {
-    PathBuf::from(".rampart/dev-secrets")
-}
-
 /// A dev key-encryption key, generated once and kept (0600) so tokens and
 /// keys survive restarts of `rampart demo`.
 fn dev_kek(dir: &Path) -> anyhow::Result<KeyEncryptionKey> {
@@ -106,7 +101,7 @@ pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
             if config.mode == Mode::Production {
                 anyhow::bail!("production mode needs Vault for signing keys");
             }
-            (Arc::new(MemoryKeyStore::new()), dev_kek(&dev_secret_dir())?)
+            (Arc::new(MemoryKeyStore::new()), dev_kek(&config.dev_secrets_dir)?)
         }
     };
     let ring = KeyRing::open(store, kek.clone(), RotationPolicy::from_config(&auth_config)).await?;

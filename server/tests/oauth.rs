@@ -20,6 +20,11 @@ const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K9eSB5kbhGOrnxrTpwvrEUpBRP2LqGmmw";
 const PASSWORD: &str = "correct-horse-battery-42";
 
 async fn auth_server() -> AuthServer {
+    auth_server_at("http://127.0.0.1:8080").await
+}
+
+/// An AuthServer whose issuers are under `base_url`.
+async fn auth_server_at(base_url: &str) -> AuthServer {
     rampart_testkit::install_crypto_provider();
     let db = rampart_testkit::postgres().unwrap().fresh_database().await.unwrap();
     let pool = rampart_tenancy::TenantPool::connect(rampart_tenancy::TenancyConfig {
@@ -31,7 +36,14 @@ async fn auth_server() -> AuthServer {
     .unwrap();
     pool.provision("acme", "Acme").await.unwrap();
     pool.provision("globex", "Globex").await.unwrap();
-    let config = AuthConfig { argon2_m_kib: 1024, argon2_t: 1, backoff_base_ms: 5, backoff_cap_ms: 40, ..AuthConfig::default() };
+    let config = AuthConfig {
+        public_base_url: base_url.to_owned(),
+        argon2_m_kib: 1024,
+        argon2_t: 1,
+        backoff_base_ms: 5,
+        backoff_cap_ms: 40,
+        ..AuthConfig::default()
+    };
     let kek = KeyEncryptionKey::generate();
     let ring = KeyRing::open(Arc::new(MemoryKeyStore::new()), kek.clone(), RotationPolicy::from_config(&config)).await.unwrap();
     let auth = AuthServer::new(pool, config, ring, kek).unwrap();
@@ -195,4 +207,237 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
         .insert_header(("Authorization", "Basic bm9wZTpub3Bl"))
         .set_form([("grant_type", "client_credentials")]).to_request()).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// Drives oidc-provider's development login like a browser (any name, then
+/// consent) and returns the redirect to our callback.
+async fn idp_sign_in(authorization_url: &str, name: &str) -> url::Url {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut cookies: HashMap<String, String> = HashMap::new();
+    let mut url = url::Url::parse(authorization_url).unwrap();
+    let idp_port = url.port();
+    let mut form: Option<String> = None;
+    for _ in 0..20 {
+        let jar = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        let req = match form.take() {
+            Some(body) => http.post(url.clone()).header("content-type", "application/x-www-form-urlencoded").body(body),
+            None => http.get(url.clone()),
+        };
+        let resp = req.header("cookie", jar).send().await.unwrap();
+        for set in resp.headers().get_all("set-cookie") {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            if let Some((k, v)) = pair.split_once('=') {
+                cookies.insert(k.trim().to_owned(), v.to_owned());
+            }
+        }
+        if resp.status().is_redirection() {
+            let next = url.join(resp.headers()["location"].to_str().unwrap()).unwrap();
+            if next.port() != idp_port {
+                return next;
+            }
+            url = next;
+            continue;
+        }
+        let status = resp.status();
+        let html = resp.text().await.unwrap();
+        assert_eq!(status, 200, "{html}");
+        let start = html.find("action=\"").expect("a form") + 8;
+        let action = &html[start..start + html[start..].find('"').unwrap()];
+        url = url.join(action).unwrap();
+        let mut body = url::form_urlencoded::Serializer::new(String::new());
+        if html.contains("name=\"login\"") {
+            body.append_pair("prompt", "login").append_pair("login", name).append_pair("password", "any");
+        } else {
+            assert!(html.contains("value=\"consent\""), "{html}");
+            body.append_pair("prompt", "consent");
+        }
+        form = Some(body.finish());
+    }
+    panic!("no redirect to the callback");
+}
+
+fn path_and_query(u: &url::Url) -> String {
+    format!("{}?{}", u.path(), u.query().unwrap_or(""))
+}
+
+#[actix_web::test]
+async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
+    use rampart_auth::UpstreamProvider;
+    use rampart_testkit::OidcProvider;
+    let idp = rampart_testkit::oidc_provider().unwrap();
+    let auth = web::Data::new(auth_server().await);
+    // The port of a loopback redirect may vary (native client); the test
+    // service never listens, so any port will do.
+    let callback = format!("http://127.0.0.1:9/t/acme/login/upstream/idp/callback");
+    auth.add_upstream_provider("acme", UpstreamProvider {
+        name: "idp".into(),
+        display_name: "Test IdP".into(),
+        issuer: idp.issuer(),
+        client_id: OidcProvider::CLIENT_ID.into(),
+        client_secret: None,
+        redirect_uri: callback.clone(),
+        scopes: vec!["email".into(), "profile".into()],
+        link_verified_email: false,
+        new_user_role: Role::Viewer,
+    })
+    .await
+    .unwrap();
+    let app = test::init_service(App::new().app_data(auth.clone()).configure(oauth::configure)).await;
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER.as_bytes()));
+
+    // The login page offers the provider, carrying the authorize request.
+    let r = test::call_service(&app, test::TestRequest::get().uri(&authorize_uri("acme", Some(&challenge))).to_request()).await;
+    let html = String::from_utf8(test::read_body(r).await.to_vec()).unwrap();
+    assert!(html.contains("Sign in with Test IdP"), "{html}");
+    let return_to = hidden(&html, "return_to");
+    let start_uri = format!(
+        "/t/acme/login/upstream/idp?{}",
+        url::form_urlencoded::Serializer::new(String::new()).append_pair("return_to", &return_to).finish()
+    );
+    // An open redirect through return_to is refused.
+    let r = test::call_service(&app, test::TestRequest::get().uri("/t/acme/login/upstream/idp?return_to=https%3A%2F%2Fevil.example%2F").to_request()).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = test::call_service(&app, test::TestRequest::get().uri("/t/acme/login/upstream/nosuch").to_request()).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    let begin = |app_uri: String| test::TestRequest::get().uri(&app_uri).to_request();
+    let r = test::call_service(&app, begin(start_uri.clone())).await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let pending = r.response().cookies().next().unwrap().into_owned();
+    assert!(pending.http_only().unwrap_or(false));
+    let to_idp = url::Url::parse(r.headers().get("location").unwrap().to_str().unwrap()).unwrap();
+    let q: HashMap<_, _> = to_idp.query_pairs().into_owned().collect();
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["redirect_uri"], callback);
+    assert!(q["scope"].split(' ').any(|s| s == "openid"));
+    assert!(q["state"].len() >= 32 && q["nonce"].len() >= 32);
+
+    // The provider's login page (any name) and consent, then our callback.
+    let back = idp_sign_in(to_idp.as_str(), "grace").await;
+    let bq: HashMap<_, _> = back.query_pairs().into_owned().collect();
+    assert_eq!(bq["state"], q["state"]);
+    assert_eq!(bq["iss"], idp.issuer());
+
+    // Refusals first (none consumes the code): no pending cookie, wrong state,
+    // a response claiming another issuer.
+    let r = test::call_service(&app, test::TestRequest::get().uri(&path_and_query(&back)).to_request()).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let wrong_state = path_and_query(&back).replace(&format!("state={}", bq["state"]), "state=forged");
+    let r = test::call_service(&app, test::TestRequest::get().uri(&wrong_state).cookie(pending.clone()).to_request()).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let mut other_iss = back.clone();
+    other_iss.query_pairs_mut().clear().extend_pairs(bq.iter().map(|(k, v)| (k.as_str(), if k == "iss" { "https://evil.example" } else { v.as_str() })));
+    let r = test::call_service(&app, test::TestRequest::get().uri(&path_and_query(&other_iss)).cookie(pending.clone()).to_request()).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // The real callback: session cookie, back to the authorize request.
+    let r = test::call_service(&app, test::TestRequest::get().uri(&path_and_query(&back)).cookie(pending.clone()).to_request()).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers().get("location").unwrap().to_str().unwrap(), return_to);
+    let session = r.response().cookies().find(|c| c.name() == "rampart_session_acme").unwrap().into_owned();
+    // The same code again: the provider refuses it.
+    let r = test::call_service(&app, test::TestRequest::get().uri(&path_and_query(&back)).cookie(pending.clone()).to_request()).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // The authorize request goes on with the upstream session: code → tokens
+    // for the linked local user.
+    let r = test::call_service(&app, test::TestRequest::get().uri(&return_to).cookie(session).to_request()).await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let loc = url::Url::parse(r.headers().get("location").unwrap().to_str().unwrap()).unwrap();
+    let code: String = loc.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let r = test::call_service(&app, test::TestRequest::post().uri("/t/acme/oauth/token").set_form([
+        ("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT),
+        ("client_id", "web"), ("code_verifier", VERIFIER),
+    ]).to_request()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let t: serde_json::Value = test::read_body_json(r).await;
+    let info: serde_json::Value = test::call_and_read_body_json(&app, test::TestRequest::get().uri("/t/acme/oauth/userinfo")
+        .insert_header(("Authorization", format!("Bearer {}", t["access_token"].as_str().unwrap()))).to_request()).await;
+    assert_eq!(info["email"], "grace@upstream.example");
+    let first_user = info["sub"].clone();
+
+    // A second login with the same upstream account finds the same user.
+    let r = test::call_service(&app, begin(start_uri.clone())).await;
+    let pending = r.response().cookies().next().unwrap().into_owned();
+    let back = idp_sign_in(r.headers().get("location").unwrap().to_str().unwrap(), "grace").await;
+    let ctx = rampart_auth::ClientContext::ip("127.0.0.1");
+    let q: HashMap<_, _> = back.query_pairs().into_owned().collect();
+    let done = auth.complete_login("acme", "idp", &q["code"], &q["state"], Some(&idp.issuer()), pending.value(), &ctx).await.unwrap();
+    assert!(!done.created);
+    assert_eq!(serde_json::json!(done.user.id.to_string()), first_user);
+    // Another upstream account is another local user; a pending login of
+    // one provider cannot finish at another tenant.
+    let r = test::call_service(&app, begin(start_uri)).await;
+    let pending = r.response().cookies().next().unwrap().into_owned();
+    let back = idp_sign_in(r.headers().get("location").unwrap().to_str().unwrap(), "alan").await;
+    let q: HashMap<_, _> = back.query_pairs().into_owned().collect();
+    assert!(matches!(
+        auth.complete_login("globex", "idp", &q["code"], &q["state"], None, pending.value(), &ctx).await,
+        Err(rampart_auth::AuthError::AccessDenied(_))
+    ));
+    let done = auth.complete_login("acme", "idp", &q["code"], &q["state"], None, pending.value(), &ctx).await.unwrap();
+    assert!(done.created);
+    assert_eq!(done.user.email, "alan@upstream.example");
+    assert_ne!(serde_json::json!(done.user.id.to_string()), first_user);
+}
+
+/// The project venv's Python with Authlib, or an error saying how to get it.
+fn authlib_python() -> std::path::PathBuf {
+    let python = rampart_testkit::repo_root().join(".venv/bin/python");
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import authlib, joserfc, requests"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "Python with Authlib is missing: `python3 -m venv .venv && .venv/bin/pip install authlib requests`, or run ./scripts/test, which does"
+    );
+    python
+}
+
+/// A real third-party client (Python Authlib) against the server on a real
+/// port: discovery, PKCE S256 through the login form, code exchange,
+/// refresh, revocation, and the access token checked against our JWKS.
+#[actix_web::test]
+async fn authlib_client_drives_the_code_flow() {
+    let python = authlib_python();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let auth = web::Data::new(auth_server_at(&base).await);
+    auth.register_client("acme", &ClientRegistration {
+        client_id: "authlib".into(),
+        name: "Authlib".into(),
+        // A loopback redirect: the port may vary (RFC 8252).
+        redirect_uris: vec!["http://127.0.0.1/cb".into()],
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        allowed_scopes: vec!["openid".into(), "email".into()],
+        auth_method: ClientAuthMethod::None,
+        signing_alg: SigningAlg::ES256,
+    })
+    .await
+    .unwrap();
+    let served = auth.clone();
+    let server = actix_web::HttpServer::new(move || App::new().app_data(served.clone()).configure(oauth::configure))
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/authlib_client.py");
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(auth.issuer("acme"))
+        .args(["authlib", "http://127.0.0.1:53117/cb", "ada@example.com", PASSWORD])
+        .output()
+        .await
+        .unwrap();
+    handle.stop(true).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "authlib client failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(result["ok"], true);
+    assert_eq!(result["alg"], "ES256");
 }

@@ -1,6 +1,7 @@
 //! OAuth 2.1 / OpenID Connect endpoints of a tenant, under `/t/{tenant}`:
 //! discovery, JWKS, authorize (with a server-rendered login page and MFA
-//! step), token, revoke, introspect and userinfo. The logic lives in
+//! step), token, revoke, introspect and userinfo, and login through an
+//! upstream OpenID Connect provider. The logic lives in
 //! `rampart_auth::AuthServer`; this module only maps HTTP to it.
 
 use std::collections::HashMap;
@@ -28,7 +29,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/oauth/token", web::post().to(token))
             .route("/oauth/revoke", web::post().to(revoke))
             .route("/oauth/introspect", web::post().to(introspect))
-            .route("/oauth/userinfo", web::get().to(userinfo)),
+            .route("/oauth/userinfo", web::get().to(userinfo))
+            .route("/login/upstream/{provider}", web::get().to(upstream_login))
+            .route("/login/upstream/{provider}/callback", web::get().to(upstream_callback)),
     );
 }
 
@@ -77,6 +80,27 @@ fn page(title: &str, body: &str) -> HttpResponse {
 }
 
 fn login_page(tenant: &str, return_to: &str, client_name: &str, error: Option<&str>) -> HttpResponse {
+    login_page_with(tenant, return_to, client_name, error, &[])
+}
+
+/// The login page with "sign in with" links to the tenant's upstream providers.
+fn login_page_with(
+    tenant: &str,
+    return_to: &str,
+    client_name: &str,
+    error: Option<&str>,
+    upstreams: &[(String, String)],
+) -> HttpResponse {
+    let links: String = upstreams
+        .iter()
+        .map(|(name, display)| {
+            let href = format!(
+                "/t/{tenant}/login/upstream/{name}?{}",
+                url::form_urlencoded::Serializer::new(String::new()).append_pair("return_to", return_to).finish()
+            );
+            format!("<p><a href=\"{}\">Sign in with {}</a></p>", escape(&href), escape(display))
+        })
+        .collect();
     let err = error.map(|e| format!("<p role=\"alert\" style=\"color:#b00\">{}</p>", escape(e))).unwrap_or_default();
     page(
         "Sign in",
@@ -86,7 +110,7 @@ fn login_page(tenant: &str, return_to: &str, client_name: &str, error: Option<&s
              <input type=\"hidden\" name=\"return_to\" value=\"{rt}\">\
              <p><label>E-mail <input name=\"email\" type=\"email\" autocomplete=\"username\" required></label></p>\
              <p><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
-             <p><button type=\"submit\">Sign in</button></p></form>",
+             <p><button type=\"submit\">Sign in</button></p></form>{links}",
             client = escape(client_name),
             tenant = escape(tenant),
             rt = escape(return_to),
@@ -152,7 +176,7 @@ async fn authorize(auth: AuthState, req: HttpRequest, path: web::Path<String>, q
         };
     }
     let return_to = format!("/t/{tenant}/oauth/authorize?{}", req.query_string());
-    login_page(&tenant, &return_to, &validated.client_name, None)
+    login_page_with(&tenant, &return_to, &validated.client_name, None, &auth.upstream_providers(&tenant))
 }
 
 fn logged_in_redirect(tenant: &str, return_to: &str, session_token: &str, secure: bool) -> HttpResponse {
@@ -297,4 +321,119 @@ async fn userinfo(auth: AuthState, req: HttpRequest, path: web::Path<String>) ->
         Ok(v) => HttpResponse::Ok().json(v),
         Err(e) => oauth_error(&e),
     }
+}
+
+fn upstream_cookie_name(tenant: &str) -> String {
+    format!("rampart_upstream_{tenant}")
+}
+
+/// Starts a login at an upstream OpenID Connect provider: the sealed state,
+/// nonce and PKCE verifier go into a short-lived cookie bound to this path.
+async fn upstream_login(
+    auth: AuthState,
+    path: web::Path<(String, String)>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let (tenant, provider) = path.into_inner();
+    let return_to = match query.get("return_to") {
+        Some(r) => match safe_return_to(&tenant, r) {
+            Some(r) => Some(r),
+            None => return oauth_error(&AuthError::InvalidRequest("return_to".into())),
+        },
+        None => None,
+    };
+    if let Err(e) = auth.pool().active_tenant(&tenant).await {
+        return oauth_error(&AuthError::from(e));
+    }
+    match auth.begin_login(&tenant, &provider, return_to.as_deref()) {
+        Ok(login) => {
+            let cookie = actix_web::cookie::Cookie::build(upstream_cookie_name(&tenant), login.pending)
+                .path(format!("/t/{tenant}/login/upstream"))
+                .http_only(true)
+                .secure(auth.config().public_base_url.starts_with("https://"))
+                // Lax: the provider's redirect back is a top-level GET.
+                .same_site(actix_web::cookie::SameSite::Lax)
+                .max_age(actix_web::cookie::time::Duration::minutes(10))
+                .finish();
+            HttpResponse::Found()
+                .cookie(cookie)
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header((header::LOCATION, login.authorization_url))
+                .finish()
+        }
+        Err(e) => oauth_error(&e),
+    }
+}
+
+/// The provider's redirect back: finish the login, set the session cookie and
+/// continue to where the login started (the pending authorize request).
+async fn upstream_callback(
+    auth: AuthState,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let (tenant, provider) = path.into_inner();
+    let fail = |status: StatusCode, text: &str| {
+        let mut r = page("Sign-in failed", &format!("<p>{}</p>", escape(text)));
+        *r.status_mut() = status;
+        r
+    };
+    if let Some(error) = query.get("error") {
+        return fail(StatusCode::FORBIDDEN, &format!("The identity provider answered: {error}"));
+    }
+    let (Some(code), Some(state)) = (query.get("code"), query.get("state")) else {
+        return fail(StatusCode::BAD_REQUEST, "The identity provider's answer is incomplete.");
+    };
+    let Some(pending) = req.cookie(&upstream_cookie_name(&tenant)) else {
+        return fail(StatusCode::FORBIDDEN, "No sign-in was started in this browser.");
+    };
+    let outcome = auth
+        .complete_login(
+            &tenant,
+            &provider,
+            code,
+            state,
+            query.get("iss").map(String::as_str),
+            pending.value(),
+            &client_context(&req),
+        )
+        .await;
+    let mut gone = actix_web::cookie::Cookie::build(upstream_cookie_name(&tenant), "")
+        .path(format!("/t/{tenant}/login/upstream"))
+        .finish();
+    gone.make_removal();
+    let secure = auth.config().public_base_url.starts_with("https://");
+    let mut resp = match outcome {
+        Ok(done) => {
+            let return_to = done.return_to.unwrap_or_default();
+            match done.login {
+                rampart_auth::accounts::LoginOutcome::LoggedIn(s) if !return_to.is_empty() => {
+                    logged_in_redirect(&tenant, &return_to, &s.token, secure)
+                }
+                rampart_auth::accounts::LoginOutcome::LoggedIn(s) => {
+                    let mut r = page("Signed in", "<p>You are signed in.</p>");
+                    let cookie = actix_web::cookie::Cookie::build(cookie_name(&tenant), s.token)
+                        .path(format!("/t/{tenant}"))
+                        .http_only(true)
+                        .secure(secure)
+                        .same_site(actix_web::cookie::SameSite::Lax)
+                        .finish();
+                    if let Err(e) = r.add_cookie(&cookie) {
+                        return oauth_error(&AuthError::Crypto(e.to_string()));
+                    }
+                    r
+                }
+                rampart_auth::accounts::LoginOutcome::MfaRequired { challenge } => mfa_page(&tenant, &return_to, &challenge, None),
+            }
+        }
+        Err(e @ (AuthError::AccessDenied(_) | AuthError::Upstream(_))) => {
+            tracing::info!(tenant, provider, error = %e, "upstream login refused");
+            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::FORBIDDEN);
+            fail(status, "Sign-in with the identity provider failed. Please try again.")
+        }
+        Err(e) => return oauth_error(&e),
+    };
+    let _ = resp.add_cookie(&gone);
+    resp
 }

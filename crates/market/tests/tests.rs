@@ -1,0 +1,14 @@
+//! The integration tests of rampart-market, in one binary (link time).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod breaker;
+mod caches;
+mod chain;
+mod cli;
+mod config;
+mod embedded;
+mod ingest;
+mod resilience;
+mod store;
+mod support;
+mod vendors;

@@ -1,0 +1,71 @@
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_embedded_mode_command_starts_serves_and_stops_cleanly() {
+    rampart_testkit::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let public = rampart_testkit::free_port().unwrap();
+    let admin = rampart_testkit::free_port().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .args(["--public-addr", &format!("127.0.0.1:{public}"), "--admin-addr", &format!("127.0.0.1:{admin}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut printed = Vec::new();
+    loop {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(180)).expect("demo did not become ready");
+        let done = line.contains("Press Ctrl-C");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = printed.join("\n");
+    assert!(text.contains("admin@acme.example"), "{text}");
+    assert!(text.contains("--cert"), "curl commands with the client certificate: {text}");
+
+    let pki = dir.path().join("pki");
+    let ca = std::fs::read_to_string(pki.join("ca.pem")).unwrap();
+    let identity = rampart_server::tls::IssuedCert {
+        cert_pem: std::fs::read_to_string(pki.join("operator.pem")).unwrap(),
+        key_pem: std::fs::read_to_string(pki.join("operator-key.pem")).unwrap(),
+    };
+    let http = crate::client(&ca, None);
+    // The login page, over TLS.
+    let authorize = format!(
+        "https://localhost:{public}/t/acme/oauth/authorize?response_type=code&client_id=demo-web\
+         &redirect_uri=http%3A%2F%2F127.0.0.1%2Fcallback&scope=openid&state=s1\
+         &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+    );
+    let page = http.get(&authorize).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("password"));
+    // An API call on the admin listener with the printed client certificate.
+    let tenants: serde_json::Value = crate::client(&ca, Some(&identity))
+        .get(format!("https://localhost:{admin}/admin/tenants"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let slugs: Vec<&str> = tenants["data"].as_array().unwrap().iter().map(|t| t["slug"].as_str().unwrap()).collect();
+    assert_eq!(slugs, ["acme", "globex"]);
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l.contains("stopped cleanly")), "{rest:?}");
+}
