@@ -13,7 +13,9 @@ tokio::task_local! {
 
 /// The current request id ("-" outside a request).
 pub fn current_request_id() -> String {
-    REQUEST_ID.try_with(|id| id.clone()).unwrap_or_else(|_| "-".to_owned())
+    REQUEST_ID
+        .try_with(|id| id.clone())
+        .unwrap_or_else(|_| "-".to_owned())
 }
 
 /// `meta` of every envelope.
@@ -49,19 +51,31 @@ pub struct Envelope<T: Serialize> {
 
 /// A successful JSON response in the envelope.
 pub fn ok<T: Serialize>(data: T) -> HttpResponse {
-    HttpResponse::Ok().json(Envelope { success: true, data, meta: Meta::now() })
+    HttpResponse::Ok().json(Envelope {
+        success: true,
+        data,
+        meta: Meta::now(),
+    })
 }
 
 /// A successful response with a status other than 200.
 pub fn ok_status<T: Serialize>(status: StatusCode, data: T) -> HttpResponse {
-    HttpResponse::build(status).json(Envelope { success: true, data, meta: Meta::now() })
+    HttpResponse::build(status).json(Envelope {
+        success: true,
+        data,
+        meta: Meta::now(),
+    })
 }
 
 /// A page of a list, with the cursor of the next one.
 pub fn page<T: Serialize>(data: T, next_cursor: Option<String>) -> HttpResponse {
     let mut meta = Meta::now();
     meta.next_cursor = next_cursor;
-    HttpResponse::Ok().json(Envelope { success: true, data, meta })
+    HttpResponse::Ok().json(Envelope {
+        success: true,
+        data,
+        meta,
+    })
 }
 
 /// `error` of a failed envelope.
@@ -101,7 +115,13 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into().into_boxed_str(), details: None, retry_after: None }
+        Self {
+            status,
+            code,
+            message: message.into().into_boxed_str(),
+            details: None,
+            retry_after: None,
+        }
     }
     /// 400 `invalid_request`.
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -114,7 +134,11 @@ impl ApiError {
     /// 500 `internal_error` (the cause is logged, not returned).
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(request_id = %current_request_id(), error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error",
+        )
     }
     /// With details.
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
@@ -125,7 +149,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -155,9 +185,10 @@ impl From<TenancyError> for ApiError {
         use TenancyError as T;
         let status = match &e {
             T::InvalidSlug { .. } | T::Setting { .. } => StatusCode::BAD_REQUEST,
-            T::AlreadyExists(_) | T::InvalidTransition { .. } | T::RetentionNotElapsed { .. } | T::Busy(_) => {
-                StatusCode::CONFLICT
-            }
+            T::AlreadyExists(_)
+            | T::InvalidTransition { .. }
+            | T::RetentionNotElapsed { .. }
+            | T::Busy(_) => StatusCode::CONFLICT,
             T::NotFound(_) | T::Purged(_) => StatusCode::NOT_FOUND,
             T::Suspended(_) | T::Deactivated(_) => StatusCode::FORBIDDEN,
             T::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -168,7 +199,11 @@ impl From<TenancyError> for ApiError {
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             tracing::warn!(request_id = %current_request_id(), error = %e, "database unavailable");
-            let mut err = ApiError::new(status, e.code(), "the database is unavailable; retry shortly");
+            let mut err = ApiError::new(
+                status,
+                e.code(),
+                "the database is unavailable; retry shortly",
+            );
             err.retry_after = Some(2);
             return err;
         }
@@ -178,12 +213,17 @@ impl From<TenancyError> for ApiError {
 
 /// Maps actix's extractor errors (bad JSON, bad path/query, too large) into
 /// the envelope.
-pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as J;
     let e = match &err {
-        J::OverflowKnownLength { .. } | J::Overflow { .. } => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large")
-        }
+        J::OverflowKnownLength { .. } | J::Overflow { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request body is too large",
+        ),
         J::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -195,16 +235,26 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::Htt
 }
 
 /// Path extractor errors → 400 in the envelope.
-pub fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn path_error(
+    err: actix_web::error::PathError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     ApiError::bad_request(format!("bad path parameter: {err}")).into()
 }
 
 /// Query extractor errors → 400 in the envelope.
-pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     ApiError::bad_request(format!("bad query string: {err}")).into()
 }
 
 /// Unknown routes → 404 in the envelope.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route"))
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+        "no such route",
+    ))
 }

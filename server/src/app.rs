@@ -33,6 +33,10 @@ pub struct AppState {
     pub redis: Option<redis::Client>,
     /// The OAuth authorization server.
     pub auth: Option<Arc<rampart_auth::AuthServer>>,
+    /// Signing and encryption keys of the auth server (rotation, revoke).
+    pub keys: Option<Arc<rampart_auth::KeyRing>>,
+    /// The market-data provider chain.
+    pub market: Arc<rampart_market::ProviderChain>,
     /// Configuration.
     pub config: Arc<ServerConfig>,
     /// When the server started.
@@ -48,7 +52,9 @@ pub struct RequestId(pub String);
 pub struct Listener(pub &'static str);
 
 fn well_formed_request_id(v: &str) -> bool {
-    (8..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    (8..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
 /// Request id, security headers, metrics — one concern each would be three
@@ -65,8 +71,13 @@ async fn request_context(
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let listener = req.app_data::<web::Data<Listener>>().map(|l| l.0).unwrap_or("public");
-    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
+    let listener = req
+        .app_data::<web::Data<Listener>>()
+        .map(|l| l.0)
+        .unwrap_or("public");
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
     let method = req.method().to_string();
     let started = Instant::now();
     if let Some(m) = &metrics {
@@ -77,14 +88,25 @@ async fn request_context(
         m.in_flight.dec();
     }
     let mut res = result?;
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     if let Some(m) = &metrics {
         let status = res.status().as_u16().to_string();
-        m.http_requests.with_label_values(&[listener, &route, &method, &status]).inc();
-        m.http_latency.with_label_values(&[listener, &route, &method]).observe(started.elapsed().as_secs_f64());
+        m.http_requests
+            .with_label_values(&[listener, &route, &method, &status])
+            .inc();
+        m.http_latency
+            .with_label_values(&[listener, &route, &method])
+            .observe(started.elapsed().as_secs_f64());
         // Auth events, from the OAuth routes' patterns (bounded labels).
         if let Some(event) = route.strip_prefix("/t/{tenant}/oauth/") {
-            let result = if res.status().is_success() || res.status().is_redirection() { "ok" } else { "error" };
+            let result = if res.status().is_success() || res.status().is_redirection() {
+                "ok"
+            } else {
+                "error"
+            };
             m.auth_events.with_label_values(&[event, result]).inc();
         }
     }
@@ -101,10 +123,19 @@ async fn request_context(
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert(HeaderName::from_static("x-request-id"), v);
     }
-    headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=63072000; includeSubDomains"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
@@ -133,7 +164,9 @@ async fn rate_limit(
         if let Some(ip) = client_ip(&req) {
             scopes.push(("ip", state.limiter.check_ip(ip).await));
         }
-        if let Some(tenant) = path.strip_prefix("/t/").and_then(|rest| rest.split('/').next())
+        if let Some(tenant) = path
+            .strip_prefix("/t/")
+            .and_then(|rest| rest.split('/').next())
             && rampart_tenancy::TenantSlug::parse(tenant).is_ok()
         {
             scopes.push(("tenant", state.limiter.check_tenant(tenant).await));
@@ -163,8 +196,14 @@ async fn rate_limit(
                     format!("too many requests ({scope} limit)"),
                 );
                 err.retry_after = d.retry_after.map(|r| r.as_secs().max(1));
-                let id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
-                let mut res = REQUEST_ID.scope(id, async { actix_web::ResponseError::error_response(&err) }).await;
+                let id = req
+                    .extensions()
+                    .get::<RequestId>()
+                    .map(|r| r.0.clone())
+                    .unwrap_or_default();
+                let mut res = REQUEST_ID
+                    .scope(id, async { actix_web::ResponseError::error_response(&err) })
+                    .await;
                 add_rate_headers(res.headers_mut(), &d);
                 return Ok(req.into_response(res).map_into_right_body());
             }
@@ -178,28 +217,44 @@ async fn rate_limit(
     Ok(res.map_into_left_body())
 }
 
-fn add_rate_headers(headers: &mut actix_web::http::header::HeaderMap, d: &crate::ratelimit::Decision) {
+fn add_rate_headers(
+    headers: &mut actix_web::http::header::HeaderMap,
+    d: &crate::ratelimit::Decision,
+) {
     for (name, value) in d.headers() {
         // `from_bytes` lowercases; `from_static` would panic on `RateLimit-…`.
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
             headers.insert(n, v);
         }
     }
 }
 
 fn configure_common(cfg: &mut web::ServiceConfig, config: &ServerConfig) {
-    cfg.app_data(web::JsonConfig::default().limit(config.http.json_body_limit_bytes).error_handler(api::json_error))
-        .app_data(web::PayloadConfig::new(config.http.upload_limit_bytes))
-        .app_data(web::FormConfig::default().limit(64 * 1024))
-        .app_data(web::PathConfig::default().error_handler(api::path_error))
-        .app_data(web::QueryConfig::default().error_handler(api::query_error));
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(config.http.json_body_limit_bytes)
+            .error_handler(api::json_error),
+    )
+    .app_data(web::PayloadConfig::new(config.http.upload_limit_bytes))
+    .app_data(web::FormConfig::default().limit(64 * 1024))
+    .app_data(web::PathConfig::default().error_handler(api::path_error))
+    .app_data(web::QueryConfig::default().error_handler(api::query_error));
 }
 
 fn cors(config: &ServerConfig) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
         .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
-        .expose_headers(["x-request-id", "retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"])
+        .expose_headers([
+            "x-request-id",
+            "retry-after",
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+        ])
         .max_age(600);
     for origin in &config.http.cors_allowed_origins {
         cors = cors.allowed_origin(origin);
@@ -219,6 +274,11 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
+    /// A background task stopped with the server.
+    pub fn add_task(&mut self, task: tokio::task::JoinHandle<()>) {
+        self.tasks.push(task);
+    }
+
     /// Stops both listeners gracefully (in-flight requests finish).
     pub async fn stop(self) {
         for h in &self.handles {
@@ -244,7 +304,11 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
         admin_tls.reloader.clone().spawn_watch(reload),
         spawn_probes(state.clone()),
     ];
-    let workers = if config.http.workers == 0 { num_workers() } else { config.http.workers };
+    let workers = if config.http.workers == 0 {
+        num_workers()
+    } else {
+        config.http.workers
+    };
     let data = web::Data::new(state.clone());
     let auth = state.auth.clone();
 
@@ -260,7 +324,9 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             .configure(routes::health::configure)
             .configure(routes::openapi::configure);
         if let Some(auth) = &auth {
-            app = app.app_data(web::Data::from(auth.clone())).configure(routes::oauth::configure);
+            app = app
+                .app_data(web::Data::from(auth.clone()))
+                .configure(routes::oauth::configure);
         }
         app.default_service(web::to(api::not_found))
             .wrap(from_fn(rate_limit))
@@ -299,11 +365,19 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
 
     let handles = vec![public.handle(), admin.handle()];
     let servers = vec![tokio::spawn(public), tokio::spawn(admin)];
-    Ok(RunningServer { public_addr, admin_addr, handles, tasks, servers })
+    Ok(RunningServer {
+        public_addr,
+        admin_addr,
+        handles,
+        tasks,
+        servers,
+    })
 }
 
 fn num_workers() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
 }
 
 /// Keeps the dependency gauges and pool gauges fresh for `/metrics`.
@@ -313,8 +387,16 @@ fn spawn_probes(state: AppState) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             let report = routes::health::probe(&state).await;
-            for (dep, up) in [("postgres", report.postgres.ok), ("redis", report.redis.ok), ("vault", report.vault.ok)] {
-                state.metrics.dependency_up.with_label_values(&[dep]).set(i64::from(up));
+            for (dep, up) in [
+                ("postgres", report.postgres.ok),
+                ("redis", report.redis.ok),
+                ("vault", report.vault.ok),
+            ] {
+                state
+                    .metrics
+                    .dependency_up
+                    .with_label_values(&[dep])
+                    .set(i64::from(up));
             }
         }
     })

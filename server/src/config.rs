@@ -74,6 +74,9 @@ pub struct ServerConfig {
     /// TLS files (both listeners; the admin one requires client certificates
     /// signed by `client_ca_file`).
     pub tls: Option<TlsFiles>,
+    /// Issue the listeners' certificate from Vault's PKI engine instead of
+    /// reading `tls` files (renewed before expiry).
+    pub tls_vault_pki: Option<crate::tls::VaultTls>,
     /// How often TLS files are checked for changes.
     pub tls_reload_secs: u64,
     /// PostgreSQL and tenancy.
@@ -88,6 +91,14 @@ pub struct ServerConfig {
     pub http: HttpConfig,
     /// OAuth authorization server (its issuer base is always `public_base_url`).
     pub auth: rampart_auth::AuthConfig,
+    /// Market data: providers in fallback order, caches, store. Vendor keys
+    /// come from the Vault secret `market` (field `<provider name>_api_key`
+    /// and `<provider name>_api_secret`) when Vault is configured.
+    pub market: rampart_market::MarketConfig,
+    /// How often signing keys are re-read from their store (rotations made
+    /// by other replicas or `POST /admin/keys/rotate`) and the staged
+    /// rotation is advanced.
+    pub key_check_secs: u64,
     /// Dev mode only: where generated dev secrets (the key-encryption key)
     /// are kept between runs.
     pub dev_secrets_dir: PathBuf,
@@ -101,6 +112,7 @@ impl Default for ServerConfig {
             admin_addr: SocketAddr::from(([127, 0, 0, 1], 9443)),
             public_base_url: "https://localhost:8443".into(),
             tls: None,
+            tls_vault_pki: None,
             tls_reload_secs: 10,
             database: TenancyConfig::default(),
             redis_url: None,
@@ -109,6 +121,8 @@ impl Default for ServerConfig {
             http: HttpConfig::default(),
             auth: rampart_auth::AuthConfig::default(),
             dev_secrets_dir: PathBuf::from(".rampart/dev-secrets"),
+            market: rampart_market::MarketConfig::default(),
+            key_check_secs: 60,
         }
     }
 }
@@ -126,18 +140,22 @@ impl ServerConfig {
         let mut figment = Figment::new();
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError(vec![format!("config file {} does not exist", path.display())]));
+                return Err(ConfigError(vec![format!(
+                    "config file {} does not exist",
+                    path.display()
+                )]));
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(
-            Env::prefixed("RAMPART_")
-                .split("__")
-                .ignore(&["log", "log_json", "demo_dir", "database_url"]),
-        );
-        let config: ServerConfig = figment.extract().map_err(|e| {
-            ConfigError(e.into_iter().map(|e| e.to_string()).collect())
-        })?;
+        figment = figment.merge(Env::prefixed("RAMPART_").split("__").ignore(&[
+            "log",
+            "log_json",
+            "demo_dir",
+            "database_url",
+        ]));
+        let config: ServerConfig = figment
+            .extract()
+            .map_err(|e| ConfigError(e.into_iter().map(|e| e.to_string()).collect()))?;
         config.validate()?;
         Ok(config)
     }
@@ -152,10 +170,16 @@ impl ServerConfig {
             problems.push("public_base_url must be an https:// URL".to_owned());
         }
         if self.tls.is_none() {
-            problems.push("tls: cert_file, key_file and client_ca_file are required (HTTPS only)".to_owned());
+            problems.push(
+                "tls: cert_file, key_file and client_ca_file are required (HTTPS only)".to_owned(),
+            );
         }
         if let Some(tls) = &self.tls {
-            for (name, path) in [("tls.cert_file", &tls.cert_file), ("tls.key_file", &tls.key_file), ("tls.client_ca_file", &tls.client_ca_file)] {
+            for (name, path) in [
+                ("tls.cert_file", &tls.cert_file),
+                ("tls.key_file", &tls.key_file),
+                ("tls.client_ca_file", &tls.client_ca_file),
+            ] {
                 if !path.exists() {
                     problems.push(format!("{name}: {} does not exist", path.display()));
                 }
@@ -163,7 +187,9 @@ impl ServerConfig {
         }
         if self.mode == Mode::Production {
             if self.vault.is_none() {
-                problems.push("production mode needs [vault]: secrets are read from Vault only".to_owned());
+                problems.push(
+                    "production mode needs [vault]: secrets are read from Vault only".to_owned(),
+                );
             }
             if !self.database.database_url.is_empty() {
                 problems.push("production mode: database.database_url must come from Vault (secret `database`, field `url`), not from configuration".to_owned());
@@ -184,7 +210,11 @@ impl ServerConfig {
         if let Err(e) = self.rate_limit.validate() {
             problems.push(format!("rate_limit: {e}"));
         }
-        if problems.is_empty() { Ok(()) } else { Err(ConfigError(problems)) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(problems))
+        }
     }
 
     /// Where TLS files live in dev mode when none are configured.

@@ -51,7 +51,11 @@ pub const DEMO_REDIRECT: &str = "http://127.0.0.1/callback";
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let pg_dir = args.dir.join("pg");
     let pg = tokio::task::spawn_blocking(move || {
-        PgServer::start_with(PgOptions { data_dir: Some(pg_dir), fsync: true, ..PgOptions::default() })
+        PgServer::start_with(PgOptions {
+            data_dir: Some(pg_dir),
+            fsync: true,
+            ..PgOptions::default()
+        })
     })
     .await??;
     let result = serve_demo(&pg, &args).await;
@@ -71,19 +75,28 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
         public_base_url: format!("https://localhost:{}", args.public_addr.port()),
         tls: Some(pki.files.clone()),
         dev_secrets_dir: args.dir.join("dev-secrets"),
-        http: crate::config::HttpConfig { shutdown_timeout_secs: 3, ..Default::default() },
+        http: crate::config::HttpConfig {
+            shutdown_timeout_secs: 3,
+            ..Default::default()
+        },
         ..ServerConfig::default()
     };
     config.database.database_url = pg.url("postgres");
     config.validate()?;
     let state = serve::build_state(config).await?;
-    let auth = state.auth.clone().ok_or_else(|| anyhow::anyhow!("auth server missing"))?;
+    let auth = state
+        .auth
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("auth server missing"))?;
     let mut logins = Vec::new();
     for (slug, name) in DEMO_TENANTS {
         let t = state.tenants.ensure_tenant(slug, name).await?;
         for (local, display, role) in DEMO_USERS {
             let email = format!("{local}@{slug}.example");
-            match auth.register(slug, &email, display, DEMO_PASSWORD, *role).await {
+            match auth
+                .register(slug, &email, display, DEMO_PASSWORD, *role)
+                .await
+            {
                 Ok(_) | Err(AuthError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -94,7 +107,12 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
             name: "Demo web app".into(),
             redirect_uris: vec![DEMO_REDIRECT.into()],
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-            allowed_scopes: vec!["openid".into(), "email".into(), "profile".into(), "portfolio:read".into()],
+            allowed_scopes: vec![
+                "openid".into(),
+                "email".into(),
+                "profile".into(),
+                "portfolio:read".into(),
+            ],
             auth_method: ClientAuthMethod::None,
             signing_alg: SigningAlg::ES256,
         };
@@ -107,7 +125,10 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
     let server = serve::start(state).await?;
     let (p, a) = (server.public_addr, server.admin_addr);
     let ca = pki.ca_file.display();
-    let (cert, key) = (pki.client_cert_file.display(), pki.client_key_file.display());
+    let (cert, key) = (
+        pki.client_cert_file.display(),
+        pki.client_key_file.display(),
+    );
     println!(
         "\nRampart demo is running (template {}, embedded PostgreSQL on 127.0.0.1:{}).\n\
          \n  public  https://localhost:{}   (OAuth, login page, API; client certificates optional)\

@@ -13,14 +13,14 @@
 pub mod analytics_cmd;
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod market_cmd;
 pub mod metrics;
+pub mod ratelimit;
 pub mod routes;
 pub mod serve;
-pub mod cli;
-pub mod demo;
 pub mod tenants_cmd;
 pub mod tls;
 pub mod vault;
-pub mod ratelimit;

@@ -8,6 +8,8 @@ fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
     cli::init_tracing(cli.log_json);
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(cli::run(cli))
 }

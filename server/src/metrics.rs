@@ -2,7 +2,8 @@
 //! routes are their patterns (`/t/{tenant}/oauth/token`), never raw paths or
 //! tenant slugs.
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// The server's metrics.
@@ -39,34 +40,60 @@ impl Metrics {
     pub fn new() -> anyhow::Result<Self> {
         let registry = Registry::new_custom(Some("rampart".into()), None).map_err(err)?;
         let http_requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route pattern, method and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route pattern, method and status",
+            ),
             &["listener", "route", "method", "status"],
         )
         .map_err(err)?;
         let http_latency = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route pattern").buckets(vec![
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route pattern",
+            )
+            .buckets(vec![
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
             ]),
             &["listener", "route", "method"],
         )
         .map_err(err)?;
-        let in_flight = IntGauge::new("http_requests_in_flight", "HTTP requests being served").map_err(err)?;
-        let db_pool = IntGaugeVec::new(Opts::new("db_pool_connections", "Database pool connections by state"), &["state"])
-            .map_err(err)?;
-        let dependency_up =
-            IntGaugeVec::new(Opts::new("dependency_up", "1 when the dependency answered its last probe"), &["dependency"])
-                .map_err(err)?;
-        let auth_events =
-            IntCounterVec::new(Opts::new("auth_events_total", "Authentication events"), &["event", "result"]).map_err(err)?;
+        let in_flight =
+            IntGauge::new("http_requests_in_flight", "HTTP requests being served").map_err(err)?;
+        let db_pool = IntGaugeVec::new(
+            Opts::new("db_pool_connections", "Database pool connections by state"),
+            &["state"],
+        )
+        .map_err(err)?;
+        let dependency_up = IntGaugeVec::new(
+            Opts::new(
+                "dependency_up",
+                "1 when the dependency answered its last probe",
+            ),
+            &["dependency"],
+        )
+        .map_err(err)?;
+        let auth_events = IntCounterVec::new(
+            Opts::new("auth_events_total", "Authentication events"),
+            &["event", "result"],
+        )
+        .map_err(err)?;
         let provision_seconds = HistogramVec::new(
-            HistogramOpts::new("tenant_provision_duration_seconds", "Tenant provisioning time")
-                .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+            HistogramOpts::new(
+                "tenant_provision_duration_seconds",
+                "Tenant provisioning time",
+            )
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
             &["result"],
         )
         .map_err(err)?;
-        let rate_limited =
-            IntCounterVec::new(Opts::new("rate_limited_total", "Requests refused by rate limits"), &["scope"]).map_err(err)?;
-        let start_time = Gauge::new("process_start_time_seconds", "Start time of the process").map_err(err)?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new("rate_limited_total", "Requests refused by rate limits"),
+            &["scope"],
+        )
+        .map_err(err)?;
+        let start_time =
+            Gauge::new("process_start_time_seconds", "Start time of the process").map_err(err)?;
         start_time.set(chrono::Utc::now().timestamp() as f64);
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,

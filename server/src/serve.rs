@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use rampart_auth::{AuthServer, KeyEncryptionKey, KeyRing, KeyStore, MemoryKeyStore, RotationPolicy, VaultKeyStore};
+use rampart_auth::{
+    AuthServer, KeyEncryptionKey, KeyRing, KeyStore, MemoryKeyStore, RotationPolicy, VaultKeyStore,
+};
 use rampart_tenancy::TenantPool;
 
 use crate::app::{self, AppState, RunningServer};
@@ -24,6 +26,8 @@ pub struct ServeArgs {
 
 /// Secrets the server reads from Vault (KV v2 under the configured prefix).
 pub const DATABASE_SECRET: &str = "database";
+/// Market vendor keys: `<provider>_api_key`, `<provider>_api_secret`.
+pub const MARKET_SECRET: &str = "market";
 /// Auth secrets: `kek` (hex key-encryption key for signing keys).
 pub const AUTH_SECRET: &str = "auth";
 
@@ -50,15 +54,29 @@ fn dev_kek(dir: &Path) -> anyhow::Result<KeyEncryptionKey> {
 pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
     let metrics = Metrics::new()?;
     let vault = match &config.vault {
-        Some(v) => Some(Arc::new(SecretStore::connect(v.clone()).await?)),
+        Some(v) => {
+            // The secrets the server itself needs are always loaded (and so
+            // required at start, and watched for rotation).
+            let mut v = v.clone();
+            let mut required = vec![AUTH_SECRET];
+            if config.database.database_url.is_empty() {
+                required.push(DATABASE_SECRET);
+            }
+            for name in required {
+                if !v.secrets.iter().any(|s| s == name) {
+                    v.secrets.push(name.to_owned());
+                }
+            }
+            Some(Arc::new(SecretStore::connect(v).await?))
+        }
         None => None,
     };
     if let Some(store) = &vault
         && config.database.database_url.is_empty()
     {
-        let secret = store
-            .secret(DATABASE_SECRET)
-            .ok_or_else(|| anyhow::anyhow!("Vault secret `{DATABASE_SECRET}` is missing (field `url`)"))?;
+        let secret = store.secret(DATABASE_SECRET).ok_or_else(|| {
+            anyhow::anyhow!("Vault secret `{DATABASE_SECRET}` is missing (field `url`)")
+        })?;
         config.database.database_url = secret
             .get_str("url")
             .ok_or_else(|| anyhow::anyhow!("Vault secret `{DATABASE_SECRET}` has no field `url`"))?
@@ -84,7 +102,11 @@ pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
             let kek_hex = store
                 .secret(AUTH_SECRET)
                 .and_then(|s| s.get_str("kek").map(str::to_owned))
-                .ok_or_else(|| anyhow::anyhow!("Vault secret `{AUTH_SECRET}` needs a field `kek` (64 hex chars)"))?;
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "Vault secret `{AUTH_SECRET}` needs a field `kek` (64 hex chars)"
+                    )
+                })?;
             let kek = KeyEncryptionKey::from_hex("vault-kek", &kek_hex)?;
             let token = match &vcfg.auth {
                 VaultAuth::Token { token } => token.expose().to_owned(),
@@ -95,18 +117,68 @@ pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
                 })?,
             };
             let prefix = format!("{}/auth/keys", vcfg.path_prefix);
-            (Arc::new(VaultKeyStore::new(&vcfg.address, &token, &vcfg.kv_mount, &prefix)?), kek)
+            (
+                Arc::new(VaultKeyStore::new(
+                    &vcfg.address,
+                    &token,
+                    &vcfg.kv_mount,
+                    &prefix,
+                )?),
+                kek,
+            )
         }
         _ => {
             if config.mode == Mode::Production {
                 anyhow::bail!("production mode needs Vault for signing keys");
             }
-            (Arc::new(MemoryKeyStore::new()), dev_kek(&config.dev_secrets_dir)?)
+            (
+                Arc::new(MemoryKeyStore::new()),
+                dev_kek(&config.dev_secrets_dir)?,
+            )
         }
     };
-    let ring = KeyRing::open(store, kek.clone(), RotationPolicy::from_config(&auth_config)).await?;
-    ring.spawn_rotation(Duration::from_secs(300));
-    let auth = Arc::new(AuthServer::new(tenants.clone(), auth_config, ring, kek)?);
+    // Market data: vendor keys from Vault, Redis shared with the server,
+    // the daily-bar store in the same database, metrics in our registry.
+    let mut market = config.market.clone();
+    if market.cache.redis_url.is_none() {
+        market.cache.redis_url = config.redis_url.clone();
+    }
+    if let Some(secret) = vault.as_ref().and_then(|v| v.secret(MARKET_SECRET)) {
+        for p in &mut market.providers {
+            let name = p
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{:?}", p.kind).to_lowercase());
+            if let Some(key) = secret.get_str(&format!("{name}_api_key")) {
+                p.api_key = Some(key.to_owned());
+            }
+            if let Some(s) = secret.get_str(&format!("{name}_api_secret")) {
+                p.api_secret = Some(s.to_owned());
+            }
+        }
+    }
+    let market = Arc::new(
+        rampart_market::ProviderChain::from_config(
+            &market,
+            Some(&metrics.registry),
+            Some(tenants.raw_pool().clone()),
+        )
+        .await?,
+    );
+
+    let ring = KeyRing::open(
+        store,
+        kek.clone(),
+        RotationPolicy::from_config(&auth_config),
+    )
+    .await?;
+    ring.spawn_rotation(Duration::from_secs(config.key_check_secs.max(1)));
+    let auth = Arc::new(AuthServer::new(
+        tenants.clone(),
+        auth_config,
+        ring.clone(),
+        kek,
+    )?);
     auth.spawn_cleanup(Duration::from_secs(3600));
     Ok(AppState {
         tenants,
@@ -115,13 +187,26 @@ pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
         vault,
         redis,
         auth: Some(auth),
+        keys: Some(ring),
+        market,
         config: Arc::new(config),
         started: Instant::now(),
     })
 }
 
-/// Starts the listeners for a built state.
+/// Starts the listeners for a built state (certificates from files, or
+/// issued by Vault's PKI engine and renewed before they expire).
 pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
+    if let (Some(pki), Some(store)) = (&state.config.tls_vault_pki, &state.vault) {
+        let (files, renew_in) = crate::tls::issue_from_vault(store, pki).await?;
+        let mut server = app::start(state.clone(), &files).await?;
+        server.add_task(crate::tls::spawn_vault_renewal(
+            store.as_ref().clone(),
+            pki.clone(),
+            renew_in,
+        ));
+        return Ok(server);
+    }
     let tls = state
         .config
         .tls

@@ -87,7 +87,10 @@ pub enum TenantsCommand {
 }
 
 async fn connect(db: &DbArgs, concurrency: Option<usize>) -> anyhow::Result<TenantPool> {
-    let mut config = TenancyConfig { database_url: db.database_url.clone(), ..TenancyConfig::default() };
+    let mut config = TenancyConfig {
+        database_url: db.database_url.clone(),
+        ..TenancyConfig::default()
+    };
     if let Some(c) = concurrency {
         config.migrate_concurrency = c;
         config.max_connections = config.max_connections.max(c + 2);
@@ -98,45 +101,82 @@ async fn connect(db: &DbArgs, concurrency: Option<usize>) -> anyhow::Result<Tena
 /// Runs the command.
 pub async fn run(cmd: TenantsCommand) -> anyhow::Result<()> {
     match cmd {
-        TenantsCommand::Provision { db, slug, name, canary } => {
+        TenantsCommand::Provision {
+            db,
+            slug,
+            name,
+            canary,
+        } => {
             let pool = connect(&db, None).await?;
             let started = std::time::Instant::now();
-            let options = rampart_tenancy::ProvisionOptions { canary, actor: Some("cli".into()), ..Default::default() };
-            let t = pool.provision_with(&slug, name.as_deref().unwrap_or(&slug), options).await?;
-            println!("provisioned {} (schema {}) in {:.1} ms", t.slug, t.schema_name, started.elapsed().as_secs_f64() * 1e3);
+            let options = rampart_tenancy::ProvisionOptions {
+                canary,
+                actor: Some("cli".into()),
+                ..Default::default()
+            };
+            let t = pool
+                .provision_with(&slug, name.as_deref().unwrap_or(&slug), options)
+                .await?;
+            println!(
+                "provisioned {} (schema {}) in {:.1} ms",
+                t.slug,
+                t.schema_name,
+                started.elapsed().as_secs_f64() * 1e3
+            );
         }
         TenantsCommand::List { db } => {
             let pool = connect(&db, None).await?;
-            println!("{:<24} {:<12} {:<28} {:<8}", "SLUG", "STATUS", "SCHEMA", "CANARY");
+            println!(
+                "{:<24} {:<12} {:<28} {:<8}",
+                "SLUG", "STATUS", "SCHEMA", "CANARY"
+            );
             for t in pool.list().await? {
-                println!("{:<24} {:<12} {:<28} {:<8}", t.slug, t.status, t.schema_name, t.is_canary);
+                println!(
+                    "{:<24} {:<12} {:<28} {:<8}",
+                    t.slug, t.status, t.schema_name, t.is_canary
+                );
             }
         }
         TenantsCommand::Suspend { db, slug, reason } => {
-            let t = connect(&db, None).await?.suspend(&slug, &reason, Some("cli")).await?;
+            let t = connect(&db, None)
+                .await?
+                .suspend(&slug, &reason, Some("cli"))
+                .await?;
             println!("{} is {}", t.slug, t.status);
         }
         TenantsCommand::Resume { db, slug } => {
             let t = connect(&db, None).await?.resume(&slug, Some("cli")).await?;
             println!("{} is {}", t.slug, t.status);
         }
-        TenantsCommand::Deactivate { db, slug, retention_days } => {
+        TenantsCommand::Deactivate {
+            db,
+            slug,
+            retention_days,
+        } => {
             let t = connect(&db, None)
                 .await?
                 .deactivate(&slug, retention_days.map(chrono_days), Some("cli"))
                 .await?;
-            println!("{} is {} (data kept until {:?})", t.slug, t.status, t.retention_deadline);
+            println!(
+                "{} is {} (data kept until {:?})",
+                t.slug, t.status, t.retention_deadline
+            );
         }
         TenantsCommand::Purge { db, slug, force } => {
-            let t = connect(&db, None).await?.purge(&slug, force, Some("cli")).await?;
+            let t = connect(&db, None)
+                .await?
+                .purge(&slug, force, Some("cli"))
+                .await?;
             println!("{} is {}", t.slug, t.status);
         }
         TenantsCommand::Migrate { db, concurrency } => {
             let pool = connect(&db, Some(concurrency)).await?;
             let bar = ProgressBar::new(0);
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             let report = pool
                 .migrate_all_with_progress(|p| match p {

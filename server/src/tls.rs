@@ -58,7 +58,10 @@ pub enum ClientAuth {
 }
 
 fn file_err(path: &Path, e: impl std::fmt::Display) -> TlsError {
-    TlsError::File { path: path.to_owned(), message: e.to_string() }
+    TlsError::File {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -74,7 +77,8 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 
 fn load_certified_key(files: &TlsFiles) -> Result<Arc<CertifiedKey>, TlsError> {
     let certs = load_certs(&files.cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(&files.key_file).map_err(|e| file_err(&files.key_file, e))?;
+    let key =
+        PrivateKeyDer::from_pem_file(&files.key_file).map_err(|e| file_err(&files.key_file, e))?;
     let signing = any_supported_type(&key).map_err(|e| file_err(&files.key_file, e))?;
     Ok(Arc::new(CertifiedKey::new(certs, signing)))
 }
@@ -139,7 +143,8 @@ impl ClientCertVerifier for ReloadableVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.get().verify_client_cert(end_entity, intermediates, now)
+        self.get()
+            .verify_client_cert(end_entity, intermediates, now)
     }
     fn verify_tls12_signature(
         &self,
@@ -182,7 +187,11 @@ pub struct TlsReloader {
 
 impl TlsReloader {
     fn stamps(files: &TlsFiles) -> [Option<SystemTime>; 3] {
-        [modified(&files.cert_file), modified(&files.key_file), modified(&files.client_ca_file)]
+        [
+            modified(&files.cert_file),
+            modified(&files.key_file),
+            modified(&files.client_ca_file),
+        ]
     }
 
     /// Reloads if a file changed since the last load. A broken new file is
@@ -210,9 +219,13 @@ impl TlsReloader {
             loop {
                 tick.tick().await;
                 match self.reload_if_changed() {
-                    Ok(true) => tracing::info!(cert = %self.files.cert_file.display(), "TLS material reloaded"),
+                    Ok(true) => {
+                        tracing::info!(cert = %self.files.cert_file.display(), "TLS material reloaded")
+                    }
                     Ok(false) => {}
-                    Err(e) => tracing::error!(error = %e, "TLS reload failed; keeping the previous certificates"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "TLS reload failed; keeping the previous certificates")
+                    }
                 }
             }
         })
@@ -285,7 +298,10 @@ pub fn capture_client_identity(conn: &dyn std::any::Any, data: &mut actix_web::d
     use actix_tls::accept::rustls_0_23::TlsStream;
     if let Some(tls) = conn.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
         let (_, session) = tls.get_ref();
-        if let Some(identity) = session.peer_certificates().and_then(|c| c.first()).and_then(|c| ClientIdentity::from_der(c))
+        if let Some(identity) = session
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| ClientIdentity::from_der(c))
         {
             data.insert(identity);
         }
@@ -315,12 +331,21 @@ impl DevCa {
     /// A new CA with the given common name.
     pub fn new(common_name: &str) -> Result<Self, TlsError> {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(gen_err)?;
-        params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
-        params.distinguished_name.push(rcgen::DnType::OrganizationName, "Rampart development");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Rampart development");
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
         let key = rcgen::KeyPair::generate().map_err(gen_err)?;
-        Ok(Self { issuer: rcgen::CertifiedIssuer::self_signed(params, key).map_err(gen_err)? })
+        Ok(Self {
+            issuer: rcgen::CertifiedIssuer::self_signed(params, key).map_err(gen_err)?,
+        })
     }
 
     /// The CA certificate (PEM).
@@ -332,7 +357,10 @@ impl DevCa {
     pub fn issue_server(&self, hosts: &[&str]) -> Result<IssuedCert, TlsError> {
         let names: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
         let mut params = rcgen::CertificateParams::new(names).map_err(gen_err)?;
-        params.distinguished_name.push(rcgen::DnType::CommonName, hosts.first().copied().unwrap_or("localhost"));
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            hosts.first().copied().unwrap_or("localhost"),
+        );
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         self.sign(params)
     }
@@ -345,10 +373,16 @@ impl DevCa {
         not_after: (i32, u8, u8),
     ) -> Result<IssuedCert, TlsError> {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(gen_err)?;
-        params.distinguished_name.push(rcgen::DnType::CommonName, name);
-        params.distinguished_name.push(rcgen::DnType::OrganizationName, "Rampart operators");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Rampart operators");
         params.subject_alt_names = vec![rcgen::SanType::Rfc822Name(
-            format!("{name}@rampart.local").try_into().map_err(gen_err)?,
+            format!("{name}@rampart.local")
+                .try_into()
+                .map_err(gen_err)?,
         )];
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         params.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
@@ -359,7 +393,10 @@ impl DevCa {
     fn sign(&self, params: rcgen::CertificateParams) -> Result<IssuedCert, TlsError> {
         let key = rcgen::KeyPair::generate().map_err(gen_err)?;
         let cert = params.signed_by(&key, &self.issuer).map_err(gen_err)?;
-        Ok(IssuedCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        Ok(IssuedCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 }
 
@@ -390,7 +427,13 @@ pub fn write_dev_pki(dir: &Path) -> Result<DevPki, TlsError> {
         client_cert_file: path("operator.pem"),
         client_key_file: path("operator-key.pem"),
     };
-    let all = [&pki.files.cert_file, &pki.files.key_file, &pki.ca_file, &pki.client_cert_file, &pki.client_key_file];
+    let all = [
+        &pki.files.cert_file,
+        &pki.files.key_file,
+        &pki.ca_file,
+        &pki.client_cert_file,
+        &pki.client_key_file,
+    ];
     if all.iter().all(|p| p.exists()) {
         return Ok(pki);
     }
@@ -402,7 +445,8 @@ pub fn write_dev_pki(dir: &Path) -> Result<DevPki, TlsError> {
         std::fs::write(p, text).map_err(|e| file_err(p, e))?;
         if secret {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).map_err(|e| file_err(p, e))?;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| file_err(p, e))?;
         }
         Ok(())
     };
@@ -412,4 +456,92 @@ pub fn write_dev_pki(dir: &Path) -> Result<DevPki, TlsError> {
     write(&pki.client_cert_file, &client.cert_pem, false)?;
     write(&pki.client_key_file, &client.key_pem, true)?;
     Ok(pki)
+}
+
+/// Certificates issued by Vault's PKI engine for the listeners.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultTls {
+    /// What to request.
+    pub request: crate::vault::PkiRequest,
+    /// Where the issued certificate and key are written (0600) for the
+    /// listeners to load and reload.
+    pub runtime_dir: PathBuf,
+    /// CA for client certificates; the PKI's issuing CA when absent.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// Issues the server certificate from Vault and writes it where the
+/// listeners read it; returns the files and when to renew.
+pub async fn issue_from_vault(
+    store: &crate::vault::SecretStore,
+    cfg: &VaultTls,
+) -> Result<(TlsFiles, Duration), TlsError> {
+    let issued = store
+        .issue_certificate(&cfg.request)
+        .await
+        .map_err(|e| TlsError::Config(format!("Vault PKI: {e}")))?;
+    std::fs::create_dir_all(&cfg.runtime_dir).map_err(|e| file_err(&cfg.runtime_dir, e))?;
+    let files = TlsFiles {
+        cert_file: cfg.runtime_dir.join("server.pem"),
+        key_file: cfg.runtime_dir.join("server-key.pem"),
+        client_ca_file: cfg
+            .client_ca_file
+            .clone()
+            .unwrap_or_else(|| cfg.runtime_dir.join("client-ca.pem")),
+    };
+    // Key first, then certificate: the reloader compares both stamps.
+    let key_tmp = cfg.runtime_dir.join(".server-key.pem.tmp");
+    std::fs::write(&key_tmp, issued.key_pem.expose()).map_err(|e| file_err(&key_tmp, e))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_tmp, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| file_err(&key_tmp, e))?;
+    }
+    std::fs::rename(&key_tmp, &files.key_file).map_err(|e| file_err(&files.key_file, e))?;
+    std::fs::write(&files.cert_file, &issued.cert_chain_pem)
+        .map_err(|e| file_err(&files.cert_file, e))?;
+    if cfg.client_ca_file.is_none() {
+        std::fs::write(&files.client_ca_file, &issued.issuing_ca_pem)
+            .map_err(|e| file_err(&files.client_ca_file, e))?;
+    }
+    // Renew at two thirds of the lifetime.
+    let lifetime = issued
+        .expires_at
+        .map(|e| {
+            (e - chrono::Utc::now())
+                .to_std()
+                .unwrap_or(Duration::from_secs(60))
+        })
+        .unwrap_or(Duration::from_secs(3600));
+    Ok((files, lifetime * 2 / 3))
+}
+
+/// Renews the Vault-issued certificate before it expires, forever; the
+/// listeners' reloaders pick up the new files. Failures retry every 30 s
+/// while the current certificate is still valid.
+pub fn spawn_vault_renewal(
+    store: crate::vault::SecretStore,
+    cfg: VaultTls,
+    first_renewal: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut wait = first_renewal;
+        loop {
+            tokio::time::sleep(wait).await;
+            match issue_from_vault(&store, &cfg).await {
+                Ok((_, next)) => {
+                    tracing::info!(
+                        renew_in_secs = next.as_secs(),
+                        "server certificate renewed from Vault PKI"
+                    );
+                    wait = next;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "certificate renewal from Vault failed; retrying");
+                    wait = Duration::from_secs(30);
+                }
+            }
+        }
+    })
 }

@@ -1074,6 +1074,46 @@ impl SecretStore {
             .map_err(|_| VaultError::Decrypt)
     }
 
+    /// Issues a certificate from the PKI secrets engine at `mount` with
+    /// `role` (for the server's own TLS: issue on start, renew before expiry).
+    pub async fn issue_certificate(
+        &self,
+        request: &PkiRequest,
+    ) -> Result<PkiCertificate, VaultError> {
+        let mut opts = vaultrs::api::pki::requests::GenerateCertificateRequest::builder();
+        opts.common_name(request.common_name.clone())
+            .ttl(request.ttl.clone());
+        if !request.alt_names.is_empty() {
+            opts.alt_names(request.alt_names.join(","));
+        }
+        if !request.ip_sans.is_empty() {
+            opts.ip_sans(request.ip_sans.join(","));
+        }
+        let client = self.client();
+        let issued = vaultrs::pki::cert::generate(
+            client.as_ref(),
+            &request.mount,
+            &request.role,
+            Some(&mut opts),
+        )
+        .await
+        .map_err(|e| map_client_error(e, "PKI issue", &self.shared.cfg.address))?;
+        let mut chain = issued.certificate.trim().to_owned();
+        for ca in issued.ca_chain.unwrap_or_default() {
+            chain.push('\n');
+            chain.push_str(ca.trim());
+        }
+        chain.push('\n');
+        Ok(PkiCertificate {
+            cert_chain_pem: chain,
+            key_pem: SecretString::new(issued.private_key),
+            issuing_ca_pem: issued.issuing_ca,
+            expires_at: issued
+                .expiration
+                .and_then(|e| chrono::DateTime::from_timestamp(e as i64, 0)),
+        })
+    }
+
     fn client(&self) -> Arc<VaultClient> {
         self.shared
             .client
@@ -1163,4 +1203,47 @@ async fn poll(shared: Weak<Shared>) {
             }
         }
     }
+}
+
+/// What to ask Vault's PKI engine for.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PkiRequest {
+    /// Mount of the PKI engine.
+    #[serde(default = "default_pki_mount")]
+    pub mount: String,
+    /// Role allowed to issue the server's names.
+    pub role: String,
+    /// Common name.
+    pub common_name: String,
+    /// DNS alt names.
+    #[serde(default)]
+    pub alt_names: Vec<String>,
+    /// IP SANs.
+    #[serde(default)]
+    pub ip_sans: Vec<String>,
+    /// Lifetime, e.g. `72h`.
+    #[serde(default = "default_pki_ttl")]
+    pub ttl: String,
+}
+
+fn default_pki_mount() -> String {
+    "pki".to_owned()
+}
+
+fn default_pki_ttl() -> String {
+    "72h".to_owned()
+}
+
+/// A certificate issued by Vault's PKI engine.
+#[derive(Debug, Clone)]
+pub struct PkiCertificate {
+    /// Leaf then chain, PEM.
+    pub cert_chain_pem: String,
+    /// Private key (secret).
+    pub key_pem: SecretString,
+    /// The issuing CA, PEM.
+    pub issuing_ca_pem: String,
+    /// When it expires.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }

@@ -1,8 +1,12 @@
 //! The reference server over real TLS: mutual TLS on the admin listener,
 //! envelope and headers, metrics exposition, shared rate limits, TLS reload,
 //! Vault degradation, and the embedded-mode command as a process.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::new_without_default,
+    missing_docs
+)]
 
 #[path = "server/demo.rs"]
 mod demo;
@@ -51,7 +55,11 @@ impl Pki {
 
 pub async fn config(pki: &Pki) -> ServerConfig {
     rampart_testkit::install_crypto_provider();
-    let db = rampart_testkit::postgres().unwrap().fresh_database().await.unwrap();
+    let db = rampart_testkit::postgres()
+        .unwrap()
+        .fresh_database()
+        .await
+        .unwrap();
     let mut config = ServerConfig {
         public_addr: "127.0.0.1:0".parse().unwrap(),
         admin_addr: "127.0.0.1:0".parse().unwrap(),

@@ -16,14 +16,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/tenants", web::post().to(provision))
         .route("/admin/tenants/migrate", web::post().to(migrate))
         .route("/admin/tenants/{slug}", web::get().to(tenant))
-        .route("/admin/tenants/{slug}/{action}", web::post().to(lifecycle));
+        .route("/admin/tenants/{slug}/{action}", web::post().to(lifecycle))
+        .route("/admin/keys", web::get().to(keys))
+        .route("/admin/keys/rotate", web::post().to(rotate_keys))
+        .route("/admin/keys/{kid}/revoke", web::post().to(revoke_key));
 }
 
 /// The operator behind this request, from its client certificate.
 fn operator(req: &HttpRequest) -> Result<ClientIdentity, ApiError> {
-    req.conn_data::<ClientIdentity>()
-        .cloned()
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "client_certificate_required", "a client certificate is required"))
+    req.conn_data::<ClientIdentity>().cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "client_certificate_required",
+            "a client certificate is required",
+        )
+    })
 }
 
 fn actor(id: &ClientIdentity) -> String {
@@ -32,7 +39,10 @@ fn actor(id: &ClientIdentity) -> String {
 
 /// Prometheus exposition of the server's metrics.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
-pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     operator(&req)?;
     crate::routes::health::probe(&state).await;
     Ok(HttpResponse::Ok()
@@ -48,7 +58,10 @@ pub async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 /// All tenants.
 #[utoipa::path(get, path = "/admin/tenants", responses((status = 200, description = "tenants")))]
-pub async fn list_tenants(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_tenants(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     operator(&req)?;
     Ok(api::ok(state.tenants.list().await?))
 }
@@ -75,8 +88,15 @@ pub async fn provision(
 ) -> Result<HttpResponse, ApiError> {
     let who = operator(&req)?;
     let started = std::time::Instant::now();
-    let options = rampart_tenancy::ProvisionOptions { canary: body.canary, actor: Some(actor(&who)), ..Default::default() };
-    let result = state.tenants.provision_with(&body.slug, &body.display_name, options).await;
+    let options = rampart_tenancy::ProvisionOptions {
+        canary: body.canary,
+        actor: Some(actor(&who)),
+        ..Default::default()
+    };
+    let result = state
+        .tenants
+        .provision_with(&body.slug, &body.display_name, options)
+        .await;
     state
         .metrics
         .provision_seconds
@@ -88,12 +108,18 @@ pub async fn provision(
 
 /// One tenant with its health and usage.
 #[utoipa::path(get, path = "/admin/tenants/{slug}", responses((status = 200, description = "tenant"), (status = 404, description = "unknown")))]
-pub async fn tenant(req: HttpRequest, state: web::Data<AppState>, slug: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn tenant(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     operator(&req)?;
     let tenant = state.tenants.tenant(&slug).await?;
     let health = state.tenants.health(&slug).await?;
     let usage = state.tenants.usage(&slug).await.ok();
-    Ok(api::ok(serde_json::json!({"tenant": tenant, "health": health, "usage": usage})))
+    Ok(api::ok(
+        serde_json::json!({"tenant": tenant, "health": health, "usage": usage}),
+    ))
 }
 
 /// Body of lifecycle actions.
@@ -126,7 +152,13 @@ pub async fn lifecycle(
         "suspend" => t.suspend(&slug, &body.reason, Some(&who)).await?,
         "resume" => t.resume(&slug, Some(&who)).await?,
         "deactivate" => {
-            t.deactivate(&slug, body.retention_days.map(|d| chrono::Duration::days(i64::from(d))), Some(&who)).await?
+            t.deactivate(
+                &slug,
+                body.retention_days
+                    .map(|d| chrono::Duration::days(i64::from(d))),
+                Some(&who),
+            )
+            .await?
         }
         "reactivate" => t.reactivate(&slug, Some(&who)).await?,
         "purge" => t.purge(&slug, body.force, Some(&who)).await?,
@@ -137,8 +169,83 @@ pub async fn lifecycle(
 
 /// Migrates every tenant to the newest template and reports.
 #[utoipa::path(post, path = "/admin/tenants/migrate", responses((status = 200, description = "report")))]
-pub async fn migrate(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn migrate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let who = operator(&req)?;
     tracing::info!(operator = %who.subject, "migrate all tenants");
     Ok(api::ok(state.tenants.migrate_all().await?))
+}
+
+fn key_ring(state: &AppState) -> Result<&std::sync::Arc<rampart_auth::KeyRing>, ApiError> {
+    state.keys.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "keys_unavailable",
+            "no key ring configured",
+        )
+    })
+}
+
+fn key_error(e: rampart_auth::AuthError) -> ApiError {
+    ApiError::new(
+        StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+        "key_error",
+        e.public_description(),
+    )
+}
+
+/// The published keys (JWKS: next, active and retired public keys).
+#[utoipa::path(get, path = "/admin/keys", responses((status = 200, description = "JWKS")))]
+pub async fn keys(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    operator(&req)?;
+    Ok(api::ok(key_ring(&state)?.jwks()))
+}
+
+/// Body of `POST /admin/keys/rotate`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    /// `es256` (default), `rs256` or `tenant_encryption`.
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+/// Rotates a key chain now: the published next key starts signing.
+#[utoipa::path(post, path = "/admin/keys/rotate", request_body = RotateBody, responses((status = 200, description = "rotated")))]
+pub async fn rotate_keys(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Option<web::Json<RotateBody>>,
+) -> Result<HttpResponse, ApiError> {
+    let who = operator(&req)?;
+    let kind = match body
+        .as_ref()
+        .and_then(|b| b.kind.as_deref())
+        .unwrap_or("es256")
+    {
+        "es256" => rampart_auth::KeyKind::Es256,
+        "rs256" => rampart_auth::KeyKind::Rs256,
+        "tenant_encryption" => rampart_auth::KeyKind::TenantEncryption,
+        other => return Err(ApiError::bad_request(format!("unknown key kind {other:?}"))),
+    };
+    let ring = key_ring(&state)?;
+    ring.rotate_now(kind).await.map_err(key_error)?;
+    tracing::warn!(operator = %who.subject, ?kind, "key rotated by operator");
+    Ok(api::ok(ring.jwks()))
+}
+
+/// Emergency revoke: the key stops verifying at once.
+#[utoipa::path(post, path = "/admin/keys/{kid}/revoke", responses((status = 200, description = "revoked"), (status = 404, description = "unknown key")))]
+pub async fn revoke_key(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    kid: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let who = operator(&req)?;
+    let ring = key_ring(&state)?;
+    ring.revoke(&kid).await.map_err(key_error)?;
+    tracing::warn!(operator = %who.subject, kid = %kid, "key revoked by operator");
+    Ok(api::ok(ring.jwks()))
 }

@@ -11,7 +11,8 @@ use crate::app::AppState;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health)).route("/ready", web::get().to(ready));
+    cfg.route("/health", web::get().to(health))
+        .route("/ready", web::get().to(ready));
 }
 
 /// One dependency's state.
@@ -57,13 +58,25 @@ pub async fn health() -> HttpResponse {
 #[utoipa::path(get, path = "/ready", responses((status = 200, description = "ready or degraded", body = Readiness), (status = 503, description = "PostgreSQL unreachable")))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let report = probe(&state).await;
-    let status = if report.postgres.ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if report.postgres.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     api::ok_status(status, report)
 }
 
-async fn timed<F: std::future::Future<Output = Result<(), String>>>(configured: bool, f: F) -> Dependency {
+async fn timed<F: std::future::Future<Output = Result<(), String>>>(
+    configured: bool,
+    f: F,
+) -> Dependency {
     if !configured {
-        return Dependency { configured, ok: true, latency_ms: 0.0, detail: None };
+        return Dependency {
+            configured,
+            ok: true,
+            latency_ms: 0.0,
+            detail: None,
+        };
     }
     let started = Instant::now();
     let result = match tokio::time::timeout(Duration::from_secs(2), f).await {
@@ -87,28 +100,54 @@ pub async fn probe(state: &AppState) -> Readiness {
         ("waiting", pool_status.waiting),
         ("max", pool_status.max_size),
     ] {
-        state.metrics.db_pool.with_label_values(&[label]).set(v as i64);
+        state
+            .metrics
+            .db_pool
+            .with_label_values(&[label])
+            .set(v as i64);
     }
     let postgres = timed(true, async {
-        let mut conn = state.tenants.raw_pool().get().await.map_err(|e| e.to_string())?;
-        diesel::sql_query("SELECT 1").execute(&mut *conn).await.map_err(|e| e.to_string())?;
+        let mut conn = state
+            .tenants
+            .raw_pool()
+            .get()
+            .await
+            .map_err(|e| e.to_string())?;
+        diesel::sql_query("SELECT 1")
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(())
     })
     .await;
     let redis = timed(state.redis.is_some(), async {
         let client = state.redis.as_ref().ok_or("not configured")?;
-        let mut conn = client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
-        let _: String = redis::cmd("PING").query_async(&mut conn).await.map_err(|e| e.to_string())?;
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(())
     })
     .await;
     let vault = timed(state.vault.is_some(), async {
         let store = state.vault.as_ref().ok_or("not configured")?;
-        if store.health().is_ok() { Ok(()) } else { Err(format!("{:?}", store.health())) }
+        if store.health().is_ok() {
+            Ok(())
+        } else {
+            Err(format!("{:?}", store.health()))
+        }
     })
     .await;
     let mut degraded = Vec::new();
-    for (name, dep) in [("postgres", &postgres), ("redis", &redis), ("vault", &vault)] {
+    for (name, dep) in [
+        ("postgres", &postgres),
+        ("redis", &redis),
+        ("vault", &vault),
+    ] {
         if !dep.ok {
             degraded.push(name);
         }

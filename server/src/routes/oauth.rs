@@ -10,7 +10,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
-use rampart_auth::oauth::{AuthorizeError, AuthorizeRequest, ClientAuthMethod, ClientCredentials, TokenRequest};
+use rampart_auth::oauth::{
+    AuthorizeError, AuthorizeRequest, ClientAuthMethod, ClientCredentials, TokenRequest,
+};
 use rampart_auth::{AuthError, AuthServer, ClientContext};
 
 /// Shared state: `web::Data<AuthServer>`.
@@ -20,8 +22,14 @@ pub type AuthState = web::Data<AuthServer>;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/t/{tenant}")
-            .route("/.well-known/openid-configuration", web::get().to(discovery))
-            .route("/.well-known/oauth-authorization-server", web::get().to(discovery))
+            .route(
+                "/.well-known/openid-configuration",
+                web::get().to(discovery),
+            )
+            .route(
+                "/.well-known/oauth-authorization-server",
+                web::get().to(discovery),
+            )
             .route("/jwks.json", web::get().to(jwks))
             .route("/oauth/authorize", web::get().to(authorize))
             .route("/oauth/login", web::post().to(login))
@@ -31,7 +39,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/oauth/introspect", web::post().to(introspect))
             .route("/oauth/userinfo", web::get().to(userinfo))
             .route("/login/upstream/{provider}", web::get().to(upstream_login))
-            .route("/login/upstream/{provider}/callback", web::get().to(upstream_callback)),
+            .route(
+                "/login/upstream/{provider}/callback",
+                web::get().to(upstream_callback),
+            ),
     );
 }
 
@@ -43,15 +54,31 @@ fn oauth_error(e: &AuthError) -> HttpResponse {
         resp.insert_header((header::RETRY_AFTER, retry_after.as_secs().to_string()));
     }
     if status == StatusCode::UNAUTHORIZED {
-        resp.insert_header((header::WWW_AUTHENTICATE, format!("Bearer error=\"{}\"", e.oauth_code())));
+        resp.insert_header((
+            header::WWW_AUTHENTICATE,
+            format!("Bearer error=\"{}\"", e.oauth_code()),
+        ));
     }
-    resp.json(serde_json::json!({"error": e.oauth_code(), "error_description": e.public_description()}))
+    resp.json(
+        serde_json::json!({"error": e.oauth_code(), "error_description": e.public_description()}),
+    )
 }
 
 fn client_context(req: &HttpRequest) -> ClientContext {
-    let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
-    let ua = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    ClientContext { ip, device: ua.as_deref().map(|u| u.chars().take(64).collect()), user_agent: ua }
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let ua = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    ClientContext {
+        ip,
+        device: ua.as_deref().map(|u| u.chars().take(64).collect()),
+        user_agent: ua,
+    }
 }
 
 fn cookie_name(tenant: &str) -> String {
@@ -59,11 +86,16 @@ fn cookie_name(tenant: &str) -> String {
 }
 
 fn session_cookie(req: &HttpRequest, tenant: &str) -> Option<String> {
-    req.cookie(&cookie_name(tenant)).map(|c| c.value().to_owned())
+    req.cookie(&cookie_name(tenant))
+        .map(|c| c.value().to_owned())
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 fn page(title: &str, body: &str) -> HttpResponse {
@@ -79,7 +111,12 @@ fn page(title: &str, body: &str) -> HttpResponse {
         ))
 }
 
-fn login_page(tenant: &str, return_to: &str, client_name: &str, error: Option<&str>) -> HttpResponse {
+fn login_page(
+    tenant: &str,
+    return_to: &str,
+    client_name: &str,
+    error: Option<&str>,
+) -> HttpResponse {
     login_page_with(tenant, return_to, client_name, error, &[])
 }
 
@@ -96,12 +133,20 @@ fn login_page_with(
         .map(|(name, display)| {
             let href = format!(
                 "/t/{tenant}/login/upstream/{name}?{}",
-                url::form_urlencoded::Serializer::new(String::new()).append_pair("return_to", return_to).finish()
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("return_to", return_to)
+                    .finish()
             );
-            format!("<p><a href=\"{}\">Sign in with {}</a></p>", escape(&href), escape(display))
+            format!(
+                "<p><a href=\"{}\">Sign in with {}</a></p>",
+                escape(&href),
+                escape(display)
+            )
         })
         .collect();
-    let err = error.map(|e| format!("<p role=\"alert\" style=\"color:#b00\">{}</p>", escape(e))).unwrap_or_default();
+    let err = error
+        .map(|e| format!("<p role=\"alert\" style=\"color:#b00\">{}</p>", escape(e)))
+        .unwrap_or_default();
     page(
         "Sign in",
         &format!(
@@ -119,7 +164,9 @@ fn login_page_with(
 }
 
 fn mfa_page(tenant: &str, return_to: &str, challenge: &str, error: Option<&str>) -> HttpResponse {
-    let err = error.map(|e| format!("<p role=\"alert\" style=\"color:#b00\">{}</p>", escape(e))).unwrap_or_default();
+    let err = error
+        .map(|e| format!("<p role=\"alert\" style=\"color:#b00\">{}</p>", escape(e)))
+        .unwrap_or_default();
     page(
         "Two-factor authentication",
         &format!(
@@ -144,7 +191,9 @@ async fn discovery(auth: AuthState, path: web::Path<String>) -> HttpResponse {
 }
 
 async fn jwks(auth: AuthState) -> HttpResponse {
-    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "public, max-age=300")).json(auth.jwks())
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(auth.jwks())
 }
 
 /// Only our own authorize URL of this tenant may be a post-login target.
@@ -154,55 +203,106 @@ fn safe_return_to(tenant: &str, return_to: &str) -> Option<String> {
         .then(|| return_to.to_owned())
 }
 
-async fn authorize(auth: AuthState, req: HttpRequest, path: web::Path<String>, query: web::Query<AuthorizeRequest>) -> HttpResponse {
+async fn authorize(
+    auth: AuthState,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<AuthorizeRequest>,
+) -> HttpResponse {
     let tenant = path.into_inner();
     let validated = match auth.validate_authorize(&tenant, &query).await {
         Ok(v) => v,
         Err(AuthorizeError::Page(e)) => {
-            let mut r = page("Authorization error", &format!("<p>{}</p>", escape(&e.public_description())));
+            let mut r = page(
+                "Authorization error",
+                &format!("<p>{}</p>", escape(&e.public_description())),
+            );
             *r.status_mut() = StatusCode::BAD_REQUEST;
             return r;
         }
         Err(AuthorizeError::Redirect { location, .. }) => {
-            return HttpResponse::Found().insert_header((header::LOCATION, location)).finish();
+            return HttpResponse::Found()
+                .insert_header((header::LOCATION, location))
+                .finish();
         }
     };
     if let Some(cookie) = session_cookie(&req, &tenant)
         && let Ok((session, _user)) = auth.authenticate_session(&tenant, &cookie).await
     {
-        return match auth.issue_authorization_code(&tenant, &validated, &session).await {
-            Ok(location) => HttpResponse::Found().insert_header((header::LOCATION, location)).finish(),
+        return match auth
+            .issue_authorization_code(&tenant, &validated, &session)
+            .await
+        {
+            Ok(location) => HttpResponse::Found()
+                .insert_header((header::LOCATION, location))
+                .finish(),
             Err(e) => oauth_error(&e),
         };
     }
     let return_to = format!("/t/{tenant}/oauth/authorize?{}", req.query_string());
-    login_page_with(&tenant, &return_to, &validated.client_name, None, &auth.upstream_providers(&tenant))
+    login_page_with(
+        &tenant,
+        &return_to,
+        &validated.client_name,
+        None,
+        &auth.upstream_providers(&tenant),
+    )
 }
 
-fn logged_in_redirect(tenant: &str, return_to: &str, session_token: &str, secure: bool) -> HttpResponse {
+fn logged_in_redirect(
+    tenant: &str,
+    return_to: &str,
+    session_token: &str,
+    secure: bool,
+) -> HttpResponse {
     let cookie = actix_web::cookie::Cookie::build(cookie_name(tenant), session_token.to_owned())
         .path(format!("/t/{tenant}"))
         .http_only(true)
         .secure(secure)
         .same_site(actix_web::cookie::SameSite::Lax)
         .finish();
-    HttpResponse::SeeOther().cookie(cookie).insert_header((header::LOCATION, return_to.to_owned())).finish()
+    HttpResponse::SeeOther()
+        .cookie(cookie)
+        .insert_header((header::LOCATION, return_to.to_owned()))
+        .finish()
 }
 
-async fn login(auth: AuthState, req: HttpRequest, path: web::Path<String>, form: web::Form<HashMap<String, String>>) -> HttpResponse {
+async fn login(
+    auth: AuthState,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
     let tenant = path.into_inner();
-    let Some(return_to) = form.get("return_to").and_then(|r| safe_return_to(&tenant, r)) else {
+    let Some(return_to) = form
+        .get("return_to")
+        .and_then(|r| safe_return_to(&tenant, r))
+    else {
         return oauth_error(&AuthError::InvalidRequest("return_to".into()));
     };
     let email = form.get("email").map(String::as_str).unwrap_or("");
     let password = form.get("password").map(String::as_str).unwrap_or("");
     let secure = auth.config().public_base_url.starts_with("https://");
-    match auth.login(&tenant, email, password, &client_context(&req)).await {
-        Ok(rampart_auth::accounts::LoginOutcome::LoggedIn(s)) => logged_in_redirect(&tenant, &return_to, &s.token, secure),
-        Ok(rampart_auth::accounts::LoginOutcome::MfaRequired { challenge }) => mfa_page(&tenant, &return_to, &challenge, None),
-        Err(AuthError::InvalidCredentials) => login_page(&tenant, &return_to, "", Some("Wrong e-mail or password.")),
+    match auth
+        .login(&tenant, email, password, &client_context(&req))
+        .await
+    {
+        Ok(rampart_auth::accounts::LoginOutcome::LoggedIn(s)) => {
+            logged_in_redirect(&tenant, &return_to, &s.token, secure)
+        }
+        Ok(rampart_auth::accounts::LoginOutcome::MfaRequired { challenge }) => {
+            mfa_page(&tenant, &return_to, &challenge, None)
+        }
+        Err(AuthError::InvalidCredentials) => {
+            login_page(&tenant, &return_to, "", Some("Wrong e-mail or password."))
+        }
         Err(e @ AuthError::RateLimited { .. }) => {
-            let mut r = login_page(&tenant, &return_to, "", Some("Too many attempts. Try again later."));
+            let mut r = login_page(
+                &tenant,
+                &return_to,
+                "",
+                Some("Too many attempts. Try again later."),
+            );
             *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             if let AuthError::RateLimited { retry_after } = e
                 && let Ok(v) = header::HeaderValue::from_str(&retry_after.as_secs().to_string())
@@ -215,35 +315,61 @@ async fn login(auth: AuthState, req: HttpRequest, path: web::Path<String>, form:
     }
 }
 
-async fn mfa(auth: AuthState, req: HttpRequest, path: web::Path<String>, form: web::Form<HashMap<String, String>>) -> HttpResponse {
+async fn mfa(
+    auth: AuthState,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
     let tenant = path.into_inner();
-    let Some(return_to) = form.get("return_to").and_then(|r| safe_return_to(&tenant, r)) else {
+    let Some(return_to) = form
+        .get("return_to")
+        .and_then(|r| safe_return_to(&tenant, r))
+    else {
         return oauth_error(&AuthError::InvalidRequest("return_to".into()));
     };
     let challenge = form.get("challenge").map(String::as_str).unwrap_or("");
     let code = form.get("code").map(String::as_str).unwrap_or("");
     let secure = auth.config().public_base_url.starts_with("https://");
-    match auth.verify_mfa(&tenant, challenge, code, &client_context(&req)).await {
+    match auth
+        .verify_mfa(&tenant, challenge, code, &client_context(&req))
+        .await
+    {
         Ok(s) => logged_in_redirect(&tenant, &return_to, &s.token, secure),
-        Err(AuthError::InvalidCredentials) => mfa_page(&tenant, &return_to, challenge, Some("Wrong code.")),
+        Err(AuthError::InvalidCredentials) => {
+            mfa_page(&tenant, &return_to, challenge, Some("Wrong code."))
+        }
         Err(e) => oauth_error(&e),
     }
 }
 
 fn form_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
 /// Client authentication from `Authorization: Basic` or the form body.
-fn client_credentials(req: &HttpRequest, form: &HashMap<String, String>) -> Result<ClientCredentials, AuthError> {
-    if let Some(value) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+fn client_credentials(
+    req: &HttpRequest,
+    form: &HashMap<String, String>,
+) -> Result<ClientCredentials, AuthError> {
+    if let Some(value) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
         && let Some(b64) = value.strip_prefix("Basic ")
     {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|_| AuthError::InvalidClient)?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|_| AuthError::InvalidClient)?;
         let text = String::from_utf8(decoded).map_err(|_| AuthError::InvalidClient)?;
         let (id, secret) = text.split_once(':').ok_or(AuthError::InvalidClient)?;
         if form.contains_key("client_secret") {
-            return Err(AuthError::InvalidRequest("more than one client authentication method".into()));
+            return Err(AuthError::InvalidRequest(
+                "more than one client authentication method".into(),
+            ));
         }
         return Ok(ClientCredentials {
             client_id: form_decode(id),
@@ -251,14 +377,30 @@ fn client_credentials(req: &HttpRequest, form: &HashMap<String, String>) -> Resu
             method: ClientAuthMethod::ClientSecretBasic,
         });
     }
-    let client_id = form.get("client_id").cloned().ok_or(AuthError::InvalidClient)?;
+    let client_id = form
+        .get("client_id")
+        .cloned()
+        .ok_or(AuthError::InvalidClient)?;
     Ok(match form.get("client_secret") {
-        Some(secret) => ClientCredentials { client_id, secret: Some(secret.clone()), method: ClientAuthMethod::ClientSecretPost },
-        None => ClientCredentials { client_id, secret: None, method: ClientAuthMethod::None },
+        Some(secret) => ClientCredentials {
+            client_id,
+            secret: Some(secret.clone()),
+            method: ClientAuthMethod::ClientSecretPost,
+        },
+        None => ClientCredentials {
+            client_id,
+            secret: None,
+            method: ClientAuthMethod::None,
+        },
     })
 }
 
-async fn token(auth: AuthState, req: HttpRequest, path: web::Path<String>, form: web::Form<HashMap<String, String>>) -> HttpResponse {
+async fn token(
+    auth: AuthState,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
     let tenant = path.into_inner();
     let creds = match client_credentials(&req, &form) {
         Ok(c) => c,
@@ -272,7 +414,10 @@ async fn token(auth: AuthState, req: HttpRequest, path: web::Path<String>, form:
         refresh_token: form.get("refresh_token").cloned(),
         scope: form.get("scope").cloned(),
     };
-    match auth.token(&tenant, &creds, &request, &client_context(&req)).await {
+    match auth
+        .token(&tenant, &creds, &request, &client_context(&req))
+        .await
+    {
         Ok(t) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((header::PRAGMA, "no-cache"))
@@ -281,28 +426,47 @@ async fn token(auth: AuthState, req: HttpRequest, path: web::Path<String>, form:
     }
 }
 
-async fn revoke(auth: AuthState, req: HttpRequest, path: web::Path<String>, form: web::Form<HashMap<String, String>>) -> HttpResponse {
+async fn revoke(
+    auth: AuthState,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
     let tenant = path.into_inner();
     let creds = match client_credentials(&req, &form) {
         Ok(c) => c,
         Err(e) => return oauth_error(&e),
     };
-    let Some(token) = form.get("token") else { return oauth_error(&AuthError::InvalidRequest("token".into())) };
-    match auth.revoke(&tenant, &creds, token, &client_context(&req)).await {
+    let Some(token) = form.get("token") else {
+        return oauth_error(&AuthError::InvalidRequest("token".into()));
+    };
+    match auth
+        .revoke(&tenant, &creds, token, &client_context(&req))
+        .await
+    {
         Ok(()) => HttpResponse::Ok().finish(),
         Err(e) => oauth_error(&e),
     }
 }
 
-async fn introspect(auth: AuthState, req: HttpRequest, path: web::Path<String>, form: web::Form<HashMap<String, String>>) -> HttpResponse {
+async fn introspect(
+    auth: AuthState,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
     let tenant = path.into_inner();
     let creds = match client_credentials(&req, &form) {
         Ok(c) => c,
         Err(e) => return oauth_error(&e),
     };
-    let Some(token) = form.get("token") else { return oauth_error(&AuthError::InvalidRequest("token".into())) };
+    let Some(token) = form.get("token") else {
+        return oauth_error(&AuthError::InvalidRequest("token".into()));
+    };
     match auth.introspect(&tenant, &creds, token).await {
-        Ok(v) => HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(v),
+        Ok(v) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(v),
         Err(e) => oauth_error(&e),
     }
 }
@@ -347,14 +511,15 @@ async fn upstream_login(
     }
     match auth.begin_login(&tenant, &provider, return_to.as_deref()) {
         Ok(login) => {
-            let cookie = actix_web::cookie::Cookie::build(upstream_cookie_name(&tenant), login.pending)
-                .path(format!("/t/{tenant}/login/upstream"))
-                .http_only(true)
-                .secure(auth.config().public_base_url.starts_with("https://"))
-                // Lax: the provider's redirect back is a top-level GET.
-                .same_site(actix_web::cookie::SameSite::Lax)
-                .max_age(actix_web::cookie::time::Duration::minutes(10))
-                .finish();
+            let cookie =
+                actix_web::cookie::Cookie::build(upstream_cookie_name(&tenant), login.pending)
+                    .path(format!("/t/{tenant}/login/upstream"))
+                    .http_only(true)
+                    .secure(auth.config().public_base_url.starts_with("https://"))
+                    // Lax: the provider's redirect back is a top-level GET.
+                    .same_site(actix_web::cookie::SameSite::Lax)
+                    .max_age(actix_web::cookie::time::Duration::minutes(10))
+                    .finish();
             HttpResponse::Found()
                 .cookie(cookie)
                 .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -380,13 +545,22 @@ async fn upstream_callback(
         r
     };
     if let Some(error) = query.get("error") {
-        return fail(StatusCode::FORBIDDEN, &format!("The identity provider answered: {error}"));
+        return fail(
+            StatusCode::FORBIDDEN,
+            &format!("The identity provider answered: {error}"),
+        );
     }
     let (Some(code), Some(state)) = (query.get("code"), query.get("state")) else {
-        return fail(StatusCode::BAD_REQUEST, "The identity provider's answer is incomplete.");
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "The identity provider's answer is incomplete.",
+        );
     };
     let Some(pending) = req.cookie(&upstream_cookie_name(&tenant)) else {
-        return fail(StatusCode::FORBIDDEN, "No sign-in was started in this browser.");
+        return fail(
+            StatusCode::FORBIDDEN,
+            "No sign-in was started in this browser.",
+        );
     };
     let outcome = auth
         .complete_login(
@@ -424,13 +598,18 @@ async fn upstream_callback(
                     }
                     r
                 }
-                rampart_auth::accounts::LoginOutcome::MfaRequired { challenge } => mfa_page(&tenant, &return_to, &challenge, None),
+                rampart_auth::accounts::LoginOutcome::MfaRequired { challenge } => {
+                    mfa_page(&tenant, &return_to, &challenge, None)
+                }
             }
         }
         Err(e @ (AuthError::AccessDenied(_) | AuthError::Upstream(_))) => {
             tracing::info!(tenant, provider, error = %e, "upstream login refused");
             let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::FORBIDDEN);
-            fail(status, "Sign-in with the identity provider failed. Please try again.")
+            fail(
+                status,
+                "Sign-in with the identity provider failed. Please try again.",
+            )
         }
         Err(e) => return oauth_error(&e),
     };

@@ -6,7 +6,10 @@ use utoipa::OpenApi;
 /// The API description.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Rampart", description = "Multi-tenant trading and portfolio platform"),
+    info(
+        title = "Rampart",
+        description = "Multi-tenant trading and portfolio platform"
+    ),
     paths(
         crate::routes::health::health,
         crate::routes::health::ready,
@@ -17,6 +20,9 @@ use utoipa::OpenApi;
         crate::routes::admin::tenant,
         crate::routes::admin::lifecycle,
         crate::routes::admin::migrate,
+        crate::routes::admin::keys,
+        crate::routes::admin::rotate_keys,
+        crate::routes::admin::revoke_key,
     ),
     components(schemas(
         crate::api::ErrorBody,
@@ -25,13 +31,16 @@ use utoipa::OpenApi;
         crate::routes::health::Dependency,
         crate::routes::admin::ProvisionBody,
         crate::routes::admin::LifecycleBody,
+        crate::routes::admin::RotateBody,
     ))
 )]
 pub struct ApiDoc;
 
 /// The document as JSON text.
 pub fn document() -> String {
-    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".into())
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".into())
 }
 
 /// Registers `/openapi.json`.
@@ -40,5 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn serve() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(document())
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document())
 }

@@ -10,7 +10,12 @@ async fn the_embedded_mode_command_starts_serves_and_stops_cleanly() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["demo", "--dir"])
         .arg(dir.path())
-        .args(["--public-addr", &format!("127.0.0.1:{public}"), "--admin-addr", &format!("127.0.0.1:{admin}")])
+        .args([
+            "--public-addr",
+            &format!("127.0.0.1:{public}"),
+            "--admin-addr",
+            &format!("127.0.0.1:{admin}"),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -24,7 +29,9 @@ async fn the_embedded_mode_command_starts_serves_and_stops_cleanly() {
     });
     let mut printed = Vec::new();
     loop {
-        let line = rx.recv_timeout(std::time::Duration::from_secs(180)).expect("demo did not become ready");
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(180))
+            .expect("demo did not become ready");
         let done = line.contains("Press Ctrl-C");
         printed.push(line);
         if done {
@@ -33,7 +40,10 @@ async fn the_embedded_mode_command_starts_serves_and_stops_cleanly() {
     }
     let text = printed.join("\n");
     assert!(text.contains("admin@acme.example"), "{text}");
-    assert!(text.contains("--cert"), "curl commands with the client certificate: {text}");
+    assert!(
+        text.contains("--cert"),
+        "curl commands with the client certificate: {text}"
+    );
 
     let pki = dir.path().join("pki");
     let ca = std::fs::read_to_string(pki.join("ca.pem")).unwrap();
@@ -60,12 +70,24 @@ async fn the_embedded_mode_command_starts_serves_and_stops_cleanly() {
         .json()
         .await
         .unwrap();
-    let slugs: Vec<&str> = tenants["data"].as_array().unwrap().iter().map(|t| t["slug"].as_str().unwrap()).collect();
+    let slugs: Vec<&str> = tenants["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["slug"].as_str().unwrap())
+        .collect();
     assert_eq!(slugs, ["acme", "globex"]);
 
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
     let rest: Vec<String> = rx.try_iter().collect();
-    assert!(rest.iter().any(|l| l.contains("stopped cleanly")), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("stopped cleanly")),
+        "{rest:?}"
+    );
 }

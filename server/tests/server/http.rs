@@ -5,15 +5,27 @@ async fn envelope_request_ids_headers_and_admin_routes() {
     let pki = Pki::new();
     let (server, _state) = start(config(&pki).await).await;
     let ca = pki.ca.cert_pem();
-    let operator = pki.ca.issue_client("ops", (2025, 1, 1), (2035, 1, 1)).unwrap();
+    let operator = pki
+        .ca
+        .issue_client("ops", (2025, 1, 1), (2035, 1, 1))
+        .unwrap();
     let admin = client(&ca, Some(&operator));
     let public = client(&ca, None);
 
     // Errors use the envelope with a stable code and the request id.
-    let res = public.get(url(server.public_addr, "/no/such/route")).header("x-request-id", "req-12345678").send().await.unwrap();
+    let res = public
+        .get(url(server.public_addr, "/no/such/route"))
+        .header("x-request-id", "req-12345678")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     assert_eq!(res.headers()["x-request-id"], "req-12345678");
-    for h in ["strict-transport-security", "x-content-type-options", "content-security-policy"] {
+    for h in [
+        "strict-transport-security",
+        "x-content-type-options",
+        "content-security-policy",
+    ] {
         assert!(res.headers().contains_key(h), "{h}");
     }
     let body: serde_json::Value = res.json().await.unwrap();
@@ -21,7 +33,12 @@ async fn envelope_request_ids_headers_and_admin_routes() {
     assert_eq!(body["error"]["code"], "route_not_found");
     assert_eq!(body["meta"]["requestId"], "req-12345678");
     // A malformed id is replaced by a generated one.
-    let res = public.get(url(server.public_addr, "/health")).header("x-request-id", "bad id with spaces").send().await.unwrap();
+    let res = public
+        .get(url(server.public_addr, "/health"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
     assert_ne!(res.headers()["x-request-id"], "bad id with spaces");
 
     // Provision through the admin listener; the operator is the recorded actor.
@@ -49,7 +66,10 @@ async fn envelope_request_ids_headers_and_admin_routes() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
-    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"]["code"], "tenant_invalid_slug");
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "tenant_invalid_slug"
+    );
     let res = admin
         .post(url(server.admin_addr, "/admin/tenants"))
         .header("content-type", "application/json")
@@ -58,7 +78,10 @@ async fn envelope_request_ids_headers_and_admin_routes() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
-    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"]["code"], "invalid_request");
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "invalid_request"
+    );
     // Oversized body → 413 in the envelope.
     let big = "x".repeat(300 * 1024);
     let res = admin
@@ -69,17 +92,40 @@ async fn envelope_request_ids_headers_and_admin_routes() {
         .unwrap();
     assert_eq!(res.status(), 413);
 
-    let res = admin.post(url(server.admin_addr, "/admin/tenants/acme/suspend")).json(&serde_json::json!({"reason": "test"})).send().await.unwrap();
+    let res = admin
+        .post(url(server.admin_addr, "/admin/tenants/acme/suspend"))
+        .json(&serde_json::json!({"reason": "test"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    let res = admin.get(url(server.admin_addr, "/admin/tenants/acme")).send().await.unwrap();
+    let res = admin
+        .get(url(server.admin_addr, "/admin/tenants/acme"))
+        .send()
+        .await
+        .unwrap();
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["data"]["tenant"]["status"], "suspended");
     // A suspended tenant's OAuth endpoints refuse.
-    let res = public.get(url(server.public_addr, "/t/acme/.well-known/openid-configuration")).send().await.unwrap();
+    let res = public
+        .get(url(
+            server.public_addr,
+            "/t/acme/.well-known/openid-configuration",
+        ))
+        .send()
+        .await
+        .unwrap();
     assert!(res.status().is_client_error(), "{}", res.status());
 
     // OpenAPI is served and names the routes.
-    let doc: serde_json::Value = public.get(url(server.public_addr, "/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: serde_json::Value = public
+        .get(url(server.public_addr, "/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     assert!(doc["paths"]["/admin/tenants"].is_object());
     server.stop().await;
@@ -90,17 +136,50 @@ async fn metrics_are_valid_prometheus_exposition_with_the_expected_series() {
     let pki = Pki::new();
     let (server, _state) = start(config(&pki).await).await;
     let ca = pki.ca.cert_pem();
-    let operator = pki.ca.issue_client("ops", (2025, 1, 1), (2035, 1, 1)).unwrap();
+    let operator = pki
+        .ca
+        .issue_client("ops", (2025, 1, 1), (2035, 1, 1))
+        .unwrap();
     let admin = client(&ca, Some(&operator));
     let public = client(&ca, None);
-    admin.post(url(server.admin_addr, "/admin/tenants")).json(&serde_json::json!({"slug": "metr", "display_name": "M"})).send().await.unwrap();
-    public.get(url(server.public_addr, "/t/metr/.well-known/openid-configuration")).send().await.unwrap();
-    public.post(url(server.public_addr, "/t/metr/oauth/token")).header("content-type", "application/x-www-form-urlencoded").body("grant_type=password").send().await.unwrap();
-    public.get(url(server.public_addr, "/ready")).send().await.unwrap();
+    admin
+        .post(url(server.admin_addr, "/admin/tenants"))
+        .json(&serde_json::json!({"slug": "metr", "display_name": "M"}))
+        .send()
+        .await
+        .unwrap();
+    public
+        .get(url(
+            server.public_addr,
+            "/t/metr/.well-known/openid-configuration",
+        ))
+        .send()
+        .await
+        .unwrap();
+    public
+        .post(url(server.public_addr, "/t/metr/oauth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=password")
+        .send()
+        .await
+        .unwrap();
+    public
+        .get(url(server.public_addr, "/ready"))
+        .send()
+        .await
+        .unwrap();
 
-    let text = admin.get(url(server.admin_addr, "/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = admin
+        .get(url(server.admin_addr, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
-    let names: std::collections::BTreeSet<&str> = scrape.samples.iter().map(|s| s.metric.as_str()).collect();
+    let names: std::collections::BTreeSet<&str> =
+        scrape.samples.iter().map(|s| s.metric.as_str()).collect();
     for expected in [
         "rampart_http_requests_total",
         "rampart_http_request_duration_seconds",
@@ -110,10 +189,17 @@ async fn metrics_are_valid_prometheus_exposition_with_the_expected_series() {
         "rampart_auth_events_total",
         "rampart_process_start_time_seconds",
     ] {
-        assert!(names.contains(expected), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(expected),
+            "{expected} missing from {names:?}"
+        );
     }
     // Routes are patterns, never raw paths with tenant slugs.
-    for s in scrape.samples.iter().filter(|s| s.metric == "rampart_http_requests_total") {
+    for s in scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "rampart_http_requests_total")
+    {
         let route = s.labels.get("route").unwrap();
         assert!(!route.contains("metr"), "unbounded label {route}");
     }

@@ -17,7 +17,11 @@ async fn rate_limits_are_shared_by_two_instances_through_redis() {
     let http = client(&pki.ca.cert_pem(), None);
     let mut statuses = Vec::new();
     for i in 0..8 {
-        let addr = if i % 2 == 0 { a.public_addr } else { b.public_addr };
+        let addr = if i % 2 == 0 {
+            a.public_addr
+        } else {
+            b.public_addr
+        };
         let res = http.get(url(addr, "/openapi.json")).send().await.unwrap();
         statuses.push(res.status().as_u16());
         if res.status() == 429 {
@@ -30,7 +34,14 @@ async fn rate_limits_are_shared_by_two_instances_through_redis() {
     // Six allowed in all — not six per instance.
     assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 429, 429]);
     // Health stays reachable when limited.
-    assert_eq!(http.get(url(a.public_addr, "/health")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http.get(url(a.public_addr, "/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     a.stop().await;
     b.stop().await;
 }

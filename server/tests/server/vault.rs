@@ -15,33 +15,112 @@ async fn write_secret(addr: &str, path: &str, body: serde_json::Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_come_from_vault_and_an_outage_only_degrades_readiness() {
+    rampart_testkit::install_crypto_provider();
     let bao = rampart_testkit::BaoServer::start().unwrap();
     let pki = Pki::new();
     let mut config = config(&pki).await;
     // The database URL and the key-encryption key come from Vault only.
     let database_url = std::mem::take(&mut config.database.database_url);
-    write_secret(&bao.addr(), "database", serde_json::json!({"url": database_url})).await;
-    write_secret(&bao.addr(), "auth", serde_json::json!({"kek": "11".repeat(32)})).await;
+    write_secret(
+        &bao.addr(),
+        "database",
+        serde_json::json!({"url": database_url}),
+    )
+    .await;
+    write_secret(
+        &bao.addr(),
+        "auth",
+        serde_json::json!({"kek": "11".repeat(32)}),
+    )
+    .await;
     let mut vault = VaultConfig::dev(bao.addr(), bao.token());
     vault.secrets = vec!["database".into(), "auth".into()];
     vault.refresh_interval_ms = 200;
     config.vault = Some(vault);
-    let (server, state) = start(config).await;
+    config.key_check_secs = 1;
+    let (server, state) = start(config.clone()).await;
+    let (replica, _) = start(config).await;
     let http = client(&pki.ca.cert_pem(), None);
-    let ready: serde_json::Value = http.get(url(server.public_addr, "/ready")).send().await.unwrap().json().await.unwrap();
+    let ready: serde_json::Value = http
+        .get(url(server.public_addr, "/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["data"]["status"], "ready", "{ready}");
     assert_eq!(ready["data"]["vault"]["configured"], true);
     // Signing keys are stored in Vault.
     state.tenants.provision("vlt", "Vault").await.unwrap();
-    let jwks: serde_json::Value = http.get(url(server.public_addr, "/t/vlt/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwks: serde_json::Value = http
+        .get(url(server.public_addr, "/t/vlt/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(!jwks["keys"].as_array().unwrap().is_empty());
+
+    // A signing-key rotation on one replica is picked up by the other
+    // through Vault.
+    let kids = |jwks: &serde_json::Value| -> std::collections::BTreeSet<String> {
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let operator = pki
+        .ca
+        .issue_client("ops", (2025, 1, 1), (2035, 1, 1))
+        .unwrap();
+    let rotated: serde_json::Value = client(&pki.ca.cert_pem(), Some(&operator))
+        .post(url(server.admin_addr, "/admin/keys/rotate"))
+        .json(&serde_json::json!({"kind": "es256"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let after = kids(&rotated["data"]);
+    assert_ne!(after, kids(&jwks), "rotation published no new key");
+    let mut seen = false;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let theirs: serde_json::Value = http
+            .get(url(replica.public_addr, "/t/vlt/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if kids(&theirs) == after {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the replica did not pick up the rotation");
+    replica.stop().await;
 
     bao.stop().unwrap();
     let mut degraded = false;
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let res = http.get(url(server.public_addr, "/ready")).send().await.unwrap();
-        assert_eq!(res.status(), 200, "Vault down must not make the server unready");
+        let res = http
+            .get(url(server.public_addr, "/ready"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            200,
+            "Vault down must not make the server unready"
+        );
         let body: serde_json::Value = res.json().await.unwrap();
         if body["data"]["status"] == "degraded" {
             assert_eq!(body["data"]["degraded"], serde_json::json!(["vault"]));
@@ -51,8 +130,22 @@ async fn secrets_come_from_vault_and_an_outage_only_degrades_readiness() {
     }
     assert!(degraded, "readiness never reported the Vault outage");
     // Still serving with the secrets it holds.
-    assert_eq!(http.get(url(server.public_addr, "/t/vlt/jwks.json")).send().await.unwrap().status(), 200);
-    assert_eq!(http.get(url(server.public_addr, "/health")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http.get(url(server.public_addr, "/t/vlt/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(url(server.public_addr, "/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     server.stop().await;
 }
 
@@ -65,6 +158,114 @@ async fn the_server_refuses_to_start_without_its_secrets() {
     let mut vault = VaultConfig::dev(bao.addr(), bao.token());
     vault.secrets = vec!["missing-database-secret".into()];
     config.vault = Some(vault);
-    let err = rampart_server::serve::build_state(config).await.err().expect("started without secrets");
+    let err = rampart_server::serve::build_state(config)
+        .await
+        .err()
+        .expect("started without secrets");
     assert!(err.to_string().contains("missing-database-secret"), "{err}");
+}
+
+async fn bao_post(addr: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let res = reqwest::Client::new()
+        .post(format!("{addr}/v1/{path}"))
+        .header("X-Vault-Token", "root")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.json().await.unwrap_or(serde_json::Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listener_certificates_can_come_from_vault_pki_and_are_renewed() {
+    rampart_testkit::install_crypto_provider();
+    let bao = rampart_testkit::BaoServer::start().unwrap();
+    let addr = bao.addr();
+    bao_post(
+        &addr,
+        "sys/mounts/pki",
+        serde_json::json!({"type": "pki", "config": {"max_lease_ttl": "87600h"}}),
+    )
+    .await;
+    let root = bao_post(
+        &addr,
+        "pki/root/generate/internal",
+        serde_json::json!({"common_name": "Rampart Vault Root", "ttl": "8760h"}),
+    )
+    .await;
+    let root_pem = root["data"]["certificate"].as_str().unwrap().to_owned();
+    bao_post(
+        &addr,
+        "pki/roles/server",
+        serde_json::json!({"allowed_domains": "localhost", "allow_bare_domains": true, "allow_localhost": true, "allow_ip_sans": true, "max_ttl": "72h"}),
+    )
+    .await;
+
+    let pki = Pki::new();
+    let mut config = config(&pki).await;
+    config.tls = None;
+    let runtime = pki.path("vault-tls");
+    config.tls_vault_pki = Some(rampart_server::tls::VaultTls {
+        request: rampart_server::vault::PkiRequest {
+            mount: "pki".into(),
+            role: "server".into(),
+            common_name: "localhost".into(),
+            alt_names: vec![],
+            ip_sans: vec!["127.0.0.1".into()],
+            ttl: "6s".into(),
+        },
+        runtime_dir: runtime.clone(),
+        client_ca_file: Some(pki.files.client_ca_file.clone()),
+    });
+    write_secret(&addr, "auth", serde_json::json!({"kek": "22".repeat(32)})).await;
+    config.vault = Some(VaultConfig::dev(addr.clone(), bao.token()));
+    let (server, _state) = start(config).await;
+    // The public listener presents the Vault-issued certificate.
+    let http = client(&root_pem, None);
+    assert_eq!(
+        http.get(url(server.public_addr, "/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // A client trusting only the dev CA refuses it.
+    assert!(
+        client(&pki.ca.cert_pem(), None)
+            .get(url(server.public_addr, "/health"))
+            .send()
+            .await
+            .is_err()
+    );
+    // Admin still requires the operator CA's client certificates.
+    let operator = pki
+        .ca
+        .issue_client("ops", (2025, 1, 1), (2035, 1, 1))
+        .unwrap();
+    let res = client(&root_pem, Some(&operator))
+        .get(url(server.admin_addr, "/admin/whoami"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Renewed at two thirds of its 6 s lifetime: a new certificate on disk,
+    // and fresh connections keep working after the old one expired.
+    let first = std::fs::read_to_string(runtime.join("server.pem")).unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    let second = std::fs::read_to_string(runtime.join("server.pem")).unwrap();
+    assert_ne!(first, second, "certificate was not renewed");
+    let fresh = client(&root_pem, None);
+    assert_eq!(
+        fresh
+            .get(url(server.public_addr, "/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    server.stop().await;
 }
