@@ -322,7 +322,8 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             .app_data(web::Data::new(Listener("public")))
             .configure(|c| configure_common(c, &cfg))
             .configure(routes::health::configure)
-            .configure(routes::openapi::configure);
+            .configure(routes::openapi::configure)
+            .configure(routes::api_v1::configure);
         if let Some(auth) = &auth {
             app = app
                 .app_data(web::Data::from(auth.clone()))

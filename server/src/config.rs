@@ -186,6 +186,11 @@ impl ServerConfig {
             }
         }
         if self.mode == Mode::Production {
+            if let Some(v) = &self.vault
+                && matches!(v.auth, crate::vault::VaultAuth::Token { .. })
+            {
+                problems.push("production mode: Vault auth must be AppRole (token auth is for development)".to_owned());
+            }
             if self.vault.is_none() {
                 problems.push(
                     "production mode needs [vault]: secrets are read from Vault only".to_owned(),

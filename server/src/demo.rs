@@ -121,6 +121,9 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
+    for (slug, _) in DEMO_TENANTS {
+        seed_portfolio(&state.tenants, slug).await?;
+    }
     let report = state.tenants.migrate_all().await?;
     let server = serve::start(state).await?;
     let (p, a) = (server.public_addr, server.admin_addr);
@@ -133,7 +136,7 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
         "\nRampart demo is running (template {}, embedded PostgreSQL on 127.0.0.1:{}).\n\
          \n  public  https://localhost:{}   (OAuth, login page, API; client certificates optional)\
          \n  admin   https://localhost:{}   (mutual TLS: client certificate required)\
-         \n\nDemo logins (password `{DEMO_PASSWORD}`):\n  {}\
+         \n\nDemo logins (password `{DEMO_PASSWORD}`; each trader has a demo portfolio):\n  {}\
          \n\nTry:\
          \n  curl --cacert {ca} https://localhost:{}/ready\
          \n  curl --cacert {ca} https://localhost:{}/t/acme/.well-known/openid-configuration\
@@ -159,5 +162,41 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
         println!("stopping…");
     }
     server.stop().await;
+    Ok(())
+}
+
+/// A demo portfolio for each tenant's trader, on symbols the embedded market
+/// data has (idempotent: skipped when the trader has one).
+async fn seed_portfolio(tenants: &rampart_tenancy::TenantPool, slug: &str) -> anyhow::Result<()> {
+    use diesel::sql_types::Text;
+    use diesel_async::RunQueryDsl;
+    let trader = format!("trader@{slug}.example");
+    tenants
+        .with_tenant(slug, async |conn| {
+            let inserted = diesel::sql_query(
+                "WITH owner AS (SELECT id FROM users WHERE lower(email) = lower($1)), \
+                 p AS (INSERT INTO portfolios (owner_id, name, description) \
+                   SELECT id, 'Demo growth', 'Seeded by rampart demo' FROM owner \
+                   WHERE NOT EXISTS (SELECT 1 FROM portfolios WHERE owner_id = owner.id) RETURNING id) \
+                 INSERT INTO positions (portfolio_id, symbol, allocation_type, quantity, purchase_price, purchase_date, sector) \
+                 SELECT p.id, s.symbol, 'quantity', s.qty, s.price, DATE '2005-01-03', s.sector FROM p, \
+                   (VALUES ('AAPL', 120::numeric, 32.0::numeric, 'Technology'), ('MSFT', 300, 26.7, 'Technology'), \
+                           ('IBM', 80, 98.5, 'Technology'), ('AMZN', 60, 44.3, 'Consumer')) AS s(symbol, qty, price, sector)",
+            )
+            .bind::<Text, _>(&trader)
+            .execute(conn)
+            .await?;
+            if inserted > 0 {
+                diesel::sql_query(
+                    "INSERT INTO portfolio_versions (portfolio_id, version, snapshot, change) \
+                     SELECT p.id, 1, jsonb_build_object('positions', (SELECT jsonb_agg(to_jsonb(x) - 'portfolio_id') \
+                       FROM positions x WHERE x.portfolio_id = p.id)), 'seeded' FROM portfolios p",
+                )
+                .execute(conn)
+                .await?;
+            }
+            Ok::<_, rampart_tenancy::TenancyError>(())
+        })
+        .await?;
     Ok(())
 }

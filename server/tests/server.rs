@@ -8,6 +8,8 @@
     missing_docs
 )]
 
+#[path = "server/api.rs"]
+mod api;
 #[path = "server/demo.rs"]
 mod demo;
 #[path = "server/http.rs"]

@@ -23,6 +23,10 @@ use utoipa::OpenApi;
         crate::routes::admin::keys,
         crate::routes::admin::rotate_keys,
         crate::routes::admin::revoke_key,
+        crate::routes::api_v1::me,
+        crate::routes::api_v1::sessions,
+        crate::routes::api_v1::revoke_session,
+        crate::routes::api_v1::quote,
     ),
     components(schemas(
         crate::api::ErrorBody,

@@ -77,6 +77,34 @@ async fn the_embedded_mode_command_starts_serves_and_stops_cleanly() {
         .map(|t| t["slug"].as_str().unwrap())
         .collect();
     assert_eq!(slugs, ["acme", "globex"]);
+    // The demo portfolios were seeded in each tenant's own schema.
+    let pg_port: u16 = text
+        .split("embedded PostgreSQL on 127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    {
+        use diesel_async::{AsyncConnection, RunQueryDsl};
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = diesel_async::AsyncPgConnection::establish(&format!(
+            "postgres://postgres@127.0.0.1:{pg_port}/postgres"
+        ))
+        .await
+        .unwrap();
+        for schema in ["tenant_acme", "tenant_globex"] {
+            let n: N = diesel::sql_query(format!("SELECT count(*) AS n FROM {schema}.positions"))
+                .get_result(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(n.n, 4, "{schema}");
+        }
+    }
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

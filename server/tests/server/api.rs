@@ -1,0 +1,111 @@
+use rampart_auth::SigningAlg;
+use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
+
+use crate::{Pki, client, config, start, url};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_v1_is_tenant_scoped_and_authenticated() {
+    let pki = Pki::new();
+    let (server, state) = start(config(&pki).await).await;
+    for slug in ["acme", "globex"] {
+        state.tenants.provision(slug, slug).await.unwrap();
+    }
+    let auth = state.auth.clone().unwrap();
+    let secret = auth
+        .register_client(
+            "acme",
+            &ClientRegistration {
+                client_id: "robot".into(),
+                name: "Robot".into(),
+                redirect_uris: vec![],
+                grant_types: vec!["client_credentials".into()],
+                allowed_scopes: vec!["market:read".into()],
+                auth_method: ClientAuthMethod::ClientSecretBasic,
+                signing_alg: SigningAlg::ES256,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let http = client(&pki.ca.cert_pem(), None);
+    let token: serde_json::Value = http
+        .post(url(server.public_addr, "/t/acme/oauth/token"))
+        .basic_auth("robot", Some(&secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&scope=market%3Aread")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned();
+
+    // A quote through the chain (embedded data), then from L1.
+    let get = |path: &str, bearer: Option<&str>| {
+        let mut r = http.get(url(server.public_addr, path));
+        if let Some(b) = bearer {
+            r = r.bearer_auth(b);
+        }
+        r.send()
+    };
+    let first: serde_json::Value = get("/api/v1/t/acme/quotes/%5EGSPC", Some(&access))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["success"], true, "{first}");
+    assert_eq!(first["data"]["quote"]["price"], 2506.85);
+    assert_eq!(first["data"]["source"]["layer"], "provider");
+    let second: serde_json::Value = get("/api/v1/t/acme/quotes/%5EGSPC", Some(&access))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["data"]["source"]["layer"], "l1");
+    let unknown = get("/api/v1/t/acme/quotes/NOPE", Some(&access))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    // No token, a garbage token, and acme's token at globex: all 401 alike.
+    for (path, bearer) in [
+        ("/api/v1/t/acme/quotes/%5EGSPC", None),
+        ("/api/v1/t/acme/quotes/%5EGSPC", Some("not.a.jwt")),
+        ("/api/v1/t/globex/quotes/%5EGSPC", Some(access.as_str())),
+        (
+            "/api/v1/t/nosuchtenant/quotes/%5EGSPC",
+            Some(access.as_str()),
+        ),
+    ] {
+        let res = get(path, bearer).await.unwrap();
+        assert_eq!(res.status(), 401, "{path} {bearer:?}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+        assert!(body["meta"]["requestId"].is_string());
+    }
+    // A machine client has no profile.
+    let me = get("/api/v1/t/acme/me", Some(&access)).await.unwrap();
+    assert_eq!(me.status(), 403);
+
+    // Market metrics are in the exposition.
+    let operator = pki
+        .ca
+        .issue_client("ops", (2025, 1, 1), (2035, 1, 1))
+        .unwrap();
+    let text = client(&pki.ca.cert_pem(), Some(&operator))
+        .get(url(server.admin_addr, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("rampart_market_"), "market metrics missing");
+    server.stop().await;
+}
