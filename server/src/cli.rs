@@ -1,7 +1,7 @@
 //! The command line: one binary, one subcommand per job.
 use clap::{Parser, Subcommand};
 
-use crate::{analytics_cmd, demo, market_cmd, serve, tenants_cmd};
+use crate::{analytics_cmd, demo, keys_cmd, market_cmd, serve, tenants_cmd};
 
 /// Rampart: a multi-tenant platform for trading and portfolio products.
 #[derive(Debug, Parser)]
@@ -32,6 +32,9 @@ pub enum Command {
     /// Performance and risk metrics for a CSV of dated prices or returns
     /// (one column per series), printed as JSON.
     Analytics(analytics_cmd::AnalyticsArgs),
+    /// Signing and encryption keys in Vault: rotate, revoke, list.
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCommand),
     /// Market data: backfill daily bars through the provider chain.
     Market(market_cmd::MarketArgs),
     /// Print the OpenAPI 3 document of the API (no server needed).
@@ -46,6 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Analytics(args) => args.run(),
         Command::Serve(args) => serve::run(args).await,
         Command::Market(args) => args.run().await,
+        Command::Keys(cmd) => keys_cmd::run(cmd).await,
         Command::Openapi => {
             println!("{}", crate::routes::openapi::document());
             Ok(())

@@ -16,6 +16,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod keys_cmd;
 pub mod market_cmd;
 pub mod metrics;
 pub mod ratelimit;

@@ -97,46 +97,7 @@ pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
     // One source of truth for the public URL: the issuer is derived from it.
     let mut auth_config = config.auth.clone();
     auth_config.public_base_url = config.public_base_url.trim_end_matches('/').to_owned();
-    let (store, kek): (Arc<dyn KeyStore>, KeyEncryptionKey) = match (&vault, &config.vault) {
-        (Some(store), Some(vcfg)) => {
-            let kek_hex = store
-                .secret(AUTH_SECRET)
-                .and_then(|s| s.get_str("kek").map(str::to_owned))
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "Vault secret `{AUTH_SECRET}` needs a field `kek` (64 hex chars)"
-                    )
-                })?;
-            let kek = KeyEncryptionKey::from_hex("vault-kek", &kek_hex)?;
-            let token = match &vcfg.auth {
-                VaultAuth::Token { token } => token.expose().to_owned(),
-                // The key store holds a static token; AppRole-issued tokens
-                // expire, so the signing-key store needs its own token.
-                VaultAuth::AppRole { .. } => std::env::var("RAMPART_KEYSTORE_VAULT_TOKEN").map_err(|_| {
-                    anyhow::anyhow!("with AppRole, set RAMPART_KEYSTORE_VAULT_TOKEN for the signing-key store")
-                })?,
-            };
-            let prefix = format!("{}/auth/keys", vcfg.path_prefix);
-            (
-                Arc::new(VaultKeyStore::new(
-                    &vcfg.address,
-                    &token,
-                    &vcfg.kv_mount,
-                    &prefix,
-                )?),
-                kek,
-            )
-        }
-        _ => {
-            if config.mode == Mode::Production {
-                anyhow::bail!("production mode needs Vault for signing keys");
-            }
-            (
-                Arc::new(MemoryKeyStore::new()),
-                dev_kek(&config.dev_secrets_dir)?,
-            )
-        }
-    };
+    let (store, kek) = key_store(&config, vault.as_deref())?;
     // Market data: vendor keys from Vault, Redis shared with the server,
     // the daily-bar store in the same database, metrics in our registry.
     let mut market = config.market.clone();
@@ -191,6 +152,55 @@ pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
         market,
         config: Arc::new(config),
         started: Instant::now(),
+    })
+}
+
+/// Where the auth server's signing keys live: in Vault (KV, encrypted with
+/// the key-encryption key from the Vault secret `auth`) when Vault is
+/// configured; in memory with a dev key-encryption key otherwise.
+pub fn key_store(
+    config: &ServerConfig,
+    vault: Option<&SecretStore>,
+) -> anyhow::Result<(Arc<dyn KeyStore>, KeyEncryptionKey)> {
+    Ok(match (vault, &config.vault) {
+        (Some(store), Some(vcfg)) => {
+            let kek_hex = store
+                .secret(AUTH_SECRET)
+                .and_then(|s| s.get_str("kek").map(str::to_owned))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "Vault secret `{AUTH_SECRET}` needs a field `kek` (64 hex chars)"
+                    )
+                })?;
+            let kek = KeyEncryptionKey::from_hex("vault-kek", &kek_hex)?;
+            let token = match &vcfg.auth {
+                VaultAuth::Token { token } => token.expose().to_owned(),
+                // The key store holds a static token; AppRole-issued tokens
+                // expire, so the signing-key store needs its own token.
+                VaultAuth::AppRole { .. } => std::env::var("RAMPART_KEYSTORE_VAULT_TOKEN").map_err(|_| {
+                    anyhow::anyhow!("with AppRole, set RAMPART_KEYSTORE_VAULT_TOKEN for the signing-key store")
+                })?,
+            };
+            let prefix = format!("{}/auth/keys", vcfg.path_prefix);
+            (
+                Arc::new(VaultKeyStore::new(
+                    &vcfg.address,
+                    &token,
+                    &vcfg.kv_mount,
+                    &prefix,
+                )?),
+                kek,
+            )
+        }
+        _ => {
+            if config.mode == Mode::Production {
+                anyhow::bail!("production mode needs Vault for signing keys");
+            }
+            (
+                Arc::new(MemoryKeyStore::new()),
+                dev_kek(&config.dev_secrets_dir)?,
+            )
+        }
     })
 }
 

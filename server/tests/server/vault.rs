@@ -269,3 +269,64 @@ async fn listener_certificates_can_come_from_vault_pki_and_are_renewed() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_rotate_command_rotates_the_keys_in_vault() {
+    rampart_testkit::install_crypto_provider();
+    let bao = rampart_testkit::BaoServer::start().unwrap();
+    write_secret(
+        &bao.addr(),
+        "auth",
+        serde_json::json!({"kek": "33".repeat(32)}),
+    )
+    .await;
+    let pki = Pki::new();
+    let db = rampart_testkit::postgres()
+        .unwrap()
+        .fresh_database()
+        .await
+        .unwrap();
+    let toml = format!(
+        "public_base_url = \"https://localhost:8443\"\n\
+         [tls]\ncert_file = {:?}\nkey_file = {:?}\nclient_ca_file = {:?}\n\
+         [database]\ndatabase_url = {:?}\n\
+         [vault]\naddress = {:?}\n[vault.auth]\nmethod = \"token\"\ntoken = \"root\"\n",
+        pki.files.cert_file,
+        pki.files.key_file,
+        pki.files.client_ca_file,
+        db.url,
+        bao.addr()
+    );
+    let file = pki.path("rampart.toml");
+    std::fs::write(&file, toml).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(args)
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let kids = |text: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|k| k.len() > 8)
+            .map(str::to_owned)
+            .collect()
+    };
+    let before = kids(&run(&["keys", "list"]));
+    assert!(!before.is_empty());
+    let rotated = run(&["keys", "rotate", "--kind", "es256"]);
+    assert!(rotated.starts_with("rotated"));
+    let after = kids(&run(&["keys", "list"]));
+    assert!(
+        after.difference(&before).count() >= 1,
+        "no new key published: {before:?} → {after:?}"
+    );
+}
