@@ -189,7 +189,10 @@ impl ServerConfig {
             if let Some(v) = &self.vault
                 && matches!(v.auth, crate::vault::VaultAuth::Token { .. })
             {
-                problems.push("production mode: Vault auth must be AppRole (token auth is for development)".to_owned());
+                problems.push(
+                    "production mode: Vault auth must be AppRole (token auth is for development)"
+                        .to_owned(),
+                );
             }
             if self.vault.is_none() {
                 problems.push(
@@ -225,5 +228,45 @@ impl ServerConfig {
     /// Where TLS files live in dev mode when none are configured.
     pub fn dev_pki_dir() -> PathBuf {
         PathBuf::from(".rampart/pki")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn the_example_configuration_parses_and_only_its_paths_are_missing_here() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("rampart.example.toml");
+        let config: ServerConfig = Figment::new().merge(Toml::file(&path)).extract().unwrap();
+        assert_eq!(config.mode, Mode::Production);
+        let problems = config.validate().unwrap_err().0;
+        assert!(
+            problems.iter().all(|p| p.contains("does not exist")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let config = ServerConfig {
+            public_base_url: "http://plain".into(),
+            redis_url: Some("http://not-redis".into()),
+            mode: Mode::Production,
+            ..ServerConfig::default()
+        };
+        let problems = config.validate().unwrap_err().0;
+        for expected in [
+            "public_base_url",
+            "tls",
+            "production mode needs [vault]",
+            "redis_url",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(expected)),
+                "{expected}: {problems:?}"
+            );
+        }
     }
 }
