@@ -11,13 +11,25 @@ fn main() {
         let dir = root.join(set);
         println!("cargo:rerun-if-changed={}", dir.display());
         let mut entries: Vec<_> = std::fs::read_dir(&dir)
-            .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.join("up.sql").is_file()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.join("up.sql").is_file())
+                    .collect()
+            })
             .unwrap_or_default();
         entries.sort();
         let _ = writeln!(out, "/// Embedded `{set}` migrations, oldest first.");
-        let _ = writeln!(out, "pub(crate) static {}: &[EmbeddedMigration] = &[", set.to_uppercase());
+        let _ = writeln!(
+            out,
+            "pub(crate) static {}: &[EmbeddedMigration] = &[",
+            set.to_uppercase()
+        );
         for path in entries {
-            let dir_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let dir_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let (version, name) = dir_name.split_once('_').unwrap_or((&dir_name, ""));
             let version: String = version.chars().filter(|c| c.is_ascii_digit()).collect();
             let up = path.join("up.sql");
@@ -25,12 +37,16 @@ fn main() {
             let _ = writeln!(
                 out,
                 "    EmbeddedMigration {{ version: {version:?}, name: {name:?}, up_sql: include_str!({:?}) }},",
-                up.canonicalize().unwrap_or(up.clone()).display().to_string()
+                up.canonicalize()
+                    .unwrap_or(up.clone())
+                    .display()
+                    .to_string()
             );
         }
         let _ = writeln!(out, "];");
     }
-    let dest = Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("embedded_migrations.rs");
+    let dest = Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into()))
+        .join("embedded_migrations.rs");
     if let Err(e) = std::fs::write(&dest, out) {
         println!("cargo:warning=cannot write {}: {e}", dest.display());
     }

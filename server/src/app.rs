@@ -303,6 +303,7 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
         public_tls.reloader.clone().spawn_watch(reload),
         admin_tls.reloader.clone().spawn_watch(reload),
         spawn_probes(state.clone()),
+        spawn_maintenance(state.clone()),
     ];
     let workers = if config.http.workers == 0 {
         num_workers()
@@ -399,6 +400,31 @@ fn spawn_probes(state: AppState) -> tokio::task::JoinHandle<()> {
                     .with_label_values(&[dep])
                     .set(i64::from(up));
             }
+        }
+    })
+}
+
+/// Scheduled platform jobs: tenant usage counters flushed every minute,
+/// tenants past their retention deadline purged every hour.
+fn spawn_maintenance(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut minutes = 0u64;
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.tenants.flush_usage().await {
+                tracing::warn!(error = %e, "flushing tenant usage failed");
+            }
+            if minutes % 60 == 0 {
+                match state.tenants.purge_expired().await {
+                    Ok(purged) if !purged.is_empty() => {
+                        tracing::info!(?purged, "purged tenants past retention")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "retention purge failed"),
+                }
+            }
+            minutes += 1;
         }
     })
 }

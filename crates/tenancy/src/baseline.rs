@@ -99,8 +99,15 @@ pub(crate) async fn prepare(
 fn render_ledger(set: &MigrationSet) -> String {
     let mut sql = String::from(LEDGER_DDL);
     if !set.migrations().is_empty() {
-        let values: Vec<String> = set.migrations().iter().map(|m| format!("({})", quote_literal(&m.version))).collect();
-        sql.push_str(&format!("INSERT INTO __diesel_schema_migrations (version) VALUES {};", values.join(",")));
+        let values: Vec<String> = set
+            .migrations()
+            .iter()
+            .map(|m| format!("({})", quote_literal(&m.version)))
+            .collect();
+        sql.push_str(&format!(
+            "INSERT INTO __diesel_schema_migrations (version) VALUES {};",
+            values.join(",")
+        ));
     }
     sql
 }
@@ -114,10 +121,14 @@ async fn render(conn: &mut AsyncPgConnection) -> Result<String, TenancyError> {
     // Some catalog functions (pg_get_indexdef, pg_get_functiondef) qualify
     // names whatever the search path is: strip the template's qualifier.
     let qualifier = format!("{}.", quote_ident_if_needed(TEMPLATE_SCHEMA));
-    let section = async |conn: &mut AsyncPgConnection, sql: String| -> Result<Vec<String>, TenancyError> {
-        let rows: Vec<TextRow> = diesel::sql_query(sql).load(conn).await?;
-        Ok(rows.into_iter().map(|r| r.t.replace(&qualifier, "")).collect())
-    };
+    let section =
+        async |conn: &mut AsyncPgConnection, sql: String| -> Result<Vec<String>, TenancyError> {
+            let rows: Vec<TextRow> = diesel::sql_query(sql).load(conn).await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| r.t.replace(&qualifier, ""))
+                .collect())
+        };
     // Enum types.
     for stmt in section(
         conn,
@@ -250,9 +261,12 @@ async fn render(conn: &mut AsyncPgConnection) -> Result<String, TenancyError> {
             script.push_str(&stmt);
             script.push('\n');
             for col in identity.iter().filter(|c| c.table_name == table) {
-                let max: MaxRow = diesel::sql_query(format!("SELECT max({})::bigint AS m FROM {t}", quote_ident(&col.column_name)))
-                    .get_result(conn)
-                    .await?;
+                let max: MaxRow = diesel::sql_query(format!(
+                    "SELECT max({})::bigint AS m FROM {t}",
+                    quote_ident(&col.column_name)
+                ))
+                .get_result(conn)
+                .await?;
                 if let Some(m) = max.m {
                     script.push_str(&format!(
                         "SELECT setval(pg_get_serial_sequence({}, {}), {m});\n",
@@ -267,7 +281,10 @@ async fn render(conn: &mut AsyncPgConnection) -> Result<String, TenancyError> {
 }
 
 fn quote_ident_if_needed(ident: &str) -> String {
-    if ident.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+    if ident
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
         ident.to_owned()
     } else {
         quote_ident(ident)
@@ -279,12 +296,18 @@ fn quote_ident_if_needed(ident: &str) -> String {
 /// functions, views, other relations, and types. Must run
 /// inside a transaction; it sets the search path to `schema` so that
 /// definitions render unqualified and two schemas can be compared.
-pub(crate) async fn fingerprint(conn: &mut AsyncPgConnection, schema: &str) -> Result<String, TenancyError> {
+pub(crate) async fn fingerprint(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+) -> Result<String, TenancyError> {
     diesel::sql_query("SELECT set_config('search_path', $1, true)")
         .bind::<Text, _>(quote_ident_if_needed(schema))
         .execute(conn)
         .await?;
-    let row: TextRow = diesel::sql_query(FINGERPRINT_SQL).bind::<Text, _>(schema).get_result(conn).await?;
+    let row: TextRow = diesel::sql_query(FINGERPRINT_SQL)
+        .bind::<Text, _>(schema)
+        .get_result(conn)
+        .await?;
     Ok(row.t)
 }
 

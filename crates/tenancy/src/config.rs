@@ -54,7 +54,10 @@ impl fmt::Debug for TenancyConfig {
         f.debug_struct("TenancyConfig")
             .field("database_url", &redact_url(&self.database_url))
             .field("max_connections", &self.max_connections)
-            .field("connection_max_lifetime_secs", &self.connection_max_lifetime_secs)
+            .field(
+                "connection_max_lifetime_secs",
+                &self.connection_max_lifetime_secs,
+            )
             .field("statement_timeout_ms", &self.statement_timeout_ms)
             .field("lock_timeout_ms", &self.lock_timeout_ms)
             .field("tenant_cache_ttl_ms", &self.tenant_cache_ttl_ms)
@@ -82,7 +85,9 @@ pub(crate) fn redact_url(url: &str) -> String {
 impl TenancyConfig {
     pub(crate) fn validate(&self) -> Result<(), crate::TenancyError> {
         let bad = |m: &str| Err(crate::TenancyError::Config(m.to_owned()));
-        if !(self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")) {
+        if !(self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
             return bad("database_url must be a postgres:// URL");
         }
         if self.max_connections < 2 {
@@ -99,7 +104,10 @@ impl TenancyConfig {
 mod tests {
     #[test]
     fn redacts_password() {
-        assert_eq!(super::redact_url("postgres://u:pw@h:5/db"), "postgres://u:***@h:5/db");
+        assert_eq!(
+            super::redact_url("postgres://u:pw@h:5/db"),
+            "postgres://u:***@h:5/db"
+        );
         assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

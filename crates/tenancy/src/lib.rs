@@ -99,7 +99,7 @@ mod usage;
 pub use config::TenancyConfig;
 pub use error::{TenancyError, is_permission_denied};
 pub use lifecycle::TenantEvent;
-pub use migrate::{MigrationOutcome, MigrationReport, MigrationProgress};
+pub use migrate::{MigrationOutcome, MigrationProgress, MigrationReport};
 pub use migrations::{MigrationSet, TemplateMigration};
 pub use pool::{Tenant, TenantPool, TenantStatus};
 pub use slug::TenantSlug;

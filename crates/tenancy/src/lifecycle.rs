@@ -62,12 +62,16 @@ impl Transition {
     }
 }
 
-async fn lock_tenant(conn: &mut AsyncPgConnection, slug: &TenantSlug) -> Result<Tenant, TenancyError> {
-    let row: Vec<TenantRow> =
-        diesel::sql_query(format!("SELECT {TENANT_COLUMNS} FROM platform.tenants WHERE slug = $1 FOR UPDATE"))
-            .bind::<Text, _>(slug.as_str())
-            .load(conn)
-            .await?;
+async fn lock_tenant(
+    conn: &mut AsyncPgConnection,
+    slug: &TenantSlug,
+) -> Result<Tenant, TenancyError> {
+    let row: Vec<TenantRow> = diesel::sql_query(format!(
+        "SELECT {TENANT_COLUMNS} FROM platform.tenants WHERE slug = $1 FOR UPDATE"
+    ))
+    .bind::<Text, _>(slug.as_str())
+    .load(conn)
+    .await?;
     row.into_iter()
         .next()
         .ok_or_else(|| TenancyError::NotFound(slug.to_string()))?
@@ -76,13 +80,20 @@ async fn lock_tenant(conn: &mut AsyncPgConnection, slug: &TenantSlug) -> Result<
 
 impl TenantPool {
     /// Suspends an active tenant: its requests are refused, data intact.
-    pub async fn suspend(&self, slug: &str, reason: &str, actor: Option<&str>) -> Result<Tenant, TenancyError> {
-        self.transition(slug, Transition::Suspend, reason, actor, None).await
+    pub async fn suspend(
+        &self,
+        slug: &str,
+        reason: &str,
+        actor: Option<&str>,
+    ) -> Result<Tenant, TenancyError> {
+        self.transition(slug, Transition::Suspend, reason, actor, None)
+            .await
     }
 
     /// Resumes a suspended tenant.
     pub async fn resume(&self, slug: &str, actor: Option<&str>) -> Result<Tenant, TenancyError> {
-        self.transition(slug, Transition::Resume, "", actor, None).await
+        self.transition(slug, Transition::Resume, "", actor, None)
+            .await
     }
 
     /// Deactivates an active or suspended tenant; its data is kept until
@@ -93,14 +104,27 @@ impl TenantPool {
         retention: Option<chrono::Duration>,
         actor: Option<&str>,
     ) -> Result<Tenant, TenancyError> {
-        let retention = retention
-            .unwrap_or_else(|| chrono::Duration::days(i64::from(self.inner.config.default_retention_days)));
-        self.transition(slug, Transition::Deactivate, "", actor, Some(Utc::now() + retention)).await
+        let retention = retention.unwrap_or_else(|| {
+            chrono::Duration::days(i64::from(self.inner.config.default_retention_days))
+        });
+        self.transition(
+            slug,
+            Transition::Deactivate,
+            "",
+            actor,
+            Some(Utc::now() + retention),
+        )
+        .await
     }
 
     /// Brings a deactivated (not yet purged) tenant back.
-    pub async fn reactivate(&self, slug: &str, actor: Option<&str>) -> Result<Tenant, TenancyError> {
-        self.transition(slug, Transition::Reactivate, "", actor, None).await
+    pub async fn reactivate(
+        &self,
+        slug: &str,
+        actor: Option<&str>,
+    ) -> Result<Tenant, TenancyError> {
+        self.transition(slug, Transition::Reactivate, "", actor, None)
+            .await
     }
 
     async fn transition(
@@ -151,7 +175,12 @@ impl TenantPool {
     /// Purges a deactivated tenant: drops its schema and role, keeps the
     /// registry row as a tombstone. Refused before the retention deadline
     /// unless `force`.
-    pub async fn purge(&self, slug: &str, force: bool, actor: Option<&str>) -> Result<Tenant, TenancyError> {
+    pub async fn purge(
+        &self,
+        slug: &str,
+        force: bool,
+        actor: Option<&str>,
+    ) -> Result<Tenant, TenancyError> {
         let slug = TenantSlug::parse(slug)?;
         let mut conn = self.conn().await?;
         let tenant = conn
@@ -199,11 +228,15 @@ impl TenantPool {
             .list()
             .await?
             .into_iter()
-            .filter(|t| t.status == TenantStatus::Deactivated && t.retention_deadline.is_some_and(|d| d <= Utc::now()))
+            .filter(|t| {
+                t.status == TenantStatus::Deactivated
+                    && t.retention_deadline.is_some_and(|d| d <= Utc::now())
+            })
             .collect();
         let mut purged = Vec::new();
         for t in expired {
-            self.purge(t.slug.as_str(), false, Some("retention-job")).await?;
+            self.purge(t.slug.as_str(), false, Some("retention-job"))
+                .await?;
             purged.push(t.slug.to_string());
         }
         Ok(purged)
@@ -225,11 +258,13 @@ impl TenantPool {
     pub async fn set_canary(&self, slug: &str, canary: bool) -> Result<(), TenancyError> {
         let slug = TenantSlug::parse(slug)?;
         let mut conn = self.conn().await?;
-        let n = diesel::sql_query("UPDATE platform.tenants SET is_canary = $2, updated_at = now() WHERE slug = $1")
-            .bind::<Text, _>(slug.as_str())
-            .bind::<diesel::sql_types::Bool, _>(canary)
-            .execute(&mut *conn)
-            .await?;
+        let n = diesel::sql_query(
+            "UPDATE platform.tenants SET is_canary = $2, updated_at = now() WHERE slug = $1",
+        )
+        .bind::<Text, _>(slug.as_str())
+        .bind::<diesel::sql_types::Bool, _>(canary)
+        .execute(&mut *conn)
+        .await?;
         if n == 0 {
             return Err(TenancyError::NotFound(slug.to_string()));
         }

@@ -128,9 +128,16 @@ impl TenantPool {
             .load(&mut *conn)
             .await?
         };
-        progress(MigrationProgress::Started { total: behind.len() });
-        let mut report = MigrationReport { target_version: target, behind: behind.len(), ..Default::default() };
-        let (canaries, rest): (Vec<Behind>, Vec<Behind>) = behind.into_iter().partition(|b| b.is_canary);
+        progress(MigrationProgress::Started {
+            total: behind.len(),
+        });
+        let mut report = MigrationReport {
+            target_version: target,
+            behind: behind.len(),
+            ..Default::default()
+        };
+        let (canaries, rest): (Vec<Behind>, Vec<Behind>) =
+            behind.into_iter().partition(|b| b.is_canary);
         let concurrency = self
             .inner
             .config
@@ -140,7 +147,9 @@ impl TenantPool {
         for batch in [canaries, rest] {
             if !report.failed.is_empty() {
                 // A canary failed: leave the rest for after the fix.
-                report.not_attempted.extend(batch.into_iter().map(|b| b.slug));
+                report
+                    .not_attempted
+                    .extend(batch.into_iter().map(|b| b.slug));
                 continue;
             }
             let mut results = futures::stream::iter(batch)
@@ -149,15 +158,24 @@ impl TenantPool {
             while let Some(result) = results.next().await {
                 match result {
                     One::Done(o) => {
-                        progress(MigrationProgress::TenantDone { slug: o.slug.clone(), ok: true });
+                        progress(MigrationProgress::TenantDone {
+                            slug: o.slug.clone(),
+                            ok: true,
+                        });
                         report.succeeded.push(o);
                     }
                     One::Failed(o) => {
-                        progress(MigrationProgress::TenantDone { slug: o.slug.clone(), ok: false });
+                        progress(MigrationProgress::TenantDone {
+                            slug: o.slug.clone(),
+                            ok: false,
+                        });
                         report.failed.push(o);
                     }
                     One::Busy(slug) => {
-                        progress(MigrationProgress::TenantDone { slug: slug.clone(), ok: false });
+                        progress(MigrationProgress::TenantDone {
+                            slug: slug.clone(),
+                            ok: false,
+                        });
                         report.busy.push(slug);
                     }
                 }

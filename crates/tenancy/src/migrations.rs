@@ -31,10 +31,19 @@ pub struct TemplateMigration {
 
 impl TemplateMigration {
     /// A migration from its parts.
-    pub fn new(version: impl Into<String>, name: impl Into<String>, up_sql: impl Into<String>) -> Self {
+    pub fn new(
+        version: impl Into<String>,
+        name: impl Into<String>,
+        up_sql: impl Into<String>,
+    ) -> Self {
         let up_sql = up_sql.into();
         let checksum = hex::encode(Sha256::digest(up_sql.as_bytes()));
-        Self { version: version.into(), name: name.into(), up_sql, checksum }
+        Self {
+            version: version.into(),
+            name: name.into(),
+            up_sql,
+            checksum,
+        }
     }
 }
 
@@ -67,7 +76,10 @@ impl MigrationSet {
     }
 
     /// This set with more migrations appended (they must sort after it).
-    pub fn with(mut self, extra: impl IntoIterator<Item = TemplateMigration>) -> Result<Self, TenancyError> {
+    pub fn with(
+        mut self,
+        extra: impl IntoIterator<Item = TemplateMigration>,
+    ) -> Result<Self, TenancyError> {
         let mut all: Vec<TemplateMigration> = self.migrations.iter().cloned().collect();
         for m in extra {
             if all.last().is_some_and(|last| last.version >= m.version) {
@@ -89,7 +101,10 @@ impl MigrationSet {
 
     /// The newest version ("" for an empty set).
     pub fn latest_version(&self) -> &str {
-        self.migrations.last().map(|m| m.version.as_str()).unwrap_or("")
+        self.migrations
+            .last()
+            .map(|m| m.version.as_str())
+            .unwrap_or("")
     }
 
     /// A checksum over every migration of the set.
@@ -103,8 +118,13 @@ impl MigrationSet {
     }
 
     /// The migrations newer than the versions in `applied`.
-    pub(crate) fn pending<'a>(&'a self, applied: &[String]) -> impl Iterator<Item = &'a TemplateMigration> {
-        self.migrations.iter().filter(move |m| !applied.contains(&m.version))
+    pub(crate) fn pending<'a>(
+        &'a self,
+        applied: &[String],
+    ) -> impl Iterator<Item = &'a TemplateMigration> {
+        self.migrations
+            .iter()
+            .filter(move |m| !applied.contains(&m.version))
     }
 }
 
@@ -119,11 +139,14 @@ pub(crate) const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS __diesel_schema_
      version varchar(50) PRIMARY KEY NOT NULL, run_on timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP);";
 
 /// Versions recorded in the ledger of the schema on the search path.
-pub(crate) async fn applied_versions(conn: &mut AsyncPgConnection) -> Result<Vec<String>, TenancyError> {
-    let rows: Vec<VersionRow> =
-        diesel::sql_query("SELECT version::text AS version FROM __diesel_schema_migrations ORDER BY version")
-            .load(conn)
-            .await?;
+pub(crate) async fn applied_versions(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<String>, TenancyError> {
+    let rows: Vec<VersionRow> = diesel::sql_query(
+        "SELECT version::text AS version FROM __diesel_schema_migrations ORDER BY version",
+    )
+    .load(conn)
+    .await?;
     Ok(rows.into_iter().map(|r| r.version).collect())
 }
 
@@ -135,10 +158,12 @@ pub(crate) async fn apply<'a>(
 ) -> Result<Vec<String>, TenancyError> {
     let mut done = Vec::new();
     for m in pending {
-        conn.batch_execute(&m.up_sql).await.map_err(|e| TenancyError::Migration {
-            version: m.version.clone(),
-            message: e.to_string(),
-        })?;
+        conn.batch_execute(&m.up_sql)
+            .await
+            .map_err(|e| TenancyError::Migration {
+                version: m.version.clone(),
+                message: e.to_string(),
+            })?;
         diesel::sql_query("INSERT INTO __diesel_schema_migrations (version) VALUES ($1)")
             .bind::<Text, _>(&m.version)
             .execute(conn)

@@ -156,12 +156,15 @@ pub(crate) struct Inner {
     pub(crate) baseline: Baseline,
     pub(crate) role_prefix: String,
     cache: moka::sync::Cache<String, Arc<Tenant>>,
+    /// Checkouts since the last flush to `platform.tenant_usage`.
     checkouts: RwLock<HashMap<Uuid, Arc<AtomicU64>>>,
 }
 
 impl std::fmt::Debug for TenantPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TenantPool").field("config", &self.inner.config).finish_non_exhaustive()
+        f.debug_struct("TenantPool")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -180,9 +183,13 @@ impl TenantPool {
 
     /// Like [`TenantPool::connect`] with a template of your own (e.g. the
     /// embedded one plus your migrations).
-    pub async fn connect_with_template(config: TenancyConfig, template: MigrationSet) -> Result<Self, TenancyError> {
+    pub async fn connect_with_template(
+        config: TenancyConfig,
+        template: MigrationSet,
+    ) -> Result<Self, TenancyError> {
         config.validate()?;
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(config.database_url.clone());
+        let manager =
+            AsyncDieselConnectionManager::<AsyncPgConnection>::new(config.database_url.clone());
         let max_lifetime = Duration::from_secs(config.connection_max_lifetime_secs);
         let pool = Pool::builder(manager)
             .max_size(config.max_connections)
@@ -191,7 +198,9 @@ impl TenantPool {
             .runtime(deadpool::Runtime::Tokio1)
             .pre_recycle(Hook::sync_fn(move |_conn, metrics| {
                 if metrics.age() > max_lifetime {
-                    Err(HookError::Message("connection reached its maximum lifetime".into()))
+                    Err(HookError::Message(
+                        "connection reached its maximum lifetime".into(),
+                    ))
                 } else {
                     Ok(())
                 }
@@ -201,7 +210,9 @@ impl TenantPool {
 
         let mut conn = get(&pool).await?;
         crate::migrations::migrate_platform(&mut conn).await?;
-        let db: DbName = diesel::sql_query("SELECT current_database()::text AS name").get_result(&mut *conn).await?;
+        let db: DbName = diesel::sql_query("SELECT current_database()::text AS name")
+            .get_result(&mut *conn)
+            .await?;
         // Roles are cluster-wide, schemas per database: a per-database prefix
         // keeps two databases of one cluster from sharing tenant roles.
         let role_prefix = format!("r{}", &hex::encode(Sha256::digest(db.name.as_bytes()))[..8]);
@@ -269,10 +280,11 @@ impl TenantPool {
     /// All tenants, oldest first.
     pub async fn list(&self) -> Result<Vec<Tenant>, TenancyError> {
         let mut conn = self.conn().await?;
-        let rows: Vec<TenantRow> =
-            diesel::sql_query(format!("SELECT {TENANT_COLUMNS} FROM platform.tenants ORDER BY created_at, slug"))
-                .load(&mut *conn)
-                .await?;
+        let rows: Vec<TenantRow> = diesel::sql_query(format!(
+            "SELECT {TENANT_COLUMNS} FROM platform.tenants ORDER BY created_at, slug"
+        ))
+        .load(&mut *conn)
+        .await?;
         rows.into_iter().map(TenantRow::into_tenant).collect()
     }
 
@@ -349,7 +361,9 @@ impl TenantPool {
         }
         match work(conn).await {
             Ok(value) => {
-                AnsiTransactionManager::commit_transaction(conn).await.map_err(TenancyError::from)?;
+                AnsiTransactionManager::commit_transaction(conn)
+                    .await
+                    .map_err(TenancyError::from)?;
                 Ok(value)
             }
             Err(e) => {
@@ -367,33 +381,81 @@ impl TenantPool {
             return;
         }
         if let Ok(mut map) = self.inner.checkouts.write() {
-            map.entry(tenant).or_default().fetch_add(1, Ordering::Relaxed);
+            map.entry(tenant)
+                .or_default()
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Connection checkouts made for a tenant by this pool since it started.
+    /// Adds the checkouts counted in memory since the last flush to
+    /// `platform.tenant_usage` (for a periodic job; several replicas add
+    /// up). Returns how many tenants were updated.
+    pub async fn flush_usage(&self) -> Result<usize, TenancyError> {
+        let pending: Vec<(Uuid, u64)> = match self.inner.checkouts.read() {
+            Ok(map) => map
+                .iter()
+                .map(|(id, c)| (*id, c.swap(0, Ordering::Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn().await?;
+        for (id, n) in &pending {
+            diesel::sql_query(
+                "UPDATE platform.tenant_usage SET checkouts = checkouts + $2, updated_at = now() WHERE tenant_id = $1",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(id)
+            .bind::<diesel::sql_types::BigInt, _>(i64::try_from(*n).unwrap_or(i64::MAX))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(pending.len())
+    }
+
+    /// Connection checkouts made for a tenant by this pool and not yet
+    /// flushed with [`TenantPool::flush_usage`].
     pub fn checkouts(&self, tenant: Uuid) -> u64 {
         self.inner
             .checkouts
             .read()
             .ok()
-            .and_then(|m| m.get(&tenant).map(|c| AtomicU64::load(c, Ordering::Relaxed)))
+            .and_then(|m| {
+                m.get(&tenant)
+                    .map(|c| AtomicU64::load(c, Ordering::Relaxed))
+            })
             .unwrap_or(0)
     }
 }
 
-pub(crate) async fn get(pool: &Pool<AsyncPgConnection>) -> Result<Object<AsyncPgConnection>, TenancyError> {
-    pool.get().await.map_err(|e| TenancyError::Pool(e.to_string()))
+pub(crate) async fn get(
+    pool: &Pool<AsyncPgConnection>,
+) -> Result<Object<AsyncPgConnection>, TenancyError> {
+    pool.get()
+        .await
+        .map_err(|e| TenancyError::Pool(e.to_string()))
 }
 
-pub(crate) async fn load_tenant(conn: &mut AsyncPgConnection, slug: &TenantSlug) -> Result<Tenant, TenancyError> {
-    let row: Option<TenantRow> =
-        diesel::sql_query(format!("SELECT {TENANT_COLUMNS} FROM platform.tenants WHERE slug = $1"))
-            .bind::<Text, _>(slug.as_str())
-            .get_result(conn)
-            .await
-            .map(Some)
-            .or_else(|e| if e == diesel::result::Error::NotFound { Ok(None) } else { Err(e) })?;
-    row.ok_or_else(|| TenancyError::NotFound(slug.to_string()))?.into_tenant()
+pub(crate) async fn load_tenant(
+    conn: &mut AsyncPgConnection,
+    slug: &TenantSlug,
+) -> Result<Tenant, TenancyError> {
+    let row: Option<TenantRow> = diesel::sql_query(format!(
+        "SELECT {TENANT_COLUMNS} FROM platform.tenants WHERE slug = $1"
+    ))
+    .bind::<Text, _>(slug.as_str())
+    .get_result(conn)
+    .await
+    .map(Some)
+    .or_else(|e| {
+        if e == diesel::result::Error::NotFound {
+            Ok(None)
+        } else {
+            Err(e)
+        }
+    })?;
+    row.ok_or_else(|| TenancyError::NotFound(slug.to_string()))?
+        .into_tenant()
 }
-

@@ -35,12 +35,17 @@ impl TenantPool {
     /// Provisions a tenant; [`TenancyError::AlreadyExists`] if the slug is
     /// taken (also when many tasks race for one slug: exactly one wins).
     pub async fn provision(&self, slug: &str, display_name: &str) -> Result<Tenant, TenancyError> {
-        self.provision_with(slug, display_name, ProvisionOptions::default()).await
+        self.provision_with(slug, display_name, ProvisionOptions::default())
+            .await
     }
 
     /// Provisions a tenant unless it exists; returns it either way
     /// (idempotent).
-    pub async fn ensure_tenant(&self, slug: &str, display_name: &str) -> Result<Tenant, TenancyError> {
+    pub async fn ensure_tenant(
+        &self,
+        slug: &str,
+        display_name: &str,
+    ) -> Result<Tenant, TenancyError> {
         match self.provision(slug, display_name).await {
             Err(TenancyError::AlreadyExists(_)) => self.tenant(slug).await,
             other => other,
@@ -59,16 +64,23 @@ impl TenantPool {
         let slug = TenantSlug::parse(slug)?;
         let display_name = display_name.trim();
         if display_name.is_empty() || display_name.chars().count() > 200 {
-            return Err(TenancyError::Config("display name must be 1 to 200 characters".into()));
+            return Err(TenancyError::Config(
+                "display name must be 1 to 200 characters".into(),
+            ));
         }
         let started = Instant::now();
         let schema = slug.schema_name();
         let role = self.role_name(&slug);
         let baseline = &self.inner.baseline;
         let template = &self.inner.template;
-        let settings = options.settings.clone().unwrap_or_else(|| serde_json::json!({}));
+        let settings = options
+            .settings
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({}));
         if !settings.is_object() {
-            return Err(TenancyError::Config("settings must be a JSON object".into()));
+            return Err(TenancyError::Config(
+                "settings must be a JSON object".into(),
+            ));
         }
         let flags = serde_json::to_value(&options.feature_flags)
             .map_err(|e| TenancyError::Config(e.to_string()))?;
@@ -154,4 +166,3 @@ impl TenantPool {
         Ok(tenant)
     }
 }
-

@@ -15,21 +15,38 @@ struct JsonRow {
 }
 
 fn check_key(key: &str) -> Result<(), TenancyError> {
-    if key.is_empty() || key.len() > 100 || !key.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-        return Err(TenancyError::Setting { key: key.chars().take(100).collect(), message: "keys are 1-100 of [A-Za-z0-9._-]".into() });
+    if key.is_empty()
+        || key.len() > 100
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(TenancyError::Setting {
+            key: key.chars().take(100).collect(),
+            message: "keys are 1-100 of [A-Za-z0-9._-]".into(),
+        });
     }
     Ok(())
 }
 
 impl TenantPool {
-    async fn json_column(&self, slug: &str, column: &'static str) -> Result<serde_json::Value, TenancyError> {
+    async fn json_column(
+        &self,
+        slug: &str,
+        column: &'static str,
+    ) -> Result<serde_json::Value, TenancyError> {
         let slug = TenantSlug::parse(slug)?;
         let mut conn = self.conn().await?;
-        let rows: Vec<JsonRow> = diesel::sql_query(format!("SELECT {column} AS v FROM platform.tenants WHERE slug = $1"))
-            .bind::<Text, _>(slug.as_str())
-            .load(&mut *conn)
-            .await?;
-        rows.into_iter().next().map(|r| r.v).ok_or(TenancyError::NotFound(slug.to_string()))
+        let rows: Vec<JsonRow> = diesel::sql_query(format!(
+            "SELECT {column} AS v FROM platform.tenants WHERE slug = $1"
+        ))
+        .bind::<Text, _>(slug.as_str())
+        .load(&mut *conn)
+        .await?;
+        rows.into_iter()
+            .next()
+            .map(|r| r.v)
+            .ok_or(TenancyError::NotFound(slug.to_string()))
     }
 
     /// All settings of a tenant as JSON.
@@ -40,29 +57,51 @@ impl TenantPool {
     /// All settings deserialized into `T` (use `#[serde(default)]` on `T`
     /// for defaults).
     pub async fn typed_settings<T: DeserializeOwned>(&self, slug: &str) -> Result<T, TenancyError> {
-        serde_json::from_value(self.settings(slug).await?)
-            .map_err(|e| TenancyError::Setting { key: "*".into(), message: e.to_string() })
+        serde_json::from_value(self.settings(slug).await?).map_err(|e| TenancyError::Setting {
+            key: "*".into(),
+            message: e.to_string(),
+        })
     }
 
     /// One setting, or `default` when unset.
-    pub async fn setting_or<T: DeserializeOwned>(&self, slug: &str, key: &str, default: T) -> Result<T, TenancyError> {
+    pub async fn setting_or<T: DeserializeOwned>(
+        &self,
+        slug: &str,
+        key: &str,
+        default: T,
+    ) -> Result<T, TenancyError> {
         check_key(key)?;
         match self.settings(slug).await?.get(key) {
             None | Some(serde_json::Value::Null) => Ok(default),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|e| TenancyError::Setting { key: key.to_owned(), message: e.to_string() }),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| TenancyError::Setting {
+                key: key.to_owned(),
+                message: e.to_string(),
+            }),
         }
     }
 
     /// Sets one setting.
-    pub async fn set_setting<T: Serialize>(&self, slug: &str, key: &str, value: &T) -> Result<(), TenancyError> {
+    pub async fn set_setting<T: Serialize>(
+        &self,
+        slug: &str,
+        key: &str,
+        value: &T,
+    ) -> Result<(), TenancyError> {
         check_key(key)?;
-        let value = serde_json::to_value(value)
-            .map_err(|e| TenancyError::Setting { key: key.to_owned(), message: e.to_string() })?;
+        let value = serde_json::to_value(value).map_err(|e| TenancyError::Setting {
+            key: key.to_owned(),
+            message: e.to_string(),
+        })?;
         self.update_json(slug, "settings", key, value).await
     }
 
-    async fn update_json(&self, slug: &str, column: &'static str, key: &str, value: serde_json::Value) -> Result<(), TenancyError> {
+    async fn update_json(
+        &self,
+        slug: &str,
+        column: &'static str,
+        key: &str,
+        value: serde_json::Value,
+    ) -> Result<(), TenancyError> {
         let slug = TenantSlug::parse(slug)?;
         let mut conn = self.conn().await?;
         let n = diesel::sql_query(format!(
@@ -82,8 +121,13 @@ impl TenantPool {
 
     /// The tenant's feature flags merged over the configured defaults.
     pub async fn feature_flags(&self, slug: &str) -> Result<BTreeMap<String, bool>, TenancyError> {
-        let own: BTreeMap<String, bool> = serde_json::from_value(self.json_column(slug, "feature_flags").await?)
-            .map_err(|e| TenancyError::Setting { key: "feature_flags".into(), message: e.to_string() })?;
+        let own: BTreeMap<String, bool> = serde_json::from_value(
+            self.json_column(slug, "feature_flags").await?,
+        )
+        .map_err(|e| TenancyError::Setting {
+            key: "feature_flags".into(),
+            message: e.to_string(),
+        })?;
         let mut flags = self.inner.config.default_feature_flags.clone();
         flags.extend(own);
         Ok(flags)
@@ -93,13 +137,28 @@ impl TenantPool {
     /// else off).
     pub async fn feature_enabled(&self, slug: &str, flag: &str) -> Result<bool, TenancyError> {
         check_key(flag)?;
-        Ok(self.feature_flags(slug).await?.get(flag).copied().unwrap_or(false))
+        Ok(self
+            .feature_flags(slug)
+            .await?
+            .get(flag)
+            .copied()
+            .unwrap_or(false))
     }
 
     /// Turns a feature on or off for a tenant.
-    pub async fn set_feature(&self, slug: &str, flag: &str, enabled: bool) -> Result<(), TenancyError> {
+    pub async fn set_feature(
+        &self,
+        slug: &str,
+        flag: &str,
+        enabled: bool,
+    ) -> Result<(), TenancyError> {
         check_key(flag)?;
-        self.update_json(slug, "feature_flags", flag, serde_json::Value::Bool(enabled)).await
+        self.update_json(
+            slug,
+            "feature_flags",
+            flag,
+            serde_json::Value::Bool(enabled),
+        )
+        .await
     }
 }
-

@@ -114,8 +114,21 @@ mod tests {
         }
         let long = "a".repeat(41);
         for bad in [
-            "ab", "Abc", "1abc", "_abc", "abc-d", "a b", "public", "platform", "pg_toast",
-            "information_schema", "tenant_x", "abé", long.as_str(), "a'bc", "a\"bc",
+            "ab",
+            "Abc",
+            "1abc",
+            "_abc",
+            "abc-d",
+            "a b",
+            "public",
+            "platform",
+            "pg_toast",
+            "information_schema",
+            "tenant_x",
+            "abé",
+            long.as_str(),
+            "a'bc",
+            "a\"bc",
         ] {
             assert!(TenantSlug::parse(bad).is_err(), "{bad}");
         }

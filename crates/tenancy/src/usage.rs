@@ -32,7 +32,8 @@ pub struct TenantUsage {
     pub schema_bytes: i64,
     /// Per table.
     pub tables: Vec<TableUsage>,
-    /// Connection checkouts for this tenant by this pool since it started.
+    /// Connection checkouts for this tenant: those flushed to the registry
+    /// by every replica plus this pool's unflushed ones.
     pub checkouts: u64,
 }
 
@@ -58,6 +59,12 @@ pub struct TenantHealth {
 }
 
 #[derive(diesel::QueryableByName)]
+struct Flushed {
+    #[diesel(sql_type = BigInt)]
+    checkouts: i64,
+}
+
+#[derive(diesel::QueryableByName)]
 struct Version {
     #[diesel(sql_type = Nullable<Text>)]
     v: Option<String>,
@@ -77,12 +84,22 @@ impl TenantPool {
         .bind::<Text, _>(&tenant.schema_name)
         .load(&mut *conn)
         .await?;
+        let flushed: Vec<Flushed> =
+            diesel::sql_query("SELECT checkouts FROM platform.tenant_usage WHERE tenant_id = $1")
+                .bind::<diesel::sql_types::Uuid, _>(tenant.id)
+                .load(&mut *conn)
+                .await?;
+        let flushed = flushed
+            .into_iter()
+            .next()
+            .map(|f| u64::try_from(f.checkouts).unwrap_or(0))
+            .unwrap_or(0);
         Ok(TenantUsage {
             tenant_id: tenant.id,
             slug: tenant.slug.to_string(),
             schema_bytes: tables.iter().map(|t| t.bytes).sum(),
             tables,
-            checkouts: self.checkouts(tenant.id),
+            checkouts: flushed + self.checkouts(tenant.id),
         })
     }
 
@@ -97,9 +114,11 @@ impl TenantPool {
             Err(TenancyError::Purged(tenant.slug.to_string()))
         } else {
             self.run_in_schema(&tenant, async |conn| {
-                let v: Version = diesel::sql_query("SELECT max(version)::text AS v FROM __diesel_schema_migrations")
-                    .get_result(conn)
-                    .await?;
+                let v: Version = diesel::sql_query(
+                    "SELECT max(version)::text AS v FROM __diesel_schema_migrations",
+                )
+                .get_result(conn)
+                .await?;
                 Ok::<_, TenancyError>(v.v)
             })
             .await

@@ -1,5 +1,4 @@
 DROP TABLE platform.tenant_usage;
-DROP TABLE platform.warm_schemas;
 DROP TABLE platform.tenant_events;
 DROP TABLE platform.tenant_migrations;
 DROP TABLE platform.tenants;

@@ -47,14 +47,6 @@ CREATE TABLE platform.tenant_events (
 );
 CREATE INDEX tenant_events_by_tenant ON platform.tenant_events (tenant_id, created_at);
 
--- Pre-provisioned schemas waiting to be claimed (FOR UPDATE SKIP LOCKED).
-CREATE TABLE platform.warm_schemas (
-    schema_name text PRIMARY KEY,
-    role_name   text NOT NULL UNIQUE,
-    version     text NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT now()
-);
-
 -- Checkout counters flushed from memory (usage reporting).
 CREATE TABLE platform.tenant_usage (
     tenant_id   uuid PRIMARY KEY REFERENCES platform.tenants (id),

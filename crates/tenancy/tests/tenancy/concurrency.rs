@@ -24,7 +24,10 @@ async fn fifty_tasks_provisioning_one_slug_one_wins() {
         }
     }
     assert_eq!((ok, exists), (1, 49));
-    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM platform.tenants").await, 1);
+    assert_eq!(
+        admin_count(&url, "SELECT count(*) AS n FROM platform.tenants").await,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -40,8 +43,22 @@ async fn two_hundred_tenants_in_parallel_are_all_present_and_migrated() {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM platform.tenants WHERE status = 'active'").await, 200);
-    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM pg_namespace WHERE nspname LIKE 'tenant_bulk%'").await, 200);
+    assert_eq!(
+        admin_count(
+            &url,
+            "SELECT count(*) AS n FROM platform.tenants WHERE status = 'active'"
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        admin_count(
+            &url,
+            "SELECT count(*) AS n FROM pg_namespace WHERE nspname LIKE 'tenant_bulk%'"
+        )
+        .await,
+        200
+    );
     let latest = pool.template().latest_version().to_owned();
     assert_eq!(
         admin_count(&url, &format!("SELECT count(*) AS n FROM platform.tenant_migrations WHERE version = '{latest}' AND status = 'ok'")).await,
@@ -51,6 +68,17 @@ async fn two_hundred_tenants_in_parallel_are_all_present_and_migrated() {
     let report = pool.migrate_all().await.unwrap();
     assert_eq!(report.behind, 0);
     // Every schema has the same number of tables as the template.
-    let tables = admin_count(&url, "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'tenant_template'").await;
-    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM pg_tables WHERE schemaname LIKE 'tenant_bulk%'").await, tables * 200);
+    let tables = admin_count(
+        &url,
+        "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'tenant_template'",
+    )
+    .await;
+    assert_eq!(
+        admin_count(
+            &url,
+            "SELECT count(*) AS n FROM pg_tables WHERE schemaname LIKE 'tenant_bulk%'"
+        )
+        .await,
+        tables * 200
+    );
 }

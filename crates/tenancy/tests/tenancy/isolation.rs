@@ -28,8 +28,14 @@ async fn concurrent_tenants_never_see_each_others_rows() {
                         .bind::<Text, _>(format!("u{i}@{s}.test"))
                         .execute(conn)
                         .await?;
-                    let rows: Vec<Email> = diesel::sql_query("SELECT email FROM users").load(conn).await?;
-                    assert!(rows.iter().all(|r| r.email.ends_with(&format!("@{s}.test"))), "leak into {s}");
+                    let rows: Vec<Email> = diesel::sql_query("SELECT email FROM users")
+                        .load(conn)
+                        .await?;
+                    assert!(
+                        rows.iter()
+                            .all(|r| r.email.ends_with(&format!("@{s}.test"))),
+                        "leak into {s}"
+                    );
                     Ok::<_, TenancyError>(())
                 })
                 .await
@@ -42,7 +48,9 @@ async fn concurrent_tenants_never_see_each_others_rows() {
     for s in &slugs {
         let n = pool
             .with_tenant(s, async |conn| {
-                let c: Count = diesel::sql_query("SELECT count(*) AS n FROM users").get_result(conn).await?;
+                let c: Count = diesel::sql_query("SELECT count(*) AS n FROM users")
+                    .get_result(conn)
+                    .await?;
                 Ok::<_, TenancyError>(c.n)
             })
             .await
@@ -73,13 +81,19 @@ async fn explicit_cross_schema_sql_fails_with_permission_denied() {
     // `public` is not on the path: unqualified names fail closed.
     let err = pool
         .with_tenant("attacker", async |conn| {
-            let c: Count = diesel::sql_query("SELECT count(*) AS n FROM pg_tables WHERE schemaname = current_schema()")
+            let c: Count = diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_tables WHERE schemaname = current_schema()",
+            )
+            .get_result(conn)
+            .await?;
+            let path: Email = diesel::sql_query("SELECT current_setting('search_path') AS email")
                 .get_result(conn)
                 .await?;
-            let path: Email = diesel::sql_query("SELECT current_setting('search_path') AS email").get_result(conn).await?;
             assert_eq!(path.email, "tenant_attacker");
             assert!(c.n > 0);
-            diesel::sql_query("CREATE TABLE public.sneaky (x int)").execute(conn).await?;
+            diesel::sql_query("CREATE TABLE public.sneaky (x int)")
+                .execute(conn)
+                .await?;
             Ok::<_, TenancyError>(())
         })
         .await
@@ -92,7 +106,9 @@ async fn routing_settings_end_with_the_transaction() {
     let pool = pool().await;
     pool.provision("scoped", "Scoped").await.unwrap();
     pool.with_tenant("scoped", async |conn| {
-        let who: Email = diesel::sql_query("SELECT current_user::text AS email").get_result(conn).await?;
+        let who: Email = diesel::sql_query("SELECT current_user::text AS email")
+            .get_result(conn)
+            .await?;
         assert!(who.email.ends_with("_scoped"));
         Ok::<_, TenancyError>(())
     })
@@ -104,9 +120,15 @@ async fn routing_settings_end_with_the_transaction() {
         conns.push(pool.raw_pool().get().await.unwrap());
     }
     for mut c in conns {
-        let who: Email = diesel::sql_query("SELECT current_user::text AS email").get_result(&mut *c).await.unwrap();
+        let who: Email = diesel::sql_query("SELECT current_user::text AS email")
+            .get_result(&mut *c)
+            .await
+            .unwrap();
         assert_eq!(who.email, "postgres");
-        let path: Email = diesel::sql_query("SELECT current_setting('search_path') AS email").get_result(&mut *c).await.unwrap();
+        let path: Email = diesel::sql_query("SELECT current_setting('search_path') AS email")
+            .get_result(&mut *c)
+            .await
+            .unwrap();
         assert!(!path.email.contains("tenant_"), "{}", path.email);
     }
 }
@@ -117,14 +139,18 @@ async fn errors_in_work_roll_back() {
     pool.provision("atomic", "Atomic").await.unwrap();
     let r = pool
         .with_tenant("atomic", async |conn| {
-            diesel::sql_query("INSERT INTO users (email) VALUES ('a@b.c')").execute(conn).await?;
+            diesel::sql_query("INSERT INTO users (email) VALUES ('a@b.c')")
+                .execute(conn)
+                .await?;
             Err::<(), _>(TenancyError::Config("boom".into()))
         })
         .await;
     assert!(r.is_err());
     let n = pool
         .with_tenant("atomic", async |conn| {
-            let c: Count = diesel::sql_query("SELECT count(*) AS n FROM users").get_result(conn).await?;
+            let c: Count = diesel::sql_query("SELECT count(*) AS n FROM users")
+                .get_result(conn)
+                .await?;
             Ok::<_, TenancyError>(c.n)
         })
         .await

@@ -3,7 +3,8 @@ use rampart_tenancy::{TenancyError, TenantStatus};
 use super::{admin_count, database_url, pool_with};
 
 async fn ok(pool: &rampart_tenancy::TenantPool, slug: &str) -> Result<(), TenancyError> {
-    pool.with_tenant(slug, async |_c| Ok::<_, TenancyError>(())).await
+    pool.with_tenant(slug, async |_c| Ok::<_, TenancyError>(()))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -11,43 +12,119 @@ async fn lifecycle_transitions_and_refusals() {
     let url = database_url().await;
     let pool = pool_with(&url, Default::default()).await;
     pool.provision("life", "Life").await.unwrap();
-    assert!(matches!(ok(&pool, "nobody").await, Err(TenancyError::NotFound(_))));
+    assert!(matches!(
+        ok(&pool, "nobody").await,
+        Err(TenancyError::NotFound(_))
+    ));
 
-    let t = pool.suspend("life", "unpaid invoice", Some("ops")).await.unwrap();
+    let t = pool
+        .suspend("life", "unpaid invoice", Some("ops"))
+        .await
+        .unwrap();
     assert_eq!(t.status, TenantStatus::Suspended);
     assert!(t.suspended_at.is_some());
-    assert!(matches!(ok(&pool, "life").await, Err(TenancyError::Suspended(_))));
-    assert!(matches!(pool.suspend("life", "", None).await, Err(TenancyError::InvalidTransition { .. })));
-    assert!(matches!(pool.purge("life", true, None).await, Err(TenancyError::InvalidTransition { .. })));
+    assert!(matches!(
+        ok(&pool, "life").await,
+        Err(TenancyError::Suspended(_))
+    ));
+    assert!(matches!(
+        pool.suspend("life", "", None).await,
+        Err(TenancyError::InvalidTransition { .. })
+    ));
+    assert!(matches!(
+        pool.purge("life", true, None).await,
+        Err(TenancyError::InvalidTransition { .. })
+    ));
 
     pool.resume("life", None).await.unwrap();
     ok(&pool, "life").await.unwrap();
-    assert!(matches!(pool.resume("life", None).await, Err(TenancyError::InvalidTransition { .. })));
+    assert!(matches!(
+        pool.resume("life", None).await,
+        Err(TenancyError::InvalidTransition { .. })
+    ));
 
-    let t = pool.deactivate("life", Some(chrono::Duration::days(7)), None).await.unwrap();
+    let t = pool
+        .deactivate("life", Some(chrono::Duration::days(7)), None)
+        .await
+        .unwrap();
     assert_eq!(t.status, TenantStatus::Deactivated);
     assert!(t.retention_deadline.unwrap() > chrono::Utc::now() + chrono::Duration::days(6));
-    assert!(matches!(ok(&pool, "life").await, Err(TenancyError::Deactivated(_))));
+    assert!(matches!(
+        ok(&pool, "life").await,
+        Err(TenancyError::Deactivated(_))
+    ));
     // Data is kept during retention.
-    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'tenant_life'").await, 1);
-    assert!(matches!(pool.purge("life", false, None).await, Err(TenancyError::RetentionNotElapsed { .. })));
+    assert_eq!(
+        admin_count(
+            &url,
+            "SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'tenant_life'"
+        )
+        .await,
+        1
+    );
+    assert!(matches!(
+        pool.purge("life", false, None).await,
+        Err(TenancyError::RetentionNotElapsed { .. })
+    ));
     // Reactivation within retention works; deactivate again and purge.
     pool.reactivate("life", None).await.unwrap();
     ok(&pool, "life").await.unwrap();
-    pool.deactivate("life", Some(chrono::Duration::zero()), None).await.unwrap();
+    pool.deactivate("life", Some(chrono::Duration::zero()), None)
+        .await
+        .unwrap();
     assert_eq!(pool.purge_expired().await.unwrap(), vec!["life".to_owned()]);
     let t = pool.tenant("life").await.unwrap();
     assert_eq!(t.status, TenantStatus::Purged);
-    assert!(matches!(ok(&pool, "life").await, Err(TenancyError::Purged(_))));
-    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'tenant_life'").await, 0);
-    assert_eq!(admin_count(&url, &format!("SELECT count(*) AS n FROM pg_roles WHERE rolname = '{}'", t.role_name)).await, 0);
+    assert!(matches!(
+        ok(&pool, "life").await,
+        Err(TenancyError::Purged(_))
+    ));
+    assert_eq!(
+        admin_count(
+            &url,
+            "SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'tenant_life'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        admin_count(
+            &url,
+            &format!(
+                "SELECT count(*) AS n FROM pg_roles WHERE rolname = '{}'",
+                t.role_name
+            )
+        )
+        .await,
+        0
+    );
     // The tombstone keeps the slug: it cannot be provisioned again.
-    assert!(matches!(pool.provision("life", "Again").await, Err(TenancyError::AlreadyExists(_))));
-    assert!(matches!(pool.reactivate("life", None).await, Err(TenancyError::InvalidTransition { .. })));
-    let events: Vec<String> = pool.events("life").await.unwrap().into_iter().map(|e| e.event).collect();
+    assert!(matches!(
+        pool.provision("life", "Again").await,
+        Err(TenancyError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        pool.reactivate("life", None).await,
+        Err(TenancyError::InvalidTransition { .. })
+    ));
+    let events: Vec<String> = pool
+        .events("life")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
     assert_eq!(
         events,
-        ["provisioned", "suspended", "resumed", "deactivated", "reactivated", "deactivated", "purged"]
+        [
+            "provisioned",
+            "suspended",
+            "resumed",
+            "deactivated",
+            "reactivated",
+            "deactivated",
+            "purged"
+        ]
     );
     let health = pool.health("life").await.unwrap();
     assert!(!health.reachable);
@@ -61,7 +138,16 @@ async fn another_pools_status_change_is_seen_after_the_cache_ttl() {
     a.provision("sharedco", "Shared").await.unwrap();
     ok(&b, "sharedco").await.unwrap();
     a.suspend("sharedco", "", None).await.unwrap();
-    assert!(matches!(ok(&a, "sharedco").await, Err(TenancyError::Suspended(_))));
-    tokio::time::sleep(std::time::Duration::from_millis(a.config().tenant_cache_ttl_ms + 100)).await;
-    assert!(matches!(ok(&b, "sharedco").await, Err(TenancyError::Suspended(_))));
+    assert!(matches!(
+        ok(&a, "sharedco").await,
+        Err(TenancyError::Suspended(_))
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(
+        a.config().tenant_cache_ttl_ms + 100,
+    ))
+    .await;
+    assert!(matches!(
+        ok(&b, "sharedco").await,
+        Err(TenancyError::Suspended(_))
+    ));
 }

@@ -30,7 +30,9 @@ async fn migrate_all_isolates_a_failing_tenant_and_a_rerun_finishes_it() {
     let total = std::sync::atomic::AtomicUsize::new(0);
     let report = v2
         .migrate_all_with_progress(|p| match p {
-            rampart_tenancy::MigrationProgress::Started { total: t } => total.store(t, std::sync::atomic::Ordering::SeqCst),
+            rampart_tenancy::MigrationProgress::Started { total: t } => {
+                total.store(t, std::sync::atomic::Ordering::SeqCst)
+            }
             rampart_tenancy::MigrationProgress::TenantDone { .. } => {
                 done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
@@ -43,14 +45,22 @@ async fn migrate_all_isolates_a_failing_tenant_and_a_rerun_finishes_it() {
     assert_eq!(report.succeeded.len(), 5, "{report:?}");
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].slug, "mig3");
-    assert!(report.failed[0].error.as_deref().unwrap_or("").contains("already exists"));
+    assert!(
+        report.failed[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("already exists")
+    );
     // The canary went first.
     assert_eq!(report.succeeded[0].slug, "mig0");
     // Migrated tenants have the table and its seed row; the failed one is
     // untouched and recorded as failed.
     let n = v2
         .with_tenant("mig1", async |conn| {
-            let c: Count = diesel::sql_query("SELECT count(*) AS n FROM notes").get_result(conn).await?;
+            let c: Count = diesel::sql_query("SELECT count(*) AS n FROM notes")
+                .get_result(conn)
+                .await?;
             Ok::<_, TenancyError>(c.n)
         })
         .await
@@ -72,7 +82,10 @@ async fn migrate_all_isolates_a_failing_tenant_and_a_rerun_finishes_it() {
     assert_eq!(v2.migrate_all().await.unwrap().behind, 0);
     // New tenants get the new table straight from the baseline.
     v2.provision("fresh", "Fresh").await.unwrap();
-    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM tenant_fresh.notes").await, 1);
+    assert_eq!(
+        admin_count(&url, "SELECT count(*) AS n FROM tenant_fresh.notes").await,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

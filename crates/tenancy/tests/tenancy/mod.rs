@@ -8,22 +8,38 @@ mod settings;
 use rampart_tenancy::{MigrationSet, TenancyConfig, TenantPool};
 
 pub fn config(url: &str) -> TenancyConfig {
-    TenancyConfig { database_url: url.to_owned(), max_connections: 20, pool_wait_timeout_ms: 60_000, ..TenancyConfig::default() }
+    TenancyConfig {
+        database_url: url.to_owned(),
+        max_connections: 20,
+        pool_wait_timeout_ms: 60_000,
+        ..TenancyConfig::default()
+    }
 }
 
 /// A pool on a database of this test's own.
 pub async fn pool() -> TenantPool {
-    let db = rampart_testkit::postgres().unwrap().fresh_database().await.unwrap();
+    let db = rampart_testkit::postgres()
+        .unwrap()
+        .fresh_database()
+        .await
+        .unwrap();
     TenantPool::connect(config(&db.url)).await.unwrap()
 }
 
 /// A fresh database URL (for tests that build several pools on it).
 pub async fn database_url() -> String {
-    rampart_testkit::postgres().unwrap().fresh_database().await.unwrap().url
+    rampart_testkit::postgres()
+        .unwrap()
+        .fresh_database()
+        .await
+        .unwrap()
+        .url
 }
 
 pub async fn pool_with(url: &str, set: MigrationSet) -> TenantPool {
-    TenantPool::connect_with_template(config(url), set).await.unwrap()
+    TenantPool::connect_with_template(config(url), set)
+        .await
+        .unwrap()
 }
 
 /// Runs one statement as the platform superuser (outside any tenant).

@@ -11,8 +11,16 @@ async fn provisioned_tenant_has_the_full_template_and_ledger() {
     assert_eq!(t.status, TenantStatus::Active);
     assert_eq!(t.schema_name, "tenant_acme");
     for table in [
-        "users", "roles", "sessions", "audit_log", "portfolios", "portfolio_versions", "positions",
-        "instruments", "prices_daily", "portfolio_metrics_daily",
+        "users",
+        "roles",
+        "sessions",
+        "audit_log",
+        "portfolios",
+        "portfolio_versions",
+        "positions",
+        "instruments",
+        "prices_daily",
+        "portfolio_metrics_daily",
     ] {
         let n = admin_count(
             &url,
@@ -22,9 +30,19 @@ async fn provisioned_tenant_has_the_full_template_and_ledger() {
         assert_eq!(n, 1, "table {table} missing");
     }
     // Seed rows of the template came along, and the ledger is complete.
-    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM tenant_acme.roles").await, 4);
+    assert_eq!(
+        admin_count(&url, "SELECT count(*) AS n FROM tenant_acme.roles").await,
+        4
+    );
     let versions = pool.template().migrations().len() as i64;
-    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM tenant_acme.__diesel_schema_migrations").await, versions);
+    assert_eq!(
+        admin_count(
+            &url,
+            "SELECT count(*) AS n FROM tenant_acme.__diesel_schema_migrations"
+        )
+        .await,
+        versions
+    );
     // Everything in the schema belongs to the tenant's role.
     let foreign = admin_count(
         &url,
@@ -37,14 +55,25 @@ async fn provisioned_tenant_has_the_full_template_and_ledger() {
     .await;
     assert_eq!(foreign, 0);
     // The role cannot log in.
-    let login = admin_count(&url, &format!("SELECT count(*) AS n FROM pg_roles WHERE rolname = '{}' AND rolcanlogin", t.role_name)).await;
+    let login = admin_count(
+        &url,
+        &format!(
+            "SELECT count(*) AS n FROM pg_roles WHERE rolname = '{}' AND rolcanlogin",
+            t.role_name
+        ),
+    )
+    .await;
     assert_eq!(login, 0);
     // Health says reachable and current.
     let health = pool.health("acme").await.unwrap();
     assert!(health.reachable && health.migrations_current, "{health:?}");
     // The provisioning event was logged.
     let events = pool.events("acme").await.unwrap();
-    assert_eq!(events.iter().next().map(|e| e.event.as_str()), Some("provisioned"));
+    let first = match events.as_slice() {
+        [e, ..] => Some(e.event.as_str()),
+        [] => None,
+    };
+    assert_eq!(first, Some("provisioned"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -54,7 +83,9 @@ async fn identity_columns_are_local_to_each_tenant() {
     pool.provision("bravo", "Bravo").await.unwrap();
     for slug in ["alpha", "bravo", "alpha"] {
         pool.with_tenant(slug, async |conn| {
-            diesel::sql_query("INSERT INTO audit_log (action, result) VALUES ('x', 'ok')").execute(conn).await?;
+            diesel::sql_query("INSERT INTO audit_log (action, result) VALUES ('x', 'ok')")
+                .execute(conn)
+                .await?;
             Ok::<_, TenancyError>(())
         })
         .await
@@ -64,7 +95,9 @@ async fn identity_columns_are_local_to_each_tenant() {
         let pool = pool.clone();
         async move {
             pool.with_tenant(slug, async |conn| {
-                let c: Count = diesel::sql_query("SELECT max(id) AS n FROM audit_log").get_result(conn).await?;
+                let c: Count = diesel::sql_query("SELECT max(id) AS n FROM audit_log")
+                    .get_result(conn)
+                    .await?;
                 Ok::<_, TenancyError>(c.n)
             })
             .await
@@ -102,14 +135,26 @@ async fn hostile_slugs_are_refused_and_create_nothing() {
             Err(TenancyError::InvalidSlug { .. }) => {}
             other => panic!("{slug:?} gave {other:?}"),
         }
-        match pool.with_tenant(slug, async |_c| Ok::<_, TenancyError>(())).await {
+        match pool
+            .with_tenant(slug, async |_c| Ok::<_, TenancyError>(()))
+            .await
+        {
             Err(TenancyError::InvalidSlug { .. }) => {}
             other => panic!("{slug:?} routed: {other:?}"),
         }
     }
-    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM pg_namespace").await, schemas_before);
-    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM pg_roles").await, roles_before);
-    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM platform.tenants").await, 0);
+    assert_eq!(
+        admin_count(&url, "SELECT count(*) AS n FROM pg_namespace").await,
+        schemas_before
+    );
+    assert_eq!(
+        admin_count(&url, "SELECT count(*) AS n FROM pg_roles").await,
+        roles_before
+    );
+    assert_eq!(
+        admin_count(&url, "SELECT count(*) AS n FROM platform.tenants").await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -118,14 +163,31 @@ async fn a_failed_provisioning_leaves_nothing_behind() {
     let pool = pool_with(&url, Default::default()).await;
     // A stray schema with the tenant's name makes provisioning refuse.
     super::admin_exec(&url, "CREATE SCHEMA tenant_ghost").await;
-    assert!(matches!(pool.provision("ghost", "Ghost").await, Err(TenancyError::AlreadyExists(_))));
+    assert!(matches!(
+        pool.provision("ghost", "Ghost").await,
+        Err(TenancyError::AlreadyExists(_))
+    ));
     // A display name that is too long fails before anything happens; and a
     // settings value that is not an object is refused.
     let bad = pool
-        .provision_with("solid", "Solid", rampart_tenancy::ProvisionOptions { settings: Some(serde_json::json!([1])), ..Default::default() })
+        .provision_with(
+            "solid",
+            "Solid",
+            rampart_tenancy::ProvisionOptions {
+                settings: Some(serde_json::json!([1])),
+                ..Default::default()
+            },
+        )
         .await;
     assert!(bad.is_err());
-    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'tenant_solid'").await, 0);
+    assert_eq!(
+        admin_count(
+            &url,
+            "SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'tenant_solid'"
+        )
+        .await,
+        0
+    );
     // A registry conflict discovered at the end of the transaction (another
     // row already claims the schema name) rolls back the role and schema
     // created before it.
@@ -135,11 +197,31 @@ async fn a_failed_provisioning_leaves_nothing_behind() {
          VALUES (gen_random_uuid(), 'other', 'x', 'active', 'tenant_clash', 'some_role')",
     )
     .await;
-    let prefix = pool.provision("probe", "Probe").await.unwrap().role_name.trim_end_matches("_probe").to_owned();
+    let prefix = pool
+        .provision("probe", "Probe")
+        .await
+        .unwrap()
+        .role_name
+        .trim_end_matches("_probe")
+        .to_owned();
     let err = pool.provision("clash", "Clash").await.unwrap_err();
     assert!(matches!(err, TenancyError::Database(_)), "{err}");
-    assert_eq!(admin_count(&url, "SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'tenant_clash'").await, 0);
-    assert_eq!(admin_count(&url, &format!("SELECT count(*) AS n FROM pg_roles WHERE rolname = '{prefix}_clash'")).await, 0);
+    assert_eq!(
+        admin_count(
+            &url,
+            "SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'tenant_clash'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        admin_count(
+            &url,
+            &format!("SELECT count(*) AS n FROM pg_roles WHERE rolname = '{prefix}_clash'")
+        )
+        .await,
+        0
+    );
     // Once the conflict is gone the slug provisions normally.
     super::admin_exec(&url, "DELETE FROM platform.tenants WHERE slug = 'other'").await;
     pool.provision("clash", "Clash").await.unwrap();
@@ -151,5 +233,8 @@ async fn ensure_tenant_is_idempotent() {
     let a = pool.ensure_tenant("idem", "Idem").await.unwrap();
     let b = pool.ensure_tenant("idem", "Idem").await.unwrap();
     assert_eq!(a.id, b.id);
-    assert!(matches!(pool.provision("idem", "Idem").await, Err(TenancyError::AlreadyExists(_))));
+    assert!(matches!(
+        pool.provision("idem", "Idem").await,
+        Err(TenancyError::AlreadyExists(_))
+    ));
 }

@@ -11,7 +11,10 @@ struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_portfolios: 10, base_currency: "USD".into() }
+        Self {
+            max_portfolios: 10,
+            base_currency: "USD".into(),
+        }
     }
 }
 
@@ -23,25 +26,75 @@ async fn settings_flags_usage() {
     let pool = rampart_tenancy::TenantPool::connect(config).await.unwrap();
     pool.provision("conf", "Conf").await.unwrap();
 
-    assert_eq!(pool.typed_settings::<Limits>("conf").await.unwrap(), Limits::default());
-    assert_eq!(pool.setting_or("conf", "max_portfolios", 10u32).await.unwrap(), 10);
-    pool.set_setting("conf", "max_portfolios", &25u32).await.unwrap();
-    assert_eq!(pool.setting_or("conf", "max_portfolios", 10u32).await.unwrap(), 25);
-    assert_eq!(pool.typed_settings::<Limits>("conf").await.unwrap().max_portfolios, 25);
+    assert_eq!(
+        pool.typed_settings::<Limits>("conf").await.unwrap(),
+        Limits::default()
+    );
+    assert_eq!(
+        pool.setting_or("conf", "max_portfolios", 10u32)
+            .await
+            .unwrap(),
+        10
+    );
+    pool.set_setting("conf", "max_portfolios", &25u32)
+        .await
+        .unwrap();
+    assert_eq!(
+        pool.setting_or("conf", "max_portfolios", 10u32)
+            .await
+            .unwrap(),
+        25
+    );
+    assert_eq!(
+        pool.typed_settings::<Limits>("conf")
+            .await
+            .unwrap()
+            .max_portfolios,
+        25
+    );
     // A value of the wrong type is a typed error, not a panic or a default.
-    pool.set_setting("conf", "base_currency", &42).await.unwrap();
-    assert!(pool.setting_or("conf", "base_currency", String::new()).await.is_err());
+    pool.set_setting("conf", "base_currency", &42)
+        .await
+        .unwrap();
+    assert!(
+        pool.setting_or("conf", "base_currency", String::new())
+            .await
+            .is_err()
+    );
     assert!(pool.set_setting("conf", "bad key!", &1).await.is_err());
 
     assert!(pool.feature_enabled("conf", "live_prices").await.unwrap());
     assert!(!pool.feature_enabled("conf", "beta_charts").await.unwrap());
     pool.set_feature("conf", "beta_charts", true).await.unwrap();
-    pool.set_feature("conf", "live_prices", false).await.unwrap();
+    pool.set_feature("conf", "live_prices", false)
+        .await
+        .unwrap();
     assert!(pool.feature_enabled("conf", "beta_charts").await.unwrap());
     assert!(!pool.feature_enabled("conf", "live_prices").await.unwrap());
 
     let usage = pool.usage("conf").await.unwrap();
     assert!(usage.schema_bytes > 0);
+    // Checkouts are counted, survive a flush, and add up across flushes.
+    for _ in 0..3 {
+        pool.with_tenant(
+            "conf",
+            async |_c| Ok::<_, rampart_tenancy::TenancyError>(()),
+        )
+        .await
+        .unwrap();
+    }
+    let before = pool.usage("conf").await.unwrap().checkouts;
+    assert!(before >= 3);
+    assert_eq!(pool.flush_usage().await.unwrap(), 1);
+    assert_eq!(pool.usage("conf").await.unwrap().checkouts, before);
+    pool.with_tenant(
+        "conf",
+        async |_c| Ok::<_, rampart_tenancy::TenancyError>(()),
+    )
+    .await
+    .unwrap();
+    pool.flush_usage().await.unwrap();
+    assert_eq!(pool.usage("conf").await.unwrap().checkouts, before + 1);
     assert!(usage.tables.iter().any(|t| t.table == "users"));
     assert!(pool.settings("nobody").await.is_err());
 }
