@@ -55,6 +55,7 @@ pub mod conventions;
 mod correlation;
 pub mod drawdown;
 mod error;
+mod fused;
 pub mod metrics;
 pub mod moments;
 pub mod normal;

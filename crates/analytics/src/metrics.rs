@@ -6,8 +6,11 @@ use crate::conventions::{
     AlphaAnnualization, Conventions, DownsideDenominator, OmegaThreshold, QuantileMethod,
     RatioScale, SharpeNumerator,
 };
+use crate::fused::{self, BenchStats};
 use crate::moments::{CentralMoments, NeumaierSum};
-use crate::performance::{calmar_from, stability_of_cumulative_logs, tail_ratio_of_finite};
+use crate::performance::{
+    calmar_from, r_squared, stability_of_cumulative_logs, tail_ratio_of_finite,
+};
 use crate::risk::{self, MonteCarlo, percentile_select, tail_mean_unsorted};
 use crate::{AnalyticsError, Period};
 
@@ -148,6 +151,7 @@ impl MetricSet {
 pub struct Scratch {
     a: Vec<f64>,
     b: Vec<f64>,
+    fused: fused::Buffers,
 }
 
 /// Computes the full [`MetricSet`] of one series.
@@ -173,14 +177,68 @@ pub fn compute_metrics_in(
     options: &MetricOptions,
     scratch: &mut Scratch,
 ) -> Result<MetricSet, AnalyticsError> {
-    if let Some(b) = benchmark
-        && b.len() != returns.len()
-    {
-        return Err(AnalyticsError::LengthMismatch {
+    check_benchmark(returns, benchmark)?;
+    let shared = Shared::of(benchmark, options);
+    compute_with(returns, benchmark, &shared, options, scratch)
+}
+
+/// What every series of a batch shares: the benchmark's own statistics and
+/// the normal quantile of the VaR cutoff.
+struct Shared {
+    stats: Option<BenchStats>,
+    z: f64,
+}
+
+impl Shared {
+    fn of(benchmark: Option<&[f64]>, options: &MetricOptions) -> Self {
+        Shared {
+            stats: benchmark.and_then(BenchStats::of),
+            z: crate::normal::quantile(options.var_cutoff),
+        }
+    }
+}
+
+fn check_benchmark(returns: &[f64], benchmark: Option<&[f64]>) -> Result<(), AnalyticsError> {
+    match benchmark {
+        Some(b) if b.len() != returns.len() => Err(AnalyticsError::LengthMismatch {
             left: returns.len(),
             right: b.len(),
-        });
+        }),
+        _ => Ok(()),
     }
+}
+
+/// What the metric set needs from the data, from either path.
+struct Core {
+    /// Non-NaN observations.
+    n: usize,
+    mean: f64,
+    lo: f64,
+    hi: f64,
+    s2: f64,
+    s3: f64,
+    s4: f64,
+    growth: f64,
+    mdd: f64,
+    down: f64,
+    below: usize,
+    gains: f64,
+    losses: f64,
+    stability: f64,
+    alpha_beta_excess: (f64, f64, f64),
+    /// VaR (before the any-NaN rule), CVaR, tail ratio.
+    quantiles: (f64, f64, f64),
+}
+
+/// The metric set with the batch's shared values precomputed.
+fn compute_with(
+    returns: &[f64],
+    benchmark: Option<&[f64]>,
+    shared: &Shared,
+    options: &MetricOptions,
+    scratch: &mut Scratch,
+) -> Result<MetricSet, AnalyticsError> {
+    check_benchmark(returns, benchmark)?;
     let o = options;
     let c = &o.conventions;
     let len = returns.len();
@@ -195,6 +253,244 @@ pub fn compute_metrics_in(
     };
     let omega_cut = rf + omega_threshold.unwrap_or(f64::NAN);
 
+    let stats = shared.stats;
+    let fast = match (benchmark, stats) {
+        (Some(_), None) => None,
+        _ => fast_core(
+            returns,
+            benchmark.zip(stats),
+            req,
+            omega_cut,
+            rf,
+            ann,
+            o,
+            scratch,
+        ),
+    };
+    let core = match fast {
+        Some(core) => core,
+        None => general_core(returns, benchmark, req, omega_cut, rf, ann, o, scratch),
+    };
+    let Core {
+        n,
+        mean,
+        lo,
+        hi,
+        s2,
+        s3,
+        s4,
+        growth,
+        mdd,
+        down,
+        below,
+        gains,
+        losses,
+        stability,
+        alpha_beta_excess: (alpha, beta, excess_sharpe),
+        quantiles: (var, cvar, tail_ratio),
+    } = core;
+    let any_nan = n != len;
+
+    let nf = n as f64;
+    let moments = CentralMoments {
+        count: n,
+        mean,
+        m2: s2 / nf,
+        m3: s3 / nf,
+        m4: s4 / nf,
+    };
+    let sd = if n < 2 {
+        f64::NAN
+    } else {
+        (s2 / (n - 1) as f64).sqrt()
+    };
+    let constant = n > 0 && lo == hi && sd.is_finite();
+    let annual_return = if len == 0 {
+        f64::NAN
+    } else {
+        growth.powf(1.0 / (len as f64 / ann)) - 1.0
+    };
+    let annual_volatility = if len < 2 {
+        f64::NAN
+    } else {
+        sd * ann.powf(0.5)
+    };
+    let sharpe_ratio = if len < 2 {
+        f64::NAN
+    } else {
+        match c.sharpe_numerator {
+            SharpeNumerator::Arithmetic => {
+                let std = if constant { 0.0 } else { sd };
+                (mean - rf) / std * ann.sqrt()
+            }
+            SharpeNumerator::Geometric => {
+                crate::performance::sharpe_ratio_with(returns, o.risk_free, o.period, c)
+            }
+        }
+    };
+    let downside_per_period = if len == 0 {
+        f64::NAN
+    } else {
+        let denom = match c.downside_denominator {
+            DownsideDenominator::AllObservations => n,
+            DownsideDenominator::BelowTarget => below,
+        };
+        (down / denom as f64).sqrt()
+    };
+    let (downside_risk, sortino_ratio) = match c.sortino_scale {
+        RatioScale::Annualized => {
+            let dr = downside_per_period * ann.sqrt();
+            let s = if len < 2 {
+                f64::NAN
+            } else {
+                (mean - req) * ann / dr
+            };
+            (dr, s)
+        }
+        RatioScale::PerPeriod => {
+            let s = if len < 2 {
+                f64::NAN
+            } else {
+                (mean - req) / downside_per_period
+            };
+            (downside_per_period, s)
+        }
+    };
+    let omega_ratio = if len < 2 || omega_threshold.is_none() {
+        f64::NAN
+    } else {
+        let denom = -losses;
+        if denom > 0.0 { gains / denom } else { f64::NAN }
+    };
+    let stability_of_timeseries = if len < 2 { f64::NAN } else { stability };
+    let (skew, kurtosis) = if len < 2 || any_nan || moments.m2 == 0.0 {
+        (f64::NAN, f64::NAN)
+    } else {
+        (
+            moments.population_skew(),
+            moments.population_excess_kurtosis(),
+        )
+    };
+    let var = if any_nan { f64::NAN } else { var };
+
+    let z = shared.z;
+    let (mc_var, mc_cvar) = match &o.monte_carlo {
+        Some(mc) => risk::monte_carlo_in(returns, o.var_cutoff, mc, &mut scratch.a, &mut scratch.b),
+        None => (f64::NAN, f64::NAN),
+    };
+    Ok(MetricSet {
+        cum_returns_final: if len == 0 { f64::NAN } else { growth - 1.0 },
+        annual_return,
+        annual_volatility,
+        sharpe_ratio,
+        sortino_ratio,
+        downside_risk,
+        max_drawdown: if len == 0 { f64::NAN } else { mdd },
+        calmar_ratio: calmar_from(annual_return, mdd),
+        omega_ratio,
+        tail_ratio,
+        stability_of_timeseries,
+        alpha,
+        beta,
+        excess_sharpe,
+        value_at_risk: var,
+        conditional_value_at_risk: cvar,
+        gaussian_value_at_risk: mean + z * sd,
+        gaussian_conditional_value_at_risk: mean - sd * crate::normal::density(z) / o.var_cutoff,
+        cornish_fisher_value_at_risk: risk::cornish_fisher_from(&moments, z, c.cornish_fisher),
+        monte_carlo_value_at_risk: mc_var,
+        monte_carlo_conditional_value_at_risk: mc_cvar,
+        skew,
+        kurtosis,
+    })
+}
+
+/// The NaN-free fast path ([`crate::fused`]); `None` if it does not apply.
+#[allow(clippy::too_many_arguments)]
+fn fast_core(
+    returns: &[f64],
+    benchmark: Option<(&[f64], BenchStats)>,
+    req: f64,
+    omega_cut: f64,
+    rf: f64,
+    ann: f64,
+    o: &MetricOptions,
+    scratch: &mut Scratch,
+) -> Option<Core> {
+    let c = &o.conventions;
+    let tails = o.var_cutoff == 0.05 && c.quantile == QuantileMethod::Linear;
+    let inputs = fused::Inputs {
+        returns,
+        benchmark,
+        required: req,
+        omega_cut,
+        tails,
+    };
+    let (s, t) = fused::sums(&inputs, &mut scratch.fused)?;
+    let n = returns.len();
+    let quantiles = match if tails { fused::quantiles(t) } else { None } {
+        Some(q) => q,
+        None => {
+            let values = &mut scratch.a;
+            values.clear();
+            values.extend_from_slice(returns);
+            quantile_metrics(values, o.var_cutoff, c.quantile)
+        }
+    };
+    let alpha_beta_excess = match s.bench {
+        Some(b) => bench_finish(
+            &BenchTotals {
+                len: n,
+                n_pair: n,
+                n_active: n,
+                mean_r: s.mean,
+                mean_b: b.mean_b,
+                mean_a: b.mean_active,
+                active_lo: b.active_lo,
+                active_hi: b.active_hi,
+                active_squares: b.active_squares,
+                covariance: b.covariance,
+                variance: b.variance,
+            },
+            rf,
+            ann,
+            c,
+        ),
+        None => (f64::NAN, f64::NAN, f64::NAN),
+    };
+    Some(Core {
+        n,
+        mean: s.mean,
+        lo: s.lo,
+        hi: s.hi,
+        s2: s.s2,
+        s3: s.s3,
+        s4: s.s4,
+        growth: s.growth,
+        mdd: s.max_drawdown,
+        down: s.downside_squares,
+        below: s.below,
+        gains: s.gains,
+        losses: s.losses,
+        stability: r_squared(s.sxx, s.sxy, s.syy),
+        alpha_beta_excess,
+        quantiles,
+    })
+}
+
+/// The general path: any input (NaN, infinities, short series).
+#[allow(clippy::too_many_arguments)]
+fn general_core(
+    returns: &[f64],
+    benchmark: Option<&[f64]>,
+    req: f64,
+    omega_cut: f64,
+    rf: f64,
+    ann: f64,
+    o: &MetricOptions,
+    scratch: &mut Scratch,
+) -> Core {
+    let len = returns.len();
     // Pass 1: sums, extremes, wealth and drawdown, downside, omega, logs.
     // Sums are plain within CHUNK-sized runs (cheap, pipelined) and the run
     // totals are added with Neumaier compensation: pairwise-class accuracy.
@@ -250,7 +546,6 @@ pub fn compute_metrics_in(
     }
     let mdd = drawdown.finish();
     let n = values.len();
-    let any_nan = n != len;
     let mean = if n == 0 {
         f64::NAN
     } else {
@@ -276,139 +571,36 @@ pub fn compute_metrics_in(
         s3.add(p3);
         s4.add(p4);
     }
-    let nf = n as f64;
-    let moments = CentralMoments {
-        count: n,
-        mean,
-        m2: s2.value() / nf,
-        m3: s3.value() / nf,
-        m4: s4.value() / nf,
-    };
-    let sd = if n < 2 {
-        f64::NAN
-    } else {
-        (s2.value() / (n - 1) as f64).sqrt()
-    };
-    let constant = n > 0 && lo == hi && sd.is_finite();
-    let annual_return = if len == 0 {
-        f64::NAN
-    } else {
-        growth.powf(1.0 / (len as f64 / ann)) - 1.0
-    };
-    let annual_volatility = if len < 2 {
-        f64::NAN
-    } else {
-        sd * ann.powf(0.5)
-    };
-    let sharpe_ratio = if len < 2 {
-        f64::NAN
-    } else {
-        match c.sharpe_numerator {
-            SharpeNumerator::Arithmetic => {
-                let std = if constant { 0.0 } else { sd };
-                (mean - rf) / std * ann.sqrt()
-            }
-            SharpeNumerator::Geometric => {
-                crate::performance::sharpe_ratio_with(returns, o.risk_free, o.period, c)
-            }
-        }
-    };
-    let downside_per_period = if len == 0 {
-        f64::NAN
-    } else {
-        let denom = match c.downside_denominator {
-            DownsideDenominator::AllObservations => n,
-            DownsideDenominator::BelowTarget => below,
-        };
-        (down.value() / denom as f64).sqrt()
-    };
-    let (downside_risk, sortino_ratio) = match c.sortino_scale {
-        RatioScale::Annualized => {
-            let dr = downside_per_period * ann.sqrt();
-            let s = if len < 2 {
-                f64::NAN
-            } else {
-                (mean - req) * ann / dr
-            };
-            (dr, s)
-        }
-        RatioScale::PerPeriod => {
-            let s = if len < 2 {
-                f64::NAN
-            } else {
-                (mean - req) / downside_per_period
-            };
-            (downside_per_period, s)
-        }
-    };
-    let omega_ratio = if len < 2 || omega_threshold.is_none() {
-        f64::NAN
-    } else {
-        let denom = -losses.value();
-        if denom > 0.0 {
-            gains.value() / denom
-        } else {
-            f64::NAN
-        }
-    };
-    let stability_of_timeseries = if len < 2 {
+    let stability = if len < 2 {
         f64::NAN
     } else {
         stability_of_cumulative_logs(logs)
     };
-    let (skew, kurtosis) = if len < 2 || any_nan || moments.m2 == 0.0 {
-        (f64::NAN, f64::NAN)
-    } else {
-        (
-            moments.population_skew(),
-            moments.population_excess_kurtosis(),
-        )
-    };
-
-    let (alpha, beta, excess_sharpe) = match benchmark {
-        Some(b) => benchmark_metrics(returns, b, rf, ann, c),
+    let alpha_beta_excess = match benchmark {
+        Some(b) => benchmark_metrics(returns, b, rf, ann, &o.conventions),
         None => (f64::NAN, f64::NAN, f64::NAN),
     };
-
     // Quantiles by selection on the NaN-free copy (reordered in place); the
     // later selections find the data already partly partitioned.
-    let (var, cvar, tail_ratio) = quantile_metrics(values, o.var_cutoff, c.quantile);
-    let var = if any_nan { f64::NAN } else { var };
-
-    let z = crate::normal::quantile(o.var_cutoff);
-    let (mc_var, mc_cvar) = match &o.monte_carlo {
-        Some(mc) => risk::monte_carlo_in(returns, o.var_cutoff, mc, &mut scratch.a, &mut scratch.b),
-        None => (f64::NAN, f64::NAN),
-    };
-    Ok(MetricSet {
-        cum_returns_final: if len == 0 { f64::NAN } else { growth - 1.0 },
-        annual_return,
-        annual_volatility,
-        sharpe_ratio,
-        sortino_ratio,
-        downside_risk,
-        max_drawdown: if len == 0 { f64::NAN } else { mdd },
-        calmar_ratio: calmar_from(annual_return, mdd),
-        omega_ratio,
-        tail_ratio,
-        stability_of_timeseries,
-        alpha,
-        beta,
-        excess_sharpe,
-        value_at_risk: var,
-        conditional_value_at_risk: cvar,
-        gaussian_value_at_risk: mean + z * sd,
-        gaussian_conditional_value_at_risk: mean - sd * crate::normal::density(z) / o.var_cutoff,
-        cornish_fisher_value_at_risk: risk::cornish_fisher_from(
-            &moments,
-            o.var_cutoff,
-            c.cornish_fisher,
-        ),
-        monte_carlo_value_at_risk: mc_var,
-        monte_carlo_conditional_value_at_risk: mc_cvar,
-        skew,
-        kurtosis,
-    })
+    let quantiles = quantile_metrics(values, o.var_cutoff, o.conventions.quantile);
+    Core {
+        n,
+        mean,
+        lo,
+        hi,
+        s2: s2.value(),
+        s3: s3.value(),
+        s4: s4.value(),
+        growth,
+        mdd,
+        down: down.value(),
+        below,
+        gains: gains.value(),
+        losses: losses.value(),
+        stability,
+        alpha_beta_excess,
+        quantiles,
+    }
 }
 
 /// VaR, CVaR and tail ratio of NaN-free values with two selections: one at
@@ -443,14 +635,7 @@ fn quantile_metrics(values: &mut [f64], cutoff: f64, method: QuantileMethod) -> 
     tail.add(a);
     let cvar = tail.value() / (k + 1) as f64;
     let b = right.iter().copied().fold(f64::INFINITY, f64::min);
-    let lerp = |a: f64, b: f64, t: f64| {
-        let diff = b - a;
-        if t >= 0.5 {
-            b - diff * (1.0 - t)
-        } else {
-            a + diff * t
-        }
-    };
+    let lerp = fused::lerp;
     let var = lerp(a, b, virtual_index - k as f64);
     // 95th percentile: order statistics j and j+1 live in `right`.
     let j = k95.floor() as usize;
@@ -471,7 +656,7 @@ const CHUNK: usize = 32;
 
 /// Maximum drawdown as empyrical computes it (`(W − M) / M` with starting
 /// capital 100 as the first peak), dividing once per peak epoch.
-struct DrawdownTracker {
+pub(crate) struct DrawdownTracker {
     peak: f64,
     epoch_low: f64,
     worst: f64,
@@ -479,9 +664,14 @@ struct DrawdownTracker {
 }
 
 impl DrawdownTracker {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
+        Self::starting_at(100.0)
+    }
+
+    /// A tracker whose first peak is the starting capital `start`.
+    pub(crate) fn starting_at(start: f64) -> Self {
         DrawdownTracker {
-            peak: 100.0,
+            peak: start,
             epoch_low: f64::INFINITY,
             worst: f64::NAN,
             seen: false,
@@ -489,14 +679,19 @@ impl DrawdownTracker {
     }
 
     #[inline]
-    fn observe(&mut self, wealth: f64) {
+    pub(crate) fn observe(&mut self, wealth: f64) {
         self.seen = true;
         // NaN wealth has NaN drawdown, which empyrical's nanmin skips.
+        // The epoch's low is a branch-free minimum (new lows are frequent and
+        // unpredictable); a new peak is above the low, so it leaves it alone.
+        self.epoch_low = if wealth < self.epoch_low {
+            wealth
+        } else {
+            self.epoch_low
+        };
         if wealth >= self.peak {
             self.close_epoch();
             self.peak = wealth;
-            self.epoch_low = wealth;
-        } else if wealth < self.epoch_low {
             self.epoch_low = wealth;
         }
     }
@@ -510,7 +705,7 @@ impl DrawdownTracker {
         }
     }
 
-    fn finish(mut self) -> f64 {
+    pub(crate) fn finish(mut self) -> f64 {
         self.close_epoch();
         if self.seen { self.worst } else { f64::NAN }
     }
@@ -579,21 +774,63 @@ fn benchmark_metrics(
         var.add(pv);
         ss_a.add(ps);
     }
+    bench_finish(
+        &BenchTotals {
+            len,
+            n_pair,
+            n_active,
+            mean_r,
+            mean_b,
+            mean_a,
+            active_lo: lo,
+            active_hi: hi,
+            active_squares: ss_a.value(),
+            covariance: cov.value(),
+            variance: var.value(),
+        },
+        rf,
+        ann,
+        c,
+    )
+}
+
+/// The sums behind alpha, beta and excess Sharpe.
+struct BenchTotals {
+    len: usize,
+    /// Rows where both are non-NaN, and rows where `r − b` is non-NaN.
+    n_pair: usize,
+    n_active: usize,
+    /// Means over the pairs.
+    mean_r: f64,
+    mean_b: f64,
+    /// Mean, extremes and centred squares of the active return `r − b`.
+    mean_a: f64,
+    active_lo: f64,
+    active_hi: f64,
+    active_squares: f64,
+    /// `Σ (b − b̄) r` and `Σ (b − b̄)²` over the pairs.
+    covariance: f64,
+    variance: f64,
+}
+
+/// Alpha, beta and excess Sharpe from their sums, with empyrical's rules.
+fn bench_finish(t: &BenchTotals, rf: f64, ann: f64, c: &Conventions) -> (f64, f64, f64) {
+    let (len, n_pair, n_active) = (t.len, t.n_pair, t.n_active);
     let beta = if len < 2 || n_pair == 0 {
         f64::NAN
     } else {
-        let v = var.value() / n_pair as f64;
+        let v = t.variance / n_pair as f64;
         if v < 1.0e-30 {
             f64::NAN
         } else {
-            (cov.value() / n_pair as f64) / v
+            (t.covariance / n_pair as f64) / v
         }
     };
     let alpha = if len < 2 || n_pair == 0 {
         f64::NAN
     } else {
         // mean((r - rf) - beta (b - rf)) over the valid pairs.
-        let mean = (mean_r - rf) - beta * (mean_b - rf);
+        let mean = (t.mean_r - rf) - beta * (t.mean_b - rf);
         match c.alpha {
             AlphaAnnualization::Compounded => (mean + 1.0).powf(ann) - 1.0,
             AlphaAnnualization::Linear => mean * ann,
@@ -606,14 +843,14 @@ fn benchmark_metrics(
         let sd = if n_active < 2 {
             f64::NAN
         } else {
-            (ss_a.value() / (n_active - 1) as f64).sqrt()
+            (t.active_squares / (n_active - 1) as f64).sqrt()
         };
-        let sd = if n_active > 0 && lo == hi && sd.is_finite() {
+        let sd = if n_active > 0 && t.active_lo == t.active_hi && sd.is_finite() {
             0.0
         } else {
             sd
         };
-        mean_a / sd
+        t.mean_a / sd
     };
     (alpha, beta, excess_sharpe)
 }
@@ -635,10 +872,12 @@ pub fn compute_metrics_batch<S: AsRef<[f64]> + Sync>(
     options: &MetricOptions,
 ) -> Result<Vec<MetricSet>, AnalyticsError> {
     options.validate()?;
+    // The benchmark's own statistics are the same for every series.
+    let shared = Shared::of(benchmark, options);
     series
         .par_iter()
         .map_init(Scratch::default, |scratch, s| {
-            compute_metrics_in(s.as_ref(), benchmark, options, scratch)
+            compute_with(s.as_ref(), benchmark, &shared, options, scratch)
         })
         .collect()
 }

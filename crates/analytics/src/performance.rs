@@ -307,7 +307,11 @@ pub(crate) fn stability_of_cumulative_logs(y: &[f64]) -> f64 {
         sxy.add(pxy);
         syy.add(pyy);
     }
-    let (sxx, sxy, syy) = (sxx.value() / n, sxy.value() / n, syy.value() / n);
+    r_squared(sxx.value() / n, sxy.value() / n, syy.value() / n)
+}
+
+/// R² of a straight-line fit from the centred sums (scipy `linregress`).
+pub(crate) fn r_squared(sxx: f64, sxy: f64, syy: f64) -> f64 {
     let r = if sxx == 0.0 || syy == 0.0 {
         if sxy == 0.0 { f64::NAN } else { 0.0 }
     } else {

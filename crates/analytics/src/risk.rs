@@ -158,12 +158,13 @@ pub fn cornish_fisher_value_at_risk_with(
     conventions: &Conventions,
 ) -> f64 {
     let m = CentralMoments::of(returns);
-    cornish_fisher_from(&m, cutoff, conventions.cornish_fisher)
+    cornish_fisher_from(&m, normal::quantile(cutoff), conventions.cornish_fisher)
 }
 
+/// Cornish–Fisher VaR from the moments and `z = Φ⁻¹(cutoff)`.
 pub(crate) fn cornish_fisher_from(
     m: &CentralMoments,
-    cutoff: f64,
+    z: f64,
     moments: CornishFisherMoments,
 ) -> f64 {
     let s = m.sample_std();
@@ -174,7 +175,6 @@ pub(crate) fn cornish_fisher_from(
         }
         CornishFisherMoments::Sample => (m.sample_skew(), m.sample_excess_kurtosis()),
     };
-    let z = normal::quantile(cutoff);
     let z2 = z * z;
     let z3 = z2 * z;
     let zcf = z + (z2 - 1.0) * skew / 6.0 + (z3 - 3.0 * z) * kurt / 24.0

@@ -148,3 +148,50 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// The NaN-free fast path of the fused metric set (vectorized passes,
+    /// polynomial `ln_1p`, tail-filtered quantiles) agrees with the
+    /// single-metric functions: daily-like returns with occasional large
+    /// moves (beyond the polynomial's domain) and heavy tails (the quantile
+    /// filter's fallback), every length around the lane width.
+    #[test]
+    fn nan_free_metric_set_agrees_with_single_functions(
+        r in prop::collection::vec(prop_oneof![20 => -0.03f64..0.03, 2 => -0.12f64..0.12, 1 => -0.6f64..0.9], 0..700),
+        b in prop::collection::vec(-0.03f64..0.03, 700),
+        rf in 0.0f64..0.0005,
+        req in -0.001f64..0.001,
+    ) {
+        let b = &b[..r.len()];
+        let o = MetricOptions { risk_free: rf, required_return: req, ..MetricOptions::default() };
+        let m = compute_metrics(&r, Some(b), &o).unwrap();
+        let p = Period::Daily;
+        let (a, be) = alpha_beta(&r, b, rf, p).unwrap();
+        for (name, got, want) in [
+            ("cum", m.cum_returns_final, cum_returns_final(&r)),
+            ("mdd", m.max_drawdown, max_drawdown(&r)),
+            ("cagr", m.annual_return, annual_return(&r, p)),
+            ("calmar", m.calmar_ratio, calmar_ratio(&r, p)),
+            ("vol", m.annual_volatility, annual_volatility(&r, p)),
+            ("sharpe", m.sharpe_ratio, sharpe_ratio(&r, rf, p)),
+            ("sortino", m.sortino_ratio, sortino_ratio(&r, req, p)),
+            ("downside", m.downside_risk, downside_risk(&r, req, p)),
+            ("omega", m.omega_ratio, omega_ratio(&r, rf, req, p)),
+            ("var", m.value_at_risk, value_at_risk(&r, 0.05)),
+            ("cvar", m.conditional_value_at_risk, conditional_value_at_risk(&r, 0.05)),
+            ("gaussian", m.gaussian_value_at_risk, gaussian_value_at_risk(&r, 0.05)),
+            ("cornish-fisher", m.cornish_fisher_value_at_risk, cornish_fisher_value_at_risk(&r, 0.05)),
+            ("tail", m.tail_ratio, tail_ratio(&r)),
+            ("stability", m.stability_of_timeseries, stability_of_timeseries(&r)),
+            ("alpha", m.alpha, a),
+            ("beta", m.beta, be),
+            ("excess", m.excess_sharpe, excess_sharpe(&r, b).unwrap()),
+            ("skew", m.skew, skew(&r)),
+            ("kurtosis", m.kurtosis, kurtosis(&r)),
+        ] {
+            prop_assert!(rel_close(got, want, 1e-9), "{} (n = {}): {} vs {}", name, r.len(), got, want);
+        }
+    }
+}
