@@ -168,6 +168,33 @@ pub(crate) async fn create_session(
     })
 }
 
+/// A pending second-factor step for `user_id`; returns its handle
+/// `"{id}.{secret}"` for [`AuthServer::verify_mfa`].
+pub(crate) async fn create_login_challenge(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    ctx: &ClientContext,
+) -> Result<String, AuthError> {
+    let secret = random_secret(32);
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+    }
+    let row: Id = diesel::sql_query(
+        "INSERT INTO login_challenges (user_id, secret_hash, device, ip, user_agent, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, now() + interval '5 minutes') RETURNING id",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Bytea, _>(sha256(secret.as_bytes()))
+    .bind::<Text, _>(ctx.device.as_deref().unwrap_or(""))
+    .bind::<Text, _>(&ctx.ip)
+    .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
+    .get_result(conn)
+    .await?;
+    Ok(format!("{}.{secret}", row.id))
+}
+
 /// Revokes a session and the refresh tokens (and recorded access tokens) bound to it.
 pub(crate) async fn revoke_session_rows(
     conn: &mut AsyncPgConnection,
@@ -372,25 +399,9 @@ impl AuthServer {
                         .await?;
                 }
                 if creds.totp_enabled {
-                    let secret = random_secret(32);
-                    #[derive(diesel::QueryableByName)]
-                    struct Id {
-                        #[diesel(sql_type = SqlUuid)]
-                        id: Uuid,
-                    }
-                    let row: Id = diesel::sql_query(
-                        "INSERT INTO login_challenges (user_id, secret_hash, device, ip, user_agent, expires_at) \
-                         VALUES ($1, $2, $3, $4, $5, now() + interval '5 minutes') RETURNING id",
-                    )
-                    .bind::<SqlUuid, _>(creds.id)
-                    .bind::<Bytea, _>(sha256(secret.as_bytes()))
-                    .bind::<Text, _>(ctx.device.as_deref().unwrap_or(""))
-                    .bind::<Text, _>(&ctx.ip)
-                    .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
-                    .get_result(conn)
-                    .await?;
+                    let challenge = create_login_challenge(conn, creds.id, ctx).await?;
                     append(conn, tenant_id, &AuditEvent::new("login", "mfa_required").user(Some(creds.id)).client(ctx)).await?;
-                    return Ok(Ok(LoginOutcome::MfaRequired { challenge: format!("{}.{secret}", row.id) }));
+                    return Ok(Ok(LoginOutcome::MfaRequired { challenge }));
                 }
                 let session = create_session(conn, self, creds.id, ctx, "pwd").await?;
                 append(conn, tenant_id, &AuditEvent::new("login", "success").user(Some(creds.id)).client(ctx)

@@ -17,8 +17,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use aes_gcm::{Aes256Gcm, KeyInit};
 use async_trait::async_trait;
-use josekit::jwe::alg::direct::{DirectJweDecrypter, DirectJweEncrypter};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use josekit::jwe::{self, JweHeader};
 use josekit::jwk::Jwk;
 use josekit::jwk::alg::ec::EcCurve;
@@ -317,8 +319,10 @@ pub(crate) struct LiveKey {
     pub(crate) meta: StoredKey,
     pub(crate) signer: Option<Box<dyn JwsSigner>>,
     pub(crate) verifier: Option<Box<dyn JwsVerifier>>,
-    pub(crate) encrypter: Option<DirectJweEncrypter>,
-    pub(crate) decrypter: Option<DirectJweDecrypter>,
+    /// The `tid` key as a ready AES-256-GCM cipher (tenant-encryption keys).
+    pub(crate) tid_cipher: Option<Aes256Gcm>,
+    /// The base64url protected header this key writes on a `tid` JWE.
+    pub(crate) tid_header: Option<String>,
 }
 
 impl LiveKey {
@@ -328,8 +332,8 @@ impl LiveKey {
             meta,
             signer: None,
             verifier: None,
-            encrypter: None,
-            decrypter: None,
+            tid_cipher: None,
+            tid_header: None,
         };
         match live.meta.kind {
             KeyKind::Es256 => {
@@ -343,8 +347,15 @@ impl LiveKey {
                 live.verifier = Some(Box::new(jws::RS256.verifier_from_jwk(&public)?));
             }
             KeyKind::TenantEncryption => {
-                live.encrypter = Some(jwe::Dir.encrypter_from_jwk(&private)?);
-                live.decrypter = Some(jwe::Dir.decrypter_from_jwk(&private)?);
+                let secret = private
+                    .parameter("k")
+                    .and_then(|k| k.as_str())
+                    .and_then(|k| B64.decode(k).ok())
+                    .ok_or_else(|| AuthError::KeyStore("tenant key has no `k`".into()))?;
+                let cipher = Aes256Gcm::new_from_slice(&secret)
+                    .map_err(|_| AuthError::KeyStore("tenant key is not 256 bits".into()))?;
+                live.tid_cipher = Some(cipher);
+                live.tid_header = Some(crate::token::tid_header_b64(&live.meta.kid)?);
             }
         }
         Ok(live)
@@ -356,6 +367,12 @@ impl LiveKey {
 pub(crate) struct KeySet {
     pub(crate) by_kid: HashMap<String, Arc<LiveKey>>,
     pub(crate) active: HashMap<KeyKind, Arc<LiveKey>>,
+    /// Exact base64url JWS headers we write (`alg`, `typ`, `kid`), mapped to
+    /// their key and `typ`: a token whose header is byte-for-byte ours skips
+    /// header decoding and parsing.
+    pub(crate) jws_headers: HashMap<String, (Arc<LiveKey>, &'static str)>,
+    /// Exact base64url `tid` JWE headers we write, mapped to their key.
+    pub(crate) tid_headers: HashMap<String, Arc<LiveKey>>,
 }
 
 impl KeySet {
@@ -371,6 +388,25 @@ impl KeySet {
                     .is_none_or(|cur| cur.meta.activated_at < key.meta.activated_at);
                 if newer {
                     set.active.insert(key.meta.kind, key.clone());
+                }
+            }
+            match key.meta.kind {
+                KeyKind::Es256 | KeyKind::Rs256 => {
+                    for typ in crate::token::SIGNED_TYPES {
+                        let alg = if key.meta.kind == KeyKind::Es256 {
+                            SigningAlg::ES256
+                        } else {
+                            SigningAlg::RS256
+                        };
+                        if let Ok(h) = crate::token::jws_header_b64(alg, typ, &key.meta.kid) {
+                            set.jws_headers.insert(h, (key.clone(), typ));
+                        }
+                    }
+                }
+                KeyKind::TenantEncryption => {
+                    if let Some(h) = &key.tid_header {
+                        set.tid_headers.insert(h.clone(), key.clone());
+                    }
                 }
             }
             set.by_kid.insert(key.meta.kid.clone(), key);

@@ -3,8 +3,9 @@
 //! The OAuth 2.1 authorization server of Rampart as plain async services
 //! (no web framework): keys and JWT access tokens with an encrypted tenant id,
 //! accounts and passwords, brute-force defence, TOTP, sessions, roles, API
-//! keys, a hash-chained audit log, and the OAuth endpoints' logic. The server
-//! crate maps these to HTTP.
+//! keys, a hash-chained audit log, the OAuth endpoints' logic, and login
+//! through upstream OpenID Connect providers ([`upstream`]). The server crate
+//! maps these to HTTP.
 //!
 //! ```
 //! # async fn demo() -> Result<(), rampart_auth::AuthError> {
@@ -54,6 +55,7 @@ pub mod roles;
 mod server;
 pub mod throttle;
 pub mod token;
+pub mod upstream;
 
 pub use config::AuthConfig;
 pub use error::AuthError;
@@ -67,3 +69,4 @@ pub use token::{
     AccessTokenClaims, AccessTokenRequest, Audience, IdTokenClaims, TokenService,
     VerifiedAccessToken,
 };
+pub use upstream::{UpstreamLogin, UpstreamOutcome, UpstreamProvider};

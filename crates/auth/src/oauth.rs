@@ -368,6 +368,25 @@ struct Grant<'a> {
     nonce: Option<String>,
 }
 
+/// The registered client if `creds` authenticate it with its registered
+/// method.
+fn check_client_credentials(
+    client: Client,
+    creds: &ClientCredentials,
+) -> Result<Client, AuthError> {
+    match (client.auth_method(), &creds.secret, &client.secret_hash) {
+        (ClientAuthMethod::None, None, _) if creds.method == ClientAuthMethod::None => Ok(client),
+        (registered, Some(secret), Some(hash)) if registered == creds.method => {
+            if ct_eq(&sha256(secret.as_bytes()), hash) {
+                Ok(client)
+            } else {
+                Err(AuthError::InvalidClient)
+            }
+        }
+        _ => Err(AuthError::InvalidClient),
+    }
+}
+
 async fn revoke_family(conn: &mut AsyncPgConnection, family: Uuid) -> Result<(), AuthError> {
     diesel::sql_query(
         "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
@@ -489,19 +508,7 @@ impl AuthServer {
         creds: &ClientCredentials,
     ) -> Result<Client, AuthError> {
         let client = self.client(tenant, &creds.client_id).await?;
-        match (client.auth_method(), &creds.secret, &client.secret_hash) {
-            (ClientAuthMethod::None, None, _) if creds.method == ClientAuthMethod::None => {
-                Ok(client)
-            }
-            (registered, Some(secret), Some(hash)) if registered == creds.method => {
-                if ct_eq(&sha256(secret.as_bytes()), hash) {
-                    Ok(client)
-                } else {
-                    Err(AuthError::InvalidClient)
-                }
-            }
-            _ => Err(AuthError::InvalidClient),
-        }
+        check_client_credentials(client, creds)
     }
 
     /// Validates an authorization request: client, exact redirect URI, then
@@ -1052,22 +1059,6 @@ impl AuthServer {
         })
     }
 
-    /// Whether an access token id was revoked (or is unknown).
-    async fn access_token_revoked(&self, tenant: &str, jti: &str) -> Result<bool, AuthError> {
-        let jti = jti.to_owned();
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let live = diesel::sql_query(
-                    "SELECT 1 FROM access_tokens WHERE jti = $1 AND revoked_at IS NULL",
-                )
-                .bind::<Text, _>(&jti)
-                .execute(conn)
-                .await?;
-                Ok::<_, AuthError>(live == 0)
-            })
-            .await
-    }
-
     /// RFC 7662 introspection (the caller must be an authenticated client).
     pub async fn introspect(
         &self,
@@ -1075,20 +1066,50 @@ impl AuthServer {
         creds: &ClientCredentials,
         token: &str,
     ) -> Result<serde_json::Value, AuthError> {
-        let _client = self.authenticate_client(tenant, creds).await?;
         let inactive = serde_json::json!({"active": false});
         if token.split('.').count() == 3 {
-            let Ok(p) = self.authenticate_bearer(tenant, token).await else {
-                return Ok(inactive);
-            };
-            let Ok(v) = self.tokens.verify_access_token(
+            // The token checks need no I/O (verified-token cache); the client
+            // and the revocation are then read in one transaction.
+            let principal = self.authenticate_bearer(tenant, token).await;
+            let verified = self.tokens.verify_access_token(
                 token,
                 &self.issuer(tenant),
                 &self.config.access_token_audience,
-            ) else {
+            );
+            let client_id = creds.client_id.clone();
+            let jti = match (&principal, &verified) {
+                (Ok(_), Ok(v)) => Some(v.claims.jti.clone()),
+                _ => None,
+            };
+            let (client, revoked) = self
+                .pool
+                .with_tenant(tenant, async |conn| {
+                    let clients: Vec<Client> = diesel::sql_query(format!(
+                        "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1 AND disabled_at IS NULL"
+                    ))
+                    .bind::<Text, _>(&client_id)
+                    .load(conn)
+                    .await?;
+                    let revoked = match &jti {
+                        Some(jti) => {
+                            diesel::sql_query(
+                                "SELECT 1 FROM access_tokens WHERE jti = $1 AND revoked_at IS NULL",
+                            )
+                            .bind::<Text, _>(jti)
+                            .execute(conn)
+                            .await?
+                                == 0
+                        }
+                        None => true,
+                    };
+                    Ok::<_, AuthError>((clients.into_iter().next(), revoked))
+                })
+                .await?;
+            check_client_credentials(client.ok_or(AuthError::InvalidClient)?, creds)?;
+            let (Ok(p), Ok(v)) = (principal, verified) else {
                 return Ok(inactive);
             };
-            if self.access_token_revoked(tenant, &v.claims.jti).await? {
+            if revoked {
                 return Ok(inactive);
             }
             let c = v.claims;
@@ -1098,6 +1119,7 @@ impl AuthServer {
                 "roles": c.roles, "username": p.user_id,
             }));
         }
+        let _client = self.authenticate_client(tenant, creds).await?;
         let hash = sha256(token.as_bytes());
         let state: Option<RefreshState> = self
             .pool

@@ -42,6 +42,8 @@ pub struct AuthServer {
     pub(crate) hasher: PasswordHasher,
     /// Seals TOTP secrets and refresh successors at rest.
     pub(crate) sealer: KeyEncryptionKey,
+    /// Upstream OpenID Connect providers per tenant.
+    pub(crate) upstreams: crate::upstream::UpstreamRegistry,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -70,6 +72,7 @@ impl AuthServer {
             tokens,
             hasher,
             sealer,
+            upstreams: crate::upstream::UpstreamRegistry::default(),
         })
     }
 

@@ -17,16 +17,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::{Nonce, Tag};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use josekit::jwe::{self, JweDecrypter, JweHeader};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::AuthError;
-use crate::keys::{KeyKind, KeyRing, SigningAlg, unix_now};
+use crate::keys::{KeyKind, KeyRing, KeySet, LiveKey, SigningAlg, unix_now};
 
 /// Largest token we even look at.
 const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -257,53 +258,40 @@ impl TokenService {
         self.access_ttl
     }
 
-    /// Encrypts a tenant id into a fresh compact JWE with the active
-    /// tenant-encryption key.
+    /// Encrypts a tenant id into a fresh compact JWE (`dir` + `A256GCM`)
+    /// with the active tenant-encryption key.
     pub fn encrypt_tenant(&self, tenant_id: Uuid) -> Result<String, AuthError> {
         let set = self.ring.snapshot();
         let key = set
             .active
             .get(&KeyKind::TenantEncryption)
             .ok_or_else(|| AuthError::KeyStore("no active tenant-encryption key".into()))?;
-        let encrypter = key
-            .encrypter
-            .as_ref()
-            .ok_or_else(|| AuthError::KeyStore("tenant key cannot encrypt".into()))?;
-        let mut header = JweHeader::new();
-        header.set_content_encryption("A256GCM");
-        header.set_key_id(key.meta.kid.clone());
-        Ok(jwe::serialize_compact(
-            tenant_id.as_bytes(),
-            &header,
-            encrypter,
-        )?)
+        let (Some(cipher), Some(header)) = (&key.tid_cipher, &key.tid_header) else {
+            return Err(AuthError::KeyStore("tenant key cannot encrypt".into()));
+        };
+        let mut iv = [0u8; TID_IV_LEN];
+        rand::rng().fill_bytes(&mut iv);
+        let mut body = *tenant_id.as_bytes();
+        // The protected header, as base64url, is the additional authenticated
+        // data (RFC 7516 §5.1 step 14).
+        let tag = cipher
+            .encrypt_in_place_detached(Nonce::from_slice(&iv), header.as_bytes(), &mut body)
+            .map_err(|_| AuthError::Crypto("tid encryption failed".into()))?;
+        // header . (empty encrypted key) . iv . ciphertext . tag
+        let mut out = String::with_capacity(header.len() + 70);
+        out.push_str(header);
+        out.push_str("..");
+        B64.encode_string(iv, &mut out);
+        out.push('.');
+        B64.encode_string(body, &mut out);
+        out.push('.');
+        B64.encode_string(tag, &mut out);
+        Ok(out)
     }
 
     /// Opens a `tid` JWE (any live tenant-encryption key, chosen by `kid`).
     pub fn decrypt_tenant(&self, tid: &str) -> Result<Uuid, AuthError> {
-        if tid.len() > 1024 || tid.split('.').count() != 5 {
-            return Err(invalid("malformed tid"));
-        }
-        let set = self.ring.snapshot();
-        let selector =
-            |header: &JweHeader| -> Result<Option<&dyn JweDecrypter>, josekit::JoseError> {
-                let ok = header.algorithm() == Some("dir")
-                    && header.content_encryption() == Some("A256GCM")
-                    && header.compression().is_none();
-                let key = header
-                    .key_id()
-                    .filter(|kid| is_safe_kid(kid))
-                    .and_then(|kid| set.by_kid.get(kid));
-                match (ok, key) {
-                    (true, Some(key)) if key.meta.kind == KeyKind::TenantEncryption => {
-                        Ok(key.decrypter.as_ref().map(|d| d as &dyn JweDecrypter))
-                    }
-                    _ => Ok(None),
-                }
-            };
-        let (plain, _) = jwe::deserialize_compact_with_selector(tid, selector)
-            .map_err(|_| invalid("tid cannot be decrypted"))?;
-        Uuid::from_slice(&plain).map_err(|_| invalid("tid is not a tenant id"))
+        decrypt_tid(&self.ring.snapshot(), tid)
     }
 
     fn sign(
@@ -321,15 +309,10 @@ impl TokenService {
             .signer
             .as_ref()
             .ok_or_else(|| AuthError::KeyStore("key cannot sign".into()))?;
-        let header = serde_json::to_vec(&OutgoingHeader {
-            alg: alg.as_str(),
-            typ,
-            kid: &key.meta.kid,
-        })
-        .map_err(|e| AuthError::Crypto(e.to_string()))?;
+        let header = jws_header_b64(alg, typ, &key.meta.kid)?;
         let payload = serde_json::to_vec(claims).map_err(|e| AuthError::Crypto(e.to_string()))?;
-        let mut out = String::with_capacity(header.len() * 2 + payload.len() * 2 + 128);
-        B64.encode_string(&header, &mut out);
+        let mut out = String::with_capacity(header.len() + payload.len() * 2 + 128);
+        out.push_str(&header);
         out.push('.');
         B64.encode_string(&payload, &mut out);
         let signature = signer.sign(out.as_bytes())?;
@@ -429,7 +412,8 @@ impl TokenService {
     /// Signature, header and time checks plus tenant decryption, without the
     /// cache and without issuer/audience checks.
     pub fn verify_uncached(&self, token: &str, now: i64) -> Result<VerifiedAccessToken, AuthError> {
-        let payload = self.verify_signature(token, "at+jwt")?;
+        let set = self.ring.snapshot();
+        let payload = verify_signature(&set, token, ACCESS_TOKEN_TYP)?;
         let claims: AccessTokenClaims =
             serde_json::from_slice(&payload).map_err(|_| invalid("malformed claims"))?;
         if claims.exp + self.skew <= now {
@@ -438,14 +422,14 @@ impl TokenService {
         if claims.iat > now + self.skew {
             return Err(invalid("token issued in the future"));
         }
-        let tenant_id = self.decrypt_tenant(&claims.tid)?;
+        let tenant_id = decrypt_tid(&set, &claims.tid)?;
         Ok(VerifiedAccessToken { claims, tenant_id })
     }
 
     /// Verifies an ID token we issued (signature, `typ: JWT`, expiry) and
     /// returns its claims; used for `id_token_hint`.
     pub fn verify_id_token(&self, token: &str) -> Result<IdTokenClaims, AuthError> {
-        let payload = self.verify_signature(token, "JWT")?;
+        let payload = verify_signature(&self.ring.snapshot(), token, ID_TOKEN_TYP)?;
         let claims: IdTokenClaims =
             serde_json::from_slice(&payload).map_err(|_| invalid("malformed claims"))?;
         if claims.exp + self.skew <= unix_now() {
@@ -454,78 +438,239 @@ impl TokenService {
         Ok(claims)
     }
 
-    /// Checks the compact JWS structure, header policy and signature;
-    /// returns the decoded payload.
-    fn verify_signature(&self, token: &str, expected_typ: &str) -> Result<Vec<u8>, AuthError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(invalid("token too long"));
-        }
-        let mut parts = token.split('.');
-        let (Some(h64), Some(p64), Some(s64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(invalid("not a compact JWS"));
-        };
-        if h64.len() > 1024 {
-            return Err(invalid("header too long"));
-        }
-        let header_bytes = B64
-            .decode(h64)
-            .map_err(|_| invalid("header is not base64url"))?;
-        let header: IncomingHeader =
-            serde_json::from_slice(&header_bytes).map_err(|_| invalid("malformed header"))?;
-        if header.crit.is_some()
-            || header.jku.is_some()
-            || header.jwk.is_some()
-            || header.x5u.is_some()
-            || header.x5c.is_some()
-        {
-            return Err(invalid("unsupported header parameter"));
-        }
-        let alg = SigningAlg::parse(&header.alg).ok_or_else(|| invalid("algorithm not allowed"))?;
-        let typ_ok = match header.typ.as_deref() {
-            Some(t) => {
-                t.eq_ignore_ascii_case(expected_typ)
-                    || t.eq_ignore_ascii_case(&format!("application/{expected_typ}"))
-            }
-            None => false,
-        };
-        if !typ_ok {
-            return Err(invalid("wrong token type"));
-        }
-        let kid = header
-            .kid
-            .as_deref()
-            .filter(|k| is_safe_kid(k))
-            .ok_or_else(|| invalid("bad kid"))?;
-        let set = self.ring.snapshot();
-        let key = set.by_kid.get(kid).ok_or_else(|| invalid("unknown kid"))?;
-        // The key decides the algorithm, never the header alone.
-        if key.meta.kind != alg.kind() {
-            return Err(invalid("algorithm does not match key"));
-        }
-        let verifier = key
-            .verifier
-            .as_ref()
-            .ok_or_else(|| invalid("key cannot verify"))?;
-        let signature = B64
-            .decode(s64)
-            .map_err(|_| invalid("signature is not base64url"))?;
-        let signed_len = h64.len() + 1 + p64.len();
-        let message = token
-            .get(..signed_len)
-            .ok_or_else(|| invalid("malformed token"))?;
-        verifier
-            .verify(message.as_bytes(), &signature)
-            .map_err(|_| invalid("bad signature"))?;
-        B64.decode(p64)
-            .map_err(|_| invalid("payload is not base64url"))
-    }
-
     /// Drops every cached verification (after a key revocation elsewhere).
     pub fn clear_cache(&self) {
         self.cache.invalidate_all();
     }
+}
+
+/// `typ` of access tokens (RFC 9068).
+const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// `typ` of ID tokens.
+const ID_TOKEN_TYP: &str = "JWT";
+/// The `typ` values we sign with.
+pub(crate) const SIGNED_TYPES: [&str; 2] = [ACCESS_TOKEN_TYP, ID_TOKEN_TYP];
+/// AES-GCM IV length of a `tid` JWE.
+const TID_IV_LEN: usize = 12;
+/// AES-GCM tag length of a `tid` JWE.
+const TID_TAG_LEN: usize = 16;
+/// Largest signature we accept (RSA 4096).
+const MAX_SIGNATURE_LEN: usize = 512;
+
+/// The base64url JWS protected header we write for `alg`, `typ` and `kid`.
+pub(crate) fn jws_header_b64(alg: SigningAlg, typ: &str, kid: &str) -> Result<String, AuthError> {
+    let json = serde_json::to_vec(&OutgoingHeader {
+        alg: alg.as_str(),
+        typ,
+        kid,
+    })
+    .map_err(|e| AuthError::Crypto(e.to_string()))?;
+    Ok(B64.encode(json))
+}
+
+/// The base64url JWE protected header we write on a `tid` with key `kid`.
+pub(crate) fn tid_header_b64(kid: &str) -> Result<String, AuthError> {
+    let json = serde_json::to_vec(&TidHeader {
+        alg: "dir".into(),
+        enc: "A256GCM".into(),
+        kid: Some(kid.into()),
+        zip: None,
+        crit: None,
+    })
+    .map_err(|e| AuthError::Crypto(e.to_string()))?;
+    Ok(B64.encode(json))
+}
+
+/// A `tid` JWE protected header; anything beyond these fields is refused.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TidHeader {
+    alg: String,
+    enc: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    zip: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    crit: Option<serde_json::Value>,
+}
+
+/// Decodes base64url `input` into `out`, which must be filled exactly.
+fn decode_exact(input: &str, out: &mut [u8]) -> Result<(), AuthError> {
+    // base64 0.22 wants room for its estimate, which can exceed the exact size
+    // by up to two bytes.
+    let mut buf = [0u8; 40];
+    let room = buf
+        .get_mut(..out.len() + 3)
+        .ok_or_else(|| invalid("malformed tid"))?;
+    match B64.decode_slice(input, room) {
+        Ok(n) if n == out.len() => {
+            out.copy_from_slice(room.get(..n).ok_or_else(|| invalid("malformed tid"))?);
+            Ok(())
+        }
+        _ => Err(invalid("malformed tid")),
+    }
+}
+
+/// Opens a compact `dir` + `A256GCM` JWE carrying a 16-byte tenant id.
+///
+/// The header is accepted fast when it is byte-for-byte one we write;
+/// otherwise it is parsed and must name `dir`, `A256GCM`, no compression, no
+/// `crit`, nothing else, and a `kid` of a live tenant-encryption key.
+fn decrypt_tid(set: &KeySet, tid: &str) -> Result<Uuid, AuthError> {
+    if tid.len() > 1024 {
+        return Err(invalid("malformed tid"));
+    }
+    let mut parts = tid.split('.');
+    let (Some(h64), Some(ek64), Some(iv64), Some(ct64), Some(tag64), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(invalid("malformed tid"));
+    };
+    // `dir` has no encrypted key.
+    if !ek64.is_empty() {
+        return Err(invalid("tid cannot be decrypted"));
+    }
+    let key = match set.tid_headers.get(h64) {
+        Some(key) => key,
+        None => {
+            let bytes = B64
+                .decode(h64)
+                .map_err(|_| invalid("tid cannot be decrypted"))?;
+            let header: TidHeader =
+                serde_json::from_slice(&bytes).map_err(|_| invalid("tid cannot be decrypted"))?;
+            if header.alg != "dir"
+                || header.enc != "A256GCM"
+                || header.zip.is_some()
+                || header.crit.is_some()
+            {
+                return Err(invalid("tid cannot be decrypted"));
+            }
+            header
+                .kid
+                .as_deref()
+                .filter(|kid| is_safe_kid(kid))
+                .and_then(|kid| set.by_kid.get(kid))
+                .filter(|key| key.meta.kind == KeyKind::TenantEncryption)
+                .ok_or_else(|| invalid("tid cannot be decrypted"))?
+        }
+    };
+    let cipher = key
+        .tid_cipher
+        .as_ref()
+        .ok_or_else(|| invalid("tid cannot be decrypted"))?;
+    let mut iv = [0u8; TID_IV_LEN];
+    let mut body = [0u8; 16];
+    let mut tag = [0u8; TID_TAG_LEN];
+    decode_exact(iv64, &mut iv)?;
+    decode_exact(ct64, &mut body).map_err(|_| invalid("tid is not a tenant id"))?;
+    decode_exact(tag64, &mut tag)?;
+    cipher
+        .decrypt_in_place_detached(
+            Nonce::from_slice(&iv),
+            h64.as_bytes(),
+            &mut body,
+            Tag::from_slice(&tag),
+        )
+        .map_err(|_| invalid("tid cannot be decrypted"))?;
+    Ok(Uuid::from_bytes(body))
+}
+
+/// Checks the compact JWS structure, header policy and signature; returns
+/// the decoded payload.
+fn verify_signature(set: &KeySet, token: &str, expected_typ: &str) -> Result<Vec<u8>, AuthError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(invalid("token too long"));
+    }
+    let mut parts = token.split('.');
+    let (Some(h64), Some(p64), Some(s64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid("not a compact JWS"));
+    };
+    let key = match set.jws_headers.get(h64) {
+        // Byte-for-byte a header we write: alg, typ and kid are known good.
+        Some((key, typ)) => {
+            if *typ != expected_typ {
+                return Err(invalid("wrong token type"));
+            }
+            key
+        }
+        None => key_for_foreign_header(set, h64, expected_typ)?,
+    };
+    let verifier = key
+        .verifier
+        .as_ref()
+        .ok_or_else(|| invalid("key cannot verify"))?;
+    let mut signature = [0u8; MAX_SIGNATURE_LEN + 3];
+    let signature_len = B64
+        .decode_slice(s64, &mut signature)
+        .map_err(|_| invalid("signature is not base64url"))?;
+    let signature = signature
+        .get(..signature_len)
+        .ok_or_else(|| invalid("malformed signature"))?;
+    let signed_len = h64.len() + 1 + p64.len();
+    let message = token
+        .get(..signed_len)
+        .ok_or_else(|| invalid("malformed token"))?;
+    verifier
+        .verify(message.as_bytes(), signature)
+        .map_err(|_| invalid("bad signature"))?;
+    B64.decode(p64)
+        .map_err(|_| invalid("payload is not base64url"))
+}
+
+/// The header policy for a header we did not write byte for byte: parse it,
+/// refuse what we never accept, and let the key (by `kid`) decide the
+/// algorithm.
+fn key_for_foreign_header<'s>(
+    set: &'s KeySet,
+    h64: &str,
+    expected_typ: &str,
+) -> Result<&'s Arc<LiveKey>, AuthError> {
+    if h64.len() > 1024 {
+        return Err(invalid("header too long"));
+    }
+    let header_bytes = B64
+        .decode(h64)
+        .map_err(|_| invalid("header is not base64url"))?;
+    let header: IncomingHeader =
+        serde_json::from_slice(&header_bytes).map_err(|_| invalid("malformed header"))?;
+    if header.crit.is_some()
+        || header.jku.is_some()
+        || header.jwk.is_some()
+        || header.x5u.is_some()
+        || header.x5c.is_some()
+    {
+        return Err(invalid("unsupported header parameter"));
+    }
+    let alg = SigningAlg::parse(&header.alg).ok_or_else(|| invalid("algorithm not allowed"))?;
+    let typ_ok = header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case(expected_typ)
+            || t.get(..12)
+                .is_some_and(|p| p.eq_ignore_ascii_case("application/"))
+                && t.get(12..)
+                    .is_some_and(|r| r.eq_ignore_ascii_case(expected_typ))
+    });
+    if !typ_ok {
+        return Err(invalid("wrong token type"));
+    }
+    let kid = header
+        .kid
+        .as_deref()
+        .filter(|k| is_safe_kid(k))
+        .ok_or_else(|| invalid("bad kid"))?;
+    let key = set.by_kid.get(kid).ok_or_else(|| invalid("unknown kid"))?;
+    // The key decides the algorithm, never the header alone.
+    if key.meta.kind != alg.kind() {
+        return Err(invalid("algorithm does not match key"));
+    }
+    Ok(key)
 }
 
 /// Decodes an unverified compact JWT's claims for display only. Never use

@@ -292,3 +292,118 @@ async fn id_token_carries_nonce_and_at_hash() {
         "web"
     )));
 }
+
+/// The `tid` is a standard compact JWE: josekit opens ours and we open
+/// josekit's; a changed byte, another algorithm, compression, an encrypted
+/// key or a key of another kind are refused.
+#[tokio::test]
+async fn tid_is_a_standard_jwe_and_tampering_is_refused() {
+    use josekit::jwe::{self, JweHeader};
+    use rampart_auth::KeyStore;
+    let config = crate::common::config();
+    let store = std::sync::Arc::new(rampart_auth::MemoryKeyStore::new());
+    let kek = rampart_auth::KeyEncryptionKey::generate();
+    let ring = rampart_auth::KeyRing::open(
+        store.clone(),
+        kek.clone(),
+        rampart_auth::RotationPolicy::from_config(&config),
+    )
+    .await
+    .unwrap();
+    let tokens = rampart_auth::TokenService::new(ring.clone(), &config);
+    let active = ring
+        .active_kid(rampart_auth::KeyKind::TenantEncryption)
+        .unwrap();
+    let stored = store
+        .load_all()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.kid == active)
+        .unwrap();
+    let jwk = josekit::jwk::Jwk::from_bytes(kek.open(&stored.sealed_private).unwrap()).unwrap();
+    let tenant = Uuid::new_v4();
+
+    // Ours opens with josekit.
+    let tid = tokens.encrypt_tenant(tenant).unwrap();
+    let (plain, header) =
+        jwe::deserialize_compact(&tid, &jwe::Dir.decrypter_from_jwk(&jwk).unwrap()).unwrap();
+    assert_eq!(plain, tenant.as_bytes());
+    assert_eq!(header.key_id(), Some(active.as_str()));
+    assert_eq!(tokens.decrypt_tenant(&tid).unwrap(), tenant);
+
+    // josekit's opens with ours (its header is not byte-for-byte ours).
+    let mut header = JweHeader::new();
+    header.set_content_encryption("A256GCM");
+    header.set_key_id(active.clone());
+    let theirs = jwe::serialize_compact(
+        tenant.as_bytes(),
+        &header,
+        &jwe::Dir.encrypter_from_jwk(&jwk).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(tokens.decrypt_tenant(&theirs).unwrap(), tenant);
+
+    // Every changed character of every part is refused.
+    let refused = |t: &str| matches!(tokens.decrypt_tenant(t), Err(AuthError::InvalidToken(_)));
+    for i in 0..tid.len() {
+        let mut bytes = tid.clone().into_bytes();
+        if bytes[i] == b'.' {
+            continue;
+        }
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        let changed = String::from_utf8(bytes).unwrap();
+        // A change in the last character's padding bits can decode the same.
+        if B64.decode(changed.split('.').nth(4).unwrap()).ok()
+            == B64.decode(tid.split('.').nth(4).unwrap()).ok()
+            && i >= tid.rfind('.').unwrap()
+        {
+            continue;
+        }
+        assert!(refused(&changed), "changed byte {i} accepted");
+    }
+    let parts: Vec<&str> = tid.split('.').collect();
+    let with_header = |h: serde_json::Value| {
+        format!(
+            "{}..{}.{}.{}",
+            B64.encode(h.to_string()),
+            parts[2],
+            parts[3],
+            parts[4]
+        )
+    };
+    let es_kid = ring.active_kid(rampart_auth::KeyKind::Es256).unwrap();
+    for h in [
+        serde_json::json!({"alg": "A256KW", "enc": "A256GCM", "kid": active}),
+        serde_json::json!({"alg": "dir", "enc": "A128GCM", "kid": active}),
+        serde_json::json!({"alg": "dir", "enc": "A256GCM", "kid": active, "zip": "DEF"}),
+        serde_json::json!({"alg": "dir", "enc": "A256GCM", "kid": active, "crit": ["x"]}),
+        serde_json::json!({"alg": "dir", "enc": "A256GCM", "kid": es_kid}),
+        serde_json::json!({"alg": "dir", "enc": "A256GCM", "kid": "../etc"}),
+        serde_json::json!({"alg": "dir", "enc": "A256GCM"}),
+        serde_json::json!({"alg": "none", "enc": "A256GCM", "kid": active}),
+    ] {
+        assert!(refused(&with_header(h.clone())), "header {h} accepted");
+    }
+    // A `dir` JWE carries no encrypted key; wrong IV and tag lengths.
+    assert!(refused(&format!(
+        "{}.AAAA.{}.{}.{}",
+        parts[0], parts[2], parts[3], parts[4]
+    )));
+    assert!(refused(&format!(
+        "{}..{}AA.{}.{}",
+        parts[0], parts[2], parts[3], parts[4]
+    )));
+    assert!(refused(&format!(
+        "{}..{}.{}.{}",
+        parts[0],
+        parts[2],
+        parts[3],
+        &parts[4][..parts[4].len() - 2]
+    )));
+    assert!(refused(&format!("{tid}.x")));
+    assert!(refused(&parts[..4].join(".")));
+    // Another platform's tid (its own key) is refused.
+    let (_ring2, tokens2, _) = crate::common::memory_tokens().await;
+    assert!(refused(&tokens2.encrypt_tenant(tenant).unwrap()));
+}

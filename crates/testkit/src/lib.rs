@@ -131,7 +131,9 @@ fn find_postgres_binary(name: &'static str) -> Result<PathBuf> {
 }
 
 fn is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// The unprivileged account PostgreSQL runs as when the tests run as root.
@@ -158,7 +160,10 @@ fn run(cmd: &mut Command) -> Result<String> {
     if out.status.success() {
         Ok(text)
     } else {
-        Err(TestkitError::CommandFailed { command: format!("{cmd:?}"), output: text })
+        Err(TestkitError::CommandFailed {
+            command: format!("{cmd:?}"),
+            output: text,
+        })
     }
 }
 
@@ -206,7 +211,11 @@ fn wait_until<F: FnMut() -> std::result::Result<(), String>>(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(TestkitError::NotReady { service, seconds: timeout.as_secs(), detail: last })
+    Err(TestkitError::NotReady {
+        service,
+        seconds: timeout.as_secs(),
+        detail: last,
+    })
 }
 
 fn shared<T>(
@@ -281,9 +290,16 @@ impl PgServer {
         }
         if !data.join("PG_VERSION").exists() {
             let mut cmd = Command::new(&initdb);
-            cmd.arg("-D")
-                .arg(&data)
-                .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C"]);
+            cmd.arg("-D").arg(&data).args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ]);
             as_account(&mut cmd, account);
             run(&mut cmd)?;
         }
@@ -309,7 +325,10 @@ impl PgServer {
                     root = server.root.display()
                 )
             } else {
-                format!("kill -INT $(head -1 {}/postmaster.pid) 2>/dev/null", server.data.display())
+                format!(
+                    "kill -INT $(head -1 {}/postmaster.pid) 2>/dev/null",
+                    server.data.display()
+                )
             };
             spawn_watchdog(&cleanup)?;
         }
@@ -355,7 +374,9 @@ impl PgServer {
             .map_err(|e| TestkitError::Database(e.to_string()))?;
         // The template is created once per server; concurrent creators race
         // harmlessly (the loser sees "already exists").
-        let _ = conn.batch_execute("CREATE DATABASE rampart_template TEMPLATE template0 ENCODING 'UTF8'").await;
+        let _ = conn
+            .batch_execute("CREATE DATABASE rampart_template TEMPLATE template0 ENCODING 'UTF8'")
+            .await;
         let create = format!("CREATE DATABASE \"{name}\" TEMPLATE rampart_template");
         let mut attempt = 0u64;
         // Two CREATE DATABASE from one template at the same moment fail with
@@ -367,13 +388,18 @@ impl PgServer {
             }
             tokio::time::sleep(Duration::from_millis(20 * attempt.min(10))).await;
         }
-        Ok(TestDatabase { url: self.url(&name), name })
+        Ok(TestDatabase {
+            url: self.url(&name),
+            name,
+        })
     }
 
     /// Stops the server (immediate mode) without deleting its data.
     pub fn stop(&self) -> Result<()> {
         let mut cmd = Command::new(&self.pg_ctl);
-        cmd.arg("-D").arg(&self.data).args(["-m", "immediate", "-w", "stop"]);
+        cmd.arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"]);
         as_account(&mut cmd, self.account);
         run(&mut cmd)?;
         Ok(())
@@ -388,7 +414,9 @@ impl PgServer {
     /// deletes its data.
     pub fn shutdown(self) -> Result<()> {
         let mut cmd = Command::new(&self.pg_ctl);
-        cmd.arg("-D").arg(&self.data).args(["-m", "fast", "-w", "stop"]);
+        cmd.arg("-D")
+            .arg(&self.data)
+            .args(["-m", "fast", "-w", "stop"]);
         as_account(&mut cmd, self.account);
         run(&mut cmd)?;
         if self.throwaway {
@@ -442,7 +470,10 @@ impl RedisServer {
             hint: "Install it with `apt-get install -y redis-server`, or run `./scripts/test`, which installs what is missing.",
         })?;
         let root = make_scratch_dir("redis")?;
-        let server = RedisServer { port: free_port()?, root };
+        let server = RedisServer {
+            port: free_port()?,
+            root,
+        };
         server.launch(&binary)?;
         spawn_watchdog(&format!(
             "kill $(cat {root}/redis.pid) 2>/dev/null; sleep 0.5; rm -rf {root}",
@@ -454,7 +485,16 @@ impl RedisServer {
     fn launch(&self, binary: &Path) -> Result<()> {
         let port = self.port.to_string();
         run(Command::new(binary)
-            .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .args(["--daemonize", "yes", "--pidfile"])
             .arg(self.root.join("redis.pid"))
             .arg("--dir")
@@ -468,7 +508,11 @@ impl RedisServer {
             s.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
             let mut buf = [0u8; 7];
             s.read_exact(&mut buf).map_err(|e| e.to_string())?;
-            if &buf == b"+PONG\r\n" { Ok(()) } else { Err("no PONG yet".into()) }
+            if &buf == b"+PONG\r\n" {
+                Ok(())
+            } else {
+                Err("no PONG yet".into())
+            }
         })
     }
 
@@ -486,12 +530,14 @@ impl RedisServer {
     pub fn stop(&self) -> Result<()> {
         let pid = std::fs::read_to_string(self.root.join("redis.pid"))?;
         run(Command::new("kill").arg(pid.trim()))?;
-        wait_until("Redis stop", Duration::from_secs(10), || {
-            match std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+        wait_until(
+            "Redis stop",
+            Duration::from_secs(10),
+            || match std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 Ok(_) => Err("still accepting".into()),
                 Err(_) => Ok(()),
-            }
-        })
+            },
+        )
     }
 
     /// Starts a stopped server again on the same port.
@@ -585,7 +631,8 @@ impl BaoServer {
         wait_until("OpenBao", Duration::from_secs(20), || {
             use std::io::{Read, Write};
             let mut s = std::net::TcpStream::connect(&addr).map_err(|e| e.to_string())?;
-            s.write_all(b"GET /v1/sys/health HTTP/1.0\r\n\r\n").map_err(|e| e.to_string())?;
+            s.write_all(b"GET /v1/sys/health HTTP/1.0\r\n\r\n")
+                .map_err(|e| e.to_string())?;
             let mut buf = Vec::new();
             s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
             if buf.starts_with(b"HTTP/1.0 200") || buf.starts_with(b"HTTP/1.1 200") {
@@ -620,5 +667,151 @@ impl BaoServer {
     /// Starts a stopped dev server again on the same port (fresh, empty).
     pub fn restart(&self) -> Result<()> {
         self.launch()
+    }
+}
+
+// ------------------------------------------------------------- oidc-provider
+
+/// A running [`oidc-provider`](https://github.com/panva/node-oidc-provider)
+/// (npm; a certified OpenID Connect provider) on 127.0.0.1, to test login
+/// through an upstream identity provider.
+///
+/// One public client, [`OidcProvider::CLIENT_ID`] (`token_endpoint_auth_method:
+/// none`, PKCE required, code flow and refresh tokens), registered as a
+/// native application so that the port of its loopback redirect URIs
+/// ([`OidcProvider::REDIRECT_PATHS`] on `http://127.0.0.1`) may vary. Its
+/// development login page accepts any name (and any password); account
+/// `NAME` has the verified e-mail `NAME@upstream.example`.
+///
+/// The package is installed once into `<repo>/.cache/node` (pinned
+/// [`OidcProvider::VERSION`]); `./scripts/test` does the same up front.
+#[derive(Debug)]
+pub struct OidcProvider {
+    port: u16,
+}
+
+static SHARED_OIDC: OnceLock<std::result::Result<OidcProvider, String>> = OnceLock::new();
+
+/// The oidc-provider shared by the tests of this binary.
+pub fn oidc_provider() -> Result<&'static OidcProvider> {
+    shared(&SHARED_OIDC, "oidc-provider", OidcProvider::start)
+}
+
+const OIDC_PROVIDER_SCRIPT: &str = r#"
+import Provider from 'OIDC_PROVIDER_ENTRY';
+const port = Number(process.env.PORT);
+const provider = new Provider(`http://127.0.0.1:${port}`, {
+  clients: [{
+    client_id: process.env.CLIENT_ID,
+    application_type: 'native',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: JSON.parse(process.env.REDIRECT_URIS),
+  }],
+  pkce: { required: () => true },
+  // Scope claims (email, name) in the ID token too, as most providers do.
+  conformIdTokenClaims: false,
+  features: { devInteractions: { enabled: true } },
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+  findAccount: (ctx, id) => ({
+    accountId: id,
+    claims: () => ({ sub: id, email: `${id}@upstream.example`, email_verified: true, name: id }),
+  }),
+});
+provider.listen(port, '127.0.0.1');
+"#;
+
+fn node_hint() -> &'static str {
+    "Install Node.js and npm (`apt-get install -y nodejs npm`), then run `./scripts/test`, which installs oidc-provider into .cache/node."
+}
+
+impl OidcProvider {
+    /// The pinned npm version.
+    pub const VERSION: &'static str = "9.13.3";
+    /// The registered public client.
+    pub const CLIENT_ID: &'static str = "rampart";
+    /// Registered redirect paths on `http://127.0.0.1` (any port).
+    pub const REDIRECT_PATHS: [&'static str; 2] =
+        ["/callback", "/t/acme/login/upstream/idp/callback"];
+
+    /// Installs the package if needed and starts a provider stopped when this
+    /// process exits.
+    pub fn start() -> Result<Self> {
+        let node = find_on_path("node").ok_or(TestkitError::MissingBinary {
+            binary: "node",
+            hint: node_hint(),
+        })?;
+        let cache = repo_root().join(".cache/node");
+        let package = cache.join("node_modules/oidc-provider");
+        if !package.join("package.json").is_file() {
+            let npm = find_on_path("npm").ok_or(TestkitError::MissingBinary {
+                binary: "npm",
+                hint: node_hint(),
+            })?;
+            std::fs::create_dir_all(&cache)?;
+            run(Command::new(npm)
+                .arg("install")
+                .arg("--prefix")
+                .arg(&cache)
+                .args(["--no-audit", "--no-fund", "--silent"])
+                .arg(format!("oidc-provider@{}", Self::VERSION)))?;
+        }
+        let root = make_scratch_dir("oidc")?;
+        let entry = package.join("lib/index.js");
+        let script = root.join("provider.mjs");
+        std::fs::write(
+            &script,
+            OIDC_PROVIDER_SCRIPT.replace("OIDC_PROVIDER_ENTRY", &entry.to_string_lossy()),
+        )?;
+        let port = free_port()?;
+        let redirects: Vec<String> = Self::REDIRECT_PATHS
+            .iter()
+            .map(|p| format!("\"http://127.0.0.1{p}\""))
+            .collect();
+        let log = std::fs::File::create(root.join("oidc.log"))?;
+        let child = Command::new(node)
+            .arg(&script)
+            .env("PORT", port.to_string())
+            .env("CLIENT_ID", Self::CLIENT_ID)
+            .env("REDIRECT_URIS", format!("[{}]", redirects.join(",")))
+            .env("NODE_ENV", "development")
+            .current_dir(&root)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()?;
+        spawn_watchdog(&format!(
+            "kill {pid} 2>/dev/null; sleep 0.5; kill -9 {pid} 2>/dev/null; rm -rf {root}",
+            pid = child.id(),
+            root = root.display()
+        ))?;
+        let addr = format!("127.0.0.1:{port}");
+        let log_path = root.join("oidc.log");
+        wait_until("oidc-provider", Duration::from_secs(30), || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(&addr).map_err(|e| {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                format!("{e}; log: {log}")
+            })?;
+            s.write_all(
+                b"GET /.well-known/openid-configuration HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+            )
+            .map_err(|e| e.to_string())?;
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+            if buf.starts_with(b"HTTP/1.0 200") || buf.starts_with(b"HTTP/1.1 200") {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&buf).into_owned())
+            }
+        })?;
+        Ok(OidcProvider { port })
+    }
+
+    /// The issuer, `http://127.0.0.1:PORT`.
+    pub fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 }

@@ -1,0 +1,956 @@
+//! Login through an upstream OpenID Connect provider.
+//!
+//! A tenant registers providers ([`AuthServer::add_upstream_provider`], which
+//! reads the provider's discovery document). [`AuthServer::begin_login`]
+//! makes the authorization URL (code flow, PKCE `S256`, random `state` and
+//! `nonce`) and a sealed `pending` blob holding the verifier, state and nonce;
+//! the caller keeps it in an HttpOnly cookie, so the login is bound to the
+//! browser that started it and no table is needed. At the callback,
+//! [`AuthServer::complete_login`] checks the state, exchanges the code with
+//! the `oauth2` crate, verifies the ID token's signature against the
+//! provider's JWKS (josekit; never `none` or HMAC) and its `iss`, `aud`,
+//! `azp`, `exp`, `iat` and `nonce`, then links the external identity
+//! (`external_identities`, keyed by provider and `sub`) to a local user —
+//! creating one on first login — and opens a session.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use diesel::sql_types::{Bool, Nullable, Text, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use josekit::jwk::{Jwk, JwkSet};
+use josekit::jws::{self, JwsVerifier};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    StandardRevocableToken, StandardTokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::accounts::{LoginOutcome, USER_COLUMNS, User, create_login_challenge, create_session};
+use crate::audit::{AuditEvent, append};
+use crate::keys::unix_now;
+use crate::roles::Role;
+use crate::server::{ct_eq, random_secret};
+use crate::token::Audience;
+use crate::{AuthError, AuthServer, ClientContext};
+
+/// How long a started upstream login may take.
+const PENDING_TTL_SECS: i64 = 600;
+/// Signature algorithms accepted on upstream ID tokens.
+const ID_TOKEN_ALGS: [&str; 10] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+];
+
+/// An upstream OpenID Connect provider as a tenant registers it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpstreamProvider {
+    /// Our name for it, used in URLs (`[A-Za-z0-9_-]`, e.g. `google`).
+    pub name: String,
+    /// Shown on the login page.
+    pub display_name: String,
+    /// The provider's issuer (its discovery document must name exactly this).
+    pub issuer: String,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// Our client secret, for a confidential registration; `None` for a
+    /// public one (PKCE alone).
+    pub client_secret: Option<String>,
+    /// Our callback URL as registered at the provider.
+    pub redirect_uri: String,
+    /// Scopes besides `openid` (e.g. `email`, `profile`).
+    pub scopes: Vec<String>,
+    /// Link a first login to an existing local user with the same e-mail,
+    /// only when the provider says the address is verified. Off by default:
+    /// turn it on only for providers trusted to verify addresses.
+    #[serde(default)]
+    pub link_verified_email: bool,
+    /// The role of users created by a first login.
+    #[serde(default = "default_role")]
+    pub new_user_role: Role,
+}
+
+fn default_role() -> Role {
+    Role::Viewer
+}
+
+/// A started upstream login.
+#[derive(Debug, Clone)]
+pub struct UpstreamLogin {
+    /// Where to send the browser.
+    pub authorization_url: String,
+    /// Sealed state, nonce and PKCE verifier: keep it in an HttpOnly cookie
+    /// and hand it back to [`AuthServer::complete_login`].
+    pub pending: String,
+}
+
+/// A finished upstream login.
+#[derive(Debug, Clone)]
+pub struct UpstreamOutcome {
+    /// Logged in, or the local second factor is needed.
+    pub login: LoginOutcome,
+    /// The local user.
+    pub user: User,
+    /// Whether this login created the local user.
+    pub created: bool,
+    /// What `begin_login` was given as `return_to`.
+    pub return_to: Option<String>,
+}
+
+/// The provider metadata we use (OpenID Connect Discovery).
+#[derive(Debug, Clone, Deserialize)]
+struct ProviderMetadata {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    #[serde(default)]
+    id_token_signing_alg_values_supported: Vec<String>,
+}
+
+struct Registered {
+    provider: UpstreamProvider,
+    metadata: ProviderMetadata,
+    jwks: RwLock<Arc<JwkSet>>,
+}
+
+/// The upstream providers of every tenant and the HTTP client that talks to
+/// them.
+#[derive(Default)]
+pub(crate) struct UpstreamRegistry {
+    http: OnceLock<reqwest::Client>,
+    providers: RwLock<HashMap<(String, String), Arc<Registered>>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    tenant: String,
+    provider: String,
+    state: String,
+    nonce: String,
+    verifier: String,
+    return_to: Option<String>,
+    exp: i64,
+}
+
+/// The ID token next to the OAuth token response fields.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct IdTokenField {
+    #[serde(default)]
+    id_token: Option<String>,
+}
+
+impl ExtraTokenFields for IdTokenField {}
+
+type OidcTokenResponse = StandardTokenResponse<IdTokenField, BasicTokenType>;
+type OidcClient = oauth2::Client<
+    BasicErrorResponse,
+    OidcTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+#[derive(Deserialize)]
+struct UpstreamIdClaims {
+    iss: String,
+    sub: String,
+    aud: Audience,
+    exp: i64,
+    iat: i64,
+    #[serde(default)]
+    nonce: Option<String>,
+    #[serde(default)]
+    azp: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    email_verified: Option<bool>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    preferred_username: Option<String>,
+}
+
+fn upstream(msg: impl Into<String>) -> AuthError {
+    AuthError::Upstream(msg.into())
+}
+
+fn denied(msg: &str) -> AuthError {
+    AuthError::AccessDenied(msg.to_owned())
+}
+
+/// oauth2's HTTP client: a closure adapter over reqwest 0.13 (oauth2's own
+/// reqwest feature pulls reqwest 0.12).
+async fn send(
+    http: &reqwest::Client,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, reqwest::Error> {
+    let (parts, body) = request.into_parts();
+    let response = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await?.to_vec();
+    let mut out = oauth2::HttpResponse::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(out)
+}
+
+impl UpstreamRegistry {
+    fn http(&self) -> Result<&reqwest::Client, AuthError> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        // No redirects: a token endpoint that redirects is refused (SSRF).
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| upstream(format!("http client: {e}")))?;
+        Ok(self.http.get_or_init(|| client))
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, AuthError> {
+        let response = self
+            .http()?
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| upstream(format!("{url}: {e}")))?;
+        if !response.status().is_success() {
+            return Err(upstream(format!("{url}: HTTP {}", response.status())));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| upstream(format!("{url}: {e}")))
+    }
+
+    fn get(&self, tenant: &str, provider: &str) -> Result<Arc<Registered>, AuthError> {
+        let map = match self.providers.read() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.get(&(tenant.to_owned(), provider.to_owned()))
+            .cloned()
+            .ok_or_else(|| AuthError::NotFound(format!("upstream provider {provider}")))
+    }
+
+    /// The JWK for `kid`, refetching the provider's JWKS once when it is
+    /// unknown (the provider rotated).
+    async fn key_for(&self, reg: &Registered, kid: Option<&str>) -> Result<Jwk, AuthError> {
+        let pick = |set: &JwkSet| -> Option<Jwk> {
+            let usable = |k: &&Jwk| k.key_use().is_none_or(|u| u == "sig");
+            match kid {
+                Some(kid) => set.get(kid).into_iter().find(usable).cloned(),
+                None => {
+                    let mut all = set.keys().into_iter().filter(usable);
+                    match (all.next(), all.next()) {
+                        (Some(only), None) => Some(only.clone()),
+                        _ => None,
+                    }
+                }
+            }
+        };
+        let current = match reg.jwks.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        if let Some(key) = pick(&current) {
+            return Ok(key);
+        }
+        let fresh: serde_json::Value = self.get_json(&reg.metadata.jwks_uri).await?;
+        let fresh = Arc::new(
+            JwkSet::from_bytes(fresh.to_string())
+                .map_err(|e| upstream(format!("provider JWKS: {e}")))?,
+        );
+        let key = pick(&fresh);
+        if let Ok(mut slot) = reg.jwks.write() {
+            *slot = fresh;
+        }
+        key.ok_or_else(|| upstream("ID token signed with an unknown key"))
+    }
+
+    /// Verifies an upstream ID token: signature against the provider's JWKS
+    /// (asymmetric algorithms only), `iss`, `aud`, `azp`, `exp`, `iat`,
+    /// `nonce` and `sub`.
+    async fn verify_id_token(
+        &self,
+        reg: &Registered,
+        token: &str,
+        nonce: &str,
+        skew: i64,
+    ) -> Result<UpstreamIdClaims, AuthError> {
+        #[derive(Deserialize)]
+        struct Header {
+            alg: String,
+            #[serde(default)]
+            kid: Option<String>,
+        }
+        let header: Header = token
+            .split('.')
+            .next()
+            .and_then(|h| B64.decode(h).ok())
+            .and_then(|h| serde_json::from_slice(&h).ok())
+            .ok_or_else(|| upstream("malformed ID token"))?;
+        let supported = &reg.metadata.id_token_signing_alg_values_supported;
+        if !ID_TOKEN_ALGS.contains(&header.alg.as_str())
+            || !(supported.is_empty() || supported.contains(&header.alg))
+        {
+            return Err(upstream("ID token algorithm not allowed"));
+        }
+        let jwk = self.key_for(reg, header.kid.as_deref()).await?;
+        let verifier = verifier_for(&header.alg, &jwk)?;
+        let (payload, _) = josekit::jwt::decode_with_verifier(token, &*verifier)
+            .map_err(|_| upstream("ID token signature does not verify"))?;
+        let claims: UpstreamIdClaims =
+            serde_json::from_value(serde_json::Value::Object(payload.claims_set().clone()))
+                .map_err(|e| upstream(format!("ID token claims: {e}")))?;
+        let client_id = &reg.provider.client_id;
+        let now = unix_now();
+        if claims.iss != reg.metadata.issuer {
+            return Err(upstream("ID token from another issuer"));
+        }
+        if !claims.aud.contains(client_id) {
+            return Err(upstream("ID token for another client"));
+        }
+        let several = matches!(&claims.aud, Audience::Many(all) if all.len() > 1);
+        if claims.azp.as_ref().is_some_and(|azp| azp != client_id)
+            || (several && claims.azp.is_none())
+        {
+            return Err(upstream("ID token authorized for another party"));
+        }
+        if claims.exp + skew <= now || claims.iat > now + skew {
+            return Err(upstream("ID token expired or not yet valid"));
+        }
+        match &claims.nonce {
+            Some(n) if ct_eq(n.as_bytes(), nonce.as_bytes()) => {}
+            _ => return Err(upstream("ID token nonce does not match")),
+        }
+        if claims.sub.is_empty() || claims.sub.len() > 255 {
+            return Err(upstream("ID token subject"));
+        }
+        Ok(claims)
+    }
+}
+
+fn verifier_for(alg: &str, jwk: &Jwk) -> Result<Box<dyn JwsVerifier>, AuthError> {
+    let bad = |e: josekit::JoseError| upstream(format!("provider key: {e}"));
+    Ok(match alg {
+        "RS256" => Box::new(jws::RS256.verifier_from_jwk(jwk).map_err(bad)?),
+        "RS384" => Box::new(jws::RS384.verifier_from_jwk(jwk).map_err(bad)?),
+        "RS512" => Box::new(jws::RS512.verifier_from_jwk(jwk).map_err(bad)?),
+        "PS256" => Box::new(jws::PS256.verifier_from_jwk(jwk).map_err(bad)?),
+        "PS384" => Box::new(jws::PS384.verifier_from_jwk(jwk).map_err(bad)?),
+        "PS512" => Box::new(jws::PS512.verifier_from_jwk(jwk).map_err(bad)?),
+        "ES256" => Box::new(jws::ES256.verifier_from_jwk(jwk).map_err(bad)?),
+        "ES384" => Box::new(jws::ES384.verifier_from_jwk(jwk).map_err(bad)?),
+        "ES512" => Box::new(jws::ES512.verifier_from_jwk(jwk).map_err(bad)?),
+        "EdDSA" => Box::new(jws::EdDSA.verifier_from_jwk(jwk).map_err(bad)?),
+        _ => return Err(upstream("ID token algorithm not allowed")),
+    })
+}
+
+fn oidc_client(reg: &Registered) -> Result<OidcClient, AuthError> {
+    let p = &reg.provider;
+    let mut client = oauth2::Client::new(ClientId::new(p.client_id.clone()))
+        .set_auth_uri(
+            AuthUrl::new(reg.metadata.authorization_endpoint.clone())
+                .map_err(|e| upstream(format!("authorization_endpoint: {e}")))?,
+        )
+        .set_token_uri(
+            TokenUrl::new(reg.metadata.token_endpoint.clone())
+                .map_err(|e| upstream(format!("token_endpoint: {e}")))?,
+        )
+        .set_redirect_uri(
+            RedirectUrl::new(p.redirect_uri.clone())
+                .map_err(|e| AuthError::Config(format!("redirect_uri: {e}")))?,
+        );
+    if let Some(secret) = &p.client_secret {
+        client = client.set_client_secret(ClientSecret::new(secret.clone()));
+    }
+    Ok(client)
+}
+
+fn valid_provider_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl AuthServer {
+    /// Registers (or replaces) an upstream provider for `tenant`, reading its
+    /// discovery document and JWKS now.
+    pub async fn add_upstream_provider(
+        &self,
+        tenant: &str,
+        provider: UpstreamProvider,
+    ) -> Result<(), AuthError> {
+        if !valid_provider_name(&provider.name) {
+            return Err(AuthError::Config(format!(
+                "upstream provider name {:?}",
+                provider.name
+            )));
+        }
+        self.tenant_id(tenant).await?;
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            provider.issuer.trim_end_matches('/')
+        );
+        let metadata: ProviderMetadata = self.upstreams.get_json(&url).await?;
+        // OpenID Connect Discovery §4.3: the issuer must match exactly.
+        if metadata.issuer != provider.issuer {
+            return Err(upstream(format!(
+                "discovery names issuer {} instead of {}",
+                metadata.issuer, provider.issuer
+            )));
+        }
+        let jwks: serde_json::Value = self.upstreams.get_json(&metadata.jwks_uri).await?;
+        let jwks = JwkSet::from_bytes(jwks.to_string())
+            .map_err(|e| upstream(format!("provider JWKS: {e}")))?;
+        let key = (tenant.to_owned(), provider.name.clone());
+        let reg = Arc::new(Registered {
+            provider,
+            metadata,
+            jwks: RwLock::new(Arc::new(jwks)),
+        });
+        match self.upstreams.providers.write() {
+            Ok(mut map) => map.insert(key, reg),
+            Err(poisoned) => poisoned.into_inner().insert(key, reg),
+        };
+        Ok(())
+    }
+
+    /// The upstream providers of `tenant` as `(name, display name)`.
+    pub fn upstream_providers(&self, tenant: &str) -> Vec<(String, String)> {
+        let map = match self.upstreams.providers.read() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut out: Vec<_> = map
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .map(|((_, name), reg)| (name.clone(), reg.provider.display_name.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Starts a login at upstream provider `provider` of `tenant`.
+    pub fn begin_login(
+        &self,
+        tenant: &str,
+        provider: &str,
+        return_to: Option<&str>,
+    ) -> Result<UpstreamLogin, AuthError> {
+        let reg = self.upstreams.get(tenant, provider)?;
+        let client = oidc_client(&reg)?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let state = random_secret(32);
+        let nonce = random_secret(32);
+        let csrf = state.clone();
+        let (url, _) = client
+            .authorize_url(move || CsrfToken::new(csrf))
+            .add_scope(Scope::new("openid".into()))
+            .add_scopes(reg.provider.scopes.iter().cloned().map(Scope::new))
+            .set_pkce_challenge(challenge)
+            .add_extra_param("nonce", nonce.clone())
+            .url();
+        let pending = Pending {
+            tenant: tenant.to_owned(),
+            provider: provider.to_owned(),
+            state,
+            nonce,
+            verifier: verifier.into_secret(),
+            return_to: return_to.map(str::to_owned),
+            exp: unix_now() + PENDING_TTL_SECS,
+        };
+        let sealed = self
+            .sealer
+            .seal(&serde_json::to_vec(&pending).map_err(|e| AuthError::Crypto(e.to_string()))?)?;
+        Ok(UpstreamLogin {
+            authorization_url: url.to_string(),
+            pending: sealed,
+        })
+    }
+
+    /// Finishes an upstream login at the callback: `code`, `state` and
+    /// `iss` (RFC 9207, when the provider sends it) from the query, `pending`
+    /// from [`AuthServer::begin_login`] (the cookie).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn complete_login(
+        &self,
+        tenant: &str,
+        provider: &str,
+        code: &str,
+        state: &str,
+        iss: Option<&str>,
+        pending: &str,
+        ctx: &ClientContext,
+    ) -> Result<UpstreamOutcome, AuthError> {
+        let pending: Pending = self
+            .sealer
+            .open(pending)
+            .ok()
+            .and_then(|plain| serde_json::from_slice(&plain).ok())
+            .ok_or_else(|| denied("no upstream login was started in this browser"))?;
+        if pending.tenant != tenant || pending.provider != provider {
+            return Err(denied("upstream login started for another provider"));
+        }
+        if pending.exp <= unix_now() {
+            return Err(denied("upstream login expired"));
+        }
+        if !ct_eq(pending.state.as_bytes(), state.as_bytes()) {
+            return Err(denied("state does not match"));
+        }
+        let reg = self.upstreams.get(tenant, provider)?;
+        // Mix-up defence: the response must come from the provider we sent
+        // the browser to.
+        if iss.is_some_and(|iss| iss != reg.metadata.issuer) {
+            return Err(denied("authorization response from another issuer"));
+        }
+        let http = self.upstreams.http()?;
+        let http_client = |request| send(http, request);
+        let tokens = oidc_client(&reg)?
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.clone()))
+            .request_async(&http_client)
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(r) => {
+                    AuthError::AccessDenied(format!("upstream refused the code: {}", r.error()))
+                }
+                other => upstream(format!("token request: {other}")),
+            })?;
+        let id_token = tokens
+            .extra_fields()
+            .id_token
+            .as_deref()
+            .ok_or_else(|| upstream("no ID token in the token response"))?;
+        let skew = i64::try_from(self.config.clock_skew().as_secs()).unwrap_or(60);
+        let claims = self
+            .upstreams
+            .verify_id_token(&reg, id_token, &pending.nonce, skew)
+            .await?;
+        let (user, created) = self.link_identity(tenant, &reg.provider, &claims).await?;
+        let login = self.upstream_session(tenant, provider, &user, ctx).await?;
+        Ok(UpstreamOutcome {
+            login,
+            user,
+            created,
+            return_to: pending.return_to,
+        })
+    }
+
+    /// The local user of an external identity; links or creates one on the
+    /// first login.
+    async fn link_identity(
+        &self,
+        tenant: &str,
+        provider: &UpstreamProvider,
+        claims: &UpstreamIdClaims,
+    ) -> Result<(User, bool), AuthError> {
+        let tenant_id = self.tenant_id(tenant).await?;
+        let verified_email = claims
+            .email
+            .as_deref()
+            .filter(|_| claims.email_verified == Some(true))
+            .map(crate::accounts::normalize_email);
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let linked: Vec<User> = diesel::sql_query(format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE id = \
+                     (SELECT user_id FROM external_identities WHERE provider = $1 AND subject = $2)"
+                ))
+                .bind::<Text, _>(&provider.name)
+                .bind::<Text, _>(&claims.sub)
+                .load(conn)
+                .await?;
+                let (user, created) = match linked.into_iter().next() {
+                    Some(user) => (user, false),
+                    None => {
+                        let existing = match (&verified_email, provider.link_verified_email) {
+                            (Some(email), true) => by_email(conn, email).await?,
+                            _ => None,
+                        };
+                        let created = existing.is_none();
+                        let user = match existing {
+                            Some(user) => user,
+                            None => create_user(conn, provider, claims).await?,
+                        };
+                        let inserted = diesel::sql_query(
+                            "INSERT INTO external_identities (provider, subject, user_id, email) \
+                             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                        )
+                        .bind::<Text, _>(&provider.name)
+                        .bind::<Text, _>(&claims.sub)
+                        .bind::<SqlUuid, _>(user.id)
+                        .bind::<Nullable<Text>, _>(claims.email.as_deref())
+                        .execute(conn)
+                        .await?;
+                        if inserted == 0 {
+                            // A concurrent first login linked it; this
+                            // transaction rolls back, the retry finds the link.
+                            return Err(AuthError::Conflict(
+                                "external identity linked concurrently; retry".into(),
+                            ));
+                        }
+                        append(
+                            conn,
+                            tenant_id,
+                            &AuditEvent::new("link_identity", "success")
+                                .user(Some(user.id))
+                                .detail(serde_json::json!({
+                                    "provider": provider.name,
+                                    "created_user": created,
+                                })),
+                        )
+                        .await?;
+                        (user, created)
+                    }
+                };
+                if user.status != "active" {
+                    return Err(denied("account disabled"));
+                }
+                Ok((user, created))
+            })
+            .await
+    }
+
+    /// A session for `user` (or the second-factor step when TOTP is on).
+    async fn upstream_session(
+        &self,
+        tenant: &str,
+        provider: &str,
+        user: &User,
+        ctx: &ClientContext,
+    ) -> Result<LoginOutcome, AuthError> {
+        let tenant_id = self.tenant_id(tenant).await?;
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                if user.totp_enabled {
+                    let challenge = create_login_challenge(conn, user.id, ctx).await?;
+                    append(
+                        conn,
+                        tenant_id,
+                        &AuditEvent::new("login", "mfa_required")
+                            .user(Some(user.id))
+                            .client(ctx)
+                            .detail(serde_json::json!({"upstream": provider})),
+                    )
+                    .await?;
+                    return Ok(LoginOutcome::MfaRequired { challenge });
+                }
+                let session = create_session(conn, self, user.id, ctx, "fed").await?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("login", "success")
+                        .user(Some(user.id))
+                        .client(ctx)
+                        .detail(serde_json::json!({
+                            "upstream": provider,
+                            "session": session.session_id,
+                        })),
+                )
+                .await?;
+                Ok(LoginOutcome::LoggedIn(session))
+            })
+            .await
+    }
+}
+
+async fn by_email(conn: &mut AsyncPgConnection, email: &str) -> Result<Option<User>, AuthError> {
+    let users: Vec<User> = diesel::sql_query(format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE lower(email) = $1"
+    ))
+    .bind::<Text, _>(email)
+    .load(conn)
+    .await?;
+    Ok(users.into_iter().next())
+}
+
+/// A password-less local user for an external identity. Its e-mail is the
+/// provider's when free, else a placeholder under `.invalid` (RFC 2606).
+async fn create_user(
+    conn: &mut AsyncPgConnection,
+    provider: &UpstreamProvider,
+    claims: &UpstreamIdClaims,
+) -> Result<User, AuthError> {
+    let placeholder = format!(
+        "{}@{}.upstream.invalid",
+        hex::encode(&Sha256::digest(claims.sub.as_bytes())[..12]),
+        provider.name.to_lowercase()
+    );
+    let claimed = claims
+        .email
+        .as_deref()
+        .map(crate::accounts::normalize_email)
+        .filter(|e| e.contains('@') && e.len() <= 254);
+    let display_name = claims
+        .name
+        .as_deref()
+        .or(claims.preferred_username.as_deref())
+        .unwrap_or(&claims.sub);
+    for (email, verified) in [
+        (claimed, claims.email_verified == Some(true)),
+        (Some(placeholder), false),
+    ] {
+        let Some(email) = email else { continue };
+        let users: Vec<User> = diesel::sql_query(format!(
+            "INSERT INTO users (email, display_name, role, email_verified) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING {USER_COLUMNS}"
+        ))
+        .bind::<Text, _>(&email)
+        .bind::<Text, _>(display_name.chars().take(200).collect::<String>())
+        .bind::<Text, _>(provider.new_user_role.as_str())
+        .bind::<Bool, _>(verified)
+        .load(conn)
+        .await?;
+        if let Some(user) = users.into_iter().next() {
+            return Ok(user);
+        }
+    }
+    Err(AuthError::Conflict(
+        "no free e-mail for the new user".into(),
+    ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use josekit::jws::JwsHeader;
+    use josekit::jwt::JwtPayload;
+
+    #[test]
+    fn provider_names_are_url_safe() {
+        assert!(valid_provider_name("google-workspace_1"));
+        for bad in ["", "a/b", "a b", "ä", "..", &"x".repeat(65)] {
+            assert!(!valid_provider_name(bad), "{bad}");
+        }
+    }
+
+    const ISS: &str = "https://idp.example";
+
+    /// A provider with one ES256 key; its JWKS URL is unreachable, so an
+    /// unknown `kid` fails after the refetch attempt.
+    fn provider() -> (Registered, Jwk) {
+        let mut key = Jwk::generate_ec_key(josekit::jwk::alg::ec::EcCurve::P256).unwrap();
+        key.set_key_id("k1");
+        let mut set = JwkSet::new();
+        let mut public = key.to_public_key().unwrap();
+        public.set_key_id("k1");
+        set.push_key(public);
+        let reg = Registered {
+            provider: UpstreamProvider {
+                name: "idp".into(),
+                display_name: "IdP".into(),
+                issuer: ISS.into(),
+                client_id: "rampart".into(),
+                client_secret: None,
+                redirect_uri: "http://127.0.0.1/cb".into(),
+                scopes: vec![],
+                link_verified_email: false,
+                new_user_role: Role::Viewer,
+            },
+            metadata: ProviderMetadata {
+                issuer: ISS.into(),
+                authorization_endpoint: format!("{ISS}/auth"),
+                token_endpoint: format!("{ISS}/token"),
+                jwks_uri: "http://127.0.0.1:9/jwks".into(),
+                id_token_signing_alg_values_supported: vec![],
+            },
+            jwks: RwLock::new(Arc::new(set)),
+        };
+        (reg, key)
+    }
+
+    fn claims(edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> JwtPayload {
+        let now = unix_now();
+        let mut map = serde_json::json!({
+            "iss": ISS, "sub": "u1", "aud": "rampart", "exp": now + 300, "iat": now, "nonce": "n-1",
+        })
+        .as_object()
+        .cloned()
+        .unwrap();
+        edit(&mut map);
+        JwtPayload::from_map(map).unwrap()
+    }
+
+    fn sign(key: &Jwk, kid: &str, payload: &JwtPayload) -> String {
+        let mut header = JwsHeader::new();
+        header.set_token_type("JWT");
+        header.set_key_id(kid);
+        // The signer writes its key's `kid`.
+        let mut key = key.clone();
+        key.set_key_id(kid);
+        josekit::jwt::encode_with_signer(
+            payload,
+            &header,
+            &jws::ES256.signer_from_jwk(&key).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn upstream_id_tokens_are_checked() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let registry = UpstreamRegistry::default();
+        let (reg, key) = provider();
+        let verify = |t: String| {
+            let registry = &registry;
+            let reg = &reg;
+            async move { registry.verify_id_token(reg, &t, "n-1", 60).await }
+        };
+        let good = verify(sign(&key, "k1", &claims(|_| {}))).await.unwrap();
+        assert_eq!(good.sub, "u1");
+
+        let refused: Vec<(&str, String)> = vec![
+            (
+                "wrong nonce",
+                sign(
+                    &key,
+                    "k1",
+                    &claims(|c| {
+                        c.insert("nonce".into(), "other".into());
+                    }),
+                ),
+            ),
+            (
+                "no nonce",
+                sign(
+                    &key,
+                    "k1",
+                    &claims(|c| {
+                        c.remove("nonce");
+                    }),
+                ),
+            ),
+            (
+                "wrong aud",
+                sign(
+                    &key,
+                    "k1",
+                    &claims(|c| {
+                        c.insert("aud".into(), "someone-else".into());
+                    }),
+                ),
+            ),
+            (
+                "azp missing with several aud",
+                sign(
+                    &key,
+                    "k1",
+                    &claims(|c| {
+                        c.insert("aud".into(), serde_json::json!(["rampart", "x"]));
+                    }),
+                ),
+            ),
+            (
+                "wrong azp",
+                sign(
+                    &key,
+                    "k1",
+                    &claims(|c| {
+                        c.insert("azp".into(), "x".into());
+                    }),
+                ),
+            ),
+            (
+                "wrong iss",
+                sign(
+                    &key,
+                    "k1",
+                    &claims(|c| {
+                        c.insert("iss".into(), "https://evil.example".into());
+                    }),
+                ),
+            ),
+            (
+                "expired",
+                sign(
+                    &key,
+                    "k1",
+                    &claims(|c| {
+                        c.insert("exp".into(), (unix_now() - 3600).into());
+                    }),
+                ),
+            ),
+            (
+                "issued in the future",
+                sign(
+                    &key,
+                    "k1",
+                    &claims(|c| {
+                        c.insert("iat".into(), (unix_now() + 3600).into());
+                    }),
+                ),
+            ),
+            (
+                "empty sub",
+                sign(
+                    &key,
+                    "k1",
+                    &claims(|c| {
+                        c.insert("sub".into(), "".into());
+                    }),
+                ),
+            ),
+            ("unknown kid", sign(&key, "k2", &claims(|_| {}))),
+        ];
+        for (what, token) in refused {
+            assert!(verify(token).await.is_err(), "{what} accepted");
+        }
+        // Another key under our kid.
+        let mut other = Jwk::generate_ec_key(josekit::jwk::alg::ec::EcCurve::P256).unwrap();
+        other.set_key_id("k1");
+        assert!(verify(sign(&other, "k1", &claims(|_| {}))).await.is_err());
+        // alg none and HS256 keyed with the public key.
+        let payload = B64.encode(claims(|_| {}).to_string());
+        let none = format!("{}.{payload}.", B64.encode(r#"{"alg":"none","kid":"k1"}"#));
+        assert!(verify(none).await.is_err());
+        let public = key.to_public_key().unwrap().to_string();
+        let mut oct = Jwk::new("oct");
+        oct.set_key_value(public.as_bytes());
+        let input = format!("{}.{payload}", B64.encode(r#"{"alg":"HS256","kid":"k1"}"#));
+        let mac = jws::HS256.signer_from_jwk(&oct).unwrap();
+        let mac = josekit::jws::JwsSigner::sign(&mac, input.as_bytes()).unwrap();
+        assert!(
+            verify(format!("{input}.{}", B64.encode(mac)))
+                .await
+                .is_err()
+        );
+        // A tampered payload under a good signature.
+        let token = sign(&key, "k1", &claims(|_| {}));
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        parts[1] = B64.encode(
+            claims(|c| {
+                c.insert("sub".into(), "admin".into());
+            })
+            .to_string(),
+        );
+        assert!(verify(parts.join(".")).await.is_err());
+    }
+}
