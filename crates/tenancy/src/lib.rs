@@ -83,6 +83,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod audit;
 mod baseline;
 mod config;
 mod error;
@@ -96,6 +97,7 @@ mod settings;
 mod slug;
 mod usage;
 
+pub use audit::AdminAction;
 pub use config::TenancyConfig;
 pub use error::{TenancyError, is_permission_denied};
 pub use lifecycle::TenantEvent;
