@@ -145,6 +145,55 @@ async fn request_context(
     Ok(res)
 }
 
+/// Records every change made through the admin listener (any method but
+/// GET/HEAD), with the operator's certificate identity, in
+/// `platform.admin_audit`. Inline, so the record exists when the response
+/// leaves; a failure to record is logged loudly but does not undo the action.
+async fn admin_audit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mutating = !matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    );
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let res = next.call(req).await?;
+    if let (true, Some(state)) = (mutating, state) {
+        let request = res.request();
+        let identity = request.conn_data::<crate::tls::ClientIdentity>().cloned();
+        let action = rampart_tenancy::AdminAction {
+            id: 0,
+            occurred_at: chrono::Utc::now(),
+            subject: identity
+                .as_ref()
+                .map(|i| i.subject.clone())
+                .unwrap_or_else(|| "-".into()),
+            sans: identity
+                .as_ref()
+                .map(|i| i.sans.clone())
+                .unwrap_or_default(),
+            fingerprint: identity.map(|i| i.fingerprint).unwrap_or_default(),
+            method: request.method().to_string(),
+            route: request
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".into()),
+            path: request.path().chars().take(512).collect(),
+            status: i32::from(res.status().as_u16()),
+            request_id: request
+                .extensions()
+                .get::<RequestId>()
+                .map(|r| r.0.clone())
+                .unwrap_or_default(),
+            ip: request.peer_addr().map(|a| a.ip().to_string()),
+        };
+        if let Err(e) = state.tenants.record_admin_action(&action).await {
+            tracing::error!(error = %e, route = %action.route, "could not write the admin audit record");
+        }
+    }
+    Ok(res)
+}
+
 fn client_ip(req: &ServiceRequest) -> Option<IpAddr> {
     req.peer_addr().map(|a| a.ip())
 }
@@ -324,7 +373,9 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             .configure(|c| configure_common(c, &cfg))
             .configure(routes::health::configure)
             .configure(routes::openapi::configure)
-            .configure(routes::api_v1::configure);
+            .configure(routes::portfolios::configure)
+            .configure(routes::api_v1::configure)
+            .configure(routes::members::configure);
         if let Some(auth) = &auth {
             app = app
                 .app_data(web::Data::from(auth.clone()))
@@ -354,7 +405,9 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             .configure(|c| configure_common(c, &cfg))
             .configure(routes::health::configure)
             .configure(routes::admin::configure)
+            .configure(routes::members::configure_admin)
             .default_service(web::to(api::not_found))
+            .wrap(from_fn(admin_audit))
             .wrap(from_fn(request_context))
     })
     .workers(workers.min(2))
@@ -415,7 +468,7 @@ fn spawn_maintenance(state: AppState) -> tokio::task::JoinHandle<()> {
             if let Err(e) = state.tenants.flush_usage().await {
                 tracing::warn!(error = %e, "flushing tenant usage failed");
             }
-            if minutes % 60 == 0 {
+            if minutes.is_multiple_of(60) {
                 match state.tenants.purge_expired().await {
                     Ok(purged) if !purged.is_empty() => {
                         tracing::info!(?purged, "purged tenants past retention")

@@ -95,6 +95,8 @@ pub struct ServerConfig {
     /// come from the Vault secret `market` (field `<provider name>_api_key`
     /// and `<provider name>_api_secret`) when Vault is configured.
     pub market: rampart_market::MarketConfig,
+    /// The daily snapshot job (cron, broker API).
+    pub snapshot: rampart_members::SnapshotConfig,
     /// How often signing keys are re-read from their store (rotations made
     /// by other replicas or `POST /admin/keys/rotate`) and the staged
     /// rotation is advanced.
@@ -123,6 +125,7 @@ impl Default for ServerConfig {
             dev_secrets_dir: PathBuf::from(".rampart/dev-secrets"),
             market: rampart_market::MarketConfig::default(),
             key_check_secs: 60,
+            snapshot: rampart_members::SnapshotConfig::default(),
         }
     }
 }

@@ -215,6 +215,7 @@ pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
             pki.clone(),
             renew_in,
         ));
+        server.add_task(crate::routes::members::spawn_snapshot_scheduler(state));
         return Ok(server);
     }
     let tls = state
@@ -222,7 +223,9 @@ pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
         .tls
         .clone()
         .ok_or_else(|| anyhow::anyhow!("tls is required: the server speaks HTTPS only"))?;
-    app::start(state, &tls).await
+    let mut server = app::start(state.clone(), &tls).await?;
+    server.add_task(crate::routes::members::spawn_snapshot_scheduler(state));
+    Ok(server)
 }
 
 /// `rampart serve`: loads the configuration, starts, runs until Ctrl-C.

@@ -17,6 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/tenants/migrate", web::post().to(migrate))
         .route("/admin/tenants/{slug}", web::get().to(tenant))
         .route("/admin/tenants/{slug}/{action}", web::post().to(lifecycle))
+        .route("/admin/audit", web::get().to(audit))
         .route("/admin/keys", web::get().to(keys))
         .route("/admin/keys/rotate", web::post().to(rotate_keys))
         .route("/admin/keys/{kid}/revoke", web::post().to(revoke_key));
@@ -248,4 +249,25 @@ pub async fn revoke_key(
     ring.revoke(&kid).await.map_err(key_error)?;
     tracing::warn!(operator = %who.subject, kid = %kid, "key revoked by operator");
     Ok(api::ok(ring.jwks()))
+}
+
+/// Query of `GET /admin/audit`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AuditQuery {
+    /// How many of the newest records (1–1000, default 100).
+    pub limit: Option<i64>,
+}
+
+/// The admin audit trail: every change made on this listener, newest first,
+/// with the operator's certificate identity.
+#[utoipa::path(get, path = "/admin/audit", params(AuditQuery), responses((status = 200, description = "records")))]
+pub async fn audit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    operator(&req)?;
+    Ok(api::ok(
+        state.tenants.admin_actions(q.limit.unwrap_or(100)).await?,
+    ))
 }

@@ -16,16 +16,18 @@ use crate::app::AppState;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v1/t/{tenant}")
-            .route("/me", web::get().to(me))
-            .route("/sessions", web::get().to(sessions))
-            .route("/sessions/{id}", web::delete().to(revoke_session))
-            .route("/quotes/{symbol}", web::get().to(quote)),
-    );
+    // Plain routes, not a `web::scope`: a scope would claim every path under
+    // its prefix and hide the routes other files register there.
+    cfg.route("/api/v1/t/{tenant}/me", web::get().to(me))
+        .route("/api/v1/t/{tenant}/sessions", web::get().to(sessions))
+        .route(
+            "/api/v1/t/{tenant}/sessions/{id}",
+            web::delete().to(revoke_session),
+        )
+        .route("/api/v1/t/{tenant}/quotes/{symbol}", web::get().to(quote));
 }
 
-fn auth_error(e: AuthError) -> ApiError {
+pub(crate) fn auth_error(e: AuthError) -> ApiError {
     match e.http_status() {
         401 => {
             let mut err = ApiError::new(
@@ -49,7 +51,7 @@ fn auth_error(e: AuthError) -> ApiError {
 }
 
 /// The caller, from `Authorization: Bearer …`, verified for `tenant`.
-async fn principal(
+pub(crate) async fn principal(
     req: &HttpRequest,
     state: &AppState,
     tenant: &str,
@@ -80,7 +82,7 @@ async fn principal(
     Ok(principal)
 }
 
-fn require(principal: &Principal, permission: Permission) -> Result<(), ApiError> {
+pub(crate) fn require(principal: &Principal, permission: Permission) -> Result<(), ApiError> {
     authorize(principal, permission).map_err(|_| {
         ApiError::new(
             StatusCode::FORBIDDEN,
@@ -90,7 +92,7 @@ fn require(principal: &Principal, permission: Permission) -> Result<(), ApiError
     })
 }
 
-fn user_of(principal: &Principal) -> Result<Uuid, ApiError> {
+pub(crate) fn user_of(principal: &Principal) -> Result<Uuid, ApiError> {
     principal.user_id.ok_or_else(|| {
         ApiError::new(
             StatusCode::FORBIDDEN,

@@ -2,5 +2,7 @@
 pub mod admin;
 pub mod api_v1;
 pub mod health;
+pub mod members;
 pub mod oauth;
 pub mod openapi;
+pub mod portfolios;

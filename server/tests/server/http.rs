@@ -117,6 +117,38 @@ async fn envelope_request_ids_headers_and_admin_routes() {
         .unwrap();
     assert!(res.status().is_client_error(), "{}", res.status());
 
+    // Every change on the admin listener is in the audit trail with the
+    // operator's certificate identity (the refused ones too).
+    let audit: serde_json::Value = admin
+        .get(url(server.admin_addr, "/admin/audit"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let records = audit["data"].as_array().unwrap();
+    let routes: Vec<(&str, i64)> = records
+        .iter()
+        .map(|r| (r["route"].as_str().unwrap(), r["status"].as_i64().unwrap()))
+        .collect();
+    assert!(routes.contains(&("/admin/tenants", 201)), "{routes:?}");
+    assert!(routes.contains(&("/admin/tenants", 409)), "{routes:?}");
+    assert!(
+        routes.contains(&("/admin/tenants/{slug}/{action}", 200)),
+        "{routes:?}"
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r["subject"].as_str().unwrap().contains("CN=ops"))
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r["sans"][0] == "email:ops@rampart.local")
+    );
+
     // OpenAPI is served and names the routes.
     let doc: serde_json::Value = public
         .get(url(server.public_addr, "/openapi.json"))

@@ -1,0 +1,169 @@
+//! The leaderboard of a tenant: return and P&L over a day, a week or a month
+//! from the snapshot job's daily rows, without members who opted out.
+use chrono::NaiveDate;
+use diesel::QueryableByName;
+use diesel::sql_types::{Date, Double, Integer, Nullable, Text, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{Members, MembersError};
+
+/// The window a leaderboard ranks over, ending on its `as_of` day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    /// That day against the previous close.
+    Day,
+    /// The last 7 days.
+    Week,
+    /// The last 30 days.
+    Month,
+}
+
+impl Period {
+    fn days(self) -> i32 {
+        match self {
+            Period::Day => 1,
+            Period::Week => 7,
+            Period::Month => 30,
+        }
+    }
+}
+
+/// What to rank by (descending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaderboardSort {
+    /// Relative return.
+    #[default]
+    Return,
+    /// Profit and loss in account currency.
+    Pnl,
+}
+
+/// One ranked member.
+#[derive(Debug, Clone, PartialEq, Serialize, QueryableByName)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaderboardEntry {
+    /// 1-based rank.
+    #[diesel(sql_type = Integer)]
+    pub rank: i32,
+    /// The member.
+    #[diesel(sql_type = SqlUuid)]
+    pub member_id: Uuid,
+    /// Display name.
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    /// Equity at the end of the window.
+    #[diesel(sql_type = Double)]
+    pub equity: f64,
+    /// P&L over the window.
+    #[diesel(sql_type = Double)]
+    pub pnl: f64,
+    /// Return over the window (none when the start equity was zero).
+    #[diesel(sql_type = Nullable<Double>)]
+    pub return_pct: Option<f64>,
+}
+
+/// A page of a leaderboard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaderboardPage {
+    /// The last day of the window (none when there are no snapshots yet).
+    pub as_of: Option<NaiveDate>,
+    /// The window.
+    pub period: Period,
+    /// Ranked by.
+    pub sort: LeaderboardSort,
+    /// The entries.
+    pub entries: Vec<LeaderboardEntry>,
+    /// Offset of the next page, if any.
+    #[serde(skip)]
+    pub next_offset: Option<usize>,
+}
+
+#[derive(QueryableByName)]
+struct LatestDay {
+    #[diesel(sql_type = Nullable<Date>)]
+    d: Option<NaiveDate>,
+}
+
+impl Members {
+    /// Members with a snapshot on `as_of` (default: the latest day with any),
+    /// ranked by `sort` over `period`; `offset`/`limit` (1–100) page it.
+    pub async fn leaderboard(
+        &self,
+        tenant: &str,
+        period: Period,
+        sort: LeaderboardSort,
+        as_of: Option<NaiveDate>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<LeaderboardPage, MembersError> {
+        let limit = limit.clamp(1, 100);
+        let fetch = i32::try_from(limit + 1).unwrap_or(101);
+        let offset_i = i32::try_from(offset)
+            .map_err(|_| MembersError::invalid("cursor", "offset out of range"))?;
+        // Fixed SQL per variant: nothing from the request is spliced in.
+        let order = match sort {
+            LeaderboardSort::Return => "return_pct DESC NULLS LAST, pnl DESC",
+            LeaderboardSort::Pnl => "pnl DESC, return_pct DESC NULLS LAST",
+        };
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let as_of = match as_of {
+                    Some(d) => Some(d),
+                    None => {
+                        diesel::sql_query("SELECT max(date) AS d FROM leaderboard_daily")
+                            .get_result::<LatestDay>(conn)
+                            .await?
+                            .d
+                    }
+                };
+                let Some(day) = as_of else {
+                    return Ok(LeaderboardPage {
+                        as_of: None,
+                        period,
+                        sort,
+                        entries: Vec::new(),
+                        next_offset: None,
+                    });
+                };
+                let mut entries: Vec<LeaderboardEntry> = diesel::sql_query(format!(
+                    "WITH agg AS ( \
+                       SELECT user_id, \
+                         (array_agg(equity ORDER BY date DESC))[1] AS end_equity, \
+                         (array_agg(last_equity ORDER BY date ASC))[1] AS start_equity, \
+                         max(date) AS last_date \
+                       FROM leaderboard_daily WHERE date > $1 - $2 AND date <= $1 GROUP BY user_id), \
+                     ranked AS ( \
+                       SELECT a.user_id AS member_id, u.display_name AS name, a.end_equity AS equity, \
+                         a.end_equity - a.start_equity AS pnl, \
+                         CASE WHEN a.start_equity > 0 \
+                           THEN (a.end_equity - a.start_equity) / a.start_equity END AS return_pct \
+                       FROM agg a JOIN users u ON u.id = a.user_id \
+                       WHERE NOT u.leaderboard_opt_out AND a.last_date = $1) \
+                     SELECT (row_number() OVER (ORDER BY {order}, member_id))::int AS rank, \
+                       member_id, name, equity, pnl, return_pct \
+                     FROM ranked ORDER BY {order}, member_id LIMIT $3 OFFSET $4"
+                ))
+                .bind::<Date, _>(day)
+                .bind::<Integer, _>(period.days())
+                .bind::<Integer, _>(fetch)
+                .bind::<Integer, _>(offset_i)
+                .load(conn)
+                .await?;
+                let more = entries.len() > limit;
+                entries.truncate(limit);
+                Ok(LeaderboardPage {
+                    as_of: Some(day),
+                    period,
+                    sort,
+                    next_offset: more.then_some(offset + limit),
+                    entries,
+                })
+            })
+            .await
+    }
+}

@@ -1,0 +1,88 @@
+//! # rampart-members
+//!
+//! The members of a tenant and what the platform keeps about their broker
+//! accounts: upserting members one by one or from a CSV file (a preview that
+//! validates every row, then a commit that applies exactly the previewed set
+//! in one transaction), attaching a paper-trading broker key pair sealed
+//! through a [`BrokerCrypto`] implementation (the server's is Vault transit),
+//! the daily snapshot job that reads equity, cash and positions from the
+//! broker (the Alpaca paper-trading API shape) and the leaderboard built from
+//! those snapshots. Everything runs inside one tenant schema through
+//! [`rampart_tenancy::TenantPool::with_tenant`].
+//!
+//! ```no_run
+//! use rampart_members::{MemberInput, Members};
+//!
+//! # async fn demo(pool: rampart_tenancy::TenantPool) -> Result<(), rampart_members::MembersError> {
+//! let members = Members::new(pool);
+//! let outcome = members
+//!     .upsert_member(
+//!         "acme",
+//!         &MemberInput {
+//!             name: "Ada Lovelace".into(),
+//!             email: "ada@acme.test".into(),
+//!             role: "trader".into(),
+//!         },
+//!     )
+//!     .await?;
+//! println!("{} {}", outcome.member.id, if outcome.created { "created" } else { "updated" });
+//!
+//! // Bulk: preview, show the plan, then commit exactly that plan.
+//! let preview = members
+//!     .preview_import("acme", "name,email,role\nGrace,grace@acme.test,viewer\n", "admin")
+//!     .await?;
+//! assert!(preview.refused == 0);
+//! members.commit_import("acme", preview.id, &preview.digest).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Secrets: broker keys are only ever held as [`BrokerKeys`] (whose `Debug`
+//! redacts them) on their way into [`BrokerCrypto::seal`] or out of
+//! [`BrokerCrypto::open`] to the broker; no function returns them.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod broker;
+mod error;
+mod import;
+mod leaderboard;
+mod member;
+mod schedule;
+mod snapshot;
+
+pub use broker::{BrokerAccount, BrokerCrypto, BrokerKeys, validate_paper_keys};
+pub use error::{MembersError, RowProblem};
+pub use import::{ImportAction, ImportCommit, ImportPreview, ImportRow};
+pub use leaderboard::{LeaderboardEntry, LeaderboardPage, LeaderboardSort, Period};
+pub use member::{Member, MemberInput, UpsertOutcome};
+pub use schedule::CronSchedule;
+pub use snapshot::{
+    AlpacaClient, MemberFailure, SnapshotConfig, SnapshotJob, SnapshotReport, TenantReport,
+};
+
+use rampart_tenancy::TenantPool;
+
+/// Members, broker accounts, imports and the leaderboard of every tenant of
+/// a [`TenantPool`]. Cheap to clone.
+#[derive(Clone)]
+pub struct Members {
+    pool: TenantPool,
+}
+
+impl std::fmt::Debug for Members {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Members").finish_non_exhaustive()
+    }
+}
+
+impl Members {
+    /// Over the given pool.
+    pub fn new(pool: TenantPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &TenantPool {
+        &self.pool
+    }
+}

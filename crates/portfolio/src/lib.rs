@@ -1,0 +1,68 @@
+//! # rampart-portfolio
+//!
+//! Portfolios of a tenant's users: CRUD of portfolios and their positions
+//! where every change is a new stored **version**, sharing with other users
+//! of the same tenant (`view` < `comment` < `edit` < `admin`, optionally
+//! until an expiry), a comment thread, an activity trail (who, what,
+//! before/after, IP, time), and positions in and out as CSV with a
+//! row-by-row report. A plain async API over
+//! [`rampart_tenancy::TenantPool`]: every call runs in one transaction
+//! routed to one tenant's schema, so nothing can cross tenants.
+//!
+//! ```no_run
+//! use rampart_portfolio::{Access, Actor, NewPortfolio, PortfolioService, PositionInput, ShareGrant};
+//!
+//! # async fn demo(pool: rampart_tenancy::TenantPool, ada: uuid::Uuid, bob: uuid::Uuid)
+//! # -> Result<(), rampart_portfolio::PortfolioError> {
+//! let portfolios = PortfolioService::new(pool);
+//! let owner = Actor::user(ada);
+//! let p = portfolios
+//!     .create("acme", &owner, NewPortfolio {
+//!         name: "Core".into(),
+//!         positions: vec![PositionInput {
+//!             symbol: "MSFT".into(),
+//!             quantity: Some(10.0),
+//!             ..PositionInput::default()
+//!         }],
+//!         ..NewPortfolio::default()
+//!     })
+//!     .await?;
+//! assert_eq!(p.portfolio.version, 1);
+//! portfolios
+//!     .share("acme", &owner, p.portfolio.id, ShareGrant {
+//!         user_id: bob,
+//!         access: Access::View,
+//!         expires_at: None,
+//!     })
+//!     .await?;
+//! // Bob sees it now, read-only.
+//! let seen = portfolios.get("acme", &Actor::user(bob), p.portfolio.id).await?;
+//! assert_eq!(seen.portfolio.access, Access::View);
+//! # Ok(()) }
+//! ```
+//!
+//! Access is resolved per call from the portfolio row: the owner has
+//! everything; a share that has not expired grants its level; a tenant
+//! administrator gets `admin`; a public portfolio gives everyone `view`.
+//! A caller with no access gets [`PortfolioError::NotFound`] — exactly what a
+//! missing portfolio gives — and a caller who may see it but not do the
+//! operation gets [`PortfolioError::Forbidden`].
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod analysis;
+pub mod charts;
+mod error;
+pub mod model;
+mod rows;
+mod service;
+pub mod transfer;
+
+pub use analysis::{AnalysisInput, AnalyticsReport, NavPoint, PriceHistory};
+pub use error::PortfolioError;
+pub use model::{
+    Access, Activity, Actor, AllocationType, Comment, NewComment, NewPortfolio, Page, Portfolio,
+    PortfolioDetail, PortfolioPatch, Position, PositionInput, Share, ShareGrant, Version,
+};
+pub use service::PortfolioService;
+pub use transfer::{ImportReport, RowError};

@@ -1,0 +1,444 @@
+//! The portfolio's data: what callers send and what they get back.
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::PortfolioError;
+
+/// How much a caller may do with a portfolio, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Read the portfolio, its versions, activity and comments.
+    View,
+    /// `View`, and add comments.
+    Comment,
+    /// `Comment`, and change the portfolio and its positions.
+    Edit,
+    /// `Edit`, and share, revoke and delete.
+    Admin,
+    /// The owner (everything).
+    Owner,
+}
+
+impl Access {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::View => "view",
+            Access::Comment => "comment",
+            Access::Edit => "edit",
+            Access::Admin => "admin",
+            Access::Owner => "owner",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "view" => Some(Access::View),
+            "comment" => Some(Access::Comment),
+            "edit" => Some(Access::Edit),
+            "admin" => Some(Access::Admin),
+            "owner" => Some(Access::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// Who is acting, as the caller established it (after authentication).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// The user.
+    pub user_id: Uuid,
+    /// A tenant administrator sees every portfolio of the tenant with
+    /// [`Access::Admin`].
+    pub tenant_admin: bool,
+    /// Client IP, recorded in the activity trail.
+    pub ip: Option<String>,
+}
+
+impl Actor {
+    /// A plain user (not a tenant administrator).
+    pub fn user(user_id: Uuid) -> Self {
+        Self {
+            user_id,
+            tenant_admin: false,
+            ip: None,
+        }
+    }
+}
+
+/// Whether a position is held as a quantity or as a target weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AllocationType {
+    /// A number of units.
+    #[default]
+    Quantity,
+    /// A fraction of the portfolio (0–1].
+    Weight,
+}
+
+impl AllocationType {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AllocationType::Quantity => "quantity",
+            AllocationType::Weight => "weight",
+        }
+    }
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "quantity" => Some(AllocationType::Quantity),
+            "weight" => Some(AllocationType::Weight),
+            _ => None,
+        }
+    }
+}
+
+/// A portfolio as a caller sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Portfolio {
+    /// Id.
+    pub id: Uuid,
+    /// The owner.
+    pub owner_id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// ISO 4217 code.
+    pub base_currency: String,
+    /// Visible (read-only) to every user of the tenant.
+    pub is_public: bool,
+    /// Free-form settings (a JSON object).
+    pub settings: serde_json::Value,
+    /// Current version (1 at creation, +1 per change).
+    pub version: i32,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The caller's access.
+    pub access: Access,
+}
+
+/// A position of a portfolio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    /// Id.
+    pub id: Uuid,
+    /// Symbol (upper case).
+    pub symbol: String,
+    /// Quantity or weight.
+    pub allocation_type: AllocationType,
+    /// Units (for `quantity`).
+    pub quantity: Option<f64>,
+    /// Target weight (for `weight`; also a rebalancing target for `quantity`).
+    pub target_weight: Option<f64>,
+    /// Purchase price per unit.
+    pub purchase_price: Option<f64>,
+    /// Purchase date.
+    pub purchase_date: Option<NaiveDate>,
+    /// Sector.
+    pub sector: Option<String>,
+    /// Notes.
+    pub notes: String,
+}
+
+/// A portfolio with its positions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortfolioDetail {
+    /// The portfolio.
+    #[serde(flatten)]
+    pub portfolio: Portfolio,
+    /// Its positions, by symbol.
+    pub positions: Vec<Position>,
+}
+
+/// A position to create or replace.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PositionInput {
+    /// Symbol.
+    pub symbol: String,
+    /// Quantity (default) or weight.
+    #[serde(default)]
+    pub allocation_type: AllocationType,
+    /// Units; required for `quantity`.
+    #[serde(default)]
+    pub quantity: Option<f64>,
+    /// Weight in (0, 1]; required for `weight`.
+    #[serde(default)]
+    pub target_weight: Option<f64>,
+    /// Purchase price per unit.
+    #[serde(default)]
+    pub purchase_price: Option<f64>,
+    /// Purchase date.
+    #[serde(default)]
+    pub purchase_date: Option<NaiveDate>,
+    /// Sector.
+    #[serde(default)]
+    pub sector: Option<String>,
+    /// Notes.
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+/// A field-level problem with an input.
+pub(crate) type FieldError = (&'static str, String);
+
+fn valid_symbol(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".^-=".contains(c))
+}
+
+impl PositionInput {
+    /// Checks the input and normalizes it (symbol upper-cased, text trimmed).
+    pub fn validated(mut self) -> Result<Self, PortfolioError> {
+        self.check()
+            .map_err(|(field, msg)| PortfolioError::Invalid(format!("{field}: {msg}")))?;
+        self.symbol = self.symbol.trim().to_ascii_uppercase();
+        self.sector = self
+            .sector
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
+        Ok(self)
+    }
+
+    pub(crate) fn check(&self) -> Result<(), FieldError> {
+        let symbol = self.symbol.trim();
+        if !valid_symbol(symbol) {
+            return Err(("symbol", "1-32 of A-Z 0-9 . ^ - =".into()));
+        }
+        let finite = |v: Option<f64>| v.is_none_or(f64::is_finite);
+        if !finite(self.quantity) || !finite(self.target_weight) || !finite(self.purchase_price) {
+            return Err(("number", "numbers must be finite".into()));
+        }
+        match self.allocation_type {
+            AllocationType::Quantity => match self.quantity {
+                Some(q) if q > 0.0 && q < 1e15 => {}
+                _ => return Err(("quantity", "a positive quantity is required".into())),
+            },
+            AllocationType::Weight => {
+                if self.quantity.is_some() {
+                    return Err(("quantity", "a weight position has no quantity".into()));
+                }
+            }
+        }
+        if let Some(w) = self.target_weight
+            && !(w > 0.0 && w <= 1.0)
+        {
+            return Err(("target_weight", "must be in (0, 1]".into()));
+        }
+        if self.allocation_type == AllocationType::Weight && self.target_weight.is_none() {
+            return Err(("target_weight", "required for a weight position".into()));
+        }
+        if let Some(p) = self.purchase_price
+            && !(0.0..1e12).contains(&p)
+        {
+            return Err(("purchase_price", "must be non-negative".into()));
+        }
+        if self.sector.as_deref().is_some_and(|s| s.len() > 64) {
+            return Err(("sector", "at most 64 characters".into()));
+        }
+        if self.notes.as_deref().is_some_and(|s| s.len() > 1000) {
+            return Err(("notes", "at most 1000 characters".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A new portfolio.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPortfolio {
+    /// Name (1–200 characters).
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// ISO 4217 code (default `USD`).
+    #[serde(default)]
+    pub base_currency: Option<String>,
+    /// Visible to every user of the tenant (default false).
+    #[serde(default)]
+    pub is_public: Option<bool>,
+    /// Settings (a JSON object).
+    #[serde(default)]
+    pub settings: Option<serde_json::Value>,
+    /// Initial positions.
+    #[serde(default)]
+    pub positions: Vec<PositionInput>,
+}
+
+/// Changes to a portfolio's own fields; absent fields stay as they are.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortfolioPatch {
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// ISO 4217 code.
+    #[serde(default)]
+    pub base_currency: Option<String>,
+    /// Public within the tenant.
+    #[serde(default)]
+    pub is_public: Option<bool>,
+    /// Settings (replaces the object).
+    #[serde(default)]
+    pub settings: Option<serde_json::Value>,
+}
+
+pub(crate) fn check_name(name: &str) -> Result<(), PortfolioError> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 200 {
+        return Err(PortfolioError::Invalid("name: 1-200 characters".into()));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_description(d: &str) -> Result<(), PortfolioError> {
+    if d.chars().count() > 5000 {
+        return Err(PortfolioError::Invalid(
+            "description: at most 5000 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_currency(c: &str) -> Result<String, PortfolioError> {
+    let c = c.trim().to_ascii_uppercase();
+    if c.len() != 3 || !c.chars().all(|ch| ch.is_ascii_uppercase()) {
+        return Err(PortfolioError::Invalid(
+            "base_currency: a three-letter ISO 4217 code".into(),
+        ));
+    }
+    Ok(c)
+}
+
+pub(crate) fn check_settings(s: &serde_json::Value) -> Result<(), PortfolioError> {
+    if !s.is_object() || s.to_string().len() > 16 * 1024 {
+        return Err(PortfolioError::Invalid(
+            "settings: a JSON object of at most 16 KiB".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The sum of target weights must not exceed 1.
+pub(crate) fn check_weights<'a>(
+    weights: impl Iterator<Item = Option<f64>> + 'a,
+) -> Result<(), PortfolioError> {
+    let total: f64 = weights.flatten().sum();
+    if total > 1.0 + 1e-9 {
+        return Err(PortfolioError::Invalid(format!(
+            "target weights add up to {total:.6}, more than 1"
+        )));
+    }
+    Ok(())
+}
+
+/// A stored version of a portfolio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Version {
+    /// Version number.
+    pub version: i32,
+    /// The portfolio with its positions as they were.
+    pub snapshot: serde_json::Value,
+    /// Who made the change.
+    pub changed_by: Option<Uuid>,
+    /// What changed (`create`, `update`, `add_position`, …).
+    pub change: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A share of a portfolio with another user of the tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Share {
+    /// The user it is shared with.
+    pub user_id: Uuid,
+    /// Access granted (never `owner`).
+    pub access: Access,
+    /// Who granted it.
+    pub granted_by: Option<Uuid>,
+    /// Until when (none: until revoked).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was granted.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A share to grant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareGrant {
+    /// The user (of the same tenant).
+    pub user_id: Uuid,
+    /// `view`, `comment`, `edit` or `admin`.
+    pub access: Access,
+    /// Optional expiry.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A comment on a portfolio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comment {
+    /// Id.
+    pub id: Uuid,
+    /// Author.
+    pub author_id: Uuid,
+    /// The comment it answers, if any.
+    pub parent_id: Option<Uuid>,
+    /// Text.
+    pub body: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A comment to add.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewComment {
+    /// Text (1–5000 characters).
+    pub body: String,
+    /// The comment this answers.
+    #[serde(default)]
+    pub parent_id: Option<Uuid>,
+}
+
+/// One entry of a portfolio's activity trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    /// Sequence number (increasing).
+    pub id: i64,
+    /// Who.
+    pub actor_id: Option<Uuid>,
+    /// What (`create`, `update`, `add_position`, `share`, …).
+    pub action: String,
+    /// State before (none for a creation).
+    pub before: Option<serde_json::Value>,
+    /// State after (none for a deletion).
+    pub after: Option<serde_json::Value>,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A page of a list and the cursor of the next one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// Items.
+    pub items: Vec<T>,
+    /// Pass as `after` to get the next page.
+    pub next: Option<String>,
+}

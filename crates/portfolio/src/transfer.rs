@@ -1,0 +1,283 @@
+//! Positions in and out as CSV: every row validated and reported before
+//! anything is applied, and then applied as one change.
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::model::{Actor, AllocationType, PortfolioDetail, PositionInput, check_weights};
+use crate::{Access, PortfolioError, PortfolioService};
+
+/// Largest accepted upload.
+pub const MAX_BYTES: usize = 256 * 1024;
+/// Most rows accepted in one upload.
+pub const MAX_ROWS: usize = 5000;
+
+/// The CSV columns, in export order (import needs `symbol` and accepts
+/// the others in any order).
+pub const COLUMNS: [&str; 8] = [
+    "symbol",
+    "allocation_type",
+    "quantity",
+    "target_weight",
+    "purchase_price",
+    "purchase_date",
+    "sector",
+    "notes",
+];
+
+/// One refused row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowError {
+    /// Line number in the file (the header is line 1).
+    pub line: u64,
+    /// The offending column, when known.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What an import did or would have done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// Data rows read.
+    pub rows: usize,
+    /// Rows applied (0 when any row was refused).
+    pub applied: usize,
+    /// Refused rows.
+    pub errors: Vec<RowError>,
+}
+
+fn parse_number(raw: &str) -> Result<Option<f64>, String> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    t.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .map(Some)
+        .ok_or_else(|| format!("{t:?} is not a number"))
+}
+
+/// Parses and validates a positions CSV; `Err` carries the report of every
+/// broken row.
+pub fn parse_positions(bytes: &[u8]) -> Result<Vec<PositionInput>, PortfolioError> {
+    if bytes.len() > MAX_BYTES {
+        return Err(PortfolioError::TooLarge {
+            limit: MAX_BYTES,
+            unit: "bytes",
+        });
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(bytes);
+    let reject = |errors: Vec<RowError>, rows: usize| {
+        PortfolioError::CsvRejected(Box::new(ImportReport {
+            rows,
+            applied: 0,
+            errors,
+        }))
+    };
+    let headers: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(|s| s.to_ascii_lowercase()).collect(),
+        Err(e) => {
+            return Err(reject(
+                vec![RowError {
+                    line: 1,
+                    field: String::new(),
+                    message: format!("unreadable header: {e}"),
+                }],
+                0,
+            ));
+        }
+    };
+    let mut header_errors = Vec::new();
+    for h in &headers {
+        if !COLUMNS.contains(&h.as_str()) {
+            header_errors.push(RowError {
+                line: 1,
+                field: h.clone(),
+                message: "unknown column".into(),
+            });
+        }
+    }
+    if !headers.iter().any(|h| h == "symbol") {
+        header_errors.push(RowError {
+            line: 1,
+            field: "symbol".into(),
+            message: "missing column".into(),
+        });
+    }
+    if !header_errors.is_empty() {
+        return Err(reject(header_errors, 0));
+    }
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let cols: Vec<Option<usize>> = COLUMNS.iter().map(|c| col(c)).collect();
+    let mut positions = Vec::new();
+    let mut errors = Vec::new();
+    let mut rows = 0usize;
+    for record in reader.records() {
+        rows += 1;
+        if rows > MAX_ROWS {
+            return Err(PortfolioError::TooLarge {
+                limit: MAX_ROWS,
+                unit: "rows",
+            });
+        }
+        let line = rows as u64 + 1;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(RowError {
+                    line: e.position().map_or(line, |p| p.line()),
+                    field: String::new(),
+                    message: format!("malformed row: {e}"),
+                });
+                continue;
+            }
+        };
+        let get = |i: usize| cols[i].and_then(|c| record.get(c)).unwrap_or("");
+        let mut fail = |field: &str, message: String| {
+            errors.push(RowError {
+                line,
+                field: field.into(),
+                message,
+            })
+        };
+        let allocation_type = match get(1).to_ascii_lowercase().as_str() {
+            "" | "quantity" => AllocationType::Quantity,
+            "weight" => AllocationType::Weight,
+            other => {
+                fail("allocation_type", format!("{other:?}: quantity or weight"));
+                continue;
+            }
+        };
+        let mut numbers = [None; 3];
+        let mut bad = false;
+        for (slot, (i, name)) in
+            numbers
+                .iter_mut()
+                .zip([(2, "quantity"), (3, "target_weight"), (4, "purchase_price")])
+        {
+            match parse_number(get(i)) {
+                Ok(v) => *slot = v,
+                Err(m) => {
+                    fail(name, m);
+                    bad = true;
+                }
+            }
+        }
+        let date = get(5);
+        let purchase_date = if date.is_empty() {
+            None
+        } else {
+            match NaiveDate::parse_from_str(date, "%Y-%m-%d") {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    fail("purchase_date", format!("{date:?}: expected YYYY-MM-DD"));
+                    bad = true;
+                    None
+                }
+            }
+        };
+        if bad {
+            continue;
+        }
+        let input = PositionInput {
+            symbol: get(0).to_owned(),
+            allocation_type,
+            quantity: numbers[0],
+            target_weight: numbers[1],
+            purchase_price: numbers[2],
+            purchase_date,
+            sector: Some(get(6).to_owned()),
+            notes: Some(get(7).to_owned()),
+        };
+        if let Err((field, message)) = input.check() {
+            fail(field, message);
+            continue;
+        }
+        match input.validated() {
+            Ok(p) => positions.push(p),
+            Err(e) => fail("", e.to_string()),
+        }
+    }
+    if errors.is_empty()
+        && let Err(e) = check_weights(positions.iter().map(|p| p.target_weight))
+    {
+        errors.push(RowError {
+            line: 0,
+            field: "target_weight".into(),
+            message: e.to_string(),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(reject(errors, rows));
+    }
+    Ok(positions)
+}
+
+/// Writes positions as CSV (the [`COLUMNS`], header first).
+pub fn positions_csv(detail: &PortfolioDetail) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record(COLUMNS);
+    let num = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    for p in &detail.positions {
+        let _ = w.write_record([
+            p.symbol.clone(),
+            p.allocation_type.as_str().to_owned(),
+            num(p.quantity),
+            num(p.target_weight),
+            num(p.purchase_price),
+            p.purchase_date.map(|d| d.to_string()).unwrap_or_default(),
+            p.sector.clone().unwrap_or_default(),
+            p.notes.clone(),
+        ]);
+    }
+    w.into_inner()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+impl PortfolioService {
+    /// Imports positions from CSV (needs `edit`): every row is validated
+    /// first; if any is broken nothing is applied and
+    /// [`PortfolioError::CsvRejected`] reports each one. Otherwise the rows
+    /// replace (or, with `replace = false`, extend) the positions as one
+    /// new version.
+    pub async fn import_csv(
+        &self,
+        tenant: &str,
+        actor: &Actor,
+        id: Uuid,
+        bytes: &[u8],
+        replace: bool,
+    ) -> Result<(ImportReport, PortfolioDetail), PortfolioError> {
+        let positions = parse_positions(bytes)?;
+        let detail = self
+            .apply_positions(tenant, actor, id, &positions, replace)
+            .await?;
+        Ok((
+            ImportReport {
+                rows: positions.len(),
+                applied: positions.len(),
+                errors: Vec::new(),
+            },
+            detail,
+        ))
+    }
+
+    /// The positions as CSV (needs `view`).
+    pub async fn export_csv(
+        &self,
+        tenant: &str,
+        actor: &Actor,
+        id: Uuid,
+    ) -> Result<String, PortfolioError> {
+        self.with_portfolio(tenant, actor, id, Access::View, async |_, d| {
+            Ok(positions_csv(&d))
+        })
+        .await
+    }
+}

@@ -1,0 +1,3 @@
+DROP TABLE IF EXISTS portfolio_activity;
+DROP TABLE IF EXISTS portfolio_comments;
+DROP TABLE IF EXISTS portfolio_shares;

@@ -1,0 +1,1301 @@
+//! `/api/v1/t/{tenant}/portfolios…` over real TLS against real PostgreSQL:
+//! CRUD and versions, sharing rights and expiry, comments, activity, CSV,
+//! and the refusals (no token, wrong role, wrong tenant, malformed bodies,
+//! oversized uploads, broken CSV rows).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::net::SocketAddr;
+
+use base64::Engine;
+use rampart_auth::oauth::{
+    AuthorizeRequest, ClientAuthMethod, ClientCredentials, ClientRegistration, TokenRequest,
+};
+use rampart_auth::{AuthServer, ClientContext, Role, SigningAlg};
+use rampart_server::app::{AppState, RunningServer};
+use rampart_server::config::ServerConfig;
+use rampart_server::tls::{DevCa, TlsFiles};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::Digest;
+use uuid::Uuid;
+
+const PASSWORD: &str = "correct-horse-battery-42";
+const REDIRECT: &str = "https://app.example.com/cb";
+const SCOPES: &str = "portfolio:read portfolio:write analytics:read";
+const ADMIN_SCOPES: &str = "portfolio:read portfolio:write analytics:read tenant:admin";
+
+/// A development PKI written to a temp dir.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: DevCa,
+    files: TlsFiles,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = DevCa::new("Test CA").unwrap();
+        let server = ca.issue_server(&["localhost", "127.0.0.1"]).unwrap();
+        let files = TlsFiles {
+            cert_file: dir.path().join("server.pem"),
+            key_file: dir.path().join("server-key.pem"),
+            client_ca_file: dir.path().join("ca.pem"),
+        };
+        std::fs::write(&files.cert_file, &server.cert_pem).unwrap();
+        std::fs::write(&files.key_file, &server.key_pem).unwrap();
+        std::fs::write(&files.client_ca_file, ca.cert_pem()).unwrap();
+        Pki { dir, ca, files }
+    }
+}
+
+async fn config(pki: &Pki) -> ServerConfig {
+    rampart_testkit::install_crypto_provider();
+    let db = rampart_testkit::postgres()
+        .unwrap()
+        .fresh_database()
+        .await
+        .unwrap();
+    let mut config = ServerConfig {
+        public_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        tls: Some(pki.files.clone()),
+        tls_reload_secs: 1,
+        dev_secrets_dir: pki.dir.path().join("dev-secrets"),
+        ..ServerConfig::default()
+    };
+    config.database.database_url = db.url;
+    config.database.max_connections = 6;
+    config.auth.argon2_m_kib = 1024;
+    config.auth.argon2_t = 1;
+    config.http.workers = 1;
+    config.http.shutdown_timeout_secs = 1;
+    config
+}
+
+/// A running server with two tenants, each with a public OAuth client.
+struct Env {
+    _pki: Pki,
+    server: RunningServer,
+    state: AppState,
+    http: reqwest::Client,
+    addr: SocketAddr,
+}
+
+async fn env() -> Env {
+    let pki = Pki::new();
+    let state = rampart_server::serve::build_state(config(&pki).await)
+        .await
+        .unwrap();
+    let server = rampart_server::serve::start(state.clone()).await.unwrap();
+    let auth = state.auth.clone().unwrap();
+    for slug in ["acme", "globex"] {
+        state.tenants.provision(slug, slug).await.unwrap();
+        auth.register_client(
+            slug,
+            &ClientRegistration {
+                client_id: "web".into(),
+                name: "Web".into(),
+                redirect_uris: vec![REDIRECT.into()],
+                grant_types: vec!["authorization_code".into()],
+                allowed_scopes: ADMIN_SCOPES.split(' ').map(str::to_owned).collect(),
+                auth_method: ClientAuthMethod::None,
+                signing_alg: SigningAlg::ES256,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pki.ca.cert_pem().as_bytes()).unwrap()])
+        .resolve("localhost", "127.0.0.1:0".parse().unwrap())
+        .build()
+        .unwrap();
+    let addr = server.public_addr;
+    Env {
+        _pki: pki,
+        server,
+        state,
+        http,
+        addr,
+    }
+}
+
+/// Registers a user and gets an access token through the authorization
+/// code flow with PKCE (login → code → token).
+async fn user_token(auth: &AuthServer, tenant: &str, email: &str, role: Role) -> (Uuid, String) {
+    let user = auth
+        .register(tenant, email, "Test", PASSWORD, role)
+        .await
+        .unwrap();
+    let ctx = ClientContext::ip("127.0.0.1");
+    let rampart_auth::accounts::LoginOutcome::LoggedIn(session) =
+        auth.login(tenant, email, PASSWORD, &ctx).await.unwrap()
+    else {
+        panic!("no MFA expected")
+    };
+    let (session, _) = auth
+        .authenticate_session(tenant, &session.token)
+        .await
+        .unwrap();
+    let verifier = format!("verifier-{}-{}", Uuid::new_v4(), Uuid::new_v4());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let validated = auth
+        .validate_authorize(
+            tenant,
+            &AuthorizeRequest {
+                response_type: Some("code".into()),
+                client_id: Some("web".into()),
+                redirect_uri: Some(REDIRECT.into()),
+                scope: Some(
+                    if role == Role::Admin {
+                        ADMIN_SCOPES
+                    } else {
+                        SCOPES
+                    }
+                    .into(),
+                ),
+                state: Some("s".into()),
+                code_challenge: Some(challenge),
+                code_challenge_method: Some("S256".into()),
+                nonce: None,
+            },
+        )
+        .await
+        .map_err(|_| "authorize refused")
+        .unwrap();
+    let location = auth
+        .issue_authorization_code(tenant, &validated, &session)
+        .await
+        .unwrap();
+    let code = url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let token = auth
+        .token(
+            tenant,
+            &ClientCredentials {
+                client_id: "web".into(),
+                secret: None,
+                method: ClientAuthMethod::None,
+            },
+            &TokenRequest {
+                grant_type: Some("authorization_code".into()),
+                code: Some(code),
+                redirect_uri: Some(REDIRECT.into()),
+                code_verifier: Some(verifier),
+                refresh_token: None,
+                scope: None,
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+    (user.id, token.access_token)
+}
+
+impl Env {
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let res = r.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, String) {
+        let mut r = self
+            .http
+            .request(method, self.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let res = r.send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+}
+
+const P: &str = "/api/v1/t/acme/portfolios";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn portfolio_crud_versions_activity_and_refusals() {
+    let env = env().await;
+    let auth = env.state.auth.clone().unwrap();
+    let (ada, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
+    let (_, viewer) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
+
+    // Create with a position.
+    let (s, body) = env
+        .call(
+            Method::POST,
+            P,
+            Some(&owner),
+            Some(json!({
+                "name": "Core", "description": "long only", "base_currency": "usd",
+                "settings": {"benchmark": "^GSPC"},
+                "positions": [{"symbol": "msft", "quantity": 10, "purchase_price": 25.5,
+                               "purchase_date": "2005-01-03", "sector": "Tech"}]
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let p = &body["data"];
+    let id = p["id"].as_str().unwrap().to_owned();
+    assert_eq!(p["version"], 1);
+    assert_eq!(p["access"], "owner");
+    assert_eq!(p["owner_id"], ada.to_string());
+    assert_eq!(p["base_currency"], "USD");
+    assert_eq!(p["positions"][0]["symbol"], "MSFT");
+    let pos = p["positions"][0]["id"].as_str().unwrap().to_owned();
+
+    // Read, list.
+    let (s, body) = env
+        .call(Method::GET, &format!("{P}/{id}"), Some(&owner), None)
+        .await;
+    assert_eq!((s, body["data"]["name"].as_str()), (200, Some("Core")));
+    let (s, body) = env.call(Method::GET, P, Some(&owner), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["data"].as_array().unwrap().len(), 1);
+
+    // Update, positions: each a new version.
+    let (s, body) = env
+        .call(
+            Method::PATCH,
+            &format!("{P}/{id}"),
+            Some(&owner),
+            Some(json!({"name": "Core 2", "is_public": false})),
+        )
+        .await;
+    assert_eq!(
+        (s, body["data"]["version"].as_i64()),
+        (200, Some(2)),
+        "{body}"
+    );
+    let (s, body) = env
+        .call(
+            Method::POST,
+            &format!("{P}/{id}/positions"),
+            Some(&owner),
+            Some(json!({"symbol": "IBM", "allocation_type": "weight", "target_weight": 0.4})),
+        )
+        .await;
+    assert_eq!(
+        (s, body["data"]["version"].as_i64()),
+        (201, Some(3)),
+        "{body}"
+    );
+    let (s, body) = env
+        .call(
+            Method::PUT,
+            &format!("{P}/{id}/positions/{pos}"),
+            Some(&owner),
+            Some(json!({"symbol": "MSFT", "quantity": 12})),
+        )
+        .await;
+    assert_eq!(
+        (s, body["data"]["version"].as_i64()),
+        (200, Some(4)),
+        "{body}"
+    );
+    let ibm = body["data"]["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["symbol"] == "IBM")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, body) = env
+        .call(
+            Method::DELETE,
+            &format!("{P}/{id}/positions/{ibm}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, body["data"]["version"].as_i64()),
+        (200, Some(5)),
+        "{body}"
+    );
+    let (s, _) = env
+        .call(
+            Method::DELETE,
+            &format!("{P}/{id}/positions/{ibm}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    // Versions: paginated, each readable.
+    let (s, body) = env
+        .call(
+            Method::GET,
+            &format!("{P}/{id}/versions?limit=2"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(body["data"][0]["version"], 5);
+    let cursor = body["meta"]["nextCursor"].as_str().unwrap().to_owned();
+    let (_, body) = env
+        .call(
+            Method::GET,
+            &format!("{P}/{id}/versions?limit=10&cursor={cursor}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(body["data"].as_array().unwrap().len(), 3);
+    let (s, body) = env
+        .call(
+            Method::GET,
+            &format!("{P}/{id}/versions/3"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(body["data"]["change"], "add_position");
+    assert_eq!(
+        body["data"]["snapshot"]["positions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(body["data"]["snapshot"]["positions"][1]["quantity"], 10.0);
+    let (s, _) = env
+        .call(
+            Method::GET,
+            &format!("{P}/{id}/versions/42"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    // Activity: who, what, before/after, IP.
+    let (s, body) = env
+        .call(
+            Method::GET,
+            &format!("{P}/{id}/activity"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let items = body["data"].as_array().unwrap();
+    assert_eq!(items.len(), 5);
+    let update = items.iter().find(|a| a["action"] == "update").unwrap();
+    assert_eq!(update["before"]["name"], "Core");
+    assert_eq!(update["after"]["name"], "Core 2");
+    assert_eq!(update["actor_id"], ada.to_string());
+    assert_eq!(update["ip"], "127.0.0.1");
+    assert!(update["occurred_at"].is_string());
+
+    // Refusals: no token / garbage token → 401.
+    for token in [None, Some("not.a.jwt")] {
+        let (s, body) = env.call(Method::GET, P, token, None).await;
+        assert_eq!(s, 401);
+        assert_eq!(body["error"]["code"], "unauthorized");
+        let (s, _) = env
+            .call(Method::POST, P, token, Some(json!({"name": "x"})))
+            .await;
+        assert_eq!(s, 401);
+    }
+    // Wrong role: a viewer may read (nothing visible) but not write.
+    let (s, body) = env.call(Method::GET, P, Some(&viewer), None).await;
+    assert_eq!((s, body["data"].as_array().map(Vec::len)), (200, Some(0)));
+    let (s, body) = env
+        .call(
+            Method::POST,
+            P,
+            Some(&viewer),
+            Some(json!({"name": "mine"})),
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    // Not visible to the viewer: not found, never forbidden.
+    let (s, _) = env
+        .call(Method::GET, &format!("{P}/{id}"), Some(&viewer), None)
+        .await;
+    assert_eq!(s, 404);
+
+    // Malformed bodies and paths.
+    for (method, path, body) in [
+        (Method::POST, P.to_owned(), json!({"nme": "typo"})),
+        (Method::POST, P.to_owned(), json!({"name": ""})),
+        (
+            Method::POST,
+            P.to_owned(),
+            json!({"name": "x", "base_currency": "dollars"}),
+        ),
+        (
+            Method::POST,
+            P.to_owned(),
+            json!({"name": "x", "settings": [1, 2]}),
+        ),
+        (Method::POST, P.to_owned(), json!({"name": 5})),
+        (
+            Method::POST,
+            format!("{P}/{id}/positions"),
+            json!({"symbol": "DROP TABLE", "quantity": 1}),
+        ),
+        (
+            Method::POST,
+            format!("{P}/{id}/positions"),
+            json!({"symbol": "AAPL", "quantity": -3}),
+        ),
+        (
+            Method::POST,
+            format!("{P}/{id}/positions"),
+            json!({"symbol": "AAPL", "allocation_type": "weight", "target_weight": 2}),
+        ),
+        (
+            Method::PATCH,
+            format!("{P}/{id}"),
+            json!({"is_public": "yes"}),
+        ),
+        (Method::GET, format!("{P}/not-a-uuid"), Value::Null),
+        (
+            Method::GET,
+            format!("{P}/{id}/versions?cursor=zz"),
+            Value::Null,
+        ),
+    ] {
+        let body = (!body.is_null()).then_some(body);
+        let (s, res) = env
+            .call(method.clone(), &path, Some(&owner), body.clone())
+            .await;
+        assert_eq!(s, 400, "{method} {path} {body:?}: {res}");
+        assert_eq!(res["success"], false);
+    }
+    let (s, _) = env
+        .raw(
+            Method::POST,
+            P,
+            Some(&owner),
+            "application/json",
+            b"{not json".to_vec(),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let huge = json!({"name": "x", "description": "a".repeat(2 * 1024 * 1024)});
+    let (s, _) = env.call(Method::POST, P, Some(&owner), Some(huge)).await;
+    assert_eq!(s, 413);
+
+    // Delete: gone for everyone, then 404.
+    let (s, _) = env
+        .call(Method::DELETE, &format!("{P}/{id}"), Some(&owner), None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = env
+        .call(Method::GET, &format!("{P}/{id}"), Some(&owner), None)
+        .await;
+    assert_eq!(s, 404);
+    env.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sharing_rights_expiry_comments_and_tenant_isolation() {
+    let env = env().await;
+    let auth = env.state.auth.clone().unwrap();
+    let (_, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
+    let (bob, bob_t) = user_token(&auth, "acme", "bob@acme.test", Role::Trader).await;
+    let (eve, eve_t) = user_token(&auth, "acme", "eve@acme.test", Role::Trader).await;
+    let (_, admin_t) = user_token(&auth, "acme", "root@acme.test", Role::Admin).await;
+    let (gus, gus_t) = user_token(&auth, "globex", "gus@globex.test", Role::Admin).await;
+
+    let (_, body) = env
+        .call(
+            Method::POST,
+            P,
+            Some(&owner),
+            Some(json!({"name": "Shared", "positions": [{"symbol": "AAPL", "quantity": 1}]})),
+        )
+        .await;
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    let pp = format!("{P}/{id}");
+    let share = |user: Uuid, access: &str| json!({"user_id": user, "access": access});
+
+    // Not shared yet: bob gets 404 everywhere.
+    for (m, path) in [
+        (Method::GET, pp.clone()),
+        (Method::GET, format!("{pp}/versions")),
+        (Method::GET, format!("{pp}/activity")),
+        (Method::GET, format!("{pp}/comments")),
+        (Method::GET, format!("{pp}/positions.csv")),
+    ] {
+        let (s, body) = env.call(m, &path, Some(&bob_t), None).await;
+        assert_eq!(s, 404, "{path}: {body}");
+    }
+
+    // view: read everything readable, nothing else.
+    let (s, body) = env
+        .call(
+            Method::POST,
+            &format!("{pp}/shares"),
+            Some(&owner),
+            Some(share(bob, "view")),
+        )
+        .await;
+    assert_eq!(
+        (s, body["data"]["access"].as_str()),
+        (200, Some("view")),
+        "{body}"
+    );
+    let (s, body) = env.call(Method::GET, &pp, Some(&bob_t), None).await;
+    assert_eq!((s, body["data"]["access"].as_str()), (200, Some("view")));
+    for path in [
+        format!("{pp}/versions"),
+        format!("{pp}/versions/1"),
+        format!("{pp}/activity"),
+        format!("{pp}/comments"),
+    ] {
+        let (s, _) = env.call(Method::GET, &path, Some(&bob_t), None).await;
+        assert_eq!(s, 200, "{path}");
+    }
+    let (s, _) = env
+        .raw(
+            Method::GET,
+            &format!("{pp}/positions.csv"),
+            Some(&bob_t),
+            "text/plain",
+            vec![],
+        )
+        .await;
+    assert_eq!(s, 200);
+    let refused_with_view = [
+        (
+            Method::POST,
+            format!("{pp}/comments"),
+            Some(json!({"body": "hi"})),
+        ),
+        (Method::PATCH, pp.clone(), Some(json!({"name": "mine"}))),
+        (
+            Method::POST,
+            format!("{pp}/positions"),
+            Some(json!({"symbol": "IBM", "quantity": 1})),
+        ),
+        (
+            Method::POST,
+            format!("{pp}/shares"),
+            Some(share(eve, "view")),
+        ),
+        (Method::GET, format!("{pp}/shares"), None),
+        (Method::DELETE, pp.clone(), None),
+    ];
+    for (m, path, b) in refused_with_view.clone() {
+        let (s, body) = env.call(m.clone(), &path, Some(&bob_t), b).await;
+        assert_eq!(s, 403, "{m} {path}: {body}");
+    }
+
+    // comment: may comment (and reply), still not edit.
+    env.call(
+        Method::POST,
+        &format!("{pp}/shares"),
+        Some(&owner),
+        Some(share(bob, "comment")),
+    )
+    .await;
+    let (s, body) = env
+        .call(
+            Method::POST,
+            &format!("{pp}/comments"),
+            Some(&bob_t),
+            Some(json!({"body": "why AAPL?"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let c1 = body["data"]["id"].as_str().unwrap().to_owned();
+    let (s, body) = env
+        .call(
+            Method::POST,
+            &format!("{pp}/comments"),
+            Some(&owner),
+            Some(json!({"body": "because", "parent_id": c1})),
+        )
+        .await;
+    assert_eq!(
+        (s, body["data"]["parent_id"].as_str()),
+        (201, Some(c1.as_str()))
+    );
+    let (s, _) = env
+        .call(
+            Method::POST,
+            &format!("{pp}/comments"),
+            Some(&owner),
+            Some(json!({"body": ""})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (_, body) = env
+        .call(Method::GET, &format!("{pp}/comments"), Some(&bob_t), None)
+        .await;
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    let (s, _) = env
+        .call(
+            Method::PATCH,
+            &pp,
+            Some(&bob_t),
+            Some(json!({"name": "mine"})),
+        )
+        .await;
+    assert_eq!(s, 403);
+
+    // edit: may change positions and fields, not share or delete.
+    env.call(
+        Method::POST,
+        &format!("{pp}/shares"),
+        Some(&owner),
+        Some(share(bob, "edit")),
+    )
+    .await;
+    let (s, body) = env
+        .call(
+            Method::POST,
+            &format!("{pp}/positions"),
+            Some(&bob_t),
+            Some(json!({"symbol": "IBM", "quantity": 1})),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, _) = env
+        .call(
+            Method::PATCH,
+            &pp,
+            Some(&bob_t),
+            Some(json!({"description": "by bob"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = env
+        .call(
+            Method::POST,
+            &format!("{pp}/shares"),
+            Some(&bob_t),
+            Some(share(eve, "view")),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = env.call(Method::DELETE, &pp, Some(&bob_t), None).await;
+    assert_eq!(s, 403);
+
+    // admin: may share and revoke.
+    env.call(
+        Method::POST,
+        &format!("{pp}/shares"),
+        Some(&owner),
+        Some(share(bob, "admin")),
+    )
+    .await;
+    let (s, _) = env
+        .call(
+            Method::POST,
+            &format!("{pp}/shares"),
+            Some(&bob_t),
+            Some(share(eve, "view")),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, body) = env
+        .call(Method::GET, &format!("{pp}/shares"), Some(&bob_t), None)
+        .await;
+    assert_eq!((s, body["data"].as_array().map(Vec::len)), (200, Some(2)));
+    let (s, _) = env.call(Method::GET, &pp, Some(&eve_t), None).await;
+    assert_eq!(s, 200);
+    let (s, _) = env
+        .call(
+            Method::DELETE,
+            &format!("{pp}/shares/{eve}"),
+            Some(&bob_t),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = env.call(Method::GET, &pp, Some(&eve_t), None).await;
+    assert_eq!(s, 404);
+    let (s, _) = env
+        .call(
+            Method::DELETE,
+            &format!("{pp}/shares/{eve}"),
+            Some(&bob_t),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    // Share refusals: a user of another tenant, the owner, "owner", past expiry, bad body.
+    for body in [
+        share(gus, "view"),
+        share(Uuid::new_v4(), "view"),
+        share(eve, "owner"),
+        share(eve, "superuser"),
+        json!({"user_id": eve, "access": "view", "expires_at": "2001-01-01T00:00:00Z"}),
+        json!({"user": eve}),
+    ] {
+        let (s, res) = env
+            .call(
+                Method::POST,
+                &format!("{pp}/shares"),
+                Some(&owner),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(s, 400, "{body}: {res}");
+    }
+
+    // Expiry: a share that has expired is no share.
+    let expires = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let (s, _) = env
+        .call(
+            Method::POST,
+            &format!("{pp}/shares"),
+            Some(&owner),
+            Some(json!({"user_id": eve, "access": "edit", "expires_at": expires})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = env
+        .call(
+            Method::PATCH,
+            &pp,
+            Some(&eve_t),
+            Some(json!({"description": "eve"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    env.state
+        .tenants
+        .with_tenant("acme", async |conn| {
+            use diesel_async::RunQueryDsl;
+            diesel::sql_query(
+                "UPDATE portfolio_shares SET expires_at = now() - interval '1 second' WHERE user_id = $1",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(eve)
+            .execute(conn)
+            .await?;
+            Ok::<_, rampart_tenancy::TenancyError>(())
+        })
+        .await
+        .unwrap();
+    let (s, _) = env.call(Method::GET, &pp, Some(&eve_t), None).await;
+    assert_eq!(s, 404);
+    let (s, _) = env
+        .call(
+            Method::PATCH,
+            &pp,
+            Some(&eve_t),
+            Some(json!({"description": "eve"})),
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    // A tenant admin sees every portfolio of the tenant.
+    let (s, body) = env.call(Method::GET, &pp, Some(&admin_t), None).await;
+    assert_eq!((s, body["data"]["access"].as_str()), (200, Some("admin")));
+
+    // Public: every user of the tenant may view.
+    env.call(
+        Method::PATCH,
+        &pp,
+        Some(&owner),
+        Some(json!({"is_public": true})),
+    )
+    .await;
+    let (s, body) = env.call(Method::GET, &pp, Some(&eve_t), None).await;
+    assert_eq!((s, body["data"]["access"].as_str()), (200, Some("view")));
+
+    // Another tenant: acme's token at globex is refused like no token; globex's
+    // own admin asking globex for acme's portfolio id finds nothing.
+    let other = format!("/api/v1/t/globex/portfolios/{id}");
+    let (s, _) = env.call(Method::GET, &other, Some(&owner), None).await;
+    assert_eq!(s, 401);
+    for (m, path) in [
+        (Method::GET, other.clone()),
+        (Method::GET, format!("{other}/versions")),
+        (Method::GET, format!("{other}/activity")),
+        (Method::DELETE, other.clone()),
+    ] {
+        let (s, body) = env.call(m, &path, Some(&gus_t), None).await;
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (404, Some("not_found")),
+            "{path}"
+        );
+    }
+    let (s, body) = env
+        .call(
+            Method::GET,
+            "/api/v1/t/globex/portfolios",
+            Some(&gus_t),
+            None,
+        )
+        .await;
+    assert_eq!((s, body["data"].as_array().map(Vec::len)), (200, Some(0)));
+    // And gus's token on acme's path: refused like no token.
+    let (s, _) = env.call(Method::GET, &pp, Some(&gus_t), None).await;
+    assert_eq!(s, 401);
+
+    // The trail has the sharing history.
+    let (_, body) = env
+        .call(
+            Method::GET,
+            &format!("{pp}/activity?limit=100"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    let actions: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "create",
+        "share",
+        "revoke",
+        "comment",
+        "add_position",
+        "update",
+    ] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    env.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn csv_import_export_with_row_report_and_limits() {
+    let env = env().await;
+    let auth = env.state.auth.clone().unwrap();
+    let (_, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
+    let (bob, bob_t) = user_token(&auth, "acme", "bob@acme.test", Role::Trader).await;
+    let (_, body) = env
+        .call(
+            Method::POST,
+            P,
+            Some(&owner),
+            Some(json!({"name": "CSV", "positions": [{"symbol": "AAPL", "quantity": 1}]})),
+        )
+        .await;
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    let csv_path = format!("{P}/{id}/positions.csv");
+
+    // Broken rows: 422, each reported, nothing applied.
+    let broken = "symbol,quantity,target_weight,purchase_date\nMSFT,10,,2005-01-03\n,1,,\nIBM,ten,,\nGOOG,1,,03/01/2005\nAMZN,1,1.5,\n";
+    let (s, text) = env
+        .raw(
+            Method::PUT,
+            &csv_path,
+            Some(&owner),
+            "text/csv",
+            broken.into(),
+        )
+        .await;
+    assert_eq!(s, 422, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["error"]["code"], "csv_rejected");
+    let details = &body["error"]["details"];
+    assert_eq!(details["rows"], 5);
+    assert_eq!(details["applied"], 0);
+    let rows: Vec<(i64, &str)> = details["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["line"].as_i64().unwrap(), e["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (3, "symbol"),
+            (4, "quantity"),
+            (5, "purchase_date"),
+            (6, "target_weight")
+        ]
+    );
+    let (_, body) = env
+        .call(Method::GET, &format!("{P}/{id}"), Some(&owner), None)
+        .await;
+    assert_eq!(body["data"]["version"], 1);
+    assert_eq!(body["data"]["positions"].as_array().unwrap().len(), 1);
+
+    // Ragged row and unknown column.
+    for bad in ["symbol,quantity\nMSFT,1,extra\n", "symbol,shares\nMSFT,1\n"] {
+        let (s, text) = env
+            .raw(Method::PUT, &csv_path, Some(&owner), "text/csv", bad.into())
+            .await;
+        assert_eq!(s, 422, "{bad}: {text}");
+    }
+    // Too large: by bytes, and by rows.
+    let big = vec![b'A'; rampart_portfolio::transfer::MAX_BYTES + 10];
+    let (s, text) = env
+        .raw(Method::PUT, &csv_path, Some(&owner), "text/csv", big)
+        .await;
+    assert_eq!(s, 413, "{text}");
+    let mut many = String::from("symbol,quantity\n");
+    for _ in 0..=rampart_portfolio::transfer::MAX_ROWS {
+        many.push_str("A,1\n");
+    }
+    let (s, _) = env
+        .raw(
+            Method::PUT,
+            &csv_path,
+            Some(&owner),
+            "text/csv",
+            many.into(),
+        )
+        .await;
+    assert_eq!(s, 413);
+    let (s, _) = env
+        .raw(
+            Method::PUT,
+            &format!("{csv_path}?mode=merge"),
+            Some(&owner),
+            "text/csv",
+            b"symbol\nA\n".to_vec(),
+        )
+        .await;
+    assert_eq!(s, 400);
+
+    // Good file: replaces, one new version; append adds.
+    let good = "symbol,allocation_type,quantity,target_weight,purchase_price,purchase_date,sector,notes\n\
+                MSFT,quantity,10,,25.5,2005-01-03,Tech,core\nIBM,weight,,0.2,,,Tech,\"x, y\"\n";
+    let (s, text) = env
+        .raw(
+            Method::PUT,
+            &csv_path,
+            Some(&owner),
+            "text/csv",
+            good.into(),
+        )
+        .await;
+    assert_eq!(s, 200, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["data"]["report"]["applied"], 2);
+    assert_eq!(body["data"]["portfolio"]["version"], 2);
+    let (s, _) = env
+        .raw(
+            Method::PUT,
+            &format!("{csv_path}?mode=append"),
+            Some(&owner),
+            "text/csv",
+            b"symbol,quantity\nGOOG,3\n".to_vec(),
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    // Export.
+    let res = env
+        .http
+        .get(env.url(&csv_path))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let exported = res.text().await.unwrap();
+    let lines: Vec<&str> = exported.lines().collect();
+    assert_eq!(
+        lines[0],
+        "symbol,allocation_type,quantity,target_weight,purchase_price,purchase_date,sector,notes"
+    );
+    assert_eq!(lines.len(), 4, "{exported}");
+    assert!(
+        lines.contains(&"MSFT,quantity,10,,25.5,2005-01-03,Tech,core"),
+        "{exported}"
+    );
+    assert!(
+        lines.contains(&"IBM,weight,,0.2,,,Tech,\"x, y\""),
+        "{exported}"
+    );
+
+    // Rights: a viewer may export but not import; unauthenticated neither.
+    env.call(
+        Method::POST,
+        &format!("{P}/{id}/shares"),
+        Some(&owner),
+        Some(json!({"user_id": bob, "access": "view"})),
+    )
+    .await;
+    let (s, _) = env
+        .raw(Method::GET, &csv_path, Some(&bob_t), "text/plain", vec![])
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = env
+        .raw(
+            Method::PUT,
+            &csv_path,
+            Some(&bob_t),
+            "text/csv",
+            good.into(),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = env
+        .raw(Method::PUT, &csv_path, None, "text/csv", good.into())
+        .await;
+    assert_eq!(s, 401);
+    let (s, _) = env
+        .raw(Method::GET, &csv_path, None, "text/plain", vec![])
+        .await;
+    assert_eq!(s, 401);
+    env.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
+    let env = env().await;
+    let auth = env.state.auth.clone().unwrap();
+    let (_, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
+    let (bob, bob_t) = user_token(&auth, "acme", "bob@acme.test", Role::Viewer).await;
+    let (_, body) = env
+        .call(
+            Method::POST,
+            P,
+            Some(&owner),
+            Some(json!({"name": "Tech", "positions": [
+                {"symbol": "AAPL", "quantity": 100, "target_weight": 0.5, "sector": "Technology"},
+                {"symbol": "MSFT", "quantity": 200, "purchase_date": "2006-06-01", "sector": "Technology"},
+                {"symbol": "IBM", "quantity": 10, "sector": "Services"}
+            ]})),
+        )
+        .await;
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    let q = "from=2005-01-01&to=2009-12-31&benchmark=%5EGSPC";
+    let pa = format!("{P}/{id}");
+
+    let (s, body) = env
+        .call(
+            Method::GET,
+            &format!("{pa}/analytics?{q}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let report = &body["data"]["report"];
+    assert_eq!(report["frequency"], "monthly", "{report}");
+    assert_eq!(report["benchmark"], "^GSPC");
+    let points = report["points"].as_u64().unwrap();
+    assert!((50..=61).contains(&points), "{points}");
+    assert_eq!(
+        body["data"]["series"].as_array().unwrap().len() as u64,
+        points
+    );
+    for key in ["twr", "twr_annualized", "mwr"] {
+        assert!(report["performance"][key].is_f64(), "{key}: {report}");
+    }
+    for key in [
+        "volatility",
+        "sharpe",
+        "sortino",
+        "max_drawdown",
+        "beta",
+        "var_historical",
+        "cvar_historical",
+        "var_gaussian",
+        "var_cornish_fisher",
+    ] {
+        assert!(report["risk"][key].is_f64(), "{key}: {report}");
+    }
+    assert!(
+        report["risk"]["cvar_historical"].as_f64() <= report["risk"]["var_historical"].as_f64()
+    );
+    assert_eq!(report["allocation_by_symbol"].as_array().unwrap().len(), 3);
+    assert_eq!(report["allocation_by_sector"].as_array().unwrap().len(), 2);
+    let weights: f64 = report["allocation_by_symbol"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["weight"].as_f64().unwrap())
+        .sum();
+    assert!((weights - 1.0).abs() < 1e-9);
+    assert_eq!(report["rebalancing"][0]["symbol"], "AAPL");
+    // MSFT bought mid-window is a flow: a jump in NAV, not in the return.
+    let series = body["data"]["series"].as_array().unwrap();
+    assert!(series.iter().any(|p| p["flow"].as_f64().unwrap() > 0.0));
+
+    // Stored in portfolio_metrics_daily.
+    let stored: i64 = env
+        .state
+        .tenants
+        .with_tenant("acme", async |conn| {
+            use diesel_async::RunQueryDsl;
+            #[derive(diesel::QueryableByName)]
+            struct N {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let n: N = diesel::sql_query("SELECT count(*) AS n FROM portfolio_metrics_daily")
+                .get_result(conn)
+                .await?;
+            Ok::<_, rampart_tenancy::TenancyError>(n.n)
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored as u64, points);
+
+    // CSV and SVG.
+    let get = |path: String, token: Option<String>| {
+        let mut r = env.http.get(env.url(&path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let res = get(format!("{pa}/performance.csv?{q}"), Some(owner.clone()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = res.text().await.unwrap();
+    assert!(
+        csv.starts_with("date,nav,daily_return,cumulative_return,volatility_30d,max_drawdown\n")
+    );
+    assert_eq!(csv.lines().count() as u64, points + 1);
+    let res = get(format!("{pa}/charts/equity.svg?{q}"), Some(owner.clone()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/svg+xml");
+    let svg = res.text().await.unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("Drawdown") && svg.contains("<polyline"),
+        "{svg}"
+    );
+    let res = get(format!("{pa}/charts/returns.svg?{q}"), Some(owner.clone()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let svg = res.text().await.unwrap();
+    assert!(
+        svg.contains("VaR 95%") && svg.contains("CVaR 95%") && svg.contains("<rect"),
+        "{svg}"
+    );
+
+    // Refusals: no token, not shared (404), bad window, unknown symbol (422).
+    for path in [
+        format!("{pa}/analytics?{q}"),
+        format!("{pa}/performance.csv?{q}"),
+        format!("{pa}/charts/equity.svg?{q}"),
+        format!("{pa}/charts/returns.svg?{q}"),
+    ] {
+        assert_eq!(
+            get(path.clone(), None).await.unwrap().status(),
+            401,
+            "{path}"
+        );
+        assert_eq!(
+            get(path.clone(), Some(bob_t.clone()))
+                .await
+                .unwrap()
+                .status(),
+            404,
+            "{path}"
+        );
+    }
+    for bad in [
+        "from=2010-01-01&to=2005-01-01",
+        "from=yesterday",
+        "from=1900-01-01&to=2009-01-01",
+    ] {
+        let (s, _) = env
+            .call(
+                Method::GET,
+                &format!("{pa}/analytics?{bad}"),
+                Some(&owner),
+                None,
+            )
+            .await;
+        assert_eq!(s, 400, "{bad}");
+    }
+    // Shared read-only: the viewer may read the analytics.
+    env.call(
+        Method::POST,
+        &format!("{pa}/shares"),
+        Some(&owner),
+        Some(json!({"user_id": bob, "access": "view"})),
+    )
+    .await;
+    let (s, _) = env
+        .call(
+            Method::GET,
+            &format!("{pa}/analytics?{q}"),
+            Some(&bob_t),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    env.call(
+        Method::POST,
+        &format!("{pa}/positions"),
+        Some(&owner),
+        Some(json!({"symbol": "ZZZZ", "quantity": 1})),
+    )
+    .await;
+    let (s, body) = env
+        .call(
+            Method::GET,
+            &format!("{pa}/analytics?{q}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (422, Some("no_prices")),
+        "{body}"
+    );
+    env.server.stop().await;
+}
