@@ -373,8 +373,14 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             .configure(|c| configure_common(c, &cfg))
             .configure(routes::health::configure)
             .configure(routes::openapi::configure)
+            .configure(routes::stream::configure)
             .configure(routes::portfolios::configure)
             .configure(routes::api_v1::configure)
+            .configure(routes::notify::configure)
+            .configure(routes::users::configure)
+            .configure(routes::market_api::configure)
+            .configure(routes::admin_page::configure)
+            .configure(routes::account::configure)
             .configure(routes::members::configure);
         if let Some(auth) = &auth {
             app = app

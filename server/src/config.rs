@@ -95,6 +95,8 @@ pub struct ServerConfig {
     /// come from the Vault secret `market` (field `<provider name>_api_key`
     /// and `<provider name>_api_secret`) when Vault is configured.
     pub market: rampart_market::MarketConfig,
+    /// E-mail notifications (SMTP) and their jobs.
+    pub notify: rampart_notify::NotifyConfig,
     /// The daily snapshot job (cron, broker API).
     pub snapshot: rampart_members::SnapshotConfig,
     /// How often signing keys are re-read from their store (rotations made
@@ -126,6 +128,7 @@ impl Default for ServerConfig {
             market: rampart_market::MarketConfig::default(),
             key_check_secs: 60,
             snapshot: rampart_members::SnapshotConfig::default(),
+            notify: rampart_notify::NotifyConfig::default(),
         }
     }
 }

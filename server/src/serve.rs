@@ -215,7 +215,7 @@ pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
             pki.clone(),
             renew_in,
         ));
-        server.add_task(crate::routes::members::spawn_snapshot_scheduler(state));
+        spawn_jobs(&mut server, state);
         return Ok(server);
     }
     let tls = state
@@ -224,8 +224,17 @@ pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
         .clone()
         .ok_or_else(|| anyhow::anyhow!("tls is required: the server speaks HTTPS only"))?;
     let mut server = app::start(state.clone(), &tls).await?;
-    server.add_task(crate::routes::members::spawn_snapshot_scheduler(state));
+    spawn_jobs(&mut server, state);
     Ok(server)
+}
+
+/// The scheduled jobs of the product (stopped with the server).
+fn spawn_jobs(server: &mut RunningServer, state: AppState) {
+    server.add_task(crate::routes::members::spawn_snapshot_scheduler(
+        state.clone(),
+    ));
+    server.add_task(crate::routes::notify::spawn_price_alert_job(state.clone()));
+    server.add_task(crate::routes::notify::spawn_login_alert_job(state));
 }
 
 /// `rampart serve`: loads the configuration, starts, runs until Ctrl-C.

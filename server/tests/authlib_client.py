@@ -55,7 +55,13 @@ def main():
     page = browser.get(url, allow_redirects=False, timeout=10)
     assert page.status_code == 200, page.status_code
     action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1)
-    form = {"return_to": hidden(page.text, "return_to"), "email": email, "password": password}
+    # The CSRF token is double-submitted: hidden field + cookie (kept by the Session).
+    form = {
+        "return_to": hidden(page.text, "return_to"),
+        "csrf": hidden(page.text, "csrf"),
+        "email": email,
+        "password": password,
+    }
     r = browser.post(urljoin(url, html.unescape(action)), data=form, allow_redirects=False, timeout=10)
     assert r.status_code == 303, (r.status_code, r.text[:300])
     r = browser.get(urljoin(url, r.headers["location"]), allow_redirects=False, timeout=10)

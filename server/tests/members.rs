@@ -237,15 +237,29 @@ async fn login(
         .append_pair("code_challenge_method", "S256");
     let page = http.get(authorize.as_str()).send().await.unwrap();
     assert_eq!(page.status(), 200);
+    let csrf_cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.contains("csrf="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let html = page.text().await.unwrap();
     let return_to = hidden(&html, "return_to");
+    let csrf = hidden(&html, "csrf");
     let r = http
         .post(url(server.public_addr, &format!("/t/{tenant}/oauth/login")))
         .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", csrf_cookie)
         .body(form(&[
             ("email", email),
             ("password", PASSWORD),
             ("return_to", return_to.as_str()),
+            ("csrf", csrf.as_str()),
         ]))
         .send()
         .await

@@ -98,6 +98,13 @@ fn authorize_uri(tenant: &str, challenge: Option<&str>) -> String {
     format!("{}?{}", u.path(), u.query().unwrap())
 }
 
+/// A token of the same shape as `token` but different.
+fn new_token_like(token: &str) -> String {
+    let mut t: Vec<char> = token.chars().collect();
+    t[0] = if t[0] == 'A' { 'B' } else { 'A' };
+    t.into_iter().collect()
+}
+
 fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker).unwrap() + marker.len();
@@ -193,19 +200,82 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
     )
     .await;
     assert_eq!(r.status(), StatusCode::OK);
+    let csrf_cookie = r
+        .response()
+        .cookies()
+        .find(|c| c.name() == "rampart_csrf")
+        .unwrap()
+        .into_owned();
+    assert!(csrf_cookie.http_only().unwrap_or(false));
+    assert_eq!(
+        csrf_cookie.same_site(),
+        Some(actix_web::cookie::SameSite::Strict)
+    );
+    assert_eq!(csrf_cookie.path(), Some("/t/acme/oauth"));
     let html = String::from_utf8(test::read_body(r).await.to_vec()).unwrap();
     assert!(html.contains("Web App") && html.contains("name=\"password\""));
     let return_to = hidden(&html, "return_to");
+    let csrf = hidden(&html, "csrf");
+    assert_eq!(csrf, csrf_cookie.value());
+
+    // 2a. No CSRF cookie, or a token that is not the cookie's: refused with
+    // the form again (400), no session.
+    for (cookie, token) in [
+        (None, csrf.clone()),
+        (Some(csrf_cookie.clone()), String::new()),
+        (Some(csrf_cookie.clone()), new_token_like(&csrf)),
+    ] {
+        let mut req = test::TestRequest::post().uri("/t/acme/oauth/login");
+        if let Some(c) = cookie {
+            req = req.cookie(c);
+        }
+        let r = test::call_service(
+            &app,
+            req.set_form([
+                ("email", "ada@example.com"),
+                ("password", PASSWORD),
+                ("return_to", return_to.as_str()),
+                ("csrf", token.as_str()),
+            ])
+            .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            r.response()
+                .cookies()
+                .all(|c| c.name() != "rampart_session_acme")
+        );
+        let html = String::from_utf8(test::read_body(r).await.to_vec()).unwrap();
+        assert!(html.contains("name=\"password\"") && html.contains("expired"));
+    }
+    // And the MFA form the same way.
+    let r = test::call_service(
+        &app,
+        test::TestRequest::post()
+            .uri("/t/acme/oauth/mfa")
+            .set_form([
+                ("challenge", "x"),
+                ("code", "123456"),
+                ("return_to", return_to.as_str()),
+                ("csrf", csrf.as_str()),
+            ])
+            .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // 2. Wrong password: the form again, no cookie.
     let r = test::call_service(
         &app,
         test::TestRequest::post()
             .uri("/t/acme/oauth/login")
+            .cookie(csrf_cookie.clone())
             .set_form([
                 ("email", "ada@example.com"),
                 ("password", "wrong-password-1"),
                 ("return_to", return_to.as_str()),
+                ("csrf", csrf.as_str()),
             ])
             .to_request(),
     )
@@ -232,10 +302,12 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
         &app,
         test::TestRequest::post()
             .uri("/t/acme/oauth/login")
+            .cookie(csrf_cookie.clone())
             .set_form([
                 ("email", "ada@example.com"),
                 ("password", PASSWORD),
                 ("return_to", return_to.as_str()),
+                ("csrf", csrf.as_str()),
             ])
             .to_request(),
     )
@@ -1066,9 +1138,18 @@ async fn http_throughput() {
         .append_pair("email", "ada@example.com")
         .append_pair("password", PASSWORD)
         .append_pair("return_to", &return_to)
+        .append_pair("csrf", "load-test-csrf-token")
         .finish();
     let login_lua = dir.path().join("login.lua");
-    std::fs::write(&login_lua, post_lua(&login_body, None)).unwrap();
+    // Double submit: the form field and the cookie carry the same value.
+    std::fs::write(
+        &login_lua,
+        post_lua(
+            &login_body,
+            Some(("Cookie", "rampart_csrf=load-test-csrf-token")),
+        ),
+    )
+    .unwrap();
 
     let per_thread = (connections * 2).to_string();
     let (refresh_rps, refresh_out) = wrk(

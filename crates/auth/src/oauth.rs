@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::accounts::{SessionInfo, User};
@@ -374,16 +375,21 @@ fn check_client_credentials(
     client: Client,
     creds: &ClientCredentials,
 ) -> Result<Client, AuthError> {
+    if credentials_match(&client, creds) {
+        Ok(client)
+    } else {
+        Err(AuthError::InvalidClient)
+    }
+}
+
+/// Whether `creds` authenticate `client` (the secret compared in constant time).
+fn credentials_match(client: &Client, creds: &ClientCredentials) -> bool {
     match (client.auth_method(), &creds.secret, &client.secret_hash) {
-        (ClientAuthMethod::None, None, _) if creds.method == ClientAuthMethod::None => Ok(client),
+        (ClientAuthMethod::None, None, _) => creds.method == ClientAuthMethod::None,
         (registered, Some(secret), Some(hash)) if registered == creds.method => {
-            if ct_eq(&sha256(secret.as_bytes()), hash) {
-                Ok(client)
-            } else {
-                Err(AuthError::InvalidClient)
-            }
+            ct_eq(&sha256(secret.as_bytes()), hash)
         }
-        _ => Err(AuthError::InvalidClient),
+        _ => false,
     }
 }
 
@@ -1068,29 +1074,47 @@ impl AuthServer {
     ) -> Result<serde_json::Value, AuthError> {
         let inactive = serde_json::json!({"active": false});
         if token.split('.').count() == 3 {
-            // The token checks need no I/O (verified-token cache); the client
-            // and the revocation are then read in one transaction.
-            let principal = self.authenticate_bearer(tenant, token).await;
-            let verified = self.tokens.verify_access_token(
-                token,
-                &self.issuer(tenant),
-                &self.config.access_token_audience,
-            );
+            // The token is verified once, with no I/O on a verified-token
+            // cache hit (the tenant id comes from the tenancy cache). A
+            // client that authenticated with the same secret within
+            // `CLIENT_CACHE_TTL` is not read again, so the hot path is one
+            // statement: the revocation check.
+            let verified = self
+                .tokens
+                .verify_access_token(
+                    token,
+                    &self.issuer(tenant),
+                    &self.config.access_token_audience,
+                )
+                .ok();
+            let tenant_id = self.tenant_id(tenant).await?;
+            let verified = verified.filter(|v| v.tenant_id == tenant_id);
+            let cache_key = creds.secret.as_ref().map(|secret| {
+                let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+                (tenant.to_owned(), creds.client_id.clone(), digest)
+            });
+            let cached = cache_key
+                .as_ref()
+                .and_then(|k| self.client_cache.get(k))
+                .filter(|c| credentials_match(c, creds));
+            let jti = verified.as_ref().map(|v| v.claims.jti.clone());
             let client_id = creds.client_id.clone();
-            let jti = match (&principal, &verified) {
-                (Ok(_), Ok(v)) => Some(v.claims.jti.clone()),
-                _ => None,
-            };
-            let (client, revoked) = self
+            let need_client = cached.is_none();
+            let (client, live) = self
                 .pool
                 .with_tenant(tenant, async |conn| {
-                    let clients: Vec<Client> = diesel::sql_query(format!(
-                        "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1 AND disabled_at IS NULL"
-                    ))
-                    .bind::<Text, _>(&client_id)
-                    .load(conn)
-                    .await?;
-                    let revoked = match &jti {
+                    let client = if need_client {
+                        let clients: Vec<Client> = diesel::sql_query(format!(
+                            "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1 AND disabled_at IS NULL"
+                        ))
+                        .bind::<Text, _>(&client_id)
+                        .load(conn)
+                        .await?;
+                        clients.into_iter().next()
+                    } else {
+                        None
+                    };
+                    let live = match &jti {
                         Some(jti) => {
                             diesel::sql_query(
                                 "SELECT 1 FROM access_tokens WHERE jti = $1 AND revoked_at IS NULL",
@@ -1098,25 +1122,31 @@ impl AuthServer {
                             .bind::<Text, _>(jti)
                             .execute(conn)
                             .await?
-                                == 0
+                                > 0
                         }
-                        None => true,
+                        None => false,
                     };
-                    Ok::<_, AuthError>((clients.into_iter().next(), revoked))
+                    Ok::<_, AuthError>((client, live))
                 })
                 .await?;
-            check_client_credentials(client.ok_or(AuthError::InvalidClient)?, creds)?;
-            let (Ok(p), Ok(v)) = (principal, verified) else {
+            if cached.is_none() {
+                let client =
+                    check_client_credentials(client.ok_or(AuthError::InvalidClient)?, creds)?;
+                if let Some(key) = cache_key
+                    && client.secret_hash.is_some()
+                {
+                    self.client_cache.insert(key, std::sync::Arc::new(client));
+                }
+            }
+            let Some(v) = verified.filter(|_| live) else {
                 return Ok(inactive);
             };
-            if revoked {
-                return Ok(inactive);
-            }
             let c = v.claims;
+            let username = Uuid::parse_str(&c.sub).ok();
             return Ok(serde_json::json!({
                 "active": true, "scope": c.scope, "client_id": c.client_id, "sub": c.sub, "exp": c.exp,
                 "iat": c.iat, "iss": c.iss, "aud": c.aud, "jti": c.jti, "token_type": "Bearer",
-                "roles": c.roles, "username": p.user_id,
+                "roles": c.roles, "username": username,
             }));
         }
         let _client = self.authenticate_client(tenant, creds).await?;

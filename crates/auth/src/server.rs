@@ -44,7 +44,17 @@ pub struct AuthServer {
     pub(crate) sealer: KeyEncryptionKey,
     /// Upstream OpenID Connect providers per tenant.
     pub(crate) upstreams: crate::upstream::UpstreamRegistry,
+    /// Confidential clients that authenticated at introspection recently.
+    pub(crate) client_cache: ClientCache,
 }
+
+/// Key: (tenant, client_id, SHA-256 of the secret that authenticated).
+pub(crate) type ClientCache =
+    moka::sync::Cache<(String, String, [u8; 32]), Arc<crate::oauth::Client>>;
+
+/// How long an authenticated client is trusted without re-reading its row
+/// (a disabled client keeps introspecting at most this long).
+pub(crate) const CLIENT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl std::fmt::Debug for AuthServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,6 +83,10 @@ impl AuthServer {
             hasher,
             sealer,
             upstreams: crate::upstream::UpstreamRegistry::default(),
+            client_cache: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(CLIENT_CACHE_TTL)
+                .build(),
         })
     }
 

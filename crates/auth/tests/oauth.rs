@@ -490,6 +490,42 @@ async fn confidential_client_credentials_introspect_revoke_discovery() {
         a.introspect("acme", &basic, &t.access_token).await.unwrap()["active"],
         false
     );
+    // The client is now cached for introspection: a wrong secret or another
+    // authentication method is still refused, for live and revoked tokens.
+    let wrong_secret = ClientCredentials {
+        secret: Some("not-the-secret".into()),
+        ..basic.clone()
+    };
+    let wrong_method = ClientCredentials {
+        method: ClientAuthMethod::ClientSecretPost,
+        ..basic.clone()
+    };
+    let t2 = a
+        .token(
+            "acme",
+            &basic,
+            &TokenRequest {
+                grant_type: Some("client_credentials".into()),
+                ..Default::default()
+            },
+            &ctx("x"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        a.introspect("acme", &basic, &t2.access_token)
+            .await
+            .unwrap()["active"],
+        true
+    );
+    for creds in [&wrong_secret, &wrong_method] {
+        for token in [&t.access_token, &t2.access_token] {
+            assert!(matches!(
+                a.introspect("acme", creds, token).await,
+                Err(AuthError::InvalidClient)
+            ));
+        }
+    }
     a.revoke("acme", &basic, "unknown-token", &ctx("x"))
         .await
         .unwrap();

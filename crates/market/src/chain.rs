@@ -196,6 +196,8 @@ pub(crate) struct ChainInner {
     pub(crate) providers: Vec<GuardedProvider>,
     l1_quotes: moka::sync::Cache<String, Arc<CachedQuote>>,
     l1_bars: moka::sync::Cache<BarsKey, Arc<CachedBars>>,
+    /// Search answers by lower-cased query: (matches, provider, fetched).
+    l1_search: moka::sync::Cache<String, Arc<(Vec<SymbolMatch>, String, std::time::Instant)>>,
     pub(crate) l2: Option<RedisCache>,
     pub(crate) store: Option<StoreProvider>,
     quote_flights: Coalescer<(String, Staleness), Result<Served<Quote>>>,
@@ -327,11 +329,17 @@ impl ProviderChainBuilder {
             .max_capacity((self.cache.l1_capacity / 10).max(100))
             .time_to_live(self.cache.l1_bars_ttl.max(Duration::from_millis(1)))
             .build();
+        // Search answers change about as rarely as bar ranges: same TTL.
+        let l1_search = moka::sync::Cache::builder()
+            .max_capacity((self.cache.l1_capacity / 10).max(100))
+            .time_to_live(self.cache.l1_bars_ttl.max(Duration::from_millis(1)))
+            .build();
         Ok(ProviderChain {
             inner: Arc::new(ChainInner {
                 providers,
                 l1_quotes,
                 l1_bars,
+                l1_search,
                 l2: self.redis,
                 store: self.store,
                 quote_flights: Coalescer::new(),
@@ -609,16 +617,33 @@ impl ProviderChain {
         result
     }
 
-    /// Instruments matching `query`, from the first provider that answers.
+    /// Instruments matching `query`, from the first provider that answers;
+    /// kept in L1 (for the bars TTL) by lower-cased query.
     pub async fn search(&self, query: &str) -> Result<Served<Vec<SymbolMatch>>> {
         if query.trim().is_empty() {
             return Err(MarketError::InvalidInput("empty search".into()));
         }
         let q = query.trim();
+        let key = q.to_lowercase();
+        if let Some(hit) = self.inner.l1_search.get(&key) {
+            self.inner.metrics.cache_result("l1", "hit");
+            return Ok(Served {
+                value: hit.0.clone(),
+                source: Source::L1,
+                origin: Some(hit.1.clone()),
+                age: hit.2.elapsed(),
+                stale: false,
+            });
+        }
+        self.inner.metrics.cache_result("l1", "miss");
         let (value, provider) = self
             .inner
             .try_providers(|g| g.call("search", move |p| p.search(q)).boxed())
             .await?;
+        self.inner.l1_search.insert(
+            key,
+            Arc::new((value.clone(), provider.clone(), std::time::Instant::now())),
+        );
         Ok(fresh(value, provider))
     }
 

@@ -47,22 +47,35 @@
 //! A caller with no access gets [`PortfolioError::NotFound`] — exactly what a
 //! missing portfolio gives — and a caller who may see it but not do the
 //! operation gets [`PortfolioError::Forbidden`].
+//!
+//! Beside portfolios: [`UserService`] (a user's profile, typed
+//! [`Preferences`] with defaults, own activity, and a tenant
+//! administrator's user management) and
+//! [`PortfolioService::import_json`], which imports the browser app's
+//! `localStorage` export item by item, idempotently (see [`import_json`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod analysis;
 pub mod charts;
 mod error;
+pub mod import_json;
 pub mod model;
 mod rows;
 mod service;
 pub mod transfer;
+pub mod users;
 
 pub use analysis::{AnalysisInput, AnalyticsReport, NavPoint, PriceHistory};
 pub use error::PortfolioError;
+pub use import_json::{ImportItem, ItemOutcome, JsonImportReport};
 pub use model::{
     Access, Activity, Actor, AllocationType, Comment, NewComment, NewPortfolio, Page, Portfolio,
     PortfolioDetail, PortfolioPatch, Position, PositionInput, Share, ShareGrant, Version,
 };
 pub use service::PortfolioService;
 pub use transfer::{ImportReport, RowError};
+pub use users::{
+    AuditEntry, Preferences, PreferencesPatch, Profile, ProfilePatch, Theme, UserActivity,
+    UserService,
+};

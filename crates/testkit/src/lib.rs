@@ -303,12 +303,11 @@ impl PgServer {
             as_account(&mut cmd, account);
             run(&mut cmd)?;
         }
-        let port = match options.port {
-            Some(p) => p,
-            None => free_port()?,
-        };
-        let server = PgServer {
-            port,
+        let mut server = PgServer {
+            port: match options.port {
+                Some(p) => p,
+                None => free_port()?,
+            },
             root,
             data,
             account,
@@ -316,7 +315,16 @@ impl PgServer {
             throwaway,
             fsync: options.fsync,
         };
-        server.pg_ctl_start()?;
+        // A free port can be taken by another process between our probe and
+        // the server's bind: try a few fresh ports before giving up.
+        let mut attempt = 0;
+        while let Err(e) = server.pg_ctl_start() {
+            attempt += 1;
+            if options.port.is_some() || attempt >= 4 {
+                return Err(e);
+            }
+            server.port = free_port()?;
+        }
         if !options.no_watchdog {
             let cleanup = if throwaway {
                 format!(
@@ -470,11 +478,19 @@ impl RedisServer {
             hint: "Install it with `apt-get install -y redis-server`, or run `./scripts/test`, which installs what is missing.",
         })?;
         let root = make_scratch_dir("redis")?;
-        let server = RedisServer {
+        let mut server = RedisServer {
             port: free_port()?,
             root,
         };
-        server.launch(&binary)?;
+        // The probed port may be taken before Redis binds it: retry.
+        let mut attempt = 0;
+        while let Err(e) = server.launch(&binary) {
+            attempt += 1;
+            if attempt >= 4 {
+                return Err(e);
+            }
+            server.port = free_port()?;
+        }
         spawn_watchdog(&format!(
             "kill $(cat {root}/redis.pid) 2>/dev/null; sleep 0.5; rm -rf {root}",
             root = server.root.display()
@@ -813,5 +829,124 @@ impl OidcProvider {
     /// The issuer, `http://127.0.0.1:PORT`.
     pub fn issuer(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+// ---------------------------------------------------------------------- SMTP
+
+/// A running SMTP server ([`aiosmtpd`](https://aiosmtpd.aio-libs.org) from
+/// the project's `.venv`) on 127.0.0.1, without TLS or authentication, that
+/// stores every message it accepts in a Maildir ([`SmtpServer::messages`]).
+#[derive(Debug)]
+pub struct SmtpServer {
+    port: u16,
+    root: PathBuf,
+}
+
+static SHARED_SMTP: OnceLock<std::result::Result<SmtpServer, String>> = OnceLock::new();
+
+/// The SMTP server shared by the tests of this binary (messages of every
+/// test land in one Maildir: tell yours apart by recipient).
+pub fn smtp_server() -> Result<&'static SmtpServer> {
+    shared(&SHARED_SMTP, "aiosmtpd", SmtpServer::start)
+}
+
+impl SmtpServer {
+    /// Starts a throwaway server stopped (and its Maildir deleted) when this
+    /// process exits.
+    pub fn start() -> Result<Self> {
+        let python = repo_root().join(".venv/bin/python");
+        let hint = "Install it into the project venv: `python3 -m venv .venv && .venv/bin/pip install aiosmtpd`, or run `./scripts/test`, which does.";
+        if !python.is_file() {
+            return Err(TestkitError::MissingBinary {
+                binary: "python (project .venv)",
+                hint,
+            });
+        }
+        let probe = Command::new(&python)
+            .args(["-c", "import aiosmtpd"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if !probe.success() {
+            return Err(TestkitError::MissingBinary {
+                binary: "aiosmtpd (Python package)",
+                hint,
+            });
+        }
+        let root = make_scratch_dir("smtp")?;
+        let maildir = root.join("maildir");
+        let port = free_port()?;
+        let log = std::fs::File::create(root.join("smtp.log"))?;
+        let child = Command::new(&python)
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()?;
+        spawn_watchdog(&format!(
+            "kill {pid} 2>/dev/null; sleep 0.5; kill -9 {pid} 2>/dev/null; rm -rf {root}",
+            pid = child.id(),
+            root = root.display()
+        ))?;
+        let addr = format!("127.0.0.1:{port}");
+        let log_path = root.join("smtp.log");
+        wait_until("aiosmtpd", Duration::from_secs(20), || {
+            use std::io::Read;
+            let mut s = std::net::TcpStream::connect(&addr).map_err(|e| {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                format!("{e}; log: {log}")
+            })?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))
+                .map_err(|e| e.to_string())?;
+            let mut buf = [0u8; 3];
+            s.read_exact(&mut buf).map_err(|e| e.to_string())?;
+            if &buf == b"220" {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&buf).into_owned())
+            }
+        })?;
+        Ok(SmtpServer { port, root })
+    }
+
+    /// The host to connect to (`127.0.0.1`).
+    pub fn host(&self) -> &'static str {
+        "127.0.0.1"
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The Maildir the messages are delivered to.
+    pub fn maildir(&self) -> PathBuf {
+        self.root.join("maildir")
+    }
+
+    /// Every message delivered so far, raw (RFC 5322, with the `X-RcptTo`
+    /// and `X-MailFrom` headers aiosmtpd adds), oldest first.
+    pub fn messages(&self) -> Result<Vec<Vec<u8>>> {
+        let mut files = Vec::new();
+        for sub in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(self.maildir().join(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let modified = entry.metadata()?.modified()?;
+                files.push((modified, entry.path()));
+            }
+        }
+        files.sort();
+        files
+            .into_iter()
+            .map(|(_, path)| std::fs::read(path).map_err(TestkitError::from))
+            .collect()
     }
 }

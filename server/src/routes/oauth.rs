@@ -90,6 +90,66 @@ fn session_cookie(req: &HttpRequest, tenant: &str) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
+/// Name of the login-form CSRF cookie (double submit). Under https it has the
+/// `__Secure-` prefix; `__Host-` would force `Path=/`, and the cookie is meant
+/// for this tenant's `/oauth` forms only.
+fn csrf_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Secure-rampart_csrf"
+    } else {
+        "rampart_csrf"
+    }
+}
+
+fn is_secure(auth: &AuthServer) -> bool {
+    auth.config().public_base_url.starts_with("https://")
+}
+
+/// A fresh random CSRF token (256 bits, base64url).
+fn new_csrf_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Sets the CSRF cookie for the forms of `tenant` on a rendered page.
+fn with_csrf_cookie(
+    mut resp: HttpResponse,
+    tenant: &str,
+    token: &str,
+    secure: bool,
+) -> HttpResponse {
+    let cookie = actix_web::cookie::Cookie::build(csrf_cookie_name(secure), token.to_owned())
+        .path(format!("/t/{tenant}/oauth"))
+        .http_only(true)
+        .secure(secure)
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .finish();
+    if let Err(e) = resp.add_cookie(&cookie) {
+        return oauth_error(&AuthError::Crypto(e.to_string()));
+    }
+    resp
+}
+
+/// The double-submit check: the form's `csrf` field equals the cookie (in
+/// constant time). Returns the token when it matches.
+fn checked_csrf(req: &HttpRequest, form: &HashMap<String, String>, secure: bool) -> Option<String> {
+    use subtle::ConstantTimeEq;
+    let cookie = req.cookie(csrf_cookie_name(secure))?;
+    let field = form.get("csrf")?;
+    let (a, b) = (cookie.value().as_bytes(), field.as_bytes());
+    (!a.is_empty() && a.len() == b.len() && bool::from(a.ct_eq(b))).then(|| field.clone())
+}
+
+/// A form post without a matching CSRF token: the form again (400) with a
+/// fresh token.
+fn csrf_refused(page: HttpResponse, tenant: &str, token: &str, secure: bool) -> HttpResponse {
+    let mut r = with_csrf_cookie(page, tenant, token, secure);
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    r
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -116,8 +176,9 @@ fn login_page(
     return_to: &str,
     client_name: &str,
     error: Option<&str>,
+    csrf: &str,
 ) -> HttpResponse {
-    login_page_with(tenant, return_to, client_name, error, &[])
+    login_page_with(tenant, return_to, client_name, error, &[], csrf)
 }
 
 /// The login page with "sign in with" links to the tenant's upstream providers.
@@ -127,6 +188,7 @@ fn login_page_with(
     client_name: &str,
     error: Option<&str>,
     upstreams: &[(String, String)],
+    csrf: &str,
 ) -> HttpResponse {
     let links: String = upstreams
         .iter()
@@ -153,17 +215,25 @@ fn login_page_with(
             "<p>to continue to <b>{client}</b></p>{err}\
              <form method=\"post\" action=\"/t/{tenant}/oauth/login\">\
              <input type=\"hidden\" name=\"return_to\" value=\"{rt}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <p><label>E-mail <input name=\"email\" type=\"email\" autocomplete=\"username\" required></label></p>\
              <p><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
              <p><button type=\"submit\">Sign in</button></p></form>{links}",
             client = escape(client_name),
             tenant = escape(tenant),
             rt = escape(return_to),
+            csrf = escape(csrf),
         ),
     )
 }
 
-fn mfa_page(tenant: &str, return_to: &str, challenge: &str, error: Option<&str>) -> HttpResponse {
+fn mfa_page(
+    tenant: &str,
+    return_to: &str,
+    challenge: &str,
+    error: Option<&str>,
+    csrf: &str,
+) -> HttpResponse {
     let err = error
         .map(|e| format!("<p role=\"alert\" style=\"color:#b00\">{}</p>", escape(e)))
         .unwrap_or_default();
@@ -173,11 +243,13 @@ fn mfa_page(tenant: &str, return_to: &str, challenge: &str, error: Option<&str>)
             "{err}<form method=\"post\" action=\"/t/{tenant}/oauth/mfa\">\
              <input type=\"hidden\" name=\"return_to\" value=\"{rt}\">\
              <input type=\"hidden\" name=\"challenge\" value=\"{ch}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <p><label>Authenticator code or backup code <input name=\"code\" autocomplete=\"one-time-code\" required></label></p>\
              <p><button type=\"submit\">Verify</button></p></form>",
             tenant = escape(tenant),
             rt = escape(return_to),
             ch = escape(challenge),
+            csrf = escape(csrf),
         ),
     )
 }
@@ -240,13 +312,16 @@ async fn authorize(
         };
     }
     let return_to = format!("/t/{tenant}/oauth/authorize?{}", req.query_string());
-    login_page_with(
+    let csrf = new_csrf_token();
+    let page = login_page_with(
         &tenant,
         &return_to,
         &validated.client_name,
         None,
         &auth.upstream_providers(&tenant),
-    )
+        &csrf,
+    );
+    with_csrf_cookie(page, &tenant, &csrf, is_secure(&auth))
 }
 
 fn logged_in_redirect(
@@ -280,9 +355,20 @@ async fn login(
     else {
         return oauth_error(&AuthError::InvalidRequest("return_to".into()));
     };
+    let secure = is_secure(&auth);
+    let Some(csrf) = checked_csrf(&req, &form, secure) else {
+        let fresh = new_csrf_token();
+        let page = login_page(
+            &tenant,
+            &return_to,
+            "",
+            Some("The form expired. Please sign in again."),
+            &fresh,
+        );
+        return csrf_refused(page, &tenant, &fresh, secure);
+    };
     let email = form.get("email").map(String::as_str).unwrap_or("");
     let password = form.get("password").map(String::as_str).unwrap_or("");
-    let secure = auth.config().public_base_url.starts_with("https://");
     match auth
         .login(&tenant, email, password, &client_context(&req))
         .await
@@ -291,17 +377,22 @@ async fn login(
             logged_in_redirect(&tenant, &return_to, &s.token, secure)
         }
         Ok(rampart_auth::accounts::LoginOutcome::MfaRequired { challenge }) => {
-            mfa_page(&tenant, &return_to, &challenge, None)
+            mfa_page(&tenant, &return_to, &challenge, None, &csrf)
         }
-        Err(AuthError::InvalidCredentials) => {
-            login_page(&tenant, &return_to, "", Some("Wrong e-mail or password."))
-        }
+        Err(AuthError::InvalidCredentials) => login_page(
+            &tenant,
+            &return_to,
+            "",
+            Some("Wrong e-mail or password."),
+            &csrf,
+        ),
         Err(e @ AuthError::RateLimited { .. }) => {
             let mut r = login_page(
                 &tenant,
                 &return_to,
                 "",
                 Some("Too many attempts. Try again later."),
+                &csrf,
             );
             *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             if let AuthError::RateLimited { retry_after } = e
@@ -329,15 +420,26 @@ async fn mfa(
         return oauth_error(&AuthError::InvalidRequest("return_to".into()));
     };
     let challenge = form.get("challenge").map(String::as_str).unwrap_or("");
+    let secure = is_secure(&auth);
+    let Some(csrf) = checked_csrf(&req, &form, secure) else {
+        let fresh = new_csrf_token();
+        let page = mfa_page(
+            &tenant,
+            &return_to,
+            challenge,
+            Some("The form expired. Please try again."),
+            &fresh,
+        );
+        return csrf_refused(page, &tenant, &fresh, secure);
+    };
     let code = form.get("code").map(String::as_str).unwrap_or("");
-    let secure = auth.config().public_base_url.starts_with("https://");
     match auth
         .verify_mfa(&tenant, challenge, code, &client_context(&req))
         .await
     {
         Ok(s) => logged_in_redirect(&tenant, &return_to, &s.token, secure),
         Err(AuthError::InvalidCredentials) => {
-            mfa_page(&tenant, &return_to, challenge, Some("Wrong code."))
+            mfa_page(&tenant, &return_to, challenge, Some("Wrong code."), &csrf)
         }
         Err(e) => oauth_error(&e),
     }
@@ -599,7 +701,9 @@ async fn upstream_callback(
                     r
                 }
                 rampart_auth::accounts::LoginOutcome::MfaRequired { challenge } => {
-                    mfa_page(&tenant, &return_to, &challenge, None)
+                    let csrf = new_csrf_token();
+                    let page = mfa_page(&tenant, &return_to, &challenge, None, &csrf);
+                    with_csrf_cookie(page, &tenant, &csrf, secure)
                 }
             }
         }

@@ -1,0 +1,372 @@
+//! Address verification and password reset by e-mail.
+//!
+//! A link carries `"{id}.{secret}"`: the row id and 256 random bits. Only the
+//! SHA-256 of the secret is stored, so a database leak yields no usable
+//! link; the row holds the purpose, the address it was sent to, the expiry
+//! and `used_at` (single use, consumed by a conditional `UPDATE`). An
+//! unguessable stored secret needs no signing key to rotate and can be
+//! revoked, which a stateless signed token could not.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{Bytea, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_auth::audit::AuditEvent;
+use rampart_auth::{AuthServer, ClientContext};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::mail::{MailKind, Outgoing};
+use crate::{Notifier, NotifyError};
+
+/// What a token may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    VerifyEmail,
+    PasswordReset,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::VerifyEmail => "verify_email",
+            Purpose::PasswordReset => "password_reset",
+        }
+    }
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    Sha256::digest(bytes).to_vec()
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn split_token(token: &str) -> Option<(Uuid, &str)> {
+    let (id, secret) = token.split_once('.')?;
+    let id = Uuid::parse_str(id).ok()?;
+    (!secret.is_empty() && secret.len() <= 128).then_some((id, secret))
+}
+
+#[derive(diesel::QueryableByName)]
+struct Recipient {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    email: String,
+}
+
+/// The shortest time between two links of one purpose to one user, so the
+/// public routes cannot be used to flood someone's mailbox.
+pub const RESEND_INTERVAL_SECS: i32 = 60;
+
+/// Issues a token row and returns its handle; `None` when one was issued
+/// less than [`RESEND_INTERVAL_SECS`] ago.
+async fn issue_token(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    purpose: Purpose,
+    email: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<Option<String>, NotifyError> {
+    let recent = diesel::sql_query(
+        "SELECT 1 FROM email_tokens WHERE user_id = $1 AND purpose = $2 \
+         AND created_at > now() - make_interval(secs => $3)",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Text, _>(purpose.as_str())
+    .bind::<diesel::sql_types::Integer, _>(RESEND_INTERVAL_SECS)
+    .execute(conn)
+    .await?;
+    if recent > 0 {
+        return Ok(None);
+    }
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let secret = B64.encode(secret);
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+    }
+    // A new link replaces the unused ones of the same purpose.
+    diesel::sql_query(
+        "UPDATE email_tokens SET used_at = now() \
+         WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Text, _>(purpose.as_str())
+    .execute(conn)
+    .await?;
+    let row: Id = diesel::sql_query(
+        "INSERT INTO email_tokens (user_id, purpose, secret_hash, email, expires_at) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Text, _>(purpose.as_str())
+    .bind::<Bytea, _>(sha256(secret.as_bytes()))
+    .bind::<Text, _>(email)
+    .bind::<Timestamptz, _>(expires_at)
+    .get_result(conn)
+    .await?;
+    Ok(Some(format!("{}.{secret}", row.id)))
+}
+
+/// Consumes a token of `purpose`; returns its user and the address it was
+/// sent to. Unknown, expired, used and wrong-purpose tokens are all
+/// [`NotifyError::InvalidToken`].
+async fn consume_token(
+    conn: &mut AsyncPgConnection,
+    token: &str,
+    purpose: Purpose,
+) -> Result<(Uuid, String), NotifyError> {
+    let (id, secret) = split_token(token).ok_or(NotifyError::InvalidToken)?;
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = SqlUuid)]
+        user_id: Uuid,
+        #[diesel(sql_type = Bytea)]
+        secret_hash: Vec<u8>,
+        #[diesel(sql_type = Text)]
+        email: String,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT user_id, secret_hash, email FROM email_tokens \
+         WHERE id = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now() FOR UPDATE",
+    )
+    .bind::<SqlUuid, _>(id)
+    .bind::<Text, _>(purpose.as_str())
+    .load(conn)
+    .await?;
+    let row = rows
+        .into_iter()
+        .next()
+        .filter(|r| ct_eq(&r.secret_hash, &sha256(secret.as_bytes())))
+        .ok_or(NotifyError::InvalidToken)?;
+    let used = diesel::sql_query(
+        "UPDATE email_tokens SET used_at = now() WHERE id = $1 AND used_at IS NULL",
+    )
+    .bind::<SqlUuid, _>(id)
+    .execute(conn)
+    .await?;
+    if used != 1 {
+        return Err(NotifyError::InvalidToken);
+    }
+    Ok((row.user_id, row.email))
+}
+
+fn ttl(secs: u64) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2))
+}
+
+impl Notifier {
+    fn link(&self, tenant: &str, path: &str, token: &str) -> String {
+        format!(
+            "{}/api/v1/t/{tenant}/{path}?token={token}",
+            self.config.public_base_url.trim_end_matches('/')
+        )
+    }
+
+    /// Mails `user_id` a link that confirms their current address. Already
+    /// verified users, and users mailed a link less than
+    /// [`RESEND_INTERVAL_SECS`] ago, get nothing (`Ok(false)`).
+    pub async fn send_verification(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+    ) -> Result<bool, NotifyError> {
+        let expires_at = Utc::now() + ttl(self.config.verification_ttl_secs);
+        let issued = self
+            .pool
+            .with_tenant(tenant, async |conn| {
+                let users: Vec<Recipient> = diesel::sql_query(
+                    "SELECT id, email FROM users WHERE id = $1 AND status <> 'disabled' \
+                     AND NOT email_verified",
+                )
+                .bind::<SqlUuid, _>(user_id)
+                .load(conn)
+                .await?;
+                let Some(user) = users.into_iter().next() else {
+                    return Ok(None);
+                };
+                let token =
+                    issue_token(conn, user.id, Purpose::VerifyEmail, &user.email, expires_at)
+                        .await?;
+                Ok::<_, NotifyError>(token.map(|t| (user.email, t)))
+            })
+            .await?;
+        let Some((email, token)) = issued else {
+            return Ok(false);
+        };
+        let link = self.link(tenant, "email/verify", &token);
+        let hours = self.config.verification_ttl_secs / 3600;
+        self.mailer
+            .send(
+                &self.pool,
+                tenant,
+                Outgoing {
+                    user_id,
+                    to: &email,
+                    kind: MailKind::VerifyEmail,
+                    subject: "Confirm your e-mail address".into(),
+                    body: format!(
+                        "Please confirm that this is your address by opening this link:\n\n{link}\n\n\
+                         The link works once and expires in {hours} hours. If you did not create \
+                         an account, ignore this message.\n"
+                    ),
+                },
+            )
+            .await?;
+        Ok(true)
+    }
+
+    /// Confirms an address from a verification link: sets
+    /// `users.email_verified` if the user's address is still the one the link
+    /// was sent to. Returns the user.
+    pub async fn confirm_email(&self, tenant: &str, token: &str) -> Result<Uuid, NotifyError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let (user_id, email) = consume_token(conn, token, Purpose::VerifyEmail).await?;
+                let n = diesel::sql_query(
+                    "UPDATE users SET email_verified = true, updated_at = now() \
+                     WHERE id = $1 AND lower(email) = lower($2)",
+                )
+                .bind::<SqlUuid, _>(user_id)
+                .bind::<Text, _>(&email)
+                .execute(conn)
+                .await?;
+                if n != 1 {
+                    return Err(NotifyError::InvalidToken);
+                }
+                Ok(user_id)
+            })
+            .await
+    }
+
+    /// Starts account recovery: mails a reset link to `email` if it names an
+    /// active user (at most one link per [`RESEND_INTERVAL_SECS`]). Says
+    /// nothing about whether it does (`Ok(())` either way), so the route
+    /// cannot be used to probe for accounts.
+    pub async fn request_password_reset(
+        &self,
+        tenant: &str,
+        email: &str,
+    ) -> Result<(), NotifyError> {
+        let account = email.trim().to_lowercase();
+        let expires_at = Utc::now() + ttl(self.config.reset_ttl_secs);
+        let issued = self
+            .pool
+            .with_tenant(tenant, async |conn| {
+                let users: Vec<Recipient> = diesel::sql_query(
+                    "SELECT id, email FROM users WHERE lower(email) = $1 AND status = 'active'",
+                )
+                .bind::<Text, _>(&account)
+                .load(conn)
+                .await?;
+                let Some(user) = users.into_iter().next() else {
+                    return Ok(None);
+                };
+                let token = issue_token(
+                    conn,
+                    user.id,
+                    Purpose::PasswordReset,
+                    &user.email,
+                    expires_at,
+                )
+                .await?;
+                Ok::<_, NotifyError>(token.map(|t| (user, t)))
+            })
+            .await?;
+        let Some((user, token)) = issued else {
+            return Ok(());
+        };
+        let link = self.link(tenant, "password/reset", &token);
+        let minutes = self.config.reset_ttl_secs / 60;
+        self.mailer
+            .send(
+                &self.pool,
+                tenant,
+                Outgoing {
+                    user_id: user.id,
+                    to: &user.email,
+                    kind: MailKind::PasswordReset,
+                    subject: "Reset your password".into(),
+                    body: format!(
+                        "Someone asked to reset the password of your account. To choose a new \
+                         password, open this link:\n\n{link}\n\nThe link works once and expires in \
+                         {minutes} minutes. Every session of the account is signed out when the \
+                         password changes. If you did not ask for this, ignore this message.\n"
+                    ),
+                },
+            )
+            .await
+    }
+
+    /// Completes account recovery: checks `new_password` against the auth
+    /// crate's policy, consumes the link, stores the new hash (clearing any
+    /// lockout) and revokes every session of the user. Returns the user.
+    pub async fn reset_password(
+        &self,
+        auth: &AuthServer,
+        tenant: &str,
+        token: &str,
+        new_password: &str,
+        ctx: &ClientContext,
+    ) -> Result<Uuid, NotifyError> {
+        // Peek at the address first so the policy (which refuses passwords
+        // containing the address) runs before the link is spent.
+        let (id, _) = split_token(token).ok_or(NotifyError::InvalidToken)?;
+        let email = self
+            .pool
+            .with_tenant(tenant, async |conn| {
+                let rows: Vec<Recipient> = diesel::sql_query(
+                    "SELECT user_id AS id, email FROM email_tokens \
+                     WHERE id = $1 AND purpose = 'password_reset' AND used_at IS NULL \
+                     AND expires_at > now()",
+                )
+                .bind::<SqlUuid, _>(id)
+                .load(conn)
+                .await?;
+                rows.into_iter()
+                    .next()
+                    .map(|r| r.email)
+                    .ok_or(NotifyError::InvalidToken)
+            })
+            .await?;
+        rampart_auth::password::check_password_policy(new_password, Some(&email.to_lowercase()))?;
+        let hash = auth.hasher().hash(new_password).await?;
+        let user_id = self
+            .pool
+            .with_tenant(tenant, async |conn| {
+                let (user_id, _) = consume_token(conn, token, Purpose::PasswordReset).await?;
+                let n = diesel::sql_query(
+                    "UPDATE users SET password_hash = $2, password_changed_at = now(), \
+                     updated_at = now(), failed_password_count = 0, locked_until = NULL \
+                     WHERE id = $1 AND status = 'active'",
+                )
+                .bind::<SqlUuid, _>(user_id)
+                .bind::<Text, _>(&hash)
+                .execute(conn)
+                .await?;
+                if n != 1 {
+                    return Err(NotifyError::InvalidToken);
+                }
+                Ok(user_id)
+            })
+            .await?;
+        // Nil is no session's id: every session goes.
+        auth.revoke_other_sessions(tenant, user_id, Uuid::nil(), ctx)
+            .await?;
+        auth.audit(
+            tenant,
+            AuditEvent::new("password_reset", "success")
+                .user(Some(user_id))
+                .client(ctx),
+        )
+        .await?;
+        Ok(user_id)
+    }
+}

@@ -1,0 +1,136 @@
+//! Delivery: one SMTP transport per [`crate::Notifier`], and the `sent_emails`
+//! log of every attempt (recipient, subject, error — never the body, which
+//! may carry a token).
+
+use std::time::Duration;
+
+use diesel::sql_types::{Nullable, Text, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use rampart_tenancy::TenantPool;
+use uuid::Uuid;
+
+use crate::{NotifyConfig, NotifyError, SmtpTls};
+
+/// What a message is about (the `kind` column of the sent log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKind {
+    /// Address verification link.
+    VerifyEmail,
+    /// Password reset link.
+    PasswordReset,
+    /// A login from a device not seen before.
+    NewDevice,
+    /// A price alert fired.
+    PriceAlert,
+}
+
+impl MailKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::VerifyEmail => "verify_email",
+            MailKind::PasswordReset => "password_reset",
+            MailKind::NewDevice => "new_device",
+            MailKind::PriceAlert => "price_alert",
+        }
+    }
+}
+
+/// One message to one user.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing<'a> {
+    pub user_id: Uuid,
+    pub to: &'a str,
+    pub kind: MailKind,
+    pub subject: String,
+    pub body: String,
+}
+
+pub(crate) struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    pub(crate) fn new(config: &NotifyConfig) -> Result<Self, NotifyError> {
+        let from: Mailbox = config
+            .from
+            .parse()
+            .map_err(|e| NotifyError::Config(format!("from: {e}")))?;
+        let builder = match config.tls {
+            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.smtp_host)
+                .map_err(|e| NotifyError::Config(format!("smtp_host: {e}")))?,
+            SmtpTls::StartTls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.smtp_host)
+                    .map_err(|e| NotifyError::Config(format!("smtp_host: {e}")))?
+            }
+            SmtpTls::None => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.smtp_host)
+            }
+        };
+        let mut builder = builder
+            .port(config.smtp_port)
+            .timeout(Some(Duration::from_secs(config.smtp_timeout_secs.max(1))));
+        if let (Some(user), Some(password)) = (&config.username, &config.password) {
+            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+        }
+        Ok(Self {
+            transport: builder.build(),
+            from,
+        })
+    }
+
+    /// Sends and records the attempt; a delivery failure is recorded and
+    /// returned.
+    pub(crate) async fn send(
+        &self,
+        pool: &TenantPool,
+        tenant: &str,
+        mail: Outgoing<'_>,
+    ) -> Result<(), NotifyError> {
+        let result = self.deliver(&mail).await;
+        let error = result.as_ref().err().map(ToString::to_string);
+        pool.with_tenant(tenant, async |conn| {
+            diesel::sql_query(
+                "INSERT INTO sent_emails (user_id, kind, recipient, subject, error) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind::<SqlUuid, _>(mail.user_id)
+            .bind::<Text, _>(mail.kind.as_str())
+            .bind::<Text, _>(mail.to)
+            .bind::<Text, _>(&mail.subject)
+            .bind::<Nullable<Text>, _>(error.as_deref())
+            .execute(conn)
+            .await?;
+            Ok::<_, NotifyError>(())
+        })
+        .await?;
+        if let Err(e) = &result {
+            tracing::warn!(tenant, kind = mail.kind.as_str(), error = %e, "notification not delivered");
+        }
+        result
+    }
+
+    async fn deliver(&self, mail: &Outgoing<'_>) -> Result<(), NotifyError> {
+        let to: Mailbox = mail
+            .to
+            .parse()
+            .map_err(|e| NotifyError::InvalidRequest(format!("recipient: {e}")))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(&mail.subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.body.clone())
+            .map_err(|e| NotifyError::Smtp(e.to_string()))?;
+        self.transport
+            .send(message)
+            .await
+            .map_err(|e| NotifyError::Smtp(e.to_string()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,394 @@
+//! The library against real PostgreSQL and a real SMTP server (aiosmtpd from
+//! the test kit): messages are read back from its Maildir and their links
+//! followed.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rampart_auth::accounts::LoginOutcome;
+use rampart_auth::{
+    AuthConfig, AuthServer, ClientContext, KeyEncryptionKey, KeyRing, MemoryKeyStore, Role,
+    RotationPolicy,
+};
+use rampart_notify::{Direction, NewPriceAlert, Notifier, NotifyConfig, NotifyError, SmtpTls};
+use rampart_tenancy::{TenancyConfig, TenantPool};
+
+struct Env {
+    auth: Arc<AuthServer>,
+    notifier: Notifier,
+    pool: TenantPool,
+}
+
+async fn env() -> Env {
+    rampart_testkit::install_crypto_provider();
+    let smtp = rampart_testkit::smtp_server().unwrap();
+    let db = rampart_testkit::postgres()
+        .unwrap()
+        .fresh_database()
+        .await
+        .unwrap();
+    let pool = TenantPool::connect(TenancyConfig {
+        database_url: db.url,
+        max_connections: 6,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    pool.provision("acme", "Acme").await.unwrap();
+    let config = AuthConfig {
+        argon2_m_kib: 1024,
+        argon2_t: 1,
+        ..AuthConfig::default()
+    };
+    let kek = KeyEncryptionKey::generate();
+    let ring = KeyRing::open(
+        Arc::new(MemoryKeyStore::new()),
+        kek.clone(),
+        RotationPolicy::from_config(&config),
+    )
+    .await
+    .unwrap();
+    let auth = Arc::new(AuthServer::new(pool.clone(), config, ring, kek).unwrap());
+    let notifier = Notifier::new(
+        pool.clone(),
+        NotifyConfig {
+            smtp_host: smtp.host().into(),
+            smtp_port: smtp.port(),
+            tls: SmtpTls::None,
+            from: "Rampart <no-reply@rampart.test>".into(),
+            public_base_url: "https://rampart.test".into(),
+            ..NotifyConfig::default()
+        },
+    )
+    .unwrap();
+    Env {
+        auth,
+        notifier,
+        pool,
+    }
+}
+
+fn unique_email(name: &str) -> String {
+    format!("{name}-{}@acme.test", uuid::Uuid::new_v4().simple())
+}
+
+/// (subject, text body) of every message delivered to `to`.
+fn mail_to(to: &str) -> Vec<(String, String)> {
+    let smtp = rampart_testkit::smtp_server().unwrap();
+    smtp.messages()
+        .unwrap()
+        .iter()
+        .filter_map(|raw| mail_parser::MessageParser::default().parse(raw.as_slice()))
+        .filter(|m| {
+            m.to()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .is_some_and(|a| a.eq_ignore_ascii_case(to))
+        })
+        .map(|m| {
+            (
+                m.subject().unwrap_or_default().to_owned(),
+                m.body_text(0).unwrap_or_default().into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `to` has `n` messages; returns them.
+async fn wait_for_mail(to: &str, n: usize) -> Vec<(String, String)> {
+    let start = Instant::now();
+    loop {
+        let mails = mail_to(to);
+        if mails.len() >= n || start.elapsed() > Duration::from_secs(10) {
+            assert_eq!(mails.len(), n, "messages to {to}: {mails:?}");
+            return mails;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn token_of(body: &str) -> String {
+    let link = body
+        .split_whitespace()
+        .find(|w| w.starts_with("https://rampart.test/"))
+        .expect("a link");
+    link.split_once("?token=").unwrap().1.to_owned()
+}
+
+fn ctx(ip: &str, ua: &str) -> ClientContext {
+    ClientContext {
+        ip: ip.into(),
+        user_agent: Some(ua.into()),
+        device: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verification_link_sets_email_verified_once() {
+    let e = env().await;
+    let email = unique_email("ada");
+    let user = e
+        .auth
+        .register("acme", &email, "Ada", "correct horse battery", Role::Viewer)
+        .await
+        .unwrap();
+    assert!(e.notifier.send_verification("acme", user.id).await.unwrap());
+    let mails = wait_for_mail(&email, 1).await;
+    assert_eq!(mails[0].0, "Confirm your e-mail address");
+    assert!(mails[0].1.contains("/api/v1/t/acme/email/verify?token="));
+    let token = token_of(&mails[0].1);
+
+    // A tampered secret and a reset-purpose use are refused and spend nothing.
+    let tampered = format!("{}x", &token[..token.len() - 1]);
+    assert!(matches!(
+        e.notifier.confirm_email("acme", &tampered).await,
+        Err(NotifyError::InvalidToken)
+    ));
+    assert!(matches!(
+        e.notifier
+            .reset_password(
+                &e.auth,
+                "acme",
+                &token,
+                "a brand new secret",
+                &ctx("10.0.0.1", "t")
+            )
+            .await,
+        Err(NotifyError::InvalidToken)
+    ));
+    assert_eq!(
+        e.notifier.confirm_email("acme", &token).await.unwrap(),
+        user.id
+    );
+    // Single use.
+    assert!(matches!(
+        e.notifier.confirm_email("acme", &token).await,
+        Err(NotifyError::InvalidToken)
+    ));
+    // Verified users are not mailed again.
+    assert!(!e.notifier.send_verification("acme", user.id).await.unwrap());
+    wait_for_mail(&email, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn password_reset_sets_a_new_password_and_revokes_sessions() {
+    let e = env().await;
+    let email = unique_email("grace");
+    let old = "correct horse battery";
+    e.auth
+        .register("acme", &email, "Grace", old, Role::Trader)
+        .await
+        .unwrap();
+    let c = ctx("10.0.0.1", "Firefox/131.0");
+    let LoginOutcome::LoggedIn(session) = e.auth.login("acme", &email, old, &c).await.unwrap()
+    else {
+        panic!("no MFA here")
+    };
+
+    // Unknown addresses get the same answer and no mail.
+    let stranger = unique_email("nobody");
+    e.notifier
+        .request_password_reset("acme", &stranger)
+        .await
+        .unwrap();
+    e.notifier
+        .request_password_reset("acme", &email.to_uppercase())
+        .await
+        .unwrap();
+    // A second request within a minute sends nothing more.
+    e.notifier
+        .request_password_reset("acme", &email)
+        .await
+        .unwrap();
+    let mails = wait_for_mail(&email, 1).await;
+    assert!(mail_to(&stranger).is_empty());
+    assert_eq!(mails[0].0, "Reset your password");
+    let token = token_of(&mails[0].1);
+
+    // The policy runs first and does not spend the link.
+    let weak = e
+        .notifier
+        .reset_password(&e.auth, "acme", &token, "short", &c)
+        .await;
+    assert!(matches!(weak, Err(NotifyError::Auth(_))), "{weak:?}");
+    let new = "a brand new secret";
+    e.notifier
+        .reset_password(&e.auth, "acme", &token, new, &c)
+        .await
+        .unwrap();
+    assert!(matches!(
+        e.notifier
+            .reset_password(&e.auth, "acme", &token, "another new secret", &c)
+            .await,
+        Err(NotifyError::InvalidToken)
+    ));
+    assert!(
+        e.auth
+            .authenticate_session("acme", &session.token)
+            .await
+            .is_err()
+    );
+    assert!(e.auth.login("acme", &email, old, &c).await.is_err());
+    assert!(matches!(
+        e.auth.login("acme", &email, new, &c).await.unwrap(),
+        LoginOutcome::LoggedIn(_)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_from_a_new_device_is_mailed_once() {
+    let e = env().await;
+    let email = unique_email("lin");
+    let pw = "correct horse battery";
+    e.auth
+        .register("acme", &email, "Lin", pw, Role::Viewer)
+        .await
+        .unwrap();
+    let laptop = ctx("192.0.2.10", "Mozilla/5.0 Firefox/131.0");
+    let phone = ctx("198.51.100.20", "Mozilla/5.0 (iPhone) Safari/605.1");
+    // The first device is learnt silently.
+    e.auth.login("acme", &email, pw, &laptop).await.unwrap();
+    assert_eq!(e.notifier.check_new_logins("acme").await.unwrap(), 0);
+    // Same browser after an update, same network: the same device.
+    let updated = ctx("192.0.2.77", "Mozilla/5.0 Firefox/132.0");
+    e.auth.login("acme", &email, pw, &updated).await.unwrap();
+    assert_eq!(e.notifier.check_new_logins("acme").await.unwrap(), 0);
+    // A new device: one alert, even when checked twice.
+    e.auth.login("acme", &email, pw, &phone).await.unwrap();
+    assert_eq!(e.notifier.check_new_logins("acme").await.unwrap(), 1);
+    assert_eq!(e.notifier.check_new_logins("acme").await.unwrap(), 0);
+    let mails = wait_for_mail(&email, 1).await;
+    assert_eq!(mails[0].0, "New sign-in to your account");
+    assert!(mails[0].1.contains("198.51.100.20"), "{}", mails[0].1);
+    assert!(mails[0].1.contains("iPhone"));
+    // That device again: nothing.
+    e.auth.login("acme", &email, pw, &phone).await.unwrap();
+    assert_eq!(e.notifier.check_new_logins("acme").await.unwrap(), 0);
+    wait_for_mail(&email, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn price_alerts_fire_once_when_the_quote_crosses() {
+    let e = env().await;
+    let email = unique_email("max");
+    let user = e
+        .auth
+        .register("acme", &email, "Max", "correct horse battery", Role::Trader)
+        .await
+        .unwrap();
+    let market = rampart_market::ProviderChain::from_config(
+        &rampart_market::MarketConfig::default(),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let price = market.quote("^GSPC").await.unwrap().value.price;
+    let new = |direction, threshold| NewPriceAlert {
+        symbol: "^gspc".into(),
+        direction,
+        threshold,
+        note: "rebalance".into(),
+    };
+    let fires = e
+        .notifier
+        .create_price_alert("acme", user.id, &new(Direction::Above, price * 0.9))
+        .await
+        .unwrap();
+    assert_eq!(fires.symbol, "^GSPC");
+    let waits = e
+        .notifier
+        .create_price_alert("acme", user.id, &new(Direction::Below, price * 0.9))
+        .await
+        .unwrap();
+    assert!(matches!(
+        e.notifier
+            .create_price_alert("acme", user.id, &new(Direction::Above, -1.0))
+            .await,
+        Err(NotifyError::InvalidRequest(_))
+    ));
+    assert_eq!(
+        e.notifier
+            .check_price_alerts("acme", &market)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        e.notifier
+            .check_price_alerts("acme", &market)
+            .await
+            .unwrap(),
+        0
+    );
+    let mails = wait_for_mail(&email, 1).await;
+    assert!(mails[0].0.starts_with("^GSPC is above"), "{}", mails[0].0);
+    assert!(mails[0].1.contains("rebalance"));
+    let fired = e
+        .notifier
+        .price_alert("acme", user.id, fires.id)
+        .await
+        .unwrap();
+    assert_eq!(fired.triggered_price, Some(price));
+    let pending = e
+        .notifier
+        .price_alert("acme", user.id, waits.id)
+        .await
+        .unwrap();
+    assert!(pending.triggered_at.is_none());
+    e.notifier
+        .delete_price_alert("acme", user.id, waits.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        e.notifier
+            .list_price_alerts("acme", user.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_reset_link_is_refused() {
+    let e = env().await;
+    let smtp = rampart_testkit::smtp_server().unwrap();
+    let instant = Notifier::new(
+        e.pool.clone(),
+        NotifyConfig {
+            smtp_host: smtp.host().into(),
+            smtp_port: smtp.port(),
+            tls: SmtpTls::None,
+            from: "Rampart <no-reply@rampart.test>".into(),
+            public_base_url: "https://rampart.test".into(),
+            reset_ttl_secs: 0,
+            ..NotifyConfig::default()
+        },
+    )
+    .unwrap();
+    let email = unique_email("kim");
+    e.auth
+        .register("acme", &email, "Kim", "correct horse battery", Role::Viewer)
+        .await
+        .unwrap();
+    instant
+        .request_password_reset("acme", &email)
+        .await
+        .unwrap();
+    let mails = wait_for_mail(&email, 1).await;
+    let token = token_of(&mails[0].1);
+    assert!(matches!(
+        instant
+            .reset_password(
+                &e.auth,
+                "acme",
+                &token,
+                "a brand new secret",
+                &ctx("10.0.0.1", "t")
+            )
+            .await,
+        Err(NotifyError::InvalidToken)
+    ));
+}

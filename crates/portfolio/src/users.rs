@@ -1,0 +1,652 @@
+//! Users of a tenant as the product sees them: a profile, typed preferences
+//! with defaults (stored in `users.preferences`), the user's own activity
+//! (portfolio changes they made and their auth audit rows), and a tenant
+//! administrator's management of users (list, role, disable/enable).
+//!
+//! Roles and statuses take effect for new sign-ins and token refreshes:
+//! disabling a user also revokes their sessions and refresh tokens, so no
+//! new access token is issued; one already issued lives out its (short)
+//! lifetime.
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{BigInt, Bool, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_tenancy::TenantPool;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::PortfolioError;
+use crate::model::{Activity, Page};
+
+/// A user's profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Id.
+    pub id: Uuid,
+    /// Email (the login).
+    pub email: String,
+    /// Display name.
+    pub display_name: String,
+    /// Role name (`admin`, `trader`, `viewer`).
+    pub role: String,
+    /// `active`, `disabled` or `pending`.
+    pub status: String,
+    /// Whether the email address was verified.
+    pub email_verified: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Changes to one's own profile; absent fields stay as they are.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    /// Display name (1–100 characters, no control characters).
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// Colour scheme of the user interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Theme {
+    /// Follow the operating system.
+    #[default]
+    System,
+    /// Light.
+    Light,
+    /// Dark.
+    Dark,
+}
+
+/// A user's preferences, every field with a default. Stored as a JSON
+/// object in `users.preferences`; keys this version does not know are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Preferences {
+    /// Currency amounts are shown in (ISO 4217, default `USD`).
+    pub base_currency: String,
+    /// Colour scheme (default `system`).
+    pub theme: Theme,
+    /// Benchmark of analytics when none is asked for (default `^GSPC`).
+    pub default_benchmark: String,
+    /// Email notifications on or off (default on).
+    pub notifications: bool,
+    /// Seconds between live price updates (5–300, default 15).
+    pub refresh_seconds: u32,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Self {
+            base_currency: "USD".into(),
+            theme: Theme::System,
+            default_benchmark: "^GSPC".into(),
+            notifications: true,
+            refresh_seconds: 15,
+        }
+    }
+}
+
+/// Changes to preferences; absent fields stay as they are.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesPatch {
+    /// See [`Preferences::base_currency`].
+    #[serde(default)]
+    pub base_currency: Option<String>,
+    /// See [`Preferences::theme`].
+    #[serde(default)]
+    pub theme: Option<Theme>,
+    /// See [`Preferences::default_benchmark`].
+    #[serde(default)]
+    pub default_benchmark: Option<String>,
+    /// See [`Preferences::notifications`].
+    #[serde(default)]
+    pub notifications: Option<bool>,
+    /// See [`Preferences::refresh_seconds`].
+    #[serde(default)]
+    pub refresh_seconds: Option<u32>,
+}
+
+impl PreferencesPatch {
+    /// The patch as the JSON object merged into the stored preferences.
+    fn validated(self) -> Result<serde_json::Value, PortfolioError> {
+        let mut out = serde_json::Map::new();
+        if let Some(c) = self.base_currency {
+            out.insert(
+                "base_currency".into(),
+                crate::model::check_currency(&c)?.into(),
+            );
+        }
+        if let Some(t) = self.theme {
+            out.insert("theme".into(), serde_json::to_value(t).unwrap_or_default());
+        }
+        if let Some(b) = self.default_benchmark {
+            let b = b.trim().to_ascii_uppercase();
+            if b.is_empty()
+                || b.len() > 32
+                || !b
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".^-=".contains(c))
+            {
+                return Err(PortfolioError::Invalid(
+                    "default_benchmark: 1-32 of A-Z 0-9 . ^ - =".into(),
+                ));
+            }
+            out.insert("default_benchmark".into(), b.into());
+        }
+        if let Some(n) = self.notifications {
+            out.insert("notifications".into(), n.into());
+        }
+        if let Some(r) = self.refresh_seconds {
+            if !(5..=300).contains(&r) {
+                return Err(PortfolioError::Invalid("refresh_seconds: 5-300".into()));
+            }
+            out.insert("refresh_seconds".into(), r.into());
+        }
+        Ok(serde_json::Value::Object(out))
+    }
+}
+
+/// Reads stored preferences; a stored value of the wrong type falls back to
+/// its default rather than failing the whole read.
+pub fn preferences_from(stored: &serde_json::Value) -> Preferences {
+    let mut p = Preferences::default();
+    let Some(o) = stored.as_object() else {
+        return p;
+    };
+    let text = |k: &str| o.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    if let Some(v) = text("base_currency") {
+        p.base_currency = v;
+    }
+    if let Some(v) = o
+        .get("theme")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+    {
+        p.theme = v;
+    }
+    if let Some(v) = text("default_benchmark") {
+        p.default_benchmark = v;
+    }
+    if let Some(v) = o.get("notifications").and_then(|v| v.as_bool()) {
+        p.notifications = v;
+    }
+    if let Some(v) = o
+        .get("refresh_seconds")
+        .and_then(|v| v.as_u64())
+        .and_then(|v| u32::try_from(v).ok())
+    {
+        p.refresh_seconds = v;
+    }
+    p
+}
+
+/// One row of the user's own auth audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Sequence number.
+    pub id: i64,
+    /// What (`login`, `logout`, `password_change`, …).
+    pub action: String,
+    /// `ok`, `denied`, …
+    pub result: String,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// User agent.
+    pub user_agent: Option<String>,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// The user's own history: portfolio changes they made and their auth
+/// events, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserActivity {
+    /// Portfolio changes made by the user (with the portfolio id).
+    pub portfolio: Vec<PortfolioActivity>,
+    /// Auth audit rows of the user.
+    pub auth: Vec<AuditEntry>,
+}
+
+/// A portfolio change with the portfolio it touched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortfolioActivity {
+    /// The portfolio.
+    pub portfolio_id: Uuid,
+    /// The change.
+    #[serde(flatten)]
+    pub activity: Activity,
+}
+
+/// Roles a tenant administrator may give a user.
+pub const ASSIGNABLE_ROLES: [&str; 3] = ["admin", "trader", "viewer"];
+
+#[derive(diesel::QueryableByName)]
+struct ProfileRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    email: String,
+    #[diesel(sql_type = Text)]
+    display_name: String,
+    #[diesel(sql_type = Text)]
+    role: String,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Bool)]
+    email_verified: bool,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    updated_at: DateTime<Utc>,
+}
+
+impl From<ProfileRow> for Profile {
+    fn from(r: ProfileRow) -> Self {
+        Profile {
+            id: r.id,
+            email: r.email,
+            display_name: r.display_name,
+            role: r.role,
+            status: r.status,
+            email_verified: r.email_verified,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+const PROFILE_COLUMNS: &str =
+    "id, email, display_name, role, status, email_verified, created_at, updated_at";
+
+async fn profile_of(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Profile, PortfolioError> {
+    let rows: Vec<ProfileRow> =
+        diesel::sql_query(format!("SELECT {PROFILE_COLUMNS} FROM users WHERE id = $1"))
+            .bind::<SqlUuid, _>(id)
+            .load(conn)
+            .await?;
+    rows.into_iter()
+        .next()
+        .map(Profile::from)
+        .ok_or(PortfolioError::NotFound)
+}
+
+#[derive(diesel::QueryableByName)]
+struct PrefsRow {
+    #[diesel(sql_type = Jsonb)]
+    preferences: serde_json::Value,
+}
+
+#[derive(diesel::QueryableByName)]
+struct UserActivityRow {
+    #[diesel(sql_type = SqlUuid)]
+    portfolio_id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    actor_id: Option<Uuid>,
+    #[diesel(sql_type = Text)]
+    action: String,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    before: Option<serde_json::Value>,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    after: Option<serde_json::Value>,
+    #[diesel(sql_type = Nullable<Text>)]
+    ip: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    occurred_at: DateTime<Utc>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct AuditRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    action: String,
+    #[diesel(sql_type = Text)]
+    result: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    ip: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    user_agent: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    occurred_at: DateTime<Utc>,
+}
+
+/// Users of every tenant, over a [`TenantPool`]; each call is one tenant
+/// transaction. Callers establish who is acting (and whether they may
+/// manage users) before calling.
+#[derive(Clone)]
+pub struct UserService {
+    pool: TenantPool,
+}
+
+impl UserService {
+    /// A service over `pool`.
+    pub fn new(pool: TenantPool) -> Self {
+        Self { pool }
+    }
+
+    /// A user's profile.
+    pub async fn profile(&self, tenant: &str, user: Uuid) -> Result<Profile, PortfolioError> {
+        self.pool
+            .with_tenant(tenant, async |conn| profile_of(conn, user).await)
+            .await
+    }
+
+    /// Changes one's own profile.
+    pub async fn update_profile(
+        &self,
+        tenant: &str,
+        user: Uuid,
+        patch: ProfilePatch,
+    ) -> Result<Profile, PortfolioError> {
+        let name = patch
+            .display_name
+            .map(|n| {
+                let n = n.trim().to_owned();
+                if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
+                    Err(PortfolioError::Invalid(
+                        "display_name: 1-100 characters, no control characters".into(),
+                    ))
+                } else {
+                    Ok(n)
+                }
+            })
+            .transpose()?;
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                diesel::sql_query(
+                    "UPDATE users SET display_name = coalesce($2, display_name), updated_at = now() WHERE id = $1",
+                )
+                .bind::<SqlUuid, _>(user)
+                .bind::<Nullable<Text>, _>(name.as_deref())
+                .execute(conn)
+                .await?;
+                profile_of(conn, user).await
+            })
+            .await
+    }
+
+    /// A user's preferences, defaults filled in.
+    pub async fn preferences(
+        &self,
+        tenant: &str,
+        user: Uuid,
+    ) -> Result<Preferences, PortfolioError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let rows: Vec<PrefsRow> =
+                    diesel::sql_query("SELECT preferences FROM users WHERE id = $1")
+                        .bind::<SqlUuid, _>(user)
+                        .load(conn)
+                        .await?;
+                let row = rows.into_iter().next().ok_or(PortfolioError::NotFound)?;
+                Ok(preferences_from(&row.preferences))
+            })
+            .await
+    }
+
+    /// Changes some preferences (keys not in the patch, including ones this
+    /// version does not know, are kept).
+    pub async fn update_preferences(
+        &self,
+        tenant: &str,
+        user: Uuid,
+        patch: PreferencesPatch,
+    ) -> Result<Preferences, PortfolioError> {
+        let merge = patch.validated()?;
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let rows: Vec<PrefsRow> = diesel::sql_query(
+                    "UPDATE users SET preferences = (CASE WHEN jsonb_typeof(preferences) = 'object' \
+                     THEN preferences ELSE '{}'::jsonb END) || $2, updated_at = now() \
+                     WHERE id = $1 RETURNING preferences",
+                )
+                .bind::<SqlUuid, _>(user)
+                .bind::<Jsonb, _>(&merge)
+                .load(conn)
+                .await?;
+                let row = rows.into_iter().next().ok_or(PortfolioError::NotFound)?;
+                Ok(preferences_from(&row.preferences))
+            })
+            .await
+    }
+
+    /// The user's own history, newest first, at most `limit` (1–200) of
+    /// each kind.
+    pub async fn activity(
+        &self,
+        tenant: &str,
+        user: Uuid,
+        limit: usize,
+    ) -> Result<UserActivity, PortfolioError> {
+        let limit = i64::try_from(limit.clamp(1, 200)).unwrap_or(200);
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let rows: Vec<UserActivityRow> = diesel::sql_query(
+                    "SELECT portfolio_id, id, actor_id, action, before, after, ip, occurred_at \
+                     FROM portfolio_activity WHERE actor_id = $1 ORDER BY id DESC LIMIT $2",
+                )
+                .bind::<SqlUuid, _>(user)
+                .bind::<BigInt, _>(limit)
+                .load(conn)
+                .await?;
+                let audit: Vec<AuditRow> = diesel::sql_query(
+                    "SELECT id, action, result, ip, user_agent, occurred_at FROM audit_log \
+                     WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
+                )
+                .bind::<SqlUuid, _>(user)
+                .bind::<BigInt, _>(limit)
+                .load(conn)
+                .await?;
+                Ok(UserActivity {
+                    portfolio: rows
+                        .into_iter()
+                        .map(|r| PortfolioActivity {
+                            portfolio_id: r.portfolio_id,
+                            activity: Activity {
+                                id: r.id,
+                                actor_id: r.actor_id,
+                                action: r.action,
+                                before: r.before,
+                                after: r.after,
+                                ip: r.ip,
+                                occurred_at: r.occurred_at,
+                            },
+                        })
+                        .collect(),
+                    auth: audit
+                        .into_iter()
+                        .map(|a| AuditEntry {
+                            id: a.id,
+                            action: a.action,
+                            result: a.result,
+                            ip: a.ip,
+                            user_agent: a.user_agent,
+                            occurred_at: a.occurred_at,
+                        })
+                        .collect(),
+                })
+            })
+            .await
+    }
+
+    /// Users of the tenant by id, `limit` (1–100) at a time after `after`.
+    pub async fn list(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Profile>, PortfolioError> {
+        let after: Option<Uuid> = after
+            .map(|a| {
+                a.parse()
+                    .map_err(|_| PortfolioError::Invalid("malformed cursor".into()))
+            })
+            .transpose()?;
+        let limit = limit.clamp(1, 100);
+        let fetch = i64::try_from(limit + 1).unwrap_or(101);
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let rows: Vec<ProfileRow> = diesel::sql_query(format!(
+                    "SELECT {PROFILE_COLUMNS} FROM users WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"
+                ))
+                .bind::<Nullable<SqlUuid>, _>(after)
+                .bind::<BigInt, _>(fetch)
+                .load(conn)
+                .await?;
+                let mut items: Vec<Profile> = rows.into_iter().map(Profile::from).collect();
+                let next = if items.len() > limit {
+                    items.pop();
+                    items.last().map(|p| p.id.to_string())
+                } else {
+                    None
+                };
+                Ok(Page { items, next })
+            })
+            .await
+    }
+
+    /// Gives a user another role (one of [`ASSIGNABLE_ROLES`]). An
+    /// administrator cannot change their own role (no self-lockout).
+    pub async fn set_role(
+        &self,
+        tenant: &str,
+        admin: Uuid,
+        user: Uuid,
+        role: &str,
+    ) -> Result<Profile, PortfolioError> {
+        if !ASSIGNABLE_ROLES.contains(&role) {
+            return Err(PortfolioError::Invalid(
+                "role: admin, trader or viewer".into(),
+            ));
+        }
+        if admin == user {
+            return Err(PortfolioError::Invalid(
+                "an administrator cannot change their own role".into(),
+            ));
+        }
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let n = diesel::sql_query(
+                    "UPDATE users SET role = $2, updated_at = now() WHERE id = $1",
+                )
+                .bind::<SqlUuid, _>(user)
+                .bind::<Text, _>(role)
+                .execute(conn)
+                .await?;
+                if n == 0 {
+                    return Err(PortfolioError::NotFound);
+                }
+                profile_of(conn, user).await
+            })
+            .await
+    }
+
+    /// Disables (`active = false`) or re-enables a user. Disabling revokes
+    /// the user's sessions and refresh tokens. An administrator cannot
+    /// disable themselves.
+    pub async fn set_active(
+        &self,
+        tenant: &str,
+        admin: Uuid,
+        user: Uuid,
+        active: bool,
+    ) -> Result<Profile, PortfolioError> {
+        if admin == user && !active {
+            return Err(PortfolioError::Invalid(
+                "an administrator cannot disable themselves".into(),
+            ));
+        }
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let n = diesel::sql_query(
+                    "UPDATE users SET status = $2, updated_at = now() WHERE id = $1",
+                )
+                .bind::<SqlUuid, _>(user)
+                .bind::<Text, _>(if active { "active" } else { "disabled" })
+                .execute(conn)
+                .await?;
+                if n == 0 {
+                    return Err(PortfolioError::NotFound);
+                }
+                if !active {
+                    diesel::sql_query(
+                        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind::<SqlUuid, _>(user)
+                    .execute(conn)
+                    .await?;
+                    diesel::sql_query(
+                        "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind::<SqlUuid, _>(user)
+                    .execute(conn)
+                    .await?;
+                    diesel::sql_query(
+                        "UPDATE access_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind::<SqlUuid, _>(user)
+                    .execute(conn)
+                    .await?;
+                }
+                profile_of(conn, user).await
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_preferences_fill_in_defaults_and_survive_bad_values() {
+        assert_eq!(
+            preferences_from(&serde_json::json!(null)),
+            Preferences::default()
+        );
+        let p = preferences_from(&serde_json::json!({
+            "theme": "dark", "notifications": "yes", "refresh_seconds": -1, "other": 1
+        }));
+        assert_eq!(p.theme, Theme::Dark);
+        assert!(p.notifications, "a wrong type keeps the default");
+        assert_eq!(p.refresh_seconds, 15);
+        assert_eq!(p.base_currency, "USD");
+    }
+
+    #[test]
+    fn patches_are_validated_and_normalized() {
+        let merge = PreferencesPatch {
+            base_currency: Some("chf".into()),
+            default_benchmark: Some(" spy ".into()),
+            ..PreferencesPatch::default()
+        }
+        .validated()
+        .unwrap();
+        assert_eq!(
+            merge,
+            serde_json::json!({"base_currency": "CHF", "default_benchmark": "SPY"})
+        );
+        for bad in [
+            PreferencesPatch {
+                refresh_seconds: Some(301),
+                ..PreferencesPatch::default()
+            },
+            PreferencesPatch {
+                base_currency: Some("US".into()),
+                ..PreferencesPatch::default()
+            },
+            PreferencesPatch {
+                default_benchmark: Some(String::new()),
+                ..PreferencesPatch::default()
+            },
+        ] {
+            assert!(bad.validated().is_err());
+        }
+    }
+}

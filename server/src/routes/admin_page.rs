@@ -1,0 +1,253 @@
+//! The tenant admin web page: plain server-rendered HTML with a little
+//! vanilla JavaScript (no build step), on the public listener.
+//!
+//! - `GET /t/{tenant}/admin/` the page; `GET /t/{tenant}/admin/callback` the
+//!   same page as the OAuth redirect target (the script finishes the login);
+//!   `GET /t/{tenant}/admin/admin.js`, `…/admin.css` and `…/favicon.svg` its assets
+//!   (`server/assets/admin/`, compiled in). The page's CSP allows only these
+//!   same-origin files: no inline script or style. Images may also be
+//!   `blob:` URLs: the Portfolios panel fetches the SVG charts with the
+//!   bearer token and shows them as `<img>` (an SVG in `<img>` runs no
+//!   script).
+//! - `GET /api/v1/t/{tenant}/admin/health` this tenant's health and usage
+//!   (bearer token of the tenant, admin role with `tenant:admin`).
+//!
+//! Login is the tenant's own OAuth 2.1 authorization code flow with PKCE
+//! (S256) from the browser, as the public client [`CLIENT_ID`], registered
+//! for the tenant the first time its page is served. Its one redirect URI
+//! is `{public_base_url}/t/{tenant}/admin/callback`: the configured base,
+//! not the request's `Host`, so a forged `Host` can never register a
+//! redirect target elsewhere. Open the page at `public_base_url` (the
+//! script links there when opened under another origin). The access token
+//! lives in `sessionStorage` of that tab only; the API enforces the admin
+//! role on every call, the page only explains a refusal.
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
+use rampart_auth::{AuthError, Permission, SigningAlg};
+
+use crate::api::{self, ApiError};
+use crate::app::AppState;
+use crate::routes::api_v1::{principal, require};
+
+/// The public OAuth client of the admin page, one per tenant.
+pub const CLIENT_ID: &str = "admin-console";
+/// The scopes the page asks for.
+/// `portfolio:read analytics:read` for the Portfolios panel (the list and
+/// the SVG charts).
+pub const SCOPE: &str = "openid users:manage tenant:admin portfolio:read analytics:read";
+
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' blob:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const ADMIN_JS: &str = include_str!("../../assets/admin/admin.js");
+const ADMIN_CSS: &str = include_str!("../../assets/admin/admin.css");
+const FAVICON: &str = include_str!("../../assets/admin/favicon.svg");
+
+/// Registers the routes (plain routes with full paths, no `web::scope`).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/t/{tenant}/admin", web::get().to(to_slash))
+        .route("/t/{tenant}/admin/", web::get().to(page))
+        .route("/t/{tenant}/admin/callback", web::get().to(page))
+        .route("/t/{tenant}/admin/admin.js", web::get().to(script))
+        .route("/t/{tenant}/admin/admin.css", web::get().to(stylesheet))
+        .route("/t/{tenant}/admin/favicon.svg", web::get().to(favicon))
+        .route("/api/v1/t/{tenant}/admin/health", web::get().to(health));
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// The redirect URI of the admin client of `tenant`.
+pub fn redirect_uri(public_base_url: &str, tenant: &str) -> String {
+    format!(
+        "{}/t/{tenant}/admin/callback",
+        public_base_url.trim_end_matches('/')
+    )
+}
+
+fn html(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+fn document(tenant: &str, attrs: &str, main: &str) -> String {
+    let t = escape(tenant);
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Rampart admin · {t}</title>\
+         <link rel=\"icon\" type=\"image/svg+xml\" href=\"/t/{t}/admin/favicon.svg\">\
+         <link rel=\"stylesheet\" href=\"/t/{t}/admin/admin.css\">\
+         <script src=\"/t/{t}/admin/admin.js\" defer></script></head>\
+         <body{attrs}><header class=\"bar\"><span class=\"brand\">Rampart</span>\
+         <span class=\"tenant\">Admin · {t}</span><span class=\"spacer\"></span>\
+         <span id=\"who\"></span><button id=\"signout\" type=\"button\" class=\"ghost\" hidden>Sign out</button></header>\
+         <main>{main}</main></body></html>\n"
+    )
+}
+
+fn problem_page(tenant: &str, status: StatusCode, title: &str, text: &str) -> HttpResponse {
+    html(
+        status,
+        document(
+            tenant,
+            "",
+            &format!(
+                "<section class=\"card\" role=\"alert\"><h1>{}</h1><p>{}</p></section>",
+                escape(title),
+                escape(text)
+            ),
+        ),
+    )
+}
+
+const CONSOLE: &str = include_str!("../../assets/admin/console.html");
+
+/// Makes sure the tenant has the admin page's public client with the
+/// redirect URI of the configured base URL.
+async fn ensure_client(
+    auth: &rampart_auth::AuthServer,
+    tenant: &str,
+    redirect: &str,
+) -> Result<(), String> {
+    match auth.client(tenant, CLIENT_ID).await {
+        Ok(c) if c.redirect_uris.iter().any(|r| r == redirect) => return Ok(()),
+        Ok(c) => {
+            return Err(format!(
+                "the OAuth client {CLIENT_ID} of this tenant is registered for {} but the server's public_base_url gives {redirect}",
+                c.redirect_uris.join(", ")
+            ));
+        }
+        Err(AuthError::InvalidClient) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let reg = ClientRegistration {
+        client_id: CLIENT_ID.into(),
+        name: "Rampart admin page".into(),
+        redirect_uris: vec![redirect.to_owned()],
+        grant_types: vec!["authorization_code".into()],
+        allowed_scopes: SCOPE.split(' ').map(str::to_owned).collect(),
+        auth_method: ClientAuthMethod::None,
+        signing_alg: SigningAlg::ES256,
+    };
+    match auth.register_client(tenant, &reg).await {
+        // Conflict: another request registered it first.
+        Ok(_) | Err(AuthError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn to_slash(tenant: web::Path<String>) -> HttpResponse {
+    if rampart_tenancy::TenantSlug::parse(&tenant).is_err() {
+        return problem_page("", StatusCode::NOT_FOUND, "Not found", "No such tenant.");
+    }
+    HttpResponse::MovedPermanently()
+        .insert_header((header::LOCATION, format!("/t/{tenant}/admin/")))
+        .finish()
+}
+
+async fn page(state: web::Data<AppState>, tenant: web::Path<String>) -> HttpResponse {
+    let tenant = tenant.into_inner();
+    if rampart_tenancy::TenantSlug::parse(&tenant).is_err() {
+        return problem_page("", StatusCode::NOT_FOUND, "Not found", "No such tenant.");
+    }
+    if state.tenants.active_tenant(&tenant).await.is_err() {
+        return problem_page(
+            &tenant,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "No such tenant, or it is not active.",
+        );
+    }
+    let Some(auth) = state.auth.as_ref() else {
+        return problem_page(
+            &tenant,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in unavailable",
+            "The authorization server is not configured.",
+        );
+    };
+    let base = auth.config().public_base_url.clone();
+    let redirect = redirect_uri(&base, &tenant);
+    if let Err(e) = ensure_client(auth, &tenant, &redirect).await {
+        tracing::error!(tenant, error = %e, "admin page: OAuth client unavailable");
+        return problem_page(
+            &tenant,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in unavailable",
+            "The admin page's OAuth client could not be set up; the server log says why.",
+        );
+    }
+    let attrs = format!(
+        " data-tenant=\"{}\" data-client-id=\"{}\" data-redirect-uri=\"{}\" data-issuer=\"{}\" data-scope=\"{}\"",
+        escape(&tenant),
+        escape(CLIENT_ID),
+        escape(&redirect),
+        escape(&auth.issuer(&tenant)),
+        escape(SCOPE),
+    );
+    html(
+        StatusCode::OK,
+        document(
+            &tenant,
+            &attrs,
+            &CONSOLE.replace("{tenant}", &escape(&tenant)),
+        ),
+    )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .content_type(content_type)
+        .body(body)
+}
+
+async fn script() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", ADMIN_JS)
+}
+
+async fn stylesheet() -> HttpResponse {
+    asset("text/css; charset=utf-8", ADMIN_CSS)
+}
+
+async fn favicon() -> HttpResponse {
+    asset("image/svg+xml", FAVICON)
+}
+
+/// This tenant's health (reachability, migrations, probe latency) and
+/// usage (schema size, connection checkouts).
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/admin/health", responses((status = 200, description = "health and usage"), (status = 401, description = "no valid token"), (status = 403, description = "not a tenant admin")))]
+pub async fn health(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    tenant: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let p = principal(&req, &state, &tenant).await?;
+    require(&p, Permission::TenantAdmin)?;
+    let health = state.tenants.health(&tenant).await?;
+    let usage = match state.tenants.usage(&tenant).await {
+        Ok(u) => Some(u),
+        Err(e) => {
+            tracing::warn!(tenant = %tenant.as_str(), error = %e, "tenant usage unavailable");
+            None
+        }
+    };
+    Ok(api::ok(serde_json::json!({
+        "tenant": tenant.as_str(),
+        "health": health,
+        "usage": usage.map(|u| serde_json::json!({
+            "schemaBytes": u.schema_bytes,
+            "checkouts": u.checkouts,
+            "tables": u.tables.len(),
+        })),
+    })))
+}

@@ -1,0 +1,174 @@
+//! `/api/v1/t/{tenant}/quotes?symbols=…`, `/bars/{symbol}` and `/symbols?q=`:
+//! batch quotes, daily history and symbol search through the market chain
+//! (`state.market`, with its caches), each answer saying who served it and
+//! how old it is. Needs `market:read`.
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::NaiveDate;
+use rampart_auth::Permission;
+use rampart_market::{MarketError, Served, Staleness};
+use serde::Deserialize;
+
+use crate::api::{self, ApiError};
+use crate::app::AppState;
+use crate::routes::api_v1::{principal, require};
+
+/// Most symbols of one batch.
+pub const MAX_BATCH: usize = 50;
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/t/{tenant}/quotes", web::get().to(quotes))
+        .route("/api/v1/t/{tenant}/bars/{symbol}", web::get().to(bars))
+        .route("/api/v1/t/{tenant}/symbols", web::get().to(search));
+}
+
+fn provenance<T>(served: &Served<T>) -> serde_json::Value {
+    serde_json::json!({
+        "source": served.source,
+        "origin": served.origin,
+        "ageMs": u64::try_from(served.age.as_millis()).unwrap_or(u64::MAX),
+        "stale": served.stale,
+    })
+}
+
+fn market_error(e: MarketError) -> ApiError {
+    match e {
+        MarketError::UnknownSymbol { .. } => ApiError::not_found(),
+        MarketError::InvalidInput(m) => ApiError::bad_request(m),
+        e => {
+            tracing::warn!(error = %e, "market request failed");
+            let mut err = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "market_unavailable",
+                "no provider could answer",
+            );
+            err.retry_after = Some(5);
+            err
+        }
+    }
+}
+
+/// `?symbols=AAPL,MSFT`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct QuotesQuery {
+    /// Comma-separated symbols (1–50).
+    pub symbols: String,
+}
+
+/// Quotes of several symbols: each with its source and age, or its error.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/quotes", params(QuotesQuery), responses((status = 200, description = "quotes and per-symbol errors"), (status = 400, description = "no or too many symbols")))]
+pub async fn quotes(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    tenant: web::Path<String>,
+    query: web::Query<QuotesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let p = principal(&req, &state, &tenant).await?;
+    require(&p, Permission::MarketRead)?;
+    let mut symbols: Vec<String> = Vec::new();
+    for s in query.symbols.split(',').map(str::trim) {
+        let s = rampart_market::model::normalize_symbol(s)
+            .map_err(|_| ApiError::bad_request(format!("malformed symbol {s:?}")))?;
+        if !symbols.contains(&s) {
+            symbols.push(s);
+        }
+    }
+    if symbols.is_empty() || symbols.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(format!(
+            "symbols: 1-{MAX_BATCH} comma-separated symbols"
+        )));
+    }
+    let results = state.market.quotes(&symbols, Staleness::AllowStale).await;
+    let mut quotes = Vec::new();
+    let mut errors = Vec::new();
+    for (symbol, r) in results {
+        match r {
+            Ok(served) => {
+                let mut v = provenance(&served);
+                v["symbol"] = symbol.into();
+                v["quote"] = serde_json::to_value(&served.value).unwrap_or_default();
+                quotes.push(v);
+            }
+            Err(e) => {
+                let code = match &e {
+                    MarketError::UnknownSymbol { .. } => "unknown_symbol",
+                    _ => "market_unavailable",
+                };
+                errors.push(serde_json::json!({"symbol": symbol, "code": code}));
+            }
+        }
+    }
+    Ok(api::ok(
+        serde_json::json!({"quotes": quotes, "errors": errors}),
+    ))
+}
+
+/// The window of daily bars.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct BarsQuery {
+    /// First day (default: one year before `to`).
+    pub from: Option<NaiveDate>,
+    /// Last day (default: today).
+    pub to: Option<NaiveDate>,
+}
+
+/// Daily OHLCV bars of a symbol (cached: L1, L2, and the L3 store).
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/bars/{symbol}", params(BarsQuery), responses((status = 200, description = "bars"), (status = 400, description = "bad window"), (status = 404, description = "unknown symbol")))]
+pub async fn bars(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    query: web::Query<BarsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, symbol) = path.into_inner();
+    let p = principal(&req, &state, &tenant).await?;
+    require(&p, Permission::MarketRead)?;
+    let symbol = rampart_market::model::normalize_symbol(&symbol)
+        .map_err(|_| ApiError::bad_request("malformed symbol"))?;
+    let to = query.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let from = query.from.unwrap_or(to - chrono::Duration::days(365));
+    if from > to || (to - from).num_days() > 30 * 366 {
+        return Err(ApiError::bad_request(
+            "from must not be after to, at most 30 years apart",
+        ));
+    }
+    let served = state
+        .market
+        .daily_bars(&symbol, from, to)
+        .await
+        .map_err(market_error)?;
+    let mut v = provenance(&served);
+    v["symbol"] = symbol.into();
+    v["from"] = from.to_string().into();
+    v["to"] = to.to_string().into();
+    v["bars"] = serde_json::to_value(&served.value).unwrap_or_default();
+    Ok(api::ok(v))
+}
+
+/// `?q=apple`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SearchQuery {
+    /// Part of a symbol or name (1–64 characters).
+    pub q: String,
+}
+
+/// Instruments matching a query, from the first provider that answers.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/symbols", params(SearchQuery), responses((status = 200, description = "matches"), (status = 400, description = "empty query")))]
+pub async fn search(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    tenant: web::Path<String>,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let p = principal(&req, &state, &tenant).await?;
+    require(&p, Permission::MarketRead)?;
+    let q = query.q.trim();
+    if q.is_empty() || q.chars().count() > 64 || q.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("q: 1-64 characters"));
+    }
+    let served = state.market.search(q).await.map_err(market_error)?;
+    let mut v = provenance(&served);
+    v["matches"] = serde_json::to_value(&served.value).unwrap_or_default();
+    Ok(api::ok(v))
+}

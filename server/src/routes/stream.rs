@@ -1,0 +1,261 @@
+//! `GET /api/v1/t/{tenant}/portfolios/{id}/stream`: live prices of a
+//! portfolio's symbols over a WebSocket, from the market chain, every
+//! `?interval=` seconds (1–300, default 5).
+//!
+//! Browsers cannot set headers on a WebSocket, so the access token comes as
+//! `?access_token=…` or as the subprotocol pair `Sec-WebSocket-Protocol:
+//! bearer, <token>` (the server answers `bearer`); an `Authorization:
+//! Bearer` header works too. The token must be of the tenant in the path
+//! and carry `portfolio:read` and `market:read`; the portfolio's own access
+//! is checked through crates/portfolio before the upgrade (a portfolio the
+//! caller may not see is 404); token and access are checked again at every
+//! tick, so an expired token or a revoked share ends the stream.
+//!
+//! Each message is JSON: `{"type": "quotes", "portfolioId", "at",
+//! "quotes": [{"symbol", "price", "previousClose", "asOf", "source",
+//! "ageMs", "stale"}], "errors": [{"symbol", "code"}]}`; a last
+//! `{"type": "closed", "reason"}` precedes a close when access ends.
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use rampart_auth::{AuthError, Permission, Role, authorize};
+use rampart_market::{MarketError, Staleness};
+use rampart_portfolio::{Actor, PortfolioService};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::api::ApiError;
+use crate::app::AppState;
+use crate::routes::api_v1::{auth_error, require, user_of};
+
+/// Registers the route. It must come before `portfolios::configure`,
+/// whose `web::scope` would otherwise claim the path.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/api/v1/t/{tenant}/portfolios/{id}/stream",
+        web::get().to(stream),
+    );
+}
+
+/// Stream parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct StreamQuery {
+    /// The access token (browsers cannot set an `Authorization` header).
+    pub access_token: Option<String>,
+    /// Seconds between messages (1–300, default 5).
+    pub interval: Option<u64>,
+}
+
+/// The bearer token: query, then `Sec-WebSocket-Protocol: bearer, <token>`,
+/// then `Authorization`.
+fn bearer_token(req: &HttpRequest, query: &StreamQuery) -> Option<String> {
+    if let Some(t) = query.access_token.as_deref().filter(|t| !t.is_empty()) {
+        return Some(t.to_owned());
+    }
+    let protocols: Vec<&str> = req
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    if let Some(i) = protocols
+        .iter()
+        .position(|p| p.eq_ignore_ascii_case("bearer"))
+        && let Some(t) = protocols.get(i + 1).filter(|t| !t.is_empty())
+    {
+        return Some((*t).to_owned());
+    }
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+}
+
+/// Live prices of the portfolio's symbols (WebSocket).
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/stream", params(StreamQuery), responses((status = 101, description = "WebSocket of JSON quote messages"), (status = 401, description = "no valid token"), (status = 404, description = "no such portfolio, or not visible to the caller")))]
+pub async fn stream(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, Uuid)>,
+    query: web::Query<StreamQuery>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = path.into_inner();
+    let auth = state.auth.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "auth_unavailable",
+            "authentication is not configured",
+        )
+    })?;
+    let token = bearer_token(&req, &query)
+        .ok_or_else(|| auth_error(AuthError::InvalidToken("missing bearer token".into())))?;
+    let p = auth
+        .authenticate_bearer(&tenant, &token)
+        .await
+        .map_err(auth_error)?;
+    require(&p, Permission::PortfolioRead)?;
+    require(&p, Permission::MarketRead)?;
+    let actor = Actor {
+        user_id: user_of(&p)?,
+        tenant_admin: p.role == Role::Admin && authorize(&p, Permission::TenantAdmin).is_ok(),
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+    };
+    let interval = Duration::from_secs(query.interval.unwrap_or(5).clamp(1, 300));
+    let portfolios = PortfolioService::new(state.tenants.clone());
+    // Access before the upgrade, so refusals are plain HTTP answers.
+    portfolios
+        .symbols(&tenant, &actor, id)
+        .await
+        .map_err(|e| match e {
+            rampart_portfolio::PortfolioError::NotFound => ApiError::not_found(),
+            rampart_portfolio::PortfolioError::Forbidden { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", "not allowed")
+            }
+            other => ApiError::internal(&other),
+        })?;
+    let (response, session, messages) = actix_ws::handle_with_protocols(&req, body, &["bearer"])
+        .map_err(|e| ApiError::bad_request(format!("not a WebSocket handshake: {e}")))?;
+    let watch = Watch {
+        portfolios,
+        market: state.market.clone(),
+        auth: auth.clone(),
+        token,
+        tenant,
+        actor,
+        id,
+    };
+    actix_web::rt::spawn(pump(session, messages, watch, interval));
+    Ok(response)
+}
+
+/// What one stream watches, and with whose token.
+struct Watch {
+    portfolios: PortfolioService,
+    market: std::sync::Arc<rampart_market::ProviderChain>,
+    auth: std::sync::Arc<rampart_auth::AuthServer>,
+    token: String,
+    tenant: String,
+    actor: Actor,
+    id: Uuid,
+}
+
+impl Watch {
+    /// The symbols to price now (`None`: skip this tick), or why the
+    /// stream must end: the token expired (or its key was revoked) or the
+    /// portfolio is no longer visible to the caller.
+    async fn symbols(&self) -> Result<Option<Vec<String>>, &'static str> {
+        if self
+            .auth
+            .authenticate_bearer(&self.tenant, &self.token)
+            .await
+            .is_err()
+        {
+            return Err("token");
+        }
+        match self
+            .portfolios
+            .symbols(&self.tenant, &self.actor, self.id)
+            .await
+        {
+            Ok(s) => Ok(Some(s)),
+            Err(
+                rampart_portfolio::PortfolioError::NotFound
+                | rampart_portfolio::PortfolioError::Forbidden { .. },
+            ) => Err("access"),
+            // A passing storage failure skips a tick rather than ending
+            // the stream.
+            Err(e) => {
+                tracing::warn!(error = %e, portfolio = %self.id, "stream tick skipped");
+                Ok(None)
+            }
+        }
+    }
+}
+
+async fn pump(
+    mut session: actix_ws::Session,
+    mut messages: actix_ws::MessageStream,
+    watch: Watch,
+    interval: Duration,
+) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let symbols = match watch.symbols().await {
+                    Ok(Some(s)) => s,
+                    Ok(None) => continue,
+                    Err(reason) => {
+                        let _ = session
+                            .text(serde_json::json!({"type": "closed", "reason": reason}).to_string())
+                            .await;
+                        let _ = session
+                            .close(Some(actix_ws::CloseReason {
+                                code: actix_ws::CloseCode::Policy,
+                                description: None,
+                            }))
+                            .await;
+                        return;
+                    }
+                };
+                let message = quotes_message(&watch.market, watch.id, &symbols).await;
+                if session.text(message.to_string()).await.is_err() {
+                    return;
+                }
+            }
+            msg = messages.recv() => match msg {
+                Some(Ok(actix_ws::Message::Ping(bytes))) => {
+                    if session.pong(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(actix_ws::Message::Close(_))) | None | Some(Err(_)) => {
+                    let _ = session.close(None).await;
+                    return;
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+async fn quotes_message(
+    market: &rampart_market::ProviderChain,
+    id: Uuid,
+    symbols: &[String],
+) -> serde_json::Value {
+    let mut quotes = Vec::new();
+    let mut errors = Vec::new();
+    for (symbol, r) in market.quotes(symbols, Staleness::AllowStale).await {
+        match r {
+            Ok(served) => quotes.push(serde_json::json!({
+                "symbol": symbol,
+                "price": served.value.price,
+                "previousClose": served.value.previous_close,
+                "asOf": served.value.as_of,
+                "source": served.source,
+                "ageMs": u64::try_from(served.age.as_millis()).unwrap_or(u64::MAX),
+                "stale": served.stale,
+            })),
+            Err(e) => errors.push(serde_json::json!({
+                "symbol": symbol,
+                "code": match e {
+                    MarketError::UnknownSymbol { .. } => "unknown_symbol",
+                    _ => "market_unavailable",
+                },
+            })),
+        }
+    }
+    serde_json::json!({
+        "type": "quotes",
+        "portfolioId": id,
+        "at": chrono::Utc::now(),
+        "quotes": quotes,
+        "errors": errors,
+    })
+}

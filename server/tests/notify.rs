@@ -1,0 +1,543 @@
+//! E-mail notifications over real HTTPS against real PostgreSQL and a real
+//! SMTP server (aiosmtpd from the test kit): registration with a
+//! verification link, account recovery, new-device login alerts and price
+//! alerts, reading the delivered messages and following their links.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use diesel::sql_types::{Bool, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use rampart_auth::accounts::LoginOutcome;
+use rampart_auth::{AccessTokenRequest, ClientContext, Role, SigningAlg};
+use rampart_notify::{NotifyConfig, SmtpTls};
+use rampart_server::app::{AppState, RunningServer};
+use rampart_server::config::ServerConfig;
+use rampart_server::routes::notify as routes;
+use rampart_server::tls::{DevCa, TlsFiles};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const PASSWORD: &str = "correct-horse-battery-42";
+
+// ------------------------------------------------------------ helpers (from tests/server.rs)
+
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    pub ca: DevCa,
+    pub files: TlsFiles,
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = DevCa::new("Test CA").unwrap();
+        let server = ca.issue_server(&["localhost", "127.0.0.1"]).unwrap();
+        let files = TlsFiles {
+            cert_file: dir.path().join("server.pem"),
+            key_file: dir.path().join("server-key.pem"),
+            client_ca_file: dir.path().join("ca.pem"),
+        };
+        std::fs::write(&files.cert_file, &server.cert_pem).unwrap();
+        std::fs::write(&files.key_file, &server.key_pem).unwrap();
+        std::fs::write(&files.client_ca_file, ca.cert_pem()).unwrap();
+        Pki { dir, ca, files }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+pub async fn config(pki: &Pki) -> ServerConfig {
+    rampart_testkit::install_crypto_provider();
+    let db = rampart_testkit::postgres()
+        .unwrap()
+        .fresh_database()
+        .await
+        .unwrap();
+    let mut config = ServerConfig {
+        public_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        tls: Some(pki.files.clone()),
+        tls_reload_secs: 1,
+        dev_secrets_dir: pki.path("dev-secrets"),
+        ..ServerConfig::default()
+    };
+    config.database.database_url = db.url;
+    config.database.max_connections = 6;
+    config.auth.argon2_m_kib = 1024;
+    config.auth.argon2_t = 1;
+    config.http.workers = 1;
+    config.http.shutdown_timeout_secs = 1;
+    config
+}
+
+pub async fn start(config: ServerConfig) -> (RunningServer, AppState) {
+    let state = rampart_server::serve::build_state(config).await.unwrap();
+    let server = rampart_server::serve::start(state.clone()).await.unwrap();
+    (server, state)
+}
+
+pub fn client(ca_pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
+        .resolve("localhost", "127.0.0.1:0".parse().unwrap())
+        .build()
+        .unwrap()
+}
+
+pub fn url(addr: std::net::SocketAddr, path: &str) -> String {
+    format!("https://localhost:{}{path}", addr.port())
+}
+
+// ------------------------------------------------------------ notify helpers
+
+/// Notifications pointed at the kit's SMTP server; the background jobs are
+/// slowed down so the tests drive them with `run_*_once`.
+fn test_smtp() -> NotifyConfig {
+    let smtp = rampart_testkit::smtp_server().unwrap();
+    NotifyConfig {
+        smtp_host: smtp.host().into(),
+        smtp_port: smtp.port(),
+        tls: SmtpTls::None,
+        from: "Rampart <no-reply@rampart.test>".into(),
+        public_base_url: "https://rampart.test".into(),
+        price_check_secs: 3600,
+        login_check_secs: 3600,
+        ..NotifyConfig::default()
+    }
+}
+
+struct Env {
+    _pki: Pki,
+    server: RunningServer,
+    state: AppState,
+    http: reqwest::Client,
+}
+
+impl Env {
+    async fn new() -> Self {
+        let pki = Pki::new();
+        let mut config = config(&pki).await;
+        config.notify = test_smtp();
+        let (server, state) = start(config).await;
+        state.tenants.provision("acme", "Acme").await.unwrap();
+        let http = client(&pki.ca.cert_pem());
+        Env {
+            _pki: pki,
+            server,
+            state,
+            http,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        url(self.server.public_addr, path)
+    }
+}
+
+fn unique_email(name: &str) -> String {
+    format!("{name}-{}@acme.test", Uuid::new_v4().simple())
+}
+
+/// (subject, text body) of every message delivered to `to`.
+fn mail_to(to: &str) -> Vec<(String, String)> {
+    let smtp = rampart_testkit::smtp_server().unwrap();
+    smtp.messages()
+        .unwrap()
+        .iter()
+        .filter_map(|raw| mail_parser::MessageParser::default().parse(raw.as_slice()))
+        .filter(|m| {
+            m.to()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .is_some_and(|a| a.eq_ignore_ascii_case(to))
+        })
+        .map(|m| {
+            (
+                m.subject().unwrap_or_default().to_owned(),
+                m.body_text(0).unwrap_or_default().into_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn wait_for_mail(to: &str, n: usize) -> Vec<(String, String)> {
+    let start = Instant::now();
+    loop {
+        let mails = mail_to(to);
+        if mails.len() >= n || start.elapsed() > Duration::from_secs(10) {
+            assert_eq!(mails.len(), n, "messages to {to}: {mails:?}");
+            return mails;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The path and query of the link in a message (the host is the configured
+/// public base URL; the test server listens elsewhere).
+fn link_path(body: &str) -> String {
+    let link = body
+        .split_whitespace()
+        .find(|w| w.starts_with("https://rampart.test/"))
+        .expect("a link");
+    link.trim_start_matches("https://rampart.test").to_owned()
+}
+
+async fn email_verified(state: &AppState, user: Uuid) -> bool {
+    #[derive(diesel::QueryableByName)]
+    struct V {
+        #[diesel(sql_type = Bool)]
+        email_verified: bool,
+    }
+    state
+        .tenants
+        .with_tenant("acme", async |conn| {
+            let v: V = diesel::sql_query("SELECT email_verified FROM users WHERE id = $1")
+                .bind::<SqlUuid, _>(user)
+                .get_result(conn)
+                .await
+                .unwrap();
+            Ok::<_, rampart_tenancy::TenancyError>(v.email_verified)
+        })
+        .await
+        .unwrap()
+}
+
+/// An access token for `user`, minted by the server's own token service as
+/// the token endpoint would.
+async fn token(state: &AppState, user: Uuid, role: Role) -> String {
+    let auth = state.auth.clone().unwrap();
+    let t = state.tenants.tenant("acme").await.unwrap();
+    let scope = role
+        .permissions()
+        .iter()
+        .map(|p| p.scope())
+        .collect::<Vec<_>>()
+        .join(" ");
+    auth.tokens()
+        .issue_access_token(&AccessTokenRequest {
+            tenant_id: t.id,
+            issuer: auth.issuer("acme"),
+            audience: auth.config().access_token_audience.clone(),
+            subject: user.to_string(),
+            client_id: "web".into(),
+            scope,
+            roles: vec![role.as_str().into()],
+            session_id: None,
+            auth_time: None,
+            alg: SigningAlg::ES256,
+        })
+        .unwrap()
+        .0
+}
+
+fn ctx(ip: &str, ua: &str) -> ClientContext {
+    ClientContext {
+        ip: ip.into(),
+        user_agent: Some(ua.into()),
+        device: None,
+    }
+}
+
+// ------------------------------------------------------------ tests
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registration_verification_and_password_reset_by_mail() {
+    let e = Env::new().await;
+    let email = unique_email("ada");
+
+    // Registration: weak password refused, then registered and mailed.
+    let r = e
+        .http
+        .post(e.url("/api/v1/t/acme/register"))
+        .json(&json!({"email": email, "displayName": "Ada", "password": "short"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = e
+        .http
+        .post(e.url("/api/v1/t/acme/register"))
+        .json(&json!({"email": email, "displayName": "Ada", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["data"]["verificationSent"], true);
+    let user: Uuid = v["data"]["user"]["id"].as_str().unwrap().parse().unwrap();
+    let r = e
+        .http
+        .post(e.url("/api/v1/t/acme/register"))
+        .json(&json!({"email": email, "displayName": "Ada", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+
+    // Follow the verification link: verified, and only once.
+    let mails = wait_for_mail(&email, 1).await;
+    assert_eq!(mails[0].0, "Confirm your e-mail address");
+    let verify = link_path(&mails[0].1);
+    assert!(verify.starts_with("/api/v1/t/acme/email/verify?token="));
+    assert!(!email_verified(&e.state, user).await);
+    let r = e.http.get(e.url(&verify)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(email_verified(&e.state, user).await);
+    let r = e.http.get(e.url(&verify)).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "invalid_token");
+    // Resending needs a bearer token, and a verified address gets nothing.
+    let r = e
+        .http
+        .post(e.url("/api/v1/t/acme/email/verification"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let bearer = token(&e.state, user, Role::Viewer).await;
+    let r = e
+        .http
+        .post(e.url("/api/v1/t/acme/email/verification"))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["data"]["sent"], false);
+
+    // Account recovery. A live session to be revoked by the reset.
+    let auth = e.state.auth.clone().unwrap();
+    let c = ctx("10.1.2.3", "Firefox/131.0");
+    let LoginOutcome::LoggedIn(session) = auth.login("acme", &email, PASSWORD, &c).await.unwrap()
+    else {
+        panic!("no MFA here")
+    };
+    let stranger = unique_email("nobody");
+    for who in [&stranger, &email] {
+        let r = e
+            .http
+            .post(e.url("/api/v1/t/acme/password/forgot"))
+            .json(&json!({"email": who}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let mails = wait_for_mail(&email, 2).await;
+    assert!(mail_to(&stranger).is_empty());
+    assert_eq!(mails[1].0, "Reset your password");
+    let reset = link_path(&mails[1].1);
+    let token_value = reset.split_once("?token=").unwrap().1.to_owned();
+
+    // The link opens a form that posts the token back.
+    let r = e.http.get(e.url(&reset)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains(&format!("name=\"token\" value=\"{token_value}\"")));
+    assert!(html.contains("action=\"/api/v1/t/acme/password/reset\""));
+
+    // A weak password is refused without spending the link; then the form.
+    let r = e
+        .http
+        .post(e.url("/api/v1/t/acme/password/reset"))
+        .json(&json!({"token": token_value, "password": "password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let new_password = "a-brand-new-passphrase-7";
+    let r = e
+        .http
+        .post(e.url("/api/v1/t/acme/password/reset"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([("token", token_value.as_str()), ("password", new_password)])
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // Spent; old password refused; sessions revoked; new password works.
+    let r = e
+        .http
+        .post(e.url("/api/v1/t/acme/password/reset"))
+        .json(&json!({"token": token_value, "password": "yet-another-passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(
+        auth.authenticate_session("acme", &session.token)
+            .await
+            .is_err()
+    );
+    assert!(auth.login("acme", &email, PASSWORD, &c).await.is_err());
+    assert!(matches!(
+        auth.login("acme", &email, new_password, &c).await.unwrap(),
+        LoginOutcome::LoggedIn(_)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_device_alerts_and_price_alerts_are_mailed_once() {
+    let e = Env::new().await;
+    let auth = e.state.auth.clone().unwrap();
+    let email = unique_email("lin");
+    let user = auth
+        .register("acme", &email, "Lin", PASSWORD, Role::Trader)
+        .await
+        .unwrap();
+
+    // New-device alerts: the first device is learnt, a new one is mailed
+    // once, the same one again is not.
+    let laptop = ctx("192.0.2.10", "Mozilla/5.0 (X11; Linux) Firefox/131.0");
+    let phone = ctx("198.51.100.20", "Mozilla/5.0 (iPhone) Safari/605.1");
+    auth.login("acme", &email, PASSWORD, &laptop).await.unwrap();
+    assert_eq!(routes::run_login_alerts_once(&e.state).await.unwrap(), 0);
+    auth.login("acme", &email, PASSWORD, &phone).await.unwrap();
+    assert_eq!(routes::run_login_alerts_once(&e.state).await.unwrap(), 1);
+    auth.login("acme", &email, PASSWORD, &phone).await.unwrap();
+    assert_eq!(routes::run_login_alerts_once(&e.state).await.unwrap(), 0);
+    let mails = wait_for_mail(&email, 1).await;
+    assert_eq!(mails[0].0, "New sign-in to your account");
+    assert!(mails[0].1.contains("198.51.100.20"));
+
+    // Price alerts over HTTP.
+    let bearer = token(&e.state, user.id, Role::Trader).await;
+    let alerts = e.url("/api/v1/t/acme/price-alerts");
+    assert_eq!(
+        e.http.get(&alerts).send().await.unwrap().status(),
+        401,
+        "no token"
+    );
+    // A token of another tenant is refused like none.
+    e.state.tenants.provision("globex", "Globex").await.unwrap();
+    let r = e
+        .http
+        .get(e.url("/api/v1/t/globex/price-alerts"))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let price = e.state.market.quote("^GSPC").await.unwrap().value.price;
+    let r = e
+        .http
+        .post(&alerts)
+        .bearer_auth(&bearer)
+        .json(&json!({"symbol": "no symbol!", "direction": "above", "threshold": 1.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = e
+        .http
+        .post(&alerts)
+        .bearer_auth(&bearer)
+        .json(&json!({"symbol": "^GSPC", "direction": "sideways", "threshold": 1.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let mut ids = Vec::new();
+    for (direction, threshold) in [("above", price * 0.9), ("below", price * 0.9)] {
+        let r = e
+            .http
+            .post(&alerts)
+            .bearer_auth(&bearer)
+            .json(&json!({"symbol": "^gspc", "direction": direction, "threshold": threshold, "note": "trim"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["data"]["symbol"], "^GSPC");
+        ids.push(v["data"]["id"].as_str().unwrap().to_owned());
+    }
+    let v: Value = e
+        .http
+        .get(&alerts)
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+
+    // Another user sees none of them.
+    let other = auth
+        .register("acme", &unique_email("eve"), "Eve", PASSWORD, Role::Trader)
+        .await
+        .unwrap();
+    let other_bearer = token(&e.state, other.id, Role::Trader).await;
+    let one = e.url(&format!("/api/v1/t/acme/price-alerts/{}", ids[0]));
+    let r = e
+        .http
+        .get(&one)
+        .bearer_auth(&other_bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = e
+        .http
+        .delete(&one)
+        .bearer_auth(&other_bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // The job: the crossed alert fires once, the other waits.
+    assert_eq!(routes::run_price_alerts_once(&e.state).await.unwrap(), 1);
+    assert_eq!(routes::run_price_alerts_once(&e.state).await.unwrap(), 0);
+    let mails = wait_for_mail(&email, 2).await;
+    assert!(mails[1].0.starts_with("^GSPC is above"), "{}", mails[1].0);
+    assert!(mails[1].1.contains("trim"));
+    let v: Value = e
+        .http
+        .get(&one)
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v["data"]["triggeredAt"].is_string());
+    assert_eq!(v["data"]["triggeredPrice"].as_f64(), Some(price));
+    let r = e
+        .http
+        .delete(e.url(&format!("/api/v1/t/acme/price-alerts/{}", ids[1])))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = e
+        .http
+        .get(&alerts)
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+}

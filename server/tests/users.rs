@@ -1,0 +1,1195 @@
+//! Users (profile, preferences, own activity, tenant-admin management), the
+//! browser-export JSON import and the market routes (batch quotes, daily
+//! bars, symbol search) over real TLS against real PostgreSQL, with their
+//! refusals (no token, wrong role or scope, wrong tenant, malformed bodies).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::net::SocketAddr;
+
+use base64::Engine;
+use rampart_auth::oauth::{
+    AuthorizeRequest, ClientAuthMethod, ClientCredentials, ClientRegistration, TokenRequest,
+};
+use rampart_auth::{AuthServer, ClientContext, Role, SigningAlg};
+use rampart_server::app::{AppState, RunningServer};
+use rampart_server::config::ServerConfig;
+use rampart_server::tls::{DevCa, TlsFiles};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::Digest;
+use uuid::Uuid;
+
+const PASSWORD: &str = "correct-horse-battery-42";
+const REDIRECT: &str = "https://app.example.com/cb";
+const SCOPES: &str = "portfolio:read portfolio:write analytics:read market:read";
+const ADMIN_SCOPES: &str =
+    "portfolio:read portfolio:write analytics:read market:read users:manage tenant:admin";
+/// A token without `market:read`.
+const NO_MARKET_SCOPES: &str = "portfolio:read portfolio:write";
+
+/// A development PKI written to a temp dir.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: DevCa,
+    files: TlsFiles,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = DevCa::new("Test CA").unwrap();
+        let server = ca.issue_server(&["localhost", "127.0.0.1"]).unwrap();
+        let files = TlsFiles {
+            cert_file: dir.path().join("server.pem"),
+            key_file: dir.path().join("server-key.pem"),
+            client_ca_file: dir.path().join("ca.pem"),
+        };
+        std::fs::write(&files.cert_file, &server.cert_pem).unwrap();
+        std::fs::write(&files.key_file, &server.key_pem).unwrap();
+        std::fs::write(&files.client_ca_file, ca.cert_pem()).unwrap();
+        Pki { dir, ca, files }
+    }
+}
+
+async fn config(pki: &Pki) -> ServerConfig {
+    rampart_testkit::install_crypto_provider();
+    let db = rampart_testkit::postgres()
+        .unwrap()
+        .fresh_database()
+        .await
+        .unwrap();
+    let mut config = ServerConfig {
+        public_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        tls: Some(pki.files.clone()),
+        tls_reload_secs: 1,
+        dev_secrets_dir: pki.dir.path().join("dev-secrets"),
+        ..ServerConfig::default()
+    };
+    config.database.database_url = db.url;
+    config.database.max_connections = 6;
+    config.auth.argon2_m_kib = 1024;
+    config.auth.argon2_t = 1;
+    config.http.workers = 1;
+    config.http.shutdown_timeout_secs = 1;
+    config
+}
+
+/// A running server with two tenants, each with a public OAuth client.
+struct Env {
+    _pki: Pki,
+    server: RunningServer,
+    state: AppState,
+    http: reqwest::Client,
+    addr: SocketAddr,
+}
+
+async fn env() -> Env {
+    let pki = Pki::new();
+    let state = rampart_server::serve::build_state(config(&pki).await)
+        .await
+        .unwrap();
+    let server = rampart_server::serve::start(state.clone()).await.unwrap();
+    let auth = state.auth.clone().unwrap();
+    for slug in ["acme", "globex"] {
+        state.tenants.provision(slug, slug).await.unwrap();
+        auth.register_client(
+            slug,
+            &ClientRegistration {
+                client_id: "web".into(),
+                name: "Web".into(),
+                redirect_uris: vec![REDIRECT.into()],
+                grant_types: vec!["authorization_code".into()],
+                allowed_scopes: ADMIN_SCOPES.split(' ').map(str::to_owned).collect(),
+                auth_method: ClientAuthMethod::None,
+                signing_alg: SigningAlg::ES256,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pki.ca.cert_pem().as_bytes()).unwrap()])
+        .resolve("localhost", "127.0.0.1:0".parse().unwrap())
+        .build()
+        .unwrap();
+    let addr = server.public_addr;
+    Env {
+        _pki: pki,
+        server,
+        state,
+        http,
+        addr,
+    }
+}
+
+/// Registers a user and gets an access token through the authorization
+/// code flow with PKCE (login → code → token).
+async fn user_token(auth: &AuthServer, tenant: &str, email: &str, role: Role) -> (Uuid, String) {
+    let scopes = if role == Role::Admin {
+        ADMIN_SCOPES
+    } else {
+        SCOPES
+    };
+    scoped_token(auth, tenant, email, role, scopes).await
+}
+
+async fn scoped_token(
+    auth: &AuthServer,
+    tenant: &str,
+    email: &str,
+    role: Role,
+    scopes: &str,
+) -> (Uuid, String) {
+    let user = auth
+        .register(tenant, email, "Test", PASSWORD, role)
+        .await
+        .unwrap();
+    let ctx = ClientContext::ip("127.0.0.1");
+    let rampart_auth::accounts::LoginOutcome::LoggedIn(session) =
+        auth.login(tenant, email, PASSWORD, &ctx).await.unwrap()
+    else {
+        panic!("no MFA expected")
+    };
+    let (session, _) = auth
+        .authenticate_session(tenant, &session.token)
+        .await
+        .unwrap();
+    let verifier = format!("verifier-{}-{}", Uuid::new_v4(), Uuid::new_v4());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let validated = auth
+        .validate_authorize(
+            tenant,
+            &AuthorizeRequest {
+                response_type: Some("code".into()),
+                client_id: Some("web".into()),
+                redirect_uri: Some(REDIRECT.into()),
+                scope: Some(scopes.into()),
+                state: Some("s".into()),
+                code_challenge: Some(challenge),
+                code_challenge_method: Some("S256".into()),
+                nonce: None,
+            },
+        )
+        .await
+        .map_err(|_| "authorize refused")
+        .unwrap();
+    let location = auth
+        .issue_authorization_code(tenant, &validated, &session)
+        .await
+        .unwrap();
+    let code = url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let token = auth
+        .token(
+            tenant,
+            &ClientCredentials {
+                client_id: "web".into(),
+                secret: None,
+                method: ClientAuthMethod::None,
+            },
+            &TokenRequest {
+                grant_type: Some("authorization_code".into()),
+                code: Some(code),
+                redirect_uri: Some(REDIRECT.into()),
+                code_verifier: Some(verifier),
+                refresh_token: None,
+                scope: None,
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+    (user.id, token.access_token)
+}
+
+impl Env {
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let res = r.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, String) {
+        let mut r = self
+            .http
+            .request(method, self.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let res = r.send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+}
+
+const T: &str = "/api/v1/t/acme";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
+    let env = env().await;
+    let auth = env.state.auth.clone().unwrap();
+    let (_, viewer) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
+    let (_, no_market) = scoped_token(
+        &auth,
+        "acme",
+        "nom@acme.test",
+        Role::Trader,
+        NO_MARKET_SCOPES,
+    )
+    .await;
+    let (_, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Admin).await;
+
+    // Batch quotes: known ones with provenance, unknown ones as errors.
+    let path = format!("{T}/quotes?symbols=aapl,MSFT,%5EGSPC,ZZZZ,msft");
+    let (s, body) = env.call(Method::GET, &path, Some(&viewer), None).await;
+    assert_eq!(s, 200, "{body}");
+    let quotes = body["data"]["quotes"].as_array().unwrap();
+    assert_eq!(quotes.len(), 3, "{body}");
+    let symbols: Vec<&str> = quotes
+        .iter()
+        .map(|q| q["symbol"].as_str().unwrap())
+        .collect();
+    assert_eq!(symbols, ["AAPL", "MSFT", "^GSPC"]);
+    for q in quotes {
+        assert!(q["quote"]["price"].as_f64().unwrap() > 0.0, "{q}");
+        assert_eq!(q["source"]["layer"], "provider", "{q}");
+        assert!(q["ageMs"].is_u64() && q["stale"] == false, "{q}");
+    }
+    assert_eq!(
+        body["data"]["errors"],
+        json!([{"symbol": "ZZZZ", "code": "unknown_symbol"}])
+    );
+    // Asked again: the in-process cache answers.
+    let (_, body) = env
+        .call(
+            Method::GET,
+            &format!("{T}/quotes?symbols=AAPL"),
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(body["data"]["quotes"][0]["source"]["layer"], "l1", "{body}");
+    assert_eq!(body["data"]["quotes"][0]["origin"], "embedded", "{body}");
+
+    // Daily bars.
+    let (s, body) = env
+        .call(
+            Method::GET,
+            &format!("{T}/bars/%5Egspc?from=2008-01-01&to=2008-01-31"),
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let d = &body["data"];
+    assert_eq!(d["symbol"], "^GSPC");
+    let bars = d["bars"].as_array().unwrap();
+    assert!((19..=23).contains(&bars.len()), "{}", bars.len());
+    assert_eq!(bars[0]["date"], "2008-01-02");
+    assert!(d["source"].is_object() && d["ageMs"].is_u64());
+    let (s, _) = env
+        .call(
+            Method::GET,
+            &format!("{T}/bars/ZZZZ?from=2008-01-01&to=2008-01-31"),
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    // Search.
+    let (s, body) = env
+        .call(
+            Method::GET,
+            &format!("{T}/symbols?q=micro"),
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        body["data"]["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["symbol"] == "MSFT"),
+        "{body}"
+    );
+    assert_eq!(body["data"]["source"]["layer"], "provider");
+    let (_, body) = env
+        .call(
+            Method::GET,
+            &format!("{T}/symbols?q=MICRO"),
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(body["data"]["source"]["layer"], "l1", "cached: {body}");
+    assert_eq!(body["data"]["origin"], "embedded");
+
+    // Every route of this file is in the OpenAPI document.
+    let (_, doc) = env.call(Method::GET, "/openapi.json", None, None).await;
+    for path in [
+        "/api/v1/t/{tenant}/quotes",
+        "/api/v1/t/{tenant}/bars/{symbol}",
+        "/api/v1/t/{tenant}/symbols",
+        "/api/v1/t/{tenant}/me/profile",
+        "/api/v1/t/{tenant}/me/preferences",
+        "/api/v1/t/{tenant}/me/activity",
+        "/api/v1/t/{tenant}/me/import",
+        "/api/v1/t/{tenant}/users",
+        "/api/v1/t/{tenant}/users/{id}/role",
+        "/api/v1/t/{tenant}/users/{id}/status",
+        "/api/v1/t/{tenant}/portfolios/{id}/stream",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} not in /openapi.json"
+        );
+    }
+
+    // Refusals.
+    for bad in [
+        format!("{T}/quotes?symbols="),
+        format!("{T}/quotes?symbols=A%20B"),
+        format!(
+            "{T}/quotes?symbols={}",
+            (0..51)
+                .map(|i| format!("S{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        format!("{T}/quotes"),
+        format!("{T}/bars/AAPL?from=2009-01-01&to=2008-01-01"),
+        format!("{T}/bars/AAPL?from=yesterday"),
+        format!("{T}/bars/A%20B"),
+        format!("{T}/symbols?q=%20"),
+        format!("{T}/symbols"),
+    ] {
+        let (s, body) = env.call(Method::GET, &bad, Some(&viewer), None).await;
+        assert_eq!(s, 400, "{bad}: {body}");
+    }
+    for path in [
+        format!("{T}/quotes?symbols=AAPL"),
+        format!("{T}/bars/AAPL"),
+        format!("{T}/symbols?q=apple"),
+    ] {
+        let (s, _) = env.call(Method::GET, &path, None, None).await;
+        assert_eq!(s, 401, "{path}");
+        let (s, _) = env.call(Method::GET, &path, Some(&globex), None).await;
+        assert_eq!(s, 401, "token of another tenant: {path}");
+        let (s, body) = env.call(Method::GET, &path, Some(&no_market), None).await;
+        assert_eq!(s, 403, "no market:read: {path} {body}");
+    }
+    env.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profile_preferences_activity_and_user_management() {
+    let env = env().await;
+    let auth = env.state.auth.clone().unwrap();
+    let (admin_id, admin) = user_token(&auth, "acme", "adm@acme.test", Role::Admin).await;
+    let (ada_id, ada) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
+    let (vic_id, vic) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
+    let (gil_id, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Admin).await;
+
+    // Profile.
+    let (s, body) = env
+        .call(Method::GET, &format!("{T}/me/profile"), Some(&ada), None)
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["data"]["id"], ada_id.to_string());
+    assert_eq!(body["data"]["email"], "ada@acme.test");
+    assert_eq!(body["data"]["role"], "trader");
+    let (s, body) = env
+        .call(
+            Method::PATCH,
+            &format!("{T}/me/profile"),
+            Some(&ada),
+            Some(json!({"display_name": "  Ada Lovelace "})),
+        )
+        .await;
+    assert_eq!(
+        (s, body["data"]["display_name"].as_str()),
+        (200, Some("Ada Lovelace")),
+        "{body}"
+    );
+    for bad in [
+        json!({"display_name": ""}),
+        json!({"display_name": "x".repeat(101)}),
+        json!({"display_name": "a\u{7}b"}),
+        json!({"email": "evil@acme.test"}),
+        json!({"display_name": 5}),
+    ] {
+        let (s, body) = env
+            .call(
+                Method::PATCH,
+                &format!("{T}/me/profile"),
+                Some(&ada),
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(s, 400, "{bad}: {body}");
+    }
+
+    // Preferences: defaults, partial change, refusals.
+    let (s, body) = env
+        .call(
+            Method::GET,
+            &format!("{T}/me/preferences"),
+            Some(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        body["data"],
+        json!({"base_currency": "USD", "theme": "system", "default_benchmark": "^GSPC",
+               "notifications": true, "refresh_seconds": 15})
+    );
+    let (s, body) = env
+        .call(
+            Method::PATCH,
+            &format!("{T}/me/preferences"),
+            Some(&ada),
+            Some(json!({"theme": "dark", "base_currency": "eur", "notifications": false})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["data"]["theme"], "dark");
+    assert_eq!(body["data"]["base_currency"], "EUR");
+    assert_eq!(body["data"]["notifications"], false);
+    assert_eq!(body["data"]["default_benchmark"], "^GSPC");
+    let (_, body) = env
+        .call(
+            Method::PATCH,
+            &format!("{T}/me/preferences"),
+            Some(&ada),
+            Some(json!({"default_benchmark": "qqq"})),
+        )
+        .await;
+    assert_eq!(body["data"]["theme"], "dark", "kept: {body}");
+    assert_eq!(body["data"]["default_benchmark"], "QQQ");
+    for bad in [
+        json!({"theme": "pink"}),
+        json!({"base_currency": "euro"}),
+        json!({"refresh_seconds": 1}),
+        json!({"default_benchmark": "a b"}),
+        json!({"colour": "red"}),
+        json!([1, 2]),
+    ] {
+        let (s, body) = env
+            .call(
+                Method::PATCH,
+                &format!("{T}/me/preferences"),
+                Some(&ada),
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(s, 400, "{bad}: {body}");
+    }
+    // Someone else's preferences are untouched.
+    let (_, body) = env
+        .call(
+            Method::GET,
+            &format!("{T}/me/preferences"),
+            Some(&vic),
+            None,
+        )
+        .await;
+    assert_eq!(body["data"]["theme"], "system");
+
+    // Own activity: portfolio changes and auth audit rows.
+    let (s, body) = env
+        .call(
+            Method::POST,
+            &format!("{T}/portfolios"),
+            Some(&ada),
+            Some(json!({"name": "Core"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let pid = body["data"]["id"].as_str().unwrap().to_owned();
+    let (s, body) = env
+        .call(Method::GET, &format!("{T}/me/activity"), Some(&ada), None)
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let portfolio = body["data"]["portfolio"].as_array().unwrap();
+    assert_eq!(portfolio.len(), 1, "{body}");
+    assert_eq!(portfolio[0]["portfolio_id"], pid.as_str());
+    assert_eq!(portfolio[0]["action"], "create");
+    let audit = body["data"]["auth"].as_array().unwrap();
+    assert!(!audit.is_empty(), "{body}");
+    assert!(audit.iter().all(|a| a["action"].is_string()));
+    let (_, body) = env
+        .call(Method::GET, &format!("{T}/me/activity"), Some(&vic), None)
+        .await;
+    assert_eq!(body["data"]["portfolio"], json!([]), "only one's own");
+
+    // Admin: list users.
+    let (s, body) = env
+        .call(
+            Method::GET,
+            &format!("{T}/users?limit=2"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    let cursor = body["meta"]["nextCursor"].as_str().unwrap().to_owned();
+    let (_, body2) = env
+        .call(
+            Method::GET,
+            &format!("{T}/users?limit=2&cursor={cursor}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(body2["data"].as_array().unwrap().len(), 1, "{body2}");
+    assert!(body2["meta"]["nextCursor"].is_null());
+    let all: Vec<Value> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(body2["data"].as_array().unwrap())
+        .cloned()
+        .collect();
+    assert!(all.iter().all(|u| u["email"] != "gil@globex.test"));
+
+    // Admin: role and status.
+    let (s, body) = env
+        .call(
+            Method::PUT,
+            &format!("{T}/users/{vic_id}/role"),
+            Some(&admin),
+            Some(json!({"role": "trader"})),
+        )
+        .await;
+    assert_eq!((s, body["data"]["role"].as_str()), (200, Some("trader")));
+    let (s, body) = env
+        .call(
+            Method::PUT,
+            &format!("{T}/users/{vic_id}/status"),
+            Some(&admin),
+            Some(json!({"status": "disabled"})),
+        )
+        .await;
+    assert_eq!(
+        (s, body["data"]["status"].as_str()),
+        (200, Some("disabled"))
+    );
+    // A disabled user cannot sign in again.
+    assert!(
+        !matches!(
+            auth.login(
+                "acme",
+                "vic@acme.test",
+                PASSWORD,
+                &ClientContext::ip("127.0.0.1")
+            )
+            .await,
+            Ok(rampart_auth::accounts::LoginOutcome::LoggedIn(_))
+        ),
+        "disabled user logged in"
+    );
+    let (s, body) = env
+        .call(
+            Method::PUT,
+            &format!("{T}/users/{vic_id}/status"),
+            Some(&admin),
+            Some(json!({"status": "active"})),
+        )
+        .await;
+    assert_eq!((s, body["data"]["status"].as_str()), (200, Some("active")));
+    assert!(matches!(
+        auth.login(
+            "acme",
+            "vic@acme.test",
+            PASSWORD,
+            &ClientContext::ip("127.0.0.1")
+        )
+        .await,
+        Ok(rampart_auth::accounts::LoginOutcome::LoggedIn(_))
+    ));
+
+    // Refusals: malformed bodies, self-lockout, unknown user, wrong role,
+    // wrong tenant, no token.
+    for (path, bad) in [
+        (format!("{T}/users/{vic_id}/role"), json!({"role": "root"})),
+        (
+            format!("{T}/users/{vic_id}/role"),
+            json!({"role": "api_user"}),
+        ),
+        (format!("{T}/users/{vic_id}/role"), json!({})),
+        (
+            format!("{T}/users/{vic_id}/role"),
+            json!({"role": "viewer", "x": 1}),
+        ),
+        (
+            format!("{T}/users/{vic_id}/status"),
+            json!({"status": "gone"}),
+        ),
+        (
+            format!("{T}/users/{admin_id}/role"),
+            json!({"role": "viewer"}),
+        ),
+        (
+            format!("{T}/users/{admin_id}/status"),
+            json!({"status": "disabled"}),
+        ),
+        (
+            format!("{T}/users/not-a-uuid/role"),
+            json!({"role": "viewer"}),
+        ),
+    ] {
+        let (s, body) = env
+            .call(Method::PUT, &path, Some(&admin), Some(bad.clone()))
+            .await;
+        assert_eq!(s, 400, "{path} {bad}: {body}");
+    }
+    let (s, _) = env
+        .call(
+            Method::PUT,
+            &format!("{T}/users/{}/role", Uuid::new_v4()),
+            Some(&admin),
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(s, 404);
+    // A user of another tenant is not found here.
+    let (s, _) = env
+        .call(
+            Method::PUT,
+            &format!("{T}/users/{gil_id}/status"),
+            Some(&admin),
+            Some(json!({"status": "disabled"})),
+        )
+        .await;
+    assert_eq!(s, 404);
+    for (method, path, body) in [
+        (Method::GET, format!("{T}/users"), None),
+        (
+            Method::PUT,
+            format!("{T}/users/{ada_id}/role"),
+            Some(json!({"role": "admin"})),
+        ),
+        (
+            Method::PUT,
+            format!("{T}/users/{ada_id}/status"),
+            Some(json!({"status": "disabled"})),
+        ),
+    ] {
+        let (s, _) = env
+            .call(method.clone(), &path, Some(&ada), body.clone())
+            .await;
+        assert_eq!(s, 403, "trader: {path}");
+        let (s, _) = env
+            .call(method.clone(), &path, Some(&globex), body.clone())
+            .await;
+        assert_eq!(s, 401, "other tenant: {path}");
+        let (s, _) = env.call(method, &path, None, body).await;
+        assert_eq!(s, 401, "no token: {path}");
+    }
+    for path in ["me/profile", "me/preferences", "me/activity"] {
+        let (s, _) = env
+            .call(Method::GET, &format!("{T}/{path}"), None, None)
+            .await;
+        assert_eq!(s, 401, "{path}");
+        let (s, _) = env
+            .call(Method::GET, &format!("{T}/{path}"), Some(&globex), None)
+            .await;
+        assert_eq!(s, 401, "{path}");
+    }
+    // Unchanged after the refusals.
+    let (_, body) = env
+        .call(Method::GET, &format!("{T}/me/profile"), Some(&ada), None)
+        .await;
+    assert_eq!(
+        (
+            body["data"]["role"].as_str(),
+            body["data"]["status"].as_str()
+        ),
+        (Some("trader"), Some("active"))
+    );
+    env.server.stop().await;
+}
+
+fn export() -> Value {
+    json!({
+        "version": 1,
+        "exportedAt": "2024-06-01T10:00:00.000Z",
+        "portfolios": [
+            {
+                "id": "p-1700000000001",
+                "name": "Retirement",
+                "description": "long term",
+                "createdAt": "2024-01-01T00:00:00.000Z",
+                "investments": [
+                    {"id": "i-1", "symbol": "aapl", "name": "Apple Inc.", "shares": 10,
+                     "purchasePrice": 150.0, "purchaseDate": "2024-01-15", "sector": "Technology"},
+                    {"id": "i-2", "symbol": "MSFT", "shares": "5.5",
+                     "purchasePrice": 300, "purchaseDate": "2024-02-01T00:00:00.000Z"}
+                ]
+            },
+            {"id": "p-1700000000002", "name": "Play money", "investments": []}
+        ]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
+    let env = env().await;
+    let auth = env.state.auth.clone().unwrap();
+    let (_, ada) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
+    let (_, bob) = user_token(&auth, "acme", "bob@acme.test", Role::Trader).await;
+    let (_, vic) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
+    let (_, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Trader).await;
+    let import = format!("{T}/me/import");
+    let count = |token: String| {
+        let env = &env;
+        async move {
+            let (_, body) = env
+                .call(Method::GET, &format!("{T}/portfolios"), Some(&token), None)
+                .await;
+            body["data"].as_array().unwrap().len()
+        }
+    };
+
+    // A broken export: every problem reported, item by item; nothing applied.
+    let mut broken = export();
+    broken["portfolios"].as_array_mut().unwrap().extend([
+        json!({"id": "p-3", "name": "Bad", "investments": [
+            {"symbol": "GOOD", "shares": 1},
+            {"symbol": "", "shares": -1, "purchaseDate": "15/01/2024"},
+            {"symbol": "IBM"},
+            "not an object"
+        ]}),
+        json!({"name": "No id"}),
+        json!({"id": "p-1700000000002", "name": "Duplicate id"}),
+        json!({"id": "p-6", "name": "Bad currency", "currency": "dollars"}),
+    ]);
+    let (s, body) = env
+        .call(Method::POST, &import, Some(&ada), Some(broken))
+        .await;
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(body["error"]["code"], "import_rejected");
+    let report = &body["error"]["details"];
+    assert_eq!(report["applied"], false);
+    assert_eq!(report["refused"], 4, "{report}");
+    let items = report["items"].as_array().unwrap();
+    assert_eq!(items.len(), 6);
+    assert_eq!(items[0]["outcome"], "created");
+    assert_eq!(items[1]["outcome"], "created");
+    assert_eq!(items[2]["outcome"], "refused");
+    let reasons: Vec<&str> = items[2]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("portfolios[2].investments[1].symbol")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("portfolios[2].investments[1].purchaseDate")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("portfolios[2].investments[2].shares")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("portfolios[2].investments[3]")),
+        "{reasons:?}"
+    );
+    assert!(items[3]["reasons"][0].as_str().unwrap().contains(".id"));
+    assert!(
+        items[4]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("appears twice")
+    );
+    assert!(
+        items[5]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("currency")
+    );
+    assert_eq!(count(ada.clone()).await, 0, "nothing half-applied");
+
+    // The valid export.
+    let (s, body) = env
+        .call(Method::POST, &import, Some(&ada), Some(export()))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let report = &body["data"];
+    assert_eq!(
+        (&report["applied"], &report["created"], &report["skipped"]),
+        (&json!(true), &json!(2), &json!(0)),
+        "{report}"
+    );
+    let first = report["items"][0]["portfolio_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, body) = env
+        .call(
+            Method::GET,
+            &format!("{T}/portfolios/{first}"),
+            Some(&ada),
+            None,
+        )
+        .await;
+    let p = &body["data"];
+    assert_eq!(p["name"], "Retirement");
+    assert_eq!(p["description"], "long term");
+    assert_eq!(p["settings"]["import_id"], "p-1700000000001");
+    assert_eq!(p["version"], 1);
+    let positions = p["positions"].as_array().unwrap();
+    assert_eq!(positions.len(), 2);
+    assert_eq!(positions[0]["symbol"], "AAPL");
+    assert_eq!(positions[0]["quantity"], 10.0);
+    assert_eq!(positions[0]["purchase_price"], 150.0);
+    assert_eq!(positions[0]["purchase_date"], "2024-01-15");
+    assert_eq!(positions[0]["sector"], "Technology");
+    assert_eq!(positions[0]["notes"], "Apple Inc.");
+    assert_eq!(positions[1]["quantity"], 5.5);
+    assert_eq!(positions[1]["purchase_date"], "2024-02-01");
+    let (_, body) = env
+        .call(
+            Method::GET,
+            &format!("{T}/portfolios/{first}/activity"),
+            Some(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(body["data"][0]["action"], "import");
+
+    // Re-import: nothing new.
+    let (s, body) = env
+        .call(Method::POST, &import, Some(&ada), Some(export()))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        (&body["data"]["created"], &body["data"]["skipped"]),
+        (&json!(0), &json!(2))
+    );
+    assert_eq!(body["data"]["items"][0]["portfolio_id"], first.as_str());
+    assert_eq!(count(ada.clone()).await, 2);
+    // Another user importing the same export gets their own copies.
+    let (s, body) = env
+        .call(Method::POST, &import, Some(&bob), Some(export()))
+        .await;
+    assert_eq!((s, &body["data"]["created"]), (200, &json!(2)));
+    // A bare array of portfolios is accepted too.
+    let bare =
+        json!([{"id": "p-9", "name": "Bare", "investments": [{"symbol": "IBM", "quantity": 3}]}]);
+    let (s, body) = env
+        .call(Method::POST, &import, Some(&ada), Some(bare))
+        .await;
+    assert_eq!((s, &body["data"]["created"]), (200, &json!(1)), "{body}");
+    assert_eq!(count(ada.clone()).await, 3);
+
+    // Not an export, malformed JSON, wrong role, wrong tenant, no token.
+    for bad in [
+        json!({"portfolio": []}),
+        json!({"portfolios": {}}),
+        json!("text"),
+    ] {
+        let (s, body) = env
+            .call(Method::POST, &import, Some(&ada), Some(bad.clone()))
+            .await;
+        assert_eq!(s, 400, "{bad}: {body}");
+    }
+    let (s, _) = env
+        .raw(
+            Method::POST,
+            &import,
+            Some(&ada),
+            "application/json",
+            b"{\"portfolios\": [".to_vec(),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = env
+        .call(Method::POST, &import, Some(&vic), Some(export()))
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = env
+        .call(Method::POST, &import, Some(&globex), Some(export()))
+        .await;
+    assert_eq!(s, 401);
+    let (s, _) = env.call(Method::POST, &import, None, Some(export())).await;
+    assert_eq!(s, 401);
+    assert_eq!(count(ada.clone()).await, 3);
+    env.server.stop().await;
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket over TLS (trusting only the test CA), optionally with
+/// the token as the `bearer` subprotocol.
+async fn ws_connect(
+    env: &Env,
+    path: &str,
+    protocol_token: Option<&str>,
+) -> Result<
+    (
+        Ws,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    u16,
+> {
+    use rustls_pki_types::pem::PemObject;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(env._pki.ca.cert_pem().as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(env.addr).await.unwrap();
+    let tls = connector
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let mut req = format!("wss://localhost:{}{path}", env.addr.port())
+        .into_client_request()
+        .unwrap();
+    if let Some(t) = protocol_token {
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            format!("bearer, {t}").parse().unwrap(),
+        );
+    }
+    match tokio_tungstenite::client_async(req, tls).await {
+        Ok(ok) => Ok(ok),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+        Err(e) => panic!("handshake: {e}"),
+    }
+}
+
+/// The next text message as JSON (`None` when the server closed).
+async fn next_json(ws: &mut Ws) -> Option<Value> {
+    use futures::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(15), ws.next())
+            .await
+            .expect("no message within 15 s");
+        match msg {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                return Some(serde_json::from_str(t.as_str()).unwrap());
+            }
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None | Some(Err(_)) => {
+                return None;
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_price_stream_over_websocket_with_token_and_access_checks() {
+    let env = env().await;
+    let auth = env.state.auth.clone().unwrap();
+    let (_, ada) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
+    let (bob_id, bob) = user_token(&auth, "acme", "bob@acme.test", Role::Viewer).await;
+    let (_, no_market) = scoped_token(
+        &auth,
+        "acme",
+        "nom@acme.test",
+        Role::Trader,
+        NO_MARKET_SCOPES,
+    )
+    .await;
+    let (_, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Trader).await;
+    let (_, body) = env
+        .call(
+            Method::POST,
+            &format!("{T}/portfolios"),
+            Some(&ada),
+            Some(json!({"name": "Live", "positions": [
+                {"symbol": "MSFT", "quantity": 1}, {"symbol": "AAPL", "quantity": 2}
+            ]})),
+        )
+        .await;
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    let stream = format!("{T}/portfolios/{id}/stream");
+
+    // Token as a query parameter: a message every second.
+    let (mut ws, _) = ws_connect(
+        &env,
+        &format!("{stream}?interval=1&access_token={ada}"),
+        None,
+    )
+    .await
+    .unwrap();
+    let first = next_json(&mut ws).await.unwrap();
+    assert_eq!(first["type"], "quotes", "{first}");
+    assert_eq!(first["portfolioId"], id.as_str());
+    let symbols: Vec<&str> = first["quotes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["symbol"].as_str().unwrap())
+        .collect();
+    assert_eq!(symbols, ["AAPL", "MSFT"], "{first}");
+    for q in first["quotes"].as_array().unwrap() {
+        assert!(q["price"].as_f64().unwrap() > 0.0);
+        assert!(q["source"].is_object() && q["ageMs"].is_u64(), "{q}");
+    }
+    let second = next_json(&mut ws).await.unwrap();
+    assert_eq!(second["type"], "quotes");
+    assert!(second["at"].as_str().unwrap() > first["at"].as_str().unwrap());
+    ws.close(None).await.unwrap();
+
+    // Token as the `bearer` subprotocol (what a browser can send).
+    let (mut ws, res) = ws_connect(&env, &format!("{stream}?interval=1"), Some(&ada))
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["sec-websocket-protocol"], "bearer");
+    assert_eq!(next_json(&mut ws).await.unwrap()["type"], "quotes");
+    ws.close(None).await.unwrap();
+
+    // Refused: no token, a bad token, another tenant's token, no access to
+    // the portfolio, no market:read, an unknown portfolio.
+    assert_eq!(ws_connect(&env, &stream, None).await.err(), Some(401));
+    assert_eq!(
+        ws_connect(&env, &format!("{stream}?access_token=nope"), None)
+            .await
+            .err(),
+        Some(401)
+    );
+    assert_eq!(
+        ws_connect(&env, &stream, Some("nope")).await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        ws_connect(&env, &format!("{stream}?access_token={globex}"), None)
+            .await
+            .err(),
+        Some(401)
+    );
+    assert_eq!(
+        ws_connect(&env, &format!("{stream}?access_token={bob}"), None)
+            .await
+            .err(),
+        Some(404)
+    );
+    assert_eq!(
+        ws_connect(&env, &format!("{stream}?access_token={no_market}"), None)
+            .await
+            .err(),
+        Some(403)
+    );
+    assert_eq!(
+        ws_connect(
+            &env,
+            &format!(
+                "{T}/portfolios/{}/stream?access_token={ada}",
+                Uuid::new_v4()
+            ),
+            None
+        )
+        .await
+        .err(),
+        Some(404)
+    );
+
+    // A shared user streams until the share is revoked.
+    let (s, _) = env
+        .call(
+            Method::POST,
+            &format!("{T}/portfolios/{id}/shares"),
+            Some(&ada),
+            Some(json!({"user_id": bob_id, "access": "view"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (mut ws, _) = ws_connect(
+        &env,
+        &format!("{stream}?interval=1&access_token={bob}"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(next_json(&mut ws).await.unwrap()["type"], "quotes");
+    let (s, _) = env
+        .call(
+            Method::DELETE,
+            &format!("{T}/portfolios/{id}/shares/{bob_id}"),
+            Some(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let mut ended = false;
+    for _ in 0..5 {
+        match next_json(&mut ws).await {
+            Some(m) if m["type"] == "closed" => {
+                ended = true;
+                break;
+            }
+            Some(_) => {}
+            None => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    assert!(ended, "the stream went on after the share was revoked");
+    assert!(next_json(&mut ws).await.is_none());
+    env.server.stop().await;
+}
