@@ -4,124 +4,19 @@
 //! refusals (no token, wrong role or scope, wrong tenant, malformed bodies).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::net::SocketAddr;
+mod common;
 
-use base64::Engine;
-use rampart_auth::oauth::{
-    AuthorizeRequest, ClientAuthMethod, ClientCredentials, ClientRegistration, TokenRequest,
-};
-use rampart_auth::{AuthServer, ClientContext, Role, SigningAlg};
-use rampart_server::app::{AppState, RunningServer};
-use rampart_server::config::ServerConfig;
-use rampart_server::tls::{DevCa, TlsFiles};
+use common::{Env, PASSWORD, env, scoped_token};
+use rampart_auth::{AuthServer, ClientContext, Role};
 use reqwest::Method;
 use serde_json::{Value, json};
-use sha2::Digest;
 use uuid::Uuid;
 
-const PASSWORD: &str = "correct-horse-battery-42";
-const REDIRECT: &str = "https://app.example.com/cb";
 const SCOPES: &str = "portfolio:read portfolio:write analytics:read market:read";
 const ADMIN_SCOPES: &str =
     "portfolio:read portfolio:write analytics:read market:read users:manage tenant:admin";
 /// A token without `market:read`.
 const NO_MARKET_SCOPES: &str = "portfolio:read portfolio:write";
-
-/// A development PKI written to a temp dir.
-struct Pki {
-    dir: tempfile::TempDir,
-    ca: DevCa,
-    files: TlsFiles,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = DevCa::new("Test CA").unwrap();
-        let server = ca.issue_server(&["localhost", "127.0.0.1"]).unwrap();
-        let files = TlsFiles {
-            cert_file: dir.path().join("server.pem"),
-            key_file: dir.path().join("server-key.pem"),
-            client_ca_file: dir.path().join("ca.pem"),
-        };
-        std::fs::write(&files.cert_file, &server.cert_pem).unwrap();
-        std::fs::write(&files.key_file, &server.key_pem).unwrap();
-        std::fs::write(&files.client_ca_file, ca.cert_pem()).unwrap();
-        Pki { dir, ca, files }
-    }
-}
-
-async fn config(pki: &Pki) -> ServerConfig {
-    rampart_testkit::install_crypto_provider();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
-    let mut config = ServerConfig {
-        public_addr: "127.0.0.1:0".parse().unwrap(),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        tls: Some(pki.files.clone()),
-        tls_reload_secs: 1,
-        dev_secrets_dir: pki.dir.path().join("dev-secrets"),
-        ..ServerConfig::default()
-    };
-    config.database.database_url = db.url;
-    config.database.max_connections = 6;
-    config.auth.argon2_m_kib = 1024;
-    config.auth.argon2_t = 1;
-    config.http.workers = 1;
-    config.http.shutdown_timeout_secs = 1;
-    config
-}
-
-/// A running server with two tenants, each with a public OAuth client.
-struct Env {
-    _pki: Pki,
-    server: RunningServer,
-    state: AppState,
-    http: reqwest::Client,
-    addr: SocketAddr,
-}
-
-async fn env() -> Env {
-    let pki = Pki::new();
-    let state = rampart_server::serve::build_state(config(&pki).await)
-        .await
-        .unwrap();
-    let server = rampart_server::serve::start(state.clone()).await.unwrap();
-    let auth = state.auth.clone().unwrap();
-    for slug in ["acme", "globex"] {
-        state.tenants.provision(slug, slug).await.unwrap();
-        auth.register_client(
-            slug,
-            &ClientRegistration {
-                client_id: "web".into(),
-                name: "Web".into(),
-                redirect_uris: vec![REDIRECT.into()],
-                grant_types: vec!["authorization_code".into()],
-                allowed_scopes: ADMIN_SCOPES.split(' ').map(str::to_owned).collect(),
-                auth_method: ClientAuthMethod::None,
-                signing_alg: SigningAlg::ES256,
-            },
-        )
-        .await
-        .unwrap();
-    }
-    let http = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(pki.ca.cert_pem().as_bytes()).unwrap()])
-        .resolve("localhost", "127.0.0.1:0".parse().unwrap())
-        .build()
-        .unwrap();
-    let addr = server.public_addr;
-    Env {
-        _pki: pki,
-        server,
-        state,
-        http,
-        addr,
-    }
-}
 
 /// Registers a user and gets an access token through the authorization
 /// code flow with PKCE (login → code → token).
@@ -132,130 +27,6 @@ async fn user_token(auth: &AuthServer, tenant: &str, email: &str, role: Role) ->
         SCOPES
     };
     scoped_token(auth, tenant, email, role, scopes).await
-}
-
-async fn scoped_token(
-    auth: &AuthServer,
-    tenant: &str,
-    email: &str,
-    role: Role,
-    scopes: &str,
-) -> (Uuid, String) {
-    let user = auth
-        .register(tenant, email, "Test", PASSWORD, role)
-        .await
-        .unwrap();
-    let ctx = ClientContext::ip("127.0.0.1");
-    let rampart_auth::accounts::LoginOutcome::LoggedIn(session) =
-        auth.login(tenant, email, PASSWORD, &ctx).await.unwrap()
-    else {
-        panic!("no MFA expected")
-    };
-    let (session, _) = auth
-        .authenticate_session(tenant, &session.token)
-        .await
-        .unwrap();
-    let verifier = format!("verifier-{}-{}", Uuid::new_v4(), Uuid::new_v4());
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(verifier.as_bytes()));
-    let validated = auth
-        .validate_authorize(
-            tenant,
-            &AuthorizeRequest {
-                response_type: Some("code".into()),
-                client_id: Some("web".into()),
-                redirect_uri: Some(REDIRECT.into()),
-                scope: Some(scopes.into()),
-                state: Some("s".into()),
-                code_challenge: Some(challenge),
-                code_challenge_method: Some("S256".into()),
-                nonce: None,
-            },
-        )
-        .await
-        .map_err(|_| "authorize refused")
-        .unwrap();
-    let location = auth
-        .issue_authorization_code(tenant, &validated, &session)
-        .await
-        .unwrap();
-    let code = url::Url::parse(&location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    let token = auth
-        .token(
-            tenant,
-            &ClientCredentials {
-                client_id: "web".into(),
-                secret: None,
-                method: ClientAuthMethod::None,
-            },
-            &TokenRequest {
-                grant_type: Some("authorization_code".into()),
-                code: Some(code),
-                redirect_uri: Some(REDIRECT.into()),
-                code_verifier: Some(verifier),
-                refresh_token: None,
-                scope: None,
-            },
-            &ctx,
-        )
-        .await
-        .unwrap();
-    (user.id, token.access_token)
-}
-
-impl Env {
-    fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}{path}", self.addr.port())
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut r = self.http.request(method, self.url(path));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let res = r.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        content_type: &str,
-        body: Vec<u8>,
-    ) -> (u16, String) {
-        let mut r = self
-            .http
-            .request(method, self.url(path))
-            .header("content-type", content_type)
-            .body(body);
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        let res = r.send().await.unwrap();
-        (res.status().as_u16(), res.text().await.unwrap())
-    }
 }
 
 const T: &str = "/api/v1/t/acme";
