@@ -9,7 +9,8 @@
 //!   (printed; too long for criterion's repetitions).
 //!
 //! Run: `cargo bench -p rampart-benches --bench tenancy`
-//! (`RAMPART_BENCH_SKIP_FLEET=1` skips the 1,000-tenant part.)
+//! (`RAMPART_BENCH_SKIP_FLEET=1` or the quick mode `RAMPART_BENCH_QUICK=1`
+//! skips the 1,000-tenant part.)
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::time::{Duration, Instant};
@@ -129,7 +130,8 @@ fn bench(c: &mut Criterion) {
 
     // 1,000 tenants: no-op migrate_all, then one new migration for all
     // (RAMPART_BENCH_SKIP_FLEET=1 skips this part, which takes minutes).
-    if std::env::var("RAMPART_BENCH_SKIP_FLEET").is_ok_and(|v| v == "1") {
+    if rampart_benches::quick() || std::env::var("RAMPART_BENCH_SKIP_FLEET").is_ok_and(|v| v == "1")
+    {
         return;
     }
     let existing = env.rt.block_on(pool.list()).unwrap().len();
@@ -154,7 +156,7 @@ fn bench(c: &mut Criterion) {
         started.elapsed()
     );
     let mut g = c.benchmark_group("migrate_all");
-    g.sample_size(20);
+    rampart_benches::tune(&mut g, 20, Duration::from_secs(5));
     g.bench_function("noop_1000_tenants", |b| {
         b.to_async(&env.rt).iter(|| async {
             let report = pool.migrate_all().await.unwrap();
@@ -196,5 +198,9 @@ fn bench(c: &mut Criterion) {
 
 use futures::StreamExt;
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    config = rampart_benches::criterion();
+    targets = bench
+}
 criterion_main!(benches);

@@ -131,14 +131,33 @@ impl ApiError {
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "not found")
     }
-    /// 500 `internal_error` (the cause is logged, not returned).
-    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+    /// 500 `internal_error` (the cause is logged, not returned) — unless the
+    /// cause, or anything in its `source()` chain, is the database being
+    /// unreachable: then 503 `database_unavailable` with `Retry-After`, so a
+    /// PostgreSQL restart reads as "retry shortly" whichever crate's error
+    /// carried it.
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        if database_unreachable(cause) {
+            return Self::database_unavailable(cause);
+        }
         tracing::error!(request_id = %current_request_id(), error = %cause, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
             "internal error",
         )
+    }
+    /// 503 `database_unavailable` with `Retry-After: 2` (the cause is
+    /// logged, not returned).
+    pub fn database_unavailable(cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(request_id = %current_request_id(), error = %cause, "database unavailable");
+        let mut err = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database is unavailable; retry shortly",
+        );
+        err.retry_after = Some(2);
+        err
     }
     /// With details.
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
@@ -191,24 +210,38 @@ impl From<TenancyError> for ApiError {
             | T::Busy(_) => StatusCode::CONFLICT,
             T::NotFound(_) | T::Purged(_) => StatusCode::NOT_FOUND,
             T::Suspended(_) | T::Deactivated(_) => StatusCode::FORBIDDEN,
-            T::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             return ApiError::internal(&e);
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            tracing::warn!(request_id = %current_request_id(), error = %e, "database unavailable");
-            let mut err = ApiError::new(
-                status,
-                e.code(),
-                "the database is unavailable; retry shortly",
-            );
-            err.retry_after = Some(2);
-            return err;
+            return ApiError::database_unavailable(&e);
         }
         ApiError::new(status, e.code(), e.to_string())
     }
+}
+
+/// True when `e` or one of its sources says PostgreSQL cannot be reached
+/// (pool could not connect, connection lost mid-request, server shutting
+/// down or starting up).
+fn database_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<TenancyError>()
+            && t.is_unavailable()
+        {
+            return true;
+        }
+        if let Some(d) = err.downcast_ref::<diesel::result::Error>()
+            && rampart_tenancy::is_connection_lost(d)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Maps actix's extractor errors (bad JSON, bad path/query, too large) into
@@ -257,4 +290,89 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
         "route_not_found",
         "no such route",
     ))
+}
+
+/// A JSON body that must be an object. serde's derived `Deserialize` also
+/// reads a struct from an array (`[null, null]` is a patch of nothing, and
+/// was answered 200): the API takes objects only. Errors are the
+/// envelope's 400, like [`json_error`]'s.
+pub struct JsonObject<T>(pub T);
+
+impl<T> JsonObject<T> {
+    /// The body.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for JsonObject<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonObject<T> {
+    type Error = actix_web::Error;
+    type Future = futures::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(
+        req: &actix_web::HttpRequest,
+        payload: &mut actix_web::dev::Payload,
+    ) -> Self::Future {
+        let body = actix_web::web::Json::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move {
+            let value = body.await?.into_inner();
+            if !value.is_object() {
+                return Err(ApiError::bad_request("the body must be a JSON object").into());
+            }
+            serde_json::from_value(value)
+                .map(JsonObject)
+                .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")).into())
+        })
+    }
+}
+
+/// An optional JSON object body: no body (or only whitespace) is `None`,
+/// anything else must be a well-formed object of `T`. `Option<web::Json<T>>`
+/// turns a malformed body into `None` silently, so a typo ran the action
+/// with its defaults.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for OptionalJson<T> {
+    type Error = actix_web::Error;
+    type Future = futures::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(
+        req: &actix_web::HttpRequest,
+        payload: &mut actix_web::dev::Payload,
+    ) -> Self::Future {
+        use actix_web::HttpMessage;
+        let is_json = req.content_type().ends_with("json");
+        let body = actix_web::web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = body.await?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalJson(None));
+            }
+            if !is_json {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "expected Content-Type: application/json",
+                )
+                .into());
+            }
+            let malformed = |e: serde_json::Error| -> actix_web::Error {
+                ApiError::bad_request(format!("malformed JSON body: {e}")).into()
+            };
+            let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(malformed)?;
+            if !value.is_object() {
+                return Err(ApiError::bad_request("the body must be a JSON object").into());
+            }
+            serde_json::from_value(value)
+                .map(|v| OptionalJson(Some(v)))
+                .map_err(malformed)
+        })
+    }
 }

@@ -213,8 +213,11 @@ async fn rate_limit(
         if let Some(ip) = client_ip(&req) {
             scopes.push(("ip", state.limiter.check_ip(ip).await));
         }
+        // Tenant-scoped paths: the OAuth issuer `/t/{tenant}/…` and the API
+        // `/api/v1/t/{tenant}/…`.
         if let Some(tenant) = path
             .strip_prefix("/t/")
+            .or_else(|| path.strip_prefix("/api/v1/t/"))
             .and_then(|rest| rest.split('/').next())
             && rampart_tenancy::TenantSlug::parse(tenant).is_ok()
         {
@@ -366,9 +369,12 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
     let public_addr = public_listener.local_addr()?;
     let cfg = config.clone();
     let d = data.clone();
+    // One for all workers: a report computed on one is served by all.
+    let analytics_cache = web::Data::new(routes::portfolios::AnalyticsCache::default());
     let public = HttpServer::new(move || {
         let mut app = App::new()
             .app_data(d.clone())
+            .app_data(analytics_cache.clone())
             .app_data(web::Data::new(Listener("public")))
             .configure(|c| configure_common(c, &cfg))
             .configure(routes::health::configure)

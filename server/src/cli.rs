@@ -26,7 +26,7 @@ pub enum Command {
     /// data. Ctrl-C stops it cleanly.
     Demo(demo::DemoArgs),
     /// Manage tenants: provision, list, suspend, resume, deactivate, purge,
-    /// migrate.
+    /// export, restore, migrate.
     #[command(subcommand)]
     Tenants(tenants_cmd::TenantsCommand),
     /// Performance and risk metrics for a CSV of dated prices or returns
@@ -69,5 +69,50 @@ pub fn init_tracing(json: bool) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+    use crate::tenants_cmd::TenantsCommand;
+
+    #[test]
+    fn backup_commands_parse() {
+        let cli = Cli::try_parse_from([
+            "rampart",
+            "tenants",
+            "restore",
+            "/backups/acme",
+            "acme_copy",
+            "--replace",
+            "--database-url",
+            "postgres://localhost/rampart",
+        ]);
+        assert!(
+            matches!(
+                cli.as_ref().map(|c| &c.command),
+                Ok(Command::Tenants(TenantsCommand::Restore { slug, replace: true, .. })) if slug == "acme_copy"
+            ),
+            "{cli:?}"
+        );
+        let cli = Cli::try_parse_from([
+            "rampart",
+            "tenants",
+            "export",
+            "acme",
+            "/backups/acme",
+            "--database-url",
+            "postgres://localhost/rampart",
+        ]);
+        assert!(
+            matches!(
+                cli.as_ref().map(|c| &c.command),
+                Ok(Command::Tenants(TenantsCommand::Export { slug, .. })) if slug == "acme"
+            ),
+            "{cli:?}"
+        );
     }
 }

@@ -75,6 +75,32 @@ pub enum TenantsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Export one tenant (consistent snapshot) into a new archive directory.
+    Export {
+        /// The platform database.
+        #[command(flatten)]
+        db: DbArgs,
+        /// Tenant slug.
+        slug: String,
+        /// Archive directory to create (must not exist or be empty).
+        path: std::path::PathBuf,
+    },
+    /// Restore an archive made by `export` into a tenant (created if missing).
+    Restore {
+        /// The platform database.
+        #[command(flatten)]
+        db: DbArgs,
+        /// Archive directory.
+        path: std::path::PathBuf,
+        /// Target tenant slug (may differ from the exported one).
+        slug: String,
+        /// Overwrite the data of an existing tenant (refused otherwise).
+        #[arg(long)]
+        replace: bool,
+        /// Display name of a newly created tenant (default: the archive's).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Bring every tenant schema to the newest template, with a progress bar.
     Migrate {
         /// The platform database.
@@ -168,6 +194,50 @@ pub async fn run(cmd: TenantsCommand) -> anyhow::Result<()> {
                 .purge(&slug, force, Some("cli"))
                 .await?;
             println!("{} is {}", t.slug, t.status);
+        }
+        TenantsCommand::Export { db, slug, path } => {
+            let report = connect(&db, None)
+                .await?
+                .export_tenant(&slug, &path)
+                .await?;
+            println!(
+                "exported {slug}: {} tables, {} rows, {} bytes to {} in {:.2?}",
+                report.manifest.tables.len(),
+                report.rows,
+                report.bytes,
+                report.path.display(),
+                report.elapsed
+            );
+        }
+        TenantsCommand::Restore {
+            db,
+            path,
+            slug,
+            replace,
+            name,
+        } => {
+            let options = rampart_tenancy::RestoreOptions {
+                replace_existing: replace,
+                display_name: name,
+                actor: Some("cli".into()),
+            };
+            let report = connect(&db, None)
+                .await?
+                .restore_tenant(&path, &slug, options)
+                .await?;
+            println!(
+                "{} {}: {} tables, {} rows verified, in {:.2?} (status {})",
+                if report.created {
+                    "restored new tenant"
+                } else {
+                    "replaced data of"
+                },
+                report.tenant.slug,
+                report.tables,
+                report.rows,
+                report.elapsed,
+                report.tenant.status
+            );
         }
         TenantsCommand::Migrate { db, concurrency } => {
             let pool = connect(&db, Some(concurrency)).await?;

@@ -386,6 +386,12 @@ async fn profile_preferences_activity_and_user_management() {
         (s, body["data"]["status"].as_str()),
         (200, Some("disabled"))
     );
+    // The access token the user holds is refused at once (it was accepted
+    // above, so a cached "not revoked" verdict must have been dropped).
+    let (s, body) = env
+        .call(Method::GET, &format!("{T}/me/activity"), Some(&vic), None)
+        .await;
+    assert_eq!(s, 401, "disabled user's access token: {body}");
     // A disabled user cannot sign in again.
     assert!(
         !matches!(

@@ -609,6 +609,7 @@ impl AuthServer {
                     return Err(AuthError::NotFound("session".into()));
                 }
                 revoke_session_rows(conn, session_id).await?;
+                self.revocations.invalidate_all();
                 append(
                     conn,
                     tenant_id,
@@ -659,6 +660,7 @@ impl AuthServer {
                 .await?;
                 for id in &ids {
                     revoke_session_rows(conn, id.id).await?;
+                    self.revocations.invalidate_all();
                 }
                 append(conn, tenant_id, &AuditEvent::new("session_revoke_others", "success").user(Some(user_id)).client(ctx)
                     .detail(serde_json::json!({"revoked": ids.len()}))).await?;
@@ -730,6 +732,7 @@ impl AuthServer {
                 .await?;
                 for id in &ids {
                     revoke_session_rows(conn, id.id).await?;
+                    self.revocations.invalidate_all();
                 }
                 append(conn, tenant_id, &AuditEvent::new("password_change", "success").user(Some(user_id)).client(ctx)).await?;
                 Ok::<_, AuthError>(())

@@ -60,6 +60,11 @@ pub struct AuthConfig {
     pub hash_concurrency: usize,
     /// Entries in the cache of verified access tokens.
     pub verified_token_cache_entries: u64,
+    /// How long a "not revoked" verdict for an access token is reused before
+    /// the `access_tokens` row is read again. Revocations made through this
+    /// process take effect at once; ones made by another replica within this
+    /// many seconds. `0` reads the row on every request.
+    pub revocation_check_secs: u64,
     /// Issuer name shown in authenticator apps.
     pub totp_issuer: String,
 }
@@ -90,6 +95,7 @@ impl Default for AuthConfig {
             argon2_p: 1,
             hash_concurrency: 0,
             verified_token_cache_entries: 100_000,
+            revocation_check_secs: 5,
             totp_issuer: "Rampart".to_owned(),
         }
     }

@@ -814,6 +814,7 @@ impl AuthServer {
                             .bind::<Bytea, _>(&code_hash)
                             .execute(conn)
                             .await?;
+                        self.revocations.invalidate_all();
                         append(conn, tenant_id, &AuditEvent::new("code_replay", "revoked").client(ctx).actor(&client.client_id)).await?;
                     }
                     return Ok(Err(AuthError::InvalidGrant("code is invalid or was used".into())));
@@ -937,6 +938,7 @@ impl AuthServer {
                             }
                             _ => {
                                 revoke_family(conn, state.family_id).await?;
+                                self.revocations.invalidate_all();
                                 append(conn, tenant_id, &AuditEvent::new("refresh_reuse", "family_revoked").user(Some(state.user_id))
                                     .client(ctx).actor(&client.client_id).detail(serde_json::json!({"family": state.family_id}))).await?;
                                 return Ok(Err(AuthError::InvalidGrant("refresh token reused; family revoked".into())));
@@ -1044,6 +1046,12 @@ impl AuthServer {
         if verified.tenant_id != tenant_id {
             return Err(AuthError::InvalidToken("token of another tenant".into()));
         }
+        if self
+            .access_token_revoked(tenant, &verified.claims.jti)
+            .await?
+        {
+            return Err(AuthError::InvalidToken("token revoked".into()));
+        }
         let c = verified.claims;
         let role = c
             .roles
@@ -1063,6 +1071,41 @@ impl AuthServer {
                     .collect(),
             ),
         })
+    }
+
+    /// Whether the access token `jti` was revoked (logout, session or family
+    /// revocation, a replayed code, RFC 7009). A verdict is reused for
+    /// `revocation_check_secs`; revocations through this process clear it.
+    /// Tokens minted outside the code/refresh/client-credentials grants (no
+    /// row) are not revocable and count as live.
+    async fn access_token_revoked(&self, tenant: &str, jti: &str) -> Result<bool, AuthError> {
+        let key = (tenant.to_owned(), jti.to_owned());
+        if let Some(revoked) = self.revocations.get(&key) {
+            return Ok(revoked);
+        }
+        let revoked = self
+            .pool
+            .with_tenant(tenant, async |conn| {
+                Ok::<_, AuthError>(
+                    diesel::sql_query(
+                        "SELECT 1 FROM access_tokens WHERE jti = $1 AND revoked_at IS NOT NULL",
+                    )
+                    .bind::<Text, _>(jti)
+                    .execute(conn)
+                    .await?
+                        > 0,
+                )
+            })
+            .await?;
+        self.revocations.insert(key, revoked);
+        Ok(revoked)
+    }
+
+    /// Forget every cached revocation verdict: call after revoking
+    /// `access_tokens` rows outside this crate (e.g. disabling a user), so the
+    /// next request re-reads them.
+    pub fn access_tokens_revoked_elsewhere(&self) {
+        self.revocations.invalidate_all();
     }
 
     /// RFC 7662 introspection (the caller must be an authenticated client).
@@ -1211,6 +1254,7 @@ impl AuthServer {
                         .bind::<Text, _>(jti)
                         .execute(conn)
                         .await?;
+                    self.revocations.invalidate_all();
                 } else {
                     #[derive(diesel::QueryableByName)]
                     struct Fam {
@@ -1224,6 +1268,7 @@ impl AuthServer {
                         .await?;
                     for f in fams {
                         revoke_family(conn, f.family_id).await?;
+                        self.revocations.invalidate_all();
                     }
                 }
                 append(conn, tenant_id, &AuditEvent::new("token_revoke", "success").client(ctx).actor(&client.client_id)).await?;

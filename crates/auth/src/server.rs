@@ -46,6 +46,9 @@ pub struct AuthServer {
     pub(crate) upstreams: crate::upstream::UpstreamRegistry,
     /// Confidential clients that authenticated at introspection recently.
     pub(crate) client_cache: ClientCache,
+    /// Access tokens (tenant, jti) recently checked against `access_tokens`:
+    /// `true` when revoked. Cleared whenever this process revokes tokens.
+    pub(crate) revocations: moka::sync::Cache<(String, String), bool>,
 }
 
 /// Key: (tenant, client_id, SHA-256 of the secret that authenticated).
@@ -76,6 +79,10 @@ impl AuthServer {
         config.validate()?;
         let tokens = TokenService::new(ring, &config);
         let hasher = PasswordHasher::new(&config)?;
+        let revocations = moka::sync::Cache::builder()
+            .max_capacity(config.verified_token_cache_entries)
+            .time_to_live(std::time::Duration::from_secs(config.revocation_check_secs))
+            .build();
         Ok(Self {
             pool,
             config,
@@ -87,6 +94,7 @@ impl AuthServer {
                 .max_capacity(10_000)
                 .time_to_live(CLIENT_CACHE_TTL)
                 .build(),
+            revocations,
         })
     }
 

@@ -542,6 +542,127 @@ async fn audit_chain_detects_tampering_and_refuses_updates() {
     .unwrap();
     let v = a.verify_audit_chain("acme").await.unwrap();
     assert_eq!(v.first_broken, Some(target));
+    // Every forgery below is made past the trigger, as a database owner
+    // could; each is reported, and undoing it makes the chain whole again.
+    let tamper = |sql: String| {
+        format!(
+            "ALTER TABLE tenant_acme.audit_log DISABLE TRIGGER audit_log_append_only; {sql}; \
+             ALTER TABLE tenant_acme.audit_log ENABLE TRIGGER audit_log_append_only;"
+        )
+    };
+    conn.batch_execute(&tamper(format!(
+        "UPDATE tenant_acme.audit_log SET result = 'failure' WHERE id = {target}"
+    )))
+    .await
+    .unwrap();
+    assert_eq!(
+        a.verify_audit_chain("acme").await.unwrap().first_broken,
+        None,
+        "restoring the row restores the chain"
+    );
+    // A modified detail (jsonb) or timestamp is detected too.
+    conn.batch_execute(&tamper(format!(
+        "UPDATE tenant_acme.audit_log SET detail = detail || '{{\"x\": 1}}'::jsonb WHERE id = {}",
+        ids[3]
+    )))
+    .await
+    .unwrap();
+    assert_eq!(
+        a.verify_audit_chain("acme").await.unwrap().first_broken,
+        Some(ids[3])
+    );
+    conn.batch_execute(&tamper(format!(
+        "UPDATE tenant_acme.audit_log SET detail = detail - 'x' WHERE id = {}",
+        ids[3]
+    )))
+    .await
+    .unwrap();
+    conn.batch_execute(&tamper(format!(
+        "UPDATE tenant_acme.audit_log SET occurred_at = occurred_at + interval '1 second' WHERE id = {}",
+        ids[1]
+    )))
+    .await
+    .unwrap();
+    assert_eq!(
+        a.verify_audit_chain("acme").await.unwrap().first_broken,
+        Some(ids[1])
+    );
+    conn.batch_execute(&tamper(format!(
+        "UPDATE tenant_acme.audit_log SET occurred_at = occurred_at - interval '1 second' WHERE id = {}",
+        ids[1]
+    )))
+    .await
+    .unwrap();
+    assert_eq!(
+        a.verify_audit_chain("acme").await.unwrap().first_broken,
+        None
+    );
+    // An inserted row (a copy of an earlier row, hashes included, replayed
+    // at the end) is reported at the inserted row.
+    let forged = ids.iter().max().unwrap() + 1000;
+    conn.batch_execute(&tamper(format!(
+        "INSERT INTO tenant_acme.audit_log (id, occurred_at, tenant_id, user_id, actor, action, result, ip, user_agent, detail, prev_hash, row_hash) \
+         OVERRIDING SYSTEM VALUE SELECT {forged}, occurred_at, tenant_id, user_id, actor, action, result, ip, user_agent, detail, prev_hash, row_hash \
+         FROM tenant_acme.audit_log WHERE id = {}",
+        ids[1]
+    )))
+    .await
+    .unwrap();
+    assert_eq!(
+        a.verify_audit_chain("acme").await.unwrap().first_broken,
+        Some(forged)
+    );
+    conn.batch_execute(&tamper(format!(
+        "DELETE FROM tenant_acme.audit_log WHERE id = {forged}"
+    )))
+    .await
+    .unwrap();
+    assert_eq!(
+        a.verify_audit_chain("acme").await.unwrap().first_broken,
+        None
+    );
+    // Reordering: two rows trade places (their contents swap ids).
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    let (x, y) = (sorted[1], sorted[2]);
+    let swap = tamper(format!(
+        "UPDATE tenant_acme.audit_log t SET occurred_at = s.occurred_at, tenant_id = s.tenant_id, \
+         user_id = s.user_id, actor = s.actor, action = s.action, result = s.result, ip = s.ip, \
+         user_agent = s.user_agent, detail = s.detail, prev_hash = s.prev_hash, row_hash = s.row_hash \
+         FROM tenant_acme.audit_log s WHERE (t.id = {x} AND s.id = {y}) OR (t.id = {y} AND s.id = {x})"
+    ));
+    conn.batch_execute(&swap).await.unwrap();
+    assert_eq!(
+        a.verify_audit_chain("acme").await.unwrap().first_broken,
+        Some(x)
+    );
+    conn.batch_execute(&swap).await.unwrap();
+    assert_eq!(
+        a.verify_audit_chain("acme").await.unwrap().first_broken,
+        None
+    );
+    // A deleted row in the middle: reported at the row that followed it.
+    conn.batch_execute(&tamper(format!(
+        "DELETE FROM tenant_acme.audit_log WHERE id = {}",
+        sorted[2]
+    )))
+    .await
+    .unwrap();
+    assert_eq!(
+        a.verify_audit_chain("acme").await.unwrap().first_broken,
+        Some(sorted[3])
+    );
+    // A deleted first row: the new first row does not start the chain.
+    conn.batch_execute(&tamper(format!(
+        "DELETE FROM tenant_acme.audit_log WHERE id = {}",
+        sorted[0]
+    )))
+    .await
+    .unwrap();
+    assert_eq!(
+        a.verify_audit_chain("acme").await.unwrap().first_broken,
+        Some(sorted[1])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -78,6 +78,9 @@ pub mod chain;
 pub mod config;
 pub mod embedded;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ingest;
 pub mod metrics;
 pub mod model;

@@ -110,7 +110,10 @@ fn digest_of(rows: &[ImportRow]) -> Result<String, MembersError> {
 }
 
 /// Parses the file into rows; problems of the file as a whole are errors.
-fn parse_rows(csv_text: &str) -> Result<Vec<ImportRow>, MembersError> {
+///
+/// Public only for the fuzz targets in `fuzz/` (no database involved).
+#[doc(hidden)]
+pub fn parse_rows(csv_text: &str) -> Result<Vec<ImportRow>, MembersError> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -144,12 +147,18 @@ fn parse_rows(csv_text: &str) -> Result<Vec<ImportRow>, MembersError> {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(fallback_line);
+                let line = e
+                    .position()
+                    .map_or(fallback_line, |p| p.line().max(fallback_line));
                 rows.push(refused_row(line, "", "", "", "row", "unreadable CSV row"));
                 continue;
             }
         };
-        let line = record.position().map(|p| p.line()).unwrap_or(fallback_line);
+        // The reader counts `\n` only; a file with bare `\r` line ends would
+        // put every row on line 1 (found by the `csv_import` fuzz target).
+        let line = record
+            .position()
+            .map_or(fallback_line, |p| p.line().max(fallback_line));
         if record.iter().all(str::is_empty) {
             continue;
         }
@@ -486,5 +495,16 @@ mod tests {
         assert_eq!(rows[3].problems.len(), 2);
         assert!(parse_rows("a,b\n1,2\n").is_err());
         assert!(parse_rows("name,email,role\n").is_err());
+    }
+
+    /// Found by the `csv_import` fuzz target: with bare `\r` line ends the
+    /// CSV reader counts no lines, and every row was reported on line 1 (the
+    /// header's).
+    #[test]
+    fn lines_are_right_with_carriage_return_line_ends() {
+        let rows =
+            parse_rows("name,email,role\rAda,ada@x.io,trader\rBob,bob@x.io,viewer\r").unwrap();
+        let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 3]);
     }
 }

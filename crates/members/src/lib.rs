@@ -52,6 +52,8 @@ mod snapshot;
 
 pub use broker::{BrokerAccount, BrokerCrypto, BrokerKeys, validate_paper_keys};
 pub use error::{MembersError, RowProblem};
+#[doc(hidden)]
+pub use import::parse_rows as parse_import_rows;
 pub use import::{ImportAction, ImportCommit, ImportPreview, ImportRow};
 pub use leaderboard::{LeaderboardEntry, LeaderboardPage, LeaderboardSort, Period};
 pub use member::{Member, MemberInput, UpsertOutcome};

@@ -73,6 +73,41 @@ pub enum TenancyError {
         /// What went wrong.
         message: String,
     },
+    /// A backup archive could not be read or written.
+    #[error("backup archive {path}: {message}")]
+    BackupIo {
+        /// The file or directory.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A backup archive is malformed, incomplete or corrupt.
+    #[error("invalid backup archive: {0}")]
+    BackupInvalid(String),
+    /// The archive was taken from a schema other than the current template.
+    #[error("backup archive is for template {archive}, but this build's is {template}")]
+    BackupIncompatible {
+        /// The archive's template version (and what differs).
+        archive: String,
+        /// The template (or target schema) it was compared with.
+        template: String,
+    },
+    /// A restore would overwrite an existing tenant and was not asked to.
+    #[error(
+        "tenant {0} exists; restore with replace_existing (CLI: --replace) to overwrite its data"
+    )]
+    RestoreTargetExists(String),
+    /// Restored data read back differs from the archive (nothing committed).
+    #[error("restore of table {table} does not match the archive: {message}")]
+    RestoreMismatch {
+        /// The table.
+        table: String,
+        /// How it differs.
+        message: String,
+    },
+    /// A database error on the COPY connection of a backup or restore.
+    #[error("database error during backup or restore: {0}")]
+    CopyDatabase(String),
 }
 
 impl TenancyError {
@@ -89,10 +124,28 @@ impl TenancyError {
             Self::RetentionNotElapsed { .. } => "tenant_retention_not_elapsed",
             Self::Busy(_) => "tenant_busy",
             Self::Migration { .. } => "tenant_migration_failed",
+            Self::Database(e) if is_connection_lost(e) => "database_unavailable",
             Self::Database(_) => "database_error",
             Self::Pool(_) => "database_unavailable",
             Self::Config(_) => "config_invalid",
             Self::Setting { .. } => "tenant_setting_invalid",
+            Self::BackupIo { .. } => "backup_io",
+            Self::BackupInvalid(_) => "backup_invalid",
+            Self::BackupIncompatible { .. } => "backup_incompatible",
+            Self::RestoreTargetExists(_) => "restore_target_exists",
+            Self::RestoreMismatch { .. } => "restore_mismatch",
+            Self::CopyDatabase(_) => "database_error",
+        }
+    }
+
+    /// True when the database cannot be reached: no connection could be had
+    /// from the pool, or the one in use was lost (server restarted or shut
+    /// down). Callers should answer "retry shortly", not "internal error".
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Pool(_) => true,
+            Self::Database(e) => is_connection_lost(e),
+            _ => false,
         }
     }
 
@@ -108,4 +161,25 @@ impl TenancyError {
 /// True when a diesel error is PostgreSQL's "insufficient privilege".
 pub fn is_permission_denied(e: &diesel::result::Error) -> bool {
     matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().contains("permission denied"))
+}
+
+/// True when a diesel error means the connection to PostgreSQL is gone
+/// rather than that the statement failed: the socket closed or broke, or
+/// the server is terminating sessions (SQLSTATE class 57P: shutdown, crash
+/// of another backend, starting up). diesel does not expose the SQLSTATE,
+/// so the server's messages for class 57P are matched.
+pub fn is_connection_lost(e: &diesel::result::Error) -> bool {
+    use diesel::result::DatabaseErrorKind as K;
+    match e {
+        diesel::result::Error::DatabaseError(K::ClosedConnection | K::UnableToSendCommand, _) => {
+            true
+        }
+        diesel::result::Error::DatabaseError(_, info) => {
+            let m = info.message();
+            m.starts_with("terminating connection")
+                || m.starts_with("the database system is")
+                || m.contains("server closed the connection")
+        }
+        _ => false,
+    }
 }

@@ -84,6 +84,7 @@
 #![deny(missing_docs)]
 
 mod audit;
+mod backup;
 mod baseline;
 mod config;
 mod error;
@@ -98,8 +99,12 @@ mod slug;
 mod usage;
 
 pub use audit::AdminAction;
+pub use backup::{
+    BACKUP_FORMAT_VERSION, BackupManifest, BackupSequence, BackupTable, ExportReport,
+    RestoreOptions, RestoreReport, read_backup_manifest,
+};
 pub use config::TenancyConfig;
-pub use error::{TenancyError, is_permission_denied};
+pub use error::{TenancyError, is_connection_lost, is_permission_denied};
 pub use lifecycle::TenantEvent;
 pub use migrate::{MigrationOutcome, MigrationProgress, MigrationReport};
 pub use migrations::{MigrationSet, TemplateMigration};

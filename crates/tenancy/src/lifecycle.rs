@@ -168,7 +168,7 @@ impl TenantPool {
                 row.into_tenant()
             })
             .await?;
-        self.invalidate(&slug);
+        self.invalidate(&slug).await;
         Ok(tenant)
     }
 
@@ -217,7 +217,7 @@ impl TenantPool {
                 row.into_tenant()
             })
             .await?;
-        self.invalidate(&slug);
+        self.invalidate(&slug).await;
         Ok(tenant)
     }
 

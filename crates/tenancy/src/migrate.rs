@@ -199,7 +199,7 @@ impl TenantPool {
             Err(e) => return One::Failed(outcome(Vec::new(), Some(e.to_string()))),
         };
         let result = self.migrate_in_transaction(&mut conn, &tenant).await;
-        self.invalidate_str(&tenant.slug);
+        self.invalidate_str(&tenant.slug).await;
         match result {
             Ok(applied) => One::Done(outcome(applied, None)),
             Err(TenancyError::Busy(slug)) => One::Busy(slug),

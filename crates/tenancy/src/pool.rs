@@ -155,7 +155,9 @@ pub(crate) struct Inner {
     pub(crate) template: MigrationSet,
     pub(crate) baseline: Baseline,
     pub(crate) role_prefix: String,
-    cache: moka::sync::Cache<String, Arc<Tenant>>,
+    /// Registry rows by slug, for `tenant_cache_ttl_ms`. An async cache so
+    /// concurrent misses for one tenant share one registry read.
+    cache: moka::future::Cache<String, Arc<Tenant>>,
     /// Checkouts since the last flush to `platform.tenant_usage`.
     checkouts: RwLock<HashMap<Uuid, Arc<AtomicU64>>>,
 }
@@ -219,7 +221,7 @@ impl TenantPool {
         let baseline = crate::baseline::prepare(&mut conn, &template, &role_prefix).await?;
         drop(conn);
 
-        let cache = moka::sync::Cache::builder()
+        let cache = moka::future::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(Duration::from_millis(config.tenant_cache_ttl_ms.max(1)))
             .build();
@@ -288,25 +290,33 @@ impl TenantPool {
         rows.into_iter().map(TenantRow::into_tenant).collect()
     }
 
-    pub(crate) fn invalidate(&self, slug: &TenantSlug) {
-        self.inner.cache.invalidate(slug.as_str());
+    pub(crate) async fn invalidate(&self, slug: &TenantSlug) {
+        self.inner.cache.invalidate(slug.as_str()).await;
     }
 
-    pub(crate) fn invalidate_str(&self, slug: &str) {
-        self.inner.cache.invalidate(slug);
+    pub(crate) async fn invalidate_str(&self, slug: &str) {
+        self.inner.cache.invalidate(slug).await;
     }
 
     /// The tenant if it may serve requests; the refusal otherwise. No tenant
     /// SQL runs before this passes.
     pub async fn active_tenant(&self, slug: &str) -> Result<Arc<Tenant>, TenancyError> {
         let slug = TenantSlug::parse(slug)?;
-        let tenant = match self.inner.cache.get(slug.as_str()) {
+        let cached = self
+            .inner
+            .cache
+            .optionally_get_with(slug.as_str().to_owned(), async {
+                let mut conn = self.conn().await.ok()?;
+                load_tenant(&mut conn, &slug).await.ok().map(Arc::new)
+            })
+            .await;
+        let tenant = match cached {
             Some(t) => t,
+            // Not cached: read again (uncoalesced) for the typed error
+            // (unknown tenant, database unavailable, …).
             None => {
                 let mut conn = self.conn().await?;
-                let t = Arc::new(load_tenant(&mut conn, &slug).await?);
-                self.inner.cache.insert(slug.as_str().to_owned(), t.clone());
-                t
+                Arc::new(load_tenant(&mut conn, &slug).await?)
             }
         };
         match tenant.status {

@@ -162,7 +162,7 @@ impl TenantPool {
                 row.into_tenant()
             })
             .await?;
-        self.invalidate(&tenant.slug);
+        self.invalidate(&tenant.slug).await;
         Ok(tenant)
     }
 }

@@ -243,6 +243,9 @@ pub struct PgOptions {
     pub fsync: bool,
     /// Do not start a watchdog (the owner stops the server itself).
     pub no_watchdog: bool,
+    /// Extra server settings, passed as `-c name=value` (values without
+    /// spaces), e.g. `("max_locks_per_transaction", "256")`.
+    pub settings: Vec<(String, String)>,
 }
 
 /// A running PostgreSQL server on 127.0.0.1.
@@ -255,6 +258,7 @@ pub struct PgServer {
     pg_ctl: PathBuf,
     throwaway: bool,
     fsync: bool,
+    settings: Vec<(String, String)>,
 }
 
 static SHARED_PG: OnceLock<std::result::Result<PgServer, String>> = OnceLock::new();
@@ -314,6 +318,7 @@ impl PgServer {
             pg_ctl,
             throwaway,
             fsync: options.fsync,
+            settings: options.settings.clone(),
         };
         // A free port can be taken by another process between our probe and
         // the server's bind: try a few fresh ports before giving up.
@@ -344,12 +349,15 @@ impl PgServer {
     }
 
     fn pg_ctl_start(&self) -> Result<()> {
-        let opts = format!(
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c max_connections=300 -c shared_buffers=64MB",
             self.port,
             self.root.display(),
             if self.fsync { "on" } else { "off" }
         );
+        for (name, value) in &self.settings {
+            opts.push_str(&format!(" -c {name}={value}"));
+        }
         let mut cmd = Command::new(&self.pg_ctl);
         cmd.arg("-D")
             .arg(&self.data)
@@ -437,6 +445,46 @@ impl PgServer {
     pub fn log_path(&self) -> PathBuf {
         self.root.join("pg.log")
     }
+
+    /// Runs a PostgreSQL client tool (`pg_dump`, `pg_dumpall`, `pg_restore`,
+    /// `psql`, …) of the same installation as the server against this server
+    /// as `postgres` (`-h 127.0.0.1 -p <port> -U postgres` come first), and
+    /// returns what it printed; a non-zero exit is
+    /// [`TestkitError::CommandFailed`].
+    pub fn run_tool<I, S>(&self, tool: &'static str, args: I) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::new(postgres_tool(tool)?);
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(args);
+        run(&mut cmd)
+    }
+}
+
+/// Finds a PostgreSQL program (`pg_dump`, `pg_restore`, `psql`, …), preferring
+/// the installation whose `initdb` starts the test servers, so client and
+/// server versions match. A missing program is
+/// [`TestkitError::MissingBinary`] with an install hint.
+pub fn postgres_tool(name: &'static str) -> Result<PathBuf> {
+    if let Some(dir) = find_postgres_binary("initdb")
+        .ok()
+        .and_then(|initdb| initdb.parent().map(Path::to_path_buf))
+    {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    find_postgres_binary(name)
 }
 
 fn as_account(cmd: &mut Command, account: Option<(u32, u32)>) {

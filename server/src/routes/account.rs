@@ -160,7 +160,7 @@ pub async fn change_password(
     req: HttpRequest,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    body: web::Json<ChangePasswordBody>,
+    body: api::JsonObject<ChangePasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
     let p = principal(&req, &state, &tenant).await?;
     let user_id = user_of(&p)?;
@@ -213,7 +213,7 @@ pub async fn confirm_totp(
     req: HttpRequest,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    body: web::Json<CodeBody>,
+    body: api::JsonObject<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let p = principal(&req, &state, &tenant).await?;
     let user_id = user_of(&p)?;
@@ -234,7 +234,7 @@ pub async fn disable_totp(
     req: HttpRequest,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    body: web::Json<CodeBody>,
+    body: api::JsonObject<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let p = principal(&req, &state, &tenant).await?;
     let user_id = user_of(&p)?;
@@ -298,7 +298,7 @@ pub async fn create_api_key(
     req: HttpRequest,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    body: web::Json<CreateApiKeyBody>,
+    body: api::JsonObject<CreateApiKeyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let p = principal(&req, &state, &tenant).await?;
     let user_id = api_user(&p)?;

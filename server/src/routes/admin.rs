@@ -85,9 +85,14 @@ pub struct ProvisionBody {
 pub async fn provision(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<ProvisionBody>,
+    body: api::JsonObject<ProvisionBody>,
 ) -> Result<HttpResponse, ApiError> {
     let who = operator(&req)?;
+    // The crate refuses it too, but as a configuration error (a 500).
+    let name = body.display_name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::bad_request("display_name: 1 to 200 characters"));
+    }
     let started = std::time::Instant::now();
     let options = rampart_tenancy::ProvisionOptions {
         canary: body.canary,
@@ -123,6 +128,9 @@ pub async fn tenant(
     ))
 }
 
+/// Longest retention of a deactivated tenant (100 years).
+const MAX_RETENTION_DAYS: u32 = 36_500;
+
 /// Body of lifecycle actions.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -130,7 +138,8 @@ pub struct LifecycleBody {
     /// Why (suspend).
     #[serde(default)]
     pub reason: String,
-    /// Retention in days (deactivate).
+    /// Retention in days (deactivate), at most 36500.
+    #[schema(maximum = 36500)]
     pub retention_days: Option<u32>,
     /// Purge before the retention deadline.
     #[serde(default)]
@@ -143,11 +152,18 @@ pub async fn lifecycle(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: Option<web::Json<LifecycleBody>>,
+    body: api::OptionalJson<LifecycleBody>,
 ) -> Result<HttpResponse, ApiError> {
     let who = actor(&operator(&req)?);
     let (slug, action) = path.into_inner();
-    let body = body.map(|b| b.into_inner()).unwrap_or_default();
+    let body = body.0.unwrap_or_default();
+    // The deadline is now + retention: far enough out, chrono's date
+    // arithmetic panics.
+    if body.retention_days.is_some_and(|d| d > MAX_RETENTION_DAYS) {
+        return Err(ApiError::bad_request(format!(
+            "retention_days: at most {MAX_RETENTION_DAYS}"
+        )));
+    }
     let t = &state.tenants;
     let tenant = match action.as_str() {
         "suspend" => t.suspend(&slug, &body.reason, Some(&who)).await?,
@@ -218,10 +234,11 @@ pub struct RotateBody {
 pub async fn rotate_keys(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: Option<web::Json<RotateBody>>,
+    body: api::OptionalJson<RotateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let who = operator(&req)?;
     let kind = match body
+        .0
         .as_ref()
         .and_then(|b| b.kind.as_deref())
         .unwrap_or("es256")

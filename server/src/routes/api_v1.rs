@@ -222,12 +222,18 @@ pub async fn quote(
         return Err(ApiError::bad_request("malformed symbol"));
     }
     match state.market.quote(&symbol).await {
-        Ok(served) => Ok(api::ok(serde_json::json!({
-            "quote": served.value,
-            "source": served.source,
-            "ageMs": served.age.as_millis() as u64,
-            "stale": served.stale,
-        }))),
+        Ok(served) => {
+            let mut res = api::ok(serde_json::json!({
+                "quote": served.value,
+                "source": served.source,
+                "ageMs": served.age.as_millis() as u64,
+                "stale": served.stale,
+            }));
+            if served.stale {
+                crate::routes::market_api::mark_stale(&mut res, served.age);
+            }
+            Ok(res)
+        }
         Err(rampart_market::MarketError::UnknownSymbol { .. }) => Err(ApiError::not_found()),
         Err(e) => {
             tracing::warn!(error = %e, "quote failed");

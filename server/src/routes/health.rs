@@ -55,7 +55,7 @@ pub async fn health() -> HttpResponse {
 }
 
 /// Readiness: PostgreSQL, Redis and Vault probed; degraded states named.
-#[utoipa::path(get, path = "/ready", responses((status = 200, description = "ready or degraded", body = Readiness), (status = 503, description = "PostgreSQL unreachable")))]
+#[utoipa::path(get, path = "/ready", responses((status = 200, description = "ready or degraded", body = Readiness), (status = 503, description = "PostgreSQL unreachable", body = Readiness)))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let report = probe(&state).await;
     let status = if report.postgres.ok {

@@ -57,7 +57,7 @@ pub struct QuotesQuery {
 }
 
 /// Quotes of several symbols: each with its source and age, or its error.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/quotes", params(QuotesQuery), responses((status = 200, description = "quotes and per-symbol errors"), (status = 400, description = "no or too many symbols")))]
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/quotes", params(QuotesQuery), responses((status = 200, description = "quotes and per-symbol errors; each quote has `source`, `origin`, `ageMs` and `stale` (true: every provider failed and the last known value is served, `ageMs` old)", headers(("Age" = u64, description = "only when a stale quote is served: the oldest stale quote's age in seconds"), ("Warning" = String, description = "only when a stale quote is served: `110 - \"Response is Stale\"`"))), (status = 400, description = "no or too many symbols")))]
 pub async fn quotes(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -82,9 +82,14 @@ pub async fn quotes(
     let results = state.market.quotes(&symbols, Staleness::AllowStale).await;
     let mut quotes = Vec::new();
     let mut errors = Vec::new();
+    // The oldest stale value served (every vendor failing: last known values).
+    let mut stale_age: Option<std::time::Duration> = None;
     for (symbol, r) in results {
         match r {
             Ok(served) => {
+                if served.stale {
+                    stale_age = stale_age.max(Some(served.age));
+                }
                 let mut v = provenance(&served);
                 v["symbol"] = symbol.into();
                 v["quote"] = serde_json::to_value(&served.value).unwrap_or_default();
@@ -99,9 +104,11 @@ pub async fn quotes(
             }
         }
     }
-    Ok(api::ok(
-        serde_json::json!({"quotes": quotes, "errors": errors}),
-    ))
+    let mut res = api::ok(serde_json::json!({"quotes": quotes, "errors": errors}));
+    if let Some(age) = stale_age {
+        mark_stale(&mut res, age);
+    }
+    Ok(res)
 }
 
 /// The window of daily bars.
@@ -171,4 +178,19 @@ pub async fn search(
     let mut v = provenance(&served);
     v["matches"] = serde_json::to_value(&served.value).unwrap_or_default();
     Ok(api::ok(v))
+}
+
+/// Marks a response that serves a last known value (every provider failed):
+/// RFC 9111 `Age` in seconds and the RFC 7234 stale warning, so caches and
+/// clients see it without reading the body.
+pub(crate) fn mark_stale(res: &mut HttpResponse, age: std::time::Duration) {
+    let headers = res.headers_mut();
+    headers.insert(
+        actix_web::http::header::AGE,
+        actix_web::http::header::HeaderValue::from(age.as_secs()),
+    );
+    headers.insert(
+        actix_web::http::header::WARNING,
+        actix_web::http::header::HeaderValue::from_static("110 - \"Response is Stale\""),
+    );
 }

@@ -251,7 +251,7 @@ pub async fn upsert_member(
     req: HttpRequest,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    body: web::Json<MemberInput>,
+    body: api::JsonObject<MemberInput>,
 ) -> Result<HttpResponse, ApiError> {
     let p = admin(&req, &state, &tenant).await?;
     let outcome = members(&state)
@@ -324,7 +324,7 @@ pub async fn commit_import(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, Uuid)>,
-    body: web::Json<CommitBody>,
+    body: api::JsonObject<CommitBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = path.into_inner();
     let p = admin(&req, &state, &tenant).await?;
@@ -358,7 +358,7 @@ pub async fn attach_broker(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, Uuid)>,
-    body: web::Json<BrokerKeys>,
+    body: api::JsonObject<BrokerKeys>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, member) = path.into_inner();
     let p = admin(&req, &state, &tenant).await?;
@@ -478,7 +478,7 @@ pub async fn leaderboard_opt_out(
     req: HttpRequest,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    body: web::Json<OptOutBody>,
+    body: api::JsonObject<OptOutBody>,
 ) -> Result<HttpResponse, ApiError> {
     let p = principal(&req, &state, &tenant).await?;
     let user = user_of(&p)?;

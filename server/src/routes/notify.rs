@@ -152,7 +152,7 @@ pub struct RegisterBody {
 pub async fn register(
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    body: web::Json<RegisterBody>,
+    body: api::JsonObject<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
     let auth = auth_server(&state)?;
     let display_name = body.display_name.trim();
@@ -249,7 +249,7 @@ pub struct ForgotBody {
 pub async fn forgot_password(
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    body: web::Json<ForgotBody>,
+    body: api::JsonObject<ForgotBody>,
 ) -> Result<HttpResponse, ApiError> {
     let notifier = notifier(&state).map_err(notify_error)?;
     let tenant = tenant.into_inner();
@@ -368,7 +368,7 @@ pub async fn create_alert(
     req: HttpRequest,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    body: web::Json<NewPriceAlert>,
+    body: api::JsonObject<NewPriceAlert>,
 ) -> Result<HttpResponse, ApiError> {
     let (user_id, n) = alert_owner(&req, &state, &tenant).await?;
     let alert = n

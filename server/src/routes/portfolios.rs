@@ -5,8 +5,16 @@
 //! role must carry `portfolio:read`/`portfolio:write`, and the portfolio's
 //! own access (owner, share, public, tenant admin) is checked by the crate;
 //! a portfolio the caller may not see is "not found".
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header;
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures::StreamExt;
 use rampart_auth::{Permission, Principal, Role, authorize};
@@ -25,6 +33,7 @@ use crate::routes::api_v1::{principal, require, user_of};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1/t/{tenant}/portfolios")
+            .wrap(from_fn(forget_cached_analytics))
             .route("", web::get().to(list))
             .route("", web::post().to(create))
             .route("/{id}", web::get().to(get))
@@ -51,6 +60,107 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/{id}/charts/equity.svg", web::get().to(equity_chart))
             .route("/{id}/charts/returns.svg", web::get().to(returns_chart)),
     );
+}
+
+/// Analytics answers per tenant, portfolio, caller and window, kept for
+/// [`AnalyticsCache::TTL`]: a dashboard re-reading the same report is served
+/// without reading positions and prices again or rewriting the stored
+/// series. Any change through these routes (any method but GET/HEAD) drops
+/// the tenant's entries, and an analysis that overlapped a change is not
+/// stored; price updates show within the TTL. The server registers one as
+/// app data; without it every request computes.
+pub struct AnalyticsCache {
+    entries: RwLock<HashMap<AnalyticsKey, (Instant, web::Bytes)>>,
+    /// Bumped on every change, so an analysis that started before it is not
+    /// stored after it.
+    generation: AtomicU64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct AnalyticsKey {
+    tenant: String,
+    portfolio: Uuid,
+    user: Uuid,
+    tenant_admin: bool,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    benchmark: String,
+}
+
+impl Default for AnalyticsCache {
+    fn default() -> Self {
+        Self {
+            entries: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+        }
+    }
+}
+
+impl AnalyticsCache {
+    /// How long an answer is served from the cache.
+    pub const TTL: Duration = Duration::from_secs(30);
+    /// Entries at most (expired ones are swept first when it is full).
+    pub const CAPACITY: usize = 20_000;
+
+    fn get(&self, key: &AnalyticsKey) -> Option<web::Bytes> {
+        let entries = self.entries.read().ok()?;
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < Self::TTL)
+            .map(|(_, body)| body.clone())
+    }
+
+    fn insert(&self, key: AnalyticsKey, body: web::Bytes, generation: u64) {
+        let Ok(mut entries) = self.entries.write() else {
+            return;
+        };
+        // Checked under the lock that `forget` takes after bumping it.
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if entries.len() >= Self::CAPACITY {
+            entries.retain(|_, (at, _)| at.elapsed() < Self::TTL);
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (Instant::now(), body));
+    }
+
+    fn forget(&self, tenant: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut entries) = self.entries.write() {
+            entries.retain(|k, _| k.tenant != tenant);
+        }
+    }
+}
+
+/// Drops the cached analytics of the tenant after any change to its
+/// portfolios.
+async fn forget_cached_analytics(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let change = !matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    );
+    let cache = req.app_data::<web::Data<AnalyticsCache>>().cloned();
+    let tenant = req
+        .match_info()
+        .get("tenant")
+        .map(str::to_owned)
+        .or_else(|| {
+            req.path()
+                .strip_prefix("/api/v1/t/")
+                .and_then(|rest| rest.split('/').next())
+                .map(str::to_owned)
+        });
+    let res = next.call(req).await;
+    if let (true, Some(cache), Some(tenant)) = (change, cache, tenant) {
+        cache.forget(&tenant);
+    }
+    res
 }
 
 /// The one mapping of the crate's errors to HTTP.
@@ -146,7 +256,7 @@ pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    body: web::Json<NewPortfolio>,
+    body: api::JsonObject<NewPortfolio>,
 ) -> Result<HttpResponse, ApiError> {
     let a = actor(&req, &state, &tenant, Permission::PortfolioWrite).await?;
     let d = service(&state)
@@ -178,12 +288,12 @@ pub async fn update(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, Uuid)>,
-    body: web::Json<PortfolioPatch>,
+    body: api::JsonObject<PortfolioPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = path.into_inner();
     let a = actor(&req, &state, &tenant, Permission::PortfolioWrite).await?;
     let d = service(&state)
-        .update(&tenant, &a, id, body.into_inner())
+        .update(&tenant, &a, id, body.0)
         .await
         .map_err(portfolio_error)?;
     Ok(api::ok(d))
@@ -211,7 +321,7 @@ pub async fn add_position(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, Uuid)>,
-    body: web::Json<PositionInput>,
+    body: api::JsonObject<PositionInput>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = path.into_inner();
     let a = actor(&req, &state, &tenant, Permission::PortfolioWrite).await?;
@@ -228,7 +338,7 @@ pub async fn update_position(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, Uuid, Uuid)>,
-    body: web::Json<PositionInput>,
+    body: api::JsonObject<PositionInput>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id, position) = path.into_inner();
     let a = actor(&req, &state, &tenant, Permission::PortfolioWrite).await?;
@@ -316,7 +426,7 @@ pub async fn share(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, Uuid)>,
-    body: web::Json<ShareGrant>,
+    body: api::JsonObject<ShareGrant>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = path.into_inner();
     let a = actor(&req, &state, &tenant, Permission::PortfolioWrite).await?;
@@ -365,7 +475,7 @@ pub async fn comment(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, Uuid)>,
-    body: web::Json<NewComment>,
+    body: api::JsonObject<NewComment>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = path.into_inner();
     let a = actor(&req, &state, &tenant, Permission::PortfolioRead).await?;
@@ -577,10 +687,57 @@ pub async fn analytics(
     query: web::Query<AnalyticsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = path.into_inner();
-    let (series, report) = run_analysis(&req, &state, &tenant, id, &query).await?;
-    Ok(api::ok(
-        serde_json::json!({"report": report, "series": series}),
-    ))
+    let Some(cache) = req.app_data::<web::Data<AnalyticsCache>>().cloned() else {
+        let (series, report) = run_analysis(&req, &state, &tenant, id, &query).await?;
+        return Ok(api::ok(
+            serde_json::json!({"report": report, "series": series}),
+        ));
+    };
+    // Authenticated and authorized first (no I/O with a cached token); the
+    // key holds the caller, so an answer is only served to whom it was
+    // computed for.
+    let a = actor(&req, &state, &tenant, Permission::AnalyticsRead).await?;
+    let to = query.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let key = AnalyticsKey {
+        tenant: tenant.clone(),
+        portfolio: id,
+        user: a.user_id,
+        tenant_admin: a.tenant_admin,
+        from: query
+            .from
+            .unwrap_or_else(|| to - chrono::Duration::days(5 * 365)),
+        to,
+        benchmark: query.benchmark.clone().unwrap_or_else(|| "^GSPC".into()),
+    };
+    let data = match cache.get(&key) {
+        Some(data) => data,
+        None => {
+            let generation = cache.generation.load(Ordering::Acquire);
+            let (series, report) = run_analysis(&req, &state, &tenant, id, &query).await?;
+            let data = web::Bytes::from(
+                serde_json::to_vec(&serde_json::json!({"report": report, "series": series}))
+                    .map_err(|e| ApiError::internal(&e))?,
+            );
+            cache.insert(key, data.clone(), generation);
+            data
+        }
+    };
+    // The envelope of `api::ok` around the stored `data`.
+    let meta = serde_json::to_vec(&api::Meta {
+        request_id: api::current_request_id(),
+        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        next_cursor: None,
+    })
+    .map_err(|e| ApiError::internal(&e))?;
+    let mut body = Vec::with_capacity(data.len() + meta.len() + 40);
+    body.extend_from_slice(br#"{"success":true,"data":"#);
+    body.extend_from_slice(&data);
+    body.extend_from_slice(br#","meta":"#);
+    body.extend_from_slice(&meta);
+    body.push(b'}');
+    Ok(HttpResponse::Ok()
+        .content_type(header::ContentType::json())
+        .body(body))
 }
 
 /// The performance series as CSV.

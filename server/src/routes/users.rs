@@ -85,12 +85,12 @@ pub async fn update_profile(
     req: HttpRequest,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    body: web::Json<ProfilePatch>,
+    body: api::JsonObject<ProfilePatch>,
 ) -> Result<HttpResponse, ApiError> {
     let p = principal(&req, &state, &tenant).await?;
     let me = user_of(&p)?;
     let profile = users(&state)
-        .update_profile(&tenant, me, body.into_inner())
+        .update_profile(&tenant, me, body.0)
         .await
         .map_err(user_error)?;
     Ok(api::ok(profile))
@@ -118,12 +118,12 @@ pub async fn update_preferences(
     req: HttpRequest,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    body: web::Json<PreferencesPatch>,
+    body: api::JsonObject<PreferencesPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let p = principal(&req, &state, &tenant).await?;
     let me = user_of(&p)?;
     let prefs = users(&state)
-        .update_preferences(&tenant, me, body.into_inner())
+        .update_preferences(&tenant, me, body.0)
         .await
         .map_err(user_error)?;
     Ok(api::ok(prefs))
@@ -231,7 +231,7 @@ pub async fn set_role(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, Uuid)>,
-    body: web::Json<RoleBody>,
+    body: api::JsonObject<RoleBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = path.into_inner();
     let p = principal(&req, &state, &tenant).await?;
@@ -253,13 +253,13 @@ pub struct StatusBody {
 }
 
 /// Disables or re-enables a user (`users:manage`; not oneself). Disabling
-/// revokes the user's sessions and refresh tokens.
+/// revokes the user's sessions, refresh tokens and access tokens at once.
 #[utoipa::path(put, path = "/api/v1/t/{tenant}/users/{id}/status", responses((status = 200, description = "profile"), (status = 400, description = "unknown status or oneself"), (status = 404, description = "no such user")))]
 pub async fn set_status(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, Uuid)>,
-    body: web::Json<StatusBody>,
+    body: api::JsonObject<StatusBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = path.into_inner();
     let p = principal(&req, &state, &tenant).await?;
@@ -274,5 +274,12 @@ pub async fn set_status(
         .set_active(&tenant, me, id, active)
         .await
         .map_err(user_error)?;
+    if !active {
+        // Its access tokens were revoked in the same transaction: make every
+        // request re-read them instead of trusting a cached verdict.
+        if let Some(auth) = &state.auth {
+            auth.access_tokens_revoked_elsewhere();
+        }
+    }
     Ok(api::ok(profile))
 }

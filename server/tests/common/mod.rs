@@ -82,10 +82,15 @@ pub struct Env {
 }
 
 pub async fn env() -> Env {
+    env_with(|_| {}).await
+}
+
+/// [`env`] with a configuration adjusted first (e.g. rate limits).
+pub async fn env_with(adjust: impl FnOnce(&mut ServerConfig)) -> Env {
     let pki = Pki::new();
-    let state = rampart_server::serve::build_state(config(&pki).await)
-        .await
-        .unwrap();
+    let mut config = config(&pki).await;
+    adjust(&mut config);
+    let state = rampart_server::serve::build_state(config).await.unwrap();
     let server = rampart_server::serve::start(state.clone()).await.unwrap();
     let auth = state.auth.clone().unwrap();
     for slug in ["acme", "globex"] {

@@ -45,3 +45,51 @@ async fn rate_limits_are_shared_by_two_instances_through_redis() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tenant_limit_counts_api_and_oauth_paths_of_that_tenant_only() {
+    let pki = Pki::new();
+    let mut config = config(&pki).await;
+    config.rate_limit.key_prefix = format!("rl-tenant-{}", std::process::id());
+    config.rate_limit.per_ip = Quota::new(1_000, std::time::Duration::from_secs(60), 1_000);
+    config.rate_limit.per_tenant = Quota::new(4, std::time::Duration::from_secs(60), 4);
+    let (server, _) = start(config).await;
+    let http = client(&pki.ca.cert_pem(), None);
+    let mut statuses = Vec::new();
+    // Both tenant-scoped path families draw from the same tenant budget.
+    for path in [
+        "/api/v1/t/acme/portfolios",
+        "/t/acme/.well-known/openid-configuration",
+        "/api/v1/t/acme/me",
+        "/t/acme/jwks.json",
+        "/api/v1/t/acme/portfolios",
+    ] {
+        let res = http
+            .get(url(server.public_addr, path))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+        if res.status() == 429 {
+            let body: serde_json::Value = res.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "rate_limited");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("tenant"),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert!(statuses[..4].iter().all(|s| *s != 429), "{statuses:?}");
+    // Another tenant has its own budget.
+    let res = http
+        .get(url(server.public_addr, "/api/v1/t/globex/portfolios"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.status(), 429);
+    server.stop().await;
+}

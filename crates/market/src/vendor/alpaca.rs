@@ -55,7 +55,7 @@ struct LatestQuote {
 }
 
 #[derive(Deserialize)]
-struct RawBar {
+pub(crate) struct RawBar {
     t: DateTime<Utc>,
     o: f64,
     h: f64,
@@ -67,7 +67,7 @@ struct RawBar {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Snapshot {
+pub(crate) struct Snapshot {
     latest_trade: Option<Trade>,
     latest_quote: Option<LatestQuote>,
     daily_bar: Option<RawBar>,
@@ -145,17 +145,24 @@ impl AlpacaProvider {
         if reply.status.is_success() {
             return Ok(reply.body);
         }
-        if reply.status.as_u16() == 422 || reply.status.as_u16() == 404 {
+        Err(self
+            .unknown_symbol(reply.status.as_u16(), &reply.body)
+            .unwrap_or_else(|| self.http.unexpected(&reply)))
+    }
+
+    /// The 404/422 answers that mean "no such symbol".
+    pub(crate) fn unknown_symbol(&self, status: u16, body: &str) -> Option<MarketError> {
+        if status == 422 || status == 404 {
             let message = self
                 .http
-                .json::<ErrorBody>(&reply.body)
+                .json::<ErrorBody>(body)
                 .map(|e| e.message)
                 .unwrap_or_default();
-            if message.to_ascii_lowercase().contains("symbol") || reply.status.as_u16() == 404 {
-                return Err(MarketError::unknown(self.name(), &message));
+            if message.to_ascii_lowercase().contains("symbol") || status == 404 {
+                return Some(MarketError::unknown(self.name(), &message));
             }
         }
-        Err(self.http.unexpected(&reply))
+        None
     }
 
     async fn snapshots(&self, symbols: &[String]) -> Result<HashMap<String, Snapshot>> {
@@ -166,15 +173,19 @@ impl AlpacaProvider {
         let body = self
             .fetch(&self.base_url, "/v2/stocks/snapshots", &query)
             .await?;
+        self.parse_snapshots(&body)
+    }
+
+    pub(crate) fn parse_snapshots(&self, body: &str) -> Result<HashMap<String, Snapshot>> {
         // An unknown symbol maps to null or is left out.
-        let map: HashMap<String, Option<Snapshot>> = self.http.json(&body)?;
+        let map: HashMap<String, Option<Snapshot>> = self.http.json(body)?;
         Ok(map
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k.to_ascii_uppercase(), v)))
             .collect())
     }
 
-    fn to_quote(&self, symbol: &str, snap: Snapshot) -> Option<Quote> {
+    pub(crate) fn to_quote(&self, symbol: &str, snap: Snapshot) -> Option<Quote> {
         let trade = snap.latest_trade?;
         Some(Quote {
             symbol: symbol.to_owned(),
@@ -221,49 +232,37 @@ impl AlpacaProvider {
                 query.push(("page_token", token.clone()));
             }
             let body = self.fetch(&self.base_url, &path, &query).await?;
-            let page: BarsPage = self.http.json(&body)?;
-            out.extend(page.bars.unwrap_or_default());
-            match page.next_page_token {
-                Some(t) if !t.is_empty() => page_token = Some(t),
-                _ => break,
+            let (bars, next) = self.parse_bars_page(&body)?;
+            out.extend(bars);
+            match next {
+                Some(t) => page_token = Some(t),
+                None => break,
             }
         }
         Ok(out)
     }
-}
 
-#[async_trait]
-impl MarketDataProvider for AlpacaProvider {
-    fn name(&self) -> &str {
-        self.http.provider()
+    /// One page of bars and the token of the next page, if any.
+    pub(crate) fn parse_bars_page(&self, body: &str) -> Result<(Vec<RawBar>, Option<String>)> {
+        let page: BarsPage = self.http.json(body)?;
+        Ok((
+            page.bars.unwrap_or_default(),
+            page.next_page_token.filter(|t| !t.is_empty()),
+        ))
     }
 
-    async fn quote(&self, symbol: &str) -> Result<Quote> {
-        let mut snaps = self.snapshots(&[symbol.to_owned()]).await?;
-        snaps
-            .remove(symbol)
-            .and_then(|s| self.to_quote(symbol, s))
-            .ok_or_else(|| MarketError::unknown(self.name(), symbol))
-    }
-
-    async fn quotes(&self, symbols: &[String]) -> Result<Vec<Quote>> {
-        let mut snaps = self.snapshots(symbols).await?;
-        Ok(symbols
-            .iter()
-            .filter_map(|s| snaps.remove(s).and_then(|snap| self.to_quote(s, snap)))
-            .collect())
-    }
-
-    async fn daily_bars(&self, symbol: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<Bar>> {
-        let raw = self.bars_pass(symbol, from, to, "raw").await?;
-        let adjusted: BTreeMap<NaiveDate, f64> = self
-            .bars_pass(symbol, from, to, "all")
-            .await?
+    /// Raw bars with the adjusted close of the `all` pass, inside `from..=to`.
+    pub(crate) fn merge_bars(
+        raw: Vec<RawBar>,
+        adjusted: Vec<RawBar>,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Vec<Bar> {
+        let adjusted: BTreeMap<NaiveDate, f64> = adjusted
             .into_iter()
             .map(|b| (b.t.date_naive(), b.c))
             .collect();
-        Ok(raw
-            .into_iter()
+        raw.into_iter()
             .map(|b| {
                 let date = b.t.date_naive();
                 Bar {
@@ -277,18 +276,12 @@ impl MarketDataProvider for AlpacaProvider {
                 }
             })
             .filter(|b| b.date >= from && b.date <= to)
-            .collect())
+            .collect()
     }
 
-    async fn search(&self, query: &str) -> Result<Vec<SymbolMatch>> {
-        let body = self
-            .fetch(
-                &self.trading_url,
-                "/v2/assets",
-                &[("status", "active".to_owned())],
-            )
-            .await?;
-        let assets: Vec<Asset> = self.http.json(&body)?;
+    /// Assets matching `query`: exact symbol, then symbol prefix, then name.
+    pub(crate) fn parse_search(&self, body: &str, query: &str) -> Result<Vec<SymbolMatch>> {
+        let assets: Vec<Asset> = self.http.json(body)?;
         let needle = query.trim().to_ascii_lowercase();
         let mut hits: Vec<(u8, SymbolMatch)> = assets
             .into_iter()
@@ -318,13 +311,8 @@ impl MarketDataProvider for AlpacaProvider {
         Ok(hits.into_iter().take(20).map(|(_, m)| m).collect())
     }
 
-    async fn news(&self, symbol: &str, limit: usize) -> Result<Vec<NewsItem>> {
-        let query = [
-            ("symbols", symbol.to_owned()),
-            ("limit", limit.clamp(1, 50).to_string()),
-        ];
-        let body = self.fetch(&self.base_url, "/v1beta1/news", &query).await?;
-        let page: NewsPage = self.http.json(&body)?;
+    pub(crate) fn parse_news(&self, body: &str) -> Result<Vec<NewsItem>> {
+        let page: NewsPage = self.http.json(body)?;
         Ok(page
             .news
             .into_iter()
@@ -336,5 +324,54 @@ impl MarketDataProvider for AlpacaProvider {
                 published_at: a.created_at,
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl MarketDataProvider for AlpacaProvider {
+    fn name(&self) -> &str {
+        self.http.provider()
+    }
+
+    async fn quote(&self, symbol: &str) -> Result<Quote> {
+        let mut snaps = self.snapshots(&[symbol.to_owned()]).await?;
+        snaps
+            .remove(symbol)
+            .and_then(|s| self.to_quote(symbol, s))
+            .ok_or_else(|| MarketError::unknown(self.name(), symbol))
+    }
+
+    async fn quotes(&self, symbols: &[String]) -> Result<Vec<Quote>> {
+        let mut snaps = self.snapshots(symbols).await?;
+        Ok(symbols
+            .iter()
+            .filter_map(|s| snaps.remove(s).and_then(|snap| self.to_quote(s, snap)))
+            .collect())
+    }
+
+    async fn daily_bars(&self, symbol: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<Bar>> {
+        let raw = self.bars_pass(symbol, from, to, "raw").await?;
+        let adjusted = self.bars_pass(symbol, from, to, "all").await?;
+        Ok(Self::merge_bars(raw, adjusted, from, to))
+    }
+
+    async fn search(&self, query: &str) -> Result<Vec<SymbolMatch>> {
+        let body = self
+            .fetch(
+                &self.trading_url,
+                "/v2/assets",
+                &[("status", "active".to_owned())],
+            )
+            .await?;
+        self.parse_search(&body, query)
+    }
+
+    async fn news(&self, symbol: &str, limit: usize) -> Result<Vec<NewsItem>> {
+        let query = [
+            ("symbols", symbol.to_owned()),
+            ("limit", limit.clamp(1, 50).to_string()),
+        ];
+        let body = self.fetch(&self.base_url, "/v1beta1/news", &query).await?;
+        self.parse_news(&body)
     }
 }

@@ -71,7 +71,16 @@ impl AlphaVantageProvider {
         if !reply.status.is_success() {
             return Err(self.http.unexpected(&reply));
         }
-        let value: Value = self.http.json(&reply.body)?;
+        self.parse_body(&reply.body, symbol)
+    }
+
+    /// The JSON object of a 200 answer, with the errors hidden in it mapped.
+    pub(crate) fn parse_body(
+        &self,
+        body: &str,
+        symbol: Option<&str>,
+    ) -> Result<serde_json::Map<String, Value>> {
+        let value: Value = self.http.json(body)?;
         let Value::Object(map) = value else {
             return Err(MarketError::malformed(
                 self.name(),
@@ -126,22 +135,12 @@ impl AlphaVantageProvider {
             .and_then(Value::as_str)
             .ok_or_else(|| MarketError::malformed(self.name(), format!("missing `{key}`")))
     }
-}
 
-#[async_trait]
-impl MarketDataProvider for AlphaVantageProvider {
-    fn name(&self) -> &str {
-        self.http.provider()
-    }
-
-    async fn quote(&self, symbol: &str) -> Result<Quote> {
-        let map = self
-            .call(
-                "GLOBAL_QUOTE",
-                &[("symbol", symbol.to_owned())],
-                Some(symbol),
-            )
-            .await?;
+    pub(crate) fn parse_quote(
+        &self,
+        map: &serde_json::Map<String, Value>,
+        symbol: &str,
+    ) -> Result<Quote> {
         let Some(Value::Object(q)) = map.get("Global Quote") else {
             return Err(MarketError::malformed(
                 self.name(),
@@ -177,28 +176,12 @@ impl MarketDataProvider for AlphaVantageProvider {
         })
     }
 
-    async fn daily_bars(&self, symbol: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<Bar>> {
-        let function = if self.adjusted {
-            "TIME_SERIES_DAILY_ADJUSTED"
-        } else {
-            "TIME_SERIES_DAILY"
-        };
-        // `compact` is the last 100 points; older ranges need `full`.
-        let outputsize = if (Utc::now().date_naive() - from).num_days() > 140 {
-            "full"
-        } else {
-            "compact"
-        };
-        let map = self
-            .call(
-                function,
-                &[
-                    ("symbol", symbol.to_owned()),
-                    ("outputsize", outputsize.to_owned()),
-                ],
-                Some(symbol),
-            )
-            .await?;
+    pub(crate) fn parse_bars(
+        &self,
+        map: &serde_json::Map<String, Value>,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Bar>> {
         let Some(Value::Object(series)) = map.get("Time Series (Daily)") else {
             return Err(MarketError::malformed(
                 self.name(),
@@ -244,10 +227,10 @@ impl MarketDataProvider for AlphaVantageProvider {
         Ok(bars.into_values().collect())
     }
 
-    async fn search(&self, query: &str) -> Result<Vec<SymbolMatch>> {
-        let map = self
-            .call("SYMBOL_SEARCH", &[("keywords", query.to_owned())], None)
-            .await?;
+    pub(crate) fn parse_search(
+        &self,
+        map: &serde_json::Map<String, Value>,
+    ) -> Result<Vec<SymbolMatch>> {
         let Some(Value::Array(matches)) = map.get("bestMatches") else {
             return Err(MarketError::malformed(self.name(), "missing `bestMatches`"));
         };
@@ -273,10 +256,11 @@ impl MarketDataProvider for AlphaVantageProvider {
             .collect()
     }
 
-    async fn fundamentals(&self, symbol: &str) -> Result<Fundamentals> {
-        let map = self
-            .call("OVERVIEW", &[("symbol", symbol.to_owned())], Some(symbol))
-            .await?;
+    pub(crate) fn parse_fundamentals(
+        &self,
+        map: &serde_json::Map<String, Value>,
+        symbol: &str,
+    ) -> Result<Fundamentals> {
         if map.is_empty() {
             return Err(MarketError::unknown(self.name(), symbol));
         }
@@ -299,17 +283,11 @@ impl MarketDataProvider for AlphaVantageProvider {
         })
     }
 
-    async fn news(&self, symbol: &str, limit: usize) -> Result<Vec<NewsItem>> {
-        let map = self
-            .call(
-                "NEWS_SENTIMENT",
-                &[
-                    ("tickers", symbol.to_owned()),
-                    ("limit", limit.clamp(1, 1000).to_string()),
-                ],
-                Some(symbol),
-            )
-            .await?;
+    pub(crate) fn parse_news(
+        &self,
+        map: &serde_json::Map<String, Value>,
+        limit: usize,
+    ) -> Result<Vec<NewsItem>> {
         let Some(Value::Array(feed)) = map.get("feed") else {
             return Err(MarketError::malformed(self.name(), "missing `feed`"));
         };
@@ -337,5 +315,76 @@ impl MarketDataProvider for AlphaVantageProvider {
             });
         }
         Ok(out)
+    }
+}
+
+#[async_trait]
+impl MarketDataProvider for AlphaVantageProvider {
+    fn name(&self) -> &str {
+        self.http.provider()
+    }
+
+    async fn quote(&self, symbol: &str) -> Result<Quote> {
+        let map = self
+            .call(
+                "GLOBAL_QUOTE",
+                &[("symbol", symbol.to_owned())],
+                Some(symbol),
+            )
+            .await?;
+        self.parse_quote(&map, symbol)
+    }
+
+    async fn daily_bars(&self, symbol: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<Bar>> {
+        let function = if self.adjusted {
+            "TIME_SERIES_DAILY_ADJUSTED"
+        } else {
+            "TIME_SERIES_DAILY"
+        };
+        // `compact` is the last 100 points; older ranges need `full`.
+        let outputsize = if (Utc::now().date_naive() - from).num_days() > 140 {
+            "full"
+        } else {
+            "compact"
+        };
+        let map = self
+            .call(
+                function,
+                &[
+                    ("symbol", symbol.to_owned()),
+                    ("outputsize", outputsize.to_owned()),
+                ],
+                Some(symbol),
+            )
+            .await?;
+        self.parse_bars(&map, from, to)
+    }
+
+    async fn search(&self, query: &str) -> Result<Vec<SymbolMatch>> {
+        let map = self
+            .call("SYMBOL_SEARCH", &[("keywords", query.to_owned())], None)
+            .await?;
+        self.parse_search(&map)
+    }
+
+    async fn fundamentals(&self, symbol: &str) -> Result<Fundamentals> {
+        let map = self
+            .call("OVERVIEW", &[("symbol", symbol.to_owned())], Some(symbol))
+            .await?;
+        self.parse_fundamentals(&map, symbol)
+    }
+
+    async fn news(&self, symbol: &str, limit: usize) -> Result<Vec<NewsItem>> {
+        let map = self
+            .call(
+                "NEWS_SENTIMENT",
+                &[
+                    ("tickers", symbol.to_owned()),
+                    ("limit", limit.clamp(1, 1000).to_string()),
+                ],
+                Some(symbol),
+            )
+            .await?;
+        self.parse_news(&map, limit)
     }
 }

@@ -35,7 +35,7 @@ pub struct FinnhubProvider {
 }
 
 #[derive(Deserialize)]
-struct RawQuote {
+pub(crate) struct RawQuote {
     c: Option<f64>,
     h: Option<f64>,
     l: Option<f64>,
@@ -45,7 +45,7 @@ struct RawQuote {
 }
 
 #[derive(Deserialize)]
-struct Candles {
+pub(crate) struct Candles {
     s: String,
     #[serde(default)]
     t: Vec<i64>,
@@ -62,7 +62,7 @@ struct Candles {
 }
 
 #[derive(Deserialize)]
-struct SearchResult {
+pub(crate) struct SearchResult {
     result: Vec<SearchHit>,
 }
 
@@ -77,7 +77,7 @@ struct SearchHit {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Profile {
+pub(crate) struct Profile {
     #[serde(default)]
     ticker: Option<String>,
     #[serde(default)]
@@ -94,7 +94,7 @@ struct Profile {
 }
 
 #[derive(Deserialize)]
-struct Article {
+pub(crate) struct Article {
     headline: String,
     url: String,
     #[serde(default)]
@@ -115,6 +115,11 @@ impl FinnhubProvider {
     }
 
     async fn call<T: DeserializeOwned>(&self, path: &str, params: &[(&str, String)]) -> Result<T> {
+        let body = self.fetch(path, params).await?;
+        self.decode(&body)
+    }
+
+    async fn fetch(&self, path: &str, params: &[(&str, String)]) -> Result<String> {
         let mut query = params.to_vec();
         query.push(("token", self.token.clone()));
         let reply = self
@@ -124,9 +129,12 @@ impl FinnhubProvider {
         if !reply.status.is_success() {
             return Err(self.http.unexpected(&reply));
         }
-        // A 200 can still carry `{"error": …}`.
-        if let Ok(serde_json::Value::Object(map)) =
-            serde_json::from_str::<serde_json::Value>(&reply.body)
+        Ok(reply.body)
+    }
+
+    /// Decodes a 200 body, which can still carry `{"error": …}`.
+    pub(crate) fn decode<T: DeserializeOwned>(&self, body: &str) -> Result<T> {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(body)
             && let Some(serde_json::Value::String(msg)) = map.get("error")
         {
             let lower = msg.to_ascii_lowercase();
@@ -144,25 +152,10 @@ impl FinnhubProvider {
                 MarketError::malformed(self.name(), msg.clone())
             });
         }
-        self.http.json(&reply.body)
-    }
-}
-
-fn unix(provider: &str, t: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp(t, 0)
-        .ok_or_else(|| MarketError::malformed(provider, format!("bad timestamp {t}")))
-}
-
-#[async_trait]
-impl MarketDataProvider for FinnhubProvider {
-    fn name(&self) -> &str {
-        self.http.provider()
+        self.http.json(body)
     }
 
-    async fn quote(&self, symbol: &str) -> Result<Quote> {
-        let q: RawQuote = self
-            .call("/quote", &[("symbol", symbol.to_owned())])
-            .await?;
+    pub(crate) fn parse_quote(&self, q: RawQuote, symbol: &str) -> Result<Quote> {
         let zero = |v: Option<f64>| v.is_none_or(|x| x == 0.0);
         if zero(q.c)
             && zero(q.h)
@@ -187,22 +180,7 @@ impl MarketDataProvider for FinnhubProvider {
         })
     }
 
-    async fn daily_bars(&self, symbol: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<Bar>> {
-        let start = from.and_time(NaiveTime::MIN).and_utc().timestamp();
-        let end = to
-            .checked_add_days(Days::new(1))
-            .unwrap_or(to)
-            .and_time(NaiveTime::MIN)
-            .and_utc()
-            .timestamp()
-            - 1;
-        let query = [
-            ("symbol", symbol.to_owned()),
-            ("resolution", "D".to_owned()),
-            ("from", start.to_string()),
-            ("to", end.to_string()),
-        ];
-        let candles: Candles = self.call("/stock/candle", &query).await?;
+    pub(crate) fn parse_candles(&self, candles: Candles) -> Result<Vec<Bar>> {
         match candles.s.as_str() {
             "no_data" => return Ok(Vec::new()),
             "ok" => {}
@@ -244,9 +222,8 @@ impl MarketDataProvider for FinnhubProvider {
         Ok(bars)
     }
 
-    async fn search(&self, query: &str) -> Result<Vec<SymbolMatch>> {
-        let found: SearchResult = self.call("/search", &[("q", query.to_owned())]).await?;
-        Ok(found
+    pub(crate) fn parse_search(found: SearchResult) -> Vec<SymbolMatch> {
+        found
             .result
             .into_iter()
             .map(|h| SymbolMatch {
@@ -255,13 +232,10 @@ impl MarketDataProvider for FinnhubProvider {
                 exchange: None,
                 kind: h.kind.filter(|k| !k.is_empty()),
             })
-            .collect())
+            .collect()
     }
 
-    async fn fundamentals(&self, symbol: &str) -> Result<Fundamentals> {
-        let p: Profile = self
-            .call("/stock/profile2", &[("symbol", symbol.to_owned())])
-            .await?;
+    pub(crate) fn parse_profile(&self, p: Profile, symbol: &str) -> Result<Fundamentals> {
         let Some(name) = p.name.filter(|n| !n.is_empty()) else {
             return Err(MarketError::unknown(self.name(), symbol));
         };
@@ -278,15 +252,7 @@ impl MarketDataProvider for FinnhubProvider {
         })
     }
 
-    async fn news(&self, symbol: &str, limit: usize) -> Result<Vec<NewsItem>> {
-        let to = Utc::now().date_naive();
-        let from = to.checked_sub_days(Days::new(30)).unwrap_or(to);
-        let query = [
-            ("symbol", symbol.to_owned()),
-            ("from", from.to_string()),
-            ("to", to.to_string()),
-        ];
-        let articles: Vec<Article> = self.call("/company-news", &query).await?;
+    pub(crate) fn parse_news(&self, articles: Vec<Article>, limit: usize) -> Result<Vec<NewsItem>> {
         articles
             .into_iter()
             .take(limit)
@@ -300,5 +266,67 @@ impl MarketDataProvider for FinnhubProvider {
                 })
             })
             .collect()
+    }
+}
+
+fn unix(provider: &str, t: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp(t, 0)
+        .ok_or_else(|| MarketError::malformed(provider, format!("bad timestamp {t}")))
+}
+
+#[async_trait]
+impl MarketDataProvider for FinnhubProvider {
+    fn name(&self) -> &str {
+        self.http.provider()
+    }
+
+    async fn quote(&self, symbol: &str) -> Result<Quote> {
+        let q: RawQuote = self
+            .call("/quote", &[("symbol", symbol.to_owned())])
+            .await?;
+        self.parse_quote(q, symbol)
+    }
+
+    async fn daily_bars(&self, symbol: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<Bar>> {
+        let start = from.and_time(NaiveTime::MIN).and_utc().timestamp();
+        let end = to
+            .checked_add_days(Days::new(1))
+            .unwrap_or(to)
+            .and_time(NaiveTime::MIN)
+            .and_utc()
+            .timestamp()
+            - 1;
+        let query = [
+            ("symbol", symbol.to_owned()),
+            ("resolution", "D".to_owned()),
+            ("from", start.to_string()),
+            ("to", end.to_string()),
+        ];
+        let candles: Candles = self.call("/stock/candle", &query).await?;
+        self.parse_candles(candles)
+    }
+
+    async fn search(&self, query: &str) -> Result<Vec<SymbolMatch>> {
+        let found: SearchResult = self.call("/search", &[("q", query.to_owned())]).await?;
+        Ok(Self::parse_search(found))
+    }
+
+    async fn fundamentals(&self, symbol: &str) -> Result<Fundamentals> {
+        let p: Profile = self
+            .call("/stock/profile2", &[("symbol", symbol.to_owned())])
+            .await?;
+        self.parse_profile(p, symbol)
+    }
+
+    async fn news(&self, symbol: &str, limit: usize) -> Result<Vec<NewsItem>> {
+        let to = Utc::now().date_naive();
+        let from = to.checked_sub_days(Days::new(30)).unwrap_or(to);
+        let query = [
+            ("symbol", symbol.to_owned()),
+            ("from", from.to_string()),
+            ("to", to.to_string()),
+        ];
+        let articles: Vec<Article> = self.call("/company-news", &query).await?;
+        self.parse_news(articles, limit)
     }
 }

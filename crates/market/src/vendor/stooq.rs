@@ -68,7 +68,13 @@ impl StooqProvider {
         if !reply.status.is_success() {
             return Err(self.http.unexpected(&reply));
         }
-        let body = reply.body.trim();
+        self.check_csv(&reply.body, symbol)?;
+        Ok(reply.body)
+    }
+
+    /// Maps the errors Stooq sends as HTTP 200 text bodies.
+    pub(crate) fn check_csv(&self, body: &str, symbol: &str) -> Result<()> {
+        let body = body.trim();
         let lower = body.to_ascii_lowercase();
         if lower.starts_with("no data") {
             return Err(MarketError::unknown(self.name(), symbol));
@@ -85,7 +91,7 @@ impl StooqProvider {
                 format!("HTML instead of CSV: {}", snippet(body)),
             ));
         }
-        Ok(reply.body)
+        Ok(())
     }
 
     fn reader<'a>(&self, body: &'a str) -> csv::Reader<&'a [u8]> {
@@ -95,7 +101,7 @@ impl StooqProvider {
             .from_reader(body.as_bytes())
     }
 
-    fn parse_quotes(&self, body: &str, wanted: &[String]) -> Result<Vec<Quote>> {
+    pub(crate) fn parse_quotes(&self, body: &str, wanted: &[String]) -> Result<Vec<Quote>> {
         let mut reader = self.reader(body);
         let headers = reader
             .headers()
@@ -133,7 +139,12 @@ impl StooqProvider {
                 })
                 .unwrap_or(NaiveTime::MIN);
             // Stooq prints Warsaw time; CET is the earlier bound of CET/CEST.
-            let as_of = (NaiveDateTime::new(date, time).and_utc() - ChronoDuration::hours(1))
+            let as_of = NaiveDateTime::new(date, time)
+                .and_utc()
+                .checked_sub_signed(ChronoDuration::hours(1))
+                .ok_or_else(|| {
+                    MarketError::malformed(self.name(), format!("bad date `{}`", get(c_date)))
+                })?
                 .min(Utc::now());
             out.push(Quote {
                 symbol: symbol.clone(),
@@ -150,6 +161,55 @@ impl StooqProvider {
             });
         }
         Ok(out)
+    }
+
+    /// Parses a daily-bars CSV download.
+    pub(crate) fn parse_bars(&self, body: &str) -> Result<Vec<Bar>> {
+        let mut reader = self.reader(body);
+        let headers = reader
+            .headers()
+            .map_err(|e| MarketError::malformed(self.name(), e.to_string()))?
+            .clone();
+        let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+        let (Some(c_date), Some(c_open), Some(c_high), Some(c_low), Some(c_close)) = (
+            col("Date"),
+            col("Open"),
+            col("High"),
+            col("Low"),
+            col("Close"),
+        ) else {
+            return Err(MarketError::malformed(
+                self.name(),
+                format!(
+                    "unexpected header `{}`",
+                    headers.iter().collect::<Vec<_>>().join(",")
+                ),
+            ));
+        };
+        let c_volume = col("Volume");
+        let mut bars = Vec::new();
+        for record in reader.records() {
+            let record = record
+                .map_err(|e| MarketError::malformed(self.name(), format!("bad CSV row: {e}")))?;
+            let get = |i: usize| record.get(i).unwrap_or("");
+            let date = NaiveDate::parse_from_str(get(c_date), "%Y-%m-%d").map_err(|_| {
+                MarketError::malformed(self.name(), format!("bad date `{}`", get(c_date)))
+            })?;
+            bars.push(Bar {
+                date,
+                open: parse_f64(self.name(), "Open", get(c_open))?,
+                high: parse_f64(self.name(), "High", get(c_high))?,
+                low: parse_f64(self.name(), "Low", get(c_low))?,
+                close: parse_f64(self.name(), "Close", get(c_close))?,
+                adj_close: None,
+                volume: c_volume
+                    .and_then(|i| record.get(i))
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+                    .max(0.0) as u64,
+            });
+        }
+        Ok(bars)
     }
 }
 
@@ -197,54 +257,30 @@ impl MarketDataProvider for StooqProvider {
             ("d2", to.format("%Y%m%d").to_string()),
         ];
         let body = self.csv("/q/d/l/", query, symbol).await?;
-        let mut reader = self.reader(&body);
-        let headers = reader
-            .headers()
-            .map_err(|e| MarketError::malformed(self.name(), e.to_string()))?
-            .clone();
-        let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-        let (Some(c_date), Some(c_open), Some(c_high), Some(c_low), Some(c_close)) = (
-            col("Date"),
-            col("Open"),
-            col("High"),
-            col("Low"),
-            col("Close"),
-        ) else {
-            return Err(MarketError::malformed(
-                self.name(),
-                format!(
-                    "unexpected header `{}`",
-                    headers.iter().collect::<Vec<_>>().join(",")
-                ),
-            ));
-        };
-        let c_volume = col("Volume");
-        let mut bars = Vec::new();
-        for record in reader.records() {
-            let record = record
-                .map_err(|e| MarketError::malformed(self.name(), format!("bad CSV row: {e}")))?;
-            let get = |i: usize| record.get(i).unwrap_or("");
-            let date = NaiveDate::parse_from_str(get(c_date), "%Y-%m-%d").map_err(|_| {
-                MarketError::malformed(self.name(), format!("bad date `{}`", get(c_date)))
-            })?;
-            bars.push(Bar {
-                date,
-                open: parse_f64(self.name(), "Open", get(c_open))?,
-                high: parse_f64(self.name(), "High", get(c_high))?,
-                low: parse_f64(self.name(), "Low", get(c_low))?,
-                close: parse_f64(self.name(), "Close", get(c_close))?,
-                adj_close: None,
-                volume: c_volume
-                    .and_then(|i| record.get(i))
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .unwrap_or(0.0)
-                    .max(0.0) as u64,
-            });
-        }
-        Ok(bars)
+        self.parse_bars(&body)
     }
 
     async fn search(&self, _query: &str) -> Result<Vec<SymbolMatch>> {
         Err(MarketError::unsupported(self.name(), "search"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Found while writing the `vendor_parsers` fuzz target: a quote dated on
+    /// chrono's first representable day overflowed when moved from Warsaw
+    /// time to UTC (`DateTime - TimeDelta` panics).
+    #[test]
+    fn earliest_date_is_malformed_not_a_panic() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let p = StooqProvider::new(VendorSettings::new("stooq", None)).unwrap();
+        let body = "Symbol,Date,Time,Open,High,Low,Close,Volume\n\
+                    AAPL.US,-262143-01-01,00:00:00,1,1,1,1,1\n";
+        let err = p.parse_quotes(body, &["AAPL".to_owned()]).unwrap_err();
+        assert!(matches!(err, MarketError::Malformed { .. }), "{err:?}");
     }
 }

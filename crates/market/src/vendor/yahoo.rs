@@ -51,7 +51,7 @@ struct ChartError {
 }
 
 #[derive(Deserialize)]
-struct ChartResult {
+pub(crate) struct ChartResult {
     meta: Meta,
     #[serde(default)]
     timestamp: Vec<i64>,
@@ -105,7 +105,7 @@ struct AdjSeries {
 }
 
 #[derive(Deserialize)]
-struct SearchReply {
+pub(crate) struct SearchReply {
     #[serde(default)]
     quotes: Vec<SearchQuote>,
     #[serde(default)]
@@ -156,7 +156,12 @@ impl YahooProvider {
         {
             return Err(self.http.unexpected(&reply));
         }
-        let envelope: ChartEnvelope = self.http.json(&reply.body)?;
+        self.parse_chart(&reply.body, symbol)
+    }
+
+    /// The first chart result, `None` for an empty range.
+    pub(crate) fn parse_chart(&self, body: &str, symbol: &str) -> Result<Option<ChartResult>> {
+        let envelope: ChartEnvelope = self.http.json(body)?;
         if let Some(error) = envelope.chart.error {
             return match error.code.as_str() {
                 "Not Found" => Err(MarketError::unknown(self.name(), symbol)),
@@ -190,27 +195,14 @@ impl YahooProvider {
         if !reply.status.is_success() {
             return Err(self.http.unexpected(&reply));
         }
-        self.http.json(&reply.body)
-    }
-}
-
-fn unix(provider: &str, t: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp(t, 0)
-        .ok_or_else(|| MarketError::malformed(provider, format!("bad timestamp {t}")))
-}
-
-#[async_trait]
-impl MarketDataProvider for YahooProvider {
-    fn name(&self) -> &str {
-        self.http.provider()
+        self.parse_search_reply(&reply.body)
     }
 
-    async fn quote(&self, symbol: &str) -> Result<Quote> {
-        let query = [("range", "1d".to_owned()), ("interval", "1d".to_owned())];
-        let result = self
-            .chart(symbol, &query)
-            .await?
-            .ok_or_else(|| MarketError::unknown(self.name(), symbol))?;
+    pub(crate) fn parse_search_reply(&self, body: &str) -> Result<SearchReply> {
+        self.http.json(body)
+    }
+
+    pub(crate) fn parse_quote(&self, result: ChartResult, symbol: &str) -> Result<Quote> {
         let meta = result.meta;
         let price = meta
             .regular_market_price
@@ -230,24 +222,12 @@ impl MarketDataProvider for YahooProvider {
         })
     }
 
-    async fn daily_bars(&self, symbol: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<Bar>> {
-        let start = from.and_time(NaiveTime::MIN).and_utc().timestamp();
-        let end = to
-            .checked_add_days(Days::new(1))
-            .unwrap_or(to)
-            .and_time(NaiveTime::MIN)
-            .and_utc()
-            .timestamp();
-        let query = [
-            ("period1", start.to_string()),
-            ("period2", end.to_string()),
-            ("interval", "1d".to_owned()),
-            ("events", "div|split".to_owned()),
-            ("includeAdjustedClose", "true".to_owned()),
-        ];
-        let Some(result) = self.chart(symbol, &query).await? else {
-            return Ok(Vec::new());
-        };
+    pub(crate) fn parse_bars(
+        &self,
+        result: ChartResult,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Bar>> {
         let series = result
             .indicators
             .quote
@@ -273,7 +253,10 @@ impl MarketDataProvider for YahooProvider {
                 continue;
             };
             // Timestamps are the session open in UTC; the exchange's offset gives the trading day.
-            let date = unix(self.name(), t + offset)?.date_naive();
+            let local = t.checked_add(offset).ok_or_else(|| {
+                MarketError::malformed(self.name(), format!("bad timestamp {t} + {offset}"))
+            })?;
+            let date = unix(self.name(), local)?.date_naive();
             if date < from || date > to {
                 continue;
             }
@@ -290,9 +273,8 @@ impl MarketDataProvider for YahooProvider {
         Ok(bars)
     }
 
-    async fn search(&self, query: &str) -> Result<Vec<SymbolMatch>> {
-        let reply = self.search_raw(query, 10, 0).await?;
-        Ok(reply
+    pub(crate) fn parse_search(reply: SearchReply) -> Vec<SymbolMatch> {
+        reply
             .quotes
             .into_iter()
             .map(|q| SymbolMatch {
@@ -304,11 +286,10 @@ impl MarketDataProvider for YahooProvider {
                 exchange: q.exch_disp.or(q.exchange),
                 kind: q.quote_type,
             })
-            .collect())
+            .collect()
     }
 
-    async fn news(&self, symbol: &str, limit: usize) -> Result<Vec<NewsItem>> {
-        let reply = self.search_raw(symbol, 0, limit.clamp(1, 50)).await?;
+    pub(crate) fn parse_news(&self, reply: SearchReply, limit: usize) -> Result<Vec<NewsItem>> {
         reply
             .news
             .into_iter()
@@ -323,5 +304,85 @@ impl MarketDataProvider for YahooProvider {
                 })
             })
             .collect()
+    }
+}
+
+fn unix(provider: &str, t: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp(t, 0)
+        .ok_or_else(|| MarketError::malformed(provider, format!("bad timestamp {t}")))
+}
+
+#[async_trait]
+impl MarketDataProvider for YahooProvider {
+    fn name(&self) -> &str {
+        self.http.provider()
+    }
+
+    async fn quote(&self, symbol: &str) -> Result<Quote> {
+        let query = [("range", "1d".to_owned()), ("interval", "1d".to_owned())];
+        let result = self
+            .chart(symbol, &query)
+            .await?
+            .ok_or_else(|| MarketError::unknown(self.name(), symbol))?;
+        self.parse_quote(result, symbol)
+    }
+
+    async fn daily_bars(&self, symbol: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<Bar>> {
+        let start = from.and_time(NaiveTime::MIN).and_utc().timestamp();
+        let end = to
+            .checked_add_days(Days::new(1))
+            .unwrap_or(to)
+            .and_time(NaiveTime::MIN)
+            .and_utc()
+            .timestamp();
+        let query = [
+            ("period1", start.to_string()),
+            ("period2", end.to_string()),
+            ("interval", "1d".to_owned()),
+            ("events", "div|split".to_owned()),
+            ("includeAdjustedClose", "true".to_owned()),
+        ];
+        let Some(result) = self.chart(symbol, &query).await? else {
+            return Ok(Vec::new());
+        };
+        self.parse_bars(result, from, to)
+    }
+
+    async fn search(&self, query: &str) -> Result<Vec<SymbolMatch>> {
+        let reply = self.search_raw(query, 10, 0).await?;
+        Ok(Self::parse_search(reply))
+    }
+
+    async fn news(&self, symbol: &str, limit: usize) -> Result<Vec<NewsItem>> {
+        let reply = self.search_raw(symbol, 0, limit.clamp(1, 50)).await?;
+        self.parse_news(reply, limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn provider() -> YahooProvider {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        YahooProvider::new(VendorSettings::new("yahoo", None)).unwrap()
+    }
+
+    /// Found while writing the `vendor_parsers` fuzz target (and reproduced
+    /// with it): a timestamp plus `gmtoffset` beyond `i64` overflowed, a panic
+    /// with overflow checks (a "bad timestamp" of the wrapped sum without).
+    #[test]
+    fn huge_gmtoffset_is_malformed_not_a_panic() {
+        let p = provider();
+        let body = r#"{"chart":{"result":[{"meta":{"gmtoffset":9223372036854775807},
+            "timestamp":[1],"indicators":{"quote":[{"open":[1.0],"high":[1.0],
+            "low":[1.0],"close":[1.0],"volume":[1]}]}}],"error":null}}"#;
+        let result = p.parse_chart(body, "AAPL").unwrap().unwrap();
+        let from = NaiveDate::from_ymd_opt(2024, 1, 2).unwrap();
+        let to = NaiveDate::from_ymd_opt(2024, 12, 31).unwrap();
+        let err = p.parse_bars(result, from, to).unwrap_err();
+        assert!(matches!(err, MarketError::Malformed { .. }), "{err:?}");
     }
 }

@@ -1,3 +1,4 @@
+mod backup;
 mod concurrency;
 mod isolation;
 mod lifecycle;

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Time empyrical on the data of benches/analytics.rs (1,000 x 2,520 daily returns).
+"""Time empyrical on the data of benches/benches/analytics.rs (1,000 series of
+2,520 daily returns, or of 252 with `--len 252`).
 
     python3 -m venv /tmp/empvenv && /tmp/empvenv/bin/pip install empyrical-reloaded
-    /tmp/empvenv/bin/python crates/analytics/benches/empyrical_bench.py
+    /tmp/empvenv/bin/python benches/empyrical_bench.py            # 1,000 x 2,520
+    /tmp/empvenv/bin/python benches/empyrical_bench.py --len 252  # 1,000 x 252
 
 The data are generated exactly as in the Rust bench: SplitMix64(42) uniforms,
 offset by half a step, mapped to normals with the inverse normal CDF.
@@ -11,6 +13,7 @@ The loop computes the same metric set as rampart-analytics' `MetricSet`
 parametric VaRs empyrical lacks.
 """
 
+import argparse
 import time
 
 import empyrical as ep
@@ -18,7 +21,7 @@ import numpy as np
 import scipy.stats as st
 from scipy.special import ndtri
 
-SERIES, LEN = 1000, 2520
+SERIES = 1000
 M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -31,10 +34,10 @@ def splitmix64(seed, count):
         return z ^ (z >> np.uint64(31))
 
 
-def data():
-    bits = splitmix64(42, (SERIES + 1) * LEN)
+def data(length):
+    bits = splitmix64(42, (SERIES + 1) * length)
     u = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
-    z = ndtri(u).reshape(SERIES + 1, LEN)
+    z = ndtri(u).reshape(SERIES + 1, length)
     sigma = 0.005 + 0.015 * np.arange(SERIES + 1) / SERIES
     r = 0.0003 + sigma[:, None] * z
     return r[:SERIES], r[SERIES]
@@ -71,7 +74,10 @@ def metric_set(r, bench, rf=0.0001, req=0.0, cutoff=0.05):
 
 
 def main():
-    series, bench = data()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--len", type=int, default=2520, help="returns per series")
+    length = parser.parse_args().len
+    series, bench = data(length)
     metric_set(series[0], bench)  # warm-up (imports, caches)
     runs, cpu = [], []
     for _ in range(3):
@@ -79,7 +85,7 @@ def main():
         results = [metric_set(r, bench) for r in series]
         runs.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    print(f"empyrical per-series loop, {SERIES} x {LEN}: best wall {min(runs):.3f} s, "
+    print(f"empyrical per-series loop, {SERIES} x {length}: best wall {min(runs):.3f} s, "
           f"best CPU {min(cpu):.3f} s; wall runs {[round(x, 3) for x in runs]}")
     print("sharpe_ratio[0..3] =", [results[i]["sharpe_ratio"] for i in range(3)])
 

@@ -1,0 +1,1076 @@
+//! Load runs of issue 8 against the real server (release build, both
+//! listeners, real PostgreSQL) on loopback, over mTLS keep-alive
+//! connections: the refresh grant, a cached portfolio analytics read, an L1
+//! quote and an Argon2id login, each at saturation and at half of it (fixed
+//! rate); 1,000 concurrent logins; and 1,000 tenants with the load spread
+//! over all of them (latency and PostgreSQL catalog size).
+//!
+//! Measurements, not pass/fail tests (they only fail on errors under load):
+//!
+//! ```sh
+//! CARGO_TARGET_DIR=/root/.cache/rampart-release \
+//!   cargo test --release -p rampart-server --test load -- --ignored --nocapture --test-threads 1
+//! ```
+//!
+//! The load generator is in this file: wrk cannot present a client
+//! certificate, and oha cannot rotate refresh tokens or give every request
+//! another tenant's token. It keeps N TLS 1.3 connections open (each with a
+//! client certificate of the test CA), sends one request at a time per
+//! connection (HTTP/1.1 keep-alive, no pipelining). In fixed-rate mode a
+//! request that is late because the previous answer came late is timed from
+//! when it was due, not from when it was sent (the coordinated-omission
+//! correction of wrk2 and oha `-q`). Environment: `LOAD_SECONDS` (10),
+//! `LOAD_THREADS` (1 generator thread), `LOAD_TENANTS` (1000),
+//! `LOAD_TENANT_CACHE_TTL_MS` (the server's default). Results and how to read
+//! them: `BENCHMARKS.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{CLIENT_SCOPES, PASSWORD, Pki, REDIRECT};
+use rampart_auth::oauth::{
+    AuthorizeRequest, ClientAuthMethod, ClientCredentials, ClientRegistration, TokenRequest,
+};
+use rampart_auth::{AuthServer, ClientContext, Role, SigningAlg};
+use rampart_server::app::{AppState, RunningServer};
+use rampart_server::config::ServerConfig;
+use rampart_server::ratelimit::Quota;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use sha2::Digest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+// ---------------------------------------------------------------------------
+// The load generator.
+
+/// What the connections send.
+#[derive(Clone)]
+enum Work {
+    /// Ready requests, taken round robin across all connections (connection
+    /// `c` sends `c`, `c + N`, `c + 2N`, … modulo the list).
+    Fixed(Arc<Vec<Vec<u8>>>),
+    /// Refresh grants: connection `c` rotates the token chain in slot `c`
+    /// (tenant, refresh token) and writes the last token back.
+    Refresh(Arc<Mutex<Vec<(String, String)>>>),
+}
+
+fn refresh_request(tenant: &str, token: &str) -> Vec<u8> {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "refresh_token")
+        .append_pair("client_id", "web")
+        .append_pair("refresh_token", token)
+        .finish();
+    post(
+        &format!("/t/{tenant}/oauth/token"),
+        &[],
+        "application/x-www-form-urlencoded",
+        &body,
+    )
+}
+
+fn get(path: &str, bearer: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {bearer}\r\n\r\n")
+        .into_bytes()
+}
+
+fn post(path: &str, headers: &[(&str, &str)], content_type: &str, body: &str) -> Vec<u8> {
+    let mut r = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        r.push_str(&format!("{k}: {v}\r\n"));
+    }
+    r.push_str("\r\n");
+    r.push_str(body);
+    r.into_bytes()
+}
+
+/// One run of the generator.
+#[derive(Clone)]
+struct Load {
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    connections: usize,
+    /// Generator threads (one current-thread runtime each).
+    threads: usize,
+    duration: Duration,
+    /// Requests per second over all connections; `None`: as fast as answered.
+    rate: Option<f64>,
+    /// Stop each connection after this many requests.
+    per_connection: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    /// Responses with the expected status.
+    ok: u64,
+    /// Other statuses, by status.
+    unexpected: BTreeMap<u16, u64>,
+    /// I/O or protocol errors.
+    errors: u64,
+    first_error: Option<String>,
+    /// From the common start to the last response.
+    elapsed: Duration,
+    /// Latency of every expected response, microseconds.
+    latencies: Vec<u64>,
+}
+
+impl Outcome {
+    fn rps(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile_ms(&mut self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        self.latencies.sort_unstable();
+        let i = ((self.latencies.len() as f64 * p / 100.0) as usize).min(self.latencies.len() - 1);
+        self.latencies[i] as f64 / 1000.0
+    }
+
+    fn merge(&mut self, other: Outcome) {
+        self.ok += other.ok;
+        for (s, n) in other.unexpected {
+            *self.unexpected.entry(s).or_default() += n;
+        }
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.elapsed = self.elapsed.max(other.elapsed);
+        self.latencies.extend(other.latencies);
+    }
+
+    fn failures(&self) -> u64 {
+        self.errors + self.unexpected.values().sum::<u64>()
+    }
+}
+
+struct Conn {
+    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    buf: Vec<u8>,
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> std::io::Result<Self> {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await?;
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(32 * 1024),
+        })
+    }
+
+    /// Sends one request, reads one response: status and body.
+    async fn exchange(&mut self, request: &[u8]) -> std::io::Result<(u16, &[u8])> {
+        let proto = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
+        self.stream.write_all(request).await?;
+        self.stream.flush().await?;
+        self.buf.clear();
+        let head_end = loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        };
+        let head = std::str::from_utf8(&self.buf[..head_end]).map_err(|_| proto("head"))?;
+        let status: u16 = head
+            .get(9..12)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| proto("status line"))?;
+        let mut length = 0usize;
+        for line in head.split("\r\n").skip(1) {
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().map_err(|_| proto("content-length"))?;
+                } else if k.eq_ignore_ascii_case("transfer-encoding") {
+                    return Err(proto("chunked responses are not supported"));
+                }
+            }
+        }
+        while self.buf.len() < head_end + length {
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        Ok((status, &self.buf[head_end..head_end + length]))
+    }
+}
+
+/// One connection's loop.
+async fn drive(
+    mut conn: Conn,
+    index: usize,
+    load: Load,
+    work: Work,
+    expect: u16,
+    start: Instant,
+) -> Outcome {
+    let mut out = Outcome::default();
+    let end = start + load.duration;
+    let interval = load
+        .rate
+        .map(|r| Duration::from_secs_f64(load.connections as f64 / r));
+    let mut due = start
+        + interval.map_or(Duration::ZERO, |i| {
+            i * index as u32 / load.connections as u32
+        });
+    let mut refresh = match &work {
+        Work::Refresh(slots) => Some(slots.lock().unwrap()[index].clone()),
+        Work::Fixed(_) => None,
+    };
+    let mut sent = 0u64;
+    tokio::time::sleep_until(start.into()).await;
+    let mut done = start;
+    loop {
+        if load.per_connection.is_some_and(|n| sent >= n) {
+            break;
+        }
+        let began = match interval {
+            Some(i) => {
+                if due >= end {
+                    break;
+                }
+                let d = due;
+                due += i;
+                if done > d {
+                    // Behind schedule because the previous answer came late:
+                    // this request has been waiting since it was due.
+                    d
+                } else {
+                    // On schedule: from when it is sent (the timer may wake
+                    // up to a millisecond late, which is not the server's).
+                    tokio::time::sleep_until(d.into()).await;
+                    Instant::now()
+                }
+            }
+            None => {
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                now
+            }
+        };
+        let owned;
+        let request: &[u8] = match (&work, &refresh) {
+            (Work::Fixed(list), _) => {
+                &list[(index + sent as usize * load.connections) % list.len()]
+            }
+            (Work::Refresh(_), Some((tenant, token))) => {
+                owned = refresh_request(tenant, token);
+                &owned
+            }
+            (Work::Refresh(_), None) => unreachable!(),
+        };
+        sent += 1;
+        let answer = conn.exchange(request).await;
+        done = Instant::now();
+        match answer {
+            Ok((status, body)) if status == expect => {
+                out.latencies
+                    .push(done.duration_since(began).as_micros() as u64);
+                out.ok += 1;
+                if let Some((_, token)) = refresh.as_mut() {
+                    let text = String::from_utf8_lossy(body);
+                    match text
+                        .split("\"refresh_token\":\"")
+                        .nth(1)
+                        .and_then(|rest| rest.split('"').next())
+                    {
+                        Some(next) => *token = next.to_owned(),
+                        None => {
+                            out.errors += 1;
+                            out.first_error = Some(format!("no refresh token in {text}"));
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok((status, body)) => {
+                *out.unexpected.entry(status).or_default() += 1;
+                if out.first_error.is_none() {
+                    out.first_error = Some(format!(
+                        "status {status}: {}",
+                        String::from_utf8_lossy(&body[..body.len().min(300)])
+                    ));
+                }
+                // A refused refresh token ends its chain.
+                if refresh.is_some() {
+                    break;
+                }
+            }
+            Err(e) => {
+                out.errors += 1;
+                out.first_error.get_or_insert_with(|| e.to_string());
+                break;
+            }
+        }
+    }
+    out.elapsed = start.elapsed();
+    if let (Work::Refresh(slots), Some(last)) = (&work, refresh) {
+        slots.lock().unwrap()[index] = last;
+    }
+    out
+}
+
+/// Opens every connection, then runs them from one common start.
+fn run_load(load: &Load, work: &Work, expect: u16) -> Outcome {
+    let threads = load.threads.max(1).min(load.connections);
+    let barrier = Arc::new(std::sync::Barrier::new(threads));
+    let start_at = Arc::new(Mutex::new(None::<Instant>));
+    let results: Vec<Outcome> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (load, work, barrier, start_at) = (
+                    load.clone(),
+                    work.clone(),
+                    barrier.clone(),
+                    start_at.clone(),
+                );
+                s.spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    let mine: Vec<usize> = (t..load.connections).step_by(threads).collect();
+                    let conns: Vec<Conn> = rt.block_on(async {
+                        futures::future::try_join_all(
+                            mine.iter().map(|_| Conn::open(load.addr, load.tls.clone())),
+                        )
+                        .await
+                        .expect("connecting to the server")
+                    });
+                    barrier.wait();
+                    // Shortly after the last connection is open.
+                    let start = *start_at
+                        .lock()
+                        .unwrap()
+                        .get_or_insert_with(|| Instant::now() + Duration::from_millis(20));
+                    rt.block_on(async {
+                        let tasks: Vec<_> = conns
+                            .into_iter()
+                            .zip(mine)
+                            .map(|(conn, index)| {
+                                tokio::spawn(drive(
+                                    conn,
+                                    index,
+                                    load.clone(),
+                                    work.clone(),
+                                    expect,
+                                    start,
+                                ))
+                            })
+                            .collect();
+                        let mut out = Outcome::default();
+                        for t in tasks {
+                            out.merge(t.await.unwrap());
+                        }
+                        out
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut out = Outcome::default();
+    for r in results {
+        out.merge(r);
+    }
+    out
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Rows of the printed table.
+struct Table(Vec<String>);
+
+impl Table {
+    fn new() -> Self {
+        Table(vec![
+            "| scenario | load | conns | req/s | p50 ms | p99 ms | failed | loadavg (1/5/15 min) |"
+                .into(),
+            "|---|---|---:|---:|---:|---:|---:|---|".into(),
+        ])
+    }
+
+    fn row(&mut self, scenario: &str, mode: &str, conns: usize, out: &mut Outcome, avg: &str) {
+        let (p50, p99) = (out.percentile_ms(50.0), out.percentile_ms(99.0));
+        let line = format!(
+            "| {scenario} | {mode} | {conns} | {:.0} | {p50:.2} | {p99:.2} | {} | {avg} |",
+            out.rps(),
+            out.failures()
+        );
+        println!("{line}");
+        if let Some(e) = &out.first_error {
+            println!("    first failure: {e}");
+        }
+        self.0.push(line);
+    }
+
+    fn print(&self, title: &str) {
+        println!("\n## {title}\n{}\n", self.0.join("\n"));
+    }
+}
+
+/// Saturation (no rate, `conns` connections), then a fixed rate of half of
+/// what saturation reached, on the same number of connections; both rows
+/// into the table. Returns the saturation outcome.
+async fn saturation_and_half(
+    table: &mut Table,
+    scenario: &str,
+    base: &Load,
+    work: &Work,
+    expect: u16,
+    warm: impl AsyncFn(),
+) -> (f64, f64) {
+    warm().await;
+    let mut sat = {
+        let (load, work) = (base.clone(), work.clone());
+        let avg = loadavg();
+        let out = tokio::task::spawn_blocking(move || run_load(&load, &work, expect))
+            .await
+            .unwrap();
+        (out, avg)
+    };
+    table.row(scenario, "saturation", base.connections, &mut sat.0, &sat.1);
+    let half_rate = sat.0.rps() / 2.0;
+    warm().await;
+    let mut half = {
+        let (mut load, work) = (base.clone(), work.clone());
+        load.rate = Some(half_rate);
+        let avg = loadavg();
+        let out = tokio::task::spawn_blocking(move || run_load(&load, &work, expect))
+            .await
+            .unwrap();
+        (out, avg)
+    };
+    table.row(
+        scenario,
+        &format!("fixed {half_rate:.0}/s"),
+        base.connections,
+        &mut half.0,
+        &half.1,
+    );
+    for (name, out) in [("saturation", &sat.0), ("half", &half.0)] {
+        assert_eq!(
+            out.failures(),
+            0,
+            "{scenario} ({name}): failures under load: {:?} {:?}",
+            out.unexpected,
+            out.first_error
+        );
+    }
+    (sat.0.rps(), half.0.percentile_ms(99.0))
+}
+
+// ---------------------------------------------------------------------------
+// The server and its data.
+
+struct Server {
+    _pki: Pki,
+    state: AppState,
+    server: RunningServer,
+    http: reqwest::Client,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+/// The server as `rampart serve` runs it (both listeners, every scheduled
+/// job, the request log, rate limiting on with quotas far above the load,
+/// in memory: no Redis), PostgreSQL from
+/// the test kit, production Argon2id parameters unless `cheap_passwords`.
+async fn start_server(cheap_passwords: bool) -> Server {
+    // The request log of `rampart serve --log-json` (level info), each line
+    // formatted and written (one write per line, as to stderr) to /dev/null.
+    let sink = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_writer(Mutex::new(sink))
+        .try_init();
+    let pki = Pki::new();
+    let mut config: ServerConfig = common::config(&pki).await;
+    config.http.workers = 0; // one per core
+    config.database.max_connections = 16;
+    // The tenant registry cache (default 2 s): how soon other replicas see a
+    // suspension, and how often each tenant is read again under load.
+    if let Some(ms) = std::env::var("LOAD_TENANT_CACHE_TTL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.database.tenant_cache_ttl_ms = ms;
+    }
+    if !cheap_passwords {
+        let defaults = rampart_auth::AuthConfig::default();
+        config.auth.argon2_m_kib = defaults.argon2_m_kib;
+        config.auth.argon2_t = defaults.argon2_t;
+        config.auth.argon2_p = defaults.argon2_p;
+    }
+    let lots = Quota::new(100_000_000, Duration::from_secs(60), 10_000_000);
+    config.rate_limit.per_ip = lots;
+    config.rate_limit.per_tenant = lots;
+    let state = rampart_server::serve::build_state(config).await.unwrap();
+    let server = rampart_server::serve::start(state.clone()).await.unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pki.ca.cert_pem().as_bytes()).unwrap()])
+        .resolve("localhost", server.public_addr)
+        .build()
+        .unwrap();
+    // The load generator's TLS: the test CA, and a client certificate.
+    let client = pki
+        .ca
+        .issue_client("load", (2025, 1, 1), (2035, 1, 1))
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(pki.ca.cert_pem().as_bytes()).unwrap())
+        .unwrap();
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![CertificateDer::from_pem_slice(client.cert_pem.as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    Server {
+        _pki: pki,
+        state,
+        server,
+        http,
+        tls: Arc::new(tls),
+    }
+}
+
+impl Server {
+    fn auth(&self) -> Arc<AuthServer> {
+        self.state.auth.clone().unwrap()
+    }
+
+    fn load(&self, connections: usize, seconds: u64) -> Load {
+        Load {
+            addr: self.server.public_addr,
+            tls: self.tls.clone(),
+            connections,
+            threads: std::env::var("LOAD_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1),
+            duration: Duration::from_secs(seconds),
+            rate: None,
+            per_connection: None,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.server.public_addr.port())
+    }
+}
+
+/// A tenant ready for the scenarios: a public client `web` (code flow and
+/// refresh), a trader with a session, and a portfolio.
+struct Tenant {
+    slug: String,
+    session: String,
+    access: String,
+    portfolio: String,
+}
+
+async fn setup_tenant(s: &Server, slug: &str) -> Tenant {
+    let auth = s.auth();
+    s.state.tenants.provision(slug, slug).await.unwrap();
+    auth.register_client(
+        slug,
+        &ClientRegistration {
+            client_id: "web".into(),
+            name: "Web".into(),
+            redirect_uris: vec![REDIRECT.into()],
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            allowed_scopes: CLIENT_SCOPES.split(' ').map(str::to_owned).collect(),
+            auth_method: ClientAuthMethod::None,
+            signing_alg: SigningAlg::ES256,
+        },
+    )
+    .await
+    .unwrap();
+    let email = format!("ada@{slug}.test");
+    auth.register(slug, &email, "Ada", PASSWORD, Role::Trader)
+        .await
+        .unwrap();
+    let rampart_auth::accounts::LoginOutcome::LoggedIn(session) = auth
+        .login(slug, &email, PASSWORD, &ClientContext::ip("127.0.0.1"))
+        .await
+        .unwrap()
+    else {
+        panic!("no MFA expected")
+    };
+    let (access, _) = code_flow(&auth, slug, &session.token).await;
+    let res = s
+        .http
+        .post(s.url(&format!("/api/v1/t/{slug}/portfolios")))
+        .bearer_auth(&access)
+        .json(&serde_json::json!({"name": "Tech", "positions": [
+            {"symbol": "AAPL", "quantity": 100, "target_weight": 0.5, "sector": "Technology"},
+            {"symbol": "MSFT", "quantity": 200, "purchase_date": "2006-06-01", "sector": "Technology"},
+            {"symbol": "IBM", "quantity": 10, "sector": "Services"}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: serde_json::Value = res.json().await.unwrap();
+    Tenant {
+        slug: slug.to_owned(),
+        session: session.token,
+        access,
+        portfolio: body["data"]["id"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Access and refresh token through the authorization code flow with PKCE
+/// for an existing session.
+async fn code_flow(auth: &AuthServer, tenant: &str, session: &str) -> (String, String) {
+    let ctx = ClientContext::ip("127.0.0.1");
+    let (session, _) = auth.authenticate_session(tenant, session).await.unwrap();
+    let verifier = format!("verifier-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let validated = auth
+        .validate_authorize(
+            tenant,
+            &AuthorizeRequest {
+                response_type: Some("code".into()),
+                client_id: Some("web".into()),
+                redirect_uri: Some(REDIRECT.into()),
+                scope: Some(CLIENT_SCOPES.into()),
+                state: Some("s".into()),
+                code_challenge: Some(challenge),
+                code_challenge_method: Some("S256".into()),
+                nonce: None,
+            },
+        )
+        .await
+        .map_err(|_| "authorize refused")
+        .unwrap();
+    let location = auth
+        .issue_authorization_code(tenant, &validated, &session)
+        .await
+        .unwrap();
+    let code = url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let token = auth
+        .token(
+            tenant,
+            &ClientCredentials {
+                client_id: "web".into(),
+                secret: None,
+                method: ClientAuthMethod::None,
+            },
+            &TokenRequest {
+                grant_type: Some("authorization_code".into()),
+                code: Some(code),
+                redirect_uri: Some(REDIRECT.into()),
+                code_verifier: Some(verifier),
+                refresh_token: None,
+                scope: None,
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+    (token.access_token, token.refresh_token.unwrap())
+}
+
+const WINDOW: &str = "from=2005-01-01&to=2009-12-31";
+
+fn analytics_request(t: &Tenant) -> Vec<u8> {
+    get(
+        &format!(
+            "/api/v1/t/{}/portfolios/{}/analytics?{WINDOW}",
+            t.slug, t.portfolio
+        ),
+        &t.access,
+    )
+}
+
+fn quote_request(t: &Tenant) -> Vec<u8> {
+    get(&format!("/api/v1/t/{}/quotes/AAPL", t.slug), &t.access)
+}
+
+const CSRF: &str = "load-run-csrf-token";
+
+fn login_request(t: &Tenant) -> Vec<u8> {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("email", &format!("ada@{}.test", t.slug))
+        .append_pair("password", PASSWORD)
+        .append_pair(
+            "return_to",
+            &format!(
+                "/t/{}/oauth/authorize?response_type=code&client_id=web",
+                t.slug
+            ),
+        )
+        .append_pair("csrf", CSRF)
+        .finish();
+    // Double submit: the form field and the (https) cookie carry one value.
+    post(
+        &format!("/t/{}/oauth/login", t.slug),
+        &[("Cookie", &format!("__Secure-rampart_csrf={CSRF}"))],
+        "application/x-www-form-urlencoded",
+        &body,
+    )
+}
+
+/// Every request once (analytics computed and cached, quotes in L1, tokens
+/// in the verified-token cache), checking the answers.
+async fn warm(s: &Server, requests: &[Vec<u8>], connections: usize) {
+    let load = Load {
+        per_connection: Some(requests.len().div_ceil(connections) as u64),
+        duration: Duration::from_secs(600),
+        ..s.load(connections.min(requests.len()), 600)
+    };
+    let work = Work::Fixed(Arc::new(requests.to_vec()));
+    let out = tokio::task::spawn_blocking(move || run_load(&load, &work, 200))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.failures(),
+        0,
+        "warm-up failed: {:?} {:?}",
+        out.unexpected,
+        out.first_error
+    );
+}
+
+/// The Argon2id bound: one hash per login, one hash at a time per core.
+async fn argon2_bound(auth: &AuthServer) -> (f64, f64) {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let hasher = auth.hasher().clone();
+    tokio::task::spawn_blocking(move || {
+        hasher.hash_blocking(PASSWORD).unwrap();
+        let start = Instant::now();
+        for _ in 0..10 {
+            hasher.hash_blocking(PASSWORD).unwrap();
+        }
+        let one = start.elapsed().as_secs_f64() * 1000.0 / 10.0;
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..cores {
+                s.spawn(|| {
+                    for _ in 0..20 {
+                        hasher.hash_blocking(PASSWORD).unwrap();
+                    }
+                });
+            }
+        });
+        (one, (cores * 20) as f64 / start.elapsed().as_secs_f64())
+    })
+    .await
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// The runs.
+
+/// Issue 8, load runs (1)–(4) at saturation and half of it, and 1,000
+/// concurrent logins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load measurement: run with --release, see the module docs"]
+async fn load_runs() {
+    let s = start_server(false).await;
+    let t = setup_tenant(&s, "acme").await;
+    let auth = s.auth();
+    let conns = 32;
+    let seconds = std::env::var("LOAD_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut table = Table::new();
+    println!("{}", table.0.join("\n"));
+
+    // (1) Refresh grant: one token chain per connection.
+    let mut chains = Vec::new();
+    for _ in 0..conns {
+        chains.push((
+            t.slug.clone(),
+            code_flow(&auth, &t.slug, &t.session).await.1,
+        ));
+    }
+    let refresh = Work::Refresh(Arc::new(Mutex::new(chains)));
+    let (refresh_rps, refresh_p99) = saturation_and_half(
+        &mut table,
+        "(1) refresh grant",
+        &s.load(conns, seconds),
+        &refresh,
+        200,
+        async || {},
+    )
+    .await;
+
+    // (2) Portfolio analytics served from cache.
+    let analytics = vec![analytics_request(&t)];
+    let res = s
+        .http
+        .get(s.url(&format!(
+            "/api/v1/t/{}/portfolios/{}/analytics?{WINDOW}",
+            t.slug, t.portfolio
+        )))
+        .bearer_auth(&t.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(body["data"]["report"]["risk"]["sharpe"].is_f64(), "{body}");
+    let (analytics_rps, analytics_p99) = saturation_and_half(
+        &mut table,
+        "(2) portfolio analytics (cached)",
+        &s.load(conns, seconds),
+        &Work::Fixed(Arc::new(analytics.clone())),
+        200,
+        async || warm(&s, &analytics, 1).await,
+    )
+    .await;
+
+    // (3) A quote from L1.
+    let quotes = vec![quote_request(&t)];
+    warm(&s, &quotes, 1).await;
+    let body: serde_json::Value = s
+        .http
+        .get(s.url(&format!("/api/v1/t/{}/quotes/AAPL", t.slug)))
+        .bearer_auth(&t.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["source"]["layer"], "l1", "{body}");
+    let (quote_rps, quote_p99) = saturation_and_half(
+        &mut table,
+        "(3) quote from L1",
+        &s.load(conns, seconds),
+        &Work::Fixed(Arc::new(quotes.clone())),
+        200,
+        async || warm(&s, &quotes, 1).await,
+    )
+    .await;
+
+    // (4) Login with Argon2id (production parameters).
+    let (hash_ms, bound) = argon2_bound(&auth).await;
+    let login = Work::Fixed(Arc::new(vec![login_request(&t)]));
+    let (login_rps, login_p99) = saturation_and_half(
+        &mut table,
+        "(4) login (Argon2id)",
+        &s.load(8, seconds),
+        &login,
+        303,
+        async || {},
+    )
+    .await;
+
+    // 1,000 concurrent logins: 1,000 connections, one login each, at once.
+    let burst = Load {
+        per_connection: Some(1),
+        duration: Duration::from_secs(600),
+        ..s.load(1000, 600)
+    };
+    let avg = loadavg();
+    let mut out = tokio::task::spawn_blocking(move || run_load(&burst, &login, 303))
+        .await
+        .unwrap();
+    let (p50, p99) = (out.percentile_ms(50.0), out.percentile_ms(99.0));
+    let burst_line = format!(
+        "1,000 concurrent logins: {} ok, {} failed, all done in {:.1} s ({:.0}/s), p50 {p50:.0} ms, p99 {p99:.0} ms, loadavg {avg}",
+        out.ok,
+        out.failures(),
+        out.elapsed.as_secs_f64(),
+        out.rps(),
+    );
+    assert_eq!(out.failures(), 0, "{:?}", out.first_error);
+
+    table.print("Load runs");
+    println!("{burst_line}");
+    println!(
+        "Argon2id (m = 19 MiB, t = 2, p = 1): {hash_ms:.1} ms per hash, bound {bound:.0}/s on \
+         {} cores; login reached {:.0} % of it",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        login_rps * 100.0 / bound
+    );
+    println!(
+        "aims: (1) {refresh_rps:.0}/s vs 10,000; (2) {analytics_rps:.0}/s vs 20,000; (3) {quote_rps:.0}/s vs 20,000; \
+         p99 at half load: {refresh_p99:.2} / {analytics_p99:.2} / {quote_p99:.2} / {login_p99:.2} ms vs 10 ms"
+    );
+    println!(
+        "10,000 requests per minute = 167/s: (2) saturates at {:.0}x that",
+        analytics_rps / (10_000.0 / 60.0)
+    );
+    s.server.stop().await;
+}
+
+#[derive(diesel::QueryableByName, Debug)]
+struct Catalog {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    database_bytes: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    catalog_bytes: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    relations: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    attributes: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    tenant_schemas: i64,
+}
+
+async fn catalog(s: &Server) -> Catalog {
+    use diesel_async::RunQueryDsl;
+    let mut conn = s.state.tenants.raw_pool().get().await.unwrap();
+    diesel::sql_query(
+        "SELECT pg_database_size(current_database()) AS database_bytes, \
+         (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c \
+            JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pg_catalog')::bigint AS catalog_bytes, \
+         (SELECT count(*) FROM pg_class) AS relations, \
+         (SELECT count(*) FROM pg_attribute) AS attributes, \
+         (SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tenant\\_%') AS tenant_schemas",
+    )
+    .get_result(&mut conn)
+    .await
+    .unwrap()
+}
+
+fn catalog_line(when: &str, c: &Catalog) -> String {
+    format!(
+        "| {when} | {} | {:.1} | {:.1} | {} | {} |",
+        c.tenant_schemas,
+        c.database_bytes as f64 / 1_048_576.0,
+        c.catalog_bytes as f64 / 1_048_576.0,
+        c.relations,
+        c.attributes
+    )
+}
+
+/// Issue 8, tenants at scale: (2) and (3) on one tenant, then 1,000 tenants
+/// provisioned and the same load spread over all of them (each request
+/// another tenant's path and token, round robin).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load measurement: run with --release, see the module docs"]
+async fn tenants_at_scale() {
+    let tenants_wanted: usize = std::env::var("LOAD_TENANTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let seconds = std::env::var("LOAD_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    // Logins are not measured here: cheap password hashing keeps the setup
+    // of 1,000 users short.
+    let s = start_server(true).await;
+    let conns = 32;
+    let mut table = Table::new();
+    let mut catalogs = vec![
+        "| when | tenant schemas | database MiB | pg_catalog MiB | pg_class rows | pg_attribute rows |"
+            .to_owned(),
+        "|---|---:|---:|---:|---:|---:|".to_owned(),
+    ];
+    catalogs.push(catalog_line("no tenant", &catalog(&s).await));
+    let first = setup_tenant(&s, "t0000").await;
+    catalogs.push(catalog_line("1 tenant", &catalog(&s).await));
+
+    let one_analytics = vec![analytics_request(&first)];
+    let one_quotes = vec![quote_request(&first)];
+    saturation_and_half(
+        &mut table,
+        "(2) analytics, 1 tenant",
+        &s.load(conns, seconds),
+        &Work::Fixed(Arc::new(one_analytics.clone())),
+        200,
+        async || warm(&s, &one_analytics, 1).await,
+    )
+    .await;
+    saturation_and_half(
+        &mut table,
+        "(3) quote, 1 tenant",
+        &s.load(conns, seconds),
+        &Work::Fixed(Arc::new(one_quotes.clone())),
+        200,
+        async || warm(&s, &one_quotes, 1).await,
+    )
+    .await;
+
+    let started = Instant::now();
+    let mut all = vec![first];
+    let slugs: Vec<String> = (1..tenants_wanted).map(|i| format!("t{i:04}")).collect();
+    for chunk in slugs.chunks(4) {
+        let made = futures::future::join_all(chunk.iter().map(|slug| setup_tenant(&s, slug))).await;
+        all.extend(made);
+    }
+    let setup_secs = started.elapsed().as_secs_f64();
+    catalogs.push(catalog_line(
+        &format!("{} tenants", all.len()),
+        &catalog(&s).await,
+    ));
+
+    let many_analytics: Vec<Vec<u8>> = all.iter().map(analytics_request).collect();
+    let many_quotes: Vec<Vec<u8>> = all.iter().map(quote_request).collect();
+    let n = all.len();
+    saturation_and_half(
+        &mut table,
+        &format!("(2) analytics, {n} tenants"),
+        &s.load(conns, seconds),
+        &Work::Fixed(Arc::new(many_analytics.clone())),
+        200,
+        async || warm(&s, &many_analytics, 4).await,
+    )
+    .await;
+    saturation_and_half(
+        &mut table,
+        &format!("(3) quote, {n} tenants"),
+        &s.load(conns, seconds),
+        &Work::Fixed(Arc::new(many_quotes.clone())),
+        200,
+        async || warm(&s, &many_quotes, 4).await,
+    )
+    .await;
+
+    table.print("Tenants at scale");
+    println!("{}\n", catalogs.join("\n"));
+    println!(
+        "{} tenants provisioned and set up (schema, client, user, session, token, portfolio) in {setup_secs:.0} s",
+        n - 1
+    );
+    s.server.stop().await;
+}
