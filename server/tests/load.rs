@@ -32,18 +32,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use common::{CLIENT_SCOPES, PASSWORD, Pki, REDIRECT};
-use rampart_auth::oauth::{
-    AuthorizeRequest, ClientAuthMethod, ClientCredentials, ClientRegistration, TokenRequest,
-};
+use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
 use rampart_auth::{AuthServer, ClientContext, Role, SigningAlg};
 use rampart_server::app::{AppState, RunningServer};
 use rampart_server::config::ServerConfig;
 use rampart_server::ratelimit::Quota;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use sha2::Digest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---------------------------------------------------------------------------
@@ -654,60 +650,11 @@ async fn setup_tenant(s: &Server, slug: &str) -> Tenant {
 /// Access and refresh token through the authorization code flow with PKCE
 /// for an existing session.
 async fn code_flow(auth: &AuthServer, tenant: &str, session: &str) -> (String, String) {
-    let ctx = ClientContext::ip("127.0.0.1");
-    let (session, _) = auth.authenticate_session(tenant, session).await.unwrap();
-    let verifier = format!("verifier-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(verifier.as_bytes()));
-    let validated = auth
-        .validate_authorize(
-            tenant,
-            &AuthorizeRequest {
-                response_type: Some("code".into()),
-                client_id: Some("web".into()),
-                redirect_uri: Some(REDIRECT.into()),
-                scope: Some(CLIENT_SCOPES.into()),
-                state: Some("s".into()),
-                code_challenge: Some(challenge),
-                code_challenge_method: Some("S256".into()),
-                nonce: None,
-            },
-        )
-        .await
-        .map_err(|_| "authorize refused")
-        .unwrap();
-    let location = auth
-        .issue_authorization_code(tenant, &validated, &session)
-        .await
-        .unwrap();
-    let code = url::Url::parse(&location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    let token = auth
-        .token(
-            tenant,
-            &ClientCredentials {
-                client_id: "web".into(),
-                secret: None,
-                method: ClientAuthMethod::None,
-            },
-            &TokenRequest {
-                grant_type: Some("authorization_code".into()),
-                code: Some(code),
-                redirect_uri: Some(REDIRECT.into()),
-                code_verifier: Some(verifier),
-                refresh_token: None,
-                scope: None,
-            },
-            &ctx,
-        )
-        .await
-        .unwrap();
-    (token.access_token, token.refresh_token.unwrap())
+    let (access, refresh) = common::code_flow(auth, tenant, session, CLIENT_SCOPES).await;
+    (
+        access,
+        refresh.expect("a refresh token for the web client"),
+    )
 }
 
 const WINDOW: &str = "from=2005-01-01&to=2009-12-31";

@@ -144,10 +144,21 @@ pub async fn scoped_token(
     else {
         panic!("no MFA expected")
     };
-    let (session, _) = auth
-        .authenticate_session(tenant, &session.token)
-        .await
-        .unwrap();
+    let (access, _) = code_flow(auth, tenant, &session.token, scopes).await;
+    (user.id, access)
+}
+
+/// Access token, and the refresh token when the grant issues one,
+/// through the authorization code flow with PKCE (`web` client) for an
+/// existing session.
+pub async fn code_flow(
+    auth: &AuthServer,
+    tenant: &str,
+    session: &str,
+    scopes: &str,
+) -> (String, Option<String>) {
+    let ctx = ClientContext::ip("127.0.0.1");
+    let (session, _) = auth.authenticate_session(tenant, session).await.unwrap();
     let verifier = format!("verifier-{}-{}", Uuid::new_v4(), Uuid::new_v4());
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(sha2::Sha256::digest(verifier.as_bytes()));
@@ -199,7 +210,7 @@ pub async fn scoped_token(
         )
         .await
         .unwrap();
-    (user.id, token.access_token)
+    (token.access_token, token.refresh_token)
 }
 
 impl Env {
