@@ -651,10 +651,7 @@ async fn setup_tenant(s: &Server, slug: &str) -> Tenant {
 /// for an existing session.
 async fn code_flow(auth: &AuthServer, tenant: &str, session: &str) -> (String, String) {
     let (access, refresh) = common::code_flow(auth, tenant, session, CLIENT_SCOPES).await;
-    (
-        access,
-        refresh.expect("a refresh token for the web client"),
-    )
+    (access, refresh.expect("a refresh token for the web client"))
 }
 
 const WINDOW: &str = "from=2005-01-01&to=2009-12-31";
