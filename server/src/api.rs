@@ -321,15 +321,7 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonOb
         payload: &mut actix_web::dev::Payload,
     ) -> Self::Future {
         let body = actix_web::web::Json::<serde_json::Value>::from_request(req, payload);
-        Box::pin(async move {
-            let value = body.await?.into_inner();
-            if !value.is_object() {
-                return Err(ApiError::bad_request("the body must be a JSON object").into());
-            }
-            serde_json::from_value(value)
-                .map(JsonObject)
-                .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")).into())
-        })
+        Box::pin(async move { object_body(body.await?.into_inner()).map(JsonObject) })
     }
 }
 
@@ -363,16 +355,23 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for Option
                 )
                 .into());
             }
-            let malformed = |e: serde_json::Error| -> actix_web::Error {
-                ApiError::bad_request(format!("malformed JSON body: {e}")).into()
-            };
             let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(malformed)?;
-            if !value.is_object() {
-                return Err(ApiError::bad_request("the body must be a JSON object").into());
-            }
-            serde_json::from_value(value)
-                .map(|v| OptionalJson(Some(v)))
-                .map_err(malformed)
+            object_body(value).map(|v| OptionalJson(Some(v)))
         })
     }
+}
+
+/// The envelope's 400 for a body that is not well-formed JSON of its type.
+fn malformed(e: serde_json::Error) -> actix_web::Error {
+    ApiError::bad_request(format!("malformed JSON body: {e}")).into()
+}
+
+/// `T` from a JSON body that must be an object (see [`JsonObject`]).
+fn object_body<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, actix_web::Error> {
+    if !value.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object").into());
+    }
+    serde_json::from_value(value).map_err(malformed)
 }
