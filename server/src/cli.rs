@@ -51,7 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Market(args) => args.run().await,
         Command::Keys(cmd) => keys_cmd::run(cmd).await,
         Command::Openapi => {
-            println!("{}", crate::routes::openapi::document());
+            println!("{}", crate::openapi::document());
             Ok(())
         }
     }

@@ -84,10 +84,7 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
     config.database.database_url = pg.url("postgres");
     config.validate()?;
     let state = serve::build_state(config).await?;
-    let auth = state
-        .auth
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("auth server missing"))?;
+    let auth = state.auth.clone();
     let mut logins = Vec::new();
     for (slug, name) in DEMO_TENANTS {
         let t = state.tenants.ensure_tenant(slug, name).await?;

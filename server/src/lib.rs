@@ -10,18 +10,28 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod analytics_cache;
 pub mod analytics_cmd;
 pub mod api;
 pub mod app;
+pub mod broker_crypto;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod error;
+pub mod extract;
+pub mod jobs;
 pub mod keys_cmd;
 pub mod market_cmd;
 pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+pub mod pages;
 pub mod ratelimit;
+pub mod readiness;
 pub mod routes;
 pub mod serve;
+pub mod state;
 pub mod tenants_cmd;
 pub mod tls;
 pub mod vault;

@@ -9,10 +9,11 @@ use rampart_auth::{
 };
 use rampart_tenancy::TenantPool;
 
-use crate::app::{self, AppState, RunningServer};
+use crate::app::{self, RunningServer};
 use crate::config::{Mode, ServerConfig};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
+use crate::state::AppState;
 use crate::vault::{SecretStore, VaultAuth};
 
 /// Options of `rampart serve`.
@@ -147,8 +148,8 @@ pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
         limiter,
         vault,
         redis,
-        auth: Some(auth),
-        keys: Some(ring),
+        auth,
+        keys: ring,
         market,
         config: Arc::new(config),
         started: Instant::now(),
@@ -215,7 +216,7 @@ pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
             pki.clone(),
             renew_in,
         ));
-        spawn_jobs(&mut server, state);
+        spawn_jobs(&mut server, &state);
         return Ok(server);
     }
     let tls = state
@@ -224,17 +225,15 @@ pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
         .clone()
         .ok_or_else(|| anyhow::anyhow!("tls is required: the server speaks HTTPS only"))?;
     let mut server = app::start(state.clone(), &tls).await?;
-    spawn_jobs(&mut server, state);
+    spawn_jobs(&mut server, &state);
     Ok(server)
 }
 
-/// The scheduled jobs of the product (stopped with the server).
-fn spawn_jobs(server: &mut RunningServer, state: AppState) {
-    server.add_task(crate::routes::members::spawn_snapshot_scheduler(
-        state.clone(),
-    ));
-    server.add_task(crate::routes::notify::spawn_price_alert_job(state.clone()));
-    server.add_task(crate::routes::notify::spawn_login_alert_job(state));
+/// Every scheduled job (stopped with the server).
+fn spawn_jobs(server: &mut RunningServer, state: &AppState) {
+    for task in crate::jobs::spawn_all(state) {
+        server.add_task(task);
+    }
 }
 
 /// `rampart serve`: loads the configuration, starts, runs until Ctrl-C.

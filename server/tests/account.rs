@@ -104,7 +104,7 @@ async fn token(
     role: Role,
     session: Option<Uuid>,
 ) -> String {
-    let auth = state.auth.clone().unwrap();
+    let auth = state.auth.clone();
     let t = state.tenants.tenant(tenant).await.unwrap();
     auth.tokens()
         .issue_access_token(&AccessTokenRequest {
@@ -127,7 +127,6 @@ async fn login(state: &AppState, tenant: &str, email: &str, password: &str) -> (
     match state
         .auth
         .clone()
-        .unwrap()
         .login(tenant, email, password, &ClientContext::ip("127.0.0.1"))
         .await
         .unwrap()
@@ -174,7 +173,7 @@ fn now() -> u64 {
 async fn account_password_totp_sessions_api_keys_and_logout() {
     let pki = Pki::new();
     let (server, state) = start(config(&pki).await).await;
-    let auth = state.auth.clone().unwrap();
+    let auth = state.auth.clone();
     state.tenants.provision("acme", "Acme").await.unwrap();
     state.tenants.provision("globex", "Globex").await.unwrap();
     let ada = auth

@@ -105,7 +105,7 @@ pub fn client(ca_pem: &str) -> reqwest::Client {
 
 /// An access token for `user`, minted as the token endpoint would.
 async fn token(state: &AppState, user: Uuid, role: Role) -> String {
-    let auth = state.auth.clone().unwrap();
+    let auth = state.auth.clone();
     let t = state.tenants.tenant(TENANT).await.unwrap();
     let scope = role
         .permissions()
@@ -179,7 +179,7 @@ async fn admin_page_end_to_end_in_headless_chromium() {
     config.public_addr = format!("127.0.0.1:{port}").parse().unwrap();
     config.public_base_url = format!("https://localhost:{port}");
     let (server, state) = start(config).await;
-    let auth = state.auth.clone().unwrap();
+    let auth = state.auth.clone();
     state.tenants.provision(TENANT, "E2E Admin").await.unwrap();
     let admin_email = format!("ada@{TENANT}.example");
     let viewer_email = format!("vera@{TENANT}.example");

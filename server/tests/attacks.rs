@@ -613,7 +613,7 @@ async fn json_ok(env: &Env, method: Method, path: &str, token: &str, body: Optio
 }
 
 async fn world(env: &Env) -> World {
-    let auth = env.state.auth.clone().unwrap();
+    let auth = env.state.auth.clone();
     let (_, a_admin) = scoped_token(&auth, A, "root@acme.test", Role::Admin, CLIENT_SCOPES).await;
     let (_, a_api_user) =
         scoped_token(&auth, A, "bot@acme.test", Role::ApiUser, CLIENT_SCOPES).await;
@@ -1201,7 +1201,7 @@ async fn forged_and_foreign_tokens_are_refused_over_http() {
         c.auth.clock_skew_secs = 0;
     })
     .await;
-    let auth = env.state.auth.clone().unwrap();
+    let auth = env.state.auth.clone();
     let (user, token) = scoped_token(&auth, A, "ada@acme.test", Role::Trader, CLIENT_SCOPES).await;
     let (_, b_token) = scoped_token(&auth, B, "bea@globex.test", Role::Trader, CLIENT_SCOPES).await;
     let (s, body) = me(&env, A, &token).await;
@@ -1464,7 +1464,7 @@ async fn api_refuses_the_access_token_of_a_replayed_code() {
 /// refuses the revoked access token.
 async fn replayed_code(api_must_refuse: bool) {
     let env = env_with(roomy).await;
-    let auth = env.state.auth.clone().unwrap();
+    let auth = env.state.auth.clone();
     auth.register(A, "cody@acme.test", "Cody", PASSWORD, Role::Trader)
         .await
         .unwrap();

@@ -137,7 +137,7 @@ async fn postgres_restart_under_write_load_loses_no_acknowledged_write() {
         c.rate_limit.enabled = false;
     })
     .await;
-    let auth = env.state.auth.clone().unwrap();
+    let auth = env.state.auth.clone();
     let (_, token) = scoped_token(
         &auth,
         "acme",
@@ -332,7 +332,7 @@ async fn redis_outage_degrades_rate_limits_and_caches_to_memory() {
         };
     })
     .await;
-    let auth = env.state.auth.clone().unwrap();
+    let auth = env.state.auth.clone();
     let (_, token) = scoped_token(
         &auth,
         "acme",
@@ -496,7 +496,7 @@ async fn every_vendor_failing_opens_breakers_and_serves_last_values_with_their_a
         c.rate_limit.enabled = false;
     })
     .await;
-    let auth = env.state.auth.clone().unwrap();
+    let auth = env.state.auth.clone();
     let (_, token) = scoped_token(&auth, "acme", "q@acme.test", Role::Trader, "market:read").await;
     let market = env.state.market.clone();
     let ask = async || -> (reqwest::header::HeaderMap, Value) {
@@ -772,7 +772,7 @@ async fn snapshot_job_killed_half_way_and_rerun_writes_each_snapshot_once() {
         database_url = c.database.database_url.clone();
     })
     .await;
-    let auth = env.state.auth.clone().unwrap();
+    let auth = env.state.auth.clone();
     let (_, admin) = scoped_token(
         &auth,
         "acme",

@@ -564,7 +564,7 @@ async fn start_server(cheap_passwords: bool) -> Server {
 
 impl Server {
     fn auth(&self) -> Arc<AuthServer> {
-        self.state.auth.clone().unwrap()
+        self.state.auth.clone()
     }
 
     fn load(&self, connections: usize, seconds: u64) -> Load {

@@ -128,7 +128,7 @@ pub fn url(addr: std::net::SocketAddr, path: &str) -> String {
 /// An access token for `user` in `tenant`, minted by the server's own token
 /// service exactly as the token endpoint would (role and its scopes).
 async fn token(state: &AppState, tenant: &str, user: Uuid, role: Role) -> String {
-    let auth = state.auth.clone().unwrap();
+    let auth = state.auth.clone();
     let t = state.tenants.tenant(tenant).await.unwrap();
     let scope = role
         .permissions()
@@ -154,7 +154,7 @@ async fn token(state: &AppState, tenant: &str, user: Uuid, role: Role) -> String
 }
 
 async fn user(state: &AppState, tenant: &str, email: &str, role: Role) -> (Uuid, String) {
-    let auth = state.auth.clone().unwrap();
+    let auth = state.auth.clone();
     let u = auth
         .register(tenant, email, email, PASSWORD, role)
         .await
@@ -195,7 +195,7 @@ async fn login(
 ) -> String {
     use base64::Engine;
     use sha2::Digest;
-    let auth = state.auth.clone().unwrap();
+    let auth = state.auth.clone();
     let _ = auth
         .register_client(
             tenant,
@@ -825,13 +825,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
     );
 
     // Every admin action is in the audit log, with no key in it.
-    let log = state
-        .auth
-        .clone()
-        .unwrap()
-        .audit_log("acme", 200)
-        .await
-        .unwrap();
+    let log = state.auth.clone().audit_log("acme", 200).await.unwrap();
     let actions: Vec<(String, String)> = log
         .iter()
         .map(|r| (r.action.clone(), r.result.clone()))
@@ -1033,13 +1027,7 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
     );
 
     // The run is audited per tenant with its counts.
-    let log = state
-        .auth
-        .clone()
-        .unwrap()
-        .audit_log("acme", 50)
-        .await
-        .unwrap();
+    let log = state.auth.clone().audit_log("acme", 50).await.unwrap();
     let run = log.iter().find(|r| r.action == "snapshot.run").unwrap();
     assert_eq!(run.result, "partial");
     assert!(run.actor.as_deref().unwrap().starts_with("mtls:"));

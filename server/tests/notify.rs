@@ -14,7 +14,7 @@ use rampart_auth::{AccessTokenRequest, ClientContext, Role, SigningAlg};
 use rampart_notify::{NotifyConfig, SmtpTls};
 use rampart_server::app::{AppState, RunningServer};
 use rampart_server::config::ServerConfig;
-use rampart_server::routes::notify as routes;
+use rampart_server::jobs as routes;
 use rampart_server::tls::{DevCa, TlsFiles};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -215,7 +215,7 @@ async fn email_verified(state: &AppState, user: Uuid) -> bool {
 /// An access token for `user`, minted by the server's own token service as
 /// the token endpoint would.
 async fn token(state: &AppState, user: Uuid, role: Role) -> String {
-    let auth = state.auth.clone().unwrap();
+    let auth = state.auth.clone();
     let t = state.tenants.tenant("acme").await.unwrap();
     let scope = role
         .permissions()
@@ -317,7 +317,7 @@ async fn registration_verification_and_password_reset_by_mail() {
     assert_eq!(v["data"]["sent"], false);
 
     // Account recovery. A live session to be revoked by the reset.
-    let auth = e.state.auth.clone().unwrap();
+    let auth = e.state.auth.clone();
     let c = ctx("10.1.2.3", "Firefox/131.0");
     let LoginOutcome::LoggedIn(session) = auth.login("acme", &email, PASSWORD, &c).await.unwrap()
     else {
@@ -394,7 +394,7 @@ async fn registration_verification_and_password_reset_by_mail() {
 #[tokio::test(flavor = "multi_thread")]
 async fn new_device_alerts_and_price_alerts_are_mailed_once() {
     let e = Env::new().await;
-    let auth = e.state.auth.clone().unwrap();
+    let auth = e.state.auth.clone();
     let email = unique_email("lin");
     let user = auth
         .register("acme", &email, "Lin", PASSWORD, Role::Trader)

@@ -31,7 +31,7 @@ const P: &str = "/api/v1/t/acme/portfolios";
 #[tokio::test(flavor = "multi_thread")]
 async fn portfolio_crud_versions_activity_and_refusals() {
     let env = env().await;
-    let auth = env.state.auth.clone().unwrap();
+    let auth = env.state.auth.clone();
     let (ada, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (_, viewer) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
 
@@ -317,7 +317,7 @@ async fn portfolio_crud_versions_activity_and_refusals() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sharing_rights_expiry_comments_and_tenant_isolation() {
     let env = env().await;
-    let auth = env.state.auth.clone().unwrap();
+    let auth = env.state.auth.clone();
     let (_, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (bob, bob_t) = user_token(&auth, "acme", "bob@acme.test", Role::Trader).await;
     let (eve, eve_t) = user_token(&auth, "acme", "eve@acme.test", Role::Trader).await;
@@ -686,7 +686,7 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
 #[tokio::test(flavor = "multi_thread")]
 async fn csv_import_export_with_row_report_and_limits() {
     let env = env().await;
-    let auth = env.state.auth.clone().unwrap();
+    let auth = env.state.auth.clone();
     let (_, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (bob, bob_t) = user_token(&auth, "acme", "bob@acme.test", Role::Trader).await;
     let (_, body) = env
@@ -870,7 +870,7 @@ async fn csv_import_export_with_row_report_and_limits() {
 #[tokio::test(flavor = "multi_thread")]
 async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
     let env = env().await;
-    let auth = env.state.auth.clone().unwrap();
+    let auth = env.state.auth.clone();
     let (_, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (bob, bob_t) = user_token(&auth, "acme", "bob@acme.test", Role::Viewer).await;
     let (_, body) = env

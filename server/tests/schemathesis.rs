@@ -87,7 +87,7 @@ async fn the_api_conforms_to_its_openapi_document() {
         config.rate_limit.per_tenant = Quota::new(1_000_000, Duration::from_secs(60), 100_000);
     })
     .await;
-    let auth = env.state.auth.clone().unwrap();
+    let auth = env.state.auth.clone();
     let (_, token) =
         scoped_token(&auth, "acme", "admin@acme.test", Role::Admin, CLIENT_SCOPES).await;
 

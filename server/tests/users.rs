@@ -34,7 +34,7 @@ const T: &str = "/api/v1/t/acme";
 #[tokio::test(flavor = "multi_thread")]
 async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
     let env = env().await;
-    let auth = env.state.auth.clone().unwrap();
+    let auth = env.state.auth.clone();
     let (_, viewer) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
     let (_, no_market) = scoped_token(
         &auth,
@@ -194,7 +194,7 @@ async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
 #[tokio::test(flavor = "multi_thread")]
 async fn profile_preferences_activity_and_user_management() {
     let env = env().await;
-    let auth = env.state.auth.clone().unwrap();
+    let auth = env.state.auth.clone();
     let (admin_id, admin) = user_token(&auth, "acme", "adm@acme.test", Role::Admin).await;
     let (ada_id, ada) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (vic_id, vic) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
@@ -553,7 +553,7 @@ fn export() -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
     let env = env().await;
-    let auth = env.state.auth.clone().unwrap();
+    let auth = env.state.auth.clone();
     let (_, ada) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (_, bob) = user_token(&auth, "acme", "bob@acme.test", Role::Trader).await;
     let (_, vic) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
@@ -820,7 +820,7 @@ async fn next_json(ws: &mut Ws) -> Option<Value> {
 #[tokio::test(flavor = "multi_thread")]
 async fn live_price_stream_over_websocket_with_token_and_access_checks() {
     let env = env().await;
-    let auth = env.state.auth.clone().unwrap();
+    let auth = env.state.auth.clone();
     let (_, ada) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (bob_id, bob) = user_token(&auth, "acme", "bob@acme.test", Role::Viewer).await;
     let (_, no_market) = scoped_token(

@@ -4,16 +4,15 @@
 //! in `rampart_auth::AuthServer`; secrets (TOTP seed, backup codes, API keys)
 //! are in the response once and never again.
 use actix_web::http::StatusCode;
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use rampart_auth::{AuthError, AuthServer, ClientContext, Principal, Role};
+use rampart_auth::Role;
 use serde::Deserialize;
-use uuid::Uuid;
 
-use crate::api::{self, ApiError};
-use crate::app::AppState;
-use crate::routes::api_v1::{auth_error, principal, user_of};
+use crate::api::{self, JsonObject};
+use crate::error::ApiError;
+use crate::extract::User;
+use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -53,96 +52,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/api/v1/t/{tenant}/account/logout", web::post().to(logout));
 }
 
-fn auth_of(state: &AppState) -> Result<&AuthServer, ApiError> {
-    state.auth.as_deref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "auth_unavailable",
-            "authentication is not configured",
-        )
-    })
-}
-
-fn client_context(req: &HttpRequest) -> ClientContext {
-    ClientContext {
-        ip: req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default(),
-        device: None,
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+/// API keys belong to `api_user` accounts.
+fn api_user(user: &User) -> Result<(), ApiError> {
+    if user.principal.role != Role::ApiUser {
+        return Err(ApiError::forbidden("API keys are for api_user accounts"));
     }
-}
-
-/// A wrong password or code is a bad request here, not a missing token.
-fn account_error(e: AuthError) -> ApiError {
-    match e {
-        AuthError::InvalidCredentials | AuthError::InvalidGrant(_) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_credentials",
-            "wrong password or code",
-        ),
-        AuthError::Conflict(_) => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", e.public_description())
-        }
-        e => auth_error(e),
-    }
-}
-
-/// The session the caller's access token was issued for (`sid`), if any.
-/// The token was verified by [`principal`] already; this is a cache hit.
-fn session_of(req: &HttpRequest, auth: &AuthServer, tenant: &str) -> Option<Uuid> {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?;
-    let verified = auth
-        .tokens()
-        .verify_access_token(
-            token,
-            &auth.issuer(tenant),
-            &auth.config().access_token_audience,
-        )
-        .ok()?;
-    Uuid::parse_str(verified.claims.sid.as_deref()?).ok()
-}
-
-fn session_required(req: &HttpRequest, auth: &AuthServer, tenant: &str) -> Result<Uuid, ApiError> {
-    session_of(req, auth, tenant).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "session_required",
-            "this route needs a token issued to a login session",
-        )
-    })
-}
-
-/// A response holding a secret shown once: enveloped, never cached.
-fn shown_once(status: StatusCode, data: serde_json::Value) -> HttpResponse {
-    let mut r = api::ok_status(status, data);
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    r
-}
-
-fn api_user(p: &Principal) -> Result<Uuid, ApiError> {
-    let user = user_of(p)?;
-    if p.role != Role::ApiUser {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "API keys are for api_user accounts",
-        ));
-    }
-    Ok(user)
+    Ok(())
 }
 
 /// `POST …/account/password` body.
@@ -157,44 +72,31 @@ pub struct ChangePasswordBody {
 /// Changes the caller's password; every other session is revoked.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/account/password", request_body = ChangePasswordBody, responses((status = 200, description = "changed"), (status = 400, description = "wrong current password or policy"), (status = 401, description = "no valid token")))]
 pub async fn change_password(
-    req: HttpRequest,
+    user: User,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
-    body: api::JsonObject<ChangePasswordBody>,
+    body: JsonObject<ChangePasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    let user_id = user_of(&p)?;
-    let auth = auth_of(&state)?;
-    let keep = session_of(&req, auth, &tenant);
-    auth.change_password(
-        &tenant,
-        user_id,
-        &body.current_password,
-        &body.new_password,
-        keep,
-        &client_context(&req),
-    )
-    .await
-    .map_err(account_error)?;
+    let keep = user.session_id(&state);
+    state
+        .auth
+        .change_password(
+            &user.tenant,
+            user.id,
+            &body.current_password,
+            &body.new_password,
+            keep,
+            &user.client,
+        )
+        .await?;
     Ok(api::ok(serde_json::json!({"changed": true})))
 }
 
 /// Starts TOTP setup: the secret and `otpauth://` URL, shown once; not
 /// active until confirmed with a code.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/account/mfa/totp", responses((status = 200, description = "secret and otpauth URL"), (status = 409, description = "TOTP already enabled")))]
-pub async fn begin_totp(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    tenant: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    let user_id = user_of(&p)?;
-    let auth = auth_of(&state)?;
-    let setup = auth
-        .begin_totp_setup(&tenant, user_id)
-        .await
-        .map_err(account_error)?;
-    Ok(shown_once(
+pub async fn begin_totp(user: User, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let setup = state.auth.begin_totp_setup(&user.tenant, user.id).await?;
+    Ok(api::shown_once(
         StatusCode::OK,
         serde_json::json!({"secret": setup.secret_base32, "otpauthUrl": setup.otpauth_url}),
     ))
@@ -210,19 +112,15 @@ pub struct CodeBody {
 /// Confirms TOTP setup with a current code; returns the backup codes once.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/account/mfa/totp/confirm", request_body = CodeBody, responses((status = 200, description = "enabled; backup codes"), (status = 400, description = "wrong code")))]
 pub async fn confirm_totp(
-    req: HttpRequest,
+    user: User,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
-    body: api::JsonObject<CodeBody>,
+    body: JsonObject<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    let user_id = user_of(&p)?;
-    let auth = auth_of(&state)?;
-    let codes = auth
-        .confirm_totp(&tenant, user_id, &body.code, &client_context(&req))
-        .await
-        .map_err(account_error)?;
-    Ok(shown_once(
+    let codes = state
+        .auth
+        .confirm_totp(&user.tenant, user.id, &body.code, &user.client)
+        .await?;
+    Ok(api::shown_once(
         StatusCode::OK,
         serde_json::json!({"backupCodes": codes}),
     ))
@@ -231,52 +129,39 @@ pub async fn confirm_totp(
 /// Turns TOTP off; needs a valid code not used before (TOTP or backup).
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/account/mfa/totp/disable", request_body = CodeBody, responses((status = 200, description = "disabled"), (status = 400, description = "wrong or reused code")))]
 pub async fn disable_totp(
-    req: HttpRequest,
+    user: User,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
-    body: api::JsonObject<CodeBody>,
+    body: JsonObject<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    let user_id = user_of(&p)?;
-    let auth = auth_of(&state)?;
-    auth.disable_totp(&tenant, user_id, &body.code, &client_context(&req))
-        .await
-        .map_err(account_error)?;
+    state
+        .auth
+        .disable_totp(&user.tenant, user.id, &body.code, &user.client)
+        .await?;
     Ok(api::ok(serde_json::json!({"disabled": true})))
 }
 
 /// Revokes every session of the caller except the token's own.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/account/sessions/revoke-others", responses((status = 200, description = "how many were revoked"), (status = 403, description = "token without a session")))]
 pub async fn revoke_other_sessions(
-    req: HttpRequest,
+    user: User,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    let user_id = user_of(&p)?;
-    let auth = auth_of(&state)?;
-    let keep = session_required(&req, auth, &tenant)?;
-    let n = auth
-        .revoke_other_sessions(&tenant, user_id, keep, &client_context(&req))
-        .await
-        .map_err(account_error)?;
+    let keep = user.session_required(&state)?;
+    let n = state
+        .auth
+        .revoke_other_sessions(&user.tenant, user.id, keep, &user.client)
+        .await?;
     Ok(api::ok(serde_json::json!({"revoked": n})))
 }
 
 /// Logs out: revokes the token's session and its refresh tokens.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/account/logout", responses((status = 200, description = "logged out"), (status = 403, description = "token without a session")))]
-pub async fn logout(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    tenant: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    let user_id = user_of(&p)?;
-    let auth = auth_of(&state)?;
-    let session = session_required(&req, auth, &tenant)?;
-    auth.revoke_session(&tenant, user_id, session, &client_context(&req))
-        .await
-        .map_err(account_error)?;
+pub async fn logout(user: User, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let session = user.session_required(&state)?;
+    state
+        .auth
+        .revoke_session(&user.tenant, user.id, session, &user.client)
+        .await?;
     Ok(api::ok(serde_json::json!({"loggedOut": true})))
 }
 
@@ -295,32 +180,29 @@ pub struct CreateApiKeyBody {
 /// Creates an API key for the calling `api_user`; the key is shown once.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/account/api-keys", request_body = CreateApiKeyBody, responses((status = 201, description = "the key, shown once"), (status = 403, description = "not an api_user")))]
 pub async fn create_api_key(
-    req: HttpRequest,
+    user: User,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
-    body: api::JsonObject<CreateApiKeyBody>,
+    body: JsonObject<CreateApiKeyBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    let user_id = api_user(&p)?;
-    let auth = auth_of(&state)?;
+    api_user(&user)?;
     if body.name.is_empty() || body.name.len() > 100 {
         return Err(ApiError::bad_request("name must be 1-100 characters"));
     }
     if body.expires_at.is_some_and(|t| t <= Utc::now()) {
         return Err(ApiError::bad_request("expires_at is in the past"));
     }
-    let key = auth
+    let key = state
+        .auth
         .create_api_key(
-            &tenant,
-            user_id,
+            &user.tenant,
+            user.id,
             &body.name,
             &body.scopes,
             body.expires_at,
-            &client_context(&req),
+            &user.client,
         )
-        .await
-        .map_err(account_error)?;
-    Ok(shown_once(
+        .await?;
+    Ok(api::shown_once(
         StatusCode::CREATED,
         serde_json::json!({"id": key.id, "prefix": key.prefix, "key": key.key}),
     ))
@@ -329,43 +211,43 @@ pub async fn create_api_key(
 /// The calling `api_user`'s API keys (no secrets).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/account/api-keys", responses((status = 200, description = "keys"), (status = 403, description = "not an api_user")))]
 pub async fn list_api_keys(
-    req: HttpRequest,
+    user: User,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    let user_id = api_user(&p)?;
-    let auth = auth_of(&state)?;
-    let keys = auth
-        .list_api_keys(&tenant, user_id)
-        .await
-        .map_err(account_error)?;
+    api_user(&user)?;
+    let keys = state.auth.list_api_keys(&user.tenant, user.id).await?;
     Ok(api::ok(keys))
+}
+
+/// `…/account/api-keys/{prefix}`.
+#[derive(Debug, Deserialize)]
+pub struct KeyPath {
+    /// The key's public prefix.
+    pub prefix: String,
 }
 
 /// Revokes one of the calling `api_user`'s keys by its prefix.
 #[utoipa::path(delete, path = "/api/v1/t/{tenant}/account/api-keys/{prefix}", responses((status = 200, description = "revoked"), (status = 404, description = "not the caller's live key")))]
 pub async fn revoke_api_key(
-    req: HttpRequest,
+    user: User,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<KeyPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, prefix) = path.into_inner();
-    let p = principal(&req, &state, &tenant).await?;
-    let user_id = api_user(&p)?;
-    let auth = auth_of(&state)?;
+    api_user(&user)?;
+    let prefix = path.prefix.as_str();
     // `revoke_api_key` goes by prefix alone: only the caller's own live keys.
-    let owned = auth
-        .list_api_keys(&tenant, user_id)
-        .await
-        .map_err(account_error)?
+    let owned = state
+        .auth
+        .list_api_keys(&user.tenant, user.id)
+        .await?
         .iter()
         .any(|k| k.prefix == prefix && k.revoked_at.is_none());
     if !owned {
         return Err(ApiError::not_found());
     }
-    auth.revoke_api_key(&tenant, &prefix, &client_context(&req))
-        .await
-        .map_err(account_error)?;
+    state
+        .auth
+        .revoke_api_key(&user.tenant, prefix, &user.client)
+        .await?;
     Ok(api::ok(serde_json::json!({"revoked": prefix})))
 }

@@ -1,12 +1,14 @@
 //! The admin listener's routes (mutual TLS required by the listener; each
 //! handler also insists on the client identity and records it as the actor).
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::api::{self, ApiError};
-use crate::app::AppState;
-use crate::tls::ClientIdentity;
+use crate::api::{self, JsonObject, OptionalJson};
+use crate::error::ApiError;
+use crate::extract::Operator;
+use crate::readiness;
+use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -23,29 +25,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/keys/{kid}/revoke", web::post().to(revoke_key));
 }
 
-/// The operator behind this request, from its client certificate.
-fn operator(req: &HttpRequest) -> Result<ClientIdentity, ApiError> {
-    req.conn_data::<ClientIdentity>().cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "client_certificate_required",
-            "a client certificate is required",
-        )
-    })
-}
-
-fn actor(id: &ClientIdentity) -> String {
-    format!("mtls:{}", id.subject)
-}
-
 /// Prometheus exposition of the server's metrics.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(
-    req: HttpRequest,
+    _operator: Operator,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req)?;
-    crate::routes::health::probe(&state).await;
+    readiness::probe(&state).await;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render(&[])))
@@ -53,17 +39,16 @@ pub async fn metrics(
 
 /// Who the server thinks is calling (subject, SANs, fingerprint).
 #[utoipa::path(get, path = "/admin/whoami", responses((status = 200, description = "client identity")))]
-pub async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Ok(api::ok(operator(&req)?))
+pub async fn whoami(operator: Operator) -> Result<HttpResponse, ApiError> {
+    Ok(api::ok(operator.0))
 }
 
 /// All tenants.
 #[utoipa::path(get, path = "/admin/tenants", responses((status = 200, description = "tenants")))]
 pub async fn list_tenants(
-    req: HttpRequest,
+    _operator: Operator,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req)?;
     Ok(api::ok(state.tenants.list().await?))
 }
 
@@ -83,11 +68,10 @@ pub struct ProvisionBody {
 /// Provisions a tenant.
 #[utoipa::path(post, path = "/admin/tenants", request_body = ProvisionBody, responses((status = 201, description = "provisioned"), (status = 409, description = "exists")))]
 pub async fn provision(
-    req: HttpRequest,
+    who: Operator,
     state: web::Data<AppState>,
-    body: api::JsonObject<ProvisionBody>,
+    body: JsonObject<ProvisionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let who = operator(&req)?;
     // The crate refuses it too, but as a configuration error (a 500).
     let name = body.display_name.trim();
     if name.is_empty() || name.chars().count() > 200 {
@@ -96,7 +80,7 @@ pub async fn provision(
     let started = std::time::Instant::now();
     let options = rampart_tenancy::ProvisionOptions {
         canary: body.canary,
-        actor: Some(actor(&who)),
+        actor: Some(who.actor()),
         ..Default::default()
     };
     let result = state
@@ -108,18 +92,17 @@ pub async fn provision(
         .provision_seconds
         .with_label_values(&[if result.is_ok() { "ok" } else { "error" }])
         .observe(started.elapsed().as_secs_f64());
-    tracing::info!(operator = %who.subject, slug = %body.slug, ok = result.is_ok(), "tenant provisioning");
+    tracing::info!(operator = %who.0.subject, slug = %body.slug, ok = result.is_ok(), "tenant provisioning");
     Ok(api::ok_status(StatusCode::CREATED, result?))
 }
 
 /// One tenant with its health and usage.
 #[utoipa::path(get, path = "/admin/tenants/{slug}", responses((status = 200, description = "tenant"), (status = 404, description = "unknown")))]
 pub async fn tenant(
-    req: HttpRequest,
+    _operator: Operator,
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req)?;
     let tenant = state.tenants.tenant(&slug).await?;
     let health = state.tenants.health(&slug).await?;
     let usage = state.tenants.usage(&slug).await.ok();
@@ -149,12 +132,12 @@ pub struct LifecycleBody {
 /// suspend | resume | deactivate | reactivate | purge.
 #[utoipa::path(post, path = "/admin/tenants/{slug}/{action}", request_body = LifecycleBody, responses((status = 200, description = "new state"), (status = 409, description = "transition refused")))]
 pub async fn lifecycle(
-    req: HttpRequest,
+    operator: Operator,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: api::OptionalJson<LifecycleBody>,
+    body: OptionalJson<LifecycleBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let who = actor(&operator(&req)?);
+    let who = operator.actor();
     let (slug, action) = path.into_inner();
     let body = body.0.unwrap_or_default();
     // The deadline is now + retention: far enough out, chrono's date
@@ -186,38 +169,18 @@ pub async fn lifecycle(
 
 /// Migrates every tenant to the newest template and reports.
 #[utoipa::path(post, path = "/admin/tenants/migrate", responses((status = 200, description = "report")))]
-pub async fn migrate(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let who = operator(&req)?;
-    tracing::info!(operator = %who.subject, "migrate all tenants");
+pub async fn migrate(who: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    tracing::info!(operator = %who.0.subject, "migrate all tenants");
     Ok(api::ok(state.tenants.migrate_all().await?))
-}
-
-fn key_ring(state: &AppState) -> Result<&std::sync::Arc<rampart_auth::KeyRing>, ApiError> {
-    state.keys.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "keys_unavailable",
-            "no key ring configured",
-        )
-    })
-}
-
-fn key_error(e: rampart_auth::AuthError) -> ApiError {
-    ApiError::new(
-        StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
-        "key_error",
-        e.public_description(),
-    )
 }
 
 /// The published keys (JWKS: next, active and retired public keys).
 #[utoipa::path(get, path = "/admin/keys", responses((status = 200, description = "JWKS")))]
-pub async fn keys(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    operator(&req)?;
-    Ok(api::ok(key_ring(&state)?.jwks()))
+pub async fn keys(
+    _operator: Operator,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(api::ok(state.keys.jwks()))
 }
 
 /// Body of `POST /admin/keys/rotate`.
@@ -232,11 +195,10 @@ pub struct RotateBody {
 /// Rotates a key chain now: the published next key starts signing.
 #[utoipa::path(post, path = "/admin/keys/rotate", request_body = RotateBody, responses((status = 200, description = "rotated")))]
 pub async fn rotate_keys(
-    req: HttpRequest,
+    who: Operator,
     state: web::Data<AppState>,
-    body: api::OptionalJson<RotateBody>,
+    body: OptionalJson<RotateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let who = operator(&req)?;
     let kind = match body
         .0
         .as_ref()
@@ -248,23 +210,22 @@ pub async fn rotate_keys(
         "tenant_encryption" => rampart_auth::KeyKind::TenantEncryption,
         other => return Err(ApiError::bad_request(format!("unknown key kind {other:?}"))),
     };
-    let ring = key_ring(&state)?;
-    ring.rotate_now(kind).await.map_err(key_error)?;
-    tracing::warn!(operator = %who.subject, ?kind, "key rotated by operator");
+    let ring = &state.keys;
+    ring.rotate_now(kind).await?;
+    tracing::warn!(operator = %who.0.subject, ?kind, "key rotated by operator");
     Ok(api::ok(ring.jwks()))
 }
 
 /// Emergency revoke: the key stops verifying at once.
 #[utoipa::path(post, path = "/admin/keys/{kid}/revoke", responses((status = 200, description = "revoked"), (status = 404, description = "unknown key")))]
 pub async fn revoke_key(
-    req: HttpRequest,
+    who: Operator,
     state: web::Data<AppState>,
     kid: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let who = operator(&req)?;
-    let ring = key_ring(&state)?;
-    ring.revoke(&kid).await.map_err(key_error)?;
-    tracing::warn!(operator = %who.subject, kid = %kid, "key revoked by operator");
+    let ring = &state.keys;
+    ring.revoke(&kid).await?;
+    tracing::warn!(operator = %who.0.subject, kid = %kid, "key revoked by operator");
     Ok(api::ok(ring.jwks()))
 }
 
@@ -279,11 +240,10 @@ pub struct AuditQuery {
 /// with the operator's certificate identity.
 #[utoipa::path(get, path = "/admin/audit", params(AuditQuery), responses((status = 200, description = "records")))]
 pub async fn audit(
-    req: HttpRequest,
+    _operator: Operator,
     state: web::Data<AppState>,
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req)?;
     Ok(api::ok(
         state.tenants.admin_actions(q.limit.unwrap_or(100)).await?,
     ))

@@ -23,13 +23,15 @@
 //! role on every call, the page only explains a refusal.
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
-use rampart_auth::{AuthError, Permission, SigningAlg};
+use rampart_auth::{AuthError, SigningAlg};
 
-use crate::api::{self, ApiError};
-use crate::app::AppState;
-use crate::routes::api_v1::{principal, require};
+use crate::api;
+use crate::error::ApiError;
+use crate::extract::{Caller, perm};
+use crate::pages;
+use crate::state::AppState;
 
 /// The public OAuth client of the admin page, one per tenant.
 pub const CLIENT_ID: &str = "admin-console";
@@ -38,7 +40,6 @@ pub const CLIENT_ID: &str = "admin-console";
 /// the SVG charts).
 pub const SCOPE: &str = "openid users:manage tenant:admin portfolio:read analytics:read";
 
-const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' blob:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 const ADMIN_JS: &str = include_str!("../../assets/admin/admin.js");
 const ADMIN_CSS: &str = include_str!("../../assets/admin/admin.css");
 const FAVICON: &str = include_str!("../../assets/admin/favicon.svg");
@@ -54,14 +55,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/t/{tenant}/admin/health", web::get().to(health));
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
 /// The redirect URI of the admin client of `tenant`.
 pub fn redirect_uri(public_base_url: &str, tenant: &str) -> String {
     format!(
@@ -69,47 +62,6 @@ pub fn redirect_uri(public_base_url: &str, tenant: &str) -> String {
         public_base_url.trim_end_matches('/')
     )
 }
-
-fn html(status: StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
-        .content_type("text/html; charset=utf-8")
-        .body(body)
-}
-
-fn document(tenant: &str, attrs: &str, main: &str) -> String {
-    let t = escape(tenant);
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Rampart admin · {t}</title>\
-         <link rel=\"icon\" type=\"image/svg+xml\" href=\"/t/{t}/admin/favicon.svg\">\
-         <link rel=\"stylesheet\" href=\"/t/{t}/admin/admin.css\">\
-         <script src=\"/t/{t}/admin/admin.js\" defer></script></head>\
-         <body{attrs}><header class=\"bar\"><span class=\"brand\">Rampart</span>\
-         <span class=\"tenant\">Admin · {t}</span><span class=\"spacer\"></span>\
-         <span id=\"who\"></span><button id=\"signout\" type=\"button\" class=\"ghost\" hidden>Sign out</button></header>\
-         <main>{main}</main></body></html>\n"
-    )
-}
-
-fn problem_page(tenant: &str, status: StatusCode, title: &str, text: &str) -> HttpResponse {
-    html(
-        status,
-        document(
-            tenant,
-            "",
-            &format!(
-                "<section class=\"card\" role=\"alert\"><h1>{}</h1><p>{}</p></section>",
-                escape(title),
-                escape(text)
-            ),
-        ),
-    )
-}
-
-const CONSOLE: &str = include_str!("../../assets/admin/console.html");
 
 /// Makes sure the tenant has the admin page's public client with the
 /// redirect URI of the configured base URL.
@@ -147,7 +99,7 @@ async fn ensure_client(
 
 async fn to_slash(tenant: web::Path<String>) -> HttpResponse {
     if rampart_tenancy::TenantSlug::parse(&tenant).is_err() {
-        return problem_page("", StatusCode::NOT_FOUND, "Not found", "No such tenant.");
+        return pages::admin_problem("", StatusCode::NOT_FOUND, "Not found", "No such tenant.");
     }
     HttpResponse::MovedPermanently()
         .insert_header((header::LOCATION, format!("/t/{tenant}/admin/")))
@@ -157,50 +109,40 @@ async fn to_slash(tenant: web::Path<String>) -> HttpResponse {
 async fn page(state: web::Data<AppState>, tenant: web::Path<String>) -> HttpResponse {
     let tenant = tenant.into_inner();
     if rampart_tenancy::TenantSlug::parse(&tenant).is_err() {
-        return problem_page("", StatusCode::NOT_FOUND, "Not found", "No such tenant.");
+        return pages::admin_problem("", StatusCode::NOT_FOUND, "Not found", "No such tenant.");
     }
     if state.tenants.active_tenant(&tenant).await.is_err() {
-        return problem_page(
+        return pages::admin_problem(
             &tenant,
             StatusCode::NOT_FOUND,
             "Not found",
             "No such tenant, or it is not active.",
         );
     }
-    let Some(auth) = state.auth.as_ref() else {
-        return problem_page(
-            &tenant,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in unavailable",
-            "The authorization server is not configured.",
-        );
-    };
+    let auth = &state.auth;
     let base = auth.config().public_base_url.clone();
     let redirect = redirect_uri(&base, &tenant);
     if let Err(e) = ensure_client(auth, &tenant, &redirect).await {
         tracing::error!(tenant, error = %e, "admin page: OAuth client unavailable");
-        return problem_page(
+        return pages::admin_problem(
             &tenant,
             StatusCode::SERVICE_UNAVAILABLE,
             "Sign-in unavailable",
             "The admin page's OAuth client could not be set up; the server log says why.",
         );
     }
-    let attrs = format!(
-        " data-tenant=\"{}\" data-client-id=\"{}\" data-redirect-uri=\"{}\" data-issuer=\"{}\" data-scope=\"{}\"",
-        escape(&tenant),
-        escape(CLIENT_ID),
-        escape(&redirect),
-        escape(&auth.issuer(&tenant)),
-        escape(SCOPE),
-    );
-    html(
+    let issuer = auth.issuer(&tenant);
+    let login = pages::AdminLogin {
+        client_id: CLIENT_ID,
+        redirect_uri: &redirect,
+        issuer: &issuer,
+        scope: SCOPE,
+    };
+    pages::admin_page(
         StatusCode::OK,
-        document(
-            &tenant,
-            &attrs,
-            &CONSOLE.replace("{tenant}", &escape(&tenant)),
-        ),
+        &tenant,
+        Some(&login),
+        pages::admin_console(&tenant),
     )
 }
 
@@ -227,14 +169,12 @@ async fn favicon() -> HttpResponse {
 /// usage (schema size, connection checkouts).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/admin/health", responses((status = 200, description = "health and usage"), (status = 401, description = "no valid token"), (status = 403, description = "not a tenant admin")))]
 pub async fn health(
-    req: HttpRequest,
+    admin: Caller<perm::TenantAdmin>,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    require(&p, Permission::TenantAdmin)?;
-    let health = state.tenants.health(&tenant).await?;
-    let usage = match state.tenants.usage(&tenant).await {
+    let tenant = &admin.tenant;
+    let health = state.tenants.health(tenant).await?;
+    let usage = match state.tenants.usage(tenant).await {
         Ok(u) => Some(u),
         Err(e) => {
             tracing::warn!(tenant = %tenant.as_str(), error = %e, "tenant usage unavailable");

@@ -2,16 +2,15 @@
 //! batch quotes, daily history and symbol search through the market chain
 //! (`state.market`, with its caches), each answer saying who served it and
 //! how old it is. Needs `market:read`.
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::NaiveDate;
-use rampart_auth::Permission;
 use rampart_market::{MarketError, Served, Staleness};
 use serde::Deserialize;
 
-use crate::api::{self, ApiError};
-use crate::app::AppState;
-use crate::routes::api_v1::{principal, require};
+use crate::api;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{Caller, perm};
+use crate::state::AppState;
 
 /// Most symbols of one batch.
 pub const MAX_BATCH: usize = 50;
@@ -32,23 +31,6 @@ fn provenance<T>(served: &Served<T>) -> serde_json::Value {
     })
 }
 
-fn market_error(e: MarketError) -> ApiError {
-    match e {
-        MarketError::UnknownSymbol { .. } => ApiError::not_found(),
-        MarketError::InvalidInput(m) => ApiError::bad_request(m),
-        e => {
-            tracing::warn!(error = %e, "market request failed");
-            let mut err = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "market_unavailable",
-                "no provider could answer",
-            );
-            err.retry_after = Some(5);
-            err
-        }
-    }
-}
-
 /// `?symbols=AAPL,MSFT`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct QuotesQuery {
@@ -59,13 +41,10 @@ pub struct QuotesQuery {
 /// Quotes of several symbols: each with its source and age, or its error.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/quotes", params(QuotesQuery), responses((status = 200, description = "quotes and per-symbol errors; each quote has `source`, `origin`, `ageMs` and `stale` (true: every provider failed and the last known value is served, `ageMs` old)", headers(("Age" = u64, description = "only when a stale quote is served: the oldest stale quote's age in seconds"), ("Warning" = String, description = "only when a stale quote is served: `110 - \"Response is Stale\"`"))), (status = 400, description = "no or too many symbols")))]
 pub async fn quotes(
-    req: HttpRequest,
+    _caller: Caller<perm::MarketRead>,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
     query: web::Query<QuotesQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    require(&p, Permission::MarketRead)?;
     let mut symbols: Vec<String> = Vec::new();
     for s in query.symbols.split(',').map(str::trim) {
         let s = rampart_market::model::normalize_symbol(s)
@@ -97,8 +76,8 @@ pub async fn quotes(
             }
             Err(e) => {
                 let code = match &e {
-                    MarketError::UnknownSymbol { .. } => "unknown_symbol",
-                    _ => "market_unavailable",
+                    MarketError::UnknownSymbol { .. } => ErrorCode::UnknownSymbol,
+                    _ => ErrorCode::MarketUnavailable,
                 };
                 errors.push(serde_json::json!({"symbol": symbol, "code": code}));
             }
@@ -106,9 +85,16 @@ pub async fn quotes(
     }
     let mut res = api::ok(serde_json::json!({"quotes": quotes, "errors": errors}));
     if let Some(age) = stale_age {
-        mark_stale(&mut res, age);
+        api::mark_stale(&mut res, age);
     }
     Ok(res)
+}
+
+/// `…/bars/{symbol}`.
+#[derive(Debug, Deserialize)]
+pub struct SymbolPath {
+    /// The symbol.
+    pub symbol: String,
 }
 
 /// The window of daily bars.
@@ -123,15 +109,12 @@ pub struct BarsQuery {
 /// Daily OHLCV bars of a symbol (cached: L1, L2, and the L3 store).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/bars/{symbol}", params(BarsQuery), responses((status = 200, description = "bars"), (status = 400, description = "bad window"), (status = 404, description = "unknown symbol")))]
 pub async fn bars(
-    req: HttpRequest,
+    _caller: Caller<perm::MarketRead>,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<SymbolPath>,
     query: web::Query<BarsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, symbol) = path.into_inner();
-    let p = principal(&req, &state, &tenant).await?;
-    require(&p, Permission::MarketRead)?;
-    let symbol = rampart_market::model::normalize_symbol(&symbol)
+    let symbol = rampart_market::model::normalize_symbol(&path.symbol)
         .map_err(|_| ApiError::bad_request("malformed symbol"))?;
     let to = query.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let from = query.from.unwrap_or(to - chrono::Duration::days(365));
@@ -140,11 +123,7 @@ pub async fn bars(
             "from must not be after to, at most 30 years apart",
         ));
     }
-    let served = state
-        .market
-        .daily_bars(&symbol, from, to)
-        .await
-        .map_err(market_error)?;
+    let served = state.market.daily_bars(&symbol, from, to).await?;
     let mut v = provenance(&served);
     v["symbol"] = symbol.into();
     v["from"] = from.to_string().into();
@@ -163,34 +142,16 @@ pub struct SearchQuery {
 /// Instruments matching a query, from the first provider that answers.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/symbols", params(SearchQuery), responses((status = 200, description = "matches"), (status = 400, description = "empty query")))]
 pub async fn search(
-    req: HttpRequest,
+    _caller: Caller<perm::MarketRead>,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    require(&p, Permission::MarketRead)?;
     let q = query.q.trim();
     if q.is_empty() || q.chars().count() > 64 || q.chars().any(char::is_control) {
         return Err(ApiError::bad_request("q: 1-64 characters"));
     }
-    let served = state.market.search(q).await.map_err(market_error)?;
+    let served = state.market.search(q).await?;
     let mut v = provenance(&served);
     v["matches"] = serde_json::to_value(&served.value).unwrap_or_default();
     Ok(api::ok(v))
-}
-
-/// Marks a response that serves a last known value (every provider failed):
-/// RFC 9111 `Age` in seconds and the RFC 7234 stale warning, so caches and
-/// clients see it without reading the body.
-pub(crate) fn mark_stale(res: &mut HttpResponse, age: std::time::Duration) {
-    let headers = res.headers_mut();
-    headers.insert(
-        actix_web::http::header::AGE,
-        actix_web::http::header::HeaderValue::from(age.as_secs()),
-    );
-    headers.insert(
-        actix_web::http::header::WARNING,
-        actix_web::http::header::HeaderValue::from_static("110 - \"Response is Stale\""),
-    );
 }

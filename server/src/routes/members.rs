@@ -1,5 +1,6 @@
 //! Members and broker credentials (tenant admin), the leaderboard, and the
-//! daily snapshot job (its scheduler and its trigger on the admin listener).
+//! trigger of the daily snapshot job on the admin listener (the job itself
+//! is in `crate::jobs`).
 //! Domain logic lives in `rampart-members`; this file authenticates,
 //! authorizes, audits and maps errors.
 //!
@@ -11,28 +12,20 @@
 //! - `GET leaderboard` · `PUT leaderboard/opt-out`
 //!
 //! Admin listener (client certificate): `POST /admin/jobs/snapshot`.
-use std::sync::Arc;
-
 use actix_web::http::StatusCode;
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
-use base64::Engine;
+use actix_web::{HttpResponse, web};
 use chrono::{NaiveDate, Utc};
 use rampart_auth::audit::AuditEvent;
-use rampart_auth::{Permission, Principal};
-use rampart_members::{
-    BrokerCrypto, BrokerKeys, CronSchedule, LeaderboardSort, MemberInput, Members, MembersError,
-    Period, SnapshotConfig, SnapshotJob, SnapshotReport,
-};
+use rampart_members::{BrokerKeys, LeaderboardSort, MemberInput, Members, Period};
 use serde::Deserialize;
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
-use crate::api::{self, ApiError};
-use crate::app::AppState;
-use crate::routes::api_v1::{principal, require, user_of};
-use crate::tls::ClientIdentity;
-use crate::vault::SecretStore;
+use crate::api::{self, JsonObject};
+use crate::broker_crypto::VaultBrokerCrypto;
+use crate::error::ApiError;
+use crate::extract::{Caller, Operator, PageQuery, User, encode_cursor, perm};
+use crate::jobs;
+use crate::state::AppState;
 
 /// Registers the public API routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -67,121 +60,22 @@ pub fn configure_admin(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/jobs/snapshot", web::post().to(trigger_snapshot));
 }
 
-// ------------------------------------------------------------ plumbing
-
-/// Broker credentials sealed by Vault transit envelope encryption.
-struct VaultBrokerCrypto(Option<Arc<SecretStore>>);
-
-#[async_trait::async_trait]
-impl BrokerCrypto for VaultBrokerCrypto {
-    async fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<String, MembersError> {
-        let store = self.store()?;
-        let sealed = store
-            .encrypt(plaintext, context)
-            .await
-            .map_err(|e| MembersError::Crypto(e.to_string()))?;
-        Ok(sealed.to_json())
-    }
-
-    async fn open(&self, sealed: &str, context: &[u8]) -> Result<Zeroizing<Vec<u8>>, MembersError> {
-        let store = self.store()?;
-        let sealed = crate::vault::Sealed::from_json(sealed)
-            .map_err(|e| MembersError::Crypto(e.to_string()))?;
-        store
-            .decrypt(&sealed, context)
-            .await
-            .map_err(|e| MembersError::Crypto(e.to_string()))
-    }
-}
-
-impl VaultBrokerCrypto {
-    fn store(&self) -> Result<&SecretStore, MembersError> {
-        self.0
-            .as_deref()
-            .ok_or_else(|| MembersError::Crypto("Vault is not configured".into()))
-    }
-}
+/// A tenant administrator: `users:manage` on this tenant.
+type Admin = Caller<perm::UsersManage>;
 
 fn members(state: &AppState) -> Members {
     Members::new(state.tenants.clone())
-}
-
-/// The one mapping of the crate's errors to HTTP.
-fn members_error(e: MembersError) -> ApiError {
-    match e {
-        MembersError::Invalid { problems } => ApiError::bad_request(
-            MembersError::Invalid {
-                problems: problems.clone(),
-            }
-            .to_string(),
-        )
-        .with_details(serde_json::json!({ "problems": problems })),
-        MembersError::NotFound(_) => ApiError::not_found(),
-        e @ (MembersError::AlreadyCommitted
-        | MembersError::Expired
-        | MembersError::HasRefusedRows(_)
-        | MembersError::DigestMismatch
-        | MembersError::Stale(_)) => ApiError::new(StatusCode::CONFLICT, e.code(), e.to_string()),
-        MembersError::Crypto(msg) => {
-            tracing::error!(request_id = %api::current_request_id(), error = %msg, "broker credential encryption failed");
-            let mut err = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "credential_encryption_unavailable",
-                "credential encryption is unavailable; retry shortly",
-            );
-            err.retry_after = Some(5);
-            err
-        }
-        MembersError::Broker(msg) => ApiError::new(StatusCode::BAD_GATEWAY, "broker_error", msg),
-        MembersError::Tenancy(e) => ApiError::from(e),
-        other => ApiError::internal(&other),
-    }
-}
-
-/// A tenant admin: users:manage on this tenant.
-async fn admin(req: &HttpRequest, state: &AppState, tenant: &str) -> Result<Principal, ApiError> {
-    let p = principal(req, state, tenant).await?;
-    require(&p, Permission::UsersManage)?;
-    Ok(p)
-}
-
-fn actor_of(p: &Principal) -> String {
-    match (&p.user_id, &p.client_id) {
-        (Some(u), _) => format!("user:{u}"),
-        (None, Some(c)) => format!("client:{c}"),
-        (None, None) => "unknown".to_owned(),
-    }
-}
-
-fn client_context(req: &HttpRequest) -> rampart_auth::ClientContext {
-    rampart_auth::ClientContext {
-        ip: req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default(),
-        device: None,
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    }
 }
 
 /// Records an admin action (success or refusal) in the tenant's audit log.
 /// `detail` never holds keys.
 async fn audit<T>(
     state: &AppState,
-    req: &HttpRequest,
-    tenant: &str,
-    p: &Principal,
+    admin: &Admin,
     action: &str,
     outcome: &Result<T, ApiError>,
     mut detail: serde_json::Value,
 ) {
-    let Some(auth) = state.auth.as_ref() else {
-        return;
-    };
     let result = match outcome {
         Ok(_) => "success",
         Err(e) => {
@@ -192,55 +86,31 @@ async fn audit<T>(
         }
     };
     let event = AuditEvent::new(action, result)
-        .user(p.user_id)
-        .actor(actor_of(p))
-        .client(&client_context(req))
+        .user(admin.principal.user_id)
+        .actor(admin.actor())
+        .client(&admin.client)
         .detail(detail);
-    if let Err(e) = auth.audit(tenant, event).await {
-        tracing::warn!(tenant, action, error = %e, "audit write failed");
+    if let Err(e) = state.auth.audit(&admin.tenant, event).await {
+        tracing::warn!(tenant = %admin.tenant, action, error = %e, "audit write failed");
     }
-}
-
-fn encode_cursor(text: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text.as_bytes())
-}
-
-fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| ApiError::bad_request("malformed cursor"))
 }
 
 // ------------------------------------------------------------ members
 
-/// Pagination parameters.
-#[derive(Debug, Deserialize)]
-pub struct PageQuery {
-    /// Cursor from `meta.nextCursor`.
-    pub cursor: Option<String>,
-    /// Page size (1–200, default 50).
-    pub limit: Option<usize>,
-}
-
 /// The tenant's members, by email, cursor-paginated. Broker keys never appear.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/admin/members", responses((status = 200, description = "a page of members"), (status = 401, description = "no valid token"), (status = 403, description = "not a tenant admin")))]
 pub async fn list_members(
-    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    admin(&req, &state, &tenant).await?;
-    let after = page.cursor.as_deref().map(decode_cursor).transpose()?;
-    let limit = page.limit.unwrap_or(50).clamp(1, 200);
+    let after = page.cursor_text()?;
+    let limit = page.limit(50, 200);
     let (items, more) = members(&state)
-        .list_members(&tenant, after.as_deref(), limit)
-        .await
-        .map_err(members_error)?;
+        .list_members(&admin.tenant, after.as_deref(), limit)
+        .await?;
     let next = more
-        .then(|| items.last().map(|m| encode_cursor(&m.email)))
+        .then(|| items.last().map(|m| encode_cursor(m.email.as_bytes())))
         .flatten();
     Ok(api::page(items, next))
 }
@@ -248,23 +118,21 @@ pub async fn list_members(
 /// Creates (201) or updates (200) a member by email.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/admin/members", responses((status = 201, description = "created"), (status = 200, description = "updated"), (status = 400, description = "invalid, with every problem")))]
 pub async fn upsert_member(
-    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
-    body: api::JsonObject<MemberInput>,
+    body: JsonObject<MemberInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = admin(&req, &state, &tenant).await?;
     let outcome = members(&state)
-        .upsert_member(&tenant, &body)
+        .upsert_member(&admin.tenant, &body)
         .await
-        .map_err(members_error);
+        .map_err(ApiError::from);
     let detail = match &outcome {
         Ok(o) => {
             serde_json::json!({"member": o.member.id, "created": o.created, "role": o.member.role})
         }
         Err(_) => serde_json::json!({}),
     };
-    audit(&state, &req, &tenant, &p, "member.upsert", &outcome, detail).await;
+    audit(&state, &admin, "member.upsert", &outcome, detail).await;
     let outcome = outcome?;
     let status = if outcome.created {
         StatusCode::CREATED
@@ -278,17 +146,15 @@ pub async fn upsert_member(
 /// changes no member.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/admin/members/import/preview", responses((status = 200, description = "the plan, row by row, with its id and digest"), (status = 400, description = "unreadable file")))]
 pub async fn preview_import(
-    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let p = admin(&req, &state, &tenant).await?;
     let outcome = match std::str::from_utf8(&body) {
         Ok(text) => members(&state)
-            .preview_import(&tenant, text, &actor_of(&p))
+            .preview_import(&admin.tenant, text, &admin.actor())
             .await
-            .map_err(members_error),
+            .map_err(ApiError::from),
         Err(_) => Err(ApiError::bad_request("the CSV file must be UTF-8")),
     };
     let detail = match &outcome {
@@ -297,16 +163,7 @@ pub async fn preview_import(
         }
         Err(_) => serde_json::json!({"bytes": body.len()}),
     };
-    audit(
-        &state,
-        &req,
-        &tenant,
-        &p,
-        "member.import.preview",
-        &outcome,
-        detail,
-    )
-    .await;
+    audit(&state, &admin, "member.import.preview", &outcome, detail).await;
     Ok(api::ok(outcome?))
 }
 
@@ -318,59 +175,62 @@ pub struct CommitBody {
     pub digest: String,
 }
 
+/// `…/admin/members/import/{preview}/commit`.
+#[derive(Debug, Deserialize)]
+pub struct PreviewPath {
+    /// The preview.
+    pub preview: Uuid,
+}
+
 /// Applies exactly the previewed plan, atomically.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/admin/members/import/{preview}/commit", responses((status = 200, description = "applied"), (status = 404, description = "no such preview"), (status = 409, description = "refused rows, wrong digest, stale, expired or committed")))]
 pub async fn commit_import(
-    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
-    path: web::Path<(String, Uuid)>,
-    body: api::JsonObject<CommitBody>,
+    path: web::Path<PreviewPath>,
+    body: JsonObject<CommitBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
-    let p = admin(&req, &state, &tenant).await?;
+    let id = path.preview;
     let outcome = members(&state)
-        .commit_import(&tenant, id, &body.digest)
+        .commit_import(&admin.tenant, id, &body.digest)
         .await
-        .map_err(members_error);
+        .map_err(ApiError::from);
     let detail = match &outcome {
         Ok(c) => {
             serde_json::json!({"preview": id, "created": c.created, "updated": c.updated, "unchanged": c.unchanged})
         }
         Err(_) => serde_json::json!({"preview": id}),
     };
-    audit(
-        &state,
-        &req,
-        &tenant,
-        &p,
-        "member.import.commit",
-        &outcome,
-        detail,
-    )
-    .await;
+    audit(&state, &admin, "member.import.commit", &outcome, detail).await;
     Ok(api::ok(outcome?))
+}
+
+/// `…/admin/members/{member}/broker`.
+#[derive(Debug, Deserialize)]
+pub struct MemberPath {
+    /// The member.
+    pub member: Uuid,
 }
 
 /// Attaches (or replaces) a member's Alpaca paper-trading key pair, sealed
 /// through Vault transit. The answer says only that it is attached.
 #[utoipa::path(put, path = "/api/v1/t/{tenant}/admin/members/{member}/broker", responses((status = 200, description = "attached (keys never returned)"), (status = 400, description = "not a paper key pair"), (status = 404, description = "no such member")))]
 pub async fn attach_broker(
-    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
-    path: web::Path<(String, Uuid)>,
-    body: api::JsonObject<BrokerKeys>,
+    path: web::Path<MemberPath>,
+    body: JsonObject<BrokerKeys>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, member) = path.into_inner();
-    let p = admin(&req, &state, &tenant).await?;
+    let member = path.member;
     let keys = body.into_inner();
     let crypto = VaultBrokerCrypto(state.vault.clone());
     let outcome = members(&state)
-        .attach_broker(&tenant, member, &keys, &crypto, &actor_of(&p))
+        .attach_broker(&admin.tenant, member, &keys, &crypto, &admin.actor())
         .await
-        .map_err(members_error);
+        .map_err(ApiError::from);
     drop(keys);
     let detail = serde_json::json!({"member": member, "broker": "alpaca", "paper": true});
-    audit(&state, &req, &tenant, &p, "broker.attach", &outcome, detail).await;
+    audit(&state, &admin, "broker.attach", &outcome, detail).await;
     Ok(api::ok(outcome?))
 }
 
@@ -378,21 +238,20 @@ pub async fn attach_broker(
 /// derived from it.
 #[utoipa::path(delete, path = "/api/v1/t/{tenant}/admin/members/{member}/broker", responses((status = 200, description = "detached, derived data removed"), (status = 404, description = "nothing attached")))]
 pub async fn detach_broker(
-    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
-    path: web::Path<(String, Uuid)>,
+    path: web::Path<MemberPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, member) = path.into_inner();
-    let p = admin(&req, &state, &tenant).await?;
+    let member = path.member;
     let outcome = members(&state)
-        .detach_broker(&tenant, member)
+        .detach_broker(&admin.tenant, member)
         .await
-        .map_err(members_error);
+        .map_err(ApiError::from);
     let detail = match &outcome {
         Ok(n) => serde_json::json!({"member": member, "snapshotsRemoved": n}),
         Err(_) => serde_json::json!({"member": member}),
     };
-    audit(&state, &req, &tenant, &p, "broker.detach", &outcome, detail).await;
+    audit(&state, &admin, "broker.detach", &outcome, detail).await;
     let removed = outcome?;
     Ok(api::ok(
         serde_json::json!({"detached": member, "snapshotsRemoved": removed}),
@@ -415,50 +274,49 @@ pub struct LeaderboardQuery {
     pub limit: Option<usize>,
 }
 
+/// The cursor of a leaderboard page: the day it pins and the offset.
+fn leaderboard_cursor(text: &str) -> Result<(NaiveDate, usize), ApiError> {
+    let malformed = || ApiError::bad_request("malformed cursor");
+    let (day, offset) = text.split_once('|').ok_or_else(malformed)?;
+    Ok((
+        NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| malformed())?,
+        offset.parse::<usize>().map_err(|_| malformed())?,
+    ))
+}
+
 /// The tenant's leaderboard; members who opted out are not on it.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/leaderboard", responses((status = 200, description = "a page of the leaderboard")))]
 pub async fn leaderboard(
-    req: HttpRequest,
+    caller: Caller<perm::PortfolioRead>,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
     query: web::Query<LeaderboardQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    require(&p, Permission::PortfolioRead)?;
     let period = query.period.unwrap_or(Period::Day);
     let sort = query.sort.unwrap_or_default();
     // The cursor pins the day, so later runs do not shift pages.
-    let (as_of, offset) = match query.cursor.as_deref() {
-        Some(c) => {
-            let text = decode_cursor(c)?;
-            let (day, offset) = text
-                .split_once('|')
-                .ok_or_else(|| ApiError::bad_request("malformed cursor"))?;
-            (
-                Some(
-                    NaiveDate::parse_from_str(day, "%Y-%m-%d")
-                        .map_err(|_| ApiError::bad_request("malformed cursor"))?,
-                ),
-                offset
-                    .parse::<usize>()
-                    .map_err(|_| ApiError::bad_request("malformed cursor"))?,
-            )
+    let page_query = PageQuery {
+        cursor: query.cursor.clone(),
+        limit: None,
+    };
+    let (as_of, offset) = match page_query.cursor_text()? {
+        Some(text) => {
+            let (day, offset) = leaderboard_cursor(&text)?;
+            (Some(day), offset)
         }
         None => (None, 0),
     };
     let page = members(&state)
         .leaderboard(
-            &tenant,
+            &caller.tenant,
             period,
             sort,
             as_of,
             offset,
             query.limit.unwrap_or(20),
         )
-        .await
-        .map_err(members_error)?;
+        .await?;
     let next = match (page.as_of, page.next_offset) {
-        (Some(day), Some(off)) => Some(encode_cursor(&format!("{day}|{off}"))),
+        (Some(day), Some(off)) => Some(encode_cursor(format!("{day}|{off}").as_bytes())),
         _ => None,
     };
     Ok(api::page(page, next))
@@ -475,101 +333,17 @@ pub struct OptOutBody {
 /// The caller leaves (or rejoins) the leaderboard.
 #[utoipa::path(put, path = "/api/v1/t/{tenant}/leaderboard/opt-out", responses((status = 200, description = "saved")))]
 pub async fn leaderboard_opt_out(
-    req: HttpRequest,
+    user: User,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
-    body: api::JsonObject<OptOutBody>,
+    body: JsonObject<OptOutBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    let user = user_of(&p)?;
     members(&state)
-        .set_leaderboard_opt_out(&tenant, user, body.opt_out)
-        .await
-        .map_err(members_error)?;
+        .set_leaderboard_opt_out(&user.tenant, user.id, body.opt_out)
+        .await?;
     Ok(api::ok(serde_json::json!({"optOut": body.opt_out})))
 }
 
 // ------------------------------------------------------------ snapshot job
-
-fn snapshot_config(state: &AppState) -> SnapshotConfig {
-    state.config.snapshot.clone()
-}
-
-/// Runs the job once for `date` and audits it in every tenant it touched.
-pub async fn run_snapshot_job(
-    state: &AppState,
-    date: NaiveDate,
-    actor: &str,
-) -> Result<SnapshotReport, MembersError> {
-    let config = snapshot_config(state);
-    let job = SnapshotJob::new(
-        members(state),
-        Arc::new(VaultBrokerCrypto(state.vault.clone())),
-        &config,
-    )?;
-    let report = job.run(date).await?;
-    if let Some(auth) = state.auth.as_ref() {
-        for t in &report.tenants {
-            let result = match (&t.error, t.failed.is_empty()) {
-                (Some(_), _) => "failure",
-                (None, true) => "success",
-                (None, false) => "partial",
-            };
-            let event = AuditEvent::new("snapshot.run", result)
-                .actor(actor.to_owned())
-                .detail(serde_json::json!({
-                    "date": date,
-                    "accounts": t.accounts,
-                    "succeeded": t.succeeded,
-                    "failed": t.failed.len(),
-                    "failedMembers": t.failed.iter().map(|f| f.member_id).collect::<Vec<_>>(),
-                    "tenantError": t.error.is_some(),
-                }));
-            if let Err(e) = auth.audit(&t.tenant, event).await {
-                tracing::warn!(tenant = %t.tenant, error = %e, "snapshot run: audit write failed");
-            }
-        }
-    }
-    tracing::info!(
-        %date,
-        ran = report.ran,
-        succeeded = report.succeeded,
-        failed_members = report.failed_members,
-        failed_tenants = report.failed_tenants,
-        "snapshot job finished"
-    );
-    Ok(report)
-}
-
-/// Runs the snapshot job on its cron schedule (UTC) until aborted. An
-/// invalid expression is logged and the scheduler does not run.
-pub fn spawn_snapshot_scheduler(state: AppState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let config = snapshot_config(&state);
-        if !config.enabled {
-            return;
-        }
-        let schedule = match CronSchedule::parse(&config.cron) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(cron = %config.cron, error = %e, "snapshot scheduler not started");
-                return;
-            }
-        };
-        loop {
-            let now = Utc::now();
-            let Some(next) = schedule.next_after(now) else {
-                tracing::error!(cron = %config.cron, "snapshot schedule never fires");
-                return;
-            };
-            let wait = (next - now).to_std().unwrap_or_default();
-            tokio::time::sleep(wait).await;
-            if let Err(e) = run_snapshot_job(&state, next.date_naive(), "job:snapshot").await {
-                tracing::error!(error = %e, "snapshot job failed");
-            }
-        }
-    })
-}
 
 /// Body of `POST /admin/jobs/snapshot` (optional).
 #[derive(Debug, Deserialize, Default)]
@@ -584,17 +358,11 @@ pub struct TriggerBody {
 /// the job lock.
 #[utoipa::path(post, path = "/admin/jobs/snapshot", responses((status = 200, description = "the run's report")))]
 pub async fn trigger_snapshot(
-    req: HttpRequest,
+    operator: Operator,
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let who = req.conn_data::<ClientIdentity>().cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "client_certificate_required",
-            "a client certificate is required",
-        )
-    })?;
+    // Any content type: operators post this with bare `curl -d`.
     let body: TriggerBody = if body.iter().all(u8::is_ascii_whitespace) {
         TriggerBody::default()
     } else {
@@ -602,8 +370,6 @@ pub async fn trigger_snapshot(
             .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?
     };
     let date = body.date.unwrap_or_else(|| Utc::now().date_naive());
-    let report = run_snapshot_job(&state, date, &format!("mtls:{}", who.subject))
-        .await
-        .map_err(members_error)?;
+    let report = jobs::run_snapshot_job(&state, date, &operator.actor()).await?;
     Ok(api::ok(report))
 }

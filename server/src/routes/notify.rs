@@ -14,21 +14,20 @@
 //! | `POST /api/v1/t/{tenant}/password/reset` | the token (JSON or form); revokes every session |
 //! | `GET, POST /api/v1/t/{tenant}/price-alerts`, `GET, DELETE …/price-alerts/{id}` | bearer, `market:read`, own alerts only |
 //!
-//! The configuration is the server's `[notify]` section.
-use std::time::Duration;
-
+//! The configuration is the server's `[notify]` section; the jobs are in
+//! `crate::jobs`.
 use actix_web::http::StatusCode;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use rampart_auth::{AuthError, ClientContext, Permission, Role};
-use rampart_notify::{NewPriceAlert, Notifier, NotifyConfig, NotifyError};
+use rampart_auth::{ClientContext, Role};
+use rampart_notify::{NewPriceAlert, Notifier};
 use serde::Deserialize;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::api::{self, ApiError};
-use crate::app::AppState;
-use crate::routes::api_v1::{auth_error, principal, require, user_of};
+use crate::api::{self, JsonObject};
+use crate::error::ApiError;
+use crate::extract::{self, User, perm};
+use crate::pages;
+use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -72,65 +71,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-fn config(state: &AppState) -> NotifyConfig {
-    state.config.notify.clone()
+fn notifier(state: &AppState) -> Result<Notifier, ApiError> {
+    Ok(Notifier::new(
+        state.tenants.clone(),
+        state.config.notify.clone(),
+    )?)
 }
 
-fn notifier(state: &AppState) -> Result<Notifier, NotifyError> {
-    Notifier::new(state.tenants.clone(), config(state))
-}
-
-fn notify_error(e: NotifyError) -> ApiError {
-    match e {
-        NotifyError::InvalidRequest(m) => ApiError::bad_request(m),
-        NotifyError::InvalidToken => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_token",
-            "the link is invalid or has expired",
-        ),
-        NotifyError::NotFound(_) => ApiError::not_found(),
-        NotifyError::Limit(m) => ApiError::new(StatusCode::CONFLICT, "limit_reached", m),
-        NotifyError::Auth(e) => auth_error(e),
-        NotifyError::Tenancy(e) => e.into(),
-        e @ NotifyError::Smtp(_) => {
-            tracing::warn!(error = %e, "mail relay");
-            let mut err = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "mail_unavailable",
-                "the message could not be sent; try again later",
-            );
-            err.retry_after = Some(60);
-            err
-        }
-        e => ApiError::internal(&e),
+/// The client context of a reset: the device is the user agent (see
+/// `rampart_notify::devices`).
+fn reset_context(req: &HttpRequest) -> ClientContext {
+    let mut ctx = extract::client_context(req);
+    if ctx.ip.is_empty() {
+        ctx.ip = "unknown".into();
     }
+    ctx.device = ctx
+        .user_agent
+        .as_deref()
+        .map(|u| u.chars().take(64).collect());
+    ctx
 }
 
-fn client_context(req: &HttpRequest) -> ClientContext {
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let ua = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    ClientContext {
-        ip,
-        device: ua.as_deref().map(|u| u.chars().take(64).collect()),
-        user_agent: ua,
-    }
-}
-
-fn auth_server(state: &AppState) -> Result<&rampart_auth::AuthServer, ApiError> {
-    state.auth.as_deref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "auth_unavailable",
-            "authentication is not configured",
-        )
-    })
+/// `/api/v1/t/{tenant}/…` of the routes that take no credential.
+#[derive(Debug, Deserialize)]
+pub struct TenantPath {
+    /// The tenant.
+    pub tenant: String,
 }
 
 /// Body of `POST …/register`.
@@ -151,35 +117,31 @@ pub struct RegisterBody {
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/register", request_body = RegisterBody, responses((status = 201, description = "registered; link mailed"), (status = 400, description = "invalid address or weak password"), (status = 409, description = "address already registered")))]
 pub async fn register(
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
-    body: api::JsonObject<RegisterBody>,
+    path: web::Path<TenantPath>,
+    body: JsonObject<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let auth = auth_server(&state)?;
+    let tenant = &path.tenant;
     let display_name = body.display_name.trim();
     if display_name.is_empty() || display_name.chars().count() > 100 {
         return Err(ApiError::bad_request(
             "displayName must be 1–100 characters",
         ));
     }
-    let user = auth
+    let user = state
+        .auth
         .register(
-            &tenant,
+            tenant,
             &body.email,
             display_name,
             &body.password,
             Role::Viewer,
         )
-        .await
-        .map_err(|e| match e {
-            AuthError::Conflict(_) => ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "e-mail already registered",
-            ),
-            e => auth_error(e),
-        })?;
+        .await?;
     let sent = match notifier(&state) {
-        Ok(n) => n.send_verification(&tenant, user.id).await,
+        Ok(n) => n
+            .send_verification(tenant, user.id)
+            .await
+            .map_err(ApiError::from),
         Err(e) => Err(e),
     };
     let sent = sent.unwrap_or_else(|e| {
@@ -195,17 +157,12 @@ pub async fn register(
 /// Mails the caller a new verification link (at most one a minute).
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/email/verification", responses((status = 200, description = "whether a link was sent (not when verified or sent in the last minute)"), (status = 401, description = "no valid token")))]
 pub async fn resend_verification(
-    req: HttpRequest,
+    user: User,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    let user_id = user_of(&p)?;
-    let sent = notifier(&state)
-        .map_err(notify_error)?
-        .send_verification(&tenant, user_id)
-        .await
-        .map_err(notify_error)?;
+    let sent = notifier(&state)?
+        .send_verification(&user.tenant, user.id)
+        .await?;
     Ok(api::ok(serde_json::json!({"sent": sent})))
 }
 
@@ -220,14 +177,12 @@ pub struct TokenQuery {
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/email/verify", params(TokenQuery), responses((status = 200, description = "verified"), (status = 400, description = "invalid, used or expired link")))]
 pub async fn confirm_email(
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
     query: web::Query<TokenQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let user_id = notifier(&state)
-        .map_err(notify_error)?
-        .confirm_email(&tenant, &query.token)
-        .await
-        .map_err(notify_error)?;
+    let user_id = notifier(&state)?
+        .confirm_email(&path.tenant, &query.token)
+        .await?;
     Ok(api::ok(
         serde_json::json!({"verified": true, "userId": user_id}),
     ))
@@ -248,11 +203,11 @@ pub struct ForgotBody {
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/password/forgot", request_body = ForgotBody, responses((status = 202, description = "a link was mailed if the account exists")))]
 pub async fn forgot_password(
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
-    body: api::JsonObject<ForgotBody>,
+    path: web::Path<TenantPath>,
+    body: JsonObject<ForgotBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let notifier = notifier(&state).map_err(notify_error)?;
-    let tenant = tenant.into_inner();
+    let notifier = notifier(&state)?;
+    let tenant = path.into_inner().tenant;
     let email = body.into_inner().email;
     tokio::spawn(async move {
         if let Err(e) = notifier.request_password_reset(&tenant, &email).await {
@@ -265,37 +220,13 @@ pub async fn forgot_password(
     ))
 }
 
-fn html_escape(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '&' => "&amp;".to_owned(),
-            '<' => "&lt;".to_owned(),
-            '>' => "&gt;".to_owned(),
-            '"' => "&quot;".to_owned(),
-            '\'' => "&#39;".to_owned(),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
 /// The page a reset link opens: a form that posts the token and the new
 /// password back to the same path.
-pub async fn reset_form(tenant: web::Path<String>, query: web::Query<TokenQuery>) -> HttpResponse {
-    let action = format!("/api/v1/t/{}/password/reset", html_escape(&tenant));
-    let token = html_escape(&query.token);
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <title>Choose a new password</title></head><body>\
-             <h1>Choose a new password</h1>\
-             <form method=\"post\" action=\"{action}\">\
-             <input type=\"hidden\" name=\"token\" value=\"{token}\">\
-             <label>New password <input type=\"password\" name=\"password\" \
-             autocomplete=\"new-password\" minlength=\"12\" required></label>\
-             <button type=\"submit\">Set password</button></form></body></html>"
-        ))
+pub async fn reset_form(
+    path: web::Path<TenantPath>,
+    query: web::Query<TokenQuery>,
+) -> HttpResponse {
+    pages::reset_form(&path.tenant, &query.token)
 }
 
 /// Body of `POST …/password/reset` (JSON or an HTML form).
@@ -314,143 +245,82 @@ pub struct ResetBody {
 pub async fn reset_password(
     req: HttpRequest,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
     body: web::Either<web::Json<ResetBody>, web::Form<ResetBody>>,
 ) -> Result<HttpResponse, ApiError> {
     let body = match body {
         web::Either::Left(j) => j.into_inner(),
         web::Either::Right(f) => f.into_inner(),
     };
-    let auth = auth_server(&state)?;
-    notifier(&state)
-        .map_err(notify_error)?
+    notifier(&state)?
         .reset_password(
-            auth,
-            &tenant,
+            &state.auth,
+            &path.tenant,
             &body.token,
             &body.password,
-            &client_context(&req),
+            &reset_context(&req),
         )
-        .await
-        .map_err(notify_error)?;
+        .await?;
     Ok(api::ok(serde_json::json!({"passwordChanged": true})))
 }
 
-async fn alert_owner(
-    req: &HttpRequest,
-    state: &AppState,
-    tenant: &str,
-) -> Result<(Uuid, Notifier), ApiError> {
-    let p = principal(req, state, tenant).await?;
-    require(&p, Permission::MarketRead)?;
-    let user_id = user_of(&p)?;
-    Ok((user_id, notifier(state).map_err(notify_error)?))
+/// The owner of price alerts: a user with `market:read`.
+type AlertOwner = User<perm::MarketRead>;
+
+/// `…/price-alerts/{id}`.
+#[derive(Debug, Deserialize)]
+pub struct AlertPath {
+    /// The alert.
+    pub id: Uuid,
 }
 
 /// The caller's price alerts, newest first.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/price-alerts", responses((status = 200, description = "alerts"), (status = 401, description = "no valid token")))]
 pub async fn list_alerts(
-    req: HttpRequest,
+    owner: AlertOwner,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user_id, n) = alert_owner(&req, &state, &tenant).await?;
-    let alerts = n
-        .list_price_alerts(&tenant, user_id)
-        .await
-        .map_err(notify_error)?;
+    let alerts = notifier(&state)?
+        .list_price_alerts(&owner.tenant, owner.id)
+        .await?;
     Ok(api::ok(alerts))
 }
 
 /// Creates a price alert: `{"symbol", "direction": "above"|"below", "threshold", "note"?}`.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/price-alerts", responses((status = 201, description = "created"), (status = 400, description = "malformed symbol or threshold"), (status = 409, description = "too many alerts")))]
 pub async fn create_alert(
-    req: HttpRequest,
+    owner: AlertOwner,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
-    body: api::JsonObject<NewPriceAlert>,
+    body: JsonObject<NewPriceAlert>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user_id, n) = alert_owner(&req, &state, &tenant).await?;
-    let alert = n
-        .create_price_alert(&tenant, user_id, &body)
-        .await
-        .map_err(notify_error)?;
+    let alert = notifier(&state)?
+        .create_price_alert(&owner.tenant, owner.id, &body)
+        .await?;
     Ok(api::ok_status(StatusCode::CREATED, alert))
 }
 
 /// One of the caller's price alerts.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/price-alerts/{id}", responses((status = 200, description = "the alert"), (status = 404, description = "not the caller's")))]
 pub async fn get_alert(
-    req: HttpRequest,
+    owner: AlertOwner,
     state: web::Data<AppState>,
-    path: web::Path<(String, Uuid)>,
+    path: web::Path<AlertPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
-    let (user_id, n) = alert_owner(&req, &state, &tenant).await?;
-    let alert = n
-        .price_alert(&tenant, user_id, id)
-        .await
-        .map_err(notify_error)?;
+    let alert = notifier(&state)?
+        .price_alert(&owner.tenant, owner.id, path.id)
+        .await?;
     Ok(api::ok(alert))
 }
 
 /// Deletes one of the caller's price alerts.
 #[utoipa::path(delete, path = "/api/v1/t/{tenant}/price-alerts/{id}", responses((status = 200, description = "deleted"), (status = 404, description = "not the caller's")))]
 pub async fn delete_alert(
-    req: HttpRequest,
+    owner: AlertOwner,
     state: web::Data<AppState>,
-    path: web::Path<(String, Uuid)>,
+    path: web::Path<AlertPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
-    let (user_id, n) = alert_owner(&req, &state, &tenant).await?;
-    n.delete_price_alert(&tenant, user_id, id)
-        .await
-        .map_err(notify_error)?;
-    Ok(api::ok(serde_json::json!({"deleted": id})))
-}
-
-/// One pass of the price-alert job over every active tenant; returns how
-/// many alerts fired.
-pub async fn run_price_alerts_once(state: &AppState) -> Result<usize, NotifyError> {
-    notifier(state)?.check_price_alerts_all(&state.market).await
-}
-
-/// One pass of the new-device check over every active tenant; returns how
-/// many alerts were mailed.
-pub async fn run_login_alerts_once(state: &AppState) -> Result<usize, NotifyError> {
-    notifier(state)?.check_new_logins_all().await
-}
-
-fn every(secs: u64) -> tokio::time::Interval {
-    let mut tick = tokio::time::interval(Duration::from_secs(secs.max(1)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    tick
-}
-
-/// Checks price alerts against the market chain every
-/// `price_check_secs`; each alert is mailed once, across replicas too.
-pub fn spawn_price_alert_job(state: AppState) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = every(config(&state).price_check_secs);
-        loop {
-            tick.tick().await;
-            if let Err(e) = run_price_alerts_once(&state).await {
-                tracing::warn!(error = %e, "price alert job");
-            }
-        }
-    })
-}
-
-/// Mails new-device login alerts every `login_check_secs` (see
-/// `rampart_notify::devices` for what a device is).
-pub fn spawn_login_alert_job(state: AppState) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = every(config(&state).login_check_secs);
-        loop {
-            tick.tick().await;
-            if let Err(e) = run_login_alerts_once(&state).await {
-                tracing::warn!(error = %e, "new-device alert job");
-            }
-        }
-    })
+    notifier(&state)?
+        .delete_price_alert(&owner.tenant, owner.id, path.id)
+        .await?;
+    Ok(api::ok(serde_json::json!({"deleted": path.id})))
 }

@@ -17,18 +17,17 @@
 //! `{"type": "closed", "reason"}` precedes a close when access ends.
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use rampart_auth::{AuthError, Permission, Role, authorize};
+use rampart_auth::{Permission, Role, authorize};
 use rampart_market::{MarketError, Staleness};
-use rampart_portfolio::{Actor, PortfolioService};
+use rampart_portfolio::{Actor, PortfolioError, PortfolioService};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::api::ApiError;
-use crate::app::AppState;
-use crate::routes::api_v1::{auth_error, require, user_of};
+use crate::error::ApiError;
+use crate::extract::{self, require, user_of};
+use crate::state::AppState;
 
 /// Registers the route. It must come before `portfolios::configure`,
 /// whose `web::scope` would otherwise claim the path.
@@ -37,6 +36,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/api/v1/t/{tenant}/portfolios/{id}/stream",
         web::get().to(stream),
     );
+}
+
+/// `…/portfolios/{id}/stream`.
+#[derive(Debug, Deserialize)]
+pub struct StreamPath {
+    /// The tenant.
+    pub tenant: String,
+    /// The portfolio.
+    pub id: Uuid,
 }
 
 /// Stream parameters.
@@ -68,11 +76,7 @@ fn bearer_token(req: &HttpRequest, query: &StreamQuery) -> Option<String> {
     {
         return Some((*t).to_owned());
     }
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned)
+    extract::bearer_token(req).map(str::to_owned)
 }
 
 /// Live prices of the portfolio's symbols (WebSocket).
@@ -80,24 +84,14 @@ fn bearer_token(req: &HttpRequest, query: &StreamQuery) -> Option<String> {
 pub async fn stream(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<(String, Uuid)>,
+    path: web::Path<StreamPath>,
     query: web::Query<StreamQuery>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
-    let auth = state.auth.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "auth_unavailable",
-            "authentication is not configured",
-        )
-    })?;
-    let token = bearer_token(&req, &query)
-        .ok_or_else(|| auth_error(AuthError::InvalidToken("missing bearer token".into())))?;
-    let p = auth
-        .authenticate_bearer(&tenant, &token)
-        .await
-        .map_err(auth_error)?;
+    let StreamPath { tenant, id } = path.into_inner();
+    let token = bearer_token(&req, &query);
+    let p = extract::authenticate(&state, &tenant, token.as_deref()).await?;
+    let token = token.unwrap_or_default();
     require(&p, Permission::PortfolioRead)?;
     require(&p, Permission::MarketRead)?;
     let actor = Actor {
@@ -112,18 +106,16 @@ pub async fn stream(
         .symbols(&tenant, &actor, id)
         .await
         .map_err(|e| match e {
-            rampart_portfolio::PortfolioError::NotFound => ApiError::not_found(),
-            rampart_portfolio::PortfolioError::Forbidden { .. } => {
-                ApiError::new(StatusCode::FORBIDDEN, "forbidden", "not allowed")
-            }
-            other => ApiError::internal(&other),
+            // The stream says no more than "not allowed".
+            PortfolioError::Forbidden { .. } => ApiError::forbidden("not allowed"),
+            e => ApiError::from(e),
         })?;
     let (response, session, messages) = actix_ws::handle_with_protocols(&req, body, &["bearer"])
         .map_err(|e| ApiError::bad_request(format!("not a WebSocket handshake: {e}")))?;
     let watch = Watch {
         portfolios,
         market: state.market.clone(),
-        auth: auth.clone(),
+        auth: state.auth.clone(),
         token,
         tenant,
         actor,

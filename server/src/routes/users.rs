@@ -5,17 +5,15 @@
 //! Over [`rampart_portfolio::UserService`] and
 //! [`rampart_portfolio::PortfolioService::import_json`].
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
-use rampart_auth::{Permission, Role, authorize};
-use rampart_portfolio::{
-    Actor, PortfolioError, PortfolioService, PreferencesPatch, ProfilePatch, UserService,
-};
+use actix_web::{HttpResponse, web};
+use rampart_portfolio::{PortfolioService, PreferencesPatch, ProfilePatch, UserService};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::api::{self, ApiError};
-use crate::app::AppState;
-use crate::routes::api_v1::{principal, require, user_of};
+use crate::api::{self, JsonObject};
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{Caller, PageQuery, User, perm};
+use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -45,87 +43,47 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-fn user_error(e: PortfolioError) -> ApiError {
-    match e {
-        PortfolioError::NotFound => ApiError::not_found(),
-        PortfolioError::Invalid(m) => ApiError::bad_request(m),
-        PortfolioError::TooLarge { limit, unit } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("at most {limit} {unit}"),
-        ),
-        PortfolioError::Tenancy(t) => ApiError::from(t),
-        other => ApiError::internal(&other),
-    }
-}
-
 fn users(state: &AppState) -> UserService {
     UserService::new(state.tenants.clone())
 }
 
 /// The caller's profile.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/me/profile", responses((status = 200, description = "profile"), (status = 401, description = "no valid token")))]
-pub async fn profile(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    tenant: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    let me = user_of(&p)?;
-    let profile = users(&state)
-        .profile(&tenant, me)
-        .await
-        .map_err(user_error)?;
+pub async fn profile(user: User, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let profile = users(&state).profile(&user.tenant, user.id).await?;
     Ok(api::ok(profile))
 }
 
 /// Changes the caller's display name.
 #[utoipa::path(patch, path = "/api/v1/t/{tenant}/me/profile", responses((status = 200, description = "profile"), (status = 400, description = "invalid")))]
 pub async fn update_profile(
-    req: HttpRequest,
+    user: User,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
-    body: api::JsonObject<ProfilePatch>,
+    body: JsonObject<ProfilePatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    let me = user_of(&p)?;
     let profile = users(&state)
-        .update_profile(&tenant, me, body.0)
-        .await
-        .map_err(user_error)?;
+        .update_profile(&user.tenant, user.id, body.0)
+        .await?;
     Ok(api::ok(profile))
 }
 
 /// The caller's preferences, defaults filled in.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/me/preferences", responses((status = 200, description = "preferences")))]
-pub async fn preferences(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    tenant: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    let me = user_of(&p)?;
-    let prefs = users(&state)
-        .preferences(&tenant, me)
-        .await
-        .map_err(user_error)?;
+pub async fn preferences(user: User, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let prefs = users(&state).preferences(&user.tenant, user.id).await?;
     Ok(api::ok(prefs))
 }
 
 /// Changes some of the caller's preferences (absent fields are kept).
 #[utoipa::path(patch, path = "/api/v1/t/{tenant}/me/preferences", responses((status = 200, description = "preferences"), (status = 400, description = "invalid")))]
 pub async fn update_preferences(
-    req: HttpRequest,
+    user: User,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
-    body: api::JsonObject<PreferencesPatch>,
+    body: JsonObject<PreferencesPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    let me = user_of(&p)?;
     let prefs = users(&state)
-        .update_preferences(&tenant, me, body.0)
-        .await
-        .map_err(user_error)?;
+        .update_preferences(&user.tenant, user.id, body.0)
+        .await?;
     Ok(api::ok(prefs))
 }
 
@@ -140,17 +98,13 @@ pub struct LimitQuery {
 /// audit rows, newest first.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/me/activity", params(LimitQuery), responses((status = 200, description = "activity")))]
 pub async fn activity(
-    req: HttpRequest,
+    user: User,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
     query: web::Query<LimitQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    let me = user_of(&p)?;
     let a = users(&state)
-        .activity(&tenant, me, query.limit.unwrap_or(50))
-        .await
-        .map_err(user_error)?;
+        .activity(&user.tenant, user.id, query.limit.unwrap_or(50))
+        .await?;
     Ok(api::ok(a))
 }
 
@@ -160,26 +114,17 @@ pub async fn activity(
 /// with the report and nothing applied.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/me/import", responses((status = 200, description = "report"), (status = 400, description = "not an export"), (status = 422, description = "refused items, nothing applied")))]
 pub async fn import(
-    req: HttpRequest,
+    user: User<perm::PortfolioWrite>,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    require(&p, Permission::PortfolioWrite)?;
-    let actor = Actor {
-        user_id: user_of(&p)?,
-        tenant_admin: p.role == Role::Admin && authorize(&p, Permission::TenantAdmin).is_ok(),
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
-    };
     let report = PortfolioService::new(state.tenants.clone())
-        .import_json(&tenant, &actor, &body)
-        .await
-        .map_err(user_error)?;
+        .import_json(&user.tenant, &user.portfolio_actor(), &body)
+        .await?;
     if !report.applied {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "import_rejected",
+            ErrorCode::ImportRejected,
             format!(
                 "{} of {} portfolios are invalid; nothing was applied",
                 report.refused,
@@ -191,30 +136,28 @@ pub async fn import(
     Ok(api::ok(report))
 }
 
-/// Pagination parameters.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct PageQuery {
-    /// Opaque cursor from the previous page's `meta.nextCursor`.
-    pub cursor: Option<String>,
-    /// Page size (1–100, default 20).
-    pub limit: Option<usize>,
-}
-
 /// Users of the tenant (`users:manage`), cursor-paginated.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/users", params(PageQuery), responses((status = 200, description = "a page of users"), (status = 403, description = "needs users:manage")))]
 pub async fn list_users(
-    req: HttpRequest,
+    caller: Caller<perm::UsersManage>,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = principal(&req, &state, &tenant).await?;
-    require(&p, Permission::UsersManage)?;
     let page = users(&state)
-        .list(&tenant, page.cursor.as_deref(), page.limit.unwrap_or(20))
-        .await
-        .map_err(user_error)?;
+        .list(
+            &caller.tenant,
+            page.cursor.as_deref(),
+            page.limit.unwrap_or(20),
+        )
+        .await?;
     Ok(api::page(page.items, page.next))
+}
+
+/// `…/users/{id}/…`.
+#[derive(Debug, Deserialize)]
+pub struct UserPath {
+    /// The user.
+    pub id: Uuid,
 }
 
 /// A new role.
@@ -228,19 +171,14 @@ pub struct RoleBody {
 /// Changes a user's role (`users:manage`; not one's own).
 #[utoipa::path(put, path = "/api/v1/t/{tenant}/users/{id}/role", responses((status = 200, description = "profile"), (status = 400, description = "unknown role or own role"), (status = 404, description = "no such user")))]
 pub async fn set_role(
-    req: HttpRequest,
+    admin: User<perm::UsersManage>,
     state: web::Data<AppState>,
-    path: web::Path<(String, Uuid)>,
-    body: api::JsonObject<RoleBody>,
+    path: web::Path<UserPath>,
+    body: JsonObject<RoleBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
-    let p = principal(&req, &state, &tenant).await?;
-    require(&p, Permission::UsersManage)?;
-    let me = user_of(&p)?;
     let profile = users(&state)
-        .set_role(&tenant, me, id, &body.role)
-        .await
-        .map_err(user_error)?;
+        .set_role(&admin.tenant, admin.id, path.id, &body.role)
+        .await?;
     Ok(api::ok(profile))
 }
 
@@ -256,30 +194,23 @@ pub struct StatusBody {
 /// revokes the user's sessions, refresh tokens and access tokens at once.
 #[utoipa::path(put, path = "/api/v1/t/{tenant}/users/{id}/status", responses((status = 200, description = "profile"), (status = 400, description = "unknown status or oneself"), (status = 404, description = "no such user")))]
 pub async fn set_status(
-    req: HttpRequest,
+    admin: User<perm::UsersManage>,
     state: web::Data<AppState>,
-    path: web::Path<(String, Uuid)>,
-    body: api::JsonObject<StatusBody>,
+    path: web::Path<UserPath>,
+    body: JsonObject<StatusBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
-    let p = principal(&req, &state, &tenant).await?;
-    require(&p, Permission::UsersManage)?;
-    let me = user_of(&p)?;
     let active = match body.status.as_str() {
         "active" => true,
         "disabled" => false,
         _ => return Err(ApiError::bad_request("status: active or disabled")),
     };
     let profile = users(&state)
-        .set_active(&tenant, me, id, active)
-        .await
-        .map_err(user_error)?;
+        .set_active(&admin.tenant, admin.id, path.id, active)
+        .await?;
     if !active {
         // Its access tokens were revoked in the same transaction: make every
         // request re-read them instead of trusting a cached verdict.
-        if let Some(auth) = &state.auth {
-            auth.access_tokens_revoked_elsewhere();
-        }
+        state.auth.access_tokens_revoked_elsewhere();
     }
     Ok(api::ok(profile))
 }

@@ -92,7 +92,7 @@ pub async fn env_with(adjust: impl FnOnce(&mut ServerConfig)) -> Env {
     adjust(&mut config);
     let state = rampart_server::serve::build_state(config).await.unwrap();
     let server = rampart_server::serve::start(state.clone()).await.unwrap();
-    let auth = state.auth.clone().unwrap();
+    let auth = state.auth.clone();
     for slug in ["acme", "globex"] {
         state.tenants.provision(slug, slug).await.unwrap();
         auth.register_client(

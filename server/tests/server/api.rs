@@ -10,7 +10,7 @@ async fn api_v1_is_tenant_scoped_and_authenticated() {
     for slug in ["acme", "globex"] {
         state.tenants.provision(slug, slug).await.unwrap();
     }
-    let auth = state.auth.clone().unwrap();
+    let auth = state.auth.clone();
     let secret = auth
         .register_client(
             "acme",

@@ -1,0 +1,603 @@
+//! The one error table of the server: every library crate's error enum
+//! becomes an [`ApiError`] here (one `From` per crate), with a status and a
+//! stable [`ErrorCode`]. Routes return these and never invent codes; the
+//! envelope (`{"success": false, "error": {code, message, details}, "meta"}`)
+//! carries the request id.
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use rampart_auth::AuthError;
+use rampart_market::MarketError;
+use rampart_members::MembersError;
+use rampart_notify::NotifyError;
+use rampart_portfolio::PortfolioError;
+use rampart_tenancy::TenancyError;
+use serde::Serialize;
+
+use crate::api::{Meta, current_request_id};
+
+/// Every stable error code the API answers with (the OpenAPI document lists
+/// them as the `ErrorCode` schema). Serialized in snake case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The request is malformed (body, path, query or a field).
+    InvalidRequest,
+    /// No valid credential for this tenant.
+    Unauthorized,
+    /// The caller lacks the permission.
+    Forbidden,
+    /// No such thing (also: another tenant's thing).
+    NotFound,
+    /// No such route.
+    RouteNotFound,
+    /// The thing exists already or the change conflicts.
+    Conflict,
+    /// The body is too large.
+    PayloadTooLarge,
+    /// The body is not JSON.
+    UnsupportedMediaType,
+    /// Too many requests; see `Retry-After`.
+    RateLimited,
+    /// A server-side failure (logged with the request id).
+    InternalError,
+    /// PostgreSQL cannot be reached; retry shortly.
+    DatabaseUnavailable,
+    /// A wrong password or one-time code.
+    InvalidCredentials,
+    /// A link's token is invalid, used or expired.
+    InvalidToken,
+    /// The route needs a token issued to a login session.
+    SessionRequired,
+    /// The route needs a user, not a machine client.
+    UserRequired,
+    /// The admin listener needs a client certificate.
+    ClientCertificateRequired,
+    /// A CSV import has invalid rows; nothing was applied.
+    CsvRejected,
+    /// A JSON import has refused items; nothing was applied.
+    ImportRejected,
+    /// No prices for a symbol in the analysis window.
+    NoPrices,
+    /// No market-data provider could answer.
+    MarketUnavailable,
+    /// A symbol no provider knows (per-symbol errors of batch quotes).
+    UnknownSymbol,
+    /// The mail relay could not take the message.
+    MailUnavailable,
+    /// A per-user limit is reached.
+    LimitReached,
+    /// Credential encryption (Vault transit) is unavailable.
+    CredentialEncryptionUnavailable,
+    /// The broker refused or failed.
+    BrokerError,
+    /// A signing-key operation was refused.
+    KeyError,
+    /// The tenant slug is malformed.
+    TenantInvalidSlug,
+    /// The tenant exists already.
+    TenantAlreadyExists,
+    /// No such tenant.
+    TenantNotFound,
+    /// The tenant is suspended.
+    TenantSuspended,
+    /// The tenant is deactivated.
+    TenantDeactivated,
+    /// The tenant was purged.
+    TenantPurged,
+    /// The lifecycle change is not allowed from the tenant's state.
+    TenantInvalidTransition,
+    /// The tenant's retention period has not elapsed.
+    TenantRetentionNotElapsed,
+    /// Another operation holds the tenant.
+    TenantBusy,
+    /// A tenant setting is invalid.
+    TenantSettingInvalid,
+    /// The import was committed already.
+    ImportAlreadyCommitted,
+    /// The import preview expired.
+    ImportExpired,
+    /// The import preview has refused rows.
+    ImportHasRefusedRows,
+    /// The digest does not match the preview.
+    ImportHashMismatch,
+    /// The members changed since the preview.
+    ImportStale,
+}
+
+impl ErrorCode {
+    /// The code as it appears in the envelope.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode as C;
+        match self {
+            C::InvalidRequest => "invalid_request",
+            C::Unauthorized => "unauthorized",
+            C::Forbidden => "forbidden",
+            C::NotFound => "not_found",
+            C::RouteNotFound => "route_not_found",
+            C::Conflict => "conflict",
+            C::PayloadTooLarge => "payload_too_large",
+            C::UnsupportedMediaType => "unsupported_media_type",
+            C::RateLimited => "rate_limited",
+            C::InternalError => "internal_error",
+            C::DatabaseUnavailable => "database_unavailable",
+            C::InvalidCredentials => "invalid_credentials",
+            C::InvalidToken => "invalid_token",
+            C::SessionRequired => "session_required",
+            C::UserRequired => "user_required",
+            C::ClientCertificateRequired => "client_certificate_required",
+            C::CsvRejected => "csv_rejected",
+            C::ImportRejected => "import_rejected",
+            C::NoPrices => "no_prices",
+            C::MarketUnavailable => "market_unavailable",
+            C::UnknownSymbol => "unknown_symbol",
+            C::MailUnavailable => "mail_unavailable",
+            C::LimitReached => "limit_reached",
+            C::CredentialEncryptionUnavailable => "credential_encryption_unavailable",
+            C::BrokerError => "broker_error",
+            C::KeyError => "key_error",
+            C::TenantInvalidSlug => "tenant_invalid_slug",
+            C::TenantAlreadyExists => "tenant_already_exists",
+            C::TenantNotFound => "tenant_not_found",
+            C::TenantSuspended => "tenant_suspended",
+            C::TenantDeactivated => "tenant_deactivated",
+            C::TenantPurged => "tenant_purged",
+            C::TenantInvalidTransition => "tenant_invalid_transition",
+            C::TenantRetentionNotElapsed => "tenant_retention_not_elapsed",
+            C::TenantBusy => "tenant_busy",
+            C::TenantSettingInvalid => "tenant_setting_invalid",
+            C::ImportAlreadyCommitted => "import_already_committed",
+            C::ImportExpired => "import_expired",
+            C::ImportHasRefusedRows => "import_has_refused_rows",
+            C::ImportHashMismatch => "import_hash_mismatch",
+            C::ImportStale => "import_stale",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `error` of a failed envelope.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
+    /// Human-readable message (never contains secrets).
+    pub message: String,
+    /// Extra structured details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorEnvelope {
+    success: bool,
+    error: ErrorBody,
+    meta: Meta,
+}
+
+/// An API error: status, stable code, safe message.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code.
+    pub code: ErrorCode,
+    /// Message for the client.
+    pub message: Box<str>,
+    /// Details (boxed: errors travel in `Result`s and should stay small).
+    pub details: Option<Box<serde_json::Value>>,
+    /// Seconds to put in `Retry-After`.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with a status, code and message.
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into().into_boxed_str(),
+            details: None,
+            retry_after: None,
+        }
+    }
+    /// 400 `invalid_request`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message)
+    }
+    /// 404 `not_found` (also what a caller gets for another tenant's data).
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "not found")
+    }
+    /// 401 `unauthorized`: no valid credential for this tenant.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "a valid access token is required",
+        )
+    }
+    /// 403 `forbidden` with what was missing.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
+    }
+    /// 401 `client_certificate_required` (admin listener).
+    pub fn client_certificate_required() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::ClientCertificateRequired,
+            "a client certificate is required",
+        )
+    }
+    /// 413 `payload_too_large`.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            message,
+        )
+    }
+    /// 415 `unsupported_media_type`.
+    pub fn not_json() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
+            "expected Content-Type: application/json",
+        )
+    }
+    /// 429 `rate_limited`.
+    pub fn rate_limited(message: impl Into<String>, retry_after: Option<u64>) -> Self {
+        let mut err = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            message,
+        );
+        err.retry_after = retry_after;
+        err
+    }
+    /// 503 with `Retry-After` (a dependency is down; the cause is logged by
+    /// the caller, not returned).
+    pub fn unavailable(code: ErrorCode, message: impl Into<String>, retry_after: u64) -> Self {
+        let mut err = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message);
+        err.retry_after = Some(retry_after);
+        err
+    }
+    /// 500 `internal_error` (the cause is logged, not returned) — unless the
+    /// cause, or anything in its `source()` chain, is the database being
+    /// unreachable: then 503 `database_unavailable` with `Retry-After`, so a
+    /// PostgreSQL restart reads as "retry shortly" whichever crate's error
+    /// carried it.
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        if database_unreachable(cause) {
+            return Self::database_unavailable(cause);
+        }
+        tracing::error!(request_id = %current_request_id(), error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalError,
+            "internal error",
+        )
+    }
+    /// 503 `database_unavailable` with `Retry-After: 2` (the cause is
+    /// logged, not returned).
+    pub fn database_unavailable(cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(request_id = %current_request_id(), error = %cause, "database unavailable");
+        Self::unavailable(
+            ErrorCode::DatabaseUnavailable,
+            "the database is unavailable; retry shortly",
+            2,
+        )
+    }
+    /// With details.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(Box::new(details));
+        self
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            res.insert_header(("Retry-After", secs.to_string()));
+        }
+        res.json(ErrorEnvelope {
+            success: false,
+            error: ErrorBody {
+                code: self.code,
+                message: self.message.to_string(),
+                details: self.details.as_deref().cloned(),
+            },
+            meta: Meta::now(),
+        })
+    }
+}
+
+// ------------------------------------------------------------ crate errors
+
+impl From<TenancyError> for ApiError {
+    fn from(e: TenancyError) -> Self {
+        use ErrorCode as C;
+        use TenancyError as T;
+        let (status, code) = match &e {
+            T::InvalidSlug { .. } => (StatusCode::BAD_REQUEST, C::TenantInvalidSlug),
+            T::Setting { .. } => (StatusCode::BAD_REQUEST, C::TenantSettingInvalid),
+            T::AlreadyExists(_) => (StatusCode::CONFLICT, C::TenantAlreadyExists),
+            T::InvalidTransition { .. } => (StatusCode::CONFLICT, C::TenantInvalidTransition),
+            T::RetentionNotElapsed { .. } => (StatusCode::CONFLICT, C::TenantRetentionNotElapsed),
+            T::Busy(_) => (StatusCode::CONFLICT, C::TenantBusy),
+            T::NotFound(_) => (StatusCode::NOT_FOUND, C::TenantNotFound),
+            T::Purged(_) => (StatusCode::NOT_FOUND, C::TenantPurged),
+            T::Suspended(_) => (StatusCode::FORBIDDEN, C::TenantSuspended),
+            T::Deactivated(_) => (StatusCode::FORBIDDEN, C::TenantDeactivated),
+            _ if e.is_unavailable() => return ApiError::database_unavailable(&e),
+            _ => return ApiError::internal(&e),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+/// The HTTP status of an auth error on the OAuth endpoints (RFC 6749 §5.2,
+/// RFC 6750 §3.1); their body is the OAuth error object, not the envelope.
+pub fn oauth_status(e: &AuthError) -> StatusCode {
+    match e {
+        AuthError::InvalidClient | AuthError::InvalidToken(_) | AuthError::InvalidCredentials => {
+            StatusCode::UNAUTHORIZED
+        }
+        AuthError::Forbidden(_) | AuthError::AccessDenied(_) | AuthError::MfaRequired => {
+            StatusCode::FORBIDDEN
+        }
+        AuthError::NotFound(_) => StatusCode::NOT_FOUND,
+        AuthError::Conflict(_) => StatusCode::CONFLICT,
+        AuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AuthError::Upstream(_) => StatusCode::BAD_GATEWAY,
+        AuthError::Tenancy(t) if unknown_tenant(t) => StatusCode::NOT_FOUND,
+        e if server_side(e) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// A failure on our side (its text is never shown to the client).
+pub fn server_side(e: &AuthError) -> bool {
+    match e {
+        AuthError::KeyStore(_)
+        | AuthError::Crypto(_)
+        | AuthError::Config(_)
+        | AuthError::Database(_)
+        | AuthError::Upstream(_) => true,
+        AuthError::Tenancy(t) => !unknown_tenant(t),
+        _ => false,
+    }
+}
+
+/// A tenant that cannot be addressed reads like an unknown one (nothing
+/// says whether it exists).
+fn unknown_tenant(e: &TenancyError) -> bool {
+    matches!(
+        e,
+        TenancyError::NotFound(_)
+            | TenancyError::InvalidSlug { .. }
+            | TenancyError::Suspended(_)
+            | TenancyError::Deactivated(_)
+            | TenancyError::Purged(_)
+    )
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        use ErrorCode as C;
+        match e {
+            AuthError::InvalidToken(_) | AuthError::InvalidClient => ApiError::unauthorized(),
+            // A wrong current password or one-time code on an account route.
+            AuthError::InvalidCredentials | AuthError::InvalidGrant(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                C::InvalidCredentials,
+                "wrong password or code",
+            ),
+            AuthError::Forbidden(_) | AuthError::AccessDenied(_) | AuthError::MfaRequired => {
+                ApiError::forbidden("not allowed")
+            }
+            AuthError::NotFound(_) => ApiError::not_found(),
+            AuthError::Tenancy(ref t) if unknown_tenant(t) => ApiError::not_found(),
+            AuthError::Conflict(ref m) => ApiError::new(StatusCode::CONFLICT, C::Conflict, m),
+            AuthError::RateLimited { retry_after } => {
+                ApiError::rate_limited("too many requests", Some(retry_after.as_secs().max(1)))
+            }
+            ref e if server_side(e) => ApiError::internal(e),
+            e => ApiError::bad_request(e.to_string()),
+        }
+    }
+}
+
+impl From<PortfolioError> for ApiError {
+    fn from(e: PortfolioError) -> Self {
+        use ErrorCode as C;
+        match e {
+            PortfolioError::NotFound => ApiError::not_found(),
+            PortfolioError::Forbidden { needed } => {
+                ApiError::forbidden(format!("needs {needed} access to this portfolio"))
+            }
+            PortfolioError::Invalid(m) => ApiError::bad_request(m),
+            PortfolioError::CsvRejected(report) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                C::CsvRejected,
+                format!(
+                    "{} of {} rows are invalid; nothing was applied",
+                    report.errors.len(),
+                    report.rows
+                ),
+            )
+            .with_details(serde_json::to_value(&*report).unwrap_or_default()),
+            PortfolioError::TooLarge { limit, unit } => {
+                ApiError::too_large(format!("at most {limit} {unit}"))
+            }
+            PortfolioError::MissingPrices { symbol } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                C::NoPrices,
+                format!("no prices for {symbol} in the window"),
+            ),
+            PortfolioError::Tenancy(t) => ApiError::from(t),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<MembersError> for ApiError {
+    fn from(e: MembersError) -> Self {
+        use ErrorCode as C;
+        let conflict = match &e {
+            MembersError::AlreadyCommitted => Some(C::ImportAlreadyCommitted),
+            MembersError::Expired => Some(C::ImportExpired),
+            MembersError::HasRefusedRows(_) => Some(C::ImportHasRefusedRows),
+            MembersError::DigestMismatch => Some(C::ImportHashMismatch),
+            MembersError::Stale(_) => Some(C::ImportStale),
+            _ => None,
+        };
+        if let Some(code) = conflict {
+            return ApiError::new(StatusCode::CONFLICT, code, e.to_string());
+        }
+        match e {
+            MembersError::Invalid { ref problems } => ApiError::bad_request(e.to_string())
+                .with_details(serde_json::json!({ "problems": problems })),
+            MembersError::NotFound(_) => ApiError::not_found(),
+            MembersError::Crypto(msg) => {
+                tracing::error!(request_id = %current_request_id(), error = %msg, "broker credential encryption failed");
+                ApiError::unavailable(
+                    C::CredentialEncryptionUnavailable,
+                    "credential encryption is unavailable; retry shortly",
+                    5,
+                )
+            }
+            MembersError::Broker(msg) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, C::BrokerError, msg)
+            }
+            MembersError::Tenancy(t) => ApiError::from(t),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<MarketError> for ApiError {
+    fn from(e: MarketError) -> Self {
+        match e {
+            MarketError::UnknownSymbol { .. } => ApiError::not_found(),
+            MarketError::InvalidInput(m) => ApiError::bad_request(m),
+            e => {
+                tracing::warn!(error = %e, "market request failed");
+                ApiError::unavailable(ErrorCode::MarketUnavailable, "no provider could answer", 5)
+            }
+        }
+    }
+}
+
+impl From<NotifyError> for ApiError {
+    fn from(e: NotifyError) -> Self {
+        use ErrorCode as C;
+        match e {
+            NotifyError::InvalidRequest(m) => ApiError::bad_request(m),
+            NotifyError::InvalidToken => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                C::InvalidToken,
+                "the link is invalid or has expired",
+            ),
+            NotifyError::NotFound(_) => ApiError::not_found(),
+            NotifyError::Limit(m) => ApiError::new(StatusCode::CONFLICT, C::LimitReached, m),
+            NotifyError::Auth(e) => e.into(),
+            NotifyError::Tenancy(e) => e.into(),
+            e @ NotifyError::Smtp(_) => {
+                tracing::warn!(error = %e, "mail relay");
+                ApiError::unavailable(
+                    C::MailUnavailable,
+                    "the message could not be sent; try again later",
+                    60,
+                )
+            }
+            e => ApiError::internal(&e),
+        }
+    }
+}
+
+/// True when `e` or one of its sources says PostgreSQL cannot be reached
+/// (pool could not connect, connection lost mid-request, server shutting
+/// down or starting up).
+fn database_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<TenancyError>()
+            && t.is_unavailable()
+        {
+            return true;
+        }
+        if let Some(d) = err.downcast_ref::<diesel::result::Error>()
+            && rampart_tenancy::is_connection_lost(d)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+// ------------------------------------------------------------ actix's own errors
+
+/// Maps actix's JSON extractor errors (bad JSON, too large, not JSON) into
+/// the envelope.
+pub fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as J;
+    let e = match &err {
+        J::OverflowKnownLength { .. } | J::Overflow { .. } => {
+            ApiError::too_large("request body is too large")
+        }
+        J::ContentType => ApiError::not_json(),
+        other => ApiError::bad_request(format!("malformed JSON body: {other}")),
+    };
+    e.into()
+}
+
+/// Path extractor errors → 400 in the envelope.
+pub fn path_error(
+    err: actix_web::error::PathError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::bad_request(format!("bad path parameter: {err}")).into()
+}
+
+/// Query extractor errors → 400 in the envelope.
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::bad_request(format!("bad query string: {err}")).into()
+}
+
+/// Unknown routes → 404 in the envelope.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::RouteNotFound,
+        "no such route",
+    ))
+}

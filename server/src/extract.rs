@@ -1,0 +1,329 @@
+//! Extractors: what a handler needs from a request, checked before the
+//! handler runs. [`Caller<P>`] is the principal authenticated for the
+//! tenant in the path (`{tenant}`) with permission `P` required;
+//! [`User<P>`] the same when it must be a user (not a machine client);
+//! [`Operator`] the client certificate on the admin listener;
+//! [`PageQuery`] the cursor and page size of lists.
+//!
+//! A token of another tenant is refused like a missing one, so nothing
+//! reveals whether a tenant or resource exists elsewhere.
+use std::marker::PhantomData;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use base64::Engine;
+use futures::future::LocalBoxFuture;
+use rampart_auth::{AuthError, ClientContext, Permission, Principal, Role, authorize};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+use crate::tls::ClientIdentity;
+
+/// A permission a route requires, as a type (`Caller<perm::MarketRead>`).
+pub trait Requirement {
+    /// The permission, or `None` for "any authenticated caller".
+    const PERMISSION: Option<Permission>;
+}
+
+/// The permission markers.
+pub mod perm {
+    use rampart_auth::Permission;
+
+    use super::Requirement;
+
+    /// Any authenticated caller of the tenant.
+    pub struct Any;
+    impl Requirement for Any {
+        const PERMISSION: Option<Permission> = None;
+    }
+
+    macro_rules! markers {
+        ($($name:ident),* $(,)?) => {$(
+            #[doc = concat!("Requires `Permission::", stringify!($name), "`.")]
+            pub struct $name;
+            impl Requirement for $name {
+                const PERMISSION: Option<Permission> = Some(Permission::$name);
+            }
+        )*};
+    }
+    markers!(
+        PortfolioRead,
+        PortfolioWrite,
+        MarketRead,
+        AnalyticsRead,
+        UsersManage,
+        TenantAdmin,
+    );
+}
+
+/// The app state of a request (present on both listeners).
+pub fn state_of(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(&std::io::Error::other("app state missing")))
+}
+
+/// `Authorization: Bearer …`.
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Authenticates a bearer token for `tenant` and counts it in the metrics.
+pub async fn authenticate(
+    state: &AppState,
+    tenant: &str,
+    token: Option<&str>,
+) -> Result<Principal, ApiError> {
+    let token = token
+        .ok_or_else(|| ApiError::from(AuthError::InvalidToken("missing bearer token".into())))?;
+    let principal = state
+        .auth
+        .authenticate_bearer(tenant, token)
+        .await
+        .map_err(|e| match e {
+            // Any refusal of the credential itself is the same 401.
+            AuthError::InvalidCredentials => ApiError::unauthorized(),
+            e => ApiError::from(e),
+        })?;
+    state
+        .metrics
+        .auth_events
+        .with_label_values(&["bearer", "ok"])
+        .inc();
+    Ok(principal)
+}
+
+/// The one authorization check of the routes.
+pub fn require(principal: &Principal, permission: Permission) -> Result<(), ApiError> {
+    authorize(principal, permission)
+        .map_err(|_| ApiError::forbidden(format!("needs {}", permission.scope())))
+}
+
+/// The user behind a principal (machine clients have none).
+pub fn user_of(principal: &Principal) -> Result<Uuid, ApiError> {
+    principal.user_id.ok_or_else(|| {
+        ApiError::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            ErrorCode::UserRequired,
+            "this route needs a user, not a machine client",
+        )
+    })
+}
+
+/// Where a request comes from, for audit records and device checks.
+pub fn client_context(req: &HttpRequest) -> ClientContext {
+    ClientContext {
+        ip: req
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
+        device: None,
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
+}
+
+/// The authenticated caller of `/api/v1/t/{tenant}/…`, with permission `P`.
+pub struct Caller<P: Requirement = perm::Any> {
+    /// The tenant of the path (the token was issued by it).
+    pub tenant: String,
+    /// Who is calling.
+    pub principal: Principal,
+    /// The bearer token (for its session id).
+    token: String,
+    /// Where the request comes from.
+    pub client: ClientContext,
+    _permission: PhantomData<P>,
+}
+
+impl<P: Requirement> Caller<P> {
+    /// The acting user, or 403 `user_required` for a machine client.
+    pub fn user_id(&self) -> Result<Uuid, ApiError> {
+        user_of(&self.principal)
+    }
+
+    /// Whether the caller may also do `permission`.
+    pub fn may(&self, permission: Permission) -> bool {
+        authorize(&self.principal, permission).is_ok()
+    }
+
+    /// A tenant administrator (role `admin` with `tenant:admin`).
+    pub fn is_tenant_admin(&self) -> bool {
+        self.principal.role == Role::Admin && self.may(Permission::TenantAdmin)
+    }
+
+    /// The login session the token was issued for (`sid`), if any. The token
+    /// was verified already; this is a cache hit.
+    pub fn session_id(&self, state: &AppState) -> Option<Uuid> {
+        let auth = &state.auth;
+        let verified = auth
+            .tokens()
+            .verify_access_token(
+                &self.token,
+                &auth.issuer(&self.tenant),
+                &auth.config().access_token_audience,
+            )
+            .ok()?;
+        Uuid::parse_str(verified.claims.sid.as_deref()?).ok()
+    }
+
+    /// [`Caller::session_id`], or 403 `session_required`.
+    pub fn session_required(&self, state: &AppState) -> Result<Uuid, ApiError> {
+        self.session_id(state).ok_or_else(|| {
+            ApiError::new(
+                actix_web::http::StatusCode::FORBIDDEN,
+                ErrorCode::SessionRequired,
+                "this route needs a token issued to a login session",
+            )
+        })
+    }
+
+    /// Who did it, for audit records: `user:<id>` or `client:<id>`.
+    pub fn actor(&self) -> String {
+        match (&self.principal.user_id, &self.principal.client_id) {
+            (Some(u), _) => format!("user:{u}"),
+            (None, Some(c)) => format!("client:{c}"),
+            (None, None) => "unknown".to_owned(),
+        }
+    }
+}
+
+impl<P: Requirement + 'static> FromRequest for Caller<P> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state_of(&req)?;
+            let tenant = req
+                .match_info()
+                .get("tenant")
+                .map(str::to_owned)
+                .ok_or_else(ApiError::not_found)?;
+            let token = bearer_token(&req).map(str::to_owned);
+            let principal = authenticate(&state, &tenant, token.as_deref()).await?;
+            if let Some(permission) = P::PERMISSION {
+                require(&principal, permission)?;
+            }
+            Ok(Caller {
+                tenant,
+                principal,
+                token: token.unwrap_or_default(),
+                client: client_context(&req),
+                _permission: PhantomData,
+            })
+        })
+    }
+}
+
+/// A [`Caller`] that must be a user (not a machine client).
+pub struct User<P: Requirement = perm::Any> {
+    /// The caller.
+    pub caller: Caller<P>,
+    /// The user.
+    pub id: Uuid,
+}
+
+impl<P: Requirement> std::ops::Deref for User<P> {
+    type Target = Caller<P>;
+    fn deref(&self) -> &Caller<P> {
+        &self.caller
+    }
+}
+
+impl<P: Requirement> User<P> {
+    /// The actor the portfolio crate checks access for.
+    pub fn portfolio_actor(&self) -> rampart_portfolio::Actor {
+        rampart_portfolio::Actor {
+            user_id: self.id,
+            tenant_admin: self.is_tenant_admin(),
+            ip: Some(self.client.ip.clone()).filter(|ip| !ip.is_empty()),
+        }
+    }
+}
+
+impl<P: Requirement + 'static> FromRequest for User<P> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = Caller::<P>::from_request(req, payload);
+        Box::pin(async move {
+            let caller = caller.await?;
+            let id = caller.user_id()?;
+            Ok(User { caller, id })
+        })
+    }
+}
+
+/// The operator on the admin listener, from its client certificate.
+pub struct Operator(pub ClientIdentity);
+
+impl Operator {
+    /// The recorded actor: `mtls:<subject>`.
+    pub fn actor(&self) -> String {
+        format!("mtls:{}", self.0.subject)
+    }
+}
+
+impl FromRequest for Operator {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            req.conn_data::<ClientIdentity>()
+                .cloned()
+                .map(Operator)
+                .ok_or_else(ApiError::client_certificate_required),
+        )
+    }
+}
+
+/// Pagination parameters of lists.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PageQuery {
+    /// Opaque cursor from the previous page's `meta.nextCursor`.
+    pub cursor: Option<String>,
+    /// Page size.
+    pub limit: Option<usize>,
+}
+
+impl PageQuery {
+    /// The page size: `default` when absent, clamped to `1..=max`.
+    pub fn limit(&self, default: usize, max: usize) -> usize {
+        self.limit.unwrap_or(default).clamp(1, max)
+    }
+
+    /// The cursor's text (cursors are URL-safe base64 of a string).
+    pub fn cursor_text(&self) -> Result<Option<String>, ApiError> {
+        self.cursor.as_deref().map(decode_cursor).transpose()
+    }
+}
+
+/// A cursor for `text`.
+pub fn encode_cursor(text: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+/// The bytes of a cursor.
+pub fn decode_cursor_bytes(cursor: &str) -> Result<Vec<u8>, ApiError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| ApiError::bad_request("malformed cursor"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    String::from_utf8(decode_cursor_bytes(cursor)?)
+        .map_err(|_| ApiError::bad_request("malformed cursor"))
+}

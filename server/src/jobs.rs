@@ -1,0 +1,188 @@
+//! Every scheduled job of the server, started with the listeners and
+//! stopped with them: dependency probes for `/metrics`, tenant usage flush
+//! and retention purge, the members' daily snapshot, price alerts and
+//! new-device login alerts.
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use rampart_auth::audit::AuditEvent;
+use rampart_members::{CronSchedule, Members, MembersError, SnapshotJob, SnapshotReport};
+use rampart_notify::{Notifier, NotifyError};
+use tokio::task::JoinHandle;
+
+use crate::broker_crypto::VaultBrokerCrypto;
+use crate::readiness;
+use crate::state::AppState;
+
+/// Every job, as tasks to stop with the server.
+pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
+    vec![
+        spawn_probes(state.clone()),
+        spawn_maintenance(state.clone()),
+        spawn_snapshot_scheduler(state.clone()),
+        spawn_price_alert_job(state.clone()),
+        spawn_login_alert_job(state.clone()),
+    ]
+}
+
+fn every(secs: u64) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(Duration::from_secs(secs.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tick
+}
+
+/// Keeps the dependency gauges and pool gauges fresh for `/metrics`.
+pub fn spawn_probes(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            readiness::probe(&state).await;
+        }
+    })
+}
+
+/// Tenant usage counters flushed every minute, tenants past their retention
+/// deadline purged every hour.
+pub fn spawn_maintenance(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut minutes = 0u64;
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.tenants.flush_usage().await {
+                tracing::warn!(error = %e, "flushing tenant usage failed");
+            }
+            if minutes.is_multiple_of(60) {
+                match state.tenants.purge_expired().await {
+                    Ok(purged) if !purged.is_empty() => {
+                        tracing::info!(?purged, "purged tenants past retention")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "retention purge failed"),
+                }
+            }
+            minutes += 1;
+        }
+    })
+}
+
+/// Runs the snapshot job once for `date` and audits it in every tenant it
+/// touched (`actor`: `job:snapshot` or the operator's `mtls:<subject>`).
+pub async fn run_snapshot_job(
+    state: &AppState,
+    date: NaiveDate,
+    actor: &str,
+) -> Result<SnapshotReport, MembersError> {
+    let config = state.config.snapshot.clone();
+    let job = SnapshotJob::new(
+        Members::new(state.tenants.clone()),
+        Arc::new(VaultBrokerCrypto(state.vault.clone())),
+        &config,
+    )?;
+    let report = job.run(date).await?;
+    for t in &report.tenants {
+        let result = match (&t.error, t.failed.is_empty()) {
+            (Some(_), _) => "failure",
+            (None, true) => "success",
+            (None, false) => "partial",
+        };
+        let event = AuditEvent::new("snapshot.run", result)
+            .actor(actor.to_owned())
+            .detail(serde_json::json!({
+                "date": date,
+                "accounts": t.accounts,
+                "succeeded": t.succeeded,
+                "failed": t.failed.len(),
+                "failedMembers": t.failed.iter().map(|f| f.member_id).collect::<Vec<_>>(),
+                "tenantError": t.error.is_some(),
+            }));
+        if let Err(e) = state.auth.audit(&t.tenant, event).await {
+            tracing::warn!(tenant = %t.tenant, error = %e, "snapshot run: audit write failed");
+        }
+    }
+    tracing::info!(
+        %date,
+        ran = report.ran,
+        succeeded = report.succeeded,
+        failed_members = report.failed_members,
+        failed_tenants = report.failed_tenants,
+        "snapshot job finished"
+    );
+    Ok(report)
+}
+
+/// Runs the snapshot job on its cron schedule (UTC) until aborted. An
+/// invalid expression is logged and the scheduler does not run.
+pub fn spawn_snapshot_scheduler(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let config = state.config.snapshot.clone();
+        if !config.enabled {
+            return;
+        }
+        let schedule = match CronSchedule::parse(&config.cron) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(cron = %config.cron, error = %e, "snapshot scheduler not started");
+                return;
+            }
+        };
+        loop {
+            let now = Utc::now();
+            let Some(next) = schedule.next_after(now) else {
+                tracing::error!(cron = %config.cron, "snapshot schedule never fires");
+                return;
+            };
+            let wait = (next - now).to_std().unwrap_or_default();
+            tokio::time::sleep(wait).await;
+            if let Err(e) = run_snapshot_job(&state, next.date_naive(), "job:snapshot").await {
+                tracing::error!(error = %e, "snapshot job failed");
+            }
+        }
+    })
+}
+
+fn notifier(state: &AppState) -> Result<Notifier, NotifyError> {
+    Notifier::new(state.tenants.clone(), state.config.notify.clone())
+}
+
+/// One pass of the price-alert job over every active tenant; returns how
+/// many alerts fired.
+pub async fn run_price_alerts_once(state: &AppState) -> Result<usize, NotifyError> {
+    notifier(state)?.check_price_alerts_all(&state.market).await
+}
+
+/// One pass of the new-device check over every active tenant; returns how
+/// many alerts were mailed.
+pub async fn run_login_alerts_once(state: &AppState) -> Result<usize, NotifyError> {
+    notifier(state)?.check_new_logins_all().await
+}
+
+/// Checks price alerts against the market chain every
+/// `price_check_secs`; each alert is mailed once, across replicas too.
+pub fn spawn_price_alert_job(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = every(state.config.notify.price_check_secs);
+        loop {
+            tick.tick().await;
+            if let Err(e) = run_price_alerts_once(&state).await {
+                tracing::warn!(error = %e, "price alert job");
+            }
+        }
+    })
+}
+
+/// Mails new-device login alerts every `login_check_secs` (see
+/// `rampart_notify::devices` for what a device is).
+pub fn spawn_login_alert_job(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = every(state.config.notify.login_check_secs);
+        loop {
+            tick.tick().await;
+            if let Err(e) = run_login_alerts_once(&state).await {
+                tracing::warn!(error = %e, "new-device alert job");
+            }
+        }
+    })
+}

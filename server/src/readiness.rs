@@ -1,0 +1,155 @@
+//! Readiness: PostgreSQL, Redis and Vault probed with a timeout each; the
+//! degraded states named (served by `/ready`, kept in `/metrics`).
+use std::time::{Duration, Instant};
+
+use diesel_async::RunQueryDsl;
+use serde::Serialize;
+
+use crate::state::AppState;
+
+/// One dependency's state.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Dependency {
+    /// Configured at all (Redis and Vault are optional in dev mode).
+    pub configured: bool,
+    /// Answered the probe (true when not configured).
+    pub ok: bool,
+    /// Probe time.
+    pub latency_ms: f64,
+    /// What failed (no secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Readiness of the server.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready`, `degraded` (serving, a dependency is down: Redis → in-memory
+    /// limits and cache; Vault → secrets held in memory) or `unavailable`
+    /// (PostgreSQL down).
+    pub status: &'static str,
+    /// Names of the dependencies that are down.
+    pub degraded: Vec<&'static str>,
+    /// PostgreSQL.
+    pub postgres: Dependency,
+    /// Redis.
+    pub redis: Dependency,
+    /// Vault.
+    pub vault: Dependency,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+}
+
+async fn timed<F: std::future::Future<Output = Result<(), String>>>(
+    configured: bool,
+    f: F,
+) -> Dependency {
+    if !configured {
+        return Dependency {
+            configured,
+            ok: true,
+            latency_ms: 0.0,
+            detail: None,
+        };
+    }
+    let started = Instant::now();
+    let result = match tokio::time::timeout(Duration::from_secs(2), f).await {
+        Ok(r) => r,
+        Err(_) => Err("timed out".into()),
+    };
+    Dependency {
+        configured,
+        ok: result.is_ok(),
+        latency_ms: started.elapsed().as_secs_f64() * 1e3,
+        detail: result.err(),
+    }
+}
+
+/// Probes every dependency and updates the pool and dependency gauges
+/// (used by `/ready`, `/metrics` and the probe job).
+pub async fn probe(state: &AppState) -> Readiness {
+    let pool_status = state.tenants.pool_status();
+    for (label, v) in [
+        ("size", pool_status.size),
+        ("available", pool_status.available),
+        ("waiting", pool_status.waiting),
+        ("max", pool_status.max_size),
+    ] {
+        state
+            .metrics
+            .db_pool
+            .with_label_values(&[label])
+            .set(v as i64);
+    }
+    let postgres = timed(true, async {
+        let mut conn = state
+            .tenants
+            .raw_pool()
+            .get()
+            .await
+            .map_err(|e| e.to_string())?;
+        diesel::sql_query("SELECT 1")
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+    .await;
+    let redis = timed(state.redis.is_some(), async {
+        let client = state.redis.as_ref().ok_or("not configured")?;
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+    .await;
+    let vault = timed(state.vault.is_some(), async {
+        let store = state.vault.as_ref().ok_or("not configured")?;
+        if store.health().is_ok() {
+            Ok(())
+        } else {
+            Err(format!("{:?}", store.health()))
+        }
+    })
+    .await;
+    for (dep, up) in [
+        ("postgres", postgres.ok),
+        ("redis", redis.ok),
+        ("vault", vault.ok),
+    ] {
+        state
+            .metrics
+            .dependency_up
+            .with_label_values(&[dep])
+            .set(i64::from(up));
+    }
+    let mut degraded = Vec::new();
+    for (name, dep) in [
+        ("postgres", &postgres),
+        ("redis", &redis),
+        ("vault", &vault),
+    ] {
+        if !dep.ok {
+            degraded.push(name);
+        }
+    }
+    Readiness {
+        status: if !postgres.ok {
+            "unavailable"
+        } else if degraded.is_empty() {
+            "ready"
+        } else {
+            "degraded"
+        },
+        degraded,
+        postgres,
+        redis,
+        vault,
+        uptime_secs: state.started.elapsed().as_secs(),
+    }
+}

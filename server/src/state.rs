@@ -1,0 +1,37 @@
+//! What every handler and job shares. Parts that are always there are not
+//! `Option`s; Vault and Redis are optional (dev mode runs without them).
+use std::sync::Arc;
+use std::time::Instant;
+
+use rampart_auth::{AuthServer, KeyRing};
+use rampart_tenancy::TenantPool;
+
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::vault::SecretStore;
+
+/// Everything handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Tenancy (PostgreSQL).
+    pub tenants: TenantPool,
+    /// Metrics registry.
+    pub metrics: Metrics,
+    /// Rate limiter (Redis-backed or in memory).
+    pub limiter: Arc<RateLimiter>,
+    /// Vault, when configured.
+    pub vault: Option<Arc<SecretStore>>,
+    /// Redis client for readiness probes, when configured.
+    pub redis: Option<redis::Client>,
+    /// The OAuth authorization server.
+    pub auth: Arc<AuthServer>,
+    /// Signing and encryption keys of the auth server (rotation, revoke).
+    pub keys: Arc<KeyRing>,
+    /// The market-data provider chain.
+    pub market: Arc<rampart_market::ProviderChain>,
+    /// Configuration.
+    pub config: Arc<ServerConfig>,
+    /// When the server started.
+    pub started: Instant,
+}
