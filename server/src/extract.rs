@@ -15,6 +15,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use base64::Engine;
 use futures::future::LocalBoxFuture;
 use rampart_auth::{AuthError, ClientContext, Permission, Principal, Role, authorize};
+use rampart_tenancy::TenantSlug;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -134,8 +135,8 @@ pub fn client_context(req: &HttpRequest) -> ClientContext {
 
 /// The authenticated caller of `/api/v1/t/{tenant}/…`, with permission `P`.
 pub struct Caller<P: Requirement = perm::Any> {
-    /// The tenant of the path (the token was issued by it).
-    pub tenant: String,
+    /// The tenant of the path, validated (the token was issued by it).
+    pub tenant: TenantSlug,
     /// Who is calling.
     pub principal: Principal,
     /// The bearer token (for its session id).
@@ -205,20 +206,23 @@ impl<P: Requirement + 'static> FromRequest for Caller<P> {
         let req = req.clone();
         Box::pin(async move {
             let state = state_of(&req)?;
+            let Some(token) = bearer_token(&req).map(str::to_owned) else {
+                return Err(ApiError::unauthorized());
+            };
+            // Validated once here; a malformed slug reads like an unknown tenant.
             let tenant = req
                 .match_info()
                 .get("tenant")
-                .map(str::to_owned)
+                .and_then(|t| TenantSlug::parse(t).ok())
                 .ok_or_else(ApiError::not_found)?;
-            let token = bearer_token(&req).map(str::to_owned);
-            let principal = authenticate(&state, &tenant, token.as_deref()).await?;
+            let principal = authenticate(&state, &tenant, Some(&token)).await?;
             if let Some(permission) = P::PERMISSION {
                 require(&principal, permission)?;
             }
             Ok(Caller {
                 tenant,
                 principal,
-                token: token.unwrap_or_default(),
+                token,
                 client: client_context(&req),
                 _permission: PhantomData,
             })

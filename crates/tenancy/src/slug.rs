@@ -71,6 +71,20 @@ impl TenantSlug {
     }
 }
 
+/// A slug reads as the `&str` the crates' APIs take.
+impl std::ops::Deref for TenantSlug {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for TenantSlug {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for TenantSlug {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -534,7 +534,7 @@ pub async fn analytics(
     // computed for.
     let key = AnalyticsKey {
         generation: cache.generation(&user.tenant),
-        tenant: user.tenant.clone(),
+        tenant: user.tenant.to_string(),
         portfolio: path.id,
         user: user.id,
         tenant_admin: user.is_tenant_admin(),
