@@ -13,7 +13,7 @@ use rampart_portfolio::PortfolioError;
 use rampart_tenancy::TenancyError;
 use serde::Serialize;
 
-use crate::api::{Meta, current_request_id};
+use crate::meta::{Meta, current_request_id};
 
 /// Every stable error code the API answers with (the OpenAPI document lists
 /// them as the `ErrorCode` schema). Serialized in snake case.

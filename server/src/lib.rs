@@ -23,6 +23,7 @@ pub mod extract;
 pub mod jobs;
 pub mod keys_cmd;
 pub mod market_cmd;
+pub mod meta;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

@@ -10,8 +10,8 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::{HttpMessage, web};
 
-use crate::api::REQUEST_ID;
 use crate::error::ApiError;
+use crate::meta::REQUEST_ID;
 use crate::state::AppState;
 
 /// The security headers of every response (a handler may set its own

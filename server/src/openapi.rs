@@ -96,7 +96,7 @@ use utoipa::OpenApi;
     components(schemas(
         crate::error::ErrorBody,
         crate::error::ErrorCode,
-        crate::api::Meta,
+        crate::meta::Meta,
         crate::readiness::Readiness,
         crate::readiness::Dependency,
         crate::routes::admin::ProvisionBody,
