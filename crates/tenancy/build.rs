@@ -1,23 +1,32 @@
 //! Embeds the SQL migrations of `migrations/platform` and `migrations/tenant`
-//! (diesel's directory format: `<version>_<name>/up.sql`) into the crate.
+//! (diesel's directory format: `<version>_<name>/up.sql`, inside this crate)
+//! into the crate.
 use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
-    let root = Path::new(&manifest).join("../../migrations");
+    // Inside the crate, so that `cargo package` ships them.
+    let root = Path::new(&manifest).join("migrations");
     let mut out = String::new();
     for set in ["platform", "tenant"] {
         let dir = root.join(set);
         println!("cargo:rerun-if-changed={}", dir.display());
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.join("up.sql").is_file())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut entries: Vec<_> = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("up.sql").is_file())
+                .collect(),
+            Err(e) => fail(&format!("cannot read {}: {e}", dir.display())),
+        };
+        // A crate without its migrations would provision empty tenants.
+        if entries.is_empty() {
+            fail(&format!(
+                "no migrations (<version>_<name>/up.sql) in {}",
+                dir.display()
+            ));
+        }
         entries.sort();
         let _ = writeln!(out, "/// Embedded `{set}` migrations, oldest first.");
         let _ = writeln!(
@@ -50,4 +59,10 @@ fn main() {
     if let Err(e) = std::fs::write(&dest, out) {
         println!("cargo:warning=cannot write {}: {e}", dest.display());
     }
+}
+
+/// Stops the build with `message`.
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
 }

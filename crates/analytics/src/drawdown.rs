@@ -109,3 +109,60 @@ pub fn max_drawdown_details(returns: &[f64]) -> Result<DrawdownDetails, Analytic
         recovery,
     })
 }
+
+/// Maximum drawdown as empyrical computes it (`(W − M) / M` with starting
+/// capital 100 as the first peak), dividing once per peak epoch.
+pub(crate) struct DrawdownTracker {
+    peak: f64,
+    epoch_low: f64,
+    worst: f64,
+    seen: bool,
+}
+
+impl DrawdownTracker {
+    pub(crate) fn new() -> Self {
+        Self::starting_at(100.0)
+    }
+
+    /// A tracker whose first peak is the starting capital `start`.
+    pub(crate) fn starting_at(start: f64) -> Self {
+        DrawdownTracker {
+            peak: start,
+            epoch_low: f64::INFINITY,
+            worst: f64::NAN,
+            seen: false,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn observe(&mut self, wealth: f64) {
+        self.seen = true;
+        // NaN wealth has NaN drawdown, which empyrical's nanmin skips.
+        // The epoch's low is a branch-free minimum (new lows are frequent and
+        // unpredictable); a new peak is above the low, so it leaves it alone.
+        self.epoch_low = if wealth < self.epoch_low {
+            wealth
+        } else {
+            self.epoch_low
+        };
+        if wealth >= self.peak {
+            self.close_epoch();
+            self.peak = wealth;
+            self.epoch_low = wealth;
+        }
+    }
+
+    fn close_epoch(&mut self) {
+        if self.epoch_low.is_finite() || self.epoch_low == f64::NEG_INFINITY {
+            let dd = (self.epoch_low - self.peak) / self.peak;
+            if !dd.is_nan() && (self.worst.is_nan() || dd < self.worst) {
+                self.worst = dd;
+            }
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> f64 {
+        self.close_epoch();
+        if self.seen { self.worst } else { f64::NAN }
+    }
+}

@@ -21,6 +21,7 @@
 //! partial sums) and Neumaier-compensated across runs (lane-wise, folded
 //! once at the end), like the general path.
 
+use crate::drawdown::DrawdownTracker;
 use crate::moments::NeumaierSum;
 
 /// Interleaved partial sums per accumulator (a multiple of every SIMD width
@@ -383,7 +384,7 @@ fn sums_impl<'b, const B: bool>(
     let mut ysum = 0.0;
     let mut growth = 1.0f64;
     // Drawdown of the growth of 1 (empyrical's starting capital, rescaled).
-    let mut drawdown = crate::metrics::DrawdownTracker::starting_at(1.0);
+    let mut drawdown = DrawdownTracker::starting_at(1.0);
     for (&x, l) in r.iter().zip(logs.iter_mut()) {
         acc += *l;
         *l = acc;

@@ -34,7 +34,7 @@ pub type PgPool = Pool<AsyncPgConnection>;
 /// The embedded migrations: (version, up.sql).
 pub const MIGRATIONS: &[(&str, &str)] = &[(
     "2025-06-01-000000_create_market_schema",
-    include_str!("../../../migrations/market/2025-06-01-000000_create_market_schema/up.sql"),
+    include_str!("../migrations/2025-06-01-000000_create_market_schema/up.sql"),
 )];
 
 /// Key of the advisory lock that serializes migrations (`market` in ASCII).

@@ -61,9 +61,9 @@
 //!   one query, migrate each in its own transaction under a per-tenant
 //!   advisory lock with bounded parallelism, canaries first, and report.
 //!
-//! The migrations are embedded at build time from `migrations/platform` and
-//! `migrations/tenant` (diesel's directory format, so the diesel CLI can
-//! read them). They are applied by this crate's own async runner rather than
+//! The migrations are embedded at build time from this crate's
+//! `migrations/platform` and `migrations/tenant` (diesel's directory format,
+//! so the diesel CLI can read them). They are applied by this crate's own async runner rather than
 //! `diesel_migrations`' harness, because the harness blocks the runtime
 //! thread (it panics on current-thread runtimes such as actix-web's) and
 //! because the baseline needs the migrations' SQL text.

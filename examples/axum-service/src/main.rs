@@ -1,0 +1,33 @@
+//! Serves the example on `BIND` (default `127.0.0.1:3000`) against
+//! `DATABASE_URL`, with a `demo` tenant and a printed access token to try it.
+
+use rampart_auth::AuthConfig;
+use rampart_example_axum::{AppState, router};
+use rampart_tenancy::{TenancyConfig, TenantPool};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt().with_env_filter("info").init();
+    let database_url = std::env::var("DATABASE_URL").map_err(
+        |_| "set DATABASE_URL (cargo run -p rampart-testkit --example postgres prints one)",
+    )?;
+    let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3000".into());
+
+    let pool = TenantPool::connect(TenancyConfig {
+        database_url,
+        ..TenancyConfig::default()
+    })
+    .await?;
+    let demo = match pool.tenant("demo").await {
+        Ok(tenant) => tenant,
+        Err(_) => pool.provision("demo", "Demo tenant").await?,
+    };
+    let state = AppState::with_memory_keys(pool, AuthConfig::default()).await?;
+    let token = state.issue_token(&demo, "demo-user")?;
+
+    let listener = tokio::net::TcpListener::bind(&bind).await?;
+    let addr = listener.local_addr()?;
+    println!("try: curl -H 'Authorization: Bearer {token}' http://{addr}/t/demo/users");
+    axum::serve(listener, router(state)).await?;
+    Ok(())
+}
