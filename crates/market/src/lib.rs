@@ -76,6 +76,7 @@ pub mod breaker;
 pub mod cache;
 pub mod chain;
 pub mod config;
+pub mod duration_ms;
 pub mod embedded;
 pub mod error;
 #[cfg(feature = "fuzzing")]
