@@ -1,6 +1,6 @@
 //! diesel's view of the tables this crate owns, written from
-//! `migrations/platform` (keep the two in step; `tests/tenancy/schema.rs`
-//! checks them against a migrated database).
+//! `migrations/platform` (keep the two in step: the test at the
+//! end of this file compares them with a migrated database).
 //!
 //! The registry tables live in the fixed `platform` schema and are named with
 //! it, because registry work runs on plain pool connections whose
@@ -91,3 +91,52 @@ diesel::table! {
 
 diesel::joinable!(tenant_migrations -> tenants (tenant_id));
 diesel::allow_tables_to_appear_in_same_query!(tenants, tenant_migrations);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use diesel::pg::Pg;
+    use diesel::{QueryDsl, debug_query};
+    use rampart_testkit::schema_check::assert_columns;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn tables_match_the_migrations() {
+        let db = rampart_testkit::postgres()
+            .unwrap()
+            .fresh_database()
+            .await
+            .unwrap();
+        // Connecting applies the platform migrations; a tenant gets the ledger.
+        let pool = crate::TenantPool::connect(crate::TenancyConfig {
+            database_url: db.url.clone(),
+            ..crate::TenancyConfig::default()
+        })
+        .await
+        .unwrap();
+        let tenant = pool
+            .provision("schema_check", "Schema check")
+            .await
+            .unwrap();
+        let platform = [
+            debug_query::<Pg, _>(&tenants::table.select(tenants::all_columns)).to_string(),
+            debug_query::<Pg, _>(&tenant_migrations::table.select(tenant_migrations::all_columns))
+                .to_string(),
+            debug_query::<Pg, _>(&tenant_events::table.select(tenant_events::all_columns))
+                .to_string(),
+            debug_query::<Pg, _>(&tenant_usage::table.select(tenant_usage::all_columns))
+                .to_string(),
+            debug_query::<Pg, _>(&admin_audit::table.select(admin_audit::all_columns)).to_string(),
+        ];
+        for select in platform {
+            assert_columns(&db.url, "platform", &select).await;
+        }
+        let ledger = debug_query::<Pg, _>(
+            &__diesel_schema_migrations::table.select(__diesel_schema_migrations::all_columns),
+        )
+        .to_string();
+        assert_columns(&db.url, &tenant.schema_name, &ledger).await;
+    }
+}
