@@ -87,6 +87,7 @@ pub mod metrics;
 pub mod model;
 pub mod provider;
 pub mod resilience;
+mod schema;
 pub mod store;
 pub mod validate;
 pub mod vendor;
