@@ -1,4 +1,6 @@
 //! A circuit breaker with the semantics of Resilience4j's `CircuitBreaker`.
+//! Our own, because no maintained crate has those semantics (sliding
+//! windows with slow-call rates, expiring half-open permits, forced states).
 //!
 //! * **States**: `Closed` (calls flow, outcomes recorded in a sliding window),
 //!   `Open` (calls rejected without being made), `HalfOpen` (a limited number of
@@ -33,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::config::duration_ms;
+use crate::duration_ms;
 use crate::error::MarketError;
 
 /// Which calls the sliding window covers.

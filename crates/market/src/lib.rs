@@ -76,6 +76,7 @@ pub mod breaker;
 pub mod cache;
 pub mod chain;
 pub mod config;
+pub mod duration_ms;
 pub mod embedded;
 pub mod error;
 #[cfg(feature = "fuzzing")]
@@ -86,6 +87,7 @@ pub mod metrics;
 pub mod model;
 pub mod provider;
 pub mod resilience;
+mod schema;
 pub mod store;
 pub mod validate;
 pub mod vendor;

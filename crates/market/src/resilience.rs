@@ -4,20 +4,19 @@
 //! [`Coalescer`] (single flight). The circuit breaker lives in
 //! [`crate::breaker`].
 
-use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::config::duration_ms;
+use crate::duration_ms;
 use crate::error::{MarketError, Result};
 
 // ------------------------------------------------------------- rate limiter
@@ -65,6 +64,10 @@ struct Bucket {
 
 /// A token bucket. Waiting callers reserve their token first, so they are
 /// served in order and never oversubscribe the quota.
+///
+/// Kept instead of `governor`: governor cannot reserve a token for a caller
+/// that waits (waiters would race and could wait past `max_wait`), and it
+/// reads its own clock, not tokio's.
 #[derive(Debug)]
 pub struct RateLimiter {
     name: String,
@@ -286,19 +289,22 @@ impl CallTimeout {
 
 // --------------------------------------------------------------- coalescing
 
-type Flight<T> = Shared<BoxFuture<'static, T>>;
-type Flights<K, T> = Arc<Mutex<HashMap<K, (u64, Flight<T>)>>>;
-
 /// Single flight: concurrent requests for the same key share one execution.
-/// The entry is removed when the execution finishes, so later requests start
-/// a new one (coalescing, not caching).
-pub struct Coalescer<K, T: Clone> {
-    inflight: Flights<K, T>,
-    next_id: AtomicU64,
+/// Nothing is kept once the execution finishes, so later requests start a new
+/// one (coalescing, not caching).
+///
+/// Built on moka's `try_get_with`, which runs one initialization per key
+/// and hands its error to every caller waiting on it, caching only `Ok`
+/// values: each execution ends as `Err(output)`, so every caller gets the
+/// output and nothing is cached. If the request running the execution is
+/// dropped, a waiting one starts it again.
+pub struct Coalescer<K, T> {
+    inflight: moka::future::Cache<K, Infallible>,
     joined: AtomicU64,
+    output: PhantomData<fn() -> T>,
 }
 
-impl<K, T: Clone> std::fmt::Debug for Coalescer<K, T> {
+impl<K, T> std::fmt::Debug for Coalescer<K, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Coalescer")
             .field("joined", &self.joined.load(Ordering::Relaxed))
@@ -308,7 +314,7 @@ impl<K, T: Clone> std::fmt::Debug for Coalescer<K, T> {
 
 impl<K, T> Default for Coalescer<K, T>
 where
-    K: Eq + Hash + Clone + Send + 'static,
+    K: Eq + Hash + Send + Sync + 'static,
     T: Clone + Send + Sync + 'static,
 {
     fn default() -> Self {
@@ -318,15 +324,15 @@ where
 
 impl<K, T> Coalescer<K, T>
 where
-    K: Eq + Hash + Clone + Send + 'static,
+    K: Eq + Hash + Send + Sync + 'static,
     T: Clone + Send + Sync + 'static,
 {
     /// An empty coalescer.
     pub fn new() -> Self {
         Self {
-            inflight: Arc::new(Mutex::new(HashMap::new())),
-            next_id: AtomicU64::new(0),
+            inflight: moka::future::Cache::builder().build(),
             joined: AtomicU64::new(0),
+            output: PhantomData,
         }
     }
 
@@ -340,34 +346,21 @@ where
     pub async fn run<F, Fut>(&self, key: K, make: F) -> (T, bool)
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = T> + Send + 'static,
+        Fut: Future<Output = T>,
     {
-        let (flight, joined) = {
-            let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((_, flight)) = map.get(&key) {
-                (flight.clone(), true)
-            } else {
-                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                let inflight = Arc::clone(&self.inflight);
-                let cleanup_key = key.clone();
-                let fut = make();
-                let flight = async move {
-                    let out = fut.await;
-                    let mut map = inflight.lock().unwrap_or_else(|p| p.into_inner());
-                    if map.get(&cleanup_key).is_some_and(|(i, _)| *i == id) {
-                        map.remove(&cleanup_key);
-                    }
-                    out
-                }
-                .boxed()
-                .shared();
-                map.insert(key, (id, flight.clone()));
-                (flight, false)
-            }
+        let mut ran = false;
+        let flight = async {
+            ran = true;
+            Err::<Infallible, T>(make().await)
         };
+        let output = match self.inflight.try_get_with(key, flight).await {
+            Err(shared) => T::clone(&shared),
+            Ok(never) => match never {},
+        };
+        let joined = !ran;
         if joined {
             self.joined.fetch_add(1, Ordering::Relaxed);
         }
-        (flight.await, joined)
+        (output, joined)
     }
 }

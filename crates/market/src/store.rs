@@ -9,15 +9,17 @@
 //! `migrations/market/`, which this crate embeds and applies itself
 //! ([`StoreProvider::migrate`]), recording versions in
 //! `market.schema_migrations` under an advisory lock so that concurrent
-//! servers do not race. All SQL is parameterized; writes are
-//! `INSERT … ON CONFLICT DO UPDATE`.
+//! servers do not race. Queries go through diesel's DSL (parameterized);
+//! writes are `INSERT … ON CONFLICT DO UPDATE`.
 
 use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use diesel::sql_types::{Array, BigInt, Bool, Date, Double, Nullable, Text, Timestamptz};
-use diesel::{QueryableByName, sql_query};
+use diesel::dsl::{max, now, sql};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Float8, Nullable};
+use diesel::upsert::excluded;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -27,6 +29,7 @@ use crate::cache::CachedQuote;
 use crate::error::{MarketError, Result};
 use crate::model::{Bar, Quote, SymbolMatch};
 use crate::provider::MarketDataProvider;
+use crate::schema::{fetched_ranges, prices_daily, quotes_latest, schema_migrations};
 
 /// The connection pool the store uses.
 pub type PgPool = Pool<AsyncPgConnection>;
@@ -39,6 +42,15 @@ pub const MIGRATIONS: &[(&str, &str)] = &[(
 
 /// Key of the advisory lock that serializes migrations (`market` in ASCII).
 const MIGRATION_LOCK: i64 = 0x6d61_726b_6574;
+
+/// Bars per upsert statement: 9 bind parameters each, well under
+/// PostgreSQL's 65,535 per statement.
+const UPSERT_CHUNK: usize = 1000;
+
+diesel::define_sql_function! {
+    /// SQL `coalesce` of two nullable doubles.
+    fn coalesce(x: Nullable<Float8>, y: Nullable<Float8>) -> Nullable<Float8>;
+}
 
 fn db(e: impl std::fmt::Display) -> MarketError {
     MarketError::Store(e.to_string())
@@ -84,81 +96,47 @@ pub struct StoredBar {
     pub fetched_at: DateTime<Utc>,
 }
 
-#[derive(QueryableByName)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = prices_daily, check_for_backend(diesel::pg::Pg))]
 struct BarRow {
-    #[diesel(sql_type = Date)]
     date: NaiveDate,
-    #[diesel(sql_type = Double)]
     open: f64,
-    #[diesel(sql_type = Double)]
     high: f64,
-    #[diesel(sql_type = Double)]
     low: f64,
-    #[diesel(sql_type = Double)]
     close: f64,
-    #[diesel(sql_type = Nullable<Double>)]
     adj_close: Option<f64>,
-    #[diesel(sql_type = BigInt)]
     volume: i64,
-    #[diesel(sql_type = Text)]
     source: String,
-    #[diesel(sql_type = Timestamptz)]
     fetched_at: DateTime<Utc>,
 }
 
-#[derive(QueryableByName)]
-struct Inserted {
-    #[diesel(sql_type = Bool)]
-    inserted: bool,
+/// A bar to upsert; `fetched_at` takes the column default, `now()`.
+#[derive(Insertable)]
+#[diesel(table_name = prices_daily, check_for_backend(diesel::pg::Pg))]
+struct NewBar<'a> {
+    symbol: &'a str,
+    date: NaiveDate,
+    open: f64,
+    high: f64,
+    low: f64,
+    close: f64,
+    adj_close: Option<f64>,
+    volume: i64,
+    source: &'a str,
 }
 
-#[derive(QueryableByName)]
-struct RangeRow {
-    #[diesel(sql_type = Date)]
-    first_date: NaiveDate,
-    #[diesel(sql_type = Date)]
-    last_date: NaiveDate,
-}
-
-#[derive(QueryableByName)]
-struct VersionRow {
-    #[diesel(sql_type = Text)]
-    version: String,
-}
-
-#[derive(QueryableByName)]
-struct SymbolRow {
-    #[diesel(sql_type = Text)]
-    symbol: String,
-}
-
-#[derive(QueryableByName)]
-struct LatestDate {
-    #[diesel(sql_type = Nullable<Date>)]
-    latest: Option<NaiveDate>,
-}
-
-#[derive(QueryableByName)]
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = quotes_latest, check_for_backend(diesel::pg::Pg))]
 struct QuoteRow {
-    #[diesel(sql_type = Text)]
     symbol: String,
-    #[diesel(sql_type = Double)]
     price: f64,
-    #[diesel(sql_type = Nullable<Double>)]
     previous_close: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
     bid: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
     ask: Option<f64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
     volume: Option<i64>,
-    #[diesel(sql_type = Nullable<Text>)]
     currency: Option<String>,
-    #[diesel(sql_type = Timestamptz)]
     as_of: DateTime<Utc>,
-    #[diesel(sql_type = Text)]
     source: String,
-    #[diesel(sql_type = Timestamptz)]
     fetched_at: DateTime<Utc>,
 }
 
@@ -209,7 +187,8 @@ impl StoreProvider {
         let mut conn = self.conn().await?;
         let applied = conn
             .transaction(async |conn| {
-                sql_query("SELECT pg_advisory_xact_lock($1)")
+                // raw SQL: an advisory lock
+                diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
                     .bind::<BigInt, _>(MIGRATION_LOCK)
                     .execute(conn)
                     .await?;
@@ -220,19 +199,20 @@ impl StoreProvider {
                          applied_at timestamptz NOT NULL DEFAULT now())",
                 )
                 .await?;
-                let done: Vec<VersionRow> =
-                    sql_query("SELECT version FROM market.schema_migrations")
-                        .load(conn)
-                        .await?;
-                let done: HashSet<String> = done.into_iter().map(|r| r.version).collect();
+                let done: HashSet<String> = schema_migrations::table
+                    .select(schema_migrations::version)
+                    .load::<String>(conn)
+                    .await?
+                    .into_iter()
+                    .collect();
                 let mut applied = Vec::new();
                 for (version, up) in MIGRATIONS {
                     if done.contains(*version) {
                         continue;
                     }
                     conn.batch_execute(up).await?;
-                    sql_query("INSERT INTO market.schema_migrations (version) VALUES ($1)")
-                        .bind::<Text, _>(*version)
+                    diesel::insert_into(schema_migrations::table)
+                        .values(schema_migrations::version.eq(*version))
                         .execute(conn)
                         .await?;
                     applied.push((*version).to_owned());
@@ -247,7 +227,7 @@ impl StoreProvider {
         Ok(applied)
     }
 
-    /// Inserts or updates bars (one statement); counts what changed.
+    /// Inserts or updates bars (in one transaction); counts what changed.
     pub async fn upsert_bars(
         &self,
         symbol: &str,
@@ -257,37 +237,33 @@ impl StoreProvider {
         if bars.is_empty() {
             return Ok(UpsertCounts::default());
         }
+        let rows: Vec<NewBar<'_>> = bars
+            .iter()
+            .map(|b| NewBar {
+                symbol,
+                date: b.date,
+                open: b.open,
+                high: b.high,
+                low: b.low,
+                close: b.close,
+                adj_close: b.adj_close,
+                volume: i64::try_from(b.volume).unwrap_or(i64::MAX),
+                source,
+            })
+            .collect();
         let mut conn = self.conn().await?;
-        let rows: Vec<Inserted> = sql_query(
-            "INSERT INTO market.prices_daily AS p
-                 (symbol, date, open, high, low, close, adj_close, volume, source, fetched_at)
-             SELECT $1, t.d, t.o, t.h, t.l, t.c, t.a, t.v, $9, now()
-             FROM UNNEST($2::date[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::int8[])
-                  AS t(d, o, h, l, c, a, v)
-             ON CONFLICT (symbol, date) DO UPDATE SET
-                 open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-                 adj_close = COALESCE(EXCLUDED.adj_close, p.adj_close), volume = EXCLUDED.volume,
-                 source = EXCLUDED.source, fetched_at = EXCLUDED.fetched_at
-             WHERE (p.open, p.high, p.low, p.close, p.adj_close, p.volume)
-                   IS DISTINCT FROM
-                   (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close,
-                    COALESCE(EXCLUDED.adj_close, p.adj_close), EXCLUDED.volume)
-             RETURNING (xmax = 0) AS inserted",
-        )
-        .bind::<Text, _>(symbol)
-        .bind::<Array<Date>, _>(bars.iter().map(|b| b.date).collect::<Vec<_>>())
-        .bind::<Array<Double>, _>(bars.iter().map(|b| b.open).collect::<Vec<_>>())
-        .bind::<Array<Double>, _>(bars.iter().map(|b| b.high).collect::<Vec<_>>())
-        .bind::<Array<Double>, _>(bars.iter().map(|b| b.low).collect::<Vec<_>>())
-        .bind::<Array<Double>, _>(bars.iter().map(|b| b.close).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Double>>, _>(bars.iter().map(|b| b.adj_close).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(bars.iter().map(|b| i64::try_from(b.volume).unwrap_or(i64::MAX)).collect::<Vec<_>>())
-        .bind::<Text, _>(source)
-        .load(&mut conn)
-        .await
-        .map_err(db)?;
-        let inserted = rows.iter().filter(|r| r.inserted).count() as u64;
-        let updated = rows.len() as u64 - inserted;
+        let written: Vec<bool> = conn
+            .transaction(async |conn| {
+                let mut written = Vec::with_capacity(rows.len());
+                for chunk in rows.chunks(UPSERT_CHUNK) {
+                    written.extend(upsert_bar_chunk(conn, chunk).await?);
+                }
+                Ok::<_, diesel::result::Error>(written)
+            })
+            .await
+            .map_err(db)?;
+        let inserted = written.iter().filter(|inserted| **inserted).count() as u64;
+        let updated = written.len() as u64 - inserted;
         Ok(UpsertCounts {
             inserted,
             updated,
@@ -303,16 +279,14 @@ impl StoreProvider {
         to: NaiveDate,
     ) -> Result<Vec<StoredBar>> {
         let mut conn = self.conn().await?;
-        let rows: Vec<BarRow> = sql_query(
-            "SELECT date, open, high, low, close, adj_close, volume, source, fetched_at
-             FROM market.prices_daily WHERE symbol = $1 AND date BETWEEN $2 AND $3 ORDER BY date",
-        )
-        .bind::<Text, _>(symbol)
-        .bind::<Date, _>(from)
-        .bind::<Date, _>(to)
-        .load(&mut conn)
-        .await
-        .map_err(db)?;
+        let rows: Vec<BarRow> = prices_daily::table
+            .filter(prices_daily::symbol.eq(symbol))
+            .filter(prices_daily::date.between(from, to))
+            .select(BarRow::as_select())
+            .order(prices_daily::date)
+            .load(&mut conn)
+            .await
+            .map_err(db)?;
         Ok(rows
             .into_iter()
             .map(|r| StoredBar {
@@ -340,18 +314,27 @@ impl StoreProvider {
         source: &str,
     ) -> Result<()> {
         let mut conn = self.conn().await?;
-        sql_query(
-            "INSERT INTO market.fetched_ranges (symbol, first_date, last_date, source, fetched_at)
-             VALUES ($1, $2, $3, $4, now())
-             ON CONFLICT (symbol, first_date, last_date) DO UPDATE SET source = EXCLUDED.source, fetched_at = EXCLUDED.fetched_at",
-        )
-        .bind::<Text, _>(symbol)
-        .bind::<Date, _>(first)
-        .bind::<Date, _>(last)
-        .bind::<Text, _>(source)
-        .execute(&mut conn)
-        .await
-        .map_err(db)?;
+        diesel::insert_into(fetched_ranges::table)
+            .values((
+                fetched_ranges::symbol.eq(symbol),
+                fetched_ranges::first_date.eq(first),
+                fetched_ranges::last_date.eq(last),
+                fetched_ranges::source.eq(source),
+                fetched_ranges::fetched_at.eq(now),
+            ))
+            .on_conflict((
+                fetched_ranges::symbol,
+                fetched_ranges::first_date,
+                fetched_ranges::last_date,
+            ))
+            .do_update()
+            .set((
+                fetched_ranges::source.eq(excluded(fetched_ranges::source)),
+                fetched_ranges::fetched_at.eq(excluded(fetched_ranges::fetched_at)),
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(db)?;
         Ok(())
     }
 
@@ -363,77 +346,82 @@ impl StoreProvider {
         to: NaiveDate,
     ) -> Result<Vec<(NaiveDate, NaiveDate)>> {
         let mut conn = self.conn().await?;
-        let rows: Vec<RangeRow> = sql_query(
-            "SELECT first_date, last_date FROM market.fetched_ranges
-             WHERE symbol = $1 AND last_date >= $2 AND first_date <= $3 ORDER BY first_date",
-        )
-        .bind::<Text, _>(symbol)
-        .bind::<Date, _>(from)
-        .bind::<Date, _>(to)
-        .load(&mut conn)
-        .await
-        .map_err(db)?;
-        Ok(subtract_ranges(
-            from,
-            to,
-            rows.into_iter().map(|r| (r.first_date, r.last_date)),
-        ))
+        let covered: Vec<(NaiveDate, NaiveDate)> = fetched_ranges::table
+            .filter(fetched_ranges::symbol.eq(symbol))
+            .filter(fetched_ranges::last_date.ge(from))
+            .filter(fetched_ranges::first_date.le(to))
+            .select((fetched_ranges::first_date, fetched_ranges::last_date))
+            .order(fetched_ranges::first_date)
+            .load(&mut conn)
+            .await
+            .map_err(db)?;
+        Ok(subtract_ranges(from, to, covered))
     }
 
     /// The newest stored date of `symbol`.
     pub async fn latest_date(&self, symbol: &str) -> Result<Option<NaiveDate>> {
         let mut conn = self.conn().await?;
-        let row: LatestDate =
-            sql_query("SELECT max(date) AS latest FROM market.prices_daily WHERE symbol = $1")
-                .bind::<Text, _>(symbol)
-                .get_result(&mut conn)
-                .await
-                .map_err(db)?;
-        Ok(row.latest)
+        prices_daily::table
+            .filter(prices_daily::symbol.eq(symbol))
+            .select(max(prices_daily::date))
+            .get_result(&mut conn)
+            .await
+            .map_err(db)
     }
 
     /// Stores the last quote of a symbol (kept only if newer than the stored one).
     pub async fn upsert_quote(&self, cached: &CachedQuote) -> Result<()> {
         let q = &cached.quote;
         let mut conn = self.conn().await?;
-        sql_query(
-            "INSERT INTO market.quotes_latest AS q
-                 (symbol, price, previous_close, bid, ask, volume, currency, as_of, source, fetched_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (symbol) DO UPDATE SET
-                 price = EXCLUDED.price, previous_close = EXCLUDED.previous_close, bid = EXCLUDED.bid,
-                 ask = EXCLUDED.ask, volume = EXCLUDED.volume, currency = EXCLUDED.currency,
-                 as_of = EXCLUDED.as_of, source = EXCLUDED.source, fetched_at = EXCLUDED.fetched_at
-             WHERE q.fetched_at <= EXCLUDED.fetched_at",
-        )
-        .bind::<Text, _>(&q.symbol)
-        .bind::<Double, _>(q.price)
-        .bind::<Nullable<Double>, _>(q.previous_close)
-        .bind::<Nullable<Double>, _>(q.bid)
-        .bind::<Nullable<Double>, _>(q.ask)
-        .bind::<Nullable<BigInt>, _>(q.volume.map(|v| i64::try_from(v).unwrap_or(i64::MAX)))
-        .bind::<Nullable<Text>, _>(q.currency.as_deref())
-        .bind::<Timestamptz, _>(q.as_of)
-        .bind::<Text, _>(&cached.origin)
-        .bind::<Timestamptz, _>(cached.fetched_at)
-        .execute(&mut conn)
-        .await
-        .map_err(db)?;
+        let row = QuoteRow {
+            symbol: q.symbol.clone(),
+            price: q.price,
+            previous_close: q.previous_close,
+            bid: q.bid,
+            ask: q.ask,
+            volume: q.volume.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+            currency: q.currency.clone(),
+            as_of: q.as_of,
+            source: cached.origin.clone(),
+            fetched_at: cached.fetched_at,
+        };
+        // `filter` on an upsert is the `WHERE` of its `DO UPDATE`.
+        use diesel::query_dsl::methods::FilterDsl;
+        use quotes_latest::dsl as ql;
+        diesel::insert_into(ql::quotes_latest)
+            .values(&row)
+            .on_conflict(ql::symbol)
+            .do_update()
+            .set((
+                ql::price.eq(excluded(ql::price)),
+                ql::previous_close.eq(excluded(ql::previous_close)),
+                ql::bid.eq(excluded(ql::bid)),
+                ql::ask.eq(excluded(ql::ask)),
+                ql::volume.eq(excluded(ql::volume)),
+                ql::currency.eq(excluded(ql::currency)),
+                ql::as_of.eq(excluded(ql::as_of)),
+                ql::source.eq(excluded(ql::source)),
+                ql::fetched_at.eq(excluded(ql::fetched_at)),
+            ))
+            // Never replace a newer quote with an older one.
+            .filter(ql::fetched_at.le(excluded(ql::fetched_at)))
+            .execute(&mut conn)
+            .await
+            .map_err(db)?;
         Ok(())
     }
 
     /// The last stored quote of a symbol.
     pub async fn latest_quote(&self, symbol: &str) -> Result<Option<CachedQuote>> {
         let mut conn = self.conn().await?;
-        let rows: Vec<QuoteRow> = sql_query(
-            "SELECT symbol, price, previous_close, bid, ask, volume, currency, as_of, source, fetched_at
-             FROM market.quotes_latest WHERE symbol = $1",
-        )
-        .bind::<Text, _>(symbol)
-        .load(&mut conn)
-        .await
-        .map_err(db)?;
-        Ok(rows.into_iter().next().map(|r| CachedQuote {
+        let row: Option<QuoteRow> = quotes_latest::table
+            .find(symbol)
+            .select(QuoteRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db)?;
+        Ok(row.map(|r| CachedQuote {
             quote: Quote {
                 symbol: r.symbol,
                 price: r.price,
@@ -448,6 +436,46 @@ impl StoreProvider {
             fetched_at: r.fetched_at,
         }))
     }
+}
+
+/// Upserts one chunk of bars; one `true` per inserted row and one `false`
+/// per updated row (rows stored with the same values are not touched).
+async fn upsert_bar_chunk(
+    conn: &mut AsyncPgConnection,
+    chunk: &[NewBar<'_>],
+) -> diesel::QueryResult<Vec<bool>> {
+    // `filter` on an upsert is the `WHERE` of its `DO UPDATE`.
+    use diesel::query_dsl::methods::FilterDsl;
+    use prices_daily::dsl as p;
+    let adj_close = coalesce(excluded(p::adj_close), p::adj_close);
+    diesel::insert_into(p::prices_daily)
+        .values(chunk)
+        .on_conflict((p::symbol, p::date))
+        .do_update()
+        .set((
+            p::open.eq(excluded(p::open)),
+            p::high.eq(excluded(p::high)),
+            p::low.eq(excluded(p::low)),
+            p::close.eq(excluded(p::close)),
+            p::adj_close.eq(adj_close),
+            p::volume.eq(excluded(p::volume)),
+            p::source.eq(excluded(p::source)),
+            p::fetched_at.eq(excluded(p::fetched_at)),
+        ))
+        .filter(
+            p::open
+                .is_distinct_from(excluded(p::open))
+                .or(p::high.is_distinct_from(excluded(p::high)))
+                .or(p::low.is_distinct_from(excluded(p::low)))
+                .or(p::close.is_distinct_from(excluded(p::close)))
+                .or(p::adj_close.is_distinct_from(adj_close))
+                .or(p::volume.is_distinct_from(excluded(p::volume))),
+        )
+        // SQL fragment: `xmax` is a system column, 0 for a row this statement
+        // inserted (rather than updated).
+        .returning(sql::<Bool>("xmax = 0"))
+        .load(conn)
+        .await
 }
 
 /// `from..=to` minus the covered ranges, as inclusive ranges.
@@ -539,16 +567,20 @@ impl MarketDataProvider for StoreProvider {
                 .replace('_', "\\_")
         );
         let mut conn = self.conn().await?;
-        let rows: Vec<SymbolRow> = sql_query("SELECT DISTINCT symbol FROM market.prices_daily WHERE symbol LIKE $1 ORDER BY symbol LIMIT 20")
-            .bind::<Text, _>(pattern)
+        let symbols: Vec<String> = prices_daily::table
+            .select(prices_daily::symbol)
+            .distinct()
+            .filter(prices_daily::symbol.like(pattern))
+            .order(prices_daily::symbol)
+            .limit(20)
             .load(&mut conn)
             .await
             .map_err(db)?;
-        Ok(rows
+        Ok(symbols
             .into_iter()
-            .map(|r| SymbolMatch {
-                name: r.symbol.clone(),
-                symbol: r.symbol,
+            .map(|symbol| SymbolMatch {
+                name: symbol.clone(),
+                symbol,
                 exchange: None,
                 kind: None,
             })

@@ -10,7 +10,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Bytea, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::dsl::{IntervalDsl, exists, now};
+use diesel::prelude::*;
+use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rampart_auth::audit::AuditEvent;
 use rampart_auth::{AuthServer, ClientContext};
@@ -19,6 +21,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::mail::{MailKind, Outgoing};
+use crate::schema::email_tokens;
 use crate::{Notifier, NotifyError};
 
 /// What a token may be used for.
@@ -72,47 +75,48 @@ async fn issue_token(
     email: &str,
     expires_at: DateTime<Utc>,
 ) -> Result<Option<String>, NotifyError> {
-    let recent = diesel::sql_query(
-        "SELECT 1 FROM email_tokens WHERE user_id = $1 AND purpose = $2 \
-         AND created_at > now() - make_interval(secs => $3)",
-    )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Text, _>(purpose.as_str())
-    .bind::<diesel::sql_types::Integer, _>(RESEND_INTERVAL_SECS)
-    .execute(conn)
+    let of_user = email_tokens::table
+        .filter(email_tokens::user_id.eq(user_id))
+        .filter(email_tokens::purpose.eq(purpose.as_str()));
+    let recent: bool = diesel::select(exists(
+        of_user.filter((email_tokens::created_at + RESEND_INTERVAL_SECS.seconds()).gt(now)),
+    ))
+    .get_result(conn)
     .await?;
-    if recent > 0 {
+    if recent {
         return Ok(None);
     }
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
     let secret = B64.encode(secret);
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
-    }
     // A new link replaces the unused ones of the same purpose.
-    diesel::sql_query(
-        "UPDATE email_tokens SET used_at = now() \
-         WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+    diesel::update(of_user.filter(email_tokens::used_at.is_null()))
+        .set(email_tokens::used_at.eq(now))
+        .execute(conn)
+        .await?;
+    let id: Uuid = diesel::insert_into(email_tokens::table)
+        .values((
+            email_tokens::user_id.eq(user_id),
+            email_tokens::purpose.eq(purpose.as_str()),
+            email_tokens::secret_hash.eq(sha256(secret.as_bytes())),
+            email_tokens::email.eq(email),
+            email_tokens::expires_at.eq(expires_at),
+        ))
+        .returning(email_tokens::id)
+        .get_result(conn)
+        .await?;
+    Ok(Some(format!("{id}.{secret}")))
+}
+
+/// The token `id` of `purpose` if it is unused and unexpired.
+#[diesel::dsl::auto_type]
+fn usable_token(id: Uuid, purpose: &'static str) -> _ {
+    email_tokens::table.find(id).filter(
+        email_tokens::purpose
+            .eq(purpose)
+            .and(email_tokens::used_at.is_null())
+            .and(email_tokens::expires_at.gt(now)),
     )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Text, _>(purpose.as_str())
-    .execute(conn)
-    .await?;
-    let row: Id = diesel::sql_query(
-        "INSERT INTO email_tokens (user_id, purpose, secret_hash, email, expires_at) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Text, _>(purpose.as_str())
-    .bind::<Bytea, _>(sha256(secret.as_bytes()))
-    .bind::<Text, _>(email)
-    .bind::<Timestamptz, _>(expires_at)
-    .get_result(conn)
-    .await?;
-    Ok(Some(format!("{}.{secret}", row.id)))
 }
 
 /// Consumes a token of `purpose`; returns its user and the address it was
@@ -124,38 +128,31 @@ async fn consume_token(
     purpose: Purpose,
 ) -> Result<(Uuid, String), NotifyError> {
     let (id, secret) = split_token(token).ok_or(NotifyError::InvalidToken)?;
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = SqlUuid)]
-        user_id: Uuid,
-        #[diesel(sql_type = Bytea)]
-        secret_hash: Vec<u8>,
-        #[diesel(sql_type = Text)]
-        email: String,
-    }
-    let rows: Vec<Row> = diesel::sql_query(
-        "SELECT user_id, secret_hash, email FROM email_tokens \
-         WHERE id = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now() FOR UPDATE",
-    )
-    .bind::<SqlUuid, _>(id)
-    .bind::<Text, _>(purpose.as_str())
-    .load(conn)
-    .await?;
-    let row = rows
-        .into_iter()
-        .next()
-        .filter(|r| ct_eq(&r.secret_hash, &sha256(secret.as_bytes())))
+    let row: Option<(Uuid, Vec<u8>, String)> = usable_token(id, purpose.as_str())
+        .select((
+            email_tokens::user_id,
+            email_tokens::secret_hash,
+            email_tokens::email,
+        ))
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    let (user_id, _, email) = row
+        .filter(|(_, hash, _)| ct_eq(hash, &sha256(secret.as_bytes())))
         .ok_or(NotifyError::InvalidToken)?;
-    let used = diesel::sql_query(
-        "UPDATE email_tokens SET used_at = now() WHERE id = $1 AND used_at IS NULL",
+    let used = diesel::update(
+        email_tokens::table
+            .find(id)
+            .filter(email_tokens::used_at.is_null()),
     )
-    .bind::<SqlUuid, _>(id)
+    .set(email_tokens::used_at.eq(now))
     .execute(conn)
     .await?;
     if used != 1 {
         return Err(NotifyError::InvalidToken);
     }
-    Ok((row.user_id, row.email))
+    Ok((user_id, email))
 }
 
 fn ttl(secs: u64) -> chrono::Duration {
@@ -182,6 +179,7 @@ impl Notifier {
         let issued = self
             .pool
             .with_tenant(tenant, async |conn| {
+                // raw SQL: reads auth's `users` table (moves to an auth API)
                 let users: Vec<Recipient> = diesel::sql_query(
                     "SELECT id, email FROM users WHERE id = $1 AND status <> 'disabled' \
                      AND NOT email_verified",
@@ -230,6 +228,7 @@ impl Notifier {
         self.pool
             .with_tenant(tenant, async |conn| {
                 let (user_id, email) = consume_token(conn, token, Purpose::VerifyEmail).await?;
+                // raw SQL: writes auth's `users` table (moves to an auth API)
                 let n = diesel::sql_query(
                     "UPDATE users SET email_verified = true, updated_at = now() \
                      WHERE id = $1 AND lower(email) = lower($2)",
@@ -260,6 +259,7 @@ impl Notifier {
         let issued = self
             .pool
             .with_tenant(tenant, async |conn| {
+                // raw SQL: reads auth's `users` table (moves to an auth API)
                 let users: Vec<Recipient> = diesel::sql_query(
                     "SELECT id, email FROM users WHERE lower(email) = $1 AND status = 'active'",
                 )
@@ -322,18 +322,12 @@ impl Notifier {
         let email = self
             .pool
             .with_tenant(tenant, async |conn| {
-                let rows: Vec<Recipient> = diesel::sql_query(
-                    "SELECT user_id AS id, email FROM email_tokens \
-                     WHERE id = $1 AND purpose = 'password_reset' AND used_at IS NULL \
-                     AND expires_at > now()",
-                )
-                .bind::<SqlUuid, _>(id)
-                .load(conn)
-                .await?;
-                rows.into_iter()
-                    .next()
-                    .map(|r| r.email)
-                    .ok_or(NotifyError::InvalidToken)
+                let email: Option<String> = usable_token(id, Purpose::PasswordReset.as_str())
+                    .select(email_tokens::email)
+                    .first(conn)
+                    .await
+                    .optional()?;
+                email.ok_or(NotifyError::InvalidToken)
             })
             .await?;
         rampart_auth::password::check_password_policy(new_password, Some(&email.to_lowercase()))?;
@@ -342,6 +336,7 @@ impl Notifier {
             .pool
             .with_tenant(tenant, async |conn| {
                 let (user_id, _) = consume_token(conn, token, Purpose::PasswordReset).await?;
+                // raw SQL: writes auth's `users` table (moves to an auth API)
                 let n = diesel::sql_query(
                     "UPDATE users SET password_hash = $2, password_changed_at = now(), \
                      updated_at = now(), failed_password_count = 0, locked_until = NULL \

@@ -18,13 +18,21 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Bool, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::dsl::exists;
+use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::mail::{MailKind, Outgoing};
+use crate::schema::{known_devices, login_device_checks};
 use crate::{Notifier, NotifyError};
+
+diesel::define_sql_function! {
+    /// PostgreSQL's `greatest` of two timestamps.
+    fn greatest(a: Timestamptz, b: Timestamptz) -> Timestamptz;
+}
 
 /// A recognized device: the hash that identifies it and what the user is
 /// shown about it.
@@ -116,6 +124,7 @@ impl Notifier {
         let alerts = self
             .pool
             .with_tenant(tenant, async |conn| {
+                // raw SQL: reads auth's `sessions` and `users` tables (moves to an auth API)
                 let sessions: Vec<NewSession> = diesel::sql_query(
                     "SELECT s.id, s.user_id, s.ip, s.user_agent, s.created_at, u.email \
                      FROM sessions s JOIN users u ON u.id = s.user_id \
@@ -127,41 +136,43 @@ impl Notifier {
                 .await?;
                 let mut alerts = Vec::new();
                 for s in sessions {
-                    let claimed = diesel::sql_query(
-                        "INSERT INTO login_device_checks (session_id) VALUES ($1) ON CONFLICT DO NOTHING",
-                    )
-                    .bind::<SqlUuid, _>(s.id)
-                    .execute(conn)
-                    .await?;
+                    let claimed = diesel::insert_into(login_device_checks::table)
+                        .values(login_device_checks::session_id.eq(s.id))
+                        .on_conflict_do_nothing()
+                        .execute(conn)
+                        .await?;
                     if claimed == 0 {
                         continue;
                     }
                     let ip = s.ip.unwrap_or_default();
                     let device = fingerprint(s.user_agent.as_deref(), &ip);
-                    #[derive(diesel::QueryableByName)]
-                    struct Seen {
-                        #[diesel(sql_type = Bool)]
-                        inserted: bool,
-                        #[diesel(sql_type = Bool)]
-                        had_others: bool,
-                    }
-                    let seen: Seen = diesel::sql_query(
-                        "WITH others AS (SELECT EXISTS (SELECT 1 FROM known_devices \
-                             WHERE user_id = $1 AND fingerprint <> $2) AS had_others) \
-                         INSERT INTO known_devices (user_id, fingerprint, label, ip_prefix, first_seen_at, last_seen_at) \
-                         VALUES ($1, $2, $3, $4, $5, $5) \
-                         ON CONFLICT (user_id, fingerprint) DO UPDATE \
-                             SET last_seen_at = GREATEST(known_devices.last_seen_at, EXCLUDED.last_seen_at) \
-                         RETURNING (xmax = 0) AS inserted, (SELECT had_others FROM others) AS had_others",
-                    )
-                    .bind::<SqlUuid, _>(s.user_id)
-                    .bind::<Bytea, _>(&device.hash)
-                    .bind::<Text, _>(&device.label)
-                    .bind::<Text, _>(&device.ip_prefix)
-                    .bind::<Timestamptz, _>(s.created_at)
+                    let of_user = known_devices::table.filter(known_devices::user_id.eq(s.user_id));
+                    let had_others: bool = diesel::select(exists(
+                        of_user.filter(known_devices::fingerprint.ne(&device.hash)),
+                    ))
                     .get_result(conn)
                     .await?;
-                    if seen.inserted && seen.had_others {
+                    let inserted = diesel::insert_into(known_devices::table)
+                        .values((
+                            known_devices::user_id.eq(s.user_id),
+                            known_devices::fingerprint.eq(&device.hash),
+                            known_devices::label.eq(&device.label),
+                            known_devices::ip_prefix.eq(&device.ip_prefix),
+                            known_devices::first_seen_at.eq(s.created_at),
+                            known_devices::last_seen_at.eq(s.created_at),
+                        ))
+                        .on_conflict((known_devices::user_id, known_devices::fingerprint))
+                        .do_nothing()
+                        .execute(conn)
+                        .await?
+                        == 1;
+                    if !inserted {
+                        diesel::update(of_user.filter(known_devices::fingerprint.eq(&device.hash)))
+                            .set(known_devices::last_seen_at.eq(greatest(known_devices::last_seen_at, s.created_at)))
+                            .execute(conn)
+                            .await?;
+                    }
+                    if inserted && had_others {
                         alerts.push(Alert {
                             user_id: s.user_id,
                             email: s.email,

@@ -45,6 +45,7 @@ pub mod devices;
 mod error;
 pub mod mail;
 pub mod price_alerts;
+mod schema;
 
 pub use config::{NotifyConfig, SmtpTls};
 pub use error::NotifyError;

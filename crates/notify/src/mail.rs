@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use diesel::sql_types::{Nullable, Text, Uuid as SqlUuid};
+use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
@@ -13,6 +13,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use rampart_tenancy::TenantPool;
 use uuid::Uuid;
 
+use crate::schema::sent_emails;
 use crate::{NotifyConfig, NotifyError, SmtpTls};
 
 /// What a message is about (the `kind` column of the sent log).
@@ -95,17 +96,16 @@ impl Mailer {
         let result = self.deliver(&mail).await;
         let error = result.as_ref().err().map(ToString::to_string);
         pool.with_tenant(tenant, async |conn| {
-            diesel::sql_query(
-                "INSERT INTO sent_emails (user_id, kind, recipient, subject, error) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind::<SqlUuid, _>(mail.user_id)
-            .bind::<Text, _>(mail.kind.as_str())
-            .bind::<Text, _>(mail.to)
-            .bind::<Text, _>(&mail.subject)
-            .bind::<Nullable<Text>, _>(error.as_deref())
-            .execute(conn)
-            .await?;
+            diesel::insert_into(sent_emails::table)
+                .values((
+                    sent_emails::user_id.eq(mail.user_id),
+                    sent_emails::kind.eq(mail.kind.as_str()),
+                    sent_emails::recipient.eq(mail.to),
+                    sent_emails::subject.eq(&mail.subject),
+                    sent_emails::error.eq(error.as_deref()),
+                ))
+                .execute(conn)
+                .await?;
             Ok::<_, NotifyError>(())
         })
         .await?;

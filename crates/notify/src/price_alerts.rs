@@ -8,13 +8,16 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::dsl::now;
+use diesel::prelude::*;
+use diesel::sql_types::{Double, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use rampart_market::ProviderChain;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::mail::{MailKind, Outgoing};
+use crate::schema::price_alerts;
 use crate::{Notifier, NotifyError};
 
 /// The most pending and fired alerts one user may keep.
@@ -63,40 +66,29 @@ pub struct NewPriceAlert {
 }
 
 /// A stored alert.
-#[derive(Debug, Clone, Serialize, diesel::QueryableByName)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[diesel(table_name = price_alerts, check_for_backend(diesel::pg::Pg))]
 #[serde(rename_all = "camelCase")]
 pub struct PriceAlert {
     /// Id.
-    #[diesel(sql_type = SqlUuid)]
     pub id: Uuid,
     /// Owner.
-    #[diesel(sql_type = SqlUuid)]
     pub user_id: Uuid,
     /// Symbol, upper case.
-    #[diesel(sql_type = Text)]
     pub symbol: String,
     /// `above` or `below`.
-    #[diesel(sql_type = Text)]
     pub direction: String,
     /// Threshold.
-    #[diesel(sql_type = Double)]
     pub threshold: f64,
     /// The user's note.
-    #[diesel(sql_type = Text)]
     pub note: String,
     /// Created.
-    #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
     /// When it fired (then it is done).
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub triggered_at: Option<DateTime<Utc>>,
     /// The price that fired it.
-    #[diesel(sql_type = Nullable<Double>)]
     pub triggered_price: Option<f64>,
 }
-
-const ALERT_COLUMNS: &str =
-    "id, user_id, symbol, direction, threshold, note, created_at, triggered_at, triggered_price";
 
 /// The symbol in canonical form, or why not.
 pub fn normalize_symbol(symbol: &str) -> Result<String, NotifyError> {
@@ -151,38 +143,33 @@ impl Notifier {
         }
         self.pool
             .with_tenant(tenant, async |conn| {
-                #[derive(diesel::QueryableByName)]
-                struct Count {
-                    #[diesel(sql_type = diesel::sql_types::BigInt)]
-                    n: i64,
-                }
                 // Serializes creations of one user, so the limit holds.
+                // raw SQL: locks a row of auth's `users` table
                 diesel::sql_query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
                     .bind::<SqlUuid, _>(user_id)
                     .execute(conn)
                     .await?;
-                let count: Count =
-                    diesel::sql_query("SELECT count(*) AS n FROM price_alerts WHERE user_id = $1")
-                        .bind::<SqlUuid, _>(user_id)
-                        .get_result(conn)
-                        .await?;
-                if count.n >= MAX_ALERTS_PER_USER {
+                let count: i64 = price_alerts::table
+                    .filter(price_alerts::user_id.eq(user_id))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if count >= MAX_ALERTS_PER_USER {
                     return Err(NotifyError::Limit(format!(
                         "at most {MAX_ALERTS_PER_USER} price alerts"
                     )));
                 }
-                let row: PriceAlert = diesel::sql_query(format!(
-                    "INSERT INTO price_alerts (user_id, symbol, direction, threshold, note) \
-                     VALUES ($1, $2, $3, $4, $5) RETURNING {ALERT_COLUMNS}"
-                ))
-                .bind::<SqlUuid, _>(user_id)
-                .bind::<Text, _>(&symbol)
-                .bind::<Text, _>(alert.direction.as_str())
-                .bind::<Double, _>(alert.threshold)
-                .bind::<Text, _>(&alert.note)
-                .get_result(conn)
-                .await?;
-                Ok(row)
+                Ok(diesel::insert_into(price_alerts::table)
+                    .values((
+                        price_alerts::user_id.eq(user_id),
+                        price_alerts::symbol.eq(&symbol),
+                        price_alerts::direction.eq(alert.direction.as_str()),
+                        price_alerts::threshold.eq(alert.threshold),
+                        price_alerts::note.eq(&alert.note),
+                    ))
+                    .returning(PriceAlert::as_returning())
+                    .get_result(conn)
+                    .await?)
             })
             .await
     }
@@ -195,13 +182,12 @@ impl Notifier {
     ) -> Result<Vec<PriceAlert>, NotifyError> {
         self.pool
             .with_tenant(tenant, async |conn| {
-                let rows = diesel::sql_query(format!(
-                    "SELECT {ALERT_COLUMNS} FROM price_alerts WHERE user_id = $1 \
-                     ORDER BY created_at DESC, id"
-                ))
-                .bind::<SqlUuid, _>(user_id)
-                .load(conn)
-                .await?;
+                let rows = price_alerts::table
+                    .filter(price_alerts::user_id.eq(user_id))
+                    .select(PriceAlert::as_select())
+                    .order((price_alerts::created_at.desc(), price_alerts::id))
+                    .load(conn)
+                    .await?;
                 Ok::<_, NotifyError>(rows)
             })
             .await
@@ -216,15 +202,13 @@ impl Notifier {
     ) -> Result<PriceAlert, NotifyError> {
         self.pool
             .with_tenant(tenant, async |conn| {
-                let rows: Vec<PriceAlert> = diesel::sql_query(format!(
-                    "SELECT {ALERT_COLUMNS} FROM price_alerts WHERE id = $1 AND user_id = $2"
-                ))
-                .bind::<SqlUuid, _>(id)
-                .bind::<SqlUuid, _>(user_id)
-                .load(conn)
-                .await?;
-                rows.into_iter()
-                    .next()
+                price_alerts::table
+                    .find(id)
+                    .filter(price_alerts::user_id.eq(user_id))
+                    .select(PriceAlert::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?
                     .ok_or(NotifyError::NotFound("price alert"))
             })
             .await
@@ -239,12 +223,13 @@ impl Notifier {
     ) -> Result<(), NotifyError> {
         self.pool
             .with_tenant(tenant, async |conn| {
-                let n =
-                    diesel::sql_query("DELETE FROM price_alerts WHERE id = $1 AND user_id = $2")
-                        .bind::<SqlUuid, _>(id)
-                        .bind::<SqlUuid, _>(user_id)
-                        .execute(conn)
-                        .await?;
+                let n = diesel::delete(
+                    price_alerts::table
+                        .find(id)
+                        .filter(price_alerts::user_id.eq(user_id)),
+                )
+                .execute(conn)
+                .await?;
                 if n == 0 {
                     return Err(NotifyError::NotFound("price alert"));
                 }
@@ -265,6 +250,7 @@ impl Notifier {
         let pending: Vec<Pending> = self
             .pool
             .with_tenant(tenant, async |conn| {
+                // raw SQL: joins auth's `users` table (moves to an auth API)
                 let rows = diesel::sql_query(
                     "SELECT a.id, a.user_id, a.symbol, a.direction, a.threshold, a.note, u.email \
                      FROM price_alerts a JOIN users u ON u.id = a.user_id \
@@ -298,12 +284,15 @@ impl Notifier {
                 let claimed = self
                     .pool
                     .with_tenant(tenant, async |conn| {
-                        let n = diesel::sql_query(
-                            "UPDATE price_alerts SET triggered_at = now(), triggered_price = $2 \
-                             WHERE id = $1 AND triggered_at IS NULL",
+                        let n = diesel::update(
+                            price_alerts::table
+                                .find(alert.id)
+                                .filter(price_alerts::triggered_at.is_null()),
                         )
-                        .bind::<SqlUuid, _>(alert.id)
-                        .bind::<Double, _>(quote.price)
+                        .set((
+                            price_alerts::triggered_at.eq(now),
+                            price_alerts::triggered_price.eq(quote.price),
+                        ))
                         .execute(conn)
                         .await?;
                         Ok::<_, NotifyError>(n == 1)

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Text, Uuid as SqlUuid};
+use diesel::QueryDsl;
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 use futures::{SinkExt, StreamExt};
 use sha2::{Digest, Sha256};
@@ -35,6 +35,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::{IsolationLevel, Transaction};
 
 use crate::baseline::fingerprint;
+use crate::lifecycle::NewTenantEvent;
+use crate::schema::{tenant_migrations, tenant_usage, tenants};
 use crate::slug::quote_ident;
 use crate::{TenancyError, Tenant, TenantPool, TenantSlug, TenantStatus};
 
@@ -561,30 +563,29 @@ impl TenantPool {
                     quote_ident(&tenant.schema_name),
                     quote_ident(&tenant.role_name),
                 );
+                // DDL: diesel has no statements for roles and schemas.
                 conn.batch_execute(&format!(
                     "DROP SCHEMA IF EXISTS {s} CASCADE; DROP OWNED BY {r}; DROP ROLE IF EXISTS {r};"
                 ))
                 .await?;
-                for table in ["tenant_usage", "tenant_migrations"] {
-                    diesel::sql_query(format!("DELETE FROM platform.{table} WHERE tenant_id = $1"))
-                        .bind::<SqlUuid, _>(tenant.id)
-                        .execute(conn)
-                        .await?;
-                }
-                diesel::sql_query("DELETE FROM platform.tenants WHERE id = $1")
-                    .bind::<SqlUuid, _>(tenant.id)
+                diesel::delete(tenant_usage::table.find(tenant.id))
                     .execute(conn)
                     .await?;
-                diesel::sql_query(
-                    "INSERT INTO platform.tenant_events (tenant_id, slug, event, detail) \
-                     VALUES ($1, $2, 'restore_failed', jsonb_build_object('error', $3::text))",
-                )
-                .bind::<SqlUuid, _>(tenant.id)
-                .bind::<Text, _>(tenant.slug.as_str())
-                .bind::<Text, _>(cause.code())
-                .execute(conn)
-                .await?;
-                Ok(())
+                diesel::delete(tenant_migrations::table.find(tenant.id))
+                    .execute(conn)
+                    .await?;
+                diesel::delete(tenants::table.find(tenant.id))
+                    .execute(conn)
+                    .await?;
+                NewTenantEvent {
+                    tenant_id: Some(tenant.id),
+                    slug: tenant.slug.as_str(),
+                    event: "restore_failed",
+                    detail: serde_json::json!({"error": cause.code()}),
+                    actor: None,
+                }
+                .record(conn)
+                .await
             })
             .await
         }

@@ -52,6 +52,7 @@ pub(crate) async fn prepare(
     let role = format!("{role_prefix}_template");
     conn.transaction::<_, TenancyError, _>(async |conn| {
         conn.batch_execute("SELECT pg_advisory_xact_lock(hashtext('rampart.template'))").await?;
+        // raw SQL: a catalog query (pg_roles)
         let role_exists: Vec<TextRow> =
             diesel::sql_query("SELECT rolname::text AS t FROM pg_roles WHERE rolname = $1")
                 .bind::<Text, _>(&role)
@@ -123,6 +124,7 @@ async fn render(conn: &mut AsyncPgConnection) -> Result<String, TenancyError> {
     let qualifier = format!("{}.", quote_ident_if_needed(TEMPLATE_SCHEMA));
     let section =
         async |conn: &mut AsyncPgConnection, sql: String| -> Result<Vec<String>, TenancyError> {
+            // raw SQL: catalog queries that render DDL
             let rows: Vec<TextRow> = diesel::sql_query(sql).load(conn).await?;
             Ok(rows
                 .into_iter()
@@ -240,6 +242,7 @@ async fn render(conn: &mut AsyncPgConnection) -> Result<String, TenancyError> {
         ),
     )
     .await?;
+    // raw SQL: a catalog query (identity columns)
     let identity: Vec<IdentityCol> = diesel::sql_query(format!(
         "SELECT c.relname::text AS table_name, a.attname::text AS column_name FROM pg_attribute a \
          JOIN pg_class c ON c.oid = a.attrelid WHERE c.relnamespace = {NS} AND a.attidentity <> '' AND NOT a.attisdropped"
@@ -261,6 +264,7 @@ async fn render(conn: &mut AsyncPgConnection) -> Result<String, TenancyError> {
             script.push_str(&stmt);
             script.push('\n');
             for col in identity.iter().filter(|c| c.table_name == table) {
+                // raw SQL: the table is only known at run time (any template table)
                 let max: MaxRow = diesel::sql_query(format!(
                     "SELECT max({})::bigint AS m FROM {t}",
                     quote_ident(&col.column_name)
@@ -300,10 +304,12 @@ pub(crate) async fn fingerprint(
     conn: &mut AsyncPgConnection,
     schema: &str,
 ) -> Result<String, TenancyError> {
+    // raw SQL: set_config
     diesel::sql_query("SELECT set_config('search_path', $1, true)")
         .bind::<Text, _>(quote_ident_if_needed(schema))
         .execute(conn)
         .await?;
+    // raw SQL: a catalog query
     let row: TextRow = diesel::sql_query(FINGERPRINT_SQL)
         .bind::<Text, _>(schema)
         .get_result(conn)

@@ -7,8 +7,17 @@
 //! health — as a plain async API over diesel-async and deadpool.
 //!
 //! ```no_run
-//! use rampart_tenancy::{TenancyConfig, TenantPool};
+//! use diesel::prelude::*;
 //! use diesel_async::RunQueryDsl;
+//! use rampart_tenancy::{TenancyConfig, TenantPool};
+//!
+//! // Unqualified by schema: the search_path picks the tenant's.
+//! diesel::table! {
+//!     users (id) {
+//!         id -> Uuid,
+//!         email -> Text,
+//!     }
+//! }
 //!
 //! # async fn demo() -> Result<(), rampart_tenancy::TenancyError> {
 //! let pool = TenantPool::connect(TenancyConfig {
@@ -20,14 +29,11 @@
 //! let users: i64 = pool
 //!     .with_tenant(acme.slug.as_str(), async |conn| {
 //!         // Runs as the tenant's role, with search_path = its schema only.
-//!         diesel::sql_query("INSERT INTO users (email) VALUES ('ada@acme.test')")
+//!         diesel::insert_into(users::table)
+//!             .values(users::email.eq("ada@acme.test"))
 //!             .execute(conn)
 //!             .await?;
-//!         let n: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-//!             "(SELECT count(*) FROM users)",
-//!         ))
-//!         .get_result(conn)
-//!         .await?;
+//!         let n: i64 = users::table.count().get_result(conn).await?;
 //!         Ok::<_, rampart_tenancy::TenancyError>(n)
 //!     })
 //!     .await?;
@@ -94,6 +100,7 @@ mod migrations;
 mod pool;
 mod provision;
 pub use provision::ProvisionOptions;
+mod schema;
 mod settings;
 mod slug;
 mod usage;

@@ -1,31 +1,53 @@
 //! Lifecycle: active ⇄ suspended → deactivated (retention) → purged.
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
+use diesel::dsl::{case_when, now};
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use uuid::Uuid;
 
-use crate::pool::{TENANT_COLUMNS, TenantRow};
+use crate::pool::TenantRow;
+use crate::schema::{tenant_events, tenants};
 use crate::slug::quote_ident;
 use crate::{TenancyError, Tenant, TenantPool, TenantSlug, TenantStatus};
 
 /// One row of a tenant's event log.
-#[derive(Debug, Clone, serde::Serialize, diesel::QueryableByName)]
+#[derive(Debug, Clone, serde::Serialize, Queryable, Selectable)]
+#[diesel(table_name = tenant_events, check_for_backend(diesel::pg::Pg))]
 pub struct TenantEvent {
     /// Sequence number.
-    #[diesel(sql_type = BigInt)]
     pub id: i64,
     /// What happened (`provisioned`, `suspended`, `resumed`, `deactivated`,
     /// `reactivated`, `purged`, `migrated`, `migration_failed`, ...).
-    #[diesel(sql_type = Text)]
     pub event: String,
     /// Details.
-    #[diesel(sql_type = Jsonb)]
     pub detail: serde_json::Value,
     /// Who did it.
-    #[diesel(sql_type = Nullable<Text>)]
     pub actor: Option<String>,
     /// When.
-    #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
+}
+
+/// A row for the event log.
+#[derive(Insertable)]
+#[diesel(table_name = tenant_events, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct NewTenantEvent<'a> {
+    pub tenant_id: Option<Uuid>,
+    pub slug: &'a str,
+    pub event: &'a str,
+    pub detail: serde_json::Value,
+    pub actor: Option<&'a str>,
+}
+
+impl NewTenantEvent<'_> {
+    /// Appends the event (in the caller's transaction, if any).
+    pub(crate) async fn record(&self, conn: &mut AsyncPgConnection) -> Result<(), TenancyError> {
+        diesel::insert_into(tenant_events::table)
+            .values(self)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -66,14 +88,13 @@ async fn lock_tenant(
     conn: &mut AsyncPgConnection,
     slug: &TenantSlug,
 ) -> Result<Tenant, TenancyError> {
-    let row: Vec<TenantRow> = diesel::sql_query(format!(
-        "SELECT {TENANT_COLUMNS} FROM platform.tenants WHERE slug = $1 FOR UPDATE"
-    ))
-    .bind::<Text, _>(slug.as_str())
-    .load(conn)
-    .await?;
-    row.into_iter()
-        .next()
+    tenants::table
+        .filter(tenants::slug.eq(slug.as_str()))
+        .select(TenantRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
         .ok_or_else(|| TenancyError::NotFound(slug.to_string()))?
         .into_tenant()
 }
@@ -147,25 +168,35 @@ impl TenantPool {
                         to: transition.target().to_string(),
                     });
                 }
-                let row: TenantRow = diesel::sql_query(format!(
-                    "WITH t AS (UPDATE platform.tenants SET status = $2, updated_at = now(), \
-                       suspended_at = CASE WHEN $2 = 'suspended' THEN now() ELSE NULL END, \
-                       deactivated_at = CASE WHEN $2 = 'deactivated' THEN now() ELSE NULL END, \
-                       retention_deadline = $3 WHERE slug = $1 RETURNING *), \
-                     e AS (INSERT INTO platform.tenant_events (tenant_id, slug, event, detail, actor) \
-                       SELECT id, slug, $4, jsonb_build_object('from', $5::text, 'reason', $6::text), $7 FROM t) \
-                     SELECT {TENANT_COLUMNS} FROM t"
-                ))
-                .bind::<Text, _>(slug.as_str())
-                .bind::<Text, _>(transition.target().as_str())
-                .bind::<Nullable<Timestamptz>, _>(deadline)
-                .bind::<Text, _>(transition.event())
-                .bind::<Text, _>(current.status.as_str())
-                .bind::<Text, _>(reason)
-                .bind::<Nullable<Text>, _>(actor)
-                .get_result(conn)
+                let target = transition.target();
+                let tenant = diesel::update(tenants::table.filter(tenants::slug.eq(slug.as_str())))
+                    .set((
+                        tenants::status.eq(target.as_str()),
+                        tenants::updated_at.eq(now),
+                        tenants::suspended_at.eq(case_when::<_, _, Timestamptz>(
+                            (target == TenantStatus::Suspended).into_sql::<Bool>(),
+                            now,
+                        )),
+                        tenants::deactivated_at.eq(case_when::<_, _, Timestamptz>(
+                            (target == TenantStatus::Deactivated).into_sql::<Bool>(),
+                            now,
+                        )),
+                        tenants::retention_deadline.eq(deadline),
+                    ))
+                    .returning(TenantRow::as_returning())
+                    .get_result::<TenantRow>(conn)
+                    .await?
+                    .into_tenant()?;
+                NewTenantEvent {
+                    tenant_id: Some(tenant.id),
+                    slug: slug.as_str(),
+                    event: transition.event(),
+                    detail: serde_json::json!({"from": current.status.as_str(), "reason": reason}),
+                    actor,
+                }
+                .record(conn)
                 .await?;
-                row.into_tenant()
+                Ok(tenant)
             })
             .await?;
         self.invalidate(&slug).await;
@@ -197,24 +228,42 @@ impl TenantPool {
                     && deadline > Utc::now()
                     && !force
                 {
-                    return Err(TenancyError::RetentionNotElapsed { slug: slug.to_string(), deadline: deadline.into() });
+                    return Err(TenancyError::RetentionNotElapsed {
+                        slug: slug.to_string(),
+                        deadline: deadline.into(),
+                    });
                 }
-                let (s, r) = (quote_ident(&current.schema_name), quote_ident(&current.role_name));
-                conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {s} CASCADE; DROP OWNED BY {r}; DROP ROLE {r};"))
-                    .await?;
-                let row: TenantRow = diesel::sql_query(format!(
-                    "WITH t AS (UPDATE platform.tenants SET status = 'purged', purged_at = now(), updated_at = now(), \
-                       settings = '{{}}'::jsonb, feature_flags = '{{}}'::jsonb WHERE slug = $1 RETURNING *), \
-                     e AS (INSERT INTO platform.tenant_events (tenant_id, slug, event, detail, actor) \
-                       SELECT id, slug, 'purged', jsonb_build_object('forced', $2::text), $3 FROM t) \
-                     SELECT {TENANT_COLUMNS} FROM t"
+                let (s, r) = (
+                    quote_ident(&current.schema_name),
+                    quote_ident(&current.role_name),
+                );
+                // DDL: diesel has no statements for roles and schemas.
+                conn.batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS {s} CASCADE; DROP OWNED BY {r}; DROP ROLE {r};"
                 ))
-                .bind::<Text, _>(slug.as_str())
-                .bind::<Text, _>(force.to_string())
-                .bind::<Nullable<Text>, _>(actor)
-                .get_result(conn)
                 .await?;
-                row.into_tenant()
+                let tenant = diesel::update(tenants::table.filter(tenants::slug.eq(slug.as_str())))
+                    .set((
+                        tenants::status.eq(TenantStatus::Purged.as_str()),
+                        tenants::purged_at.eq(now),
+                        tenants::updated_at.eq(now),
+                        tenants::settings.eq(serde_json::json!({})),
+                        tenants::feature_flags.eq(serde_json::json!({})),
+                    ))
+                    .returning(TenantRow::as_returning())
+                    .get_result::<TenantRow>(conn)
+                    .await?
+                    .into_tenant()?;
+                NewTenantEvent {
+                    tenant_id: Some(tenant.id),
+                    slug: slug.as_str(),
+                    event: "purged",
+                    detail: serde_json::json!({"forced": force.to_string()}),
+                    actor,
+                }
+                .record(conn)
+                .await?;
+                Ok(tenant)
             })
             .await?;
         self.invalidate(&slug).await;
@@ -246,25 +295,22 @@ impl TenantPool {
     pub async fn events(&self, slug: &str) -> Result<Vec<TenantEvent>, TenancyError> {
         let slug = TenantSlug::parse(slug)?;
         let mut conn = self.conn().await?;
-        Ok(diesel::sql_query(
-            "SELECT id, event, detail, actor, created_at FROM platform.tenant_events WHERE slug = $1 ORDER BY id",
-        )
-        .bind::<Text, _>(slug.as_str())
-        .load(&mut *conn)
-        .await?)
+        Ok(tenant_events::table
+            .filter(tenant_events::slug.eq(slug.as_str()))
+            .select(TenantEvent::as_select())
+            .order(tenant_events::id)
+            .load(&mut *conn)
+            .await?)
     }
 
     /// Marks a tenant as a canary (migrated first).
     pub async fn set_canary(&self, slug: &str, canary: bool) -> Result<(), TenancyError> {
         let slug = TenantSlug::parse(slug)?;
         let mut conn = self.conn().await?;
-        let n = diesel::sql_query(
-            "UPDATE platform.tenants SET is_canary = $2, updated_at = now() WHERE slug = $1",
-        )
-        .bind::<Text, _>(slug.as_str())
-        .bind::<diesel::sql_types::Bool, _>(canary)
-        .execute(&mut *conn)
-        .await?;
+        let n = diesel::update(tenants::table.filter(tenants::slug.eq(slug.as_str())))
+            .set((tenants::is_canary.eq(canary), tenants::updated_at.eq(now)))
+            .execute(&mut *conn)
+            .await?;
         if n == 0 {
             return Err(TenancyError::NotFound(slug.to_string()));
         }

@@ -1,13 +1,17 @@
 //! Bringing every tenant schema to the newest template.
 use std::time::{Duration, Instant};
 
-use diesel::sql_types::{Bool, Text, Uuid as SqlUuid};
+use diesel::dsl::now;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures::StreamExt;
 use uuid::Uuid;
 
+use crate::lifecycle::NewTenantEvent;
 use crate::migrations::{applied_versions, apply};
-use crate::{TenancyError, TenantPool};
+use crate::schema::{tenant_migrations, tenants};
+use crate::{TenancyError, TenantPool, TenantStatus};
 
 /// What happened to one tenant.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -67,19 +71,13 @@ pub enum MigrationProgress {
     },
 }
 
-#[derive(diesel::QueryableByName, Clone)]
+#[derive(Queryable, Clone)]
 struct Behind {
-    #[diesel(sql_type = SqlUuid)]
     id: Uuid,
-    #[diesel(sql_type = Text)]
     slug: String,
-    #[diesel(sql_type = Text)]
     schema_name: String,
-    #[diesel(sql_type = Text)]
     role_name: String,
-    #[diesel(sql_type = Text)]
     version: String,
-    #[diesel(sql_type = Bool)]
     is_canary: bool,
 }
 
@@ -117,16 +115,31 @@ impl TenantPool {
         let target = self.inner.template.latest_version().to_owned();
         let behind: Vec<Behind> = {
             let mut conn = self.conn().await?;
-            diesel::sql_query(
-                "SELECT t.id, t.slug, t.schema_name, t.role_name, m.version, t.is_canary \
-                 FROM platform.tenant_migrations m JOIN platform.tenants t ON t.id = m.tenant_id \
-                 WHERE (m.version < $1 OR m.status <> 'ok') \
-                   AND t.status IN ('active', 'suspended', 'deactivated') \
-                 ORDER BY t.is_canary DESC, t.created_at",
-            )
-            .bind::<Text, _>(&target)
-            .load(&mut *conn)
-            .await?
+            let live = [
+                TenantStatus::Active,
+                TenantStatus::Suspended,
+                TenantStatus::Deactivated,
+            ]
+            .map(TenantStatus::as_str);
+            tenant_migrations::table
+                .inner_join(tenants::table)
+                .filter(
+                    tenant_migrations::version
+                        .lt(&target)
+                        .or(tenant_migrations::status.ne("ok")),
+                )
+                .filter(tenants::status.eq_any(live))
+                .order((tenants::is_canary.desc(), tenants::created_at))
+                .select((
+                    tenants::id,
+                    tenants::slug,
+                    tenants::schema_name,
+                    tenants::role_name,
+                    tenant_migrations::version,
+                    tenants::is_canary,
+                ))
+                .load(&mut *conn)
+                .await?
         };
         progress(MigrationProgress::Started {
             total: behind.len(),
@@ -205,17 +218,28 @@ impl TenantPool {
             Err(TenancyError::Busy(slug)) => One::Busy(slug),
             Err(e) => {
                 let message = e.to_string();
-                let recorded = diesel::sql_query(
-                    "WITH m AS (UPDATE platform.tenant_migrations SET status = 'failed', error = $2, \
-                       attempts = attempts + 1, updated_at = now() WHERE tenant_id = $1) \
-                     INSERT INTO platform.tenant_events (tenant_id, slug, event, detail) \
-                     VALUES ($1, $3, 'migration_failed', jsonb_build_object('error', $2::text))",
-                )
-                .bind::<SqlUuid, _>(tenant.id)
-                .bind::<Text, _>(&message)
-                .bind::<Text, _>(&tenant.slug)
-                .execute(&mut *conn)
-                .await;
+                let recorded = conn
+                    .transaction::<_, TenancyError, _>(async |conn| {
+                        diesel::update(tenant_migrations::table.find(tenant.id))
+                            .set((
+                                tenant_migrations::status.eq("failed"),
+                                tenant_migrations::error.eq(&message),
+                                tenant_migrations::attempts.eq(tenant_migrations::attempts + 1),
+                                tenant_migrations::updated_at.eq(now),
+                            ))
+                            .execute(conn)
+                            .await?;
+                        NewTenantEvent {
+                            tenant_id: Some(tenant.id),
+                            slug: &tenant.slug,
+                            event: "migration_failed",
+                            detail: serde_json::json!({"error": message}),
+                            actor: None,
+                        }
+                        .record(conn)
+                        .await
+                    })
+                    .await;
                 if let Err(e) = recorded {
                     tracing::error!(tenant = %tenant.slug, error = %e, "could not record a migration failure");
                 }
@@ -232,6 +256,7 @@ impl TenantPool {
         let template = &self.inner.template;
         let lock_timeout = format!("{}ms", self.inner.config.lock_timeout_ms);
         conn.transaction::<_, TenancyError, _>(async |conn| {
+            // raw SQL: an advisory lock
             let locked: Locked = diesel::sql_query(
                 "SELECT pg_try_advisory_xact_lock(hashtext('rampart.migrate'), hashtext($1)) AS locked",
             )
@@ -241,6 +266,7 @@ impl TenantPool {
             if !locked.locked {
                 return Err(TenancyError::Busy(tenant.slug.clone()));
             }
+            // raw SQL: set_config (transaction-local routing)
             diesel::sql_query(
                 "SELECT set_config('search_path', $1, true), set_config('role', $2, true), \
                  set_config('lock_timeout', $3, true)",
@@ -253,18 +279,25 @@ impl TenantPool {
             let applied = applied_versions(conn).await?;
             let done = apply(conn, template.pending(&applied)).await?;
             conn.batch_execute("RESET ROLE").await?;
-            diesel::sql_query(
-                "WITH m AS (UPDATE platform.tenant_migrations SET version = $2, checksum = $3, status = 'ok', \
-                   error = NULL, attempts = attempts + 1, updated_at = now() WHERE tenant_id = $1) \
-                 INSERT INTO platform.tenant_events (tenant_id, slug, event, detail) \
-                 VALUES ($1, $4, 'migrated', jsonb_build_object('from', $5::text, 'to', $2::text))",
-            )
-            .bind::<SqlUuid, _>(tenant.id)
-            .bind::<Text, _>(template.latest_version())
-            .bind::<Text, _>(template.checksum())
-            .bind::<Text, _>(&tenant.slug)
-            .bind::<Text, _>(&tenant.version)
-            .execute(conn)
+            diesel::update(tenant_migrations::table.find(tenant.id))
+                .set((
+                    tenant_migrations::version.eq(template.latest_version()),
+                    tenant_migrations::checksum.eq(template.checksum()),
+                    tenant_migrations::status.eq("ok"),
+                    tenant_migrations::error.eq(None::<String>),
+                    tenant_migrations::attempts.eq(tenant_migrations::attempts + 1),
+                    tenant_migrations::updated_at.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+            NewTenantEvent {
+                tenant_id: Some(tenant.id),
+                slug: &tenant.slug,
+                event: "migrated",
+                detail: serde_json::json!({"from": tenant.version, "to": template.latest_version()}),
+                actor: None,
+            }
+            .record(conn)
             .await?;
             Ok(done)
         })

@@ -1,11 +1,12 @@
 //! The embedded migrations and the async runner that applies them.
 use std::sync::Arc;
 
-use diesel::sql_types::Text;
+use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use sha2::{Digest, Sha256};
 
 use crate::TenancyError;
+use crate::schema::__diesel_schema_migrations as ledger;
 
 /// A migration as embedded by `build.rs`.
 pub(crate) struct EmbeddedMigration {
@@ -128,12 +129,6 @@ impl MigrationSet {
     }
 }
 
-#[derive(diesel::QueryableByName)]
-struct VersionRow {
-    #[diesel(sql_type = Text)]
-    version: String,
-}
-
 /// diesel's ledger table, so the diesel CLI understands a tenant schema.
 pub(crate) const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (\
      version varchar(50) PRIMARY KEY NOT NULL, run_on timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP);";
@@ -142,12 +137,11 @@ pub(crate) const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS __diesel_schema_
 pub(crate) async fn applied_versions(
     conn: &mut AsyncPgConnection,
 ) -> Result<Vec<String>, TenancyError> {
-    let rows: Vec<VersionRow> = diesel::sql_query(
-        "SELECT version::text AS version FROM __diesel_schema_migrations ORDER BY version",
-    )
-    .load(conn)
-    .await?;
-    Ok(rows.into_iter().map(|r| r.version).collect())
+    Ok(ledger::table
+        .select(ledger::version)
+        .order(ledger::version)
+        .load(conn)
+        .await?)
 }
 
 /// Applies `pending` to the schema on the search path (inside the caller's
@@ -164,8 +158,8 @@ pub(crate) async fn apply<'a>(
                 version: m.version.clone(),
                 message: e.to_string(),
             })?;
-        diesel::sql_query("INSERT INTO __diesel_schema_migrations (version) VALUES ($1)")
-            .bind::<Text, _>(&m.version)
+        diesel::insert_into(ledger::table)
+            .values(ledger::version.eq(&m.version))
             .execute(conn)
             .await?;
         done.push(m.version.clone());

@@ -5,7 +5,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::dsl::now;
+use diesel::prelude::*;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Hook, HookError, Object, Pool};
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager};
@@ -14,6 +15,7 @@ use uuid::Uuid;
 
 use crate::baseline::Baseline;
 use crate::migrations::MigrationSet;
+use crate::schema::{tenant_usage, tenants};
 use crate::slug::quote_literal;
 use crate::{TenancyConfig, TenancyError, TenantSlug};
 
@@ -91,31 +93,20 @@ pub struct Tenant {
     pub retention_deadline: Option<DateTime<Utc>>,
 }
 
-#[derive(diesel::QueryableByName)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = tenants, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct TenantRow {
-    #[diesel(sql_type = SqlUuid)]
     id: Uuid,
-    #[diesel(sql_type = Text)]
     slug: String,
-    #[diesel(sql_type = Text)]
     display_name: String,
-    #[diesel(sql_type = Text)]
     status: String,
-    #[diesel(sql_type = Text)]
     schema_name: String,
-    #[diesel(sql_type = Text)]
     role_name: String,
-    #[diesel(sql_type = Bool)]
     is_canary: bool,
-    #[diesel(sql_type = Timestamptz)]
     created_at: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
     updated_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     suspended_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     deactivated_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     retention_deadline: Option<DateTime<Utc>>,
 }
 
@@ -137,9 +128,6 @@ impl TenantRow {
         })
     }
 }
-
-pub(crate) const TENANT_COLUMNS: &str = "id, slug, display_name, status, schema_name, role_name, is_canary, \
-     created_at, updated_at, suspended_at, deactivated_at, retention_deadline";
 
 /// A pool of PostgreSQL connections that runs work for one tenant at a time.
 ///
@@ -170,10 +158,9 @@ impl std::fmt::Debug for TenantPool {
     }
 }
 
-#[derive(diesel::QueryableByName)]
-struct DbName {
-    #[diesel(sql_type = Text)]
-    name: String,
+diesel::define_sql_function! {
+    /// PostgreSQL's `current_database()`.
+    fn current_database() -> diesel::sql_types::Text;
 }
 
 impl TenantPool {
@@ -212,12 +199,12 @@ impl TenantPool {
 
         let mut conn = get(&pool).await?;
         crate::migrations::migrate_platform(&mut conn).await?;
-        let db: DbName = diesel::sql_query("SELECT current_database()::text AS name")
+        let db: String = diesel::select(current_database())
             .get_result(&mut *conn)
             .await?;
         // Roles are cluster-wide, schemas per database: a per-database prefix
         // keeps two databases of one cluster from sharing tenant roles.
-        let role_prefix = format!("r{}", &hex::encode(Sha256::digest(db.name.as_bytes()))[..8]);
+        let role_prefix = format!("r{}", &hex::encode(Sha256::digest(db.as_bytes()))[..8]);
         let baseline = crate::baseline::prepare(&mut conn, &template, &role_prefix).await?;
         drop(conn);
 
@@ -282,11 +269,11 @@ impl TenantPool {
     /// All tenants, oldest first.
     pub async fn list(&self) -> Result<Vec<Tenant>, TenancyError> {
         let mut conn = self.conn().await?;
-        let rows: Vec<TenantRow> = diesel::sql_query(format!(
-            "SELECT {TENANT_COLUMNS} FROM platform.tenants ORDER BY created_at, slug"
-        ))
-        .load(&mut *conn)
-        .await?;
+        let rows: Vec<TenantRow> = tenants::table
+            .select(TenantRow::as_select())
+            .order((tenants::created_at, tenants::slug))
+            .load(&mut *conn)
+            .await?;
         rows.into_iter().map(TenantRow::into_tenant).collect()
     }
 
@@ -414,13 +401,14 @@ impl TenantPool {
         }
         let mut conn = self.conn().await?;
         for (id, n) in &pending {
-            diesel::sql_query(
-                "UPDATE platform.tenant_usage SET checkouts = checkouts + $2, updated_at = now() WHERE tenant_id = $1",
-            )
-            .bind::<diesel::sql_types::Uuid, _>(id)
-            .bind::<diesel::sql_types::BigInt, _>(i64::try_from(*n).unwrap_or(i64::MAX))
-            .execute(&mut *conn)
-            .await?;
+            let n = i64::try_from(*n).unwrap_or(i64::MAX);
+            diesel::update(tenant_usage::table.find(id))
+                .set((
+                    tenant_usage::checkouts.eq(tenant_usage::checkouts + n),
+                    tenant_usage::updated_at.eq(now),
+                ))
+                .execute(&mut *conn)
+                .await?;
         }
         Ok(pending.len())
     }
@@ -452,20 +440,12 @@ pub(crate) async fn load_tenant(
     conn: &mut AsyncPgConnection,
     slug: &TenantSlug,
 ) -> Result<Tenant, TenancyError> {
-    let row: Option<TenantRow> = diesel::sql_query(format!(
-        "SELECT {TENANT_COLUMNS} FROM platform.tenants WHERE slug = $1"
-    ))
-    .bind::<Text, _>(slug.as_str())
-    .get_result(conn)
-    .await
-    .map(Some)
-    .or_else(|e| {
-        if e == diesel::result::Error::NotFound {
-            Ok(None)
-        } else {
-            Err(e)
-        }
-    })?;
+    let row: Option<TenantRow> = tenants::table
+        .filter(tenants::slug.eq(slug.as_str()))
+        .select(TenantRow::as_select())
+        .first(conn)
+        .await
+        .optional()?;
     row.ok_or_else(|| TenancyError::NotFound(slug.to_string()))?
         .into_tenant()
 }

@@ -2,13 +2,16 @@
 //! transaction.
 use std::time::Instant;
 
-use diesel::sql_types::{Bool, Jsonb, Text, Uuid as SqlUuid};
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use uuid::Uuid;
 
 use crate::baseline::fingerprint;
+use crate::lifecycle::NewTenantEvent;
 use crate::migrations::{LEDGER_DDL, apply};
-use crate::pool::{TENANT_COLUMNS, TenantRow};
+use crate::pool::TenantRow;
+use crate::schema::{tenant_migrations, tenant_usage, tenants};
 use crate::slug::{quote_ident, quote_literal};
 use crate::{TenancyError, Tenant, TenantPool, TenantSlug};
 
@@ -90,10 +93,12 @@ impl TenantPool {
                 // Lock first, check after: in READ COMMITTED the check must be
                 // a later statement to see a winner that committed while we
                 // waited for the lock.
+                // raw SQL: an advisory lock
                 diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('rampart.provision'), hashtext($1))")
                     .bind::<Text, _>(slug.as_str())
                     .execute(conn)
                     .await?;
+                // raw SQL: also asks the catalog (pg_namespace) for the schema name
                 let taken: Exists = diesel::sql_query(
                     "SELECT EXISTS (SELECT 1 FROM platform.tenants WHERE slug = $1) \
                          OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $2) AS exists",
@@ -106,7 +111,8 @@ impl TenantPool {
                     return Err(TenancyError::AlreadyExists(slug.to_string()));
                 }
                 let (r, s) = (quote_ident(&role), quote_ident(&schema));
-                // One round trip: role, schema, baseline and ledger.
+                // One round trip: role, schema, baseline and ledger (DDL, which
+                // diesel has no statements for).
                 let batch = format!(
                     "CREATE ROLE {r} NOLOGIN; GRANT {r} TO CURRENT_USER; CREATE SCHEMA {s} AUTHORIZATION {r};\n\
                      SELECT set_config('search_path', {sl}, true);\nSET LOCAL ROLE {r};\n{}\n{}",
@@ -134,32 +140,46 @@ impl TenantPool {
                     }
                 }
                 conn.batch_execute("RESET ROLE").await?;
-                let row: TenantRow = diesel::sql_query(format!(
-                    "WITH t AS (INSERT INTO platform.tenants \
-                       (id, slug, display_name, status, schema_name, role_name, is_canary, settings, feature_flags) \
-                       VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8) RETURNING *), \
-                     m AS (INSERT INTO platform.tenant_migrations (tenant_id, version, checksum, status) \
-                       SELECT id, $9, $10, 'ok' FROM t), \
-                     u AS (INSERT INTO platform.tenant_usage (tenant_id) SELECT id FROM t), \
-                     e AS (INSERT INTO platform.tenant_events (tenant_id, slug, event, detail, actor) \
-                       SELECT id, slug, 'provisioned', jsonb_build_object('version', $9::text, 'ms', $11::text), $12 FROM t) \
-                     SELECT {TENANT_COLUMNS} FROM t"
-                ))
-                .bind::<SqlUuid, _>(Uuid::new_v4())
-                .bind::<Text, _>(slug.as_str())
-                .bind::<Text, _>(display_name)
-                .bind::<Text, _>(&schema)
-                .bind::<Text, _>(&role)
-                .bind::<Bool, _>(options.canary)
-                .bind::<Jsonb, _>(&settings)
-                .bind::<Jsonb, _>(&flags)
-                .bind::<Text, _>(template.latest_version())
-                .bind::<Text, _>(template.checksum())
-                .bind::<Text, _>(started.elapsed().as_millis().to_string())
-                .bind::<diesel::sql_types::Nullable<Text>, _>(options.actor.as_deref())
-                .get_result(conn)
+                let elapsed_ms = started.elapsed().as_millis().to_string();
+                let tenant = diesel::insert_into(tenants::table)
+                    .values((
+                        tenants::id.eq(Uuid::new_v4()),
+                        tenants::slug.eq(slug.as_str()),
+                        tenants::display_name.eq(display_name),
+                        tenants::status.eq("active"),
+                        tenants::schema_name.eq(&schema),
+                        tenants::role_name.eq(&role),
+                        tenants::is_canary.eq(options.canary),
+                        tenants::settings.eq(&settings),
+                        tenants::feature_flags.eq(&flags),
+                    ))
+                    .returning(TenantRow::as_returning())
+                    .get_result::<TenantRow>(conn)
+                    .await?
+                    .into_tenant()?;
+                diesel::insert_into(tenant_migrations::table)
+                    .values((
+                        tenant_migrations::tenant_id.eq(tenant.id),
+                        tenant_migrations::version.eq(template.latest_version()),
+                        tenant_migrations::checksum.eq(template.checksum()),
+                        tenant_migrations::status.eq("ok"),
+                    ))
+                    .execute(conn)
+                    .await?;
+                diesel::insert_into(tenant_usage::table)
+                    .values(tenant_usage::tenant_id.eq(tenant.id))
+                    .execute(conn)
+                    .await?;
+                NewTenantEvent {
+                    tenant_id: Some(tenant.id),
+                    slug: slug.as_str(),
+                    event: "provisioned",
+                    detail: serde_json::json!({"version": template.latest_version(), "ms": elapsed_ms}),
+                    actor: options.actor.as_deref(),
+                }
+                .record(conn)
                 .await?;
-                row.into_tenant()
+                Ok(tenant)
             })
             .await?;
         self.invalidate(&tenant.slug).await;

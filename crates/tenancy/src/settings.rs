@@ -1,17 +1,20 @@
 //! Per-tenant settings (a JSON object with typed getters) and feature flags.
 use std::collections::BTreeMap;
 
-use diesel::sql_types::{Jsonb, Text};
+use diesel::dsl::now;
+use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::schema::tenants;
 use crate::{TenancyError, TenantPool, TenantSlug};
 
-#[derive(diesel::QueryableByName)]
-struct JsonRow {
-    #[diesel(sql_type = Jsonb)]
-    v: serde_json::Value,
+/// The two JSON object columns of a tenant's registry row.
+#[derive(Clone, Copy)]
+enum JsonColumn {
+    Settings,
+    FeatureFlags,
 }
 
 fn check_key(key: &str) -> Result<(), TenancyError> {
@@ -33,25 +36,27 @@ impl TenantPool {
     async fn json_column(
         &self,
         slug: &str,
-        column: &'static str,
+        column: JsonColumn,
     ) -> Result<serde_json::Value, TenancyError> {
         let slug = TenantSlug::parse(slug)?;
         let mut conn = self.conn().await?;
-        let rows: Vec<JsonRow> = diesel::sql_query(format!(
-            "SELECT {column} AS v FROM platform.tenants WHERE slug = $1"
-        ))
-        .bind::<Text, _>(slug.as_str())
-        .load(&mut *conn)
-        .await?;
-        rows.into_iter()
-            .next()
-            .map(|r| r.v)
-            .ok_or(TenancyError::NotFound(slug.to_string()))
+        let tenant = tenants::table.filter(tenants::slug.eq(slug.as_str()));
+        let value: Option<serde_json::Value> = match column {
+            JsonColumn::Settings => tenant.select(tenants::settings).first(&mut *conn).await,
+            JsonColumn::FeatureFlags => {
+                tenant
+                    .select(tenants::feature_flags)
+                    .first(&mut *conn)
+                    .await
+            }
+        }
+        .optional()?;
+        value.ok_or(TenancyError::NotFound(slug.to_string()))
     }
 
     /// All settings of a tenant as JSON.
     pub async fn settings(&self, slug: &str) -> Result<serde_json::Value, TenancyError> {
-        self.json_column(slug, "settings").await
+        self.json_column(slug, JsonColumn::Settings).await
     }
 
     /// All settings deserialized into `T` (use `#[serde(default)]` on `T`
@@ -92,27 +97,48 @@ impl TenantPool {
             key: key.to_owned(),
             message: e.to_string(),
         })?;
-        self.update_json(slug, "settings", key, value).await
+        self.update_json(slug, JsonColumn::Settings, key, value)
+            .await
     }
 
+    /// Sets one key of a JSON column (`column || {key: value}`), so
+    /// concurrent changes to other keys are kept.
     async fn update_json(
         &self,
         slug: &str,
-        column: &'static str,
+        column: JsonColumn,
         key: &str,
         value: serde_json::Value,
     ) -> Result<(), TenancyError> {
         let slug = TenantSlug::parse(slug)?;
         let mut conn = self.conn().await?;
-        let n = diesel::sql_query(format!(
-            "UPDATE platform.tenants SET {column} = {column} || jsonb_build_object($2::text, $3::jsonb), updated_at = now() \
-             WHERE slug = $1 AND status <> 'purged'"
-        ))
-        .bind::<Text, _>(slug.as_str())
-        .bind::<Text, _>(key)
-        .bind::<Jsonb, _>(value)
-        .execute(&mut *conn)
-        .await?;
+        let patch =
+            serde_json::Value::Object(serde_json::Map::from_iter([(key.to_owned(), value)]));
+        let tenant = diesel::update(
+            tenants::table
+                .filter(tenants::slug.eq(slug.as_str()))
+                .filter(tenants::status.ne("purged")),
+        );
+        let n = match column {
+            JsonColumn::Settings => {
+                tenant
+                    .set((
+                        tenants::settings.eq(tenants::settings.concat(patch)),
+                        tenants::updated_at.eq(now),
+                    ))
+                    .execute(&mut *conn)
+                    .await
+            }
+            JsonColumn::FeatureFlags => {
+                tenant
+                    .set((
+                        tenants::feature_flags.eq(tenants::feature_flags.concat(patch)),
+                        tenants::updated_at.eq(now),
+                    ))
+                    .execute(&mut *conn)
+                    .await
+            }
+        }?;
         if n == 0 {
             return Err(TenancyError::NotFound(slug.to_string()));
         }
@@ -121,13 +147,12 @@ impl TenantPool {
 
     /// The tenant's feature flags merged over the configured defaults.
     pub async fn feature_flags(&self, slug: &str) -> Result<BTreeMap<String, bool>, TenancyError> {
-        let own: BTreeMap<String, bool> = serde_json::from_value(
-            self.json_column(slug, "feature_flags").await?,
-        )
-        .map_err(|e| TenancyError::Setting {
-            key: "feature_flags".into(),
-            message: e.to_string(),
-        })?;
+        let own: BTreeMap<String, bool> =
+            serde_json::from_value(self.json_column(slug, JsonColumn::FeatureFlags).await?)
+                .map_err(|e| TenancyError::Setting {
+                    key: "feature_flags".into(),
+                    message: e.to_string(),
+                })?;
         let mut flags = self.inner.config.default_feature_flags.clone();
         flags.extend(own);
         Ok(flags)
@@ -155,7 +180,7 @@ impl TenantPool {
         check_key(flag)?;
         self.update_json(
             slug,
-            "feature_flags",
+            JsonColumn::FeatureFlags,
             flag,
             serde_json::Value::Bool(enabled),
         )

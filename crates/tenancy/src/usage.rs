@@ -1,10 +1,13 @@
 //! Usage (sizes, row estimates, checkouts) and health of a tenant.
 use std::time::Instant;
 
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::dsl::max;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
+use crate::schema::{__diesel_schema_migrations as ledger, tenant_usage};
 use crate::{TenancyError, TenantPool, TenantStatus};
 
 /// Size of one table of a tenant.
@@ -58,23 +61,12 @@ pub struct TenantHealth {
     pub error: Option<String>,
 }
 
-#[derive(diesel::QueryableByName)]
-struct Flushed {
-    #[diesel(sql_type = BigInt)]
-    checkouts: i64,
-}
-
-#[derive(diesel::QueryableByName)]
-struct Version {
-    #[diesel(sql_type = Nullable<Text>)]
-    v: Option<String>,
-}
-
 impl TenantPool {
     /// Schema size, per-table sizes and row estimates, checkouts.
     pub async fn usage(&self, slug: &str) -> Result<TenantUsage, TenancyError> {
         let tenant = self.tenant(slug).await?;
         let mut conn = self.conn().await?;
+        // raw SQL: a catalog query (pg_class sizes) with no diesel schema
         let tables: Vec<TableUsage> = diesel::sql_query(
             "SELECT c.relname::text AS table, c.reltuples::bigint AS row_estimate, \
                     pg_total_relation_size(c.oid)::bigint AS bytes \
@@ -84,16 +76,13 @@ impl TenantPool {
         .bind::<Text, _>(&tenant.schema_name)
         .load(&mut *conn)
         .await?;
-        let flushed: Vec<Flushed> =
-            diesel::sql_query("SELECT checkouts FROM platform.tenant_usage WHERE tenant_id = $1")
-                .bind::<diesel::sql_types::Uuid, _>(tenant.id)
-                .load(&mut *conn)
-                .await?;
-        let flushed = flushed
-            .into_iter()
-            .next()
-            .map(|f| u64::try_from(f.checkouts).unwrap_or(0))
-            .unwrap_or(0);
+        let flushed: Option<i64> = tenant_usage::table
+            .find(tenant.id)
+            .select(tenant_usage::checkouts)
+            .first(&mut *conn)
+            .await
+            .optional()?;
+        let flushed = flushed.map(|n| u64::try_from(n).unwrap_or(0)).unwrap_or(0);
         Ok(TenantUsage {
             tenant_id: tenant.id,
             slug: tenant.slug.to_string(),
@@ -114,12 +103,11 @@ impl TenantPool {
             Err(TenancyError::Purged(tenant.slug.to_string()))
         } else {
             self.run_in_schema(&tenant, async |conn| {
-                let v: Version = diesel::sql_query(
-                    "SELECT max(version)::text AS v FROM __diesel_schema_migrations",
-                )
-                .get_result(conn)
-                .await?;
-                Ok::<_, TenancyError>(v.v)
+                let version: Option<String> = ledger::table
+                    .select(max(ledger::version))
+                    .get_result(conn)
+                    .await?;
+                Ok::<_, TenancyError>(version)
             })
             .await
         };

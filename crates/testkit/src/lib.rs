@@ -40,6 +40,8 @@ use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
+pub mod schema_check;
+
 /// Everything that can go wrong while starting a test service.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -1,0 +1,115 @@
+//! diesel's view of the tenant tables this crate owns, written from
+//! `migrations/tenant/*_notify` (keep the two in step: the test at the
+//! end of this file compares them with a migrated database).
+//!
+//! Unqualified by schema: they are used inside `TenantPool::with_tenant`,
+//! whose `search_path` is the tenant's schema.
+
+diesel::table! {
+    /// Single-use e-mail tokens (only the secret's SHA-256 is stored).
+    email_tokens (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        purpose -> Text,
+        secret_hash -> Bytea,
+        email -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    /// The devices each user has logged in from.
+    known_devices (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        fingerprint -> Bytea,
+        label -> Text,
+        ip_prefix -> Text,
+        first_seen_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Sessions already looked at by the new-device check.
+    login_device_checks (session_id) {
+        session_id -> Uuid,
+        checked_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Price alerts.
+    price_alerts (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        symbol -> Text,
+        direction -> Text,
+        threshold -> Float8,
+        note -> Text,
+        created_at -> Timestamptz,
+        triggered_at -> Nullable<Timestamptz>,
+        triggered_price -> Nullable<Float8>,
+    }
+}
+
+diesel::table! {
+    /// Every message sent (or not), without its body.
+    sent_emails (id) {
+        id -> Int8,
+        user_id -> Nullable<Uuid>,
+        kind -> Text,
+        recipient -> Text,
+        subject -> Text,
+        sent_at -> Timestamptz,
+        error -> Nullable<Text>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use diesel::pg::Pg;
+    use diesel::{QueryDsl, debug_query};
+    use rampart_tenancy::{TenancyConfig, TenantPool};
+    use rampart_testkit::schema_check::assert_columns;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn tables_match_the_migrations() {
+        let db = rampart_testkit::postgres()
+            .unwrap()
+            .fresh_database()
+            .await
+            .unwrap();
+        let pool = TenantPool::connect(TenancyConfig {
+            database_url: db.url.clone(),
+            ..TenancyConfig::default()
+        })
+        .await
+        .unwrap();
+        let tenant = pool
+            .provision("schema_check", "Schema check")
+            .await
+            .unwrap();
+        for select in [
+            debug_query::<Pg, _>(&email_tokens::table.select(email_tokens::all_columns))
+                .to_string(),
+            debug_query::<Pg, _>(&known_devices::table.select(known_devices::all_columns))
+                .to_string(),
+            debug_query::<Pg, _>(
+                &login_device_checks::table.select(login_device_checks::all_columns),
+            )
+            .to_string(),
+            debug_query::<Pg, _>(&price_alerts::table.select(price_alerts::all_columns))
+                .to_string(),
+            debug_query::<Pg, _>(&sent_emails::table.select(sent_emails::all_columns)).to_string(),
+        ] {
+            assert_columns(&db.url, &tenant.schema_name, &select).await;
+        }
+    }
+}

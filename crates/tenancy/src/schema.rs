@@ -1,0 +1,142 @@
+//! diesel's view of the tables this crate owns, written from
+//! `migrations/platform` (keep the two in step: the test at the
+//! end of this file compares them with a migrated database).
+//!
+//! The registry tables live in the fixed `platform` schema and are named with
+//! it, because registry work runs on plain pool connections whose
+//! `search_path` is the default. The migration ledger is unqualified: it is
+//! read in whichever schema the `search_path` routes to (a tenant's, the
+//! template's or `platform`).
+
+diesel::table! {
+    /// One row per tenant.
+    platform.tenants (id) {
+        id -> Uuid,
+        slug -> Text,
+        display_name -> Text,
+        status -> Text,
+        schema_name -> Text,
+        role_name -> Text,
+        settings -> Jsonb,
+        feature_flags -> Jsonb,
+        is_canary -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        suspended_at -> Nullable<Timestamptz>,
+        deactivated_at -> Nullable<Timestamptz>,
+        retention_deadline -> Nullable<Timestamptz>,
+        purged_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    /// Per-tenant migration state (one row per tenant).
+    platform.tenant_migrations (tenant_id) {
+        tenant_id -> Uuid,
+        version -> Text,
+        checksum -> Text,
+        status -> Text,
+        error -> Nullable<Text>,
+        attempts -> Int4,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// The provisioning and lifecycle event log.
+    platform.tenant_events (id) {
+        id -> Int8,
+        tenant_id -> Nullable<Uuid>,
+        slug -> Text,
+        event -> Text,
+        detail -> Jsonb,
+        actor -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Checkout counters flushed from memory.
+    platform.tenant_usage (tenant_id) {
+        tenant_id -> Uuid,
+        checkouts -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Changes made through the admin listener.
+    platform.admin_audit (id) {
+        id -> Int8,
+        occurred_at -> Timestamptz,
+        subject -> Text,
+        sans -> Array<Text>,
+        fingerprint -> Text,
+        method -> Text,
+        route -> Text,
+        path -> Text,
+        status -> Int4,
+        request_id -> Text,
+        ip -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// diesel's migration ledger, in the schema on the `search_path`.
+    __diesel_schema_migrations (version) {
+        version -> Varchar,
+        run_on -> Timestamp,
+    }
+}
+
+diesel::joinable!(tenant_migrations -> tenants (tenant_id));
+diesel::allow_tables_to_appear_in_same_query!(tenants, tenant_migrations);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use diesel::pg::Pg;
+    use diesel::{QueryDsl, debug_query};
+    use rampart_testkit::schema_check::assert_columns;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn tables_match_the_migrations() {
+        let db = rampart_testkit::postgres()
+            .unwrap()
+            .fresh_database()
+            .await
+            .unwrap();
+        // Connecting applies the platform migrations; a tenant gets the ledger.
+        let pool = crate::TenantPool::connect(crate::TenancyConfig {
+            database_url: db.url.clone(),
+            ..crate::TenancyConfig::default()
+        })
+        .await
+        .unwrap();
+        let tenant = pool
+            .provision("schema_check", "Schema check")
+            .await
+            .unwrap();
+        let platform = [
+            debug_query::<Pg, _>(&tenants::table.select(tenants::all_columns)).to_string(),
+            debug_query::<Pg, _>(&tenant_migrations::table.select(tenant_migrations::all_columns))
+                .to_string(),
+            debug_query::<Pg, _>(&tenant_events::table.select(tenant_events::all_columns))
+                .to_string(),
+            debug_query::<Pg, _>(&tenant_usage::table.select(tenant_usage::all_columns))
+                .to_string(),
+            debug_query::<Pg, _>(&admin_audit::table.select(admin_audit::all_columns)).to_string(),
+        ];
+        for select in platform {
+            assert_columns(&db.url, "platform", &select).await;
+        }
+        let ledger = debug_query::<Pg, _>(
+            &__diesel_schema_migrations::table.select(__diesel_schema_migrations::all_columns),
+        )
+        .to_string();
+        assert_columns(&db.url, &tenant.schema_name, &ledger).await;
+    }
+}

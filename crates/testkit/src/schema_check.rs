@@ -1,0 +1,63 @@
+//! Checks a crate's diesel `table!` definitions against a migrated database,
+//! so a column added, renamed or dropped by a migration and not in
+//! `schema.rs` fails a test instead of a query at run time.
+//!
+//! ```ignore
+//! let select = diesel::debug_query::<Pg, _>(&tenants::table.select(tenants::all_columns));
+//! schema_check::assert_columns(&url, "platform", &select.to_string()).await;
+//! ```
+
+use diesel::sql_types::Text;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+/// The table and the columns named by the SQL diesel renders for
+/// `table.select(table::all_columns)` (`SELECT "s"."t"."a", "s"."t"."b" FROM …`).
+pub fn selected_columns(select_sql: &str) -> (String, Vec<String>) {
+    let list = select_sql
+        .strip_prefix("SELECT ")
+        .and_then(|rest| rest.split(" FROM ").next())
+        .unwrap_or_default();
+    let mut table = String::new();
+    let columns = list
+        .split(", ")
+        .map(|item| {
+            let parts: Vec<&str> = item.split('.').map(|p| p.trim_matches('"')).collect();
+            if let [.., t, _] = parts.as_slice() {
+                table = (*t).to_owned();
+            }
+            parts.last().copied().unwrap_or_default().to_owned()
+        })
+        .collect();
+    (table, columns)
+}
+
+#[derive(diesel::QueryableByName)]
+struct ColumnName {
+    #[diesel(sql_type = Text)]
+    column_name: String,
+}
+
+/// Panics unless the columns `select_sql` names (see [`selected_columns`])
+/// are exactly those of the table in `schema`, in order.
+pub async fn assert_columns(url: &str, schema: &str, select_sql: &str) {
+    let (table, expected) = selected_columns(select_sql);
+    let mut conn = AsyncPgConnection::establish(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    let actual: Vec<String> = diesel::sql_query(
+        "SELECT column_name::text AS column_name FROM information_schema.columns \
+         WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+    )
+    .bind::<Text, _>(schema)
+    .bind::<Text, _>(&table)
+    .load::<ColumnName>(&mut conn)
+    .await
+    .unwrap_or_else(|e| panic!("columns of {schema}.{table}: {e}"))
+    .into_iter()
+    .map(|c| c.column_name)
+    .collect();
+    assert_eq!(
+        expected, actual,
+        "schema.rs and the migrations disagree on the columns of {schema}.{table}"
+    );
+}
