@@ -18,7 +18,7 @@ use libfuzzer_sys::fuzz_target;
 use rampart_members::{ImportAction, MemberInput, parse_import_rows};
 use rampart_portfolio::transfer::{MAX_BYTES, MAX_ROWS, parse_positions, positions_csv};
 use rampart_portfolio::{
-    Access, Portfolio, PortfolioDetail, PortfolioError, Position, PositionInput,
+    Access, Decimal, Portfolio, PortfolioDetail, PortfolioError, Position, PositionInput,
 };
 use uuid::Uuid;
 
@@ -63,7 +63,7 @@ fn positions(data: &[u8]) {
         Ok(positions) => {
             assert!(data.len() <= MAX_BYTES);
             assert!(positions.len() <= MAX_ROWS);
-            let mut total_weight = 0.0;
+            let mut total_weight = Decimal::ZERO;
             for p in &positions {
                 assert_eq!(
                     p.clone().validated().ok().as_ref(),
@@ -72,16 +72,14 @@ fn positions(data: &[u8]) {
                 );
                 assert!(!p.symbol.is_empty() && p.symbol.len() <= 32);
                 assert_eq!(p.symbol, p.symbol.to_ascii_uppercase());
-                for v in [p.quantity, p.target_weight, p.purchase_price]
-                    .into_iter()
-                    .flatten()
-                {
-                    assert!(v.is_finite());
+                // Exact decimals: finite by their type; the checks bound them.
+                for v in [p.quantity, p.purchase_price].into_iter().flatten() {
+                    assert!(v >= Decimal::ZERO);
                 }
-                total_weight += p.target_weight.unwrap_or(0.0);
+                total_weight += p.target_weight.unwrap_or_default();
             }
             assert!(
-                total_weight <= 1.0 + 1e-9,
+                total_weight <= Decimal::ONE + Decimal::new(1, 9),
                 "weights add up to {total_weight}"
             );
             // Export, import again: nothing may change.

@@ -13,8 +13,8 @@ use libfuzzer_sys::fuzz_target;
 use rampart_members::{BrokerKeys, MemberInput, validate_paper_keys};
 use rampart_notify::price_alerts::NewPriceAlert;
 use rampart_portfolio::{
-    NewComment, NewPortfolio, PortfolioPatch, PositionInput, PreferencesPatch, ProfilePatch,
-    ShareGrant,
+    Decimal, NewComment, NewPortfolio, PortfolioPatch, PositionInput, PreferencesPatch,
+    ProfilePatch, ShareGrant,
 };
 use rampart_tenancy::TenantSlug;
 use serde::Serialize;
@@ -72,14 +72,12 @@ fn position(p: PositionInput) {
         "symbol {:?}",
         valid.symbol
     );
-    for v in [valid.quantity, valid.target_weight, valid.purchase_price]
-        .into_iter()
-        .flatten()
-    {
-        assert!(v.is_finite());
+    // Exact decimals: finite by their type; the checks bound them.
+    for v in [valid.quantity, valid.purchase_price].into_iter().flatten() {
+        assert!(v >= Decimal::ZERO);
     }
     if let Some(w) = valid.target_weight {
-        assert!(w > 0.0 && w <= 1.0);
+        assert!(w > Decimal::ZERO && w <= Decimal::ONE);
     }
 }
 

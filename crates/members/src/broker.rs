@@ -1,13 +1,17 @@
 //! Broker accounts: a paper-trading key pair per member, sealed by a
 //! [`BrokerCrypto`] with a context that binds it to the tenant and member.
 use chrono::{DateTime, Utc};
-use diesel::QueryableByName;
-use diesel::sql_types::{Bool, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::dsl::now;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::schema::{broker_accounts, leaderboard_daily, portfolio_snapshots};
 use crate::{Members, MembersError, RowProblem};
 
 /// Seals and opens credentials; the server implements it with Vault transit
@@ -92,33 +96,52 @@ pub fn validate_paper_keys(keys: &BrokerKeys) -> Result<(), MembersError> {
 }
 
 /// A broker account as the API shows it: never the keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerAccount {
     /// Account id.
-    #[diesel(sql_type = SqlUuid)]
     pub id: Uuid,
     /// The member.
-    #[diesel(sql_type = SqlUuid)]
     pub member_id: Uuid,
     /// `alpaca`.
-    #[diesel(sql_type = Text)]
     pub broker: String,
     /// Always true: only paper accounts are accepted.
-    #[diesel(sql_type = Bool)]
     pub paper: bool,
     /// Attached (or re-attached).
-    #[diesel(sql_type = Timestamptz)]
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(QueryableByName)]
+/// The columns of a [`BrokerAccount`].
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = broker_accounts, check_for_backend(Pg))]
+struct BrokerAccountRow {
+    id: Uuid,
+    user_id: Uuid,
+    broker: String,
+    is_paper: bool,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<BrokerAccountRow> for BrokerAccount {
+    fn from(r: BrokerAccountRow) -> Self {
+        BrokerAccount {
+            id: r.id,
+            member_id: r.user_id,
+            broker: r.broker,
+            paper: r.is_paper,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// An account with its sealed key pair, for the snapshot job.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = broker_accounts, check_for_backend(Pg))]
 pub(crate) struct SealedAccount {
-    #[diesel(sql_type = SqlUuid)]
     pub(crate) id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
+    #[diesel(column_name = user_id)]
     pub(crate) member_id: Uuid,
-    #[diesel(sql_type = Text)]
+    #[diesel(column_name = sealed_credentials)]
     pub(crate) sealed: String,
 }
 
@@ -150,22 +173,33 @@ impl Members {
         let attached_by = attached_by.to_owned();
         self.pool
             .with_tenant(tenant, async |conn| {
-                diesel::sql_query(
-                    "INSERT INTO broker_accounts (user_id, broker, is_paper, sealed_credentials, attached_by) \
-                     SELECT id, 'alpaca', true, $2, $3 FROM users WHERE id = $1 \
-                     ON CONFLICT (user_id) DO UPDATE SET sealed_credentials = EXCLUDED.sealed_credentials, \
-                     attached_by = EXCLUDED.attached_by, updated_at = now() \
-                     RETURNING id, user_id AS member_id, broker, is_paper AS paper, updated_at",
-                )
-                .bind::<SqlUuid, _>(member)
-                .bind::<Text, _>(&sealed)
-                .bind::<Text, _>(&attached_by)
-                .get_result(conn)
-                .await
-                .map_err(|e| match e {
-                    diesel::result::Error::NotFound => MembersError::NotFound("member"),
-                    other => other.into(),
-                })
+                diesel::insert_into(broker_accounts::table)
+                    .values((
+                        broker_accounts::user_id.eq(member),
+                        broker_accounts::broker.eq("alpaca"),
+                        broker_accounts::is_paper.eq(true),
+                        broker_accounts::sealed_credentials.eq(&sealed),
+                        broker_accounts::attached_by.eq(&attached_by),
+                    ))
+                    .on_conflict(broker_accounts::user_id)
+                    .do_update()
+                    .set((
+                        broker_accounts::sealed_credentials
+                            .eq(excluded(broker_accounts::sealed_credentials)),
+                        broker_accounts::attached_by.eq(excluded(broker_accounts::attached_by)),
+                        broker_accounts::updated_at.eq(now),
+                    ))
+                    .returning(BrokerAccountRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .map(BrokerAccount::from)
+                    .map_err(|e| match e {
+                        // The member went away since it was looked up.
+                        DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                            MembersError::NotFound("member")
+                        }
+                        other => other.into(),
+                    })
             })
             .await
     }
@@ -178,18 +212,13 @@ impl Members {
     ) -> Result<Option<BrokerAccount>, MembersError> {
         self.pool
             .with_tenant(tenant, async |conn| {
-                diesel::sql_query(
-                    "SELECT id, user_id AS member_id, broker, is_paper AS paper, updated_at \
-                     FROM broker_accounts WHERE user_id = $1",
-                )
-                .bind::<SqlUuid, _>(member)
-                .get_result(conn)
-                .await
-                .map(Some)
-                .or_else(|e| match e {
-                    diesel::result::Error::NotFound => Ok(None),
-                    other => Err(MembersError::from(other)),
-                })
+                let row: Option<BrokerAccountRow> = broker_accounts::table
+                    .filter(broker_accounts::user_id.eq(member))
+                    .select(BrokerAccountRow::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?;
+                Ok(row.map(BrokerAccount::from))
             })
             .await
     }
@@ -199,19 +228,21 @@ impl Members {
     pub async fn detach_broker(&self, tenant: &str, member: Uuid) -> Result<usize, MembersError> {
         self.pool
             .with_tenant(tenant, async |conn| {
-                let snapshots =
-                    diesel::sql_query("DELETE FROM portfolio_snapshots WHERE user_id = $1")
-                        .bind::<SqlUuid, _>(member)
-                        .execute(conn)
-                        .await?;
-                diesel::sql_query("DELETE FROM leaderboard_daily WHERE user_id = $1")
-                    .bind::<SqlUuid, _>(member)
-                    .execute(conn)
-                    .await?;
-                let n = diesel::sql_query("DELETE FROM broker_accounts WHERE user_id = $1")
-                    .bind::<SqlUuid, _>(member)
-                    .execute(conn)
-                    .await?;
+                let snapshots = diesel::delete(
+                    portfolio_snapshots::table.filter(portfolio_snapshots::user_id.eq(member)),
+                )
+                .execute(conn)
+                .await?;
+                diesel::delete(
+                    leaderboard_daily::table.filter(leaderboard_daily::user_id.eq(member)),
+                )
+                .execute(conn)
+                .await?;
+                let n = diesel::delete(
+                    broker_accounts::table.filter(broker_accounts::user_id.eq(member)),
+                )
+                .execute(conn)
+                .await?;
                 if n == 0 {
                     return Err(MembersError::NotFound("broker account"));
                 }

@@ -4,14 +4,16 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use diesel::QueryableByName;
-use diesel::sql_types::{Array, Bool, Jsonb, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::dsl::now;
+use diesel::prelude::*;
+use diesel::sql_types::Timestamptz;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::member::{MemberInput, upsert_in};
+use crate::schema::{import_previews, lower, users};
 use crate::{Members, MembersError, RowProblem};
 
 /// Most data rows one file may hold.
@@ -247,44 +249,27 @@ fn refused_row(
     }
 }
 
-#[derive(QueryableByName)]
-struct ExistingRow {
-    #[diesel(sql_type = Text)]
-    email: String,
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = Text)]
-    role: String,
-}
-
 async fn existing_by_email(
     conn: &mut AsyncPgConnection,
     emails: &[String],
     for_update: bool,
 ) -> Result<HashMap<String, ExistingMember>, MembersError> {
-    let sql = format!(
-        "SELECT lower(email) AS email, id, display_name AS name, role FROM users \
-         WHERE lower(email) = ANY($1){}",
-        if for_update { " FOR UPDATE" } else { "" }
-    );
-    let rows: Vec<ExistingRow> = diesel::sql_query(sql)
-        .bind::<Array<Text>, _>(emails)
-        .load(conn)
-        .await?;
+    let query = users::table
+        .filter(lower(users::email).eq_any(emails))
+        .select((
+            lower(users::email),
+            users::id,
+            users::display_name,
+            users::role,
+        ));
+    let rows: Vec<(String, Uuid, String, String)> = if for_update {
+        query.for_update().load(conn).await?
+    } else {
+        query.load(conn).await?
+    };
     Ok(rows
         .into_iter()
-        .map(|r| {
-            (
-                r.email,
-                ExistingMember {
-                    id: r.id,
-                    name: r.name,
-                    role: r.role,
-                },
-            )
-        })
+        .map(|(email, id, name, role)| (email, ExistingMember { id, name, role }))
         .collect())
 }
 
@@ -314,20 +299,14 @@ fn count(rows: &[ImportRow], action: ImportAction) -> usize {
     rows.iter().filter(|r| r.action == action).count()
 }
 
-#[derive(QueryableByName)]
+/// A stored preview as a commit reads it (`expired` by the database's clock).
+#[derive(Queryable)]
 struct StoredPreview {
-    #[diesel(sql_type = SqlUuid)]
     id: Uuid,
-    #[diesel(sql_type = Text)]
     digest: String,
-    #[diesel(sql_type = Jsonb)]
     plan: serde_json::Value,
-    #[diesel(sql_type = Bool)]
     committed: bool,
-    #[diesel(sql_type = Bool)]
     expired: bool,
-    #[diesel(sql_type = Timestamptz)]
-    expires_at: DateTime<Utc>,
 }
 
 impl Members {
@@ -357,25 +336,31 @@ impl Members {
                 let plan = serde_json::to_value(&rows).map_err(|e| {
                     MembersError::invalid("row", format!("cannot encode the plan: {e}"))
                 })?;
-                let stored: StoredPreview = diesel::sql_query(format!(
-                    "INSERT INTO import_previews (digest, plan, created_by, expires_at) \
-                     VALUES ($1, $2, $3, now() + interval '{PREVIEW_TTL_MINUTES} minutes') \
-                     RETURNING id, digest, plan, false AS committed, false AS expired, expires_at"
-                ))
-                .bind::<Text, _>(&digest)
-                .bind::<Jsonb, _>(&plan)
-                .bind::<Text, _>(&created_by)
-                .get_result(conn)
-                .await?;
+                // The database's clock, as the commit's expiry check uses.
+                let db_now: DateTime<Utc> = diesel::select(now.into_sql::<Timestamptz>())
+                    .get_result(conn)
+                    .await?;
+                let (id, expires_at): (Uuid, DateTime<Utc>) =
+                    diesel::insert_into(import_previews::table)
+                        .values((
+                            import_previews::digest.eq(&digest),
+                            import_previews::plan.eq(&plan),
+                            import_previews::created_by.eq(&created_by),
+                            import_previews::expires_at
+                                .eq(db_now + chrono::Duration::minutes(PREVIEW_TTL_MINUTES)),
+                        ))
+                        .returning((import_previews::id, import_previews::expires_at))
+                        .get_result(conn)
+                        .await?;
                 Ok(ImportPreview {
-                    id: stored.id,
+                    id,
                     digest,
                     created: count(&rows, ImportAction::Create),
                     updated: count(&rows, ImportAction::Update),
                     unchanged: count(&rows, ImportAction::Unchanged),
                     refused: count(&rows, ImportAction::Refused),
                     rows: std::mem::take(&mut rows),
-                    expires_at: stored.expires_at,
+                    expires_at,
                 })
             })
             .await
@@ -394,18 +379,20 @@ impl Members {
         let digest = digest.to_owned();
         self.pool
             .with_tenant(tenant, async |conn| {
-                let stored: StoredPreview = diesel::sql_query(
-                    "SELECT id, digest, plan, committed_at IS NOT NULL AS committed, \
-                     expires_at <= now() AS expired, expires_at \
-                     FROM import_previews WHERE id = $1 FOR UPDATE",
-                )
-                .bind::<SqlUuid, _>(id)
-                .get_result(conn)
-                .await
-                .map_err(|e| match e {
-                    diesel::result::Error::NotFound => MembersError::NotFound("import preview"),
-                    other => other.into(),
-                })?;
+                let stored: StoredPreview = import_previews::table
+                    .find(id)
+                    .select((
+                        import_previews::id,
+                        import_previews::digest,
+                        import_previews::plan,
+                        import_previews::committed_at.is_not_null(),
+                        import_previews::expires_at.le(now),
+                    ))
+                    .for_update()
+                    .first(conn)
+                    .await
+                    .optional()?
+                    .ok_or(MembersError::NotFound("import preview"))?;
                 if stored.committed {
                     return Err(MembersError::AlreadyCommitted);
                 }
@@ -423,14 +410,15 @@ impl Members {
                     return Err(MembersError::HasRefusedRows(refused));
                 }
                 // No member the plan touches may change until we commit.
+                // raw SQL: LOCK TABLE.
                 diesel::sql_query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
                     .execute(conn)
                     .await?;
                 let emails: Vec<String> = rows.iter().map(|r| r.email.clone()).collect();
-                let now = existing_by_email(conn, &emails, true).await?;
+                let current = existing_by_email(conn, &emails, true).await?;
                 let stale: Vec<&str> = rows
                     .iter()
-                    .filter(|r| now.get(&r.email) != r.existing.as_ref())
+                    .filter(|r| current.get(&r.email) != r.existing.as_ref())
                     .map(|r| r.email.as_str())
                     .collect();
                 if !stale.is_empty() {
@@ -460,8 +448,8 @@ impl Members {
                         ImportAction::Unchanged | ImportAction::Refused => report.unchanged += 1,
                     }
                 }
-                diesel::sql_query("UPDATE import_previews SET committed_at = now() WHERE id = $1")
-                    .bind::<SqlUuid, _>(id)
+                diesel::update(import_previews::table.find(id))
+                    .set(import_previews::committed_at.eq(now))
                     .execute(conn)
                     .await?;
                 Ok(report)

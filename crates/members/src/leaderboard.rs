@@ -2,11 +2,15 @@
 //! from the snapshot job's daily rows, without members who opted out.
 use chrono::NaiveDate;
 use diesel::QueryableByName;
-use diesel::sql_types::{Date, Double, Integer, Nullable, Text, Uuid as SqlUuid};
+use diesel::dsl::max;
+use diesel::prelude::*;
+use diesel::sql_types::{Date, Double, Integer, Nullable, Numeric, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::schema::leaderboard_daily;
 use crate::{Members, MembersError};
 
 /// The window a leaderboard ranks over, ending on its `as_of` day.
@@ -43,27 +47,52 @@ pub enum LeaderboardSort {
 }
 
 /// One ranked member.
-#[derive(Debug, Clone, PartialEq, Serialize, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeaderboardEntry {
     /// 1-based rank.
-    #[diesel(sql_type = Integer)]
     pub rank: i32,
     /// The member.
-    #[diesel(sql_type = SqlUuid)]
     pub member_id: Uuid,
     /// Display name.
-    #[diesel(sql_type = Text)]
     pub name: String,
-    /// Equity at the end of the window.
-    #[diesel(sql_type = Double)]
-    pub equity: f64,
-    /// P&L over the window.
-    #[diesel(sql_type = Double)]
-    pub pnl: f64,
-    /// Return over the window (none when the start equity was zero).
-    #[diesel(sql_type = Nullable<Double>)]
+    /// Equity at the end of the window (exact).
+    #[serde(serialize_with = "crate::amount::serialize")]
+    pub equity: Decimal,
+    /// P&L over the window (exact).
+    #[serde(serialize_with = "crate::amount::serialize")]
+    pub pnl: Decimal,
+    /// Return over the window, a ratio (none when the start equity was zero).
     pub return_pct: Option<f64>,
+}
+
+#[derive(QueryableByName)]
+struct EntryRow {
+    #[diesel(sql_type = Integer)]
+    rank: i32,
+    #[diesel(sql_type = SqlUuid)]
+    member_id: Uuid,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Numeric)]
+    equity: Decimal,
+    #[diesel(sql_type = Numeric)]
+    pnl: Decimal,
+    #[diesel(sql_type = Nullable<Double>)]
+    return_pct: Option<f64>,
+}
+
+impl From<EntryRow> for LeaderboardEntry {
+    fn from(r: EntryRow) -> Self {
+        LeaderboardEntry {
+            rank: r.rank,
+            member_id: r.member_id,
+            name: r.name,
+            equity: r.equity.normalize(),
+            pnl: r.pnl.normalize(),
+            return_pct: r.return_pct,
+        }
+    }
 }
 
 /// A page of a leaderboard.
@@ -81,12 +110,6 @@ pub struct LeaderboardPage {
     /// Offset of the next page, if any.
     #[serde(skip)]
     pub next_offset: Option<usize>,
-}
-
-#[derive(QueryableByName)]
-struct LatestDay {
-    #[diesel(sql_type = Nullable<Date>)]
-    d: Option<NaiveDate>,
 }
 
 impl Members {
@@ -115,10 +138,10 @@ impl Members {
                 let as_of = match as_of {
                     Some(d) => Some(d),
                     None => {
-                        diesel::sql_query("SELECT max(date) AS d FROM leaderboard_daily")
-                            .get_result::<LatestDay>(conn)
+                        leaderboard_daily::table
+                            .select(max(leaderboard_daily::date))
+                            .get_result::<Option<NaiveDate>>(conn)
                             .await?
-                            .d
                     }
                 };
                 let Some(day) = as_of else {
@@ -130,7 +153,8 @@ impl Members {
                         next_offset: None,
                     });
                 };
-                let mut entries: Vec<LeaderboardEntry> = diesel::sql_query(format!(
+                // raw SQL: per-member first/last values (`array_agg(… ORDER BY …)[1]`) and a ranking window.
+                let rows: Vec<EntryRow> = diesel::sql_query(format!(
                     "WITH agg AS ( \
                        SELECT user_id, \
                          (array_agg(equity ORDER BY date DESC))[1] AS end_equity, \
@@ -141,7 +165,7 @@ impl Members {
                        SELECT a.user_id AS member_id, u.display_name AS name, a.end_equity AS equity, \
                          a.end_equity - a.start_equity AS pnl, \
                          CASE WHEN a.start_equity > 0 \
-                           THEN (a.end_equity - a.start_equity) / a.start_equity END AS return_pct \
+                           THEN ((a.end_equity - a.start_equity) / a.start_equity)::float8 END AS return_pct \
                        FROM agg a JOIN users u ON u.id = a.user_id \
                        WHERE NOT u.leaderboard_opt_out AND a.last_date = $1) \
                      SELECT (row_number() OVER (ORDER BY {order}, member_id))::int AS rank, \
@@ -154,6 +178,8 @@ impl Members {
                 .bind::<Integer, _>(offset_i)
                 .load(conn)
                 .await?;
+                let mut entries: Vec<LeaderboardEntry> =
+                    rows.into_iter().map(LeaderboardEntry::from).collect();
                 let more = entries.len() > limit;
                 entries.truncate(limit);
                 Ok(LeaderboardPage {

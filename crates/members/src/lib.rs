@@ -42,12 +42,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod amount;
 mod broker;
 mod error;
 mod import;
 mod leaderboard;
 mod member;
 mod schedule;
+mod schema;
 mod snapshot;
 
 pub use broker::{BrokerAccount, BrokerCrypto, BrokerKeys, validate_paper_keys};
@@ -57,6 +59,7 @@ pub use import::parse_rows as parse_import_rows;
 pub use import::{ImportAction, ImportCommit, ImportPreview, ImportRow};
 pub use leaderboard::{LeaderboardEntry, LeaderboardPage, LeaderboardSort, Period};
 pub use member::{Member, MemberInput, UpsertOutcome};
+pub use rust_decimal::Decimal;
 pub use schedule::CronSchedule;
 pub use snapshot::{
     AlpacaClient, MemberFailure, SnapshotConfig, SnapshotJob, SnapshotReport, TenantReport,

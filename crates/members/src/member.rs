@@ -1,11 +1,15 @@
 //! Members: the tenant's users as a tenant admin manages them.
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
-use diesel::sql_types::{Bool, Integer, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::dsl::now;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::schema::{broker_accounts, lower, users};
 use crate::{Members, MembersError, RowProblem};
 
 /// Roles a member may be given (machine roles are not members).
@@ -78,36 +82,61 @@ fn plausible_email(email: &str) -> bool {
 }
 
 /// A member as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     /// The user id.
-    #[diesel(sql_type = SqlUuid)]
     pub id: Uuid,
     /// Display name.
-    #[diesel(sql_type = Text)]
     pub name: String,
     /// Email (lowercase).
-    #[diesel(sql_type = Text)]
     pub email: String,
     /// Role.
-    #[diesel(sql_type = Text)]
     pub role: String,
     /// `active`, `pending` (never logged in) or `disabled`.
-    #[diesel(sql_type = Text)]
     pub status: String,
     /// Whether a broker account is attached (its keys are never returned).
-    #[diesel(sql_type = Bool)]
     pub broker_attached: bool,
     /// Whether the member left the leaderboard.
-    #[diesel(sql_type = Bool)]
     pub leaderboard_opt_out: bool,
     /// Created.
-    #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
     /// Last changed.
-    #[diesel(sql_type = Timestamptz)]
     pub updated_at: DateTime<Utc>,
+}
+
+/// A member row: `users` left-joined with its (at most one) broker account.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(Pg))]
+struct MemberRow {
+    id: Uuid,
+    #[diesel(column_name = display_name)]
+    name: String,
+    email: String,
+    role: String,
+    status: String,
+    #[diesel(select_expression = broker_accounts::id.nullable().is_not_null())]
+    #[diesel(select_expression_type = diesel::dsl::IsNotNull<diesel::dsl::Nullable<broker_accounts::id>>)]
+    broker_attached: bool,
+    leaderboard_opt_out: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<MemberRow> for Member {
+    fn from(r: MemberRow) -> Self {
+        Member {
+            id: r.id,
+            name: r.name,
+            email: r.email,
+            role: r.role,
+            status: r.status,
+            broker_attached: r.broker_attached,
+            leaderboard_opt_out: r.leaderboard_opt_out,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
 }
 
 /// What [`Members::upsert_member`] did.
@@ -119,10 +148,6 @@ pub struct UpsertOutcome {
     /// Created (true) or updated (false).
     pub created: bool,
 }
-
-pub(crate) const MEMBER_COLUMNS: &str = "u.id, u.display_name AS name, u.email, u.role, u.status, \
-     EXISTS (SELECT 1 FROM broker_accounts b WHERE b.user_id = u.id) AS broker_attached, \
-     u.leaderboard_opt_out, u.created_at, u.updated_at";
 
 #[derive(QueryableByName)]
 struct Upserted {
@@ -138,6 +163,7 @@ pub(crate) async fn upsert_in(
     input: &MemberInput,
 ) -> Result<(Uuid, bool), MembersError> {
     // `xmax = 0` only for a row this statement inserted.
+    // raw SQL: the conflict target is the expression index `lower(email)`, and `xmax` tells an insert from an update.
     let row: Upserted = diesel::sql_query(
         "INSERT INTO users (email, display_name, role, status) VALUES ($1, $2, $3, 'pending') \
          ON CONFLICT ((lower(email))) DO UPDATE SET display_name = EXCLUDED.display_name, \
@@ -163,16 +189,15 @@ pub(crate) async fn member_in(
     conn: &mut AsyncPgConnection,
     id: Uuid,
 ) -> Result<Member, MembersError> {
-    diesel::sql_query(format!(
-        "SELECT {MEMBER_COLUMNS} FROM users u WHERE u.id = $1"
-    ))
-    .bind::<SqlUuid, _>(id)
-    .get_result(conn)
-    .await
-    .map_err(|e| match e {
-        diesel::result::Error::NotFound => MembersError::NotFound("member"),
-        other => other.into(),
-    })
+    users::table
+        .left_join(broker_accounts::table)
+        .filter(users::id.eq(id))
+        .select(MemberRow::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .map(Member::from)
+        .ok_or(MembersError::NotFound("member"))
 }
 
 impl Members {
@@ -211,22 +236,24 @@ impl Members {
         limit: usize,
     ) -> Result<(Vec<Member>, bool), MembersError> {
         let limit = limit.clamp(1, 200);
-        let fetch = i32::try_from(limit + 1).unwrap_or(201);
+        let fetch = i64::try_from(limit + 1).unwrap_or(201);
         let after = after.unwrap_or("").to_owned();
-        let mut rows: Vec<Member> = self
+        let rows: Vec<MemberRow> = self
             .pool
             .with_tenant(tenant, async |conn| {
-                diesel::sql_query(format!(
-                    "SELECT {MEMBER_COLUMNS} FROM users u WHERE u.role <> 'api_user' \
-                     AND lower(u.email) > $1 ORDER BY lower(u.email) LIMIT $2"
-                ))
-                .bind::<Text, _>(&after)
-                .bind::<Integer, _>(fetch)
-                .load(conn)
-                .await
-                .map_err(MembersError::from)
+                users::table
+                    .left_join(broker_accounts::table)
+                    .filter(users::role.ne("api_user"))
+                    .filter(lower(users::email).gt(&after))
+                    .order(lower(users::email))
+                    .limit(fetch)
+                    .select(MemberRow::as_select())
+                    .load(conn)
+                    .await
+                    .map_err(MembersError::from)
             })
             .await?;
+        let mut rows: Vec<Member> = rows.into_iter().map(Member::from).collect();
         let more = rows.len() > limit;
         rows.truncate(limit);
         Ok((rows, more))
@@ -242,14 +269,14 @@ impl Members {
         let n = self
             .pool
             .with_tenant(tenant, async |conn| {
-                diesel::sql_query(
-                    "UPDATE users SET leaderboard_opt_out = $2, updated_at = now() WHERE id = $1",
-                )
-                .bind::<SqlUuid, _>(member)
-                .bind::<Bool, _>(opt_out)
-                .execute(conn)
-                .await
-                .map_err(MembersError::from)
+                diesel::update(users::table.find(member))
+                    .set((
+                        users::leaderboard_opt_out.eq(opt_out),
+                        users::updated_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await
+                    .map_err(MembersError::from)
             })
             .await?;
         if n == 0 {

@@ -8,13 +8,19 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Bool, Date, Double, Jsonb, Nullable, Uuid as SqlUuid};
+use diesel::dsl::now;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool};
+use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::broker::{SealedAccount, seal_context};
+use crate::schema::{broker_accounts, leaderboard_daily, portfolio_snapshots};
 use crate::{BrokerCrypto, BrokerKeys, Members, MembersError};
 
 /// The advisory lock key of the job (`hashtext('rampart.snapshot_job')`-like, fixed).
@@ -45,12 +51,12 @@ impl Default for SnapshotConfig {
     }
 }
 
-/// What the broker says about an account.
+/// What the broker says about an account, amounts exactly as it wrote them.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct BrokerState {
-    equity: f64,
-    cash: f64,
-    last_equity: f64,
+    equity: Decimal,
+    cash: Decimal,
+    last_equity: Decimal,
     positions: serde_json::Value,
 }
 
@@ -84,12 +90,12 @@ struct PositionBody {
     side: Option<String>,
 }
 
-fn number(field: &str, text: &str) -> Result<f64, MembersError> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite())
-        .ok_or_else(|| MembersError::Broker(format!("`{field}` is not a number")))
+/// An amount the broker sent as decimal text, every digit kept.
+fn number(field: &str, text: &str) -> Result<Decimal, MembersError> {
+    let t = text.trim();
+    t.parse::<Decimal>()
+        .or_else(|_| Decimal::from_scientific(t))
+        .map_err(|_| MembersError::Broker(format!("`{field}` is not a number")))
 }
 
 impl AlpacaClient {
@@ -244,6 +250,7 @@ impl SnapshotJob {
             .await
             .map_err(|e| rampart_tenancy::TenancyError::Pool(e.to_string()))?;
         let mut lock_conn: AsyncPgConnection = deadpool::managed::Object::take(pooled);
+        // raw SQL: a session-level advisory lock.
         let locked: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
             .bind::<BigInt, _>(JOB_LOCK_KEY)
             .get_result(&mut lock_conn)
@@ -278,6 +285,7 @@ impl SnapshotJob {
             report.tenants.push(r);
         }
         // Closing the connection would release it too; unlock to be tidy.
+        // raw SQL: a session-level advisory lock.
         let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)")
             .bind::<BigInt, _>(JOB_LOCK_KEY)
             .execute(&mut lock_conn)
@@ -299,13 +307,12 @@ impl SnapshotJob {
             .members
             .pool()
             .with_tenant(tenant, async |conn| {
-                diesel::sql_query(
-                    "SELECT id, user_id AS member_id, sealed_credentials AS sealed \
-                     FROM broker_accounts ORDER BY user_id",
-                )
-                .load(conn)
-                .await
-                .map_err(MembersError::from)
+                broker_accounts::table
+                    .order(broker_accounts::user_id)
+                    .select(SealedAccount::as_select())
+                    .load(conn)
+                    .await
+                    .map_err(MembersError::from)
             })
             .await;
         let accounts = match accounts {
@@ -346,8 +353,16 @@ impl SnapshotJob {
             .map_err(|_| MembersError::Crypto("sealed credentials are not a key pair".into()))?;
         let state = self.broker.state(&keys).await?;
         drop(keys);
-        let pnl = state.equity - state.last_equity;
-        let ret = (state.last_equity > 0.0).then(|| pnl / state.last_equity);
+        let pnl = state
+            .equity
+            .checked_sub(state.last_equity)
+            .ok_or_else(|| MembersError::Broker("equity out of range".into()))?;
+        // The return is a ratio for ranking: a float, unlike the amounts.
+        let ret = if state.last_equity > Decimal::ZERO {
+            pnl.checked_div(state.last_equity).and_then(|r| r.to_f64())
+        } else {
+            None
+        };
         let (id, member) = (account.id, account.member_id);
         self.members
             .pool()
@@ -364,46 +379,59 @@ async fn write_snapshot(
     member: Uuid,
     date: NaiveDate,
     state: &BrokerState,
-    pnl: f64,
+    pnl: Decimal,
     ret: Option<f64>,
 ) -> Result<(), MembersError> {
     // Both rows in the tenant transaction `with_tenant` opened.
-    {
-        diesel::sql_query(
-            "INSERT INTO portfolio_snapshots (user_id, broker_account_id, snapshot_date, equity, cash, \
-             last_equity, daily_pnl, daily_return, positions) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (user_id, snapshot_date) DO UPDATE SET broker_account_id = EXCLUDED.broker_account_id, \
-             equity = EXCLUDED.equity, cash = EXCLUDED.cash, last_equity = EXCLUDED.last_equity, \
-             daily_pnl = EXCLUDED.daily_pnl, daily_return = EXCLUDED.daily_return, \
-             positions = EXCLUDED.positions, taken_at = now()",
-        )
-        .bind::<SqlUuid, _>(member)
-        .bind::<SqlUuid, _>(account)
-        .bind::<Date, _>(date)
-        .bind::<Double, _>(state.equity)
-        .bind::<Double, _>(state.cash)
-        .bind::<Double, _>(state.last_equity)
-        .bind::<Double, _>(pnl)
-        .bind::<Nullable<Double>, _>(ret)
-        .bind::<Jsonb, _>(&state.positions)
+    use leaderboard_daily as board;
+    use portfolio_snapshots as snap;
+    diesel::insert_into(snap::table)
+        .values((
+            snap::user_id.eq(member),
+            snap::broker_account_id.eq(account),
+            snap::snapshot_date.eq(date),
+            snap::equity.eq(state.equity),
+            snap::cash.eq(state.cash),
+            snap::last_equity.eq(state.last_equity),
+            snap::daily_pnl.eq(pnl),
+            snap::daily_return.eq(ret),
+            snap::positions.eq(&state.positions),
+        ))
+        .on_conflict((snap::user_id, snap::snapshot_date))
+        .do_update()
+        .set((
+            snap::broker_account_id.eq(excluded(snap::broker_account_id)),
+            snap::equity.eq(excluded(snap::equity)),
+            snap::cash.eq(excluded(snap::cash)),
+            snap::last_equity.eq(excluded(snap::last_equity)),
+            snap::daily_pnl.eq(excluded(snap::daily_pnl)),
+            snap::daily_return.eq(excluded(snap::daily_return)),
+            snap::positions.eq(excluded(snap::positions)),
+            snap::taken_at.eq(now),
+        ))
         .execute(conn)
         .await?;
-        diesel::sql_query(
-            "INSERT INTO leaderboard_daily (user_id, broker_account_id, date, equity, last_equity, \
-             daily_pnl, daily_return) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (user_id, date) DO UPDATE SET broker_account_id = EXCLUDED.broker_account_id, \
-             equity = EXCLUDED.equity, last_equity = EXCLUDED.last_equity, \
-             daily_pnl = EXCLUDED.daily_pnl, daily_return = EXCLUDED.daily_return, updated_at = now()",
-        )
-        .bind::<SqlUuid, _>(member)
-        .bind::<SqlUuid, _>(account)
-        .bind::<Date, _>(date)
-        .bind::<Double, _>(state.equity)
-        .bind::<Double, _>(state.last_equity)
-        .bind::<Double, _>(pnl)
-        .bind::<Nullable<Double>, _>(ret)
+    diesel::insert_into(board::table)
+        .values((
+            board::user_id.eq(member),
+            board::broker_account_id.eq(account),
+            board::date.eq(date),
+            board::equity.eq(state.equity),
+            board::last_equity.eq(state.last_equity),
+            board::daily_pnl.eq(pnl),
+            board::daily_return.eq(ret),
+        ))
+        .on_conflict((board::user_id, board::date))
+        .do_update()
+        .set((
+            board::broker_account_id.eq(excluded(board::broker_account_id)),
+            board::equity.eq(excluded(board::equity)),
+            board::last_equity.eq(excluded(board::last_equity)),
+            board::daily_pnl.eq(excluded(board::daily_pnl)),
+            board::daily_return.eq(excluded(board::daily_return)),
+            board::updated_at.eq(now),
+        ))
         .execute(conn)
         .await?;
-        Ok(())
-    }
+    Ok(())
 }

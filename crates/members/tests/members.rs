@@ -1,10 +1,21 @@
 //! The library against a real PostgreSQL: a commit applies a preview once
-//! even when raced, a stale preview applies nothing, and the leaderboard of
-//! a tenant without snapshots is empty.
+//! even when raced, a stale preview applies nothing, the leaderboard of a
+//! tenant without snapshots is empty, and snapshot amounts are exact.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use rampart_members::{LeaderboardSort, MemberInput, Members, MembersError, Period};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use diesel::sql_types::Numeric;
+use diesel_async::RunQueryDsl;
+use rampart_members::{
+    BrokerCrypto, BrokerKeys, Decimal, LeaderboardSort, MemberInput, Members, MembersError, Period,
+    SnapshotConfig, SnapshotJob,
+};
 use rampart_tenancy::{TenancyConfig, TenantPool};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+use zeroize::Zeroizing;
 
 async fn members() -> Members {
     let db = rampart_testkit::postgres()
@@ -84,4 +95,129 @@ async fn a_raced_commit_applies_once_and_a_stale_one_not_at_all() {
         .await
         .unwrap();
     assert!(lb.as_of.is_none() && lb.entries.is_empty());
+}
+
+/// Seals nothing: the test's key pair is not secret.
+struct PlainText;
+
+#[async_trait::async_trait]
+impl BrokerCrypto for PlainText {
+    async fn seal(&self, plaintext: &[u8], _: &[u8]) -> Result<String, MembersError> {
+        String::from_utf8(plaintext.to_vec()).map_err(|e| MembersError::Crypto(e.to_string()))
+    }
+    async fn open(&self, sealed: &str, _: &[u8]) -> Result<Zeroizing<Vec<u8>>, MembersError> {
+        Ok(Zeroizing::new(sealed.as_bytes().to_vec()))
+    }
+}
+
+fn dec(text: &str) -> Decimal {
+    text.parse().unwrap()
+}
+
+/// Equity, cash and P&L are stored and summed as the exact decimals the
+/// broker reported: as floats, 100000.3 - 100000.1 was 0.20000000000436557.
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_pnl_is_exact_and_sums_exactly() {
+    rampart_testkit::install_crypto_provider();
+    let m = members().await;
+    let ada = m
+        .upsert_member(
+            "acme",
+            &MemberInput {
+                name: "Ada".into(),
+                email: "ada@acme.test".into(),
+                role: "trader".into(),
+            },
+        )
+        .await
+        .unwrap()
+        .member
+        .id;
+    let keys = BrokerKeys {
+        key_id: "PKEXACTAAAAAAAAAAAAA".into(),
+        secret_key: "s3cretAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+    };
+    m.attach_broker("acme", ada, &keys, &PlainText, "test")
+        .await
+        .unwrap();
+    let broker = MockServer::start().await;
+    let job = SnapshotJob::new(
+        m.clone(),
+        Arc::new(PlainText),
+        &SnapshotConfig {
+            broker_base_url: broker.uri(),
+            ..SnapshotConfig::default()
+        },
+    )
+    .unwrap();
+    let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+    // (day, last equity, equity): daily P&L 0.2, 0.3 and 0.1.
+    let days = [
+        (day(24), "100000.1", "100000.3"),
+        (day(25), "100000.3", "100000.6"),
+        (day(26), "100000.6", "100000.7"),
+    ];
+    for (date, last_equity, equity) in days {
+        broker.reset().await;
+        Mock::given(method("GET"))
+            .and(path("/v2/account"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "equity": equity, "cash": "0.1", "last_equity": last_equity,
+            })))
+            .mount(&broker)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v2/positions"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([])))
+            .mount(&broker)
+            .await;
+        let report = job.run_tenant("acme", date).await;
+        assert_eq!(
+            (report.succeeded, report.failed.len()),
+            (1, 0),
+            "{report:?}"
+        );
+    }
+
+    // Each day's P&L as stored, and their sum, to the last digit.
+    #[derive(diesel::QueryableByName)]
+    struct Amounts {
+        #[diesel(sql_type = Numeric)]
+        daily_pnl: Decimal,
+        #[diesel(sql_type = Numeric)]
+        cash: Decimal,
+    }
+    let stored: Vec<Amounts> = m
+        .pool()
+        .with_tenant("acme", async |conn| {
+            diesel::sql_query(
+                "SELECT daily_pnl, cash FROM portfolio_snapshots ORDER BY snapshot_date",
+            )
+            .load(conn)
+            .await
+            .map_err(rampart_tenancy::TenancyError::from)
+        })
+        .await
+        .unwrap();
+    let pnl: Vec<Decimal> = stored.iter().map(|a| a.daily_pnl).collect();
+    assert_eq!(pnl, [dec("0.2"), dec("0.3"), dec("0.1")]);
+    assert!(stored.iter().all(|a| a.cash == dec("0.1")));
+    let total: Decimal = pnl.iter().sum();
+    assert_eq!(total, dec("0.6"));
+
+    // The week's leaderboard P&L is that sum, and its JSON has those digits.
+    let lb = m
+        .leaderboard("acme", Period::Week, LeaderboardSort::Pnl, None, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(lb.as_of, Some(day(26)));
+    let entry = &lb.entries[0];
+    assert_eq!((entry.equity, entry.pnl), (dec("100000.7"), total));
+    let json = serde_json::to_string(entry).unwrap();
+    assert!(json.contains(r#""equity":100000.7,"pnl":0.6,"#), "{json}");
+    let day_board = m
+        .leaderboard("acme", Period::Day, LeaderboardSort::Pnl, None, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(day_board.entries[0].pnl, dec("0.1"));
 }

@@ -13,17 +13,21 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use diesel::sql_types::{Array, Date, Double, Nullable, Uuid as SqlUuid};
+use diesel::ExpressionMethods;
+use diesel::upsert::excluded;
 use rampart_analytics::cash_flow::{CashFlow, FlowTiming, Valuation, sub_period_returns, xirr};
 use rampart_analytics::{
     Period, annual_return, annual_volatility, beta, conditional_value_at_risk,
     cornish_fisher_value_at_risk, drawdown_series, gaussian_value_at_risk, max_drawdown,
     sharpe_ratio, sortino_ratio, value_at_risk,
 };
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::model::{Actor, AllocationType, PortfolioDetail, Position};
+use crate::schema::portfolio_metrics_daily;
 use crate::{Access, PortfolioError, PortfolioService};
 
 /// Closing prices per symbol, any order.
@@ -140,6 +144,11 @@ pub struct AnalyticsReport {
     pub rebalancing: Vec<Trade>,
 }
 
+/// Where exact amounts become the floats the analytics run on.
+fn float(d: Option<Decimal>) -> Option<f64> {
+    d.and_then(|d| d.to_f64())
+}
+
 fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
@@ -244,7 +253,7 @@ pub fn analyze(
         .positions
         .iter()
         .filter(|p| p.allocation_type == AllocationType::Weight)
-        .filter_map(|p| p.target_weight)
+        .filter_map(|p| float(p.target_weight))
         .sum();
     let cash = if total_weight > 0.0 {
         (1.0 - total_weight).max(0.0) * notional
@@ -258,11 +267,14 @@ pub fn analyze(
             AllocationType::Quantity => {
                 let since = p.purchase_date.unwrap_or(first).max(first);
                 let day = dates.iter().copied().find(|d| *d >= since);
-                (p.quantity.unwrap_or(0.0), day)
+                (float(p.quantity).unwrap_or(0.0), day)
             }
             AllocationType::Weight => {
                 let p0 = price_at(&s, first).unwrap_or(f64::NAN);
-                (p.target_weight.unwrap_or(0.0) * notional / p0, Some(first))
+                (
+                    float(p.target_weight).unwrap_or(0.0) * notional / p0,
+                    Some(first),
+                )
             }
         };
         if let Some(day) = held_from {
@@ -417,7 +429,7 @@ pub fn analyze(
     };
     let mut targets: BTreeMap<&str, f64> = BTreeMap::new();
     for p in &detail.positions {
-        if let Some(w) = p.target_weight {
+        if let Some(w) = float(p.target_weight) {
             *targets.entry(&p.symbol).or_default() += w;
         }
     }
@@ -499,22 +511,38 @@ impl PortfolioService {
         }
         self.with_portfolio(tenant, actor, id, Access::View, async |conn, detail| {
             use diesel_async::RunQueryDsl;
+            use portfolio_metrics_daily as m;
             let (points, report) = analyze(&detail, input)?;
-            diesel::sql_query(
-                "INSERT INTO portfolio_metrics_daily (portfolio_id, date, nav, daily_return, cumulative_return, volatility_30d, max_drawdown) \
-                 SELECT $1, * FROM unnest($2::date[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[]) \
-                 ON CONFLICT (portfolio_id, date) DO UPDATE SET nav = EXCLUDED.nav, daily_return = EXCLUDED.daily_return, \
-                 cumulative_return = EXCLUDED.cumulative_return, volatility_30d = EXCLUDED.volatility_30d, max_drawdown = EXCLUDED.max_drawdown",
-            )
-            .bind::<SqlUuid, _>(id)
-            .bind::<Array<Date>, _>(points.iter().map(|p| p.date).collect::<Vec<_>>())
-            .bind::<Array<Double>, _>(points.iter().map(|p| p.nav).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Double>>, _>(points.iter().map(|p| p.daily_return).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Double>>, _>(points.iter().map(|p| Some(p.cumulative_return)).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Double>>, _>(points.iter().map(|p| p.volatility_30d).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Double>>, _>(points.iter().map(|p| Some(p.max_drawdown)).collect::<Vec<_>>())
-            .execute(conn)
-            .await?;
+            // Seven parameters a row: chunks stay under PostgreSQL's 65 535.
+            for chunk in points.chunks(5_000) {
+                let rows: Vec<_> = chunk
+                    .iter()
+                    .map(|p| {
+                        (
+                            m::portfolio_id.eq(id),
+                            m::date.eq(p.date),
+                            m::nav.eq(p.nav),
+                            m::daily_return.eq(p.daily_return),
+                            m::cumulative_return.eq(Some(p.cumulative_return)),
+                            m::volatility_30d.eq(p.volatility_30d),
+                            m::max_drawdown.eq(Some(p.max_drawdown)),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(m::table)
+                    .values(rows)
+                    .on_conflict((m::portfolio_id, m::date))
+                    .do_update()
+                    .set((
+                        m::nav.eq(excluded(m::nav)),
+                        m::daily_return.eq(excluded(m::daily_return)),
+                        m::cumulative_return.eq(excluded(m::cumulative_return)),
+                        m::volatility_30d.eq(excluded(m::volatility_30d)),
+                        m::max_drawdown.eq(excluded(m::max_drawdown)),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
             Ok((points, report))
         })
         .await

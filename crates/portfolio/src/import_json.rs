@@ -34,14 +34,20 @@
 //! reasons. Any refused item → nothing is applied; otherwise every created
 //! portfolio is written in one transaction.
 use chrono::NaiveDate;
-use diesel::sql_types::{Jsonb, Text, Uuid as SqlUuid};
+use diesel::prelude::*;
+use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::model::{Actor, PositionInput, check_description, check_name};
-use crate::rows::{detail, insert_position, insert_version, portfolio_for, record_activity};
+use crate::rows::{
+    NewPortfolioRow, detail, insert_portfolio, insert_positions, insert_version, portfolio_for,
+    record_activity,
+};
+use crate::schema::portfolios;
 use crate::{Access, PortfolioError, PortfolioService};
 
 /// Most portfolios in one export.
@@ -115,13 +121,14 @@ fn message(e: PortfolioError) -> String {
     }
 }
 
-fn number(v: &Value) -> Option<f64> {
+/// A number of the export: a JSON number (exact up to 15 significant
+/// digits, see [`crate::amount`]) or a numeric string (every digit kept).
+fn number(v: &Value) -> Option<Decimal> {
     match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
+        Value::Number(n) => n.as_f64().and_then(crate::amount::from_f64),
+        Value::String(s) => crate::amount::parse(s),
         _ => None,
     }
-    .filter(|f: &f64| f.is_finite())
 }
 
 fn investment(v: &Value, at: &str, reasons: &mut Vec<String>) -> Option<PositionInput> {
@@ -179,7 +186,7 @@ fn investment(v: &Value, at: &str, reasons: &mut Vec<String>) -> Option<Position
         // A placeholder where `shares` was already reported, so the other
         // fields are still checked.
         quantity: if parse_failed && quantity.is_none() {
-            Some(1.0)
+            Some(Decimal::ONE)
         } else {
             quantity
         },
@@ -367,28 +374,28 @@ impl PortfolioService {
                 // One import per user at a time: the existence check and the
                 // inserts below then cannot interleave with a concurrent
                 // import of the same export.
+                // raw SQL: a transaction-scoped advisory lock.
                 diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1)::bigint)")
                     .bind::<Text, _>(format!("import_json:{}", actor.user_id))
                     .execute(conn)
                     .await?;
-                #[derive(diesel::QueryableByName)]
-                struct Existing {
-                    #[diesel(sql_type = SqlUuid)]
-                    id: Uuid,
-                }
                 for (item, c) in items.iter_mut().zip(&candidates) {
                     let Some(c) = c else { continue };
-                    let found: Vec<Existing> = diesel::sql_query(
-                        "SELECT id FROM portfolios WHERE owner_id = $1 AND deleted_at IS NULL \
-                         AND settings->>'import_id' = $2 LIMIT 1",
-                    )
-                    .bind::<SqlUuid, _>(actor.user_id)
-                    .bind::<Text, _>(&c.source_id)
-                    .load(conn)
-                    .await?;
-                    if let Some(e) = found.into_iter().next() {
+                    let found: Option<Uuid> = portfolios::table
+                        .filter(portfolios::owner_id.eq(actor.user_id))
+                        .filter(portfolios::deleted_at.is_null())
+                        .filter(
+                            portfolios::settings
+                                .retrieve_as_text("import_id")
+                                .eq(&c.source_id),
+                        )
+                        .select(portfolios::id)
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    if let Some(id) = found {
                         item.outcome = ItemOutcome::Skipped;
-                        item.portfolio_id = Some(e.id);
+                        item.portfolio_id = Some(id);
                     }
                 }
                 if refused > 0 {
@@ -402,33 +409,32 @@ impl PortfolioService {
                         "import_id": c.source_id,
                         "import_source": "browser_export",
                     });
-                    let row: Existing = diesel::sql_query(
-                        "INSERT INTO portfolios (owner_id, name, description, base_currency, settings) \
-                         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    let id = insert_portfolio(
+                        conn,
+                        &NewPortfolioRow {
+                            owner_id: actor.user_id,
+                            name: &c.name,
+                            description: &c.description,
+                            base_currency: &c.currency,
+                            is_public: false,
+                            settings: &settings,
+                        },
                     )
-                    .bind::<SqlUuid, _>(actor.user_id)
-                    .bind::<Text, _>(&c.name)
-                    .bind::<Text, _>(&c.description)
-                    .bind::<Text, _>(&c.currency)
-                    .bind::<Jsonb, _>(&settings)
-                    .get_result(conn)
                     .await?;
-                    for p in &c.positions {
-                        insert_position(conn, row.id, p).await?;
-                    }
-                    let p = portfolio_for(conn, actor, row.id, Access::Owner, false).await?;
+                    insert_positions(conn, id, &c.positions).await?;
+                    let p = portfolio_for(conn, actor, id, Access::Owner, false).await?;
                     let d = detail(conn, p).await?;
                     insert_version(conn, actor, &d, "import").await?;
                     record_activity(
                         conn,
                         actor,
-                        row.id,
+                        id,
                         "import",
                         None,
                         Some(crate::rows::snapshot(&d)),
                     )
                     .await?;
-                    item.portfolio_id = Some(row.id);
+                    item.portfolio_id = Some(id);
                 }
                 Ok::<(), PortfolioError>(())
             })

@@ -21,7 +21,7 @@
 //!         name: "Core".into(),
 //!         positions: vec![PositionInput {
 //!             symbol: "MSFT".into(),
-//!             quantity: Some(10.0),
+//!             quantity: Some(10.into()),
 //!             ..PositionInput::default()
 //!         }],
 //!         ..NewPortfolio::default()
@@ -56,16 +56,19 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod amount;
 pub mod analysis;
 pub mod charts;
 mod error;
 pub mod import_json;
 pub mod model;
 mod rows;
+mod schema;
 mod service;
 pub mod transfer;
 pub mod users;
 
+pub use amount::Decimal;
 pub use analysis::{AnalysisInput, AnalyticsReport, NavPoint, PriceHistory};
 pub use error::PortfolioError;
 pub use import_json::{ImportItem, ItemOutcome, JsonImportReport};

@@ -1,5 +1,6 @@
 //! The portfolio's data: what callers send and what they get back.
 use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -135,11 +136,14 @@ pub struct Position {
     /// Quantity or weight.
     pub allocation_type: AllocationType,
     /// Units (for `quantity`).
-    pub quantity: Option<f64>,
+    #[serde(with = "crate::amount::option")]
+    pub quantity: Option<Decimal>,
     /// Target weight (for `weight`; also a rebalancing target for `quantity`).
-    pub target_weight: Option<f64>,
+    #[serde(with = "crate::amount::option")]
+    pub target_weight: Option<Decimal>,
     /// Purchase price per unit.
-    pub purchase_price: Option<f64>,
+    #[serde(with = "crate::amount::option")]
+    pub purchase_price: Option<Decimal>,
     /// Purchase date.
     pub purchase_date: Option<NaiveDate>,
     /// Sector.
@@ -168,14 +172,14 @@ pub struct PositionInput {
     #[serde(default)]
     pub allocation_type: AllocationType,
     /// Units; required for `quantity`.
-    #[serde(default)]
-    pub quantity: Option<f64>,
+    #[serde(default, with = "crate::amount::option")]
+    pub quantity: Option<Decimal>,
     /// Weight in (0, 1]; required for `weight`.
-    #[serde(default)]
-    pub target_weight: Option<f64>,
+    #[serde(default, with = "crate::amount::option")]
+    pub target_weight: Option<Decimal>,
     /// Purchase price per unit.
-    #[serde(default)]
-    pub purchase_price: Option<f64>,
+    #[serde(default, with = "crate::amount::option")]
+    pub purchase_price: Option<Decimal>,
     /// Purchase date.
     #[serde(default)]
     pub purchase_date: Option<NaiveDate>,
@@ -186,6 +190,11 @@ pub struct PositionInput {
     #[serde(default)]
     pub notes: Option<String>,
 }
+
+/// Quantities are below 10^15 …
+const MAX_QUANTITY: Decimal = Decimal::from_parts(2_764_472_320, 232_830, 0, false, 0);
+/// … and prices below 10^12 (both fit `numeric(28, 10)`).
+const MAX_PRICE: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
 
 /// A field-level problem with an input.
 pub(crate) type FieldError = (&'static str, String);
@@ -215,13 +224,9 @@ impl PositionInput {
         if !valid_symbol(symbol) {
             return Err(("symbol", "1-32 of A-Z 0-9 . ^ - =".into()));
         }
-        let finite = |v: Option<f64>| v.is_none_or(f64::is_finite);
-        if !finite(self.quantity) || !finite(self.target_weight) || !finite(self.purchase_price) {
-            return Err(("number", "numbers must be finite".into()));
-        }
         match self.allocation_type {
             AllocationType::Quantity => match self.quantity {
-                Some(q) if q > 0.0 && q < 1e15 => {}
+                Some(q) if q > Decimal::ZERO && q < MAX_QUANTITY => {}
                 _ => return Err(("quantity", "a positive quantity is required".into())),
             },
             AllocationType::Weight => {
@@ -231,7 +236,7 @@ impl PositionInput {
             }
         }
         if let Some(w) = self.target_weight
-            && !(w > 0.0 && w <= 1.0)
+            && !(w > Decimal::ZERO && w <= Decimal::ONE)
         {
             return Err(("target_weight", "must be in (0, 1]".into()));
         }
@@ -239,7 +244,7 @@ impl PositionInput {
             return Err(("target_weight", "required for a weight position".into()));
         }
         if let Some(p) = self.purchase_price
-            && !(0.0..1e12).contains(&p)
+            && !(Decimal::ZERO..MAX_PRICE).contains(&p)
         {
             return Err(("purchase_price", "must be non-negative".into()));
         }
@@ -333,12 +338,16 @@ pub(crate) fn check_settings(s: &serde_json::Value) -> Result<(), PortfolioError
     Ok(())
 }
 
-/// The sum of target weights must not exceed 1.
+/// The sum of target weights must not exceed 1 (by more than the 10^-9
+/// that was allowed for rounding when weights were floats).
 pub(crate) fn check_weights<'a>(
-    weights: impl Iterator<Item = Option<f64>> + 'a,
+    weights: impl Iterator<Item = Option<Decimal>> + 'a,
 ) -> Result<(), PortfolioError> {
-    let total: f64 = weights.flatten().sum();
-    if total > 1.0 + 1e-9 {
+    let total = weights
+        .flatten()
+        .try_fold(Decimal::ZERO, Decimal::checked_add)
+        .unwrap_or(Decimal::MAX);
+    if total > Decimal::ONE + Decimal::new(1, 9) {
         return Err(PortfolioError::Invalid(format!(
             "target weights add up to {total:.6}, more than 1"
         )));

@@ -1,55 +1,66 @@
-//! Row shapes of the portfolio tables and the SQL that reads them.
+//! Row shapes of the portfolio tables and the queries that read and write
+//! them (typed by [`crate::schema`]).
 use chrono::{DateTime, NaiveDate, Utc};
-use diesel::sql_types::{
-    BigInt, Bool, Date, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
-};
+use diesel::dsl::now;
+use diesel::pg::Pg;
+use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::PortfolioError;
 use crate::model::{
-    Access, Activity, Actor, AllocationType, Comment, Portfolio, PortfolioDetail, Position, Share,
-    Version,
+    Access, Activity, Actor, AllocationType, Comment, Portfolio, PortfolioDetail, Position,
+    PositionInput, Share, Version,
+};
+use crate::schema::{
+    portfolio_activity, portfolio_comments, portfolio_shares, portfolio_versions, portfolios,
+    positions,
 };
 
-pub(crate) const PORTFOLIO_COLUMNS: &str = "p.id, p.owner_id, p.name, p.description, p.base_currency, p.is_public, p.settings, p.version, p.created_at, p.updated_at, \
-     CASE WHEN p.owner_id = $1 THEN 'owner' ELSE s.access END AS granted";
-
-/// Joins the caller's unexpired share; `$1` is the caller.
-pub(crate) const PORTFOLIO_FROM: &str = "FROM portfolios p LEFT JOIN portfolio_shares s \
-     ON s.portfolio_id = p.id AND s.user_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now())";
-
-#[derive(diesel::QueryableByName)]
+/// A portfolio row; the caller's access is resolved beside it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = portfolios, check_for_backend(Pg))]
 pub(crate) struct PortfolioRow {
-    #[diesel(sql_type = SqlUuid)]
     id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
     owner_id: Uuid,
-    #[diesel(sql_type = Text)]
     name: String,
-    #[diesel(sql_type = Text)]
     description: String,
-    #[diesel(sql_type = Text)]
     base_currency: String,
-    #[diesel(sql_type = Bool)]
     is_public: bool,
-    #[diesel(sql_type = Jsonb)]
     settings: serde_json::Value,
-    #[diesel(sql_type = Integer)]
     version: i32,
-    #[diesel(sql_type = Timestamptz)]
     created_at: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
     updated_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Text>)]
-    granted: Option<String>,
 }
+
+/// Portfolios joined with the caller's unexpired share, if any.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn with_caller_share(caller: Uuid) -> _ {
+    portfolios::table.left_join(
+        portfolio_shares::table.on(portfolio_shares::portfolio_id
+            .eq(portfolios::id)
+            .and(portfolio_shares::user_id.eq(caller))
+            .and(
+                portfolio_shares::expires_at
+                    .is_null()
+                    .or(portfolio_shares::expires_at.gt(now)),
+            )),
+    )
+}
+
+/// A portfolio row and the access level of the caller's share.
+type VisibleRow = (PortfolioRow, Option<String>);
 
 impl PortfolioRow {
     /// The portfolio with the caller's access, or `None` when the caller
     /// may not see it.
-    pub(crate) fn visible_to(self, actor: &Actor) -> Option<Portfolio> {
-        let mut access = self.granted.as_deref().and_then(Access::parse);
+    fn visible_to(self, share: Option<String>, actor: &Actor) -> Option<Portfolio> {
+        let mut access = if self.owner_id == actor.user_id {
+            Some(Access::Owner)
+        } else {
+            share.as_deref().and_then(Access::parse)
+        };
         if actor.tenant_admin {
             access = access.max(Some(Access::Admin));
         }
@@ -72,6 +83,41 @@ impl PortfolioRow {
     }
 }
 
+/// Portfolios the actor may see (own, shared, public; all for a tenant
+/// administrator), by id after `after`, at most `limit`.
+pub(crate) async fn visible_portfolios(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Portfolio>, PortfolioError> {
+    let mut query = with_caller_share(actor.user_id)
+        .filter(portfolios::deleted_at.is_null())
+        .select((
+            PortfolioRow::as_select(),
+            portfolio_shares::access.nullable(),
+        ))
+        .order(portfolios::id)
+        .limit(limit)
+        .into_boxed();
+    if !actor.tenant_admin {
+        query = query.filter(
+            portfolios::owner_id
+                .eq(actor.user_id)
+                .or(portfolio_shares::user_id.nullable().is_not_null())
+                .or(portfolios::is_public),
+        );
+    }
+    if let Some(after) = after {
+        query = query.filter(portfolios::id.gt(after));
+    }
+    let rows: Vec<VisibleRow> = query.load(conn).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(row, share)| row.visible_to(share, actor))
+        .collect())
+}
+
 /// Loads a portfolio the caller may see, checking `needed`; `lock` takes a
 /// row lock so concurrent changes get consecutive versions.
 pub(crate) async fn portfolio_for(
@@ -81,19 +127,28 @@ pub(crate) async fn portfolio_for(
     needed: Access,
     lock: bool,
 ) -> Result<Portfolio, PortfolioError> {
-    let sql = format!(
-        "SELECT {PORTFOLIO_COLUMNS} {PORTFOLIO_FROM} WHERE p.id = $2 AND p.deleted_at IS NULL{}",
-        if lock { " FOR UPDATE OF p" } else { "" }
-    );
-    let rows: Vec<PortfolioRow> = diesel::sql_query(sql)
-        .bind::<SqlUuid, _>(actor.user_id)
-        .bind::<SqlUuid, _>(id)
-        .load(conn)
-        .await?;
-    let portfolio = rows
-        .into_iter()
-        .next()
-        .and_then(|r| r.visible_to(actor))
+    if lock {
+        // Locked on its own: `FOR UPDATE` may not cover the nullable side of
+        // the share join below.
+        portfolios::table
+            .find(id)
+            .select(portfolios::id)
+            .for_update()
+            .load::<Uuid>(conn)
+            .await?;
+    }
+    let row: Option<VisibleRow> = with_caller_share(actor.user_id)
+        .filter(portfolios::id.eq(id))
+        .filter(portfolios::deleted_at.is_null())
+        .select((
+            PortfolioRow::as_select(),
+            portfolio_shares::access.nullable(),
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    let portfolio = row
+        .and_then(|(row, share)| row.visible_to(share, actor))
         .ok_or(PortfolioError::NotFound)?;
     if portfolio.access < needed {
         return Err(PortfolioError::Forbidden {
@@ -103,50 +158,94 @@ pub(crate) async fn portfolio_for(
     Ok(portfolio)
 }
 
-const POSITION_COLUMNS: &str = "id, symbol, allocation_type, quantity::float8 AS quantity, target_weight::float8 AS target_weight, \
-     purchase_price::float8 AS purchase_price, purchase_date, sector, notes";
+/// A new portfolio row.
+#[derive(Insertable)]
+#[diesel(table_name = portfolios)]
+pub(crate) struct NewPortfolioRow<'a> {
+    pub(crate) owner_id: Uuid,
+    pub(crate) name: &'a str,
+    pub(crate) description: &'a str,
+    pub(crate) base_currency: &'a str,
+    pub(crate) is_public: bool,
+    pub(crate) settings: &'a serde_json::Value,
+}
 
-#[derive(diesel::QueryableByName)]
+/// Inserts a portfolio row; returns its id.
+pub(crate) async fn insert_portfolio(
+    conn: &mut AsyncPgConnection,
+    row: &NewPortfolioRow<'_>,
+) -> Result<Uuid, PortfolioError> {
+    Ok(diesel::insert_into(portfolios::table)
+        .values(row)
+        .returning(portfolios::id)
+        .get_result(conn)
+        .await?)
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = positions, check_for_backend(Pg))]
 struct PositionRow {
-    #[diesel(sql_type = SqlUuid)]
     id: Uuid,
-    #[diesel(sql_type = Text)]
     symbol: String,
-    #[diesel(sql_type = Text)]
     allocation_type: String,
-    #[diesel(sql_type = Nullable<diesel::sql_types::Double>)]
-    quantity: Option<f64>,
-    #[diesel(sql_type = Nullable<diesel::sql_types::Double>)]
-    target_weight: Option<f64>,
-    #[diesel(sql_type = Nullable<diesel::sql_types::Double>)]
-    purchase_price: Option<f64>,
-    #[diesel(sql_type = Nullable<Date>)]
+    quantity: Option<Decimal>,
+    target_weight: Option<Decimal>,
+    purchase_price: Option<Decimal>,
     purchase_date: Option<NaiveDate>,
-    #[diesel(sql_type = Nullable<Text>)]
     sector: Option<String>,
-    #[diesel(sql_type = Text)]
     notes: String,
+}
+
+/// A position's stored fields, to insert or to replace.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = positions, treat_none_as_null = true)]
+struct PositionValues<'a> {
+    symbol: &'a str,
+    allocation_type: &'a str,
+    quantity: Option<Decimal>,
+    target_weight: Option<Decimal>,
+    purchase_price: Option<Decimal>,
+    purchase_date: Option<NaiveDate>,
+    sector: Option<&'a str>,
+    notes: &'a str,
+}
+
+impl<'a> From<&'a PositionInput> for PositionValues<'a> {
+    fn from(p: &'a PositionInput) -> Self {
+        PositionValues {
+            symbol: &p.symbol,
+            allocation_type: p.allocation_type.as_str(),
+            quantity: p.quantity,
+            target_weight: p.target_weight,
+            purchase_price: p.purchase_price,
+            purchase_date: p.purchase_date,
+            sector: p.sector.as_deref(),
+            notes: p.notes.as_deref().unwrap_or(""),
+        }
+    }
 }
 
 pub(crate) async fn positions_of(
     conn: &mut AsyncPgConnection,
     portfolio_id: Uuid,
 ) -> Result<Vec<Position>, PortfolioError> {
-    let rows: Vec<PositionRow> = diesel::sql_query(format!(
-        "SELECT {POSITION_COLUMNS} FROM positions WHERE portfolio_id = $1 ORDER BY symbol, created_at, id"
-    ))
-    .bind::<SqlUuid, _>(portfolio_id)
-    .load(conn)
-    .await?;
+    let rows: Vec<PositionRow> = positions::table
+        .filter(positions::portfolio_id.eq(portfolio_id))
+        .order((positions::symbol, positions::created_at, positions::id))
+        .select(PositionRow::as_select())
+        .load(conn)
+        .await?;
+    // `numeric(28, 10)` comes back with ten decimals; the value is the same.
+    let exact = |d: Option<Decimal>| d.map(|d| d.normalize());
     Ok(rows
         .into_iter()
         .map(|r| Position {
             id: r.id,
             symbol: r.symbol,
             allocation_type: AllocationType::parse(&r.allocation_type).unwrap_or_default(),
-            quantity: r.quantity,
-            target_weight: r.target_weight,
-            purchase_price: r.purchase_price,
+            quantity: exact(r.quantity),
+            target_weight: exact(r.target_weight),
+            purchase_price: exact(r.purchase_price),
             purchase_date: r.purchase_date,
             sector: r.sector,
             notes: r.notes,
@@ -165,33 +264,62 @@ pub(crate) async fn detail(
     })
 }
 
-/// Inserts a position; returns its id.
-pub(crate) async fn insert_position(
+/// Inserts positions; returns their ids in order.
+pub(crate) async fn insert_positions(
     conn: &mut AsyncPgConnection,
     portfolio_id: Uuid,
-    p: &crate::PositionInput,
-) -> Result<Uuid, PortfolioError> {
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
+    inputs: &[PositionInput],
+) -> Result<Vec<Uuid>, PortfolioError> {
+    if inputs.is_empty() {
+        return Ok(Vec::new());
     }
-    let row: Id = diesel::sql_query(
-        "INSERT INTO positions (portfolio_id, symbol, allocation_type, quantity, target_weight, purchase_price, purchase_date, sector, notes) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    let rows: Vec<_> = inputs
+        .iter()
+        .map(|p| {
+            (
+                positions::portfolio_id.eq(portfolio_id),
+                PositionValues::from(p),
+            )
+        })
+        .collect();
+    Ok(diesel::insert_into(positions::table)
+        .values(rows)
+        .returning(positions::id)
+        .get_results(conn)
+        .await?)
+}
+
+/// Replaces every stored field of a position.
+pub(crate) async fn replace_position(
+    conn: &mut AsyncPgConnection,
+    portfolio_id: Uuid,
+    position_id: Uuid,
+    input: &PositionInput,
+) -> Result<(), PortfolioError> {
+    diesel::update(
+        positions::table
+            .filter(positions::id.eq(position_id))
+            .filter(positions::portfolio_id.eq(portfolio_id)),
     )
-    .bind::<SqlUuid, _>(portfolio_id)
-    .bind::<Text, _>(&p.symbol)
-    .bind::<Text, _>(p.allocation_type.as_str())
-    .bind::<Nullable<diesel::sql_types::Double>, _>(p.quantity)
-    .bind::<Nullable<diesel::sql_types::Double>, _>(p.target_weight)
-    .bind::<Nullable<diesel::sql_types::Double>, _>(p.purchase_price)
-    .bind::<Nullable<Date>, _>(p.purchase_date)
-    .bind::<Nullable<Text>, _>(p.sector.as_deref())
-    .bind::<Text, _>(p.notes.as_deref().unwrap_or(""))
-    .get_result(conn)
+    .set((PositionValues::from(input), positions::updated_at.eq(now)))
+    .execute(conn)
     .await?;
-    Ok(row.id)
+    Ok(())
+}
+
+/// Deletes one position, or every position of the portfolio.
+pub(crate) async fn delete_positions(
+    conn: &mut AsyncPgConnection,
+    portfolio_id: Uuid,
+    position_id: Option<Uuid>,
+) -> Result<usize, PortfolioError> {
+    let mut query = diesel::delete(positions::table)
+        .filter(positions::portfolio_id.eq(portfolio_id))
+        .into_boxed();
+    if let Some(position_id) = position_id {
+        query = query.filter(positions::id.eq(position_id));
+    }
+    Ok(query.execute(conn).await?)
 }
 
 /// The stored form of a portfolio (no caller-specific access).
@@ -213,17 +341,18 @@ pub(crate) async fn commit_change(
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
 ) -> Result<PortfolioDetail, PortfolioError> {
-    diesel::sql_query(
-        "UPDATE portfolios SET version = version + 1, updated_at = now() WHERE id = $1",
-    )
-    .bind::<SqlUuid, _>(portfolio.id)
-    .execute(conn)
-    .await?;
-    let now = portfolio_for(conn, actor, portfolio.id, Access::View, false).await?;
-    let now = detail(conn, now).await?;
-    insert_version(conn, actor, &now, action).await?;
+    diesel::update(portfolios::table.find(portfolio.id))
+        .set((
+            portfolios::version.eq(portfolios::version + 1),
+            portfolios::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    let current = portfolio_for(conn, actor, portfolio.id, Access::View, false).await?;
+    let current = detail(conn, current).await?;
+    insert_version(conn, actor, &current, action).await?;
     record_activity(conn, actor, portfolio.id, action, before, after).await?;
-    Ok(now)
+    Ok(current)
 }
 
 pub(crate) async fn insert_version(
@@ -232,16 +361,16 @@ pub(crate) async fn insert_version(
     detail: &PortfolioDetail,
     action: &str,
 ) -> Result<(), PortfolioError> {
-    diesel::sql_query(
-        "INSERT INTO portfolio_versions (portfolio_id, version, snapshot, changed_by, change) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind::<SqlUuid, _>(detail.portfolio.id)
-    .bind::<Integer, _>(detail.portfolio.version)
-    .bind::<Jsonb, _>(snapshot(detail))
-    .bind::<SqlUuid, _>(actor.user_id)
-    .bind::<Text, _>(action)
-    .execute(conn)
-    .await?;
+    diesel::insert_into(portfolio_versions::table)
+        .values((
+            portfolio_versions::portfolio_id.eq(detail.portfolio.id),
+            portfolio_versions::version.eq(detail.portfolio.version),
+            portfolio_versions::snapshot.eq(snapshot(detail)),
+            portfolio_versions::changed_by.eq(actor.user_id),
+            portfolio_versions::change.eq(action),
+        ))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -253,31 +382,27 @@ pub(crate) async fn record_activity(
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
 ) -> Result<(), PortfolioError> {
-    diesel::sql_query(
-        "INSERT INTO portfolio_activity (portfolio_id, actor_id, action, before, after, ip) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind::<SqlUuid, _>(portfolio_id)
-    .bind::<SqlUuid, _>(actor.user_id)
-    .bind::<Text, _>(action)
-    .bind::<Nullable<Jsonb>, _>(before)
-    .bind::<Nullable<Jsonb>, _>(after)
-    .bind::<Nullable<Text>, _>(actor.ip.as_deref())
-    .execute(conn)
-    .await?;
+    diesel::insert_into(portfolio_activity::table)
+        .values((
+            portfolio_activity::portfolio_id.eq(portfolio_id),
+            portfolio_activity::actor_id.eq(actor.user_id),
+            portfolio_activity::action.eq(action),
+            portfolio_activity::before.eq(before),
+            portfolio_activity::after.eq(after),
+            portfolio_activity::ip.eq(actor.ip.as_deref()),
+        ))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-#[derive(diesel::QueryableByName)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = portfolio_versions, check_for_backend(Pg))]
 pub(crate) struct VersionRow {
-    #[diesel(sql_type = Integer)]
     version: i32,
-    #[diesel(sql_type = Jsonb)]
     snapshot: serde_json::Value,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
     changed_by: Option<Uuid>,
-    #[diesel(sql_type = Text)]
     change: String,
-    #[diesel(sql_type = Timestamptz)]
     created_at: DateTime<Utc>,
 }
 
@@ -293,17 +418,13 @@ impl From<VersionRow> for Version {
     }
 }
 
-#[derive(diesel::QueryableByName)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = portfolio_shares, check_for_backend(Pg))]
 pub(crate) struct ShareRow {
-    #[diesel(sql_type = SqlUuid)]
     user_id: Uuid,
-    #[diesel(sql_type = Text)]
     access: String,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
     granted_by: Option<Uuid>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     expires_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Timestamptz)]
     created_at: DateTime<Utc>,
 }
 
@@ -319,17 +440,13 @@ impl From<ShareRow> for Share {
     }
 }
 
-#[derive(diesel::QueryableByName)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = portfolio_comments, check_for_backend(Pg))]
 pub(crate) struct CommentRow {
-    #[diesel(sql_type = SqlUuid)]
     id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
     author_id: Uuid,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
     parent_id: Option<Uuid>,
-    #[diesel(sql_type = Text)]
     body: String,
-    #[diesel(sql_type = Timestamptz)]
     created_at: DateTime<Utc>,
 }
 
@@ -345,21 +462,15 @@ impl From<CommentRow> for Comment {
     }
 }
 
-#[derive(diesel::QueryableByName)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = portfolio_activity, check_for_backend(Pg))]
 pub(crate) struct ActivityRow {
-    #[diesel(sql_type = BigInt)]
     id: i64,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
     actor_id: Option<Uuid>,
-    #[diesel(sql_type = Text)]
     action: String,
-    #[diesel(sql_type = Nullable<Jsonb>)]
     before: Option<serde_json::Value>,
-    #[diesel(sql_type = Nullable<Jsonb>)]
     after: Option<serde_json::Value>,
-    #[diesel(sql_type = Nullable<Text>)]
     ip: Option<String>,
-    #[diesel(sql_type = Timestamptz)]
     occurred_at: DateTime<Utc>,
 }
 

@@ -1,5 +1,7 @@
 //! [`PortfolioService`]: every operation, each in one tenant transaction.
-use diesel::sql_types::{Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::dsl::{exists, now};
+use diesel::prelude::*;
+use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rampart_tenancy::TenantPool;
 use uuid::Uuid;
@@ -11,9 +13,12 @@ use crate::model::{
     check_name, check_settings, check_weights,
 };
 use crate::rows::{
-    ActivityRow, CommentRow, PORTFOLIO_COLUMNS, PORTFOLIO_FROM, PortfolioRow, ShareRow, VersionRow,
-    commit_change, detail, insert_position, insert_version, portfolio_for, positions_of,
-    record_activity,
+    ActivityRow, CommentRow, NewPortfolioRow, ShareRow, VersionRow, commit_change,
+    delete_positions, detail, insert_portfolio, insert_positions, insert_version, portfolio_for,
+    positions_of, record_activity, replace_position, visible_portfolios,
+};
+use crate::schema::{
+    portfolio_activity, portfolio_comments, portfolio_shares, portfolio_versions, portfolios, users,
 };
 
 /// Portfolios of every tenant, over a [`TenantPool`]: each call routes to
@@ -35,6 +40,27 @@ fn parse_cursor<T: std::str::FromStr>(after: Option<&str>) -> Result<Option<T>, 
                 .map_err(|_| PortfolioError::Invalid("malformed cursor".into()))
         })
         .transpose()
+}
+
+/// Changes to a portfolio's own fields; `None` leaves a column as it is.
+#[derive(AsChangeset)]
+#[diesel(table_name = portfolios)]
+struct PortfolioChanges<'a> {
+    name: Option<&'a str>,
+    description: Option<&'a str>,
+    base_currency: Option<&'a str>,
+    is_public: Option<bool>,
+    settings: Option<&'a serde_json::Value>,
+}
+
+impl PortfolioChanges<'_> {
+    fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.description.is_none()
+            && self.base_currency.is_none()
+            && self.is_public.is_none()
+            && self.settings.is_none()
+    }
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Option<serde_json::Value> {
@@ -79,30 +105,31 @@ impl PortfolioService {
         }
         self.pool
             .with_tenant(tenant, async |conn| {
-                #[derive(diesel::QueryableByName)]
-                struct Id {
-                    #[diesel(sql_type = SqlUuid)]
-                    id: Uuid,
-                }
-                let row: Id = diesel::sql_query(
-                    "INSERT INTO portfolios (owner_id, name, description, base_currency, is_public, settings) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                let id = insert_portfolio(
+                    conn,
+                    &NewPortfolioRow {
+                        owner_id: actor.user_id,
+                        name: new.name.trim(),
+                        description: &description,
+                        base_currency: &currency,
+                        is_public: new.is_public.unwrap_or(false),
+                        settings: &settings,
+                    },
                 )
-                .bind::<SqlUuid, _>(actor.user_id)
-                .bind::<Text, _>(new.name.trim())
-                .bind::<Text, _>(&description)
-                .bind::<Text, _>(&currency)
-                .bind::<Bool, _>(new.is_public.unwrap_or(false))
-                .bind::<Jsonb, _>(&settings)
-                .get_result(conn)
                 .await?;
-                for p in &positions {
-                    insert_position(conn, row.id, p).await?;
-                }
-                let p = portfolio_for(conn, actor, row.id, Access::Owner, false).await?;
+                insert_positions(conn, id, &positions).await?;
+                let p = portfolio_for(conn, actor, id, Access::Owner, false).await?;
                 let d = detail(conn, p).await?;
                 insert_version(conn, actor, &d, "create").await?;
-                record_activity(conn, actor, row.id, "create", None, Some(crate::rows::snapshot(&d))).await?;
+                record_activity(
+                    conn,
+                    actor,
+                    id,
+                    "create",
+                    None,
+                    Some(crate::rows::snapshot(&d)),
+                )
+                .await?;
                 Ok(d)
             })
             .await
@@ -121,21 +148,8 @@ impl PortfolioService {
         let limit = page_limit(limit);
         self.pool
             .with_tenant(tenant, async |conn| {
-                let rows: Vec<PortfolioRow> = diesel::sql_query(format!(
-                    "SELECT {PORTFOLIO_COLUMNS} {PORTFOLIO_FROM} WHERE p.deleted_at IS NULL \
-                     AND (p.owner_id = $1 OR s.user_id IS NOT NULL OR p.is_public OR $2) \
-                     AND ($3::uuid IS NULL OR p.id > $3) ORDER BY p.id LIMIT $4"
-                ))
-                .bind::<SqlUuid, _>(actor.user_id)
-                .bind::<Bool, _>(actor.tenant_admin)
-                .bind::<Nullable<SqlUuid>, _>(after)
-                .bind::<diesel::sql_types::BigInt, _>(limit + 1)
-                .load(conn)
-                .await?;
-                let mut items: Vec<Portfolio> = rows
-                    .into_iter()
-                    .filter_map(|r| r.visible_to(actor))
-                    .collect();
+                let mut items: Vec<Portfolio> =
+                    visible_portfolios(conn, actor, after, limit + 1).await?;
                 let next = if items.len() > usize::try_from(limit).unwrap_or(100) {
                     items.pop();
                     items.last().map(|p| p.id.to_string())
@@ -188,19 +202,20 @@ impl PortfolioService {
             .with_tenant(tenant, async |conn| {
                 let p = portfolio_for(conn, actor, id, Access::Edit, true).await?;
                 let before = to_json(&p);
-                diesel::sql_query(
-                    "UPDATE portfolios SET name = coalesce($2, name), description = coalesce($3, description), \
-                     base_currency = coalesce($4, base_currency), is_public = coalesce($5, is_public), \
-                     settings = coalesce($6, settings) WHERE id = $1",
-                )
-                .bind::<SqlUuid, _>(id)
-                .bind::<Nullable<Text>, _>(patch.name.as_deref().map(str::trim))
-                .bind::<Nullable<Text>, _>(patch.description.as_deref())
-                .bind::<Nullable<Text>, _>(currency.as_deref())
-                .bind::<Nullable<Bool>, _>(patch.is_public)
-                .bind::<Nullable<Jsonb>, _>(patch.settings.as_ref())
-                .execute(conn)
-                .await?;
+                let changes = PortfolioChanges {
+                    name: patch.name.as_deref().map(str::trim),
+                    description: patch.description.as_deref(),
+                    base_currency: currency.as_deref(),
+                    is_public: patch.is_public,
+                    settings: patch.settings.as_ref(),
+                };
+                // An empty patch still makes a version, as it always did.
+                if !changes.is_empty() {
+                    diesel::update(portfolios::table.find(id))
+                        .set(&changes)
+                        .execute(conn)
+                        .await?;
+                }
                 let after = portfolio_for(conn, actor, id, Access::View, false).await?;
                 commit_change(conn, actor, &p, "update", before, to_json(&after)).await
             })
@@ -217,12 +232,13 @@ impl PortfolioService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 let p = portfolio_for(conn, actor, id, Access::Admin, true).await?;
-                diesel::sql_query(
-                    "UPDATE portfolios SET deleted_at = now(), updated_at = now() WHERE id = $1",
-                )
-                .bind::<SqlUuid, _>(id)
-                .execute(conn)
-                .await?;
+                diesel::update(portfolios::table.find(id))
+                    .set((
+                        portfolios::deleted_at.eq(now),
+                        portfolios::updated_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
                 record_activity(conn, actor, id, "delete", to_json(&p), None).await
             })
             .await
@@ -247,11 +263,14 @@ impl PortfolioService {
                         .map(|x| x.target_weight)
                         .chain([input.target_weight]),
                 )?;
-                let pid = insert_position(conn, id, &input).await?;
+                let pid = insert_positions(conn, id, std::slice::from_ref(&input))
+                    .await?
+                    .into_iter()
+                    .next();
                 let after = positions_of(conn, id)
                     .await?
                     .into_iter()
-                    .find(|x| x.id == pid);
+                    .find(|x| Some(x.id) == pid);
                 commit_change(conn, actor, &p, "add_position", None, to_json(&after)).await
             })
             .await
@@ -283,25 +302,20 @@ impl PortfolioService {
                         .map(|x| x.target_weight)
                         .chain([input.target_weight]),
                 )?;
-                diesel::sql_query(
-                    "UPDATE positions SET symbol = $3, allocation_type = $4, quantity = $5, target_weight = $6, \
-                     purchase_price = $7, purchase_date = $8, sector = $9, notes = $10, updated_at = now() \
-                     WHERE id = $2 AND portfolio_id = $1",
+                replace_position(conn, id, position_id, &input).await?;
+                let after = positions_of(conn, id)
+                    .await?
+                    .into_iter()
+                    .find(|x| x.id == position_id);
+                commit_change(
+                    conn,
+                    actor,
+                    &p,
+                    "update_position",
+                    to_json(&before),
+                    to_json(&after),
                 )
-                .bind::<SqlUuid, _>(id)
-                .bind::<SqlUuid, _>(position_id)
-                .bind::<Text, _>(&input.symbol)
-                .bind::<Text, _>(input.allocation_type.as_str())
-                .bind::<Nullable<diesel::sql_types::Double>, _>(input.quantity)
-                .bind::<Nullable<diesel::sql_types::Double>, _>(input.target_weight)
-                .bind::<Nullable<diesel::sql_types::Double>, _>(input.purchase_price)
-                .bind::<Nullable<diesel::sql_types::Date>, _>(input.purchase_date)
-                .bind::<Nullable<Text>, _>(input.sector.as_deref())
-                .bind::<Text, _>(input.notes.as_deref().unwrap_or(""))
-                .execute(conn)
-                .await?;
-                let after = positions_of(conn, id).await?.into_iter().find(|x| x.id == position_id);
-                commit_change(conn, actor, &p, "update_position", to_json(&before), to_json(&after)).await
+                .await
             })
             .await
     }
@@ -322,11 +336,7 @@ impl PortfolioService {
                     .into_iter()
                     .find(|x| x.id == position_id)
                     .ok_or(PortfolioError::NotFound)?;
-                diesel::sql_query("DELETE FROM positions WHERE id = $2 AND portfolio_id = $1")
-                    .bind::<SqlUuid, _>(id)
-                    .bind::<SqlUuid, _>(position_id)
-                    .execute(conn)
-                    .await?;
+                delete_positions(conn, id, Some(position_id)).await?;
                 commit_change(conn, actor, &p, "remove_position", to_json(&before), None).await
             })
             .await
@@ -352,14 +362,9 @@ impl PortfolioService {
                         .chain(positions.iter().map(|x| x.target_weight)),
                 )?;
                 if replace {
-                    diesel::sql_query("DELETE FROM positions WHERE portfolio_id = $1")
-                        .bind::<SqlUuid, _>(id)
-                        .execute(conn)
-                        .await?;
+                    delete_positions(conn, id, None).await?;
                 }
-                for input in positions {
-                    insert_position(conn, id, input).await?;
-                }
+                insert_positions(conn, id, positions).await?;
                 let after = positions_of(conn, id).await?;
                 commit_change(
                     conn,
@@ -392,15 +397,16 @@ impl PortfolioService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 portfolio_for(conn, actor, id, Access::View, false).await?;
-                let rows: Vec<VersionRow> = diesel::sql_query(
-                    "SELECT version, snapshot, changed_by, change, created_at FROM portfolio_versions \
-                     WHERE portfolio_id = $1 AND ($2::integer IS NULL OR version < $2) ORDER BY version DESC LIMIT $3",
-                )
-                .bind::<SqlUuid, _>(id)
-                .bind::<Nullable<Integer>, _>(after)
-                .bind::<diesel::sql_types::BigInt, _>(limit + 1)
-                .load(conn)
-                .await?;
+                let mut query = portfolio_versions::table
+                    .filter(portfolio_versions::portfolio_id.eq(id))
+                    .order(portfolio_versions::version.desc())
+                    .limit(limit + 1)
+                    .select(VersionRow::as_select())
+                    .into_boxed();
+                if let Some(after) = after {
+                    query = query.filter(portfolio_versions::version.lt(after));
+                }
+                let rows: Vec<VersionRow> = query.load(conn).await?;
                 let mut items: Vec<Version> = rows.into_iter().map(Version::from).collect();
                 let next = if items.len() > usize::try_from(limit).unwrap_or(100) {
                     items.pop();
@@ -424,18 +430,13 @@ impl PortfolioService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 portfolio_for(conn, actor, id, Access::View, false).await?;
-                let rows: Vec<VersionRow> = diesel::sql_query(
-                    "SELECT version, snapshot, changed_by, change, created_at FROM portfolio_versions \
-                     WHERE portfolio_id = $1 AND version = $2",
-                )
-                .bind::<SqlUuid, _>(id)
-                .bind::<Integer, _>(version)
-                .load(conn)
-                .await?;
-                rows.into_iter()
-                    .next()
-                    .map(Version::from)
-                    .ok_or(PortfolioError::NotFound)
+                let row: Option<VersionRow> = portfolio_versions::table
+                    .find((id, version))
+                    .select(VersionRow::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?;
+                row.map(Version::from).ok_or(PortfolioError::NotFound)
             })
             .await
     }
@@ -463,44 +464,53 @@ impl PortfolioService {
                 if grant.user_id == p.owner_id {
                     return Err(PortfolioError::Invalid("the owner needs no share".into()));
                 }
-                #[derive(diesel::QueryableByName)]
-                struct Found {
-                    #[diesel(sql_type = Bool)]
-                    found: bool,
-                }
-                let user: Found = diesel::sql_query(
-                    "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND status = 'active') AS found",
-                )
-                .bind::<SqlUuid, _>(grant.user_id)
+                let active: bool = diesel::select(exists(
+                    users::table
+                        .filter(users::id.eq(grant.user_id))
+                        .filter(users::status.eq("active")),
+                ))
                 .get_result(conn)
                 .await?;
-                if !user.found {
-                    return Err(PortfolioError::Invalid("user_id: no such user in this tenant".into()));
+                if !active {
+                    return Err(PortfolioError::Invalid(
+                        "user_id: no such user in this tenant".into(),
+                    ));
                 }
-                let before: Vec<ShareRow> = diesel::sql_query(
-                    "SELECT user_id, access, granted_by, expires_at, created_at FROM portfolio_shares \
-                     WHERE portfolio_id = $1 AND user_id = $2",
-                )
-                .bind::<SqlUuid, _>(id)
-                .bind::<SqlUuid, _>(grant.user_id)
-                .load(conn)
-                .await?;
-                let before = before.into_iter().next().map(Share::from);
-                let row: ShareRow = diesel::sql_query(
-                    "INSERT INTO portfolio_shares (portfolio_id, user_id, access, granted_by, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (portfolio_id, user_id) DO UPDATE \
-                     SET access = EXCLUDED.access, granted_by = EXCLUDED.granted_by, expires_at = EXCLUDED.expires_at \
-                     RETURNING user_id, access, granted_by, expires_at, created_at",
-                )
-                .bind::<SqlUuid, _>(id)
-                .bind::<SqlUuid, _>(grant.user_id)
-                .bind::<Text, _>(grant.access.as_str())
-                .bind::<SqlUuid, _>(actor.user_id)
-                .bind::<Nullable<Timestamptz>, _>(grant.expires_at)
-                .get_result(conn)
-                .await?;
+                let before: Option<ShareRow> = portfolio_shares::table
+                    .find((id, grant.user_id))
+                    .select(ShareRow::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let before = before.map(Share::from);
+                let row: ShareRow = diesel::insert_into(portfolio_shares::table)
+                    .values((
+                        portfolio_shares::portfolio_id.eq(id),
+                        portfolio_shares::user_id.eq(grant.user_id),
+                        portfolio_shares::access.eq(grant.access.as_str()),
+                        portfolio_shares::granted_by.eq(actor.user_id),
+                        portfolio_shares::expires_at.eq(grant.expires_at),
+                    ))
+                    .on_conflict((portfolio_shares::portfolio_id, portfolio_shares::user_id))
+                    .do_update()
+                    .set((
+                        portfolio_shares::access.eq(excluded(portfolio_shares::access)),
+                        portfolio_shares::granted_by.eq(excluded(portfolio_shares::granted_by)),
+                        portfolio_shares::expires_at.eq(excluded(portfolio_shares::expires_at)),
+                    ))
+                    .returning(ShareRow::as_returning())
+                    .get_result(conn)
+                    .await?;
                 let share = Share::from(row);
-                record_activity(conn, actor, id, "share", before.as_ref().and_then(to_json), to_json(&share)).await?;
+                record_activity(
+                    conn,
+                    actor,
+                    id,
+                    "share",
+                    before.as_ref().and_then(to_json),
+                    to_json(&share),
+                )
+                .await?;
                 Ok(share)
             })
             .await
@@ -516,13 +526,12 @@ impl PortfolioService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 portfolio_for(conn, actor, id, Access::Admin, false).await?;
-                let rows: Vec<ShareRow> = diesel::sql_query(
-                    "SELECT user_id, access, granted_by, expires_at, created_at FROM portfolio_shares \
-                     WHERE portfolio_id = $1 ORDER BY created_at, user_id",
-                )
-                .bind::<SqlUuid, _>(id)
-                .load(conn)
-                .await?;
+                let rows: Vec<ShareRow> = portfolio_shares::table
+                    .filter(portfolio_shares::portfolio_id.eq(id))
+                    .order((portfolio_shares::created_at, portfolio_shares::user_id))
+                    .select(ShareRow::as_select())
+                    .load(conn)
+                    .await?;
                 Ok(rows.into_iter().map(Share::from).collect())
             })
             .await
@@ -539,14 +548,11 @@ impl PortfolioService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 portfolio_for(conn, actor, id, Access::Admin, true).await?;
-                let rows: Vec<ShareRow> = diesel::sql_query(
-                    "DELETE FROM portfolio_shares WHERE portfolio_id = $1 AND user_id = $2 \
-                     RETURNING user_id, access, granted_by, expires_at, created_at",
-                )
-                .bind::<SqlUuid, _>(id)
-                .bind::<SqlUuid, _>(user_id)
-                .load(conn)
-                .await?;
+                let rows: Vec<ShareRow> =
+                    diesel::delete(portfolio_shares::table.find((id, user_id)))
+                        .returning(ShareRow::as_returning())
+                        .get_results(conn)
+                        .await?;
                 let gone = rows
                     .into_iter()
                     .next()
@@ -573,27 +579,27 @@ impl PortfolioService {
             .with_tenant(tenant, async |conn| {
                 portfolio_for(conn, actor, id, Access::Comment, false).await?;
                 if let Some(parent) = new.parent_id {
-                    let found: Vec<CommentRow> = diesel::sql_query(
-                        "SELECT id, author_id, parent_id, body, created_at FROM portfolio_comments WHERE id = $1 AND portfolio_id = $2",
-                    )
-                    .bind::<SqlUuid, _>(parent)
-                    .bind::<SqlUuid, _>(id)
-                    .load(conn)
+                    let found: bool = diesel::select(exists(
+                        portfolio_comments::table
+                            .filter(portfolio_comments::id.eq(parent))
+                            .filter(portfolio_comments::portfolio_id.eq(id)),
+                    ))
+                    .get_result(conn)
                     .await?;
-                    if found.is_empty() {
+                    if !found {
                         return Err(PortfolioError::Invalid("parent_id: no such comment".into()));
                     }
                 }
-                let row: CommentRow = diesel::sql_query(
-                    "INSERT INTO portfolio_comments (portfolio_id, author_id, parent_id, body) VALUES ($1, $2, $3, $4) \
-                     RETURNING id, author_id, parent_id, body, created_at",
-                )
-                .bind::<SqlUuid, _>(id)
-                .bind::<SqlUuid, _>(actor.user_id)
-                .bind::<Nullable<SqlUuid>, _>(new.parent_id)
-                .bind::<Text, _>(&body)
-                .get_result(conn)
-                .await?;
+                let row: CommentRow = diesel::insert_into(portfolio_comments::table)
+                    .values((
+                        portfolio_comments::portfolio_id.eq(id),
+                        portfolio_comments::author_id.eq(actor.user_id),
+                        portfolio_comments::parent_id.eq(new.parent_id),
+                        portfolio_comments::body.eq(&body),
+                    ))
+                    .returning(CommentRow::as_returning())
+                    .get_result(conn)
+                    .await?;
                 let comment = Comment::from(row);
                 record_activity(conn, actor, id, "comment", None, to_json(&comment)).await?;
                 Ok(comment)
@@ -611,13 +617,13 @@ impl PortfolioService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 portfolio_for(conn, actor, id, Access::View, false).await?;
-                let rows: Vec<CommentRow> = diesel::sql_query(
-                    "SELECT id, author_id, parent_id, body, created_at FROM portfolio_comments \
-                     WHERE portfolio_id = $1 ORDER BY created_at, id LIMIT 1000",
-                )
-                .bind::<SqlUuid, _>(id)
-                .load(conn)
-                .await?;
+                let rows: Vec<CommentRow> = portfolio_comments::table
+                    .filter(portfolio_comments::portfolio_id.eq(id))
+                    .order((portfolio_comments::created_at, portfolio_comments::id))
+                    .limit(1000)
+                    .select(CommentRow::as_select())
+                    .load(conn)
+                    .await?;
                 Ok(rows.into_iter().map(Comment::from).collect())
             })
             .await
@@ -638,15 +644,16 @@ impl PortfolioService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 portfolio_for(conn, actor, id, Access::View, false).await?;
-                let rows: Vec<ActivityRow> = diesel::sql_query(
-                    "SELECT id, actor_id, action, before, after, ip, occurred_at FROM portfolio_activity \
-                     WHERE portfolio_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-                )
-                .bind::<SqlUuid, _>(id)
-                .bind::<Nullable<diesel::sql_types::BigInt>, _>(after)
-                .bind::<diesel::sql_types::BigInt, _>(limit + 1)
-                .load(conn)
-                .await?;
+                let mut query = portfolio_activity::table
+                    .filter(portfolio_activity::portfolio_id.eq(id))
+                    .order(portfolio_activity::id.desc())
+                    .limit(limit + 1)
+                    .select(ActivityRow::as_select())
+                    .into_boxed();
+                if let Some(after) = after {
+                    query = query.filter(portfolio_activity::id.lt(after));
+                }
+                let rows: Vec<ActivityRow> = query.load(conn).await?;
                 let mut items: Vec<Activity> = rows.into_iter().map(Activity::from).collect();
                 let next = if items.len() > usize::try_from(limit).unwrap_or(100) {
                     items.pop();

@@ -1,6 +1,7 @@
 //! Positions in and out as CSV: every row validated and reported before
 //! anything is applied, and then applied as one change.
 use chrono::NaiveDate;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -47,14 +48,13 @@ pub struct ImportReport {
     pub errors: Vec<RowError>,
 }
 
-fn parse_number(raw: &str) -> Result<Option<f64>, String> {
+/// A number cell, every digit kept.
+fn parse_number(raw: &str) -> Result<Option<Decimal>, String> {
     let t = raw.trim();
     if t.is_empty() {
         return Ok(None);
     }
-    t.parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite())
+    crate::amount::parse(t)
         .map(Some)
         .ok_or_else(|| format!("{t:?} is not a number"))
 }
@@ -222,7 +222,7 @@ pub fn parse_positions(bytes: &[u8]) -> Result<Vec<PositionInput>, PortfolioErro
 pub fn positions_csv(detail: &PortfolioDetail) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record(COLUMNS);
-    let num = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    let num = |v: Option<Decimal>| v.map(|x| x.normalize().to_string()).unwrap_or_default();
     for p in &detail.positions {
         let _ = w.write_record([
             p.symbol.clone(),

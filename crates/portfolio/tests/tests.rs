@@ -4,8 +4,8 @@
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
 use rampart_portfolio::{
-    Access, Actor, AllocationType, NewComment, NewPortfolio, PortfolioError, PortfolioPatch,
-    PortfolioService, PositionInput, ShareGrant,
+    Access, Actor, AllocationType, Decimal, NewComment, NewPortfolio, PortfolioError,
+    PortfolioPatch, PortfolioService, PositionInput, ShareGrant,
 };
 use rampart_tenancy::{TenancyConfig, TenantPool};
 use uuid::Uuid;
@@ -46,11 +46,16 @@ async fn user(pool: &TenantPool, tenant: &str, email: &str) -> Uuid {
     .unwrap()
 }
 
+/// An exact decimal from its text.
+fn dec(text: &str) -> Decimal {
+    text.parse().unwrap()
+}
+
 fn position(symbol: &str, quantity: f64) -> PositionInput {
     PositionInput {
         symbol: symbol.into(),
-        quantity: Some(quantity),
-        purchase_price: Some(100.0),
+        quantity: Some(dec(&quantity.to_string())),
+        purchase_price: Some(dec("100")),
         sector: Some("Tech".into()),
         ..PositionInput::default()
     }
@@ -62,6 +67,107 @@ fn new_portfolio(name: &str) -> NewPortfolio {
         positions: vec![position("msft", 10.0)],
         ..NewPortfolio::default()
     }
+}
+
+/// Quantities, prices and weights are exact decimals: stored in `numeric`,
+/// read back through the crate API with every digit, written to JSON with
+/// exactly those digits, and read from JSON exactly (up to 15 significant
+/// digits, see `rampart_portfolio::amount`).
+#[tokio::test(flavor = "multi_thread")]
+async fn amounts_read_back_exactly_through_the_api_and_json() {
+    let pool = pool().await;
+    let ada = user(&pool, "acme", "ada@acme.test").await;
+    let svc = PortfolioService::new(pool);
+    let me = Actor::user(ada);
+    let created = svc
+        .create(
+            "acme",
+            &me,
+            NewPortfolio {
+                name: "Exact".into(),
+                positions: vec![
+                    PositionInput {
+                        symbol: "AAPL".into(),
+                        quantity: Some(dec("0.1")),
+                        purchase_price: Some(dec("0.2")),
+                        ..PositionInput::default()
+                    },
+                    PositionInput {
+                        symbol: "MSFT".into(),
+                        // 25 significant digits: the largest quantity allowed,
+                        // with all ten decimals of numeric(28, 10).
+                        quantity: Some(dec("999999999999999.0123456789")),
+                        purchase_price: Some(dec("1234.0123456789")),
+                        target_weight: Some(dec("0.1234567891")),
+                        ..PositionInput::default()
+                    },
+                ],
+                ..NewPortfolio::default()
+            },
+        )
+        .await
+        .unwrap();
+    let id = created.portfolio.id;
+    let got = svc.get("acme", &me, id).await.unwrap();
+    let (tenth, fine) = (&got.positions[0], &got.positions[1]);
+
+    // The crate API: the very decimals that went in, digit for digit.
+    let text = |d: Option<Decimal>| d.map(|d| d.to_string());
+    assert_eq!(text(tenth.quantity).as_deref(), Some("0.1"));
+    assert_eq!(text(tenth.purchase_price).as_deref(), Some("0.2"));
+    assert_eq!(
+        tenth.quantity.unwrap() * tenth.purchase_price.unwrap(),
+        dec("0.02")
+    );
+    assert_eq!(
+        text(fine.quantity).as_deref(),
+        Some("999999999999999.0123456789")
+    );
+    assert_eq!(
+        text(fine.purchase_price).as_deref(),
+        Some("1234.0123456789")
+    );
+    assert_eq!(text(fine.target_weight).as_deref(), Some("0.1234567891"));
+
+    // Its JSON: numbers with exactly those digits.
+    let json = serde_json::to_string(&got).unwrap();
+    for field in [
+        r#""quantity":0.1,"#,
+        r#""purchase_price":0.2,"#,
+        r#""quantity":999999999999999.0123456789,"#,
+        r#""target_weight":0.1234567891,"#,
+        r#""purchase_price":1234.0123456789,"#,
+    ] {
+        assert!(json.contains(field), "{field} in {json}");
+    }
+    // And back from JSON into the API's input type.
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let input: PositionInput = serde_json::from_value(serde_json::json!({
+        "symbol": "AAPL",
+        "quantity": value["positions"][0]["quantity"],
+        "purchase_price": value["positions"][1]["purchase_price"],
+        "target_weight": value["positions"][1]["target_weight"],
+    }))
+    .unwrap();
+    assert_eq!(text(input.quantity).as_deref(), Some("0.1"));
+    assert_eq!(
+        text(input.purchase_price).as_deref(),
+        Some("1234.0123456789")
+    );
+    assert_eq!(text(input.target_weight).as_deref(), Some("0.1234567891"));
+
+    // The stored version and the CSV export carry the same numbers.
+    let version = svc.version("acme", &me, id, 1).await.unwrap();
+    assert_eq!(
+        version.snapshot["positions"][0]["quantity"],
+        serde_json::json!(0.1)
+    );
+    let csv = svc.export_csv("acme", &me, id).await.unwrap();
+    assert!(csv.contains("AAPL,quantity,0.1,,0.2,"), "{csv}");
+    assert!(
+        csv.contains("MSFT,quantity,999999999999999.0123456789,0.1234567891,1234.0123456789,"),
+        "{csv}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,7 +213,7 @@ async fn crud_creates_a_version_per_change_and_an_activity_trail() {
             PositionInput {
                 symbol: "IBM".into(),
                 allocation_type: AllocationType::Weight,
-                target_weight: Some(0.5),
+                target_weight: Some(crate::dec("0.5")),
                 ..PositionInput::default()
             },
         )
@@ -200,13 +306,13 @@ async fn invalid_inputs_are_refused() {
                 PositionInput {
                     symbol: "A".into(),
                     allocation_type: AllocationType::Weight,
-                    target_weight: Some(0.7),
+                    target_weight: Some(crate::dec("0.7")),
                     ..PositionInput::default()
                 },
                 PositionInput {
                     symbol: "B".into(),
                     allocation_type: AllocationType::Weight,
-                    target_weight: Some(0.7),
+                    target_weight: Some(crate::dec("0.7")),
                     ..PositionInput::default()
                 },
             ],
@@ -599,14 +705,14 @@ mod analytics {
             positions: vec![
                 PositionInput {
                     symbol: "A".into(),
-                    quantity: Some(10.0),
-                    target_weight: Some(0.5),
+                    quantity: Some(crate::dec("10.0")),
+                    target_weight: Some(crate::dec("0.5")),
                     sector: Some("Tech".into()),
                     ..PositionInput::default()
                 },
                 PositionInput {
                     symbol: "B".into(),
-                    quantity: Some(5.0),
+                    quantity: Some(crate::dec("5.0")),
                     purchase_date: Some(d(3)),
                     sector: Some("Energy".into()),
                     ..PositionInput::default()
@@ -737,7 +843,7 @@ mod analytics {
                 symbol: "A".into(),
                 allocation_type: rampart_portfolio::AllocationType::Weight,
                 quantity: None,
-                target_weight: Some(0.6),
+                target_weight: Some(crate::dec("0.6")),
                 purchase_price: None,
                 purchase_date: None,
                 sector: None,

@@ -1,0 +1,88 @@
+//! The tables the crate owns, from `migrations/tenant` (unqualified: the
+//! tenant's `search_path` picks the schema), and the part of `users` that
+//! members are.
+#![allow(missing_docs)]
+
+diesel::table! {
+    broker_accounts (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        broker -> Text,
+        is_paper -> Bool,
+        sealed_credentials -> Text,
+        attached_by -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    portfolio_snapshots (id) {
+        id -> Int8,
+        user_id -> Uuid,
+        broker_account_id -> Uuid,
+        snapshot_date -> Date,
+        equity -> Numeric,
+        cash -> Numeric,
+        last_equity -> Numeric,
+        daily_pnl -> Numeric,
+        daily_return -> Nullable<Float8>,
+        positions -> Jsonb,
+        taken_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    leaderboard_daily (user_id, date) {
+        user_id -> Uuid,
+        broker_account_id -> Uuid,
+        date -> Date,
+        equity -> Numeric,
+        last_equity -> Numeric,
+        daily_pnl -> Numeric,
+        daily_return -> Nullable<Float8>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    import_previews (id) {
+        id -> Uuid,
+        digest -> Text,
+        plan -> Jsonb,
+        created_by -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        committed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    /// Owned by the auth crate (accounts); members are its users, and
+    /// `leaderboard_opt_out` is this crate's column.
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        display_name -> Text,
+        role -> Text,
+        status -> Text,
+        leaderboard_opt_out -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(broker_accounts -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    broker_accounts,
+    portfolio_snapshots,
+    leaderboard_daily,
+    import_previews,
+    users,
+);
+
+diesel::define_sql_function! {
+    /// PostgreSQL's `lower(text)`: emails match case-insensitively.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}

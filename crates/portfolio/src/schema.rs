@@ -1,0 +1,118 @@
+//! The tables the crate owns, from `migrations/tenant` (unqualified: the
+//! tenant's `search_path` picks the schema), and the part of `users` it
+//! reads.
+#![allow(missing_docs)]
+
+diesel::table! {
+    portfolios (id) {
+        id -> Uuid,
+        owner_id -> Uuid,
+        name -> Text,
+        description -> Text,
+        base_currency -> Text,
+        is_public -> Bool,
+        settings -> Jsonb,
+        version -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    portfolio_versions (portfolio_id, version) {
+        portfolio_id -> Uuid,
+        version -> Int4,
+        snapshot -> Jsonb,
+        changed_by -> Nullable<Uuid>,
+        change -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    positions (id) {
+        id -> Uuid,
+        portfolio_id -> Uuid,
+        symbol -> Text,
+        allocation_type -> Text,
+        quantity -> Nullable<Numeric>,
+        target_weight -> Nullable<Numeric>,
+        purchase_price -> Nullable<Numeric>,
+        purchase_date -> Nullable<Date>,
+        sector -> Nullable<Text>,
+        notes -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    portfolio_metrics_daily (portfolio_id, date) {
+        portfolio_id -> Uuid,
+        date -> Date,
+        nav -> Float8,
+        daily_return -> Nullable<Float8>,
+        cumulative_return -> Nullable<Float8>,
+        volatility_30d -> Nullable<Float8>,
+        max_drawdown -> Nullable<Float8>,
+    }
+}
+
+diesel::table! {
+    portfolio_shares (portfolio_id, user_id) {
+        portfolio_id -> Uuid,
+        user_id -> Uuid,
+        access -> Text,
+        granted_by -> Nullable<Uuid>,
+        expires_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    portfolio_comments (id) {
+        id -> Uuid,
+        portfolio_id -> Uuid,
+        author_id -> Uuid,
+        parent_id -> Nullable<Uuid>,
+        body -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    portfolio_activity (id) {
+        id -> Int8,
+        portfolio_id -> Uuid,
+        actor_id -> Nullable<Uuid>,
+        action -> Text,
+        before -> Nullable<Jsonb>,
+        after -> Nullable<Jsonb>,
+        ip -> Nullable<Text>,
+        occurred_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Owned by the auth crate; read here only to check that a share's
+    /// grantee is an active user of the tenant.
+    users (id) {
+        id -> Uuid,
+        status -> Text,
+    }
+}
+
+diesel::joinable!(portfolio_shares -> portfolios (portfolio_id));
+diesel::joinable!(positions -> portfolios (portfolio_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    portfolios,
+    portfolio_versions,
+    positions,
+    portfolio_metrics_daily,
+    portfolio_shares,
+    portfolio_comments,
+    portfolio_activity,
+    users,
+);
