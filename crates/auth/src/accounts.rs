@@ -1,49 +1,28 @@
 //! Accounts: register, login (with the second step when MFA is on),
 //! sessions, logout and password change.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{Bytea, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde::Serialize;
+use diesel_async::RunQueryDsl;
+use rampart_tenancy::TenantPool;
 use uuid::Uuid;
 
-use crate::audit::{AuditEvent, append};
+use crate::audit::{self, AuditEvent, append};
+use crate::config::AuthConfig;
+use crate::context::{ClientContext, RevocationCache, ct_eq, sha256, split_handle, tenant_id, ttl};
+use crate::error::AuthError;
+use crate::mfa::MfaService;
+use crate::password::PasswordHasher;
 use crate::roles::Role;
-use crate::server::{ct_eq, random_secret, sha256, split_handle};
+pub use crate::session::{LoginOutcome, NewSession, SessionInfo};
+use crate::session::{
+    SESSION_COLUMNS, create_login_challenge, create_session, revoke_session_rows,
+};
 use crate::throttle::{AttemptKind, recent_failures, record_attempt};
-use crate::{AuthError, AuthServer, ClientContext};
-
-/// A user as the auth crate sees it.
-#[derive(Debug, Clone, diesel::QueryableByName, Serialize)]
-pub struct User {
-    /// Id.
-    #[diesel(sql_type = SqlUuid)]
-    pub id: Uuid,
-    /// E-mail (login name).
-    #[diesel(sql_type = Text)]
-    pub email: String,
-    /// Display name.
-    #[diesel(sql_type = Text)]
-    pub display_name: String,
-    /// Role name.
-    #[diesel(sql_type = Text)]
-    pub role: String,
-    /// `active`, `disabled`, `pending`.
-    #[diesel(sql_type = Text)]
-    pub status: String,
-    /// Whether TOTP is on.
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    pub totp_enabled: bool,
-}
-
-impl User {
-    /// The parsed role (unknown names read as `viewer`).
-    pub fn role(&self) -> Role {
-        Role::parse(&self.role).unwrap_or(Role::Viewer)
-    }
-}
-
-pub(crate) const USER_COLUMNS: &str = "id, email, display_name, role, status, totp_enabled";
+pub use crate::users::User;
+use crate::users::{USER_COLUMNS, normalize_email};
 
 #[derive(diesel::QueryableByName)]
 struct Credentials {
@@ -63,165 +42,24 @@ struct Credentials {
     totp_enabled: bool,
 }
 
-/// A login session just created; `token` goes into the session cookie and
-/// is shown only here.
-#[derive(Debug, Clone)]
-pub struct NewSession {
-    /// Session id.
-    pub session_id: Uuid,
-    /// The user.
-    pub user_id: Uuid,
-    /// `"{session_id}.{secret}"`: the bearer handle of the session.
-    pub token: String,
-    /// Expiry.
-    pub expires_at: DateTime<Utc>,
+/// Accounts and their sessions: registration, password and second-factor
+/// login with brute-force defence, sessions, logout and password change.
+#[derive(Clone)]
+pub struct AccountService {
+    pub(crate) pool: TenantPool,
+    pub(crate) config: Arc<AuthConfig>,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) mfa: MfaService,
+    pub(crate) revocations: RevocationCache,
 }
 
-/// The result of a correct password.
-#[derive(Debug, Clone)]
-pub enum LoginOutcome {
-    /// Logged in.
-    LoggedIn(NewSession),
-    /// A second factor is needed: pass this challenge handle to
-    /// [`AuthServer::verify_mfa`] with a TOTP or backup code.
-    MfaRequired {
-        /// The pending login's handle.
-        challenge: String,
-    },
-}
-
-/// A session as listed to its user.
-#[derive(Debug, Clone, diesel::QueryableByName, Serialize)]
-pub struct SessionInfo {
-    /// Id.
-    #[diesel(sql_type = SqlUuid)]
-    pub id: Uuid,
-    /// The user.
-    #[diesel(sql_type = SqlUuid)]
-    pub user_id: Uuid,
-    /// Device label.
-    #[diesel(sql_type = Text)]
-    pub device: String,
-    /// IP at login.
-    #[diesel(sql_type = Nullable<Text>)]
-    pub ip: Option<String>,
-    /// User agent at login.
-    #[diesel(sql_type = Nullable<Text>)]
-    pub user_agent: Option<String>,
-    /// Created.
-    #[diesel(sql_type = Timestamptz)]
-    pub created_at: DateTime<Utc>,
-    /// Last seen.
-    #[diesel(sql_type = Timestamptz)]
-    pub last_seen_at: DateTime<Utc>,
-    /// Expiry.
-    #[diesel(sql_type = Timestamptz)]
-    pub expires_at: DateTime<Utc>,
-    /// When the user authenticated.
-    #[diesel(sql_type = Timestamptz)]
-    pub auth_time: DateTime<Utc>,
-}
-
-const SESSION_COLUMNS: &str =
-    "id, user_id, device, ip, user_agent, created_at, last_seen_at, expires_at, auth_time";
-
-pub(crate) fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
-}
-
-fn ttl(secs: u64) -> chrono::Duration {
-    chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2))
-}
-
-pub(crate) async fn create_session(
-    conn: &mut AsyncPgConnection,
-    server: &AuthServer,
-    user_id: Uuid,
-    ctx: &ClientContext,
-    amr: &str,
-) -> Result<NewSession, AuthError> {
-    let secret = random_secret(32);
-    let expires_at = Utc::now() + ttl(server.config.session_ttl_secs);
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
+impl std::fmt::Debug for AccountService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountService").finish_non_exhaustive()
     }
-    let row: Id = diesel::sql_query(
-        "INSERT INTO sessions (user_id, device, ip, user_agent, expires_at, secret_hash, amr) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-    )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Text, _>(ctx.device.as_deref().unwrap_or(""))
-    .bind::<Text, _>(&ctx.ip)
-    .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
-    .bind::<Timestamptz, _>(expires_at)
-    .bind::<Bytea, _>(sha256(secret.as_bytes()))
-    .bind::<Text, _>(amr)
-    .get_result(conn)
-    .await?;
-    Ok(NewSession {
-        session_id: row.id,
-        user_id,
-        token: format!("{}.{secret}", row.id),
-        expires_at,
-    })
 }
 
-/// A pending second-factor step for `user_id`; returns its handle
-/// `"{id}.{secret}"` for [`AuthServer::verify_mfa`].
-pub(crate) async fn create_login_challenge(
-    conn: &mut AsyncPgConnection,
-    user_id: Uuid,
-    ctx: &ClientContext,
-) -> Result<String, AuthError> {
-    let secret = random_secret(32);
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
-    }
-    let row: Id = diesel::sql_query(
-        "INSERT INTO login_challenges (user_id, secret_hash, device, ip, user_agent, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, now() + interval '5 minutes') RETURNING id",
-    )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Bytea, _>(sha256(secret.as_bytes()))
-    .bind::<Text, _>(ctx.device.as_deref().unwrap_or(""))
-    .bind::<Text, _>(&ctx.ip)
-    .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
-    .get_result(conn)
-    .await?;
-    Ok(format!("{}.{secret}", row.id))
-}
-
-/// Revokes a session and the refresh tokens (and recorded access tokens) bound to it.
-pub(crate) async fn revoke_session_rows(
-    conn: &mut AsyncPgConnection,
-    session_id: Uuid,
-) -> Result<usize, AuthError> {
-    let n = diesel::sql_query(
-        "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
-    )
-    .bind::<SqlUuid, _>(session_id)
-    .execute(conn)
-    .await?;
-    diesel::sql_query(
-        "UPDATE refresh_tokens SET revoked_at = now() WHERE session_id = $1 AND revoked_at IS NULL",
-    )
-    .bind::<SqlUuid, _>(session_id)
-    .execute(conn)
-    .await?;
-    diesel::sql_query(
-        "UPDATE access_tokens SET revoked_at = now() WHERE session_id = $1 AND revoked_at IS NULL",
-    )
-    .bind::<SqlUuid, _>(session_id)
-    .execute(conn)
-    .await?;
-    Ok(n)
-}
-
-impl AuthServer {
+impl AccountService {
     /// Registers a user with a password (policy-checked, Argon2id-hashed).
     pub async fn register(
         &self,
@@ -237,7 +75,7 @@ impl AuthServer {
         }
         crate::password::check_password_policy(password, Some(&email))?;
         let hash = self.hasher.hash(password).await?;
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
                 let users: Vec<User> = diesel::sql_query(format!(
@@ -303,7 +141,7 @@ impl AuthServer {
         ctx: &ClientContext,
     ) -> Result<LoginOutcome, AuthError> {
         let account = normalize_email(email);
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         let config = &self.config;
         let (state, creds) = self
             .pool
@@ -321,7 +159,8 @@ impl AuthServer {
             .await?;
         if let Err(limited) = state.check_rate_limit(config) {
             let user = creds.as_ref().map(|c| c.id);
-            self.audit(
+            audit::record(
+                &self.pool,
                 tenant,
                 AuditEvent::new("login", "rate_limited")
                     .user(user)
@@ -403,7 +242,7 @@ impl AuthServer {
                     append(conn, tenant_id, &AuditEvent::new("login", "mfa_required").user(Some(creds.id)).client(ctx)).await?;
                     return Ok(Ok(LoginOutcome::MfaRequired { challenge }));
                 }
-                let session = create_session(conn, self, creds.id, ctx, "pwd").await?;
+                let session = create_session(conn, &self.config, creds.id, ctx, "pwd").await?;
                 append(conn, tenant_id, &AuditEvent::new("login", "success").user(Some(creds.id)).client(ctx)
                     .detail(serde_json::json!({"session": session.session_id}))).await?;
                 Ok::<_, AuthError>(Ok(LoginOutcome::LoggedIn(session)))
@@ -412,7 +251,7 @@ impl AuthServer {
     }
 
     /// Second login step: a TOTP code (or a backup code) for a challenge
-    /// from [`AuthServer::login`]. Throttled on its own counters.
+    /// from [`AccountService::login`]. Throttled on its own counters.
     pub async fn verify_mfa(
         &self,
         tenant: &str,
@@ -422,7 +261,7 @@ impl AuthServer {
     ) -> Result<NewSession, AuthError> {
         let (challenge_id, secret) = split_handle(challenge)
             .ok_or_else(|| AuthError::InvalidRequest("bad challenge".into()))?;
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         #[derive(diesel::QueryableByName)]
         struct Challenge {
             #[diesel(sql_type = SqlUuid)]
@@ -459,7 +298,8 @@ impl AuthServer {
             .await?;
         let account = challenge_row.user_id.to_string();
         if let Err(limited) = state.check_rate_limit(config) {
-            self.audit(
+            audit::record(
+                &self.pool,
                 tenant,
                 AuditEvent::new("mfa", "rate_limited")
                     .user(Some(creds.id))
@@ -477,7 +317,7 @@ impl AuthServer {
         self
             .pool
             .with_tenant(tenant, async |conn| {
-                let method = if locked { None } else { self.check_second_factor(conn, creds.id, code).await? };
+                let method = if locked { None } else { self.mfa.check_second_factor(conn, creds.id, code).await? };
                 record_attempt(conn, AttemptKind::Totp, &account, &ctx.ip, method.is_some()).await?;
                 let Some(method) = method else {
                     #[derive(diesel::QueryableByName)]
@@ -514,7 +354,7 @@ impl AuthServer {
                     .bind::<SqlUuid, _>(creds.id)
                     .execute(conn)
                     .await?;
-                let session = create_session(conn, self, creds.id, ctx, "pwd otp").await?;
+                let session = create_session(conn, &self.config, creds.id, ctx, "pwd otp").await?;
                 append(conn, tenant_id, &AuditEvent::new("login", "success").user(Some(creds.id)).client(ctx)
                     .detail(serde_json::json!({"session": session.session_id, "mfa": method}))).await?;
                 Ok::<_, AuthError>(Ok(session))
@@ -596,7 +436,7 @@ impl AuthServer {
         session_id: Uuid,
         ctx: &ClientContext,
     ) -> Result<(), AuthError> {
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
                 let owned =
@@ -643,7 +483,7 @@ impl AuthServer {
         keep: Uuid,
         ctx: &ClientContext,
     ) -> Result<usize, AuthError> {
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
                 #[derive(diesel::QueryableByName)]
@@ -697,9 +537,10 @@ impl AuthServer {
                 Ok::<_, AuthError>(h.password_hash)
             })
             .await?;
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         if !self.hasher.verify(current, stored.as_deref()).await?.valid {
-            self.audit(
+            audit::record(
+                &self.pool,
                 tenant,
                 AuditEvent::new("password_change", "failure")
                     .user(Some(user_id))

@@ -7,10 +7,13 @@ use diesel_async::RunQueryDsl;
 use serde::Serialize;
 use uuid::Uuid;
 
+use rampart_tenancy::TenantPool;
+
 use crate::audit::{AuditEvent, append};
+use crate::context::{ClientContext, ct_eq, random_secret, sha256, tenant_id};
+use crate::error::AuthError;
 use crate::roles::{KNOWN_SCOPES, Principal, Role};
-use crate::server::{ct_eq, random_secret, sha256};
-use crate::{AuthError, AuthServer, ClientContext};
+use crate::users;
 
 /// A key just created; `key` is shown only now.
 #[derive(Debug, Clone)]
@@ -58,7 +61,19 @@ fn parse_key(key: &str) -> Option<(&str, &str)> {
     (prefix.len() == 12 && !secret.is_empty() && secret.len() <= 128).then_some((prefix, secret))
 }
 
-impl AuthServer {
+/// API keys of `api_user` accounts: create, authenticate, list, revoke.
+#[derive(Clone)]
+pub struct ApiKeyService {
+    pub(crate) pool: TenantPool,
+}
+
+impl std::fmt::Debug for ApiKeyService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyService").finish_non_exhaustive()
+    }
+}
+
+impl ApiKeyService {
     /// Creates an API key for an `api_user` user.
     pub async fn create_api_key(
         &self,
@@ -72,7 +87,11 @@ impl AuthServer {
         if let Some(bad) = scopes.iter().find(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
             return Err(AuthError::InvalidScope(bad.clone()));
         }
-        let user = self.user(tenant, user_id).await?;
+        let user = self
+            .pool
+            .with_tenant(tenant, async |conn| users::find(conn, user_id).await)
+            .await?
+            .ok_or_else(|| AuthError::NotFound("user".into()))?;
         if user.role() != Role::ApiUser {
             return Err(AuthError::InvalidRequest(
                 "API keys are for api_user accounts".into(),
@@ -80,7 +99,7 @@ impl AuthServer {
         }
         let prefix: String = hex::encode(&sha256(random_secret(16).as_bytes())[..6]);
         let secret = random_secret(32);
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         let id = self
             .pool
             .with_tenant(tenant, async |conn| {
@@ -129,7 +148,7 @@ impl AuthServer {
     ) -> Result<Principal, AuthError> {
         let (prefix, secret) =
             parse_key(key).ok_or_else(|| AuthError::InvalidToken("malformed API key".into()))?;
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         #[derive(diesel::QueryableByName)]
         struct Row {
             #[diesel(sql_type = Bytea)]
@@ -195,7 +214,7 @@ impl AuthServer {
         prefix: &str,
         ctx: &ClientContext,
     ) -> Result<(), AuthError> {
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
                 let n = diesel::sql_query("UPDATE api_keys SET revoked_at = now() WHERE prefix = $1 AND revoked_at IS NULL")

@@ -3,7 +3,7 @@
 //! Each row stores `prev_hash` (the previous row's `row_hash`) and
 //! `row_hash = SHA-256(prev_hash ‖ canonical JSON of the row)`. Appends take
 //! a table lock so the chain is linear; a database trigger refuses UPDATE
-//! and DELETE. [`crate::AuthServer::verify_audit_chain`] recomputes the chain
+//! and DELETE. [`AuditService::verify_audit_chain`] recomputes the chain
 //! and reports the first row that does not match.
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -13,7 +13,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::{AuthError, AuthServer};
+use rampart_tenancy::TenantPool;
+
+use crate::context::{ClientContext, tenant_id};
+use crate::error::AuthError;
 
 /// One auth event to record.
 #[derive(Debug, Clone, Default)]
@@ -55,7 +58,7 @@ impl AuditEvent {
         self
     }
     /// Sets IP and user agent.
-    pub fn client(mut self, ctx: &crate::ClientContext) -> Self {
+    pub fn client(mut self, ctx: &ClientContext) -> Self {
         self.ip = Some(ctx.ip.clone());
         self.user_agent = ctx.user_agent.clone();
         self
@@ -209,13 +212,33 @@ pub struct AuditVerification {
 const AUDIT_COLUMNS: &str = "id, occurred_at, tenant_id, user_id, actor, action, result, ip, user_agent, \
      detail::text AS detail, prev_hash, row_hash";
 
-impl AuthServer {
+/// Records an event in its own tenant transaction.
+pub(crate) async fn record(
+    pool: &TenantPool,
+    tenant: &str,
+    event: AuditEvent,
+) -> Result<(), AuthError> {
+    let tenant_id = tenant_id(pool, tenant).await?;
+    pool.with_tenant(tenant, async |conn| append(conn, tenant_id, &event).await)
+        .await
+}
+
+/// The audit log of every tenant: record, read and verify.
+#[derive(Clone)]
+pub struct AuditService {
+    pub(crate) pool: TenantPool,
+}
+
+impl std::fmt::Debug for AuditService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditService").finish_non_exhaustive()
+    }
+}
+
+impl AuditService {
     /// Records an event in its own transaction.
     pub async fn audit(&self, tenant: &str, event: AuditEvent) -> Result<(), AuthError> {
-        let tenant_id = self.tenant_id(tenant).await?;
-        self.pool
-            .with_tenant(tenant, async |conn| append(conn, tenant_id, &event).await)
-            .await
+        record(&self.pool, tenant, event).await
     }
 
     /// The newest `limit` audit rows, newest first.

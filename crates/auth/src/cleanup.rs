@@ -1,12 +1,15 @@
 //! Deleting what has expired, so tables do not grow without bound.
 
-use std::time::Duration;
-
 use diesel::sql_types::{BigInt, Timestamptz};
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
 
-use crate::{AuthError, AuthServer};
+use std::sync::Arc;
+
+use rampart_tenancy::TenantPool;
+
+use crate::config::AuthConfig;
+use crate::error::AuthError;
 
 /// Rows deleted (or cleared) by one cleanup of one tenant.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -25,7 +28,20 @@ pub struct CleanupReport {
     pub login_attempts: usize,
 }
 
-impl AuthServer {
+/// Deletes expired rows of every tenant.
+#[derive(Clone)]
+pub struct CleanupService {
+    pub(crate) pool: TenantPool,
+    pub(crate) config: Arc<AuthConfig>,
+}
+
+impl std::fmt::Debug for CleanupService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CleanupService").finish_non_exhaustive()
+    }
+}
+
+impl CleanupService {
     /// Deletes expired codes (kept a day after expiry so replays are still
     /// recognised), refresh tokens past their idle or absolute lifetime
     /// (revoked ones after a day), access token records, expired or
@@ -101,27 +117,5 @@ impl AuthServer {
                 + r.login_attempts;
         }
         Ok(total)
-    }
-
-    /// Spawns a task that runs [`AuthServer::cleanup_all_tenants`] every
-    /// `every`, logging failures.
-    pub fn spawn_cleanup(
-        self: &std::sync::Arc<Self>,
-        every: Duration,
-    ) -> tokio::task::JoinHandle<()> {
-        let server = std::sync::Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let Some(server) = server.upgrade() else {
-                    break;
-                };
-                match server.cleanup_all_tenants().await {
-                    Ok(n) => tracing::debug!(deleted = n, "auth cleanup"),
-                    Err(e) => tracing::warn!(error = %e, "auth cleanup failed"),
-                }
-            }
-        })
     }
 }

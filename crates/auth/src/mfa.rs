@@ -7,8 +7,15 @@ use rand::Rng;
 use totp_rs::{Algorithm, Builder, Totp};
 use uuid::Uuid;
 
+use std::sync::Arc;
+
+use rampart_tenancy::TenantPool;
+
 use crate::audit::{AuditEvent, append};
-use crate::{AuthError, AuthServer, ClientContext};
+use crate::config::AuthConfig;
+use crate::context::{ClientContext, sha256, tenant_id};
+use crate::error::AuthError;
+use crate::keys::KeyEncryptionKey;
 
 /// Number of backup codes made when TOTP is confirmed.
 pub const BACKUP_CODES: usize = 10;
@@ -41,7 +48,7 @@ fn backup_hash(user_id: Uuid, code: &str) -> Vec<u8> {
         .filter(|c| c.is_ascii_alphanumeric())
         .collect::<String>()
         .to_lowercase();
-    crate::server::sha256(format!("{user_id}:{normalized}").as_bytes())
+    sha256(format!("{user_id}:{normalized}").as_bytes())
 }
 
 fn new_backup_code() -> String {
@@ -68,7 +75,23 @@ struct TotpRow {
     totp_enabled: bool,
 }
 
-impl AuthServer {
+/// TOTP second factor of accounts: setup, confirmation, checking and
+/// disabling, with backup codes.
+#[derive(Clone)]
+pub struct MfaService {
+    pub(crate) pool: TenantPool,
+    pub(crate) config: Arc<AuthConfig>,
+    /// Seals TOTP secrets at rest.
+    pub(crate) sealer: KeyEncryptionKey,
+}
+
+impl std::fmt::Debug for MfaService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaService").finish_non_exhaustive()
+    }
+}
+
+impl MfaService {
     fn totp_for(&self, row: &TotpRow) -> Result<Totp, AuthError> {
         let sealed = row
             .totp_secret_sealed
@@ -91,7 +114,7 @@ impl AuthServer {
     }
 
     /// Starts TOTP setup: a new secret (sealed at rest), not active until
-    /// [`AuthServer::confirm_totp`].
+    /// [`MfaService::confirm_totp`].
     pub async fn begin_totp_setup(
         &self,
         tenant: &str,
@@ -131,7 +154,7 @@ impl AuthServer {
         code: &str,
         ctx: &ClientContext,
     ) -> Result<Vec<String>, AuthError> {
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         let codes: Vec<String> = (0..BACKUP_CODES).map(|_| new_backup_code()).collect();
         self.pool
             .with_tenant(tenant, async |conn| {
@@ -192,7 +215,7 @@ impl AuthServer {
         code: &str,
         ctx: &ClientContext,
     ) -> Result<(), AuthError> {
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         self
             .pool
             .with_tenant(tenant, async |conn| {

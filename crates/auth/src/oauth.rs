@@ -13,12 +13,19 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::accounts::{SessionInfo, User};
+use std::sync::Arc;
+
+use rampart_tenancy::TenantPool;
+
 use crate::audit::{AuditEvent, append};
+use crate::config::AuthConfig;
+use crate::context::{ClientContext, RevocationCache, ct_eq, random_secret, sha256, tenant_id};
+use crate::error::AuthError;
+use crate::keys::{KeyEncryptionKey, SigningAlg};
 use crate::roles::{KNOWN_SCOPES, Principal, Role};
-use crate::server::{ct_eq, random_secret, sha256};
-use crate::token::{AccessTokenRequest, IdTokenClaims};
-use crate::{AuthError, AuthServer, ClientContext, SigningAlg};
+use crate::session::SessionInfo;
+use crate::token::{AccessTokenRequest, IdTokenClaims, TokenService};
+use crate::users::{self, User};
 
 /// How a client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -410,20 +417,44 @@ async fn revoke_family(conn: &mut AsyncPgConnection, family: Uuid) -> Result<(),
 }
 
 async fn load_user(conn: &mut AsyncPgConnection, id: Uuid) -> Result<User, AuthError> {
-    let users: Vec<User> = diesel::sql_query(format!(
-        "SELECT {} FROM users WHERE id = $1 AND status = 'active'",
-        crate::accounts::USER_COLUMNS
-    ))
-    .bind::<SqlUuid, _>(id)
-    .load(conn)
-    .await?;
-    users
-        .into_iter()
-        .next()
+    users::find_active(conn, id)
+        .await?
         .ok_or_else(|| AuthError::InvalidGrant("user is not active".into()))
 }
 
-impl AuthServer {
+/// Key: (tenant, client_id, SHA-256 of the secret that authenticated).
+pub(crate) type ClientCache = moka::sync::Cache<(String, String, [u8; 32]), Arc<Client>>;
+
+/// How long an authenticated client is trusted without re-reading its row
+/// (a disabled client keeps introspecting at most this long).
+pub(crate) const CLIENT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The OAuth 2.1 authorization server: clients, authorize, token (code,
+/// refresh, client credentials), revocation, introspection, bearer
+/// authentication, userinfo, discovery and JWKS.
+#[derive(Clone)]
+pub struct OAuthService {
+    pub(crate) pool: TenantPool,
+    pub(crate) config: Arc<AuthConfig>,
+    pub(crate) tokens: Arc<TokenService>,
+    /// Seals refresh successors at rest (the grace-window replay answer).
+    pub(crate) sealer: KeyEncryptionKey,
+    /// Confidential clients that authenticated at introspection recently.
+    pub(crate) client_cache: ClientCache,
+    pub(crate) revocations: RevocationCache,
+}
+
+impl std::fmt::Debug for OAuthService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthService").finish_non_exhaustive()
+    }
+}
+
+impl OAuthService {
+    fn issuer(&self, tenant: &str) -> String {
+        self.config.issuer(tenant)
+    }
+
     /// Registers a client; returns its secret (shown once) for confidential clients.
     pub async fn register_client(
         &self,
@@ -463,7 +494,7 @@ impl AuthServer {
             return Err(AuthError::InvalidScope(bad.clone()));
         }
         let secret = (reg.auth_method != ClientAuthMethod::None).then(|| random_secret(32));
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
                 let n = diesel::sql_query(
@@ -788,7 +819,7 @@ impl AuthServer {
             .as_deref()
             .ok_or_else(|| invalid_request("redirect_uri missing"))?;
         let code_hash = sha256(code.as_bytes());
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         self
             .pool
             .with_tenant(tenant, async |conn| {
@@ -872,7 +903,7 @@ impl AuthServer {
             .as_deref()
             .ok_or_else(|| invalid_request("refresh_token missing"))?;
         let hash = sha256(presented.as_bytes());
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         let successor = random_secret(32);
         let sealed = self.sealer.seal(successor.as_bytes())?;
         let grace = i64::try_from(self.config.refresh_grace_secs).unwrap_or(10);
@@ -994,7 +1025,7 @@ impl AuthServer {
             .filter(|s| !matches!(*s, "openid" | "offline_access" | "profile" | "email"))
             .collect::<Vec<_>>()
             .join(" ");
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
                 let r = self
@@ -1042,7 +1073,7 @@ impl AuthServer {
             &self.issuer(tenant),
             &self.config.access_token_audience,
         )?;
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         if verified.tenant_id != tenant_id {
             return Err(AuthError::InvalidToken("token of another tenant".into()));
         }
@@ -1130,7 +1161,7 @@ impl AuthServer {
                     &self.config.access_token_audience,
                 )
                 .ok();
-            let tenant_id = self.tenant_id(tenant).await?;
+            let tenant_id = tenant_id(&self.pool, tenant).await?;
             let verified = verified.filter(|v| v.tenant_id == tenant_id);
             let cache_key = creds.secret.as_ref().map(|secret| {
                 let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
@@ -1178,7 +1209,7 @@ impl AuthServer {
                 if let Some(key) = cache_key
                     && client.secret_hash.is_some()
                 {
-                    self.client_cache.insert(key, std::sync::Arc::new(client));
+                    self.client_cache.insert(key, Arc::new(client));
                 }
             }
             let Some(v) = verified.filter(|_| live) else {
@@ -1232,7 +1263,7 @@ impl AuthServer {
         ctx: &ClientContext,
     ) -> Result<(), AuthError> {
         let client = self.authenticate_client(tenant, creds).await?;
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         let jti = if token.split('.').count() == 3 {
             self.tokens
                 .verify_access_token(
@@ -1291,7 +1322,11 @@ impl AuthServer {
         let user_id = p
             .user_id
             .ok_or_else(|| AuthError::Forbidden("no user".into()))?;
-        let user = self.user(tenant, user_id).await?;
+        let user = self
+            .pool
+            .with_tenant(tenant, async |conn| users::find(conn, user_id).await)
+            .await?
+            .ok_or_else(|| AuthError::NotFound("user".into()))?;
         let mut out = serde_json::json!({"sub": user.id.to_string()});
         if scopes.iter().any(|s| s == "email") {
             out["email"] = user.email.clone().into();

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::{AuthConfig, AuthError};
+use crate::config::AuthConfig;
+use crate::error::AuthError;
 
 /// Which secret is being guessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
