@@ -4,7 +4,11 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Bytea, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::dsl::{exists, now};
+use diesel::{
+    ExpressionMethods, NullableExpressionMethods, OptionalExtension, PgExpressionMethods, QueryDsl,
+    Queryable, Selectable, SelectableHelper,
+};
 use diesel_async::RunQueryDsl;
 use rampart_tenancy::TenantPool;
 use uuid::Uuid;
@@ -16,29 +20,22 @@ use crate::error::AuthError;
 use crate::mfa::MfaService;
 use crate::password::PasswordHasher;
 use crate::roles::Role;
+use crate::schema::{login_challenges, lower, sessions, users};
 pub use crate::session::{LoginOutcome, NewSession, SessionInfo};
-use crate::session::{
-    SESSION_COLUMNS, create_login_challenge, create_session, revoke_session_rows,
-};
+use crate::session::{create_login_challenge, create_session, revoke_session_rows};
 use crate::throttle::{AttemptKind, recent_failures, record_attempt};
 pub use crate::users::User;
-use crate::users::{USER_COLUMNS, normalize_email};
+use crate::users::{self as user_rows, normalize_email};
 
-#[derive(diesel::QueryableByName)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 struct Credentials {
-    #[diesel(sql_type = SqlUuid)]
     id: Uuid,
-    #[diesel(sql_type = Nullable<Text>)]
     password_hash: Option<String>,
-    #[diesel(sql_type = Text)]
     status: String,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     locked_until: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Integer)]
     failed_password_count: i32,
-    #[diesel(sql_type = Integer)]
     failed_totp_count: i32,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
     totp_enabled: bool,
 }
 
@@ -78,21 +75,27 @@ impl AccountService {
         let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                let users: Vec<User> = diesel::sql_query(format!(
-                    "INSERT INTO users (email, display_name, password_hash, role, password_changed_at) \
-                     VALUES ($1, $2, $3, $4, now()) ON CONFLICT DO NOTHING RETURNING {USER_COLUMNS}"
-                ))
-                .bind::<Text, _>(&email)
-                .bind::<Text, _>(display_name)
-                .bind::<Text, _>(&hash)
-                .bind::<Text, _>(role.as_str())
-                .load(conn)
+                let user: Option<User> = diesel::insert_into(users::table)
+                    .values((
+                        users::email.eq(&email),
+                        users::display_name.eq(display_name),
+                        users::password_hash.eq(&hash),
+                        users::role.eq(role.as_str()),
+                        users::password_changed_at.eq(now),
+                    ))
+                    .on_conflict_do_nothing()
+                    .returning(User::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                let user =
+                    user.ok_or_else(|| AuthError::Conflict("e-mail already registered".into()))?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("register", "success").user(Some(user.id)),
+                )
                 .await?;
-                let user = users
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| AuthError::Conflict("e-mail already registered".into()))?;
-                append(conn, tenant_id, &AuditEvent::new("register", "success").user(Some(user.id))).await?;
                 Ok(user)
             })
             .await
@@ -102,14 +105,8 @@ impl AccountService {
     pub async fn user(&self, tenant: &str, user_id: Uuid) -> Result<User, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
-                let users: Vec<User> =
-                    diesel::sql_query(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-                        .bind::<SqlUuid, _>(user_id)
-                        .load(conn)
-                        .await?;
-                users
-                    .into_iter()
-                    .next()
+                user_rows::find(conn, user_id)
+                    .await?
                     .ok_or_else(|| AuthError::NotFound("user".into()))
             })
             .await
@@ -119,9 +116,8 @@ impl AccountService {
     pub async fn set_role(&self, tenant: &str, user_id: Uuid, role: Role) -> Result<(), AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
-                diesel::sql_query("UPDATE users SET role = $2, updated_at = now() WHERE id = $1")
-                    .bind::<SqlUuid, _>(user_id)
-                    .bind::<Text, _>(role.as_str())
+                diesel::update(users::table.find(user_id))
+                    .set((users::role.eq(role.as_str()), users::updated_at.eq(now)))
                     .execute(conn)
                     .await?;
                 Ok::<_, AuthError>(())
@@ -146,15 +142,15 @@ impl AccountService {
         let (state, creds) = self
             .pool
             .with_tenant(tenant, async |conn| {
-                let state = recent_failures(conn, config, AttemptKind::Password, &account, &ctx.ip).await?;
-                let creds: Vec<Credentials> = diesel::sql_query(
-                    "SELECT id, password_hash, status, locked_until, failed_password_count, failed_totp_count, totp_enabled \
-                     FROM users WHERE lower(email) = $1",
-                )
-                .bind::<Text, _>(&account)
-                .load(conn)
-                .await?;
-                Ok::<_, AuthError>((state, creds.into_iter().next()))
+                let state =
+                    recent_failures(conn, config, AttemptKind::Password, &account, &ctx.ip).await?;
+                let creds: Option<Credentials> = users::table
+                    .filter(lower(users::email).eq(&account))
+                    .select(Credentials::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?;
+                Ok::<_, AuthError>((state, creds))
             })
             .await?;
         if let Err(limited) = state.check_rate_limit(config) {
@@ -184,67 +180,104 @@ impl AccountService {
                 creds.as_ref().and_then(|c| c.password_hash.as_deref()),
             )
             .await?;
-        let now = Utc::now();
+        let at = Utc::now();
         let usable = creds
             .as_ref()
-            .is_some_and(|c| c.status == "active" && c.locked_until.is_none_or(|t| t <= now));
+            .is_some_and(|c| c.status == "active" && c.locked_until.is_none_or(|t| t <= at));
         let success = check.valid && usable;
-        self
-            .pool
+        self.pool
             .with_tenant(tenant, async |conn| {
                 record_attempt(conn, AttemptKind::Password, &account, &ctx.ip, success).await?;
                 let Some(creds) = creds.as_ref() else {
-                    append(conn, tenant_id, &AuditEvent::new("login", "failure").client(ctx)
-                        .detail(serde_json::json!({"reason": "unknown_user"}))).await?;
+                    append(
+                        conn,
+                        tenant_id,
+                        &AuditEvent::new("login", "failure")
+                            .client(ctx)
+                            .detail(serde_json::json!({"reason": "unknown_user"})),
+                    )
+                    .await?;
                     return Ok(Err(AuthError::InvalidCredentials));
                 };
                 if !success {
-                    let locked = creds.locked_until.is_some_and(|t| t > now);
-                    #[derive(diesel::QueryableByName)]
-                    struct Count {
-                        #[diesel(sql_type = Integer)]
-                        failed_password_count: i32,
-                    }
-                    let counted: Count = diesel::sql_query(
-                        "UPDATE users SET failed_password_count = failed_password_count + 1 WHERE id = $1 \
-                         RETURNING failed_password_count",
+                    let locked = creds.locked_until.is_some_and(|t| t > at);
+                    let failures: i32 = diesel::update(users::table.find(creds.id))
+                        .set(users::failed_password_count.eq(users::failed_password_count + 1))
+                        .returning(users::failed_password_count)
+                        .get_result(conn)
+                        .await?;
+                    let reason = if locked {
+                        "locked"
+                    } else if creds.status != "active" {
+                        "disabled"
+                    } else {
+                        "bad_password"
+                    };
+                    append(
+                        conn,
+                        tenant_id,
+                        &AuditEvent::new("login", "failure")
+                            .user(Some(creds.id))
+                            .client(ctx)
+                            .detail(serde_json::json!({"reason": reason})),
                     )
-                    .bind::<SqlUuid, _>(creds.id)
-                    .get_result(conn)
                     .await?;
-                    let reason = if locked { "locked" } else if creds.status != "active" { "disabled" } else { "bad_password" };
-                    append(conn, tenant_id, &AuditEvent::new("login", "failure").user(Some(creds.id)).client(ctx)
-                        .detail(serde_json::json!({"reason": reason}))).await?;
-                    if !locked && counted.failed_password_count >= i32::try_from(self.config.lockout_threshold).unwrap_or(10) {
-                        diesel::sql_query("UPDATE users SET locked_until = $2 WHERE id = $1")
-                            .bind::<SqlUuid, _>(creds.id)
-                            .bind::<Timestamptz, _>(now + ttl(self.config.lockout_secs))
+                    if !locked
+                        && failures >= i32::try_from(self.config.lockout_threshold).unwrap_or(10)
+                    {
+                        diesel::update(users::table.find(creds.id))
+                            .set(users::locked_until.eq(at + ttl(self.config.lockout_secs)))
                             .execute(conn)
                             .await?;
-                        append(conn, tenant_id, &AuditEvent::new("lockout", "locked").user(Some(creds.id)).client(ctx)
-                            .detail(serde_json::json!({"kind": "password", "failures": counted.failed_password_count}))).await?;
+                        append(
+                            conn,
+                            tenant_id,
+                            &AuditEvent::new("lockout", "locked")
+                                .user(Some(creds.id))
+                                .client(ctx)
+                                .detail(
+                                    serde_json::json!({"kind": "password", "failures": failures}),
+                                ),
+                        )
+                        .await?;
                     }
                     return Ok(Err(AuthError::InvalidCredentials));
                 }
-                diesel::sql_query("UPDATE users SET failed_password_count = 0, locked_until = NULL WHERE id = $1")
-                    .bind::<SqlUuid, _>(creds.id)
+                diesel::update(users::table.find(creds.id))
+                    .set((
+                        users::failed_password_count.eq(0),
+                        users::locked_until.eq(None::<DateTime<Utc>>),
+                    ))
                     .execute(conn)
                     .await?;
                 if let Some(upgraded) = &check.upgraded_hash {
-                    diesel::sql_query("UPDATE users SET password_hash = $2 WHERE id = $1")
-                        .bind::<SqlUuid, _>(creds.id)
-                        .bind::<Text, _>(upgraded)
+                    diesel::update(users::table.find(creds.id))
+                        .set(users::password_hash.eq(upgraded))
                         .execute(conn)
                         .await?;
                 }
                 if creds.totp_enabled {
                     let challenge = create_login_challenge(conn, creds.id, ctx).await?;
-                    append(conn, tenant_id, &AuditEvent::new("login", "mfa_required").user(Some(creds.id)).client(ctx)).await?;
+                    append(
+                        conn,
+                        tenant_id,
+                        &AuditEvent::new("login", "mfa_required")
+                            .user(Some(creds.id))
+                            .client(ctx),
+                    )
+                    .await?;
                     return Ok(Ok(LoginOutcome::MfaRequired { challenge }));
                 }
                 let session = create_session(conn, &self.config, creds.id, ctx, "pwd").await?;
-                append(conn, tenant_id, &AuditEvent::new("login", "success").user(Some(creds.id)).client(ctx)
-                    .detail(serde_json::json!({"session": session.session_id}))).await?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("login", "success")
+                        .user(Some(creds.id))
+                        .client(ctx)
+                        .detail(serde_json::json!({"session": session.session_id})),
+                )
+                .await?;
                 Ok::<_, AuthError>(Ok(LoginOutcome::LoggedIn(session)))
             })
             .await?
@@ -262,41 +295,38 @@ impl AccountService {
         let (challenge_id, secret) = split_handle(challenge)
             .ok_or_else(|| AuthError::InvalidRequest("bad challenge".into()))?;
         let tenant_id = tenant_id(&self.pool, tenant).await?;
-        #[derive(diesel::QueryableByName)]
-        struct Challenge {
-            #[diesel(sql_type = SqlUuid)]
-            user_id: Uuid,
-            #[diesel(sql_type = Bytea)]
-            secret_hash: Vec<u8>,
-        }
         let config = &self.config;
-        let (challenge_row, creds, state) = self
+        let (challenge_user, creds, state) = self
             .pool
             .with_tenant(tenant, async |conn| {
-                let rows: Vec<Challenge> = diesel::sql_query(
-                    "SELECT user_id, secret_hash FROM login_challenges \
-                     WHERE id = $1 AND used_at IS NULL AND expires_at > now()",
-                )
-                .bind::<SqlUuid, _>(challenge_id)
-                .load(conn)
-                .await?;
-                let row = rows
-                    .into_iter()
-                    .next()
-                    .filter(|r| ct_eq(&r.secret_hash, &sha256(secret.as_bytes())))
+                let row: Option<(Uuid, Vec<u8>)> = login_challenges::table
+                    .find(challenge_id)
+                    .filter(login_challenges::used_at.is_null())
+                    .filter(login_challenges::expires_at.gt(now))
+                    .select((login_challenges::user_id, login_challenges::secret_hash))
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let (user_id, _) = row
+                    .filter(|(_, hash)| ct_eq(hash, &sha256(secret.as_bytes())))
                     .ok_or_else(|| AuthError::InvalidGrant("login challenge expired".into()))?;
-                let creds: Credentials = diesel::sql_query(
-                    "SELECT id, password_hash, status, locked_until, failed_password_count, failed_totp_count, totp_enabled \
-                     FROM users WHERE id = $1",
+                let creds: Credentials = users::table
+                    .find(user_id)
+                    .select(Credentials::as_select())
+                    .first(conn)
+                    .await?;
+                let state = recent_failures(
+                    conn,
+                    config,
+                    AttemptKind::Totp,
+                    &user_id.to_string(),
+                    &ctx.ip,
                 )
-                .bind::<SqlUuid, _>(row.user_id)
-                .get_result(conn)
                 .await?;
-                let state = recent_failures(conn, config, AttemptKind::Totp, &row.user_id.to_string(), &ctx.ip).await?;
-                Ok::<_, AuthError>((row, creds, state))
+                Ok::<_, AuthError>((user_id, creds, state))
             })
             .await?;
-        let account = challenge_row.user_id.to_string();
+        let account = challenge_user.to_string();
         if let Err(limited) = state.check_rate_limit(config) {
             audit::record(
                 &self.pool,
@@ -312,51 +342,75 @@ impl AccountService {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let now = Utc::now();
-        let locked = creds.locked_until.is_some_and(|t| t > now);
-        self
-            .pool
+        let at = Utc::now();
+        let locked = creds.locked_until.is_some_and(|t| t > at);
+        self.pool
             .with_tenant(tenant, async |conn| {
-                let method = if locked { None } else { self.mfa.check_second_factor(conn, creds.id, code).await? };
-                record_attempt(conn, AttemptKind::Totp, &account, &ctx.ip, method.is_some()).await?;
-                let Some(method) = method else {
-                    #[derive(diesel::QueryableByName)]
-                    struct Count {
-                        #[diesel(sql_type = Integer)]
-                        failed_totp_count: i32,
-                    }
-                    let counted: Count = diesel::sql_query(
-                        "UPDATE users SET failed_totp_count = failed_totp_count + 1 WHERE id = $1 RETURNING failed_totp_count",
-                    )
-                    .bind::<SqlUuid, _>(creds.id)
-                    .get_result(conn)
+                let method = if locked {
+                    None
+                } else {
+                    self.mfa.check_second_factor(conn, creds.id, code).await?
+                };
+                record_attempt(conn, AttemptKind::Totp, &account, &ctx.ip, method.is_some())
                     .await?;
-                    append(conn, tenant_id, &AuditEvent::new("mfa", "failure").user(Some(creds.id)).client(ctx)).await?;
-                    if !locked && counted.failed_totp_count >= i32::try_from(self.config.lockout_threshold).unwrap_or(10) {
-                        diesel::sql_query("UPDATE users SET locked_until = $2 WHERE id = $1")
-                            .bind::<SqlUuid, _>(creds.id)
-                            .bind::<Timestamptz, _>(now + ttl(self.config.lockout_secs))
+                let Some(method) = method else {
+                    let failures: i32 = diesel::update(users::table.find(creds.id))
+                        .set(users::failed_totp_count.eq(users::failed_totp_count + 1))
+                        .returning(users::failed_totp_count)
+                        .get_result(conn)
+                        .await?;
+                    append(
+                        conn,
+                        tenant_id,
+                        &AuditEvent::new("mfa", "failure")
+                            .user(Some(creds.id))
+                            .client(ctx),
+                    )
+                    .await?;
+                    if !locked
+                        && failures >= i32::try_from(self.config.lockout_threshold).unwrap_or(10)
+                    {
+                        diesel::update(users::table.find(creds.id))
+                            .set(users::locked_until.eq(at + ttl(self.config.lockout_secs)))
                             .execute(conn)
                             .await?;
-                        append(conn, tenant_id, &AuditEvent::new("lockout", "locked").user(Some(creds.id)).client(ctx)
-                            .detail(serde_json::json!({"kind": "totp"}))).await?;
+                        append(
+                            conn,
+                            tenant_id,
+                            &AuditEvent::new("lockout", "locked")
+                                .user(Some(creds.id))
+                                .client(ctx)
+                                .detail(serde_json::json!({"kind": "totp"})),
+                        )
+                        .await?;
                     }
                     return Ok(Err(AuthError::InvalidCredentials));
                 };
-                let used = diesel::sql_query("UPDATE login_challenges SET used_at = now() WHERE id = $1 AND used_at IS NULL")
-                    .bind::<SqlUuid, _>(challenge_id)
-                    .execute(conn)
-                    .await?;
+                let used = diesel::update(
+                    login_challenges::table
+                        .find(challenge_id)
+                        .filter(login_challenges::used_at.is_null()),
+                )
+                .set(login_challenges::used_at.eq(now))
+                .execute(conn)
+                .await?;
                 if used != 1 {
                     return Ok(Err(AuthError::InvalidGrant("login challenge used".into())));
                 }
-                diesel::sql_query("UPDATE users SET failed_totp_count = 0 WHERE id = $1")
-                    .bind::<SqlUuid, _>(creds.id)
+                diesel::update(users::table.find(creds.id))
+                    .set(users::failed_totp_count.eq(0))
                     .execute(conn)
                     .await?;
                 let session = create_session(conn, &self.config, creds.id, ctx, "pwd otp").await?;
-                append(conn, tenant_id, &AuditEvent::new("login", "success").user(Some(creds.id)).client(ctx)
-                    .detail(serde_json::json!({"session": session.session_id, "mfa": method}))).await?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("login", "success")
+                        .user(Some(creds.id))
+                        .client(ctx)
+                        .detail(serde_json::json!({"session": session.session_id, "mfa": method})),
+                )
+                .await?;
                 Ok::<_, AuthError>(Ok(session))
             })
             .await?
@@ -373,36 +427,33 @@ impl AccountService {
             split_handle(token).ok_or_else(|| AuthError::InvalidToken("bad session".into()))?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                #[derive(diesel::QueryableByName)]
-                struct Hash {
-                    #[diesel(sql_type = Nullable<Bytea>)]
-                    secret_hash: Option<Vec<u8>>,
-                }
-                let rows: Vec<Hash> = diesel::sql_query(
-                    "UPDATE sessions SET last_seen_at = now() WHERE id = $1 AND revoked_at IS NULL AND expires_at > now() \
-                     RETURNING secret_hash",
+                let hash: Option<Option<Vec<u8>>> = diesel::update(
+                    sessions::table
+                        .find(id)
+                        .filter(sessions::revoked_at.is_null())
+                        .filter(sessions::expires_at.gt(now)),
                 )
-                .bind::<SqlUuid, _>(id)
-                .load(conn)
-                .await?;
-                let ok = <[Hash]>::first(&rows)
-                    .and_then(|r| r.secret_hash.as_deref())
-                    .is_some_and(|h| ct_eq(h, &sha256(secret.as_bytes())));
+                .set(sessions::last_seen_at.eq(now))
+                .returning(sessions::secret_hash)
+                .get_result(conn)
+                .await
+                .optional()?;
+                let ok = hash
+                    .flatten()
+                    .is_some_and(|h| ct_eq(&h, &sha256(secret.as_bytes())));
                 if !ok {
                     return Err(AuthError::InvalidToken("session expired".into()));
                 }
-                let session: SessionInfo =
-                    diesel::sql_query(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"))
-                        .bind::<SqlUuid, _>(id)
-                        .get_result(conn)
-                        .await?;
-                let user: User = diesel::sql_query(format!(
-                    "SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND status = 'active'"
-                ))
-                .bind::<SqlUuid, _>(session.user_id)
-                .get_result(conn)
-                .await
-                .map_err(|_| AuthError::InvalidToken("user disabled".into()))?;
+                let session: SessionInfo = sessions::table
+                    .find(id)
+                    .select(SessionInfo::as_select())
+                    .first(conn)
+                    .await?;
+                let user = user_rows::find_active(conn, session.user_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| AuthError::InvalidToken("user disabled".into()))?;
                 Ok((session, user))
             })
             .await
@@ -416,13 +467,14 @@ impl AccountService {
     ) -> Result<Vec<SessionInfo>, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
-                let rows = diesel::sql_query(format!(
-                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
-                     AND expires_at > now() ORDER BY created_at DESC"
-                ))
-                .bind::<SqlUuid, _>(user_id)
-                .load(conn)
-                .await?;
+                let rows = sessions::table
+                    .filter(sessions::user_id.eq(user_id))
+                    .filter(sessions::revoked_at.is_null())
+                    .filter(sessions::expires_at.gt(now))
+                    .order(sessions::created_at.desc())
+                    .select(SessionInfo::as_select())
+                    .load(conn)
+                    .await?;
                 Ok::<_, AuthError>(rows)
             })
             .await
@@ -439,13 +491,14 @@ impl AccountService {
         let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                let owned =
-                    diesel::sql_query("SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2")
-                        .bind::<SqlUuid, _>(session_id)
-                        .bind::<SqlUuid, _>(user_id)
-                        .execute(conn)
-                        .await?;
-                if owned == 0 {
+                let owned: bool = diesel::select(exists(
+                    sessions::table
+                        .find(session_id)
+                        .filter(sessions::user_id.eq(user_id)),
+                ))
+                .get_result(conn)
+                .await?;
+                if !owned {
                     return Err(AuthError::NotFound("session".into()));
                 }
                 revoke_session_rows(conn, session_id).await?;
@@ -486,24 +539,26 @@ impl AccountService {
         let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                #[derive(diesel::QueryableByName)]
-                struct Id {
-                    #[diesel(sql_type = SqlUuid)]
-                    id: Uuid,
-                }
-                let ids: Vec<Id> = diesel::sql_query(
-                    "SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
-                )
-                .bind::<SqlUuid, _>(user_id)
-                .bind::<SqlUuid, _>(keep)
-                .load(conn)
-                .await?;
+                let ids: Vec<Uuid> = sessions::table
+                    .filter(sessions::user_id.eq(user_id))
+                    .filter(sessions::id.ne(keep))
+                    .filter(sessions::revoked_at.is_null())
+                    .select(sessions::id)
+                    .load(conn)
+                    .await?;
                 for id in &ids {
-                    revoke_session_rows(conn, id.id).await?;
+                    revoke_session_rows(conn, *id).await?;
                     self.revocations.invalidate_all();
                 }
-                append(conn, tenant_id, &AuditEvent::new("session_revoke_others", "success").user(Some(user_id)).client(ctx)
-                    .detail(serde_json::json!({"revoked": ids.len()}))).await?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("session_revoke_others", "success")
+                        .user(Some(user_id))
+                        .client(ctx)
+                        .detail(serde_json::json!({"revoked": ids.len()})),
+                )
+                .await?;
                 Ok::<_, AuthError>(ids.len())
             })
             .await
@@ -525,16 +580,12 @@ impl AccountService {
         let stored: Option<String> = self
             .pool
             .with_tenant(tenant, async |conn| {
-                #[derive(diesel::QueryableByName)]
-                struct H {
-                    #[diesel(sql_type = Nullable<Text>)]
-                    password_hash: Option<String>,
-                }
-                let h: H = diesel::sql_query("SELECT password_hash FROM users WHERE id = $1")
-                    .bind::<SqlUuid, _>(user_id)
-                    .get_result(conn)
+                let hash: Option<String> = users::table
+                    .find(user_id)
+                    .select(users::password_hash)
+                    .first(conn)
                     .await?;
-                Ok::<_, AuthError>(h.password_hash)
+                Ok::<_, AuthError>(hash)
             })
             .await?;
         let tenant_id = tenant_id(&self.pool, tenant).await?;
@@ -552,30 +603,33 @@ impl AccountService {
         let hash = self.hasher.hash(new).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                diesel::sql_query(
-                    "UPDATE users SET password_hash = $2, password_changed_at = now(), updated_at = now() WHERE id = $1",
-                )
-                .bind::<SqlUuid, _>(user_id)
-                .bind::<Text, _>(&hash)
-                .execute(conn)
-                .await?;
-                #[derive(diesel::QueryableByName)]
-                struct Id {
-                    #[diesel(sql_type = SqlUuid)]
-                    id: Uuid,
-                }
-                let ids: Vec<Id> = diesel::sql_query(
-                    "SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2",
-                )
-                .bind::<SqlUuid, _>(user_id)
-                .bind::<Nullable<SqlUuid>, _>(keep_session)
-                .load(conn)
-                .await?;
+                diesel::update(users::table.find(user_id))
+                    .set((
+                        users::password_hash.eq(&hash),
+                        users::password_changed_at.eq(now),
+                        users::updated_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
+                let ids: Vec<Uuid> = sessions::table
+                    .filter(sessions::user_id.eq(user_id))
+                    .filter(sessions::revoked_at.is_null())
+                    .filter(sessions::id.nullable().is_distinct_from(keep_session))
+                    .select(sessions::id)
+                    .load(conn)
+                    .await?;
                 for id in &ids {
-                    revoke_session_rows(conn, id.id).await?;
+                    revoke_session_rows(conn, *id).await?;
                     self.revocations.invalidate_all();
                 }
-                append(conn, tenant_id, &AuditEvent::new("password_change", "success").user(Some(user_id)).client(ctx)).await?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("password_change", "success")
+                        .user(Some(user_id))
+                        .client(ctx),
+                )
+                .await?;
                 Ok::<_, AuthError>(())
             })
             .await

@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -17,6 +18,7 @@ use rampart_tenancy::TenantPool;
 
 use crate::context::{ClientContext, tenant_id};
 use crate::error::AuthError;
+use crate::schema::audit_log;
 
 /// One auth event to record.
 #[derive(Debug, Clone, Default)]
@@ -97,12 +99,6 @@ fn row_hash(prev: &[u8], c: &Canonical<'_>) -> Result<Vec<u8>, AuthError> {
     Ok(h.finalize().to_vec())
 }
 
-#[derive(diesel::QueryableByName)]
-struct LastHash {
-    #[diesel(sql_type = Nullable<Bytea>)]
-    row_hash: Option<Vec<u8>>,
-}
-
 /// Appends an event inside the caller's tenant transaction.
 pub(crate) async fn append(
     conn: &mut AsyncPgConnection,
@@ -110,17 +106,16 @@ pub(crate) async fn append(
     event: &AuditEvent,
 ) -> Result<(), AuthError> {
     // One writer at a time keeps the chain linear (released at commit).
+    // raw SQL: a table lock.
     conn.batch_execute("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
         .await?;
-    let last: Vec<LastHash> =
-        diesel::sql_query("SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1")
-            .load(conn)
-            .await?;
-    let prev = last
-        .into_iter()
-        .next()
-        .and_then(|r| r.row_hash)
-        .unwrap_or_default();
+    let last: Option<Option<Vec<u8>>> = audit_log::table
+        .order(audit_log::id.desc())
+        .select(audit_log::row_hash)
+        .first(conn)
+        .await
+        .optional()?;
+    let prev = last.flatten().unwrap_or_default();
     let occurred_at: DateTime<Utc> = Utc::now().trunc_subsecs(6);
     let detail = canonical_detail(&event.detail);
     let hash = row_hash(
@@ -137,23 +132,23 @@ pub(crate) async fn append(
             detail,
         },
     )?;
-    diesel::sql_query(
-        "INSERT INTO audit_log (occurred_at, tenant_id, user_id, actor, action, result, ip, user_agent, detail, prev_hash, row_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11)",
-    )
-    .bind::<Timestamptz, _>(occurred_at)
-    .bind::<SqlUuid, _>(tenant_id)
-    .bind::<Nullable<SqlUuid>, _>(event.user_id)
-    .bind::<Nullable<Text>, _>(event.actor.as_deref())
-    .bind::<Text, _>(&event.action)
-    .bind::<Text, _>(&event.result)
-    .bind::<Nullable<Text>, _>(event.ip.as_deref())
-    .bind::<Nullable<Text>, _>(event.user_agent.as_deref())
-    .bind::<Text, _>(canonical_detail(&event.detail))
-    .bind::<Bytea, _>(if prev.is_empty() { None } else { Some(prev.clone()) }.unwrap_or_default())
-    .bind::<Bytea, _>(hash)
-    .execute(conn)
-    .await?;
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::occurred_at.eq(occurred_at),
+            audit_log::tenant_id.eq(tenant_id),
+            audit_log::user_id.eq(event.user_id),
+            audit_log::actor.eq(event.actor.as_deref()),
+            audit_log::action.eq(&event.action),
+            audit_log::result.eq(&event.result),
+            audit_log::ip.eq(event.ip.as_deref()),
+            audit_log::user_agent.eq(event.user_agent.as_deref()),
+            audit_log::detail.eq(&event.detail),
+            // The first row stores an empty previous hash, not NULL.
+            audit_log::prev_hash.eq(&prev),
+            audit_log::row_hash.eq(hash),
+        ))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -245,6 +240,7 @@ impl AuditService {
     pub async fn audit_log(&self, tenant: &str, limit: i64) -> Result<Vec<AuditRecord>, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
+                // raw SQL: `detail` is read back as PostgreSQL's own jsonb text, as served.
                 let rows = diesel::sql_query(format!(
                     "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY id DESC LIMIT $1"
                 ))
@@ -261,6 +257,7 @@ impl AuditService {
         let rows: Vec<AuditRecord> = self
             .pool
             .with_tenant(tenant, async |conn| {
+                // raw SQL: `detail` is read back as PostgreSQL's own jsonb text, as served.
                 let rows =
                     diesel::sql_query(format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY id"))
                         .load(conn)

@@ -55,6 +55,7 @@ pub mod mfa;
 pub mod oauth;
 pub mod password;
 pub mod roles;
+mod schema;
 mod server;
 pub mod session;
 pub mod throttle;

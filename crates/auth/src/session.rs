@@ -2,7 +2,8 @@
 //! session cookie, shared by password and upstream logins.
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::dsl::now;
+use diesel::{ExpressionMethods, QueryDsl, Queryable, Selectable};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
@@ -10,6 +11,7 @@ use uuid::Uuid;
 use crate::config::AuthConfig;
 use crate::context::{ClientContext, random_secret, sha256, ttl};
 use crate::error::AuthError;
+use crate::schema::{access_tokens, login_challenges, refresh_tokens, sessions};
 
 /// A login session just created; `token` goes into the session cookie and
 /// is shown only here.
@@ -39,39 +41,31 @@ pub enum LoginOutcome {
 }
 
 /// A session as listed to its user.
-#[derive(Debug, Clone, diesel::QueryableByName, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
 pub struct SessionInfo {
     /// Id.
-    #[diesel(sql_type = SqlUuid)]
     pub id: Uuid,
     /// The user.
-    #[diesel(sql_type = SqlUuid)]
     pub user_id: Uuid,
     /// Device label.
-    #[diesel(sql_type = Text)]
     pub device: String,
     /// IP at login.
-    #[diesel(sql_type = Nullable<Text>)]
     pub ip: Option<String>,
     /// User agent at login.
-    #[diesel(sql_type = Nullable<Text>)]
     pub user_agent: Option<String>,
     /// Created.
-    #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
     /// Last seen.
-    #[diesel(sql_type = Timestamptz)]
     pub last_seen_at: DateTime<Utc>,
     /// Expiry.
-    #[diesel(sql_type = Timestamptz)]
     pub expires_at: DateTime<Utc>,
     /// When the user authenticated.
-    #[diesel(sql_type = Timestamptz)]
     pub auth_time: DateTime<Utc>,
 }
 
-pub(crate) const SESSION_COLUMNS: &str =
-    "id, user_id, device, ip, user_agent, created_at, last_seen_at, expires_at, auth_time";
+/// How long a pending second-factor step stays usable.
+const CHALLENGE_TTL_SECS: i64 = 300;
 
 pub(crate) async fn create_session(
     conn: &mut AsyncPgConnection,
@@ -82,28 +76,23 @@ pub(crate) async fn create_session(
 ) -> Result<NewSession, AuthError> {
     let secret = random_secret(32);
     let expires_at = Utc::now() + ttl(config.session_ttl_secs);
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
-    }
-    let row: Id = diesel::sql_query(
-        "INSERT INTO sessions (user_id, device, ip, user_agent, expires_at, secret_hash, amr) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-    )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Text, _>(ctx.device.as_deref().unwrap_or(""))
-    .bind::<Text, _>(&ctx.ip)
-    .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
-    .bind::<Timestamptz, _>(expires_at)
-    .bind::<Bytea, _>(sha256(secret.as_bytes()))
-    .bind::<Text, _>(amr)
-    .get_result(conn)
-    .await?;
+    let id: Uuid = diesel::insert_into(sessions::table)
+        .values((
+            sessions::user_id.eq(user_id),
+            sessions::device.eq(ctx.device.as_deref().unwrap_or("")),
+            sessions::ip.eq(&ctx.ip),
+            sessions::user_agent.eq(ctx.user_agent.as_deref()),
+            sessions::expires_at.eq(expires_at),
+            sessions::secret_hash.eq(sha256(secret.as_bytes())),
+            sessions::amr.eq(amr),
+        ))
+        .returning(sessions::id)
+        .get_result(conn)
+        .await?;
     Ok(NewSession {
-        session_id: row.id,
+        session_id: id,
         user_id,
-        token: format!("{}.{secret}", row.id),
+        token: format!("{id}.{secret}"),
         expires_at,
     })
 }
@@ -116,23 +105,20 @@ pub(crate) async fn create_login_challenge(
     ctx: &ClientContext,
 ) -> Result<String, AuthError> {
     let secret = random_secret(32);
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
-    }
-    let row: Id = diesel::sql_query(
-        "INSERT INTO login_challenges (user_id, secret_hash, device, ip, user_agent, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, now() + interval '5 minutes') RETURNING id",
-    )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Bytea, _>(sha256(secret.as_bytes()))
-    .bind::<Text, _>(ctx.device.as_deref().unwrap_or(""))
-    .bind::<Text, _>(&ctx.ip)
-    .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
-    .get_result(conn)
-    .await?;
-    Ok(format!("{}.{secret}", row.id))
+    let id: Uuid = diesel::insert_into(login_challenges::table)
+        .values((
+            login_challenges::user_id.eq(user_id),
+            login_challenges::secret_hash.eq(sha256(secret.as_bytes())),
+            login_challenges::device.eq(ctx.device.as_deref().unwrap_or("")),
+            login_challenges::ip.eq(&ctx.ip),
+            login_challenges::user_agent.eq(ctx.user_agent.as_deref()),
+            login_challenges::expires_at
+                .eq(Utc::now() + chrono::Duration::seconds(CHALLENGE_TTL_SECS)),
+        ))
+        .returning(login_challenges::id)
+        .get_result(conn)
+        .await?;
+    Ok(format!("{id}.{secret}"))
 }
 
 /// Revokes a session and the refresh tokens (and recorded access tokens) bound to it.
@@ -140,22 +126,28 @@ pub(crate) async fn revoke_session_rows(
     conn: &mut AsyncPgConnection,
     session_id: Uuid,
 ) -> Result<usize, AuthError> {
-    let n = diesel::sql_query(
-        "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+    let n = diesel::update(
+        sessions::table
+            .filter(sessions::id.eq(session_id))
+            .filter(sessions::revoked_at.is_null()),
     )
-    .bind::<SqlUuid, _>(session_id)
+    .set(sessions::revoked_at.eq(now))
     .execute(conn)
     .await?;
-    diesel::sql_query(
-        "UPDATE refresh_tokens SET revoked_at = now() WHERE session_id = $1 AND revoked_at IS NULL",
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::session_id.eq(session_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
     )
-    .bind::<SqlUuid, _>(session_id)
+    .set(refresh_tokens::revoked_at.eq(now))
     .execute(conn)
     .await?;
-    diesel::sql_query(
-        "UPDATE access_tokens SET revoked_at = now() WHERE session_id = $1 AND revoked_at IS NULL",
+    diesel::update(
+        access_tokens::table
+            .filter(access_tokens::session_id.eq(session_id))
+            .filter(access_tokens::revoked_at.is_null()),
     )
-    .bind::<SqlUuid, _>(session_id)
+    .set(access_tokens::revoked_at.eq(now))
     .execute(conn)
     .await?;
     Ok(n)

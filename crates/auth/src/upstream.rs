@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use diesel::sql_types::{Bool, Nullable, Text, Uuid as SqlUuid};
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use josekit::jwk::{Jwk, JwkSet};
 use josekit::jws::{self, JwsVerifier};
@@ -43,9 +43,10 @@ use crate::context::{ClientContext, ct_eq, random_secret, tenant_id, unix_now};
 use crate::error::AuthError;
 use crate::keys::KeyEncryptionKey;
 use crate::roles::Role;
+use crate::schema::{external_identities, users};
 use crate::session::{LoginOutcome, create_login_challenge, create_session};
 use crate::token::Audience;
-use crate::users::{self, USER_COLUMNS, User, normalize_email};
+use crate::users::{self as user_rows, User, normalize_email};
 
 /// How long a started upstream login may take.
 const PENDING_TTL_SECS: i64 = 600;
@@ -600,19 +601,19 @@ impl UpstreamService {
             .map(normalize_email);
         self.pool
             .with_tenant(tenant, async |conn| {
-                let linked: Vec<User> = diesel::sql_query(format!(
-                    "SELECT {USER_COLUMNS} FROM users WHERE id = \
-                     (SELECT user_id FROM external_identities WHERE provider = $1 AND subject = $2)"
-                ))
-                .bind::<Text, _>(&provider.name)
-                .bind::<Text, _>(&claims.sub)
-                .load(conn)
-                .await?;
-                let (user, created) = match linked.into_iter().next() {
+                let linked: Option<User> = external_identities::table
+                    .inner_join(users::table)
+                    .filter(external_identities::provider.eq(&provider.name))
+                    .filter(external_identities::subject.eq(&claims.sub))
+                    .select(User::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let (user, created) = match linked {
                     Some(user) => (user, false),
                     None => {
                         let existing = match (&verified_email, provider.link_verified_email) {
-                            (Some(email), true) => users::by_email(conn, email).await?,
+                            (Some(email), true) => user_rows::by_email(conn, email).await?,
                             _ => None,
                         };
                         let created = existing.is_none();
@@ -620,16 +621,16 @@ impl UpstreamService {
                             Some(user) => user,
                             None => create_user(conn, provider, claims).await?,
                         };
-                        let inserted = diesel::sql_query(
-                            "INSERT INTO external_identities (provider, subject, user_id, email) \
-                             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                        )
-                        .bind::<Text, _>(&provider.name)
-                        .bind::<Text, _>(&claims.sub)
-                        .bind::<SqlUuid, _>(user.id)
-                        .bind::<Nullable<Text>, _>(claims.email.as_deref())
-                        .execute(conn)
-                        .await?;
+                        let inserted = diesel::insert_into(external_identities::table)
+                            .values((
+                                external_identities::provider.eq(&provider.name),
+                                external_identities::subject.eq(&claims.sub),
+                                external_identities::user_id.eq(user.id),
+                                external_identities::email.eq(claims.email.as_deref()),
+                            ))
+                            .on_conflict_do_nothing()
+                            .execute(conn)
+                            .await?;
                         if inserted == 0 {
                             // A concurrent first login linked it; this
                             // transaction rolls back, the retry finds the link.
@@ -729,17 +730,19 @@ async fn create_user(
         (Some(placeholder), false),
     ] {
         let Some(email) = email else { continue };
-        let users: Vec<User> = diesel::sql_query(format!(
-            "INSERT INTO users (email, display_name, role, email_verified) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING {USER_COLUMNS}"
-        ))
-        .bind::<Text, _>(&email)
-        .bind::<Text, _>(display_name.chars().take(200).collect::<String>())
-        .bind::<Text, _>(provider.new_user_role.as_str())
-        .bind::<Bool, _>(verified)
-        .load(conn)
-        .await?;
-        if let Some(user) = users.into_iter().next() {
+        let user: Option<User> = diesel::insert_into(users::table)
+            .values((
+                users::email.eq(&email),
+                users::display_name.eq(display_name.chars().take(200).collect::<String>()),
+                users::role.eq(provider.new_user_role.as_str()),
+                users::email_verified.eq(verified),
+            ))
+            .on_conflict_do_nothing()
+            .returning(User::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+        if let Some(user) = user {
             return Ok(user);
         }
     }

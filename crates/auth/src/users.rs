@@ -1,34 +1,32 @@
 //! The `users` table: the [`User`] model and the reads every service of
 //! this crate shares (user rows are managed by the accounts service).
 
-use diesel::sql_types::{Text, Uuid as SqlUuid};
+use diesel::{
+    ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::AuthError;
 use crate::roles::Role;
+use crate::schema::{lower, users};
 
 /// A user as the auth crate sees it.
-#[derive(Debug, Clone, diesel::QueryableByName, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct User {
     /// Id.
-    #[diesel(sql_type = SqlUuid)]
     pub id: Uuid,
     /// E-mail (login name).
-    #[diesel(sql_type = Text)]
     pub email: String,
     /// Display name.
-    #[diesel(sql_type = Text)]
     pub display_name: String,
     /// Role name.
-    #[diesel(sql_type = Text)]
     pub role: String,
     /// `active`, `disabled`, `pending`.
-    #[diesel(sql_type = Text)]
     pub status: String,
     /// Whether TOTP is on.
-    #[diesel(sql_type = diesel::sql_types::Bool)]
     pub totp_enabled: bool,
 }
 
@@ -38,8 +36,6 @@ impl User {
         Role::parse(&self.role).unwrap_or(Role::Viewer)
     }
 }
-
-pub(crate) const USER_COLUMNS: &str = "id, email, display_name, role, status, totp_enabled";
 
 /// E-mail addresses compare trimmed and lower-cased.
 pub(crate) fn normalize_email(email: &str) -> String {
@@ -51,12 +47,12 @@ pub(crate) async fn find(
     conn: &mut AsyncPgConnection,
     id: Uuid,
 ) -> Result<Option<User>, AuthError> {
-    let users: Vec<User> =
-        diesel::sql_query(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-            .bind::<SqlUuid, _>(id)
-            .load(conn)
-            .await?;
-    Ok(users.into_iter().next())
+    Ok(users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// An active user by id.
@@ -64,13 +60,13 @@ pub(crate) async fn find_active(
     conn: &mut AsyncPgConnection,
     id: Uuid,
 ) -> Result<Option<User>, AuthError> {
-    let users: Vec<User> = diesel::sql_query(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND status = 'active'"
-    ))
-    .bind::<SqlUuid, _>(id)
-    .load(conn)
-    .await?;
-    Ok(users.into_iter().next())
+    Ok(users::table
+        .find(id)
+        .filter(users::status.eq("active"))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// A user by (normalized) e-mail.
@@ -78,11 +74,10 @@ pub(crate) async fn by_email(
     conn: &mut AsyncPgConnection,
     email: &str,
 ) -> Result<Option<User>, AuthError> {
-    let users: Vec<User> = diesel::sql_query(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE lower(email) = $1"
-    ))
-    .bind::<Text, _>(email)
-    .load(conn)
-    .await?;
-    Ok(users.into_iter().next())
+    Ok(users::table
+        .filter(lower(users::email).eq(email))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
