@@ -20,12 +20,18 @@ use crate::error::AuthError;
 use crate::mfa::MfaService;
 use crate::password::PasswordHasher;
 use crate::roles::Role;
-use crate::schema::{login_challenges, lower, sessions, users};
+use crate::schema::{access_tokens, login_challenges, lower, refresh_tokens, sessions, users};
 pub use crate::session::{LoginOutcome, NewSession, SessionInfo};
 use crate::session::{create_login_challenge, create_session, revoke_session_rows};
 use crate::throttle::{AttemptKind, recent_failures, record_attempt};
 pub use crate::users::User;
-use crate::users::{self as user_rows, normalize_email};
+use crate::users::{self as user_rows, UserProfile, normalize_email};
+
+#[derive(diesel::QueryableByName)]
+struct Preferences {
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    preferences: serde_json::Value,
+}
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
@@ -121,6 +127,214 @@ impl AccountService {
                     .execute(conn)
                     .await?;
                 Ok::<_, AuthError>(())
+            })
+            .await
+    }
+
+    /// A user's profile.
+    pub async fn profile(&self, tenant: &str, user_id: Uuid) -> Result<UserProfile, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| user_rows::profile(conn, user_id).await)
+            .await
+    }
+
+    /// A user by e-mail (compared trimmed and lower-cased), if any.
+    pub async fn find_by_email(
+        &self,
+        tenant: &str,
+        email: &str,
+    ) -> Result<Option<User>, AuthError> {
+        let email = normalize_email(email);
+        self.pool
+            .with_tenant(tenant, async |conn| user_rows::by_email(conn, &email).await)
+            .await
+    }
+
+    /// Users of the tenant by id, at most `limit`, after `after`.
+    pub async fn list_users(
+        &self,
+        tenant: &str,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<UserProfile>, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let mut query = users::table
+                    .select(UserProfile::as_select())
+                    .order(users::id)
+                    .limit(limit)
+                    .into_boxed();
+                if let Some(after) = after {
+                    query = query.filter(users::id.gt(after));
+                }
+                Ok::<_, AuthError>(query.load(conn).await?)
+            })
+            .await
+    }
+
+    /// Changes a user's display name (`None` keeps it) and returns the
+    /// profile. The caller validates the name.
+    pub async fn update_display_name(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        display_name: Option<&str>,
+    ) -> Result<UserProfile, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let target = users::table.find(user_id);
+                match display_name {
+                    Some(name) => {
+                        diesel::update(target)
+                            .set((users::display_name.eq(name), users::updated_at.eq(now)))
+                            .execute(conn)
+                            .await?
+                    }
+                    None => {
+                        diesel::update(target)
+                            .set(users::updated_at.eq(now))
+                            .execute(conn)
+                            .await?
+                    }
+                };
+                user_rows::profile(conn, user_id).await
+            })
+            .await
+    }
+
+    /// Gives a user another role; [`AuthError::NotFound`] for an unknown user.
+    pub async fn assign_role(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        role: Role,
+    ) -> Result<UserProfile, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let n = diesel::update(users::table.find(user_id))
+                    .set((users::role.eq(role.as_str()), users::updated_at.eq(now)))
+                    .execute(conn)
+                    .await?;
+                if n == 0 {
+                    return Err(AuthError::NotFound("user".into()));
+                }
+                user_rows::profile(conn, user_id).await
+            })
+            .await
+    }
+
+    /// Disables a user and revokes their sessions, refresh tokens and
+    /// access tokens in the same transaction; cached revocation verdicts are
+    /// dropped so the next request re-reads them.
+    pub async fn disable_user(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+    ) -> Result<UserProfile, AuthError> {
+        let profile = self
+            .pool
+            .with_tenant(tenant, async |conn| {
+                let n = diesel::update(users::table.find(user_id))
+                    .set((users::status.eq("disabled"), users::updated_at.eq(now)))
+                    .execute(conn)
+                    .await?;
+                if n == 0 {
+                    return Err(AuthError::NotFound("user".into()));
+                }
+                diesel::update(
+                    sessions::table
+                        .filter(sessions::user_id.eq(user_id))
+                        .filter(sessions::revoked_at.is_null()),
+                )
+                .set(sessions::revoked_at.eq(now))
+                .execute(conn)
+                .await?;
+                diesel::update(
+                    refresh_tokens::table
+                        .filter(refresh_tokens::user_id.eq(user_id))
+                        .filter(refresh_tokens::revoked_at.is_null()),
+                )
+                .set(refresh_tokens::revoked_at.eq(now))
+                .execute(conn)
+                .await?;
+                diesel::update(
+                    access_tokens::table
+                        .filter(access_tokens::user_id.eq(user_id))
+                        .filter(access_tokens::revoked_at.is_null()),
+                )
+                .set(access_tokens::revoked_at.eq(now))
+                .execute(conn)
+                .await?;
+                user_rows::profile(conn, user_id).await
+            })
+            .await?;
+        // After the commit: a verdict cached in between would otherwise live on.
+        self.revocations.invalidate_all();
+        Ok(profile)
+    }
+
+    /// Re-enables a user (their revoked sessions and tokens stay revoked).
+    pub async fn enable_user(&self, tenant: &str, user_id: Uuid) -> Result<UserProfile, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let n = diesel::update(users::table.find(user_id))
+                    .set((users::status.eq("active"), users::updated_at.eq(now)))
+                    .execute(conn)
+                    .await?;
+                if n == 0 {
+                    return Err(AuthError::NotFound("user".into()));
+                }
+                user_rows::profile(conn, user_id).await
+            })
+            .await
+    }
+
+    /// A user's stored preferences (a JSON value the product interprets).
+    pub async fn preferences(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+    ) -> Result<serde_json::Value, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                // raw SQL: `preferences` is outside the 16-column diesel schema of users.
+                let rows: Vec<Preferences> =
+                    diesel::sql_query("SELECT preferences FROM users WHERE id = $1")
+                        .bind::<diesel::sql_types::Uuid, _>(user_id)
+                        .load(conn)
+                        .await?;
+                rows.into_iter()
+                    .next()
+                    .map(|r| r.preferences)
+                    .ok_or_else(|| AuthError::NotFound("user".into()))
+            })
+            .await
+    }
+
+    /// Merges `patch` (a JSON object) into a user's preferences; keys not in
+    /// the patch are kept, a stored value that is not an object is replaced.
+    pub async fn merge_preferences(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        patch: &serde_json::Value,
+    ) -> Result<serde_json::Value, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                // raw SQL: jsonb `||` merge on a column outside the 16-column diesel schema.
+                let rows: Vec<Preferences> = diesel::sql_query(
+                    "UPDATE users SET preferences = (CASE WHEN jsonb_typeof(preferences) = 'object' \
+                     THEN preferences ELSE '{}'::jsonb END) || $2, updated_at = now() \
+                     WHERE id = $1 RETURNING preferences",
+                )
+                .bind::<diesel::sql_types::Uuid, _>(user_id)
+                .bind::<diesel::sql_types::Jsonb, _>(patch)
+                .load(conn)
+                .await?;
+                rows.into_iter()
+                    .next()
+                    .map(|r| r.preferences)
+                    .ok_or_else(|| AuthError::NotFound("user".into()))
             })
             .await
     }

@@ -8,7 +8,9 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
+use diesel::{
+    ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -195,6 +197,24 @@ pub struct AuditRecord {
     pub row_hash: Option<Vec<u8>>,
 }
 
+/// One audit row of a user's own trail (no detail).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = audit_log, check_for_backend(diesel::pg::Pg))]
+pub struct UserAuditEntry {
+    /// Position in the chain.
+    pub id: i64,
+    /// Action.
+    pub action: String,
+    /// Result.
+    pub result: String,
+    /// IP.
+    pub ip: Option<String>,
+    /// User agent.
+    pub user_agent: Option<String>,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
 /// The result of checking the audit chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditVerification {
@@ -248,6 +268,28 @@ impl AuditService {
                 .load(conn)
                 .await?;
                 Ok::<_, AuthError>(rows)
+            })
+            .await
+    }
+
+    /// The newest `limit` audit rows about `user_id`, newest first.
+    pub async fn user_events(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<UserAuditEntry>, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                Ok::<_, AuthError>(
+                    audit_log::table
+                        .filter(audit_log::user_id.eq(user_id))
+                        .order(audit_log::id.desc())
+                        .limit(limit)
+                        .select(UserAuditEntry::as_select())
+                        .load(conn)
+                        .await?,
+                )
             })
             .await
     }

@@ -1,6 +1,7 @@
 //! The `users` table: the [`User`] model and the reads every service of
 //! this crate shares (user rows are managed by the accounts service).
 
+use chrono::{DateTime, Utc};
 use diesel::{
     ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
 };
@@ -35,6 +36,42 @@ impl User {
     pub fn role(&self) -> Role {
         Role::parse(&self.role).unwrap_or(Role::Viewer)
     }
+}
+
+/// A user's profile as the product shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct UserProfile {
+    /// Id.
+    pub id: Uuid,
+    /// E-mail (the login).
+    pub email: String,
+    /// Display name.
+    pub display_name: String,
+    /// Role name.
+    pub role: String,
+    /// `active`, `disabled` or `pending`.
+    pub status: String,
+    /// Whether the e-mail address was verified.
+    pub email_verified: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A user's profile by id.
+pub(crate) async fn profile(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<UserProfile, AuthError> {
+    users::table
+        .find(id)
+        .select(UserProfile::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| AuthError::NotFound("user".into()))
 }
 
 /// E-mail addresses compare trimmed and lower-cased.

@@ -59,8 +59,9 @@ fn user_error(e: PortfolioError) -> ApiError {
     }
 }
 
-fn users(state: &AppState) -> UserService {
-    UserService::new(state.tenants.clone())
+fn users(state: &AppState) -> Result<UserService, ApiError> {
+    let auth = state.auth.as_deref().ok_or_else(ApiError::not_found)?;
+    Ok(UserService::new(state.tenants.clone(), auth))
 }
 
 /// The caller's profile.
@@ -72,7 +73,7 @@ pub async fn profile(
 ) -> Result<HttpResponse, ApiError> {
     let p = principal(&req, &state, &tenant).await?;
     let me = user_of(&p)?;
-    let profile = users(&state)
+    let profile = users(&state)?
         .profile(&tenant, me)
         .await
         .map_err(user_error)?;
@@ -89,7 +90,7 @@ pub async fn update_profile(
 ) -> Result<HttpResponse, ApiError> {
     let p = principal(&req, &state, &tenant).await?;
     let me = user_of(&p)?;
-    let profile = users(&state)
+    let profile = users(&state)?
         .update_profile(&tenant, me, body.0)
         .await
         .map_err(user_error)?;
@@ -105,7 +106,7 @@ pub async fn preferences(
 ) -> Result<HttpResponse, ApiError> {
     let p = principal(&req, &state, &tenant).await?;
     let me = user_of(&p)?;
-    let prefs = users(&state)
+    let prefs = users(&state)?
         .preferences(&tenant, me)
         .await
         .map_err(user_error)?;
@@ -122,7 +123,7 @@ pub async fn update_preferences(
 ) -> Result<HttpResponse, ApiError> {
     let p = principal(&req, &state, &tenant).await?;
     let me = user_of(&p)?;
-    let prefs = users(&state)
+    let prefs = users(&state)?
         .update_preferences(&tenant, me, body.0)
         .await
         .map_err(user_error)?;
@@ -147,7 +148,7 @@ pub async fn activity(
 ) -> Result<HttpResponse, ApiError> {
     let p = principal(&req, &state, &tenant).await?;
     let me = user_of(&p)?;
-    let a = users(&state)
+    let a = users(&state)?
         .activity(&tenant, me, query.limit.unwrap_or(50))
         .await
         .map_err(user_error)?;
@@ -210,7 +211,7 @@ pub async fn list_users(
 ) -> Result<HttpResponse, ApiError> {
     let p = principal(&req, &state, &tenant).await?;
     require(&p, Permission::UsersManage)?;
-    let page = users(&state)
+    let page = users(&state)?
         .list(&tenant, page.cursor.as_deref(), page.limit.unwrap_or(20))
         .await
         .map_err(user_error)?;
@@ -237,7 +238,7 @@ pub async fn set_role(
     let p = principal(&req, &state, &tenant).await?;
     require(&p, Permission::UsersManage)?;
     let me = user_of(&p)?;
-    let profile = users(&state)
+    let profile = users(&state)?
         .set_role(&tenant, me, id, &body.role)
         .await
         .map_err(user_error)?;
@@ -270,7 +271,7 @@ pub async fn set_status(
         "disabled" => false,
         _ => return Err(ApiError::bad_request("status: active or disabled")),
     };
-    let profile = users(&state)
+    let profile = users(&state)?
         .set_active(&tenant, me, id, active)
         .await
         .map_err(user_error)?;
