@@ -1,227 +1,68 @@
 //! Accounts: register, login (with the second step when MFA is on),
 //! sessions, logout and password change.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Bytea, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde::Serialize;
+use diesel::dsl::{exists, now};
+use diesel::{
+    ExpressionMethods, NullableExpressionMethods, OptionalExtension, PgExpressionMethods, QueryDsl,
+    Queryable, Selectable, SelectableHelper,
+};
+use diesel_async::RunQueryDsl;
+use rampart_tenancy::TenantPool;
 use uuid::Uuid;
 
-use crate::audit::{AuditEvent, append};
+use crate::audit::{self, AuditEvent, append};
+use crate::config::AuthConfig;
+use crate::context::{ClientContext, RevocationCache, ct_eq, sha256, split_handle, tenant_id, ttl};
+use crate::error::AuthError;
+use crate::mfa::MfaService;
+use crate::password::PasswordHasher;
 use crate::roles::Role;
-use crate::server::{ct_eq, random_secret, sha256, split_handle};
+use crate::schema::{access_tokens, login_challenges, lower, refresh_tokens, sessions, users};
+pub use crate::session::{LoginOutcome, NewSession, SessionInfo};
+use crate::session::{create_login_challenge, create_session, revoke_session_rows};
 use crate::throttle::{AttemptKind, recent_failures, record_attempt};
-use crate::{AuthError, AuthServer, ClientContext};
-
-/// A user as the auth crate sees it.
-#[derive(Debug, Clone, diesel::QueryableByName, Serialize)]
-pub struct User {
-    /// Id.
-    #[diesel(sql_type = SqlUuid)]
-    pub id: Uuid,
-    /// E-mail (login name).
-    #[diesel(sql_type = Text)]
-    pub email: String,
-    /// Display name.
-    #[diesel(sql_type = Text)]
-    pub display_name: String,
-    /// Role name.
-    #[diesel(sql_type = Text)]
-    pub role: String,
-    /// `active`, `disabled`, `pending`.
-    #[diesel(sql_type = Text)]
-    pub status: String,
-    /// Whether TOTP is on.
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    pub totp_enabled: bool,
-}
-
-impl User {
-    /// The parsed role (unknown names read as `viewer`).
-    pub fn role(&self) -> Role {
-        Role::parse(&self.role).unwrap_or(Role::Viewer)
-    }
-}
-
-pub(crate) const USER_COLUMNS: &str = "id, email, display_name, role, status, totp_enabled";
+pub use crate::users::User;
+use crate::users::{self as user_rows, UserProfile, normalize_email};
 
 #[derive(diesel::QueryableByName)]
+struct Preferences {
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    preferences: serde_json::Value,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 struct Credentials {
-    #[diesel(sql_type = SqlUuid)]
     id: Uuid,
-    #[diesel(sql_type = Nullable<Text>)]
     password_hash: Option<String>,
-    #[diesel(sql_type = Text)]
     status: String,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     locked_until: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Integer)]
     failed_password_count: i32,
-    #[diesel(sql_type = Integer)]
     failed_totp_count: i32,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
     totp_enabled: bool,
 }
 
-/// A login session just created; `token` goes into the session cookie and
-/// is shown only here.
-#[derive(Debug, Clone)]
-pub struct NewSession {
-    /// Session id.
-    pub session_id: Uuid,
-    /// The user.
-    pub user_id: Uuid,
-    /// `"{session_id}.{secret}"`: the bearer handle of the session.
-    pub token: String,
-    /// Expiry.
-    pub expires_at: DateTime<Utc>,
+/// Accounts and their sessions: registration, password and second-factor
+/// login with brute-force defence, sessions, logout and password change.
+#[derive(Clone)]
+pub struct AccountService {
+    pub(crate) pool: TenantPool,
+    pub(crate) config: Arc<AuthConfig>,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) mfa: MfaService,
+    pub(crate) revocations: RevocationCache,
 }
 
-/// The result of a correct password.
-#[derive(Debug, Clone)]
-pub enum LoginOutcome {
-    /// Logged in.
-    LoggedIn(NewSession),
-    /// A second factor is needed: pass this challenge handle to
-    /// [`AuthServer::verify_mfa`] with a TOTP or backup code.
-    MfaRequired {
-        /// The pending login's handle.
-        challenge: String,
-    },
-}
-
-/// A session as listed to its user.
-#[derive(Debug, Clone, diesel::QueryableByName, Serialize)]
-pub struct SessionInfo {
-    /// Id.
-    #[diesel(sql_type = SqlUuid)]
-    pub id: Uuid,
-    /// The user.
-    #[diesel(sql_type = SqlUuid)]
-    pub user_id: Uuid,
-    /// Device label.
-    #[diesel(sql_type = Text)]
-    pub device: String,
-    /// IP at login.
-    #[diesel(sql_type = Nullable<Text>)]
-    pub ip: Option<String>,
-    /// User agent at login.
-    #[diesel(sql_type = Nullable<Text>)]
-    pub user_agent: Option<String>,
-    /// Created.
-    #[diesel(sql_type = Timestamptz)]
-    pub created_at: DateTime<Utc>,
-    /// Last seen.
-    #[diesel(sql_type = Timestamptz)]
-    pub last_seen_at: DateTime<Utc>,
-    /// Expiry.
-    #[diesel(sql_type = Timestamptz)]
-    pub expires_at: DateTime<Utc>,
-    /// When the user authenticated.
-    #[diesel(sql_type = Timestamptz)]
-    pub auth_time: DateTime<Utc>,
-}
-
-const SESSION_COLUMNS: &str =
-    "id, user_id, device, ip, user_agent, created_at, last_seen_at, expires_at, auth_time";
-
-pub(crate) fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
-}
-
-fn ttl(secs: u64) -> chrono::Duration {
-    chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2))
-}
-
-pub(crate) async fn create_session(
-    conn: &mut AsyncPgConnection,
-    server: &AuthServer,
-    user_id: Uuid,
-    ctx: &ClientContext,
-    amr: &str,
-) -> Result<NewSession, AuthError> {
-    let secret = random_secret(32);
-    let expires_at = Utc::now() + ttl(server.config.session_ttl_secs);
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
+impl std::fmt::Debug for AccountService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountService").finish_non_exhaustive()
     }
-    let row: Id = diesel::sql_query(
-        "INSERT INTO sessions (user_id, device, ip, user_agent, expires_at, secret_hash, amr) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-    )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Text, _>(ctx.device.as_deref().unwrap_or(""))
-    .bind::<Text, _>(&ctx.ip)
-    .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
-    .bind::<Timestamptz, _>(expires_at)
-    .bind::<Bytea, _>(sha256(secret.as_bytes()))
-    .bind::<Text, _>(amr)
-    .get_result(conn)
-    .await?;
-    Ok(NewSession {
-        session_id: row.id,
-        user_id,
-        token: format!("{}.{secret}", row.id),
-        expires_at,
-    })
 }
 
-/// A pending second-factor step for `user_id`; returns its handle
-/// `"{id}.{secret}"` for [`AuthServer::verify_mfa`].
-pub(crate) async fn create_login_challenge(
-    conn: &mut AsyncPgConnection,
-    user_id: Uuid,
-    ctx: &ClientContext,
-) -> Result<String, AuthError> {
-    let secret = random_secret(32);
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
-    }
-    let row: Id = diesel::sql_query(
-        "INSERT INTO login_challenges (user_id, secret_hash, device, ip, user_agent, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, now() + interval '5 minutes') RETURNING id",
-    )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Bytea, _>(sha256(secret.as_bytes()))
-    .bind::<Text, _>(ctx.device.as_deref().unwrap_or(""))
-    .bind::<Text, _>(&ctx.ip)
-    .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
-    .get_result(conn)
-    .await?;
-    Ok(format!("{}.{secret}", row.id))
-}
-
-/// Revokes a session and the refresh tokens (and recorded access tokens) bound to it.
-pub(crate) async fn revoke_session_rows(
-    conn: &mut AsyncPgConnection,
-    session_id: Uuid,
-) -> Result<usize, AuthError> {
-    let n = diesel::sql_query(
-        "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
-    )
-    .bind::<SqlUuid, _>(session_id)
-    .execute(conn)
-    .await?;
-    diesel::sql_query(
-        "UPDATE refresh_tokens SET revoked_at = now() WHERE session_id = $1 AND revoked_at IS NULL",
-    )
-    .bind::<SqlUuid, _>(session_id)
-    .execute(conn)
-    .await?;
-    diesel::sql_query(
-        "UPDATE access_tokens SET revoked_at = now() WHERE session_id = $1 AND revoked_at IS NULL",
-    )
-    .bind::<SqlUuid, _>(session_id)
-    .execute(conn)
-    .await?;
-    Ok(n)
-}
-
-impl AuthServer {
+impl AccountService {
     /// Registers a user with a password (policy-checked, Argon2id-hashed).
     pub async fn register(
         &self,
@@ -237,24 +78,30 @@ impl AuthServer {
         }
         crate::password::check_password_policy(password, Some(&email))?;
         let hash = self.hasher.hash(password).await?;
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                let users: Vec<User> = diesel::sql_query(format!(
-                    "INSERT INTO users (email, display_name, password_hash, role, password_changed_at) \
-                     VALUES ($1, $2, $3, $4, now()) ON CONFLICT DO NOTHING RETURNING {USER_COLUMNS}"
-                ))
-                .bind::<Text, _>(&email)
-                .bind::<Text, _>(display_name)
-                .bind::<Text, _>(&hash)
-                .bind::<Text, _>(role.as_str())
-                .load(conn)
+                let user: Option<User> = diesel::insert_into(users::table)
+                    .values((
+                        users::email.eq(&email),
+                        users::display_name.eq(display_name),
+                        users::password_hash.eq(&hash),
+                        users::role.eq(role.as_str()),
+                        users::password_changed_at.eq(now),
+                    ))
+                    .on_conflict_do_nothing()
+                    .returning(User::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                let user =
+                    user.ok_or_else(|| AuthError::Conflict("e-mail already registered".into()))?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("register", "success").user(Some(user.id)),
+                )
                 .await?;
-                let user = users
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| AuthError::Conflict("e-mail already registered".into()))?;
-                append(conn, tenant_id, &AuditEvent::new("register", "success").user(Some(user.id))).await?;
                 Ok(user)
             })
             .await
@@ -264,14 +111,8 @@ impl AuthServer {
     pub async fn user(&self, tenant: &str, user_id: Uuid) -> Result<User, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
-                let users: Vec<User> =
-                    diesel::sql_query(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-                        .bind::<SqlUuid, _>(user_id)
-                        .load(conn)
-                        .await?;
-                users
-                    .into_iter()
-                    .next()
+                user_rows::find(conn, user_id)
+                    .await?
                     .ok_or_else(|| AuthError::NotFound("user".into()))
             })
             .await
@@ -281,12 +122,219 @@ impl AuthServer {
     pub async fn set_role(&self, tenant: &str, user_id: Uuid, role: Role) -> Result<(), AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
-                diesel::sql_query("UPDATE users SET role = $2, updated_at = now() WHERE id = $1")
-                    .bind::<SqlUuid, _>(user_id)
-                    .bind::<Text, _>(role.as_str())
+                diesel::update(users::table.find(user_id))
+                    .set((users::role.eq(role.as_str()), users::updated_at.eq(now)))
                     .execute(conn)
                     .await?;
                 Ok::<_, AuthError>(())
+            })
+            .await
+    }
+
+    /// A user's profile.
+    pub async fn profile(&self, tenant: &str, user_id: Uuid) -> Result<UserProfile, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| user_rows::profile(conn, user_id).await)
+            .await
+    }
+
+    /// A user by e-mail (compared trimmed and lower-cased), if any.
+    pub async fn find_by_email(
+        &self,
+        tenant: &str,
+        email: &str,
+    ) -> Result<Option<User>, AuthError> {
+        let email = normalize_email(email);
+        self.pool
+            .with_tenant(tenant, async |conn| user_rows::by_email(conn, &email).await)
+            .await
+    }
+
+    /// Users of the tenant by id, at most `limit`, after `after`.
+    pub async fn list_users(
+        &self,
+        tenant: &str,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<UserProfile>, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let mut query = users::table
+                    .select(UserProfile::as_select())
+                    .order(users::id)
+                    .limit(limit)
+                    .into_boxed();
+                if let Some(after) = after {
+                    query = query.filter(users::id.gt(after));
+                }
+                Ok::<_, AuthError>(query.load(conn).await?)
+            })
+            .await
+    }
+
+    /// Changes a user's display name (`None` keeps it) and returns the
+    /// profile. The caller validates the name.
+    pub async fn update_display_name(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        display_name: Option<&str>,
+    ) -> Result<UserProfile, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let target = users::table.find(user_id);
+                match display_name {
+                    Some(name) => {
+                        diesel::update(target)
+                            .set((users::display_name.eq(name), users::updated_at.eq(now)))
+                            .execute(conn)
+                            .await?
+                    }
+                    None => {
+                        diesel::update(target)
+                            .set(users::updated_at.eq(now))
+                            .execute(conn)
+                            .await?
+                    }
+                };
+                user_rows::profile(conn, user_id).await
+            })
+            .await
+    }
+
+    /// Gives a user another role; [`AuthError::NotFound`] for an unknown user.
+    pub async fn assign_role(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        role: Role,
+    ) -> Result<UserProfile, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let n = diesel::update(users::table.find(user_id))
+                    .set((users::role.eq(role.as_str()), users::updated_at.eq(now)))
+                    .execute(conn)
+                    .await?;
+                if n == 0 {
+                    return Err(AuthError::NotFound("user".into()));
+                }
+                user_rows::profile(conn, user_id).await
+            })
+            .await
+    }
+
+    /// Disables a user and revokes their sessions, refresh tokens and
+    /// access tokens in the same transaction; cached revocation verdicts are
+    /// dropped so the next request re-reads them.
+    pub async fn disable_user(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+    ) -> Result<UserProfile, AuthError> {
+        let profile = self
+            .pool
+            .with_tenant(tenant, async |conn| {
+                let n = diesel::update(users::table.find(user_id))
+                    .set((users::status.eq("disabled"), users::updated_at.eq(now)))
+                    .execute(conn)
+                    .await?;
+                if n == 0 {
+                    return Err(AuthError::NotFound("user".into()));
+                }
+                diesel::update(
+                    sessions::table
+                        .filter(sessions::user_id.eq(user_id))
+                        .filter(sessions::revoked_at.is_null()),
+                )
+                .set(sessions::revoked_at.eq(now))
+                .execute(conn)
+                .await?;
+                diesel::update(
+                    refresh_tokens::table
+                        .filter(refresh_tokens::user_id.eq(user_id))
+                        .filter(refresh_tokens::revoked_at.is_null()),
+                )
+                .set(refresh_tokens::revoked_at.eq(now))
+                .execute(conn)
+                .await?;
+                diesel::update(
+                    access_tokens::table
+                        .filter(access_tokens::user_id.eq(user_id))
+                        .filter(access_tokens::revoked_at.is_null()),
+                )
+                .set(access_tokens::revoked_at.eq(now))
+                .execute(conn)
+                .await?;
+                user_rows::profile(conn, user_id).await
+            })
+            .await?;
+        // After the commit: a verdict cached in between would otherwise live on.
+        self.revocations.invalidate_all();
+        Ok(profile)
+    }
+
+    /// Re-enables a user (their revoked sessions and tokens stay revoked).
+    pub async fn enable_user(&self, tenant: &str, user_id: Uuid) -> Result<UserProfile, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let n = diesel::update(users::table.find(user_id))
+                    .set((users::status.eq("active"), users::updated_at.eq(now)))
+                    .execute(conn)
+                    .await?;
+                if n == 0 {
+                    return Err(AuthError::NotFound("user".into()));
+                }
+                user_rows::profile(conn, user_id).await
+            })
+            .await
+    }
+
+    /// A user's stored preferences (a JSON value the product interprets).
+    pub async fn preferences(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+    ) -> Result<serde_json::Value, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                // raw SQL: `preferences` is outside the 16-column diesel schema of users.
+                let rows: Vec<Preferences> =
+                    diesel::sql_query("SELECT preferences FROM users WHERE id = $1")
+                        .bind::<diesel::sql_types::Uuid, _>(user_id)
+                        .load(conn)
+                        .await?;
+                rows.into_iter()
+                    .next()
+                    .map(|r| r.preferences)
+                    .ok_or_else(|| AuthError::NotFound("user".into()))
+            })
+            .await
+    }
+
+    /// Merges `patch` (a JSON object) into a user's preferences; keys not in
+    /// the patch are kept, a stored value that is not an object is replaced.
+    pub async fn merge_preferences(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        patch: &serde_json::Value,
+    ) -> Result<serde_json::Value, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                // raw SQL: jsonb `||` merge on a column outside the 16-column diesel schema.
+                let rows: Vec<Preferences> = diesel::sql_query(
+                    "UPDATE users SET preferences = (CASE WHEN jsonb_typeof(preferences) = 'object' \
+                     THEN preferences ELSE '{}'::jsonb END) || $2, updated_at = now() \
+                     WHERE id = $1 RETURNING preferences",
+                )
+                .bind::<diesel::sql_types::Uuid, _>(user_id)
+                .bind::<diesel::sql_types::Jsonb, _>(patch)
+                .load(conn)
+                .await?;
+                rows.into_iter()
+                    .next()
+                    .map(|r| r.preferences)
+                    .ok_or_else(|| AuthError::NotFound("user".into()))
             })
             .await
     }
@@ -303,25 +351,26 @@ impl AuthServer {
         ctx: &ClientContext,
     ) -> Result<LoginOutcome, AuthError> {
         let account = normalize_email(email);
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         let config = &self.config;
         let (state, creds) = self
             .pool
             .with_tenant(tenant, async |conn| {
-                let state = recent_failures(conn, config, AttemptKind::Password, &account, &ctx.ip).await?;
-                let creds: Vec<Credentials> = diesel::sql_query(
-                    "SELECT id, password_hash, status, locked_until, failed_password_count, failed_totp_count, totp_enabled \
-                     FROM users WHERE lower(email) = $1",
-                )
-                .bind::<Text, _>(&account)
-                .load(conn)
-                .await?;
-                Ok::<_, AuthError>((state, creds.into_iter().next()))
+                let state =
+                    recent_failures(conn, config, AttemptKind::Password, &account, &ctx.ip).await?;
+                let creds: Option<Credentials> = users::table
+                    .filter(lower(users::email).eq(&account))
+                    .select(Credentials::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?;
+                Ok::<_, AuthError>((state, creds))
             })
             .await?;
         if let Err(limited) = state.check_rate_limit(config) {
             let user = creds.as_ref().map(|c| c.id);
-            self.audit(
+            audit::record(
+                &self.pool,
                 tenant,
                 AuditEvent::new("login", "rate_limited")
                     .user(user)
@@ -345,74 +394,111 @@ impl AuthServer {
                 creds.as_ref().and_then(|c| c.password_hash.as_deref()),
             )
             .await?;
-        let now = Utc::now();
+        let at = Utc::now();
         let usable = creds
             .as_ref()
-            .is_some_and(|c| c.status == "active" && c.locked_until.is_none_or(|t| t <= now));
+            .is_some_and(|c| c.status == "active" && c.locked_until.is_none_or(|t| t <= at));
         let success = check.valid && usable;
-        self
-            .pool
+        self.pool
             .with_tenant(tenant, async |conn| {
                 record_attempt(conn, AttemptKind::Password, &account, &ctx.ip, success).await?;
                 let Some(creds) = creds.as_ref() else {
-                    append(conn, tenant_id, &AuditEvent::new("login", "failure").client(ctx)
-                        .detail(serde_json::json!({"reason": "unknown_user"}))).await?;
+                    append(
+                        conn,
+                        tenant_id,
+                        &AuditEvent::new("login", "failure")
+                            .client(ctx)
+                            .detail(serde_json::json!({"reason": "unknown_user"})),
+                    )
+                    .await?;
                     return Ok(Err(AuthError::InvalidCredentials));
                 };
                 if !success {
-                    let locked = creds.locked_until.is_some_and(|t| t > now);
-                    #[derive(diesel::QueryableByName)]
-                    struct Count {
-                        #[diesel(sql_type = Integer)]
-                        failed_password_count: i32,
-                    }
-                    let counted: Count = diesel::sql_query(
-                        "UPDATE users SET failed_password_count = failed_password_count + 1 WHERE id = $1 \
-                         RETURNING failed_password_count",
+                    let locked = creds.locked_until.is_some_and(|t| t > at);
+                    let failures: i32 = diesel::update(users::table.find(creds.id))
+                        .set(users::failed_password_count.eq(users::failed_password_count + 1))
+                        .returning(users::failed_password_count)
+                        .get_result(conn)
+                        .await?;
+                    let reason = if locked {
+                        "locked"
+                    } else if creds.status != "active" {
+                        "disabled"
+                    } else {
+                        "bad_password"
+                    };
+                    append(
+                        conn,
+                        tenant_id,
+                        &AuditEvent::new("login", "failure")
+                            .user(Some(creds.id))
+                            .client(ctx)
+                            .detail(serde_json::json!({"reason": reason})),
                     )
-                    .bind::<SqlUuid, _>(creds.id)
-                    .get_result(conn)
                     .await?;
-                    let reason = if locked { "locked" } else if creds.status != "active" { "disabled" } else { "bad_password" };
-                    append(conn, tenant_id, &AuditEvent::new("login", "failure").user(Some(creds.id)).client(ctx)
-                        .detail(serde_json::json!({"reason": reason}))).await?;
-                    if !locked && counted.failed_password_count >= i32::try_from(self.config.lockout_threshold).unwrap_or(10) {
-                        diesel::sql_query("UPDATE users SET locked_until = $2 WHERE id = $1")
-                            .bind::<SqlUuid, _>(creds.id)
-                            .bind::<Timestamptz, _>(now + ttl(self.config.lockout_secs))
+                    if !locked
+                        && failures >= i32::try_from(self.config.lockout_threshold).unwrap_or(10)
+                    {
+                        diesel::update(users::table.find(creds.id))
+                            .set(users::locked_until.eq(at + ttl(self.config.lockout_secs)))
                             .execute(conn)
                             .await?;
-                        append(conn, tenant_id, &AuditEvent::new("lockout", "locked").user(Some(creds.id)).client(ctx)
-                            .detail(serde_json::json!({"kind": "password", "failures": counted.failed_password_count}))).await?;
+                        append(
+                            conn,
+                            tenant_id,
+                            &AuditEvent::new("lockout", "locked")
+                                .user(Some(creds.id))
+                                .client(ctx)
+                                .detail(
+                                    serde_json::json!({"kind": "password", "failures": failures}),
+                                ),
+                        )
+                        .await?;
                     }
                     return Ok(Err(AuthError::InvalidCredentials));
                 }
-                diesel::sql_query("UPDATE users SET failed_password_count = 0, locked_until = NULL WHERE id = $1")
-                    .bind::<SqlUuid, _>(creds.id)
+                diesel::update(users::table.find(creds.id))
+                    .set((
+                        users::failed_password_count.eq(0),
+                        users::locked_until.eq(None::<DateTime<Utc>>),
+                    ))
                     .execute(conn)
                     .await?;
                 if let Some(upgraded) = &check.upgraded_hash {
-                    diesel::sql_query("UPDATE users SET password_hash = $2 WHERE id = $1")
-                        .bind::<SqlUuid, _>(creds.id)
-                        .bind::<Text, _>(upgraded)
+                    diesel::update(users::table.find(creds.id))
+                        .set(users::password_hash.eq(upgraded))
                         .execute(conn)
                         .await?;
                 }
                 if creds.totp_enabled {
                     let challenge = create_login_challenge(conn, creds.id, ctx).await?;
-                    append(conn, tenant_id, &AuditEvent::new("login", "mfa_required").user(Some(creds.id)).client(ctx)).await?;
+                    append(
+                        conn,
+                        tenant_id,
+                        &AuditEvent::new("login", "mfa_required")
+                            .user(Some(creds.id))
+                            .client(ctx),
+                    )
+                    .await?;
                     return Ok(Ok(LoginOutcome::MfaRequired { challenge }));
                 }
-                let session = create_session(conn, self, creds.id, ctx, "pwd").await?;
-                append(conn, tenant_id, &AuditEvent::new("login", "success").user(Some(creds.id)).client(ctx)
-                    .detail(serde_json::json!({"session": session.session_id}))).await?;
+                let session = create_session(conn, &self.config, creds.id, ctx, "pwd").await?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("login", "success")
+                        .user(Some(creds.id))
+                        .client(ctx)
+                        .detail(serde_json::json!({"session": session.session_id})),
+                )
+                .await?;
                 Ok::<_, AuthError>(Ok(LoginOutcome::LoggedIn(session)))
             })
             .await?
     }
 
     /// Second login step: a TOTP code (or a backup code) for a challenge
-    /// from [`AuthServer::login`]. Throttled on its own counters.
+    /// from [`AccountService::login`]. Throttled on its own counters.
     pub async fn verify_mfa(
         &self,
         tenant: &str,
@@ -422,44 +508,42 @@ impl AuthServer {
     ) -> Result<NewSession, AuthError> {
         let (challenge_id, secret) = split_handle(challenge)
             .ok_or_else(|| AuthError::InvalidRequest("bad challenge".into()))?;
-        let tenant_id = self.tenant_id(tenant).await?;
-        #[derive(diesel::QueryableByName)]
-        struct Challenge {
-            #[diesel(sql_type = SqlUuid)]
-            user_id: Uuid,
-            #[diesel(sql_type = Bytea)]
-            secret_hash: Vec<u8>,
-        }
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         let config = &self.config;
-        let (challenge_row, creds, state) = self
+        let (challenge_user, creds, state) = self
             .pool
             .with_tenant(tenant, async |conn| {
-                let rows: Vec<Challenge> = diesel::sql_query(
-                    "SELECT user_id, secret_hash FROM login_challenges \
-                     WHERE id = $1 AND used_at IS NULL AND expires_at > now()",
-                )
-                .bind::<SqlUuid, _>(challenge_id)
-                .load(conn)
-                .await?;
-                let row = rows
-                    .into_iter()
-                    .next()
-                    .filter(|r| ct_eq(&r.secret_hash, &sha256(secret.as_bytes())))
+                let row: Option<(Uuid, Vec<u8>)> = login_challenges::table
+                    .find(challenge_id)
+                    .filter(login_challenges::used_at.is_null())
+                    .filter(login_challenges::expires_at.gt(now))
+                    .select((login_challenges::user_id, login_challenges::secret_hash))
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let (user_id, _) = row
+                    .filter(|(_, hash)| ct_eq(hash, &sha256(secret.as_bytes())))
                     .ok_or_else(|| AuthError::InvalidGrant("login challenge expired".into()))?;
-                let creds: Credentials = diesel::sql_query(
-                    "SELECT id, password_hash, status, locked_until, failed_password_count, failed_totp_count, totp_enabled \
-                     FROM users WHERE id = $1",
+                let creds: Credentials = users::table
+                    .find(user_id)
+                    .select(Credentials::as_select())
+                    .first(conn)
+                    .await?;
+                let state = recent_failures(
+                    conn,
+                    config,
+                    AttemptKind::Totp,
+                    &user_id.to_string(),
+                    &ctx.ip,
                 )
-                .bind::<SqlUuid, _>(row.user_id)
-                .get_result(conn)
                 .await?;
-                let state = recent_failures(conn, config, AttemptKind::Totp, &row.user_id.to_string(), &ctx.ip).await?;
-                Ok::<_, AuthError>((row, creds, state))
+                Ok::<_, AuthError>((user_id, creds, state))
             })
             .await?;
-        let account = challenge_row.user_id.to_string();
+        let account = challenge_user.to_string();
         if let Err(limited) = state.check_rate_limit(config) {
-            self.audit(
+            audit::record(
+                &self.pool,
                 tenant,
                 AuditEvent::new("mfa", "rate_limited")
                     .user(Some(creds.id))
@@ -472,51 +556,75 @@ impl AuthServer {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let now = Utc::now();
-        let locked = creds.locked_until.is_some_and(|t| t > now);
-        self
-            .pool
+        let at = Utc::now();
+        let locked = creds.locked_until.is_some_and(|t| t > at);
+        self.pool
             .with_tenant(tenant, async |conn| {
-                let method = if locked { None } else { self.check_second_factor(conn, creds.id, code).await? };
-                record_attempt(conn, AttemptKind::Totp, &account, &ctx.ip, method.is_some()).await?;
-                let Some(method) = method else {
-                    #[derive(diesel::QueryableByName)]
-                    struct Count {
-                        #[diesel(sql_type = Integer)]
-                        failed_totp_count: i32,
-                    }
-                    let counted: Count = diesel::sql_query(
-                        "UPDATE users SET failed_totp_count = failed_totp_count + 1 WHERE id = $1 RETURNING failed_totp_count",
-                    )
-                    .bind::<SqlUuid, _>(creds.id)
-                    .get_result(conn)
+                let method = if locked {
+                    None
+                } else {
+                    self.mfa.check_second_factor(conn, creds.id, code).await?
+                };
+                record_attempt(conn, AttemptKind::Totp, &account, &ctx.ip, method.is_some())
                     .await?;
-                    append(conn, tenant_id, &AuditEvent::new("mfa", "failure").user(Some(creds.id)).client(ctx)).await?;
-                    if !locked && counted.failed_totp_count >= i32::try_from(self.config.lockout_threshold).unwrap_or(10) {
-                        diesel::sql_query("UPDATE users SET locked_until = $2 WHERE id = $1")
-                            .bind::<SqlUuid, _>(creds.id)
-                            .bind::<Timestamptz, _>(now + ttl(self.config.lockout_secs))
+                let Some(method) = method else {
+                    let failures: i32 = diesel::update(users::table.find(creds.id))
+                        .set(users::failed_totp_count.eq(users::failed_totp_count + 1))
+                        .returning(users::failed_totp_count)
+                        .get_result(conn)
+                        .await?;
+                    append(
+                        conn,
+                        tenant_id,
+                        &AuditEvent::new("mfa", "failure")
+                            .user(Some(creds.id))
+                            .client(ctx),
+                    )
+                    .await?;
+                    if !locked
+                        && failures >= i32::try_from(self.config.lockout_threshold).unwrap_or(10)
+                    {
+                        diesel::update(users::table.find(creds.id))
+                            .set(users::locked_until.eq(at + ttl(self.config.lockout_secs)))
                             .execute(conn)
                             .await?;
-                        append(conn, tenant_id, &AuditEvent::new("lockout", "locked").user(Some(creds.id)).client(ctx)
-                            .detail(serde_json::json!({"kind": "totp"}))).await?;
+                        append(
+                            conn,
+                            tenant_id,
+                            &AuditEvent::new("lockout", "locked")
+                                .user(Some(creds.id))
+                                .client(ctx)
+                                .detail(serde_json::json!({"kind": "totp"})),
+                        )
+                        .await?;
                     }
                     return Ok(Err(AuthError::InvalidCredentials));
                 };
-                let used = diesel::sql_query("UPDATE login_challenges SET used_at = now() WHERE id = $1 AND used_at IS NULL")
-                    .bind::<SqlUuid, _>(challenge_id)
-                    .execute(conn)
-                    .await?;
+                let used = diesel::update(
+                    login_challenges::table
+                        .find(challenge_id)
+                        .filter(login_challenges::used_at.is_null()),
+                )
+                .set(login_challenges::used_at.eq(now))
+                .execute(conn)
+                .await?;
                 if used != 1 {
                     return Ok(Err(AuthError::InvalidGrant("login challenge used".into())));
                 }
-                diesel::sql_query("UPDATE users SET failed_totp_count = 0 WHERE id = $1")
-                    .bind::<SqlUuid, _>(creds.id)
+                diesel::update(users::table.find(creds.id))
+                    .set(users::failed_totp_count.eq(0))
                     .execute(conn)
                     .await?;
-                let session = create_session(conn, self, creds.id, ctx, "pwd otp").await?;
-                append(conn, tenant_id, &AuditEvent::new("login", "success").user(Some(creds.id)).client(ctx)
-                    .detail(serde_json::json!({"session": session.session_id, "mfa": method}))).await?;
+                let session = create_session(conn, &self.config, creds.id, ctx, "pwd otp").await?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("login", "success")
+                        .user(Some(creds.id))
+                        .client(ctx)
+                        .detail(serde_json::json!({"session": session.session_id, "mfa": method})),
+                )
+                .await?;
                 Ok::<_, AuthError>(Ok(session))
             })
             .await?
@@ -533,36 +641,33 @@ impl AuthServer {
             split_handle(token).ok_or_else(|| AuthError::InvalidToken("bad session".into()))?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                #[derive(diesel::QueryableByName)]
-                struct Hash {
-                    #[diesel(sql_type = Nullable<Bytea>)]
-                    secret_hash: Option<Vec<u8>>,
-                }
-                let rows: Vec<Hash> = diesel::sql_query(
-                    "UPDATE sessions SET last_seen_at = now() WHERE id = $1 AND revoked_at IS NULL AND expires_at > now() \
-                     RETURNING secret_hash",
+                let hash: Option<Option<Vec<u8>>> = diesel::update(
+                    sessions::table
+                        .find(id)
+                        .filter(sessions::revoked_at.is_null())
+                        .filter(sessions::expires_at.gt(now)),
                 )
-                .bind::<SqlUuid, _>(id)
-                .load(conn)
-                .await?;
-                let ok = <[Hash]>::first(&rows)
-                    .and_then(|r| r.secret_hash.as_deref())
-                    .is_some_and(|h| ct_eq(h, &sha256(secret.as_bytes())));
+                .set(sessions::last_seen_at.eq(now))
+                .returning(sessions::secret_hash)
+                .get_result(conn)
+                .await
+                .optional()?;
+                let ok = hash
+                    .flatten()
+                    .is_some_and(|h| ct_eq(&h, &sha256(secret.as_bytes())));
                 if !ok {
                     return Err(AuthError::InvalidToken("session expired".into()));
                 }
-                let session: SessionInfo =
-                    diesel::sql_query(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"))
-                        .bind::<SqlUuid, _>(id)
-                        .get_result(conn)
-                        .await?;
-                let user: User = diesel::sql_query(format!(
-                    "SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND status = 'active'"
-                ))
-                .bind::<SqlUuid, _>(session.user_id)
-                .get_result(conn)
-                .await
-                .map_err(|_| AuthError::InvalidToken("user disabled".into()))?;
+                let session: SessionInfo = sessions::table
+                    .find(id)
+                    .select(SessionInfo::as_select())
+                    .first(conn)
+                    .await?;
+                let user = user_rows::find_active(conn, session.user_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| AuthError::InvalidToken("user disabled".into()))?;
                 Ok((session, user))
             })
             .await
@@ -576,13 +681,14 @@ impl AuthServer {
     ) -> Result<Vec<SessionInfo>, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
-                let rows = diesel::sql_query(format!(
-                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
-                     AND expires_at > now() ORDER BY created_at DESC"
-                ))
-                .bind::<SqlUuid, _>(user_id)
-                .load(conn)
-                .await?;
+                let rows = sessions::table
+                    .filter(sessions::user_id.eq(user_id))
+                    .filter(sessions::revoked_at.is_null())
+                    .filter(sessions::expires_at.gt(now))
+                    .order(sessions::created_at.desc())
+                    .select(SessionInfo::as_select())
+                    .load(conn)
+                    .await?;
                 Ok::<_, AuthError>(rows)
             })
             .await
@@ -596,16 +702,17 @@ impl AuthServer {
         session_id: Uuid,
         ctx: &ClientContext,
     ) -> Result<(), AuthError> {
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                let owned =
-                    diesel::sql_query("SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2")
-                        .bind::<SqlUuid, _>(session_id)
-                        .bind::<SqlUuid, _>(user_id)
-                        .execute(conn)
-                        .await?;
-                if owned == 0 {
+                let owned: bool = diesel::select(exists(
+                    sessions::table
+                        .find(session_id)
+                        .filter(sessions::user_id.eq(user_id)),
+                ))
+                .get_result(conn)
+                .await?;
+                if !owned {
                     return Err(AuthError::NotFound("session".into()));
                 }
                 revoke_session_rows(conn, session_id).await?;
@@ -643,27 +750,29 @@ impl AuthServer {
         keep: Uuid,
         ctx: &ClientContext,
     ) -> Result<usize, AuthError> {
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                #[derive(diesel::QueryableByName)]
-                struct Id {
-                    #[diesel(sql_type = SqlUuid)]
-                    id: Uuid,
-                }
-                let ids: Vec<Id> = diesel::sql_query(
-                    "SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
-                )
-                .bind::<SqlUuid, _>(user_id)
-                .bind::<SqlUuid, _>(keep)
-                .load(conn)
-                .await?;
+                let ids: Vec<Uuid> = sessions::table
+                    .filter(sessions::user_id.eq(user_id))
+                    .filter(sessions::id.ne(keep))
+                    .filter(sessions::revoked_at.is_null())
+                    .select(sessions::id)
+                    .load(conn)
+                    .await?;
                 for id in &ids {
-                    revoke_session_rows(conn, id.id).await?;
+                    revoke_session_rows(conn, *id).await?;
                     self.revocations.invalidate_all();
                 }
-                append(conn, tenant_id, &AuditEvent::new("session_revoke_others", "success").user(Some(user_id)).client(ctx)
-                    .detail(serde_json::json!({"revoked": ids.len()}))).await?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("session_revoke_others", "success")
+                        .user(Some(user_id))
+                        .client(ctx)
+                        .detail(serde_json::json!({"revoked": ids.len()})),
+                )
+                .await?;
                 Ok::<_, AuthError>(ids.len())
             })
             .await
@@ -685,21 +794,18 @@ impl AuthServer {
         let stored: Option<String> = self
             .pool
             .with_tenant(tenant, async |conn| {
-                #[derive(diesel::QueryableByName)]
-                struct H {
-                    #[diesel(sql_type = Nullable<Text>)]
-                    password_hash: Option<String>,
-                }
-                let h: H = diesel::sql_query("SELECT password_hash FROM users WHERE id = $1")
-                    .bind::<SqlUuid, _>(user_id)
-                    .get_result(conn)
+                let hash: Option<String> = users::table
+                    .find(user_id)
+                    .select(users::password_hash)
+                    .first(conn)
                     .await?;
-                Ok::<_, AuthError>(h.password_hash)
+                Ok::<_, AuthError>(hash)
             })
             .await?;
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         if !self.hasher.verify(current, stored.as_deref()).await?.valid {
-            self.audit(
+            audit::record(
+                &self.pool,
                 tenant,
                 AuditEvent::new("password_change", "failure")
                     .user(Some(user_id))
@@ -711,30 +817,33 @@ impl AuthServer {
         let hash = self.hasher.hash(new).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                diesel::sql_query(
-                    "UPDATE users SET password_hash = $2, password_changed_at = now(), updated_at = now() WHERE id = $1",
-                )
-                .bind::<SqlUuid, _>(user_id)
-                .bind::<Text, _>(&hash)
-                .execute(conn)
-                .await?;
-                #[derive(diesel::QueryableByName)]
-                struct Id {
-                    #[diesel(sql_type = SqlUuid)]
-                    id: Uuid,
-                }
-                let ids: Vec<Id> = diesel::sql_query(
-                    "SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2",
-                )
-                .bind::<SqlUuid, _>(user_id)
-                .bind::<Nullable<SqlUuid>, _>(keep_session)
-                .load(conn)
-                .await?;
+                diesel::update(users::table.find(user_id))
+                    .set((
+                        users::password_hash.eq(&hash),
+                        users::password_changed_at.eq(now),
+                        users::updated_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
+                let ids: Vec<Uuid> = sessions::table
+                    .filter(sessions::user_id.eq(user_id))
+                    .filter(sessions::revoked_at.is_null())
+                    .filter(sessions::id.nullable().is_distinct_from(keep_session))
+                    .select(sessions::id)
+                    .load(conn)
+                    .await?;
                 for id in &ids {
-                    revoke_session_rows(conn, id.id).await?;
+                    revoke_session_rows(conn, *id).await?;
                     self.revocations.invalidate_all();
                 }
-                append(conn, tenant_id, &AuditEvent::new("password_change", "success").user(Some(user_id)).client(ctx)).await?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("password_change", "success")
+                        .user(Some(user_id))
+                        .client(ctx),
+                )
+                .await?;
                 Ok::<_, AuthError>(())
             })
             .await

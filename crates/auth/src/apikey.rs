@@ -2,15 +2,21 @@
 //! identified by a public prefix, with scopes and expiry.
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::dsl::now;
+use diesel::sql_types::{Array, Bytea, Text, Uuid as SqlUuid};
+use diesel::{ExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper};
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
 use uuid::Uuid;
 
+use rampart_tenancy::TenantPool;
+
 use crate::audit::{AuditEvent, append};
+use crate::context::{ClientContext, ct_eq, random_secret, sha256, tenant_id};
+use crate::error::AuthError;
 use crate::roles::{KNOWN_SCOPES, Principal, Role};
-use crate::server::{ct_eq, random_secret, sha256};
-use crate::{AuthError, AuthServer, ClientContext};
+use crate::schema::api_keys;
+use crate::users;
 
 /// A key just created; `key` is shown only now.
 #[derive(Debug, Clone)]
@@ -24,31 +30,24 @@ pub struct NewApiKey {
 }
 
 /// A key as listed (no secret).
-#[derive(Debug, Clone, diesel::QueryableByName, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = api_keys, check_for_backend(diesel::pg::Pg))]
 pub struct ApiKeyInfo {
     /// Id.
-    #[diesel(sql_type = SqlUuid)]
     pub id: Uuid,
     /// Public prefix.
-    #[diesel(sql_type = Text)]
     pub prefix: String,
     /// Owner.
-    #[diesel(sql_type = SqlUuid)]
     pub user_id: Uuid,
     /// Label.
-    #[diesel(sql_type = Text)]
     pub name: String,
     /// Scopes.
-    #[diesel(sql_type = Array<Text>)]
     pub scopes: Vec<String>,
     /// Created.
-    #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
     /// Expiry.
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub expires_at: Option<DateTime<Utc>>,
     /// Revoked.
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -58,7 +57,19 @@ fn parse_key(key: &str) -> Option<(&str, &str)> {
     (prefix.len() == 12 && !secret.is_empty() && secret.len() <= 128).then_some((prefix, secret))
 }
 
-impl AuthServer {
+/// API keys of `api_user` accounts: create, authenticate, list, revoke.
+#[derive(Clone)]
+pub struct ApiKeyService {
+    pub(crate) pool: TenantPool,
+}
+
+impl std::fmt::Debug for ApiKeyService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyService").finish_non_exhaustive()
+    }
+}
+
+impl ApiKeyService {
     /// Creates an API key for an `api_user` user.
     pub async fn create_api_key(
         &self,
@@ -72,7 +83,11 @@ impl AuthServer {
         if let Some(bad) = scopes.iter().find(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
             return Err(AuthError::InvalidScope(bad.clone()));
         }
-        let user = self.user(tenant, user_id).await?;
+        let user = self
+            .pool
+            .with_tenant(tenant, async |conn| users::find(conn, user_id).await)
+            .await?
+            .ok_or_else(|| AuthError::NotFound("user".into()))?;
         if user.role() != Role::ApiUser {
             return Err(AuthError::InvalidRequest(
                 "API keys are for api_user accounts".into(),
@@ -80,27 +95,22 @@ impl AuthServer {
         }
         let prefix: String = hex::encode(&sha256(random_secret(16).as_bytes())[..6]);
         let secret = random_secret(32);
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         let id = self
             .pool
             .with_tenant(tenant, async |conn| {
-                #[derive(diesel::QueryableByName)]
-                struct Id {
-                    #[diesel(sql_type = SqlUuid)]
-                    id: Uuid,
-                }
-                let row: Id = diesel::sql_query(
-                    "INSERT INTO api_keys (prefix, key_hash, user_id, name, scopes, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                )
-                .bind::<Text, _>(&prefix)
-                .bind::<Bytea, _>(sha256(secret.as_bytes()))
-                .bind::<SqlUuid, _>(user_id)
-                .bind::<Text, _>(name)
-                .bind::<Array<Text>, _>(scopes)
-                .bind::<Nullable<Timestamptz>, _>(expires_at)
-                .get_result(conn)
-                .await?;
+                let id: Uuid = diesel::insert_into(api_keys::table)
+                    .values((
+                        api_keys::prefix.eq(&prefix),
+                        api_keys::key_hash.eq(sha256(secret.as_bytes())),
+                        api_keys::user_id.eq(user_id),
+                        api_keys::name.eq(name),
+                        api_keys::scopes.eq(scopes),
+                        api_keys::expires_at.eq(expires_at),
+                    ))
+                    .returning(api_keys::id)
+                    .get_result(conn)
+                    .await?;
                 append(
                     conn,
                     tenant_id,
@@ -110,7 +120,7 @@ impl AuthServer {
                         .detail(serde_json::json!({"prefix": prefix})),
                 )
                 .await?;
-                Ok::<_, AuthError>(row.id)
+                Ok::<_, AuthError>(id)
             })
             .await?;
         Ok(NewApiKey {
@@ -129,7 +139,7 @@ impl AuthServer {
     ) -> Result<Principal, AuthError> {
         let (prefix, secret) =
             parse_key(key).ok_or_else(|| AuthError::InvalidToken("malformed API key".into()))?;
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         #[derive(diesel::QueryableByName)]
         struct Row {
             #[diesel(sql_type = Bytea)]
@@ -144,6 +154,7 @@ impl AuthServer {
         let row: Option<Row> = self
             .pool
             .with_tenant(tenant, async |conn| {
+                // raw SQL: UPDATE ... FROM users (the key is usable only while its user is active).
                 let rows: Vec<Row> = diesel::sql_query(
                     "UPDATE api_keys k SET last_used_at = now() FROM users u \
                      WHERE k.prefix = $1 AND u.id = k.user_id AND k.revoked_at IS NULL \
@@ -176,13 +187,12 @@ impl AuthServer {
     ) -> Result<Vec<ApiKeyInfo>, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
-                let rows = diesel::sql_query(
-                    "SELECT id, prefix, user_id, name, scopes, created_at, expires_at, revoked_at FROM api_keys \
-                     WHERE user_id = $1 ORDER BY created_at",
-                )
-                .bind::<SqlUuid, _>(user_id)
-                .load(conn)
-                .await?;
+                let rows = api_keys::table
+                    .filter(api_keys::user_id.eq(user_id))
+                    .order(api_keys::created_at)
+                    .select(ApiKeyInfo::as_select())
+                    .load(conn)
+                    .await?;
                 Ok::<_, AuthError>(rows)
             })
             .await
@@ -195,18 +205,28 @@ impl AuthServer {
         prefix: &str,
         ctx: &ClientContext,
     ) -> Result<(), AuthError> {
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                let n = diesel::sql_query("UPDATE api_keys SET revoked_at = now() WHERE prefix = $1 AND revoked_at IS NULL")
-                    .bind::<Text, _>(prefix)
-                    .execute(conn)
-                    .await?;
+                let n = diesel::update(
+                    api_keys::table
+                        .filter(api_keys::prefix.eq(prefix))
+                        .filter(api_keys::revoked_at.is_null()),
+                )
+                .set(api_keys::revoked_at.eq(now))
+                .execute(conn)
+                .await?;
                 if n == 0 {
                     return Err(AuthError::NotFound("API key".into()));
                 }
-                append(conn, tenant_id, &AuditEvent::new("api_key_revoke", "success").client(ctx)
-                    .detail(serde_json::json!({"prefix": prefix}))).await?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("api_key_revoke", "success")
+                        .client(ctx)
+                        .detail(serde_json::json!({"prefix": prefix})),
+                )
+                .await?;
                 Ok(())
             })
             .await

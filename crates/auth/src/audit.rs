@@ -3,17 +3,24 @@
 //! Each row stores `prev_hash` (the previous row's `row_hash`) and
 //! `row_hash = SHA-256(prev_hash ‖ canonical JSON of the row)`. Appends take
 //! a table lock so the chain is linear; a database trigger refuses UPDATE
-//! and DELETE. [`crate::AuthServer::verify_audit_chain`] recomputes the chain
+//! and DELETE. [`AuditService::verify_audit_chain`] recomputes the chain
 //! and reports the first row that does not match.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::{
+    ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::{AuthError, AuthServer};
+use rampart_tenancy::TenantPool;
+
+use crate::context::{ClientContext, tenant_id};
+use crate::error::AuthError;
+use crate::schema::audit_log;
 
 /// One auth event to record.
 #[derive(Debug, Clone, Default)]
@@ -55,7 +62,7 @@ impl AuditEvent {
         self
     }
     /// Sets IP and user agent.
-    pub fn client(mut self, ctx: &crate::ClientContext) -> Self {
+    pub fn client(mut self, ctx: &ClientContext) -> Self {
         self.ip = Some(ctx.ip.clone());
         self.user_agent = ctx.user_agent.clone();
         self
@@ -94,12 +101,6 @@ fn row_hash(prev: &[u8], c: &Canonical<'_>) -> Result<Vec<u8>, AuthError> {
     Ok(h.finalize().to_vec())
 }
 
-#[derive(diesel::QueryableByName)]
-struct LastHash {
-    #[diesel(sql_type = Nullable<Bytea>)]
-    row_hash: Option<Vec<u8>>,
-}
-
 /// Appends an event inside the caller's tenant transaction.
 pub(crate) async fn append(
     conn: &mut AsyncPgConnection,
@@ -107,17 +108,16 @@ pub(crate) async fn append(
     event: &AuditEvent,
 ) -> Result<(), AuthError> {
     // One writer at a time keeps the chain linear (released at commit).
+    // raw SQL: a table lock.
     conn.batch_execute("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
         .await?;
-    let last: Vec<LastHash> =
-        diesel::sql_query("SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1")
-            .load(conn)
-            .await?;
-    let prev = last
-        .into_iter()
-        .next()
-        .and_then(|r| r.row_hash)
-        .unwrap_or_default();
+    let last: Option<Option<Vec<u8>>> = audit_log::table
+        .order(audit_log::id.desc())
+        .select(audit_log::row_hash)
+        .first(conn)
+        .await
+        .optional()?;
+    let prev = last.flatten().unwrap_or_default();
     let occurred_at: DateTime<Utc> = Utc::now().trunc_subsecs(6);
     let detail = canonical_detail(&event.detail);
     let hash = row_hash(
@@ -134,23 +134,23 @@ pub(crate) async fn append(
             detail,
         },
     )?;
-    diesel::sql_query(
-        "INSERT INTO audit_log (occurred_at, tenant_id, user_id, actor, action, result, ip, user_agent, detail, prev_hash, row_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11)",
-    )
-    .bind::<Timestamptz, _>(occurred_at)
-    .bind::<SqlUuid, _>(tenant_id)
-    .bind::<Nullable<SqlUuid>, _>(event.user_id)
-    .bind::<Nullable<Text>, _>(event.actor.as_deref())
-    .bind::<Text, _>(&event.action)
-    .bind::<Text, _>(&event.result)
-    .bind::<Nullable<Text>, _>(event.ip.as_deref())
-    .bind::<Nullable<Text>, _>(event.user_agent.as_deref())
-    .bind::<Text, _>(canonical_detail(&event.detail))
-    .bind::<Bytea, _>(if prev.is_empty() { None } else { Some(prev.clone()) }.unwrap_or_default())
-    .bind::<Bytea, _>(hash)
-    .execute(conn)
-    .await?;
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::occurred_at.eq(occurred_at),
+            audit_log::tenant_id.eq(tenant_id),
+            audit_log::user_id.eq(event.user_id),
+            audit_log::actor.eq(event.actor.as_deref()),
+            audit_log::action.eq(&event.action),
+            audit_log::result.eq(&event.result),
+            audit_log::ip.eq(event.ip.as_deref()),
+            audit_log::user_agent.eq(event.user_agent.as_deref()),
+            audit_log::detail.eq(&event.detail),
+            // The first row stores an empty previous hash, not NULL.
+            audit_log::prev_hash.eq(&prev),
+            audit_log::row_hash.eq(hash),
+        ))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -197,6 +197,24 @@ pub struct AuditRecord {
     pub row_hash: Option<Vec<u8>>,
 }
 
+/// One audit row of a user's own trail (no detail).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = audit_log, check_for_backend(diesel::pg::Pg))]
+pub struct UserAuditEntry {
+    /// Position in the chain.
+    pub id: i64,
+    /// Action.
+    pub action: String,
+    /// Result.
+    pub result: String,
+    /// IP.
+    pub ip: Option<String>,
+    /// User agent.
+    pub user_agent: Option<String>,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
 /// The result of checking the audit chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditVerification {
@@ -209,19 +227,40 @@ pub struct AuditVerification {
 const AUDIT_COLUMNS: &str = "id, occurred_at, tenant_id, user_id, actor, action, result, ip, user_agent, \
      detail::text AS detail, prev_hash, row_hash";
 
-impl AuthServer {
+/// Records an event in its own tenant transaction.
+pub(crate) async fn record(
+    pool: &TenantPool,
+    tenant: &str,
+    event: AuditEvent,
+) -> Result<(), AuthError> {
+    let tenant_id = tenant_id(pool, tenant).await?;
+    pool.with_tenant(tenant, async |conn| append(conn, tenant_id, &event).await)
+        .await
+}
+
+/// The audit log of every tenant: record, read and verify.
+#[derive(Clone)]
+pub struct AuditService {
+    pub(crate) pool: TenantPool,
+}
+
+impl std::fmt::Debug for AuditService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditService").finish_non_exhaustive()
+    }
+}
+
+impl AuditService {
     /// Records an event in its own transaction.
     pub async fn audit(&self, tenant: &str, event: AuditEvent) -> Result<(), AuthError> {
-        let tenant_id = self.tenant_id(tenant).await?;
-        self.pool
-            .with_tenant(tenant, async |conn| append(conn, tenant_id, &event).await)
-            .await
+        record(&self.pool, tenant, event).await
     }
 
     /// The newest `limit` audit rows, newest first.
     pub async fn audit_log(&self, tenant: &str, limit: i64) -> Result<Vec<AuditRecord>, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
+                // raw SQL: `detail` is read back as PostgreSQL's own jsonb text, as served.
                 let rows = diesel::sql_query(format!(
                     "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY id DESC LIMIT $1"
                 ))
@@ -233,11 +272,34 @@ impl AuthServer {
             .await
     }
 
+    /// The newest `limit` audit rows about `user_id`, newest first.
+    pub async fn user_events(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<UserAuditEntry>, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                Ok::<_, AuthError>(
+                    audit_log::table
+                        .filter(audit_log::user_id.eq(user_id))
+                        .order(audit_log::id.desc())
+                        .limit(limit)
+                        .select(UserAuditEntry::as_select())
+                        .load(conn)
+                        .await?,
+                )
+            })
+            .await
+    }
+
     /// Recomputes the whole chain and reports the first broken link.
     pub async fn verify_audit_chain(&self, tenant: &str) -> Result<AuditVerification, AuthError> {
         let rows: Vec<AuditRecord> = self
             .pool
             .with_tenant(tenant, async |conn| {
+                // raw SQL: `detail` is read back as PostgreSQL's own jsonb text, as served.
                 let rows =
                     diesel::sql_query(format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY id"))
                         .load(conn)

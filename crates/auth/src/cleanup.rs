@@ -1,12 +1,18 @@
 //! Deleting what has expired, so tables do not grow without bound.
 
-use std::time::Duration;
-
-use diesel::sql_types::{BigInt, Timestamptz};
+use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
 
-use crate::{AuthError, AuthServer};
+use std::sync::Arc;
+
+use rampart_tenancy::TenantPool;
+
+use crate::config::AuthConfig;
+use crate::error::AuthError;
+use crate::schema::{
+    access_tokens, authorization_codes, login_attempts, login_challenges, refresh_tokens, sessions,
+};
 
 /// Rows deleted (or cleared) by one cleanup of one tenant.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -25,7 +31,20 @@ pub struct CleanupReport {
     pub login_attempts: usize,
 }
 
-impl AuthServer {
+/// Deletes expired rows of every tenant.
+#[derive(Clone)]
+pub struct CleanupService {
+    pub(crate) pool: TenantPool,
+    pub(crate) config: Arc<AuthConfig>,
+}
+
+impl std::fmt::Debug for CleanupService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CleanupService").finish_non_exhaustive()
+    }
+}
+
+impl CleanupService {
     /// Deletes expired codes (kept a day after expiry so replays are still
     /// recognised), refresh tokens past their idle or absolute lifetime
     /// (revoked ones after a day), access token records, expired or
@@ -42,42 +61,54 @@ impl AuthServer {
                     authorization_codes: 0,
                     ..CleanupReport::default()
                 };
-                r.authorization_codes = diesel::sql_query("DELETE FROM authorization_codes WHERE expires_at < $1")
-                    .bind::<Timestamptz, _>(day)
-                    .execute(conn)
-                    .await?;
-                diesel::sql_query(
-                    "UPDATE refresh_tokens SET successor_sealed = NULL WHERE successor_sealed IS NOT NULL \
-                     AND rotated_at < $1",
+                r.authorization_codes = diesel::delete(
+                    authorization_codes::table.filter(authorization_codes::expires_at.lt(day)),
                 )
-                .bind::<Timestamptz, _>(now - chrono::Duration::seconds(grace))
                 .execute(conn)
                 .await?;
-                r.refresh_tokens = diesel::sql_query(
-                    "DELETE FROM refresh_tokens WHERE family_expires_at < $1 OR expires_at < $1 OR revoked_at < $2",
+                diesel::update(
+                    refresh_tokens::table
+                        .filter(refresh_tokens::successor_sealed.is_not_null())
+                        .filter(
+                            refresh_tokens::rotated_at.lt(now - chrono::Duration::seconds(grace)),
+                        ),
                 )
-                .bind::<Timestamptz, _>(now)
-                .bind::<Timestamptz, _>(day)
+                .set(refresh_tokens::successor_sealed.eq(None::<String>))
                 .execute(conn)
                 .await?;
-                r.access_tokens = diesel::sql_query("DELETE FROM access_tokens WHERE expires_at < $1")
-                    .bind::<Timestamptz, _>(now)
-                    .execute(conn)
-                    .await?;
-                r.sessions = diesel::sql_query("DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $2")
-                    .bind::<Timestamptz, _>(now)
-                    .bind::<Timestamptz, _>(day)
-                    .execute(conn)
-                    .await?;
-                r.login_challenges = diesel::sql_query("DELETE FROM login_challenges WHERE expires_at < $1")
-                    .bind::<Timestamptz, _>(now)
-                    .execute(conn)
-                    .await?;
-                r.login_attempts = diesel::sql_query(
-                    "DELETE FROM login_attempts WHERE attempted_at < $1 - make_interval(secs => $2)",
+                r.refresh_tokens = diesel::delete(
+                    refresh_tokens::table.filter(
+                        refresh_tokens::family_expires_at
+                            .lt(now)
+                            .or(refresh_tokens::expires_at.lt(now))
+                            .or(refresh_tokens::revoked_at.lt(day)),
+                    ),
                 )
-                .bind::<Timestamptz, _>(now)
-                .bind::<BigInt, _>(i64::try_from(attempts_keep).unwrap_or(86_400))
+                .execute(conn)
+                .await?;
+                r.access_tokens =
+                    diesel::delete(access_tokens::table.filter(access_tokens::expires_at.lt(now)))
+                        .execute(conn)
+                        .await?;
+                r.sessions = diesel::delete(
+                    sessions::table.filter(
+                        sessions::expires_at
+                            .lt(now)
+                            .or(sessions::revoked_at.lt(day)),
+                    ),
+                )
+                .execute(conn)
+                .await?;
+                r.login_challenges = diesel::delete(
+                    login_challenges::table.filter(login_challenges::expires_at.lt(now)),
+                )
+                .execute(conn)
+                .await?;
+                let attempts_since =
+                    now - chrono::Duration::seconds(i64::try_from(attempts_keep).unwrap_or(86_400));
+                r.login_attempts = diesel::delete(
+                    login_attempts::table.filter(login_attempts::attempted_at.lt(attempts_since)),
+                )
                 .execute(conn)
                 .await?;
                 Ok(r)
@@ -101,27 +132,5 @@ impl AuthServer {
                 + r.login_attempts;
         }
         Ok(total)
-    }
-
-    /// Spawns a task that runs [`AuthServer::cleanup_all_tenants`] every
-    /// `every`, logging failures.
-    pub fn spawn_cleanup(
-        self: &std::sync::Arc<Self>,
-        every: Duration,
-    ) -> tokio::task::JoinHandle<()> {
-        let server = std::sync::Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let Some(server) = server.upgrade() else {
-                    break;
-                };
-                match server.cleanup_all_tenants().await {
-                    Ok(n) => tracing::debug!(deleted = n, "auth cleanup"),
-                    Err(e) => tracing::warn!(error = %e, "auth cleanup failed"),
-                }
-            }
-        })
     }
 }

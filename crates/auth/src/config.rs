@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::AuthError;
+use crate::error::AuthError;
 
 /// Every tunable of the auth crate, with secure defaults.
 ///

@@ -29,7 +29,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::AuthError;
+use crate::context::unix_now;
+use crate::error::AuthError;
 
 /// What a key is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -355,7 +356,7 @@ impl LiveKey {
                 let cipher = Aes256Gcm::new_from_slice(&secret)
                     .map_err(|_| AuthError::KeyStore("tenant key is not 256 bits".into()))?;
                 live.tid_cipher = Some(cipher);
-                live.tid_header = Some(crate::token::tid_header_b64(&live.meta.kid)?);
+                live.tid_header = Some(crate::jose_header::tid_header_b64(&live.meta.kid)?);
             }
         }
         Ok(live)
@@ -392,13 +393,15 @@ impl KeySet {
             }
             match key.meta.kind {
                 KeyKind::Es256 | KeyKind::Rs256 => {
-                    for typ in crate::token::SIGNED_TYPES {
+                    for typ in crate::jose_header::SIGNED_TYPES {
                         let alg = if key.meta.kind == KeyKind::Es256 {
                             SigningAlg::ES256
                         } else {
                             SigningAlg::RS256
                         };
-                        if let Ok(h) = crate::token::jws_header_b64(alg, typ, &key.meta.kid) {
+                        if let Ok(h) =
+                            crate::jose_header::jws_header_b64(alg.as_str(), typ, &key.meta.kid)
+                        {
                             set.jws_headers.insert(h, (key.clone(), typ));
                         }
                     }
@@ -427,8 +430,8 @@ pub struct RotationPolicy {
 }
 
 impl RotationPolicy {
-    /// The policy implied by an [`crate::AuthConfig`].
-    pub fn from_config(config: &crate::AuthConfig) -> Self {
+    /// The policy implied by an [`crate::config::AuthConfig`].
+    pub fn from_config(config: &crate::config::AuthConfig) -> Self {
         Self {
             rotate_after: Duration::from_secs(config.key_rotation_secs),
             publish_lead: Duration::from_secs(config.key_publish_lead_secs),
@@ -459,11 +462,6 @@ impl std::fmt::Debug for KeyRing {
             .field("store", &self.store)
             .finish_non_exhaustive()
     }
-}
-
-/// Current unix time in seconds.
-pub(crate) fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
 }
 
 impl KeyRing {

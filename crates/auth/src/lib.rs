@@ -4,8 +4,9 @@
 //! (no web framework): keys and JWT access tokens with an encrypted tenant id,
 //! accounts and passwords, brute-force defence, TOTP, sessions, roles, API
 //! keys, a hash-chained audit log, the OAuth endpoints' logic, and login
-//! through upstream OpenID Connect providers ([`upstream`]). The server crate
-//! maps these to HTTP.
+//! through upstream OpenID Connect providers ([`upstream`]). [`AuthServer`] is
+//! a thin facade owning one of each service ([`AuthServer::accounts`],
+//! [`AuthServer::oauth`], ...). The server crate maps these to HTTP.
 //!
 //! ```
 //! # async fn demo() -> Result<(), rampart_auth::AuthError> {
@@ -46,27 +47,40 @@ pub mod apikey;
 pub mod audit;
 pub mod cleanup;
 mod config;
+mod context;
 mod error;
+mod jose_header;
 pub mod keys;
 pub mod mfa;
 pub mod oauth;
 pub mod password;
 pub mod roles;
+mod schema;
 mod server;
+pub mod session;
 pub mod throttle;
 pub mod token;
 pub mod upstream;
+pub mod users;
 
+pub use accounts::AccountService;
+pub use apikey::ApiKeyService;
+pub use audit::AuditService;
+pub use cleanup::CleanupService;
 pub use config::AuthConfig;
+pub use context::ClientContext;
 pub use error::AuthError;
 pub use keys::{
     KeyEncryptionKey, KeyKind, KeyRing, KeyState, KeyStore, MemoryKeyStore, RotationPolicy,
     SigningAlg, StoredKey, VaultKeyStore,
 };
+pub use mfa::MfaService;
+pub use oauth::OAuthService;
 pub use roles::{Permission, Principal, Role, authorize};
-pub use server::{AuthServer, ClientContext};
+pub use server::AuthServer;
 pub use token::{
     AccessTokenClaims, AccessTokenRequest, Audience, IdTokenClaims, TokenService,
     VerifiedAccessToken,
 };
+pub use upstream::UpstreamService;
 pub use upstream::{UpstreamLogin, UpstreamOutcome, UpstreamProvider};

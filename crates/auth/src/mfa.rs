@@ -1,14 +1,26 @@
 //! TOTP second factor (RFC 6238): setup, confirmation, verification without
 //! reuse within a step, backup codes, disable.
 
-use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Uuid as SqlUuid};
+use diesel::dsl::now;
+use diesel::{
+    BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable,
+    SelectableHelper,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rand::Rng;
 use totp_rs::{Algorithm, Builder, Totp};
 use uuid::Uuid;
 
+use std::sync::Arc;
+
+use rampart_tenancy::TenantPool;
+
 use crate::audit::{AuditEvent, append};
-use crate::{AuthError, AuthServer, ClientContext};
+use crate::config::AuthConfig;
+use crate::context::{ClientContext, sha256, tenant_id};
+use crate::error::AuthError;
+use crate::keys::KeyEncryptionKey;
+use crate::schema::{mfa_backup_codes, users};
 
 /// Number of backup codes made when TOTP is confirmed.
 pub const BACKUP_CODES: usize = 10;
@@ -41,7 +53,7 @@ fn backup_hash(user_id: Uuid, code: &str) -> Vec<u8> {
         .filter(|c| c.is_ascii_alphanumeric())
         .collect::<String>()
         .to_lowercase();
-    crate::server::sha256(format!("{user_id}:{normalized}").as_bytes())
+    sha256(format!("{user_id}:{normalized}").as_bytes())
 }
 
 fn new_backup_code() -> String {
@@ -58,17 +70,31 @@ fn new_backup_code() -> String {
     code
 }
 
-#[derive(diesel::QueryableByName)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 struct TotpRow {
-    #[diesel(sql_type = Text)]
     email: String,
-    #[diesel(sql_type = Nullable<Text>)]
     totp_secret_sealed: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
     totp_enabled: bool,
 }
 
-impl AuthServer {
+/// TOTP second factor of accounts: setup, confirmation, checking and
+/// disabling, with backup codes.
+#[derive(Clone)]
+pub struct MfaService {
+    pub(crate) pool: TenantPool,
+    pub(crate) config: Arc<AuthConfig>,
+    /// Seals TOTP secrets at rest.
+    pub(crate) sealer: KeyEncryptionKey,
+}
+
+impl std::fmt::Debug for MfaService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaService").finish_non_exhaustive()
+    }
+}
+
+impl MfaService {
     fn totp_for(&self, row: &TotpRow) -> Result<Totp, AuthError> {
         let sealed = row
             .totp_secret_sealed
@@ -82,16 +108,15 @@ impl AuthServer {
     }
 
     async fn totp_row(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<TotpRow, AuthError> {
-        Ok(diesel::sql_query(
-            "SELECT email, totp_secret_sealed, totp_enabled FROM users WHERE id = $1",
-        )
-        .bind::<SqlUuid, _>(user_id)
-        .get_result(conn)
-        .await?)
+        Ok(users::table
+            .find(user_id)
+            .select(TotpRow::as_select())
+            .first(conn)
+            .await?)
     }
 
     /// Starts TOTP setup: a new secret (sealed at rest), not active until
-    /// [`AuthServer::confirm_totp`].
+    /// [`MfaService::confirm_totp`].
     pub async fn begin_totp_setup(
         &self,
         tenant: &str,
@@ -107,9 +132,8 @@ impl AuthServer {
                 if row.totp_enabled {
                     return Err(AuthError::Conflict("TOTP already enabled".into()));
                 }
-                diesel::sql_query("UPDATE users SET totp_secret_sealed = $2 WHERE id = $1")
-                    .bind::<SqlUuid, _>(user_id)
-                    .bind::<Text, _>(&sealed)
+                diesel::update(users::table.find(user_id))
+                    .set(users::totp_secret_sealed.eq(&sealed))
                     .execute(conn)
                     .await?;
                 Ok(row.email)
@@ -131,7 +155,7 @@ impl AuthServer {
         code: &str,
         ctx: &ClientContext,
     ) -> Result<Vec<String>, AuthError> {
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         let codes: Vec<String> = (0..BACKUP_CODES).map(|_| new_backup_code()).collect();
         self.pool
             .with_tenant(tenant, async |conn| {
@@ -151,26 +175,31 @@ impl AuthServer {
                     .await?;
                     return Ok(Err(AuthError::InvalidGrant("wrong code".into())));
                 };
-                diesel::sql_query(
-                    "UPDATE users SET totp_enabled = true, totp_last_step = $2 WHERE id = $1",
+                diesel::update(users::table.find(user_id))
+                    .set((
+                        users::totp_enabled.eq(true),
+                        users::totp_last_step.eq(i64::try_from(step).unwrap_or(i64::MAX)),
+                    ))
+                    .execute(conn)
+                    .await?;
+                diesel::delete(
+                    mfa_backup_codes::table.filter(mfa_backup_codes::user_id.eq(user_id)),
                 )
-                .bind::<SqlUuid, _>(user_id)
-                .bind::<BigInt, _>(i64::try_from(step).unwrap_or(i64::MAX))
                 .execute(conn)
                 .await?;
-                diesel::sql_query("DELETE FROM mfa_backup_codes WHERE user_id = $1")
-                    .bind::<SqlUuid, _>(user_id)
+                let rows: Vec<_> = codes
+                    .iter()
+                    .map(|c| {
+                        (
+                            mfa_backup_codes::user_id.eq(user_id),
+                            mfa_backup_codes::code_hash.eq(backup_hash(user_id, c)),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(mfa_backup_codes::table)
+                    .values(&rows)
                     .execute(conn)
                     .await?;
-                for c in &codes {
-                    diesel::sql_query(
-                        "INSERT INTO mfa_backup_codes (user_id, code_hash) VALUES ($1, $2)",
-                    )
-                    .bind::<SqlUuid, _>(user_id)
-                    .bind::<Bytea, _>(backup_hash(user_id, c))
-                    .execute(conn)
-                    .await?;
-                }
                 append(
                     conn,
                     tenant_id,
@@ -192,25 +221,45 @@ impl AuthServer {
         code: &str,
         ctx: &ClientContext,
     ) -> Result<(), AuthError> {
-        let tenant_id = self.tenant_id(tenant).await?;
-        self
-            .pool
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
+        self.pool
             .with_tenant(tenant, async |conn| {
-                if self.check_second_factor(conn, user_id, code).await?.is_none() {
-                    append(conn, tenant_id, &AuditEvent::new("mfa_disable", "failure").user(Some(user_id)).client(ctx)).await?;
+                if self
+                    .check_second_factor(conn, user_id, code)
+                    .await?
+                    .is_none()
+                {
+                    append(
+                        conn,
+                        tenant_id,
+                        &AuditEvent::new("mfa_disable", "failure")
+                            .user(Some(user_id))
+                            .client(ctx),
+                    )
+                    .await?;
                     return Ok(Err(AuthError::InvalidCredentials));
                 }
-                diesel::sql_query(
-                    "UPDATE users SET totp_enabled = false, totp_secret_sealed = NULL, totp_last_step = NULL WHERE id = $1",
-                )
-                .bind::<SqlUuid, _>(user_id)
-                .execute(conn)
-                .await?;
-                diesel::sql_query("DELETE FROM mfa_backup_codes WHERE user_id = $1")
-                    .bind::<SqlUuid, _>(user_id)
+                diesel::update(users::table.find(user_id))
+                    .set((
+                        users::totp_enabled.eq(false),
+                        users::totp_secret_sealed.eq(None::<String>),
+                        users::totp_last_step.eq(None::<i64>),
+                    ))
                     .execute(conn)
                     .await?;
-                append(conn, tenant_id, &AuditEvent::new("mfa_disable", "success").user(Some(user_id)).client(ctx)).await?;
+                diesel::delete(
+                    mfa_backup_codes::table.filter(mfa_backup_codes::user_id.eq(user_id)),
+                )
+                .execute(conn)
+                .await?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("mfa_disable", "success")
+                        .user(Some(user_id))
+                        .client(ctx),
+                )
+                .await?;
                 Ok::<_, AuthError>(Ok(()))
             })
             .await?
@@ -235,21 +284,37 @@ impl AuthServer {
                 return Ok(None);
             };
             // Atomic: only a step newer than the last accepted one counts.
-            let n = diesel::sql_query(
-                "UPDATE users SET totp_last_step = $2 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
+            let step = i64::try_from(step).unwrap_or(i64::MAX);
+            let n = diesel::update(
+                users::table.find(user_id).filter(
+                    users::totp_last_step
+                        .is_null()
+                        .or(users::totp_last_step.lt(step)),
+                ),
             )
-            .bind::<SqlUuid, _>(user_id)
-            .bind::<BigInt, _>(i64::try_from(step).unwrap_or(i64::MAX))
+            .set(users::totp_last_step.eq(step))
             .execute(conn)
             .await?;
             return Ok((n == 1).then_some("totp"));
         }
-        let n = diesel::sql_query(
-            "UPDATE mfa_backup_codes SET used_at = now() WHERE id = \
-             (SELECT id FROM mfa_backup_codes WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL LIMIT 1)",
+        let unused: Option<Uuid> = mfa_backup_codes::table
+            .filter(mfa_backup_codes::user_id.eq(user_id))
+            .filter(mfa_backup_codes::code_hash.eq(backup_hash(user_id, code)))
+            .filter(mfa_backup_codes::used_at.is_null())
+            .select(mfa_backup_codes::id)
+            .first(conn)
+            .await
+            .optional()?;
+        let Some(unused) = unused else {
+            return Ok(None);
+        };
+        // Still unused at update time: a concurrent use of the same code loses.
+        let n = diesel::update(
+            mfa_backup_codes::table
+                .find(unused)
+                .filter(mfa_backup_codes::used_at.is_null()),
         )
-        .bind::<SqlUuid, _>(user_id)
-        .bind::<Bytea, _>(backup_hash(user_id, code))
+        .set(mfa_backup_codes::used_at.eq(now))
         .execute(conn)
         .await?;
         Ok((n == 1).then_some("backup_code"))

@@ -7,18 +7,32 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::dsl::{exists, now};
+use diesel::sql_types::{Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::{
+    ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::accounts::{SessionInfo, User};
+use std::sync::Arc;
+
+use rampart_tenancy::TenantPool;
+
 use crate::audit::{AuditEvent, append};
+use crate::config::AuthConfig;
+use crate::context::{
+    ClientContext, RevocationCache, ct_eq, random_secret, sha256, tenant_id, ttl,
+};
+use crate::error::AuthError;
+use crate::keys::{KeyEncryptionKey, SigningAlg};
 use crate::roles::{KNOWN_SCOPES, Principal, Role};
-use crate::server::{ct_eq, random_secret, sha256};
-use crate::token::{AccessTokenRequest, IdTokenClaims};
-use crate::{AuthError, AuthServer, ClientContext, SigningAlg};
+use crate::schema::{access_tokens, authorization_codes, oauth_clients, refresh_tokens};
+use crate::session::SessionInfo;
+use crate::token::{AccessTokenRequest, IdTokenClaims, TokenService};
+use crate::users::{self, User};
 
 /// How a client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,30 +83,22 @@ pub struct ClientRegistration {
 }
 
 /// A registered client (no secret).
-#[derive(Debug, Clone, diesel::QueryableByName)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = oauth_clients, check_for_backend(diesel::pg::Pg))]
 pub struct Client {
     /// Id.
-    #[diesel(sql_type = Text)]
     pub client_id: String,
     /// Name.
-    #[diesel(sql_type = Text)]
     pub name: String,
-    #[diesel(sql_type = Nullable<Bytea>)]
     secret_hash: Option<Vec<u8>>,
-    #[diesel(sql_type = Text)]
     auth_method: String,
     /// Redirect URIs.
-    #[diesel(sql_type = Array<Text>)]
     pub redirect_uris: Vec<String>,
     /// Grant types.
-    #[diesel(sql_type = Array<Text>)]
     pub grant_types: Vec<String>,
     /// Allowed scopes.
-    #[diesel(sql_type = Array<Text>)]
     pub allowed_scopes: Vec<String>,
-    #[diesel(sql_type = Text)]
     signing_alg: String,
-    #[diesel(sql_type = Text)]
     service_role: String,
 }
 
@@ -109,8 +115,6 @@ impl Client {
         self.grant_types.iter().any(|g| g == grant)
     }
 }
-
-const CLIENT_COLUMNS: &str = "client_id, name, secret_hash, auth_method, redirect_uris, grant_types, allowed_scopes, signing_alg, service_role";
 
 /// Client authentication as presented at an endpoint.
 #[derive(Debug, Clone)]
@@ -295,25 +299,17 @@ fn append_query(base: &str, params: &[(&str, &str)]) -> String {
     }
 }
 
-#[derive(diesel::QueryableByName)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = authorization_codes, check_for_backend(diesel::pg::Pg))]
 struct CodeRow {
-    #[diesel(sql_type = Text)]
     client_id: String,
-    #[diesel(sql_type = SqlUuid)]
     user_id: Uuid,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
     session_id: Option<Uuid>,
-    #[diesel(sql_type = Text)]
     redirect_uri: String,
-    #[diesel(sql_type = Text)]
     scope: String,
-    #[diesel(sql_type = Text)]
     code_challenge: String,
-    #[diesel(sql_type = Nullable<Text>)]
     nonce: Option<String>,
-    #[diesel(sql_type = Timestamptz)]
     auth_time: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
     expires_at: DateTime<Utc>,
 }
 
@@ -331,29 +327,19 @@ struct RotatedRow {
     auth_time: DateTime<Utc>,
 }
 
-#[derive(diesel::QueryableByName)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens, check_for_backend(diesel::pg::Pg))]
 struct RefreshState {
-    #[diesel(sql_type = SqlUuid)]
     family_id: Uuid,
-    #[diesel(sql_type = Text)]
     client_id: String,
-    #[diesel(sql_type = SqlUuid)]
     user_id: Uuid,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
     session_id: Option<Uuid>,
-    #[diesel(sql_type = Text)]
     scope: String,
-    #[diesel(sql_type = Timestamptz)]
     auth_time: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     rotated_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     revoked_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Timestamptz)]
     expires_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Text>)]
     successor_sealed: Option<String>,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
     successor_id: Option<Uuid>,
 }
 
@@ -394,36 +380,91 @@ fn credentials_match(client: &Client, creds: &ClientCredentials) -> bool {
 }
 
 async fn revoke_family(conn: &mut AsyncPgConnection, family: Uuid) -> Result<(), AuthError> {
-    diesel::sql_query(
-        "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family))
+            .filter(refresh_tokens::revoked_at.is_null()),
     )
-    .bind::<SqlUuid, _>(family)
+    .set(refresh_tokens::revoked_at.eq(now))
     .execute(conn)
     .await?;
-    diesel::sql_query(
-        "UPDATE access_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+    diesel::update(
+        access_tokens::table
+            .filter(access_tokens::family_id.eq(family))
+            .filter(access_tokens::revoked_at.is_null()),
     )
-    .bind::<SqlUuid, _>(family)
+    .set(access_tokens::revoked_at.eq(now))
     .execute(conn)
     .await?;
     Ok(())
 }
 
+/// A client that is not disabled.
+async fn enabled_client(
+    conn: &mut AsyncPgConnection,
+    client_id: &str,
+) -> Result<Option<Client>, AuthError> {
+    Ok(oauth_clients::table
+        .find(client_id)
+        .filter(oauth_clients::disabled_at.is_null())
+        .select(Client::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// A refresh token's row by the hash of the token.
+async fn refresh_state(
+    conn: &mut AsyncPgConnection,
+    hash: &[u8],
+) -> Result<Option<RefreshState>, AuthError> {
+    Ok(refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(hash))
+        .select(RefreshState::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
 async fn load_user(conn: &mut AsyncPgConnection, id: Uuid) -> Result<User, AuthError> {
-    let users: Vec<User> = diesel::sql_query(format!(
-        "SELECT {} FROM users WHERE id = $1 AND status = 'active'",
-        crate::accounts::USER_COLUMNS
-    ))
-    .bind::<SqlUuid, _>(id)
-    .load(conn)
-    .await?;
-    users
-        .into_iter()
-        .next()
+    users::find_active(conn, id)
+        .await?
         .ok_or_else(|| AuthError::InvalidGrant("user is not active".into()))
 }
 
-impl AuthServer {
+/// Key: (tenant, client_id, SHA-256 of the secret that authenticated).
+pub(crate) type ClientCache = moka::sync::Cache<(String, String, [u8; 32]), Arc<Client>>;
+
+/// How long an authenticated client is trusted without re-reading its row
+/// (a disabled client keeps introspecting at most this long).
+pub(crate) const CLIENT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The OAuth 2.1 authorization server: clients, authorize, token (code,
+/// refresh, client credentials), revocation, introspection, bearer
+/// authentication, userinfo, discovery and JWKS.
+#[derive(Clone)]
+pub struct OAuthService {
+    pub(crate) pool: TenantPool,
+    pub(crate) config: Arc<AuthConfig>,
+    pub(crate) tokens: Arc<TokenService>,
+    /// Seals refresh successors at rest (the grace-window replay answer).
+    pub(crate) sealer: KeyEncryptionKey,
+    /// Confidential clients that authenticated at introspection recently.
+    pub(crate) client_cache: ClientCache,
+    pub(crate) revocations: RevocationCache,
+}
+
+impl std::fmt::Debug for OAuthService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthService").finish_non_exhaustive()
+    }
+}
+
+impl OAuthService {
+    fn issuer(&self, tenant: &str) -> String {
+        self.config.issuer(tenant)
+    }
+
     /// Registers a client; returns its secret (shown once) for confidential clients.
     pub async fn register_client(
         &self,
@@ -463,28 +504,34 @@ impl AuthServer {
             return Err(AuthError::InvalidScope(bad.clone()));
         }
         let secret = (reg.auth_method != ClientAuthMethod::None).then(|| random_secret(32));
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                let n = diesel::sql_query(
-                    "INSERT INTO oauth_clients (client_id, name, secret_hash, auth_method, redirect_uris, grant_types, allowed_scopes, signing_alg) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-                )
-                .bind::<Text, _>(&reg.client_id)
-                .bind::<Text, _>(&reg.name)
-                .bind::<Nullable<Bytea>, _>(secret.as_ref().map(|s| sha256(s.as_bytes())))
-                .bind::<Text, _>(reg.auth_method.as_str())
-                .bind::<Array<Text>, _>(&reg.redirect_uris)
-                .bind::<Array<Text>, _>(&reg.grant_types)
-                .bind::<Array<Text>, _>(&reg.allowed_scopes)
-                .bind::<Text, _>(reg.signing_alg.as_str())
-                .execute(conn)
-                .await?;
+                let n = diesel::insert_into(oauth_clients::table)
+                    .values((
+                        oauth_clients::client_id.eq(&reg.client_id),
+                        oauth_clients::name.eq(&reg.name),
+                        oauth_clients::secret_hash
+                            .eq(secret.as_ref().map(|s| sha256(s.as_bytes()))),
+                        oauth_clients::auth_method.eq(reg.auth_method.as_str()),
+                        oauth_clients::redirect_uris.eq(&reg.redirect_uris),
+                        oauth_clients::grant_types.eq(&reg.grant_types),
+                        oauth_clients::allowed_scopes.eq(&reg.allowed_scopes),
+                        oauth_clients::signing_alg.eq(reg.signing_alg.as_str()),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
                 if n == 0 {
                     return Err(AuthError::Conflict("client_id exists".into()));
                 }
-                append(conn, tenant_id, &AuditEvent::new("client_register", "success")
-                    .detail(serde_json::json!({"client_id": reg.client_id}))).await?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("client_register", "success")
+                        .detail(serde_json::json!({"client_id": reg.client_id})),
+                )
+                .await?;
                 Ok(())
             })
             .await?;
@@ -496,13 +543,9 @@ impl AuthServer {
         let client_id = client_id.to_owned();
         self.pool
             .with_tenant(tenant, async |conn| {
-                let rows: Vec<Client> = diesel::sql_query(format!(
-                    "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1 AND disabled_at IS NULL"
-                ))
-                .bind::<Text, _>(&client_id)
-                .load(conn)
-                .await?;
-                rows.into_iter().next().ok_or(AuthError::InvalidClient)
+                enabled_client(conn, &client_id)
+                    .await?
+                    .ok_or(AuthError::InvalidClient)
             })
             .await
     }
@@ -603,22 +646,21 @@ impl AuthServer {
         );
         self.pool
             .with_tenant(tenant, async |conn| {
-                diesel::sql_query(
-                    "INSERT INTO authorization_codes (code_hash, client_id, user_id, session_id, redirect_uri, scope, code_challenge, nonce, auth_time, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind::<Bytea, _>(sha256(code.as_bytes()))
-                .bind::<Text, _>(&request.client_id)
-                .bind::<SqlUuid, _>(session.user_id)
-                .bind::<SqlUuid, _>(session.id)
-                .bind::<Text, _>(&request.redirect_uri)
-                .bind::<Text, _>(&request.scope)
-                .bind::<Text, _>(&request.code_challenge)
-                .bind::<Nullable<Text>, _>(request.nonce.as_deref())
-                .bind::<Timestamptz, _>(session.auth_time)
-                .bind::<Timestamptz, _>(Utc::now() + ttl)
-                .execute(conn)
-                .await?;
+                diesel::insert_into(authorization_codes::table)
+                    .values((
+                        authorization_codes::code_hash.eq(sha256(code.as_bytes())),
+                        authorization_codes::client_id.eq(&request.client_id),
+                        authorization_codes::user_id.eq(session.user_id),
+                        authorization_codes::session_id.eq(session.id),
+                        authorization_codes::redirect_uri.eq(&request.redirect_uri),
+                        authorization_codes::scope.eq(&request.scope),
+                        authorization_codes::code_challenge.eq(&request.code_challenge),
+                        authorization_codes::nonce.eq(request.nonce.as_deref()),
+                        authorization_codes::auth_time.eq(session.auth_time),
+                        authorization_codes::expires_at.eq(Utc::now() + ttl),
+                    ))
+                    .execute(conn)
+                    .await?;
                 Ok::<_, AuthError>(())
             })
             .await?;
@@ -693,19 +735,20 @@ impl AuthServer {
             auth_time: grant.auth_time.map(|t| t.timestamp()),
             alg,
         })?;
-        diesel::sql_query(
-            "INSERT INTO access_tokens (jti, client_id, user_id, family_id, session_id, auth_code_hash, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7))",
-        )
-        .bind::<Text, _>(&claims.jti)
-        .bind::<Text, _>(&grant.client.client_id)
-        .bind::<Nullable<SqlUuid>, _>(grant.user.map(|u| u.id))
-        .bind::<Nullable<SqlUuid>, _>(grant.family_id)
-        .bind::<Nullable<SqlUuid>, _>(grant.session_id)
-        .bind::<Nullable<Bytea>, _>(grant.code_hash.clone())
-        .bind::<diesel::sql_types::Double, _>(claims.exp as f64)
-        .execute(conn)
-        .await?;
+        let expires_at = DateTime::<Utc>::from_timestamp(claims.exp, 0)
+            .ok_or_else(|| AuthError::Crypto("access token expiry out of range".into()))?;
+        diesel::insert_into(access_tokens::table)
+            .values((
+                access_tokens::jti.eq(&claims.jti),
+                access_tokens::client_id.eq(&grant.client.client_id),
+                access_tokens::user_id.eq(grant.user.map(|u| u.id)),
+                access_tokens::family_id.eq(grant.family_id),
+                access_tokens::session_id.eq(grant.session_id),
+                access_tokens::auth_code_hash.eq(grant.code_hash.clone()),
+                access_tokens::expires_at.eq(expires_at),
+            ))
+            .execute(conn)
+            .await?;
         let id_token = match grant.user {
             Some(user) if grant.scope.split(' ').any(|s| s == "openid") => {
                 let with_email = grant.scope.split(' ').any(|s| s == "email");
@@ -753,22 +796,23 @@ impl AuthServer {
         auth_time: DateTime<Utc>,
     ) -> Result<String, AuthError> {
         let token = random_secret(32);
-        diesel::sql_query(
-            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, expires_at, family_expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9), now() + make_interval(secs => $10))",
-        )
-        .bind::<Bytea, _>(sha256(token.as_bytes()))
-        .bind::<SqlUuid, _>(family)
-        .bind::<Text, _>(&client.client_id)
-        .bind::<SqlUuid, _>(user_id)
-        .bind::<Nullable<SqlUuid>, _>(session_id)
-        .bind::<Text, _>(scope)
-        .bind::<Nullable<Bytea>, _>(code_hash)
-        .bind::<Timestamptz, _>(auth_time)
-        .bind::<diesel::sql_types::Double, _>(self.config.refresh_token_ttl_secs as f64)
-        .bind::<diesel::sql_types::Double, _>(self.config.refresh_family_ttl_secs as f64)
-        .execute(conn)
-        .await?;
+        let issued = Utc::now();
+        diesel::insert_into(refresh_tokens::table)
+            .values((
+                refresh_tokens::token_hash.eq(sha256(token.as_bytes())),
+                refresh_tokens::family_id.eq(family),
+                refresh_tokens::client_id.eq(&client.client_id),
+                refresh_tokens::user_id.eq(user_id),
+                refresh_tokens::session_id.eq(session_id),
+                refresh_tokens::scope.eq(scope),
+                refresh_tokens::auth_code_hash.eq(code_hash),
+                refresh_tokens::auth_time.eq(auth_time),
+                refresh_tokens::expires_at.eq(issued + ttl(self.config.refresh_token_ttl_secs)),
+                refresh_tokens::family_expires_at
+                    .eq(issued + ttl(self.config.refresh_family_ttl_secs)),
+            ))
+            .execute(conn)
+            .await?;
         Ok(token)
     }
 
@@ -788,73 +832,126 @@ impl AuthServer {
             .as_deref()
             .ok_or_else(|| invalid_request("redirect_uri missing"))?;
         let code_hash = sha256(code.as_bytes());
-        let tenant_id = self.tenant_id(tenant).await?;
-        self
-            .pool
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
+        self.pool
             .with_tenant(tenant, async |conn| {
-                let rows: Vec<CodeRow> = diesel::sql_query(
-                    "UPDATE authorization_codes SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL \
-                     RETURNING client_id, user_id, session_id, redirect_uri, scope, code_challenge, nonce, auth_time, expires_at",
+                let row: Option<CodeRow> = diesel::update(
+                    authorization_codes::table
+                        .find(&code_hash)
+                        .filter(authorization_codes::used_at.is_null()),
                 )
-                .bind::<Bytea, _>(&code_hash)
-                .load(conn)
-                .await?;
-                let Some(row) = rows.into_iter().next() else {
+                .set(authorization_codes::used_at.eq(now))
+                .returning(CodeRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()?;
+                let Some(row) = row else {
                     // Unknown, or a replay: a replayed code revokes what it issued.
-                    let replayed = diesel::sql_query("SELECT 1 FROM authorization_codes WHERE code_hash = $1")
-                        .bind::<Bytea, _>(&code_hash)
+                    let replayed: bool =
+                        diesel::select(exists(authorization_codes::table.find(&code_hash)))
+                            .get_result(conn)
+                            .await?;
+                    if replayed {
+                        diesel::update(
+                            refresh_tokens::table
+                                .filter(refresh_tokens::auth_code_hash.eq(&code_hash))
+                                .filter(refresh_tokens::revoked_at.is_null()),
+                        )
+                        .set(refresh_tokens::revoked_at.eq(now))
                         .execute(conn)
                         .await?;
-                    if replayed > 0 {
-                        diesel::sql_query("UPDATE refresh_tokens SET revoked_at = now() WHERE auth_code_hash = $1 AND revoked_at IS NULL")
-                            .bind::<Bytea, _>(&code_hash)
-                            .execute(conn)
-                            .await?;
-                        diesel::sql_query("UPDATE access_tokens SET revoked_at = now() WHERE auth_code_hash = $1 AND revoked_at IS NULL")
-                            .bind::<Bytea, _>(&code_hash)
-                            .execute(conn)
-                            .await?;
+                        diesel::update(
+                            access_tokens::table
+                                .filter(access_tokens::auth_code_hash.eq(&code_hash))
+                                .filter(access_tokens::revoked_at.is_null()),
+                        )
+                        .set(access_tokens::revoked_at.eq(now))
+                        .execute(conn)
+                        .await?;
                         self.revocations.invalidate_all();
-                        append(conn, tenant_id, &AuditEvent::new("code_replay", "revoked").client(ctx).actor(&client.client_id)).await?;
+                        append(
+                            conn,
+                            tenant_id,
+                            &AuditEvent::new("code_replay", "revoked")
+                                .client(ctx)
+                                .actor(&client.client_id),
+                        )
+                        .await?;
                     }
-                    return Ok(Err(AuthError::InvalidGrant("code is invalid or was used".into())));
+                    return Ok(Err(AuthError::InvalidGrant(
+                        "code is invalid or was used".into(),
+                    )));
                 };
                 if row.client_id != client.client_id {
-                    return Ok(Err(AuthError::InvalidGrant("code was issued to another client".into())));
+                    return Ok(Err(AuthError::InvalidGrant(
+                        "code was issued to another client".into(),
+                    )));
                 }
                 if row.expires_at <= Utc::now() {
                     return Ok(Err(AuthError::InvalidGrant("code expired".into())));
                 }
                 if row.redirect_uri != redirect_uri {
-                    return Ok(Err(AuthError::InvalidGrant("redirect_uri does not match".into())));
+                    return Ok(Err(AuthError::InvalidGrant(
+                        "redirect_uri does not match".into(),
+                    )));
                 }
                 let Some(verifier) = req.code_verifier.as_deref() else {
-                    return Ok(Err(AuthError::InvalidGrant("code_verifier required".into())));
+                    return Ok(Err(AuthError::InvalidGrant(
+                        "code_verifier required".into(),
+                    )));
                 };
                 if !pkce_s256_matches(verifier, &row.code_challenge) {
-                    return Ok(Err(AuthError::InvalidGrant("code_verifier does not match".into())));
+                    return Ok(Err(AuthError::InvalidGrant(
+                        "code_verifier does not match".into(),
+                    )));
                 }
                 let user = load_user(conn, row.user_id).await?;
                 let family = Uuid::new_v4();
                 let refresh = if client.allows_grant("refresh_token") {
-                    Some(self.insert_refresh(conn, family, client, user.id, row.session_id, &row.scope, Some(&code_hash), row.auth_time).await?)
+                    Some(
+                        self.insert_refresh(
+                            conn,
+                            family,
+                            client,
+                            user.id,
+                            row.session_id,
+                            &row.scope,
+                            Some(&code_hash),
+                            row.auth_time,
+                        )
+                        .await?,
+                    )
                 } else {
                     None
                 };
                 let response = self
-                    .mint(conn, tenant, tenant_id, Grant {
-                        client,
-                        user: Some(&user),
-                        scope: row.scope.clone(),
-                        session_id: row.session_id,
-                        auth_time: Some(row.auth_time),
-                        family_id: Some(family),
-                        code_hash: Some(code_hash.clone()),
-                        nonce: row.nonce.clone(),
-                    }, refresh)
+                    .mint(
+                        conn,
+                        tenant,
+                        tenant_id,
+                        Grant {
+                            client,
+                            user: Some(&user),
+                            scope: row.scope.clone(),
+                            session_id: row.session_id,
+                            auth_time: Some(row.auth_time),
+                            family_id: Some(family),
+                            code_hash: Some(code_hash.clone()),
+                            nonce: row.nonce.clone(),
+                        },
+                        refresh,
+                    )
                     .await?;
-                append(conn, tenant_id, &AuditEvent::new("token_issue", "success").user(Some(user.id)).client(ctx)
-                    .actor(&client.client_id).detail(serde_json::json!({"grant": "authorization_code"}))).await?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("token_issue", "success")
+                        .user(Some(user.id))
+                        .client(ctx)
+                        .actor(&client.client_id)
+                        .detail(serde_json::json!({"grant": "authorization_code"})),
+                )
+                .await?;
                 Ok::<_, AuthError>(Ok(response))
             })
             .await?
@@ -872,7 +969,7 @@ impl AuthServer {
             .as_deref()
             .ok_or_else(|| invalid_request("refresh_token missing"))?;
         let hash = sha256(presented.as_bytes());
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         let successor = random_secret(32);
         let sealed = self.sealer.seal(successor.as_bytes())?;
         let grace = i64::try_from(self.config.refresh_grace_secs).unwrap_or(10);
@@ -883,6 +980,7 @@ impl AuthServer {
                 // its successor. A concurrent refresh of the same token waits
                 // on the row lock, then finds it rotated (no fork, no
                 // serialization failure).
+                // raw SQL: a data-modifying CTE (rotate and insert the successor atomically).
                 let rotated: Vec<RotatedRow> = diesel::sql_query(
                     "WITH old AS ( \
                         UPDATE refresh_tokens SET rotated_at = now(), successor_id = $3, successor_sealed = $4 \
@@ -906,15 +1004,7 @@ impl AuthServer {
                 let (row, token) = match rotated.into_iter().next() {
                     Some(row) => (row, successor.clone()),
                     None => {
-                        let states: Vec<RefreshState> = diesel::sql_query(
-                            "SELECT r.family_id, r.client_id, r.user_id, r.session_id, r.scope, r.auth_time, r.rotated_at, r.revoked_at, \
-                                    r.expires_at, r.successor_sealed, r.successor_id \
-                             FROM refresh_tokens r WHERE r.token_hash = $1",
-                        )
-                        .bind::<Bytea, _>(&hash)
-                        .load(conn)
-                        .await?;
-                        let Some(state) = states.into_iter().next() else {
+                        let Some(state) = refresh_state(conn, &hash).await? else {
                             return Ok(Err(AuthError::InvalidGrant("unknown refresh token".into())));
                         };
                         if state.client_id != client.client_id {
@@ -925,10 +1015,11 @@ impl AuthServer {
                         }
                         let within_grace = state.rotated_at.is_some_and(|t| t + chrono::Duration::seconds(grace) > Utc::now());
                         let successor_live = match state.successor_id {
-                            Some(id) => diesel::sql_query("SELECT 1 FROM refresh_tokens WHERE id = $1 AND revoked_at IS NULL")
-                                .bind::<SqlUuid, _>(id)
-                                .execute(conn)
-                                .await? > 0,
+                            Some(id) => diesel::select(exists(
+                                refresh_tokens::table.find(id).filter(refresh_tokens::revoked_at.is_null()),
+                            ))
+                            .get_result::<bool>(conn)
+                            .await?,
                             None => false,
                         };
                         match (&state.successor_sealed, within_grace && successor_live) {
@@ -994,7 +1085,7 @@ impl AuthServer {
             .filter(|s| !matches!(*s, "openid" | "offline_access" | "profile" | "email"))
             .collect::<Vec<_>>()
             .join(" ");
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
                 let r = self
@@ -1042,7 +1133,7 @@ impl AuthServer {
             &self.issuer(tenant),
             &self.config.access_token_audience,
         )?;
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         if verified.tenant_id != tenant_id {
             return Err(AuthError::InvalidToken("token of another tenant".into()));
         }
@@ -1087,13 +1178,13 @@ impl AuthServer {
             .pool
             .with_tenant(tenant, async |conn| {
                 Ok::<_, AuthError>(
-                    diesel::sql_query(
-                        "SELECT 1 FROM access_tokens WHERE jti = $1 AND revoked_at IS NOT NULL",
-                    )
-                    .bind::<Text, _>(jti)
-                    .execute(conn)
-                    .await?
-                        > 0,
+                    diesel::select(exists(
+                        access_tokens::table
+                            .find(jti)
+                            .filter(access_tokens::revoked_at.is_not_null()),
+                    ))
+                    .get_result::<bool>(conn)
+                    .await?,
                 )
             })
             .await?;
@@ -1130,7 +1221,7 @@ impl AuthServer {
                     &self.config.access_token_audience,
                 )
                 .ok();
-            let tenant_id = self.tenant_id(tenant).await?;
+            let tenant_id = tenant_id(&self.pool, tenant).await?;
             let verified = verified.filter(|v| v.tenant_id == tenant_id);
             let cache_key = creds.secret.as_ref().map(|secret| {
                 let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
@@ -1147,25 +1238,19 @@ impl AuthServer {
                 .pool
                 .with_tenant(tenant, async |conn| {
                     let client = if need_client {
-                        let clients: Vec<Client> = diesel::sql_query(format!(
-                            "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1 AND disabled_at IS NULL"
-                        ))
-                        .bind::<Text, _>(&client_id)
-                        .load(conn)
-                        .await?;
-                        clients.into_iter().next()
+                        enabled_client(conn, &client_id).await?
                     } else {
                         None
                     };
                     let live = match &jti {
                         Some(jti) => {
-                            diesel::sql_query(
-                                "SELECT 1 FROM access_tokens WHERE jti = $1 AND revoked_at IS NULL",
-                            )
-                            .bind::<Text, _>(jti)
-                            .execute(conn)
+                            diesel::select(exists(
+                                access_tokens::table
+                                    .find(jti)
+                                    .filter(access_tokens::revoked_at.is_null()),
+                            ))
+                            .get_result::<bool>(conn)
                             .await?
-                                > 0
                         }
                         None => false,
                     };
@@ -1178,7 +1263,7 @@ impl AuthServer {
                 if let Some(key) = cache_key
                     && client.secret_hash.is_some()
                 {
-                    self.client_cache.insert(key, std::sync::Arc::new(client));
+                    self.client_cache.insert(key, Arc::new(client));
                 }
             }
             let Some(v) = verified.filter(|_| live) else {
@@ -1196,16 +1281,7 @@ impl AuthServer {
         let hash = sha256(token.as_bytes());
         let state: Option<RefreshState> = self
             .pool
-            .with_tenant(tenant, async |conn| {
-                let rows: Vec<RefreshState> = diesel::sql_query(
-                    "SELECT family_id, client_id, user_id, session_id, scope, auth_time, rotated_at, revoked_at, expires_at, \
-                            successor_sealed, successor_id FROM refresh_tokens WHERE token_hash = $1",
-                )
-                .bind::<Bytea, _>(&hash)
-                .load(conn)
-                .await?;
-                Ok::<_, AuthError>(rows.into_iter().next())
-            })
+            .with_tenant(tenant, async |conn| refresh_state(conn, &hash).await)
             .await?;
         Ok(match state {
             Some(s)
@@ -1232,7 +1308,7 @@ impl AuthServer {
         ctx: &ClientContext,
     ) -> Result<(), AuthError> {
         let client = self.authenticate_client(tenant, creds).await?;
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         let jti = if token.split('.').count() == 3 {
             self.tokens
                 .verify_access_token(
@@ -1250,28 +1326,35 @@ impl AuthServer {
         self.pool
             .with_tenant(tenant, async |conn| {
                 if let Some(jti) = &jti {
-                    diesel::sql_query("UPDATE access_tokens SET revoked_at = now() WHERE jti = $1 AND revoked_at IS NULL")
-                        .bind::<Text, _>(jti)
-                        .execute(conn)
-                        .await?;
+                    diesel::update(
+                        access_tokens::table
+                            .find(jti)
+                            .filter(access_tokens::revoked_at.is_null()),
+                    )
+                    .set(access_tokens::revoked_at.eq(now))
+                    .execute(conn)
+                    .await?;
                     self.revocations.invalidate_all();
                 } else {
-                    #[derive(diesel::QueryableByName)]
-                    struct Fam {
-                        #[diesel(sql_type = SqlUuid)]
-                        family_id: Uuid,
-                    }
-                    let fams: Vec<Fam> = diesel::sql_query("SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2")
-                        .bind::<Bytea, _>(&hash)
-                        .bind::<Text, _>(&client.client_id)
+                    let fams: Vec<Uuid> = refresh_tokens::table
+                        .filter(refresh_tokens::token_hash.eq(&hash))
+                        .filter(refresh_tokens::client_id.eq(&client.client_id))
+                        .select(refresh_tokens::family_id)
                         .load(conn)
                         .await?;
-                    for f in fams {
-                        revoke_family(conn, f.family_id).await?;
+                    for family in fams {
+                        revoke_family(conn, family).await?;
                         self.revocations.invalidate_all();
                     }
                 }
-                append(conn, tenant_id, &AuditEvent::new("token_revoke", "success").client(ctx).actor(&client.client_id)).await?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::new("token_revoke", "success")
+                        .client(ctx)
+                        .actor(&client.client_id),
+                )
+                .await?;
                 Ok::<_, AuthError>(())
             })
             .await
@@ -1291,7 +1374,11 @@ impl AuthServer {
         let user_id = p
             .user_id
             .ok_or_else(|| AuthError::Forbidden("no user".into()))?;
-        let user = self.user(tenant, user_id).await?;
+        let user = self
+            .pool
+            .with_tenant(tenant, async |conn| users::find(conn, user_id).await)
+            .await?
+            .ok_or_else(|| AuthError::NotFound("user".into()))?;
         let mut out = serde_json::json!({"sub": user.id.to_string()});
         if scopes.iter().any(|s| s == "email") {
             out["email"] = user.email.clone().into();

@@ -12,7 +12,7 @@ use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
-use crate::AuthError;
+use crate::error::AuthError;
 
 /// Common passwords refused by the policy (long ones: shorter ones fail the
 /// length rule anyway). Compared case-insensitively.
@@ -81,7 +81,7 @@ fn hash_err(e: impl std::fmt::Display) -> AuthError {
 impl PasswordHasher {
     /// A hasher with the Argon2id parameters of `config` and at most
     /// `config.effective_hash_concurrency()` hashes at a time.
-    pub fn new(config: &crate::AuthConfig) -> Result<Self, AuthError> {
+    pub fn new(config: &crate::config::AuthConfig) -> Result<Self, AuthError> {
         let params = Params::new(config.argon2_m_kib, config.argon2_t, config.argon2_p, None)
             .map_err(hash_err)?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());

@@ -1,63 +1,49 @@
-//! [`AuthServer`]: the services of this crate bound to a tenant pool, a key
-//! ring and a configuration.
+//! [`AuthServer`]: a thin facade that builds the services of this crate over
+//! one tenant pool, key ring and configuration, owns them, and hands them out
+//! ([`AuthServer::accounts`], [`AuthServer::oauth`], ...). Its other methods
+//! delegate to those services under the names the server has always used.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use chrono::{DateTime, Utc};
 use rampart_tenancy::TenantPool;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::accounts::AccountService;
+use crate::apikey::{ApiKeyInfo, ApiKeyService, NewApiKey};
+use crate::audit::{AuditEvent, AuditRecord, AuditService, AuditVerification};
+use crate::cleanup::{CleanupReport, CleanupService};
+use crate::config::AuthConfig;
+use crate::context::ClientContext;
+use crate::error::AuthError;
+use crate::keys::{KeyEncryptionKey, KeyRing};
+use crate::mfa::{MfaService, TotpSetup};
+use crate::oauth::{
+    AuthorizeError, AuthorizeRequest, CLIENT_CACHE_TTL, Client, ClientCredentials,
+    ClientRegistration, OAuthService, TokenRequest, TokenResponse, ValidatedAuthorize,
+};
 use crate::password::PasswordHasher;
-use crate::{AuthConfig, AuthError, KeyEncryptionKey, KeyRing, TokenService};
-
-/// Where a request comes from (for sessions, throttling and audit).
-#[derive(Debug, Clone, Default)]
-pub struct ClientContext {
-    /// Client IP address.
-    pub ip: String,
-    /// `User-Agent`.
-    pub user_agent: Option<String>,
-    /// A device label (e.g. parsed from the user agent).
-    pub device: Option<String>,
-}
-
-impl ClientContext {
-    /// A context for an IP (tests, internal calls).
-    pub fn ip(ip: &str) -> Self {
-        Self {
-            ip: ip.to_owned(),
-            ..Self::default()
-        }
-    }
-}
+use crate::roles::{Principal, Role};
+use crate::session::{LoginOutcome, NewSession, SessionInfo};
+use crate::token::TokenService;
+use crate::upstream::{UpstreamLogin, UpstreamOutcome, UpstreamProvider, UpstreamService};
+use crate::users::User;
 
 /// The auth services of Rampart. Cheap to share behind an `Arc`.
 pub struct AuthServer {
-    pub(crate) pool: TenantPool,
-    pub(crate) config: AuthConfig,
-    pub(crate) tokens: TokenService,
-    pub(crate) hasher: PasswordHasher,
-    /// Seals TOTP secrets and refresh successors at rest.
-    pub(crate) sealer: KeyEncryptionKey,
-    /// Upstream OpenID Connect providers per tenant.
-    pub(crate) upstreams: crate::upstream::UpstreamRegistry,
-    /// Confidential clients that authenticated at introspection recently.
-    pub(crate) client_cache: ClientCache,
-    /// Access tokens (tenant, jti) recently checked against `access_tokens`:
-    /// `true` when revoked. Cleared whenever this process revokes tokens.
-    pub(crate) revocations: moka::sync::Cache<(String, String), bool>,
+    pool: TenantPool,
+    config: Arc<AuthConfig>,
+    tokens: Arc<TokenService>,
+    hasher: PasswordHasher,
+    accounts: AccountService,
+    mfa: MfaService,
+    api_keys: ApiKeyService,
+    audit_trail: AuditService,
+    cleanup: CleanupService,
+    oauth: OAuthService,
+    upstream: UpstreamService,
 }
-
-/// Key: (tenant, client_id, SHA-256 of the secret that authenticated).
-pub(crate) type ClientCache =
-    moka::sync::Cache<(String, String, [u8; 32]), Arc<crate::oauth::Client>>;
-
-/// How long an authenticated client is trusted without re-reading its row
-/// (a disabled client keeps introspecting at most this long).
-pub(crate) const CLIENT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl std::fmt::Debug for AuthServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,25 +63,91 @@ impl AuthServer {
         sealer: KeyEncryptionKey,
     ) -> Result<Self, AuthError> {
         config.validate()?;
-        let tokens = TokenService::new(ring, &config);
+        let tokens = Arc::new(TokenService::new(ring, &config));
         let hasher = PasswordHasher::new(&config)?;
+        // One cache for every service that revokes access tokens.
         let revocations = moka::sync::Cache::builder()
             .max_capacity(config.verified_token_cache_entries)
-            .time_to_live(std::time::Duration::from_secs(config.revocation_check_secs))
+            .time_to_live(Duration::from_secs(config.revocation_check_secs))
             .build();
+        let config = Arc::new(config);
+        let mfa = MfaService {
+            pool: pool.clone(),
+            config: config.clone(),
+            sealer: sealer.clone(),
+        };
         Ok(Self {
+            accounts: AccountService {
+                pool: pool.clone(),
+                config: config.clone(),
+                hasher: hasher.clone(),
+                mfa: mfa.clone(),
+                revocations: revocations.clone(),
+            },
+            mfa,
+            api_keys: ApiKeyService { pool: pool.clone() },
+            audit_trail: AuditService { pool: pool.clone() },
+            cleanup: CleanupService {
+                pool: pool.clone(),
+                config: config.clone(),
+            },
+            oauth: OAuthService {
+                pool: pool.clone(),
+                config: config.clone(),
+                tokens: tokens.clone(),
+                sealer: sealer.clone(),
+                client_cache: moka::sync::Cache::builder()
+                    .max_capacity(10_000)
+                    .time_to_live(CLIENT_CACHE_TTL)
+                    .build(),
+                revocations,
+            },
+            upstream: UpstreamService {
+                pool: pool.clone(),
+                config: config.clone(),
+                sealer,
+                upstreams: Arc::default(),
+            },
             pool,
             config,
             tokens,
             hasher,
-            sealer,
-            upstreams: crate::upstream::UpstreamRegistry::default(),
-            client_cache: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(CLIENT_CACHE_TTL)
-                .build(),
-            revocations,
         })
+    }
+
+    /// Accounts and sessions.
+    pub fn accounts(&self) -> &AccountService {
+        &self.accounts
+    }
+
+    /// The TOTP second factor.
+    pub fn mfa(&self) -> &MfaService {
+        &self.mfa
+    }
+
+    /// API keys.
+    pub fn api_keys(&self) -> &ApiKeyService {
+        &self.api_keys
+    }
+
+    /// The audit log.
+    pub fn audit_trail(&self) -> &AuditService {
+        &self.audit_trail
+    }
+
+    /// Deleting expired rows.
+    pub fn cleanup(&self) -> &CleanupService {
+        &self.cleanup
+    }
+
+    /// The OAuth 2.1 endpoints' logic.
+    pub fn oauth(&self) -> &OAuthService {
+        &self.oauth
+    }
+
+    /// Login through upstream OpenID Connect providers.
+    pub fn upstream(&self) -> &UpstreamService {
+        &self.upstream
     }
 
     /// The configuration.
@@ -123,34 +175,389 @@ impl AuthServer {
         self.config.issuer(tenant)
     }
 
-    pub(crate) async fn tenant_id(&self, tenant: &str) -> Result<Uuid, AuthError> {
-        Ok(self.pool.active_tenant(tenant).await?.id)
+    /// Spawns a task that runs [`CleanupService::cleanup_all_tenants`] every
+    /// `every`, logging failures; it ends when the server is dropped.
+    pub fn spawn_cleanup(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let server = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(server) = server.upgrade() else {
+                    break;
+                };
+                match server.cleanup.cleanup_all_tenants().await {
+                    Ok(n) => tracing::debug!(deleted = n, "auth cleanup"),
+                    Err(e) => tracing::warn!(error = %e, "auth cleanup failed"),
+                }
+            }
+        })
     }
 }
 
-/// SHA-256 of `data`.
-pub(crate) fn sha256(data: &[u8]) -> Vec<u8> {
-    Sha256::digest(data).to_vec()
-}
-
-/// `n` random bytes, base64url.
-pub(crate) fn random_secret(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    rand::rng().fill_bytes(&mut bytes);
-    B64.encode(bytes)
-}
-
-/// Constant-time equality.
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
-}
-
-/// Splits `"{uuid}.{secret}"`.
-pub(crate) fn split_handle(token: &str) -> Option<(Uuid, &str)> {
-    let (id, secret) = token.split_once('.')?;
-    if secret.is_empty() || secret.len() > 128 {
-        return None;
+/// Methods kept from before the split, each delegating to one service.
+impl AuthServer {
+    /// See [`AccountService::register`].
+    pub async fn register(
+        &self,
+        tenant: &str,
+        email: &str,
+        display_name: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<User, AuthError> {
+        self.accounts
+            .register(tenant, email, display_name, password, role)
+            .await
     }
-    Some((Uuid::parse_str(id).ok()?, secret))
+
+    /// See [`AccountService::user`].
+    pub async fn user(&self, tenant: &str, user_id: Uuid) -> Result<User, AuthError> {
+        self.accounts.user(tenant, user_id).await
+    }
+
+    /// See [`AccountService::set_role`].
+    pub async fn set_role(&self, tenant: &str, user_id: Uuid, role: Role) -> Result<(), AuthError> {
+        self.accounts.set_role(tenant, user_id, role).await
+    }
+
+    /// See [`AccountService::login`].
+    pub async fn login(
+        &self,
+        tenant: &str,
+        email: &str,
+        password: &str,
+        ctx: &ClientContext,
+    ) -> Result<LoginOutcome, AuthError> {
+        self.accounts.login(tenant, email, password, ctx).await
+    }
+
+    /// See [`AccountService::verify_mfa`].
+    pub async fn verify_mfa(
+        &self,
+        tenant: &str,
+        challenge: &str,
+        code: &str,
+        ctx: &ClientContext,
+    ) -> Result<NewSession, AuthError> {
+        self.accounts.verify_mfa(tenant, challenge, code, ctx).await
+    }
+
+    /// See [`AccountService::authenticate_session`].
+    pub async fn authenticate_session(
+        &self,
+        tenant: &str,
+        token: &str,
+    ) -> Result<(SessionInfo, User), AuthError> {
+        self.accounts.authenticate_session(tenant, token).await
+    }
+
+    /// See [`AccountService::list_sessions`].
+    pub async fn list_sessions(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+    ) -> Result<Vec<SessionInfo>, AuthError> {
+        self.accounts.list_sessions(tenant, user_id).await
+    }
+
+    /// See [`AccountService::revoke_session`].
+    pub async fn revoke_session(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        session_id: Uuid,
+        ctx: &ClientContext,
+    ) -> Result<(), AuthError> {
+        self.accounts
+            .revoke_session(tenant, user_id, session_id, ctx)
+            .await
+    }
+
+    /// See [`AccountService::logout`].
+    pub async fn logout(
+        &self,
+        tenant: &str,
+        session_token: &str,
+        ctx: &ClientContext,
+    ) -> Result<(), AuthError> {
+        self.accounts.logout(tenant, session_token, ctx).await
+    }
+
+    /// See [`AccountService::revoke_other_sessions`].
+    pub async fn revoke_other_sessions(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        keep: Uuid,
+        ctx: &ClientContext,
+    ) -> Result<usize, AuthError> {
+        self.accounts
+            .revoke_other_sessions(tenant, user_id, keep, ctx)
+            .await
+    }
+
+    /// See [`AccountService::change_password`].
+    pub async fn change_password(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        current: &str,
+        new: &str,
+        keep_session: Option<Uuid>,
+        ctx: &ClientContext,
+    ) -> Result<(), AuthError> {
+        self.accounts
+            .change_password(tenant, user_id, current, new, keep_session, ctx)
+            .await
+    }
+
+    /// See [`MfaService::begin_totp_setup`].
+    pub async fn begin_totp_setup(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+    ) -> Result<TotpSetup, AuthError> {
+        self.mfa.begin_totp_setup(tenant, user_id).await
+    }
+
+    /// See [`MfaService::confirm_totp`].
+    pub async fn confirm_totp(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        code: &str,
+        ctx: &ClientContext,
+    ) -> Result<Vec<String>, AuthError> {
+        self.mfa.confirm_totp(tenant, user_id, code, ctx).await
+    }
+
+    /// See [`MfaService::disable_totp`].
+    pub async fn disable_totp(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        code: &str,
+        ctx: &ClientContext,
+    ) -> Result<(), AuthError> {
+        self.mfa.disable_totp(tenant, user_id, code, ctx).await
+    }
+
+    /// See [`ApiKeyService::create_api_key`].
+    pub async fn create_api_key(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+        name: &str,
+        scopes: &[String],
+        expires_at: Option<DateTime<Utc>>,
+        ctx: &ClientContext,
+    ) -> Result<NewApiKey, AuthError> {
+        self.api_keys
+            .create_api_key(tenant, user_id, name, scopes, expires_at, ctx)
+            .await
+    }
+
+    /// See [`ApiKeyService::authenticate_api_key`].
+    pub async fn authenticate_api_key(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Principal, AuthError> {
+        self.api_keys.authenticate_api_key(tenant, key).await
+    }
+
+    /// See [`ApiKeyService::list_api_keys`].
+    pub async fn list_api_keys(
+        &self,
+        tenant: &str,
+        user_id: Uuid,
+    ) -> Result<Vec<ApiKeyInfo>, AuthError> {
+        self.api_keys.list_api_keys(tenant, user_id).await
+    }
+
+    /// See [`ApiKeyService::revoke_api_key`].
+    pub async fn revoke_api_key(
+        &self,
+        tenant: &str,
+        prefix: &str,
+        ctx: &ClientContext,
+    ) -> Result<(), AuthError> {
+        self.api_keys.revoke_api_key(tenant, prefix, ctx).await
+    }
+
+    /// See [`AuditService::audit`].
+    pub async fn audit(&self, tenant: &str, event: AuditEvent) -> Result<(), AuthError> {
+        self.audit_trail.audit(tenant, event).await
+    }
+
+    /// See [`AuditService::audit_log`].
+    pub async fn audit_log(&self, tenant: &str, limit: i64) -> Result<Vec<AuditRecord>, AuthError> {
+        self.audit_trail.audit_log(tenant, limit).await
+    }
+
+    /// See [`AuditService::verify_audit_chain`].
+    pub async fn verify_audit_chain(&self, tenant: &str) -> Result<AuditVerification, AuthError> {
+        self.audit_trail.verify_audit_chain(tenant).await
+    }
+
+    /// See [`CleanupService::cleanup_expired`].
+    pub async fn cleanup_expired(&self, tenant: &str) -> Result<CleanupReport, AuthError> {
+        self.cleanup.cleanup_expired(tenant).await
+    }
+
+    /// See [`CleanupService::cleanup_all_tenants`].
+    pub async fn cleanup_all_tenants(&self) -> Result<usize, AuthError> {
+        self.cleanup.cleanup_all_tenants().await
+    }
+
+    /// See [`OAuthService::register_client`].
+    pub async fn register_client(
+        &self,
+        tenant: &str,
+        reg: &ClientRegistration,
+    ) -> Result<Option<String>, AuthError> {
+        self.oauth.register_client(tenant, reg).await
+    }
+
+    /// See [`OAuthService::client`].
+    pub async fn client(&self, tenant: &str, client_id: &str) -> Result<Client, AuthError> {
+        self.oauth.client(tenant, client_id).await
+    }
+
+    /// See [`OAuthService::authenticate_client`].
+    pub async fn authenticate_client(
+        &self,
+        tenant: &str,
+        creds: &ClientCredentials,
+    ) -> Result<Client, AuthError> {
+        self.oauth.authenticate_client(tenant, creds).await
+    }
+
+    /// See [`OAuthService::validate_authorize`].
+    pub async fn validate_authorize(
+        &self,
+        tenant: &str,
+        req: &AuthorizeRequest,
+    ) -> Result<ValidatedAuthorize, AuthorizeError> {
+        self.oauth.validate_authorize(tenant, req).await
+    }
+
+    /// See [`OAuthService::issue_authorization_code`].
+    pub async fn issue_authorization_code(
+        &self,
+        tenant: &str,
+        request: &ValidatedAuthorize,
+        session: &SessionInfo,
+    ) -> Result<String, AuthError> {
+        self.oauth
+            .issue_authorization_code(tenant, request, session)
+            .await
+    }
+
+    /// See [`OAuthService::token`].
+    pub async fn token(
+        &self,
+        tenant: &str,
+        creds: &ClientCredentials,
+        req: &TokenRequest,
+        ctx: &ClientContext,
+    ) -> Result<TokenResponse, AuthError> {
+        self.oauth.token(tenant, creds, req, ctx).await
+    }
+
+    /// See [`OAuthService::authenticate_bearer`].
+    pub async fn authenticate_bearer(
+        &self,
+        tenant: &str,
+        token: &str,
+    ) -> Result<Principal, AuthError> {
+        self.oauth.authenticate_bearer(tenant, token).await
+    }
+
+    /// See [`OAuthService::access_tokens_revoked_elsewhere`].
+    pub fn access_tokens_revoked_elsewhere(&self) {
+        self.oauth.access_tokens_revoked_elsewhere()
+    }
+
+    /// See [`OAuthService::introspect`].
+    pub async fn introspect(
+        &self,
+        tenant: &str,
+        creds: &ClientCredentials,
+        token: &str,
+    ) -> Result<serde_json::Value, AuthError> {
+        self.oauth.introspect(tenant, creds, token).await
+    }
+
+    /// See [`OAuthService::revoke`].
+    pub async fn revoke(
+        &self,
+        tenant: &str,
+        creds: &ClientCredentials,
+        token: &str,
+        ctx: &ClientContext,
+    ) -> Result<(), AuthError> {
+        self.oauth.revoke(tenant, creds, token, ctx).await
+    }
+
+    /// See [`OAuthService::userinfo`].
+    pub async fn userinfo(
+        &self,
+        tenant: &str,
+        bearer: &str,
+    ) -> Result<serde_json::Value, AuthError> {
+        self.oauth.userinfo(tenant, bearer).await
+    }
+
+    /// See [`OAuthService::discovery`].
+    pub fn discovery(&self, tenant: &str) -> serde_json::Value {
+        self.oauth.discovery(tenant)
+    }
+
+    /// See [`OAuthService::jwks`].
+    pub fn jwks(&self) -> serde_json::Value {
+        self.oauth.jwks()
+    }
+
+    /// See [`UpstreamService::add_upstream_provider`].
+    pub async fn add_upstream_provider(
+        &self,
+        tenant: &str,
+        provider: UpstreamProvider,
+    ) -> Result<(), AuthError> {
+        self.upstream.add_upstream_provider(tenant, provider).await
+    }
+
+    /// See [`UpstreamService::upstream_providers`].
+    pub fn upstream_providers(&self, tenant: &str) -> Vec<(String, String)> {
+        self.upstream.upstream_providers(tenant)
+    }
+
+    /// See [`UpstreamService::begin_login`].
+    pub fn begin_login(
+        &self,
+        tenant: &str,
+        provider: &str,
+        return_to: Option<&str>,
+    ) -> Result<UpstreamLogin, AuthError> {
+        self.upstream.begin_login(tenant, provider, return_to)
+    }
+
+    /// See [`UpstreamService::complete_login`].
+    #[allow(clippy::too_many_arguments)]
+    pub async fn complete_login(
+        &self,
+        tenant: &str,
+        provider: &str,
+        code: &str,
+        state: &str,
+        iss: Option<&str>,
+        pending: &str,
+        ctx: &ClientContext,
+    ) -> Result<UpstreamOutcome, AuthError> {
+        self.upstream
+            .complete_login(tenant, provider, code, state, iss, pending, ctx)
+            .await
+    }
 }

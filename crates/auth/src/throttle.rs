@@ -5,10 +5,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
+use diesel::ExpressionMethods;
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::{AuthConfig, AuthError};
+use crate::config::AuthConfig;
+use crate::error::AuthError;
+use crate::schema::login_attempts;
 
 /// Which secret is being guessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +70,7 @@ pub(crate) async fn recent_failures(
 ) -> Result<ThrottleState, AuthError> {
     let since = Utc::now()
         - chrono::Duration::seconds(i64::try_from(config.rate_limit_window_secs).unwrap_or(900));
+    // raw SQL: two counts over one scan need aggregate FILTER clauses.
     let rows: Vec<Recent> = diesel::sql_query(
         "SELECT count(*) FILTER (WHERE account = $2) AS account_ip, count(*) AS ip, \
                 min(attempted_at) FILTER (WHERE account = $2) AS oldest_account_ip \
@@ -124,14 +128,14 @@ pub(crate) async fn record_attempt(
     ip: &str,
     success: bool,
 ) -> Result<(), AuthError> {
-    diesel::sql_query(
-        "INSERT INTO login_attempts (kind, account, ip, success) VALUES ($1, $2, $3, $4)",
-    )
-    .bind::<Text, _>(kind.as_str())
-    .bind::<Text, _>(account)
-    .bind::<Text, _>(ip)
-    .bind::<Bool, _>(success)
-    .execute(conn)
-    .await?;
+    diesel::insert_into(login_attempts::table)
+        .values((
+            login_attempts::kind.eq(kind.as_str()),
+            login_attempts::account.eq(account),
+            login_attempts::ip.eq(ip),
+            login_attempts::success.eq(success),
+        ))
+        .execute(conn)
+        .await?;
     Ok(())
 }

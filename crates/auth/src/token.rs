@@ -26,8 +26,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::AuthError;
-use crate::keys::{KeyKind, KeyRing, KeySet, LiveKey, SigningAlg, unix_now};
+use crate::context::unix_now;
+use crate::error::AuthError;
+use crate::jose_header::{ACCESS_TOKEN_TYP, ID_TOKEN_TYP, TidHeader, jws_header_b64};
+use crate::keys::{KeyKind, KeyRing, KeySet, LiveKey, SigningAlg};
 
 /// Largest token we even look at.
 const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -168,13 +170,6 @@ struct IncomingHeader {
     x5c: Option<serde_json::Value>,
 }
 
-#[derive(Serialize)]
-struct OutgoingHeader<'a> {
-    alg: &'a str,
-    typ: &'a str,
-    kid: &'a str,
-}
-
 struct CachedToken {
     verified: VerifiedAccessToken,
     generation: u64,
@@ -235,7 +230,7 @@ fn ttl_secs(d: Duration) -> i64 {
 
 impl TokenService {
     /// A token service over `ring` with the lifetimes of `config`.
-    pub fn new(ring: Arc<KeyRing>, config: &crate::AuthConfig) -> Self {
+    pub fn new(ring: Arc<KeyRing>, config: &crate::config::AuthConfig) -> Self {
         Self {
             ring,
             access_ttl: config.access_token_ttl(),
@@ -309,7 +304,7 @@ impl TokenService {
             .signer
             .as_ref()
             .ok_or_else(|| AuthError::KeyStore("key cannot sign".into()))?;
-        let header = jws_header_b64(alg, typ, &key.meta.kid)?;
+        let header = jws_header_b64(alg.as_str(), typ, &key.meta.kid)?;
         let payload = serde_json::to_vec(claims).map_err(|e| AuthError::Crypto(e.to_string()))?;
         let mut out = String::with_capacity(header.len() + payload.len() * 2 + 128);
         out.push_str(&header);
@@ -444,56 +439,12 @@ impl TokenService {
     }
 }
 
-/// `typ` of access tokens (RFC 9068).
-const ACCESS_TOKEN_TYP: &str = "at+jwt";
-/// `typ` of ID tokens.
-const ID_TOKEN_TYP: &str = "JWT";
-/// The `typ` values we sign with.
-pub(crate) const SIGNED_TYPES: [&str; 2] = [ACCESS_TOKEN_TYP, ID_TOKEN_TYP];
 /// AES-GCM IV length of a `tid` JWE.
 const TID_IV_LEN: usize = 12;
 /// AES-GCM tag length of a `tid` JWE.
 const TID_TAG_LEN: usize = 16;
 /// Largest signature we accept (RSA 4096).
 const MAX_SIGNATURE_LEN: usize = 512;
-
-/// The base64url JWS protected header we write for `alg`, `typ` and `kid`.
-pub(crate) fn jws_header_b64(alg: SigningAlg, typ: &str, kid: &str) -> Result<String, AuthError> {
-    let json = serde_json::to_vec(&OutgoingHeader {
-        alg: alg.as_str(),
-        typ,
-        kid,
-    })
-    .map_err(|e| AuthError::Crypto(e.to_string()))?;
-    Ok(B64.encode(json))
-}
-
-/// The base64url JWE protected header we write on a `tid` with key `kid`.
-pub(crate) fn tid_header_b64(kid: &str) -> Result<String, AuthError> {
-    let json = serde_json::to_vec(&TidHeader {
-        alg: "dir".into(),
-        enc: "A256GCM".into(),
-        kid: Some(kid.into()),
-        zip: None,
-        crit: None,
-    })
-    .map_err(|e| AuthError::Crypto(e.to_string()))?;
-    Ok(B64.encode(json))
-}
-
-/// A `tid` JWE protected header; anything beyond these fields is refused.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TidHeader {
-    alg: String,
-    enc: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    kid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    zip: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    crit: Option<serde_json::Value>,
-}
 
 /// Decodes base64url `input` into `out`, which must be filled exactly.
 fn decode_exact(input: &str, out: &mut [u8]) -> Result<(), AuthError> {

@@ -1,12 +1,12 @@
 //! Login through an upstream OpenID Connect provider.
 //!
-//! A tenant registers providers ([`AuthServer::add_upstream_provider`], which
-//! reads the provider's discovery document). [`AuthServer::begin_login`]
+//! A tenant registers providers ([`UpstreamService::add_upstream_provider`], which
+//! reads the provider's discovery document). [`UpstreamService::begin_login`]
 //! makes the authorization URL (code flow, PKCE `S256`, random `state` and
 //! `nonce`) and a sealed `pending` blob holding the verifier, state and nonce;
 //! the caller keeps it in an HttpOnly cookie, so the login is bound to the
 //! browser that started it and no table is needed. At the callback,
-//! [`AuthServer::complete_login`] checks the state, exchanges the code with
+//! [`UpstreamService::complete_login`] checks the state, exchanges the code with
 //! the `oauth2` crate, verifies the ID token's signature against the
 //! provider's JWKS (josekit; never `none` or HMAC) and its `iss`, `aud`,
 //! `azp`, `exp`, `iat` and `nonce`, then links the external identity
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use diesel::sql_types::{Bool, Nullable, Text, Uuid as SqlUuid};
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use josekit::jwk::{Jwk, JwkSet};
 use josekit::jws::{self, JwsVerifier};
@@ -35,13 +35,18 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::accounts::{LoginOutcome, USER_COLUMNS, User, create_login_challenge, create_session};
+use rampart_tenancy::TenantPool;
+
 use crate::audit::{AuditEvent, append};
-use crate::keys::unix_now;
+use crate::config::AuthConfig;
+use crate::context::{ClientContext, ct_eq, random_secret, tenant_id, unix_now};
+use crate::error::AuthError;
+use crate::keys::KeyEncryptionKey;
 use crate::roles::Role;
-use crate::server::{ct_eq, random_secret};
+use crate::schema::{external_identities, users};
+use crate::session::{LoginOutcome, create_login_challenge, create_session};
 use crate::token::Audience;
-use crate::{AuthError, AuthServer, ClientContext};
+use crate::users::{self as user_rows, User, normalize_email};
 
 /// How long a started upstream login may take.
 const PENDING_TTL_SECS: i64 = 600;
@@ -88,7 +93,7 @@ pub struct UpstreamLogin {
     /// Where to send the browser.
     pub authorization_url: String,
     /// Sealed state, nonce and PKCE verifier: keep it in an HttpOnly cookie
-    /// and hand it back to [`AuthServer::complete_login`].
+    /// and hand it back to [`UpstreamService::complete_login`].
     pub pending: String,
 }
 
@@ -399,7 +404,24 @@ fn valid_provider_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-impl AuthServer {
+/// Login through upstream OpenID Connect providers: registration of a
+/// tenant's providers, the code flow, ID token checks, identity linking.
+#[derive(Clone)]
+pub struct UpstreamService {
+    pub(crate) pool: TenantPool,
+    pub(crate) config: Arc<AuthConfig>,
+    /// Seals the pending-login blob kept in the browser's cookie.
+    pub(crate) sealer: KeyEncryptionKey,
+    pub(crate) upstreams: Arc<UpstreamRegistry>,
+}
+
+impl std::fmt::Debug for UpstreamService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamService").finish_non_exhaustive()
+    }
+}
+
+impl UpstreamService {
     /// Registers (or replaces) an upstream provider for `tenant`, reading its
     /// discovery document and JWKS now.
     pub async fn add_upstream_provider(
@@ -413,7 +435,7 @@ impl AuthServer {
                 provider.name
             )));
         }
-        self.tenant_id(tenant).await?;
+        tenant_id(&self.pool, tenant).await?;
         let url = format!(
             "{}/.well-known/openid-configuration",
             provider.issuer.trim_end_matches('/')
@@ -497,7 +519,7 @@ impl AuthServer {
 
     /// Finishes an upstream login at the callback: `code`, `state` and
     /// `iss` (RFC 9207, when the provider sends it) from the query, `pending`
-    /// from [`AuthServer::begin_login`] (the cookie).
+    /// from [`UpstreamService::begin_login`] (the cookie).
     #[allow(clippy::too_many_arguments)]
     pub async fn complete_login(
         &self,
@@ -571,27 +593,27 @@ impl AuthServer {
         provider: &UpstreamProvider,
         claims: &UpstreamIdClaims,
     ) -> Result<(User, bool), AuthError> {
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         let verified_email = claims
             .email
             .as_deref()
             .filter(|_| claims.email_verified == Some(true))
-            .map(crate::accounts::normalize_email);
+            .map(normalize_email);
         self.pool
             .with_tenant(tenant, async |conn| {
-                let linked: Vec<User> = diesel::sql_query(format!(
-                    "SELECT {USER_COLUMNS} FROM users WHERE id = \
-                     (SELECT user_id FROM external_identities WHERE provider = $1 AND subject = $2)"
-                ))
-                .bind::<Text, _>(&provider.name)
-                .bind::<Text, _>(&claims.sub)
-                .load(conn)
-                .await?;
-                let (user, created) = match linked.into_iter().next() {
+                let linked: Option<User> = external_identities::table
+                    .inner_join(users::table)
+                    .filter(external_identities::provider.eq(&provider.name))
+                    .filter(external_identities::subject.eq(&claims.sub))
+                    .select(User::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let (user, created) = match linked {
                     Some(user) => (user, false),
                     None => {
                         let existing = match (&verified_email, provider.link_verified_email) {
-                            (Some(email), true) => by_email(conn, email).await?,
+                            (Some(email), true) => user_rows::by_email(conn, email).await?,
                             _ => None,
                         };
                         let created = existing.is_none();
@@ -599,16 +621,16 @@ impl AuthServer {
                             Some(user) => user,
                             None => create_user(conn, provider, claims).await?,
                         };
-                        let inserted = diesel::sql_query(
-                            "INSERT INTO external_identities (provider, subject, user_id, email) \
-                             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                        )
-                        .bind::<Text, _>(&provider.name)
-                        .bind::<Text, _>(&claims.sub)
-                        .bind::<SqlUuid, _>(user.id)
-                        .bind::<Nullable<Text>, _>(claims.email.as_deref())
-                        .execute(conn)
-                        .await?;
+                        let inserted = diesel::insert_into(external_identities::table)
+                            .values((
+                                external_identities::provider.eq(&provider.name),
+                                external_identities::subject.eq(&claims.sub),
+                                external_identities::user_id.eq(user.id),
+                                external_identities::email.eq(claims.email.as_deref()),
+                            ))
+                            .on_conflict_do_nothing()
+                            .execute(conn)
+                            .await?;
                         if inserted == 0 {
                             // A concurrent first login linked it; this
                             // transaction rolls back, the retry finds the link.
@@ -646,7 +668,7 @@ impl AuthServer {
         user: &User,
         ctx: &ClientContext,
     ) -> Result<LoginOutcome, AuthError> {
-        let tenant_id = self.tenant_id(tenant).await?;
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
                 if user.totp_enabled {
@@ -662,7 +684,7 @@ impl AuthServer {
                     .await?;
                     return Ok(LoginOutcome::MfaRequired { challenge });
                 }
-                let session = create_session(conn, self, user.id, ctx, "fed").await?;
+                let session = create_session(conn, &self.config, user.id, ctx, "fed").await?;
                 append(
                     conn,
                     tenant_id,
@@ -681,16 +703,6 @@ impl AuthServer {
     }
 }
 
-async fn by_email(conn: &mut AsyncPgConnection, email: &str) -> Result<Option<User>, AuthError> {
-    let users: Vec<User> = diesel::sql_query(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE lower(email) = $1"
-    ))
-    .bind::<Text, _>(email)
-    .load(conn)
-    .await?;
-    Ok(users.into_iter().next())
-}
-
 /// A password-less local user for an external identity. Its e-mail is the
 /// provider's when free, else a placeholder under `.invalid` (RFC 2606).
 async fn create_user(
@@ -706,7 +718,7 @@ async fn create_user(
     let claimed = claims
         .email
         .as_deref()
-        .map(crate::accounts::normalize_email)
+        .map(normalize_email)
         .filter(|e| e.contains('@') && e.len() <= 254);
     let display_name = claims
         .name
@@ -718,17 +730,19 @@ async fn create_user(
         (Some(placeholder), false),
     ] {
         let Some(email) = email else { continue };
-        let users: Vec<User> = diesel::sql_query(format!(
-            "INSERT INTO users (email, display_name, role, email_verified) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING {USER_COLUMNS}"
-        ))
-        .bind::<Text, _>(&email)
-        .bind::<Text, _>(display_name.chars().take(200).collect::<String>())
-        .bind::<Text, _>(provider.new_user_role.as_str())
-        .bind::<Bool, _>(verified)
-        .load(conn)
-        .await?;
-        if let Some(user) = users.into_iter().next() {
+        let user: Option<User> = diesel::insert_into(users::table)
+            .values((
+                users::email.eq(&email),
+                users::display_name.eq(display_name.chars().take(200).collect::<String>()),
+                users::role.eq(provider.new_user_role.as_str()),
+                users::email_verified.eq(verified),
+            ))
+            .on_conflict_do_nothing()
+            .returning(User::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+        if let Some(user) = user {
             return Ok(user);
         }
     }

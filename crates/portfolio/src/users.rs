@@ -3,13 +3,16 @@
 //! (portfolio changes they made and their auth audit rows), and a tenant
 //! administrator's management of users (list, role, disable/enable).
 //!
-//! Roles and statuses take effect for new sign-ins and token refreshes:
-//! disabling a user also revokes their sessions and refresh tokens, so no
-//! new access token is issued; one already issued lives out its (short)
-//! lifetime.
+//! The user rows are the auth crate's: this module calls its accounts and
+//! audit services and keeps the product's view (preferences with defaults,
+//! assignable roles, paging). Disabling a user revokes, through auth, their
+//! sessions, refresh tokens and access tokens.
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Bool, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use rampart_auth::audit::AuditService;
+use rampart_auth::users::UserProfile;
+use rampart_auth::{AccountService, AuthError, AuthServer, Role};
 use rampart_tenancy::TenantPool;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -223,28 +226,8 @@ pub struct PortfolioActivity {
 /// Roles a tenant administrator may give a user.
 pub const ASSIGNABLE_ROLES: [&str; 3] = ["admin", "trader", "viewer"];
 
-#[derive(diesel::QueryableByName)]
-struct ProfileRow {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = Text)]
-    email: String,
-    #[diesel(sql_type = Text)]
-    display_name: String,
-    #[diesel(sql_type = Text)]
-    role: String,
-    #[diesel(sql_type = Text)]
-    status: String,
-    #[diesel(sql_type = Bool)]
-    email_verified: bool,
-    #[diesel(sql_type = Timestamptz)]
-    created_at: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    updated_at: DateTime<Utc>,
-}
-
-impl From<ProfileRow> for Profile {
-    fn from(r: ProfileRow) -> Self {
+impl From<UserProfile> for Profile {
+    fn from(r: UserProfile) -> Self {
         Profile {
             id: r.id,
             email: r.email,
@@ -258,25 +241,18 @@ impl From<ProfileRow> for Profile {
     }
 }
 
-const PROFILE_COLUMNS: &str =
-    "id, email, display_name, role, status, email_verified, created_at, updated_at";
-
-async fn profile_of(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Profile, PortfolioError> {
-    let rows: Vec<ProfileRow> =
-        diesel::sql_query(format!("SELECT {PROFILE_COLUMNS} FROM users WHERE id = $1"))
-            .bind::<SqlUuid, _>(id)
-            .load(conn)
-            .await?;
-    rows.into_iter()
-        .next()
-        .map(Profile::from)
-        .ok_or(PortfolioError::NotFound)
-}
-
-#[derive(diesel::QueryableByName)]
-struct PrefsRow {
-    #[diesel(sql_type = Jsonb)]
-    preferences: serde_json::Value,
+/// Users belong to the auth crate; its refusals read as this crate's.
+fn from_auth(e: AuthError) -> PortfolioError {
+    match e {
+        AuthError::NotFound(_) => PortfolioError::NotFound,
+        AuthError::InvalidRequest(m) => PortfolioError::Invalid(m),
+        AuthError::Tenancy(t) => PortfolioError::Tenancy(t),
+        AuthError::Database(d) => PortfolioError::Database(d),
+        // Nothing else is expected from the user calls; keep it a server error.
+        other => PortfolioError::Database(diesel::result::Error::QueryBuilderError(
+            other.to_string().into(),
+        )),
+    }
 }
 
 #[derive(diesel::QueryableByName)]
@@ -299,41 +275,41 @@ struct UserActivityRow {
     occurred_at: DateTime<Utc>,
 }
 
-#[derive(diesel::QueryableByName)]
-struct AuditRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = Text)]
-    action: String,
-    #[diesel(sql_type = Text)]
-    result: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    ip: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    user_agent: Option<String>,
-    #[diesel(sql_type = Timestamptz)]
-    occurred_at: DateTime<Utc>,
-}
-
-/// Users of every tenant, over a [`TenantPool`]; each call is one tenant
-/// transaction. Callers establish who is acting (and whether they may
-/// manage users) before calling.
+/// Users of every tenant as the product sees them. The user rows belong to
+/// the auth crate: profiles, roles, status and preferences go through its
+/// [`AccountService`], the user's auth events through its audit log; only
+/// the portfolio activity is read here. Callers establish who is acting (and
+/// whether they may manage users) before calling.
 #[derive(Clone)]
 pub struct UserService {
     pool: TenantPool,
+    accounts: AccountService,
+    audit: AuditService,
+}
+
+impl std::fmt::Debug for UserService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserService").finish_non_exhaustive()
+    }
 }
 
 impl UserService {
-    /// A service over `pool`.
-    pub fn new(pool: TenantPool) -> Self {
-        Self { pool }
+    /// A service over `pool` and the auth services of `auth`.
+    pub fn new(pool: TenantPool, auth: &AuthServer) -> Self {
+        Self {
+            pool,
+            accounts: auth.accounts().clone(),
+            audit: auth.audit_trail().clone(),
+        }
     }
 
     /// A user's profile.
     pub async fn profile(&self, tenant: &str, user: Uuid) -> Result<Profile, PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| profile_of(conn, user).await)
+        self.accounts
+            .profile(tenant, user)
             .await
+            .map(Profile::from)
+            .map_err(from_auth)
     }
 
     /// Changes one's own profile.
@@ -356,18 +332,11 @@ impl UserService {
                 }
             })
             .transpose()?;
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                diesel::sql_query(
-                    "UPDATE users SET display_name = coalesce($2, display_name), updated_at = now() WHERE id = $1",
-                )
-                .bind::<SqlUuid, _>(user)
-                .bind::<Nullable<Text>, _>(name.as_deref())
-                .execute(conn)
-                .await?;
-                profile_of(conn, user).await
-            })
+        self.accounts
+            .update_display_name(tenant, user, name.as_deref())
             .await
+            .map(Profile::from)
+            .map_err(from_auth)
     }
 
     /// A user's preferences, defaults filled in.
@@ -376,17 +345,12 @@ impl UserService {
         tenant: &str,
         user: Uuid,
     ) -> Result<Preferences, PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let rows: Vec<PrefsRow> =
-                    diesel::sql_query("SELECT preferences FROM users WHERE id = $1")
-                        .bind::<SqlUuid, _>(user)
-                        .load(conn)
-                        .await?;
-                let row = rows.into_iter().next().ok_or(PortfolioError::NotFound)?;
-                Ok(preferences_from(&row.preferences))
-            })
+        let stored = self
+            .accounts
+            .preferences(tenant, user)
             .await
+            .map_err(from_auth)?;
+        Ok(preferences_from(&stored))
     }
 
     /// Changes some preferences (keys not in the patch, including ones this
@@ -398,21 +362,12 @@ impl UserService {
         patch: PreferencesPatch,
     ) -> Result<Preferences, PortfolioError> {
         let merge = patch.validated()?;
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let rows: Vec<PrefsRow> = diesel::sql_query(
-                    "UPDATE users SET preferences = (CASE WHEN jsonb_typeof(preferences) = 'object' \
-                     THEN preferences ELSE '{}'::jsonb END) || $2, updated_at = now() \
-                     WHERE id = $1 RETURNING preferences",
-                )
-                .bind::<SqlUuid, _>(user)
-                .bind::<Jsonb, _>(&merge)
-                .load(conn)
-                .await?;
-                let row = rows.into_iter().next().ok_or(PortfolioError::NotFound)?;
-                Ok(preferences_from(&row.preferences))
-            })
+        let stored = self
+            .accounts
+            .merge_preferences(tenant, user, &merge)
             .await
+            .map_err(from_auth)?;
+        Ok(preferences_from(&stored))
     }
 
     /// The user's own history, newest first, at most `limit` (1–200) of
@@ -424,19 +379,16 @@ impl UserService {
         limit: usize,
     ) -> Result<UserActivity, PortfolioError> {
         let limit = i64::try_from(limit.clamp(1, 200)).unwrap_or(200);
+        let audit = self
+            .audit
+            .user_events(tenant, user, limit)
+            .await
+            .map_err(from_auth)?;
         self.pool
             .with_tenant(tenant, async |conn| {
                 let rows: Vec<UserActivityRow> = diesel::sql_query(
                     "SELECT portfolio_id, id, actor_id, action, before, after, ip, occurred_at \
                      FROM portfolio_activity WHERE actor_id = $1 ORDER BY id DESC LIMIT $2",
-                )
-                .bind::<SqlUuid, _>(user)
-                .bind::<BigInt, _>(limit)
-                .load(conn)
-                .await?;
-                let audit: Vec<AuditRow> = diesel::sql_query(
-                    "SELECT id, action, result, ip, user_agent, occurred_at FROM audit_log \
-                     WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
                 )
                 .bind::<SqlUuid, _>(user)
                 .bind::<BigInt, _>(limit)
@@ -489,25 +441,19 @@ impl UserService {
             .transpose()?;
         let limit = limit.clamp(1, 100);
         let fetch = i64::try_from(limit + 1).unwrap_or(101);
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let rows: Vec<ProfileRow> = diesel::sql_query(format!(
-                    "SELECT {PROFILE_COLUMNS} FROM users WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"
-                ))
-                .bind::<Nullable<SqlUuid>, _>(after)
-                .bind::<BigInt, _>(fetch)
-                .load(conn)
-                .await?;
-                let mut items: Vec<Profile> = rows.into_iter().map(Profile::from).collect();
-                let next = if items.len() > limit {
-                    items.pop();
-                    items.last().map(|p| p.id.to_string())
-                } else {
-                    None
-                };
-                Ok(Page { items, next })
-            })
+        let rows = self
+            .accounts
+            .list_users(tenant, after, fetch)
             .await
+            .map_err(from_auth)?;
+        let mut items: Vec<Profile> = rows.into_iter().map(Profile::from).collect();
+        let next = if items.len() > limit {
+            items.pop();
+            items.last().map(|p| p.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
     }
 
     /// Gives a user another role (one of [`ASSIGNABLE_ROLES`]). An
@@ -529,25 +475,18 @@ impl UserService {
                 "an administrator cannot change their own role".into(),
             ));
         }
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let n = diesel::sql_query(
-                    "UPDATE users SET role = $2, updated_at = now() WHERE id = $1",
-                )
-                .bind::<SqlUuid, _>(user)
-                .bind::<Text, _>(role)
-                .execute(conn)
-                .await?;
-                if n == 0 {
-                    return Err(PortfolioError::NotFound);
-                }
-                profile_of(conn, user).await
-            })
+        let role = Role::parse(role)
+            .ok_or_else(|| PortfolioError::Invalid("role: admin, trader or viewer".into()))?;
+        self.accounts
+            .assign_role(tenant, user, role)
             .await
+            .map(Profile::from)
+            .map_err(from_auth)
     }
 
     /// Disables (`active = false`) or re-enables a user. Disabling revokes
-    /// the user's sessions and refresh tokens. An administrator cannot
+    /// the user's sessions, refresh tokens and access tokens (through auth,
+    /// which also forgets its cached verdicts). An administrator cannot
     /// disable themselves.
     pub async fn set_active(
         &self,
@@ -561,41 +500,12 @@ impl UserService {
                 "an administrator cannot disable themselves".into(),
             ));
         }
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let n = diesel::sql_query(
-                    "UPDATE users SET status = $2, updated_at = now() WHERE id = $1",
-                )
-                .bind::<SqlUuid, _>(user)
-                .bind::<Text, _>(if active { "active" } else { "disabled" })
-                .execute(conn)
-                .await?;
-                if n == 0 {
-                    return Err(PortfolioError::NotFound);
-                }
-                if !active {
-                    diesel::sql_query(
-                        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
-                    )
-                    .bind::<SqlUuid, _>(user)
-                    .execute(conn)
-                    .await?;
-                    diesel::sql_query(
-                        "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
-                    )
-                    .bind::<SqlUuid, _>(user)
-                    .execute(conn)
-                    .await?;
-                    diesel::sql_query(
-                        "UPDATE access_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
-                    )
-                    .bind::<SqlUuid, _>(user)
-                    .execute(conn)
-                    .await?;
-                }
-                profile_of(conn, user).await
-            })
-            .await
+        let profile = if active {
+            self.accounts.enable_user(tenant, user).await
+        } else {
+            self.accounts.disable_user(tenant, user).await
+        };
+        profile.map(Profile::from).map_err(from_auth)
     }
 }
 

@@ -44,7 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 fn users(state: &AppState) -> UserService {
-    UserService::new(state.tenants.clone())
+    UserService::new(state.tenants.clone(), &state.auth)
 }
 
 /// The caller's profile.

@@ -1,0 +1,81 @@
+//! What every service of this crate shares and none of them owns: where a
+//! request comes from, the clock, secrets and handles, the tenant lookup and
+//! the cache of access-token revocation verdicts. A leaf: it imports no other
+//! module of the crate but the error type.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use rampart_tenancy::TenantPool;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::AuthError;
+
+/// Where a request comes from (for sessions, throttling and audit).
+#[derive(Debug, Clone, Default)]
+pub struct ClientContext {
+    /// Client IP address.
+    pub ip: String,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+    /// A device label (e.g. parsed from the user agent).
+    pub device: Option<String>,
+}
+
+impl ClientContext {
+    /// A context for an IP (tests, internal calls).
+    pub fn ip(ip: &str) -> Self {
+        Self {
+            ip: ip.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Access tokens (tenant, jti) recently checked against `access_tokens`:
+/// `true` when revoked. Shared by every service that revokes tokens, which
+/// clears it whenever it does.
+pub(crate) type RevocationCache = moka::sync::Cache<(String, String), bool>;
+
+/// The id of an active tenant.
+pub(crate) async fn tenant_id(pool: &TenantPool, tenant: &str) -> Result<Uuid, AuthError> {
+    Ok(pool.active_tenant(tenant).await?.id)
+}
+
+/// Current unix time in seconds.
+pub(crate) fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// A lifetime in seconds from the configuration as a `chrono` duration.
+pub(crate) fn ttl(secs: u64) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2))
+}
+
+/// SHA-256 of `data`.
+pub(crate) fn sha256(data: &[u8]) -> Vec<u8> {
+    Sha256::digest(data).to_vec()
+}
+
+/// `n` random bytes, base64url.
+pub(crate) fn random_secret(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rng().fill_bytes(&mut bytes);
+    B64.encode(bytes)
+}
+
+/// Constant-time equality.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Splits `"{uuid}.{secret}"`.
+pub(crate) fn split_handle(token: &str) -> Option<(Uuid, &str)> {
+    let (id, secret) = token.split_once('.')?;
+    if secret.is_empty() || secret.len() > 128 {
+        return None;
+    }
+    Some((Uuid::parse_str(id).ok()?, secret))
+}

@@ -1,0 +1,218 @@
+//! diesel definitions of the tenant tables this crate owns (from
+//! `migrations/tenant/*_init` and `*_auth`). Unqualified by schema: the
+//! tenant pool's `search_path` picks the tenant. Other crates reach these
+//! rows through this crate's services, never through these tables.
+#![allow(missing_docs)]
+
+use diesel::sql_types::Text;
+
+#[diesel::declare_sql_function]
+extern "SQL" {
+    /// SQL `lower()`: e-mail addresses are unique and looked up lower-cased.
+    fn lower(x: Text) -> Text;
+}
+
+// Two columns are left out to stay within diesel's 16-column tables:
+// `preferences` (jsonb, the product's settings, read with raw SQL) and
+// `leaderboard_opt_out` (added and used by rampart-members).
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        display_name -> Text,
+        password_hash -> Nullable<Text>,
+        role -> Text,
+        status -> Text,
+        email_verified -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        failed_password_count -> Integer,
+        failed_totp_count -> Integer,
+        locked_until -> Nullable<Timestamptz>,
+        password_changed_at -> Nullable<Timestamptz>,
+        totp_secret_sealed -> Nullable<Text>,
+        totp_enabled -> Bool,
+        totp_last_step -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        device -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        secret_hash -> Nullable<Bytea>,
+        auth_time -> Timestamptz,
+        amr -> Text,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        occurred_at -> Timestamptz,
+        user_id -> Nullable<Uuid>,
+        actor -> Nullable<Text>,
+        action -> Text,
+        result -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        detail -> Jsonb,
+        prev_hash -> Nullable<Bytea>,
+        row_hash -> Nullable<Bytea>,
+        tenant_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    mfa_backup_codes (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        code_hash -> Bytea,
+        used_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    login_challenges (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        secret_hash -> Bytea,
+        device -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    login_attempts (id) {
+        id -> BigInt,
+        kind -> Text,
+        account -> Text,
+        ip -> Text,
+        success -> Bool,
+        attempted_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    oauth_clients (client_id) {
+        client_id -> Text,
+        name -> Text,
+        secret_hash -> Nullable<Bytea>,
+        auth_method -> Text,
+        redirect_uris -> Array<Text>,
+        grant_types -> Array<Text>,
+        allowed_scopes -> Array<Text>,
+        signing_alg -> Text,
+        service_role -> Text,
+        created_at -> Timestamptz,
+        disabled_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    authorization_codes (code_hash) {
+        code_hash -> Bytea,
+        client_id -> Text,
+        user_id -> Uuid,
+        session_id -> Nullable<Uuid>,
+        redirect_uri -> Text,
+        scope -> Text,
+        code_challenge -> Text,
+        nonce -> Nullable<Text>,
+        auth_time -> Timestamptz,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Uuid,
+        token_hash -> Bytea,
+        family_id -> Uuid,
+        client_id -> Text,
+        user_id -> Uuid,
+        session_id -> Nullable<Uuid>,
+        scope -> Text,
+        auth_code_hash -> Nullable<Bytea>,
+        auth_time -> Timestamptz,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        family_expires_at -> Timestamptz,
+        rotated_at -> Nullable<Timestamptz>,
+        successor_id -> Nullable<Uuid>,
+        successor_sealed -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    access_tokens (jti) {
+        jti -> Text,
+        client_id -> Text,
+        user_id -> Nullable<Uuid>,
+        family_id -> Nullable<Uuid>,
+        session_id -> Nullable<Uuid>,
+        auth_code_hash -> Nullable<Bytea>,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        prefix -> Text,
+        key_hash -> Bytea,
+        user_id -> Uuid,
+        name -> Text,
+        scopes -> Array<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    external_identities (provider, subject) {
+        provider -> Text,
+        subject -> Text,
+        user_id -> Uuid,
+        email -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(external_identities -> users (user_id));
+diesel::joinable!(mfa_backup_codes -> users (user_id));
+diesel::joinable!(login_challenges -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    audit_log,
+    mfa_backup_codes,
+    login_challenges,
+    login_attempts,
+    oauth_clients,
+    authorization_codes,
+    refresh_tokens,
+    access_tokens,
+    api_keys,
+    external_identities,
+);
