@@ -13,10 +13,10 @@ use rampart_tenancy::TenantPool;
 use crate::api::{self, ApiError, REQUEST_ID};
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimiter;
 use crate::routes;
 use crate::tls::{ClientAuth, TlsFiles, capture_client_identity, listener_tls};
-use crate::vault::SecretStore;
+use rampart_ratelimit::RateLimiter;
+use rampart_vault::SecretStore;
 
 /// Everything handlers share.
 #[derive(Clone)]
@@ -226,7 +226,7 @@ async fn rate_limit(
         if let Some(key) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
             scopes.push(("api_key", state.limiter.check_api_key(key).await));
         }
-        let mut strictest: Option<(&str, crate::ratelimit::Decision)> = None;
+        let mut strictest: Option<(&str, rampart_ratelimit::Decision)> = None;
         for (scope, d) in scopes {
             if !d.allowed {
                 state.metrics.rate_limited.with_label_values(&[scope]).inc();
@@ -271,7 +271,7 @@ async fn rate_limit(
 
 fn add_rate_headers(
     headers: &mut actix_web::http::header::HeaderMap,
-    d: &crate::ratelimit::Decision,
+    d: &rampart_ratelimit::Decision,
 ) {
     for (name, value) in d.headers() {
         // `from_bytes` lowercases; `from_static` would panic on `RateLimit-…`.

@@ -32,7 +32,7 @@ use crate::api::{self, ApiError};
 use crate::app::AppState;
 use crate::routes::api_v1::{principal, require, user_of};
 use crate::tls::ClientIdentity;
-use crate::vault::SecretStore;
+use rampart_vault::SecretStore;
 
 /// Registers the public API routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -85,7 +85,7 @@ impl BrokerCrypto for VaultBrokerCrypto {
 
     async fn open(&self, sealed: &str, context: &[u8]) -> Result<Zeroizing<Vec<u8>>, MembersError> {
         let store = self.store()?;
-        let sealed = crate::vault::Sealed::from_json(sealed)
+        let sealed = rampart_vault::Sealed::from_json(sealed)
             .map_err(|e| MembersError::Crypto(e.to_string()))?;
         store
             .decrypt(&sealed, context)
