@@ -498,8 +498,8 @@ impl MemoryLimiter {
                     allowed: true,
                     limit: quota.burst,
                     remaining,
-                    // governor keeps the TAT private: the full replenishment
-                    // is at most this, less than one interval early.
+                    // governor keeps the TAT private: this bound is at most
+                    // one interval later than the exact replenishment.
                     reset_after: interval.saturating_mul(quota.burst.saturating_sub(remaining)),
                     retry_after: None,
                 }
