@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rampart_members::{BrokerCrypto, MembersError};
 use zeroize::Zeroizing;
 
-use crate::vault::{Sealed, SecretStore};
+use rampart_vault::{Sealed, SecretStore};
 
 /// Seals and opens broker credentials through Vault; without Vault every
 /// call fails with `MembersError::Crypto` (answered 503).

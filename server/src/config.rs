@@ -9,9 +9,9 @@ use figment::providers::{Env, Format, Toml};
 use rampart_tenancy::TenancyConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::ratelimit::RateLimitConfig;
 use crate::tls::TlsFiles;
-use crate::vault::VaultConfig;
+use rampart_ratelimit::RateLimitConfig;
+use rampart_vault::VaultConfig;
 
 /// Development (embedded defaults allowed) or production (secrets from Vault only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -193,7 +193,7 @@ impl ServerConfig {
         }
         if self.mode == Mode::Production {
             if let Some(v) = &self.vault
-                && matches!(v.auth, crate::vault::VaultAuth::Token { .. })
+                && matches!(v.auth, rampart_vault::VaultAuth::Token { .. })
             {
                 problems.push(
                     "production mode: Vault auth must be AppRole (token auth is for development)"

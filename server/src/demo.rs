@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
 use rampart_auth::{AuthError, Role, SigningAlg};
-use rampart_testkit::{PgOptions, PgServer};
+use rampart_pgembed::{PgOptions, PgServer};
 
 use crate::config::{Mode, ServerConfig};
 use crate::serve;

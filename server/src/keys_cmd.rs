@@ -7,7 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use rampart_auth::{KeyKind, KeyRing, RotationPolicy};
 
 use crate::config::ServerConfig;
-use crate::vault::SecretStore;
+use rampart_vault::SecretStore;
 
 /// Key commands.
 #[derive(Debug, Subcommand)]

@@ -194,7 +194,7 @@ pub async fn rate_limit(
         if let Some(key) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
             scopes.push(("api_key", state.limiter.check_api_key(key).await));
         }
-        let mut strictest: Option<(&str, crate::ratelimit::Decision)> = None;
+        let mut strictest: Option<(&str, rampart_ratelimit::Decision)> = None;
         for (scope, d) in scopes {
             if !d.allowed {
                 state.metrics.rate_limited.with_label_values(&[scope]).inc();
@@ -237,7 +237,7 @@ pub async fn rate_limit(
 
 fn add_rate_headers(
     headers: &mut actix_web::http::header::HeaderMap,
-    d: &crate::ratelimit::Decision,
+    d: &rampart_ratelimit::Decision,
 ) {
     for (name, value) in d.headers() {
         // `from_bytes` lowercases; `from_static` would panic on `RateLimit-…`.

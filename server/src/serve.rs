@@ -12,9 +12,9 @@ use rampart_tenancy::TenantPool;
 use crate::app::{self, RunningServer};
 use crate::config::{Mode, ServerConfig};
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimiter;
 use crate::state::AppState;
-use crate::vault::{SecretStore, VaultAuth};
+use rampart_ratelimit::RateLimiter;
+use rampart_vault::{ExposeSecret as _, SecretStore, VaultAuth};
 
 /// Options of `rampart serve`.
 #[derive(Debug, Args)]
@@ -175,7 +175,7 @@ pub fn key_store(
                 })?;
             let kek = KeyEncryptionKey::from_hex("vault-kek", &kek_hex)?;
             let token = match &vcfg.auth {
-                VaultAuth::Token { token } => token.expose().to_owned(),
+                VaultAuth::Token { token } => token.expose_secret().to_owned(),
                 // The key store holds a static token; AppRole-issued tokens
                 // expire, so the signing-key store needs its own token.
                 VaultAuth::AppRole { .. } => std::env::var("RAMPART_KEYSTORE_VAULT_TOKEN").map_err(|_| {

@@ -8,8 +8,8 @@ use rampart_tenancy::TenantPool;
 
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimiter;
-use crate::vault::SecretStore;
+use rampart_ratelimit::RateLimiter;
+use rampart_vault::SecretStore;
 
 /// Everything handlers share.
 #[derive(Clone)]

@@ -463,7 +463,7 @@ pub fn write_dev_pki(dir: &Path) -> Result<DevPki, TlsError> {
 #[serde(deny_unknown_fields)]
 pub struct VaultTls {
     /// What to request.
-    pub request: crate::vault::PkiRequest,
+    pub request: rampart_vault::PkiRequest,
     /// Where the issued certificate and key are written (0600) for the
     /// listeners to load and reload.
     pub runtime_dir: PathBuf,
@@ -474,7 +474,7 @@ pub struct VaultTls {
 /// Issues the server certificate from Vault and writes it where the
 /// listeners read it; returns the files and when to renew.
 pub async fn issue_from_vault(
-    store: &crate::vault::SecretStore,
+    store: &rampart_vault::SecretStore,
     cfg: &VaultTls,
 ) -> Result<(TlsFiles, Duration), TlsError> {
     let issued = store
@@ -492,7 +492,11 @@ pub async fn issue_from_vault(
     };
     // Key first, then certificate: the reloader compares both stamps.
     let key_tmp = cfg.runtime_dir.join(".server-key.pem.tmp");
-    std::fs::write(&key_tmp, issued.key_pem.expose()).map_err(|e| file_err(&key_tmp, e))?;
+    std::fs::write(
+        &key_tmp,
+        rampart_vault::ExposeSecret::expose_secret(&issued.key_pem),
+    )
+    .map_err(|e| file_err(&key_tmp, e))?;
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&key_tmp, std::fs::Permissions::from_mode(0o600))
@@ -521,7 +525,7 @@ pub async fn issue_from_vault(
 /// listeners' reloaders pick up the new files. Failures retry every 30 s
 /// while the current certificate is still valid.
 pub fn spawn_vault_renewal(
-    store: crate::vault::SecretStore,
+    store: rampart_vault::SecretStore,
     cfg: VaultTls,
     first_renewal: Duration,
 ) -> tokio::task::JoinHandle<()> {

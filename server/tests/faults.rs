@@ -325,7 +325,7 @@ async fn redis_outage_degrades_rate_limits_and_caches_to_memory() {
     let url = redis.url();
     let env = env_with(|c| {
         c.redis_url = Some(url.clone());
-        c.rate_limit.per_ip = rampart_server::ratelimit::Quota {
+        c.rate_limit.per_ip = rampart_ratelimit::Quota {
             count: 20,
             per_period: Duration::from_secs(60),
             burst: 20,
@@ -731,15 +731,12 @@ async fn snapshot_job_killed_half_way_and_rerun_writes_each_snapshot_once() {
     rampart_testkit::install_crypto_provider();
     let bao = BaoServer::start().unwrap();
     write_secret(&bao, "auth", json!({"kek": "22".repeat(32)})).await;
-    rampart_server::vault::SecretStore::connect(rampart_server::vault::VaultConfig::dev(
-        bao.addr(),
-        bao.token(),
-    ))
-    .await
-    .unwrap()
-    .ensure_transit_key()
-    .await
-    .unwrap();
+    rampart_vault::SecretStore::connect(rampart_vault::VaultConfig::dev(bao.addr(), bao.token()))
+        .await
+        .unwrap()
+        .ensure_transit_key()
+        .await
+        .unwrap();
     // The broker answers every account slowly: the job takes a while.
     let broker = MockServer::start().await;
     Mock::given(method("GET"))
@@ -759,7 +756,7 @@ async fn snapshot_job_killed_half_way_and_rerun_writes_each_snapshot_once() {
     let mut database_url = String::new();
     let (vault, broker_url) = (bao.addr(), broker.uri());
     let env = env_with(|c| {
-        let mut v = rampart_server::vault::VaultConfig::dev(vault.clone(), "root");
+        let mut v = rampart_vault::VaultConfig::dev(vault.clone(), "root");
         v.secrets = vec!["auth".into()];
         c.vault = Some(v);
         c.snapshot = rampart_members::SnapshotConfig {

@@ -14,7 +14,7 @@ use rampart_auth::{AccessTokenRequest, Role, SigningAlg};
 use rampart_server::app::{AppState, RunningServer};
 use rampart_server::config::ServerConfig;
 use rampart_server::tls::{DevCa, IssuedCert, TlsFiles};
-use rampart_server::vault::{SecretStore, VaultConfig};
+use rampart_vault::{SecretStore, VaultConfig};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use wiremock::matchers::{header, method, path};

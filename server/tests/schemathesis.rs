@@ -21,7 +21,7 @@ use std::time::Duration;
 use common::{CLIENT_SCOPES, env_with, scoped_token};
 use rampart_auth::Role;
 use rampart_notify::{NotifyConfig, SmtpTls};
-use rampart_server::ratelimit::Quota;
+use rampart_ratelimit::Quota;
 use reqwest::Method;
 use serde_json::json;
 

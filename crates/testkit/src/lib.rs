@@ -3,6 +3,8 @@
 //! Starts the real services Rampart's tests talk to — PostgreSQL, Redis and
 //! OpenBao (the Vault-compatible server) — on free loopback ports, with
 //! throwaway data directories, and stops them when the test process ends.
+//! PostgreSQL is started by `rampart-pgembed` (shared with `rampart demo`);
+//! this kit adds the per-test databases.
 //!
 //! Tests never hand-roll this: they ask the kit for a server. Each test binary
 //! shares one server of each kind ([`postgres`], [`redis`], [`openbao`]); each
@@ -29,8 +31,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::net::TcpListener;
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+pub use rampart_pgembed::{PgOptions, postgres_tool};
 
 pub mod schema_check;
 
@@ -78,6 +79,9 @@ pub enum TestkitError {
     /// A database error while preparing a test database.
     #[error("database error: {0}")]
     Database(String),
+    /// Starting, stopping or using PostgreSQL failed.
+    #[error(transparent)]
+    Postgres(#[from] rampart_pgembed::PgError),
     /// The shared server failed to start earlier in this process.
     #[error("shared {0} failed to start earlier in this test binary: {1}")]
     SharedFailed(&'static str, String),
@@ -92,8 +96,7 @@ pub fn install_crypto_provider() {
 
 /// A free TCP port on 127.0.0.1 (bound and released; the caller binds it next).
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+    Ok(rampart_pgembed::free_port()?)
 }
 
 /// The repository root (where `.venv` lives), derived from this crate's path.
@@ -109,47 +112,6 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
-}
-
-fn find_postgres_binary(name: &'static str) -> Result<PathBuf> {
-    if let Some(p) = find_on_path(name) {
-        return Ok(p);
-    }
-    // Debian keeps server binaries out of PATH.
-    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
-        let mut versions: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        versions.sort();
-        for v in versions.iter().rev() {
-            let candidate = v.join("bin").join(name);
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
-    }
-    Err(TestkitError::MissingBinary {
-        binary: name,
-        hint: "Install the PostgreSQL server binaries (`apt-get install -y postgresql`), or run `./scripts/test`, which installs what is missing.",
-    })
-}
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
-}
-
-/// The unprivileged account PostgreSQL runs as when the tests run as root.
-fn postgres_account() -> Result<Option<(u32, u32)>> {
-    if !is_root() {
-        return Ok(None);
-    }
-    match nix::unistd::User::from_name("postgres") {
-        Ok(Some(user)) => Ok(Some((user.uid.as_raw(), user.gid.as_raw()))),
-        _ => Err(TestkitError::MissingBinary {
-            binary: "postgres (user account)",
-            hint: "initdb refuses to run as root and there is no `postgres` user: `useradd --system postgres`, or run `./scripts/test`.",
-        }),
-    }
 }
 
 fn run(cmd: &mut Command) -> Result<String> {
@@ -184,19 +146,7 @@ fn make_scratch_dir(kind: &str) -> Result<PathBuf> {
 /// Starts a detached watchdog that runs `cleanup` (a shell snippet) once this
 /// process has exited.
 fn spawn_watchdog(cleanup: &str) -> Result<()> {
-    let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.3; done; {cleanup}",
-        pid = std::process::id()
-    );
-    Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()?;
-    Ok(())
+    Ok(rampart_pgembed::run_on_exit(cleanup)?)
 }
 
 fn wait_until<F: FnMut() -> std::result::Result<(), String>>(
@@ -233,34 +183,12 @@ fn shared<T>(
 
 // ---------------------------------------------------------------- PostgreSQL
 
-/// Options for [`PgServer::start_with`].
-#[derive(Debug, Clone, Default)]
-pub struct PgOptions {
-    /// Keep the cluster in this directory (created by initdb if empty) instead
-    /// of a throwaway one; it is not deleted on stop.
-    pub data_dir: Option<PathBuf>,
-    /// Port to listen on; a free one when `None`.
-    pub port: Option<u16>,
-    /// Keep fsync on (durability). Tests turn it off for speed.
-    pub fsync: bool,
-    /// Do not start a watchdog (the owner stops the server itself).
-    pub no_watchdog: bool,
-    /// Extra server settings, passed as `-c name=value` (values without
-    /// spaces), e.g. `("max_locks_per_transaction", "256")`.
-    pub settings: Vec<(String, String)>,
-}
-
-/// A running PostgreSQL server on 127.0.0.1.
+/// A running PostgreSQL server for tests: a [`rampart_pgembed::PgServer`]
+/// (see there for how it is started and stopped) that also hands out a fresh
+/// database per test ([`PgServer::fresh_database`]).
 #[derive(Debug)]
 pub struct PgServer {
-    port: u16,
-    root: PathBuf,
-    data: PathBuf,
-    account: Option<(u32, u32)>,
-    pg_ctl: PathBuf,
-    throwaway: bool,
-    fsync: bool,
-    settings: Vec<(String, String)>,
+    server: rampart_pgembed::PgServer,
 }
 
 static SHARED_PG: OnceLock<std::result::Result<PgServer, String>> = OnceLock::new();
@@ -271,114 +199,32 @@ pub fn postgres() -> Result<&'static PgServer> {
 }
 
 impl PgServer {
-    /// Starts a throwaway server (fsync off) that is stopped and deleted when
-    /// this process exits, or earlier by [`PgServer::stop`].
+    /// A throwaway server (fsync off), stopped and deleted when this process
+    /// exits, or earlier by [`PgServer::shutdown`].
     pub fn start() -> Result<Self> {
         Self::start_with(PgOptions::default())
     }
 
-    /// Starts a server with options.
+    /// [`rampart_pgembed::PgServer::start_with`].
     pub fn start_with(options: PgOptions) -> Result<Self> {
-        let initdb = find_postgres_binary("initdb")?;
-        let pg_ctl = find_postgres_binary("pg_ctl")?;
-        let account = postgres_account()?;
-        let throwaway = options.data_dir.is_none();
-        let root = match &options.data_dir {
-            Some(d) => {
-                std::fs::create_dir_all(d)?;
-                d.canonicalize()?
-            }
-            None => make_scratch_dir("pg")?,
-        };
-        let data = root.join("data");
-        if let Some((uid, gid)) = account {
-            std::os::unix::fs::chown(&root, Some(uid), Some(gid))?;
-        }
-        if !data.join("PG_VERSION").exists() {
-            let mut cmd = Command::new(&initdb);
-            cmd.arg("-D").arg(&data).args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "--locale=C",
-            ]);
-            as_account(&mut cmd, account);
-            run(&mut cmd)?;
-        }
-        let mut server = PgServer {
-            port: match options.port {
-                Some(p) => p,
-                None => free_port()?,
-            },
-            root,
-            data,
-            account,
-            pg_ctl,
-            throwaway,
-            fsync: options.fsync,
-            settings: options.settings.clone(),
-        };
-        // A free port can be taken by another process between our probe and
-        // the server's bind: try a few fresh ports before giving up.
-        let mut attempt = 0;
-        while let Err(e) = server.pg_ctl_start() {
-            attempt += 1;
-            if options.port.is_some() || attempt >= 4 {
-                return Err(e);
-            }
-            server.port = free_port()?;
-        }
-        if !options.no_watchdog {
-            let cleanup = if throwaway {
-                format!(
-                    "kill -QUIT $(head -1 {data}/postmaster.pid) 2>/dev/null; sleep 1; rm -rf {root}",
-                    data = server.data.display(),
-                    root = server.root.display()
-                )
-            } else {
-                format!(
-                    "kill -INT $(head -1 {}/postmaster.pid) 2>/dev/null",
-                    server.data.display()
-                )
-            };
-            spawn_watchdog(&cleanup)?;
-        }
-        Ok(server)
+        Ok(PgServer {
+            server: rampart_pgembed::PgServer::start_with(options)?,
+        })
     }
 
-    fn pg_ctl_start(&self) -> Result<()> {
-        let mut opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c max_connections=300 -c shared_buffers=64MB",
-            self.port,
-            self.root.display(),
-            if self.fsync { "on" } else { "off" }
-        );
-        for (name, value) in &self.settings {
-            opts.push_str(&format!(" -c {name}={value}"));
-        }
-        let mut cmd = Command::new(&self.pg_ctl);
-        cmd.arg("-D")
-            .arg(&self.data)
-            .arg("-l")
-            .arg(self.root.join("pg.log"))
-            .args(["-w", "-t", "30", "-o", &opts, "start"]);
-        as_account(&mut cmd, self.account);
-        run(&mut cmd)?;
-        Ok(())
+    /// The server itself.
+    pub fn server(&self) -> &rampart_pgembed::PgServer {
+        &self.server
     }
 
-    /// The port the server listens on.
+    /// Its port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
-    /// A connection URL for `database` as the superuser `postgres`.
+    /// [`rampart_pgembed::PgServer::url`]: as the superuser `postgres`.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{}", self.port, database)
+        self.server.url(database)
     }
 
     /// Creates an empty database of its own for one test, cloned from a
@@ -412,86 +258,35 @@ impl PgServer {
         })
     }
 
-    /// Stops the server (immediate mode) without deleting its data.
+    /// [`rampart_pgembed::PgServer::stop`]: immediate mode, data kept.
     pub fn stop(&self) -> Result<()> {
-        let mut cmd = Command::new(&self.pg_ctl);
-        cmd.arg("-D")
-            .arg(&self.data)
-            .args(["-m", "immediate", "-w", "stop"]);
-        as_account(&mut cmd, self.account);
-        run(&mut cmd)?;
-        Ok(())
+        Ok(self.server.stop()?)
     }
 
-    /// Starts a stopped server again on the same port and data.
+    /// [`rampart_pgembed::PgServer::restart`]: same port and data.
     pub fn restart(&self) -> Result<()> {
-        self.pg_ctl_start()
+        Ok(self.server.restart()?)
     }
 
-    /// Stops the server gracefully (fast mode) and, for a throwaway server,
-    /// deletes its data.
+    /// [`rampart_pgembed::PgServer::shutdown`]: fast mode; a throwaway
+    /// server's data is deleted.
     pub fn shutdown(self) -> Result<()> {
-        let mut cmd = Command::new(&self.pg_ctl);
-        cmd.arg("-D")
-            .arg(&self.data)
-            .args(["-m", "fast", "-w", "stop"]);
-        as_account(&mut cmd, self.account);
-        run(&mut cmd)?;
-        if self.throwaway {
-            std::fs::remove_dir_all(&self.root)?;
-        }
-        Ok(())
+        Ok(self.server.shutdown()?)
     }
 
     /// The server log file.
     pub fn log_path(&self) -> PathBuf {
-        self.root.join("pg.log")
+        self.server.log_path()
     }
 
-    /// Runs a PostgreSQL client tool (`pg_dump`, `pg_dumpall`, `pg_restore`,
-    /// `psql`, …) of the same installation as the server against this server
-    /// as `postgres` (`-h 127.0.0.1 -p <port> -U postgres` come first), and
-    /// returns what it printed; a non-zero exit is
-    /// [`TestkitError::CommandFailed`].
+    /// [`rampart_pgembed::PgServer::run_tool`]: `pg_dump`, `psql`, … against
+    /// this server as `postgres`.
     pub fn run_tool<I, S>(&self, tool: &'static str, args: I) -> Result<String>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut cmd = Command::new(postgres_tool(tool)?);
-        cmd.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-U",
-            "postgres",
-        ])
-        .args(args);
-        run(&mut cmd)
-    }
-}
-
-/// Finds a PostgreSQL program (`pg_dump`, `pg_restore`, `psql`, …), preferring
-/// the installation whose `initdb` starts the test servers, so client and
-/// server versions match. A missing program is
-/// [`TestkitError::MissingBinary`] with an install hint.
-pub fn postgres_tool(name: &'static str) -> Result<PathBuf> {
-    if let Some(dir) = find_postgres_binary("initdb")
-        .ok()
-        .and_then(|initdb| initdb.parent().map(Path::to_path_buf))
-    {
-        let candidate = dir.join(name);
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    find_postgres_binary(name)
-}
-
-fn as_account(cmd: &mut Command, account: Option<(u32, u32)>) {
-    if let Some((uid, gid)) = account {
-        cmd.uid(uid).gid(gid).env("HOME", "/tmp");
+        Ok(self.server.run_tool(tool, args)?)
     }
 }
 

@@ -207,10 +207,5 @@ pub async fn set_status(
     let profile = users(&state)
         .set_active(&admin.tenant, admin.id, path.id, active)
         .await?;
-    if !active {
-        // Its access tokens were revoked in the same transaction: make every
-        // request re-read them instead of trusting a cached verdict.
-        state.auth.access_tokens_revoked_elsewhere();
-    }
     Ok(api::ok(profile))
 }

@@ -1,4 +1,4 @@
-use rampart_server::ratelimit::Quota;
+use rampart_ratelimit::Quota;
 
 use crate::{Pki, client, config, start, url};
 

@@ -1,4 +1,4 @@
-use rampart_server::vault::VaultConfig;
+use rampart_vault::VaultConfig;
 
 use crate::{Pki, client, config, start, url};
 
@@ -207,7 +207,7 @@ async fn listener_certificates_can_come_from_vault_pki_and_are_renewed() {
     config.tls = None;
     let runtime = pki.path("vault-tls");
     config.tls_vault_pki = Some(rampart_server::tls::VaultTls {
-        request: rampart_server::vault::PkiRequest {
+        request: rampart_vault::PkiRequest {
             mount: "pki".into(),
             role: "server".into(),
             common_name: "localhost".into(),

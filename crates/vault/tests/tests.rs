@@ -1,4 +1,5 @@
-//! `SecretStore` against real OpenBao dev servers.
+//! `SecretStore` against real OpenBao dev servers from `rampart-testkit`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::time::{Duration, Instant};
 
@@ -6,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
-use rampart_server::vault::{
+use rampart_vault::{
     Sealed, SecretStore, SecretString, VaultAuth, VaultConfig, VaultError, VaultHealth,
 };
 
@@ -199,7 +200,7 @@ async fn refuses_to_start_without_required_secrets() {
     // Bad token: a clear error, no token in it.
     let mut cfg = fast_config(&bao.addr(), &prefix, &["jwt"]);
     cfg.auth = VaultAuth::Token {
-        token: SecretString::new("not-the-token"),
+        token: SecretString::from("not-the-token"),
     };
     let err = SecretStore::connect(cfg).await.unwrap_err();
     assert!(
@@ -460,7 +461,7 @@ path "secret/metadata/{prefix}/*" {{ capabilities = ["read"] }}"#
     let cfg = VaultConfig {
         auth: VaultAuth::AppRole {
             mount: "approle".to_owned(),
-            role_id: SecretString::new(role_id.clone()),
+            role_id: SecretString::from(role_id.clone()),
             secret_id: None,
             secret_id_file: Some(file),
         },
@@ -486,8 +487,8 @@ path "secret/metadata/{prefix}/*" {{ capabilities = ["read"] }}"#
     let bad = VaultConfig {
         auth: VaultAuth::AppRole {
             mount: "approle".to_owned(),
-            role_id: SecretString::new(role_id),
-            secret_id: Some(SecretString::new("wrong-secret-id")),
+            role_id: SecretString::from(role_id),
+            secret_id: Some(SecretString::from("wrong-secret-id")),
             secret_id_file: None,
         },
         ..cfg

@@ -1,3 +1,5 @@
+//! # rampart-vault
+//!
 //! Secrets from Vault (OpenBao locally) through `vaultrs`.
 //!
 //! [`SecretStore::connect`] logs in (AppRole in production, a token in
@@ -17,7 +19,44 @@
 //! encrypted here with AES-256-GCM and only the wrapped key, the nonce and the
 //! ciphertext are kept ([`Sealed`]). Plaintext keys are zeroized after use.
 //!
-//! Secret values never appear in `Debug`, `Display`, errors or logs.
+//! Certificates: [`SecretStore::issue_certificate`] asks the PKI engine for a
+//! certificate and key ([`PkiRequest`], [`PkiCertificate`]).
+//!
+//! Secret values never appear in `Debug`, `Display`, errors or logs:
+//! credentials are [`SecretString`]s (from the `secrecy` crate), serialized as
+//! `"[redacted]"`.
+//!
+//! ```no_run
+//! use rampart_vault::{SecretStore, VaultConfig};
+//!
+//! # async fn demo() -> Result<(), rampart_vault::VaultError> {
+//! let mut config = VaultConfig::dev("http://127.0.0.1:8200", "root");
+//! config.secrets = vec!["jwt".to_owned()];
+//! let store = SecretStore::connect(config).await?;
+//! let kid = store.secret("jwt").and_then(|s| s.get_str("kid").map(str::to_owned));
+//! println!("signing key id {kid:?}, Vault {:?}", store.health());
+//!
+//! let sealed = store.encrypt(b"broker password", b"tenant:acme").await?;
+//! let plain = store.decrypt(&sealed, b"tenant:acme").await?;
+//! assert_eq!(&plain[..], b"broker password");
+//! # Ok(()) }
+//! ```
+//!
+//! The configuration is one serde struct; credentials never print:
+//!
+//! ```
+//! use rampart_vault::{VaultAuth, VaultConfig};
+//!
+//! let config: VaultConfig = serde_json::from_value(serde_json::json!({
+//!     "address": "https://vault.internal:8200",
+//!     "auth": {"method": "approle", "role_id": "r-1", "secret_id_file": "/run/secrets/vault"},
+//!     "secrets": ["jwt"],
+//! }))
+//! .unwrap();
+//! config.validate().unwrap();
+//! assert!(matches!(config.auth, VaultAuth::AppRole { .. }));
+//! assert!(!format!("{config:?}").contains("r-1"));
+//! ```
 //!
 //! The Vault policy the server's AppRole needs (with the default mounts):
 //!
@@ -27,6 +66,8 @@
 //! path "transit/datakey/plaintext/rampart" { capabilities = ["update"] }
 //! path "transit/decrypt/rampart"    { capabilities = ["update"] }
 //! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,6 +81,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{DateTime, Utc};
 use rustify::errors::ClientError as RustifyError;
+pub use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -47,6 +89,8 @@ use tokio::sync::watch;
 use vaultrs::api::transit::requests::DataKeyType;
 use vaultrs::client::{Client as _, VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
+// `secrecy` wraps credentials; KV secrets (a `serde_json::Value`, which has no
+// `Zeroize` impl for `SecretBox`) and transit data keys are wiped with `zeroize`.
 use zeroize::{Zeroize, Zeroizing};
 
 const REDACTED: &str = "[redacted]";
@@ -197,45 +241,34 @@ fn shape_detail(err: &serde_json::Error) -> String {
 
 // ------------------------------------------------------------------ config
 
-/// A secret string from configuration (token, AppRole secret id): redacted in
-/// `Debug`, zeroized on drop.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct SecretString(Zeroizing<String>);
+/// Serializes a credential as `"[redacted]"` (or `""` when empty): printing
+/// an effective configuration never shows the secret.
+fn serialize_redacted<S: serde::Serializer>(
+    secret: &SecretString,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(if secret.expose_secret().is_empty() {
+        ""
+    } else {
+        REDACTED
+    })
+}
 
-impl SecretString {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        SecretString(Zeroizing::new(value.into()))
-    }
-
-    /// The secret itself; keep the borrow short.
-    pub fn expose(&self) -> &str {
-        self.0.as_str()
-    }
-
-    /// Whether it is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+fn serialize_redacted_option<S: serde::Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => serializer.serialize_some(&Redacted(secret)),
+        None => serializer.serialize_none(),
     }
 }
 
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
+struct Redacted<'a>(&'a SecretString);
 
-/// Serializes as `"[redacted]"` (or `""` when empty): printing an effective
-/// configuration never shows the secret.
-impl Serialize for SecretString {
+impl Serialize for Redacted<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(if self.is_empty() { "" } else { REDACTED })
-    }
-}
-
-impl<'de> Deserialize<'de> for SecretString {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(SecretString::new)
+        serialize_redacted(self.0, serializer)
     }
 }
 
@@ -246,6 +279,7 @@ pub enum VaultAuth {
     /// A static token: development only.
     Token {
         /// The token.
+        #[serde(serialize_with = "serialize_redacted")]
         token: SecretString,
     },
     /// AppRole: the production method.
@@ -255,9 +289,10 @@ pub enum VaultAuth {
         #[serde(default = "default_approle_mount")]
         mount: String,
         /// The role id.
+        #[serde(serialize_with = "serialize_redacted")]
         role_id: SecretString,
         /// The secret id, inline…
-        #[serde(default)]
+        #[serde(default, serialize_with = "serialize_redacted_option")]
         secret_id: Option<SecretString>,
         /// …or read from this file at every login (so it can be rotated).
         #[serde(default)]
@@ -356,7 +391,7 @@ impl VaultConfig {
         VaultConfig {
             address: address.into(),
             auth: VaultAuth::Token {
-                token: SecretString::new(token),
+                token: SecretString::from(Into::<String>::into(token)),
             },
             ..VaultConfig::default()
         }
@@ -397,16 +432,16 @@ impl VaultConfig {
             ));
         }
         match &self.auth {
-            VaultAuth::Token { token } if token.is_empty() => Err(VaultError::Config(
-                "auth.token is empty (use AppRole in production)".to_owned(),
-            )),
+            VaultAuth::Token { token } if token.expose_secret().is_empty() => Err(
+                VaultError::Config("auth.token is empty (use AppRole in production)".to_owned()),
+            ),
             VaultAuth::AppRole {
                 role_id,
                 secret_id,
                 secret_id_file,
                 ..
             } => {
-                if role_id.is_empty() {
+                if role_id.expose_secret().is_empty() {
                     return Err(VaultError::Config("auth.role_id is empty".to_owned()));
                 }
                 match (secret_id, secret_id_file) {
@@ -665,7 +700,7 @@ fn build_client(cfg: &VaultConfig, token: &str) -> Result<VaultClient, VaultErro
 /// Logs in; returns the client and when to log in again.
 async fn authenticate(cfg: &VaultConfig) -> Result<(VaultClient, Option<Instant>), VaultError> {
     match &cfg.auth {
-        VaultAuth::Token { token } => Ok((build_client(cfg, token.expose())?, None)),
+        VaultAuth::Token { token } => Ok((build_client(cfg, token.expose_secret())?, None)),
         VaultAuth::AppRole {
             mount,
             role_id,
@@ -681,22 +716,26 @@ async fn authenticate(cfg: &VaultConfig) -> Result<(VaultClient, Option<Instant>
                             file.display()
                         ))
                     })?);
-                    SecretString::new(text.trim())
+                    SecretString::from(text.trim())
                 }
                 (None, None) => {
                     return Err(VaultError::Config("auth.secret_id is required".to_owned()));
                 }
             };
             let mut client = build_client(cfg, "")?;
-            let auth =
-                vaultrs::auth::approle::login(&client, mount, role_id.expose(), secret_id.expose())
-                    .await
-                    .map_err(
-                        |e| match map_client_error(e, "AppRole login", &cfg.address) {
-                            unreachable @ VaultError::Unreachable { .. } => unreachable,
-                            other => VaultError::Auth(other.to_string()),
-                        },
-                    )?;
+            let auth = vaultrs::auth::approle::login(
+                &client,
+                mount,
+                role_id.expose_secret(),
+                secret_id.expose_secret(),
+            )
+            .await
+            .map_err(
+                |e| match map_client_error(e, "AppRole login", &cfg.address) {
+                    unreachable @ VaultError::Unreachable { .. } => unreachable,
+                    other => VaultError::Auth(other.to_string()),
+                },
+            )?;
             let token = Zeroizing::new(auth.client_token);
             client.set_token(&token);
             let renew_at = (auth.lease_duration > 0).then(|| {
@@ -1106,7 +1145,7 @@ impl SecretStore {
         chain.push('\n');
         Ok(PkiCertificate {
             cert_chain_pem: chain,
-            key_pem: SecretString::new(issued.private_key),
+            key_pem: SecretString::from(issued.private_key),
             issuing_ca_pem: issued.issuing_ca,
             expires_at: issued
                 .expiration

@@ -1,3 +1,5 @@
+//! # rampart-ratelimit
+//!
 //! Rate limits shared across replicas: GCRA (the generic cell rate
 //! algorithm) in one atomic Redis Lua script, with an in-memory fallback.
 //!
@@ -10,13 +12,17 @@
 //! With a Redis URL configured, every replica runs the same script against the
 //! same key (one round trip, Redis's clock, keys expire when replenished), so
 //! the limit is shared. When Redis is absent, slow or failing, the limiter
-//! answers from its in-memory GCRA instead — a request is never failed because
-//! of Redis — logs the outage once, and probes Redis again every
-//! `reprobe_after_ms` until it answers.
+//! answers from memory instead — the `governor` crate's keyed GCRA, with the
+//! same quota — so a request is never failed because of Redis; it logs the
+//! outage once and probes Redis again every `reprobe_after_ms` until it
+//! answers.
+//!
+//! [`gcra_step`] is the Redis script's arithmetic as a pure function (the
+//! script itself cannot be unit-tested); the tests check its invariants.
 //!
 //! ```
 //! use std::time::Duration;
-//! use rampart_server::ratelimit::{gcra_step, Quota};
+//! use rampart_ratelimit::{gcra_step, Quota};
 //!
 //! let quota = Quota::new(100, Duration::from_secs(60), 20);
 //! let (first, tat) = gcra_step(None, 0, &quota);
@@ -24,15 +30,42 @@
 //! assert_eq!(first.remaining, 19);
 //! assert_eq!(tat, Some(600_000)); // one emission interval (0.6 s) in µs
 //! ```
+//!
+//! A limiter without Redis (per process), as the server builds it from its
+//! configuration:
+//!
+//! ```
+//! use std::time::Duration;
+//! use rampart_ratelimit::{Quota, RateLimitBackend, RateLimitConfig, RateLimiter};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), rampart_ratelimit::RateLimitError> {
+//! let limiter = RateLimiter::new(RateLimitConfig {
+//!     per_tenant: Quota::new(2, Duration::from_secs(60), 2),
+//!     ..RateLimitConfig::default()
+//! })?;
+//! assert_eq!(limiter.backend(), RateLimitBackend::Memory);
+//! assert!(limiter.check_tenant("acme").await.allowed);
+//! assert!(limiter.check_tenant("acme").await.allowed);
+//! let denied = limiter.check_tenant("acme").await;
+//! assert!(!denied.allowed);
+//! assert!(denied.headers().iter().any(|(name, _)| *name == "Retry-After"));
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
@@ -62,20 +95,32 @@ redis.call('SET', key, string.format('%d', new_tat), 'PX', string.format('%d', t
 return {1, math.floor((now + burst_offset - new_tat) / interval), new_tat - now, 0}
 ";
 
-/// Errors building a [`RateLimiter`].
+/// Errors building a [`RateLimiter`] or reading its configuration.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RateLimitError {
     /// The configuration is unusable.
     #[error("invalid rate limit configuration: {0}")]
     Config(String),
+    /// A quota has a zero count, period or burst.
+    #[error(
+        "quota {count} per {per_period:?} with burst {burst}: count, period and burst must be > 0"
+    )]
+    InvalidQuota {
+        /// Requests per period.
+        count: u32,
+        /// The period.
+        per_period: Duration,
+        /// Requests allowed at once.
+        burst: u32,
+    },
 }
 
 // ------------------------------------------------------------------ quota
 
 /// How many requests a key may make: `count` per `per_period` on average,
 /// up to `burst` at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "QuotaSpec", into = "QuotaSpec")]
 pub struct Quota {
     /// Requests per period (sustained rate).
@@ -96,8 +141,8 @@ struct QuotaSpec {
 }
 
 impl TryFrom<QuotaSpec> for Quota {
-    type Error = String;
-    fn try_from(spec: QuotaSpec) -> Result<Self, String> {
+    type Error = RateLimitError;
+    fn try_from(spec: QuotaSpec) -> Result<Self, RateLimitError> {
         let quota = Quota::new(
             spec.count,
             Duration::from_secs(spec.period_secs),
@@ -128,12 +173,13 @@ impl Quota {
     }
 
     /// Checks that count, period and burst are all non-zero.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RateLimitError> {
         if self.count == 0 || self.burst == 0 || self.per_period.is_zero() {
-            return Err(format!(
-                "quota {} per {:?} with burst {}: count, period and burst must be > 0",
-                self.count, self.per_period, self.burst
-            ));
+            return Err(RateLimitError::InvalidQuota {
+                count: self.count,
+                per_period: self.per_period,
+                burst: self.burst,
+            });
         }
         Ok(())
     }
@@ -284,7 +330,8 @@ pub struct RateLimitConfig {
     /// After a Redis failure, how long to answer from memory before trying
     /// Redis again.
     pub reprobe_after_ms: u64,
-    /// Keys held per in-memory shard before expired ones are swept (16 shards).
+    /// In-memory keys held per quota, in units of 16 (the table of one quota
+    /// holds up to `16 ×` this many keys before replenished ones are swept).
     pub memory_keys_per_shard: usize,
 }
 
@@ -371,50 +418,106 @@ impl RateLimitConfig {
 
 // ------------------------------------------------------------------ memory
 
-const SHARDS: usize = 16;
+/// The in-memory table of one quota holds `MEMORY_SHARDS × keys_per_shard`
+/// keys (the configuration's unit since the table was 16 hand-kept shards).
+const MEMORY_SHARDS: usize = 16;
 
-/// In-memory GCRA: TATs in sharded maps, swept when a shard fills up.
+type KeyedGcra = governor::RateLimiter<
+    String,
+    DefaultKeyedStateStore<String>,
+    DefaultClock,
+    StateInformationMiddleware,
+>;
+
+/// In-memory GCRA: one `governor` keyed limiter per quota (governor fixes the
+/// quota per limiter; the server uses three), swept when it fills up.
 struct MemoryLimiter {
-    shards: Vec<Mutex<HashMap<String, u64>>>,
-    hasher: RandomState,
-    epoch: Instant,
-    keys_per_shard: usize,
+    clock: DefaultClock,
+    max_keys: usize,
+    by_quota: Mutex<HashMap<Quota, Arc<KeyedGcra>>>,
 }
 
 impl MemoryLimiter {
     fn new(keys_per_shard: usize) -> Self {
         MemoryLimiter {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
-            epoch: Instant::now(),
-            keys_per_shard,
+            clock: DefaultClock::default(),
+            max_keys: keys_per_shard.saturating_mul(MEMORY_SHARDS),
+            by_quota: Mutex::new(HashMap::new()),
         }
     }
 
-    fn now_us(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    /// The governor quota with exactly the Redis script's parameters: one
+    /// request costs `T` (whole µs), `burst` at once.
+    fn governor_quota(quota: &Quota) -> Option<governor::Quota> {
+        let burst = NonZeroU32::new(quota.burst)?;
+        governor::Quota::with_period(Duration::from_micros(quota.emission_interval_us()))
+            .map(|q| q.allow_burst(burst))
+    }
+
+    fn limiter(&self, quota: &Quota) -> Option<Arc<KeyedGcra>> {
+        let mut by_quota = self.by_quota.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(limiter) = by_quota.get(quota) {
+            return Some(limiter.clone());
+        }
+        let limiter = Arc::new(
+            governor::RateLimiter::dashmap_with_clock(
+                Self::governor_quota(quota)?,
+                self.clock.clone(),
+            )
+            .with_middleware::<StateInformationMiddleware>(),
+        );
+        by_quota.insert(*quota, limiter.clone());
+        Some(limiter)
+    }
+
+    /// Bounds the table: replenished keys are the same as absent ones; if a
+    /// flood of distinct keys still fills it, that quota's table starts over
+    /// rather than grow without bound.
+    fn sweep(&self, quota: &Quota, limiter: &KeyedGcra) {
+        if limiter.len() < self.max_keys {
+            return;
+        }
+        limiter.retain_recent();
+        limiter.shrink_to_fit();
+        if limiter.len() >= self.max_keys {
+            let mut by_quota = self.by_quota.lock().unwrap_or_else(|p| p.into_inner());
+            by_quota.remove(quota);
+        }
     }
 
     fn check(&self, key: &str, quota: &Quota) -> Decision {
-        let now = self.now_us();
-        let index = usize::try_from(self.hasher.hash_one(key) % SHARDS as u64).unwrap_or(0);
-        let Some(shard) = self.shards.get(index) else {
+        // `Quota::validate` refuses what governor cannot express.
+        let Some(limiter) = self.limiter(quota) else {
             return Decision::allow_all(quota);
         };
-        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
-        let (decision, new_tat) = gcra_step(map.get(key).copied(), now, quota);
-        if let Some(tat) = new_tat {
-            if map.len() >= self.keys_per_shard && !map.contains_key(key) {
-                // A TAT in the past is the same as no entry.
-                map.retain(|_, tat| *tat > now);
-                if map.len() >= self.keys_per_shard {
-                    // Still full (a flood of distinct keys): forget this shard
-                    // rather than grow without bound.
-                    map.clear();
+        let interval = Duration::from_micros(quota.emission_interval_us());
+        let decision = match limiter.check_key(&key.to_owned()) {
+            Ok(state) => {
+                let remaining = state.remaining_burst_capacity();
+                Decision {
+                    allowed: true,
+                    limit: quota.burst,
+                    remaining,
+                    // governor keeps the TAT private: this bound is at most
+                    // one interval later than the exact replenishment.
+                    reset_after: interval.saturating_mul(quota.burst.saturating_sub(remaining)),
+                    retry_after: None,
                 }
             }
-            map.insert(key.to_owned(), tat);
-        }
+            Err(not_until) => {
+                let retry_after = not_until.wait_time_from(self.clock.now());
+                Decision {
+                    allowed: false,
+                    limit: quota.burst,
+                    remaining: 0,
+                    // Denied at TAT - (burst - 1)·T: the TAT is that far on.
+                    reset_after: retry_after
+                        .saturating_add(interval.saturating_mul(quota.burst.saturating_sub(1))),
+                    retry_after: Some(retry_after),
+                }
+            }
+        };
+        self.sweep(quota, &limiter);
         decision
     }
 }

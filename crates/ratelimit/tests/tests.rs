@@ -1,11 +1,13 @@
-//! `RateLimiter` against real Redis servers, and the GCRA math.
+//! `RateLimiter` against real Redis servers from `rampart-testkit`, and the
+//! GCRA math.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use rampart_server::ratelimit::{
+use rampart_ratelimit::{
     Decision, Quota, RateLimitBackend, RateLimitConfig, RateLimiter, gcra_step,
 };
 
