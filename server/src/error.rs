@@ -71,8 +71,6 @@ pub enum ErrorCode {
     CredentialEncryptionUnavailable,
     /// The broker refused or failed.
     BrokerError,
-    /// A signing-key operation was refused.
-    KeyError,
     /// The tenant slug is malformed.
     TenantInvalidSlug,
     /// The tenant exists already.
@@ -135,7 +133,6 @@ impl ErrorCode {
             C::LimitReached => "limit_reached",
             C::CredentialEncryptionUnavailable => "credential_encryption_unavailable",
             C::BrokerError => "broker_error",
-            C::KeyError => "key_error",
             C::TenantInvalidSlug => "tenant_invalid_slug",
             C::TenantAlreadyExists => "tenant_already_exists",
             C::TenantNotFound => "tenant_not_found",
@@ -371,36 +368,10 @@ pub fn oauth_status(e: &AuthError) -> StatusCode {
         AuthError::Conflict(_) => StatusCode::CONFLICT,
         AuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         AuthError::Upstream(_) => StatusCode::BAD_GATEWAY,
-        AuthError::Tenancy(t) if unknown_tenant(t) => StatusCode::NOT_FOUND,
-        e if server_side(e) => StatusCode::INTERNAL_SERVER_ERROR,
+        e if e.is_unknown_tenant() => StatusCode::NOT_FOUND,
+        e if e.is_server_side() => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }
-}
-
-/// A failure on our side (its text is never shown to the client).
-pub fn server_side(e: &AuthError) -> bool {
-    match e {
-        AuthError::KeyStore(_)
-        | AuthError::Crypto(_)
-        | AuthError::Config(_)
-        | AuthError::Database(_)
-        | AuthError::Upstream(_) => true,
-        AuthError::Tenancy(t) => !unknown_tenant(t),
-        _ => false,
-    }
-}
-
-/// A tenant that cannot be addressed reads like an unknown one (nothing
-/// says whether it exists).
-fn unknown_tenant(e: &TenancyError) -> bool {
-    matches!(
-        e,
-        TenancyError::NotFound(_)
-            | TenancyError::InvalidSlug { .. }
-            | TenancyError::Suspended(_)
-            | TenancyError::Deactivated(_)
-            | TenancyError::Purged(_)
-    )
 }
 
 impl From<AuthError> for ApiError {
@@ -418,12 +389,12 @@ impl From<AuthError> for ApiError {
                 ApiError::forbidden("not allowed")
             }
             AuthError::NotFound(_) => ApiError::not_found(),
-            AuthError::Tenancy(ref t) if unknown_tenant(t) => ApiError::not_found(),
+            ref e if e.is_unknown_tenant() => ApiError::not_found(),
             AuthError::Conflict(ref m) => ApiError::new(StatusCode::CONFLICT, C::Conflict, m),
             AuthError::RateLimited { retry_after } => {
                 ApiError::rate_limited("too many requests", Some(retry_after.as_secs().max(1)))
             }
-            ref e if server_side(e) => ApiError::internal(e),
+            ref e if e.is_server_side() => ApiError::internal(e),
             e => ApiError::bad_request(e.to_string()),
         }
     }
@@ -600,4 +571,51 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
         ErrorCode::RouteNotFound,
         "no such route",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oauth_errors_get_their_rfc_statuses() {
+        assert_eq!(
+            oauth_status(&AuthError::InvalidClient),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            oauth_status(&AuthError::InvalidGrant("used".into())),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            oauth_status(&AuthError::RateLimited {
+                retry_after: std::time::Duration::from_secs(3)
+            }),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            oauth_status(&AuthError::Tenancy(TenancyError::NotFound("x".into()))),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            oauth_status(&AuthError::Crypto("boom".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn codes_serialize_as_their_stable_text() {
+        for code in [
+            ErrorCode::InvalidRequest,
+            ErrorCode::Unauthorized,
+            ErrorCode::TenantNotFound,
+            ErrorCode::ImportHashMismatch,
+            ErrorCode::CredentialEncryptionUnavailable,
+        ] {
+            assert_eq!(
+                serde_json::to_value(code).ok(),
+                Some(serde_json::Value::String(code.as_str().to_owned()))
+            );
+        }
+    }
 }

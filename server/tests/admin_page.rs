@@ -6,128 +6,24 @@
 //! trader's portfolio listed and its two SVG charts shown — and the
 //! result checked in the database. Plus the page's
 //! headers and the health route's refusals over plain HTTPS.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
-use rampart_auth::{AccessTokenRequest, Role, SigningAlg};
-use rampart_server::app::{AppState, RunningServer};
-use rampart_server::config::ServerConfig;
-use rampart_server::tls::{DevCa, TlsFiles};
-use rampart_vault::{SecretStore, VaultConfig};
+use rampart_auth::Role;
+use rampart_server::app::AppState;
 use serde_json::Value;
 use uuid::Uuid;
 
-const PASSWORD: &str = "correct-horse-battery-42";
+use crate::common::{
+    PASSWORD, Pki, client_builder, config, get_status, mint_token, start_with_transit,
+};
+
 const TENANT: &str = "e2eadmin";
-
-// ------------------------------------------------------------ helpers (as in tests/server.rs)
-
-pub struct Pki {
-    pub dir: tempfile::TempDir,
-    pub ca: DevCa,
-    pub files: TlsFiles,
-}
-
-impl Default for Pki {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Pki {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = DevCa::new("Test CA").unwrap();
-        let server = ca.issue_server(&["localhost", "127.0.0.1"]).unwrap();
-        let files = TlsFiles {
-            cert_file: dir.path().join("server.pem"),
-            key_file: dir.path().join("server-key.pem"),
-            client_ca_file: dir.path().join("ca.pem"),
-        };
-        std::fs::write(&files.cert_file, &server.cert_pem).unwrap();
-        std::fs::write(&files.key_file, &server.key_pem).unwrap();
-        std::fs::write(&files.client_ca_file, ca.cert_pem()).unwrap();
-        Pki { dir, ca, files }
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-pub async fn config(pki: &Pki) -> ServerConfig {
-    rampart_testkit::install_crypto_provider();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
-    let mut config = ServerConfig {
-        public_addr: "127.0.0.1:0".parse().unwrap(),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        tls: Some(pki.files.clone()),
-        tls_reload_secs: 1,
-        dev_secrets_dir: pki.path("dev-secrets"),
-        ..ServerConfig::default()
-    };
-    config.database.database_url = db.url;
-    config.database.max_connections = 6;
-    config.auth.argon2_m_kib = 1024;
-    config.auth.argon2_t = 1;
-    config.http.workers = 1;
-    config.http.shutdown_timeout_secs = 1;
-    config
-}
-
-/// Starts the server with Vault transit (OpenBao) for broker credentials.
-pub async fn start(config: ServerConfig) -> (RunningServer, AppState) {
-    let mut state = rampart_server::serve::build_state(config).await.unwrap();
-    let bao = rampart_testkit::openbao().unwrap();
-    let store = SecretStore::connect(VaultConfig::dev(bao.addr(), bao.token()))
-        .await
-        .unwrap();
-    store.ensure_transit_key().await.unwrap();
-    state.vault = Some(Arc::new(store));
-    let server = rampart_server::serve::start(state.clone()).await.unwrap();
-    (server, state)
-}
-
-pub fn client(ca_pem: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 /// An access token for `user`, minted as the token endpoint would.
 async fn token(state: &AppState, user: Uuid, role: Role) -> String {
-    let auth = state.auth.clone();
-    let t = state.tenants.tenant(TENANT).await.unwrap();
-    let scope = role
-        .permissions()
-        .iter()
-        .map(|p| p.scope())
-        .collect::<Vec<_>>()
-        .join(" ");
-    auth.tokens()
-        .issue_access_token(&AccessTokenRequest {
-            tenant_id: t.id,
-            issuer: auth.issuer(TENANT),
-            audience: auth.config().access_token_audience.clone(),
-            subject: user.to_string(),
-            client_id: "admin-console".into(),
-            scope,
-            roles: vec![role.as_str().into()],
-            session_id: None,
-            auth_time: None,
-            alg: SigningAlg::ES256,
-        })
-        .unwrap()
-        .0
+    mint_token(state, TENANT, user, role, "admin-console").await
 }
 
 fn workspace_root() -> PathBuf {
@@ -178,8 +74,8 @@ async fn admin_page_end_to_end_in_headless_chromium() {
     let port = free_port();
     config.public_addr = format!("127.0.0.1:{port}").parse().unwrap();
     config.public_base_url = format!("https://localhost:{port}");
-    let (server, state) = start(config).await;
-    let auth = state.auth.clone();
+    let (server, state) = start_with_transit(config).await;
+    let auth = crate::common::auth(&state);
     state.tenants.provision(TENANT, "E2E Admin").await.unwrap();
     let admin_email = format!("ada@{TENANT}.example");
     let viewer_email = format!("vera@{TENANT}.example");
@@ -197,7 +93,10 @@ async fn admin_page_end_to_end_in_headless_chromium() {
         .await
         .unwrap();
     let base = format!("https://localhost:{}", server.public_addr.port());
-    let http = client(&pki.ca.cert_pem());
+    let http = client_builder(&pki.ca.cert_pem())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
 
     // The page, its headers and assets, before the browser.
     let r = http
@@ -253,7 +152,7 @@ async fn admin_page_end_to_end_in_headless_chromium() {
 
     // The health route: admin only.
     let health = format!("{base}/api/v1/t/{TENANT}/admin/health");
-    assert_eq!(http.get(&health).send().await.unwrap().status(), 401);
+    assert_eq!(get_status(&http, &health).await, 401);
     let viewer_token = token(&state, viewer.id, Role::Viewer).await;
     let r = http
         .get(&health)
@@ -298,7 +197,7 @@ async fn admin_page_end_to_end_in_headless_chromium() {
     let window = "from=2005-01-01&to=2009-12-31";
     for chart in ["equity.svg", "returns.svg"] {
         let url = format!("{portfolios}/{portfolio_id}/charts/{chart}?{window}");
-        assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+        assert_eq!(get_status(&http, &url).await, 401);
         let r = http
             .get(&url)
             .bearer_auth(&admin_token)

@@ -15,20 +15,18 @@
 //!   keyed with the JWKS public key, `kid` injection, expired, wrong
 //!   audience, wrong issuer, foreign and tampered encrypted tenant claims.
 //! - `replayed_authorization_code_is_refused_and_revokes_its_tokens`.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::common::{
+    CLIENT_SCOPES, Env, PASSWORD, REDIRECT, authorization_code, env_with, kit_smtp, login,
+    roomy_limits, scoped_token,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use common::{CLIENT_SCOPES, Env, PASSWORD, REDIRECT, env_with, scoped_token};
-use rampart_auth::oauth::{AuthorizeRequest, ClientAuthMethod, ClientRegistration};
-use rampart_auth::{AccessTokenRequest, ClientContext, Role, SigningAlg, TokenService};
-use rampart_notify::{NotifyConfig, SmtpTls};
-use rampart_ratelimit::Quota;
+use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
+use rampart_auth::{AccessTokenRequest, Role, SigningAlg, TokenService};
 use rampart_server::config::ServerConfig;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -45,19 +43,8 @@ const NOWHERE: &str = "nowhere-tenant";
 /// Rate limits stay on, with quotas this suite cannot reach (a 429 in the
 /// middle would make two otherwise identical answers differ).
 fn roomy(c: &mut ServerConfig) {
-    let smtp = rampart_testkit::smtp_server().unwrap();
-    c.notify = NotifyConfig {
-        smtp_host: smtp.host().into(),
-        smtp_port: smtp.port(),
-        tls: SmtpTls::None,
-        from: "Rampart <no-reply@rampart.test>".into(),
-        public_base_url: "https://rampart.test".into(),
-        price_check_secs: 3600,
-        login_check_secs: 3600,
-        ..NotifyConfig::default()
-    };
-    c.rate_limit.per_ip = Quota::new(1_000_000, Duration::from_secs(60), 100_000);
-    c.rate_limit.per_tenant = Quota::new(1_000_000, Duration::from_secs(60), 100_000);
+    c.notify = kit_smtp();
+    roomy_limits(c);
 }
 
 // ------------------------------------------------------------ identifiers
@@ -531,6 +518,39 @@ async fn send(
     Answer { status, body }
 }
 
+/// `route` at `tenant` with the child identifiers (and body) of `child`, the
+/// parents of `parent`; a mail link in the query is `child`'s.
+async fn attempt(
+    env: &Env,
+    route: &Route,
+    tenant: &str,
+    parent: &Ids,
+    child: &Ids,
+    token: Option<&str>,
+) -> Answer {
+    let path = route
+        .url(tenant, parent, child)
+        .replace("LINK", &child.verify_token);
+    send(env, route.method, &path, token, (route.body)(child), child).await
+}
+
+/// `route` with B's real identifiers, then with random ones of the same
+/// shape; the parents are `parent`'s, or the child identifiers' own.
+async fn real_and_random(
+    env: &Env,
+    route: &Route,
+    tenant: &str,
+    parent: Option<&Ids>,
+    token: Option<&str>,
+    real: &Ids,
+    random: &Ids,
+) -> (Answer, Answer) {
+    (
+        attempt(env, route, tenant, parent.unwrap_or(real), real, token).await,
+        attempt(env, route, tenant, parent.unwrap_or(random), random, token).await,
+    )
+}
+
 /// The structure of a JSON value (keys and types, not values), to compare
 /// successful answers that necessarily carry fresh ids.
 fn shape(v: &Value) -> Value {
@@ -613,7 +633,7 @@ async fn json_ok(env: &Env, method: Method, path: &str, token: &str, body: Optio
 }
 
 async fn world(env: &Env) -> World {
-    let auth = env.state.auth.clone();
+    let auth = env.auth();
     let (_, a_admin) = scoped_token(&auth, A, "root@acme.test", Role::Admin, CLIENT_SCOPES).await;
     let (_, a_api_user) =
         scoped_token(&auth, A, "bot@acme.test", Role::ApiUser, CLIENT_SCOPES).await;
@@ -716,15 +736,14 @@ async fn world(env: &Env) -> World {
     .await;
     // Real mail links of B: a password reset for bob, a verification for a
     // newly registered user.
-    let (s, body) = env
-        .call(
-            Method::POST,
-            &format!("/api/v1/t/{B}/password/forgot"),
-            None,
-            Some(json!({"email": bob_email})),
-        )
-        .await;
-    assert_eq!(s, 202, "{body}");
+    env.expect(
+        202,
+        Method::POST,
+        &format!("/api/v1/t/{B}/password/forgot"),
+        None,
+        Some(json!({"email": bob_email})),
+    )
+    .await;
     let reset_token = mailed_token(&bob_email, "password/reset").await;
     let vera = format!("vera-{}@globex.test", Uuid::new_v4().simple());
     let (s, body) = env
@@ -888,76 +907,18 @@ async fn every_route_refuses_cross_tenant_access_without_revealing_existence() {
             Kind::Public => {
                 // A's path with B's identifiers (an e-mail, a link token)
                 // answers like a random one.
-                let real = send(
-                    &env,
-                    route.method,
-                    &route.url(A, &w.b, &w.b).replace("LINK", &w.b.verify_token),
-                    None,
-                    (route.body)(&w.b),
-                    &w.b,
-                )
-                .await;
-                let random = send(
-                    &env,
-                    route.method,
-                    &route.url(A, &rnd, &rnd).replace("LINK", &rnd.verify_token),
-                    None,
-                    (route.body)(&rnd),
-                    &rnd,
-                )
-                .await;
+                let (real, random) = real_and_random(&env, route, A, None, None, &w.b, &rnd).await;
                 report.check(&label, "public, A's path, B's ids", &real, &random, false);
             }
             Kind::Tenant => {
                 // 1. No token, B's path: real ids like random ones.
-                let real = send(
-                    &env,
-                    route.method,
-                    &route.url(B, &w.b, &w.b),
-                    None,
-                    (route.body)(&w.b),
-                    &w.b,
-                )
-                .await;
-                let random = send(
-                    &env,
-                    route.method,
-                    &route.url(B, &rnd, &rnd),
-                    None,
-                    (route.body)(&rnd),
-                    &rnd,
-                )
-                .await;
+                let (real, random) = real_and_random(&env, route, B, None, None, &w.b, &rnd).await;
                 report.check(&label, "no token, B's path", &real, &random, true);
                 // 2. A's token, B's path: refused as unauthenticated, like
                 // random ids, and like a tenant that does not exist.
-                let real = send(
-                    &env,
-                    route.method,
-                    &route.url(B, &w.b, &w.b),
-                    Some(a_token),
-                    (route.body)(&w.b),
-                    &w.b,
-                )
-                .await;
-                let random = send(
-                    &env,
-                    route.method,
-                    &route.url(B, &rnd, &rnd),
-                    Some(a_token),
-                    (route.body)(&rnd),
-                    &rnd,
-                )
-                .await;
-                let nowhere = send(
-                    &env,
-                    route.method,
-                    &route.url(NOWHERE, &rnd, &rnd),
-                    Some(a_token),
-                    (route.body)(&rnd),
-                    &rnd,
-                )
-                .await;
+                let (real, random) =
+                    real_and_random(&env, route, B, None, Some(a_token), &w.b, &rnd).await;
+                let nowhere = attempt(&env, route, NOWHERE, &rnd, &rnd, Some(a_token)).await;
                 report.check(&label, "A's token, B's path", &real, &random, true);
                 report.check(
                     &label,
@@ -991,46 +952,15 @@ async fn every_route_refuses_cross_tenant_access_without_revealing_existence() {
                                 .push(format!("{label} [control, B's own token]: {own:?}"));
                         }
                     }
-                    let real = send(
-                        &env,
-                        route.method,
-                        &route.url(A, &w.b, &w.b),
-                        Some(a_token),
-                        (route.body)(&w.b),
-                        &w.b,
-                    )
-                    .await;
-                    let random = send(
-                        &env,
-                        route.method,
-                        &route.url(A, &rnd, &rnd),
-                        Some(a_token),
-                        (route.body)(&rnd),
-                        &rnd,
-                    )
-                    .await;
+                    let (real, random) =
+                        real_and_random(&env, route, A, None, Some(a_token), &w.b, &rnd).await;
                     report.check(&label, "A's token, A's path, B's ids", &real, &random, true);
                 }
                 // 4. A's own parent resource, B's child ids.
                 if route.is_nested() {
-                    let real = send(
-                        &env,
-                        route.method,
-                        &route.url(A, &w.a, &w.b),
-                        Some(a_token),
-                        (route.body)(&w.b),
-                        &w.b,
-                    )
-                    .await;
-                    let random = send(
-                        &env,
-                        route.method,
-                        &route.url(A, &w.a, &rnd),
-                        Some(a_token),
-                        (route.body)(&rnd),
-                        &rnd,
-                    )
-                    .await;
+                    let (real, random) =
+                        real_and_random(&env, route, A, Some(&w.a), Some(a_token), &w.b, &rnd)
+                            .await;
                     report.check(&label, "A's parent, B's child ids", &real, &random, true);
                 }
             }
@@ -1050,50 +980,23 @@ async fn every_route_refuses_cross_tenant_access_without_revealing_existence() {
     );
 
     // B's data came through untouched.
+    let b_get = async |path: String| json_ok(&env, Method::GET, &path, &w.b_admin, None).await;
     let bp = format!("/api/v1/t/{B}/portfolios/{}", w.b.portfolio);
-    let got = json_ok(&env, Method::GET, &bp, &w.b_admin, None).await;
+    let got = b_get(bp.clone()).await;
     assert_eq!(got["data"]["name"], "Secret book 2");
     assert_eq!(got["data"]["positions"].as_array().unwrap().len(), 1);
-    let versions = json_ok(
-        &env,
-        Method::GET,
-        &format!("{bp}/versions"),
-        &w.b_admin,
-        None,
-    )
-    .await;
+    let versions = b_get(format!("{bp}/versions")).await;
     assert_eq!(
         versions["data"].as_array().unwrap().len(),
         w.b_version_count
     );
-    let shares = json_ok(&env, Method::GET, &format!("{bp}/shares"), &w.b_admin, None).await;
+    let shares = b_get(format!("{bp}/shares")).await;
     assert_eq!(shares["data"][0]["access"], "view", "{shares}");
-    let comments = json_ok(
-        &env,
-        Method::GET,
-        &format!("{bp}/comments"),
-        &w.b_admin,
-        None,
-    )
-    .await;
+    let comments = b_get(format!("{bp}/comments")).await;
     assert_eq!(comments["data"].as_array().unwrap().len(), 1);
-    let alert = json_ok(
-        &env,
-        Method::GET,
-        &format!("/api/v1/t/{B}/price-alerts/{}", w.b.alert),
-        &w.b_admin,
-        None,
-    )
-    .await;
+    let alert = b_get(format!("/api/v1/t/{B}/price-alerts/{}", w.b.alert)).await;
     assert_eq!(alert["data"]["id"], w.b.alert.as_str());
-    let users = json_ok(
-        &env,
-        Method::GET,
-        &format!("/api/v1/t/{B}/users"),
-        &w.b_admin,
-        None,
-    )
-    .await;
+    let users = b_get(format!("/api/v1/t/{B}/users")).await;
     let bob = users["data"]
         .as_array()
         .unwrap()
@@ -1103,15 +1006,14 @@ async fn every_route_refuses_cross_tenant_access_without_revealing_existence() {
     assert_eq!(bob["role"], "trader", "{bob}");
     assert_ne!(bob["status"], "disabled", "{bob}");
     // B's mail links, tried on A, were not consumed: they still work on B.
-    let (s, body) = env
-        .call(
-            Method::GET,
-            &format!("/api/v1/t/{B}/email/verify?token={}", w.b.verify_token),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
+    env.expect(
+        200,
+        Method::GET,
+        &format!("/api/v1/t/{B}/email/verify?token={}", w.b.verify_token),
+        None,
+        None,
+    )
+    .await;
     let (s, body) = env
         .call(
             Method::POST,
@@ -1201,7 +1103,7 @@ async fn forged_and_foreign_tokens_are_refused_over_http() {
         c.auth.clock_skew_secs = 0;
     })
     .await;
-    let auth = env.state.auth.clone();
+    let auth = env.auth();
     let (user, token) = scoped_token(&auth, A, "ada@acme.test", Role::Trader, CLIENT_SCOPES).await;
     let (_, b_token) = scoped_token(&auth, B, "bea@globex.test", Role::Trader, CLIENT_SCOPES).await;
     let (s, body) = me(&env, A, &token).await;
@@ -1288,20 +1190,21 @@ async fn forged_and_foreign_tokens_are_refused_over_http() {
     let tenant_a = tokens
         .decrypt_tenant(payload["tid"].as_str().unwrap())
         .unwrap();
+    let request = |issuer: String, audience: String, tenant_id: Uuid| AccessTokenRequest {
+        tenant_id,
+        issuer,
+        audience,
+        subject: user.to_string(),
+        client_id: "web".into(),
+        scope: CLIENT_SCOPES.into(),
+        roles: vec!["trader".into()],
+        session_id: None,
+        auth_time: None,
+        alg: SigningAlg::ES256,
+    };
     let issue = |issuer: String, audience: String, tenant_id: Uuid| {
         tokens
-            .issue_access_token(&AccessTokenRequest {
-                tenant_id,
-                issuer,
-                audience,
-                subject: user.to_string(),
-                client_id: "web".into(),
-                scope: CLIENT_SCOPES.into(),
-                roles: vec!["trader".into()],
-                session_id: None,
-                auth_time: None,
-                alg: SigningAlg::ES256,
-            })
+            .issue_access_token(&request(issuer, audience, tenant_id))
             .unwrap()
             .0
     };
@@ -1371,18 +1274,7 @@ async fn forged_and_foreign_tokens_are_refused_over_http() {
     short.access_token_ttl_secs = 1;
     let short_lived = TokenService::new(tokens.key_ring().clone(), &short);
     let (expiring, claims) = short_lived
-        .issue_access_token(&AccessTokenRequest {
-            tenant_id: tenant_a,
-            issuer: auth.issuer(A),
-            audience: aud.clone(),
-            subject: user.to_string(),
-            client_id: "web".into(),
-            scope: CLIENT_SCOPES.into(),
-            roles: vec!["trader".into()],
-            session_id: None,
-            auth_time: None,
-            alg: SigningAlg::ES256,
-        })
+        .issue_access_token(&request(auth.issuer(A), aud.clone(), tenant_a))
         .unwrap();
     while rampart_auth::token::peek_claims(&expiring).unwrap()["exp"]
         .as_i64()
@@ -1406,12 +1298,13 @@ async fn forged_and_foreign_tokens_are_refused_over_http() {
     assert_eq!(userinfo(B, &token).await, 401);
     assert_eq!(userinfo(B, &compact(&none, &payload, "")).await, 401);
     for candidate in [token.as_str(), "not-a-token"] {
-        let (s, body) = post_form(
-            &env,
-            &format!("/t/{B}/oauth/introspect"),
-            &[("token", candidate), ("client_id", "web")],
-        )
-        .await;
+        let (s, body) = env
+            .api()
+            .form(
+                &format!("/t/{B}/oauth/introspect"),
+                &[("token", candidate), ("client_id", "web")],
+            )
+            .await;
         assert_eq!((s, body), (200, json!({"active": false})));
     }
     // Garbage of every shape.
@@ -1423,29 +1316,6 @@ async fn forged_and_foreign_tokens_are_refused_over_http() {
 }
 
 // ------------------------------------------------------------ code replay
-
-fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-        .into_bytes()
-}
-
-async fn post_form(env: &Env, path: &str, pairs: &[(&str, &str)]) -> (u16, Value) {
-    let (s, text) = env
-        .raw(
-            Method::POST,
-            path,
-            None,
-            "application/x-www-form-urlencoded",
-            form(pairs),
-        )
-        .await;
-    (
-        s,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replayed_authorization_code_is_refused_and_revokes_its_tokens() {
@@ -1464,7 +1334,7 @@ async fn api_refuses_the_access_token_of_a_replayed_code() {
 /// refuses the revoked access token.
 async fn replayed_code(api_must_refuse: bool) {
     let env = env_with(roomy).await;
-    let auth = env.state.auth.clone();
+    let auth = env.auth();
     auth.register(A, "cody@acme.test", "Cody", PASSWORD, Role::Trader)
         .await
         .unwrap();
@@ -1483,46 +1353,11 @@ async fn replayed_code(api_must_refuse: bool) {
     )
     .await
     .unwrap();
-    let ctx = ClientContext::ip("127.0.0.1");
-    let rampart_auth::accounts::LoginOutcome::LoggedIn(session) = auth
-        .login(A, "cody@acme.test", PASSWORD, &ctx)
-        .await
-        .unwrap()
-    else {
-        panic!("no MFA expected")
-    };
+    let session = login(&auth, A, "cody@acme.test", PASSWORD).await;
     let (session, _) = auth.authenticate_session(A, &session.token).await.unwrap();
     let verifier = format!("verifier-{}-{}", Uuid::new_v4(), Uuid::new_v4());
-    let challenge = B64.encode(Sha256::digest(verifier.as_bytes()));
     let next_code = async || {
-        let validated = auth
-            .validate_authorize(
-                A,
-                &AuthorizeRequest {
-                    response_type: Some("code".into()),
-                    client_id: Some("web-rt".into()),
-                    redirect_uri: Some(REDIRECT.into()),
-                    scope: Some("portfolio:read".into()),
-                    state: Some("s".into()),
-                    code_challenge: Some(challenge.clone()),
-                    code_challenge_method: Some("S256".into()),
-                    nonce: None,
-                },
-            )
-            .await
-            .map_err(|_| "authorize refused")
-            .unwrap();
-        let location = auth
-            .issue_authorization_code(A, &validated, &session)
-            .await
-            .unwrap();
-        url::Url::parse(&location)
-            .unwrap()
-            .query_pairs()
-            .find(|(k, _)| k == "code")
-            .unwrap()
-            .1
-            .into_owned()
+        authorization_code(&auth, A, &session, "web-rt", "portfolio:read", &verifier).await
     };
     let code = next_code().await;
     let grant = |code: &str| {
@@ -1536,7 +1371,7 @@ async fn replayed_code(api_must_refuse: bool) {
     };
     let send_grant = async |path: String, pairs: Vec<(&'static str, String)>| {
         let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        post_form(&env, &path, &refs).await
+        env.api().form(&path, &refs).await
     };
 
     // A code of A redeemed at B's token endpoint is refused (and does not
@@ -1558,12 +1393,12 @@ async fn replayed_code(api_must_refuse: bool) {
     let intro = |token: String| {
         let env = &env;
         async move {
-            post_form(
-                env,
-                &format!("/t/{A}/oauth/introspect"),
-                &[("token", token.as_str()), ("client_id", "web-rt")],
-            )
-            .await
+            env.api()
+                .form(
+                    &format!("/t/{A}/oauth/introspect"),
+                    &[("token", token.as_str()), ("client_id", "web-rt")],
+                )
+                .await
         }
     };
     let (s, before) = intro(access.clone()).await;
@@ -1573,12 +1408,13 @@ async fn replayed_code(api_must_refuse: bool) {
     // B's revocation endpoint cannot revoke A's tokens (RFC 7009 answers
     // 200 for unknown tokens; what matters is that they stay live).
     for token in [&access, &refresh] {
-        let (s, body) = post_form(
-            &env,
-            &format!("/t/{B}/oauth/revoke"),
-            &[("token", token.as_str()), ("client_id", "web")],
-        )
-        .await;
+        let (s, body) = env
+            .api()
+            .form(
+                &format!("/t/{B}/oauth/revoke"),
+                &[("token", token.as_str()), ("client_id", "web")],
+            )
+            .await;
         assert!(s == 200 || s == 400, "{s} {body}");
     }
     let (s, still) = intro(access.clone()).await;

@@ -12,22 +12,18 @@
 //! - The snapshot job killed half-way (SIGKILL of a `rampart serve` child
 //!   process while the broker answers slowly) and rerun: exactly one
 //!   snapshot per member and day, none lost.
-//! - Vault stopped: covered by `server/tests/server/vault.rs`
+//! - Vault stopped: covered by `server/tests/vault.rs`
 //!   (`secrets_come_from_vault_and_an_outage_only_degrades_readiness`): the
 //!   server keeps serving with the secrets it holds and `/ready` answers 200
 //!   `degraded` naming `vault`.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Env, env_with, scoped_token};
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
 use rampart_auth::Role;
 use rampart_market::{
@@ -41,34 +37,15 @@ use uuid::Uuid;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::common::{Env, count, env_with, get_text, scoped_token, url};
+
 /// A hung request is a failure, not a wait: nothing here may take this long.
 const HANG: Duration = Duration::from_secs(20);
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
 
 #[derive(QueryableByName)]
 struct Name {
     #[diesel(sql_type = Text)]
     name: String,
-}
-
-async fn count(env: &Env, tenant: &str, sql: &str) -> i64 {
-    let sql = sql.to_owned();
-    env.state
-        .tenants
-        .with_tenant(tenant, async |conn| {
-            diesel::sql_query(sql)
-                .get_result::<Count>(conn)
-                .await
-                .map_err(rampart_tenancy::TenancyError::from)
-        })
-        .await
-        .unwrap()
-        .n
 }
 
 /// Polls `check` every 50 ms until it holds; panics with `what` after
@@ -84,15 +61,13 @@ async fn until<F: AsyncFnMut() -> bool>(what: &str, limit: Duration, mut check: 
 /// A client with the operator certificate, for the admin listener.
 fn operator_client(env: &Env) -> reqwest::Client {
     let id = env
-        ._pki
+        .pki
         .ca
         .issue_client("ops", (2025, 1, 1), (2035, 1, 1))
         .unwrap();
     let pem = format!("{}{}", id.cert_pem, id.key_pem);
     reqwest::Client::builder()
-        .tls_certs_only([
-            reqwest::Certificate::from_pem(env._pki.ca.cert_pem().as_bytes()).unwrap(),
-        ])
+        .tls_certs_only([reqwest::Certificate::from_pem(env.pki.ca.cert_pem().as_bytes()).unwrap()])
         .identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap())
         .resolve("localhost", "127.0.0.1:0".parse().unwrap())
         .timeout(HANG)
@@ -137,7 +112,7 @@ async fn postgres_restart_under_write_load_loses_no_acknowledged_write() {
         c.rate_limit.enabled = false;
     })
     .await;
-    let auth = env.state.auth.clone();
+    let auth = env.auth();
     let (_, token) = scoped_token(
         &auth,
         "acme",
@@ -332,7 +307,7 @@ async fn redis_outage_degrades_rate_limits_and_caches_to_memory() {
         };
     })
     .await;
-    let auth = env.state.auth.clone();
+    let auth = env.auth();
     let (_, token) = scoped_token(
         &auth,
         "acme",
@@ -496,7 +471,7 @@ async fn every_vendor_failing_opens_breakers_and_serves_last_values_with_their_a
         c.rate_limit.enabled = false;
     })
     .await;
-    let auth = env.state.auth.clone();
+    let auth = env.auth();
     let (_, token) = scoped_token(&auth, "acme", "q@acme.test", Role::Trader, "market:read").await;
     let market = env.state.market.clone();
     let ask = async || -> (reqwest::header::HeaderMap, Value) {
@@ -562,17 +537,11 @@ async fn every_vendor_failing_opens_breakers_and_serves_last_values_with_their_a
     })
     .await;
     // The breaker state is exported.
-    let metrics = operator_client(&env)
-        .get(format!(
-            "https://localhost:{}/metrics",
-            env.server.admin_addr.port()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(
+        &operator_client(&env),
+        &url(env.server.admin_addr, "/metrics"),
+    )
+    .await;
     for p in ["yahoo_a", "yahoo_b"] {
         assert!(
             metrics.contains(&format!("market_breaker_state{{provider=\"{p}\"}} 1")),
@@ -665,13 +634,13 @@ impl Drop for Child {
 }
 
 fn spawn_child(env: &Env, database_url: &str, vault: &str, broker: &str) -> Child {
-    let dir = env._pki.dir.path();
+    let dir = env.pki.dir.path();
     let public_port = rampart_testkit::free_port().unwrap();
     let mut admin_port = rampart_testkit::free_port().unwrap();
     while admin_port == public_port {
         admin_port = rampart_testkit::free_port().unwrap();
     }
-    let files = &env._pki.files;
+    let files = &env.pki.files;
     let toml = format!(
         r#"mode = "dev"
 public_addr = "127.0.0.1:{public_port}"
@@ -769,7 +738,7 @@ async fn snapshot_job_killed_half_way_and_rerun_writes_each_snapshot_once() {
         database_url = c.database.database_url.clone();
     })
     .await;
-    let auth = env.state.auth.clone();
+    let auth = env.auth();
     let (_, admin) = scoped_token(
         &auth,
         "acme",
@@ -785,7 +754,7 @@ async fn snapshot_job_killed_half_way_and_rerun_writes_each_snapshot_once() {
                 "acme",
                 &format!("m{i}@acme.test"),
                 "Member",
-                common::PASSWORD,
+                crate::common::PASSWORD,
                 Role::Trader,
             )
             .await
@@ -848,18 +817,18 @@ async fn snapshot_job_killed_half_way_and_rerun_writes_each_snapshot_once() {
         }
     });
     until("the first snapshots", Duration::from_secs(60), async || {
-        count(&env, "acme", &snapshots).await >= 2
+        count(&env.state, "acme", &snapshots).await >= 2
     })
     .await;
     child.process.kill().unwrap();
     child.process.wait().unwrap();
-    let partial = count(&env, "acme", &snapshots).await;
+    let partial = count(&env.state, "acme", &snapshots).await;
     assert!(
         (2..MEMBERS as i64).contains(&partial),
         "not killed half-way: {partial} of {MEMBERS} snapshots"
     );
     // Each member's snapshot and leaderboard row commit together.
-    assert_eq!(count(&env, "acme", &board).await, partial);
+    assert_eq!(count(&env.state, "acme", &board).await, partial);
     assert!(
         !matches!(run.await.unwrap(), Ok(200)),
         "the killed run answered"
@@ -896,12 +865,12 @@ async fn snapshot_job_killed_half_way_and_rerun_writes_each_snapshot_once() {
         (Some(MEMBERS as u64), Some(0)),
         "{report}"
     );
-    assert_eq!(count(&env, "acme", &snapshots).await, MEMBERS as i64);
-    assert_eq!(count(&env, "acme", &board).await, MEMBERS as i64);
+    assert_eq!(count(&env.state, "acme", &snapshots).await, MEMBERS as i64);
+    assert_eq!(count(&env.state, "acme", &board).await, MEMBERS as i64);
     let distinct = format!(
         "SELECT count(DISTINCT user_id) AS n FROM portfolio_snapshots WHERE snapshot_date = '{SNAPSHOT_DAY}'"
     );
-    assert_eq!(count(&env, "acme", &distinct).await, MEMBERS as i64);
+    assert_eq!(count(&env.state, "acme", &distinct).await, MEMBERS as i64);
     let ids: Vec<Name> = env
         .state
         .tenants

@@ -9,7 +9,7 @@
 //!
 //! ```sh
 //! CARGO_TARGET_DIR=/root/.cache/rampart-release \
-//!   cargo test --release -p rampart-server --test load -- --ignored --nocapture --test-threads 1
+//!   cargo test --release -p rampart-server --test tests -- --ignored --nocapture --test-threads 1 load::
 //! ```
 //!
 //! The load generator is in this file: wrk cannot present a client
@@ -23,24 +23,20 @@
 //! `LOAD_THREADS` (1 generator thread), `LOAD_TENANTS` (1000),
 //! `LOAD_TENANT_CACHE_TTL_MS` (the server's default). Results and how to read
 //! them: `BENCHMARKS.md`.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{CLIENT_SCOPES, PASSWORD, Pki, REDIRECT};
-use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
-use rampart_auth::{AuthServer, ClientContext, Role, SigningAlg};
+use rampart_auth::{AuthServer, Role};
 use rampart_ratelimit::Quota;
-use rampart_server::app::{AppState, RunningServer};
 use rampart_server::config::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{CLIENT_SCOPES, Env, PASSWORD, Pki, argon2_bound, web_client};
 
 // ---------------------------------------------------------------------------
 // The load generator.
@@ -486,10 +482,7 @@ async fn saturation_and_half(
 // The server and its data.
 
 struct Server {
-    _pki: Pki,
-    state: AppState,
-    server: RunningServer,
-    http: reqwest::Client,
+    env: Env,
     tls: Arc<rustls::ClientConfig>,
 }
 
@@ -510,7 +503,7 @@ async fn start_server(cheap_passwords: bool) -> Server {
         .with_writer(Mutex::new(sink))
         .try_init();
     let pki = Pki::new();
-    let mut config: ServerConfig = common::config(&pki).await;
+    let mut config: ServerConfig = crate::common::config(&pki).await;
     config.http.workers = 0; // one per core
     config.database.max_connections = 16;
     // The tenant registry cache (default 2 s): how soon other replicas see a
@@ -530,21 +523,16 @@ async fn start_server(cheap_passwords: bool) -> Server {
     let lots = Quota::new(100_000_000, Duration::from_secs(60), 10_000_000);
     config.rate_limit.per_ip = lots;
     config.rate_limit.per_tenant = lots;
-    let state = rampart_server::serve::build_state(config).await.unwrap();
-    let server = rampart_server::serve::start(state.clone()).await.unwrap();
-    let http = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(pki.ca.cert_pem().as_bytes()).unwrap()])
-        .resolve("localhost", server.public_addr)
-        .build()
-        .unwrap();
+    let env = Env::start(pki, config).await;
     // The load generator's TLS: the test CA, and a client certificate.
-    let client = pki
+    let client = env
+        .pki
         .ca
         .issue_client("load", (2025, 1, 1), (2035, 1, 1))
         .unwrap();
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(CertificateDer::from_pem_slice(pki.ca.cert_pem().as_bytes()).unwrap())
+        .add(CertificateDer::from_pem_slice(env.pki.ca.cert_pem().as_bytes()).unwrap())
         .unwrap();
     let tls = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
@@ -554,22 +542,19 @@ async fn start_server(cheap_passwords: bool) -> Server {
         )
         .unwrap();
     Server {
-        _pki: pki,
-        state,
-        server,
-        http,
+        env,
         tls: Arc::new(tls),
     }
 }
 
 impl Server {
     fn auth(&self) -> Arc<AuthServer> {
-        self.state.auth.clone()
+        self.env.auth()
     }
 
     fn load(&self, connections: usize, seconds: u64) -> Load {
         Load {
-            addr: self.server.public_addr,
+            addr: self.env.addr,
             tls: self.tls.clone(),
             connections,
             threads: std::env::var("LOAD_THREADS")
@@ -583,7 +568,7 @@ impl Server {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}{path}", self.server.public_addr.port())
+        self.env.url(path)
     }
 }
 
@@ -598,34 +583,18 @@ struct Tenant {
 
 async fn setup_tenant(s: &Server, slug: &str) -> Tenant {
     let auth = s.auth();
-    s.state.tenants.provision(slug, slug).await.unwrap();
-    auth.register_client(
-        slug,
-        &ClientRegistration {
-            client_id: "web".into(),
-            name: "Web".into(),
-            redirect_uris: vec![REDIRECT.into()],
-            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-            allowed_scopes: CLIENT_SCOPES.split(' ').map(str::to_owned).collect(),
-            auth_method: ClientAuthMethod::None,
-            signing_alg: SigningAlg::ES256,
-        },
-    )
-    .await
-    .unwrap();
+    s.env.state.tenants.provision(slug, slug).await.unwrap();
+    auth.register_client(slug, &web_client(&["authorization_code", "refresh_token"]))
+        .await
+        .unwrap();
     let email = format!("ada@{slug}.test");
     auth.register(slug, &email, "Ada", PASSWORD, Role::Trader)
         .await
         .unwrap();
-    let rampart_auth::accounts::LoginOutcome::LoggedIn(session) = auth
-        .login(slug, &email, PASSWORD, &ClientContext::ip("127.0.0.1"))
-        .await
-        .unwrap()
-    else {
-        panic!("no MFA expected")
-    };
+    let session = crate::common::login(&auth, slug, &email, PASSWORD).await;
     let (access, _) = code_flow(&auth, slug, &session.token).await;
     let res = s
+        .env
         .http
         .post(s.url(&format!("/api/v1/t/{slug}/portfolios")))
         .bearer_auth(&access)
@@ -650,7 +619,7 @@ async fn setup_tenant(s: &Server, slug: &str) -> Tenant {
 /// Access and refresh token through the authorization code flow with PKCE
 /// for an existing session.
 async fn code_flow(auth: &AuthServer, tenant: &str, session: &str) -> (String, String) {
-    let (access, refresh) = common::code_flow(auth, tenant, session, CLIENT_SCOPES).await;
+    let (access, refresh) = crate::common::code_flow(auth, tenant, session, CLIENT_SCOPES).await;
     (access, refresh.expect("a refresh token for the web client"))
 }
 
@@ -715,35 +684,6 @@ async fn warm(s: &Server, requests: &[Vec<u8>], connections: usize) {
     );
 }
 
-/// The Argon2id bound: one hash per login, one hash at a time per core.
-async fn argon2_bound(auth: &AuthServer) -> (f64, f64) {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let hasher = auth.hasher().clone();
-    tokio::task::spawn_blocking(move || {
-        hasher.hash_blocking(PASSWORD).unwrap();
-        let start = Instant::now();
-        for _ in 0..10 {
-            hasher.hash_blocking(PASSWORD).unwrap();
-        }
-        let one = start.elapsed().as_secs_f64() * 1000.0 / 10.0;
-        let start = Instant::now();
-        std::thread::scope(|s| {
-            for _ in 0..cores {
-                s.spawn(|| {
-                    for _ in 0..20 {
-                        hasher.hash_blocking(PASSWORD).unwrap();
-                    }
-                });
-            }
-        });
-        (one, (cores * 20) as f64 / start.elapsed().as_secs_f64())
-    })
-    .await
-    .unwrap()
-}
-
 // ---------------------------------------------------------------------------
 // The runs.
 
@@ -785,6 +725,7 @@ async fn load_runs() {
     // (2) Portfolio analytics served from cache.
     let analytics = vec![analytics_request(&t)];
     let res = s
+        .env
         .http
         .get(s.url(&format!(
             "/api/v1/t/{}/portfolios/{}/analytics?{WINDOW}",
@@ -811,6 +752,7 @@ async fn load_runs() {
     let quotes = vec![quote_request(&t)];
     warm(&s, &quotes, 1).await;
     let body: serde_json::Value = s
+        .env
         .http
         .get(s.url(&format!("/api/v1/t/{}/quotes/AAPL", t.slug)))
         .bearer_auth(&t.access)
@@ -882,7 +824,7 @@ async fn load_runs() {
         "10,000 requests per minute = 167/s: (2) saturates at {:.0}x that",
         analytics_rps / (10_000.0 / 60.0)
     );
-    s.server.stop().await;
+    s.env.server.stop().await;
 }
 
 #[derive(diesel::QueryableByName, Debug)]
@@ -901,7 +843,7 @@ struct Catalog {
 
 async fn catalog(s: &Server) -> Catalog {
     use diesel_async::RunQueryDsl;
-    let mut conn = s.state.tenants.raw_pool().get().await.unwrap();
+    let mut conn = s.env.state.tenants.raw_pool().get().await.unwrap();
     diesel::sql_query(
         "SELECT pg_database_size(current_database()) AS database_bytes, \
          (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c \
@@ -1016,5 +958,5 @@ async fn tenants_at_scale() {
         "{} tenants provisioned and set up (schema, client, user, session, token, portfolio) in {setup_secs:.0} s",
         n - 1
     );
-    s.server.stop().await;
+    s.env.server.stop().await;
 }

@@ -1,26 +1,23 @@
 //! Members, broker credentials, the snapshot job and the leaderboard over
 //! real HTTPS against real PostgreSQL and OpenBao (transit), with the broker
 //! (the Alpaca paper-trading API shape) replayed by a local HTTP server.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use diesel::QueryableByName;
-use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
+use rampart_auth::Role;
+use rampart_auth::SigningAlg;
 use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
-use rampart_auth::{AccessTokenRequest, Role, SigningAlg};
 use rampart_server::app::{AppState, RunningServer};
-use rampart_server::config::ServerConfig;
-use rampart_server::tls::{DevCa, IssuedCert, TlsFiles};
-use rampart_vault::{SecretStore, VaultConfig};
+use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const PASSWORD: &str = "correct-horse-battery-42";
+use crate::common::{
+    Api, PASSWORD, Pki, VERIFIER, challenge, client_builder, config, count, form, hidden,
+    mint_token, query_param, start_with_transit, url,
+};
+
 const GOOD1: (&str, &str) = (
     "PKGOOD1AAAAAAAAAAAAA",
     "s3cretGood1s3cretGood1s3cretGood1s3cret1",
@@ -38,123 +35,14 @@ const BAD: (&str, &str) = (
     "s3cretBrokens3cretBrokens3cretBrokens3cr",
 );
 
-// ------------------------------------------------------------ helpers (from tests/server.rs)
-
-pub struct Pki {
-    pub dir: tempfile::TempDir,
-    pub ca: DevCa,
-    pub files: TlsFiles,
-}
-
-impl Default for Pki {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Pki {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = DevCa::new("Test CA").unwrap();
-        let server = ca.issue_server(&["localhost", "127.0.0.1"]).unwrap();
-        let files = TlsFiles {
-            cert_file: dir.path().join("server.pem"),
-            key_file: dir.path().join("server-key.pem"),
-            client_ca_file: dir.path().join("ca.pem"),
-        };
-        std::fs::write(&files.cert_file, &server.cert_pem).unwrap();
-        std::fs::write(&files.key_file, &server.key_pem).unwrap();
-        std::fs::write(&files.client_ca_file, ca.cert_pem()).unwrap();
-        Pki { dir, ca, files }
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-pub async fn config(pki: &Pki) -> ServerConfig {
-    rampart_testkit::install_crypto_provider();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
-    let mut config = ServerConfig {
-        public_addr: "127.0.0.1:0".parse().unwrap(),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        tls: Some(pki.files.clone()),
-        tls_reload_secs: 1,
-        dev_secrets_dir: pki.path("dev-secrets"),
-        ..ServerConfig::default()
-    };
-    config.database.database_url = db.url;
-    config.database.max_connections = 6;
-    config.auth.argon2_m_kib = 1024;
-    config.auth.argon2_t = 1;
-    config.http.workers = 1;
-    config.http.shutdown_timeout_secs = 1;
-    config
-}
-
-/// Starts the server with Vault transit (OpenBao) for broker credentials.
-pub async fn start(config: ServerConfig) -> (RunningServer, AppState) {
-    let mut state = rampart_server::serve::build_state(config).await.unwrap();
-    let bao = rampart_testkit::openbao().unwrap();
-    let store = SecretStore::connect(VaultConfig::dev(bao.addr(), bao.token()))
-        .await
-        .unwrap();
-    store.ensure_transit_key().await.unwrap();
-    state.vault = Some(Arc::new(store));
-    let server = rampart_server::serve::start(state.clone()).await.unwrap();
-    (server, state)
-}
-
-pub fn client(ca_pem: &str, identity: Option<&IssuedCert>) -> reqwest::Client {
-    let mut b = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
-        .resolve("localhost", "127.0.0.1:0".parse().unwrap());
-    if let Some(id) = identity {
-        let pem = format!("{}{}", id.cert_pem, id.key_pem);
-        b = b.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
-    }
-    b.build().unwrap()
-}
-
-pub fn url(addr: std::net::SocketAddr, path: &str) -> String {
-    format!("https://localhost:{}{path}", addr.port())
-}
-
 /// An access token for `user` in `tenant`, minted by the server's own token
 /// service exactly as the token endpoint would (role and its scopes).
 async fn token(state: &AppState, tenant: &str, user: Uuid, role: Role) -> String {
-    let auth = state.auth.clone();
-    let t = state.tenants.tenant(tenant).await.unwrap();
-    let scope = role
-        .permissions()
-        .iter()
-        .map(|p| p.scope())
-        .collect::<Vec<_>>()
-        .join(" ");
-    auth.tokens()
-        .issue_access_token(&AccessTokenRequest {
-            tenant_id: t.id,
-            issuer: auth.issuer(tenant),
-            audience: auth.config().access_token_audience.clone(),
-            subject: user.to_string(),
-            client_id: "admin-web".into(),
-            scope,
-            roles: vec![role.as_str().into()],
-            session_id: None,
-            auth_time: None,
-            alg: SigningAlg::ES256,
-        })
-        .unwrap()
-        .0
+    mint_token(state, tenant, user, role, "admin-web").await
 }
 
 async fn user(state: &AppState, tenant: &str, email: &str, role: Role) -> (Uuid, String) {
-    let auth = state.auth.clone();
+    let auth = crate::common::auth(state);
     let u = auth
         .register(tenant, email, email, PASSWORD, role)
         .await
@@ -164,26 +52,6 @@ async fn user(state: &AppState, tenant: &str, email: &str, role: Role) -> (Uuid,
 }
 
 const REDIRECT: &str = "https://admin.example.com/cb";
-const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K9eSB5kbhGOrnxrTpwvrEUpBRP2LqGmmw";
-
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap() + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end]
-        .replace("&amp;", "&")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-}
-
 /// An access token through the browser flow: a public PKCE client, the
 /// authorize endpoint, the login form, the code, the token endpoint.
 async fn login(
@@ -193,9 +61,7 @@ async fn login(
     tenant: &str,
     email: &str,
 ) -> String {
-    use base64::Engine;
-    use sha2::Digest;
-    let auth = state.auth.clone();
+    let auth = crate::common::auth(state);
     let _ = auth
         .register_client(
             tenant,
@@ -214,13 +80,11 @@ async fn login(
             },
         )
         .await;
-    let http = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(pki.ca.cert_pem().as_bytes()).unwrap()])
+    let http = client_builder(&pki.ca.cert_pem())
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(VERIFIER.as_bytes()));
+    let challenge = challenge(VERIFIER);
     let mut authorize = url::Url::parse(&url(
         server.public_addr,
         &format!("/t/{tenant}/oauth/authorize"),
@@ -285,13 +149,7 @@ async fn login(
         .await
         .unwrap();
     assert_eq!(r.status(), 302);
-    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    let code = loc
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = query_param(r.headers()["location"].to_str().unwrap(), "code");
     let t: Value = http
         .post(url(server.public_addr, &format!("/t/{tenant}/oauth/token")))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -311,78 +169,6 @@ async fn login(
     t["access_token"].as_str().expect("access token").to_owned()
 }
 
-struct Api {
-    http: reqwest::Client,
-    addr: std::net::SocketAddr,
-}
-
-impl Api {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        bearer: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, String) {
-        let mut r = self.http.request(method, url(self.addr, path));
-        if let Some(b) = bearer {
-            r = r.bearer_auth(b);
-        }
-        if let Some(body) = body {
-            r = r.json(&body);
-        }
-        let res = r.send().await.unwrap();
-        (res.status().as_u16(), res.text().await.unwrap())
-    }
-
-    async fn json(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        bearer: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let (status, text) = self.send(method, path, bearer, body).await;
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn csv(&self, path: &str, bearer: &str, csv: &str) -> (u16, Value) {
-        let res = self
-            .http
-            .post(url(self.addr, path))
-            .bearer_auth(bearer)
-            .header("content-type", "text/csv")
-            .body(csv.to_owned())
-            .send()
-            .await
-            .unwrap();
-        (res.status().as_u16(), res.json().await.unwrap())
-    }
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-async fn count(state: &AppState, tenant: &str, sql: &str) -> i64 {
-    let sql = sql.to_owned();
-    state
-        .tenants
-        .with_tenant(tenant, async |conn| {
-            diesel::sql_query(sql)
-                .get_result::<Count>(conn)
-                .await
-                .map_err(rampart_tenancy::TenancyError::from)
-        })
-        .await
-        .unwrap()
-        .n
-}
-
-use reqwest::Method;
-
 // ------------------------------------------------------------ members, import, keys
 
 #[tokio::test(flavor = "multi_thread")]
@@ -390,7 +176,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
     let pki = Pki::new();
     let mut cfg = config(&pki).await;
     cfg.http.upload_limit_bytes = 64 * 1024;
-    let (server, state) = start(cfg).await;
+    let (server, state) = start_with_transit(cfg).await;
     for slug in ["acme", "globex"] {
         state.tenants.provision(slug, slug).await.unwrap();
     }
@@ -401,7 +187,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
     let (_, trader) = user(&state, "acme", "tess@acme.test", Role::Trader).await;
     let (_, globex_admin) = user(&state, "globex", "root@globex.test", Role::Admin).await;
     let api = Api {
-        http: client(&pki.ca.cert_pem(), None),
+        http: pki.client(None),
         addr: server.public_addr,
     };
     let members = "/api/v1/t/acme/admin/members";
@@ -409,36 +195,34 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
 
     // Refusals: no token, a trader, another tenant's admin (like no token).
     let (s, body) = api
-        .json(Method::POST, members, None, Some(ada.clone()))
+        .call(Method::POST, members, None, Some(ada.clone()))
         .await;
     assert_eq!(
         (s, body["error"]["code"].as_str()),
         (401, Some("unauthorized"))
     );
     let (s, body) = api
-        .json(Method::POST, members, Some(&trader), Some(ada.clone()))
+        .call(Method::POST, members, Some(&trader), Some(ada.clone()))
         .await;
     assert_eq!(
         (s, body["error"]["code"].as_str()),
         (403, Some("forbidden"))
     );
-    let (s, _) = api
-        .json(
-            Method::POST,
-            members,
-            Some(&globex_admin),
-            Some(ada.clone()),
-        )
+    api.expect(
+        401,
+        Method::POST,
+        members,
+        Some(&globex_admin),
+        Some(ada.clone()),
+    )
+    .await;
+    api.expect(403, Method::GET, members, Some(&trader), None)
         .await;
-    assert_eq!(s, 401);
-    let (s, _) = api.json(Method::GET, members, Some(&trader), None).await;
-    assert_eq!(s, 403);
 
     // Upsert: created, then updated by the same email in another case.
-    let (s, body) = api
-        .json(Method::POST, members, Some(&admin), Some(ada.clone()))
+    let body = api
+        .expect(201, Method::POST, members, Some(&admin), Some(ada.clone()))
         .await;
-    assert_eq!(s, 201, "{body}");
     assert_eq!(body["data"]["created"], true);
     assert_eq!(body["data"]["member"]["email"], "ada@acme.test");
     let ada_id: Uuid = body["data"]["member"]["id"]
@@ -446,29 +230,29 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
         .unwrap()
         .parse()
         .unwrap();
-    let (s, body) = api
-        .json(
+    let body = api
+        .expect(
+            200,
             Method::POST,
             members,
             Some(&admin),
             Some(json!({"name": "Ada King", "email": "ada@acme.test", "role": "viewer"})),
         )
         .await;
-    assert_eq!(s, 200, "{body}");
     assert_eq!(body["data"]["created"], false);
     assert_eq!(body["data"]["member"]["role"], "viewer");
     assert_eq!(body["data"]["member"]["id"], ada_id.to_string());
 
     // Malformed bodies.
-    let (s, body) = api
-        .json(
+    let body = api
+        .expect(
+            400,
             Method::POST,
             members,
             Some(&admin),
             Some(json!({"name": "", "email": "nope", "role": "king"})),
         )
         .await;
-    assert_eq!(s, 400);
     let fields: Vec<&str> = body["error"]["details"]["problems"]
         .as_array()
         .unwrap()
@@ -476,24 +260,22 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
         .map(|p| p["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, ["name", "email", "role"]);
-    let (s, _) = api
-        .json(
-            Method::POST,
-            members,
-            Some(&admin),
-            Some(json!({"email": "x@y.z"})),
-        )
-        .await;
-    assert_eq!(s, 400);
-    let (s, _) = api
-        .json(
-            Method::POST,
-            members,
-            Some(&admin),
-            Some(json!({"name": "X", "email": "x@y.z", "role": "viewer", "extra": 1})),
-        )
-        .await;
-    assert_eq!(s, 400);
+    api.expect(
+        400,
+        Method::POST,
+        members,
+        Some(&admin),
+        Some(json!({"email": "x@y.z"})),
+    )
+    .await;
+    api.expect(
+        400,
+        Method::POST,
+        members,
+        Some(&admin),
+        Some(json!({"name": "X", "email": "x@y.z", "role": "viewer", "extra": 1})),
+    )
+    .await;
 
     // CSV with broken rows: every row judged, nothing can be committed.
     let before = count(&state, "acme", "SELECT count(*) AS n FROM users").await;
@@ -531,7 +313,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
     );
     assert_eq!(pv["data"]["refused"], 3);
     let (s, body) = api
-        .json(
+        .call(
             Method::POST,
             &format!(
                 "{members}/import/{}/commit",
@@ -601,7 +383,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
         pv["data"]["id"].as_str().unwrap()
     );
     let (s, body) = api
-        .json(
+        .call(
             Method::POST,
             &commit,
             Some(&admin),
@@ -613,7 +395,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
         (409, Some("import_hash_mismatch"))
     );
     let (s, _) = api
-        .json(
+        .call(
             Method::POST,
             &commit,
             Some(&admin),
@@ -622,24 +404,23 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
         .await;
     assert_eq!(s, 400);
     // Another tenant's admin cannot commit it, and it is not found there.
-    let (s, _) = api
-        .json(
-            Method::POST,
-            &commit.replace("/t/acme/", "/t/globex/"),
-            Some(&globex_admin),
-            Some(json!({"digest": pv["data"]["digest"]})),
-        )
-        .await;
-    assert_eq!(s, 404);
-    let (s, body) = api
-        .json(
+    api.expect(
+        404,
+        Method::POST,
+        &commit.replace("/t/acme/", "/t/globex/"),
+        Some(&globex_admin),
+        Some(json!({"digest": pv["data"]["digest"]})),
+    )
+    .await;
+    let body = api
+        .expect(
+            200,
             Method::POST,
             &commit,
             Some(&admin),
             Some(json!({"digest": pv["data"]["digest"]})),
         )
         .await;
-    assert_eq!(s, 200, "{body}");
     assert_eq!(body["data"]["created"], 2);
     assert_eq!(body["data"]["updated"], 1);
     assert_eq!(
@@ -647,7 +428,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
         before + 2
     );
     let (s, body) = api
-        .json(
+        .call(
             Method::POST,
             &commit,
             Some(&admin),
@@ -667,7 +448,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
             "name,email,role\nNew Person,new@acme.test,viewer\nLin,lin@acme.test,trader\n",
         )
         .await;
-    api.json(
+    api.call(
         Method::POST,
         members,
         Some(&admin),
@@ -675,7 +456,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
     )
     .await;
     let (s, body) = api
-        .json(
+        .call(
             Method::POST,
             &format!(
                 "{members}/import/{}/commit",
@@ -701,19 +482,19 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
     );
 
     // Member list, paginated.
-    let (s, page1) = api
-        .json(
+    let page1 = api
+        .expect(
+            200,
             Method::GET,
             &format!("{members}?limit=2"),
             Some(&admin),
             None,
         )
         .await;
-    assert_eq!(s, 200);
     assert_eq!(page1["data"].as_array().unwrap().len(), 2);
     let cursor = page1["meta"]["nextCursor"].as_str().unwrap();
     let (_, page2) = api
-        .json(
+        .call(
             Method::GET,
             &format!("{members}?limit=50&cursor={cursor}"),
             Some(&admin),
@@ -815,17 +596,20 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
     );
 
     // Detach, then detach again: not found.
-    let (s, body) = api.json(Method::DELETE, &broker, Some(&admin), None).await;
-    assert_eq!(s, 200, "{body}");
-    let (s, _) = api.json(Method::DELETE, &broker, Some(&admin), None).await;
-    assert_eq!(s, 404);
+    api.expect(200, Method::DELETE, &broker, Some(&admin), None)
+        .await;
+    api.expect(404, Method::DELETE, &broker, Some(&admin), None)
+        .await;
     assert_eq!(
         count(&state, "acme", "SELECT count(*) AS n FROM broker_accounts").await,
         0
     );
 
     // Every admin action is in the audit log, with no key in it.
-    let log = state.auth.clone().audit_log("acme", 200).await.unwrap();
+    let log = crate::common::auth(&state)
+        .audit_log("acme", 200)
+        .await
+        .unwrap();
     let actions: Vec<(String, String)> = log
         .iter()
         .map(|r| (r.action.clone(), r.result.clone()))
@@ -915,12 +699,12 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
         broker_base_url: mock.uri(),
         ..Default::default()
     };
-    let (server, state) = start(config).await;
+    let (server, state) = start_with_transit(config).await;
     for slug in ["acme", "globex", "initech"] {
         state.tenants.provision(slug, slug).await.unwrap();
     }
     let api = Api {
-        http: client(&pki.ca.cert_pem(), None),
+        http: pki.client(None),
         addr: server.public_addr,
     };
     let (_, acme_admin) = user(&state, "acme", "root@acme.test", Role::Admin).await;
@@ -949,11 +733,8 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
         .unwrap();
 
     // The trigger lives on the admin listener (client certificate).
-    let operator = pki
-        .ca
-        .issue_client("ops", (2025, 1, 1), (2035, 1, 1))
-        .unwrap();
-    let ops = client(&pki.ca.cert_pem(), Some(&operator));
+    let operator = pki.operator();
+    let ops = pki.client(Some(&operator));
     let trigger = |date: &'static str| {
         let ops = ops.clone();
         let addr = server.admin_addr;
@@ -1027,7 +808,10 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
     );
 
     // The run is audited per tenant with its counts.
-    let log = state.auth.clone().audit_log("acme", 50).await.unwrap();
+    let log = crate::common::auth(&state)
+        .audit_log("acme", 50)
+        .await
+        .unwrap();
     let run = log.iter().find(|r| r.action == "snapshot.run").unwrap();
     assert_eq!(run.result, "partial");
     assert!(run.actor.as_deref().unwrap().starts_with("mtls:"));
@@ -1053,17 +837,16 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
 
     // Leaderboard: day, sorted by return, cursor-paginated.
     let lb = "/api/v1/t/acme/leaderboard";
-    let (s, _) = api.json(Method::GET, lb, None, None).await;
-    assert_eq!(s, 401);
-    let (s, body) = api
-        .json(
+    api.expect(401, Method::GET, lb, None, None).await;
+    let body = api
+        .expect(
+            200,
             Method::GET,
             &format!("{lb}?period=day&limit=1"),
             Some(&winner_token),
             None,
         )
         .await;
-    assert_eq!(s, 200, "{body}");
     assert_eq!(body["data"]["asOf"], "2026-11-20");
     assert_eq!(body["data"]["entries"][0]["memberId"], winner.to_string());
     assert_eq!(body["data"]["entries"][0]["rank"], 1);
@@ -1071,7 +854,7 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
     assert_eq!(body["data"]["entries"][0]["pnl"], 10000.0);
     let cursor = body["meta"]["nextCursor"].as_str().unwrap().to_owned();
     let (_, body) = api
-        .json(
+        .call(
             Method::GET,
             &format!("{lb}?period=day&limit=1&cursor={cursor}"),
             Some(&winner_token),
@@ -1081,30 +864,28 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
     assert_eq!(body["data"]["entries"][0]["memberId"], loser.to_string());
     assert_eq!(body["data"]["entries"][0]["rank"], 2);
     assert!(body["meta"]["nextCursor"].is_null());
-    let (s, _) = api
-        .json(
-            Method::GET,
-            &format!("{lb}?period=year"),
-            Some(&winner_token),
-            None,
-        )
-        .await;
-    assert_eq!(s, 400);
-    let (s, _) = api
-        .json(
-            Method::GET,
-            &format!("{lb}?cursor=%%%"),
-            Some(&winner_token),
-            None,
-        )
-        .await;
-    assert_eq!(s, 400);
+    api.expect(
+        400,
+        Method::GET,
+        &format!("{lb}?period=year"),
+        Some(&winner_token),
+        None,
+    )
+    .await;
+    api.expect(
+        400,
+        Method::GET,
+        &format!("{lb}?cursor=%%%"),
+        Some(&winner_token),
+        None,
+    )
+    .await;
 
     // A second day: the week spans both.
     let day2 = trigger("2026-11-21").await;
     assert_eq!(day2["succeeded"], 3);
     let (_, body) = api
-        .json(
+        .call(
             Method::GET,
             &format!("{lb}?period=week&sort=pnl"),
             Some(&winner_token),
@@ -1116,16 +897,15 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
     assert_eq!(body["data"]["entries"][0]["memberId"], winner.to_string());
 
     // Opt-out hides the member.
-    let (s, _) = api
-        .json(
-            Method::PUT,
-            &format!("{lb}/opt-out"),
-            Some(&winner_token),
-            Some(json!({"optOut": true})),
-        )
-        .await;
-    assert_eq!(s, 200);
-    let (_, body) = api.json(Method::GET, lb, Some(&winner_token), None).await;
+    api.expect(
+        200,
+        Method::PUT,
+        &format!("{lb}/opt-out"),
+        Some(&winner_token),
+        Some(json!({"optOut": true})),
+    )
+    .await;
+    let (_, body) = api.call(Method::GET, lb, Some(&winner_token), None).await;
     let ids: Vec<&str> = body["data"]["entries"]
         .as_array()
         .unwrap()
@@ -1135,15 +915,15 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
     assert_eq!(ids, [loser.to_string()]);
 
     // Detach removes the key and everything derived from it.
-    let (s, body) = api
-        .json(
+    let body = api
+        .expect(
+            200,
             Method::DELETE,
             &format!("/api/v1/t/acme/admin/members/{loser}/broker"),
             Some(&acme_admin),
             None,
         )
         .await;
-    assert_eq!(s, 200, "{body}");
     assert_eq!(body["data"]["snapshotsRemoved"], 2);
     assert_eq!(
         count(
@@ -1163,7 +943,7 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
         .await,
         0
     );
-    let (_, body) = api.json(Method::GET, lb, Some(&winner_token), None).await;
+    let (_, body) = api.call(Method::GET, lb, Some(&winner_token), None).await;
     assert_eq!(body["data"]["entries"].as_array().unwrap().len(), 0);
     server.stop().await;
 }

@@ -2,146 +2,30 @@
 //! SMTP server (aiosmtpd from the test kit): registration with a
 //! verification link, account recovery, new-device login alerts and price
 //! alerts, reading the delivered messages and following their links.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use diesel::sql_types::{Bool, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use rampart_auth::accounts::LoginOutcome;
-use rampart_auth::{AccessTokenRequest, ClientContext, Role, SigningAlg};
-use rampart_notify::{NotifyConfig, SmtpTls};
-use rampart_server::app::{AppState, RunningServer};
-use rampart_server::config::ServerConfig;
-use rampart_server::jobs as routes;
-use rampart_server::tls::{DevCa, TlsFiles};
+use rampart_auth::{ClientContext, Role};
+use rampart_server::app::AppState;
+use rampart_server::jobs;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const PASSWORD: &str = "correct-horse-battery-42";
-
-// ------------------------------------------------------------ helpers (from tests/server.rs)
-
-pub struct Pki {
-    pub dir: tempfile::TempDir,
-    pub ca: DevCa,
-    pub files: TlsFiles,
-}
-
-impl Default for Pki {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Pki {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = DevCa::new("Test CA").unwrap();
-        let server = ca.issue_server(&["localhost", "127.0.0.1"]).unwrap();
-        let files = TlsFiles {
-            cert_file: dir.path().join("server.pem"),
-            key_file: dir.path().join("server-key.pem"),
-            client_ca_file: dir.path().join("ca.pem"),
-        };
-        std::fs::write(&files.cert_file, &server.cert_pem).unwrap();
-        std::fs::write(&files.key_file, &server.key_pem).unwrap();
-        std::fs::write(&files.client_ca_file, ca.cert_pem()).unwrap();
-        Pki { dir, ca, files }
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-pub async fn config(pki: &Pki) -> ServerConfig {
-    rampart_testkit::install_crypto_provider();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
-    let mut config = ServerConfig {
-        public_addr: "127.0.0.1:0".parse().unwrap(),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        tls: Some(pki.files.clone()),
-        tls_reload_secs: 1,
-        dev_secrets_dir: pki.path("dev-secrets"),
-        ..ServerConfig::default()
-    };
-    config.database.database_url = db.url;
-    config.database.max_connections = 6;
-    config.auth.argon2_m_kib = 1024;
-    config.auth.argon2_t = 1;
-    config.http.workers = 1;
-    config.http.shutdown_timeout_secs = 1;
-    config
-}
-
-pub async fn start(config: ServerConfig) -> (RunningServer, AppState) {
-    let state = rampart_server::serve::build_state(config).await.unwrap();
-    let server = rampart_server::serve::start(state.clone()).await.unwrap();
-    (server, state)
-}
-
-pub fn client(ca_pem: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
-        .resolve("localhost", "127.0.0.1:0".parse().unwrap())
-        .build()
-        .unwrap()
-}
-
-pub fn url(addr: std::net::SocketAddr, path: &str) -> String {
-    format!("https://localhost:{}{path}", addr.port())
-}
+use crate::common::{Env, PASSWORD, Pki, config, get_status, kit_smtp, mint_token};
 
 // ------------------------------------------------------------ notify helpers
 
-/// Notifications pointed at the kit's SMTP server; the background jobs are
-/// slowed down so the tests drive them with `run_*_once`.
-fn test_smtp() -> NotifyConfig {
-    let smtp = rampart_testkit::smtp_server().unwrap();
-    NotifyConfig {
-        smtp_host: smtp.host().into(),
-        smtp_port: smtp.port(),
-        tls: SmtpTls::None,
-        from: "Rampart <no-reply@rampart.test>".into(),
-        public_base_url: "https://rampart.test".into(),
-        price_check_secs: 3600,
-        login_check_secs: 3600,
-        ..NotifyConfig::default()
-    }
-}
-
-struct Env {
-    _pki: Pki,
-    server: RunningServer,
-    state: AppState,
-    http: reqwest::Client,
-}
-
-impl Env {
-    async fn new() -> Self {
-        let pki = Pki::new();
-        let mut config = config(&pki).await;
-        config.notify = test_smtp();
-        let (server, state) = start(config).await;
-        state.tenants.provision("acme", "Acme").await.unwrap();
-        let http = client(&pki.ca.cert_pem());
-        Env {
-            _pki: pki,
-            server,
-            state,
-            http,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        url(self.server.public_addr, path)
-    }
+/// The server with notifications on, and one tenant, `acme`.
+async fn notify_env() -> Env {
+    let pki = Pki::new();
+    let mut config = config(&pki).await;
+    config.notify = kit_smtp();
+    let env = Env::start(pki, config).await;
+    env.state.tenants.provision("acme", "Acme").await.unwrap();
+    env
 }
 
 fn unique_email(name: &str) -> String {
@@ -215,29 +99,7 @@ async fn email_verified(state: &AppState, user: Uuid) -> bool {
 /// An access token for `user`, minted by the server's own token service as
 /// the token endpoint would.
 async fn token(state: &AppState, user: Uuid, role: Role) -> String {
-    let auth = state.auth.clone();
-    let t = state.tenants.tenant("acme").await.unwrap();
-    let scope = role
-        .permissions()
-        .iter()
-        .map(|p| p.scope())
-        .collect::<Vec<_>>()
-        .join(" ");
-    auth.tokens()
-        .issue_access_token(&AccessTokenRequest {
-            tenant_id: t.id,
-            issuer: auth.issuer("acme"),
-            audience: auth.config().access_token_audience.clone(),
-            subject: user.to_string(),
-            client_id: "web".into(),
-            scope,
-            roles: vec![role.as_str().into()],
-            session_id: None,
-            auth_time: None,
-            alg: SigningAlg::ES256,
-        })
-        .unwrap()
-        .0
+    mint_token(state, "acme", user, role, "web").await
 }
 
 fn ctx(ip: &str, ua: &str) -> ClientContext {
@@ -252,7 +114,7 @@ fn ctx(ip: &str, ua: &str) -> ClientContext {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn registration_verification_and_password_reset_by_mail() {
-    let e = Env::new().await;
+    let e = notify_env().await;
     let email = unique_email("ada");
 
     // Registration: weak password refused, then registered and mailed.
@@ -317,7 +179,7 @@ async fn registration_verification_and_password_reset_by_mail() {
     assert_eq!(v["data"]["sent"], false);
 
     // Account recovery. A live session to be revoked by the reset.
-    let auth = e.state.auth.clone();
+    let auth = e.auth();
     let c = ctx("10.1.2.3", "Firefox/131.0");
     let LoginOutcome::LoggedIn(session) = auth.login("acme", &email, PASSWORD, &c).await.unwrap()
     else {
@@ -393,8 +255,8 @@ async fn registration_verification_and_password_reset_by_mail() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn new_device_alerts_and_price_alerts_are_mailed_once() {
-    let e = Env::new().await;
-    let auth = e.state.auth.clone();
+    let e = notify_env().await;
+    let auth = e.auth();
     let email = unique_email("lin");
     let user = auth
         .register("acme", &email, "Lin", PASSWORD, Role::Trader)
@@ -406,11 +268,11 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
     let laptop = ctx("192.0.2.10", "Mozilla/5.0 (X11; Linux) Firefox/131.0");
     let phone = ctx("198.51.100.20", "Mozilla/5.0 (iPhone) Safari/605.1");
     auth.login("acme", &email, PASSWORD, &laptop).await.unwrap();
-    assert_eq!(routes::run_login_alerts_once(&e.state).await.unwrap(), 0);
+    assert_eq!(jobs::run_login_alerts_once(&e.state).await.unwrap(), 0);
     auth.login("acme", &email, PASSWORD, &phone).await.unwrap();
-    assert_eq!(routes::run_login_alerts_once(&e.state).await.unwrap(), 1);
+    assert_eq!(jobs::run_login_alerts_once(&e.state).await.unwrap(), 1);
     auth.login("acme", &email, PASSWORD, &phone).await.unwrap();
-    assert_eq!(routes::run_login_alerts_once(&e.state).await.unwrap(), 0);
+    assert_eq!(jobs::run_login_alerts_once(&e.state).await.unwrap(), 0);
     let mails = wait_for_mail(&email, 1).await;
     assert_eq!(mails[0].0, "New sign-in to your account");
     assert!(mails[0].1.contains("198.51.100.20"));
@@ -418,11 +280,7 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
     // Price alerts over HTTP.
     let bearer = token(&e.state, user.id, Role::Trader).await;
     let alerts = e.url("/api/v1/t/acme/price-alerts");
-    assert_eq!(
-        e.http.get(&alerts).send().await.unwrap().status(),
-        401,
-        "no token"
-    );
+    assert_eq!(get_status(&e.http, &alerts).await, 401, "no token");
     // A token of another tenant is refused like none.
     e.state.tenants.provision("globex", "Globex").await.unwrap();
     let r = e
@@ -504,8 +362,8 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
     assert_eq!(r.status(), 404);
 
     // The job: the crossed alert fires once, the other waits.
-    assert_eq!(routes::run_price_alerts_once(&e.state).await.unwrap(), 1);
-    assert_eq!(routes::run_price_alerts_once(&e.state).await.unwrap(), 0);
+    assert_eq!(jobs::run_price_alerts_once(&e.state).await.unwrap(), 1);
+    assert_eq!(jobs::run_price_alerts_once(&e.state).await.unwrap(), 0);
     let mails = wait_for_mail(&email, 2).await;
     assert!(mails[1].0.starts_with("^GSPC is above"), "{}", mails[1].0);
     assert!(mails[1].1.contains("trim"));

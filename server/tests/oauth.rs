@@ -1,83 +1,109 @@
-//! The browser-style OAuth flow over HTTP against real PostgreSQL:
-//! authorize → login form → code → token → refresh → revoke, plus refusals.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-#[path = "../src/routes/oauth.rs"]
-mod oauth;
+//! The browser-style OAuth flow over HTTPS against the real server and
+//! real PostgreSQL: authorize → login form → code → token → refresh →
+//! revoke, plus refusals; login through an upstream OpenID provider; a
+//! third-party client (Python Authlib); and the endpoints' throughput.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use actix_web::http::StatusCode;
-use actix_web::{App, test, web};
+use actix_web::cookie::Cookie;
 use base64::Engine;
 use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
-use rampart_auth::{
-    AuthConfig, AuthServer, KeyEncryptionKey, KeyRing, MemoryKeyStore, Role, RotationPolicy,
-    SigningAlg,
+use rampart_auth::{Role, SigningAlg};
+use rampart_ratelimit::Quota;
+use rampart_server::config::ServerConfig;
+use reqwest::StatusCode;
+
+use crate::common::{
+    Env, PASSWORD, Pki, REDIRECT, VERIFIER, argon2_bound, client_builder, config, form, hidden,
+    query_param, roomy_limits,
 };
-use sha2::{Digest, Sha256};
 
-const REDIRECT: &str = "https://app.example.com/cb";
-const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K9eSB5kbhGOrnxrTpwvrEUpBRP2LqGmmw";
-const PASSWORD: &str = "correct-horse-battery-42";
-
-async fn auth_server() -> AuthServer {
-    auth_server_at("http://127.0.0.1:8080").await
+/// Acme's public client `web`: the code flow with refresh.
+fn web_client() -> ClientRegistration {
+    ClientRegistration {
+        client_id: "web".into(),
+        name: "Web App".into(),
+        redirect_uris: vec![REDIRECT.into()],
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        allowed_scopes: vec!["openid".into(), "email".into(), "portfolio:read".into()],
+        auth_method: ClientAuthMethod::None,
+        signing_alg: SigningAlg::ES256,
+    }
 }
 
-/// An AuthServer whose issuers are under `base_url`.
-async fn auth_server_at(base_url: &str) -> AuthServer {
-    rampart_testkit::install_crypto_provider();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
+/// The server (configuration adjusted by `adjust`) with tenants `acme` and
+/// `globex`, acme's client `web` and its user Ada; short login backoff.
+async fn oauth_env(adjust: impl FnOnce(&mut ServerConfig)) -> Env {
+    let pki = Pki::new();
+    let mut config = config(&pki).await;
+    config.auth.backoff_base_ms = 5;
+    config.auth.backoff_cap_ms = 40;
+    roomy_limits(&mut config);
+    adjust(&mut config);
+    let env = Env::start(pki, config).await;
+    env.state.tenants.provision("acme", "Acme").await.unwrap();
+    env.state
+        .tenants
+        .provision("globex", "Globex")
         .await
         .unwrap();
-    let pool = rampart_tenancy::TenantPool::connect(rampart_tenancy::TenancyConfig {
-        database_url: db.url.clone(),
-        max_connections: 8,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    pool.provision("acme", "Acme").await.unwrap();
-    pool.provision("globex", "Globex").await.unwrap();
-    let config = AuthConfig {
-        public_base_url: base_url.to_owned(),
-        argon2_m_kib: 1024,
-        argon2_t: 1,
-        backoff_base_ms: 5,
-        backoff_cap_ms: 40,
-        ..AuthConfig::default()
-    };
-    let kek = KeyEncryptionKey::generate();
-    let ring = KeyRing::open(
-        Arc::new(MemoryKeyStore::new()),
-        kek.clone(),
-        RotationPolicy::from_config(&config),
-    )
-    .await
-    .unwrap();
-    let auth = AuthServer::new(pool, config, ring, kek).unwrap();
-    auth.register_client(
-        "acme",
-        &ClientRegistration {
-            client_id: "web".into(),
-            name: "Web App".into(),
-            redirect_uris: vec![REDIRECT.into()],
-            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-            allowed_scopes: vec!["openid".into(), "email".into(), "portfolio:read".into()],
-            auth_method: ClientAuthMethod::None,
-            signing_alg: SigningAlg::ES256,
-        },
-    )
-    .await
-    .unwrap();
+    let auth = env.auth();
+    auth.register_client("acme", &web_client()).await.unwrap();
     auth.register("acme", "ada@example.com", "Ada", PASSWORD, Role::Trader)
         .await
         .unwrap();
-    auth
+    env
+}
+
+/// The server as a browser sees it: redirects are not followed, cookies are
+/// sent by hand.
+struct Browser {
+    env: Env,
+    http: reqwest::Client,
+}
+
+impl Browser {
+    fn new(env: Env) -> Self {
+        let http = client_builder(&env.pki.ca.cert_pem())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser { env, http }
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(self.env.url(path))
+    }
+
+    /// The token request for `code` (client `web`, verifier [`VERIFIER`]).
+    fn redeem(&self, code: &str) -> reqwest::RequestBuilder {
+        self.post_form(
+            "/t/acme/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", REDIRECT),
+                ("client_id", "web"),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+    }
+
+    fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::RequestBuilder {
+        self.http
+            .post(self.env.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(pairs))
+    }
+}
+
+/// The cookies a response sets.
+fn cookies(r: &reqwest::Response) -> Vec<Cookie<'static>> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| Cookie::parse(v.to_str().unwrap().to_owned()).unwrap())
+        .collect()
 }
 
 fn authorize_uri(tenant: &str, challenge: Option<&str>) -> String {
@@ -105,72 +131,52 @@ fn new_token_like(token: &str) -> String {
     t.into_iter().collect()
 }
 
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap() + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end]
-        .replace("&amp;", "&")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-}
-
-#[actix_web::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn browser_flow_authorize_login_code_token_refresh_revoke() {
-    let auth = web::Data::new(auth_server().await);
-    let app = test::init_service(
-        App::new()
-            .app_data(auth.clone())
-            .configure(oauth::configure),
-    )
-    .await;
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(Sha256::digest(VERIFIER.as_bytes()));
+    // An http:// issuer base (as before this test ran the whole server): the
+    // login form's cookies then carry no `__Secure-` prefix, the names this
+    // test checks.
+    let b = Browser::new(oauth_env(|c| c.public_base_url = "http://127.0.0.1:8080".into()).await);
+    let auth = b.env.auth();
+    let challenge = crate::common::challenge(VERIFIER);
 
     // Discovery and JWKS.
-    let d: serde_json::Value = test::call_and_read_body_json(
-        &app,
-        test::TestRequest::get()
-            .uri("/t/acme/.well-known/openid-configuration")
-            .to_request(),
-    )
-    .await;
+    let d: serde_json::Value = b
+        .get("/t/acme/.well-known/openid-configuration")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(d["issuer"], auth.issuer("acme"));
-    let d2: serde_json::Value = test::call_and_read_body_json(
-        &app,
-        test::TestRequest::get()
-            .uri("/t/acme/.well-known/oauth-authorization-server")
-            .to_request(),
-    )
-    .await;
+    let d2: serde_json::Value = b
+        .get("/t/acme/.well-known/oauth-authorization-server")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(d, d2);
-    let jwks: serde_json::Value = test::call_and_read_body_json(
-        &app,
-        test::TestRequest::get()
-            .uri("/t/acme/jwks.json")
-            .to_request(),
-    )
-    .await;
+    let jwks: serde_json::Value = b
+        .get("/t/acme/jwks.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(jwks["keys"].as_array().unwrap().len() >= 4);
-    let r = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri("/t/nosuch/.well-known/openid-configuration")
-            .to_request(),
-    )
-    .await;
+    let r = b
+        .get("/t/nosuch/.well-known/openid-configuration")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     // Missing PKCE → redirect back with invalid_request; wrong redirect → page.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri(&authorize_uri("acme", None))
-            .to_request(),
-    )
-    .await;
+    let r = b.get(&authorize_uri("acme", None)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FOUND);
     let loc = r
         .headers()
@@ -187,22 +193,19 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
     );
     let bad =
         authorize_uri("acme", Some(&challenge)).replace("app.example.com", "evil.example.com");
-    let r = test::call_service(&app, test::TestRequest::get().uri(&bad).to_request()).await;
+    let r = b.get(&bad).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.headers().get("location").is_none());
 
     // 1. Authorize without a session: the login page.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri(&authorize_uri("acme", Some(&challenge)))
-            .to_request(),
-    )
-    .await;
+    let r = b
+        .get(&authorize_uri("acme", Some(&challenge)))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let csrf_cookie = r
-        .response()
-        .cookies()
+    let csrf_cookie = cookies(&r)
+        .into_iter()
         .find(|c| c.name() == "rampart_csrf")
         .unwrap()
         .into_owned();
@@ -212,7 +215,7 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
         Some(actix_web::cookie::SameSite::Strict)
     );
     assert_eq!(csrf_cookie.path(), Some("/t/acme/oauth"));
-    let html = String::from_utf8(test::read_body(r).await.to_vec()).unwrap();
+    let html = r.text().await.unwrap();
     assert!(html.contains("Web App") && html.contains("name=\"password\""));
     let return_to = hidden(&html, "return_to");
     let csrf = hidden(&html, "csrf");
@@ -225,95 +228,93 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
         (Some(csrf_cookie.clone()), String::new()),
         (Some(csrf_cookie.clone()), new_token_like(&csrf)),
     ] {
-        let mut req = test::TestRequest::post().uri("/t/acme/oauth/login");
-        if let Some(c) = cookie {
-            req = req.cookie(c);
-        }
-        let r = test::call_service(
-            &app,
-            req.set_form([
+        let mut req = b.post_form(
+            "/t/acme/oauth/login",
+            &[
                 ("email", "ada@example.com"),
                 ("password", PASSWORD),
                 ("return_to", return_to.as_str()),
                 ("csrf", token.as_str()),
-            ])
-            .to_request(),
-        )
-        .await;
+            ],
+        );
+        if let Some(c) = cookie {
+            req = req.header("cookie", c.stripped().to_string());
+        }
+        let r = req.send().await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         assert!(
-            r.response()
-                .cookies()
+            cookies(&r)
+                .into_iter()
                 .all(|c| c.name() != "rampart_session_acme")
         );
-        let html = String::from_utf8(test::read_body(r).await.to_vec()).unwrap();
+        let html = r.text().await.unwrap();
         assert!(html.contains("name=\"password\"") && html.contains("expired"));
     }
     // And the MFA form the same way.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::post()
-            .uri("/t/acme/oauth/mfa")
-            .set_form([
+    let r = b
+        .post_form(
+            "/t/acme/oauth/mfa",
+            &[
                 ("challenge", "x"),
                 ("code", "123456"),
                 ("return_to", return_to.as_str()),
                 ("csrf", csrf.as_str()),
-            ])
-            .to_request(),
-    )
-    .await;
+            ],
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // 2. Wrong password: the form again, no cookie.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::post()
-            .uri("/t/acme/oauth/login")
-            .cookie(csrf_cookie.clone())
-            .set_form([
+    let r = b
+        .post_form(
+            "/t/acme/oauth/login",
+            &[
                 ("email", "ada@example.com"),
                 ("password", "wrong-password-1"),
                 ("return_to", return_to.as_str()),
                 ("csrf", csrf.as_str()),
-            ])
-            .to_request(),
-    )
-    .await;
+            ],
+        )
+        .header("cookie", csrf_cookie.clone().stripped().to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.response().cookies().next().is_none());
+    assert!(cookies(&r).into_iter().next().is_none());
     // Open redirect attempt is refused.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::post()
-            .uri("/t/acme/oauth/login")
-            .set_form([
+    let r = b
+        .post_form(
+            "/t/acme/oauth/login",
+            &[
                 ("email", "ada@example.com"),
                 ("password", PASSWORD),
                 ("return_to", "https://evil.example.com/"),
-            ])
-            .to_request(),
-    )
-    .await;
+            ],
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // 3. Right password: session cookie and back to authorize.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::post()
-            .uri("/t/acme/oauth/login")
-            .cookie(csrf_cookie.clone())
-            .set_form([
+    let r = b
+        .post_form(
+            "/t/acme/oauth/login",
+            &[
                 ("email", "ada@example.com"),
                 ("password", PASSWORD),
                 ("return_to", return_to.as_str()),
                 ("csrf", csrf.as_str()),
-            ])
-            .to_request(),
-    )
-    .await;
+            ],
+        )
+        .header("cookie", csrf_cookie.clone().stripped().to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let cookie = r.response().cookies().next().unwrap().into_owned();
+    let cookie = cookies(&r).into_iter().next().unwrap().into_owned();
     assert!(cookie.http_only().unwrap_or(false));
     let back = r
         .headers()
@@ -325,14 +326,12 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
     assert_eq!(back, return_to);
 
     // 4. Authorize with the session: redirect with code, state and iss.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri(&back)
-            .cookie(cookie.clone())
-            .to_request(),
-    )
-    .await;
+    let r = b
+        .get(&back)
+        .header("cookie", cookie.clone().stripped().to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FOUND);
     let loc = url::Url::parse(r.headers().get("location").unwrap().to_str().unwrap()).unwrap();
     let q: HashMap<_, _> = loc.query_pairs().into_owned().collect();
@@ -341,144 +340,122 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
     let code = q["code"].clone();
 
     // 5. Token with a wrong verifier fails; the right one works.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::post()
-            .uri("/t/acme/oauth/token")
-            .set_form([
+    let r = b
+        .post_form(
+            "/t/acme/oauth/token",
+            &[
                 ("grant_type", "authorization_code"),
                 ("code", code.as_str()),
                 ("redirect_uri", REDIRECT),
                 ("client_id", "web"),
                 ("code_verifier", &"z".repeat(43)),
-            ])
-            .to_request(),
-    )
-    .await;
+            ],
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let e: serde_json::Value = test::read_body_json(r).await;
+    let e: serde_json::Value = r.json().await.unwrap();
     assert_eq!(e["error"], "invalid_grant");
     // The code was consumed by that attempt; get a new one.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri(&back)
-            .cookie(cookie.clone())
-            .to_request(),
-    )
-    .await;
-    let loc = url::Url::parse(r.headers().get("location").unwrap().to_str().unwrap()).unwrap();
-    let code: String = loc
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    let r = test::call_service(
-        &app,
-        test::TestRequest::post()
-            .uri("/t/acme/oauth/token")
-            .set_form([
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", REDIRECT),
-                ("client_id", "web"),
-                ("code_verifier", VERIFIER),
-            ])
-            .to_request(),
-    )
-    .await;
+    let r = b
+        .get(&back)
+        .header("cookie", cookie.clone().stripped().to_string())
+        .send()
+        .await
+        .unwrap();
+    let code = query_param(r.headers()["location"].to_str().unwrap(), "code");
+    let r = b.redeem(&code).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
-    let t: serde_json::Value = test::read_body_json(r).await;
+    let t: serde_json::Value = r.json().await.unwrap();
     let access = t["access_token"].as_str().unwrap().to_owned();
     let refresh = t["refresh_token"].as_str().unwrap().to_owned();
     assert!(t["id_token"].is_string());
 
     // Userinfo with the bearer; the same token at another tenant is refused.
-    let info: serde_json::Value = test::call_and_read_body_json(
-        &app,
-        test::TestRequest::get()
-            .uri("/t/acme/oauth/userinfo")
-            .insert_header(("Authorization", format!("Bearer {access}")))
-            .to_request(),
-    )
-    .await;
+    let info: serde_json::Value = b
+        .get("/t/acme/oauth/userinfo")
+        .header("Authorization", format!("Bearer {access}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(info["email"], "ada@example.com");
-    let r = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri("/t/globex/oauth/userinfo")
-            .insert_header(("Authorization", format!("Bearer {access}")))
-            .to_request(),
-    )
-    .await;
+    let r = b
+        .get("/t/globex/oauth/userinfo")
+        .header("Authorization", format!("Bearer {access}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     // 6. Refresh (rotation).
-    let r = test::call_service(
-        &app,
-        test::TestRequest::post()
-            .uri("/t/acme/oauth/token")
-            .set_form([
+    let r = b
+        .post_form(
+            "/t/acme/oauth/token",
+            &[
                 ("grant_type", "refresh_token"),
                 ("refresh_token", refresh.as_str()),
                 ("client_id", "web"),
-            ])
-            .to_request(),
-    )
-    .await;
+            ],
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let t2: serde_json::Value = test::read_body_json(r).await;
+    let t2: serde_json::Value = r.json().await.unwrap();
     let refresh2 = t2["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(refresh, refresh2);
 
     // 7. Revoke the new refresh token: the family is gone.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::post()
-            .uri("/t/acme/oauth/revoke")
-            .set_form([("token", refresh2.as_str()), ("client_id", "web")])
-            .to_request(),
-    )
-    .await;
+    let r = b
+        .post_form(
+            "/t/acme/oauth/revoke",
+            &[("token", refresh2.as_str()), ("client_id", "web")],
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let r = test::call_service(
-        &app,
-        test::TestRequest::post()
-            .uri("/t/acme/oauth/token")
-            .set_form([
+    let r = b
+        .post_form(
+            "/t/acme/oauth/token",
+            &[
                 ("grant_type", "refresh_token"),
                 ("refresh_token", refresh2.as_str()),
                 ("client_id", "web"),
-            ])
-            .to_request(),
-    )
-    .await;
+            ],
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let e: serde_json::Value = test::read_body_json(r).await;
+    let e: serde_json::Value = r.json().await.unwrap();
     assert_eq!(e["error"], "invalid_grant");
 
     // Unsupported grant, unknown client.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::post()
-            .uri("/t/acme/oauth/token")
-            .set_form([("grant_type", "password"), ("client_id", "web")])
-            .to_request(),
-    )
-    .await;
-    let e: serde_json::Value = test::read_body_json(r).await;
+    let r = b
+        .post_form(
+            "/t/acme/oauth/token",
+            &[("grant_type", "password"), ("client_id", "web")],
+        )
+        .send()
+        .await
+        .unwrap();
+    let e: serde_json::Value = r.json().await.unwrap();
     assert_eq!(e["error"], "unsupported_grant_type");
-    let r = test::call_service(
-        &app,
-        test::TestRequest::post()
-            .uri("/t/acme/oauth/token")
-            .insert_header(("Authorization", "Basic bm9wZTpub3Bl"))
-            .set_form([("grant_type", "client_credentials")])
-            .to_request(),
-    )
-    .await;
+    let r = b
+        .post_form(
+            "/t/acme/oauth/token",
+            &[("grant_type", "client_credentials")],
+        )
+        .header("Authorization", "Basic bm9wZTpub3Bl")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -547,14 +524,15 @@ fn path_and_query(u: &url::Url) -> String {
     format!("{}?{}", u.path(), u.query().unwrap_or(""))
 }
 
-#[actix_web::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
     use rampart_auth::UpstreamProvider;
     use rampart_testkit::OidcProvider;
     let idp = rampart_testkit::oidc_provider().unwrap();
-    let auth = web::Data::new(auth_server().await);
+    let b = Browser::new(oauth_env(|_| {}).await);
+    let auth = b.env.auth();
     // The port of a loopback redirect may vary (native client); the test
-    // service never listens, so any port will do.
+    // follows the provider's redirect itself, so any port will do.
     let callback = "http://127.0.0.1:9/t/acme/login/upstream/idp/callback".to_owned();
     auth.add_upstream_provider(
         "acme",
@@ -572,24 +550,15 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
     )
     .await
     .unwrap();
-    let app = test::init_service(
-        App::new()
-            .app_data(auth.clone())
-            .configure(oauth::configure),
-    )
-    .await;
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(Sha256::digest(VERIFIER.as_bytes()));
+    let challenge = crate::common::challenge(VERIFIER);
 
     // The login page offers the provider, carrying the authorize request.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri(&authorize_uri("acme", Some(&challenge)))
-            .to_request(),
-    )
-    .await;
-    let html = String::from_utf8(test::read_body(r).await.to_vec()).unwrap();
+    let r = b
+        .get(&authorize_uri("acme", Some(&challenge)))
+        .send()
+        .await
+        .unwrap();
+    let html = r.text().await.unwrap();
     assert!(html.contains("Sign in with Test IdP"), "{html}");
     let return_to = hidden(&html, "return_to");
     let start_uri = format!(
@@ -599,27 +568,19 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
             .finish()
     );
     // An open redirect through return_to is refused.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri("/t/acme/login/upstream/idp?return_to=https%3A%2F%2Fevil.example%2F")
-            .to_request(),
-    )
-    .await;
+    let r = b
+        .get("/t/acme/login/upstream/idp?return_to=https%3A%2F%2Fevil.example%2F")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri("/t/acme/login/upstream/nosuch")
-            .to_request(),
-    )
-    .await;
+    let r = b.get("/t/acme/login/upstream/nosuch").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
-    let begin = |app_uri: String| test::TestRequest::get().uri(&app_uri).to_request();
-    let r = test::call_service(&app, begin(start_uri.clone())).await;
+    let begin = |uri: String| b.get(&uri).send();
+    let r = begin(start_uri.clone()).await.unwrap();
     assert_eq!(r.status(), StatusCode::FOUND);
-    let pending = r.response().cookies().next().unwrap().into_owned();
+    let pending = cookies(&r).into_iter().next().unwrap().into_owned();
     assert!(pending.http_only().unwrap_or(false));
     let to_idp = url::Url::parse(r.headers().get("location").unwrap().to_str().unwrap()).unwrap();
     let q: HashMap<_, _> = to_idp.query_pairs().into_owned().collect();
@@ -636,24 +597,16 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
 
     // Refusals first (none consumes the code): no pending cookie, wrong state,
     // a response claiming another issuer.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri(&path_and_query(&back))
-            .to_request(),
-    )
-    .await;
+    let r = b.get(&path_and_query(&back)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let wrong_state =
         path_and_query(&back).replace(&format!("state={}", bq["state"]), "state=forged");
-    let r = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri(&wrong_state)
-            .cookie(pending.clone())
-            .to_request(),
-    )
-    .await;
+    let r = b
+        .get(&wrong_state)
+        .header("cookie", pending.clone().stripped().to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let mut other_iss = back.clone();
     other_iss
@@ -669,98 +622,71 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
                 },
             )
         }));
-    let r = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri(&path_and_query(&other_iss))
-            .cookie(pending.clone())
-            .to_request(),
-    )
-    .await;
+    let r = b
+        .get(&path_and_query(&other_iss))
+        .header("cookie", pending.clone().stripped().to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // The real callback: session cookie, back to the authorize request.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri(&path_and_query(&back))
-            .cookie(pending.clone())
-            .to_request(),
-    )
-    .await;
+    let r = b
+        .get(&path_and_query(&back))
+        .header("cookie", pending.clone().stripped().to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         r.headers().get("location").unwrap().to_str().unwrap(),
         return_to
     );
-    let session = r
-        .response()
-        .cookies()
+    let session = cookies(&r)
+        .into_iter()
         .find(|c| c.name() == "rampart_session_acme")
         .unwrap()
         .into_owned();
     // The same code again: the provider refuses it.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri(&path_and_query(&back))
-            .cookie(pending.clone())
-            .to_request(),
-    )
-    .await;
+    let r = b
+        .get(&path_and_query(&back))
+        .header("cookie", pending.clone().stripped().to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // The authorize request goes on with the upstream session: code → tokens
     // for the linked local user.
-    let r = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri(&return_to)
-            .cookie(session)
-            .to_request(),
-    )
-    .await;
+    let r = b
+        .get(&return_to)
+        .header("cookie", session.stripped().to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FOUND);
-    let loc = url::Url::parse(r.headers().get("location").unwrap().to_str().unwrap()).unwrap();
-    let code: String = loc
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    let r = test::call_service(
-        &app,
-        test::TestRequest::post()
-            .uri("/t/acme/oauth/token")
-            .set_form([
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", REDIRECT),
-                ("client_id", "web"),
-                ("code_verifier", VERIFIER),
-            ])
-            .to_request(),
-    )
-    .await;
+    let code = query_param(r.headers()["location"].to_str().unwrap(), "code");
+    let r = b.redeem(&code).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let t: serde_json::Value = test::read_body_json(r).await;
-    let info: serde_json::Value = test::call_and_read_body_json(
-        &app,
-        test::TestRequest::get()
-            .uri("/t/acme/oauth/userinfo")
-            .insert_header((
-                "Authorization",
-                format!("Bearer {}", t["access_token"].as_str().unwrap()),
-            ))
-            .to_request(),
-    )
-    .await;
+    let t: serde_json::Value = r.json().await.unwrap();
+    let info: serde_json::Value = b
+        .get("/t/acme/oauth/userinfo")
+        .header(
+            "Authorization",
+            format!("Bearer {}", t["access_token"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(info["email"], "grace@upstream.example");
     let first_user = info["sub"].clone();
 
     // A second login with the same upstream account finds the same user.
-    let r = test::call_service(&app, begin(start_uri.clone())).await;
-    let pending = r.response().cookies().next().unwrap().into_owned();
+    let r = begin(start_uri.clone()).await.unwrap();
+    let pending = cookies(&r).into_iter().next().unwrap().into_owned();
     let back = idp_sign_in(
         r.headers().get("location").unwrap().to_str().unwrap(),
         "grace",
@@ -784,8 +710,8 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
     assert_eq!(serde_json::json!(done.user.id.to_string()), first_user);
     // Another upstream account is another local user; a pending login of
     // one provider cannot finish at another tenant.
-    let r = test::call_service(&app, begin(start_uri)).await;
-    let pending = r.response().cookies().next().unwrap().into_owned();
+    let r = begin(start_uri).await.unwrap();
+    let pending = cookies(&r).into_iter().next().unwrap().into_owned();
     let back = idp_sign_in(
         r.headers().get("location").unwrap().to_str().unwrap(),
         "alan",
@@ -840,12 +766,17 @@ fn authlib_python() -> std::path::PathBuf {
 /// A real third-party client (Python Authlib) against the server on a real
 /// port: discovery, PKCE S256 through the login form, code exchange,
 /// refresh, revocation, and the access token checked against our JWKS.
-#[actix_web::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn authlib_client_drives_the_code_flow() {
     let python = authlib_python();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let auth = web::Data::new(auth_server_at(&base).await);
+    // The issuer names the port the client will use.
+    let port = rampart_testkit::free_port().unwrap();
+    let env = oauth_env(|c| {
+        c.public_addr = format!("127.0.0.1:{port}").parse().unwrap();
+        c.public_base_url = format!("https://localhost:{port}");
+    })
+    .await;
+    let auth = env.auth();
     auth.register_client(
         "acme",
         &ClientRegistration {
@@ -861,21 +792,10 @@ async fn authlib_client_drives_the_code_flow() {
     )
     .await
     .unwrap();
-    let served = auth.clone();
-    let server = actix_web::HttpServer::new(move || {
-        App::new()
-            .app_data(served.clone())
-            .configure(oauth::configure)
-    })
-    .workers(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
 
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/authlib_client.py");
     let out = tokio::process::Command::new(python)
+        .env("REQUESTS_CA_BUNDLE", &env.pki.files.client_ca_file)
         .arg(script)
         .arg(auth.issuer("acme"))
         .args([
@@ -887,7 +807,7 @@ async fn authlib_client_drives_the_code_flow() {
         .output()
         .await
         .unwrap();
-    handle.stop(true).await;
+    env.server.stop().await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -971,60 +891,37 @@ async fn wrk(
 }
 
 /// HTTP throughput of the token endpoint (refresh grant), introspection and
-/// login (Argon2id with the production parameters) against this server on a
-/// real port, measured with wrk. A measurement, not a pass/fail test:
-/// `cargo test --release -p rampart-server --test oauth -- --ignored --nocapture http_throughput`
-#[actix_web::test]
+/// login (Argon2id with the production parameters) against the server on a
+/// real port over TLS, measured with wrk. A measurement, not a pass/fail
+/// test:
+/// `cargo test --release -p rampart-server --test tests -- --ignored --nocapture oauth::http_throughput`
+#[tokio::test(flavor = "multi_thread")]
 #[ignore = "load measurement: run with --release, needs wrk (apt-get install -y wrk)"]
 async fn http_throughput() {
     assert!(
         std::process::Command::new("wrk").arg("-v").output().is_ok(),
         "wrk is missing: `apt-get install -y wrk`"
     );
-    rampart_testkit::install_crypto_provider();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
-    let pool = rampart_tenancy::TenantPool::connect(rampart_tenancy::TenancyConfig {
-        database_url: db.url.clone(),
-        max_connections: 16,
-        ..Default::default()
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let env = oauth_env(|c| {
+        // Production Argon2id parameters (m = 19 MiB, t = 2, p = 1).
+        let defaults = rampart_auth::AuthConfig::default();
+        c.auth.argon2_m_kib = defaults.argon2_m_kib;
+        c.auth.argon2_t = defaults.argon2_t;
+        c.auth.argon2_p = defaults.argon2_p;
+        c.database.max_connections = 16;
+        c.http.workers = cores;
+        let lots = Quota::new(100_000_000, std::time::Duration::from_secs(60), 10_000_000);
+        c.rate_limit.per_ip = lots;
+        c.rate_limit.per_tenant = lots;
     })
-    .await
-    .unwrap();
-    pool.provision("acme", "Acme").await.unwrap();
-    // Production Argon2id parameters (m = 19 MiB, t = 2, p = 1).
-    let config = AuthConfig {
-        public_base_url: base.clone(),
-        ..AuthConfig::default()
-    };
-    let kek = KeyEncryptionKey::generate();
-    let ring = KeyRing::open(
-        Arc::new(MemoryKeyStore::new()),
-        kek.clone(),
-        RotationPolicy::from_config(&config),
-    )
-    .await
-    .unwrap();
-    let auth = web::Data::new(AuthServer::new(pool, config, ring, kek).unwrap());
-    auth.register_client(
-        "acme",
-        &ClientRegistration {
-            client_id: "web".into(),
-            name: "Web App".into(),
-            redirect_uris: vec![REDIRECT.into()],
-            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-            allowed_scopes: vec!["openid".into(), "email".into(), "portfolio:read".into()],
-            auth_method: ClientAuthMethod::None,
-            signing_alg: SigningAlg::ES256,
-        },
-    )
-    .await
-    .unwrap();
+    .await;
+    let base = env.url("");
+    // wrk checks no certificate; by address, as it would try `::1` first.
+    let wrk_base = format!("https://127.0.0.1:{}", env.addr.port());
+    let auth = env.auth();
     let rs_secret = auth
         .register_client(
             "acme",
@@ -1041,45 +938,14 @@ async fn http_throughput() {
         .await
         .unwrap()
         .unwrap();
-    auth.register("acme", "ada@example.com", "Ada", PASSWORD, Role::Trader)
-        .await
-        .unwrap();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let served = auth.clone();
-    let server = actix_web::HttpServer::new(move || {
-        App::new()
-            .app_data(served.clone())
-            .configure(oauth::configure)
-    })
-    .workers(cores)
-    .listen(listener)
-    .unwrap()
-    .run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
 
     // Refresh tokens to rotate: code flows through HTTP.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let session = match auth
-        .login(
-            "acme",
-            "ada@example.com",
-            PASSWORD,
-            &rampart_auth::ClientContext::ip("127.0.0.1"),
-        )
+    let browser = Browser::new(env);
+    let http = &browser.http;
+    let session = crate::common::login(&auth, "acme", "ada@example.com", PASSWORD)
         .await
-        .unwrap()
-    {
-        rampart_auth::accounts::LoginOutcome::LoggedIn(s) => s.token,
-        other => panic!("{other:?}"),
-    };
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(Sha256::digest(VERIFIER.as_bytes()));
+        .token;
+    let challenge = crate::common::challenge(VERIFIER);
     let authorize = format!("{base}{}", authorize_uri("acme", Some(&challenge)));
     let connections = 32;
     let mut refresh_tokens = Vec::new();
@@ -1091,24 +957,9 @@ async fn http_throughput() {
             .send()
             .await
             .unwrap();
-        let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-        let code = loc
-            .query_pairs()
-            .find(|(k, _)| k == "code")
-            .unwrap()
-            .1
-            .into_owned();
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "authorization_code")
-            .append_pair("code", &code)
-            .append_pair("redirect_uri", REDIRECT)
-            .append_pair("client_id", "web")
-            .append_pair("code_verifier", VERIFIER)
-            .finish();
-        let t: serde_json::Value = http
-            .post(format!("{base}/t/acme/oauth/token"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
+        let code = query_param(r.headers()["location"].to_str().unwrap(), "code");
+        let t: serde_json::Value = browser
+            .redeem(&code)
             .send()
             .await
             .unwrap()
@@ -1134,12 +985,12 @@ async fn http_throughput() {
     )
     .unwrap();
     let return_to = authorize_uri("acme", Some(&challenge));
-    let login_body = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("email", "ada@example.com")
-        .append_pair("password", PASSWORD)
-        .append_pair("return_to", &return_to)
-        .append_pair("csrf", "load-test-csrf-token")
-        .finish();
+    let login_body = form(&[
+        ("email", "ada@example.com"),
+        ("password", PASSWORD),
+        ("return_to", &return_to),
+        ("csrf", "load-test-csrf-token"),
+    ]);
     let login_lua = dir.path().join("login.lua");
     // Double submit: the form field and the cookie carry the same value.
     std::fs::write(
@@ -1153,7 +1004,7 @@ async fn http_throughput() {
 
     let per_thread = (connections * 2).to_string();
     let (refresh_rps, refresh_out) = wrk(
-        &format!("{base}/t/acme/oauth/token"),
+        &format!("{wrk_base}/t/acme/oauth/token"),
         &refresh_lua,
         connections,
         10,
@@ -1161,7 +1012,7 @@ async fn http_throughput() {
     )
     .await;
     let (introspect_rps, introspect_out) = wrk(
-        &format!("{base}/t/acme/oauth/introspect"),
+        &format!("{wrk_base}/t/acme/oauth/introspect"),
         &introspect_lua,
         connections,
         10,
@@ -1171,37 +1022,16 @@ async fn http_throughput() {
     // Argon2id bound: one hash per login, `cores` hashes at a time, so the
     // bound is the rate of `cores` threads doing nothing but hashing (single
     // hash time reported too).
-    let hasher = auth.hasher().clone();
-    let (hash_ms, bound) = tokio::task::spawn_blocking(move || {
-        hasher.hash_blocking(PASSWORD).unwrap();
-        let start = std::time::Instant::now();
-        for _ in 0..10 {
-            hasher.hash_blocking(PASSWORD).unwrap();
-        }
-        let one = start.elapsed().as_secs_f64() * 1000.0 / 10.0;
-        let start = std::time::Instant::now();
-        std::thread::scope(|s| {
-            for _ in 0..cores {
-                s.spawn(|| {
-                    for _ in 0..20 {
-                        hasher.hash_blocking(PASSWORD).unwrap();
-                    }
-                });
-            }
-        });
-        (one, (cores * 20) as f64 / start.elapsed().as_secs_f64())
-    })
-    .await
-    .unwrap();
+    let (hash_ms, bound) = argon2_bound(&auth).await;
     let (login_rps, login_out) = wrk(
-        &format!("{base}/t/acme/oauth/login"),
+        &format!("{wrk_base}/t/acme/oauth/login"),
         &login_lua,
         8,
         10,
         &[],
     )
     .await;
-    handle.stop(true).await;
+    browser.env.server.stop().await;
     println!(
         "--- refresh grant\n{refresh_out}\n--- introspection\n{introspect_out}\n--- login\n{login_out}"
     );

@@ -2,11 +2,8 @@
 //! CRUD and versions, sharing rights and expiry, comments, activity, CSV,
 //! and the refusals (no token, wrong role, wrong tenant, malformed bodies,
 //! oversized uploads, broken CSV rows).
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
-use common::{env, scoped_token};
+use crate::common::{env, role_token};
 use rampart_auth::{AuthServer, Role};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -18,12 +15,7 @@ const ADMIN_SCOPES: &str = "portfolio:read portfolio:write analytics:read tenant
 /// Registers a user and gets an access token through the authorization
 /// code flow with PKCE (login → code → token).
 async fn user_token(auth: &AuthServer, tenant: &str, email: &str, role: Role) -> (Uuid, String) {
-    let scopes = if role == Role::Admin {
-        ADMIN_SCOPES
-    } else {
-        SCOPES
-    };
-    scoped_token(auth, tenant, email, role, scopes).await
+    role_token(auth, tenant, email, role, (SCOPES, ADMIN_SCOPES)).await
 }
 
 const P: &str = "/api/v1/t/acme/portfolios";
@@ -31,13 +23,14 @@ const P: &str = "/api/v1/t/acme/portfolios";
 #[tokio::test(flavor = "multi_thread")]
 async fn portfolio_crud_versions_activity_and_refusals() {
     let env = env().await;
-    let auth = env.state.auth.clone();
+    let auth = env.auth();
     let (ada, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (_, viewer) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
 
     // Create with a position.
-    let (s, body) = env
-        .call(
+    let body = env
+        .expect(
+            201,
             Method::POST,
             P,
             Some(&owner),
@@ -49,7 +42,6 @@ async fn portfolio_crud_versions_activity_and_refusals() {
             })),
         )
         .await;
-    assert_eq!(s, 201, "{body}");
     let p = &body["data"];
     let id = p["id"].as_str().unwrap().to_owned();
     assert_eq!(p["version"], 1);
@@ -64,8 +56,7 @@ async fn portfolio_crud_versions_activity_and_refusals() {
         .call(Method::GET, &format!("{P}/{id}"), Some(&owner), None)
         .await;
     assert_eq!((s, body["data"]["name"].as_str()), (200, Some("Core")));
-    let (s, body) = env.call(Method::GET, P, Some(&owner), None).await;
-    assert_eq!(s, 200);
+    let body = env.expect(200, Method::GET, P, Some(&owner), None).await;
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
 
     // Update, positions: each a new version.
@@ -130,26 +121,25 @@ async fn portfolio_crud_versions_activity_and_refusals() {
         (200, Some(5)),
         "{body}"
     );
-    let (s, _) = env
-        .call(
-            Method::DELETE,
-            &format!("{P}/{id}/positions/{ibm}"),
-            Some(&owner),
-            None,
-        )
-        .await;
-    assert_eq!(s, 404);
+    env.expect(
+        404,
+        Method::DELETE,
+        &format!("{P}/{id}/positions/{ibm}"),
+        Some(&owner),
+        None,
+    )
+    .await;
 
     // Versions: paginated, each readable.
-    let (s, body) = env
-        .call(
+    let body = env
+        .expect(
+            200,
             Method::GET,
             &format!("{P}/{id}/versions?limit=2"),
             Some(&owner),
             None,
         )
         .await;
-    assert_eq!(s, 200);
     assert_eq!(body["data"][0]["version"], 5);
     let cursor = body["meta"]["nextCursor"].as_str().unwrap().to_owned();
     let (_, body) = env
@@ -161,15 +151,15 @@ async fn portfolio_crud_versions_activity_and_refusals() {
         )
         .await;
     assert_eq!(body["data"].as_array().unwrap().len(), 3);
-    let (s, body) = env
-        .call(
+    let body = env
+        .expect(
+            200,
             Method::GET,
             &format!("{P}/{id}/versions/3"),
             Some(&owner),
             None,
         )
         .await;
-    assert_eq!(s, 200);
     assert_eq!(body["data"]["change"], "add_position");
     assert_eq!(
         body["data"]["snapshot"]["positions"]
@@ -179,26 +169,25 @@ async fn portfolio_crud_versions_activity_and_refusals() {
         2
     );
     assert_eq!(body["data"]["snapshot"]["positions"][1]["quantity"], 10.0);
-    let (s, _) = env
-        .call(
-            Method::GET,
-            &format!("{P}/{id}/versions/42"),
-            Some(&owner),
-            None,
-        )
-        .await;
-    assert_eq!(s, 404);
+    env.expect(
+        404,
+        Method::GET,
+        &format!("{P}/{id}/versions/42"),
+        Some(&owner),
+        None,
+    )
+    .await;
 
     // Activity: who, what, before/after, IP.
-    let (s, body) = env
-        .call(
+    let body = env
+        .expect(
+            200,
             Method::GET,
             &format!("{P}/{id}/activity"),
             Some(&owner),
             None,
         )
         .await;
-    assert_eq!(s, 200);
     let items = body["data"].as_array().unwrap();
     assert_eq!(items.len(), 5);
     let update = items.iter().find(|a| a["action"] == "update").unwrap();
@@ -210,13 +199,10 @@ async fn portfolio_crud_versions_activity_and_refusals() {
 
     // Refusals: no token / garbage token → 401.
     for token in [None, Some("not.a.jwt")] {
-        let (s, body) = env.call(Method::GET, P, token, None).await;
-        assert_eq!(s, 401);
+        let body = env.expect(401, Method::GET, P, token, None).await;
         assert_eq!(body["error"]["code"], "unauthorized");
-        let (s, _) = env
-            .call(Method::POST, P, token, Some(json!({"name": "x"})))
+        env.expect(401, Method::POST, P, token, Some(json!({"name": "x"})))
             .await;
-        assert_eq!(s, 401);
     }
     // Wrong role: a viewer may read (nothing visible) but not write.
     let (s, body) = env.call(Method::GET, P, Some(&viewer), None).await;
@@ -234,10 +220,8 @@ async fn portfolio_crud_versions_activity_and_refusals() {
         (403, Some("forbidden"))
     );
     // Not visible to the viewer: not found, never forbidden.
-    let (s, _) = env
-        .call(Method::GET, &format!("{P}/{id}"), Some(&viewer), None)
+    env.expect(404, Method::GET, &format!("{P}/{id}"), Some(&viewer), None)
         .await;
-    assert_eq!(s, 404);
 
     // Malformed bodies and paths.
     for (method, path, body) in [
@@ -299,25 +283,27 @@ async fn portfolio_crud_versions_activity_and_refusals() {
         .await;
     assert_eq!(s, 400);
     let huge = json!({"name": "x", "description": "a".repeat(2 * 1024 * 1024)});
-    let (s, _) = env.call(Method::POST, P, Some(&owner), Some(huge)).await;
-    assert_eq!(s, 413);
+    env.expect(413, Method::POST, P, Some(&owner), Some(huge))
+        .await;
 
     // Delete: gone for everyone, then 404.
-    let (s, _) = env
-        .call(Method::DELETE, &format!("{P}/{id}"), Some(&owner), None)
+    env.expect(
+        200,
+        Method::DELETE,
+        &format!("{P}/{id}"),
+        Some(&owner),
+        None,
+    )
+    .await;
+    env.expect(404, Method::GET, &format!("{P}/{id}"), Some(&owner), None)
         .await;
-    assert_eq!(s, 200);
-    let (s, _) = env
-        .call(Method::GET, &format!("{P}/{id}"), Some(&owner), None)
-        .await;
-    assert_eq!(s, 404);
     env.server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sharing_rights_expiry_comments_and_tenant_isolation() {
     let env = env().await;
-    let auth = env.state.auth.clone();
+    let auth = env.auth();
     let (_, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (bob, bob_t) = user_token(&auth, "acme", "bob@acme.test", Role::Trader).await;
     let (eve, eve_t) = user_token(&auth, "acme", "eve@acme.test", Role::Trader).await;
@@ -416,15 +402,15 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         Some(share(bob, "comment")),
     )
     .await;
-    let (s, body) = env
-        .call(
+    let body = env
+        .expect(
+            201,
             Method::POST,
             &format!("{pp}/comments"),
             Some(&bob_t),
             Some(json!({"body": "why AAPL?"})),
         )
         .await;
-    assert_eq!(s, 201, "{body}");
     let c1 = body["data"]["id"].as_str().unwrap().to_owned();
     let (s, body) = env
         .call(
@@ -438,28 +424,26 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         (s, body["data"]["parent_id"].as_str()),
         (201, Some(c1.as_str()))
     );
-    let (s, _) = env
-        .call(
-            Method::POST,
-            &format!("{pp}/comments"),
-            Some(&owner),
-            Some(json!({"body": ""})),
-        )
-        .await;
-    assert_eq!(s, 400);
+    env.expect(
+        400,
+        Method::POST,
+        &format!("{pp}/comments"),
+        Some(&owner),
+        Some(json!({"body": ""})),
+    )
+    .await;
     let (_, body) = env
         .call(Method::GET, &format!("{pp}/comments"), Some(&bob_t), None)
         .await;
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
-    let (s, _) = env
-        .call(
-            Method::PATCH,
-            &pp,
-            Some(&bob_t),
-            Some(json!({"name": "mine"})),
-        )
-        .await;
-    assert_eq!(s, 403);
+    env.expect(
+        403,
+        Method::PATCH,
+        &pp,
+        Some(&bob_t),
+        Some(json!({"name": "mine"})),
+    )
+    .await;
 
     // edit: may change positions and fields, not share or delete.
     env.call(
@@ -469,35 +453,32 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         Some(share(bob, "edit")),
     )
     .await;
-    let (s, body) = env
-        .call(
-            Method::POST,
-            &format!("{pp}/positions"),
-            Some(&bob_t),
-            Some(json!({"symbol": "IBM", "quantity": 1})),
-        )
+    env.expect(
+        201,
+        Method::POST,
+        &format!("{pp}/positions"),
+        Some(&bob_t),
+        Some(json!({"symbol": "IBM", "quantity": 1})),
+    )
+    .await;
+    env.expect(
+        200,
+        Method::PATCH,
+        &pp,
+        Some(&bob_t),
+        Some(json!({"description": "by bob"})),
+    )
+    .await;
+    env.expect(
+        403,
+        Method::POST,
+        &format!("{pp}/shares"),
+        Some(&bob_t),
+        Some(share(eve, "view")),
+    )
+    .await;
+    env.expect(403, Method::DELETE, &pp, Some(&bob_t), None)
         .await;
-    assert_eq!(s, 201, "{body}");
-    let (s, _) = env
-        .call(
-            Method::PATCH,
-            &pp,
-            Some(&bob_t),
-            Some(json!({"description": "by bob"})),
-        )
-        .await;
-    assert_eq!(s, 200);
-    let (s, _) = env
-        .call(
-            Method::POST,
-            &format!("{pp}/shares"),
-            Some(&bob_t),
-            Some(share(eve, "view")),
-        )
-        .await;
-    assert_eq!(s, 403);
-    let (s, _) = env.call(Method::DELETE, &pp, Some(&bob_t), None).await;
-    assert_eq!(s, 403);
 
     // admin: may share and revoke.
     env.call(
@@ -507,41 +488,36 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         Some(share(bob, "admin")),
     )
     .await;
-    let (s, _) = env
-        .call(
-            Method::POST,
-            &format!("{pp}/shares"),
-            Some(&bob_t),
-            Some(share(eve, "view")),
-        )
-        .await;
-    assert_eq!(s, 200);
+    env.expect(
+        200,
+        Method::POST,
+        &format!("{pp}/shares"),
+        Some(&bob_t),
+        Some(share(eve, "view")),
+    )
+    .await;
     let (s, body) = env
         .call(Method::GET, &format!("{pp}/shares"), Some(&bob_t), None)
         .await;
     assert_eq!((s, body["data"].as_array().map(Vec::len)), (200, Some(2)));
-    let (s, _) = env.call(Method::GET, &pp, Some(&eve_t), None).await;
-    assert_eq!(s, 200);
-    let (s, _) = env
-        .call(
-            Method::DELETE,
-            &format!("{pp}/shares/{eve}"),
-            Some(&bob_t),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200);
-    let (s, _) = env.call(Method::GET, &pp, Some(&eve_t), None).await;
-    assert_eq!(s, 404);
-    let (s, _) = env
-        .call(
-            Method::DELETE,
-            &format!("{pp}/shares/{eve}"),
-            Some(&bob_t),
-            None,
-        )
-        .await;
-    assert_eq!(s, 404);
+    env.expect(200, Method::GET, &pp, Some(&eve_t), None).await;
+    env.expect(
+        200,
+        Method::DELETE,
+        &format!("{pp}/shares/{eve}"),
+        Some(&bob_t),
+        None,
+    )
+    .await;
+    env.expect(404, Method::GET, &pp, Some(&eve_t), None).await;
+    env.expect(
+        404,
+        Method::DELETE,
+        &format!("{pp}/shares/{eve}"),
+        Some(&bob_t),
+        None,
+    )
+    .await;
 
     // Share refusals: a user of another tenant, the owner, "owner", past expiry, bad body.
     for body in [
@@ -565,24 +541,22 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
 
     // Expiry: a share that has expired is no share.
     let expires = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
-    let (s, _) = env
-        .call(
-            Method::POST,
-            &format!("{pp}/shares"),
-            Some(&owner),
-            Some(json!({"user_id": eve, "access": "edit", "expires_at": expires})),
-        )
-        .await;
-    assert_eq!(s, 200);
-    let (s, _) = env
-        .call(
-            Method::PATCH,
-            &pp,
-            Some(&eve_t),
-            Some(json!({"description": "eve"})),
-        )
-        .await;
-    assert_eq!(s, 200);
+    env.expect(
+        200,
+        Method::POST,
+        &format!("{pp}/shares"),
+        Some(&owner),
+        Some(json!({"user_id": eve, "access": "edit", "expires_at": expires})),
+    )
+    .await;
+    env.expect(
+        200,
+        Method::PATCH,
+        &pp,
+        Some(&eve_t),
+        Some(json!({"description": "eve"})),
+    )
+    .await;
     env.state
         .tenants
         .with_tenant("acme", async |conn| {
@@ -597,17 +571,15 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         })
         .await
         .unwrap();
-    let (s, _) = env.call(Method::GET, &pp, Some(&eve_t), None).await;
-    assert_eq!(s, 404);
-    let (s, _) = env
-        .call(
-            Method::PATCH,
-            &pp,
-            Some(&eve_t),
-            Some(json!({"description": "eve"})),
-        )
-        .await;
-    assert_eq!(s, 404);
+    env.expect(404, Method::GET, &pp, Some(&eve_t), None).await;
+    env.expect(
+        404,
+        Method::PATCH,
+        &pp,
+        Some(&eve_t),
+        Some(json!({"description": "eve"})),
+    )
+    .await;
 
     // A tenant admin sees every portfolio of the tenant.
     let (s, body) = env.call(Method::GET, &pp, Some(&admin_t), None).await;
@@ -627,8 +599,8 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
     // Another tenant: acme's token at globex is refused like no token; globex's
     // own admin asking globex for acme's portfolio id finds nothing.
     let other = format!("/api/v1/t/globex/portfolios/{id}");
-    let (s, _) = env.call(Method::GET, &other, Some(&owner), None).await;
-    assert_eq!(s, 401);
+    env.expect(401, Method::GET, &other, Some(&owner), None)
+        .await;
     for (m, path) in [
         (Method::GET, other.clone()),
         (Method::GET, format!("{other}/versions")),
@@ -652,8 +624,7 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         .await;
     assert_eq!((s, body["data"].as_array().map(Vec::len)), (200, Some(0)));
     // And gus's token on acme's path: refused like no token.
-    let (s, _) = env.call(Method::GET, &pp, Some(&gus_t), None).await;
-    assert_eq!(s, 401);
+    env.expect(401, Method::GET, &pp, Some(&gus_t), None).await;
 
     // The trail has the sharing history.
     let (_, body) = env
@@ -686,7 +657,7 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
 #[tokio::test(flavor = "multi_thread")]
 async fn csv_import_export_with_row_report_and_limits() {
     let env = env().await;
-    let auth = env.state.auth.clone();
+    let auth = env.auth();
     let (_, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (bob, bob_t) = user_token(&auth, "acme", "bob@acme.test", Role::Trader).await;
     let (_, body) = env
@@ -870,7 +841,7 @@ async fn csv_import_export_with_row_report_and_limits() {
 #[tokio::test(flavor = "multi_thread")]
 async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
     let env = env().await;
-    let auth = env.state.auth.clone();
+    let auth = env.auth();
     let (_, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (bob, bob_t) = user_token(&auth, "acme", "bob@acme.test", Role::Viewer).await;
     let (_, body) = env
@@ -1047,15 +1018,14 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
         Some(json!({"user_id": bob, "access": "view"})),
     )
     .await;
-    let (s, _) = env
-        .call(
-            Method::GET,
-            &format!("{pa}/analytics?{q}"),
-            Some(&bob_t),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200);
+    env.expect(
+        200,
+        Method::GET,
+        &format!("{pa}/analytics?{q}"),
+        Some(&bob_t),
+        None,
+    )
+    .await;
     env.call(
         Method::POST,
         &format!("{pa}/positions"),

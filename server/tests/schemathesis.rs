@@ -11,17 +11,11 @@
 //! default: ~3,200 requests, about a minute; 200 by hand: ~14,400, ~6 min);
 //! `RAMPART_ST_CHECKS` replaces the list of checks (e.g. `all`). The seed is
 //! fixed, so a run is reproducible.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use common::{CLIENT_SCOPES, env_with, scoped_token};
+use crate::common::{CLIENT_SCOPES, env_with, kit_smtp, roomy_limits, scoped_token};
 use rampart_auth::Role;
-use rampart_notify::{NotifyConfig, SmtpTls};
-use rampart_ratelimit::Quota;
 use reqwest::Method;
 use serde_json::json;
 
@@ -69,25 +63,14 @@ const ADMIN_INCLUDED: &str = "^/(admin/|metrics$|health$|ready$)";
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_conforms_to_its_openapi_document() {
     let st = st_binary();
-    let smtp = rampart_testkit::smtp_server().unwrap();
+    // Mail goes to the kit's SMTP server, so the mail routes run for real;
+    // generous limits: the run sends thousands of requests from one IP.
     let env = env_with(|config| {
-        // Mail goes to the kit's SMTP server, so the mail routes run for real.
-        config.notify = NotifyConfig {
-            smtp_host: smtp.host().into(),
-            smtp_port: smtp.port(),
-            tls: SmtpTls::None,
-            from: "Rampart <no-reply@rampart.test>".into(),
-            public_base_url: "https://rampart.test".into(),
-            price_check_secs: 3600,
-            login_check_secs: 3600,
-            ..NotifyConfig::default()
-        };
-        // Generous limits: the run sends thousands of requests from one IP.
-        config.rate_limit.per_ip = Quota::new(1_000_000, Duration::from_secs(60), 100_000);
-        config.rate_limit.per_tenant = Quota::new(1_000_000, Duration::from_secs(60), 100_000);
+        config.notify = kit_smtp();
+        roomy_limits(config);
     })
     .await;
-    let auth = env.state.auth.clone();
+    let auth = env.auth();
     let (_, token) =
         scoped_token(&auth, "acme", "admin@acme.test", Role::Admin, CLIENT_SCOPES).await;
 
@@ -189,7 +172,7 @@ parameters = {{ "path.id" = "{viewer}" }}
     let config_file = dir.path().join("schemathesis.toml");
     std::fs::write(&config_file, config).unwrap();
 
-    let ca = env._pki.files.client_ca_file.clone();
+    let ca = env.pki.files.client_ca_file.clone();
     let public = Run {
         schema: env.url("/openapi.json"),
         base: env.url(""),
@@ -208,7 +191,7 @@ parameters = {{ "path.id" = "{viewer}" }}
 
     // The admin listener's operations, with an operator's client certificate.
     let operator = env
-        ._pki
+        .pki
         .ca
         .issue_client("ops", (2025, 1, 1), (2035, 1, 1))
         .unwrap();
@@ -239,9 +222,7 @@ parameters = {{ "path.id" = "{viewer}" }}
     // silently taken for "no body", an array taken for an object.
     let pem = format!("{}{}", operator.cert_pem, operator.key_pem);
     let ops = reqwest::Client::builder()
-        .tls_certs_only([
-            reqwest::Certificate::from_pem(env._pki.ca.cert_pem().as_bytes()).unwrap(),
-        ])
+        .tls_certs_only([reqwest::Certificate::from_pem(env.pki.ca.cert_pem().as_bytes()).unwrap()])
         .identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap())
         .resolve("localhost", "127.0.0.1:0".parse().unwrap())
         .build()

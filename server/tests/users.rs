@@ -2,11 +2,8 @@
 //! browser-export JSON import and the market routes (batch quotes, daily
 //! bars, symbol search) over real TLS against real PostgreSQL, with their
 //! refusals (no token, wrong role or scope, wrong tenant, malformed bodies).
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
-use common::{Env, PASSWORD, env, scoped_token};
+use crate::common::{Env, PASSWORD, env, role_token, scoped_token};
 use rampart_auth::{AuthServer, ClientContext, Role};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -21,12 +18,7 @@ const NO_MARKET_SCOPES: &str = "portfolio:read portfolio:write";
 /// Registers a user and gets an access token through the authorization
 /// code flow with PKCE (login → code → token).
 async fn user_token(auth: &AuthServer, tenant: &str, email: &str, role: Role) -> (Uuid, String) {
-    let scopes = if role == Role::Admin {
-        ADMIN_SCOPES
-    } else {
-        SCOPES
-    };
-    scoped_token(auth, tenant, email, role, scopes).await
+    role_token(auth, tenant, email, role, (SCOPES, ADMIN_SCOPES)).await
 }
 
 const T: &str = "/api/v1/t/acme";
@@ -34,7 +26,7 @@ const T: &str = "/api/v1/t/acme";
 #[tokio::test(flavor = "multi_thread")]
 async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
     let env = env().await;
-    let auth = env.state.auth.clone();
+    let auth = env.auth();
     let (_, viewer) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
     let (_, no_market) = scoped_token(
         &auth,
@@ -48,8 +40,9 @@ async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
 
     // Batch quotes: known ones with provenance, unknown ones as errors.
     let path = format!("{T}/quotes?symbols=aapl,MSFT,%5EGSPC,ZZZZ,msft");
-    let (s, body) = env.call(Method::GET, &path, Some(&viewer), None).await;
-    assert_eq!(s, 200, "{body}");
+    let body = env
+        .expect(200, Method::GET, &path, Some(&viewer), None)
+        .await;
     let quotes = body["data"]["quotes"].as_array().unwrap();
     assert_eq!(quotes.len(), 3, "{body}");
     let symbols: Vec<&str> = quotes
@@ -79,41 +72,40 @@ async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
     assert_eq!(body["data"]["quotes"][0]["origin"], "embedded", "{body}");
 
     // Daily bars.
-    let (s, body) = env
-        .call(
+    let body = env
+        .expect(
+            200,
             Method::GET,
             &format!("{T}/bars/%5Egspc?from=2008-01-01&to=2008-01-31"),
             Some(&viewer),
             None,
         )
         .await;
-    assert_eq!(s, 200, "{body}");
     let d = &body["data"];
     assert_eq!(d["symbol"], "^GSPC");
     let bars = d["bars"].as_array().unwrap();
     assert!((19..=23).contains(&bars.len()), "{}", bars.len());
     assert_eq!(bars[0]["date"], "2008-01-02");
     assert!(d["source"].is_object() && d["ageMs"].is_u64());
-    let (s, _) = env
-        .call(
-            Method::GET,
-            &format!("{T}/bars/ZZZZ?from=2008-01-01&to=2008-01-31"),
-            Some(&viewer),
-            None,
-        )
-        .await;
-    assert_eq!(s, 404);
+    env.expect(
+        404,
+        Method::GET,
+        &format!("{T}/bars/ZZZZ?from=2008-01-01&to=2008-01-31"),
+        Some(&viewer),
+        None,
+    )
+    .await;
 
     // Search.
-    let (s, body) = env
-        .call(
+    let body = env
+        .expect(
+            200,
             Method::GET,
             &format!("{T}/symbols?q=micro"),
             Some(&viewer),
             None,
         )
         .await;
-    assert_eq!(s, 200, "{body}");
     assert!(
         body["data"]["matches"]
             .as_array()
@@ -194,17 +186,22 @@ async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
 #[tokio::test(flavor = "multi_thread")]
 async fn profile_preferences_activity_and_user_management() {
     let env = env().await;
-    let auth = env.state.auth.clone();
+    let auth = env.auth();
     let (admin_id, admin) = user_token(&auth, "acme", "adm@acme.test", Role::Admin).await;
     let (ada_id, ada) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (vic_id, vic) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
     let (gil_id, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Admin).await;
 
     // Profile.
-    let (s, body) = env
-        .call(Method::GET, &format!("{T}/me/profile"), Some(&ada), None)
+    let body = env
+        .expect(
+            200,
+            Method::GET,
+            &format!("{T}/me/profile"),
+            Some(&ada),
+            None,
+        )
         .await;
-    assert_eq!(s, 200, "{body}");
     assert_eq!(body["data"]["id"], ada_id.to_string());
     assert_eq!(body["data"]["email"], "ada@acme.test");
     assert_eq!(body["data"]["role"], "trader");
@@ -240,29 +237,29 @@ async fn profile_preferences_activity_and_user_management() {
     }
 
     // Preferences: defaults, partial change, refusals.
-    let (s, body) = env
-        .call(
+    let body = env
+        .expect(
+            200,
             Method::GET,
             &format!("{T}/me/preferences"),
             Some(&ada),
             None,
         )
         .await;
-    assert_eq!(s, 200);
     assert_eq!(
         body["data"],
         json!({"base_currency": "USD", "theme": "system", "default_benchmark": "^GSPC",
                "notifications": true, "refresh_seconds": 15})
     );
-    let (s, body) = env
-        .call(
+    let body = env
+        .expect(
+            200,
             Method::PATCH,
             &format!("{T}/me/preferences"),
             Some(&ada),
             Some(json!({"theme": "dark", "base_currency": "eur", "notifications": false})),
         )
         .await;
-    assert_eq!(s, 200, "{body}");
     assert_eq!(body["data"]["theme"], "dark");
     assert_eq!(body["data"]["base_currency"], "EUR");
     assert_eq!(body["data"]["notifications"], false);
@@ -307,15 +304,15 @@ async fn profile_preferences_activity_and_user_management() {
     assert_eq!(body["data"]["theme"], "system");
 
     // Own activity: portfolio changes and auth audit rows.
-    let (s, body) = env
-        .call(
+    let body = env
+        .expect(
+            201,
             Method::POST,
             &format!("{T}/portfolios"),
             Some(&ada),
             Some(json!({"name": "Core"})),
         )
         .await;
-    assert_eq!(s, 201, "{body}");
     let pid = body["data"]["id"].as_str().unwrap().to_owned();
     let (s, body) = env
         .call(Method::GET, &format!("{T}/me/activity"), Some(&ada), None)
@@ -334,15 +331,15 @@ async fn profile_preferences_activity_and_user_management() {
     assert_eq!(body["data"]["portfolio"], json!([]), "only one's own");
 
     // Admin: list users.
-    let (s, body) = env
-        .call(
+    let body = env
+        .expect(
+            200,
             Method::GET,
             &format!("{T}/users?limit=2"),
             Some(&admin),
             None,
         )
         .await;
-    assert_eq!(s, 200, "{body}");
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
     let cursor = body["meta"]["nextCursor"].as_str().unwrap().to_owned();
     let (_, body2) = env
@@ -461,25 +458,23 @@ async fn profile_preferences_activity_and_user_management() {
             .await;
         assert_eq!(s, 400, "{path} {bad}: {body}");
     }
-    let (s, _) = env
-        .call(
-            Method::PUT,
-            &format!("{T}/users/{}/role", Uuid::new_v4()),
-            Some(&admin),
-            Some(json!({"role": "viewer"})),
-        )
-        .await;
-    assert_eq!(s, 404);
+    env.expect(
+        404,
+        Method::PUT,
+        &format!("{T}/users/{}/role", Uuid::new_v4()),
+        Some(&admin),
+        Some(json!({"role": "viewer"})),
+    )
+    .await;
     // A user of another tenant is not found here.
-    let (s, _) = env
-        .call(
-            Method::PUT,
-            &format!("{T}/users/{gil_id}/status"),
-            Some(&admin),
-            Some(json!({"status": "disabled"})),
-        )
-        .await;
-    assert_eq!(s, 404);
+    env.expect(
+        404,
+        Method::PUT,
+        &format!("{T}/users/{gil_id}/status"),
+        Some(&admin),
+        Some(json!({"status": "disabled"})),
+    )
+    .await;
     for (method, path, body) in [
         (Method::GET, format!("{T}/users"), None),
         (
@@ -553,7 +548,7 @@ fn export() -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
     let env = env().await;
-    let auth = env.state.auth.clone();
+    let auth = env.auth();
     let (_, ada) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (_, bob) = user_token(&auth, "acme", "bob@acme.test", Role::Trader).await;
     let (_, vic) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
@@ -582,10 +577,9 @@ async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
         json!({"id": "p-1700000000002", "name": "Duplicate id"}),
         json!({"id": "p-6", "name": "Bad currency", "currency": "dollars"}),
     ]);
-    let (s, body) = env
-        .call(Method::POST, &import, Some(&ada), Some(broken))
+    let body = env
+        .expect(422, Method::POST, &import, Some(&ada), Some(broken))
         .await;
-    assert_eq!(s, 422, "{body}");
     assert_eq!(body["error"]["code"], "import_rejected");
     let report = &body["error"]["details"];
     assert_eq!(report["applied"], false);
@@ -601,30 +595,14 @@ async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
         .iter()
         .map(|r| r.as_str().unwrap())
         .collect();
-    assert!(
-        reasons
-            .iter()
-            .any(|r| r.starts_with("portfolios[2].investments[1].symbol")),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons
-            .iter()
-            .any(|r| r.starts_with("portfolios[2].investments[1].purchaseDate")),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons
-            .iter()
-            .any(|r| r.starts_with("portfolios[2].investments[2].shares")),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons
-            .iter()
-            .any(|r| r.starts_with("portfolios[2].investments[3]")),
-        "{reasons:?}"
-    );
+    for prefix in [
+        "portfolios[2].investments[1].symbol",
+        "portfolios[2].investments[1].purchaseDate",
+        "portfolios[2].investments[2].shares",
+        "portfolios[2].investments[3]",
+    ] {
+        assert!(reasons.iter().any(|r| r.starts_with(prefix)), "{reasons:?}");
+    }
     assert!(items[3]["reasons"][0].as_str().unwrap().contains(".id"));
     assert!(
         items[4]["reasons"][0]
@@ -641,10 +619,9 @@ async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
     assert_eq!(count(ada.clone()).await, 0, "nothing half-applied");
 
     // The valid export.
-    let (s, body) = env
-        .call(Method::POST, &import, Some(&ada), Some(export()))
+    let body = env
+        .expect(200, Method::POST, &import, Some(&ada), Some(export()))
         .await;
-    assert_eq!(s, 200, "{body}");
     let report = &body["data"];
     assert_eq!(
         (&report["applied"], &report["created"], &report["skipped"]),
@@ -689,10 +666,9 @@ async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
     assert_eq!(body["data"][0]["action"], "import");
 
     // Re-import: nothing new.
-    let (s, body) = env
-        .call(Method::POST, &import, Some(&ada), Some(export()))
+    let body = env
+        .expect(200, Method::POST, &import, Some(&ada), Some(export()))
         .await;
-    assert_eq!(s, 200, "{body}");
     assert_eq!(
         (&body["data"]["created"], &body["data"]["skipped"]),
         (&json!(0), &json!(2))
@@ -734,14 +710,10 @@ async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
         )
         .await;
     assert_eq!(s, 400);
-    let (s, _) = env
-        .call(Method::POST, &import, Some(&vic), Some(export()))
+    env.expect(403, Method::POST, &import, Some(&vic), Some(export()))
         .await;
-    assert_eq!(s, 403);
-    let (s, _) = env
-        .call(Method::POST, &import, Some(&globex), Some(export()))
+    env.expect(401, Method::POST, &import, Some(&globex), Some(export()))
         .await;
-    assert_eq!(s, 401);
     let (s, _) = env.call(Method::POST, &import, None, Some(export())).await;
     assert_eq!(s, 401);
     assert_eq!(count(ada.clone()).await, 3);
@@ -767,7 +739,7 @@ async fn ws_connect(
     use rustls_pki_types::pem::PemObject;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_slice_iter(env._pki.ca.cert_pem().as_bytes()) {
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(env.pki.ca.cert_pem().as_bytes()) {
         roots.add(c.unwrap()).unwrap();
     }
     let config = rustls::ClientConfig::builder()
@@ -820,7 +792,7 @@ async fn next_json(ws: &mut Ws) -> Option<Value> {
 #[tokio::test(flavor = "multi_thread")]
 async fn live_price_stream_over_websocket_with_token_and_access_checks() {
     let env = env().await;
-    let auth = env.state.auth.clone();
+    let auth = env.auth();
     let (_, ada) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (bob_id, bob) = user_token(&auth, "acme", "bob@acme.test", Role::Viewer).await;
     let (_, no_market) = scoped_token(
@@ -926,15 +898,14 @@ async fn live_price_stream_over_websocket_with_token_and_access_checks() {
     );
 
     // A shared user streams until the share is revoked.
-    let (s, _) = env
-        .call(
-            Method::POST,
-            &format!("{T}/portfolios/{id}/shares"),
-            Some(&ada),
-            Some(json!({"user_id": bob_id, "access": "view"})),
-        )
-        .await;
-    assert_eq!(s, 200);
+    env.expect(
+        200,
+        Method::POST,
+        &format!("{T}/portfolios/{id}/shares"),
+        Some(&ada),
+        Some(json!({"user_id": bob_id, "access": "view"})),
+    )
+    .await;
     let (mut ws, _) = ws_connect(
         &env,
         &format!("{stream}?interval=1&access_token={bob}"),
@@ -943,15 +914,14 @@ async fn live_price_stream_over_websocket_with_token_and_access_checks() {
     .await
     .unwrap();
     assert_eq!(next_json(&mut ws).await.unwrap()["type"], "quotes");
-    let (s, _) = env
-        .call(
-            Method::DELETE,
-            &format!("{T}/portfolios/{id}/shares/{bob_id}"),
-            Some(&ada),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200);
+    env.expect(
+        200,
+        Method::DELETE,
+        &format!("{T}/portfolios/{id}/shares/{bob_id}"),
+        Some(&ada),
+        None,
+    )
+    .await;
     let mut ended = false;
     for _ in 0..5 {
         match next_json(&mut ws).await {

@@ -1,12 +1,12 @@
-//! The crate's one error type, with its RFC 6749 error code and HTTP status.
+//! The crate's one error type, with its RFC 6749 error code. The HTTP
+//! mapping is the server's (one table in `rampart-server`'s `error` module).
 
 use std::time::Duration;
 
 /// Everything the auth services can refuse or fail with.
 ///
-/// Each variant maps to one OAuth 2.0 error code ([`AuthError::oauth_code`])
-/// and one HTTP status ([`AuthError::http_status`]), so the server maps errors
-/// to responses in one place.
+/// Each variant maps to one OAuth 2.0 error code ([`AuthError::oauth_code`]);
+/// [`AuthError::is_server_side`] says whether its text may be shown.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
@@ -113,28 +113,34 @@ impl AuthError {
         }
     }
 
-    /// The HTTP status to answer with.
-    pub fn http_status(&self) -> u16 {
+    /// A failure on our side (key store, crypto, configuration, database,
+    /// the upstream provider, tenant routing other than an unknown tenant):
+    /// its text is logged, never shown.
+    pub fn is_server_side(&self) -> bool {
         match self {
-            Self::InvalidClient | Self::InvalidToken(_) | Self::InvalidCredentials => 401,
-            Self::Forbidden(_) | Self::AccessDenied(_) | Self::MfaRequired => 403,
-            Self::NotFound(_) => 404,
-            Self::Conflict(_) => 409,
-            Self::RateLimited { .. } => 429,
-            Self::Upstream(_) => 502,
-            Self::KeyStore(_) | Self::Crypto(_) | Self::Config(_) | Self::Database(_) => 500,
-            Self::Tenancy(e) if is_unknown_tenant(e) => 404,
-            Self::Tenancy(_) => 500,
-            _ => 400,
+            Self::KeyStore(_)
+            | Self::Crypto(_)
+            | Self::Config(_)
+            | Self::Database(_)
+            | Self::Upstream(_) => true,
+            Self::Tenancy(e) => !is_unknown_tenant(e),
+            _ => false,
         }
+    }
+
+    /// Whether the tenant could not be addressed at all (unknown, malformed,
+    /// suspended, deactivated or purged): answered like an unknown tenant.
+    pub fn is_unknown_tenant(&self) -> bool {
+        matches!(self, Self::Tenancy(e) if is_unknown_tenant(e))
     }
 
     /// A description safe to show to the client: server-side details are
     /// replaced by a generic text.
     pub fn public_description(&self) -> String {
-        match self.http_status() {
-            500..=599 => "internal error".to_owned(),
-            _ => self.to_string(),
+        if self.is_server_side() {
+            "internal error".to_owned()
+        } else {
+            self.to_string()
         }
     }
 }

@@ -430,7 +430,7 @@ async fn confidential_client_credentials_introspect_revoke_discovery() {
     ] {
         let r = a.token("acme", &bad, &cc, &ctx("x")).await;
         assert!(matches!(r, Err(AuthError::InvalidClient)), "{r:?}");
-        assert_eq!(r.unwrap_err().http_status(), 401);
+        assert_eq!(r.unwrap_err().oauth_code(), "invalid_client");
     }
     let t = a.token("acme", &basic, &cc, &ctx("x")).await.unwrap();
     assert!(t.refresh_token.is_none() && t.id_token.is_none());

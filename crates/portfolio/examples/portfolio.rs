@@ -11,7 +11,7 @@
 //! `rampart-members`.
 
 use rampart_members::{MemberInput, Members};
-use rampart_portfolio::{Actor, NewPortfolio, PortfolioService, PositionInput};
+use rampart_portfolio::{Actor, Decimal, NewPortfolio, PortfolioService, PositionInput};
 use rampart_tenancy::{TenancyConfig, TenantPool};
 
 #[tokio::main]
@@ -64,8 +64,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             id,
             PositionInput {
                 symbol: "MSFT".into(),
-                quantity: Some(10.0),
-                purchase_price: Some(410.25),
+                quantity: Some(Decimal::new(10, 0)),
+                purchase_price: Some(Decimal::new(41025, 2)),
                 ..PositionInput::default()
             },
         )

@@ -15,6 +15,9 @@ use rampart_auth::oauth::{
 };
 use rampart_auth::{AuthError, AuthServer, ClientContext};
 
+use crate::error::oauth_status;
+use crate::pages;
+
 /// Shared state: `web::Data<AuthServer>`.
 pub type AuthState = web::Data<AuthServer>;
 
@@ -47,7 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 fn oauth_error(e: &AuthError) -> HttpResponse {
-    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let status = oauth_status(e);
     let mut resp = HttpResponse::build(status);
     resp.insert_header((header::CACHE_CONTROL, "no-store"));
     if let AuthError::RateLimited { retry_after } = e {
@@ -150,25 +153,8 @@ fn csrf_refused(page: HttpResponse, tenant: &str, token: &str, secure: bool) -> 
     r
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-fn page(title: &str, body: &str) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header(("X-Frame-Options", "DENY"))
-        .insert_header(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"))
-        .content_type("text/html; charset=utf-8")
-        .body(format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head>\
-             <body style=\"font-family:sans-serif;max-width:24rem;margin:4rem auto\"><h1>{t}</h1>{body}</body></html>",
-            t = escape(title)
-        ))
+fn page(title: &str, body: maud::Markup) -> HttpResponse {
+    pages::sign_in_page(title, body)
 }
 
 fn login_page(
@@ -190,40 +176,25 @@ fn login_page_with(
     upstreams: &[(String, String)],
     csrf: &str,
 ) -> HttpResponse {
-    let links: String = upstreams
+    let hrefs: Vec<String> = upstreams
         .iter()
-        .map(|(name, display)| {
-            let href = format!(
+        .map(|(name, _)| {
+            format!(
                 "/t/{tenant}/login/upstream/{name}?{}",
                 url::form_urlencoded::Serializer::new(String::new())
                     .append_pair("return_to", return_to)
                     .finish()
-            );
-            format!(
-                "<p><a href=\"{}\">Sign in with {}</a></p>",
-                escape(&href),
-                escape(display)
             )
         })
         .collect();
-    let err = error
-        .map(|e| format!("<p role=\"alert\" style=\"color:#b00\">{}</p>", escape(e)))
-        .unwrap_or_default();
+    let links: Vec<pages::UpstreamLink<'_>> = upstreams
+        .iter()
+        .zip(&hrefs)
+        .map(|((_, display), href)| pages::UpstreamLink { href, display })
+        .collect();
     page(
         "Sign in",
-        &format!(
-            "<p>to continue to <b>{client}</b></p>{err}\
-             <form method=\"post\" action=\"/t/{tenant}/oauth/login\">\
-             <input type=\"hidden\" name=\"return_to\" value=\"{rt}\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <p><label>E-mail <input name=\"email\" type=\"email\" autocomplete=\"username\" required></label></p>\
-             <p><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
-             <p><button type=\"submit\">Sign in</button></p></form>{links}",
-            client = escape(client_name),
-            tenant = escape(tenant),
-            rt = escape(return_to),
-            csrf = escape(csrf),
-        ),
+        pages::login_form(tenant, return_to, client_name, error, &links, csrf),
     )
 }
 
@@ -234,23 +205,9 @@ fn mfa_page(
     error: Option<&str>,
     csrf: &str,
 ) -> HttpResponse {
-    let err = error
-        .map(|e| format!("<p role=\"alert\" style=\"color:#b00\">{}</p>", escape(e)))
-        .unwrap_or_default();
     page(
         "Two-factor authentication",
-        &format!(
-            "{err}<form method=\"post\" action=\"/t/{tenant}/oauth/mfa\">\
-             <input type=\"hidden\" name=\"return_to\" value=\"{rt}\">\
-             <input type=\"hidden\" name=\"challenge\" value=\"{ch}\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <p><label>Authenticator code or backup code <input name=\"code\" autocomplete=\"one-time-code\" required></label></p>\
-             <p><button type=\"submit\">Verify</button></p></form>",
-            tenant = escape(tenant),
-            rt = escape(return_to),
-            ch = escape(challenge),
-            csrf = escape(csrf),
-        ),
+        pages::mfa_form(tenant, return_to, challenge, error, csrf),
     )
 }
 
@@ -287,7 +244,7 @@ async fn authorize(
         Err(AuthorizeError::Page(e)) => {
             let mut r = page(
                 "Authorization error",
-                &format!("<p>{}</p>", escape(&e.public_description())),
+                pages::message(&e.public_description()),
             );
             *r.status_mut() = StatusCode::BAD_REQUEST;
             return r;
@@ -642,7 +599,7 @@ async fn upstream_callback(
 ) -> HttpResponse {
     let (tenant, provider) = path.into_inner();
     let fail = |status: StatusCode, text: &str| {
-        let mut r = page("Sign-in failed", &format!("<p>{}</p>", escape(text)));
+        let mut r = page("Sign-in failed", pages::message(text));
         *r.status_mut() = status;
         r
     };
@@ -688,7 +645,7 @@ async fn upstream_callback(
                     logged_in_redirect(&tenant, &return_to, &s.token, secure)
                 }
                 rampart_auth::accounts::LoginOutcome::LoggedIn(s) => {
-                    let mut r = page("Signed in", "<p>You are signed in.</p>");
+                    let mut r = page("Signed in", pages::message("You are signed in."));
                     let cookie = actix_web::cookie::Cookie::build(cookie_name(&tenant), s.token)
                         .path(format!("/t/{tenant}"))
                         .http_only(true)
@@ -709,7 +666,7 @@ async fn upstream_callback(
         }
         Err(e @ (AuthError::AccessDenied(_) | AuthError::Upstream(_))) => {
             tracing::info!(tenant, provider, error = %e, "upstream login refused");
-            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::FORBIDDEN);
+            let status = oauth_status(&e);
             fail(
                 status,
                 "Sign-in with the identity provider failed. Please try again.",

@@ -289,14 +289,7 @@ async fn restore_into_existing_tenant_is_refused_unless_replace() {
 
     // Asked for: same tenant (id kept), data replaced by the archive's.
     let report = pool
-        .restore_tenant(
-            &archive,
-            "keep",
-            RestoreOptions {
-                replace_existing: true,
-                ..Default::default()
-            },
-        )
+        .restore_tenant(&archive, "keep", replacing())
         .await
         .unwrap();
     assert!(!report.created);
@@ -309,17 +302,18 @@ async fn restore_into_existing_tenant_is_refused_unless_replace() {
     // A suspended tenant is replaced and stays suspended.
     pool.suspend("keep", "maintenance", None).await.unwrap();
     let report = pool
-        .restore_tenant(
-            &archive,
-            "keep",
-            RestoreOptions {
-                replace_existing: true,
-                ..Default::default()
-            },
-        )
+        .restore_tenant(&archive, "keep", replacing())
         .await
         .unwrap();
     assert_eq!(report.tenant.status, TenantStatus::Suspended);
+}
+
+/// Restore over an existing tenant.
+fn replacing() -> RestoreOptions {
+    RestoreOptions {
+        replace_existing: true,
+        ..Default::default()
+    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -635,16 +629,9 @@ async fn backup_figures() {
         .unwrap();
     let restore_time = started.elapsed();
     let started = Instant::now();
-    pool.restore_tenant(
-        &archive,
-        "big_copy",
-        RestoreOptions {
-            replace_existing: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    pool.restore_tenant(&archive, "big_copy", replacing())
+        .await
+        .unwrap();
     let replace_time = started.elapsed();
     println!(
         "FIGURES rows={} bytes={} export={export_time:.2?} restore(new tenant)={restore_time:.2?} \

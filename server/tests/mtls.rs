@@ -1,6 +1,6 @@
 use rampart_server::tls::DevCa;
 
-use crate::{Pki, client, config, start, url};
+use crate::common::{Pki, client, config, start, url};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_listener_requires_a_valid_client_certificate() {
@@ -79,10 +79,7 @@ async fn certificates_and_client_ca_reload_without_restart() {
     let pki = Pki::new();
     let (server, _state) = start(config(&pki).await).await;
     let old_ca = pki.ca.cert_pem();
-    let operator = pki
-        .ca
-        .issue_client("ops", (2025, 1, 1), (2035, 1, 1))
-        .unwrap();
+    let operator = pki.operator();
     let ok = client(&old_ca, Some(&operator))
         .get(url(server.admin_addr, "/admin/whoami"))
         .send()

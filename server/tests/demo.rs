@@ -51,7 +51,7 @@ async fn the_embedded_mode_command_starts_serves_and_stops_cleanly() {
         cert_pem: std::fs::read_to_string(pki.join("operator.pem")).unwrap(),
         key_pem: std::fs::read_to_string(pki.join("operator-key.pem")).unwrap(),
     };
-    let http = crate::client(&ca, None);
+    let http = crate::common::client(&ca, None);
     // The login page, over TLS.
     let authorize = format!(
         "https://localhost:{public}/t/acme/oauth/authorize?response_type=code&client_id=demo-web\
@@ -62,7 +62,7 @@ async fn the_embedded_mode_command_starts_serves_and_stops_cleanly() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("password"));
     // An API call on the admin listener with the printed client certificate.
-    let tenants: serde_json::Value = crate::client(&ca, Some(&identity))
+    let tenants: serde_json::Value = crate::common::client(&ca, Some(&identity))
         .get(format!("https://localhost:{admin}/admin/tenants"))
         .send()
         .await

@@ -1,16 +1,20 @@
-use crate::{Pki, client, config, start, url};
+use rampart_server::app::RunningServer;
+
+use crate::common::{Pki, config, get_text, start, url};
+
+/// The server, an operator's client for the admin listener and a client of
+/// the public one.
+async fn server_and_clients() -> (Pki, RunningServer, reqwest::Client, reqwest::Client) {
+    let pki = Pki::new();
+    let (server, _state) = start(config(&pki).await).await;
+    let admin = pki.client(Some(&pki.operator()));
+    let public = pki.client(None);
+    (pki, server, admin, public)
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn envelope_request_ids_headers_and_admin_routes() {
-    let pki = Pki::new();
-    let (server, _state) = start(config(&pki).await).await;
-    let ca = pki.ca.cert_pem();
-    let operator = pki
-        .ca
-        .issue_client("ops", (2025, 1, 1), (2035, 1, 1))
-        .unwrap();
-    let admin = client(&ca, Some(&operator));
-    let public = client(&ca, None);
+    let (_pki, server, admin, public) = server_and_clients().await;
 
     // Errors use the envelope with a stable code and the request id.
     let res = public
@@ -165,15 +169,7 @@ async fn envelope_request_ids_headers_and_admin_routes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_are_valid_prometheus_exposition_with_the_expected_series() {
-    let pki = Pki::new();
-    let (server, _state) = start(config(&pki).await).await;
-    let ca = pki.ca.cert_pem();
-    let operator = pki
-        .ca
-        .issue_client("ops", (2025, 1, 1), (2035, 1, 1))
-        .unwrap();
-    let admin = client(&ca, Some(&operator));
-    let public = client(&ca, None);
+    let (_pki, server, admin, public) = server_and_clients().await;
     admin
         .post(url(server.admin_addr, "/admin/tenants"))
         .json(&serde_json::json!({"slug": "metr", "display_name": "M"}))
@@ -201,14 +197,7 @@ async fn metrics_are_valid_prometheus_exposition_with_the_expected_series() {
         .await
         .unwrap();
 
-    let text = admin
-        .get(url(server.admin_addr, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&admin, &url(server.admin_addr, "/metrics")).await;
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
     let names: std::collections::BTreeSet<&str> =
         scrape.samples.iter().map(|s| s.metric.as_str()).collect();

@@ -1,6 +1,6 @@
 use rampart_ratelimit::Quota;
 
-use crate::{Pki, client, config, start, url};
+use crate::common::{Pki, client, config, get_status, start, url};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limits_are_shared_by_two_instances_through_redis() {
@@ -34,14 +34,7 @@ async fn rate_limits_are_shared_by_two_instances_through_redis() {
     // Six allowed in all — not six per instance.
     assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 429, 429]);
     // Health stays reachable when limited.
-    assert_eq!(
-        http.get(url(a.public_addr, "/health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(get_status(&http, &url(a.public_addr, "/health")).await, 200);
     a.stop().await;
     b.stop().await;
 }

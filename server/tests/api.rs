@@ -1,7 +1,7 @@
 use rampart_auth::SigningAlg;
 use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
 
-use crate::{Pki, client, config, start, url};
+use crate::common::{Pki, client, config, get_text, start, url};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn api_v1_is_tenant_scoped_and_authenticated() {
@@ -10,7 +10,7 @@ async fn api_v1_is_tenant_scoped_and_authenticated() {
     for slug in ["acme", "globex"] {
         state.tenants.provision(slug, slug).await.unwrap();
     }
-    let auth = state.auth.clone();
+    let auth = crate::common::auth(&state);
     let secret = auth
         .register_client(
             "acme",
@@ -94,18 +94,8 @@ async fn api_v1_is_tenant_scoped_and_authenticated() {
     assert_eq!(me.status(), 403);
 
     // Market metrics are in the exposition.
-    let operator = pki
-        .ca
-        .issue_client("ops", (2025, 1, 1), (2035, 1, 1))
-        .unwrap();
-    let text = client(&pki.ca.cert_pem(), Some(&operator))
-        .get(url(server.admin_addr, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let operator = pki.client(Some(&pki.operator()));
+    let text = get_text(&operator, &url(server.admin_addr, "/metrics")).await;
     assert!(text.contains("rampart_market_"), "market metrics missing");
     server.stop().await;
 }

@@ -1,6 +1,6 @@
 use rampart_vault::VaultConfig;
 
-use crate::{Pki, client, config, start, url};
+use crate::common::{Pki, client, config, get_status, start, url};
 
 async fn write_secret(addr: &str, path: &str, body: serde_json::Value) {
     let res = reqwest::Client::new()
@@ -73,10 +73,7 @@ async fn secrets_come_from_vault_and_an_outage_only_degrades_readiness() {
             .map(|k| k["kid"].as_str().unwrap().to_owned())
             .collect()
     };
-    let operator = pki
-        .ca
-        .issue_client("ops", (2025, 1, 1), (2035, 1, 1))
-        .unwrap();
+    let operator = pki.operator();
     let rotated: serde_json::Value = client(&pki.ca.cert_pem(), Some(&operator))
         .post(url(server.admin_addr, "/admin/keys/rotate"))
         .json(&serde_json::json!({"kind": "es256"}))
@@ -131,19 +128,11 @@ async fn secrets_come_from_vault_and_an_outage_only_degrades_readiness() {
     assert!(degraded, "readiness never reported the Vault outage");
     // Still serving with the secrets it holds.
     assert_eq!(
-        http.get(url(server.public_addr, "/t/vlt/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        get_status(&http, &url(server.public_addr, "/t/vlt/jwks.json")).await,
         200
     );
     assert_eq!(
-        http.get(url(server.public_addr, "/health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        get_status(&http, &url(server.public_addr, "/health")).await,
         200
     );
     server.stop().await;
@@ -224,11 +213,7 @@ async fn listener_certificates_can_come_from_vault_pki_and_are_renewed() {
     // The public listener presents the Vault-issued certificate.
     let http = client(&root_pem, None);
     assert_eq!(
-        http.get(url(server.public_addr, "/health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        get_status(&http, &url(server.public_addr, "/health")).await,
         200
     );
     // A client trusting only the dev CA refuses it.
@@ -240,10 +225,7 @@ async fn listener_certificates_can_come_from_vault_pki_and_are_renewed() {
             .is_err()
     );
     // Admin still requires the operator CA's client certificates.
-    let operator = pki
-        .ca
-        .issue_client("ops", (2025, 1, 1), (2035, 1, 1))
-        .unwrap();
+    let operator = pki.operator();
     let res = client(&root_pem, Some(&operator))
         .get(url(server.admin_addr, "/admin/whoami"))
         .send()
@@ -259,12 +241,7 @@ async fn listener_certificates_can_come_from_vault_pki_and_are_renewed() {
     assert_ne!(first, second, "certificate was not renewed");
     let fresh = client(&root_pem, None);
     assert_eq!(
-        fresh
-            .get(url(server.public_addr, "/health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        get_status(&fresh, &url(server.public_addr, "/health")).await,
         200
     );
     server.stop().await;

@@ -1,0 +1,690 @@
+//! What every server test shares: a development PKI, the server started as
+//! `rampart serve` starts it (over TLS, on free ports, with real
+//! PostgreSQL), HTTPS clients, a JSON client, tokens (minted by the server's
+//! own token service, or through the authorization code flow with PKCE) and
+//! the login form's helpers.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use rampart_auth::accounts::{LoginOutcome, NewSession, SessionInfo};
+use rampart_auth::oauth::{
+    AuthorizeRequest, ClientAuthMethod, ClientCredentials, ClientRegistration, TokenRequest,
+};
+use rampart_auth::{AccessTokenRequest, AuthServer, ClientContext, Role, SigningAlg};
+use rampart_notify::{NotifyConfig, SmtpTls};
+use rampart_ratelimit::Quota;
+use rampart_server::app::{AppState, RunningServer};
+use rampart_server::config::ServerConfig;
+use rampart_server::tls::{DevCa, IssuedCert, TlsFiles};
+use rampart_vault::{SecretStore, VaultConfig};
+use reqwest::Method;
+use serde_json::Value;
+use sha2::Digest;
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct-horse-battery-42";
+pub const REDIRECT: &str = "https://app.example.com/cb";
+/// The PKCE verifier of RFC 7636's example.
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K9eSB5kbhGOrnxrTpwvrEUpBRP2LqGmmw";
+/// Every scope the tests' public client `web` may ask for.
+pub const CLIENT_SCOPES: &str =
+    "portfolio:read portfolio:write analytics:read market:read users:manage tenant:admin";
+
+// ------------------------------------------------------------ PKI and clients
+
+/// A development PKI written to a temp dir.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    pub ca: DevCa,
+    pub files: TlsFiles,
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = DevCa::new("Test CA").unwrap();
+        let server = ca.issue_server(&["localhost", "127.0.0.1"]).unwrap();
+        let files = TlsFiles {
+            cert_file: dir.path().join("server.pem"),
+            key_file: dir.path().join("server-key.pem"),
+            client_ca_file: dir.path().join("ca.pem"),
+        };
+        std::fs::write(&files.cert_file, &server.cert_pem).unwrap();
+        std::fs::write(&files.key_file, &server.key_pem).unwrap();
+        std::fs::write(&files.client_ca_file, ca.cert_pem()).unwrap();
+        Pki { dir, ca, files }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The operator's client certificate, for the admin listener.
+    pub fn operator(&self) -> IssuedCert {
+        self.ca
+            .issue_client("ops", (2025, 1, 1), (2035, 1, 1))
+            .unwrap()
+    }
+
+    /// An HTTPS client trusting this CA, optionally presenting `identity`.
+    pub fn client(&self, identity: Option<&IssuedCert>) -> reqwest::Client {
+        client(&self.ca.cert_pem(), identity)
+    }
+}
+
+/// A client builder trusting only `ca_pem`, with `localhost` on loopback.
+pub fn client_builder(ca_pem: &str) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
+        .resolve("localhost", "127.0.0.1:0".parse().unwrap())
+}
+
+/// An HTTPS client trusting only `ca_pem`, optionally presenting `identity`.
+pub fn client(ca_pem: &str, identity: Option<&IssuedCert>) -> reqwest::Client {
+    let mut b = client_builder(ca_pem);
+    if let Some(id) = identity {
+        let pem = format!("{}{}", id.cert_pem, id.key_pem);
+        b = b.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+    }
+    b.build().unwrap()
+}
+
+pub fn url(addr: SocketAddr, path: &str) -> String {
+    format!("https://localhost:{}{path}", addr.port())
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+// ------------------------------------------------------------ the server
+
+/// The test configuration: free ports, TLS from `pki`, a fresh database,
+/// cheap Argon2id, one worker.
+pub async fn config(pki: &Pki) -> ServerConfig {
+    rampart_testkit::install_crypto_provider();
+    let db = rampart_testkit::postgres()
+        .unwrap()
+        .fresh_database()
+        .await
+        .unwrap();
+    let mut config = ServerConfig {
+        public_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        tls: Some(pki.files.clone()),
+        tls_reload_secs: 1,
+        dev_secrets_dir: pki.path("dev-secrets"),
+        ..ServerConfig::default()
+    };
+    config.database.database_url = db.url;
+    config.database.max_connections = 6;
+    config.auth.argon2_m_kib = 1024;
+    config.auth.argon2_t = 1;
+    config.http.workers = 1;
+    config.http.shutdown_timeout_secs = 1;
+    config
+}
+
+/// Notifications through the kit's SMTP server, links to
+/// `https://rampart.test`; the background jobs are slowed down so the tests
+/// drive them with `run_*_once`.
+pub fn kit_smtp() -> NotifyConfig {
+    let smtp = rampart_testkit::smtp_server().unwrap();
+    NotifyConfig {
+        smtp_host: smtp.host().into(),
+        smtp_port: smtp.port(),
+        tls: SmtpTls::None,
+        from: "Rampart <no-reply@rampart.test>".into(),
+        public_base_url: "https://rampart.test".into(),
+        price_check_secs: 3600,
+        login_check_secs: 3600,
+        ..NotifyConfig::default()
+    }
+}
+
+/// Rate limits stay on, with quotas a test cannot reach from one IP.
+pub fn roomy_limits(config: &mut ServerConfig) {
+    config.rate_limit.per_ip = Quota::new(1_000_000, Duration::from_secs(60), 100_000);
+    config.rate_limit.per_tenant = Quota::new(1_000_000, Duration::from_secs(60), 100_000);
+}
+
+/// The server as `rampart serve` builds and starts it.
+pub async fn start(config: ServerConfig) -> (RunningServer, AppState) {
+    let state = rampart_server::serve::build_state(config).await.unwrap();
+    let server = rampart_server::serve::start(state.clone()).await.unwrap();
+    (server, state)
+}
+
+/// [`start`] with Vault transit (the kit's OpenBao) for broker credentials.
+pub async fn start_with_transit(config: ServerConfig) -> (RunningServer, AppState) {
+    let mut state = rampart_server::serve::build_state(config).await.unwrap();
+    let bao = rampart_testkit::openbao().unwrap();
+    let store = SecretStore::connect(VaultConfig::dev(bao.addr(), bao.token()))
+        .await
+        .unwrap();
+    store.ensure_transit_key().await.unwrap();
+    state.vault = Some(Arc::new(store));
+    let server = rampart_server::serve::start(state.clone()).await.unwrap();
+    (server, state)
+}
+
+/// The auth server of a running server.
+pub fn auth(state: &AppState) -> Arc<AuthServer> {
+    state.auth.clone()
+}
+
+/// A running server with its PKI and a client trusting it.
+pub struct Env {
+    pub pki: Pki,
+    pub server: RunningServer,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    pub addr: SocketAddr,
+}
+
+/// The public client `web` of the tests: PKCE, [`REDIRECT`], every scope of
+/// [`CLIENT_SCOPES`].
+pub fn web_client(grant_types: &[&str]) -> ClientRegistration {
+    ClientRegistration {
+        client_id: "web".into(),
+        name: "Web".into(),
+        redirect_uris: vec![REDIRECT.into()],
+        grant_types: grant_types.iter().map(|&g| g.to_owned()).collect(),
+        allowed_scopes: CLIENT_SCOPES.split(' ').map(str::to_owned).collect(),
+        auth_method: ClientAuthMethod::None,
+        signing_alg: SigningAlg::ES256,
+    }
+}
+
+/// A running server with two tenants, `acme` and `globex`, each with a
+/// public OAuth client `web`.
+pub async fn env() -> Env {
+    env_with(|_| {}).await
+}
+
+/// [`env`] with a configuration adjusted first (e.g. rate limits).
+pub async fn env_with(adjust: impl FnOnce(&mut ServerConfig)) -> Env {
+    let pki = Pki::new();
+    let mut config = config(&pki).await;
+    adjust(&mut config);
+    let env = Env::start(pki, config).await;
+    let auth = env.auth();
+    for slug in ["acme", "globex"] {
+        env.state.tenants.provision(slug, slug).await.unwrap();
+        auth.register_client(slug, &web_client(&["authorization_code"]))
+            .await
+            .unwrap();
+    }
+    env
+}
+
+impl Env {
+    /// The server on `config` (made by [`config`] from `pki`); nothing
+    /// provisioned.
+    pub async fn start(pki: Pki, config: ServerConfig) -> Env {
+        let (server, state) = start(config).await;
+        Env::running(pki, server, state)
+    }
+
+    /// A server started by the caller.
+    pub fn running(pki: Pki, server: RunningServer, state: AppState) -> Env {
+        let http = pki.client(None);
+        let addr = server.public_addr;
+        Env {
+            pki,
+            server,
+            state,
+            http,
+            addr,
+        }
+    }
+
+    pub fn auth(&self) -> Arc<AuthServer> {
+        auth(&self.state)
+    }
+
+    pub fn api(&self) -> Api {
+        Api {
+            http: self.http.clone(),
+            addr: self.addr,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        url(self.addr, path)
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.api().call(method, path, token, body).await
+    }
+
+    pub async fn expect(
+        &self,
+        status: u16,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Value {
+        self.api().expect(status, method, path, token, body).await
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, String) {
+        self.api()
+            .raw(method, path, token, content_type, body)
+            .await
+    }
+}
+
+/// A JSON client of one listener.
+#[derive(Clone)]
+pub struct Api {
+    pub http: reqwest::Client,
+    pub addr: SocketAddr,
+}
+
+impl Api {
+    pub fn url(&self, path: &str) -> String {
+        url(self.addr, path)
+    }
+
+    /// Status and body text; `body` is sent as JSON.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, String) {
+        let mut r = self.http.request(method, self.url(path));
+        if let Some(t) = bearer {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let res = r.send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    /// Status and JSON body: `null` when empty, a string when not JSON.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let (status, text) = self.send(method, path, bearer, body).await;
+        (status, json_or_text(text))
+    }
+
+    /// [`Api::call`] that asserts the status; the body.
+    pub async fn expect(
+        &self,
+        status: u16,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> Value {
+        let what = format!("{method} {path}");
+        let (s, body) = self.call(method, path, bearer, body).await;
+        assert_eq!(s, status, "{what}: {body}");
+        body
+    }
+
+    /// Status and body text of a request with a body of `content_type`.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, String) {
+        let mut r = self
+            .http
+            .request(method, self.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(t) = bearer {
+            r = r.bearer_auth(t);
+        }
+        let res = r.send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    /// A CSV upload; the answer must be JSON.
+    pub async fn csv(&self, path: &str, bearer: &str, csv: &str) -> (u16, Value) {
+        let (status, text) = self
+            .raw(
+                Method::POST,
+                path,
+                Some(bearer),
+                "text/csv",
+                csv.as_bytes().to_vec(),
+            )
+            .await;
+        (status, serde_json::from_str(&text).unwrap())
+    }
+
+    /// A form post (the OAuth endpoints).
+    pub async fn form(&self, path: &str, pairs: &[(&str, &str)]) -> (u16, Value) {
+        let (status, text) = self
+            .raw(
+                Method::POST,
+                path,
+                None,
+                "application/x-www-form-urlencoded",
+                form(pairs).into_bytes(),
+            )
+            .await;
+        (status, json_or_text(text))
+    }
+}
+
+fn json_or_text(text: String) -> Value {
+    if text.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
+}
+
+/// The `n` of a `SELECT count(*) AS n …` in `tenant`'s schema.
+pub async fn count(state: &AppState, tenant: &str, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let sql = sql.to_owned();
+    state
+        .tenants
+        .with_tenant(tenant, async |conn| {
+            // raw SQL: the tests count rows of any table by a query.
+            diesel_async::RunQueryDsl::get_result::<Count>(diesel::sql_query(sql), conn)
+                .await
+                .map_err(rampart_tenancy::TenancyError::from)
+        })
+        .await
+        .unwrap()
+        .n
+}
+
+/// The status of a GET.
+pub async fn get_status(http: &reqwest::Client, url: &str) -> u16 {
+    http.get(url).send().await.unwrap().status().as_u16()
+}
+
+/// The body text of a GET.
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+// ------------------------------------------------------------ tokens
+
+/// The scopes of `role`'s permissions, space-separated.
+pub fn role_scopes(role: Role) -> String {
+    role.permissions()
+        .iter()
+        .map(|p| p.scope())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// An access token for `user` minted by the server's own token service
+/// exactly as the token endpoint would, with the scopes of `role`.
+pub async fn mint_token(
+    state: &AppState,
+    tenant: &str,
+    user: Uuid,
+    role: Role,
+    client_id: &str,
+) -> String {
+    mint_token_with(
+        state,
+        tenant,
+        user,
+        role,
+        client_id,
+        &role_scopes(role),
+        None,
+    )
+    .await
+}
+
+/// [`mint_token`] with its scope and the session it is bound to.
+pub async fn mint_token_with(
+    state: &AppState,
+    tenant: &str,
+    user: Uuid,
+    role: Role,
+    client_id: &str,
+    scope: &str,
+    session: Option<Uuid>,
+) -> String {
+    let auth = auth(state);
+    let t = state.tenants.tenant(tenant).await.unwrap();
+    auth.tokens()
+        .issue_access_token(&AccessTokenRequest {
+            tenant_id: t.id,
+            issuer: auth.issuer(tenant),
+            audience: auth.config().access_token_audience.clone(),
+            subject: user.to_string(),
+            client_id: client_id.into(),
+            scope: scope.into(),
+            roles: vec![role.as_str().into()],
+            session_id: session,
+            auth_time: None,
+            alg: SigningAlg::ES256,
+        })
+        .unwrap()
+        .0
+}
+
+/// A session through the password login (no MFA).
+pub async fn login(auth: &AuthServer, tenant: &str, email: &str, password: &str) -> NewSession {
+    match auth
+        .login(tenant, email, password, &ClientContext::ip("127.0.0.1"))
+        .await
+        .unwrap()
+    {
+        LoginOutcome::LoggedIn(s) => s,
+        other => panic!("no MFA expected: {other:?}"),
+    }
+}
+
+/// [`scoped_token`] with `admin_scopes` for an admin, `scopes` for any
+/// other role.
+pub async fn role_token(
+    auth: &AuthServer,
+    tenant: &str,
+    email: &str,
+    role: Role,
+    (scopes, admin_scopes): (&str, &str),
+) -> (Uuid, String) {
+    let scopes = if role == Role::Admin {
+        admin_scopes
+    } else {
+        scopes
+    };
+    scoped_token(auth, tenant, email, role, scopes).await
+}
+
+/// Registers a user and gets an access token with `scopes` through the
+/// authorization code flow with PKCE (login → code → token).
+pub async fn scoped_token(
+    auth: &AuthServer,
+    tenant: &str,
+    email: &str,
+    role: Role,
+    scopes: &str,
+) -> (Uuid, String) {
+    let user = auth
+        .register(tenant, email, "Test", PASSWORD, role)
+        .await
+        .unwrap();
+    let session = login(auth, tenant, email, PASSWORD).await;
+    let (access, _) = code_flow(auth, tenant, &session.token, scopes).await;
+    (user.id, access)
+}
+
+/// The S256 challenge of a PKCE verifier.
+pub fn challenge(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+/// The value of `name` in the query of `location`.
+pub fn query_param(location: &str, name: &str) -> String {
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+/// A fresh authorization code for `client_id` with the S256 challenge of
+/// `verifier`, issued for an authenticated `session`.
+pub async fn authorization_code(
+    auth: &AuthServer,
+    tenant: &str,
+    session: &SessionInfo,
+    client_id: &str,
+    scopes: &str,
+    verifier: &str,
+) -> String {
+    let validated = auth
+        .validate_authorize(
+            tenant,
+            &AuthorizeRequest {
+                response_type: Some("code".into()),
+                client_id: Some(client_id.into()),
+                redirect_uri: Some(REDIRECT.into()),
+                scope: Some(scopes.into()),
+                state: Some("s".into()),
+                code_challenge: Some(challenge(verifier)),
+                code_challenge_method: Some("S256".into()),
+                nonce: None,
+            },
+        )
+        .await
+        .map_err(|_| "authorize refused")
+        .unwrap();
+    let location = auth
+        .issue_authorization_code(tenant, &validated, session)
+        .await
+        .unwrap();
+    query_param(&location, "code")
+}
+
+/// Access token, and the refresh token when the grant issues one,
+/// through the authorization code flow with PKCE (`web` client) for an
+/// existing session.
+pub async fn code_flow(
+    auth: &AuthServer,
+    tenant: &str,
+    session: &str,
+    scopes: &str,
+) -> (String, Option<String>) {
+    let ctx = ClientContext::ip("127.0.0.1");
+    let (session, _) = auth.authenticate_session(tenant, session).await.unwrap();
+    let verifier = format!("verifier-{}-{}", Uuid::new_v4(), Uuid::new_v4());
+    let code = authorization_code(auth, tenant, &session, "web", scopes, &verifier).await;
+    let token = auth
+        .token(
+            tenant,
+            &ClientCredentials {
+                client_id: "web".into(),
+                secret: None,
+                method: ClientAuthMethod::None,
+            },
+            &TokenRequest {
+                grant_type: Some("authorization_code".into()),
+                code: Some(code),
+                redirect_uri: Some(REDIRECT.into()),
+                code_verifier: Some(verifier),
+                refresh_token: None,
+                scope: None,
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+    (token.access_token, token.refresh_token)
+}
+
+// ------------------------------------------------------------ the login form
+
+/// The unescaped value of the hidden field `name` of a form.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap() + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end]
+        .replace("&amp;", "&")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+}
+
+/// An `application/x-www-form-urlencoded` body.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+// ------------------------------------------------------------ measurements
+
+/// The Argon2id bound of logins: (ms for one hash, hashes/s of one thread
+/// per core doing nothing but hashing).
+pub async fn argon2_bound(auth: &AuthServer) -> (f64, f64) {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let hasher = auth.hasher().clone();
+    tokio::task::spawn_blocking(move || {
+        hasher.hash_blocking(PASSWORD).unwrap();
+        let start = std::time::Instant::now();
+        for _ in 0..10 {
+            hasher.hash_blocking(PASSWORD).unwrap();
+        }
+        let one = start.elapsed().as_secs_f64() * 1000.0 / 10.0;
+        let start = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..cores {
+                s.spawn(|| {
+                    for _ in 0..20 {
+                        hasher.hash_blocking(PASSWORD).unwrap();
+                    }
+                });
+            }
+        });
+        (one, (cores * 20) as f64 / start.elapsed().as_secs_f64())
+    })
+    .await
+    .unwrap()
+}

@@ -1,0 +1,35 @@
+//! The server's integration tests, one binary: the real server (as
+//! `rampart serve` builds and starts it) over TLS, against real PostgreSQL,
+//! and, where a test needs them, OpenBao, Redis, an SMTP server, an OpenID
+//! provider, Python clients (Authlib, schemathesis) and headless Chromium,
+//! all from `rampart-testkit` and the project's `.venv` / `.cache/node`.
+//! `common` holds the setup they share.
+//!
+//! One module a subject: `cargo test -p rampart-server --test tests oauth::`
+//! runs one of them.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::new_without_default,
+    missing_docs
+)]
+
+mod common;
+
+mod account;
+mod admin_page;
+mod api;
+mod attacks;
+mod demo;
+mod faults;
+mod http;
+mod load;
+mod members;
+mod mtls;
+mod notify;
+mod oauth;
+mod portfolios;
+mod ratelimit;
+mod schemathesis;
+mod users;
+mod vault;
