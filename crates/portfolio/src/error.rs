@@ -1,6 +1,6 @@
 use rampart_tenancy::TenancyError;
 
-use crate::transfer::ImportReport;
+use crate::import_report::ImportReport;
 
 /// Every error the portfolio crate returns.
 #[derive(Debug, thiserror::Error)]

@@ -272,10 +272,10 @@ fn candidate(v: &Value, index: usize, item: &mut ImportItem) -> Option<Candidate
         None => {}
         Some(Value::Array(list)) => {
             item.investments = list.len();
-            if list.len() > crate::transfer::MAX_ROWS {
+            if list.len() > crate::import_report::MAX_ROWS {
                 item.reasons.push(format!(
                     "{at}.investments: at most {} entries",
-                    crate::transfer::MAX_ROWS
+                    crate::import_report::MAX_ROWS
                 ));
             } else {
                 for (i, inv) in list.iter().enumerate() {

@@ -61,6 +61,7 @@ pub mod analysis;
 pub mod charts;
 mod error;
 pub mod import_json;
+mod import_report;
 pub mod model;
 mod rows;
 mod schema;

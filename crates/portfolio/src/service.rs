@@ -97,9 +97,9 @@ impl PortfolioService {
             .map(PositionInput::validated)
             .collect::<Result<Vec<_>, _>>()?;
         check_weights(positions.iter().map(|p| p.target_weight))?;
-        if positions.len() > crate::transfer::MAX_ROWS {
+        if positions.len() > crate::import_report::MAX_ROWS {
             return Err(PortfolioError::TooLarge {
-                limit: crate::transfer::MAX_ROWS,
+                limit: crate::import_report::MAX_ROWS,
                 unit: "rows",
             });
         }

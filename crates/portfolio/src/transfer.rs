@@ -2,16 +2,11 @@
 //! anything is applied, and then applied as one change.
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::import_report::{ImportReport, MAX_BYTES, MAX_ROWS, RowError};
 use crate::model::{Actor, AllocationType, PortfolioDetail, PositionInput, check_weights};
 use crate::{Access, PortfolioError, PortfolioService};
-
-/// Largest accepted upload.
-pub const MAX_BYTES: usize = 256 * 1024;
-/// Most rows accepted in one upload.
-pub const MAX_ROWS: usize = 5000;
 
 /// The CSV columns, in export order (import needs `symbol` and accepts
 /// the others in any order).
@@ -25,28 +20,6 @@ pub const COLUMNS: [&str; 8] = [
     "sector",
     "notes",
 ];
-
-/// One refused row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RowError {
-    /// Line number in the file (the header is line 1).
-    pub line: u64,
-    /// The offending column, when known.
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-/// What an import did or would have done.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImportReport {
-    /// Data rows read.
-    pub rows: usize,
-    /// Rows applied (0 when any row was refused).
-    pub applied: usize,
-    /// Refused rows.
-    pub errors: Vec<RowError>,
-}
 
 /// A number cell, every digit kept.
 fn parse_number(raw: &str) -> Result<Option<Decimal>, String> {
