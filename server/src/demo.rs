@@ -12,6 +12,7 @@ use rampart_pgembed::{PgOptions, PgServer};
 
 use crate::config::{Mode, ServerConfig};
 use crate::serve;
+use crate::state::AppState;
 use crate::tls::write_dev_pki;
 
 /// Options of the embedded mode.
@@ -119,7 +120,7 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
         }
     }
     for (slug, _) in DEMO_TENANTS {
-        seed_portfolio(&state.tenants, slug).await?;
+        seed_portfolio(&state, slug).await?;
     }
     let report = state.tenants.migrate_all().await?;
     let server = serve::start(state).await?;
@@ -163,37 +164,55 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
 }
 
 /// A demo portfolio for each tenant's trader, on symbols the embedded market
-/// data has (idempotent: skipped when the trader has one).
-async fn seed_portfolio(tenants: &rampart_tenancy::TenantPool, slug: &str) -> anyhow::Result<()> {
-    use diesel::sql_types::Text;
-    use diesel_async::RunQueryDsl;
-    let trader = format!("trader@{slug}.example");
-    tenants
-        .with_tenant(slug, async |conn| {
-            let inserted = diesel::sql_query(
-                "WITH owner AS (SELECT id FROM users WHERE lower(email) = lower($1)), \
-                 p AS (INSERT INTO portfolios (owner_id, name, description) \
-                   SELECT id, 'Demo growth', 'Seeded by rampart demo' FROM owner \
-                   WHERE NOT EXISTS (SELECT 1 FROM portfolios WHERE owner_id = owner.id) RETURNING id) \
-                 INSERT INTO positions (portfolio_id, symbol, allocation_type, quantity, purchase_price, purchase_date, sector) \
-                 SELECT p.id, s.symbol, 'quantity', s.qty, s.price, DATE '2005-01-03', s.sector FROM p, \
-                   (VALUES ('AAPL', 120::numeric, 32.0::numeric, 'Technology'), ('MSFT', 300, 26.7, 'Technology'), \
-                           ('IBM', 80, 98.5, 'Technology'), ('AMZN', 60, 44.3, 'Consumer')) AS s(symbol, qty, price, sector)",
-            )
-            .bind::<Text, _>(&trader)
-            .execute(conn)
-            .await?;
-            if inserted > 0 {
-                diesel::sql_query(
-                    "INSERT INTO portfolio_versions (portfolio_id, version, snapshot, change) \
-                     SELECT p.id, 1, jsonb_build_object('positions', (SELECT jsonb_agg(to_jsonb(x) - 'portfolio_id') \
-                       FROM positions x WHERE x.portfolio_id = p.id)), 'seeded' FROM portfolios p",
-                )
-                .execute(conn)
-                .await?;
-            }
-            Ok::<_, rampart_tenancy::TenancyError>(())
-        })
+/// data has (idempotent: skipped when the trader owns one). Through the
+/// services, as a user would create it: auth finds the trader, the
+/// portfolio crate writes the portfolio, its positions and version 1.
+async fn seed_portfolio(state: &AppState, slug: &str) -> anyhow::Result<()> {
+    use rampart_portfolio::{Actor, Decimal, NewPortfolio, PortfolioService, PositionInput};
+    let trader = state
+        .auth
+        .accounts()
+        .find_by_email(slug, &format!("trader@{slug}.example"))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the demo trader of {slug} is missing"))?;
+    let actor = Actor {
+        user_id: trader.id,
+        tenant_admin: false,
+        ip: None,
+    };
+    let portfolios = PortfolioService::new(state.tenants.clone());
+    let visible = portfolios.list(slug, &actor, None, 100).await?;
+    if visible.items.iter().any(|p| p.owner_id == trader.id) {
+        return Ok(());
+    }
+    let bought = chrono::NaiveDate::from_ymd_opt(2005, 1, 3);
+    let positions = [
+        ("AAPL", 120, 320, "Technology"),
+        ("MSFT", 300, 267, "Technology"),
+        ("IBM", 80, 985, "Technology"),
+        ("AMZN", 60, 443, "Consumer"),
+    ]
+    .into_iter()
+    .map(|(symbol, quantity, tenths, sector)| PositionInput {
+        symbol: symbol.into(),
+        quantity: Some(Decimal::from(quantity)),
+        purchase_price: Some(Decimal::new(tenths, 1)),
+        purchase_date: bought,
+        sector: Some(sector.into()),
+        ..PositionInput::default()
+    })
+    .collect();
+    portfolios
+        .create(
+            slug,
+            &actor,
+            NewPortfolio {
+                name: "Demo growth".into(),
+                description: Some("Seeded by rampart demo".into()),
+                positions,
+                ..NewPortfolio::default()
+            },
+        )
         .await?;
     Ok(())
 }

@@ -209,12 +209,14 @@ impl<P: Requirement + 'static> FromRequest for Caller<P> {
             let Some(token) = bearer_token(&req).map(str::to_owned) else {
                 return Err(ApiError::unauthorized());
             };
-            // Validated once here; a malformed slug reads like an unknown tenant.
+            // Validated once here. No token is valid for a malformed slug:
+            // refused like a token of another tenant, so nothing tells
+            // whether a tenant exists.
             let tenant = req
                 .match_info()
                 .get("tenant")
                 .and_then(|t| TenantSlug::parse(t).ok())
-                .ok_or_else(ApiError::not_found)?;
+                .ok_or_else(ApiError::unauthorized)?;
             let principal = authenticate(&state, &tenant, Some(&token)).await?;
             if let Some(permission) = P::PERMISSION {
                 require(&principal, permission)?;
