@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use rampart_auth::accounts::LoginOutcome;
-use rampart_auth::{AuthError, Permission, Principal, Role, authorize};
+use rampart_auth::{AuthError, AuthServer, Permission, Principal, Role, authorize};
 
 use crate::common::{PASSWORD, ctx, server};
 
@@ -313,6 +313,18 @@ async fn lockout_after_ten_failures_and_progressive_backoff() {
     );
 }
 
+/// Logs tom in from `ip`; his login must stop at an MFA challenge.
+async fn mfa_challenge_for_tom(a: &AuthServer, ip: &str) -> String {
+    let LoginOutcome::MfaRequired { challenge } = a
+        .login("acme", "tom@example.com", PASSWORD, &ctx(ip))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    challenge
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn totp_mfa_setup_login_reuse_backup_codes_and_disable() {
     use rampart_auth::mfa::current_totp_code;
@@ -367,13 +379,7 @@ async fn totp_mfa_setup_login_reuse_backup_codes_and_disable() {
             .is_err()
     );
     // Backup code: works once.
-    let LoginOutcome::MfaRequired { challenge } = a
-        .login("acme", "tom@example.com", PASSWORD, &ctx("10.3.0.2"))
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let challenge = mfa_challenge_for_tom(a, "10.3.0.2").await;
     a.verify_mfa(
         "acme",
         &challenge,
@@ -382,13 +388,7 @@ async fn totp_mfa_setup_login_reuse_backup_codes_and_disable() {
     )
     .await
     .unwrap();
-    let LoginOutcome::MfaRequired { challenge } = a
-        .login("acme", "tom@example.com", PASSWORD, &ctx("10.3.0.2"))
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let challenge = mfa_challenge_for_tom(a, "10.3.0.2").await;
     assert!(
         a.verify_mfa("acme", &challenge, &backups[0], &ctx("10.3.0.2"))
             .await
@@ -492,6 +492,24 @@ async fn api_keys_shown_once_hashed_scoped_expiring() {
     assert_eq!(a.list_api_keys("acme", bot.id).await.unwrap().len(), 2);
 }
 
+/// `sql` wrapped so that it runs past the append-only trigger of the audit log.
+fn past_the_trigger(sql: &str) -> String {
+    format!(
+        "ALTER TABLE tenant_acme.audit_log DISABLE TRIGGER audit_log_append_only; {sql}; \
+         ALTER TABLE tenant_acme.audit_log ENABLE TRIGGER audit_log_append_only;"
+    )
+}
+
+/// Runs `sql` on acme's audit log past its append-only trigger.
+async fn tamper(conn: &mut AsyncPgConnection, sql: String) {
+    conn.batch_execute(&past_the_trigger(&sql)).await.unwrap();
+}
+
+/// The first row at which acme's audit chain breaks.
+async fn first_broken(a: &AuthServer) -> Option<i64> {
+    a.verify_audit_chain("acme").await.unwrap().first_broken
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn audit_chain_detects_tampering_and_refuses_updates() {
     let s = server().await;
@@ -514,10 +532,7 @@ async fn audit_chain_detects_tampering_and_refuses_updates() {
     let first = log.iter().find(|r| r.action == "login").unwrap();
     assert_eq!(first.result, "failure");
     assert!(first.tenant_id.is_some() && first.ip.is_some() && first.user_agent.is_some());
-    assert_eq!(
-        a.verify_audit_chain("acme").await.unwrap().first_broken,
-        None
-    );
+    assert_eq!(first_broken(a).await, None);
     let mut conn = AsyncPgConnection::establish(&s.db_url).await.unwrap();
     // The table refuses updates and deletes.
     assert!(
@@ -544,125 +559,84 @@ async fn audit_chain_detects_tampering_and_refuses_updates() {
     assert_eq!(v.first_broken, Some(target));
     // Every forgery below is made past the trigger, as a database owner
     // could; each is reported, and undoing it makes the chain whole again.
-    let tamper = |sql: String| {
-        format!(
-            "ALTER TABLE tenant_acme.audit_log DISABLE TRIGGER audit_log_append_only; {sql}; \
-             ALTER TABLE tenant_acme.audit_log ENABLE TRIGGER audit_log_append_only;"
-        )
-    };
-    conn.batch_execute(&tamper(format!(
-        "UPDATE tenant_acme.audit_log SET result = 'failure' WHERE id = {target}"
-    )))
-    .await
-    .unwrap();
+    tamper(
+        &mut conn,
+        format!("UPDATE tenant_acme.audit_log SET result = 'failure' WHERE id = {target}"),
+    )
+    .await;
     assert_eq!(
-        a.verify_audit_chain("acme").await.unwrap().first_broken,
+        first_broken(a).await,
         None,
         "restoring the row restores the chain"
     );
     // A modified detail (jsonb) or timestamp is detected too.
-    conn.batch_execute(&tamper(format!(
+    tamper(&mut conn, format!(
         "UPDATE tenant_acme.audit_log SET detail = detail || '{{\"x\": 1}}'::jsonb WHERE id = {}",
         ids[3]
-    )))
-    .await
-    .unwrap();
-    assert_eq!(
-        a.verify_audit_chain("acme").await.unwrap().first_broken,
-        Some(ids[3])
-    );
-    conn.batch_execute(&tamper(format!(
-        "UPDATE tenant_acme.audit_log SET detail = detail - 'x' WHERE id = {}",
-        ids[3]
-    )))
-    .await
-    .unwrap();
-    conn.batch_execute(&tamper(format!(
+    )).await;
+    assert_eq!(first_broken(a).await, Some(ids[3]));
+    tamper(
+        &mut conn,
+        format!(
+            "UPDATE tenant_acme.audit_log SET detail = detail - 'x' WHERE id = {}",
+            ids[3]
+        ),
+    )
+    .await;
+    tamper(&mut conn, format!(
         "UPDATE tenant_acme.audit_log SET occurred_at = occurred_at + interval '1 second' WHERE id = {}",
         ids[1]
-    )))
-    .await
-    .unwrap();
-    assert_eq!(
-        a.verify_audit_chain("acme").await.unwrap().first_broken,
-        Some(ids[1])
-    );
-    conn.batch_execute(&tamper(format!(
+    )).await;
+    assert_eq!(first_broken(a).await, Some(ids[1]));
+    tamper(&mut conn, format!(
         "UPDATE tenant_acme.audit_log SET occurred_at = occurred_at - interval '1 second' WHERE id = {}",
         ids[1]
-    )))
-    .await
-    .unwrap();
-    assert_eq!(
-        a.verify_audit_chain("acme").await.unwrap().first_broken,
-        None
-    );
+    )).await;
+    assert_eq!(first_broken(a).await, None);
     // An inserted row (a copy of an earlier row, hashes included, replayed
     // at the end) is reported at the inserted row.
     let forged = ids.iter().max().unwrap() + 1000;
-    conn.batch_execute(&tamper(format!(
+    tamper(&mut conn, format!(
         "INSERT INTO tenant_acme.audit_log (id, occurred_at, tenant_id, user_id, actor, action, result, ip, user_agent, detail, prev_hash, row_hash) \
          OVERRIDING SYSTEM VALUE SELECT {forged}, occurred_at, tenant_id, user_id, actor, action, result, ip, user_agent, detail, prev_hash, row_hash \
          FROM tenant_acme.audit_log WHERE id = {}",
         ids[1]
-    )))
-    .await
-    .unwrap();
-    assert_eq!(
-        a.verify_audit_chain("acme").await.unwrap().first_broken,
-        Some(forged)
-    );
-    conn.batch_execute(&tamper(format!(
-        "DELETE FROM tenant_acme.audit_log WHERE id = {forged}"
-    )))
-    .await
-    .unwrap();
-    assert_eq!(
-        a.verify_audit_chain("acme").await.unwrap().first_broken,
-        None
-    );
+    )).await;
+    assert_eq!(first_broken(a).await, Some(forged));
+    tamper(
+        &mut conn,
+        format!("DELETE FROM tenant_acme.audit_log WHERE id = {forged}"),
+    )
+    .await;
+    assert_eq!(first_broken(a).await, None);
     // Reordering: two rows trade places (their contents swap ids).
     let mut sorted = ids.clone();
     sorted.sort_unstable();
     let (x, y) = (sorted[1], sorted[2]);
-    let swap = tamper(format!(
+    let swap = past_the_trigger(&format!(
         "UPDATE tenant_acme.audit_log t SET occurred_at = s.occurred_at, tenant_id = s.tenant_id, \
          user_id = s.user_id, actor = s.actor, action = s.action, result = s.result, ip = s.ip, \
          user_agent = s.user_agent, detail = s.detail, prev_hash = s.prev_hash, row_hash = s.row_hash \
          FROM tenant_acme.audit_log s WHERE (t.id = {x} AND s.id = {y}) OR (t.id = {y} AND s.id = {x})"
     ));
     conn.batch_execute(&swap).await.unwrap();
-    assert_eq!(
-        a.verify_audit_chain("acme").await.unwrap().first_broken,
-        Some(x)
-    );
+    assert_eq!(first_broken(a).await, Some(x));
     conn.batch_execute(&swap).await.unwrap();
-    assert_eq!(
-        a.verify_audit_chain("acme").await.unwrap().first_broken,
-        None
-    );
+    assert_eq!(first_broken(a).await, None);
     // A deleted row in the middle: reported at the row that followed it.
-    conn.batch_execute(&tamper(format!(
-        "DELETE FROM tenant_acme.audit_log WHERE id = {}",
-        sorted[2]
-    )))
-    .await
-    .unwrap();
-    assert_eq!(
-        a.verify_audit_chain("acme").await.unwrap().first_broken,
-        Some(sorted[3])
-    );
+    tamper(
+        &mut conn,
+        format!("DELETE FROM tenant_acme.audit_log WHERE id = {}", sorted[2]),
+    )
+    .await;
+    assert_eq!(first_broken(a).await, Some(sorted[3]));
     // A deleted first row: the new first row does not start the chain.
-    conn.batch_execute(&tamper(format!(
-        "DELETE FROM tenant_acme.audit_log WHERE id = {}",
-        sorted[0]
-    )))
-    .await
-    .unwrap();
-    assert_eq!(
-        a.verify_audit_chain("acme").await.unwrap().first_broken,
-        Some(sorted[1])
-    );
+    tamper(
+        &mut conn,
+        format!("DELETE FROM tenant_acme.audit_log WHERE id = {}", sorted[0]),
+    )
+    .await;
+    assert_eq!(first_broken(a).await, Some(sorted[1]));
 }
 
 #[tokio::test(flavor = "multi_thread")]

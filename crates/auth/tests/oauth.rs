@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use rampart_auth::accounts::LoginOutcome;
 use rampart_auth::oauth::{
     AuthorizeError, AuthorizeRequest, ClientAuthMethod, ClientCredentials, ClientRegistration,
-    TokenRequest, redirect_uri_matches,
+    TokenRequest, TokenResponse, redirect_uri_matches,
 };
 use rampart_auth::{AuthError, AuthServer, Role, SigningAlg};
 use sha2::{Digest, Sha256};
@@ -84,6 +84,17 @@ async fn code_for(a: &AuthServer, tenant: &str, session: &str, req: &AuthorizeRe
     assert_eq!(q["state"], "st-1");
     assert_eq!(q["iss"], a.issuer(tenant));
     q["code"].clone()
+}
+
+/// Exchanges `code` (issued to the public client "web" with [`VERIFIER`]) at the token endpoint.
+async fn exchange_code(a: &AuthServer, code: &str) -> Result<TokenResponse, AuthError> {
+    a.token(
+        "acme",
+        &public("web"),
+        &code_grant(code, Some(VERIFIER)),
+        &ctx("x"),
+    )
+    .await
 }
 
 fn code_grant(code: &str, verifier: Option<&str>) -> TokenRequest {
@@ -226,15 +237,7 @@ async fn code_flow_refresh_rotation_reuse_and_revocation() {
     }
     // The good exchange.
     let code = code_for(a, "acme", &session, &req).await;
-    let t = a
-        .token(
-            "acme",
-            &public("web"),
-            &code_grant(&code, Some(VERIFIER)),
-            &ctx("x"),
-        )
-        .await
-        .unwrap();
+    let t = exchange_code(a, &code).await.unwrap();
     assert_eq!(t.token_type, "Bearer");
     assert_eq!(t.expires_in, 900);
     let id = a
@@ -264,14 +267,7 @@ async fn code_flow_refresh_rotation_reuse_and_revocation() {
         method: ClientAuthMethod::None,
     };
     let _ = creds;
-    let replay = a
-        .token(
-            "acme",
-            &public("web"),
-            &code_grant(&code, Some(VERIFIER)),
-            &ctx("x"),
-        )
-        .await;
+    let replay = exchange_code(a, &code).await;
     assert!(matches!(replay, Err(AuthError::InvalidGrant(_))));
     let rt0 = t.refresh_token.clone().unwrap();
     assert!(matches!(
@@ -282,15 +278,7 @@ async fn code_flow_refresh_rotation_reuse_and_revocation() {
 
     // A fresh family: rotation, grace retry, reuse.
     let code = code_for(a, "acme", &session, &req).await;
-    let t = a
-        .token(
-            "acme",
-            &public("web"),
-            &code_grant(&code, Some(VERIFIER)),
-            &ctx("x"),
-        )
-        .await
-        .unwrap();
+    let t = exchange_code(a, &code).await.unwrap();
     let rt1 = t.refresh_token.unwrap();
     let t2 = a
         .token("acme", &public("web"), &refresh_grant(&rt1), &ctx("x"))
@@ -351,15 +339,7 @@ async fn concurrent_refreshes_never_fork_a_family() {
     let a = s.auth.clone();
     let (_, session) = setup(&a, "acme").await;
     let code = code_for(&a, "acme", &session, &authorize_req(REDIRECT)).await;
-    let t = a
-        .token(
-            "acme",
-            &public("web"),
-            &code_grant(&code, Some(VERIFIER)),
-            &ctx("x"),
-        )
-        .await
-        .unwrap();
+    let t = exchange_code(&a, &code).await.unwrap();
     let rt = t.refresh_token.unwrap();
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -566,15 +546,7 @@ async fn revoking_a_session_revokes_its_refresh_tokens_and_expired_codes_fail() 
     let a = &s.auth;
     let (user_id, session) = setup(a, "acme").await;
     let code = code_for(a, "acme", &session, &authorize_req(REDIRECT)).await;
-    let t = a
-        .token(
-            "acme",
-            &public("web"),
-            &code_grant(&code, Some(VERIFIER)),
-            &ctx("x"),
-        )
-        .await
-        .unwrap();
+    let t = exchange_code(a, &code).await.unwrap();
     let (info, _) = a.authenticate_session("acme", &session).await.unwrap();
     a.revoke_session("acme", user_id, info.id, &ctx("x"))
         .await
@@ -609,13 +581,7 @@ async fn revoking_a_session_revokes_its_refresh_tokens_and_expired_codes_fail() 
     .await
     .unwrap();
     assert!(matches!(
-        a.token(
-            "acme",
-            &public("web"),
-            &code_grant(&code, Some(VERIFIER)),
-            &ctx("x")
-        )
-        .await,
+        exchange_code(a, &code).await,
         Err(AuthError::InvalidGrant(_))
     ));
 }

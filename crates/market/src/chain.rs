@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -526,12 +526,7 @@ impl ProviderChain {
         let symbol = normalize_symbol(symbol)?;
         let inner = &self.inner;
         if let Some(hit) = inner.l1_quotes.get(&symbol) {
-            inner.metrics.cache_result("l1", "hit");
-            inner
-                .metrics
-                .served
-                .with_label_values(&["l1", "false"])
-                .inc();
+            inner.metrics.served_from_l1();
             return Ok(Served {
                 value: hit.quote.clone(),
                 source: Source::L1,
@@ -589,12 +584,7 @@ impl ProviderChain {
         let inner = &self.inner;
         let key = (symbol.clone(), from, to);
         if let Some(hit) = inner.l1_bars.get(&key) {
-            inner.metrics.cache_result("l1", "hit");
-            inner
-                .metrics
-                .served
-                .with_label_values(&["l1", "false"])
-                .inc();
+            inner.metrics.served_from_l1();
             return Ok(Served {
                 value: hit.bars.clone(),
                 source: Source::L1,
@@ -789,10 +779,7 @@ impl ChainInner {
                     return Ok(served);
                 }
                 Ok(None) => self.metrics.cache_result("l2", "miss"),
-                Err(e) => {
-                    self.metrics.cache_result("l2", "error");
-                    tracing::debug!(error = %e, "L2 unavailable; continuing without it");
-                }
+                Err(e) => self.l2_unavailable(&e),
             }
         }
         let sym = symbol.as_str();
@@ -847,6 +834,30 @@ impl ChainInner {
         }
     }
 
+    /// An L2 read failed: counted, logged, and the request goes on without L2.
+    fn l2_unavailable(&self, error: &dyn std::fmt::Display) {
+        self.metrics.cache_result("l2", "error");
+        tracing::debug!(error = %error, "L2 unavailable; continuing without it");
+    }
+
+    /// `last`, served stale from the cache tier `tier` (a metrics label).
+    fn served_stale(
+        &self,
+        last: CachedQuote,
+        now: DateTime<Utc>,
+        tier: &str,
+        source: Source,
+    ) -> Served<Quote> {
+        self.metrics.served.with_label_values(&[tier, "true"]).inc();
+        Served {
+            age: last.age(now),
+            value: last.quote,
+            source,
+            origin: Some(last.origin),
+            stale: true,
+        }
+    }
+
     /// Every provider failed: the newest cached value, if the caller accepts it.
     async fn stale_quote(
         &self,
@@ -867,14 +878,7 @@ impl ChainInner {
         if let Some(l2) = &self.l2 {
             match l2.get_last(symbol).await {
                 Ok(Some(last)) if staleness.accepts(last.age(now)) => {
-                    self.metrics.served.with_label_values(&["l2", "true"]).inc();
-                    return Ok(Served {
-                        age: last.age(now),
-                        value: last.quote,
-                        source: Source::L2,
-                        origin: Some(last.origin),
-                        stale: true,
-                    });
+                    return Ok(self.served_stale(last, now, "l2", Source::L2));
                 }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "L2 unavailable for stale lookup"),
@@ -883,14 +887,7 @@ impl ChainInner {
         if let Some(store) = &self.store {
             match store.latest_quote(symbol).await {
                 Ok(Some(last)) if staleness.accepts(last.age(now)) => {
-                    self.metrics.served.with_label_values(&["l3", "true"]).inc();
-                    return Ok(Served {
-                        age: last.age(now),
-                        value: last.quote,
-                        source: Source::L3,
-                        origin: Some(last.origin),
-                        stale: true,
-                    });
+                    return Ok(self.served_stale(last, now, "l3", Source::L3));
                 }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "L3 unavailable for stale lookup"),
@@ -949,10 +946,7 @@ impl ChainInner {
                         self.l1_quotes.insert(symbol.clone(), Arc::new(hit));
                     }
                 }
-                Err(e) => {
-                    self.metrics.cache_result("l2", "error");
-                    tracing::debug!(error = %e, "L2 unavailable; continuing without it");
-                }
+                Err(e) => self.l2_unavailable(&e),
             }
         }
         let mut failures: Vec<ProviderFailure> = Vec::new();

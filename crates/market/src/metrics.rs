@@ -159,4 +159,10 @@ impl MarketMetrics {
     pub(crate) fn cache_result(&self, layer: &str, result: &str) {
         self.cache.with_label_values(&[layer, result]).inc();
     }
+
+    /// A fresh answer straight from L1: a cache hit and a served value.
+    pub(crate) fn served_from_l1(&self) {
+        self.cache_result("l1", "hit");
+        self.served.with_label_values(&["l1", "false"]).inc();
+    }
 }

@@ -9,7 +9,9 @@ use rampart_market::{
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{ScriptedProvider, Step, YAHOO_CHART, date, fast_policy, init, yahoo};
+use crate::support::{
+    ScriptedProvider, Step, YAHOO_CHART, date, fast_policy, fresh_database, init, yahoo,
+};
 
 fn prefix() -> String {
     format!("test:{}:{}", std::process::id(), rand_suffix())
@@ -253,12 +255,7 @@ async fn stale_quote_from_l2_when_every_provider_fails() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stale_quote_from_l3_without_redis() {
-    init();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = fresh_database().await;
     let store = StoreProvider::connect(&db.url, 4).await.unwrap();
     let vendor = ScriptedProvider::new(
         "vendor",
@@ -297,12 +294,7 @@ async fn stale_quote_from_l3_without_redis() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn daily_bars_fetch_only_what_l3_lacks() {
-    init();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = fresh_database().await;
     let store = StoreProvider::connect(&db.url, 4).await.unwrap();
     let vendor = ScriptedProvider::new("vendor", vec![]);
     let chain = ProviderChain::builder()

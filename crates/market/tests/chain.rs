@@ -21,15 +21,29 @@ async fn requests(server: &MockServer) -> usize {
     server.received_requests().await.unwrap().len()
 }
 
+/// Answers every AAPL chart request on `server` with `response`.
+async fn serve_aapl(server: &MockServer, response: impl Respond + 'static) {
+    Mock::given(path("/v8/finance/chart/AAPL"))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+/// Answers the first `times` AAPL chart requests on `server` with `response`.
+async fn serve_aapl_times(server: &MockServer, response: impl Respond + 'static, times: u64) {
+    Mock::given(path("/v8/finance/chart/AAPL"))
+        .respond_with(response)
+        .up_to_n_times(times)
+        .mount(server)
+        .await;
+}
+
 /// A primary and a backup Yahoo-shaped server.
 async fn two_servers() -> (MockServer, MockServer) {
     init();
     let primary = MockServer::start().await;
     let backup = MockServer::start().await;
-    Mock::given(path("/v8/finance/chart/AAPL"))
-        .respond_with(chart())
-        .mount(&backup)
-        .await;
+    serve_aapl(&backup, chart()).await;
     (primary, backup)
 }
 
@@ -52,10 +66,11 @@ async fn ask(
 #[tokio::test]
 async fn falls_back_on_500_and_opens_the_breaker() {
     let (primary, backup) = two_servers().await;
-    Mock::given(path("/v8/finance/chart/AAPL"))
-        .respond_with(ResponseTemplate::new(500).set_body_string("Internal Server Error"))
-        .mount(&primary)
-        .await;
+    serve_aapl(
+        &primary,
+        ResponseTemplate::new(500).set_body_string("Internal Server Error"),
+    )
+    .await;
     let chain = chain(&primary, &backup, fast_policy());
     let mut events = chain.breaker("primary").unwrap().subscribe();
     for i in 0..4 {
@@ -93,15 +108,8 @@ async fn falls_back_on_500_and_opens_the_breaker() {
 #[tokio::test]
 async fn half_open_after_wait_then_closed_when_the_vendor_recovers() {
     let (primary, backup) = two_servers().await;
-    Mock::given(path("/v8/finance/chart/AAPL"))
-        .respond_with(ResponseTemplate::new(502))
-        .up_to_n_times(4)
-        .mount(&primary)
-        .await;
-    Mock::given(path("/v8/finance/chart/AAPL"))
-        .respond_with(chart())
-        .mount(&primary)
-        .await;
+    serve_aapl_times(&primary, ResponseTemplate::new(502), 4).await;
+    serve_aapl(&primary, chart()).await;
     let chain = chain(&primary, &backup, fast_policy());
     let breaker = chain.breaker("primary").unwrap().clone();
     let mut events = breaker.subscribe();
@@ -134,10 +142,7 @@ async fn half_open_after_wait_then_closed_when_the_vendor_recovers() {
 #[tokio::test]
 async fn half_open_trials_failing_reopen() {
     let (primary, backup) = two_servers().await;
-    Mock::given(path("/v8/finance/chart/AAPL"))
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&primary)
-        .await;
+    serve_aapl(&primary, ResponseTemplate::new(503)).await;
     let chain = chain(&primary, &backup, fast_policy());
     let breaker = chain.breaker("primary").unwrap().clone();
     for _ in 0..4 {
@@ -153,10 +158,7 @@ async fn half_open_trials_failing_reopen() {
 #[tokio::test]
 async fn timeouts_fall_back() {
     let (primary, backup) = two_servers().await;
-    Mock::given(path("/v8/finance/chart/AAPL"))
-        .respond_with(chart().set_delay(Duration::from_secs(3)))
-        .mount(&primary)
-        .await;
+    serve_aapl(&primary, chart().set_delay(Duration::from_secs(3))).await;
     let chain = chain(&primary, &backup, fast_policy());
     let started = std::time::Instant::now();
     let served = ask(&chain).await.unwrap();
@@ -175,10 +177,11 @@ async fn timeouts_fall_back() {
 #[tokio::test]
 async fn rate_limit_429_holds_the_provider_for_retry_after() {
     let (primary, backup) = two_servers().await;
-    Mock::given(path("/v8/finance/chart/AAPL"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "30"))
-        .mount(&primary)
-        .await;
+    serve_aapl(
+        &primary,
+        ResponseTemplate::new(429).insert_header("Retry-After", "30"),
+    )
+    .await;
     let chain = chain(&primary, &backup, fast_policy());
     for _ in 0..5 {
         assert_eq!(
@@ -199,15 +202,13 @@ async fn rate_limit_429_holds_the_provider_for_retry_after() {
 #[tokio::test]
 async fn retries_honour_a_short_retry_after() {
     let (primary, backup) = two_servers().await;
-    Mock::given(path("/v8/finance/chart/AAPL"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
-        .up_to_n_times(1)
-        .mount(&primary)
-        .await;
-    Mock::given(path("/v8/finance/chart/AAPL"))
-        .respond_with(chart())
-        .mount(&primary)
-        .await;
+    serve_aapl_times(
+        &primary,
+        ResponseTemplate::new(429).insert_header("Retry-After", "1"),
+        1,
+    )
+    .await;
+    serve_aapl(&primary, chart()).await;
     let mut policy = fast_policy();
     policy.retry = rampart_market::RetryPolicy {
         max_attempts: 2,
@@ -230,11 +231,12 @@ async fn retries_honour_a_short_retry_after() {
 async fn malformed_truncated_and_html_bodies_fall_back() {
     let (primary, backup) = two_servers().await;
     let truncated = &YAHOO_CHART[..YAHOO_CHART.len() / 2];
-    Mock::given(path("/v8/finance/chart/AAPL"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(truncated))
-        .up_to_n_times(1)
-        .mount(&primary)
-        .await;
+    serve_aapl_times(
+        &primary,
+        ResponseTemplate::new(200).set_body_string(truncated),
+        1,
+    )
+    .await;
     Mock::given(path("/v8/finance/chart/AAPL"))
         .respond_with(
             ResponseTemplate::new(200).set_body_string("<html><body>maintenance</body></html>"),
@@ -281,10 +283,7 @@ async fn invalid_quotes_are_rejected_as_malformed() {
 #[tokio::test]
 async fn slow_responses_open_the_breaker() {
     let (primary, backup) = two_servers().await;
-    Mock::given(path("/v8/finance/chart/AAPL"))
-        .respond_with(chart().set_delay(Duration::from_millis(150)))
-        .mount(&primary)
-        .await;
+    serve_aapl(&primary, chart().set_delay(Duration::from_millis(150))).await;
     let mut policy = fast_policy();
     policy.breaker.slow_call_duration = Duration::from_millis(100);
     policy.breaker.slow_call_rate_threshold = 75.0;
@@ -322,10 +321,7 @@ impl Respond for Flapping {
 #[tokio::test]
 async fn flapping_vendor_trips_at_the_threshold() {
     let (primary, backup) = two_servers().await;
-    Mock::given(path("/v8/finance/chart/AAPL"))
-        .respond_with(Flapping(AtomicUsize::new(0)))
-        .mount(&primary)
-        .await;
+    serve_aapl(&primary, Flapping(AtomicUsize::new(0))).await;
     let chain = chain(&primary, &backup, fast_policy());
     let sources: Vec<Source> = {
         let mut v = Vec::new();
@@ -438,10 +434,7 @@ async fn thousand_concurrent_requests_make_one_upstream_call() {
 #[tokio::test]
 async fn hedging_asks_the_next_provider_when_slow() {
     let (primary, backup) = two_servers().await;
-    Mock::given(path("/v8/finance/chart/AAPL"))
-        .respond_with(chart().set_delay(Duration::from_millis(400)))
-        .mount(&primary)
-        .await;
+    serve_aapl(&primary, chart().set_delay(Duration::from_millis(400))).await;
     let chain = ProviderChain::builder()
         .provider(yahoo("primary", &primary.uri()), fast_policy())
         .provider(yahoo("backup", &backup.uri()), fast_policy())

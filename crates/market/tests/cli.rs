@@ -2,7 +2,7 @@
 
 use clap::Parser;
 
-use crate::support::init;
+use crate::support::fresh_database;
 
 #[path = "../../../server/src/market_cmd.rs"]
 mod market_cmd;
@@ -27,12 +27,7 @@ fn backfill(args: &[&str]) -> market_cmd::BackfillArgs {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn backfill_command_fills_the_store() {
-    init();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = fresh_database().await;
     let args = [
         "--symbols",
         "^GSPC,ibm",

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rampart_market::{MarketConfig, ProviderChain, ProviderKind, Source};
 
-use crate::support::init;
+use crate::support::fresh_database;
 
 #[test]
 fn defaults_and_parsing() {
@@ -56,12 +56,7 @@ fn defaults_and_parsing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn from_config_builds_everything() {
-    init();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = fresh_database().await;
     let redis = rampart_testkit::redis().unwrap();
     let mut config = MarketConfig::default();
     config.store.database_url = Some(db.url.clone());

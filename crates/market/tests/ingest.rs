@@ -3,15 +3,10 @@
 use chrono::{Days, Utc};
 use rampart_market::{Bar, MarketError, ProviderChain, StoreProvider};
 
-use crate::support::{ScriptedProvider, date, fast_policy, init};
+use crate::support::{ScriptedProvider, date, fast_policy, fresh_database, init};
 
 async fn setup() -> (std::sync::Arc<ScriptedProvider>, ProviderChain) {
-    init();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = fresh_database().await;
     let store = StoreProvider::connect(&db.url, 4).await.unwrap();
     let vendor = ScriptedProvider::new("vendor", vec![]);
     let chain = ProviderChain::builder()

@@ -5,7 +5,7 @@ use rampart_market::store::subtract_ranges;
 use rampart_market::validate::validate_bars;
 use rampart_market::{Bar, MarketDataProvider, StoreProvider};
 
-use crate::support::{date, init};
+use crate::support::{date, fresh_database};
 
 fn bar(d: chrono::NaiveDate, close: f64) -> Bar {
     Bar {
@@ -21,12 +21,7 @@ fn bar(d: chrono::NaiveDate, close: f64) -> Bar {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn migrations_apply_once_even_concurrently() {
-    init();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = fresh_database().await;
     let a = StoreProvider::new(rampart_market::connect_pool(&db.url, 2).unwrap());
     let b = StoreProvider::new(rampart_market::connect_pool(&db.url, 2).unwrap());
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
@@ -41,12 +36,7 @@ async fn migrations_apply_once_even_concurrently() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upsert_counts_inserted_updated_unchanged() {
-    init();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = fresh_database().await;
     let store = StoreProvider::connect(&db.url, 2).await.unwrap();
     let bars = vec![
         bar(date(2024, 1, 2), 10.0),
@@ -111,12 +101,7 @@ async fn upsert_counts_inserted_updated_unchanged() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn database_constraints_back_the_validation() {
-    init();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = fresh_database().await;
     let store = StoreProvider::connect(&db.url, 2).await.unwrap();
     let mut bad = bar(date(2024, 1, 2), 10.0);
     bad.low = 20.0;
@@ -128,12 +113,7 @@ async fn database_constraints_back_the_validation() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn coverage_ranges() {
-    init();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = fresh_database().await;
     let store = StoreProvider::connect(&db.url, 2).await.unwrap();
     assert_eq!(
         store

@@ -191,3 +191,13 @@ pub async fn raw_http_server(response: &'static [u8]) -> String {
     });
     format!("http://{addr}")
 }
+
+/// A fresh database on the shared test server (TLS provider installed first).
+pub async fn fresh_database() -> rampart_testkit::TestDatabase {
+    init();
+    rampart_testkit::postgres()
+        .unwrap()
+        .fresh_database()
+        .await
+        .unwrap()
+}

@@ -22,7 +22,6 @@ struct Env {
 
 async fn env() -> Env {
     rampart_testkit::install_crypto_provider();
-    let smtp = rampart_testkit::smtp_server().unwrap();
     let db = rampart_testkit::postgres()
         .unwrap()
         .fresh_database()
@@ -50,23 +49,42 @@ async fn env() -> Env {
     .await
     .unwrap();
     let auth = Arc::new(AuthServer::new(pool.clone(), config, ring, kek).unwrap());
-    let notifier = Notifier::new(
-        pool.clone(),
-        NotifyConfig {
-            smtp_host: smtp.host().into(),
-            smtp_port: smtp.port(),
-            tls: SmtpTls::None,
-            from: "Rampart <no-reply@rampart.test>".into(),
-            public_base_url: "https://rampart.test".into(),
-            ..NotifyConfig::default()
-        },
-    )
-    .unwrap();
+    let notifier = Notifier::new(pool.clone(), mail_config()).unwrap();
     Env {
         auth,
         notifier,
         pool,
     }
+}
+
+/// Mail through the test kit's SMTP server, links to https://rampart.test.
+fn mail_config() -> NotifyConfig {
+    let smtp = rampart_testkit::smtp_server().unwrap();
+    NotifyConfig {
+        smtp_host: smtp.host().into(),
+        smtp_port: smtp.port(),
+        tls: SmtpTls::None,
+        from: "Rampart <no-reply@rampart.test>".into(),
+        public_base_url: "https://rampart.test".into(),
+        ..NotifyConfig::default()
+    }
+}
+
+/// Spends a reset `token` on the password "a brand new secret".
+async fn reset_to_new_secret(
+    notifier: &Notifier,
+    auth: &AuthServer,
+    token: &str,
+) -> Result<uuid::Uuid, NotifyError> {
+    notifier
+        .reset_password(
+            auth,
+            "acme",
+            token,
+            "a brand new secret",
+            &ctx("10.0.0.1", "t"),
+        )
+        .await
 }
 
 fn unique_email(name: &str) -> String {
@@ -146,15 +164,7 @@ async fn verification_link_sets_email_verified_once() {
         Err(NotifyError::InvalidToken)
     ));
     assert!(matches!(
-        e.notifier
-            .reset_password(
-                &e.auth,
-                "acme",
-                &token,
-                "a brand new secret",
-                &ctx("10.0.0.1", "t")
-            )
-            .await,
+        reset_to_new_secret(&e.notifier, &e.auth, &token).await,
         Err(NotifyError::InvalidToken)
     ));
     assert_eq!(
@@ -354,17 +364,11 @@ async fn price_alerts_fire_once_when_the_quote_crosses() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_reset_link_is_refused() {
     let e = env().await;
-    let smtp = rampart_testkit::smtp_server().unwrap();
     let instant = Notifier::new(
         e.pool.clone(),
         NotifyConfig {
-            smtp_host: smtp.host().into(),
-            smtp_port: smtp.port(),
-            tls: SmtpTls::None,
-            from: "Rampart <no-reply@rampart.test>".into(),
-            public_base_url: "https://rampart.test".into(),
             reset_ttl_secs: 0,
-            ..NotifyConfig::default()
+            ..mail_config()
         },
     )
     .unwrap();
@@ -380,15 +384,7 @@ async fn an_expired_reset_link_is_refused() {
     let mails = wait_for_mail(&email, 1).await;
     let token = token_of(&mails[0].1);
     assert!(matches!(
-        instant
-            .reset_password(
-                &e.auth,
-                "acme",
-                &token,
-                "a brand new secret",
-                &ctx("10.0.0.1", "t")
-            )
-            .await,
+        reset_to_new_secret(&instant, &e.auth, &token).await,
         Err(NotifyError::InvalidToken)
     ));
 }

@@ -69,6 +69,22 @@ fn new_portfolio(name: &str) -> NewPortfolio {
     }
 }
 
+/// A patch that only makes a portfolio public.
+fn made_public() -> PortfolioPatch {
+    PortfolioPatch {
+        is_public: Some(true),
+        ..PortfolioPatch::default()
+    }
+}
+
+/// A comment that answers no other.
+fn top_level_comment(body: &str) -> NewComment {
+    NewComment {
+        body: body.into(),
+        parent_id: None,
+    }
+}
+
 /// Quantities, prices and weights are exact decimals: stored in `numeric`,
 /// read back through the crate API with every digit, written to JSON with
 /// exactly those digits, and read from JSON exactly (up to 15 significant
@@ -195,8 +211,7 @@ async fn crud_creates_a_version_per_change_and_an_activity_trail() {
             id,
             PortfolioPatch {
                 name: Some("Core 2".into()),
-                is_public: Some(true),
-                ..PortfolioPatch::default()
+                ..made_public()
             },
         )
         .await
@@ -369,17 +384,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         Access::View
     );
     assert_eq!(svc.list("acme", &b, None, 10).await.unwrap().items.len(), 1);
-    let forbidden = svc
-        .comment(
-            "acme",
-            &b,
-            id,
-            NewComment {
-                body: "hi".into(),
-                parent_id: None,
-            },
-        )
-        .await;
+    let forbidden = svc.comment("acme", &b, id, top_level_comment("hi")).await;
     assert!(matches!(
         forbidden,
         Err(PortfolioError::Forbidden { needed: "comment" })
@@ -389,15 +394,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         .await
         .unwrap();
     let c = svc
-        .comment(
-            "acme",
-            &b,
-            id,
-            NewComment {
-                body: "hi".into(),
-                parent_id: None,
-            },
-        )
+        .comment("acme", &b, id, top_level_comment("hi"))
         .await
         .unwrap();
     let reply = svc
@@ -522,17 +519,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
     ));
 
     // Public: every user of the tenant may view.
-    svc.update(
-        "acme",
-        &owner,
-        id,
-        PortfolioPatch {
-            is_public: Some(true),
-            ..PortfolioPatch::default()
-        },
-    )
-    .await
-    .unwrap();
+    svc.update("acme", &owner, id, made_public()).await.unwrap();
     assert_eq!(
         svc.get("acme", &e, id).await.unwrap().portfolio.access,
         Access::View

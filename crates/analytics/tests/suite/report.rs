@@ -36,6 +36,14 @@ const METRICS: [&str; 23] = [
     "kurtosis",
 ];
 
+/// The metrics of [`METRICS`] the reference file has no value for.
+const NOT_IN_REFERENCE: [&str; 4] = [
+    "omega_ratio",
+    "gaussian_conditional_value_at_risk",
+    "monte_carlo_value_at_risk",
+    "monte_carlo_conditional_value_at_risk",
+];
+
 #[test]
 fn report_on_real_prices_matches_the_reference_values() {
     let options = ReportOptions {
@@ -66,27 +74,10 @@ fn report_on_real_prices_matches_the_reference_values() {
         let mut want = METRICS.to_vec();
         want.sort_unstable();
         assert_eq!(keys, want, "{name}: metric names");
-        for key in [
-            "cum_returns_final",
-            "annual_return",
-            "annual_volatility",
-            "sharpe_ratio",
-            "sortino_ratio",
-            "downside_risk",
-            "max_drawdown",
-            "calmar_ratio",
-            "tail_ratio",
-            "stability_of_timeseries",
-            "alpha",
-            "beta",
-            "excess_sharpe",
-            "value_at_risk",
-            "conditional_value_at_risk",
-            "gaussian_value_at_risk",
-            "cornish_fisher_value_at_risk",
-            "skew",
-            "kurtosis",
-        ] {
+        for key in METRICS
+            .into_iter()
+            .filter(|key| !NOT_IN_REFERENCE.contains(key))
+        {
             let e = json_f64(&expected[name]["metrics"][key]);
             assert_close(&format!("{name}.{key}"), json_f64(&metrics[key]), e);
         }

@@ -1,6 +1,6 @@
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
-use rampart_tenancy::TenancyError;
+use rampart_tenancy::{TenancyError, TenantPool};
 
 use super::{Count, pool};
 
@@ -8,6 +8,18 @@ use super::{Count, pool};
 struct Email {
     #[diesel(sql_type = Text)]
     email: String,
+}
+
+/// The rows in `slug`'s users table.
+async fn user_count(pool: &TenantPool, slug: &str) -> i64 {
+    pool.with_tenant(slug, async |conn| {
+        let c: Count = diesel::sql_query("SELECT count(*) AS n FROM users")
+            .get_result(conn)
+            .await?;
+        Ok::<_, TenancyError>(c.n)
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -46,15 +58,7 @@ async fn concurrent_tenants_never_see_each_others_rows() {
         t.await.unwrap().unwrap();
     }
     for s in &slugs {
-        let n = pool
-            .with_tenant(s, async |conn| {
-                let c: Count = diesel::sql_query("SELECT count(*) AS n FROM users")
-                    .get_result(conn)
-                    .await?;
-                Ok::<_, TenancyError>(c.n)
-            })
-            .await
-            .unwrap();
+        let n = user_count(&pool, s).await;
         assert_eq!(n, 25);
     }
 }
@@ -146,15 +150,7 @@ async fn errors_in_work_roll_back() {
         })
         .await;
     assert!(r.is_err());
-    let n = pool
-        .with_tenant("atomic", async |conn| {
-            let c: Count = diesel::sql_query("SELECT count(*) AS n FROM users")
-                .get_result(conn)
-                .await?;
-            Ok::<_, TenancyError>(c.n)
-        })
-        .await
-        .unwrap();
+    let n = user_count(&pool, "atomic").await;
     assert_eq!(n, 0);
     assert!(pool.checkouts(pool.tenant("atomic").await.unwrap().id) >= 2);
 }
