@@ -71,7 +71,13 @@ async fn falls_back_on_500_and_opens_the_breaker() {
         ResponseTemplate::new(500).set_body_string("Internal Server Error"),
     )
     .await;
-    let chain = chain(&primary, &backup, fast_policy());
+    // A long open wait: on a loaded machine the ten calls below must not
+    // outlive it and let half-open trial calls through.
+    let mut policy = fast_policy();
+    policy.breaker.wait_in_open = WaitInOpen::Fixed {
+        wait: Duration::from_secs(60),
+    };
+    let chain = chain(&primary, &backup, policy);
     let mut events = chain.breaker("primary").unwrap().subscribe();
     for i in 0..4 {
         let served = ask(&chain).await.unwrap();
