@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rampart_market::breaker::BreakerState;
-use rampart_market::{MarketError, ProviderChain, ProviderPolicy, Source, Staleness};
+use rampart_market::{MarketError, ProviderChain, ProviderPolicy, Source, Staleness, WaitInOpen};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
