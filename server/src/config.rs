@@ -83,6 +83,11 @@ pub struct ServerConfig {
     pub database: TenancyConfig,
     /// Redis (shared cache and rate limits); in-memory when absent.
     pub redis_url: Option<String>,
+    /// TLS files for a `rediss://` `redis_url`: root CA (the platform's
+    /// store when absent) and an optional client certificate. Given to the
+    /// rate limiter and the market cache with `redis_url` when they have no
+    /// Redis of their own.
+    pub redis_tls: rampart_dbtls::RedisTlsConfig,
     /// Vault / OpenBao.
     pub vault: Option<VaultConfig>,
     /// Rate limits.
@@ -120,6 +125,7 @@ impl Default for ServerConfig {
             tls_reload_secs: 10,
             database: TenancyConfig::default(),
             redis_url: None,
+            redis_tls: rampart_dbtls::RedisTlsConfig::default(),
             vault: None,
             rate_limit: RateLimitConfig::default(),
             http: HttpConfig::default(),

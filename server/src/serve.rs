@@ -87,10 +87,11 @@ pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
     let mut rl = config.rate_limit.clone();
     if rl.redis_url.is_none() {
         rl.redis_url = config.redis_url.clone();
+        rl.redis_tls = config.redis_tls.clone();
     }
     let limiter = Arc::new(RateLimiter::new(rl)?);
     let redis = match &config.redis_url {
-        Some(url) => Some(redis::Client::open(url.as_str())?),
+        Some(url) => Some(rampart_dbtls::redis_client(url, &config.redis_tls)?),
         None => None,
     };
 
@@ -104,6 +105,7 @@ pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
     let mut market = config.market.clone();
     if market.cache.redis_url.is_none() {
         market.cache.redis_url = config.redis_url.clone();
+        market.cache.redis_tls = config.redis_tls.clone();
     }
     if let Some(secret) = vault.as_ref().and_then(|v| v.secret(MARKET_SECRET)) {
         for p in &mut market.providers {

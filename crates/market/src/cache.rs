@@ -81,8 +81,20 @@ impl RedisCache {
         stale_ttl: Duration,
         op_timeout: Duration,
     ) -> Result<Self> {
-        let client =
-            redis::Client::open(url).map_err(|e| MarketError::Config(format!("redis URL: {e}")))?;
+        let client = rampart_dbtls::redis_client(url, &rampart_dbtls::RedisTlsConfig::default())
+            .map_err(|e| MarketError::Config(format!("redis: {e}")))?;
+        Self::with_client(client, prefix, fresh_ttl, stale_ttl, op_timeout).await
+    }
+
+    /// [`RedisCache::connect`] with a client of the caller's (e.g. one made
+    /// by `rampart_dbtls::redis_client` with TLS files).
+    pub async fn with_client(
+        client: redis::Client,
+        prefix: &str,
+        fresh_ttl: Duration,
+        stale_ttl: Duration,
+        op_timeout: Duration,
+    ) -> Result<Self> {
         let cache = Self {
             client,
             connection: Arc::new(RwLock::new(None)),

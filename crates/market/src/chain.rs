@@ -416,8 +416,9 @@ impl ProviderChain {
         };
         let store = match (pool, &config.store.database_url) {
             (Some(pool), _) => Some(StoreProvider::new(pool)),
-            (None, Some(url)) => Some(StoreProvider::new(crate::store::connect_pool(
+            (None, Some(url)) => Some(StoreProvider::new(crate::store::connect_pool_with_tls(
                 url,
+                &config.store.tls,
                 config.store.pool_size.unwrap_or(8),
             )?)),
             (None, None) => None,
@@ -458,8 +459,9 @@ impl ProviderChain {
         if let Some(url) = &config.cache.redis_url {
             let c = &config.cache;
             builder = builder.redis(
-                RedisCache::connect(
-                    url,
+                RedisCache::with_client(
+                    rampart_dbtls::redis_client(url, &c.redis_tls)
+                        .map_err(|e| MarketError::Config(format!("redis: {e}")))?,
                     &c.redis_prefix,
                     c.l2_quote_ttl,
                     c.l2_stale_ttl,

@@ -205,6 +205,9 @@ pub struct CacheConfig {
     pub l1_capacity: u64,
     /// Redis URL for L2; no L2 when `None`.
     pub redis_url: Option<String>,
+    /// TLS files for a `rediss://` `redis_url` (root CA, optional client
+    /// certificate).
+    pub redis_tls: rampart_dbtls::RedisTlsConfig,
     /// L2 time to live of a fresh quote.
     #[serde(with = "duration_ms", rename = "l2_quote_ttl_ms")]
     pub l2_quote_ttl: Duration,
@@ -225,6 +228,7 @@ impl Default for CacheConfig {
             l1_bars_ttl: Duration::from_secs(60),
             l1_capacity: 100_000,
             redis_url: None,
+            redis_tls: rampart_dbtls::RedisTlsConfig::default(),
             l2_quote_ttl: Duration::from_secs(60),
             l2_stale_ttl: Duration::from_secs(7 * 24 * 3600),
             redis_timeout: Duration::from_millis(100),
@@ -241,6 +245,8 @@ pub struct StoreConfig {
     pub database_url: Option<String>,
     /// Pool size.
     pub pool_size: Option<usize>,
+    /// TLS to PostgreSQL (wins over the URL's libpq `ssl*` parameters).
+    pub tls: rampart_dbtls::PgTlsConfig,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -252,6 +258,7 @@ impl std::fmt::Debug for StoreConfig {
                 &self.database_url.as_ref().map(|_| "<redacted>"),
             )
             .field("pool_size", &self.pool_size)
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -107,5 +107,5 @@ pub use metrics::MarketMetrics;
 pub use model::{Bar, Fundamentals, NewsItem, Quote, Served, Source, Staleness, SymbolMatch};
 pub use provider::MarketDataProvider;
 pub use resilience::{CallTimeout, Coalescer, RateLimitConfig, RateLimiter, RetryPolicy};
-pub use store::{PgPool, StoreProvider, connect_pool};
+pub use store::{PgPool, StoreProvider, connect_pool, connect_pool_with_tls};
 pub use validate::{Rejections, validate_bars};

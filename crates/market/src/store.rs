@@ -20,7 +20,6 @@ use diesel::dsl::{max, now, sql};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Float8, Nullable};
 use diesel::upsert::excluded;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde::{Deserialize, Serialize};
@@ -56,9 +55,21 @@ fn db(e: impl std::fmt::Display) -> MarketError {
     MarketError::Store(e.to_string())
 }
 
-/// A pool of `size` connections to `url` (connections are made lazily).
+/// A pool of `size` connections to `url` (connections are made lazily),
+/// with TLS as the URL's libpq parameters say.
 pub fn connect_pool(url: &str, size: usize) -> Result<PgPool> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    connect_pool_with_tls(url, &rampart_dbtls::PgTlsConfig::default(), size)
+}
+
+/// [`connect_pool`] with TLS settings that win over the URL's.
+pub fn connect_pool_with_tls(
+    url: &str,
+    tls: &rampart_dbtls::PgTlsConfig,
+    size: usize,
+) -> Result<PgPool> {
+    let manager = rampart_dbtls::PgConnector::new(url, tls)
+        .map_err(|e| MarketError::Config(format!("store database: {e}")))?
+        .diesel_manager();
     Pool::builder(manager)
         .max_size(size.max(1))
         .build()

@@ -145,6 +145,13 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// The unprivileged account (uid, gid) PostgreSQL runs as when this process
+/// is root; `None` when it runs as this process's own user. Files the server
+/// must own (e.g. a TLS key) are given to this account.
+pub fn server_account() -> Result<Option<(u32, u32)>> {
+    postgres_account()
+}
+
 /// The unprivileged account PostgreSQL runs as when this process is root.
 fn postgres_account() -> Result<Option<(u32, u32)>> {
     if !is_root() {

@@ -317,6 +317,9 @@ pub struct RateLimitConfig {
     /// with its password redacted.
     #[serde(serialize_with = "serialize_redacted_url")]
     pub redis_url: Option<String>,
+    /// TLS files for a `rediss://` `redis_url` (root CA, optional client
+    /// certificate).
+    pub redis_tls: rampart_dbtls::RedisTlsConfig,
     /// Prefix of every Redis key.
     pub key_prefix: String,
     /// Per client IP (IPv6 counted per /64).
@@ -340,6 +343,7 @@ impl Default for RateLimitConfig {
         RateLimitConfig {
             enabled: true,
             redis_url: None,
+            redis_tls: rampart_dbtls::RedisTlsConfig::default(),
             key_prefix: "rampart:rl".to_owned(),
             per_ip: Quota::new(300, Duration::from_secs(60), 60),
             per_tenant: Quota::new(6_000, Duration::from_secs(60), 600),
@@ -379,6 +383,7 @@ impl fmt::Debug for RateLimitConfig {
         f.debug_struct("RateLimitConfig")
             .field("enabled", &self.enabled)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_tls", &self.redis_tls)
             .field("key_prefix", &self.key_prefix)
             .field("per_ip", &self.per_ip)
             .field("per_tenant", &self.per_tenant)
@@ -680,7 +685,7 @@ impl RateLimiter {
         let redis = match &cfg.redis_url {
             None => None,
             Some(url) => {
-                let client = redis::Client::open(url.as_str()).map_err(|e| {
+                let client = rampart_dbtls::redis_client(url, &cfg.redis_tls).map_err(|e| {
                     RateLimitError::Config(format!("redis_url {}: {e}", redact_url(url)))
                 })?;
                 let timeout = Duration::from_millis(cfg.redis_timeout_ms);

@@ -603,18 +603,9 @@ impl TenantPool {
     }
 
     /// A plain tokio-postgres client on the pool's database: diesel-async has
-    /// no COPY. Same URL and TLS mode (none) as the pool.
+    /// no COPY. Same URL and TLS settings as the pool.
     async fn copy_client(&self) -> Result<tokio_postgres::Client, TenancyError> {
-        let (client, connection) =
-            tokio_postgres::connect(&self.inner.config.database_url, tokio_postgres::NoTls)
-                .await
-                .map_err(pg)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "backup connection closed with an error");
-            }
-        });
-        Ok(client)
+        Ok(self.inner.connector.connect().await?)
     }
 
     /// Transaction-local settings that make COPY output independent of the

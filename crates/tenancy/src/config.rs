@@ -9,6 +9,11 @@ pub struct TenancyConfig {
     /// PostgreSQL URL of the platform database (a role that may create roles
     /// and schemas). Never logged.
     pub database_url: String,
+    /// TLS to PostgreSQL: `sslmode` and the root/client certificate files
+    /// (each wins over the same libpq parameter of `database_url`; plaintext
+    /// when neither says otherwise). Used by every connection of the pool
+    /// and by the backup's COPY connections.
+    pub tls: rampart_dbtls::PgTlsConfig,
     /// Maximum pooled connections.
     pub max_connections: usize,
     /// Connections older than this are closed when returned: per-connection
@@ -36,6 +41,7 @@ impl Default for TenancyConfig {
     fn default() -> Self {
         Self {
             database_url: String::new(),
+            tls: rampart_dbtls::PgTlsConfig::default(),
             max_connections: 16,
             connection_max_lifetime_secs: 30 * 60,
             pool_wait_timeout_ms: 5_000,
@@ -53,6 +59,7 @@ impl fmt::Debug for TenancyConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TenancyConfig")
             .field("database_url", &redact_url(&self.database_url))
+            .field("tls", &self.tls)
             .field("max_connections", &self.max_connections)
             .field(
                 "connection_max_lifetime_secs",

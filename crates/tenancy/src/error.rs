@@ -110,6 +110,18 @@ pub enum TenancyError {
     CopyDatabase(String),
 }
 
+impl From<rampart_dbtls::DbTlsError> for TenancyError {
+    /// Bad TLS settings or files are configuration errors; a failed
+    /// connection (including a refused server certificate) is the database
+    /// being unavailable.
+    fn from(e: rampart_dbtls::DbTlsError) -> Self {
+        match e {
+            rampart_dbtls::DbTlsError::Connect(m) => Self::Pool(m),
+            other => Self::Config(other.to_string()),
+        }
+    }
+}
+
 impl TenancyError {
     /// A stable machine-readable code for this error (used in API envelopes).
     pub fn code(&self) -> &'static str {

@@ -7,7 +7,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::dsl::now;
 use diesel::prelude::*;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Hook, HookError, Object, Pool};
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager};
 use sha2::{Digest, Sha256};
@@ -139,6 +138,9 @@ pub struct TenantPool {
 
 pub(crate) struct Inner {
     pub(crate) pool: Pool<AsyncPgConnection>,
+    /// Makes the pool's connections and the backup's COPY clients (TLS
+    /// settings resolved, certificate files loaded once).
+    pub(crate) connector: rampart_dbtls::PgConnector,
     pub(crate) config: TenancyConfig,
     pub(crate) template: MigrationSet,
     pub(crate) baseline: Baseline,
@@ -177,8 +179,8 @@ impl TenantPool {
         template: MigrationSet,
     ) -> Result<Self, TenancyError> {
         config.validate()?;
-        let manager =
-            AsyncDieselConnectionManager::<AsyncPgConnection>::new(config.database_url.clone());
+        let connector = rampart_dbtls::PgConnector::new(&config.database_url, &config.tls)?;
+        let manager = connector.diesel_manager();
         let max_lifetime = Duration::from_secs(config.connection_max_lifetime_secs);
         let pool = Pool::builder(manager)
             .max_size(config.max_connections)
@@ -215,6 +217,7 @@ impl TenantPool {
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
+                connector,
                 config,
                 template,
                 baseline,

@@ -42,6 +42,9 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 pub use rampart_pgembed::{PgOptions, postgres_tool};
 
 pub mod schema_check;
+pub mod tls;
+
+pub use tls::{TestCa, postgres_tls, redis_tls, test_ca};
 
 /// Everything that can go wrong while starting a test service.
 #[derive(Debug, thiserror::Error)]
@@ -306,6 +309,7 @@ pub struct TestDatabase {
 pub struct RedisServer {
     port: u16,
     root: PathBuf,
+    tls: Option<tls::RedisTls>,
 }
 
 static SHARED_REDIS: OnceLock<std::result::Result<RedisServer, String>> = OnceLock::new();
@@ -318,6 +322,10 @@ pub fn redis() -> Result<&'static RedisServer> {
 impl RedisServer {
     /// Starts a throwaway server stopped when this process exits.
     pub fn start() -> Result<Self> {
+        Self::start_inner(None)
+    }
+
+    fn start_inner(tls: Option<tls::RedisTls>) -> Result<Self> {
         let binary = find_on_path("redis-server").ok_or(TestkitError::MissingBinary {
             binary: "redis-server",
             hint: "Install it with `apt-get install -y redis-server`, or run `./scripts/test`, which installs what is missing.",
@@ -326,6 +334,7 @@ impl RedisServer {
         let mut server = RedisServer {
             port: free_port()?,
             root,
+            tls,
         };
         // The probed port may be taken before Redis binds it: retry.
         let mut attempt = 0;
@@ -345,17 +354,16 @@ impl RedisServer {
 
     fn launch(&self, binary: &Path) -> Result<()> {
         let port = self.port.to_string();
-        run(Command::new(binary)
-            .args([
-                "--port",
-                &port,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+        let mut cmd = Command::new(binary);
+        match &self.tls {
+            // TLS only: the plaintext port is off.
+            Some(tls) => cmd
+                .args(["--port", "0", "--tls-port", &port])
+                .args(tls.args()),
+            None => cmd.args(["--port", &port]),
+        };
+        run(cmd
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "yes", "--pidfile"])
             .arg(self.root.join("redis.pid"))
             .arg("--dir")
@@ -366,6 +374,10 @@ impl RedisServer {
         wait_until("Redis", Duration::from_secs(10), || {
             use std::io::{Read, Write};
             let mut s = std::net::TcpStream::connect(&addr).map_err(|e| e.to_string())?;
+            if self.tls.is_some() {
+                // Accepting connections is enough: no persistence to load.
+                return Ok(());
+            }
             s.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
             let mut buf = [0u8; 7];
             s.read_exact(&mut buf).map_err(|e| e.to_string())?;
@@ -377,9 +389,14 @@ impl RedisServer {
         })
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT` (`rediss://` for a TLS server).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The port.

@@ -5,6 +5,7 @@ mod lifecycle;
 mod migrate;
 mod provision;
 mod settings;
+mod tls;
 
 use rampart_tenancy::{MigrationSet, TenancyConfig, TenantPool};
 
