@@ -13,7 +13,7 @@ use crate::config::ServerConfig;
 use crate::error;
 use crate::middleware::{self, Listener};
 use crate::routes;
-use crate::tls::{ClientAuth, TlsFiles, capture_client_identity, listener_tls};
+use crate::tls::{ClientAuth, TlsFiles, capture_client_identity, listener_tls, listener_tls_for};
 
 pub use crate::state::AppState;
 
@@ -82,7 +82,14 @@ impl RunningServer {
 pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningServer> {
     let config = state.config.clone();
     let public_tls = listener_tls(tls, ClientAuth::Optional)?;
-    let admin_tls = listener_tls(tls, ClientAuth::Required)?;
+    // The admin listener: the client CA's certificates, and when an
+    // allow-list of operators is configured, only theirs.
+    let operators = config
+        .tls_vault_pki
+        .as_ref()
+        .map(|v| v.operator_subjects.clone())
+        .unwrap_or_default();
+    let admin_tls = listener_tls_for(tls, ClientAuth::Required, operators)?;
     let reload = Duration::from_secs(config.tls_reload_secs.max(1));
     let tasks = vec![
         public_tls.reloader.clone().spawn_watch(reload),

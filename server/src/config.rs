@@ -43,6 +43,12 @@ pub struct HttpConfig {
     /// On stop, how long in-flight requests and open connections may take
     /// to finish before they are closed.
     pub shutdown_timeout_secs: u64,
+    /// Load balancers and reverse proxies in front of the public listener
+    /// (CIDR ranges or addresses). Only a connection from one of them may
+    /// name the client's address (`Forwarded: for=…` or `X-Forwarded-For`);
+    /// from anyone else those headers are ignored. Empty: the TCP peer is
+    /// always the client.
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
 }
 
 impl Default for HttpConfig {
@@ -55,6 +61,7 @@ impl Default for HttpConfig {
             cors_allowed_origins: Vec::new(),
             workers: 0,
             shutdown_timeout_secs: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -210,6 +217,13 @@ impl ServerConfig {
                 problems.push(
                     "production mode needs [vault]: secrets are read from Vault only".to_owned(),
                 );
+            }
+            if let Some(problem) = self
+                .tls_vault_pki
+                .as_ref()
+                .and_then(|v| v.operator_problem())
+            {
+                problems.push(format!("production mode: {problem}"));
             }
             if !self.database.database_url.is_empty() {
                 problems.push("production mode: database.database_url must come from Vault (secret `database`, field `url`), not from configuration".to_owned());

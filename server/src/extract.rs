@@ -120,9 +120,8 @@ pub fn user_of(principal: &Principal) -> Result<Uuid, ApiError> {
 /// Where a request comes from, for audit records and device checks.
 pub fn client_context(req: &HttpRequest) -> ClientContext {
     ClientContext {
-        ip: req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
+        ip: crate::client_addr::client_ip(req)
+            .map(|ip| ip.to_string())
             .unwrap_or_default(),
         device: None,
         user_agent: req

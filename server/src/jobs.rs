@@ -12,7 +12,6 @@ use rampart_notify::{Notifier, NotifyError};
 use tokio::task::JoinHandle;
 
 use crate::broker_crypto::VaultBrokerCrypto;
-use crate::readiness;
 use crate::state::AppState;
 
 /// Every job, as tasks to stop with the server.
@@ -38,7 +37,7 @@ pub fn spawn_probes(state: AppState) -> JoinHandle<()> {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
-            readiness::probe(&state).await;
+            state.ready_report().await;
         }
     })
 }

@@ -1,7 +1,6 @@
 //! The middleware of both listeners, one concern each: request context
 //! (request id, metrics, access log), rate limits, and the admin audit
 //! trail. Security headers are actix's `DefaultHeaders` (see [`security_headers`]).
-use std::net::IpAddr;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -162,12 +161,32 @@ pub async fn admin_audit(
     Ok(res)
 }
 
-fn client_ip(req: &ServiceRequest) -> Option<IpAddr> {
-    req.peer_addr().map(|a| a.ip())
+/// Whether the request carries a bearer token that this tenant issued
+/// (signature, issuer and audience checked; revocation is the handler's
+/// business): such requests draw from the tenant's authenticated budget.
+fn authenticated_for(req: &ServiceRequest, state: &AppState, tenant: &str) -> bool {
+    let Some(token) = crate::extract::bearer_token(req.request()) else {
+        return false;
+    };
+    let auth = &state.auth;
+    auth.tokens()
+        .verify_access_token(
+            token,
+            &auth.issuer(tenant),
+            &auth.config().access_token_audience,
+        )
+        .is_ok()
 }
 
-/// Per-IP, per-tenant and per-API-key limits; `429` with `Retry-After` and
+/// Per-IP, per-API-key and per-tenant limits; `429` with `Retry-After` and
 /// `RateLimit-*` headers. Health and metrics are exempt.
+///
+/// The limits are counted all or nothing ([`rampart_ratelimit::RateLimiter::check_all`]):
+/// a request refused by one spends nothing from the others, so a client
+/// refused by its per-IP limit cannot drain its tenant's budget. Anonymous
+/// requests and requests with a verified token of the tenant draw from two
+/// separate tenant budgets, so no anonymous source can starve the tenant's
+/// users.
 pub async fn rate_limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -177,9 +196,13 @@ pub async fn rate_limit(
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let mut decision = None;
     if let (false, Some(state)) = (exempt, state.as_ref()) {
-        let mut scopes = Vec::new();
-        if let Some(ip) = client_ip(&req) {
-            scopes.push(("ip", state.limiter.check_ip(ip).await));
+        let limiter = &state.limiter;
+        let mut limits = Vec::new();
+        if let Some(ip) = crate::client_addr::client_ip(req.request()) {
+            limits.push(limiter.ip_limit(ip));
+        }
+        if let Some(key) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
+            limits.push(limiter.api_key_limit(key));
         }
         // Tenant-scoped paths: the OAuth issuer `/t/{tenant}/…` and the API
         // `/api/v1/t/{tenant}/…`.
@@ -189,27 +212,14 @@ pub async fn rate_limit(
             .and_then(|rest| rest.split('/').next())
             && rampart_tenancy::TenantSlug::parse(tenant).is_ok()
         {
-            scopes.push(("tenant", state.limiter.check_tenant(tenant).await));
+            let authenticated = authenticated_for(&req, state, tenant);
+            limits.push(limiter.tenant_limit(tenant, authenticated));
         }
-        if let Some(key) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
-            scopes.push(("api_key", state.limiter.check_api_key(key).await));
-        }
-        let mut strictest: Option<(&str, rampart_ratelimit::Decision)> = None;
-        for (scope, d) in scopes {
-            if !d.allowed {
+        if !limits.is_empty() {
+            let verdict = limiter.check_all(&limits).await;
+            let d = verdict.decision;
+            if let Some(scope) = verdict.refused_by {
                 state.metrics.rate_limited.with_label_values(&[scope]).inc();
-            }
-            strictest = Some(match strictest {
-                None => (scope, d),
-                Some((s, prev)) => {
-                    let denied_now = !d.allowed && prev.allowed;
-                    let merged = prev.stricter(d);
-                    (if denied_now { scope } else { s }, merged)
-                }
-            });
-        }
-        if let Some((scope, d)) = strictest {
-            if !d.allowed {
                 let err = ApiError::rate_limited(
                     format!("too many requests ({scope} limit)"),
                     d.retry_after.map(|r| r.as_secs().max(1)),

@@ -98,6 +98,7 @@ use utoipa::OpenApi;
         crate::error::ErrorCode,
         crate::meta::Meta,
         crate::readiness::Readiness,
+        crate::readiness::PublicReadiness,
         crate::readiness::Dependency,
         crate::routes::admin::ProvisionBody,
         crate::routes::admin::LifecycleBody,

@@ -1,11 +1,16 @@
 //! Readiness: PostgreSQL, Redis and Vault probed with a timeout each; the
-//! degraded states named (served by `/ready`, kept in `/metrics`).
+//! degraded states named (served in full by `/ready` on the admin listener,
+//! kept in `/metrics`). The public `/ready` says only ready or not
+//! ([`PublicReadiness`]). Probes go through [`ProbeCache`]: at most one per
+//! [`PROBE_CACHE_FOR`], however many callers ask.
 use std::time::{Duration, Instant};
+
+use prometheus::{IntCounter, Registry};
 
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
 
-use crate::state::AppState;
+use crate::metrics::Metrics;
 
 /// One dependency's state.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -40,6 +45,76 @@ pub struct Readiness {
     pub uptime_secs: u64,
 }
 
+/// What the public listener's `/ready` says: nothing about the internals.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PublicReadiness {
+    /// `ready` (serving, possibly degraded) or `unavailable`.
+    pub status: &'static str,
+}
+
+impl Readiness {
+    /// Whether the server can serve (PostgreSQL answers).
+    pub fn serving(&self) -> bool {
+        self.postgres.ok
+    }
+
+    /// The public view: ready or not, no details.
+    pub fn public(&self) -> PublicReadiness {
+        PublicReadiness {
+            status: if self.serving() {
+                "ready"
+            } else {
+                "unavailable"
+            },
+        }
+    }
+}
+
+/// How long a probe's result is reused.
+pub const PROBE_CACHE_FOR: Duration = Duration::from_secs(1);
+
+/// The latest probe, reused for [`PROBE_CACHE_FOR`]; concurrent callers wait
+/// for the one probe in flight instead of starting their own (so `/ready`,
+/// public and unthrottled, cannot multiply connections to the dependencies).
+pub struct ProbeCache {
+    last: tokio::sync::Mutex<Option<(Instant, Readiness)>>,
+    probes: IntCounter,
+}
+
+impl ProbeCache {
+    /// An empty cache; its counter `rampart_readiness_probes_total` is
+    /// registered in `registry`.
+    pub fn new(registry: &Registry) -> anyhow::Result<Self> {
+        let probes = IntCounter::new(
+            "readiness_probes_total",
+            "Dependency probes run (at most one per second, however many ask)",
+        )
+        .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+        registry
+            .register(Box::new(probes.clone()))
+            .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+        Ok(Self {
+            last: tokio::sync::Mutex::new(None),
+            probes,
+        })
+    }
+
+    /// The latest readiness: cached when younger than [`PROBE_CACHE_FOR`],
+    /// else `probe` (see [`probe`]) runs now.
+    pub async fn get(&self, probe: impl Future<Output = Readiness>) -> Readiness {
+        let mut last = self.last.lock().await;
+        if let Some((at, report)) = last.as_ref()
+            && at.elapsed() < PROBE_CACHE_FOR
+        {
+            return report.clone();
+        }
+        self.probes.inc();
+        let report = probe.await;
+        *last = Some((Instant::now(), report.clone()));
+        report
+    }
+}
+
 async fn timed<F: std::future::Future<Output = Result<(), String>>>(
     configured: bool,
     f: F,
@@ -65,9 +140,23 @@ async fn timed<F: std::future::Future<Output = Result<(), String>>>(
     }
 }
 
+/// What a probe looks at (the parts of the app state it needs).
+pub struct Probed<'a> {
+    /// PostgreSQL.
+    pub tenants: &'a rampart_tenancy::TenantPool,
+    /// Redis, when configured.
+    pub redis: Option<&'a redis::Client>,
+    /// Vault, when configured.
+    pub vault: Option<&'a rampart_vault::SecretStore>,
+    /// The pool and dependency gauges are updated here.
+    pub metrics: &'a Metrics,
+    /// When the server started.
+    pub started: Instant,
+}
+
 /// Probes every dependency and updates the pool and dependency gauges
-/// (used by `/ready`, `/metrics` and the probe job).
-pub async fn probe(state: &AppState) -> Readiness {
+/// (through [`ProbeCache::get`]: `/ready`, `/metrics` and the probe job).
+pub async fn probe(state: Probed<'_>) -> Readiness {
     let pool_status = state.tenants.pool_status();
     for (label, v) in [
         ("size", pool_status.size),
@@ -96,7 +185,7 @@ pub async fn probe(state: &AppState) -> Readiness {
     })
     .await;
     let redis = timed(state.redis.is_some(), async {
-        let client = state.redis.as_ref().ok_or("not configured")?;
+        let client = state.redis.ok_or("not configured")?;
         let mut conn = client
             .get_multiplexed_async_connection()
             .await
@@ -109,7 +198,7 @@ pub async fn probe(state: &AppState) -> Readiness {
     })
     .await;
     let vault = timed(state.vault.is_some(), async {
-        let store = state.vault.as_ref().ok_or("not configured")?;
+        let store = state.vault.ok_or("not configured")?;
         if store.health().is_ok() {
             Ok(())
         } else {

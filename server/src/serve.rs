@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use rampart_auth::{
-    AuthServer, KeyEncryptionKey, KeyRing, KeyStore, MemoryKeyStore, RotationPolicy, VaultKeyStore,
+    AuthServer, KeyEncryptionKey, KeyRing, KeyStore, MemoryKeyStore, RotationPolicy,
 };
 use rampart_tenancy::TenantPool;
 
@@ -14,7 +14,7 @@ use crate::config::{Mode, ServerConfig};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use rampart_ratelimit::RateLimiter;
-use rampart_vault::{ExposeSecret as _, SecretStore, VaultAuth};
+use rampart_vault::SecretStore;
 
 /// Options of `rampart serve`.
 #[derive(Debug, Args)]
@@ -144,7 +144,9 @@ pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
         kek,
     )?);
     auth.spawn_cleanup(Duration::from_secs(3600));
+    let readiness = Arc::new(crate::readiness::ProbeCache::new(&metrics.registry)?);
     Ok(AppState {
+        readiness,
         tenants,
         metrics,
         limiter,
@@ -166,7 +168,7 @@ pub fn key_store(
     vault: Option<&SecretStore>,
 ) -> anyhow::Result<(Arc<dyn KeyStore>, KeyEncryptionKey)> {
     Ok(match (vault, &config.vault) {
-        (Some(store), Some(vcfg)) => {
+        (Some(store), Some(_)) => {
             let kek_hex = store
                 .secret(AUTH_SECRET)
                 .and_then(|s| s.get_str("kek").map(str::to_owned))
@@ -176,22 +178,12 @@ pub fn key_store(
                     )
                 })?;
             let kek = KeyEncryptionKey::from_hex("vault-kek", &kek_hex)?;
-            let token = match &vcfg.auth {
-                VaultAuth::Token { token } => token.expose_secret().to_owned(),
-                // The key store holds a static token; AppRole-issued tokens
-                // expire, so the signing-key store needs its own token.
-                VaultAuth::AppRole { .. } => std::env::var("RAMPART_KEYSTORE_VAULT_TOKEN").map_err(|_| {
-                    anyhow::anyhow!("with AppRole, set RAMPART_KEYSTORE_VAULT_TOKEN for the signing-key store")
-                })?,
-            };
-            let prefix = format!("{}/auth/keys", vcfg.path_prefix);
+            // Through the server's own store: the same login (AppRole in
+            // production, renewed) as every other Vault path.
             (
-                Arc::new(VaultKeyStore::new(
-                    &vcfg.address,
-                    &token,
-                    &vcfg.kv_mount,
-                    &prefix,
-                )?),
+                Arc::new(crate::vault_keys::SecretStoreKeys::new(Arc::new(
+                    store.clone(),
+                ))) as Arc<dyn KeyStore>,
                 kek,
             )
         }
@@ -211,6 +203,11 @@ pub fn key_store(
 /// issued by Vault's PKI engine and renewed before they expire).
 pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
     if let (Some(pki), Some(store)) = (&state.config.tls_vault_pki, &state.vault) {
+        if state.config.mode == Mode::Production
+            && let Some(problem) = pki.operator_problem()
+        {
+            anyhow::bail!("production mode: {problem}");
+        }
         let (files, renew_in) = crate::tls::issue_from_vault(store, pki).await?;
         let mut server = app::start(state.clone(), &files).await?;
         server.add_task(crate::tls::spawn_vault_renewal(

@@ -34,4 +34,20 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// When the server started.
     pub started: Instant,
+    /// The latest dependency probe, reused for a second.
+    pub readiness: Arc<crate::readiness::ProbeCache>,
+}
+
+impl AppState {
+    /// The dependencies' readiness, probed at most once a second.
+    pub async fn ready_report(&self) -> crate::readiness::Readiness {
+        let probed = crate::readiness::Probed {
+            tenants: &self.tenants,
+            redis: self.redis.as_ref(),
+            vault: self.vault.as_deref(),
+            metrics: &self.metrics,
+            started: self.started,
+        };
+        self.readiness.get(crate::readiness::probe(probed)).await
+    }
 }

@@ -118,6 +118,9 @@ impl ResolvesServerCert for ReloadableCert {
 struct ReloadableVerifier {
     current: ArcSwap<Arc<dyn ClientCertVerifier>>,
     mandatory: bool,
+    /// When not empty, a verified certificate must also name one of these
+    /// as its subject or one of its SANs ([`ClientIdentity::matches_any`]).
+    operators: Vec<String>,
 }
 
 impl ReloadableVerifier {
@@ -143,8 +146,19 @@ impl ClientCertVerifier for ReloadableVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.get()
-            .verify_client_cert(end_entity, intermediates, now)
+        let verified = self
+            .get()
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if self.operators.is_empty()
+            || ClientIdentity::from_der(end_entity)
+                .is_some_and(|id| id.matches_any(&self.operators))
+        {
+            Ok(verified)
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
     }
     fn verify_tls12_signature(
         &self,
@@ -235,10 +249,22 @@ impl TlsReloader {
 /// Builds a listener's rustls configuration (TLS 1.3 and 1.2, ring's modern
 /// suites only, ALPN h2 + http/1.1).
 pub fn listener_tls(files: &TlsFiles, auth: ClientAuth) -> Result<ListenerTls, TlsError> {
+    listener_tls_for(files, auth, Vec::new())
+}
+
+/// [`listener_tls`] that, when `operators` is not empty, also requires a
+/// client certificate to name one of them (subject or SAN): the admin
+/// listener's allow-list.
+pub fn listener_tls_for(
+    files: &TlsFiles,
+    auth: ClientAuth,
+    operators: Vec<String>,
+) -> Result<ListenerTls, TlsError> {
     let cert = Arc::new(ReloadableCert(ArcSwap::new(load_certified_key(files)?)));
     let verifier = Arc::new(ReloadableVerifier {
         current: ArcSwap::new(Arc::new(load_verifier(&files.client_ca_file, auth)?)),
         mandatory: auth == ClientAuth::Required,
+        operators,
     });
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -269,6 +295,14 @@ pub struct ClientIdentity {
 }
 
 impl ClientIdentity {
+    /// Whether the subject or one of the SANs is in `allowed` (exact match,
+    /// as `/admin/whoami` shows them: `CN=ops, O=…`, `email:ops@…`).
+    pub fn matches_any(&self, allowed: &[String]) -> bool {
+        allowed
+            .iter()
+            .any(|a| *a == self.subject || self.sans.iter().any(|s| s == a))
+    }
+
     /// Reads the identity from a DER certificate.
     pub fn from_der(der: &[u8]) -> Option<Self> {
         use x509_parser::prelude::*;
@@ -467,8 +501,54 @@ pub struct VaultTls {
     /// Where the issued certificate and key are written (0600) for the
     /// listeners to load and reload.
     pub runtime_dir: PathBuf,
-    /// CA for client certificates; the PKI's issuing CA when absent.
+    /// A CA only for operators' client certificates (the admin listener).
+    /// When absent, the PKI's issuing CA is trusted only together with
+    /// `operator_subjects` — that CA also signs the server's own certificate,
+    /// and PKI roles issue client-auth certificates by default. With
+    /// neither, production refuses to start and dev mode makes a separate
+    /// self-signed operator CA in `runtime_dir` (`operator-ca.pem`, with
+    /// `operator.pem` / `operator-key.pem`).
     pub client_ca_file: Option<PathBuf>,
+    /// Operators allowed on the admin listener: certificate subjects or SANs
+    /// exactly as `/admin/whoami` shows them (`CN=ops, O=Example`,
+    /// `email:ops@example.com`, `DNS:…`, `URI:…`). Any other certificate is
+    /// refused, even one the client CA signed.
+    #[serde(default)]
+    pub operator_subjects: Vec<String>,
+}
+
+impl VaultTls {
+    /// Why the admin listener could not tell operators from other holders of
+    /// a certificate of this PKI, if it could not.
+    pub fn operator_problem(&self) -> Option<&'static str> {
+        (self.client_ca_file.is_none() && self.operator_subjects.is_empty()).then_some(
+            "tls_vault_pki: set client_ca_file (a CA only for operators) or operator_subjects: \
+             the PKI's issuing CA also signs the server's own certificate",
+        )
+    }
+}
+
+/// The dev-mode operator CA of a Vault PKI setup without one: a separate
+/// self-signed CA in `dir` and an operator certificate from it; returns the
+/// CA file.
+fn dev_operator_ca(dir: &Path) -> Result<PathBuf, TlsError> {
+    let ca_file = dir.join("operator-ca.pem");
+    if ca_file.exists() {
+        return Ok(ca_file);
+    }
+    let ca = DevCa::new("Rampart development operator CA")?;
+    let operator = ca.issue_client("operator", (2025, 1, 1), (2035, 1, 1))?;
+    let key_file = dir.join("operator-key.pem");
+    std::fs::write(&key_file, &operator.key_pem).map_err(|e| file_err(&key_file, e))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| file_err(&key_file, e))?;
+    }
+    let cert_file = dir.join("operator.pem");
+    std::fs::write(&cert_file, &operator.cert_pem).map_err(|e| file_err(&cert_file, e))?;
+    std::fs::write(&ca_file, ca.cert_pem()).map_err(|e| file_err(&ca_file, e))?;
+    Ok(ca_file)
 }
 
 /// Issues the server certificate from Vault and writes it where the
@@ -482,13 +562,17 @@ pub async fn issue_from_vault(
         .await
         .map_err(|e| TlsError::Config(format!("Vault PKI: {e}")))?;
     std::fs::create_dir_all(&cfg.runtime_dir).map_err(|e| file_err(&cfg.runtime_dir, e))?;
+    // The issuing CA is trusted for operators only behind an allow-list.
+    let trust_issuing_ca = cfg.client_ca_file.is_none() && !cfg.operator_subjects.is_empty();
+    let client_ca_file = match &cfg.client_ca_file {
+        Some(file) => file.clone(),
+        None if trust_issuing_ca => cfg.runtime_dir.join("client-ca.pem"),
+        None => dev_operator_ca(&cfg.runtime_dir)?,
+    };
     let files = TlsFiles {
         cert_file: cfg.runtime_dir.join("server.pem"),
         key_file: cfg.runtime_dir.join("server-key.pem"),
-        client_ca_file: cfg
-            .client_ca_file
-            .clone()
-            .unwrap_or_else(|| cfg.runtime_dir.join("client-ca.pem")),
+        client_ca_file,
     };
     // Key first, then certificate: the reloader compares both stamps.
     let key_tmp = cfg.runtime_dir.join(".server-key.pem.tmp");
@@ -505,7 +589,7 @@ pub async fn issue_from_vault(
     std::fs::rename(&key_tmp, &files.key_file).map_err(|e| file_err(&files.key_file, e))?;
     std::fs::write(&files.cert_file, &issued.cert_chain_pem)
         .map_err(|e| file_err(&files.cert_file, e))?;
-    if cfg.client_ca_file.is_none() {
+    if trust_issuing_ca {
         std::fs::write(&files.client_ca_file, &issued.issuing_ca_pem)
             .map_err(|e| file_err(&files.client_ca_file, e))?;
     }

@@ -151,6 +151,8 @@ pub fn kit_smtp() -> NotifyConfig {
 pub fn roomy_limits(config: &mut ServerConfig) {
     config.rate_limit.per_ip = Quota::new(1_000_000, Duration::from_secs(60), 100_000);
     config.rate_limit.per_tenant = Quota::new(1_000_000, Duration::from_secs(60), 100_000);
+    config.rate_limit.per_tenant_authenticated =
+        Quota::new(1_000_000, Duration::from_secs(60), 100_000);
 }
 
 /// The server as `rampart serve` builds and starts it.

@@ -75,8 +75,15 @@ fn operator_client(env: &Env) -> reqwest::Client {
         .unwrap()
 }
 
+/// `/ready` in full: the admin listener's (the public one says only ready
+/// or not).
 async fn ready(env: &Env) -> (u16, Value) {
-    env.call(Method::GET, "/ready", None, None).await
+    crate::common::Api {
+        http: operator_client(env),
+        addr: env.server.admin_addr,
+    }
+    .call(Method::GET, "/ready", None, None)
+    .await
 }
 
 // ------------------------------------------------------------------ PostgreSQL

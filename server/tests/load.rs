@@ -523,6 +523,7 @@ async fn start_server(cheap_passwords: bool) -> Server {
     let lots = Quota::new(100_000_000, Duration::from_secs(60), 10_000_000);
     config.rate_limit.per_ip = lots;
     config.rate_limit.per_tenant = lots;
+    config.rate_limit.per_tenant_authenticated = lots;
     let env = Env::start(pki, config).await;
     // The load generator's TLS: the test CA, and a client certificate.
     let client = env

@@ -916,6 +916,7 @@ async fn http_throughput() {
         let lots = Quota::new(100_000_000, std::time::Duration::from_secs(60), 10_000_000);
         c.rate_limit.per_ip = lots;
         c.rate_limit.per_tenant = lots;
+        c.rate_limit.per_tenant_authenticated = lots;
     })
     .await;
     let base = env.url("");

@@ -16,6 +16,7 @@
 
 mod common;
 
+mod abuse;
 mod account;
 mod admin_page;
 mod api;

@@ -2,7 +2,7 @@ use rampart_vault::VaultConfig;
 
 use crate::common::{Pki, client, config, get_status, start, url};
 
-async fn write_secret(addr: &str, path: &str, body: serde_json::Value) {
+pub(crate) async fn write_secret(addr: &str, path: &str, body: serde_json::Value) {
     let res = reqwest::Client::new()
         .post(format!("{addr}/v1/secret/data/rampart/{path}"))
         .header("X-Vault-Token", "root")
@@ -41,8 +41,10 @@ async fn secrets_come_from_vault_and_an_outage_only_degrades_readiness() {
     let (server, state) = start(config.clone()).await;
     let (replica, _) = start(config).await;
     let http = client(&pki.ca.cert_pem(), None);
-    let ready: serde_json::Value = http
-        .get(url(server.public_addr, "/ready"))
+    // Readiness in full is the admin listener's.
+    let admin = client(&pki.ca.cert_pem(), Some(&pki.operator()));
+    let ready: serde_json::Value = admin
+        .get(url(server.admin_addr, "/ready"))
         .send()
         .await
         .unwrap()
@@ -108,8 +110,8 @@ async fn secrets_come_from_vault_and_an_outage_only_degrades_readiness() {
     let mut degraded = false;
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let res = http
-            .get(url(server.public_addr, "/ready"))
+        let res = admin
+            .get(url(server.admin_addr, "/ready"))
             .send()
             .await
             .unwrap();
@@ -154,7 +156,7 @@ async fn the_server_refuses_to_start_without_its_secrets() {
     assert!(err.to_string().contains("missing-database-secret"), "{err}");
 }
 
-async fn bao_post(addr: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+pub(crate) async fn bao_post(addr: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
     let res = reqwest::Client::new()
         .post(format!("{addr}/v1/{path}"))
         .header("X-Vault-Token", "root")
@@ -206,6 +208,7 @@ async fn listener_certificates_can_come_from_vault_pki_and_are_renewed() {
         },
         runtime_dir: runtime.clone(),
         client_ca_file: Some(pki.files.client_ca_file.clone()),
+        operator_subjects: vec![],
     });
     write_secret(&addr, "auth", serde_json::json!({"kek": "22".repeat(32)})).await;
     config.vault = Some(VaultConfig::dev(addr.clone(), bao.token()));

@@ -107,10 +107,14 @@ pub(crate) async fn append(
     tenant_id: Uuid,
     event: &AuditEvent,
 ) -> Result<(), AuthError> {
-    // One writer at a time keeps the chain linear (released at commit).
-    // raw SQL: a table lock.
-    conn.batch_execute("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
-        .await?;
+    // One writer at a time keeps the chain linear (released at commit). An
+    // advisory lock per tenant schema: the tenant role may only insert into
+    // the audit log, which allows no stronger table lock than ROW EXCLUSIVE.
+    // raw SQL: an advisory lock
+    conn.batch_execute(
+        "SELECT pg_advisory_xact_lock(hashtext('rampart.audit_log'), hashtext(current_schema()))",
+    )
+    .await?;
     let last: Option<Option<Vec<u8>>> = audit_log::table
         .order(audit_log::id.desc())
         .select(audit_log::row_hash)

@@ -191,21 +191,34 @@ pub fn parse_positions(bytes: &[u8]) -> Result<Vec<PositionInput>, PortfolioErro
     Ok(positions)
 }
 
-/// Writes positions as CSV (the [`COLUMNS`], header first).
+/// A text cell safe to open in a spreadsheet: one starting with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return would be read as a formula
+/// (CSV/formula injection), so it gets a leading `'`. Only text cells go
+/// through here; numbers (negative ones too) stay numbers.
+fn text_cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Writes positions as CSV (the [`COLUMNS`], header first); text cells are
+/// neutralised against formula injection (a leading `'`).
 pub fn positions_csv(detail: &PortfolioDetail) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record(COLUMNS);
     let num = |v: Option<Decimal>| v.map(|x| x.normalize().to_string()).unwrap_or_default();
     for p in &detail.positions {
         let _ = w.write_record([
-            p.symbol.clone(),
+            text_cell(&p.symbol),
             p.allocation_type.as_str().to_owned(),
             num(p.quantity),
             num(p.target_weight),
             num(p.purchase_price),
             p.purchase_date.map(|d| d.to_string()).unwrap_or_default(),
-            p.sector.clone().unwrap_or_default(),
-            p.notes.clone(),
+            text_cell(p.sector.as_deref().unwrap_or_default()),
+            text_cell(&p.notes),
         ]);
     }
     w.into_inner()

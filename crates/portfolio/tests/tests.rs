@@ -653,6 +653,54 @@ async fn csv_import_is_all_or_nothing_and_export_round_trips() {
     assert_eq!(again.positions.len(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn csv_export_neutralises_spreadsheet_formulas_in_text_cells() {
+    let pool = pool().await;
+    let ada = user(&pool, "acme", "ada-csv@acme.test").await;
+    let svc = PortfolioService::new(pool);
+    let me = Actor::user(ada);
+    let id = svc
+        .create("acme", &me, new_portfolio("Formulas"))
+        .await
+        .unwrap()
+        .portfolio
+        .id;
+    let hostile = "symbol,allocation_type,quantity,target_weight,purchase_price,purchase_date,sector,notes\n\
+                   AAPL,quantity,5,,30.5,,@SUM(A1),\"=HYPERLINK(\"\"https://evil.test\"\",\"\"x\"\")\"\n\
+                   MSFT,quantity,2,,,,+cmd,-2+3\n\
+                   IBM,quantity,1,,,,Tech,plain note\n";
+    svc.import_csv("acme", &me, id, hostile.as_bytes(), true)
+        .await
+        .unwrap();
+    let exported = svc.export_csv("acme", &me, id).await.unwrap();
+    let cells: Vec<Vec<String>> = csv::Reader::from_reader(exported.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    let by_symbol = |symbol: &str| {
+        cells
+            .iter()
+            .find(|row| row[0] == symbol)
+            .unwrap_or_else(|| panic!("{symbol} missing: {exported}"))
+    };
+    let aapl = by_symbol("AAPL");
+    assert_eq!(aapl[6], "'@SUM(A1)", "{exported}");
+    assert_eq!(aapl[7], "'=HYPERLINK(\"https://evil.test\",\"x\")");
+    assert_eq!(aapl[2], "5", "numbers stay numbers");
+    let msft = by_symbol("MSFT");
+    assert_eq!((msft[6].as_str(), msft[7].as_str()), ("'+cmd", "'-2+3"));
+    let ibm = by_symbol("IBM");
+    assert_eq!((ibm[6].as_str(), ibm[7].as_str()), ("Tech", "plain note"));
+    // No cell of the export starts a formula.
+    for cell in cells.iter().flatten() {
+        assert!(
+            !cell.starts_with(['=', '+', '@', '\t', '\r'])
+                && !(cell.starts_with('-') && cell.parse::<f64>().is_err()),
+            "{cell:?} in {exported}"
+        );
+    }
+}
+
 mod analytics {
     use chrono::NaiveDate;
     use rampart_portfolio::analysis::{AnalysisInput, analyze, performance_csv};

@@ -12,10 +12,13 @@
 //! With a Redis URL configured, every replica runs the same script against the
 //! same key (one round trip, Redis's clock, keys expire when replenished), so
 //! the limit is shared. When Redis is absent, slow or failing, the limiter
-//! answers from memory instead — the `governor` crate's keyed GCRA, with the
-//! same quota — so a request is never failed because of Redis; it logs the
-//! outage once and probes Redis again every `reprobe_after_ms` until it
-//! answers.
+//! answers from memory instead — [`gcra_step`] over one bounded table per
+//! keyspace, with the same quota — so a request is never failed because of
+//! Redis; it logs the outage once and probes Redis again every
+//! `reprobe_after_ms` until it answers.
+//!
+//! A request counted against several limits ([`RateLimiter::check_all`]) is
+//! all or nothing: a refused request spends no budget of any scope.
 //!
 //! [`gcra_step`] is the Redis script's arithmetic as a pure function (the
 //! script itself cannot be unit-tested); the tests check its invariants.
@@ -58,41 +61,56 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use governor::clock::{Clock, DefaultClock};
-use governor::middleware::StateInformationMiddleware;
-use governor::state::keyed::DefaultKeyedStateStore;
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Atomic GCRA step. KEYS[1] = key; ARGV = emission interval (µs), burst
-/// offset (µs). Time comes from Redis so replicas' clocks do not matter.
-/// Returns {allowed, remaining, reset_after µs, retry_after µs}.
+/// Atomic GCRA over one or more keys, all or nothing: every key is checked
+/// first, and only when all allow is each one spent, so a refused request
+/// costs no budget. KEYS = keys; ARGV = per key its emission interval (µs)
+/// and burst offset (µs). Time comes from Redis so replicas' clocks do not
+/// matter. Returns {refused (1-based index of the first refusing key, 0 when
+/// allowed), then per key checked: allowed, remaining, reset_after µs,
+/// retry_after µs}.
 const GCRA_LUA: &str = r"
-local key = KEYS[1]
-local interval = tonumber(ARGV[1])
-local burst_offset = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tat = now
-local stored = redis.call('GET', key)
-if stored then
-  local v = tonumber(stored)
-  if v and v > now then tat = v end
+local out = {0}
+local new_tats = {}
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst_offset = tonumber(ARGV[2 * i])
+  local tat = now
+  local stored = redis.call('GET', KEYS[i])
+  if stored then
+    local v = tonumber(stored)
+    if v and v > now then tat = v end
+  end
+  local new_tat = tat + interval
+  if new_tat > now + burst_offset then
+    out[1] = i
+    table.insert(out, 0)
+    table.insert(out, 0)
+    table.insert(out, tat - now)
+    table.insert(out, new_tat - burst_offset - now)
+    return out
+  end
+  new_tats[i] = new_tat
+  table.insert(out, 1)
+  table.insert(out, math.floor((now + burst_offset - new_tat) / interval))
+  table.insert(out, new_tat - now)
+  table.insert(out, 0)
 end
-local new_tat = tat + interval
-if new_tat > now + burst_offset then
-  return {0, 0, tat - now, new_tat - burst_offset - now}
+for i = 1, #KEYS do
+  local ttl_ms = math.floor((new_tats[i] - now) / 1000) + 1
+  redis.call('SET', KEYS[i], string.format('%d', new_tats[i]), 'PX', string.format('%d', ttl_ms))
 end
-local ttl_ms = math.floor((new_tat - now) / 1000) + 1
-redis.call('SET', key, string.format('%d', new_tat), 'PX', string.format('%d', ttl_ms))
-return {1, math.floor((now + burst_offset - new_tat) / interval), new_tat - now, 0}
+return out
 ";
 
 /// Errors building a [`RateLimiter`] or reading its configuration.
@@ -324,8 +342,11 @@ pub struct RateLimitConfig {
     pub key_prefix: String,
     /// Per client IP (IPv6 counted per /64).
     pub per_ip: Quota,
-    /// Per tenant.
+    /// Per tenant, anonymous requests (no verified credential of the tenant).
     pub per_tenant: Quota,
+    /// Per tenant, requests with a verified credential of the tenant (a
+    /// separate budget: anonymous traffic cannot exhaust it).
+    pub per_tenant_authenticated: Quota,
     /// Per API key.
     pub per_api_key: Quota,
     /// Longest wait for Redis before answering from memory.
@@ -333,8 +354,10 @@ pub struct RateLimitConfig {
     /// After a Redis failure, how long to answer from memory before trying
     /// Redis again.
     pub reprobe_after_ms: u64,
-    /// In-memory keys held per quota, in units of 16 (the table of one quota
-    /// holds up to `16 ×` this many keys before replenished ones are swept).
+    /// In-memory keys held per keyspace (IP, tenant, API key), in units of 16:
+    /// the table of one keyspace holds up to `16 ×` this many keys, then
+    /// drops replenished ones and those closest to replenishment, never
+    /// another keyspace's.
     pub memory_keys_per_shard: usize,
 }
 
@@ -347,6 +370,7 @@ impl Default for RateLimitConfig {
             key_prefix: "rampart:rl".to_owned(),
             per_ip: Quota::new(300, Duration::from_secs(60), 60),
             per_tenant: Quota::new(6_000, Duration::from_secs(60), 600),
+            per_tenant_authenticated: Quota::new(6_000, Duration::from_secs(60), 600),
             per_api_key: Quota::new(600, Duration::from_secs(60), 100),
             redis_timeout_ms: 100,
             reprobe_after_ms: 2_000,
@@ -387,6 +411,7 @@ impl fmt::Debug for RateLimitConfig {
             .field("key_prefix", &self.key_prefix)
             .field("per_ip", &self.per_ip)
             .field("per_tenant", &self.per_tenant)
+            .field("per_tenant_authenticated", &self.per_tenant_authenticated)
             .field("per_api_key", &self.per_api_key)
             .field("redis_timeout_ms", &self.redis_timeout_ms)
             .field("reprobe_after_ms", &self.reprobe_after_ms)
@@ -401,6 +426,7 @@ impl RateLimitConfig {
         for (name, quota) in [
             ("per_ip", &self.per_ip),
             ("per_tenant", &self.per_tenant),
+            ("per_tenant_authenticated", &self.per_tenant_authenticated),
             ("per_api_key", &self.per_api_key),
         ] {
             quota
@@ -423,107 +449,134 @@ impl RateLimitConfig {
 
 // ------------------------------------------------------------------ memory
 
-/// The in-memory table of one quota holds `MEMORY_SHARDS × keys_per_shard`
-/// keys (the configuration's unit since the table was 16 hand-kept shards).
+/// The in-memory table of one keyspace (IP, tenant, API key, …) holds
+/// `MEMORY_SHARDS × keys_per_shard` keys (the configuration's unit since the
+/// table was 16 hand-kept shards).
 const MEMORY_SHARDS: usize = 16;
 
-type KeyedGcra = governor::RateLimiter<
-    String,
-    DefaultKeyedStateStore<String>,
-    DefaultClock,
-    StateInformationMiddleware,
->;
+/// One limit a request counts against: the scope it belongs to (the
+/// keyspace, e.g. `ip`), the scoped key and its quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    /// The keyspace (`ip`, `tenant`, `tenant_auth`, `api_key`, …): in memory
+    /// each keyspace is bounded on its own, so a flood of distinct keys in
+    /// one cannot evict another's state.
+    pub scope: &'static str,
+    /// The key, already scoped (e.g. `ip:192.0.2.1`).
+    pub key: String,
+    /// Its quota.
+    pub quota: Quota,
+}
 
-/// In-memory GCRA: one `governor` keyed limiter per quota (governor fixes the
-/// quota per limiter; the server uses three), swept when it fills up.
+/// The answer for a request counted against several limits at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// The refusing limit's decision, or the strictest allowing one.
+    pub decision: Decision,
+    /// The scope of the limit that refused (the first in order), if any.
+    pub refused_by: Option<&'static str>,
+}
+
+/// In-memory GCRA with exactly the Redis script's arithmetic
+/// ([`gcra_step`]): one table of TATs per keyspace and quota, each bounded on
+/// its own. A full table first drops replenished keys (the same as absent
+/// ones), then the keys closest to replenishment (the smallest TATs: least
+/// state lost, while throttled keys, whose TATs lie furthest ahead, stay).
 struct MemoryLimiter {
-    clock: DefaultClock,
+    epoch: Instant,
     max_keys: usize,
-    by_quota: Mutex<HashMap<Quota, Arc<KeyedGcra>>>,
+    tables: Mutex<HashMap<(&'static str, Quota), HashMap<String, u64>>>,
 }
 
 impl MemoryLimiter {
     fn new(keys_per_shard: usize) -> Self {
         MemoryLimiter {
-            clock: DefaultClock::default(),
-            max_keys: keys_per_shard.saturating_mul(MEMORY_SHARDS),
-            by_quota: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
+            max_keys: keys_per_shard.saturating_mul(MEMORY_SHARDS).max(1),
+            tables: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The governor quota with exactly the Redis script's parameters: one
-    /// request costs `T` (whole µs), `burst` at once.
-    fn governor_quota(quota: &Quota) -> Option<governor::Quota> {
-        let burst = NonZeroU32::new(quota.burst)?;
-        governor::Quota::with_period(Duration::from_micros(quota.emission_interval_us()))
-            .map(|q| q.allow_burst(burst))
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    fn limiter(&self, quota: &Quota) -> Option<Arc<KeyedGcra>> {
-        let mut by_quota = self.by_quota.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(limiter) = by_quota.get(quota) {
-            return Some(limiter.clone());
-        }
-        let limiter = Arc::new(
-            governor::RateLimiter::dashmap_with_clock(
-                Self::governor_quota(quota)?,
-                self.clock.clone(),
-            )
-            .with_middleware::<StateInformationMiddleware>(),
-        );
-        by_quota.insert(*quota, limiter.clone());
-        Some(limiter)
-    }
-
-    /// Bounds the table: replenished keys are the same as absent ones; if a
-    /// flood of distinct keys still fills it, that quota's table starts over
-    /// rather than grow without bound.
-    fn sweep(&self, quota: &Quota, limiter: &KeyedGcra) {
-        if limiter.len() < self.max_keys {
+    /// Makes room for one more key in `table`.
+    fn evict(table: &mut HashMap<String, u64>, max_keys: usize, now_us: u64) {
+        if table.len() < max_keys {
             return;
         }
-        limiter.retain_recent();
-        limiter.shrink_to_fit();
-        if limiter.len() >= self.max_keys {
-            let mut by_quota = self.by_quota.lock().unwrap_or_else(|p| p.into_inner());
-            by_quota.remove(quota);
+        table.retain(|_, tat| *tat > now_us);
+        if table.len() < max_keys {
+            return;
+        }
+        // Drop an eighth at once (amortised), the smallest TATs first.
+        let drop = (max_keys / 8).max(1).min(table.len());
+        let mut by_tat: Vec<(u64, &String)> = table.iter().map(|(k, t)| (*t, k)).collect();
+        by_tat.select_nth_unstable_by_key(drop - 1, |(t, _)| *t);
+        let victims: Vec<String> = by_tat
+            .get(..drop)
+            .unwrap_or_default()
+            .iter()
+            .map(|(_, k)| (*k).clone())
+            .collect();
+        for key in victims {
+            table.remove(&key);
         }
     }
 
-    fn check(&self, key: &str, quota: &Quota) -> Decision {
-        // `Quota::validate` refuses what governor cannot express.
-        let Some(limiter) = self.limiter(quota) else {
-            return Decision::allow_all(quota);
-        };
-        let interval = Duration::from_micros(quota.emission_interval_us());
-        let decision = match limiter.check_key(&key.to_owned()) {
-            Ok(state) => {
-                let remaining = state.remaining_burst_capacity();
-                Decision {
-                    allowed: true,
-                    limit: quota.burst,
-                    remaining,
-                    // governor keeps the TAT private: this bound is at most
-                    // one interval later than the exact replenishment.
-                    reset_after: interval.saturating_mul(quota.burst.saturating_sub(remaining)),
-                    retry_after: None,
-                }
+    /// All or nothing, like the Redis script: every limit is checked, and
+    /// only when all allow is each one spent.
+    fn check_all(&self, prefix: &str, limits: &[Limit]) -> Verdict {
+        let now = self.now_us();
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let mut steps = Vec::with_capacity(limits.len());
+        for limit in limits {
+            let key = format!("{prefix}:{}", limit.key);
+            let tat = tables
+                .get(&(limit.scope, limit.quota))
+                .and_then(|t| t.get(&key))
+                .copied();
+            let (decision, new_tat) = gcra_step(tat, now, &limit.quota);
+            if !decision.allowed {
+                return Verdict {
+                    decision,
+                    refused_by: Some(limit.scope),
+                };
             }
-            Err(not_until) => {
-                let retry_after = not_until.wait_time_from(self.clock.now());
-                Decision {
-                    allowed: false,
-                    limit: quota.burst,
-                    remaining: 0,
-                    // Denied at TAT - (burst - 1)·T: the TAT is that far on.
-                    reset_after: retry_after
-                        .saturating_add(interval.saturating_mul(quota.burst.saturating_sub(1))),
-                    retry_after: Some(retry_after),
+            steps.push((key, decision, new_tat));
+        }
+        let mut strictest: Option<Decision> = None;
+        for (limit, (key, decision, new_tat)) in limits.iter().zip(steps) {
+            let table = tables.entry((limit.scope, limit.quota)).or_default();
+            if let Some(new_tat) = new_tat {
+                if !table.contains_key(&key) {
+                    Self::evict(table, self.max_keys, now);
                 }
+                table.insert(key, new_tat);
             }
-        };
-        self.sweep(quota, &limiter);
-        decision
+            strictest = Some(strictest.map_or(decision, |s| s.stricter(decision)));
+        }
+        Verdict {
+            decision: strictest.unwrap_or(Decision {
+                allowed: true,
+                limit: 0,
+                remaining: 0,
+                reset_after: Duration::ZERO,
+                retry_after: None,
+            }),
+            refused_by: None,
+        }
+    }
+
+    /// Keys held in `scope`'s tables (for tests and metrics).
+    fn len(&self, scope: &str) -> usize {
+        let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        tables
+            .iter()
+            .filter(|((s, _), _)| *s == scope)
+            .map(|(_, t)| t.len())
+            .sum()
     }
 }
 
@@ -623,32 +676,59 @@ impl RedisBackend {
         }
     }
 
-    async fn check(&self, key: &str, quota: &Quota) -> Result<Decision, String> {
+    async fn check_all(&self, prefix: &str, limits: &[Limit]) -> Result<Verdict, String> {
         let mut conn = self.manager.clone();
-        let mut invocation = self.script.key(key);
-        invocation
-            .arg(quota.emission_interval_us())
-            .arg(quota.burst_offset_us());
+        let mut invocation = self.script.prepare_invoke();
+        for limit in limits {
+            invocation
+                .key(format!("{prefix}:{}", limit.key))
+                .arg(limit.quota.emission_interval_us())
+                .arg(limit.quota.burst_offset_us());
+        }
         let reply: Vec<i64> =
             match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await {
                 Ok(Ok(reply)) => reply,
                 Ok(Err(e)) => return Err(e.to_string()),
                 Err(_) => return Err(format!("no answer within {} ms", self.timeout.as_millis())),
             };
-        let &[allowed, remaining, reset_after, retry_after] = reply.as_slice() else {
-            return Err(format!(
-                "rate limit script returned {} values, expected 4",
-                reply.len()
-            ));
+        let Some((&refused, per_key)) = reply.split_first() else {
+            return Err("rate limit script returned nothing".to_owned());
         };
+        if per_key.len() % 4 != 0 || per_key.len() / 4 > limits.len() || per_key.is_empty() {
+            return Err(format!(
+                "rate limit script returned {} values for {} keys",
+                reply.len(),
+                limits.len()
+            ));
+        }
         let micros = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
-        Ok(Decision {
-            allowed: allowed == 1,
-            limit: quota.burst,
-            remaining: u32::try_from(remaining).unwrap_or(0),
-            reset_after: micros(reset_after),
-            retry_after: (allowed != 1).then(|| micros(retry_after)),
-        })
+        let mut strictest: Option<Decision> = None;
+        for (limit, values) in limits.iter().zip(per_key.chunks_exact(4)) {
+            let &[allowed, remaining, reset_after, retry_after] = values else {
+                continue;
+            };
+            let decision = Decision {
+                allowed: allowed == 1,
+                limit: limit.quota.burst,
+                remaining: u32::try_from(remaining).unwrap_or(0),
+                reset_after: micros(reset_after),
+                retry_after: (allowed != 1).then(|| micros(retry_after)),
+            };
+            if !decision.allowed {
+                return Ok(Verdict {
+                    decision,
+                    refused_by: Some(limit.scope),
+                });
+            }
+            strictest = Some(strictest.map_or(decision, |s| s.stricter(decision)));
+        }
+        match (refused, strictest) {
+            (0, Some(decision)) => Ok(Verdict {
+                decision,
+                refused_by: None,
+            }),
+            _ => Err(format!("rate limit script: inconsistent reply {reply:?}")),
+        }
     }
 }
 
@@ -719,77 +799,150 @@ impl RateLimiter {
         &self.inner.cfg
     }
 
-    /// Counts one request against `key` (already scoped, e.g. `ip:…`).
+    /// Counts one request against `key` (already scoped, e.g. `ip:…`; the
+    /// part before the first `:` is its keyspace in memory).
     /// Never fails: Redis trouble means an in-memory answer.
     pub async fn check(&self, key: &str, quota: Quota) -> Decision {
+        let scope = match key.split_once(':') {
+            Some(("ip", _)) => "ip",
+            Some(("ip6", _)) => "ip6",
+            Some(("tenant", _)) => "tenant",
+            Some(("apikey", _)) => "api_key",
+            _ => "other",
+        };
+        self.check_all(&[Limit {
+            scope,
+            key: key.to_owned(),
+            quota,
+        }])
+        .await
+        .decision
+    }
+
+    /// Counts one request against every limit in `limits`, all or nothing:
+    /// when one refuses (the first refusing one is reported), none is spent,
+    /// so a refused request costs no budget of any scope. Never fails: Redis
+    /// trouble means an in-memory answer.
+    pub async fn check_all(&self, limits: &[Limit]) -> Verdict {
+        let Some(first) = limits.first() else {
+            return Verdict {
+                decision: Decision::allow_all(&self.inner.cfg.per_ip),
+                refused_by: None,
+            };
+        };
         if !self.inner.cfg.enabled {
-            return Decision::allow_all(&quota);
+            return Verdict {
+                decision: Decision::allow_all(&first.quota),
+                refused_by: None,
+            };
         }
-        let key = format!("{}:{key}", self.inner.cfg.key_prefix);
+        let prefix = &self.inner.cfg.key_prefix;
         if let Some(redis) = &self.inner.redis
             && redis.admit()
         {
-            match redis.check(&key, &quota).await {
-                Ok(decision) => {
+            match redis.check_all(prefix, limits).await {
+                Ok(verdict) => {
                     redis.on_success();
-                    return decision;
+                    return verdict;
                 }
                 Err(error) => redis.on_failure(error),
             }
         }
-        self.inner.memory.check(&key, &quota)
+        self.inner.memory.check_all(prefix, limits)
+    }
+
+    /// The per-IP limit of a client address (IPv6 per /64).
+    pub fn ip_limit(&self, ip: IpAddr) -> Limit {
+        let (scope, key) = match ip {
+            IpAddr::V4(v4) => ("ip", format!("ip:{v4}")),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => ("ip", format!("ip:{v4}")),
+                None => {
+                    let s = v6.segments();
+                    (
+                        "ip6",
+                        format!("ip6:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]),
+                    )
+                }
+            },
+        };
+        Limit {
+            scope,
+            key,
+            quota: self.inner.cfg.per_ip,
+        }
+    }
+
+    /// A tenant's limit: `per_tenant` for anonymous requests,
+    /// `per_tenant_authenticated` for requests with a verified credential of
+    /// the tenant — two budgets, so anonymous traffic cannot starve the
+    /// tenant's users.
+    pub fn tenant_limit(&self, tenant: &str, authenticated: bool) -> Limit {
+        if authenticated {
+            Limit {
+                scope: "tenant_auth",
+                key: format!("tenant-auth:{tenant}"),
+                quota: self.inner.cfg.per_tenant_authenticated,
+            }
+        } else {
+            Limit {
+                scope: "tenant",
+                key: format!("tenant:{tenant}"),
+                quota: self.inner.cfg.per_tenant,
+            }
+        }
+    }
+
+    /// An API key's limit. The key is hashed, so passing the credential
+    /// itself keeps it out of Redis.
+    pub fn api_key_limit(&self, api_key: &str) -> Limit {
+        let digest = Sha256::digest(api_key.as_bytes());
+        let id = hex::encode(digest.get(..12).unwrap_or_default());
+        Limit {
+            scope: "api_key",
+            key: format!("apikey:{id}"),
+            quota: self.inner.cfg.per_api_key,
+        }
     }
 
     /// Counts one request from a client IP against `per_ip` (IPv6 per /64).
     pub async fn check_ip(&self, ip: IpAddr) -> Decision {
-        let key = match ip {
-            IpAddr::V4(v4) => format!("ip:{v4}"),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => format!("ip:{v4}"),
-                None => {
-                    let s = v6.segments();
-                    format!("ip6:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-                }
-            },
-        };
-        self.check(&key, self.inner.cfg.per_ip).await
+        self.check_all(&[self.ip_limit(ip)]).await.decision
     }
 
-    /// Counts one request for a tenant against `per_tenant`.
+    /// Counts one anonymous request for a tenant against `per_tenant`.
     pub async fn check_tenant(&self, tenant: &str) -> Decision {
-        self.check(&format!("tenant:{tenant}"), self.inner.cfg.per_tenant)
+        self.check_all(&[self.tenant_limit(tenant, false)])
             .await
+            .decision
     }
 
-    /// Counts one request for an API key against `per_api_key`. The key is
-    /// hashed, so passing the credential itself keeps it out of Redis.
+    /// Counts one request for an API key against `per_api_key`.
     pub async fn check_api_key(&self, api_key: &str) -> Decision {
-        let digest = Sha256::digest(api_key.as_bytes());
-        let id = hex::encode(digest.get(..12).unwrap_or_default());
-        self.check(&format!("apikey:{id}"), self.inner.cfg.per_api_key)
+        self.check_all(&[self.api_key_limit(api_key)])
             .await
+            .decision
     }
 
-    /// Counts one request against every scope that applies and returns the
-    /// strictest decision.
+    /// Counts one anonymous request against every scope that applies, all
+    /// or nothing ([`RateLimiter::check_all`]): the refusing decision, or
+    /// the strictest allowing one.
     pub async fn check_request(
         &self,
         ip: Option<IpAddr>,
         tenant: Option<&str>,
         api_key: Option<&str>,
     ) -> Decision {
-        let mut decision: Option<Decision> = None;
-        let mut merge = |d: Decision| decision = Some(decision.map_or(d, |prev| prev.stricter(d)));
-        if let Some(ip) = ip {
-            merge(self.check_ip(ip).await);
-        }
-        if let Some(tenant) = tenant {
-            merge(self.check_tenant(tenant).await);
-        }
-        if let Some(api_key) = api_key {
-            merge(self.check_api_key(api_key).await);
-        }
-        decision.unwrap_or_else(|| Decision::allow_all(&self.inner.cfg.per_ip))
+        let mut limits = Vec::new();
+        limits.extend(ip.map(|ip| self.ip_limit(ip)));
+        limits.extend(api_key.map(|k| self.api_key_limit(k)));
+        limits.extend(tenant.map(|t| self.tenant_limit(t, false)));
+        self.check_all(&limits).await.decision
+    }
+
+    /// Keys the in-memory fallback holds for `scope` (e.g. `ip`).
+    pub fn memory_keys(&self, scope: &str) -> usize {
+        self.inner.memory.len(scope)
     }
 
     /// Which store answers (for `/ready` and metrics).

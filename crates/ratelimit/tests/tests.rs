@@ -263,6 +263,93 @@ async fn memory_only_and_disabled() {
     }
 }
 
+/// A request refused by one limit spends nothing from the others (all or
+/// nothing, in Redis and in memory): `ip` keeps its budget while `tenant`
+/// refuses.
+async fn assert_refusal_spends_nothing(limiter: &RateLimiter, name: &str) {
+    let ip: IpAddr = "192.0.2.50".parse().unwrap();
+    let ip_limit = limiter.ip_limit(ip);
+    let tenant = limiter.tenant_limit(&unique(name), false);
+    let both = [ip_limit.clone(), tenant.clone()];
+    let first = limiter.check_all(&both).await;
+    assert_eq!(first.refused_by, None, "{first:?}");
+    assert_eq!(
+        first.decision.remaining, 0,
+        "the tenant's burst of 1 is spent"
+    );
+    for _ in 0..3 {
+        let refused = limiter.check_all(&both).await;
+        assert_eq!(refused.refused_by, Some("tenant"), "{refused:?}");
+        assert!(refused.decision.retry_after.is_some());
+    }
+    // The IP's burst of 3 lost one request only, to the allowed one.
+    let ip_only = limiter.check_all(&[ip_limit]).await;
+    assert_eq!(
+        (ip_only.refused_by, ip_only.decision.remaining),
+        (None, 1),
+        "{ip_only:?}"
+    );
+    // Authenticated traffic of the tenant has its own budget.
+    let authenticated = limiter.tenant_limit(&tenant.key["tenant:".len()..], true);
+    assert_eq!(authenticated.scope, "tenant_auth");
+    assert!(limiter.check_all(&[authenticated]).await.decision.allowed);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_request_spends_no_other_budget() {
+    let quotas = |mut cfg: RateLimitConfig| {
+        cfg.per_ip = SLOW;
+        cfg.per_tenant = Quota::new(1, Duration::from_secs(600), 1);
+        cfg.per_tenant_authenticated = Quota::new(1, Duration::from_secs(600), 1);
+        cfg.key_prefix = unique("all-or-nothing");
+        cfg
+    };
+    let memory = RateLimiter::new(quotas(config(None))).unwrap();
+    assert_refusal_spends_nothing(&memory, "memory").await;
+    let redis = rampart_testkit::redis().unwrap();
+    let shared = RateLimiter::new(quotas(config(Some(redis.url())))).unwrap();
+    assert_refusal_spends_nothing(&shared, "redis").await;
+    assert_eq!(shared.backend(), RateLimitBackend::Redis);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_api_keys_in_memory_keeps_per_ip_and_throttled_keys() {
+    // Same quota for IPs and API keys (once, one table held both), and a
+    // table of 16 keys per keyspace.
+    let quota = Quota::new(5, Duration::from_secs(600), 5);
+    let limiter = RateLimiter::new(RateLimitConfig {
+        per_ip: quota,
+        per_api_key: quota,
+        memory_keys_per_shard: 1,
+        ..config(None)
+    })
+    .unwrap();
+    let ip: IpAddr = "198.51.100.7".parse().unwrap();
+    for _ in 0..5 {
+        assert!(limiter.check_ip(ip).await.allowed);
+    }
+    assert!(!limiter.check_ip(ip).await.allowed);
+    for _ in 0..5 {
+        assert!(limiter.check_api_key("rk_heavy").await.allowed);
+    }
+    assert!(!limiter.check_api_key("rk_heavy").await.allowed);
+    for i in 0..1_000 {
+        limiter.check_api_key(&format!("rk_flood_{i}")).await;
+    }
+    assert!(
+        limiter.memory_keys("api_key") <= 16,
+        "the keyspace is bounded"
+    );
+    assert!(
+        !limiter.check_ip(ip).await.allowed,
+        "a flood of API keys reset the per-IP state"
+    );
+    assert!(
+        !limiter.check_api_key("rk_heavy").await.allowed,
+        "a flood of fresh keys evicted a throttled one"
+    );
+}
+
 #[test]
 fn config_and_redaction() {
     let cfg: RateLimitConfig = serde_json::from_value(serde_json::json!({

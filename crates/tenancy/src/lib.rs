@@ -89,6 +89,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod append_only;
 mod audit;
 mod backup;
 mod baseline;

@@ -266,6 +266,7 @@ impl TenantPool {
             if !locked.locked {
                 return Err(TenancyError::Busy(tenant.slug.clone()));
             }
+            crate::append_only::unlock(conn, &tenant.schema_name, &tenant.role_name).await?;
             // raw SQL: set_config (transaction-local routing)
             diesel::sql_query(
                 "SELECT set_config('search_path', $1, true), set_config('role', $2, true), \
@@ -279,6 +280,7 @@ impl TenantPool {
             let applied = applied_versions(conn).await?;
             let done = apply(conn, template.pending(&applied)).await?;
             conn.batch_execute("RESET ROLE").await?;
+            crate::append_only::lock_down(conn, &tenant.schema_name, &tenant.role_name).await?;
             diesel::update(tenant_migrations::table.find(tenant.id))
                 .set((
                     tenant_migrations::version.eq(template.latest_version()),

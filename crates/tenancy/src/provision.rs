@@ -140,6 +140,7 @@ impl TenantPool {
                     }
                 }
                 conn.batch_execute("RESET ROLE").await?;
+                crate::append_only::lock_down(conn, &schema, &role).await?;
                 let elapsed_ms = started.elapsed().as_millis().to_string();
                 let tenant = diesel::insert_into(tenants::table)
                     .values((

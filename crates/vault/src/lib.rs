@@ -889,6 +889,42 @@ impl SecretStore {
         Ok(meta.version)
     }
 
+    /// The names under a KV folder (sub-folders end in `/`); empty when
+    /// there is none. Through the store's login (AppRole tokens renewed).
+    pub async fn list_kv(&self, path: &str) -> Result<Vec<String>, VaultError> {
+        let full = self.shared.cfg.full_path(path);
+        let mount = self.shared.cfg.kv_mount.as_str();
+        let op = format!("list {mount}/{full}");
+        match self
+            .call(&op, |c| {
+                let full = full.clone();
+                async move { vaultrs::kv2::list(&*c, mount, &full).await }
+            })
+            .await
+        {
+            Err(VaultError::NotFound { .. }) => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
+    /// Deletes a KV secret with every version and its metadata; deleting
+    /// an absent one is not an error.
+    pub async fn delete_kv(&self, path: &str) -> Result<(), VaultError> {
+        let full = self.shared.cfg.full_path(path);
+        let mount = self.shared.cfg.kv_mount.as_str();
+        let op = format!("delete {mount}/{full}");
+        match self
+            .call(&op, |c| {
+                let full = full.clone();
+                async move { vaultrs::kv2::delete_metadata(&*c, mount, &full).await }
+            })
+            .await
+        {
+            Ok(()) | Err(VaultError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Checks every held secret's `current_version` and re-reads the ones
     /// that changed. Updates [`SecretStore::health`]. On error the held
     /// secrets stay as they were (other paths may still have been updated).

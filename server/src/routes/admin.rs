@@ -7,7 +7,6 @@ use serde::Deserialize;
 use crate::api::{self, JsonObject, OptionalJson};
 use crate::error::ApiError;
 use crate::extract::Operator;
-use crate::readiness;
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -31,7 +30,7 @@ pub async fn metrics(
     _operator: Operator,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    readiness::probe(&state).await;
+    state.ready_report().await;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render(&[])))

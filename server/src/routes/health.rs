@@ -1,9 +1,10 @@
 //! `/health` (liveness) and `/ready` (dependencies), on both listeners.
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::api;
-use crate::readiness::{self, Readiness};
+use crate::middleware::Listener;
+use crate::readiness::PublicReadiness;
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -18,14 +19,23 @@ pub async fn health() -> HttpResponse {
     api::ok(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness: PostgreSQL, Redis and Vault probed; degraded states named.
-#[utoipa::path(get, path = "/ready", responses((status = 200, description = "ready or degraded", body = Readiness), (status = 503, description = "PostgreSQL unreachable", body = Readiness)))]
-pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let report = readiness::probe(&state).await;
-    let status = if report.postgres.ok {
+/// Readiness. On the public listener only `ready` or `unavailable`; on the
+/// admin listener (mutual TLS) every dependency's state and what failed.
+/// Probed at most once a second.
+#[utoipa::path(get, path = "/ready", responses((status = 200, description = "ready (possibly degraded); the admin listener adds the dependencies' states (`Readiness`)", body = PublicReadiness), (status = 503, description = "PostgreSQL unreachable", body = PublicReadiness)))]
+pub async fn ready(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let report = state.ready_report().await;
+    let status = if report.serving() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    api::ok_status(status, report)
+    let admin = req
+        .app_data::<web::Data<Listener>>()
+        .is_some_and(|l| l.0 == "admin");
+    if admin {
+        api::ok_status(status, report)
+    } else {
+        api::ok_status(status, report.public())
+    }
 }

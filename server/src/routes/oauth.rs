@@ -68,9 +68,8 @@ fn oauth_error(e: &AuthError) -> HttpResponse {
 }
 
 fn client_context(req: &HttpRequest) -> ClientContext {
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
+    let ip = crate::client_addr::client_ip(req)
+        .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".into());
     let ua = req
         .headers()

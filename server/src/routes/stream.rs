@@ -97,7 +97,7 @@ pub async fn stream(
     let actor = Actor {
         user_id: user_of(&p)?,
         tenant_admin: p.role == Role::Admin && authorize(&p, Permission::TenantAdmin).is_ok(),
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        ip: crate::client_addr::client_ip(&req).map(|ip| ip.to_string()),
     };
     let interval = Duration::from_secs(query.interval.unwrap_or(5).clamp(1, 300));
     let portfolios = PortfolioService::new(state.tenants.clone());

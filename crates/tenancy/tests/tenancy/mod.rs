@@ -1,3 +1,4 @@
+mod append_only;
 mod backup;
 mod concurrency;
 mod isolation;

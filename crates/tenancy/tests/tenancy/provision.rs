@@ -43,17 +43,30 @@ async fn provisioned_tenant_has_the_full_template_and_ledger() {
         .await,
         versions
     );
-    // Everything in the schema belongs to the tenant's role.
+    // Everything in the schema belongs to the tenant's role, except the
+    // append-only audit log (table, sequence, indexes: the platform role's).
     let foreign = admin_count(
         &url,
         &format!(
             "SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = 'tenant_acme' AND pg_get_userbyid(c.relowner) <> '{}'",
+             WHERE n.nspname = 'tenant_acme' AND pg_get_userbyid(c.relowner) <> '{}' \
+               AND c.relname NOT LIKE 'audit\\_log%'",
             t.role_name
         ),
     )
     .await;
     assert_eq!(foreign, 0);
+    let audit_owned = admin_count(
+        &url,
+        &format!(
+            "SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'tenant_acme' AND c.relname = 'audit_log' \
+               AND pg_get_userbyid(c.relowner) = '{}'",
+            t.role_name
+        ),
+    )
+    .await;
+    assert_eq!(audit_owned, 0, "the audit log is not the tenant role's");
     // The role cannot log in.
     let login = admin_count(
         &url,

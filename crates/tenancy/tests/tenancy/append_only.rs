@@ -1,0 +1,57 @@
+use diesel_async::SimpleAsyncConnection;
+use rampart_tenancy::{TenancyError, TenantPool};
+
+use super::{admin_count, config, database_url};
+
+/// Runs `sql` as the tenant role of `slug` (the role every request uses).
+async fn as_tenant(pool: &TenantPool, slug: &str, sql: &str) -> Result<(), TenancyError> {
+    let sql = sql.to_owned();
+    pool.with_tenant(slug, async |conn| {
+        conn.batch_execute(&sql).await?;
+        Ok::<_, TenancyError>(())
+    })
+    .await
+}
+
+const INSERT: &str = "INSERT INTO audit_log (action, result) VALUES ('login', 'failure')";
+
+/// Every way the tenant role could rewrite its audit log fails.
+async fn assert_insert_only(pool: &TenantPool, url: &str, slug: &str) {
+    as_tenant(pool, slug, INSERT).await.unwrap();
+    as_tenant(pool, slug, "SELECT count(*) FROM audit_log")
+        .await
+        .unwrap();
+    for attack in [
+        "UPDATE audit_log SET result = 'success'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+        "DROP TRIGGER audit_log_append_only ON audit_log",
+        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
+        "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger \
+         LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+        "ALTER TABLE audit_log OWNER TO CURRENT_USER",
+    ] {
+        assert!(
+            as_tenant(pool, slug, attack).await.is_err(),
+            "the tenant role could: {attack}"
+        );
+    }
+    let schema = format!("tenant_{slug}");
+    assert_eq!(
+        admin_count(
+            url,
+            &format!("SELECT count(*) AS n FROM {schema}.audit_log WHERE result = 'failure'")
+        )
+        .await,
+        1,
+        "the row is there, unchanged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tenant_role_can_only_append_to_its_audit_log() {
+    let url = database_url().await;
+    let pool = TenantPool::connect(config(&url)).await.unwrap();
+    pool.provision("aud", "Audit").await.unwrap();
+    assert_insert_only(&pool, &url, "aud").await;
+}
