@@ -106,14 +106,8 @@ impl ThrottleState {
     /// Refuses when the account+IP pair used up its attempts in the window.
     pub(crate) fn check_rate_limit(&self, config: &AuthConfig) -> Result<(), AuthError> {
         if self.account_ip_failures >= i64::from(config.rate_limit_attempts) {
-            let window = i64::try_from(config.rate_limit_window_secs).unwrap_or(900);
-            let left = self
-                .oldest_account_ip
-                .map(|t| (t + chrono::Duration::seconds(window) - Utc::now()).num_seconds())
-                .unwrap_or(window)
-                .max(1);
             return Err(AuthError::RateLimited {
-                retry_after: Duration::from_secs(u64::try_from(left).unwrap_or(1)),
+                retry_after: retry_after(self.oldest_account_ip, config.rate_limit_window_secs),
             });
         }
         Ok(())
@@ -271,6 +265,7 @@ impl Refusal {
     }
 }
 
+/// How long until the oldest counted failure leaves its window (at least 1 s).
 fn retry_after(oldest: Option<DateTime<Utc>>, window_secs: u64) -> Duration {
     let window = i64::try_from(window_secs).unwrap_or(900);
     let left = oldest
