@@ -16,7 +16,12 @@ async fn parallel_wrong_logins_get_429_with_retry_after() {
     let b = std::sync::Arc::new(Browser::new(
         oauth_env(|c| c.public_base_url = "http://127.0.0.1:8080".into()).await,
     ));
-    let r = b.get(&authorize_uri("acme", None)).send().await.unwrap();
+    let challenge = crate::common::challenge(crate::common::VERIFIER);
+    let r = b
+        .get(&authorize_uri("acme", Some(&challenge)))
+        .send()
+        .await
+        .unwrap();
     let csrf_cookie = cookies(&r)
         .into_iter()
         .find(|c| c.name() == "rampart_csrf")
@@ -127,11 +132,6 @@ async fn upstream_email_links_only_to_a_verified_local_account() {
         )
         .await;
     assert!(matches!(r, Err(AuthError::LinkRefused(_))), "{r:?}");
-    let log = auth.audit_log("acme", 20).await.unwrap();
-    assert!(
-        log.iter()
-            .any(|e| e.action == "link_identity" && e.result == "refused")
-    );
     // Once the local address is verified, the identity links to it.
     env.state
         .tenants
