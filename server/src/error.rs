@@ -361,9 +361,10 @@ pub fn oauth_status(e: &AuthError) -> StatusCode {
         AuthError::InvalidClient | AuthError::InvalidToken(_) | AuthError::InvalidCredentials => {
             StatusCode::UNAUTHORIZED
         }
-        AuthError::Forbidden(_) | AuthError::AccessDenied(_) | AuthError::MfaRequired => {
-            StatusCode::FORBIDDEN
-        }
+        AuthError::Forbidden(_)
+        | AuthError::AccessDenied(_)
+        | AuthError::MfaRequired
+        | AuthError::LinkRefused(_) => StatusCode::FORBIDDEN,
         AuthError::NotFound(_) => StatusCode::NOT_FOUND,
         AuthError::Conflict(_) => StatusCode::CONFLICT,
         AuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -388,6 +389,7 @@ impl From<AuthError> for ApiError {
             AuthError::Forbidden(_) | AuthError::AccessDenied(_) | AuthError::MfaRequired => {
                 ApiError::forbidden("not allowed")
             }
+            AuthError::LinkRefused(ref m) => ApiError::forbidden(m.clone()),
             AuthError::NotFound(_) => ApiError::not_found(),
             ref e if e.is_unknown_tenant() => ApiError::not_found(),
             AuthError::Conflict(ref m) => ApiError::new(StatusCode::CONFLICT, C::Conflict, m),

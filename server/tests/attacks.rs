@@ -1297,6 +1297,8 @@ async fn forged_and_foreign_tokens_are_refused_over_http() {
     assert_eq!(userinfo(A, &token).await, 403);
     assert_eq!(userinfo(B, &token).await, 401);
     assert_eq!(userinfo(B, &compact(&none, &payload, "")).await, 401);
+    // Introspection is for confidential clients only: a public client
+    // (client_id alone) is refused before any token is looked at.
     for candidate in [token.as_str(), "not-a-token"] {
         let (s, body) = env
             .api()
@@ -1305,7 +1307,11 @@ async fn forged_and_foreign_tokens_are_refused_over_http() {
                 &[("token", candidate), ("client_id", "web")],
             )
             .await;
-        assert_eq!((s, body), (200, json!({"active": false})));
+        assert_eq!(
+            (s, &body["error"]),
+            (401, &json!("invalid_client")),
+            "{body}"
+        );
     }
     // Garbage of every shape.
     for junk in ["", "a.b.c", "....", "Bearer x", &"A".repeat(20_000)] {
@@ -1353,6 +1359,23 @@ async fn replayed_code(api_must_refuse: bool) {
     )
     .await
     .unwrap();
+    // Introspection needs a confidential client (a resource server).
+    let rs_secret = auth
+        .register_client(
+            A,
+            &ClientRegistration {
+                client_id: "rs".into(),
+                name: "Resource server".into(),
+                redirect_uris: vec![],
+                grant_types: vec!["client_credentials".into()],
+                allowed_scopes: vec!["portfolio:read".into()],
+                auth_method: ClientAuthMethod::ClientSecretPost,
+                signing_alg: SigningAlg::ES256,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
     let session = login(&auth, A, "cody@acme.test", PASSWORD).await;
     let (session, _) = auth.authenticate_session(A, &session.token).await.unwrap();
     let verifier = format!("verifier-{}-{}", Uuid::new_v4(), Uuid::new_v4());
@@ -1392,11 +1415,16 @@ async fn replayed_code(api_must_refuse: bool) {
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     let intro = |token: String| {
         let env = &env;
+        let rs_secret = &rs_secret;
         async move {
             env.api()
                 .form(
                     &format!("/t/{A}/oauth/introspect"),
-                    &[("token", token.as_str()), ("client_id", "web-rt")],
+                    &[
+                        ("token", token.as_str()),
+                        ("client_id", "rs"),
+                        ("client_secret", rs_secret.as_str()),
+                    ],
                 )
                 .await
         }

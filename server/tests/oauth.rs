@@ -33,7 +33,7 @@ fn web_client() -> ClientRegistration {
 
 /// The server (configuration adjusted by `adjust`) with tenants `acme` and
 /// `globex`, acme's client `web` and its user Ada; short login backoff.
-async fn oauth_env(adjust: impl FnOnce(&mut ServerConfig)) -> Env {
+pub(crate) async fn oauth_env(adjust: impl FnOnce(&mut ServerConfig)) -> Env {
     let pki = Pki::new();
     let mut config = config(&pki).await;
     config.auth.backoff_base_ms = 5;
@@ -57,13 +57,13 @@ async fn oauth_env(adjust: impl FnOnce(&mut ServerConfig)) -> Env {
 
 /// The server as a browser sees it: redirects are not followed, cookies are
 /// sent by hand.
-struct Browser {
-    env: Env,
+pub(crate) struct Browser {
+    pub(crate) env: Env,
     http: reqwest::Client,
 }
 
 impl Browser {
-    fn new(env: Env) -> Self {
+    pub(crate) fn new(env: Env) -> Self {
         let http = client_builder(&env.pki.ca.cert_pem())
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -71,7 +71,7 @@ impl Browser {
         Browser { env, http }
     }
 
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.http.get(self.env.url(path))
     }
 
@@ -89,7 +89,7 @@ impl Browser {
         )
     }
 
-    fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::RequestBuilder {
+    pub(crate) fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::RequestBuilder {
         self.http
             .post(self.env.url(path))
             .header("content-type", "application/x-www-form-urlencoded")
@@ -98,7 +98,7 @@ impl Browser {
 }
 
 /// The cookies a response sets.
-fn cookies(r: &reqwest::Response) -> Vec<Cookie<'static>> {
+pub(crate) fn cookies(r: &reqwest::Response) -> Vec<Cookie<'static>> {
     r.headers()
         .get_all("set-cookie")
         .iter()
@@ -106,7 +106,7 @@ fn cookies(r: &reqwest::Response) -> Vec<Cookie<'static>> {
         .collect()
 }
 
-fn authorize_uri(tenant: &str, challenge: Option<&str>) -> String {
+pub(crate) fn authorize_uri(tenant: &str, challenge: Option<&str>) -> String {
     let mut u = url::Url::parse(&format!("http://x/t/{tenant}/oauth/authorize")).unwrap();
     {
         let mut q = u.query_pairs_mut();
@@ -461,7 +461,7 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
 
 /// Drives oidc-provider's development login like a browser (any name, then
 /// consent) and returns the redirect to our callback.
-async fn idp_sign_in(authorization_url: &str, name: &str) -> url::Url {
+pub(crate) async fn idp_sign_in(authorization_url: &str, name: &str) -> url::Url {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -737,7 +737,7 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
             "idp",
             &q["code"],
             &q["state"],
-            None,
+            Some(&idp.issuer()),
             pending.value(),
             &ctx,
         )

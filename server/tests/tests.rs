@@ -21,6 +21,7 @@ mod account;
 mod admin_page;
 mod api;
 mod attacks;
+mod auth_abuse;
 mod demo;
 mod faults;
 mod http;

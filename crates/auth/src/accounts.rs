@@ -23,7 +23,10 @@ use crate::roles::Role;
 use crate::schema::{access_tokens, login_challenges, lower, refresh_tokens, sessions, users};
 pub use crate::session::{LoginOutcome, NewSession, SessionInfo};
 use crate::session::{create_login_challenge, create_session, revoke_session_rows};
-use crate::throttle::{AttemptKind, recent_failures, record_attempt};
+use crate::throttle::{
+    AttemptKind, InFlight, recent_failures, record_attempt, reserve_password_attempt,
+    settle_password_attempt,
+};
 pub use crate::users::User;
 use crate::users::{self as user_rows, UserProfile, normalize_email};
 
@@ -40,9 +43,26 @@ struct Credentials {
     password_hash: Option<String>,
     status: String,
     locked_until: Option<DateTime<Utc>>,
-    failed_password_count: i32,
     failed_totp_count: i32,
     totp_enabled: bool,
+    password_changed_at: Option<DateTime<Utc>>,
+}
+
+/// Whether the user has logged in from `ip` before (a session from that
+/// address, live or not yet cleaned up): such a source is exempt from the
+/// lockout, so the owner gets in while an attacker elsewhere is locked out.
+async fn known_source(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user_id: Uuid,
+    ip: &str,
+) -> Result<bool, AuthError> {
+    Ok(diesel::select(exists(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::ip.eq(ip)),
+    ))
+    .get_result(conn)
+    .await?)
 }
 
 /// Accounts and their sessions: registration, password and second-factor
@@ -54,6 +74,7 @@ pub struct AccountService {
     pub(crate) hasher: PasswordHasher,
     pub(crate) mfa: MfaService,
     pub(crate) revocations: RevocationCache,
+    pub(crate) in_flight: InFlight,
 }
 
 impl std::fmt::Debug for AccountService {
@@ -339,10 +360,15 @@ impl AccountService {
             .await
     }
 
-    /// Password login. Unknown users, wrong passwords, disabled and locked
-    /// accounts all get [`AuthError::InvalidCredentials`] after the same
-    /// work (a dummy hash for unknown users); [`AuthError::RateLimited`] when
-    /// the account+IP pair used its attempts.
+    /// Password login. Unknown users, wrong passwords and disabled accounts
+    /// all get [`AuthError::InvalidCredentials`] after the same work (a
+    /// dummy hash for unknown users, the same attempt accounting for every
+    /// e-mail). The attempt is checked and counted before hashing;
+    /// [`AuthError::RateLimited`] (before any hashing) when the account+IP
+    /// pair or the IP used its attempts, when too many attempts of the
+    /// account are hashing right now, or when the account is locked for this
+    /// source (too many recent failures, and the account never logged in
+    /// from this address).
     pub async fn login(
         &self,
         tenant: &str,
@@ -353,37 +379,52 @@ impl AccountService {
         let account = normalize_email(email);
         let tenant_id = tenant_id(&self.pool, tenant).await?;
         let config = &self.config;
-        let (state, creds) = self
+        let _in_flight =
+            match self
+                .in_flight
+                .enter(tenant, &account, config.account_hash_concurrency)
+            {
+                Ok(guard) => guard,
+                Err(limited) => {
+                    self.audit_refusal(tenant, None, ctx, "in_flight").await?;
+                    return Err(limited);
+                }
+            };
+        let (reserved, creds) = self
             .pool
             .with_tenant(tenant, async |conn| {
-                let state =
-                    recent_failures(conn, config, AttemptKind::Password, &account, &ctx.ip).await?;
                 let creds: Option<Credentials> = users::table
                     .filter(lower(users::email).eq(&account))
                     .select(Credentials::as_select())
                     .first(conn)
                     .await
                     .optional()?;
-                Ok::<_, AuthError>((state, creds))
+                let known_source = match &creds {
+                    Some(c) => known_source(conn, c.id, &ctx.ip).await?,
+                    None => false,
+                };
+                let reserved = reserve_password_attempt(
+                    conn,
+                    config,
+                    &account,
+                    &ctx.ip,
+                    known_source,
+                    creds.as_ref().and_then(|c| c.password_changed_at),
+                )
+                .await?;
+                Ok::<_, AuthError>((reserved, creds))
             })
             .await?;
-        if let Err(limited) = state.check_rate_limit(config) {
-            let user = creds.as_ref().map(|c| c.id);
-            audit::record(
-                &self.pool,
-                tenant,
-                AuditEvent::new("login", "rate_limited")
-                    .user(user)
-                    .client(ctx),
-            )
-            .await?;
-            return Err(limited);
-        }
-        let account_failures = creds
-            .as_ref()
-            .map(|c| i64::from(c.failed_password_count))
-            .unwrap_or(0);
-        let delay = state.delay(config, account_failures);
+        let reservation = match reserved {
+            Ok(r) => r,
+            Err((refusal, retry_after)) => {
+                let user = creds.as_ref().map(|c| c.id);
+                self.audit_refusal(tenant, user, ctx, refusal.as_str())
+                    .await?;
+                return Err(AuthError::RateLimited { retry_after });
+            }
+        };
+        let delay = reservation.delay(config);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
@@ -394,14 +435,11 @@ impl AccountService {
                 creds.as_ref().and_then(|c| c.password_hash.as_deref()),
             )
             .await?;
-        let at = Utc::now();
-        let usable = creds
-            .as_ref()
-            .is_some_and(|c| c.status == "active" && c.locked_until.is_none_or(|t| t <= at));
+        let usable = creds.as_ref().is_some_and(|c| c.status == "active");
         let success = check.valid && usable;
+        let threshold = i64::from(self.config.lockout_threshold);
         self.pool
             .with_tenant(tenant, async |conn| {
-                record_attempt(conn, AttemptKind::Password, &account, &ctx.ip, success).await?;
                 let Some(creds) = creds.as_ref() else {
                     append(
                         conn,
@@ -414,15 +452,12 @@ impl AccountService {
                     return Ok(Err(AuthError::InvalidCredentials));
                 };
                 if !success {
-                    let locked = creds.locked_until.is_some_and(|t| t > at);
                     let failures: i32 = diesel::update(users::table.find(creds.id))
                         .set(users::failed_password_count.eq(users::failed_password_count + 1))
                         .returning(users::failed_password_count)
                         .get_result(conn)
                         .await?;
-                    let reason = if locked {
-                        "locked"
-                    } else if creds.status != "active" {
+                    let reason = if creds.status != "active" {
                         "disabled"
                     } else {
                         "bad_password"
@@ -436,13 +471,9 @@ impl AccountService {
                             .detail(serde_json::json!({"reason": reason})),
                     )
                     .await?;
-                    if !locked
-                        && failures >= i32::try_from(self.config.lockout_threshold).unwrap_or(10)
-                    {
-                        diesel::update(users::table.find(creds.id))
-                            .set(users::locked_until.eq(at + ttl(self.config.lockout_secs)))
-                            .execute(conn)
-                            .await?;
+                    if reservation.account_failures == threshold {
+                        // The lockout itself is the sliding window over the
+                        // attempt rows (`locked_until` is the TOTP lockout's).
                         append(
                             conn,
                             tenant_id,
@@ -457,6 +488,7 @@ impl AccountService {
                     }
                     return Ok(Err(AuthError::InvalidCredentials));
                 }
+                settle_password_attempt(conn, &reservation).await?;
                 diesel::update(users::table.find(creds.id))
                     .set((
                         users::failed_password_count.eq(0),
@@ -495,6 +527,25 @@ impl AccountService {
                 Ok::<_, AuthError>(Ok(LoginOutcome::LoggedIn(session)))
             })
             .await?
+    }
+
+    /// Audits a password attempt refused before hashing.
+    async fn audit_refusal(
+        &self,
+        tenant: &str,
+        user: Option<Uuid>,
+        ctx: &ClientContext,
+        reason: &str,
+    ) -> Result<(), AuthError> {
+        audit::record(
+            &self.pool,
+            tenant,
+            AuditEvent::new("login", "rate_limited")
+                .user(user)
+                .client(ctx)
+                .detail(serde_json::json!({"reason": reason})),
+        )
+        .await
     }
 
     /// Second login step: a TOTP code (or a backup code) for a challenge

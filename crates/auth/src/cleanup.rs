@@ -47,12 +47,15 @@ impl std::fmt::Debug for CleanupService {
 impl CleanupService {
     /// Deletes expired codes (kept a day after expiry so replays are still
     /// recognised), refresh tokens past their idle or absolute lifetime
-    /// (revoked ones after a day), access token records, expired or
+    /// (revoked ones after a day), access token records (once expired for
+    /// longer than the clock skew), expired or
     /// long-revoked sessions, challenges and old login attempts; erases
     /// sealed refresh successors once their grace window has passed.
     pub async fn cleanup_expired(&self, tenant: &str) -> Result<CleanupReport, AuthError> {
         let attempts_keep = self.config.rate_limit_window_secs.max(86_400);
-        let grace = i64::try_from(self.config.refresh_grace_secs).unwrap_or(10);
+        let grace = i64::try_from(self.config.refresh_grace_secs).unwrap_or(0);
+        let skew =
+            chrono::Duration::seconds(i64::try_from(self.config.clock_skew_secs).unwrap_or(60));
         self.pool
             .with_tenant(tenant, async |conn| {
                 let now = chrono::Utc::now();
@@ -86,10 +89,13 @@ impl CleanupService {
                 )
                 .execute(conn)
                 .await?;
-                r.access_tokens =
-                    diesel::delete(access_tokens::table.filter(access_tokens::expires_at.lt(now)))
-                        .execute(conn)
-                        .await?;
+                // Kept until expiry plus the clock skew: a token is accepted
+                // that long, and its revocation must be seen that long.
+                r.access_tokens = diesel::delete(
+                    access_tokens::table.filter(access_tokens::expires_at.lt(now - skew)),
+                )
+                .execute(conn)
+                .await?;
                 r.sessions = diesel::delete(
                     sessions::table.filter(
                         sessions::expires_at

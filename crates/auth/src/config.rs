@@ -26,7 +26,10 @@ pub struct AuthConfig {
     pub refresh_token_ttl_secs: u64,
     /// Refresh family absolute lifetime, counted from the first login.
     pub refresh_family_ttl_secs: u64,
-    /// A refresh retried within this window gets the same successor back.
+    /// A refresh retried within this window gets the same successor back,
+    /// once and only while that successor is unused. `0` (the default, as
+    /// Okta's and Auth0's rotation defaults) turns it off: any reuse of a
+    /// rotated refresh token revokes its family.
     pub refresh_grace_secs: u64,
     /// Authorization code lifetime.
     pub authorization_code_ttl_secs: u64,
@@ -38,12 +41,21 @@ pub struct AuthConfig {
     pub key_publish_lead_secs: u64,
     /// Login session lifetime.
     pub session_ttl_secs: u64,
-    /// Consecutive failures (per account, per kind) that lock the account.
+    /// Failed password attempts (per account, every source) within the
+    /// sliding window [`Self::lockout_secs`] that lock the account for
+    /// sources it has not logged in from (TOTP: consecutive failures).
     pub lockout_threshold: u32,
-    /// How long a lockout lasts.
+    /// The lockout's sliding window: older failures do not count, so a
+    /// lockout ends this long after the failures that caused it.
     pub lockout_secs: u64,
     /// Attempts allowed per account+IP within [`Self::rate_limit_window_secs`].
     pub rate_limit_attempts: u32,
+    /// Failed password attempts allowed per source address across all
+    /// accounts within [`Self::rate_limit_window_secs`] (password spraying).
+    pub source_attempts: u32,
+    /// Password attempts of one account hashed at the same time in one
+    /// process; more parallel attempts are refused (429).
+    pub account_hash_concurrency: usize,
     /// The rate limit window.
     pub rate_limit_window_secs: u64,
     /// First progressive delay after a failure, in milliseconds (doubles per failure).
@@ -78,7 +90,7 @@ impl Default for AuthConfig {
             id_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 7 * 24 * 3600,
             refresh_family_ttl_secs: 30 * 24 * 3600,
-            refresh_grace_secs: 10,
+            refresh_grace_secs: 0,
             authorization_code_ttl_secs: 60,
             clock_skew_secs: 60,
             key_rotation_secs: 30 * 24 * 3600,
@@ -87,6 +99,8 @@ impl Default for AuthConfig {
             lockout_threshold: 10,
             lockout_secs: 15 * 60,
             rate_limit_attempts: 5,
+            source_attempts: 30,
+            account_hash_concurrency: 2,
             rate_limit_window_secs: 15 * 60,
             backoff_base_ms: 100,
             backoff_cap_ms: 3_000,
@@ -123,7 +137,11 @@ impl AuthConfig {
                 "key_publish_lead_secs must be shorter than key_rotation_secs".into(),
             ));
         }
-        if self.lockout_threshold == 0 || self.rate_limit_attempts == 0 {
+        if self.lockout_threshold == 0
+            || self.rate_limit_attempts == 0
+            || self.source_attempts == 0
+            || self.account_hash_concurrency == 0
+        {
             return Err(AuthError::Config("limits must be positive".into()));
         }
         argon2::Params::new(self.argon2_m_kib, self.argon2_t, self.argon2_p, None)

@@ -70,6 +70,12 @@ pub enum AuthError {
     /// A cryptographic operation failed on our side.
     #[error("crypto: {0}")]
     Crypto(String),
+    /// An upstream identity names the e-mail of a local account whose
+    /// e-mail is not verified: it is not linked (whoever registered that
+    /// account may not own the address; linking would hand them the
+    /// upstream user's sign-ins).
+    #[error("upstream identity not linked: {0}")]
+    LinkRefused(String),
     /// The upstream identity provider failed or answered something invalid.
     #[error("upstream identity provider: {0}")]
     Upstream(String),
@@ -97,7 +103,9 @@ impl AuthError {
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::UnsupportedResponseType(_) => "unsupported_response_type",
             Self::InvalidScope(_) => "invalid_scope",
-            Self::AccessDenied(_) | Self::InvalidCredentials => "access_denied",
+            Self::AccessDenied(_) | Self::InvalidCredentials | Self::LinkRefused(_) => {
+                "access_denied"
+            }
             Self::InvalidToken(_) => "invalid_token",
             Self::Forbidden(_) => "insufficient_scope",
             Self::MfaRequired => "interaction_required",

@@ -3,8 +3,7 @@
 
 use diesel::dsl::now;
 use diesel::{
-    BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable,
-    SelectableHelper,
+    BoolExpressionMethods, ExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rand::Rng;
@@ -297,27 +296,18 @@ impl MfaService {
             .await?;
             return Ok((n == 1).then_some("totp"));
         }
-        let unused: Option<Uuid> = mfa_backup_codes::table
-            .filter(mfa_backup_codes::user_id.eq(user_id))
-            .filter(mfa_backup_codes::code_hash.eq(backup_hash(user_id, code)))
-            .filter(mfa_backup_codes::used_at.is_null())
-            .select(mfa_backup_codes::id)
-            .first(conn)
-            .await
-            .optional()?;
-        let Some(unused) = unused else {
-            return Ok(None);
-        };
-        // Still unused at update time: a concurrent use of the same code loses.
+        // One conditional update on the code itself: of concurrent spends of
+        // the same code exactly one sees `used_at IS NULL`.
         let n = diesel::update(
             mfa_backup_codes::table
-                .find(unused)
+                .filter(mfa_backup_codes::user_id.eq(user_id))
+                .filter(mfa_backup_codes::code_hash.eq(backup_hash(user_id, code)))
                 .filter(mfa_backup_codes::used_at.is_null()),
         )
         .set(mfa_backup_codes::used_at.eq(now))
         .execute(conn)
         .await?;
-        Ok((n == 1).then_some("backup_code"))
+        Ok((n > 0).then_some("backup_code"))
     }
 }
 

@@ -846,20 +846,32 @@ impl OAuthService {
                 .await
                 .optional()?;
                 let Some(row) = row else {
-                    // Unknown, or a replay: a replayed code revokes what it issued.
+                    // Unknown, or a replay: a replayed code revokes the whole
+                    // family it started (its refresh tokens and every access
+                    // token minted from the code or by refreshes of it).
                     let replayed: bool =
                         diesel::select(exists(authorization_codes::table.find(&code_hash)))
                             .get_result(conn)
                             .await?;
                     if replayed {
-                        diesel::update(
-                            refresh_tokens::table
-                                .filter(refresh_tokens::auth_code_hash.eq(&code_hash))
-                                .filter(refresh_tokens::revoked_at.is_null()),
-                        )
-                        .set(refresh_tokens::revoked_at.eq(now))
-                        .execute(conn)
-                        .await?;
+                        let mut families: Vec<Uuid> = refresh_tokens::table
+                            .filter(refresh_tokens::auth_code_hash.eq(&code_hash))
+                            .select(refresh_tokens::family_id)
+                            .distinct()
+                            .load(conn)
+                            .await?;
+                        let from_access: Vec<Option<Uuid>> = access_tokens::table
+                            .filter(access_tokens::auth_code_hash.eq(&code_hash))
+                            .select(access_tokens::family_id)
+                            .distinct()
+                            .load(conn)
+                            .await?;
+                        families.extend(from_access.into_iter().flatten());
+                        families.sort_unstable();
+                        families.dedup();
+                        for family in families {
+                            revoke_family(conn, family).await?;
+                        }
                         diesel::update(
                             access_tokens::table
                                 .filter(access_tokens::auth_code_hash.eq(&code_hash))
@@ -971,8 +983,13 @@ impl OAuthService {
         let hash = sha256(presented.as_bytes());
         let tenant_id = tenant_id(&self.pool, tenant).await?;
         let successor = random_secret(32);
-        let sealed = self.sealer.seal(successor.as_bytes())?;
-        let grace = i64::try_from(self.config.refresh_grace_secs).unwrap_or(10);
+        let grace = i64::try_from(self.config.refresh_grace_secs).unwrap_or(0);
+        // The successor is kept (sealed) only for a grace-window retry.
+        let sealed = if grace > 0 {
+            Some(self.sealer.seal(successor.as_bytes())?)
+        } else {
+            None
+        };
         self
             .pool
             .with_tenant(tenant, async |conn| {
@@ -996,7 +1013,7 @@ impl OAuthService {
                 .bind::<Bytea, _>(&hash)
                 .bind::<Text, _>(&client.client_id)
                 .bind::<SqlUuid, _>(Uuid::new_v4())
-                .bind::<Text, _>(&sealed)
+                .bind::<Nullable<Text>, _>(&sealed)
                 .bind::<Bytea, _>(sha256(successor.as_bytes()))
                 .bind::<diesel::sql_types::Double, _>(self.config.refresh_token_ttl_secs as f64)
                 .load(conn)
@@ -1013,16 +1030,36 @@ impl OAuthService {
                         if state.revoked_at.is_some() || state.expires_at <= Utc::now() {
                             return Ok(Err(AuthError::InvalidGrant("refresh token revoked or expired".into())));
                         }
-                        let within_grace = state.rotated_at.is_some_and(|t| t + chrono::Duration::seconds(grace) > Utc::now());
-                        let successor_live = match state.successor_id {
-                            Some(id) => diesel::select(exists(
-                                refresh_tokens::table.find(id).filter(refresh_tokens::revoked_at.is_null()),
+                        // Grace (off by default): a retry of a just-rotated
+                        // token gets its successor back, only while that
+                        // successor is unused and at most once; anything
+                        // else is reuse and revokes the family.
+                        let within_grace = grace > 0
+                            && state.rotated_at.is_some_and(|t| t + chrono::Duration::seconds(grace) > Utc::now());
+                        let successor_unused = match state.successor_id {
+                            Some(id) if within_grace => diesel::select(exists(
+                                refresh_tokens::table
+                                    .find(id)
+                                    .filter(refresh_tokens::revoked_at.is_null())
+                                    .filter(refresh_tokens::rotated_at.is_null()),
                             ))
                             .get_result::<bool>(conn)
                             .await?,
-                            None => false,
+                            _ => false,
                         };
-                        match (&state.successor_sealed, within_grace && successor_live) {
+                        // Taking the sealed successor is one conditional
+                        // update: of concurrent retries exactly one wins.
+                        let taken = successor_unused
+                            && diesel::update(
+                                refresh_tokens::table
+                                    .filter(refresh_tokens::token_hash.eq(&hash))
+                                    .filter(refresh_tokens::successor_sealed.is_not_null()),
+                            )
+                            .set(refresh_tokens::successor_sealed.eq(None::<String>))
+                            .execute(conn)
+                            .await?
+                                == 1;
+                        match (&state.successor_sealed, taken) {
                             (Some(sealed), true) => {
                                 let token = String::from_utf8(self.sealer.open(sealed)?).map_err(|e| AuthError::Crypto(e.to_string()))?;
                                 (RotatedRow { family_id: state.family_id, user_id: state.user_id, session_id: state.session_id, scope: state.scope, auth_time: state.auth_time }, token)
@@ -1138,7 +1175,7 @@ impl OAuthService {
             return Err(AuthError::InvalidToken("token of another tenant".into()));
         }
         if self
-            .access_token_revoked(tenant, &verified.claims.jti)
+            .access_token_revoked(tenant, &verified.claims.jti, verified.claims.exp)
             .await?
         {
             return Err(AuthError::InvalidToken("token revoked".into()));
@@ -1164,30 +1201,42 @@ impl OAuthService {
         })
     }
 
-    /// Whether the access token `jti` was revoked (logout, session or family
-    /// revocation, a replayed code, RFC 7009). A verdict is reused for
-    /// `revocation_check_secs`; revocations through this process clear it.
-    /// Tokens minted outside the code/refresh/client-credentials grants (no
-    /// row) are not revocable and count as live.
-    async fn access_token_revoked(&self, tenant: &str, jti: &str) -> Result<bool, AuthError> {
+    /// Whether the access token `jti` (expiring at `exp`) was revoked
+    /// (logout, session or family revocation, a replayed code, RFC 7009). A
+    /// verdict is reused for `revocation_check_secs`; revocations through
+    /// this process clear it. Rows are kept until expiry plus the clock skew,
+    /// so a token past its `exp` without a row (cleaned up) counts as
+    /// revoked; tokens minted outside the code/refresh/client-credentials
+    /// grants (no row) are not revocable and count as live until their `exp`.
+    async fn access_token_revoked(
+        &self,
+        tenant: &str,
+        jti: &str,
+        exp: i64,
+    ) -> Result<bool, AuthError> {
         let key = (tenant.to_owned(), jti.to_owned());
         if let Some(revoked) = self.revocations.get(&key) {
             return Ok(revoked);
         }
-        let revoked = self
+        let row: Option<Option<DateTime<Utc>>> = self
             .pool
             .with_tenant(tenant, async |conn| {
                 Ok::<_, AuthError>(
-                    diesel::select(exists(
-                        access_tokens::table
-                            .find(jti)
-                            .filter(access_tokens::revoked_at.is_not_null()),
-                    ))
-                    .get_result::<bool>(conn)
-                    .await?,
+                    access_tokens::table
+                        .find(jti)
+                        .select(access_tokens::revoked_at)
+                        .first(conn)
+                        .await
+                        .optional()?,
                 )
             })
             .await?;
+        let revoked = match row {
+            Some(revoked_at) => revoked_at.is_some(),
+            // No row: never recorded, or cleaned up after expiry plus skew.
+            // Past `exp` it can only be the latter (or a deleted revocation).
+            None => exp <= Utc::now().timestamp(),
+        };
         self.revocations.insert(key, revoked);
         Ok(revoked)
     }
@@ -1199,13 +1248,18 @@ impl OAuthService {
         self.revocations.invalidate_all();
     }
 
-    /// RFC 7662 introspection (the caller must be an authenticated client).
+    /// RFC 7662 introspection. The caller must be a confidential client
+    /// authenticated with its secret (a public client, which has none, gets
+    /// [`AuthError::InvalidClient`]); it sees tokens of its own tenant only.
     pub async fn introspect(
         &self,
         tenant: &str,
         creds: &ClientCredentials,
         token: &str,
     ) -> Result<serde_json::Value, AuthError> {
+        if creds.secret.is_none() || creds.method == ClientAuthMethod::None {
+            return Err(AuthError::InvalidClient);
+        }
         let inactive = serde_json::json!({"active": false});
         if token.split('.').count() == 3 {
             // The token is verified once, with no I/O on a verified-token

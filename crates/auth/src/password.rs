@@ -6,6 +6,7 @@
 //! hash so that unknown users take as long as known ones.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
@@ -72,6 +73,7 @@ pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
     dummy_hash: Arc<str>,
+    verifications: Arc<AtomicU64>,
 }
 
 fn hash_err(e: impl std::fmt::Display) -> AuthError {
@@ -94,6 +96,7 @@ impl PasswordHasher {
             params,
             permits: Arc::new(Semaphore::new(config.effective_hash_concurrency())),
             dummy_hash: dummy.into(),
+            verifications: Arc::default(),
         })
     }
 
@@ -131,6 +134,7 @@ impl PasswordHasher {
         let outdated = known && self.is_outdated(&hash);
         let valid = {
             let _permit = self.permits.acquire().await.map_err(hash_err)?;
+            self.verifications.fetch_add(1, Ordering::Relaxed);
             let argon = self.argon();
             let password = password.to_owned();
             tokio::task::spawn_blocking(move || match PasswordHash::new(&hash) {
@@ -150,6 +154,12 @@ impl PasswordHasher {
             valid,
             upgraded_hash,
         })
+    }
+
+    /// How many password verifications (Argon2id computations, dummy ones
+    /// included) this hasher has started: what a login flood costs.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     /// Whether a stored hash was made with other parameters than ours.

@@ -83,6 +83,7 @@ impl AuthServer {
                 hasher: hasher.clone(),
                 mfa: mfa.clone(),
                 revocations: revocations.clone(),
+                in_flight: Default::default(),
             },
             mfa,
             api_keys: ApiKeyService { pool: pool.clone() },

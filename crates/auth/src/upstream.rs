@@ -119,6 +119,9 @@ struct ProviderMetadata {
     jwks_uri: String,
     #[serde(default)]
     id_token_signing_alg_values_supported: Vec<String>,
+    /// RFC 9207: the provider puts `iss` into every authorization response.
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
 }
 
 struct Registered {
@@ -549,8 +552,15 @@ impl UpstreamService {
         let reg = self.upstreams.get(tenant, provider)?;
         // Mix-up defence: the response must come from the provider we sent
         // the browser to.
-        if iss.is_some_and(|iss| iss != reg.metadata.issuer) {
-            return Err(denied("authorization response from another issuer"));
+        match iss {
+            Some(iss) if iss != reg.metadata.issuer => {
+                return Err(denied("authorization response from another issuer"));
+            }
+            // RFC 9207 §2.4: a provider that advertises `iss` must send it.
+            None if reg.metadata.authorization_response_iss_parameter_supported => {
+                return Err(denied("authorization response without iss"));
+            }
+            _ => {}
         }
         let http = self.upstreams.http()?;
         let http_client = |request| send(http, request);
@@ -616,6 +626,35 @@ impl UpstreamService {
                             (Some(email), true) => user_rows::by_email(conn, email).await?,
                             _ => None,
                         };
+                        // Pre-hijack defence: someone may have registered
+                        // the address without owning it; only a verified
+                        // local e-mail is linked.
+                        if let Some(local) = &existing {
+                            let verified: bool = users::table
+                                .find(local.id)
+                                .select(users::email_verified)
+                                .first(conn)
+                                .await?;
+                            if !verified {
+                                append(
+                                    conn,
+                                    tenant_id,
+                                    &AuditEvent::new("link_identity", "refused")
+                                        .user(Some(local.id))
+                                        .detail(serde_json::json!({
+                                            "provider": provider.name,
+                                            "reason": "local_email_unverified",
+                                        })),
+                                )
+                                .await?;
+                                return Err(AuthError::LinkRefused(
+                                    "an account with this e-mail exists but its e-mail is not \
+                                     verified; sign in with its password and verify the \
+                                     e-mail first"
+                                        .into(),
+                                ));
+                            }
+                        }
                         let created = existing.is_none();
                         let user = match existing {
                             Some(user) => user,
@@ -795,6 +834,7 @@ mod tests {
                 token_endpoint: format!("{ISS}/token"),
                 jwks_uri: "http://127.0.0.1:9/jwks".into(),
                 id_token_signing_alg_values_supported: vec![],
+                authorization_response_iss_parameter_supported: true,
             },
             jwks: RwLock::new(Arc::new(set)),
         };

@@ -1,6 +1,7 @@
 //! The auth crate's integration tests: one binary, one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod abuse;
 mod accounts;
 mod common;
 mod hostile;

@@ -663,6 +663,14 @@ async fn upstream_callback(
                 }
             }
         }
+        Err(e @ AuthError::LinkRefused(_)) => {
+            tracing::info!(tenant, provider, error = %e, "upstream identity not linked");
+            fail(
+                oauth_status(&e),
+                "An account with this e-mail address exists, but its address is not verified. \
+                 Sign in with its password and verify the address first.",
+            )
+        }
         Err(e @ (AuthError::AccessDenied(_) | AuthError::Upstream(_))) => {
             tracing::info!(tenant, provider, error = %e, "upstream login refused");
             let status = oauth_status(&e);
