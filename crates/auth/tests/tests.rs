@@ -6,4 +6,5 @@ mod common;
 mod hostile;
 mod keys;
 mod oauth;
+mod tenant_policy;
 mod tokens;
