@@ -294,10 +294,21 @@ impl<P: Requirement + 'static> FromRequest for Caller<P> {
                 Credential::Bearer(token) => {
                     (authenticate(&state, &tenant, Some(&token)).await?, token)
                 }
-                Credential::ApiKey(key) => (
-                    authenticate_api_key(&state, &tenant, &key).await?,
-                    String::new(),
-                ),
+                Credential::ApiKey(key) => {
+                    let principal = authenticate_api_key(&state, &tenant, &key).await?;
+                    // A key never manages its owner's account (password,
+                    // TOTP, keys, sessions): it could mint itself wider keys.
+                    let pattern = req.match_pattern().unwrap_or_default();
+                    if ["/api/v1/t/{tenant}/account/", "/api/v1/t/{tenant}/sessions"]
+                        .iter()
+                        .any(|p| pattern.starts_with(p))
+                    {
+                        return Err(ApiError::forbidden(
+                            "account routes need a user's access token, not an API key",
+                        ));
+                    }
+                    (principal, String::new())
+                }
             };
             if let Some(permission) = P::PERMISSION {
                 require(&principal, permission)?;

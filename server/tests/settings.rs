@@ -382,10 +382,24 @@ async fn admins_without_a_second_factor_are_refused_when_the_tenant_requires_one
     crate::common::login(&auth, "acme", "root@acme.test", PASSWORD).await;
 }
 
+async fn set_status(env: &Env, user: uuid::Uuid, status: &str) {
+    let sql = format!("UPDATE users SET status = '{status}' WHERE id = '{user}'");
+    env.state
+        .tenants
+        .with_tenant("acme", async |conn| {
+            // raw SQL: the test flips the owner's status directly.
+            diesel_async::RunQueryDsl::execute(diesel::sql_query(sql), conn)
+                .await
+                .map_err(rampart_tenancy::TenancyError::from)
+        })
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
     let env = env_with(|c| {
-        c.rate_limit.per_api_key = Quota::new(1, Duration::from_secs(3600), 6);
+        c.rate_limit.per_api_key = Quota::new(1, Duration::from_secs(3600), 8);
     })
     .await;
     let auth = env.auth();
@@ -455,7 +469,8 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["data"]["id"], bot.to_string());
+    assert_eq!(v["data"]["user"]["id"], bot.to_string());
+    assert_eq!(v["data"]["scopes"], json!(["portfolio:read"]));
     assert_eq!(
         count(
             &env.state,
@@ -475,6 +490,16 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
     )
     .await;
     assert_eq!((s, code(&v)), (403, "forbidden"), "{v}");
+    // A key does not manage its owner's account (it could mint wider keys).
+    let r = env
+        .http
+        .post(env.url("/api/v1/t/acme/account/api-keys"))
+        .header("x-api-key", key.clone())
+        .json(&json!({"name": "wider", "scopes": ["portfolio:read", "market:read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     // Another tenant's path: 401, like an unknown key.
     let (s, _) = with_key(
         &env,
@@ -554,27 +579,16 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
     assert_eq!(s, 200);
     // Disabled owner: 401 at once.
     auth.set_role("acme", bot, Role::ApiUser).await.unwrap();
-    env.state
-        .tenants
-        .with_tenant("acme", async |conn| {
-            diesel_async::RunQueryDsl::execute(
-                diesel::sql_query(format!(
-                    "UPDATE users SET status = 'disabled' WHERE id = '{bot}'"
-                )),
-                conn,
-            )
-            .await
-            .map_err(rampart_tenancy::TenancyError::from)
-        })
-        .await
-        .unwrap();
+    set_status(&env, bot, "disabled").await;
     let (s, _) = with_key(&env, Method::GET, portfolios, ("x-api-key", trade_key)).await;
     assert_eq!(s, 401);
 
-    // Each key has its own limit (burst 6 here): the first key used 4 of
-    // its requests above; two more pass, then 429 with Retry-After.
+    set_status(&env, bot, "active").await;
+
+    // Each key has its own limit (burst 8 here): the first key used 5 of
+    // its requests above; a few more pass, then 429 with Retry-After.
     let mut statuses = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..8 {
         let r = env
             .http
             .get(env.url(portfolios))

@@ -5,6 +5,7 @@
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use rampart_auth::accounts::LoginOutcome;
+use rampart_auth::audit::AuditEvent;
 use rampart_auth::audit_query::AuditFilter;
 use rampart_auth::tenant_policy::SelfRegistration;
 use rampart_auth::{AuthError, Permission, Role, authorize};
@@ -162,18 +163,14 @@ async fn api_keys_follow_their_owners_current_role() {
 async fn audit_export_verifies_exactly_its_range() {
     let s = server().await;
     let a = &s.auth;
+    // One `register` row, then four recorded login failures.
     a.register("acme", "aud@acme.test", "Aud", PASSWORD, Role::Viewer)
         .await
         .unwrap();
-    for i in 0..4 {
-        let _ = a
-            .login(
-                "acme",
-                "aud@acme.test",
-                "bad-password-xx",
-                &ctx(&format!("10.9.2.{i}")),
-            )
-            .await;
+    for ip in ["10.9.2.1", "10.9.2.2", "10.9.2.3", "10.9.2.4"] {
+        a.audit("acme", AuditEvent::new("login", "failure").client(&ctx(ip)))
+            .await
+            .unwrap();
     }
     let trail = a.audit_trail();
     let all = AuditFilter::default();
