@@ -118,6 +118,9 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
             Ok(_) | Err(AuthError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        crate::admin_console::ensure_client(&auth, slug)
+            .await
+            .map_err(anyhow::Error::msg)?;
     }
     for (slug, _) in DEMO_TENANTS {
         seed_portfolio(&state, slug).await?;

@@ -101,6 +101,16 @@ pub enum ErrorCode {
     ImportHashMismatch,
     /// The members changed since the preview.
     ImportStale,
+    /// The tenant's registration policy is `closed`.
+    RegistrationClosed,
+    /// The tenant's registration policy is `invitation_only`.
+    InvitationRequired,
+    /// Open registration, but not for this e-mail domain.
+    EmailDomainNotAllowed,
+    /// Login needs a verified e-mail address in this tenant.
+    EmailNotVerified,
+    /// Administrators of this tenant must enrol a second factor to log in.
+    MfaEnrollmentRequired,
 }
 
 impl ErrorCode {
@@ -148,6 +158,11 @@ impl ErrorCode {
             C::ImportHasRefusedRows => "import_has_refused_rows",
             C::ImportHashMismatch => "import_hash_mismatch",
             C::ImportStale => "import_stale",
+            C::RegistrationClosed => "registration_closed",
+            C::InvitationRequired => "invitation_required",
+            C::EmailDomainNotAllowed => "email_domain_not_allowed",
+            C::EmailNotVerified => "email_not_verified",
+            C::MfaEnrollmentRequired => "mfa_enrollment_required",
         }
     }
 }
@@ -364,7 +379,12 @@ pub fn oauth_status(e: &AuthError) -> StatusCode {
         AuthError::Forbidden(_)
         | AuthError::AccessDenied(_)
         | AuthError::MfaRequired
-        | AuthError::LinkRefused(_) => StatusCode::FORBIDDEN,
+        | AuthError::LinkRefused(_)
+        | AuthError::RegistrationClosed
+        | AuthError::InvitationRequired
+        | AuthError::EmailDomainNotAllowed
+        | AuthError::EmailNotVerified
+        | AuthError::MfaEnrollmentRequired => StatusCode::FORBIDDEN,
         AuthError::NotFound(_) => StatusCode::NOT_FOUND,
         AuthError::Conflict(_) => StatusCode::CONFLICT,
         AuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -390,6 +410,20 @@ impl From<AuthError> for ApiError {
                 ApiError::forbidden("not allowed")
             }
             AuthError::LinkRefused(ref m) => ApiError::forbidden(m.clone()),
+            ref e @ (AuthError::RegistrationClosed
+            | AuthError::InvitationRequired
+            | AuthError::EmailDomainNotAllowed
+            | AuthError::EmailNotVerified
+            | AuthError::MfaEnrollmentRequired) => {
+                let code = match e {
+                    AuthError::RegistrationClosed => C::RegistrationClosed,
+                    AuthError::InvitationRequired => C::InvitationRequired,
+                    AuthError::EmailDomainNotAllowed => C::EmailDomainNotAllowed,
+                    AuthError::EmailNotVerified => C::EmailNotVerified,
+                    _ => C::MfaEnrollmentRequired,
+                };
+                ApiError::new(StatusCode::FORBIDDEN, code, e.to_string())
+            }
             AuthError::NotFound(_) => ApiError::not_found(),
             ref e if e.is_unknown_tenant() => ApiError::not_found(),
             AuthError::Conflict(ref m) => ApiError::new(StatusCode::CONFLICT, C::Conflict, m),

@@ -56,6 +56,7 @@ pub mod perm {
         MarketRead,
         AnalyticsRead,
         UsersManage,
+        AuditRead,
         TenantAdmin,
     );
 }
@@ -73,6 +74,75 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// `Authorization: ApiKey …` or `X-API-Key: …`.
+pub fn api_key(req: &HttpRequest) -> Option<&str> {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("ApiKey "));
+    let header = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
+    match (authorization, header) {
+        (Some(a), Some(h)) if a != h => None,
+        (a, h) => a.or(h).map(str::trim),
+    }
+}
+
+enum Credential {
+    Bearer(String),
+    ApiKey(String),
+}
+
+/// Authenticates an API key for `tenant` (read from the database on every
+/// request, so a revocation, an expiry or a change of its owner's role or
+/// status applies at once), then counts the request against the key's own
+/// limit (`rate_limit.per_api_key`, keyed by the key's public prefix).
+pub async fn authenticate_api_key(
+    state: &AppState,
+    tenant: &str,
+    key: &str,
+) -> Result<Principal, ApiError> {
+    let principal = state
+        .auth
+        .authenticate_api_key(tenant, key)
+        .await
+        .map_err(|e| match e {
+            AuthError::InvalidToken(_) | AuthError::InvalidCredentials => {
+                state
+                    .metrics
+                    .auth_events
+                    .with_label_values(&["api_key", "error"])
+                    .inc();
+                ApiError::unauthorized()
+            }
+            e => ApiError::from(e),
+        })?;
+    // The prefix is public and names the key: the limit follows the
+    // authenticated key, not whatever the header said.
+    let prefix = key.get(3..15).unwrap_or_default();
+    let decision = state
+        .limiter
+        .check_api_key(&format!("{tenant}:{prefix}"))
+        .await;
+    if !decision.allowed {
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&["api_key"])
+            .inc();
+        return Err(ApiError::rate_limited(
+            "too many requests (api_key limit)",
+            decision.retry_after.map(|r| r.as_secs().max(1)),
+        ));
+    }
+    state
+        .metrics
+        .auth_events
+        .with_label_values(&["api_key", "ok"])
+        .inc();
+    Ok(principal)
 }
 
 /// Authenticates a bearer token for `tenant` and counts it in the metrics.
@@ -138,7 +208,7 @@ pub struct Caller<P: Requirement = perm::Any> {
     pub tenant: TenantSlug,
     /// Who is calling.
     pub principal: Principal,
-    /// The bearer token (for its session id).
+    /// The bearer token (for its session id); empty for an API key.
     token: String,
     /// Where the request comes from.
     pub client: ClientContext,
@@ -205,8 +275,11 @@ impl<P: Requirement + 'static> FromRequest for Caller<P> {
         let req = req.clone();
         Box::pin(async move {
             let state = state_of(&req)?;
-            let Some(token) = bearer_token(&req).map(str::to_owned) else {
-                return Err(ApiError::unauthorized());
+            let credential = match (bearer_token(&req), api_key(&req)) {
+                (Some(token), None) => Credential::Bearer(token.to_owned()),
+                (None, Some(key)) => Credential::ApiKey(key.to_owned()),
+                // None, or two credentials at once: refused.
+                _ => return Err(ApiError::unauthorized()),
             };
             // Validated once here. No token is valid for a malformed slug:
             // refused like a token of another tenant, so nothing tells
@@ -216,7 +289,26 @@ impl<P: Requirement + 'static> FromRequest for Caller<P> {
                 .get("tenant")
                 .and_then(|t| TenantSlug::parse(t).ok())
                 .ok_or_else(ApiError::unauthorized)?;
-            let principal = authenticate(&state, &tenant, Some(&token)).await?;
+            let (principal, token) = match credential {
+                Credential::Bearer(token) => {
+                    (authenticate(&state, &tenant, Some(&token)).await?, token)
+                }
+                Credential::ApiKey(key) => {
+                    let principal = authenticate_api_key(&state, &tenant, &key).await?;
+                    // A key never manages its owner's account (password,
+                    // TOTP, keys, sessions): it could mint itself wider keys.
+                    let pattern = req.match_pattern().unwrap_or_default();
+                    if ["/api/v1/t/{tenant}/account/", "/api/v1/t/{tenant}/sessions"]
+                        .iter()
+                        .any(|p| pattern.starts_with(p))
+                    {
+                        return Err(ApiError::forbidden(
+                            "account routes need a user's access token, not an API key",
+                        ));
+                    }
+                    (principal, String::new())
+                }
+            };
             if let Some(permission) = P::PERMISSION {
                 require(&principal, permission)?;
             }

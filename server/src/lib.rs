@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod admin_console;
 pub mod analytics_cache;
 pub mod analytics_cmd;
 pub mod api;

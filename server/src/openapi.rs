@@ -92,6 +92,20 @@ use utoipa::OpenApi;
         crate::routes::market_api::bars,
         crate::routes::market_api::search,
         crate::routes::stream::stream,
+        crate::routes::settings::get_settings,
+        crate::routes::settings::patch_settings,
+        crate::routes::settings::list_features,
+        crate::routes::settings::get_feature,
+        crate::routes::settings::put_feature,
+        crate::routes::settings::admin_get_settings,
+        crate::routes::settings::admin_patch_settings,
+        crate::routes::settings::admin_list_features,
+        crate::routes::settings::admin_get_feature,
+        crate::routes::settings::admin_put_feature,
+        crate::routes::tenant_audit::list,
+        crate::routes::tenant_audit::export,
+        crate::routes::tenant_audit::admin_list,
+        crate::routes::tenant_audit::admin_export,
     ),
     components(schemas(
         crate::error::ErrorBody,
@@ -103,6 +117,7 @@ use utoipa::OpenApi;
         crate::routes::admin::ProvisionBody,
         crate::routes::admin::LifecycleBody,
         crate::routes::admin::RotateBody,
+        crate::routes::settings::FlagBody,
     ))
 )]
 pub struct ApiDoc;

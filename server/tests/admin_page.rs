@@ -77,6 +77,9 @@ async fn admin_page_end_to_end_in_headless_chromium() {
     let (server, state) = start_with_transit(config).await;
     let auth = crate::common::auth(&state);
     state.tenants.provision(TENANT, "E2E Admin").await.unwrap();
+    rampart_server::admin_console::ensure_client(&auth, TENANT)
+        .await
+        .unwrap();
     let admin_email = format!("ada@{TENANT}.example");
     let viewer_email = format!("vera@{TENANT}.example");
     let admin = auth

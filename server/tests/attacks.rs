@@ -322,6 +322,24 @@ fn routes() -> Vec<Route> {
         r("post", "/admin/keys/rotate").kind(AdminListener),
         r("post", "/admin/keys/{kid}/revoke").kind(AdminListener),
         r("post", "/admin/jobs/snapshot").kind(AdminListener),
+        r("get", "/admin/tenants/{slug}/settings").kind(AdminListener),
+        r("patch", "/admin/tenants/{slug}/settings").kind(AdminListener),
+        r("get", "/admin/tenants/{slug}/features").kind(AdminListener),
+        r("get", "/admin/tenants/{slug}/features/{flag}").kind(AdminListener),
+        r("put", "/admin/tenants/{slug}/features/{flag}").kind(AdminListener),
+        r("get", "/admin/tenants/{slug}/audit").kind(AdminListener),
+        r("get", "/admin/tenants/{slug}/audit/export").kind(AdminListener),
+        // tenant settings, feature flags and the audit log
+        r("get", "/api/v1/t/{tenant}/settings"),
+        r("patch", "/api/v1/t/{tenant}/settings")
+            .body(|_| Body::Json(json!({"publicLeaderboard": false}))),
+        r("get", "/api/v1/t/{tenant}/features"),
+        r("get", "/api/v1/t/{tenant}/features/{flag}").params(&[("flag", Slot::Symbol)]),
+        r("put", "/api/v1/t/{tenant}/features/{flag}")
+            .params(&[("flag", Slot::Symbol)])
+            .body(|_| Body::Json(json!({"enabled": false}))),
+        r("get", "/api/v1/t/{tenant}/audit"),
+        r("get", "/api/v1/t/{tenant}/audit/export"),
         // api_v1
         r("get", "/api/v1/t/{tenant}/me"),
         r("get", "/api/v1/t/{tenant}/sessions"),
@@ -746,6 +764,15 @@ async fn world(env: &Env) -> World {
     .await;
     let reset_token = mailed_token(&bob_email, "password/reset").await;
     let vera = format!("vera-{}@globex.test", Uuid::new_v4().simple());
+    // B is open to self-service registration (the default is invitation only).
+    json_ok(
+        env,
+        Method::PATCH,
+        &format!("/api/v1/t/{B}/settings"),
+        &b_admin,
+        Some(json!({"registration": {"mode": "open"}})),
+    )
+    .await;
     let (s, body) = env
         .call(
             Method::POST,
@@ -754,7 +781,7 @@ async fn world(env: &Env) -> World {
             Some(json!({"email": vera, "displayName": "Vera", "password": PASSWORD})),
         )
         .await;
-    assert_eq!(s, 201, "{body}");
+    assert_eq!(s, 202, "{body}");
     let verify_token = mailed_token(&vera, "email/verify").await;
     let b = Ids {
         portfolio,

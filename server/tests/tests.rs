@@ -33,6 +33,7 @@ mod oauth;
 mod portfolios;
 mod ratelimit;
 mod schemathesis;
+mod settings;
 mod store_tls;
 mod users;
 mod vault;

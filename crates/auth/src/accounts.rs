@@ -46,6 +46,8 @@ struct Credentials {
     failed_totp_count: i32,
     totp_enabled: bool,
     password_changed_at: Option<DateTime<Utc>>,
+    email_verified: bool,
+    role: String,
 }
 
 /// Whether the user has logged in from `ip` before (a session from that
@@ -84,7 +86,10 @@ impl std::fmt::Debug for AccountService {
 }
 
 impl AccountService {
-    /// Registers a user with a password (policy-checked, Argon2id-hashed).
+    /// Registers a user with a password (the tenant's password policy,
+    /// Argon2id-hashed). Accounts made this way (by administrators, the
+    /// demo, tests) count as verified; self-service sign-up is
+    /// [`AccountService::self_register`].
     pub async fn register(
         &self,
         tenant: &str,
@@ -97,35 +102,12 @@ impl AccountService {
         if !email.contains('@') || email.len() > 254 {
             return Err(AuthError::InvalidRequest("invalid e-mail address".into()));
         }
-        crate::password::check_password_policy(password, Some(&email))?;
+        let settings = self.pool.tenant_settings(tenant).await?;
+        crate::tenant_policy::check_tenant_password(&settings, password, &email)?;
         let hash = self.hasher.hash(password).await?;
-        let tenant_id = tenant_id(&self.pool, tenant).await?;
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let user: Option<User> = diesel::insert_into(users::table)
-                    .values((
-                        users::email.eq(&email),
-                        users::display_name.eq(display_name),
-                        users::password_hash.eq(&hash),
-                        users::role.eq(role.as_str()),
-                        users::password_changed_at.eq(now),
-                    ))
-                    .on_conflict_do_nothing()
-                    .returning(User::as_returning())
-                    .get_result(conn)
-                    .await
-                    .optional()?;
-                let user =
-                    user.ok_or_else(|| AuthError::Conflict("e-mail already registered".into()))?;
-                append(
-                    conn,
-                    tenant_id,
-                    &AuditEvent::new("register", "success").user(Some(user.id)),
-                )
-                .await?;
-                Ok(user)
-            })
-            .await
+        crate::tenant_policy::insert_user(self, tenant, &email, display_name, &hash, role, true)
+            .await?
+            .ok_or_else(|| AuthError::Conflict("e-mail already registered".into()))
     }
 
     /// A user by id.
@@ -378,6 +360,7 @@ impl AccountService {
     ) -> Result<LoginOutcome, AuthError> {
         let account = normalize_email(email);
         let tenant_id = tenant_id(&self.pool, tenant).await?;
+        let settings = self.pool.tenant_settings(tenant).await?;
         let config = &self.config;
         let _in_flight =
             match self
@@ -502,6 +485,23 @@ impl AccountService {
                         .execute(conn)
                         .await?;
                 }
+                if let Some(refusal) = crate::tenant_policy::login_refusal(
+                    &settings,
+                    creds.email_verified,
+                    &creds.role,
+                    creds.totp_enabled,
+                ) {
+                    append(
+                        conn,
+                        tenant_id,
+                        &AuditEvent::new("login", "refused")
+                            .user(Some(creds.id))
+                            .client(ctx)
+                            .detail(serde_json::json!({"reason": refusal.to_string()})),
+                    )
+                    .await?;
+                    return Ok(Err(refusal));
+                }
                 if creds.totp_enabled {
                     let challenge = create_login_challenge(conn, creds.id, ctx).await?;
                     append(
@@ -514,7 +514,8 @@ impl AccountService {
                     .await?;
                     return Ok(Ok(LoginOutcome::MfaRequired { challenge }));
                 }
-                let session = create_session(conn, &self.config, creds.id, ctx, "pwd").await?;
+                let config = crate::tenant_policy::tenant_config(&self.config, &settings);
+                let session = create_session(conn, &config, creds.id, ctx, "pwd").await?;
                 append(
                     conn,
                     tenant_id,
@@ -560,6 +561,7 @@ impl AccountService {
         let (challenge_id, secret) = split_handle(challenge)
             .ok_or_else(|| AuthError::InvalidRequest("bad challenge".into()))?;
         let tenant_id = tenant_id(&self.pool, tenant).await?;
+        let settings = self.pool.tenant_settings(tenant).await?;
         let config = &self.config;
         let (challenge_user, creds, state) = self
             .pool
@@ -666,7 +668,8 @@ impl AccountService {
                     .set(users::failed_totp_count.eq(0))
                     .execute(conn)
                     .await?;
-                let session = create_session(conn, &self.config, creds.id, ctx, "pwd otp").await?;
+                let config = crate::tenant_policy::tenant_config(&self.config, &settings);
+                let session = create_session(conn, &config, creds.id, ctx, "pwd otp").await?;
                 append(
                     conn,
                     tenant_id,

@@ -228,7 +228,7 @@ pub struct AuditVerification {
     pub first_broken: Option<i64>,
 }
 
-const AUDIT_COLUMNS: &str = "id, occurred_at, tenant_id, user_id, actor, action, result, ip, user_agent, \
+pub(crate) const AUDIT_COLUMNS: &str = "id, occurred_at, tenant_id, user_id, actor, action, result, ip, user_agent, \
      detail::text AS detail, prev_hash, row_hash";
 
 /// Records an event in its own tenant transaction.
@@ -311,39 +311,47 @@ impl AuditService {
                 Ok::<_, AuthError>(rows)
             })
             .await?;
-        let mut prev: Vec<u8> = Vec::new();
-        let mut checked = 0u64;
-        for row in &rows {
-            checked += 1;
-            let stored_prev = row.prev_hash.clone().unwrap_or_default();
-            let detail = serde_json::from_str::<serde_json::Value>(&row.detail)
-                .map(|v| canonical_detail(&v))
-                .unwrap_or_else(|_| row.detail.clone());
-            let expected = row_hash(
-                &prev,
-                &Canonical {
-                    tenant_id: row.tenant_id,
-                    occurred_at_us: row.occurred_at.timestamp_micros(),
-                    user_id: row.user_id,
-                    actor: row.actor.as_deref(),
-                    action: &row.action,
-                    result: &row.result,
-                    ip: row.ip.as_deref(),
-                    user_agent: row.user_agent.as_deref(),
-                    detail,
-                },
-            )?;
-            if stored_prev != prev || row.row_hash.as_deref() != Some(expected.as_slice()) {
-                return Ok(AuditVerification {
-                    rows: checked,
-                    first_broken: Some(row.id),
-                });
-            }
-            prev = expected;
-        }
-        Ok(AuditVerification {
-            rows: checked,
-            first_broken: None,
-        })
+        check_links(Vec::new(), &rows)
     }
+}
+
+/// Recomputes the hashes of consecutive `rows`, the first linked to `prev`,
+/// and reports the first row whose link or hash does not match.
+pub(crate) fn check_links(
+    mut prev: Vec<u8>,
+    rows: &[AuditRecord],
+) -> Result<AuditVerification, AuthError> {
+    let mut checked = 0u64;
+    for row in rows {
+        checked += 1;
+        let stored_prev = row.prev_hash.clone().unwrap_or_default();
+        let detail = serde_json::from_str::<serde_json::Value>(&row.detail)
+            .map(|v| canonical_detail(&v))
+            .unwrap_or_else(|_| row.detail.clone());
+        let expected = row_hash(
+            &prev,
+            &Canonical {
+                tenant_id: row.tenant_id,
+                occurred_at_us: row.occurred_at.timestamp_micros(),
+                user_id: row.user_id,
+                actor: row.actor.as_deref(),
+                action: &row.action,
+                result: &row.result,
+                ip: row.ip.as_deref(),
+                user_agent: row.user_agent.as_deref(),
+                detail,
+            },
+        )?;
+        if stored_prev != prev || row.row_hash.as_deref() != Some(expected.as_slice()) {
+            return Ok(AuditVerification {
+                rows: checked,
+                first_broken: Some(row.id),
+            });
+        }
+        prev = expected;
+    }
+    Ok(AuditVerification {
+        rows: checked,
+        first_broken: None,
+    })
 }

@@ -85,6 +85,21 @@ pub enum AuthError {
     /// A database statement failed.
     #[error("database: {0}")]
     Database(#[from] diesel::result::Error),
+    /// The tenant's registration policy is `closed`.
+    #[error("registration is closed for this tenant")]
+    RegistrationClosed,
+    /// The tenant's registration policy is `invitation_only`.
+    #[error("registration needs an invitation")]
+    InvitationRequired,
+    /// Open registration, but not for this e-mail domain.
+    #[error("registration is not open to this e-mail domain")]
+    EmailDomainNotAllowed,
+    /// The tenant requires a verified e-mail address to log in.
+    #[error("the e-mail address must be verified before logging in")]
+    EmailNotVerified,
+    /// The tenant requires administrators to have a second factor.
+    #[error("administrators of this tenant must enrol a second factor (TOTP) to log in")]
+    MfaEnrollmentRequired,
     /// Tenant routing failed (unknown tenant, pool exhausted, ...).
     #[error("tenancy: {0}")]
     Tenancy(#[from] rampart_tenancy::TenancyError),
@@ -103,9 +118,14 @@ impl AuthError {
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::UnsupportedResponseType(_) => "unsupported_response_type",
             Self::InvalidScope(_) => "invalid_scope",
-            Self::AccessDenied(_) | Self::InvalidCredentials | Self::LinkRefused(_) => {
-                "access_denied"
-            }
+            Self::AccessDenied(_)
+            | Self::InvalidCredentials
+            | Self::LinkRefused(_)
+            | Self::RegistrationClosed
+            | Self::InvitationRequired
+            | Self::EmailDomainNotAllowed
+            | Self::EmailNotVerified
+            | Self::MfaEnrollmentRequired => "access_denied",
             Self::InvalidToken(_) => "invalid_token",
             Self::Forbidden(_) => "insufficient_scope",
             Self::MfaRequired => "interaction_required",

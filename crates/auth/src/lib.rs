@@ -45,6 +45,7 @@
 pub mod accounts;
 pub mod apikey;
 pub mod audit;
+pub mod audit_query;
 pub mod cleanup;
 mod config;
 mod context;
@@ -58,6 +59,7 @@ pub mod roles;
 mod schema;
 mod server;
 pub mod session;
+pub mod tenant_policy;
 pub mod throttle;
 pub mod token;
 pub mod upstream;

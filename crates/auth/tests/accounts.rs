@@ -504,7 +504,7 @@ fn past_the_trigger(sql: &str) -> String {
 }
 
 /// Runs `sql` on acme's audit log past its append-only trigger.
-async fn tamper(conn: &mut AsyncPgConnection, sql: String) {
+pub(crate) async fn tamper(conn: &mut AsyncPgConnection, sql: String) {
     conn.batch_execute(&past_the_trigger(&sql)).await.unwrap();
 }
 

@@ -7,4 +7,5 @@ mod common;
 mod hostile;
 mod keys;
 mod oauth;
+mod tenant_policy;
 mod tokens;

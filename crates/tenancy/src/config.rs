@@ -35,6 +35,12 @@ pub struct TenancyConfig {
     pub default_retention_days: u32,
     /// Feature flags a tenant has unless its own flags say otherwise.
     pub default_feature_flags: BTreeMap<String, bool>,
+    /// How long a tenant's typed settings are cached in memory. Changes made
+    /// through this pool invalidate them at once; other replicas see them
+    /// within this time.
+    pub settings_cache_ttl_ms: u64,
+    /// The platform's limits on tenant settings.
+    pub settings_bounds: crate::SettingsBounds,
 }
 
 impl Default for TenancyConfig {
@@ -51,6 +57,8 @@ impl Default for TenancyConfig {
             migrate_concurrency: 4,
             default_retention_days: 30,
             default_feature_flags: BTreeMap::new(),
+            settings_cache_ttl_ms: 2_000,
+            settings_bounds: crate::SettingsBounds::default(),
         }
     }
 }
@@ -71,6 +79,8 @@ impl fmt::Debug for TenancyConfig {
             .field("migrate_concurrency", &self.migrate_concurrency)
             .field("default_retention_days", &self.default_retention_days)
             .field("default_feature_flags", &self.default_feature_flags)
+            .field("settings_cache_ttl_ms", &self.settings_cache_ttl_ms)
+            .field("settings_bounds", &self.settings_bounds)
             .finish()
     }
 }

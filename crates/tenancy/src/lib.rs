@@ -104,6 +104,7 @@ pub use provision::ProvisionOptions;
 mod schema;
 mod settings;
 mod slug;
+mod tenant_settings;
 mod usage;
 
 pub use audit::AdminAction;
@@ -118,6 +119,10 @@ pub use migrate::{MigrationOutcome, MigrationProgress, MigrationReport};
 pub use migrations::{MigrationSet, TemplateMigration};
 pub use pool::{Tenant, TenantPool, TenantStatus};
 pub use slug::TenantSlug;
+pub use tenant_settings::{
+    PasswordPolicy, RegistrationMode, RegistrationPolicy, SettingsBounds, TenantSettings,
+    UpstreamLinking,
+};
 pub use usage::{TableUsage, TenantHealth, TenantUsage};
 
 /// Re-exported so users name the same connection type as this crate.

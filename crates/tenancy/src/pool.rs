@@ -148,6 +148,8 @@ pub(crate) struct Inner {
     /// Registry rows by slug, for `tenant_cache_ttl_ms`. An async cache so
     /// concurrent misses for one tenant share one registry read.
     cache: moka::future::Cache<String, Arc<Tenant>>,
+    /// Typed settings by slug, for `settings_cache_ttl_ms`.
+    pub(crate) settings_cache: moka::future::Cache<String, Arc<crate::TenantSettings>>,
     /// Checkouts since the last flush to `platform.tenant_usage`.
     checkouts: RwLock<HashMap<Uuid, Arc<AtomicU64>>>,
 }
@@ -214,8 +216,13 @@ impl TenantPool {
             .max_capacity(100_000)
             .time_to_live(Duration::from_millis(config.tenant_cache_ttl_ms.max(1)))
             .build();
+        let settings_cache = moka::future::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_millis(config.settings_cache_ttl_ms.max(1)))
+            .build();
         Ok(Self {
             inner: Arc::new(Inner {
+                settings_cache,
                 pool,
                 connector,
                 config,

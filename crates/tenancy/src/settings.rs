@@ -142,6 +142,7 @@ impl TenantPool {
         if n == 0 {
             return Err(TenancyError::NotFound(slug.to_string()));
         }
+        self.inner.settings_cache.invalidate(slug.as_str()).await;
         Ok(())
     }
 

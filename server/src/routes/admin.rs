@@ -92,7 +92,12 @@ pub async fn provision(
         .with_label_values(&[if result.is_ok() { "ok" } else { "error" }])
         .observe(started.elapsed().as_secs_f64());
     tracing::info!(operator = %who.0.subject, slug = %body.slug, ok = result.is_ok(), "tenant provisioning");
-    Ok(api::ok_status(StatusCode::CREATED, result?))
+    let tenant = result?;
+    // The admin page's OAuth client exists from the start.
+    crate::admin_console::ensure_client(&state.auth, tenant.slug.as_str())
+        .await
+        .map_err(|e| ApiError::internal(&std::io::Error::other(e)))?;
+    Ok(api::ok_status(StatusCode::CREATED, tenant))
 }
 
 /// One tenant with its health and usage.

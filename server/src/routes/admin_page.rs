@@ -14,7 +14,8 @@
 //!
 //! Login is the tenant's own OAuth 2.1 authorization code flow with PKCE
 //! (S256) from the browser, as the public client [`CLIENT_ID`], registered
-//! for the tenant the first time its page is served. Its one redirect URI
+//! when the tenant is provisioned (`crate::admin_console`; the anonymous
+//! page only checks it). Its one redirect URI
 //! is `{public_base_url}/t/{tenant}/admin/callback`: the configured base,
 //! not the request's `Host`, so a forged `Host` can never register a
 //! redirect target elsewhere. Open the page at `public_base_url` (the
@@ -24,8 +25,6 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
-use rampart_auth::{AuthError, SigningAlg};
 
 use crate::api;
 use crate::error::ApiError;
@@ -33,12 +32,7 @@ use crate::extract::{Caller, perm};
 use crate::pages;
 use crate::state::AppState;
 
-/// The public OAuth client of the admin page, one per tenant.
-pub const CLIENT_ID: &str = "admin-console";
-/// The scopes the page asks for.
-/// `portfolio:read analytics:read` for the Portfolios panel (the list and
-/// the SVG charts).
-pub const SCOPE: &str = "openid users:manage tenant:admin portfolio:read analytics:read";
+pub use crate::admin_console::{CLIENT_ID, SCOPE, redirect_uri};
 
 const ADMIN_JS: &str = include_str!("../../assets/admin/admin.js");
 const ADMIN_CSS: &str = include_str!("../../assets/admin/admin.css");
@@ -53,48 +47,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/t/{tenant}/admin/admin.css", web::get().to(stylesheet))
         .route("/t/{tenant}/admin/favicon.svg", web::get().to(favicon))
         .route("/api/v1/t/{tenant}/admin/health", web::get().to(health));
-}
-
-/// The redirect URI of the admin client of `tenant`.
-pub fn redirect_uri(public_base_url: &str, tenant: &str) -> String {
-    format!(
-        "{}/t/{tenant}/admin/callback",
-        public_base_url.trim_end_matches('/')
-    )
-}
-
-/// Makes sure the tenant has the admin page's public client with the
-/// redirect URI of the configured base URL.
-async fn ensure_client(
-    auth: &rampart_auth::AuthServer,
-    tenant: &str,
-    redirect: &str,
-) -> Result<(), String> {
-    match auth.client(tenant, CLIENT_ID).await {
-        Ok(c) if c.redirect_uris.iter().any(|r| r == redirect) => return Ok(()),
-        Ok(c) => {
-            return Err(format!(
-                "the OAuth client {CLIENT_ID} of this tenant is registered for {} but the server's public_base_url gives {redirect}",
-                c.redirect_uris.join(", ")
-            ));
-        }
-        Err(AuthError::InvalidClient) => {}
-        Err(e) => return Err(e.to_string()),
-    }
-    let reg = ClientRegistration {
-        client_id: CLIENT_ID.into(),
-        name: "Rampart admin page".into(),
-        redirect_uris: vec![redirect.to_owned()],
-        grant_types: vec!["authorization_code".into()],
-        allowed_scopes: SCOPE.split(' ').map(str::to_owned).collect(),
-        auth_method: ClientAuthMethod::None,
-        signing_alg: SigningAlg::ES256,
-    };
-    match auth.register_client(tenant, &reg).await {
-        // Conflict: another request registered it first.
-        Ok(_) | Err(AuthError::Conflict(_)) => Ok(()),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 async fn to_slash(tenant: web::Path<String>) -> HttpResponse {
@@ -122,13 +74,14 @@ async fn page(state: web::Data<AppState>, tenant: web::Path<String>) -> HttpResp
     let auth = &state.auth;
     let base = auth.config().public_base_url.clone();
     let redirect = redirect_uri(&base, &tenant);
-    if let Err(e) = ensure_client(auth, &tenant, &redirect).await {
+    // Registered at provisioning (never by this anonymous GET): checked only.
+    if let Err(e) = crate::admin_console::check_client(auth, &tenant, &redirect).await {
         tracing::error!(tenant, error = %e, "admin page: OAuth client unavailable");
         return pages::admin_problem(
             &tenant,
             StatusCode::SERVICE_UNAVAILABLE,
             "Sign-in unavailable",
-            "The admin page's OAuth client could not be set up; the server log says why.",
+            "The admin page's OAuth client is not set up for this tenant; the server log says why.",
         );
     }
     let issuer = auth.issuer(&tenant);

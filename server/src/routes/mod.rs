@@ -10,5 +10,7 @@ pub mod notify;
 pub mod oauth;
 pub mod openapi;
 pub mod portfolios;
+pub mod settings;
 pub mod stream;
+pub mod tenant_audit;
 pub mod users;

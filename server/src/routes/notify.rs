@@ -6,7 +6,7 @@
 //!
 //! | route | auth |
 //! |---|---|
-//! | `POST /api/v1/t/{tenant}/register` | none; mails a verification link |
+//! | `POST /api/v1/t/{tenant}/register` | none; the tenant's registration policy; `202` and a mail either way |
 //! | `POST /api/v1/t/{tenant}/email/verification` | bearer; mails a new link |
 //! | `GET /api/v1/t/{tenant}/email/verify?token=` | the link itself |
 //! | `POST /api/v1/t/{tenant}/password/forgot` | none; `202` whether or not the address exists |
@@ -18,7 +18,8 @@
 //! `crate::jobs`.
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use rampart_auth::{ClientContext, Role};
+use rampart_auth::ClientContext;
+use rampart_auth::tenant_policy::SelfRegistration;
 use rampart_notify::{NewPriceAlert, Notifier};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -111,46 +112,49 @@ pub struct RegisterBody {
     pub password: String,
 }
 
-/// Registers a `viewer` account and mails it a verification link. A relay
-/// failure does not undo the account (`verificationSent: false`; the user
-/// can ask for a new link).
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/register", request_body = RegisterBody, responses((status = 201, description = "registered; link mailed"), (status = 400, description = "invalid address or weak password"), (status = 409, description = "address already registered")))]
+/// Self-service registration under the tenant's registration policy
+/// (`closed` → 403 `registration_closed`, `invitation_only` → 403
+/// `invitation_required`, `open` to other domains → 403
+/// `email_domain_not_allowed`). A new address becomes an unverified
+/// `viewer` and is mailed a verification link; an address that has an
+/// account is mailed a password reset link instead. The answer is the same
+/// `202` either way and comes before the relay is spoken to, so it never
+/// tells whether the address has an account.
+#[utoipa::path(post, path = "/api/v1/t/{tenant}/register", request_body = RegisterBody, responses((status = 202, description = "accepted; a message was mailed to the address"), (status = 400, description = "invalid address or weak password"), (status = 403, description = "registration_closed, invitation_required or email_domain_not_allowed")))]
 pub async fn register(
     state: web::Data<AppState>,
     path: web::Path<TenantPath>,
     body: JsonObject<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = &path.tenant;
+    let tenant = path.into_inner().tenant;
     let display_name = body.display_name.trim();
     if display_name.is_empty() || display_name.chars().count() > 100 {
         return Err(ApiError::bad_request(
             "displayName must be 1–100 characters",
         ));
     }
-    let user = state
+    let outcome = state
         .auth
-        .register(
-            tenant,
-            &body.email,
-            display_name,
-            &body.password,
-            Role::Viewer,
-        )
+        .accounts()
+        .self_register(&tenant, &body.email, display_name, &body.password)
         .await?;
-    let sent = match notifier(&state) {
-        Ok(n) => n
-            .send_verification(tenant, user.id)
-            .await
-            .map_err(ApiError::from),
-        Err(e) => Err(e),
-    };
-    let sent = sent.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "verification mail after registration");
-        false
+    let notifier = notifier(&state)?;
+    let email = body.into_inner().email;
+    tokio::spawn(async move {
+        let sent = match outcome {
+            SelfRegistration::Created(user) => notifier
+                .send_verification(&tenant, user.id)
+                .await
+                .map(|_| ()),
+            SelfRegistration::Existing(_) => notifier.request_password_reset(&tenant, &email).await,
+        };
+        if let Err(e) = sent {
+            tracing::warn!(tenant, error = %e, "registration mail");
+        }
     });
     Ok(api::ok_status(
-        StatusCode::CREATED,
-        serde_json::json!({"user": user, "verificationSent": sent}),
+        StatusCode::ACCEPTED,
+        serde_json::json!({"accepted": true}),
     ))
 }
 

@@ -358,6 +358,12 @@ async fn login(
             }
             r
         }
+        // The tenant's login policy: a clear reason (the password was right).
+        Err(e @ (AuthError::EmailNotVerified | AuthError::MfaEnrollmentRequired)) => {
+            let mut r = login_page(&tenant, &return_to, "", Some(&e.to_string()), &csrf);
+            *r.status_mut() = StatusCode::FORBIDDEN;
+            r
+        }
         Err(e) => oauth_error(&e),
     }
 }

@@ -1,0 +1,300 @@
+//! Tenant settings and feature flags, for tenant administrators (public
+//! listener, `tenant:admin`) and operators (admin listener, mTLS).
+//!
+//! | route | who |
+//! |---|---|
+//! | `GET, PATCH /api/v1/t/{tenant}/settings` | tenant admin |
+//! | `GET /api/v1/t/{tenant}/features`, `GET, PUT …/features/{flag}` | tenant admin |
+//! | `GET, PATCH /admin/tenants/{slug}/settings` | operator |
+//! | `GET /admin/tenants/{slug}/features`, `GET, PUT …/features/{flag}` | operator |
+//!
+//! `PATCH` takes a JSON merge patch (RFC 7396) of the typed settings
+//! (`rampart_tenancy::TenantSettings`; `null` resets a key to its default);
+//! a value outside the platform's bounds, an unknown key or a wrong type is
+//! 400 `tenant_setting_invalid` and changes nothing. Every change is written
+//! to the tenant's audit log with the actor and the values before and after.
+use actix_web::{HttpRequest, HttpResponse, web};
+use rampart_auth::ClientContext;
+use rampart_auth::audit::AuditEvent;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::api::{self, JsonObject};
+use crate::error::ApiError;
+use crate::extract::{self, Caller, Operator, perm};
+use crate::state::AppState;
+
+/// The public listener's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/t/{tenant}/settings", web::get().to(get_settings))
+        .route(
+            "/api/v1/t/{tenant}/settings",
+            web::patch().to(patch_settings),
+        )
+        .route("/api/v1/t/{tenant}/features", web::get().to(list_features))
+        .route(
+            "/api/v1/t/{tenant}/features/{flag}",
+            web::get().to(get_feature),
+        )
+        .route(
+            "/api/v1/t/{tenant}/features/{flag}",
+            web::put().to(put_feature),
+        );
+}
+
+/// The admin listener's routes.
+pub fn configure_admin(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/admin/tenants/{slug}/settings",
+        web::get().to(admin_get_settings),
+    )
+    .route(
+        "/admin/tenants/{slug}/settings",
+        web::patch().to(admin_patch_settings),
+    )
+    .route(
+        "/admin/tenants/{slug}/features",
+        web::get().to(admin_list_features),
+    )
+    .route(
+        "/admin/tenants/{slug}/features/{flag}",
+        web::get().to(admin_get_feature),
+    )
+    .route(
+        "/admin/tenants/{slug}/features/{flag}",
+        web::put().to(admin_put_feature),
+    );
+}
+
+type TenantAdmin = Caller<perm::TenantAdmin>;
+
+/// Who changed something, for the audit record.
+struct Actor {
+    actor: String,
+    user: Option<Uuid>,
+    client: ClientContext,
+}
+
+impl Actor {
+    fn of(caller: &TenantAdmin) -> Self {
+        Self {
+            actor: caller.actor(),
+            user: caller.principal.user_id,
+            client: caller.client.clone(),
+        }
+    }
+
+    fn operator(operator: &Operator, req: &HttpRequest) -> Self {
+        Self {
+            actor: operator.actor(),
+            user: None,
+            client: extract::client_context(req),
+        }
+    }
+
+    async fn record(
+        &self,
+        state: &AppState,
+        tenant: &str,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), ApiError> {
+        state
+            .auth
+            .audit(
+                tenant,
+                AuditEvent::new(action, "success")
+                    .user(self.user)
+                    .actor(self.actor.clone())
+                    .client(&self.client)
+                    .detail(detail),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+async fn read_settings(state: &AppState, tenant: &str) -> Result<HttpResponse, ApiError> {
+    // Registry state, not the cache: an admin reads what is stored.
+    state.tenants.forget_tenant_settings(tenant).await;
+    Ok(api::ok(&*state.tenants.tenant_settings(tenant).await?))
+}
+
+async fn apply_patch(
+    state: &AppState,
+    tenant: &str,
+    patch: &serde_json::Value,
+    actor: &Actor,
+) -> Result<HttpResponse, ApiError> {
+    let (before, after) = state.tenants.update_tenant_settings(tenant, patch).await?;
+    actor
+        .record(
+            state,
+            tenant,
+            "tenant_settings_update",
+            serde_json::json!({"before": before, "after": after, "patch": patch}),
+        )
+        .await?;
+    Ok(api::ok(after))
+}
+
+/// `…/features/{flag}`.
+#[derive(Debug, Deserialize)]
+pub struct FlagPath {
+    /// The tenant (public listener).
+    #[serde(alias = "slug")]
+    pub tenant: String,
+    /// The flag: 1–100 of `[A-Za-z0-9._-]`.
+    pub flag: String,
+}
+
+/// Body of `PUT …/features/{flag}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlagBody {
+    /// On or off.
+    pub enabled: bool,
+}
+
+async fn read_flag(state: &AppState, tenant: &str, flag: &str) -> Result<HttpResponse, ApiError> {
+    let enabled = state.tenants.feature_enabled(tenant, flag).await?;
+    Ok(api::ok(
+        serde_json::json!({"flag": flag, "enabled": enabled}),
+    ))
+}
+
+async fn write_flag(
+    state: &AppState,
+    path: &FlagPath,
+    enabled: bool,
+    actor: &Actor,
+) -> Result<HttpResponse, ApiError> {
+    let before = state
+        .tenants
+        .feature_enabled(&path.tenant, &path.flag)
+        .await?;
+    state
+        .tenants
+        .set_feature(&path.tenant, &path.flag, enabled)
+        .await?;
+    actor
+        .record(
+            state,
+            &path.tenant,
+            "feature_flag_update",
+            serde_json::json!({"flag": path.flag, "before": before, "after": enabled}),
+        )
+        .await?;
+    Ok(api::ok(
+        serde_json::json!({"flag": path.flag, "enabled": enabled}),
+    ))
+}
+
+/// The tenant's typed settings (defaults for what is unset).
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/settings", responses((status = 200, description = "settings"), (status = 403, description = "not a tenant admin")))]
+pub async fn get_settings(
+    caller: TenantAdmin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    read_settings(&state, &caller.tenant).await
+}
+
+/// Changes settings with a JSON merge patch; audited with before and after.
+#[utoipa::path(patch, path = "/api/v1/t/{tenant}/settings", responses((status = 200, description = "the settings after the change"), (status = 400, description = "tenant_setting_invalid: unknown key, wrong type or outside the platform's bounds"), (status = 403, description = "not a tenant admin")))]
+pub async fn patch_settings(
+    caller: TenantAdmin,
+    state: web::Data<AppState>,
+    body: JsonObject<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    apply_patch(&state, &caller.tenant, &body, &Actor::of(&caller)).await
+}
+
+/// Every feature flag of the tenant (its own over the platform defaults).
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/features", responses((status = 200, description = "flags"), (status = 403, description = "not a tenant admin")))]
+pub async fn list_features(
+    caller: TenantAdmin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(api::ok(state.tenants.feature_flags(&caller.tenant).await?))
+}
+
+/// One feature flag.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/features/{flag}", responses((status = 200, description = "the flag"), (status = 400, description = "malformed flag name"), (status = 403, description = "not a tenant admin")))]
+pub async fn get_feature(
+    caller: TenantAdmin,
+    state: web::Data<AppState>,
+    path: web::Path<FlagPath>,
+) -> Result<HttpResponse, ApiError> {
+    read_flag(&state, &caller.tenant, &path.flag).await
+}
+
+/// Turns a feature flag on or off; audited.
+#[utoipa::path(put, path = "/api/v1/t/{tenant}/features/{flag}", request_body = FlagBody, responses((status = 200, description = "the flag"), (status = 400, description = "malformed flag name"), (status = 403, description = "not a tenant admin")))]
+pub async fn put_feature(
+    caller: TenantAdmin,
+    state: web::Data<AppState>,
+    path: web::Path<FlagPath>,
+    body: JsonObject<FlagBody>,
+) -> Result<HttpResponse, ApiError> {
+    write_flag(&state, &path, body.enabled, &Actor::of(&caller)).await
+}
+
+/// A tenant's typed settings (operator).
+#[utoipa::path(get, path = "/admin/tenants/{slug}/settings", responses((status = 200, description = "settings"), (status = 404, description = "unknown tenant")))]
+pub async fn admin_get_settings(
+    _operator: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    read_settings(&state, &slug).await
+}
+
+/// Changes a tenant's settings (operator); audited in the tenant's log.
+#[utoipa::path(patch, path = "/admin/tenants/{slug}/settings", responses((status = 200, description = "the settings after the change"), (status = 400, description = "tenant_setting_invalid")))]
+pub async fn admin_patch_settings(
+    operator: Operator,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+    body: JsonObject<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    apply_patch(&state, &slug, &body, &Actor::operator(&operator, &req)).await
+}
+
+/// A tenant's feature flags (operator).
+#[utoipa::path(get, path = "/admin/tenants/{slug}/features", responses((status = 200, description = "flags")))]
+pub async fn admin_list_features(
+    _operator: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(api::ok(state.tenants.feature_flags(&slug).await?))
+}
+
+/// One feature flag of a tenant (operator).
+#[utoipa::path(get, path = "/admin/tenants/{slug}/features/{flag}", responses((status = 200, description = "the flag"), (status = 400, description = "malformed flag name")))]
+pub async fn admin_get_feature(
+    _operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<FlagPath>,
+) -> Result<HttpResponse, ApiError> {
+    read_flag(&state, &path.tenant, &path.flag).await
+}
+
+/// Turns a tenant's feature flag on or off (operator); audited.
+#[utoipa::path(put, path = "/admin/tenants/{slug}/features/{flag}", request_body = FlagBody, responses((status = 200, description = "the flag")))]
+pub async fn admin_put_feature(
+    operator: Operator,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<FlagPath>,
+    body: JsonObject<FlagBody>,
+) -> Result<HttpResponse, ApiError> {
+    write_flag(
+        &state,
+        &path,
+        body.enabled,
+        &Actor::operator(&operator, &req),
+    )
+    .await
+}

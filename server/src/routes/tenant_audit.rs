@@ -1,0 +1,272 @@
+//! A tenant's audit log over HTTP: paged reading with filters and export
+//! as JSON Lines or CSV with the hash chain verified over the exported
+//! range. Tenant administrators (`audit:read` and the admin role) on the
+//! public listener, operators on the admin listener.
+//!
+//! | route | who |
+//! |---|---|
+//! | `GET /api/v1/t/{tenant}/audit?from&to&actor&action&result&cursor&limit` | tenant admin |
+//! | `GET /api/v1/t/{tenant}/audit/export?format=jsonl\|csv&from&to&actor&action&result` | tenant admin |
+//! | `GET /admin/tenants/{slug}/audit`, `GET /admin/tenants/{slug}/audit/export` | operator |
+//!
+//! The export holds at most [`EXPORT_MAX_ROWS`] rows (oldest first;
+//! `X-Audit-Truncated: true` when more matched: narrow `from`/`to`). The
+//! chain verification of the rows from the first to the last exported id
+//! is in the `X-Audit-Chain` header (`verified rows=N` or
+//! `broken first_broken=ID rows=N`) and, for JSON Lines, a last line
+//! `{"verification": {...}}`. CSV cells that a spreadsheet would run as a
+//! formula (leading `=`, `+`, `-`, `@`, tab or carriage return) are
+//! prefixed with `'`.
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use rampart_auth::audit::AuditRecord;
+use rampart_auth::audit_query::{AuditFilter, RangeVerification};
+use serde::Deserialize;
+
+use crate::api;
+use crate::error::ApiError;
+use crate::extract::{Caller, Operator, encode_cursor, perm};
+use crate::state::AppState;
+
+/// Most rows in one export.
+pub const EXPORT_MAX_ROWS: i64 = 50_000;
+
+/// The public listener's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/t/{tenant}/audit", web::get().to(list))
+        .route("/api/v1/t/{tenant}/audit/export", web::get().to(export));
+}
+
+/// The admin listener's routes.
+pub fn configure_admin(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/tenants/{slug}/audit", web::get().to(admin_list))
+        .route(
+            "/admin/tenants/{slug}/audit/export",
+            web::get().to(admin_export),
+        );
+}
+
+/// Filters of both routes, and the page of the list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// At or after (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Before (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+    /// The actor (`user:<id>`, `client:<id>`, `mtls:<subject>`) or the user id a row is about.
+    pub actor: Option<String>,
+    /// The action, e.g. `login`.
+    pub action: Option<String>,
+    /// The result, e.g. `failure`.
+    pub result: Option<String>,
+    /// The list's cursor (`meta.nextCursor`).
+    pub cursor: Option<String>,
+    /// Page size, 1–500 (default 100).
+    pub limit: Option<i64>,
+    /// Export format: `jsonl` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+impl AuditQuery {
+    fn filter(&self) -> AuditFilter {
+        AuditFilter {
+            from: self.from,
+            to: self.to,
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            result: self.result.clone(),
+        }
+    }
+}
+
+/// The tenant admin who may read the audit log.
+type Auditor = Caller<perm::AuditRead>;
+
+fn require_admin(caller: &Auditor) -> Result<(), ApiError> {
+    if caller.principal.role == rampart_auth::Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("the audit log is for tenant admins"))
+    }
+}
+
+async fn page(state: &AppState, tenant: &str, q: &AuditQuery) -> Result<HttpResponse, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    let before = match q.cursor.as_deref() {
+        Some(c) => Some(
+            String::from_utf8(crate::extract::decode_cursor_bytes(c)?)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+                .ok_or_else(|| ApiError::bad_request("malformed cursor"))?,
+        ),
+        None => None,
+    };
+    let rows = state
+        .auth
+        .audit_trail()
+        .audit_page(tenant, &q.filter(), before, limit)
+        .await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| {
+            rows.last()
+                .map(|r| encode_cursor(r.id.to_string().as_bytes()))
+        })
+        .flatten();
+    Ok(api::page(rows, next))
+}
+
+/// Neutralises a CSV cell a spreadsheet would evaluate, then quotes it.
+fn csv_cell(value: &str) -> String {
+    let safe = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if safe.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", safe.replace('"', "\"\""))
+    } else {
+        safe
+    }
+}
+
+fn csv_row(r: &AuditRecord) -> String {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    [
+        r.id.to_string(),
+        r.occurred_at.to_rfc3339(),
+        r.user_id.map(|u| u.to_string()).unwrap_or_default(),
+        opt(&r.actor),
+        r.action.clone(),
+        r.result.clone(),
+        opt(&r.ip),
+        opt(&r.user_agent),
+        r.detail.clone(),
+    ]
+    .iter()
+    .map(|c| csv_cell(c))
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+fn chain_header(v: &RangeVerification) -> String {
+    match v.first_broken {
+        None => format!("verified rows={}", v.rows),
+        Some(id) => format!("broken first_broken={id} rows={}", v.rows),
+    }
+}
+
+async fn export_of(
+    state: &AppState,
+    tenant: &str,
+    q: &AuditQuery,
+) -> Result<HttpResponse, ApiError> {
+    let csv = match q.format.as_deref().unwrap_or("jsonl") {
+        "jsonl" => false,
+        "csv" => true,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "format: jsonl or csv, not {:?}",
+                other.chars().take(20).collect::<String>()
+            )));
+        }
+    };
+    let (rows, truncated, verification) = state
+        .auth
+        .audit_trail()
+        .audit_export(tenant, &q.filter(), EXPORT_MAX_ROWS)
+        .await?;
+    let mut body = String::new();
+    if csv {
+        body.push_str("id,occurred_at,user_id,actor,action,result,ip,user_agent,detail\n");
+        for r in &rows {
+            body.push_str(&csv_row(r));
+            body.push('\n');
+        }
+    } else {
+        for r in &rows {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            // The detail as JSON, not as its text.
+            if let Ok(d) = serde_json::from_str::<serde_json::Value>(&r.detail) {
+                v["detail"] = d;
+            }
+            body.push_str(&v.to_string());
+            body.push('\n');
+        }
+        body.push_str(
+            &serde_json::json!({"verification": verification, "truncated": truncated}).to_string(),
+        );
+        body.push('\n');
+    }
+    let (content_type, ext) = if csv {
+        ("text/csv; charset=utf-8", "csv")
+    } else {
+        ("application/x-ndjson", "jsonl")
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"audit-{tenant}.{ext}\""),
+        ))
+        .insert_header(("X-Audit-Chain", chain_header(&verification)))
+        .insert_header(("X-Audit-Truncated", truncated.to_string()))
+        .body(body))
+}
+
+/// A page of the tenant's audit log, newest first.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/audit", params(AuditQuery), responses((status = 200, description = "records; meta.nextCursor for the next page"), (status = 403, description = "not a tenant admin")))]
+pub async fn list(
+    caller: Auditor,
+    state: web::Data<AppState>,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    page(&state, &caller.tenant, &q).await
+}
+
+/// The tenant's audit log as JSON Lines or CSV with the chain verification.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/audit/export", params(AuditQuery), responses((status = 200, description = "the rows, oldest first; X-Audit-Chain says whether the chain verifies"), (status = 400, description = "unknown format"), (status = 403, description = "not a tenant admin")))]
+pub async fn export(
+    caller: Auditor,
+    state: web::Data<AppState>,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    export_of(&state, &caller.tenant, &q).await
+}
+
+/// A page of a tenant's audit log (operator).
+#[utoipa::path(get, path = "/admin/tenants/{slug}/audit", params(AuditQuery), responses((status = 200, description = "records")))]
+pub async fn admin_list(
+    _operator: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    page(&state, &slug, &q).await
+}
+
+/// A tenant's audit log export (operator).
+#[utoipa::path(get, path = "/admin/tenants/{slug}/audit/export", params(AuditQuery), responses((status = 200, description = "the rows and the chain verification")))]
+pub async fn admin_export(
+    _operator: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    export_of(&state, &slug, &q).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_cells_never_start_a_formula() {
+        assert_eq!(super::csv_cell("=1+2"), "'=1+2");
+        assert_eq!(super::csv_cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(super::csv_cell("-2"), "'-2");
+        assert_eq!(super::csv_cell("+x,y"), "\"'+x,y\"");
+        assert_eq!(super::csv_cell("plain"), "plain");
+    }
+}
