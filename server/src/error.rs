@@ -101,6 +101,14 @@ pub enum ErrorCode {
     ImportHashMismatch,
     /// The members changed since the preview.
     ImportStale,
+    /// The invitation link is malformed, unknown or was replaced by a newer one.
+    InvitationInvalid,
+    /// The invitation expired; an administrator can re-send it.
+    InvitationExpired,
+    /// The invitation was revoked.
+    InvitationRevoked,
+    /// The invitation was accepted already (sign in instead).
+    InvitationUsed,
 }
 
 impl ErrorCode {
@@ -148,6 +156,10 @@ impl ErrorCode {
             C::ImportHasRefusedRows => "import_has_refused_rows",
             C::ImportHashMismatch => "import_hash_mismatch",
             C::ImportStale => "import_stale",
+            C::InvitationInvalid => "invitation_invalid",
+            C::InvitationExpired => "invitation_expired",
+            C::InvitationRevoked => "invitation_revoked",
+            C::InvitationUsed => "invitation_used",
         }
     }
 }
@@ -389,6 +401,18 @@ impl From<AuthError> for ApiError {
                 ApiError::forbidden("not allowed")
             }
             AuthError::NotFound(_) => ApiError::not_found(),
+            AuthError::InvitationInvalid => {
+                ApiError::new(StatusCode::NOT_FOUND, C::InvitationInvalid, e.to_string())
+            }
+            AuthError::InvitationExpired => {
+                ApiError::new(StatusCode::GONE, C::InvitationExpired, e.to_string())
+            }
+            AuthError::InvitationRevoked => {
+                ApiError::new(StatusCode::GONE, C::InvitationRevoked, e.to_string())
+            }
+            AuthError::InvitationUsed => {
+                ApiError::new(StatusCode::CONFLICT, C::InvitationUsed, e.to_string())
+            }
             ref e if e.is_unknown_tenant() => ApiError::not_found(),
             AuthError::Conflict(ref m) => ApiError::new(StatusCode::CONFLICT, C::Conflict, m),
             AuthError::RateLimited { retry_after } => {

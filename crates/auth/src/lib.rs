@@ -46,9 +46,11 @@ pub mod accounts;
 pub mod apikey;
 pub mod audit;
 pub mod cleanup;
+pub mod clients;
 mod config;
 mod context;
 mod error;
+pub mod invitation;
 mod jose_header;
 pub mod keys;
 pub mod mfa;
@@ -70,6 +72,7 @@ pub use cleanup::CleanupService;
 pub use config::AuthConfig;
 pub use context::ClientContext;
 pub use error::AuthError;
+pub use invitation::InvitationService;
 pub use keys::{
     KeyEncryptionKey, KeyKind, KeyRing, KeyState, KeyStore, MemoryKeyStore, RotationPolicy,
     SigningAlg, StoredKey, VaultKeyStore,

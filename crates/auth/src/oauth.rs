@@ -489,20 +489,8 @@ impl OAuthService {
                 "public clients cannot use client_credentials",
             ));
         }
-        for uri in &reg.redirect_uris {
-            let u = url::Url::parse(uri)
-                .map_err(|_| invalid_request("redirect_uri must be absolute"))?;
-            if u.fragment().is_some() {
-                return Err(invalid_request("redirect_uri must not have a fragment"));
-            }
-        }
-        if let Some(bad) = reg
-            .allowed_scopes
-            .iter()
-            .find(|s| !KNOWN_SCOPES.contains(&s.as_str()))
-        {
-            return Err(AuthError::InvalidScope(bad.clone()));
-        }
+        crate::clients::check_redirect_uris(&reg.redirect_uris)?;
+        crate::clients::check_scopes(&reg.allowed_scopes)?;
         let secret = (reg.auth_method != ClientAuthMethod::None).then(|| random_secret(32));
         let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool

@@ -63,6 +63,11 @@ pub struct ProvisionBody {
     /// Migrated first.
     #[serde(default)]
     pub canary: bool,
+    /// The first administrator's e-mail: invited at once (the link is
+    /// mailed when SMTP is configured, else answered as
+    /// `invitation.acceptUrl`).
+    #[serde(default)]
+    pub admin_email: Option<String>,
 }
 
 /// Provisions a tenant.
@@ -93,7 +98,17 @@ pub async fn provision(
         .with_label_values(&[if result.is_ok() { "ok" } else { "error" }])
         .observe(started.elapsed().as_secs_f64());
     tracing::info!(operator = %who.0.subject, slug = %body.slug, ok = result.is_ok(), "tenant provisioning");
-    Ok(api::ok_status(StatusCode::CREATED, result?))
+    let tenant = result?;
+    let Some(email) = body.admin_email.as_deref() else {
+        return Ok(api::ok_status(StatusCode::CREATED, tenant));
+    };
+    let issued =
+        crate::onboarding::invite_first_admin(&state.auth, &body.slug, email, &who.actor()).await?;
+    let invitation =
+        crate::onboarding::deliver(&state.config, &state.tenants, &body.slug, issued).await?;
+    let mut out = serde_json::to_value(&tenant).map_err(|e| ApiError::internal(&e))?;
+    out["invitation"] = serde_json::to_value(&invitation).map_err(|e| ApiError::internal(&e))?;
+    Ok(api::ok_status(StatusCode::CREATED, out))
 }
 
 /// One tenant with its health and usage.
