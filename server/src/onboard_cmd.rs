@@ -13,7 +13,7 @@ use rampart_tenancy::{TenancyConfig, TenantPool};
 use uuid::Uuid;
 
 use crate::config::ServerConfig;
-use crate::onboarding::{self, Delivered};
+use crate::onboarding::{self, Delivered, link_config, print_delivered};
 use crate::routes::clients::CreateClientBody;
 use crate::tenants_cmd::DbArgs;
 
@@ -33,21 +33,6 @@ pub struct TenantArgs {
     /// The public URL links point to, when no configuration file is given.
     #[arg(long, env = "RAMPART_PUBLIC_BASE_URL")]
     pub public_url: Option<String>,
-}
-
-/// The server configuration a command uses for links and mail.
-pub fn link_config(
-    config: Option<&std::path::Path>,
-    public_url: Option<&str>,
-) -> anyhow::Result<ServerConfig> {
-    let mut out = match config {
-        Some(path) => ServerConfig::load(Some(path))?,
-        None => ServerConfig::default(),
-    };
-    if let Some(url) = public_url {
-        out.public_base_url = url.trim_end_matches('/').to_owned();
-    }
-    Ok(out)
 }
 
 /// Connects to the platform database.
@@ -303,24 +288,6 @@ pub enum InvitationsCommand {
         /// Invitation id.
         id: Uuid,
     },
-}
-
-/// Prints what happened to an invitation's link.
-pub fn print_delivered(d: &Delivered) {
-    let inv = &d.invitation;
-    println!(
-        "invitation {} for {} ({}) {} until {}",
-        inv.id,
-        inv.email,
-        inv.role,
-        d.status,
-        inv.expires_at.format("%Y-%m-%d %H:%M UTC")
-    );
-    match &d.accept_url {
-        Some(url) => println!("accept URL (single use; SMTP not configured): {url}"),
-        None if d.mailed => println!("the link was mailed to {}", inv.email),
-        None => {}
-    }
 }
 
 /// Runs an invitation command.

@@ -122,3 +122,36 @@ pub async fn row_admin(pool: TenantPool, config: &ServerConfig) -> anyhow::Resul
         KeyEncryptionKey::generate(),
     )?))
 }
+
+/// The server configuration a command uses for links and mail.
+pub fn link_config(
+    config: Option<&std::path::Path>,
+    public_url: Option<&str>,
+) -> anyhow::Result<ServerConfig> {
+    let mut out = match config {
+        Some(path) => ServerConfig::load(Some(path))?,
+        None => ServerConfig::default(),
+    };
+    if let Some(url) = public_url {
+        out.public_base_url = url.trim_end_matches('/').to_owned();
+    }
+    Ok(out)
+}
+
+/// Prints what happened to an invitation's link.
+pub fn print_delivered(d: &Delivered) {
+    let inv = &d.invitation;
+    println!(
+        "invitation {} for {} ({}) {} until {}",
+        inv.id,
+        inv.email,
+        inv.role,
+        d.status,
+        inv.expires_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    match &d.accept_url {
+        Some(url) => println!("accept URL (single use; SMTP not configured): {url}"),
+        None if d.mailed => println!("the link was mailed to {}", inv.email),
+        None => {}
+    }
+}

@@ -147,7 +147,7 @@ pub async fn run(cmd: TenantsCommand) -> anyhow::Result<()> {
             public_url,
         } => {
             // Read first: a bad configuration must not leave a tenant behind.
-            let links = crate::onboard_cmd::link_config(config.as_deref(), public_url.as_deref())?;
+            let links = crate::onboarding::link_config(config.as_deref(), public_url.as_deref())?;
             let pool = connect(&db, None).await?;
             let started = std::time::Instant::now();
             let options = rampart_tenancy::ProvisionOptions {
@@ -169,7 +169,7 @@ pub async fn run(cmd: TenantsCommand) -> anyhow::Result<()> {
                 let auth = onboarding::row_admin(pool.clone(), &links).await?;
                 let issued = onboarding::invite_first_admin(&auth, &slug, &email, "cli").await?;
                 let delivered = onboarding::deliver(&links, &pool, &slug, issued).await?;
-                crate::onboard_cmd::print_delivered(&delivered);
+                onboarding::print_delivered(&delivered);
             }
         }
         TenantsCommand::List { db } => {

@@ -23,6 +23,8 @@ mod attacks;
 mod demo;
 mod faults;
 mod http;
+mod invitations;
+mod journey;
 mod load;
 mod members;
 mod mtls;

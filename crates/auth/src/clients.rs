@@ -14,31 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditEvent, append};
 use crate::context::{random_secret, sha256, tenant_id};
 use crate::error::AuthError;
-use crate::oauth::OAuthService;
-use crate::roles::KNOWN_SCOPES;
+use crate::oauth::{OAuthService, check_redirect_uris, check_scopes};
 use crate::schema::{access_tokens, authorization_codes, oauth_clients, refresh_tokens};
-
-/// Redirect URIs must be absolute and carry no fragment.
-pub(crate) fn check_redirect_uris(uris: &[String]) -> Result<(), AuthError> {
-    for uri in uris {
-        let u = url::Url::parse(uri)
-            .map_err(|_| AuthError::InvalidRequest("redirect_uri must be absolute".into()))?;
-        if u.fragment().is_some() {
-            return Err(AuthError::InvalidRequest(
-                "redirect_uri must not have a fragment".into(),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Every scope must be one Rampart knows.
-pub(crate) fn check_scopes(scopes: &[String]) -> Result<(), AuthError> {
-    match scopes.iter().find(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
-        Some(bad) => Err(AuthError::InvalidScope(bad.clone())),
-        None => Ok(()),
-    }
-}
 
 /// A client as an administrator sees it (never its secret).
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
