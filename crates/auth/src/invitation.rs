@@ -157,6 +157,39 @@ async fn stored(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Stored>
         .optional()?)
 }
 
+/// An invitation that can still change: [`AuthError::NotFound`] when
+/// unknown, [`AuthError::InvitationUsed`] once accepted.
+async fn not_accepted(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Invitation, AuthError> {
+    let current = stored(conn, id)
+        .await?
+        .ok_or_else(|| AuthError::NotFound("invitation".into()))?;
+    if current.invitation.accepted_at.is_some() {
+        return Err(AuthError::InvitationUsed);
+    }
+    Ok(current.invitation)
+}
+
+/// The audit record of an inviter's action on `invitation`.
+async fn record(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+    action: &str,
+    invitation: &Invitation,
+    by: &str,
+) -> Result<(), AuthError> {
+    append(
+        conn,
+        tenant_id,
+        &AuditEvent::new(action, "success")
+            .user(Some(invitation.user_id))
+            .actor(by)
+            .detail(serde_json::json!({
+                "invitation": invitation.id, "role": invitation.role
+            })),
+    )
+    .await
+}
+
 impl InvitationService {
     /// A service over `pool`, hashing accepted passwords with `hasher` (the
     /// command line builds one without the rest of [`crate::AuthServer`]).
@@ -241,15 +274,12 @@ impl InvitationService {
                     .returning(Invitation::as_returning())
                     .get_result(conn)
                     .await?;
-                append(
+                record(
                     conn,
                     tenant_id,
-                    &AuditEvent::new("invitation_create", "success")
-                        .user(Some(user_id))
-                        .actor(invited_by)
-                        .detail(serde_json::json!({
-                            "invitation": invitation.id, "role": who.role.as_str()
-                        })),
+                    "invitation_create",
+                    &invitation,
+                    invited_by,
                 )
                 .await?;
                 Ok(invitation)
@@ -302,12 +332,7 @@ impl InvitationService {
         let invitation = self
             .pool
             .with_tenant(tenant, async |conn| {
-                let current = stored(conn, id)
-                    .await?
-                    .ok_or_else(|| AuthError::NotFound("invitation".into()))?;
-                if current.invitation.accepted_at.is_some() {
-                    return Err(AuthError::InvitationUsed);
-                }
+                not_accepted(conn, id).await?;
                 let invitation: Invitation = diesel::update(
                     invitations::table
                         .find(id)
@@ -322,16 +347,8 @@ impl InvitationService {
                 .returning(Invitation::as_returning())
                 .get_result(conn)
                 .await?;
-                append(
-                    conn,
-                    tenant_id,
-                    &AuditEvent::new("invitation_resend", "success")
-                        .user(Some(invitation.user_id))
-                        .actor(by)
-                        .detail(serde_json::json!({"invitation": id})),
-                )
-                .await?;
-                Ok(invitation)
+                record(conn, tenant_id, "invitation_resend", &invitation, by).await?;
+                Ok::<_, AuthError>(invitation)
             })
             .await?;
         Ok(IssuedInvitation {
@@ -345,29 +362,16 @@ impl InvitationService {
         let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                let current = stored(conn, id)
-                    .await?
-                    .ok_or_else(|| AuthError::NotFound("invitation".into()))?;
-                if current.invitation.accepted_at.is_some() {
-                    return Err(AuthError::InvitationUsed);
-                }
-                if current.invitation.revoked_at.is_some() {
-                    return Ok(current.invitation);
+                let current = not_accepted(conn, id).await?;
+                if current.revoked_at.is_some() {
+                    return Ok(current);
                 }
                 let invitation: Invitation = diesel::update(invitations::table.find(id))
                     .set(invitations::revoked_at.eq(now))
                     .returning(Invitation::as_returning())
                     .get_result(conn)
                     .await?;
-                append(
-                    conn,
-                    tenant_id,
-                    &AuditEvent::new("invitation_revoke", "success")
-                        .user(Some(invitation.user_id))
-                        .actor(by)
-                        .detail(serde_json::json!({"invitation": id})),
-                )
-                .await?;
+                record(conn, tenant_id, "invitation_revoke", &invitation, by).await?;
                 Ok(invitation)
             })
             .await
