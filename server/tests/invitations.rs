@@ -270,6 +270,19 @@ async fn client_token(env: &Env, tenant: &str, id: &str, secret: &str) -> u16 {
 async fn clients_are_managed_over_http_and_a_disabled_client_gets_no_tokens() {
     let env = env().await;
     let admin = admin_token(&env, "acme").await;
+    // A trader may not manage clients (token first: the test changes `web` below).
+    let (_, trader) = scoped_token(
+        &env.auth(),
+        "acme",
+        "tim@acme.test",
+        rampart_auth::Role::Trader,
+        "portfolio:read",
+    )
+    .await;
+    let (s, _) = env
+        .call(Method::GET, "/api/v1/t/acme/clients", Some(&trader), None)
+        .await;
+    assert_eq!(s, 403);
     let created = env
         .expect(
             201,
@@ -405,20 +418,6 @@ async fn clients_are_managed_over_http_and_a_disabled_client_gets_no_tokens() {
         )
         .await;
     assert_eq!(s, 404);
-
-    // A trader may not manage clients.
-    let (_, trader) = scoped_token(
-        &env.auth(),
-        "acme",
-        "tim@acme.test",
-        rampart_auth::Role::Trader,
-        "portfolio:read",
-    )
-    .await;
-    let (s, _) = env
-        .call(Method::GET, "/api/v1/t/acme/clients", Some(&trader), None)
-        .await;
-    assert_eq!(s, 403);
 }
 
 #[tokio::test(flavor = "multi_thread")]
