@@ -1,7 +1,7 @@
 //! The command line: one binary, one subcommand per job.
 use clap::{Parser, Subcommand};
 
-use crate::{analytics_cmd, demo, keys_cmd, market_cmd, serve, tenants_cmd};
+use crate::{analytics_cmd, demo, keys_cmd, market_cmd, onboard_cmd, serve, tenants_cmd};
 
 /// Rampart: a multi-tenant platform for trading and portfolio products.
 #[derive(Debug, Parser)]
@@ -29,6 +29,13 @@ pub enum Command {
     /// export, restore, migrate.
     #[command(subcommand)]
     Tenants(tenants_cmd::TenantsCommand),
+    /// A tenant's OAuth clients: create, list, show, update, rotate-secret,
+    /// disable, delete.
+    #[command(subcommand)]
+    Clients(onboard_cmd::ClientsCommand),
+    /// A tenant's invitations: create, list, resend, revoke.
+    #[command(subcommand)]
+    Invitations(onboard_cmd::InvitationsCommand),
     /// Performance and risk metrics for a CSV of dated prices or returns
     /// (one column per series), printed as JSON.
     Analytics(analytics_cmd::AnalyticsArgs),
@@ -46,6 +53,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args).await,
         Command::Tenants(cmd) => tenants_cmd::run(cmd).await,
+        Command::Clients(cmd) => onboard_cmd::run_clients(cmd).await,
+        Command::Invitations(cmd) => onboard_cmd::run_invitations(cmd).await,
         Command::Analytics(args) => args.run(),
         Command::Serve(args) => serve::run(args).await,
         Command::Market(args) => args.run().await,

@@ -109,13 +109,26 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
                 "openid".into(),
                 "email".into(),
                 "profile".into(),
+                // Discovery advertises it: generic OAuth libraries ask for it
+                // to get a refresh token.
+                "offline_access".into(),
                 "portfolio:read".into(),
             ],
             auth_method: ClientAuthMethod::None,
             signing_alg: SigningAlg::ES256,
         };
         match auth.register_client(slug, &client).await {
-            Ok(_) | Err(AuthError::Conflict(_)) => {}
+            Ok(_) => {}
+            // Kept from an earlier run: bring its scopes up to date.
+            Err(AuthError::Conflict(_)) => {
+                let update = rampart_auth::clients::ClientUpdate {
+                    allowed_scopes: Some(client.allowed_scopes.clone()),
+                    ..Default::default()
+                };
+                auth.oauth()
+                    .update_client(slug, DEMO_CLIENT, &update, "demo")
+                    .await?;
+            }
             Err(e) => return Err(e.into()),
         }
         crate::admin_console::ensure_client(&auth, slug)
@@ -129,6 +142,7 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
     let server = serve::start(state).await?;
     let (p, a) = (server.public_addr, server.admin_addr);
     let ca = pki.ca_file.display();
+    let db = pg.url("postgres");
     let (cert, key) = (
         pki.client_cert_file.display(),
         pki.client_key_file.display(),
@@ -145,6 +159,13 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
          \n  curl --cacert {ca} --cert {cert} --key {key} https://localhost:{}/admin/tenants\
          \n  curl --cacert {ca} --cert {cert} --key {key} https://localhost:{}/metrics\
          \n  curl --cacert {ca} https://localhost:{}/admin/tenants      # refused: no client certificate\
+         \n\nNext, as an operator (the demo's database is {db}):\
+         \n  rampart tenants provision initech --name Initech --admin-email boss@initech.example --database-url '{db}' --public-url https://localhost:{}\
+         \n  rampart invitations create --tenant acme newcomer@acme.example --role trader --database-url '{db}' --public-url https://localhost:{}\
+         \n  rampart invitations list --tenant acme --database-url '{db}'\
+         \n  rampart clients create --tenant acme my-app --redirect-uri http://127.0.0.1/callback --scopes 'openid email offline_access portfolio:read' --database-url '{db}'\
+         \n  rampart clients list --tenant acme --database-url '{db}'\
+         \n  curl --cacert {ca} --cert {cert} --key {key} https://localhost:{}/admin/t/acme/clients\
          \n\nPress Ctrl-C to stop.",
         report.target_version,
         pg.port(),
@@ -156,6 +177,9 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
         p.port(),
         a.port(),
         a.port(),
+        a.port(),
+        p.port(),
+        p.port(),
         a.port(),
     );
     if !args.once {

@@ -111,6 +111,14 @@ pub enum ErrorCode {
     EmailNotVerified,
     /// Administrators of this tenant must enrol a second factor to log in.
     MfaEnrollmentRequired,
+    /// The invitation link is malformed, unknown or was replaced by a newer one.
+    InvitationInvalid,
+    /// The invitation expired; an administrator can re-send it.
+    InvitationExpired,
+    /// The invitation was revoked.
+    InvitationRevoked,
+    /// The invitation was accepted already (sign in instead).
+    InvitationUsed,
 }
 
 impl ErrorCode {
@@ -163,6 +171,10 @@ impl ErrorCode {
             C::EmailDomainNotAllowed => "email_domain_not_allowed",
             C::EmailNotVerified => "email_not_verified",
             C::MfaEnrollmentRequired => "mfa_enrollment_required",
+            C::InvitationInvalid => "invitation_invalid",
+            C::InvitationExpired => "invitation_expired",
+            C::InvitationRevoked => "invitation_revoked",
+            C::InvitationUsed => "invitation_used",
         }
     }
 }
@@ -425,6 +437,18 @@ impl From<AuthError> for ApiError {
                 ApiError::new(StatusCode::FORBIDDEN, code, e.to_string())
             }
             AuthError::NotFound(_) => ApiError::not_found(),
+            AuthError::InvitationInvalid => {
+                ApiError::new(StatusCode::NOT_FOUND, C::InvitationInvalid, e.to_string())
+            }
+            AuthError::InvitationExpired => {
+                ApiError::new(StatusCode::GONE, C::InvitationExpired, e.to_string())
+            }
+            AuthError::InvitationRevoked => {
+                ApiError::new(StatusCode::GONE, C::InvitationRevoked, e.to_string())
+            }
+            AuthError::InvitationUsed => {
+                ApiError::new(StatusCode::CONFLICT, C::InvitationUsed, e.to_string())
+            }
             ref e if e.is_unknown_tenant() => ApiError::not_found(),
             AuthError::Conflict(ref m) => ApiError::new(StatusCode::CONFLICT, C::Conflict, m),
             AuthError::RateLimited { retry_after } => {

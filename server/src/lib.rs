@@ -29,6 +29,8 @@ pub mod market_cmd;
 pub mod meta;
 pub mod metrics;
 pub mod middleware;
+pub mod onboard_cmd;
+pub mod onboarding;
 pub mod openapi;
 pub mod pages;
 pub mod readiness;

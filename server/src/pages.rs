@@ -199,3 +199,26 @@ pub fn admin_console(tenant: &str) -> Markup {
     let name = html! { (tenant) }.into_string();
     PreEscaped(CONSOLE.replace("{tenant}", &name))
 }
+
+/// The body of an invitation's page: the invited address and a form that
+/// sets the password (posted back to the link's own path).
+pub fn invite_form(tenant: &str, token: &str, email: &str, error: Option<&str>) -> Markup {
+    html! {
+        p { "You are invited as " b { (email) } ". Choose your password (at least 12 characters)." }
+        (alert(error))
+        form method="post" action=(format!("/t/{tenant}/invite/{token}")) {
+            input type="hidden" name="email" value=(email) autocomplete="username";
+            p { label { "Password " input name="password" type="password" autocomplete="new-password" minlength="12" required; } }
+            p { label { "Password again " input name="password_again" type="password" autocomplete="new-password" minlength="12" required; } }
+            p { button type="submit" { "Accept the invitation" } }
+        }
+    }
+}
+
+/// The body of the page after an invitation was accepted.
+pub fn invite_accepted(email: &str, mfa_enrolment: &str) -> Markup {
+    html! {
+        p { "Your account " b { (email) } " is ready: sign in from your application with this address and your new password." }
+        p { "Recommended next: protect it with an authenticator app (TOTP) once signed in, at " code { (mfa_enrolment) } "." }
+    }
+}

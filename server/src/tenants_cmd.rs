@@ -27,6 +27,16 @@ pub enum TenantsCommand {
         /// Migrate this tenant first in `migrate`.
         #[arg(long)]
         canary: bool,
+        /// Invite the tenant's first administrator: the accept link is
+        /// mailed when SMTP is configured, printed otherwise.
+        #[arg(long)]
+        admin_email: Option<String>,
+        /// The server's configuration file (`public_base_url`, `[notify]`).
+        #[arg(long, short, env = "RAMPART_CONFIG")]
+        config: Option<std::path::PathBuf>,
+        /// The public URL links point to, when no configuration file is given.
+        #[arg(long, env = "RAMPART_PUBLIC_BASE_URL")]
+        public_url: Option<String>,
     },
     /// List tenants with status and migration state.
     List {
@@ -132,7 +142,12 @@ pub async fn run(cmd: TenantsCommand) -> anyhow::Result<()> {
             slug,
             name,
             canary,
+            admin_email,
+            config,
+            public_url,
         } => {
+            // Read first: a bad configuration must not leave a tenant behind.
+            let links = crate::onboarding::link_config(config.as_deref(), public_url.as_deref())?;
             let pool = connect(&db, None).await?;
             let started = std::time::Instant::now();
             let options = rampart_tenancy::ProvisionOptions {
@@ -149,6 +164,13 @@ pub async fn run(cmd: TenantsCommand) -> anyhow::Result<()> {
                 t.schema_name,
                 started.elapsed().as_secs_f64() * 1e3
             );
+            if let Some(email) = admin_email {
+                use crate::onboarding;
+                let auth = onboarding::row_admin(pool.clone(), &links).await?;
+                let issued = onboarding::invite_first_admin(&auth, &slug, &email, "cli").await?;
+                let delivered = onboarding::deliver(&links, &pool, &slug, issued).await?;
+                onboarding::print_delivered(&delivered);
+            }
         }
         TenantsCommand::List { db } => {
             let pool = connect(&db, None).await?;

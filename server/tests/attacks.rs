@@ -68,6 +68,10 @@ struct Ids {
     link_token: String,
     /// An e-mail verification link token (B's is real).
     verify_token: String,
+    /// An invitation id.
+    invitation: String,
+    /// An OAuth client id.
+    client: String,
 }
 
 /// The same shape with other characters: digits stay digits, hex letters
@@ -109,6 +113,8 @@ impl Ids {
             api_key: like(&real.api_key),
             link_token: like(&real.link_token),
             verify_token: like(&real.verify_token),
+            invitation: u(),
+            client: like(&real.client),
         }
     }
 
@@ -128,6 +134,8 @@ impl Ids {
             (self.api_key.clone(), "<api_key>"),
             (self.link_token.clone(), "<link_token>"),
             (self.verify_token.clone(), "<verify_token>"),
+            (self.invitation.clone(), "<invitation>"),
+            (self.client.clone(), "<client>"),
         ]
     }
 }
@@ -145,6 +153,8 @@ enum Slot {
     Alert,
     Preview,
     ApiKey,
+    Invitation,
+    Client,
     /// Not secret: a version number.
     Version,
     /// Not secret: a ticker.
@@ -168,6 +178,8 @@ impl Slot {
             Slot::Alert => child.alert.clone(),
             Slot::Preview => child.preview.clone(),
             Slot::ApiKey => child.api_key.clone(),
+            Slot::Invitation => child.invitation.clone(),
+            Slot::Client => child.client.clone(),
             Slot::Version => "1".into(),
             Slot::Symbol => "AAPL".into(),
         }
@@ -340,6 +352,13 @@ fn routes() -> Vec<Route> {
             .body(|_| Body::Json(json!({"enabled": false}))),
         r("get", "/api/v1/t/{tenant}/audit"),
         r("get", "/api/v1/t/{tenant}/audit/export"),
+        r("get", "/admin/t/{tenant}/clients").kind(AdminListener),
+        r("post", "/admin/t/{tenant}/clients").kind(AdminListener),
+        r("get", "/admin/t/{tenant}/clients/{client_id}").kind(AdminListener),
+        r("patch", "/admin/t/{tenant}/clients/{client_id}").kind(AdminListener),
+        r("delete", "/admin/t/{tenant}/clients/{client_id}").kind(AdminListener),
+        r("post", "/admin/t/{tenant}/clients/{client_id}/secret").kind(AdminListener),
+        r("post", "/admin/t/{tenant}/clients/{client_id}/disable").kind(AdminListener),
         // api_v1
         r("get", "/api/v1/t/{tenant}/me"),
         r("get", "/api/v1/t/{tenant}/sessions"),
@@ -389,6 +408,35 @@ fn routes() -> Vec<Route> {
         r("delete", "/api/v1/t/{tenant}/account/api-keys/{prefix}")
             .api_user()
             .params(&[("prefix", Slot::ApiKey)]),
+        // invitations
+        r("get", "/api/v1/t/{tenant}/invitations"),
+        r("post", "/api/v1/t/{tenant}/invitations")
+            .body(|_| Body::Json(json!({"email": "eve-invited@acme.test", "role": "admin"}))),
+        r("post", "/api/v1/t/{tenant}/invitations/{id}/resend").params(&[("id", Slot::Invitation)]),
+        r("delete", "/api/v1/t/{tenant}/invitations/{id}").params(&[("id", Slot::Invitation)]),
+        r("post", "/api/v1/t/{tenant}/invitations/accept")
+            .kind(Public)
+            .body_refs(|i| {
+                Body::Json(json!({"token": i.link_token, "password": "a-brand-new-passphrase"}))
+            }),
+        // clients
+        r("get", "/api/v1/t/{tenant}/clients"),
+        r("post", "/api/v1/t/{tenant}/clients").body(|_| {
+            Body::Json(
+                json!({"clientId": "stolen", "name": "Stolen", "allowedScopes": ["openid"],
+                              "redirectUris": ["https://evil.example.com/cb"]}),
+            )
+        }),
+        r("get", "/api/v1/t/{tenant}/clients/{client_id}").params(&[("client_id", Slot::Client)]),
+        r("patch", "/api/v1/t/{tenant}/clients/{client_id}")
+            .params(&[("client_id", Slot::Client)])
+            .body(|_| Body::Json(json!({"redirectUris": ["https://evil.example.com/cb"]}))),
+        r("delete", "/api/v1/t/{tenant}/clients/{client_id}")
+            .params(&[("client_id", Slot::Client)]),
+        r("post", "/api/v1/t/{tenant}/clients/{client_id}/secret")
+            .params(&[("client_id", Slot::Client)]),
+        r("post", "/api/v1/t/{tenant}/clients/{client_id}/disable")
+            .params(&[("client_id", Slot::Client)]),
         // members
         r("get", "/api/v1/t/{tenant}/admin/members"),
         r("post", "/api/v1/t/{tenant}/admin/members").body(|_| {
@@ -783,6 +831,25 @@ async fn world(env: &Env) -> World {
         .await;
     assert_eq!(s, 202, "{body}");
     let verify_token = mailed_token(&vera, "email/verify").await;
+    let invitation = json_ok(
+        env,
+        Method::POST,
+        &format!("/api/v1/t/{B}/invitations"),
+        &b_admin,
+        Some(json!({"email": "ivy@globex.test", "role": "trader"})),
+    )
+    .await;
+    let client = json_ok(
+        env,
+        Method::POST,
+        &format!("/api/v1/t/{B}/clients"),
+        &b_admin,
+        Some(
+            json!({"clientId": "globex-books-7c3d", "name": "Books", "confidential": true,
+                    "grantTypes": ["client_credentials"], "allowedScopes": ["market:read"]}),
+        ),
+    )
+    .await;
     let b = Ids {
         portfolio,
         position,
@@ -797,6 +864,8 @@ async fn world(env: &Env) -> World {
         api_key: data_str(&key, "/data/prefix"),
         link_token: reset_token,
         verify_token,
+        invitation: data_str(&invitation, "/data/invitation/id"),
+        client: data_str(&client, "/data/client/clientId"),
     };
 
     let a_created = json_ok(

@@ -690,3 +690,103 @@ pub async fn argon2_bound(auth: &AuthServer) -> (f64, f64) {
     .await
     .unwrap()
 }
+
+// ------------------------------------------------------------ the browser flow
+
+/// Who signs in where, for [`browser_code_flow`].
+pub struct BrowserLogin<'a> {
+    pub tenant: &'a str,
+    pub client_id: &'a str,
+    pub redirect_uri: &'a str,
+    pub scope: &'a str,
+    pub email: &'a str,
+    pub password: &'a str,
+}
+
+/// The token endpoint's answer through the browser flow, over HTTP only: a
+/// public PKCE client, the authorize endpoint, the login form (with its
+/// CSRF cookie), the code, the token endpoint. `base` is the public
+/// listener's `https://host:port`.
+pub async fn browser_code_flow(ca_pem: &str, base: &str, login: &BrowserLogin<'_>) -> Value {
+    let tenant = login.tenant;
+    let http = client_builder(ca_pem)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut authorize = url::Url::parse(&format!("{base}/t/{tenant}/oauth/authorize")).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", login.client_id)
+        .append_pair("redirect_uri", login.redirect_uri)
+        .append_pair("scope", login.scope)
+        .append_pair("state", "st")
+        .append_pair("code_challenge", &challenge(VERIFIER))
+        .append_pair("code_challenge_method", "S256");
+    let page = http.get(authorize.as_str()).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the sign-in page");
+    let csrf_cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.contains("csrf="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    let return_to = hidden(&html, "return_to");
+    let csrf = hidden(&html, "csrf");
+    let r = http
+        .post(format!("{base}/t/{tenant}/oauth/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", csrf_cookie)
+        .body(form(&[
+            ("email", login.email),
+            ("password", login.password),
+            ("return_to", return_to.as_str()),
+            ("csrf", csrf.as_str()),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "signed in as {}", login.email);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let back = r.headers()["location"].to_str().unwrap().to_owned();
+    let back = if back.starts_with("http") {
+        back
+    } else {
+        format!("{base}{back}")
+    };
+    let r = http
+        .get(back)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let code = query_param(r.headers()["location"].to_str().unwrap(), "code");
+    http.post(format!("{base}/t/{tenant}/oauth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", login.redirect_uri),
+            ("client_id", login.client_id),
+            ("code_verifier", VERIFIER),
+        ]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

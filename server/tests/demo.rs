@@ -44,6 +44,14 @@ async fn the_embedded_mode_command_starts_serves_and_stops_cleanly() {
         text.contains("--cert"),
         "curl commands with the client certificate: {text}"
     );
+    for next in [
+        "rampart tenants provision",
+        "--admin-email",
+        "rampart invitations create",
+        "rampart clients create",
+    ] {
+        assert!(text.contains(next), "the operator's next commands: {text}");
+    }
 
     let pki = dir.path().join("pki");
     let ca = std::fs::read_to_string(pki.join("ca.pem")).unwrap();
@@ -61,6 +69,39 @@ async fn the_embedded_mode_command_starts_serves_and_stops_cleanly() {
     let page = http.get(&authorize).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("password"));
+    // What discovery advertises, the demo client grants: a generic OAuth
+    // library asking for `openid offline_access` gets a refresh token.
+    let discovery: serde_json::Value = http
+        .get(format!(
+            "https://localhost:{public}/t/acme/.well-known/openid-configuration"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        discovery["scopes_supported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "offline_access")
+    );
+    let tokens = crate::common::browser_code_flow(
+        &ca,
+        &format!("https://localhost:{public}"),
+        &crate::common::BrowserLogin {
+            tenant: "acme",
+            client_id: rampart_server::demo::DEMO_CLIENT,
+            redirect_uri: rampart_server::demo::DEMO_REDIRECT,
+            scope: "openid offline_access",
+            email: "admin@acme.example",
+            password: rampart_server::demo::DEMO_PASSWORD,
+        },
+    )
+    .await;
+    assert!(tokens["refresh_token"].is_string(), "{tokens}");
     // An API call on the admin listener with the printed client certificate.
     let tenants: serde_json::Value = crate::common::client(&ca, Some(&identity))
         .get(format!("https://localhost:{admin}/admin/tenants"))

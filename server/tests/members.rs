@@ -14,8 +14,8 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::common::{
-    Api, PASSWORD, Pki, VERIFIER, challenge, client_builder, config, count, form, hidden,
-    mint_token, query_param, start_with_transit, url,
+    Api, BrowserLogin, PASSWORD, Pki, browser_code_flow, config, count, mint_token,
+    start_with_transit, url,
 };
 
 const GOOD1: (&str, &str) = (
@@ -80,92 +80,19 @@ async fn login(
             },
         )
         .await;
-    let http = client_builder(&pki.ca.cert_pem())
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let challenge = challenge(VERIFIER);
-    let mut authorize = url::Url::parse(&url(
-        server.public_addr,
-        &format!("/t/{tenant}/oauth/authorize"),
-    ))
-    .unwrap();
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", "admin-web")
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("scope", "openid users:manage portfolio:read")
-        .append_pair("state", "st")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
-    let page = http.get(authorize.as_str()).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let csrf_cookie = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.contains("csrf="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let html = page.text().await.unwrap();
-    let return_to = hidden(&html, "return_to");
-    let csrf = hidden(&html, "csrf");
-    let r = http
-        .post(url(server.public_addr, &format!("/t/{tenant}/oauth/login")))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("cookie", csrf_cookie)
-        .body(form(&[
-            ("email", email),
-            ("password", PASSWORD),
-            ("return_to", return_to.as_str()),
-            ("csrf", csrf.as_str()),
-        ]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let back = r.headers()["location"].to_str().unwrap().to_owned();
-    let back = if back.starts_with("http") {
-        back
-    } else {
-        url(server.public_addr, &back)
-    };
-    let r = http
-        .get(back)
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 302);
-    let code = query_param(r.headers()["location"].to_str().unwrap(), "code");
-    let t: Value = http
-        .post(url(server.public_addr, &format!("/t/{tenant}/oauth/token")))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "admin-web"),
-            ("code_verifier", VERIFIER),
-        ]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let t = browser_code_flow(
+        &pki.ca.cert_pem(),
+        &url(server.public_addr, ""),
+        &BrowserLogin {
+            tenant,
+            client_id: "admin-web",
+            redirect_uri: REDIRECT,
+            scope: "openid users:manage portfolio:read",
+            email,
+            password: PASSWORD,
+        },
+    )
+    .await;
     t["access_token"].as_str().expect("access token").to_owned()
 }
 

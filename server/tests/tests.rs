@@ -25,6 +25,8 @@ mod auth_abuse;
 mod demo;
 mod faults;
 mod http;
+mod invitations;
+mod journey;
 mod load;
 mod members;
 mod mtls;

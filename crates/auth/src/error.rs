@@ -64,6 +64,19 @@ pub enum AuthError {
     /// The thing to create exists already.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// An invitation link that is malformed, unknown or was replaced by a
+    /// newer one.
+    #[error("invalid invitation link")]
+    InvitationInvalid,
+    /// An invitation past its expiry.
+    #[error("this invitation has expired; ask for a new one")]
+    InvitationExpired,
+    /// An invitation revoked by an administrator.
+    #[error("this invitation was revoked")]
+    InvitationRevoked,
+    /// An invitation accepted already (accepting is single use: sign in instead).
+    #[error("this invitation was accepted already; sign in instead")]
+    InvitationUsed,
     /// The key store (Vault/OpenBao or memory) failed.
     #[error("key store: {0}")]
     KeyStore(String),
@@ -113,7 +126,11 @@ impl AuthError {
                 "invalid_request"
             }
             Self::InvalidClient => "invalid_client",
-            Self::InvalidGrant(_) => "invalid_grant",
+            Self::InvalidGrant(_)
+            | Self::InvitationInvalid
+            | Self::InvitationExpired
+            | Self::InvitationRevoked
+            | Self::InvitationUsed => "invalid_grant",
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::UnsupportedResponseType(_) => "unsupported_response_type",

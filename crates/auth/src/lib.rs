@@ -47,9 +47,11 @@ pub mod apikey;
 pub mod audit;
 pub mod audit_query;
 pub mod cleanup;
+pub mod clients;
 mod config;
 mod context;
 mod error;
+pub mod invitation;
 mod jose_header;
 pub mod keys;
 pub mod mfa;
@@ -72,6 +74,7 @@ pub use cleanup::CleanupService;
 pub use config::AuthConfig;
 pub use context::ClientContext;
 pub use error::AuthError;
+pub use invitation::InvitationService;
 pub use keys::{
     KeyEncryptionKey, KeyKind, KeyRing, KeyState, KeyStore, MemoryKeyStore, RotationPolicy,
     SigningAlg, StoredKey, VaultKeyStore,

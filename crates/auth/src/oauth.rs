@@ -218,6 +218,28 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
+/// Redirect URIs must be absolute and carry no fragment.
+pub(crate) fn check_redirect_uris(uris: &[String]) -> Result<(), AuthError> {
+    for uri in uris {
+        let u = url::Url::parse(uri)
+            .map_err(|_| AuthError::InvalidRequest("redirect_uri must be absolute".into()))?;
+        if u.fragment().is_some() {
+            return Err(AuthError::InvalidRequest(
+                "redirect_uri must not have a fragment".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every scope must be one Rampart knows.
+pub(crate) fn check_scopes(scopes: &[String]) -> Result<(), AuthError> {
+    match scopes.iter().find(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
+        Some(bad) => Err(AuthError::InvalidScope(bad.clone())),
+        None => Ok(()),
+    }
+}
+
 fn invalid_request(msg: &str) -> AuthError {
     AuthError::InvalidRequest(msg.to_owned())
 }
@@ -489,20 +511,8 @@ impl OAuthService {
                 "public clients cannot use client_credentials",
             ));
         }
-        for uri in &reg.redirect_uris {
-            let u = url::Url::parse(uri)
-                .map_err(|_| invalid_request("redirect_uri must be absolute"))?;
-            if u.fragment().is_some() {
-                return Err(invalid_request("redirect_uri must not have a fragment"));
-            }
-        }
-        if let Some(bad) = reg
-            .allowed_scopes
-            .iter()
-            .find(|s| !KNOWN_SCOPES.contains(&s.as_str()))
-        {
-            return Err(AuthError::InvalidScope(bad.clone()));
-        }
+        check_redirect_uris(&reg.redirect_uris)?;
+        check_scopes(&reg.allowed_scopes)?;
         let secret = (reg.auth_method != ClientAuthMethod::None).then(|| random_secret(32));
         let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool

@@ -196,7 +196,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    invitations (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        email -> Text,
+        role -> Text,
+        secret_hash -> Bytea,
+        invited_by -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        accepted_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(invitations -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(external_identities -> users (user_id));
 diesel::joinable!(mfa_backup_codes -> users (user_id));
@@ -215,4 +231,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
     api_keys,
     external_identities,
+    invitations,
 );

@@ -17,6 +17,7 @@ use crate::cleanup::{CleanupReport, CleanupService};
 use crate::config::AuthConfig;
 use crate::context::ClientContext;
 use crate::error::AuthError;
+use crate::invitation::InvitationService;
 use crate::keys::{KeyEncryptionKey, KeyRing};
 use crate::mfa::{MfaService, TotpSetup};
 use crate::oauth::{
@@ -43,6 +44,7 @@ pub struct AuthServer {
     cleanup: CleanupService,
     oauth: OAuthService,
     upstream: UpstreamService,
+    invitations: InvitationService,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -103,6 +105,7 @@ impl AuthServer {
                     .build(),
                 revocations,
             },
+            invitations: InvitationService::new(pool.clone(), hasher.clone()),
             upstream: UpstreamService {
                 pool: pool.clone(),
                 config: config.clone(),
@@ -149,6 +152,11 @@ impl AuthServer {
     /// Login through upstream OpenID Connect providers.
     pub fn upstream(&self) -> &UpstreamService {
         &self.upstream
+    }
+
+    /// Invitations.
+    pub fn invitations(&self) -> &InvitationService {
+        &self.invitations
     }
 
     /// The configuration.

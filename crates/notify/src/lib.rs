@@ -43,6 +43,7 @@ pub mod account_mail;
 mod config;
 pub mod devices;
 mod error;
+mod invitation_mail;
 pub mod mail;
 pub mod price_alerts;
 mod schema;

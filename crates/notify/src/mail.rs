@@ -27,6 +27,8 @@ pub enum MailKind {
     NewDevice,
     /// A price alert fired.
     PriceAlert,
+    /// An invitation link.
+    Invitation,
 }
 
 impl MailKind {
@@ -37,6 +39,7 @@ impl MailKind {
             MailKind::PasswordReset => "password_reset",
             MailKind::NewDevice => "new_device",
             MailKind::PriceAlert => "price_alert",
+            MailKind::Invitation => "invitation",
         }
     }
 }

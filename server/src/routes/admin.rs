@@ -62,6 +62,11 @@ pub struct ProvisionBody {
     /// Migrated first.
     #[serde(default)]
     pub canary: bool,
+    /// The first administrator's e-mail: invited at once (the link is
+    /// mailed when SMTP is configured, else answered as
+    /// `invitation.acceptUrl`).
+    #[serde(default)]
+    pub admin_email: Option<String>,
 }
 
 /// Provisions a tenant.
@@ -97,7 +102,16 @@ pub async fn provision(
     crate::admin_console::ensure_client(&state.auth, tenant.slug.as_str())
         .await
         .map_err(|e| ApiError::internal(&std::io::Error::other(e)))?;
-    Ok(api::ok_status(StatusCode::CREATED, tenant))
+    let Some(email) = body.admin_email.as_deref() else {
+        return Ok(api::ok_status(StatusCode::CREATED, tenant));
+    };
+    let issued =
+        crate::onboarding::invite_first_admin(&state.auth, &body.slug, email, &who.actor()).await?;
+    let invitation =
+        crate::onboarding::deliver(&state.config, &state.tenants, &body.slug, issued).await?;
+    let mut out = serde_json::to_value(&tenant).map_err(|e| ApiError::internal(&e))?;
+    out["invitation"] = serde_json::to_value(&invitation).map_err(|e| ApiError::internal(&e))?;
+    Ok(api::ok_status(StatusCode::CREATED, out))
 }
 
 /// One tenant with its health and usage.

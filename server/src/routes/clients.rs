@@ -1,0 +1,375 @@
+//! OAuth clients over HTTP, on [`rampart_auth::OAuthService`]: create,
+//! list, show, change (name, redirect URIs, scopes), rotate a confidential
+//! client's secret (answered once), disable and delete — for a tenant
+//! administrator (`tenant:admin`, `/api/v1/t/{tenant}/clients…`) and for the
+//! operator on the admin listener (`/admin/t/{tenant}/clients…`).
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use rampart_auth::SigningAlg;
+use rampart_auth::clients::ClientUpdate;
+use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
+use serde::Deserialize;
+
+use crate::api::{self, JsonObject};
+use crate::error::ApiError;
+use crate::extract::{Caller, Operator, perm};
+use crate::state::AppState;
+
+/// Registers the tenant administrator's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/t/{tenant}/clients", web::get().to(list))
+        .route("/api/v1/t/{tenant}/clients", web::post().to(create))
+        .route(
+            "/api/v1/t/{tenant}/clients/{client_id}",
+            web::get().to(show),
+        )
+        .route(
+            "/api/v1/t/{tenant}/clients/{client_id}",
+            web::patch().to(update),
+        )
+        .route(
+            "/api/v1/t/{tenant}/clients/{client_id}",
+            web::delete().to(delete),
+        )
+        .route(
+            "/api/v1/t/{tenant}/clients/{client_id}/secret",
+            web::post().to(rotate_secret),
+        )
+        .route(
+            "/api/v1/t/{tenant}/clients/{client_id}/disable",
+            web::post().to(disable),
+        );
+}
+
+/// Registers the admin listener's routes.
+pub fn configure_admin(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/t/{tenant}/clients", web::get().to(admin_list))
+        .route("/admin/t/{tenant}/clients", web::post().to(admin_create))
+        .route(
+            "/admin/t/{tenant}/clients/{client_id}",
+            web::get().to(admin_show),
+        )
+        .route(
+            "/admin/t/{tenant}/clients/{client_id}",
+            web::patch().to(admin_update),
+        )
+        .route(
+            "/admin/t/{tenant}/clients/{client_id}",
+            web::delete().to(admin_delete),
+        )
+        .route(
+            "/admin/t/{tenant}/clients/{client_id}/secret",
+            web::post().to(admin_rotate_secret),
+        )
+        .route(
+            "/admin/t/{tenant}/clients/{client_id}/disable",
+            web::post().to(admin_disable),
+        );
+}
+
+/// A tenant administrator.
+type Admin = Caller<perm::TenantAdmin>;
+
+/// `…/clients/{client_id}`.
+#[derive(Debug, Deserialize)]
+pub struct ClientPath {
+    /// The tenant.
+    pub tenant: String,
+    /// The client.
+    pub client_id: String,
+}
+
+/// `/admin/t/{tenant}/clients`.
+#[derive(Debug, Deserialize)]
+pub struct TenantPath {
+    /// The tenant.
+    pub tenant: String,
+}
+
+/// Body of `POST …/clients`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateClientBody {
+    /// Client id, unique in the tenant (1–100 characters).
+    pub client_id: String,
+    /// Display name (shown on the sign-in page).
+    pub name: String,
+    /// Exact redirect URIs (loopback ones match any port).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Scopes it may ask for.
+    pub allowed_scopes: Vec<String>,
+    /// A confidential client (gets a secret, `client_secret_basic`); public
+    /// clients use PKCE only.
+    #[serde(default)]
+    pub confidential: bool,
+    /// Grant types (default `authorization_code`, `refresh_token`).
+    pub grant_types: Option<Vec<String>>,
+    /// `ES256` (default) or `RS256`.
+    pub signing_alg: Option<String>,
+}
+
+impl CreateClientBody {
+    /// The registration this body asks for.
+    pub fn registration(&self) -> Result<ClientRegistration, ApiError> {
+        let signing_alg = match self.signing_alg.as_deref() {
+            None => SigningAlg::ES256,
+            Some(alg) => SigningAlg::parse(alg)
+                .ok_or_else(|| ApiError::bad_request("signingAlg: ES256 or RS256"))?,
+        };
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(ApiError::bad_request("name: 1 to 200 characters"));
+        }
+        Ok(ClientRegistration {
+            client_id: self.client_id.trim().to_owned(),
+            name: name.to_owned(),
+            redirect_uris: self.redirect_uris.clone(),
+            grant_types: self
+                .grant_types
+                .clone()
+                .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]),
+            allowed_scopes: self.allowed_scopes.clone(),
+            auth_method: if self.confidential {
+                ClientAuthMethod::ClientSecretBasic
+            } else {
+                ClientAuthMethod::None
+            },
+            signing_alg,
+        })
+    }
+}
+
+// ------------------------------------------------ shared by both listeners
+
+async fn do_create(
+    state: &AppState,
+    tenant: &str,
+    body: &CreateClientBody,
+) -> Result<HttpResponse, ApiError> {
+    let reg = body.registration()?;
+    let oauth = state.auth.oauth();
+    let secret = oauth.register_client(tenant, &reg).await?;
+    let client = oauth.client_info(tenant, &reg.client_id).await?;
+    Ok(api::ok_status(
+        StatusCode::CREATED,
+        serde_json::json!({"client": client, "clientSecret": secret}),
+    ))
+}
+
+async fn do_list(state: &AppState, tenant: &str) -> Result<HttpResponse, ApiError> {
+    Ok(api::ok(state.auth.oauth().list_clients(tenant).await?))
+}
+
+async fn do_show(state: &AppState, path: &ClientPath) -> Result<HttpResponse, ApiError> {
+    Ok(api::ok(
+        state
+            .auth
+            .oauth()
+            .client_info(&path.tenant, &path.client_id)
+            .await?,
+    ))
+}
+
+async fn do_update(
+    state: &AppState,
+    path: &ClientPath,
+    body: &ClientUpdate,
+    actor: &str,
+) -> Result<HttpResponse, ApiError> {
+    Ok(api::ok(
+        state
+            .auth
+            .oauth()
+            .update_client(&path.tenant, &path.client_id, body, actor)
+            .await?,
+    ))
+}
+
+async fn do_rotate(
+    state: &AppState,
+    path: &ClientPath,
+    actor: &str,
+) -> Result<HttpResponse, ApiError> {
+    let secret = state
+        .auth
+        .oauth()
+        .rotate_client_secret(&path.tenant, &path.client_id, actor)
+        .await?;
+    Ok(api::ok(
+        serde_json::json!({"clientId": path.client_id, "clientSecret": secret}),
+    ))
+}
+
+async fn do_disable(
+    state: &AppState,
+    path: &ClientPath,
+    actor: &str,
+) -> Result<HttpResponse, ApiError> {
+    Ok(api::ok(
+        state
+            .auth
+            .oauth()
+            .disable_client(&path.tenant, &path.client_id, actor)
+            .await?,
+    ))
+}
+
+async fn do_delete(
+    state: &AppState,
+    path: &ClientPath,
+    actor: &str,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .auth
+        .oauth()
+        .delete_client(&path.tenant, &path.client_id, actor)
+        .await?;
+    Ok(api::ok(
+        serde_json::json!({"clientId": path.client_id, "deleted": true}),
+    ))
+}
+
+// ------------------------------------------------ tenant administrator
+
+/// Registers a client; a confidential one's secret is answered once.
+#[utoipa::path(post, path = "/api/v1/t/{tenant}/clients", request_body = CreateClientBody, responses((status = 201, description = "created (clientSecret shown once)"), (status = 400, description = "invalid"), (status = 409, description = "client id taken")))]
+pub async fn create(
+    admin: Admin,
+    state: web::Data<AppState>,
+    body: JsonObject<CreateClientBody>,
+) -> Result<HttpResponse, ApiError> {
+    do_create(&state, &admin.tenant, &body).await
+}
+
+/// The tenant's clients (no secrets).
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/clients", responses((status = 200, description = "clients")))]
+pub async fn list(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    do_list(&state, &admin.tenant).await
+}
+
+/// One client.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/clients/{client_id}", responses((status = 200, description = "client"), (status = 404, description = "unknown")))]
+pub async fn show(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<ClientPath>,
+) -> Result<HttpResponse, ApiError> {
+    do_show(&state, &path).await
+}
+
+/// Changes a client's name, redirect URIs or scopes (absent fields kept).
+#[utoipa::path(patch, path = "/api/v1/t/{tenant}/clients/{client_id}", responses((status = 200, description = "client"), (status = 400, description = "invalid"), (status = 404, description = "unknown")))]
+pub async fn update(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<ClientPath>,
+    body: JsonObject<ClientUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    do_update(&state, &path, &body, &admin.actor()).await
+}
+
+/// A new secret for a confidential client (shown once; the old one stops
+/// working at once).
+#[utoipa::path(post, path = "/api/v1/t/{tenant}/clients/{client_id}/secret", responses((status = 200, description = "new secret (shown once)"), (status = 400, description = "public client"), (status = 404, description = "unknown")))]
+pub async fn rotate_secret(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<ClientPath>,
+) -> Result<HttpResponse, ApiError> {
+    do_rotate(&state, &path, &admin.actor()).await
+}
+
+/// Disables a client: no new tokens, its tokens revoked.
+#[utoipa::path(post, path = "/api/v1/t/{tenant}/clients/{client_id}/disable", responses((status = 200, description = "disabled"), (status = 404, description = "unknown")))]
+pub async fn disable(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<ClientPath>,
+) -> Result<HttpResponse, ApiError> {
+    do_disable(&state, &path, &admin.actor()).await
+}
+
+/// Deletes a client and revokes its tokens.
+#[utoipa::path(delete, path = "/api/v1/t/{tenant}/clients/{client_id}", responses((status = 200, description = "deleted"), (status = 404, description = "unknown")))]
+pub async fn delete(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<ClientPath>,
+) -> Result<HttpResponse, ApiError> {
+    do_delete(&state, &path, &admin.actor()).await
+}
+
+// ------------------------------------------------ operator (admin listener)
+
+/// Registers a client in a tenant (operator).
+#[utoipa::path(post, path = "/admin/t/{tenant}/clients", request_body = CreateClientBody, responses((status = 201, description = "created (clientSecret shown once)"), (status = 400, description = "invalid"), (status = 409, description = "client id taken")))]
+pub async fn admin_create(
+    _operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<TenantPath>,
+    body: JsonObject<CreateClientBody>,
+) -> Result<HttpResponse, ApiError> {
+    do_create(&state, &path.tenant, &body).await
+}
+
+/// A tenant's clients (operator).
+#[utoipa::path(get, path = "/admin/t/{tenant}/clients", responses((status = 200, description = "clients")))]
+pub async fn admin_list(
+    _operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<TenantPath>,
+) -> Result<HttpResponse, ApiError> {
+    do_list(&state, &path.tenant).await
+}
+
+/// One client (operator).
+#[utoipa::path(get, path = "/admin/t/{tenant}/clients/{client_id}", responses((status = 200, description = "client"), (status = 404, description = "unknown")))]
+pub async fn admin_show(
+    _operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<ClientPath>,
+) -> Result<HttpResponse, ApiError> {
+    do_show(&state, &path).await
+}
+
+/// Changes a client (operator).
+#[utoipa::path(patch, path = "/admin/t/{tenant}/clients/{client_id}", responses((status = 200, description = "client"), (status = 400, description = "invalid"), (status = 404, description = "unknown")))]
+pub async fn admin_update(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<ClientPath>,
+    body: JsonObject<ClientUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    do_update(&state, &path, &body, &operator.actor()).await
+}
+
+/// Rotates a confidential client's secret (operator; shown once).
+#[utoipa::path(post, path = "/admin/t/{tenant}/clients/{client_id}/secret", responses((status = 200, description = "new secret (shown once)"), (status = 400, description = "public client"), (status = 404, description = "unknown")))]
+pub async fn admin_rotate_secret(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<ClientPath>,
+) -> Result<HttpResponse, ApiError> {
+    do_rotate(&state, &path, &operator.actor()).await
+}
+
+/// Disables a client (operator).
+#[utoipa::path(post, path = "/admin/t/{tenant}/clients/{client_id}/disable", responses((status = 200, description = "disabled"), (status = 404, description = "unknown")))]
+pub async fn admin_disable(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<ClientPath>,
+) -> Result<HttpResponse, ApiError> {
+    do_disable(&state, &path, &operator.actor()).await
+}
+
+/// Deletes a client (operator).
+#[utoipa::path(delete, path = "/admin/t/{tenant}/clients/{client_id}", responses((status = 200, description = "deleted"), (status = 404, description = "unknown")))]
+pub async fn admin_delete(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<ClientPath>,
+) -> Result<HttpResponse, ApiError> {
+    do_delete(&state, &path, &operator.actor()).await
+}

@@ -1,0 +1,407 @@
+//! An operator's first day, through the `rampart` binary and HTTP only (no
+//! call into the Rust libraries): provision a tenant with its first
+//! administrator's e-mail (CLI), accept the invitation (the page the link
+//! opens), register a public client (CLI), sign in as the administrator
+//! (authorization code flow with PKCE), invite a trader (tenant API), the
+//! trader accepts (JSON) and signs in, then calls `/api/v1`.
+//!
+//! [`Journey`] holds what the steps share; each step is a method, so later
+//! steps (API keys, settings, audit export) append to [`operators_first_day`].
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::{Api, BrowserLogin, Pki, browser_code_flow, client};
+
+const TENANT: &str = "orbit";
+const ADMIN: &str = "boss@orbit.test";
+const TRADER: &str = "tess@orbit.test";
+const CLIENT: &str = "orbit-web";
+const REDIRECT: &str = "https://app.orbit.test/cb";
+const ADMIN_PASSWORD: &str = "orbit-admin-passphrase-1";
+const TRADER_PASSWORD: &str = "orbit-trader-passphrase-2";
+
+/// `rampart serve` as a child process; killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What the steps share.
+struct Journey {
+    pki: Pki,
+    database_url: String,
+    config: PathBuf,
+    public_port: u16,
+    _server: Option<Server>,
+    log: PathBuf,
+    admin_token: String,
+    trader_token: String,
+}
+
+/// Runs `rampart ARGS… --database-url URL`; stdout on success, panics with
+/// stderr otherwise.
+fn rampart(args: &[&str], database_url: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(args)
+        .args(["--database-url", database_url])
+        .env("RAMPART_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "rampart {args:?}: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The accept URL a command printed.
+fn printed_accept_url(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| {
+            l.split("accept URL (single use; SMTP not configured): ")
+                .nth(1)
+        })
+        .unwrap_or_else(|| panic!("no accept URL printed: {stdout}"))
+        .trim()
+        .to_owned()
+}
+
+/// The token of an accept URL (its last path segment).
+fn token_of(accept_url: &str) -> String {
+    accept_url.rsplit('/').next().unwrap().to_owned()
+}
+
+impl Journey {
+    /// A fresh database and a configuration file for `rampart serve` (dev
+    /// mode, TLS from a test CA, cheap Argon2id); nothing runs yet.
+    async fn new() -> Journey {
+        rampart_testkit::install_crypto_provider();
+        let pki = Pki::new();
+        let db = rampart_testkit::postgres()
+            .unwrap()
+            .fresh_database()
+            .await
+            .unwrap();
+        let public_port = rampart_testkit::free_port().unwrap();
+        let mut admin_port = rampart_testkit::free_port().unwrap();
+        while admin_port == public_port {
+            admin_port = rampart_testkit::free_port().unwrap();
+        }
+        let dir = pki.dir.path().to_owned();
+        let files = &pki.files;
+        let toml = format!(
+            r#"mode = "dev"
+public_addr = "127.0.0.1:{public_port}"
+admin_addr = "127.0.0.1:{admin_port}"
+public_base_url = "https://localhost:{public_port}"
+dev_secrets_dir = "{dir}/dev-secrets"
+
+[tls]
+cert_file = "{cert}"
+key_file = "{key}"
+client_ca_file = "{ca}"
+
+[database]
+database_url = "{database_url}"
+max_connections = 4
+
+[auth]
+argon2_m_kib = 1024
+argon2_t = 1
+
+[http]
+workers = 1
+shutdown_timeout_secs = 1
+"#,
+            dir = dir.display(),
+            cert = files.cert_file.display(),
+            key = files.key_file.display(),
+            ca = files.client_ca_file.display(),
+            database_url = db.url,
+        );
+        let config = dir.join("rampart.toml");
+        std::fs::write(&config, toml).unwrap();
+        Journey {
+            log: dir.join("serve.log"),
+            database_url: db.url.clone(),
+            config,
+            public_port,
+            pki,
+            _server: None,
+            admin_token: String::new(),
+            trader_token: String::new(),
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.extend(["--config", self.config.to_str().unwrap()]);
+        rampart(&all, &self.database_url)
+    }
+
+    fn base(&self) -> String {
+        format!("https://localhost:{}", self.public_port)
+    }
+
+    fn api(&self) -> Api {
+        Api {
+            http: client(&self.pki.ca.cert_pem(), None),
+            addr: format!("127.0.0.1:{}", self.public_port).parse().unwrap(),
+        }
+    }
+
+    /// `rampart serve`, once its public listener answers.
+    async fn serve(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("RAMPART_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&self.log).unwrap())
+            .spawn()
+            .unwrap();
+        self._server = Some(Server(child));
+        let http = client(&self.pki.ca.cert_pem(), None);
+        for _ in 0..300 {
+            if let Ok(r) = http.get(format!("{}/health", self.base())).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "rampart serve did not start: {}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    /// `rampart tenants provision … --admin-email …`: the accept URL it
+    /// printed (SMTP is not configured).
+    fn provision(&self) -> String {
+        let out = self.cli(&[
+            "tenants",
+            "provision",
+            TENANT,
+            "--name",
+            "Orbit Trading",
+            "--admin-email",
+            ADMIN,
+        ]);
+        assert!(out.contains(&format!("provisioned {TENANT}")), "{out}");
+        assert!(out.contains(ADMIN) && out.contains("(admin)"), "{out}");
+        let link = printed_accept_url(&out);
+        assert!(
+            link.starts_with(&format!("{}/t/{TENANT}/invite/", self.base())),
+            "{link}"
+        );
+        link
+    }
+
+    /// The page the link opens, then its form: the administrator's password.
+    async fn accept_on_page(&self, link: &str, password: &str) {
+        let http = client(&self.pki.ca.cert_pem(), None);
+        let page = http.get(link).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        assert!(html.contains(ADMIN), "{html}");
+        let r = http
+            .post(link)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(crate::common::form(&[
+                ("password", password),
+                ("password_again", password),
+            ]))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let html = r.text().await.unwrap();
+        assert_eq!(status, 200, "{html}");
+        assert!(html.contains("is ready"), "{html}");
+    }
+
+    /// `rampart clients create`: a public PKCE client.
+    fn register_client(&self) {
+        let out = self.cli(&[
+            "clients",
+            "create",
+            "--tenant",
+            TENANT,
+            CLIENT,
+            "--name",
+            "Orbit web",
+            "--redirect-uri",
+            REDIRECT,
+            "--scopes",
+            "openid offline_access users:manage portfolio:read",
+        ]);
+        assert!(out.contains(CLIENT) && out.contains("none"), "{out}");
+        assert!(
+            !out.contains("secret"),
+            "a public client has no secret: {out}"
+        );
+        let listed = self.cli(&["clients", "list", "--tenant", TENANT]);
+        assert!(
+            listed.contains(CLIENT) && listed.contains("enabled"),
+            "{listed}"
+        );
+    }
+
+    /// The authorization code flow with PKCE through the sign-in page.
+    async fn sign_in(&self, email: &str, password: &str, scope: &str) -> Value {
+        let t = browser_code_flow(
+            &self.pki.ca.cert_pem(),
+            &self.base(),
+            &BrowserLogin {
+                tenant: TENANT,
+                client_id: CLIENT,
+                redirect_uri: REDIRECT,
+                scope,
+                email,
+                password,
+            },
+        )
+        .await;
+        assert!(t["access_token"].is_string(), "{t}");
+        t
+    }
+
+    /// The administrator invites a trader over the tenant API: the link.
+    async fn invite_trader(&self) -> String {
+        let out = self
+            .api()
+            .expect(
+                201,
+                Method::POST,
+                &format!("/api/v1/t/{TENANT}/invitations"),
+                Some(&self.admin_token),
+                Some(json!({"email": TRADER, "name": "Tess Trader", "role": "trader"})),
+            )
+            .await;
+        assert_eq!(out["data"]["status"], "pending", "{out}");
+        assert_eq!(out["data"]["mailed"], false, "{out}");
+        out["data"]["acceptUrl"].as_str().unwrap().to_owned()
+    }
+
+    /// The trader accepts with the JSON route.
+    async fn accept_json(&self, link: &str) {
+        let out = self
+            .api()
+            .expect(
+                200,
+                Method::POST,
+                &format!("/api/v1/t/{TENANT}/invitations/accept"),
+                None,
+                Some(json!({"token": token_of(link), "password": TRADER_PASSWORD})),
+            )
+            .await;
+        assert_eq!(out["data"]["user"]["email"], TRADER, "{out}");
+        assert_eq!(out["data"]["user"]["role"], "trader", "{out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_first_day() {
+    let mut j = Journey::new().await;
+
+    // 1. Provision the tenant with its first administrator (CLI).
+    let admin_link = j.provision();
+    j.serve().await;
+
+    // 2. The administrator accepts on the page the link opens.
+    j.accept_on_page(&admin_link, ADMIN_PASSWORD).await;
+
+    // 3. A public client (CLI).
+    j.register_client();
+
+    // 4. The administrator signs in (code flow with PKCE).
+    let t = j
+        .sign_in(ADMIN, ADMIN_PASSWORD, "openid users:manage")
+        .await;
+    j.admin_token = t["access_token"].as_str().unwrap().to_owned();
+
+    // 5. The administrator invites a trader; the trader accepts.
+    let trader_link = j.invite_trader().await;
+    j.accept_json(&trader_link).await;
+    let listed = j
+        .api()
+        .expect(
+            200,
+            Method::GET,
+            &format!("/api/v1/t/{TENANT}/invitations"),
+            Some(&j.admin_token),
+            None,
+        )
+        .await;
+    let statuses: Vec<(&str, &str)> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["invitation"]["email"].as_str().unwrap(),
+                i["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(statuses, [(TRADER, "accepted"), (ADMIN, "accepted")]);
+
+    // 6. The trader signs in (with a refresh token) and calls the API.
+    let t = j
+        .sign_in(
+            TRADER,
+            TRADER_PASSWORD,
+            "openid offline_access portfolio:read",
+        )
+        .await;
+    assert!(t["refresh_token"].is_string(), "offline_access: {t}");
+    j.trader_token = t["access_token"].as_str().unwrap().to_owned();
+    let me = j
+        .api()
+        .expect(
+            200,
+            Method::GET,
+            &format!("/api/v1/t/{TENANT}/me"),
+            Some(&j.trader_token),
+            None,
+        )
+        .await;
+    assert_eq!(me["data"]["user"]["email"], TRADER, "{me}");
+    assert_eq!(me["data"]["user"]["role"], "trader", "{me}");
+
+    // Refused: the same link again, and the trader managing invitations.
+    let again = j
+        .api()
+        .expect(
+            409,
+            Method::POST,
+            &format!("/api/v1/t/{TENANT}/invitations/accept"),
+            None,
+            Some(json!({"token": token_of(&trader_link), "password": TRADER_PASSWORD})),
+        )
+        .await;
+    assert_eq!(again["error"]["code"], "invitation_used");
+    j.api()
+        .expect(
+            403,
+            Method::GET,
+            &format!("/api/v1/t/{TENANT}/invitations"),
+            Some(&j.trader_token),
+            None,
+        )
+        .await;
+}
