@@ -32,5 +32,6 @@ pub mod readiness;
 pub mod routes;
 pub mod serve;
 pub mod state;
+pub mod telemetry;
 pub mod tenants_cmd;
 pub mod tls;

@@ -6,7 +6,7 @@ use rampart_server::cli;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
-    cli::init_tracing(cli.log_json);
+    let _telemetry = cli::init_tracing(&cli)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

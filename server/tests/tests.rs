@@ -31,5 +31,6 @@ mod oauth;
 mod portfolios;
 mod ratelimit;
 mod schemathesis;
+mod telemetry;
 mod users;
 mod vault;

@@ -618,6 +618,12 @@ impl RedisBackend {
         }
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        name = "redis",
+        skip_all,
+        fields(otel.kind = "client", db.system.name = "redis", db.operation.name = "EVALSHA")
+    )]
     async fn check(&self, key: &str, quota: &Quota) -> Result<Decision, String> {
         let mut conn = self.manager.clone();
         let mut invocation = self.script.key(key);
