@@ -214,9 +214,15 @@ pub async fn trace_request(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let method = req.method().to_string();
+    // The name is fixed when the span starts: the pattern comes from the
+    // app's resource map, before routing.
+    let name = match req.match_pattern() {
+        Some(route) => format!("{method} {route}"),
+        None => method.clone(),
+    };
     let span = tracing::debug_span!(
         "request",
-        otel.name = %method,
+        otel.name = %name,
         otel.kind = "server",
         otel.status_code = Empty,
         http.request.method = %method,
@@ -238,7 +244,6 @@ pub async fn trace_request(
             let route = request
                 .match_pattern()
                 .unwrap_or_else(|| "unmatched".to_owned());
-            span.record("otel.name", format!("{method} {route}").as_str());
             span.record("http.route", route.as_str());
             if let Some(tenant) = request.match_info().get("tenant") {
                 span.record("tenant", tenant);
