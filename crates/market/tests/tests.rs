@@ -11,5 +11,4 @@ mod ingest;
 mod resilience;
 mod store;
 mod support;
-mod trace_context;
 mod vendors;
