@@ -66,18 +66,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Starts tracing to stderr: text, or JSON lines with `--log-json`. The
-/// filter comes from `RAMPART_LOG` (default `info`).
-pub fn init_tracing(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+/// Starts logging (text on standard error, or JSON lines with
+/// `--log-json`; the filter comes from `RAMPART_LOG`, default `info`) and,
+/// when `[telemetry] otlp_endpoint` is configured, trace export. Keep the
+/// guard until the command ends: dropping it flushes the last spans.
+pub fn init_tracing(cli: &Cli) -> anyhow::Result<crate::telemetry::TelemetryGuard> {
+    let telemetry = crate::telemetry::TelemetryConfig::load(cli.config_file())
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    crate::telemetry::init(cli.log_json, &telemetry)
+}
+
+impl Cli {
+    /// The configuration file this command reads, if any.
+    pub fn config_file(&self) -> Option<&std::path::Path> {
+        match &self.command {
+            Command::Serve(args) => args.config.as_deref(),
+            _ => None,
+        }
     }
 }
 

@@ -118,6 +118,8 @@ pub struct ServerConfig {
     /// Dev mode only: where generated dev secrets (the key-encryption key)
     /// are kept between runs.
     pub dev_secrets_dir: PathBuf,
+    /// Trace export over OTLP (off unless `otlp_endpoint` is set).
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 impl Default for ServerConfig {
@@ -142,6 +144,7 @@ impl Default for ServerConfig {
             key_check_secs: 60,
             snapshot: rampart_members::SnapshotConfig::default(),
             notify: rampart_notify::NotifyConfig::default(),
+            telemetry: crate::telemetry::TelemetryConfig::default(),
         }
     }
 }
@@ -243,6 +246,9 @@ impl ServerConfig {
         }
         if let Err(e) = self.rate_limit.validate() {
             problems.push(format!("rate_limit: {e}"));
+        }
+        if let Err(e) = self.telemetry.validate() {
+            problems.push(e);
         }
         if problems.is_empty() {
             Ok(())

@@ -2,20 +2,58 @@
 //! stopped with them: dependency probes for `/metrics`, tenant usage flush
 //! and retention purge, the members' daily snapshot, price alerts and
 //! new-device login alerts.
+//!
+//! Every run of a job is measured for `/metrics` (last run, duration,
+//! successes and failures, label `job`) and is the root span of its own
+//! trace.
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
 use rampart_auth::audit::AuditEvent;
 use rampart_members::{CronSchedule, Members, MembersError, SnapshotJob, SnapshotReport};
 use rampart_notify::{Notifier, NotifyError};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::broker_crypto::VaultBrokerCrypto;
 use crate::state::AppState;
 
+/// The jobs' names in `/metrics` (label `job`).
+pub const JOBS: &[&str] = &[
+    "probes",
+    "usage_flush",
+    "retention_purge",
+    "snapshot",
+    "price_alerts",
+    "login_alerts",
+];
+
+/// Runs one pass of `job`: recorded in `/metrics` and traced (a root span
+/// when scheduled, a child of the request when an operator starts it).
+pub async fn observed<T, E>(
+    state: &AppState,
+    job: &'static str,
+    work: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let started = Instant::now();
+    let span = tracing::debug_span!("job", otel.name = job, job);
+    let result = work.instrument(span).await;
+    state
+        .metrics
+        .record_job(job, started.elapsed(), result.is_ok());
+    result
+}
+
 /// Every job, as tasks to stop with the server.
 pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
+    // Failure counters exist from the start (alerts on their rate).
+    for job in JOBS {
+        for result in ["success", "failure"] {
+            state.metrics.job_runs.with_label_values(&[job, result]);
+        }
+    }
     vec![
         spawn_probes(state.clone()),
         spawn_maintenance(state.clone()),
@@ -37,7 +75,13 @@ pub fn spawn_probes(state: AppState) -> JoinHandle<()> {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
-            state.ready_report().await;
+            // A pass fails when PostgreSQL does not answer (the other
+            // dependencies have their own gauges).
+            let _ = observed(&state, "probes", async {
+                let r = state.ready_report().await;
+                if r.postgres.ok { Ok(()) } else { Err(()) }
+            })
+            .await;
         }
     })
 }
@@ -50,11 +94,11 @@ pub fn spawn_maintenance(state: AppState) -> JoinHandle<()> {
         let mut minutes = 0u64;
         loop {
             tick.tick().await;
-            if let Err(e) = state.tenants.flush_usage().await {
+            if let Err(e) = observed(&state, "usage_flush", state.tenants.flush_usage()).await {
                 tracing::warn!(error = %e, "flushing tenant usage failed");
             }
             if minutes.is_multiple_of(60) {
-                match state.tenants.purge_expired().await {
+                match observed(&state, "retention_purge", state.tenants.purge_expired()).await {
                     Ok(purged) if !purged.is_empty() => {
                         tracing::info!(?purged, "purged tenants past retention")
                     }
@@ -70,6 +114,14 @@ pub fn spawn_maintenance(state: AppState) -> JoinHandle<()> {
 /// Runs the snapshot job once for `date` and audits it in every tenant it
 /// touched (`actor`: `job:snapshot` or the operator's `mtls:<subject>`).
 pub async fn run_snapshot_job(
+    state: &AppState,
+    date: NaiveDate,
+    actor: &str,
+) -> Result<SnapshotReport, MembersError> {
+    observed(state, "snapshot", snapshot_pass(state, date, actor)).await
+}
+
+async fn snapshot_pass(
     state: &AppState,
     date: NaiveDate,
     actor: &str,
@@ -149,13 +201,19 @@ fn notifier(state: &AppState) -> Result<Notifier, NotifyError> {
 /// One pass of the price-alert job over every active tenant; returns how
 /// many alerts fired.
 pub async fn run_price_alerts_once(state: &AppState) -> Result<usize, NotifyError> {
-    notifier(state)?.check_price_alerts_all(&state.market).await
+    observed(state, "price_alerts", async {
+        notifier(state)?.check_price_alerts_all(&state.market).await
+    })
+    .await
 }
 
 /// One pass of the new-device check over every active tenant; returns how
 /// many alerts were mailed.
 pub async fn run_login_alerts_once(state: &AppState) -> Result<usize, NotifyError> {
-    notifier(state)?.check_new_logins_all().await
+    observed(state, "login_alerts", async {
+        notifier(state)?.check_new_logins_all().await
+    })
+    .await
 }
 
 /// Checks price alerts against the market chain every

@@ -37,6 +37,7 @@ pub mod readiness;
 pub mod routes;
 pub mod serve;
 pub mod state;
+pub mod telemetry;
 pub mod tenants_cmd;
 pub mod tls;
 pub mod vault_keys;

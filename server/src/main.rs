@@ -6,8 +6,9 @@ use rampart_server::cli;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
-    cli::init_tracing(cli.log_json);
+    // Before anything builds an HTTP client (the trace exporter has one).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let _telemetry = cli::init_tracing(&cli)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -2,8 +2,8 @@
 //! routes are their patterns (`/t/{tenant}/oauth/token`), never raw paths or
 //! tenant slugs.
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// The server's metrics.
@@ -29,6 +29,12 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// Process start time (seconds since the epoch).
     pub start_time: Gauge,
+    /// When each scheduled job last finished a run (seconds since the epoch).
+    pub job_last_run: GaugeVec,
+    /// Run time of each scheduled job.
+    pub job_duration: HistogramVec,
+    /// Runs of each scheduled job by result (`success`, `failure`).
+    pub job_runs: IntCounterVec,
 }
 
 fn err(e: prometheus::Error) -> anyhow::Error {
@@ -95,6 +101,26 @@ impl Metrics {
         let start_time =
             Gauge::new("process_start_time_seconds", "Start time of the process").map_err(err)?;
         start_time.set(chrono::Utc::now().timestamp() as f64);
+        let job_last_run = GaugeVec::new(
+            Opts::new(
+                "job_last_run_timestamp_seconds",
+                "When the job last finished a run",
+            ),
+            &["job"],
+        )
+        .map_err(err)?;
+        let job_duration = HistogramVec::new(
+            HistogramOpts::new("job_duration_seconds", "Run time of scheduled jobs").buckets(vec![
+                0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0,
+            ]),
+            &["job"],
+        )
+        .map_err(err)?;
+        let job_runs = IntCounterVec::new(
+            Opts::new("job_runs_total", "Runs of scheduled jobs by result"),
+            &["job", "result"],
+        )
+        .map_err(err)?;
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
@@ -105,6 +131,9 @@ impl Metrics {
             Box::new(provision_seconds.clone()),
             Box::new(rate_limited.clone()),
             Box::new(start_time.clone()),
+            Box::new(job_last_run.clone()),
+            Box::new(job_duration.clone()),
+            Box::new(job_runs.clone()),
         ] {
             registry.register(c).map_err(err)?;
         }
@@ -119,7 +148,22 @@ impl Metrics {
             provision_seconds,
             rate_limited,
             start_time,
+            job_last_run,
+            job_duration,
+            job_runs,
         })
+    }
+
+    /// Records one run of a scheduled job.
+    pub fn record_job(&self, job: &str, took: std::time::Duration, ok: bool) {
+        self.job_last_run
+            .with_label_values(&[job])
+            .set(chrono::Utc::now().timestamp_millis() as f64 / 1e3);
+        self.job_duration
+            .with_label_values(&[job])
+            .observe(took.as_secs_f64());
+        let result = if ok { "success" } else { "failure" };
+        self.job_runs.with_label_values(&[job, result]).inc();
     }
 
     /// The text exposition of this registry plus `extra` registries.

@@ -37,5 +37,6 @@ mod ratelimit;
 mod schemathesis;
 mod settings;
 mod store_tls;
+mod telemetry;
 mod users;
 mod vault;

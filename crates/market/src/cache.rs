@@ -12,6 +12,7 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::error::{MarketError, Result};
 use crate::model::Quote;
@@ -187,7 +188,16 @@ impl RedisCache {
         &self,
         fut: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> std::result::Result<T, L2Error> {
-        match tokio::time::timeout(self.op_timeout, fut).await {
+        let span = tracing::debug_span!(
+            "redis",
+            otel.kind = "client",
+            db.system.name = "redis",
+            db.namespace = "quote-cache"
+        );
+        match tokio::time::timeout(self.op_timeout, fut)
+            .instrument(span)
+            .await
+        {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(L2Error::Failed(e.to_string())),
             Err(_) => Err(L2Error::Timeout),

@@ -676,6 +676,12 @@ impl RedisBackend {
         }
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        name = "redis",
+        skip_all,
+        fields(otel.kind = "client", db.system.name = "redis", db.operation.name = "EVALSHA")
+    )]
     async fn check_all(&self, prefix: &str, limits: &[Limit]) -> Result<Verdict, String> {
         let mut conn = self.manager.clone();
         let mut invocation = self.script.prepare_invoke();

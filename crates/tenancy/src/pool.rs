@@ -342,6 +342,12 @@ impl TenantPool {
         self.run_in_schema(&tenant, work).await
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        name = "db.transaction",
+        skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", tenant = %tenant.slug)
+    )]
     pub(crate) async fn run_in_schema<T, E, F>(&self, tenant: &Tenant, work: F) -> Result<T, E>
     where
         F: AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, E>,
@@ -438,6 +444,7 @@ impl TenantPool {
     }
 }
 
+#[tracing::instrument(level = "debug", name = "db.pool.checkout", skip_all)]
 pub(crate) async fn get(
     pool: &Pool<AsyncPgConnection>,
 ) -> Result<Object<AsyncPgConnection>, TenancyError> {
@@ -446,6 +453,12 @@ pub(crate) async fn get(
         .map_err(|e| TenancyError::Pool(e.to_string()))
 }
 
+#[tracing::instrument(
+    level = "debug",
+    name = "db.query",
+    skip_all,
+    fields(otel.kind = "client", db.system.name = "postgresql", db.query.summary = "SELECT tenants")
+)]
 pub(crate) async fn load_tenant(
     conn: &mut AsyncPgConnection,
     slug: &TenantSlug,

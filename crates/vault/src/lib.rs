@@ -1221,6 +1221,12 @@ impl SecretStore {
     /// Runs one Vault call, logging in again first when the token is due and
     /// once more after a 403. Marks the store degraded when Vault is
     /// unreachable.
+    #[tracing::instrument(
+        level = "debug",
+        name = "vault",
+        skip_all,
+        fields(otel.kind = "client", vault.operation = %operation)
+    )]
     async fn call<T, F, Fut>(&self, operation: &str, f: F) -> Result<T, VaultError>
     where
         F: Fn(Arc<VaultClient>) -> Fut,

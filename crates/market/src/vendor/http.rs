@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::error::{MarketError, Result};
 
@@ -52,7 +53,33 @@ impl Http {
 
     /// GET `url` with query parameters and headers. 429, 401/403 and 5xx become
     /// typed errors; other statuses are returned for the adapter to interpret.
+    ///
+    /// Traced as a client span (provider, host, status; never the query,
+    /// which may hold a key) whose W3C `traceparent` goes with the request
+    /// when trace export is on.
     pub async fn get(
+        &self,
+        url: &str,
+        query: &[(&str, String)],
+        headers: &[(&'static str, String)],
+    ) -> Result<Reply> {
+        let host = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        let span = tracing::debug_span!(
+            "market.vendor",
+            otel.name = %format!("GET {}", self.provider),
+            otel.kind = "client",
+            provider = %self.provider,
+            http.request.method = "GET",
+            server.address = %host,
+            http.response.status_code = tracing::field::Empty,
+        );
+        self.send_get(url, query, headers).instrument(span).await
+    }
+
+    async fn send_get(
         &self,
         url: &str,
         query: &[(&str, String)],
@@ -62,8 +89,12 @@ impl Http {
         for (name, value) in headers {
             request = request.header(*name, value);
         }
+        for (name, value) in trace_context() {
+            request = request.header(name, value);
+        }
         let response = request.send().await.map_err(|e| self.transport(e))?;
         let status = response.status();
+        tracing::Span::current().record("http.response.status_code", status.as_u16());
         let retry_after = parse_retry_after(response.headers(), Utc::now());
         let body = response.text().await.map_err(|e| self.transport(e))?;
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -129,6 +160,20 @@ impl Http {
             }
         }
     }
+}
+
+/// The propagation headers (`traceparent`, `tracestate`) of the current
+/// span; none while no propagator is installed (trace export off).
+fn trace_context() -> Vec<(String, String)> {
+    struct Carrier(Vec<(String, String)>);
+    impl opentelemetry::propagation::Injector for Carrier {
+        fn set(&mut self, key: &str, value: String) {
+            self.0.push((key.to_owned(), value));
+        }
+    }
+    let mut carrier = Carrier(Vec::new());
+    opentelemetry::global::get_text_map_propagator(|p| p.inject(&mut carrier));
+    carrier.0
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
