@@ -974,6 +974,33 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
         "{svg}"
     );
 
+    // No dates: the window ends on the latest day every holding has a price
+    // (the embedded monthly data end on 2010-03-01), not today, and says so.
+    let res = get(format!("{pa}/charts/equity.svg"), Some(owner.clone()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["rampart-analysis-window"],
+        "2005-03-02/2010-03-01; basis=available-data"
+    );
+    let (s, body) = env
+        .call(Method::GET, &format!("{pa}/analytics"), Some(&owner), None)
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        body["data"]["window"],
+        json!({"from": "2005-03-02", "to": "2010-03-01", "basis": "available-data"})
+    );
+    assert!(body["data"]["report"]["points"].as_u64().unwrap() > 50);
+    let res = get(format!("{pa}/performance.csv?{q}"), Some(owner.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["rampart-analysis-window"],
+        "2005-01-01/2009-12-31; basis=requested"
+    );
+
     // Refusals: no token, not shared (404), bad window, unknown symbol (422).
     for path in [
         format!("{pa}/analytics?{q}"),

@@ -439,7 +439,8 @@ pub async fn import_csv(
 pub struct AnalyticsQuery {
     /// First day (default: five years before `to`).
     pub from: Option<chrono::NaiveDate>,
-    /// Last day (default: today).
+    /// Last day (default: the latest day with prices for every symbol of
+    /// the portfolio when neither `from` nor `to` is given, else today).
     pub to: Option<chrono::NaiveDate>,
     /// Benchmark symbol for beta (default `^GSPC`).
     pub benchmark: Option<String>,
@@ -447,7 +448,15 @@ pub struct AnalyticsQuery {
 
 impl AnalyticsQuery {
     fn window(&self) -> Result<(chrono::NaiveDate, chrono::NaiveDate), ApiError> {
-        let to = self.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
+        self.window_ending(chrono::Utc::now().date_naive())
+    }
+
+    /// The window, `to` defaulting to `default_to`.
+    fn window_ending(
+        &self,
+        default_to: chrono::NaiveDate,
+    ) -> Result<(chrono::NaiveDate, chrono::NaiveDate), ApiError> {
+        let to = self.to.unwrap_or(default_to);
         let from = self
             .from
             .unwrap_or_else(|| to - chrono::Duration::days(5 * 365));
@@ -464,6 +473,69 @@ impl AnalyticsQuery {
     }
 }
 
+/// The window an analysis covers and why.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct Window {
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    /// `requested` (from the query, `to` defaulting to today) or
+    /// `available-data` (no dates given: it ends on the latest day with
+    /// prices for every symbol of the portfolio, so a chart draws at once
+    /// even when the data end in the past).
+    basis: &'static str,
+}
+
+impl Window {
+    /// `Rampart-Analysis-Window: FROM/TO; basis=…` on CSV and SVG answers,
+    /// which carry no JSON to say it in.
+    fn mark(&self, res: &mut HttpResponse) -> Result<(), ApiError> {
+        let value = format!("{}/{}; basis={}", self.from, self.to, self.basis);
+        res.headers_mut().insert(
+            header::HeaderName::from_static("rampart-analysis-window"),
+            header::HeaderValue::from_str(&value).map_err(|e| ApiError::internal(&e))?,
+        );
+        Ok(())
+    }
+}
+
+/// The window of an analysis: the query's dates, or, with none, the five
+/// years up to the latest day every symbol of the portfolio has a price.
+async fn resolve_window(
+    state: &AppState,
+    symbols: &[String],
+    query: &AnalyticsQuery,
+) -> Result<Window, ApiError> {
+    let today = chrono::Utc::now().date_naive();
+    if query.from.is_some() || query.to.is_some() || symbols.is_empty() {
+        let (from, to) = query.window_ending(today)?;
+        return Ok(Window {
+            from,
+            to,
+            basis: "requested",
+        });
+    }
+    let mut common_end: Option<chrono::NaiveDate> = None;
+    for symbol in symbols {
+        let history = closes(
+            state,
+            symbol,
+            today - chrono::Duration::days(30 * 365),
+            today,
+        )
+        .await?;
+        if let Some(last) = history.and_then(|c| c.last().map(|(d, _)| *d)) {
+            common_end = Some(common_end.map_or(last, |end| end.min(last)));
+        }
+    }
+    let (from, to) = query.window_ending(common_end.unwrap_or(today))?;
+    let basis = if common_end.is_some() {
+        "available-data"
+    } else {
+        "requested"
+    };
+    Ok(Window { from, to, basis })
+}
+
 /// Prices through the market chain, then the crate's analysis (stored in
 /// `portfolio_metrics_daily`).
 async fn run_analysis(
@@ -471,12 +543,13 @@ async fn run_analysis(
     state: &AppState,
     id: Uuid,
     query: &AnalyticsQuery,
-) -> Result<(Vec<NavPoint>, AnalyticsReport), ApiError> {
-    let (from, to) = query.window()?;
+) -> Result<(Vec<NavPoint>, AnalyticsReport, Window), ApiError> {
     let benchmark = query.benchmark();
     let svc = service(state);
     let actor = user.portfolio_actor();
     let symbols = svc.symbols(&user.tenant, &actor, id).await?;
+    let window = resolve_window(state, &symbols, query).await?;
+    let (from, to) = (window.from, window.to);
     let mut prices = PriceHistory::new();
     for symbol in &symbols {
         if let Some(closes) = closes(state, symbol, from, to).await? {
@@ -495,7 +568,8 @@ async fn run_analysis(
         from,
         to,
     };
-    Ok(svc.analyze(&user.tenant, &actor, id, &input).await?)
+    let (series, report) = svc.analyze(&user.tenant, &actor, id, &input).await?;
+    Ok((series, report, window))
 }
 
 /// Daily closes of a symbol; `None` when no provider knows it.
@@ -529,26 +603,30 @@ pub async fn analytics(
     path: web::Path<PortfolioPath>,
     query: web::Query<AnalyticsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (from, to) = query.window()?;
+    query.window()?;
     // The key holds the caller, so an answer is only served to whom it was
-    // computed for.
+    // computed for; the dates as requested (and the day, which the default
+    // window depends on).
     let key = AnalyticsKey {
         generation: cache.generation(&user.tenant),
         tenant: user.tenant.to_string(),
         portfolio: path.id,
         user: user.id,
         tenant_admin: user.is_tenant_admin(),
-        from,
-        to,
+        from: query.from,
+        to: query.to,
+        day: chrono::Utc::now().date_naive(),
         benchmark: query.benchmark().to_owned(),
     };
     let data = match cache.get(&key) {
         Some(data) => data,
         None => {
-            let (series, report) = run_analysis(&user, &state, path.id, &query).await?;
+            let (series, report, window) = run_analysis(&user, &state, path.id, &query).await?;
             let data = web::Bytes::from(
-                serde_json::to_vec(&serde_json::json!({"report": report, "series": series}))
-                    .map_err(|e| ApiError::internal(&e))?,
+                serde_json::to_vec(
+                    &serde_json::json!({"report": report, "series": series, "window": window}),
+                )
+                .map_err(|e| ApiError::internal(&e))?,
             );
             cache.insert(key, data.clone());
             data
@@ -565,11 +643,13 @@ pub async fn performance_csv(
     path: web::Path<PortfolioPath>,
     query: web::Query<AnalyticsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (series, _) = run_analysis(&user, &state, path.id, &query).await?;
-    Ok(api::csv(
+    let (series, _, window) = run_analysis(&user, &state, path.id, &query).await?;
+    let mut res = api::csv(
         "performance.csv",
         rampart_portfolio::analysis::performance_csv(&series),
-    ))
+    );
+    window.mark(&mut res)?;
+    Ok(res)
 }
 
 /// The equity curve with its drawdown underneath (SVG).
@@ -580,9 +660,11 @@ pub async fn equity_chart(
     path: web::Path<PortfolioPath>,
     query: web::Query<AnalyticsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (series, _) = run_analysis(&user, &state, path.id, &query).await?;
+    let (series, _, window) = run_analysis(&user, &state, path.id, &query).await?;
     let svg = rampart_portfolio::charts::equity_svg(&series, "Equity and drawdown")?;
-    Ok(api::svg(svg))
+    let mut res = api::svg(svg);
+    window.mark(&mut res)?;
+    Ok(res)
 }
 
 /// The histogram of returns with VaR and CVaR marked (SVG).
@@ -593,7 +675,7 @@ pub async fn returns_chart(
     path: web::Path<PortfolioPath>,
     query: web::Query<AnalyticsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (series, report) = run_analysis(&user, &state, path.id, &query).await?;
+    let (series, report, window) = run_analysis(&user, &state, path.id, &query).await?;
     let returns: Vec<f64> = series.iter().filter_map(|p| p.daily_return).collect();
     let svg = rampart_portfolio::charts::returns_histogram_svg(
         &returns,
@@ -601,5 +683,7 @@ pub async fn returns_chart(
         report.risk.cvar_historical.unwrap_or(f64::NAN),
         "Distribution of returns",
     )?;
-    Ok(api::svg(svg))
+    let mut res = api::svg(svg);
+    window.mark(&mut res)?;
+    Ok(res)
 }
