@@ -10,6 +10,10 @@ use actix_web::http::header;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures::StreamExt;
+use rampart_analytics::risk::{
+    MonteCarlo, MonteCarloModel, MonteCarloOutcomes, monte_carlo_bands, monte_carlo_value_at_risk,
+};
+use rampart_portfolio::analysis::VAR_CUTOFF;
 use rampart_portfolio::{
     AnalysisInput, AnalyticsReport, NavPoint, NewComment, NewPortfolio, PortfolioError,
     PortfolioPatch, PortfolioService, PositionInput, PriceHistory, ShareGrant,
@@ -52,7 +56,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/{id}/analytics", web::get().to(analytics))
             .route("/{id}/performance.csv", web::get().to(performance_csv))
             .route("/{id}/charts/equity.svg", web::get().to(equity_chart))
-            .route("/{id}/charts/returns.svg", web::get().to(returns_chart)),
+            .route("/{id}/charts/returns.svg", web::get().to(returns_chart))
+            .route("/{id}/correlation", web::get().to(correlation))
+            .route("/{id}/monte-carlo", web::get().to(monte_carlo))
+            .route("/{id}/charts/fan.svg", web::get().to(fan_chart)),
     );
 }
 
@@ -536,6 +543,27 @@ async fn resolve_window(
     Ok(Window { from, to, basis })
 }
 
+/// The holdings' prices over the analysis window, through the market chain
+/// (needs `view` on the portfolio).
+async fn holdings_prices(
+    user: &User<perm::AnalyticsRead>,
+    state: &AppState,
+    id: Uuid,
+    query: &AnalyticsQuery,
+) -> Result<(PriceHistory, Window), ApiError> {
+    let symbols = service(state)
+        .symbols(&user.tenant, &user.portfolio_actor(), id)
+        .await?;
+    let window = resolve_window(state, &symbols, query).await?;
+    let mut prices = PriceHistory::new();
+    for symbol in &symbols {
+        if let Some(closes) = closes(state, symbol, window.from, window.to).await? {
+            prices.insert(symbol.clone(), closes);
+        }
+    }
+    Ok((prices, window))
+}
+
 /// Prices through the market chain, then the crate's analysis (stored in
 /// `portfolio_metrics_daily`).
 async fn run_analysis(
@@ -547,15 +575,8 @@ async fn run_analysis(
     let benchmark = query.benchmark();
     let svc = service(state);
     let actor = user.portfolio_actor();
-    let symbols = svc.symbols(&user.tenant, &actor, id).await?;
-    let window = resolve_window(state, &symbols, query).await?;
+    let (prices, window) = holdings_prices(user, state, id, query).await?;
     let (from, to) = (window.from, window.to);
-    let mut prices = PriceHistory::new();
-    for symbol in &symbols {
-        if let Some(closes) = closes(state, symbol, from, to).await? {
-            prices.insert(symbol.clone(), closes);
-        }
-    }
     // A little earlier, so the window's first day has a benchmark level to
     // carry forward when it was not a trading day.
     let bench = closes(state, benchmark, from - chrono::Duration::days(14), to)
@@ -683,6 +704,137 @@ pub async fn returns_chart(
         report.risk.cvar_historical.unwrap_or(f64::NAN),
         "Distribution of returns",
     )?;
+    let mut res = api::svg(svg);
+    window.mark(&mut res)?;
+    Ok(res)
+}
+
+/// Correlation of the holdings' returns over the window (the dates on
+/// which every holding has a price).
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/correlation", params(AnalyticsQuery), responses((status = 200, description = "symbols and their correlation matrix"), (status = 422, description = "too few common prices")))]
+pub async fn correlation(
+    user: User<perm::AnalyticsRead>,
+    state: web::Data<AppState>,
+    path: web::Path<PortfolioPath>,
+    query: web::Query<AnalyticsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (prices, window) = holdings_prices(&user, &state, path.id, &query).await?;
+    let report = rampart_portfolio::analysis::correlation(&prices, window.from, window.to)?;
+    Ok(api::ok(
+        serde_json::json!({"correlation": report, "window": window}),
+    ))
+}
+
+/// A Monte Carlo simulation of the portfolio's returns.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct MonteCarloQuery {
+    /// First day of the returns sampled (as for the analytics).
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day of the returns sampled.
+    pub to: Option<chrono::NaiveDate>,
+    /// Periods to simulate ahead, in the series' frequency (default 21, at most 756).
+    pub horizon: Option<usize>,
+    /// Simulated paths (default 2,000, at most 20,000).
+    pub paths: Option<usize>,
+    /// Seed of the generator (default 42): the same seed gives the same answer.
+    pub seed: Option<u64>,
+    /// `normal` (default: the returns' mean and s.d.) or `bootstrap` (resample them).
+    pub model: Option<String>,
+}
+
+impl MonteCarloQuery {
+    fn settings(&self) -> Result<(usize, MonteCarlo), ApiError> {
+        let horizon = self.horizon.unwrap_or(21);
+        let paths = self.paths.unwrap_or(2_000);
+        if !(1..=756).contains(&horizon) || !(100..=20_000).contains(&paths) {
+            return Err(ApiError::bad_request(
+                "horizon: 1 to 756 periods; paths: 100 to 20000",
+            ));
+        }
+        let model = match self.model.as_deref() {
+            None | Some("normal") => MonteCarloModel::Normal,
+            Some("bootstrap") => MonteCarloModel::Bootstrap,
+            Some(_) => return Err(ApiError::bad_request("model: normal or bootstrap")),
+        };
+        let settings = MonteCarlo {
+            simulations: paths,
+            seed: self.seed.unwrap_or(42),
+            model,
+        };
+        Ok((horizon, settings))
+    }
+
+    fn window(&self) -> AnalyticsQuery {
+        AnalyticsQuery {
+            from: self.from,
+            to: self.to,
+            benchmark: None,
+        }
+    }
+}
+
+/// The simulation behind `monte-carlo` and `charts/fan.svg`.
+async fn simulate(
+    user: &User<perm::AnalyticsRead>,
+    state: &AppState,
+    id: Uuid,
+    query: &MonteCarloQuery,
+) -> Result<(serde_json::Value, MonteCarloOutcomes, Window), ApiError> {
+    let (horizon, settings) = query.settings()?;
+    let window = query.window();
+    window.window()?;
+    let (series, report, window) = run_analysis(user, state, id, &window).await?;
+    let returns: Vec<f64> = series.iter().filter_map(|p| p.daily_return).collect();
+    let outcomes = monte_carlo_bands(&returns, VAR_CUTOFF, horizon, &settings)
+        .map_err(|e| ApiError::from(PortfolioError::Invalid(e.to_string())))?;
+    let (var, cvar) = monte_carlo_value_at_risk(&returns, VAR_CUTOFF, &settings);
+    let finite = |x: f64| x.is_finite().then_some(x);
+    let summary = serde_json::json!({
+        "frequency": report.frequency,
+        "horizon": horizon,
+        "paths": settings.simulations,
+        "seed": settings.seed,
+        "model": query.model.as_deref().unwrap_or("normal"),
+        "confidence": 1.0 - VAR_CUTOFF,
+        "var_one_period": finite(var),
+        "cvar_one_period": finite(cvar),
+        "horizon_var": finite(outcomes.horizon_var),
+        "horizon_cvar": finite(outcomes.horizon_cvar),
+        "observations": returns.len(),
+    });
+    Ok((summary, outcomes, window))
+}
+
+/// Monte Carlo VaR/CVaR (one period and over the horizon) and the simulated
+/// outcome bands (5/25/50/75/95 % of the cumulative return at each step),
+/// seeded and reproducible.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/monte-carlo", params(MonteCarloQuery), responses((status = 200, description = "VaR/CVaR and outcome bands"), (status = 400, description = "bad horizon, paths or model"), (status = 422, description = "no prices for a symbol")))]
+pub async fn monte_carlo(
+    user: User<perm::AnalyticsRead>,
+    state: web::Data<AppState>,
+    path: web::Path<PortfolioPath>,
+    query: web::Query<MonteCarloQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (mut summary, outcomes, window) = simulate(&user, &state, path.id, &query).await?;
+    summary["bands"] = serde_json::to_value(&outcomes.bands).map_err(|e| ApiError::internal(&e))?;
+    summary["window"] = serde_json::to_value(window).map_err(|e| ApiError::internal(&e))?;
+    Ok(api::ok(summary))
+}
+
+/// The simulated outcome bands as a fan chart (SVG).
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/charts/fan.svg", params(MonteCarloQuery), responses((status = 200, description = "image/svg+xml")))]
+pub async fn fan_chart(
+    user: User<perm::AnalyticsRead>,
+    state: web::Data<AppState>,
+    path: web::Path<PortfolioPath>,
+    query: web::Query<MonteCarloQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (summary, outcomes, window) = simulate(&user, &state, path.id, &query).await?;
+    let title = format!(
+        "Simulated outcomes: {} paths, {} periods ahead",
+        summary["paths"], summary["horizon"]
+    );
+    let svg = rampart_portfolio::charts::fan_svg(&outcomes.bands, &title)?;
     let mut res = api::svg(svg);
     window.mark(&mut res)?;
     Ok(res)
