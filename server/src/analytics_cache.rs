@@ -38,10 +38,13 @@ pub struct AnalyticsKey {
     pub user: Uuid,
     /// Whether the caller is a tenant admin (sees more).
     pub tenant_admin: bool,
-    /// First day.
-    pub from: chrono::NaiveDate,
-    /// Last day.
-    pub to: chrono::NaiveDate,
+    /// First day, as requested.
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day, as requested.
+    pub to: Option<chrono::NaiveDate>,
+    /// The day of the request (the default window ends on it or on the
+    /// latest day with prices).
+    pub day: chrono::NaiveDate,
     /// Benchmark symbol.
     pub benchmark: String,
 }

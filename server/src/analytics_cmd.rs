@@ -8,8 +8,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use rampart_analytics::Conventions;
+use rampart_analytics::cash_flow::FlowTiming;
 use rampart_analytics::metrics::MetricOptions;
-use rampart_analytics::report::{InputKind, ReportOptions, run_csv};
+use rampart_analytics::report::{InputKind, ReportOptions, run_cash_flow_csv, run_csv};
 use rampart_analytics::risk::MonteCarlo;
 
 /// What the CSV columns hold.
@@ -19,6 +20,18 @@ pub enum InputArg {
     Prices,
     /// Periodic simple returns.
     Returns,
+    /// One account: `date,value,flow` (end-of-day value, net external flow);
+    /// prints its TWR, Modified Dietz return and XIRR instead of metrics.
+    CashFlows,
+}
+
+/// When, within a day, a cash flow is assumed to happen (`--input-kind cash-flows`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FlowTimingArg {
+    /// At the end of the day: it earns nothing that day.
+    EndOfDay,
+    /// At the start of the day: it earns the day's return.
+    StartOfDay,
 }
 
 /// Which library's conventions to follow where they disagree.
@@ -33,13 +46,18 @@ pub enum ConventionsArg {
 /// Compute portfolio analytics from a CSV whose first column is an ISO date
 /// (YYYY-MM-DD) and whose other columns are one series each. Prints
 /// `{"series": {NAME: {"metrics": {METRIC: value, ...}}}}`; undefined values are null.
+/// With `--input-kind cash-flows` the CSV is one account (`date,value,flow`)
+/// and it prints `{"twr", "modified_dietz", "xirr", "start", "end", "net_flows", ...}`.
 #[derive(Debug, clap::Args)]
 pub struct AnalyticsArgs {
     /// CSV file to read; `-` or absent reads standard input.
     pub input: Option<PathBuf>,
-    /// Whether the columns are prices or returns.
+    /// Whether the columns are prices, returns, or one account's values and cash flows.
     #[arg(long = "input-kind", value_enum, default_value = "prices")]
     pub input_kind: InputArg,
+    /// With `--input-kind cash-flows`: when in the day a flow happens.
+    #[arg(long = "flow-timing", value_enum, default_value = "end-of-day")]
+    pub flow_timing: FlowTimingArg,
     /// Column to use as the benchmark for alpha, beta and excess_sharpe.
     #[arg(long)]
     pub benchmark: Option<String>,
@@ -75,7 +93,7 @@ impl AnalyticsArgs {
     pub fn report_options(&self) -> ReportOptions {
         ReportOptions {
             input: match self.input_kind {
-                InputArg::Prices => InputKind::Prices,
+                InputArg::Prices | InputArg::CashFlows => InputKind::Prices,
                 InputArg::Returns => InputKind::Returns,
             },
             benchmark: self.benchmark.clone(),
@@ -106,7 +124,16 @@ impl AnalyticsArgs {
             }
             _ => Box::new(io::stdin().lock()),
         };
-        let report = run_csv(reader, &options)?;
+        let report = match self.input_kind {
+            InputArg::CashFlows => run_cash_flow_csv(
+                reader,
+                match self.flow_timing {
+                    FlowTimingArg::EndOfDay => FlowTiming::EndOfDay,
+                    FlowTimingArg::StartOfDay => FlowTiming::StartOfDay,
+                },
+            )?,
+            InputArg::Prices | InputArg::Returns => run_csv(reader, &options)?,
+        };
         let text = if self.pretty {
             serde_json::to_string_pretty(&report)?
         } else {

@@ -251,10 +251,18 @@ try {
   check(pcells[1].includes(portfolioOwner), `portfolio owner: ${pcells[1]}`);
   check(pcells[2] === '3', `positions count: ${pcells[2]}`);
   check(await page.locator('#charts').isHidden(), 'no charts before a portfolio is selected');
-  await page.locator('#charts-from').fill('2005-01-01');
-  await page.locator('#charts-to').fill('2009-12-31');
+  // The first click, with no dates, draws: the window ends where the
+  // embedded prices end (2010), and the page says so.
   await prow.locator('button[data-action=charts]').click();
   await page.locator('#charts[data-state=loaded]').waitFor({ state: 'attached' });
+  const defaultWindow = await page.locator('#charts-window').innerText();
+  log('default window', defaultWindow);
+  check(/^Showing \d{4}-\d{2}-\d{2} to 2010-03-01: the latest five years with prices for every holding\.$/.test(defaultWindow), `default window note: ${defaultWindow}`);
+  await page.locator('#charts-from').fill('2005-01-01');
+  await page.locator('#charts-to').fill('2009-12-31');
+  await page.locator('#charts-show').click();
+  await page.locator('#charts[data-state=loaded]').waitFor({ state: 'attached' });
+  await page.locator('#charts-window', { hasText: 'Showing 2005-01-01 to 2009-12-31.' }).waitFor();
   check((await page.locator('#charts-name').innerText()) === portfolioName, 'charts name the portfolio');
   check((await prow.getAttribute('class')).includes('selected'), 'the row is marked selected');
   for (const id of ['chart-equity', 'chart-returns']) {

@@ -974,12 +974,123 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
         "{svg}"
     );
 
+    // No dates: the window ends on the latest day every holding has a price
+    // (the embedded monthly data end on 2010-03-01), not today, and says so.
+    let res = get(format!("{pa}/charts/equity.svg"), Some(owner.clone()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["rampart-analysis-window"],
+        "2005-03-02/2010-03-01; basis=available-data"
+    );
+    let (s, body) = env
+        .call(Method::GET, &format!("{pa}/analytics"), Some(&owner), None)
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        body["data"]["window"],
+        json!({"from": "2005-03-02", "to": "2010-03-01", "basis": "available-data"})
+    );
+    assert!(body["data"]["report"]["points"].as_u64().unwrap() > 50);
+    let res = get(format!("{pa}/performance.csv?{q}"), Some(owner.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["rampart-analysis-window"],
+        "2005-01-01/2009-12-31; basis=requested"
+    );
+
+    // Correlation of the holdings over the same window: symmetric, unit
+    // diagonal, every entry a correlation.
+    let (s, body) = env
+        .call(
+            Method::GET,
+            &format!("{pa}/correlation?{q}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let c = &body["data"]["correlation"];
+    assert_eq!(c["symbols"], json!(["AAPL", "IBM", "MSFT"]));
+    assert!(c["observations"].as_u64().unwrap() >= 50, "{c}");
+    let m: Vec<Vec<f64>> = serde_json::from_value(c["matrix"].clone()).unwrap();
+    for i in 0..3 {
+        assert!((m[i][i] - 1.0).abs() < 1e-12);
+        for j in 0..3 {
+            assert!((m[i][j] - m[j][i]).abs() < 1e-12 && m[i][j].abs() <= 1.0 + 1e-12);
+        }
+    }
+
+    // Monte Carlo: seeded, so the same query gives the same numbers and
+    // another seed others; bands ordered; the fan chart draws them.
+    let mc = format!("{pa}/monte-carlo?{q}&horizon=12&paths=1000&seed=7");
+    let (s, first) = env.call(Method::GET, &mc, Some(&owner), None).await;
+    assert_eq!(s, 200, "{first}");
+    let (_, again) = env.call(Method::GET, &mc, Some(&owner), None).await;
+    assert_eq!(first["data"], again["data"]);
+    let (_, other) = env
+        .call(
+            Method::GET,
+            &mc.replace("seed=7", "seed=8"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_ne!(first["data"]["bands"], other["data"]["bands"]);
+    let d = &first["data"];
+    assert_eq!(d["frequency"], "monthly");
+    assert_eq!(d["bands"].as_array().unwrap().len(), 12);
+    for b in d["bands"].as_array().unwrap() {
+        let p = |k: &str| b[k].as_f64().unwrap();
+        assert!(
+            p("p5") <= p("p25")
+                && p("p25") <= p("p50")
+                && p("p50") <= p("p75")
+                && p("p75") <= p("p95"),
+            "{b}"
+        );
+    }
+    assert!(
+        d["horizon_cvar"].as_f64() <= d["horizon_var"].as_f64(),
+        "{d}"
+    );
+    assert!(
+        d["cvar_one_period"].as_f64() <= d["var_one_period"].as_f64(),
+        "{d}"
+    );
+    let res = get(
+        format!("{pa}/charts/fan.svg?{q}&horizon=12&paths=500"),
+        Some(owner.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/svg+xml");
+    let svg = res.text().await.unwrap();
+    assert!(svg.contains("median") && svg.contains("<polygon"), "{svg}");
+    for bad in ["horizon=0", "paths=5", "model=garch", "horizon=9999"] {
+        let (s, body) = env
+            .call(
+                Method::GET,
+                &format!("{pa}/monte-carlo?{bad}"),
+                Some(&owner),
+                None,
+            )
+            .await;
+        assert_eq!(s, 400, "{bad}: {body}");
+    }
+
     // Refusals: no token, not shared (404), bad window, unknown symbol (422).
     for path in [
         format!("{pa}/analytics?{q}"),
         format!("{pa}/performance.csv?{q}"),
         format!("{pa}/charts/equity.svg?{q}"),
         format!("{pa}/charts/returns.svg?{q}"),
+        format!("{pa}/correlation?{q}"),
+        format!("{pa}/monte-carlo?{q}"),
+        format!("{pa}/charts/fan.svg?{q}"),
     ] {
         assert_eq!(
             get(path.clone(), None).await.unwrap().status(),

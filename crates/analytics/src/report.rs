@@ -148,3 +148,98 @@ pub fn run_csv<R: Read>(reader: R, options: &ReportOptions) -> Result<Value, Ana
 fn number(v: f64) -> Value {
     serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
 }
+
+/// The account report behind `rampart analytics --input-kind cash-flows`:
+/// a CSV with a `date` column, a `value` column (the account's market value
+/// at the end of each day, after that day's flows) and an optional `flow`
+/// column (net external flow that day, positive = contribution; empty = 0).
+/// The first row is the opening value (its flow is ignored).
+///
+/// Returns the time-weighted return (daily-linked sub-periods), the Modified
+/// Dietz return over the whole span, and the money-weighted return (XIRR,
+/// annualised; `null` with `xirr_error` when it has no root), with the span
+/// and net flows they were computed over.
+///
+/// ```
+/// use rampart_analytics::cash_flow::FlowTiming;
+/// use rampart_analytics::report::run_cash_flow_csv;
+/// let csv = "date,value,flow\n2024-01-01,100,\n2024-01-02,110,\n2024-01-03,160,50\n2024-01-04,176,\n";
+/// let json = run_cash_flow_csv(csv.as_bytes(), FlowTiming::EndOfDay).unwrap();
+/// assert!((json["twr"].as_f64().unwrap() - 0.21).abs() < 1e-12);
+/// assert_eq!(json["net_flows"].as_f64(), Some(50.0));
+/// ```
+pub fn run_cash_flow_csv<R: Read>(
+    reader: R,
+    timing: crate::cash_flow::FlowTiming,
+) -> Result<Value, AnalyticsError> {
+    use crate::cash_flow::{CashFlow, Valuation, modified_dietz, time_weighted_return, xirr};
+
+    let table = read_table(reader)?;
+    let column = |name: &str| table.names.iter().position(|n| n == name);
+    let values = column("value").ok_or_else(|| AnalyticsError::UnknownColumn("value".into()))?;
+    let flows = column("flow");
+    let valuations: Vec<Valuation> = table
+        .dates
+        .iter()
+        .enumerate()
+        .map(|(i, &date)| {
+            let flow = match flows {
+                Some(f) if i > 0 && !table.columns[f][i].is_nan() => table.columns[f][i],
+                _ => 0.0,
+            };
+            Valuation {
+                date,
+                value: table.columns[values][i],
+                flow,
+            }
+        })
+        .collect();
+    let twr = time_weighted_return(&valuations, timing)?;
+    let (first, last) = match (valuations.first(), valuations.last()) {
+        (Some(first), Some(last)) => (*first, *last),
+        _ => return Err(AnalyticsError::Empty),
+    };
+    let external: Vec<CashFlow> = valuations[1..]
+        .iter()
+        .filter(|v| v.flow != 0.0)
+        .map(|v| CashFlow {
+            date: v.date,
+            amount: v.flow,
+        })
+        .collect();
+    let dietz = modified_dietz(first.date, first.value, last.date, last.value, &external)?;
+    // XIRR takes the investor's signs: paid in negative, received positive.
+    let mut investor = vec![CashFlow {
+        date: first.date,
+        amount: -first.value,
+    }];
+    investor.extend(external.iter().map(|f| CashFlow {
+        date: f.date,
+        amount: -f.amount,
+    }));
+    investor.push(CashFlow {
+        date: last.date,
+        amount: last.value,
+    });
+    let mut out = Map::new();
+    out.insert("start".into(), Value::from(first.date.to_string()));
+    out.insert("end".into(), Value::from(last.date.to_string()));
+    out.insert("start_value".into(), number(first.value));
+    out.insert("end_value".into(), number(last.value));
+    out.insert(
+        "net_flows".into(),
+        number(external.iter().map(|f| f.amount).sum()),
+    );
+    out.insert("twr".into(), number(twr));
+    out.insert("modified_dietz".into(), number(dietz));
+    match xirr(&investor) {
+        Ok(rate) => {
+            out.insert("xirr".into(), number(rate));
+        }
+        Err(e) => {
+            out.insert("xirr".into(), Value::Null);
+            out.insert("xirr_error".into(), Value::from(e.to_string()));
+        }
+    }
+    Ok(Value::Object(out))
+}

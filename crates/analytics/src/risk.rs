@@ -240,28 +240,158 @@ pub(crate) fn monte_carlo_in(
     if observed.len() < 2 || settings.simulations == 0 {
         return (f64::NAN, f64::NAN);
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+    let mut sampler = Sampler::new(observed, settings);
     sims.clear();
-    match settings.model {
-        MonteCarloModel::Normal => {
-            let m = CentralMoments::of(observed);
-            let (mu, sd) = (m.mean, m.sample_std());
-            sims.extend((0..settings.simulations).map(|_| {
-                // 53 random bits mapped to the open interval (0, 1).
-                let u = ((rng.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64);
-                mu + sd * normal::quantile(u)
-            }));
-        }
-        MonteCarloModel::Bootstrap => {
-            let n = observed.len() as u64;
-            sims.extend((0..settings.simulations).map(|_| {
-                // Lemire's multiply-shift; the bias is below 2^-40 for any realistic n.
-                let i = ((u128::from(rng.next_u64()) * u128::from(n)) >> 64) as usize;
-                observed[i]
-            }));
-        }
-    }
+    sims.extend((0..settings.simulations).map(|_| sampler.draw()));
     let var = percentile_select(sims, 100.0 * cutoff, QuantileMethod::Linear);
     let cvar = tail_mean_unsorted(sims, cutoff);
     (var, cvar)
+}
+
+/// Draws one-period returns for a Monte Carlo model from a seeded ChaCha8.
+struct Sampler<'a> {
+    rng: ChaCha8Rng,
+    observed: &'a [f64],
+    /// Mean and sample s.d. for the normal model; `None` for the bootstrap.
+    normal: Option<(f64, f64)>,
+}
+
+impl<'a> Sampler<'a> {
+    /// `observed` holds at least two non-NaN returns.
+    fn new(observed: &'a [f64], settings: &MonteCarlo) -> Self {
+        let normal = match settings.model {
+            MonteCarloModel::Normal => {
+                let m = CentralMoments::of(observed);
+                Some((m.mean, m.sample_std()))
+            }
+            MonteCarloModel::Bootstrap => None,
+        };
+        Sampler {
+            rng: ChaCha8Rng::seed_from_u64(settings.seed),
+            observed,
+            normal,
+        }
+    }
+
+    fn draw(&mut self) -> f64 {
+        match self.normal {
+            Some((mu, sd)) => {
+                // 53 random bits mapped to the open interval (0, 1).
+                let u = ((self.rng.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64);
+                mu + sd * normal::quantile(u)
+            }
+            None => {
+                // Lemire's multiply-shift; the bias is below 2^-40 for any realistic n.
+                let n = self.observed.len() as u64;
+                let i = ((u128::from(self.rng.next_u64()) * u128::from(n)) >> 64) as usize;
+                self.observed[i]
+            }
+        }
+    }
+}
+
+/// The percentiles of simulated cumulative returns after one step of a
+/// Monte Carlo horizon (a fan chart's slice).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct OutcomeBand {
+    /// Periods from now (1 = after the first simulated period).
+    pub step: usize,
+    /// 5th percentile of the cumulative return.
+    pub p5: f64,
+    /// 25th percentile.
+    pub p25: f64,
+    /// Median.
+    pub p50: f64,
+    /// 75th percentile.
+    pub p75: f64,
+    /// 95th percentile.
+    pub p95: f64,
+}
+
+/// Simulated outcomes over a horizon: `paths` paths of `horizon` periods
+/// each, drawn like [`monte_carlo_value_at_risk`] (same model and seeded
+/// generator, so the same settings give the same bands everywhere), and
+/// compounded; returns the percentiles of the cumulative return at every
+/// step, plus the VaR and CVaR of the cumulative return at the horizon.
+///
+/// Errors: fewer than 2 non-NaN returns, `horizon` or `paths` zero, or more
+/// than 5 million draws in all.
+///
+/// ```
+/// use rampart_analytics::risk::{monte_carlo_bands, MonteCarlo};
+/// let returns = [0.01, -0.02, 0.015, 0.003, -0.007, 0.012, -0.001, 0.004];
+/// let settings = MonteCarlo { simulations: 2_000, ..MonteCarlo::default() };
+/// let out = monte_carlo_bands(&returns, 0.05, 21, &settings).unwrap();
+/// assert_eq!(out.bands.len(), 21);
+/// let last = out.bands[20];
+/// assert!(last.p5 < last.p50 && last.p50 < last.p95);
+/// assert!(out.horizon_cvar <= out.horizon_var);
+/// ```
+pub fn monte_carlo_bands(
+    returns: &[f64],
+    cutoff: f64,
+    horizon: usize,
+    settings: &MonteCarlo,
+) -> Result<MonteCarloOutcomes, crate::AnalyticsError> {
+    let observed: Vec<f64> = returns.iter().copied().filter(|x| !x.is_nan()).collect();
+    if observed.len() < 2 {
+        return Err(crate::AnalyticsError::TooShort {
+            needed: 2,
+            got: observed.len(),
+        });
+    }
+    let paths = settings.simulations;
+    if horizon == 0 || paths == 0 || horizon.saturating_mul(paths) > 5_000_000 {
+        return Err(crate::AnalyticsError::InvalidParameter {
+            name: "horizon",
+            reason: "horizon and paths must be positive, at most 5 million draws in all".into(),
+        });
+    }
+    if !(cutoff > 0.0 && cutoff < 1.0) {
+        return Err(crate::AnalyticsError::InvalidParameter {
+            name: "cutoff",
+            reason: "must be between 0 and 1".into(),
+        });
+    }
+    let mut sampler = Sampler::new(&observed, settings);
+    // Path-major: path p's cumulative return after step t at [t * paths + p].
+    let mut cumulative = vec![0.0; horizon * paths];
+    for p in 0..paths {
+        let mut wealth = 1.0;
+        for t in 0..horizon {
+            wealth *= 1.0 + sampler.draw();
+            cumulative[t * paths + p] = wealth - 1.0;
+        }
+    }
+    let mut bands = Vec::with_capacity(horizon);
+    for (t, step) in cumulative.chunks_mut(paths).enumerate() {
+        let mut q = |pct| percentile_select(step, pct, QuantileMethod::Linear);
+        bands.push(OutcomeBand {
+            step: t + 1,
+            p5: q(5.0),
+            p25: q(25.0),
+            p50: q(50.0),
+            p75: q(75.0),
+            p95: q(95.0),
+        });
+    }
+    let terminal = &mut cumulative[(horizon - 1) * paths..];
+    let horizon_var = percentile_select(terminal, 100.0 * cutoff, QuantileMethod::Linear);
+    let horizon_cvar = tail_mean_unsorted(terminal, cutoff);
+    Ok(MonteCarloOutcomes {
+        bands,
+        horizon_var,
+        horizon_cvar,
+    })
+}
+
+/// What [`monte_carlo_bands`] returns.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MonteCarloOutcomes {
+    /// One band per step of the horizon.
+    pub bands: Vec<OutcomeBand>,
+    /// VaR of the cumulative return at the horizon (a loss is negative).
+    pub horizon_var: f64,
+    /// CVaR (expected shortfall) of the cumulative return at the horizon.
+    pub horizon_cvar: f64,
 }

@@ -468,6 +468,82 @@ pub fn analyze(
     Ok((points, report))
 }
 
+/// The correlation of a portfolio's holdings over a window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CorrelationReport {
+    /// The holdings, in the matrix's row and column order.
+    pub symbols: Vec<String>,
+    /// First common date used.
+    pub from: NaiveDate,
+    /// Last common date used.
+    pub to: NaiveDate,
+    /// Number of returns each correlation is computed from.
+    pub observations: usize,
+    /// Pearson correlation of the simple returns between consecutive common
+    /// dates; `null` where a holding's price never moved.
+    pub matrix: Vec<Vec<Option<f64>>>,
+}
+
+/// Correlation of the holdings' returns between the dates in `from..=to`
+/// on which every holding has a price (so each pair is measured over the
+/// same periods).
+pub fn correlation(
+    prices: &PriceHistory,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<CorrelationReport, PortfolioError> {
+    if prices.is_empty() {
+        return Err(PortfolioError::Invalid(
+            "the portfolio holds nothing".into(),
+        ));
+    }
+    let in_window = |s: &[(NaiveDate, f64)]| -> BTreeMap<NaiveDate, f64> {
+        s.iter()
+            .filter(|(d, p)| *d >= from && *d <= to && p.is_finite() && *p > 0.0)
+            .copied()
+            .collect()
+    };
+    let series: Vec<BTreeMap<NaiveDate, f64>> = prices.values().map(|s| in_window(s)).collect();
+    let common: Vec<NaiveDate> = series
+        .first()
+        .map(|first| {
+            first
+                .keys()
+                .filter(|d| series.iter().all(|s| s.contains_key(d)))
+                .copied()
+                .collect()
+        })
+        .unwrap_or_default();
+    if common.len() < 3 {
+        return Err(PortfolioError::Invalid(format!(
+            "fewer than three dates in {from}..={to} on which every holding has a price"
+        )));
+    }
+    let returns: Vec<Vec<f64>> = series
+        .iter()
+        .map(|s| {
+            common
+                .windows(2)
+                .map(|w| s[&w[1]] / s[&w[0]] - 1.0)
+                .collect()
+        })
+        .collect();
+    let slices: Vec<&[f64]> = returns.iter().map(Vec::as_slice).collect();
+    let flat = rampart_analytics::correlation_matrix(&slices)
+        .map_err(|e| PortfolioError::Invalid(e.to_string()))?;
+    let k = slices.len();
+    Ok(CorrelationReport {
+        symbols: prices.keys().cloned().collect(),
+        from: common[0],
+        to: common[common.len() - 1],
+        observations: common.len() - 1,
+        matrix: flat
+            .chunks(k)
+            .map(|row| row.iter().map(|x| finite(*x)).collect())
+            .collect(),
+    })
+}
+
 /// The series as CSV (`date,nav,daily_return,cumulative_return,volatility_30d,max_drawdown`).
 pub fn performance_csv(points: &[NavPoint]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());

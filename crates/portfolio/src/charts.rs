@@ -179,3 +179,78 @@ pub fn returns_histogram_svg(
     }
     Ok(svg)
 }
+
+/// A fan chart of simulated outcomes: the 5–95 % and 25–75 % bands of the
+/// cumulative return by step, and the median.
+pub fn fan_svg(
+    bands: &[rampart_analytics::risk::OutcomeBand],
+    title: &str,
+) -> Result<String, PortfolioError> {
+    if bands.is_empty() {
+        return Err(PortfolioError::Invalid("need at least one step".into()));
+    }
+    let x_max = bands.len() as f64;
+    let (lo, hi) = bands.iter().fold((0.0_f64, 0.0_f64), |(lo, hi), b| {
+        (lo.min(b.p5), hi.max(b.p95))
+    });
+    let (lo, hi) = padded(lo, hi);
+    // Each band starts at 0 % today (step 0).
+    let edge = |f: fn(&rampart_analytics::risk::OutcomeBand) -> f64| {
+        std::iter::once((0.0, 0.0))
+            .chain(bands.iter().map(move |b| (b.step as f64, f(b))))
+            .collect::<Vec<_>>()
+    };
+    let area = |upper: Vec<(f64, f64)>, lower: Vec<(f64, f64)>| {
+        upper
+            .into_iter()
+            .chain(lower.into_iter().rev())
+            .collect::<Vec<_>>()
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 500)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(32)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..x_max, lo..hi)
+            .map_err(chart_error)?;
+        chart
+            .configure_mesh()
+            .y_label_formatter(&|y| format!("{:.1}%", y * 100.0))
+            .x_desc("Periods ahead")
+            .y_desc("Cumulative return")
+            .draw()
+            .map_err(chart_error)?;
+        for ((upper, lower), alpha, name) in [
+            ((edge(|b| b.p95), edge(|b| b.p5)), 0.18, "5–95 %"),
+            ((edge(|b| b.p75), edge(|b| b.p25)), 0.35, "25–75 %"),
+        ] {
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    area(upper, lower),
+                    BLUE.mix(alpha).filled(),
+                )))
+                .map_err(chart_error)?
+                .label(name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE.mix(alpha).filled())
+                });
+        }
+        chart
+            .draw_series(LineSeries::new(edge(|b| b.p50), BLUE.stroke_width(2)))
+            .map_err(chart_error)?
+            .label("median")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}

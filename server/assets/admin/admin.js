@@ -400,6 +400,7 @@
   }
 
   function clearCharts() {
+    $('charts-window').textContent = '';
     for (const id of ['chart-equity', 'chart-returns']) {
       const img = $(id);
       img.hidden = true;
@@ -440,7 +441,18 @@
     }
     const type = (res.headers.get('Content-Type') || '').split(';')[0].trim();
     if (type !== 'image/svg+xml') throw new Error('unexpected chart type ' + type);
-    return new Blob([await res.arrayBuffer()], { type: 'image/svg+xml' });
+    const blob = new Blob([await res.arrayBuffer()], { type: 'image/svg+xml' });
+    return { blob, window: res.headers.get('Rampart-Analysis-Window') };
+  }
+
+  // "2005-12-31/2010-12-31; basis=available-data" → a sentence for the page.
+  function describeWindow(header) {
+    const m = /^(\d{4}-\d{2}-\d{2})\/(\d{4}-\d{2}-\d{2}); basis=([a-z-]+)$/.exec(header || '');
+    if (!m) return '';
+    const span = m[1] + ' to ' + m[2];
+    return m[3] === 'available-data'
+      ? 'Showing ' + span + ': the latest five years with prices for every holding.'
+      : 'Showing ' + span + '.';
   }
 
   function showChart(id, blob) {
@@ -476,7 +488,8 @@
     try {
       const [equity, returns] = await Promise.all([fetchChart(prefix + 'equity.svg' + qs), fetchChart(prefix + 'returns.svg' + qs)]);
       if (request !== chartRequest) return; // another portfolio was chosen meanwhile
-      await Promise.all([showChart('chart-equity', equity), showChart('chart-returns', returns)]);
+      await Promise.all([showChart('chart-equity', equity.blob), showChart('chart-returns', returns.blob)]);
+      $('charts-window').textContent = describeWindow(equity.window);
       $('charts').dataset.state = 'loaded';
     } catch (e) {
       if (request !== chartRequest) return;

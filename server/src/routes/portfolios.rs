@@ -10,6 +10,10 @@ use actix_web::http::header;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures::StreamExt;
+use rampart_analytics::risk::{
+    MonteCarlo, MonteCarloModel, MonteCarloOutcomes, monte_carlo_bands, monte_carlo_value_at_risk,
+};
+use rampart_portfolio::analysis::VAR_CUTOFF;
 use rampart_portfolio::{
     AnalysisInput, AnalyticsReport, NavPoint, NewComment, NewPortfolio, PortfolioError,
     PortfolioPatch, PortfolioService, PositionInput, PriceHistory, ShareGrant,
@@ -52,7 +56,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/{id}/analytics", web::get().to(analytics))
             .route("/{id}/performance.csv", web::get().to(performance_csv))
             .route("/{id}/charts/equity.svg", web::get().to(equity_chart))
-            .route("/{id}/charts/returns.svg", web::get().to(returns_chart)),
+            .route("/{id}/charts/returns.svg", web::get().to(returns_chart))
+            .route("/{id}/correlation", web::get().to(correlation))
+            .route("/{id}/monte-carlo", web::get().to(monte_carlo))
+            .route("/{id}/charts/fan.svg", web::get().to(fan_chart)),
     );
 }
 
@@ -439,7 +446,8 @@ pub async fn import_csv(
 pub struct AnalyticsQuery {
     /// First day (default: five years before `to`).
     pub from: Option<chrono::NaiveDate>,
-    /// Last day (default: today).
+    /// Last day (default: the latest day with prices for every symbol of
+    /// the portfolio when neither `from` nor `to` is given, else today).
     pub to: Option<chrono::NaiveDate>,
     /// Benchmark symbol for beta (default `^GSPC`).
     pub benchmark: Option<String>,
@@ -447,7 +455,15 @@ pub struct AnalyticsQuery {
 
 impl AnalyticsQuery {
     fn window(&self) -> Result<(chrono::NaiveDate, chrono::NaiveDate), ApiError> {
-        let to = self.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
+        self.window_ending(chrono::Utc::now().date_naive())
+    }
+
+    /// The window, `to` defaulting to `default_to`.
+    fn window_ending(
+        &self,
+        default_to: chrono::NaiveDate,
+    ) -> Result<(chrono::NaiveDate, chrono::NaiveDate), ApiError> {
+        let to = self.to.unwrap_or(default_to);
         let from = self
             .from
             .unwrap_or_else(|| to - chrono::Duration::days(5 * 365));
@@ -464,6 +480,90 @@ impl AnalyticsQuery {
     }
 }
 
+/// The window an analysis covers and why.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct Window {
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    /// `requested` (from the query, `to` defaulting to today) or
+    /// `available-data` (no dates given: it ends on the latest day with
+    /// prices for every symbol of the portfolio, so a chart draws at once
+    /// even when the data end in the past).
+    basis: &'static str,
+}
+
+impl Window {
+    /// `Rampart-Analysis-Window: FROM/TO; basis=…` on CSV and SVG answers,
+    /// which carry no JSON to say it in.
+    fn mark(&self, res: &mut HttpResponse) -> Result<(), ApiError> {
+        let value = format!("{}/{}; basis={}", self.from, self.to, self.basis);
+        res.headers_mut().insert(
+            header::HeaderName::from_static("rampart-analysis-window"),
+            header::HeaderValue::from_str(&value).map_err(|e| ApiError::internal(&e))?,
+        );
+        Ok(())
+    }
+}
+
+/// The window of an analysis: the query's dates, or, with none, the five
+/// years up to the latest day every symbol of the portfolio has a price.
+async fn resolve_window(
+    state: &AppState,
+    symbols: &[String],
+    query: &AnalyticsQuery,
+) -> Result<Window, ApiError> {
+    let today = chrono::Utc::now().date_naive();
+    if query.from.is_some() || query.to.is_some() || symbols.is_empty() {
+        let (from, to) = query.window_ending(today)?;
+        return Ok(Window {
+            from,
+            to,
+            basis: "requested",
+        });
+    }
+    let mut common_end: Option<chrono::NaiveDate> = None;
+    for symbol in symbols {
+        let history = closes(
+            state,
+            symbol,
+            today - chrono::Duration::days(30 * 365),
+            today,
+        )
+        .await?;
+        if let Some(last) = history.and_then(|c| c.last().map(|(d, _)| *d)) {
+            common_end = Some(common_end.map_or(last, |end| end.min(last)));
+        }
+    }
+    let (from, to) = query.window_ending(common_end.unwrap_or(today))?;
+    let basis = if common_end.is_some() {
+        "available-data"
+    } else {
+        "requested"
+    };
+    Ok(Window { from, to, basis })
+}
+
+/// The holdings' prices over the analysis window, through the market chain
+/// (needs `view` on the portfolio).
+async fn holdings_prices(
+    user: &User<perm::AnalyticsRead>,
+    state: &AppState,
+    id: Uuid,
+    query: &AnalyticsQuery,
+) -> Result<(PriceHistory, Window), ApiError> {
+    let symbols = service(state)
+        .symbols(&user.tenant, &user.portfolio_actor(), id)
+        .await?;
+    let window = resolve_window(state, &symbols, query).await?;
+    let mut prices = PriceHistory::new();
+    for symbol in &symbols {
+        if let Some(closes) = closes(state, symbol, window.from, window.to).await? {
+            prices.insert(symbol.clone(), closes);
+        }
+    }
+    Ok((prices, window))
+}
+
 /// Prices through the market chain, then the crate's analysis (stored in
 /// `portfolio_metrics_daily`).
 async fn run_analysis(
@@ -471,18 +571,12 @@ async fn run_analysis(
     state: &AppState,
     id: Uuid,
     query: &AnalyticsQuery,
-) -> Result<(Vec<NavPoint>, AnalyticsReport), ApiError> {
-    let (from, to) = query.window()?;
+) -> Result<(Vec<NavPoint>, AnalyticsReport, Window), ApiError> {
     let benchmark = query.benchmark();
     let svc = service(state);
     let actor = user.portfolio_actor();
-    let symbols = svc.symbols(&user.tenant, &actor, id).await?;
-    let mut prices = PriceHistory::new();
-    for symbol in &symbols {
-        if let Some(closes) = closes(state, symbol, from, to).await? {
-            prices.insert(symbol.clone(), closes);
-        }
-    }
+    let (prices, window) = holdings_prices(user, state, id, query).await?;
+    let (from, to) = (window.from, window.to);
     // A little earlier, so the window's first day has a benchmark level to
     // carry forward when it was not a trading day.
     let bench = closes(state, benchmark, from - chrono::Duration::days(14), to)
@@ -495,7 +589,8 @@ async fn run_analysis(
         from,
         to,
     };
-    Ok(svc.analyze(&user.tenant, &actor, id, &input).await?)
+    let (series, report) = svc.analyze(&user.tenant, &actor, id, &input).await?;
+    Ok((series, report, window))
 }
 
 /// Daily closes of a symbol; `None` when no provider knows it.
@@ -529,26 +624,30 @@ pub async fn analytics(
     path: web::Path<PortfolioPath>,
     query: web::Query<AnalyticsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (from, to) = query.window()?;
+    query.window()?;
     // The key holds the caller, so an answer is only served to whom it was
-    // computed for.
+    // computed for; the dates as requested (and the day, which the default
+    // window depends on).
     let key = AnalyticsKey {
         generation: cache.generation(&user.tenant),
         tenant: user.tenant.to_string(),
         portfolio: path.id,
         user: user.id,
         tenant_admin: user.is_tenant_admin(),
-        from,
-        to,
+        from: query.from,
+        to: query.to,
+        day: chrono::Utc::now().date_naive(),
         benchmark: query.benchmark().to_owned(),
     };
     let data = match cache.get(&key) {
         Some(data) => data,
         None => {
-            let (series, report) = run_analysis(&user, &state, path.id, &query).await?;
+            let (series, report, window) = run_analysis(&user, &state, path.id, &query).await?;
             let data = web::Bytes::from(
-                serde_json::to_vec(&serde_json::json!({"report": report, "series": series}))
-                    .map_err(|e| ApiError::internal(&e))?,
+                serde_json::to_vec(
+                    &serde_json::json!({"report": report, "series": series, "window": window}),
+                )
+                .map_err(|e| ApiError::internal(&e))?,
             );
             cache.insert(key, data.clone());
             data
@@ -565,11 +664,13 @@ pub async fn performance_csv(
     path: web::Path<PortfolioPath>,
     query: web::Query<AnalyticsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (series, _) = run_analysis(&user, &state, path.id, &query).await?;
-    Ok(api::csv(
+    let (series, _, window) = run_analysis(&user, &state, path.id, &query).await?;
+    let mut res = api::csv(
         "performance.csv",
         rampart_portfolio::analysis::performance_csv(&series),
-    ))
+    );
+    window.mark(&mut res)?;
+    Ok(res)
 }
 
 /// The equity curve with its drawdown underneath (SVG).
@@ -580,9 +681,11 @@ pub async fn equity_chart(
     path: web::Path<PortfolioPath>,
     query: web::Query<AnalyticsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (series, _) = run_analysis(&user, &state, path.id, &query).await?;
+    let (series, _, window) = run_analysis(&user, &state, path.id, &query).await?;
     let svg = rampart_portfolio::charts::equity_svg(&series, "Equity and drawdown")?;
-    Ok(api::svg(svg))
+    let mut res = api::svg(svg);
+    window.mark(&mut res)?;
+    Ok(res)
 }
 
 /// The histogram of returns with VaR and CVaR marked (SVG).
@@ -593,7 +696,7 @@ pub async fn returns_chart(
     path: web::Path<PortfolioPath>,
     query: web::Query<AnalyticsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (series, report) = run_analysis(&user, &state, path.id, &query).await?;
+    let (series, report, window) = run_analysis(&user, &state, path.id, &query).await?;
     let returns: Vec<f64> = series.iter().filter_map(|p| p.daily_return).collect();
     let svg = rampart_portfolio::charts::returns_histogram_svg(
         &returns,
@@ -601,5 +704,138 @@ pub async fn returns_chart(
         report.risk.cvar_historical.unwrap_or(f64::NAN),
         "Distribution of returns",
     )?;
-    Ok(api::svg(svg))
+    let mut res = api::svg(svg);
+    window.mark(&mut res)?;
+    Ok(res)
+}
+
+/// Correlation of the holdings' returns over the window (the dates on
+/// which every holding has a price).
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/correlation", params(AnalyticsQuery), responses((status = 200, description = "symbols and their correlation matrix"), (status = 422, description = "too few common prices")))]
+pub async fn correlation(
+    user: User<perm::AnalyticsRead>,
+    state: web::Data<AppState>,
+    path: web::Path<PortfolioPath>,
+    query: web::Query<AnalyticsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (prices, window) = holdings_prices(&user, &state, path.id, &query).await?;
+    let report = rampart_portfolio::analysis::correlation(&prices, window.from, window.to)?;
+    Ok(api::ok(
+        serde_json::json!({"correlation": report, "window": window}),
+    ))
+}
+
+/// A Monte Carlo simulation of the portfolio's returns.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct MonteCarloQuery {
+    /// First day of the returns sampled (as for the analytics).
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day of the returns sampled.
+    pub to: Option<chrono::NaiveDate>,
+    /// Periods to simulate ahead, in the series' frequency (default 21, at most 756).
+    pub horizon: Option<usize>,
+    /// Simulated paths (default 2,000, at most 20,000).
+    pub paths: Option<usize>,
+    /// Seed of the generator (default 42): the same seed gives the same answer.
+    pub seed: Option<u64>,
+    /// `normal` (default: the returns' mean and s.d.) or `bootstrap` (resample them).
+    pub model: Option<String>,
+}
+
+impl MonteCarloQuery {
+    fn settings(&self) -> Result<(usize, MonteCarlo), ApiError> {
+        let horizon = self.horizon.unwrap_or(21);
+        let paths = self.paths.unwrap_or(2_000);
+        if !(1..=756).contains(&horizon) || !(100..=20_000).contains(&paths) {
+            return Err(ApiError::bad_request(
+                "horizon: 1 to 756 periods; paths: 100 to 20000",
+            ));
+        }
+        let model = match self.model.as_deref() {
+            None | Some("normal") => MonteCarloModel::Normal,
+            Some("bootstrap") => MonteCarloModel::Bootstrap,
+            Some(_) => return Err(ApiError::bad_request("model: normal or bootstrap")),
+        };
+        let settings = MonteCarlo {
+            simulations: paths,
+            seed: self.seed.unwrap_or(42),
+            model,
+        };
+        Ok((horizon, settings))
+    }
+
+    fn window(&self) -> AnalyticsQuery {
+        AnalyticsQuery {
+            from: self.from,
+            to: self.to,
+            benchmark: None,
+        }
+    }
+}
+
+/// The simulation behind `monte-carlo` and `charts/fan.svg`.
+async fn simulate(
+    user: &User<perm::AnalyticsRead>,
+    state: &AppState,
+    id: Uuid,
+    query: &MonteCarloQuery,
+) -> Result<(serde_json::Value, MonteCarloOutcomes, Window), ApiError> {
+    let (horizon, settings) = query.settings()?;
+    let window = query.window();
+    window.window()?;
+    let (series, report, window) = run_analysis(user, state, id, &window).await?;
+    let returns: Vec<f64> = series.iter().filter_map(|p| p.daily_return).collect();
+    let outcomes = monte_carlo_bands(&returns, VAR_CUTOFF, horizon, &settings)
+        .map_err(|e| ApiError::from(PortfolioError::Invalid(e.to_string())))?;
+    let (var, cvar) = monte_carlo_value_at_risk(&returns, VAR_CUTOFF, &settings);
+    let finite = |x: f64| x.is_finite().then_some(x);
+    let summary = serde_json::json!({
+        "frequency": report.frequency,
+        "horizon": horizon,
+        "paths": settings.simulations,
+        "seed": settings.seed,
+        "model": query.model.as_deref().unwrap_or("normal"),
+        "confidence": 1.0 - VAR_CUTOFF,
+        "var_one_period": finite(var),
+        "cvar_one_period": finite(cvar),
+        "horizon_var": finite(outcomes.horizon_var),
+        "horizon_cvar": finite(outcomes.horizon_cvar),
+        "observations": returns.len(),
+    });
+    Ok((summary, outcomes, window))
+}
+
+/// Monte Carlo VaR/CVaR (one period and over the horizon) and the simulated
+/// outcome bands (5/25/50/75/95 % of the cumulative return at each step),
+/// seeded and reproducible.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/monte-carlo", params(MonteCarloQuery), responses((status = 200, description = "VaR/CVaR and outcome bands"), (status = 400, description = "bad horizon, paths or model"), (status = 422, description = "no prices for a symbol")))]
+pub async fn monte_carlo(
+    user: User<perm::AnalyticsRead>,
+    state: web::Data<AppState>,
+    path: web::Path<PortfolioPath>,
+    query: web::Query<MonteCarloQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (mut summary, outcomes, window) = simulate(&user, &state, path.id, &query).await?;
+    summary["bands"] = serde_json::to_value(&outcomes.bands).map_err(|e| ApiError::internal(&e))?;
+    summary["window"] = serde_json::to_value(window).map_err(|e| ApiError::internal(&e))?;
+    Ok(api::ok(summary))
+}
+
+/// The simulated outcome bands as a fan chart (SVG).
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/charts/fan.svg", params(MonteCarloQuery), responses((status = 200, description = "image/svg+xml")))]
+pub async fn fan_chart(
+    user: User<perm::AnalyticsRead>,
+    state: web::Data<AppState>,
+    path: web::Path<PortfolioPath>,
+    query: web::Query<MonteCarloQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (summary, outcomes, window) = simulate(&user, &state, path.id, &query).await?;
+    let title = format!(
+        "Simulated outcomes: {} paths, {} periods ahead",
+        summary["paths"], summary["horizon"]
+    );
+    let svg = rampart_portfolio::charts::fan_svg(&outcomes.bands, &title)?;
+    let mut res = api::svg(svg);
+    window.mark(&mut res)?;
+    Ok(res)
 }

@@ -152,3 +152,81 @@ fn report_rejects_bad_input() {
 
     assert!(run_csv("date\n2024-01-01\n".as_bytes(), &ReportOptions::default()).is_err());
 }
+
+/// One account over 2024 (366 days): 1000 at the start, 100 paid in on
+/// 1 July (day 182) with the value at 1150 after it, 1265 at the end.
+const ACCOUNT: &str = "date,value,flow\n2024-01-01,1000,\n2024-07-01,1150,100\n2025-01-01,1265,\n";
+
+#[test]
+fn cash_flow_report_twr_dietz_and_xirr_by_hand() {
+    use rampart_analytics::cash_flow::{CashFlow, FlowTiming, xnpv};
+    use rampart_analytics::report::run_cash_flow_csv;
+
+    let json = run_cash_flow_csv(ACCOUNT.as_bytes(), FlowTiming::EndOfDay).unwrap();
+    // End of day: (1150 − 100)/1000 − 1 = 5 %, then 1265/1150 − 1 = 10 %: 1.05 × 1.10 − 1.
+    assert_close("twr", json_f64(&json["twr"]), 0.155);
+    // (1265 − 1000 − 100) / (1000 + 100 × 184/366).
+    assert_close(
+        "modified_dietz",
+        json_f64(&json["modified_dietz"]),
+        165.0 / (1000.0 + 100.0 * 184.0 / 366.0),
+    );
+    assert_eq!(json["start"], "2024-01-01");
+    assert_eq!(json["end"], "2025-01-01");
+    assert_eq!(json_f64(&json["net_flows"]), 100.0);
+    // The XIRR is the rate at which the investor's flows are worth nothing today.
+    let rate = json_f64(&json["xirr"]);
+    let d = |y, m| chrono::NaiveDate::from_ymd_opt(y, m, 1).unwrap();
+    let investor = [
+        CashFlow {
+            date: d(2024, 1),
+            amount: -1000.0,
+        },
+        CashFlow {
+            date: d(2024, 7),
+            amount: -100.0,
+        },
+        CashFlow {
+            date: d(2025, 1),
+            amount: 1265.0,
+        },
+    ];
+    assert!(xnpv(rate, &investor).abs() < 1e-6, "xnpv at {rate}");
+    assert!(rate > 0.15 && rate < 0.17, "{rate}");
+
+    // Start of day: the 100 earns the first leg: 1150/1100 × 1.10 − 1 = 15 %.
+    let json = run_cash_flow_csv(ACCOUNT.as_bytes(), FlowTiming::StartOfDay).unwrap();
+    assert_close("twr start of day", json_f64(&json["twr"]), 0.15);
+}
+
+#[test]
+fn cash_flow_report_refuses_bad_accounts() {
+    use rampart_analytics::cash_flow::FlowTiming;
+    use rampart_analytics::report::run_cash_flow_csv;
+
+    let err = run_cash_flow_csv(
+        "date,nav\n2024-01-01,1\n2024-01-02,2\n".as_bytes(),
+        FlowTiming::EndOfDay,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, AnalyticsError::UnknownColumn(ref c) if c == "value"),
+        "{err}"
+    );
+    let err = run_cash_flow_csv(
+        "date,value\n2024-01-01,1\n".as_bytes(),
+        FlowTiming::EndOfDay,
+    )
+    .unwrap_err();
+    assert!(matches!(err, AnalyticsError::TooShort { .. }), "{err}");
+    // Everything withdrawn before the end: no capital left to measure against.
+    let err = run_cash_flow_csv(
+        "date,value,flow\n2024-01-01,100,\n2024-01-02,0,-100\n2024-01-03,5,\n".as_bytes(),
+        FlowTiming::EndOfDay,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, AnalyticsError::NonPositiveCapital { .. }),
+        "{err}"
+    );
+}

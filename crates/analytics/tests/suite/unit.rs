@@ -186,6 +186,79 @@ fn monte_carlo_is_reproducible_and_converges() {
 }
 
 #[test]
+fn monte_carlo_bands_compound_reproducibly() {
+    use rampart_analytics::risk::monte_carlo_bands;
+    // Bootstrap from a sample whose every return is 1 %: each path is
+    // 1.01^t − 1 exactly, so every percentile is too.
+    let flat = MonteCarlo {
+        simulations: 200,
+        seed: 1,
+        model: MonteCarloModel::Bootstrap,
+    };
+    let out = monte_carlo_bands(&[0.01, 0.01, f64::NAN], 0.05, 12, &flat).unwrap();
+    assert_eq!(out.bands.len(), 12);
+    for b in &out.bands {
+        let exact = 1.01f64.powi(b.step as i32) - 1.0;
+        for q in [b.p5, b.p25, b.p50, b.p75, b.p95] {
+            assert!((q - exact).abs() < 1e-12, "step {}: {q} vs {exact}", b.step);
+        }
+    }
+    assert!((out.horizon_var - (1.01f64.powi(12) - 1.0)).abs() < 1e-12);
+
+    // Normal model: same seed, same bands; another seed, other bands;
+    // percentiles ordered; the median near (1 + mean)^h − 1; spread growing.
+    let r: Vec<f64> = (1..=999)
+        .map(|i| 0.0005 + 0.01 * normal::quantile(i as f64 / 1000.0))
+        .collect();
+    let mc = MonteCarlo {
+        simulations: 20_000,
+        seed: 7,
+        model: MonteCarloModel::Normal,
+    };
+    let a = monte_carlo_bands(&r, 0.05, 21, &mc).unwrap();
+    let b = monte_carlo_bands(&r, 0.05, 21, &mc).unwrap();
+    assert_eq!(a, b);
+    let c = monte_carlo_bands(&r, 0.05, 21, &MonteCarlo { seed: 8, ..mc }).unwrap();
+    assert_ne!(a.bands[20].p50.to_bits(), c.bands[20].p50.to_bits());
+    for band in &a.bands {
+        assert!(
+            band.p5 < band.p25 && band.p25 < band.p50 && band.p50 < band.p75 && band.p75 < band.p95
+        );
+    }
+    assert!(a.bands[20].p95 - a.bands[20].p5 > a.bands[0].p95 - a.bands[0].p5);
+    let median = a.bands[20].p50;
+    assert!(
+        (median - (1.0005f64.powi(21) - 1.0)).abs() < 0.003,
+        "{median}"
+    );
+    // Daily mean 0.05 %, s.d. 1 % over 21 days: the 5 % tail of the
+    // cumulative return is near 21 × 0.05 % − 1.645 × √21 × 1 % ≈ −6.5 %.
+    let normal_tail = 21.0 * 0.0005 - 1.645 * 21f64.sqrt() * 0.01;
+    assert!(
+        (a.horizon_var - normal_tail).abs() < 0.005,
+        "{} vs {normal_tail}",
+        a.horizon_var
+    );
+    assert!(a.horizon_cvar < a.horizon_var);
+    // Refusals.
+    assert!(monte_carlo_bands(&[0.1], 0.05, 5, &mc).is_err());
+    assert!(monte_carlo_bands(&r, 0.05, 0, &mc).is_err());
+    assert!(monte_carlo_bands(&r, 1.5, 5, &mc).is_err());
+    assert!(
+        monte_carlo_bands(
+            &r,
+            0.05,
+            1_000,
+            &MonteCarlo {
+                simulations: 10_000,
+                ..mc
+            }
+        )
+        .is_err()
+    );
+}
+
+#[test]
 fn downside_subset_denominator() {
     let r = [0.02, -0.01, 0.03, -0.03];
     let subset = Conventions {
