@@ -10,7 +10,7 @@ use diesel::{
     Queryable, Selectable, SelectableHelper,
 };
 use diesel_async::RunQueryDsl;
-use rampart_tenancy::TenantPool;
+use rampart_tenancy::{RegistrationMode, TenantPool};
 use uuid::Uuid;
 
 use crate::audit::{self, AuditEvent, append};
@@ -105,9 +105,17 @@ impl AccountService {
         let settings = self.pool.tenant_settings(tenant).await?;
         crate::tenant_policy::check_tenant_password(&settings, password, &email)?;
         let hash = self.hasher.hash(password).await?;
-        crate::tenant_policy::insert_user(self, tenant, &email, display_name, &hash, role, true)
-            .await?
-            .ok_or_else(|| AuthError::Conflict("e-mail already registered".into()))
+        crate::tenant_policy::insert_user(
+            &self.pool,
+            tenant,
+            &email,
+            display_name,
+            &hash,
+            role,
+            true,
+        )
+        .await?
+        .ok_or_else(|| AuthError::Conflict("e-mail already registered".into()))
     }
 
     /// A user by id.
@@ -901,5 +909,76 @@ impl AccountService {
                 Ok::<_, AuthError>(())
             })
             .await
+    }
+}
+
+/// What a self-service registration did. The caller answers both the same
+/// way and mails the address (a verification link, or for an existing
+/// account a message about the attempt), so the answer never tells whether
+/// the address has an account.
+#[derive(Debug, Clone)]
+pub enum SelfRegistration {
+    /// A new, unverified account.
+    Created(User),
+    /// The address belongs to this existing account; nothing was changed.
+    Existing(Uuid),
+}
+
+impl AccountService {
+    /// Self-service registration of a `viewer` under the tenant's
+    /// registration policy: refused when closed
+    /// ([`AuthError::RegistrationClosed`]), invitation only
+    /// ([`AuthError::InvitationRequired`]) or open to other domains
+    /// ([`AuthError::EmailDomainNotAllowed`]). The account starts unverified.
+    /// The password is hashed whether or not the address is taken, so both
+    /// answers cost the same.
+    pub async fn self_register(
+        &self,
+        tenant: &str,
+        email: &str,
+        display_name: &str,
+        password: &str,
+    ) -> Result<SelfRegistration, AuthError> {
+        let settings = self.pool.tenant_settings(tenant).await?;
+        let email = normalize_email(email);
+        if !email.contains('@') || email.len() > 254 {
+            return Err(AuthError::InvalidRequest("invalid e-mail address".into()));
+        }
+        match settings.registration.mode {
+            RegistrationMode::Closed => return Err(AuthError::RegistrationClosed),
+            RegistrationMode::InvitationOnly => return Err(AuthError::InvitationRequired),
+            RegistrationMode::Open if !settings.registration.domain_allowed(&email) => {
+                return Err(AuthError::EmailDomainNotAllowed);
+            }
+            RegistrationMode::Open => {}
+        }
+        crate::tenant_policy::check_tenant_password(&settings, password, &email)?;
+        let hash = self.hasher.hash(password).await?;
+        match crate::tenant_policy::insert_user(
+            &self.pool,
+            tenant,
+            &email,
+            display_name,
+            &hash,
+            Role::Viewer,
+            false,
+        )
+        .await?
+        {
+            Some(user) => Ok(SelfRegistration::Created(user)),
+            None => {
+                let existing = self
+                    .find_by_email(tenant, &email)
+                    .await?
+                    .ok_or_else(|| AuthError::Conflict("e-mail already registered".into()))?;
+                crate::audit::record(
+                    &self.pool,
+                    tenant,
+                    AuditEvent::new("register", "existing_address").user(Some(existing.id)),
+                )
+                .await?;
+                Ok(SelfRegistration::Existing(existing.id))
+            }
+        }
     }
 }

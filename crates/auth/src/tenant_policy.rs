@@ -7,29 +7,15 @@ use diesel::ExpressionMethods;
 use diesel::OptionalExtension;
 use diesel::dsl::now;
 use diesel_async::RunQueryDsl;
-use rampart_tenancy::{RegistrationMode, TenantSettings};
-use uuid::Uuid;
+use rampart_tenancy::{TenantPool, TenantSettings};
 
-use crate::accounts::AccountService;
 use crate::audit::{AuditEvent, append};
 use crate::config::AuthConfig;
 use crate::context::tenant_id;
 use crate::error::AuthError;
 use crate::roles::Role;
 use crate::schema::users;
-use crate::users::{User, normalize_email};
-
-/// What a self-service registration did. The caller answers both the same
-/// way and mails the address (a verification link, or for an existing
-/// account a message about the attempt), so the answer never tells whether
-/// the address has an account.
-#[derive(Debug, Clone)]
-pub enum SelfRegistration {
-    /// A new, unverified account.
-    Created(User),
-    /// The address belongs to this existing account; nothing was changed.
-    Existing(Uuid),
-}
+use crate::users::User;
 
 /// The password rules of a tenant: the built-in policy plus its minimum length.
 pub fn check_tenant_password(
@@ -74,7 +60,7 @@ pub(crate) fn tenant_config(config: &AuthConfig, settings: &TenantSettings) -> A
 /// Inserts a user; `None` when the e-mail address is taken. Audited as
 /// `action` in the same transaction.
 pub(crate) async fn insert_user(
-    accounts: &AccountService,
+    pool: &TenantPool,
     tenant: &str,
     email: &str,
     display_name: &str,
@@ -82,97 +68,36 @@ pub(crate) async fn insert_user(
     role: Role,
     email_verified: bool,
 ) -> Result<Option<User>, AuthError> {
-    let tenant_id = tenant_id(&accounts.pool, tenant).await?;
-    accounts
-        .pool
-        .with_tenant(tenant, async |conn| {
-            let user: Option<User> = diesel::insert_into(users::table)
-                .values((
-                    users::email.eq(email),
-                    users::display_name.eq(display_name),
-                    users::password_hash.eq(hash),
-                    users::role.eq(role.as_str()),
-                    users::password_changed_at.eq(now),
-                    users::email_verified.eq(email_verified),
-                ))
-                .on_conflict_do_nothing()
-                .returning(<User as diesel::SelectableHelper<_>>::as_returning())
-                .get_result(conn)
-                .await
-                .optional()?;
-            if let Some(user) = &user {
-                append(
-                    conn,
-                    tenant_id,
-                    &AuditEvent::new("register", "success")
-                        .user(Some(user.id))
-                        .detail(serde_json::json!({
-                            "role": role.as_str(),
-                            "emailVerified": email_verified,
-                        })),
-                )
-                .await?;
-            }
-            Ok(user)
-        })
-        .await
-}
-
-impl AccountService {
-    /// Self-service registration of a `viewer` under the tenant's
-    /// registration policy: refused when closed
-    /// ([`AuthError::RegistrationClosed`]), invitation only
-    /// ([`AuthError::InvitationRequired`]) or open to other domains
-    /// ([`AuthError::EmailDomainNotAllowed`]). The account starts unverified.
-    /// The password is hashed whether or not the address is taken, so both
-    /// answers cost the same.
-    pub async fn self_register(
-        &self,
-        tenant: &str,
-        email: &str,
-        display_name: &str,
-        password: &str,
-    ) -> Result<SelfRegistration, AuthError> {
-        let settings = self.pool.tenant_settings(tenant).await?;
-        let email = normalize_email(email);
-        if !email.contains('@') || email.len() > 254 {
-            return Err(AuthError::InvalidRequest("invalid e-mail address".into()));
+    let tenant_id = tenant_id(pool, tenant).await?;
+    pool.with_tenant(tenant, async |conn| {
+        let user: Option<User> = diesel::insert_into(users::table)
+            .values((
+                users::email.eq(email),
+                users::display_name.eq(display_name),
+                users::password_hash.eq(hash),
+                users::role.eq(role.as_str()),
+                users::password_changed_at.eq(now),
+                users::email_verified.eq(email_verified),
+            ))
+            .on_conflict_do_nothing()
+            .returning(<User as diesel::SelectableHelper<_>>::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+        if let Some(user) = &user {
+            append(
+                conn,
+                tenant_id,
+                &AuditEvent::new("register", "success")
+                    .user(Some(user.id))
+                    .detail(serde_json::json!({
+                        "role": role.as_str(),
+                        "emailVerified": email_verified,
+                    })),
+            )
+            .await?;
         }
-        match settings.registration.mode {
-            RegistrationMode::Closed => return Err(AuthError::RegistrationClosed),
-            RegistrationMode::InvitationOnly => return Err(AuthError::InvitationRequired),
-            RegistrationMode::Open if !settings.registration.domain_allowed(&email) => {
-                return Err(AuthError::EmailDomainNotAllowed);
-            }
-            RegistrationMode::Open => {}
-        }
-        check_tenant_password(&settings, password, &email)?;
-        let hash = self.hasher.hash(password).await?;
-        match insert_user(
-            self,
-            tenant,
-            &email,
-            display_name,
-            &hash,
-            Role::Viewer,
-            false,
-        )
-        .await?
-        {
-            Some(user) => Ok(SelfRegistration::Created(user)),
-            None => {
-                let existing = self
-                    .find_by_email(tenant, &email)
-                    .await?
-                    .ok_or_else(|| AuthError::Conflict("e-mail already registered".into()))?;
-                crate::audit::record(
-                    &self.pool,
-                    tenant,
-                    AuditEvent::new("register", "existing_address").user(Some(existing.id)),
-                )
-                .await?;
-                Ok(SelfRegistration::Existing(existing.id))
-            }
-        }
-    }
+        Ok(user)
+    })
+    .await
 }

@@ -5,9 +5,9 @@
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use rampart_auth::accounts::LoginOutcome;
+use rampart_auth::accounts::SelfRegistration;
 use rampart_auth::audit::AuditEvent;
 use rampart_auth::audit_query::AuditFilter;
-use rampart_auth::tenant_policy::SelfRegistration;
 use rampart_auth::{AuthError, Permission, Role, authorize};
 use serde_json::json;
 

@@ -40,7 +40,7 @@ pub struct TenancyConfig {
     /// within this time.
     pub settings_cache_ttl_ms: u64,
     /// The platform's limits on tenant settings.
-    pub settings_bounds: crate::SettingsBounds,
+    pub settings_bounds: SettingsBounds,
 }
 
 impl Default for TenancyConfig {
@@ -58,7 +58,7 @@ impl Default for TenancyConfig {
             default_retention_days: 30,
             default_feature_flags: BTreeMap::new(),
             settings_cache_ttl_ms: 2_000,
-            settings_bounds: crate::SettingsBounds::default(),
+            settings_bounds: SettingsBounds::default(),
         }
     }
 }
@@ -126,5 +126,42 @@ mod tests {
             "postgres://u:***@h:5/db"
         );
         assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}
+
+/// The platform's limits on tenant settings (`[database.settings_bounds]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SettingsBounds {
+    /// Shortest session lifetime.
+    pub session_lifetime_min_secs: u64,
+    /// Longest session lifetime.
+    pub session_lifetime_max_secs: u64,
+    /// Shortest refresh token lifetime.
+    pub refresh_lifetime_min_secs: u64,
+    /// Longest refresh token lifetime.
+    pub refresh_lifetime_max_secs: u64,
+    /// Longest refresh grace.
+    pub refresh_grace_max_secs: u64,
+    /// Smallest minimum password length a tenant may set.
+    pub password_min_length_min: u32,
+    /// Largest minimum password length a tenant may set.
+    pub password_min_length_max: u32,
+    /// Most e-mail domains in the registration allow-list.
+    pub max_allowed_domains: usize,
+}
+
+impl Default for SettingsBounds {
+    fn default() -> Self {
+        Self {
+            session_lifetime_min_secs: 5 * 60,
+            session_lifetime_max_secs: 30 * 24 * 3600,
+            refresh_lifetime_min_secs: 5 * 60,
+            refresh_lifetime_max_secs: 90 * 24 * 3600,
+            refresh_grace_max_secs: 60,
+            password_min_length_min: 12,
+            password_min_length_max: 128,
+            max_allowed_domains: 100,
+        }
     }
 }

@@ -103,6 +103,7 @@ mod provision;
 pub use provision::ProvisionOptions;
 mod schema;
 mod settings;
+mod settings_model;
 mod slug;
 mod tenant_settings;
 mod usage;
@@ -112,17 +113,16 @@ pub use backup::{
     BACKUP_FORMAT_VERSION, BackupManifest, BackupSequence, BackupTable, ExportReport,
     RestoreOptions, RestoreReport, read_backup_manifest,
 };
-pub use config::TenancyConfig;
+pub use config::{SettingsBounds, TenancyConfig};
 pub use error::{TenancyError, is_connection_lost, is_permission_denied};
 pub use lifecycle::TenantEvent;
 pub use migrate::{MigrationOutcome, MigrationProgress, MigrationReport};
 pub use migrations::{MigrationSet, TemplateMigration};
 pub use pool::{Tenant, TenantPool, TenantStatus};
-pub use slug::TenantSlug;
-pub use tenant_settings::{
-    PasswordPolicy, RegistrationMode, RegistrationPolicy, SettingsBounds, TenantSettings,
-    UpstreamLinking,
+pub use settings_model::{
+    PasswordPolicy, RegistrationMode, RegistrationPolicy, TenantSettings, UpstreamLinking,
 };
+pub use slug::TenantSlug;
 pub use usage::{TableUsage, TenantHealth, TenantUsage};
 
 /// Re-exported so users name the same connection type as this crate.

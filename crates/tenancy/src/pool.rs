@@ -149,7 +149,8 @@ pub(crate) struct Inner {
     /// concurrent misses for one tenant share one registry read.
     cache: moka::future::Cache<String, Arc<Tenant>>,
     /// Typed settings by slug, for `settings_cache_ttl_ms`.
-    pub(crate) settings_cache: moka::future::Cache<String, Arc<crate::TenantSettings>>,
+    pub(crate) settings_cache:
+        moka::future::Cache<String, Arc<crate::settings_model::TenantSettings>>,
     /// Checkouts since the last flush to `platform.tenant_usage`.
     checkouts: RwLock<HashMap<Uuid, Arc<AtomicU64>>>,
 }

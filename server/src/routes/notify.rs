@@ -19,7 +19,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use rampart_auth::ClientContext;
-use rampart_auth::tenant_policy::SelfRegistration;
+use rampart_auth::accounts::SelfRegistration;
 use rampart_notify::{NewPriceAlert, Notifier};
 use serde::Deserialize;
 use uuid::Uuid;
