@@ -1016,10 +1016,12 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
     assert_eq!(c["symbols"], json!(["AAPL", "IBM", "MSFT"]));
     assert!(c["observations"].as_u64().unwrap() >= 50, "{c}");
     let m: Vec<Vec<f64>> = serde_json::from_value(c["matrix"].clone()).unwrap();
-    for i in 0..3 {
-        assert!((m[i][i] - 1.0).abs() < 1e-12);
-        for j in 0..3 {
-            assert!((m[i][j] - m[j][i]).abs() < 1e-12 && m[i][j].abs() <= 1.0 + 1e-12);
+    assert_eq!(m.len(), 3);
+    for (i, row) in m.iter().enumerate() {
+        assert_eq!(row.len(), 3);
+        assert!((row[i] - 1.0).abs() < 1e-12);
+        for (j, v) in row.iter().enumerate() {
+            assert!((v - m[j][i]).abs() < 1e-12 && v.abs() <= 1.0 + 1e-12);
         }
     }
 

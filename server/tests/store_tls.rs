@@ -62,7 +62,7 @@ async fn the_server_runs_on_postgres_verify_full_and_rediss() {
     assert!(tls.encrypted >= 1);
 
     // The server's Redis client (rediss://, client certificate) answers.
-    let ready = rampart_server::readiness::probe(&env.state).await;
+    let ready = env.state.ready_report().await;
     assert!(ready.redis.configured && ready.redis.ok, "{ready:?}");
     assert!(ready.postgres.ok, "{ready:?}");
 }

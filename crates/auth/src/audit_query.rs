@@ -148,7 +148,7 @@ impl AuditService {
             first_broken,
         } = check_links(prev, &span)?;
         let verification = RangeVerification {
-            from_id: span.iter().next().map(|r| r.id),
+            from_id: span.as_slice().first().map(|r| r.id),
             to_id: span.iter().next_back().map(|r| r.id),
             rows: n,
             first_broken,

@@ -482,10 +482,13 @@ pub struct Verdict {
 /// its own. A full table first drops replenished keys (the same as absent
 /// ones), then the keys closest to replenishment (the smallest TATs: least
 /// state lost, while throttled keys, whose TATs lie furthest ahead, stay).
+/// Theoretical arrival times (µs since the limiter's epoch) by key.
+type TatTable = HashMap<String, u64>;
+
 struct MemoryLimiter {
     epoch: Instant,
     max_keys: usize,
-    tables: Mutex<HashMap<(&'static str, Quota), HashMap<String, u64>>>,
+    tables: Mutex<HashMap<(&'static str, Quota), TatTable>>,
 }
 
 impl MemoryLimiter {
