@@ -244,8 +244,22 @@ fn portfolio_fields() -> Value {
 fn request_body(method: &str, path: &str) -> Option<(&'static str, Value)> {
     const T: &str = "/api/v1/t/{tenant}";
     let json = |schema: Value| Some(("application/json", schema));
-    let rest = path.strip_prefix(T)?;
+    // The operator's copies of tenant routes take the same bodies.
+    let rest = path
+        .strip_prefix(T)
+        .or_else(|| path.strip_prefix("/admin/t/{tenant}"))
+        .or_else(|| path.strip_prefix("/admin/tenants/{slug}"))?;
     match (method, rest) {
+        // A JSON merge patch (RFC 7396) of the tenant settings.
+        ("patch", "/settings") => json(json!({"type": "object"})),
+        ("patch", "/clients/{client_id}") => json(object(
+            &[],
+            json!({
+                "name": {"type": ["string", "null"]},
+                "redirectUris": {"type": ["array", "null"], "items": {"type": "string"}},
+                "allowedScopes": {"type": ["array", "null"], "items": {"type": "string"}}
+            }),
+        )),
         ("put", "/portfolios/{id}/positions.csv") | ("post", "/admin/members/import/preview") => {
             Some(("text/csv", json!({"type": "string"})))
         }
@@ -466,6 +480,9 @@ fn common_errors(path: &str, secured: bool, has_body: bool) -> Vec<(&'static str
         "/performance.csv",
         "/charts/equity.svg",
         "/charts/returns.svg",
+        "/correlation",
+        "/monte-carlo",
+        "/charts/fan.svg",
     ]
     .iter()
     .any(|suffix| path.ends_with(suffix))

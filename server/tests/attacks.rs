@@ -515,6 +515,9 @@ fn routes() -> Vec<Route> {
             "/api/v1/t/{tenant}/portfolios/{id}/charts/returns.svg",
         )
         .params(PF),
+        r("get", "/api/v1/t/{tenant}/portfolios/{id}/correlation").params(PF),
+        r("get", "/api/v1/t/{tenant}/portfolios/{id}/monte-carlo").params(PF),
+        r("get", "/api/v1/t/{tenant}/portfolios/{id}/charts/fan.svg").params(PF),
         r("get", "/api/v1/t/{tenant}/portfolios/{id}/stream").params(PF),
         // users
         r("get", "/api/v1/t/{tenant}/me/profile"),

@@ -101,6 +101,24 @@ async fn upstream_response(auth: &AuthServer, name: &str) -> (HashMap<String, St
     (back.query_pairs().into_owned().collect(), start.pending)
 }
 
+/// Sets `users.email_verified` for `email` in tenant `acme`.
+async fn set_email_verified(env: &crate::common::Env, email: &str, verified: bool) {
+    env.state
+        .tenants
+        .with_tenant("acme", async |conn| {
+            diesel_async::RunQueryDsl::execute(
+                diesel::sql_query("UPDATE users SET email_verified = $1 WHERE email = $2")
+                    .bind::<diesel::sql_types::Bool, _>(verified)
+                    .bind::<diesel::sql_types::Text, _>(email),
+                conn,
+            )
+            .await
+            .map_err(rampart_tenancy::TenancyError::from)
+        })
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_email_links_only_to_a_verified_local_account() {
     let idp = rampart_testkit::oidc_provider().unwrap();
@@ -119,6 +137,9 @@ async fn upstream_email_links_only_to_a_verified_local_account() {
         )
         .await
         .unwrap();
+    // register() is the operator's path and counts as verified; the
+    // squatter's self-made account never proved the address.
+    set_email_verified(&env, "victim@upstream.example", false).await;
     let (q, pending) = upstream_response(&auth, "victim").await;
     let r = auth
         .complete_login(
@@ -133,20 +154,7 @@ async fn upstream_email_links_only_to_a_verified_local_account() {
         .await;
     assert!(matches!(r, Err(AuthError::LinkRefused(_))), "{r:?}");
     // Once the local address is verified, the identity links to it.
-    env.state
-        .tenants
-        .with_tenant("acme", async |conn| {
-            diesel_async::RunQueryDsl::execute(
-                diesel::sql_query(
-                    "UPDATE users SET email_verified = true WHERE email = 'victim@upstream.example'",
-                ),
-                conn,
-            )
-            .await
-            .map_err(rampart_tenancy::TenancyError::from)
-        })
-        .await
-        .unwrap();
+    set_email_verified(&env, "victim@upstream.example", true).await;
     let (q, pending) = upstream_response(&auth, "victim").await;
     let done = auth
         .complete_login(

@@ -4,14 +4,14 @@
 //! [`Coalescer`] (single flight). The circuit breaker lives in
 //! [`crate::breaker`].
 
-use std::convert::Infallible;
+use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::marker::PhantomData;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures::future::{BoxFuture, FutureExt, Shared};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -293,15 +293,19 @@ impl CallTimeout {
 /// Nothing is kept once the execution finishes, so later requests start a new
 /// one (coalescing, not caching).
 ///
-/// Built on moka's `try_get_with`, which runs one initialization per key
-/// and hands its error to every caller waiting on it, caching only `Ok`
-/// values: each execution ends as `Err(output)`, so every caller gets the
-/// output and nothing is cached. If the request running the execution is
-/// dropped, a waiting one starts it again.
+/// Built on `futures`' [`Shared`]: the first caller's future is shared, every
+/// concurrent caller polls the same one, and whoever polls it drives it, so
+/// a dropped first caller does not strand the others. When the last caller
+/// leaves (finished or cancelled) the entry is removed.
 pub struct Coalescer<K, T> {
-    inflight: moka::future::Cache<K, Infallible>,
+    inflight: Mutex<HashMap<K, Flight<T>>>,
+    next_id: AtomicU64,
     joined: AtomicU64,
-    output: PhantomData<fn() -> T>,
+}
+
+struct Flight<T> {
+    id: u64,
+    future: Shared<BoxFuture<'static, T>>,
 }
 
 impl<K, T> std::fmt::Debug for Coalescer<K, T> {
@@ -314,7 +318,7 @@ impl<K, T> std::fmt::Debug for Coalescer<K, T> {
 
 impl<K, T> Default for Coalescer<K, T>
 where
-    K: Eq + Hash + Send + Sync + 'static,
+    K: Eq + Hash + Clone + Send + Sync + 'static,
     T: Clone + Send + Sync + 'static,
 {
     fn default() -> Self {
@@ -322,17 +326,44 @@ where
     }
 }
 
+/// Removes a flight's entry when its last caller leaves, finished or not.
+/// It owns this caller's handle, so while it runs the handle still counts.
+struct Leave<'a, K: Eq + Hash, T> {
+    inflight: &'a Mutex<HashMap<K, Flight<T>>>,
+    key: Option<K>,
+    id: u64,
+    future: Shared<BoxFuture<'static, T>>,
+}
+
+impl<K: Eq + Hash, T> Drop for Leave<'_, K, T> {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else { return };
+        let mut map = self
+            .inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last = map.get(&key).is_some_and(|flight| {
+            // Finished, or only the map's handle and ours are left.
+            flight.id == self.id
+                && (self.future.peek().is_some() || self.future.strong_count().unwrap_or(0) <= 2)
+        });
+        if last {
+            map.remove(&key);
+        }
+    }
+}
+
 impl<K, T> Coalescer<K, T>
 where
-    K: Eq + Hash + Send + Sync + 'static,
+    K: Eq + Hash + Clone + Send + Sync + 'static,
     T: Clone + Send + Sync + 'static,
 {
     /// An empty coalescer.
     pub fn new() -> Self {
         Self {
-            inflight: moka::future::Cache::builder().build(),
+            inflight: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
             joined: AtomicU64::new(0),
-            output: PhantomData,
         }
     }
 
@@ -346,21 +377,40 @@ where
     pub async fn run<F, Fut>(&self, key: K, make: F) -> (T, bool)
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = T>,
+        Fut: Future<Output = T> + Send + 'static,
     {
-        let mut ran = false;
-        let flight = async {
-            ran = true;
-            Err::<Infallible, T>(make().await)
+        let (future, id, joined) = {
+            let mut map = self
+                .inflight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match map.get(&key) {
+                Some(flight) => (flight.future.clone(), flight.id, true),
+                None => {
+                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    let future = make().boxed().shared();
+                    map.insert(
+                        key.clone(),
+                        Flight {
+                            id,
+                            future: future.clone(),
+                        },
+                    );
+                    (future, id, false)
+                }
+            }
         };
-        let output = match self.inflight.try_get_with(key, flight).await {
-            Err(shared) => T::clone(&shared),
-            Ok(never) => match never {},
-        };
-        let joined = !ran;
         if joined {
             self.joined.fetch_add(1, Ordering::Relaxed);
         }
+        let mut leave = Leave {
+            inflight: &self.inflight,
+            key: Some(key),
+            id,
+            future,
+        };
+        let output = (&mut leave.future).await;
+        drop(leave);
         (output, joined)
     }
 }

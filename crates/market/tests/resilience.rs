@@ -300,3 +300,49 @@ async fn coalescer_runs_once_for_concurrent_callers() {
         .await;
     assert_eq!((v, joined), (1, false));
 }
+
+#[tokio::test]
+async fn coalescer_survives_a_cancelled_first_caller_and_forgets_abandoned_flights() {
+    let coalescer = Arc::new(Coalescer::<String, u64>::new());
+    let runs = Arc::new(AtomicUsize::new(0));
+    let flight = |runs: Arc<AtomicUsize>| {
+        move || async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            7
+        }
+    };
+    // The first caller starts the flight and is cancelled; the second, who
+    // joined it, still gets the output from the same single run.
+    let first = {
+        let c = Arc::clone(&coalescer);
+        let f = flight(Arc::clone(&runs));
+        tokio::spawn(async move { c.run("MSFT".to_owned(), f).await })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let second = {
+        let c = Arc::clone(&coalescer);
+        let f = flight(Arc::clone(&runs));
+        tokio::spawn(async move { c.run("MSFT".to_owned(), f).await })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    assert_eq!(second.await.unwrap(), (7, true));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+    // A flight whose every caller left is dropped, not resumed half-done.
+    let c = Arc::clone(&coalescer);
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(20),
+        c.run("MSFT".to_owned(), flight(Arc::clone(&runs))),
+    )
+    .await;
+    assert!(abandoned.is_err());
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    let (v, joined) = coalescer
+        .run("MSFT".to_owned(), flight(Arc::clone(&runs)))
+        .await;
+    assert_eq!((v, joined), (7, false));
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+}

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rampart_auth::accounts::LoginOutcome;
+use rampart_auth::accounts::{LoginOutcome, SelfRegistration};
 use rampart_auth::{
     AuthConfig, AuthServer, ClientContext, KeyEncryptionKey, KeyRing, MemoryKeyStore, Role,
     RotationPolicy,
@@ -146,11 +146,25 @@ fn ctx(ip: &str, ua: &str) -> ClientContext {
 async fn verification_link_sets_email_verified_once() {
     let e = env().await;
     let email = unique_email("ada");
-    let user = e
-        .auth
-        .register("acme", &email, "Ada", "correct horse battery", Role::Viewer)
+    // Self-service sign-up makes an unverified account (register() is the
+    // operator's path and counts as verified).
+    e.pool
+        .update_tenant_settings(
+            "acme",
+            &serde_json::json!({"registration": {"mode": "open"}}),
+        )
         .await
         .unwrap();
+    let user = match e
+        .auth
+        .accounts()
+        .self_register("acme", &email, "Ada", "correct horse battery")
+        .await
+        .unwrap()
+    {
+        SelfRegistration::Created(user) => user,
+        other => panic!("{other:?}"),
+    };
     assert!(e.notifier.send_verification("acme", user.id).await.unwrap());
     let mails = wait_for_mail(&email, 1).await;
     assert_eq!(mails[0].0, "Confirm your e-mail address");
