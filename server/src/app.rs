@@ -32,7 +32,16 @@ fn configure_common(cfg: &mut web::ServiceConfig, config: &ServerConfig) {
 fn cors(config: &ServerConfig) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        // `X-API-Key` is a credential header of its own; `traceparent` and
+        // `tracestate` carry the caller's trace (W3C Trace Context).
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::HeaderName::from_static("x-api-key"),
+            header::HeaderName::from_static("traceparent"),
+            header::HeaderName::from_static("tracestate"),
+        ])
         .expose_headers([
             "x-request-id",
             "retry-after",

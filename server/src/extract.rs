@@ -57,6 +57,7 @@ pub mod perm {
         AnalyticsRead,
         UsersManage,
         AuditRead,
+        ApiKeysManage,
         TenantAdmin,
     );
 }

@@ -48,6 +48,8 @@ use utoipa::OpenApi;
         crate::routes::account::create_api_key,
         crate::routes::account::list_api_keys,
         crate::routes::account::revoke_api_key,
+        crate::routes::account::tenant_api_keys,
+        crate::routes::account::revoke_tenant_api_key,
         crate::routes::members::list_members,
         crate::routes::members::upsert_member,
         crate::routes::members::preview_import,

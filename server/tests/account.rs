@@ -4,7 +4,7 @@
 //! and the refusals (no token, another tenant's token, wrong and reused codes).
 
 use rampart_auth::accounts::LoginOutcome;
-use rampart_auth::{ClientContext, Role};
+use rampart_auth::{ClientContext, Permission, Role, authorize};
 use rampart_server::app::AppState;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -247,15 +247,44 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
         1
     );
 
-    // API keys: only for api_user accounts.
+    // API keys: any user, with scopes within the role only.
     api.expect(
         403,
         Method::POST,
         "/api/v1/t/acme/account/api-keys",
         Some(&ada_token),
-        Some(json!({"name": "k", "scopes": ["market:read"]})),
+        Some(json!({"name": "k", "scopes": ["market:read", "users:manage"]})),
     )
     .await;
+    api.expect(
+        400,
+        Method::POST,
+        "/api/v1/t/acme/account/api-keys",
+        Some(&ada_token),
+        Some(json!({"name": "k", "scopes": []})),
+    )
+    .await;
+    let body = api
+        .expect(
+            201,
+            Method::POST,
+            "/api/v1/t/acme/account/api-keys",
+            Some(&ada_token),
+            Some(json!({"name": "laptop", "scopes": ["market:read", "portfolio:write"]})),
+        )
+        .await;
+    let ada_key = body["data"]["key"].as_str().unwrap().to_owned();
+    let p = auth.authenticate_api_key("acme", &ada_key).await.unwrap();
+    assert_eq!((p.user_id, p.role), (Some(ada.id), Role::Trader));
+    assert!(authorize(&p, Permission::PortfolioWrite).is_ok());
+    assert!(authorize(&p, Permission::PortfolioRead).is_err());
+    // The owner's role bounds the key on every use: a trader turned viewer
+    // keeps no write access through an older key.
+    auth.set_role("acme", ada.id, Role::Viewer).await.unwrap();
+    let p = auth.authenticate_api_key("acme", &ada_key).await.unwrap();
+    assert!(authorize(&p, Permission::PortfolioWrite).is_err());
+    assert!(authorize(&p, Permission::MarketRead).is_ok());
+    auth.set_role("acme", ada.id, Role::Trader).await.unwrap();
     let bot_token = token(&state, "acme", bot.id, Role::ApiUser, None).await;
     let bot2_token = token(&state, "acme", bot2.id, Role::ApiUser, None).await;
     api.expect(

@@ -403,11 +403,13 @@ fn routes() -> Vec<Route> {
         r("post", "/api/v1/t/{tenant}/account/logout"),
         r("post", "/api/v1/t/{tenant}/account/api-keys")
             .api_user()
-            .body(|_| Body::Json(json!({"name": "stolen"}))),
+            .body(|_| Body::Json(json!({"name": "stolen", "scopes": ["portfolio:read"]}))),
         r("get", "/api/v1/t/{tenant}/account/api-keys").api_user(),
         r("delete", "/api/v1/t/{tenant}/account/api-keys/{prefix}")
             .api_user()
             .params(&[("prefix", Slot::ApiKey)]),
+        r("get", "/api/v1/t/{tenant}/api-keys"),
+        r("delete", "/api/v1/t/{tenant}/api-keys/{prefix}").params(&[("prefix", Slot::ApiKey)]),
         // invitations
         r("get", "/api/v1/t/{tenant}/invitations"),
         r("post", "/api/v1/t/{tenant}/invitations")
@@ -792,7 +794,7 @@ async fn world(env: &Env) -> World {
         Method::POST,
         &format!("/api/v1/t/{B}/account/api-keys"),
         &b_api_user,
-        Some(json!({"name": "b-key"})),
+        Some(json!({"name": "b-key", "scopes": ["portfolio:read"]})),
     )
     .await;
     let versions = json_ok(

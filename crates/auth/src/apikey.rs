@@ -1,5 +1,6 @@
-//! API keys for `api_user` principals: shown once, stored as SHA-256,
-//! identified by a public prefix, with scopes and expiry.
+//! API keys: shown once, stored as SHA-256, identified by a public prefix,
+//! with scopes (never beyond the owner's role), expiry, last-used time and
+//! revocation that applies at once (every use reads the row).
 
 use chrono::{DateTime, Utc};
 use diesel::dsl::now;
@@ -49,6 +50,21 @@ pub struct ApiKeyInfo {
     pub expires_at: Option<DateTime<Utc>>,
     /// Revoked.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Last authenticated with.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A key carries permission scopes only, each granted by its owner's role
+/// (checked again on every use against the owner's role at that time).
+fn check_scopes_within_role(role: Role, scopes: &[String]) -> Result<(), AuthError> {
+    let granted: Vec<&str> = role.permissions().iter().map(|p| p.scope()).collect();
+    if let Some(beyond) = scopes.iter().find(|s| !granted.contains(&s.as_str())) {
+        return Err(AuthError::Forbidden(format!(
+            "scope {beyond} is beyond the role {}",
+            role.as_str()
+        )));
+    }
+    Ok(())
 }
 
 fn parse_key(key: &str) -> Option<(&str, &str)> {
@@ -57,7 +73,7 @@ fn parse_key(key: &str) -> Option<(&str, &str)> {
     (prefix.len() == 12 && !secret.is_empty() && secret.len() <= 128).then_some((prefix, secret))
 }
 
-/// API keys of `api_user` accounts: create, authenticate, list, revoke.
+/// API keys of a tenant's users: create, authenticate, list, revoke.
 #[derive(Clone)]
 pub struct ApiKeyService {
     pub(crate) pool: TenantPool,
@@ -70,7 +86,9 @@ impl std::fmt::Debug for ApiKeyService {
 }
 
 impl ApiKeyService {
-    /// Creates an API key for an `api_user` user.
+    /// Creates an API key for a user. `scopes` must be permission scopes
+    /// the user's role grants ([`AuthError::Forbidden`] otherwise); a key
+    /// used later is bounded by the owner's role at that time as well.
     pub async fn create_api_key(
         &self,
         tenant: &str,
@@ -83,16 +101,17 @@ impl ApiKeyService {
         if let Some(bad) = scopes.iter().find(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
             return Err(AuthError::InvalidScope(bad.clone()));
         }
+        if scopes.is_empty() {
+            return Err(AuthError::InvalidRequest(
+                "an API key needs at least one scope".into(),
+            ));
+        }
         let user = self
             .pool
             .with_tenant(tenant, async |conn| users::find(conn, user_id).await)
             .await?
             .ok_or_else(|| AuthError::NotFound("user".into()))?;
-        if user.role() != Role::ApiUser {
-            return Err(AuthError::InvalidRequest(
-                "API keys are for api_user accounts".into(),
-            ));
-        }
+        check_scopes_within_role(user.role(), scopes)?;
         let prefix: String = hex::encode(&sha256(random_secret(16).as_bytes())[..6]);
         let secret = random_secret(32);
         let tenant_id = tenant_id(&self.pool, tenant).await?;
@@ -177,6 +196,20 @@ impl ApiKeyService {
             role: Role::parse(&row.role).unwrap_or(Role::Viewer),
             scopes: Some(row.scopes),
         })
+    }
+
+    /// Every API key of the tenant, newest first (for its administrators).
+    pub async fn list_tenant_api_keys(&self, tenant: &str) -> Result<Vec<ApiKeyInfo>, AuthError> {
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let rows = api_keys::table
+                    .order(api_keys::created_at.desc())
+                    .select(ApiKeyInfo::as_select())
+                    .load(conn)
+                    .await?;
+                Ok::<_, AuthError>(rows)
+            })
+            .await
     }
 
     /// A user's API keys.

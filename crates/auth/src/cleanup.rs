@@ -53,7 +53,12 @@ impl CleanupService {
     /// sealed refresh successors once their grace window has passed.
     pub async fn cleanup_expired(&self, tenant: &str) -> Result<CleanupReport, AuthError> {
         let attempts_keep = self.config.rate_limit_window_secs.max(86_400);
-        let grace = i64::try_from(self.config.refresh_grace_secs).unwrap_or(0);
+        let settings = self.pool.tenant_settings(tenant).await?;
+        let grace = i64::try_from(crate::tenant_policy::effective_grace(
+            &self.config,
+            &settings,
+        ))
+        .unwrap_or(0);
         let skew =
             chrono::Duration::seconds(i64::try_from(self.config.clock_skew_secs).unwrap_or(60));
         self.pool

@@ -804,6 +804,7 @@ impl OAuthService {
         scope: &str,
         code_hash: Option<&[u8]>,
         auth_time: DateTime<Utc>,
+        idle_ttl_secs: u64,
     ) -> Result<String, AuthError> {
         let token = random_secret(32);
         let issued = Utc::now();
@@ -817,7 +818,7 @@ impl OAuthService {
                 refresh_tokens::scope.eq(scope),
                 refresh_tokens::auth_code_hash.eq(code_hash),
                 refresh_tokens::auth_time.eq(auth_time),
-                refresh_tokens::expires_at.eq(issued + ttl(self.config.refresh_token_ttl_secs)),
+                refresh_tokens::expires_at.eq(issued + ttl(idle_ttl_secs)),
                 refresh_tokens::family_expires_at
                     .eq(issued + ttl(self.config.refresh_family_ttl_secs)),
             ))
@@ -843,6 +844,11 @@ impl OAuthService {
             .ok_or_else(|| invalid_request("redirect_uri missing"))?;
         let code_hash = sha256(code.as_bytes());
         let tenant_id = tenant_id(&self.pool, tenant).await?;
+        let refresh_ttl_secs = self
+            .pool
+            .tenant_settings(tenant)
+            .await?
+            .refresh_lifetime_secs;
         self.pool
             .with_tenant(tenant, async |conn| {
                 let row: Option<CodeRow> = diesel::update(
@@ -940,6 +946,7 @@ impl OAuthService {
                             &row.scope,
                             Some(&code_hash),
                             row.auth_time,
+                            refresh_ttl_secs,
                         )
                         .await?,
                     )
@@ -992,8 +999,12 @@ impl OAuthService {
             .ok_or_else(|| invalid_request("refresh_token missing"))?;
         let hash = sha256(presented.as_bytes());
         let tenant_id = tenant_id(&self.pool, tenant).await?;
+        let config = crate::tenant_policy::tenant_config(
+            &self.config,
+            &*self.pool.tenant_settings(tenant).await?,
+        );
         let successor = random_secret(32);
-        let grace = i64::try_from(self.config.refresh_grace_secs).unwrap_or(0);
+        let grace = i64::try_from(config.refresh_grace_secs).unwrap_or(0);
         // The successor is kept (sealed) only for a grace-window retry.
         let sealed = if grace > 0 {
             Some(self.sealer.seal(successor.as_bytes())?)
@@ -1025,7 +1036,7 @@ impl OAuthService {
                 .bind::<SqlUuid, _>(Uuid::new_v4())
                 .bind::<Nullable<Text>, _>(&sealed)
                 .bind::<Bytea, _>(sha256(successor.as_bytes()))
-                .bind::<diesel::sql_types::Double, _>(self.config.refresh_token_ttl_secs as f64)
+                .bind::<diesel::sql_types::Double, _>(config.refresh_token_ttl_secs as f64)
                 .load(conn)
                 .await?;
                 let (row, token) = match rotated.into_iter().next() {

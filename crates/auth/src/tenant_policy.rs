@@ -49,11 +49,24 @@ pub(crate) fn login_refusal(
     None
 }
 
-/// The auth configuration with the tenant's lifetimes.
+/// The auth configuration with the tenant's lifetimes: its session and
+/// refresh (idle) lifetimes, and its refresh grace window when it sets one
+/// (0, the default, leaves the platform's `refresh_grace_secs`, itself 0).
 pub(crate) fn tenant_config(config: &AuthConfig, settings: &TenantSettings) -> AuthConfig {
     AuthConfig {
         session_ttl_secs: settings.session_lifetime_secs,
+        refresh_token_ttl_secs: settings.refresh_lifetime_secs,
+        refresh_grace_secs: effective_grace(config, settings),
         ..config.clone()
+    }
+}
+
+/// The refresh grace window of a tenant, in seconds.
+pub(crate) fn effective_grace(config: &AuthConfig, settings: &TenantSettings) -> u64 {
+    if settings.refresh_grace_seconds > 0 {
+        settings.refresh_grace_seconds
+    } else {
+        config.refresh_grace_secs
     }
 }
 

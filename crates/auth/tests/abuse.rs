@@ -480,6 +480,34 @@ async fn refresh_grace_when_on_is_once_and_only_while_the_successor_is_unused() 
     assert_reused(a, &rt3).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tenants_refresh_lifetime_and_grace_settings_apply() {
+    let s = server().await;
+    let a = &s.auth;
+    let (_, session) = setup(a, "acme").await;
+    a.pool()
+        .update_tenant_settings(
+            "acme",
+            &serde_json::json!({"refreshLifetimeSecs": 600, "refreshGraceSeconds": 10}),
+        )
+        .await
+        .unwrap();
+    // The grace window of the tenant, although the platform's is 0.
+    assert_eq!(a.config().refresh_grace_secs, 0);
+    let rt1 = fresh_family(a, &session).await;
+    let rt2 = refresh(a, &rt1).await.unwrap();
+    assert_eq!(refresh(a, &rt1).await.unwrap(), rt2);
+    assert_reused(a, &rt1).await;
+    // Every refresh token of the tenant idles out after its 600 s.
+    let longest = count(
+        &s.db_url,
+        "SELECT max(extract(epoch FROM expires_at - created_at))::bigint AS n \
+         FROM tenant_acme.refresh_tokens",
+    )
+    .await;
+    assert!((590..=600).contains(&longest), "{longest}");
+}
+
 // ----------------------------------------------------------------- item 18
 
 #[tokio::test(flavor = "multi_thread")]

@@ -436,11 +436,47 @@ async fn api_keys_shown_once_hashed_scoped_expiring() {
         .register("acme", "hu@example.com", "Hu", PASSWORD, Role::Trader)
         .await
         .unwrap();
-    assert!(
+    // No scope, or a scope beyond the owner's role, is refused.
+    assert!(matches!(
         a.create_api_key("acme", human.id, "x", &[], None, &ctx("x"))
-            .await
-            .is_err()
-    );
+            .await,
+        Err(AuthError::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        a.create_api_key(
+            "acme",
+            human.id,
+            "x",
+            &["tenant:admin".into()],
+            None,
+            &ctx("x")
+        )
+        .await,
+        Err(AuthError::Forbidden(_))
+    ));
+    assert!(matches!(
+        a.create_api_key("acme", bot.id, "x", &["openid".into()], None, &ctx("x"))
+            .await,
+        Err(AuthError::Forbidden(_))
+    ));
+    // A trader's key within the role works as the trader.
+    let human_key = a
+        .create_api_key(
+            "acme",
+            human.id,
+            "x",
+            &["portfolio:write".into()],
+            None,
+            &ctx("x"),
+        )
+        .await
+        .unwrap();
+    let p = a
+        .authenticate_api_key("acme", &human_key.key)
+        .await
+        .unwrap();
+    assert_eq!((p.user_id, p.role), (Some(human.id), Role::Trader));
+    assert!(authorize(&p, Permission::PortfolioWrite).is_ok());
     let key = a
         .create_api_key(
             "acme",
@@ -481,7 +517,7 @@ async fn api_keys_shown_once_hashed_scoped_expiring() {
             "acme",
             bot.id,
             "old",
-            &[],
+            &["market:read".into()],
             Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
             &ctx("x"),
         )

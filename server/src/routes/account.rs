@@ -1,17 +1,17 @@
 //! `/api/v1/t/{tenant}/account/…`: the caller's own account over the bearer
 //! API: change password, TOTP setup / confirm / disable, revoke the other
-//! sessions, API keys (for `api_user` accounts) and logout. The logic lives
+//! sessions, the caller's API keys (scopes within the role) and logout;
+//! a tenant's keys for its administrators (`apikeys:manage`). The logic lives
 //! in `rampart_auth::AuthServer`; secrets (TOTP seed, backup codes, API keys)
 //! are in the response once and never again.
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use rampart_auth::Role;
 use serde::Deserialize;
 
 use crate::api::{self, JsonObject};
 use crate::error::ApiError;
-use crate::extract::User;
+use crate::extract::{Caller, User, perm};
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -49,15 +49,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/api/v1/t/{tenant}/account/api-keys/{prefix}",
         web::delete().to(revoke_api_key),
     )
-    .route("/api/v1/t/{tenant}/account/logout", web::post().to(logout));
-}
-
-/// API keys belong to `api_user` accounts.
-fn api_user(user: &User) -> Result<(), ApiError> {
-    if user.principal.role != Role::ApiUser {
-        return Err(ApiError::forbidden("API keys are for api_user accounts"));
-    }
-    Ok(())
+    .route("/api/v1/t/{tenant}/account/logout", web::post().to(logout))
+    .route(
+        "/api/v1/t/{tenant}/api-keys",
+        web::get().to(tenant_api_keys),
+    )
+    .route(
+        "/api/v1/t/{tenant}/api-keys/{prefix}",
+        web::delete().to(revoke_tenant_api_key),
+    );
 }
 
 /// `POST …/account/password` body.
@@ -177,14 +177,14 @@ pub struct CreateApiKeyBody {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Creates an API key for the calling `api_user`; the key is shown once.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/account/api-keys", request_body = CreateApiKeyBody, responses((status = 201, description = "the key, shown once"), (status = 403, description = "not an api_user")))]
+/// Creates an API key for the caller; the key is shown once. Its scopes
+/// must be ones the caller's role grants.
+#[utoipa::path(post, path = "/api/v1/t/{tenant}/account/api-keys", request_body = CreateApiKeyBody, responses((status = 201, description = "the key, shown once"), (status = 403, description = "a scope beyond the caller's role")))]
 pub async fn create_api_key(
     user: User,
     state: web::Data<AppState>,
     body: JsonObject<CreateApiKeyBody>,
 ) -> Result<HttpResponse, ApiError> {
-    api_user(&user)?;
     if body.name.is_empty() || body.name.len() > 100 {
         return Err(ApiError::bad_request("name must be 1-100 characters"));
     }
@@ -208,13 +208,12 @@ pub async fn create_api_key(
     ))
 }
 
-/// The calling `api_user`'s API keys (no secrets).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/account/api-keys", responses((status = 200, description = "keys"), (status = 403, description = "not an api_user")))]
+/// The caller's API keys (no secrets).
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/account/api-keys", responses((status = 200, description = "keys")))]
 pub async fn list_api_keys(
     user: User,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    api_user(&user)?;
     let keys = state.auth.list_api_keys(&user.tenant, user.id).await?;
     Ok(api::ok(keys))
 }
@@ -226,14 +225,13 @@ pub struct KeyPath {
     pub prefix: String,
 }
 
-/// Revokes one of the calling `api_user`'s keys by its prefix.
+/// Revokes one of the caller's keys by its prefix.
 #[utoipa::path(delete, path = "/api/v1/t/{tenant}/account/api-keys/{prefix}", responses((status = 200, description = "revoked"), (status = 404, description = "not the caller's live key")))]
 pub async fn revoke_api_key(
     user: User,
     state: web::Data<AppState>,
     path: web::Path<KeyPath>,
 ) -> Result<HttpResponse, ApiError> {
-    api_user(&user)?;
     let prefix = path.prefix.as_str();
     // `revoke_api_key` goes by prefix alone: only the caller's own live keys.
     let owned = state
@@ -250,4 +248,34 @@ pub async fn revoke_api_key(
         .revoke_api_key(&user.tenant, prefix, &user.client)
         .await?;
     Ok(api::ok(serde_json::json!({"revoked": prefix})))
+}
+
+/// Every API key of the tenant with its owner, scopes, expiry, last use and
+/// revocation (no secrets), for its administrators.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/api-keys", responses((status = 200, description = "keys"), (status = 403, description = "needs apikeys:manage")))]
+pub async fn tenant_api_keys(
+    caller: Caller<perm::ApiKeysManage>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(api::ok(
+        state
+            .auth
+            .api_keys()
+            .list_tenant_api_keys(&caller.tenant)
+            .await?,
+    ))
+}
+
+/// Revokes any key of the tenant (effective on its next use).
+#[utoipa::path(delete, path = "/api/v1/t/{tenant}/api-keys/{prefix}", responses((status = 200, description = "revoked"), (status = 403, description = "needs apikeys:manage"), (status = 404, description = "no live key with this prefix")))]
+pub async fn revoke_tenant_api_key(
+    caller: Caller<perm::ApiKeysManage>,
+    state: web::Data<AppState>,
+    path: web::Path<KeyPath>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .auth
+        .revoke_api_key(&caller.tenant, &path.prefix, &caller.client)
+        .await?;
+    Ok(api::ok(serde_json::json!({"revoked": path.prefix})))
 }
