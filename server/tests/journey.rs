@@ -3,10 +3,12 @@
 //! administrator's e-mail (CLI), accept the invitation (the page the link
 //! opens), register a public client (CLI), sign in as the administrator
 //! (authorization code flow with PKCE), invite a trader (tenant API), the
-//! trader accepts (JSON) and signs in, then calls `/api/v1`.
+//! trader accepts (JSON) and signs in, then calls `/api/v1`; an API key of
+//! the trader reads the same data; the administrator sees and revokes the
+//! key, changes a setting and exports the audit log, in which every step
+//! above is found. Each refusal on the way is checked as well.
 //!
-//! [`Journey`] holds what the steps share; each step is a method, so later
-//! steps (API keys, settings, audit export) append to [`operators_first_day`].
+//! [`Journey`] holds what the steps share; each step is a method.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -77,6 +79,25 @@ fn printed_accept_url(stdout: &str) -> String {
         .unwrap_or_else(|| panic!("no accept URL printed: {stdout}"))
         .trim()
         .to_owned()
+}
+
+/// `METHOD path` with `Authorization: ApiKey KEY`: (status, JSON body).
+async fn with_key(
+    j: &Journey,
+    method: Method,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = client(&j.pki.ca.cert_pem(), None)
+        .request(method, format!("{}{path}", j.base()))
+        .header("authorization", format!("ApiKey {key}"));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let res = r.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 /// The token of an accept URL (its last path segment).
@@ -247,7 +268,8 @@ shutdown_timeout_secs = 1
             "--redirect-uri",
             REDIRECT,
             "--scopes",
-            "openid offline_access users:manage portfolio:read",
+            "openid offline_access users:manage portfolio:read portfolio:write \
+             tenant:admin audit:read apikeys:manage",
         ]);
         assert!(out.contains(CLIENT) && out.contains("none"), "{out}");
         assert!(
@@ -330,7 +352,11 @@ async fn operators_first_day() {
 
     // 4. The administrator signs in (code flow with PKCE).
     let t = j
-        .sign_in(ADMIN, ADMIN_PASSWORD, "openid users:manage")
+        .sign_in(
+            ADMIN,
+            ADMIN_PASSWORD,
+            "openid users:manage tenant:admin audit:read apikeys:manage",
+        )
         .await;
     j.admin_token = t["access_token"].as_str().unwrap().to_owned();
 
@@ -365,7 +391,7 @@ async fn operators_first_day() {
         .sign_in(
             TRADER,
             TRADER_PASSWORD,
-            "openid offline_access portfolio:read",
+            "openid offline_access portfolio:read portfolio:write",
         )
         .await;
     assert!(t["refresh_token"].is_string(), "offline_access: {t}");
@@ -382,6 +408,176 @@ async fn operators_first_day() {
         .await;
     assert_eq!(me["data"]["user"]["email"], TRADER, "{me}");
     assert_eq!(me["data"]["user"]["role"], "trader", "{me}");
+
+    // 7. The trader makes a portfolio, then an API key of the trader reads
+    // the same data.
+    let api = j.api();
+    let portfolios = format!("/api/v1/t/{TENANT}/portfolios");
+    api.expect(
+        201,
+        Method::POST,
+        &portfolios,
+        Some(&j.trader_token),
+        Some(json!({"name": "Tess core"})),
+    )
+    .await;
+    let by_token = api
+        .expect(200, Method::GET, &portfolios, Some(&j.trader_token), None)
+        .await;
+    assert_eq!(
+        by_token["data"].as_array().map(Vec::len),
+        Some(1),
+        "{by_token}"
+    );
+    let keys = format!("/api/v1/t/{TENANT}/account/api-keys");
+    // Refused: a scope beyond the trader's role.
+    api.expect(
+        403,
+        Method::POST,
+        &keys,
+        Some(&j.trader_token),
+        Some(json!({"name": "too wide", "scopes": ["portfolio:read", "tenant:admin"]})),
+    )
+    .await;
+    let created = api
+        .expect(
+            201,
+            Method::POST,
+            &keys,
+            Some(&j.trader_token),
+            Some(json!({"name": "tess-laptop", "scopes": ["portfolio:read"]})),
+        )
+        .await;
+    let key = created["data"]["key"].as_str().unwrap().to_owned();
+    let prefix = created["data"]["prefix"].as_str().unwrap().to_owned();
+    let (status, by_key) = with_key(&j, Method::GET, &portfolios, &key, None).await;
+    assert_eq!(status, 200, "{by_key}");
+    assert_eq!(by_key["data"], by_token["data"]);
+    // Refused: beyond the key's own scopes, and the account routes.
+    let (status, body) = with_key(
+        &j,
+        Method::POST,
+        &portfolios,
+        &key,
+        Some(json!({"name": "by key"})),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = with_key(&j, Method::GET, &keys, &key, None).await;
+    assert_eq!(status, 403);
+
+    // 8. The administrator sees the key (last used just now) and revokes
+    // it; the key is refused at once.
+    let tenant_keys = api
+        .expect(
+            200,
+            Method::GET,
+            &format!("/api/v1/t/{TENANT}/api-keys"),
+            Some(&j.admin_token),
+            None,
+        )
+        .await;
+    let listed = tenant_keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["prefix"] == prefix.as_str())
+        .unwrap_or_else(|| panic!("{tenant_keys}"));
+    assert_eq!(listed["name"], "tess-laptop");
+    assert!(listed["last_used_at"].is_string(), "{listed}");
+    assert!(!tenant_keys.to_string().contains(&key), "never the secret");
+    api.expect(
+        403,
+        Method::GET,
+        &format!("/api/v1/t/{TENANT}/api-keys"),
+        Some(&j.trader_token),
+        None,
+    )
+    .await;
+    api.expect(
+        200,
+        Method::DELETE,
+        &format!("/api/v1/t/{TENANT}/api-keys/{prefix}"),
+        Some(&j.admin_token),
+        None,
+    )
+    .await;
+    let (status, _) = with_key(&j, Method::GET, &portfolios, &key, None).await;
+    assert_eq!(status, 401, "a revoked key");
+
+    // 9. The administrator changes a setting; one outside the platform's
+    // bounds is refused and changes nothing.
+    let settings = format!("/api/v1/t/{TENANT}/settings");
+    let changed = api
+        .expect(
+            200,
+            Method::PATCH,
+            &settings,
+            Some(&j.admin_token),
+            Some(json!({"sessionLifetimeSecs": 86_400})),
+        )
+        .await;
+    assert_eq!(changed["data"]["sessionLifetimeSecs"], 86_400);
+    let refused = api
+        .expect(
+            400,
+            Method::PATCH,
+            &settings,
+            Some(&j.admin_token),
+            Some(json!({"sessionLifetimeSecs": 1, "publicLeaderboard": true})),
+        )
+        .await;
+    assert_eq!(
+        refused["error"]["code"], "tenant_setting_invalid",
+        "{refused}"
+    );
+    let now = api
+        .expect(200, Method::GET, &settings, Some(&j.admin_token), None)
+        .await;
+    assert_eq!(now["data"]["sessionLifetimeSecs"], 86_400);
+    assert_eq!(now["data"]["publicLeaderboard"], false);
+    api.expect(
+        403,
+        Method::PATCH,
+        &settings,
+        Some(&j.trader_token),
+        Some(json!({"publicLeaderboard": true})),
+    )
+    .await;
+
+    // 10. The administrator exports the audit log: every step above is in
+    // it, the export included; the trader may not read it.
+    let audit = format!("/api/v1/t/{TENANT}/audit/export?format=jsonl");
+    api.expect(403, Method::GET, &audit, Some(&j.trader_token), None)
+        .await;
+    let (status, export) = api
+        .send(Method::GET, &audit, Some(&j.admin_token), None)
+        .await;
+    assert_eq!(status, 200, "{export}");
+    let rows: Vec<Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (last, rows) = rows.split_last().unwrap();
+    assert_eq!(last["verification"]["firstBroken"], Value::Null, "{export}");
+    let count = |action: &str| rows.iter().filter(|r| r["action"] == action).count();
+    for (action, at_least) in [
+        ("invitation_create", 2),
+        ("invitation_accept", 2),
+        ("client_register", 1),
+        ("login", 2),
+        ("token_issue", 2),
+        ("api_key_create", 1),
+        ("api_key_revoke", 1),
+        ("tenant_settings_update", 1),
+        ("audit_export", 1),
+    ] {
+        assert!(
+            count(action) >= at_least,
+            "{action}: {} in the export, want {at_least}:\n{export}",
+            count(action)
+        );
+    }
 
     // Refused: the same link again, and the trader managing invitations.
     let again = j
@@ -400,6 +596,58 @@ async fn operators_first_day() {
             403,
             Method::GET,
             &format!("/api/v1/t/{TENANT}/invitations"),
+            Some(&j.trader_token),
+            None,
+        )
+        .await;
+
+    // Refused: a client of another tenant at this tenant's authorization
+    // endpoint, and this tenant's token at the other tenant.
+    j.cli(&["tenants", "provision", "nebula", "--name", "Nebula"]);
+    j.cli(&[
+        "clients",
+        "create",
+        "--tenant",
+        "nebula",
+        "nebula-web",
+        "--name",
+        "Nebula web",
+        "--redirect-uri",
+        REDIRECT,
+        "--scopes",
+        "openid portfolio:read",
+    ]);
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(j.pki.ca.cert_pem().as_bytes()).unwrap(),
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let foreign = http
+        .get(format!("{}/t/{TENANT}/oauth/authorize", j.base()))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "nebula-web"),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+            ("state", "s1"),
+            (
+                "code_challenge",
+                &crate::common::challenge("a-verifier-of-enough-length-0123456789-abcdef"),
+            ),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 400, "never a redirect with a code");
+    assert!(foreign.headers().get("location").is_none());
+    j.api()
+        .expect(
+            401,
+            Method::GET,
+            "/api/v1/t/nebula/me",
             Some(&j.trader_token),
             None,
         )

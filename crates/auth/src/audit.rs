@@ -87,9 +87,45 @@ struct Canonical<'a> {
     detail: String,
 }
 
+/// The detail as hashed: compact JSON with every object's keys sorted, so
+/// the same value always prints the same whatever order the map keeps
+/// (serde_json's `preserve_order`, which another crate in a build may turn
+/// on, keeps insertion order; PostgreSQL's `jsonb` its own order).
 fn canonical_detail(detail: &serde_json::Value) -> String {
-    // serde_json maps are sorted: the same value always prints the same.
-    detail.to_string()
+    fn write(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                    out.push(':');
+                    if let Some(value) = map.get(k) {
+                        write(value, out);
+                    }
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(detail, &mut out);
+    out
 }
 
 fn row_hash(prev: &[u8], c: &Canonical<'_>) -> Result<Vec<u8>, AuthError> {
@@ -325,23 +361,37 @@ pub(crate) fn check_links(
     for row in rows {
         checked += 1;
         let stored_prev = row.prev_hash.clone().unwrap_or_default();
-        let detail = serde_json::from_str::<serde_json::Value>(&row.detail)
-            .map(|v| canonical_detail(&v))
-            .unwrap_or_else(|_| row.detail.clone());
-        let expected = row_hash(
-            &prev,
-            &Canonical {
-                tenant_id: row.tenant_id,
-                occurred_at_us: row.occurred_at.timestamp_micros(),
-                user_id: row.user_id,
-                actor: row.actor.as_deref(),
-                action: &row.action,
-                result: &row.result,
-                ip: row.ip.as_deref(),
-                user_agent: row.user_agent.as_deref(),
-                detail,
-            },
-        )?;
+        let parsed = serde_json::from_str::<serde_json::Value>(&row.detail);
+        let hash_with = |detail: String| {
+            row_hash(
+                &prev,
+                &Canonical {
+                    tenant_id: row.tenant_id,
+                    occurred_at_us: row.occurred_at.timestamp_micros(),
+                    user_id: row.user_id,
+                    actor: row.actor.as_deref(),
+                    action: &row.action,
+                    result: &row.result,
+                    ip: row.ip.as_deref(),
+                    user_agent: row.user_agent.as_deref(),
+                    detail,
+                },
+            )
+        };
+        let mut expected = hash_with(match &parsed {
+            Ok(v) => canonical_detail(v),
+            Err(_) => row.detail.clone(),
+        })?;
+        // Rows written before the keys were sorted hashed the detail in
+        // the order jsonb prints it: they still verify, as they did.
+        if row.row_hash.as_deref() != Some(expected.as_slice())
+            && let Ok(v) = &parsed
+        {
+            let legacy = hash_with(v.to_string())?;
+            if row.row_hash.as_deref() == Some(legacy.as_slice()) {
+                expected = legacy;
+            }
+        }
         if stored_prev != prev || row.row_hash.as_deref() != Some(expected.as_slice()) {
             return Ok(AuditVerification {
                 rows: checked,
@@ -354,4 +404,26 @@ pub(crate) fn check_links(
         rows: checked,
         first_broken: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_detail;
+
+    #[test]
+    fn the_hashed_detail_does_not_depend_on_key_order() {
+        // As written by the code, and as PostgreSQL's jsonb prints it back
+        // (shorter keys first, spaces).
+        let written =
+            serde_json::json!({"invitation": "x", "role": "admin", "n": [1, {"b": 2, "a": 1}]});
+        let from_jsonb: serde_json::Value = serde_json::from_str(
+            r#"{"n": [1, {"a": 1, "b": 2}], "role": "admin", "invitation": "x"}"#,
+        )
+        .unwrap_or_default();
+        assert_eq!(canonical_detail(&written), canonical_detail(&from_jsonb));
+        assert_eq!(
+            canonical_detail(&written),
+            r#"{"invitation":"x","n":[1,{"a":1,"b":2}],"role":"admin"}"#
+        );
+    }
 }

@@ -18,9 +18,9 @@
 //! formula (leading `=`, `+`, `-`, `@`, tab or carriage return) are
 //! prefixed with `'`.
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use rampart_auth::audit::AuditRecord;
+use rampart_auth::audit::{AuditEvent, AuditRecord};
 use rampart_auth::audit_query::{AuditFilter, RangeVerification};
 use serde::Deserialize;
 
@@ -161,6 +161,7 @@ async fn export_of(
     state: &AppState,
     tenant: &str,
     q: &AuditQuery,
+    by: AuditEvent,
 ) -> Result<HttpResponse, ApiError> {
     let csv = match q.format.as_deref().unwrap_or("jsonl") {
         "jsonl" => false,
@@ -172,10 +173,26 @@ async fn export_of(
             )));
         }
     };
+    // Who exported what is itself on the record (and in this export).
+    let filter = q.filter();
+    state
+        .auth
+        .audit(
+            tenant,
+            by.detail(serde_json::json!({
+                "format": if csv { "csv" } else { "jsonl" },
+                "from": filter.from,
+                "to": filter.to,
+                "actor": filter.actor,
+                "action": filter.action,
+                "result": filter.result,
+            })),
+        )
+        .await?;
     let (rows, truncated, verification) = state
         .auth
         .audit_trail()
-        .audit_export(tenant, &q.filter(), EXPORT_MAX_ROWS)
+        .audit_export(tenant, &filter, EXPORT_MAX_ROWS)
         .await?;
     let mut body = String::new();
     if csv {
@@ -234,7 +251,11 @@ pub async fn export(
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&caller)?;
-    export_of(&state, &caller.tenant, &q).await
+    let by = AuditEvent::new("audit_export", "success")
+        .user(caller.principal.user_id)
+        .actor(caller.actor())
+        .client(&caller.client);
+    export_of(&state, &caller.tenant, &q, by).await
 }
 
 /// A page of a tenant's audit log (operator).
@@ -251,12 +272,16 @@ pub async fn admin_list(
 /// A tenant's audit log export (operator).
 #[utoipa::path(get, path = "/admin/tenants/{slug}/audit/export", params(AuditQuery), responses((status = 200, description = "the rows and the chain verification")))]
 pub async fn admin_export(
-    _operator: Operator,
+    operator: Operator,
     state: web::Data<AppState>,
     slug: web::Path<String>,
     q: web::Query<AuditQuery>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    export_of(&state, &slug, &q).await
+    let by = AuditEvent::new("audit_export", "success")
+        .actor(operator.actor())
+        .client(&crate::extract::client_context(&req));
+    export_of(&state, &slug, &q, by).await
 }
 
 #[cfg(test)]
