@@ -219,6 +219,7 @@ async fn oauth_setup(
         code_challenge: Some(B64.encode(Sha256::digest(VERIFIER.as_bytes()))),
         code_challenge_method: Some("S256".into()),
         nonce: Some("n".into()),
+        ..Default::default()
     };
     let validated = a.validate_authorize("acme", &authorize).await.unwrap();
     let (info, _) = a

@@ -113,6 +113,8 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
                 // to get a refresh token.
                 "offline_access".into(),
                 "portfolio:read".into(),
+                // The user's own account (password, TOTP, API keys).
+                "account:manage".into(),
             ],
             auth_method: ClientAuthMethod::None,
             signing_alg: SigningAlg::ES256,

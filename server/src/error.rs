@@ -49,6 +49,9 @@ pub enum ErrorCode {
     InvalidToken,
     /// The route needs a token issued to a login session.
     SessionRequired,
+    /// The sign-in behind the token is too old for this account change:
+    /// sign in again (`prompt=login` or `max_age`).
+    ReauthenticationRequired,
     /// The route needs a user, not a machine client.
     UserRequired,
     /// The admin listener needs a client certificate.
@@ -140,6 +143,7 @@ impl ErrorCode {
             C::InvalidCredentials => "invalid_credentials",
             C::InvalidToken => "invalid_token",
             C::SessionRequired => "session_required",
+            C::ReauthenticationRequired => "reauthentication_required",
             C::UserRequired => "user_required",
             C::ClientCertificateRequired => "client_certificate_required",
             C::CsvRejected => "csv_rejected",

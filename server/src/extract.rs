@@ -59,6 +59,7 @@ pub mod perm {
         AuditRead,
         ApiKeysManage,
         TenantAdmin,
+        AccountManage,
     );
 }
 
@@ -245,6 +246,41 @@ impl<P: Requirement> Caller<P> {
             )
             .ok()?;
         Uuid::parse_str(verified.claims.sid.as_deref()?).ok()
+    }
+
+    /// When the user signed in for the token (`auth_time`), if it says.
+    pub fn auth_time(&self, state: &AppState) -> Option<i64> {
+        let auth = &state.auth;
+        auth.tokens()
+            .verify_access_token(
+                &self.token,
+                &auth.issuer(&self.tenant),
+                &auth.config().access_token_audience,
+            )
+            .ok()?
+            .claims
+            .auth_time
+    }
+
+    /// The sign-in behind the token is at most `reauth_max_age_secs` old,
+    /// or 403 `reauthentication_required` (sign in again with
+    /// `prompt=login` or `max_age`).
+    pub fn recently_authenticated(&self, state: &AppState) -> Result<(), ApiError> {
+        let max_age = state.auth.config().reauth_max_age_secs;
+        let age = self
+            .auth_time(state)
+            .map(|t| chrono::Utc::now().timestamp().saturating_sub(t));
+        match age {
+            Some(age) if age <= i64::try_from(max_age).unwrap_or(i64::MAX) => Ok(()),
+            _ => Err(ApiError::new(
+                actix_web::http::StatusCode::FORBIDDEN,
+                ErrorCode::ReauthenticationRequired,
+                format!(
+                    "this change needs a sign-in of the last {max_age} seconds: \
+                     authorize again with prompt=login or max_age={max_age}"
+                ),
+            )),
+        }
     }
 
     /// [`Caller::session_id`], or 403 `session_required`.

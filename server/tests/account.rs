@@ -22,7 +22,16 @@ async fn token(
     role: Role,
     session: Option<Uuid>,
 ) -> String {
-    mint_token_with(state, tenant, user, role, "web", "openid", session).await
+    mint_token_with(
+        state,
+        tenant,
+        user,
+        role,
+        "web",
+        "openid account:manage",
+        session,
+    )
+    .await
 }
 
 /// Session id and handle of a password login.
@@ -351,5 +360,151 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
             .iter()
             .all(|s| s.id != session_a)
     );
+    server.stop().await;
+}
+
+/// An access token for Ada with `scope`, signed in at `auth_time`.
+async fn token_signed_in_at(
+    state: &AppState,
+    user: Uuid,
+    session: Uuid,
+    scope: &str,
+    auth_time: Option<i64>,
+) -> String {
+    let auth = crate::common::auth(state);
+    let t = state.tenants.tenant("acme").await.unwrap();
+    auth.tokens()
+        .issue_access_token(&rampart_auth::AccessTokenRequest {
+            tenant_id: t.id,
+            issuer: auth.issuer("acme"),
+            audience: auth.config().access_token_audience.clone(),
+            subject: user.to_string(),
+            client_id: "web".into(),
+            scope: scope.into(),
+            roles: vec!["trader".into()],
+            session_id: Some(session),
+            auth_time,
+            alg: rampart_auth::SigningAlg::ES256,
+        })
+        .unwrap()
+        .0
+}
+
+#[tokio::test]
+async fn account_changes_need_the_account_scope_and_a_recent_sign_in() {
+    let pki = Pki::new();
+    let (server, state) = start(config(&pki).await).await;
+    let auth = crate::common::auth(&state);
+    state.tenants.provision("acme", "Acme").await.unwrap();
+    let ada = auth
+        .register("acme", "ada@example.com", "Ada", PASSWORD, Role::Trader)
+        .await
+        .unwrap();
+    let (session, _) = login(&state, "acme", "ada@example.com", PASSWORD).await;
+    let api = Api {
+        http: pki.client(None),
+        addr: server.public_addr,
+    };
+    let now = chrono::Utc::now().timestamp();
+    let key_body = json!({"name": "k", "scopes": ["portfolio:read"]});
+    let password_body =
+        json!({"current_password": PASSWORD, "new_password": "a-different-passphrase-9"});
+
+    // A token that did not ask for `account:manage` (e.g. `scope=openid`)
+    // manages nothing, however fresh its sign-in.
+    let narrow =
+        token_signed_in_at(&state, ada.id, session, "openid portfolio:read", Some(now)).await;
+    for (method, path, body) in [
+        (Method::POST, "/api/v1/t/acme/account/mfa/totp", None),
+        (
+            Method::POST,
+            "/api/v1/t/acme/account/api-keys",
+            Some(key_body.clone()),
+        ),
+        (Method::GET, "/api/v1/t/acme/account/api-keys", None),
+        (
+            Method::POST,
+            "/api/v1/t/acme/account/password",
+            Some(password_body.clone()),
+        ),
+        (
+            Method::POST,
+            "/api/v1/t/acme/account/sessions/revoke-others",
+            None,
+        ),
+    ] {
+        let (s, body) = api.call(method, path, Some(&narrow), body).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "forbidden", "{path}: {body}");
+    }
+
+    // With the scope but a sign-in older than `reauth_max_age_secs` (or
+    // none on record): the changes that take no password are refused
+    // until the user signs in again.
+    let max_age = auth.config().reauth_max_age_secs as i64;
+    for auth_time in [Some(now - max_age - 60), None] {
+        let stale =
+            token_signed_in_at(&state, ada.id, session, "openid account:manage", auth_time).await;
+        for (path, body) in [
+            ("/api/v1/t/acme/account/mfa/totp", None),
+            (
+                "/api/v1/t/acme/account/mfa/totp/confirm",
+                Some(json!({"code": "123456"})),
+            ),
+            (
+                "/api/v1/t/acme/account/mfa/totp/disable",
+                Some(json!({"code": "123456"})),
+            ),
+            ("/api/v1/t/acme/account/api-keys", Some(key_body.clone())),
+            ("/api/v1/t/acme/account/sessions/revoke-others", None),
+        ] {
+            let (s, body) = api.call(Method::POST, path, Some(&stale), body).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {body}");
+            assert_eq!(
+                body["error"]["code"], "reauthentication_required",
+                "{path}: {body}"
+            );
+        }
+        // Listing keys changes nothing: allowed.
+        let (s, _) = api
+            .call(
+                Method::GET,
+                "/api/v1/t/acme/account/api-keys",
+                Some(&stale),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    // The password change proves the user with the current password.
+    let stale = token_signed_in_at(
+        &state,
+        ada.id,
+        session,
+        "openid account:manage",
+        Some(now - max_age - 60),
+    )
+    .await;
+    let (s, body) = api
+        .call(
+            Method::POST,
+            "/api/v1/t/acme/account/password",
+            Some(&stale),
+            Some(password_body),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    // A fresh sign-in may.
+    let fresh =
+        token_signed_in_at(&state, ada.id, session, "openid account:manage", Some(now)).await;
+    let (s, body) = api
+        .call(
+            Method::POST,
+            "/api/v1/t/acme/account/mfa/totp",
+            Some(&fresh),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
     server.stop().await;
 }

@@ -32,8 +32,8 @@ pub const REDIRECT: &str = "https://app.example.com/cb";
 /// The PKCE verifier of RFC 7636's example.
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K9eSB5kbhGOrnxrTpwvrEUpBRP2LqGmmw";
 /// Every scope the tests' public client `web` may ask for.
-pub const CLIENT_SCOPES: &str =
-    "portfolio:read portfolio:write analytics:read market:read users:manage tenant:admin";
+pub const CLIENT_SCOPES: &str = "portfolio:read portfolio:write analytics:read market:read users:manage tenant:admin \
+     account:manage";
 
 // ------------------------------------------------------------ PKI and clients
 
@@ -496,7 +496,8 @@ pub async fn mint_token_with(
             scope: scope.into(),
             roles: vec![role.as_str().into()],
             session_id: session,
-            auth_time: None,
+            // As the token endpoint does: the user signed in just now.
+            auth_time: Some(chrono::Utc::now().timestamp()),
             alg: SigningAlg::ES256,
         })
         .unwrap()
@@ -589,6 +590,7 @@ pub async fn authorization_code(
                 code_challenge: Some(challenge(verifier)),
                 code_challenge_method: Some("S256".into()),
                 nonce: None,
+                ..Default::default()
             },
         )
         .await

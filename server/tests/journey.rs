@@ -269,7 +269,7 @@ shutdown_timeout_secs = 1
             REDIRECT,
             "--scopes",
             "openid offline_access users:manage portfolio:read portfolio:write \
-             tenant:admin audit:read apikeys:manage",
+             tenant:admin audit:read apikeys:manage account:manage",
         ]);
         assert!(out.contains(CLIENT) && out.contains("none"), "{out}");
         assert!(
@@ -391,7 +391,7 @@ async fn operators_first_day() {
         .sign_in(
             TRADER,
             TRADER_PASSWORD,
-            "openid offline_access portfolio:read portfolio:write",
+            "openid offline_access portfolio:read portfolio:write account:manage",
         )
         .await;
     assert!(t["refresh_token"].is_string(), "offline_access: {t}");

@@ -339,6 +339,45 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
     assert_eq!(q["iss"], auth.issuer("acme"));
     let code = q["code"].clone();
 
+    // OIDC prompt and max_age: `prompt=login` and a sign-in older than
+    // `max_age` show the sign-in page again (coming back without them),
+    // `max_age` the session meets issues a code, `prompt=none` without a
+    // session answers login_required at the client, an unknown prompt is
+    // an error there too.
+    let status_and_location = |query: String, with_session: bool| {
+        let mut req = b.get(&format!("{back}&{query}"));
+        if with_session {
+            req = req.header("cookie", cookie.clone().stripped().to_string());
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let location = r
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned());
+            (r.status(), location, r.text().await.unwrap())
+        }
+    };
+    let (status, _, page) = status_and_location("prompt=login".into(), true).await;
+    assert_eq!(status, StatusCode::OK, "the sign-in page");
+    assert_eq!(hidden(&page, "return_to"), return_to);
+    let (status, location, _) = status_and_location("max_age=3600".into(), true).await;
+    assert_eq!(status, StatusCode::FOUND);
+    assert!(location.unwrap().contains("code="));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, _, page) = status_and_location("max_age=0".into(), true).await;
+    assert_eq!(status, StatusCode::OK, "signed in more than 0 s ago");
+    assert_eq!(hidden(&page, "return_to"), return_to);
+    let (status, location, _) = status_and_location("prompt=none".into(), false).await;
+    assert_eq!(status, StatusCode::FOUND);
+    let location = location.unwrap();
+    assert!(location.starts_with(REDIRECT), "{location}");
+    assert_eq!(query_param(&location, "error"), "login_required");
+    assert_eq!(query_param(&location, "state"), "xyz");
+    let (status, location, _) = status_and_location("prompt=bogus".into(), true).await;
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(query_param(&location.unwrap(), "error"), "invalid_request");
+
     // 5. Token with a wrong verifier fails; the right one works.
     let r = b
         .post_form(

@@ -15,7 +15,7 @@ use rampart_tenancy::TenantPool;
 use crate::audit::{AuditEvent, append};
 use crate::context::{ClientContext, ct_eq, random_secret, sha256, tenant_id};
 use crate::error::AuthError;
-use crate::roles::{KNOWN_SCOPES, Principal, Role};
+use crate::roles::{KNOWN_SCOPES, Permission, Principal, Role};
 use crate::schema::api_keys;
 use crate::users;
 
@@ -57,7 +57,13 @@ pub struct ApiKeyInfo {
 /// A key carries permission scopes only, each granted by its owner's role
 /// (checked again on every use against the owner's role at that time).
 fn check_scopes_within_role(role: Role, scopes: &[String]) -> Result<(), AuthError> {
-    let granted: Vec<&str> = role.permissions().iter().map(|p| p.scope()).collect();
+    // Never `account:manage`: a key does not manage its owner's account.
+    let granted: Vec<&str> = role
+        .permissions()
+        .iter()
+        .filter(|p| **p != Permission::AccountManage)
+        .map(|p| p.scope())
+        .collect();
     if let Some(beyond) = scopes.iter().find(|s| !granted.contains(&s.as_str())) {
         return Err(AuthError::Forbidden(format!(
             "scope {beyond} is beyond the role {}",

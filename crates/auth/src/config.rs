@@ -31,6 +31,10 @@ pub struct AuthConfig {
     /// Okta's and Auth0's rotation defaults) turns it off: any reuse of a
     /// rotated refresh token revokes its family.
     pub refresh_grace_secs: u64,
+    /// How recent a sign-in must be (the token's `auth_time`) for account
+    /// changes that need no password: second factor, API keys, signing
+    /// out other sessions. Older: sign in again (`prompt=login`/`max_age`).
+    pub reauth_max_age_secs: u64,
     /// Authorization code lifetime.
     pub authorization_code_ttl_secs: u64,
     /// Tolerated clock skew when checking `exp`/`iat`.
@@ -91,6 +95,7 @@ impl Default for AuthConfig {
             refresh_token_ttl_secs: 7 * 24 * 3600,
             refresh_family_ttl_secs: 30 * 24 * 3600,
             refresh_grace_secs: 0,
+            reauth_max_age_secs: 15 * 60,
             authorization_code_ttl_secs: 60,
             clock_skew_secs: 60,
             key_rotation_secs: 30 * 24 * 3600,

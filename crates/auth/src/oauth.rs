@@ -146,6 +146,14 @@ pub struct AuthorizeRequest {
     pub code_challenge_method: Option<String>,
     /// OIDC nonce.
     pub nonce: Option<String>,
+    /// OIDC `prompt`: `none` (never show a page: `login_required` when not
+    /// signed in), `login` (sign in again), `consent`, `select_account`.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// OIDC `max_age`: sign in again when the session's sign-in is older
+    /// than this many seconds.
+    #[serde(default)]
+    pub max_age: Option<i64>,
 }
 
 /// A checked authorization request, ready for login and consent.
@@ -165,6 +173,39 @@ pub struct ValidatedAuthorize {
     pub code_challenge: String,
     /// Nonce.
     pub nonce: Option<String>,
+    /// `prompt=login`: a fresh sign-in, whatever session exists.
+    #[serde(default)]
+    pub prompt_login: bool,
+    /// `prompt=none`: no page at all.
+    #[serde(default)]
+    pub prompt_none: bool,
+    /// `max_age` in seconds.
+    #[serde(default)]
+    pub max_age: Option<i64>,
+}
+
+impl ValidatedAuthorize {
+    /// Whether a session signed in at `auth_time` must sign in again.
+    pub fn needs_login(&self, auth_time: DateTime<Utc>) -> bool {
+        self.prompt_login
+            || self
+                .max_age
+                .is_some_and(|max| (Utc::now() - auth_time).num_seconds() > max)
+    }
+
+    /// The redirect that answers `prompt=none` without a usable session
+    /// (OIDC Core 3.1.2.6: `login_required`).
+    pub fn login_required(&self, issuer: &str) -> String {
+        let mut params = vec![
+            ("error", "login_required"),
+            ("error_description", "the user must sign in"),
+            ("iss", issuer),
+        ];
+        if let Some(state) = &self.state {
+            params.push(("state", state.as_str()));
+        }
+        append_query(&self.redirect_uri, &params)
+    }
 }
 
 /// Why an authorization request failed, and where to tell.
@@ -631,7 +672,32 @@ impl OAuthService {
             _ => return Err(fail(invalid_request("code_challenge_method must be S256"))),
         };
         let scope = grant_scope(req.scope.as_deref(), &client.allowed_scopes).map_err(fail)?;
+        let prompts: Vec<&str> = req
+            .prompt
+            .as_deref()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        if let Some(unknown) = prompts
+            .iter()
+            .find(|p| !["none", "login", "consent", "select_account"].contains(p))
+        {
+            return Err(fail(invalid_request(&format!(
+                "unknown prompt {:?}",
+                unknown.chars().take(20).collect::<String>()
+            ))));
+        }
+        let prompt_none = prompts.contains(&"none");
+        if prompt_none && prompts.len() > 1 {
+            return Err(fail(invalid_request("prompt=none stands alone")));
+        }
+        if req.max_age.is_some_and(|m| m < 0) {
+            return Err(fail(invalid_request("max_age must not be negative")));
+        }
         Ok(ValidatedAuthorize {
+            prompt_login: prompts.contains(&"login"),
+            prompt_none,
+            max_age: req.max_age,
             client_id: client.client_id,
             client_name: client.name,
             redirect_uri: redirect_uri.to_owned(),

@@ -56,6 +56,7 @@ impl Role {
                 ApiKeysManage,
                 AuditRead,
                 TenantAdmin,
+                AccountManage,
             ],
             Role::Trader => &[
                 PortfolioRead,
@@ -63,9 +64,16 @@ impl Role {
                 TradeExecute,
                 MarketRead,
                 AnalyticsRead,
+                AccountManage,
             ],
-            Role::Viewer => &[PortfolioRead, MarketRead, AnalyticsRead],
-            Role::ApiUser => &[PortfolioRead, TradeExecute, MarketRead, AnalyticsRead],
+            Role::Viewer => &[PortfolioRead, MarketRead, AnalyticsRead, AccountManage],
+            Role::ApiUser => &[
+                PortfolioRead,
+                TradeExecute,
+                MarketRead,
+                AnalyticsRead,
+                AccountManage,
+            ],
         }
     }
 }
@@ -94,6 +102,9 @@ pub enum Permission {
     AuditRead,
     /// Tenant settings.
     TenantAdmin,
+    /// Manage one's own account (password, second factor, API keys,
+    /// sessions): every role has it, a token only when it asked for it.
+    AccountManage,
 }
 
 impl Permission {
@@ -110,6 +121,7 @@ impl Permission {
             Permission::ApiKeysManage => "apikeys:manage",
             Permission::AuditRead => "audit:read",
             Permission::TenantAdmin => "tenant:admin",
+            Permission::AccountManage => "account:manage",
         }
     }
 }
@@ -130,6 +142,7 @@ pub const KNOWN_SCOPES: &[&str] = &[
     "apikeys:manage",
     "audit:read",
     "tenant:admin",
+    "account:manage",
 ];
 
 /// Who is calling, as established by a session, an access token or an API key.

@@ -72,6 +72,7 @@ pub(crate) fn authorize_req(redirect: &str) -> AuthorizeRequest {
         code_challenge: Some(challenge(VERIFIER)),
         code_challenge_method: Some("S256".into()),
         nonce: Some("nonce-1".into()),
+        ..Default::default()
     }
 }
 

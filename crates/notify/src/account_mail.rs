@@ -362,6 +362,34 @@ impl Notifier {
                 .client(ctx),
         )
         .await?;
+        // Tell the owner, so a reset they did not make does not go unseen.
+        // The password is changed already: a mail that fails is logged.
+        let sent = self
+            .mailer
+            .send(
+                &self.pool,
+                tenant,
+                Outgoing {
+                    user_id,
+                    to: &email,
+                    kind: MailKind::PasswordChanged,
+                    subject: "Your password was changed".into(),
+                    body: format!(
+                        "The password of your account was changed through a reset link{from}. \
+                         Every session was signed out; a second factor, if you use one, stays \
+                         on. If this was not you, contact your administrator at once.\n",
+                        from = if ctx.ip.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" from {}", ctx.ip)
+                        }
+                    ),
+                },
+            )
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(tenant, error = %e, "password-changed mail not sent");
+        }
         Ok(user_id)
     }
 }

@@ -29,6 +29,8 @@ pub enum MailKind {
     PriceAlert,
     /// An invitation link.
     Invitation,
+    /// The password was changed through a reset link.
+    PasswordChanged,
 }
 
 impl MailKind {
@@ -40,6 +42,7 @@ impl MailKind {
             MailKind::NewDevice => "new_device",
             MailKind::PriceAlert => "price_alert",
             MailKind::Invitation => "invitation",
+            MailKind::PasswordChanged => "password_changed",
         }
     }
 }

@@ -258,6 +258,49 @@ async fn password_reset_sets_a_new_password_and_revokes_sessions() {
         e.auth.login("acme", &email, new, &c).await.unwrap(),
         LoginOutcome::LoggedIn(_)
     ));
+    // The owner is told.
+    let mails = wait_for_mail(&email, 2).await;
+    assert_eq!(mails[1].0, "Your password was changed");
+    assert!(mails[1].1.contains("10.0.0.1"), "{}", mails[1].1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_reset_leaves_the_second_factor_on() {
+    let e = env().await;
+    let email = unique_email("mia");
+    let pw = "correct horse battery";
+    let user = e
+        .auth
+        .register("acme", &email, "Mia", pw, Role::Trader)
+        .await
+        .unwrap();
+    let c = ctx("10.0.0.2", "Firefox/131.0");
+    let setup = e.auth.begin_totp_setup("acme", user.id).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = rampart_auth::mfa::current_totp_code(&setup.secret_base32, now).unwrap();
+    e.auth
+        .confirm_totp("acme", user.id, &code, &c)
+        .await
+        .unwrap();
+    e.notifier
+        .request_password_reset("acme", &email)
+        .await
+        .unwrap();
+    let mails = wait_for_mail(&email, 1).await;
+    let token = token_of(&mails[0].1);
+    let new = "a brand new secret";
+    e.notifier
+        .reset_password(&e.auth, "acme", &token, new, &c)
+        .await
+        .unwrap();
+    // The reset link alone does not get past the second factor.
+    assert!(matches!(
+        e.auth.login("acme", &email, new, &c).await.unwrap(),
+        LoginOutcome::MfaRequired { .. }
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,6 @@
 //! `/api/v1/t/{tenant}/account/…`: the caller's own account over the bearer
-//! API: change password, TOTP setup / confirm / disable, revoke the other
+//! API (tokens with `account:manage`; a recent sign-in for changes that
+//! take no password): change password, TOTP setup / confirm / disable, revoke the other
 //! sessions, the caller's API keys (scopes within the role) and logout;
 //! a tenant's keys for its administrators (`apikeys:manage`). The logic lives
 //! in `rampart_auth::AuthServer`; secrets (TOTP seed, backup codes, API keys)
@@ -12,6 +13,11 @@ use serde::Deserialize;
 use crate::api::{self, JsonObject};
 use crate::error::ApiError;
 use crate::extract::{Caller, User, perm};
+
+/// The caller's own account: a user whose token carries `account:manage`.
+/// Changes that need no password also need a recent sign-in
+/// ([`crate::extract::Caller::recently_authenticated`]).
+type Account = User<perm::AccountManage>;
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -72,7 +78,7 @@ pub struct ChangePasswordBody {
 /// Changes the caller's password; every other session is revoked.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/account/password", request_body = ChangePasswordBody, responses((status = 200, description = "changed"), (status = 400, description = "wrong current password or policy"), (status = 401, description = "no valid token")))]
 pub async fn change_password(
-    user: User,
+    user: Account,
     state: web::Data<AppState>,
     body: JsonObject<ChangePasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -94,7 +100,11 @@ pub async fn change_password(
 /// Starts TOTP setup: the secret and `otpauth://` URL, shown once; not
 /// active until confirmed with a code.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/account/mfa/totp", responses((status = 200, description = "secret and otpauth URL"), (status = 409, description = "TOTP already enabled")))]
-pub async fn begin_totp(user: User, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn begin_totp(
+    user: Account,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    user.recently_authenticated(&state)?;
     let setup = state.auth.begin_totp_setup(&user.tenant, user.id).await?;
     Ok(api::shown_once(
         StatusCode::OK,
@@ -112,10 +122,11 @@ pub struct CodeBody {
 /// Confirms TOTP setup with a current code; returns the backup codes once.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/account/mfa/totp/confirm", request_body = CodeBody, responses((status = 200, description = "enabled; backup codes"), (status = 400, description = "wrong code")))]
 pub async fn confirm_totp(
-    user: User,
+    user: Account,
     state: web::Data<AppState>,
     body: JsonObject<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
+    user.recently_authenticated(&state)?;
     let codes = state
         .auth
         .confirm_totp(&user.tenant, user.id, &body.code, &user.client)
@@ -129,10 +140,11 @@ pub async fn confirm_totp(
 /// Turns TOTP off; needs a valid code not used before (TOTP or backup).
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/account/mfa/totp/disable", request_body = CodeBody, responses((status = 200, description = "disabled"), (status = 400, description = "wrong or reused code")))]
 pub async fn disable_totp(
-    user: User,
+    user: Account,
     state: web::Data<AppState>,
     body: JsonObject<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
+    user.recently_authenticated(&state)?;
     state
         .auth
         .disable_totp(&user.tenant, user.id, &body.code, &user.client)
@@ -143,10 +155,11 @@ pub async fn disable_totp(
 /// Revokes every session of the caller except the token's own.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/account/sessions/revoke-others", responses((status = 200, description = "how many were revoked"), (status = 403, description = "token without a session")))]
 pub async fn revoke_other_sessions(
-    user: User,
+    user: Account,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let keep = user.session_required(&state)?;
+    user.recently_authenticated(&state)?;
     let n = state
         .auth
         .revoke_other_sessions(&user.tenant, user.id, keep, &user.client)
@@ -181,10 +194,11 @@ pub struct CreateApiKeyBody {
 /// must be ones the caller's role grants.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/account/api-keys", request_body = CreateApiKeyBody, responses((status = 201, description = "the key, shown once"), (status = 403, description = "a scope beyond the caller's role")))]
 pub async fn create_api_key(
-    user: User,
+    user: Account,
     state: web::Data<AppState>,
     body: JsonObject<CreateApiKeyBody>,
 ) -> Result<HttpResponse, ApiError> {
+    user.recently_authenticated(&state)?;
     if body.name.is_empty() || body.name.len() > 100 {
         return Err(ApiError::bad_request("name must be 1-100 characters"));
     }
@@ -211,7 +225,7 @@ pub async fn create_api_key(
 /// The caller's API keys (no secrets).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/account/api-keys", responses((status = 200, description = "keys")))]
 pub async fn list_api_keys(
-    user: User,
+    user: Account,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let keys = state.auth.list_api_keys(&user.tenant, user.id).await?;
@@ -228,7 +242,7 @@ pub struct KeyPath {
 /// Revokes one of the caller's keys by its prefix.
 #[utoipa::path(delete, path = "/api/v1/t/{tenant}/account/api-keys/{prefix}", responses((status = 200, description = "revoked"), (status = 404, description = "not the caller's live key")))]
 pub async fn revoke_api_key(
-    user: User,
+    user: Account,
     state: web::Data<AppState>,
     path: web::Path<KeyPath>,
 ) -> Result<HttpResponse, ApiError> {

@@ -254,20 +254,43 @@ async fn authorize(
                 .finish();
         }
     };
-    if let Some(cookie) = session_cookie(&req, &tenant)
-        && let Ok((session, _user)) = auth.authenticate_session(&tenant, &cookie).await
-    {
-        return match auth
-            .issue_authorization_code(&tenant, &validated, &session)
-            .await
-        {
-            Ok(location) => HttpResponse::Found()
-                .insert_header((header::LOCATION, location))
-                .finish(),
-            Err(e) => oauth_error(&e),
-        };
+    let session = match session_cookie(&req, &tenant) {
+        Some(cookie) => auth.authenticate_session(&tenant, &cookie).await.ok(),
+        None => None,
+    };
+    match session {
+        Some((session, _user)) if !validated.needs_login(session.auth_time) => {
+            return match auth
+                .issue_authorization_code(&tenant, &validated, &session)
+                .await
+            {
+                Ok(location) => HttpResponse::Found()
+                    .insert_header((header::LOCATION, location))
+                    .finish(),
+                Err(e) => oauth_error(&e),
+            };
+        }
+        // OIDC Core 3.1.2.6: no page for prompt=none.
+        _ if validated.prompt_none => {
+            return HttpResponse::Found()
+                .insert_header((
+                    header::LOCATION,
+                    validated.login_required(&auth.issuer(&tenant)),
+                ))
+                .finish();
+        }
+        _ => {}
     }
-    let return_to = format!("/t/{tenant}/oauth/authorize?{}", req.query_string());
+    // After this sign-in, back to the request without `prompt`/`max_age`:
+    // the new session is the fresh one they asked for.
+    let rest: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(k, _)| k != "prompt" && k != "max_age")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&rest)
+        .finish();
+    let return_to = format!("/t/{tenant}/oauth/authorize?{query}");
     let csrf = new_csrf_token();
     let page = login_page_with(
         &tenant,
