@@ -9,6 +9,7 @@
 use diesel::dsl::now;
 use diesel::{ExpressionMethods, QueryDsl, SelectableHelper};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use secrecy::ExposeSecret;
 
 use crate::audit::{AuditEvent, append};
 use crate::context::tenant_id;
@@ -121,11 +122,17 @@ impl UpstreamService {
             .pool
             .with_tenant(tenant, async |conn| rows::find(conn, &p.name).await)
             .await?;
-        if existing.is_some() && !replace {
-            return Err(AuthError::Conflict(format!(
-                "upstream provider {} exists",
-                p.name
-            )));
+        if let Some(current) = &existing {
+            if !replace {
+                return Err(AuthError::Conflict(format!(
+                    "upstream provider {} exists",
+                    p.name
+                )));
+            }
+            // Re-applying the same declaration (a restart) changes nothing.
+            if self.unchanged(tenant, current, &p).await? {
+                return Ok(current.clone());
+            }
         }
         self.upstreams
             .resolve(
@@ -165,6 +172,43 @@ impl UpstreamService {
             self.secrets.delete(tenant, &info.name).await?;
         }
         Ok(info)
+    }
+
+    /// Whether `p` says what `current` (and its stored secret) already say.
+    async fn unchanged(
+        &self,
+        tenant: &str,
+        current: &UpstreamProviderInfo,
+        p: &UpstreamProvider,
+    ) -> Result<bool, AuthError> {
+        let same_fields = current.display_name == p.display_name
+            && current.issuer == p.issuer
+            && current.client_id == p.client_id
+            && current.redirect_uri == p.redirect_uri
+            && current.scopes == p.scopes
+            && current.link_verified_email == p.link_verified_email
+            && current.new_user_role == p.new_user_role.as_str()
+            && current.authorization_endpoint == p.authorization_endpoint
+            && current.token_endpoint == p.token_endpoint
+            && current.jwks_uri == p.jwks_uri
+            && current.enabled == p.enabled;
+        if !same_fields {
+            return Ok(false);
+        }
+        Ok(match (&p.client_secret, current.has_client_secret) {
+            (None, has) => !has,
+            (Some(_), false) => false,
+            (Some(given), true) => self
+                .secrets
+                .get(tenant, &p.name)
+                .await?
+                .is_some_and(|stored| {
+                    crate::context::ct_eq(
+                        stored.expose_secret().as_bytes(),
+                        given.expose_secret().as_bytes(),
+                    )
+                }),
+        })
     }
 
     /// Every provider of `tenant`, disabled ones included, by name.
