@@ -1,9 +1,7 @@
 //! The command line: one binary, one subcommand per job.
 use clap::{Parser, Subcommand};
 
-use crate::{
-    analytics_cmd, demo, idps_cmd, keys_cmd, market_cmd, onboard_cmd, serve, tenants_cmd,
-};
+use crate::{analytics_cmd, demo, idps_cmd, keys_cmd, market_cmd, onboard_cmd, serve, tenants_cmd};
 
 /// Rampart: a multi-tenant platform for trading and portfolio products.
 #[derive(Debug, Parser)]

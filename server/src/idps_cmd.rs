@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use rampart_auth::{AuthServer, Role, UpstreamProvider, UpstreamProviderInfo, UpstreamProviderUpdate};
+use rampart_auth::{
+    AuthServer, Role, UpstreamProvider, UpstreamProviderInfo, UpstreamProviderUpdate,
+};
 use rampart_vault::SecretStore;
 use secrecy::SecretString;
 
@@ -240,7 +242,11 @@ fn print_idp(p: &UpstreamProviderInfo) {
         p.new_user_role,
         p.issuer,
         p.client_id,
-        if p.has_client_secret { "stored" } else { "none" },
+        if p.has_client_secret {
+            "stored"
+        } else {
+            "none"
+        },
         p.scopes.join(" "),
         p.link_verified_email,
         if p.jwks_uri.is_some() {

@@ -289,7 +289,8 @@ fn request_body(method: &str, path: &str) -> Option<(&'static str, Value)> {
             let mut fields = idp_fields();
             fields["name"] = json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"});
             fields["linkVerifiedEmail"] = json!({"type": "boolean"});
-            fields["newUserRole"] = json!({"type": "string", "enum": ["admin", "trader", "viewer"]});
+            fields["newUserRole"] =
+                json!({"type": "string", "enum": ["admin", "trader", "viewer"]});
             fields["enabled"] = json!({"type": "boolean"});
             json(object(
                 &["name", "displayName", "issuer", "clientId", "redirectUri"],

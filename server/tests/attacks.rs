@@ -882,9 +882,11 @@ async fn world(env: &Env) -> World {
         Method::POST,
         &format!("/api/v1/t/{B}/idps"),
         &b_admin,
-        Some(json!({"name": "globex-idp-7c3d", "displayName": "Globex SSO",
+        Some(
+            json!({"name": "globex-idp-7c3d", "displayName": "Globex SSO",
                     "issuer": idp.issuer(), "clientId": "rampart",
-                    "redirectUri": "http://127.0.0.1:9/callback"})),
+                    "redirectUri": "http://127.0.0.1:9/callback"}),
+        ),
     )
     .await;
     let b = Ids {

@@ -107,9 +107,11 @@ async fn providers_from_the_admin_api_sign_users_in_and_keep_their_secret_out_of
     // The operator registers it with a secret: the answer only says so.
     let r = ops
         .post(admin("/admin/t/acme/idps"))
-        .json(&json!({"name": "idp", "displayName": "Test IdP", "issuer": idp.issuer(),
+        .json(
+            &json!({"name": "idp", "displayName": "Test IdP", "issuer": idp.issuer(),
                       "clientId": OidcProvider::CLIENT_ID, "clientSecret": SECRET,
-                      "redirectUri": CALLBACK, "scopes": ["email", "profile"]}))
+                      "redirectUri": CALLBACK, "scopes": ["email", "profile"]}),
+        )
         .send()
         .await
         .unwrap();
@@ -141,30 +143,65 @@ async fn providers_from_the_admin_api_sign_users_in_and_keep_their_secret_out_of
     let auth = env.auth();
     let (_, acme_admin) =
         scoped_token(&auth, "acme", "root@acme.test", Role::Admin, CLIENT_SCOPES).await;
-    let (_, globex_admin) =
-        scoped_token(&auth, "globex", "root@globex.test", Role::Admin, CLIENT_SCOPES).await;
+    let (_, globex_admin) = scoped_token(
+        &auth,
+        "globex",
+        "root@globex.test",
+        Role::Admin,
+        CLIENT_SCOPES,
+    )
+    .await;
     let listed = env
-        .expect(200, Method::GET, "/api/v1/t/acme/idps", Some(&acme_admin), None)
+        .expect(
+            200,
+            Method::GET,
+            "/api/v1/t/acme/idps",
+            Some(&acme_admin),
+            None,
+        )
         .await;
     assert_eq!(listed["data"][0]["name"], "idp");
     assert_eq!(listed["data"][0]["hasClientSecret"], false);
     let (s, _) = env
-        .call(Method::GET, "/api/v1/t/acme/idps", Some(&globex_admin), None)
+        .call(
+            Method::GET,
+            "/api/v1/t/acme/idps",
+            Some(&globex_admin),
+            None,
+        )
         .await;
     assert_eq!(s, 401);
     let theirs = env
-        .expect(200, Method::GET, "/api/v1/t/globex/idps", Some(&globex_admin), None)
+        .expect(
+            200,
+            Method::GET,
+            "/api/v1/t/globex/idps",
+            Some(&globex_admin),
+            None,
+        )
         .await;
     assert_eq!(theirs["data"], json!([]));
     let (s, _) = env
-        .call(Method::GET, "/api/v1/t/globex/idps/idp", Some(&globex_admin), None)
+        .call(
+            Method::GET,
+            "/api/v1/t/globex/idps/idp",
+            Some(&globex_admin),
+            None,
+        )
         .await;
     assert_eq!(s, 404);
 
     // Sign in through it over HTTP; globex cannot use acme's provider.
-    assert_eq!(sign_in(&b, "acme", "idp", "grace").await, StatusCode::SEE_OTHER);
     assert_eq!(
-        b.get("/t/globex/login/upstream/idp").send().await.unwrap().status(),
+        sign_in(&b, "acme", "idp", "grace").await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        b.get("/t/globex/login/upstream/idp")
+            .send()
+            .await
+            .unwrap()
+            .status(),
         StatusCode::NOT_FOUND
     );
 
@@ -179,7 +216,10 @@ async fn providers_from_the_admin_api_sign_users_in_and_keep_their_secret_out_of
         )
         .await;
     assert_eq!(off["data"]["enabled"], false);
-    assert_eq!(sign_in(&b, "acme", "idp", "grace").await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        sign_in(&b, "acme", "idp", "grace").await,
+        StatusCode::NOT_FOUND
+    );
     assert!(auth.upstream_providers("acme").await.unwrap().is_empty());
 
     // Deleted by the operator; every change is audited without the secret.
@@ -240,28 +280,54 @@ async fn providers_added_with_the_cli_sign_users_in() {
     let added = rampart_idps(
         dir.path(),
         &[
-            "add", "acme", "idp", "--display-name", "CLI IdP", "--issuer", &issuer,
-            "--client-id", OidcProvider::CLIENT_ID, "--redirect-uri", CALLBACK,
+            "add",
+            "acme",
+            "idp",
+            "--display-name",
+            "CLI IdP",
+            "--issuer",
+            &issuer,
+            "--client-id",
+            OidcProvider::CLIENT_ID,
+            "--redirect-uri",
+            CALLBACK,
         ],
         &db,
         "",
     );
-    assert!(added.contains("idp") && added.contains("enabled"), "{added}");
+    assert!(
+        added.contains("idp") && added.contains("enabled"),
+        "{added}"
+    );
     // The running server reads it from the table.
-    assert_eq!(sign_in(&b, "acme", "idp", "hedy").await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        sign_in(&b, "acme", "idp", "hedy").await,
+        StatusCode::SEE_OTHER
+    );
 
     // A second provider with a secret read from standard input: stored in
     // the dev store (0600), never printed, not in the database.
     let out = rampart_idps(
         dir.path(),
         &[
-            "add", "acme", "sso", "--issuer", &issuer, "--client-id", "other",
-            "--redirect-uri", "http://127.0.0.1:9/callback", "--client-secret-stdin",
+            "add",
+            "acme",
+            "sso",
+            "--issuer",
+            &issuer,
+            "--client-id",
+            "other",
+            "--redirect-uri",
+            "http://127.0.0.1:9/callback",
+            "--client-secret-stdin",
         ],
         &db,
         &format!("{SECRET}\n"),
     );
-    assert!(out.contains("secret=stored") && !out.contains(SECRET), "{out}");
+    assert!(
+        out.contains("secret=stored") && !out.contains(SECRET),
+        "{out}"
+    );
     let file = dir.path().join(".rampart/dev-secrets/upstream/acme/sso");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), SECRET);
     assert_eq!(
@@ -277,11 +343,22 @@ async fn providers_added_with_the_cli_sign_users_in() {
     rampart_idps(dir.path(), &["enable", "acme", "sso"], &db, "");
     let updated = rampart_idps(
         dir.path(),
-        &["update", "acme", "sso", "--scopes", "email", "--new-user-role", "trader"],
+        &[
+            "update",
+            "acme",
+            "sso",
+            "--scopes",
+            "email",
+            "--new-user-role",
+            "trader",
+        ],
         &db,
         "",
     );
-    assert!(updated.contains("trader") && updated.contains("scopes=email"), "{updated}");
+    assert!(
+        updated.contains("trader") && updated.contains("scopes=email"),
+        "{updated}"
+    );
     let list = rampart_idps(dir.path(), &["list", "acme"], &db, "");
     assert_eq!(list.lines().count(), 2, "{list}");
     rampart_idps(dir.path(), &["remove", "acme", "sso"], &db, "");
@@ -339,11 +416,23 @@ async fn linking_by_email_follows_the_tenant_setting() {
     .unwrap();
     // Local accounts with verified addresses (the operator's path).
     let ida = auth
-        .register("acme", "ida@upstream.example", "Ida", PASSWORD, Role::Trader)
+        .register(
+            "acme",
+            "ida@upstream.example",
+            "Ida",
+            PASSWORD,
+            Role::Trader,
+        )
         .await
         .unwrap();
     let joe = auth
-        .register("acme", "joe@upstream.example", "Joe", PASSWORD, Role::Trader)
+        .register(
+            "acme",
+            "joe@upstream.example",
+            "Joe",
+            PASSWORD,
+            Role::Trader,
+        )
         .await
         .unwrap();
 
@@ -356,7 +445,11 @@ async fn linking_by_email_follows_the_tenant_setting() {
     let first = login_as(&auth, "ida").await.unwrap();
     assert!(first.created);
     assert_ne!(first.user.id, ida.id);
-    assert!(first.user.email.ends_with(".upstream.invalid"), "{}", first.user.email);
+    assert!(
+        first.user.email.ends_with(".upstream.invalid"),
+        "{}",
+        first.user.email
+    );
 
     // `verified_email` (the default) with the flag on: linked.
     env.state
@@ -382,7 +475,13 @@ async fn linking_by_email_follows_the_tenant_setting() {
         .await
         .unwrap();
     let kim = auth
-        .register("acme", "kim@upstream.example", "Kim", PASSWORD, Role::Trader)
+        .register(
+            "acme",
+            "kim@upstream.example",
+            "Kim",
+            PASSWORD,
+            Role::Trader,
+        )
         .await
         .unwrap();
     let fresh = login_as(&auth, "kim").await.unwrap();
@@ -436,7 +535,13 @@ scopes = ["email"]
     };
     // Its secret's variable is not set: the start stops, nothing stored.
     assert!(apply(&config.upstream_providers, None).await.is_err());
-    assert!(auth.upstream().list_providers("acme").await.unwrap().is_empty());
+    assert!(
+        auth.upstream()
+            .list_providers("acme")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // The same declaration with its secret in Vault (the kit's OpenBao).
     let bao = rampart_testkit::openbao().unwrap();

@@ -140,9 +140,7 @@ impl AuthError {
             Self::InvalidRequest(_)
             | Self::WeakPassword(_)
             | Self::Conflict(_)
-            | Self::UpstreamDiscovery(_) => {
-                "invalid_request"
-            }
+            | Self::UpstreamDiscovery(_) => "invalid_request",
             Self::InvalidClient => "invalid_client",
             Self::InvalidGrant(_)
             | Self::InvitationInvalid

@@ -294,8 +294,7 @@ mod tests {
                 &external_identities::table.select(external_identities::all_columns),
             )
             .to_string(),
-            debug_query::<Pg, _>(&invitations::table.select(invitations::all_columns))
-                .to_string(),
+            debug_query::<Pg, _>(&invitations::table.select(invitations::all_columns)).to_string(),
         ] {
             assert_columns(&db.url, &tenant.schema_name, &select).await;
         }

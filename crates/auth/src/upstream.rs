@@ -402,16 +402,14 @@ impl UpstreamRegistry {
             .resolve(&row.issuer, row.explicit_endpoints())
             .await
             .map_err(|e| upstream(e.to_string()))?;
-        let client_secret = if row.has_client_secret {
-            Some(
-                secrets
-                    .get(tenant, &row.name)
-                    .await?
-                    .ok_or_else(|| upstream("the client secret is missing from the secret store"))?,
-            )
-        } else {
-            None
-        };
+        let client_secret =
+            if row.has_client_secret {
+                Some(secrets.get(tenant, &row.name).await?.ok_or_else(|| {
+                    upstream("the client secret is missing from the secret store")
+                })?)
+            } else {
+                None
+            };
         let reg = Arc::new(Registered {
             provider: row,
             client_secret,
@@ -437,10 +435,7 @@ impl UpstreamRegistry {
                     upstream_providers::table
                         .filter(upstream_providers::enabled.eq(true))
                         .order(upstream_providers::name)
-                        .select((
-                            upstream_providers::name,
-                            upstream_providers::display_name,
-                        ))
+                        .select((upstream_providers::name, upstream_providers::display_name))
                         .load(conn)
                         .await?,
                 )

@@ -137,9 +137,9 @@ impl UpstreamService {
         self.upstreams
             .resolve(
                 &p.issuer,
-                p.authorization_endpoint.as_deref().and_then(|a| {
-                    Some((a, p.token_endpoint.as_deref()?, p.jwks_uri.as_deref()?))
-                }),
+                p.authorization_endpoint
+                    .as_deref()
+                    .and_then(|a| Some((a, p.token_endpoint.as_deref()?, p.jwks_uri.as_deref()?))),
             )
             .await?;
         if let Some(secret) = &p.client_secret {
@@ -282,7 +282,9 @@ impl UpstreamService {
         };
         let info = self
             .audited(tenant, "idp_update", name, actor, async |conn| {
-                let now_row = rows::find(conn, name).await?.ok_or_else(|| not_found(name))?;
+                let now_row = rows::find(conn, name)
+                    .await?
+                    .ok_or_else(|| not_found(name))?;
                 let unlinked = if now_row.issuer != p.issuer {
                     unlink_all(conn, name).await?
                 } else {
@@ -318,19 +320,18 @@ impl UpstreamService {
         }
         let action = if enabled { "idp_enable" } else { "idp_disable" };
         self.audited(tenant, action, name, actor, async |conn| {
-            let info: UpstreamProviderInfo =
-                diesel::update(upstream_providers::table.find(name))
-                    .set((
-                        upstream_providers::enabled.eq(enabled),
-                        upstream_providers::updated_at.eq(now),
-                    ))
-                    .returning(UpstreamProviderInfo::as_returning())
-                    .get_result(conn)
-                    .await
-                    .map_err(|e| match e {
-                        diesel::result::Error::NotFound => not_found(name),
-                        e => e.into(),
-                    })?;
+            let info: UpstreamProviderInfo = diesel::update(upstream_providers::table.find(name))
+                .set((
+                    upstream_providers::enabled.eq(enabled),
+                    upstream_providers::updated_at.eq(now),
+                ))
+                .returning(UpstreamProviderInfo::as_returning())
+                .get_result(conn)
+                .await
+                .map_err(|e| match e {
+                    diesel::result::Error::NotFound => not_found(name),
+                    e => e.into(),
+                })?;
             Ok((info, serde_json::json!({})))
         })
         .await

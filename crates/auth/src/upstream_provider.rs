@@ -173,7 +173,11 @@ pub struct UpstreamProviderInfo {
 impl UpstreamProviderInfo {
     /// The explicit endpoints, when all three are set.
     pub(crate) fn explicit_endpoints(&self) -> Option<(&str, &str, &str)> {
-        match (&self.authorization_endpoint, &self.token_endpoint, &self.jwks_uri) {
+        match (
+            &self.authorization_endpoint,
+            &self.token_endpoint,
+            &self.jwks_uri,
+        ) {
             (Some(a), Some(t), Some(j)) => Some((a, t, j)),
             _ => None,
         }

@@ -72,9 +72,7 @@ impl UpstreamSecrets for MemoryUpstreamSecrets {
             Ok(map) => map,
             Err(poisoned) => poisoned.into_inner(),
         };
-        Ok(map
-            .get(&(tenant.to_owned(), provider.to_owned()))
-            .cloned())
+        Ok(map.get(&(tenant.to_owned(), provider.to_owned())).cloned())
     }
 
     async fn delete(&self, tenant: &str, provider: &str) -> Result<(), AuthError> {

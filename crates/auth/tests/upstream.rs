@@ -187,7 +187,14 @@ async fn a_secret_without_a_store_is_refused() {
         )
         .await;
     assert!(matches!(r, Err(AuthError::NoSecretStore)), "{r:?}");
-    assert!(t.auth.upstream().list_providers("acme").await.unwrap().is_empty());
+    assert!(
+        t.auth
+            .upstream()
+            .list_providers("acme")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -248,7 +255,10 @@ async fn explicit_endpoints_skip_discovery_and_bad_issuers_are_typed_errors() {
         .put_provider("acme", explicit.clone(), false, "test")
         .await
         .unwrap();
-    assert_eq!(info.jwks_uri.as_deref(), Some(format!("{iss}/jwks").as_str()));
+    assert_eq!(
+        info.jwks_uri.as_deref(),
+        Some(format!("{iss}/jwks").as_str())
+    );
     let login = up.begin_login("acme", "explicit", None).await.unwrap();
     assert!(login.authorization_url.starts_with(&format!("{iss}/auth?")));
     let r = up
@@ -277,7 +287,13 @@ async fn tenants_do_not_see_each_others_providers_and_disable_stops_logins() {
         .await
         .unwrap();
     assert!(up.list_providers("globex").await.unwrap().is_empty());
-    assert!(t.auth.upstream_providers("globex").await.unwrap().is_empty());
+    assert!(
+        t.auth
+            .upstream_providers("globex")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(matches!(
         up.provider_info("globex", "idp").await,
         Err(AuthError::NotFound(_))

@@ -29,7 +29,10 @@ pub fn configure_admin(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/t/{tenant}/idps", web::get().to(admin_list))
         .route("/admin/t/{tenant}/idps", web::post().to(admin_create))
         .route("/admin/t/{tenant}/idps/{name}", web::get().to(admin_show))
-        .route("/admin/t/{tenant}/idps/{name}", web::patch().to(admin_update))
+        .route(
+            "/admin/t/{tenant}/idps/{name}",
+            web::patch().to(admin_update),
+        )
         .route(
             "/admin/t/{tenant}/idps/{name}",
             web::delete().to(admin_delete),
@@ -100,7 +103,11 @@ async fn do_update(
     ))
 }
 
-async fn do_delete(state: &AppState, path: &IdpPath, actor: &str) -> Result<HttpResponse, ApiError> {
+async fn do_delete(
+    state: &AppState,
+    path: &IdpPath,
+    actor: &str,
+) -> Result<HttpResponse, ApiError> {
     state
         .auth
         .upstream()

@@ -270,13 +270,10 @@ async fn authorize(
     let return_to = format!("/t/{tenant}/oauth/authorize?{}", req.query_string());
     let csrf = new_csrf_token();
     // The page still works (password login) when the list cannot be read.
-    let upstreams = auth
-        .upstream_providers(&tenant)
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!(tenant, error = %e, "upstream providers unavailable");
-            Vec::new()
-        });
+    let upstreams = auth.upstream_providers(&tenant).await.unwrap_or_else(|e| {
+        tracing::warn!(tenant, error = %e, "upstream providers unavailable");
+        Vec::new()
+    });
     let page = login_page_with(
         &tenant,
         &return_to,
