@@ -1,7 +1,7 @@
 //! The command line: one binary, one subcommand per job.
 use clap::{Parser, Subcommand};
 
-use crate::{analytics_cmd, demo, keys_cmd, market_cmd, onboard_cmd, serve, tenants_cmd};
+use crate::{analytics_cmd, demo, idps_cmd, keys_cmd, market_cmd, onboard_cmd, serve, tenants_cmd};
 
 /// Rampart: a multi-tenant platform for trading and portfolio products.
 #[derive(Debug, Parser)]
@@ -33,6 +33,10 @@ pub enum Command {
     /// disable, delete.
     #[command(subcommand)]
     Clients(onboard_cmd::ClientsCommand),
+    /// A tenant's upstream identity providers (OpenID): list, show, add,
+    /// update, disable, enable, remove.
+    #[command(subcommand)]
+    Idps(idps_cmd::IdpsCommand),
     /// A tenant's invitations: create, list, resend, revoke.
     #[command(subcommand)]
     Invitations(onboard_cmd::InvitationsCommand),
@@ -55,6 +59,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenants(cmd) => tenants_cmd::run(cmd).await,
         Command::Clients(cmd) => onboard_cmd::run_clients(cmd).await,
         Command::Invitations(cmd) => onboard_cmd::run_invitations(cmd).await,
+        Command::Idps(cmd) => idps_cmd::run(cmd).await,
         Command::Analytics(args) => args.run(),
         Command::Serve(args) => serve::run(args).await,
         Command::Market(args) => args.run().await,

@@ -120,6 +120,9 @@ pub struct ServerConfig {
     pub dev_secrets_dir: PathBuf,
     /// Trace export over OTLP (off unless `otlp_endpoint` is set).
     pub telemetry: crate::telemetry::TelemetryConfig,
+    /// Upstream identity providers to register at start
+    /// (`[[upstream_providers]]`, see [`crate::idp_config`]).
+    pub upstream_providers: Vec<crate::idp_config::DeclaredProvider>,
 }
 
 impl Default for ServerConfig {
@@ -145,6 +148,7 @@ impl Default for ServerConfig {
             snapshot: rampart_members::SnapshotConfig::default(),
             notify: rampart_notify::NotifyConfig::default(),
             telemetry: crate::telemetry::TelemetryConfig::default(),
+            upstream_providers: Vec::new(),
         }
     }
 }
@@ -249,6 +253,9 @@ impl ServerConfig {
         }
         if let Err(e) = self.telemetry.validate() {
             problems.push(e);
+        }
+        for p in &self.upstream_providers {
+            problems.extend(p.problems(self.vault.is_some()));
         }
         if problems.is_empty() {
             Ok(())

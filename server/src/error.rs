@@ -122,6 +122,12 @@ pub enum ErrorCode {
     InvitationRevoked,
     /// The invitation was accepted already (sign in instead).
     InvitationUsed,
+    /// An upstream identity provider could not be checked (its discovery
+    /// document, explicit endpoints or JWKS): a wrong issuer, most often.
+    IdpCheckFailed,
+    /// A client secret was given but no secret store is configured
+    /// (production without Vault).
+    SecretStoreUnavailable,
 }
 
 impl ErrorCode {
@@ -179,6 +185,8 @@ impl ErrorCode {
             C::InvitationExpired => "invitation_expired",
             C::InvitationRevoked => "invitation_revoked",
             C::InvitationUsed => "invitation_used",
+            C::IdpCheckFailed => "idp_check_failed",
+            C::SecretStoreUnavailable => "secret_store_unavailable",
         }
     }
 }
@@ -453,6 +461,14 @@ impl From<AuthError> for ApiError {
             AuthError::InvitationUsed => {
                 ApiError::new(StatusCode::CONFLICT, C::InvitationUsed, e.to_string())
             }
+            AuthError::UpstreamDiscovery(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, C::IdpCheckFailed, e.to_string())
+            }
+            AuthError::NoSecretStore => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                C::SecretStoreUnavailable,
+                e.to_string(),
+            ),
             ref e if e.is_unknown_tenant() => ApiError::not_found(),
             AuthError::Conflict(ref m) => ApiError::new(StatusCode::CONFLICT, C::Conflict, m),
             AuthError::RateLimited { retry_after } => {

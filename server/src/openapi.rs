@@ -130,6 +130,16 @@ use utoipa::OpenApi;
         crate::routes::clients::admin_rotate_secret,
         crate::routes::clients::admin_disable,
         crate::routes::clients::admin_delete,
+        crate::routes::idps::create,
+        crate::routes::idps::list,
+        crate::routes::idps::show,
+        crate::routes::idps::update,
+        crate::routes::idps::delete,
+        crate::routes::idps::admin_create,
+        crate::routes::idps::admin_list,
+        crate::routes::idps::admin_show,
+        crate::routes::idps::admin_update,
+        crate::routes::idps::admin_delete,
     ),
     components(schemas(
         crate::error::ErrorBody,
@@ -241,6 +251,21 @@ fn portfolio_fields() -> Value {
     })
 }
 
+/// The fields an upstream provider's create and change bodies share.
+fn idp_fields() -> Value {
+    json!({
+        "displayName": {"type": "string"},
+        "issuer": {"type": "string", "format": "uri"},
+        "clientId": {"type": "string"},
+        "clientSecret": {"type": "string"},
+        "redirectUri": {"type": "string", "format": "uri"},
+        "scopes": {"type": "array", "items": {"type": "string"}},
+        "authorizationEndpoint": {"type": "string", "format": "uri"},
+        "tokenEndpoint": {"type": "string", "format": "uri"},
+        "jwksUri": {"type": "string", "format": "uri"}
+    })
+}
+
 /// The request body of an operation whose annotation names none (the
 /// library crates' input types carry no schema): (content type, schema).
 fn request_body(method: &str, path: &str) -> Option<(&'static str, Value)> {
@@ -262,6 +287,31 @@ fn request_body(method: &str, path: &str) -> Option<(&'static str, Value)> {
                 "allowedScopes": {"type": ["array", "null"], "items": {"type": "string"}}
             }),
         )),
+        ("post", "/idps") => {
+            let mut fields = idp_fields();
+            fields["name"] = json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"});
+            fields["linkVerifiedEmail"] = json!({"type": "boolean"});
+            fields["newUserRole"] =
+                json!({"type": "string", "enum": ["admin", "trader", "viewer"]});
+            fields["enabled"] = json!({"type": "boolean"});
+            json(object(
+                &["name", "displayName", "issuer", "clientId", "redirectUri"],
+                fields,
+            ))
+        }
+        ("patch", "/idps/{name}") => {
+            let mut fields = idp_fields();
+            for (_, v) in fields.as_object_mut().into_iter().flatten() {
+                v["type"] = json!([v["type"].clone(), "null"]);
+            }
+            fields["removeClientSecret"] = json!({"type": "boolean"});
+            fields["useDiscovery"] = json!({"type": "boolean"});
+            fields["linkVerifiedEmail"] = json!({"type": ["boolean", "null"]});
+            fields["newUserRole"] =
+                json!({"type": ["string", "null"], "enum": ["admin", "trader", "viewer", null]});
+            fields["enabled"] = json!({"type": ["boolean", "null"]});
+            json(object(&[], fields))
+        }
         ("put", "/portfolios/{id}/positions.csv") | ("post", "/admin/members/import/preview") => {
             Some(("text/csv", json!({"type": "string"})))
         }

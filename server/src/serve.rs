@@ -137,12 +137,18 @@ pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
     )
     .await?;
     ring.spawn_rotation(Duration::from_secs(config.key_check_secs.max(1)));
-    let auth = Arc::new(AuthServer::new(
-        tenants.clone(),
-        auth_config,
-        ring.clone(),
-        kek,
-    )?);
+    let upstream_secrets = crate::idp_secrets::upstream_secrets(&config, vault.as_ref());
+    let auth = Arc::new(
+        AuthServer::new(tenants.clone(), auth_config, ring.clone(), kek)?
+            .with_upstream_secrets(upstream_secrets),
+    );
+    crate::idp_config::apply(
+        &config.upstream_providers,
+        &config.public_base_url,
+        &auth,
+        vault.as_deref(),
+    )
+    .await?;
     auth.spawn_cleanup(Duration::from_secs(3600));
     let readiness = Arc::new(crate::readiness::ProbeCache::new(&metrics.registry)?);
     Ok(AppState {

@@ -72,6 +72,8 @@ struct Ids {
     invitation: String,
     /// An OAuth client id.
     client: String,
+    /// An upstream identity provider's name.
+    idp: String,
 }
 
 /// The same shape with other characters: digits stay digits, hex letters
@@ -115,6 +117,7 @@ impl Ids {
             verify_token: like(&real.verify_token),
             invitation: u(),
             client: like(&real.client),
+            idp: like(&real.idp),
         }
     }
 
@@ -136,6 +139,7 @@ impl Ids {
             (self.verify_token.clone(), "<verify_token>"),
             (self.invitation.clone(), "<invitation>"),
             (self.client.clone(), "<client>"),
+            (self.idp.clone(), "<idp>"),
         ]
     }
 }
@@ -155,6 +159,7 @@ enum Slot {
     ApiKey,
     Invitation,
     Client,
+    Idp,
     /// Not secret: a version number.
     Version,
     /// Not secret: a ticker.
@@ -180,6 +185,7 @@ impl Slot {
             Slot::ApiKey => child.api_key.clone(),
             Slot::Invitation => child.invitation.clone(),
             Slot::Client => child.client.clone(),
+            Slot::Idp => child.idp.clone(),
             Slot::Version => "1".into(),
             Slot::Symbol => "AAPL".into(),
         }
@@ -359,6 +365,11 @@ fn routes() -> Vec<Route> {
         r("delete", "/admin/t/{tenant}/clients/{client_id}").kind(AdminListener),
         r("post", "/admin/t/{tenant}/clients/{client_id}/secret").kind(AdminListener),
         r("post", "/admin/t/{tenant}/clients/{client_id}/disable").kind(AdminListener),
+        r("get", "/admin/t/{tenant}/idps").kind(AdminListener),
+        r("post", "/admin/t/{tenant}/idps").kind(AdminListener),
+        r("get", "/admin/t/{tenant}/idps/{name}").kind(AdminListener),
+        r("patch", "/admin/t/{tenant}/idps/{name}").kind(AdminListener),
+        r("delete", "/admin/t/{tenant}/idps/{name}").kind(AdminListener),
         // api_v1
         r("get", "/api/v1/t/{tenant}/me"),
         r("get", "/api/v1/t/{tenant}/sessions"),
@@ -439,6 +450,18 @@ fn routes() -> Vec<Route> {
             .params(&[("client_id", Slot::Client)]),
         r("post", "/api/v1/t/{tenant}/clients/{client_id}/disable")
             .params(&[("client_id", Slot::Client)]),
+        // upstream identity providers
+        r("get", "/api/v1/t/{tenant}/idps"),
+        r("post", "/api/v1/t/{tenant}/idps").body(|_| {
+            Body::Json(json!({"name": "stolen", "displayName": "Stolen",
+                              "issuer": "http://127.0.0.1:9", "clientId": "x",
+                              "redirectUri": "https://evil.example.com/cb"}))
+        }),
+        r("get", "/api/v1/t/{tenant}/idps/{name}").params(&[("name", Slot::Idp)]),
+        r("patch", "/api/v1/t/{tenant}/idps/{name}")
+            .params(&[("name", Slot::Idp)])
+            .body(|_| Body::Json(json!({"redirectUri": "https://evil.example.com/cb"}))),
+        r("delete", "/api/v1/t/{tenant}/idps/{name}").params(&[("name", Slot::Idp)]),
         // members
         r("get", "/api/v1/t/{tenant}/admin/members"),
         r("post", "/api/v1/t/{tenant}/admin/members").body(|_| {
@@ -855,6 +878,19 @@ async fn world(env: &Env) -> World {
         ),
     )
     .await;
+    let idp = rampart_testkit::oidc_provider().unwrap();
+    let b_idp = json_ok(
+        env,
+        Method::POST,
+        &format!("/api/v1/t/{B}/idps"),
+        &b_admin,
+        Some(
+            json!({"name": "globex-idp-7c3d", "displayName": "Globex SSO",
+                    "issuer": idp.issuer(), "clientId": "rampart",
+                    "redirectUri": "http://127.0.0.1:9/callback"}),
+        ),
+    )
+    .await;
     let b = Ids {
         portfolio,
         position,
@@ -871,6 +907,7 @@ async fn world(env: &Env) -> World {
         verify_token,
         invitation: data_str(&invitation, "/data/invitation/id"),
         client: data_str(&client, "/data/client/clientId"),
+        idp: data_str(&b_idp, "/data/name"),
     };
 
     let a_created = json_ok(

@@ -83,11 +83,11 @@ async fn add_linking_provider(auth: &AuthServer, idp: &OidcProvider) {
             display_name: "Test IdP".into(),
             issuer: idp.issuer(),
             client_id: OidcProvider::CLIENT_ID.into(),
-            client_secret: None,
             redirect_uri: "http://127.0.0.1:9/t/acme/login/upstream/idp/callback".into(),
             scopes: vec!["email".into(), "profile".into()],
             link_verified_email: true,
             new_user_role: Role::Viewer,
+            ..UpstreamProvider::default()
         },
     )
     .await
@@ -96,7 +96,7 @@ async fn add_linking_provider(auth: &AuthServer, idp: &OidcProvider) {
 
 /// Signs in at the provider as `name`: (code, state, iss, pending).
 async fn upstream_response(auth: &AuthServer, name: &str) -> (HashMap<String, String>, String) {
-    let start = auth.begin_login("acme", "idp", None).unwrap();
+    let start = auth.begin_login("acme", "idp", None).await.unwrap();
     let back = idp_sign_in(&start.authorization_url, name).await;
     (back.query_pairs().into_owned().collect(), start.pending)
 }

@@ -580,11 +580,11 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
             display_name: "Test IdP".into(),
             issuer: idp.issuer(),
             client_id: OidcProvider::CLIENT_ID.into(),
-            client_secret: None,
             redirect_uri: callback.clone(),
             scopes: vec!["email".into(), "profile".into()],
             link_verified_email: false,
             new_user_role: Role::Viewer,
+            ..UpstreamProvider::default()
         },
     )
     .await

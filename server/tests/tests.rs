@@ -25,6 +25,7 @@ mod auth_abuse;
 mod demo;
 mod faults;
 mod http;
+mod idps;
 mod invitations;
 mod journey;
 mod load;

@@ -92,6 +92,21 @@ pub enum AuthError {
     /// The upstream identity provider failed or answered something invalid.
     #[error("upstream identity provider: {0}")]
     Upstream(String),
+    /// An upstream provider being registered or changed could not be
+    /// checked: its discovery document, explicit endpoints or JWKS are
+    /// unreachable or invalid (a wrong issuer, most often). Shown to the
+    /// administrator who made the change.
+    #[error("upstream provider check failed: {0}")]
+    UpstreamDiscovery(String),
+    /// A client secret was given but no secret store is configured
+    /// (production without Vault): secrets are never kept in the database.
+    #[error(
+        "no secret store for client secrets: configure Vault (secrets are never stored in the database)"
+    )]
+    NoSecretStore,
+    /// The secret store (Vault, the dev store) failed.
+    #[error("secret store: {0}")]
+    SecretStore(String),
     /// The configuration is invalid.
     #[error("configuration: {0}")]
     Config(String),
@@ -122,9 +137,10 @@ impl AuthError {
     /// The RFC 6749 / RFC 6750 / OIDC error code for this error.
     pub fn oauth_code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) | Self::WeakPassword(_) | Self::Conflict(_) => {
-                "invalid_request"
-            }
+            Self::InvalidRequest(_)
+            | Self::WeakPassword(_)
+            | Self::Conflict(_)
+            | Self::UpstreamDiscovery(_) => "invalid_request",
             Self::InvalidClient => "invalid_client",
             Self::InvalidGrant(_)
             | Self::InvitationInvalid
@@ -152,6 +168,8 @@ impl AuthError {
             | Self::Crypto(_)
             | Self::Upstream(_)
             | Self::Config(_)
+            | Self::NoSecretStore
+            | Self::SecretStore(_)
             | Self::Database(_) => "server_error",
             Self::Tenancy(e) if is_unknown_tenant(e) => "invalid_request",
             Self::Tenancy(_) => "server_error",
@@ -167,6 +185,7 @@ impl AuthError {
             | Self::Crypto(_)
             | Self::Config(_)
             | Self::Database(_)
+            | Self::SecretStore(_)
             | Self::Upstream(_) => true,
             Self::Tenancy(e) => !is_unknown_tenant(e),
             _ => false,

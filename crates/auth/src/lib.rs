@@ -65,6 +65,9 @@ pub mod tenant_policy;
 pub mod throttle;
 pub mod token;
 pub mod upstream;
+mod upstream_admin;
+pub mod upstream_provider;
+pub mod upstream_secrets;
 pub mod users;
 
 pub use accounts::AccountService;
@@ -88,4 +91,6 @@ pub use token::{
     VerifiedAccessToken,
 };
 pub use upstream::UpstreamService;
-pub use upstream::{UpstreamLogin, UpstreamOutcome, UpstreamProvider};
+pub use upstream::{UpstreamLogin, UpstreamOutcome};
+pub use upstream_provider::{UpstreamProvider, UpstreamProviderInfo, UpstreamProviderUpdate};
+pub use upstream_secrets::{MemoryUpstreamSecrets, NoUpstreamSecrets, UpstreamSecrets};

@@ -211,6 +211,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Upstream OpenID providers (migration `*_upstream_providers`).
+    upstream_providers (name) {
+        name -> Text,
+        display_name -> Text,
+        issuer -> Text,
+        client_id -> Text,
+        has_client_secret -> Bool,
+        redirect_uri -> Text,
+        scopes -> Array<Text>,
+        link_verified_email -> Bool,
+        new_user_role -> Text,
+        authorization_endpoint -> Nullable<Text>,
+        token_endpoint -> Nullable<Text>,
+        jwks_uri -> Nullable<Text>,
+        enabled -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(invitations -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
@@ -232,4 +253,50 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     external_identities,
     invitations,
+    upstream_providers,
 );
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use diesel::pg::Pg;
+    use diesel::{QueryDsl, debug_query};
+    use rampart_tenancy::{TenancyConfig, TenantPool};
+    use rampart_testkit::schema_check::assert_columns;
+
+    use super::*;
+
+    /// The tables whose `table!` lists every column (`users` leaves two out).
+    #[tokio::test]
+    async fn tables_match_the_migrations() {
+        let db = rampart_testkit::postgres()
+            .unwrap()
+            .fresh_database()
+            .await
+            .unwrap();
+        let pool = TenantPool::connect(TenancyConfig {
+            database_url: db.url.clone(),
+            ..TenancyConfig::default()
+        })
+        .await
+        .unwrap();
+        let tenant = pool
+            .provision("schema_check", "Schema check")
+            .await
+            .unwrap();
+        for select in [
+            debug_query::<Pg, _>(
+                &upstream_providers::table.select(upstream_providers::all_columns),
+            )
+            .to_string(),
+            debug_query::<Pg, _>(
+                &external_identities::table.select(external_identities::all_columns),
+            )
+            .to_string(),
+            debug_query::<Pg, _>(&invitations::table.select(invitations::all_columns)).to_string(),
+        ] {
+            assert_columns(&db.url, &tenant.schema_name, &select).await;
+        }
+    }
+}

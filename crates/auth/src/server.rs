@@ -28,7 +28,8 @@ use crate::password::PasswordHasher;
 use crate::roles::{Principal, Role};
 use crate::session::{LoginOutcome, NewSession, SessionInfo};
 use crate::token::TokenService;
-use crate::upstream::{UpstreamLogin, UpstreamOutcome, UpstreamProvider, UpstreamService};
+use crate::upstream::{UpstreamLogin, UpstreamOutcome, UpstreamService};
+use crate::upstream_provider::{UpstreamProvider, UpstreamProviderInfo};
 use crate::users::User;
 
 /// The auth services of Rampart. Cheap to share behind an `Arc`.
@@ -111,12 +112,23 @@ impl AuthServer {
                 config: config.clone(),
                 sealer,
                 upstreams: Arc::default(),
+                secrets: Arc::new(crate::upstream_secrets::NoUpstreamSecrets),
             },
             pool,
             config,
             tokens,
             hasher,
         })
+    }
+
+    /// Keeps upstream providers' client secrets in `secrets` (the default,
+    /// [`crate::NoUpstreamSecrets`], refuses to store any).
+    pub fn with_upstream_secrets(
+        mut self,
+        secrets: Arc<dyn crate::upstream_secrets::UpstreamSecrets>,
+    ) -> Self {
+        self.upstream.secrets = secrets;
+        self
     }
 
     /// Accounts and sessions.
@@ -529,28 +541,34 @@ impl AuthServer {
         self.oauth.jwks()
     }
 
-    /// See [`UpstreamService::add_upstream_provider`].
+    /// Registers or replaces an upstream provider (actor `library`); see
+    /// [`UpstreamService::put_provider`].
     pub async fn add_upstream_provider(
         &self,
         tenant: &str,
         provider: UpstreamProvider,
-    ) -> Result<(), AuthError> {
-        self.upstream.add_upstream_provider(tenant, provider).await
+    ) -> Result<UpstreamProviderInfo, AuthError> {
+        self.upstream
+            .put_provider(tenant, provider, true, "library")
+            .await
     }
 
     /// See [`UpstreamService::upstream_providers`].
-    pub fn upstream_providers(&self, tenant: &str) -> Vec<(String, String)> {
-        self.upstream.upstream_providers(tenant)
+    pub async fn upstream_providers(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<(String, String)>, AuthError> {
+        self.upstream.upstream_providers(tenant).await
     }
 
     /// See [`UpstreamService::begin_login`].
-    pub fn begin_login(
+    pub async fn begin_login(
         &self,
         tenant: &str,
         provider: &str,
         return_to: Option<&str>,
     ) -> Result<UpstreamLogin, AuthError> {
-        self.upstream.begin_login(tenant, provider, return_to)
+        self.upstream.begin_login(tenant, provider, return_to).await
     }
 
     /// See [`UpstreamService::complete_login`].

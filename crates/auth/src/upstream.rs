@@ -1,19 +1,44 @@
-//! Login through an upstream OpenID Connect provider.
+//! Login through an upstream OpenID Connect provider, per tenant.
 //!
-//! A tenant registers providers ([`UpstreamService::add_upstream_provider`], which
-//! reads the provider's discovery document). [`UpstreamService::begin_login`]
-//! makes the authorization URL (code flow, PKCE `S256`, random `state` and
-//! `nonce`) and a sealed `pending` blob holding the verifier, state and nonce;
-//! the caller keeps it in an HttpOnly cookie, so the login is bound to the
-//! browser that started it and no table is needed. At the callback,
-//! [`UpstreamService::complete_login`] checks the state, exchanges the code with
-//! the `oauth2` crate, verifies the ID token's signature against the
+//! **Registration.** A tenant's providers live in its `upstream_providers`
+//! table ([`UpstreamProvider`]: issuer, client id, callback, scopes, role of
+//! new users, optional explicit endpoints, enabled); their client secrets
+//! live in a secret store behind [`UpstreamSecrets`] (Vault's KV in the
+//! reference server), never in the database. [`UpstreamService::put_provider`],
+//! [`UpstreamService::update_provider`], [`UpstreamService::set_provider_enabled`]
+//! and [`UpstreamService::delete_provider`] change them (each change
+//! audited); they check the provider first — its discovery document
+//! (`{issuer}/.well-known/openid-configuration`, which must name exactly
+//! that issuer) or, when all three explicit endpoints are given, only its
+//! JWKS — so a bad issuer is refused with [`AuthError::UpstreamDiscovery`].
+//!
+//! **Cache.** Logins read providers through an in-memory cache: loaded from
+//! the table on a miss, kept [`PROVIDER_CACHE_TTL`] (so another replica's
+//! change is seen within it), dropped at once on a local change. Discovery
+//! and the JWKS are fetched again only when the row's `updated_at` changed.
+//!
+//! **Login.** [`UpstreamService::begin_login`] makes the authorization URL
+//! (code flow, PKCE `S256`, random `state` and `nonce`) and a sealed
+//! `pending` blob holding the verifier, state and nonce; the caller keeps it
+//! in an HttpOnly cookie, so the login is bound to the browser that started
+//! it and no table is needed. At the callback,
+//! [`UpstreamService::complete_login`] checks the state, exchanges the code
+//! with the `oauth2` crate, verifies the ID token's signature against the
 //! provider's JWKS (josekit; never `none` or HMAC) and its `iss`, `aud`,
 //! `azp`, `exp`, `iat` and `nonce`, then links the external identity
 //! (`external_identities`, keyed by provider and `sub`) to a local user —
 //! creating one on first login — and opens a session.
+//!
+//! **Linking.** A first login links to an existing local account with the
+//! same e-mail only when all four hold: the tenant setting
+//! `upstreamLinking` is `verified_email`, the provider's
+//! `link_verified_email` flag is on, the provider says the e-mail is
+//! verified, and the local account's e-mail is verified (otherwise
+//! [`AuthError::LinkRefused`]: whoever registered it may not own the
+//! address). When linking is not allowed, a new local user is made. A
+//! provider's links are dropped when it is deleted or its issuer changes
+//! (subjects are unique per issuer only).
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -32,21 +57,26 @@ use oauth2::{
     ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
     StandardRevocableToken, StandardTokenResponse, TokenUrl,
 };
+use rampart_tenancy::TenantPool;
+use rampart_tenancy::UpstreamLinking;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-use rampart_tenancy::TenantPool;
 
 use crate::audit::{AuditEvent, append};
 use crate::config::AuthConfig;
 use crate::context::{ClientContext, ct_eq, random_secret, tenant_id, unix_now};
 use crate::error::AuthError;
 use crate::keys::KeyEncryptionKey;
-use crate::roles::Role;
-use crate::schema::{external_identities, users};
+use crate::schema::{external_identities, upstream_providers, users};
 use crate::session::{LoginOutcome, create_login_challenge, create_session};
 use crate::token::Audience;
+use crate::upstream_provider::{self as provider_rows, UpstreamProviderInfo};
+use crate::upstream_secrets::UpstreamSecrets;
 use crate::users::{self as user_rows, User, normalize_email};
+
+pub use crate::upstream_provider::{UpstreamProvider, UpstreamProviderUpdate};
+pub use crate::upstream_secrets::{MemoryUpstreamSecrets, NoUpstreamSecrets};
 
 /// How long a started upstream login may take.
 const PENDING_TTL_SECS: i64 = 600;
@@ -55,37 +85,9 @@ const ID_TOKEN_ALGS: [&str; 10] = [
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
 ];
 
-/// An upstream OpenID Connect provider as a tenant registers it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UpstreamProvider {
-    /// Our name for it, used in URLs (`[A-Za-z0-9_-]`, e.g. `google`).
-    pub name: String,
-    /// Shown on the login page.
-    pub display_name: String,
-    /// The provider's issuer (its discovery document must name exactly this).
-    pub issuer: String,
-    /// Our client id at the provider.
-    pub client_id: String,
-    /// Our client secret, for a confidential registration; `None` for a
-    /// public one (PKCE alone).
-    pub client_secret: Option<String>,
-    /// Our callback URL as registered at the provider.
-    pub redirect_uri: String,
-    /// Scopes besides `openid` (e.g. `email`, `profile`).
-    pub scopes: Vec<String>,
-    /// Link a first login to an existing local user with the same e-mail,
-    /// only when the provider says the address is verified. Off by default:
-    /// turn it on only for providers trusted to verify addresses.
-    #[serde(default)]
-    pub link_verified_email: bool,
-    /// The role of users created by a first login.
-    #[serde(default = "default_role")]
-    pub new_user_role: Role,
-}
-
-fn default_role() -> Role {
-    Role::Viewer
-}
+/// How long a provider read from the table is used before it is read
+/// again (changes made on another replica are seen within this time).
+pub const PROVIDER_CACHE_TTL: Duration = Duration::from_secs(30);
 
 /// A started upstream login.
 #[derive(Debug, Clone)]
@@ -110,9 +112,10 @@ pub struct UpstreamOutcome {
     pub return_to: Option<String>,
 }
 
-/// The provider metadata we use (OpenID Connect Discovery).
+/// The provider metadata we use (OpenID Connect Discovery, or the
+/// explicit endpoints).
 #[derive(Debug, Clone, Deserialize)]
-struct ProviderMetadata {
+pub(crate) struct ProviderMetadata {
     issuer: String,
     authorization_endpoint: String,
     token_endpoint: String,
@@ -124,18 +127,45 @@ struct ProviderMetadata {
     authorization_response_iss_parameter_supported: bool,
 }
 
+/// An enabled provider ready for logins.
 struct Registered {
-    provider: UpstreamProvider,
+    provider: UpstreamProviderInfo,
+    client_secret: Option<SecretString>,
     metadata: ProviderMetadata,
     jwks: RwLock<Arc<JwkSet>>,
 }
 
-/// The upstream providers of every tenant and the HTTP client that talks to
-/// them.
-#[derive(Default)]
+type ProviderKey = (String, String);
+
+/// The cache of every tenant's upstream providers and the HTTP client that
+/// talks to them.
 pub(crate) struct UpstreamRegistry {
     http: OnceLock<reqwest::Client>,
-    providers: RwLock<HashMap<(String, String), Arc<Registered>>>,
+    /// (tenant, name) → the enabled provider, or `None` (absent, disabled),
+    /// for [`PROVIDER_CACHE_TTL`].
+    providers: moka::sync::Cache<ProviderKey, Option<Arc<Registered>>>,
+    /// The last resolved copy of each provider (metadata, JWKS), reused
+    /// while the row's `updated_at` is unchanged.
+    resolved: moka::sync::Cache<ProviderKey, Arc<Registered>>,
+    /// tenant → its enabled providers as (name, display name).
+    lists: moka::sync::Cache<String, Arc<Vec<(String, String)>>>,
+}
+
+impl Default for UpstreamRegistry {
+    fn default() -> Self {
+        Self {
+            http: OnceLock::new(),
+            providers: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(PROVIDER_CACHE_TTL)
+                .build(),
+            resolved: moka::sync::Cache::builder().max_capacity(10_000).build(),
+            lists: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(PROVIDER_CACHE_TTL)
+                .build(),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -197,6 +227,14 @@ fn upstream(msg: impl Into<String>) -> AuthError {
     AuthError::Upstream(msg.into())
 }
 
+/// The message of an upstream failure without our variant's prefix.
+fn detail(e: &AuthError) -> String {
+    match e {
+        AuthError::Upstream(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn denied(msg: &str) -> AuthError {
     AuthError::AccessDenied(msg.to_owned())
 }
@@ -253,14 +291,159 @@ impl UpstreamRegistry {
             .map_err(|e| upstream(format!("{url}: {e}")))
     }
 
-    fn get(&self, tenant: &str, provider: &str) -> Result<Arc<Registered>, AuthError> {
-        let map = match self.providers.read() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
+    /// Forgets what is cached about `tenant`'s provider `name` (after a
+    /// local change).
+    pub(crate) fn forget(&self, tenant: &str, name: &str) {
+        let key = (tenant.to_owned(), name.to_owned());
+        self.providers.invalidate(&key);
+        self.resolved.invalidate(&key);
+        self.lists.invalidate(tenant);
+    }
+
+    /// The provider's metadata and JWKS: its discovery document (which must
+    /// name exactly its issuer), or its explicit endpoints; then the JWKS.
+    /// Failures are [`AuthError::UpstreamDiscovery`].
+    pub(crate) async fn resolve(
+        &self,
+        issuer: &str,
+        explicit: Option<(&str, &str, &str)>,
+    ) -> Result<(ProviderMetadata, JwkSet), AuthError> {
+        let discovery = |msg: String| AuthError::UpstreamDiscovery(msg);
+        let metadata = match explicit {
+            Some((authorization_endpoint, token_endpoint, jwks_uri)) => ProviderMetadata {
+                issuer: issuer.to_owned(),
+                authorization_endpoint: authorization_endpoint.to_owned(),
+                token_endpoint: token_endpoint.to_owned(),
+                jwks_uri: jwks_uri.to_owned(),
+                id_token_signing_alg_values_supported: Vec::new(),
+                authorization_response_iss_parameter_supported: false,
+            },
+            None => {
+                let url = format!(
+                    "{}/.well-known/openid-configuration",
+                    issuer.trim_end_matches('/')
+                );
+                let metadata: ProviderMetadata = self
+                    .get_json(&url)
+                    .await
+                    .map_err(|e| discovery(format!("discovery document: {}", detail(&e))))?;
+                // OpenID Connect Discovery §4.3: the issuer must match exactly.
+                if metadata.issuer != issuer {
+                    return Err(discovery(format!(
+                        "the discovery document names issuer {} instead of {issuer}",
+                        metadata.issuer
+                    )));
+                }
+                for (field, value) in [
+                    ("authorization_endpoint", &metadata.authorization_endpoint),
+                    ("token_endpoint", &metadata.token_endpoint),
+                    ("jwks_uri", &metadata.jwks_uri),
+                ] {
+                    provider_rows::check_url(field, value).map_err(|_| {
+                        discovery(format!(
+                            "the discovery document's {field} is not an https:// URL"
+                        ))
+                    })?;
+                }
+                metadata
+            }
         };
-        map.get(&(tenant.to_owned(), provider.to_owned()))
-            .cloned()
-            .ok_or_else(|| AuthError::NotFound(format!("upstream provider {provider}")))
+        let jwks: serde_json::Value = self
+            .get_json(&metadata.jwks_uri)
+            .await
+            .map_err(|e| discovery(format!("JWKS: {}", detail(&e))))?;
+        let jwks = JwkSet::from_bytes(jwks.to_string())
+            .map_err(|_| discovery("JWKS: not a JSON Web Key Set".into()))?;
+        Ok((metadata, jwks))
+    }
+
+    /// `tenant`'s enabled provider `name`, from the cache or the table.
+    async fn provider(
+        &self,
+        pool: &TenantPool,
+        secrets: &dyn UpstreamSecrets,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Arc<Registered>, AuthError> {
+        let not_found = || AuthError::NotFound(format!("upstream provider {name}"));
+        if !provider_rows::valid_provider_name(name) {
+            return Err(not_found());
+        }
+        let key = (tenant.to_owned(), name.to_owned());
+        if let Some(cached) = self.providers.get(&key) {
+            return cached.ok_or_else(not_found);
+        }
+        let row = pool
+            .with_tenant(tenant, async |conn| provider_rows::find(conn, name).await)
+            .await?;
+        let loaded = match row {
+            Some(row) if row.enabled => Some(self.registered(secrets, tenant, row).await?),
+            _ => None,
+        };
+        self.providers.insert(key, loaded.clone());
+        loaded.ok_or_else(not_found)
+    }
+
+    /// A provider ready for logins: the resolved copy when the row did not
+    /// change, else resolved anew (with its secret from the store).
+    async fn registered(
+        &self,
+        secrets: &dyn UpstreamSecrets,
+        tenant: &str,
+        row: UpstreamProviderInfo,
+    ) -> Result<Arc<Registered>, AuthError> {
+        let key = (tenant.to_owned(), row.name.clone());
+        if let Some(known) = self.resolved.get(&key)
+            && known.provider == row
+        {
+            return Ok(known);
+        }
+        let (metadata, jwks) = self
+            .resolve(&row.issuer, row.explicit_endpoints())
+            .await
+            .map_err(|e| upstream(e.to_string()))?;
+        let client_secret =
+            if row.has_client_secret {
+                Some(secrets.get(tenant, &row.name).await?.ok_or_else(|| {
+                    upstream("the client secret is missing from the secret store")
+                })?)
+            } else {
+                None
+            };
+        let reg = Arc::new(Registered {
+            provider: row,
+            client_secret,
+            metadata,
+            jwks: RwLock::new(Arc::new(jwks)),
+        });
+        self.resolved.insert(key, reg.clone());
+        Ok(reg)
+    }
+
+    /// `tenant`'s enabled providers as (name, display name), by name.
+    async fn enabled(
+        &self,
+        pool: &TenantPool,
+        tenant: &str,
+    ) -> Result<Arc<Vec<(String, String)>>, AuthError> {
+        if let Some(list) = self.lists.get(tenant) {
+            return Ok(list);
+        }
+        let list: Vec<(String, String)> = pool
+            .with_tenant(tenant, async |conn| {
+                Ok::<_, AuthError>(
+                    upstream_providers::table
+                        .filter(upstream_providers::enabled.eq(true))
+                        .order(upstream_providers::name)
+                        .select((upstream_providers::name, upstream_providers::display_name))
+                        .load(conn)
+                        .await?,
+                )
+            })
+            .await?;
+        let list = Arc::new(list);
+        self.lists.insert(tenant.to_owned(), list.clone());
+        Ok(list)
     }
 
     /// The JWK for `kid`, refetching the provider's JWKS once when it is
@@ -393,18 +576,10 @@ fn oidc_client(reg: &Registered) -> Result<OidcClient, AuthError> {
             RedirectUrl::new(p.redirect_uri.clone())
                 .map_err(|e| AuthError::Config(format!("redirect_uri: {e}")))?,
         );
-    if let Some(secret) = &p.client_secret {
-        client = client.set_client_secret(ClientSecret::new(secret.clone()));
+    if let Some(secret) = &reg.client_secret {
+        client = client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
     }
     Ok(client)
-}
-
-fn valid_provider_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Login through upstream OpenID Connect providers: registration of a
@@ -416,80 +591,44 @@ pub struct UpstreamService {
     /// Seals the pending-login blob kept in the browser's cookie.
     pub(crate) sealer: KeyEncryptionKey,
     pub(crate) upstreams: Arc<UpstreamRegistry>,
+    /// Where client secrets live.
+    pub(crate) secrets: Arc<dyn UpstreamSecrets>,
 }
 
 impl std::fmt::Debug for UpstreamService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamService").finish_non_exhaustive()
+        f.debug_struct("UpstreamService")
+            .field("secrets", &self.secrets)
+            .finish_non_exhaustive()
     }
 }
 
 impl UpstreamService {
-    /// Registers (or replaces) an upstream provider for `tenant`, reading its
-    /// discovery document and JWKS now.
-    pub async fn add_upstream_provider(
+    /// The enabled upstream providers of `tenant` as `(name, display name)`,
+    /// by name (for the login page).
+    pub async fn upstream_providers(
         &self,
         tenant: &str,
-        provider: UpstreamProvider,
-    ) -> Result<(), AuthError> {
-        if !valid_provider_name(&provider.name) {
-            return Err(AuthError::Config(format!(
-                "upstream provider name {:?}",
-                provider.name
-            )));
-        }
-        tenant_id(&self.pool, tenant).await?;
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            provider.issuer.trim_end_matches('/')
-        );
-        let metadata: ProviderMetadata = self.upstreams.get_json(&url).await?;
-        // OpenID Connect Discovery §4.3: the issuer must match exactly.
-        if metadata.issuer != provider.issuer {
-            return Err(upstream(format!(
-                "discovery names issuer {} instead of {}",
-                metadata.issuer, provider.issuer
-            )));
-        }
-        let jwks: serde_json::Value = self.upstreams.get_json(&metadata.jwks_uri).await?;
-        let jwks = JwkSet::from_bytes(jwks.to_string())
-            .map_err(|e| upstream(format!("provider JWKS: {e}")))?;
-        let key = (tenant.to_owned(), provider.name.clone());
-        let reg = Arc::new(Registered {
-            provider,
-            metadata,
-            jwks: RwLock::new(Arc::new(jwks)),
-        });
-        match self.upstreams.providers.write() {
-            Ok(mut map) => map.insert(key, reg),
-            Err(poisoned) => poisoned.into_inner().insert(key, reg),
-        };
-        Ok(())
-    }
-
-    /// The upstream providers of `tenant` as `(name, display name)`.
-    pub fn upstream_providers(&self, tenant: &str) -> Vec<(String, String)> {
-        let map = match self.upstreams.providers.read() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let mut out: Vec<_> = map
-            .iter()
-            .filter(|((t, _), _)| t == tenant)
-            .map(|((_, name), reg)| (name.clone(), reg.provider.display_name.clone()))
-            .collect();
-        out.sort();
-        out
+    ) -> Result<Vec<(String, String)>, AuthError> {
+        Ok(self
+            .upstreams
+            .enabled(&self.pool, tenant)
+            .await?
+            .as_ref()
+            .clone())
     }
 
     /// Starts a login at upstream provider `provider` of `tenant`.
-    pub fn begin_login(
+    pub async fn begin_login(
         &self,
         tenant: &str,
         provider: &str,
         return_to: Option<&str>,
     ) -> Result<UpstreamLogin, AuthError> {
-        let reg = self.upstreams.get(tenant, provider)?;
+        let reg = self
+            .upstreams
+            .provider(&self.pool, &*self.secrets, tenant, provider)
+            .await?;
         let client = oidc_client(&reg)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let state = random_secret(32);
@@ -549,7 +688,10 @@ impl UpstreamService {
         if !ct_eq(pending.state.as_bytes(), state.as_bytes()) {
             return Err(denied("state does not match"));
         }
-        let reg = self.upstreams.get(tenant, provider)?;
+        let reg = self
+            .upstreams
+            .provider(&self.pool, &*self.secrets, tenant, provider)
+            .await?;
         // Mix-up defence: the response must come from the provider we sent
         // the browser to.
         match iss {
@@ -600,10 +742,15 @@ impl UpstreamService {
     async fn link_identity(
         &self,
         tenant: &str,
-        provider: &UpstreamProvider,
+        provider: &UpstreamProviderInfo,
         claims: &UpstreamIdClaims,
     ) -> Result<(User, bool), AuthError> {
         let tenant_id = tenant_id(&self.pool, tenant).await?;
+        // Linking by e-mail needs the tenant's setting and the provider's
+        // flag (see the module documentation).
+        let may_link = provider.link_verified_email
+            && self.pool.tenant_settings(tenant).await?.upstream_linking
+                == UpstreamLinking::VerifiedEmail;
         let verified_email = claims
             .email
             .as_deref()
@@ -622,7 +769,7 @@ impl UpstreamService {
                 let (user, created) = match linked {
                     Some(user) => (user, false),
                     None => {
-                        let existing = match (&verified_email, provider.link_verified_email) {
+                        let existing = match (&verified_email, may_link) {
                             (Some(email), true) => user_rows::by_email(conn, email).await?,
                             _ => None,
                         };
@@ -746,7 +893,7 @@ impl UpstreamService {
 /// provider's when free, else a placeholder under `.invalid` (RFC 2606).
 async fn create_user(
     conn: &mut AsyncPgConnection,
-    provider: &UpstreamProvider,
+    provider: &UpstreamProviderInfo,
     claims: &UpstreamIdClaims,
 ) -> Result<User, AuthError> {
     let placeholder = format!(
@@ -773,7 +920,7 @@ async fn create_user(
             .values((
                 users::email.eq(&email),
                 users::display_name.eq(display_name.chars().take(200).collect::<String>()),
-                users::role.eq(provider.new_user_role.as_str()),
+                users::role.eq(provider.role().as_str()),
                 users::email_verified.eq(verified),
             ))
             .on_conflict_do_nothing()
@@ -797,14 +944,6 @@ mod tests {
     use josekit::jws::JwsHeader;
     use josekit::jwt::JwtPayload;
 
-    #[test]
-    fn provider_names_are_url_safe() {
-        assert!(valid_provider_name("google-workspace_1"));
-        for bad in ["", "a/b", "a b", "ä", "..", &"x".repeat(65)] {
-            assert!(!valid_provider_name(bad), "{bad}");
-        }
-    }
-
     const ISS: &str = "https://idp.example";
 
     /// A provider with one ES256 key; its JWKS URL is unreachable, so an
@@ -817,17 +956,24 @@ mod tests {
         public.set_key_id("k1");
         set.push_key(public);
         let reg = Registered {
-            provider: UpstreamProvider {
+            provider: UpstreamProviderInfo {
                 name: "idp".into(),
                 display_name: "IdP".into(),
                 issuer: ISS.into(),
                 client_id: "rampart".into(),
-                client_secret: None,
+                has_client_secret: false,
                 redirect_uri: "http://127.0.0.1/cb".into(),
                 scopes: vec![],
                 link_verified_email: false,
-                new_user_role: Role::Viewer,
+                new_user_role: "viewer".into(),
+                authorization_endpoint: None,
+                token_endpoint: None,
+                jwks_uri: None,
+                enabled: true,
+                created_at: chrono::Utc::now(),
+                updated_at: chrono::Utc::now(),
             },
+            client_secret: None,
             metadata: ProviderMetadata {
                 issuer: ISS.into(),
                 authorization_endpoint: format!("{ISS}/auth"),

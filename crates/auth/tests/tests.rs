@@ -9,3 +9,4 @@ mod keys;
 mod oauth;
 mod tenant_policy;
 mod tokens;
+mod upstream;

@@ -5,6 +5,7 @@ pub mod admin_page;
 pub mod api_v1;
 pub mod clients;
 pub mod health;
+pub mod idps;
 pub mod invitations;
 pub mod market_api;
 pub mod members;

@@ -292,12 +292,17 @@ async fn authorize(
         .finish();
     let return_to = format!("/t/{tenant}/oauth/authorize?{query}");
     let csrf = new_csrf_token();
+    // The page still works (password login) when the list cannot be read.
+    let upstreams = auth.upstream_providers(&tenant).await.unwrap_or_else(|e| {
+        tracing::warn!(tenant, error = %e, "upstream providers unavailable");
+        Vec::new()
+    });
     let page = login_page_with(
         &tenant,
         &return_to,
         &validated.client_name,
         None,
-        &auth.upstream_providers(&tenant),
+        &upstreams,
         &csrf,
     );
     with_csrf_cookie(page, &tenant, &csrf, is_secure(&auth))
@@ -596,7 +601,10 @@ async fn upstream_login(
     if let Err(e) = auth.pool().active_tenant(&tenant).await {
         return oauth_error(&AuthError::from(e));
     }
-    match auth.begin_login(&tenant, &provider, return_to.as_deref()) {
+    match auth
+        .begin_login(&tenant, &provider, return_to.as_deref())
+        .await
+    {
         Ok(login) => {
             let cookie =
                 actix_web::cookie::Cookie::build(upstream_cookie_name(&tenant), login.pending)

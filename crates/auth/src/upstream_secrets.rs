@@ -1,0 +1,108 @@
+//! Where the client secrets of upstream providers live: never in the
+//! database (the `upstream_providers` row only says whether one is stored),
+//! but in a secret store behind [`UpstreamSecrets`] — Vault's KV in the
+//! reference server, a directory of 0600 files in development,
+//! [`MemoryUpstreamSecrets`] in tests. Values travel as
+//! [`secrecy::SecretString`], so they are redacted in `Debug` output.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use crate::error::AuthError;
+
+/// A store of upstream providers' client secrets, by tenant and provider
+/// name (both already validated by the caller: slug and `[A-Za-z0-9_-]`).
+#[async_trait]
+pub trait UpstreamSecrets: Send + Sync + std::fmt::Debug {
+    /// Stores (or replaces) the secret.
+    async fn put(
+        &self,
+        tenant: &str,
+        provider: &str,
+        secret: &SecretString,
+    ) -> Result<(), AuthError>;
+    /// The secret, `None` when none is stored.
+    async fn get(&self, tenant: &str, provider: &str) -> Result<Option<SecretString>, AuthError>;
+    /// Removes the secret; removing an absent one is not an error.
+    async fn delete(&self, tenant: &str, provider: &str) -> Result<(), AuthError>;
+}
+
+/// Secrets in process memory (tests, and embedders that bring their own
+/// persistence). Lost when the process ends.
+#[derive(Default)]
+pub struct MemoryUpstreamSecrets {
+    secrets: RwLock<HashMap<(String, String), SecretString>>,
+}
+
+impl MemoryUpstreamSecrets {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for MemoryUpstreamSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryUpstreamSecrets")
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl UpstreamSecrets for MemoryUpstreamSecrets {
+    async fn put(
+        &self,
+        tenant: &str,
+        provider: &str,
+        secret: &SecretString,
+    ) -> Result<(), AuthError> {
+        let mut map = match self.secrets.write() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.insert((tenant.to_owned(), provider.to_owned()), secret.clone());
+        Ok(())
+    }
+
+    async fn get(&self, tenant: &str, provider: &str) -> Result<Option<SecretString>, AuthError> {
+        let map = match self.secrets.read() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        Ok(map.get(&(tenant.to_owned(), provider.to_owned())).cloned())
+    }
+
+    async fn delete(&self, tenant: &str, provider: &str) -> Result<(), AuthError> {
+        let mut map = match self.secrets.write() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.remove(&(tenant.to_owned(), provider.to_owned()));
+        Ok(())
+    }
+}
+
+/// No secret store: reading finds nothing, storing is refused with
+/// [`AuthError::NoSecretStore`] (the default of [`crate::AuthServer`], and
+/// the reference server's in production mode without Vault). Providers
+/// without a client secret (public clients, PKCE) still work.
+#[derive(Debug, Default)]
+pub struct NoUpstreamSecrets;
+
+#[async_trait]
+impl UpstreamSecrets for NoUpstreamSecrets {
+    async fn put(&self, _: &str, _: &str, _: &SecretString) -> Result<(), AuthError> {
+        Err(AuthError::NoSecretStore)
+    }
+
+    async fn get(&self, _: &str, _: &str) -> Result<Option<SecretString>, AuthError> {
+        Ok(None)
+    }
+
+    async fn delete(&self, _: &str, _: &str) -> Result<(), AuthError> {
+        Ok(())
+    }
+}

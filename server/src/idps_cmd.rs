@@ -1,0 +1,387 @@
+//! `rampart idps …`: a tenant's upstream identity providers from the
+//! command line, straight on the database (no running server needed),
+//! through the same service as the admin API. A client secret is read from
+//! standard input (`--client-secret-stdin`) or an environment variable
+//! (`--client-secret-env NAME`), never from an argument, and kept in the
+//! secret store the configuration names (Vault, or the dev store); output
+//! shows only whether one is stored.
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use rampart_auth::{
+    AuthServer, Role, UpstreamProvider, UpstreamProviderInfo, UpstreamProviderUpdate,
+};
+use rampart_vault::SecretStore;
+use secrecy::SecretString;
+
+use crate::config::ServerConfig;
+use crate::onboarding::{self, link_config};
+use crate::tenants_cmd::DbArgs;
+
+/// Where the database is and the configuration that names the secret store.
+#[derive(Debug, Args)]
+pub struct IdpArgs {
+    /// The platform database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The server's configuration file (`[vault]`, `mode`,
+    /// `dev_secrets_dir`, `public_base_url`).
+    #[arg(long, short, env = "RAMPART_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The public URL the default callback points to, when no
+    /// configuration file is given.
+    #[arg(long, env = "RAMPART_PUBLIC_BASE_URL")]
+    pub public_url: Option<String>,
+    /// Tenant slug.
+    pub tenant: String,
+}
+
+impl IdpArgs {
+    async fn open(&self) -> anyhow::Result<(Arc<AuthServer>, ServerConfig)> {
+        let config = link_config(self.config.as_deref(), self.public_url.as_deref())?;
+        let pool = crate::onboard_cmd::connect(&self.db).await?;
+        let vault = match &config.vault {
+            Some(v) => Some(Arc::new(SecretStore::connect(v.clone()).await?)),
+            None => None,
+        };
+        let secrets = crate::idp_secrets::upstream_secrets(&config, vault.as_ref());
+        let auth = onboarding::row_admin(pool, &config).await?;
+        let auth = Arc::into_inner(auth)
+            .ok_or_else(|| anyhow::anyhow!("auth server shared"))?
+            .with_upstream_secrets(secrets);
+        Ok((Arc::new(auth), config))
+    }
+}
+
+/// Where a client secret comes from (never a plain argument).
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    /// Read the client secret from the first line of standard input.
+    #[arg(long, conflicts_with = "client_secret_env")]
+    pub client_secret_stdin: bool,
+    /// Read the client secret from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub client_secret_env: Option<String>,
+}
+
+impl SecretArgs {
+    fn read(&self) -> anyhow::Result<Option<SecretString>> {
+        if self.client_secret_stdin {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            let line = line.trim_end_matches(['\r', '\n']).to_owned();
+            anyhow::ensure!(!line.is_empty(), "no client secret on standard input");
+            return Ok(Some(SecretString::from(line)));
+        }
+        if let Some(var) = &self.client_secret_env {
+            let value = std::env::var(var)
+                .map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?;
+            return Ok(Some(SecretString::from(value)));
+        }
+        Ok(None)
+    }
+}
+
+/// Explicit endpoints (all three, or none for discovery).
+#[derive(Debug, Args)]
+pub struct EndpointArgs {
+    /// Authorization endpoint (skips discovery with the other two).
+    #[arg(long)]
+    pub authorization_endpoint: Option<String>,
+    /// Token endpoint.
+    #[arg(long)]
+    pub token_endpoint: Option<String>,
+    /// JWKS URL.
+    #[arg(long)]
+    pub jwks_uri: Option<String>,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| "admin, trader or viewer".to_owned())
+}
+
+/// Upstream identity provider commands.
+#[derive(Debug, Subcommand)]
+pub enum IdpsCommand {
+    /// List the tenant's providers.
+    List {
+        /// Database, configuration, tenant.
+        #[command(flatten)]
+        at: IdpArgs,
+    },
+    /// Show one provider (JSON; never the secret).
+    Show {
+        /// Database, configuration, tenant.
+        #[command(flatten)]
+        at: IdpArgs,
+        /// Provider name.
+        name: String,
+    },
+    /// Register a provider (checked through its discovery document, or its
+    /// explicit endpoints and JWKS, first).
+    Add {
+        /// Database, configuration, tenant.
+        #[command(flatten)]
+        at: IdpArgs,
+        /// Provider name (in URLs): `[A-Za-z0-9_-]`.
+        name: String,
+        /// Shown on the login page (default: the name).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Issuer URL.
+        #[arg(long)]
+        issuer: String,
+        /// Our client id at the provider.
+        #[arg(long)]
+        client_id: String,
+        /// Client secret source.
+        #[command(flatten)]
+        secret: SecretArgs,
+        /// Our callback URL (default
+        /// `{public_base_url}/t/{tenant}/login/upstream/{name}/callback`).
+        #[arg(long)]
+        redirect_uri: Option<String>,
+        /// Scopes besides `openid`, space-separated.
+        #[arg(long, default_value = "email profile")]
+        scopes: String,
+        /// Allow linking to a local account by verified e-mail (also needs
+        /// the tenant setting `upstreamLinking = verified_email`).
+        #[arg(long)]
+        link_verified_email: bool,
+        /// Role of users created by a first login.
+        #[arg(long, default_value = "viewer", value_parser = parse_role)]
+        new_user_role: Role,
+        /// Explicit endpoints.
+        #[command(flatten)]
+        endpoints: EndpointArgs,
+        /// Register it disabled.
+        #[arg(long)]
+        disabled: bool,
+        /// Replace a provider of the same name.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Change some of a provider's fields.
+    Update {
+        /// Database, configuration, tenant.
+        #[command(flatten)]
+        at: IdpArgs,
+        /// Provider name.
+        name: String,
+        /// New display name.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// New issuer (its identity links are dropped).
+        #[arg(long)]
+        issuer: Option<String>,
+        /// New client id.
+        #[arg(long)]
+        client_id: Option<String>,
+        /// New client secret source.
+        #[command(flatten)]
+        secret: SecretArgs,
+        /// Remove the stored client secret.
+        #[arg(long, conflicts_with_all = ["client_secret_stdin", "client_secret_env"])]
+        remove_client_secret: bool,
+        /// New callback URL.
+        #[arg(long)]
+        redirect_uri: Option<String>,
+        /// New scopes, space-separated.
+        #[arg(long)]
+        scopes: Option<String>,
+        /// E-mail linking on or off.
+        #[arg(long)]
+        link_verified_email: Option<bool>,
+        /// New role for users created by a first login.
+        #[arg(long, value_parser = parse_role)]
+        new_user_role: Option<Role>,
+        /// New explicit endpoints.
+        #[command(flatten)]
+        endpoints: EndpointArgs,
+        /// Drop the explicit endpoints (discovery again).
+        #[arg(long)]
+        use_discovery: bool,
+    },
+    /// Disable a provider (not offered, its logins refused).
+    Disable {
+        /// Database, configuration, tenant.
+        #[command(flatten)]
+        at: IdpArgs,
+        /// Provider name.
+        name: String,
+    },
+    /// Enable a provider.
+    Enable {
+        /// Database, configuration, tenant.
+        #[command(flatten)]
+        at: IdpArgs,
+        /// Provider name.
+        name: String,
+    },
+    /// Delete a provider, its identity links and its client secret.
+    Remove {
+        /// Database, configuration, tenant.
+        #[command(flatten)]
+        at: IdpArgs,
+        /// Provider name.
+        name: String,
+    },
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_owned).collect()
+}
+
+fn print_idp(p: &UpstreamProviderInfo) {
+    println!(
+        "{:<16} {:<8} {:<9} issuer={} client_id={} secret={} scopes={} link_verified_email={} endpoints={}",
+        p.name,
+        if p.enabled { "enabled" } else { "disabled" },
+        p.new_user_role,
+        p.issuer,
+        p.client_id,
+        if p.has_client_secret {
+            "stored"
+        } else {
+            "none"
+        },
+        p.scopes.join(" "),
+        p.link_verified_email,
+        if p.jwks_uri.is_some() {
+            "explicit"
+        } else {
+            "discovery"
+        },
+    );
+}
+
+/// Runs an upstream identity provider command.
+pub async fn run(cmd: IdpsCommand) -> anyhow::Result<()> {
+    const ACTOR: &str = "cli";
+    match cmd {
+        IdpsCommand::List { at } => {
+            let (auth, _) = at.open().await?;
+            for p in auth.upstream().list_providers(&at.tenant).await? {
+                print_idp(&p);
+            }
+        }
+        IdpsCommand::Show { at, name } => {
+            let (auth, _) = at.open().await?;
+            let p = auth.upstream().provider_info(&at.tenant, &name).await?;
+            println!("{}", serde_json::to_string_pretty(&p)?);
+        }
+        IdpsCommand::Add {
+            at,
+            name,
+            display_name,
+            issuer,
+            client_id,
+            secret,
+            redirect_uri,
+            scopes,
+            link_verified_email,
+            new_user_role,
+            endpoints,
+            disabled,
+            replace,
+        } => {
+            let client_secret = secret.read()?;
+            let (auth, config) = at.open().await?;
+            let provider = UpstreamProvider {
+                display_name: display_name.unwrap_or_else(|| name.clone()),
+                redirect_uri: redirect_uri.unwrap_or_else(|| {
+                    format!(
+                        "{}/t/{}/login/upstream/{name}/callback",
+                        config.public_base_url.trim_end_matches('/'),
+                        at.tenant
+                    )
+                }),
+                name,
+                issuer,
+                client_id,
+                client_secret,
+                scopes: words(&scopes),
+                link_verified_email,
+                new_user_role,
+                authorization_endpoint: endpoints.authorization_endpoint,
+                token_endpoint: endpoints.token_endpoint,
+                jwks_uri: endpoints.jwks_uri,
+                enabled: !disabled,
+            };
+            print_idp(
+                &auth
+                    .upstream()
+                    .put_provider(&at.tenant, provider, replace, ACTOR)
+                    .await?,
+            );
+        }
+        IdpsCommand::Update {
+            at,
+            name,
+            display_name,
+            issuer,
+            client_id,
+            secret,
+            remove_client_secret,
+            redirect_uri,
+            scopes,
+            link_verified_email,
+            new_user_role,
+            endpoints,
+            use_discovery,
+        } => {
+            let client_secret = secret.read()?;
+            let (auth, _) = at.open().await?;
+            let update = UpstreamProviderUpdate {
+                display_name,
+                issuer,
+                client_id,
+                client_secret,
+                remove_client_secret,
+                redirect_uri,
+                scopes: scopes.as_deref().map(words),
+                link_verified_email,
+                new_user_role,
+                authorization_endpoint: endpoints.authorization_endpoint,
+                token_endpoint: endpoints.token_endpoint,
+                jwks_uri: endpoints.jwks_uri,
+                use_discovery,
+                enabled: None,
+            };
+            print_idp(
+                &auth
+                    .upstream()
+                    .update_provider(&at.tenant, &name, &update, ACTOR)
+                    .await?,
+            );
+        }
+        IdpsCommand::Disable { at, name } => {
+            let (auth, _) = at.open().await?;
+            print_idp(
+                &auth
+                    .upstream()
+                    .set_provider_enabled(&at.tenant, &name, false, ACTOR)
+                    .await?,
+            );
+        }
+        IdpsCommand::Enable { at, name } => {
+            let (auth, _) = at.open().await?;
+            print_idp(
+                &auth
+                    .upstream()
+                    .set_provider_enabled(&at.tenant, &name, true, ACTOR)
+                    .await?,
+            );
+        }
+        IdpsCommand::Remove { at, name } => {
+            let (auth, _) = at.open().await?;
+            auth.upstream()
+                .delete_provider(&at.tenant, &name, ACTOR)
+                .await?;
+            println!("removed {name}");
+        }
+    }
+    Ok(())
+}
