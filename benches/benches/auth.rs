@@ -177,15 +177,9 @@ async fn oauth_setup(
     .unwrap();
     pool.provision("acme", "Acme").await.unwrap();
     let config = AuthConfig::default();
-    let kek = KeyEncryptionKey::generate();
-    let ring = KeyRing::open(
-        Arc::new(MemoryKeyStore::new()),
-        kek.clone(),
-        RotationPolicy::from_config(&config),
-    )
-    .await
-    .unwrap();
-    let a = AuthServer::new(pool.clone(), config, ring, kek).unwrap();
+    let a = AuthServer::with_memory_keys(pool.clone(), config)
+        .await
+        .unwrap();
     a.register_client(
         "acme",
         &ClientRegistration {

@@ -108,11 +108,7 @@ pub fn read(path: &Path) -> String {
 /// cheap Argon2id, one worker.
 pub async fn config(pki: &Pki) -> ServerConfig {
     rampart_testkit::install_crypto_provider();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = rampart_testkit::fresh_database().await.unwrap();
     let mut config = ServerConfig {
         public_addr: "127.0.0.1:0".parse().unwrap(),
         admin_addr: "127.0.0.1:0".parse().unwrap(),

@@ -261,11 +261,7 @@ async fn keys_rotate_command_rotates_the_keys_in_vault() {
     )
     .await;
     let pki = Pki::new();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = rampart_testkit::fresh_database().await.unwrap();
     let toml = format!(
         "public_base_url = \"https://localhost:8443\"\n\
          [tls]\ncert_file = {:?}\nkey_file = {:?}\nclient_ca_file = {:?}\n\

@@ -51,6 +51,11 @@ impl AuditEvent {
             ..Self::default()
         }
     }
+    /// An event of `user` from the client `ctx` ([`AuditEvent::user`] and
+    /// [`AuditEvent::client`]).
+    pub fn by_user(action: &str, result: &str, user: Uuid, ctx: &ClientContext) -> Self {
+        Self::new(action, result).user(Some(user)).client(ctx)
+    }
     /// Sets the user.
     pub fn user(mut self, user: Option<Uuid>) -> Self {
         self.user_id = user;

@@ -45,18 +45,7 @@ impl Role {
     pub fn permissions(self) -> &'static [Permission] {
         use Permission::*;
         match self {
-            Role::Admin => &[
-                PortfolioRead,
-                PortfolioWrite,
-                TradeExecute,
-                MarketRead,
-                AnalyticsRead,
-                UsersManage,
-                ClientsManage,
-                ApiKeysManage,
-                AuditRead,
-                TenantAdmin,
-            ],
+            Role::Admin => &Permission::ALL,
             Role::Trader => &[
                 PortfolioRead,
                 PortfolioWrite,
@@ -97,6 +86,23 @@ pub enum Permission {
 }
 
 impl Permission {
+    /// Every permission (what [`Role::Admin`] grants).
+    pub const ALL: [Permission; 10] = {
+        use Permission::*;
+        [
+            PortfolioRead,
+            PortfolioWrite,
+            TradeExecute,
+            MarketRead,
+            AnalyticsRead,
+            UsersManage,
+            ClientsManage,
+            ApiKeysManage,
+            AuditRead,
+            TenantAdmin,
+        ]
+    };
+
     /// The OAuth scope that carries this permission in tokens and API keys.
     pub fn scope(self) -> &'static str {
         match self {

@@ -18,7 +18,7 @@ use crate::config::AuthConfig;
 use crate::context::ClientContext;
 use crate::error::AuthError;
 use crate::invitation::InvitationService;
-use crate::keys::{KeyEncryptionKey, KeyRing};
+use crate::keys::{KeyEncryptionKey, KeyRing, MemoryKeyStore, RotationPolicy};
 use crate::mfa::{MfaService, TotpSetup};
 use crate::oauth::{
     AuthorizeError, AuthorizeRequest, CLIENT_CACHE_TTL, Client, ClientCredentials,
@@ -117,6 +117,20 @@ impl AuthServer {
             tokens,
             hasher,
         })
+    }
+
+    /// Services whose signing keys live in memory, sealed by one generated
+    /// key (a demo, a test, a command that signs nothing lasting; a
+    /// deployment keeps its keys in Vault through `VaultKeyStore`).
+    pub async fn with_memory_keys(pool: TenantPool, config: AuthConfig) -> Result<Self, AuthError> {
+        let kek = KeyEncryptionKey::generate();
+        let ring = KeyRing::open(
+            Arc::new(MemoryKeyStore::new()),
+            kek.clone(),
+            RotationPolicy::from_config(&config),
+        )
+        .await?;
+        Self::new(pool, config, ring, kek)
     }
 
     /// Accounts and sessions.

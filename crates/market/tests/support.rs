@@ -195,9 +195,5 @@ pub async fn raw_http_server(response: &'static [u8]) -> String {
 /// A fresh database on the shared test server (TLS provider installed first).
 pub async fn fresh_database() -> rampart_testkit::TestDatabase {
     init();
-    rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap()
+    rampart_testkit::fresh_database().await.unwrap()
 }

@@ -7,10 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rampart_auth::accounts::{LoginOutcome, SelfRegistration};
-use rampart_auth::{
-    AuthConfig, AuthServer, ClientContext, KeyEncryptionKey, KeyRing, MemoryKeyStore, Role,
-    RotationPolicy,
-};
+use rampart_auth::{AuthConfig, AuthServer, ClientContext, Role};
 use rampart_notify::{Direction, NewPriceAlert, Notifier, NotifyConfig, NotifyError, SmtpTls};
 use rampart_tenancy::{TenancyConfig, TenantPool};
 
@@ -22,11 +19,7 @@ struct Env {
 
 async fn env() -> Env {
     rampart_testkit::install_crypto_provider();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = rampart_testkit::fresh_database().await.unwrap();
     let pool = TenantPool::connect(TenancyConfig {
         database_url: db.url,
         max_connections: 6,
@@ -40,15 +33,11 @@ async fn env() -> Env {
         argon2_t: 1,
         ..AuthConfig::default()
     };
-    let kek = KeyEncryptionKey::generate();
-    let ring = KeyRing::open(
-        Arc::new(MemoryKeyStore::new()),
-        kek.clone(),
-        RotationPolicy::from_config(&config),
-    )
-    .await
-    .unwrap();
-    let auth = Arc::new(AuthServer::new(pool.clone(), config, ring, kek).unwrap());
+    let auth = Arc::new(
+        AuthServer::with_memory_keys(pool.clone(), config)
+            .await
+            .unwrap(),
+    );
     let notifier = Notifier::new(pool.clone(), mail_config()).unwrap();
     Env {
         auth,

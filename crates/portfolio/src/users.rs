@@ -11,35 +11,16 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use rampart_auth::audit::AuditService;
-use rampart_auth::users::UserProfile;
 use rampart_auth::{AccountService, AuthError, AuthServer, Role};
 use rampart_tenancy::TenantPool;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::PortfolioError;
-use crate::model::{Activity, Page};
+use crate::model::{Activity, Page, page_limit, parse_cursor};
 
-/// A user's profile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Profile {
-    /// Id.
-    pub id: Uuid,
-    /// Email (the login).
-    pub email: String,
-    /// Display name.
-    pub display_name: String,
-    /// Role name (`admin`, `trader`, `viewer`).
-    pub role: String,
-    /// `active`, `disabled` or `pending`.
-    pub status: String,
-    /// Whether the email address was verified.
-    pub email_verified: bool,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
-}
+/// A user's profile: the auth crate's, which owns the users table.
+pub use rampart_auth::users::UserProfile as Profile;
 
 /// Changes to one's own profile; absent fields stay as they are.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -226,21 +207,6 @@ pub struct PortfolioActivity {
 /// Roles a tenant administrator may give a user.
 pub const ASSIGNABLE_ROLES: [&str; 3] = ["admin", "trader", "viewer"];
 
-impl From<UserProfile> for Profile {
-    fn from(r: UserProfile) -> Self {
-        Profile {
-            id: r.id,
-            email: r.email,
-            display_name: r.display_name,
-            role: r.role,
-            status: r.status,
-            email_verified: r.email_verified,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
 /// Users belong to the auth crate; its refusals read as this crate's.
 fn from_auth(e: AuthError) -> PortfolioError {
     match e {
@@ -305,11 +271,7 @@ impl UserService {
 
     /// A user's profile.
     pub async fn profile(&self, tenant: &str, user: Uuid) -> Result<Profile, PortfolioError> {
-        self.accounts
-            .profile(tenant, user)
-            .await
-            .map(Profile::from)
-            .map_err(from_auth)
+        self.accounts.profile(tenant, user).await.map_err(from_auth)
     }
 
     /// Changes one's own profile.
@@ -335,7 +297,6 @@ impl UserService {
         self.accounts
             .update_display_name(tenant, user, name.as_deref())
             .await
-            .map(Profile::from)
             .map_err(from_auth)
     }
 
@@ -433,27 +394,11 @@ impl UserService {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<Profile>, PortfolioError> {
-        let after: Option<Uuid> = after
-            .map(|a| {
-                a.parse()
-                    .map_err(|_| PortfolioError::Invalid("malformed cursor".into()))
-            })
-            .transpose()?;
-        let limit = limit.clamp(1, 100);
-        let fetch = i64::try_from(limit + 1).unwrap_or(101);
-        let rows = self
-            .accounts
-            .list_users(tenant, after, fetch)
-            .await
-            .map_err(from_auth)?;
-        let mut items: Vec<Profile> = rows.into_iter().map(Profile::from).collect();
-        let next = if items.len() > limit {
-            items.pop();
-            items.last().map(|p| p.id.to_string())
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let after: Option<Uuid> = parse_cursor(after)?;
+        let limit = page_limit(limit);
+        let users = self.accounts.list_users(tenant, after, limit + 1).await;
+        let users = users.map_err(from_auth)?;
+        Ok(Page::from_overfetch(users, limit, |p| p.id.to_string()))
     }
 
     /// Gives a user another role (one of [`ASSIGNABLE_ROLES`]). An
@@ -480,7 +425,6 @@ impl UserService {
         self.accounts
             .assign_role(tenant, user, role)
             .await
-            .map(Profile::from)
             .map_err(from_auth)
     }
 
@@ -505,7 +449,7 @@ impl UserService {
         } else {
             self.accounts.disable_user(tenant, user).await
         };
-        profile.map(Profile::from).map_err(from_auth)
+        profile.map_err(from_auth)
     }
 }
 
