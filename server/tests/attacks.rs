@@ -1172,13 +1172,7 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
 }
 
 async fn me(env: &Env, tenant: &str, token: &str) -> (u16, Value) {
-    env.call(
-        Method::GET,
-        &format!("/api/v1/t/{tenant}/me"),
-        Some(token),
-        None,
-    )
-    .await
+    env.get(&format!("/api/v1/t/{tenant}/me"), token).await
 }
 
 async fn assert_refused(env: &Env, tenant: &str, token: &str, what: &str) {

@@ -279,9 +279,7 @@ async fn clients_are_managed_over_http_and_a_disabled_client_gets_no_tokens() {
         "portfolio:read",
     )
     .await;
-    let (s, _) = env
-        .call(Method::GET, "/api/v1/t/acme/clients", Some(&trader), None)
-        .await;
+    let (s, _) = env.get("/api/v1/t/acme/clients", &trader).await;
     assert_eq!(s, 403);
     let created = env
         .expect(
@@ -302,24 +300,10 @@ async fn clients_are_managed_over_http_and_a_disabled_client_gets_no_tokens() {
     );
     assert_eq!(client_token(&env, "acme", "batch", &secret).await, 200);
     let shown = env
-        .expect(
-            200,
-            Method::GET,
-            "/api/v1/t/acme/clients/batch",
-            Some(&admin),
-            None,
-        )
+        .expect_get(200, "/api/v1/t/acme/clients/batch", &admin)
         .await;
     assert!(!shown.to_string().contains(&secret), "never shown again");
-    let listed = env
-        .expect(
-            200,
-            Method::GET,
-            "/api/v1/t/acme/clients",
-            Some(&admin),
-            None,
-        )
-        .await;
+    let listed = env.expect_get(200, "/api/v1/t/acme/clients", &admin).await;
     let ids: Vec<&str> = listed["data"]
         .as_array()
         .unwrap()
@@ -409,14 +393,7 @@ async fn clients_are_managed_over_http_and_a_disabled_client_gets_no_tokens() {
         .await
         .unwrap();
     assert_eq!(deleted.status(), 200);
-    let (s, _) = env
-        .call(
-            Method::GET,
-            "/api/v1/t/acme/clients/batch",
-            Some(&admin),
-            None,
-        )
-        .await;
+    let (s, _) = env.get("/api/v1/t/acme/clients/batch", &admin).await;
     assert_eq!(s, 404);
 }
 
@@ -461,12 +438,7 @@ async fn a_client_of_another_tenant_is_unknown_here() {
     );
     let admin_acme = admin_token(&env, "acme").await;
     let (s, _) = env
-        .call(
-            Method::GET,
-            "/api/v1/t/acme/clients/globex-only",
-            Some(&admin_acme),
-            None,
-        )
+        .get("/api/v1/t/acme/clients/globex-only", &admin_acme)
         .await;
     assert_eq!(s, 404);
 }

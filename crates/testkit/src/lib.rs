@@ -766,4 +766,51 @@ impl SmtpServer {
             .map(|(_, path)| std::fs::read(path).map_err(TestkitError::from))
             .collect()
     }
+
+    /// (subject, text body) of every message delivered to `to` so far
+    /// (the address compared without case), oldest first.
+    pub fn mail_to(&self, to: &str) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .messages()?
+            .iter()
+            .filter_map(|raw| mail_parser::MessageParser::default().parse(raw.as_slice()))
+            .filter(|m| {
+                m.to()
+                    .and_then(|a| a.first())
+                    .and_then(|a| a.address())
+                    .is_some_and(|a| a.eq_ignore_ascii_case(to))
+            })
+            .map(|m| {
+                (
+                    m.subject().unwrap_or_default().to_owned(),
+                    m.body_text(0).unwrap_or_default().into_owned(),
+                )
+            })
+            .collect())
+    }
+
+    /// [`SmtpServer::mail_to`] once `to` has `n` messages; an error when
+    /// it has another number once it has `n` or more, or after `timeout`.
+    pub async fn wait_for_mail(
+        &self,
+        to: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<(String, String)>> {
+        let start = Instant::now();
+        loop {
+            let mails = self.mail_to(to)?;
+            if mails.len() == n {
+                return Ok(mails);
+            }
+            if mails.len() > n || start.elapsed() > timeout {
+                return Err(TestkitError::NotReady {
+                    service: "mail",
+                    seconds: timeout.as_secs(),
+                    detail: format!("{} messages to {to}, not {n}: {mails:?}", mails.len()),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }

@@ -459,80 +459,83 @@ fn client_credentials(
     })
 }
 
+type Form = web::Form<HashMap<String, String>>;
+
+/// The OAuth answer of an endpoint: its response, or its error in the
+/// OAuth format (RFC 6749 §5.2).
+fn oauth_answer(result: Result<HttpResponse, AuthError>) -> HttpResponse {
+    result.unwrap_or_else(|e| oauth_error(&e))
+}
+
+/// The `token` parameter of a revocation or an introspection.
+fn token_param(form: &Form) -> Result<&str, AuthError> {
+    form.get("token")
+        .map(String::as_str)
+        .ok_or_else(|| AuthError::InvalidRequest("token".into()))
+}
+
 async fn token(
     auth: AuthState,
     req: HttpRequest,
     path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
+    form: Form,
 ) -> HttpResponse {
-    let tenant = path.into_inner();
-    let creds = match client_credentials(&req, &form) {
-        Ok(c) => c,
-        Err(e) => return oauth_error(&e),
-    };
-    let request = TokenRequest {
-        grant_type: form.get("grant_type").cloned(),
-        code: form.get("code").cloned(),
-        redirect_uri: form.get("redirect_uri").cloned(),
-        code_verifier: form.get("code_verifier").cloned(),
-        refresh_token: form.get("refresh_token").cloned(),
-        scope: form.get("scope").cloned(),
-    };
-    match auth
-        .token(&tenant, &creds, &request, &client_context(&req))
-        .await
-    {
-        Ok(t) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::PRAGMA, "no-cache"))
-            .json(t),
-        Err(e) => oauth_error(&e),
-    }
+    oauth_answer(
+        async {
+            let creds = client_credentials(&req, &form)?;
+            let request = TokenRequest {
+                grant_type: form.get("grant_type").cloned(),
+                code: form.get("code").cloned(),
+                redirect_uri: form.get("redirect_uri").cloned(),
+                code_verifier: form.get("code_verifier").cloned(),
+                refresh_token: form.get("refresh_token").cloned(),
+                scope: form.get("scope").cloned(),
+            };
+            let ctx = client_context(&req);
+            let t = auth.token(&path, &creds, &request, &ctx).await?;
+            Ok(HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header((header::PRAGMA, "no-cache"))
+                .json(t))
+        }
+        .await,
+    )
 }
 
 async fn revoke(
     auth: AuthState,
     req: HttpRequest,
     path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
+    form: Form,
 ) -> HttpResponse {
-    let tenant = path.into_inner();
-    let creds = match client_credentials(&req, &form) {
-        Ok(c) => c,
-        Err(e) => return oauth_error(&e),
-    };
-    let Some(token) = form.get("token") else {
-        return oauth_error(&AuthError::InvalidRequest("token".into()));
-    };
-    match auth
-        .revoke(&tenant, &creds, token, &client_context(&req))
-        .await
-    {
-        Ok(()) => HttpResponse::Ok().finish(),
-        Err(e) => oauth_error(&e),
-    }
+    oauth_answer(
+        async {
+            let creds = client_credentials(&req, &form)?;
+            let token = token_param(&form)?;
+            let ctx = client_context(&req);
+            auth.revoke(&path, &creds, token, &ctx).await?;
+            Ok(HttpResponse::Ok().finish())
+        }
+        .await,
+    )
 }
 
 async fn introspect(
     auth: AuthState,
     req: HttpRequest,
     path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
+    form: Form,
 ) -> HttpResponse {
-    let tenant = path.into_inner();
-    let creds = match client_credentials(&req, &form) {
-        Ok(c) => c,
-        Err(e) => return oauth_error(&e),
-    };
-    let Some(token) = form.get("token") else {
-        return oauth_error(&AuthError::InvalidRequest("token".into()));
-    };
-    match auth.introspect(&tenant, &creds, token).await {
-        Ok(v) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(v),
-        Err(e) => oauth_error(&e),
-    }
+    oauth_answer(
+        async {
+            let creds = client_credentials(&req, &form)?;
+            let v = auth.introspect(&path, &creds, token_param(&form)?).await?;
+            Ok(HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(v))
+        }
+        .await,
+    )
 }
 
 async fn userinfo(auth: AuthState, req: HttpRequest, path: web::Path<String>) -> HttpResponse {

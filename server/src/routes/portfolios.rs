@@ -134,6 +134,14 @@ impl<P: Requirement + 'static> FromRequest for AsUser<P> {
     }
 }
 
+/// May analyse the portfolios it can see.
+type Analyst = User<perm::AnalyticsRead>;
+type State = web::Data<AppState>;
+/// `…/portfolios/{id}`.
+type Id = web::Path<PortfolioPath>;
+type Analysis = web::Query<AnalyticsQuery>;
+type Simulation = web::Query<MonteCarloQuery>;
+
 /// May read the portfolios it can see.
 type Reader = AsUser<perm::PortfolioRead>;
 /// May also change them (as far as its access to each allows).
@@ -156,35 +164,27 @@ pub async fn create(u: Writer, body: JsonObject<NewPortfolio>) -> Answer {
 
 /// One portfolio with its positions and the caller's access.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}", responses((status = 200, description = "portfolio"), (status = 404, description = "no such portfolio, or not visible to the caller")))]
-pub async fn get(u: Reader, path: web::Path<PortfolioPath>) -> Answer {
+pub async fn get(u: Reader, path: Id) -> Answer {
     Ok(api::ok(u.svc.get(&u.tenant, &u.actor, path.id).await?))
 }
 
 /// Changes name, description, base currency, public flag or settings (`edit`).
 #[utoipa::path(patch, path = "/api/v1/t/{tenant}/portfolios/{id}", responses((status = 200, description = "new version"), (status = 403, description = "needs edit access")))]
-pub async fn update(
-    u: Writer,
-    path: web::Path<PortfolioPath>,
-    body: JsonObject<PortfolioPatch>,
-) -> Answer {
+pub async fn update(u: Writer, path: Id, body: JsonObject<PortfolioPatch>) -> Answer {
     let d = u.svc.update(&u.tenant, &u.actor, path.id, body.0).await?;
     Ok(api::ok(d))
 }
 
 /// Deletes a portfolio (`admin`).
 #[utoipa::path(delete, path = "/api/v1/t/{tenant}/portfolios/{id}", responses((status = 200, description = "deleted"), (status = 403, description = "needs admin access")))]
-pub async fn delete(u: Writer, path: web::Path<PortfolioPath>) -> Answer {
+pub async fn delete(u: Writer, path: Id) -> Answer {
     u.svc.delete(&u.tenant, &u.actor, path.id).await?;
     Ok(api::ok(serde_json::json!({"deleted": path.id})))
 }
 
 /// Adds a position (`edit`); a new version.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/portfolios/{id}/positions", responses((status = 201, description = "new version"), (status = 400, description = "invalid position")))]
-pub async fn add_position(
-    u: Writer,
-    path: web::Path<PortfolioPath>,
-    body: JsonObject<PositionInput>,
-) -> Answer {
+pub async fn add_position(u: Writer, path: Id, body: JsonObject<PositionInput>) -> Answer {
     let d = u.svc.add_position(&u.tenant, &u.actor, path.id, body.0);
     Ok(api::ok_status(StatusCode::CREATED, d.await?))
 }
@@ -214,11 +214,7 @@ pub async fn remove_position(u: Writer, path: web::Path<PositionPath>) -> Answer
 
 /// Versions, newest first; the cursor is a version number.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/versions", params(PageQuery), responses((status = 200, description = "a page of versions")))]
-pub async fn versions(
-    u: Reader,
-    path: web::Path<PortfolioPath>,
-    page: web::Query<PageQuery>,
-) -> Answer {
+pub async fn versions(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answer {
     let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
     let page = u.svc.versions(&u.tenant, &u.actor, path.id, cursor, limit);
     let page = page.await?;
@@ -234,17 +230,13 @@ pub async fn version(u: Reader, path: web::Path<VersionPath>) -> Answer {
 
 /// Shares of the portfolio (`admin`).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/shares", responses((status = 200, description = "shares")))]
-pub async fn shares(u: Reader, path: web::Path<PortfolioPath>) -> Answer {
+pub async fn shares(u: Reader, path: Id) -> Answer {
     Ok(api::ok(u.svc.shares(&u.tenant, &u.actor, path.id).await?))
 }
 
 /// Grants (or changes) a share with a user of the same tenant (`admin`).
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/portfolios/{id}/shares", responses((status = 200, description = "share"), (status = 400, description = "unknown user, owner, past expiry")))]
-pub async fn share(
-    u: Writer,
-    path: web::Path<PortfolioPath>,
-    body: JsonObject<ShareGrant>,
-) -> Answer {
+pub async fn share(u: Writer, path: Id, body: JsonObject<ShareGrant>) -> Answer {
     let s = u.svc.share(&u.tenant, &u.actor, path.id, body.0).await?;
     Ok(api::ok(s))
 }
@@ -260,28 +252,20 @@ pub async fn revoke(u: Writer, path: web::Path<SharePath>) -> Answer {
 
 /// The comment thread, oldest first.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/comments", responses((status = 200, description = "comments")))]
-pub async fn comments(u: Reader, path: web::Path<PortfolioPath>) -> Answer {
+pub async fn comments(u: Reader, path: Id) -> Answer {
     Ok(api::ok(u.svc.comments(&u.tenant, &u.actor, path.id).await?))
 }
 
 /// Adds a comment (`comment`).
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/portfolios/{id}/comments", responses((status = 201, description = "comment"), (status = 403, description = "needs comment access")))]
-pub async fn comment(
-    u: Reader,
-    path: web::Path<PortfolioPath>,
-    body: JsonObject<NewComment>,
-) -> Answer {
+pub async fn comment(u: Reader, path: Id, body: JsonObject<NewComment>) -> Answer {
     let c = u.svc.comment(&u.tenant, &u.actor, path.id, body.0).await?;
     Ok(api::ok_status(StatusCode::CREATED, c))
 }
 
 /// The activity trail (who, what, before/after, IP, time), newest first.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/activity", params(PageQuery), responses((status = 200, description = "a page of activity")))]
-pub async fn activity(
-    u: Reader,
-    path: web::Path<PortfolioPath>,
-    page: web::Query<PageQuery>,
-) -> Answer {
+pub async fn activity(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answer {
     let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
     let page = u.svc.activity(&u.tenant, &u.actor, path.id, cursor, limit);
     let page = page.await?;
@@ -290,7 +274,7 @@ pub async fn activity(
 
 /// The positions as CSV.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/positions.csv", responses((status = 200, description = "text/csv")))]
-pub async fn export_csv(u: Reader, path: web::Path<PortfolioPath>) -> Answer {
+pub async fn export_csv(u: Reader, path: Id) -> Answer {
     let csv = u.svc.export_csv(&u.tenant, &u.actor, path.id).await?;
     Ok(api::csv("positions.csv", csv))
 }
@@ -339,7 +323,7 @@ async fn bounded_body(
 pub async fn import_csv(
     req: HttpRequest,
     u: Writer,
-    path: web::Path<PortfolioPath>,
+    path: Id,
     query: web::Query<ImportQuery>,
     payload: web::Payload,
 ) -> Answer {
@@ -463,7 +447,7 @@ async fn resolve_window(
 /// The holdings' prices over the analysis window, through the market chain
 /// (needs `view` on the portfolio).
 async fn holdings_prices(
-    user: &User<perm::AnalyticsRead>,
+    user: &Analyst,
     state: &AppState,
     id: Uuid,
     query: &AnalyticsQuery,
@@ -484,7 +468,7 @@ async fn holdings_prices(
 /// Prices through the market chain, then the crate's analysis (stored in
 /// `portfolio_metrics_daily`).
 async fn run_analysis(
-    user: &User<perm::AnalyticsRead>,
+    user: &Analyst,
     state: &AppState,
     id: Uuid,
     query: &AnalyticsQuery,
@@ -508,6 +492,21 @@ async fn run_analysis(
     };
     let (series, report) = svc.analyze(&user.tenant, &actor, id, &input).await?;
     Ok((series, report, window))
+}
+
+/// An answer drawn from the analysis (a CSV, an SVG) by `draw`, marked with
+/// the window it covers.
+async fn drawn(
+    user: &Analyst,
+    state: &AppState,
+    id: Uuid,
+    query: &AnalyticsQuery,
+    draw: impl FnOnce(&[NavPoint], &AnalyticsReport) -> Answer,
+) -> Answer {
+    let (series, report, window) = run_analysis(user, state, id, query).await?;
+    let mut res = draw(&series, &report)?;
+    window.mark(&mut res)?;
+    Ok(res)
 }
 
 /// Daily closes of a symbol; `None` when no provider knows it.
@@ -535,12 +534,12 @@ async fn closes(
 /// beta, VaR/CVaR), allocation by symbol and sector, rebalancing trades.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/analytics", params(AnalyticsQuery), responses((status = 200, description = "report and series"), (status = 422, description = "no prices for a symbol")))]
 pub async fn analytics(
-    user: User<perm::AnalyticsRead>,
-    state: web::Data<AppState>,
+    user: Analyst,
+    state: State,
     cache: web::Data<AnalyticsCache>,
-    path: web::Path<PortfolioPath>,
-    query: web::Query<AnalyticsQuery>,
-) -> Result<HttpResponse, ApiError> {
+    path: Id,
+    query: Analysis,
+) -> Answer {
     query.window()?;
     // The key holds the caller, so an answer is only served to whom it was
     // computed for; the dates as requested (and the day, which the default
@@ -575,66 +574,44 @@ pub async fn analytics(
 
 /// The performance series as CSV.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/performance.csv", params(AnalyticsQuery), responses((status = 200, description = "text/csv")))]
-pub async fn performance_csv(
-    user: User<perm::AnalyticsRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    query: web::Query<AnalyticsQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let (series, _, window) = run_analysis(&user, &state, path.id, &query).await?;
-    let mut res = api::csv(
-        "performance.csv",
-        rampart_portfolio::analysis::performance_csv(&series),
-    );
-    window.mark(&mut res)?;
-    Ok(res)
+pub async fn performance_csv(user: Analyst, state: State, path: Id, query: Analysis) -> Answer {
+    drawn(&user, &state, path.id, &query, |series, _| {
+        let csv = rampart_portfolio::analysis::performance_csv(series);
+        Ok(api::csv("performance.csv", csv))
+    })
+    .await
 }
 
 /// The equity curve with its drawdown underneath (SVG).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/charts/equity.svg", params(AnalyticsQuery), responses((status = 200, description = "image/svg+xml")))]
-pub async fn equity_chart(
-    user: User<perm::AnalyticsRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    query: web::Query<AnalyticsQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let (series, _, window) = run_analysis(&user, &state, path.id, &query).await?;
-    let svg = rampart_portfolio::charts::equity_svg(&series, "Equity and drawdown")?;
-    let mut res = api::svg(svg);
-    window.mark(&mut res)?;
-    Ok(res)
+pub async fn equity_chart(user: Analyst, state: State, path: Id, query: Analysis) -> Answer {
+    drawn(&user, &state, path.id, &query, |series, _| {
+        let svg = rampart_portfolio::charts::equity_svg(series, "Equity and drawdown")?;
+        Ok(api::svg(svg))
+    })
+    .await
 }
 
 /// The histogram of returns with VaR and CVaR marked (SVG).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/charts/returns.svg", params(AnalyticsQuery), responses((status = 200, description = "image/svg+xml")))]
-pub async fn returns_chart(
-    user: User<perm::AnalyticsRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    query: web::Query<AnalyticsQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let (series, report, window) = run_analysis(&user, &state, path.id, &query).await?;
-    let returns: Vec<f64> = series.iter().filter_map(|p| p.daily_return).collect();
-    let svg = rampart_portfolio::charts::returns_histogram_svg(
-        &returns,
-        report.risk.var_historical.unwrap_or(f64::NAN),
-        report.risk.cvar_historical.unwrap_or(f64::NAN),
-        "Distribution of returns",
-    )?;
-    let mut res = api::svg(svg);
-    window.mark(&mut res)?;
-    Ok(res)
+pub async fn returns_chart(user: Analyst, state: State, path: Id, query: Analysis) -> Answer {
+    drawn(&user, &state, path.id, &query, |series, report| {
+        let returns: Vec<f64> = series.iter().filter_map(|p| p.daily_return).collect();
+        let svg = rampart_portfolio::charts::returns_histogram_svg(
+            &returns,
+            report.risk.var_historical.unwrap_or(f64::NAN),
+            report.risk.cvar_historical.unwrap_or(f64::NAN),
+            "Distribution of returns",
+        )?;
+        Ok(api::svg(svg))
+    })
+    .await
 }
 
 /// Correlation of the holdings' returns over the window (the dates on
 /// which every holding has a price).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/correlation", params(AnalyticsQuery), responses((status = 200, description = "symbols and their correlation matrix"), (status = 422, description = "too few common prices")))]
-pub async fn correlation(
-    user: User<perm::AnalyticsRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    query: web::Query<AnalyticsQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn correlation(user: Analyst, state: State, path: Id, query: Analysis) -> Answer {
     let (prices, window) = holdings_prices(&user, &state, path.id, &query).await?;
     let report = rampart_portfolio::analysis::correlation(&prices, window.from, window.to)?;
     Ok(api::ok(
@@ -692,7 +669,7 @@ impl MonteCarloQuery {
 
 /// The simulation behind `monte-carlo` and `charts/fan.svg`.
 async fn simulate(
-    user: &User<perm::AnalyticsRead>,
+    user: &Analyst,
     state: &AppState,
     id: Uuid,
     query: &MonteCarloQuery,
@@ -726,12 +703,7 @@ async fn simulate(
 /// outcome bands (5/25/50/75/95 % of the cumulative return at each step),
 /// seeded and reproducible.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/monte-carlo", params(MonteCarloQuery), responses((status = 200, description = "VaR/CVaR and outcome bands"), (status = 400, description = "bad horizon, paths or model"), (status = 422, description = "no prices for a symbol")))]
-pub async fn monte_carlo(
-    user: User<perm::AnalyticsRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    query: web::Query<MonteCarloQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn monte_carlo(user: Analyst, state: State, path: Id, query: Simulation) -> Answer {
     let (mut summary, outcomes, window) = simulate(&user, &state, path.id, &query).await?;
     summary["bands"] = serde_json::to_value(&outcomes.bands).map_err(|e| ApiError::internal(&e))?;
     summary["window"] = serde_json::to_value(window).map_err(|e| ApiError::internal(&e))?;
@@ -740,12 +712,7 @@ pub async fn monte_carlo(
 
 /// The simulated outcome bands as a fan chart (SVG).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/charts/fan.svg", params(MonteCarloQuery), responses((status = 200, description = "image/svg+xml")))]
-pub async fn fan_chart(
-    user: User<perm::AnalyticsRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    query: web::Query<MonteCarloQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn fan_chart(user: Analyst, state: State, path: Id, query: Simulation) -> Answer {
     let (summary, outcomes, window) = simulate(&user, &state, path.id, &query).await?;
     let title = format!(
         "Simulated outcomes: {} paths, {} periods ahead",
