@@ -88,11 +88,7 @@ async fn token(state: &AppState, user: Uuid, role: Role) -> String {
 }
 
 fn ctx(ip: &str, ua: &str) -> ClientContext {
-    ClientContext {
-        ip: ip.into(),
-        user_agent: Some(ua.into()),
-        device: None,
-    }
+    ClientContext::ip(ip).with_user_agent(ua)
 }
 
 // ------------------------------------------------------------ tests

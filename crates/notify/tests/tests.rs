@@ -102,11 +102,7 @@ fn token_of(body: &str) -> String {
 }
 
 fn ctx(ip: &str, ua: &str) -> ClientContext {
-    ClientContext {
-        ip: ip.into(),
-        user_agent: Some(ua.into()),
-        device: None,
-    }
+    ClientContext::ip(ip).with_user_agent(ua)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,8 +7,7 @@
 //! audit services and keeps the product's view (preferences with defaults,
 //! assignable roles, paging). Disabling a user revokes, through auth, their
 //! sessions, refresh tokens and access tokens.
-use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::{ExpressionMethods, QueryDsl, SelectableHelper};
 use diesel_async::RunQueryDsl;
 use rampart_auth::audit::AuditService;
 use rampart_auth::{AccountService, AuthError, AuthServer, Role};
@@ -18,6 +17,8 @@ use uuid::Uuid;
 
 use crate::PortfolioError;
 use crate::model::{Activity, Page, page_limit, parse_cursor};
+use crate::rows::ActivityRow;
+use crate::schema::portfolio_activity;
 
 /// A user's profile: the auth crate's, which owns the users table.
 pub use rampart_auth::users::UserProfile as Profile;
@@ -167,22 +168,9 @@ pub fn preferences_from(stored: &serde_json::Value) -> Preferences {
     p
 }
 
-/// One row of the user's own auth audit trail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    /// Sequence number.
-    pub id: i64,
-    /// What (`login`, `logout`, `password_change`, …).
-    pub action: String,
-    /// `ok`, `denied`, …
-    pub result: String,
-    /// Client IP.
-    pub ip: Option<String>,
-    /// User agent.
-    pub user_agent: Option<String>,
-    /// When.
-    pub occurred_at: DateTime<Utc>,
-}
+/// One row of the user's own auth audit trail: the auth crate's, which
+/// owns the audit log.
+pub use rampart_auth::audit::UserAuditEntry as AuditEntry;
 
 /// The user's own history: portfolio changes they made and their auth
 /// events, newest first.
@@ -219,26 +207,6 @@ fn from_auth(e: AuthError) -> PortfolioError {
             other.to_string().into(),
         )),
     }
-}
-
-#[derive(diesel::QueryableByName)]
-struct UserActivityRow {
-    #[diesel(sql_type = SqlUuid)]
-    portfolio_id: Uuid,
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    actor_id: Option<Uuid>,
-    #[diesel(sql_type = Text)]
-    action: String,
-    #[diesel(sql_type = Nullable<Jsonb>)]
-    before: Option<serde_json::Value>,
-    #[diesel(sql_type = Nullable<Jsonb>)]
-    after: Option<serde_json::Value>,
-    #[diesel(sql_type = Nullable<Text>)]
-    ip: Option<String>,
-    #[diesel(sql_type = Timestamptz)]
-    occurred_at: DateTime<Utc>,
 }
 
 /// Users of every tenant as the product sees them. The user rows belong to
@@ -347,41 +315,23 @@ impl UserService {
             .map_err(from_auth)?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                let rows: Vec<UserActivityRow> = diesel::sql_query(
-                    "SELECT portfolio_id, id, actor_id, action, before, after, ip, occurred_at \
-                     FROM portfolio_activity WHERE actor_id = $1 ORDER BY id DESC LIMIT $2",
-                )
-                .bind::<SqlUuid, _>(user)
-                .bind::<BigInt, _>(limit)
-                .load(conn)
-                .await?;
+                let rows: Vec<(Uuid, ActivityRow)> = portfolio_activity::table
+                    .filter(portfolio_activity::actor_id.eq(user))
+                    .order(portfolio_activity::id.desc())
+                    .limit(limit)
+                    .select((portfolio_activity::portfolio_id, ActivityRow::as_select()))
+                    .load(conn)
+                    .await?;
+                let portfolio = rows
+                    .into_iter()
+                    .map(|(portfolio_id, row)| PortfolioActivity {
+                        portfolio_id,
+                        activity: Activity::from(row),
+                    })
+                    .collect();
                 Ok(UserActivity {
-                    portfolio: rows
-                        .into_iter()
-                        .map(|r| PortfolioActivity {
-                            portfolio_id: r.portfolio_id,
-                            activity: Activity {
-                                id: r.id,
-                                actor_id: r.actor_id,
-                                action: r.action,
-                                before: r.before,
-                                after: r.after,
-                                ip: r.ip,
-                                occurred_at: r.occurred_at,
-                            },
-                        })
-                        .collect(),
-                    auth: audit
-                        .into_iter()
-                        .map(|a| AuditEntry {
-                            id: a.id,
-                            action: a.action,
-                            result: a.result,
-                            ip: a.ip,
-                            user_agent: a.user_agent,
-                            occurred_at: a.occurred_at,
-                        })
-                        .collect(),
+                    portfolio,
+                    auth: audit,
                 })
             })
             .await
