@@ -206,6 +206,24 @@ pub fn web_client(grant_types: &[&str]) -> ClientRegistration {
     }
 }
 
+/// A confidential machine client (`client_credentials` only) allowed `scopes`.
+pub fn machine_client(
+    client_id: &str,
+    name: &str,
+    scopes: &[&str],
+    auth_method: ClientAuthMethod,
+) -> ClientRegistration {
+    ClientRegistration {
+        client_id: client_id.into(),
+        name: name.into(),
+        redirect_uris: vec![],
+        grant_types: vec!["client_credentials".into()],
+        allowed_scopes: scopes.iter().map(|&s| s.to_owned()).collect(),
+        auth_method,
+        signing_alg: SigningAlg::ES256,
+    }
+}
+
 /// A running server with two tenants, `acme` and `globex`, each with a
 /// public OAuth client `web`.
 pub async fn env() -> Env {
@@ -310,6 +328,12 @@ impl Api {
     /// `GET path` with `bearer` answered `status`: [`Api::expect`].
     pub async fn expect_get(&self, status: u16, path: &str, bearer: &str) -> Value {
         self.expect(status, Method::GET, path, Some(bearer), None)
+            .await
+    }
+
+    /// `PATCH path` of `body` with `bearer` answered 200: [`Api::expect`].
+    pub async fn expect_patch(&self, path: &str, bearer: &str, body: Value) -> Value {
+        self.expect(200, Method::PATCH, path, Some(bearer), Some(body))
             .await
     }
 

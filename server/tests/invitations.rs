@@ -57,6 +57,12 @@ fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
 }
 
+/// The invitation page of `token` (the link in the mail).
+async fn invite_page(env: &Env, token: &str) -> reqwest::Response {
+    let page = env.url(&format!("/t/acme/invite/{token}"));
+    env.http.get(page).send().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_member_added_by_an_admin_gets_in_through_an_invitation() {
     let env = env().await;
@@ -80,12 +86,7 @@ async fn a_member_added_by_an_admin_gets_in_through_an_invitation() {
 
     // The invitation targets the pending member (no second account) with the chosen role.
     let (_, token) = invite(&env, &admin, "MIA@acme.test", "trader").await;
-    let page = env
-        .http
-        .get(env.url(&format!("/t/acme/invite/{token}")))
-        .send()
-        .await
-        .unwrap();
+    let page = invite_page(&env, &token).await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("mia@acme.test"));
     let (s, body) = accept(&env, &token, "short").await;
@@ -139,12 +140,7 @@ async fn expired_revoked_reused_replaced_and_unknown_invitations_are_refused() {
         .unwrap();
     let (s, body) = accept(&env, &token, NEW_PASSWORD).await;
     assert_eq!((s, code(&body)), (410, "invitation_expired"), "{body}");
-    let page = env
-        .http
-        .get(env.url(&format!("/t/acme/invite/{token}")))
-        .send()
-        .await
-        .unwrap();
+    let page = invite_page(&env, &token).await;
     assert_eq!(page.status(), 410);
     assert!(page.text().await.unwrap().contains("expired"));
 

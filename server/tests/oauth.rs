@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 
 use crate::common::{
     Env, PASSWORD, Pki, REDIRECT, VERIFIER, argon2_bound, client_builder, config, form, hidden,
-    query_param, roomy_limits,
+    machine_client, query_param, roomy_limits,
 };
 
 /// Acme's public client `web`: the code flow with refresh.
@@ -912,15 +912,12 @@ async fn http_throughput() {
     let rs_secret = auth
         .register_client(
             "acme",
-            &ClientRegistration {
-                client_id: "rs".into(),
-                name: "Resource server".into(),
-                redirect_uris: vec![],
-                grant_types: vec!["client_credentials".into()],
-                allowed_scopes: vec![],
-                auth_method: ClientAuthMethod::ClientSecretBasic,
-                signing_alg: SigningAlg::ES256,
-            },
+            &machine_client(
+                "rs",
+                "Resource server",
+                &[],
+                ClientAuthMethod::ClientSecretBasic,
+            ),
         )
         .await
         .unwrap()

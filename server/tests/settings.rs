@@ -101,15 +101,11 @@ async fn settings_have_defaults_bounds_admins_only_and_are_audited() {
 
     // A change: the new values back, audited with before and after.
     let v = env
-        .expect(
-            200,
-            Method::PATCH,
+        .expect_patch(
             path,
-            Some(&admin),
-            Some(
-                json!({"sessionLifetimeSecs": 3600, "publicLeaderboard": true,
+            &admin,
+            json!({"sessionLifetimeSecs": 3600, "publicLeaderboard": true,
                         "registration": {"mode": "open", "allowedDomains": ["acme.test"]}}),
-            ),
         )
         .await;
     assert_eq!(v["data"]["sessionLifetimeSecs"], 3600);
@@ -120,13 +116,7 @@ async fn settings_have_defaults_bounds_admins_only_and_are_audited() {
     );
     // `null` resets one key to its default, the others stay.
     let v = env
-        .expect(
-            200,
-            Method::PATCH,
-            path,
-            Some(&admin),
-            Some(json!({"publicLeaderboard": null})),
-        )
+        .expect_patch(path, &admin, json!({"publicLeaderboard": null}))
         .await;
     assert_eq!(v["data"]["publicLeaderboard"], false);
     assert_eq!(v["data"]["sessionLifetimeSecs"], 3600);

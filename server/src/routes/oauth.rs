@@ -210,7 +210,7 @@ fn mfa_page(
     )
 }
 
-async fn discovery(auth: AuthState, path: web::Path<String>) -> HttpResponse {
+async fn discovery(auth: AuthState, path: Tenant) -> HttpResponse {
     let tenant = path.into_inner();
     if let Err(e) = auth.pool().active_tenant(&tenant).await {
         return oauth_error(&AuthError::from(e));
@@ -234,7 +234,7 @@ fn safe_return_to(tenant: &str, return_to: &str) -> Option<String> {
 async fn authorize(
     auth: AuthState,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: Tenant,
     query: web::Query<AuthorizeRequest>,
 ) -> HttpResponse {
     let tenant = path.into_inner();
@@ -280,6 +280,18 @@ async fn authorize(
     with_csrf_cookie(page, &tenant, &csrf, is_secure(&auth))
 }
 
+/// `/t/{tenant}/…`: the tenant of the path.
+type Tenant = web::Path<String>;
+/// A form body (`application/x-www-form-urlencoded`).
+type Form = web::Form<HashMap<String, String>>;
+
+/// The form's `return_to`, where it is safe to send the browser back to.
+fn form_return_to(tenant: &str, form: &Form) -> Result<String, AuthError> {
+    form.get("return_to")
+        .and_then(|r| safe_return_to(tenant, r))
+        .ok_or_else(|| AuthError::InvalidRequest("return_to".into()))
+}
+
 fn logged_in_redirect(
     tenant: &str,
     return_to: &str,
@@ -298,18 +310,11 @@ fn logged_in_redirect(
         .finish()
 }
 
-async fn login(
-    auth: AuthState,
-    req: HttpRequest,
-    path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
+async fn login(auth: AuthState, req: HttpRequest, path: Tenant, form: Form) -> HttpResponse {
     let tenant = path.into_inner();
-    let Some(return_to) = form
-        .get("return_to")
-        .and_then(|r| safe_return_to(&tenant, r))
-    else {
-        return oauth_error(&AuthError::InvalidRequest("return_to".into()));
+    let return_to = match form_return_to(&tenant, &form) {
+        Ok(r) => r,
+        Err(e) => return oauth_error(&e),
     };
     let secure = is_secure(&auth);
     let Some(csrf) = checked_csrf(&req, &form, secure) else {
@@ -368,18 +373,11 @@ async fn login(
     }
 }
 
-async fn mfa(
-    auth: AuthState,
-    req: HttpRequest,
-    path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
+async fn mfa(auth: AuthState, req: HttpRequest, path: Tenant, form: Form) -> HttpResponse {
     let tenant = path.into_inner();
-    let Some(return_to) = form
-        .get("return_to")
-        .and_then(|r| safe_return_to(&tenant, r))
-    else {
-        return oauth_error(&AuthError::InvalidRequest("return_to".into()));
+    let return_to = match form_return_to(&tenant, &form) {
+        Ok(r) => r,
+        Err(e) => return oauth_error(&e),
     };
     let challenge = form.get("challenge").map(String::as_str).unwrap_or("");
     let secure = is_secure(&auth);
@@ -459,8 +457,6 @@ fn client_credentials(
     })
 }
 
-type Form = web::Form<HashMap<String, String>>;
-
 /// The OAuth answer of an endpoint: its response, or its error in the
 /// OAuth format (RFC 6749 §5.2).
 fn oauth_answer(result: Result<HttpResponse, AuthError>) -> HttpResponse {
@@ -474,12 +470,7 @@ fn token_param(form: &Form) -> Result<&str, AuthError> {
         .ok_or_else(|| AuthError::InvalidRequest("token".into()))
 }
 
-async fn token(
-    auth: AuthState,
-    req: HttpRequest,
-    path: web::Path<String>,
-    form: Form,
-) -> HttpResponse {
+async fn token(auth: AuthState, req: HttpRequest, path: Tenant, form: Form) -> HttpResponse {
     oauth_answer(
         async {
             let creds = client_credentials(&req, &form)?;
@@ -502,12 +493,7 @@ async fn token(
     )
 }
 
-async fn revoke(
-    auth: AuthState,
-    req: HttpRequest,
-    path: web::Path<String>,
-    form: Form,
-) -> HttpResponse {
+async fn revoke(auth: AuthState, req: HttpRequest, path: Tenant, form: Form) -> HttpResponse {
     oauth_answer(
         async {
             let creds = client_credentials(&req, &form)?;
@@ -520,12 +506,7 @@ async fn revoke(
     )
 }
 
-async fn introspect(
-    auth: AuthState,
-    req: HttpRequest,
-    path: web::Path<String>,
-    form: Form,
-) -> HttpResponse {
+async fn introspect(auth: AuthState, req: HttpRequest, path: Tenant, form: Form) -> HttpResponse {
     oauth_answer(
         async {
             let creds = client_credentials(&req, &form)?;
@@ -538,7 +519,7 @@ async fn introspect(
     )
 }
 
-async fn userinfo(auth: AuthState, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+async fn userinfo(auth: AuthState, req: HttpRequest, path: Tenant) -> HttpResponse {
     let tenant = path.into_inner();
     let Some(bearer) = req
         .headers()
