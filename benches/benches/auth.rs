@@ -34,14 +34,6 @@ use rampart_auth::{
 };
 use sha2::{Digest, Sha256};
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn token_request(config: &AuthConfig) -> AccessTokenRequest {
     AccessTokenRequest {
         tenant_id: uuid::Uuid::new_v4(),
@@ -59,7 +51,7 @@ fn token_request(config: &AuthConfig) -> AccessTokenRequest {
 
 fn tokens(c: &mut Criterion) {
     let config = AuthConfig::default();
-    let rt = runtime();
+    let rt = rampart_benches::runtime().unwrap();
     let ring = rt
         .block_on(KeyRing::open(
             Arc::new(MemoryKeyStore::new()),
@@ -177,15 +169,9 @@ async fn oauth_setup(
     .unwrap();
     pool.provision("acme", "Acme").await.unwrap();
     let config = AuthConfig::default();
-    let kek = KeyEncryptionKey::generate();
-    let ring = KeyRing::open(
-        Arc::new(MemoryKeyStore::new()),
-        kek.clone(),
-        RotationPolicy::from_config(&config),
-    )
-    .await
-    .unwrap();
-    let a = AuthServer::new(pool.clone(), config, ring, kek).unwrap();
+    let a = AuthServer::with_memory_keys(pool.clone(), config)
+        .await
+        .unwrap();
     a.register_client(
         "acme",
         &ClientRegistration {
@@ -257,7 +243,7 @@ async fn oauth_setup(
 
 fn oauth(c: &mut Criterion) {
     rampart_testkit::install_crypto_provider();
-    let rt = runtime();
+    let rt = rampart_benches::runtime().unwrap();
     let pg = rampart_testkit::postgres().unwrap();
     let db = rt.block_on(pg.fresh_database()).unwrap();
     let (auth, first, _pool) = rt.block_on(oauth_setup(&db.url));

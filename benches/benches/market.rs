@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use futures::FutureExt;
 use rampart_market::breaker::{CallOutcome, CircuitBreaker};
@@ -27,14 +27,6 @@ use rampart_market::{
     MarketError, MarketMetrics, ProviderChain, ProviderPolicy, Quote, RateLimitConfig, RateLimiter,
     RedisCache, RetryPolicy, StoreProvider, SymbolMatch,
 };
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn policy() -> ProviderPolicy {
     ProviderPolicy {
@@ -61,16 +53,7 @@ impl MarketDataProvider for Slow {
     async fn quote(&self, symbol: &str) -> Result<Quote, MarketError> {
         self.1.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(self.0).await;
-        Ok(Quote {
-            symbol: symbol.into(),
-            price: 1.0,
-            previous_close: None,
-            bid: None,
-            ask: None,
-            volume: None,
-            currency: None,
-            as_of: Utc::now(),
-        })
+        Ok(Quote::at(symbol, 1.0))
     }
     async fn daily_bars(
         &self,
@@ -86,7 +69,7 @@ impl MarketDataProvider for Slow {
 }
 
 fn l1_hit(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = rampart_benches::runtime().unwrap();
     let _guard = rt.enter();
     let chain = ProviderChain::builder()
         .provider(Arc::new(EmbeddedProvider::new()), policy())
@@ -131,7 +114,7 @@ fn year_2018() -> (NaiveDate, NaiveDate) {
 }
 
 fn guarded(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = rampart_benches::runtime().unwrap();
     let _guard = rt.enter();
     let metrics = MarketMetrics::new().unwrap();
     let guarded = GuardedProvider::new(Arc::new(EmbeddedProvider::new()), policy(), metrics);
@@ -170,7 +153,7 @@ fn guarded(c: &mut Criterion) {
 fn l2_hit(c: &mut Criterion) {
     rampart_testkit::install_crypto_provider();
     let redis = rampart_testkit::redis().unwrap();
-    let rt = runtime();
+    let rt = rampart_benches::runtime().unwrap();
     let cache = rt
         .block_on(RedisCache::connect(
             &redis.url(),
@@ -212,7 +195,7 @@ fn l2_hit(c: &mut Criterion) {
 fn l3_hit(c: &mut Criterion) {
     rampart_testkit::install_crypto_provider();
     let pg = rampart_testkit::postgres().unwrap();
-    let rt = runtime();
+    let rt = rampart_benches::runtime().unwrap();
     let db = rt.block_on(pg.fresh_database()).unwrap();
     let store = rt.block_on(StoreProvider::connect(&db.url, 4)).unwrap();
     let chain = ProviderChain::builder()
@@ -245,7 +228,7 @@ fn l3_hit(c: &mut Criterion) {
 }
 
 fn coalesced(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = rampart_benches::runtime().unwrap();
     let slow = Arc::new(Slow(Duration::from_millis(1), AtomicU64::new(0)));
     let chain = ProviderChain::builder()
         .provider(

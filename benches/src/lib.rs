@@ -17,6 +17,15 @@ use std::time::Duration;
 use criterion::measurement::Measurement;
 use criterion::{BenchmarkGroup, Criterion};
 
+/// The runtime the async benches drive their futures on: two worker
+/// threads, I/O and timers on.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
 /// Environment variable that turns the quick mode on (`1`).
 pub const QUICK_ENV: &str = "RAMPART_BENCH_QUICK";
 

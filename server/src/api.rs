@@ -1,8 +1,10 @@
 //! The success envelope of the API (`{"success": true, "data", "meta"}`),
 //! response helpers, and the request-body extractors. Errors and their
 //! envelope live in [`crate::error`].
-use actix_web::HttpResponse;
+use actix_web::dev::Payload;
 use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse};
+use futures::future::LocalBoxFuture;
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -15,6 +17,9 @@ pub struct Envelope<T: Serialize> {
     data: T,
     meta: Meta,
 }
+
+/// What a handler answers: a response, or the error envelope.
+pub type Answer = Result<HttpResponse, ApiError>;
 
 /// A successful JSON response in the envelope.
 pub fn ok<T: Serialize>(data: T) -> HttpResponse {
@@ -67,12 +72,9 @@ impl<T> std::ops::Deref for JsonObject<T> {
 
 impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonObject<T> {
     type Error = actix_web::Error;
-    type Future = futures::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
-    fn from_request(
-        req: &actix_web::HttpRequest,
-        payload: &mut actix_web::dev::Payload,
-    ) -> Self::Future {
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let body = actix_web::web::Json::<serde_json::Value>::from_request(req, payload);
         Box::pin(async move { object_body(body.await?.into_inner()).map(JsonObject) })
     }
@@ -86,12 +88,9 @@ pub struct OptionalJson<T>(pub Option<T>);
 
 impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for OptionalJson<T> {
     type Error = actix_web::Error;
-    type Future = futures::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
-    fn from_request(
-        req: &actix_web::HttpRequest,
-        payload: &mut actix_web::dev::Payload,
-    ) -> Self::Future {
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         use actix_web::HttpMessage;
         let is_json = req.content_type().ends_with("json");
         let body = actix_web::web::Bytes::from_request(req, payload);

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use rampart_auth::invitation::{Invitation, IssuedInvitation, NewInvitation};
-use rampart_auth::{
-    AuthError, AuthServer, KeyEncryptionKey, KeyRing, MemoryKeyStore, RotationPolicy,
-};
+use rampart_auth::{AuthError, AuthServer};
 use rampart_notify::{Notifier, NotifyConfig, NotifyError};
 use rampart_tenancy::TenantPool;
 use serde::Serialize;
@@ -108,19 +106,9 @@ pub async fn invite_first_admin(
 /// An auth server for commands that manage rows only (invitations, OAuth
 /// clients): its keys live in memory and sign nothing.
 pub async fn row_admin(pool: TenantPool, config: &ServerConfig) -> anyhow::Result<Arc<AuthServer>> {
-    let policy = RotationPolicy::from_config(&config.auth);
-    let ring = KeyRing::open(
-        Arc::new(MemoryKeyStore::new()),
-        KeyEncryptionKey::generate(),
-        policy,
-    )
-    .await?;
-    Ok(Arc::new(AuthServer::new(
-        pool,
-        config.auth.clone(),
-        ring,
-        KeyEncryptionKey::generate(),
-    )?))
+    Ok(Arc::new(
+        AuthServer::with_memory_keys(pool, config.auth.clone()).await?,
+    ))
 }
 
 /// The server configuration a command uses for links and mail.

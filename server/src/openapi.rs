@@ -225,19 +225,27 @@ fn object(required: &[&str], properties: Value) -> Value {
            "additionalProperties": false})
 }
 
+/// The properties a position has in and out, with `more` of its own.
+fn position_fields(more: Value) -> Value {
+    let mut fields = json!({
+        "symbol": {"type": "string"},
+        "allocation_type": {"type": "string", "enum": ["quantity", "weight"]},
+        "quantity": {"type": ["number", "null"]},
+        "target_weight": {"type": ["number", "null"]},
+        "purchase_price": {"type": ["number", "null"]},
+        "purchase_date": {"type": ["string", "null"], "format": "date"},
+        "sector": {"type": ["string", "null"]}
+    });
+    if let (Some(fields), Value::Object(more)) = (fields.as_object_mut(), more) {
+        fields.extend(more);
+    }
+    fields
+}
+
 fn position_input() -> Value {
     object(
         &["symbol"],
-        json!({
-            "symbol": {"type": "string"},
-            "allocation_type": {"type": "string", "enum": ["quantity", "weight"]},
-            "quantity": {"type": ["number", "null"]},
-            "target_weight": {"type": ["number", "null"]},
-            "purchase_price": {"type": ["number", "null"]},
-            "purchase_date": {"type": ["string", "null"], "format": "date"},
-            "sector": {"type": ["string", "null"]},
-            "notes": {"type": ["string", "null"]}
-        }),
+        position_fields(json!({"notes": {"type": ["string", "null"]}})),
     )
 }
 
@@ -457,17 +465,10 @@ fn portfolio_schemas() -> [(&'static str, Value); 3] {
         "type": "object",
         "required": ["id", "symbol", "allocation_type", "quantity", "target_weight",
                      "purchase_price", "purchase_date", "sector", "notes"],
-        "properties": {
+        "properties": position_fields(json!({
             "id": {"type": "string", "format": "uuid"},
-            "symbol": {"type": "string"},
-            "allocation_type": {"type": "string", "enum": ["quantity", "weight"]},
-            "quantity": {"type": ["number", "null"]},
-            "target_weight": {"type": ["number", "null"]},
-            "purchase_price": {"type": ["number", "null"]},
-            "purchase_date": {"type": ["string", "null"], "format": "date"},
-            "sector": {"type": ["string", "null"]},
             "notes": {"type": "string"}
-        }
+        }))
     });
     let detail = json!({"allOf": [
         {"$ref": "#/components/schemas/Portfolio"},

@@ -246,19 +246,9 @@ async fn bao_with_pki(addr: &str) -> String {
 }
 
 fn vault_tls(runtime: std::path::PathBuf, operators: &[&str]) -> rampart_server::tls::VaultTls {
-    rampart_server::tls::VaultTls {
-        request: rampart_vault::PkiRequest {
-            mount: "pki".into(),
-            role: "server".into(),
-            common_name: "localhost".into(),
-            alt_names: vec![],
-            ip_sans: vec!["127.0.0.1".into()],
-            ttl: "1h".into(),
-        },
-        runtime_dir: runtime,
-        client_ca_file: None,
-        operator_subjects: operators.iter().map(|s| (*s).to_owned()).collect(),
-    }
+    let mut tls = crate::vault::vault_pki_tls(runtime, "1h", None);
+    tls.operator_subjects = operators.iter().map(|s| (*s).to_owned()).collect();
+    tls
 }
 
 /// Status of `/admin/whoami` with `identity`, or `None` when the TLS
@@ -278,9 +268,7 @@ async fn whoami_as(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_admin_listener_refuses_the_servers_own_vault_certificate() {
-    rampart_testkit::install_crypto_provider();
-    let bao = rampart_testkit::BaoServer::start().unwrap();
-    let addr = bao.addr();
+    let (bao, addr) = crate::vault::own_bao();
     let root_pem = bao_with_pki(&addr).await;
     let pki = crate::common::Pki::new();
     let mut config = crate::common::config(&pki).await;
@@ -363,10 +351,8 @@ async fn the_admin_listener_refuses_the_servers_own_vault_certificate() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signing_keys_in_vault_use_the_approle_login_not_a_static_token() {
-    use crate::vault::bao_post;
-    rampart_testkit::install_crypto_provider();
-    let bao = rampart_testkit::BaoServer::start().unwrap();
-    let addr = bao.addr();
+    use crate::vault::{bao_post, own_bao};
+    let (bao, addr) = own_bao();
     bao_post(
         &addr,
         "sys/auth/approle",

@@ -319,13 +319,7 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     let p = auth.authenticate_api_key("acme", &key).await.unwrap();
     assert_eq!(p.user_id, Some(bot.id));
     let body = api
-        .expect(
-            200,
-            Method::GET,
-            "/api/v1/t/acme/account/api-keys",
-            Some(&bot_token),
-            None,
-        )
+        .expect_get(200, "/api/v1/t/acme/account/api-keys", &bot_token)
         .await;
     let listed = body["data"].as_array().unwrap();
     assert_eq!(listed.len(), 1);

@@ -1,7 +1,6 @@
-use rampart_auth::SigningAlg;
-use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
+use rampart_auth::oauth::ClientAuthMethod;
 
-use crate::common::{Pki, client, config, get_text, start, url};
+use crate::common::{Pki, client, config, get_text, machine_client, start, url};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn api_v1_is_tenant_scoped_and_authenticated() {
@@ -14,15 +13,12 @@ async fn api_v1_is_tenant_scoped_and_authenticated() {
     let secret = auth
         .register_client(
             "acme",
-            &ClientRegistration {
-                client_id: "robot".into(),
-                name: "Robot".into(),
-                redirect_uris: vec![],
-                grant_types: vec!["client_credentials".into()],
-                allowed_scopes: vec!["market:read".into()],
-                auth_method: ClientAuthMethod::ClientSecretBasic,
-                signing_alg: SigningAlg::ES256,
-            },
+            &machine_client(
+                "robot",
+                "Robot",
+                &["market:read"],
+                ClientAuthMethod::ClientSecretBasic,
+            ),
         )
         .await
         .unwrap()

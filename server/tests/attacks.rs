@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crate::common::{
     CLIENT_SCOPES, Env, PASSWORD, REDIRECT, authorization_code, env_with, kit_smtp, login,
-    roomy_limits, scoped_token,
+    machine_client, roomy_limits, scoped_token,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -1211,13 +1211,7 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
 }
 
 async fn me(env: &Env, tenant: &str, token: &str) -> (u16, Value) {
-    env.call(
-        Method::GET,
-        &format!("/api/v1/t/{tenant}/me"),
-        Some(token),
-        None,
-    )
-    .await
+    env.get(&format!("/api/v1/t/{tenant}/me"), token).await
 }
 
 async fn assert_refused(env: &Env, tenant: &str, token: &str, what: &str) {
@@ -1501,15 +1495,12 @@ async fn replayed_code(api_must_refuse: bool) {
     let rs_secret = auth
         .register_client(
             A,
-            &ClientRegistration {
-                client_id: "rs".into(),
-                name: "Resource server".into(),
-                redirect_uris: vec![],
-                grant_types: vec!["client_credentials".into()],
-                allowed_scopes: vec!["portfolio:read".into()],
-                auth_method: ClientAuthMethod::ClientSecretPost,
-                signing_alg: SigningAlg::ES256,
-            },
+            &machine_client(
+                "rs",
+                "Resource server",
+                &["portfolio:read"],
+                ClientAuthMethod::ClientSecretPost,
+            ),
         )
         .await
         .unwrap()

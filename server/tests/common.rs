@@ -108,11 +108,7 @@ pub fn read(path: &Path) -> String {
 /// cheap Argon2id, one worker.
 pub async fn config(pki: &Pki) -> ServerConfig {
     rampart_testkit::install_crypto_provider();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = rampart_testkit::fresh_database().await.unwrap();
     let mut config = ServerConfig {
         public_addr: "127.0.0.1:0".parse().unwrap(),
         admin_addr: "127.0.0.1:0".parse().unwrap(),
@@ -180,13 +176,20 @@ pub fn auth(state: &AppState) -> Arc<AuthServer> {
     state.auth.clone()
 }
 
-/// A running server with its PKI and a client trusting it.
+/// A running server with its PKI and a client trusting it (the [`Api`] of
+/// its public listener).
 pub struct Env {
     pub pki: Pki,
     pub server: RunningServer,
     pub state: AppState,
-    pub http: reqwest::Client,
-    pub addr: SocketAddr,
+    api: Api,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 /// The public client `web` of the tests: PKCE, [`REDIRECT`], every scope of
@@ -199,6 +202,24 @@ pub fn web_client(grant_types: &[&str]) -> ClientRegistration {
         grant_types: grant_types.iter().map(|&g| g.to_owned()).collect(),
         allowed_scopes: CLIENT_SCOPES.split(' ').map(str::to_owned).collect(),
         auth_method: ClientAuthMethod::None,
+        signing_alg: SigningAlg::ES256,
+    }
+}
+
+/// A confidential machine client (`client_credentials` only) allowed `scopes`.
+pub fn machine_client(
+    client_id: &str,
+    name: &str,
+    scopes: &[&str],
+    auth_method: ClientAuthMethod,
+) -> ClientRegistration {
+    ClientRegistration {
+        client_id: client_id.into(),
+        name: name.into(),
+        redirect_uris: vec![],
+        grant_types: vec!["client_credentials".into()],
+        allowed_scopes: scopes.iter().map(|&s| s.to_owned()).collect(),
+        auth_method,
         signing_alg: SigningAlg::ES256,
     }
 }
@@ -235,14 +256,15 @@ impl Env {
 
     /// A server started by the caller.
     pub fn running(pki: Pki, server: RunningServer, state: AppState) -> Env {
-        let http = pki.client(None);
-        let addr = server.public_addr;
+        let api = Api {
+            http: pki.client(None),
+            addr: server.public_addr,
+        };
         Env {
             pki,
             server,
             state,
-            http,
-            addr,
+            api,
         }
     }
 
@@ -251,48 +273,7 @@ impl Env {
     }
 
     pub fn api(&self) -> Api {
-        Api {
-            http: self.http.clone(),
-            addr: self.addr,
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        url(self.addr, path)
-    }
-
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        self.api().call(method, path, token, body).await
-    }
-
-    pub async fn expect(
-        &self,
-        status: u16,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Value {
-        self.api().expect(status, method, path, token, body).await
-    }
-
-    pub async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        content_type: &str,
-        body: Vec<u8>,
-    ) -> (u16, String) {
-        self.api()
-            .raw(method, path, token, content_type, body)
-            .await
+        self.api.clone()
     }
 }
 
@@ -337,6 +318,23 @@ impl Api {
     ) -> (u16, Value) {
         let (status, text) = self.send(method, path, bearer, body).await;
         (status, json_or_text(text))
+    }
+
+    /// `GET path` with `bearer`: [`Api::call`].
+    pub async fn get(&self, path: &str, bearer: &str) -> (u16, Value) {
+        self.call(Method::GET, path, Some(bearer), None).await
+    }
+
+    /// `GET path` with `bearer` answered `status`: [`Api::expect`].
+    pub async fn expect_get(&self, status: u16, path: &str, bearer: &str) -> Value {
+        self.expect(status, Method::GET, path, Some(bearer), None)
+            .await
+    }
+
+    /// `PATCH path` of `body` with `bearer` answered 200: [`Api::expect`].
+    pub async fn expect_patch(&self, path: &str, bearer: &str, body: Value) -> Value {
+        self.expect(200, Method::PATCH, path, Some(bearer), Some(body))
+            .await
     }
 
     /// [`Api::call`] that asserts the status; the body.

@@ -12,6 +12,12 @@ async fn server_and_clients() -> (Pki, RunningServer, reqwest::Client, reqwest::
     (pki, server, admin, public)
 }
 
+/// The JSON answer to `GET url`.
+async fn get_json(client: &reqwest::Client, url: String) -> serde_json::Value {
+    let res = client.get(url).send().await.unwrap();
+    res.json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn envelope_request_ids_headers_and_admin_routes() {
     let (_pki, server, admin, public) = server_and_clients().await;
@@ -46,27 +52,20 @@ async fn envelope_request_ids_headers_and_admin_routes() {
     assert_ne!(res.headers()["x-request-id"], "bad id with spaces");
 
     // Provision through the admin listener; the operator is the recorded actor.
-    let res = admin
-        .post(url(server.admin_addr, "/admin/tenants"))
-        .json(&serde_json::json!({"slug": "acme", "display_name": "Acme"}))
-        .send()
+    let tenants = url(server.admin_addr, "/admin/tenants");
+    let provision = |body: serde_json::Value| admin.post(&tenants).json(&body).send();
+    let res = provision(serde_json::json!({"slug": "acme", "display_name": "Acme"}))
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    let res = admin
-        .post(url(server.admin_addr, "/admin/tenants"))
-        .json(&serde_json::json!({"slug": "acme", "display_name": "Acme"}))
-        .send()
+    let res = provision(serde_json::json!({"slug": "acme", "display_name": "Acme"}))
         .await
         .unwrap();
     assert_eq!(res.status(), 409);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "tenant_already_exists");
     // Hostile slug → 400 with a typed code; malformed JSON → 400; unknown field → 400.
-    let res = admin
-        .post(url(server.admin_addr, "/admin/tenants"))
-        .json(&serde_json::json!({"slug": "a; drop schema public", "display_name": "x"}))
-        .send()
+    let res = provision(serde_json::json!({"slug": "a; drop schema public", "display_name": "x"}))
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
@@ -88,10 +87,7 @@ async fn envelope_request_ids_headers_and_admin_routes() {
     );
     // Oversized body → 413 in the envelope.
     let big = "x".repeat(300 * 1024);
-    let res = admin
-        .post(url(server.admin_addr, "/admin/tenants"))
-        .json(&serde_json::json!({"slug": "big", "display_name": big}))
-        .send()
+    let res = provision(serde_json::json!({"slug": "big", "display_name": big}))
         .await
         .unwrap();
     assert_eq!(res.status(), 413);
@@ -123,14 +119,7 @@ async fn envelope_request_ids_headers_and_admin_routes() {
 
     // Every change on the admin listener is in the audit trail with the
     // operator's certificate identity (the refused ones too).
-    let audit: serde_json::Value = admin
-        .get(url(server.admin_addr, "/admin/audit"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit: serde_json::Value = get_json(&admin, url(server.admin_addr, "/admin/audit")).await;
     let records = audit["data"].as_array().unwrap();
     let routes: Vec<(&str, i64)> = records
         .iter()
@@ -154,14 +143,7 @@ async fn envelope_request_ids_headers_and_admin_routes() {
     );
 
     // OpenAPI is served and names the routes.
-    let doc: serde_json::Value = public
-        .get(url(server.public_addr, "/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value = get_json(&public, url(server.public_addr, "/openapi.json")).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     assert!(doc["paths"]["/admin/tenants"].is_object());
     server.stop().await;

@@ -57,6 +57,12 @@ fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
 }
 
+/// The invitation page of `token` (the link in the mail).
+async fn invite_page(env: &Env, token: &str) -> reqwest::Response {
+    let page = env.url(&format!("/t/acme/invite/{token}"));
+    env.http.get(page).send().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_member_added_by_an_admin_gets_in_through_an_invitation() {
     let env = env().await;
@@ -80,12 +86,7 @@ async fn a_member_added_by_an_admin_gets_in_through_an_invitation() {
 
     // The invitation targets the pending member (no second account) with the chosen role.
     let (_, token) = invite(&env, &admin, "MIA@acme.test", "trader").await;
-    let page = env
-        .http
-        .get(env.url(&format!("/t/acme/invite/{token}")))
-        .send()
-        .await
-        .unwrap();
+    let page = invite_page(&env, &token).await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("mia@acme.test"));
     let (s, body) = accept(&env, &token, "short").await;
@@ -139,12 +140,7 @@ async fn expired_revoked_reused_replaced_and_unknown_invitations_are_refused() {
         .unwrap();
     let (s, body) = accept(&env, &token, NEW_PASSWORD).await;
     assert_eq!((s, code(&body)), (410, "invitation_expired"), "{body}");
-    let page = env
-        .http
-        .get(env.url(&format!("/t/acme/invite/{token}")))
-        .send()
-        .await
-        .unwrap();
+    let page = invite_page(&env, &token).await;
     assert_eq!(page.status(), 410);
     assert!(page.text().await.unwrap().contains("expired"));
 
@@ -279,9 +275,7 @@ async fn clients_are_managed_over_http_and_a_disabled_client_gets_no_tokens() {
         "portfolio:read",
     )
     .await;
-    let (s, _) = env
-        .call(Method::GET, "/api/v1/t/acme/clients", Some(&trader), None)
-        .await;
+    let (s, _) = env.get("/api/v1/t/acme/clients", &trader).await;
     assert_eq!(s, 403);
     let created = env
         .expect(
@@ -302,24 +296,10 @@ async fn clients_are_managed_over_http_and_a_disabled_client_gets_no_tokens() {
     );
     assert_eq!(client_token(&env, "acme", "batch", &secret).await, 200);
     let shown = env
-        .expect(
-            200,
-            Method::GET,
-            "/api/v1/t/acme/clients/batch",
-            Some(&admin),
-            None,
-        )
+        .expect_get(200, "/api/v1/t/acme/clients/batch", &admin)
         .await;
     assert!(!shown.to_string().contains(&secret), "never shown again");
-    let listed = env
-        .expect(
-            200,
-            Method::GET,
-            "/api/v1/t/acme/clients",
-            Some(&admin),
-            None,
-        )
-        .await;
+    let listed = env.expect_get(200, "/api/v1/t/acme/clients", &admin).await;
     let ids: Vec<&str> = listed["data"]
         .as_array()
         .unwrap()
@@ -409,14 +389,7 @@ async fn clients_are_managed_over_http_and_a_disabled_client_gets_no_tokens() {
         .await
         .unwrap();
     assert_eq!(deleted.status(), 200);
-    let (s, _) = env
-        .call(
-            Method::GET,
-            "/api/v1/t/acme/clients/batch",
-            Some(&admin),
-            None,
-        )
-        .await;
+    let (s, _) = env.get("/api/v1/t/acme/clients/batch", &admin).await;
     assert_eq!(s, 404);
 }
 
@@ -461,12 +434,7 @@ async fn a_client_of_another_tenant_is_unknown_here() {
     );
     let admin_acme = admin_token(&env, "acme").await;
     let (s, _) = env
-        .call(
-            Method::GET,
-            "/api/v1/t/acme/clients/globex-only",
-            Some(&admin_acme),
-            None,
-        )
+        .get("/api/v1/t/acme/clients/globex-only", &admin_acme)
         .await;
     assert_eq!(s, 404);
 }

@@ -143,8 +143,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
         Some(ada.clone()),
     )
     .await;
-    api.expect(403, Method::GET, members, Some(&trader), None)
-        .await;
+    api.expect_get(403, members, &trader).await;
 
     // Upsert: created, then updated by the same email in another case.
     let body = api
@@ -239,17 +238,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
             .contains("line 2")
     );
     assert_eq!(pv["data"]["refused"], 3);
-    let (s, body) = api
-        .call(
-            Method::POST,
-            &format!(
-                "{members}/import/{}/commit",
-                pv["data"]["id"].as_str().unwrap()
-            ),
-            Some(&admin),
-            Some(json!({"digest": pv["data"]["digest"]})),
-        )
-        .await;
+    let (s, body) = commit_import(&api, members, &admin, &pv).await;
     assert_eq!(
         (s, body["error"]["code"].as_str()),
         (409, Some("import_has_refused_rows"))
@@ -382,17 +371,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
         Some(json!({"name": "Lin Changed", "email": "lin@acme.test", "role": "viewer"})),
     )
     .await;
-    let (s, body) = api
-        .call(
-            Method::POST,
-            &format!(
-                "{members}/import/{}/commit",
-                pv["data"]["id"].as_str().unwrap()
-            ),
-            Some(&admin),
-            Some(json!({"digest": pv["data"]["digest"]})),
-        )
-        .await;
+    let (s, body) = commit_import(&api, members, &admin, &pv).await;
     assert_eq!(
         (s, body["error"]["code"].as_str()),
         (409, Some("import_stale")),
@@ -410,23 +389,12 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
 
     // Member list, paginated.
     let page1 = api
-        .expect(
-            200,
-            Method::GET,
-            &format!("{members}?limit=2"),
-            Some(&admin),
-            None,
-        )
+        .expect_get(200, &format!("{members}?limit=2"), &admin)
         .await;
     assert_eq!(page1["data"].as_array().unwrap().len(), 2);
     let cursor = page1["meta"]["nextCursor"].as_str().unwrap();
     let (_, page2) = api
-        .call(
-            Method::GET,
-            &format!("{members}?limit=50&cursor={cursor}"),
-            Some(&admin),
-            None,
-        )
+        .get(&format!("{members}?limit=50&cursor={cursor}"), &admin)
         .await;
     assert_eq!(
         page2["data"].as_array().unwrap().len() as i64,
@@ -601,6 +569,17 @@ async fn alpaca(mock: &MockServer, keys: (&str, &str), status: u16, equity: &str
         .await;
 }
 
+/// Commits the import previewed as `pv` with the digest of the preview.
+async fn commit_import(api: &Api, members: &str, admin: &str, pv: &Value) -> (u16, Value) {
+    let commit = format!(
+        "{members}/import/{}/commit",
+        pv["data"]["id"].as_str().unwrap()
+    );
+    let digest = json!({"digest": pv["data"]["digest"]});
+    api.call(Method::POST, &commit, Some(admin), Some(digest))
+        .await
+}
+
 async fn attach(api: &Api, tenant: &str, admin: &str, member: Uuid, keys: (&str, &str)) {
     let (s, text) = api
         .send(
@@ -766,13 +745,7 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
     let lb = "/api/v1/t/acme/leaderboard";
     api.expect(401, Method::GET, lb, None, None).await;
     let body = api
-        .expect(
-            200,
-            Method::GET,
-            &format!("{lb}?period=day&limit=1"),
-            Some(&winner_token),
-            None,
-        )
+        .expect_get(200, &format!("{lb}?period=day&limit=1"), &winner_token)
         .await;
     assert_eq!(body["data"]["asOf"], "2026-11-20");
     assert_eq!(body["data"]["entries"][0]["memberId"], winner.to_string());
@@ -781,43 +754,24 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
     assert_eq!(body["data"]["entries"][0]["pnl"], 10000.0);
     let cursor = body["meta"]["nextCursor"].as_str().unwrap().to_owned();
     let (_, body) = api
-        .call(
-            Method::GET,
+        .get(
             &format!("{lb}?period=day&limit=1&cursor={cursor}"),
-            Some(&winner_token),
-            None,
+            &winner_token,
         )
         .await;
     assert_eq!(body["data"]["entries"][0]["memberId"], loser.to_string());
     assert_eq!(body["data"]["entries"][0]["rank"], 2);
     assert!(body["meta"]["nextCursor"].is_null());
-    api.expect(
-        400,
-        Method::GET,
-        &format!("{lb}?period=year"),
-        Some(&winner_token),
-        None,
-    )
-    .await;
-    api.expect(
-        400,
-        Method::GET,
-        &format!("{lb}?cursor=%%%"),
-        Some(&winner_token),
-        None,
-    )
-    .await;
+    api.expect_get(400, &format!("{lb}?period=year"), &winner_token)
+        .await;
+    api.expect_get(400, &format!("{lb}?cursor=%%%"), &winner_token)
+        .await;
 
     // A second day: the week spans both.
     let day2 = trigger("2026-11-21").await;
     assert_eq!(day2["succeeded"], 3);
     let (_, body) = api
-        .call(
-            Method::GET,
-            &format!("{lb}?period=week&sort=pnl"),
-            Some(&winner_token),
-            None,
-        )
+        .get(&format!("{lb}?period=week&sort=pnl"), &winner_token)
         .await;
     assert_eq!(body["data"]["asOf"], "2026-11-21");
     assert_eq!(body["data"]["entries"].as_array().unwrap().len(), 2);
@@ -832,7 +786,7 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
         Some(json!({"optOut": true})),
     )
     .await;
-    let (_, body) = api.call(Method::GET, lb, Some(&winner_token), None).await;
+    let (_, body) = api.get(lb, &winner_token).await;
     let ids: Vec<&str> = body["data"]["entries"]
         .as_array()
         .unwrap()
@@ -870,7 +824,7 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
         .await,
         0
     );
-    let (_, body) = api.call(Method::GET, lb, Some(&winner_token), None).await;
+    let (_, body) = api.get(lb, &winner_token).await;
     assert_eq!(body["data"]["entries"].as_array().unwrap().len(), 0);
     server.stop().await;
 }

@@ -3,7 +3,7 @@
 //! verification link, account recovery, new-device login alerts and price
 //! alerts, reading the delivered messages and following their links.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::sql_types::{Bool, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
@@ -34,36 +34,21 @@ pub(crate) fn unique_email(name: &str) -> String {
 
 /// (subject, text body) of every message delivered to `to`.
 pub(crate) fn mail_to(to: &str) -> Vec<(String, String)> {
-    let smtp = rampart_testkit::smtp_server().unwrap();
-    smtp.messages()
-        .unwrap()
-        .iter()
-        .filter_map(|raw| mail_parser::MessageParser::default().parse(raw.as_slice()))
-        .filter(|m| {
-            m.to()
-                .and_then(|a| a.first())
-                .and_then(|a| a.address())
-                .is_some_and(|a| a.eq_ignore_ascii_case(to))
-        })
-        .map(|m| {
-            (
-                m.subject().unwrap_or_default().to_owned(),
-                m.body_text(0).unwrap_or_default().into_owned(),
-            )
-        })
-        .collect()
+    rampart_testkit::smtp_server().unwrap().mail_to(to).unwrap()
 }
 
+/// Waits until `to` has `n` messages; returns them.
 pub(crate) async fn wait_for_mail(to: &str, n: usize) -> Vec<(String, String)> {
-    let start = Instant::now();
-    loop {
-        let mails = mail_to(to);
-        if mails.len() >= n || start.elapsed() > Duration::from_secs(10) {
-            assert_eq!(mails.len(), n, "messages to {to}: {mails:?}");
-            return mails;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let smtp = rampart_testkit::smtp_server().unwrap();
+    smtp.wait_for_mail(to, n, Duration::from_secs(10))
+        .await
+        .unwrap()
+}
+
+/// The JSON answer to `GET url` with `bearer`.
+async fn get_json(e: &Env, url: &str, bearer: &str) -> Value {
+    let r = e.http.get(url).bearer_auth(bearer).send().await.unwrap();
+    r.json().await.unwrap()
 }
 
 /// The path and query of the link in a message (the host is the configured
@@ -103,11 +88,7 @@ async fn token(state: &AppState, user: Uuid, role: Role) -> String {
 }
 
 fn ctx(ip: &str, ua: &str) -> ClientContext {
-    ClientContext {
-        ip: ip.into(),
-        user_agent: Some(ua.into()),
-        device: None,
-    }
+    ClientContext::ip(ip).with_user_agent(ua)
 }
 
 // ------------------------------------------------------------ tests
@@ -331,16 +312,7 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
         assert_eq!(v["data"]["symbol"], "^GSPC");
         ids.push(v["data"]["id"].as_str().unwrap().to_owned());
     }
-    let v: Value = e
-        .http
-        .get(&alerts)
-        .bearer_auth(&bearer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_json(&e, &alerts, &bearer).await;
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
 
     // Another user sees none of them.
@@ -373,16 +345,7 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
     let mails = wait_for_mail(&email, 2).await;
     assert!(mails[1].0.starts_with("^GSPC is above"), "{}", mails[1].0);
     assert!(mails[1].1.contains("trim"));
-    let v: Value = e
-        .http
-        .get(&one)
-        .bearer_auth(&bearer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_json(&e, &one, &bearer).await;
     assert!(v["data"]["triggeredAt"].is_string());
     assert_eq!(v["data"]["triggeredPrice"].as_f64(), Some(price));
     let r = e
@@ -393,15 +356,6 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let v: Value = e
-        .http
-        .get(&alerts)
-        .bearer_auth(&bearer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_json(&e, &alerts, &bearer).await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
 }

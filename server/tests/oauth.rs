@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 
 use crate::common::{
     Env, PASSWORD, Pki, REDIRECT, VERIFIER, argon2_bound, client_builder, config, form, hidden,
-    query_param, roomy_limits,
+    machine_client, query_param, roomy_limits,
 };
 
 /// Acme's public client `web`: the code flow with refresh.
@@ -500,6 +500,21 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
 
 /// Drives oidc-provider's development login like a browser (any name, then
 /// consent) and returns the redirect to our callback.
+/// Completes at `tenant` the login at the upstream provider `idp` that its
+/// redirect `back` answers, with the `pending` cookie's value.
+async fn complete_upstream(
+    auth: &rampart_auth::AuthServer,
+    tenant: &str,
+    back: &url::Url,
+    iss: Option<&str>,
+    pending: &str,
+) -> Result<rampart_auth::upstream::UpstreamOutcome, rampart_auth::AuthError> {
+    let q: HashMap<_, _> = back.query_pairs().into_owned().collect();
+    let ctx = rampart_auth::ClientContext::ip("127.0.0.1");
+    auth.complete_login(tenant, "idp", &q["code"], &q["state"], iss, pending, &ctx)
+        .await
+}
+
 pub(crate) async fn idp_sign_in(authorization_url: &str, name: &str) -> url::Url {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -731,18 +746,8 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
         "grace",
     )
     .await;
-    let ctx = rampart_auth::ClientContext::ip("127.0.0.1");
-    let q: HashMap<_, _> = back.query_pairs().into_owned().collect();
-    let done = auth
-        .complete_login(
-            "acme",
-            "idp",
-            &q["code"],
-            &q["state"],
-            Some(&idp.issuer()),
-            pending.value(),
-            &ctx,
-        )
+    let issuer = idp.issuer();
+    let done = complete_upstream(&auth, "acme", &back, Some(&issuer), pending.value())
         .await
         .unwrap();
     assert!(!done.created);
@@ -756,30 +761,11 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
         "alan",
     )
     .await;
-    let q: HashMap<_, _> = back.query_pairs().into_owned().collect();
     assert!(matches!(
-        auth.complete_login(
-            "globex",
-            "idp",
-            &q["code"],
-            &q["state"],
-            None,
-            pending.value(),
-            &ctx
-        )
-        .await,
+        complete_upstream(&auth, "globex", &back, None, pending.value()).await,
         Err(rampart_auth::AuthError::AccessDenied(_))
     ));
-    let done = auth
-        .complete_login(
-            "acme",
-            "idp",
-            &q["code"],
-            &q["state"],
-            Some(&idp.issuer()),
-            pending.value(),
-            &ctx,
-        )
+    let done = complete_upstream(&auth, "acme", &back, Some(&issuer), pending.value())
         .await
         .unwrap();
     assert!(done.created);
@@ -965,15 +951,12 @@ async fn http_throughput() {
     let rs_secret = auth
         .register_client(
             "acme",
-            &ClientRegistration {
-                client_id: "rs".into(),
-                name: "Resource server".into(),
-                redirect_uris: vec![],
-                grant_types: vec!["client_credentials".into()],
-                allowed_scopes: vec![],
-                auth_method: ClientAuthMethod::ClientSecretBasic,
-                signing_alg: SigningAlg::ES256,
-            },
+            &machine_client(
+                "rs",
+                "Resource server",
+                &[],
+                ClientAuthMethod::ClientSecretBasic,
+            ),
         )
         .await
         .unwrap()

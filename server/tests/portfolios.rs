@@ -52,11 +52,9 @@ async fn portfolio_crud_versions_activity_and_refusals() {
     let pos = p["positions"][0]["id"].as_str().unwrap().to_owned();
 
     // Read, list.
-    let (s, body) = env
-        .call(Method::GET, &format!("{P}/{id}"), Some(&owner), None)
-        .await;
+    let (s, body) = env.get(&format!("{P}/{id}"), &owner).await;
     assert_eq!((s, body["data"]["name"].as_str()), (200, Some("Core")));
-    let body = env.expect(200, Method::GET, P, Some(&owner), None).await;
+    let body = env.expect_get(200, P, &owner).await;
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
 
     // Update, positions: each a new version.
@@ -132,33 +130,19 @@ async fn portfolio_crud_versions_activity_and_refusals() {
 
     // Versions: paginated, each readable.
     let body = env
-        .expect(
-            200,
-            Method::GET,
-            &format!("{P}/{id}/versions?limit=2"),
-            Some(&owner),
-            None,
-        )
+        .expect_get(200, &format!("{P}/{id}/versions?limit=2"), &owner)
         .await;
     assert_eq!(body["data"][0]["version"], 5);
     let cursor = body["meta"]["nextCursor"].as_str().unwrap().to_owned();
     let (_, body) = env
-        .call(
-            Method::GET,
+        .get(
             &format!("{P}/{id}/versions?limit=10&cursor={cursor}"),
-            Some(&owner),
-            None,
+            &owner,
         )
         .await;
     assert_eq!(body["data"].as_array().unwrap().len(), 3);
     let body = env
-        .expect(
-            200,
-            Method::GET,
-            &format!("{P}/{id}/versions/3"),
-            Some(&owner),
-            None,
-        )
+        .expect_get(200, &format!("{P}/{id}/versions/3"), &owner)
         .await;
     assert_eq!(body["data"]["change"], "add_position");
     assert_eq!(
@@ -169,24 +153,12 @@ async fn portfolio_crud_versions_activity_and_refusals() {
         2
     );
     assert_eq!(body["data"]["snapshot"]["positions"][1]["quantity"], 10.0);
-    env.expect(
-        404,
-        Method::GET,
-        &format!("{P}/{id}/versions/42"),
-        Some(&owner),
-        None,
-    )
-    .await;
+    env.expect_get(404, &format!("{P}/{id}/versions/42"), &owner)
+        .await;
 
     // Activity: who, what, before/after, IP.
     let body = env
-        .expect(
-            200,
-            Method::GET,
-            &format!("{P}/{id}/activity"),
-            Some(&owner),
-            None,
-        )
+        .expect_get(200, &format!("{P}/{id}/activity"), &owner)
         .await;
     let items = body["data"].as_array().unwrap();
     assert_eq!(items.len(), 5);
@@ -205,7 +177,7 @@ async fn portfolio_crud_versions_activity_and_refusals() {
             .await;
     }
     // Wrong role: a viewer may read (nothing visible) but not write.
-    let (s, body) = env.call(Method::GET, P, Some(&viewer), None).await;
+    let (s, body) = env.get(P, &viewer).await;
     assert_eq!((s, body["data"].as_array().map(Vec::len)), (200, Some(0)));
     let (s, body) = env
         .call(
@@ -220,8 +192,7 @@ async fn portfolio_crud_versions_activity_and_refusals() {
         (403, Some("forbidden"))
     );
     // Not visible to the viewer: not found, never forbidden.
-    env.expect(404, Method::GET, &format!("{P}/{id}"), Some(&viewer), None)
-        .await;
+    env.expect_get(404, &format!("{P}/{id}"), &viewer).await;
 
     // Malformed bodies and paths.
     for (method, path, body) in [
@@ -295,8 +266,7 @@ async fn portfolio_crud_versions_activity_and_refusals() {
         None,
     )
     .await;
-    env.expect(404, Method::GET, &format!("{P}/{id}"), Some(&owner), None)
-        .await;
+    env.expect_get(404, &format!("{P}/{id}"), &owner).await;
     env.server.stop().await;
 }
 
@@ -348,7 +318,7 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         (200, Some("view")),
         "{body}"
     );
-    let (s, body) = env.call(Method::GET, &pp, Some(&bob_t), None).await;
+    let (s, body) = env.get(&pp, &bob_t).await;
     assert_eq!((s, body["data"]["access"].as_str()), (200, Some("view")));
     for path in [
         format!("{pp}/versions"),
@@ -356,7 +326,7 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         format!("{pp}/activity"),
         format!("{pp}/comments"),
     ] {
-        let (s, _) = env.call(Method::GET, &path, Some(&bob_t), None).await;
+        let (s, _) = env.get(&path, &bob_t).await;
         assert_eq!(s, 200, "{path}");
     }
     let (s, _) = env
@@ -432,9 +402,7 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         Some(json!({"body": ""})),
     )
     .await;
-    let (_, body) = env
-        .call(Method::GET, &format!("{pp}/comments"), Some(&bob_t), None)
-        .await;
+    let (_, body) = env.get(&format!("{pp}/comments"), &bob_t).await;
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
     env.expect(
         403,
@@ -496,11 +464,9 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         Some(share(eve, "view")),
     )
     .await;
-    let (s, body) = env
-        .call(Method::GET, &format!("{pp}/shares"), Some(&bob_t), None)
-        .await;
+    let (s, body) = env.get(&format!("{pp}/shares"), &bob_t).await;
     assert_eq!((s, body["data"].as_array().map(Vec::len)), (200, Some(2)));
-    env.expect(200, Method::GET, &pp, Some(&eve_t), None).await;
+    env.expect_get(200, &pp, &eve_t).await;
     env.expect(
         200,
         Method::DELETE,
@@ -509,7 +475,7 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         None,
     )
     .await;
-    env.expect(404, Method::GET, &pp, Some(&eve_t), None).await;
+    env.expect_get(404, &pp, &eve_t).await;
     env.expect(
         404,
         Method::DELETE,
@@ -571,7 +537,7 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         })
         .await
         .unwrap();
-    env.expect(404, Method::GET, &pp, Some(&eve_t), None).await;
+    env.expect_get(404, &pp, &eve_t).await;
     env.expect(
         404,
         Method::PATCH,
@@ -582,7 +548,7 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
     .await;
 
     // A tenant admin sees every portfolio of the tenant.
-    let (s, body) = env.call(Method::GET, &pp, Some(&admin_t), None).await;
+    let (s, body) = env.get(&pp, &admin_t).await;
     assert_eq!((s, body["data"]["access"].as_str()), (200, Some("admin")));
 
     // Public: every user of the tenant may view.
@@ -593,14 +559,13 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         Some(json!({"is_public": true})),
     )
     .await;
-    let (s, body) = env.call(Method::GET, &pp, Some(&eve_t), None).await;
+    let (s, body) = env.get(&pp, &eve_t).await;
     assert_eq!((s, body["data"]["access"].as_str()), (200, Some("view")));
 
     // Another tenant: acme's token at globex is refused like no token; globex's
     // own admin asking globex for acme's portfolio id finds nothing.
     let other = format!("/api/v1/t/globex/portfolios/{id}");
-    env.expect(401, Method::GET, &other, Some(&owner), None)
-        .await;
+    env.expect_get(401, &other, &owner).await;
     for (m, path) in [
         (Method::GET, other.clone()),
         (Method::GET, format!("{other}/versions")),
@@ -614,27 +579,13 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
             "{path}"
         );
     }
-    let (s, body) = env
-        .call(
-            Method::GET,
-            "/api/v1/t/globex/portfolios",
-            Some(&gus_t),
-            None,
-        )
-        .await;
+    let (s, body) = env.get("/api/v1/t/globex/portfolios", &gus_t).await;
     assert_eq!((s, body["data"].as_array().map(Vec::len)), (200, Some(0)));
     // And gus's token on acme's path: refused like no token.
-    env.expect(401, Method::GET, &pp, Some(&gus_t), None).await;
+    env.expect_get(401, &pp, &gus_t).await;
 
     // The trail has the sharing history.
-    let (_, body) = env
-        .call(
-            Method::GET,
-            &format!("{pp}/activity?limit=100"),
-            Some(&owner),
-            None,
-        )
-        .await;
+    let (_, body) = env.get(&format!("{pp}/activity?limit=100"), &owner).await;
     let actions: Vec<&str> = body["data"]
         .as_array()
         .unwrap()
@@ -703,9 +654,7 @@ async fn csv_import_export_with_row_report_and_limits() {
             (6, "target_weight")
         ]
     );
-    let (_, body) = env
-        .call(Method::GET, &format!("{P}/{id}"), Some(&owner), None)
-        .await;
+    let (_, body) = env.get(&format!("{P}/{id}"), &owner).await;
     assert_eq!(body["data"]["version"], 1);
     assert_eq!(body["data"]["positions"].as_array().unwrap().len(), 1);
 
@@ -860,14 +809,7 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
     let q = "from=2005-01-01&to=2009-12-31&benchmark=%5EGSPC";
     let pa = format!("{P}/{id}");
 
-    let (s, body) = env
-        .call(
-            Method::GET,
-            &format!("{pa}/analytics?{q}"),
-            Some(&owner),
-            None,
-        )
-        .await;
+    let (s, body) = env.get(&format!("{pa}/analytics?{q}"), &owner).await;
     assert_eq!(s, 200, "{body}");
     let report = &body["data"]["report"];
     assert_eq!(report["frequency"], "monthly", "{report}");
@@ -984,9 +926,7 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
         res.headers()["rampart-analysis-window"],
         "2005-03-02/2010-03-01; basis=available-data"
     );
-    let (s, body) = env
-        .call(Method::GET, &format!("{pa}/analytics"), Some(&owner), None)
-        .await;
+    let (s, body) = env.get(&format!("{pa}/analytics"), &owner).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(
         body["data"]["window"],
@@ -1003,14 +943,7 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
 
     // Correlation of the holdings over the same window: symmetric, unit
     // diagonal, every entry a correlation.
-    let (s, body) = env
-        .call(
-            Method::GET,
-            &format!("{pa}/correlation?{q}"),
-            Some(&owner),
-            None,
-        )
-        .await;
+    let (s, body) = env.get(&format!("{pa}/correlation?{q}"), &owner).await;
     assert_eq!(s, 200, "{body}");
     let c = &body["data"]["correlation"];
     assert_eq!(c["symbols"], json!(["AAPL", "IBM", "MSFT"]));
@@ -1028,18 +961,11 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
     // Monte Carlo: seeded, so the same query gives the same numbers and
     // another seed others; bands ordered; the fan chart draws them.
     let mc = format!("{pa}/monte-carlo?{q}&horizon=12&paths=1000&seed=7");
-    let (s, first) = env.call(Method::GET, &mc, Some(&owner), None).await;
+    let (s, first) = env.get(&mc, &owner).await;
     assert_eq!(s, 200, "{first}");
-    let (_, again) = env.call(Method::GET, &mc, Some(&owner), None).await;
+    let (_, again) = env.get(&mc, &owner).await;
     assert_eq!(first["data"], again["data"]);
-    let (_, other) = env
-        .call(
-            Method::GET,
-            &mc.replace("seed=7", "seed=8"),
-            Some(&owner),
-            None,
-        )
-        .await;
+    let (_, other) = env.get(&mc.replace("seed=7", "seed=8"), &owner).await;
     assert_ne!(first["data"]["bands"], other["data"]["bands"]);
     let d = &first["data"];
     assert_eq!(d["frequency"], "monthly");
@@ -1073,14 +999,7 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
     let svg = res.text().await.unwrap();
     assert!(svg.contains("median") && svg.contains("<polygon"), "{svg}");
     for bad in ["horizon=0", "paths=5", "model=garch", "horizon=9999"] {
-        let (s, body) = env
-            .call(
-                Method::GET,
-                &format!("{pa}/monte-carlo?{bad}"),
-                Some(&owner),
-                None,
-            )
-            .await;
+        let (s, body) = env.get(&format!("{pa}/monte-carlo?{bad}"), &owner).await;
         assert_eq!(s, 400, "{bad}: {body}");
     }
 
@@ -1113,14 +1032,7 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
         "from=yesterday",
         "from=1900-01-01&to=2009-01-01",
     ] {
-        let (s, _) = env
-            .call(
-                Method::GET,
-                &format!("{pa}/analytics?{bad}"),
-                Some(&owner),
-                None,
-            )
-            .await;
+        let (s, _) = env.get(&format!("{pa}/analytics?{bad}"), &owner).await;
         assert_eq!(s, 400, "{bad}");
     }
     // Shared read-only: the viewer may read the analytics.
@@ -1131,14 +1043,8 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
         Some(json!({"user_id": bob, "access": "view"})),
     )
     .await;
-    env.expect(
-        200,
-        Method::GET,
-        &format!("{pa}/analytics?{q}"),
-        Some(&bob_t),
-        None,
-    )
-    .await;
+    env.expect_get(200, &format!("{pa}/analytics?{q}"), &bob_t)
+        .await;
     env.call(
         Method::POST,
         &format!("{pa}/positions"),
@@ -1146,14 +1052,7 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
         Some(json!({"symbol": "ZZZZ", "quantity": 1})),
     )
     .await;
-    let (s, body) = env
-        .call(
-            Method::GET,
-            &format!("{pa}/analytics?{q}"),
-            Some(&owner),
-            None,
-        )
-        .await;
+    let (s, body) = env.get(&format!("{pa}/analytics?{q}"), &owner).await;
     assert_eq!(
         (s, body["error"]["code"].as_str()),
         (422, Some("no_prices")),

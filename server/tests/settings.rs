@@ -59,7 +59,7 @@ async fn settings_have_defaults_bounds_admins_only_and_are_audited() {
     let path = "/api/v1/t/acme/settings";
 
     // Defaults.
-    let v = env.expect(200, Method::GET, path, Some(&admin), None).await;
+    let v = env.expect_get(200, path, &admin).await;
     let d = &v["data"];
     assert_eq!(d["registration"]["mode"], "invitation_only");
     assert_eq!(d["emailVerificationRequired"], true);
@@ -96,20 +96,16 @@ async fn settings_have_defaults_bounds_admins_only_and_are_audited() {
             .await;
         assert_eq!((s, code(&v)), (400, "tenant_setting_invalid"), "{bad}: {v}");
     }
-    let after_refusals = env.expect(200, Method::GET, path, Some(&admin), None).await;
+    let after_refusals = env.expect_get(200, path, &admin).await;
     assert_eq!(after_refusals["data"], v["data"]);
 
     // A change: the new values back, audited with before and after.
     let v = env
-        .expect(
-            200,
-            Method::PATCH,
+        .expect_patch(
             path,
-            Some(&admin),
-            Some(
-                json!({"sessionLifetimeSecs": 3600, "publicLeaderboard": true,
+            &admin,
+            json!({"sessionLifetimeSecs": 3600, "publicLeaderboard": true,
                         "registration": {"mode": "open", "allowedDomains": ["acme.test"]}}),
-            ),
         )
         .await;
     assert_eq!(v["data"]["sessionLifetimeSecs"], 3600);
@@ -120,23 +116,15 @@ async fn settings_have_defaults_bounds_admins_only_and_are_audited() {
     );
     // `null` resets one key to its default, the others stay.
     let v = env
-        .expect(
-            200,
-            Method::PATCH,
-            path,
-            Some(&admin),
-            Some(json!({"publicLeaderboard": null})),
-        )
+        .expect_patch(path, &admin, json!({"publicLeaderboard": null}))
         .await;
     assert_eq!(v["data"]["publicLeaderboard"], false);
     assert_eq!(v["data"]["sessionLifetimeSecs"], 3600);
     let audit = env
-        .expect(
+        .expect_get(
             200,
-            Method::GET,
             "/api/v1/t/acme/audit?action=tenant_settings_update",
-            Some(&admin),
-            None,
+            &admin,
         )
         .await;
     let rows = audit["data"].as_array().unwrap();
@@ -153,7 +141,7 @@ async fn settings_have_defaults_bounds_admins_only_and_are_audited() {
 
     // Feature flags: admins only, audited.
     let flag = "/api/v1/t/acme/features/beta_charts";
-    let (s, _) = env.call(Method::GET, flag, Some(&trader), None).await;
+    let (s, _) = env.get(flag, &trader).await;
     assert_eq!(s, 403);
     let (s, _) = env
         .call(
@@ -164,7 +152,7 @@ async fn settings_have_defaults_bounds_admins_only_and_are_audited() {
         )
         .await;
     assert_eq!(s, 403);
-    let v = env.expect(200, Method::GET, flag, Some(&admin), None).await;
+    let v = env.expect_get(200, flag, &admin).await;
     assert_eq!(v["data"]["enabled"], false);
     env.expect(
         200,
@@ -174,15 +162,7 @@ async fn settings_have_defaults_bounds_admins_only_and_are_audited() {
         Some(json!({"enabled": true})),
     )
     .await;
-    let v = env
-        .expect(
-            200,
-            Method::GET,
-            "/api/v1/t/acme/features",
-            Some(&admin),
-            None,
-        )
-        .await;
+    let v = env.expect_get(200, "/api/v1/t/acme/features", &admin).await;
     assert_eq!(v["data"]["beta_charts"], true);
     let (s, v) = env
         .call(
@@ -245,31 +225,16 @@ async fn settings_have_defaults_bounds_admins_only_and_are_audited() {
         "{audit}"
     );
     // The public listener does not route the operator's paths.
-    let (s, _) = env
-        .call(
-            Method::GET,
-            "/admin/tenants/acme/settings",
-            Some(&admin),
-            None,
-        )
-        .await;
+    let (s, _) = env.get("/admin/tenants/acme/settings", &admin).await;
     assert_eq!(s, 404);
     // Another tenant is untouched.
     let (_, g_admin) = user_token(&env, "globex", "root@globex.test", Role::Admin).await;
     let v = env
-        .expect(
-            200,
-            Method::GET,
-            "/api/v1/t/globex/settings",
-            Some(&g_admin),
-            None,
-        )
+        .expect_get(200, "/api/v1/t/globex/settings", &g_admin)
         .await;
     assert_eq!(v["data"]["sessionLifetimeSecs"], 7 * 24 * 3600);
     // acme's admin token is refused on globex.
-    let (s, _) = env
-        .call(Method::GET, "/api/v1/t/globex/settings", Some(&admin), None)
-        .await;
+    let (s, _) = env.get("/api/v1/t/globex/settings", &admin).await;
     assert_eq!(s, 401);
 }
 
@@ -439,13 +404,7 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
         1
     );
     let listed = env
-        .expect(
-            200,
-            Method::GET,
-            "/api/v1/t/acme/account/api-keys",
-            Some(&bot_token),
-            None,
-        )
+        .expect_get(200, "/api/v1/t/acme/account/api-keys", &bot_token)
         .await;
     assert!(!listed.to_string().contains(secret));
 
@@ -623,7 +582,7 @@ async fn audit_log_pages_filters_exports_and_is_for_admins_only() {
     // Non-admins: 403 (the trader and viewer roles lack audit:read).
     for token in [&trader, &viewer] {
         for path in ["/api/v1/t/acme/audit", "/api/v1/t/acme/audit/export"] {
-            let (s, v) = env.call(Method::GET, path, Some(token), None).await;
+            let (s, v) = env.get(path, token).await;
             assert_eq!(s, 403, "{path}: {v}");
         }
     }
@@ -633,31 +592,21 @@ async fn audit_log_pages_filters_exports_and_is_for_admins_only() {
         .await;
     assert_eq!(s, 401);
     let (_, g_admin) = user_token(&env, "globex", "root@globex.test", Role::Admin).await;
-    let (s, _) = env
-        .call(Method::GET, "/api/v1/t/acme/audit", Some(&g_admin), None)
-        .await;
+    let (s, _) = env.get("/api/v1/t/acme/audit", &g_admin).await;
     assert_eq!(s, 401);
 
     // Pages, newest first, without overlap.
     let p1 = env
-        .expect(
-            200,
-            Method::GET,
-            "/api/v1/t/acme/audit?limit=2",
-            Some(&admin),
-            None,
-        )
+        .expect_get(200, "/api/v1/t/acme/audit?limit=2", &admin)
         .await;
     let rows1 = p1["data"].as_array().unwrap();
     assert_eq!(rows1.len(), 2);
     let cursor = p1["meta"]["nextCursor"].as_str().unwrap();
     let p2 = env
-        .expect(
+        .expect_get(
             200,
-            Method::GET,
             &format!("/api/v1/t/acme/audit?limit=2&cursor={cursor}"),
-            Some(&admin),
-            None,
+            &admin,
         )
         .await;
     let ids = |rows: &Value| -> Vec<i64> {
@@ -671,12 +620,10 @@ async fn audit_log_pages_filters_exports_and_is_for_admins_only() {
     assert!(a[0] > a[1] && a[1] > b[0], "{a:?} {b:?}");
     // Filters: action and result.
     let v = env
-        .expect(
+        .expect_get(
             200,
-            Method::GET,
             "/api/v1/t/acme/audit?action=login&result=failure",
-            Some(&admin),
-            None,
+            &admin,
         )
         .await;
     let rows = v["data"].as_array().unwrap();
@@ -684,12 +631,10 @@ async fn audit_log_pages_filters_exports_and_is_for_admins_only() {
     assert_eq!(rows[0]["result"], "failure");
     // A time range in the future: nothing.
     let v = env
-        .expect(
+        .expect_get(
             200,
-            Method::GET,
             "/api/v1/t/acme/audit?from=2999-01-01T00:00:00Z",
-            Some(&admin),
-            None,
+            &admin,
         )
         .await;
     assert_eq!(v["data"], json!([]));
@@ -740,12 +685,7 @@ async fn audit_log_pages_filters_exports_and_is_for_admins_only() {
     );
     assert!(!csv.contains(",=HYPERLINK"), "{csv}");
     let (s, v) = env
-        .call(
-            Method::GET,
-            "/api/v1/t/acme/audit/export?format=xlsx",
-            Some(&admin),
-            None,
-        )
+        .get("/api/v1/t/acme/audit/export?format=xlsx", &admin)
         .await;
     assert_eq!(s, 400, "{v}");
 

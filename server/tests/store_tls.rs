@@ -4,7 +4,6 @@
 //! one of its database connections is encrypted.
 use rampart_auth::Role;
 use rampart_dbtls::RedisTlsConfig;
-use reqwest::Method;
 
 use crate::common::{CLIENT_SCOPES, env_with, scoped_token};
 
@@ -31,9 +30,7 @@ async fn the_server_runs_on_postgres_verify_full_and_rediss() {
     let auth = env.auth();
     let (_, access) =
         scoped_token(&auth, "acme", "ada@acme.test", Role::Trader, CLIENT_SCOPES).await;
-    let me = env
-        .expect(200, Method::GET, "/api/v1/t/acme/me", Some(&access), None)
-        .await;
+    let me = env.expect_get(200, "/api/v1/t/acme/me", &access).await;
     assert_eq!(me["data"]["user"]["email"], "ada@acme.test", "{me}");
 
     // Every connection the server holds to its database is TLS.

@@ -117,12 +117,7 @@ fn read_lossy(path: &Path) -> String {
 
 async fn fresh_database() -> String {
     rampart_testkit::install_crypto_provider();
-    rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap()
-        .url
+    rampart_testkit::fresh_database().await.unwrap().url
 }
 
 // ------------------------------------------------------------ logs

@@ -40,9 +40,7 @@ async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
 
     // Batch quotes: known ones with provenance, unknown ones as errors.
     let path = format!("{T}/quotes?symbols=aapl,MSFT,%5EGSPC,ZZZZ,msft");
-    let body = env
-        .expect(200, Method::GET, &path, Some(&viewer), None)
-        .await;
+    let body = env.expect_get(200, &path, &viewer).await;
     let quotes = body["data"]["quotes"].as_array().unwrap();
     assert_eq!(quotes.len(), 3, "{body}");
     let symbols: Vec<&str> = quotes
@@ -60,25 +58,16 @@ async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
         json!([{"symbol": "ZZZZ", "code": "unknown_symbol"}])
     );
     // Asked again: the in-process cache answers.
-    let (_, body) = env
-        .call(
-            Method::GET,
-            &format!("{T}/quotes?symbols=AAPL"),
-            Some(&viewer),
-            None,
-        )
-        .await;
+    let (_, body) = env.get(&format!("{T}/quotes?symbols=AAPL"), &viewer).await;
     assert_eq!(body["data"]["quotes"][0]["source"]["layer"], "l1", "{body}");
     assert_eq!(body["data"]["quotes"][0]["origin"], "embedded", "{body}");
 
     // Daily bars.
     let body = env
-        .expect(
+        .expect_get(
             200,
-            Method::GET,
             &format!("{T}/bars/%5Egspc?from=2008-01-01&to=2008-01-31"),
-            Some(&viewer),
-            None,
+            &viewer,
         )
         .await;
     let d = &body["data"];
@@ -87,24 +76,16 @@ async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
     assert!((19..=23).contains(&bars.len()), "{}", bars.len());
     assert_eq!(bars[0]["date"], "2008-01-02");
     assert!(d["source"].is_object() && d["ageMs"].is_u64());
-    env.expect(
+    env.expect_get(
         404,
-        Method::GET,
         &format!("{T}/bars/ZZZZ?from=2008-01-01&to=2008-01-31"),
-        Some(&viewer),
-        None,
+        &viewer,
     )
     .await;
 
     // Search.
     let body = env
-        .expect(
-            200,
-            Method::GET,
-            &format!("{T}/symbols?q=micro"),
-            Some(&viewer),
-            None,
-        )
+        .expect_get(200, &format!("{T}/symbols?q=micro"), &viewer)
         .await;
     assert!(
         body["data"]["matches"]
@@ -115,14 +96,7 @@ async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
         "{body}"
     );
     assert_eq!(body["data"]["source"]["layer"], "provider");
-    let (_, body) = env
-        .call(
-            Method::GET,
-            &format!("{T}/symbols?q=MICRO"),
-            Some(&viewer),
-            None,
-        )
-        .await;
+    let (_, body) = env.get(&format!("{T}/symbols?q=MICRO"), &viewer).await;
     assert_eq!(body["data"]["source"]["layer"], "l1", "cached: {body}");
     assert_eq!(body["data"]["origin"], "embedded");
 
@@ -165,7 +139,7 @@ async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
         format!("{T}/symbols?q=%20"),
         format!("{T}/symbols"),
     ] {
-        let (s, body) = env.call(Method::GET, &bad, Some(&viewer), None).await;
+        let (s, body) = env.get(&bad, &viewer).await;
         assert_eq!(s, 400, "{bad}: {body}");
     }
     for path in [
@@ -175,9 +149,9 @@ async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
     ] {
         let (s, _) = env.call(Method::GET, &path, None, None).await;
         assert_eq!(s, 401, "{path}");
-        let (s, _) = env.call(Method::GET, &path, Some(&globex), None).await;
+        let (s, _) = env.get(&path, &globex).await;
         assert_eq!(s, 401, "token of another tenant: {path}");
-        let (s, body) = env.call(Method::GET, &path, Some(&no_market), None).await;
+        let (s, body) = env.get(&path, &no_market).await;
         assert_eq!(s, 403, "no market:read: {path} {body}");
     }
     env.server.stop().await;
@@ -193,15 +167,7 @@ async fn profile_preferences_activity_and_user_management() {
     let (gil_id, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Admin).await;
 
     // Profile.
-    let body = env
-        .expect(
-            200,
-            Method::GET,
-            &format!("{T}/me/profile"),
-            Some(&ada),
-            None,
-        )
-        .await;
+    let body = env.expect_get(200, &format!("{T}/me/profile"), &ada).await;
     assert_eq!(body["data"]["id"], ada_id.to_string());
     assert_eq!(body["data"]["email"], "ada@acme.test");
     assert_eq!(body["data"]["role"], "trader");
@@ -238,13 +204,7 @@ async fn profile_preferences_activity_and_user_management() {
 
     // Preferences: defaults, partial change, refusals.
     let body = env
-        .expect(
-            200,
-            Method::GET,
-            &format!("{T}/me/preferences"),
-            Some(&ada),
-            None,
-        )
+        .expect_get(200, &format!("{T}/me/preferences"), &ada)
         .await;
     assert_eq!(
         body["data"],
@@ -293,14 +253,7 @@ async fn profile_preferences_activity_and_user_management() {
         assert_eq!(s, 400, "{bad}: {body}");
     }
     // Someone else's preferences are untouched.
-    let (_, body) = env
-        .call(
-            Method::GET,
-            &format!("{T}/me/preferences"),
-            Some(&vic),
-            None,
-        )
-        .await;
+    let (_, body) = env.get(&format!("{T}/me/preferences"), &vic).await;
     assert_eq!(body["data"]["theme"], "system");
 
     // Own activity: portfolio changes and auth audit rows.
@@ -314,9 +267,7 @@ async fn profile_preferences_activity_and_user_management() {
         )
         .await;
     let pid = body["data"]["id"].as_str().unwrap().to_owned();
-    let (s, body) = env
-        .call(Method::GET, &format!("{T}/me/activity"), Some(&ada), None)
-        .await;
+    let (s, body) = env.get(&format!("{T}/me/activity"), &ada).await;
     assert_eq!(s, 200, "{body}");
     let portfolio = body["data"]["portfolio"].as_array().unwrap();
     assert_eq!(portfolio.len(), 1, "{body}");
@@ -325,30 +276,17 @@ async fn profile_preferences_activity_and_user_management() {
     let audit = body["data"]["auth"].as_array().unwrap();
     assert!(!audit.is_empty(), "{body}");
     assert!(audit.iter().all(|a| a["action"].is_string()));
-    let (_, body) = env
-        .call(Method::GET, &format!("{T}/me/activity"), Some(&vic), None)
-        .await;
+    let (_, body) = env.get(&format!("{T}/me/activity"), &vic).await;
     assert_eq!(body["data"]["portfolio"], json!([]), "only one's own");
 
     // Admin: list users.
     let body = env
-        .expect(
-            200,
-            Method::GET,
-            &format!("{T}/users?limit=2"),
-            Some(&admin),
-            None,
-        )
+        .expect_get(200, &format!("{T}/users?limit=2"), &admin)
         .await;
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
     let cursor = body["meta"]["nextCursor"].as_str().unwrap().to_owned();
     let (_, body2) = env
-        .call(
-            Method::GET,
-            &format!("{T}/users?limit=2&cursor={cursor}"),
-            Some(&admin),
-            None,
-        )
+        .get(&format!("{T}/users?limit=2&cursor={cursor}"), &admin)
         .await;
     assert_eq!(body2["data"].as_array().unwrap().len(), 1, "{body2}");
     assert!(body2["meta"]["nextCursor"].is_null());
@@ -385,9 +323,7 @@ async fn profile_preferences_activity_and_user_management() {
     );
     // The access token the user holds is refused at once (it was accepted
     // above, so a cached "not revoked" verdict must have been dropped).
-    let (s, body) = env
-        .call(Method::GET, &format!("{T}/me/activity"), Some(&vic), None)
-        .await;
+    let (s, body) = env.get(&format!("{T}/me/activity"), &vic).await;
     assert_eq!(s, 401, "disabled user's access token: {body}");
     // A disabled user cannot sign in again.
     assert!(
@@ -504,15 +440,11 @@ async fn profile_preferences_activity_and_user_management() {
             .call(Method::GET, &format!("{T}/{path}"), None, None)
             .await;
         assert_eq!(s, 401, "{path}");
-        let (s, _) = env
-            .call(Method::GET, &format!("{T}/{path}"), Some(&globex), None)
-            .await;
+        let (s, _) = env.get(&format!("{T}/{path}"), &globex).await;
         assert_eq!(s, 401, "{path}");
     }
     // Unchanged after the refusals.
-    let (_, body) = env
-        .call(Method::GET, &format!("{T}/me/profile"), Some(&ada), None)
-        .await;
+    let (_, body) = env.get(&format!("{T}/me/profile"), &ada).await;
     assert_eq!(
         (
             body["data"]["role"].as_str(),
@@ -557,9 +489,7 @@ async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
     let count = |token: String| {
         let env = &env;
         async move {
-            let (_, body) = env
-                .call(Method::GET, &format!("{T}/portfolios"), Some(&token), None)
-                .await;
+            let (_, body) = env.get(&format!("{T}/portfolios"), &token).await;
             body["data"].as_array().unwrap().len()
         }
     };
@@ -632,14 +562,7 @@ async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (_, body) = env
-        .call(
-            Method::GET,
-            &format!("{T}/portfolios/{first}"),
-            Some(&ada),
-            None,
-        )
-        .await;
+    let (_, body) = env.get(&format!("{T}/portfolios/{first}"), &ada).await;
     let p = &body["data"];
     assert_eq!(p["name"], "Retirement");
     assert_eq!(p["description"], "long term");
@@ -656,12 +579,7 @@ async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
     assert_eq!(positions[1]["quantity"], 5.5);
     assert_eq!(positions[1]["purchase_date"], "2024-02-01");
     let (_, body) = env
-        .call(
-            Method::GET,
-            &format!("{T}/portfolios/{first}/activity"),
-            Some(&ada),
-            None,
-        )
+        .get(&format!("{T}/portfolios/{first}/activity"), &ada)
         .await;
     assert_eq!(body["data"][0]["action"], "import");
 

@@ -15,8 +15,7 @@ pub(crate) async fn write_secret(addr: &str, path: &str, body: serde_json::Value
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_come_from_vault_and_an_outage_only_degrades_readiness() {
-    rampart_testkit::install_crypto_provider();
-    let bao = rampart_testkit::BaoServer::start().unwrap();
+    let (bao, _) = own_bao();
     let pki = Pki::new();
     let mut config = config(&pki).await;
     // The database URL and the key-encryption key come from Vault only.
@@ -156,6 +155,36 @@ async fn the_server_refuses_to_start_without_its_secrets() {
     assert!(err.to_string().contains("missing-database-secret"), "{err}");
 }
 
+/// Listener certificates for `localhost` from the `pki` mount's `server`
+/// role, living `ttl`, kept in `runtime`; no operator subjects.
+pub(crate) fn vault_pki_tls(
+    runtime: std::path::PathBuf,
+    ttl: &str,
+    client_ca_file: Option<std::path::PathBuf>,
+) -> rampart_server::tls::VaultTls {
+    rampart_server::tls::VaultTls {
+        request: rampart_vault::PkiRequest {
+            mount: "pki".into(),
+            role: "server".into(),
+            common_name: "localhost".into(),
+            alt_names: vec![],
+            ip_sans: vec!["127.0.0.1".into()],
+            ttl: ttl.into(),
+        },
+        runtime_dir: runtime,
+        client_ca_file,
+        operator_subjects: vec![],
+    }
+}
+
+/// An OpenBao server of the test's own (to configure or stop) and its address.
+pub(crate) fn own_bao() -> (rampart_testkit::BaoServer, String) {
+    rampart_testkit::install_crypto_provider();
+    let bao = rampart_testkit::BaoServer::start().unwrap();
+    let addr = bao.addr();
+    (bao, addr)
+}
+
 pub(crate) async fn bao_post(addr: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
     let res = reqwest::Client::new()
         .post(format!("{addr}/v1/{path}"))
@@ -170,9 +199,7 @@ pub(crate) async fn bao_post(addr: &str, path: &str, body: serde_json::Value) ->
 
 #[tokio::test(flavor = "multi_thread")]
 async fn listener_certificates_can_come_from_vault_pki_and_are_renewed() {
-    rampart_testkit::install_crypto_provider();
-    let bao = rampart_testkit::BaoServer::start().unwrap();
-    let addr = bao.addr();
+    let (bao, addr) = own_bao();
     bao_post(
         &addr,
         "sys/mounts/pki",
@@ -197,19 +224,8 @@ async fn listener_certificates_can_come_from_vault_pki_and_are_renewed() {
     let mut config = config(&pki).await;
     config.tls = None;
     let runtime = pki.path("vault-tls");
-    config.tls_vault_pki = Some(rampart_server::tls::VaultTls {
-        request: rampart_vault::PkiRequest {
-            mount: "pki".into(),
-            role: "server".into(),
-            common_name: "localhost".into(),
-            alt_names: vec![],
-            ip_sans: vec!["127.0.0.1".into()],
-            ttl: "6s".into(),
-        },
-        runtime_dir: runtime.clone(),
-        client_ca_file: Some(pki.files.client_ca_file.clone()),
-        operator_subjects: vec![],
-    });
+    let client_ca = Some(pki.files.client_ca_file.clone());
+    config.tls_vault_pki = Some(vault_pki_tls(runtime.clone(), "6s", client_ca));
     write_secret(&addr, "auth", serde_json::json!({"kek": "22".repeat(32)})).await;
     config.vault = Some(VaultConfig::dev(addr.clone(), bao.token()));
     let (server, _state) = start(config).await;
@@ -252,8 +268,7 @@ async fn listener_certificates_can_come_from_vault_pki_and_are_renewed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_rotate_command_rotates_the_keys_in_vault() {
-    rampart_testkit::install_crypto_provider();
-    let bao = rampart_testkit::BaoServer::start().unwrap();
+    let (bao, _) = own_bao();
     write_secret(
         &bao.addr(),
         "auth",
@@ -261,11 +276,7 @@ async fn keys_rotate_command_rotates_the_keys_in_vault() {
     )
     .await;
     let pki = Pki::new();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = rampart_testkit::fresh_database().await.unwrap();
     let toml = format!(
         "public_base_url = \"https://localhost:8443\"\n\
          [tls]\ncert_file = {:?}\nkey_file = {:?}\nclient_ca_file = {:?}\n\

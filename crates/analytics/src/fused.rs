@@ -527,16 +527,7 @@ pub(crate) fn quantiles(t: Tails<'_>) -> Option<(f64, f64, f64)> {
         return None;
     }
     // The k + 2 smallest values are all in `low`, at the same ranks.
-    let (left, a, right) = low.select_nth_unstable_by(k, f64::total_cmp);
-    let a = *a;
-    let mut tail = NeumaierSum::default();
-    for &x in left.iter() {
-        tail.add(x);
-    }
-    tail.add(a);
-    let cvar = tail.value() / (k + 1) as f64;
-    let b = right.iter().copied().fold(f64::INFINITY, f64::min);
-    let var = lerp(a, b, virtual_index - k as f64);
+    let (var, cvar, _) = lower_tail(low, k, virtual_index - k as f64);
     // `high` holds the largest values: rank j overall is rank j − (n − len).
     let offset = n - high.len();
     let (_, a95, right95) = high.select_nth_unstable_by(j - offset, f64::total_cmp);
@@ -548,6 +539,23 @@ pub(crate) fn quantiles(t: Tails<'_>) -> Option<(f64, f64, f64)> {
     };
     let p95 = lerp(a95, b95, k95 - j as f64);
     Some((var, cvar, p95.abs() / var.abs()))
+}
+
+/// VaR and CVaR at order statistic `k` of `values` (partly reordered in
+/// place): the value `frac` of the way from rank `k` to the next, and the
+/// compensated mean of the `k + 1` smallest. The values above rank `k` come
+/// back for further ranks.
+pub(crate) fn lower_tail(values: &mut [f64], k: usize, frac: f64) -> (f64, f64, &mut [f64]) {
+    let (left, a, right) = values.select_nth_unstable_by(k, f64::total_cmp);
+    let a = *a;
+    let mut tail = NeumaierSum::default();
+    for &x in left.iter() {
+        tail.add(x);
+    }
+    tail.add(a);
+    let cvar = tail.value() / (k + 1) as f64;
+    let b = right.iter().copied().fold(f64::INFINITY, f64::min);
+    (lerp(a, b, frac), cvar, right)
 }
 
 /// numpy's linear interpolation between neighbouring order statistics.

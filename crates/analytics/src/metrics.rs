@@ -627,17 +627,8 @@ fn quantile_metrics(values: &mut [f64], cutoff: f64, method: QuantileMethod) -> 
         let var = percentile_select(values, 100.0 * cutoff, method);
         return (var, cvar, tail_ratio_of_finite(values));
     }
-    let (left, a, right) = values.select_nth_unstable_by(k, f64::total_cmp);
-    let a = *a;
-    let mut tail = NeumaierSum::default();
-    for &x in left.iter() {
-        tail.add(x);
-    }
-    tail.add(a);
-    let cvar = tail.value() / (k + 1) as f64;
-    let b = right.iter().copied().fold(f64::INFINITY, f64::min);
+    let (var, cvar, right) = fused::lower_tail(values, k, virtual_index - k as f64);
     let lerp = fused::lerp;
-    let var = lerp(a, b, virtual_index - k as f64);
     // 95th percentile: order statistics j and j+1 live in `right`.
     let j = k95.floor() as usize;
     let (_, a95, right95) = right.select_nth_unstable_by(j - k - 1, f64::total_cmp);

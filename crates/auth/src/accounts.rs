@@ -19,10 +19,11 @@ use crate::context::{ClientContext, RevocationCache, ct_eq, sha256, split_handle
 use crate::error::AuthError;
 use crate::mfa::MfaService;
 use crate::password::PasswordHasher;
+use crate::revocation::{Holder, revoke_sessions};
 use crate::roles::Role;
-use crate::schema::{access_tokens, login_challenges, lower, refresh_tokens, sessions, users};
+use crate::schema::{login_challenges, lower, sessions, users};
 pub use crate::session::{LoginOutcome, NewSession, SessionInfo};
-use crate::session::{create_login_challenge, create_session, revoke_session_rows};
+use crate::session::{create_login_challenge, create_session};
 use crate::throttle::{
     AttemptKind, InFlight, recent_failures, record_attempt, reserve_password_attempt,
     settle_password_attempt,
@@ -252,30 +253,7 @@ impl AccountService {
                 if n == 0 {
                     return Err(AuthError::NotFound("user".into()));
                 }
-                diesel::update(
-                    sessions::table
-                        .filter(sessions::user_id.eq(user_id))
-                        .filter(sessions::revoked_at.is_null()),
-                )
-                .set(sessions::revoked_at.eq(now))
-                .execute(conn)
-                .await?;
-                diesel::update(
-                    refresh_tokens::table
-                        .filter(refresh_tokens::user_id.eq(user_id))
-                        .filter(refresh_tokens::revoked_at.is_null()),
-                )
-                .set(refresh_tokens::revoked_at.eq(now))
-                .execute(conn)
-                .await?;
-                diesel::update(
-                    access_tokens::table
-                        .filter(access_tokens::user_id.eq(user_id))
-                        .filter(access_tokens::revoked_at.is_null()),
-                )
-                .set(access_tokens::revoked_at.eq(now))
-                .execute(conn)
-                .await?;
+                revoke_sessions(conn, Holder::User(user_id)).await?;
                 user_rows::profile(conn, user_id).await
             })
             .await?;
@@ -456,9 +434,7 @@ impl AccountService {
                     append(
                         conn,
                         tenant_id,
-                        &AuditEvent::new("login", "failure")
-                            .user(Some(creds.id))
-                            .client(ctx)
+                        &AuditEvent::by_user("login", "failure", creds.id, ctx)
                             .detail(serde_json::json!({"reason": reason})),
                     )
                     .await?;
@@ -468,12 +444,9 @@ impl AccountService {
                         append(
                             conn,
                             tenant_id,
-                            &AuditEvent::new("lockout", "locked")
-                                .user(Some(creds.id))
-                                .client(ctx)
-                                .detail(
-                                    serde_json::json!({"kind": "password", "failures": failures}),
-                                ),
+                            &AuditEvent::by_user("lockout", "locked", creds.id, ctx).detail(
+                                serde_json::json!({"kind": "password", "failures": failures}),
+                            ),
                         )
                         .await?;
                     }
@@ -502,9 +475,7 @@ impl AccountService {
                     append(
                         conn,
                         tenant_id,
-                        &AuditEvent::new("login", "refused")
-                            .user(Some(creds.id))
-                            .client(ctx)
+                        &AuditEvent::by_user("login", "refused", creds.id, ctx)
                             .detail(serde_json::json!({"reason": refusal.to_string()})),
                     )
                     .await?;
@@ -515,9 +486,7 @@ impl AccountService {
                     append(
                         conn,
                         tenant_id,
-                        &AuditEvent::new("login", "mfa_required")
-                            .user(Some(creds.id))
-                            .client(ctx),
+                        &AuditEvent::by_user("login", "mfa_required", creds.id, ctx),
                     )
                     .await?;
                     return Ok(Ok(LoginOutcome::MfaRequired { challenge }));
@@ -527,9 +496,7 @@ impl AccountService {
                 append(
                     conn,
                     tenant_id,
-                    &AuditEvent::new("login", "success")
-                        .user(Some(creds.id))
-                        .client(ctx)
+                    &AuditEvent::by_user("login", "success", creds.id, ctx)
                         .detail(serde_json::json!({"session": session.session_id})),
                 )
                 .await?;
@@ -606,9 +573,7 @@ impl AccountService {
             audit::record(
                 &self.pool,
                 tenant,
-                AuditEvent::new("mfa", "rate_limited")
-                    .user(Some(creds.id))
-                    .client(ctx),
+                AuditEvent::by_user("mfa", "rate_limited", creds.id, ctx),
             )
             .await?;
             return Err(limited);
@@ -637,9 +602,7 @@ impl AccountService {
                     append(
                         conn,
                         tenant_id,
-                        &AuditEvent::new("mfa", "failure")
-                            .user(Some(creds.id))
-                            .client(ctx),
+                        &AuditEvent::by_user("mfa", "failure", creds.id, ctx),
                     )
                     .await?;
                     if !locked
@@ -652,9 +615,7 @@ impl AccountService {
                         append(
                             conn,
                             tenant_id,
-                            &AuditEvent::new("lockout", "locked")
-                                .user(Some(creds.id))
-                                .client(ctx)
+                            &AuditEvent::by_user("lockout", "locked", creds.id, ctx)
                                 .detail(serde_json::json!({"kind": "totp"})),
                         )
                         .await?;
@@ -681,9 +642,7 @@ impl AccountService {
                 append(
                     conn,
                     tenant_id,
-                    &AuditEvent::new("login", "success")
-                        .user(Some(creds.id))
-                        .client(ctx)
+                    &AuditEvent::by_user("login", "success", creds.id, ctx)
                         .detail(serde_json::json!({"session": session.session_id, "mfa": method})),
                 )
                 .await?;
@@ -777,14 +736,12 @@ impl AccountService {
                 if !owned {
                     return Err(AuthError::NotFound("session".into()));
                 }
-                revoke_session_rows(conn, session_id).await?;
+                revoke_sessions(conn, Holder::Session(session_id)).await?;
                 self.revocations.invalidate_all();
                 append(
                     conn,
                     tenant_id,
-                    &AuditEvent::new("session_revoke", "success")
-                        .user(Some(user_id))
-                        .client(ctx)
+                    &AuditEvent::by_user("session_revoke", "success", user_id, ctx)
                         .detail(serde_json::json!({"session": session_id})),
                 )
                 .await?;
@@ -823,15 +780,13 @@ impl AccountService {
                     .load(conn)
                     .await?;
                 for id in &ids {
-                    revoke_session_rows(conn, *id).await?;
+                    revoke_sessions(conn, Holder::Session(*id)).await?;
                     self.revocations.invalidate_all();
                 }
                 append(
                     conn,
                     tenant_id,
-                    &AuditEvent::new("session_revoke_others", "success")
-                        .user(Some(user_id))
-                        .client(ctx)
+                    &AuditEvent::by_user("session_revoke_others", "success", user_id, ctx)
                         .detail(serde_json::json!({"revoked": ids.len()})),
                 )
                 .await?;
@@ -869,9 +824,7 @@ impl AccountService {
             audit::record(
                 &self.pool,
                 tenant,
-                AuditEvent::new("password_change", "failure")
-                    .user(Some(user_id))
-                    .client(ctx),
+                AuditEvent::by_user("password_change", "failure", user_id, ctx),
             )
             .await?;
             return Err(AuthError::InvalidCredentials);
@@ -895,15 +848,13 @@ impl AccountService {
                     .load(conn)
                     .await?;
                 for id in &ids {
-                    revoke_session_rows(conn, *id).await?;
+                    revoke_sessions(conn, Holder::Session(*id)).await?;
                     self.revocations.invalidate_all();
                 }
                 append(
                     conn,
                     tenant_id,
-                    &AuditEvent::new("password_change", "success")
-                        .user(Some(user_id))
-                        .client(ctx),
+                    &AuditEvent::by_user("password_change", "success", user_id, ctx),
                 )
                 .await?;
                 Ok::<_, AuthError>(())

@@ -12,7 +12,7 @@ use diesel::{
     ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -50,6 +50,11 @@ impl AuditEvent {
             detail: serde_json::json!({}),
             ..Self::default()
         }
+    }
+    /// An event of `user` from the client `ctx` ([`AuditEvent::user`] and
+    /// [`AuditEvent::client`]).
+    pub fn by_user(action: &str, result: &str, user: Uuid, ctx: &ClientContext) -> Self {
+        Self::new(action, result).user(Some(user)).client(ctx)
     }
     /// Sets the user.
     pub fn user(mut self, user: Option<Uuid>) -> Self {
@@ -238,7 +243,7 @@ pub struct AuditRecord {
 }
 
 /// One audit row of a user's own trail (no detail).
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize, Deserialize)]
 #[diesel(table_name = audit_log, check_for_backend(diesel::pg::Pg))]
 pub struct UserAuditEntry {
     /// Position in the chain.

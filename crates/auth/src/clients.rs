@@ -15,7 +15,8 @@ use crate::audit::{AuditEvent, append};
 use crate::context::{random_secret, sha256, tenant_id};
 use crate::error::AuthError;
 use crate::oauth::{OAuthService, check_redirect_uris, check_scopes};
-use crate::schema::{access_tokens, authorization_codes, oauth_clients, refresh_tokens};
+use crate::revocation::{Holder, revoke_tokens};
+use crate::schema::{authorization_codes, oauth_clients};
 
 /// A client as an administrator sees it (never its secret).
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -69,22 +70,7 @@ async fn revoke_client_tokens(
     conn: &mut AsyncPgConnection,
     client_id: &str,
 ) -> Result<(), AuthError> {
-    diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::client_id.eq(client_id))
-            .filter(refresh_tokens::revoked_at.is_null()),
-    )
-    .set(refresh_tokens::revoked_at.eq(now))
-    .execute(conn)
-    .await?;
-    diesel::update(
-        access_tokens::table
-            .filter(access_tokens::client_id.eq(client_id))
-            .filter(access_tokens::revoked_at.is_null()),
-    )
-    .set(access_tokens::revoked_at.eq(now))
-    .execute(conn)
-    .await?;
+    revoke_tokens(conn, Holder::Client(client_id)).await?;
     diesel::delete(authorization_codes::table.filter(authorization_codes::client_id.eq(client_id)))
         .execute(conn)
         .await?;

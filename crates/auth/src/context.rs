@@ -31,6 +31,12 @@ impl ClientContext {
             ..Self::default()
         }
     }
+
+    /// The same context with a `User-Agent`.
+    pub fn with_user_agent(mut self, user_agent: &str) -> Self {
+        self.user_agent = Some(user_agent.to_owned());
+        self
+    }
 }
 
 /// Access tokens (tenant, jti) recently checked against `access_tokens`:

@@ -57,6 +57,7 @@ pub mod keys;
 pub mod mfa;
 pub mod oauth;
 pub mod password;
+mod revocation;
 pub mod roles;
 mod schema;
 mod server;

@@ -167,9 +167,7 @@ impl MfaService {
                     append(
                         conn,
                         tenant_id,
-                        &AuditEvent::new("mfa_enable", "failure")
-                            .user(Some(user_id))
-                            .client(ctx),
+                        &AuditEvent::by_user("mfa_enable", "failure", user_id, ctx),
                     )
                     .await?;
                     return Ok(Err(AuthError::InvalidGrant("wrong code".into())));
@@ -202,9 +200,7 @@ impl MfaService {
                 append(
                     conn,
                     tenant_id,
-                    &AuditEvent::new("mfa_enable", "success")
-                        .user(Some(user_id))
-                        .client(ctx),
+                    &AuditEvent::by_user("mfa_enable", "success", user_id, ctx),
                 )
                 .await?;
                 Ok(Ok(codes.clone()))
@@ -231,9 +227,7 @@ impl MfaService {
                     append(
                         conn,
                         tenant_id,
-                        &AuditEvent::new("mfa_disable", "failure")
-                            .user(Some(user_id))
-                            .client(ctx),
+                        &AuditEvent::by_user("mfa_disable", "failure", user_id, ctx),
                     )
                     .await?;
                     return Ok(Err(AuthError::InvalidCredentials));
@@ -254,9 +248,7 @@ impl MfaService {
                 append(
                     conn,
                     tenant_id,
-                    &AuditEvent::new("mfa_disable", "success")
-                        .user(Some(user_id))
-                        .client(ctx),
+                    &AuditEvent::by_user("mfa_disable", "success", user_id, ctx),
                 )
                 .await?;
                 Ok::<_, AuthError>(Ok(()))

@@ -28,6 +28,7 @@ use crate::context::{
 };
 use crate::error::AuthError;
 use crate::keys::{KeyEncryptionKey, SigningAlg};
+use crate::revocation::{Holder, revoke_tokens};
 use crate::roles::{KNOWN_SCOPES, Principal, Role};
 use crate::schema::{access_tokens, authorization_codes, oauth_clients, refresh_tokens};
 use crate::session::SessionInfo;
@@ -443,23 +444,7 @@ fn credentials_match(client: &Client, creds: &ClientCredentials) -> bool {
 }
 
 async fn revoke_family(conn: &mut AsyncPgConnection, family: Uuid) -> Result<(), AuthError> {
-    diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::family_id.eq(family))
-            .filter(refresh_tokens::revoked_at.is_null()),
-    )
-    .set(refresh_tokens::revoked_at.eq(now))
-    .execute(conn)
-    .await?;
-    diesel::update(
-        access_tokens::table
-            .filter(access_tokens::family_id.eq(family))
-            .filter(access_tokens::revoked_at.is_null()),
-    )
-    .set(access_tokens::revoked_at.eq(now))
-    .execute(conn)
-    .await?;
-    Ok(())
+    revoke_tokens(conn, Holder::Family(family)).await
 }
 
 /// A client that is not disabled.
@@ -1040,9 +1025,7 @@ impl OAuthService {
                 append(
                     conn,
                     tenant_id,
-                    &AuditEvent::new("token_issue", "success")
-                        .user(Some(user.id))
-                        .client(ctx)
+                    &AuditEvent::by_user("token_issue", "success", user.id, ctx)
                         .actor(&client.client_id)
                         .detail(serde_json::json!({"grant": "authorization_code"})),
                 )
@@ -1154,8 +1137,7 @@ impl OAuthService {
                             _ => {
                                 revoke_family(conn, state.family_id).await?;
                                 self.revocations.invalidate_all();
-                                append(conn, tenant_id, &AuditEvent::new("refresh_reuse", "family_revoked").user(Some(state.user_id))
-                                    .client(ctx).actor(&client.client_id).detail(serde_json::json!({"family": state.family_id}))).await?;
+                                append(conn, tenant_id, &AuditEvent::by_user("refresh_reuse", "family_revoked", state.user_id, ctx).actor(&client.client_id).detail(serde_json::json!({"family": state.family_id}))).await?;
                                 return Ok(Err(AuthError::InvalidGrant("refresh token reused; family revoked".into())));
                             }
                         }
@@ -1184,7 +1166,7 @@ impl OAuthService {
                         nonce: None,
                     }, Some(token))
                     .await?;
-                append(conn, tenant_id, &AuditEvent::new("token_refresh", "success").user(Some(user.id)).client(ctx)
+                append(conn, tenant_id, &AuditEvent::by_user("token_refresh", "success", user.id, ctx)
                     .actor(&client.client_id)).await?;
                 Ok::<_, AuthError>(Ok(response))
             })

@@ -45,19 +45,7 @@ impl Role {
     pub fn permissions(self) -> &'static [Permission] {
         use Permission::*;
         match self {
-            Role::Admin => &[
-                PortfolioRead,
-                PortfolioWrite,
-                TradeExecute,
-                MarketRead,
-                AnalyticsRead,
-                UsersManage,
-                ClientsManage,
-                ApiKeysManage,
-                AuditRead,
-                TenantAdmin,
-                AccountManage,
-            ],
+            Role::Admin => Permission::ALL,
             Role::Trader => &[
                 PortfolioRead,
                 PortfolioWrite,
@@ -78,52 +66,55 @@ impl Role {
     }
 }
 
-/// Something a principal may be allowed to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum Permission {
-    /// Read portfolios.
-    PortfolioRead,
-    /// Create and change portfolios.
-    PortfolioWrite,
-    /// Place trades.
-    TradeExecute,
-    /// Read market data.
-    MarketRead,
-    /// Read analytics.
-    AnalyticsRead,
-    /// Manage users and roles.
-    UsersManage,
-    /// Register OAuth clients.
-    ClientsManage,
-    /// Create and revoke API keys.
-    ApiKeysManage,
-    /// Read the audit log.
-    AuditRead,
-    /// Tenant settings.
-    TenantAdmin,
-    /// Manage one's own account (password, second factor, API keys,
-    /// sessions): every role has it, a token only when it asked for it.
-    AccountManage,
+/// Declares [`Permission`] from one table of variant and OAuth scope, so the
+/// variants, [`Permission::ALL`] and [`Permission::scope`] cannot drift apart.
+macro_rules! permissions {
+    ($($(#[doc = $doc:literal])* $name:ident => $scope:literal,)*) => {
+        /// Something a principal may be allowed to do.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[non_exhaustive]
+        pub enum Permission {
+            $($(#[doc = $doc])* $name,)*
+        }
+
+        impl Permission {
+            /// Every permission, in declaration order (what [`Role::Admin`] grants).
+            pub const ALL: &'static [Permission] = &[$(Permission::$name),*];
+
+            /// The OAuth scope that carries this permission in tokens and API keys.
+            pub fn scope(self) -> &'static str {
+                match self {
+                    $(Permission::$name => $scope,)*
+                }
+            }
+        }
+    };
 }
 
-impl Permission {
-    /// The OAuth scope that carries this permission in tokens and API keys.
-    pub fn scope(self) -> &'static str {
-        match self {
-            Permission::PortfolioRead => "portfolio:read",
-            Permission::PortfolioWrite => "portfolio:write",
-            Permission::TradeExecute => "trade",
-            Permission::MarketRead => "market:read",
-            Permission::AnalyticsRead => "analytics:read",
-            Permission::UsersManage => "users:manage",
-            Permission::ClientsManage => "clients:manage",
-            Permission::ApiKeysManage => "apikeys:manage",
-            Permission::AuditRead => "audit:read",
-            Permission::TenantAdmin => "tenant:admin",
-            Permission::AccountManage => "account:manage",
-        }
-    }
+permissions! {
+    /// Read portfolios.
+    PortfolioRead => "portfolio:read",
+    /// Create and change portfolios.
+    PortfolioWrite => "portfolio:write",
+    /// Place trades.
+    TradeExecute => "trade",
+    /// Read market data.
+    MarketRead => "market:read",
+    /// Read analytics.
+    AnalyticsRead => "analytics:read",
+    /// Manage users and roles.
+    UsersManage => "users:manage",
+    /// Register OAuth clients.
+    ClientsManage => "clients:manage",
+    /// Create and revoke API keys.
+    ApiKeysManage => "apikeys:manage",
+    /// Read the audit log.
+    AuditRead => "audit:read",
+    /// Tenant settings.
+    TenantAdmin => "tenant:admin",
+    /// Manage one's own account (password, second factor, API keys,
+    /// sessions): every role has it, a token only when it asked for it.
+    AccountManage => "account:manage",
 }
 
 /// Every scope that maps to a permission, plus the OIDC ones.

@@ -18,7 +18,7 @@ use crate::config::AuthConfig;
 use crate::context::ClientContext;
 use crate::error::AuthError;
 use crate::invitation::InvitationService;
-use crate::keys::{KeyEncryptionKey, KeyRing};
+use crate::keys::{KeyEncryptionKey, KeyRing, MemoryKeyStore, RotationPolicy};
 use crate::mfa::{MfaService, TotpSetup};
 use crate::oauth::{
     AuthorizeError, AuthorizeRequest, CLIENT_CACHE_TTL, Client, ClientCredentials,
@@ -131,6 +131,20 @@ impl AuthServer {
         self
     }
 
+    /// Services whose signing keys live in memory, sealed by one generated
+    /// key (a demo, a test, a command that signs nothing lasting; a
+    /// deployment keeps its keys in Vault through `VaultKeyStore`).
+    pub async fn with_memory_keys(pool: TenantPool, config: AuthConfig) -> Result<Self, AuthError> {
+        let kek = KeyEncryptionKey::generate();
+        let ring = KeyRing::open(
+            Arc::new(MemoryKeyStore::new()),
+            kek.clone(),
+            RotationPolicy::from_config(&config),
+        )
+        .await?;
+        Self::new(pool, config, ring, kek)
+    }
+
     /// Accounts and sessions.
     pub fn accounts(&self) -> &AccountService {
         &self.accounts
@@ -216,329 +230,82 @@ impl AuthServer {
     }
 }
 
+/// Methods of [`AuthServer`] that hand straight to one of its services,
+/// as a table: `service: Service => [async] fn method(&self, args) -> answer;`.
+macro_rules! delegate {
+    () => {};
+    ($(#[$meta:meta])* $service:ident: $Service:ident => async fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; $($rest:tt)*) => {
+        #[doc = concat!("See [`", stringify!($Service), "::", stringify!($name), "`].")]
+        $(#[$meta])*
+        pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+            self.$service.$name($($arg),*).await
+        }
+        delegate! { $($rest)* }
+    };
+    ($(#[$meta:meta])* $service:ident: $Service:ident => fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; $($rest:tt)*) => {
+        #[doc = concat!("See [`", stringify!($Service), "::", stringify!($name), "`].")]
+        $(#[$meta])*
+        pub fn $name(&self $(, $arg: $ty)*) -> $ret {
+            self.$service.$name($($arg),*)
+        }
+        delegate! { $($rest)* }
+    };
+}
+
 /// Methods kept from before the split, each delegating to one service.
 impl AuthServer {
-    /// See [`AccountService::register`].
-    pub async fn register(
-        &self,
-        tenant: &str,
-        email: &str,
-        display_name: &str,
-        password: &str,
-        role: Role,
-    ) -> Result<User, AuthError> {
-        self.accounts
-            .register(tenant, email, display_name, password, role)
-            .await
-    }
+    delegate! {
+        accounts: AccountService => async fn register(&self, tenant: &str, email: &str, display_name: &str, password: &str, role: Role) -> Result<User, AuthError>;
+        accounts: AccountService => async fn user(&self, tenant: &str, user_id: Uuid) -> Result<User, AuthError>;
+        accounts: AccountService => async fn set_role(&self, tenant: &str, user_id: Uuid, role: Role) -> Result<(), AuthError>;
+        accounts: AccountService => async fn login(&self, tenant: &str, email: &str, password: &str, ctx: &ClientContext) -> Result<LoginOutcome, AuthError>;
+        accounts: AccountService => async fn verify_mfa(&self, tenant: &str, challenge: &str, code: &str, ctx: &ClientContext) -> Result<NewSession, AuthError>;
+        accounts: AccountService => async fn authenticate_session(&self, tenant: &str, token: &str) -> Result<(SessionInfo, User), AuthError>;
+        accounts: AccountService => async fn list_sessions(&self, tenant: &str, user_id: Uuid) -> Result<Vec<SessionInfo>, AuthError>;
+        accounts: AccountService => async fn revoke_session(&self, tenant: &str, user_id: Uuid, session_id: Uuid, ctx: &ClientContext) -> Result<(), AuthError>;
+        accounts: AccountService => async fn logout(&self, tenant: &str, session_token: &str, ctx: &ClientContext) -> Result<(), AuthError>;
+        accounts: AccountService => async fn revoke_other_sessions(&self, tenant: &str, user_id: Uuid, keep: Uuid, ctx: &ClientContext) -> Result<usize, AuthError>;
+        accounts: AccountService => async fn change_password(&self, tenant: &str, user_id: Uuid, current: &str, new: &str, keep_session: Option<Uuid>, ctx: &ClientContext) -> Result<(), AuthError>;
 
-    /// See [`AccountService::user`].
-    pub async fn user(&self, tenant: &str, user_id: Uuid) -> Result<User, AuthError> {
-        self.accounts.user(tenant, user_id).await
-    }
+        mfa: MfaService => async fn begin_totp_setup(&self, tenant: &str, user_id: Uuid) -> Result<TotpSetup, AuthError>;
+        mfa: MfaService => async fn confirm_totp(&self, tenant: &str, user_id: Uuid, code: &str, ctx: &ClientContext) -> Result<Vec<String>, AuthError>;
+        mfa: MfaService => async fn disable_totp(&self, tenant: &str, user_id: Uuid, code: &str, ctx: &ClientContext) -> Result<(), AuthError>;
 
-    /// See [`AccountService::set_role`].
-    pub async fn set_role(&self, tenant: &str, user_id: Uuid, role: Role) -> Result<(), AuthError> {
-        self.accounts.set_role(tenant, user_id, role).await
-    }
+        api_keys: ApiKeyService => async fn create_api_key(&self, tenant: &str, user_id: Uuid, name: &str, scopes: &[String], expires_at: Option<DateTime<Utc>>, ctx: &ClientContext) -> Result<NewApiKey, AuthError>;
+        api_keys: ApiKeyService => async fn authenticate_api_key(&self, tenant: &str, key: &str) -> Result<Principal, AuthError>;
+        api_keys: ApiKeyService => async fn list_api_keys(&self, tenant: &str, user_id: Uuid) -> Result<Vec<ApiKeyInfo>, AuthError>;
+        api_keys: ApiKeyService => async fn revoke_api_key(&self, tenant: &str, prefix: &str, ctx: &ClientContext) -> Result<(), AuthError>;
 
-    /// See [`AccountService::login`].
-    pub async fn login(
-        &self,
-        tenant: &str,
-        email: &str,
-        password: &str,
-        ctx: &ClientContext,
-    ) -> Result<LoginOutcome, AuthError> {
-        self.accounts.login(tenant, email, password, ctx).await
-    }
+        audit_trail: AuditService => async fn audit(&self, tenant: &str, event: AuditEvent) -> Result<(), AuthError>;
+        audit_trail: AuditService => async fn audit_log(&self, tenant: &str, limit: i64) -> Result<Vec<AuditRecord>, AuthError>;
+        audit_trail: AuditService => async fn verify_audit_chain(&self, tenant: &str) -> Result<AuditVerification, AuthError>;
 
-    /// See [`AccountService::verify_mfa`].
-    pub async fn verify_mfa(
-        &self,
-        tenant: &str,
-        challenge: &str,
-        code: &str,
-        ctx: &ClientContext,
-    ) -> Result<NewSession, AuthError> {
-        self.accounts.verify_mfa(tenant, challenge, code, ctx).await
-    }
+        cleanup: CleanupService => async fn cleanup_expired(&self, tenant: &str) -> Result<CleanupReport, AuthError>;
+        cleanup: CleanupService => async fn cleanup_all_tenants(&self) -> Result<usize, AuthError>;
 
-    /// See [`AccountService::authenticate_session`].
-    pub async fn authenticate_session(
-        &self,
-        tenant: &str,
-        token: &str,
-    ) -> Result<(SessionInfo, User), AuthError> {
-        self.accounts.authenticate_session(tenant, token).await
-    }
+        oauth: OAuthService => async fn register_client(&self, tenant: &str, reg: &ClientRegistration) -> Result<Option<String>, AuthError>;
+        oauth: OAuthService => async fn client(&self, tenant: &str, client_id: &str) -> Result<Client, AuthError>;
+        oauth: OAuthService => async fn authenticate_client(&self, tenant: &str, creds: &ClientCredentials) -> Result<Client, AuthError>;
+        oauth: OAuthService => async fn validate_authorize(&self, tenant: &str, req: &AuthorizeRequest) -> Result<ValidatedAuthorize, AuthorizeError>;
+        oauth: OAuthService => async fn issue_authorization_code(&self, tenant: &str, request: &ValidatedAuthorize, session: &SessionInfo) -> Result<String, AuthError>;
+        oauth: OAuthService => async fn token(&self, tenant: &str, creds: &ClientCredentials, req: &TokenRequest, ctx: &ClientContext) -> Result<TokenResponse, AuthError>;
+        oauth: OAuthService => async fn authenticate_bearer(&self, tenant: &str, token: &str) -> Result<Principal, AuthError>;
+        oauth: OAuthService => async fn introspect(&self, tenant: &str, creds: &ClientCredentials, token: &str) -> Result<serde_json::Value, AuthError>;
+        oauth: OAuthService => async fn revoke(&self, tenant: &str, creds: &ClientCredentials, token: &str, ctx: &ClientContext) -> Result<(), AuthError>;
+        oauth: OAuthService => async fn userinfo(&self, tenant: &str, bearer: &str) -> Result<serde_json::Value, AuthError>;
 
-    /// See [`AccountService::list_sessions`].
-    pub async fn list_sessions(
-        &self,
-        tenant: &str,
-        user_id: Uuid,
-    ) -> Result<Vec<SessionInfo>, AuthError> {
-        self.accounts.list_sessions(tenant, user_id).await
-    }
+        oauth: OAuthService => fn discovery(&self, tenant: &str) -> serde_json::Value;
+        oauth: OAuthService => fn jwks(&self) -> serde_json::Value;
 
-    /// See [`AccountService::revoke_session`].
-    pub async fn revoke_session(
-        &self,
-        tenant: &str,
-        user_id: Uuid,
-        session_id: Uuid,
-        ctx: &ClientContext,
-    ) -> Result<(), AuthError> {
-        self.accounts
-            .revoke_session(tenant, user_id, session_id, ctx)
-            .await
-    }
-
-    /// See [`AccountService::logout`].
-    pub async fn logout(
-        &self,
-        tenant: &str,
-        session_token: &str,
-        ctx: &ClientContext,
-    ) -> Result<(), AuthError> {
-        self.accounts.logout(tenant, session_token, ctx).await
-    }
-
-    /// See [`AccountService::revoke_other_sessions`].
-    pub async fn revoke_other_sessions(
-        &self,
-        tenant: &str,
-        user_id: Uuid,
-        keep: Uuid,
-        ctx: &ClientContext,
-    ) -> Result<usize, AuthError> {
-        self.accounts
-            .revoke_other_sessions(tenant, user_id, keep, ctx)
-            .await
-    }
-
-    /// See [`AccountService::change_password`].
-    pub async fn change_password(
-        &self,
-        tenant: &str,
-        user_id: Uuid,
-        current: &str,
-        new: &str,
-        keep_session: Option<Uuid>,
-        ctx: &ClientContext,
-    ) -> Result<(), AuthError> {
-        self.accounts
-            .change_password(tenant, user_id, current, new, keep_session, ctx)
-            .await
-    }
-
-    /// See [`MfaService::begin_totp_setup`].
-    pub async fn begin_totp_setup(
-        &self,
-        tenant: &str,
-        user_id: Uuid,
-    ) -> Result<TotpSetup, AuthError> {
-        self.mfa.begin_totp_setup(tenant, user_id).await
-    }
-
-    /// See [`MfaService::confirm_totp`].
-    pub async fn confirm_totp(
-        &self,
-        tenant: &str,
-        user_id: Uuid,
-        code: &str,
-        ctx: &ClientContext,
-    ) -> Result<Vec<String>, AuthError> {
-        self.mfa.confirm_totp(tenant, user_id, code, ctx).await
-    }
-
-    /// See [`MfaService::disable_totp`].
-    pub async fn disable_totp(
-        &self,
-        tenant: &str,
-        user_id: Uuid,
-        code: &str,
-        ctx: &ClientContext,
-    ) -> Result<(), AuthError> {
-        self.mfa.disable_totp(tenant, user_id, code, ctx).await
-    }
-
-    /// See [`ApiKeyService::create_api_key`].
-    pub async fn create_api_key(
-        &self,
-        tenant: &str,
-        user_id: Uuid,
-        name: &str,
-        scopes: &[String],
-        expires_at: Option<DateTime<Utc>>,
-        ctx: &ClientContext,
-    ) -> Result<NewApiKey, AuthError> {
-        self.api_keys
-            .create_api_key(tenant, user_id, name, scopes, expires_at, ctx)
-            .await
-    }
-
-    /// See [`ApiKeyService::authenticate_api_key`].
-    pub async fn authenticate_api_key(
-        &self,
-        tenant: &str,
-        key: &str,
-    ) -> Result<Principal, AuthError> {
-        self.api_keys.authenticate_api_key(tenant, key).await
-    }
-
-    /// See [`ApiKeyService::list_api_keys`].
-    pub async fn list_api_keys(
-        &self,
-        tenant: &str,
-        user_id: Uuid,
-    ) -> Result<Vec<ApiKeyInfo>, AuthError> {
-        self.api_keys.list_api_keys(tenant, user_id).await
-    }
-
-    /// See [`ApiKeyService::revoke_api_key`].
-    pub async fn revoke_api_key(
-        &self,
-        tenant: &str,
-        prefix: &str,
-        ctx: &ClientContext,
-    ) -> Result<(), AuthError> {
-        self.api_keys.revoke_api_key(tenant, prefix, ctx).await
-    }
-
-    /// See [`AuditService::audit`].
-    pub async fn audit(&self, tenant: &str, event: AuditEvent) -> Result<(), AuthError> {
-        self.audit_trail.audit(tenant, event).await
-    }
-
-    /// See [`AuditService::audit_log`].
-    pub async fn audit_log(&self, tenant: &str, limit: i64) -> Result<Vec<AuditRecord>, AuthError> {
-        self.audit_trail.audit_log(tenant, limit).await
-    }
-
-    /// See [`AuditService::verify_audit_chain`].
-    pub async fn verify_audit_chain(&self, tenant: &str) -> Result<AuditVerification, AuthError> {
-        self.audit_trail.verify_audit_chain(tenant).await
-    }
-
-    /// See [`CleanupService::cleanup_expired`].
-    pub async fn cleanup_expired(&self, tenant: &str) -> Result<CleanupReport, AuthError> {
-        self.cleanup.cleanup_expired(tenant).await
-    }
-
-    /// See [`CleanupService::cleanup_all_tenants`].
-    pub async fn cleanup_all_tenants(&self) -> Result<usize, AuthError> {
-        self.cleanup.cleanup_all_tenants().await
-    }
-
-    /// See [`OAuthService::register_client`].
-    pub async fn register_client(
-        &self,
-        tenant: &str,
-        reg: &ClientRegistration,
-    ) -> Result<Option<String>, AuthError> {
-        self.oauth.register_client(tenant, reg).await
-    }
-
-    /// See [`OAuthService::client`].
-    pub async fn client(&self, tenant: &str, client_id: &str) -> Result<Client, AuthError> {
-        self.oauth.client(tenant, client_id).await
-    }
-
-    /// See [`OAuthService::authenticate_client`].
-    pub async fn authenticate_client(
-        &self,
-        tenant: &str,
-        creds: &ClientCredentials,
-    ) -> Result<Client, AuthError> {
-        self.oauth.authenticate_client(tenant, creds).await
-    }
-
-    /// See [`OAuthService::validate_authorize`].
-    pub async fn validate_authorize(
-        &self,
-        tenant: &str,
-        req: &AuthorizeRequest,
-    ) -> Result<ValidatedAuthorize, AuthorizeError> {
-        self.oauth.validate_authorize(tenant, req).await
-    }
-
-    /// See [`OAuthService::issue_authorization_code`].
-    pub async fn issue_authorization_code(
-        &self,
-        tenant: &str,
-        request: &ValidatedAuthorize,
-        session: &SessionInfo,
-    ) -> Result<String, AuthError> {
-        self.oauth
-            .issue_authorization_code(tenant, request, session)
-            .await
-    }
-
-    /// See [`OAuthService::token`].
-    pub async fn token(
-        &self,
-        tenant: &str,
-        creds: &ClientCredentials,
-        req: &TokenRequest,
-        ctx: &ClientContext,
-    ) -> Result<TokenResponse, AuthError> {
-        self.oauth.token(tenant, creds, req, ctx).await
-    }
-
-    /// See [`OAuthService::authenticate_bearer`].
-    pub async fn authenticate_bearer(
-        &self,
-        tenant: &str,
-        token: &str,
-    ) -> Result<Principal, AuthError> {
-        self.oauth.authenticate_bearer(tenant, token).await
+        upstream: UpstreamService => async fn upstream_providers(&self, tenant: &str) -> Result<Vec<(String, String)>, AuthError>;
+        upstream: UpstreamService => async fn begin_login(&self, tenant: &str, provider: &str, return_to: Option<&str>) -> Result<UpstreamLogin, AuthError>;
+        #[allow(clippy::too_many_arguments)]
+        upstream: UpstreamService => async fn complete_login(&self, tenant: &str, provider: &str, code: &str, state: &str, iss: Option<&str>, pending: &str, ctx: &ClientContext) -> Result<UpstreamOutcome, AuthError>;
     }
 
     /// See [`OAuthService::access_tokens_revoked_elsewhere`].
     pub fn access_tokens_revoked_elsewhere(&self) {
         self.oauth.access_tokens_revoked_elsewhere()
-    }
-
-    /// See [`OAuthService::introspect`].
-    pub async fn introspect(
-        &self,
-        tenant: &str,
-        creds: &ClientCredentials,
-        token: &str,
-    ) -> Result<serde_json::Value, AuthError> {
-        self.oauth.introspect(tenant, creds, token).await
-    }
-
-    /// See [`OAuthService::revoke`].
-    pub async fn revoke(
-        &self,
-        tenant: &str,
-        creds: &ClientCredentials,
-        token: &str,
-        ctx: &ClientContext,
-    ) -> Result<(), AuthError> {
-        self.oauth.revoke(tenant, creds, token, ctx).await
-    }
-
-    /// See [`OAuthService::userinfo`].
-    pub async fn userinfo(
-        &self,
-        tenant: &str,
-        bearer: &str,
-    ) -> Result<serde_json::Value, AuthError> {
-        self.oauth.userinfo(tenant, bearer).await
-    }
-
-    /// See [`OAuthService::discovery`].
-    pub fn discovery(&self, tenant: &str) -> serde_json::Value {
-        self.oauth.discovery(tenant)
-    }
-
-    /// See [`OAuthService::jwks`].
-    pub fn jwks(&self) -> serde_json::Value {
-        self.oauth.jwks()
     }
 
     /// Registers or replaces an upstream provider (actor `library`); see
@@ -550,41 +317,6 @@ impl AuthServer {
     ) -> Result<UpstreamProviderInfo, AuthError> {
         self.upstream
             .put_provider(tenant, provider, true, "library")
-            .await
-    }
-
-    /// See [`UpstreamService::upstream_providers`].
-    pub async fn upstream_providers(
-        &self,
-        tenant: &str,
-    ) -> Result<Vec<(String, String)>, AuthError> {
-        self.upstream.upstream_providers(tenant).await
-    }
-
-    /// See [`UpstreamService::begin_login`].
-    pub async fn begin_login(
-        &self,
-        tenant: &str,
-        provider: &str,
-        return_to: Option<&str>,
-    ) -> Result<UpstreamLogin, AuthError> {
-        self.upstream.begin_login(tenant, provider, return_to).await
-    }
-
-    /// See [`UpstreamService::complete_login`].
-    #[allow(clippy::too_many_arguments)]
-    pub async fn complete_login(
-        &self,
-        tenant: &str,
-        provider: &str,
-        code: &str,
-        state: &str,
-        iss: Option<&str>,
-        pending: &str,
-        ctx: &ClientContext,
-    ) -> Result<UpstreamOutcome, AuthError> {
-        self.upstream
-            .complete_login(tenant, provider, code, state, iss, pending, ctx)
             .await
     }
 }

@@ -2,8 +2,8 @@
 //! session cookie, shared by password and upstream logins.
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::now;
-use diesel::{ExpressionMethods, QueryDsl, Queryable, Selectable};
+
+use diesel::{ExpressionMethods, Queryable, Selectable};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::config::AuthConfig;
 use crate::context::{ClientContext, random_secret, sha256, ttl};
 use crate::error::AuthError;
-use crate::schema::{access_tokens, login_challenges, refresh_tokens, sessions};
+use crate::schema::{login_challenges, sessions};
 
 /// A login session just created; `token` goes into the session cookie and
 /// is shown only here.
@@ -119,36 +119,4 @@ pub(crate) async fn create_login_challenge(
         .get_result(conn)
         .await?;
     Ok(format!("{id}.{secret}"))
-}
-
-/// Revokes a session and the refresh tokens (and recorded access tokens) bound to it.
-pub(crate) async fn revoke_session_rows(
-    conn: &mut AsyncPgConnection,
-    session_id: Uuid,
-) -> Result<usize, AuthError> {
-    let n = diesel::update(
-        sessions::table
-            .filter(sessions::id.eq(session_id))
-            .filter(sessions::revoked_at.is_null()),
-    )
-    .set(sessions::revoked_at.eq(now))
-    .execute(conn)
-    .await?;
-    diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::session_id.eq(session_id))
-            .filter(refresh_tokens::revoked_at.is_null()),
-    )
-    .set(refresh_tokens::revoked_at.eq(now))
-    .execute(conn)
-    .await?;
-    diesel::update(
-        access_tokens::table
-            .filter(access_tokens::session_id.eq(session_id))
-            .filter(access_tokens::revoked_at.is_null()),
-    )
-    .set(access_tokens::revoked_at.eq(now))
-    .execute(conn)
-    .await?;
-    Ok(n)
 }

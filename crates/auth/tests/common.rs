@@ -38,11 +38,7 @@ pub struct TestServer {
 /// A fresh database with two tenants (`acme`, `globex`) and an AuthServer.
 pub async fn server_with(config: AuthConfig) -> TestServer {
     rampart_testkit::install_crypto_provider();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = rampart_testkit::fresh_database().await.unwrap();
     let pool = rampart_tenancy::TenantPool::connect(rampart_tenancy::TenancyConfig {
         database_url: db.url.clone(),
         max_connections: 8,
@@ -52,15 +48,9 @@ pub async fn server_with(config: AuthConfig) -> TestServer {
     .unwrap();
     pool.provision("acme", "Acme").await.unwrap();
     pool.provision("globex", "Globex").await.unwrap();
-    let kek = KeyEncryptionKey::generate();
-    let ring = KeyRing::open(
-        Arc::new(MemoryKeyStore::new()),
-        kek.clone(),
-        RotationPolicy::from_config(&config),
-    )
-    .await
-    .unwrap();
-    let auth = rampart_auth::AuthServer::new(pool, config, ring, kek).unwrap();
+    let auth = rampart_auth::AuthServer::with_memory_keys(pool, config)
+        .await
+        .unwrap();
     TestServer {
         auth: Arc::new(auth),
         db_url: db.url,

@@ -28,6 +28,23 @@ pub struct Quote {
     pub as_of: DateTime<Utc>,
 }
 
+impl Quote {
+    /// A quote of `symbol` at `price` observed now, nothing else known (a
+    /// fake provider's, a test's).
+    pub fn at(symbol: &str, price: f64) -> Self {
+        Quote {
+            symbol: symbol.to_owned(),
+            price,
+            previous_close: None,
+            bid: None,
+            ask: None,
+            volume: None,
+            currency: None,
+            as_of: Utc::now(),
+        }
+    }
+}
+
 /// One daily OHLCV bar.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bar {

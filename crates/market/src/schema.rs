@@ -69,11 +69,7 @@ mod tests {
 
     #[tokio::test]
     async fn tables_match_the_migrations() {
-        let db = rampart_testkit::postgres()
-            .unwrap()
-            .fresh_database()
-            .await
-            .unwrap();
+        let db = rampart_testkit::fresh_database().await.unwrap();
         crate::StoreProvider::connect(&db.url, 1).await.unwrap();
         for select in [
             debug_query::<Pg, _>(&prices_daily::table.select(prices_daily::all_columns))

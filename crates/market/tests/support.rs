@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use rampart_market::vendor::VendorSettings;
 use rampart_market::{
     Bar, BreakerConfig, EmbeddedProvider, MarketDataProvider, MarketError, ProviderPolicy, Quote,
@@ -61,16 +61,7 @@ pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
 }
 
 pub fn quote(symbol: &str, price: f64) -> Quote {
-    Quote {
-        symbol: symbol.into(),
-        price,
-        previous_close: None,
-        bid: None,
-        ask: None,
-        volume: None,
-        currency: None,
-        as_of: Utc::now(),
-    }
+    Quote::at(symbol, price)
 }
 
 /// What a [`ScriptedProvider`] does on a call.
@@ -195,9 +186,5 @@ pub async fn raw_http_server(response: &'static [u8]) -> String {
 /// A fresh database on the shared test server (TLS provider installed first).
 pub async fn fresh_database() -> rampart_testkit::TestDatabase {
     init();
-    rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap()
+    rampart_testkit::fresh_database().await.unwrap()
 }

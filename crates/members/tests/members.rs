@@ -18,11 +18,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use zeroize::Zeroizing;
 
 async fn members() -> Members {
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = rampart_testkit::fresh_database().await.unwrap();
     let pool = TenantPool::connect(TenancyConfig {
         database_url: db.url,
         max_connections: 6,

@@ -201,23 +201,21 @@ impl Notifier {
         };
         let link = self.link(tenant, "email/verify", &token);
         let hours = self.config.verification_ttl_secs / 3600;
-        self.mailer
-            .send(
-                &self.pool,
-                tenant,
-                Outgoing {
-                    user_id,
-                    to: &email,
-                    kind: MailKind::VerifyEmail,
-                    subject: "Confirm your e-mail address".into(),
-                    body: format!(
-                        "Please confirm that this is your address by opening this link:\n\n{link}\n\n\
+        self.mail(
+            tenant,
+            Outgoing {
+                user_id,
+                to: &email,
+                kind: MailKind::VerifyEmail,
+                subject: "Confirm your e-mail address".into(),
+                body: format!(
+                    "Please confirm that this is your address by opening this link:\n\n{link}\n\n\
                          The link works once and expires in {hours} hours. If you did not create \
                          an account, ignore this message.\n"
-                    ),
-                },
-            )
-            .await?;
+                ),
+            },
+        )
+        .await?;
         Ok(true)
     }
 
@@ -285,24 +283,22 @@ impl Notifier {
         };
         let link = self.link(tenant, "password/reset", &token);
         let minutes = self.config.reset_ttl_secs / 60;
-        self.mailer
-            .send(
-                &self.pool,
-                tenant,
-                Outgoing {
-                    user_id: user.id,
-                    to: &user.email,
-                    kind: MailKind::PasswordReset,
-                    subject: "Reset your password".into(),
-                    body: format!(
-                        "Someone asked to reset the password of your account. To choose a new \
+        self.mail(
+            tenant,
+            Outgoing {
+                user_id: user.id,
+                to: &user.email,
+                kind: MailKind::PasswordReset,
+                subject: "Reset your password".into(),
+                body: format!(
+                    "Someone asked to reset the password of your account. To choose a new \
                          password, open this link:\n\n{link}\n\nThe link works once and expires in \
                          {minutes} minutes. Every session of the account is signed out when the \
                          password changes. If you did not ask for this, ignore this message.\n"
-                    ),
-                },
-            )
-            .await
+                ),
+            },
+        )
+        .await
     }
 
     /// Completes account recovery: checks `new_password` against the auth

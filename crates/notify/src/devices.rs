@@ -192,12 +192,7 @@ impl Notifier {
             } else {
                 &alert.device.label
             };
-            let result = self
-                .mailer
-                .send(
-                    &self.pool,
-                    tenant,
-                    Outgoing {
+            let result = self.mail(tenant, Outgoing {
                         user_id: alert.user_id,
                         to: &alert.email,
                         kind: MailKind::NewDevice,

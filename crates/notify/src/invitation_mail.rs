@@ -21,23 +21,21 @@ impl Notifier {
         expires_at: DateTime<Utc>,
     ) -> Result<(), NotifyError> {
         let until = expires_at.format("%Y-%m-%d %H:%M UTC");
-        self.mailer
-            .send(
-                &self.pool,
-                tenant,
-                Outgoing {
-                    user_id,
-                    to,
-                    kind: MailKind::Invitation,
-                    subject: format!("You are invited to {tenant_name}"),
-                    body: format!(
-                        "You have been invited to {tenant_name} on Rampart.\n\n\
+        self.mail(
+            tenant,
+            Outgoing {
+                user_id,
+                to,
+                kind: MailKind::Invitation,
+                subject: format!("You are invited to {tenant_name}"),
+                body: format!(
+                    "You have been invited to {tenant_name} on Rampart.\n\n\
                          Open this link to choose your password and sign in:\n\n{link}\n\n\
                          The link works once and expires on {until}. If you did not expect \
                          this invitation, ignore this message.\n"
-                    ),
-                },
-            )
-            .await
+                ),
+            },
+        )
+        .await
     }
 }

@@ -63,6 +63,13 @@ pub struct Notifier {
     mailer: mail::Mailer,
 }
 
+impl Notifier {
+    /// Sends `mail` and records the attempt in `tenant`'s sent mail.
+    async fn mail(&self, tenant: &str, mail: mail::Outgoing<'_>) -> Result<(), NotifyError> {
+        self.mailer.send(&self.pool, tenant, mail).await
+    }
+}
+
 impl std::fmt::Debug for Notifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Notifier")

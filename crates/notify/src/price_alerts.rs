@@ -307,9 +307,7 @@ impl Notifier {
                     format!("\nYour note: {}\n", alert.note)
                 };
                 let sent = self
-                    .mailer
-                    .send(
-                        &self.pool,
+                    .mail(
                         tenant,
                         Outgoing {
                             user_id: alert.user_id,

@@ -81,11 +81,7 @@ mod tests {
 
     #[tokio::test]
     async fn tables_match_the_migrations() {
-        let db = rampart_testkit::postgres()
-            .unwrap()
-            .fresh_database()
-            .await
-            .unwrap();
+        let db = rampart_testkit::fresh_database().await.unwrap();
         let pool = TenantPool::connect(TenancyConfig {
             database_url: db.url.clone(),
             ..TenancyConfig::default()

@@ -4,13 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rampart_auth::accounts::{LoginOutcome, SelfRegistration};
-use rampart_auth::{
-    AuthConfig, AuthServer, ClientContext, KeyEncryptionKey, KeyRing, MemoryKeyStore, Role,
-    RotationPolicy,
-};
+use rampart_auth::{AuthConfig, AuthServer, ClientContext, Role};
 use rampart_notify::{Direction, NewPriceAlert, Notifier, NotifyConfig, NotifyError, SmtpTls};
 use rampart_tenancy::{TenancyConfig, TenantPool};
 
@@ -22,11 +19,7 @@ struct Env {
 
 async fn env() -> Env {
     rampart_testkit::install_crypto_provider();
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = rampart_testkit::fresh_database().await.unwrap();
     let pool = TenantPool::connect(TenancyConfig {
         database_url: db.url,
         max_connections: 6,
@@ -40,15 +33,11 @@ async fn env() -> Env {
         argon2_t: 1,
         ..AuthConfig::default()
     };
-    let kek = KeyEncryptionKey::generate();
-    let ring = KeyRing::open(
-        Arc::new(MemoryKeyStore::new()),
-        kek.clone(),
-        RotationPolicy::from_config(&config),
-    )
-    .await
-    .unwrap();
-    let auth = Arc::new(AuthServer::new(pool.clone(), config, ring, kek).unwrap());
+    let auth = Arc::new(
+        AuthServer::with_memory_keys(pool.clone(), config)
+            .await
+            .unwrap(),
+    );
     let notifier = Notifier::new(pool.clone(), mail_config()).unwrap();
     Env {
         auth,
@@ -93,37 +82,15 @@ fn unique_email(name: &str) -> String {
 
 /// (subject, text body) of every message delivered to `to`.
 fn mail_to(to: &str) -> Vec<(String, String)> {
-    let smtp = rampart_testkit::smtp_server().unwrap();
-    smtp.messages()
-        .unwrap()
-        .iter()
-        .filter_map(|raw| mail_parser::MessageParser::default().parse(raw.as_slice()))
-        .filter(|m| {
-            m.to()
-                .and_then(|a| a.first())
-                .and_then(|a| a.address())
-                .is_some_and(|a| a.eq_ignore_ascii_case(to))
-        })
-        .map(|m| {
-            (
-                m.subject().unwrap_or_default().to_owned(),
-                m.body_text(0).unwrap_or_default().into_owned(),
-            )
-        })
-        .collect()
+    rampart_testkit::smtp_server().unwrap().mail_to(to).unwrap()
 }
 
 /// Waits until `to` has `n` messages; returns them.
 async fn wait_for_mail(to: &str, n: usize) -> Vec<(String, String)> {
-    let start = Instant::now();
-    loop {
-        let mails = mail_to(to);
-        if mails.len() >= n || start.elapsed() > Duration::from_secs(10) {
-            assert_eq!(mails.len(), n, "messages to {to}: {mails:?}");
-            return mails;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let smtp = rampart_testkit::smtp_server().unwrap();
+    smtp.wait_for_mail(to, n, Duration::from_secs(10))
+        .await
+        .unwrap()
 }
 
 fn token_of(body: &str) -> String {
@@ -135,11 +102,7 @@ fn token_of(body: &str) -> String {
 }
 
 fn ctx(ip: &str, ua: &str) -> ClientContext {
-    ClientContext {
-        ip: ip.into(),
-        user_agent: Some(ua.into()),
-        device: None,
-    }
+    ClientContext::ip(ip).with_user_agent(ua)
 }
 
 #[tokio::test(flavor = "multi_thread")]

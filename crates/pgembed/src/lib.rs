@@ -94,7 +94,8 @@ pub fn run_on_exit(cleanup: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
+/// `name` in a directory of `PATH`, if any.
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
@@ -172,7 +173,9 @@ fn as_account(cmd: &mut Command, account: Option<(u32, u32)>) {
     }
 }
 
-fn run(cmd: &mut Command) -> Result<String> {
+/// Runs `cmd` to its end (no stdin); its stdout and stderr, or
+/// [`PgError::CommandFailed`] with them.
+pub fn run(cmd: &mut Command) -> Result<String> {
     let out = cmd.stdin(Stdio::null()).output()?;
     let text = format!(
         "{}{}",

@@ -1,6 +1,7 @@
 //! Charts as SVG (plotters' SVG backend, no bitmaps, no font files): the
 //! equity curve with its drawdown underneath, and the histogram of returns
 //! with VaR and CVaR marked.
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::PortfolioError;
@@ -9,6 +10,40 @@ use crate::analysis::{NavPoint, VAR_CUTOFF};
 fn chart_error(e: impl std::fmt::Display) -> PortfolioError {
     PortfolioError::Chart(e.to_string())
 }
+
+/// One chart of `title` over `x` × `y` on a 900×500 SVG: `draw` puts the
+/// mesh and series on it, then the legend of its labelled series is added.
+fn legended_svg(
+    title: &str,
+    y_label_area: u32,
+    (x, y): (std::ops::Range<f64>, std::ops::Range<f64>),
+    draw: impl FnOnce(&mut Chart2d<'_, '_>) -> Result<(), PortfolioError>,
+) -> Result<String, PortfolioError> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 500)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(32)
+            .y_label_area_size(y_label_area)
+            .build_cartesian_2d(x, y)
+            .map_err(chart_error)?;
+        draw(&mut chart)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}
+
+type Chart2d<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
     let span = (hi - lo).abs().max(hi.abs() * 1e-3).max(1e-9);
@@ -128,17 +163,7 @@ pub fn returns_histogram_svg(
         counts[i] += 1;
     }
     let top = f64::from(counts.iter().copied().max().unwrap_or(1)) * 1.15;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (900, 500)).into_drawing_area();
-        root.fill(&WHITE).map_err(chart_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(32)
-            .y_label_area_size(60)
-            .build_cartesian_2d(lo..hi, 0f64..top)
-            .map_err(chart_error)?;
+    legended_svg(title, 60, (lo..hi, 0f64..top), |chart| {
         chart
             .configure_mesh()
             .x_label_formatter(&|x| format!("{:.1}%", x * 100.0))
@@ -169,15 +194,8 @@ pub fn returns_histogram_svg(
                 .label(format!("{name} {confidence:.0}%: {:.2}%", value * 100.0))
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(chart_error)?;
-        root.present().map_err(chart_error)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// A fan chart of simulated outcomes: the 5–95 % and 25–75 % bands of the
@@ -206,17 +224,7 @@ pub fn fan_svg(
             .chain(lower.into_iter().rev())
             .collect::<Vec<_>>()
     };
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (900, 500)).into_drawing_area();
-        root.fill(&WHITE).map_err(chart_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(32)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..x_max, lo..hi)
-            .map_err(chart_error)?;
+    legended_svg(title, 70, (0f64..x_max, lo..hi), |chart| {
         chart
             .configure_mesh()
             .y_label_formatter(&|y| format!("{:.1}%", y * 100.0))
@@ -244,13 +252,6 @@ pub fn fan_svg(
             .map_err(chart_error)?
             .label("median")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(chart_error)?;
-        root.present().map_err(chart_error)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }

@@ -451,3 +451,39 @@ pub struct Page<T> {
     /// Pass as `after` to get the next page.
     pub next: Option<String>,
 }
+
+/// A page size clamped to 1..=100, as the database takes it.
+pub(crate) fn page_limit(limit: usize) -> i64 {
+    i64::try_from(limit.clamp(1, 100)).unwrap_or(100)
+}
+
+/// The `after` cursor of a list, parsed; a malformed one is refused.
+pub(crate) fn parse_cursor<T: std::str::FromStr>(
+    after: Option<&str>,
+) -> Result<Option<T>, PortfolioError> {
+    after
+        .map(|a| {
+            a.parse()
+                .map_err(|_| PortfolioError::Invalid("malformed cursor".into()))
+        })
+        .transpose()
+}
+
+impl<T> Page<T> {
+    /// A page of `items` fetched with one more than `limit`: the extra one,
+    /// if there, is dropped and says there is a next page, whose cursor is
+    /// `cursor` of the last item kept.
+    pub(crate) fn from_overfetch(
+        mut items: Vec<T>,
+        limit: impl TryInto<usize>,
+        cursor: impl Fn(&T) -> String,
+    ) -> Self {
+        let next = if items.len() > limit.try_into().unwrap_or(100) {
+            items.pop();
+            items.last().map(cursor)
+        } else {
+            None
+        };
+        Page { items, next }
+    }
+}

@@ -10,7 +10,7 @@ use crate::PortfolioError;
 use crate::model::{
     Access, Activity, Actor, Comment, NewComment, NewPortfolio, Page, Portfolio, PortfolioDetail,
     PortfolioPatch, PositionInput, Share, ShareGrant, Version, check_currency, check_description,
-    check_name, check_settings, check_weights,
+    check_name, check_settings, check_weights, page_limit, parse_cursor,
 };
 use crate::rows::{
     ActivityRow, CommentRow, NewPortfolioRow, ShareRow, VersionRow, commit_change,
@@ -27,19 +27,6 @@ use crate::schema::{
 #[derive(Clone)]
 pub struct PortfolioService {
     pool: TenantPool,
-}
-
-fn page_limit(limit: usize) -> i64 {
-    i64::try_from(limit.clamp(1, 100)).unwrap_or(100)
-}
-
-fn parse_cursor<T: std::str::FromStr>(after: Option<&str>) -> Result<Option<T>, PortfolioError> {
-    after
-        .map(|a| {
-            a.parse()
-                .map_err(|_| PortfolioError::Invalid("malformed cursor".into()))
-        })
-        .transpose()
 }
 
 /// Changes to a portfolio's own fields; `None` leaves a column as it is.
@@ -148,15 +135,9 @@ impl PortfolioService {
         let limit = page_limit(limit);
         self.pool
             .with_tenant(tenant, async |conn| {
-                let mut items: Vec<Portfolio> =
+                let items: Vec<Portfolio> =
                     visible_portfolios(conn, actor, after, limit + 1).await?;
-                let next = if items.len() > usize::try_from(limit).unwrap_or(100) {
-                    items.pop();
-                    items.last().map(|p| p.id.to_string())
-                } else {
-                    None
-                };
-                Ok(Page { items, next })
+                Ok(Page::from_overfetch(items, limit, |p| p.id.to_string()))
             })
             .await
     }
@@ -407,14 +388,10 @@ impl PortfolioService {
                     query = query.filter(portfolio_versions::version.lt(after));
                 }
                 let rows: Vec<VersionRow> = query.load(conn).await?;
-                let mut items: Vec<Version> = rows.into_iter().map(Version::from).collect();
-                let next = if items.len() > usize::try_from(limit).unwrap_or(100) {
-                    items.pop();
-                    items.last().map(|v| v.version.to_string())
-                } else {
-                    None
-                };
-                Ok(Page { items, next })
+                let items: Vec<Version> = rows.into_iter().map(Version::from).collect();
+                Ok(Page::from_overfetch(items, limit, |v| {
+                    v.version.to_string()
+                }))
             })
             .await
     }
@@ -654,14 +631,8 @@ impl PortfolioService {
                     query = query.filter(portfolio_activity::id.lt(after));
                 }
                 let rows: Vec<ActivityRow> = query.load(conn).await?;
-                let mut items: Vec<Activity> = rows.into_iter().map(Activity::from).collect();
-                let next = if items.len() > usize::try_from(limit).unwrap_or(100) {
-                    items.pop();
-                    items.last().map(|a| a.id.to_string())
-                } else {
-                    None
-                };
-                Ok(Page { items, next })
+                let items: Vec<Activity> = rows.into_iter().map(Activity::from).collect();
+                Ok(Page::from_overfetch(items, limit, |a| a.id.to_string()))
             })
             .await
     }

@@ -7,39 +7,21 @@
 //! audit services and keeps the product's view (preferences with defaults,
 //! assignable roles, paging). Disabling a user revokes, through auth, their
 //! sessions, refresh tokens and access tokens.
-use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::{ExpressionMethods, QueryDsl, SelectableHelper};
 use diesel_async::RunQueryDsl;
 use rampart_auth::audit::AuditService;
-use rampart_auth::users::UserProfile;
 use rampart_auth::{AccountService, AuthError, AuthServer, Role};
 use rampart_tenancy::TenantPool;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::PortfolioError;
-use crate::model::{Activity, Page};
+use crate::model::{Activity, Page, page_limit, parse_cursor};
+use crate::rows::ActivityRow;
+use crate::schema::portfolio_activity;
 
-/// A user's profile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Profile {
-    /// Id.
-    pub id: Uuid,
-    /// Email (the login).
-    pub email: String,
-    /// Display name.
-    pub display_name: String,
-    /// Role name (`admin`, `trader`, `viewer`).
-    pub role: String,
-    /// `active`, `disabled` or `pending`.
-    pub status: String,
-    /// Whether the email address was verified.
-    pub email_verified: bool,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
-}
+/// A user's profile: the auth crate's, which owns the users table.
+pub use rampart_auth::users::UserProfile as Profile;
 
 /// Changes to one's own profile; absent fields stay as they are.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -186,22 +168,9 @@ pub fn preferences_from(stored: &serde_json::Value) -> Preferences {
     p
 }
 
-/// One row of the user's own auth audit trail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    /// Sequence number.
-    pub id: i64,
-    /// What (`login`, `logout`, `password_change`, …).
-    pub action: String,
-    /// `ok`, `denied`, …
-    pub result: String,
-    /// Client IP.
-    pub ip: Option<String>,
-    /// User agent.
-    pub user_agent: Option<String>,
-    /// When.
-    pub occurred_at: DateTime<Utc>,
-}
+/// One row of the user's own auth audit trail: the auth crate's, which
+/// owns the audit log.
+pub use rampart_auth::audit::UserAuditEntry as AuditEntry;
 
 /// The user's own history: portfolio changes they made and their auth
 /// events, newest first.
@@ -226,21 +195,6 @@ pub struct PortfolioActivity {
 /// Roles a tenant administrator may give a user.
 pub const ASSIGNABLE_ROLES: [&str; 3] = ["admin", "trader", "viewer"];
 
-impl From<UserProfile> for Profile {
-    fn from(r: UserProfile) -> Self {
-        Profile {
-            id: r.id,
-            email: r.email,
-            display_name: r.display_name,
-            role: r.role,
-            status: r.status,
-            email_verified: r.email_verified,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
 /// Users belong to the auth crate; its refusals read as this crate's.
 fn from_auth(e: AuthError) -> PortfolioError {
     match e {
@@ -253,26 +207,6 @@ fn from_auth(e: AuthError) -> PortfolioError {
             other.to_string().into(),
         )),
     }
-}
-
-#[derive(diesel::QueryableByName)]
-struct UserActivityRow {
-    #[diesel(sql_type = SqlUuid)]
-    portfolio_id: Uuid,
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    actor_id: Option<Uuid>,
-    #[diesel(sql_type = Text)]
-    action: String,
-    #[diesel(sql_type = Nullable<Jsonb>)]
-    before: Option<serde_json::Value>,
-    #[diesel(sql_type = Nullable<Jsonb>)]
-    after: Option<serde_json::Value>,
-    #[diesel(sql_type = Nullable<Text>)]
-    ip: Option<String>,
-    #[diesel(sql_type = Timestamptz)]
-    occurred_at: DateTime<Utc>,
 }
 
 /// Users of every tenant as the product sees them. The user rows belong to
@@ -305,11 +239,7 @@ impl UserService {
 
     /// A user's profile.
     pub async fn profile(&self, tenant: &str, user: Uuid) -> Result<Profile, PortfolioError> {
-        self.accounts
-            .profile(tenant, user)
-            .await
-            .map(Profile::from)
-            .map_err(from_auth)
+        self.accounts.profile(tenant, user).await.map_err(from_auth)
     }
 
     /// Changes one's own profile.
@@ -335,7 +265,6 @@ impl UserService {
         self.accounts
             .update_display_name(tenant, user, name.as_deref())
             .await
-            .map(Profile::from)
             .map_err(from_auth)
     }
 
@@ -386,41 +315,23 @@ impl UserService {
             .map_err(from_auth)?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                let rows: Vec<UserActivityRow> = diesel::sql_query(
-                    "SELECT portfolio_id, id, actor_id, action, before, after, ip, occurred_at \
-                     FROM portfolio_activity WHERE actor_id = $1 ORDER BY id DESC LIMIT $2",
-                )
-                .bind::<SqlUuid, _>(user)
-                .bind::<BigInt, _>(limit)
-                .load(conn)
-                .await?;
+                let rows: Vec<(Uuid, ActivityRow)> = portfolio_activity::table
+                    .filter(portfolio_activity::actor_id.eq(user))
+                    .order(portfolio_activity::id.desc())
+                    .limit(limit)
+                    .select((portfolio_activity::portfolio_id, ActivityRow::as_select()))
+                    .load(conn)
+                    .await?;
+                let portfolio = rows
+                    .into_iter()
+                    .map(|(portfolio_id, row)| PortfolioActivity {
+                        portfolio_id,
+                        activity: Activity::from(row),
+                    })
+                    .collect();
                 Ok(UserActivity {
-                    portfolio: rows
-                        .into_iter()
-                        .map(|r| PortfolioActivity {
-                            portfolio_id: r.portfolio_id,
-                            activity: Activity {
-                                id: r.id,
-                                actor_id: r.actor_id,
-                                action: r.action,
-                                before: r.before,
-                                after: r.after,
-                                ip: r.ip,
-                                occurred_at: r.occurred_at,
-                            },
-                        })
-                        .collect(),
-                    auth: audit
-                        .into_iter()
-                        .map(|a| AuditEntry {
-                            id: a.id,
-                            action: a.action,
-                            result: a.result,
-                            ip: a.ip,
-                            user_agent: a.user_agent,
-                            occurred_at: a.occurred_at,
-                        })
-                        .collect(),
+                    portfolio,
+                    auth: audit,
                 })
             })
             .await
@@ -433,27 +344,11 @@ impl UserService {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<Profile>, PortfolioError> {
-        let after: Option<Uuid> = after
-            .map(|a| {
-                a.parse()
-                    .map_err(|_| PortfolioError::Invalid("malformed cursor".into()))
-            })
-            .transpose()?;
-        let limit = limit.clamp(1, 100);
-        let fetch = i64::try_from(limit + 1).unwrap_or(101);
-        let rows = self
-            .accounts
-            .list_users(tenant, after, fetch)
-            .await
-            .map_err(from_auth)?;
-        let mut items: Vec<Profile> = rows.into_iter().map(Profile::from).collect();
-        let next = if items.len() > limit {
-            items.pop();
-            items.last().map(|p| p.id.to_string())
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let after: Option<Uuid> = parse_cursor(after)?;
+        let limit = page_limit(limit);
+        let users = self.accounts.list_users(tenant, after, limit + 1).await;
+        let users = users.map_err(from_auth)?;
+        Ok(Page::from_overfetch(users, limit, |p| p.id.to_string()))
     }
 
     /// Gives a user another role (one of [`ASSIGNABLE_ROLES`]). An
@@ -480,7 +375,6 @@ impl UserService {
         self.accounts
             .assign_role(tenant, user, role)
             .await
-            .map(Profile::from)
             .map_err(from_auth)
     }
 
@@ -505,7 +399,7 @@ impl UserService {
         } else {
             self.accounts.disable_user(tenant, user).await
         };
-        profile.map(Profile::from).map_err(from_auth)
+        profile.map_err(from_auth)
     }
 }
 

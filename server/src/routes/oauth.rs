@@ -210,7 +210,7 @@ fn mfa_page(
     )
 }
 
-async fn discovery(auth: AuthState, path: web::Path<String>) -> HttpResponse {
+async fn discovery(auth: AuthState, path: Tenant) -> HttpResponse {
     let tenant = path.into_inner();
     if let Err(e) = auth.pool().active_tenant(&tenant).await {
         return oauth_error(&AuthError::from(e));
@@ -234,7 +234,7 @@ fn safe_return_to(tenant: &str, return_to: &str) -> Option<String> {
 async fn authorize(
     auth: AuthState,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: Tenant,
     query: web::Query<AuthorizeRequest>,
 ) -> HttpResponse {
     let tenant = path.into_inner();
@@ -308,6 +308,18 @@ async fn authorize(
     with_csrf_cookie(page, &tenant, &csrf, is_secure(&auth))
 }
 
+/// `/t/{tenant}/…`: the tenant of the path.
+type Tenant = web::Path<String>;
+/// A form body (`application/x-www-form-urlencoded`).
+type Form = web::Form<HashMap<String, String>>;
+
+/// The form's `return_to`, where it is safe to send the browser back to.
+fn form_return_to(tenant: &str, form: &Form) -> Result<String, AuthError> {
+    form.get("return_to")
+        .and_then(|r| safe_return_to(tenant, r))
+        .ok_or_else(|| AuthError::InvalidRequest("return_to".into()))
+}
+
 fn logged_in_redirect(
     tenant: &str,
     return_to: &str,
@@ -326,18 +338,11 @@ fn logged_in_redirect(
         .finish()
 }
 
-async fn login(
-    auth: AuthState,
-    req: HttpRequest,
-    path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
+async fn login(auth: AuthState, req: HttpRequest, path: Tenant, form: Form) -> HttpResponse {
     let tenant = path.into_inner();
-    let Some(return_to) = form
-        .get("return_to")
-        .and_then(|r| safe_return_to(&tenant, r))
-    else {
-        return oauth_error(&AuthError::InvalidRequest("return_to".into()));
+    let return_to = match form_return_to(&tenant, &form) {
+        Ok(r) => r,
+        Err(e) => return oauth_error(&e),
     };
     let secure = is_secure(&auth);
     let Some(csrf) = checked_csrf(&req, &form, secure) else {
@@ -396,18 +401,11 @@ async fn login(
     }
 }
 
-async fn mfa(
-    auth: AuthState,
-    req: HttpRequest,
-    path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
+async fn mfa(auth: AuthState, req: HttpRequest, path: Tenant, form: Form) -> HttpResponse {
     let tenant = path.into_inner();
-    let Some(return_to) = form
-        .get("return_to")
-        .and_then(|r| safe_return_to(&tenant, r))
-    else {
-        return oauth_error(&AuthError::InvalidRequest("return_to".into()));
+    let return_to = match form_return_to(&tenant, &form) {
+        Ok(r) => r,
+        Err(e) => return oauth_error(&e),
     };
     let challenge = form.get("challenge").map(String::as_str).unwrap_or("");
     let secure = is_secure(&auth);
@@ -487,83 +485,69 @@ fn client_credentials(
     })
 }
 
-async fn token(
-    auth: AuthState,
-    req: HttpRequest,
-    path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
-    let tenant = path.into_inner();
-    let creds = match client_credentials(&req, &form) {
-        Ok(c) => c,
-        Err(e) => return oauth_error(&e),
-    };
-    let request = TokenRequest {
-        grant_type: form.get("grant_type").cloned(),
-        code: form.get("code").cloned(),
-        redirect_uri: form.get("redirect_uri").cloned(),
-        code_verifier: form.get("code_verifier").cloned(),
-        refresh_token: form.get("refresh_token").cloned(),
-        scope: form.get("scope").cloned(),
-    };
-    match auth
-        .token(&tenant, &creds, &request, &client_context(&req))
-        .await
-    {
-        Ok(t) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::PRAGMA, "no-cache"))
-            .json(t),
-        Err(e) => oauth_error(&e),
-    }
+/// The OAuth answer of an endpoint: its response, or its error in the
+/// OAuth format (RFC 6749 §5.2).
+fn oauth_answer(result: Result<HttpResponse, AuthError>) -> HttpResponse {
+    result.unwrap_or_else(|e| oauth_error(&e))
 }
 
-async fn revoke(
-    auth: AuthState,
-    req: HttpRequest,
-    path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
-    let tenant = path.into_inner();
-    let creds = match client_credentials(&req, &form) {
-        Ok(c) => c,
-        Err(e) => return oauth_error(&e),
-    };
-    let Some(token) = form.get("token") else {
-        return oauth_error(&AuthError::InvalidRequest("token".into()));
-    };
-    match auth
-        .revoke(&tenant, &creds, token, &client_context(&req))
-        .await
-    {
-        Ok(()) => HttpResponse::Ok().finish(),
-        Err(e) => oauth_error(&e),
-    }
+/// The `token` parameter of a revocation or an introspection.
+fn token_param(form: &Form) -> Result<&str, AuthError> {
+    form.get("token")
+        .map(String::as_str)
+        .ok_or_else(|| AuthError::InvalidRequest("token".into()))
 }
 
-async fn introspect(
-    auth: AuthState,
-    req: HttpRequest,
-    path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
-    let tenant = path.into_inner();
-    let creds = match client_credentials(&req, &form) {
-        Ok(c) => c,
-        Err(e) => return oauth_error(&e),
-    };
-    let Some(token) = form.get("token") else {
-        return oauth_error(&AuthError::InvalidRequest("token".into()));
-    };
-    match auth.introspect(&tenant, &creds, token).await {
-        Ok(v) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(v),
-        Err(e) => oauth_error(&e),
-    }
+async fn token(auth: AuthState, req: HttpRequest, path: Tenant, form: Form) -> HttpResponse {
+    oauth_answer(
+        async {
+            let creds = client_credentials(&req, &form)?;
+            let request = TokenRequest {
+                grant_type: form.get("grant_type").cloned(),
+                code: form.get("code").cloned(),
+                redirect_uri: form.get("redirect_uri").cloned(),
+                code_verifier: form.get("code_verifier").cloned(),
+                refresh_token: form.get("refresh_token").cloned(),
+                scope: form.get("scope").cloned(),
+            };
+            let ctx = client_context(&req);
+            let t = auth.token(&path, &creds, &request, &ctx).await?;
+            Ok(HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header((header::PRAGMA, "no-cache"))
+                .json(t))
+        }
+        .await,
+    )
 }
 
-async fn userinfo(auth: AuthState, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+async fn revoke(auth: AuthState, req: HttpRequest, path: Tenant, form: Form) -> HttpResponse {
+    oauth_answer(
+        async {
+            let creds = client_credentials(&req, &form)?;
+            let token = token_param(&form)?;
+            let ctx = client_context(&req);
+            auth.revoke(&path, &creds, token, &ctx).await?;
+            Ok(HttpResponse::Ok().finish())
+        }
+        .await,
+    )
+}
+
+async fn introspect(auth: AuthState, req: HttpRequest, path: Tenant, form: Form) -> HttpResponse {
+    oauth_answer(
+        async {
+            let creds = client_credentials(&req, &form)?;
+            let v = auth.introspect(&path, &creds, token_param(&form)?).await?;
+            Ok(HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(v))
+        }
+        .await,
+    )
+}
+
+async fn userinfo(auth: AuthState, req: HttpRequest, path: Tenant) -> HttpResponse {
     let tenant = path.into_inner();
     let Some(bearer) = req
         .headers()

@@ -5,26 +5,30 @@
 //! role must carry `portfolio:read`/`portfolio:write`, and the portfolio's
 //! own access (owner, share, public, tenant admin) is checked by the crate;
 //! a portfolio the caller may not see is "not found".
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::middleware::from_fn;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use futures::StreamExt;
+use futures::future::LocalBoxFuture;
 use rampart_analytics::risk::{
     MonteCarlo, MonteCarloModel, MonteCarloOutcomes, monte_carlo_bands, monte_carlo_value_at_risk,
 };
 use rampart_portfolio::analysis::VAR_CUTOFF;
 use rampart_portfolio::{
-    AnalysisInput, AnalyticsReport, NavPoint, NewComment, NewPortfolio, PortfolioError,
+    Actor, AnalysisInput, AnalyticsReport, NavPoint, NewComment, NewPortfolio, PortfolioError,
     PortfolioPatch, PortfolioService, PositionInput, PriceHistory, ShareGrant,
 };
+use rampart_tenancy::TenantSlug;
 use serde::Deserialize;
+use std::marker::PhantomData;
 use uuid::Uuid;
 
 use crate::analytics_cache::{self, AnalyticsCache, AnalyticsKey};
-use crate::api::{self, JsonObject};
+use crate::api::{self, Answer, JsonObject};
 use crate::error::ApiError;
-use crate::extract::{PageQuery, User, perm};
+use crate::extract::{self, PageQuery, Requirement, User, perm};
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -101,274 +105,177 @@ fn service(state: &AppState) -> PortfolioService {
     PortfolioService::new(state.tenants.clone())
 }
 
+/// The portfolio service as the calling user: the tenant of the path
+/// (checked against the token), permission `P` required, and the actor the
+/// crate checks each portfolio's own access for.
+pub struct AsUser<P: Requirement> {
+    svc: PortfolioService,
+    tenant: TenantSlug,
+    actor: Actor,
+    _permission: PhantomData<P>,
+}
+
+impl<P: Requirement + 'static> FromRequest for AsUser<P> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = User::<P>::from_request(req, payload);
+        let svc = extract::state_of(req).map(|state| service(&state));
+        Box::pin(async move {
+            let user = user.await?;
+            Ok(AsUser {
+                svc: svc?,
+                actor: user.portfolio_actor(),
+                tenant: user.caller.tenant,
+                _permission: PhantomData,
+            })
+        })
+    }
+}
+
+/// May analyse the portfolios it can see.
+type Analyst = User<perm::AnalyticsRead>;
+type State = web::Data<AppState>;
+/// `…/portfolios/{id}`.
+type Id = web::Path<PortfolioPath>;
+type Analysis = web::Query<AnalyticsQuery>;
+type Simulation = web::Query<MonteCarloQuery>;
+
+/// May read the portfolios it can see.
+type Reader = AsUser<perm::PortfolioRead>;
+/// May also change them (as far as its access to each allows).
+type Writer = AsUser<perm::PortfolioWrite>;
+
 /// Portfolios the caller may see (own, shared, public), cursor-paginated.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios", params(PageQuery), responses((status = 200, description = "a page of portfolios"), (status = 401, description = "no valid token")))]
-pub async fn list(
-    user: User<perm::PortfolioRead>,
-    state: web::Data<AppState>,
-    page: web::Query<PageQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let page = service(&state)
-        .list(
-            &user.tenant,
-            &user.portfolio_actor(),
-            page.cursor.as_deref(),
-            page.limit.unwrap_or(20),
-        )
-        .await?;
+pub async fn list(u: Reader, page: web::Query<PageQuery>) -> Answer {
+    let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
+    let page = u.svc.list(&u.tenant, &u.actor, cursor, limit).await?;
     Ok(api::page(page.items, page.next))
 }
 
 /// Creates a portfolio (version 1), optionally with positions.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/portfolios", responses((status = 201, description = "created"), (status = 400, description = "invalid"), (status = 403, description = "role lacks portfolio:write")))]
-pub async fn create(
-    user: User<perm::PortfolioWrite>,
-    state: web::Data<AppState>,
-    body: JsonObject<NewPortfolio>,
-) -> Result<HttpResponse, ApiError> {
-    let d = service(&state)
-        .create(&user.tenant, &user.portfolio_actor(), body.into_inner())
-        .await?;
+pub async fn create(u: Writer, body: JsonObject<NewPortfolio>) -> Answer {
+    let d = u.svc.create(&u.tenant, &u.actor, body.0).await?;
     Ok(api::ok_status(StatusCode::CREATED, d))
 }
 
 /// One portfolio with its positions and the caller's access.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}", responses((status = 200, description = "portfolio"), (status = 404, description = "no such portfolio, or not visible to the caller")))]
-pub async fn get(
-    user: User<perm::PortfolioRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-) -> Result<HttpResponse, ApiError> {
-    let d = service(&state)
-        .get(&user.tenant, &user.portfolio_actor(), path.id)
-        .await?;
-    Ok(api::ok(d))
+pub async fn get(u: Reader, path: Id) -> Answer {
+    Ok(api::ok(u.svc.get(&u.tenant, &u.actor, path.id).await?))
 }
 
 /// Changes name, description, base currency, public flag or settings (`edit`).
 #[utoipa::path(patch, path = "/api/v1/t/{tenant}/portfolios/{id}", responses((status = 200, description = "new version"), (status = 403, description = "needs edit access")))]
-pub async fn update(
-    user: User<perm::PortfolioWrite>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    body: JsonObject<PortfolioPatch>,
-) -> Result<HttpResponse, ApiError> {
-    let d = service(&state)
-        .update(&user.tenant, &user.portfolio_actor(), path.id, body.0)
-        .await?;
+pub async fn update(u: Writer, path: Id, body: JsonObject<PortfolioPatch>) -> Answer {
+    let d = u.svc.update(&u.tenant, &u.actor, path.id, body.0).await?;
     Ok(api::ok(d))
 }
 
 /// Deletes a portfolio (`admin`).
 #[utoipa::path(delete, path = "/api/v1/t/{tenant}/portfolios/{id}", responses((status = 200, description = "deleted"), (status = 403, description = "needs admin access")))]
-pub async fn delete(
-    user: User<perm::PortfolioWrite>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-) -> Result<HttpResponse, ApiError> {
-    service(&state)
-        .delete(&user.tenant, &user.portfolio_actor(), path.id)
-        .await?;
+pub async fn delete(u: Writer, path: Id) -> Answer {
+    u.svc.delete(&u.tenant, &u.actor, path.id).await?;
     Ok(api::ok(serde_json::json!({"deleted": path.id})))
 }
 
 /// Adds a position (`edit`); a new version.
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/portfolios/{id}/positions", responses((status = 201, description = "new version"), (status = 400, description = "invalid position")))]
-pub async fn add_position(
-    user: User<perm::PortfolioWrite>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    body: JsonObject<PositionInput>,
-) -> Result<HttpResponse, ApiError> {
-    let d = service(&state)
-        .add_position(
-            &user.tenant,
-            &user.portfolio_actor(),
-            path.id,
-            body.into_inner(),
-        )
-        .await?;
-    Ok(api::ok_status(StatusCode::CREATED, d))
+pub async fn add_position(u: Writer, path: Id, body: JsonObject<PositionInput>) -> Answer {
+    let d = u.svc.add_position(&u.tenant, &u.actor, path.id, body.0);
+    Ok(api::ok_status(StatusCode::CREATED, d.await?))
 }
 
 /// Replaces a position (`edit`); a new version.
 #[utoipa::path(put, path = "/api/v1/t/{tenant}/portfolios/{id}/positions/{position}", responses((status = 200, description = "new version"), (status = 404, description = "no such position")))]
 pub async fn update_position(
-    user: User<perm::PortfolioWrite>,
-    state: web::Data<AppState>,
+    u: Writer,
     path: web::Path<PositionPath>,
     body: JsonObject<PositionInput>,
-) -> Result<HttpResponse, ApiError> {
-    let d = service(&state)
-        .update_position(
-            &user.tenant,
-            &user.portfolio_actor(),
-            path.id,
-            path.position,
-            body.into_inner(),
-        )
-        .await?;
-    Ok(api::ok(d))
+) -> Answer {
+    let (id, position) = (path.id, path.position);
+    let d = u
+        .svc
+        .update_position(&u.tenant, &u.actor, id, position, body.0);
+    Ok(api::ok(d.await?))
 }
 
 /// Removes a position (`edit`); a new version.
 #[utoipa::path(delete, path = "/api/v1/t/{tenant}/portfolios/{id}/positions/{position}", responses((status = 200, description = "new version"), (status = 404, description = "no such position")))]
-pub async fn remove_position(
-    user: User<perm::PortfolioWrite>,
-    state: web::Data<AppState>,
-    path: web::Path<PositionPath>,
-) -> Result<HttpResponse, ApiError> {
-    let d = service(&state)
-        .remove_position(
-            &user.tenant,
-            &user.portfolio_actor(),
-            path.id,
-            path.position,
-        )
-        .await?;
-    Ok(api::ok(d))
+pub async fn remove_position(u: Writer, path: web::Path<PositionPath>) -> Answer {
+    let d = u
+        .svc
+        .remove_position(&u.tenant, &u.actor, path.id, path.position);
+    Ok(api::ok(d.await?))
 }
 
 /// Versions, newest first; the cursor is a version number.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/versions", params(PageQuery), responses((status = 200, description = "a page of versions")))]
-pub async fn versions(
-    user: User<perm::PortfolioRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    page: web::Query<PageQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let page = service(&state)
-        .versions(
-            &user.tenant,
-            &user.portfolio_actor(),
-            path.id,
-            page.cursor.as_deref(),
-            page.limit.unwrap_or(20),
-        )
-        .await?;
+pub async fn versions(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answer {
+    let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
+    let page = u.svc.versions(&u.tenant, &u.actor, path.id, cursor, limit);
+    let page = page.await?;
     Ok(api::page(page.items, page.next))
 }
 
 /// One version: the portfolio and its positions as they were.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/versions/{version}", responses((status = 200, description = "version"), (status = 404, description = "no such version")))]
-pub async fn version(
-    user: User<perm::PortfolioRead>,
-    state: web::Data<AppState>,
-    path: web::Path<VersionPath>,
-) -> Result<HttpResponse, ApiError> {
-    let v = service(&state)
-        .version(&user.tenant, &user.portfolio_actor(), path.id, path.version)
-        .await?;
-    Ok(api::ok(v))
+pub async fn version(u: Reader, path: web::Path<VersionPath>) -> Answer {
+    let v = u.svc.version(&u.tenant, &u.actor, path.id, path.version);
+    Ok(api::ok(v.await?))
 }
 
 /// Shares of the portfolio (`admin`).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/shares", responses((status = 200, description = "shares")))]
-pub async fn shares(
-    user: User<perm::PortfolioRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-) -> Result<HttpResponse, ApiError> {
-    let s = service(&state)
-        .shares(&user.tenant, &user.portfolio_actor(), path.id)
-        .await?;
-    Ok(api::ok(s))
+pub async fn shares(u: Reader, path: Id) -> Answer {
+    Ok(api::ok(u.svc.shares(&u.tenant, &u.actor, path.id).await?))
 }
 
 /// Grants (or changes) a share with a user of the same tenant (`admin`).
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/portfolios/{id}/shares", responses((status = 200, description = "share"), (status = 400, description = "unknown user, owner, past expiry")))]
-pub async fn share(
-    user: User<perm::PortfolioWrite>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    body: JsonObject<ShareGrant>,
-) -> Result<HttpResponse, ApiError> {
-    let s = service(&state)
-        .share(
-            &user.tenant,
-            &user.portfolio_actor(),
-            path.id,
-            body.into_inner(),
-        )
-        .await?;
+pub async fn share(u: Writer, path: Id, body: JsonObject<ShareGrant>) -> Answer {
+    let s = u.svc.share(&u.tenant, &u.actor, path.id, body.0).await?;
     Ok(api::ok(s))
 }
 
 /// Revokes a user's share (`admin`).
 #[utoipa::path(delete, path = "/api/v1/t/{tenant}/portfolios/{id}/shares/{user}", responses((status = 200, description = "revoked"), (status = 404, description = "no such share")))]
-pub async fn revoke(
-    user: User<perm::PortfolioWrite>,
-    state: web::Data<AppState>,
-    path: web::Path<SharePath>,
-) -> Result<HttpResponse, ApiError> {
-    service(&state)
-        .revoke(&user.tenant, &user.portfolio_actor(), path.id, path.user)
+pub async fn revoke(u: Writer, path: web::Path<SharePath>) -> Answer {
+    u.svc
+        .revoke(&u.tenant, &u.actor, path.id, path.user)
         .await?;
     Ok(api::ok(serde_json::json!({"revoked": path.user})))
 }
 
 /// The comment thread, oldest first.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/comments", responses((status = 200, description = "comments")))]
-pub async fn comments(
-    user: User<perm::PortfolioRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-) -> Result<HttpResponse, ApiError> {
-    let c = service(&state)
-        .comments(&user.tenant, &user.portfolio_actor(), path.id)
-        .await?;
-    Ok(api::ok(c))
+pub async fn comments(u: Reader, path: Id) -> Answer {
+    Ok(api::ok(u.svc.comments(&u.tenant, &u.actor, path.id).await?))
 }
 
 /// Adds a comment (`comment`).
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/portfolios/{id}/comments", responses((status = 201, description = "comment"), (status = 403, description = "needs comment access")))]
-pub async fn comment(
-    user: User<perm::PortfolioRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    body: JsonObject<NewComment>,
-) -> Result<HttpResponse, ApiError> {
-    let c = service(&state)
-        .comment(
-            &user.tenant,
-            &user.portfolio_actor(),
-            path.id,
-            body.into_inner(),
-        )
-        .await?;
+pub async fn comment(u: Reader, path: Id, body: JsonObject<NewComment>) -> Answer {
+    let c = u.svc.comment(&u.tenant, &u.actor, path.id, body.0).await?;
     Ok(api::ok_status(StatusCode::CREATED, c))
 }
 
 /// The activity trail (who, what, before/after, IP, time), newest first.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/activity", params(PageQuery), responses((status = 200, description = "a page of activity")))]
-pub async fn activity(
-    user: User<perm::PortfolioRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    page: web::Query<PageQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let page = service(&state)
-        .activity(
-            &user.tenant,
-            &user.portfolio_actor(),
-            path.id,
-            page.cursor.as_deref(),
-            page.limit.unwrap_or(20),
-        )
-        .await?;
+pub async fn activity(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answer {
+    let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
+    let page = u.svc.activity(&u.tenant, &u.actor, path.id, cursor, limit);
+    let page = page.await?;
     Ok(api::page(page.items, page.next))
 }
 
 /// The positions as CSV.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/positions.csv", responses((status = 200, description = "text/csv")))]
-pub async fn export_csv(
-    user: User<perm::PortfolioRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-) -> Result<HttpResponse, ApiError> {
-    let csv = service(&state)
-        .export_csv(&user.tenant, &user.portfolio_actor(), path.id)
-        .await?;
+pub async fn export_csv(u: Reader, path: Id) -> Answer {
+    let csv = u.svc.export_csv(&u.tenant, &u.actor, path.id).await?;
     Ok(api::csv("positions.csv", csv))
 }
 
@@ -415,27 +322,21 @@ async fn bounded_body(
 #[utoipa::path(put, path = "/api/v1/t/{tenant}/portfolios/{id}/positions.csv", params(ImportQuery), responses((status = 200, description = "report and new version"), (status = 413, description = "too large"), (status = 422, description = "broken rows, nothing applied")))]
 pub async fn import_csv(
     req: HttpRequest,
-    user: User<perm::PortfolioWrite>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
+    u: Writer,
+    path: Id,
     query: web::Query<ImportQuery>,
     payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let replace = match query.mode.as_deref() {
         None | Some("replace") => true,
         Some("append") => false,
         Some(_) => return Err(ApiError::bad_request("mode: replace or append")),
     };
     let body = bounded_body(&req, payload, rampart_portfolio::transfer::MAX_BYTES).await?;
-    let (report, detail) = service(&state)
-        .import_csv(
-            &user.tenant,
-            &user.portfolio_actor(),
-            path.id,
-            &body,
-            replace,
-        )
-        .await?;
+    let imported = u
+        .svc
+        .import_csv(&u.tenant, &u.actor, path.id, &body, replace);
+    let (report, detail) = imported.await?;
     Ok(api::ok(
         serde_json::json!({"report": report, "portfolio": detail}),
     ))
@@ -546,7 +447,7 @@ async fn resolve_window(
 /// The holdings' prices over the analysis window, through the market chain
 /// (needs `view` on the portfolio).
 async fn holdings_prices(
-    user: &User<perm::AnalyticsRead>,
+    user: &Analyst,
     state: &AppState,
     id: Uuid,
     query: &AnalyticsQuery,
@@ -567,7 +468,7 @@ async fn holdings_prices(
 /// Prices through the market chain, then the crate's analysis (stored in
 /// `portfolio_metrics_daily`).
 async fn run_analysis(
-    user: &User<perm::AnalyticsRead>,
+    user: &Analyst,
     state: &AppState,
     id: Uuid,
     query: &AnalyticsQuery,
@@ -591,6 +492,21 @@ async fn run_analysis(
     };
     let (series, report) = svc.analyze(&user.tenant, &actor, id, &input).await?;
     Ok((series, report, window))
+}
+
+/// An answer drawn from the analysis (a CSV, an SVG) by `draw`, marked with
+/// the window it covers.
+async fn drawn(
+    user: &Analyst,
+    state: &AppState,
+    id: Uuid,
+    query: &AnalyticsQuery,
+    draw: impl FnOnce(&[NavPoint], &AnalyticsReport) -> Answer,
+) -> Answer {
+    let (series, report, window) = run_analysis(user, state, id, query).await?;
+    let mut res = draw(&series, &report)?;
+    window.mark(&mut res)?;
+    Ok(res)
 }
 
 /// Daily closes of a symbol; `None` when no provider knows it.
@@ -618,12 +534,12 @@ async fn closes(
 /// beta, VaR/CVaR), allocation by symbol and sector, rebalancing trades.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/analytics", params(AnalyticsQuery), responses((status = 200, description = "report and series"), (status = 422, description = "no prices for a symbol")))]
 pub async fn analytics(
-    user: User<perm::AnalyticsRead>,
-    state: web::Data<AppState>,
+    user: Analyst,
+    state: State,
     cache: web::Data<AnalyticsCache>,
-    path: web::Path<PortfolioPath>,
-    query: web::Query<AnalyticsQuery>,
-) -> Result<HttpResponse, ApiError> {
+    path: Id,
+    query: Analysis,
+) -> Answer {
     query.window()?;
     // The key holds the caller, so an answer is only served to whom it was
     // computed for; the dates as requested (and the day, which the default
@@ -658,66 +574,44 @@ pub async fn analytics(
 
 /// The performance series as CSV.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/performance.csv", params(AnalyticsQuery), responses((status = 200, description = "text/csv")))]
-pub async fn performance_csv(
-    user: User<perm::AnalyticsRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    query: web::Query<AnalyticsQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let (series, _, window) = run_analysis(&user, &state, path.id, &query).await?;
-    let mut res = api::csv(
-        "performance.csv",
-        rampart_portfolio::analysis::performance_csv(&series),
-    );
-    window.mark(&mut res)?;
-    Ok(res)
+pub async fn performance_csv(user: Analyst, state: State, path: Id, query: Analysis) -> Answer {
+    drawn(&user, &state, path.id, &query, |series, _| {
+        let csv = rampart_portfolio::analysis::performance_csv(series);
+        Ok(api::csv("performance.csv", csv))
+    })
+    .await
 }
 
 /// The equity curve with its drawdown underneath (SVG).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/charts/equity.svg", params(AnalyticsQuery), responses((status = 200, description = "image/svg+xml")))]
-pub async fn equity_chart(
-    user: User<perm::AnalyticsRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    query: web::Query<AnalyticsQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let (series, _, window) = run_analysis(&user, &state, path.id, &query).await?;
-    let svg = rampart_portfolio::charts::equity_svg(&series, "Equity and drawdown")?;
-    let mut res = api::svg(svg);
-    window.mark(&mut res)?;
-    Ok(res)
+pub async fn equity_chart(user: Analyst, state: State, path: Id, query: Analysis) -> Answer {
+    drawn(&user, &state, path.id, &query, |series, _| {
+        let svg = rampart_portfolio::charts::equity_svg(series, "Equity and drawdown")?;
+        Ok(api::svg(svg))
+    })
+    .await
 }
 
 /// The histogram of returns with VaR and CVaR marked (SVG).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/charts/returns.svg", params(AnalyticsQuery), responses((status = 200, description = "image/svg+xml")))]
-pub async fn returns_chart(
-    user: User<perm::AnalyticsRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    query: web::Query<AnalyticsQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let (series, report, window) = run_analysis(&user, &state, path.id, &query).await?;
-    let returns: Vec<f64> = series.iter().filter_map(|p| p.daily_return).collect();
-    let svg = rampart_portfolio::charts::returns_histogram_svg(
-        &returns,
-        report.risk.var_historical.unwrap_or(f64::NAN),
-        report.risk.cvar_historical.unwrap_or(f64::NAN),
-        "Distribution of returns",
-    )?;
-    let mut res = api::svg(svg);
-    window.mark(&mut res)?;
-    Ok(res)
+pub async fn returns_chart(user: Analyst, state: State, path: Id, query: Analysis) -> Answer {
+    drawn(&user, &state, path.id, &query, |series, report| {
+        let returns: Vec<f64> = series.iter().filter_map(|p| p.daily_return).collect();
+        let svg = rampart_portfolio::charts::returns_histogram_svg(
+            &returns,
+            report.risk.var_historical.unwrap_or(f64::NAN),
+            report.risk.cvar_historical.unwrap_or(f64::NAN),
+            "Distribution of returns",
+        )?;
+        Ok(api::svg(svg))
+    })
+    .await
 }
 
 /// Correlation of the holdings' returns over the window (the dates on
 /// which every holding has a price).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/correlation", params(AnalyticsQuery), responses((status = 200, description = "symbols and their correlation matrix"), (status = 422, description = "too few common prices")))]
-pub async fn correlation(
-    user: User<perm::AnalyticsRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    query: web::Query<AnalyticsQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn correlation(user: Analyst, state: State, path: Id, query: Analysis) -> Answer {
     let (prices, window) = holdings_prices(&user, &state, path.id, &query).await?;
     let report = rampart_portfolio::analysis::correlation(&prices, window.from, window.to)?;
     Ok(api::ok(
@@ -775,7 +669,7 @@ impl MonteCarloQuery {
 
 /// The simulation behind `monte-carlo` and `charts/fan.svg`.
 async fn simulate(
-    user: &User<perm::AnalyticsRead>,
+    user: &Analyst,
     state: &AppState,
     id: Uuid,
     query: &MonteCarloQuery,
@@ -809,12 +703,7 @@ async fn simulate(
 /// outcome bands (5/25/50/75/95 % of the cumulative return at each step),
 /// seeded and reproducible.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/monte-carlo", params(MonteCarloQuery), responses((status = 200, description = "VaR/CVaR and outcome bands"), (status = 400, description = "bad horizon, paths or model"), (status = 422, description = "no prices for a symbol")))]
-pub async fn monte_carlo(
-    user: User<perm::AnalyticsRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    query: web::Query<MonteCarloQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn monte_carlo(user: Analyst, state: State, path: Id, query: Simulation) -> Answer {
     let (mut summary, outcomes, window) = simulate(&user, &state, path.id, &query).await?;
     summary["bands"] = serde_json::to_value(&outcomes.bands).map_err(|e| ApiError::internal(&e))?;
     summary["window"] = serde_json::to_value(window).map_err(|e| ApiError::internal(&e))?;
@@ -823,12 +712,7 @@ pub async fn monte_carlo(
 
 /// The simulated outcome bands as a fan chart (SVG).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/charts/fan.svg", params(MonteCarloQuery), responses((status = 200, description = "image/svg+xml")))]
-pub async fn fan_chart(
-    user: User<perm::AnalyticsRead>,
-    state: web::Data<AppState>,
-    path: web::Path<PortfolioPath>,
-    query: web::Query<MonteCarloQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn fan_chart(user: Analyst, state: State, path: Id, query: Simulation) -> Answer {
     let (summary, outcomes, window) = simulate(&user, &state, path.id, &query).await?;
     let title = format!(
         "Simulated outcomes: {} paths, {} periods ahead",

@@ -21,22 +21,13 @@ pub fn config(url: &str) -> TenancyConfig {
 
 /// A pool on a database of this test's own.
 pub async fn pool() -> TenantPool {
-    let db = rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap();
+    let db = rampart_testkit::fresh_database().await.unwrap();
     TenantPool::connect(config(&db.url)).await.unwrap()
 }
 
 /// A fresh database URL (for tests that build several pools on it).
 pub async fn database_url() -> String {
-    rampart_testkit::postgres()
-        .unwrap()
-        .fresh_database()
-        .await
-        .unwrap()
-        .url
+    rampart_testkit::fresh_database().await.unwrap().url
 }
 
 pub async fn pool_with(url: &str, set: MigrationSet) -> TenantPool {
