@@ -744,6 +744,25 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
     // Leaderboard: day, sorted by return, cursor-paginated.
     let lb = "/api/v1/t/acme/leaderboard";
     api.expect(401, Method::GET, lb, None, None).await;
+    // With the tenant's publicLeaderboard on, no token is needed; a bad
+    // token is still refused, and turning it off closes it again.
+    let settings = "/api/v1/t/acme/settings";
+    let on = json!({"publicLeaderboard": true});
+    api.expect(200, Method::PATCH, settings, Some(&acme_admin), Some(on))
+        .await;
+    let public = api.expect(200, Method::GET, lb, None, None).await;
+    assert_eq!(
+        public["data"],
+        api.expect_get(200, lb, &winner_token).await["data"]
+    );
+    api.expect(401, Method::GET, lb, Some("not-a-token"), None)
+        .await;
+    api.expect(401, Method::GET, "/api/v1/t/globex/leaderboard", None, None)
+        .await;
+    let off = json!({"publicLeaderboard": false});
+    api.expect(200, Method::PATCH, settings, Some(&acme_admin), Some(off))
+        .await;
+    api.expect(401, Method::GET, lb, None, None).await;
     let body = api
         .expect_get(200, &format!("{lb}?period=day&limit=1"), &winner_token)
         .await;

@@ -84,7 +84,8 @@ pub struct TenantSettings {
     pub refresh_lifetime_secs: u64,
     /// Password rules.
     pub password_policy: PasswordPolicy,
-    /// Members' leaderboard readable by every user of the tenant.
+    /// The members' leaderboard is readable without a token (names per
+    /// the members' opt-out).
     pub public_leaderboard: bool,
     /// Linking of upstream identities to local accounts.
     pub upstream_linking: UpstreamLinking,

@@ -13,10 +13,11 @@
 //!
 //! Admin listener (client certificate): `POST /admin/jobs/snapshot`.
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use chrono::{NaiveDate, Utc};
 use rampart_auth::audit::AuditEvent;
 use rampart_members::{BrokerKeys, LeaderboardSort, MemberInput, Members, Period};
+use rampart_tenancy::TenantSlug;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -284,13 +285,49 @@ fn leaderboard_cursor(text: &str) -> Result<(NaiveDate, usize), ApiError> {
     ))
 }
 
-/// The tenant's leaderboard; members who opted out are not on it.
+/// Who may read the leaderboard: a caller with `portfolio:read`, or anyone
+/// when the tenant's `publicLeaderboard` setting is on. A request that
+/// brings a credential is held to it either way.
+async fn leaderboard_reader(req: &HttpRequest) -> Result<TenantSlug, ApiError> {
+    let has_credential =
+        crate::extract::bearer_token(req).is_some() || crate::extract::api_key(req).is_some();
+    if has_credential {
+        let caller = Caller::<perm::PortfolioRead>::extract(req).await?;
+        return Ok(caller.tenant);
+    }
+    let state = crate::extract::state_of(req)?;
+    let tenant = req
+        .match_info()
+        .get("tenant")
+        .and_then(|t| TenantSlug::parse(t).ok())
+        .ok_or_else(ApiError::unauthorized)?;
+    // Unknown, inactive or private: the same 401 as without a token.
+    let public = state
+        .tenants
+        .tenant(&tenant)
+        .await
+        .is_ok_and(|t| t.status == rampart_tenancy::TenantStatus::Active)
+        && state
+            .tenants
+            .tenant_settings(&tenant)
+            .await
+            .is_ok_and(|s| s.public_leaderboard);
+    if public {
+        Ok(tenant)
+    } else {
+        Err(ApiError::unauthorized())
+    }
+}
+
+/// The tenant's leaderboard; members who opted out are not on it. Public
+/// (no token) when the tenant's `publicLeaderboard` setting is on.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/leaderboard", responses((status = 200, description = "a page of the leaderboard")))]
 pub async fn leaderboard(
-    caller: Caller<perm::PortfolioRead>,
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<LeaderboardQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let tenant = leaderboard_reader(&req).await?;
     let period = query.period.unwrap_or(Period::Day);
     let sort = query.sort.unwrap_or_default();
     // The cursor pins the day, so later runs do not shift pages.
@@ -307,7 +344,7 @@ pub async fn leaderboard(
     };
     let page = members(&state)
         .leaderboard(
-            &caller.tenant,
+            &tenant,
             period,
             sort,
             as_of,
