@@ -200,8 +200,8 @@ const MAX_PRICE: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
 pub(crate) type FieldError = (&'static str, String);
 
 fn valid_symbol(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 32
+    s.len() <= 32
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '^')
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || ".^-=".contains(c))
 }
@@ -222,7 +222,7 @@ impl PositionInput {
     pub(crate) fn check(&self) -> Result<(), FieldError> {
         let symbol = self.symbol.trim();
         if !valid_symbol(symbol) {
-            return Err(("symbol", "1-32 of A-Z 0-9 . ^ - =".into()));
+            return Err(("symbol", "1-32 of A-Z 0-9 . ^ - =, starting with A-Z, 0-9 or ^".into()));
         }
         match self.allocation_type {
             AllocationType::Quantity => match self.quantity {

@@ -111,6 +111,7 @@ pub fn parse_positions(bytes: &[u8]) -> Result<Vec<PositionInput>, PortfolioErro
             }
         };
         let get = |i: usize| cols[i].and_then(|c| record.get(c)).unwrap_or("");
+        let text = |i: usize| from_text_cell(get(i)).to_owned();
         let mut fail = |field: &str, message: String| {
             errors.push(RowError {
                 line,
@@ -158,14 +159,14 @@ pub fn parse_positions(bytes: &[u8]) -> Result<Vec<PositionInput>, PortfolioErro
             continue;
         }
         let input = PositionInput {
-            symbol: get(0).to_owned(),
+            symbol: text(0),
             allocation_type,
             quantity: numbers[0],
             target_weight: numbers[1],
             purchase_price: numbers[2],
             purchase_date,
-            sector: Some(get(6).to_owned()),
-            notes: Some(get(7).to_owned()),
+            sector: Some(text(6)),
+            notes: Some(text(7)),
         };
         if let Err((field, message)) = input.check() {
             fail(field, message);
@@ -200,6 +201,16 @@ fn text_cell(text: &str) -> String {
         format!("'{text}")
     } else {
         text.to_owned()
+    }
+}
+
+/// The inverse of [`text_cell`]: a cell that starts with `'` followed by a
+/// formula character is read without the `'`, so an exported file imports
+/// unchanged (spreadsheets drop that `'` too when they save).
+fn from_text_cell(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => cell,
     }
 }
 
@@ -265,5 +276,71 @@ impl PortfolioService {
             Ok(positions_csv(&d))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The input the fuzzer found (`fuzz/fuzz_targets/csv_import.rs`): a
+    /// symbol starting with `-` was accepted, exported as `'-MNFT` and then
+    /// refused on import.
+    #[test]
+    fn a_symbol_must_not_start_with_a_formula_character() {
+        for csv in ["symbol,quantity\n-MNFT,2\n", "symbol,quantity\n=1+2,2\n"] {
+            match parse_positions(csv.as_bytes()) {
+                Err(PortfolioError::CsvRejected(report)) => {
+                    assert_eq!(report.errors[0].field, "symbol", "{csv}")
+                }
+                other => panic!("{csv}: {other:?}"),
+            }
+        }
+        assert!(parse_positions(b"symbol,quantity\n^GSPC,1\nBRK-B,2\n").is_ok());
+    }
+
+    /// Text cells neutralised on export (`'-…`, `'=…`) import as they were.
+    #[test]
+    fn neutralised_text_cells_round_trip() {
+        let csv = "symbol,quantity,sector,notes\nAAPL,1,-tech,=SUM(A1)\nMSFT,2,'plain,@home\n";
+        let positions = parse_positions(csv.as_bytes()).unwrap();
+        assert_eq!(positions[0].notes.as_deref(), Some("=SUM(A1)"));
+        assert_eq!(positions[1].sector.as_deref(), Some("'plain"));
+        let exported = positions_csv(&detail(&positions));
+        assert!(exported.contains("'-tech") && exported.contains("'=SUM(A1)"));
+        assert_eq!(parse_positions(exported.as_bytes()).unwrap(), positions);
+    }
+
+    fn detail(positions: &[PositionInput]) -> PortfolioDetail {
+        let epoch = chrono::DateTime::UNIX_EPOCH;
+        PortfolioDetail {
+            portfolio: crate::Portfolio {
+                id: uuid::Uuid::nil(),
+                owner_id: uuid::Uuid::nil(),
+                name: "t".into(),
+                description: String::new(),
+                base_currency: "USD".into(),
+                is_public: false,
+                settings: serde_json::json!({}),
+                version: 1,
+                created_at: epoch,
+                updated_at: epoch,
+                access: crate::Access::Owner,
+            },
+            positions: positions
+                .iter()
+                .map(|p| crate::Position {
+                    id: uuid::Uuid::nil(),
+                    symbol: p.symbol.clone(),
+                    allocation_type: p.allocation_type,
+                    quantity: p.quantity,
+                    target_weight: p.target_weight,
+                    purchase_price: p.purchase_price,
+                    purchase_date: p.purchase_date,
+                    sector: p.sector.clone(),
+                    notes: p.notes.clone().unwrap_or_default(),
+                })
+                .collect(),
+        }
     }
 }

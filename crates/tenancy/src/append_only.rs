@@ -1,5 +1,8 @@
 //! Tables the tenant role may only append to: the audit log. The tenant
-//! role, which every request runs as, owns the rest of its schema; these
+//! role, which every request runs as, owns the other tables of its schema
+//! (the schema itself is the platform role's, with `USAGE` and `CREATE`
+//! granted, so the tenant role cannot drop or rename what it does not own);
+//! these
 //! tables (and their trigger functions) belong to the platform role instead,
 //! and the tenant role holds `SELECT` and `INSERT` on them only — no
 //! `UPDATE`, `DELETE` or `TRUNCATE`, and, not being the owner, it cannot
@@ -16,16 +19,22 @@ use crate::slug::quote_ident;
 /// Append-only tables and their trigger functions (schema-relative).
 const TABLES: &[(&str, &str)] = &[("audit_log", "audit_log_append_only()")];
 
-/// As the platform role: the append-only tables of `schema` become the
-/// platform role's; `role` keeps `SELECT` and `INSERT`.
+/// As the platform role: the schema and its append-only tables become the
+/// platform role's; `role` keeps `USAGE` and `CREATE` on the schema and
+/// `SELECT` and `INSERT` on those tables. (A schema's owner may drop any
+/// table in it, so owning the table alone would not be enough; schemas
+/// provisioned before this owned by the tenant role are taken over here,
+/// on their next migration.)
 pub(crate) async fn lock_down(
     conn: &mut AsyncPgConnection,
     schema: &str,
     role: &str,
 ) -> Result<(), TenancyError> {
     let (s, r) = (quote_ident(schema), quote_ident(role));
-    // The new owner needs CREATE on the schema (the tenant role owns it).
-    let mut sql = format!("RESET ROLE; GRANT CREATE ON SCHEMA {s} TO CURRENT_USER;");
+    let mut sql = format!(
+        "RESET ROLE; ALTER SCHEMA {s} OWNER TO CURRENT_USER; \
+         GRANT USAGE, CREATE ON SCHEMA {s} TO {r};"
+    );
     for (table, function) in TABLES {
         let t = quote_ident(table);
         sql.push_str(&format!(

@@ -114,7 +114,7 @@ impl TenantPool {
                 // One round trip: role, schema, baseline and ledger (DDL, which
                 // diesel has no statements for).
                 let batch = format!(
-                    "CREATE ROLE {r} NOLOGIN; GRANT {r} TO CURRENT_USER; CREATE SCHEMA {s} AUTHORIZATION {r};\n\
+                    "CREATE ROLE {r} NOLOGIN; GRANT {r} TO CURRENT_USER; CREATE SCHEMA {s}; GRANT USAGE, CREATE ON SCHEMA {s} TO {r};\n\
                      SELECT set_config('search_path', {sl}, true);\nSET LOCAL ROLE {r};\n{}\n{}",
                     baseline.script,
                     baseline.ledger_sql,
@@ -126,7 +126,7 @@ impl TenantPool {
                     // the migrations instead, then check again.
                     tracing::warn!(tenant = %slug, "baseline fingerprint differs from the template; replaying migrations");
                     conn.batch_execute(&format!(
-                        "RESET ROLE; DROP SCHEMA {s} CASCADE; CREATE SCHEMA {s} AUTHORIZATION {r};\
+                        "RESET ROLE; DROP SCHEMA {s} CASCADE; CREATE SCHEMA {s}; GRANT USAGE, CREATE ON SCHEMA {s} TO {r};\
                          SELECT set_config('search_path', {sl}, true); SET LOCAL ROLE {r}; {LEDGER_DDL}",
                         sl = quote_literal(&schema)
                     ))

@@ -30,6 +30,14 @@ async fn assert_insert_only(pool: &TenantPool, url: &str, slug: &str) {
         "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger \
          LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
         "ALTER TABLE audit_log OWNER TO CURRENT_USER",
+        // The schema's owner could drop or swap any table in it.
+        "DROP TABLE audit_log",
+        "DROP TABLE audit_log CASCADE",
+        "ALTER TABLE audit_log RENAME TO audit_log_old",
+        "ALTER TABLE audit_log SET SCHEMA public",
+        format!("DROP SCHEMA tenant_{slug} CASCADE").as_str(),
+        format!("ALTER SCHEMA tenant_{slug} RENAME TO gone").as_str(),
+        format!("ALTER SCHEMA tenant_{slug} OWNER TO CURRENT_USER").as_str(),
     ] {
         assert!(
             as_tenant(pool, slug, attack).await.is_err(),
