@@ -222,7 +222,10 @@ impl PositionInput {
     pub(crate) fn check(&self) -> Result<(), FieldError> {
         let symbol = self.symbol.trim();
         if !valid_symbol(symbol) {
-            return Err(("symbol", "1-32 of A-Z 0-9 . ^ - =, starting with A-Z, 0-9 or ^".into()));
+            return Err((
+                "symbol",
+                "1-32 of A-Z 0-9 . ^ - =, starting with A-Z, 0-9 or ^".into(),
+            ));
         }
         match self.allocation_type {
             AllocationType::Quantity => match self.quantity {
