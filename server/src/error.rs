@@ -128,6 +128,8 @@ pub enum ErrorCode {
     /// A client secret was given but no secret store is configured
     /// (production without Vault).
     SecretStoreUnavailable,
+    /// The route's feature flag is off for this tenant (`…/features`).
+    FeatureDisabled,
 }
 
 impl ErrorCode {
@@ -187,6 +189,7 @@ impl ErrorCode {
             C::InvitationUsed => "invitation_used",
             C::IdpCheckFailed => "idp_check_failed",
             C::SecretStoreUnavailable => "secret_store_unavailable",
+            C::FeatureDisabled => "feature_disabled",
         }
     }
 }

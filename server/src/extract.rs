@@ -3,7 +3,8 @@
 //! tenant in the path (`{tenant}`) with permission `P` required;
 //! [`User<P>`] the same when it must be a user (not a machine client);
 //! [`Operator`] the client certificate on the admin listener;
-//! [`PageQuery`] the cursor and page size of lists.
+//! [`PageQuery`] the cursor and page size of lists;
+//! [`Gated<F, E>`] any of these when the tenant has feature flag `F` on.
 //!
 //! A token of another tenant is refused like a missing one, so nothing
 //! reveals whether a tenant or resource exists elsewhere.
@@ -396,6 +397,129 @@ impl<P: Requirement + 'static> FromRequest for User<P> {
             let caller = caller.await?;
             let id = caller.user_id()?;
             Ok(User { caller, id })
+        })
+    }
+}
+
+/// A built-in feature flag a route can be gated by, as a type
+/// (`Gated<flag::MonteCarlo, User<perm::AnalyticsRead>>`).
+pub trait Flag {
+    /// Its name under `…/features/{flag}`.
+    const NAME: &'static str;
+}
+
+/// The built-in feature flags: name, default and what it turns on. Tenant
+/// admins and operators switch them per tenant (`PUT …/features/{flag}`);
+/// `[tenancy.default_feature_flags]` changes the default for all tenants.
+pub const BUILT_IN_FLAGS: &[(&str, bool, &str)] = &[
+    (
+        flag::MonteCarlo::NAME,
+        true,
+        "Monte Carlo VaR/CVaR, outcome bands and the fan chart (CPU-heavy)",
+    ),
+    (
+        flag::PriceStream::NAME,
+        true,
+        "the WebSocket price stream of a portfolio",
+    ),
+];
+
+/// The built-in flag markers.
+pub mod flag {
+    use super::Flag;
+
+    /// `monteCarlo`: `…/monte-carlo` and `…/charts/fan.svg`.
+    pub struct MonteCarlo;
+    impl Flag for MonteCarlo {
+        const NAME: &'static str = "monteCarlo";
+    }
+
+    /// `priceStream`: `…/portfolios/{id}/stream` (WebSocket).
+    pub struct PriceStream;
+    impl Flag for PriceStream {
+        const NAME: &'static str = "priceStream";
+    }
+}
+
+/// Adds the [`BUILT_IN_FLAGS`] to the configured defaults (what the
+/// configuration sets wins).
+pub fn with_built_in_flags(defaults: &mut std::collections::BTreeMap<String, bool>) {
+    for (name, on, _) in BUILT_IN_FLAGS {
+        defaults.entry((*name).to_owned()).or_insert(*on);
+    }
+}
+
+/// 403 `feature_disabled` unless flag `F` is on for `tenant` (its own
+/// value, else the configured default, else the built-in one).
+pub async fn require_flag<F: Flag>(state: &AppState, tenant: &str) -> Result<(), ApiError> {
+    let flags = state.tenants.feature_flags(tenant).await?;
+    let on = flags.get(F::NAME).copied().unwrap_or_else(|| {
+        BUILT_IN_FLAGS
+            .iter()
+            .any(|(name, on, _)| *name == F::NAME && *on)
+    });
+    if on {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            ErrorCode::FeatureDisabled,
+            format!("the feature {:?} is turned off for this tenant", F::NAME),
+        ))
+    }
+}
+
+/// What knows the tenant it was authenticated for.
+pub trait InTenant {
+    /// The tenant.
+    fn tenant(&self) -> &TenantSlug;
+}
+
+impl<P: Requirement> InTenant for Caller<P> {
+    fn tenant(&self) -> &TenantSlug {
+        &self.tenant
+    }
+}
+
+impl<P: Requirement> InTenant for User<P> {
+    fn tenant(&self) -> &TenantSlug {
+        &self.caller.tenant
+    }
+}
+
+/// `E` (a [`Caller`] or [`User`]), extracted first, and then flag `F`
+/// required on for its tenant: a caller who is not authenticated learns
+/// nothing about the tenant's flags.
+pub struct Gated<F: Flag, E> {
+    /// The inner extractor.
+    pub inner: E,
+    _flag: PhantomData<F>,
+}
+
+impl<F: Flag, E> std::ops::Deref for Gated<F, E> {
+    type Target = E;
+    fn deref(&self) -> &E {
+        &self.inner
+    }
+}
+
+impl<F: Flag + 'static, E: FromRequest<Error = ApiError> + InTenant + 'static> FromRequest
+    for Gated<F, E>
+{
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let inner = E::from_request(req, payload);
+        let state = state_of(req);
+        Box::pin(async move {
+            let inner = inner.await?;
+            let state = state?;
+            require_flag::<F>(&state, inner.tenant().as_str()).await?;
+            Ok(Gated {
+                inner,
+                _flag: PhantomData,
+            })
         })
     }
 }

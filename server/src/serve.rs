@@ -83,7 +83,9 @@ pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
             .ok_or_else(|| anyhow::anyhow!("Vault secret `{DATABASE_SECRET}` has no field `url`"))?
             .to_owned();
     }
-    let tenants = TenantPool::connect(config.database.clone()).await?;
+    let mut database = config.database.clone();
+    crate::extract::with_built_in_flags(&mut database.default_feature_flags);
+    let tenants = TenantPool::connect(database).await?;
     let mut rl = config.rate_limit.clone();
     if rl.redis_url.is_none() {
         rl.redis_url = config.redis_url.clone();

@@ -712,3 +712,66 @@ async fn audit_log_pages_filters_exports_and_is_for_admins_only() {
         .await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
 }
+
+/// The built-in flags (`monteCarlo`, `priceStream`) are listed with their
+/// defaults and gate their routes: off answers 403 `feature_disabled` to an
+/// authenticated caller of that tenant only, after authentication (no token
+/// is still 401), and on again opens the route.
+#[tokio::test(flavor = "multi_thread")]
+async fn built_in_feature_flags_gate_their_routes() {
+    let env = env().await;
+    let (_, admin) = user_token(&env, "acme", "root@acme.test", Role::Admin).await;
+    let (_, other) = user_token(&env, "globex", "gil@globex.test", Role::Admin).await;
+    let v = env.expect_get(200, "/api/v1/t/acme/features", &admin).await;
+    assert_eq!(v["data"]["monteCarlo"], true, "{v}");
+    assert_eq!(v["data"]["priceStream"], true, "{v}");
+
+    let id = uuid::Uuid::new_v4();
+    let gated = |t: &str| {
+        [
+            format!("/api/v1/t/{t}/portfolios/{id}/monte-carlo"),
+            format!("/api/v1/t/{t}/portfolios/{id}/charts/fan.svg"),
+        ]
+    };
+    let stream = format!("/api/v1/t/acme/portfolios/{id}/stream");
+    // On (the default): the routes answer for the portfolio (none here).
+    for path in gated("acme") {
+        assert_eq!(env.get(&path, &admin).await.0, 404, "{path}");
+    }
+    assert_eq!(env.get(&stream, &admin).await.0, 404);
+
+    for flag in ["monteCarlo", "priceStream"] {
+        env.expect(
+            200,
+            Method::PUT,
+            &format!("/api/v1/t/acme/features/{flag}"),
+            Some(&admin),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    }
+    for path in gated("acme").iter().chain([&stream]) {
+        let (s, v) = env.get(path, &admin).await;
+        assert_eq!((s, code(&v)), (403, "feature_disabled"), "{path}: {v}");
+        assert!(v["meta"]["requestId"].is_string(), "{v}");
+        let r = env.http.get(env.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without a token");
+    }
+    // Another tenant keeps its own flags.
+    for path in gated("globex") {
+        assert_eq!(env.get(&path, &other).await.0, 404, "{path}");
+    }
+    // On again.
+    env.expect(
+        200,
+        Method::PUT,
+        "/api/v1/t/acme/features/monteCarlo",
+        Some(&admin),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    for path in gated("acme") {
+        assert_eq!(env.get(&path, &admin).await.0, 404, "{path}");
+    }
+    assert_eq!(env.get(&stream, &admin).await.0, 403);
+}

@@ -141,6 +141,8 @@ type State = web::Data<AppState>;
 type Id = web::Path<PortfolioPath>;
 type Analysis = web::Query<AnalyticsQuery>;
 type Simulation = web::Query<MonteCarloQuery>;
+/// An analyst of a tenant with the `monteCarlo` flag on.
+type Simulator = extract::Gated<extract::flag::MonteCarlo, Analyst>;
 
 /// May read the portfolios it can see.
 type Reader = AsUser<perm::PortfolioRead>;
@@ -702,8 +704,8 @@ async fn simulate(
 /// Monte Carlo VaR/CVaR (one period and over the horizon) and the simulated
 /// outcome bands (5/25/50/75/95 % of the cumulative return at each step),
 /// seeded and reproducible.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/monte-carlo", params(MonteCarloQuery), responses((status = 200, description = "VaR/CVaR and outcome bands"), (status = 400, description = "bad horizon, paths or model"), (status = 422, description = "no prices for a symbol")))]
-pub async fn monte_carlo(user: Analyst, state: State, path: Id, query: Simulation) -> Answer {
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/monte-carlo", params(MonteCarloQuery), responses((status = 200, description = "VaR/CVaR and outcome bands"), (status = 400, description = "bad horizon, paths or model"), (status = 403, description = "feature_disabled: the tenant's monteCarlo flag is off"), (status = 422, description = "no prices for a symbol")))]
+pub async fn monte_carlo(user: Simulator, state: State, path: Id, query: Simulation) -> Answer {
     let (mut summary, outcomes, window) = simulate(&user, &state, path.id, &query).await?;
     summary["bands"] = serde_json::to_value(&outcomes.bands).map_err(|e| ApiError::internal(&e))?;
     summary["window"] = serde_json::to_value(window).map_err(|e| ApiError::internal(&e))?;
@@ -711,8 +713,8 @@ pub async fn monte_carlo(user: Analyst, state: State, path: Id, query: Simulatio
 }
 
 /// The simulated outcome bands as a fan chart (SVG).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/charts/fan.svg", params(MonteCarloQuery), responses((status = 200, description = "image/svg+xml")))]
-pub async fn fan_chart(user: Analyst, state: State, path: Id, query: Simulation) -> Answer {
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/charts/fan.svg", params(MonteCarloQuery), responses((status = 200, description = "image/svg+xml"), (status = 403, description = "feature_disabled: the tenant's monteCarlo flag is off")))]
+pub async fn fan_chart(user: Simulator, state: State, path: Id, query: Simulation) -> Answer {
     let (summary, outcomes, window) = simulate(&user, &state, path.id, &query).await?;
     let title = format!(
         "Simulated outcomes: {} paths, {} periods ahead",

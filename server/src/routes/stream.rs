@@ -94,6 +94,7 @@ pub async fn stream(
     let token = token.unwrap_or_default();
     require(&p, Permission::PortfolioRead)?;
     require(&p, Permission::MarketRead)?;
+    extract::require_flag::<extract::flag::PriceStream>(&state, &tenant).await?;
     let actor = Actor {
         user_id: user_of(&p)?,
         tenant_admin: p.role == Role::Admin && authorize(&p, Permission::TenantAdmin).is_ok(),
