@@ -281,6 +281,7 @@ impl PortfolioService {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     /// The input the fuzzer found (`fuzz/fuzz_targets/csv_import.rs`): a
