@@ -63,3 +63,29 @@ async fn the_tenant_role_can_only_append_to_its_audit_log() {
     pool.provision("aud", "Audit").await.unwrap();
     assert_insert_only(&pool, &url, "aud").await;
 }
+
+/// A schema provisioned before the platform role owned tenant schemas (its
+/// tenant role the owner) is taken over by the platform migration.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schema_owned_by_its_tenant_role_is_taken_over() {
+    let url = database_url().await;
+    let pool = TenantPool::connect(config(&url)).await.unwrap();
+    pool.provision("legacy", "Legacy").await.unwrap();
+    // As it was provisioned before: the tenant role owns the schema.
+    super::admin_exec(
+        &url,
+        "DO $$ BEGIN EXECUTE format('ALTER SCHEMA tenant_legacy OWNER TO %I', \
+           (SELECT role_name FROM platform.tenants WHERE slug = 'legacy')); END $$; \
+         DELETE FROM platform.__diesel_schema_migrations WHERE version = '20261203000001'",
+    )
+    .await;
+    let owned_by_tenant = "SELECT count(*) AS n FROM pg_namespace n \
+         JOIN platform.tenants t ON t.schema_name = n.nspname \
+         WHERE t.slug = 'legacy' AND n.nspowner = to_regrole(t.role_name)";
+    assert_eq!(admin_count(&url, owned_by_tenant).await, 1);
+    drop(pool);
+    // Starting again applies the platform migration.
+    let pool = TenantPool::connect(config(&url)).await.unwrap();
+    assert_eq!(admin_count(&url, owned_by_tenant).await, 0);
+    assert_insert_only(&pool, &url, "legacy").await;
+}
