@@ -96,6 +96,8 @@ use utoipa::OpenApi;
         crate::routes::market_api::quotes,
         crate::routes::market_api::bars,
         crate::routes::market_api::search,
+        crate::routes::market_api::fundamentals,
+        crate::routes::market_api::news,
         crate::routes::stream::stream,
         crate::routes::settings::get_settings,
         crate::routes::settings::patch_settings,

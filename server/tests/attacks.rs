@@ -565,6 +565,8 @@ fn routes() -> Vec<Route> {
         r("get", "/api/v1/t/{tenant}/quotes").query("symbols=AAPL"),
         r("get", "/api/v1/t/{tenant}/bars/{symbol}").params(&[("symbol", Slot::Symbol)]),
         r("get", "/api/v1/t/{tenant}/symbols").query("q=AAPL"),
+        r("get", "/api/v1/t/{tenant}/fundamentals/{symbol}").params(&[("symbol", Slot::Symbol)]),
+        r("get", "/api/v1/t/{tenant}/news/{symbol}").params(&[("symbol", Slot::Symbol)]),
     ]
 }
 

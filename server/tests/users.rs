@@ -858,3 +858,152 @@ async fn live_price_stream_over_websocket_with_token_and_access_checks() {
     assert!(next_json(&mut ws).await.is_none());
     env.server.stop().await;
 }
+
+/// Fundamentals and news through the market chain: an Alpha Vantage
+/// adapter against a local server replaying its documented `OVERVIEW` and
+/// `NEWS_SENTIMENT` answers, in front of the embedded provider (which has
+/// neither). Provenance and the L1 cache like quotes; refusals like the
+/// other market routes.
+#[tokio::test(flavor = "multi_thread")]
+async fn market_fundamentals_and_news_come_through_the_chain_and_are_cached() {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let vendor = MockServer::start().await;
+    for (function, param, body) in [
+        (
+            "OVERVIEW",
+            "symbol",
+            include_str!("../../crates/market/tests/fixtures/alpha_vantage_overview.json"),
+        ),
+        (
+            "NEWS_SENTIMENT",
+            "tickers",
+            include_str!("../../crates/market/tests/fixtures/alpha_vantage_news.json"),
+        ),
+    ] {
+        Mock::given(method("GET"))
+            .and(path("/query"))
+            .and(query_param("function", function))
+            .and(query_param(param, "IBM"))
+            .and(query_param("apikey", "test-key"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
+            .expect(1) // the second ask is answered from L1
+            .mount(&vendor)
+            .await;
+    }
+    // Alpha Vantage's documented answer for a symbol it does not know.
+    for (function, param) in [("OVERVIEW", "symbol"), ("NEWS_SENTIMENT", "tickers")] {
+        Mock::given(method("GET"))
+            .and(path("/query"))
+            .and(query_param("function", function))
+            .and(query_param(param, "ZZZZ"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(
+                include_str!("../../crates/market/tests/fixtures/alpha_vantage_error.json"),
+                "application/json",
+            ))
+            .mount(&vendor)
+            .await;
+    }
+    let uri = vendor.uri();
+    let env = crate::common::env_with(move |c| {
+        let embedded = c.market.providers.clone();
+        let mut av: rampart_market::ProviderConfig = serde_json::from_value(json!({
+            "kind": "alpha_vantage",
+            "base_url": uri,
+            "api_key": "test-key",
+            // Not the free quota (5 calls a minute): this test makes more.
+            "rate_limit": {"capacity": 100, "per_second": 100.0, "max_wait_ms": 0},
+        }))
+        .unwrap();
+        av.retry = None;
+        c.market.providers = std::iter::once(av).chain(embedded).collect();
+    })
+    .await;
+    let auth = env.auth();
+    let (_, viewer) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
+    let (_, no_market) = scoped_token(
+        &auth,
+        "acme",
+        "nom@acme.test",
+        Role::Trader,
+        NO_MARKET_SCOPES,
+    )
+    .await;
+
+    let body = env
+        .expect_get(200, &format!("{T}/fundamentals/ibm"), &viewer)
+        .await;
+    let d = &body["data"];
+    assert_eq!(d["symbol"], "IBM");
+    assert_eq!(d["fundamentals"]["name"], "International Business Machines");
+    assert_eq!(d["fundamentals"]["pe_ratio"], 22.19);
+    assert_eq!(d["source"]["layer"], "provider", "{body}");
+    assert_eq!(d["origin"], "alpha_vantage");
+    let (_, body) = env.get(&format!("{T}/fundamentals/IBM"), &viewer).await;
+    assert_eq!(body["data"]["source"]["layer"], "l1", "cached: {body}");
+    assert_eq!(body["data"]["origin"], "alpha_vantage");
+
+    let body = env
+        .expect_get(200, &format!("{T}/news/IBM?limit=5"), &viewer)
+        .await;
+    let news = body["data"]["news"].as_array().unwrap();
+    assert_eq!(news.len(), 1, "{body}");
+    assert_eq!(news[0]["headline"], "IBM Unveils New Mainframe");
+    assert_eq!(news[0]["published_at"], "2024-03-08T14:30:00Z");
+    assert_eq!(body["data"]["source"]["layer"], "provider");
+    let (_, body) = env.get(&format!("{T}/news/IBM?limit=5"), &viewer).await;
+    assert_eq!(body["data"]["source"]["layer"], "l1", "cached: {body}");
+
+    // Refusals: no token, no market:read, another tenant, bad input.
+    for path in [format!("{T}/fundamentals/IBM"), format!("{T}/news/IBM")] {
+        let (s, _) = env.call(Method::GET, &path, None, None).await;
+        assert_eq!(s, 401, "{path}");
+        let (s, _) = env.get(&path, &no_market).await;
+        assert_eq!(s, 403, "{path}");
+        let other = path.replace("/t/acme/", "/t/globex/");
+        let (s, _) = env.get(&other, &viewer).await;
+        assert_eq!(s, 401, "{other}");
+    }
+    for path in [
+        format!("{T}/news/IBM?limit=0"),
+        format!("{T}/news/IBM?limit=51"),
+        format!("{T}/news/%3Cscript%3E"),
+        format!("{T}/fundamentals/%3Cscript%3E"),
+    ] {
+        let (s, body) = env.get(&path, &viewer).await;
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{path}: {body}"
+        );
+    }
+    // A symbol the vendor does not answer for: the embedded provider next
+    // (its name, no ratios; no articles); one nobody knows: 404.
+    let body = env
+        .expect_get(200, &format!("{T}/fundamentals/%5EGSPC"), &viewer)
+        .await;
+    assert_eq!(body["data"]["origin"], "embedded", "{body}");
+    assert_eq!(body["data"]["fundamentals"]["name"], "S&P 500 Index");
+    assert!(body["data"]["fundamentals"]["pe_ratio"].is_null());
+    let body = env
+        .expect_get(200, &format!("{T}/news/MSFT"), &viewer)
+        .await;
+    assert_eq!(body["data"]["news"], json!([]), "{body}");
+    assert_eq!(body["data"]["origin"], "embedded");
+    for path in [format!("{T}/fundamentals/ZZZZ"), format!("{T}/news/ZZZZ")] {
+        let (s, body) = env.get(&path, &viewer).await;
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (404, Some("not_found")),
+            "{path}: {body}"
+        );
+    }
+
+    let (_, doc) = env.call(Method::GET, "/openapi.json", None, None).await;
+    for p in [
+        "/api/v1/t/{tenant}/fundamentals/{symbol}",
+        "/api/v1/t/{tenant}/news/{symbol}",
+    ] {
+        assert!(doc["paths"][p]["get"].is_object(), "{p} not documented");
+    }
+}

@@ -196,8 +196,12 @@ pub(crate) struct ChainInner {
     pub(crate) providers: Vec<GuardedProvider>,
     l1_quotes: moka::sync::Cache<String, Arc<CachedQuote>>,
     l1_bars: moka::sync::Cache<BarsKey, Arc<CachedBars>>,
-    /// Search answers by lower-cased query: (matches, provider, fetched).
-    l1_search: moka::sync::Cache<String, Arc<(Vec<SymbolMatch>, String, std::time::Instant)>>,
+    /// Search answers by lower-cased query.
+    l1_search: Answers<Vec<SymbolMatch>>,
+    /// Fundamentals by symbol.
+    l1_fundamentals: Answers<Fundamentals>,
+    /// News by symbol and limit.
+    l1_news: Answers<Vec<NewsItem>>,
     pub(crate) l2: Option<RedisCache>,
     pub(crate) store: Option<StoreProvider>,
     quote_flights: Coalescer<(String, Staleness), Result<Served<Quote>>>,
@@ -329,17 +333,25 @@ impl ProviderChainBuilder {
             .max_capacity((self.cache.l1_capacity / 10).max(100))
             .time_to_live(self.cache.l1_bars_ttl.max(Duration::from_millis(1)))
             .build();
-        // Search answers change about as rarely as bar ranges: same TTL.
-        let l1_search = moka::sync::Cache::builder()
-            .max_capacity((self.cache.l1_capacity / 10).max(100))
-            .time_to_live(self.cache.l1_bars_ttl.max(Duration::from_millis(1)))
-            .build();
+        // Search, fundamentals and news change about as rarely as bar
+        // ranges: same TTL.
+        let (capacity, ttl) = (
+            (self.cache.l1_capacity / 10).max(100),
+            self.cache.l1_bars_ttl,
+        );
+        let (l1_search, l1_fundamentals, l1_news) = (
+            Answers::new(capacity, ttl),
+            Answers::new(capacity, ttl),
+            Answers::new(capacity, ttl),
+        );
         Ok(ProviderChain {
             inner: Arc::new(ChainInner {
                 providers,
                 l1_quotes,
                 l1_bars,
                 l1_search,
+                l1_fundamentals,
+                l1_news,
                 l2: self.redis,
                 store: self.store,
                 quote_flights: Coalescer::new(),
@@ -616,9 +628,77 @@ impl ProviderChain {
             return Err(MarketError::InvalidInput("empty search".into()));
         }
         let q = query.trim();
-        let key = q.to_lowercase();
-        if let Some(hit) = self.inner.l1_search.get(&key) {
-            self.inner.metrics.cache_result("l1", "hit");
+        let inner = &self.inner;
+        inner
+            .answer(&inner.l1_search, q.to_lowercase(), "search", move |p| {
+                p.search(q)
+            })
+            .await
+    }
+
+    /// Fundamentals, from the first provider that has them; kept in L1 (for
+    /// the bars TTL) by symbol.
+    pub async fn fundamentals(&self, symbol: &str) -> Result<Served<Fundamentals>> {
+        let symbol = normalize_symbol(symbol)?;
+        let s = symbol.as_str();
+        let inner = &self.inner;
+        inner
+            .answer(
+                &inner.l1_fundamentals,
+                symbol.clone(),
+                "fundamentals",
+                move |p| p.fundamentals(s),
+            )
+            .await
+    }
+
+    /// Recent news, from the first provider that has them; kept in L1 (for
+    /// the bars TTL) by symbol and limit.
+    pub async fn news(&self, symbol: &str, limit: usize) -> Result<Served<Vec<NewsItem>>> {
+        let symbol = normalize_symbol(symbol)?;
+        let s = symbol.as_str();
+        let inner = &self.inner;
+        inner
+            .answer(
+                &inner.l1_news,
+                format!("{symbol}:{limit}"),
+                "news",
+                move |p| p.news(s, limit),
+            )
+            .await
+    }
+}
+
+/// An L1 cache of whole answers (search, fundamentals, news): the value, the
+/// provider that gave it and when.
+struct Answers<T>(moka::sync::Cache<String, Arc<(T, String, Instant)>>);
+
+impl<T: Clone + Send + Sync + 'static> Answers<T> {
+    fn new(capacity: u64, ttl: Duration) -> Self {
+        Answers(
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl.max(Duration::from_millis(1)))
+                .build(),
+        )
+    }
+}
+
+impl ChainInner {
+    /// The L1 answer under `key`, else the first provider's (then kept).
+    async fn answer<'a, T, F>(
+        &'a self,
+        cache: &Answers<T>,
+        key: String,
+        operation: &'static str,
+        call: F,
+    ) -> Result<Served<T>>
+    where
+        T: Clone + Send + Sync + 'static,
+        F: Fn(&'a dyn MarketDataProvider) -> BoxFuture<'a, Result<T>> + Copy + Send + Sync + 'a,
+    {
+        if let Some(hit) = cache.0.get(&key) {
+            self.metrics.cache_result("l1", "hit");
             return Ok(Served {
                 value: hit.0.clone(),
                 source: Source::L1,
@@ -627,37 +707,14 @@ impl ProviderChain {
                 stale: false,
             });
         }
-        self.inner.metrics.cache_result("l1", "miss");
+        self.metrics.cache_result("l1", "miss");
         let (value, provider) = self
-            .inner
-            .try_providers(|g| g.call("search", move |p| p.search(q)).boxed())
+            .try_providers(|g| g.call(operation, call).boxed())
             .await?;
-        self.inner.l1_search.insert(
+        cache.0.insert(
             key,
-            Arc::new((value.clone(), provider.clone(), std::time::Instant::now())),
+            Arc::new((value.clone(), provider.clone(), Instant::now())),
         );
-        Ok(fresh(value, provider))
-    }
-
-    /// Fundamentals, from the first provider that has them.
-    pub async fn fundamentals(&self, symbol: &str) -> Result<Served<Fundamentals>> {
-        let symbol = normalize_symbol(symbol)?;
-        let s = symbol.as_str();
-        let (value, provider) = self
-            .inner
-            .try_providers(|g| g.call("fundamentals", move |p| p.fundamentals(s)).boxed())
-            .await?;
-        Ok(fresh(value, provider))
-    }
-
-    /// Recent news, from the first provider that has them.
-    pub async fn news(&self, symbol: &str, limit: usize) -> Result<Served<Vec<NewsItem>>> {
-        let symbol = normalize_symbol(symbol)?;
-        let s = symbol.as_str();
-        let (value, provider) = self
-            .inner
-            .try_providers(|g| g.call("news", move |p| p.news(s, limit)).boxed())
-            .await?;
         Ok(fresh(value, provider))
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveTime};
 
 use crate::error::{MarketError, Result};
-use crate::model::{Bar, Quote, SymbolMatch};
+use crate::model::{Bar, Fundamentals, NewsItem, Quote, SymbolMatch};
 use crate::provider::MarketDataProvider;
 
 const SP500: &str = include_str!("../data/sp500_daily.csv");
@@ -169,6 +169,33 @@ impl MarketDataProvider for EmbeddedProvider {
             .get(start..end)
             .map(<[Bar]>::to_vec)
             .unwrap_or_default())
+    }
+
+    /// What the embedded set knows: the instrument's name (in USD); the
+    /// ratios are not part of it.
+    async fn fundamentals(&self, symbol: &str) -> Result<Fundamentals> {
+        let (symbol, name, _) = INSTRUMENTS
+            .iter()
+            .find(|(s, _, _)| *s == symbol)
+            .ok_or_else(|| MarketError::unknown(&self.name, symbol))?;
+        Ok(Fundamentals {
+            symbol: (*symbol).into(),
+            name: (*name).into(),
+            exchange: None,
+            currency: Some("USD".into()),
+            sector: None,
+            market_cap: None,
+            pe_ratio: None,
+            eps: None,
+            dividend_yield: None,
+        })
+    }
+
+    /// The embedded set has no articles: an empty list for a known symbol
+    /// (put vendors with news before it in the chain).
+    async fn news(&self, symbol: &str, _limit: usize) -> Result<Vec<NewsItem>> {
+        self.series(symbol)?;
+        Ok(Vec::new())
     }
 
     async fn search(&self, query: &str) -> Result<Vec<SymbolMatch>> {

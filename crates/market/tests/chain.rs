@@ -470,22 +470,42 @@ async fn search_fundamentals_news_fall_back_past_unsupported() {
         )
         .mount(&server)
         .await;
+    let embedded = || -> Arc<dyn rampart_market::MarketDataProvider> {
+        Arc::new(rampart_market::EmbeddedProvider::new())
+    };
+    // Yahoo has no fundamentals: the chain asks the embedded set next, which
+    // knows names, not ratios. Yahoo answers news and search itself.
     let chain = ProviderChain::builder()
-        .provider(
-            Arc::new(rampart_market::EmbeddedProvider::new()),
-            ProviderPolicy::default(),
-        )
+        .provider(yahoo("yahoo", &server.uri()), fast_policy())
+        .provider(embedded(), ProviderPolicy::default())
+        .build()
+        .unwrap();
+    let f = chain.fundamentals("AAPL").await.unwrap();
+    assert_eq!(f.source, Source::Provider("embedded".into()));
+    assert_eq!(
+        (f.value.name.as_str(), f.value.pe_ratio),
+        ("Apple Inc.", None)
+    );
+    let news = chain.news("AAPL", 3).await.unwrap();
+    assert_eq!(news.source, Source::Provider("yahoo".into()));
+    assert!(!news.value.is_empty());
+    let search = chain.search("apple").await.unwrap();
+    assert_eq!(search.source, Source::Provider("yahoo".into()));
+    // No provider with fundamentals at all.
+    let chain = ProviderChain::builder()
         .provider(yahoo("yahoo", &server.uri()), fast_policy())
         .build()
         .unwrap();
-    let news = chain.news("AAPL", 3).await.unwrap();
-    assert_eq!(
-        news.source,
-        Source::Provider("yahoo".into()),
-        "embedded has no news"
-    );
-    let search = chain.search("apple").await.unwrap();
-    assert_eq!(search.source, Source::Provider("embedded".into()));
     let e = chain.fundamentals("AAPL").await.unwrap_err();
     assert!(matches!(e, MarketError::Unsupported { .. }), "{e}");
+    // The embedded set has no articles: none for a symbol it knows.
+    let chain = ProviderChain::builder()
+        .provider(embedded(), ProviderPolicy::default())
+        .build()
+        .unwrap();
+    let news = chain.news("AAPL", 3).await.unwrap();
+    assert_eq!(news.source, Source::Provider("embedded".into()));
+    assert!(news.value.is_empty());
+    let e = chain.news("ZZZZ", 3).await.unwrap_err();
+    assert!(matches!(e, MarketError::UnknownSymbol { .. }), "{e}");
 }

@@ -1,5 +1,6 @@
-//! `/api/v1/t/{tenant}/quotes?symbols=…`, `/bars/{symbol}` and `/symbols?q=`:
-//! batch quotes, daily history and symbol search through the market chain
+//! `/api/v1/t/{tenant}/quotes?symbols=…`, `/bars/{symbol}`, `/symbols?q=`,
+//! `/fundamentals/{symbol}` and `/news/{symbol}?limit=`: batch quotes, daily
+//! history, symbol search, company fundamentals and news through the market chain
 //! (`state.market`, with its caches), each answer saying who served it and
 //! how old it is. Needs `market:read`.
 use actix_web::{HttpResponse, web};
@@ -19,7 +20,18 @@ pub const MAX_BATCH: usize = 50;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/t/{tenant}/quotes", web::get().to(quotes))
         .route("/api/v1/t/{tenant}/bars/{symbol}", web::get().to(bars))
-        .route("/api/v1/t/{tenant}/symbols", web::get().to(search));
+        .route("/api/v1/t/{tenant}/symbols", web::get().to(search))
+        .route(
+            "/api/v1/t/{tenant}/fundamentals/{symbol}",
+            web::get().to(fundamentals),
+        )
+        .route("/api/v1/t/{tenant}/news/{symbol}", web::get().to(news));
+}
+
+/// The path's symbol, normalized (400 when malformed).
+fn symbol_of(path: &SymbolPath) -> Result<String, ApiError> {
+    rampart_market::model::normalize_symbol(&path.symbol)
+        .map_err(|_| ApiError::bad_request("malformed symbol"))
 }
 
 fn provenance<T>(served: &Served<T>) -> serde_json::Value {
@@ -114,8 +126,7 @@ pub async fn bars(
     path: web::Path<SymbolPath>,
     query: web::Query<BarsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let symbol = rampart_market::model::normalize_symbol(&path.symbol)
-        .map_err(|_| ApiError::bad_request("malformed symbol"))?;
+    let symbol = symbol_of(&path)?;
     let to = query.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let from = query.from.unwrap_or(to - chrono::Duration::days(365));
     if from > to || (to - from).num_days() > 30 * 366 {
@@ -153,5 +164,56 @@ pub async fn search(
     let served = state.market.search(q).await?;
     let mut v = provenance(&served);
     v["matches"] = serde_json::to_value(&served.value).unwrap_or_default();
+    Ok(api::ok(v))
+}
+
+/// Company fundamentals (name, exchange, sector, market cap, P/E, EPS,
+/// dividend yield) from the first provider that has them; kept in L1 for the
+/// bars TTL.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/fundamentals/{symbol}", responses((status = 200, description = "`fundamentals` with `source`, `origin`, `ageMs` and `stale`"), (status = 400, description = "malformed symbol"), (status = 404, description = "unknown symbol"), (status = 503, description = "market_unavailable: no provider has fundamentals")))]
+pub async fn fundamentals(
+    _caller: Caller<perm::MarketRead>,
+    state: web::Data<AppState>,
+    path: web::Path<SymbolPath>,
+) -> Result<HttpResponse, ApiError> {
+    let symbol = symbol_of(&path)?;
+    let served = state.market.fundamentals(&symbol).await?;
+    let mut v = provenance(&served);
+    v["symbol"] = symbol.into();
+    v["fundamentals"] = serde_json::to_value(&served.value).map_err(|e| ApiError::internal(&e))?;
+    Ok(api::ok(v))
+}
+
+/// Most news items of one answer.
+pub const MAX_NEWS: usize = 50;
+
+/// `?limit=10`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct NewsQuery {
+    /// How many items (1–50, default 10), newest first.
+    pub limit: Option<usize>,
+}
+
+/// Recent news about a symbol, newest first, from the first provider that
+/// has them; kept in L1 for the bars TTL.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/news/{symbol}", params(NewsQuery), responses((status = 200, description = "`news` (headline, url, source, summary, published_at) with `source`, `origin`, `ageMs` and `stale`"), (status = 400, description = "malformed symbol or limit"), (status = 404, description = "unknown symbol"), (status = 503, description = "market_unavailable: no provider has news")))]
+pub async fn news(
+    _caller: Caller<perm::MarketRead>,
+    state: web::Data<AppState>,
+    path: web::Path<SymbolPath>,
+    query: web::Query<NewsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let symbol = symbol_of(&path)?;
+    let limit = query.limit.unwrap_or(10);
+    if !(1..=MAX_NEWS).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit: 1-{MAX_NEWS}")));
+    }
+    let served = state.market.news(&symbol, limit).await?;
+    let mut items = served.value.clone();
+    items.sort_by_key(|n| std::cmp::Reverse(n.published_at));
+    items.truncate(limit);
+    let mut v = provenance(&served);
+    v["symbol"] = symbol.into();
+    v["news"] = serde_json::to_value(&items).map_err(|e| ApiError::internal(&e))?;
     Ok(api::ok(v))
 }
