@@ -57,6 +57,8 @@ use utoipa::OpenApi;
         crate::routes::members::attach_broker,
         crate::routes::members::detach_broker,
         crate::routes::members::leaderboard,
+        crate::routes::members::my_portfolio,
+        crate::routes::members::my_portfolio_csv,
         crate::routes::members::leaderboard_opt_out,
         crate::routes::members::trigger_snapshot,
         crate::routes::portfolios::list,

@@ -483,6 +483,8 @@ fn routes() -> Vec<Route> {
         r("delete", "/api/v1/t/{tenant}/admin/members/{member}/broker")
             .params(&[("member", Slot::Member)]),
         r("get", "/api/v1/t/{tenant}/leaderboard"),
+        r("get", "/api/v1/t/{tenant}/me/portfolio"),
+        r("get", "/api/v1/t/{tenant}/me/portfolio.csv"),
         r("put", "/api/v1/t/{tenant}/leaderboard/opt-out")
             .body(|_| Body::Json(json!({"optOut": true}))),
         // portfolios

@@ -796,6 +796,69 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
     assert_eq!(body["data"]["entries"].as_array().unwrap().len(), 2);
     assert_eq!(body["data"]["entries"][0]["memberId"], winner.to_string());
 
+    // Each member reads its own series from the snapshots: exact amounts,
+    // total P&L since the first snapshot (carried into a later window).
+    let mine = "/api/v1/t/acme/me/portfolio";
+    let body = api.expect_get(200, mine, &winner_token).await;
+    let d = &body["data"];
+    assert_eq!(
+        (&d["from"], &d["to"]),
+        (&json!("2026-11-20"), &json!("2026-11-21"))
+    );
+    let points = d["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "{body}");
+    assert_eq!(points[0]["equity"], 110000.0);
+    assert_eq!(points[0]["cash"], 25000.5);
+    assert_eq!(points[0]["positions"], 1);
+    assert_eq!(points[0]["daily_pnl"], 10000.0);
+    assert_eq!(points[1]["total_pnl"], 20000.0);
+    let body = api
+        .expect_get(200, &format!("{mine}?from=2026-11-21"), &winner_token)
+        .await;
+    assert_eq!(body["data"]["points"].as_array().unwrap().len(), 1);
+    assert_eq!(body["data"]["points"][0]["total_pnl"], 20000.0);
+    let loser_token = token(&state, "acme", loser, Role::Trader).await;
+    let body = api.expect_get(200, mine, &loser_token).await;
+    assert_eq!(body["data"]["member"], loser.to_string());
+    assert_eq!(body["data"]["points"][1]["total_pnl"], -10000.0);
+    let res = api
+        .http
+        .get(url(
+            server.public_addr,
+            &format!("{mine}.csv?to=2026-11-20"),
+        ))
+        .bearer_auth(&winner_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert_eq!(
+        res.text().await.unwrap(),
+        "date,equity,cash,positions,daily_pnl,daily_return,total_pnl\n\
+         2026-11-20,110000,25000.5,1,10000,0.1,10000\n"
+    );
+    // No snapshots yet: an empty series. Refusals: a bad window, no token,
+    // another tenant's token.
+    let body = api.expect_get(200, mine, &acme_admin).await;
+    assert_eq!(body["data"]["points"], json!([]));
+    for bad in [
+        "from=2026-11-22&to=2026-11-21",
+        "from=2000-01-01&to=2026-11-21",
+        "since=1",
+    ] {
+        api.expect_get(400, &format!("{mine}?{bad}"), &winner_token)
+            .await;
+    }
+    api.expect(401, Method::GET, mine, None, None).await;
+    api.expect_get(401, "/api/v1/t/globex/me/portfolio", &winner_token)
+        .await;
+
     // Opt-out hides the member.
     api.expect(
         200,

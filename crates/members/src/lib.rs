@@ -50,6 +50,7 @@ mod leaderboard;
 mod member;
 mod schedule;
 mod schema;
+mod series;
 mod snapshot;
 
 pub use broker::{BrokerAccount, BrokerCrypto, BrokerKeys, validate_paper_keys};
@@ -61,6 +62,7 @@ pub use leaderboard::{LeaderboardEntry, LeaderboardPage, LeaderboardSort, Period
 pub use member::{Member, MemberInput, UpsertOutcome};
 pub use rust_decimal::Decimal;
 pub use schedule::CronSchedule;
+pub use series::{MAX_SERIES_DAYS, SeriesPoint, series_csv};
 pub use snapshot::{
     AlpacaClient, MemberFailure, SnapshotConfig, SnapshotJob, SnapshotReport, TenantReport,
 };

@@ -49,6 +49,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             &format!("{T}/admin/members/{{member}}/broker"),
             web::delete().to(detach_broker),
         )
+        .route(&format!("{T}/me/portfolio"), web::get().to(my_portfolio))
+        .route(
+            &format!("{T}/me/portfolio.csv"),
+            web::get().to(my_portfolio_csv),
+        )
         .route(&format!("{T}/leaderboard"), web::get().to(leaderboard))
         .route(
             &format!("{T}/leaderboard/opt-out"),
@@ -409,4 +414,57 @@ pub async fn trigger_snapshot(
     let date = body.date.unwrap_or_else(|| Utc::now().date_naive());
     let report = jobs::run_snapshot_job(&state, date, &operator.actor()).await?;
     Ok(api::ok(report))
+}
+
+/// `?from=&to=` of the member's own series.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesQuery {
+    /// First day (default: five years before `to`).
+    pub from: Option<NaiveDate>,
+    /// Last day (default: today).
+    pub to: Option<NaiveDate>,
+}
+
+/// The caller's own series from the daily snapshots (its broker account).
+async fn series(
+    user: &User<perm::PortfolioRead>,
+    state: &AppState,
+    query: &SeriesQuery,
+) -> Result<Vec<rampart_members::SeriesPoint>, ApiError> {
+    Ok(members(state)
+        .member_series(&user.tenant, user.id, query.from, query.to)
+        .await?)
+}
+
+/// The member's own portfolio over time from the daily snapshots: equity,
+/// cash, positions count, daily P&L and total P&L since the first snapshot
+/// (empty before the first snapshot).
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/me/portfolio", params(SeriesQuery), responses((status = 200, description = "`points`: date, equity, cash, positions, daily_pnl, daily_return, total_pnl (exact decimals), oldest first"), (status = 400, description = "bad window (from after to, more than 5 years)")))]
+pub async fn my_portfolio(
+    user: User<perm::PortfolioRead>,
+    state: web::Data<AppState>,
+    query: web::Query<SeriesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let points = series(&user, &state, &query).await?;
+    Ok(api::ok(serde_json::json!({
+        "member": user.id,
+        "from": points.first().map(|p| p.date),
+        "to": points.last().map(|p| p.date),
+        "points": points,
+    })))
+}
+
+/// The same series as CSV.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/me/portfolio.csv", params(SeriesQuery), responses((status = 200, description = "text/csv: date,equity,cash,positions,daily_pnl,daily_return,total_pnl"), (status = 400, description = "bad window")))]
+pub async fn my_portfolio_csv(
+    user: User<perm::PortfolioRead>,
+    state: web::Data<AppState>,
+    query: web::Query<SeriesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let points = series(&user, &state, &query).await?;
+    Ok(api::csv(
+        "portfolio.csv",
+        rampart_members::series_csv(&points),
+    ))
 }
