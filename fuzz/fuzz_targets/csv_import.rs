@@ -16,47 +16,11 @@ use std::collections::HashSet;
 
 use libfuzzer_sys::fuzz_target;
 use rampart_members::{ImportAction, MemberInput, parse_import_rows};
-use rampart_portfolio::transfer::{MAX_BYTES, MAX_ROWS, parse_positions, positions_csv};
-use rampart_portfolio::{
-    Access, Decimal, Portfolio, PortfolioDetail, PortfolioError, Position, PositionInput,
-};
-use uuid::Uuid;
+use rampart_portfolio::transfer::{MAX_BYTES, MAX_ROWS, detail_of, parse_positions, positions_csv};
+use rampart_portfolio::{Decimal, PortfolioError};
 
 /// `rampart_members`' documented row limit (its constant is not exported).
 const MAX_MEMBER_ROWS: usize = 5_000;
-
-fn detail_of(positions: &[PositionInput]) -> PortfolioDetail {
-    let epoch = chrono::DateTime::UNIX_EPOCH;
-    PortfolioDetail {
-        portfolio: Portfolio {
-            id: Uuid::nil(),
-            owner_id: Uuid::nil(),
-            name: "fuzz".into(),
-            description: String::new(),
-            base_currency: "USD".into(),
-            is_public: false,
-            settings: serde_json::json!({}),
-            version: 1,
-            created_at: epoch,
-            updated_at: epoch,
-            access: Access::Owner,
-        },
-        positions: positions
-            .iter()
-            .map(|p| Position {
-                id: Uuid::nil(),
-                symbol: p.symbol.clone(),
-                allocation_type: p.allocation_type,
-                quantity: p.quantity,
-                target_weight: p.target_weight,
-                purchase_price: p.purchase_price,
-                purchase_date: p.purchase_date,
-                sector: p.sector.clone(),
-                notes: p.notes.clone().unwrap_or_default(),
-            })
-            .collect(),
-    }
-}
 
 fn positions(data: &[u8]) {
     match parse_positions(data) {

@@ -331,6 +331,21 @@ impl Api {
             .await
     }
 
+    /// `GET path` with `bearer` answered 200 with `text/csv`: the body.
+    pub async fn expect_csv(&self, path: &str, bearer: &str) -> String {
+        let res = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "GET {path}");
+        let kind = res.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(kind.starts_with("text/csv"), "GET {path}: {kind}");
+        res.text().await.unwrap()
+    }
+
     /// `PATCH path` of `body` with `bearer` answered 200: [`Api::expect`].
     pub async fn expect_patch(&self, path: &str, bearer: &str, body: Value) -> Value {
         self.expect(200, Method::PATCH, path, Some(bearer), Some(body))

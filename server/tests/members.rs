@@ -821,25 +821,9 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
     let body = api.expect_get(200, mine, &loser_token).await;
     assert_eq!(body["data"]["member"], loser.to_string());
     assert_eq!(body["data"]["points"][1]["total_pnl"], -10000.0);
-    let res = api
-        .http
-        .get(url(
-            server.public_addr,
-            &format!("{mine}.csv?to=2026-11-20"),
-        ))
-        .bearer_auth(&winner_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/csv")
-    );
     assert_eq!(
-        res.text().await.unwrap(),
+        api.expect_csv(&format!("{mine}.csv?to=2026-11-20"), &winner_token)
+            .await,
         "date,equity,cash,positions,daily_pnl,daily_return,total_pnl\n\
          2026-11-20,110000,25000.5,1,10000,0.1,10000\n"
     );

@@ -724,21 +724,7 @@ async fn csv_import_export_with_row_report_and_limits() {
     assert_eq!(s, 200);
 
     // Export.
-    let res = env
-        .http
-        .get(env.url(&csv_path))
-        .bearer_auth(&owner)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/csv")
-    );
-    let exported = res.text().await.unwrap();
+    let exported = env.expect_csv(&csv_path, &owner).await;
     let lines: Vec<&str> = exported.lines().collect();
     assert_eq!(
         lines[0],

@@ -23,19 +23,25 @@ async fn user_token(auth: &AuthServer, tenant: &str, email: &str, role: Role) ->
 
 const T: &str = "/api/v1/t/acme";
 
-#[tokio::test(flavor = "multi_thread")]
-async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
-    let env = env().await;
-    let auth = env.auth();
-    let (_, viewer) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
+/// Tokens of `acme`: a viewer (with `market:read`) and a trader without it.
+async fn market_readers(auth: &AuthServer) -> (String, String) {
+    let (_, viewer) = user_token(auth, "acme", "vic@acme.test", Role::Viewer).await;
     let (_, no_market) = scoped_token(
-        &auth,
+        auth,
         "acme",
         "nom@acme.test",
         Role::Trader,
         NO_MARKET_SCOPES,
     )
     .await;
+    (viewer, no_market)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
+    let env = env().await;
+    let auth = env.auth();
+    let (viewer, no_market) = market_readers(&auth).await;
     let (_, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Admin).await;
 
     // Batch quotes: known ones with provenance, unknown ones as errors.
@@ -920,15 +926,7 @@ async fn market_fundamentals_and_news_come_through_the_chain_and_are_cached() {
     })
     .await;
     let auth = env.auth();
-    let (_, viewer) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
-    let (_, no_market) = scoped_token(
-        &auth,
-        "acme",
-        "nom@acme.test",
-        Role::Trader,
-        NO_MARKET_SCOPES,
-    )
-    .await;
+    let (viewer, no_market) = market_readers(&auth).await;
 
     let body = env
         .expect_get(200, &format!("{T}/fundamentals/ibm"), &viewer)

@@ -214,6 +214,43 @@ fn from_text_cell(cell: &str) -> &str {
     }
 }
 
+/// A portfolio holding just `positions` (nil ids, the epoch), for
+/// round-trip checks of [`positions_csv`] and [`parse_positions`] (the
+/// fuzz target and tests).
+#[doc(hidden)]
+pub fn detail_of(positions: &[PositionInput]) -> PortfolioDetail {
+    let epoch = chrono::DateTime::UNIX_EPOCH;
+    PortfolioDetail {
+        portfolio: crate::Portfolio {
+            id: uuid::Uuid::nil(),
+            owner_id: uuid::Uuid::nil(),
+            name: "round trip".into(),
+            description: String::new(),
+            base_currency: "USD".into(),
+            is_public: false,
+            settings: serde_json::json!({}),
+            version: 1,
+            created_at: epoch,
+            updated_at: epoch,
+            access: crate::Access::Owner,
+        },
+        positions: positions
+            .iter()
+            .map(|p| crate::Position {
+                id: uuid::Uuid::nil(),
+                symbol: p.symbol.clone(),
+                allocation_type: p.allocation_type,
+                quantity: p.quantity,
+                target_weight: p.target_weight,
+                purchase_price: p.purchase_price,
+                purchase_date: p.purchase_date,
+                sector: p.sector.clone(),
+                notes: p.notes.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
 /// Writes positions as CSV (the [`COLUMNS`], header first); text cells are
 /// neutralised against formula injection (a leading `'`).
 pub fn positions_csv(detail: &PortfolioDetail) -> String {
@@ -307,41 +344,8 @@ mod tests {
         let positions = parse_positions(csv.as_bytes()).unwrap();
         assert_eq!(positions[0].notes.as_deref(), Some("=SUM(A1)"));
         assert_eq!(positions[1].sector.as_deref(), Some("'plain"));
-        let exported = positions_csv(&detail(&positions));
+        let exported = positions_csv(&detail_of(&positions));
         assert!(exported.contains("'-tech") && exported.contains("'=SUM(A1)"));
         assert_eq!(parse_positions(exported.as_bytes()).unwrap(), positions);
-    }
-
-    fn detail(positions: &[PositionInput]) -> PortfolioDetail {
-        let epoch = chrono::DateTime::UNIX_EPOCH;
-        PortfolioDetail {
-            portfolio: crate::Portfolio {
-                id: uuid::Uuid::nil(),
-                owner_id: uuid::Uuid::nil(),
-                name: "t".into(),
-                description: String::new(),
-                base_currency: "USD".into(),
-                is_public: false,
-                settings: serde_json::json!({}),
-                version: 1,
-                created_at: epoch,
-                updated_at: epoch,
-                access: crate::Access::Owner,
-            },
-            positions: positions
-                .iter()
-                .map(|p| crate::Position {
-                    id: uuid::Uuid::nil(),
-                    symbol: p.symbol.clone(),
-                    allocation_type: p.allocation_type,
-                    quantity: p.quantity,
-                    target_weight: p.target_weight,
-                    purchase_price: p.purchase_price,
-                    purchase_date: p.purchase_date,
-                    sector: p.sector.clone(),
-                    notes: p.notes.clone().unwrap_or_default(),
-                })
-                .collect(),
-        }
     }
 }
