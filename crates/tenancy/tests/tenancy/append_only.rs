@@ -76,7 +76,7 @@ async fn a_schema_owned_by_its_tenant_role_is_taken_over() {
         &url,
         "DO $$ BEGIN EXECUTE format('ALTER SCHEMA tenant_legacy OWNER TO %I', \
            (SELECT role_name FROM platform.tenants WHERE slug = 'legacy')); END $$; \
-         DELETE FROM platform.__diesel_schema_migrations WHERE version = '20261203000001'",
+         DELETE FROM platform.__diesel_schema_migrations WHERE version = '20261203000002'",
     )
     .await;
     let owned_by_tenant = "SELECT count(*) AS n FROM pg_namespace n \
