@@ -54,6 +54,7 @@ mod error;
 pub mod invitation;
 mod jose_header;
 pub mod keys;
+pub mod merkle;
 pub mod mfa;
 pub mod oauth;
 pub mod password;
