@@ -46,6 +46,7 @@ pub mod accounts;
 pub mod apikey;
 pub mod audit;
 pub mod audit_query;
+pub mod audit_tree;
 pub mod cleanup;
 pub mod clients;
 mod config;

@@ -61,6 +61,68 @@ pub fn root(leaves: &[Hash]) -> Hash {
     }
 }
 
+/// The roots of the perfect subtrees a tree decomposes into, largest
+/// first (one per set bit of its size: RFC 9162's compact range of the
+/// whole tree). Enough to append leaves and compute the tree head without
+/// the leaves themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    nodes: Vec<Hash>,
+}
+
+impl Frontier {
+    /// The empty tree's.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Leaves in the tree.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a leaf (its [`leaf_hash`]).
+    pub fn push(&mut self, leaf: Hash) {
+        let mut node = leaf;
+        let mut s = self.size;
+        while s & 1 == 1 {
+            if let Some(left) = self.nodes.pop() {
+                node = node_hash(&left, &node);
+            }
+            s >>= 1;
+        }
+        self.nodes.push(node);
+        self.size += 1;
+    }
+
+    /// The tree head, `MTH` of every leaf pushed.
+    pub fn root(&self) -> Hash {
+        match self.nodes.split_last() {
+            None => empty_root(),
+            Some((last, rest)) => rest.iter().rev().fold(*last, |acc, n| node_hash(n, &acc)),
+        }
+    }
+
+    /// The subtree roots, concatenated (32 bytes each).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.nodes.concat()
+    }
+
+    /// What [`Frontier::to_bytes`] wrote for a tree of `size`; `None` when
+    /// the bytes do not hold one root per set bit of `size`.
+    pub fn from_bytes(size: u64, bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != size.count_ones() as usize * 32 {
+            return None;
+        }
+        let nodes = bytes
+            .chunks_exact(32)
+            .map(|c| c.try_into().ok())
+            .collect::<Option<Vec<Hash>>>()?;
+        Some(Self { size, nodes })
+    }
+}
+
 /// `PATH(m, D[n])`: the inclusion proof of leaf `index` in the tree of the
 /// first `size` of `leaves` (RFC 9162 §2.1.3.1); `None` unless
 /// `index < size ≤ leaves.len()`.
@@ -348,6 +410,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_frontier_gives_every_tree_head(leaves in tree()) {
+            let mut f = Frontier::new();
+            prop_assert_eq!(f.root(), empty_root());
+            for (i, leaf) in leaves.iter().enumerate() {
+                f.push(*leaf);
+                prop_assert_eq!(f.root(), root(&leaves[..=i]));
+                let again = Frontier::from_bytes(f.size(), &f.to_bytes()).unwrap();
+                prop_assert_eq!(&again, &f);
+            }
+            prop_assert!(Frontier::from_bytes(f.size(), &f.to_bytes()[1..]).is_none());
+        }
+
         #[test]
         fn every_inclusion_proof_verifies_and_a_changed_leaf_or_size_fails(
             leaves in tree(), pick in any::<prop::sample::Index>(), size_pick in any::<prop::sample::Index>(),
