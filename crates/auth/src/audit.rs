@@ -290,6 +290,13 @@ impl std::fmt::Debug for AuditService {
 }
 
 impl AuditService {
+    /// The audit log of `pool`'s tenants, its tree heads signed and checked
+    /// with `ring` (the [`crate::AuthServer`] builds one; commands that
+    /// only verify or seal may build their own).
+    pub fn new(pool: TenantPool, ring: Arc<KeyRing>) -> Self {
+        Self { pool, ring }
+    }
+
     /// Records an event in its own transaction.
     pub async fn audit(&self, tenant: &str, event: AuditEvent) -> Result<(), AuthError> {
         record(&self.pool, tenant, event).await

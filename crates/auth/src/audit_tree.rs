@@ -752,8 +752,8 @@ impl AuditService {
                 .optional()?,
         };
         head.ok_or_else(|| match tree_size {
-            Some(size) => AuthError::NotFound(format!("no audit tree head of size {size}")),
-            None => AuthError::NotFound("the audit log has not been sealed yet".into()),
+            Some(size) => AuthError::NotSealed(format!("no audit tree head of size {size}")),
+            None => AuthError::NotSealed("the audit log has not been sealed yet".into()),
         })
     }
 
@@ -779,7 +779,7 @@ impl AuditService {
         let index = match index {
             Some(i) if (i as u64) < size => i as u64,
             _ => {
-                return Err(AuthError::NotFound(format!(
+                return Err(AuthError::NotSealed(format!(
                     "audit row {row_id} is not in the tree of size {size}"
                 )));
             }

@@ -69,7 +69,7 @@ async fn sealed_heads_are_signed_and_prove_inclusion_and_consistency() {
     assert!(trail.tree_head("acme").await.unwrap().is_none());
     assert!(matches!(
         trail.inclusion_proof("acme", 1, None).await,
-        Err(rampart_auth::AuthError::NotFound(_))
+        Err(rampart_auth::AuthError::NotSealed(_))
     ));
 
     let first = trail.seal("acme").await.unwrap();
@@ -140,7 +140,7 @@ async fn sealed_heads_are_signed_and_prove_inclusion_and_consistency() {
     ));
     assert!(matches!(
         trail.inclusion_proof("acme", newest, Some(3)).await,
-        Err(rampart_auth::AuthError::NotFound(_))
+        Err(rampart_auth::AuthError::NotSealed(_))
     ));
     // The newer head extends the older one.
     let c = trail.consistency_proof("acme", 3, 8).await.unwrap();
@@ -163,7 +163,7 @@ async fn sealed_heads_are_signed_and_prove_inclusion_and_consistency() {
     ));
     assert!(matches!(
         trail.consistency_proof("acme", 4, 8).await,
-        Err(rampart_auth::AuthError::NotFound(_))
+        Err(rampart_auth::AuthError::NotSealed(_))
     ));
 
     // The tenant role cannot write the tree.
