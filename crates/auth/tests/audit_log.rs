@@ -452,3 +452,43 @@ async fn concurrent_appends_and_seals_lose_nothing() {
     assert!(v.ok(), "{v:?}");
     assert_eq!((v.rows, v.tree_size, v.unsealed), (90, 90, 0));
 }
+
+/// Rows written before the tree (hash-chained, `prev_hash`/`row_hash`
+/// set) become its first leaves at the first seal, and are checked as
+/// every other row from then on.
+#[tokio::test(flavor = "multi_thread")]
+async fn chained_rows_from_before_become_the_first_leaves() {
+    let s = server().await;
+    let a = &s.auth;
+    let mut conn = AsyncPgConnection::establish(&s.db_url).await.unwrap();
+    conn.batch_execute(
+        "INSERT INTO tenant_acme.audit_log (action, result, detail, prev_hash, row_hash, occurred_at) VALUES \
+         ('login', 'success', '{\"old\": 1}', '\\x', '\\x01', now() - interval '2 days'), \
+         ('logout', 'success', '{\"old\": 2}', '\\x01', '\\x02', now() - interval '1 day')",
+    )
+    .await
+    .unwrap();
+    events(a, "acme", 2, "new").await;
+    let sealed = a.audit_trail().seal("acme").await.unwrap();
+    assert_eq!(sealed.added, 4);
+    let v = a.audit_trail().verify_log("acme").await.unwrap();
+    assert!(v.ok() && v.tree_size == 4 && v.unsealed == 0, "{v:?}");
+    let oldest = a
+        .audit_log("acme", 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .min()
+        .unwrap();
+    tamper(
+        &mut conn,
+        format!("UPDATE tenant_acme.audit_log SET result = 'failure' WHERE id = {oldest}"),
+    )
+    .await;
+    let v = a.audit_trail().verify_log("acme").await.unwrap();
+    assert_eq!(
+        v.first_difference.map(|d| (d.position, d.kind)),
+        Some((0, DifferenceKind::Changed))
+    );
+}
