@@ -23,6 +23,11 @@ fn hashes(v: &Value) -> Vec<Hash> {
     v.as_array().unwrap().iter().map(hash).collect()
 }
 
+/// `GET path` on the admin listener answered 200: its `data`.
+async fn operator_get(ops: &crate::common::Api, path: &str) -> Value {
+    ops.expect(200, Method::GET, path, None, None).await["data"].clone()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tree_heads_and_proofs_over_https_and_tampering_reported() {
     // The scheduled job is off: the test runs its passes itself.
@@ -96,28 +101,14 @@ async fn tree_heads_and_proofs_over_https_and_tampering_reported() {
     rampart_server::jobs::run_audit_seal_once(&env.state)
         .await
         .unwrap();
-    let newer = ops
-        .expect(
-            200,
-            Method::GET,
-            "/admin/tenants/acme/audit/tree-head",
-            None,
-            None,
-        )
-        .await["data"]
-        .clone();
+    let newer = operator_get(&ops, "/admin/tenants/acme/audit/tree-head").await;
     let size2 = newer["treeSize"].as_u64().unwrap();
     assert!(size2 > size);
-    let c = ops
-        .expect(
-            200,
-            Method::GET,
-            &format!("/admin/tenants/acme/audit/proofs/consistency?first={size}&second={size2}"),
-            None,
-            None,
-        )
-        .await["data"]
-        .clone();
+    let c = operator_get(
+        &ops,
+        &format!("/admin/tenants/acme/audit/proofs/consistency?first={size}&second={size2}"),
+    )
+    .await;
     assert!(merkle::verify_consistency(
         size,
         size2,
@@ -156,16 +147,7 @@ async fn tree_heads_and_proofs_over_https_and_tampering_reported() {
     assert_eq!(chain, format!("verified rows={} unsealed=1", size2 + 1));
 
     // Verified whole by the operator, and by `rampart audit verify`.
-    let v = ops
-        .expect(
-            200,
-            Method::GET,
-            "/admin/tenants/acme/audit/verify",
-            None,
-            None,
-        )
-        .await["data"]
-        .clone();
+    let v = operator_get(&ops, "/admin/tenants/acme/audit/verify").await;
     assert_eq!(v["firstDifference"], Value::Null, "{v}");
     assert_eq!(v["badHead"], Value::Null, "{v}");
     assert_eq!(v["treeSize"], size2);
@@ -182,16 +164,7 @@ async fn tree_heads_and_proofs_over_https_and_tampering_reported() {
     conn.batch_execute("TRUNCATE tenant_acme.audit_log")
         .await
         .unwrap();
-    let v = ops
-        .expect(
-            200,
-            Method::GET,
-            "/admin/tenants/acme/audit/verify",
-            None,
-            None,
-        )
-        .await["data"]
-        .clone();
+    let v = operator_get(&ops, "/admin/tenants/acme/audit/verify").await;
     assert_eq!(v["firstDifference"]["position"], 0, "{v}");
     assert_eq!(v["firstDifference"]["kind"], "missing", "{v}");
     assert_eq!(v["badHead"]["problem"], "root_mismatch", "{v}");
