@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the Rampart crates; the benches themselves live in
-//! `benches/benches/` (`tenancy`, `auth`, `market`, `analytics`) and all run
+//! `benches/benches/` (`tenancy`, `auth`, `audit`, `market`, `analytics`) and all run
 //! with one command:
 //!
 //! ```sh

@@ -1,7 +1,9 @@
 //! The command line: one binary, one subcommand per job.
 use clap::{Parser, Subcommand};
 
-use crate::{analytics_cmd, demo, idps_cmd, keys_cmd, market_cmd, onboard_cmd, serve, tenants_cmd};
+use crate::{
+    analytics_cmd, audit_cmd, demo, idps_cmd, keys_cmd, market_cmd, onboard_cmd, serve, tenants_cmd,
+};
 
 /// Rampart: a multi-tenant platform for trading and portfolio products.
 #[derive(Debug, Parser)]
@@ -46,6 +48,10 @@ pub enum Command {
     /// Signing and encryption keys in Vault: rotate, revoke, list.
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
+    /// Tenant audit logs (verifiable logs): verify one against its signed
+    /// tree heads.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
     /// Market data: backfill daily bars through the provider chain.
     Market(market_cmd::MarketArgs),
     /// Print the OpenAPI 3 document of the API (no server needed).
@@ -64,6 +70,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args).await,
         Command::Market(args) => args.run().await,
         Command::Keys(cmd) => keys_cmd::run(cmd).await,
+        Command::Audit(cmd) => audit_cmd::run(cmd).await,
         Command::Openapi => {
             println!("{}", crate::openapi::document());
             Ok(())

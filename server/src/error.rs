@@ -130,6 +130,9 @@ pub enum ErrorCode {
     SecretStoreUnavailable,
     /// The route's feature flag is off for this tenant (`…/features`).
     FeatureDisabled,
+    /// The audit row or tree size is not covered by a signed tree head
+    /// (yet: the sealer runs every `auth.audit_seal_secs`).
+    AuditNotSealed,
 }
 
 impl ErrorCode {
@@ -190,6 +193,7 @@ impl ErrorCode {
             C::IdpCheckFailed => "idp_check_failed",
             C::SecretStoreUnavailable => "secret_store_unavailable",
             C::FeatureDisabled => "feature_disabled",
+            C::AuditNotSealed => "audit_not_sealed",
         }
     }
 }
@@ -412,7 +416,7 @@ pub fn oauth_status(e: &AuthError) -> StatusCode {
         | AuthError::EmailDomainNotAllowed
         | AuthError::EmailNotVerified
         | AuthError::MfaEnrollmentRequired => StatusCode::FORBIDDEN,
-        AuthError::NotFound(_) => StatusCode::NOT_FOUND,
+        AuthError::NotFound(_) | AuthError::NotSealed(_) => StatusCode::NOT_FOUND,
         AuthError::Conflict(_) => StatusCode::CONFLICT,
         AuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         AuthError::Upstream(_) => StatusCode::BAD_GATEWAY,
@@ -452,6 +456,9 @@ impl From<AuthError> for ApiError {
                 ApiError::new(StatusCode::FORBIDDEN, code, e.to_string())
             }
             AuthError::NotFound(_) => ApiError::not_found(),
+            AuthError::NotSealed(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, C::AuditNotSealed, e.to_string())
+            }
             AuthError::InvitationInvalid => {
                 ApiError::new(StatusCode::NOT_FOUND, C::InvitationInvalid, e.to_string())
             }

@@ -1,7 +1,7 @@
 //! Every scheduled job of the server, started with the listeners and
 //! stopped with them: dependency probes for `/metrics`, tenant usage flush
-//! and retention purge, the members' daily snapshot, price alerts and
-//! new-device login alerts.
+//! and retention purge, the members' daily snapshot, price alerts,
+//! new-device login alerts and the audit log sealer.
 //!
 //! Every run of a job is measured for `/metrics` (last run, duration,
 //! successes and failures, label `job`) and is the root span of its own
@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
+use rampart_auth::AuthError;
 use rampart_auth::audit::AuditEvent;
+use rampart_auth::audit_tree::SealAllReport;
 use rampart_members::{CronSchedule, Members, MembersError, SnapshotJob, SnapshotReport};
 use rampart_notify::{Notifier, NotifyError};
 use tokio::task::JoinHandle;
@@ -28,6 +30,7 @@ pub const JOBS: &[&str] = &[
     "snapshot",
     "price_alerts",
     "login_alerts",
+    "audit_seal",
 ];
 
 /// Runs one pass of `job`: recorded in `/metrics` and traced (a root span
@@ -60,6 +63,7 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
         spawn_snapshot_scheduler(state.clone()),
         spawn_price_alert_job(state.clone()),
         spawn_login_alert_job(state.clone()),
+        spawn_audit_sealer(state.clone()),
     ]
 }
 
@@ -239,6 +243,38 @@ pub fn spawn_login_alert_job(state: AppState) -> JoinHandle<()> {
             tick.tick().await;
             if let Err(e) = run_login_alerts_once(&state).await {
                 tracing::warn!(error = %e, "new-device alert job");
+            }
+        }
+    })
+}
+
+/// One pass of the audit sealer: every tenant's new audit rows become
+/// leaves of its Merkle tree under a new signed tree head. Another replica
+/// sealing at the same time makes this pass a no-op (`ran` false).
+pub async fn run_audit_seal_once(state: &AppState) -> Result<SealAllReport, AuthError> {
+    observed(state, "audit_seal", async {
+        let report = state.auth.audit_trail().seal_all().await?;
+        for (tenant, error) in &report.failed {
+            tracing::warn!(%tenant, %error, "sealing the audit log failed");
+        }
+        Ok(report)
+    })
+    .await
+}
+
+/// Seals the audit logs every `auth.audit_seal_secs` (`0`: never), on one
+/// replica at a time (a PostgreSQL advisory lock).
+pub fn spawn_audit_sealer(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let secs = state.config.auth.audit_seal_secs;
+        if secs == 0 {
+            return;
+        }
+        let mut tick = every(secs);
+        loop {
+            tick.tick().await;
+            if let Err(e) = run_audit_seal_once(&state).await {
+                tracing::warn!(error = %e, "audit sealer");
             }
         }
     })

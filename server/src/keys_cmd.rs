@@ -50,7 +50,12 @@ pub struct KeysArgs {
 }
 
 async fn open(args: &KeysArgs) -> anyhow::Result<Arc<KeyRing>> {
-    let config = ServerConfig::load(args.config.as_deref())?;
+    vault_key_ring(&ServerConfig::load(args.config.as_deref())?).await
+}
+
+/// The key ring the server of `config` keeps in Vault (an error without
+/// `[vault]`).
+pub(crate) async fn vault_key_ring(config: &ServerConfig) -> anyhow::Result<Arc<KeyRing>> {
     let vault_cfg = config
         .vault
         .clone()
@@ -64,7 +69,7 @@ async fn open(args: &KeysArgs) -> anyhow::Result<Arc<KeyRing>> {
         vault_cfg.secrets.push(crate::serve::AUTH_SECRET.to_owned());
     }
     let store = SecretStore::connect(vault_cfg).await?;
-    let (keys, kek) = crate::serve::key_store(&config, Some(&store))?;
+    let (keys, kek) = crate::serve::key_store(config, Some(&store))?;
     Ok(KeyRing::open(keys, kek, RotationPolicy::from_config(&config.auth)).await?)
 }
 

@@ -15,6 +15,7 @@ pub mod analytics_cache;
 pub mod analytics_cmd;
 pub mod api;
 pub mod app;
+pub mod audit_cmd;
 pub mod broker_crypto;
 pub mod cidr;
 pub mod cli;

@@ -347,6 +347,10 @@ fn routes() -> Vec<Route> {
         r("put", "/admin/tenants/{slug}/features/{flag}").kind(AdminListener),
         r("get", "/admin/tenants/{slug}/audit").kind(AdminListener),
         r("get", "/admin/tenants/{slug}/audit/export").kind(AdminListener),
+        r("get", "/admin/tenants/{slug}/audit/tree-head").kind(AdminListener),
+        r("get", "/admin/tenants/{slug}/audit/proofs/inclusion").kind(AdminListener),
+        r("get", "/admin/tenants/{slug}/audit/proofs/consistency").kind(AdminListener),
+        r("get", "/admin/tenants/{slug}/audit/verify").kind(AdminListener),
         // tenant settings, feature flags and the audit log
         r("get", "/api/v1/t/{tenant}/settings"),
         r("patch", "/api/v1/t/{tenant}/settings")
@@ -358,6 +362,9 @@ fn routes() -> Vec<Route> {
             .body(|_| Body::Json(json!({"enabled": false}))),
         r("get", "/api/v1/t/{tenant}/audit"),
         r("get", "/api/v1/t/{tenant}/audit/export"),
+        r("get", "/api/v1/t/{tenant}/audit/tree-head"),
+        r("get", "/api/v1/t/{tenant}/audit/proofs/inclusion"),
+        r("get", "/api/v1/t/{tenant}/audit/proofs/consistency"),
         r("get", "/admin/t/{tenant}/clients").kind(AdminListener),
         r("post", "/admin/t/{tenant}/clients").kind(AdminListener),
         r("get", "/admin/t/{tenant}/clients/{client_id}").kind(AdminListener),

@@ -13,7 +13,7 @@ use crate::common::{Api, Env, PASSWORD, count, env, env_with, mint_token};
 use crate::notify::{link_path, mail_to, notify_env, unique_email, wait_for_mail};
 
 /// A client of the admin listener with the operator's certificate.
-fn operator(env: &Env) -> Api {
+pub(crate) fn operator(env: &Env) -> Api {
     let op = env.pki.operator();
     Api {
         http: env.pki.client(Some(&op)),
@@ -22,7 +22,12 @@ fn operator(env: &Env) -> Api {
 }
 
 /// A user of `role` and a token with the role's scopes.
-async fn user_token(env: &Env, tenant: &str, email: &str, role: Role) -> (uuid::Uuid, String) {
+pub(crate) async fn user_token(
+    env: &Env,
+    tenant: &str,
+    email: &str,
+    role: Role,
+) -> (uuid::Uuid, String) {
     let user = env
         .auth()
         .register(tenant, email, "Test", PASSWORD, role)
@@ -34,7 +39,7 @@ async fn user_token(env: &Env, tenant: &str, email: &str, role: Role) -> (uuid::
     )
 }
 
-fn code(v: &Value) -> &str {
+pub(crate) fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or_default()
 }
 

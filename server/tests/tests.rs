@@ -21,6 +21,7 @@ mod account;
 mod admin_page;
 mod api;
 mod attacks;
+mod audit_log;
 mod auth_abuse;
 mod demo;
 mod faults;

@@ -1,22 +1,28 @@
-//! The hash-chained, append-only audit log.
+//! The append-only audit log of each tenant.
 //!
-//! Each row stores `prev_hash` (the previous row's `row_hash`) and
-//! `row_hash = SHA-256(prev_hash ‖ canonical JSON of the row)`. Appends take
-//! a table lock so the chain is linear; a database trigger refuses UPDATE
-//! and DELETE. [`AuditService::verify_audit_chain`] recomputes the chain
-//! and reports the first row that does not match.
+//! Appends are plain inserts (the identity column orders them): no lock is
+//! shared by a tenant's requests. A database trigger refuses UPDATE and
+//! DELETE, and the table belongs to the platform role (the tenant role may
+//! only `SELECT` and `INSERT`). The log is made verifiable by
+//! [`crate::audit_tree`]: a sealer adds the new rows as leaves of the
+//! tenant's RFC 9162 Merkle tree and records a signed tree head in the
+//! platform schema; verification recomputes the tree from the rows.
+//!
+//! Rows written before the tree existed carry a hash chain
+//! (`prev_hash`/`row_hash`); they become the first leaves of the tree at
+//! the first seal, and new rows leave both columns empty.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel::{
-    ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
-};
-use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel::{ExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use uuid::Uuid;
 
 use rampart_tenancy::TenantPool;
+
+use crate::keys::KeyRing;
 
 use crate::context::{ClientContext, tenant_id};
 use crate::error::AuthError;
@@ -79,8 +85,11 @@ impl AuditEvent {
     }
 }
 
+/// A row as a leaf of the tree: its canonical encoding (compact JSON, in
+/// this field order, with the detail's keys sorted).
 #[derive(Serialize)]
 struct Canonical<'a> {
+    id: i64,
     tenant_id: Option<Uuid>,
     occurred_at_us: i64,
     user_id: Option<Uuid>,
@@ -133,55 +142,16 @@ fn canonical_detail(detail: &serde_json::Value) -> String {
     out
 }
 
-fn row_hash(prev: &[u8], c: &Canonical<'_>) -> Result<Vec<u8>, AuthError> {
-    let body = serde_json::to_vec(c).map_err(|e| AuthError::Crypto(e.to_string()))?;
-    let mut h = Sha256::new();
-    h.update((prev.len() as u64).to_be_bytes());
-    h.update(prev);
-    h.update(body);
-    Ok(h.finalize().to_vec())
-}
-
-/// Appends an event inside the caller's tenant transaction.
+/// Appends an event inside the caller's tenant transaction: one plain
+/// INSERT, no lock (the sealer orders rows by id).
 pub(crate) async fn append(
     conn: &mut AsyncPgConnection,
     tenant_id: Uuid,
     event: &AuditEvent,
 ) -> Result<(), AuthError> {
-    // One writer at a time keeps the chain linear (released at commit). An
-    // advisory lock per tenant schema: the tenant role may only insert into
-    // the audit log, which allows no stronger table lock than ROW EXCLUSIVE.
-    // raw SQL: an advisory lock
-    conn.batch_execute(
-        "SELECT pg_advisory_xact_lock(hashtext('rampart.audit_log'), hashtext(current_schema()))",
-    )
-    .await?;
-    let last: Option<Option<Vec<u8>>> = audit_log::table
-        .order(audit_log::id.desc())
-        .select(audit_log::row_hash)
-        .first(conn)
-        .await
-        .optional()?;
-    let prev = last.flatten().unwrap_or_default();
-    let occurred_at: DateTime<Utc> = Utc::now().trunc_subsecs(6);
-    let detail = canonical_detail(&event.detail);
-    let hash = row_hash(
-        &prev,
-        &Canonical {
-            tenant_id: Some(tenant_id),
-            occurred_at_us: occurred_at.timestamp_micros(),
-            user_id: event.user_id,
-            actor: event.actor.as_deref(),
-            action: &event.action,
-            result: &event.result,
-            ip: event.ip.as_deref(),
-            user_agent: event.user_agent.as_deref(),
-            detail,
-        },
-    )?;
     diesel::insert_into(audit_log::table)
         .values((
-            audit_log::occurred_at.eq(occurred_at),
+            audit_log::occurred_at.eq(Utc::now().trunc_subsecs(6)),
             audit_log::tenant_id.eq(tenant_id),
             audit_log::user_id.eq(event.user_id),
             audit_log::actor.eq(event.actor.as_deref()),
@@ -190,13 +160,33 @@ pub(crate) async fn append(
             audit_log::ip.eq(event.ip.as_deref()),
             audit_log::user_agent.eq(event.user_agent.as_deref()),
             audit_log::detail.eq(&event.detail),
-            // The first row stores an empty previous hash, not NULL.
-            audit_log::prev_hash.eq(&prev),
-            audit_log::row_hash.eq(hash),
         ))
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The leaf a stored row is in the tree: the canonical encoding of every
+/// field, its id included (the detail as PostgreSQL returns the jsonb,
+/// re-encoded with sorted keys).
+pub(crate) fn leaf_data(row: &AuditRecord) -> Result<Vec<u8>, AuthError> {
+    let detail = match serde_json::from_str::<serde_json::Value>(&row.detail) {
+        Ok(v) => canonical_detail(&v),
+        Err(_) => row.detail.clone(),
+    };
+    serde_json::to_vec(&Canonical {
+        id: row.id,
+        tenant_id: row.tenant_id,
+        occurred_at_us: row.occurred_at.timestamp_micros(),
+        user_id: row.user_id,
+        actor: row.actor.as_deref(),
+        action: &row.action,
+        result: &row.result,
+        ip: row.ip.as_deref(),
+        user_agent: row.user_agent.as_deref(),
+        detail,
+    })
+    .map_err(|e| AuthError::Crypto(e.to_string()))
 }
 
 /// A stored audit row.
@@ -232,11 +222,11 @@ pub struct AuditRecord {
     /// Detail (JSON text).
     #[diesel(sql_type = Text)]
     pub detail: String,
-    /// Previous row's hash.
+    /// Previous row's hash (rows written before the tree; none since).
     #[diesel(sql_type = Nullable<Bytea>)]
     #[serde(skip)]
     pub prev_hash: Option<Vec<u8>>,
-    /// This row's hash.
+    /// This row's chain hash (rows written before the tree; none since).
     #[diesel(sql_type = Nullable<Bytea>)]
     #[serde(skip)]
     pub row_hash: Option<Vec<u8>>,
@@ -260,12 +250,14 @@ pub struct UserAuditEntry {
     pub occurred_at: DateTime<Utc>,
 }
 
-/// The result of checking the audit chain.
+/// The result of checking the audit log against its signed tree heads, in
+/// short (see [`crate::audit_tree::LogVerification`] for the details).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditVerification {
-    /// Rows checked.
+    /// Rows in the log.
     pub rows: u64,
-    /// The id of the first row whose link or hash does not match, if any.
+    /// The id of the row at the first position that differs from the
+    /// sealed tree (or, when no row is there, of the sealed row missing).
     pub first_broken: Option<i64>,
 }
 
@@ -287,6 +279,8 @@ pub(crate) async fn record(
 #[derive(Clone)]
 pub struct AuditService {
     pub(crate) pool: TenantPool,
+    /// Signs and verifies the tree heads.
+    pub(crate) ring: Arc<KeyRing>,
 }
 
 impl std::fmt::Debug for AuditService {
@@ -296,6 +290,13 @@ impl std::fmt::Debug for AuditService {
 }
 
 impl AuditService {
+    /// The audit log of `pool`'s tenants, its tree heads signed and checked
+    /// with `ring` (the [`crate::AuthServer`] builds one; commands that
+    /// only verify or seal may build their own).
+    pub fn new(pool: TenantPool, ring: Arc<KeyRing>) -> Self {
+        Self { pool, ring }
+    }
+
     /// Records an event in its own transaction.
     pub async fn audit(&self, tenant: &str, event: AuditEvent) -> Result<(), AuthError> {
         record(&self.pool, tenant, event).await
@@ -338,77 +339,6 @@ impl AuditService {
             })
             .await
     }
-
-    /// Recomputes the whole chain and reports the first broken link.
-    pub async fn verify_audit_chain(&self, tenant: &str) -> Result<AuditVerification, AuthError> {
-        let rows: Vec<AuditRecord> = self
-            .pool
-            .with_tenant(tenant, async |conn| {
-                // raw SQL: `detail` is read back as PostgreSQL's own jsonb text, as served.
-                let rows =
-                    diesel::sql_query(format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY id"))
-                        .load(conn)
-                        .await?;
-                Ok::<_, AuthError>(rows)
-            })
-            .await?;
-        check_links(Vec::new(), &rows)
-    }
-}
-
-/// Recomputes the hashes of consecutive `rows`, the first linked to `prev`,
-/// and reports the first row whose link or hash does not match.
-pub(crate) fn check_links(
-    mut prev: Vec<u8>,
-    rows: &[AuditRecord],
-) -> Result<AuditVerification, AuthError> {
-    let mut checked = 0u64;
-    for row in rows {
-        checked += 1;
-        let stored_prev = row.prev_hash.clone().unwrap_or_default();
-        let parsed = serde_json::from_str::<serde_json::Value>(&row.detail);
-        let hash_with = |detail: String| {
-            row_hash(
-                &prev,
-                &Canonical {
-                    tenant_id: row.tenant_id,
-                    occurred_at_us: row.occurred_at.timestamp_micros(),
-                    user_id: row.user_id,
-                    actor: row.actor.as_deref(),
-                    action: &row.action,
-                    result: &row.result,
-                    ip: row.ip.as_deref(),
-                    user_agent: row.user_agent.as_deref(),
-                    detail,
-                },
-            )
-        };
-        let mut expected = hash_with(match &parsed {
-            Ok(v) => canonical_detail(v),
-            Err(_) => row.detail.clone(),
-        })?;
-        // Rows written before the keys were sorted hashed the detail in
-        // the order jsonb prints it: they still verify, as they did.
-        if row.row_hash.as_deref() != Some(expected.as_slice())
-            && let Ok(v) = &parsed
-        {
-            let legacy = hash_with(v.to_string())?;
-            if row.row_hash.as_deref() == Some(legacy.as_slice()) {
-                expected = legacy;
-            }
-        }
-        if stored_prev != prev || row.row_hash.as_deref() != Some(expected.as_slice()) {
-            return Ok(AuditVerification {
-                rows: checked,
-                first_broken: Some(row.id),
-            });
-        }
-        prev = expected;
-    }
-    Ok(AuditVerification {
-        rows: checked,
-        first_broken: None,
-    })
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
 //! Reading a tenant's audit log with filters, a page at a time (newest
-//! first) or as a bounded range for export (oldest first), and verifying the
-//! hash chain over exactly the rows of a range.
+//! first) or as a bounded range for export (oldest first), and verifying
+//! exactly the rows of a range against the sealed audit tree
+//! ([`crate::audit_tree`]).
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
 
-use crate::audit::{AUDIT_COLUMNS, AuditRecord, AuditService, AuditVerification, check_links};
+use crate::audit::{AUDIT_COLUMNS, AuditRecord, AuditService};
 use crate::error::AuthError;
 
 /// Which audit rows to read. Every field narrows; `None` does not filter.
@@ -25,7 +26,7 @@ pub struct AuditFilter {
     pub result: Option<String>,
 }
 
-/// The chain verification of an exported range.
+/// The verification of an exported range against the sealed tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RangeVerification {
@@ -35,21 +36,19 @@ pub struct RangeVerification {
     pub to_id: Option<i64>,
     /// Rows recomputed (every row between the two ids, filtered or not).
     pub rows: u64,
-    /// The first row whose link or hash does not match.
+    /// The first row that differs from its sealed leaf (or the first
+    /// sealed row of the range that is gone).
     pub first_broken: Option<i64>,
+    /// Rows of the range not sealed yet (after the newest tree head): not
+    /// checked.
+    pub unsealed: u64,
 }
 
 impl RangeVerification {
-    /// Whether every row of the range matched.
+    /// Whether every sealed row of the range matched.
     pub fn ok(&self) -> bool {
         self.first_broken.is_none()
     }
-}
-
-#[derive(diesel::QueryableByName)]
-struct PrevHash {
-    #[diesel(sql_type = Nullable<Bytea>)]
-    row_hash: Option<Vec<u8>>,
 }
 
 // raw SQL (both queries below): `detail` is read back as PostgreSQL's own
@@ -93,8 +92,9 @@ impl AuditService {
     }
 
     /// The rows matching `filter`, oldest first, at most `max_rows` (plus
-    /// whether there were more), and the chain verified over every row
-    /// from the first to the last of them (linked to the row before).
+    /// whether there were more), and every row from the first to the last
+    /// of them checked against the sealed tree (rows after the newest tree
+    /// head are counted as unsealed).
     pub async fn audit_export(
         &self,
         tenant: &str,
@@ -102,7 +102,11 @@ impl AuditService {
         max_rows: i64,
     ) -> Result<(Vec<AuditRecord>, bool, RangeVerification), AuthError> {
         let f = filter.clone();
-        let (mut rows, span, prev) = self
+        // The newest head first: every row it covers is committed, so the
+        // rows read next hold all of them.
+        let registry = self.pool.tenant(tenant).await?;
+        let sealed_to = self.sealed_to(&registry).await?;
+        let (mut rows, span) = self
             .pool
             .with_tenant(tenant, async |conn| {
                 let rows: Vec<AuditRecord> = diesel::sql_query(format!(
@@ -118,7 +122,7 @@ impl AuditService {
                 .await?;
                 let ids = rows.iter().take(max_rows.max(0) as usize).map(|r| r.id);
                 let (Some(first), Some(last)) = (ids.clone().min(), ids.max()) else {
-                    return Ok::<_, AuthError>((rows, Vec::new(), Vec::new()));
+                    return Ok::<_, AuthError>((rows, Vec::new()));
                 };
                 let span: Vec<AuditRecord> = diesel::sql_query(format!(
                     "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE id BETWEEN $1 AND $2 ORDER BY id"
@@ -127,31 +131,18 @@ impl AuditService {
                 .bind::<BigInt, _>(last)
                 .load(conn)
                 .await?;
-                let prev: Vec<PrevHash> = diesel::sql_query(
-                    "SELECT row_hash FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT 1",
-                )
-                .bind::<BigInt, _>(first)
-                .load(conn)
-                .await?;
-                let prev = prev
-                    .into_iter()
-                    .next()
-                    .and_then(|p| p.row_hash)
-                    .unwrap_or_default();
-                Ok((rows, span, prev))
+                Ok((rows, span))
             })
             .await?;
         let truncated = rows.len() as i64 > max_rows;
         rows.truncate(max_rows.max(0) as usize);
-        let AuditVerification {
-            rows: n,
-            first_broken,
-        } = check_links(prev, &span)?;
+        let check = self.check_range(&registry, sealed_to, &span).await?;
         let verification = RangeVerification {
             from_id: span.as_slice().first().map(|r| r.id),
             to_id: span.iter().next_back().map(|r| r.id),
-            rows: n,
-            first_broken,
+            rows: span.len() as u64,
+            first_broken: check.first_broken,
+            unsealed: check.unsealed,
         };
         Ok((rows, truncated, verification))
     }

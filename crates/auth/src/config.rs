@@ -83,6 +83,10 @@ pub struct AuthConfig {
     pub revocation_check_secs: u64,
     /// Issuer name shown in authenticator apps.
     pub totp_issuer: String,
+    /// How often the server seals every tenant's new audit rows into its
+    /// Merkle tree and signs a tree head (one replica at a time); `0`
+    /// turns the job off. Rows are provable and tamper-evident once sealed.
+    pub audit_seal_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -116,6 +120,7 @@ impl Default for AuthConfig {
             verified_token_cache_entries: 100_000,
             revocation_check_secs: 5,
             totp_issuer: "Rampart".to_owned(),
+            audit_seal_secs: 10,
         }
     }
 }

@@ -128,6 +128,10 @@ pub enum AuthError {
     /// The tenant requires administrators to have a second factor.
     #[error("administrators of this tenant must enrol a second factor (TOTP) to log in")]
     MfaEnrollmentRequired,
+    /// The audit row or tree size asked for is not sealed (yet): no signed
+    /// tree head covers it.
+    #[error("not sealed: {0}")]
+    NotSealed(String),
     /// Tenant routing failed (unknown tenant, pool exhausted, ...).
     #[error("tenancy: {0}")]
     Tenancy(#[from] rampart_tenancy::TenancyError),
@@ -163,7 +167,7 @@ impl AuthError {
             Self::Forbidden(_) => "insufficient_scope",
             Self::MfaRequired => "interaction_required",
             Self::RateLimited { .. } => "temporarily_unavailable",
-            Self::NotFound(_) => "not_found",
+            Self::NotFound(_) | Self::NotSealed(_) => "not_found",
             Self::KeyStore(_)
             | Self::Crypto(_)
             | Self::Upstream(_)

@@ -1,6 +1,8 @@
 //! diesel definitions of the tenant tables this crate owns (from
 //! `migrations/tenant/*_init` and `*_auth`). Unqualified by schema: the
-//! tenant pool's `search_path` picks the tenant. Other crates reach these
+//! tenant pool's `search_path` picks the tenant. The audit log's tree
+//! (`platform.audit_leaves`, `platform.audit_tree_heads`) lives in the
+//! platform schema, named with it. Other crates reach these
 //! rows through this crate's services, never through these tables.
 #![allow(missing_docs)]
 
@@ -232,6 +234,32 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The sealed leaves of every tenant's audit log (platform schema,
+    /// `migrations/platform/*_audit_log_tree`; written by the sealer only).
+    platform.audit_leaves (tenant_id, leaf_index) {
+        tenant_id -> Uuid,
+        leaf_index -> Int8,
+        row_id -> Int8,
+        leaf_hash -> Bytea,
+    }
+}
+
+diesel::table! {
+    /// Signed tree heads of every tenant's audit log (platform schema).
+    platform.audit_tree_heads (id) {
+        id -> Int8,
+        tenant_id -> Uuid,
+        tree_size -> Int8,
+        root_hash -> Bytea,
+        last_row_id -> Int8,
+        frontier -> Bytea,
+        signed_at -> Timestamptz,
+        kid -> Text,
+        signature -> Text,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(invitations -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
@@ -297,6 +325,14 @@ mod tests {
             debug_query::<Pg, _>(&invitations::table.select(invitations::all_columns)).to_string(),
         ] {
             assert_columns(&db.url, &tenant.schema_name, &select).await;
+        }
+        for select in [
+            debug_query::<Pg, _>(&audit_leaves::table.select(audit_leaves::all_columns))
+                .to_string(),
+            debug_query::<Pg, _>(&audit_tree_heads::table.select(audit_tree_heads::all_columns))
+                .to_string(),
+        ] {
+            assert_columns(&db.url, "platform", &select).await;
         }
     }
 }

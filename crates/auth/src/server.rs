@@ -66,7 +66,7 @@ impl AuthServer {
         sealer: KeyEncryptionKey,
     ) -> Result<Self, AuthError> {
         config.validate()?;
-        let tokens = Arc::new(TokenService::new(ring, &config));
+        let tokens = Arc::new(TokenService::new(ring.clone(), &config));
         let hasher = PasswordHasher::new(&config)?;
         // One cache for every service that revokes access tokens.
         let revocations = moka::sync::Cache::builder()
@@ -90,7 +90,10 @@ impl AuthServer {
             },
             mfa,
             api_keys: ApiKeyService { pool: pool.clone() },
-            audit_trail: AuditService { pool: pool.clone() },
+            audit_trail: AuditService {
+                pool: pool.clone(),
+                ring,
+            },
             cleanup: CleanupService {
                 pool: pool.clone(),
                 config: config.clone(),

@@ -177,7 +177,11 @@ async fn audit_export_verifies_exactly_its_range() {
     let (rows, truncated, v) = trail.audit_export("acme", &all, 1000).await.unwrap();
     assert_eq!(rows.len(), 5);
     assert!(!truncated && v.ok());
-    assert_eq!(v.rows, 5);
+    assert_eq!((v.rows, v.unsealed), (5, 5));
+    // Sealed, the rows are checked against the tree.
+    trail.seal("acme").await.unwrap();
+    let (_, _, v) = trail.audit_export("acme", &all, 1000).await.unwrap();
+    assert_eq!((v.rows, v.unsealed), (5, 0));
     // Bounded: the first rows, and it says there are more.
     let (rows, truncated, v) = trail.audit_export("acme", &all, 2).await.unwrap();
     assert_eq!(rows.len(), 2);

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod accounts;
+mod audit_log;
 mod common;
 mod hostile;
 mod keys;

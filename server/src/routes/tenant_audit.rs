@@ -1,20 +1,28 @@
-//! A tenant's audit log over HTTP: paged reading with filters and export
-//! as JSON Lines or CSV with the hash chain verified over the exported
-//! range. Tenant administrators (`audit:read` and the admin role) on the
-//! public listener, operators on the admin listener.
+//! A tenant's audit log over HTTP: paged reading with filters, export as
+//! JSON Lines or CSV with the exported range checked against the sealed
+//! audit tree, and the tree itself (signed tree head, inclusion and
+//! consistency proofs: `rampart_auth::audit_tree`). Tenant administrators
+//! (`audit:read` and the admin role) on the public listener, operators on
+//! the admin listener.
 //!
 //! | route | who |
 //! |---|---|
 //! | `GET /api/v1/t/{tenant}/audit?from&to&actor&action&result&cursor&limit` | tenant admin |
 //! | `GET /api/v1/t/{tenant}/audit/export?format=jsonl\|csv&from&to&actor&action&result` | tenant admin |
-//! | `GET /admin/tenants/{slug}/audit`, `GET /admin/tenants/{slug}/audit/export` | operator |
+//! | `GET /api/v1/t/{tenant}/audit/tree-head` | tenant admin |
+//! | `GET /api/v1/t/{tenant}/audit/proofs/inclusion?id&treeSize` | tenant admin |
+//! | `GET /api/v1/t/{tenant}/audit/proofs/consistency?first&second` | tenant admin |
+//! | `GET /admin/tenants/{slug}/audit`, `…/audit/export`, `…/audit/tree-head`, `…/audit/proofs/inclusion`, `…/audit/proofs/consistency` | operator |
+//! | `GET /admin/tenants/{slug}/audit/verify` (the whole log against every signed tree head) | operator |
 //!
 //! The export holds at most [`EXPORT_MAX_ROWS`] rows (oldest first;
 //! `X-Audit-Truncated: true` when more matched: narrow `from`/`to`). The
-//! chain verification of the rows from the first to the last exported id
-//! is in the `X-Audit-Chain` header (`verified rows=N` or
-//! `broken first_broken=ID rows=N`) and, for JSON Lines, a last line
-//! `{"verification": {...}}`. CSV cells that a spreadsheet would run as a
+//! rows from the first to the last exported id are checked against the
+//! sealed tree's leaves; the result is in the `X-Audit-Chain` header
+//! (`verified rows=N`, or `broken first_broken=ID rows=N`, followed by
+//! ` unsealed=M` when M of them are not sealed yet and so not checked) and,
+//! for JSON Lines, a last line `{"verification": {...}}`. A proof of what is
+//! not sealed yet answers 404 `audit_not_sealed`. CSV cells that a spreadsheet would run as a
 //! formula (leading `=`, `+`, `-`, `@`, tab or carriage return) are
 //! prefixed with `'`.
 use actix_web::http::header;
@@ -22,6 +30,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use rampart_auth::audit::{AuditEvent, AuditRecord};
 use rampart_auth::audit_query::{AuditFilter, RangeVerification};
+use rampart_auth::audit_tree::{ConsistencyProof, InclusionProof, LogVerification, SignedTreeHead};
 use serde::Deserialize;
 
 use crate::api;
@@ -35,7 +44,19 @@ pub const EXPORT_MAX_ROWS: i64 = 50_000;
 /// The public listener's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/t/{tenant}/audit", web::get().to(list))
-        .route("/api/v1/t/{tenant}/audit/export", web::get().to(export));
+        .route("/api/v1/t/{tenant}/audit/export", web::get().to(export))
+        .route(
+            "/api/v1/t/{tenant}/audit/tree-head",
+            web::get().to(tree_head),
+        )
+        .route(
+            "/api/v1/t/{tenant}/audit/proofs/inclusion",
+            web::get().to(inclusion),
+        )
+        .route(
+            "/api/v1/t/{tenant}/audit/proofs/consistency",
+            web::get().to(consistency),
+        );
 }
 
 /// The admin listener's routes.
@@ -44,6 +65,22 @@ pub fn configure_admin(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/tenants/{slug}/audit/export",
             web::get().to(admin_export),
+        )
+        .route(
+            "/admin/tenants/{slug}/audit/tree-head",
+            web::get().to(admin_tree_head),
+        )
+        .route(
+            "/admin/tenants/{slug}/audit/proofs/inclusion",
+            web::get().to(admin_inclusion),
+        )
+        .route(
+            "/admin/tenants/{slug}/audit/proofs/consistency",
+            web::get().to(admin_consistency),
+        )
+        .route(
+            "/admin/tenants/{slug}/audit/verify",
+            web::get().to(admin_verify),
         );
 }
 
@@ -151,9 +188,14 @@ fn csv_row(r: &AuditRecord) -> String {
 }
 
 fn chain_header(v: &RangeVerification) -> String {
-    match v.first_broken {
+    let head = match v.first_broken {
         None => format!("verified rows={}", v.rows),
         Some(id) => format!("broken first_broken={id} rows={}", v.rows),
+    };
+    if v.unsealed > 0 {
+        format!("{head} unsealed={}", v.unsealed)
+    } else {
+        head
     }
 }
 
@@ -282,6 +324,138 @@ pub async fn admin_export(
         .actor(operator.actor())
         .client(&crate::extract::client_context(&req));
     export_of(&state, &slug, &q, by).await
+}
+
+/// Which inclusion proof.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct InclusionQuery {
+    /// The audit row's id.
+    pub id: i64,
+    /// The tree head's size (the newest head when absent).
+    pub tree_size: Option<u64>,
+}
+
+/// Which consistency proof: between the signed tree heads of two sizes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    /// The older tree head's size.
+    pub first: u64,
+    /// The newer tree head's size.
+    pub second: u64,
+}
+
+async fn newest_head(state: &AppState, tenant: &str) -> Result<HttpResponse, ApiError> {
+    match state.auth.audit_trail().tree_head(tenant).await? {
+        Some(head) => Ok(api::ok::<SignedTreeHead>(head)),
+        None => Err(rampart_auth::AuthError::NotSealed(
+            "the audit log has not been sealed yet".into(),
+        )
+        .into()),
+    }
+}
+
+async fn inclusion_of(
+    state: &AppState,
+    tenant: &str,
+    q: &InclusionQuery,
+) -> Result<HttpResponse, ApiError> {
+    let proof: InclusionProof = state
+        .auth
+        .audit_trail()
+        .inclusion_proof(tenant, q.id, q.tree_size)
+        .await?;
+    Ok(api::ok(proof))
+}
+
+async fn consistency_of(
+    state: &AppState,
+    tenant: &str,
+    q: &ConsistencyQuery,
+) -> Result<HttpResponse, ApiError> {
+    let proof: ConsistencyProof = state
+        .auth
+        .audit_trail()
+        .consistency_proof(tenant, q.first, q.second)
+        .await?;
+    Ok(api::ok(proof))
+}
+
+/// The newest signed tree head of the tenant's audit log.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/audit/tree-head", responses((status = 200, description = "size, root hash, timestamp, kid and the ES256 JWS over them"), (status = 403, description = "not a tenant admin"), (status = 404, description = "audit_not_sealed: never sealed yet")))]
+pub async fn tree_head(
+    caller: Auditor,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    newest_head(&state, &caller.tenant).await
+}
+
+/// The inclusion proof (RFC 9162) of one audit row in a signed tree head.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/audit/proofs/inclusion", params(InclusionQuery), responses((status = 200, description = "leaf index, leaf, audit path and the tree head"), (status = 403, description = "not a tenant admin"), (status = 404, description = "audit_not_sealed: the row or tree size is not sealed")))]
+pub async fn inclusion(
+    caller: Auditor,
+    state: web::Data<AppState>,
+    q: web::Query<InclusionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    inclusion_of(&state, &caller.tenant, &q).await
+}
+
+/// The consistency proof (RFC 9162) between two signed tree heads.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/audit/proofs/consistency", params(ConsistencyQuery), responses((status = 200, description = "both tree heads and the proof"), (status = 400, description = "first after second"), (status = 403, description = "not a tenant admin"), (status = 404, description = "audit_not_sealed: no tree head of that size")))]
+pub async fn consistency(
+    caller: Auditor,
+    state: web::Data<AppState>,
+    q: web::Query<ConsistencyQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    consistency_of(&state, &caller.tenant, &q).await
+}
+
+/// A tenant's newest signed tree head (operator).
+#[utoipa::path(get, path = "/admin/tenants/{slug}/audit/tree-head", responses((status = 200, description = "the tree head"), (status = 404, description = "audit_not_sealed")))]
+pub async fn admin_tree_head(
+    _operator: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    newest_head(&state, &slug).await
+}
+
+/// An inclusion proof in a tenant's audit tree (operator).
+#[utoipa::path(get, path = "/admin/tenants/{slug}/audit/proofs/inclusion", params(InclusionQuery), responses((status = 200, description = "the proof"), (status = 404, description = "audit_not_sealed")))]
+pub async fn admin_inclusion(
+    _operator: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+    q: web::Query<InclusionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    inclusion_of(&state, &slug, &q).await
+}
+
+/// A consistency proof in a tenant's audit tree (operator).
+#[utoipa::path(get, path = "/admin/tenants/{slug}/audit/proofs/consistency", params(ConsistencyQuery), responses((status = 200, description = "the proof"), (status = 404, description = "audit_not_sealed")))]
+pub async fn admin_consistency(
+    _operator: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+    q: web::Query<ConsistencyQuery>,
+) -> Result<HttpResponse, ApiError> {
+    consistency_of(&state, &slug, &q).await
+}
+
+/// A tenant's whole audit log checked against every signed tree head, as
+/// `rampart audit verify` does (operator).
+#[utoipa::path(get, path = "/admin/tenants/{slug}/audit/verify", responses((status = 200, description = "rows, sealed and unsealed, and the first position that differs (firstDifference) or the first bad tree head (badHead), if any")))]
+pub async fn admin_verify(
+    _operator: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let v: LogVerification = state.auth.audit_trail().verify_log(&slug).await?;
+    Ok(api::ok(v))
 }
 
 #[cfg(test)]

@@ -1,0 +1,2 @@
+DROP TABLE platform.audit_tree_heads;
+DROP TABLE platform.audit_leaves;
