@@ -131,22 +131,20 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
         "{:06}",
         (code.parse::<u32>().unwrap() + 500_000) % 1_000_000
     );
-    api.expect(
-        400,
-        Method::POST,
-        "/api/v1/t/acme/account/mfa/totp/confirm",
-        Some(&ada_token),
-        Some(json!({"code": wrong})),
-    )
-    .await;
+    api.with(&ada_token)
+        .post(
+            400,
+            "/api/v1/t/acme/account/mfa/totp/confirm",
+            json!({"code": wrong}),
+        )
+        .await;
     // The right code enables it and shows 10 backup codes once.
     let body = api
-        .expect(
+        .with(&ada_token)
+        .post(
             200,
-            Method::POST,
             "/api/v1/t/acme/account/mfa/totp/confirm",
-            Some(&ada_token),
-            Some(json!({"code": code})),
+            json!({"code": code}),
         )
         .await;
     let backup: Vec<String> = serde_json::from_value(body["data"]["backupCodes"].clone()).unwrap();
@@ -161,14 +159,13 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     )
     .await;
     // The code that confirmed cannot be used again within its step.
-    api.expect(
-        400,
-        Method::POST,
-        "/api/v1/t/acme/account/mfa/totp/disable",
-        Some(&ada_token),
-        Some(json!({"code": code})),
-    )
-    .await;
+    api.with(&ada_token)
+        .post(
+            400,
+            "/api/v1/t/acme/account/mfa/totp/disable",
+            json!({"code": code}),
+        )
+        .await;
     // Login now needs the second factor.
     assert!(matches!(
         auth.login(
@@ -182,14 +179,13 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
         LoginOutcome::MfaRequired { .. }
     ));
     // A backup code disables it (single use).
-    api.expect(
-        200,
-        Method::POST,
-        "/api/v1/t/acme/account/mfa/totp/disable",
-        Some(&ada_token),
-        Some(json!({"code": backup[0]})),
-    )
-    .await;
+    api.with(&ada_token)
+        .post(
+            200,
+            "/api/v1/t/acme/account/mfa/totp/disable",
+            json!({"code": backup[0]}),
+        )
+        .await;
 
     // Revoke the other sessions: needs a token bound to a session.
     let no_session = token(&state, "acme", ada.id, Role::Trader, None).await;
@@ -219,22 +215,20 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     );
 
     // Change password: wrong current and weak new are refused.
-    api.expect(
-        400,
-        Method::POST,
-        "/api/v1/t/acme/account/password",
-        Some(&ada_token),
-        Some(json!({"current_password": "not-the-password-1", "new_password": NEW_PASSWORD})),
-    )
-    .await;
-    api.expect(
-        400,
-        Method::POST,
-        "/api/v1/t/acme/account/password",
-        Some(&ada_token),
-        Some(json!({"current_password": PASSWORD, "new_password": "short"})),
-    )
-    .await;
+    api.with(&ada_token)
+        .post(
+            400,
+            "/api/v1/t/acme/account/password",
+            json!({"current_password": "not-the-password-1", "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    api.with(&ada_token)
+        .post(
+            400,
+            "/api/v1/t/acme/account/password",
+            json!({"current_password": PASSWORD, "new_password": "short"}),
+        )
+        .await;
     let (s, body) = api
         .call(
             Method::POST,
@@ -257,29 +251,26 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     );
 
     // API keys: any user, with scopes within the role only.
-    api.expect(
-        403,
-        Method::POST,
-        "/api/v1/t/acme/account/api-keys",
-        Some(&ada_token),
-        Some(json!({"name": "k", "scopes": ["market:read", "users:manage"]})),
-    )
-    .await;
-    api.expect(
-        400,
-        Method::POST,
-        "/api/v1/t/acme/account/api-keys",
-        Some(&ada_token),
-        Some(json!({"name": "k", "scopes": []})),
-    )
-    .await;
-    let body = api
-        .expect(
-            201,
-            Method::POST,
+    api.with(&ada_token)
+        .post(
+            403,
             "/api/v1/t/acme/account/api-keys",
-            Some(&ada_token),
-            Some(json!({"name": "laptop", "scopes": ["market:read", "portfolio:write"]})),
+            json!({"name": "k", "scopes": ["market:read", "users:manage"]}),
+        )
+        .await;
+    api.with(&ada_token)
+        .post(
+            400,
+            "/api/v1/t/acme/account/api-keys",
+            json!({"name": "k", "scopes": []}),
+        )
+        .await;
+    let body = api
+        .with(&ada_token)
+        .post(
+            201,
+            "/api/v1/t/acme/account/api-keys",
+            json!({"name": "laptop", "scopes": ["market:read", "portfolio:write"]}),
         )
         .await;
     let ada_key = body["data"]["key"].as_str().unwrap().to_owned();
@@ -296,21 +287,19 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     auth.set_role("acme", ada.id, Role::Trader).await.unwrap();
     let bot_token = token(&state, "acme", bot.id, Role::ApiUser, None).await;
     let bot2_token = token(&state, "acme", bot2.id, Role::ApiUser, None).await;
-    api.expect(
-        400,
-        Method::POST,
-        "/api/v1/t/acme/account/api-keys",
-        Some(&bot_token),
-        Some(json!({"name": "k", "scopes": ["nope"]})),
-    )
-    .await;
-    let body = api
-        .expect(
-            201,
-            Method::POST,
+    api.with(&bot_token)
+        .post(
+            400,
             "/api/v1/t/acme/account/api-keys",
-            Some(&bot_token),
-            Some(json!({"name": "ci", "scopes": ["market:read"]})),
+            json!({"name": "k", "scopes": ["nope"]}),
+        )
+        .await;
+    let body = api
+        .with(&bot_token)
+        .post(
+            201,
+            "/api/v1/t/acme/account/api-keys",
+            json!({"name": "ci", "scopes": ["market:read"]}),
         )
         .await;
     let key = body["data"]["key"].as_str().unwrap().to_owned();
@@ -327,10 +316,8 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     assert!(!body.to_string().contains(&key), "the key is shown once");
     // Another api_user cannot revoke it.
     let path = format!("/api/v1/t/acme/account/api-keys/{prefix}");
-    api.expect(404, Method::DELETE, &path, Some(&bot2_token), None)
-        .await;
-    api.expect(200, Method::DELETE, &path, Some(&bot_token), None)
-        .await;
+    api.with(&bot2_token).delete(404, &path).await;
+    api.with(&bot_token).delete(200, &path).await;
     assert!(auth.authenticate_api_key("acme", &key).await.is_err());
     let (s, _) = api
         .call(Method::DELETE, &path, Some(&bot_token), None)

@@ -17,10 +17,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::{CLIENT_SCOPES, PASSWORD, scoped_token, url};
-use crate::oauth::{Browser, cookies, idp_sign_in, oauth_env};
+use crate::oauth::{Browser, IDP_CALLBACK as CALLBACK, cookies, idp_sign_in, oauth_env, test_idp};
 
 const SECRET: &str = "idp-secret-4b1d-never-shown";
-const CALLBACK: &str = "http://127.0.0.1:9/t/acme/login/upstream/idp/callback";
 
 fn pq(u: &url::Url) -> String {
     format!("{}?{}", u.path(), u.query().unwrap_or(""))
@@ -159,15 +158,7 @@ async fn providers_from_the_admin_api_sign_users_in_and_keep_their_secret_out_of
         CLIENT_SCOPES,
     )
     .await;
-    let listed = env
-        .expect(
-            200,
-            Method::GET,
-            "/api/v1/t/acme/idps",
-            Some(&acme_admin),
-            None,
-        )
-        .await;
+    let listed = env.with(&acme_admin).get(200, "/api/v1/t/acme/idps").await;
     assert_eq!(listed["data"][0]["name"], "idp");
     assert_eq!(listed["data"][0]["hasClientSecret"], false);
     let (s, _) = env
@@ -180,13 +171,8 @@ async fn providers_from_the_admin_api_sign_users_in_and_keep_their_secret_out_of
         .await;
     assert_eq!(s, 401);
     let theirs = env
-        .expect(
-            200,
-            Method::GET,
-            "/api/v1/t/globex/idps",
-            Some(&globex_admin),
-            None,
-        )
+        .with(&globex_admin)
+        .get(200, "/api/v1/t/globex/idps")
         .await;
     assert_eq!(theirs["data"], json!([]));
     let (s, _) = env
@@ -212,13 +198,8 @@ async fn providers_from_the_admin_api_sign_users_in_and_keep_their_secret_out_of
 
     // Disabled by the tenant admin: not offered, logins refused.
     let off = env
-        .expect(
-            200,
-            Method::PATCH,
-            "/api/v1/t/acme/idps/idp",
-            Some(&acme_admin),
-            Some(json!({"enabled": false})),
-        )
+        .with(&acme_admin)
+        .patch(200, "/api/v1/t/acme/idps/idp", json!({"enabled": false}))
         .await;
     assert_eq!(off["data"]["enabled"], false);
     assert_eq!(
@@ -401,21 +382,9 @@ async fn linking_by_email_follows_the_tenant_setting() {
     let idp = rampart_testkit::oidc_provider().unwrap();
     let env = oauth_env(|_| {}).await;
     let auth = env.auth();
-    auth.add_upstream_provider(
-        "acme",
-        rampart_auth::UpstreamProvider {
-            name: "idp".into(),
-            display_name: "Test IdP".into(),
-            issuer: idp.issuer(),
-            client_id: OidcProvider::CLIENT_ID.into(),
-            redirect_uri: CALLBACK.into(),
-            scopes: vec!["email".into(), "profile".into()],
-            link_verified_email: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    auth.add_upstream_provider("acme", test_idp(idp, true))
+        .await
+        .unwrap();
     // Local accounts with verified addresses (the operator's path).
     let ida = auth
         .register(
