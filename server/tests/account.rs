@@ -22,16 +22,8 @@ async fn token(
     role: Role,
     session: Option<Uuid>,
 ) -> String {
-    mint_token_with(
-        state,
-        tenant,
-        user,
-        role,
-        "web",
-        "openid account:manage",
-        session,
-    )
-    .await
+    let scope = "openid account:manage";
+    mint_token_with(state, tenant, user, role, "web", scope, session).await
 }
 
 /// Session id and handle of a password login.

@@ -498,6 +498,20 @@ fn json_or_text(text: String) -> Value {
     serde_json::from_str(&text).unwrap_or(Value::String(text))
 }
 
+/// Runs one statement in `tenant`'s schema (raw SQL: a test sets a state
+/// the services do not offer).
+pub async fn exec(state: &AppState, tenant: &str, sql: String) {
+    state
+        .tenants
+        .with_tenant(tenant, async |conn| {
+            diesel_async::RunQueryDsl::execute(diesel::sql_query(sql), conn)
+                .await
+                .map_err(rampart_tenancy::TenancyError::from)
+        })
+        .await
+        .unwrap();
+}
+
 /// The `n` of a `SELECT count(*) AS n …` in `tenant`'s schema.
 pub async fn count(state: &AppState, tenant: &str, sql: &str) -> i64 {
     #[derive(diesel::QueryableByName)]

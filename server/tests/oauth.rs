@@ -174,6 +174,11 @@ pub(crate) fn test_idp(
     }
 }
 
+/// The `Location` a response redirects to.
+pub(crate) fn location_of(r: &reqwest::Response) -> String {
+    r.headers()["location"].to_str().unwrap().to_owned()
+}
+
 /// The cookies a response sets.
 pub(crate) fn cookies(r: &reqwest::Response) -> Vec<Cookie<'static>> {
     r.headers()
@@ -234,13 +239,7 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
     // Missing PKCE → redirect back with invalid_request; wrong redirect → page.
     let r = b.send_get(&authorize_uri("acme", None)).await;
     assert_eq!(r.status(), StatusCode::FOUND);
-    let loc = r
-        .headers()
-        .get("location")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let loc = location_of(&r);
     assert!(
         loc.starts_with(REDIRECT)
             && loc.contains("error=invalid_request")
@@ -324,19 +323,13 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let cookie = cookies(&r).into_iter().next().unwrap().into_owned();
     assert!(cookie.http_only().unwrap_or(false));
-    let back = r
-        .headers()
-        .get("location")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let back = location_of(&r);
     assert_eq!(back, return_to);
 
     // 4. Authorize with the session: redirect with code, state and iss.
     let r = b.get_with(&back, &cookie).await;
     assert_eq!(r.status(), StatusCode::FOUND);
-    let loc = url::Url::parse(r.headers().get("location").unwrap().to_str().unwrap()).unwrap();
+    let loc = url::Url::parse(&location_of(&r)).unwrap();
     let q: HashMap<_, _> = loc.query_pairs().into_owned().collect();
     assert_eq!(q["state"], "xyz");
     assert_eq!(q["iss"], auth.issuer("acme"));
@@ -396,7 +389,7 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
     assert_eq!(e["error"], "invalid_grant");
     // The code was consumed by that attempt; get a new one.
     let r = b.get_with(&back, &cookie).await;
-    let code = query_param(r.headers()["location"].to_str().unwrap(), "code");
+    let code = query_param(&location_of(&r), "code");
     let r = b.redeem(&code).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
@@ -576,7 +569,7 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
     assert_eq!(r.status(), StatusCode::FOUND);
     let pending = cookies(&r).into_iter().next().unwrap().into_owned();
     assert!(pending.http_only().unwrap_or(false));
-    let to_idp = url::Url::parse(r.headers().get("location").unwrap().to_str().unwrap()).unwrap();
+    let to_idp = url::Url::parse(&location_of(&r)).unwrap();
     let q: HashMap<_, _> = to_idp.query_pairs().into_owned().collect();
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["redirect_uri"], callback);
@@ -617,10 +610,7 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
     // The real callback: session cookie, back to the authorize request.
     let r = b.get_with(&path_and_query(&back), &pending).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        r.headers().get("location").unwrap().to_str().unwrap(),
-        return_to
-    );
+    assert_eq!(location_of(&r), return_to);
     let session = cookies(&r)
         .into_iter()
         .find(|c| c.name() == "rampart_session_acme")
@@ -634,7 +624,7 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
     // for the linked local user.
     let r = b.get_with(&return_to, &session).await;
     assert_eq!(r.status(), StatusCode::FOUND);
-    let code = query_param(r.headers()["location"].to_str().unwrap(), "code");
+    let code = query_param(&location_of(&r), "code");
     let r = b.redeem(&code).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let t: serde_json::Value = r.json().await.unwrap();
@@ -656,11 +646,7 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
     // A second login with the same upstream account finds the same user.
     let r = begin(start_uri.clone()).await.unwrap();
     let pending = cookies(&r).into_iter().next().unwrap().into_owned();
-    let back = idp_sign_in(
-        r.headers().get("location").unwrap().to_str().unwrap(),
-        "grace",
-    )
-    .await;
+    let back = idp_sign_in(&location_of(&r), "grace").await;
     let issuer = idp.issuer();
     let done = complete_upstream(&auth, "acme", &back, Some(&issuer), pending.value())
         .await
@@ -671,11 +657,7 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
     // one provider cannot finish at another tenant.
     let r = begin(start_uri).await.unwrap();
     let pending = cookies(&r).into_iter().next().unwrap().into_owned();
-    let back = idp_sign_in(
-        r.headers().get("location").unwrap().to_str().unwrap(),
-        "alan",
-    )
-    .await;
+    let back = idp_sign_in(&location_of(&r), "alan").await;
     assert!(matches!(
         complete_upstream(&auth, "globex", &back, None, pending.value()).await,
         Err(rampart_auth::AuthError::AccessDenied(_))
@@ -895,7 +877,7 @@ async fn http_throughput() {
             .send()
             .await
             .unwrap();
-        let code = query_param(r.headers()["location"].to_str().unwrap(), "code");
+        let code = query_param(&location_of(&r), "code");
         let t: serde_json::Value = browser
             .redeem(&code)
             .send()

@@ -459,20 +459,10 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
     env.with(&eve_t)
         .patch(200, &pp, json!({"description": "eve"}))
         .await;
-    env.state
-        .tenants
-        .with_tenant("acme", async |conn| {
-            use diesel_async::RunQueryDsl;
-            diesel::sql_query(
-                "UPDATE portfolio_shares SET expires_at = now() - interval '1 second' WHERE user_id = $1",
-            )
-            .bind::<diesel::sql_types::Uuid, _>(eve)
-            .execute(conn)
-            .await?;
-            Ok::<_, rampart_tenancy::TenancyError>(())
-        })
-        .await
-        .unwrap();
+    let expire = format!(
+        "UPDATE portfolio_shares SET expires_at = now() - interval '1 second' WHERE user_id = '{eve}'"
+    );
+    crate::common::exec(&env.state, "acme", expire).await;
     env.expect_get(404, &pp, &eve_t).await;
     env.with(&eve_t)
         .patch(404, &pp, json!({"description": "eve"}))

@@ -343,17 +343,9 @@ async fn admins_without_a_second_factor_are_refused_when_the_tenant_requires_one
 }
 
 async fn set_status(env: &Env, user: uuid::Uuid, status: &str) {
+    // raw SQL: the test flips the owner's status directly.
     let sql = format!("UPDATE users SET status = '{status}' WHERE id = '{user}'");
-    env.state
-        .tenants
-        .with_tenant("acme", async |conn| {
-            // raw SQL: the test flips the owner's status directly.
-            diesel_async::RunQueryDsl::execute(diesel::sql_query(sql), conn)
-                .await
-                .map_err(rampart_tenancy::TenancyError::from)
-        })
-        .await
-        .unwrap();
+    crate::common::exec(&env.state, "acme", sql).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
