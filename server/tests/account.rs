@@ -12,6 +12,8 @@ use uuid::Uuid;
 
 use crate::common::{Api, PASSWORD, Pki, config, mint_token_with, start};
 
+/// The account's TOTP endpoints.
+const TOTP: &str = "/api/v1/t/acme/account/mfa/totp";
 const NEW_PASSWORD: &str = "staple-orbit-lantern-77";
 
 /// An access token as the token endpoint mints it, bound to `session`.
@@ -69,6 +71,7 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     let (session_a, _) = login(&state, "acme", "ada@example.com", PASSWORD).await;
     let (_session_b, handle_b) = login(&state, "acme", "ada@example.com", PASSWORD).await;
     let ada_token = token(&state, "acme", ada.id, Role::Trader, Some(session_a)).await;
+    let as_ada = api.with(&ada_token);
     let eve_token = token(&state, "globex", eve.id, Role::Trader, None).await;
 
     // Refusals: no token, another tenant's token (same answer as no token).
@@ -76,8 +79,8 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
         for (method, path) in [
             (Method::POST, "/api/v1/t/acme/account/password"),
             (Method::POST, "/api/v1/t/acme/account/mfa/totp"),
-            (Method::POST, "/api/v1/t/acme/account/mfa/totp/confirm"),
-            (Method::POST, "/api/v1/t/acme/account/mfa/totp/disable"),
+            (Method::POST, &format!("{TOTP}/confirm")),
+            (Method::POST, &format!("{TOTP}/disable")),
             (
                 Method::POST,
                 "/api/v1/t/acme/account/sessions/revoke-others",
@@ -123,21 +126,12 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
         "{:06}",
         (code.parse::<u32>().unwrap() + 500_000) % 1_000_000
     );
-    api.with(&ada_token)
-        .post(
-            400,
-            "/api/v1/t/acme/account/mfa/totp/confirm",
-            json!({"code": wrong}),
-        )
+    as_ada
+        .post(400, &format!("{TOTP}/confirm"), json!({"code": wrong}))
         .await;
     // The right code enables it and shows 10 backup codes once.
-    let body = api
-        .with(&ada_token)
-        .post(
-            200,
-            "/api/v1/t/acme/account/mfa/totp/confirm",
-            json!({"code": code}),
-        )
+    let body = as_ada
+        .post(200, &format!("{TOTP}/confirm"), json!({"code": code}))
         .await;
     let backup: Vec<String> = serde_json::from_value(body["data"]["backupCodes"].clone()).unwrap();
     assert_eq!(backup.len(), 10);
@@ -151,12 +145,8 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     )
     .await;
     // The code that confirmed cannot be used again within its step.
-    api.with(&ada_token)
-        .post(
-            400,
-            "/api/v1/t/acme/account/mfa/totp/disable",
-            json!({"code": code}),
-        )
+    as_ada
+        .post(400, &format!("{TOTP}/disable"), json!({"code": code}))
         .await;
     // Login now needs the second factor.
     assert!(matches!(
@@ -171,12 +161,8 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
         LoginOutcome::MfaRequired { .. }
     ));
     // A backup code disables it (single use).
-    api.with(&ada_token)
-        .post(
-            200,
-            "/api/v1/t/acme/account/mfa/totp/disable",
-            json!({"code": backup[0]}),
-        )
+    as_ada
+        .post(200, &format!("{TOTP}/disable"), json!({"code": backup[0]}))
         .await;
 
     // Revoke the other sessions: needs a token bound to a session.
@@ -207,14 +193,14 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     );
 
     // Change password: wrong current and weak new are refused.
-    api.with(&ada_token)
+    as_ada
         .post(
             400,
             "/api/v1/t/acme/account/password",
             json!({"current_password": "not-the-password-1", "new_password": NEW_PASSWORD}),
         )
         .await;
-    api.with(&ada_token)
+    as_ada
         .post(
             400,
             "/api/v1/t/acme/account/password",
@@ -243,22 +229,21 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     );
 
     // API keys: any user, with scopes within the role only.
-    api.with(&ada_token)
+    as_ada
         .post(
             403,
             "/api/v1/t/acme/account/api-keys",
             json!({"name": "k", "scopes": ["market:read", "users:manage"]}),
         )
         .await;
-    api.with(&ada_token)
+    as_ada
         .post(
             400,
             "/api/v1/t/acme/account/api-keys",
             json!({"name": "k", "scopes": []}),
         )
         .await;
-    let body = api
-        .with(&ada_token)
+    let body = as_ada
         .post(
             201,
             "/api/v1/t/acme/account/api-keys",
@@ -420,14 +405,8 @@ async fn account_changes_need_the_account_scope_and_a_recent_sign_in() {
             token_signed_in_at(&state, ada.id, session, "openid account:manage", auth_time).await;
         for (path, body) in [
             ("/api/v1/t/acme/account/mfa/totp", None),
-            (
-                "/api/v1/t/acme/account/mfa/totp/confirm",
-                Some(json!({"code": "123456"})),
-            ),
-            (
-                "/api/v1/t/acme/account/mfa/totp/disable",
-                Some(json!({"code": "123456"})),
-            ),
+            (&format!("{TOTP}/confirm"), Some(json!({"code": "123456"}))),
+            (&format!("{TOTP}/disable"), Some(json!({"code": "123456"}))),
             ("/api/v1/t/acme/account/api-keys", Some(key_body.clone())),
             ("/api/v1/t/acme/account/sessions/revoke-others", None),
         ] {

@@ -498,6 +498,19 @@ fn json_or_text(text: String) -> Value {
     serde_json::from_str(&text).unwrap_or(Value::String(text))
 }
 
+/// The standard output of a finished command; panics with `what`, its
+/// status and both outputs when it failed.
+pub fn stdout_of(out: std::process::Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
 /// Runs one statement in `tenant`'s schema (raw SQL: a test sets a state
 /// the services do not offer).
 pub async fn exec(state: &AppState, tenant: &str, sql: String) {

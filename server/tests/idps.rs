@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use rampart_auth::{AuthError, ClientContext, Role};
 use rampart_testkit::OidcProvider;
 use rampart_vault::{SecretStore, VaultConfig};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::{CLIENT_SCOPES, PASSWORD, scoped_token, url};
@@ -161,29 +161,17 @@ async fn providers_from_the_admin_api_sign_users_in_and_keep_their_secret_out_of
     let listed = env.with(&acme_admin).get(200, "/api/v1/t/acme/idps").await;
     assert_eq!(listed["data"][0]["name"], "idp");
     assert_eq!(listed["data"][0]["hasClientSecret"], false);
-    let (s, _) = env
-        .call(
-            Method::GET,
-            "/api/v1/t/acme/idps",
-            Some(&globex_admin),
-            None,
-        )
+    env.with(&globex_admin)
+        .get(401, "/api/v1/t/acme/idps")
         .await;
-    assert_eq!(s, 401);
     let theirs = env
         .with(&globex_admin)
         .get(200, "/api/v1/t/globex/idps")
         .await;
     assert_eq!(theirs["data"], json!([]));
-    let (s, _) = env
-        .call(
-            Method::GET,
-            "/api/v1/t/globex/idps/idp",
-            Some(&globex_admin),
-            None,
-        )
+    env.with(&globex_admin)
+        .get(404, "/api/v1/t/globex/idps/idp")
         .await;
-    assert_eq!(s, 404);
 
     // Sign in through it over HTTP; globex cannot use acme's provider.
     assert_eq!(sign_in(&b, "acme", "idp", "grace").await, SIGNED_IN);
@@ -246,14 +234,7 @@ fn rampart_idps(dir: &std::path::Path, args: &[&str], database_url: &str, stdin:
         .write_all(stdin.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "rampart idps {args:?}: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    crate::common::stdout_of(out, &format!("rampart idps {args:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -58,14 +58,7 @@ fn rampart(args: &[&str], database_url: &str) -> String {
         .env("RAMPART_LOG", "warn")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "rampart {args:?}: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    crate::common::stdout_of(out, &format!("rampart {args:?}"))
 }
 
 /// The accept URL a command printed.

@@ -192,14 +192,16 @@ async fn registration_verification_and_password_reset_by_mail() {
     assert!(html.contains("action=\"/api/v1/t/acme/password/reset\""));
 
     // A weak password is refused without spending the link; then the form.
-    let r = e
-        .http
-        .post(e.url("/api/v1/t/acme/password/reset"))
-        .json(&json!({"token": token_value, "password": "password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    let reset_with = |password: &str| {
+        let body = json!({"token": token_value, "password": password});
+        e.call(
+            Method::POST,
+            "/api/v1/t/acme/password/reset",
+            None,
+            Some(body),
+        )
+    };
+    assert_eq!(reset_with("password").await.0, 400);
     let new_password = "a-brand-new-passphrase-7";
     let r = e
         .http
@@ -215,14 +217,7 @@ async fn registration_verification_and_password_reset_by_mail() {
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     // Spent; old password refused; sessions revoked; new password works.
-    let r = e
-        .http
-        .post(e.url("/api/v1/t/acme/password/reset"))
-        .json(&json!({"token": token_value, "password": "yet-another-passphrase"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(reset_with("yet-another-passphrase").await.0, 400);
     assert!(
         auth.authenticate_session("acme", &session.token)
             .await

@@ -21,6 +21,19 @@ async fn user_token(auth: &AuthServer, tenant: &str, email: &str, role: Role) ->
     role_token(auth, tenant, email, role, (SCOPES, ADMIN_SCOPES)).await
 }
 
+/// A trader of `acme` whose token lacks `market:read`.
+async fn no_market_token(auth: &AuthServer) -> String {
+    let (_, token) = scoped_token(
+        auth,
+        "acme",
+        "nom@acme.test",
+        Role::Trader,
+        NO_MARKET_SCOPES,
+    )
+    .await;
+    token
+}
+
 const T: &str = "/api/v1/t/acme";
 
 #[tokio::test(flavor = "multi_thread")]
@@ -28,14 +41,7 @@ async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
     let env = env().await;
     let auth = env.auth();
     let (_, viewer) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
-    let (_, no_market) = scoped_token(
-        &auth,
-        "acme",
-        "nom@acme.test",
-        Role::Trader,
-        NO_MARKET_SCOPES,
-    )
-    .await;
+    let no_market = no_market_token(&auth).await;
     let (_, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Admin).await;
 
     // Batch quotes: known ones with provenance, unknown ones as errors.
@@ -697,14 +703,7 @@ async fn live_price_stream_over_websocket_with_token_and_access_checks() {
     let auth = env.auth();
     let (_, ada) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (bob_id, bob) = user_token(&auth, "acme", "bob@acme.test", Role::Viewer).await;
-    let (_, no_market) = scoped_token(
-        &auth,
-        "acme",
-        "nom@acme.test",
-        Role::Trader,
-        NO_MARKET_SCOPES,
-    )
-    .await;
+    let no_market = no_market_token(&auth).await;
     let (_, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Trader).await;
     let id = env
         .create(
