@@ -257,9 +257,11 @@ fn print_idp(p: &UpstreamProviderInfo) {
     );
 }
 
+/// The actor the audit trail records for these commands.
+const ACTOR: &str = "cli";
+
 /// Runs an upstream identity provider command.
 pub async fn run(cmd: IdpsCommand) -> anyhow::Result<()> {
-    const ACTOR: &str = "cli";
     match cmd {
         IdpsCommand::List { at } => {
             let (auth, _) = at.open().await?;
@@ -357,24 +359,8 @@ pub async fn run(cmd: IdpsCommand) -> anyhow::Result<()> {
                     .await?,
             );
         }
-        IdpsCommand::Disable { at, name } => {
-            let (auth, _) = at.open().await?;
-            print_idp(
-                &auth
-                    .upstream()
-                    .set_provider_enabled(&at.tenant, &name, false, ACTOR)
-                    .await?,
-            );
-        }
-        IdpsCommand::Enable { at, name } => {
-            let (auth, _) = at.open().await?;
-            print_idp(
-                &auth
-                    .upstream()
-                    .set_provider_enabled(&at.tenant, &name, true, ACTOR)
-                    .await?,
-            );
-        }
+        IdpsCommand::Disable { at, name } => set_enabled(&at, &name, false).await?,
+        IdpsCommand::Enable { at, name } => set_enabled(&at, &name, true).await?,
         IdpsCommand::Remove { at, name } => {
             let (auth, _) = at.open().await?;
             auth.upstream()
@@ -383,5 +369,17 @@ pub async fn run(cmd: IdpsCommand) -> anyhow::Result<()> {
             println!("removed {name}");
         }
     }
+    Ok(())
+}
+
+/// `idps enable` / `idps disable`: prints the provider as it now is.
+async fn set_enabled(at: &IdpArgs, name: &str, enabled: bool) -> anyhow::Result<()> {
+    let (auth, _) = at.open().await?;
+    let upstream = auth.upstream();
+    print_idp(
+        &upstream
+            .set_provider_enabled(&at.tenant, name, enabled, ACTOR)
+            .await?,
+    );
     Ok(())
 }

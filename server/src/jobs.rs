@@ -223,26 +223,39 @@ pub async fn run_login_alerts_once(state: &AppState) -> Result<usize, NotifyErro
 /// Checks price alerts against the market chain every
 /// `price_check_secs`; each alert is mailed once, across replicas too.
 pub fn spawn_price_alert_job(state: AppState) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = every(state.config.notify.price_check_secs);
-        loop {
-            tick.tick().await;
-            if let Err(e) = run_price_alerts_once(&state).await {
-                tracing::warn!(error = %e, "price alert job");
-            }
-        }
+    let secs = state.config.notify.price_check_secs;
+    spawn_every(state, secs, "price alert job", |state| async move {
+        run_price_alerts_once(&state).await
     })
 }
 
 /// Mails new-device login alerts every `login_check_secs` (see
 /// `rampart_notify::devices` for what a device is).
 pub fn spawn_login_alert_job(state: AppState) -> JoinHandle<()> {
+    let secs = state.config.notify.login_check_secs;
+    spawn_every(state, secs, "new-device alert job", |state| async move {
+        run_login_alerts_once(&state).await
+    })
+}
+
+/// Runs `job` on the state every `secs`; a failed run is logged as `what`
+/// and the next tick tries again.
+fn spawn_every<T, E, F>(
+    state: AppState,
+    secs: u64,
+    what: &'static str,
+    job: impl Fn(AppState) -> F + Send + 'static,
+) -> JoinHandle<()>
+where
+    E: std::fmt::Display,
+    F: Future<Output = Result<T, E>> + Send,
+{
     tokio::spawn(async move {
-        let mut tick = every(state.config.notify.login_check_secs);
+        let mut tick = every(secs);
         loop {
             tick.tick().await;
-            if let Err(e) = run_login_alerts_once(&state).await {
-                tracing::warn!(error = %e, "new-device alert job");
+            if let Err(e) = job(state.clone()).await {
+                tracing::warn!(error = %e, "{what}");
             }
         }
     })

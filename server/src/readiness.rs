@@ -5,7 +5,7 @@
 //! [`PROBE_CACHE_FOR`], however many callers ask.
 use std::time::{Duration, Instant};
 
-use prometheus::{IntCounter, Registry};
+use prometheus::{IntCounter, IntGaugeVec, Registry};
 
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
@@ -154,22 +154,24 @@ pub struct Probed<'a> {
     pub started: Instant,
 }
 
+/// Sets `gauge` to each value under its label.
+fn set_gauges<const N: usize>(gauge: &IntGaugeVec, values: [(&str, i64); N]) {
+    for (label, value) in values {
+        gauge.with_label_values(&[label]).set(value);
+    }
+}
+
 /// Probes every dependency and updates the pool and dependency gauges
 /// (through [`ProbeCache::get`]: `/ready`, `/metrics` and the probe job).
 pub async fn probe(state: Probed<'_>) -> Readiness {
     let pool_status = state.tenants.pool_status();
-    for (label, v) in [
+    let pool = [
         ("size", pool_status.size),
         ("available", pool_status.available),
         ("waiting", pool_status.waiting),
         ("max", pool_status.max_size),
-    ] {
-        state
-            .metrics
-            .db_pool
-            .with_label_values(&[label])
-            .set(v as i64);
-    }
+    ];
+    set_gauges(&state.metrics.db_pool, pool.map(|(l, v)| (l, v as i64)));
     let postgres = timed(true, async {
         let mut conn = state
             .tenants
@@ -206,17 +208,15 @@ pub async fn probe(state: Probed<'_>) -> Readiness {
         }
     })
     .await;
-    for (dep, up) in [
+    let up = [
         ("postgres", postgres.ok),
         ("redis", redis.ok),
         ("vault", vault.ok),
-    ] {
-        state
-            .metrics
-            .dependency_up
-            .with_label_values(&[dep])
-            .set(i64::from(up));
-    }
+    ];
+    set_gauges(
+        &state.metrics.dependency_up,
+        up.map(|(d, ok)| (d, i64::from(ok))),
+    );
     let mut degraded = Vec::new();
     for (name, dep) in [
         ("postgres", &postgres),

@@ -286,33 +286,13 @@ async fn the_admin_listener_refuses_the_servers_own_vault_certificate() {
     };
     assert_eq!(whoami_as(&root_pem, server.admin_addr, &own).await, None);
     // An operator on the allow-list gets in.
-    let issued = crate::vault::bao_post(
-        &addr,
-        "pki/issue/operators",
-        serde_json::json!({"common_name": "ops.rampart.local"}),
-    )
-    .await;
-    let operator = IssuedCert {
-        // Vault's PEM has no final newline.
-        cert_pem: format!("{}\n", issued["data"]["certificate"].as_str().unwrap()),
-        key_pem: issued["data"]["private_key"].as_str().unwrap().to_owned(),
-    };
+    let operator = issue_operator_cert(&addr, "ops.rampart.local").await;
     assert_eq!(
         whoami_as(&root_pem, server.admin_addr, &operator).await,
         Some(200)
     );
     // Another certificate of the same PKI is not an operator.
-    let issued = crate::vault::bao_post(
-        &addr,
-        "pki/issue/operators",
-        serde_json::json!({"common_name": "intruder.rampart.local"}),
-    )
-    .await;
-    let intruder = IssuedCert {
-        // Vault's PEM has no final newline.
-        cert_pem: format!("{}\n", issued["data"]["certificate"].as_str().unwrap()),
-        key_pem: issued["data"]["private_key"].as_str().unwrap().to_owned(),
-    };
+    let intruder = issue_operator_cert(&addr, "intruder.rampart.local").await;
     assert_eq!(
         whoami_as(&root_pem, server.admin_addr, &intruder).await,
         None
@@ -444,4 +424,15 @@ async fn signing_keys_in_vault_use_the_approle_login_not_a_static_token() {
         "{kids:?} vs {stored:?}"
     );
     env.server.stop().await;
+}
+
+/// A client certificate Vault's PKI issues under its `operators` role.
+async fn issue_operator_cert(addr: &str, common_name: &str) -> IssuedCert {
+    let body = serde_json::json!({"common_name": common_name});
+    let issued = crate::vault::bao_post(addr, "pki/issue/operators", body).await;
+    IssuedCert {
+        // Vault's PEM has no final newline.
+        cert_pem: format!("{}\n", issued["data"]["certificate"].as_str().unwrap()),
+        key_pem: issued["data"]["private_key"].as_str().unwrap().to_owned(),
+    }
 }

@@ -12,6 +12,8 @@ use uuid::Uuid;
 
 use crate::common::{Api, PASSWORD, Pki, config, mint_token_with, start};
 
+/// The account's TOTP endpoints.
+const TOTP: &str = "/api/v1/t/acme/account/mfa/totp";
 const NEW_PASSWORD: &str = "staple-orbit-lantern-77";
 
 /// An access token as the token endpoint mints it, bound to `session`.
@@ -22,16 +24,8 @@ async fn token(
     role: Role,
     session: Option<Uuid>,
 ) -> String {
-    mint_token_with(
-        state,
-        tenant,
-        user,
-        role,
-        "web",
-        "openid account:manage",
-        session,
-    )
-    .await
+    let scope = "openid account:manage";
+    mint_token_with(state, tenant, user, role, "web", scope, session).await
 }
 
 /// Session id and handle of a password login.
@@ -77,6 +71,7 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     let (session_a, _) = login(&state, "acme", "ada@example.com", PASSWORD).await;
     let (_session_b, handle_b) = login(&state, "acme", "ada@example.com", PASSWORD).await;
     let ada_token = token(&state, "acme", ada.id, Role::Trader, Some(session_a)).await;
+    let as_ada = api.with(&ada_token);
     let eve_token = token(&state, "globex", eve.id, Role::Trader, None).await;
 
     // Refusals: no token, another tenant's token (same answer as no token).
@@ -84,8 +79,8 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
         for (method, path) in [
             (Method::POST, "/api/v1/t/acme/account/password"),
             (Method::POST, "/api/v1/t/acme/account/mfa/totp"),
-            (Method::POST, "/api/v1/t/acme/account/mfa/totp/confirm"),
-            (Method::POST, "/api/v1/t/acme/account/mfa/totp/disable"),
+            (Method::POST, &format!("{TOTP}/confirm")),
+            (Method::POST, &format!("{TOTP}/disable")),
             (
                 Method::POST,
                 "/api/v1/t/acme/account/sessions/revoke-others",
@@ -131,23 +126,12 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
         "{:06}",
         (code.parse::<u32>().unwrap() + 500_000) % 1_000_000
     );
-    api.expect(
-        400,
-        Method::POST,
-        "/api/v1/t/acme/account/mfa/totp/confirm",
-        Some(&ada_token),
-        Some(json!({"code": wrong})),
-    )
-    .await;
+    as_ada
+        .post(400, &format!("{TOTP}/confirm"), json!({"code": wrong}))
+        .await;
     // The right code enables it and shows 10 backup codes once.
-    let body = api
-        .expect(
-            200,
-            Method::POST,
-            "/api/v1/t/acme/account/mfa/totp/confirm",
-            Some(&ada_token),
-            Some(json!({"code": code})),
-        )
+    let body = as_ada
+        .post(200, &format!("{TOTP}/confirm"), json!({"code": code}))
         .await;
     let backup: Vec<String> = serde_json::from_value(body["data"]["backupCodes"].clone()).unwrap();
     assert_eq!(backup.len(), 10);
@@ -161,14 +145,9 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     )
     .await;
     // The code that confirmed cannot be used again within its step.
-    api.expect(
-        400,
-        Method::POST,
-        "/api/v1/t/acme/account/mfa/totp/disable",
-        Some(&ada_token),
-        Some(json!({"code": code})),
-    )
-    .await;
+    as_ada
+        .post(400, &format!("{TOTP}/disable"), json!({"code": code}))
+        .await;
     // Login now needs the second factor.
     assert!(matches!(
         auth.login(
@@ -182,14 +161,9 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
         LoginOutcome::MfaRequired { .. }
     ));
     // A backup code disables it (single use).
-    api.expect(
-        200,
-        Method::POST,
-        "/api/v1/t/acme/account/mfa/totp/disable",
-        Some(&ada_token),
-        Some(json!({"code": backup[0]})),
-    )
-    .await;
+    as_ada
+        .post(200, &format!("{TOTP}/disable"), json!({"code": backup[0]}))
+        .await;
 
     // Revoke the other sessions: needs a token bound to a session.
     let no_session = token(&state, "acme", ada.id, Role::Trader, None).await;
@@ -219,22 +193,20 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     );
 
     // Change password: wrong current and weak new are refused.
-    api.expect(
-        400,
-        Method::POST,
-        "/api/v1/t/acme/account/password",
-        Some(&ada_token),
-        Some(json!({"current_password": "not-the-password-1", "new_password": NEW_PASSWORD})),
-    )
-    .await;
-    api.expect(
-        400,
-        Method::POST,
-        "/api/v1/t/acme/account/password",
-        Some(&ada_token),
-        Some(json!({"current_password": PASSWORD, "new_password": "short"})),
-    )
-    .await;
+    as_ada
+        .post(
+            400,
+            "/api/v1/t/acme/account/password",
+            json!({"current_password": "not-the-password-1", "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    as_ada
+        .post(
+            400,
+            "/api/v1/t/acme/account/password",
+            json!({"current_password": PASSWORD, "new_password": "short"}),
+        )
+        .await;
     let (s, body) = api
         .call(
             Method::POST,
@@ -257,29 +229,25 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     );
 
     // API keys: any user, with scopes within the role only.
-    api.expect(
-        403,
-        Method::POST,
-        "/api/v1/t/acme/account/api-keys",
-        Some(&ada_token),
-        Some(json!({"name": "k", "scopes": ["market:read", "users:manage"]})),
-    )
-    .await;
-    api.expect(
-        400,
-        Method::POST,
-        "/api/v1/t/acme/account/api-keys",
-        Some(&ada_token),
-        Some(json!({"name": "k", "scopes": []})),
-    )
-    .await;
-    let body = api
-        .expect(
-            201,
-            Method::POST,
+    as_ada
+        .post(
+            403,
             "/api/v1/t/acme/account/api-keys",
-            Some(&ada_token),
-            Some(json!({"name": "laptop", "scopes": ["market:read", "portfolio:write"]})),
+            json!({"name": "k", "scopes": ["market:read", "users:manage"]}),
+        )
+        .await;
+    as_ada
+        .post(
+            400,
+            "/api/v1/t/acme/account/api-keys",
+            json!({"name": "k", "scopes": []}),
+        )
+        .await;
+    let body = as_ada
+        .post(
+            201,
+            "/api/v1/t/acme/account/api-keys",
+            json!({"name": "laptop", "scopes": ["market:read", "portfolio:write"]}),
         )
         .await;
     let ada_key = body["data"]["key"].as_str().unwrap().to_owned();
@@ -296,21 +264,19 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     auth.set_role("acme", ada.id, Role::Trader).await.unwrap();
     let bot_token = token(&state, "acme", bot.id, Role::ApiUser, None).await;
     let bot2_token = token(&state, "acme", bot2.id, Role::ApiUser, None).await;
-    api.expect(
-        400,
-        Method::POST,
-        "/api/v1/t/acme/account/api-keys",
-        Some(&bot_token),
-        Some(json!({"name": "k", "scopes": ["nope"]})),
-    )
-    .await;
-    let body = api
-        .expect(
-            201,
-            Method::POST,
+    api.with(&bot_token)
+        .post(
+            400,
             "/api/v1/t/acme/account/api-keys",
-            Some(&bot_token),
-            Some(json!({"name": "ci", "scopes": ["market:read"]})),
+            json!({"name": "k", "scopes": ["nope"]}),
+        )
+        .await;
+    let body = api
+        .with(&bot_token)
+        .post(
+            201,
+            "/api/v1/t/acme/account/api-keys",
+            json!({"name": "ci", "scopes": ["market:read"]}),
         )
         .await;
     let key = body["data"]["key"].as_str().unwrap().to_owned();
@@ -327,10 +293,8 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     assert!(!body.to_string().contains(&key), "the key is shown once");
     // Another api_user cannot revoke it.
     let path = format!("/api/v1/t/acme/account/api-keys/{prefix}");
-    api.expect(404, Method::DELETE, &path, Some(&bot2_token), None)
-        .await;
-    api.expect(200, Method::DELETE, &path, Some(&bot_token), None)
-        .await;
+    api.with(&bot2_token).delete(404, &path).await;
+    api.with(&bot_token).delete(200, &path).await;
     assert!(auth.authenticate_api_key("acme", &key).await.is_err());
     let (s, _) = api
         .call(Method::DELETE, &path, Some(&bot_token), None)
@@ -441,14 +405,8 @@ async fn account_changes_need_the_account_scope_and_a_recent_sign_in() {
             token_signed_in_at(&state, ada.id, session, "openid account:manage", auth_time).await;
         for (path, body) in [
             ("/api/v1/t/acme/account/mfa/totp", None),
-            (
-                "/api/v1/t/acme/account/mfa/totp/confirm",
-                Some(json!({"code": "123456"})),
-            ),
-            (
-                "/api/v1/t/acme/account/mfa/totp/disable",
-                Some(json!({"code": "123456"})),
-            ),
+            (&format!("{TOTP}/confirm"), Some(json!({"code": "123456"}))),
+            (&format!("{TOTP}/disable"), Some(json!({"code": "123456"}))),
             ("/api/v1/t/acme/account/api-keys", Some(key_body.clone())),
             ("/api/v1/t/acme/account/sessions/revoke-others", None),
         ] {

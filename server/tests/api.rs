@@ -48,21 +48,15 @@ async fn api_v1_is_tenant_scoped_and_authenticated() {
         }
         r.send()
     };
-    let first: serde_json::Value = get("/api/v1/t/acme/quotes/%5EGSPC", Some(&access))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let quote = async || -> serde_json::Value {
+        let res = get("/api/v1/t/acme/quotes/%5EGSPC", Some(&access)).await;
+        res.unwrap().json().await.unwrap()
+    };
+    let first = quote().await;
     assert_eq!(first["success"], true, "{first}");
     assert_eq!(first["data"]["quote"]["price"], 2506.85);
     assert_eq!(first["data"]["source"]["layer"], "provider");
-    let second: serde_json::Value = get("/api/v1/t/acme/quotes/%5EGSPC", Some(&access))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let second = quote().await;
     assert_eq!(second["data"]["source"]["layer"], "l1");
     let unknown = get("/api/v1/t/acme/quotes/NOPE", Some(&access))
         .await

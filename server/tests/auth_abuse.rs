@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 
+use rampart_auth::upstream::UpstreamOutcome;
 use rampart_auth::{AuthError, AuthServer, ClientContext, Role, UpstreamProvider};
 use rampart_testkit::OidcProvider;
 use reqwest::StatusCode;
 
 use crate::common::{PASSWORD, hidden};
-use crate::oauth::{Browser, authorize_uri, cookies, idp_sign_in, oauth_env};
+use crate::oauth::{Browser, authorize_uri, cookies, idp_sign_in, oauth_env, test_idp};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn parallel_wrong_logins_get_429_with_retry_after() {
@@ -33,22 +34,11 @@ async fn parallel_wrong_logins_get_429_with_retry_after() {
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (b, return_to, csrf) = (b.clone(), return_to.clone(), csrf.clone());
-            let cookie = csrf_cookie.clone().stripped().to_string();
+            let cookie = csrf_cookie.clone();
             tokio::spawn(async move {
                 let r = b
-                    .post_form(
-                        "/t/acme/oauth/login",
-                        &[
-                            ("email", "ada@example.com"),
-                            ("password", "wrong-password-1"),
-                            ("return_to", return_to.as_str()),
-                            ("csrf", csrf.as_str()),
-                        ],
-                    )
-                    .header("cookie", cookie)
-                    .send()
-                    .await
-                    .unwrap();
+                    .sign_in("wrong-password-1", &return_to, &csrf, Some(&cookie))
+                    .await;
                 let retry_after = r
                     .headers()
                     .get("retry-after")
@@ -76,22 +66,11 @@ async fn parallel_wrong_logins_get_429_with_retry_after() {
 
 /// Registers the test provider for `tenant` with e-mail linking on.
 async fn add_linking_provider(auth: &AuthServer, idp: &OidcProvider) {
-    auth.add_upstream_provider(
-        "acme",
-        UpstreamProvider {
-            name: "idp".into(),
-            display_name: "Test IdP".into(),
-            issuer: idp.issuer(),
-            client_id: OidcProvider::CLIENT_ID.into(),
-            redirect_uri: "http://127.0.0.1:9/t/acme/login/upstream/idp/callback".into(),
-            scopes: vec!["email".into(), "profile".into()],
-            link_verified_email: true,
-            new_user_role: Role::Viewer,
-            ..UpstreamProvider::default()
-        },
-    )
-    .await
-    .unwrap();
+    let provider = UpstreamProvider {
+        new_user_role: Role::Viewer,
+        ..test_idp(idp, true)
+    };
+    auth.add_upstream_provider("acme", provider).await.unwrap();
 }
 
 /// Signs in at the provider as `name`: (code, state, iss, pending).
@@ -99,6 +78,19 @@ async fn upstream_response(auth: &AuthServer, name: &str) -> (HashMap<String, St
     let start = auth.begin_login("acme", "idp", None).await.unwrap();
     let back = idp_sign_in(&start.authorization_url, name).await;
     (back.query_pairs().into_owned().collect(), start.pending)
+}
+
+/// Signs in at the provider as `name` and completes the login at `acme`
+/// with what it sent back (`iss` included).
+async fn upstream_login(
+    auth: &AuthServer,
+    name: &str,
+    ctx: &ClientContext,
+) -> Result<UpstreamOutcome, AuthError> {
+    let (q, pending) = upstream_response(auth, name).await;
+    let iss = q.get("iss").map(String::as_str);
+    auth.complete_login("acme", "idp", &q["code"], &q["state"], iss, &pending, ctx)
+        .await
 }
 
 /// Sets `users.email_verified` for `email` in tenant `acme`.
@@ -140,34 +132,11 @@ async fn upstream_email_links_only_to_a_verified_local_account() {
     // register() is the operator's path and counts as verified; the
     // squatter's self-made account never proved the address.
     set_email_verified(&env, "victim@upstream.example", false).await;
-    let (q, pending) = upstream_response(&auth, "victim").await;
-    let r = auth
-        .complete_login(
-            "acme",
-            "idp",
-            &q["code"],
-            &q["state"],
-            q.get("iss").map(String::as_str),
-            &pending,
-            &ctx,
-        )
-        .await;
+    let r = upstream_login(&auth, "victim", &ctx).await;
     assert!(matches!(r, Err(AuthError::LinkRefused(_))), "{r:?}");
     // Once the local address is verified, the identity links to it.
     set_email_verified(&env, "victim@upstream.example", true).await;
-    let (q, pending) = upstream_response(&auth, "victim").await;
-    let done = auth
-        .complete_login(
-            "acme",
-            "idp",
-            &q["code"],
-            &q["state"],
-            q.get("iss").map(String::as_str),
-            &pending,
-            &ctx,
-        )
-        .await
-        .unwrap();
+    let done = upstream_login(&auth, "victim", &ctx).await.unwrap();
     assert_eq!(done.user.id, squatted.id);
     assert!(!done.created);
 }

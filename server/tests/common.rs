@@ -37,6 +37,43 @@ pub const CLIENT_SCOPES: &str = "portfolio:read portfolio:write analytics:read m
 
 // ------------------------------------------------------------ PKI and clients
 
+/// Two distinct free ports: (public, admin).
+pub fn free_ports() -> (u16, u16) {
+    let public = rampart_testkit::free_port().unwrap();
+    let mut admin = rampart_testkit::free_port().unwrap();
+    while admin == public {
+        admin = rampart_testkit::free_port().unwrap();
+    }
+    (public, admin)
+}
+
+/// A dev-mode configuration file for a `rampart serve` child process:
+/// listeners on [`free_ports`], `pki`'s TLS files, `database_url`, dev
+/// secrets in `pki`'s `secrets_dir`, one worker; `top` adds top-level keys
+/// and `tables` further tables. The ports and the TOML text.
+pub fn serve_toml(
+    pki: &Pki,
+    database_url: &str,
+    secrets_dir: &str,
+    top: &str,
+    tables: &str,
+) -> ((u16, u16), String) {
+    let (public, admin) = free_ports();
+    let files = &pki.files;
+    let toml = format!(
+        "mode = \"dev\"\npublic_addr = \"127.0.0.1:{public}\"\nadmin_addr = \"127.0.0.1:{admin}\"\n\
+         public_base_url = \"https://localhost:{public}\"\ndev_secrets_dir = {:?}\n{top}\n\
+         [tls]\ncert_file = {:?}\nkey_file = {:?}\nclient_ca_file = {:?}\n\
+         [database]\ndatabase_url = {database_url:?}\nmax_connections = 4\n\
+         [http]\nworkers = 1\nshutdown_timeout_secs = 1\n{tables}",
+        pki.path(secrets_dir),
+        files.cert_file,
+        files.key_file,
+        files.client_ca_file,
+    );
+    ((public, admin), toml)
+}
+
 /// A development PKI written to a temp dir.
 pub struct Pki {
     pub dir: tempfile::TempDir,
@@ -327,8 +364,7 @@ impl Api {
 
     /// `GET path` with `bearer` answered `status`: [`Api::expect`].
     pub async fn expect_get(&self, status: u16, path: &str, bearer: &str) -> Value {
-        self.expect(status, Method::GET, path, Some(bearer), None)
-            .await
+        self.with(bearer).get(status, path).await
     }
 
     /// `GET path` with `bearer` answered 200 with `text/csv`: the body.
@@ -348,8 +384,21 @@ impl Api {
 
     /// `PATCH path` of `body` with `bearer` answered 200: [`Api::expect`].
     pub async fn expect_patch(&self, path: &str, bearer: &str, body: Value) -> Value {
-        self.expect(200, Method::PATCH, path, Some(bearer), Some(body))
-            .await
+        self.with(bearer).patch(200, path, body).await
+    }
+
+    /// Posts `body` to `path` with `bearer` (any status, as [`Api::call`]);
+    /// the answer's `data.id`.
+    pub async fn create(&self, path: &str, bearer: &str, body: Value) -> String {
+        let (_, res) = self
+            .call(Method::POST, path, Some(bearer), Some(body))
+            .await;
+        res["data"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The requests of `bearer`, each asserting its answer's status.
+    pub fn with<'a>(&'a self, bearer: &'a str) -> Bearer<'a> {
+        Bearer { api: self, bearer }
     }
 
     /// [`Api::call`] that asserts the status; the body.
@@ -417,11 +466,78 @@ impl Api {
     }
 }
 
+/// Requests with one bearer token ([`Api::with`]): each asserts the status
+/// it is given and answers the body, as [`Api::expect`].
+pub struct Bearer<'a> {
+    api: &'a Api,
+    bearer: &'a str,
+}
+
+impl Bearer<'_> {
+    pub async fn get(&self, status: u16, path: &str) -> Value {
+        self.send(status, Method::GET, path, None).await
+    }
+
+    pub async fn delete(&self, status: u16, path: &str) -> Value {
+        self.send(status, Method::DELETE, path, None).await
+    }
+
+    pub async fn post(&self, status: u16, path: &str, body: Value) -> Value {
+        self.send(status, Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, status: u16, path: &str, body: Value) -> Value {
+        self.send(status, Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, status: u16, path: &str, body: Value) -> Value {
+        self.send(status, Method::PATCH, path, Some(body)).await
+    }
+
+    async fn send(&self, status: u16, method: Method, path: &str, body: Option<Value>) -> Value {
+        let bearer = Some(self.bearer);
+        self.api.expect(status, method, path, bearer, body).await
+    }
+}
+
+/// The string field `field` of every item of the JSON array `list`.
+pub fn strs<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    let items = list.as_array().unwrap().iter();
+    items.map(|item| item[field].as_str().unwrap()).collect()
+}
+
 fn json_or_text(text: String) -> Value {
     if text.is_empty() {
         return Value::Null;
     }
     serde_json::from_str(&text).unwrap_or(Value::String(text))
+}
+
+/// The standard output of a finished command; panics with `what`, its
+/// status and both outputs when it failed.
+pub fn stdout_of(out: std::process::Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+/// Runs one statement in `tenant`'s schema (raw SQL: a test sets a state
+/// the services do not offer).
+pub async fn exec(state: &AppState, tenant: &str, sql: String) {
+    state
+        .tenants
+        .with_tenant(tenant, async |conn| {
+            diesel_async::RunQueryDsl::execute(diesel::sql_query(sql), conn)
+                .await
+                .map_err(rampart_tenancy::TenancyError::from)
+        })
+        .await
+        .unwrap();
 }
 
 /// The `n` of a `SELECT count(*) AS n …` in `tenant`'s schema.

@@ -111,12 +111,7 @@ async fn the_embedded_mode_command_starts_serves_and_stops_cleanly() {
         .json()
         .await
         .unwrap();
-    let slugs: Vec<&str> = tenants["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["slug"].as_str().unwrap())
-        .collect();
+    let slugs = crate::common::strs(&tenants["data"], "slug");
     assert_eq!(slugs, ["acme", "globex"]);
     // The demo portfolios were seeded in each tenant's own schema.
     let pg_port: u16 = text

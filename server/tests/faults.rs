@@ -37,7 +37,7 @@ use uuid::Uuid;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::common::{Env, count, env_with, get_text, scoped_token, url};
+use crate::common::{Env, count, env_with, get_text, scoped_token, serve_toml, url};
 
 /// A hung request is a failure, not a wait: nothing here may take this long.
 const HANG: Duration = Duration::from_secs(20);
@@ -642,47 +642,13 @@ impl Drop for Child {
 
 fn spawn_child(env: &Env, database_url: &str, vault: &str, broker: &str) -> Child {
     let dir = env.pki.dir.path();
-    let public_port = rampart_testkit::free_port().unwrap();
-    let mut admin_port = rampart_testkit::free_port().unwrap();
-    while admin_port == public_port {
-        admin_port = rampart_testkit::free_port().unwrap();
-    }
-    let files = &env.pki.files;
-    let toml = format!(
-        r#"mode = "dev"
-public_addr = "127.0.0.1:{public_port}"
-admin_addr = "127.0.0.1:{admin_port}"
-public_base_url = "https://localhost:{public_port}"
-dev_secrets_dir = "{dir}/child-dev-secrets"
-key_check_secs = 3600
-
-[tls]
-cert_file = "{cert}"
-key_file = "{key}"
-client_ca_file = "{ca}"
-
-[database]
-database_url = "{database_url}"
-max_connections = 4
-
-[vault]
-address = "{vault}"
-auth = {{ method = "token", token = "root" }}
-
-[snapshot]
-broker_base_url = "{broker}"
-enabled = false
-request_timeout_ms = 20000
-
-[http]
-workers = 1
-shutdown_timeout_secs = 1
-"#,
-        dir = dir.display(),
-        cert = files.cert_file.display(),
-        key = files.key_file.display(),
-        ca = files.client_ca_file.display(),
+    let tables = format!(
+        "[vault]\naddress = {vault:?}\nauth = {{ method = \"token\", token = \"root\" }}\n\
+         [snapshot]\nbroker_base_url = {broker:?}\nenabled = false\nrequest_timeout_ms = 20000\n"
     );
+    let top = "key_check_secs = 3600";
+    let ((public_port, admin_port), toml) =
+        serve_toml(&env.pki, database_url, "child-dev-secrets", top, &tables);
     let config = dir.join("child.toml");
     std::fs::write(&config, toml).unwrap();
     let log = dir.join("child.log");

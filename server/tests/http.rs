@@ -18,15 +18,21 @@ async fn get_json(client: &reqwest::Client, url: String) -> serde_json::Value {
     res.json().await.unwrap()
 }
 
+/// The `error.code` of an error envelope.
+async fn error_code(res: reqwest::Response) -> serde_json::Value {
+    res.json::<serde_json::Value>().await.unwrap()["error"]["code"].clone()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn envelope_request_ids_headers_and_admin_routes() {
     let (_pki, server, admin, public) = server_and_clients().await;
 
     // Errors use the envelope with a stable code and the request id.
-    let res = public
-        .get(url(server.public_addr, "/no/such/route"))
-        .header("x-request-id", "req-12345678")
-        .send()
+    let with_request_id = |path: &str, id: &'static str| {
+        let req = public.get(url(server.public_addr, path));
+        req.header("x-request-id", id).send()
+    };
+    let res = with_request_id("/no/such/route", "req-12345678")
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
@@ -43,10 +49,7 @@ async fn envelope_request_ids_headers_and_admin_routes() {
     assert_eq!(body["error"]["code"], "route_not_found");
     assert_eq!(body["meta"]["requestId"], "req-12345678");
     // A malformed id is replaced by a generated one.
-    let res = public
-        .get(url(server.public_addr, "/health"))
-        .header("x-request-id", "bad id with spaces")
-        .send()
+    let res = with_request_id("/health", "bad id with spaces")
         .await
         .unwrap();
     assert_ne!(res.headers()["x-request-id"], "bad id with spaces");
@@ -69,10 +72,7 @@ async fn envelope_request_ids_headers_and_admin_routes() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
-    assert_eq!(
-        res.json::<serde_json::Value>().await.unwrap()["error"]["code"],
-        "tenant_invalid_slug"
-    );
+    assert_eq!(error_code(res).await, "tenant_invalid_slug");
     let res = admin
         .post(url(server.admin_addr, "/admin/tenants"))
         .header("content-type", "application/json")
@@ -81,10 +81,7 @@ async fn envelope_request_ids_headers_and_admin_routes() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
-    assert_eq!(
-        res.json::<serde_json::Value>().await.unwrap()["error"]["code"],
-        "invalid_request"
-    );
+    assert_eq!(error_code(res).await, "invalid_request");
     // Oversized body → 413 in the envelope.
     let big = "x".repeat(300 * 1024);
     let res = provision(serde_json::json!({"slug": "big", "display_name": big}))

@@ -13,14 +13,13 @@ use std::process::{Command, Stdio};
 use rampart_auth::{AuthError, ClientContext, Role};
 use rampart_testkit::OidcProvider;
 use rampart_vault::{SecretStore, VaultConfig};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::{CLIENT_SCOPES, PASSWORD, scoped_token, url};
-use crate::oauth::{Browser, cookies, idp_sign_in, oauth_env};
+use crate::oauth::{Browser, IDP_CALLBACK as CALLBACK, cookies, idp_sign_in, oauth_env, test_idp};
 
 const SECRET: &str = "idp-secret-4b1d-never-shown";
-const CALLBACK: &str = "http://127.0.0.1:9/t/acme/login/upstream/idp/callback";
 
 fn pq(u: &url::Url) -> String {
     format!("{}?{}", u.path(), u.query().unwrap_or(""))
@@ -159,45 +158,20 @@ async fn providers_from_the_admin_api_sign_users_in_and_keep_their_secret_out_of
         CLIENT_SCOPES,
     )
     .await;
-    let listed = env
-        .expect(
-            200,
-            Method::GET,
-            "/api/v1/t/acme/idps",
-            Some(&acme_admin),
-            None,
-        )
-        .await;
+    let listed = env.with(&acme_admin).get(200, "/api/v1/t/acme/idps").await;
     assert_eq!(listed["data"][0]["name"], "idp");
     assert_eq!(listed["data"][0]["hasClientSecret"], false);
-    let (s, _) = env
-        .call(
-            Method::GET,
-            "/api/v1/t/acme/idps",
-            Some(&globex_admin),
-            None,
-        )
+    env.with(&globex_admin)
+        .get(401, "/api/v1/t/acme/idps")
         .await;
-    assert_eq!(s, 401);
     let theirs = env
-        .expect(
-            200,
-            Method::GET,
-            "/api/v1/t/globex/idps",
-            Some(&globex_admin),
-            None,
-        )
+        .with(&globex_admin)
+        .get(200, "/api/v1/t/globex/idps")
         .await;
     assert_eq!(theirs["data"], json!([]));
-    let (s, _) = env
-        .call(
-            Method::GET,
-            "/api/v1/t/globex/idps/idp",
-            Some(&globex_admin),
-            None,
-        )
+    env.with(&globex_admin)
+        .get(404, "/api/v1/t/globex/idps/idp")
         .await;
-    assert_eq!(s, 404);
 
     // Sign in through it over HTTP; globex cannot use acme's provider.
     assert_eq!(sign_in(&b, "acme", "idp", "grace").await, SIGNED_IN);
@@ -212,13 +186,8 @@ async fn providers_from_the_admin_api_sign_users_in_and_keep_their_secret_out_of
 
     // Disabled by the tenant admin: not offered, logins refused.
     let off = env
-        .expect(
-            200,
-            Method::PATCH,
-            "/api/v1/t/acme/idps/idp",
-            Some(&acme_admin),
-            Some(json!({"enabled": false})),
-        )
+        .with(&acme_admin)
+        .patch(200, "/api/v1/t/acme/idps/idp", json!({"enabled": false}))
         .await;
     assert_eq!(off["data"]["enabled"], false);
     assert_eq!(
@@ -265,14 +234,7 @@ fn rampart_idps(dir: &std::path::Path, args: &[&str], database_url: &str, stdin:
         .write_all(stdin.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "rampart idps {args:?}: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    crate::common::stdout_of(out, &format!("rampart idps {args:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -401,21 +363,9 @@ async fn linking_by_email_follows_the_tenant_setting() {
     let idp = rampart_testkit::oidc_provider().unwrap();
     let env = oauth_env(|_| {}).await;
     let auth = env.auth();
-    auth.add_upstream_provider(
-        "acme",
-        rampart_auth::UpstreamProvider {
-            name: "idp".into(),
-            display_name: "Test IdP".into(),
-            issuer: idp.issuer(),
-            client_id: OidcProvider::CLIENT_ID.into(),
-            redirect_uri: CALLBACK.into(),
-            scopes: vec!["email".into(), "profile".into()],
-            link_verified_email: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    auth.add_upstream_provider("acme", test_idp(idp, true))
+        .await
+        .unwrap();
     // Local accounts with verified addresses (the operator's path).
     let ida = auth
         .register(

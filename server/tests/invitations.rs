@@ -9,7 +9,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Env, PASSWORD, count, env, scoped_token, url};
+use crate::common::{Env, PASSWORD, count, env, scoped_token, strs, url};
 
 const NEW_PASSWORD: &str = "a-fresh-invited-passphrase";
 
@@ -28,12 +28,11 @@ async fn admin_token(env: &Env, tenant: &str) -> String {
 /// Invites `email` as `role`: (invitation id, link token).
 async fn invite(env: &Env, admin: &str, email: &str, role: &str) -> (String, String) {
     let out = env
-        .expect(
+        .with(admin)
+        .post(
             201,
-            Method::POST,
             "/api/v1/t/acme/invitations",
-            Some(admin),
-            Some(json!({"email": email, "role": role})),
+            json!({"email": email, "role": role}),
         )
         .await;
     let link = out["data"]["acceptUrl"].as_str().unwrap();
@@ -67,14 +66,13 @@ async fn invite_page(env: &Env, token: &str) -> reqwest::Response {
 async fn a_member_added_by_an_admin_gets_in_through_an_invitation() {
     let env = env().await;
     let admin = admin_token(&env, "acme").await;
-    env.expect(
-        201,
-        Method::POST,
-        "/api/v1/t/acme/admin/members",
-        Some(&admin),
-        Some(json!({"name": "Mia Member", "email": "mia@acme.test", "role": "viewer"})),
-    )
-    .await;
+    env.with(&admin)
+        .post(
+            201,
+            "/api/v1/t/acme/admin/members",
+            json!({"name": "Mia Member", "email": "mia@acme.test", "role": "viewer"}),
+        )
+        .await;
     let auth = env.auth();
     let pending = auth
         .accounts()
@@ -185,13 +183,8 @@ async fn expired_revoked_reused_replaced_and_unknown_invitations_are_refused() {
     // Revoked.
     let (id, token) = invite(&env, &admin, "rev@acme.test", "viewer").await;
     let out = env
-        .expect(
-            200,
-            Method::DELETE,
-            &format!("/api/v1/t/acme/invitations/{id}"),
-            Some(&admin),
-            None,
-        )
+        .with(&admin)
+        .delete(200, &format!("/api/v1/t/acme/invitations/{id}"))
         .await;
     assert_eq!(out["data"]["status"], "revoked");
     let (s, body) = accept(&env, &token, NEW_PASSWORD).await;
@@ -278,15 +271,14 @@ async fn clients_are_managed_over_http_and_a_disabled_client_gets_no_tokens() {
     let (s, _) = env.get("/api/v1/t/acme/clients", &trader).await;
     assert_eq!(s, 403);
     let created = env
-        .expect(
+        .with(&admin)
+        .post(
             201,
-            Method::POST,
             "/api/v1/t/acme/clients",
-            Some(&admin),
-            Some(json!({
+            json!({
                 "clientId": "batch", "name": "Batch job", "confidential": true,
                 "grantTypes": ["client_credentials"], "allowedScopes": ["market:read"]
-            })),
+            }),
         )
         .await;
     let secret = created["data"]["clientSecret"].as_str().unwrap().to_owned();
@@ -300,12 +292,7 @@ async fn clients_are_managed_over_http_and_a_disabled_client_gets_no_tokens() {
         .await;
     assert!(!shown.to_string().contains(&secret), "never shown again");
     let listed = env.expect_get(200, "/api/v1/t/acme/clients", &admin).await;
-    let ids: Vec<&str> = listed["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["clientId"].as_str().unwrap())
-        .collect();
+    let ids = strs(&listed["data"], "clientId");
     assert_eq!(ids, ["batch", "web"]);
 
     // Rotation: the old secret stops working at once.
@@ -333,13 +320,7 @@ async fn clients_are_managed_over_http_and_a_disabled_client_gets_no_tokens() {
 
     // Update redirect URIs and scopes; unknown scopes are refused.
     let updated = env
-        .expect(
-            200,
-            Method::PATCH,
-            "/api/v1/t/acme/clients/web",
-            Some(&admin),
-            Some(json!({"redirectUris": ["https://new.example.com/cb"], "allowedScopes": ["openid", "offline_access"]})),
-        )
+        .with(&admin).patch(200, "/api/v1/t/acme/clients/web", json!({"redirectUris": ["https://new.example.com/cb"], "allowedScopes": ["openid", "offline_access"]}))
         .await;
     assert_eq!(
         updated["data"]["redirectUris"],
@@ -398,17 +379,16 @@ async fn a_client_of_another_tenant_is_unknown_here() {
     let env = env().await;
     let admin = admin_token(&env, "globex").await;
     let created = env
-        .expect(
+        .with(&admin)
+        .post(
             201,
-            Method::POST,
             "/api/v1/t/globex/clients",
-            Some(&admin),
-            Some(json!({
+            json!({
                 "clientId": "globex-only", "name": "Globex app", "confidential": true,
                 "grantTypes": ["client_credentials", "authorization_code"],
                 "redirectUris": ["https://globex.example.com/cb"],
                 "allowedScopes": ["market:read", "openid"]
-            })),
+            }),
         )
         .await;
     let secret = created["data"]["clientSecret"].as_str().unwrap();

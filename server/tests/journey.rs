@@ -17,7 +17,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Api, BrowserLogin, Pki, browser_code_flow, client};
+use crate::common::{Api, BrowserLogin, Pki, browser_code_flow, client, serve_toml};
 
 const TENANT: &str = "orbit";
 const ADMIN: &str = "boss@orbit.test";
@@ -58,14 +58,7 @@ fn rampart(args: &[&str], database_url: &str) -> String {
         .env("RAMPART_LOG", "warn")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "rampart {args:?}: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    crate::common::stdout_of(out, &format!("rampart {args:?}"))
 }
 
 /// The accept URL a command printed.
@@ -116,43 +109,9 @@ impl Journey {
             .fresh_database()
             .await
             .unwrap();
-        let public_port = rampart_testkit::free_port().unwrap();
-        let mut admin_port = rampart_testkit::free_port().unwrap();
-        while admin_port == public_port {
-            admin_port = rampart_testkit::free_port().unwrap();
-        }
+        let tables = "[auth]\nargon2_m_kib = 1024\nargon2_t = 1\n";
+        let ((public_port, _), toml) = serve_toml(&pki, &db.url, "dev-secrets", "", tables);
         let dir = pki.dir.path().to_owned();
-        let files = &pki.files;
-        let toml = format!(
-            r#"mode = "dev"
-public_addr = "127.0.0.1:{public_port}"
-admin_addr = "127.0.0.1:{admin_port}"
-public_base_url = "https://localhost:{public_port}"
-dev_secrets_dir = "{dir}/dev-secrets"
-
-[tls]
-cert_file = "{cert}"
-key_file = "{key}"
-client_ca_file = "{ca}"
-
-[database]
-database_url = "{database_url}"
-max_connections = 4
-
-[auth]
-argon2_m_kib = 1024
-argon2_t = 1
-
-[http]
-workers = 1
-shutdown_timeout_secs = 1
-"#,
-            dir = dir.display(),
-            cert = files.cert_file.display(),
-            key = files.key_file.display(),
-            ca = files.client_ca_file.display(),
-            database_url = db.url,
-        );
         let config = dir.join("rampart.toml");
         std::fs::write(&config, toml).unwrap();
         Journey {
@@ -306,12 +265,11 @@ shutdown_timeout_secs = 1
     async fn invite_trader(&self) -> String {
         let out = self
             .api()
-            .expect(
+            .with(&self.admin_token)
+            .post(
                 201,
-                Method::POST,
                 &format!("/api/v1/t/{TENANT}/invitations"),
-                Some(&self.admin_token),
-                Some(json!({"email": TRADER, "name": "Tess Trader", "role": "trader"})),
+                json!({"email": TRADER, "name": "Tess Trader", "role": "trader"}),
             )
             .await;
         assert_eq!(out["data"]["status"], "pending", "{out}");
@@ -365,13 +323,8 @@ async fn operators_first_day() {
     j.accept_json(&trader_link).await;
     let listed = j
         .api()
-        .expect(
-            200,
-            Method::GET,
-            &format!("/api/v1/t/{TENANT}/invitations"),
-            Some(&j.admin_token),
-            None,
-        )
+        .with(&j.admin_token)
+        .get(200, &format!("/api/v1/t/{TENANT}/invitations"))
         .await;
     let statuses: Vec<(&str, &str)> = listed["data"]
         .as_array()
@@ -398,13 +351,8 @@ async fn operators_first_day() {
     j.trader_token = t["access_token"].as_str().unwrap().to_owned();
     let me = j
         .api()
-        .expect(
-            200,
-            Method::GET,
-            &format!("/api/v1/t/{TENANT}/me"),
-            Some(&j.trader_token),
-            None,
-        )
+        .with(&j.trader_token)
+        .get(200, &format!("/api/v1/t/{TENANT}/me"))
         .await;
     assert_eq!(me["data"]["user"]["email"], TRADER, "{me}");
     assert_eq!(me["data"]["user"]["role"], "trader", "{me}");
@@ -413,17 +361,10 @@ async fn operators_first_day() {
     // the same data.
     let api = j.api();
     let portfolios = format!("/api/v1/t/{TENANT}/portfolios");
-    api.expect(
-        201,
-        Method::POST,
-        &portfolios,
-        Some(&j.trader_token),
-        Some(json!({"name": "Tess core"})),
-    )
-    .await;
-    let by_token = api
-        .expect(200, Method::GET, &portfolios, Some(&j.trader_token), None)
+    api.with(&j.trader_token)
+        .post(201, &portfolios, json!({"name": "Tess core"}))
         .await;
+    let by_token = api.with(&j.trader_token).get(200, &portfolios).await;
     assert_eq!(
         by_token["data"].as_array().map(Vec::len),
         Some(1),
@@ -431,21 +372,19 @@ async fn operators_first_day() {
     );
     let keys = format!("/api/v1/t/{TENANT}/account/api-keys");
     // Refused: a scope beyond the trader's role.
-    api.expect(
-        403,
-        Method::POST,
-        &keys,
-        Some(&j.trader_token),
-        Some(json!({"name": "too wide", "scopes": ["portfolio:read", "tenant:admin"]})),
-    )
-    .await;
-    let created = api
-        .expect(
-            201,
-            Method::POST,
+    api.with(&j.trader_token)
+        .post(
+            403,
             &keys,
-            Some(&j.trader_token),
-            Some(json!({"name": "tess-laptop", "scopes": ["portfolio:read"]})),
+            json!({"name": "too wide", "scopes": ["portfolio:read", "tenant:admin"]}),
+        )
+        .await;
+    let created = api
+        .with(&j.trader_token)
+        .post(
+            201,
+            &keys,
+            json!({"name": "tess-laptop", "scopes": ["portfolio:read"]}),
         )
         .await;
     let key = created["data"]["key"].as_str().unwrap().to_owned();
@@ -469,13 +408,8 @@ async fn operators_first_day() {
     // 8. The administrator sees the key (last used just now) and revokes
     // it; the key is refused at once.
     let tenant_keys = api
-        .expect(
-            200,
-            Method::GET,
-            &format!("/api/v1/t/{TENANT}/api-keys"),
-            Some(&j.admin_token),
-            None,
-        )
+        .with(&j.admin_token)
+        .get(200, &format!("/api/v1/t/{TENANT}/api-keys"))
         .await;
     let listed = tenant_keys["data"]
         .as_array()
@@ -486,22 +420,12 @@ async fn operators_first_day() {
     assert_eq!(listed["name"], "tess-laptop");
     assert!(listed["last_used_at"].is_string(), "{listed}");
     assert!(!tenant_keys.to_string().contains(&key), "never the secret");
-    api.expect(
-        403,
-        Method::GET,
-        &format!("/api/v1/t/{TENANT}/api-keys"),
-        Some(&j.trader_token),
-        None,
-    )
-    .await;
-    api.expect(
-        200,
-        Method::DELETE,
-        &format!("/api/v1/t/{TENANT}/api-keys/{prefix}"),
-        Some(&j.admin_token),
-        None,
-    )
-    .await;
+    api.with(&j.trader_token)
+        .get(403, &format!("/api/v1/t/{TENANT}/api-keys"))
+        .await;
+    api.with(&j.admin_token)
+        .delete(200, &format!("/api/v1/t/{TENANT}/api-keys/{prefix}"))
+        .await;
     let (status, _) = with_key(&j, Method::GET, &portfolios, &key, None).await;
     assert_eq!(status, 401, "a revoked key");
 
@@ -509,47 +433,33 @@ async fn operators_first_day() {
     // bounds is refused and changes nothing.
     let settings = format!("/api/v1/t/{TENANT}/settings");
     let changed = api
-        .expect(
-            200,
-            Method::PATCH,
-            &settings,
-            Some(&j.admin_token),
-            Some(json!({"sessionLifetimeSecs": 86_400})),
-        )
+        .with(&j.admin_token)
+        .patch(200, &settings, json!({"sessionLifetimeSecs": 86_400}))
         .await;
     assert_eq!(changed["data"]["sessionLifetimeSecs"], 86_400);
     let refused = api
-        .expect(
+        .with(&j.admin_token)
+        .patch(
             400,
-            Method::PATCH,
             &settings,
-            Some(&j.admin_token),
-            Some(json!({"sessionLifetimeSecs": 1, "publicLeaderboard": true})),
+            json!({"sessionLifetimeSecs": 1, "publicLeaderboard": true}),
         )
         .await;
     assert_eq!(
         refused["error"]["code"], "tenant_setting_invalid",
         "{refused}"
     );
-    let now = api
-        .expect(200, Method::GET, &settings, Some(&j.admin_token), None)
-        .await;
+    let now = api.with(&j.admin_token).get(200, &settings).await;
     assert_eq!(now["data"]["sessionLifetimeSecs"], 86_400);
     assert_eq!(now["data"]["publicLeaderboard"], false);
-    api.expect(
-        403,
-        Method::PATCH,
-        &settings,
-        Some(&j.trader_token),
-        Some(json!({"publicLeaderboard": true})),
-    )
-    .await;
+    api.with(&j.trader_token)
+        .patch(403, &settings, json!({"publicLeaderboard": true}))
+        .await;
 
     // 10. The administrator exports the audit log: every step above is in
     // it, the export included; the trader may not read it.
     let audit = format!("/api/v1/t/{TENANT}/audit/export?format=jsonl");
-    api.expect(403, Method::GET, &audit, Some(&j.trader_token), None)
-        .await;
+    api.with(&j.trader_token).get(403, &audit).await;
     let (status, export) = api
         .send(Method::GET, &audit, Some(&j.admin_token), None)
         .await;
@@ -592,13 +502,8 @@ async fn operators_first_day() {
         .await;
     assert_eq!(again["error"]["code"], "invitation_used");
     j.api()
-        .expect(
-            403,
-            Method::GET,
-            &format!("/api/v1/t/{TENANT}/invitations"),
-            Some(&j.trader_token),
-            None,
-        )
+        .with(&j.trader_token)
+        .get(403, &format!("/api/v1/t/{TENANT}/invitations"))
         .await;
 
     // Refused: a client of another tenant at this tenant's authorization
@@ -644,12 +549,7 @@ async fn operators_first_day() {
     assert_eq!(foreign.status(), 400, "never a redirect with a code");
     assert!(foreign.headers().get("location").is_none());
     j.api()
-        .expect(
-            401,
-            Method::GET,
-            "/api/v1/t/nebula/me",
-            Some(&j.trader_token),
-            None,
-        )
+        .with(&j.trader_token)
+        .get(401, "/api/v1/t/nebula/me")
         .await;
 }

@@ -15,7 +15,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::common::{
     Api, BrowserLogin, PASSWORD, Pki, browser_code_flow, config, count, mint_token,
-    start_with_transit, url,
+    start_with_transit, strs, url,
 };
 
 const GOOD1: (&str, &str) = (
@@ -135,20 +135,13 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
         (s, body["error"]["code"].as_str()),
         (403, Some("forbidden"))
     );
-    api.expect(
-        401,
-        Method::POST,
-        members,
-        Some(&globex_admin),
-        Some(ada.clone()),
-    )
-    .await;
+    api.with(&globex_admin)
+        .post(401, members, ada.clone())
+        .await;
     api.expect_get(403, members, &trader).await;
 
     // Upsert: created, then updated by the same email in another case.
-    let body = api
-        .expect(201, Method::POST, members, Some(&admin), Some(ada.clone()))
-        .await;
+    let body = api.with(&admin).post(201, members, ada.clone()).await;
     assert_eq!(body["data"]["created"], true);
     assert_eq!(body["data"]["member"]["email"], "ada@acme.test");
     let ada_id: Uuid = body["data"]["member"]["id"]
@@ -157,12 +150,11 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
         .parse()
         .unwrap();
     let body = api
-        .expect(
+        .with(&admin)
+        .post(
             200,
-            Method::POST,
             members,
-            Some(&admin),
-            Some(json!({"name": "Ada King", "email": "ada@acme.test", "role": "viewer"})),
+            json!({"name": "Ada King", "email": "ada@acme.test", "role": "viewer"}),
         )
         .await;
     assert_eq!(body["data"]["created"], false);
@@ -171,37 +163,25 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
 
     // Malformed bodies.
     let body = api
-        .expect(
+        .with(&admin)
+        .post(
             400,
-            Method::POST,
             members,
-            Some(&admin),
-            Some(json!({"name": "", "email": "nope", "role": "king"})),
+            json!({"name": "", "email": "nope", "role": "king"}),
         )
         .await;
-    let fields: Vec<&str> = body["error"]["details"]["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["field"].as_str().unwrap())
-        .collect();
+    let fields = strs(&body["error"]["details"]["problems"], "field");
     assert_eq!(fields, ["name", "email", "role"]);
-    api.expect(
-        400,
-        Method::POST,
-        members,
-        Some(&admin),
-        Some(json!({"email": "x@y.z"})),
-    )
-    .await;
-    api.expect(
-        400,
-        Method::POST,
-        members,
-        Some(&admin),
-        Some(json!({"name": "X", "email": "x@y.z", "role": "viewer", "extra": 1})),
-    )
-    .await;
+    api.with(&admin)
+        .post(400, members, json!({"email": "x@y.z"}))
+        .await;
+    api.with(&admin)
+        .post(
+            400,
+            members,
+            json!({"name": "X", "email": "x@y.z", "role": "viewer", "extra": 1}),
+        )
+        .await;
 
     // CSV with broken rows: every row judged, nothing can be committed.
     let before = count(&state, "acme", "SELECT count(*) AS n FROM users").await;
@@ -320,22 +300,16 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
         .await;
     assert_eq!(s, 400);
     // Another tenant's admin cannot commit it, and it is not found there.
-    api.expect(
-        404,
-        Method::POST,
-        &commit.replace("/t/acme/", "/t/globex/"),
-        Some(&globex_admin),
-        Some(json!({"digest": pv["data"]["digest"]})),
-    )
-    .await;
-    let body = api
-        .expect(
-            200,
-            Method::POST,
-            &commit,
-            Some(&admin),
-            Some(json!({"digest": pv["data"]["digest"]})),
+    api.with(&globex_admin)
+        .post(
+            404,
+            &commit.replace("/t/acme/", "/t/globex/"),
+            json!({"digest": pv["data"]["digest"]}),
         )
+        .await;
+    let body = api
+        .with(&admin)
+        .post(200, &commit, json!({"digest": pv["data"]["digest"]}))
         .await;
     assert_eq!(body["data"]["created"], 2);
     assert_eq!(body["data"]["updated"], 1);
@@ -491,10 +465,8 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
     );
 
     // Detach, then detach again: not found.
-    api.expect(200, Method::DELETE, &broker, Some(&admin), None)
-        .await;
-    api.expect(404, Method::DELETE, &broker, Some(&admin), None)
-        .await;
+    api.with(&admin).delete(200, &broker).await;
+    api.with(&admin).delete(404, &broker).await;
     assert_eq!(
         count(&state, "acme", "SELECT count(*) AS n FROM broker_accounts").await,
         0
@@ -748,20 +720,17 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
     // token is still refused, and turning it off closes it again.
     let settings = "/api/v1/t/acme/settings";
     let on = json!({"publicLeaderboard": true});
-    api.expect(200, Method::PATCH, settings, Some(&acme_admin), Some(on))
-        .await;
+    api.with(&acme_admin).patch(200, settings, on).await;
     let public = api.expect(200, Method::GET, lb, None, None).await;
     assert_eq!(
         public["data"],
         api.expect_get(200, lb, &winner_token).await["data"]
     );
-    api.expect(401, Method::GET, lb, Some("not-a-token"), None)
-        .await;
+    api.with("not-a-token").get(401, lb).await;
     api.expect(401, Method::GET, "/api/v1/t/globex/leaderboard", None, None)
         .await;
     let off = json!({"publicLeaderboard": false});
-    api.expect(200, Method::PATCH, settings, Some(&acme_admin), Some(off))
-        .await;
+    api.with(&acme_admin).patch(200, settings, off).await;
     api.expect(401, Method::GET, lb, None, None).await;
     let body = api
         .expect_get(200, &format!("{lb}?period=day&limit=1"), &winner_token)
@@ -844,32 +813,17 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
         .await;
 
     // Opt-out hides the member.
-    api.expect(
-        200,
-        Method::PUT,
-        &format!("{lb}/opt-out"),
-        Some(&winner_token),
-        Some(json!({"optOut": true})),
-    )
-    .await;
+    api.with(&winner_token)
+        .put(200, &format!("{lb}/opt-out"), json!({"optOut": true}))
+        .await;
     let (_, body) = api.get(lb, &winner_token).await;
-    let ids: Vec<&str> = body["data"]["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["memberId"].as_str().unwrap())
-        .collect();
+    let ids = strs(&body["data"]["entries"], "memberId");
     assert_eq!(ids, [loser.to_string()]);
 
     // Detach removes the key and everything derived from it.
     let body = api
-        .expect(
-            200,
-            Method::DELETE,
-            &format!("/api/v1/t/acme/admin/members/{loser}/broker"),
-            Some(&acme_admin),
-            None,
-        )
+        .with(&acme_admin)
+        .delete(200, &format!("/api/v1/t/acme/admin/members/{loser}/broker"))
         .await;
     assert_eq!(body["data"]["snapshotsRemoved"], 2);
     assert_eq!(

@@ -11,6 +11,7 @@ use rampart_auth::accounts::LoginOutcome;
 use rampart_auth::{ClientContext, Role};
 use rampart_server::app::AppState;
 use rampart_server::jobs;
+use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -43,12 +44,6 @@ pub(crate) async fn wait_for_mail(to: &str, n: usize) -> Vec<(String, String)> {
     smtp.wait_for_mail(to, n, Duration::from_secs(10))
         .await
         .unwrap()
-}
-
-/// The JSON answer to `GET url` with `bearer`.
-async fn get_json(e: &Env, url: &str, bearer: &str) -> Value {
-    let r = e.http.get(url).bearer_auth(bearer).send().await.unwrap();
-    r.json().await.unwrap()
 }
 
 /// The path and query of the link in a message (the host is the configured
@@ -197,14 +192,16 @@ async fn registration_verification_and_password_reset_by_mail() {
     assert!(html.contains("action=\"/api/v1/t/acme/password/reset\""));
 
     // A weak password is refused without spending the link; then the form.
-    let r = e
-        .http
-        .post(e.url("/api/v1/t/acme/password/reset"))
-        .json(&json!({"token": token_value, "password": "password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    let reset_with = |password: &str| {
+        let body = json!({"token": token_value, "password": password});
+        e.call(
+            Method::POST,
+            "/api/v1/t/acme/password/reset",
+            None,
+            Some(body),
+        )
+    };
+    assert_eq!(reset_with("password").await.0, 400);
     let new_password = "a-brand-new-passphrase-7";
     let r = e
         .http
@@ -220,14 +217,7 @@ async fn registration_verification_and_password_reset_by_mail() {
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     // Spent; old password refused; sessions revoked; new password works.
-    let r = e
-        .http
-        .post(e.url("/api/v1/t/acme/password/reset"))
-        .json(&json!({"token": token_value, "password": "yet-another-passphrase"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(reset_with("yet-another-passphrase").await.0, 400);
     assert!(
         auth.authenticate_session("acme", &session.token)
             .await
@@ -266,53 +256,27 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
 
     // Price alerts over HTTP.
     let bearer = token(&e.state, user.id, Role::Trader).await;
-    let alerts = e.url("/api/v1/t/acme/price-alerts");
-    assert_eq!(get_status(&e.http, &alerts).await, 401, "no token");
+    let alerts = "/api/v1/t/acme/price-alerts";
+    assert_eq!(get_status(&e.http, &e.url(alerts)).await, 401, "no token");
     // A token of another tenant is refused like none.
     e.state.tenants.provision("globex", "Globex").await.unwrap();
-    let r = e
-        .http
-        .get(e.url("/api/v1/t/globex/price-alerts"))
-        .bearer_auth(&bearer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    e.expect_get(401, "/api/v1/t/globex/price-alerts", &bearer)
+        .await;
     let price = e.state.market.quote("^GSPC").await.unwrap().value.price;
-    let r = e
-        .http
-        .post(&alerts)
-        .bearer_auth(&bearer)
-        .json(&json!({"symbol": "no symbol!", "direction": "above", "threshold": 1.0}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let r = e
-        .http
-        .post(&alerts)
-        .bearer_auth(&bearer)
-        .json(&json!({"symbol": "^GSPC", "direction": "sideways", "threshold": 1.0}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    for refused in [
+        json!({"symbol": "no symbol!", "direction": "above", "threshold": 1.0}),
+        json!({"symbol": "^GSPC", "direction": "sideways", "threshold": 1.0}),
+    ] {
+        e.with(&bearer).post(400, alerts, refused).await;
+    }
     let mut ids = Vec::new();
     for (direction, threshold) in [("above", price * 0.9), ("below", price * 0.9)] {
-        let r = e
-            .http
-            .post(&alerts)
-            .bearer_auth(&bearer)
-            .json(&json!({"symbol": "^gspc", "direction": direction, "threshold": threshold, "note": "trim"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        let v: Value = r.json().await.unwrap();
+        let alert = json!({"symbol": "^gspc", "direction": direction, "threshold": threshold, "note": "trim"});
+        let v = e.with(&bearer).post(201, alerts, alert).await;
         assert_eq!(v["data"]["symbol"], "^GSPC");
         ids.push(v["data"]["id"].as_str().unwrap().to_owned());
     }
-    let v = get_json(&e, &alerts, &bearer).await;
+    let (_, v) = e.get(alerts, &bearer).await;
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
 
     // Another user sees none of them.
@@ -321,23 +285,10 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
         .await
         .unwrap();
     let other_bearer = token(&e.state, other.id, Role::Trader).await;
-    let one = e.url(&format!("/api/v1/t/acme/price-alerts/{}", ids[0]));
-    let r = e
-        .http
-        .get(&one)
-        .bearer_auth(&other_bearer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    let r = e
-        .http
-        .delete(&one)
-        .bearer_auth(&other_bearer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    let one = format!("/api/v1/t/acme/price-alerts/{}", ids[0]);
+    for method in [Method::GET, Method::DELETE] {
+        e.expect(404, method, &one, Some(&other_bearer), None).await;
+    }
 
     // The job: the crossed alert fires once, the other waits.
     assert_eq!(jobs::run_price_alerts_once(&e.state).await.unwrap(), 1);
@@ -345,17 +296,11 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
     let mails = wait_for_mail(&email, 2).await;
     assert!(mails[1].0.starts_with("^GSPC is above"), "{}", mails[1].0);
     assert!(mails[1].1.contains("trim"));
-    let v = get_json(&e, &one, &bearer).await;
+    let (_, v) = e.get(&one, &bearer).await;
     assert!(v["data"]["triggeredAt"].is_string());
     assert_eq!(v["data"]["triggeredPrice"].as_f64(), Some(price));
-    let r = e
-        .http
-        .delete(e.url(&format!("/api/v1/t/acme/price-alerts/{}", ids[1])))
-        .bearer_auth(&bearer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v = get_json(&e, &alerts, &bearer).await;
+    let second = format!("/api/v1/t/acme/price-alerts/{}", ids[1]);
+    e.with(&bearer).delete(200, &second).await;
+    let (_, v) = e.get(alerts, &bearer).await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
 }

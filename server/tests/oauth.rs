@@ -95,6 +95,88 @@ impl Browser {
             .header("content-type", "application/x-www-form-urlencoded")
             .body(form(pairs))
     }
+
+    /// Posts the form `pairs` to `path`; the response.
+    async fn send_form(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
+        self.post_form(path, pairs).send().await.unwrap()
+    }
+
+    /// `GET path`; the response.
+    pub(crate) async fn send_get(&self, path: &str) -> reqwest::Response {
+        self.get(path).send().await.unwrap()
+    }
+
+    /// `GET path` answered with JSON; the body.
+    async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.send_get(path).await.json().await.unwrap()
+    }
+
+    /// `GET path` sending `cookie`.
+    async fn get_with(&self, path: &str, cookie: &Cookie<'_>) -> reqwest::Response {
+        let req = self
+            .get(path)
+            .header("cookie", cookie.stripped().to_string());
+        req.send().await.unwrap()
+    }
+
+    /// `acme`'s sign-in form as ada@example.com with `password`, the CSRF
+    /// `token` and, when given, the CSRF `cookie`.
+    pub(crate) async fn sign_in(
+        &self,
+        password: &str,
+        return_to: &str,
+        token: &str,
+        cookie: Option<&Cookie<'_>>,
+    ) -> reqwest::Response {
+        let pairs = [
+            ("email", "ada@example.com"),
+            ("password", password),
+            ("return_to", return_to),
+            ("csrf", token),
+        ];
+        let mut req = self.post_form("/t/acme/oauth/login", &pairs);
+        if let Some(c) = cookie {
+            req = req.header("cookie", c.stripped().to_string());
+        }
+        req.send().await.unwrap()
+    }
+
+    /// The refresh-token grant of client `web` for `refresh`.
+    async fn refresh(&self, refresh: &str) -> reqwest::Response {
+        let grant = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", "web"),
+        ];
+        self.send_form("/t/acme/oauth/token", &grant).await
+    }
+}
+
+/// The loopback callback of the test provider `idp` at `acme` (the tests
+/// follow the provider's redirect themselves, so any port will do).
+pub(crate) const IDP_CALLBACK: &str = "http://127.0.0.1:9/t/acme/login/upstream/idp/callback";
+
+/// The test provider `idp` ("Test IdP", scopes email and profile) at `acme`,
+/// with e-mail linking as `link_verified_email`.
+pub(crate) fn test_idp(
+    idp: &rampart_testkit::OidcProvider,
+    link_verified_email: bool,
+) -> rampart_auth::UpstreamProvider {
+    rampart_auth::UpstreamProvider {
+        name: "idp".into(),
+        display_name: "Test IdP".into(),
+        issuer: idp.issuer(),
+        client_id: rampart_testkit::OidcProvider::CLIENT_ID.into(),
+        redirect_uri: IDP_CALLBACK.into(),
+        scopes: vec!["email".into(), "profile".into()],
+        link_verified_email,
+        ..Default::default()
+    }
+}
+
+/// The `Location` a response redirects to.
+pub(crate) fn location_of(r: &reqwest::Response) -> String {
+    r.headers()["location"].to_str().unwrap().to_owned()
 }
 
 /// The cookies a response sets.
@@ -141,50 +223,23 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
     let challenge = crate::common::challenge(VERIFIER);
 
     // Discovery and JWKS.
-    let d: serde_json::Value = b
-        .get("/t/acme/.well-known/openid-configuration")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d = b.get_json("/t/acme/.well-known/openid-configuration").await;
     assert_eq!(d["issuer"], auth.issuer("acme"));
-    let d2: serde_json::Value = b
-        .get("/t/acme/.well-known/oauth-authorization-server")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d2 = b
+        .get_json("/t/acme/.well-known/oauth-authorization-server")
+        .await;
     assert_eq!(d, d2);
-    let jwks: serde_json::Value = b
-        .get("/t/acme/jwks.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = b.get_json("/t/acme/jwks.json").await;
     assert!(jwks["keys"].as_array().unwrap().len() >= 4);
     let r = b
-        .get("/t/nosuch/.well-known/openid-configuration")
-        .send()
-        .await
-        .unwrap();
+        .send_get("/t/nosuch/.well-known/openid-configuration")
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     // Missing PKCE → redirect back with invalid_request; wrong redirect → page.
-    let r = b.get(&authorize_uri("acme", None)).send().await.unwrap();
+    let r = b.send_get(&authorize_uri("acme", None)).await;
     assert_eq!(r.status(), StatusCode::FOUND);
-    let loc = r
-        .headers()
-        .get("location")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let loc = location_of(&r);
     assert!(
         loc.starts_with(REDIRECT)
             && loc.contains("error=invalid_request")
@@ -193,16 +248,12 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
     );
     let bad =
         authorize_uri("acme", Some(&challenge)).replace("app.example.com", "evil.example.com");
-    let r = b.get(&bad).send().await.unwrap();
+    let r = b.send_get(&bad).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.headers().get("location").is_none());
 
     // 1. Authorize without a session: the login page.
-    let r = b
-        .get(&authorize_uri("acme", Some(&challenge)))
-        .send()
-        .await
-        .unwrap();
+    let r = b.send_get(&authorize_uri("acme", Some(&challenge))).await;
     assert_eq!(r.status(), StatusCode::OK);
     let csrf_cookie = cookies(&r)
         .into_iter()
@@ -228,19 +279,9 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
         (Some(csrf_cookie.clone()), String::new()),
         (Some(csrf_cookie.clone()), new_token_like(&csrf)),
     ] {
-        let mut req = b.post_form(
-            "/t/acme/oauth/login",
-            &[
-                ("email", "ada@example.com"),
-                ("password", PASSWORD),
-                ("return_to", return_to.as_str()),
-                ("csrf", token.as_str()),
-            ],
-        );
-        if let Some(c) = cookie {
-            req = req.header("cookie", c.stripped().to_string());
-        }
-        let r = req.send().await.unwrap();
+        let r = b
+            .sign_in(PASSWORD, &return_to, &token, cookie.as_ref())
+            .await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         assert!(
             cookies(&r)
@@ -251,89 +292,44 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
         assert!(html.contains("name=\"password\"") && html.contains("expired"));
     }
     // And the MFA form the same way.
-    let r = b
-        .post_form(
-            "/t/acme/oauth/mfa",
-            &[
-                ("challenge", "x"),
-                ("code", "123456"),
-                ("return_to", return_to.as_str()),
-                ("csrf", csrf.as_str()),
-            ],
-        )
-        .send()
-        .await
-        .unwrap();
+    let mfa = [
+        ("challenge", "x"),
+        ("code", "123456"),
+        ("return_to", return_to.as_str()),
+        ("csrf", csrf.as_str()),
+    ];
+    let r = b.send_form("/t/acme/oauth/mfa", &mfa).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // 2. Wrong password: the form again, no cookie.
     let r = b
-        .post_form(
-            "/t/acme/oauth/login",
-            &[
-                ("email", "ada@example.com"),
-                ("password", "wrong-password-1"),
-                ("return_to", return_to.as_str()),
-                ("csrf", csrf.as_str()),
-            ],
-        )
-        .header("cookie", csrf_cookie.clone().stripped().to_string())
-        .send()
-        .await
-        .unwrap();
+        .sign_in("wrong-password-1", &return_to, &csrf, Some(&csrf_cookie))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(cookies(&r).into_iter().next().is_none());
     // Open redirect attempt is refused.
-    let r = b
-        .post_form(
-            "/t/acme/oauth/login",
-            &[
-                ("email", "ada@example.com"),
-                ("password", PASSWORD),
-                ("return_to", "https://evil.example.com/"),
-            ],
-        )
-        .send()
-        .await
-        .unwrap();
+    let open_redirect = [
+        ("email", "ada@example.com"),
+        ("password", PASSWORD),
+        ("return_to", "https://evil.example.com/"),
+    ];
+    let r = b.send_form("/t/acme/oauth/login", &open_redirect).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // 3. Right password: session cookie and back to authorize.
     let r = b
-        .post_form(
-            "/t/acme/oauth/login",
-            &[
-                ("email", "ada@example.com"),
-                ("password", PASSWORD),
-                ("return_to", return_to.as_str()),
-                ("csrf", csrf.as_str()),
-            ],
-        )
-        .header("cookie", csrf_cookie.clone().stripped().to_string())
-        .send()
-        .await
-        .unwrap();
+        .sign_in(PASSWORD, &return_to, &csrf, Some(&csrf_cookie))
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let cookie = cookies(&r).into_iter().next().unwrap().into_owned();
     assert!(cookie.http_only().unwrap_or(false));
-    let back = r
-        .headers()
-        .get("location")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let back = location_of(&r);
     assert_eq!(back, return_to);
 
     // 4. Authorize with the session: redirect with code, state and iss.
-    let r = b
-        .get(&back)
-        .header("cookie", cookie.clone().stripped().to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = b.get_with(&back, &cookie).await;
     assert_eq!(r.status(), StatusCode::FOUND);
-    let loc = url::Url::parse(r.headers().get("location").unwrap().to_str().unwrap()).unwrap();
+    let loc = url::Url::parse(&location_of(&r)).unwrap();
     let q: HashMap<_, _> = loc.query_pairs().into_owned().collect();
     assert_eq!(q["state"], "xyz");
     assert_eq!(q["iss"], auth.issuer("acme"));
@@ -379,31 +375,21 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
     assert_eq!(query_param(&location.unwrap(), "error"), "invalid_request");
 
     // 5. Token with a wrong verifier fails; the right one works.
-    let r = b
-        .post_form(
-            "/t/acme/oauth/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", REDIRECT),
-                ("client_id", "web"),
-                ("code_verifier", &"z".repeat(43)),
-            ],
-        )
-        .send()
-        .await
-        .unwrap();
+    let wrong_verifier = "z".repeat(43);
+    let grant = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("client_id", "web"),
+        ("code_verifier", wrong_verifier.as_str()),
+    ];
+    let r = b.send_form("/t/acme/oauth/token", &grant).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let e: serde_json::Value = r.json().await.unwrap();
     assert_eq!(e["error"], "invalid_grant");
     // The code was consumed by that attempt; get a new one.
-    let r = b
-        .get(&back)
-        .header("cookie", cookie.clone().stripped().to_string())
-        .send()
-        .await
-        .unwrap();
-    let code = query_param(r.headers()["location"].to_str().unwrap(), "code");
+    let r = b.get_with(&back, &cookie).await;
+    let code = query_param(&location_of(&r), "code");
     let r = b.redeem(&code).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
@@ -432,58 +418,24 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     // 6. Refresh (rotation).
-    let r = b
-        .post_form(
-            "/t/acme/oauth/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh.as_str()),
-                ("client_id", "web"),
-            ],
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = b.refresh(&refresh).await;
     assert_eq!(r.status(), StatusCode::OK);
     let t2: serde_json::Value = r.json().await.unwrap();
     let refresh2 = t2["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(refresh, refresh2);
 
     // 7. Revoke the new refresh token: the family is gone.
-    let r = b
-        .post_form(
-            "/t/acme/oauth/revoke",
-            &[("token", refresh2.as_str()), ("client_id", "web")],
-        )
-        .send()
-        .await
-        .unwrap();
+    let revoke = [("token", refresh2.as_str()), ("client_id", "web")];
+    let r = b.send_form("/t/acme/oauth/revoke", &revoke).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let r = b
-        .post_form(
-            "/t/acme/oauth/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh2.as_str()),
-                ("client_id", "web"),
-            ],
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = b.refresh(&refresh2).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let e: serde_json::Value = r.json().await.unwrap();
     assert_eq!(e["error"], "invalid_grant");
 
     // Unsupported grant, unknown client.
-    let r = b
-        .post_form(
-            "/t/acme/oauth/token",
-            &[("grant_type", "password"), ("client_id", "web")],
-        )
-        .send()
-        .await
-        .unwrap();
+    let password_grant = [("grant_type", "password"), ("client_id", "web")];
+    let r = b.send_form("/t/acme/oauth/token", &password_grant).await;
     let e: serde_json::Value = r.json().await.unwrap();
     assert_eq!(e["error"], "unsupported_grant_type");
     let r = b
@@ -581,37 +533,20 @@ fn path_and_query(u: &url::Url) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
     use rampart_auth::UpstreamProvider;
-    use rampart_testkit::OidcProvider;
     let idp = rampart_testkit::oidc_provider().unwrap();
     let b = Browser::new(oauth_env(|_| {}).await);
     let auth = b.env.auth();
-    // The port of a loopback redirect may vary (native client); the test
-    // follows the provider's redirect itself, so any port will do.
-    let callback = "http://127.0.0.1:9/t/acme/login/upstream/idp/callback".to_owned();
-    auth.add_upstream_provider(
-        "acme",
-        UpstreamProvider {
-            name: "idp".into(),
-            display_name: "Test IdP".into(),
-            issuer: idp.issuer(),
-            client_id: OidcProvider::CLIENT_ID.into(),
-            redirect_uri: callback.clone(),
-            scopes: vec!["email".into(), "profile".into()],
-            link_verified_email: false,
-            new_user_role: Role::Viewer,
-            ..UpstreamProvider::default()
-        },
-    )
-    .await
-    .unwrap();
+    // The port of a loopback redirect may vary (native client): IDP_CALLBACK.
+    let callback = IDP_CALLBACK;
+    let provider = UpstreamProvider {
+        new_user_role: Role::Viewer,
+        ..test_idp(idp, false)
+    };
+    auth.add_upstream_provider("acme", provider).await.unwrap();
     let challenge = crate::common::challenge(VERIFIER);
 
     // The login page offers the provider, carrying the authorize request.
-    let r = b
-        .get(&authorize_uri("acme", Some(&challenge)))
-        .send()
-        .await
-        .unwrap();
+    let r = b.send_get(&authorize_uri("acme", Some(&challenge))).await;
     let html = r.text().await.unwrap();
     assert!(html.contains("Sign in with Test IdP"), "{html}");
     let return_to = hidden(&html, "return_to");
@@ -623,12 +558,10 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
     );
     // An open redirect through return_to is refused.
     let r = b
-        .get("/t/acme/login/upstream/idp?return_to=https%3A%2F%2Fevil.example%2F")
-        .send()
-        .await
-        .unwrap();
+        .send_get("/t/acme/login/upstream/idp?return_to=https%3A%2F%2Fevil.example%2F")
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = b.get("/t/acme/login/upstream/nosuch").send().await.unwrap();
+    let r = b.send_get("/t/acme/login/upstream/nosuch").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     let begin = |uri: String| b.get(&uri).send();
@@ -636,7 +569,7 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
     assert_eq!(r.status(), StatusCode::FOUND);
     let pending = cookies(&r).into_iter().next().unwrap().into_owned();
     assert!(pending.http_only().unwrap_or(false));
-    let to_idp = url::Url::parse(r.headers().get("location").unwrap().to_str().unwrap()).unwrap();
+    let to_idp = url::Url::parse(&location_of(&r)).unwrap();
     let q: HashMap<_, _> = to_idp.query_pairs().into_owned().collect();
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["redirect_uri"], callback);
@@ -651,16 +584,11 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
 
     // Refusals first (none consumes the code): no pending cookie, wrong state,
     // a response claiming another issuer.
-    let r = b.get(&path_and_query(&back)).send().await.unwrap();
+    let r = b.send_get(&path_and_query(&back)).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let wrong_state =
         path_and_query(&back).replace(&format!("state={}", bq["state"]), "state=forged");
-    let r = b
-        .get(&wrong_state)
-        .header("cookie", pending.clone().stripped().to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = b.get_with(&wrong_state, &pending).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let mut other_iss = back.clone();
     other_iss
@@ -676,50 +604,27 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
                 },
             )
         }));
-    let r = b
-        .get(&path_and_query(&other_iss))
-        .header("cookie", pending.clone().stripped().to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = b.get_with(&path_and_query(&other_iss), &pending).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // The real callback: session cookie, back to the authorize request.
-    let r = b
-        .get(&path_and_query(&back))
-        .header("cookie", pending.clone().stripped().to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = b.get_with(&path_and_query(&back), &pending).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        r.headers().get("location").unwrap().to_str().unwrap(),
-        return_to
-    );
+    assert_eq!(location_of(&r), return_to);
     let session = cookies(&r)
         .into_iter()
         .find(|c| c.name() == "rampart_session_acme")
         .unwrap()
         .into_owned();
     // The same code again: the provider refuses it.
-    let r = b
-        .get(&path_and_query(&back))
-        .header("cookie", pending.clone().stripped().to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = b.get_with(&path_and_query(&back), &pending).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // The authorize request goes on with the upstream session: code → tokens
     // for the linked local user.
-    let r = b
-        .get(&return_to)
-        .header("cookie", session.stripped().to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = b.get_with(&return_to, &session).await;
     assert_eq!(r.status(), StatusCode::FOUND);
-    let code = query_param(r.headers()["location"].to_str().unwrap(), "code");
+    let code = query_param(&location_of(&r), "code");
     let r = b.redeem(&code).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let t: serde_json::Value = r.json().await.unwrap();
@@ -741,11 +646,7 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
     // A second login with the same upstream account finds the same user.
     let r = begin(start_uri.clone()).await.unwrap();
     let pending = cookies(&r).into_iter().next().unwrap().into_owned();
-    let back = idp_sign_in(
-        r.headers().get("location").unwrap().to_str().unwrap(),
-        "grace",
-    )
-    .await;
+    let back = idp_sign_in(&location_of(&r), "grace").await;
     let issuer = idp.issuer();
     let done = complete_upstream(&auth, "acme", &back, Some(&issuer), pending.value())
         .await
@@ -756,11 +657,7 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
     // one provider cannot finish at another tenant.
     let r = begin(start_uri).await.unwrap();
     let pending = cookies(&r).into_iter().next().unwrap().into_owned();
-    let back = idp_sign_in(
-        r.headers().get("location").unwrap().to_str().unwrap(),
-        "alan",
-    )
-    .await;
+    let back = idp_sign_in(&location_of(&r), "alan").await;
     assert!(matches!(
         complete_upstream(&auth, "globex", &back, None, pending.value()).await,
         Err(rampart_auth::AuthError::AccessDenied(_))
@@ -980,7 +877,7 @@ async fn http_throughput() {
             .send()
             .await
             .unwrap();
-        let code = query_param(r.headers()["location"].to_str().unwrap(), "code");
+        let code = query_param(&location_of(&r), "code");
         let t: serde_json::Value = browser
             .redeem(&code)
             .send()

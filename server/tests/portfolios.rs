@@ -3,7 +3,7 @@
 //! and the refusals (no token, wrong role, wrong tenant, malformed bodies,
 //! oversized uploads, broken CSV rows).
 
-use crate::common::{env, role_token};
+use crate::common::{env, role_token, strs};
 use rampart_auth::{AuthServer, Role};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -29,17 +29,16 @@ async fn portfolio_crud_versions_activity_and_refusals() {
 
     // Create with a position.
     let body = env
-        .expect(
+        .with(&owner)
+        .post(
             201,
-            Method::POST,
             P,
-            Some(&owner),
-            Some(json!({
+            json!({
                 "name": "Core", "description": "long only", "base_currency": "usd",
                 "settings": {"benchmark": "^GSPC"},
                 "positions": [{"symbol": "msft", "quantity": 10, "purchase_price": 25.5,
                                "purchase_date": "2005-01-03", "sector": "Tech"}]
-            })),
+            }),
         )
         .await;
     let p = &body["data"];
@@ -119,14 +118,9 @@ async fn portfolio_crud_versions_activity_and_refusals() {
         (200, Some(5)),
         "{body}"
     );
-    env.expect(
-        404,
-        Method::DELETE,
-        &format!("{P}/{id}/positions/{ibm}"),
-        Some(&owner),
-        None,
-    )
-    .await;
+    env.with(&owner)
+        .delete(404, &format!("{P}/{id}/positions/{ibm}"))
+        .await;
 
     // Versions: paginated, each readable.
     let body = env
@@ -254,18 +248,10 @@ async fn portfolio_crud_versions_activity_and_refusals() {
         .await;
     assert_eq!(s, 400);
     let huge = json!({"name": "x", "description": "a".repeat(2 * 1024 * 1024)});
-    env.expect(413, Method::POST, P, Some(&owner), Some(huge))
-        .await;
+    env.with(&owner).post(413, P, huge).await;
 
     // Delete: gone for everyone, then 404.
-    env.expect(
-        200,
-        Method::DELETE,
-        &format!("{P}/{id}"),
-        Some(&owner),
-        None,
-    )
-    .await;
+    env.with(&owner).delete(200, &format!("{P}/{id}")).await;
     env.expect_get(404, &format!("{P}/{id}"), &owner).await;
     env.server.stop().await;
 }
@@ -280,15 +266,13 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
     let (_, admin_t) = user_token(&auth, "acme", "root@acme.test", Role::Admin).await;
     let (gus, gus_t) = user_token(&auth, "globex", "gus@globex.test", Role::Admin).await;
 
-    let (_, body) = env
-        .call(
-            Method::POST,
+    let id = env
+        .create(
             P,
-            Some(&owner),
-            Some(json!({"name": "Shared", "positions": [{"symbol": "AAPL", "quantity": 1}]})),
+            &owner,
+            json!({"name": "Shared", "positions": [{"symbol": "AAPL", "quantity": 1}]}),
         )
         .await;
-    let id = body["data"]["id"].as_str().unwrap().to_owned();
     let pp = format!("{P}/{id}");
     let share = |user: Uuid, access: &str| json!({"user_id": user, "access": access});
 
@@ -373,13 +357,8 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
     )
     .await;
     let body = env
-        .expect(
-            201,
-            Method::POST,
-            &format!("{pp}/comments"),
-            Some(&bob_t),
-            Some(json!({"body": "why AAPL?"})),
-        )
+        .with(&bob_t)
+        .post(201, &format!("{pp}/comments"), json!({"body": "why AAPL?"}))
         .await;
     let c1 = body["data"]["id"].as_str().unwrap().to_owned();
     let (s, body) = env
@@ -394,24 +373,14 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         (s, body["data"]["parent_id"].as_str()),
         (201, Some(c1.as_str()))
     );
-    env.expect(
-        400,
-        Method::POST,
-        &format!("{pp}/comments"),
-        Some(&owner),
-        Some(json!({"body": ""})),
-    )
-    .await;
+    env.with(&owner)
+        .post(400, &format!("{pp}/comments"), json!({"body": ""}))
+        .await;
     let (_, body) = env.get(&format!("{pp}/comments"), &bob_t).await;
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
-    env.expect(
-        403,
-        Method::PATCH,
-        &pp,
-        Some(&bob_t),
-        Some(json!({"name": "mine"})),
-    )
-    .await;
+    env.with(&bob_t)
+        .patch(403, &pp, json!({"name": "mine"}))
+        .await;
 
     // edit: may change positions and fields, not share or delete.
     env.call(
@@ -421,32 +390,20 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         Some(share(bob, "edit")),
     )
     .await;
-    env.expect(
-        201,
-        Method::POST,
-        &format!("{pp}/positions"),
-        Some(&bob_t),
-        Some(json!({"symbol": "IBM", "quantity": 1})),
-    )
-    .await;
-    env.expect(
-        200,
-        Method::PATCH,
-        &pp,
-        Some(&bob_t),
-        Some(json!({"description": "by bob"})),
-    )
-    .await;
-    env.expect(
-        403,
-        Method::POST,
-        &format!("{pp}/shares"),
-        Some(&bob_t),
-        Some(share(eve, "view")),
-    )
-    .await;
-    env.expect(403, Method::DELETE, &pp, Some(&bob_t), None)
+    env.with(&bob_t)
+        .post(
+            201,
+            &format!("{pp}/positions"),
+            json!({"symbol": "IBM", "quantity": 1}),
+        )
         .await;
+    env.with(&bob_t)
+        .patch(200, &pp, json!({"description": "by bob"}))
+        .await;
+    env.with(&bob_t)
+        .post(403, &format!("{pp}/shares"), share(eve, "view"))
+        .await;
+    env.with(&bob_t).delete(403, &pp).await;
 
     // admin: may share and revoke.
     env.call(
@@ -456,34 +413,19 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         Some(share(bob, "admin")),
     )
     .await;
-    env.expect(
-        200,
-        Method::POST,
-        &format!("{pp}/shares"),
-        Some(&bob_t),
-        Some(share(eve, "view")),
-    )
-    .await;
+    env.with(&bob_t)
+        .post(200, &format!("{pp}/shares"), share(eve, "view"))
+        .await;
     let (s, body) = env.get(&format!("{pp}/shares"), &bob_t).await;
     assert_eq!((s, body["data"].as_array().map(Vec::len)), (200, Some(2)));
     env.expect_get(200, &pp, &eve_t).await;
-    env.expect(
-        200,
-        Method::DELETE,
-        &format!("{pp}/shares/{eve}"),
-        Some(&bob_t),
-        None,
-    )
-    .await;
+    env.with(&bob_t)
+        .delete(200, &format!("{pp}/shares/{eve}"))
+        .await;
     env.expect_get(404, &pp, &eve_t).await;
-    env.expect(
-        404,
-        Method::DELETE,
-        &format!("{pp}/shares/{eve}"),
-        Some(&bob_t),
-        None,
-    )
-    .await;
+    env.with(&bob_t)
+        .delete(404, &format!("{pp}/shares/{eve}"))
+        .await;
 
     // Share refusals: a user of another tenant, the owner, "owner", past expiry, bad body.
     for body in [
@@ -507,45 +449,24 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
 
     // Expiry: a share that has expired is no share.
     let expires = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
-    env.expect(
-        200,
-        Method::POST,
-        &format!("{pp}/shares"),
-        Some(&owner),
-        Some(json!({"user_id": eve, "access": "edit", "expires_at": expires})),
-    )
-    .await;
-    env.expect(
-        200,
-        Method::PATCH,
-        &pp,
-        Some(&eve_t),
-        Some(json!({"description": "eve"})),
-    )
-    .await;
-    env.state
-        .tenants
-        .with_tenant("acme", async |conn| {
-            use diesel_async::RunQueryDsl;
-            diesel::sql_query(
-                "UPDATE portfolio_shares SET expires_at = now() - interval '1 second' WHERE user_id = $1",
-            )
-            .bind::<diesel::sql_types::Uuid, _>(eve)
-            .execute(conn)
-            .await?;
-            Ok::<_, rampart_tenancy::TenancyError>(())
-        })
-        .await
-        .unwrap();
+    env.with(&owner)
+        .post(
+            200,
+            &format!("{pp}/shares"),
+            json!({"user_id": eve, "access": "edit", "expires_at": expires}),
+        )
+        .await;
+    env.with(&eve_t)
+        .patch(200, &pp, json!({"description": "eve"}))
+        .await;
+    let expire = format!(
+        "UPDATE portfolio_shares SET expires_at = now() - interval '1 second' WHERE user_id = '{eve}'"
+    );
+    crate::common::exec(&env.state, "acme", expire).await;
     env.expect_get(404, &pp, &eve_t).await;
-    env.expect(
-        404,
-        Method::PATCH,
-        &pp,
-        Some(&eve_t),
-        Some(json!({"description": "eve"})),
-    )
-    .await;
+    env.with(&eve_t)
+        .patch(404, &pp, json!({"description": "eve"}))
+        .await;
 
     // A tenant admin sees every portfolio of the tenant.
     let (s, body) = env.get(&pp, &admin_t).await;
@@ -586,12 +507,7 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
 
     // The trail has the sharing history.
     let (_, body) = env.get(&format!("{pp}/activity?limit=100"), &owner).await;
-    let actions: Vec<&str> = body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["action"].as_str().unwrap())
-        .collect();
+    let actions = strs(&body["data"], "action");
     for a in [
         "create",
         "share",
@@ -611,15 +527,13 @@ async fn csv_import_export_with_row_report_and_limits() {
     let auth = env.auth();
     let (_, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (bob, bob_t) = user_token(&auth, "acme", "bob@acme.test", Role::Trader).await;
-    let (_, body) = env
-        .call(
-            Method::POST,
+    let id = env
+        .create(
             P,
-            Some(&owner),
-            Some(json!({"name": "CSV", "positions": [{"symbol": "AAPL", "quantity": 1}]})),
+            &owner,
+            json!({"name": "CSV", "positions": [{"symbol": "AAPL", "quantity": 1}]}),
         )
         .await;
-    let id = body["data"]["id"].as_str().unwrap().to_owned();
     let csv_path = format!("{P}/{id}/positions.csv");
 
     // Broken rows: 422, each reported, nothing applied.
@@ -779,19 +693,11 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
     let auth = env.auth();
     let (_, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (bob, bob_t) = user_token(&auth, "acme", "bob@acme.test", Role::Viewer).await;
-    let (_, body) = env
-        .call(
-            Method::POST,
-            P,
-            Some(&owner),
-            Some(json!({"name": "Tech", "positions": [
+    let id = env.create(P, &owner, json!({"name": "Tech", "positions": [
                 {"symbol": "AAPL", "quantity": 100, "target_weight": 0.5, "sector": "Technology"},
                 {"symbol": "MSFT", "quantity": 200, "purchase_date": "2006-06-01", "sector": "Technology"},
                 {"symbol": "IBM", "quantity": 10, "sector": "Services"}
-            ]})),
-        )
-        .await;
-    let id = body["data"]["id"].as_str().unwrap().to_owned();
+            ]})).await;
     let q = "from=2005-01-01&to=2009-12-31&benchmark=%5EGSPC";
     let pa = format!("{P}/{id}");
 

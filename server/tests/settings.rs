@@ -159,14 +159,9 @@ async fn settings_have_defaults_bounds_admins_only_and_are_audited() {
     assert_eq!(s, 403);
     let v = env.expect_get(200, flag, &admin).await;
     assert_eq!(v["data"]["enabled"], false);
-    env.expect(
-        200,
-        Method::PUT,
-        flag,
-        Some(&admin),
-        Some(json!({"enabled": true})),
-    )
-    .await;
+    env.with(&admin)
+        .put(200, flag, json!({"enabled": true}))
+        .await;
     let v = env.expect_get(200, "/api/v1/t/acme/features", &admin).await;
     assert_eq!(v["data"]["beta_charts"], true);
     let (s, v) = env
@@ -353,17 +348,9 @@ async fn admins_without_a_second_factor_are_refused_when_the_tenant_requires_one
 }
 
 async fn set_status(env: &Env, user: uuid::Uuid, status: &str) {
+    // raw SQL: the test flips the owner's status directly.
     let sql = format!("UPDATE users SET status = '{status}' WHERE id = '{user}'");
-    env.state
-        .tenants
-        .with_tenant("acme", async |conn| {
-            // raw SQL: the test flips the owner's status directly.
-            diesel_async::RunQueryDsl::execute(diesel::sql_query(sql), conn)
-                .await
-                .map_err(rampart_tenancy::TenancyError::from)
-        })
-        .await
-        .unwrap();
+    crate::common::exec(&env.state, "acme", sql).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -379,12 +366,11 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
         let bot_token = bot_token.clone();
         async move {
             let v = env
-                .expect(
+                .with(&bot_token)
+                .post(
                     201,
-                    Method::POST,
                     "/api/v1/t/acme/account/api-keys",
-                    Some(&bot_token),
-                    Some(json!({"name": "k", "scopes": scopes})),
+                    json!({"name": "k", "scopes": scopes}),
                 )
                 .await;
             (
@@ -498,14 +484,12 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
     )
     .await;
     assert_eq!(s, 200);
-    env.expect(
-        200,
-        Method::DELETE,
-        &format!("/api/v1/t/acme/account/api-keys/{revoked_prefix}"),
-        Some(&bot_token),
-        None,
-    )
-    .await;
+    env.with(&bot_token)
+        .delete(
+            200,
+            &format!("/api/v1/t/acme/account/api-keys/{revoked_prefix}"),
+        )
+        .await;
     let (s, _) = with_key(&env, Method::GET, portfolios, ("x-api-key", revoked)).await;
     assert_eq!(s, 401);
 
@@ -746,14 +730,13 @@ async fn built_in_feature_flags_gate_their_routes() {
     assert_eq!(env.get(&stream, &admin).await.0, 404);
 
     for flag in ["monteCarlo", "priceStream"] {
-        env.expect(
-            200,
-            Method::PUT,
-            &format!("/api/v1/t/acme/features/{flag}"),
-            Some(&admin),
-            Some(json!({"enabled": false})),
-        )
-        .await;
+        env.with(&admin)
+            .put(
+                200,
+                &format!("/api/v1/t/acme/features/{flag}"),
+                json!({"enabled": false}),
+            )
+            .await;
     }
     for path in gated("acme").iter().chain([&stream]) {
         let (s, v) = env.get(path, &admin).await;
@@ -767,14 +750,13 @@ async fn built_in_feature_flags_gate_their_routes() {
         assert_eq!(env.get(&path, &other).await.0, 404, "{path}");
     }
     // On again.
-    env.expect(
-        200,
-        Method::PUT,
-        "/api/v1/t/acme/features/monteCarlo",
-        Some(&admin),
-        Some(json!({"enabled": true})),
-    )
-    .await;
+    env.with(&admin)
+        .put(
+            200,
+            "/api/v1/t/acme/features/monteCarlo",
+            json!({"enabled": true}),
+        )
+        .await;
     for path in gated("acme") {
         assert_eq!(env.get(&path, &admin).await.0, 404, "{path}");
     }

@@ -18,7 +18,7 @@ use prost::Message;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::common::{Pki, config, get_text, kit_smtp, start, url};
+use crate::common::{Pki, config, get_text, kit_smtp, serve_toml, start, url};
 
 /// `rampart serve` in a child process, stopped with SIGINT (as Ctrl-C).
 struct Served {
@@ -40,23 +40,7 @@ impl Served {
     /// standard output and standard error to files; returns once it is
     /// healthy.
     async fn start(pki: &Pki, database_url: &str, extra: &str) -> Self {
-        let port = rampart_testkit::free_port().unwrap();
-        let mut admin = rampart_testkit::free_port().unwrap();
-        while admin == port {
-            admin = rampart_testkit::free_port().unwrap();
-        }
-        let files = &pki.files;
-        let toml = format!(
-            "public_addr = \"127.0.0.1:{port}\"\nadmin_addr = \"127.0.0.1:{admin}\"\n\
-             public_base_url = \"https://localhost:{port}\"\ndev_secrets_dir = {:?}\n\
-             [tls]\ncert_file = {:?}\nkey_file = {:?}\nclient_ca_file = {:?}\n\
-             [database]\ndatabase_url = {database_url:?}\nmax_connections = 4\n\
-             [http]\nworkers = 1\nshutdown_timeout_secs = 1\n{extra}",
-            pki.path("child-dev-secrets"),
-            files.cert_file,
-            files.key_file,
-            files.client_ca_file,
-        );
+        let ((port, _), toml) = serve_toml(pki, database_url, "child-dev-secrets", "", extra);
         let file = pki.path(&format!("serve-{port}.toml"));
         std::fs::write(&file, toml).unwrap();
         let (log, out) = (

@@ -3,7 +3,7 @@
 //! bars, symbol search) over real TLS against real PostgreSQL, with their
 //! refusals (no token, wrong role or scope, wrong tenant, malformed bodies).
 
-use crate::common::{Env, PASSWORD, env, role_token, scoped_token};
+use crate::common::{Env, PASSWORD, env, role_token, scoped_token, strs};
 use rampart_auth::{AuthServer, ClientContext, Role};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -21,12 +21,9 @@ async fn user_token(auth: &AuthServer, tenant: &str, email: &str, role: Role) ->
     role_token(auth, tenant, email, role, (SCOPES, ADMIN_SCOPES)).await
 }
 
-const T: &str = "/api/v1/t/acme";
-
-/// Tokens of `acme`: a viewer (with `market:read`) and a trader without it.
-async fn market_readers(auth: &AuthServer) -> (String, String) {
-    let (_, viewer) = user_token(auth, "acme", "vic@acme.test", Role::Viewer).await;
-    let (_, no_market) = scoped_token(
+/// A trader of `acme` whose token lacks `market:read`.
+async fn no_market_token(auth: &AuthServer) -> String {
+    let (_, token) = scoped_token(
         auth,
         "acme",
         "nom@acme.test",
@@ -34,14 +31,17 @@ async fn market_readers(auth: &AuthServer) -> (String, String) {
         NO_MARKET_SCOPES,
     )
     .await;
-    (viewer, no_market)
+    token
 }
+
+const T: &str = "/api/v1/t/acme";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
     let env = env().await;
     let auth = env.auth();
-    let (viewer, no_market) = market_readers(&auth).await;
+    let (_, viewer) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
+    let no_market = no_market_token(&auth).await;
     let (_, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Admin).await;
 
     // Batch quotes: known ones with provenance, unknown ones as errors.
@@ -218,12 +218,11 @@ async fn profile_preferences_activity_and_user_management() {
                "notifications": true, "refresh_seconds": 15})
     );
     let body = env
-        .expect(
+        .with(&ada)
+        .patch(
             200,
-            Method::PATCH,
             &format!("{T}/me/preferences"),
-            Some(&ada),
-            Some(json!({"theme": "dark", "base_currency": "eur", "notifications": false})),
+            json!({"theme": "dark", "base_currency": "eur", "notifications": false}),
         )
         .await;
     assert_eq!(body["data"]["theme"], "dark");
@@ -264,13 +263,8 @@ async fn profile_preferences_activity_and_user_management() {
 
     // Own activity: portfolio changes and auth audit rows.
     let body = env
-        .expect(
-            201,
-            Method::POST,
-            &format!("{T}/portfolios"),
-            Some(&ada),
-            Some(json!({"name": "Core"})),
-        )
+        .with(&ada)
+        .post(201, &format!("{T}/portfolios"), json!({"name": "Core"}))
         .await;
     let pid = body["data"]["id"].as_str().unwrap().to_owned();
     let (s, body) = env.get(&format!("{T}/me/activity"), &ada).await;
@@ -400,23 +394,21 @@ async fn profile_preferences_activity_and_user_management() {
             .await;
         assert_eq!(s, 400, "{path} {bad}: {body}");
     }
-    env.expect(
-        404,
-        Method::PUT,
-        &format!("{T}/users/{}/role", Uuid::new_v4()),
-        Some(&admin),
-        Some(json!({"role": "viewer"})),
-    )
-    .await;
+    env.with(&admin)
+        .put(
+            404,
+            &format!("{T}/users/{}/role", Uuid::new_v4()),
+            json!({"role": "viewer"}),
+        )
+        .await;
     // A user of another tenant is not found here.
-    env.expect(
-        404,
-        Method::PUT,
-        &format!("{T}/users/{gil_id}/status"),
-        Some(&admin),
-        Some(json!({"status": "disabled"})),
-    )
-    .await;
+    env.with(&admin)
+        .put(
+            404,
+            &format!("{T}/users/{gil_id}/status"),
+            json!({"status": "disabled"}),
+        )
+        .await;
     for (method, path, body) in [
         (Method::GET, format!("{T}/users"), None),
         (
@@ -513,9 +505,7 @@ async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
         json!({"id": "p-1700000000002", "name": "Duplicate id"}),
         json!({"id": "p-6", "name": "Bad currency", "currency": "dollars"}),
     ]);
-    let body = env
-        .expect(422, Method::POST, &import, Some(&ada), Some(broken))
-        .await;
+    let body = env.with(&ada).post(422, &import, broken).await;
     assert_eq!(body["error"]["code"], "import_rejected");
     let report = &body["error"]["details"];
     assert_eq!(report["applied"], false);
@@ -555,9 +545,7 @@ async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
     assert_eq!(count(ada.clone()).await, 0, "nothing half-applied");
 
     // The valid export.
-    let body = env
-        .expect(200, Method::POST, &import, Some(&ada), Some(export()))
-        .await;
+    let body = env.with(&ada).post(200, &import, export()).await;
     let report = &body["data"];
     assert_eq!(
         (&report["applied"], &report["created"], &report["skipped"]),
@@ -590,9 +578,7 @@ async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
     assert_eq!(body["data"][0]["action"], "import");
 
     // Re-import: nothing new.
-    let body = env
-        .expect(200, Method::POST, &import, Some(&ada), Some(export()))
-        .await;
+    let body = env.with(&ada).post(200, &import, export()).await;
     assert_eq!(
         (&body["data"]["created"], &body["data"]["skipped"]),
         (&json!(0), &json!(2))
@@ -634,10 +620,8 @@ async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
         )
         .await;
     assert_eq!(s, 400);
-    env.expect(403, Method::POST, &import, Some(&vic), Some(export()))
-        .await;
-    env.expect(401, Method::POST, &import, Some(&globex), Some(export()))
-        .await;
+    env.with(&vic).post(403, &import, export()).await;
+    env.with(&globex).post(401, &import, export()).await;
     let (s, _) = env.call(Method::POST, &import, None, Some(export())).await;
     assert_eq!(s, 401);
     assert_eq!(count(ada.clone()).await, 3);
@@ -719,26 +703,17 @@ async fn live_price_stream_over_websocket_with_token_and_access_checks() {
     let auth = env.auth();
     let (_, ada) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
     let (bob_id, bob) = user_token(&auth, "acme", "bob@acme.test", Role::Viewer).await;
-    let (_, no_market) = scoped_token(
-        &auth,
-        "acme",
-        "nom@acme.test",
-        Role::Trader,
-        NO_MARKET_SCOPES,
-    )
-    .await;
+    let no_market = no_market_token(&auth).await;
     let (_, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Trader).await;
-    let (_, body) = env
-        .call(
-            Method::POST,
+    let id = env
+        .create(
             &format!("{T}/portfolios"),
-            Some(&ada),
-            Some(json!({"name": "Live", "positions": [
+            &ada,
+            json!({"name": "Live", "positions": [
                 {"symbol": "MSFT", "quantity": 1}, {"symbol": "AAPL", "quantity": 2}
-            ]})),
+            ]}),
         )
         .await;
-    let id = body["data"]["id"].as_str().unwrap().to_owned();
     let stream = format!("{T}/portfolios/{id}/stream");
 
     // Token as a query parameter: a message every second.
@@ -752,12 +727,7 @@ async fn live_price_stream_over_websocket_with_token_and_access_checks() {
     let first = next_json(&mut ws).await.unwrap();
     assert_eq!(first["type"], "quotes", "{first}");
     assert_eq!(first["portfolioId"], id.as_str());
-    let symbols: Vec<&str> = first["quotes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| q["symbol"].as_str().unwrap())
-        .collect();
+    let symbols = strs(&first["quotes"], "symbol");
     assert_eq!(symbols, ["AAPL", "MSFT"], "{first}");
     for q in first["quotes"].as_array().unwrap() {
         assert!(q["price"].as_f64().unwrap() > 0.0);
@@ -822,14 +792,13 @@ async fn live_price_stream_over_websocket_with_token_and_access_checks() {
     );
 
     // A shared user streams until the share is revoked.
-    env.expect(
-        200,
-        Method::POST,
-        &format!("{T}/portfolios/{id}/shares"),
-        Some(&ada),
-        Some(json!({"user_id": bob_id, "access": "view"})),
-    )
-    .await;
+    env.with(&ada)
+        .post(
+            200,
+            &format!("{T}/portfolios/{id}/shares"),
+            json!({"user_id": bob_id, "access": "view"}),
+        )
+        .await;
     let (mut ws, _) = ws_connect(
         &env,
         &format!("{stream}?interval=1&access_token={bob}"),
@@ -838,14 +807,9 @@ async fn live_price_stream_over_websocket_with_token_and_access_checks() {
     .await
     .unwrap();
     assert_eq!(next_json(&mut ws).await.unwrap()["type"], "quotes");
-    env.expect(
-        200,
-        Method::DELETE,
-        &format!("{T}/portfolios/{id}/shares/{bob_id}"),
-        Some(&ada),
-        None,
-    )
-    .await;
+    env.with(&ada)
+        .delete(200, &format!("{T}/portfolios/{id}/shares/{bob_id}"))
+        .await;
     let mut ended = false;
     for _ in 0..5 {
         match next_json(&mut ws).await {
@@ -926,7 +890,8 @@ async fn market_fundamentals_and_news_come_through_the_chain_and_are_cached() {
     })
     .await;
     let auth = env.auth();
-    let (viewer, no_market) = market_readers(&auth).await;
+    let (_, viewer) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
+    let no_market = no_market_token(&auth).await;
 
     let body = env
         .expect_get(200, &format!("{T}/fundamentals/ibm"), &viewer)

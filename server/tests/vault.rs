@@ -297,12 +297,7 @@ async fn keys_rotate_command_rotates_the_keys_in_vault() {
             .arg(&file)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        crate::common::stdout_of(out, &format!("{args:?}"))
     };
     let kids = |text: &str| -> std::collections::BTreeSet<String> {
         text.lines()

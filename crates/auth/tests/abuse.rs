@@ -12,6 +12,7 @@ use rampart_auth::{AuthConfig, AuthError, AuthServer, Role, SigningAlg};
 use crate::common::{PASSWORD, config, ctx, server, server_with};
 use crate::oauth::{
     REDIRECT, authorize_req, code_for, exchange_code, public, refresh_grant, setup,
+    signed_in_tokens,
 };
 
 /// What a login answered, without its payload.
@@ -385,9 +386,7 @@ fn client_credentials_grant() -> TokenRequest {
 async fn introspection_is_for_confidential_clients_of_the_tokens_tenant() {
     let s = server().await;
     let a = &s.auth;
-    let (_, session) = setup(a, "acme").await;
-    let code = code_for(a, "acme", &session, &authorize_req(REDIRECT)).await;
-    let t = exchange_code(a, &code).await.unwrap();
+    let (_, _, t) = signed_in_tokens(a).await;
     // A public client (client_id only) may not introspect, not even its own tokens.
     for token in [&t.access_token, t.refresh_token.as_ref().unwrap()] {
         assert!(matches!(

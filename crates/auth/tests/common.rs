@@ -39,13 +39,8 @@ pub struct TestServer {
 pub async fn server_with(config: AuthConfig) -> TestServer {
     rampart_testkit::install_crypto_provider();
     let db = rampart_testkit::fresh_database().await.unwrap();
-    let pool = rampart_tenancy::TenantPool::connect(rampart_tenancy::TenancyConfig {
-        database_url: db.url.clone(),
-        max_connections: 8,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let tenancy = rampart_tenancy::TenancyConfig::new(db.url.clone(), 8);
+    let pool = rampart_tenancy::TenantPool::connect(tenancy).await.unwrap();
     pool.provision("acme", "Acme").await.unwrap();
     pool.provision("globex", "Globex").await.unwrap();
     let auth = rampart_auth::AuthServer::with_memory_keys(pool, config)

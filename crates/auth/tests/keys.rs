@@ -16,6 +16,17 @@ fn policy() -> RotationPolicy {
     }
 }
 
+/// A ring on an empty memory store with [`policy`], and when its first key
+/// was made.
+async fn fresh_ring() -> (Arc<KeyRing>, i64) {
+    let store = Arc::new(MemoryKeyStore::new());
+    let ring = KeyRing::open(store, KeyEncryptionKey::generate(), policy())
+        .await
+        .unwrap();
+    let t0 = ring.keys()[0].created_at;
+    (ring, t0)
+}
+
 fn count(ring: &KeyRing, kind: KeyKind, state: KeyState) -> usize {
     ring.keys()
         .iter()
@@ -63,11 +74,7 @@ async fn first_start_creates_active_and_next_for_every_chain() {
 
 #[tokio::test]
 async fn staged_rotation_next_then_active_then_retired_then_gone() {
-    let store = Arc::new(MemoryKeyStore::new());
-    let ring = KeyRing::open(store, KeyEncryptionKey::generate(), policy())
-        .await
-        .unwrap();
-    let t0 = ring.keys()[0].created_at;
+    let (ring, t0) = fresh_ring().await;
     let first_active = ring.active_kid(KeyKind::Es256).unwrap();
     let next = ring
         .keys()
@@ -98,11 +105,7 @@ async fn staged_rotation_next_then_active_then_retired_then_gone() {
 
 #[tokio::test]
 async fn a_new_next_key_must_be_published_before_it_signs() {
-    let store = Arc::new(MemoryKeyStore::new());
-    let ring = KeyRing::open(store, KeyEncryptionKey::generate(), policy())
-        .await
-        .unwrap();
-    let t0 = ring.keys()[0].created_at;
+    let (ring, t0) = fresh_ring().await;
     ring.maintain_at(t0 + 1001).await.unwrap();
     let active = ring.active_kid(KeyKind::Es256).unwrap();
     // The next key made at t0+1001 is not published long enough at t0+2002+50?

@@ -103,6 +103,14 @@ pub(crate) async fn exchange_code(a: &AuthServer, code: &str) -> Result<TokenRes
     .await
 }
 
+/// A user of `tenant` `acme` signed in, and the tokens of one code of client
+/// `web`: (user id, session, tokens).
+pub(crate) async fn signed_in_tokens(a: &AuthServer) -> (uuid::Uuid, String, TokenResponse) {
+    let (user_id, session) = setup(a, "acme").await;
+    let code = code_for(a, "acme", &session, &authorize_req(REDIRECT)).await;
+    (user_id, session, exchange_code(a, &code).await.unwrap())
+}
+
 fn code_grant(code: &str, verifier: Option<&str>) -> TokenRequest {
     TokenRequest {
         grant_type: Some("authorization_code".into()),
@@ -556,9 +564,7 @@ async fn confidential_client_credentials_introspect_revoke_discovery() {
 async fn revoking_a_session_revokes_its_refresh_tokens_and_expired_codes_fail() {
     let s = server().await;
     let a = &s.auth;
-    let (user_id, session) = setup(a, "acme").await;
-    let code = code_for(a, "acme", &session, &authorize_req(REDIRECT)).await;
-    let t = exchange_code(a, &code).await.unwrap();
+    let (user_id, session, t) = signed_in_tokens(a).await;
     let (info, _) = a.authenticate_session("acme", &session).await.unwrap();
     a.revoke_session("acme", user_id, info.id, &ctx("x"))
         .await

@@ -21,16 +21,13 @@ async fn registration_policy_and_login_policy() {
     let accounts = a.accounts();
     let pool = a.pool();
     // Default: invitation only; closed; open to one domain.
-    let r = accounts
-        .self_register("acme", "new@acme.test", "New", PASSWORD)
-        .await;
+    let sign_up = |email: &'static str| accounts.self_register("acme", email, "New", PASSWORD);
+    let r = sign_up("new@acme.test").await;
     assert!(matches!(r, Err(AuthError::InvitationRequired)), "{r:?}");
     pool.update_tenant_settings("acme", &json!({"registration": {"mode": "closed"}}))
         .await
         .unwrap();
-    let r = accounts
-        .self_register("acme", "new@acme.test", "New", PASSWORD)
-        .await;
+    let r = sign_up("new@acme.test").await;
     assert!(matches!(r, Err(AuthError::RegistrationClosed)), "{r:?}");
     pool.update_tenant_settings(
         "acme",
@@ -38,14 +35,9 @@ async fn registration_policy_and_login_policy() {
     )
     .await
     .unwrap();
-    let r = accounts
-        .self_register("acme", "new@elsewhere.test", "New", PASSWORD)
-        .await;
+    let r = sign_up("new@elsewhere.test").await;
     assert!(matches!(r, Err(AuthError::EmailDomainNotAllowed)), "{r:?}");
-    let Ok(SelfRegistration::Created(user)) = accounts
-        .self_register("acme", "New@Acme.test", "New", PASSWORD)
-        .await
-    else {
+    let Ok(SelfRegistration::Created(user)) = sign_up("New@Acme.test").await else {
         panic!("registered")
     };
     let Ok(SelfRegistration::Existing(id)) = accounts

@@ -30,13 +30,8 @@ fn provider(idp: &OidcProvider, name: &str) -> UpstreamProvider {
 
 /// Another AuthServer over the same database (a restart, another replica).
 async fn reopen(t: &TestServer, secrets: Arc<dyn UpstreamSecrets>) -> AuthServer {
-    let pool = rampart_tenancy::TenantPool::connect(rampart_tenancy::TenancyConfig {
-        database_url: t.db_url.clone(),
-        max_connections: 4,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let tenancy = rampart_tenancy::TenancyConfig::new(t.db_url.clone(), 4);
+    let pool = rampart_tenancy::TenantPool::connect(tenancy).await.unwrap();
     let kek = KeyEncryptionKey::generate();
     let ring = KeyRing::open(
         Arc::new(MemoryKeyStore::new()),
@@ -203,45 +198,24 @@ async fn explicit_endpoints_skip_discovery_and_bad_issuers_are_typed_errors() {
     let t = server().await;
     let up = t.auth.upstream();
     let iss = idp.issuer();
-    // An issuer whose discovery document is missing.
-    let r = up
-        .put_provider(
-            "acme",
-            UpstreamProvider {
-                issuer: format!("{iss}/nowhere"),
-                ..provider(idp, "bad")
-            },
-            false,
-            "test",
-        )
-        .await;
-    assert!(matches!(r, Err(AuthError::UpstreamDiscovery(_))), "{r:?}");
-    // Nothing listens there.
-    let r = up
-        .put_provider(
-            "acme",
-            UpstreamProvider {
-                issuer: "http://127.0.0.1:9".into(),
-                ..provider(idp, "bad")
-            },
-            false,
-            "test",
-        )
-        .await;
-    assert!(matches!(r, Err(AuthError::UpstreamDiscovery(_))), "{r:?}");
-    // Not https and not loopback: refused before any request.
-    let r = up
-        .put_provider(
-            "acme",
-            UpstreamProvider {
-                issuer: "http://idp.example".into(),
-                ..provider(idp, "bad")
-            },
-            false,
-            "test",
-        )
-        .await;
-    assert!(matches!(r, Err(AuthError::InvalidRequest(_))), "{r:?}");
+    // An issuer whose discovery document is missing; nothing listens there;
+    // not https and not loopback (refused before any request).
+    for (issuer, discovery_failed) in [
+        (format!("{iss}/nowhere"), true),
+        ("http://127.0.0.1:9".into(), true),
+        ("http://idp.example".into(), false),
+    ] {
+        let bad = UpstreamProvider {
+            issuer,
+            ..provider(idp, "bad")
+        };
+        let r = up.put_provider("acme", bad, false, "test").await;
+        if discovery_failed {
+            assert!(matches!(r, Err(AuthError::UpstreamDiscovery(_))), "{r:?}");
+        } else {
+            assert!(matches!(r, Err(AuthError::InvalidRequest(_))), "{r:?}");
+        }
+    }
     // Explicit endpoints: the issuer's discovery document is not read (a
     // path that has none), only the JWKS; a JWKS URL that is no JWKS fails.
     let explicit = UpstreamProvider {

@@ -61,27 +61,21 @@ diesel::table! {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use diesel::pg::Pg;
-    use diesel::{QueryDsl, debug_query};
-    use rampart_testkit::schema_check::assert_columns;
+    use rampart_testkit::all_columns_sql;
+    use rampart_testkit::schema_check::assert_tables;
 
     use super::*;
 
     #[tokio::test]
     async fn tables_match_the_migrations() {
+        let market_tables = all_columns_sql!(
+            prices_daily,
+            fetched_ranges,
+            quotes_latest,
+            schema_migrations
+        );
         let db = rampart_testkit::fresh_database().await.unwrap();
         crate::StoreProvider::connect(&db.url, 1).await.unwrap();
-        for select in [
-            debug_query::<Pg, _>(&prices_daily::table.select(prices_daily::all_columns))
-                .to_string(),
-            debug_query::<Pg, _>(&fetched_ranges::table.select(fetched_ranges::all_columns))
-                .to_string(),
-            debug_query::<Pg, _>(&quotes_latest::table.select(quotes_latest::all_columns))
-                .to_string(),
-            debug_query::<Pg, _>(&schema_migrations::table.select(schema_migrations::all_columns))
-                .to_string(),
-        ] {
-            assert_columns(&db.url, "market", &select).await;
-        }
+        assert_tables(&db.url, "market", &market_tables).await;
     }
 }

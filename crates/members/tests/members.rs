@@ -19,13 +19,9 @@ use zeroize::Zeroizing;
 
 async fn members() -> Members {
     let db = rampart_testkit::fresh_database().await.unwrap();
-    let pool = TenantPool::connect(TenancyConfig {
-        database_url: db.url,
-        max_connections: 6,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let pool = TenantPool::connect(TenancyConfig::new(db.url, 6))
+        .await
+        .unwrap();
     pool.provision("acme", "Acme").await.unwrap();
     Members::new(pool)
 }

@@ -72,40 +72,29 @@ diesel::table! {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use diesel::pg::Pg;
-    use diesel::{QueryDsl, debug_query};
     use rampart_tenancy::{TenancyConfig, TenantPool};
-    use rampart_testkit::schema_check::assert_columns;
+    use rampart_testkit::all_columns_sql;
+    use rampart_testkit::schema_check::assert_tables;
 
     use super::*;
 
     #[tokio::test]
     async fn tables_match_the_migrations() {
+        let tenant_tables = all_columns_sql!(
+            email_tokens,
+            known_devices,
+            login_device_checks,
+            price_alerts,
+            sent_emails
+        );
         let db = rampart_testkit::fresh_database().await.unwrap();
-        let pool = TenantPool::connect(TenancyConfig {
-            database_url: db.url.clone(),
-            ..TenancyConfig::default()
-        })
-        .await
-        .unwrap();
+        let pool = TenantPool::connect(TenancyConfig::new(db.url.clone(), 4))
+            .await
+            .unwrap();
         let tenant = pool
             .provision("schema_check", "Schema check")
             .await
             .unwrap();
-        for select in [
-            debug_query::<Pg, _>(&email_tokens::table.select(email_tokens::all_columns))
-                .to_string(),
-            debug_query::<Pg, _>(&known_devices::table.select(known_devices::all_columns))
-                .to_string(),
-            debug_query::<Pg, _>(
-                &login_device_checks::table.select(login_device_checks::all_columns),
-            )
-            .to_string(),
-            debug_query::<Pg, _>(&price_alerts::table.select(price_alerts::all_columns))
-                .to_string(),
-            debug_query::<Pg, _>(&sent_emails::table.select(sent_emails::all_columns)).to_string(),
-        ] {
-            assert_columns(&db.url, &tenant.schema_name, &select).await;
-        }
+        assert_tables(&db.url, &tenant.schema_name, &tenant_tables).await;
     }
 }

@@ -20,13 +20,9 @@ struct Env {
 async fn env() -> Env {
     rampart_testkit::install_crypto_provider();
     let db = rampart_testkit::fresh_database().await.unwrap();
-    let pool = TenantPool::connect(TenancyConfig {
-        database_url: db.url,
-        max_connections: 6,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let pool = TenantPool::connect(TenancyConfig::new(db.url, 6))
+        .await
+        .unwrap();
     pool.provision("acme", "Acme").await.unwrap();
     let config = AuthConfig {
         argon2_m_kib: 1024,
@@ -74,6 +70,19 @@ async fn reset_to_new_secret(
             &ctx("10.0.0.1", "t"),
         )
         .await
+}
+
+/// The password of the users the tests register.
+const PASSWORD: &str = "correct horse battery";
+
+impl Env {
+    /// Registers `name` at `acme` with a [`unique_email`] and [`PASSWORD`]:
+    /// the address and the user.
+    async fn user(&self, name: &str, role: Role) -> (String, rampart_auth::users::User) {
+        let email = unique_email(&name.to_lowercase());
+        let user = self.auth.register("acme", &email, name, PASSWORD, role);
+        (email.clone(), user.await.unwrap())
+    }
 }
 
 fn unique_email(name: &str) -> String {
@@ -161,12 +170,8 @@ async fn verification_link_sets_email_verified_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn password_reset_sets_a_new_password_and_revokes_sessions() {
     let e = env().await;
-    let email = unique_email("grace");
-    let old = "correct horse battery";
-    e.auth
-        .register("acme", &email, "Grace", old, Role::Trader)
-        .await
-        .unwrap();
+    let (email, _) = e.user("Grace", Role::Trader).await;
+    let old = PASSWORD;
     let c = ctx("10.0.0.1", "Firefox/131.0");
     let LoginOutcome::LoggedIn(session) = e.auth.login("acme", &email, old, &c).await.unwrap()
     else {
@@ -230,13 +235,7 @@ async fn password_reset_sets_a_new_password_and_revokes_sessions() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_password_reset_leaves_the_second_factor_on() {
     let e = env().await;
-    let email = unique_email("mia");
-    let pw = "correct horse battery";
-    let user = e
-        .auth
-        .register("acme", &email, "Mia", pw, Role::Trader)
-        .await
-        .unwrap();
+    let (email, user) = e.user("Mia", Role::Trader).await;
     let c = ctx("10.0.0.2", "Firefox/131.0");
     let setup = e.auth.begin_totp_setup("acme", user.id).await.unwrap();
     let now = std::time::SystemTime::now()
@@ -269,12 +268,8 @@ async fn a_password_reset_leaves_the_second_factor_on() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_from_a_new_device_is_mailed_once() {
     let e = env().await;
-    let email = unique_email("lin");
-    let pw = "correct horse battery";
-    e.auth
-        .register("acme", &email, "Lin", pw, Role::Viewer)
-        .await
-        .unwrap();
+    let (email, _) = e.user("Lin", Role::Viewer).await;
+    let pw = PASSWORD;
     let laptop = ctx("192.0.2.10", "Mozilla/5.0 Firefox/131.0");
     let phone = ctx("198.51.100.20", "Mozilla/5.0 (iPhone) Safari/605.1");
     // The first device is learnt silently.
@@ -301,12 +296,7 @@ async fn a_login_from_a_new_device_is_mailed_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn price_alerts_fire_once_when_the_quote_crosses() {
     let e = env().await;
-    let email = unique_email("max");
-    let user = e
-        .auth
-        .register("acme", &email, "Max", "correct horse battery", Role::Trader)
-        .await
-        .unwrap();
+    let (email, user) = e.user("Max", Role::Trader).await;
     let market = rampart_market::ProviderChain::from_config(
         &rampart_market::MarketConfig::default(),
         None,
@@ -392,11 +382,7 @@ async fn an_expired_reset_link_is_refused() {
         },
     )
     .unwrap();
-    let email = unique_email("kim");
-    e.auth
-        .register("acme", &email, "Kim", "correct horse battery", Role::Viewer)
-        .await
-        .unwrap();
+    let (email, _) = e.user("Kim", Role::Viewer).await;
     instant
         .request_password_reset("acme", &email)
         .await

@@ -12,13 +12,9 @@ use uuid::Uuid;
 
 async fn pool() -> TenantPool {
     let db = rampart_testkit::fresh_database().await.unwrap();
-    let pool = TenantPool::connect(TenancyConfig {
-        database_url: db.url.clone(),
-        max_connections: 8,
-        ..TenancyConfig::default()
-    })
-    .await
-    .unwrap();
+    let pool = TenantPool::connect(TenancyConfig::new(db.url.clone(), 8))
+        .await
+        .unwrap();
     for slug in ["acme", "globex"] {
         pool.provision(slug, slug).await.unwrap();
     }

@@ -63,6 +63,18 @@ impl Default for TenancyConfig {
     }
 }
 
+impl TenancyConfig {
+    /// The defaults on `database_url`, with at most `max_connections`
+    /// pooled connections.
+    pub fn new(database_url: impl Into<String>, max_connections: usize) -> Self {
+        Self {
+            database_url: database_url.into(),
+            max_connections,
+            ..Self::default()
+        }
+    }
+}
+
 impl fmt::Debug for TenancyConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TenancyConfig")

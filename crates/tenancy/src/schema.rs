@@ -96,43 +96,32 @@ diesel::allow_tables_to_appear_in_same_query!(tenants, tenant_migrations);
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use diesel::pg::Pg;
-    use diesel::{QueryDsl, debug_query};
-    use rampart_testkit::schema_check::assert_columns;
+    use rampart_testkit::all_columns_sql;
+    use rampart_testkit::schema_check::assert_tables;
 
     use super::*;
+    use crate::{TenancyConfig, TenantPool};
 
     #[tokio::test]
     async fn tables_match_the_migrations() {
+        let platform_tables = all_columns_sql!(
+            tenants,
+            tenant_migrations,
+            tenant_events,
+            tenant_usage,
+            admin_audit
+        );
         let db = rampart_testkit::fresh_database().await.unwrap();
         // Connecting applies the platform migrations; a tenant gets the ledger.
-        let pool = crate::TenantPool::connect(crate::TenancyConfig {
-            database_url: db.url.clone(),
-            ..crate::TenancyConfig::default()
-        })
-        .await
-        .unwrap();
+        let pool = TenantPool::connect(TenancyConfig::new(db.url.clone(), 4))
+            .await
+            .unwrap();
         let tenant = pool
             .provision("schema_check", "Schema check")
             .await
             .unwrap();
-        let platform = [
-            debug_query::<Pg, _>(&tenants::table.select(tenants::all_columns)).to_string(),
-            debug_query::<Pg, _>(&tenant_migrations::table.select(tenant_migrations::all_columns))
-                .to_string(),
-            debug_query::<Pg, _>(&tenant_events::table.select(tenant_events::all_columns))
-                .to_string(),
-            debug_query::<Pg, _>(&tenant_usage::table.select(tenant_usage::all_columns))
-                .to_string(),
-            debug_query::<Pg, _>(&admin_audit::table.select(admin_audit::all_columns)).to_string(),
-        ];
-        for select in platform {
-            assert_columns(&db.url, "platform", &select).await;
-        }
-        let ledger = debug_query::<Pg, _>(
-            &__diesel_schema_migrations::table.select(__diesel_schema_migrations::all_columns),
-        )
-        .to_string();
-        assert_columns(&db.url, &tenant.schema_name, &ledger).await;
+        assert_tables(&db.url, "platform", &platform_tables).await;
+        let ledger = all_columns_sql!(__diesel_schema_migrations);
+        assert_tables(&db.url, &tenant.schema_name, &ledger).await;
     }
 }

@@ -5,6 +5,9 @@
 //! ```ignore
 //! let select = diesel::debug_query::<Pg, _>(&tenants::table.select(tenants::all_columns));
 //! schema_check::assert_columns(&url, "platform", &select.to_string()).await;
+//! // or, for several tables:
+//! let selects = rampart_testkit::all_columns_sql!(tenants, tenant_events);
+//! schema_check::assert_tables(&url, "platform", &selects).await;
 //! ```
 
 use diesel::sql_types::Text;
@@ -60,4 +63,25 @@ pub async fn assert_columns(url: &str, schema: &str, select_sql: &str) {
         expected, actual,
         "schema.rs and the migrations disagree on the columns of {schema}.{table}"
     );
+}
+
+/// [`assert_columns`] for each of `selects` (see [`all_columns_sql!`]).
+pub async fn assert_tables(url: &str, schema: &str, selects: &[String]) {
+    for select in selects {
+        assert_columns(url, schema, select).await;
+    }
+}
+
+/// The SQL of `table.select(table::all_columns)` for each diesel table
+/// module named, as an array of strings for [`assert_tables`].
+#[macro_export]
+macro_rules! all_columns_sql {
+    ($($table:ident),+ $(,)?) => {
+        [$(
+            ::diesel::debug_query::<::diesel::pg::Pg, _>(
+                &::diesel::QueryDsl::select($table::table, $table::all_columns),
+            )
+            .to_string()
+        ),+]
+    };
 }

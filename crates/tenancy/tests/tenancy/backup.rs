@@ -12,7 +12,7 @@ use rampart_tenancy::{
 use rampart_testkit::{PgOptions, PgServer};
 use sha2::{Digest, Sha256};
 
-use super::{admin_count, admin_exec, database_url, pool_with};
+use super::{admin_count, admin_exec, database_url, event_names, pool_with};
 
 #[derive(diesel::QueryableByName)]
 struct TextRow {
@@ -189,13 +189,7 @@ async fn export_and_restore_round_trip_row_for_row() {
         .unwrap();
     assert_eq!(locale, "de-CH");
     assert_eq!(next_audit_id(&pool, "copy_one").await, 301);
-    let events: Vec<String> = pool
-        .events("copy_one")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.event)
-        .collect();
+    let events = event_names(&pool, "copy_one").await;
     assert_eq!(events.last().map(String::as_str), Some("restored"));
     // The source is untouched.
     assert_eq!(contents(&url, "source").await, original);

@@ -2,7 +2,7 @@ use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
 use rampart_tenancy::{TenancyError, TenantPool};
 
-use super::{Count, pool};
+use super::{Count, pool, tenant_count};
 
 #[derive(diesel::QueryableByName)]
 struct Email {
@@ -12,14 +12,7 @@ struct Email {
 
 /// The rows in `slug`'s users table.
 async fn user_count(pool: &TenantPool, slug: &str) -> i64 {
-    pool.with_tenant(slug, async |conn| {
-        let c: Count = diesel::sql_query("SELECT count(*) AS n FROM users")
-            .get_result(conn)
-            .await?;
-        Ok::<_, TenancyError>(c.n)
-    })
-    .await
-    .unwrap()
+    tenant_count(pool, slug, "SELECT count(*) AS n FROM users").await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,6 +1,6 @@
 use rampart_tenancy::{TenancyError, TenantStatus};
 
-use super::{admin_count, database_url, pool_with};
+use super::{admin_count, database_url, event_names, pool_with};
 
 async fn ok(pool: &rampart_tenancy::TenantPool, slug: &str) -> Result<(), TenancyError> {
     pool.with_tenant(slug, async |_c| Ok::<_, TenancyError>(()))
@@ -107,13 +107,7 @@ async fn lifecycle_transitions_and_refusals() {
         pool.reactivate("life", None).await,
         Err(TenancyError::InvalidTransition { .. })
     ));
-    let events: Vec<String> = pool
-        .events("life")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.event)
-        .collect();
+    let events = event_names(&pool, "life").await;
     assert_eq!(
         events,
         [

@@ -55,3 +55,20 @@ pub async fn admin_count(url: &str, sql: &str) -> i64 {
     let c: Count = diesel::sql_query(sql).get_result(&mut conn).await.unwrap();
     c.n
 }
+
+/// The `n` of `sql` (`SELECT … AS n`, a bigint) in tenant `slug`'s schema.
+pub async fn tenant_count(pool: &TenantPool, slug: &str, sql: &str) -> i64 {
+    use diesel_async::RunQueryDsl;
+    pool.with_tenant(slug, async |conn| {
+        let c: Count = diesel::sql_query(sql).get_result(conn).await?;
+        Ok::<_, rampart_tenancy::TenancyError>(c.n)
+    })
+    .await
+    .unwrap()
+}
+
+/// The names of `slug`'s registry events, oldest first.
+pub async fn event_names(pool: &TenantPool, slug: &str) -> Vec<String> {
+    let events = pool.events(slug).await.unwrap().into_iter();
+    events.map(|e| e.event).collect()
+}

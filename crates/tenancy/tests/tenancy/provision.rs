@@ -1,7 +1,7 @@
 use diesel_async::RunQueryDsl;
 use rampart_tenancy::{TenancyError, TenantStatus};
 
-use super::{Count, admin_count, database_url, pool, pool_with};
+use super::{admin_count, database_url, pool, pool_with, tenant_count};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn provisioned_tenant_has_the_full_template_and_ledger() {
@@ -104,19 +104,8 @@ async fn identity_columns_are_local_to_each_tenant() {
         .await
         .unwrap();
     }
-    let max_id = |slug: &'static str| {
-        let pool = pool.clone();
-        async move {
-            pool.with_tenant(slug, async |conn| {
-                let c: Count = diesel::sql_query("SELECT max(id) AS n FROM audit_log")
-                    .get_result(conn)
-                    .await?;
-                Ok::<_, TenancyError>(c.n)
-            })
-            .await
-            .unwrap()
-        }
-    };
+    let max_id =
+        async |slug: &str| tenant_count(&pool, slug, "SELECT max(id) AS n FROM audit_log").await;
     assert_eq!(max_id("alpha").await, 2);
     assert_eq!(max_id("bravo").await, 1);
 }
