@@ -402,6 +402,16 @@ fn hexes(path: &[Hash]) -> Vec<String> {
 }
 
 impl AuditService {
+    /// The tenant, unless purged (its schema and log are gone: refused as
+    /// [`TenancyError::Purged`], never a database error).
+    async fn live_tenant(&self, slug: &str) -> Result<Tenant, AuthError> {
+        let tenant = self.pool.tenant(slug).await?;
+        if tenant.status == TenantStatus::Purged {
+            return Err(TenancyError::Purged(slug.to_owned()).into());
+        }
+        Ok(tenant)
+    }
+
     async fn platform_conn(
         &self,
     ) -> Result<diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>, AuthError>
@@ -432,7 +442,7 @@ impl AuditService {
     /// signed tree head (also when nothing is new but the newest head was
     /// signed by a key that no longer signs).
     pub async fn seal(&self, tenant: &str) -> Result<SealReport, AuthError> {
-        let tenant = self.pool.tenant(tenant).await?;
+        let tenant = self.live_tenant(tenant).await?;
         self.seal_tenant(&tenant).await
     }
 
@@ -579,7 +589,7 @@ impl AuditService {
     /// Recomputes the tenant's tree from its rows and checks every signed
     /// tree head (one consistent snapshot of rows, leaves and heads).
     pub async fn verify_log(&self, tenant: &str) -> Result<LogVerification, AuthError> {
-        let tenant = self.pool.tenant(tenant).await?;
+        let tenant = self.live_tenant(tenant).await?;
         let mut conn = self.platform_conn().await?;
         let (rows, leaves, heads) = conn
             .transaction::<_, AuthError, _>(async |conn| {
@@ -726,7 +736,7 @@ impl AuditService {
 
     /// The newest tree head of a tenant, if its log was ever sealed.
     pub async fn tree_head(&self, tenant: &str) -> Result<Option<SignedTreeHead>, AuthError> {
-        let tenant = self.pool.tenant(tenant).await?;
+        let tenant = self.live_tenant(tenant).await?;
         let mut conn = self.platform_conn().await?;
         Ok(newest_head(&mut conn, tenant.id)
             .await?
@@ -765,7 +775,7 @@ impl AuditService {
         row_id: i64,
         tree_size: Option<u64>,
     ) -> Result<InclusionProof, AuthError> {
-        let tenant = self.pool.tenant(tenant).await?;
+        let tenant = self.live_tenant(tenant).await?;
         let mut conn = self.platform_conn().await?;
         let head = Self::head_of(&mut conn, tenant.id, tree_size).await?;
         let size = head.tree_size.max(0) as u64;
@@ -826,7 +836,7 @@ impl AuditService {
                 "the first tree size must not exceed the second".into(),
             ));
         }
-        let tenant = self.pool.tenant(tenant).await?;
+        let tenant = self.live_tenant(tenant).await?;
         let mut conn = self.platform_conn().await?;
         let a = Self::head_of(&mut conn, tenant.id, Some(first)).await?;
         let b = Self::head_of(&mut conn, tenant.id, Some(second)).await?;

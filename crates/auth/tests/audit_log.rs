@@ -492,3 +492,38 @@ async fn chained_rows_from_before_become_the_first_leaves() {
         Some((0, DifferenceKind::Changed))
     );
 }
+
+/// A purged tenant's log is gone with its schema: every log call answers
+/// `Purged` (404 `tenant_purged` over HTTP), never a database error.
+#[tokio::test]
+async fn a_purged_tenants_log_is_refused_as_purged() {
+    let s = server().await;
+    let a = &s.auth;
+    let trail = a.audit_trail();
+    events(a, "globex", 2, "before").await;
+    trail.seal("globex").await.unwrap();
+    let pool = a.pool();
+    pool.deactivate("globex", Some(chrono::Duration::zero()), None)
+        .await
+        .unwrap();
+    pool.purge("globex", true, None).await.unwrap();
+    let purged = |r: Result<(), rampart_auth::AuthError>| {
+        assert!(
+            matches!(
+                r,
+                Err(rampart_auth::AuthError::Tenancy(
+                    rampart_tenancy::TenancyError::Purged(_)
+                ))
+            ),
+            "{r:?}"
+        )
+    };
+    purged(trail.verify_log("globex").await.map(|_| ()));
+    purged(trail.seal("globex").await.map(|_| ()));
+    purged(trail.tree_head("globex").await.map(|_| ()));
+    purged(trail.inclusion_proof("globex", 1, None).await.map(|_| ()));
+    purged(trail.consistency_proof("globex", 1, 2).await.map(|_| ()));
+    // The other tenant is unaffected.
+    events(a, "acme", 1, "after").await;
+    assert!(trail.verify_log("acme").await.unwrap().ok());
+}
