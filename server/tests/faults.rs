@@ -255,6 +255,12 @@ async fn postgres_restart_under_write_load_loses_no_acknowledged_write() {
         "answers other than 201 or 503 database_unavailable: {:?}",
         t.other
     );
+    // Readiness probes are shared for PROBE_CACHE_FOR (1 s): the answer may
+    // still be the probe from the outage for that long.
+    until("ready again", Duration::from_secs(5), async || {
+        ready(&env).await.0 == 200
+    })
+    .await;
     let (s, body) = ready(&env).await;
     assert_eq!(
         (s, body["data"]["status"].as_str()),
