@@ -169,6 +169,7 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             .configure(routes::health::configure)
             .configure(routes::admin::configure)
             .configure(routes::members::configure_admin)
+            .configure(routes::portfolios::configure_admin)
             .configure(routes::settings::configure_admin)
             .configure(routes::tenant_audit::configure_admin)
             .configure(routes::clients::configure_admin)

@@ -111,6 +111,8 @@ pub struct ServerConfig {
     pub notify: rampart_notify::NotifyConfig,
     /// The daily snapshot job (cron, broker API).
     pub snapshot: rampart_members::SnapshotConfig,
+    /// The nightly job storing every portfolio's daily metrics (cron).
+    pub portfolio_metrics: rampart_portfolio::MetricsJobConfig,
     /// How often signing keys are re-read from their store (rotations made
     /// by other replicas or `POST /admin/keys/rotate`) and the staged
     /// rotation is advanced.
@@ -146,6 +148,7 @@ impl Default for ServerConfig {
             market: rampart_market::MarketConfig::default(),
             key_check_secs: 60,
             snapshot: rampart_members::SnapshotConfig::default(),
+            portfolio_metrics: rampart_portfolio::MetricsJobConfig::default(),
             notify: rampart_notify::NotifyConfig::default(),
             telemetry: crate::telemetry::TelemetryConfig::default(),
             upstream_providers: Vec::new(),

@@ -1,7 +1,8 @@
 //! Every scheduled job of the server, started with the listeners and
 //! stopped with them: dependency probes for `/metrics`, tenant usage flush
 //! and retention purge, the members' daily snapshot, price alerts,
-//! new-device login alerts and the audit log sealer.
+//! new-device login alerts, the audit log sealer and the nightly portfolio
+//! metrics.
 //!
 //! Every run of a job is measured for `/metrics` (last run, duration,
 //! successes and failures, label `job`) and is the root span of its own
@@ -20,6 +21,8 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::broker_crypto::VaultBrokerCrypto;
+use crate::error::ApiError;
+use crate::portfolio_analysis::run_analysis;
 use crate::state::AppState;
 
 /// The jobs' names in `/metrics` (label `job`).
@@ -31,6 +34,7 @@ pub const JOBS: &[&str] = &[
     "price_alerts",
     "login_alerts",
     "audit_seal",
+    "portfolio_metrics",
 ];
 
 /// Runs one pass of `job`: recorded in `/metrics` and traced (a root span
@@ -64,6 +68,7 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
         spawn_price_alert_job(state.clone()),
         spawn_login_alert_job(state.clone()),
         spawn_audit_sealer(state.clone()),
+        spawn_metrics_scheduler(state.clone()),
     ]
 }
 
@@ -171,31 +176,138 @@ async fn snapshot_pass(
 /// Runs the snapshot job on its cron schedule (UTC) until aborted. An
 /// invalid expression is logged and the scheduler does not run.
 pub fn spawn_snapshot_scheduler(state: AppState) -> JoinHandle<()> {
+    let config = state.config.snapshot.clone();
+    spawn_cron(
+        state,
+        config.enabled,
+        config.cron,
+        "snapshot",
+        |state, next| async move { run_snapshot_job(&state, next.date_naive(), "job:snapshot").await },
+    )
+}
+
+/// Runs `job` at every time of the five-field UTC `cron` until aborted (not
+/// at all unless `enabled`); an invalid expression is logged and nothing runs.
+fn spawn_cron<T, E, F>(
+    state: AppState,
+    enabled: bool,
+    cron: String,
+    what: &'static str,
+    job: impl Fn(AppState, chrono::DateTime<Utc>) -> F + Send + 'static,
+) -> JoinHandle<()>
+where
+    E: std::fmt::Display,
+    F: Future<Output = Result<T, E>> + Send,
+{
     tokio::spawn(async move {
-        let config = state.config.snapshot.clone();
-        if !config.enabled {
+        if !enabled {
             return;
         }
-        let schedule = match CronSchedule::parse(&config.cron) {
+        let schedule = match CronSchedule::parse(&cron) {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(cron = %config.cron, error = %e, "snapshot scheduler not started");
+                tracing::error!(%cron, error = %e, "{what} scheduler not started");
                 return;
             }
         };
         loop {
             let now = Utc::now();
             let Some(next) = schedule.next_after(now) else {
-                tracing::error!(cron = %config.cron, "snapshot schedule never fires");
+                tracing::error!(%cron, "{what} schedule never fires");
                 return;
             };
             let wait = (next - now).to_std().unwrap_or_default();
             tokio::time::sleep(wait).await;
-            if let Err(e) = run_snapshot_job(&state, next.date_naive(), "job:snapshot").await {
-                tracing::error!(error = %e, "snapshot job failed");
+            if let Err(e) = job(state.clone(), next).await {
+                tracing::error!(error = %e, "{what} job failed");
             }
         }
     })
+}
+
+/// What one pass of the nightly metrics job did.
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsReport {
+    /// Active tenants gone through.
+    pub tenants: usize,
+    /// Portfolios analysed and stored.
+    pub succeeded: usize,
+    /// Portfolios (or whole tenants, `portfolio` none) that failed, with the
+    /// stable error code of the failure.
+    pub failed: Vec<MetricsFailure>,
+}
+
+/// A portfolio the metrics job could not analyse.
+#[derive(Debug, serde::Serialize)]
+pub struct MetricsFailure {
+    /// Tenant slug.
+    pub tenant: String,
+    /// The portfolio; none when the tenant's portfolios could not be listed.
+    pub portfolio: Option<uuid::Uuid>,
+    /// Why, as the API's stable error code (e.g. `unprocessable` when a
+    /// holding has no prices).
+    pub code: &'static str,
+}
+
+/// One pass of the metrics job: every portfolio of every active tenant is
+/// analysed over its default window (the one the analytics routes use) and
+/// its days stored in `portfolio_metrics_daily`, replacing what was stored
+/// for them: running it again the same day changes nothing. One
+/// portfolio's failure is reported and does not stop the others.
+pub async fn run_metrics_job(state: &AppState) -> Result<MetricsReport, ApiError> {
+    observed(state, "portfolio_metrics", async {
+        let service = rampart_portfolio::PortfolioService::new(state.tenants.clone());
+        let actor = rampart_portfolio::Actor::system();
+        let query = crate::portfolio_analysis::AnalyticsQuery::default();
+        let mut report = MetricsReport::default();
+        for tenant in state.tenants.active_slugs().await.map_err(ApiError::from)? {
+            report.tenants += 1;
+            let ids = match service.portfolio_ids(&tenant).await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    let code = ApiError::from(e).code.as_str();
+                    report.failed.push(MetricsFailure {
+                        tenant,
+                        portfolio: None,
+                        code,
+                    });
+                    continue;
+                }
+            };
+            for id in ids {
+                let run = run_analysis(state, &tenant, &actor, id, &query).await;
+                match run {
+                    Ok(_) => report.succeeded += 1,
+                    Err(e) => report.failed.push(MetricsFailure {
+                        tenant: tenant.clone(),
+                        portfolio: Some(id),
+                        code: e.code.as_str(),
+                    }),
+                }
+            }
+        }
+        tracing::info!(
+            tenants = report.tenants,
+            succeeded = report.succeeded,
+            failed = report.failed.len(),
+            "portfolio metrics job finished"
+        );
+        Ok(report)
+    })
+    .await
+}
+
+/// Runs the metrics job on its cron schedule (`[portfolio_metrics]`, UTC).
+pub fn spawn_metrics_scheduler(state: AppState) -> JoinHandle<()> {
+    let config = state.config.portfolio_metrics.clone();
+    spawn_cron(
+        state,
+        config.enabled,
+        config.cron,
+        "portfolio metrics",
+        |state, _| async move { run_metrics_job(&state).await },
+    )
 }
 
 fn notifier(state: &AppState) -> Result<Notifier, NotifyError> {

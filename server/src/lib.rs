@@ -37,6 +37,7 @@ pub mod onboard_cmd;
 pub mod onboarding;
 pub mod openapi;
 pub mod pages;
+pub mod portfolio_analysis;
 pub mod readiness;
 pub mod routes;
 pub mod serve;

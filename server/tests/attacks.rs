@@ -340,6 +340,7 @@ fn routes() -> Vec<Route> {
         r("post", "/admin/keys/rotate").kind(AdminListener),
         r("post", "/admin/keys/{kid}/revoke").kind(AdminListener),
         r("post", "/admin/jobs/snapshot").kind(AdminListener),
+        r("post", "/admin/jobs/metrics").kind(AdminListener),
         r("get", "/admin/tenants/{slug}/settings").kind(AdminListener),
         r("patch", "/admin/tenants/{slug}/settings").kind(AdminListener),
         r("get", "/admin/tenants/{slug}/features").kind(AdminListener),
@@ -539,6 +540,8 @@ fn routes() -> Vec<Route> {
             .body(csv),
         r("get", "/api/v1/t/{tenant}/portfolios/{id}/analytics").params(PF),
         r("get", "/api/v1/t/{tenant}/portfolios/{id}/performance.csv").params(PF),
+        r("get", "/api/v1/t/{tenant}/portfolios/{id}/metrics").params(PF),
+        r("get", "/api/v1/t/{tenant}/portfolios/{id}/metrics.csv").params(PF),
         r(
             "get",
             "/api/v1/t/{tenant}/portfolios/{id}/charts/equity.svg",

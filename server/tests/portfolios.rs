@@ -952,3 +952,146 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
     );
     env.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nightly_metrics_job_stores_every_portfolio_and_the_metrics_routes_read_it() {
+    let env = env().await;
+    let auth = env.auth();
+    let (_, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
+    let (_, bob_t) = user_token(&auth, "acme", "bob@acme.test", Role::Viewer).await;
+    let (_, globex) = user_token(&auth, "globex", "gus@globex.test", Role::Trader).await;
+    let tech = env
+        .create(
+            P,
+            &owner,
+            json!({"name": "Tech", "positions": [
+                {"symbol": "AAPL", "quantity": 100},
+                {"symbol": "MSFT", "quantity": 200, "purchase_date": "2006-06-01"}
+            ]}),
+        )
+        .await;
+    let unpriced = env
+        .create(
+            P,
+            &owner,
+            json!({"name": "Odd", "positions": [{"symbol": "ZZZZ", "quantity": 1}]}),
+        )
+        .await;
+    let globex_pf = env
+        .create(
+            "/api/v1/t/globex/portfolios",
+            &globex,
+            json!({"name": "G", "positions": [{"symbol": "IBM", "quantity": 5}]}),
+        )
+        .await;
+    let window = "from=2000-01-01&to=2012-12-31";
+    let metrics = format!("{P}/{tech}/metrics?{window}");
+
+    // Nothing stored before any analysis or run.
+    let body = env.expect_get(200, &metrics, &owner).await;
+    assert_eq!(body["data"]["days"], json!([]), "{body}");
+
+    // The trigger on the admin listener runs the job over every tenant.
+    let ops = env.pki.client(Some(&env.pki.operator()));
+    let run = async || {
+        let res = ops
+            .post(crate::common::url(
+                env.server.admin_addr,
+                "/admin/jobs/metrics",
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()["data"].clone()
+    };
+    let report = run().await;
+    assert_eq!(report["tenants"], 2, "{report}");
+    assert_eq!(report["succeeded"], 2, "{report}");
+    assert_eq!(
+        report["failed"],
+        json!([{"tenant": "acme", "portfolio": unpriced, "code": "no_prices"}]),
+        "{report}"
+    );
+
+    // What it stored is the default analysis window's series, day by day.
+    let days = env.expect_get(200, &metrics, &owner).await["data"]["days"].clone();
+    let days = days.as_array().unwrap().clone();
+    assert!(days.len() > 40, "{}", days.len());
+    let analysis = env
+        .expect_get(200, &format!("{P}/{tech}/analytics"), &owner)
+        .await;
+    let series = analysis["data"]["series"].as_array().unwrap();
+    assert_eq!(series.len(), days.len());
+    for (day, point) in days.iter().zip(series) {
+        assert_eq!(day["date"], point["date"]);
+        assert_eq!(day["nav"], point["nav"]);
+        assert_eq!(day["daily_return"], point["daily_return"]);
+        assert_eq!(day["max_drawdown"], point["max_drawdown"]);
+    }
+    assert!(days.iter().all(|d| d["nav"].as_f64().unwrap() > 0.0));
+    assert_eq!(days[0]["daily_return"], Value::Null);
+    assert!(days.iter().skip(1).all(|d| d["daily_return"].is_f64()));
+
+    // Idempotent: a second run the same day stores the same days, no more.
+    let again = run().await;
+    assert_eq!(again["succeeded"], 2, "{again}");
+    let days_again = env.expect_get(200, &metrics, &owner).await["data"]["days"].clone();
+    assert_eq!(days_again, json!(days));
+    let rows = crate::common::count(
+        &env.state,
+        "acme",
+        "SELECT count(*) AS n FROM portfolio_metrics_daily",
+    )
+    .await;
+    assert_eq!(rows as usize, days.len());
+
+    // A narrower window, the CSV, and globex's own portfolio.
+    let first = days[0]["date"].as_str().unwrap();
+    let narrow = env
+        .expect_get(
+            200,
+            &format!("{P}/{tech}/metrics?from={first}&to={first}"),
+            &owner,
+        )
+        .await;
+    assert_eq!(narrow["data"]["days"], json!([days[0]]));
+    let csv = env
+        .expect_csv(&format!("{P}/{tech}/metrics.csv?{window}"), &owner)
+        .await;
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("date,nav,daily_return,cumulative_return,volatility_30d,max_drawdown")
+    );
+    assert_eq!(lines.count(), days.len());
+    let g = env
+        .expect_get(
+            200,
+            &format!("/api/v1/t/globex/portfolios/{globex_pf}/metrics?{window}"),
+            &globex,
+        )
+        .await;
+    assert!(!g["data"]["days"].as_array().unwrap().is_empty(), "{g}");
+
+    // Refusals: not visible, no token, another tenant's token, bad window.
+    env.expect_get(404, &metrics, &bob_t).await;
+    let (s, _) = env
+        .raw(Method::GET, &metrics, None, "text/plain", vec![])
+        .await;
+    assert_eq!(s, 401);
+    let (s, _) = env.get(&metrics, &globex).await;
+    assert_eq!(s, 401);
+    let (s, body) = env
+        .get(
+            &format!("{P}/{tech}/metrics?from=2010-01-02&to=2010-01-01"),
+            &owner,
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    env.server.stop().await;
+}

@@ -54,7 +54,7 @@ pub use mail::MailKind;
 pub use price_alerts::{Direction, NewPriceAlert, PriceAlert};
 
 use rampart_market::ProviderChain;
-use rampart_tenancy::{TenantPool, TenantStatus};
+use rampart_tenancy::TenantPool;
 
 /// The notification services for every tenant of a pool.
 pub struct Notifier {
@@ -95,14 +95,7 @@ impl Notifier {
     }
 
     async fn active_tenants(&self) -> Result<Vec<String>, NotifyError> {
-        Ok(self
-            .pool
-            .list()
-            .await?
-            .into_iter()
-            .filter(|t| t.status == TenantStatus::Active)
-            .map(|t| t.slug.as_str().to_owned())
-            .collect())
+        Ok(self.pool.active_slugs().await?)
     }
 
     /// [`Notifier::check_new_logins`] for every active tenant; one tenant's

@@ -544,31 +544,10 @@ pub fn correlation(
     })
 }
 
-/// The series as CSV (`date,nav,daily_return,cumulative_return,volatility_30d,max_drawdown`).
+/// The series as CSV (`date,nav,daily_return,cumulative_return,volatility_30d,max_drawdown`),
+/// the columns of [`crate::metrics::metrics_csv`].
 pub fn performance_csv(points: &[NavPoint]) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record([
-        "date",
-        "nav",
-        "daily_return",
-        "cumulative_return",
-        "volatility_30d",
-        "max_drawdown",
-    ]);
-    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
-    for p in points {
-        let _ = w.write_record([
-            p.date.to_string(),
-            p.nav.to_string(),
-            opt(p.daily_return),
-            p.cumulative_return.to_string(),
-            opt(p.volatility_30d),
-            p.max_drawdown.to_string(),
-        ]);
-    }
-    w.into_inner()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
+    crate::metrics::metrics_csv(points.iter().map(crate::metrics::DailyMetrics::from))
 }
 
 impl PortfolioService {

@@ -62,6 +62,7 @@ pub mod charts;
 mod error;
 pub mod import_json;
 mod import_report;
+pub mod metrics;
 pub mod model;
 mod rows;
 mod schema;
@@ -73,6 +74,7 @@ pub use amount::Decimal;
 pub use analysis::{AnalysisInput, AnalyticsReport, NavPoint, PriceHistory};
 pub use error::PortfolioError;
 pub use import_json::{ImportItem, ItemOutcome, JsonImportReport};
+pub use metrics::{DailyMetrics, MetricsJobConfig};
 pub use model::{
     Access, Activity, Actor, AllocationType, Comment, NewComment, NewPortfolio, Page, Portfolio,
     PortfolioDetail, PortfolioPatch, Position, PositionInput, Share, ShareGrant, Version,

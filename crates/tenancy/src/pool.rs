@@ -288,6 +288,18 @@ impl TenantPool {
         rows.into_iter().map(TenantRow::into_tenant).collect()
     }
 
+    /// The active tenants' slugs, oldest first: what a scheduled job that
+    /// works tenant by tenant goes through.
+    pub async fn active_slugs(&self) -> Result<Vec<String>, TenancyError> {
+        let rows: Vec<String> = tenants::table
+            .filter(tenants::status.eq(crate::TenantStatus::Active.as_str()))
+            .order((tenants::created_at, tenants::slug))
+            .select(tenants::slug)
+            .load(&mut *self.conn().await?)
+            .await?;
+        Ok(rows)
+    }
+
     pub(crate) async fn invalidate(&self, slug: &TenantSlug) {
         self.inner.cache.invalidate(slug.as_str()).await;
     }

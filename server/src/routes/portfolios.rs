@@ -9,7 +9,7 @@ use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::middleware::from_fn;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, web};
 use futures::StreamExt;
 use futures::future::LocalBoxFuture;
 use rampart_analytics::risk::{
@@ -17,8 +17,8 @@ use rampart_analytics::risk::{
 };
 use rampart_portfolio::analysis::VAR_CUTOFF;
 use rampart_portfolio::{
-    Actor, AnalysisInput, AnalyticsReport, NavPoint, NewComment, NewPortfolio, PortfolioError,
-    PortfolioPatch, PortfolioService, PositionInput, PriceHistory, ShareGrant,
+    Actor, AnalyticsReport, NavPoint, NewComment, NewPortfolio, PortfolioError, PortfolioPatch,
+    PortfolioService, PositionInput, ShareGrant,
 };
 use rampart_tenancy::TenantSlug;
 use serde::Deserialize;
@@ -29,6 +29,7 @@ use crate::analytics_cache::{self, AnalyticsCache, AnalyticsKey};
 use crate::api::{self, Answer, JsonObject};
 use crate::error::ApiError;
 use crate::extract::{self, PageQuery, Requirement, User, perm};
+use crate::portfolio_analysis::{AnalyticsQuery, Window, holdings_prices, run_analysis};
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -59,6 +60,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/{id}/activity", web::get().to(activity))
             .route("/{id}/analytics", web::get().to(analytics))
             .route("/{id}/performance.csv", web::get().to(performance_csv))
+            .route("/{id}/metrics", web::get().to(metrics))
+            .route("/{id}/metrics.csv", web::get().to(metrics_csv))
             .route("/{id}/charts/equity.svg", web::get().to(equity_chart))
             .route("/{id}/charts/returns.svg", web::get().to(returns_chart))
             .route("/{id}/correlation", web::get().to(correlation))
@@ -103,6 +106,18 @@ pub struct SharePath {
 
 fn service(state: &AppState) -> PortfolioService {
     PortfolioService::new(state.tenants.clone())
+}
+
+/// Registers the admin-listener routes (the metrics job trigger).
+pub fn configure_admin(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/jobs/metrics", web::post().to(trigger_metrics));
+}
+
+/// Runs the nightly metrics job now over every active tenant (admin
+/// listener): every portfolio's daily metrics stored, the failures listed.
+#[utoipa::path(post, path = "/admin/jobs/metrics", responses((status = 200, description = "the run's report"), (status = 401, description = "no client certificate of an operator")))]
+pub async fn trigger_metrics(_operator: extract::Operator, state: State) -> Answer {
+    Ok(api::ok(crate::jobs::run_metrics_job(&state).await?))
 }
 
 /// The portfolio service as the calling user: the tenant of the path
@@ -344,158 +359,6 @@ pub async fn import_csv(
     ))
 }
 
-/// The analysis window and benchmark.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct AnalyticsQuery {
-    /// First day (default: five years before `to`).
-    pub from: Option<chrono::NaiveDate>,
-    /// Last day (default: the latest day with prices for every symbol of
-    /// the portfolio when neither `from` nor `to` is given, else today).
-    pub to: Option<chrono::NaiveDate>,
-    /// Benchmark symbol for beta (default `^GSPC`).
-    pub benchmark: Option<String>,
-}
-
-impl AnalyticsQuery {
-    fn window(&self) -> Result<(chrono::NaiveDate, chrono::NaiveDate), ApiError> {
-        self.window_ending(chrono::Utc::now().date_naive())
-    }
-
-    /// The window, `to` defaulting to `default_to`.
-    fn window_ending(
-        &self,
-        default_to: chrono::NaiveDate,
-    ) -> Result<(chrono::NaiveDate, chrono::NaiveDate), ApiError> {
-        let to = self.to.unwrap_or(default_to);
-        let from = self
-            .from
-            .unwrap_or_else(|| to - chrono::Duration::days(5 * 365));
-        if from >= to || (to - from).num_days() > 30 * 366 {
-            return Err(ApiError::bad_request(
-                "from must be before to, at most 30 years apart",
-            ));
-        }
-        Ok((from, to))
-    }
-
-    fn benchmark(&self) -> &str {
-        self.benchmark.as_deref().unwrap_or("^GSPC")
-    }
-}
-
-/// The window an analysis covers and why.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-struct Window {
-    from: chrono::NaiveDate,
-    to: chrono::NaiveDate,
-    /// `requested` (from the query, `to` defaulting to today) or
-    /// `available-data` (no dates given: it ends on the latest day with
-    /// prices for every symbol of the portfolio, so a chart draws at once
-    /// even when the data end in the past).
-    basis: &'static str,
-}
-
-impl Window {
-    /// `Rampart-Analysis-Window: FROM/TO; basis=…` on CSV and SVG answers,
-    /// which carry no JSON to say it in.
-    fn mark(&self, res: &mut HttpResponse) -> Result<(), ApiError> {
-        let value = format!("{}/{}; basis={}", self.from, self.to, self.basis);
-        res.headers_mut().insert(
-            header::HeaderName::from_static("rampart-analysis-window"),
-            header::HeaderValue::from_str(&value).map_err(|e| ApiError::internal(&e))?,
-        );
-        Ok(())
-    }
-}
-
-/// The window of an analysis: the query's dates, or, with none, the five
-/// years up to the latest day every symbol of the portfolio has a price.
-async fn resolve_window(
-    state: &AppState,
-    symbols: &[String],
-    query: &AnalyticsQuery,
-) -> Result<Window, ApiError> {
-    let today = chrono::Utc::now().date_naive();
-    if query.from.is_some() || query.to.is_some() || symbols.is_empty() {
-        let (from, to) = query.window_ending(today)?;
-        return Ok(Window {
-            from,
-            to,
-            basis: "requested",
-        });
-    }
-    let mut common_end: Option<chrono::NaiveDate> = None;
-    for symbol in symbols {
-        let history = closes(
-            state,
-            symbol,
-            today - chrono::Duration::days(30 * 365),
-            today,
-        )
-        .await?;
-        if let Some(last) = history.and_then(|c| c.last().map(|(d, _)| *d)) {
-            common_end = Some(common_end.map_or(last, |end| end.min(last)));
-        }
-    }
-    let (from, to) = query.window_ending(common_end.unwrap_or(today))?;
-    let basis = if common_end.is_some() {
-        "available-data"
-    } else {
-        "requested"
-    };
-    Ok(Window { from, to, basis })
-}
-
-/// The holdings' prices over the analysis window, through the market chain
-/// (needs `view` on the portfolio).
-async fn holdings_prices(
-    user: &Analyst,
-    state: &AppState,
-    id: Uuid,
-    query: &AnalyticsQuery,
-) -> Result<(PriceHistory, Window), ApiError> {
-    let symbols = service(state)
-        .symbols(&user.tenant, &user.portfolio_actor(), id)
-        .await?;
-    let window = resolve_window(state, &symbols, query).await?;
-    let mut prices = PriceHistory::new();
-    for symbol in &symbols {
-        if let Some(closes) = closes(state, symbol, window.from, window.to).await? {
-            prices.insert(symbol.clone(), closes);
-        }
-    }
-    Ok((prices, window))
-}
-
-/// Prices through the market chain, then the crate's analysis (stored in
-/// `portfolio_metrics_daily`).
-async fn run_analysis(
-    user: &Analyst,
-    state: &AppState,
-    id: Uuid,
-    query: &AnalyticsQuery,
-) -> Result<(Vec<NavPoint>, AnalyticsReport, Window), ApiError> {
-    let benchmark = query.benchmark();
-    let svc = service(state);
-    let actor = user.portfolio_actor();
-    let (prices, window) = holdings_prices(user, state, id, query).await?;
-    let (from, to) = (window.from, window.to);
-    // A little earlier, so the window's first day has a benchmark level to
-    // carry forward when it was not a trading day.
-    let bench = closes(state, benchmark, from - chrono::Duration::days(14), to)
-        .await
-        .ok()
-        .flatten();
-    let input = AnalysisInput {
-        prices: &prices,
-        benchmark: bench.as_deref().map(|b| (benchmark, b)),
-        from,
-        to,
-    };
-    let (series, report) = svc.analyze(&user.tenant, &actor, id, &input).await?;
-    Ok((series, report, window))
-}
-
 /// An answer drawn from the analysis (a CSV, an SVG) by `draw`, marked with
 /// the window it covers.
 async fn drawn(
@@ -505,30 +368,11 @@ async fn drawn(
     query: &AnalyticsQuery,
     draw: impl FnOnce(&[NavPoint], &AnalyticsReport) -> Answer,
 ) -> Answer {
-    let (series, report, window) = run_analysis(user, state, id, query).await?;
+    let (series, report, window) =
+        run_analysis(state, &user.tenant, &user.portfolio_actor(), id, query).await?;
     let mut res = draw(&series, &report)?;
     window.mark(&mut res)?;
     Ok(res)
-}
-
-/// Daily closes of a symbol; `None` when no provider knows it.
-async fn closes(
-    state: &AppState,
-    symbol: &str,
-    from: chrono::NaiveDate,
-    to: chrono::NaiveDate,
-) -> Result<Option<Vec<(chrono::NaiveDate, f64)>>, ApiError> {
-    match state.market.daily_bars(symbol, from, to).await {
-        Ok(served) => Ok(Some(
-            served
-                .value
-                .iter()
-                .map(|b| (b.date, b.adj_close.unwrap_or(b.close)))
-                .collect(),
-        )),
-        Err(rampart_market::MarketError::UnknownSymbol { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// NAV and daily return series (stored in `portfolio_metrics_daily`),
@@ -560,7 +404,14 @@ pub async fn analytics(
     let data = match cache.get(&key) {
         Some(data) => data,
         None => {
-            let (series, report, window) = run_analysis(&user, &state, path.id, &query).await?;
+            let (series, report, window) = run_analysis(
+                &state,
+                &user.tenant,
+                &user.portfolio_actor(),
+                path.id,
+                &query,
+            )
+            .await?;
             let data = web::Bytes::from(
                 serde_json::to_vec(
                     &serde_json::json!({"report": report, "series": series, "window": window}),
@@ -582,6 +433,57 @@ pub async fn performance_csv(user: Analyst, state: State, path: Id, query: Analy
         Ok(api::csv("performance.csv", csv))
     })
     .await
+}
+
+/// Which stored days: `from` and `to` (both included; default the year up
+/// to today).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct MetricsQuery {
+    /// First day (default: 365 days before `to`).
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day (default: today).
+    pub to: Option<chrono::NaiveDate>,
+}
+
+/// The stored daily metrics, read without recomputing.
+async fn stored_metrics(
+    user: &Analyst,
+    state: &AppState,
+    id: Uuid,
+    query: &MetricsQuery,
+) -> Result<Vec<rampart_portfolio::DailyMetrics>, ApiError> {
+    let to = query.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let from = query.from.unwrap_or(to - chrono::Duration::days(365));
+    let (svc, actor) = (service(state), user.portfolio_actor());
+    Ok(svc
+        .daily_metrics(&user.tenant, &actor, id, from, to)
+        .await?)
+}
+
+/// The daily metrics stored by the nightly job and by analyses (nav, daily
+/// and cumulative return, 30-day volatility, max drawdown), oldest first.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/metrics", params(MetricsQuery), responses((status = 200, description = "the stored days"), (status = 400, description = "from after to, or more than twenty years"), (status = 404, description = "no such portfolio, or not visible to the caller")))]
+pub async fn metrics(
+    user: Analyst,
+    state: State,
+    path: Id,
+    query: web::Query<MetricsQuery>,
+) -> Answer {
+    let days = stored_metrics(&user, &state, path.id, &query).await?;
+    Ok(api::ok(serde_json::json!({ "days": days })))
+}
+
+/// The stored daily metrics as CSV (the columns of `performance.csv`).
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/metrics.csv", params(MetricsQuery), responses((status = 200, description = "text/csv"), (status = 400, description = "from after to, or more than twenty years"), (status = 404, description = "no such portfolio, or not visible to the caller")))]
+pub async fn metrics_csv(
+    user: Analyst,
+    state: State,
+    path: Id,
+    query: web::Query<MetricsQuery>,
+) -> Answer {
+    let days = stored_metrics(&user, &state, path.id, &query).await?;
+    let csv = rampart_portfolio::metrics::metrics_csv(days);
+    Ok(api::csv("metrics.csv", csv))
 }
 
 /// The equity curve with its drawdown underneath (SVG).
@@ -614,7 +516,14 @@ pub async fn returns_chart(user: Analyst, state: State, path: Id, query: Analysi
 /// which every holding has a price).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/correlation", params(AnalyticsQuery), responses((status = 200, description = "symbols and their correlation matrix"), (status = 422, description = "too few common prices")))]
 pub async fn correlation(user: Analyst, state: State, path: Id, query: Analysis) -> Answer {
-    let (prices, window) = holdings_prices(&user, &state, path.id, &query).await?;
+    let (prices, window) = holdings_prices(
+        &state,
+        &user.tenant,
+        &user.portfolio_actor(),
+        path.id,
+        &query,
+    )
+    .await?;
     let report = rampart_portfolio::analysis::correlation(&prices, window.from, window.to)?;
     Ok(api::ok(
         serde_json::json!({"correlation": report, "window": window}),
@@ -679,7 +588,8 @@ async fn simulate(
     let (horizon, settings) = query.settings()?;
     let window = query.window();
     window.window()?;
-    let (series, report, window) = run_analysis(user, state, id, &window).await?;
+    let (series, report, window) =
+        run_analysis(state, &user.tenant, &user.portfolio_actor(), id, &window).await?;
     let returns: Vec<f64> = series.iter().filter_map(|p| p.daily_return).collect();
     let outcomes = monte_carlo_bands(&returns, VAR_CUTOFF, horizon, &settings)
         .map_err(|e| ApiError::from(PortfolioError::Invalid(e.to_string())))?;
