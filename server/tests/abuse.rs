@@ -241,7 +241,7 @@ async fn bao_with_pki(addr: &str) -> String {
         serde_json::json!({"allowed_domains": "rampart.local", "allow_subdomains": true, "max_ttl": "72h", "key_type": "ec", "key_bits": 256}),
     )
     .await;
-    crate::vault::write_secret(addr, "auth", serde_json::json!({"kek": "44".repeat(32)})).await;
+    crate::common::write_secret(addr, "auth", serde_json::json!({"kek": "44".repeat(32)})).await;
     root["data"]["certificate"].as_str().unwrap().to_owned()
 }
 
@@ -366,7 +366,7 @@ async fn signing_keys_in_vault_use_the_approle_login_not_a_static_token() {
         .as_str()
         .unwrap()
         .to_owned();
-    crate::vault::write_secret(&addr, "auth", serde_json::json!({"kek": "55".repeat(32)})).await;
+    crate::common::write_secret(&addr, "auth", serde_json::json!({"kek": "55".repeat(32)})).await;
     assert!(std::env::var_os("RAMPART_KEYSTORE_VAULT_TOKEN").is_none());
 
     let pki = crate::common::Pki::new();

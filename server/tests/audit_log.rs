@@ -137,12 +137,8 @@ async fn tree_heads_and_proofs_over_https_and_tampering_reported() {
     // The export checks its range against the tree: its own event is not
     // sealed yet.
     let r = env
-        .http
-        .get(env.url("/api/v1/t/acme/audit/export?format=jsonl"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+        .expect_response(200, "/api/v1/t/acme/audit/export?format=jsonl", &admin)
+        .await;
     let chain = r.headers()["x-audit-chain"].to_str().unwrap().to_owned();
     assert_eq!(chain, format!("verified rows={} unsealed=1", size2 + 1));
 

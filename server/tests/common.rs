@@ -367,8 +367,14 @@ impl Api {
         self.with(bearer).get(status, path).await
     }
 
-    /// `GET path` with `bearer` answered 200 with `text/csv`: the body.
-    pub async fn expect_csv(&self, path: &str, bearer: &str) -> String {
+    /// `GET path` with `bearer` answered `status`: the response itself
+    /// (headers and body still to read).
+    pub async fn expect_response(
+        &self,
+        status: u16,
+        path: &str,
+        bearer: &str,
+    ) -> reqwest::Response {
         let res = self
             .http
             .get(self.url(path))
@@ -376,7 +382,13 @@ impl Api {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 200, "GET {path}");
+        assert_eq!(res.status(), status, "GET {path}");
+        res
+    }
+
+    /// `GET path` with `bearer` answered 200 with `text/csv`: the body.
+    pub async fn expect_csv(&self, path: &str, bearer: &str) -> String {
+        let res = self.expect_response(200, path, bearer).await;
         let kind = res.headers()["content-type"].to_str().unwrap().to_owned();
         assert!(kind.starts_with("text/csv"), "GET {path}: {kind}");
         res.text().await.unwrap()
@@ -788,6 +800,19 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
+}
+
+/// Writes the KV secret `rampart/<path>` of the OpenBao at `addr` (a kit
+/// server: its root token).
+pub async fn write_secret(addr: &str, path: &str, body: serde_json::Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{addr}/v1/secret/data/rampart/{path}"))
+        .header("X-Vault-Token", rampart_testkit::BaoServer::ROOT_TOKEN)
+        .json(&serde_json::json!({ "data": body }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
 }
 
 // ------------------------------------------------------------ measurements

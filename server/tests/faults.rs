@@ -37,7 +37,7 @@ use uuid::Uuid;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::common::{Env, count, env_with, get_text, scoped_token, serve_toml, url};
+use crate::common::{Env, count, env_with, get_text, scoped_token, serve_toml, url, write_secret};
 
 /// A hung request is a failure, not a wait: nothing here may take this long.
 const HANG: Duration = Duration::from_secs(20);
@@ -618,17 +618,6 @@ async fn every_vendor_failing_opens_breakers_and_serves_last_values_with_their_a
 const SNAPSHOT_DAY: &str = "2026-11-20";
 const MEMBERS: usize = 6;
 
-async fn write_secret(bao: &BaoServer, name: &str, data: Value) {
-    let res = reqwest::Client::new()
-        .post(format!("{}/v1/secret/data/rampart/{name}", bao.addr()))
-        .header("X-Vault-Token", bao.token())
-        .json(&json!({ "data": data }))
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.status());
-}
-
 /// `rampart serve` as a child process on the same database and Vault, so
 /// the job can be killed for real (SIGKILL: no destructor, no unlock).
 struct Child {
@@ -678,7 +667,7 @@ fn spawn_child(env: &Env, database_url: &str, vault: &str, broker: &str) -> Chil
 async fn snapshot_job_killed_half_way_and_rerun_writes_each_snapshot_once() {
     rampart_testkit::install_crypto_provider();
     let bao = BaoServer::start().unwrap();
-    write_secret(&bao, "auth", json!({"kek": "22".repeat(32)})).await;
+    write_secret(&bao.addr(), "auth", json!({"kek": "22".repeat(32)})).await;
     rampart_vault::SecretStore::connect(rampart_vault::VaultConfig::dev(bao.addr(), bao.token()))
         .await
         .unwrap()

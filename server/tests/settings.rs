@@ -630,13 +630,8 @@ async fn audit_log_pages_filters_exports_and_is_for_admins_only() {
 
     // Export as JSON Lines: every row, then the verification.
     let r = env
-        .http
-        .get(env.url("/api/v1/t/acme/audit/export?format=jsonl"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+        .expect_response(200, "/api/v1/t/acme/audit/export?format=jsonl", &admin)
+        .await;
     let chain = r.headers()["x-audit-chain"].to_str().unwrap().to_owned();
     assert!(chain.starts_with("verified rows="), "{chain}");
     let text = r.text().await.unwrap();
@@ -652,21 +647,12 @@ async fn audit_log_pages_filters_exports_and_is_for_admins_only() {
     assert!(lines[0]["detail"].is_object());
 
     // CSV: the formula is neutralised.
-    let r = env
-        .http
-        .get(env.url("/api/v1/t/acme/audit/export?format=csv&action=login"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/csv")
-    );
-    let csv = r.text().await.unwrap();
+    let csv = env
+        .expect_csv(
+            "/api/v1/t/acme/audit/export?format=csv&action=login",
+            &admin,
+        )
+        .await;
     assert!(csv.starts_with("id,occurred_at,"));
     assert!(
         csv.contains("\"'=HYPERLINK(\"\"http://evil\"\")\""),

@@ -36,6 +36,7 @@ mod notify;
 mod oauth;
 mod portfolios;
 mod ratelimit;
+mod replicas;
 mod schemathesis;
 mod settings;
 mod store_tls;

@@ -1,17 +1,6 @@
 use rampart_vault::VaultConfig;
 
-use crate::common::{Pki, client, config, get_status, start, url};
-
-pub(crate) async fn write_secret(addr: &str, path: &str, body: serde_json::Value) {
-    let res = reqwest::Client::new()
-        .post(format!("{addr}/v1/secret/data/rampart/{path}"))
-        .header("X-Vault-Token", "root")
-        .json(&serde_json::json!({ "data": body }))
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.status());
-}
+use crate::common::{Pki, client, config, get_status, start, url, write_secret};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_come_from_vault_and_an_outage_only_degrades_readiness() {
