@@ -1,8 +1,8 @@
 //! Every scheduled job of the server, started with the listeners and
 //! stopped with them: dependency probes for `/metrics`, tenant usage flush
 //! and retention purge, the members' daily snapshot, price alerts,
-//! new-device login alerts, the audit log sealer and the nightly portfolio
-//! metrics.
+//! new-device login alerts, the audit log sealer, the nightly portfolio
+//! metrics and the weekly report mail.
 //!
 //! Every run of a job is measured for `/metrics` (last run, duration,
 //! successes and failures, label `job`) and is the root span of its own
@@ -35,6 +35,7 @@ pub const JOBS: &[&str] = &[
     "login_alerts",
     "audit_seal",
     "portfolio_metrics",
+    "weekly_report",
 ];
 
 /// Runs one pass of `job`: recorded in `/metrics` and traced (a root span
@@ -69,6 +70,7 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
         spawn_login_alert_job(state.clone()),
         spawn_audit_sealer(state.clone()),
         spawn_metrics_scheduler(state.clone()),
+        spawn_weekly_report_scheduler(state.clone()),
     ]
 }
 
@@ -403,4 +405,28 @@ pub fn spawn_audit_sealer(state: AppState) -> JoinHandle<()> {
             }
         }
     })
+}
+
+/// One pass of the weekly report job (see [`crate::weekly_report`]).
+pub async fn run_weekly_report_job(
+    state: &AppState,
+) -> Result<crate::weekly_report::WeeklyReportRun, ApiError> {
+    observed(
+        state,
+        "weekly_report",
+        crate::weekly_report::run(state, Utc::now()),
+    )
+    .await
+}
+
+/// Mails the weekly reports on `[notify] weekly_report_cron` (empty: never).
+pub fn spawn_weekly_report_scheduler(state: AppState) -> JoinHandle<()> {
+    let cron = state.config.notify.weekly_report_cron.clone();
+    spawn_cron(
+        state,
+        !cron.is_empty(),
+        cron,
+        "weekly report",
+        |state, _| async move { run_weekly_report_job(&state).await },
+    )
 }

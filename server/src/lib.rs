@@ -46,3 +46,4 @@ pub mod telemetry;
 pub mod tenants_cmd;
 pub mod tls;
 pub mod vault_keys;
+pub mod weekly_report;

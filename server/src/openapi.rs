@@ -62,6 +62,7 @@ use utoipa::OpenApi;
         crate::routes::members::leaderboard_opt_out,
         crate::routes::members::trigger_snapshot,
         crate::routes::portfolios::trigger_metrics,
+        crate::routes::portfolios::trigger_weekly_report,
         crate::routes::portfolios::list,
         crate::routes::portfolios::create,
         crate::routes::portfolios::get,

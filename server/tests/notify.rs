@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use diesel::sql_types::{Bool, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
+use mail_parser::MimeHeaders;
 use rampart_auth::accounts::LoginOutcome;
 use rampart_auth::{ClientContext, Role};
 use rampart_server::app::AppState;
@@ -303,4 +304,147 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
     e.with(&bearer).delete(200, &second).await;
     let (_, v) = e.get(alerts, &bearer).await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
+}
+
+/// The raw messages delivered to `to`, parsed.
+fn raw_mail_to(to: &str) -> Vec<Vec<u8>> {
+    let smtp = rampart_testkit::smtp_server().unwrap();
+    smtp.messages()
+        .unwrap()
+        .into_iter()
+        .filter(|raw| {
+            mail_parser::MessageParser::default()
+                .parse(raw.as_slice())
+                .and_then(|m| {
+                    m.to()
+                        .and_then(|a| a.first())
+                        .and_then(|a| a.address())
+                        .map(str::to_owned)
+                })
+                .is_some_and(|a| a.eq_ignore_ascii_case(to))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_weekly_report_is_mailed_to_who_opted_in_once_a_week_with_charts_inline() {
+    let e = notify_env().await;
+    let auth = e.auth();
+    let (ada_mail, bob_mail, cy_mail) =
+        (unique_email("ada"), unique_email("bob"), unique_email("cy"));
+    let ada = auth
+        .register("acme", &ada_mail, "Ada", PASSWORD, Role::Trader)
+        .await
+        .unwrap();
+    let bob = auth
+        .register("acme", &bob_mail, "Bob", PASSWORD, Role::Trader)
+        .await
+        .unwrap();
+    let cy = auth
+        .register("acme", &cy_mail, "Cy", PASSWORD, Role::Trader)
+        .await
+        .unwrap();
+    let (ada_t, bob_t, cy_t) = (
+        token(&e.state, ada.id, Role::Trader).await,
+        token(&e.state, bob.id, Role::Trader).await,
+        token(&e.state, cy.id, Role::Trader).await,
+    );
+    let prefs = "/api/v1/t/acme/me/preferences";
+    // Off by default; Ada opts in, Bob opts in but turns notifications
+    // off, Cy opts in and owns nothing.
+    let p = e.expect_get(200, prefs, &ada_t).await;
+    assert_eq!(p["data"]["weekly_report"], false, "{p}");
+    e.expect_patch(prefs, &ada_t, json!({"weekly_report": true}))
+        .await;
+    e.expect_patch(
+        prefs,
+        &bob_t,
+        json!({"weekly_report": true, "notifications": false}),
+    )
+    .await;
+    e.expect_patch(prefs, &cy_t, json!({"weekly_report": true}))
+        .await;
+    let portfolios = "/api/v1/t/acme/portfolios";
+    e.create(
+        portfolios,
+        &ada_t,
+        json!({"name": "Tech <b>growth</b>", "positions": [
+        {"symbol": "AAPL", "quantity": 10}, {"symbol": "MSFT", "quantity": 20}]}),
+    )
+    .await;
+    e.create(
+        portfolios,
+        &ada_t,
+        json!({"name": "Odd", "positions": [{"symbol": "ZZZZ", "quantity": 1}]}),
+    )
+    .await;
+    e.create(
+        portfolios,
+        &bob_t,
+        json!({"name": "Bob's", "positions": [{"symbol": "IBM", "quantity": 1}]}),
+    )
+    .await;
+
+    // The trigger on the admin listener.
+    let ops = e.pki.client(Some(&e.pki.operator()));
+    let run = async || {
+        let res = ops
+            .post(crate::common::url(
+                e.server.admin_addr,
+                "/admin/jobs/weekly-report",
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()["data"].clone()
+    };
+    let first = run().await;
+    assert_eq!(first["sent"], 1, "{first}");
+    assert_eq!(first["nothingToReport"], 1, "{first}");
+    assert_eq!(first["failed"], json!([]), "{first}");
+
+    let mails = wait_for_mail(&ada_mail, 1).await;
+    assert_eq!(mails[0].0, "Your weekly portfolio report");
+    let text = &mails[0].1;
+    assert!(text.contains("Tech <b>growth</b>"), "{text}");
+    assert!(text.contains("Sharpe"), "{text}");
+    assert!(text.contains("No analysis this week (no_prices)"), "{text}");
+    // HTML with the names escaped, and the chart as an inline SVG part.
+    let raw = raw_mail_to(&ada_mail);
+    let message = mail_parser::MessageParser::default()
+        .parse(raw[0].as_slice())
+        .unwrap();
+    let html = message.body_html(0).unwrap();
+    assert!(html.contains("Tech &lt;b&gt;growth&lt;/b&gt;"), "{html}");
+    assert!(html.contains("src=\"cid:equity-0\""), "{html}");
+    let svg = message
+        .attachments()
+        .find(|a| a.content_id() == Some("equity-0"))
+        .expect("the chart part");
+    assert_eq!(
+        svg.content_type().map(|c| (c.ctype(), c.subtype())),
+        Some(("image", Some("svg+xml")))
+    );
+    assert!(String::from_utf8_lossy(svg.contents()).contains("<svg"));
+    assert!(
+        mail_to(&bob_mail).is_empty(),
+        "notifications off: no report"
+    );
+    assert!(mail_to(&cy_mail).is_empty(), "nothing to report: no mail");
+
+    // Once a week: a rerun mails nobody again.
+    let again = run().await;
+    assert_eq!(
+        (again["sent"].clone(), again["alreadySent"].clone()),
+        (json!(0), json!(1)),
+        "{again}"
+    );
+    assert_eq!(mail_to(&ada_mail).len(), 1);
+    // Opting out stops it.
+    e.expect_patch(prefs, &ada_t, json!({"weekly_report": false}))
+        .await;
+    let off = run().await;
+    assert_eq!(off["alreadySent"], 0, "{off}");
+    e.server.stop().await;
 }

@@ -300,6 +300,38 @@ impl AccountService {
             .await
     }
 
+    /// Active users whose preference `key` is JSON `true` and whose
+    /// `notifications` preference is not `false`, with their e-mail
+    /// address, by id: the recipients of an opt-in mailing.
+    pub async fn opted_in(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Vec<(Uuid, String)>, AuthError> {
+        #[derive(diesel::QueryableByName)]
+        struct Recipient {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            id: Uuid,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            email: String,
+        }
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                // raw SQL: `preferences` is outside the 16-column diesel schema of users.
+                let rows: Vec<Recipient> = diesel::sql_query(
+                    "SELECT id, email FROM users WHERE status = 'active' \
+                     AND preferences -> $1 = 'true'::jsonb \
+                     AND preferences -> 'notifications' IS DISTINCT FROM 'false'::jsonb \
+                     ORDER BY id",
+                )
+                .bind::<diesel::sql_types::Text, _>(key)
+                .load(conn)
+                .await?;
+                Ok(rows.into_iter().map(|r| (r.id, r.email)).collect())
+            })
+            .await
+    }
+
     /// Merges `patch` (a JSON object) into a user's preferences; keys not in
     /// the patch are kept, a stored value that is not an object is replaced.
     pub async fn merge_preferences(

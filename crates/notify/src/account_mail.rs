@@ -207,6 +207,7 @@ impl Notifier {
                 user_id,
                 to: &email,
                 kind: MailKind::VerifyEmail,
+                html: None,
                 subject: "Confirm your e-mail address".into(),
                 body: format!(
                     "Please confirm that this is your address by opening this link:\n\n{link}\n\n\
@@ -289,6 +290,7 @@ impl Notifier {
                 user_id: user.id,
                 to: &user.email,
                 kind: MailKind::PasswordReset,
+                html: None,
                 subject: "Reset your password".into(),
                 body: format!(
                     "Someone asked to reset the password of your account. To choose a new \
@@ -369,6 +371,7 @@ impl Notifier {
                     user_id,
                     to: &email,
                     kind: MailKind::PasswordChanged,
+                    html: None,
                     subject: "Your password was changed".into(),
                     body: format!(
                         "The password of your account was changed through a reset link{from}. \

@@ -42,6 +42,10 @@ pub struct NotifyConfig {
     pub price_check_secs: u64,
     /// How often new logins are checked for unknown devices.
     pub login_check_secs: u64,
+    /// When the weekly portfolio report goes out (five-field cron, UTC;
+    /// default `0 7 * * 1`, Monday morning); empty: never (the admin
+    /// trigger still works).
+    pub weekly_report_cron: String,
 }
 
 impl Default for NotifyConfig {
@@ -59,6 +63,7 @@ impl Default for NotifyConfig {
             smtp_timeout_secs: 10,
             price_check_secs: 60,
             login_check_secs: 15,
+            weekly_report_cron: "0 7 * * 1".into(),
         }
     }
 }
@@ -78,6 +83,7 @@ impl std::fmt::Debug for NotifyConfig {
             .field("smtp_timeout_secs", &self.smtp_timeout_secs)
             .field("price_check_secs", &self.price_check_secs)
             .field("login_check_secs", &self.login_check_secs)
+            .field("weekly_report_cron", &self.weekly_report_cron)
             .finish()
     }
 }

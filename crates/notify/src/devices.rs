@@ -196,6 +196,7 @@ impl Notifier {
                         user_id: alert.user_id,
                         to: &alert.email,
                         kind: MailKind::NewDevice,
+                        html: None,
                         subject: "New sign-in to your account".into(),
                         body: format!(
                             "Your account was signed in to from a device it has not been used from \

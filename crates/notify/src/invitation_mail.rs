@@ -27,6 +27,7 @@ impl Notifier {
                 user_id,
                 to,
                 kind: MailKind::Invitation,
+                html: None,
                 subject: format!("You are invited to {tenant_name}"),
                 body: format!(
                     "You have been invited to {tenant_name} on Rampart.\n\n\

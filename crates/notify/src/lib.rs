@@ -46,12 +46,14 @@ mod error;
 mod invitation_mail;
 pub mod mail;
 pub mod price_alerts;
+pub mod report_mail;
 mod schema;
 
 pub use config::{NotifyConfig, SmtpTls};
 pub use error::NotifyError;
-pub use mail::MailKind;
+pub use mail::{InlineImage, MailKind};
 pub use price_alerts::{Direction, NewPriceAlert, PriceAlert};
+pub use report_mail::ReportMail;
 
 use rampart_market::ProviderChain;
 use rampart_tenancy::TenantPool;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use rampart_tenancy::TenantPool;
@@ -31,6 +31,8 @@ pub enum MailKind {
     Invitation,
     /// The password was changed through a reset link.
     PasswordChanged,
+    /// The weekly portfolio report (opt-in).
+    WeeklyReport,
 }
 
 impl MailKind {
@@ -43,6 +45,7 @@ impl MailKind {
             MailKind::PriceAlert => "price_alert",
             MailKind::Invitation => "invitation",
             MailKind::PasswordChanged => "password_changed",
+            MailKind::WeeklyReport => "weekly_report",
         }
     }
 }
@@ -54,7 +57,28 @@ pub(crate) struct Outgoing<'a> {
     pub to: &'a str,
     pub kind: MailKind,
     pub subject: String,
+    /// The plain text (the whole message, or the alternative to `html`).
     pub body: String,
+    /// An HTML version with its inline images.
+    pub html: Option<HtmlPart>,
+}
+
+/// The HTML version of a message and the images it shows.
+#[derive(Debug, Clone)]
+pub(crate) struct HtmlPart {
+    pub html: String,
+    pub images: Vec<InlineImage>,
+}
+
+/// An image an HTML message shows inline (`<img src="cid:{cid}">`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineImage {
+    /// Content-ID, referenced as `cid:` in the HTML.
+    pub cid: String,
+    /// Media type, e.g. `image/svg+xml`.
+    pub content_type: String,
+    /// The image.
+    pub bytes: Vec<u8>,
 }
 
 pub(crate) struct Mailer {
@@ -126,17 +150,36 @@ impl Mailer {
             .to
             .parse()
             .map_err(|e| NotifyError::InvalidRequest(format!("recipient: {e}")))?;
-        let message = Message::builder()
+        let builder = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(&mail.subject)
-            .header(ContentType::TEXT_PLAIN)
-            .body(mail.body.clone())
-            .map_err(|e| NotifyError::Smtp(e.to_string()))?;
+            .subject(&mail.subject);
+        let message = match &mail.html {
+            None => builder
+                .header(ContentType::TEXT_PLAIN)
+                .body(mail.body.clone()),
+            Some(part) => builder.multipart(html_with_text(&mail.body, part)?),
+        }
+        .map_err(|e| NotifyError::Smtp(e.to_string()))?;
         self.transport
             .send(message)
             .await
             .map_err(|e| NotifyError::Smtp(e.to_string()))?;
         Ok(())
     }
+}
+
+/// `multipart/alternative`: the text, then the HTML with its images
+/// (`multipart/related`).
+fn html_with_text(text: &str, part: &HtmlPart) -> Result<MultiPart, NotifyError> {
+    let mut related = MultiPart::related().singlepart(SinglePart::html(part.html.clone()));
+    for image in &part.images {
+        let kind = ContentType::parse(&image.content_type)
+            .map_err(|e| NotifyError::InvalidRequest(format!("image type: {e}")))?;
+        related = related
+            .singlepart(Attachment::new_inline(image.cid.clone()).body(image.bytes.clone(), kind));
+    }
+    Ok(MultiPart::alternative()
+        .singlepart(SinglePart::plain(text.to_owned()))
+        .multipart(related))
 }

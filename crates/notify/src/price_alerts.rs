@@ -313,6 +313,7 @@ impl Notifier {
                             user_id: alert.user_id,
                             to: &alert.email,
                             kind: MailKind::PriceAlert,
+                            html: None,
                             subject: format!(
                                 "{symbol} is {} {}",
                                 direction.as_str(),

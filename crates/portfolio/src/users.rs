@@ -45,6 +45,9 @@ pub enum Theme {
     Dark,
 }
 
+/// The stored key of [`Preferences::weekly_report`].
+const WEEKLY_REPORT: &str = "weekly_report";
+
 /// A user's preferences, every field with a default. Stored as a JSON
 /// object in `users.preferences`; keys this version does not know are kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +63,9 @@ pub struct Preferences {
     pub notifications: bool,
     /// Seconds between live price updates (5–300, default 15).
     pub refresh_seconds: u32,
+    /// The weekly portfolio report by e-mail (opt-in: default off; never
+    /// sent while `notifications` is off).
+    pub weekly_report: bool,
 }
 
 impl Default for Preferences {
@@ -70,6 +76,7 @@ impl Default for Preferences {
             default_benchmark: "^GSPC".into(),
             notifications: true,
             refresh_seconds: 15,
+            weekly_report: false,
         }
     }
 }
@@ -93,6 +100,9 @@ pub struct PreferencesPatch {
     /// See [`Preferences::refresh_seconds`].
     #[serde(default)]
     pub refresh_seconds: Option<u32>,
+    /// See [`Preferences::weekly_report`].
+    #[serde(default)]
+    pub weekly_report: Option<bool>,
 }
 
 impl PreferencesPatch {
@@ -124,6 +134,9 @@ impl PreferencesPatch {
         }
         if let Some(n) = self.notifications {
             out.insert("notifications".into(), n.into());
+        }
+        if let Some(w) = self.weekly_report {
+            out.insert(WEEKLY_REPORT.into(), w.into());
         }
         if let Some(r) = self.refresh_seconds {
             if !(5..=300).contains(&r) {
@@ -157,6 +170,9 @@ pub fn preferences_from(stored: &serde_json::Value) -> Preferences {
     }
     if let Some(v) = o.get("notifications").and_then(|v| v.as_bool()) {
         p.notifications = v;
+    }
+    if let Some(v) = o.get(WEEKLY_REPORT).and_then(|v| v.as_bool()) {
+        p.weekly_report = v;
     }
     if let Some(v) = o
         .get("refresh_seconds")
@@ -335,6 +351,16 @@ impl UserService {
                 })
             })
             .await
+    }
+
+    /// Who gets the weekly report: active users who opted in (and have not
+    /// turned notifications off), with their e-mail address.
+    pub async fn weekly_report_recipients(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<(Uuid, String)>, PortfolioError> {
+        let recipients = self.accounts.opted_in(tenant, WEEKLY_REPORT).await;
+        recipients.map_err(from_auth)
     }
 
     /// Users of the tenant by id, `limit` (1–100) at a time after `after`.

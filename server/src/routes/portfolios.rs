@@ -111,6 +111,17 @@ fn service(state: &AppState) -> PortfolioService {
 /// Registers the admin-listener routes (the metrics job trigger).
 pub fn configure_admin(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/jobs/metrics", web::post().to(trigger_metrics));
+    cfg.route(
+        "/admin/jobs/weekly-report",
+        web::post().to(trigger_weekly_report),
+    );
+}
+
+/// Mails the weekly report now to every opted-in user of every active
+/// tenant who was not mailed one in the last six days (admin listener).
+#[utoipa::path(post, path = "/admin/jobs/weekly-report", responses((status = 200, description = "the run's report: sent, already sent, nothing to report, failures"), (status = 401, description = "no client certificate of an operator")))]
+pub async fn trigger_weekly_report(_operator: extract::Operator, state: State) -> Answer {
+    Ok(api::ok(crate::jobs::run_weekly_report_job(&state).await?))
 }
 
 /// Runs the nightly metrics job now over every active tenant (admin
