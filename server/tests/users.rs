@@ -215,7 +215,7 @@ async fn profile_preferences_activity_and_user_management() {
     assert_eq!(
         body["data"],
         json!({"base_currency": "USD", "theme": "system", "default_benchmark": "^GSPC",
-               "notifications": true, "refresh_seconds": 15})
+               "notifications": true, "refresh_seconds": 15, "weekly_report": false})
     );
     let body = env
         .with(&ada)
