@@ -544,6 +544,19 @@ pub fn correlation(
     })
 }
 
+impl From<&NavPoint> for crate::metrics::DailyMetrics {
+    fn from(p: &NavPoint) -> Self {
+        Self {
+            date: p.date,
+            nav: p.nav,
+            daily_return: p.daily_return,
+            cumulative_return: Some(p.cumulative_return),
+            volatility_30d: p.volatility_30d,
+            max_drawdown: Some(p.max_drawdown),
+        }
+    }
+}
+
 /// The series as CSV (`date,nav,daily_return,cumulative_return,volatility_30d,max_drawdown`),
 /// the columns of [`crate::metrics::metrics_csv`].
 pub fn performance_csv(points: &[NavPoint]) -> String {

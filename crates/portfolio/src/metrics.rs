@@ -8,7 +8,6 @@ use diesel::{ExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelpe
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::analysis::NavPoint;
 use crate::model::Actor;
 use crate::schema::{portfolio_metrics_daily, portfolios};
 use crate::{Access, PortfolioError, PortfolioService};
@@ -32,19 +31,6 @@ pub struct DailyMetrics {
     pub volatility_30d: Option<f64>,
     /// Worst drawdown so far in the window (≤ 0).
     pub max_drawdown: Option<f64>,
-}
-
-impl From<&NavPoint> for DailyMetrics {
-    fn from(p: &NavPoint) -> Self {
-        Self {
-            date: p.date,
-            nav: p.nav,
-            daily_return: p.daily_return,
-            cumulative_return: Some(p.cumulative_return),
-            volatility_30d: p.volatility_30d,
-            max_drawdown: Some(p.max_drawdown),
-        }
-    }
 }
 
 /// Days as CSV (`date,nav,daily_return,cumulative_return,volatility_30d,max_drawdown`;
