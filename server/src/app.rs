@@ -128,6 +128,7 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             .configure(routes::health::configure)
             .configure(routes::openapi::configure)
             .configure(routes::stream::configure)
+            .configure(routes::market_stream::configure)
             .configure(routes::portfolios::configure)
             .configure(routes::api_v1::configure)
             .configure(routes::notify::configure)

@@ -585,3 +585,27 @@ fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
     String::from_utf8(decode_cursor_bytes(cursor)?)
         .map_err(|_| ApiError::bad_request("malformed cursor"))
 }
+
+/// The bearer token of a WebSocket handshake (browsers cannot set headers
+/// on one): `?access_token=`, then `Sec-WebSocket-Protocol: bearer, <token>`,
+/// then `Authorization`.
+pub fn ws_bearer_token(req: &HttpRequest, access_token: Option<&str>) -> Option<String> {
+    if let Some(t) = access_token.filter(|t| !t.is_empty()) {
+        return Some(t.to_owned());
+    }
+    let protocols: Vec<&str> = req
+        .headers()
+        .get_all(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    if let Some(i) = protocols
+        .iter()
+        .position(|p| p.eq_ignore_ascii_case("bearer"))
+        && let Some(t) = protocols.get(i + 1).filter(|t| !t.is_empty())
+    {
+        return Some((*t).to_owned());
+    }
+    bearer_token(req).map(str::to_owned)
+}

@@ -29,6 +29,7 @@ pub mod idp_secrets;
 pub mod idps_cmd;
 pub mod jobs;
 pub mod keys_cmd;
+pub mod live_quotes;
 pub mod market_cmd;
 pub mod meta;
 pub mod metrics;

@@ -105,6 +105,7 @@ use utoipa::OpenApi;
         crate::routes::market_api::fundamentals,
         crate::routes::market_api::news,
         crate::routes::stream::stream,
+        crate::routes::market_stream::market_stream,
         crate::routes::settings::get_settings,
         crate::routes::settings::patch_settings,
         crate::routes::settings::list_features,

@@ -557,6 +557,7 @@ fn routes() -> Vec<Route> {
         r("get", "/api/v1/t/{tenant}/portfolios/{id}/monte-carlo").params(PF),
         r("get", "/api/v1/t/{tenant}/portfolios/{id}/charts/fan.svg").params(PF),
         r("get", "/api/v1/t/{tenant}/portfolios/{id}/stream").params(PF),
+        r("get", "/api/v1/t/{tenant}/market/stream"),
         // users
         r("get", "/api/v1/t/{tenant}/me/profile"),
         r("patch", "/api/v1/t/{tenant}/me/profile")

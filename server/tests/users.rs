@@ -970,3 +970,151 @@ async fn market_fundamentals_and_news_come_through_the_chain_and_are_cached() {
         assert!(doc["paths"][p]["get"].is_object(), "{p} not documented");
     }
 }
+
+/// Sends a JSON text message.
+async fn ws_send(ws: &mut Ws, value: Value) {
+    use futures::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        value.to_string(),
+    ))
+    .await
+    .unwrap();
+}
+
+/// The next message that is not a tick's quotes.
+async fn next_not_quotes(ws: &mut Ws) -> Value {
+    loop {
+        let m = next_json(ws).await.unwrap();
+        if m["type"] != "quotes" {
+            return m;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn market_stream_subscribes_bounds_heartbeats_and_refuses_like_the_api() {
+    let env = env().await;
+    let auth = env.auth();
+    let (_, ada) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
+    let no_market = no_market_token(&auth).await;
+    let (_, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Trader).await;
+    let stream = format!("{T}/market/stream");
+
+    let (mut ws, res) = ws_connect(&env, &format!("{stream}?interval=1"), Some(&ada))
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["sec-websocket-protocol"], "bearer");
+    // Subscribing answers the whole set, then its quotes at once.
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "symbols": ["msft", "AAPL"]}),
+    )
+    .await;
+    let sub = next_json(&mut ws).await.unwrap();
+    assert_eq!(
+        sub,
+        json!({"type": "subscribed", "symbols": ["AAPL", "MSFT"]})
+    );
+    let quotes = next_json(&mut ws).await.unwrap();
+    assert_eq!(quotes["type"], "quotes", "{quotes}");
+    assert_eq!(
+        strs(&quotes["quotes"], "symbol"),
+        ["AAPL", "MSFT"],
+        "{quotes}"
+    );
+    assert!(quotes["quotes"][0]["price"].as_f64().unwrap() > 0.0);
+    // An unknown symbol is reported per symbol, the others still priced.
+    ws_send(&mut ws, json!({"type": "subscribe", "symbols": ["ZZZZ"]})).await;
+    let sub = next_not_quotes(&mut ws).await;
+    assert_eq!(sub["symbols"], json!(["AAPL", "MSFT", "ZZZZ"]));
+    let quotes = next_json(&mut ws).await.unwrap();
+    assert_eq!(
+        quotes["errors"],
+        json!([{"symbol": "ZZZZ", "code": "unknown_symbol"}])
+    );
+    // Unsubscribe.
+    ws_send(
+        &mut ws,
+        json!({"type": "unsubscribe", "symbols": ["ZZZZ", "msft"]}),
+    )
+    .await;
+    assert_eq!(
+        next_json(&mut ws).await.unwrap()["symbols"],
+        json!(["AAPL"])
+    );
+    let quotes = next_json(&mut ws).await.unwrap();
+    assert_eq!(strs(&quotes["quotes"], "symbol"), ["AAPL"]);
+    // Ticks keep coming for the set.
+    let tick = next_json(&mut ws).await.unwrap();
+    assert_eq!(strs(&tick["quotes"], "symbol"), ["AAPL"], "{tick}");
+    // Bad messages and too many symbols: an error, the set unchanged.
+    let too_many: Vec<String> = (0..50).map(|i| format!("S{i}")).collect();
+    for (bad, code) in [
+        (
+            json!({"type": "subscribe", "symbols": too_many}),
+            "too_many_symbols",
+        ),
+        (
+            json!({"type": "subscribe", "symbols": ["a b"]}),
+            "invalid_symbol",
+        ),
+        (json!({"type": "dance"}), "bad_message"),
+        (
+            json!({"type": "subscribe", "symbols": "AAPL"}),
+            "bad_message",
+        ),
+    ] {
+        ws_send(&mut ws, bad).await;
+        let answer = next_not_quotes(&mut ws).await;
+        assert_eq!(
+            (answer["type"].as_str(), answer["code"].as_str()),
+            (Some("error"), Some(code)),
+            "{answer}"
+        );
+    }
+    let mut next = next_json(&mut ws).await.unwrap();
+    while next["type"] != "quotes" {
+        next = next_json(&mut ws).await.unwrap();
+    }
+    assert_eq!(
+        strs(&next["quotes"], "symbol"),
+        ["AAPL"],
+        "unchanged: {next}"
+    );
+    ws.close(None).await.unwrap();
+
+    // A client that answers nothing (no pong, no message) for two
+    // heartbeats is closed.
+    let (mut silent, _) = ws_connect(
+        &env,
+        &format!("{stream}?heartbeat=5&access_token={ada}"),
+        None,
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(16)).await;
+    let last = next_json(&mut silent).await.unwrap();
+    assert_eq!(last, json!({"type": "closed", "reason": "heartbeat"}));
+    assert_eq!(next_json(&mut silent).await, None);
+
+    // Refused like the API: no token, a bad one, another tenant's, no
+    // market:read.
+    assert_eq!(ws_connect(&env, &stream, None).await.err(), Some(401));
+    assert_eq!(
+        ws_connect(&env, &stream, Some("nope")).await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        ws_connect(&env, &format!("{stream}?access_token={globex}"), None)
+            .await
+            .err(),
+        Some(401)
+    );
+    assert_eq!(
+        ws_connect(&env, &format!("{stream}?access_token={no_market}"), None)
+            .await
+            .err(),
+        Some(403)
+    );
+    env.server.stop().await;
+}

@@ -104,7 +104,9 @@ pub use embedded::EmbeddedProvider;
 pub use error::{MarketError, ProviderFailure, Result};
 pub use ingest::IngestReport;
 pub use metrics::MarketMetrics;
-pub use model::{Bar, Fundamentals, NewsItem, Quote, Served, Source, Staleness, SymbolMatch};
+pub use model::{
+    Bar, Fundamentals, NewsItem, Quote, Served, Source, Staleness, SymbolMatch, normalize_symbol,
+};
 pub use provider::MarketDataProvider;
 pub use resilience::{CallTimeout, Coalescer, RateLimitConfig, RateLimiter, RetryPolicy};
 pub use store::{PgPool, StoreProvider, connect_pool, connect_pool_with_tls};

@@ -8,6 +8,7 @@ pub mod health;
 pub mod idps;
 pub mod invitations;
 pub mod market_api;
+pub mod market_stream;
 pub mod members;
 pub mod notify;
 pub mod oauth;

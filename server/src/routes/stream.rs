@@ -17,10 +17,8 @@
 //! `{"type": "closed", "reason"}` precedes a close when access ends.
 use std::time::Duration;
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use rampart_auth::{Permission, Role, authorize};
-use rampart_market::{MarketError, Staleness};
 use rampart_portfolio::{Actor, PortfolioError, PortfolioService};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -56,29 +54,6 @@ pub struct StreamQuery {
     pub interval: Option<u64>,
 }
 
-/// The bearer token: query, then `Sec-WebSocket-Protocol: bearer, <token>`,
-/// then `Authorization`.
-fn bearer_token(req: &HttpRequest, query: &StreamQuery) -> Option<String> {
-    if let Some(t) = query.access_token.as_deref().filter(|t| !t.is_empty()) {
-        return Some(t.to_owned());
-    }
-    let protocols: Vec<&str> = req
-        .headers()
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    if let Some(i) = protocols
-        .iter()
-        .position(|p| p.eq_ignore_ascii_case("bearer"))
-        && let Some(t) = protocols.get(i + 1).filter(|t| !t.is_empty())
-    {
-        return Some((*t).to_owned());
-    }
-    extract::bearer_token(req).map(str::to_owned)
-}
-
 /// Live prices of the portfolio's symbols (WebSocket).
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/stream", params(StreamQuery), responses((status = 101, description = "WebSocket of JSON quote messages"), (status = 401, description = "no valid token"), (status = 404, description = "no such portfolio, or not visible to the caller")))]
 pub async fn stream(
@@ -89,7 +64,7 @@ pub async fn stream(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let StreamPath { tenant, id } = path.into_inner();
-    let token = bearer_token(&req, &query);
+    let token = extract::ws_bearer_token(&req, query.access_token.as_deref());
     let p = extract::authenticate(&state, &tenant, token.as_deref()).await?;
     let token = token.unwrap_or_default();
     require(&p, Permission::PortfolioRead)?;
@@ -222,28 +197,7 @@ async fn quotes_message(
     id: Uuid,
     symbols: &[String],
 ) -> serde_json::Value {
-    let mut quotes = Vec::new();
-    let mut errors = Vec::new();
-    for (symbol, r) in market.quotes(symbols, Staleness::AllowStale).await {
-        match r {
-            Ok(served) => quotes.push(serde_json::json!({
-                "symbol": symbol,
-                "price": served.value.price,
-                "previousClose": served.value.previous_close,
-                "asOf": served.value.as_of,
-                "source": served.source,
-                "ageMs": u64::try_from(served.age.as_millis()).unwrap_or(u64::MAX),
-                "stale": served.stale,
-            })),
-            Err(e) => errors.push(serde_json::json!({
-                "symbol": symbol,
-                "code": match e {
-                    MarketError::UnknownSymbol { .. } => "unknown_symbol",
-                    _ => "market_unavailable",
-                },
-            })),
-        }
-    }
+    let (quotes, errors) = crate::live_quotes::priced(market, symbols).await;
     serde_json::json!({
         "type": "quotes",
         "portfolioId": id,
