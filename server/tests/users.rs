@@ -748,48 +748,17 @@ async fn live_price_stream_over_websocket_with_token_and_access_checks() {
 
     // Refused: no token, a bad token, another tenant's token, no access to
     // the portfolio, no market:read, an unknown portfolio.
-    assert_eq!(ws_connect(&env, &stream, None).await.err(), Some(401));
-    assert_eq!(
-        ws_connect(&env, &format!("{stream}?access_token=nope"), None)
-            .await
-            .err(),
-        Some(401)
-    );
-    assert_eq!(
-        ws_connect(&env, &stream, Some("nope")).await.err(),
-        Some(401)
-    );
-    assert_eq!(
-        ws_connect(&env, &format!("{stream}?access_token={globex}"), None)
-            .await
-            .err(),
-        Some(401)
-    );
-    assert_eq!(
-        ws_connect(&env, &format!("{stream}?access_token={bob}"), None)
-            .await
-            .err(),
-        Some(404)
-    );
-    assert_eq!(
-        ws_connect(&env, &format!("{stream}?access_token={no_market}"), None)
-            .await
-            .err(),
-        Some(403)
-    );
-    assert_eq!(
-        ws_connect(
-            &env,
-            &format!(
-                "{T}/portfolios/{}/stream?access_token={ada}",
-                Uuid::new_v4()
-            ),
-            None
-        )
-        .await
-        .err(),
-        Some(404)
-    );
+    let unknown = format!("{T}/portfolios/{}/stream", Uuid::new_v4());
+    let cases = [
+        (None, None, 401),
+        (Some("nope"), None, 401),
+        (None, Some("nope"), 401),
+        (Some(globex.as_str()), None, 401),
+        (Some(bob.as_str()), None, 404),
+        (Some(no_market.as_str()), None, 403),
+    ];
+    assert_ws_refused(&env, &stream, &cases).await;
+    assert_ws_refused(&env, &unknown, &[(Some(ada.as_str()), None, 404)]).await;
 
     // A shared user streams until the share is revoked.
     env.with(&ada)
@@ -981,6 +950,22 @@ async fn ws_send(ws: &mut Ws, value: Value) {
     .unwrap();
 }
 
+/// Each handshake of `cases` (token as `?access_token=`, token as the
+/// `bearer` subprotocol) is refused with its status.
+async fn assert_ws_refused(env: &Env, stream: &str, cases: &[(Option<&str>, Option<&str>, u16)]) {
+    for (query, protocol, status) in cases {
+        let path = match query {
+            Some(t) => format!("{stream}?access_token={t}"),
+            None => stream.to_owned(),
+        };
+        assert_eq!(
+            ws_connect(env, &path, *protocol).await.err(),
+            Some(*status),
+            "{path}"
+        );
+    }
+}
+
 /// The next message that is not a tick's quotes.
 async fn next_not_quotes(ws: &mut Ws) -> Value {
     loop {
@@ -1099,22 +1084,12 @@ async fn market_stream_subscribes_bounds_heartbeats_and_refuses_like_the_api() {
 
     // Refused like the API: no token, a bad one, another tenant's, no
     // market:read.
-    assert_eq!(ws_connect(&env, &stream, None).await.err(), Some(401));
-    assert_eq!(
-        ws_connect(&env, &stream, Some("nope")).await.err(),
-        Some(401)
-    );
-    assert_eq!(
-        ws_connect(&env, &format!("{stream}?access_token={globex}"), None)
-            .await
-            .err(),
-        Some(401)
-    );
-    assert_eq!(
-        ws_connect(&env, &format!("{stream}?access_token={no_market}"), None)
-            .await
-            .err(),
-        Some(403)
-    );
+    let cases = [
+        (None, None, 401),
+        (None, Some("nope"), 401),
+        (Some(globex.as_str()), None, 401),
+        (Some(no_market.as_str()), None, 403),
+    ];
+    assert_ws_refused(&env, &stream, &cases).await;
     env.server.stop().await;
 }

@@ -370,6 +370,16 @@ pub async fn import_csv(
     ))
 }
 
+/// [`run_analysis`] as the calling analyst.
+async fn analysed(
+    user: &Analyst,
+    state: &AppState,
+    id: Uuid,
+    query: &AnalyticsQuery,
+) -> Result<(Vec<NavPoint>, AnalyticsReport, Window), ApiError> {
+    run_analysis(state, &user.tenant, &user.portfolio_actor(), id, query).await
+}
+
 /// An answer drawn from the analysis (a CSV, an SVG) by `draw`, marked with
 /// the window it covers.
 async fn drawn(
@@ -379,8 +389,7 @@ async fn drawn(
     query: &AnalyticsQuery,
     draw: impl FnOnce(&[NavPoint], &AnalyticsReport) -> Answer,
 ) -> Answer {
-    let (series, report, window) =
-        run_analysis(state, &user.tenant, &user.portfolio_actor(), id, query).await?;
+    let (series, report, window) = analysed(user, state, id, query).await?;
     let mut res = draw(&series, &report)?;
     window.mark(&mut res)?;
     Ok(res)
@@ -415,14 +424,7 @@ pub async fn analytics(
     let data = match cache.get(&key) {
         Some(data) => data,
         None => {
-            let (series, report, window) = run_analysis(
-                &state,
-                &user.tenant,
-                &user.portfolio_actor(),
-                path.id,
-                &query,
-            )
-            .await?;
+            let (series, report, window) = analysed(&user, &state, path.id, &query).await?;
             let data = web::Bytes::from(
                 serde_json::to_vec(
                     &serde_json::json!({"report": report, "series": series, "window": window}),
@@ -599,8 +601,7 @@ async fn simulate(
     let (horizon, settings) = query.settings()?;
     let window = query.window();
     window.window()?;
-    let (series, report, window) =
-        run_analysis(state, &user.tenant, &user.portfolio_actor(), id, &window).await?;
+    let (series, report, window) = analysed(user, state, id, &window).await?;
     let returns: Vec<f64> = series.iter().filter_map(|p| p.daily_return).collect();
     let outcomes = monte_carlo_bands(&returns, VAR_CUTOFF, horizon, &settings)
         .map_err(|e| ApiError::from(PortfolioError::Invalid(e.to_string())))?;
