@@ -10,11 +10,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use rampart_auth::AuthError;
 use rampart_auth::audit::AuditEvent;
 use rampart_auth::audit_tree::SealAllReport;
-use rampart_members::{CronSchedule, Members, MembersError, SnapshotJob, SnapshotReport};
+use rampart_members::{
+    CronSchedule, Members, MembersError, Scheduler, SnapshotJob, SnapshotReport, SystemClock,
+};
 use rampart_notify::{Notifier, NotifyError};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -168,8 +170,10 @@ async fn snapshot_pass(
     Ok(report)
 }
 
-/// Runs the snapshot job on its cron schedule (UTC) until aborted. An
-/// invalid expression is logged and the scheduler does not run.
+/// Runs the snapshot job on its cron schedule (UTC) until aborted: each
+/// slot on one replica only, and after downtime one run for the latest
+/// missed slot (`rampart_members::Scheduler`). An invalid expression is
+/// logged and the scheduler does not run.
 pub fn spawn_snapshot_scheduler(state: AppState) -> JoinHandle<()> {
     tokio::spawn(async move {
         let config = state.config.snapshot.clone();
@@ -183,18 +187,24 @@ pub fn spawn_snapshot_scheduler(state: AppState) -> JoinHandle<()> {
                 return;
             }
         };
-        loop {
-            let now = Utc::now();
-            let Some(next) = schedule.next_after(now) else {
-                tracing::error!(cron = %config.cron, "snapshot schedule never fires");
-                return;
-            };
-            let wait = (next - now).to_std().unwrap_or_default();
-            tokio::time::sleep(wait).await;
-            if let Err(e) = run_snapshot_job(&state, next.date_naive(), "job:snapshot").await {
-                tracing::error!(error = %e, "snapshot job failed");
-            }
-        }
+        let scheduler = Scheduler::new(
+            state.tenants.clone(),
+            "snapshot",
+            schedule,
+            Arc::new(SystemClock),
+        );
+        scheduler
+            .run(|slot| {
+                let state = state.clone();
+                async move {
+                    if let Err(e) =
+                        run_snapshot_job(&state, slot.date_naive(), "job:snapshot").await
+                    {
+                        tracing::error!(error = %e, "snapshot job failed");
+                    }
+                }
+            })
+            .await;
     })
 }
 

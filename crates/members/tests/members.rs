@@ -17,7 +17,10 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 use zeroize::Zeroizing;
 
-async fn members() -> Members {
+#[path = "members/jobs.rs"]
+mod jobs;
+
+pub(crate) async fn members() -> Members {
     let db = rampart_testkit::fresh_database().await.unwrap();
     let pool = TenantPool::connect(TenancyConfig::new(db.url, 6))
         .await
@@ -90,7 +93,7 @@ async fn a_raced_commit_applies_once_and_a_stale_one_not_at_all() {
 }
 
 /// Seals nothing: the test's key pair is not secret.
-struct PlainText;
+pub(crate) struct PlainText;
 
 #[async_trait::async_trait]
 impl BrokerCrypto for PlainText {
