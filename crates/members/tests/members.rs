@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use diesel::sql_types::Numeric;
 use diesel_async::RunQueryDsl;
 use rampart_members::{
-    BrokerCrypto, BrokerKeys, Decimal, LeaderboardSort, MemberInput, Members, MembersError, Period,
+    BrokerCrypto, Decimal, LeaderboardSort, MemberInput, Members, MembersError, Period,
     SnapshotConfig, SnapshotJob,
 };
 use rampart_tenancy::{TenancyConfig, TenantPool};
@@ -115,26 +115,7 @@ fn dec(text: &str) -> Decimal {
 async fn snapshot_pnl_is_exact_and_sums_exactly() {
     rampart_testkit::install_crypto_provider();
     let m = members().await;
-    let ada = m
-        .upsert_member(
-            "acme",
-            &MemberInput {
-                name: "Ada".into(),
-                email: "ada@acme.test".into(),
-                role: "trader".into(),
-            },
-        )
-        .await
-        .unwrap()
-        .member
-        .id;
-    let keys = BrokerKeys {
-        key_id: "PKEXACTAAAAAAAAAAAAA".into(),
-        secret_key: "s3cretAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
-    };
-    m.attach_broker("acme", ada, &keys, &PlainText, "test")
-        .await
-        .unwrap();
+    let _ada = jobs::member_with_keys(&m, "Ada", "PKEXACTAAAAAAAAAAAAA").await;
     let broker = MockServer::start().await;
     let job = SnapshotJob::new(
         m.clone(),

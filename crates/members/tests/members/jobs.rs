@@ -85,7 +85,8 @@ fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap()
 }
 
-async fn member_with_keys(m: &Members, name: &str, key_id: &str) -> uuid::Uuid {
+/// A member of acme with a key pair attached.
+pub(crate) async fn member_with_keys(m: &Members, name: &str, key_id: &str) -> uuid::Uuid {
     let id = m
         .upsert_member(
             "acme",
@@ -264,6 +265,11 @@ async fn snapshot_retries_honour_retry_after_and_stop_at_the_budget() {
     );
 }
 
+async fn both_asleep_until(a: &TestClock, b: &TestClock, deadline: DateTime<Utc>) {
+    a.asleep_until(deadline).await;
+    b.asleep_until(deadline).await;
+}
+
 /// Which replica ran which slot.
 type Runs = Arc<Mutex<Vec<(&'static str, DateTime<Utc>)>>>;
 
@@ -301,16 +307,14 @@ async fn the_scheduler_fires_once_per_slot_across_replicas_and_catches_up_once()
     let clock_b = TestClock::new(at(23, 8, 30), false);
     let a = spawn("a", pool_a.clone(), clock_a.clone());
     let b = spawn("b", pool_b.clone(), clock_b.clone());
-    clock_a.asleep_until(at(23, 9, 0)).await;
-    clock_b.asleep_until(at(23, 9, 0)).await;
+    both_asleep_until(&clock_a, &clock_b, at(23, 9, 0)).await;
     clock_a.set(at(23, 8, 59));
     assert!(runs_now().is_empty());
 
     // 09:00 on both: one of them runs the slot, then both wait for tomorrow.
     clock_a.set(at(23, 9, 0));
     clock_b.set(at(23, 9, 0));
-    clock_a.asleep_until(at(24, 9, 0)).await;
-    clock_b.asleep_until(at(24, 9, 0)).await;
+    both_asleep_until(&clock_a, &clock_b, at(24, 9, 0)).await;
     let first = runs_now();
     assert_eq!(first.len(), 1, "{first:?}");
     assert_eq!(first[0].1, at(23, 9, 0));
@@ -318,8 +322,7 @@ async fn the_scheduler_fires_once_per_slot_across_replicas_and_catches_up_once()
     // The next day too, once.
     clock_b.set(at(24, 9, 1));
     clock_a.set(at(24, 9, 0));
-    clock_a.asleep_until(at(25, 9, 0)).await;
-    clock_b.asleep_until(at(25, 9, 0)).await;
+    both_asleep_until(&clock_a, &clock_b, at(25, 9, 0)).await;
     let second = runs_now();
     assert_eq!(second.len(), 2, "{second:?}");
     assert_eq!(second[1].1, at(24, 9, 0));
