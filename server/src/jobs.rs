@@ -15,7 +15,9 @@ use chrono::{NaiveDate, Utc};
 use rampart_auth::AuthError;
 use rampart_auth::audit::AuditEvent;
 use rampart_auth::audit_tree::SealAllReport;
-use rampart_members::{CronSchedule, Members, MembersError, SnapshotJob, SnapshotReport};
+use rampart_members::{
+    CronSchedule, Members, MembersError, Scheduler, SnapshotJob, SnapshotReport, SystemClock,
+};
 use rampart_notify::{Notifier, NotifyError};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -175,8 +177,10 @@ async fn snapshot_pass(
     Ok(report)
 }
 
-/// Runs the snapshot job on its cron schedule (UTC) until aborted. An
-/// invalid expression is logged and the scheduler does not run.
+/// Runs the snapshot job on its cron schedule (UTC) until aborted: each
+/// slot on one replica only, and after downtime one run for the latest
+/// missed slot (`rampart_members::Scheduler`). An invalid expression is
+/// logged and the scheduler does not run.
 pub fn spawn_snapshot_scheduler(state: AppState) -> JoinHandle<()> {
     let config = state.config.snapshot.clone();
     spawn_cron(
@@ -189,13 +193,16 @@ pub fn spawn_snapshot_scheduler(state: AppState) -> JoinHandle<()> {
 }
 
 /// Runs `job` at every time of the five-field UTC `cron` until aborted (not
-/// at all unless `enabled`); an invalid expression is logged and nothing runs.
+/// at all unless `enabled`): each slot on one replica only, and after
+/// downtime one run for the latest missed slot
+/// (`rampart_members::Scheduler`, slots claimed under the name `what`). An
+/// invalid expression is logged and nothing runs.
 fn spawn_cron<T, E, F>(
     state: AppState,
     enabled: bool,
     cron: String,
     what: &'static str,
-    job: impl Fn(AppState, chrono::DateTime<Utc>) -> F + Send + 'static,
+    job: impl Fn(AppState, chrono::DateTime<Utc>) -> F + Send + Sync + 'static,
 ) -> JoinHandle<()>
 where
     E: std::fmt::Display,
@@ -212,18 +219,19 @@ where
                 return;
             }
         };
-        loop {
-            let now = Utc::now();
-            let Some(next) = schedule.next_after(now) else {
-                tracing::error!(%cron, "{what} schedule never fires");
-                return;
-            };
-            let wait = (next - now).to_std().unwrap_or_default();
-            tokio::time::sleep(wait).await;
-            if let Err(e) = job(state.clone(), next).await {
-                tracing::error!(error = %e, "{what} job failed");
-            }
-        }
+        let scheduler =
+            Scheduler::new(state.tenants.clone(), what, schedule, Arc::new(SystemClock));
+        scheduler
+            .run(|slot| {
+                let state = state.clone();
+                let job = &job;
+                async move {
+                    if let Err(e) = job(state, slot).await {
+                        tracing::error!(error = %e, "{what} job failed");
+                    }
+                }
+            })
+            .await;
     })
 }
 
@@ -307,7 +315,7 @@ pub fn spawn_metrics_scheduler(state: AppState) -> JoinHandle<()> {
         state,
         config.enabled,
         config.cron,
-        "portfolio metrics",
+        "portfolio_metrics",
         |state, _| async move { run_metrics_job(&state).await },
     )
 }
@@ -426,7 +434,7 @@ pub fn spawn_weekly_report_scheduler(state: AppState) -> JoinHandle<()> {
         state,
         !cron.is_empty(),
         cron,
-        "weekly report",
+        "weekly_report",
         |state, _| async move { run_weekly_report_job(&state).await },
     )
 }

@@ -59,6 +59,7 @@ use utoipa::OpenApi;
         crate::routes::members::leaderboard,
         crate::routes::members::my_portfolio,
         crate::routes::members::my_portfolio_csv,
+        crate::routes::members::my_portfolio_svg,
         crate::routes::members::leaderboard_opt_out,
         crate::routes::members::trigger_snapshot,
         crate::routes::portfolios::trigger_metrics,

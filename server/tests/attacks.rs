@@ -494,6 +494,7 @@ fn routes() -> Vec<Route> {
         r("get", "/api/v1/t/{tenant}/leaderboard"),
         r("get", "/api/v1/t/{tenant}/me/portfolio"),
         r("get", "/api/v1/t/{tenant}/me/portfolio.csv"),
+        r("get", "/api/v1/t/{tenant}/me/portfolio.svg"),
         r("put", "/api/v1/t/{tenant}/leaderboard/opt-out")
             .body(|_| Body::Json(json!({"optOut": true}))),
         // portfolios

@@ -726,6 +726,15 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
         public["data"],
         api.expect_get(200, lb, &winner_token).await["data"]
     );
+    for period in ["week", "month"] {
+        let q = format!("{lb}?period={period}&sort=pnl");
+        let public = api.expect(200, Method::GET, &q, None, None).await;
+        assert_eq!(
+            public["data"],
+            api.expect_get(200, &q, &winner_token).await["data"]
+        );
+        assert_eq!(public["data"]["period"], period);
+    }
     api.with("not-a-token").get(401, lb).await;
     api.expect(401, Method::GET, "/api/v1/t/globex/leaderboard", None, None)
         .await;
@@ -796,6 +805,24 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
         "date,equity,cash,positions,daily_pnl,daily_return,total_pnl\n\
          2026-11-20,110000,25000.5,1,10000,0.1,10000\n"
     );
+    // The equity chart of the two days, as SVG; none from fewer than two.
+    let (status, svg) = api
+        .send(
+            Method::GET,
+            &format!("{mine}.svg"),
+            Some(&winner_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{svg}");
+    assert!(svg.starts_with("<svg") && svg.contains("Equity"), "{svg}");
+    assert!(svg.contains("2026-11-20") && svg.contains("2026-11-21"));
+    let (status, _) = api
+        .send(Method::GET, &format!("{mine}.svg"), Some(&acme_admin), None)
+        .await;
+    assert_eq!(status, 400);
+    api.expect(401, Method::GET, &format!("{mine}.svg"), None, None)
+        .await;
     // No snapshots yet: an empty series. Refusals: a bad window, no token,
     // another tenant's token.
     let body = api.expect_get(200, mine, &acme_admin).await;
@@ -819,6 +846,15 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
     let (_, body) = api.get(lb, &winner_token).await;
     let ids = strs(&body["data"]["entries"], "memberId");
     assert_eq!(ids, [loser.to_string()]);
+    // The public board honours the opt-out too.
+    api.with(&acme_admin)
+        .patch(200, settings, json!({"publicLeaderboard": true}))
+        .await;
+    let public = api.expect(200, Method::GET, lb, None, None).await;
+    assert_eq!(public["data"], body["data"]);
+    api.with(&acme_admin)
+        .patch(200, settings, json!({"publicLeaderboard": false}))
+        .await;
 
     // Detach removes the key and everything derived from it.
     let body = api

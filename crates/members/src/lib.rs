@@ -44,16 +44,19 @@
 
 mod amount;
 mod broker;
+mod clock;
 mod error;
 mod import;
 mod leaderboard;
 mod member;
 mod schedule;
+mod scheduler;
 mod schema;
 mod series;
 mod snapshot;
 
 pub use broker::{BrokerAccount, BrokerCrypto, BrokerKeys, validate_paper_keys};
+pub use clock::{Clock, SystemClock};
 pub use error::{MembersError, RowProblem};
 #[doc(hidden)]
 pub use import::parse_rows as parse_import_rows;
@@ -62,6 +65,7 @@ pub use leaderboard::{LeaderboardEntry, LeaderboardPage, LeaderboardSort, Period
 pub use member::{Member, MemberInput, UpsertOutcome};
 pub use rust_decimal::Decimal;
 pub use schedule::CronSchedule;
+pub use scheduler::{NextRun, Scheduler};
 pub use series::{MAX_SERIES_DAYS, SeriesPoint, series_csv};
 pub use snapshot::{
     AlpacaClient, MemberFailure, SnapshotConfig, SnapshotJob, SnapshotReport, TenantReport,

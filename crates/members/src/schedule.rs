@@ -45,6 +45,12 @@ impl CronSchedule {
         let next = self.cron.find_next_occurrence(&after, false).ok()?;
         (next <= after + Duration::days(366 * 4)).then_some(next)
     }
+
+    /// The last matching minute at or before `at` (within ~4 years).
+    pub fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let prev = self.cron.find_previous_occurrence(&at, true).ok()?;
+        (prev >= at - Duration::days(366 * 4)).then_some(prev)
+    }
 }
 
 #[cfg(test)]

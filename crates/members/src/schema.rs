@@ -86,3 +86,13 @@ diesel::define_sql_function! {
     /// PostgreSQL's `lower(text)`: emails match case-insensitively.
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
+
+diesel::table! {
+    /// The last slot each scheduled job was claimed for (`migrations/platform`),
+    /// named with its schema: the scheduler works on plain pool connections.
+    platform.job_slots (job) {
+        job -> Text,
+        last_slot -> Timestamptz,
+        claimed_at -> Timestamptz,
+    }
+}

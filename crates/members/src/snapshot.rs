@@ -3,10 +3,17 @@
 //! snapshot and leaderboard row. One member's or tenant's failure is
 //! recorded and the run goes on; a PostgreSQL advisory lock makes one
 //! replica run it at a time.
+//!
+//! The broker's 429 and 5xx answers (and transport failures) are retried
+//! with exponential backoff, honouring `Retry-After` in seconds (capped at
+//! `max_retry_wait_ms`), up to `max_attempts` per request and within the
+//! run's budget (`run_max_retries` retries and `run_budget_secs` in all):
+//! past it, a member is tried once and reported failed if that fails.
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel::QueryableByName;
 use diesel::dsl::now;
 use diesel::prelude::*;
@@ -20,6 +27,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::broker::{SealedAccount, seal_context};
+use crate::clock::{Clock, SystemClock};
 use crate::schema::{broker_accounts, leaderboard_daily, portfolio_snapshots};
 use crate::{BrokerCrypto, BrokerKeys, Members, MembersError};
 
@@ -38,6 +46,19 @@ pub struct SnapshotConfig {
     pub request_timeout_ms: u64,
     /// Whether the scheduler runs at all (the admin trigger always works).
     pub enabled: bool,
+    /// Attempts per broker request: 429, 5xx and transport failures are
+    /// retried. Default 3.
+    pub max_attempts: u32,
+    /// The first backoff wait when the broker sends no `Retry-After`;
+    /// doubled per attempt. Default 500.
+    pub retry_base_ms: u64,
+    /// The longest single wait, `Retry-After` included. Default 30 000.
+    pub max_retry_wait_ms: u64,
+    /// Retries a whole run may spend, over all members. Default 200.
+    pub run_max_retries: u32,
+    /// Time a run may spend before it stops retrying (members are still
+    /// tried once). Default 1800.
+    pub run_budget_secs: u64,
 }
 
 impl Default for SnapshotConfig {
@@ -47,6 +68,11 @@ impl Default for SnapshotConfig {
             broker_base_url: "https://paper-api.alpaca.markets".into(),
             request_timeout_ms: 10_000,
             enabled: true,
+            max_attempts: 3,
+            retry_base_ms: 500,
+            max_retry_wait_ms: 30_000,
+            run_max_retries: 200,
+            run_budget_secs: 1800,
         }
     }
 }
@@ -65,6 +91,84 @@ pub(crate) struct BrokerState {
 pub struct AlpacaClient {
     http: reqwest::Client,
     base_url: String,
+    retry: RetryPolicy,
+}
+
+/// How one request is retried.
+#[derive(Debug, Clone, Copy)]
+struct RetryPolicy {
+    max_attempts: u32,
+    base: Duration,
+    max_wait: Duration,
+}
+
+impl RetryPolicy {
+    fn of(config: &SnapshotConfig) -> Self {
+        Self {
+            max_attempts: config.max_attempts.max(1),
+            base: Duration::from_millis(config.retry_base_ms),
+            max_wait: Duration::from_millis(config.max_retry_wait_ms),
+        }
+    }
+
+    /// The wait before attempt `attempt + 1`: the broker's `Retry-After`
+    /// when it sent one, else `base × 2^(attempt-1)`; never above the cap.
+    fn wait(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let backoff = || {
+            self.base.saturating_mul(
+                1u32.checked_shl(attempt.saturating_sub(1))
+                    .unwrap_or(u32::MAX),
+            )
+        };
+        retry_after.unwrap_or_else(backoff).min(self.max_wait)
+    }
+}
+
+/// What one run may still spend on retries.
+pub(crate) struct RunBudget {
+    deadline: DateTime<Utc>,
+    retries_left: AtomicU32,
+}
+
+impl RunBudget {
+    fn new(config: &SnapshotConfig, clock: &dyn Clock) -> Self {
+        let secs = i64::try_from(config.run_budget_secs).unwrap_or(i64::MAX);
+        let deadline = clock
+            .now()
+            .checked_add_signed(chrono::Duration::seconds(secs.min(366 * 86_400)))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        Self {
+            deadline,
+            retries_left: AtomicU32::new(config.run_max_retries),
+        }
+    }
+
+    /// Takes one retry that waits `wait`, if the budget has it.
+    fn take(&self, clock: &dyn Clock, wait: Duration) -> bool {
+        let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+        let fits = clock
+            .now()
+            .checked_add_signed(wait)
+            .is_some_and(|t| t <= self.deadline);
+        fits && self
+            .retries_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// Retries and waits of one request, within a run.
+struct Attempts<'a> {
+    clock: &'a dyn Clock,
+    budget: &'a RunBudget,
+}
+
+/// `Retry-After` in its seconds form (the HTTP-date form is not honoured:
+/// the backoff applies).
+fn retry_after(res: &reqwest::Response) -> Option<Duration> {
+    let value = res.headers().get(reqwest::header::RETRY_AFTER)?;
+    let secs: u64 = value.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(secs))
 }
 
 #[derive(Deserialize)]
@@ -101,6 +205,17 @@ fn number(field: &str, text: &str) -> Result<Decimal, MembersError> {
 impl AlpacaClient {
     /// A client of `base_url` (e.g. `https://paper-api.alpaca.markets`).
     pub fn new(base_url: &str, timeout: Duration) -> Result<Self, MembersError> {
+        Self::with_config(&SnapshotConfig {
+            broker_base_url: base_url.to_owned(),
+            request_timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            ..SnapshotConfig::default()
+        })
+    }
+
+    /// A client per the job's settings (URL, timeout, retries).
+    pub fn with_config(config: &SnapshotConfig) -> Result<Self, MembersError> {
+        let timeout = Duration::from_millis(config.request_timeout_ms.max(1));
+        let base_url = config.broker_base_url.as_str();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
@@ -108,6 +223,7 @@ impl AlpacaClient {
         Ok(Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
+            retry: RetryPolicy::of(config),
         })
     }
 
@@ -115,28 +231,59 @@ impl AlpacaClient {
         &self,
         keys: &BrokerKeys,
         path: &str,
+        attempts: &Attempts<'_>,
     ) -> Result<T, MembersError> {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.base_url))
-            .header("APCA-API-KEY-ID", keys.key_id.as_str())
-            .header("APCA-API-SECRET-KEY", keys.secret_key.as_str())
-            .send()
-            .await
-            // Without the URL: reqwest's messages may carry it, never the keys.
-            .map_err(|e| MembersError::Broker(format!("GET {path}: {}", e.without_url())))?;
-        let status = res.status();
-        if !status.is_success() {
-            return Err(MembersError::Broker(format!("GET {path}: HTTP {status}")));
+        let mut attempt = 1u32;
+        loop {
+            let sent = self
+                .http
+                .get(format!("{}{path}", self.base_url))
+                .header("APCA-API-KEY-ID", keys.key_id.as_str())
+                .header("APCA-API-SECRET-KEY", keys.secret_key.as_str())
+                .send()
+                .await;
+            let (error, after) = match sent {
+                Ok(res) if res.status().is_success() => {
+                    return res.json::<T>().await.map_err(|_| {
+                        MembersError::Broker(format!("GET {path}: unreadable answer"))
+                    });
+                }
+                Ok(res) => {
+                    let status = res.status();
+                    let error = format!("GET {path}: HTTP {status}");
+                    let retryable = status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                        || status.is_server_error();
+                    if !retryable {
+                        return Err(MembersError::Broker(error));
+                    }
+                    (error, retry_after(&res))
+                }
+                // Without the URL: reqwest's messages may carry it, never the keys.
+                Err(e) => (format!("GET {path}: {}", e.without_url()), None),
+            };
+            let wait = self.retry.wait(attempt, after);
+            if attempt >= self.retry.max_attempts {
+                return Err(MembersError::Broker(format!(
+                    "{error} (after {attempt} attempts)"
+                )));
+            }
+            if !attempts.budget.take(attempts.clock, wait) {
+                return Err(MembersError::Broker(format!(
+                    "{error} (the run's retry budget is spent)"
+                )));
+            }
+            attempts.clock.sleep(wait).await;
+            attempt += 1;
         }
-        res.json::<T>()
-            .await
-            .map_err(|_| MembersError::Broker(format!("GET {path}: unreadable answer")))
     }
 
-    pub(crate) async fn state(&self, keys: &BrokerKeys) -> Result<BrokerState, MembersError> {
-        let account: AccountBody = self.get(keys, "/v2/account").await?;
-        let positions: Vec<PositionBody> = self.get(keys, "/v2/positions").await?;
+    async fn state(
+        &self,
+        keys: &BrokerKeys,
+        attempts: &Attempts<'_>,
+    ) -> Result<BrokerState, MembersError> {
+        let account: AccountBody = self.get(keys, "/v2/account", attempts).await?;
+        let positions: Vec<PositionBody> = self.get(keys, "/v2/positions", attempts).await?;
         let equity = number("equity", &account.equity)?;
         Ok(BrokerState {
             equity,
@@ -202,6 +349,8 @@ pub struct SnapshotJob {
     members: Members,
     crypto: Arc<dyn BrokerCrypto>,
     broker: AlpacaClient,
+    config: SnapshotConfig,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for SnapshotJob {
@@ -225,15 +374,21 @@ impl SnapshotJob {
         crypto: Arc<dyn BrokerCrypto>,
         config: &SnapshotConfig,
     ) -> Result<Self, MembersError> {
-        let broker = AlpacaClient::new(
-            &config.broker_base_url,
-            Duration::from_millis(config.request_timeout_ms.max(1)),
-        )?;
+        let broker = AlpacaClient::with_config(config)?;
         Ok(Self {
             members,
             crypto,
             broker,
+            config: config.clone(),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same job on another clock (the retries' waits and the run's
+    /// budget use it).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Runs for `date` across every active tenant, unless another replica
@@ -274,11 +429,14 @@ impl SnapshotJob {
                 return Err(e.into());
             }
         };
+        let budget = RunBudget::new(&self.config, self.clock.as_ref());
         for tenant in tenants
             .iter()
             .filter(|t| t.status == rampart_tenancy::TenantStatus::Active)
         {
-            let r = self.run_tenant(tenant.slug.as_str(), date).await;
+            let r = self
+                .run_tenant_within(tenant.slug.as_str(), date, &budget)
+                .await;
             report.succeeded += r.succeeded;
             report.failed_members += r.failed.len();
             report.failed_tenants += usize::from(r.error.is_some());
@@ -294,8 +452,19 @@ impl SnapshotJob {
         Ok(report)
     }
 
-    /// One tenant; never fails, reports instead.
+    /// One tenant, with a run's budget of its own; never fails, reports
+    /// instead.
     pub async fn run_tenant(&self, tenant: &str, date: NaiveDate) -> TenantReport {
+        let budget = RunBudget::new(&self.config, self.clock.as_ref());
+        self.run_tenant_within(tenant, date, &budget).await
+    }
+
+    async fn run_tenant_within(
+        &self,
+        tenant: &str,
+        date: NaiveDate,
+        budget: &RunBudget,
+    ) -> TenantReport {
         let mut report = TenantReport {
             tenant: tenant.to_owned(),
             accounts: 0,
@@ -325,7 +494,7 @@ impl SnapshotJob {
         };
         report.accounts = accounts.len();
         for account in accounts {
-            match self.snapshot_member(tenant, &account, date).await {
+            match self.snapshot_member(tenant, &account, date, budget).await {
                 Ok(()) => report.succeeded += 1,
                 Err(e) => {
                     tracing::warn!(tenant, member = %account.member_id, error = %e, "snapshot job: member failed");
@@ -344,6 +513,7 @@ impl SnapshotJob {
         tenant: &str,
         account: &SealedAccount,
         date: NaiveDate,
+        budget: &RunBudget,
     ) -> Result<(), MembersError> {
         let plaintext: Zeroizing<Vec<u8>> = self
             .crypto
@@ -351,7 +521,11 @@ impl SnapshotJob {
             .await?;
         let keys: BrokerKeys = serde_json::from_slice(&plaintext)
             .map_err(|_| MembersError::Crypto("sealed credentials are not a key pair".into()))?;
-        let state = self.broker.state(&keys).await?;
+        let attempts = Attempts {
+            clock: self.clock.as_ref(),
+            budget,
+        };
+        let state = self.broker.state(&keys, &attempts).await?;
         drop(keys);
         let pnl = state
             .equity
@@ -434,4 +608,25 @@ async fn write_snapshot(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_double_honour_retry_after_and_are_capped() {
+        let policy = RetryPolicy::of(&SnapshotConfig {
+            retry_base_ms: 100,
+            max_retry_wait_ms: 1_500,
+            ..SnapshotConfig::default()
+        });
+        let ms = Duration::from_millis;
+        assert_eq!(policy.wait(1, None), ms(100));
+        assert_eq!(policy.wait(2, None), ms(200));
+        assert_eq!(policy.wait(3, None), ms(400));
+        assert_eq!(policy.wait(40, None), ms(1_500));
+        assert_eq!(policy.wait(1, Some(ms(1_000))), ms(1_000));
+        assert_eq!(policy.wait(1, Some(Duration::from_secs(3_600))), ms(1_500));
+    }
 }

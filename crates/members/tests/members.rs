@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use diesel::sql_types::Numeric;
 use diesel_async::RunQueryDsl;
 use rampart_members::{
-    BrokerCrypto, BrokerKeys, Decimal, LeaderboardSort, MemberInput, Members, MembersError, Period,
+    BrokerCrypto, Decimal, LeaderboardSort, MemberInput, Members, MembersError, Period,
     SnapshotConfig, SnapshotJob,
 };
 use rampart_tenancy::{TenancyConfig, TenantPool};
@@ -17,7 +17,10 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 use zeroize::Zeroizing;
 
-async fn members() -> Members {
+#[path = "members/jobs.rs"]
+mod jobs;
+
+pub(crate) async fn members() -> Members {
     let db = rampart_testkit::fresh_database().await.unwrap();
     let pool = TenantPool::connect(TenancyConfig::new(db.url, 6))
         .await
@@ -90,7 +93,7 @@ async fn a_raced_commit_applies_once_and_a_stale_one_not_at_all() {
 }
 
 /// Seals nothing: the test's key pair is not secret.
-struct PlainText;
+pub(crate) struct PlainText;
 
 #[async_trait::async_trait]
 impl BrokerCrypto for PlainText {
@@ -112,26 +115,7 @@ fn dec(text: &str) -> Decimal {
 async fn snapshot_pnl_is_exact_and_sums_exactly() {
     rampart_testkit::install_crypto_provider();
     let m = members().await;
-    let ada = m
-        .upsert_member(
-            "acme",
-            &MemberInput {
-                name: "Ada".into(),
-                email: "ada@acme.test".into(),
-                role: "trader".into(),
-            },
-        )
-        .await
-        .unwrap()
-        .member
-        .id;
-    let keys = BrokerKeys {
-        key_id: "PKEXACTAAAAAAAAAAAAA".into(),
-        secret_key: "s3cretAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
-    };
-    m.attach_broker("acme", ada, &keys, &PlainText, "test")
-        .await
-        .unwrap();
+    let _ada = jobs::member_with_keys(&m, "Ada", "PKEXACTAAAAAAAAAAAAA").await;
     let broker = MockServer::start().await;
     let job = SnapshotJob::new(
         m.clone(),

@@ -17,6 +17,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use chrono::{NaiveDate, Utc};
 use rampart_auth::audit::AuditEvent;
 use rampart_members::{BrokerKeys, LeaderboardSort, MemberInput, Members, Period};
+use rampart_portfolio::analysis::NavPoint;
 use rampart_tenancy::TenantSlug;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -53,6 +54,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             &format!("{T}/me/portfolio.csv"),
             web::get().to(my_portfolio_csv),
+        )
+        .route(
+            &format!("{T}/me/portfolio.svg"),
+            web::get().to(my_portfolio_svg),
         )
         .route(&format!("{T}/leaderboard"), web::get().to(leaderboard))
         .route(
@@ -326,7 +331,7 @@ async fn leaderboard_reader(req: &HttpRequest) -> Result<TenantSlug, ApiError> {
 
 /// The tenant's leaderboard; members who opted out are not on it. Public
 /// (no token) when the tenant's `publicLeaderboard` setting is on.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/leaderboard", responses((status = 200, description = "a page of the leaderboard")))]
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/leaderboard", responses((status = 200, description = "a page of the leaderboard"), (status = 400, description = "bad period, sort or cursor"), (status = 401, description = "no valid token, and the tenant's leaderboard is not public")))]
 pub async fn leaderboard(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -467,4 +472,43 @@ pub async fn my_portfolio_csv(
         "portfolio.csv",
         rampart_members::series_csv(&points),
     ))
+}
+
+/// The series as the points of an equity chart: the equity, and a wealth
+/// index compounded from the daily returns (so deposits are no gains) for
+/// the drawdown.
+fn equity_points(points: &[rampart_members::SeriesPoint]) -> Vec<NavPoint> {
+    let (mut wealth, mut peak, mut worst) = (1.0_f64, 1.0_f64, 0.0_f64);
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let daily_return = if i == 0 { None } else { p.daily_return };
+            wealth *= 1.0 + daily_return.unwrap_or(0.0);
+            peak = peak.max(wealth);
+            worst = worst.min(wealth / peak - 1.0);
+            NavPoint {
+                date: p.date,
+                nav: f64::try_from(p.equity).unwrap_or(0.0),
+                flow: 0.0,
+                daily_return,
+                cumulative_return: wealth - 1.0,
+                volatility_30d: None,
+                max_drawdown: worst,
+            }
+        })
+        .collect()
+}
+
+/// The member's equity over time with its drawdown, as an SVG chart drawn
+/// from the daily snapshots.
+#[utoipa::path(get, path = "/api/v1/t/{tenant}/me/portfolio.svg", params(SeriesQuery), responses((status = 200, description = "image/svg+xml"), (status = 400, description = "bad window, or fewer than two snapshots in it")))]
+pub async fn my_portfolio_svg(
+    user: User<perm::PortfolioRead>,
+    state: web::Data<AppState>,
+    query: web::Query<SeriesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let points = series(&user, &state, &query).await?;
+    let svg = rampart_portfolio::charts::equity_svg(&equity_points(&points), "Equity")?;
+    Ok(api::svg(svg))
 }
