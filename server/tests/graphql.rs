@@ -219,6 +219,22 @@ async fn refusals_are_those_of_rest() {
     let e = error(&env, &viewer, q, json!({"id": id})).await;
     assert_eq!(gql_refusal(&e), rest_refusal(rs, &rest));
     assert_eq!(gql_refusal(&e), (404, "not_found".to_owned()));
+    // Another tenant's portfolio id on this tenant's path: exactly what a
+    // random id gets.
+    let theirs = env
+        .create(
+            "/api/v1/t/globex/portfolios",
+            &other,
+            json!({"name": "Theirs"}),
+        )
+        .await;
+    let real = error(&env, &owner, q, json!({"id": theirs})).await;
+    let random = error(&env, &owner, q, json!({"id": uuid::Uuid::new_v4()})).await;
+    let strip = |mut e: Value| {
+        e["extensions"]["requestId"] = Value::Null;
+        e
+    };
+    assert_eq!(strip(real), strip(random));
     // Invalid input: the crate's refusal, REST's code.
     let (rs, rest) = env
         .call(
