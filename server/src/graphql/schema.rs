@@ -8,7 +8,8 @@ use async_graphql::{
 use chrono::{DateTime, NaiveDate, Utc};
 use rampart_auth::Permission;
 use rampart_portfolio::{
-    Decimal, NewPortfolio, Portfolio, PortfolioDetail, PortfolioPatch, Position, PositionInput,
+    Actor, Decimal, NewPortfolio, Portfolio, PortfolioDetail, PortfolioPatch, PortfolioService,
+    Position, PositionInput,
 };
 use uuid::Uuid;
 
@@ -561,6 +562,14 @@ fn normalized(symbol: &str) -> Result<String> {
 /// needing `portfolio:write` and the portfolio access the crate checks.
 pub struct MutationRoot;
 
+/// The caller as a writer of portfolios (REST's `AsUser<perm::PortfolioWrite>`):
+/// `portfolio:write`, a user, the actor and the service.
+fn writer<'a>(ctx: &Context<'a>) -> Result<(&'a RequestCaller, Actor, PortfolioService)> {
+    let c = caller(ctx)?;
+    let actor = c.portfolio_actor(Permission::PortfolioWrite).gql()?;
+    Ok((c, actor, c.portfolios()))
+}
+
 #[Object]
 impl MutationRoot {
     /// Creates a portfolio (version 1), as `POST …/portfolios`.
@@ -569,9 +578,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: NewPortfolioIn,
     ) -> Result<PortfolioNode> {
-        let c = caller(ctx)?;
-        let actor = c.portfolio_actor(Permission::PortfolioWrite).gql()?;
-        let svc = c.portfolios();
+        let (c, actor, svc) = writer(ctx)?;
         let d = svc.create(c.tenant(), &actor, input.into());
         Ok(d.await.gql()?.into())
     }
@@ -583,18 +590,15 @@ impl MutationRoot {
         id: Uuid,
         input: PortfolioPatchIn,
     ) -> Result<PortfolioNode> {
-        let c = caller(ctx)?;
-        let actor = c.portfolio_actor(Permission::PortfolioWrite).gql()?;
-        let svc = c.portfolios();
+        let (c, actor, svc) = writer(ctx)?;
         let d = svc.update(c.tenant(), &actor, id, input.into());
         Ok(d.await.gql()?.into())
     }
 
     /// Deletes a portfolio (`admin`); its id.
     async fn delete_portfolio(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
-        let c = caller(ctx)?;
-        let actor = c.portfolio_actor(Permission::PortfolioWrite).gql()?;
-        c.portfolios().delete(c.tenant(), &actor, id).await.gql()?;
+        let (c, actor, svc) = writer(ctx)?;
+        svc.delete(c.tenant(), &actor, id).await.gql()?;
         Ok(id)
     }
 
@@ -605,9 +609,7 @@ impl MutationRoot {
         portfolio_id: Uuid,
         input: PositionIn,
     ) -> Result<PortfolioNode> {
-        let c = caller(ctx)?;
-        let actor = c.portfolio_actor(Permission::PortfolioWrite).gql()?;
-        let svc = c.portfolios();
+        let (c, actor, svc) = writer(ctx)?;
         let d = svc.add_position(c.tenant(), &actor, portfolio_id, input.into());
         Ok(d.await.gql()?.into())
     }
@@ -620,9 +622,7 @@ impl MutationRoot {
         position_id: Uuid,
         input: PositionIn,
     ) -> Result<PortfolioNode> {
-        let c = caller(ctx)?;
-        let actor = c.portfolio_actor(Permission::PortfolioWrite).gql()?;
-        let svc = c.portfolios();
+        let (c, actor, svc) = writer(ctx)?;
         let d = svc.update_position(c.tenant(), &actor, portfolio_id, position_id, input.into());
         Ok(d.await.gql()?.into())
     }
@@ -634,9 +634,7 @@ impl MutationRoot {
         portfolio_id: Uuid,
         position_id: Uuid,
     ) -> Result<PortfolioNode> {
-        let c = caller(ctx)?;
-        let actor = c.portfolio_actor(Permission::PortfolioWrite).gql()?;
-        let svc = c.portfolios();
+        let (c, actor, svc) = writer(ctx)?;
         let d = svc.remove_position(c.tenant(), &actor, portfolio_id, position_id);
         Ok(d.await.gql()?.into())
     }
