@@ -143,6 +143,7 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             .configure(routes::clients::configure)
             .configure(routes::idps::configure)
             .configure(routes::oauth::configure)
+            .configure(|c| crate::graphql::configure(c, &cfg))
             .default_service(web::to(error::not_found))
             .wrap(from_fn(middleware::rate_limit))
             .wrap(cors(&cfg))

@@ -125,6 +125,8 @@ pub struct ServerConfig {
     /// Upstream identity providers to register at start
     /// (`[[upstream_providers]]`, see [`crate::idp_config`]).
     pub upstream_providers: Vec<crate::idp_config::DeclaredProvider>,
+    /// The GraphQL endpoint's limits and introspection (`[graphql]`).
+    pub graphql: crate::graphql::config::GraphqlConfig,
 }
 
 impl Default for ServerConfig {
@@ -152,6 +154,7 @@ impl Default for ServerConfig {
             notify: rampart_notify::NotifyConfig::default(),
             telemetry: crate::telemetry::TelemetryConfig::default(),
             upstream_providers: Vec::new(),
+            graphql: crate::graphql::config::GraphqlConfig::default(),
         }
     }
 }
@@ -255,6 +258,9 @@ impl ServerConfig {
             problems.push(format!("rate_limit: {e}"));
         }
         if let Err(e) = self.telemetry.validate() {
+            problems.push(e);
+        }
+        if let Err(e) = self.graphql.validate() {
             problems.push(e);
         }
         for p in &self.upstream_providers {

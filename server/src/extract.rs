@@ -295,6 +295,16 @@ impl<P: Requirement> Caller<P> {
         })
     }
 
+    /// The actor the portfolio crate checks access for, as user `user_id`
+    /// (the caller's own, from [`Caller::user_id`]).
+    pub fn portfolio_actor_for(&self, user_id: Uuid) -> rampart_portfolio::Actor {
+        rampart_portfolio::Actor {
+            user_id,
+            tenant_admin: self.is_tenant_admin(),
+            ip: Some(self.client.ip.clone()).filter(|ip| !ip.is_empty()),
+        }
+    }
+
     /// Who did it, for audit records: `user:<id>` or `client:<id>`.
     pub fn actor(&self) -> String {
         match (&self.principal.user_id, &self.principal.client_id) {
@@ -379,11 +389,7 @@ impl<P: Requirement> std::ops::Deref for User<P> {
 impl<P: Requirement> User<P> {
     /// The actor the portfolio crate checks access for.
     pub fn portfolio_actor(&self) -> rampart_portfolio::Actor {
-        rampart_portfolio::Actor {
-            user_id: self.id,
-            tenant_admin: self.is_tenant_admin(),
-            ip: Some(self.client.ip.clone()).filter(|ip| !ip.is_empty()),
-        }
+        self.caller.portfolio_actor_for(self.id)
     }
 }
 

@@ -24,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod graphql;
 pub mod idp_config;
 pub mod idp_secrets;
 pub mod idps_cmd;

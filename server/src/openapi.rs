@@ -157,6 +157,7 @@ use utoipa::OpenApi;
         crate::routes::idps::admin_show,
         crate::routes::idps::admin_update,
         crate::routes::idps::admin_delete,
+        crate::graphql::execute,
     ),
     components(schemas(
         crate::error::ErrorBody,
@@ -296,6 +297,10 @@ fn idp_fields() -> Value {
 fn request_body(method: &str, path: &str) -> Option<(&'static str, Value)> {
     const T: &str = "/api/v1/t/{tenant}";
     let json = |schema: Value| Some(("application/json", schema));
+    if path == crate::graphql::PATH {
+        // One GraphQL operation (the rest of the request is optional).
+        return json(crate::graphql::GraphqlBody::openapi_schema());
+    }
     // The operator's copies of tenant routes take the same bodies.
     let rest = path
         .strip_prefix(T)
@@ -654,7 +659,8 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
         op["parameters"] = Value::Array(params);
     }
 
-    let secured = path.starts_with("/api/v1/") && !PUBLIC_OPERATIONS.contains(&path);
+    let secured = (path.starts_with("/api/v1/") || path.starts_with("/api/graphql/"))
+        && !PUBLIC_OPERATIONS.contains(&path);
     if secured {
         op["security"] = json!([{"bearerAuth": []}]);
     }

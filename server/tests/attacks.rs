@@ -499,6 +499,14 @@ fn routes() -> Vec<Route> {
             .body(|_| Body::Json(json!({"optOut": true}))),
         // portfolios
         r("get", "/api/v1/t/{tenant}/portfolios"),
+        // GraphQL: refused before any operation runs (no token, another
+        // tenant's); B's ids on A's path are `graphql::refusals_are_those_of_rest`'s
+        // (a refusal inside an operation is an HTTP 200 with errors).
+        r("post", "/api/graphql/t/{tenant}").body(|_| {
+            Body::Json(
+                json!({"query": "{ portfolios { edges { node { id name positions { id } } } } }"}),
+            )
+        }),
         r("post", "/api/v1/t/{tenant}/portfolios").body(portfolio_body),
         r("get", "/api/v1/t/{tenant}/portfolios/{id}").params(PF),
         r("patch", "/api/v1/t/{tenant}/portfolios/{id}")

@@ -25,6 +25,7 @@ mod audit_log;
 mod auth_abuse;
 mod demo;
 mod faults;
+mod graphql;
 mod http;
 mod idps;
 mod invitations;

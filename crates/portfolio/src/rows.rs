@@ -235,22 +235,76 @@ pub(crate) async fn positions_of(
         .select(PositionRow::as_select())
         .load(conn)
         .await?;
-    // `numeric(28, 10)` comes back with ten decimals; the value is the same.
-    let exact = |d: Option<Decimal>| d.map(|d| d.normalize());
+    Ok(rows.into_iter().map(PositionRow::into_position).collect())
+}
+
+impl PositionRow {
+    fn into_position(self) -> Position {
+        // `numeric(28, 10)` comes back with ten decimals; the value is the same.
+        let exact = |d: Option<Decimal>| d.map(|d| d.normalize());
+        Position {
+            id: self.id,
+            symbol: self.symbol,
+            allocation_type: AllocationType::parse(&self.allocation_type).unwrap_or_default(),
+            quantity: exact(self.quantity),
+            target_weight: exact(self.target_weight),
+            purchase_price: exact(self.purchase_price),
+            purchase_date: self.purchase_date,
+            sector: self.sector,
+            notes: self.notes,
+        }
+    }
+}
+
+/// Of `ids`, the portfolios the actor may see (one statement).
+pub(crate) async fn visible_among(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>, PortfolioError> {
+    let rows: Vec<VisibleRow> = with_caller_share(actor.user_id)
+        .filter(portfolios::id.eq_any(ids))
+        .filter(portfolios::deleted_at.is_null())
+        .select((
+            PortfolioRow::as_select(),
+            portfolio_shares::access.nullable(),
+        ))
+        .load(conn)
+        .await?;
     Ok(rows
         .into_iter()
-        .map(|r| Position {
-            id: r.id,
-            symbol: r.symbol,
-            allocation_type: AllocationType::parse(&r.allocation_type).unwrap_or_default(),
-            quantity: exact(r.quantity),
-            target_weight: exact(r.target_weight),
-            purchase_price: exact(r.purchase_price),
-            purchase_date: r.purchase_date,
-            sector: r.sector,
-            notes: r.notes,
-        })
+        .filter_map(|(row, share)| row.visible_to(share, actor))
+        .map(|p| p.id)
         .collect())
+}
+
+/// The positions of every portfolio of `ids` (one statement), each list
+/// in the order of [`positions_of`]; a portfolio without positions has an
+/// empty list.
+pub(crate) async fn positions_of_all(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Vec<Position>>, PortfolioError> {
+    let rows: Vec<(Uuid, PositionRow)> = positions::table
+        .filter(positions::portfolio_id.eq_any(ids))
+        .order((
+            positions::portfolio_id,
+            positions::symbol,
+            positions::created_at,
+            positions::id,
+        ))
+        .select((positions::portfolio_id, PositionRow::as_select()))
+        .load(conn)
+        .await?;
+    let mut by_portfolio: std::collections::HashMap<Uuid, Vec<Position>> =
+        ids.iter().map(|id| (*id, Vec::new())).collect();
+    for (portfolio, row) in rows {
+        by_portfolio
+            .entry(portfolio)
+            .or_default()
+            .push(row.into_position());
+    }
+    Ok(by_portfolio)
 }
 
 pub(crate) async fn detail(

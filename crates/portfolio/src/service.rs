@@ -15,7 +15,8 @@ use crate::model::{
 use crate::rows::{
     ActivityRow, CommentRow, NewPortfolioRow, ShareRow, VersionRow, commit_change,
     delete_positions, detail, insert_portfolio, insert_positions, insert_version, portfolio_for,
-    positions_of, record_activity, replace_position, visible_portfolios,
+    positions_of, positions_of_all, record_activity, replace_position, visible_among,
+    visible_portfolios,
 };
 use crate::schema::{
     portfolio_activity, portfolio_comments, portfolio_shares, portfolio_versions, portfolios, users,
@@ -49,6 +50,9 @@ impl PortfolioChanges<'_> {
             && self.settings.is_none()
     }
 }
+
+/// Most portfolios of one [`PortfolioService::positions_of_many`] call.
+pub(crate) const MAX_BATCH: usize = 1000;
 
 fn to_json<T: serde::Serialize>(v: &T) -> Option<serde_json::Value> {
     serde_json::to_value(v).ok()
@@ -153,6 +157,33 @@ impl PortfolioService {
             .with_tenant(tenant, async |conn| {
                 let p = portfolio_for(conn, actor, id, Access::View, false).await?;
                 detail(conn, p).await
+            })
+            .await
+    }
+
+    /// The positions of the portfolios of `ids` the actor may see (needs
+    /// `view` on each; the others are left out, as if they did not exist),
+    /// by portfolio id, in two statements whatever the number of ids: for
+    /// callers that batch (a GraphQL DataLoader listing N portfolios).
+    pub async fn positions_of_many(
+        &self,
+        tenant: &str,
+        actor: &Actor,
+        ids: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, Vec<crate::Position>>, PortfolioError> {
+        if ids.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
+        if ids.len() > MAX_BATCH {
+            return Err(PortfolioError::TooLarge {
+                limit: MAX_BATCH,
+                unit: "portfolios",
+            });
+        }
+        self.pool
+            .with_tenant(tenant, async |conn| {
+                let visible = visible_among(conn, actor, ids).await?;
+                positions_of_all(conn, &visible).await
             })
             .await
     }

@@ -179,6 +179,57 @@ async fn amounts_read_back_exactly_through_the_api_and_json() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn positions_of_many_answers_what_get_answers_for_visible_portfolios_only() {
+    let pool = pool().await;
+    let ada = user(&pool, "acme", "ada@acme.test").await;
+    let bob = user(&pool, "acme", "bob@acme.test").await;
+    let svc = PortfolioService::new(pool);
+    let (ada, bob) = (Actor::user(ada), Actor::user(bob));
+    let mut mine = Vec::new();
+    for name in ["A", "B"] {
+        let mut new = new_portfolio(name);
+        new.positions.push(position("ibm", 2.5));
+        mine.push(svc.create("acme", &ada, new).await.unwrap());
+    }
+    let empty = NewPortfolio {
+        name: "Empty".into(),
+        ..NewPortfolio::default()
+    };
+    let empty = svc.create("acme", &ada, empty).await.unwrap();
+    let bobs = svc
+        .create("acme", &bob, new_portfolio("Bob's"))
+        .await
+        .unwrap();
+    let ids: Vec<Uuid> = mine
+        .iter()
+        .chain([&empty, &bobs])
+        .map(|d| d.portfolio.id)
+        .chain([Uuid::new_v4()])
+        .collect();
+
+    let batch = svc.positions_of_many("acme", &ada, &ids).await.unwrap();
+    // Each list as `get` gives it; Bob's private one and an unknown id are
+    // left out, an empty portfolio has an empty list.
+    assert_eq!(batch.len(), 3, "{batch:?}");
+    for d in &mine {
+        let got = svc.get("acme", &ada, d.portfolio.id).await.unwrap();
+        assert_eq!(batch[&d.portfolio.id], got.positions);
+        assert_eq!(got.positions.len(), 2);
+    }
+    assert!(batch[&empty.portfolio.id].is_empty());
+    assert!(!batch.contains_key(&bobs.portfolio.id));
+    // Another tenant sees none of them.
+    let other = svc.positions_of_many("globex", &ada, &ids).await.unwrap();
+    assert!(other.is_empty());
+    assert!(
+        svc.positions_of_many("acme", &ada, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn crud_creates_a_version_per_change_and_an_activity_trail() {
     let pool = pool().await;
     let ada = user(&pool, "acme", "ada@acme.test").await;

@@ -1,0 +1,778 @@
+//! `POST /api/graphql/t/{tenant}` over real TLS against real PostgreSQL:
+//! refusals identical to REST (no token, another tenant's token, a role
+//! without the permission), the same data as the REST routes, mutations
+//! through the same crate calls, the depth, complexity and page-size
+//! limits, introspection off in production mode, DataLoader batching
+//! measured with `pg_stat_statements`, and the SDL kept in the repository.
+
+use diesel::sql_types::BigInt;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use rampart_auth::Role;
+use rampart_server::config::{Mode, ServerConfig};
+use rampart_testkit::PgServer;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::{Api, Env, Pki, config, env, scoped_token, web_client};
+
+const SCOPES: &str = "portfolio:read portfolio:write analytics:read market:read";
+
+/// Status and body of one GraphQL operation.
+async fn gql(
+    api: &Api,
+    tenant: &str,
+    token: Option<&str>,
+    query: &str,
+    vars: Value,
+) -> (u16, Value) {
+    let path = format!("/api/graphql/t/{tenant}");
+    let body = json!({"query": query, "variables": vars});
+    api.call(Method::POST, &path, token, Some(body)).await
+}
+
+/// The `data` of an operation that must succeed.
+async fn data(api: &Api, token: &str, query: &str, vars: Value) -> Value {
+    let (s, body) = gql(api, "acme", Some(token), query, vars).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{query}: {body}");
+    body["data"].clone()
+}
+
+/// The first error of an operation that must fail (HTTP 200, GraphQL error).
+async fn error(api: &Api, token: &str, query: &str, vars: Value) -> Value {
+    let (s, body) = gql(api, "acme", Some(token), query, vars).await;
+    assert_eq!(s, 200, "{body}");
+    let e = body["errors"][0].clone();
+    assert!(e.is_object(), "{query}: expected an error: {body}");
+    assert!(
+        e["extensions"]["requestId"]
+            .as_str()
+            .is_some_and(|id| id.len() > 8),
+        "{e}"
+    );
+    e
+}
+
+/// `(status, code)` of a REST error envelope.
+fn rest_refusal(status: u16, body: &Value) -> (u16, String) {
+    (status, body["error"]["code"].as_str().unwrap().to_owned())
+}
+
+/// `(status, code)` a GraphQL error carries in its extensions.
+fn gql_refusal(e: &Value) -> (u16, String) {
+    let ext = &e["extensions"];
+    (
+        u16::try_from(ext["status"].as_u64().unwrap()).unwrap(),
+        ext["code"].as_str().unwrap().to_owned(),
+    )
+}
+
+const PORTFOLIO_FIELDS: &str = "id ownerId name description baseCurrency isPublic settings version \
+     access positions { id symbol allocationType quantity targetWeight purchasePrice purchaseDate sector notes }";
+
+/// A REST portfolio (`data` of `GET …/portfolios/{id}`) in the shape of
+/// the GraphQL `Portfolio` (amounts as exact decimal strings).
+fn rest_as_graphql(p: &Value) -> Value {
+    let amount = |v: &Value| match v {
+        Value::Null => Value::Null,
+        n => json!(
+            n.to_string()
+                .parse::<rampart_portfolio::Decimal>()
+                .unwrap()
+                .normalize()
+                .to_string()
+        ),
+    };
+    let positions: Vec<Value> = p["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            json!({
+                "id": x["id"], "symbol": x["symbol"],
+                "allocationType": x["allocation_type"].as_str().unwrap().to_uppercase(),
+                "quantity": amount(&x["quantity"]), "targetWeight": amount(&x["target_weight"]),
+                "purchasePrice": amount(&x["purchase_price"]), "purchaseDate": x["purchase_date"],
+                "sector": x["sector"], "notes": x["notes"],
+            })
+        })
+        .collect();
+    json!({
+        "id": p["id"], "ownerId": p["owner_id"], "name": p["name"],
+        "description": p["description"], "baseCurrency": p["base_currency"],
+        "isPublic": p["is_public"], "settings": p["settings"], "version": p["version"],
+        "access": p["access"].as_str().unwrap().to_uppercase(), "positions": positions,
+    })
+}
+
+/// The GraphQL portfolio with its amounts normalized (`10` and `10.0`
+/// are the same decimal).
+fn normalized(p: &Value) -> Value {
+    let mut p = p.clone();
+    for x in p["positions"].as_array_mut().unwrap() {
+        for field in ["quantity", "targetWeight", "purchasePrice"] {
+            if let Some(text) = x[field].as_str() {
+                let d: rampart_portfolio::Decimal = text.parse().unwrap();
+                x[field] = json!(d.normalize().to_string());
+            }
+        }
+    }
+    p
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_are_those_of_rest() {
+    let env = env().await;
+    let auth = env.auth();
+    let (_, owner) = scoped_token(&auth, "acme", "ada@acme.test", Role::Trader, SCOPES).await;
+    let (_, viewer) = scoped_token(
+        &auth,
+        "acme",
+        "vic@acme.test",
+        Role::Viewer,
+        "portfolio:read",
+    )
+    .await;
+    let (_, other) = scoped_token(&auth, "globex", "gil@globex.test", Role::Trader, SCOPES).await;
+    let me = "{ me { user { email } } }";
+
+    // No token, a broken one, another tenant's: refused before any GraphQL
+    // runs, with REST's status and envelope.
+    for (tenant, token) in [
+        ("acme", None),
+        ("acme", Some("not-a-token")),
+        ("acme", Some(other.as_str())),
+        ("globex", Some(owner.as_str())),
+        ("no-such-tenant", Some(owner.as_str())),
+    ] {
+        let (rs, rest) = env
+            .call(
+                Method::GET,
+                &format!("/api/v1/t/{tenant}/portfolios"),
+                token,
+                None,
+            )
+            .await;
+        let (gs, body) = gql(&env, tenant, token, me, json!({})).await;
+        assert_eq!(rs, 401, "{rest}");
+        assert_eq!(
+            rest_refusal(gs, &body),
+            rest_refusal(rs, &rest),
+            "{tenant} {token:?}"
+        );
+        assert!(body["meta"]["requestId"].is_string(), "{body}");
+    }
+
+    // A role without `portfolio:write`: the same code (and the status REST
+    // answers) as the REST route, and nothing created.
+    let (rs, rest) = env
+        .call(
+            Method::POST,
+            "/api/v1/t/acme/portfolios",
+            Some(&viewer),
+            Some(json!({"name": "Nope"})),
+        )
+        .await;
+    let create = "mutation { createPortfolio(input: {name: \"Nope\"}) { id } }";
+    let e = error(&env, &viewer, create, json!({})).await;
+    assert_eq!(gql_refusal(&e), rest_refusal(rs, &rest));
+    assert_eq!(gql_refusal(&e), (403, "forbidden".to_owned()));
+    let listed = data(
+        &env,
+        &viewer,
+        "{ portfolios { edges { node { id } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(listed["portfolios"]["edges"], json!([]));
+    // A token without `market:read` on a quote.
+    let (rs, rest) = env
+        .call(
+            Method::GET,
+            "/api/v1/t/acme/quotes/MSFT",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    let e = error(
+        &env,
+        &viewer,
+        "{ quote(symbol: \"MSFT\") { price } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(gql_refusal(&e), rest_refusal(rs, &rest));
+
+    // Someone else's portfolio: "not found", as REST.
+    let id = env
+        .create("/api/v1/t/acme/portfolios", &owner, json!({"name": "Mine"}))
+        .await;
+    let (rs, rest) = env
+        .call(
+            Method::GET,
+            &format!("/api/v1/t/acme/portfolios/{id}"),
+            Some(&viewer),
+            None,
+        )
+        .await;
+    let q = "query($id: UUID!) { portfolio(id: $id) { name } }";
+    let e = error(&env, &viewer, q, json!({"id": id})).await;
+    assert_eq!(gql_refusal(&e), rest_refusal(rs, &rest));
+    assert_eq!(gql_refusal(&e), (404, "not_found".to_owned()));
+    // Another tenant's portfolio id on this tenant's path: exactly what a
+    // random id gets.
+    let theirs = env
+        .create(
+            "/api/v1/t/globex/portfolios",
+            &other,
+            json!({"name": "Theirs"}),
+        )
+        .await;
+    let real = error(&env, &owner, q, json!({"id": theirs})).await;
+    let random = error(&env, &owner, q, json!({"id": uuid::Uuid::new_v4()})).await;
+    let strip = |mut e: Value| {
+        e["extensions"]["requestId"] = Value::Null;
+        e
+    };
+    assert_eq!(strip(real), strip(random));
+    // Invalid input: the crate's refusal, REST's code.
+    let (rs, rest) = env
+        .call(
+            Method::POST,
+            "/api/v1/t/acme/portfolios",
+            Some(&owner),
+            Some(json!({"name": " "})),
+        )
+        .await;
+    let e = error(
+        &env,
+        &owner,
+        "mutation { createPortfolio(input: {name: \" \"}) { id } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(gql_refusal(&e), rest_refusal(rs, &rest));
+
+    // Bodies that are not one operation: the envelope's 400/415, as REST.
+    let path = "/api/graphql/t/acme";
+    for body in [
+        json!(["{ me { role } }"]),
+        json!({"variables": {}}),
+        json!({"query": 5}),
+        json!({"query": "{ me { role } }", "variables": [1]}),
+        json!({"query": "{ me { role } }", "typo": 1}),
+    ] {
+        let (s, res) = env
+            .call(Method::POST, path, Some(&owner), Some(body.clone()))
+            .await;
+        assert_eq!(
+            rest_refusal(s, &res),
+            (400, "invalid_request".into()),
+            "{body}"
+        );
+    }
+    let (s, text) = env
+        .raw(
+            Method::POST,
+            path,
+            Some(&owner),
+            "text/plain",
+            b"{ me { role } }".to_vec(),
+        )
+        .await;
+    let res: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        rest_refusal(s, &res),
+        (415, "unsupported_media_type".into())
+    );
+    // A document that does not parse: a GraphQL error with a code.
+    let e = error(&env, &owner, "{ me { ", json!({})).await;
+    assert_eq!(gql_refusal(&e), (400, "invalid_request".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queries_answer_what_rest_answers_and_mutations_go_through_the_same_calls() {
+    let env = env().await;
+    let auth = env.auth();
+    let (ada, owner) = scoped_token(&auth, "acme", "ada@acme.test", Role::Trader, SCOPES).await;
+
+    // me, as GET …/me.
+    let rest = env.expect_get(200, "/api/v1/t/acme/me", &owner).await;
+    let me = data(
+        &env,
+        &owner,
+        "{ me { user { id email displayName role status totpEnabled } role scopes clientId } }",
+        json!({}),
+    )
+    .await;
+    let (r, g) = (&rest["data"], &me["me"]);
+    assert_eq!(g["user"]["id"], ada.to_string());
+    for (gf, rf) in [
+        ("id", "id"),
+        ("email", "email"),
+        ("displayName", "display_name"),
+        ("role", "role"),
+        ("status", "status"),
+        ("totpEnabled", "totp_enabled"),
+    ] {
+        assert_eq!(g["user"][gf], r["user"][rf], "{gf}");
+    }
+    assert_eq!(g["role"], r["role"]);
+    assert_eq!(g["scopes"], r["scopes"]);
+    assert_eq!(g["clientId"], r["client_id"]);
+
+    // A portfolio made over REST reads the same over GraphQL.
+    let body = env
+        .with(&owner)
+        .post(
+            201,
+            "/api/v1/t/acme/portfolios",
+            json!({"name": "Core", "description": "long", "settings": {"benchmark": "^GSPC"},
+                   "positions": [
+                       {"symbol": "msft", "quantity": 10, "purchase_price": 25.5,
+                        "purchase_date": "2005-01-03", "sector": "Tech"},
+                       {"symbol": "IBM", "allocation_type": "weight", "target_weight": 0.25}]}),
+        )
+        .await;
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    let rest = env
+        .expect_get(200, &format!("/api/v1/t/acme/portfolios/{id}"), &owner)
+        .await;
+    let q = format!("query($id: UUID!) {{ portfolio(id: $id) {{ {PORTFOLIO_FIELDS} }} }}");
+    let got = data(&env, &owner, &q, json!({"id": id})).await;
+    assert_eq!(
+        normalized(&got["portfolio"]),
+        rest_as_graphql(&rest["data"])
+    );
+    // The list: the same portfolios as GET …/portfolios, with positions.
+    let q = format!(
+        "{{ portfolios {{ edges {{ cursor node {{ {PORTFOLIO_FIELDS} }} }} pageInfo {{ hasNextPage }} }} }}"
+    );
+    let got = data(&env, &owner, &q, json!({})).await;
+    let rest_list = env
+        .expect_get(200, "/api/v1/t/acme/portfolios", &owner)
+        .await;
+    let edges = got["portfolios"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), rest_list["data"].as_array().unwrap().len());
+    assert_eq!(
+        normalized(&edges[0]["node"]),
+        rest_as_graphql(&rest["data"])
+    );
+    assert_eq!(got["portfolios"]["pageInfo"]["hasNextPage"], false);
+
+    // Mutations, each checked over REST.
+    let created = data(
+        &env,
+        &owner,
+        "mutation($in: NewPortfolioInput!) { createPortfolio(input: $in) { id version access positions { id symbol quantity } } }",
+        json!({"in": {"name": "Gql", "baseCurrency": "eur",
+                      "positions": [{"symbol": "aapl", "quantity": "1.5"}]}}),
+    )
+    .await;
+    let c = &created["createPortfolio"];
+    let gid = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (c["version"].as_i64(), c["access"].as_str()),
+        (Some(1), Some("OWNER"))
+    );
+    assert_eq!(c["positions"][0]["quantity"], "1.5");
+    let path = format!("/api/v1/t/acme/portfolios/{gid}");
+    let rest = env.expect_get(200, &path, &owner).await;
+    assert_eq!(rest["data"]["base_currency"], "EUR");
+    assert_eq!(rest["data"]["positions"][0]["symbol"], "AAPL");
+    let pos = c["positions"][0]["id"].as_str().unwrap().to_owned();
+
+    let renamed = data(
+        &env,
+        &owner,
+        "mutation($id: UUID!) { updatePortfolio(id: $id, input: {name: \"Renamed\", isPublic: true}) { name version isPublic } }",
+        json!({"id": gid}),
+    )
+    .await;
+    assert_eq!(
+        renamed["updatePortfolio"],
+        json!({"name": "Renamed", "version": 2, "isPublic": true})
+    );
+    let added = data(
+        &env,
+        &owner,
+        "mutation($id: UUID!) { addPosition(portfolioId: $id, input: {symbol: \"ibm\", allocationType: WEIGHT, targetWeight: \"0.4\"}) { version positions { symbol } } }",
+        json!({"id": gid}),
+    )
+    .await;
+    assert_eq!(added["addPosition"]["version"], 3);
+    let changed = data(
+        &env,
+        &owner,
+        "mutation($id: UUID!, $pos: UUID!) { updatePosition(portfolioId: $id, positionId: $pos, input: {symbol: \"AAPL\", quantity: 3}) { version } }",
+        json!({"id": gid, "pos": pos}),
+    )
+    .await;
+    assert_eq!(changed["updatePosition"]["version"], 4);
+    let rest = env.expect_get(200, &path, &owner).await;
+    let aapl = rest["data"]["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["symbol"] == "AAPL")
+        .unwrap();
+    assert_eq!(aapl["quantity"].as_f64(), Some(3.0));
+    let removed = data(
+        &env,
+        &owner,
+        "mutation($id: UUID!, $pos: UUID!) { removePosition(portfolioId: $id, positionId: $pos) { version positions { symbol } } }",
+        json!({"id": gid, "pos": pos}),
+    )
+    .await;
+    assert_eq!(
+        removed["removePosition"]["positions"],
+        json!([{"symbol": "IBM"}])
+    );
+    // The versions REST lists are the ones the mutations made.
+    let versions = env
+        .expect_get(200, &format!("{path}/versions"), &owner)
+        .await;
+    assert_eq!(versions["data"].as_array().unwrap().len(), 5);
+    let deleted = data(
+        &env,
+        &owner,
+        "mutation($id: UUID!) { deletePortfolio(id: $id) }",
+        json!({"id": gid}),
+    )
+    .await;
+    assert_eq!(deleted["deletePortfolio"], gid);
+    env.with(&owner).get(404, &path).await;
+
+    // Pages: Relay cursors over the same list as REST.
+    for name in ["P2", "P3"] {
+        env.create("/api/v1/t/acme/portfolios", &owner, json!({"name": name}))
+            .await;
+    }
+    let page = "query($after: String) { portfolios(first: 2, after: $after) { edges { cursor node { name } } pageInfo { hasNextPage hasPreviousPage endCursor } } }";
+    let first = data(&env, &owner, page, json!({})).await;
+    let info = &first["portfolios"]["pageInfo"];
+    assert_eq!(
+        (
+            info["hasNextPage"].as_bool(),
+            info["hasPreviousPage"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    let after = info["endCursor"].as_str().unwrap().to_owned();
+    let second = data(&env, &owner, page, json!({"after": after})).await;
+    assert_eq!(second["portfolios"]["edges"].as_array().unwrap().len(), 1);
+    assert_eq!(second["portfolios"]["pageInfo"]["hasNextPage"], false);
+    let rest_page = env
+        .expect_get(200, "/api/v1/t/acme/portfolios?limit=2", &owner)
+        .await;
+    let names = |edges: &Value| -> Vec<String> {
+        edges
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let rest_names: Vec<String> = rest_page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names(&first["portfolios"]["edges"]), rest_names);
+    assert_eq!(
+        Some(after.as_str()),
+        rest_page["meta"]["nextCursor"].as_str()
+    );
+
+    // Market data through the same chain as REST.
+    let rest = env
+        .expect_get(200, "/api/v1/t/acme/quotes/%5EGSPC", &owner)
+        .await;
+    let got = data(
+        &env,
+        &owner,
+        "{ quote(symbol: \"^gspc\") { symbol price asOf provenance { stale ageMs source } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(got["quote"]["symbol"], rest["data"]["quote"]["symbol"]);
+    assert_eq!(got["quote"]["price"], rest["data"]["quote"]["price"]);
+    assert_eq!(got["quote"]["provenance"]["stale"], false);
+    let rest = env
+        .expect_get(
+            200,
+            "/api/v1/t/acme/bars/%5EGSPC?from=2008-01-01&to=2008-01-31",
+            &owner,
+        )
+        .await;
+    let got = data(
+        &env,
+        &owner,
+        "{ bars(symbol: \"^GSPC\", from: \"2008-01-01\", to: \"2008-01-31\") { symbol from to bars { date close volume } } }",
+        json!({}),
+    )
+    .await;
+    let rest_bars = rest["data"]["bars"].as_array().unwrap();
+    let bars = got["bars"]["bars"].as_array().unwrap();
+    assert!(!bars.is_empty());
+    assert_eq!(bars.len(), rest_bars.len());
+    assert_eq!(bars[0]["date"], rest_bars[0]["date"]);
+    assert_eq!(bars[0]["close"], rest_bars[0]["close"]);
+    // A malformed symbol and a bad window: REST's 400 code.
+    let (rs, rest) = env
+        .call(
+            Method::GET,
+            "/api/v1/t/acme/bars/%20?from=2021-01-01&to=2020-01-01",
+            Some(&owner),
+            None,
+        )
+        .await;
+    let e = error(
+        &env,
+        &owner,
+        "{ bars(symbol: \" \") { symbol } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(gql_refusal(&e), rest_refusal(rs, &rest));
+    let e = error(
+        &env,
+        &owner,
+        "{ bars(symbol: \"MSFT\", from: \"2021-01-01\", to: \"2020-01-01\") { symbol } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(gql_refusal(&e), (400, "invalid_request".to_owned()));
+
+    // The leaderboard, as REST's first page (empty before any snapshot).
+    let rest = env
+        .expect_get(200, "/api/v1/t/acme/leaderboard?period=week", &owner)
+        .await;
+    let got = data(
+        &env,
+        &owner,
+        "{ leaderboard(period: WEEK) { asOf period sort entries { rank name } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(got["leaderboard"]["asOf"], rest["data"]["asOf"]);
+    assert_eq!(got["leaderboard"]["period"], "WEEK");
+    assert_eq!(
+        got["leaderboard"]["entries"].as_array().unwrap().len(),
+        rest["data"]["entries"].as_array().unwrap().len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn depth_complexity_and_page_size_are_capped() {
+    let env = env().await;
+    let auth = env.auth();
+    let (_, owner) = scoped_token(&auth, "acme", "ada@acme.test", Role::Trader, SCOPES).await;
+    let limits = ServerConfig::default().graphql;
+
+    // Deeper than `max_depth` (10): refused before anything runs.
+    let deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } }";
+    let e = error(&env, &owner, deep, json!({})).await;
+    assert_eq!(gql_refusal(&e), (400, "invalid_request".to_owned()));
+    assert!(
+        e["message"].as_str().unwrap().contains("nested too deep"),
+        "{e}"
+    );
+    // Within the depth, introspection answers (dev mode).
+    let ok = data(
+        &env,
+        &owner,
+        "{ __schema { queryType { name } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(ok["__schema"]["queryType"]["name"], "QueryRoot");
+
+    // Each page counts once per item it may hold: aliases of full pages
+    // add up past `max_complexity`.
+    let one = "portfolios(first: 100) { edges { cursor node { id name version } } }";
+    let aliases: Vec<String> = (0..6).map(|i| format!("a{i}: {one}")).collect();
+    let wide = format!("{{ {} }}", aliases.join(" "));
+    assert!(6 * 100 * 5 > limits.max_complexity);
+    let e = error(&env, &owner, &wide, json!({})).await;
+    assert_eq!(gql_refusal(&e), (400, "invalid_request".to_owned()));
+    assert!(
+        e["message"].as_str().unwrap().contains("too complex"),
+        "{e}"
+    );
+    // One full page is within it.
+    data(&env, &owner, &format!("{{ {one} }}"), json!({})).await;
+
+    // A page larger than the cap, or empty: refused with REST's 400 code.
+    for first in [limits.max_page_size + 1, 0] {
+        let q = format!("{{ portfolios(first: {first}) {{ edges {{ cursor }} }} }}");
+        let e = error(&env, &owner, &q, json!({})).await;
+        assert_eq!(
+            gql_refusal(&e),
+            (400, "invalid_request".to_owned()),
+            "{first}"
+        );
+        assert!(
+            e["message"].as_str().unwrap().contains("first: 1 to 100"),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn introspection_is_off_in_production_mode_unless_configured() {
+    // What a client learns of the schema: the query type's name and a type.
+    let reveals = |config: ServerConfig| async move {
+        let schema = rampart_server::graphql::build_schema(&config);
+        let a = schema.execute("{ __schema { queryType { name } } }").await;
+        let b = schema
+            .execute("{ __type(name: \"Portfolio\") { name } }")
+            .await;
+        let text = format!("{} {}", a.data, b.data);
+        (text.contains("QueryRoot"), text.contains("\"Portfolio\""))
+    };
+    let dev = ServerConfig::default();
+    assert_eq!(dev.mode, Mode::Dev);
+    assert_eq!(reveals(dev).await, (true, true));
+
+    let mut production = ServerConfig {
+        mode: Mode::Production,
+        ..ServerConfig::default()
+    };
+    assert_eq!(reveals(production.clone()).await, (false, false));
+    production.graphql.introspection = Some(true);
+    assert_eq!(reveals(production).await, (true, true));
+    let mut quiet_dev = ServerConfig::default();
+    quiet_dev.graphql.introspection = Some(false);
+    assert_eq!(reveals(quiet_dev).await, (false, false));
+}
+
+#[test]
+fn the_sdl_in_the_repository_is_the_schema() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rampart_server::graphql::SDL_FILE);
+    let sdl = rampart_server::graphql::sdl();
+    if std::env::var_os("RAMPART_UPDATE_SDL").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &sdl).unwrap();
+    }
+    let kept = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        kept == sdl,
+        "{} is not the schema the server serves: regenerate with \
+         `RAMPART_UPDATE_SDL=1 cargo test -p rampart-server --test tests graphql::the_sdl` \
+         and commit it",
+        path.display()
+    );
+}
+
+/// Statements that touched the portfolio tables since the last reset, in
+/// `url`'s database (`pg_stat_statements` counts every execution).
+async fn portfolio_statements(url: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    use diesel_async::RunQueryDsl;
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    // raw SQL: pg_stat_statements is a view of the extension.
+    diesel::sql_query(
+        "SELECT coalesce(sum(s.calls), 0)::bigint AS n FROM pg_stat_statements s \
+         JOIN pg_database d ON d.oid = s.dbid \
+         WHERE d.datname = current_database() \
+           AND s.query NOT ILIKE '%pg_stat_statements%' \
+           AND (s.query ILIKE '%positions%' OR s.query ILIKE '%portfolio%')",
+    )
+    .get_result::<Count>(&mut conn)
+    .await
+    .unwrap()
+    .n
+}
+
+async fn reset_statements(url: &str) {
+    use diesel_async::RunQueryDsl;
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    // raw SQL: the extension's reset function.
+    diesel::sql_query("SELECT pg_stat_statements_reset()")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listing_portfolios_with_positions_costs_the_same_statements_for_3_or_12() {
+    // A PostgreSQL of this test's own, with pg_stat_statements loaded.
+    let pg = PgServer::start_with(rampart_pgembed::PgOptions {
+        settings: vec![(
+            "shared_preload_libraries".into(),
+            "pg_stat_statements".into(),
+        )],
+        ..Default::default()
+    })
+    .unwrap();
+    use diesel_async::RunQueryDsl;
+    let db = pg.fresh_database().await.unwrap();
+    let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
+    // raw SQL: an extension for the measurement only.
+    diesel::sql_query("CREATE EXTENSION pg_stat_statements")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let pki = Pki::new();
+    let mut cfg = config(&pki).await;
+    cfg.database.database_url = db.url.clone();
+    let env = Env::start(pki, cfg).await;
+    let auth = env.auth();
+    env.state.tenants.provision("acme", "acme").await.unwrap();
+    auth.register_client("acme", &web_client(&["authorization_code"]))
+        .await
+        .unwrap();
+    let (_, owner) = scoped_token(&auth, "acme", "ada@acme.test", Role::Trader, SCOPES).await;
+
+    let list =
+        "{ portfolios(first: 50) { edges { node { name positions { symbol quantity } } } } }";
+    let mut made = 0;
+    let mut costs = Vec::new();
+    for n in [3, 12] {
+        while made < n {
+            env.with(&owner)
+                .post(
+                    201,
+                    "/api/v1/t/acme/portfolios",
+                    json!({"name": format!("P{made}"), "positions": [
+                        {"symbol": "MSFT", "quantity": made + 1},
+                        {"symbol": "IBM", "quantity": 2}]}),
+                )
+                .await;
+            made += 1;
+        }
+        reset_statements(&db.url).await;
+        let got = data(&env, &owner, list, json!({})).await;
+        let cost = portfolio_statements(&db.url).await;
+        let edges = got["portfolios"]["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), n);
+        for e in edges {
+            let symbols: Vec<&str> = e["node"]["positions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["symbol"].as_str().unwrap())
+                .collect();
+            assert_eq!(symbols, ["IBM", "MSFT"], "{e}");
+        }
+        costs.push(cost);
+    }
+    println!(
+        "statements on the portfolio tables: 3 portfolios {}, 12 portfolios {}",
+        costs[0], costs[1]
+    );
+    // The page (1), which of them the caller may see (1), their positions
+    // (1): the same for 3 as for 12, where one query per portfolio would be
+    // 4 and 13.
+    assert_eq!(costs[0], costs[1], "{costs:?}");
+    assert!((1..=3).contains(&costs[1]), "{costs:?}");
+    env.server.stop().await;
+    pg.shutdown().unwrap();
+}
