@@ -130,6 +130,7 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             .configure(routes::stream::configure)
             .configure(routes::market_stream::configure)
             .configure(routes::portfolios::configure)
+            .configure(routes::cases::configure)
             .configure(routes::api_v1::configure)
             .configure(routes::notify::configure)
             .configure(routes::users::configure)

@@ -239,6 +239,22 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// 422 `import_rejected`: `refused` of `total` items of an import are
+    /// invalid, nothing was applied; the report in `details`.
+    pub fn import_rejected(
+        refused: usize,
+        total: usize,
+        what: &str,
+        report: &impl Serialize,
+    ) -> Self {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::ImportRejected,
+            format!("{refused} of {total} {what} are invalid; nothing was applied"),
+        )
+        .with_details(serde_json::to_value(report).unwrap_or_default())
+    }
+
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
@@ -496,7 +512,7 @@ impl From<PortfolioError> for ApiError {
         match e {
             PortfolioError::NotFound => ApiError::not_found(),
             PortfolioError::Forbidden { needed } => {
-                ApiError::forbidden(format!("needs {needed} access to this portfolio"))
+                ApiError::forbidden(format!("needs {needed} access to this portfolio or case"))
             }
             PortfolioError::Invalid(m) => ApiError::bad_request(m),
             PortfolioError::CsvRejected(report) => ApiError::new(
@@ -517,6 +533,7 @@ impl From<PortfolioError> for ApiError {
                 C::NoPrices,
                 format!("no prices for {symbol} in the window"),
             ),
+            PortfolioError::Valuation(v) => ApiError::bad_request(v.to_string()),
             PortfolioError::Tenancy(t) => ApiError::from(t),
             other => ApiError::internal(&other),
         }

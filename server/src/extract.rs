@@ -615,3 +615,53 @@ pub fn ws_bearer_token(req: &HttpRequest, access_token: Option<&str>) -> Option<
     }
     bearer_token(req).map(str::to_owned)
 }
+
+/// A crate service built from the state for one request.
+pub trait TenantService: Sized {
+    /// The service over the state's tenant pool.
+    fn from_state(state: &AppState) -> Self;
+}
+
+impl TenantService for rampart_portfolio::PortfolioService {
+    fn from_state(state: &AppState) -> Self {
+        Self::new(state.tenants.clone())
+    }
+}
+
+impl TenantService for rampart_portfolio::CaseService {
+    fn from_state(state: &AppState) -> Self {
+        Self::new(state.tenants.clone())
+    }
+}
+
+/// A crate service `S` as the calling user: the tenant of the path
+/// (checked against the token), permission `P` required, and the actor the
+/// crate checks each object's own access (owner, share, tenant admin) for.
+pub struct AsUser<S, P: Requirement> {
+    /// The service.
+    pub svc: S,
+    /// The tenant of the path.
+    pub tenant: TenantSlug,
+    /// The caller as the crate sees it.
+    pub actor: rampart_portfolio::Actor,
+    _permission: PhantomData<P>,
+}
+
+impl<S: TenantService + 'static, P: Requirement + 'static> FromRequest for AsUser<S, P> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = User::<P>::from_request(req, payload);
+        let svc = state_of(req).map(|state| S::from_state(&state));
+        Box::pin(async move {
+            let user = user.await?;
+            Ok(AsUser {
+                svc: svc?,
+                actor: user.portfolio_actor(),
+                tenant: user.caller.tenant,
+                _permission: PhantomData,
+            })
+        })
+    }
+}

@@ -64,6 +64,25 @@ use utoipa::OpenApi;
         crate::routes::members::trigger_snapshot,
         crate::routes::portfolios::trigger_metrics,
         crate::routes::portfolios::trigger_weekly_report,
+        crate::routes::cases::list,
+        crate::routes::cases::create,
+        crate::routes::cases::get,
+        crate::routes::cases::update,
+        crate::routes::cases::delete,
+        crate::routes::cases::versions,
+        crate::routes::cases::version,
+        crate::routes::cases::diff,
+        crate::routes::cases::shares,
+        crate::routes::cases::share,
+        crate::routes::cases::revoke,
+        crate::routes::cases::comments,
+        crate::routes::cases::comment,
+        crate::routes::cases::analyses,
+        crate::routes::cases::attach_analysis,
+        crate::routes::cases::activity,
+        crate::routes::cases::export,
+        crate::routes::cases::export_csv,
+        crate::routes::cases::import,
         crate::routes::portfolios::list,
         crate::routes::portfolios::create,
         crate::routes::portfolios::get,
@@ -345,7 +364,32 @@ fn request_body(method: &str, path: &str) -> Option<(&'static str, Value)> {
         ("put", "/portfolios/{id}/positions.csv") | ("post", "/admin/members/import/preview") => {
             Some(("text/csv", json!({"type": "string"})))
         }
-        ("post", "/me/import") => json(json!({})),
+        ("post", "/me/import") | ("post", "/cases/import") => json(json!({})),
+        ("post", "/cases") => json(object(
+            &["ticker", "inputs"],
+            json!({
+                "ticker": {"type": "string"},
+                "name": {"type": ["string", "null"]},
+                "inputs": {"type": "object", "description": "rampart_valuation::ValuationInputs"}
+            }),
+        )),
+        ("patch", "/cases/{id}") => json(object(
+            &[],
+            json!({
+                "ticker": {"type": ["string", "null"]},
+                "name": {"type": ["string", "null"]},
+                "inputs": {"type": ["object", "null"]},
+                "change": {"type": ["string", "null"]}
+            }),
+        )),
+        ("post", "/cases/{id}/analyses") => json(object(
+            &["source", "document"],
+            json!({
+                "source": {"type": "string"},
+                "document": {"type": ["object", "array"]},
+                "version": {"type": ["integer", "null"]}
+            }),
+        )),
         ("post", "/portfolios") => {
             let mut fields = portfolio_fields();
             fields["positions"] = json!({"type": "array", "items": position_input()});
@@ -358,7 +402,7 @@ fn request_body(method: &str, path: &str) -> Option<(&'static str, Value)> {
         }
         ("post", "/portfolios/{id}/positions")
         | ("put", "/portfolios/{id}/positions/{position}") => json(position_input()),
-        ("post", "/portfolios/{id}/shares") => json(object(
+        ("post", "/portfolios/{id}/shares") | ("post", "/cases/{id}/shares") => json(object(
             &["user_id", "access"],
             json!({
                 "user_id": {"type": "string", "format": "uuid"},
@@ -366,7 +410,7 @@ fn request_body(method: &str, path: &str) -> Option<(&'static str, Value)> {
                 "expires_at": {"type": ["string", "null"], "format": "date-time"}
             }),
         )),
-        ("post", "/portfolios/{id}/comments") => json(object(
+        ("post", "/portfolios/{id}/comments") | ("post", "/cases/{id}/comments") => json(object(
             &["body"],
             json!({
                 "body": {"type": "string"},

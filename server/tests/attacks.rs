@@ -20,8 +20,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::common::{
-    CLIENT_SCOPES, Env, PASSWORD, REDIRECT, authorization_code, env_with, kit_smtp, login,
-    machine_client, roomy_limits, scoped_token,
+    CLIENT_SCOPES, Env, PASSWORD, REDIRECT, authorization_code, env_with, epv_case, kit_smtp,
+    login, machine_client, roomy_limits, scoped_token,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -54,6 +54,8 @@ fn roomy(c: &mut ServerConfig) {
 #[derive(Debug, Clone)]
 struct Ids {
     portfolio: String,
+    /// A valuation case.
+    case: String,
     position: String,
     user: String,
     email: String,
@@ -103,6 +105,7 @@ impl Ids {
         let u = || Uuid::new_v4().to_string();
         Ids {
             portfolio: u(),
+            case: u(),
             position: u(),
             user: u(),
             email: format!("nobody-{}@globex.test", Uuid::new_v4().simple()),
@@ -125,6 +128,7 @@ impl Ids {
     fn substitutions(&self) -> Vec<(String, &'static str)> {
         vec![
             (self.portfolio.clone(), "<portfolio>"),
+            (self.case.clone(), "<case>"),
             (self.position.clone(), "<position>"),
             (self.user.clone(), "<user>"),
             (self.email.clone(), "<email>"),
@@ -151,6 +155,8 @@ enum Slot {
     Portfolio,
     /// A top-level resource (member): the parent in nested attacks.
     Member,
+    /// A top-level resource (valuation case): the parent in nested attacks.
+    Case,
     Position,
     User,
     Session,
@@ -168,7 +174,7 @@ enum Slot {
 
 impl Slot {
     fn is_parent(self) -> bool {
-        matches!(self, Slot::Portfolio | Slot::Member)
+        matches!(self, Slot::Portfolio | Slot::Member | Slot::Case)
     }
     fn is_identifier(self) -> bool {
         !matches!(self, Slot::Version | Slot::Symbol)
@@ -177,6 +183,7 @@ impl Slot {
         match self {
             Slot::Portfolio => parent.portfolio.clone(),
             Slot::Member => parent.member.clone(),
+            Slot::Case => parent.case.clone(),
             Slot::Position => child.position.clone(),
             Slot::User => child.user.clone(),
             Slot::Session => child.session.clone(),
@@ -309,6 +316,7 @@ impl Route {
 
 const ID: Slot = Slot::Portfolio;
 const PF: &[(&str, Slot)] = &[("id", ID)];
+const CASE: &[(&str, Slot)] = &[("id", Slot::Case)];
 
 /// Every route of the OpenAPI document and how to attack it. The test
 /// fails when this table and the served document differ.
@@ -497,6 +505,41 @@ fn routes() -> Vec<Route> {
         r("get", "/api/v1/t/{tenant}/me/portfolio.svg"),
         r("put", "/api/v1/t/{tenant}/leaderboard/opt-out")
             .body(|_| Body::Json(json!({"optOut": true}))),
+        // valuation cases
+        r("get", "/api/v1/t/{tenant}/cases"),
+        r("post", "/api/v1/t/{tenant}/cases").body(|_| Body::Json(epv_case("STLN"))),
+        r("post", "/api/v1/t/{tenant}/cases/import").body(|_| {
+            Body::Json(json!({"cases": [{"id": "stolen-1", "ticker": "STLN",
+                "inputs": epv_case("STLN")["inputs"]}]}))
+        }),
+        r("get", "/api/v1/t/{tenant}/cases/{id}").params(CASE),
+        r("patch", "/api/v1/t/{tenant}/cases/{id}")
+            .params(CASE)
+            .body(|_| Body::Json(json!({"name": "Stolen"}))),
+        r("delete", "/api/v1/t/{tenant}/cases/{id}").params(CASE),
+        r("get", "/api/v1/t/{tenant}/cases/{id}/versions").params(CASE),
+        r("get", "/api/v1/t/{tenant}/cases/{id}/versions/{version}")
+            .params(&[("id", Slot::Case), ("version", Slot::Version)]),
+        r("get", "/api/v1/t/{tenant}/cases/{id}/diff")
+            .params(CASE)
+            .query("from=1&to=1"),
+        r("get", "/api/v1/t/{tenant}/cases/{id}/shares").params(CASE),
+        r("post", "/api/v1/t/{tenant}/cases/{id}/shares")
+            .params(CASE)
+            .body_refs(|i| Body::Json(json!({"user_id": i.user, "access": "admin"}))),
+        r("delete", "/api/v1/t/{tenant}/cases/{id}/shares/{user}")
+            .params(&[("id", Slot::Case), ("user", Slot::User)]),
+        r("get", "/api/v1/t/{tenant}/cases/{id}/comments").params(CASE),
+        r("post", "/api/v1/t/{tenant}/cases/{id}/comments")
+            .params(CASE)
+            .body(|_| Body::Json(json!({"body": "pwned"}))),
+        r("get", "/api/v1/t/{tenant}/cases/{id}/analyses").params(CASE),
+        r("post", "/api/v1/t/{tenant}/cases/{id}/analyses")
+            .params(CASE)
+            .body(|_| Body::Json(json!({"source": "evil", "document": {"x": 1}}))),
+        r("get", "/api/v1/t/{tenant}/cases/{id}/activity").params(CASE),
+        r("get", "/api/v1/t/{tenant}/cases/{id}/export").params(CASE),
+        r("get", "/api/v1/t/{tenant}/cases/{id}/export.csv").params(CASE),
         // portfolios
         r("get", "/api/v1/t/{tenant}/portfolios"),
         // GraphQL: refused before any operation runs (no token, another
@@ -916,8 +959,17 @@ async fn world(env: &Env) -> World {
         ),
     )
     .await;
+    let b_case = json_ok(
+        env,
+        Method::POST,
+        &format!("/api/v1/t/{B}/cases"),
+        &b_admin,
+        Some(epv_case("GLBX")),
+    )
+    .await;
     let b = Ids {
         portfolio,
+        case: data_str(&b_case, "/data/id"),
         position,
         user: bob.to_string(),
         email: bob_email.clone(),
@@ -946,6 +998,15 @@ async fn world(env: &Env) -> World {
     .await;
     let mut a = Ids::random_like(&b);
     a.portfolio = data_str(&a_created, "/data/id");
+    let a_case = json_ok(
+        env,
+        Method::POST,
+        &format!("/api/v1/t/{A}/cases"),
+        &a_admin,
+        Some(epv_case("ACME")),
+    )
+    .await;
+    a.case = data_str(&a_case, "/data/id");
     World {
         b_version_count: versions["data"].as_array().unwrap().len(),
         b,

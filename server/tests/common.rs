@@ -23,7 +23,7 @@ use rampart_server::config::ServerConfig;
 use rampart_server::tls::{DevCa, IssuedCert, TlsFiles};
 use rampart_vault::{SecretStore, VaultConfig};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::Digest;
 use uuid::Uuid;
 
@@ -161,6 +161,32 @@ pub async fn config(pki: &Pki) -> ServerConfig {
     config.http.workers = 1;
     config.http.shutdown_timeout_secs = 1;
     config
+}
+
+/// A valuation case's body (`POST …/cases`) for `ticker`, worked by hand:
+/// margin 10 % of 1000 (years 12 % and 8 %), tax 25 %: NOPAT 75; WACC
+/// 4 % + 1 × 6 % = 10 %: EPV 750; + 50 cash − 200 debt = 600 over 10
+/// shares: 60 a share; at a price of 50 the margin of safety is 1/6.
+pub fn epv_case(ticker: &str) -> Value {
+    json!({
+        "ticker": ticker,
+        "name": format!("{ticker} EPV"),
+        "inputs": {
+            "currency": "USD",
+            "fiscal_years": [
+                {"year": 2023, "revenue": "1000", "operating_income": "120",
+                 "depreciation_amortization": "40", "maintenance_capex": "40"},
+                {"year": 2024, "revenue": "1000", "operating_income": "80",
+                 "depreciation_amortization": "40", "maintenance_capex": "40"}
+            ],
+            "adjustments": {"tax_rate": "0.25"},
+            "cost_of_capital": {"risk_free_rate": "0.04", "beta": "1",
+                "equity_risk_premium": "0.06", "pre_tax_cost_of_debt": "0.05",
+                "debt_weight": "0"},
+            "claims": {"excess_cash": "50", "debt": "200", "diluted_shares": "10"},
+            "current_price": "50"
+        }
+    })
 }
 
 /// Notifications through the kit's SMTP server, links to

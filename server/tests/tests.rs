@@ -23,6 +23,7 @@ mod api;
 mod attacks;
 mod audit_log;
 mod auth_abuse;
+mod cases;
 mod demo;
 mod faults;
 mod graphql;

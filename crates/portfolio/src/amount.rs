@@ -33,7 +33,7 @@ pub(crate) fn json_text(d: &Decimal) -> String {
 
 /// The decimal an `f64` stands for: its shortest round-trip text, clamped
 /// to the decimal's range; `None` for NaN and infinities.
-pub(crate) fn from_f64(v: f64) -> Option<Decimal> {
+pub fn from_f64(v: f64) -> Option<Decimal> {
     if !v.is_finite() {
         return None;
     }

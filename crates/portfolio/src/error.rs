@@ -38,6 +38,9 @@ pub enum PortfolioError {
     /// A chart could not be drawn.
     #[error("chart: {0}")]
     Chart(String),
+    /// A valuation case's inputs cannot be valued (the field at fault is named).
+    #[error(transparent)]
+    Valuation(#[from] rampart_valuation::ValuationError),
     /// Tenancy (routing, pool) failed.
     #[error(transparent)]
     Tenancy(#[from] TenancyError),

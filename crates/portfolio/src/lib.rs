@@ -58,6 +58,7 @@
 
 pub mod amount;
 pub mod analysis;
+pub mod cases;
 pub mod charts;
 mod error;
 pub mod import_json;
@@ -72,6 +73,10 @@ pub mod users;
 
 pub use amount::Decimal;
 pub use analysis::{AnalysisInput, AnalyticsReport, NavPoint, PriceHistory};
+pub use cases::{
+    Analysis, Case, CaseExport, CaseImportItem, CaseImportReport, CasePatch, CaseService,
+    FieldChange, NewAnalysis, NewCase, VersionDiff,
+};
 pub use error::PortfolioError;
 pub use import_json::{ImportItem, ItemOutcome, JsonImportReport};
 pub use metrics::{DailyMetrics, MetricsJobConfig};

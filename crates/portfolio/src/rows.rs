@@ -15,7 +15,7 @@ use crate::model::{
 };
 use crate::schema::{
     portfolio_activity, portfolio_comments, portfolio_shares, portfolio_versions, portfolios,
-    positions,
+    positions, users,
 };
 
 /// A portfolio row; the caller's access is resolved beside it.
@@ -448,6 +448,28 @@ pub(crate) async fn record_activity(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Refuses a user id that is not an active user of the tenant (a share's
+/// grantee).
+pub(crate) async fn check_active_user(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> Result<(), PortfolioError> {
+    let active: bool = diesel::select(diesel::dsl::exists(
+        users::table
+            .filter(users::id.eq(user_id))
+            .filter(users::status.eq("active")),
+    ))
+    .get_result(conn)
+    .await?;
+    if active {
+        Ok(())
+    } else {
+        Err(PortfolioError::Invalid(
+            "user_id: no such user in this tenant".into(),
+        ))
+    }
 }
 
 #[derive(Queryable, Selectable)]

@@ -95,6 +95,81 @@ diesel::table! {
 }
 
 diesel::table! {
+    valuation_cases (id) {
+        id -> Uuid,
+        owner_id -> Uuid,
+        ticker -> Text,
+        name -> Text,
+        currency -> Text,
+        version -> Int4,
+        inputs -> Jsonb,
+        valuation -> Jsonb,
+        import_key -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    valuation_case_versions (case_id, version) {
+        case_id -> Uuid,
+        version -> Int4,
+        snapshot -> Jsonb,
+        changed_by -> Nullable<Uuid>,
+        change -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    valuation_case_shares (case_id, user_id) {
+        case_id -> Uuid,
+        user_id -> Uuid,
+        access -> Text,
+        granted_by -> Nullable<Uuid>,
+        expires_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    valuation_case_comments (id) {
+        id -> Uuid,
+        case_id -> Uuid,
+        author_id -> Uuid,
+        parent_id -> Nullable<Uuid>,
+        body -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    valuation_case_analyses (id) {
+        id -> Uuid,
+        case_id -> Uuid,
+        version -> Int4,
+        source -> Text,
+        document -> Jsonb,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    valuation_case_activity (id) {
+        id -> Int8,
+        case_id -> Uuid,
+        actor_id -> Nullable<Uuid>,
+        action -> Text,
+        before -> Nullable<Jsonb>,
+        after -> Nullable<Jsonb>,
+        ip -> Nullable<Text>,
+        occurred_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     /// Owned by the auth crate; read here only to check that a share's
     /// grantee is an active user of the tenant.
     users (id) {
@@ -105,6 +180,7 @@ diesel::table! {
 
 diesel::joinable!(portfolio_shares -> portfolios (portfolio_id));
 diesel::joinable!(positions -> portfolios (portfolio_id));
+diesel::joinable!(valuation_case_shares -> valuation_cases (case_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     portfolios,
@@ -114,5 +190,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     portfolio_shares,
     portfolio_comments,
     portfolio_activity,
+    valuation_cases,
+    valuation_case_versions,
+    valuation_case_shares,
+    valuation_case_comments,
+    valuation_case_analyses,
+    valuation_case_activity,
     users,
 );

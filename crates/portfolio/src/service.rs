@@ -13,13 +13,13 @@ use crate::model::{
     check_name, check_settings, check_weights, page_limit, parse_cursor,
 };
 use crate::rows::{
-    ActivityRow, CommentRow, NewPortfolioRow, ShareRow, VersionRow, commit_change,
-    delete_positions, detail, insert_portfolio, insert_positions, insert_version, portfolio_for,
-    positions_of, positions_of_all, record_activity, replace_position, visible_among,
-    visible_portfolios,
+    ActivityRow, CommentRow, NewPortfolioRow, ShareRow, VersionRow, check_active_user,
+    commit_change, delete_positions, detail, insert_portfolio, insert_positions, insert_version,
+    portfolio_for, positions_of, positions_of_all, record_activity, replace_position,
+    visible_among, visible_portfolios,
 };
 use crate::schema::{
-    portfolio_activity, portfolio_comments, portfolio_shares, portfolio_versions, portfolios, users,
+    portfolio_activity, portfolio_comments, portfolio_shares, portfolio_versions, portfolios,
 };
 
 /// Portfolios of every tenant, over a [`TenantPool`]: each call routes to
@@ -458,32 +458,14 @@ impl PortfolioService {
         id: Uuid,
         grant: ShareGrant,
     ) -> Result<Share, PortfolioError> {
-        if grant.access == Access::Owner {
-            return Err(PortfolioError::Invalid(
-                "access: one of view, comment, edit, admin".into(),
-            ));
-        }
-        if grant.expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
-            return Err(PortfolioError::Invalid("expires_at is in the past".into()));
-        }
+        grant.check()?;
         self.pool
             .with_tenant(tenant, async |conn| {
                 let p = portfolio_for(conn, actor, id, Access::Admin, true).await?;
                 if grant.user_id == p.owner_id {
                     return Err(PortfolioError::Invalid("the owner needs no share".into()));
                 }
-                let active: bool = diesel::select(exists(
-                    users::table
-                        .filter(users::id.eq(grant.user_id))
-                        .filter(users::status.eq("active")),
-                ))
-                .get_result(conn)
-                .await?;
-                if !active {
-                    return Err(PortfolioError::Invalid(
-                        "user_id: no such user in this tenant".into(),
-                    ));
-                }
+                check_active_user(conn, grant.user_id).await?;
                 let before: Option<ShareRow> = portfolio_shares::table
                     .find((id, grant.user_id))
                     .select(ShareRow::as_select())
@@ -579,10 +561,7 @@ impl PortfolioService {
         id: Uuid,
         new: NewComment,
     ) -> Result<Comment, PortfolioError> {
-        let body = new.body.trim().to_owned();
-        if body.is_empty() || body.chars().count() > 5000 {
-            return Err(PortfolioError::Invalid("body: 1-5000 characters".into()));
-        }
+        let body = new.checked_body()?;
         self.pool
             .with_tenant(tenant, async |conn| {
                 portfolio_for(conn, actor, id, Access::Comment, false).await?;

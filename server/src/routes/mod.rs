@@ -3,6 +3,7 @@ pub mod account;
 pub mod admin;
 pub mod admin_page;
 pub mod api_v1;
+pub mod cases;
 pub mod clients;
 pub mod health;
 pub mod idps;

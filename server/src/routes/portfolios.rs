@@ -5,30 +5,26 @@
 //! role must carry `portfolio:read`/`portfolio:write`, and the portfolio's
 //! own access (owner, share, public, tenant admin) is checked by the crate;
 //! a portfolio the caller may not see is "not found".
-use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::middleware::from_fn;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{HttpRequest, web};
 use futures::StreamExt;
-use futures::future::LocalBoxFuture;
 use rampart_analytics::risk::{
     MonteCarlo, MonteCarloModel, MonteCarloOutcomes, monte_carlo_bands, monte_carlo_value_at_risk,
 };
 use rampart_portfolio::analysis::VAR_CUTOFF;
 use rampart_portfolio::{
-    Actor, AnalyticsReport, NavPoint, NewComment, NewPortfolio, PortfolioError, PortfolioPatch,
+    AnalyticsReport, NavPoint, NewComment, NewPortfolio, PortfolioError, PortfolioPatch,
     PortfolioService, PositionInput, ShareGrant,
 };
-use rampart_tenancy::TenantSlug;
 use serde::Deserialize;
-use std::marker::PhantomData;
 use uuid::Uuid;
 
 use crate::analytics_cache::{self, AnalyticsCache, AnalyticsKey};
 use crate::api::{self, Answer, JsonObject};
 use crate::error::ApiError;
-use crate::extract::{self, PageQuery, Requirement, User, perm};
+use crate::extract::{self, AsUser, PageQuery, TenantService, User, perm};
 use crate::portfolio_analysis::{AnalyticsQuery, Window, holdings_prices, run_analysis};
 use crate::state::AppState;
 
@@ -104,10 +100,6 @@ pub struct SharePath {
     pub user: Uuid,
 }
 
-fn service(state: &AppState) -> PortfolioService {
-    PortfolioService::new(state.tenants.clone())
-}
-
 /// Registers the admin-listener routes (the metrics job trigger).
 pub fn configure_admin(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/jobs/metrics", web::post().to(trigger_metrics));
@@ -131,35 +123,6 @@ pub async fn trigger_metrics(_operator: extract::Operator, state: State) -> Answ
     Ok(api::ok(crate::jobs::run_metrics_job(&state).await?))
 }
 
-/// The portfolio service as the calling user: the tenant of the path
-/// (checked against the token), permission `P` required, and the actor the
-/// crate checks each portfolio's own access for.
-pub struct AsUser<P: Requirement> {
-    svc: PortfolioService,
-    tenant: TenantSlug,
-    actor: Actor,
-    _permission: PhantomData<P>,
-}
-
-impl<P: Requirement + 'static> FromRequest for AsUser<P> {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let user = User::<P>::from_request(req, payload);
-        let svc = extract::state_of(req).map(|state| service(&state));
-        Box::pin(async move {
-            let user = user.await?;
-            Ok(AsUser {
-                svc: svc?,
-                actor: user.portfolio_actor(),
-                tenant: user.caller.tenant,
-                _permission: PhantomData,
-            })
-        })
-    }
-}
-
 /// May analyse the portfolios it can see.
 type Analyst = User<perm::AnalyticsRead>;
 type State = web::Data<AppState>;
@@ -171,9 +134,9 @@ type Simulation = web::Query<MonteCarloQuery>;
 type Simulator = extract::Gated<extract::flag::MonteCarlo, Analyst>;
 
 /// May read the portfolios it can see.
-type Reader = AsUser<perm::PortfolioRead>;
+type Reader = AsUser<PortfolioService, perm::PortfolioRead>;
 /// May also change them (as far as its access to each allows).
-type Writer = AsUser<perm::PortfolioWrite>;
+type Writer = AsUser<PortfolioService, perm::PortfolioWrite>;
 
 /// Portfolios the caller may see (own, shared, public), cursor-paginated.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios", params(PageQuery), responses((status = 200, description = "a page of portfolios"), (status = 401, description = "no valid token")))]
@@ -467,7 +430,7 @@ async fn stored_metrics(
 ) -> Result<Vec<rampart_portfolio::DailyMetrics>, ApiError> {
     let to = query.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let from = query.from.unwrap_or(to - chrono::Duration::days(365));
-    let (svc, actor) = (service(state), user.portfolio_actor());
+    let (svc, actor) = (PortfolioService::from_state(state), user.portfolio_actor());
     Ok(svc
         .daily_metrics(&user.tenant, &actor, id, from, to)
         .await?)

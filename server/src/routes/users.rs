@@ -4,14 +4,13 @@
 //! (`users:manage`): list users, change a role, disable or enable a user.
 //! Over [`rampart_portfolio::UserService`] and
 //! [`rampart_portfolio::PortfolioService::import_json`].
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use rampart_portfolio::{PortfolioService, PreferencesPatch, ProfilePatch, UserService};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::api::{self, JsonObject};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::extract::{Caller, PageQuery, User, perm};
 use crate::state::AppState;
 
@@ -122,16 +121,13 @@ pub async fn import(
         .import_json(&user.tenant, &user.portfolio_actor(), &body)
         .await?;
     if !report.applied {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::ImportRejected,
-            format!(
-                "{} of {} portfolios are invalid; nothing was applied",
-                report.refused,
-                report.items.len()
-            ),
-        )
-        .with_details(serde_json::to_value(&report).unwrap_or_default()));
+        let total = report.items.len();
+        return Err(ApiError::import_rejected(
+            report.refused,
+            total,
+            "portfolios",
+            &report,
+        ));
     }
     Ok(api::ok(report))
 }
