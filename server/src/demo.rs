@@ -139,6 +139,7 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
     }
     for (slug, _) in DEMO_TENANTS {
         seed_portfolio(&state, slug).await?;
+        seed_case(&state, slug).await?;
     }
     let report = state.tenants.migrate_all().await?;
     let server = serve::start(state).await?;
@@ -240,6 +241,85 @@ async fn seed_portfolio(state: &AppState, slug: &str) -> anyhow::Result<()> {
                 description: Some("Seeded by rampart demo".into()),
                 positions,
                 ..NewPortfolio::default()
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// A demo EPV valuation case for each tenant's trader (idempotent: skipped
+/// when the trader has one), with an agent's analysis attached, so the
+/// `cases` routes show a valued case at once. The figures are illustrative
+/// (an Apple-sized business in USD millions, not its filings); the price is
+/// the embedded market's last close of AAPL.
+async fn seed_case(state: &AppState, slug: &str) -> anyhow::Result<()> {
+    use rampart_portfolio::{Actor, CaseService, NewAnalysis, NewCase, amount};
+    let trader = state
+        .auth
+        .accounts()
+        .find_by_email(slug, &format!("trader@{slug}.example"))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the demo trader of {slug} is missing"))?;
+    let actor = Actor::user(trader.id);
+    let cases = CaseService::new(state.tenants.clone());
+    if !cases.list(slug, &actor, None, 1).await?.items.is_empty() {
+        return Ok(());
+    }
+    let price = match state.market.quote("AAPL").await {
+        Ok(q) => amount::from_f64(q.value.price),
+        Err(_) => None,
+    };
+    let inputs = serde_json::from_value(serde_json::json!({
+        "currency": "USD",
+        "fiscal_years": [
+            {"year": 2006, "revenue": "19315", "operating_income": "2453",
+             "depreciation_amortization": "225", "maintenance_capex": "200",
+             "sga": "2433", "research_development": "712"},
+            {"year": 2007, "revenue": "24006", "operating_income": "4409",
+             "depreciation_amortization": "317", "maintenance_capex": "280",
+             "sga": "2963", "research_development": "782"},
+            {"year": 2008, "revenue": "32479", "operating_income": "6275",
+             "depreciation_amortization": "473", "maintenance_capex": "400",
+             "sga": "3761", "research_development": "1109"}
+        ],
+        "adjustments": {"tax_rate": "0.30", "growth_share_of_sga": "0.1",
+                        "growth_share_of_rnd": "0.25"},
+        "cost_of_capital": {"risk_free_rate": "0.035", "beta": "1.2",
+            "equity_risk_premium": "0.055", "pre_tax_cost_of_debt": "0.05",
+            "debt_weight": "0"},
+        "claims": {"excess_cash": "24490", "debt": "0", "diluted_shares": "902"},
+        "reproduction": [
+            {"name": "receivables", "book_value": "2422", "reproduction_value": "2422"},
+            {"name": "inventory", "book_value": "509", "reproduction_value": "509"},
+            {"name": "property and equipment", "book_value": "2455",
+             "reproduction_value": "2700"}
+        ]
+    }))?;
+    let inputs = rampart_valuation::ValuationInputs {
+        current_price: price,
+        ..inputs
+    };
+    let case = cases
+        .create(
+            slug,
+            &actor,
+            NewCase {
+                ticker: "AAPL".into(),
+                name: Some("Demo EPV: AAPL".into()),
+                inputs,
+            },
+        )
+        .await?;
+    cases
+        .attach_analysis(
+            slug,
+            &actor,
+            case.id,
+            NewAnalysis {
+                source: "demo:moat-agent".into(),
+                document: serde_json::json!({"moat": "wide", "drivers": ["ecosystem", "brand"],
+                    "note": "seeded by rampart demo"}),
+                version: None,
             },
         )
         .await?;

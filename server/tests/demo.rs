@@ -139,6 +139,16 @@ async fn the_embedded_mode_command_starts_serves_and_stops_cleanly() {
                 .await
                 .unwrap();
             assert_eq!(n.n, 4, "{schema}");
+            // And a valued EPV case with an agent's analysis.
+            let n: N = diesel::sql_query(format!(
+                "SELECT count(*) AS n FROM {schema}.valuation_cases c \
+                 JOIN {schema}.valuation_case_analyses a ON a.case_id = c.id \
+                 WHERE c.valuation ? 'value_per_share'"
+            ))
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(n.n, 1, "{schema}");
         }
     }
 
