@@ -193,26 +193,27 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A demo portfolio for each tenant's trader, on symbols the embedded market
-/// data has (idempotent: skipped when the trader owns one). Through the
-/// services, as a user would create it: auth finds the trader, the
-/// portfolio crate writes the portfolio, its positions and version 1.
-async fn seed_portfolio(state: &AppState, slug: &str) -> anyhow::Result<()> {
-    use rampart_portfolio::{Actor, Decimal, NewPortfolio, PortfolioService, PositionInput};
+/// The demo trader of `slug` (`trader@{slug}.example`) as an actor.
+async fn demo_trader(state: &AppState, slug: &str) -> anyhow::Result<rampart_portfolio::Actor> {
     let trader = state
         .auth
         .accounts()
         .find_by_email(slug, &format!("trader@{slug}.example"))
         .await?
         .ok_or_else(|| anyhow::anyhow!("the demo trader of {slug} is missing"))?;
-    let actor = Actor {
-        user_id: trader.id,
-        tenant_admin: false,
-        ip: None,
-    };
+    Ok(rampart_portfolio::Actor::user(trader.id))
+}
+
+/// A demo portfolio for each tenant's trader, on symbols the embedded market
+/// data has (idempotent: skipped when the trader owns one). Through the
+/// services, as a user would create it: auth finds the trader, the
+/// portfolio crate writes the portfolio, its positions and version 1.
+async fn seed_portfolio(state: &AppState, slug: &str) -> anyhow::Result<()> {
+    use rampart_portfolio::{Decimal, NewPortfolio, PortfolioService, PositionInput};
+    let actor = demo_trader(state, slug).await?;
     let portfolios = PortfolioService::new(state.tenants.clone());
     let visible = portfolios.list(slug, &actor, None, 100).await?;
-    if visible.items.iter().any(|p| p.owner_id == trader.id) {
+    if visible.items.iter().any(|p| p.owner_id == actor.user_id) {
         return Ok(());
     }
     let bought = chrono::NaiveDate::from_ymd_opt(2005, 1, 3);
@@ -253,14 +254,8 @@ async fn seed_portfolio(state: &AppState, slug: &str) -> anyhow::Result<()> {
 /// (an Apple-sized business in USD millions, not its filings); the price is
 /// the embedded market's last close of AAPL.
 async fn seed_case(state: &AppState, slug: &str) -> anyhow::Result<()> {
-    use rampart_portfolio::{Actor, CaseService, NewAnalysis, NewCase, amount};
-    let trader = state
-        .auth
-        .accounts()
-        .find_by_email(slug, &format!("trader@{slug}.example"))
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the demo trader of {slug} is missing"))?;
-    let actor = Actor::user(trader.id);
+    use rampart_portfolio::{CaseService, NewAnalysis, NewCase, amount};
+    let actor = demo_trader(state, slug).await?;
     let cases = CaseService::new(state.tenants.clone());
     if !cases.list(slug, &actor, None, 1).await?.items.is_empty() {
         return Ok(());
