@@ -173,6 +173,7 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             .configure(routes::admin::configure)
             .configure(routes::members::configure_admin)
             .configure(routes::portfolios::configure_admin)
+            .configure(routes::market_api::configure_admin)
             .configure(routes::settings::configure_admin)
             .configure(routes::tenant_audit::configure_admin)
             .configure(routes::clients::configure_admin)

@@ -113,6 +113,8 @@ pub struct ServerConfig {
     pub snapshot: rampart_members::SnapshotConfig,
     /// The nightly job storing every portfolio's daily metrics (cron).
     pub portfolio_metrics: rampart_portfolio::MetricsJobConfig,
+    /// The daily market-data ingestion (`[market_ingest]`: cron, symbols).
+    pub market_ingest: rampart_market::IngestJobConfig,
     /// How often signing keys are re-read from their store (rotations made
     /// by other replicas or `POST /admin/keys/rotate`) and the staged
     /// rotation is advanced.
@@ -151,6 +153,7 @@ impl Default for ServerConfig {
             key_check_secs: 60,
             snapshot: rampart_members::SnapshotConfig::default(),
             portfolio_metrics: rampart_portfolio::MetricsJobConfig::default(),
+            market_ingest: rampart_market::IngestJobConfig::default(),
             notify: rampart_notify::NotifyConfig::default(),
             telemetry: crate::telemetry::TelemetryConfig::default(),
             upstream_providers: Vec::new(),

@@ -38,6 +38,7 @@ pub const JOBS: &[&str] = &[
     "audit_seal",
     "portfolio_metrics",
     "weekly_report",
+    "market_ingest",
 ];
 
 /// Runs one pass of `job`: recorded in `/metrics` and traced (a root span
@@ -73,6 +74,7 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
         spawn_audit_sealer(state.clone()),
         spawn_metrics_scheduler(state.clone()),
         spawn_weekly_report_scheduler(state.clone()),
+        spawn_ingest_scheduler(state.clone()),
     ]
 }
 
@@ -306,6 +308,83 @@ pub async fn run_metrics_job(state: &AppState) -> Result<MetricsReport, ApiError
         Ok(report)
     })
     .await
+}
+
+/// What one run of the ingestion job did.
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestJobReport {
+    /// Active tenants whose portfolios' symbols were gathered.
+    pub tenants: usize,
+    /// Bars stored new, over every symbol.
+    pub inserted: u64,
+    /// Stored bars whose values changed.
+    pub updated: u64,
+    /// Symbols that failed (their report says why).
+    pub failed: usize,
+    /// Per symbol, sorted.
+    pub symbols: Vec<rampart_market::IngestReport>,
+}
+
+/// One pass of the daily ingestion: the symbols held in any live portfolio
+/// of any active tenant plus `[market_ingest] symbols`, each brought up to
+/// today through the market chain (from the day after its newest stored
+/// bar, so a run after a crash resumes where it stopped; upserts, so a
+/// repeated run stores nothing twice). Progress and rows in `/metrics`.
+pub async fn run_ingest_job(state: &AppState) -> Result<IngestJobReport, ApiError> {
+    observed(state, "market_ingest", async {
+        let service = rampart_portfolio::PortfolioService::new(state.tenants.clone());
+        let mut symbols: std::collections::BTreeSet<String> = state
+            .config
+            .market_ingest
+            .symbols
+            .iter()
+            .map(|s| s.trim().to_ascii_uppercase())
+            .collect();
+        let mut report = IngestJobReport::default();
+        for tenant in state.tenants.active_slugs().await.map_err(ApiError::from)? {
+            report.tenants += 1;
+            symbols.extend(service.held_symbols(&tenant).await?);
+        }
+        let progress = &state.metrics.ingest_symbols;
+        progress
+            .with_label_values(&["total"])
+            .set(i64::try_from(symbols.len()).unwrap_or(i64::MAX));
+        progress.with_label_values(&["done"]).set(0);
+        let rows = &state.metrics.ingest_rows;
+        for symbol in symbols {
+            for r in state.market.update_daily(&[symbol]).await {
+                report.inserted += r.inserted;
+                report.updated += r.updated;
+                report.failed += usize::from(r.error.is_some());
+                rows.with_label_values(&["inserted"]).inc_by(r.inserted);
+                rows.with_label_values(&["updated"]).inc_by(r.updated);
+                rows.with_label_values(&["unchanged"]).inc_by(r.unchanged);
+                report.symbols.push(r);
+            }
+            progress.with_label_values(&["done"]).inc();
+        }
+        tracing::info!(
+            symbols = report.symbols.len(),
+            inserted = report.inserted,
+            failed = report.failed,
+            "market ingestion job finished"
+        );
+        Ok(report)
+    })
+    .await
+}
+
+/// Runs the ingestion job on its cron schedule (`[market_ingest]`, UTC).
+pub fn spawn_ingest_scheduler(state: AppState) -> JoinHandle<()> {
+    let config = state.config.market_ingest.clone();
+    spawn_cron(
+        state,
+        config.enabled,
+        config.cron,
+        "market_ingest",
+        |state, _| async move { run_ingest_job(&state).await },
+    )
 }
 
 /// Runs the metrics job on its cron schedule (`[portfolio_metrics]`, UTC).

@@ -35,6 +35,12 @@ pub struct Metrics {
     pub job_duration: HistogramVec,
     /// Runs of each scheduled job by result (`success`, `failure`).
     pub job_runs: IntCounterVec,
+    /// The ingestion job's progress: symbols of the current (or last) run,
+    /// `total` and `done`.
+    pub ingest_symbols: IntGaugeVec,
+    /// Daily bars the ingestion job stored, by `inserted`, `updated`,
+    /// `unchanged`.
+    pub ingest_rows: IntCounterVec,
 }
 
 fn err(e: prometheus::Error) -> anyhow::Error {
@@ -121,8 +127,23 @@ impl Metrics {
             &["job", "result"],
         )
         .map_err(err)?;
+        let ingest_symbols = IntGaugeVec::new(
+            Opts::new(
+                "market_ingest_symbols",
+                "Symbols of the current or last ingestion run (total, done)",
+            ),
+            &["state"],
+        )
+        .map_err(err)?;
+        let ingest_rows = IntCounterVec::new(
+            Opts::new("market_ingest_rows_total", "Daily bars stored by ingestion"),
+            &["kind"],
+        )
+        .map_err(err)?;
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(ingest_symbols.clone()),
+            Box::new(ingest_rows.clone()),
             Box::new(http_latency.clone()),
             Box::new(in_flight.clone()),
             Box::new(db_pool.clone()),
@@ -151,6 +172,8 @@ impl Metrics {
             job_last_run,
             job_duration,
             job_runs,
+            ingest_symbols,
+            ingest_rows,
         })
     }
 

@@ -63,6 +63,7 @@ use utoipa::OpenApi;
         crate::routes::members::leaderboard_opt_out,
         crate::routes::members::trigger_snapshot,
         crate::routes::portfolios::trigger_metrics,
+        crate::routes::market_api::trigger_ingest,
         crate::routes::portfolios::trigger_weekly_report,
         crate::routes::cases::list,
         crate::routes::cases::create,

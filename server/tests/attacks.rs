@@ -349,6 +349,7 @@ fn routes() -> Vec<Route> {
         r("post", "/admin/keys/{kid}/revoke").kind(AdminListener),
         r("post", "/admin/jobs/snapshot").kind(AdminListener),
         r("post", "/admin/jobs/metrics").kind(AdminListener),
+        r("post", "/admin/jobs/ingest").kind(AdminListener),
         r("post", "/admin/jobs/weekly-report").kind(AdminListener),
         r("get", "/admin/tenants/{slug}/settings").kind(AdminListener),
         r("patch", "/admin/tenants/{slug}/settings").kind(AdminListener),

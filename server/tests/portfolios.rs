@@ -1095,3 +1095,66 @@ async fn nightly_metrics_job_stores_every_portfolio_and_the_metrics_routes_read_
     );
     env.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ingestion_job_keeps_held_and_listed_symbols_up_to_date() {
+    let env = crate::common::env_with(|c| {
+        // Far enough back to reach the embedded data set (it ends in 2010
+        // for stocks, 2020 for the index).
+        c.market.update_lookback_days = 30_000;
+        c.market_ingest.symbols = vec!["^gspc".into()];
+        c.market_ingest.enabled = false;
+    })
+    .await;
+    let auth = env.auth();
+    let (_, owner) = user_token(&auth, "acme", "ina@acme.test", Role::Trader).await;
+    env.with(&owner)
+        .post(
+            201,
+            P,
+            json!({"name": "Held", "positions": [{"symbol": "MSFT", "quantity": 1}]}),
+        )
+        .await;
+    let ops = env.pki.client(Some(&env.pki.operator()));
+    let admin = |path: &str| crate::common::url(env.server.admin_addr, path);
+    let run = async || {
+        let res = ops.post(admin("/admin/jobs/ingest")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()["data"].clone()
+    };
+
+    // Held symbols of every active tenant plus the configured ones, each
+    // stored from the store's first missing day up to today.
+    let first = run().await;
+    assert_eq!(first["tenants"], 2, "{first}");
+    assert_eq!(strs(&first["symbols"], "symbol"), ["MSFT", "^GSPC"]);
+    let mut inserted = 0;
+    for s in first["symbols"].as_array().unwrap() {
+        assert!(s["error"].is_null(), "{s}");
+        assert!(s["inserted"].as_u64().unwrap() > 100, "{s}");
+        inserted += s["inserted"].as_u64().unwrap();
+    }
+    assert_eq!(first["inserted"], inserted);
+    // Again: nothing new to store (a run after a crash resumes the same way).
+    let second = run().await;
+    assert_eq!(
+        (&second["inserted"], &second["failed"]),
+        (&json!(0), &json!(0)),
+        "{second}"
+    );
+
+    // Progress and rows in /metrics.
+    let text = crate::common::get_text(&ops, &admin("/metrics")).await;
+    for line in [
+        "rampart_market_ingest_symbols{state=\"total\"} 2".to_owned(),
+        "rampart_market_ingest_symbols{state=\"done\"} 2".to_owned(),
+        format!("rampart_market_ingest_rows_total{{kind=\"inserted\"}} {inserted}"),
+        "rampart_job_runs_total{job=\"market_ingest\",result=\"success\"} 2".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing");
+    }
+    // Not on the public listener, and not without an operator certificate.
+    let anonymous = env.pki.client(None);
+    let res = anonymous.post(admin("/admin/jobs/ingest")).send().await;
+    assert!(res.map(|r| r.status() != 200).unwrap_or(true));
+}

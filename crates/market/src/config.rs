@@ -263,6 +263,32 @@ impl std::fmt::Debug for StoreConfig {
     }
 }
 
+/// The scheduled daily ingestion a server runs: the symbols held in any
+/// portfolio plus `symbols`, each brought up to today through
+/// [`crate::ProviderChain::update_daily`] (vendor rate limits and breakers
+/// apply; a run after a crash resumes from each symbol's newest stored bar).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestJobConfig {
+    /// Whether the scheduler runs it (an operator's trigger always works).
+    pub enabled: bool,
+    /// When (five-field cron, UTC). Default `15 23 * * 1-5`: weekdays after
+    /// the US close.
+    pub cron: String,
+    /// Symbols ingested whether or not a portfolio holds them (benchmarks).
+    pub symbols: Vec<String>,
+}
+
+impl Default for IngestJobConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cron: "15 23 * * 1-5".into(),
+            symbols: vec!["^GSPC".into()],
+        }
+    }
+}
+
 /// Everything the market crate needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -99,7 +99,9 @@ pub use breaker::{
 pub use cache::{CachedQuote, RedisCache};
 pub use chain::{GuardedProvider, ProviderChain, ProviderChainBuilder, ProviderPolicy};
 pub use chrono::NaiveDate;
-pub use config::{CacheConfig, MarketConfig, ProviderConfig, ProviderKind, StoreConfig};
+pub use config::{
+    CacheConfig, IngestJobConfig, MarketConfig, ProviderConfig, ProviderKind, StoreConfig,
+};
 pub use embedded::EmbeddedProvider;
 pub use error::{MarketError, ProviderFailure, Result};
 pub use ingest::IngestReport;

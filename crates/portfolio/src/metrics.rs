@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::model::Actor;
-use crate::schema::{portfolio_metrics_daily, portfolios};
+use crate::schema::{portfolio_metrics_daily, portfolios, positions};
 use crate::{Access, PortfolioError, PortfolioService};
 
 /// The most days one read returns (twenty years of calendar days).
@@ -120,6 +120,24 @@ impl PortfolioService {
                 .await?)
         })
         .await
+    }
+
+    /// Every symbol a live portfolio of the tenant holds, sorted: what the
+    /// daily ingestion job keeps up to date.
+    pub async fn held_symbols(&self, tenant: &str) -> Result<Vec<String>, PortfolioError> {
+        self.pool()
+            .with_tenant(tenant, async |conn| {
+                use diesel_async::RunQueryDsl;
+                Ok(positions::table
+                    .inner_join(portfolios::table)
+                    .filter(portfolios::deleted_at.is_null())
+                    .select(positions::symbol)
+                    .distinct()
+                    .order(positions::symbol)
+                    .load(conn)
+                    .await?)
+            })
+            .await
     }
 
     /// Every live portfolio of the tenant, by id: what the nightly job

@@ -16,6 +16,22 @@ use crate::state::AppState;
 /// Most symbols of one batch.
 pub const MAX_BATCH: usize = 50;
 
+/// Registers the admin-listener routes (the ingestion trigger).
+pub fn configure_admin(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/jobs/ingest", web::post().to(trigger_ingest));
+}
+
+/// Runs the daily market-data ingestion now (admin listener): every symbol
+/// held in a portfolio of an active tenant plus `[market_ingest] symbols`,
+/// brought up to today; the per-symbol reports.
+#[utoipa::path(post, path = "/admin/jobs/ingest", responses((status = 200, description = "the run's report: rows inserted and updated per symbol, failures"), (status = 401, description = "no client certificate of an operator")))]
+pub async fn trigger_ingest(
+    _operator: crate::extract::Operator,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(api::ok(crate::jobs::run_ingest_job(&state).await?))
+}
+
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/t/{tenant}/quotes", web::get().to(quotes))
