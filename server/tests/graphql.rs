@@ -901,6 +901,38 @@ async fn subscription_streams_live_quotes_and_refuses_like_the_market_stream() {
             json!({"id": id, "type": "complete"})
         );
     }
+    // At most 10 subscriptions at once on a connection: the 11th is
+    // refused (limit_reached); completing one frees its slot.
+    for i in 0..10 {
+        ws_send(&mut ws, subscribe(&format!("m{i}"), json!(["AAPL"]))).await;
+    }
+    let mut started = std::collections::BTreeSet::new();
+    while started.len() < 10 {
+        let m = next_json(&mut ws).await.unwrap();
+        assert!(m["payload"].get("errors").is_none(), "{m}");
+        started.insert(m["id"].as_str().unwrap().to_owned());
+    }
+    ws_send(&mut ws, subscribe("over", json!(["AAPL"]))).await;
+    let refused = loop {
+        let m = next_json(&mut ws).await.unwrap();
+        if m["id"] == "over" {
+            break m;
+        }
+    };
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "limit_reached",
+        "{refused}"
+    );
+    ws_send(&mut ws, json!({"id": "m0", "type": "complete"})).await;
+    ws_send(&mut ws, subscribe("again", json!(["AAPL"]))).await;
+    let again = loop {
+        let m = next_json(&mut ws).await.unwrap();
+        if m["id"] == "again" {
+            break m;
+        }
+    };
+    assert_eq!(again["type"], "next", "{again}");
+    assert!(again["payload"].get("errors").is_none(), "{again}");
     ws.close(None).await.unwrap();
 
     // The token as the `bearer` subprotocol pair: ack without a payload.

@@ -14,7 +14,9 @@
 //! off in production mode unless configured ([`config::GraphqlConfig`]),
 //! the body limit and envelope of every JSON route, one operation per
 //! request (no batches), and DataLoader batching of positions
-//! ([`loaders::PositionsLoader`]).
+//! ([`loaders::PositionsLoader`]). Automatic persisted queries are
+//! optional (`[graphql] persisted_queries`). Subscriptions (live prices)
+//! run over a WebSocket: [`subscription`].
 pub mod config;
 pub mod loaders;
 pub mod paging;
@@ -211,6 +213,9 @@ impl GraphqlBody {
         let object_or_null = serde_json::json!({"type": ["object", "null"]});
         serde_json::json!({
             "type": "object",
+            // Without `query` only a persisted query's hash, when
+            // `[graphql] persisted_queries` is on (off by default).
+            "required": ["query"],
             "additionalProperties": false,
             "properties": {
                 "query": {"type": "string"},

@@ -16,11 +16,13 @@
 //!
 //! `subscription { quotes(symbols: ["AAPL"]) { at quotes { symbol price
 //! asOf } errors { symbol code } } }`: the quotes of at most
-//! [`crate::live_quotes::MAX_SYMBOLS`] symbols every `intervalSeconds`
+//! [`crate::live_quotes::MAX_SYMBOLS`] symbols (and at most
+//! [`MAX_SUBSCRIPTIONS`] subscriptions a connection) every `intervalSeconds`
 //! (1–300, default 5), priced as the market stream prices them
 //! ([`crate::live_quotes::priced`]). The token is checked again at every
 //! tick: an expired or revoked one ends the subscription with an
 //! `unauthorized` error.
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -42,6 +44,8 @@ use crate::state::AppState;
 pub const PATH: &str = "/api/graphql/t/{tenant}/ws";
 /// The one subprotocol spoken.
 pub const PROTOCOL: &str = "graphql-transport-ws";
+/// Subscriptions one connection may run at once.
+pub const MAX_SUBSCRIPTIONS: usize = 10;
 /// How long a client has to send `connection_init`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest client message accepted (bytes).
@@ -63,6 +67,29 @@ pub struct Subscriber {
     tenant: String,
     token: String,
     principal: Principal,
+    /// The connection's running subscriptions.
+    active: Arc<AtomicUsize>,
+}
+
+/// One running subscription of a connection, counted while it lives.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// A slot, unless the connection runs [`MAX_SUBSCRIPTIONS`] already.
+    fn take(active: &Arc<AtomicUsize>) -> Option<Slot> {
+        active
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_SUBSCRIPTIONS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(active.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Subscriber {
@@ -81,6 +108,7 @@ impl Subscriber {
             tenant,
             token: token.unwrap_or_default(),
             principal,
+            active: Arc::default(),
         })
     }
 
@@ -197,17 +225,26 @@ impl SubscriptionRoot {
         }
         let symbols: Vec<String> = normalized.into_iter().collect();
         let every = Duration::from_secs(u64::try_from(interval_seconds.clamp(1, 300)).unwrap_or(5));
+        let slot = Slot::take(&subscriber.active)
+            .ok_or_else(|| {
+                let message = format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection");
+                ApiError::new(
+                    actix_web::http::StatusCode::CONFLICT,
+                    crate::error::ErrorCode::LimitReached,
+                    message,
+                )
+            })
+            .gql()?;
         let ticks = tokio::time::interval(every);
         Ok(futures::stream::unfold(
-            (subscriber, symbols, ticks, false),
-            |(subscriber, symbols, mut ticks, ended)| async move {
-                if ended {
-                    return None;
-                }
+            (subscriber, symbols, ticks, Some(slot)),
+            |(subscriber, symbols, mut ticks, slot)| async move {
+                // The slot goes when the subscription ends (or is dropped).
+                let slot = slot?;
                 ticks.tick().await;
                 if !subscriber.still_valid().await {
                     let e = Err(gql_error(ApiError::unauthorized()));
-                    return Some((e, (subscriber, symbols, ticks, true)));
+                    return Some((e, (subscriber, symbols, ticks, None)));
                 }
                 let (quotes, errors) =
                     live_quotes::priced(&subscriber.state.market, &symbols).await;
@@ -216,7 +253,7 @@ impl SubscriptionRoot {
                     quotes: quotes.into_iter().map(Into::into).collect(),
                     errors: errors.into_iter().map(Into::into).collect(),
                 };
-                Some((Ok(tick), (subscriber, symbols, ticks, false)))
+                Some((Ok(tick), (subscriber, symbols, ticks, Some(slot))))
             },
         ))
     }
