@@ -178,6 +178,7 @@ use utoipa::OpenApi;
         crate::routes::idps::admin_update,
         crate::routes::idps::admin_delete,
         crate::graphql::execute,
+        crate::graphql::subscription::subscribe,
     ),
     components(schemas(
         crate::error::ErrorBody,

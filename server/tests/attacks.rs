@@ -551,6 +551,9 @@ fn routes() -> Vec<Route> {
                 json!({"query": "{ portfolios { edges { node { id name positions { id } } } } }"}),
             )
         }),
+        // GraphQL subscriptions: the handshake's token is refused before
+        // the upgrade (the `connection_init` refusals: `graphql::subscription_*`).
+        r("get", "/api/graphql/t/{tenant}/ws"),
         r("post", "/api/v1/t/{tenant}/portfolios").body(portfolio_body),
         r("get", "/api/v1/t/{tenant}/portfolios/{id}").params(PF),
         r("patch", "/api/v1/t/{tenant}/portfolios/{id}")

@@ -972,3 +972,110 @@ pub async fn browser_code_flow(ca_pem: &str, base: &str, login: &BrowserLogin<'_
         .await
         .unwrap()
 }
+
+// ------------------------------------------------------------ WebSocket
+
+/// A WebSocket client over TLS.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket over TLS (trusting only the test CA), optionally with
+/// the token as the `bearer` subprotocol.
+pub async fn ws_connect(env: &Env, path: &str, protocol_token: Option<&str>) -> WsOpened {
+    let protocols = protocol_token.map(|t| format!("bearer, {t}"));
+    ws_connect_with(env, path, protocols.as_deref()).await
+}
+
+/// What opening a WebSocket gives: the socket and the handshake's
+/// response, or the status of a refused handshake.
+pub type WsOpened = Result<
+    (
+        Ws,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    u16,
+>;
+
+/// Opens a WebSocket over TLS (trusting only the test CA) offering
+/// `protocols` (a `Sec-WebSocket-Protocol` value), if any.
+pub async fn ws_connect_with(env: &Env, path: &str, protocols: Option<&str>) -> WsOpened {
+    use rustls_pki_types::pem::PemObject;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(env.pki.ca.cert_pem().as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(env.addr).await.unwrap();
+    let tls = connector
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let mut req = format!("wss://localhost:{}{path}", env.addr.port())
+        .into_client_request()
+        .unwrap();
+    if let Some(p) = protocols {
+        req.headers_mut()
+            .insert("sec-websocket-protocol", p.parse().unwrap());
+    }
+    match tokio_tungstenite::client_async(req, tls).await {
+        Ok(ok) => Ok(ok),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+        Err(e) => panic!("handshake: {e}"),
+    }
+}
+
+/// The next text message as JSON (`None` when the server closed).
+pub async fn next_json(ws: &mut Ws) -> Option<Value> {
+    use futures::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(15), ws.next())
+            .await
+            .expect("no message within 15 s");
+        match msg {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                return Some(serde_json::from_str(t.as_str()).unwrap());
+            }
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None | Some(Err(_)) => {
+                return None;
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Sends a JSON text message.
+pub async fn ws_send(ws: &mut Ws, value: Value) {
+    use futures::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        value.to_string(),
+    ))
+    .await
+    .unwrap();
+}
+
+/// Each handshake of `cases` (token as `?access_token=`, token as the
+/// `bearer` subprotocol) is refused with its status.
+pub async fn assert_ws_refused(
+    env: &Env,
+    stream: &str,
+    cases: &[(Option<&str>, Option<&str>, u16)],
+) {
+    for (query, protocol, status) in cases {
+        let path = match query {
+            Some(t) => format!("{stream}?access_token={t}"),
+            None => stream.to_owned(),
+        };
+        assert_eq!(
+            ws_connect(env, &path, *protocol).await.err(),
+            Some(*status),
+            "{path}"
+        );
+    }
+}

@@ -3,7 +3,8 @@
 //! without the permission), the same data as the REST routes, mutations
 //! through the same crate calls, the depth, complexity and page-size
 //! limits, introspection off in production mode, DataLoader batching
-//! measured with `pg_stat_statements`, and the SDL kept in the repository.
+//! measured with `pg_stat_statements`, the SDL kept in the repository, and
+//! the `quotes` subscription over `graphql-transport-ws`.
 
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
@@ -13,7 +14,10 @@ use rampart_testkit::PgServer;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Api, Env, Pki, config, env, scoped_token, web_client};
+use crate::common::{
+    Api, Env, Pki, Ws, assert_ws_refused, config, env, next_json, scoped_token, web_client,
+    ws_connect_with, ws_send,
+};
 
 const SCOPES: &str = "portfolio:read portfolio:write analytics:read market:read";
 
@@ -51,6 +55,13 @@ async fn error(api: &Api, token: &str, query: &str, vars: Value) -> Value {
         "{e}"
     );
     e
+}
+
+/// A viewer of `acme` with `portfolio:read` only (no write, analytics or
+/// market scope).
+async fn reader(auth: &rampart_auth::AuthServer) -> (uuid::Uuid, String) {
+    let scopes = "portfolio:read";
+    scoped_token(auth, "acme", "vic@acme.test", Role::Viewer, scopes).await
 }
 
 /// `(status, code)` of a REST error envelope.
@@ -125,14 +136,7 @@ async fn refusals_are_those_of_rest() {
     let env = env().await;
     let auth = env.auth();
     let (_, owner) = scoped_token(&auth, "acme", "ada@acme.test", Role::Trader, SCOPES).await;
-    let (_, viewer) = scoped_token(
-        &auth,
-        "acme",
-        "vic@acme.test",
-        Role::Viewer,
-        "portfolio:read",
-    )
-    .await;
+    let (_, viewer) = reader(&auth).await;
     let (_, other) = scoped_token(&auth, "globex", "gil@globex.test", Role::Trader, SCOPES).await;
     let me = "{ me { user { email } } }";
 
@@ -261,6 +265,8 @@ async fn refusals_are_those_of_rest() {
         json!({"query": 5}),
         json!({"query": "{ me { role } }", "variables": [1]}),
         json!({"query": "{ me { role } }", "typo": 1}),
+        // A persisted query's hash with persisted queries off: no query.
+        json!({"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "ab"}}}),
     ] {
         let (s, res) = env
             .call(Method::POST, path, Some(&owner), Some(body.clone()))
@@ -775,4 +781,447 @@ async fn listing_portfolios_with_positions_costs_the_same_statements_for_3_or_12
     assert!((1..=3).contains(&costs[1]), "{costs:?}");
     env.server.stop().await;
     pg.shutdown().unwrap();
+}
+
+/// The close frame the server ends with: (code, reason).
+async fn close_frame(ws: &mut Ws) -> (u16, String) {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(15), ws.next())
+            .await
+            .expect("no close within 15 s");
+        match msg {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
+            Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return (0, String::new()),
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Opens the subscription socket (`graphql-transport-ws`, plus the token as
+/// the `bearer` subprotocol pair when given).
+async fn gql_ws(env: &Env, tenant: &str, bearer: Option<&str>) -> Result<Ws, u16> {
+    let protocols = match bearer {
+        Some(t) => format!("bearer, {t}, graphql-transport-ws"),
+        None => "graphql-transport-ws".to_owned(),
+    };
+    let path = format!("/api/graphql/t/{tenant}/ws");
+    let (ws, res) = ws_connect_with(env, &path, Some(&protocols)).await?;
+    assert_eq!(
+        res.headers()["sec-websocket-protocol"],
+        "graphql-transport-ws"
+    );
+    Ok(ws)
+}
+
+const QUOTES: &str = "subscription($s: [String!]!) { quotes(symbols: $s, intervalSeconds: 1) \
+                      { at quotes { symbol price asOf stale source ageMs } errors { symbol code } } }";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscription_streams_live_quotes_and_refuses_like_the_market_stream() {
+    let env = env().await;
+    let auth = env.auth();
+    let (_, ada) = scoped_token(&auth, "acme", "ada@acme.test", Role::Trader, SCOPES).await;
+    let (_, no_market) = reader(&auth).await;
+    let (_, globex) = scoped_token(&auth, "globex", "gil@globex.test", Role::Trader, SCOPES).await;
+
+    // The token in connection_init: ack, subscribe, a `next` with prices
+    // (the same pricing as the market stream), then another tick.
+    let mut ws = gql_ws(&env, "acme", None).await.unwrap();
+    ws_send(
+        &mut ws,
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {ada}")}}),
+    )
+    .await;
+    assert_eq!(
+        next_json(&mut ws).await.unwrap(),
+        json!({"type": "connection_ack"})
+    );
+    let subscribe = |id: &str, symbols: Value| json!({"id": id, "type": "subscribe", "payload": {"query": QUOTES, "variables": {"s": symbols}}});
+    ws_send(&mut ws, subscribe("1", json!(["msft", "AAPL", "ZZZZ"]))).await;
+    let next = next_json(&mut ws).await.unwrap();
+    assert_eq!(
+        (next["type"].as_str(), next["id"].as_str()),
+        (Some("next"), Some("1")),
+        "{next}"
+    );
+    let tick = &next["payload"]["data"]["quotes"];
+    assert!(next["payload"].get("errors").is_none(), "{next}");
+    let symbols: Vec<&str> = tick["quotes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["symbol"].as_str().unwrap())
+        .collect();
+    assert_eq!(symbols, ["AAPL", "MSFT"], "{tick}");
+    assert!(tick["quotes"][0]["price"].as_f64().unwrap() > 0.0, "{tick}");
+    assert!(tick["quotes"][0]["asOf"].is_string(), "{tick}");
+    assert!(tick["quotes"][0]["source"]["layer"].is_string(), "{tick}");
+    assert_eq!(
+        tick["errors"],
+        json!([{"symbol": "ZZZZ", "code": "unknown_symbol"}])
+    );
+    let again = next_json(&mut ws).await.unwrap();
+    assert_eq!(again["type"], "next", "{again}");
+    assert_ne!(again["payload"]["data"]["quotes"]["at"], tick["at"]);
+    // The client completes it: the server confirms; nothing more for "1".
+    ws_send(&mut ws, json!({"id": "1", "type": "complete"})).await;
+    loop {
+        let m = next_json(&mut ws).await.unwrap();
+        if m["type"] == "complete" {
+            assert_eq!(m["id"], "1");
+            break;
+        }
+        assert_eq!(m["type"], "next", "{m}");
+    }
+
+    // Bounded symbols and malformed ones: an error with REST's code in
+    // `extensions`, then `complete`; the connection stays usable.
+    let too_many: Vec<String> = (0..51).map(|i| format!("S{i}")).collect();
+    for (id, symbols) in [
+        ("2", json!(too_many)),
+        ("3", json!(["a b"])),
+        ("4", json!([])),
+    ] {
+        ws_send(&mut ws, subscribe(id, symbols)).await;
+        let m = next_json(&mut ws).await.unwrap();
+        assert_eq!(
+            (m["type"].as_str(), m["id"].as_str()),
+            (Some("next"), Some(id)),
+            "{m}"
+        );
+        let e = &m["payload"]["errors"][0];
+        assert_eq!(e["extensions"]["code"], "invalid_request", "{m}");
+        assert_eq!(e["extensions"]["status"], 400, "{m}");
+        assert_eq!(
+            next_json(&mut ws).await.unwrap(),
+            json!({"id": id, "type": "complete"})
+        );
+    }
+    // At most 10 subscriptions at once on a connection: the 11th is
+    // refused (limit_reached); completing one frees its slot.
+    for i in 0..10 {
+        ws_send(&mut ws, subscribe(&format!("m{i}"), json!(["AAPL"]))).await;
+    }
+    let mut started = std::collections::BTreeSet::new();
+    while started.len() < 10 {
+        let m = next_json(&mut ws).await.unwrap();
+        assert!(m["payload"].get("errors").is_none(), "{m}");
+        started.insert(m["id"].as_str().unwrap().to_owned());
+    }
+    ws_send(&mut ws, subscribe("over", json!(["AAPL"]))).await;
+    let refused = loop {
+        let m = next_json(&mut ws).await.unwrap();
+        if m["id"] == "over" {
+            break m;
+        }
+    };
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "limit_reached",
+        "{refused}"
+    );
+    ws_send(&mut ws, json!({"id": "m0", "type": "complete"})).await;
+    ws_send(&mut ws, subscribe("again", json!(["AAPL"]))).await;
+    let again = loop {
+        let m = next_json(&mut ws).await.unwrap();
+        if m["id"] == "again" {
+            break m;
+        }
+    };
+    assert_eq!(again["type"], "next", "{again}");
+    assert!(again["payload"].get("errors").is_none(), "{again}");
+    ws.close(None).await.unwrap();
+
+    // The token as the `bearer` subprotocol pair: ack without a payload.
+    let mut ws = gql_ws(&env, "acme", Some(&ada)).await.unwrap();
+    ws_send(&mut ws, json!({"type": "connection_init"})).await;
+    assert_eq!(next_json(&mut ws).await.unwrap()["type"], "connection_ack");
+    ws_send(&mut ws, subscribe("a", json!(["AAPL"]))).await;
+    let next = next_json(&mut ws).await.unwrap();
+    assert_eq!(
+        next["payload"]["data"]["quotes"]["quotes"][0]["symbol"], "AAPL",
+        "{next}"
+    );
+    ws.close(None).await.unwrap();
+
+    // Refused in connection_init (no token, another tenant's, no
+    // market:read): closed with 4403 and the stable code.
+    for (payload, code) in [
+        (json!({}), "unauthorized"),
+        (
+            json!({"Authorization": "Bearer not-a-token"}),
+            "unauthorized",
+        ),
+        (
+            json!({"Authorization": format!("Bearer {globex}")}),
+            "unauthorized",
+        ),
+        (
+            json!({"Authorization": format!("Bearer {no_market}")}),
+            "forbidden",
+        ),
+    ] {
+        let mut ws = gql_ws(&env, "acme", None).await.unwrap();
+        ws_send(
+            &mut ws,
+            json!({"type": "connection_init", "payload": payload}),
+        )
+        .await;
+        assert_eq!(
+            close_frame(&mut ws).await,
+            (4403, code.to_owned()),
+            "{payload}"
+        );
+    }
+    // Subscribing before connection_init is refused too (the protocol's 4401).
+    let mut ws = gql_ws(&env, "acme", None).await.unwrap();
+    ws_send(&mut ws, subscribe("x", json!(["AAPL"]))).await;
+    let (code, _) = close_frame(&mut ws).await;
+    assert!(code >= 4000 || code == 1011, "closed with {code}");
+
+    // A token in the handshake: refused before the upgrade, as the REST
+    // stream (another tenant's, a bad one, no market:read).
+    let stream = "/api/graphql/t/acme/ws";
+    let cases = [
+        (Some(globex.as_str()), None, 401),
+        (None, Some("nope"), 401),
+        (Some(no_market.as_str()), None, 403),
+    ];
+    assert_ws_refused(&env, stream, &cases).await;
+    assert_eq!(gql_ws(&env, "globex", Some(&ada)).await.err(), Some(401));
+    // Without the graphql-transport-ws subprotocol: not this protocol.
+    let (s, body) = env
+        .call(
+            Method::GET,
+            &format!("{stream}?access_token={ada}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+
+    // Over POST, a subscription is not run.
+    let (s, body) = gql(&env, "acme", Some(&ada), QUOTES, json!({"s": ["AAPL"]})).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body["errors"][0]["message"].is_string(), "{body}");
+    assert!(body["data"].is_null(), "{body}");
+
+    let (_, doc) = env.call(Method::GET, "/openapi.json", None, None).await;
+    assert!(doc["paths"]["/api/graphql/t/{tenant}/ws"]["get"].is_object());
+    env.server.stop().await;
+}
+
+const PORTFOLIO_EXTRAS: &str = "query($id: UUID!) { portfolio(id: $id) { \
+     versions(first: 10) { edges { cursor node { version change changedBy } } pageInfo { hasNextPage } } \
+     shares { userId access grantedBy } \
+     activity(first: 10) { edges { node { id action actorId } } } \
+     analytics(from: \"2005-01-01\", to: \"2009-12-31\") { report series { date nav } window { from to basis } } \
+     metrics(from: \"2005-01-01\", to: \"2009-12-31\") { date nav dailyReturn } } }";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn portfolio_versions_shares_activity_analytics_and_metrics_are_those_of_rest() {
+    let env = env().await;
+    let auth = env.auth();
+    let (ada, owner) = scoped_token(&auth, "acme", "ada@acme.test", Role::Trader, SCOPES).await;
+    let (vic, viewer) = reader(&auth).await;
+    let p = "/api/v1/t/acme/portfolios";
+    let id = env
+        .create(
+            p,
+            &owner,
+            json!({"name": "Tech", "positions": [
+                {"symbol": "MSFT", "quantity": 200, "purchase_date": "2006-06-01"},
+                {"symbol": "IBM", "quantity": 10}]}),
+        )
+        .await;
+    let pp = format!("{p}/{id}");
+    env.with(&owner)
+        .post(
+            201,
+            &format!("{pp}/positions"),
+            json!({"symbol": "AAPL", "quantity": 5}),
+        )
+        .await;
+    let (s, body) = env
+        .call(
+            Method::POST,
+            &format!("{pp}/shares"),
+            Some(&owner),
+            Some(json!({"user_id": vic, "access": "view"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let rest = |path: String| {
+        let env = &env;
+        let owner = owner.clone();
+        async move { env.expect_get(200, &path, &owner).await["data"].clone() }
+    };
+    let r_analytics = rest(format!("{pp}/analytics?from=2005-01-01&to=2009-12-31")).await;
+    let r_versions = rest(format!("{pp}/versions?limit=10")).await;
+    let r_shares = rest(format!("{pp}/shares")).await;
+    let r_activity = rest(format!("{pp}/activity?limit=10")).await;
+    let r_metrics = rest(format!("{pp}/metrics?from=2005-01-01&to=2009-12-31")).await;
+
+    let got = data(&env, &owner, PORTFOLIO_EXTRAS, json!({"id": id})).await;
+    let g = &got["portfolio"];
+    // Versions, newest first, the cursor a version number.
+    let versions: Vec<Value> = g["versions"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["cursor"], e["node"]["version"].to_string());
+            json!([
+                e["node"]["version"],
+                e["node"]["change"],
+                e["node"]["changedBy"]
+            ])
+        })
+        .collect();
+    let r: Vec<Value> = r_versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| json!([v["version"], v["change"], v["changed_by"]]))
+        .collect();
+    assert_eq!(versions, r);
+    assert!(versions.len() >= 2, "{versions:?}");
+    assert_eq!(versions[0][2], ada.to_string());
+    // Shares.
+    let r: Vec<Value> = r_shares
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| json!({"userId": s["user_id"], "access": s["access"].as_str().unwrap().to_uppercase(), "grantedBy": s["granted_by"]}))
+        .collect();
+    assert_eq!(g["shares"], json!(r));
+    assert_eq!(g["shares"][0]["userId"], vic.to_string());
+    // Activity.
+    let acts: Vec<Value> = g["activity"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| json!([e["node"]["id"], e["node"]["action"], e["node"]["actorId"]]))
+        .collect();
+    let r: Vec<Value> = r_activity
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| json!([a["id"], a["action"], a["actor_id"]]))
+        .collect();
+    assert_eq!(acts, r);
+    assert!(acts.iter().any(|a| a[1] == "share"), "{acts:?}");
+    // The analysis: the same report, series and window as REST's.
+    let a = &g["analytics"];
+    assert_eq!(a["report"], r_analytics["report"]);
+    assert_eq!(a["window"]["from"], r_analytics["window"]["from"]);
+    assert_eq!(a["window"]["to"], r_analytics["window"]["to"]);
+    assert_eq!(a["window"]["basis"], r_analytics["window"]["basis"]);
+    let series: Vec<Value> = r_analytics["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| json!({"date": p["date"], "nav": p["nav"]}))
+        .collect();
+    assert_eq!(a["series"], json!(series));
+    assert!(series.len() > 10, "{}", series.len());
+    // The stored days (written by the analysis).
+    let days: Vec<Value> = r_metrics["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| json!({"date": d["date"], "nav": d["nav"], "dailyReturn": d["daily_return"]}))
+        .collect();
+    assert_eq!(g["metrics"], json!(days));
+    assert!(!days.is_empty());
+
+    // Refusals as REST's: a viewer the portfolio is shared with (view)
+    // reads versions but not shares (admin); no analytics:read, no
+    // analytics or metrics.
+    let vq = "query($id: UUID!) { portfolio(id: $id) { versions { edges { node { version } } } } }";
+    let got = data(&env, &viewer, vq, json!({"id": id})).await;
+    assert_eq!(
+        got["portfolio"]["versions"]["edges"]
+            .as_array()
+            .unwrap()
+            .len(),
+        versions.len()
+    );
+    for (field, path) in [
+        ("shares { userId }", format!("{pp}/shares")),
+        ("analytics { window { from } }", format!("{pp}/analytics")),
+        ("metrics { date }", format!("{pp}/metrics")),
+    ] {
+        let (rs, rbody) = env.call(Method::GET, &path, Some(&viewer), None).await;
+        let q = format!("query($id: UUID!) {{ portfolio(id: $id) {{ id {field} }} }}");
+        let e = error(&env, &viewer, &q, json!({"id": id})).await;
+        assert_eq!(gql_refusal(&e), rest_refusal(rs, &rbody), "{field}");
+        assert!(rs >= 400, "{path}: {rbody}");
+    }
+    env.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn persisted_queries_by_hash_when_enabled() {
+    use sha2::Digest;
+    let env = crate::common::env_with(|c| c.graphql.persisted_queries = 100).await;
+    let auth = env.auth();
+    let (_, owner) = scoped_token(&auth, "acme", "ada@acme.test", Role::Trader, SCOPES).await;
+    let query = "{ me { user { email } role } }";
+    let hash = format!("{:x}", sha2::Sha256::digest(query.as_bytes()));
+    let ext = json!({"persistedQuery": {"version": 1, "sha256Hash": hash}});
+    let post = |body: Value| {
+        let (env, owner) = (&env, owner.clone());
+        async move {
+            env.call(
+                Method::POST,
+                "/api/graphql/t/acme",
+                Some(&owner),
+                Some(body),
+            )
+            .await
+        }
+    };
+    // The hash alone, unknown yet: the protocol's PersistedQueryNotFound.
+    let (s, body) = post(json!({"extensions": ext})).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        body["errors"][0]["message"], "PersistedQueryNotFound",
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["extensions"]["code"], "invalid_request");
+    // A hash that is not the query's: refused, nothing stored.
+    let (_, body) = post(json!({"query": "{ me { role } }", "extensions": ext})).await;
+    assert!(body["errors"][0]["message"].is_string(), "{body}");
+    assert!(body["data"].is_null(), "{body}");
+    // The hash with its query: run and kept.
+    let (s, full) = post(json!({"query": query, "extensions": ext})).await;
+    assert_eq!(s, 200, "{full}");
+    assert_eq!(
+        full["data"]["me"]["user"]["email"], "ada@acme.test",
+        "{full}"
+    );
+    // Then the hash alone runs it.
+    let (s, body) = post(json!({"extensions": ext})).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"], full["data"]);
+    // Still authenticated per request: no token, no answer.
+    let (s, _) = env
+        .call(
+            Method::POST,
+            "/api/graphql/t/acme",
+            None,
+            Some(json!({"extensions": ext})),
+        )
+        .await;
+    assert_eq!(s, 401);
+    env.server.stop().await;
 }

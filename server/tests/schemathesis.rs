@@ -53,8 +53,9 @@ const PUBLIC_EXCLUDED: &[&str] = &[
     "^/metrics$",
     // Logging out revokes the session behind the run's own token.
     "/account/logout$",
-    // A WebSocket upgrade, not a request/response operation.
+    // WebSocket upgrades, not request/response operations.
     "/stream$",
+    "^/api/graphql/t/[^/]+/ws$",
 ];
 
 /// Operations of the run against the admin listener.

@@ -3,7 +3,10 @@
 //! bars, symbol search) over real TLS against real PostgreSQL, with their
 //! refusals (no token, wrong role or scope, wrong tenant, malformed bodies).
 
-use crate::common::{Env, PASSWORD, env, role_token, scoped_token, strs};
+use crate::common::{
+    PASSWORD, Ws, assert_ws_refused, env, next_json, role_token, scoped_token, strs, ws_connect,
+    ws_send,
+};
 use rampart_auth::{AuthServer, ClientContext, Role};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -628,75 +631,6 @@ async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
     env.server.stop().await;
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
-
-/// Opens a WebSocket over TLS (trusting only the test CA), optionally with
-/// the token as the `bearer` subprotocol.
-async fn ws_connect(
-    env: &Env,
-    path: &str,
-    protocol_token: Option<&str>,
-) -> Result<
-    (
-        Ws,
-        tokio_tungstenite::tungstenite::handshake::client::Response,
-    ),
-    u16,
-> {
-    use rustls_pki_types::pem::PemObject;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_slice_iter(env.pki.ca.cert_pem().as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(env.addr).await.unwrap();
-    let tls = connector
-        .connect(
-            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
-    let mut req = format!("wss://localhost:{}{path}", env.addr.port())
-        .into_client_request()
-        .unwrap();
-    if let Some(t) = protocol_token {
-        req.headers_mut().insert(
-            "sec-websocket-protocol",
-            format!("bearer, {t}").parse().unwrap(),
-        );
-    }
-    match tokio_tungstenite::client_async(req, tls).await {
-        Ok(ok) => Ok(ok),
-        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
-        Err(e) => panic!("handshake: {e}"),
-    }
-}
-
-/// The next text message as JSON (`None` when the server closed).
-async fn next_json(ws: &mut Ws) -> Option<Value> {
-    use futures::StreamExt;
-    loop {
-        let msg = tokio::time::timeout(std::time::Duration::from_secs(15), ws.next())
-            .await
-            .expect("no message within 15 s");
-        match msg {
-            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
-                return Some(serde_json::from_str(t.as_str()).unwrap());
-            }
-            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None | Some(Err(_)) => {
-                return None;
-            }
-            Some(Ok(_)) => {}
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn live_price_stream_over_websocket_with_token_and_access_checks() {
     let env = env().await;
@@ -937,32 +871,6 @@ async fn market_fundamentals_and_news_come_through_the_chain_and_are_cached() {
         "/api/v1/t/{tenant}/news/{symbol}",
     ] {
         assert!(doc["paths"][p]["get"].is_object(), "{p} not documented");
-    }
-}
-
-/// Sends a JSON text message.
-async fn ws_send(ws: &mut Ws, value: Value) {
-    use futures::SinkExt;
-    ws.send(tokio_tungstenite::tungstenite::Message::text(
-        value.to_string(),
-    ))
-    .await
-    .unwrap();
-}
-
-/// Each handshake of `cases` (token as `?access_token=`, token as the
-/// `bearer` subprotocol) is refused with its status.
-async fn assert_ws_refused(env: &Env, stream: &str, cases: &[(Option<&str>, Option<&str>, u16)]) {
-    for (query, protocol, status) in cases {
-        let path = match query {
-            Some(t) => format!("{stream}?access_token={t}"),
-            None => stream.to_owned(),
-        };
-        assert_eq!(
-            ws_connect(env, &path, *protocol).await.err(),
-            Some(*status),
-            "{path}"
-        );
     }
 }
 

@@ -16,6 +16,11 @@ pub struct GraphqlConfig {
     /// Answer introspection (`__schema`, `__type`). Unset: on in dev mode,
     /// off in production mode.
     pub introspection: Option<bool>,
+    /// Automatic persisted queries (Apollo's `persistedQuery` extension):
+    /// how many parsed documents an in-memory LRU keeps per server, keyed by
+    /// their SHA-256. 0 (the default): off, a `persistedQuery` extension is
+    /// ignored and every request must carry its `query`.
+    pub persisted_queries: usize,
 }
 
 impl Default for GraphqlConfig {
@@ -25,6 +30,7 @@ impl Default for GraphqlConfig {
             max_complexity: 2_000,
             max_page_size: 100,
             introspection: None,
+            persisted_queries: 0,
         }
     }
 }
@@ -34,10 +40,19 @@ impl GraphqlConfig {
     /// portfolio crate's own page cap).
     pub const PAGE_SIZE_CEILING: usize = 100;
 
+    /// The most persisted documents kept in memory.
+    pub const PERSISTED_QUERIES_CEILING: usize = 100_000;
+
     /// A problem with these values, if any.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_depth == 0 || self.max_complexity == 0 {
             return Err("graphql: max_depth and max_complexity must be at least 1".to_owned());
+        }
+        if self.persisted_queries > Self::PERSISTED_QUERIES_CEILING {
+            return Err(format!(
+                "graphql.persisted_queries: 0 to {}",
+                Self::PERSISTED_QUERIES_CEILING
+            ));
         }
         if !(1..=Self::PAGE_SIZE_CEILING).contains(&self.max_page_size) {
             return Err(format!(

@@ -14,14 +14,19 @@
 //! off in production mode unless configured ([`config::GraphqlConfig`]),
 //! the body limit and envelope of every JSON route, one operation per
 //! request (no batches), and DataLoader batching of positions
-//! ([`loaders::PositionsLoader`]).
+//! ([`loaders::PositionsLoader`]). Automatic persisted queries are
+//! optional (`[graphql] persisted_queries`). Subscriptions (live prices)
+//! run over a WebSocket: [`subscription`].
 pub mod config;
 pub mod loaders;
+pub mod paging;
+pub mod portfolio_fields;
 pub mod schema;
+pub mod subscription;
 
 use actix_web::web;
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{EmptySubscription, ErrorExtensions, Schema};
+use async_graphql::{ErrorExtensions, Schema};
 use async_graphql_actix_web::GraphQLResponse;
 use rampart_auth::Permission;
 use rampart_portfolio::{Actor, PortfolioService};
@@ -32,8 +37,10 @@ use crate::error::ApiError;
 use crate::extract::{self, Caller};
 use crate::state::AppState;
 
-/// The schema: queries and mutations.
-pub type RampartSchema = Schema<schema::QueryRoot, schema::MutationRoot, EmptySubscription>;
+/// The schema: queries, mutations and subscriptions (the latter over
+/// [`subscription::PATH`]).
+pub type RampartSchema =
+    Schema<schema::QueryRoot, schema::MutationRoot, subscription::SubscriptionRoot>;
 
 /// The route.
 pub const PATH: &str = "/api/graphql/t/{tenant}";
@@ -44,12 +51,21 @@ pub const SDL_FILE: &str = "graphql/schema.graphql";
 /// Builds the schema with the configured limits.
 pub fn build_schema(config: &ServerConfig) -> RampartSchema {
     let limits = &config.graphql;
-    let mut builder = Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
-        .data(limits.clone());
+    let mut builder = Schema::build(
+        schema::QueryRoot,
+        schema::MutationRoot,
+        subscription::SubscriptionRoot,
+    )
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .data(limits.clone());
     if !limits.introspection_in(config.mode == Mode::Production) {
         builder = builder.disable_introspection();
+    }
+    if let Some(capacity) = std::num::NonZeroUsize::new(limits.persisted_queries) {
+        use async_graphql::extensions::apollo_persisted_queries as apq;
+        let storage = apq::LruCacheStorage::new(capacity.get());
+        builder = builder.extension(apq::ApolloPersistedQueries::new(storage));
     }
     builder.finish()
 }
@@ -62,7 +78,8 @@ pub fn sdl() -> String {
 /// Registers the route (with a schema of `config`'s limits).
 pub fn configure(cfg: &mut web::ServiceConfig, config: &ServerConfig) {
     cfg.app_data(web::Data::new(build_schema(config)))
-        .route(PATH, web::post().to(execute));
+        .route(PATH, web::post().to(execute))
+        .configure(subscription::configure);
 }
 
 /// Who is asking, for the resolvers: the caller as the REST extractor
@@ -141,23 +158,45 @@ impl<T, E: Into<ApiError>> OrGql<T> for Result<T, E> {
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GraphqlBody {
-    /// The document.
-    pub query: String,
+    /// The document; absent only for a persisted query sent by its hash
+    /// (`extensions.persistedQuery`).
+    #[serde(default)]
+    pub query: Option<String>,
     /// Which operation of the document to run.
     #[serde(default)]
     pub operation_name: Option<String>,
     /// The variables.
     #[serde(default)]
     pub variables: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Protocol extensions (accepted, unused: no persisted queries).
+    /// Protocol extensions: `persistedQuery` (`{"version": 1,
+    /// "sha256Hash"}`) when `[graphql] persisted_queries` is on; others
+    /// are ignored.
     #[serde(default)]
     pub extensions: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl GraphqlBody {
-    /// The async-graphql request.
-    pub fn request(self) -> async_graphql::Request {
-        let mut request = async_graphql::Request::new(self.query);
+    /// The async-graphql request; 400 without a `query`, unless it is a
+    /// persisted query's hash and `persisted` (persisted queries are on).
+    pub fn request(self, persisted: bool) -> Result<async_graphql::Request, ApiError> {
+        let hash = self
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get("persistedQuery"))
+            .filter(|_| persisted);
+        if self.query.is_none() && hash.is_none() {
+            return Err(ApiError::bad_request(
+                "query: a GraphQL document is required",
+            ));
+        }
+        let mut request = async_graphql::Request::new(self.query.unwrap_or_default());
+        if let Some(hash) = hash
+            && let Ok(value) = async_graphql::Value::from_json(hash.clone())
+        {
+            request
+                .extensions
+                .insert("persistedQuery".to_owned(), value);
+        }
         if let Some(name) = self.operation_name {
             request = request.operation_name(name);
         }
@@ -166,7 +205,7 @@ impl GraphqlBody {
                 serde_json::Value::Object(variables),
             ));
         }
-        request
+        Ok(request)
     }
 
     /// Its OpenAPI schema.
@@ -174,6 +213,8 @@ impl GraphqlBody {
         let object_or_null = serde_json::json!({"type": ["object", "null"]});
         serde_json::json!({
             "type": "object",
+            // Without `query` only a persisted query's hash, when
+            // `[graphql] persisted_queries` is on (off by default).
             "required": ["query"],
             "additionalProperties": false,
             "properties": {
@@ -195,9 +236,10 @@ pub async fn execute(
     body: JsonObject<GraphqlBody>,
 ) -> Result<GraphQLResponse, ApiError> {
     let loader = loaders::PositionsLoader::new(&caller, &state);
+    let persisted = state.config.graphql.persisted_queries > 0;
     let request = body
         .into_inner()
-        .request()
+        .request(persisted)?
         .data(RequestCaller { caller, state })
         .data(DataLoader::new(loader, tokio::spawn));
     let mut response = schema.execute(request).await;

@@ -1,6 +1,6 @@
 //! The GraphQL types, queries and mutations. Every resolver requires what
 //! its REST route requires and calls the same crate service.
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::Connection;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{
     ComplexObject, Context, Enum, InputObject, Json, Object, Result, SimpleObject,
@@ -13,49 +13,18 @@ use rampart_portfolio::{
 };
 use uuid::Uuid;
 
-use super::config::GraphqlConfig;
 use super::loaders::PositionsLoader;
+use super::paging::{page_cost, page_size};
+use super::portfolio_fields::{self as fields, Access};
 use super::{OrGql, RequestCaller};
 use crate::error::ApiError;
-
-/// The default page size of connections (as REST's lists).
-const DEFAULT_PAGE: i32 = 20;
+use crate::portfolio_analysis::AnalyticsQuery;
 
 fn caller<'a>(ctx: &Context<'a>) -> Result<&'a RequestCaller> {
     ctx.data::<RequestCaller>()
 }
 
-/// `first` checked against the configured page-size cap.
-fn page_size(ctx: &Context<'_>, first: Option<i32>) -> Result<usize> {
-    let max = ctx
-        .data::<GraphqlConfig>()
-        .map(|c| c.max_page_size)
-        .unwrap_or(GraphqlConfig::PAGE_SIZE_CEILING);
-    let first = first.unwrap_or(DEFAULT_PAGE);
-    usize::try_from(first)
-        .ok()
-        .filter(|n| (1..=max).contains(n))
-        .ok_or_else(|| ApiError::bad_request(format!("first: 1 to {max}")))
-        .gql()
-}
-
 // ------------------------------------------------------------ types
-
-/// A caller's access to a portfolio, weakest first.
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(remote = "rampart_portfolio::Access")]
-pub enum Access {
-    /// Read it, its versions, activity and comments.
-    View,
-    /// And comment.
-    Comment,
-    /// And change it and its positions.
-    Edit,
-    /// And share, revoke and delete.
-    Admin,
-    /// The owner.
-    Owner,
-}
 
 /// How a position is sized.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -110,6 +79,13 @@ impl PortfolioNode {
     }
 }
 
+/// A listed portfolio: its positions left to the batched loader.
+impl From<Portfolio> for PortfolioNode {
+    fn from(p: Portfolio) -> Self {
+        PortfolioNode::new(p, None)
+    }
+}
+
 impl From<PortfolioDetail> for PortfolioNode {
     fn from(d: PortfolioDetail) -> Self {
         PortfolioNode::new(d.portfolio, Some(d.positions))
@@ -129,6 +105,63 @@ impl PortfolioNode {
                 .unwrap_or_default(),
         };
         Ok(positions.into_iter().map(PositionNode::from).collect())
+    }
+
+    /// Its versions, newest first; the cursor is a version number (as
+    /// `GET …/versions`).
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn versions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, fields::VersionNode>> {
+        fields::versions(ctx, self.id, first, after).await
+    }
+
+    /// Who it is shared with (needs `admin` access, as `GET …/shares`).
+    async fn shares(&self, ctx: &Context<'_>) -> Result<Vec<fields::ShareNode>> {
+        fields::shares(ctx, self.id).await
+    }
+
+    /// The activity trail, newest first (as `GET …/activity`).
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn activity(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, fields::ActivityNode>> {
+        fields::activity(ctx, self.id, first, after).await
+    }
+
+    /// The stored daily metrics, oldest first (needs `analytics:read`; as
+    /// `GET …/metrics`: `to` defaults to today, `from` to a year earlier).
+    async fn metrics(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Vec<fields::DailyMetricsNode>> {
+        fields::metrics(ctx, self.id, from, to).await
+    }
+
+    /// The analysis (needs `analytics:read`; as `GET …/analytics`: the
+    /// window from the dates, or the data available; benchmark `^GSPC`).
+    #[graphql(complexity = 50)]
+    async fn analytics(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+        benchmark: Option<String>,
+    ) -> Result<fields::Analysis> {
+        let query = AnalyticsQuery {
+            from,
+            to,
+            benchmark,
+        };
+        fields::analytics(ctx, self.id, query).await
     }
 }
 
@@ -407,9 +440,7 @@ impl QueryRoot {
     /// Portfolios the caller may see (own, shared, public), by id; a page
     /// of `first` (1 to the configured cap) after the cursor `after`
     /// (needs `portfolio:read`, as `GET …/portfolios`).
-    #[graphql(
-        complexity = "usize::try_from(first.unwrap_or(DEFAULT_PAGE)).unwrap_or(0) * child_complexity"
-    )]
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn portfolios(
         &self,
         ctx: &Context<'_>,
@@ -424,13 +455,8 @@ impl QueryRoot {
             .list(c.tenant(), &actor, after.as_deref(), limit)
             .await
             .gql()?;
-        let mut connection = Connection::new(after.is_some(), page.next.is_some());
-        connection.edges.extend(
-            page.items
-                .into_iter()
-                .map(|p| Edge::new(p.id.to_string(), PortfolioNode::new(p, None))),
-        );
-        Ok(connection)
+        let cursor = |p: &Portfolio| p.id.to_string();
+        Ok(fields::connection(after.as_deref(), page, cursor))
     }
 
     /// One portfolio with its positions (as `GET …/portfolios/{id}`).
@@ -508,9 +534,7 @@ impl QueryRoot {
     }
 
     /// The tenant's leaderboard, first page (needs `portfolio:read`).
-    #[graphql(
-        complexity = "usize::try_from(first.unwrap_or(DEFAULT_PAGE)).unwrap_or(0) * child_complexity"
-    )]
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn leaderboard(
         &self,
         ctx: &Context<'_>,

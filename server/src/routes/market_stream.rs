@@ -38,9 +38,10 @@ use crate::extract::{self, require};
 use crate::state::AppState;
 
 /// Symbols one connection may watch at once.
-pub const MAX_SYMBOLS: usize = 50;
-/// How long a message may wait for a slow client before it is dropped.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+pub const MAX_SYMBOLS: usize = crate::live_quotes::MAX_SYMBOLS;
+/// How long a message may wait for a slow client before it is dropped
+/// ([`crate::live_quotes::send_bounded`]).
+pub const SEND_TIMEOUT: Duration = crate::live_quotes::SEND_TIMEOUT;
 /// Largest client message accepted (bytes).
 const MAX_FRAME: usize = 16 * 1024;
 
@@ -177,10 +178,10 @@ impl Connection {
             Box<dyn std::future::Future<Output = Result<(), actix_ws::Closed>> + 'a>,
         >,
     {
-        match tokio::time::timeout(SEND_TIMEOUT, send(&mut self.session)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone),
-            Err(_) => {
+        match crate::live_quotes::send_bounded(SEND_TIMEOUT, send(&mut self.session)).await {
+            Ok(()) => Ok(()),
+            Err(crate::live_quotes::SendFailed::Closed) => Err(End::Gone),
+            Err(crate::live_quotes::SendFailed::Slow) => {
                 tracing::info!(tenant = %self.tenant, "market stream: slow client dropped");
                 Err(End::Gone)
             }
