@@ -136,6 +136,7 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             .configure(routes::users::configure)
             .configure(routes::market_api::configure)
             .configure(routes::admin_page::configure)
+            .configure(routes::member_page::configure)
             .configure(routes::account::configure)
             .configure(routes::members::configure)
             .configure(routes::settings::configure)

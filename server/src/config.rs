@@ -122,6 +122,10 @@ pub struct ServerConfig {
     /// Dev mode only: where generated dev secrets (the key-encryption key)
     /// are kept between runs.
     pub dev_secrets_dir: PathBuf,
+    /// Dev mode without Vault only: seal members' broker credentials with a
+    /// development transit key kept in `dev_secrets_dir` (`rampart demo`
+    /// turns it on). Refused in production mode and with `[vault]`.
+    pub dev_transit: bool,
     /// Trace export over OTLP (off unless `otlp_endpoint` is set).
     pub telemetry: crate::telemetry::TelemetryConfig,
     /// Upstream identity providers to register at start
@@ -149,6 +153,7 @@ impl Default for ServerConfig {
             http: HttpConfig::default(),
             auth: rampart_auth::AuthConfig::default(),
             dev_secrets_dir: PathBuf::from(".rampart/dev-secrets"),
+            dev_transit: false,
             market: rampart_market::MarketConfig::default(),
             key_check_secs: 60,
             snapshot: rampart_members::SnapshotConfig::default(),
@@ -246,6 +251,14 @@ impl ServerConfig {
             }
         } else if self.database.database_url.is_empty() && self.vault.is_none() {
             problems.push("database.database_url is required (or configure [vault])".to_owned());
+        }
+        if self.dev_transit && self.mode == Mode::Production {
+            problems.push(
+                "dev_transit is refused in production mode: broker credentials are sealed by Vault transit"
+                    .to_owned(),
+            );
+        } else if self.dev_transit && self.vault.is_some() {
+            problems.push("dev_transit is refused when [vault] is configured".to_owned());
         }
         if let Some(url) = &self.redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))

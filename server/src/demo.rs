@@ -69,6 +69,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
     let pki = write_dev_pki(&args.dir.join("pki"))?;
+    // The members' broker: a built-in replay of Alpaca's paper API, up
+    // while the demo runs (its seeding and its daily snapshot job read it).
+    let broker = rampart_members::replay::AlpacaReplay::start().await?;
     let mut config = ServerConfig {
         mode: Mode::Dev,
         public_addr: args.public_addr,
@@ -76,6 +79,8 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
         public_base_url: format!("https://localhost:{}", args.public_addr.port()),
         tls: Some(pki.files.clone()),
         dev_secrets_dir: args.dir.join("dev-secrets"),
+        // Broker keys sealed without Vault (refused in production mode).
+        dev_transit: true,
         http: crate::config::HttpConfig {
             shutdown_timeout_secs: 3,
             ..Default::default()
@@ -83,6 +88,7 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
     config.database.database_url = pg.url("postgres");
+    config.snapshot.broker_base_url = broker.base_url();
     config.validate()?;
     let state = serve::build_state(config).await?;
     let auth = state.auth.clone();
@@ -137,9 +143,11 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
             .await
             .map_err(anyhow::Error::msg)?;
     }
+    let today = chrono::Utc::now().date_naive();
     for (slug, _) in DEMO_TENANTS {
         seed_portfolio(&state, slug).await?;
         seed_case(&state, slug).await?;
+        crate::demo_members::seed(&state, &broker, slug, today).await?;
     }
     let report = state.tenants.migrate_all().await?;
     let server = serve::start(state).await?;

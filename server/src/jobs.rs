@@ -22,7 +22,6 @@ use rampart_notify::{Notifier, NotifyError};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::broker_crypto::VaultBrokerCrypto;
 use crate::error::ApiError;
 use crate::portfolio_analysis::run_analysis;
 use crate::state::AppState;
@@ -144,7 +143,7 @@ async fn snapshot_pass(
     let config = state.config.snapshot.clone();
     let job = SnapshotJob::new(
         Members::new(state.tenants.clone()),
-        Arc::new(VaultBrokerCrypto(state.vault.clone())),
+        state.broker_crypto.clone(),
         &config,
     )?;
     let report = job.run(date).await?;

@@ -22,6 +22,7 @@ pub mod cli;
 pub mod client_addr;
 pub mod config;
 pub mod demo;
+pub mod demo_members;
 pub mod error;
 pub mod extract;
 pub mod graphql;

@@ -139,24 +139,46 @@ pub fn admin_page(
     login: Option<&AdminLogin<'_>>,
     main: Markup,
 ) -> HttpResponse {
+    frame(status, tenant, ("admin", "Admin"), login, main)
+}
+
+/// The frame of the member page around `main`: the admin page's script,
+/// styles and CSP, `data-page="member"`.
+pub fn member_page(
+    status: StatusCode,
+    tenant: &str,
+    login: Option<&AdminLogin<'_>>,
+    main: Markup,
+) -> HttpResponse {
+    frame(status, tenant, ("member", "Member"), login, main)
+}
+
+/// A page of the admin page's stack: `(page, label)` names it.
+fn frame(
+    status: StatusCode,
+    tenant: &str,
+    (page, label): (&str, &str),
+    login: Option<&AdminLogin<'_>>,
+    main: Markup,
+) -> HttpResponse {
     let doc = html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Rampart admin · " (tenant) }
+                title { "Rampart " (label.to_lowercase()) " · " (tenant) }
                 link rel="icon" type="image/svg+xml" href=(format!("/t/{tenant}/admin/favicon.svg"));
                 link rel="stylesheet" href=(format!("/t/{tenant}/admin/admin.css"));
                 script src=(format!("/t/{tenant}/admin/admin.js")) defer {}
             }
             @if let Some(l) = login {
-                body data-tenant=(tenant) data-client-id=(l.client_id)
+                body data-tenant=(tenant) data-page=(page) data-client-id=(l.client_id)
                     data-redirect-uri=(l.redirect_uri) data-issuer=(l.issuer) data-scope=(l.scope) {
-                    (admin_body(tenant, main))
+                    (admin_body(tenant, label, main))
                 }
             } @else {
-                body { (admin_body(tenant, main)) }
+                body { (admin_body(tenant, label, main)) }
             }
         }
     };
@@ -167,11 +189,11 @@ pub fn admin_page(
         .body(doc.into_string())
 }
 
-fn admin_body(tenant: &str, main: Markup) -> Markup {
+fn admin_body(tenant: &str, label: &str, main: Markup) -> Markup {
     html! {
         header class="bar" {
             span class="brand" { "Rampart" }
-            span class="tenant" { "Admin · " (tenant) }
+            span class="tenant" { (label) " · " (tenant) }
             span class="spacer" {}
             span id="who" {}
             button id="signout" type="button" class="ghost" hidden { "Sign out" }
@@ -198,6 +220,14 @@ pub fn admin_console(tenant: &str) -> Markup {
     const CONSOLE: &str = include_str!("../assets/admin/console.html");
     let name = html! { (tenant) }.into_string();
     PreEscaped(CONSOLE.replace("{tenant}", &name))
+}
+
+/// The member page's static markup (`server/assets/member/member.html`,
+/// compiled in) with the tenant's name filled in, escaped.
+pub fn member_view(tenant: &str) -> Markup {
+    const VIEW: &str = include_str!("../assets/member/member.html");
+    let name = html! { (tenant) }.into_string();
+    PreEscaped(VIEW.replace("{tenant}", &name))
 }
 
 /// The body of an invitation's page: the invited address and a form that

@@ -153,7 +153,12 @@ pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
     .await?;
     auth.spawn_cleanup(Duration::from_secs(3600));
     let readiness = Arc::new(crate::readiness::ProbeCache::new(&metrics.registry)?);
+    let broker_crypto = Arc::new(crate::broker_crypto::BrokerSealer::for_config(
+        &config,
+        vault.clone(),
+    )?);
     Ok(AppState {
+        broker_crypto,
         readiness,
         tenants,
         metrics,

@@ -22,6 +22,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Vault, when configured.
     pub vault: Option<Arc<SecretStore>>,
+    /// Seals members' broker credentials (Vault transit, or the dev key).
+    pub broker_crypto: Arc<crate::broker_crypto::BrokerSealer>,
     /// Redis client for readiness probes, when configured.
     pub redis: Option<redis::Client>,
     /// The OAuth authorization server.

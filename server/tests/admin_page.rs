@@ -35,7 +35,7 @@ fn workspace_root() -> PathBuf {
 
 /// Chromium, node and playwright-core must be installed: a missing one is a
 /// failure with the command that installs it, never a skip.
-fn browser_tooling() -> PathBuf {
+pub(crate) fn browser_tooling() -> PathBuf {
     assert!(
         Path::new("/usr/bin/chromium").exists(),
         "/usr/bin/chromium is missing: install it with `apt-get install -y chromium` (./scripts/test does)"
@@ -56,7 +56,7 @@ fn browser_tooling() -> PathBuf {
 /// A free port for the public listener: the OAuth redirect URI of the page
 /// is `{public_base_url}/t/{tenant}/admin/callback`, so the base URL must
 /// name the port the browser will use.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -229,7 +229,11 @@ pub async fn start_with_transit(config: ServerConfig) -> (RunningServer, AppStat
         .await
         .unwrap();
     store.ensure_transit_key().await.unwrap();
-    state.vault = Some(Arc::new(store));
+    let store = Arc::new(store);
+    state.broker_crypto = Arc::new(rampart_server::broker_crypto::BrokerSealer::Vault(
+        store.clone(),
+    ));
+    state.vault = Some(store);
     let server = rampart_server::serve::start(state.clone()).await.unwrap();
     (server, state)
 }

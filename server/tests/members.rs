@@ -6,6 +6,7 @@ use diesel_async::RunQueryDsl;
 use rampart_auth::Role;
 use rampart_auth::SigningAlg;
 use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
+use rampart_members::replay::{ReplayPosition, account_body, position_body};
 use rampart_server::app::{AppState, RunningServer};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -516,27 +517,22 @@ async fn alpaca(mock: &MockServer, keys: (&str, &str), status: u16, equity: &str
         .and(path("/v2/account"))
         .and(header("APCA-API-KEY-ID", keys.0))
         .and(header("APCA-API-SECRET-KEY", keys.1))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "id": "904837e3-3b76-47ec-b432-046db621571b",
-            "account_number": "PA1234",
-            "status": "ACTIVE",
-            "currency": "USD",
-            "cash": "25000.5",
-            "equity": equity,
-            "last_equity": last,
-            "buying_power": "50000"
-        })))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(account_body("PA1234", equity, last, "25000.5")),
+        )
         .mount(mock)
         .await;
+    let held = ReplayPosition {
+        symbol: "AAPL".into(),
+        qty: 10.into(),
+        avg_entry_price: 150.into(),
+        current_price: 190.into(),
+    };
     Mock::given(method("GET"))
         .and(path("/v2/positions"))
         .and(header("APCA-API-KEY-ID", keys.0))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
-            "asset_id": "b0b6dd9d-8b9b-48a9-ba46-b9d54906e415",
-            "symbol": "AAPL", "exchange": "NASDAQ", "asset_class": "us_equity",
-            "qty": "10", "side": "long", "market_value": "1900.0",
-            "avg_entry_price": "150.0", "current_price": "190.0", "unrealized_pl": "400.0"
-        }])))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([position_body(&held)])))
         .mount(mock)
         .await;
 }

@@ -49,6 +49,7 @@ mod error;
 mod import;
 mod leaderboard;
 mod member;
+pub mod replay;
 mod schedule;
 mod scheduler;
 mod schema;

@@ -8,13 +8,12 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use diesel::sql_types::Numeric;
 use diesel_async::RunQueryDsl;
+use rampart_members::replay::{AlpacaReplay, ReplayAccount};
 use rampart_members::{
     BrokerCrypto, Decimal, LeaderboardSort, MemberInput, Members, MembersError, Period,
     SnapshotConfig, SnapshotJob,
 };
 use rampart_tenancy::{TenancyConfig, TenantPool};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 use zeroize::Zeroizing;
 
 #[path = "members/jobs.rs"]
@@ -116,12 +115,12 @@ async fn snapshot_pnl_is_exact_and_sums_exactly() {
     rampart_testkit::install_crypto_provider();
     let m = members().await;
     let _ada = jobs::member_with_keys(&m, "Ada", "PKEXACTAAAAAAAAAAAAA").await;
-    let broker = MockServer::start().await;
+    let broker = AlpacaReplay::start().await.unwrap();
     let job = SnapshotJob::new(
         m.clone(),
         Arc::new(PlainText),
         &SnapshotConfig {
-            broker_base_url: broker.uri(),
+            broker_base_url: broker.base_url(),
             ..SnapshotConfig::default()
         },
     )
@@ -134,19 +133,16 @@ async fn snapshot_pnl_is_exact_and_sums_exactly() {
         (day(26), "100000.6", "100000.7"),
     ];
     for (date, last_equity, equity) in days {
-        broker.reset().await;
-        Mock::given(method("GET"))
-            .and(path("/v2/account"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-                "equity": equity, "cash": "0.1", "last_equity": last_equity,
-            })))
-            .mount(&broker)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/v2/positions"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([])))
-            .mount(&broker)
-            .await;
+        broker.set(
+            "PKEXACTAAAAAAAAAAAAA",
+            ReplayAccount {
+                secret_key: jobs::SECRET.into(),
+                equity: dec(equity),
+                last_equity: dec(last_equity),
+                cash: dec("0.1"),
+                positions: Vec::new(),
+            },
+        );
         let report = job.run_tenant("acme", date).await;
         assert_eq!(
             (report.succeeded, report.failed.len()),

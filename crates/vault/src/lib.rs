@@ -97,6 +97,9 @@ const REDACTED: &str = "[redacted]";
 /// Associated data prefix of every [`Sealed`] value (binds the format version).
 const SEALED_AAD_PREFIX: &[u8] = b"rampart-sealed-v1\0";
 
+mod dev_transit;
+pub use dev_transit::DevTransit;
+
 // ------------------------------------------------------------------ errors
 
 /// Everything that can go wrong talking to Vault. Messages never contain
@@ -625,6 +628,23 @@ impl Sealed {
     pub fn from_json(text: &str) -> Result<Self, VaultError> {
         serde_json::from_str(text).map_err(|_| VaultError::Malformed("not a sealed value"))
     }
+
+    /// The nonce and ciphertext, decoded and checked.
+    fn parts(&self) -> Result<(Vec<u8>, Vec<u8>), VaultError> {
+        if self.v != 1 {
+            return Err(VaultError::Malformed("unknown version"));
+        }
+        let nonce = B64
+            .decode(&self.nonce)
+            .map_err(|_| VaultError::Malformed("nonce is not base64"))?;
+        if nonce.len() != 12 {
+            return Err(VaultError::Malformed("nonce is not 96 bits"));
+        }
+        let ciphertext = B64
+            .decode(&self.ciphertext)
+            .map_err(|_| VaultError::Malformed("ciphertext is not base64"))?;
+        Ok((nonce, ciphertext))
+    }
 }
 
 fn aad(context: &[u8]) -> Vec<u8> {
@@ -632,6 +652,55 @@ fn aad(context: &[u8]) -> Vec<u8> {
     aad.extend_from_slice(SEALED_AAD_PREFIX);
     aad.extend_from_slice(context);
     aad
+}
+
+/// Encrypts `plaintext` under a data key and packs it with the key as
+/// wrapped by whichever transit key made it.
+fn seal_with(
+    data_key: &[u8],
+    wrapped_key: String,
+    plaintext: &[u8],
+    context: &[u8],
+) -> Result<Sealed, VaultError> {
+    let cipher = Aes256Gcm::new_from_slice(data_key).map_err(|_| VaultError::Encrypt)?;
+    let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+    let aad = aad(context);
+    let ciphertext = cipher
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| VaultError::Encrypt)?;
+    Ok(Sealed {
+        v: 1,
+        wrapped_key,
+        nonce: B64.encode(nonce),
+        ciphertext: B64.encode(ciphertext),
+    })
+}
+
+/// Decrypts a [`Sealed`] value's ciphertext with its unwrapped data key.
+fn open_with(
+    data_key: &[u8],
+    nonce: &[u8],
+    ciphertext: &[u8],
+    context: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    let cipher = Aes256Gcm::new_from_slice(data_key).map_err(|_| VaultError::Decrypt)?;
+    let aad = aad(context);
+    cipher
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad: &aad,
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| VaultError::Decrypt)
 }
 
 fn decode_key(mut b64: String) -> Result<Zeroizing<Vec<u8>>, VaultError> {
@@ -1082,24 +1151,7 @@ impl SecretStore {
             detail: "no plaintext key in the answer".to_owned(),
         };
         let key_bytes = decode_key(data_key.plaintext.ok_or_else(missing)?)?;
-        let cipher = Aes256Gcm::new_from_slice(&key_bytes).map_err(|_| VaultError::Encrypt)?;
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let aad = aad(context);
-        let ciphertext = cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| VaultError::Encrypt)?;
-        Ok(Sealed {
-            v: 1,
-            wrapped_key: data_key.ciphertext,
-            nonce: B64.encode(nonce),
-            ciphertext: B64.encode(ciphertext),
-        })
+        seal_with(&key_bytes, data_key.ciphertext, plaintext, context)
     }
 
     /// Unwraps the data key through transit and decrypts. Fails with
@@ -1109,18 +1161,7 @@ impl SecretStore {
         sealed: &Sealed,
         context: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-        if sealed.v != 1 {
-            return Err(VaultError::Malformed("unknown version"));
-        }
-        let nonce = B64
-            .decode(&sealed.nonce)
-            .map_err(|_| VaultError::Malformed("nonce is not base64"))?;
-        if nonce.len() != 12 {
-            return Err(VaultError::Malformed("nonce is not 96 bits"));
-        }
-        let ciphertext = B64
-            .decode(&sealed.ciphertext)
-            .map_err(|_| VaultError::Malformed("ciphertext is not base64"))?;
+        let (nonce, ciphertext) = sealed.parts()?;
         let cfg = &self.shared.cfg;
         let (mount, key) = (cfg.transit_mount.as_str(), cfg.transit_key.as_str());
         let wrapped = sealed.wrapped_key.as_str();
@@ -1135,18 +1176,7 @@ impl SecretStore {
                 other => other,
             })?;
         let key_bytes = decode_key(unwrapped.plaintext)?;
-        let cipher = Aes256Gcm::new_from_slice(&key_bytes).map_err(|_| VaultError::Decrypt)?;
-        let aad = aad(context);
-        cipher
-            .decrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &ciphertext,
-                    aad: &aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| VaultError::Decrypt)
+        open_with(&key_bytes, &nonce, &ciphertext, context)
     }
 
     /// Issues a certificate from the PKI secrets engine at `mount` with

@@ -1,4 +1,5 @@
-// Rampart admin page. Vanilla JavaScript, no build step, no inline code (the
+// Rampart admin page, and the member page (`data-page="member"`: the
+// member's equity chart, P&L and the leaderboard) on the same code. Vanilla JavaScript, no build step, no inline code (the
 // page's CSP allows only this file). Login: OAuth 2.1 authorization code
 // flow with PKCE (S256) as the tenant's public client; the access token is
 // kept in this tab's sessionStorage only. Every call goes to the JSON API,
@@ -17,7 +18,9 @@
   if (!cfg.tenant) return; // an error page: nothing to run
   const base = '/t/' + encodeURIComponent(cfg.tenant);
   const apiBase = '/api/v1/t/' + encodeURIComponent(cfg.tenant);
-  const key = (name) => 'rampart.admin.' + cfg.tenant + '.' + name;
+  const page = body.dataset.page === 'member' ? 'member' : 'admin';
+  const pagePath = base + '/' + page + '/';
+  const key = (name) => 'rampart.' + page + '.' + cfg.tenant + '.' + name;
   const $ = (id) => document.getElementById(id);
 
   // ---------------------------------------------------------------- helpers
@@ -115,8 +118,8 @@
     const canonical = new URL(cfg.redirectUri).origin;
     if (canonical !== location.origin) {
       const a = $('canonical-link');
-      a.href = canonical + base + '/admin/';
-      a.textContent = canonical + base + '/admin/';
+      a.href = canonical + pagePath;
+      a.textContent = canonical + pagePath;
       $('wrong-origin').hidden = false;
     }
   }
@@ -144,7 +147,7 @@
     const verifier = sessionStorage.getItem(key('verifier'));
     sessionStorage.removeItem(key('state'));
     sessionStorage.removeItem(key('verifier'));
-    history.replaceState(null, '', base + '/admin/');
+    history.replaceState(null, '', pagePath);
     if (params.get('error')) {
       throw new Error('the sign-in was refused: ' + (params.get('error_description') || params.get('error')));
     }
@@ -187,7 +190,8 @@
         body: new URLSearchParams({ token: t, client_id: cfg.clientId }).toString(),
       }).catch(() => {});
     }
-    closeCharts();
+    if (page === 'admin') closeCharts();
+    else clearMember();
     clearNotice();
     showSignIn();
   }
@@ -602,6 +606,82 @@
     }
   }
 
+  // ---------------------------------------------------------------- member page
+
+  const money = (v) => Number(v).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const pct = (v) => (v === null || v === undefined ? '' : (100 * Number(v)).toFixed(2) + ' %');
+  const signed = (v) => (Number(v) < 0 ? 'bad' : 'ok');
+
+  function clearMember() {
+    $('pnl-table').tBodies[0].replaceChildren();
+    $('board-table').tBodies[0].replaceChildren();
+    const img = $('member-chart');
+    img.hidden = true;
+    img.removeAttribute('src');
+    delete img.dataset.loaded;
+    if (chartUrls['member-chart']) URL.revokeObjectURL(chartUrls['member-chart']);
+    delete chartUrls['member-chart'];
+  }
+
+  async function loadBoard() {
+    const period = $('board-period').value;
+    try {
+      const board = (await api('GET', '/leaderboard?period=' + encodeURIComponent(period))).data;
+      $('board-asof').textContent = board.asOf ? 'As of ' + board.asOf + '.' : 'No snapshots yet.';
+      $('board-table').tBodies[0].replaceChildren(...board.entries.map((e) => el('tr', { 'data-member': e.memberId }, [
+        el('td', { text: String(e.rank) }),
+        el('td', { text: e.name }),
+        el('td', { text: money(e.pnl), class: signed(e.pnl) }),
+        el('td', { text: pct(e.returnPct) }),
+        el('td', { text: money(e.equity) }),
+      ])));
+    } catch (e) {
+      if (e.status !== 401) failed('Could not load the leaderboard', e);
+    }
+  }
+
+  async function enterMember() {
+    let me;
+    let series;
+    try {
+      me = (await api('GET', '/me')).data;
+      series = (await api('GET', '/me/portfolio')).data;
+    } catch (e) {
+      if (e.status !== 401) failed('Could not read your portfolio', e);
+      return;
+    }
+    const email = (me.user && me.user.email) || '';
+    $('who').textContent = email;
+    if (!series.points.length) {
+      $('refused-who').textContent = email;
+      $('refused-role').textContent = me.role;
+      showOnly('refused');
+      return;
+    }
+    showOnly('console');
+    $('member-window').textContent = 'From ' + series.from + ' to ' + series.to + ', ' + series.points.length + ' daily snapshots.';
+    const rows = series.points.slice().reverse().map((p) => {
+      const daily = p.daily_pnl !== undefined ? p.daily_pnl : p.dailyPnl;
+      const total = p.total_pnl !== undefined ? p.total_pnl : p.totalPnl;
+      return el('tr', { 'data-date': p.date }, [
+        el('td', { text: p.date }),
+        el('td', { text: money(p.equity) }),
+        el('td', { text: money(p.cash) }),
+        el('td', { text: String(p.positions) }),
+        el('td', { text: money(daily), class: signed(daily) }),
+        el('td', { text: money(total), class: signed(total) }),
+      ]);
+    });
+    $('pnl-table').tBodies[0].replaceChildren(...rows);
+    const chart = series.points.length > 1
+      ? fetchChart('/me/portfolio.svg').then((c) => showChart('member-chart', c.blob))
+      : Promise.resolve();
+    await Promise.all([
+      chart.catch((e) => failed('Could not draw your equity chart', e)),
+      loadBoard(),
+    ]);
+  }
+
   // ---------------------------------------------------------------- start
 
   async function enterConsole() {
@@ -623,6 +703,33 @@
     showOnly('console');
     // Members first: the portfolios list names owners from it.
     await Promise.all([loadHealth(), loadMembers(false).then(loadPortfolios)]);
+  }
+
+  async function startMember() {
+    $('signin-button').addEventListener('click', () => signIn().catch((e) => notify('Sign-in failed: ' + e.message, true)));
+    $('signout').addEventListener('click', signOut);
+    $('refused-signout').addEventListener('click', signOut);
+    $('board-period').addEventListener('change', loadBoard);
+    if (await finishIfCallback()) return;
+    if (!token) {
+      showSignIn();
+      return;
+    }
+    await enterMember();
+  }
+
+  // On the OAuth redirect: finishes the sign-in; true when it failed.
+  async function finishIfCallback() {
+    if (!location.pathname.endsWith('/' + page + '/callback')) return false;
+    try {
+      await finishSignIn(new URLSearchParams(location.search));
+      return false;
+    } catch (e) {
+      forget();
+      showSignIn();
+      notify('Sign-in failed: ' + e.message, true);
+      return true;
+    }
   }
 
   async function start() {
@@ -648,17 +755,7 @@
     $('broker-cancel').addEventListener('click', closeBroker);
     for (const b of document.querySelectorAll('.tabs button')) b.addEventListener('click', () => selectTab(b.dataset.tab));
 
-    const params = new URLSearchParams(location.search);
-    if (location.pathname.endsWith('/admin/callback')) {
-      try {
-        await finishSignIn(params);
-      } catch (e) {
-        forget();
-        showSignIn();
-        notify('Sign-in failed: ' + e.message, true);
-        return;
-      }
-    }
+    if (await finishIfCallback()) return;
     if (!token) {
       showSignIn();
       return;
@@ -666,5 +763,6 @@
     await enterConsole();
   }
 
-  start();
+  if (page === 'member') startMember();
+  else start();
 })();

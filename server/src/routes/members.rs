@@ -23,7 +23,6 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::api::{self, JsonObject};
-use crate::broker_crypto::VaultBrokerCrypto;
 use crate::error::ApiError;
 use crate::extract::{Caller, Operator, PageQuery, User, encode_cursor, perm};
 use crate::jobs;
@@ -234,9 +233,14 @@ pub async fn attach_broker(
 ) -> Result<HttpResponse, ApiError> {
     let member = path.member;
     let keys = body.into_inner();
-    let crypto = VaultBrokerCrypto(state.vault.clone());
     let outcome = members(&state)
-        .attach_broker(&admin.tenant, member, &keys, &crypto, &admin.actor())
+        .attach_broker(
+            &admin.tenant,
+            member,
+            &keys,
+            &*state.broker_crypto,
+            &admin.actor(),
+        )
         .await
         .map_err(ApiError::from);
     drop(keys);

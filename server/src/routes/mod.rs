@@ -10,6 +10,7 @@ pub mod idps;
 pub mod invitations;
 pub mod market_api;
 pub mod market_stream;
+pub mod member_page;
 pub mod members;
 pub mod notify;
 pub mod oauth;

@@ -85,6 +85,9 @@ fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap()
 }
 
+/// The secret key of every test member.
+pub(crate) const SECRET: &str = "s3cretAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
 /// A member of acme with a key pair attached.
 pub(crate) async fn member_with_keys(m: &Members, name: &str, key_id: &str) -> uuid::Uuid {
     let id = m
@@ -102,7 +105,7 @@ pub(crate) async fn member_with_keys(m: &Members, name: &str, key_id: &str) -> u
         .id;
     let keys = BrokerKeys {
         key_id: key_id.into(),
-        secret_key: "s3cretAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+        secret_key: SECRET.into(),
     };
     m.attach_broker("acme", id, &keys, &PlainText, "test")
         .await
