@@ -64,6 +64,39 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// Runs `tests/{script}` in node (Playwright driving headless Chromium)
+/// with `env`, the node modules and an artifacts folder (kept on failure,
+/// for its screenshot); fails unless it exits 0 having passed every step.
+pub(crate) async fn run_browser_script(script: &str, modules: &Path, env: &[(&str, String)]) {
+    let artifacts = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
+    let mut cmd = Command::new("node");
+    cmd.arg(&script)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("RAMPART_NODE_MODULES", modules)
+        .env("RAMPART_ARTIFACTS", artifacts.path());
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    if !out.status.success() {
+        // Keep the failure screenshot.
+        let _ = artifacts.keep();
+    }
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the browser script failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("all steps passed"));
+}
+
 // ------------------------------------------------------------ tests
 
 #[tokio::test(flavor = "multi_thread")]
@@ -218,38 +251,21 @@ async fn admin_page_end_to_end_in_headless_chromium() {
     }
 
     // The browser.
-    let artifacts = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/admin_page.e2e.mjs");
-    let mut cmd = Command::new("node");
-    cmd.arg(&script)
-        .env("RAMPART_BASE_URL", &base)
-        .env("RAMPART_TENANT", TENANT)
-        .env("RAMPART_ADMIN_EMAIL", &admin_email)
-        .env("RAMPART_VIEWER_EMAIL", &viewer_email)
-        .env("RAMPART_PASSWORD", PASSWORD)
-        .env("RAMPART_PORTFOLIO_ID", &portfolio_id)
-        .env("RAMPART_PORTFOLIO_NAME", "Tom's Tech")
-        .env("RAMPART_PORTFOLIO_OWNER", &trader_email)
-        .env("RAMPART_NODE_MODULES", &modules)
-        .env("RAMPART_ARTIFACTS", artifacts.path());
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    if !out.status.success() {
-        // Keep the failure screenshot.
-        let _ = artifacts.keep();
-    }
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "the browser script failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("all steps passed"));
+    run_browser_script(
+        "admin_page.e2e.mjs",
+        &modules,
+        &[
+            ("RAMPART_BASE_URL", base.clone()),
+            ("RAMPART_TENANT", TENANT.into()),
+            ("RAMPART_ADMIN_EMAIL", admin_email.clone()),
+            ("RAMPART_VIEWER_EMAIL", viewer_email.clone()),
+            ("RAMPART_PASSWORD", PASSWORD.into()),
+            ("RAMPART_PORTFOLIO_ID", portfolio_id.clone()),
+            ("RAMPART_PORTFOLIO_NAME", "Tom's Tech".into()),
+            ("RAMPART_PORTFOLIO_OWNER", trader_email.clone()),
+        ],
+    )
+    .await;
 
     // What the browser did, as the database has it.
     let members = rampart_members::Members::new(state.tenants.clone());

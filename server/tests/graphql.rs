@@ -1225,3 +1225,135 @@ async fn persisted_queries_by_hash_when_enabled() {
     assert_eq!(s, 401);
     env.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cases_members_and_chart_urls_are_those_of_rest() {
+    let env = env().await;
+    let auth = env.auth();
+    let admin_scopes = "portfolio:read portfolio:write users:manage";
+    let (_, admin) = scoped_token(&auth, "acme", "root@acme.test", Role::Admin, admin_scopes).await;
+    let (_, owner) = scoped_token(&auth, "acme", "ada@acme.test", Role::Trader, SCOPES).await;
+    let (_, viewer) = reader(&auth).await;
+
+    // Cases: the owner's, as REST has them; the viewer sees none of them.
+    let case = env
+        .with(&owner)
+        .post(201, "/api/v1/t/acme/cases", crate::common::epv_case("ACME"))
+        .await["data"]
+        .clone();
+    let id = case["id"].as_str().unwrap();
+    let q = "query($id: UUID!) { cases(first: 5) { edges { cursor node { id ticker version } } }
+             case(id: $id) { id ticker name currency version access inputs valuation } }";
+    let got = data(&env, &owner, q, json!({"id": id})).await;
+    let edge = &got["cases"]["edges"][0];
+    assert_eq!(
+        (&edge["cursor"], &edge["node"]["id"]),
+        (&json!(id), &json!(id))
+    );
+    let g = &got["case"];
+    for field in [
+        "ticker",
+        "name",
+        "currency",
+        "version",
+        "inputs",
+        "valuation",
+    ] {
+        assert_eq!(g[field], case[field], "{field}");
+    }
+    assert_eq!(g["access"], "OWNER");
+    let e = error(&env, &viewer, q, json!({"id": id})).await;
+    let (s, body) = env
+        .call(
+            Method::GET,
+            &format!("/api/v1/t/acme/cases/{id}"),
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(gql_refusal(&e), rest_refusal(s, &body));
+    assert_eq!(s, 404);
+
+    // Members: for admins (users:manage), the REST page and cursor.
+    let m = "query($after: String) { members(first: 2, after: $after) {
+             pageInfo { hasNextPage } edges { cursor node { id email role brokerAttached } } } }";
+    let rest = env
+        .expect_get(200, "/api/v1/t/acme/admin/members?limit=2", &admin)
+        .await;
+    let got = data(&env, &admin, m, json!({})).await;
+    let emails: Vec<&Value> = got["members"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["node"]["email"])
+        .collect();
+    let rest_emails: Vec<&Value> = rest["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["email"])
+        .collect();
+    assert_eq!(emails, rest_emails);
+    assert_eq!(got["members"]["pageInfo"]["hasNextPage"], true);
+    let last = got["members"]["edges"][1]["cursor"].as_str().unwrap();
+    assert_eq!(last, rest["meta"]["nextCursor"].as_str().unwrap());
+    let next = data(&env, &admin, m, json!({"after": last})).await;
+    let rest_next = env
+        .expect_get(
+            200,
+            &format!("/api/v1/t/acme/admin/members?limit=2&cursor={last}"),
+            &admin,
+        )
+        .await;
+    assert_eq!(
+        next["members"]["edges"][0]["node"]["email"],
+        rest_next["data"][0]["email"]
+    );
+    let e = error(&env, &owner, m, json!({})).await;
+    let (s, body) = env
+        .call(
+            Method::GET,
+            "/api/v1/t/acme/admin/members",
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(gql_refusal(&e), rest_refusal(s, &body));
+    assert_eq!(s, 403);
+
+    // Chart URLs: where REST draws them.
+    let pid = env
+        .create(
+            "/api/v1/t/acme/portfolios",
+            &owner,
+            json!({"name": "Charted", "positions": [{"symbol": "MSFT", "quantity": 1}]}),
+        )
+        .await;
+    let c = "query($id: UUID!) { portfolio(id: $id) { charts { equity returns fan } } }";
+    let got = data(&env, &owner, c, json!({"id": pid})).await;
+    let charts = &got["portfolio"]["charts"];
+    for chart in ["equity", "returns", "fan"] {
+        let url = charts[chart].as_str().unwrap();
+        assert!(
+            url.ends_with(&format!(
+                "/api/v1/t/acme/portfolios/{pid}/charts/{chart}.svg"
+            )),
+            "{url}"
+        );
+    }
+    let path = charts["equity"]
+        .as_str()
+        .unwrap()
+        .split_once("/api/")
+        .unwrap()
+        .1;
+    let (s, _) = env
+        .call(
+            Method::GET,
+            &format!("/api/{path}?from=2005-01-01&to=2009-12-31"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+}

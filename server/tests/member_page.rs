@@ -5,14 +5,11 @@
 //! tooling): sign-in with PKCE, the equity chart, the P&L table and the
 //! leaderboard; a member without snapshots told so. Plus the page's headers.
 
-use std::path::Path;
-use std::process::Command;
-
 use rampart_auth::Role;
 use rampart_members::replay::AlpacaReplay;
 use rampart_server::demo_members::{DEMO_DAYS, DEMO_MEMBERS, seed};
 
-use crate::admin_page::{browser_tooling, free_port};
+use crate::admin_page::{browser_tooling, free_port, run_browser_script};
 use crate::common::{PASSWORD, Pki, client_builder, config, start};
 
 const TENANT: &str = "e2emember";
@@ -82,35 +79,19 @@ async fn member_page_end_to_end_in_headless_chromium() {
     assert_eq!(r.status(), 404);
 
     // The browser.
-    let artifacts = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/member_page.e2e.mjs");
-    let mut cmd = Command::new("node");
-    cmd.arg(&script)
-        .env("RAMPART_BASE_URL", &base)
-        .env("RAMPART_TENANT", TENANT)
-        .env("RAMPART_MEMBER_EMAIL", &member_email)
-        .env("RAMPART_NEWCOMER_EMAIL", &newcomer_email)
-        .env("RAMPART_PASSWORD", PASSWORD)
-        .env("RAMPART_DAYS", DEMO_DAYS.to_string())
-        .env("RAMPART_MEMBERS", DEMO_MEMBERS.to_string())
-        .env("RAMPART_NODE_MODULES", &modules)
-        .env("RAMPART_ARTIFACTS", artifacts.path());
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    if !out.status.success() {
-        let _ = artifacts.keep();
-    }
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "the browser script failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("all steps passed"));
+    run_browser_script(
+        "member_page.e2e.mjs",
+        &modules,
+        &[
+            ("RAMPART_BASE_URL", base.clone()),
+            ("RAMPART_TENANT", TENANT.into()),
+            ("RAMPART_MEMBER_EMAIL", member_email.clone()),
+            ("RAMPART_NEWCOMER_EMAIL", newcomer_email.clone()),
+            ("RAMPART_PASSWORD", PASSWORD.into()),
+            ("RAMPART_DAYS", DEMO_DAYS.to_string()),
+            ("RAMPART_MEMBERS", DEMO_MEMBERS.to_string()),
+        ],
+    )
+    .await;
     server.stop().await;
 }

@@ -23,6 +23,7 @@ pub mod paging;
 pub mod portfolio_fields;
 pub mod schema;
 pub mod subscription;
+pub mod tenant_fields;
 
 use actix_web::web;
 use async_graphql::dataloader::DataLoader;

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::loaders::PositionsLoader;
 use super::paging::{page_cost, page_size};
 use super::portfolio_fields::{self as fields, Access};
+use super::tenant_fields as tenant;
 use super::{OrGql, RequestCaller};
 use crate::error::ApiError;
 use crate::portfolio_analysis::AnalyticsQuery;
@@ -144,6 +145,11 @@ impl PortfolioNode {
         to: Option<NaiveDate>,
     ) -> Result<Vec<fields::DailyMetricsNode>> {
         fields::metrics(ctx, self.id, from, to).await
+    }
+
+    /// Where its charts are drawn (SVG; `analytics:read` to fetch them).
+    async fn charts(&self, ctx: &Context<'_>) -> Result<tenant::ChartUrls> {
+        tenant::chart_urls(ctx, self.id)
     }
 
     /// The analysis (needs `analytics:read`; as `GET …/analytics`: the
@@ -457,6 +463,36 @@ impl QueryRoot {
             .gql()?;
         let cursor = |p: &Portfolio| p.id.to_string();
         Ok(fields::connection(after.as_deref(), page, cursor))
+    }
+
+    /// EPV valuation cases the caller may see (own, shared), by id (needs
+    /// `portfolio:read`, as `GET …/cases`).
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn cases(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, tenant::CaseNode>> {
+        tenant::cases(ctx, first, after).await
+    }
+
+    /// One valuation case with its current inputs and valuation (as
+    /// `GET …/cases/{id}`).
+    async fn case(&self, ctx: &Context<'_>, id: Uuid) -> Result<tenant::CaseNode> {
+        tenant::case(ctx, id).await
+    }
+
+    /// The tenant's members, by email (needs `users:manage`, as
+    /// `GET …/admin/members`; broker keys never appear).
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, tenant::MemberNode>> {
+        tenant::members(ctx, first, after).await
     }
 
     /// One portfolio with its positions (as `GET …/portfolios/{id}`).
