@@ -158,6 +158,13 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
         pki.client_cert_file.display(),
         pki.client_key_file.display(),
     );
+    let public = p.port();
+    println!(
+        "\nThe seed systems, with data:\
+         \n  TigerQuant    https://localhost:{public}/t/acme/member/ (member page: 10 members, 30 days of snapshots; the trader signs in)\
+         \n  EPV cases     GET /api/v1/t/acme/cases (a valued AAPL case with an agent's analysis)\
+         \n  Portfolios    GET /api/v1/t/acme/portfolios/{{id}}/analytics, …/charts/equity.svg, POST /api/graphql/t/acme"
+    );
     println!(
         "\nRampart demo is running (template {}, embedded PostgreSQL on 127.0.0.1:{}).\n\
          \n  public  https://localhost:{}   (OAuth, login page, API; client certificates optional)\
