@@ -192,17 +192,14 @@ pub fn user_of(principal: &Principal) -> Result<Uuid, ApiError> {
 
 /// Where a request comes from, for audit records and device checks.
 pub fn client_context(req: &HttpRequest) -> ClientContext {
-    ClientContext {
-        ip: crate::client_addr::client_ip(req)
+    ClientContext::from_request(
+        crate::client_addr::client_ip(req)
             .map(|ip| ip.to_string())
             .unwrap_or_default(),
-        device: None,
-        user_agent: req
-            .headers()
+        req.headers()
             .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    }
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 /// The authenticated caller of `/api/v1/t/{tenant}/…`, with permission `P`.

@@ -112,6 +112,20 @@ impl ApiKeyService {
                 "an API key needs at least one scope".into(),
             ));
         }
+        let mut seen = std::collections::HashSet::new();
+        if !scopes.iter().all(|s| seen.insert(s)) {
+            return Err(AuthError::InvalidRequest(
+                "an API key lists each scope at most once".into(),
+            ));
+        }
+        if name.trim().is_empty()
+            || name.chars().count() > 200
+            || name.chars().any(char::is_control)
+        {
+            return Err(AuthError::InvalidRequest(
+                "an API key's name is 1 to 200 characters, no control characters".into(),
+            ));
+        }
         let user = self
             .pool
             .with_tenant(tenant, async |conn| users::find(conn, user_id).await)

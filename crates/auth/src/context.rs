@@ -37,6 +37,39 @@ impl ClientContext {
         self.user_agent = Some(user_agent.to_owned());
         self
     }
+
+    /// The context of an HTTP request: its client IP and `User-Agent`, the
+    /// device label being the agent's first 64 characters. The agent is kept
+    /// to its first [`MAX_USER_AGENT_CHARS`] characters, as stored.
+    pub fn from_request(ip: String, user_agent: Option<&str>) -> Self {
+        Self {
+            ip,
+            device: user_agent.map(|u| bounded(u, MAX_DEVICE_CHARS).to_owned()),
+            user_agent: user_agent.map(|u| bounded(u, MAX_USER_AGENT_CHARS).to_owned()),
+        }
+    }
+
+    /// The `User-Agent` as stored (at most [`MAX_USER_AGENT_CHARS`]).
+    pub(crate) fn stored_user_agent(&self) -> Option<&str> {
+        self.user_agent
+            .as_deref()
+            .map(|u| bounded(u, MAX_USER_AGENT_CHARS))
+    }
+
+    /// The device label as stored (at most 64 characters, `""` when none).
+    pub(crate) fn stored_device(&self) -> &str {
+        bounded(self.device.as_deref().unwrap_or(""), MAX_DEVICE_CHARS)
+    }
+}
+
+/// How much of a `User-Agent` sessions and login challenges keep: their rows
+/// are stored inline (no TOAST table per tenant), so they are bounded.
+pub const MAX_USER_AGENT_CHARS: usize = 512;
+const MAX_DEVICE_CHARS: usize = 64;
+
+/// The first `max` characters of `s`.
+fn bounded(s: &str, max: usize) -> &str {
+    s.char_indices().nth(max).map_or(s, |(i, _)| &s[..i])
 }
 
 /// Access tokens (tenant, jti) recently checked against `access_tokens`:

@@ -78,7 +78,7 @@ pub use apikey::ApiKeyService;
 pub use audit::AuditService;
 pub use cleanup::CleanupService;
 pub use config::AuthConfig;
-pub use context::ClientContext;
+pub use context::{ClientContext, MAX_USER_AGENT_CHARS};
 pub use error::AuthError;
 pub use invitation::InvitationService;
 pub use keys::{

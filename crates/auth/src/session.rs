@@ -79,9 +79,9 @@ pub(crate) async fn create_session(
     let id: Uuid = diesel::insert_into(sessions::table)
         .values((
             sessions::user_id.eq(user_id),
-            sessions::device.eq(ctx.device.as_deref().unwrap_or("")),
+            sessions::device.eq(ctx.stored_device()),
             sessions::ip.eq(&ctx.ip),
-            sessions::user_agent.eq(ctx.user_agent.as_deref()),
+            sessions::user_agent.eq(ctx.stored_user_agent()),
             sessions::expires_at.eq(expires_at),
             sessions::secret_hash.eq(sha256(secret.as_bytes())),
             sessions::amr.eq(amr),
@@ -109,9 +109,9 @@ pub(crate) async fn create_login_challenge(
         .values((
             login_challenges::user_id.eq(user_id),
             login_challenges::secret_hash.eq(sha256(secret.as_bytes())),
-            login_challenges::device.eq(ctx.device.as_deref().unwrap_or("")),
+            login_challenges::device.eq(ctx.stored_device()),
             login_challenges::ip.eq(&ctx.ip),
-            login_challenges::user_agent.eq(ctx.user_agent.as_deref()),
+            login_challenges::user_agent.eq(ctx.stored_user_agent()),
             login_challenges::expires_at
                 .eq(Utc::now() + chrono::Duration::seconds(CHALLENGE_TTL_SECS)),
         ))

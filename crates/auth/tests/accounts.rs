@@ -713,3 +713,58 @@ async fn cleanup_removes_expired_rows() {
     assert_eq!(r.login_attempts, 2);
     assert_eq!(a.cleanup_expired("acme").await.unwrap(), Default::default());
 }
+
+/// Sessions, login challenges and API keys are stored inline (no TOAST
+/// table: issue 14's relation budget), so what a client sends is bounded
+/// before it is stored: a 20,000-character `User-Agent` still logs in (kept
+/// to its first 512 characters, cut on a character boundary), and an API
+/// key's name of more than 200 characters or a scope listed twice is refused
+/// with a typed error.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_a_client_sends_is_bounded_before_it_is_stored() {
+    let t = server().await;
+    let a = &t.auth;
+    let user = a
+        .register("acme", "ua@example.com", "Ua", PASSWORD, Role::Trader)
+        .await
+        .unwrap();
+    let agent = "é".repeat(20_000);
+    let client = rampart_auth::ClientContext::from_request("10.0.0.9".into(), Some(&agent));
+    let session = logged_in(
+        a.login("acme", "ua@example.com", PASSWORD, &client)
+            .await
+            .unwrap(),
+    );
+    // A context built by hand (an embedder's) is bounded the same way.
+    let by_hand = ctx("10.0.0.9").with_user_agent(&agent);
+    logged_in(
+        a.login("acme", "ua@example.com", PASSWORD, &by_hand)
+            .await
+            .unwrap(),
+    );
+    let sessions = a.list_sessions("acme", user.id).await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    for s in &sessions {
+        let stored = s.user_agent.as_deref().unwrap();
+        assert_eq!(stored.chars().count(), rampart_auth::MAX_USER_AGENT_CHARS);
+        assert!(agent.starts_with(stored));
+        assert!(s.device.chars().count() <= 64);
+    }
+    assert!(sessions.iter().any(|s| s.id == session.session_id));
+    let long_name = "k".repeat(201);
+    let scopes = ["portfolio:read".to_owned()];
+    assert!(matches!(
+        a.create_api_key("acme", user.id, &long_name, &scopes, None, &client)
+            .await,
+        Err(AuthError::InvalidRequest(_))
+    ));
+    let twice: Vec<String> = vec!["portfolio:read".into(); 40];
+    assert!(matches!(
+        a.create_api_key("acme", user.id, "ok", &twice, None, &client)
+            .await,
+        Err(AuthError::InvalidRequest(_))
+    ));
+    a.create_api_key("acme", user.id, &"k".repeat(200), &scopes, None, &client)
+        .await
+        .unwrap();
+}

@@ -13,9 +13,10 @@ use base64::Engine;
 use rampart_auth::oauth::{
     AuthorizeError, AuthorizeRequest, ClientAuthMethod, ClientCredentials, TokenRequest,
 };
-use rampart_auth::{AuthError, AuthServer, ClientContext};
+use rampart_auth::{AuthError, AuthServer};
 
 use crate::error::oauth_status;
+use crate::extract::client_context;
 use crate::pages;
 
 /// Shared state: `web::Data<AuthServer>`.
@@ -65,22 +66,6 @@ fn oauth_error(e: &AuthError) -> HttpResponse {
     resp.json(
         serde_json::json!({"error": e.oauth_code(), "error_description": e.public_description()}),
     )
-}
-
-fn client_context(req: &HttpRequest) -> ClientContext {
-    let ip = crate::client_addr::client_ip(req)
-        .map(|ip| ip.to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let ua = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    ClientContext {
-        ip,
-        device: ua.as_deref().map(|u| u.chars().take(64).collect()),
-        user_agent: ua,
-    }
 }
 
 fn cookie_name(tenant: &str) -> String {

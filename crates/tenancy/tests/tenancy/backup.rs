@@ -76,8 +76,9 @@ async fn seed(pool: &TenantPool, slug: &str, n: usize) {
             SELECT 'login', 'ok', jsonb_build_object('i', g), decode('00ff', 'hex'), sha256(g::text::bytea),
                    timestamptz '2024-03-01 12:00:00.123456+02' + g * interval '1 minute'
             FROM generate_series(1, {n}) g;
-        INSERT INTO prices_daily (symbol, date, close, volume, open)
-            SELECT 'AAPL', date '2024-01-01' + g, 100 + g * 0.1, g, CASE WHEN g = 1 THEN 'NaN'::float8 ELSE 1.0 / g END
+        INSERT INTO portfolio_metrics_daily (portfolio_id, date, nav, daily_return, volatility_30d)
+            SELECT '00000000-0000-0000-0000-00000000000f', date '2024-01-01' + g, 100 + g * 0.1, g,
+                   CASE WHEN g = 1 THEN 'NaN'::float8 ELSE 1.0 / g END
             FROM generate_series(1, {n}) g;
         INSERT INTO portfolio_comments (id, portfolio_id, author_id, parent_id, body) VALUES
             ('00000000-0000-0000-0000-0000000000c9', '00000000-0000-0000-0000-00000000000f', '00000000-0000-0000-0000-0000000000a1', NULL, 'parent'),
@@ -152,7 +153,7 @@ async fn export_and_restore_round_trip_row_for_row() {
         .collect();
     assert_eq!(rows["positions"], 300);
     assert_eq!(rows["audit_log"], 300);
-    assert_eq!(rows["prices_daily"], 300);
+    assert_eq!(rows["portfolio_metrics_daily"], 300);
     assert_eq!(rows["roles"], 5);
     assert_eq!(export.rows, rows.values().sum::<u64>());
     assert!(!rows.contains_key("__diesel_schema_migrations"));
@@ -262,7 +263,7 @@ async fn restore_into_existing_tenant_is_refused_unless_replace() {
 
     // Refused: nothing changes.
     pool.with_tenant("keep", async |conn| {
-        conn.batch_execute("DELETE FROM positions; INSERT INTO instruments (symbol) VALUES ('NEW')")
+        conn.batch_execute("DELETE FROM positions; INSERT INTO roles (name) VALUES ('new')")
             .await
             .map_err(TenancyError::from)
     })

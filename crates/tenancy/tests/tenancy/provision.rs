@@ -18,8 +18,6 @@ async fn provisioned_tenant_has_the_full_template_and_ledger() {
         "portfolios",
         "portfolio_versions",
         "positions",
-        "instruments",
-        "prices_daily",
         "portfolio_metrics_daily",
     ] {
         let n = admin_count(
@@ -247,4 +245,83 @@ async fn ensure_tenant_is_idempotent() {
         pool.provision("idem", "Idem").await,
         Err(TenancyError::AlreadyExists(_))
     ));
+}
+
+#[derive(diesel::QueryableByName, Debug, PartialEq)]
+struct Relation {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+/// The relations of `schema`: its own (tables, indexes, sequences) plus the
+/// TOAST tables and TOAST indexes PostgreSQL keeps in `pg_toast` for them.
+async fn relations(url: &str, schema: &str) -> Vec<Relation> {
+    use diesel::sql_types::Text;
+    use diesel_async::{AsyncConnection, AsyncPgConnection};
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    diesel::sql_query(
+        "SELECT c.relkind::text AS kind, c.relname::text AS name FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 \
+         UNION ALL \
+         SELECT t.relkind::text, 'toast of ' || c.relname FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_class t ON t.oid = c.reltoastrelid \
+         WHERE n.nspname = $1 \
+         UNION ALL \
+         SELECT 'i', 'toast index of ' || c.relname FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index x ON x.indrelid = c.reltoastrelid \
+         WHERE n.nspname = $1 ORDER BY 1, 2",
+    )
+    .bind::<Text, _>(schema)
+    .load(&mut conn)
+    .await
+    .unwrap()
+}
+
+/// Issue 14's relation budget: each relation of a tenant schema is catalog
+/// rows and a file, times every tenant on the server. A tenant built from
+/// the baseline has exactly the relations of the template migrated step by
+/// step (so tables made TOAST-free by a migration stay so in new tenants),
+/// and no more than the budget. The aim is 80; see the tenancy README.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_schema_stays_within_its_relation_budget() {
+    const BUDGET: usize = 164;
+    let url = database_url().await;
+    let pool = pool_with(&url, Default::default()).await;
+    pool.provision("lean", "Lean").await.unwrap();
+    let tenant = relations(&url, "tenant_lean").await;
+    let template = relations(&url, "tenant_template").await;
+    let listing: Vec<String> = tenant
+        .iter()
+        .map(|r| format!("{} {}", r.kind, r.name))
+        .collect();
+    eprintln!(
+        "{} relations per tenant:\n{}",
+        tenant.len(),
+        listing.join("\n")
+    );
+    assert_eq!(
+        tenant,
+        template,
+        "baseline and migrations differ:\n{}",
+        listing.join("\n")
+    );
+    for gone in [
+        "instruments",
+        "prices_daily",
+        "toast of sessions",
+        "toast of access_tokens",
+    ] {
+        assert!(
+            !tenant.iter().any(|r| r.name == gone),
+            "{gone} is still there"
+        );
+    }
+    assert!(
+        tenant.len() <= BUDGET,
+        "{} relations per tenant (budget {BUDGET}):\n{}",
+        tenant.len(),
+        listing.join("\n")
+    );
 }
