@@ -460,7 +460,7 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         .patch(200, &pp, json!({"description": "eve"}))
         .await;
     let expire = format!(
-        "UPDATE portfolio_shares SET expires_at = now() - interval '1 second' WHERE user_id = '{eve}'"
+        "UPDATE document_shares SET expires_at = now() - interval '1 second' WHERE user_id = '{eve}'"
     );
     crate::common::exec(&env.state, "acme", expire).await;
     env.expect_get(404, &pp, &eve_t).await;

@@ -16,7 +16,6 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::now;
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rampart_tenancy::TenantPool;
 use rampart_valuation::{Decimal, ValuationInputs};
@@ -25,15 +24,14 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::PortfolioError;
+use crate::documents::{self, Kind, record};
 use crate::import_json::ItemOutcome;
 use crate::model::{
     Access, Activity, Actor, Comment, NewComment, Page, Share, ShareGrant, Version, check_name,
     page_limit, parse_cursor,
 };
-use crate::rows::{ActivityRow, CommentRow, ShareRow, VersionRow, check_active_user};
 use crate::schema::{
-    valuation_case_activity as act, valuation_case_analyses as ana, valuation_case_comments as com,
-    valuation_case_shares as shr, valuation_case_versions as ver, valuation_cases as cases,
+    document_shares as shr, valuation_case_analyses as ana, valuation_cases as cases,
 };
 
 /// Most cases in one import.
@@ -219,14 +217,7 @@ struct CaseRow {
 
 impl CaseRow {
     fn visible_to(self, share: Option<String>, actor: &Actor) -> Option<Case> {
-        let mut access = if self.owner_id == actor.user_id {
-            Some(Access::Owner)
-        } else {
-            share.as_deref().and_then(Access::parse)
-        };
-        if actor.tenant_admin {
-            access = access.max(Some(Access::Admin));
-        }
+        let access = documents::access_of(self.owner_id, share.as_deref(), actor, false);
         Some(Case {
             id: self.id,
             owner_id: self.owner_id,
@@ -309,45 +300,13 @@ impl Valued {
     }
 }
 
-async fn record(
-    conn: &mut AsyncPgConnection,
-    actor: &Actor,
-    case_id: Uuid,
-    action: &str,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> Result<(), PortfolioError> {
-    diesel::insert_into(act::table)
-        .values((
-            act::case_id.eq(case_id),
-            act::actor_id.eq(actor.user_id),
-            act::action.eq(action),
-            act::before.eq(before),
-            act::after.eq(after),
-            act::ip.eq(actor.ip.as_deref()),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 async fn insert_version(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
     case: &Case,
     change: &str,
 ) -> Result<(), PortfolioError> {
-    diesel::insert_into(ver::table)
-        .values((
-            ver::case_id.eq(case.id),
-            ver::version.eq(case.version),
-            ver::snapshot.eq(snapshot(case)),
-            ver::changed_by.eq(actor.user_id),
-            ver::change.eq(change),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
+    documents::insert_version(conn, actor, case.id, case.version, snapshot(case), change).await
 }
 
 /// Cases visible to the actor: one (`only`) or a page by id after `after`.
@@ -360,7 +319,7 @@ async fn visible(
 ) -> Result<Vec<Case>, PortfolioError> {
     let mut query = cases::table
         .left_join(
-            shr::table.on(shr::case_id
+            shr::table.on(shr::document_id
                 .eq(cases::id)
                 .and(shr::user_id.eq(actor.user_id))
                 .and(shr::expires_at.is_null().or(shr::expires_at.gt(now)))),
@@ -427,8 +386,10 @@ async fn insert_case(
     import_key: Option<&str>,
     change: &str,
 ) -> Result<Case, PortfolioError> {
-    let id: Uuid = diesel::insert_into(cases::table)
+    let id = documents::insert(conn, Kind::ValuationCase).await?;
+    diesel::insert_into(cases::table)
         .values((
+            cases::id.eq(id),
             cases::owner_id.eq(actor.user_id),
             cases::ticker.eq(&v.ticker),
             cases::name.eq(&v.name),
@@ -437,17 +398,12 @@ async fn insert_case(
             cases::valuation.eq(&v.valuation),
             cases::import_key.eq(import_key),
         ))
-        .returning(cases::id)
-        .get_result(conn)
+        .execute(conn)
         .await?;
     let case = case_for(conn, actor, id, Access::Owner, false).await?;
     insert_version(conn, actor, &case, change).await?;
     record(conn, actor, id, change, None, Some(snapshot(&case))).await?;
     Ok(case)
-}
-
-fn to_json<T: Serialize>(v: &T) -> Option<Value> {
-    serde_json::to_value(v).ok()
 }
 
 fn check_document(source: &str, document: &Value) -> Result<(), PortfolioError> {
@@ -615,20 +571,7 @@ impl CaseService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 case_for(conn, actor, id, Access::View, false).await?;
-                let mut query = ver::table
-                    .filter(ver::case_id.eq(id))
-                    .order(ver::version.desc())
-                    .limit(limit + 1)
-                    .select(version_columns())
-                    .into_boxed();
-                if let Some(after) = after {
-                    query = query.filter(ver::version.lt(after));
-                }
-                let rows: Vec<VersionRow> = query.load(conn).await?;
-                let items: Vec<Version> = rows.into_iter().map(Version::from).collect();
-                Ok(Page::from_overfetch(items, limit, |v| {
-                    v.version.to_string()
-                }))
+                documents::versions(conn, id, after, limit).await
             })
             .await
     }
@@ -644,7 +587,7 @@ impl CaseService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 case_for(conn, actor, id, Access::View, false).await?;
-                load_version(conn, id, version).await
+                documents::version(conn, id, version).await
             })
             .await
     }
@@ -661,8 +604,8 @@ impl CaseService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 case_for(conn, actor, id, Access::View, false).await?;
-                let a = load_version(conn, id, from).await?;
-                let b = load_version(conn, id, to).await?;
+                let a = documents::version(conn, id, from).await?;
+                let b = documents::version(conn, id, to).await?;
                 let mut changes = Vec::new();
                 diff_json("", Some(&a.snapshot), Some(&b.snapshot), &mut changes);
                 Ok(VersionDiff { from, to, changes })
@@ -683,39 +626,7 @@ impl CaseService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 let case = case_for(conn, actor, id, Access::Admin, true).await?;
-                if grant.user_id == case.owner_id {
-                    return Err(PortfolioError::Invalid("the owner needs no share".into()));
-                }
-                check_active_user(conn, grant.user_id).await?;
-                let before: Option<ShareRow> = shr::table
-                    .find((id, grant.user_id))
-                    .select(share_columns())
-                    .first(conn)
-                    .await
-                    .optional()?;
-                let before = before.map(Share::from);
-                let row: ShareRow = diesel::insert_into(shr::table)
-                    .values((
-                        shr::case_id.eq(id),
-                        shr::user_id.eq(grant.user_id),
-                        shr::access.eq(grant.access.as_str()),
-                        shr::granted_by.eq(actor.user_id),
-                        shr::expires_at.eq(grant.expires_at),
-                    ))
-                    .on_conflict((shr::case_id, shr::user_id))
-                    .do_update()
-                    .set((
-                        shr::access.eq(excluded(shr::access)),
-                        shr::granted_by.eq(excluded(shr::granted_by)),
-                        shr::expires_at.eq(excluded(shr::expires_at)),
-                    ))
-                    .returning(share_columns())
-                    .get_result(conn)
-                    .await?;
-                let share = Share::from(row);
-                let before = before.as_ref().and_then(to_json);
-                record(conn, actor, id, "share", before, to_json(&share)).await?;
-                Ok(share)
+                documents::share(conn, actor, id, case.owner_id, &grant).await
             })
             .await
     }
@@ -730,13 +641,7 @@ impl CaseService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 case_for(conn, actor, id, Access::Admin, false).await?;
-                let rows: Vec<ShareRow> = shr::table
-                    .filter(shr::case_id.eq(id))
-                    .order((shr::created_at, shr::user_id))
-                    .select(share_columns())
-                    .load(conn)
-                    .await?;
-                Ok(rows.into_iter().map(Share::from).collect())
+                documents::shares(conn, id).await
             })
             .await
     }
@@ -752,13 +657,7 @@ impl CaseService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 case_for(conn, actor, id, Access::Admin, true).await?;
-                let gone: Option<ShareRow> = diesel::delete(shr::table.find((id, user_id)))
-                    .returning(share_columns())
-                    .get_result(conn)
-                    .await
-                    .optional()?;
-                let gone = gone.map(Share::from).ok_or(PortfolioError::NotFound)?;
-                record(conn, actor, id, "revoke", to_json(&gone), None).await
+                documents::revoke(conn, actor, id, user_id).await
             })
             .await
     }
@@ -771,35 +670,11 @@ impl CaseService {
         id: Uuid,
         new: NewComment,
     ) -> Result<Comment, PortfolioError> {
-        let body = new.checked_body()?;
+        new.checked_body()?;
         self.pool
             .with_tenant(tenant, async |conn| {
                 case_for(conn, actor, id, Access::Comment, false).await?;
-                if let Some(parent) = new.parent_id {
-                    let found: bool = diesel::select(diesel::dsl::exists(
-                        com::table
-                            .filter(com::id.eq(parent))
-                            .filter(com::case_id.eq(id)),
-                    ))
-                    .get_result(conn)
-                    .await?;
-                    if !found {
-                        return Err(PortfolioError::Invalid("parent_id: no such comment".into()));
-                    }
-                }
-                let row: CommentRow = diesel::insert_into(com::table)
-                    .values((
-                        com::case_id.eq(id),
-                        com::author_id.eq(actor.user_id),
-                        com::parent_id.eq(new.parent_id),
-                        com::body.eq(&body),
-                    ))
-                    .returning(comment_columns())
-                    .get_result(conn)
-                    .await?;
-                let comment = Comment::from(row);
-                record(conn, actor, id, "comment", None, to_json(&comment)).await?;
-                Ok(comment)
+                documents::comment(conn, actor, id, &new).await
             })
             .await
     }
@@ -814,7 +689,7 @@ impl CaseService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 case_for(conn, actor, id, Access::View, false).await?;
-                load_comments(conn, id).await
+                documents::comments(conn, id).await
             })
             .await
     }
@@ -833,7 +708,7 @@ impl CaseService {
             .with_tenant(tenant, async |conn| {
                 let case = case_for(conn, actor, id, Access::Comment, false).await?;
                 let version = new.version.unwrap_or(case.version);
-                load_version(conn, id, version).await?;
+                documents::version(conn, id, version).await?;
                 let analysis =
                     insert_analysis(conn, actor, id, version, new.source.trim(), &new.document)
                         .await?;
@@ -876,26 +751,7 @@ impl CaseService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 case_for(conn, actor, id, Access::View, false).await?;
-                let mut query = act::table
-                    .filter(act::case_id.eq(id))
-                    .order(act::id.desc())
-                    .limit(limit + 1)
-                    .select((
-                        act::id,
-                        act::actor_id,
-                        act::action,
-                        act::before,
-                        act::after,
-                        act::ip,
-                        act::occurred_at,
-                    ))
-                    .into_boxed();
-                if let Some(after) = after {
-                    query = query.filter(act::id.lt(after));
-                }
-                let rows: Vec<ActivityRow> = query.load(conn).await?;
-                let items: Vec<Activity> = rows.into_iter().map(Activity::from).collect();
-                Ok(Page::from_overfetch(items, limit, |a| a.id.to_string()))
+                documents::activity(conn, id, after, limit).await
             })
             .await
     }
@@ -910,16 +766,10 @@ impl CaseService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 let case = case_for(conn, actor, id, Access::View, false).await?;
-                let rows: Vec<VersionRow> = ver::table
-                    .filter(ver::case_id.eq(id))
-                    .order(ver::version)
-                    .select(version_columns())
-                    .load(conn)
-                    .await?;
                 Ok(CaseExport {
                     case,
-                    versions: rows.into_iter().map(Version::from).collect(),
-                    comments: load_comments(conn, id).await?,
+                    versions: documents::all_versions(conn, id).await?,
+                    comments: documents::comments(conn, id).await?,
                     analyses: load_analyses(conn, id, None).await?,
                 })
             })
@@ -1088,67 +938,6 @@ impl NewComment {
         }
         Ok(body)
     }
-}
-
-#[diesel::dsl::auto_type]
-fn version_columns() -> _ {
-    (
-        ver::version,
-        ver::snapshot,
-        ver::changed_by,
-        ver::change,
-        ver::created_at,
-    )
-}
-
-#[diesel::dsl::auto_type]
-fn share_columns() -> _ {
-    (
-        shr::user_id,
-        shr::access,
-        shr::granted_by,
-        shr::expires_at,
-        shr::created_at,
-    )
-}
-
-#[diesel::dsl::auto_type]
-fn comment_columns() -> _ {
-    (
-        com::id,
-        com::author_id,
-        com::parent_id,
-        com::body,
-        com::created_at,
-    )
-}
-
-async fn load_version(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    version: i32,
-) -> Result<Version, PortfolioError> {
-    let row: Option<VersionRow> = ver::table
-        .find((id, version))
-        .select(version_columns())
-        .first(conn)
-        .await
-        .optional()?;
-    row.map(Version::from).ok_or(PortfolioError::NotFound)
-}
-
-async fn load_comments(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-) -> Result<Vec<Comment>, PortfolioError> {
-    let rows: Vec<CommentRow> = com::table
-        .filter(com::case_id.eq(id))
-        .order((com::created_at, com::id))
-        .limit(1000)
-        .select(comment_columns())
-        .load(conn)
-        .await?;
-    Ok(rows.into_iter().map(Comment::from).collect())
 }
 
 async fn load_analyses(

@@ -43,12 +43,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::model::{Actor, PositionInput, check_description, check_name};
-use crate::rows::{
-    NewPortfolioRow, detail, insert_portfolio, insert_positions, insert_version, portfolio_for,
-    record_activity,
-};
+use crate::rows::{NewPortfolioRow, create_portfolio};
 use crate::schema::portfolios;
-use crate::{Access, PortfolioError, PortfolioService};
+use crate::{PortfolioError, PortfolioService};
 
 /// Most portfolios in one export.
 pub const MAX_PORTFOLIOS: usize = 500;
@@ -409,31 +406,21 @@ impl PortfolioService {
                         "import_id": c.source_id,
                         "import_source": "browser_export",
                     });
-                    let id = insert_portfolio(
+                    let d = create_portfolio(
                         conn,
+                        actor,
                         &NewPortfolioRow {
-                            owner_id: actor.user_id,
                             name: &c.name,
                             description: &c.description,
                             base_currency: &c.currency,
                             is_public: false,
                             settings: &settings,
                         },
-                    )
-                    .await?;
-                    insert_positions(conn, id, &c.positions).await?;
-                    let p = portfolio_for(conn, actor, id, Access::Owner, false).await?;
-                    let d = detail(conn, p).await?;
-                    insert_version(conn, actor, &d, "import").await?;
-                    record_activity(
-                        conn,
-                        actor,
-                        id,
+                        &c.positions,
                         "import",
-                        None,
-                        Some(crate::rows::snapshot(&d)),
                     )
                     .await?;
+                    let id = d.portfolio.id;
                     item.portfolio_id = Some(id);
                 }
                 Ok::<(), PortfolioError>(())

@@ -60,6 +60,7 @@ pub mod amount;
 pub mod analysis;
 pub mod cases;
 pub mod charts;
+mod documents;
 mod error;
 pub mod import_json;
 mod import_report;

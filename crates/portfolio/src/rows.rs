@@ -9,14 +9,11 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::PortfolioError;
+use crate::documents::{self, Kind};
 use crate::model::{
-    Access, Activity, Actor, AllocationType, Comment, Portfolio, PortfolioDetail, Position,
-    PositionInput, Share, Version,
+    Access, Actor, AllocationType, Portfolio, PortfolioDetail, Position, PositionInput,
 };
-use crate::schema::{
-    portfolio_activity, portfolio_comments, portfolio_shares, portfolio_versions, portfolios,
-    positions, users,
-};
+use crate::schema::{document_shares, portfolios, positions};
 
 /// A portfolio row; the caller's access is resolved beside it.
 #[derive(Queryable, Selectable)]
@@ -38,13 +35,13 @@ pub(crate) struct PortfolioRow {
 #[diesel::dsl::auto_type(no_type_alias)]
 fn with_caller_share(caller: Uuid) -> _ {
     portfolios::table.left_join(
-        portfolio_shares::table.on(portfolio_shares::portfolio_id
+        document_shares::table.on(document_shares::document_id
             .eq(portfolios::id)
-            .and(portfolio_shares::user_id.eq(caller))
+            .and(document_shares::user_id.eq(caller))
             .and(
-                portfolio_shares::expires_at
+                document_shares::expires_at
                     .is_null()
-                    .or(portfolio_shares::expires_at.gt(now)),
+                    .or(document_shares::expires_at.gt(now)),
             )),
     )
 }
@@ -56,17 +53,7 @@ impl PortfolioRow {
     /// The portfolio with the caller's access, or `None` when the caller
     /// may not see it.
     fn visible_to(self, share: Option<String>, actor: &Actor) -> Option<Portfolio> {
-        let mut access = if self.owner_id == actor.user_id {
-            Some(Access::Owner)
-        } else {
-            share.as_deref().and_then(Access::parse)
-        };
-        if actor.tenant_admin {
-            access = access.max(Some(Access::Admin));
-        }
-        if self.is_public {
-            access = access.max(Some(Access::View));
-        }
+        let access = documents::access_of(self.owner_id, share.as_deref(), actor, self.is_public);
         Some(Portfolio {
             id: self.id,
             owner_id: self.owner_id,
@@ -95,7 +82,7 @@ pub(crate) async fn visible_portfolios(
         .filter(portfolios::deleted_at.is_null())
         .select((
             PortfolioRow::as_select(),
-            portfolio_shares::access.nullable(),
+            document_shares::access.nullable(),
         ))
         .order(portfolios::id)
         .limit(limit)
@@ -104,7 +91,7 @@ pub(crate) async fn visible_portfolios(
         query = query.filter(
             portfolios::owner_id
                 .eq(actor.user_id)
-                .or(portfolio_shares::user_id.nullable().is_not_null())
+                .or(document_shares::user_id.nullable().is_not_null())
                 .or(portfolios::is_public),
         );
     }
@@ -142,7 +129,7 @@ pub(crate) async fn portfolio_for(
         .filter(portfolios::deleted_at.is_null())
         .select((
             PortfolioRow::as_select(),
-            portfolio_shares::access.nullable(),
+            document_shares::access.nullable(),
         ))
         .first(conn)
         .await
@@ -158,11 +145,11 @@ pub(crate) async fn portfolio_for(
     Ok(portfolio)
 }
 
-/// A new portfolio row.
+/// A new portfolio's own fields (its id is that of a new document, its
+/// owner the actor).
 #[derive(Insertable)]
 #[diesel(table_name = portfolios)]
 pub(crate) struct NewPortfolioRow<'a> {
-    pub(crate) owner_id: Uuid,
     pub(crate) name: &'a str,
     pub(crate) description: &'a str,
     pub(crate) base_currency: &'a str,
@@ -170,16 +157,30 @@ pub(crate) struct NewPortfolioRow<'a> {
     pub(crate) settings: &'a serde_json::Value,
 }
 
-/// Inserts a portfolio row; returns its id.
-pub(crate) async fn insert_portfolio(
+/// Creates a portfolio owned by the actor with its positions (version 1,
+/// recorded as `change`); returns it as the owner sees it.
+pub(crate) async fn create_portfolio(
     conn: &mut AsyncPgConnection,
+    actor: &Actor,
     row: &NewPortfolioRow<'_>,
-) -> Result<Uuid, PortfolioError> {
-    Ok(diesel::insert_into(portfolios::table)
-        .values(row)
-        .returning(portfolios::id)
-        .get_result(conn)
-        .await?)
+    positions: &[PositionInput],
+    change: &str,
+) -> Result<PortfolioDetail, PortfolioError> {
+    let id = documents::insert(conn, Kind::Portfolio).await?;
+    diesel::insert_into(portfolios::table)
+        .values((
+            portfolios::id.eq(id),
+            portfolios::owner_id.eq(actor.user_id),
+            row,
+        ))
+        .execute(conn)
+        .await?;
+    insert_positions(conn, id, positions).await?;
+    let p = portfolio_for(conn, actor, id, Access::Owner, false).await?;
+    let d = detail(conn, p).await?;
+    insert_version(conn, actor, &d, change).await?;
+    documents::record(conn, actor, id, change, None, Some(snapshot(&d))).await?;
+    Ok(d)
 }
 
 #[derive(Queryable, Selectable)]
@@ -267,7 +268,7 @@ pub(crate) async fn visible_among(
         .filter(portfolios::deleted_at.is_null())
         .select((
             PortfolioRow::as_select(),
-            portfolio_shares::access.nullable(),
+            document_shares::access.nullable(),
         ))
         .load(conn)
         .await?;
@@ -405,161 +406,17 @@ pub(crate) async fn commit_change(
     let current = portfolio_for(conn, actor, portfolio.id, Access::View, false).await?;
     let current = detail(conn, current).await?;
     insert_version(conn, actor, &current, action).await?;
-    record_activity(conn, actor, portfolio.id, action, before, after).await?;
+    documents::record(conn, actor, portfolio.id, action, before, after).await?;
     Ok(current)
 }
 
+/// Stores the portfolio's current version.
 pub(crate) async fn insert_version(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
     detail: &PortfolioDetail,
     action: &str,
 ) -> Result<(), PortfolioError> {
-    diesel::insert_into(portfolio_versions::table)
-        .values((
-            portfolio_versions::portfolio_id.eq(detail.portfolio.id),
-            portfolio_versions::version.eq(detail.portfolio.version),
-            portfolio_versions::snapshot.eq(snapshot(detail)),
-            portfolio_versions::changed_by.eq(actor.user_id),
-            portfolio_versions::change.eq(action),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-pub(crate) async fn record_activity(
-    conn: &mut AsyncPgConnection,
-    actor: &Actor,
-    portfolio_id: Uuid,
-    action: &str,
-    before: Option<serde_json::Value>,
-    after: Option<serde_json::Value>,
-) -> Result<(), PortfolioError> {
-    diesel::insert_into(portfolio_activity::table)
-        .values((
-            portfolio_activity::portfolio_id.eq(portfolio_id),
-            portfolio_activity::actor_id.eq(actor.user_id),
-            portfolio_activity::action.eq(action),
-            portfolio_activity::before.eq(before),
-            portfolio_activity::after.eq(after),
-            portfolio_activity::ip.eq(actor.ip.as_deref()),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Refuses a user id that is not an active user of the tenant (a share's
-/// grantee).
-pub(crate) async fn check_active_user(
-    conn: &mut AsyncPgConnection,
-    user_id: Uuid,
-) -> Result<(), PortfolioError> {
-    let active: bool = diesel::select(diesel::dsl::exists(
-        users::table
-            .filter(users::id.eq(user_id))
-            .filter(users::status.eq("active")),
-    ))
-    .get_result(conn)
-    .await?;
-    if active {
-        Ok(())
-    } else {
-        Err(PortfolioError::Invalid(
-            "user_id: no such user in this tenant".into(),
-        ))
-    }
-}
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = portfolio_versions, check_for_backend(Pg))]
-pub(crate) struct VersionRow {
-    version: i32,
-    snapshot: serde_json::Value,
-    changed_by: Option<Uuid>,
-    change: String,
-    created_at: DateTime<Utc>,
-}
-
-impl From<VersionRow> for Version {
-    fn from(r: VersionRow) -> Self {
-        Version {
-            version: r.version,
-            snapshot: r.snapshot,
-            changed_by: r.changed_by,
-            change: r.change,
-            created_at: r.created_at,
-        }
-    }
-}
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = portfolio_shares, check_for_backend(Pg))]
-pub(crate) struct ShareRow {
-    user_id: Uuid,
-    access: String,
-    granted_by: Option<Uuid>,
-    expires_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-}
-
-impl From<ShareRow> for Share {
-    fn from(r: ShareRow) -> Self {
-        Share {
-            user_id: r.user_id,
-            access: Access::parse(&r.access).unwrap_or(Access::View),
-            granted_by: r.granted_by,
-            expires_at: r.expires_at,
-            created_at: r.created_at,
-        }
-    }
-}
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = portfolio_comments, check_for_backend(Pg))]
-pub(crate) struct CommentRow {
-    id: Uuid,
-    author_id: Uuid,
-    parent_id: Option<Uuid>,
-    body: String,
-    created_at: DateTime<Utc>,
-}
-
-impl From<CommentRow> for Comment {
-    fn from(r: CommentRow) -> Self {
-        Comment {
-            id: r.id,
-            author_id: r.author_id,
-            parent_id: r.parent_id,
-            body: r.body,
-            created_at: r.created_at,
-        }
-    }
-}
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = portfolio_activity, check_for_backend(Pg))]
-pub(crate) struct ActivityRow {
-    id: i64,
-    actor_id: Option<Uuid>,
-    action: String,
-    before: Option<serde_json::Value>,
-    after: Option<serde_json::Value>,
-    ip: Option<String>,
-    occurred_at: DateTime<Utc>,
-}
-
-impl From<ActivityRow> for Activity {
-    fn from(r: ActivityRow) -> Self {
-        Activity {
-            id: r.id,
-            actor_id: r.actor_id,
-            action: r.action,
-            before: r.before,
-            after: r.after,
-            ip: r.ip,
-            occurred_at: r.occurred_at,
-        }
-    }
+    let p = &detail.portfolio;
+    documents::insert_version(conn, actor, p.id, p.version, snapshot(detail), action).await
 }

@@ -20,8 +20,17 @@ diesel::table! {
 }
 
 diesel::table! {
-    portfolio_versions (portfolio_id, version) {
-        portfolio_id -> Uuid,
+    /// Every portfolio and valuation case has a row here, with its id: the
+    /// versions, shares, comments and activity below belong to a document.
+    documents (id) {
+        id -> Uuid,
+        kind -> Text,
+    }
+}
+
+diesel::table! {
+    document_versions (document_id, version) {
+        document_id -> Uuid,
         version -> Int4,
         snapshot -> Jsonb,
         changed_by -> Nullable<Uuid>,
@@ -60,8 +69,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    portfolio_shares (portfolio_id, user_id) {
-        portfolio_id -> Uuid,
+    document_shares (document_id, user_id) {
+        document_id -> Uuid,
         user_id -> Uuid,
         access -> Text,
         granted_by -> Nullable<Uuid>,
@@ -71,9 +80,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    portfolio_comments (id) {
+    document_comments (id) {
         id -> Uuid,
-        portfolio_id -> Uuid,
+        document_id -> Uuid,
         author_id -> Uuid,
         parent_id -> Nullable<Uuid>,
         body -> Text,
@@ -82,9 +91,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    portfolio_activity (id) {
+    document_activity (id) {
         id -> Int8,
-        portfolio_id -> Uuid,
+        document_id -> Uuid,
         actor_id -> Nullable<Uuid>,
         action -> Text,
         before -> Nullable<Jsonb>,
@@ -112,39 +121,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    valuation_case_versions (case_id, version) {
-        case_id -> Uuid,
-        version -> Int4,
-        snapshot -> Jsonb,
-        changed_by -> Nullable<Uuid>,
-        change -> Text,
-        created_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    valuation_case_shares (case_id, user_id) {
-        case_id -> Uuid,
-        user_id -> Uuid,
-        access -> Text,
-        granted_by -> Nullable<Uuid>,
-        expires_at -> Nullable<Timestamptz>,
-        created_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    valuation_case_comments (id) {
-        id -> Uuid,
-        case_id -> Uuid,
-        author_id -> Uuid,
-        parent_id -> Nullable<Uuid>,
-        body -> Text,
-        created_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
     valuation_case_analyses (id) {
         id -> Uuid,
         case_id -> Uuid,
@@ -157,19 +133,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    valuation_case_activity (id) {
-        id -> Int8,
-        case_id -> Uuid,
-        actor_id -> Nullable<Uuid>,
-        action -> Text,
-        before -> Nullable<Jsonb>,
-        after -> Nullable<Jsonb>,
-        ip -> Nullable<Text>,
-        occurred_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
     /// Owned by the auth crate; read here only to check that a share's
     /// grantee is an active user of the tenant.
     users (id) {
@@ -178,23 +141,19 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(portfolio_shares -> portfolios (portfolio_id));
 diesel::joinable!(positions -> portfolios (portfolio_id));
-diesel::joinable!(valuation_case_shares -> valuation_cases (case_id));
+diesel::joinable!(document_activity -> documents (document_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    documents,
     portfolios,
-    portfolio_versions,
+    document_versions,
     positions,
     portfolio_metrics_daily,
-    portfolio_shares,
-    portfolio_comments,
-    portfolio_activity,
+    document_shares,
+    document_comments,
+    document_activity,
     valuation_cases,
-    valuation_case_versions,
-    valuation_case_shares,
-    valuation_case_comments,
     valuation_case_analyses,
-    valuation_case_activity,
     users,
 );

@@ -1,26 +1,23 @@
 //! [`PortfolioService`]: every operation, each in one tenant transaction.
-use diesel::dsl::{exists, now};
+use diesel::dsl::now;
 use diesel::prelude::*;
-use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rampart_tenancy::TenantPool;
 use uuid::Uuid;
 
 use crate::PortfolioError;
+use crate::documents::{self, to_json};
 use crate::model::{
     Access, Activity, Actor, Comment, NewComment, NewPortfolio, Page, Portfolio, PortfolioDetail,
     PortfolioPatch, PositionInput, Share, ShareGrant, Version, check_currency, check_description,
     check_name, check_settings, check_weights, page_limit, parse_cursor,
 };
 use crate::rows::{
-    ActivityRow, CommentRow, NewPortfolioRow, ShareRow, VersionRow, check_active_user,
-    commit_change, delete_positions, detail, insert_portfolio, insert_positions, insert_version,
-    portfolio_for, positions_of, positions_of_all, record_activity, replace_position,
-    visible_among, visible_portfolios,
+    NewPortfolioRow, commit_change, create_portfolio, delete_positions, detail, insert_positions,
+    portfolio_for, positions_of, positions_of_all, replace_position, visible_among,
+    visible_portfolios,
 };
-use crate::schema::{
-    portfolio_activity, portfolio_comments, portfolio_shares, portfolio_versions, portfolios,
-};
+use crate::schema::portfolios;
 
 /// Portfolios of every tenant, over a [`TenantPool`]: each call routes to
 /// one tenant's schema, checks the caller's access and runs in one
@@ -53,10 +50,6 @@ impl PortfolioChanges<'_> {
 
 /// Most portfolios of one [`PortfolioService::positions_of_many`] call.
 pub(crate) const MAX_BATCH: usize = 1000;
-
-fn to_json<T: serde::Serialize>(v: &T) -> Option<serde_json::Value> {
-    serde_json::to_value(v).ok()
-}
 
 impl PortfolioService {
     /// A service over `pool`.
@@ -96,32 +89,20 @@ impl PortfolioService {
         }
         self.pool
             .with_tenant(tenant, async |conn| {
-                let id = insert_portfolio(
+                create_portfolio(
                     conn,
+                    actor,
                     &NewPortfolioRow {
-                        owner_id: actor.user_id,
                         name: new.name.trim(),
                         description: &description,
                         base_currency: &currency,
                         is_public: new.is_public.unwrap_or(false),
                         settings: &settings,
                     },
-                )
-                .await?;
-                insert_positions(conn, id, &positions).await?;
-                let p = portfolio_for(conn, actor, id, Access::Owner, false).await?;
-                let d = detail(conn, p).await?;
-                insert_version(conn, actor, &d, "create").await?;
-                record_activity(
-                    conn,
-                    actor,
-                    id,
+                    &positions,
                     "create",
-                    None,
-                    Some(crate::rows::snapshot(&d)),
                 )
-                .await?;
-                Ok(d)
+                .await
             })
             .await
     }
@@ -251,7 +232,7 @@ impl PortfolioService {
                     ))
                     .execute(conn)
                     .await?;
-                record_activity(conn, actor, id, "delete", to_json(&p), None).await
+                documents::record(conn, actor, id, "delete", to_json(&p), None).await
             })
             .await
     }
@@ -409,20 +390,7 @@ impl PortfolioService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 portfolio_for(conn, actor, id, Access::View, false).await?;
-                let mut query = portfolio_versions::table
-                    .filter(portfolio_versions::portfolio_id.eq(id))
-                    .order(portfolio_versions::version.desc())
-                    .limit(limit + 1)
-                    .select(VersionRow::as_select())
-                    .into_boxed();
-                if let Some(after) = after {
-                    query = query.filter(portfolio_versions::version.lt(after));
-                }
-                let rows: Vec<VersionRow> = query.load(conn).await?;
-                let items: Vec<Version> = rows.into_iter().map(Version::from).collect();
-                Ok(Page::from_overfetch(items, limit, |v| {
-                    v.version.to_string()
-                }))
+                documents::versions(conn, id, after, limit).await
             })
             .await
     }
@@ -438,13 +406,7 @@ impl PortfolioService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 portfolio_for(conn, actor, id, Access::View, false).await?;
-                let row: Option<VersionRow> = portfolio_versions::table
-                    .find((id, version))
-                    .select(VersionRow::as_select())
-                    .first(conn)
-                    .await
-                    .optional()?;
-                row.map(Version::from).ok_or(PortfolioError::NotFound)
+                documents::version(conn, id, version).await
             })
             .await
     }
@@ -462,46 +424,7 @@ impl PortfolioService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 let p = portfolio_for(conn, actor, id, Access::Admin, true).await?;
-                if grant.user_id == p.owner_id {
-                    return Err(PortfolioError::Invalid("the owner needs no share".into()));
-                }
-                check_active_user(conn, grant.user_id).await?;
-                let before: Option<ShareRow> = portfolio_shares::table
-                    .find((id, grant.user_id))
-                    .select(ShareRow::as_select())
-                    .first(conn)
-                    .await
-                    .optional()?;
-                let before = before.map(Share::from);
-                let row: ShareRow = diesel::insert_into(portfolio_shares::table)
-                    .values((
-                        portfolio_shares::portfolio_id.eq(id),
-                        portfolio_shares::user_id.eq(grant.user_id),
-                        portfolio_shares::access.eq(grant.access.as_str()),
-                        portfolio_shares::granted_by.eq(actor.user_id),
-                        portfolio_shares::expires_at.eq(grant.expires_at),
-                    ))
-                    .on_conflict((portfolio_shares::portfolio_id, portfolio_shares::user_id))
-                    .do_update()
-                    .set((
-                        portfolio_shares::access.eq(excluded(portfolio_shares::access)),
-                        portfolio_shares::granted_by.eq(excluded(portfolio_shares::granted_by)),
-                        portfolio_shares::expires_at.eq(excluded(portfolio_shares::expires_at)),
-                    ))
-                    .returning(ShareRow::as_returning())
-                    .get_result(conn)
-                    .await?;
-                let share = Share::from(row);
-                record_activity(
-                    conn,
-                    actor,
-                    id,
-                    "share",
-                    before.as_ref().and_then(to_json),
-                    to_json(&share),
-                )
-                .await?;
-                Ok(share)
+                documents::share(conn, actor, id, p.owner_id, &grant).await
             })
             .await
     }
@@ -516,13 +439,7 @@ impl PortfolioService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 portfolio_for(conn, actor, id, Access::Admin, false).await?;
-                let rows: Vec<ShareRow> = portfolio_shares::table
-                    .filter(portfolio_shares::portfolio_id.eq(id))
-                    .order((portfolio_shares::created_at, portfolio_shares::user_id))
-                    .select(ShareRow::as_select())
-                    .load(conn)
-                    .await?;
-                Ok(rows.into_iter().map(Share::from).collect())
+                documents::shares(conn, id).await
             })
             .await
     }
@@ -538,17 +455,7 @@ impl PortfolioService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 portfolio_for(conn, actor, id, Access::Admin, true).await?;
-                let rows: Vec<ShareRow> =
-                    diesel::delete(portfolio_shares::table.find((id, user_id)))
-                        .returning(ShareRow::as_returning())
-                        .get_results(conn)
-                        .await?;
-                let gone = rows
-                    .into_iter()
-                    .next()
-                    .map(Share::from)
-                    .ok_or(PortfolioError::NotFound)?;
-                record_activity(conn, actor, id, "revoke", to_json(&gone), None).await
+                documents::revoke(conn, actor, id, user_id).await
             })
             .await
     }
@@ -561,35 +468,11 @@ impl PortfolioService {
         id: Uuid,
         new: NewComment,
     ) -> Result<Comment, PortfolioError> {
-        let body = new.checked_body()?;
+        new.checked_body()?;
         self.pool
             .with_tenant(tenant, async |conn| {
                 portfolio_for(conn, actor, id, Access::Comment, false).await?;
-                if let Some(parent) = new.parent_id {
-                    let found: bool = diesel::select(exists(
-                        portfolio_comments::table
-                            .filter(portfolio_comments::id.eq(parent))
-                            .filter(portfolio_comments::portfolio_id.eq(id)),
-                    ))
-                    .get_result(conn)
-                    .await?;
-                    if !found {
-                        return Err(PortfolioError::Invalid("parent_id: no such comment".into()));
-                    }
-                }
-                let row: CommentRow = diesel::insert_into(portfolio_comments::table)
-                    .values((
-                        portfolio_comments::portfolio_id.eq(id),
-                        portfolio_comments::author_id.eq(actor.user_id),
-                        portfolio_comments::parent_id.eq(new.parent_id),
-                        portfolio_comments::body.eq(&body),
-                    ))
-                    .returning(CommentRow::as_returning())
-                    .get_result(conn)
-                    .await?;
-                let comment = Comment::from(row);
-                record_activity(conn, actor, id, "comment", None, to_json(&comment)).await?;
-                Ok(comment)
+                documents::comment(conn, actor, id, &new).await
             })
             .await
     }
@@ -604,14 +487,7 @@ impl PortfolioService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 portfolio_for(conn, actor, id, Access::View, false).await?;
-                let rows: Vec<CommentRow> = portfolio_comments::table
-                    .filter(portfolio_comments::portfolio_id.eq(id))
-                    .order((portfolio_comments::created_at, portfolio_comments::id))
-                    .limit(1000)
-                    .select(CommentRow::as_select())
-                    .load(conn)
-                    .await?;
-                Ok(rows.into_iter().map(Comment::from).collect())
+                documents::comments(conn, id).await
             })
             .await
     }
@@ -631,18 +507,7 @@ impl PortfolioService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 portfolio_for(conn, actor, id, Access::View, false).await?;
-                let mut query = portfolio_activity::table
-                    .filter(portfolio_activity::portfolio_id.eq(id))
-                    .order(portfolio_activity::id.desc())
-                    .limit(limit + 1)
-                    .select(ActivityRow::as_select())
-                    .into_boxed();
-                if let Some(after) = after {
-                    query = query.filter(portfolio_activity::id.lt(after));
-                }
-                let rows: Vec<ActivityRow> = query.load(conn).await?;
-                let items: Vec<Activity> = rows.into_iter().map(Activity::from).collect();
-                Ok(Page::from_overfetch(items, limit, |a| a.id.to_string()))
+                documents::activity(conn, id, after, limit).await
             })
             .await
     }

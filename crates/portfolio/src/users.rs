@@ -7,8 +7,6 @@
 //! audit services and keeps the product's view (preferences with defaults,
 //! assignable roles, paging). Disabling a user revokes, through auth, their
 //! sessions, refresh tokens and access tokens.
-use diesel::{ExpressionMethods, QueryDsl, SelectableHelper};
-use diesel_async::RunQueryDsl;
 use rampart_auth::audit::AuditService;
 use rampart_auth::{AccountService, AuthError, AuthServer, Role};
 use rampart_tenancy::TenantPool;
@@ -16,9 +14,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::PortfolioError;
+use crate::documents;
 use crate::model::{Activity, Page, page_limit, parse_cursor};
-use crate::rows::ActivityRow;
-use crate::schema::portfolio_activity;
 
 /// A user's profile: the auth crate's, which owns the users table.
 pub use rampart_auth::users::UserProfile as Profile;
@@ -331,18 +328,14 @@ impl UserService {
             .map_err(from_auth)?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                let rows: Vec<(Uuid, ActivityRow)> = portfolio_activity::table
-                    .filter(portfolio_activity::actor_id.eq(user))
-                    .order(portfolio_activity::id.desc())
-                    .limit(limit)
-                    .select((portfolio_activity::portfolio_id, ActivityRow::as_select()))
-                    .load(conn)
-                    .await?;
+                let rows =
+                    documents::activity_of_actor(conn, documents::Kind::Portfolio, user, limit)
+                        .await?;
                 let portfolio = rows
                     .into_iter()
-                    .map(|(portfolio_id, row)| PortfolioActivity {
+                    .map(|(portfolio_id, activity)| PortfolioActivity {
                         portfolio_id,
-                        activity: Activity::from(row),
+                        activity,
                     })
                     .collect();
                 Ok(UserActivity {

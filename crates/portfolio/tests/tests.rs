@@ -526,7 +526,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         Access::Edit
     );
     pool.with_tenant("acme", async |conn| {
-        diesel::sql_query("UPDATE portfolio_shares SET expires_at = now() - interval '1 second' WHERE user_id = $1")
+        diesel::sql_query("UPDATE document_shares SET expires_at = now() - interval '1 second' WHERE user_id = $1")
             .bind::<diesel::sql_types::Uuid, _>(eve)
             .execute(conn)
             .await?;

@@ -66,6 +66,7 @@ async fn seed(pool: &TenantPool, slug: &str, n: usize) {
         INSERT INTO users (id, email, display_name, role, preferences, password_hash) VALUES
             ('00000000-0000-0000-0000-0000000000a1', 'ada@x.test', 'Ada', 'quant', '{{"theme":"dark","n":[1,2.5,null]}}', NULL),
             ('00000000-0000-0000-0000-0000000000b2', 'bob@x.test', E'Bob\r\n"quoted"\\N', 'viewer', '{{}}', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA');
+        INSERT INTO documents (id, kind) VALUES ('00000000-0000-0000-0000-00000000000f', 'portfolio');
         INSERT INTO portfolios (id, owner_id, name, settings)
             VALUES ('00000000-0000-0000-0000-00000000000f', '00000000-0000-0000-0000-0000000000a1', 'Main', '{{"k":"v"}}');
         INSERT INTO positions (portfolio_id, symbol, quantity, purchase_price, purchase_date, notes)
@@ -80,10 +81,10 @@ async fn seed(pool: &TenantPool, slug: &str, n: usize) {
             SELECT '00000000-0000-0000-0000-00000000000f', date '2024-01-01' + g, 100 + g * 0.1, g,
                    CASE WHEN g = 1 THEN 'NaN'::float8 ELSE 1.0 / g END
             FROM generate_series(1, {n}) g;
-        INSERT INTO portfolio_comments (id, portfolio_id, author_id, parent_id, body) VALUES
+        INSERT INTO document_comments (id, document_id, author_id, parent_id, body) VALUES
             ('00000000-0000-0000-0000-0000000000c9', '00000000-0000-0000-0000-00000000000f', '00000000-0000-0000-0000-0000000000a1', NULL, 'parent'),
             ('00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-00000000000f', '00000000-0000-0000-0000-0000000000b2', '00000000-0000-0000-0000-0000000000c9', 'child');
-        INSERT INTO portfolio_activity (portfolio_id, action, after)
+        INSERT INTO document_activity (document_id, action, after)
             SELECT '00000000-0000-0000-0000-00000000000f', 'edit', jsonb_build_object('v', g) FROM generate_series(1, 5) g;
         "#
     );
@@ -196,7 +197,7 @@ async fn export_and_restore_round_trip_row_for_row() {
     assert_eq!(contents(&url, "source").await, original);
 }
 
-/// A writer adds one `positions` row and one `portfolio_activity` row per
+/// A writer adds one `positions` row and one `document_activity` row per
 /// transaction while the export runs (the two tables are read at different
 /// moments): one snapshot means the archive holds as many of one as of the
 /// other.
@@ -216,7 +217,7 @@ async fn export_is_one_snapshot_under_concurrent_writes() {
                     conn.batch_execute(
                         "INSERT INTO positions (portfolio_id, symbol, quantity) \
                            VALUES ('00000000-0000-0000-0000-00000000000f', 'W', 1); \
-                         INSERT INTO portfolio_activity (portfolio_id, action) \
+                         INSERT INTO document_activity (document_id, action) \
                            VALUES ('00000000-0000-0000-0000-00000000000f', 'w')",
                     )
                     .await
@@ -246,7 +247,7 @@ async fn export_is_one_snapshot_under_concurrent_writes() {
     for m in exports {
         let rows = |name: &str| m.tables.iter().find(|t| t.name == name).unwrap().rows;
         // seed: 2,000 positions and 5 activity rows.
-        assert_eq!(rows("positions") - 2_000, rows("portfolio_activity") - 5);
+        assert_eq!(rows("positions") - 2_000, rows("document_activity") - 5);
     }
 }
 

@@ -1,0 +1,460 @@
+//! What portfolios and valuation cases share. Each is a *document*: a row of
+//! `documents` with the same id, and that document's versions, shares within
+//! the tenant, comment thread and activity trail. The services check the
+//! caller's access to the portfolio or case first; these functions then read
+//! and write the document's rows in the same transaction.
+use chrono::{DateTime, Utc};
+use diesel::dsl::exists;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::PortfolioError;
+use crate::model::{
+    Access, Activity, Actor, Comment, NewComment, Page, Share, ShareGrant, Version,
+};
+use crate::schema::{
+    document_activity as act, document_comments as com, document_shares as shr,
+    document_versions as ver, documents, users,
+};
+
+/// What a document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Portfolio,
+    ValuationCase,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Portfolio => "portfolio",
+            Kind::ValuationCase => "valuation_case",
+        }
+    }
+}
+
+/// A new document of `kind`; the portfolio or case takes its id.
+pub(crate) async fn insert(
+    conn: &mut AsyncPgConnection,
+    kind: Kind,
+) -> Result<Uuid, PortfolioError> {
+    let id = Uuid::new_v4();
+    diesel::insert_into(documents::table)
+        .values((documents::id.eq(id), documents::kind.eq(kind.as_str())))
+        .execute(conn)
+        .await?;
+    Ok(id)
+}
+
+/// The caller's access to a document owned by `owner_id` through `share`
+/// (the level of the caller's unexpired share, if any): the owner has
+/// everything, a tenant administrator at least `admin`, anyone `view` of a
+/// public one; `None` when the caller may not see it.
+pub(crate) fn access_of(
+    owner_id: Uuid,
+    share: Option<&str>,
+    actor: &Actor,
+    is_public: bool,
+) -> Option<Access> {
+    let mut access = if owner_id == actor.user_id {
+        Some(Access::Owner)
+    } else {
+        share.and_then(Access::parse)
+    };
+    if actor.tenant_admin {
+        access = access.max(Some(Access::Admin));
+    }
+    if is_public {
+        access = access.max(Some(Access::View));
+    }
+    access
+}
+
+/// `v` as JSON for the activity trail.
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Option<Value> {
+    serde_json::to_value(v).ok()
+}
+
+/// Adds an entry to the document's activity trail.
+pub(crate) async fn record(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    id: Uuid,
+    action: &str,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> Result<(), PortfolioError> {
+    diesel::insert_into(act::table)
+        .values((
+            act::document_id.eq(id),
+            act::actor_id.eq(actor.user_id),
+            act::action.eq(action),
+            act::before.eq(before),
+            act::after.eq(after),
+            act::ip.eq(actor.ip.as_deref()),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores version `version` of the document.
+pub(crate) async fn insert_version(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    id: Uuid,
+    version: i32,
+    snapshot: Value,
+    change: &str,
+) -> Result<(), PortfolioError> {
+    diesel::insert_into(ver::table)
+        .values((
+            ver::document_id.eq(id),
+            ver::version.eq(version),
+            ver::snapshot.eq(snapshot),
+            ver::changed_by.eq(actor.user_id),
+            ver::change.eq(change),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Versions, newest first, `limit` after the version number `after`.
+pub(crate) async fn versions(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    after: Option<i32>,
+    limit: i64,
+) -> Result<Page<Version>, PortfolioError> {
+    let mut query = ver::table
+        .filter(ver::document_id.eq(id))
+        .order(ver::version.desc())
+        .limit(limit + 1)
+        .select(VersionRow::as_select())
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(ver::version.lt(after));
+    }
+    let rows: Vec<VersionRow> = query.load(conn).await?;
+    let items: Vec<Version> = rows.into_iter().map(Version::from).collect();
+    Ok(Page::from_overfetch(items, limit, |v| {
+        v.version.to_string()
+    }))
+}
+
+/// Every version, oldest first.
+pub(crate) async fn all_versions(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Vec<Version>, PortfolioError> {
+    let rows: Vec<VersionRow> = ver::table
+        .filter(ver::document_id.eq(id))
+        .order(ver::version)
+        .select(VersionRow::as_select())
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(Version::from).collect())
+}
+
+/// One version ([`PortfolioError::NotFound`] when there is none).
+pub(crate) async fn version(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    version: i32,
+) -> Result<Version, PortfolioError> {
+    let row: Option<VersionRow> = ver::table
+        .find((id, version))
+        .select(VersionRow::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    row.map(Version::from).ok_or(PortfolioError::NotFound)
+}
+
+/// Shares the document owned by `owner_id` with another active user of the
+/// tenant, or changes the share; recorded with the share before and after.
+pub(crate) async fn share(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    id: Uuid,
+    owner_id: Uuid,
+    grant: &ShareGrant,
+) -> Result<Share, PortfolioError> {
+    if grant.user_id == owner_id {
+        return Err(PortfolioError::Invalid("the owner needs no share".into()));
+    }
+    check_active_user(conn, grant.user_id).await?;
+    let before: Option<ShareRow> = shr::table
+        .find((id, grant.user_id))
+        .select(ShareRow::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    let before = before.map(Share::from);
+    let row: ShareRow = diesel::insert_into(shr::table)
+        .values((
+            shr::document_id.eq(id),
+            shr::user_id.eq(grant.user_id),
+            shr::access.eq(grant.access.as_str()),
+            shr::granted_by.eq(actor.user_id),
+            shr::expires_at.eq(grant.expires_at),
+        ))
+        .on_conflict((shr::document_id, shr::user_id))
+        .do_update()
+        .set((
+            shr::access.eq(excluded(shr::access)),
+            shr::granted_by.eq(excluded(shr::granted_by)),
+            shr::expires_at.eq(excluded(shr::expires_at)),
+        ))
+        .returning(ShareRow::as_returning())
+        .get_result(conn)
+        .await?;
+    let share = Share::from(row);
+    let before = before.as_ref().and_then(to_json);
+    record(conn, actor, id, "share", before, to_json(&share)).await?;
+    Ok(share)
+}
+
+/// The document's shares, expired ones included.
+pub(crate) async fn shares(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Vec<Share>, PortfolioError> {
+    let rows: Vec<ShareRow> = shr::table
+        .filter(shr::document_id.eq(id))
+        .order((shr::created_at, shr::user_id))
+        .select(ShareRow::as_select())
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(Share::from).collect())
+}
+
+/// Revokes `user_id`'s share ([`PortfolioError::NotFound`] when none).
+pub(crate) async fn revoke(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    id: Uuid,
+    user_id: Uuid,
+) -> Result<(), PortfolioError> {
+    let gone: Option<ShareRow> = diesel::delete(shr::table.find((id, user_id)))
+        .returning(ShareRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    let gone = gone.map(Share::from).ok_or(PortfolioError::NotFound)?;
+    record(conn, actor, id, "revoke", to_json(&gone), None).await
+}
+
+/// Adds a comment (a reply when `parent_id` names a comment of the same
+/// document).
+pub(crate) async fn comment(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    id: Uuid,
+    new: &NewComment,
+) -> Result<Comment, PortfolioError> {
+    let body = new.checked_body()?;
+    if let Some(parent) = new.parent_id {
+        let found: bool = diesel::select(exists(
+            com::table
+                .filter(com::id.eq(parent))
+                .filter(com::document_id.eq(id)),
+        ))
+        .get_result(conn)
+        .await?;
+        if !found {
+            return Err(PortfolioError::Invalid("parent_id: no such comment".into()));
+        }
+    }
+    let row: CommentRow = diesel::insert_into(com::table)
+        .values((
+            com::document_id.eq(id),
+            com::author_id.eq(actor.user_id),
+            com::parent_id.eq(new.parent_id),
+            com::body.eq(&body),
+        ))
+        .returning(CommentRow::as_returning())
+        .get_result(conn)
+        .await?;
+    let comment = Comment::from(row);
+    record(conn, actor, id, "comment", None, to_json(&comment)).await?;
+    Ok(comment)
+}
+
+/// The comment thread, oldest first (at most 1,000).
+pub(crate) async fn comments(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Vec<Comment>, PortfolioError> {
+    let rows: Vec<CommentRow> = com::table
+        .filter(com::document_id.eq(id))
+        .order((com::created_at, com::id))
+        .limit(1000)
+        .select(CommentRow::as_select())
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(Comment::from).collect())
+}
+
+/// The activity trail, newest first, `limit` after the activity id `after`.
+pub(crate) async fn activity(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Page<Activity>, PortfolioError> {
+    let mut query = act::table
+        .filter(act::document_id.eq(id))
+        .order(act::id.desc())
+        .limit(limit + 1)
+        .select(ActivityRow::as_select())
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(act::id.lt(after));
+    }
+    let rows: Vec<ActivityRow> = query.load(conn).await?;
+    let items: Vec<Activity> = rows.into_iter().map(Activity::from).collect();
+    Ok(Page::from_overfetch(items, limit, |a| a.id.to_string()))
+}
+
+/// What one user did to documents of `kind`, newest first, at most
+/// `limit`: (document id, entry).
+pub(crate) async fn activity_of_actor(
+    conn: &mut AsyncPgConnection,
+    kind: Kind,
+    user_id: Uuid,
+    limit: i64,
+) -> Result<Vec<(Uuid, Activity)>, PortfolioError> {
+    let rows: Vec<(Uuid, ActivityRow)> = act::table
+        .inner_join(documents::table)
+        .filter(documents::kind.eq(kind.as_str()))
+        .filter(act::actor_id.eq(user_id))
+        .order(act::id.desc())
+        .limit(limit)
+        .select((act::document_id, ActivityRow::as_select()))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, row)| (id, Activity::from(row)))
+        .collect())
+}
+
+/// Refuses a user id that is not an active user of the tenant (a share's
+/// grantee).
+async fn check_active_user(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> Result<(), PortfolioError> {
+    let active: bool = diesel::select(exists(
+        users::table
+            .filter(users::id.eq(user_id))
+            .filter(users::status.eq("active")),
+    ))
+    .get_result(conn)
+    .await?;
+    if active {
+        Ok(())
+    } else {
+        Err(PortfolioError::Invalid(
+            "user_id: no such user in this tenant".into(),
+        ))
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = ver, check_for_backend(Pg))]
+struct VersionRow {
+    version: i32,
+    snapshot: Value,
+    changed_by: Option<Uuid>,
+    change: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<VersionRow> for Version {
+    fn from(r: VersionRow) -> Self {
+        Version {
+            version: r.version,
+            snapshot: r.snapshot,
+            changed_by: r.changed_by,
+            change: r.change,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = shr, check_for_backend(Pg))]
+struct ShareRow {
+    user_id: Uuid,
+    access: String,
+    granted_by: Option<Uuid>,
+    expires_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<ShareRow> for Share {
+    fn from(r: ShareRow) -> Self {
+        Share {
+            user_id: r.user_id,
+            access: Access::parse(&r.access).unwrap_or(Access::View),
+            granted_by: r.granted_by,
+            expires_at: r.expires_at,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = com, check_for_backend(Pg))]
+struct CommentRow {
+    id: Uuid,
+    author_id: Uuid,
+    parent_id: Option<Uuid>,
+    body: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<CommentRow> for Comment {
+    fn from(r: CommentRow) -> Self {
+        Comment {
+            id: r.id,
+            author_id: r.author_id,
+            parent_id: r.parent_id,
+            body: r.body,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = act, check_for_backend(Pg))]
+struct ActivityRow {
+    id: i64,
+    actor_id: Option<Uuid>,
+    action: String,
+    before: Option<Value>,
+    after: Option<Value>,
+    ip: Option<String>,
+    occurred_at: DateTime<Utc>,
+}
+
+impl From<ActivityRow> for Activity {
+    fn from(r: ActivityRow) -> Self {
+        Activity {
+            id: r.id,
+            actor_id: r.actor_id,
+            action: r.action,
+            before: r.before,
+            after: r.after,
+            ip: r.ip,
+            occurred_at: r.occurred_at,
+        }
+    }
+}
