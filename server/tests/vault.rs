@@ -75,8 +75,11 @@ async fn secrets_come_from_vault_and_an_outage_only_degrades_readiness() {
         .unwrap();
     let after = kids(&rotated["data"]);
     assert_ne!(after, kids(&jwks), "rotation published no new key");
+    // The replica reloads every second (`key_check_secs = 1`); 30 s of
+    // polling leaves room for a loaded machine (it failed once at 10 s
+    // while two builds ran beside the suite).
     let mut seen = false;
-    for _ in 0..40 {
+    for _ in 0..120 {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         let theirs: serde_json::Value = http
             .get(url(replica.public_addr, "/t/vlt/jwks.json"))

@@ -95,6 +95,20 @@ impl MigrationSet {
         Ok(self)
     }
 
+    /// This set up to and including `version` (digits only, as in the ledger:
+    /// `20261203100000`), e.g. to build a tenant as an older release did,
+    /// then migrate it.
+    pub fn up_to(&self, version: &str) -> Self {
+        Self {
+            migrations: self
+                .migrations
+                .iter()
+                .filter(|m| m.version.as_str() <= version)
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The migrations, oldest first.
     pub fn migrations(&self) -> &[TemplateMigration] {
         &self.migrations

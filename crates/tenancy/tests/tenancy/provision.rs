@@ -325,3 +325,105 @@ async fn a_tenant_schema_stays_within_its_relation_budget() {
         listing.join("\n")
     );
 }
+
+/// A tenant created by the release before the relation diet and the
+/// documents (its portfolio and valuation case with versions, shares,
+/// comments, activity and an analysis), migrated: every row is kept, moved
+/// to the document tables, and the schema is relation for relation the one
+/// a new tenant gets (TOAST tables dropped by the rewrite included).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_older_tenant_migrates_to_the_documents_and_the_lean_schema() {
+    use rampart_tenancy::MigrationSet;
+    let url = database_url().await;
+    let old = pool_with(
+        &url,
+        MigrationSet::embedded_tenant().up_to("20261203100000"),
+    )
+    .await;
+    old.provision("older", "Older").await.unwrap();
+    let before = relations(&url, "tenant_older").await;
+    assert!(before.iter().any(|r| r.name == "valuation_case_shares"));
+    assert!(before.iter().any(|r| r.name == "toast of sessions"));
+    super::admin_exec(
+        &url,
+        "SET search_path = tenant_older;
+         INSERT INTO users (id, email, role) VALUES
+             ('00000000-0000-0000-0000-0000000000a1', 'ada@x.test', 'admin'),
+             ('00000000-0000-0000-0000-0000000000b2', 'bob@x.test', 'viewer');
+         INSERT INTO sessions (user_id, expires_at, secret_hash, user_agent)
+             VALUES ('00000000-0000-0000-0000-0000000000a1', now() + interval '1 day', '\\x00', 'agent');
+         INSERT INTO portfolios (id, owner_id, name) VALUES
+             ('00000000-0000-0000-0000-00000000000f', '00000000-0000-0000-0000-0000000000a1', 'Main');
+         INSERT INTO portfolio_versions (portfolio_id, version, snapshot) VALUES
+             ('00000000-0000-0000-0000-00000000000f', 1, '{\"v\":1}');
+         INSERT INTO portfolio_shares (portfolio_id, user_id, access) VALUES
+             ('00000000-0000-0000-0000-00000000000f', '00000000-0000-0000-0000-0000000000b2', 'view');
+         INSERT INTO portfolio_activity (portfolio_id, action) VALUES
+             ('00000000-0000-0000-0000-00000000000f', 'create'), ('00000000-0000-0000-0000-00000000000f', 'share');
+         INSERT INTO valuation_cases (id, owner_id, ticker, name, currency, inputs, valuation) VALUES
+             ('00000000-0000-0000-0000-0000000000ca', '00000000-0000-0000-0000-0000000000a1', 'AAPL', 'Apple', 'USD', '{}', '{}');
+         INSERT INTO valuation_case_versions (case_id, version, snapshot) VALUES
+             ('00000000-0000-0000-0000-0000000000ca', 1, '{\"c\":1}'), ('00000000-0000-0000-0000-0000000000ca', 2, '{\"c\":2}');
+         INSERT INTO valuation_case_shares (case_id, user_id, access) VALUES
+             ('00000000-0000-0000-0000-0000000000ca', '00000000-0000-0000-0000-0000000000b2', 'comment');
+         INSERT INTO valuation_case_comments (id, case_id, author_id, body) VALUES
+             ('00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-0000000000ca', '00000000-0000-0000-0000-0000000000b2', 'first');
+         INSERT INTO valuation_case_comments (case_id, author_id, parent_id, body) VALUES
+             ('00000000-0000-0000-0000-0000000000ca', '00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-0000000000c1', 'reply');
+         INSERT INTO valuation_case_activity (case_id, action) VALUES
+             ('00000000-0000-0000-0000-0000000000ca', 'create'), ('00000000-0000-0000-0000-0000000000ca', 'update');
+         INSERT INTO valuation_case_analyses (case_id, version, source, document) VALUES
+             ('00000000-0000-0000-0000-0000000000ca', 2, 'agent', '[]');",
+    )
+    .await;
+
+    let new = pool_with(&url, Default::default()).await;
+    let report = new.migrate_all().await.unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    let count = async |sql: &str| tenant_count(&new, "older", sql).await;
+    assert_eq!(
+        count("SELECT count(*) AS n FROM documents WHERE kind = 'portfolio'").await,
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) AS n FROM documents WHERE kind = 'valuation_case'").await,
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) AS n FROM document_versions WHERE document_id = '00000000-0000-0000-0000-0000000000ca'").await,
+        2
+    );
+    assert_eq!(count("SELECT count(*) AS n FROM document_shares").await, 2);
+    assert_eq!(
+        count("SELECT count(*) AS n FROM document_comments WHERE parent_id = '00000000-0000-0000-0000-0000000000c1'").await,
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) AS n FROM document_activity").await,
+        4
+    );
+    // A case's activity keeps its order under its new ids.
+    assert_eq!(
+        count(
+            "SELECT count(*) AS n FROM document_activity a JOIN document_activity b \
+             ON a.document_id = b.document_id AND a.action = 'create' AND b.action = 'update' AND a.id < b.id"
+        )
+        .await,
+        1
+    );
+    // The analysis still hangs on its version, now a document version.
+    assert_eq!(
+        count("SELECT count(*) AS n FROM valuation_case_analyses a JOIN document_versions v ON v.document_id = a.case_id AND v.version = a.version").await,
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) AS n FROM sessions WHERE user_agent = 'agent'").await,
+        1
+    );
+    // The same relations as a tenant built from the baseline.
+    new.provision("fresh", "Fresh").await.unwrap();
+    assert_eq!(
+        relations(&url, "tenant_older").await,
+        relations(&url, "tenant_fresh").await
+    );
+}
