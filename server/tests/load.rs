@@ -965,3 +965,149 @@ async fn tenants_at_scale() {
     );
     s.env.server.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// The physical reference for the refresh grant (issue 14).
+
+/// The statements of one refresh grant as the server sends them (one
+/// transaction: tenant routing, the rotate-and-insert CTE, the user, the
+/// access token row, the audit event), for `pgbench`. Each pgbench client
+/// rotates its own chain, found by family (`md5('bench' || client)`) where
+/// the server finds the presented token by its hash: one index lookup
+/// either way. Crypto, HTTP and TLS are not in it: what pgbench reaches is
+/// what PostgreSQL alone allows on this machine.
+fn pgbench_refresh_script(t: &rampart_tenancy::Tenant, user: &str, client: &str) -> String {
+    format!(
+        "BEGIN;
+SELECT set_config('role', '{role}', true), set_config('search_path', '{schema}', true), set_config('statement_timeout', '30000ms', true), set_config('lock_timeout', '10000ms', true);
+WITH old AS (UPDATE refresh_tokens SET rotated_at = now(), successor_id = gen_random_uuid(), successor_sealed = NULL WHERE family_id = md5('bench' || :client_id)::uuid AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > now() AND family_expires_at > now() RETURNING family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, family_expires_at), ins AS (INSERT INTO refresh_tokens (id, token_hash, family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, expires_at, family_expires_at) SELECT gen_random_uuid(), sha256(gen_random_uuid()::text::bytea), family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, least(now() + interval '30 days', family_expires_at), family_expires_at FROM old RETURNING id) SELECT family_id, user_id, session_id, scope, auth_time FROM old;
+SELECT id, email, display_name, role, status FROM users WHERE id = '{user}' AND status = 'active';
+INSERT INTO access_tokens (jti, client_id, user_id, family_id, session_id, expires_at) VALUES (gen_random_uuid()::text, '{client}', '{user}', md5('bench' || :client_id)::uuid, NULL, now() + interval '15 minutes');
+INSERT INTO audit_log (occurred_at, tenant_id, user_id, actor, action, result, ip, detail) VALUES (now(), '{tenant}', '{user}', '{client}', 'token_refresh', 'success', '127.0.0.1', '{{}}');
+COMMIT;
+",
+        role = t.role_name,
+        schema = t.schema_name,
+        tenant = t.id,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load measurement: run with --release, see the module docs"]
+async fn refresh_beside_pgbench() {
+    let s = start_server(true).await;
+    let t = setup_tenant(&s, "acme").await;
+    let auth = s.auth();
+    let conns = 32;
+    let seconds: u64 = std::env::var("LOAD_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut table = Table::new();
+    let mut chains = Vec::new();
+    for _ in 0..conns {
+        chains.push((
+            t.slug.clone(),
+            code_flow(&auth, &t.slug, &t.session).await.1,
+        ));
+    }
+    let refresh = Work::Refresh(Arc::new(Mutex::new(chains)));
+    let (server_rps, _) = saturation_and_half(
+        &mut table,
+        "(1) refresh grant",
+        &s.load(conns, seconds),
+        &refresh,
+        200,
+        async || {},
+    )
+    .await;
+    table.print("Refresh grant through the server");
+
+    // One chain per pgbench client, copied from a real one.
+    let tenant = s.env.state.tenants.tenant(&t.slug).await.unwrap();
+    let url = s.env.state.config.database.database_url.clone();
+    let database = url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    {
+        use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+        let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+        conn.batch_execute(&format!(
+            "INSERT INTO {schema}.refresh_tokens (id, token_hash, family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, expires_at, family_expires_at) \
+             SELECT gen_random_uuid(), sha256(gen_random_uuid()::text::bytea), md5('bench' || c)::uuid, r.client_id, r.user_id, r.session_id, r.scope, r.auth_code_hash, r.auth_time, now() + interval '30 days', now() + interval '30 days' \
+             FROM generate_series(0, {last}) c, (SELECT * FROM {schema}.refresh_tokens LIMIT 1) r",
+            schema = tenant.schema_name,
+            last = conns - 1,
+        ))
+        .await
+        .unwrap();
+    }
+    let user: String = {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            u: String,
+        }
+        use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+        let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+        let r: Row = diesel::sql_query(format!(
+            "SELECT user_id::text AS u FROM {}.refresh_tokens LIMIT 1",
+            tenant.schema_name
+        ))
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        r.u
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("refresh.sql");
+    std::fs::write(&script, pgbench_refresh_script(&tenant, &user, "web")).unwrap();
+    let pg = rampart_testkit::postgres().unwrap();
+    let avg = loadavg();
+    let out = pg
+        .server()
+        .run_tool(
+            "pgbench",
+            [
+                "-n".to_owned(),
+                "-M".into(),
+                "prepared".into(),
+                "-c".into(),
+                conns.to_string(),
+                "-j".into(),
+                "2".into(),
+                "-T".into(),
+                seconds.to_string(),
+                "-f".into(),
+                script.display().to_string(),
+                database,
+            ],
+        )
+        .unwrap();
+    let tps: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no tps in pgbench output:\n{out}"));
+    let latency = out
+        .lines()
+        .find(|l| l.starts_with("latency average"))
+        .unwrap_or("");
+    println!(
+        "\n## Refresh grant beside its pgbench reference\n\n| what | conns | per second | loadavg |\n|---|---:|---:|---|\n\
+         | server refresh grant (saturation) | {conns} | {server_rps:.0} | |\n\
+         | pgbench, the same statements | {conns} | {tps:.0} | {avg} |\n\n\
+         server / pgbench = {:.0} %; pgbench {latency}\n",
+        100.0 * server_rps / tps
+    );
+    assert!(
+        tps > 0.0 && out.contains("number of failed transactions: 0"),
+        "{out}"
+    );
+}
