@@ -628,6 +628,15 @@ async fn code_flow(auth: &AuthServer, tenant: &str, session: &str) -> (String, S
     (access, refresh.expect("a refresh token for the web client"))
 }
 
+/// The refresh-grant work: one token chain per connection.
+async fn refresh_chains(auth: &AuthServer, t: &Tenant, conns: usize) -> Work {
+    let mut chains = Vec::new();
+    for _ in 0..conns {
+        chains.push((t.slug.clone(), code_flow(auth, &t.slug, &t.session).await.1));
+    }
+    Work::Refresh(Arc::new(Mutex::new(chains)))
+}
+
 const WINDOW: &str = "from=2005-01-01&to=2009-12-31";
 
 fn analytics_request(t: &Tenant) -> Vec<u8> {
@@ -709,14 +718,7 @@ async fn load_runs() {
     println!("{}", table.0.join("\n"));
 
     // (1) Refresh grant: one token chain per connection.
-    let mut chains = Vec::new();
-    for _ in 0..conns {
-        chains.push((
-            t.slug.clone(),
-            code_flow(&auth, &t.slug, &t.session).await.1,
-        ));
-    }
-    let refresh = Work::Refresh(Arc::new(Mutex::new(chains)));
+    let refresh = refresh_chains(&auth, &t, conns).await;
     let (refresh_rps, refresh_p99) = saturation_and_half(
         &mut table,
         "(1) refresh grant",
@@ -1004,14 +1006,7 @@ async fn refresh_beside_pgbench() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     let mut table = Table::new();
-    let mut chains = Vec::new();
-    for _ in 0..conns {
-        chains.push((
-            t.slug.clone(),
-            code_flow(&auth, &t.slug, &t.session).await.1,
-        ));
-    }
-    let refresh = Work::Refresh(Arc::new(Mutex::new(chains)));
+    let refresh = refresh_chains(&auth, &t, conns).await;
     let (server_rps, _) = saturation_and_half(
         &mut table,
         "(1) refresh grant",
