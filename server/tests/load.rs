@@ -390,6 +390,18 @@ fn run_load(load: &Load, work: &Work, expect: u16) -> Outcome {
     out
 }
 
+/// This process's resident memory (`VmRSS` of /proc/self/status).
+fn vm_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.trim_start_matches("VmRSS:").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -587,8 +599,13 @@ struct Tenant {
 }
 
 async fn setup_tenant(s: &Server, slug: &str) -> Tenant {
-    let auth = s.auth();
     s.env.state.tenants.provision(slug, slug).await.unwrap();
+    populate_tenant(s, slug).await
+}
+
+/// A provisioned tenant's client, user, session, token and portfolio.
+async fn populate_tenant(s: &Server, slug: &str) -> Tenant {
+    let auth = s.auth();
     auth.register_client(slug, &web_client(&["authorization_code", "refresh_token"]))
         .await
         .unwrap();
@@ -900,7 +917,7 @@ async fn tenants_at_scale() {
         "|---|---:|---:|---:|---:|---:|".to_owned(),
     ];
     catalogs.push(catalog_line("no tenant", &catalog(&s).await));
-    let first = setup_tenant(&s, "t0000").await;
+    let first = setup_tenant(&s, "t00000").await;
     catalogs.push(catalog_line("1 tenant", &catalog(&s).await));
 
     let one_analytics = vec![analytics_request(&first)];
@@ -926,15 +943,104 @@ async fn tenants_at_scale() {
 
     let started = Instant::now();
     let mut all = vec![first];
-    let slugs: Vec<String> = (1..tenants_wanted).map(|i| format!("t{i:04}")).collect();
+    let slugs: Vec<String> = (1..tenants_wanted).map(|i| format!("t{i:05}")).collect();
+    // Provisioning alone (schema from the baseline, registry rows), one at a
+    // time so each duration is its own; then the rest of each tenant's set-up
+    // (client, user, session, token, portfolio), 4 at a time.
+    let mut provisioning = Vec::with_capacity(slugs.len());
+    for slug in &slugs {
+        let at = Instant::now();
+        s.env.state.tenants.provision(slug, slug).await.unwrap();
+        provisioning.push(at.elapsed().as_secs_f64() * 1000.0);
+    }
+    let provision_secs = started.elapsed().as_secs_f64();
     for chunk in slugs.chunks(4) {
-        let made = futures::future::join_all(chunk.iter().map(|slug| setup_tenant(&s, slug))).await;
+        let made =
+            futures::future::join_all(chunk.iter().map(|slug| populate_tenant(&s, slug))).await;
         all.extend(made);
     }
     let setup_secs = started.elapsed().as_secs_f64();
     catalogs.push(catalog_line(
         &format!("{} tenants", all.len()),
         &catalog(&s).await,
+    ));
+    provisioning.sort_by(f64::total_cmp);
+    let pct = |p: f64| provisioning[((provisioning.len() - 1) as f64 * p) as usize];
+    let mut operations = vec![
+        "| operation | figure |".to_owned(),
+        "|---|---:|".to_owned(),
+        format!(
+            "| provisioning, p50 / p99 / max | {:.1} / {:.1} / {:.1} ms |",
+            pct(0.5),
+            pct(0.99),
+            pct(1.0)
+        ),
+        format!(
+            "| provisioning, all {} | {provision_secs:.0} s |",
+            slugs.len()
+        ),
+        format!("| set-up of all (provisioning + populating) | {setup_secs:.0} s |"),
+    ];
+    // migrate-all with nothing to do, then with one new migration.
+    let no_op = s.env.state.tenants.migrate_all().await.unwrap();
+    assert_eq!(no_op.behind, 0, "{no_op:?}");
+    operations.push(format!(
+        "| migrate-all, nothing to do | {:.2} s |",
+        no_op.elapsed.as_secs_f64()
+    ));
+    let next = rampart_tenancy::MigrationSet::embedded_tenant()
+        .with([rampart_tenancy::TemplateMigration::new(
+            "99990101000001",
+            "scale_note",
+            "ALTER TABLE portfolios ADD COLUMN scale_note text",
+        )])
+        .unwrap();
+    let newer = rampart_tenancy::TenantPool::connect_with_template(
+        s.env.state.config.database.clone(),
+        next,
+    )
+    .await
+    .unwrap();
+    let one = newer.migrate_all().await.unwrap();
+    assert!(one.failed.is_empty() && one.behind == all.len(), "{one:?}");
+    operations.push(format!(
+        "| migrate-all, one new migration | {:.1} s |",
+        one.elapsed.as_secs_f64()
+    ));
+    // The whole database with pg_dump (custom format).
+    let url = s.env.state.config.database.database_url.clone();
+    let database = url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let dump_dir = tempfile::tempdir().unwrap();
+    let dump = dump_dir.path().join("all.dump");
+    let at = Instant::now();
+    rampart_testkit::postgres()
+        .unwrap()
+        .server()
+        .run_tool(
+            "pg_dump",
+            [
+                "-Fc".to_owned(),
+                "-f".into(),
+                dump.display().to_string(),
+                database,
+            ],
+        )
+        .unwrap();
+    operations.push(format!(
+        "| pg_dump -Fc of the database | {:.0} s, {:.0} MiB |",
+        at.elapsed().as_secs_f64(),
+        std::fs::metadata(&dump).unwrap().len() as f64 / 1048576.0
+    ));
+    operations.push(format!(
+        "| process memory (server and load generator), VmRSS | {} |",
+        vm_rss()
     ));
 
     let many_analytics: Vec<Vec<u8>> = all.iter().map(analytics_request).collect();
@@ -961,6 +1067,7 @@ async fn tenants_at_scale() {
 
     table.print("Tenants at scale");
     println!("{}\n", catalogs.join("\n"));
+    println!("{}\n", operations.join("\n"));
     println!(
         "{} tenants provisioned and set up (schema, client, user, session, token, portfolio) in {setup_secs:.0} s",
         n - 1
