@@ -43,12 +43,16 @@ async fn five_tiers_are_data_a_tenant_admin_changes() {
             .register("acme", email, "Test", PASSWORD, role)
             .await
             .unwrap();
-        let token =
-            mint_token_with(&env.state, "acme", user.id, role, "web", &scopes, None).await;
+        let token = mint_token_with(&env.state, "acme", user.id, role, "web", &scopes, None).await;
         users.push((user.id, token));
     }
-    let [(_, admin), (vera_id, viewer), (_, analyst), (sam_id, senior), (_, manager)] =
-        users.try_into().unwrap();
+    let [
+        (_, admin),
+        (vera_id, viewer),
+        (_, analyst),
+        (sam_id, senior),
+        (_, manager),
+    ] = users.try_into().unwrap();
 
     // The admin lists the five tiers with their permissions.
     let listed = env.with(&admin).get(200, &format!("{T}/roles")).await;
@@ -87,10 +91,18 @@ async fn five_tiers_are_data_a_tenant_admin_changes() {
     let share = json!({"user_id": vera_id, "access": "comment"});
     // An analyst may not share their own case; a senior analyst may.
     env.with(&analyst)
-        .post(403, &format!("{cases}/{}/shares", case_of[0]), share.clone())
+        .post(
+            403,
+            &format!("{cases}/{}/shares", case_of[0]),
+            share.clone(),
+        )
         .await;
     env.with(&senior)
-        .post(200, &format!("{cases}/{}/shares", case_of[1]), share.clone())
+        .post(
+            200,
+            &format!("{cases}/{}/shares", case_of[1]),
+            share.clone(),
+        )
         .await;
     // The shared case is the viewer's to read and comment on.
     env.with(&viewer)
@@ -134,7 +146,11 @@ async fn five_tiers_are_data_a_tenant_admin_changes() {
     assert_eq!(changed["data"]["description"], "Reads cases");
     env.with(&analyst).post(403, &cases, epv_case("ACME")).await;
     env.with(&analyst)
-        .patch(403, &format!("{cases}/{}", case_of[0]), json!({"name": "x"}))
+        .patch(
+            403,
+            &format!("{cases}/{}", case_of[0]),
+            json!({"name": "x"}),
+        )
         .await;
     env.with(&analyst).get(200, &cases).await;
     // Senior analysts keep theirs.
@@ -248,7 +264,12 @@ async fn five_tiers_are_data_a_tenant_admin_changes() {
     assert_eq!((s, code(&body)), (409, "role_in_use"), "{body}");
     let (s, body) = env
         .api()
-        .call(Method::DELETE, &format!("{T}/roles/viewer"), Some(&admin), None)
+        .call(
+            Method::DELETE,
+            &format!("{T}/roles/viewer"),
+            Some(&admin),
+            None,
+        )
         .await;
     assert_eq!((s, code(&body)), (409, "role_built_in"), "{body}");
     env.with(&admin)

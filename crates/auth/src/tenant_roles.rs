@@ -175,13 +175,7 @@ impl RoleService {
     pub async fn require_role(&self, tenant: &str, role: Role) -> Result<(), AuthError> {
         let found = self
             .pool
-            .with_tenant(tenant, async |conn| {
-                Ok::<_, AuthError>(
-                    diesel::select(exists(roles::table.find(role.as_str())))
-                        .get_result::<bool>(conn)
-                        .await?,
-                )
-            })
+            .with_tenant(tenant, async |conn| role_exists(conn, role).await)
             .await?;
         if found {
             Ok(())
@@ -232,30 +226,25 @@ impl RoleService {
         ctx: &ClientContext,
     ) -> Result<RoleInfo, AuthError> {
         let (permissions, description) = change.validated()?;
-        let tenant_id = tenant_id(&self.pool, tenant).await?;
-        let created = self
-            .pool
-            .with_tenant(tenant, async |conn| {
-                let n = diesel::insert_into(roles::table)
-                    .values((
-                        roles::name.eq(role.as_str()),
-                        roles::description.eq(description.unwrap_or_default()),
-                        roles::permissions.eq(scopes(&permissions)),
-                    ))
-                    .on_conflict_do_nothing()
-                    .execute(conn)
-                    .await?;
-                if n == 0 {
-                    return Err(AuthError::Conflict(format!("the role {role} exists")));
-                }
-                let created = load(conn, role).await?;
-                let event = audited("role_create", actor, ctx, role, None, Some(&created));
-                append(conn, tenant_id, &event).await?;
-                Ok(created)
-            })
-            .await?;
-        self.forget(tenant, role);
-        Ok(created)
+        let work = async |conn: &mut AsyncPgConnection| {
+            let n = diesel::insert_into(roles::table)
+                .values((
+                    roles::name.eq(role.as_str()),
+                    roles::description.eq(description.unwrap_or_default()),
+                    roles::permissions.eq(scopes(&permissions)),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+            if n == 0 {
+                return Err(AuthError::Conflict(format!("the role {role} exists")));
+            }
+            Ok((None, Some(load(conn, role).await?)))
+        };
+        let created = self.changing(tenant, role, "role_create", actor, ctx, work);
+        created
+            .await?
+            .ok_or_else(|| AuthError::NotFound(format!("role {role}")))
     }
 
     /// Replaces a role's permissions (and description, if given). Refused
@@ -270,50 +259,45 @@ impl RoleService {
         ctx: &ClientContext,
     ) -> Result<RoleInfo, AuthError> {
         let (permissions, description) = change.validated()?;
-        let tenant_id = tenant_id(&self.pool, tenant).await?;
-        let updated = self
-            .pool
-            .with_tenant(tenant, async |conn| {
-                // Role changes of a tenant one at a time, so two changes
-                // cannot each rely on the role the other takes rights from.
-                let _: Vec<String> = roles::table
-                    .select(roles::name)
-                    .for_update()
-                    .load(conn)
-                    .await?;
-                let before = load(conn, role).await?;
-                let target = roles::table.find(role.as_str());
-                match &description {
-                    Some(d) => {
-                        diesel::update(target)
-                            .set((
-                                roles::permissions.eq(scopes(&permissions)),
-                                roles::description.eq(d),
-                            ))
-                            .execute(conn)
-                            .await?
-                    }
-                    None => {
-                        diesel::update(target)
-                            .set(roles::permissions.eq(scopes(&permissions)))
-                            .execute(conn)
-                            .await?
-                    }
-                };
-                let loses_admin = ADMIN_CAPABLE.iter().any(|p| {
-                    before.permissions.iter().any(|s| s == p.scope()) && !permissions.contains(p)
-                });
-                if loses_admin && !admin_remains(conn).await? {
-                    return Err(AuthError::RoleLockout);
+        let work = async |conn: &mut AsyncPgConnection| {
+            // Role changes of a tenant one at a time, so two changes cannot
+            // each rely on the role the other takes rights from.
+            let _: Vec<String> = roles::table
+                .select(roles::name)
+                .for_update()
+                .load(conn)
+                .await?;
+            let before = load(conn, role).await?;
+            let target = roles::table.find(role.as_str());
+            match &description {
+                Some(d) => {
+                    diesel::update(target)
+                        .set((
+                            roles::permissions.eq(scopes(&permissions)),
+                            roles::description.eq(d),
+                        ))
+                        .execute(conn)
+                        .await?
                 }
-                let after = load(conn, role).await?;
-                let event = audited("role_update", actor, ctx, role, Some(&before), Some(&after));
-                append(conn, tenant_id, &event).await?;
-                Ok(after)
-            })
-            .await?;
-        self.forget(tenant, role);
-        Ok(updated)
+                None => {
+                    diesel::update(target)
+                        .set(roles::permissions.eq(scopes(&permissions)))
+                        .execute(conn)
+                        .await?
+                }
+            };
+            let loses_admin = ADMIN_CAPABLE.iter().any(|p| {
+                before.permissions.iter().any(|s| s == p.scope()) && !permissions.contains(p)
+            });
+            if loses_admin && !admin_remains(conn).await? {
+                return Err(AuthError::RoleLockout);
+            }
+            Ok((Some(before), Some(load(conn, role).await?)))
+        };
+        let updated = self.changing(tenant, role, "role_update", actor, ctx, work);
+        updated
+            .await?
+            .ok_or_else(|| AuthError::NotFound(format!("role {role}")))
     }
 
     /// Deletes a role of the tenant's own: never a built-in one
@@ -329,36 +313,60 @@ impl RoleService {
         if role.is_built_in() {
             return Err(AuthError::RoleBuiltIn(role.to_string()));
         }
-        let tenant_id = tenant_id(&self.pool, tenant).await?;
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let before = load(conn, role).await?;
-                let name = role.as_str();
-                let in_use: bool = diesel::select(
-                    exists(users::table.filter(users::role.eq(name)))
-                        .or(exists(
-                            oauth_clients::table.filter(oauth_clients::service_role.eq(name)),
-                        ))
-                        .or(exists(
-                            upstream_providers::table
-                                .filter(upstream_providers::new_user_role.eq(name)),
-                        )),
-                )
-                .get_result(conn)
+        let work = async |conn: &mut AsyncPgConnection| {
+            let before = load(conn, role).await?;
+            let name = role.as_str();
+            let in_use: bool = diesel::select(
+                exists(users::table.filter(users::role.eq(name)))
+                    .or(exists(
+                        oauth_clients::table.filter(oauth_clients::service_role.eq(name)),
+                    ))
+                    .or(exists(
+                        upstream_providers::table
+                            .filter(upstream_providers::new_user_role.eq(name)),
+                    )),
+            )
+            .get_result(conn)
+            .await?;
+            if in_use {
+                return Err(AuthError::RoleInUse(role.to_string()));
+            }
+            diesel::delete(roles::table.find(name))
+                .execute(conn)
                 .await?;
-                if in_use {
-                    return Err(AuthError::RoleInUse(role.to_string()));
-                }
-                diesel::delete(roles::table.find(name))
-                    .execute(conn)
-                    .await?;
-                let event = audited("role_delete", actor, ctx, role, Some(&before), None);
+            Ok((Some(before), None))
+        };
+        self.changing(tenant, role, "role_delete", actor, ctx, work)
+            .await
+            .map(drop)
+    }
+
+    /// Runs one change of `role` in a transaction of the tenant, audits it
+    /// as `action` with the role before and after (what `work` answers),
+    /// and drops the role's cache entry once committed; the role after.
+    async fn changing(
+        &self,
+        tenant: &str,
+        role: Role,
+        action: &str,
+        actor: &str,
+        ctx: &ClientContext,
+        work: impl AsyncFnOnce(
+            &mut AsyncPgConnection,
+        ) -> Result<(Option<RoleInfo>, Option<RoleInfo>), AuthError>,
+    ) -> Result<Option<RoleInfo>, AuthError> {
+        let tenant_id = tenant_id(&self.pool, tenant).await?;
+        let after = self
+            .pool
+            .with_tenant(tenant, async |conn| {
+                let (before, after) = work(conn).await?;
+                let event = audited(action, actor, ctx, role, before.as_ref(), after.as_ref());
                 append(conn, tenant_id, &event).await?;
-                Ok::<_, AuthError>(())
+                Ok::<_, AuthError>(after)
             })
             .await?;
         self.forget(tenant, role);
-        Ok(())
+        Ok(after)
     }
 
     fn forget(&self, tenant: &str, role: Role) {
@@ -366,6 +374,16 @@ impl RoleService {
             cache.invalidate(&(tenant.to_owned(), role));
         }
     }
+}
+
+/// Whether the tenant (of `conn`) has `role`.
+pub(crate) async fn role_exists(
+    conn: &mut AsyncPgConnection,
+    role: Role,
+) -> Result<bool, AuthError> {
+    Ok(diesel::select(exists(roles::table.find(role.as_str())))
+        .get_result(conn)
+        .await?)
 }
 
 fn info(name: String, description: String, stored: &[String], users: i64) -> RoleInfo {
