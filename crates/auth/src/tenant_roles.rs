@@ -241,10 +241,8 @@ impl RoleService {
             }
             Ok((None, Some(load(conn, role).await?)))
         };
-        let created = self.changing(tenant, role, "role_create", actor, ctx, work);
-        created
-            .await?
-            .ok_or_else(|| AuthError::NotFound(format!("role {role}")))
+        self.changed(tenant, role, "role_create", actor, ctx, work)
+            .await
     }
 
     /// Replaces a role's permissions (and description, if given). Refused
@@ -294,10 +292,8 @@ impl RoleService {
             }
             Ok((Some(before), Some(load(conn, role).await?)))
         };
-        let updated = self.changing(tenant, role, "role_update", actor, ctx, work);
-        updated
-            .await?
-            .ok_or_else(|| AuthError::NotFound(format!("role {role}")))
+        self.changed(tenant, role, "role_update", actor, ctx, work)
+            .await
     }
 
     /// Deletes a role of the tenant's own: never a built-in one
@@ -339,6 +335,24 @@ impl RoleService {
         self.changing(tenant, role, "role_delete", actor, ctx, work)
             .await
             .map(drop)
+    }
+
+    /// [`RoleService::changing`] for a change that leaves the role in place.
+    async fn changed(
+        &self,
+        tenant: &str,
+        role: Role,
+        action: &str,
+        actor: &str,
+        ctx: &ClientContext,
+        work: impl AsyncFnOnce(
+            &mut AsyncPgConnection,
+        ) -> Result<(Option<RoleInfo>, Option<RoleInfo>), AuthError>,
+    ) -> Result<RoleInfo, AuthError> {
+        let after = self
+            .changing(tenant, role, action, actor, ctx, work)
+            .await?;
+        after.ok_or_else(|| AuthError::NotFound(format!("role {role}")))
     }
 
     /// Runs one change of `role` in a transaction of the tenant, audits it
