@@ -142,6 +142,7 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             .configure(routes::settings::configure)
             .configure(routes::tenant_audit::configure)
             .configure(routes::invitations::configure)
+            .configure(routes::roles::configure)
             .configure(routes::clients::configure)
             .configure(routes::idps::configure)
             .configure(routes::oauth::configure)

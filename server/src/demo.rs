@@ -104,7 +104,7 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
                 Ok(_) | Err(AuthError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
-            logins.push(format!("{:<8} {email:<24} {role:?}", t.slug));
+            logins.push(format!("{:<8} {email:<24} {role}", t.slug));
         }
         let client = ClientRegistration {
             client_id: DEMO_CLIENT.into(),

@@ -133,6 +133,16 @@ pub enum ErrorCode {
     /// The audit row or tree size is not covered by a signed tree head
     /// (yet: the sealer runs every `auth.audit_seal_secs`).
     AuditNotSealed,
+    /// A role's permission list names a scope that is no permission.
+    UnknownPermission,
+    /// The tenant has no role of this name.
+    UnknownRole,
+    /// A built-in role cannot be deleted (its permissions can be changed).
+    RoleBuiltIn,
+    /// The role is still assigned (users, clients, upstream providers).
+    RoleInUse,
+    /// The change would leave no active user able to manage users and roles.
+    RoleLockout,
 }
 
 impl ErrorCode {
@@ -194,6 +204,11 @@ impl ErrorCode {
             C::SecretStoreUnavailable => "secret_store_unavailable",
             C::FeatureDisabled => "feature_disabled",
             C::AuditNotSealed => "audit_not_sealed",
+            C::UnknownPermission => "unknown_permission",
+            C::UnknownRole => "unknown_role",
+            C::RoleBuiltIn => "role_built_in",
+            C::RoleInUse => "role_in_use",
+            C::RoleLockout => "role_lockout",
         }
     }
 }
@@ -495,6 +510,21 @@ impl From<AuthError> for ApiError {
                 C::SecretStoreUnavailable,
                 e.to_string(),
             ),
+            AuthError::UnknownPermission(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, C::UnknownPermission, e.to_string())
+            }
+            AuthError::UnknownRole(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, C::UnknownRole, e.to_string())
+            }
+            AuthError::RoleBuiltIn(_) => {
+                ApiError::new(StatusCode::CONFLICT, C::RoleBuiltIn, e.to_string())
+            }
+            AuthError::RoleInUse(_) => {
+                ApiError::new(StatusCode::CONFLICT, C::RoleInUse, e.to_string())
+            }
+            AuthError::RoleLockout => {
+                ApiError::new(StatusCode::CONFLICT, C::RoleLockout, e.to_string())
+            }
             ref e if e.is_unknown_tenant() => ApiError::not_found(),
             AuthError::Conflict(ref m) => ApiError::new(StatusCode::CONFLICT, C::Conflict, m),
             AuthError::RateLimited { retry_after } => {

@@ -99,7 +99,7 @@ pub struct EndpointArgs {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    Role::parse(s).ok_or_else(|| "admin, trader or viewer".to_owned())
+    Role::parse(s).ok_or_else(|| "the name of one of the tenant's roles".to_owned())
 }
 
 /// Upstream identity provider commands.

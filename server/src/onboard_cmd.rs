@@ -302,8 +302,9 @@ pub async fn run_invitations(cmd: InvitationsCommand) -> anyhow::Result<()> {
             expires_in_hours,
         } => {
             let (auth, config) = at.open().await?;
-            let role = rampart_auth::Role::parse(&role)
-                .ok_or_else(|| anyhow::anyhow!("role must be admin, trader or viewer"))?;
+            let role = rampart_auth::Role::parse(&role).ok_or_else(|| {
+                anyhow::anyhow!("role must be the name of one of the tenant's roles")
+            })?;
             let who = NewInvitation {
                 email,
                 display_name: name,

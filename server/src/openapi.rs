@@ -153,6 +153,10 @@ use utoipa::OpenApi;
         crate::routes::invitations::resend,
         crate::routes::invitations::revoke,
         crate::routes::invitations::accept,
+        crate::routes::roles::list,
+        crate::routes::roles::create,
+        crate::routes::roles::update,
+        crate::routes::roles::delete,
         crate::routes::clients::create,
         crate::routes::clients::list,
         crate::routes::clients::show,
@@ -194,6 +198,8 @@ use utoipa::OpenApi;
         crate::routes::invitations::InviteBody,
         crate::routes::invitations::ResendBody,
         crate::routes::invitations::AcceptBody,
+        crate::routes::roles::CreateRoleBody,
+        crate::routes::roles::UpdateRoleBody,
         crate::routes::clients::CreateClientBody,
     ))
 )]

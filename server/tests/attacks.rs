@@ -450,6 +450,14 @@ fn routes() -> Vec<Route> {
             .body_refs(|i| {
                 Body::Json(json!({"token": i.link_token, "password": "a-brand-new-passphrase"}))
             }),
+        // roles (names are not secret: the same in every tenant)
+        r("get", "/api/v1/t/{tenant}/roles"),
+        r("post", "/api/v1/t/{tenant}/roles")
+            .body(|_| Body::Json(json!({"name": "stolen", "permissions": ["tenant:admin"]}))),
+        r("put", "/api/v1/t/{tenant}/roles/{name}")
+            .params(&[("name", Slot::Symbol)])
+            .body(|_| Body::Json(json!({"permissions": ["tenant:admin"]}))),
+        r("delete", "/api/v1/t/{tenant}/roles/{name}").params(&[("name", Slot::Symbol)]),
         // clients
         r("get", "/api/v1/t/{tenant}/clients"),
         r("post", "/api/v1/t/{tenant}/clients").body(|_| {

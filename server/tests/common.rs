@@ -615,9 +615,9 @@ pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
 
 // ------------------------------------------------------------ tokens
 
-/// The scopes of `role`'s permissions, space-separated.
+/// The scopes of `role`'s default permissions, space-separated.
 pub fn role_scopes(role: Role) -> String {
-    role.permissions()
+    role.default_permissions()
         .iter()
         .map(|p| p.scope())
         .collect::<Vec<_>>()

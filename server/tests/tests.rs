@@ -41,6 +41,7 @@ mod oauth;
 mod portfolios;
 mod ratelimit;
 mod replicas;
+mod roles;
 mod schemathesis;
 mod settings;
 mod store_tls;

@@ -78,6 +78,7 @@ pub struct AccountService {
     pub(crate) mfa: MfaService,
     pub(crate) revocations: RevocationCache,
     pub(crate) in_flight: InFlight,
+    pub(crate) roles: crate::tenant_roles::RoleService,
 }
 
 impl std::fmt::Debug for AccountService {
@@ -130,8 +131,10 @@ impl AccountService {
             .await
     }
 
-    /// Changes a user's role (admin operation; the caller checks permission).
+    /// Changes a user's role (admin operation; the caller checks permission);
+    /// [`AuthError::UnknownRole`] if the tenant has no such role.
     pub async fn set_role(&self, tenant: &str, user_id: Uuid, role: Role) -> Result<(), AuthError> {
+        self.roles.require_role(tenant, role).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
                 diesel::update(users::table.find(user_id))
@@ -214,13 +217,15 @@ impl AccountService {
             .await
     }
 
-    /// Gives a user another role; [`AuthError::NotFound`] for an unknown user.
+    /// Gives a user another role; [`AuthError::UnknownRole`] if the tenant
+    /// has no such role, [`AuthError::NotFound`] for an unknown user.
     pub async fn assign_role(
         &self,
         tenant: &str,
         user_id: Uuid,
         role: Role,
     ) -> Result<UserProfile, AuthError> {
+        self.roles.require_role(tenant, role).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
                 let n = diesel::update(users::table.find(user_id))

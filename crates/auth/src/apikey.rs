@@ -56,10 +56,13 @@ pub struct ApiKeyInfo {
 
 /// A key carries permission scopes only, each granted by its owner's role
 /// (checked again on every use against the owner's role at that time).
-fn check_scopes_within_role(role: Role, scopes: &[String]) -> Result<(), AuthError> {
+fn check_scopes_within_role(
+    role: Role,
+    permissions: &[Permission],
+    scopes: &[String],
+) -> Result<(), AuthError> {
     // Never `account:manage`: a key does not manage its owner's account.
-    let granted: Vec<&str> = role
-        .permissions()
+    let granted: Vec<&str> = permissions
         .iter()
         .filter(|p| **p != Permission::AccountManage)
         .map(|p| p.scope())
@@ -83,6 +86,7 @@ fn parse_key(key: &str) -> Option<(&str, &str)> {
 #[derive(Clone)]
 pub struct ApiKeyService {
     pub(crate) pool: TenantPool,
+    pub(crate) roles: crate::tenant_roles::RoleService,
 }
 
 impl std::fmt::Debug for ApiKeyService {
@@ -131,7 +135,8 @@ impl ApiKeyService {
             .with_tenant(tenant, async |conn| users::find(conn, user_id).await)
             .await?
             .ok_or_else(|| AuthError::NotFound("user".into()))?;
-        check_scopes_within_role(user.role(), scopes)?;
+        let role = user.role();
+        check_scopes_within_role(role, &self.roles.permissions(tenant, role).await?, scopes)?;
         let prefix: String = hex::encode(&sha256(random_secret(16).as_bytes())[..6]);
         let secret = random_secret(32);
         let tenant_id = tenant_id(&self.pool, tenant).await?;
@@ -209,11 +214,13 @@ impl ApiKeyService {
         let row = row
             .filter(|r| ct_eq(&r.key_hash, &sha256(secret.as_bytes())))
             .ok_or_else(|| AuthError::InvalidToken("unknown, revoked or expired API key".into()))?;
+        let role = Role::parse(&row.role).unwrap_or(Role::Viewer);
         Ok(Principal {
             tenant_id,
             user_id: Some(row.user_id),
             client_id: None,
-            role: Role::parse(&row.role).unwrap_or(Role::Viewer),
+            role,
+            permissions: self.roles.permissions(tenant, role).await?.to_vec(),
             scopes: Some(row.scopes),
         })
     }

@@ -81,6 +81,11 @@ pub struct AuthConfig {
     /// process take effect at once; ones made by another replica within this
     /// many seconds. `0` reads the row on every request.
     pub revocation_check_secs: u64,
+    /// How long a role's permissions (the tenant's `roles` table) are
+    /// reused before they are read again. Changes made through this process
+    /// take effect at once; ones made by another replica within this many
+    /// seconds. `0` reads the role on every request.
+    pub role_cache_secs: u64,
     /// Issuer name shown in authenticator apps.
     pub totp_issuer: String,
     /// How often the server seals every tenant's new audit rows into its
@@ -119,6 +124,7 @@ impl Default for AuthConfig {
             hash_concurrency: 0,
             verified_token_cache_entries: 100_000,
             revocation_check_secs: 5,
+            role_cache_secs: 5,
             totp_issuer: "Rampart".to_owned(),
             audit_seal_secs: 10,
         }

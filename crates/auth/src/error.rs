@@ -132,6 +132,25 @@ pub enum AuthError {
     /// tree head covers it.
     #[error("not sealed: {0}")]
     NotSealed(String),
+    /// A role's permission list names a scope that is no permission.
+    #[error("unknown permission: {0}")]
+    UnknownPermission(String),
+    /// The tenant has no role of this name (assigning one).
+    #[error("unknown role: {0}")]
+    UnknownRole(String),
+    /// A built-in role cannot be deleted (its permissions can be changed).
+    #[error("the built-in role {0} cannot be deleted")]
+    RoleBuiltIn(String),
+    /// The role is still given to users, clients or upstream providers.
+    #[error("the role {0} is still assigned; assign another role first")]
+    RoleInUse(String),
+    /// The change would leave no active user with a role that has both
+    /// `tenant:admin` and `users:manage` (the tenant would lock itself out).
+    #[error(
+        "no active user would keep a role with tenant:admin and users:manage; \
+         give another user such a role first"
+    )]
+    RoleLockout,
     /// Tenant routing failed (unknown tenant, pool exhausted, ...).
     #[error("tenancy: {0}")]
     Tenancy(#[from] rampart_tenancy::TenancyError),
@@ -142,6 +161,10 @@ impl AuthError {
     pub fn oauth_code(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_)
+            | Self::UnknownRole(_)
+            | Self::RoleBuiltIn(_)
+            | Self::RoleInUse(_)
+            | Self::RoleLockout
             | Self::WeakPassword(_)
             | Self::Conflict(_)
             | Self::UpstreamDiscovery(_) => "invalid_request",
@@ -154,7 +177,7 @@ impl AuthError {
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::UnsupportedResponseType(_) => "unsupported_response_type",
-            Self::InvalidScope(_) => "invalid_scope",
+            Self::InvalidScope(_) | Self::UnknownPermission(_) => "invalid_scope",
             Self::AccessDenied(_)
             | Self::InvalidCredentials
             | Self::LinkRefused(_)

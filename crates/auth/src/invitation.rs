@@ -39,7 +39,8 @@ pub struct NewInvitation {
     pub email: String,
     /// Display name of a new user (an existing pending member keeps theirs).
     pub display_name: String,
-    /// The role the user gets on accepting (`admin`, `trader`, `viewer`).
+    /// The role the user gets on accepting: any role of the tenant but
+    /// `api_user` ([`AuthError::UnknownRole`] for one it does not have).
     pub role: Role,
     /// Lifetime in hours, 1 to [`MAX_INVITATION_TTL_HOURS`]; default
     /// [`DEFAULT_INVITATION_TTL_HOURS`].
@@ -213,7 +214,7 @@ impl InvitationService {
         }
         if who.role == Role::ApiUser {
             return Err(AuthError::InvalidRequest(
-                "invite an admin, trader or viewer".into(),
+                "api_user is for machine clients: invite with another role".into(),
             ));
         }
         let name = who.display_name.trim();
@@ -233,6 +234,9 @@ impl InvitationService {
         let invitation = self
             .pool
             .with_tenant(tenant, async |conn| {
+                if !crate::tenant_roles::role_exists(conn, who.role).await? {
+                    return Err(AuthError::UnknownRole(who.role.to_string()));
+                }
                 let user_id = match user_rows::by_email(conn, &email).await? {
                     Some(u) if u.status == "pending" => u.id,
                     Some(_) => {

@@ -65,6 +65,7 @@ mod schema;
 mod server;
 pub mod session;
 pub mod tenant_policy;
+pub mod tenant_roles;
 pub mod throttle;
 pub mod token;
 pub mod upstream;
@@ -89,6 +90,7 @@ pub use mfa::MfaService;
 pub use oauth::OAuthService;
 pub use roles::{Permission, Principal, Role, authorize};
 pub use server::AuthServer;
+pub use tenant_roles::{RoleChange, RoleInfo, RoleService};
 pub use token::{
     AccessTokenClaims, AccessTokenRequest, Audience, IdTokenClaims, TokenService,
     VerifiedAccessToken,

@@ -500,6 +500,8 @@ pub struct OAuthService {
     /// Confidential clients that authenticated at introspection recently.
     pub(crate) client_cache: ClientCache,
     pub(crate) revocations: RevocationCache,
+    /// The roles' permissions, read for every bearer token.
+    pub(crate) roles: crate::tenant_roles::RoleService,
 }
 
 impl std::fmt::Debug for OAuthService {
@@ -1255,11 +1257,14 @@ impl OAuthService {
             .iter()
             .find_map(|r| Role::parse(r))
             .unwrap_or(Role::Viewer);
+        // The role's permissions now, not when the token was issued.
+        let permissions = self.roles.permissions(tenant, role).await?.to_vec();
         Ok(Principal {
             tenant_id,
             user_id: Uuid::parse_str(&c.sub).ok(),
             client_id: Some(c.client_id),
             role,
+            permissions,
             scopes: Some(
                 c.scope
                     .split(' ')

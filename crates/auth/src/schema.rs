@@ -14,6 +14,16 @@ extern "SQL" {
     fn lower(x: Text) -> Text;
 }
 
+diesel::table! {
+    /// A tenant's roles and what each may do (permission scopes; migration
+    /// `*_role_permissions` seeds the built-in ones).
+    roles (name) {
+        name -> Text,
+        description -> Text,
+        permissions -> Array<Text>,
+    }
+}
+
 // Two columns are left out to stay within diesel's 16-column tables:
 // `preferences` (jsonb, the product's settings, read with raw SQL) and
 // `leaderboard_opt_out` (added and used by rampart-members).
@@ -266,6 +276,7 @@ diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(external_identities -> users (user_id));
 diesel::joinable!(mfa_backup_codes -> users (user_id));
 diesel::joinable!(login_challenges -> users (user_id));
+diesel::joinable!(users -> roles (role));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -282,6 +293,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     external_identities,
     invitations,
     upstream_providers,
+    roles,
 );
 
 #[cfg(test)]
@@ -297,7 +309,8 @@ mod tests {
     /// The tables whose `table!` lists every column (`users` leaves two out).
     #[tokio::test]
     async fn tables_match_the_migrations() {
-        let tenant_tables = all_columns_sql!(upstream_providers, external_identities, invitations);
+        let tenant_tables =
+            all_columns_sql!(upstream_providers, external_identities, invitations, roles);
         let db = rampart_testkit::postgres()
             .unwrap()
             .fresh_database()

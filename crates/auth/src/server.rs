@@ -27,6 +27,7 @@ use crate::oauth::{
 use crate::password::PasswordHasher;
 use crate::roles::{Principal, Role};
 use crate::session::{LoginOutcome, NewSession, SessionInfo};
+use crate::tenant_roles::RoleService;
 use crate::token::TokenService;
 use crate::upstream::{UpstreamLogin, UpstreamOutcome, UpstreamService};
 use crate::upstream_provider::{UpstreamProvider, UpstreamProviderInfo};
@@ -46,6 +47,7 @@ pub struct AuthServer {
     oauth: OAuthService,
     upstream: UpstreamService,
     invitations: InvitationService,
+    roles: RoleService,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -73,6 +75,7 @@ impl AuthServer {
             .max_capacity(config.verified_token_cache_entries)
             .time_to_live(Duration::from_secs(config.revocation_check_secs))
             .build();
+        let roles = RoleService::new(pool.clone(), config.role_cache_secs);
         let config = Arc::new(config);
         let mfa = MfaService {
             pool: pool.clone(),
@@ -87,9 +90,13 @@ impl AuthServer {
                 mfa: mfa.clone(),
                 revocations: revocations.clone(),
                 in_flight: Default::default(),
+                roles: roles.clone(),
             },
             mfa,
-            api_keys: ApiKeyService { pool: pool.clone() },
+            api_keys: ApiKeyService {
+                pool: pool.clone(),
+                roles: roles.clone(),
+            },
             audit_trail: AuditService {
                 pool: pool.clone(),
                 ring,
@@ -108,6 +115,7 @@ impl AuthServer {
                     .time_to_live(CLIENT_CACHE_TTL)
                     .build(),
                 revocations,
+                roles: roles.clone(),
             },
             invitations: InvitationService::new(pool.clone(), hasher.clone()),
             upstream: UpstreamService {
@@ -117,6 +125,7 @@ impl AuthServer {
                 upstreams: Arc::default(),
                 secrets: Arc::new(crate::upstream_secrets::NoUpstreamSecrets),
             },
+            roles,
             pool,
             config,
             tokens,
@@ -186,6 +195,11 @@ impl AuthServer {
     /// Invitations.
     pub fn invitations(&self) -> &InvitationService {
         &self.invitations
+    }
+
+    /// The tenant's roles and their permissions.
+    pub fn roles(&self) -> &RoleService {
+        &self.roles
     }
 
     /// The configuration.

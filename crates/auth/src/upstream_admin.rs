@@ -120,7 +120,13 @@ impl UpstreamService {
         tenant_id(&self.pool, tenant).await?;
         let existing = self
             .pool
-            .with_tenant(tenant, async |conn| rows::find(conn, &p.name).await)
+            .with_tenant(tenant, async |conn| {
+                // New users of the provider get this role: the tenant must have it.
+                if !crate::tenant_roles::role_exists(conn, p.new_user_role).await? {
+                    return Err(AuthError::UnknownRole(p.new_user_role.to_string()));
+                }
+                rows::find(conn, &p.name).await
+            })
             .await?;
         if let Some(current) = &existing {
             if !replace {

@@ -295,7 +295,9 @@ impl UpstreamProvider {
             check_secret(secret)?;
         }
         if self.new_user_role == Role::ApiUser {
-            return Err(invalid("newUserRole: admin, trader or viewer"));
+            return Err(invalid(
+                "newUserRole: a role of the tenant other than api_user",
+            ));
         }
         match (
             &self.authorization_endpoint,

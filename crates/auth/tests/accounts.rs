@@ -41,11 +41,12 @@ fn progressive_delay_doubles_and_caps() {
 
 #[test]
 fn authorize_checks_role_and_scopes() {
-    let p = |role, scopes: Option<Vec<&str>>| Principal {
+    let p = |role: Role, scopes: Option<Vec<&str>>| Principal {
         tenant_id: uuid::Uuid::nil(),
         user_id: None,
         client_id: None,
         role,
+        permissions: role.default_permissions().to_vec(),
         scopes: scopes.map(|s| s.into_iter().map(String::from).collect()),
     };
     assert!(authorize(&p(Role::Admin, None), Permission::UsersManage).is_ok());

@@ -8,6 +8,7 @@ mod common;
 mod hostile;
 mod keys;
 mod oauth;
+mod roles;
 mod tenant_policy;
 mod tokens;
 mod upstream;

@@ -205,14 +205,12 @@ pub struct PortfolioActivity {
     pub activity: Activity,
 }
 
-/// Roles a tenant administrator may give a user.
-pub const ASSIGNABLE_ROLES: [&str; 3] = ["admin", "trader", "viewer"];
-
 /// Users belong to the auth crate; its refusals read as this crate's.
 fn from_auth(e: AuthError) -> PortfolioError {
     match e {
         AuthError::NotFound(_) => PortfolioError::NotFound,
         AuthError::InvalidRequest(m) => PortfolioError::Invalid(m),
+        e @ AuthError::UnknownRole(_) => PortfolioError::Invalid(e.to_string()),
         AuthError::Tenancy(t) => PortfolioError::Tenancy(t),
         AuthError::Database(d) => PortfolioError::Database(d),
         // Nothing else is expected from the user calls; keep it a server error.
@@ -370,7 +368,8 @@ impl UserService {
         Ok(Page::from_overfetch(users, limit, |p| p.id.to_string()))
     }
 
-    /// Gives a user another role (one of [`ASSIGNABLE_ROLES`]). An
+    /// Gives a user another role: any role the tenant has (its `roles`
+    /// table), except `api_user`, which is for machine clients. An
     /// administrator cannot change their own role (no self-lockout).
     pub async fn set_role(
         &self,
@@ -379,18 +378,16 @@ impl UserService {
         user: Uuid,
         role: &str,
     ) -> Result<Profile, PortfolioError> {
-        if !ASSIGNABLE_ROLES.contains(&role) {
-            return Err(PortfolioError::Invalid(
-                "role: admin, trader or viewer".into(),
-            ));
-        }
+        let role = Role::parse(role)
+            .filter(|r| *r != Role::ApiUser)
+            .ok_or_else(|| {
+                PortfolioError::Invalid("role: the name of one of the tenant's roles".into())
+            })?;
         if admin == user {
             return Err(PortfolioError::Invalid(
                 "an administrator cannot change their own role".into(),
             ));
         }
-        let role = Role::parse(role)
-            .ok_or_else(|| PortfolioError::Invalid("role: admin, trader or viewer".into()))?;
         self.accounts
             .assign_role(tenant, user, role)
             .await

@@ -3,7 +3,7 @@
 // page's CSP allows only this file). Login: OAuth 2.1 authorization code
 // flow with PKCE (S256) as the tenant's public client; the access token is
 // kept in this tab's sessionStorage only. Every call goes to the JSON API,
-// which enforces the admin role itself.
+// which enforces the role's permissions itself.
 'use strict';
 
 (function () {
@@ -694,7 +694,9 @@
     }
     const email = (me.user && me.user.email) || '';
     $('who').textContent = email;
-    if (me.role !== 'admin') {
+    // Roles are tenant data: what counts is what the role may do.
+    const may = (scope) => (me.permissions || []).includes(scope);
+    if (!may('tenant:admin') || !may('users:manage')) {
       $('refused-who').textContent = email;
       $('refused-role').textContent = me.role;
       showOnly('refused');

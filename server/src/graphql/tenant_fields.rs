@@ -105,7 +105,7 @@ pub async fn cases(
 ) -> Result<Connection<String, CaseNode>> {
     let c = ctx.data::<RequestCaller>()?;
     let limit = page_size(ctx, first)?;
-    let actor = c.portfolio_actor(Permission::PortfolioRead).gql()?;
+    let actor = c.portfolio_actor(Permission::CasesRead).gql()?;
     let svc = CaseService::new(c.state().tenants.clone());
     let page = svc.list(c.tenant(), &actor, after.as_deref(), limit);
     let cursor = |c: &Case| c.id.to_string();
@@ -115,7 +115,7 @@ pub async fn cases(
 /// `case(id)`: as `GET …/cases/{id}`.
 pub async fn case(ctx: &Context<'_>, id: Uuid) -> Result<CaseNode> {
     let c = ctx.data::<RequestCaller>()?;
-    let actor = c.portfolio_actor(Permission::PortfolioRead).gql()?;
+    let actor = c.portfolio_actor(Permission::CasesRead).gql()?;
     let svc = CaseService::new(c.state().tenants.clone());
     Ok(svc.get(c.tenant(), &actor, id).await.gql()?.into())
 }

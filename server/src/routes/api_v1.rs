@@ -25,14 +25,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/t/{tenant}/quotes/{symbol}", web::get().to(quote));
 }
 
-/// The caller's profile.
+/// The caller's profile, role, what the role may do now (`permissions`)
+/// and the token's scopes.
 #[utoipa::path(get, path = "/api/v1/t/{tenant}/me", responses((status = 200, description = "profile"), (status = 401, description = "no valid token")))]
 pub async fn me(user: User, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let profile = state.auth.user(&user.tenant, user.id).await?;
     let p = &user.principal;
-    Ok(api::ok(
-        serde_json::json!({"user": profile, "role": p.role, "scopes": p.scopes, "client_id": p.client_id}),
-    ))
+    let permissions: Vec<&str> = p.permissions.iter().map(|p| p.scope()).collect();
+    Ok(api::ok(serde_json::json!({
+        "user": profile, "role": p.role, "permissions": permissions,
+        "scopes": p.scopes, "client_id": p.client_id
+    })))
 }
 
 /// The caller's sessions, newest first, cursor-paginated.

@@ -3,9 +3,13 @@
 //! change a new version, valued anew by `rampart_valuation`), versions and
 //! their diff, sharing, comments, analysis results attached to a version,
 //! activity, export (JSON, CSV) and import of the browser app's export.
-//! Reading needs `portfolio:read`, changing `portfolio:write`; the case's
-//! own access (owner, share, tenant admin) is checked by the crate, and a
-//! case the caller may not see is "not found". When the inputs carry no
+//! The role must grant `cases:read` to read (and to comment and attach
+//! analyses where a share allows), `cases:write` to create, change, delete
+//! and import, `cases:share` to share and revoke (a token or API key carries
+//! them with its `cases:*` scopes, or with `portfolio:read`/`portfolio:write`
+//! as before the cases had permissions of their own). The case's own access
+//! (owner, share, tenant admin) is checked by the crate, and a case the
+//! caller may not see is "not found". When the inputs carry no
 //! `current_price`, the ticker's price from the market chain is used (and
 //! kept in the version), so the margin of safety is measured against it.
 use actix_web::http::StatusCode;
@@ -92,9 +96,11 @@ pub struct AnalysesQuery {
 type State = web::Data<AppState>;
 type Id = web::Path<CasePath>;
 /// May read the cases it can see.
-type Reader = AsUser<CaseService, perm::PortfolioRead>;
+type Reader = AsUser<CaseService, perm::CasesRead>;
 /// May also change them (as far as its access to each allows).
-type Writer = AsUser<CaseService, perm::PortfolioWrite>;
+type Writer = AsUser<CaseService, perm::CasesWrite>;
+/// May also share them (as far as its access to each allows).
+type Sharer = AsUser<CaseService, perm::CasesShare>;
 
 /// The inputs with the ticker's market price when they carry none (a
 /// market that cannot price it leaves the margin of safety out).
@@ -126,7 +132,7 @@ pub async fn list(u: Reader, page: web::Query<PageQuery>) -> Answer {
 
 /// Creates a case (version 1) and values it; the inputs' missing
 /// `current_price` is the ticker's market price.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/cases", responses((status = 201, description = "the case with its valuation"), (status = 400, description = "invalid input (the field is named)"), (status = 403, description = "role lacks portfolio:write")))]
+#[utoipa::path(post, path = "/api/v1/t/{tenant}/cases", responses((status = 201, description = "the case with its valuation"), (status = 400, description = "invalid input (the field is named)"), (status = 403, description = "role lacks cases:write")))]
 pub async fn create(u: Writer, state: State, body: JsonObject<NewCase>) -> Answer {
     let mut new = body.into_inner();
     new.inputs = priced(&state, &new.ticker, new.inputs).await;
@@ -195,14 +201,14 @@ pub async fn shares(u: Reader, path: Id) -> Answer {
 
 /// Grants (or changes) a share with a user of the same tenant (`admin`).
 #[utoipa::path(post, path = "/api/v1/t/{tenant}/cases/{id}/shares", responses((status = 200, description = "share"), (status = 400, description = "unknown user, owner, past expiry")))]
-pub async fn share(u: Writer, path: Id, body: JsonObject<ShareGrant>) -> Answer {
+pub async fn share(u: Sharer, path: Id, body: JsonObject<ShareGrant>) -> Answer {
     let s = u.svc.share(&u.tenant, &u.actor, path.id, body.0);
     Ok(api::ok(s.await?))
 }
 
 /// Revokes a user's share (`admin`).
 #[utoipa::path(delete, path = "/api/v1/t/{tenant}/cases/{id}/shares/{user}", responses((status = 200, description = "revoked"), (status = 404, description = "no such share")))]
-pub async fn revoke(u: Writer, path: web::Path<CaseSharePath>) -> Answer {
+pub async fn revoke(u: Sharer, path: web::Path<CaseSharePath>) -> Answer {
     u.svc
         .revoke(&u.tenant, &u.actor, path.id, path.user)
         .await?;

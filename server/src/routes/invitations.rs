@@ -62,7 +62,7 @@ pub struct InviteBody {
     /// Display name of a new user.
     #[serde(default)]
     pub name: String,
-    /// `admin`, `trader` or `viewer`.
+    /// One of the tenant's roles (`GET …/roles`) but `api_user`.
     pub role: String,
     /// Lifetime in hours (1–720, default 168).
     pub expires_in_hours: Option<u32>,
@@ -86,11 +86,13 @@ pub struct AcceptBody {
     pub password: String,
 }
 
+/// Any role of the tenant but the machine clients' (whether the tenant has
+/// it is checked when inviting: 400 `unknown_role`).
 fn role(name: &str) -> Result<Role, ApiError> {
     match Role::parse(name.trim()) {
-        Some(r @ (Role::Admin | Role::Trader | Role::Viewer)) => Ok(r),
+        Some(r) if r != Role::ApiUser => Ok(r),
         _ => Err(ApiError::bad_request(
-            "role must be one of admin, trader, viewer",
+            "role must be one of the tenant's roles (GET …/roles), not api_user",
         )),
     }
 }

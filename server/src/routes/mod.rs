@@ -16,6 +16,7 @@ pub mod notify;
 pub mod oauth;
 pub mod openapi;
 pub mod portfolios;
+pub mod roles;
 pub mod settings;
 pub mod stream;
 pub mod tenant_audit;

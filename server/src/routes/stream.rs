@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use rampart_auth::{Permission, Role, authorize};
+use rampart_auth::{Permission, authorize};
 use rampart_portfolio::{Actor, PortfolioError, PortfolioService};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -72,7 +72,7 @@ pub async fn stream(
     extract::require_flag::<extract::flag::PriceStream>(&state, &tenant).await?;
     let actor = Actor {
         user_id: user_of(&p)?,
-        tenant_admin: p.role == Role::Admin && authorize(&p, Permission::TenantAdmin).is_ok(),
+        tenant_admin: authorize(&p, Permission::TenantAdmin).is_ok(),
         ip: crate::client_addr::client_ip(&req).map(|ip| ip.to_string()),
     };
     let interval = Duration::from_secs(query.interval.unwrap_or(5).clamp(1, 300));
