@@ -155,7 +155,7 @@ async fn export_and_restore_round_trip_row_for_row() {
     assert_eq!(rows["positions"], 300);
     assert_eq!(rows["audit_log"], 300);
     assert_eq!(rows["portfolio_metrics_daily"], 300);
-    assert_eq!(rows["roles"], 5);
+    assert_eq!(rows["roles"], 8);
     assert_eq!(export.rows, rows.values().sum::<u64>());
     assert!(!rows.contains_key("__diesel_schema_migrations"));
     // Referenced tables come first.

@@ -27,10 +27,12 @@ async fn provisioned_tenant_has_the_full_template_and_ledger() {
         .await;
         assert_eq!(n, 1, "table {table} missing");
     }
-    // Seed rows of the template came along, and the ledger is complete.
+    // Seed rows of the template came along (the built-in roles: admin,
+    // trader, viewer, api_user and the EPV tiers analyst, senior_analyst,
+    // manager), and the ledger is complete.
     assert_eq!(
         admin_count(&url, "SELECT count(*) AS n FROM tenant_acme.roles").await,
-        4
+        7
     );
     let versions = pool.template().migrations().len() as i64;
     assert_eq!(
