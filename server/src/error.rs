@@ -133,6 +133,10 @@ pub enum ErrorCode {
     /// The audit row or tree size is not covered by a signed tree head
     /// (yet: the sealer runs every `auth.audit_seal_secs`).
     AuditNotSealed,
+    /// The user has no connection to the upstream provider the route needs
+    /// (never signed in through it, disconnected, or its refresh token was
+    /// refused): sign in through the provider to connect.
+    UpstreamNotConnected,
 }
 
 impl ErrorCode {
@@ -194,6 +198,7 @@ impl ErrorCode {
             C::SecretStoreUnavailable => "secret_store_unavailable",
             C::FeatureDisabled => "feature_disabled",
             C::AuditNotSealed => "audit_not_sealed",
+            C::UpstreamNotConnected => "upstream_not_connected",
         }
     }
 }
@@ -489,6 +494,9 @@ impl From<AuthError> for ApiError {
             }
             AuthError::UpstreamDiscovery(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, C::IdpCheckFailed, e.to_string())
+            }
+            AuthError::UpstreamNotConnected(ref m) => {
+                ApiError::new(StatusCode::CONFLICT, C::UpstreamNotConnected, m)
             }
             AuthError::NoSecretStore => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

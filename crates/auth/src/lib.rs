@@ -71,6 +71,7 @@ pub mod upstream;
 mod upstream_admin;
 pub mod upstream_provider;
 pub mod upstream_secrets;
+pub mod upstream_tokens;
 pub mod users;
 
 pub use accounts::AccountService;
@@ -95,5 +96,8 @@ pub use token::{
 };
 pub use upstream::UpstreamService;
 pub use upstream::{UpstreamLogin, UpstreamOutcome};
-pub use upstream_provider::{UpstreamProvider, UpstreamProviderInfo, UpstreamProviderUpdate};
+pub use upstream_provider::{
+    UpstreamPreset, UpstreamProvider, UpstreamProviderInfo, UpstreamProviderUpdate,
+};
+pub use upstream_tokens::{UpstreamConnection, UpstreamTokenSealer};
 pub use upstream_secrets::{MemoryUpstreamSecrets, NoUpstreamSecrets, UpstreamSecrets};

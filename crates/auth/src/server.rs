@@ -116,6 +116,7 @@ impl AuthServer {
                 sealer,
                 upstreams: Arc::default(),
                 secrets: Arc::new(crate::upstream_secrets::NoUpstreamSecrets),
+                token_sealer: None,
             },
             pool,
             config,
@@ -131,6 +132,16 @@ impl AuthServer {
         secrets: Arc<dyn crate::upstream_secrets::UpstreamSecrets>,
     ) -> Self {
         self.upstream.secrets = secrets;
+        self
+    }
+
+    /// Keeps users' upstream tokens (access and refresh) sealed by
+    /// `sealer` (by default none are kept).
+    pub fn with_upstream_token_sealer(
+        mut self,
+        sealer: Arc<dyn crate::upstream_tokens::UpstreamTokenSealer>,
+    ) -> Self {
+        self.upstream.token_sealer = Some(sealer);
         self
     }
 
