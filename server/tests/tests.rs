@@ -45,5 +45,6 @@ mod schemathesis;
 mod settings;
 mod store_tls;
 mod telemetry;
+mod tradestation;
 mod users;
 mod vault;

@@ -646,6 +646,9 @@ impl UpstreamService {
         if let Some(audience) = &reg.provider.options.audience {
             request = request.add_extra_param("audience", audience.clone());
         }
+        if let Some(prompt) = &reg.provider.options.prompt {
+            request = request.add_extra_param("prompt", prompt.clone());
+        }
         let (url, _) = request.url();
         let pending = Pending {
             tenant: tenant.to_owned(),

@@ -74,6 +74,12 @@ pub struct UpstreamProvider {
     /// providers such as TradeStation: the API the tokens are for).
     #[serde(default)]
     pub audience: Option<String>,
+    /// The `prompt` parameter sent on the authorization request (space
+    /// separated `none`, `login`, `consent`, `select_account`): strict
+    /// OpenID Connect providers issue a refresh token for `offline_access`
+    /// only with `consent`; Auth0 (TradeStation) needs none.
+    #[serde(default)]
+    pub prompt: Option<String>,
     /// The provider's userinfo endpoint (recorded; the ID token's claims
     /// are what a login uses).
     #[serde(default)]
@@ -194,6 +200,7 @@ impl Default for UpstreamProvider {
             token_endpoint: None,
             jwks_uri: None,
             audience: None,
+            prompt: None,
             userinfo_endpoint: None,
             revocation_endpoint: None,
             enabled: true,
@@ -236,6 +243,8 @@ pub struct UpstreamProviderUpdate {
     pub use_discovery: bool,
     /// New `audience` authorization parameter.
     pub audience: Option<String>,
+    /// New `prompt` authorization parameter.
+    pub prompt: Option<String>,
     /// New userinfo endpoint.
     pub userinfo_endpoint: Option<String>,
     /// New revocation endpoint.
@@ -300,6 +309,9 @@ pub struct ProviderOptions {
     /// The `audience` parameter of the authorization request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
+    /// The `prompt` parameter of the authorization request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
     /// Userinfo endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userinfo_endpoint: Option<String>,
@@ -439,6 +451,7 @@ impl UpstreamProvider {
         ProviderOptions {
             preset: self.preset.map(|p| p.as_str().to_owned()),
             audience: self.audience.clone(),
+            prompt: self.prompt.clone(),
             userinfo_endpoint: self.userinfo_endpoint.clone(),
             revocation_endpoint: self.revocation_endpoint.clone(),
         }
@@ -464,6 +477,15 @@ impl UpstreamProvider {
         }
         if let Some(audience) = &self.audience {
             check_text("audience", audience, 500)?;
+        }
+        if let Some(prompt) = &self.prompt
+            && (prompt.split(' ').any(|p| {
+                !["none", "login", "consent", "select_account"].contains(&p)
+            }))
+        {
+            return Err(invalid(
+                "prompt: space-separated none, login, consent, select_account",
+            ));
         }
         if let Some(u) = &self.userinfo_endpoint {
             check_url("userinfoEndpoint", u)?;
@@ -541,6 +563,7 @@ impl UpstreamProvider {
             token_endpoint,
             jwks_uri,
             audience: keep(&update.audience, &current.options.audience),
+            prompt: keep(&update.prompt, &current.options.prompt),
             userinfo_endpoint: keep(&update.userinfo_endpoint, &current.options.userinfo_endpoint),
             revocation_endpoint: keep(
                 &update.revocation_endpoint,
