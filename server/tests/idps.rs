@@ -28,7 +28,12 @@ fn pq(u: &url::Url) -> String {
 /// Signs in at `tenant`'s `provider` as upstream account `who`, through the
 /// server's login routes: the last status, and whether a session cookie of
 /// the tenant was set (no `return_to`: the "signed in" page, 200).
-pub(crate) async fn sign_in(b: &Browser, tenant: &str, provider: &str, who: &str) -> (StatusCode, bool) {
+pub(crate) async fn sign_in(
+    b: &Browser,
+    tenant: &str,
+    provider: &str,
+    who: &str,
+) -> (StatusCode, bool) {
     let r = b
         .get(&format!("/t/{tenant}/login/upstream/{provider}"))
         .send()

@@ -171,7 +171,10 @@ async fn a_user_signs_in_with_tradestation_and_reads_bars_with_their_own_token()
     assert!(first.len() > 10, "{first}");
     // Sealed in the database: the token is nowhere in clear, nor in an answer.
     let dump = schema_text(env, "acme").await;
-    assert!(!dump.contains(&first), "access token in clear in the database");
+    assert!(
+        !dump.contains(&first),
+        "access token in clear in the database"
+    );
     let before = sealed(env).await;
     assert!(before.contains("dev:v1:"), "{before}");
     assert!(!listed_text.contains(&first) && !bars.to_string().contains(&first));
@@ -180,7 +183,10 @@ async fn a_user_signs_in_with_tradestation_and_reads_bars_with_their_own_token()
     let symbols = me
         .get(200, "/api/v1/t/acme/market/tradestation/symbols/AAPL")
         .await;
-    assert_eq!(symbols["data"]["symbols"][0]["name"], "Apple Inc", "{symbols}");
+    assert_eq!(
+        symbols["data"]["symbols"][0]["name"], "Apple Inc",
+        "{symbols}"
+    );
     let instrument = env
         .state
         .market
@@ -211,7 +217,11 @@ async fn a_user_signs_in_with_tradestation_and_reads_bars_with_their_own_token()
     let seen = bearers(&api).await;
     let last = seen.last().unwrap().strip_prefix("Bearer ").unwrap();
     assert_ne!(last, first, "the expired token was used");
-    assert_ne!(sealed(env).await, before, "the refreshed tokens were not stored");
+    assert_ne!(
+        sealed(env).await,
+        before,
+        "the refreshed tokens were not stored"
+    );
     assert_eq!(
         count(
             &env.state,
@@ -235,15 +245,26 @@ async fn a_user_signs_in_with_tradestation_and_reads_bars_with_their_own_token()
         .map(|r| String::from_utf8_lossy(&r.body).into_owned())
         .collect();
     assert_eq!(revoked.len(), 1);
-    assert!(revoked[0].contains("token_type_hint=refresh_token"), "{revoked:?}");
+    assert!(
+        revoked[0].contains("token_type_hint=refresh_token"),
+        "{revoked:?}"
+    );
     assert_eq!(
-        count(&env.state, "acme", "SELECT count(*) AS n FROM upstream_tokens").await,
+        count(
+            &env.state,
+            "acme",
+            "SELECT count(*) AS n FROM upstream_tokens"
+        )
+        .await,
         0
     );
     let listed = me.get(200, "/api/v1/t/acme/me/connections").await;
     assert_eq!(listed["data"]["connections"], json!([]));
     let refused = me.get(409, bars_path).await;
-    assert_eq!(refused["error"]["code"], "upstream_not_connected", "{refused}");
+    assert_eq!(
+        refused["error"]["code"], "upstream_not_connected",
+        "{refused}"
+    );
     me.delete(404, "/api/v1/t/acme/me/connections/idp").await;
     assert_eq!(bearers(&api).await.len(), 3, "no call without a connection");
 }
@@ -253,7 +274,13 @@ async fn without_a_connection_the_tradestation_routes_refuse() {
     let env = crate::common::env().await;
     let user = env
         .auth()
-        .register("acme", "nots@acme.example", "Test", crate::common::PASSWORD, Role::Viewer)
+        .register(
+            "acme",
+            "nots@acme.example",
+            "Test",
+            crate::common::PASSWORD,
+            Role::Viewer,
+        )
         .await
         .unwrap();
     let token = mint_token(&env.state, "acme", user.id, Role::Viewer, "web").await;
@@ -266,7 +293,10 @@ async fn without_a_connection_the_tradestation_routes_refuse() {
     }
     let v = env
         .with(&token)
-        .get(400, "/api/v1/t/acme/market/tradestation/bars/AAPL?from=2024-02-01&to=2024-01-01")
+        .get(
+            400,
+            "/api/v1/t/acme/market/tradestation/bars/AAPL?from=2024-02-01&to=2024-01-01",
+        )
         .await;
     assert_eq!(v["error"]["code"], "invalid_request", "{v}");
 }

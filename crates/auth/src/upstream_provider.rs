@@ -479,9 +479,9 @@ impl UpstreamProvider {
             check_text("audience", audience, 500)?;
         }
         if let Some(prompt) = &self.prompt
-            && (prompt.split(' ').any(|p| {
-                !["none", "login", "consent", "select_account"].contains(&p)
-            }))
+            && (prompt
+                .split(' ')
+                .any(|p| !["none", "login", "consent", "select_account"].contains(&p)))
         {
             return Err(invalid(
                 "prompt: space-separated none, login, consent, select_account",
@@ -564,7 +564,10 @@ impl UpstreamProvider {
             jwks_uri,
             audience: keep(&update.audience, &current.options.audience),
             prompt: keep(&update.prompt, &current.options.prompt),
-            userinfo_endpoint: keep(&update.userinfo_endpoint, &current.options.userinfo_endpoint),
+            userinfo_endpoint: keep(
+                &update.userinfo_endpoint,
+                &current.options.userinfo_endpoint,
+            ),
             revocation_endpoint: keep(
                 &update.revocation_endpoint,
                 &current.options.revocation_endpoint,
@@ -620,6 +623,65 @@ mod tests {
         ] {
             assert!(check_url("u", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_tradestation_preset_fills_what_is_left_out() {
+        let given: UpstreamProvider = serde_json::from_value(serde_json::json!({
+            "preset": "tradestation",
+            "clientId": "abc",
+            "redirectUri": "https://rp.example/t/acme/login/upstream/tradestation/callback",
+        }))
+        .unwrap();
+        let p = given.clone().checked().unwrap();
+        assert_eq!(p.name, "tradestation");
+        assert_eq!(p.display_name, "TradeStation");
+        assert_eq!(p.issuer, "https://signin.tradestation.com/");
+        assert_eq!(
+            p.authorization_endpoint.as_deref(),
+            Some("https://signin.tradestation.com/authorize")
+        );
+        assert_eq!(
+            p.token_endpoint.as_deref(),
+            Some("https://signin.tradestation.com/oauth/token")
+        );
+        assert_eq!(
+            p.jwks_uri.as_deref(),
+            Some("https://signin.tradestation.com/.well-known/jwks.json")
+        );
+        assert_eq!(
+            p.userinfo_endpoint.as_deref(),
+            Some("https://signin.tradestation.com/userinfo")
+        );
+        assert_eq!(p.audience.as_deref(), Some("https://api.tradestation.com"));
+        assert_eq!(
+            p.scopes,
+            ["offline_access", "profile", "MarketData", "ReadAccount"]
+        );
+        assert_eq!(p.options().preset.as_deref(), Some("tradestation"));
+        // Every field may be overridden; a bad prompt is refused.
+        let mut local = UpstreamProvider {
+            token_endpoint: Some("http://127.0.0.1:9/token".into()),
+            scopes: vec!["MarketData".into()],
+            ..given.clone()
+        }
+        .checked()
+        .unwrap();
+        assert_eq!(
+            local.token_endpoint.as_deref(),
+            Some("http://127.0.0.1:9/token")
+        );
+        assert_eq!(local.scopes, ["MarketData"]);
+        local.prompt = Some("consent login".into());
+        assert!(local.clone().checked().is_ok());
+        local.prompt = Some("always".into());
+        assert!(local.checked().is_err());
+        // Without a preset nothing is filled in.
+        let bare = UpstreamProvider {
+            preset: None,
+            ..given
+        };
+        assert!(bare.checked().is_err());
     }
 
     #[test]

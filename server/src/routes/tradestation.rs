@@ -62,8 +62,7 @@ pub async fn tradestation_bars(
     }
     let ts = crate::tradestation::for_user(&state, user.tenant.as_str(), user.id).await?;
     let bars = ts.daily_bars(&symbol, from, to).await?;
-    let (bars, rejected) =
-        rampart_market::validate_bars(bars, chrono::Utc::now().date_naive());
+    let (bars, rejected) = rampart_market::validate_bars(bars, chrono::Utc::now().date_naive());
     Ok(api::ok(serde_json::json!({
         "symbol": symbol,
         "from": from,

@@ -152,9 +152,7 @@ impl TradeStationProvider {
         };
         Ok(Self {
             http: Http::new(&name, Some(client))?,
-            base_url: settings
-                .base_url
-                .unwrap_or_else(|| DEFAULT_BASE_URL.into()),
+            base_url: settings.base_url.unwrap_or_else(|| DEFAULT_BASE_URL.into()),
             tokens,
         })
     }
@@ -259,7 +257,9 @@ impl TradeStationProvider {
             )));
         }
         let list = symbols.join(",");
-        let reply = self.get(&["v3", "marketdata", "symbols", &list], &[]).await?;
+        let reply = self
+            .get(&["v3", "marketdata", "symbols", &list], &[])
+            .await?;
         if !reply.status.is_success() {
             return Err(self.refusal(&reply, &list));
         }
