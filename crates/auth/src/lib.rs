@@ -99,5 +99,6 @@ pub use upstream::{UpstreamLogin, UpstreamOutcome};
 pub use upstream_provider::{
     UpstreamPreset, UpstreamProvider, UpstreamProviderInfo, UpstreamProviderUpdate,
 };
+pub use upstream_secrets::UpstreamTokenSealer;
 pub use upstream_secrets::{MemoryUpstreamSecrets, NoUpstreamSecrets, UpstreamSecrets};
-pub use upstream_tokens::{UpstreamConnection, UpstreamTokenSealer};
+pub use upstream_tokens::UpstreamConnection;

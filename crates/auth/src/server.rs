@@ -139,7 +139,7 @@ impl AuthServer {
     /// `sealer` (by default none are kept).
     pub fn with_upstream_token_sealer(
         mut self,
-        sealer: Arc<dyn crate::upstream_tokens::UpstreamTokenSealer>,
+        sealer: Arc<dyn crate::upstream_secrets::UpstreamTokenSealer>,
     ) -> Self {
         self.upstream.token_sealer = Some(sealer);
         self

@@ -72,8 +72,7 @@ use crate::schema::{external_identities, upstream_providers, users};
 use crate::session::{LoginOutcome, create_login_challenge, create_session};
 use crate::token::Audience;
 use crate::upstream_provider::{self as provider_rows, UpstreamProviderInfo};
-use crate::upstream_secrets::UpstreamSecrets;
-use crate::upstream_tokens::{IssuedTokens, UpstreamTokenSealer};
+use crate::upstream_secrets::{IssuedTokens, UpstreamSecrets, UpstreamTokenSealer};
 use crate::users::{self as user_rows, User, normalize_email};
 
 pub use crate::upstream_provider::{UpstreamProvider, UpstreamProviderUpdate};

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::now;
 use diesel::{ExpressionMethods, OptionalExtension, PgJsonbExpressionMethods, QueryDsl};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use oauth2::{RefreshToken, RequestTokenError, TokenResponse};
+use oauth2::{RefreshToken, RequestTokenError};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -31,22 +31,11 @@ use crate::error::AuthError;
 use crate::schema::{upstream_providers, upstream_tokens};
 use crate::upstream::UpstreamService;
 use crate::upstream_provider::UpstreamPreset;
+use crate::upstream_secrets::IssuedTokens;
+pub use crate::upstream_secrets::UpstreamTokenSealer;
 
 /// An access token used within this margin of its expiry is refreshed first.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
-
-/// Seals and opens upstream tokens (envelope encryption). `context` must be
-/// given again to open: a sealed value copied to another user, provider or
-/// tenant does not open. The reference server implements it with Vault
-/// transit (or the development transit key of `rampart demo`).
-#[async_trait::async_trait]
-pub trait UpstreamTokenSealer: Send + Sync {
-    /// Encrypts `plaintext`; returns a self-describing text to store.
-    async fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<String, AuthError>;
-    /// Opens what [`UpstreamTokenSealer::seal`] returned for the same context
-    /// (the sealed value is UTF-8 text).
-    async fn open(&self, sealed: &str, context: &[u8]) -> Result<SecretString, AuthError>;
-}
 
 /// A connected provider as its user sees it: never a token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -86,38 +75,6 @@ impl Drop for TokenPair {
     }
 }
 
-/// Tokens a provider returned (login or refresh).
-pub(crate) struct IssuedTokens {
-    pub access_token: String,
-    pub refresh_token: Option<String>,
-    pub expires_in: Option<Duration>,
-    pub scopes: Vec<String>,
-}
-
-impl IssuedTokens {
-    pub(crate) fn from_response<R: TokenResponse>(r: &R) -> Self {
-        Self {
-            access_token: r.access_token().secret().clone(),
-            refresh_token: r.refresh_token().map(|t| t.secret().clone()),
-            expires_in: r.expires_in(),
-            scopes: r
-                .scopes()
-                .map(|s| s.iter().map(|s| s.to_string()).collect())
-                .unwrap_or_default(),
-        }
-    }
-}
-
-impl Drop for IssuedTokens {
-    fn drop(&mut self) {
-        use secrecy::zeroize::Zeroize;
-        self.access_token.zeroize();
-        if let Some(r) = &mut self.refresh_token {
-            r.zeroize();
-        }
-    }
-}
-
 /// The context that binds sealed tokens to one user of one provider of one
 /// tenant.
 fn seal_context(tenant: &str, provider: &str, user: Uuid) -> Vec<u8> {
@@ -138,6 +95,17 @@ pub(crate) async fn delete_all(conn: &mut AsyncPgConnection, name: &str) -> Resu
         .await?;
     Ok(())
 }
+
+/// provider, display name, options, scopes, expiry, created, updated.
+type ConnectionRow = (
+    String,
+    String,
+    crate::upstream_provider::ProviderOptions,
+    Vec<String>,
+    Option<DateTime<Utc>>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
 
 type TokenRow = (String, Option<DateTime<Utc>>, Vec<String>);
 
@@ -233,15 +201,7 @@ impl UpstreamService {
     ) -> Result<Vec<UpstreamConnection>, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
-                let rows: Vec<(
-                    String,
-                    String,
-                    crate::upstream_provider::ProviderOptions,
-                    Vec<String>,
-                    Option<DateTime<Utc>>,
-                    DateTime<Utc>,
-                    DateTime<Utc>,
-                )> = upstream_tokens::table
+                let rows: Vec<ConnectionRow> = upstream_tokens::table
                     .inner_join(upstream_providers::table)
                     .filter(upstream_tokens::user_id.eq(user))
                     .order(upstream_tokens::provider)
