@@ -135,6 +135,8 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             .configure(routes::notify::configure)
             .configure(routes::users::configure)
             .configure(routes::market_api::configure)
+            .configure(routes::tradestation::configure)
+            .configure(routes::connections::configure)
             .configure(routes::admin_page::configure)
             .configure(routes::member_page::configure)
             .configure(routes::account::configure)

@@ -115,6 +115,9 @@ pub struct ServerConfig {
     pub portfolio_metrics: rampart_portfolio::MetricsJobConfig,
     /// The daily market-data ingestion (`[market_ingest]`: cron, symbols).
     pub market_ingest: rampart_market::IngestJobConfig,
+    /// TradeStation's market-data API, called with each user's own
+    /// TradeStation connection (`[tradestation] api_url`).
+    pub tradestation: rampart_market::vendor::tradestation::TradeStationConfig,
     /// How often signing keys are re-read from their store (rotations made
     /// by other replicas or `POST /admin/keys/rotate`) and the staged
     /// rotation is advanced.
@@ -159,6 +162,7 @@ impl Default for ServerConfig {
             snapshot: rampart_members::SnapshotConfig::default(),
             portfolio_metrics: rampart_portfolio::MetricsJobConfig::default(),
             market_ingest: rampart_market::IngestJobConfig::default(),
+            tradestation: Default::default(),
             notify: rampart_notify::NotifyConfig::default(),
             telemetry: crate::telemetry::TelemetryConfig::default(),
             upstream_providers: Vec::new(),

@@ -143,6 +143,10 @@ pub enum ErrorCode {
     RoleInUse,
     /// The change would leave no active user able to manage users and roles.
     RoleLockout,
+    /// The user has no connection to the upstream provider the route needs
+    /// (never signed in through it, disconnected, or its refresh token was
+    /// refused): sign in through the provider to connect.
+    UpstreamNotConnected,
 }
 
 impl ErrorCode {
@@ -209,6 +213,7 @@ impl ErrorCode {
             C::RoleBuiltIn => "role_built_in",
             C::RoleInUse => "role_in_use",
             C::RoleLockout => "role_lockout",
+            C::UpstreamNotConnected => "upstream_not_connected",
         }
     }
 }
@@ -504,6 +509,9 @@ impl From<AuthError> for ApiError {
             }
             AuthError::UpstreamDiscovery(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, C::IdpCheckFailed, e.to_string())
+            }
+            AuthError::UpstreamNotConnected(ref m) => {
+                ApiError::new(StatusCode::CONFLICT, C::UpstreamNotConnected, m)
             }
             AuthError::NoSecretStore => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

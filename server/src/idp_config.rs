@@ -147,6 +147,7 @@ impl DeclaredProvider {
             token_endpoint: self.token_endpoint.clone(),
             jwks_uri: self.jwks_uri.clone(),
             enabled: self.enabled,
+            ..UpstreamProvider::default()
         })
     }
 }

@@ -311,6 +311,7 @@ pub async fn run(cmd: IdpsCommand) -> anyhow::Result<()> {
                 token_endpoint: endpoints.token_endpoint,
                 jwks_uri: endpoints.jwks_uri,
                 enabled: !disabled,
+                ..UpstreamProvider::default()
             };
             print_idp(
                 &auth
@@ -351,6 +352,7 @@ pub async fn run(cmd: IdpsCommand) -> anyhow::Result<()> {
                 jwks_uri: endpoints.jwks_uri,
                 use_discovery,
                 enabled: None,
+                ..UpstreamProviderUpdate::default()
             };
             print_idp(
                 &auth

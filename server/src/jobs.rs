@@ -352,7 +352,10 @@ pub async fn run_ingest_job(state: &AppState) -> Result<IngestJobReport, ApiErro
         progress.with_label_values(&["done"]).set(0);
         let rows = &state.metrics.ingest_rows;
         for symbol in symbols {
-            for r in state.market.update_daily(&[symbol]).await {
+            let one = std::slice::from_ref(&symbol);
+            // The instrument (name, exchange, type) from the vendors' search.
+            state.market.record_instruments(one).await;
+            for r in state.market.update_daily(one).await {
                 report.inserted += r.inserted;
                 report.updated += r.updated;
                 report.failed += usize::from(r.error.is_some());

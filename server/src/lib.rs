@@ -48,5 +48,7 @@ pub mod state;
 pub mod telemetry;
 pub mod tenants_cmd;
 pub mod tls;
+pub mod tradestation;
+pub mod upstream_sealer;
 pub mod vault_keys;
 pub mod weekly_report;

@@ -140,10 +140,17 @@ pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
     .await?;
     ring.spawn_rotation(Duration::from_secs(config.key_check_secs.max(1)));
     let upstream_secrets = crate::idp_secrets::upstream_secrets(&config, vault.as_ref());
-    let auth = Arc::new(
-        AuthServer::new(tenants.clone(), auth_config, ring.clone(), kek)?
-            .with_upstream_secrets(upstream_secrets),
-    );
+    let broker_crypto = Arc::new(crate::broker_crypto::BrokerSealer::for_config(
+        &config,
+        vault.clone(),
+    )?);
+    let mut auth = AuthServer::new(tenants.clone(), auth_config, ring.clone(), kek)?
+        .with_upstream_secrets(upstream_secrets);
+    // Users' upstream tokens are sealed like members' broker keys.
+    if crate::upstream_sealer::available(&broker_crypto) {
+        auth = auth.with_upstream_token_sealer(broker_crypto.clone());
+    }
+    let auth = Arc::new(auth);
     crate::idp_config::apply(
         &config.upstream_providers,
         &config.public_base_url,
@@ -153,10 +160,6 @@ pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
     .await?;
     auth.spawn_cleanup(Duration::from_secs(3600));
     let readiness = Arc::new(crate::readiness::ProbeCache::new(&metrics.registry)?);
-    let broker_crypto = Arc::new(crate::broker_crypto::BrokerSealer::for_config(
-        &config,
-        vault.clone(),
-    )?);
     Ok(AppState {
         broker_crypto,
         readiness,

@@ -645,6 +645,20 @@ fn routes() -> Vec<Route> {
         r("get", "/api/v1/t/{tenant}/symbols").query("q=AAPL"),
         r("get", "/api/v1/t/{tenant}/fundamentals/{symbol}").params(&[("symbol", Slot::Symbol)]),
         r("get", "/api/v1/t/{tenant}/news/{symbol}").params(&[("symbol", Slot::Symbol)]),
+        // TradeStation with the caller's own connection
+        r(
+            "get",
+            "/api/v1/t/{tenant}/market/tradestation/bars/{symbol}",
+        )
+        .params(&[("symbol", Slot::Symbol)]),
+        r(
+            "get",
+            "/api/v1/t/{tenant}/market/tradestation/symbols/{symbols}",
+        )
+        .params(&[("symbols", Slot::Symbol)]),
+        r("get", "/api/v1/t/{tenant}/me/connections"),
+        r("delete", "/api/v1/t/{tenant}/me/connections/{provider}")
+            .params(&[("provider", Slot::Idp)]),
     ]
 }
 

@@ -28,7 +28,12 @@ fn pq(u: &url::Url) -> String {
 /// Signs in at `tenant`'s `provider` as upstream account `who`, through the
 /// server's login routes: the last status, and whether a session cookie of
 /// the tenant was set (no `return_to`: the "signed in" page, 200).
-async fn sign_in(b: &Browser, tenant: &str, provider: &str, who: &str) -> (StatusCode, bool) {
+pub(crate) async fn sign_in(
+    b: &Browser,
+    tenant: &str,
+    provider: &str,
+    who: &str,
+) -> (StatusCode, bool) {
     let r = b
         .get(&format!("/t/{tenant}/login/upstream/{provider}"))
         .send()
@@ -51,10 +56,10 @@ async fn sign_in(b: &Browser, tenant: &str, provider: &str, who: &str) -> (Statu
     (r.status(), session)
 }
 
-const SIGNED_IN: (StatusCode, bool) = (StatusCode::OK, true);
+pub(crate) const SIGNED_IN: (StatusCode, bool) = (StatusCode::OK, true);
 
 /// Every row of every table of `tenant`'s schema as text.
-async fn schema_text(env: &crate::common::Env, tenant: &str) -> String {
+pub(crate) async fn schema_text(env: &crate::common::Env, tenant: &str) -> String {
     #[derive(diesel::QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Text)]

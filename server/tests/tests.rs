@@ -46,5 +46,6 @@ mod schemathesis;
 mod settings;
 mod store_tls;
 mod telemetry;
+mod tradestation;
 mod users;
 mod vault;

@@ -98,6 +98,11 @@ pub enum AuthError {
     /// administrator who made the change.
     #[error("upstream provider check failed: {0}")]
     UpstreamDiscovery(String),
+    /// The user has no tokens at this upstream provider (never signed in
+    /// through it, disconnected, or the provider refused the refresh
+    /// token): they sign in through it to connect.
+    #[error("not connected: {0}")]
+    UpstreamNotConnected(String),
     /// A client secret was given but no secret store is configured
     /// (production without Vault): secrets are never kept in the database.
     #[error(
@@ -167,6 +172,7 @@ impl AuthError {
             | Self::RoleLockout
             | Self::WeakPassword(_)
             | Self::Conflict(_)
+            | Self::UpstreamNotConnected(_)
             | Self::UpstreamDiscovery(_) => "invalid_request",
             Self::InvalidClient => "invalid_client",
             Self::InvalidGrant(_)

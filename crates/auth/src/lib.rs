@@ -72,6 +72,7 @@ pub mod upstream;
 mod upstream_admin;
 pub mod upstream_provider;
 pub mod upstream_secrets;
+pub mod upstream_tokens;
 pub mod users;
 
 pub use accounts::AccountService;
@@ -97,5 +98,9 @@ pub use token::{
 };
 pub use upstream::UpstreamService;
 pub use upstream::{UpstreamLogin, UpstreamOutcome};
-pub use upstream_provider::{UpstreamProvider, UpstreamProviderInfo, UpstreamProviderUpdate};
+pub use upstream_provider::{
+    UpstreamPreset, UpstreamProvider, UpstreamProviderInfo, UpstreamProviderUpdate,
+};
+pub use upstream_secrets::UpstreamTokenSealer;
 pub use upstream_secrets::{MemoryUpstreamSecrets, NoUpstreamSecrets, UpstreamSecrets};
+pub use upstream_tokens::UpstreamConnection;

@@ -241,6 +241,20 @@ diesel::table! {
         enabled -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        options -> Jsonb,
+    }
+}
+
+diesel::table! {
+    /// Users' sealed tokens at upstream providers (migration `*_upstream_tokens`).
+    upstream_tokens (user_id, provider) {
+        user_id -> Uuid,
+        provider -> Text,
+        sealed -> Text,
+        access_expires_at -> Nullable<Timestamptz>,
+        scopes -> Array<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -274,6 +288,8 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(invitations -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(external_identities -> users (user_id));
+diesel::joinable!(upstream_tokens -> users (user_id));
+diesel::joinable!(upstream_tokens -> upstream_providers (provider));
 diesel::joinable!(mfa_backup_codes -> users (user_id));
 diesel::joinable!(login_challenges -> users (user_id));
 diesel::joinable!(users -> roles (role));
@@ -294,6 +310,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     invitations,
     upstream_providers,
     roles,
+    upstream_tokens,
 );
 
 #[cfg(test)]
@@ -309,8 +326,13 @@ mod tests {
     /// The tables whose `table!` lists every column (`users` leaves two out).
     #[tokio::test]
     async fn tables_match_the_migrations() {
-        let tenant_tables =
-            all_columns_sql!(upstream_providers, external_identities, invitations, roles);
+        let tenant_tables = all_columns_sql!(
+            upstream_providers,
+            upstream_tokens,
+            external_identities,
+            invitations,
+            roles
+        );
         let db = rampart_testkit::postgres()
             .unwrap()
             .fresh_database()

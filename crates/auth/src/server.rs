@@ -124,6 +124,7 @@ impl AuthServer {
                 sealer,
                 upstreams: Arc::default(),
                 secrets: Arc::new(crate::upstream_secrets::NoUpstreamSecrets),
+                token_sealer: None,
             },
             roles,
             pool,
@@ -140,6 +141,16 @@ impl AuthServer {
         secrets: Arc<dyn crate::upstream_secrets::UpstreamSecrets>,
     ) -> Self {
         self.upstream.secrets = secrets;
+        self
+    }
+
+    /// Keeps users' upstream tokens (access and refresh) sealed by
+    /// `sealer` (by default none are kept).
+    pub fn with_upstream_token_sealer(
+        mut self,
+        sealer: Arc<dyn crate::upstream_secrets::UpstreamTokenSealer>,
+    ) -> Self {
+        self.upstream.token_sealer = Some(sealer);
         self
     }
 

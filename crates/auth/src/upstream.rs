@@ -72,7 +72,7 @@ use crate::schema::{external_identities, upstream_providers, users};
 use crate::session::{LoginOutcome, create_login_challenge, create_session};
 use crate::token::Audience;
 use crate::upstream_provider::{self as provider_rows, UpstreamProviderInfo};
-use crate::upstream_secrets::UpstreamSecrets;
+use crate::upstream_secrets::{IssuedTokens, UpstreamSecrets, UpstreamTokenSealer};
 use crate::users::{self as user_rows, User, normalize_email};
 
 pub use crate::upstream_provider::{UpstreamProvider, UpstreamProviderUpdate};
@@ -128,9 +128,9 @@ pub(crate) struct ProviderMetadata {
 }
 
 /// An enabled provider ready for logins.
-struct Registered {
-    provider: UpstreamProviderInfo,
-    client_secret: Option<SecretString>,
+pub(crate) struct Registered {
+    pub(crate) provider: UpstreamProviderInfo,
+    pub(crate) client_secret: Option<SecretString>,
     metadata: ProviderMetadata,
     jwks: RwLock<Arc<JwkSet>>,
 }
@@ -181,15 +181,15 @@ struct Pending {
 
 /// The ID token next to the OAuth token response fields.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct IdTokenField {
+pub(crate) struct IdTokenField {
     #[serde(default)]
     id_token: Option<String>,
 }
 
 impl ExtraTokenFields for IdTokenField {}
 
-type OidcTokenResponse = StandardTokenResponse<IdTokenField, BasicTokenType>;
-type OidcClient = oauth2::Client<
+pub(crate) type OidcTokenResponse = StandardTokenResponse<IdTokenField, BasicTokenType>;
+pub(crate) type OidcClient = oauth2::Client<
     BasicErrorResponse,
     OidcTokenResponse,
     BasicTokenIntrospectionResponse,
@@ -241,7 +241,7 @@ fn denied(msg: &str) -> AuthError {
 
 /// oauth2's HTTP client: a closure adapter over reqwest 0.13 (oauth2's own
 /// reqwest feature pulls reqwest 0.12).
-async fn send(
+pub(crate) async fn send(
     http: &reqwest::Client,
     request: oauth2::HttpRequest,
 ) -> Result<oauth2::HttpResponse, reqwest::Error> {
@@ -262,7 +262,7 @@ async fn send(
 }
 
 impl UpstreamRegistry {
-    fn http(&self) -> Result<&reqwest::Client, AuthError> {
+    pub(crate) fn http(&self) -> Result<&reqwest::Client, AuthError> {
         if let Some(client) = self.http.get() {
             return Ok(client);
         }
@@ -358,7 +358,7 @@ impl UpstreamRegistry {
     }
 
     /// `tenant`'s enabled provider `name`, from the cache or the table.
-    async fn provider(
+    pub(crate) async fn provider(
         &self,
         pool: &TenantPool,
         secrets: &dyn UpstreamSecrets,
@@ -561,7 +561,7 @@ fn verifier_for(alg: &str, jwk: &Jwk) -> Result<Box<dyn JwsVerifier>, AuthError>
     })
 }
 
-fn oidc_client(reg: &Registered) -> Result<OidcClient, AuthError> {
+pub(crate) fn oidc_client(reg: &Registered) -> Result<OidcClient, AuthError> {
     let p = &reg.provider;
     let mut client = oauth2::Client::new(ClientId::new(p.client_id.clone()))
         .set_auth_uri(
@@ -593,6 +593,8 @@ pub struct UpstreamService {
     pub(crate) upstreams: Arc<UpstreamRegistry>,
     /// Where client secrets live.
     pub(crate) secrets: Arc<dyn UpstreamSecrets>,
+    /// Seals users' upstream tokens; without one they are not kept.
+    pub(crate) token_sealer: Option<Arc<dyn UpstreamTokenSealer>>,
 }
 
 impl std::fmt::Debug for UpstreamService {
@@ -634,13 +636,19 @@ impl UpstreamService {
         let state = random_secret(32);
         let nonce = random_secret(32);
         let csrf = state.clone();
-        let (url, _) = client
+        let mut request = client
             .authorize_url(move || CsrfToken::new(csrf))
             .add_scope(Scope::new("openid".into()))
             .add_scopes(reg.provider.scopes.iter().cloned().map(Scope::new))
             .set_pkce_challenge(challenge)
-            .add_extra_param("nonce", nonce.clone())
-            .url();
+            .add_extra_param("nonce", nonce.clone());
+        if let Some(audience) = &reg.provider.options.audience {
+            request = request.add_extra_param("audience", audience.clone());
+        }
+        if let Some(prompt) = &reg.provider.options.prompt {
+            request = request.add_extra_param("prompt", prompt.clone());
+        }
+        let (url, _) = request.url();
         let pending = Pending {
             tenant: tenant.to_owned(),
             provider: provider.to_owned(),
@@ -728,6 +736,20 @@ impl UpstreamService {
             .verify_id_token(&reg, id_token, &pending.nonce, skew)
             .await?;
         let (user, created) = self.link_identity(tenant, &reg.provider, &claims).await?;
+        // The user's tokens at the provider, sealed, when it gave a refresh
+        // token (a failure to keep them does not fail the login: the user
+        // is simply not connected).
+        if let Err(e) = self
+            .keep_login_tokens(
+                tenant,
+                provider,
+                user.id,
+                &IssuedTokens::from_response(&tokens),
+            )
+            .await
+        {
+            tracing::warn!(tenant, provider, error = %e, "upstream tokens not kept");
+        }
         let login = self.upstream_session(tenant, provider, &user, ctx).await?;
         Ok(UpstreamOutcome {
             login,
@@ -972,6 +994,7 @@ mod tests {
                 enabled: true,
                 created_at: chrono::Utc::now(),
                 updated_at: chrono::Utc::now(),
+                options: Default::default(),
             },
             client_secret: None,
             metadata: ProviderMetadata {

@@ -27,6 +27,7 @@ fn not_found(name: &str) -> AuthError {
 /// Drops the identity links of provider `name` (its subjects mean nothing
 /// under another issuer, and a reused name must not inherit them).
 async fn unlink_all(conn: &mut AsyncPgConnection, name: &str) -> Result<usize, AuthError> {
+    crate::upstream_tokens::delete_all(conn, name).await?;
     Ok(
         diesel::delete(external_identities::table.filter(external_identities::provider.eq(name)))
             .execute(conn)
@@ -54,6 +55,7 @@ async fn write_row(
         upstream_providers::token_endpoint.eq(p.token_endpoint.as_deref()),
         upstream_providers::jwks_uri.eq(p.jwks_uri.as_deref()),
         upstream_providers::enabled.eq(p.enabled),
+        upstream_providers::options.eq(p.options().to_json()),
     );
     if exists {
         Ok(diesel::update(upstream_providers::table.find(&p.name))
@@ -197,6 +199,7 @@ impl UpstreamService {
             && current.authorization_endpoint == p.authorization_endpoint
             && current.token_endpoint == p.token_endpoint
             && current.jwks_uri == p.jwks_uri
+            && current.options == p.options()
             && current.enabled == p.enabled;
         if !same_fields {
             return Ok(false);

@@ -20,13 +20,22 @@ use crate::schema::upstream_providers;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpstreamProvider {
-    /// Our name for it, used in URLs (`[A-Za-z0-9_-]`, 1–64, e.g. `google`).
+    /// A known provider whose documented settings fill every field left
+    /// out (see [`UpstreamPreset`]); any of them may still be given to
+    /// override it.
+    #[serde(default)]
+    pub preset: Option<UpstreamPreset>,
+    /// Our name for it, used in URLs (`[A-Za-z0-9_-]`, 1–64, e.g. `google`;
+    /// a preset's own name when left out).
+    #[serde(default)]
     pub name: String,
     /// Shown on the login page (1–200 characters).
+    #[serde(default)]
     pub display_name: String,
     /// The provider's issuer: an `https://` URL (or `http://` on a loopback
     /// address, for development). Its discovery document must name exactly
     /// this issuer, and so must its ID tokens.
+    #[serde(default)]
     pub issuer: String,
     /// Our client id at the provider.
     pub client_id: String,
@@ -61,9 +70,109 @@ pub struct UpstreamProvider {
     /// Explicit JWKS URL (see `authorization_endpoint`).
     #[serde(default)]
     pub jwks_uri: Option<String>,
+    /// The `audience` parameter sent on the authorization request (Auth0
+    /// providers such as TradeStation: the API the tokens are for).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// The `prompt` parameter sent on the authorization request (space
+    /// separated `none`, `login`, `consent`, `select_account`): strict
+    /// OpenID Connect providers issue a refresh token for `offline_access`
+    /// only with `consent`; Auth0 (TradeStation) needs none.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// The provider's userinfo endpoint (recorded; the ID token's claims
+    /// are what a login uses).
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+    /// The provider's token revocation endpoint (RFC 7009): a user's
+    /// refresh token is revoked there, best effort, when they disconnect.
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
     /// Offered on the login page and usable (default on).
     #[serde(default = "yes")]
     pub enabled: bool,
+}
+
+/// A provider whose documented settings Rampart knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpstreamPreset {
+    /// TradeStation's sign-in (Auth0 at `signin.tradestation.com`): its
+    /// authorize, token, userinfo, JWKS and revocation endpoints, the scopes
+    /// `offline_access profile MarketData ReadAccount` (and `openid`), and
+    /// the audience `https://api.tradestation.com`, so that the access
+    /// token it returns calls TradeStation's API for the user.
+    #[serde(rename = "tradestation")]
+    TradeStation,
+}
+
+/// TradeStation's documented sign-in settings (Auth0).
+pub mod tradestation {
+    /// Our default name for the provider.
+    pub const NAME: &str = "tradestation";
+    /// Shown on the login page.
+    pub const DISPLAY_NAME: &str = "TradeStation";
+    /// The issuer (with Auth0's trailing slash).
+    pub const ISSUER: &str = "https://signin.tradestation.com/";
+    /// Authorization endpoint.
+    pub const AUTHORIZATION_ENDPOINT: &str = "https://signin.tradestation.com/authorize";
+    /// Token endpoint.
+    pub const TOKEN_ENDPOINT: &str = "https://signin.tradestation.com/oauth/token";
+    /// Userinfo endpoint.
+    pub const USERINFO_ENDPOINT: &str = "https://signin.tradestation.com/userinfo";
+    /// JWKS.
+    pub const JWKS_URI: &str = "https://signin.tradestation.com/.well-known/jwks.json";
+    /// Revocation endpoint.
+    pub const REVOCATION_ENDPOINT: &str = "https://signin.tradestation.com/oauth/revoke";
+    /// The API the access tokens are for.
+    pub const AUDIENCE: &str = "https://api.tradestation.com";
+    /// Default scopes (besides `openid`).
+    pub const SCOPES: [&str; 4] = ["offline_access", "profile", "MarketData", "ReadAccount"];
+}
+
+impl UpstreamPreset {
+    /// The name stored in the `preset` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TradeStation => "tradestation",
+        }
+    }
+
+    /// The preset stored as `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "tradestation" => Some(Self::TradeStation),
+            _ => None,
+        }
+    }
+
+    /// Fills what `p` leaves out with the preset's documented values.
+    fn fill(self, p: &mut UpstreamProvider) {
+        match self {
+            Self::TradeStation => {
+                use tradestation as ts;
+                let fill = |field: &mut String, value: &str| {
+                    if field.trim().is_empty() {
+                        *field = value.to_owned();
+                    }
+                };
+                let fill_opt = |field: &mut Option<String>, value: &str| {
+                    field.get_or_insert_with(|| value.to_owned());
+                };
+                fill(&mut p.name, ts::NAME);
+                fill(&mut p.display_name, ts::DISPLAY_NAME);
+                fill(&mut p.issuer, ts::ISSUER);
+                fill_opt(&mut p.authorization_endpoint, ts::AUTHORIZATION_ENDPOINT);
+                fill_opt(&mut p.token_endpoint, ts::TOKEN_ENDPOINT);
+                fill_opt(&mut p.jwks_uri, ts::JWKS_URI);
+                fill_opt(&mut p.userinfo_endpoint, ts::USERINFO_ENDPOINT);
+                fill_opt(&mut p.revocation_endpoint, ts::REVOCATION_ENDPOINT);
+                fill_opt(&mut p.audience, ts::AUDIENCE);
+                if p.scopes.is_empty() {
+                    p.scopes = ts::SCOPES.iter().map(|s| (*s).to_owned()).collect();
+                }
+            }
+        }
+    }
 }
 
 fn default_role() -> Role {
@@ -77,6 +186,7 @@ fn yes() -> bool {
 impl Default for UpstreamProvider {
     fn default() -> Self {
         Self {
+            preset: None,
             name: String::new(),
             display_name: String::new(),
             issuer: String::new(),
@@ -89,6 +199,10 @@ impl Default for UpstreamProvider {
             authorization_endpoint: None,
             token_endpoint: None,
             jwks_uri: None,
+            audience: None,
+            prompt: None,
+            userinfo_endpoint: None,
+            revocation_endpoint: None,
             enabled: true,
         }
     }
@@ -127,6 +241,14 @@ pub struct UpstreamProviderUpdate {
     /// Drops the explicit endpoints: discovery is used again.
     #[serde(default)]
     pub use_discovery: bool,
+    /// New `audience` authorization parameter.
+    pub audience: Option<String>,
+    /// New `prompt` authorization parameter.
+    pub prompt: Option<String>,
+    /// New userinfo endpoint.
+    pub userinfo_endpoint: Option<String>,
+    /// New revocation endpoint.
+    pub revocation_endpoint: Option<String>,
     /// Enables or disables the provider.
     pub enabled: Option<bool>,
 }
@@ -168,6 +290,51 @@ pub struct UpstreamProviderInfo {
     pub created_at: DateTime<Utc>,
     /// Last changed (a cached copy older than this is reloaded).
     pub updated_at: DateTime<Utc>,
+    /// Preset, audience, userinfo and revocation endpoints (the `options`
+    /// column; flattened into the JSON answer).
+    #[serde(flatten)]
+    pub options: ProviderOptions,
+}
+
+/// What a provider has besides the core OpenID fields, kept as one JSON
+/// object in the `options` column.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, diesel::deserialize::FromSqlRow,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderOptions {
+    /// The preset it was made from (`tradestation`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// The `audience` parameter of the authorization request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// The `prompt` parameter of the authorization request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Userinfo endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_endpoint: Option<String>,
+    /// Revocation endpoint (RFC 7009), used on disconnect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+}
+
+impl diesel::deserialize::FromSql<diesel::sql_types::Jsonb, diesel::pg::Pg> for ProviderOptions {
+    fn from_sql(bytes: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        let value = <serde_json::Value as diesel::deserialize::FromSql<
+            diesel::sql_types::Jsonb,
+            diesel::pg::Pg,
+        >>::from_sql(bytes)?;
+        Ok(serde_json::from_value(value)?)
+    }
+}
+
+impl ProviderOptions {
+    /// As stored in the `options` column.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_else(|_| serde_json::json!({}))
+    }
 }
 
 impl UpstreamProviderInfo {
@@ -279,8 +446,22 @@ fn check_secret(secret: &SecretString) -> Result<(), AuthError> {
 }
 
 impl UpstreamProvider {
+    /// The options column's value for this provider.
+    pub(crate) fn options(&self) -> ProviderOptions {
+        ProviderOptions {
+            preset: self.preset.map(|p| p.as_str().to_owned()),
+            audience: self.audience.clone(),
+            prompt: self.prompt.clone(),
+            userinfo_endpoint: self.userinfo_endpoint.clone(),
+            revocation_endpoint: self.revocation_endpoint.clone(),
+        }
+    }
+
     /// Checks every field; trims names and drops `openid` from the scopes.
     pub(crate) fn checked(mut self) -> Result<Self, AuthError> {
+        if let Some(preset) = self.preset {
+            preset.fill(&mut self);
+        }
         check_name(&self.name)?;
         self.display_name = self.display_name.trim().to_owned();
         check_text("displayName", &self.display_name, 200)?;
@@ -293,6 +474,24 @@ impl UpstreamProvider {
         self.scopes = normalize_scopes(&self.scopes)?;
         if let Some(secret) = &self.client_secret {
             check_secret(secret)?;
+        }
+        if let Some(audience) = &self.audience {
+            check_text("audience", audience, 500)?;
+        }
+        if let Some(prompt) = &self.prompt
+            && (prompt
+                .split(' ')
+                .any(|p| !["none", "login", "consent", "select_account"].contains(&p)))
+        {
+            return Err(invalid(
+                "prompt: space-separated none, login, consent, select_account",
+            ));
+        }
+        if let Some(u) = &self.userinfo_endpoint {
+            check_url("userinfoEndpoint", u)?;
+        }
+        if let Some(u) = &self.revocation_endpoint {
+            check_url("revocationEndpoint", u)?;
         }
         if self.new_user_role == Role::ApiUser {
             return Err(invalid(
@@ -341,7 +540,13 @@ impl UpstreamProvider {
                 current.jwks_uri.clone(),
             )
         };
+        let keep = |new: &Option<String>, old: &Option<String>| new.clone().or_else(|| old.clone());
         Self {
+            preset: current
+                .options
+                .preset
+                .as_deref()
+                .and_then(UpstreamPreset::parse),
             name: current.name.clone(),
             display_name: pick(&update.display_name, &current.display_name),
             issuer: pick(&update.issuer, &current.issuer),
@@ -359,6 +564,16 @@ impl UpstreamProvider {
             authorization_endpoint,
             token_endpoint,
             jwks_uri,
+            audience: keep(&update.audience, &current.options.audience),
+            prompt: keep(&update.prompt, &current.options.prompt),
+            userinfo_endpoint: keep(
+                &update.userinfo_endpoint,
+                &current.options.userinfo_endpoint,
+            ),
+            revocation_endpoint: keep(
+                &update.revocation_endpoint,
+                &current.options.revocation_endpoint,
+            ),
             enabled: update.enabled.unwrap_or(current.enabled),
         }
     }
@@ -410,6 +625,65 @@ mod tests {
         ] {
             assert!(check_url("u", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_tradestation_preset_fills_what_is_left_out() {
+        let given: UpstreamProvider = serde_json::from_value(serde_json::json!({
+            "preset": "tradestation",
+            "clientId": "abc",
+            "redirectUri": "https://rp.example/t/acme/login/upstream/tradestation/callback",
+        }))
+        .unwrap();
+        let p = given.clone().checked().unwrap();
+        assert_eq!(p.name, "tradestation");
+        assert_eq!(p.display_name, "TradeStation");
+        assert_eq!(p.issuer, "https://signin.tradestation.com/");
+        assert_eq!(
+            p.authorization_endpoint.as_deref(),
+            Some("https://signin.tradestation.com/authorize")
+        );
+        assert_eq!(
+            p.token_endpoint.as_deref(),
+            Some("https://signin.tradestation.com/oauth/token")
+        );
+        assert_eq!(
+            p.jwks_uri.as_deref(),
+            Some("https://signin.tradestation.com/.well-known/jwks.json")
+        );
+        assert_eq!(
+            p.userinfo_endpoint.as_deref(),
+            Some("https://signin.tradestation.com/userinfo")
+        );
+        assert_eq!(p.audience.as_deref(), Some("https://api.tradestation.com"));
+        assert_eq!(
+            p.scopes,
+            ["offline_access", "profile", "MarketData", "ReadAccount"]
+        );
+        assert_eq!(p.options().preset.as_deref(), Some("tradestation"));
+        // Every field may be overridden; a bad prompt is refused.
+        let mut local = UpstreamProvider {
+            token_endpoint: Some("http://127.0.0.1:9/token".into()),
+            scopes: vec!["MarketData".into()],
+            ..given.clone()
+        }
+        .checked()
+        .unwrap();
+        assert_eq!(
+            local.token_endpoint.as_deref(),
+            Some("http://127.0.0.1:9/token")
+        );
+        assert_eq!(local.scopes, ["MarketData"]);
+        local.prompt = Some("consent login".into());
+        assert!(local.clone().checked().is_ok());
+        local.prompt = Some("always".into());
+        assert!(local.checked().is_err());
+        // Without a preset nothing is filled in.
+        let bare = UpstreamProvider {
+            preset: None,
+            ..given
+        };
+        assert!(bare.checked().is_err());
     }
 
     #[test]

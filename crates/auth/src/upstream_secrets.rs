@@ -7,8 +7,10 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use oauth2::TokenResponse;
 use secrecy::SecretString;
 
 use crate::error::AuthError;
@@ -104,5 +106,50 @@ impl UpstreamSecrets for NoUpstreamSecrets {
 
     async fn delete(&self, _: &str, _: &str) -> Result<(), AuthError> {
         Ok(())
+    }
+}
+
+/// Seals and opens upstream tokens (envelope encryption). `context` must be
+/// given again to open: a sealed value copied to another user, provider or
+/// tenant does not open. The reference server implements it with Vault
+/// transit (or the development transit key of `rampart demo`).
+#[async_trait::async_trait]
+pub trait UpstreamTokenSealer: Send + Sync {
+    /// Encrypts `plaintext`; returns a self-describing text to store.
+    async fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<String, AuthError>;
+    /// Opens what [`UpstreamTokenSealer::seal`] returned for the same context
+    /// (the sealed value is UTF-8 text).
+    async fn open(&self, sealed: &str, context: &[u8]) -> Result<SecretString, AuthError>;
+}
+
+/// Tokens a provider returned (login or refresh).
+pub(crate) struct IssuedTokens {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_in: Option<Duration>,
+    pub scopes: Vec<String>,
+}
+
+impl IssuedTokens {
+    pub(crate) fn from_response<R: TokenResponse>(r: &R) -> Self {
+        Self {
+            access_token: r.access_token().secret().clone(),
+            refresh_token: r.refresh_token().map(|t| t.secret().clone()),
+            expires_in: r.expires_in(),
+            scopes: r
+                .scopes()
+                .map(|s| s.iter().map(|s| s.to_string()).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for IssuedTokens {
+    fn drop(&mut self) {
+        use secrecy::zeroize::Zeroize;
+        self.access_token.zeroize();
+        if let Some(r) = &mut self.refresh_token {
+            r.zeroize();
+        }
     }
 }

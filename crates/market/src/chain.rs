@@ -629,11 +629,16 @@ impl ProviderChain {
         }
         let q = query.trim();
         let inner = &self.inner;
-        inner
+        let served = inner
             .answer(&inner.l1_search, q.to_lowercase(), "search", move |p| {
                 p.search(q)
             })
-            .await
+            .await?;
+        // A vendor's fresh answer describes instruments: keep them.
+        if let Source::Provider(name) = &served.source {
+            self.keep_instruments(&served.value, name).await;
+        }
+        Ok(served)
     }
 
     /// Fundamentals, from the first provider that has them; kept in L1 (for

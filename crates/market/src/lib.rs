@@ -83,6 +83,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ingest;
+pub mod instruments;
 pub mod metrics;
 pub mod model;
 pub mod provider;
@@ -105,6 +106,7 @@ pub use config::{
 pub use embedded::EmbeddedProvider;
 pub use error::{MarketError, ProviderFailure, Result};
 pub use ingest::IngestReport;
+pub use instruments::Instrument;
 pub use metrics::MarketMetrics;
 pub use model::{
     Bar, Fundamentals, NewsItem, Quote, Served, Source, Staleness, SymbolMatch, normalize_symbol,

@@ -49,6 +49,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Instruments as vendors describe them (search and symbol lookups).
+    market.instruments (symbol) {
+        symbol -> Text,
+        name -> Text,
+        exchange -> Nullable<Text>,
+        asset_type -> Nullable<Text>,
+        source -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     /// The migrations applied to the `market` schema (created by
     /// `StoreProvider::migrate` itself).
     market.schema_migrations (version) {
@@ -72,6 +84,7 @@ mod tests {
             prices_daily,
             fetched_ranges,
             quotes_latest,
+            instruments,
             schema_migrations
         );
         let db = rampart_testkit::fresh_database().await.unwrap();

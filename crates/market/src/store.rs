@@ -34,10 +34,16 @@ use crate::schema::{fetched_ranges, prices_daily, quotes_latest, schema_migratio
 pub type PgPool = Pool<AsyncPgConnection>;
 
 /// The embedded migrations: (version, up.sql).
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "2025-06-01-000000_create_market_schema",
-    include_str!("../migrations/2025-06-01-000000_create_market_schema/up.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "2025-06-01-000000_create_market_schema",
+        include_str!("../migrations/2025-06-01-000000_create_market_schema/up.sql"),
+    ),
+    (
+        "2026-12-03-183000_instruments",
+        include_str!("../migrations/2026-12-03-183000_instruments/up.sql"),
+    ),
+];
 
 /// Key of the advisory lock that serializes migrations (`market` in ASCII).
 const MIGRATION_LOCK: i64 = 0x6d61_726b_6574;

@@ -11,4 +11,5 @@ mod ingest;
 mod resilience;
 mod store;
 mod support;
+mod tradestation;
 mod vendors;

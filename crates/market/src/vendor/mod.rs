@@ -7,12 +7,14 @@ pub mod alpha_vantage;
 pub mod finnhub;
 pub(crate) mod http;
 pub mod stooq;
+pub mod tradestation;
 pub mod yahoo;
 
 pub use alpaca::AlpacaProvider;
 pub use alpha_vantage::AlphaVantageProvider;
 pub use finnhub::FinnhubProvider;
 pub use stooq::StooqProvider;
+pub use tradestation::{BearerSource, TradeStationProvider};
 pub use yahoo::YahooProvider;
 
 /// What a vendor adapter needs: its name, where the API is, and credentials.

@@ -1,0 +1,2 @@
+DROP TABLE upstream_tokens;
+ALTER TABLE upstream_providers DROP COLUMN options;
