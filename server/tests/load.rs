@@ -1080,18 +1080,23 @@ async fn tenants_at_scale() {
 
 /// The statements of one refresh grant as the server sends them (one
 /// transaction: tenant routing, the rotate-and-insert CTE, the user, the
-/// access token row, the audit event), for `pgbench`. Each pgbench client
-/// rotates its own chain, found by family (`md5('bench' || client)`) where
-/// the server finds the presented token by its hash: one index lookup
-/// either way. Crypto, HTTP and TLS are not in it: what pgbench reaches is
-/// what PostgreSQL alone allows on this machine.
+/// access token row, the audit event), for `pgbench`. Each transaction
+/// presents one of `BENCH_TOKENS` seeded refresh tokens at random, found by
+/// its hash like the server finds it (the unique index); one already
+/// rotated (a repeat draw, a few per cent) is found and not rotated again.
+/// Crypto, HTTP and TLS are not in it: what pgbench reaches is what
+/// PostgreSQL alone allows on this machine.
+/// Refresh tokens seeded for the pgbench reference.
+const BENCH_TOKENS: u32 = 200_000;
+
 fn pgbench_refresh_script(t: &rampart_tenancy::Tenant, user: &str, client: &str) -> String {
     format!(
-        "BEGIN;
+        "\\set i random(1, {BENCH_TOKENS})
+BEGIN;
 SELECT set_config('role', '{role}', true), set_config('search_path', '{schema}', true), set_config('statement_timeout', '30000ms', true), set_config('lock_timeout', '10000ms', true);
-WITH old AS (UPDATE refresh_tokens SET rotated_at = now(), successor_id = gen_random_uuid(), successor_sealed = NULL WHERE family_id = md5('bench' || :client_id)::uuid AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > now() AND family_expires_at > now() RETURNING family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, family_expires_at), ins AS (INSERT INTO refresh_tokens (id, token_hash, family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, expires_at, family_expires_at) SELECT gen_random_uuid(), sha256(gen_random_uuid()::text::bytea), family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, least(now() + interval '30 days', family_expires_at), family_expires_at FROM old RETURNING id) SELECT family_id, user_id, session_id, scope, auth_time FROM old;
+WITH old AS (UPDATE refresh_tokens SET rotated_at = now(), successor_id = gen_random_uuid(), successor_sealed = NULL WHERE token_hash = sha256(int4send(:i)) AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > now() AND family_expires_at > now() RETURNING family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, family_expires_at), ins AS (INSERT INTO refresh_tokens (id, token_hash, family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, expires_at, family_expires_at) SELECT gen_random_uuid(), sha256(gen_random_uuid()::text::bytea), family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, least(now() + interval '30 days', family_expires_at), family_expires_at FROM old RETURNING id) SELECT family_id, user_id, session_id, scope, auth_time FROM old;
 SELECT id, email, display_name, role, status FROM users WHERE id = '{user}' AND status = 'active';
-INSERT INTO access_tokens (jti, client_id, user_id, family_id, session_id, expires_at) VALUES (gen_random_uuid()::text, '{client}', '{user}', md5('bench' || :client_id)::uuid, NULL, now() + interval '15 minutes');
+INSERT INTO access_tokens (jti, client_id, user_id, family_id, session_id, expires_at) VALUES (gen_random_uuid()::text, '{client}', '{user}', md5(:i::text)::uuid, NULL, now() + interval '15 minutes');
 INSERT INTO audit_log (occurred_at, tenant_id, user_id, actor, action, result, ip, detail) VALUES (now(), '{tenant}', '{user}', '{client}', 'token_refresh', 'success', '127.0.0.1', '{{}}');
 COMMIT;
 ",
@@ -1125,7 +1130,7 @@ async fn refresh_beside_pgbench() {
     .await;
     table.print("Refresh grant through the server");
 
-    // One chain per pgbench client, copied from a real one.
+    // BENCH_TOKENS refresh tokens to present, copied from a real one.
     let tenant = s.env.state.tenants.tenant(&t.slug).await.unwrap();
     let url = s.env.state.config.database.database_url.clone();
     let database = url
@@ -1141,10 +1146,10 @@ async fn refresh_beside_pgbench() {
         let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
         conn.batch_execute(&format!(
             "INSERT INTO {schema}.refresh_tokens (id, token_hash, family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, expires_at, family_expires_at) \
-             SELECT gen_random_uuid(), sha256(gen_random_uuid()::text::bytea), md5('bench' || c)::uuid, r.client_id, r.user_id, r.session_id, r.scope, r.auth_code_hash, r.auth_time, now() + interval '30 days', now() + interval '30 days' \
-             FROM generate_series(0, {last}) c, (SELECT * FROM {schema}.refresh_tokens LIMIT 1) r",
+             SELECT gen_random_uuid(), sha256(int4send(i)), md5(i::text)::uuid, r.client_id, r.user_id, r.session_id, r.scope, r.auth_code_hash, r.auth_time, now() + interval '30 days', now() + interval '30 days' \
+             FROM generate_series(1, {BENCH_TOKENS}) i, (SELECT * FROM {schema}.refresh_tokens LIMIT 1) r; \
+             ANALYZE {schema}.refresh_tokens",
             schema = tenant.schema_name,
-            last = conns - 1,
         ))
         .await
         .unwrap();
