@@ -16,7 +16,19 @@
 //! client_secret_env = "ACME_GOOGLE_CLIENT_SECRET"
 //! scopes = ["email", "profile"]
 //! ```
-use rampart_auth::{AuthError, AuthServer, Role, UpstreamProvider};
+//!
+//! A known provider is declared by its preset, which fills its documented
+//! name, display name, issuer, endpoints, scopes and audience (any of them
+//! may still be given to override it):
+//!
+//! ```toml
+//! [[upstream_providers]]
+//! tenant = "acme"
+//! preset = "tradestation"
+//! client_id = "…"
+//! client_secret_env = "ACME_TRADESTATION_CLIENT_SECRET"
+//! ```
+use rampart_auth::{AuthError, AuthServer, Role, UpstreamPreset, UpstreamProvider};
 use rampart_vault::SecretStore;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -27,11 +39,18 @@ use serde::Deserialize;
 pub struct DeclaredProvider {
     /// The tenant's slug.
     pub tenant: String,
-    /// Name (in URLs): `[A-Za-z0-9_-]`.
+    /// A known provider (`tradestation`) whose documented settings fill
+    /// every field left out.
+    #[serde(default)]
+    pub preset: Option<UpstreamPreset>,
+    /// Name (in URLs): `[A-Za-z0-9_-]`; a preset's own name when left out.
+    #[serde(default)]
     pub name: String,
-    /// Shown on the login page.
+    /// Shown on the login page (a preset's when left out).
+    #[serde(default)]
     pub display_name: String,
-    /// Issuer (`https://`, or `http://` on loopback).
+    /// Issuer (`https://`, or `http://` on loopback; a preset's when left out).
+    #[serde(default)]
     pub issuer: String,
     /// Our client id at the provider.
     pub client_id: String,
@@ -48,6 +67,9 @@ pub struct DeclaredProvider {
     /// Role of users created by a first login (default `viewer`).
     #[serde(default)]
     pub new_user_role: Option<Role>,
+    /// The `audience` of the authorization request (a preset's when left out).
+    #[serde(default)]
+    pub audience: Option<String>,
     /// Explicit endpoints (all three, or none for discovery).
     #[serde(default)]
     pub authorization_endpoint: Option<String>,
@@ -80,7 +102,7 @@ impl DeclaredProvider {
     /// What is wrong with this declaration on its own.
     pub fn problems(&self, vault_configured: bool) -> Vec<String> {
         let mut out = Vec::new();
-        let at = format!("upstream_providers[{}/{}]", self.tenant, self.name);
+        let at = format!("upstream_providers[{}/{}]", self.tenant, self.name());
         if self.client_secret_vault_path.is_some() && self.client_secret_env.is_some() {
             out.push(format!(
                 "{at}: client_secret_vault_path and client_secret_env are exclusive"
@@ -92,11 +114,19 @@ impl DeclaredProvider {
         out
     }
 
+    /// Its name: as declared, else its preset's.
+    fn name(&self) -> &str {
+        match (&self.preset, self.name.is_empty()) {
+            (Some(preset), true) => preset.as_str(),
+            _ => &self.name,
+        }
+    }
+
     async fn client_secret(
         &self,
         vault: Option<&SecretStore>,
     ) -> anyhow::Result<Option<SecretString>> {
-        let at = format!("upstream provider {}/{}", self.tenant, self.name);
+        let at = format!("upstream provider {}/{}", self.tenant, self.name());
         if let Some(var) = &self.client_secret_env {
             let value = std::env::var(var)
                 .map_err(|_| anyhow::anyhow!("{at}: environment variable {var} is not set"))?;
@@ -127,7 +157,8 @@ impl DeclaredProvider {
         vault: Option<&SecretStore>,
     ) -> anyhow::Result<UpstreamProvider> {
         Ok(UpstreamProvider {
-            name: self.name.clone(),
+            preset: self.preset,
+            name: self.name().to_owned(),
             display_name: self.display_name.clone(),
             issuer: self.issuer.clone(),
             client_id: self.client_id.clone(),
@@ -137,7 +168,7 @@ impl DeclaredProvider {
                     "{}/t/{}/login/upstream/{}/callback",
                     public_base_url.trim_end_matches('/'),
                     self.tenant,
-                    self.name
+                    self.name()
                 )
             }),
             scopes: self.scopes.clone(),
@@ -146,6 +177,7 @@ impl DeclaredProvider {
             authorization_endpoint: self.authorization_endpoint.clone(),
             token_endpoint: self.token_endpoint.clone(),
             jwks_uri: self.jwks_uri.clone(),
+            audience: self.audience.clone(),
             enabled: self.enabled,
             ..UpstreamProvider::default()
         })
@@ -175,14 +207,54 @@ pub async fn apply(
             ),
             Err(AuthError::UpstreamDiscovery(e)) => tracing::warn!(
                 tenant = d.tenant,
-                provider = d.name,
+                provider = d.name(),
                 error = %e,
                 "declared upstream provider not checked; kept as stored"
             ),
             Err(e) => {
-                anyhow::bail!("upstream provider {}/{}: {e}", d.tenant, d.name)
+                anyhow::bail!("upstream provider {}/{}: {e}", d.tenant, d.name())
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::{Format, Toml};
+
+    /// A provider declared by its preset alone (and its client) takes the
+    /// preset's name and callback; the auth crate fills the rest when it is
+    /// stored.
+    #[tokio::test]
+    async fn a_declared_preset_needs_only_its_client() {
+        #[derive(Deserialize)]
+        struct File {
+            upstream_providers: Vec<DeclaredProvider>,
+        }
+        let file: File = figment::Figment::from(Toml::string(
+            r#"
+            [[upstream_providers]]
+            tenant = "acme"
+            preset = "tradestation"
+            client_id = "ts-client"
+            "#,
+        ))
+        .extract()
+        .unwrap();
+        let d = &file.upstream_providers[0];
+        assert!(d.problems(false).is_empty());
+        let p = d.provider("https://rampart.example/", None).await.unwrap();
+        assert_eq!(p.preset, Some(UpstreamPreset::TradeStation));
+        assert_eq!(p.name, "tradestation");
+        assert_eq!(
+            p.redirect_uri,
+            "https://rampart.example/t/acme/login/upstream/tradestation/callback"
+        );
+        assert!(
+            p.issuer.is_empty() && p.scopes.is_empty(),
+            "left to the preset"
+        );
+    }
 }
