@@ -220,6 +220,7 @@ pub async fn apply(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use figment::providers::{Format, Toml};
