@@ -266,24 +266,14 @@ impl RoleService {
                 .load(conn)
                 .await?;
             let before = load(conn, role).await?;
-            let target = roles::table.find(role.as_str());
-            match &description {
-                Some(d) => {
-                    diesel::update(target)
-                        .set((
-                            roles::permissions.eq(scopes(&permissions)),
-                            roles::description.eq(d),
-                        ))
-                        .execute(conn)
-                        .await?
-                }
-                None => {
-                    diesel::update(target)
-                        .set(roles::permissions.eq(scopes(&permissions)))
-                        .execute(conn)
-                        .await?
-                }
-            };
+            // A `None` description leaves the column as it is.
+            diesel::update(roles::table.find(role.as_str()))
+                .set(&RoleColumns {
+                    permissions: scopes(&permissions),
+                    description: description.as_deref(),
+                })
+                .execute(conn)
+                .await?;
             let loses_admin = ADMIN_CAPABLE.iter().any(|p| {
                 before.permissions.iter().any(|s| s == p.scope()) && !permissions.contains(p)
             });
@@ -461,4 +451,12 @@ fn audited(
             "before": view(before),
             "after": view(after),
         }))
+}
+
+/// What [`RoleService::update`] writes.
+#[derive(diesel::AsChangeset)]
+#[diesel(table_name = roles)]
+struct RoleColumns<'a> {
+    permissions: Vec<String>,
+    description: Option<&'a str>,
 }
