@@ -503,6 +503,12 @@ struct Server {
 /// in memory: no Redis), PostgreSQL from
 /// the test kit, production Argon2id parameters unless `cheap_passwords`.
 async fn start_server(cheap_passwords: bool) -> Server {
+    start_server_on(cheap_passwords, None).await
+}
+
+/// [`start_server`] on the database `database_url` when given (the scale
+/// run's own cluster), else on a fresh database of the kit's server.
+async fn start_server_on(cheap_passwords: bool, database_url: Option<String>) -> Server {
     // The request log of `rampart serve --log-json` (level info), each line
     // formatted and written (one write per line, as to stderr) to /dev/null.
     let sink = std::fs::OpenOptions::new()
@@ -516,6 +522,12 @@ async fn start_server(cheap_passwords: bool) -> Server {
         .try_init();
     let pki = Pki::new();
     let mut config: ServerConfig = crate::common::config(&pki).await;
+    if let Some(url) = database_url {
+        config.database.database_url = url;
+        // Set-up of many tenants takes longer than an access token lives:
+        // the tokens made during it still have to work in the runs after.
+        config.auth.access_token_ttl_secs = 12 * 3600;
+    }
     config.http.workers = 0; // one per core
     config.database.max_connections = 16;
     // The tenant registry cache (default 2 s): how soon other replicas see a
@@ -598,21 +610,33 @@ struct Tenant {
     portfolio: String,
 }
 
-async fn setup_tenant(s: &Server, slug: &str) -> Tenant {
-    s.env.state.tenants.provision(slug, slug).await.unwrap();
-    populate_tenant(s, slug).await
+async fn setup_tenant(s: &Server, slug: &str, provisioned: bool) -> Tenant {
+    if !provisioned {
+        s.env.state.tenants.provision(slug, slug).await.unwrap();
+    }
+    populate_tenant(s, slug, provisioned).await
 }
 
-/// A provisioned tenant's client, user, session, token and portfolio.
-async fn populate_tenant(s: &Server, slug: &str) -> Tenant {
+/// A provisioned tenant's client, user, session, token and portfolio. With
+/// `resuming`, a client or user an interrupted run made already is kept.
+async fn populate_tenant(s: &Server, slug: &str, resuming: bool) -> Tenant {
     let auth = s.auth();
-    auth.register_client(slug, &web_client(&["authorization_code", "refresh_token"]))
-        .await
-        .unwrap();
+    let kept = |r: Result<_, rampart_auth::AuthError>| match r {
+        Ok(_) => {}
+        Err(rampart_auth::AuthError::Conflict(_)) if resuming => {}
+        Err(e) => panic!("{slug}: {e}"),
+    };
+    kept(
+        auth.register_client(slug, &web_client(&["authorization_code", "refresh_token"]))
+            .await
+            .map(drop),
+    );
     let email = format!("ada@{slug}.test");
-    auth.register(slug, &email, "Ada", PASSWORD, Role::Trader)
-        .await
-        .unwrap();
+    kept(
+        auth.register(slug, &email, "Ada", PASSWORD, Role::Trader)
+            .await
+            .map(drop),
+    );
     let session = crate::common::login(&auth, slug, &email, PASSWORD).await;
     let (access, _) = code_flow(&auth, slug, &session.token).await;
     let res = s
@@ -637,6 +661,88 @@ async fn populate_tenant(s: &Server, slug: &str) -> Tenant {
         portfolio: body["data"]["id"].as_str().unwrap().to_owned(),
     }
 }
+
+/// A tenant an earlier, interrupted run set up: a new session and token
+/// (the server's keys are new), the recorded portfolio.
+async fn resume_tenant(s: &Server, slug: &str, portfolio: &str) -> Tenant {
+    let auth = s.auth();
+    let session = crate::common::login(&auth, slug, &format!("ada@{slug}.test"), PASSWORD).await;
+    let (access, _) = code_flow(&auth, slug, &session.token).await;
+    Tenant {
+        slug: slug.to_owned(),
+        session: session.token,
+        access,
+        portfolio: portfolio.to_owned(),
+    }
+}
+
+impl Tenant {
+    /// Its line in the scale run's `populated.tsv`.
+    fn line(&self) -> String {
+        format!("{}\t{}\n", self.slug, self.portfolio)
+    }
+}
+
+/// Appends the tenants set up since the last call to `populated.tsv` (when
+/// the run is resumable) and empties `done`.
+fn record_progress(progress: Option<&std::path::Path>, done: &mut Vec<String>) {
+    if let Some(path) = progress {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        file.write_all(done.concat().as_bytes()).unwrap();
+        file.sync_data().unwrap();
+    }
+    done.clear();
+}
+
+/// The scale run's own PostgreSQL (settings for many schemas: a lock table
+/// large enough for `pg_dump` to lock every table of 10,000 schemas in one
+/// transaction, 1 GiB of shared buffers for their catalogs) and the database
+/// the server uses on it. With `data_dir` the cluster is kept there and the
+/// database `rampart_scale` reused: a run that stops part way resumes.
+async fn scale_postgres(
+    data_dir: Option<std::path::PathBuf>,
+) -> (&'static rampart_testkit::PgServer, String) {
+    use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+    static PG: std::sync::OnceLock<rampart_testkit::PgServer> = std::sync::OnceLock::new();
+    let resumable = data_dir.is_some();
+    if let Some(dir) = &data_dir {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let pg = PG.get_or_init(|| {
+        rampart_testkit::PgServer::start_with(rampart_testkit::PgOptions {
+            data_dir,
+            settings: SCALE_PG_SETTINGS
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Default::default()
+        })
+        .unwrap()
+    });
+    if !resumable {
+        return (pg, pg.fresh_database().await.unwrap().url);
+    }
+    let mut conn = diesel_async::AsyncPgConnection::establish(&pg.url("postgres"))
+        .await
+        .unwrap();
+    // Already there when the run resumes.
+    let _ = conn
+        .batch_execute("CREATE DATABASE rampart_scale ENCODING 'UTF8' TEMPLATE template0")
+        .await;
+    (pg, pg.url("rampart_scale"))
+}
+
+/// The PostgreSQL settings of the scale run (stated in BENCHMARKS.md).
+const SCALE_PG_SETTINGS: &[(&str, &str)] = &[
+    ("max_locks_per_transaction", "8192"),
+    ("shared_buffers", "1GB"),
+    ("max_connections", "100"),
+];
 
 /// Access and refresh token through the authorization code flow with PKCE
 /// for an existing session.
@@ -724,7 +830,7 @@ async fn warm(s: &Server, requests: &[Vec<u8>], connections: usize) {
 #[ignore = "load measurement: run with --release, see the module docs"]
 async fn load_runs() {
     let s = start_server(false).await;
-    let t = setup_tenant(&s, "acme").await;
+    let t = setup_tenant(&s, "acme", false).await;
     let auth = s.auth();
     let conns = 32;
     let seconds = std::env::var("LOAD_SECONDS")
@@ -908,7 +1014,9 @@ async fn tenants_at_scale() {
         .unwrap_or(10);
     // Logins are not measured here: cheap password hashing keeps the setup
     // of 1,000 users short.
-    let s = start_server(true).await;
+    let data_dir = std::env::var_os("LOAD_DATA_DIR").map(std::path::PathBuf::from);
+    let (pg, database_url) = scale_postgres(data_dir.clone()).await;
+    let s = start_server_on(true, Some(database_url)).await;
     let conns = 32;
     let mut table = Table::new();
     let mut catalogs = vec![
@@ -916,9 +1024,43 @@ async fn tenants_at_scale() {
             .to_owned(),
         "|---|---:|---:|---:|---:|---:|".to_owned(),
     ];
-    catalogs.push(catalog_line("no tenant", &catalog(&s).await));
-    let first = setup_tenant(&s, "t00000").await;
-    catalogs.push(catalog_line("1 tenant", &catalog(&s).await));
+    // What an interrupted run (`LOAD_DATA_DIR`) already did: the tenants in
+    // the registry, and those fully set up (`populated.tsv`: slug, portfolio).
+    let provisioned: std::collections::HashSet<String> = s
+        .env
+        .state
+        .tenants
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.slug.as_str().to_owned())
+        .collect();
+    let progress = data_dir.as_ref().map(|d| d.join("populated.tsv"));
+    let populated: BTreeMap<String, String> = progress
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(slug, portfolio)| (slug.to_owned(), portfolio.to_owned()))
+        .collect();
+    if provisioned.is_empty() {
+        catalogs.push(catalog_line("no tenant", &catalog(&s).await));
+    }
+    let mut done = Vec::new();
+    let first = match populated.get("t00000") {
+        Some(portfolio) => resume_tenant(&s, "t00000", portfolio).await,
+        None => {
+            let t = setup_tenant(&s, "t00000", provisioned.contains("t00000")).await;
+            done.push(t.line());
+            t
+        }
+    };
+    if provisioned.is_empty() {
+        catalogs.push(catalog_line("1 tenant", &catalog(&s).await));
+    }
+    record_progress(progress.as_deref(), &mut done);
 
     let one_analytics = vec![analytics_request(&first)];
     let one_quotes = vec![quote_request(&first)];
@@ -946,18 +1088,54 @@ async fn tenants_at_scale() {
     let slugs: Vec<String> = (1..tenants_wanted).map(|i| format!("t{i:05}")).collect();
     // Provisioning alone (schema from the baseline, registry rows), one at a
     // time so each duration is its own; then the rest of each tenant's set-up
-    // (client, user, session, token, portfolio), 4 at a time.
+    // (client, user, session, token, portfolio), 4 at a time. A resumed run
+    // skips what is done (and logs in again where a tenant is set up).
     let mut provisioning = Vec::with_capacity(slugs.len());
-    for slug in &slugs {
+    for (i, slug) in slugs.iter().enumerate() {
+        if provisioned.contains(slug) {
+            continue;
+        }
         let at = Instant::now();
         s.env.state.tenants.provision(slug, slug).await.unwrap();
         provisioning.push(at.elapsed().as_secs_f64() * 1000.0);
+        if (i + 1) % 1000 == 0 {
+            eprintln!(
+                "provisioned {} tenants, {:.0} s, load average {}",
+                i + 1,
+                started.elapsed().as_secs_f64(),
+                loadavg()
+            );
+        }
     }
     let provision_secs = started.elapsed().as_secs_f64();
-    for chunk in slugs.chunks(4) {
-        let made =
-            futures::future::join_all(chunk.iter().map(|slug| populate_tenant(&s, slug))).await;
-        all.extend(made);
+    for (i, chunk) in slugs.chunks(4).enumerate() {
+        let made = futures::future::join_all(chunk.iter().map(|slug| async {
+            match populated.get(slug) {
+                Some(portfolio) => (resume_tenant(&s, slug, portfolio).await, false),
+                None => (
+                    populate_tenant(&s, slug, provisioned.contains(slug)).await,
+                    true,
+                ),
+            }
+        }))
+        .await;
+        for (t, new) in made {
+            if new {
+                done.push(t.line());
+            }
+            all.push(t);
+        }
+        if done.len() >= 200 || (i + 1) * 4 >= slugs.len() {
+            record_progress(progress.as_deref(), &mut done);
+        }
+        if ((i + 1) * 4) % 1000 == 0 {
+            eprintln!(
+                "set up {} tenants, {:.0} s, load average {}",
+                (i + 1) * 4,
+                started.elapsed().as_secs_f64(),
+                loadavg()
+            );
+        }
     }
     let setup_secs = started.elapsed().as_secs_f64();
     catalogs.push(catalog_line(
@@ -965,7 +1143,12 @@ async fn tenants_at_scale() {
         &catalog(&s).await,
     ));
     provisioning.sort_by(f64::total_cmp);
-    let pct = |p: f64| provisioning[((provisioning.len() - 1) as f64 * p) as usize];
+    let pct = |p: f64| {
+        provisioning
+            .get(((provisioning.len().max(1) - 1) as f64 * p) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     let mut operations = vec![
         "| operation | figure |".to_owned(),
         "|---|---:|".to_owned(),
@@ -976,10 +1159,12 @@ async fn tenants_at_scale() {
             pct(1.0)
         ),
         format!(
-            "| provisioning, all {} | {provision_secs:.0} s |",
-            slugs.len()
+            "| provisioning, all {} (this run) | {provision_secs:.0} s |",
+            provisioning.len()
         ),
-        format!("| set-up of all (provisioning + populating) | {setup_secs:.0} s |"),
+        format!(
+            "| set-up (provisioning + populating; a resumed run logs in again) | {setup_secs:.0} s |"
+        ),
     ];
     // migrate-all with nothing to do, then with one new migration.
     let no_op = s.env.state.tenants.migrate_all().await.unwrap();
@@ -1020,9 +1205,7 @@ async fn tenants_at_scale() {
     let dump_dir = tempfile::tempdir().unwrap();
     let dump = dump_dir.path().join("all.dump");
     let at = Instant::now();
-    rampart_testkit::postgres()
-        .unwrap()
-        .server()
+    pg.server()
         .run_tool(
             "pg_dump",
             [
@@ -1110,7 +1293,7 @@ COMMIT;
 #[ignore = "load measurement: run with --release, see the module docs"]
 async fn refresh_beside_pgbench() {
     let s = start_server(true).await;
-    let t = setup_tenant(&s, "acme").await;
+    let t = setup_tenant(&s, "acme", false).await;
     let auth = s.auth();
     let conns = 32;
     let seconds: u64 = std::env::var("LOAD_SECONDS")

@@ -315,38 +315,21 @@ diesel::allow_tables_to_appear_in_same_query!(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use rampart_tenancy::{TenancyConfig, TenantPool};
-    use rampart_testkit::all_columns_sql;
-    use rampart_testkit::schema_check::assert_tables;
-
     use super::*;
 
     /// The tables whose `table!` lists every column (`users` leaves two out).
     #[tokio::test]
     async fn tables_match_the_migrations() {
-        let tenant_tables = all_columns_sql!(
-            upstream_providers,
-            upstream_tokens,
-            external_identities,
-            invitations,
-            roles
+        rampart_testkit::assert_tenant_schema!(
+            rampart_tenancy,
+            [
+                upstream_providers,
+                upstream_tokens,
+                external_identities,
+                invitations,
+                roles
+            ],
+            [audit_leaves, audit_tree_heads]
         );
-        let db = rampart_testkit::postgres()
-            .unwrap()
-            .fresh_database()
-            .await
-            .unwrap();
-        let pool = TenantPool::connect(TenancyConfig::new(db.url.clone(), 4))
-            .await
-            .unwrap();
-        let tenant = pool
-            .provision("schema_check", "Schema check")
-            .await
-            .unwrap();
-        assert_tables(&db.url, &tenant.schema_name, &tenant_tables).await;
-        let platform_tables = all_columns_sql!(audit_leaves, audit_tree_heads);
-        assert_tables(&db.url, "platform", &platform_tables).await;
     }
 }

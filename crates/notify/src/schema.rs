@@ -70,31 +70,20 @@ diesel::table! {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use rampart_tenancy::{TenancyConfig, TenantPool};
-    use rampart_testkit::all_columns_sql;
-    use rampart_testkit::schema_check::assert_tables;
-
     use super::*;
 
     #[tokio::test]
     async fn tables_match_the_migrations() {
-        let tenant_tables = all_columns_sql!(
-            email_tokens,
-            known_devices,
-            login_device_checks,
-            price_alerts,
-            sent_emails
+        rampart_testkit::assert_tenant_schema!(
+            rampart_tenancy,
+            [
+                email_tokens,
+                known_devices,
+                login_device_checks,
+                price_alerts,
+                sent_emails
+            ],
+            []
         );
-        let db = rampart_testkit::fresh_database().await.unwrap();
-        let pool = TenantPool::connect(TenancyConfig::new(db.url.clone(), 4))
-            .await
-            .unwrap();
-        let tenant = pool
-            .provision("schema_check", "Schema check")
-            .await
-            .unwrap();
-        assert_tables(&db.url, &tenant.schema_name, &tenant_tables).await;
     }
 }

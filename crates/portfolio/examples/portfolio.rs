@@ -11,7 +11,9 @@
 //! `rampart-members`.
 
 use rampart_members::{MemberInput, Members};
-use rampart_portfolio::{Actor, Decimal, NewPortfolio, PortfolioService, PositionInput};
+use rampart_portfolio::{
+    Actor, Collaborative, Decimal, NewPortfolio, PortfolioService, PositionInput,
+};
 use rampart_tenancy::{TenancyConfig, TenantPool};
 
 #[tokio::main]

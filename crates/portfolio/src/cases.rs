@@ -27,8 +27,8 @@ use crate::PortfolioError;
 use crate::documents::{self, Kind, record};
 use crate::import_json::ItemOutcome;
 use crate::model::{
-    Access, Activity, Actor, Comment, NewComment, Page, Share, ShareGrant, Version, check_name,
-    page_limit, parse_cursor,
+    Access, Actor, Comment, NewComment, Page, ShareGrant, Version, check_name, page_limit,
+    parse_cursor,
 };
 use crate::schema::{
     document_shares as shr, valuation_case_analyses as ana, valuation_cases as cases,
@@ -433,6 +433,22 @@ pub struct CaseService {
     pool: TenantPool,
 }
 
+impl crate::documents::sealed::Guarded for CaseService {
+    fn tenants(&self) -> &TenantPool {
+        &self.pool
+    }
+
+    async fn owner_if_allowed(
+        conn: &mut AsyncPgConnection,
+        actor: &Actor,
+        id: Uuid,
+        needed: Access,
+        lock: bool,
+    ) -> Result<Uuid, PortfolioError> {
+        Ok(case_for(conn, actor, id, needed, lock).await?.owner_id)
+    }
+}
+
 impl CaseService {
     /// A service over `pool`.
     pub fn new(pool: TenantPool) -> Self {
@@ -557,41 +573,6 @@ impl CaseService {
             .await
     }
 
-    /// Versions, newest first (needs `view`); the cursor is a version number.
-    pub async fn versions(
-        &self,
-        tenant: &str,
-        actor: &Actor,
-        id: Uuid,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Version>, PortfolioError> {
-        let after: Option<i32> = parse_cursor(after)?;
-        let limit = page_limit(limit);
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                case_for(conn, actor, id, Access::View, false).await?;
-                documents::versions(conn, id, after, limit).await
-            })
-            .await
-    }
-
-    /// One version: the case's inputs and valuation as they were (needs `view`).
-    pub async fn version(
-        &self,
-        tenant: &str,
-        actor: &Actor,
-        id: Uuid,
-        version: i32,
-    ) -> Result<Version, PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                case_for(conn, actor, id, Access::View, false).await?;
-                documents::version(conn, id, version).await
-            })
-            .await
-    }
-
     /// What differs between versions `from` and `to` (needs `view`).
     pub async fn diff(
         &self,
@@ -609,87 +590,6 @@ impl CaseService {
                 let mut changes = Vec::new();
                 diff_json("", Some(&a.snapshot), Some(&b.snapshot), &mut changes);
                 Ok(VersionDiff { from, to, changes })
-            })
-            .await
-    }
-
-    /// Shares the case with another user of the tenant, or changes the
-    /// share (needs `admin`).
-    pub async fn share(
-        &self,
-        tenant: &str,
-        actor: &Actor,
-        id: Uuid,
-        grant: ShareGrant,
-    ) -> Result<Share, PortfolioError> {
-        grant.check()?;
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let case = case_for(conn, actor, id, Access::Admin, true).await?;
-                documents::share(conn, actor, id, case.owner_id, &grant).await
-            })
-            .await
-    }
-
-    /// Shares of the case, expired ones included (needs `admin`).
-    pub async fn shares(
-        &self,
-        tenant: &str,
-        actor: &Actor,
-        id: Uuid,
-    ) -> Result<Vec<Share>, PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                case_for(conn, actor, id, Access::Admin, false).await?;
-                documents::shares(conn, id).await
-            })
-            .await
-    }
-
-    /// Revokes a share (needs `admin`).
-    pub async fn revoke(
-        &self,
-        tenant: &str,
-        actor: &Actor,
-        id: Uuid,
-        user_id: Uuid,
-    ) -> Result<(), PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                case_for(conn, actor, id, Access::Admin, true).await?;
-                documents::revoke(conn, actor, id, user_id).await
-            })
-            .await
-    }
-
-    /// Adds a comment (needs `comment`).
-    pub async fn comment(
-        &self,
-        tenant: &str,
-        actor: &Actor,
-        id: Uuid,
-        new: NewComment,
-    ) -> Result<Comment, PortfolioError> {
-        new.checked_body()?;
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                case_for(conn, actor, id, Access::Comment, false).await?;
-                documents::comment(conn, actor, id, &new).await
-            })
-            .await
-    }
-
-    /// The comment thread, oldest first (needs `view`).
-    pub async fn comments(
-        &self,
-        tenant: &str,
-        actor: &Actor,
-        id: Uuid,
-    ) -> Result<Vec<Comment>, PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                case_for(conn, actor, id, Access::View, false).await?;
-                documents::comments(conn, id).await
             })
             .await
     }
@@ -732,26 +632,6 @@ impl CaseService {
             .with_tenant(tenant, async |conn| {
                 case_for(conn, actor, id, Access::View, false).await?;
                 load_analyses(conn, id, version).await
-            })
-            .await
-    }
-
-    /// The activity trail, newest first (needs `view`); the cursor is an
-    /// activity id.
-    pub async fn activity(
-        &self,
-        tenant: &str,
-        actor: &Actor,
-        id: Uuid,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Activity>, PortfolioError> {
-        let after: Option<i64> = parse_cursor(after)?;
-        let limit = page_limit(limit);
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                case_for(conn, actor, id, Access::View, false).await?;
-                documents::activity(conn, id, after, limit).await
             })
             .await
     }

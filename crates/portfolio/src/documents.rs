@@ -14,12 +14,216 @@ use uuid::Uuid;
 
 use crate::PortfolioError;
 use crate::model::{
-    Access, Activity, Actor, Comment, NewComment, Page, Share, ShareGrant, Version,
+    Access, Activity, Actor, Comment, NewComment, Page, Share, ShareGrant, Version, page_limit,
+    parse_cursor,
 };
 use crate::schema::{
     document_activity as act, document_comments as com, document_shares as shr,
     document_versions as ver, documents, users,
 };
+
+pub(crate) mod sealed {
+    use diesel_async::AsyncPgConnection;
+    use rampart_tenancy::TenantPool;
+    use uuid::Uuid;
+
+    use crate::PortfolioError;
+    use crate::model::{Access, Actor};
+
+    /// What a kind of document tells [`super::Collaborative`]: where it is
+    /// kept and how the caller's access to one is checked.
+    pub trait Guarded {
+        /// The pool the service routes through.
+        fn tenants(&self) -> &TenantPool;
+
+        /// Checks that `actor` has `needed` on document `id` (its row locked
+        /// for the transaction when `lock`) and returns the owner's id;
+        /// `NotFound` when the actor may not see it.
+        fn owner_if_allowed(
+            conn: &mut AsyncPgConnection,
+            actor: &Actor,
+            id: Uuid,
+            needed: Access,
+            lock: bool,
+        ) -> impl Future<Output = Result<Uuid, PortfolioError>> + Send;
+    }
+}
+
+/// Versions, shares, comments and the activity trail: what every document
+/// (a portfolio, a valuation case) offers, each call in one tenant
+/// transaction after the caller's access to the document is checked.
+/// Implemented by [`crate::PortfolioService`] and [`crate::CaseService`];
+/// bring it into scope to call these.
+pub trait Collaborative: sealed::Guarded + Sync {
+    /// Versions, newest first (needs `view`); the cursor is a version number.
+    fn versions(
+        &self,
+        tenant: &str,
+        actor: &Actor,
+        id: Uuid,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page<Version>, PortfolioError>> + Send {
+        async move {
+            let after: Option<i32> = parse_cursor(after)?;
+            let limit = page_limit(limit);
+            guarded(self, tenant, actor, id, VIEW, async |conn, _| {
+                versions(conn, id, after, limit).await
+            })
+            .await
+        }
+    }
+
+    /// One version: the document as it was (needs `view`).
+    fn version(
+        &self,
+        tenant: &str,
+        actor: &Actor,
+        id: Uuid,
+        number: i32,
+    ) -> impl Future<Output = Result<Version, PortfolioError>> + Send {
+        guarded(self, tenant, actor, id, VIEW, async move |conn, _| {
+            version(conn, id, number).await
+        })
+    }
+
+    /// Shares the document with another user of the tenant, or changes the
+    /// share (needs `admin`).
+    fn share(
+        &self,
+        tenant: &str,
+        actor: &Actor,
+        id: Uuid,
+        grant: ShareGrant,
+    ) -> impl Future<Output = Result<Share, PortfolioError>> + Send {
+        async move {
+            grant.check()?;
+            guarded(
+                self,
+                tenant,
+                actor,
+                id,
+                ADMIN_LOCKED,
+                async |conn, owner| share(conn, actor, id, owner, &grant).await,
+            )
+            .await
+        }
+    }
+
+    /// Shares of the document, expired ones included (needs `admin`).
+    fn shares(
+        &self,
+        tenant: &str,
+        actor: &Actor,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Vec<Share>, PortfolioError>> + Send {
+        guarded(self, tenant, actor, id, ADMIN, async move |conn, _| {
+            shares(conn, id).await
+        })
+    }
+
+    /// Revokes a share (needs `admin`).
+    fn revoke(
+        &self,
+        tenant: &str,
+        actor: &Actor,
+        id: Uuid,
+        user_id: Uuid,
+    ) -> impl Future<Output = Result<(), PortfolioError>> + Send {
+        guarded(
+            self,
+            tenant,
+            actor,
+            id,
+            ADMIN_LOCKED,
+            async move |conn, _| revoke(conn, actor, id, user_id).await,
+        )
+    }
+
+    /// Adds a comment (needs `comment`).
+    fn comment(
+        &self,
+        tenant: &str,
+        actor: &Actor,
+        id: Uuid,
+        new: NewComment,
+    ) -> impl Future<Output = Result<Comment, PortfolioError>> + Send {
+        async move {
+            new.checked_body()?;
+            guarded(self, tenant, actor, id, COMMENT, async |conn, _| {
+                comment(conn, actor, id, &new).await
+            })
+            .await
+        }
+    }
+
+    /// The comment thread, oldest first (needs `view`).
+    fn comments(
+        &self,
+        tenant: &str,
+        actor: &Actor,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Vec<Comment>, PortfolioError>> + Send {
+        guarded(self, tenant, actor, id, VIEW, async move |conn, _| {
+            comments(conn, id).await
+        })
+    }
+
+    /// The activity trail, newest first (needs `view`); the cursor is an
+    /// activity id.
+    fn activity(
+        &self,
+        tenant: &str,
+        actor: &Actor,
+        id: Uuid,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page<Activity>, PortfolioError>> + Send {
+        async move {
+            let after: Option<i64> = parse_cursor(after)?;
+            let limit = page_limit(limit);
+            guarded(self, tenant, actor, id, VIEW, async |conn, _| {
+                activity(conn, id, after, limit).await
+            })
+            .await
+        }
+    }
+}
+
+impl<T: sealed::Guarded + Sync> Collaborative for T {}
+
+/// The access a call needs, and whether it locks the document's row for
+/// its transaction (a change that depends on who owns or shares it).
+#[derive(Clone, Copy)]
+struct Need(Access, bool);
+
+const VIEW: Need = Need(Access::View, false);
+const COMMENT: Need = Need(Access::Comment, false);
+const ADMIN: Need = Need(Access::Admin, false);
+const ADMIN_LOCKED: Need = Need(Access::Admin, true);
+
+/// `work` in one transaction of `tenant` once `actor` has `needed` on
+/// document `id` (see [`sealed::Guarded::owner_if_allowed`]); `work` is
+/// given the owner's id.
+async fn guarded<S, T, W>(
+    svc: &S,
+    tenant: &str,
+    actor: &Actor,
+    id: Uuid,
+    Need(needed, lock): Need,
+    work: W,
+) -> Result<T, PortfolioError>
+where
+    S: sealed::Guarded + ?Sized,
+    W: AsyncFnOnce(&mut AsyncPgConnection, Uuid) -> Result<T, PortfolioError>,
+{
+    svc.tenants()
+        .with_tenant(tenant, async |conn| {
+            let owner = S::owner_if_allowed(conn, actor, id, needed, lock).await?;
+            work(conn, owner).await
+        })
+        .await
+}
 
 /// What a document is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

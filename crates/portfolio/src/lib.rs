@@ -10,7 +10,9 @@
 //! routed to one tenant's schema, so nothing can cross tenants.
 //!
 //! ```no_run
-//! use rampart_portfolio::{Access, Actor, NewPortfolio, PortfolioService, PositionInput, ShareGrant};
+//! use rampart_portfolio::{
+//!     Access, Actor, Collaborative, NewPortfolio, PortfolioService, PositionInput, ShareGrant,
+//! };
 //!
 //! # async fn demo(pool: rampart_tenancy::TenantPool, ada: uuid::Uuid, bob: uuid::Uuid)
 //! # -> Result<(), rampart_portfolio::PortfolioError> {
@@ -78,6 +80,7 @@ pub use cases::{
     Analysis, Case, CaseExport, CaseImportItem, CaseImportReport, CasePatch, CaseService,
     FieldChange, NewAnalysis, NewCase, VersionDiff,
 };
+pub use documents::Collaborative;
 pub use error::PortfolioError;
 pub use import_json::{ImportItem, ItemOutcome, JsonImportReport};
 pub use metrics::{DailyMetrics, MetricsJobConfig};

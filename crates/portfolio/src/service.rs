@@ -8,9 +8,9 @@ use uuid::Uuid;
 use crate::PortfolioError;
 use crate::documents::{self, to_json};
 use crate::model::{
-    Access, Activity, Actor, Comment, NewComment, NewPortfolio, Page, Portfolio, PortfolioDetail,
-    PortfolioPatch, PositionInput, Share, ShareGrant, Version, check_currency, check_description,
-    check_name, check_settings, check_weights, page_limit, parse_cursor,
+    Access, Actor, NewPortfolio, Page, Portfolio, PortfolioDetail, PortfolioPatch, PositionInput,
+    check_currency, check_description, check_name, check_settings, check_weights, page_limit,
+    parse_cursor,
 };
 use crate::rows::{
     NewPortfolioRow, commit_change, create_portfolio, delete_positions, detail, insert_positions,
@@ -45,6 +45,22 @@ impl PortfolioChanges<'_> {
             && self.base_currency.is_none()
             && self.is_public.is_none()
             && self.settings.is_none()
+    }
+}
+
+impl crate::documents::sealed::Guarded for PortfolioService {
+    fn tenants(&self) -> &TenantPool {
+        &self.pool
+    }
+
+    async fn owner_if_allowed(
+        conn: &mut AsyncPgConnection,
+        actor: &Actor,
+        id: Uuid,
+        needed: Access,
+        lock: bool,
+    ) -> Result<Uuid, PortfolioError> {
+        Ok(portfolio_for(conn, actor, id, needed, lock).await?.owner_id)
     }
 }
 
@@ -372,142 +388,6 @@ impl PortfolioService {
                     to_json(&after),
                 )
                 .await
-            })
-            .await
-    }
-
-    /// Versions, newest first (needs `view`); the cursor is a version number.
-    pub async fn versions(
-        &self,
-        tenant: &str,
-        actor: &Actor,
-        id: Uuid,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Version>, PortfolioError> {
-        let after: Option<i32> = parse_cursor(after)?;
-        let limit = page_limit(limit);
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                portfolio_for(conn, actor, id, Access::View, false).await?;
-                documents::versions(conn, id, after, limit).await
-            })
-            .await
-    }
-
-    /// One version (needs `view`).
-    pub async fn version(
-        &self,
-        tenant: &str,
-        actor: &Actor,
-        id: Uuid,
-        version: i32,
-    ) -> Result<Version, PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                portfolio_for(conn, actor, id, Access::View, false).await?;
-                documents::version(conn, id, version).await
-            })
-            .await
-    }
-
-    /// Shares the portfolio with another user of the tenant, or changes an
-    /// existing share (needs `admin`).
-    pub async fn share(
-        &self,
-        tenant: &str,
-        actor: &Actor,
-        id: Uuid,
-        grant: ShareGrant,
-    ) -> Result<Share, PortfolioError> {
-        grant.check()?;
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let p = portfolio_for(conn, actor, id, Access::Admin, true).await?;
-                documents::share(conn, actor, id, p.owner_id, &grant).await
-            })
-            .await
-    }
-
-    /// Shares of the portfolio, expired ones included (needs `admin`).
-    pub async fn shares(
-        &self,
-        tenant: &str,
-        actor: &Actor,
-        id: Uuid,
-    ) -> Result<Vec<Share>, PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                portfolio_for(conn, actor, id, Access::Admin, false).await?;
-                documents::shares(conn, id).await
-            })
-            .await
-    }
-
-    /// Revokes a share (needs `admin`).
-    pub async fn revoke(
-        &self,
-        tenant: &str,
-        actor: &Actor,
-        id: Uuid,
-        user_id: Uuid,
-    ) -> Result<(), PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                portfolio_for(conn, actor, id, Access::Admin, true).await?;
-                documents::revoke(conn, actor, id, user_id).await
-            })
-            .await
-    }
-
-    /// Adds a comment (needs `comment`).
-    pub async fn comment(
-        &self,
-        tenant: &str,
-        actor: &Actor,
-        id: Uuid,
-        new: NewComment,
-    ) -> Result<Comment, PortfolioError> {
-        new.checked_body()?;
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                portfolio_for(conn, actor, id, Access::Comment, false).await?;
-                documents::comment(conn, actor, id, &new).await
-            })
-            .await
-    }
-
-    /// The comment thread, oldest first (needs `view`).
-    pub async fn comments(
-        &self,
-        tenant: &str,
-        actor: &Actor,
-        id: Uuid,
-    ) -> Result<Vec<Comment>, PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                portfolio_for(conn, actor, id, Access::View, false).await?;
-                documents::comments(conn, id).await
-            })
-            .await
-    }
-
-    /// The activity trail, newest first (needs `view`); the cursor is an
-    /// activity id.
-    pub async fn activity(
-        &self,
-        tenant: &str,
-        actor: &Actor,
-        id: Uuid,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Activity>, PortfolioError> {
-        let after: Option<i64> = parse_cursor(after)?;
-        let limit = page_limit(limit);
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                portfolio_for(conn, actor, id, Access::View, false).await?;
-                documents::activity(conn, id, after, limit).await
             })
             .await
     }

@@ -4,8 +4,8 @@
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
 use rampart_portfolio::{
-    Access, Actor, AllocationType, Decimal, NewComment, NewPortfolio, PortfolioError,
-    PortfolioPatch, PortfolioService, PositionInput, ShareGrant,
+    Access, Actor, AllocationType, Collaborative, Decimal, NewComment, NewPortfolio,
+    PortfolioError, PortfolioPatch, PortfolioService, PositionInput, ShareGrant,
 };
 use rampart_tenancy::{TenancyConfig, TenantPool};
 use uuid::Uuid;

@@ -94,34 +94,20 @@ diesel::allow_tables_to_appear_in_same_query!(tenants, tenant_migrations);
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use rampart_testkit::all_columns_sql;
-    use rampart_testkit::schema_check::assert_tables;
-
     use super::*;
-    use crate::{TenancyConfig, TenantPool};
 
     #[tokio::test]
     async fn tables_match_the_migrations() {
-        let platform_tables = all_columns_sql!(
-            tenants,
-            tenant_migrations,
-            tenant_events,
-            tenant_usage,
-            admin_audit
+        rampart_testkit::assert_tenant_schema!(
+            crate,
+            [__diesel_schema_migrations],
+            [
+                tenants,
+                tenant_migrations,
+                tenant_events,
+                tenant_usage,
+                admin_audit
+            ]
         );
-        let db = rampart_testkit::fresh_database().await.unwrap();
-        // Connecting applies the platform migrations; a tenant gets the ledger.
-        let pool = TenantPool::connect(TenancyConfig::new(db.url.clone(), 4))
-            .await
-            .unwrap();
-        let tenant = pool
-            .provision("schema_check", "Schema check")
-            .await
-            .unwrap();
-        assert_tables(&db.url, "platform", &platform_tables).await;
-        let ledger = all_columns_sql!(__diesel_schema_migrations);
-        assert_tables(&db.url, &tenant.schema_name, &ledger).await;
     }
 }

@@ -85,3 +85,32 @@ macro_rules! all_columns_sql {
         ),+]
     };
 }
+
+/// The check of a crate whose tables live in tenant schemas: a fresh
+/// database migrated by connecting a `TenantPool` of `$tenancy` (the path of
+/// `rampart_tenancy`, or `crate` inside it), one tenant provisioned, then
+/// [`assert_tables`] for the tenant tables in its schema and the platform
+/// tables in `platform`.
+///
+/// ```ignore
+/// assert_tenant_schema!(rampart_tenancy, [invitations, roles], [audit_leaves]);
+/// ```
+#[macro_export]
+macro_rules! assert_tenant_schema {
+    ($tenancy:path, [$($tenant:ident),* $(,)?], [$($platform:ident),* $(,)?]) => {{
+        use $tenancy as tenancy;
+        let fail = |e: &dyn ::std::fmt::Display| -> ! { panic!("schema check: {e}") };
+        let db = $crate::fresh_database().await.unwrap_or_else(|e| fail(&e));
+        let pool = tenancy::TenantPool::connect(tenancy::TenancyConfig::new(db.url.clone(), 4))
+            .await
+            .unwrap_or_else(|e| fail(&e));
+        let tenant = pool
+            .provision("schema_check", "Schema check")
+            .await
+            .unwrap_or_else(|e| fail(&e));
+        let tenant_tables: &[String] = &[$($crate::all_columns_sql!($tenant)[0].clone()),*];
+        let platform_tables: &[String] = &[$($crate::all_columns_sql!($platform)[0].clone()),*];
+        $crate::schema_check::assert_tables(&db.url, &tenant.schema_name, tenant_tables).await;
+        $crate::schema_check::assert_tables(&db.url, "platform", platform_tables).await;
+    }};
+}

@@ -8,7 +8,9 @@ use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, Json, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use rampart_auth::Permission;
-use rampart_portfolio::{Activity, Actor, DailyMetrics, NavPoint, Page, Share, Version};
+use rampart_portfolio::{
+    Activity, Actor, Collaborative, DailyMetrics, NavPoint, Page, Share, Version,
+};
 use uuid::Uuid;
 
 use super::paging::page_size;

@@ -15,7 +15,7 @@
 use actix_web::http::StatusCode;
 use actix_web::web;
 use rampart_portfolio::{
-    CasePatch, CaseService, NewAnalysis, NewCase, NewComment, ShareGrant, amount,
+    CasePatch, CaseService, Collaborative, NewAnalysis, NewCase, NewComment, ShareGrant, amount,
 };
 use rampart_valuation::ValuationInputs;
 use serde::Deserialize;

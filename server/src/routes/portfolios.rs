@@ -15,8 +15,8 @@ use rampart_analytics::risk::{
 };
 use rampart_portfolio::analysis::VAR_CUTOFF;
 use rampart_portfolio::{
-    AnalyticsReport, NavPoint, NewComment, NewPortfolio, PortfolioError, PortfolioPatch,
-    PortfolioService, PositionInput, ShareGrant,
+    AnalyticsReport, Collaborative, NavPoint, NewComment, NewPortfolio, PortfolioError,
+    PortfolioPatch, PortfolioService, PositionInput, ShareGrant,
 };
 use serde::Deserialize;
 use uuid::Uuid;
