@@ -19,6 +19,7 @@ use rampart_members::{
     CronSchedule, Members, MembersError, Scheduler, SnapshotJob, SnapshotReport, SystemClock,
 };
 use rampart_notify::{Notifier, NotifyError};
+use rampart_tenancy::{Due, TableActivity};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -423,21 +424,45 @@ pub async fn run_login_alerts_once(state: &AppState) -> Result<usize, NotifyErro
     .await
 }
 
+/// How often a periodic job that visits only the tenants with activity
+/// (see [`TableActivity`]) visits every tenant anyway.
+const FULL_PASS_EVERY: u64 = 30;
+
 /// Checks price alerts against the market chain every
-/// `price_check_secs`; each alert is mailed once, across replicas too.
+/// `price_check_secs`, in the tenants that have alerts; each alert is
+/// mailed once, across replicas too.
 pub fn spawn_price_alert_job(state: AppState) -> JoinHandle<()> {
     let secs = state.config.notify.price_check_secs;
-    spawn_every(state, secs, "price alert job", |state| async move {
-        run_price_alerts_once(&state).await
+    let alerts = Arc::new(TableActivity::rows("price_alerts", FULL_PASS_EVERY));
+    spawn_every(state, secs, "price alert job", move |state| {
+        let alerts = alerts.clone();
+        async move {
+            observed(&state, "price_alerts", async {
+                let due = alerts.due(&state.tenants).await?;
+                notifier(&state)?
+                    .check_price_alerts_due(&state.market, &due)
+                    .await
+            })
+            .await
+        }
     })
 }
 
 /// Mails new-device login alerts every `login_check_secs` (see
-/// `rampart_notify::devices` for what a device is).
+/// `rampart_notify::devices` for what a device is), in the tenants with new
+/// sessions.
 pub fn spawn_login_alert_job(state: AppState) -> JoinHandle<()> {
     let secs = state.config.notify.login_check_secs;
-    spawn_every(state, secs, "new-device alert job", |state| async move {
-        run_login_alerts_once(&state).await
+    let sessions = Arc::new(TableActivity::inserts("sessions", FULL_PASS_EVERY));
+    spawn_every(state, secs, "new-device alert job", move |state| {
+        let sessions = sessions.clone();
+        async move {
+            observed(&state, "login_alerts", async {
+                let due = sessions.due(&state.tenants).await?;
+                notifier(&state)?.check_new_logins_due(&due).await
+            })
+            .await
+        }
     })
 }
 
@@ -468,8 +493,13 @@ where
 /// leaves of its Merkle tree under a new signed tree head. Another replica
 /// sealing at the same time makes this pass a no-op (`ran` false).
 pub async fn run_audit_seal_once(state: &AppState) -> Result<SealAllReport, AuthError> {
+    seal_due(state, &Due::All).await
+}
+
+/// [`run_audit_seal_once`] for the tenants in `due`.
+async fn seal_due(state: &AppState, due: &Due) -> Result<SealAllReport, AuthError> {
     observed(state, "audit_seal", async {
-        let report = state.auth.audit_trail().seal_all().await?;
+        let report = state.auth.audit_trail().seal_due(due).await?;
         for (tenant, error) in &report.failed {
             tracing::warn!(%tenant, %error, "sealing the audit log failed");
         }
@@ -479,17 +509,26 @@ pub async fn run_audit_seal_once(state: &AppState) -> Result<SealAllReport, Auth
 }
 
 /// Seals the audit logs every `auth.audit_seal_secs` (`0`: never), on one
-/// replica at a time (a PostgreSQL advisory lock).
+/// replica at a time (a PostgreSQL advisory lock), in the tenants whose
+/// `audit_log` took rows (every tenant every [`FULL_PASS_EVERY`] passes).
 pub fn spawn_audit_sealer(state: AppState) -> JoinHandle<()> {
     tokio::spawn(async move {
         let secs = state.config.auth.audit_seal_secs;
         if secs == 0 {
             return;
         }
+        let audit = TableActivity::inserts("audit_log", FULL_PASS_EVERY);
         let mut tick = every(secs);
         loop {
             tick.tick().await;
-            if let Err(e) = run_audit_seal_once(&state).await {
+            let due = match audit.due(&state.tenants).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit sealer: which tenants have new rows");
+                    Due::All
+                }
+            };
+            if let Err(e) = seal_due(&state, &due).await {
                 tracing::warn!(error = %e, "audit sealer");
             }
         }

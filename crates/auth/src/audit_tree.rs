@@ -42,7 +42,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use serde::Serialize;
 use uuid::Uuid;
 
-use rampart_tenancy::{TenancyError, Tenant, TenantStatus};
+use rampart_tenancy::{Due, TenancyError, Tenant, TenantStatus};
 
 use crate::audit::{AUDIT_COLUMNS, AuditRecord, AuditService, AuditVerification, leaf_data};
 use crate::error::AuthError;
@@ -546,6 +546,13 @@ impl AuditService {
     /// unless another replica is sealing now (then `ran` is false). One
     /// tenant's failure does not stop the others.
     pub async fn seal_all(&self) -> Result<SealAllReport, AuthError> {
+        self.seal_due(&Due::All).await
+    }
+
+    /// [`Self::seal_all`] for the tenants in `due` only (the periodic job
+    /// passes those whose `audit_log` took rows: see
+    /// [`rampart_tenancy::TableActivity`]).
+    pub async fn seal_due(&self, due: &Due) -> Result<SealAllReport, AuthError> {
         // A connection of its own, detached from the pool: the session-level
         // lock ends with the connection, even if this future is dropped.
         let pooled = self.platform_conn().await?;
@@ -567,7 +574,7 @@ impl AuditService {
             matches!(
                 t.status,
                 TenantStatus::Active | TenantStatus::Suspended | TenantStatus::Deactivated
-            )
+            ) && due.includes(t.slug.as_str())
         }) {
             match self.seal_tenant(tenant).await {
                 Ok(r) => {

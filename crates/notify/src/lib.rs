@@ -56,7 +56,7 @@ pub use price_alerts::{Direction, NewPriceAlert, PriceAlert};
 pub use report_mail::ReportMail;
 
 use rampart_market::ProviderChain;
-use rampart_tenancy::TenantPool;
+use rampart_tenancy::{Due, TenantPool};
 
 /// The notification services for every tenant of a pool.
 pub struct Notifier {
@@ -96,15 +96,24 @@ impl Notifier {
         &self.config
     }
 
-    async fn active_tenants(&self) -> Result<Vec<String>, NotifyError> {
-        Ok(self.pool.active_slugs().await?)
+    async fn active_tenants(&self, due: &Due) -> Result<Vec<String>, NotifyError> {
+        let mut slugs = self.pool.active_slugs().await?;
+        slugs.retain(|slug| due.includes(slug));
+        Ok(slugs)
     }
 
     /// [`Notifier::check_new_logins`] for every active tenant; one tenant's
     /// failure is logged and does not stop the others. Returns alerts sent.
     pub async fn check_new_logins_all(&self) -> Result<usize, NotifyError> {
+        self.check_new_logins_due(&Due::All).await
+    }
+
+    /// [`Self::check_new_logins_all`] for the active tenants in `due` (the
+    /// periodic job passes those whose `sessions` took rows: see
+    /// [`rampart_tenancy::TableActivity`]).
+    pub async fn check_new_logins_due(&self, due: &Due) -> Result<usize, NotifyError> {
         let mut sent = 0;
-        for tenant in self.active_tenants().await? {
+        for tenant in self.active_tenants(due).await? {
             match self.check_new_logins(&tenant).await {
                 Ok(n) => sent += n,
                 Err(e) => tracing::warn!(tenant, error = %e, "new-device check failed"),
@@ -119,8 +128,19 @@ impl Notifier {
         &self,
         market: &ProviderChain,
     ) -> Result<usize, NotifyError> {
+        self.check_price_alerts_due(market, &Due::All).await
+    }
+
+    /// [`Self::check_price_alerts_all`] for the active tenants in `due` (the
+    /// periodic job passes those with alerts: see
+    /// [`rampart_tenancy::TableActivity`]).
+    pub async fn check_price_alerts_due(
+        &self,
+        market: &ProviderChain,
+        due: &Due,
+    ) -> Result<usize, NotifyError> {
         let mut fired = 0;
-        for tenant in self.active_tenants().await? {
+        for tenant in self.active_tenants(due).await? {
             match self.check_price_alerts(&tenant, market).await {
                 Ok(n) => fired += n,
                 Err(e) => tracing::warn!(tenant, error = %e, "price alert check failed"),

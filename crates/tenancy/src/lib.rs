@@ -89,6 +89,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod activity;
 mod append_only;
 mod audit;
 mod backup;
@@ -108,6 +109,7 @@ mod slug;
 mod tenant_settings;
 mod usage;
 
+pub use activity::{Due, TableActivity};
 pub use audit::AdminAction;
 pub use backup::{
     BACKUP_FORMAT_VERSION, BackupManifest, BackupSequence, BackupTable, ExportReport,

@@ -1,3 +1,4 @@
+mod activity;
 mod append_only;
 mod backup;
 mod concurrency;
