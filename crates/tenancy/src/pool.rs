@@ -5,7 +5,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::now;
 use diesel::prelude::*;
 use diesel_async::pooled_connection::deadpool::{Hook, HookError, Object, Pool};
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager};
@@ -14,7 +13,7 @@ use uuid::Uuid;
 
 use crate::baseline::Baseline;
 use crate::migrations::MigrationSet;
-use crate::schema::{tenant_usage, tenants};
+use crate::schema::tenants;
 use crate::slug::quote_literal;
 use crate::{TenancyConfig, TenancyError, TenantSlug};
 
@@ -428,17 +427,21 @@ impl TenantPool {
         if pending.is_empty() {
             return Ok(0);
         }
-        let mut conn = self.conn().await?;
-        for (id, n) in &pending {
-            let n = i64::try_from(*n).unwrap_or(i64::MAX);
-            diesel::update(tenant_usage::table.find(id))
-                .set((
-                    tenant_usage::checkouts.eq(tenant_usage::checkouts + n),
-                    tenant_usage::updated_at.eq(now),
-                ))
-                .execute(&mut *conn)
-                .await?;
-        }
+        let (ids, counts): (Vec<Uuid>, Vec<i64>) = pending
+            .iter()
+            .map(|(id, n)| (*id, i64::try_from(*n).unwrap_or(i64::MAX)))
+            .unzip();
+        // raw SQL: one UPDATE joined to unnest() of the two arrays (every
+        // tenant in one statement; 10,000 tenants were 10,000 round trips)
+        diesel::sql_query(
+            "UPDATE platform.tenant_usage u \
+             SET checkouts = u.checkouts + p.n, updated_at = now() \
+             FROM unnest($1::uuid[], $2::bigint[]) AS p (id, n) WHERE u.tenant_id = p.id",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&ids)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&counts)
+        .execute(&mut *self.conn().await?)
+        .await?;
         Ok(pending.len())
     }
 
