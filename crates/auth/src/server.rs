@@ -110,8 +110,11 @@ impl AuthServer {
                 config: config.clone(),
                 tokens: tokens.clone(),
                 sealer: sealer.clone(),
+                // One entry per (tenant, client): room for 10,000 tenants
+                // with several clients each, so a load spread over all of
+                // them does not evict what it is about to read again.
                 client_cache: moka::sync::Cache::builder()
-                    .max_capacity(10_000)
+                    .max_capacity(100_000)
                     .time_to_live(CLIENT_CACHE_TTL)
                     .build(),
                 revocations,

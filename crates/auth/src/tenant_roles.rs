@@ -120,8 +120,9 @@ impl RoleService {
     /// `cache_secs` (`0`: no cache).
     pub fn new(pool: TenantPool, cache_secs: u64) -> Self {
         let cache = (cache_secs > 0).then(|| {
+            // One entry per (tenant, role): 10,000 tenants × their roles in use.
             moka::sync::Cache::builder()
-                .max_capacity(10_000)
+                .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(cache_secs))
                 .build()
         });
