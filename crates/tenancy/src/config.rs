@@ -25,9 +25,11 @@ pub struct TenancyConfig {
     pub statement_timeout_ms: u64,
     /// `lock_timeout` of every tenant transaction.
     pub lock_timeout_ms: u64,
-    /// How long a tenant's registry row (status, schema) is cached in memory.
-    /// Lifecycle changes made through this pool invalidate it at once; other
-    /// replicas see them within this time.
+    /// How soon a change to the tenant registry (status, schema, settings)
+    /// made by another replica is seen: lifecycle changes made through this
+    /// pool invalidate the cached row at once; every this often one query
+    /// fingerprints the whole registry and drops the cache when it changed
+    /// (rows are otherwise kept for minutes, however many tenants).
     pub tenant_cache_ttl_ms: u64,
     /// Tenants migrated at once by `migrate_all` (kept below the pool size).
     pub migrate_concurrency: usize,

@@ -152,7 +152,32 @@ pub(crate) struct Inner {
         moka::future::Cache<String, Arc<crate::settings_model::TenantSettings>>,
     /// Checkouts since the last flush to `platform.tenant_usage`.
     checkouts: RwLock<HashMap<Uuid, Arc<AtomicU64>>>,
+    /// The last look at the registry's fingerprint (see
+    /// [`TenantPool::watch_registry`]).
+    registry_check: tokio::sync::Mutex<RegistryCheck>,
 }
+
+/// When the registry was last fingerprinted, and what it was.
+#[derive(Default)]
+struct RegistryCheck {
+    at: Option<std::time::Instant>,
+    fingerprint: Option<String>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct RegistryFingerprint {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    fingerprint: String,
+}
+
+/// How long a registry row or a tenant's settings stay cached while the
+/// registry does not change. Every `tenant_cache_ttl_ms` one query
+/// fingerprints the whole registry (the `xmin` of every row: any insert,
+/// update or delete changes it, whatever order transactions commit in) and a
+/// change drops every cached entry; so a change made by another replica is
+/// seen within the TTL, and a server spread over 10,000 tenants reads the
+/// registry once per TTL instead of once per tenant per TTL.
+const ENTRY_LIFETIME: Duration = Duration::from_secs(300);
 
 impl std::fmt::Debug for TenantPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -212,13 +237,14 @@ impl TenantPool {
         let baseline = crate::baseline::prepare(&mut conn, &template, &role_prefix).await?;
         drop(conn);
 
+        let lifetime = |ttl_ms: u64| ENTRY_LIFETIME.max(Duration::from_millis(ttl_ms));
         let cache = moka::future::Cache::builder()
             .max_capacity(100_000)
-            .time_to_live(Duration::from_millis(config.tenant_cache_ttl_ms.max(1)))
+            .time_to_live(lifetime(config.tenant_cache_ttl_ms))
             .build();
         let settings_cache = moka::future::Cache::builder()
             .max_capacity(100_000)
-            .time_to_live(Duration::from_millis(config.settings_cache_ttl_ms.max(1)))
+            .time_to_live(lifetime(config.settings_cache_ttl_ms))
             .build();
         Ok(Self {
             inner: Arc::new(Inner {
@@ -231,6 +257,7 @@ impl TenantPool {
                 role_prefix,
                 cache,
                 checkouts: RwLock::new(HashMap::new()),
+                registry_check: tokio::sync::Mutex::new(RegistryCheck::default()),
             }),
         })
     }
@@ -307,10 +334,50 @@ impl TenantPool {
         self.inner.cache.invalidate(slug).await;
     }
 
+    /// Drops every cached registry row and settings entry when the
+    /// registry changed since the last look, looking at most once per
+    /// `tenant_cache_ttl_ms` (or `settings_cache_ttl_ms`, the shorter): one
+    /// query for all tenants (see [`ENTRY_LIFETIME`]). A caller that finds
+    /// another one looking goes on with the cache as it is.
+    pub(crate) async fn watch_registry(&self) {
+        let config = &self.inner.config;
+        let every = Duration::from_millis(
+            config
+                .tenant_cache_ttl_ms
+                .min(config.settings_cache_ttl_ms)
+                .max(1),
+        );
+        let Ok(mut check) = self.inner.registry_check.try_lock() else {
+            return;
+        };
+        if check.at.is_some_and(|at| at.elapsed() < every) {
+            return;
+        }
+        check.at = Some(std::time::Instant::now());
+        let Ok(mut conn) = self.conn().await else {
+            return;
+        };
+        // raw SQL: `xmin` is a system column, not in the diesel schema
+        let now: Result<RegistryFingerprint, _> = diesel::sql_query(
+            "SELECT md5(coalesce(string_agg(xmin::text, ',' ORDER BY id), '')) AS fingerprint \
+             FROM platform.tenants",
+        )
+        .get_result(&mut *conn)
+        .await;
+        if let Ok(now) = now
+            && check.fingerprint.as_deref() != Some(now.fingerprint.as_str())
+        {
+            self.inner.cache.invalidate_all();
+            self.inner.settings_cache.invalidate_all();
+            check.fingerprint = Some(now.fingerprint);
+        }
+    }
+
     /// The tenant if it may serve requests; the refusal otherwise. No tenant
     /// SQL runs before this passes.
     pub async fn active_tenant(&self, slug: &str) -> Result<Arc<Tenant>, TenancyError> {
         let slug = TenantSlug::parse(slug)?;
+        self.watch_registry().await;
         let cached = self
             .inner
             .cache

@@ -29,6 +29,7 @@ impl TenantPool {
     /// cache (see the module documentation for how fresh).
     pub async fn tenant_settings(&self, slug: &str) -> Result<Arc<TenantSettings>, TenancyError> {
         let slug = TenantSlug::parse(slug)?;
+        self.watch_registry().await;
         if let Some(s) = self.inner.settings_cache.get(slug.as_str()).await {
             return Ok(s);
         }
