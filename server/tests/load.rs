@@ -1173,11 +1173,17 @@ async fn tenants_at_scale() {
         "| migrate-all, nothing to do | {:.2} s |",
         no_op.elapsed.as_secs_f64()
     ));
+    // A version of this run's own (a resumed run's tenants may carry an
+    // earlier run's): "9999" and the Unix time.
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let next = rampart_tenancy::MigrationSet::embedded_tenant()
         .with([rampart_tenancy::TemplateMigration::new(
-            "99990101000001",
+            format!("9999{stamp:010}"),
             "scale_note",
-            "ALTER TABLE portfolios ADD COLUMN scale_note text",
+            format!("ALTER TABLE portfolios ADD COLUMN scale_note_{stamp} text"),
         )])
         .unwrap();
     let newer = rampart_tenancy::TenantPool::connect_with_template(
