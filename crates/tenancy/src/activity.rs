@@ -3,9 +3,9 @@
 //! one transaction per tenant per pass whether or not anything happened: at
 //! 10,000 tenants and a 10-s period that is 1,000 transactions a second of
 //! background load. [`TableActivity`] asks PostgreSQL's cumulative
-//! statistics (`pg_stat_user_tables`, one row per tenant copy of a table,
-//! read in one query) which tenants' copies of one table took rows since the
-//! previous pass, so the pass visits only those.
+//! statistics (`pg_stat_get_tuples_inserted` and `pg_stat_get_live_tuples`
+//! of every tenant's copy of a table, in one query) which tenants' copies
+//! took rows since the previous pass, so the pass visits only those.
 //!
 //! The statistics are counters each backend flushes about once a second (an
 //! idle one within ~10 s) and that a crash or `pg_stat_reset` sets back to
@@ -23,17 +23,33 @@ use crate::schema::tenants;
 use crate::{TenancyError, TenantPool};
 
 diesel::table! {
-    /// PostgreSQL's per-table statistics view (the columns read here).
-    pg_catalog.pg_stat_user_tables (relid) {
-        relid -> Oid,
-        schemaname -> Text,
+    /// PostgreSQL's catalog of relations (the columns read here).
+    pg_catalog.pg_class (oid) {
+        oid -> Oid,
         relname -> Text,
-        n_tup_ins -> BigInt,
-        n_live_tup -> BigInt,
+        relnamespace -> Oid,
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(pg_stat_user_tables, tenants);
+diesel::table! {
+    /// PostgreSQL's catalog of schemas (the columns read here).
+    pg_catalog.pg_namespace (oid) {
+        oid -> Oid,
+        nspname -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(pg_class, pg_namespace, tenants);
+
+diesel::define_sql_function! {
+    /// Rows inserted into a table, from the cumulative statistics.
+    fn pg_stat_get_tuples_inserted(table: diesel::sql_types::Oid) -> diesel::sql_types::BigInt;
+}
+
+diesel::define_sql_function! {
+    /// Live rows of a table, from the cumulative statistics.
+    fn pg_stat_get_live_tuples(table: diesel::sql_types::Oid) -> diesel::sql_types::BigInt;
+}
 
 /// What a pass should visit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,13 +119,21 @@ impl TableActivity {
     /// pass, full ones included, so the next pass compares with them.
     pub async fn due(&self, pool: &TenantPool) -> Result<Due, TenancyError> {
         let pass = self.passes.fetch_add(1, Ordering::Relaxed);
-        let rows: Vec<(String, i64, i64)> = pg_stat_user_tables::table
-            .inner_join(tenants::table.on(tenants::schema_name.eq(pg_stat_user_tables::schemaname)))
-            .filter(pg_stat_user_tables::relname.eq(self.table))
+        // The statistics functions on each tenant's copy of the table, found
+        // through the catalog's indexes (schema by name, relation by name
+        // and schema): the `pg_stat_user_tables` view scans all of
+        // `pg_class` (0.3 s at 10,000 tenants).
+        let rows: Vec<(String, i64, i64)> = tenants::table
+            .inner_join(pg_namespace::table.on(pg_namespace::nspname.eq(tenants::schema_name)))
+            .inner_join(
+                pg_class::table.on(pg_class::relnamespace
+                    .eq(pg_namespace::oid)
+                    .and(pg_class::relname.eq(self.table))),
+            )
             .select((
                 tenants::slug,
-                pg_stat_user_tables::n_tup_ins,
-                pg_stat_user_tables::n_live_tup,
+                pg_stat_get_tuples_inserted(pg_class::oid),
+                pg_stat_get_live_tuples(pg_class::oid),
             ))
             .load(&mut *pool.conn().await?)
             .await?;
