@@ -49,6 +49,16 @@ pub(crate) async fn lock_down(
     Ok(())
 }
 
+/// Whether a migration's SQL names an append-only table or its function
+/// (and so needs them [`unlock`]ed).
+pub(crate) fn touched_by(sql: &str) -> bool {
+    let sql = sql.to_ascii_lowercase();
+    TABLES.iter().any(|(table, function)| {
+        let function = function.trim_end_matches("()");
+        sql.contains(table) || sql.contains(function)
+    })
+}
+
 /// As the platform role: gives the append-only tables of `schema` back to
 /// `role` for a migration ([`lock_down`] again afterwards).
 pub(crate) async fn unlock(

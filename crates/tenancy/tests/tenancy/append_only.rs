@@ -1,7 +1,7 @@
 use diesel_async::SimpleAsyncConnection;
-use rampart_tenancy::{TenancyError, TenantPool};
+use rampart_tenancy::{MigrationSet, TemplateMigration, TenancyError, TenantPool};
 
-use super::{admin_count, config, database_url};
+use super::{admin_count, config, database_url, pool_with};
 
 /// Runs `sql` as the tenant role of `slug` (the role every request uses).
 async fn as_tenant(pool: &TenantPool, slug: &str, sql: &str) -> Result<(), TenancyError> {
@@ -88,4 +88,35 @@ async fn a_schema_owned_by_its_tenant_role_is_taken_over() {
     let pool = TenantPool::connect(config(&url)).await.unwrap();
     assert_eq!(admin_count(&url, owned_by_tenant).await, 0);
     assert_insert_only(&pool, &url, "legacy").await;
+}
+
+/// A migration that names the audit log gets it for the migration and
+/// gives it back; one that does not never unlocks it. Either way the tenant
+/// role can only append afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_migration_gets_the_audit_log_only_when_it_names_it() {
+    for (slug, sql, audit_note) in [
+        ("plain", "ALTER TABLE portfolios ADD COLUMN note text", 0),
+        ("noted", "ALTER TABLE audit_log ADD COLUMN note text", 1),
+    ] {
+        let url = database_url().await;
+        TenantPool::connect(config(&url))
+            .await
+            .unwrap()
+            .provision(slug, slug)
+            .await
+            .unwrap();
+        let next = MigrationSet::embedded_tenant()
+            .with([TemplateMigration::new("99990101000001", "note", sql)])
+            .unwrap();
+        let newer = pool_with(&url, next).await;
+        let report = newer.migrate_all().await.unwrap();
+        assert!(report.failed.is_empty() && report.behind == 1, "{report:?}");
+        let noted = format!(
+            "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = \
+             'tenant_{slug}' AND table_name = 'audit_log' AND column_name = 'note'"
+        );
+        assert_eq!(admin_count(&url, &noted).await, audit_note, "{slug}");
+        assert_insert_only(&newer, &url, slug).await;
+    }
 }
