@@ -439,9 +439,13 @@ pub fn spawn_price_alert_job(state: AppState) -> JoinHandle<()> {
         async move {
             observed(&state, "price_alerts", async {
                 let due = alerts.due(&state.tenants).await?;
-                notifier(&state)?
+                let fired = notifier(&state)?
                     .check_price_alerts_due(&state.market, &due)
-                    .await
+                    .await;
+                if fired.is_err() {
+                    alerts.again(due);
+                }
+                fired
             })
             .await
         }
@@ -459,7 +463,11 @@ pub fn spawn_login_alert_job(state: AppState) -> JoinHandle<()> {
         async move {
             observed(&state, "login_alerts", async {
                 let due = sessions.due(&state.tenants).await?;
-                notifier(&state)?.check_new_logins_due(&due).await
+                let sent = notifier(&state)?.check_new_logins_due(&due).await;
+                if sent.is_err() {
+                    sessions.again(due);
+                }
+                sent
             })
             .await
         }
@@ -528,8 +536,17 @@ pub fn spawn_audit_sealer(state: AppState) -> JoinHandle<()> {
                     Due::All
                 }
             };
-            if let Err(e) = seal_due(&state, &due).await {
-                tracing::warn!(error = %e, "audit sealer");
+            match seal_due(&state, &due).await {
+                // Another replica held the lock: this pass's tenants wait
+                // for the next one, not for the next full pass.
+                Ok(report) if !report.ran => audit.again(due),
+                Ok(report) => audit.again(Due::Only(
+                    report.failed.into_iter().map(|(t, _)| t).collect(),
+                )),
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit sealer");
+                    audit.again(due);
+                }
             }
         }
     })

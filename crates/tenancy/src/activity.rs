@@ -89,6 +89,14 @@ pub struct TableActivity {
     full_every: u64,
     passes: AtomicU64,
     seen: Mutex<HashMap<String, i64>>,
+    /// Due again on the next pass (see [`TableActivity::again`]).
+    carried: Mutex<Carried>,
+}
+
+#[derive(Debug, Default)]
+struct Carried {
+    all: bool,
+    slugs: HashSet<String>,
 }
 
 impl TableActivity {
@@ -112,6 +120,7 @@ impl TableActivity {
             full_every: full_every.max(1),
             passes: AtomicU64::new(0),
             seen: Mutex::new(HashMap::new()),
+            carried: Mutex::new(Carried::default()),
         }
     }
 
@@ -148,10 +157,33 @@ impl TableActivity {
                 due.insert(slug);
             }
         }
-        if pass.is_multiple_of(self.full_every) {
+        drop(seen);
+        let carried = std::mem::take(
+            &mut *self
+                .carried
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if carried.all || pass.is_multiple_of(self.full_every) {
             Ok(Due::All)
         } else {
+            due.extend(carried.slugs);
             Ok(Due::Only(due))
+        }
+    }
+
+    /// Makes `due` due again on the next pass: a pass that did not run
+    /// (another replica held the job's lock) or the tenants it failed on.
+    /// The counters already count their rows as seen, so without this they
+    /// would wait for the next full pass.
+    pub fn again(&self, due: Due) {
+        let mut carried = self
+            .carried
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match due {
+            Due::All => carried.all = true,
+            Due::Only(slugs) => carried.slugs.extend(slugs),
         }
     }
 }

@@ -51,6 +51,15 @@ async fn a_pass_visits_the_tenants_whose_table_took_rows() {
     pool.provision("ddd", "ddd").await.unwrap();
     assert_eq!(audit.due(&pool).await.unwrap(), only(&["ddd"]));
     assert!(only(&["ddd"]).includes("ddd") && !only(&["ddd"]).includes("aaa"));
+    // A pass that did not run (or failed on some tenants) hands them on.
+    let carry = TableActivity::inserts("audit_log", 100);
+    assert_eq!(carry.due(&pool).await.unwrap(), Due::All);
+    carry.again(only(&["aaa"]));
+    append(&pool, "ccc").await;
+    assert_eq!(carry.due(&pool).await.unwrap(), only(&["aaa", "ccc"]));
+    assert_eq!(carry.due(&pool).await.unwrap(), only(&[]));
+    carry.again(Due::All);
+    assert_eq!(carry.due(&pool).await.unwrap(), Due::All);
 
     // `rows`: tenants with live rows stay due while the rows are there.
     let rows = TableActivity::rows("audit_log", 100);
