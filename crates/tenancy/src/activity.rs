@@ -131,7 +131,7 @@ impl TableActivity {
         // The statistics functions on each tenant's copy of the table, found
         // through the catalog's indexes (schema by name, relation by name
         // and schema): the `pg_stat_user_tables` view scans all of
-        // `pg_class` (0.3 s at 10,000 tenants).
+        // `pg_class` (183 ms at 10,000 tenants, against 19 ms for this).
         let rows: Vec<(String, i64, i64)> = tenants::table
             .inner_join(pg_namespace::table.on(pg_namespace::nspname.eq(tenants::schema_name)))
             .inner_join(
