@@ -44,6 +44,7 @@ fn token_request(config: &AuthConfig) -> AccessTokenRequest {
         scope: "openid portfolio:read trade".into(),
         roles: vec!["trader".into()],
         session_id: Some(uuid::Uuid::new_v4()),
+        family_id: None,
         auth_time: Some(1_700_000_000),
         alg: SigningAlg::ES256,
     }

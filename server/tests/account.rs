@@ -341,6 +341,7 @@ async fn token_signed_in_at(
             scope: scope.into(),
             roles: vec!["trader".into()],
             session_id: Some(session),
+            family_id: None,
             auth_time,
             alg: rampart_auth::SigningAlg::ES256,
         })

@@ -1443,6 +1443,7 @@ async fn forged_and_foreign_tokens_are_refused_over_http() {
         scope: CLIENT_SCOPES.into(),
         roles: vec!["trader".into()],
         session_id: None,
+        family_id: None,
         auth_time: None,
         alg: SigningAlg::ES256,
     };

@@ -667,6 +667,7 @@ pub async fn mint_token_with(
             scope: scope.into(),
             roles: vec![role.as_str().into()],
             session_id: session,
+            family_id: None,
             // As the token endpoint does: the user signed in just now.
             auth_time: Some(chrono::Utc::now().timestamp()),
             alg: SigningAlg::ES256,

@@ -1268,8 +1268,8 @@ async fn tenants_at_scale() {
 // The physical reference for the refresh grant (issue 14).
 
 /// The statements of one refresh grant as the server sends them (one
-/// transaction: tenant routing, the rotate-and-insert CTE, the user, the
-/// access token row, the audit event), for `pgbench`. Each transaction
+/// transaction: tenant routing, the rotate-and-insert CTE that also reads
+/// the user, the audit event; access tokens have no rows), for `pgbench`. Each transaction
 /// presents one of `BENCH_TOKENS` seeded refresh tokens at random, found by
 /// its hash like the server finds it (the unique index); one already
 /// rotated (a repeat draw, a few per cent) is found and not rotated again.
@@ -1283,9 +1283,7 @@ fn pgbench_refresh_script(t: &rampart_tenancy::Tenant, user: &str, client: &str)
         "\\set i random(1, {BENCH_TOKENS})
 BEGIN;
 SELECT set_config('role', '{role}', true), set_config('search_path', '{schema}', true), set_config('statement_timeout', '30000ms', true), set_config('lock_timeout', '10000ms', true);
-WITH old AS (UPDATE refresh_tokens SET rotated_at = now(), successor_id = gen_random_uuid(), successor_sealed = NULL WHERE token_hash = sha256(int4send(:i)) AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > now() AND family_expires_at > now() RETURNING family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, family_expires_at), ins AS (INSERT INTO refresh_tokens (id, token_hash, family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, expires_at, family_expires_at) SELECT gen_random_uuid(), sha256(gen_random_uuid()::text::bytea), family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, least(now() + interval '30 days', family_expires_at), family_expires_at FROM old RETURNING id) SELECT family_id, user_id, session_id, scope, auth_time FROM old;
-SELECT id, email, display_name, role, status FROM users WHERE id = '{user}' AND status = 'active';
-INSERT INTO access_tokens (jti, client_id, user_id, family_id, session_id, expires_at) VALUES (gen_random_uuid()::text, '{client}', '{user}', md5(:i::text)::uuid, NULL, now() + interval '15 minutes');
+WITH old AS (UPDATE refresh_tokens SET rotated_at = now(), successor_id = gen_random_uuid(), successor_sealed = NULL WHERE token_hash = sha256(int4send(:i)) AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > now() AND family_expires_at > now() RETURNING family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, family_expires_at), ins AS (INSERT INTO refresh_tokens (id, token_hash, family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, expires_at, family_expires_at) SELECT gen_random_uuid(), sha256(gen_random_uuid()::text::bytea), family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, least(now() + interval '30 days', family_expires_at), family_expires_at FROM old RETURNING id) SELECT old.family_id, old.user_id, old.session_id, old.scope, old.auth_time, u.email, u.display_name, u.role, u.totp_enabled FROM old LEFT JOIN users u ON u.id = old.user_id AND u.status = 'active';
 INSERT INTO audit_log (occurred_at, tenant_id, user_id, actor, action, result, ip, detail) VALUES (now(), '{tenant}', '{user}', '{client}', 'token_refresh', 'success', '127.0.0.1', '{{}}');
 COMMIT;
 ",

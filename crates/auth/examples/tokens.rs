@@ -33,6 +33,7 @@ async fn main() -> Result<(), AuthError> {
         scope: "openid portfolios".into(),
         roles: vec!["trader".into()],
         session_id: None,
+        family_id: None,
         auth_time: None,
         alg: SigningAlg::ES256,
     })?;

@@ -15,11 +15,11 @@ use uuid::Uuid;
 
 use crate::audit::{self, AuditEvent, append};
 use crate::config::AuthConfig;
-use crate::context::{ClientContext, RevocationCache, ct_eq, sha256, split_handle, tenant_id, ttl};
+use crate::context::{ClientContext, ct_eq, sha256, split_handle, tenant_id, ttl};
 use crate::error::AuthError;
 use crate::mfa::MfaService;
 use crate::password::PasswordHasher;
-use crate::revocation::{Holder, revoke_sessions};
+use crate::revocation::{Holder, RevocationFeed, revoke_sessions};
 use crate::roles::Role;
 use crate::schema::{login_challenges, lower, sessions, users};
 pub use crate::session::{LoginOutcome, NewSession, SessionInfo};
@@ -76,7 +76,7 @@ pub struct AccountService {
     pub(crate) config: Arc<AuthConfig>,
     pub(crate) hasher: PasswordHasher,
     pub(crate) mfa: MfaService,
-    pub(crate) revocations: RevocationCache,
+    pub(crate) revocations: Arc<RevocationFeed>,
     pub(crate) in_flight: InFlight,
     pub(crate) roles: crate::tenant_roles::RoleService,
 }
@@ -258,12 +258,10 @@ impl AccountService {
                 if n == 0 {
                     return Err(AuthError::NotFound("user".into()));
                 }
-                revoke_sessions(conn, Holder::User(user_id)).await?;
+                revoke_sessions(conn, &self.revocations, Holder::User(user_id)).await?;
                 user_rows::profile(conn, user_id).await
             })
             .await?;
-        // After the commit: a verdict cached in between would otherwise live on.
-        self.revocations.invalidate_all();
         Ok(profile)
     }
 
@@ -773,8 +771,7 @@ impl AccountService {
                 if !owned {
                     return Err(AuthError::NotFound("session".into()));
                 }
-                revoke_sessions(conn, Holder::Session(session_id)).await?;
-                self.revocations.invalidate_all();
+                revoke_sessions(conn, &self.revocations, Holder::Session(session_id)).await?;
                 append(
                     conn,
                     tenant_id,
@@ -817,8 +814,7 @@ impl AccountService {
                     .load(conn)
                     .await?;
                 for id in &ids {
-                    revoke_sessions(conn, Holder::Session(*id)).await?;
-                    self.revocations.invalidate_all();
+                    revoke_sessions(conn, &self.revocations, Holder::Session(*id)).await?;
                 }
                 append(
                     conn,
@@ -885,8 +881,7 @@ impl AccountService {
                     .load(conn)
                     .await?;
                 for id in &ids {
-                    revoke_sessions(conn, Holder::Session(*id)).await?;
-                    self.revocations.invalidate_all();
+                    revoke_sessions(conn, &self.revocations, Holder::Session(*id)).await?;
                 }
                 append(
                     conn,

@@ -11,7 +11,7 @@ use rampart_tenancy::TenantPool;
 use crate::config::AuthConfig;
 use crate::error::AuthError;
 use crate::schema::{
-    access_tokens, authorization_codes, login_attempts, login_challenges, refresh_tokens, sessions,
+    authorization_codes, login_attempts, login_challenges, refresh_tokens, sessions,
 };
 
 /// Rows deleted (or cleared) by one cleanup of one tenant.
@@ -21,8 +21,6 @@ pub struct CleanupReport {
     pub authorization_codes: usize,
     /// Refresh tokens.
     pub refresh_tokens: usize,
-    /// Recorded access token ids.
-    pub access_tokens: usize,
     /// Sessions.
     pub sessions: usize,
     /// Login challenges.
@@ -47,9 +45,7 @@ impl std::fmt::Debug for CleanupService {
 impl CleanupService {
     /// Deletes expired codes (kept a day after expiry so replays are still
     /// recognised), refresh tokens past their idle or absolute lifetime
-    /// (revoked ones after a day), access token records (once expired for
-    /// longer than the clock skew), expired or
-    /// long-revoked sessions, challenges and old login attempts; erases
+    /// (revoked ones after a day), expired or long-revoked sessions, challenges and old login attempts; erases
     /// sealed refresh successors once their grace window has passed.
     pub async fn cleanup_expired(&self, tenant: &str) -> Result<CleanupReport, AuthError> {
         let attempts_keep = self.config.rate_limit_window_secs.max(86_400);
@@ -59,8 +55,6 @@ impl CleanupService {
             &settings,
         ))
         .unwrap_or(0);
-        let skew =
-            chrono::Duration::seconds(i64::try_from(self.config.clock_skew_secs).unwrap_or(60));
         self.pool
             .with_tenant(tenant, async |conn| {
                 let now = chrono::Utc::now();
@@ -91,13 +85,6 @@ impl CleanupService {
                             .or(refresh_tokens::expires_at.lt(now))
                             .or(refresh_tokens::revoked_at.lt(day)),
                     ),
-                )
-                .execute(conn)
-                .await?;
-                // Kept until expiry plus the clock skew: a token is accepted
-                // that long, and its revocation must be seen that long.
-                r.access_tokens = diesel::delete(
-                    access_tokens::table.filter(access_tokens::expires_at.lt(now - skew)),
                 )
                 .execute(conn)
                 .await?;
@@ -137,7 +124,6 @@ impl CleanupService {
             let r = self.cleanup_expired(tenant.slug.as_str()).await?;
             total += r.authorization_codes
                 + r.refresh_tokens
-                + r.access_tokens
                 + r.sessions
                 + r.login_challenges
                 + r.login_attempts;

@@ -15,7 +15,7 @@ use crate::audit::{AuditEvent, append};
 use crate::context::{random_secret, sha256, tenant_id};
 use crate::error::AuthError;
 use crate::oauth::{OAuthService, check_redirect_uris, check_scopes};
-use crate::revocation::{Holder, revoke_tokens};
+use crate::revocation::{Holder, RevocationFeed, revoke_tokens};
 use crate::schema::{authorization_codes, oauth_clients};
 
 /// A client as an administrator sees it (never its secret).
@@ -68,9 +68,10 @@ async fn info(conn: &mut AsyncPgConnection, client_id: &str) -> Result<ClientInf
 /// Revokes every token of a client and drops its unused codes.
 async fn revoke_client_tokens(
     conn: &mut AsyncPgConnection,
+    feed: &RevocationFeed,
     client_id: &str,
 ) -> Result<(), AuthError> {
-    revoke_tokens(conn, Holder::Client(client_id)).await?;
+    revoke_tokens(conn, feed, Holder::Client(client_id)).await?;
     diesel::delete(authorization_codes::table.filter(authorization_codes::client_id.eq(client_id)))
         .execute(conn)
         .await?;
@@ -78,11 +79,10 @@ async fn revoke_client_tokens(
 }
 
 impl OAuthService {
-    /// Cached client authentications and revocation verdicts are dropped
-    /// after a change that must take effect at once.
+    /// Cached client authentications are dropped after a change that must
+    /// take effect at once.
     fn forget_cached(&self) {
         self.client_cache.invalidate_all();
-        self.revocations.invalidate_all();
     }
 
     async fn audited<T>(
@@ -234,7 +234,7 @@ impl OAuthService {
                 .set(oauth_clients::disabled_at.eq(now))
                 .execute(conn)
                 .await?;
-                revoke_client_tokens(conn, client_id).await?;
+                revoke_client_tokens(conn, &self.revocations, client_id).await?;
                 info(conn, client_id).await
             })
             .await?;
@@ -256,7 +256,7 @@ impl OAuthService {
             if n == 0 {
                 return Err(AuthError::NotFound("client".into()));
             }
-            revoke_client_tokens(conn, client_id).await
+            revoke_client_tokens(conn, &self.revocations, client_id).await
         })
         .await?;
         self.forget_cached();

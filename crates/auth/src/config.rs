@@ -76,15 +76,18 @@ pub struct AuthConfig {
     pub hash_concurrency: usize,
     /// Entries in the cache of verified access tokens.
     pub verified_token_cache_entries: u64,
-    /// How long a "not revoked" verdict for an access token is reused before
-    /// the `access_tokens` row is read again. Revocations made through this
-    /// process take effect at once; ones made by another replica within this
-    /// many seconds. `0` reads the row on every request.
+    /// How old this replica's view of the access-token revocation feed
+    /// (`platform.token_revocations`, one query for every tenant) may be
+    /// when a token is checked. Revocations made through this process take
+    /// effect at once; ones made by another replica within this many
+    /// seconds. `0` reads the feed on every check.
     pub revocation_check_secs: u64,
-    /// How long a role's permissions (the tenant's `roles` table) are
-    /// reused before they are read again. Changes made through this process
-    /// take effect at once; ones made by another replica within this many
-    /// seconds. `0` reads the role on every request.
+    /// How old this replica's view of the tenancy change feed
+    /// (`platform.tenant_changes`, one query for every tenant) may be when a
+    /// role's cached permissions are used; a role is read again only after
+    /// a change of the tenant's roles was announced. Changes made through
+    /// this process take effect at once; ones made by another replica within
+    /// this many seconds. `0` reads the role on every request.
     pub role_cache_secs: u64,
     /// Issuer name shown in authenticator apps.
     pub totp_issuer: String,

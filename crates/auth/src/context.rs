@@ -1,6 +1,6 @@
 //! What every service of this crate shares and none of them owns: where a
-//! request comes from, the clock, secrets and handles, the tenant lookup and
-//! the cache of access-token revocation verdicts. A leaf: it imports no other
+//! request comes from, the clock, secrets and handles and the tenant lookup.
+//! A leaf: it imports no other
 //! module of the crate but the error type.
 
 use base64::Engine;
@@ -71,11 +71,6 @@ const MAX_DEVICE_CHARS: usize = 64;
 fn bounded(s: &str, max: usize) -> &str {
     s.char_indices().nth(max).map_or(s, |(i, _)| &s[..i])
 }
-
-/// Access tokens (tenant, jti) recently checked against `access_tokens`:
-/// `true` when revoked. Shared by every service that revokes tokens, which
-/// clears it whenever it does.
-pub(crate) type RevocationCache = moka::sync::Cache<(String, String), bool>;
 
 /// The id of an active tenant.
 pub(crate) async fn tenant_id(pool: &TenantPool, tenant: &str) -> Result<Uuid, AuthError> {

@@ -31,6 +31,7 @@
 //!     scope: "openid".into(),
 //!     roles: vec!["trader".into()],
 //!     session_id: None,
+//!     family_id: None,
 //!     auth_time: None,
 //!     alg: SigningAlg::ES256,
 //! })?;

@@ -23,14 +23,12 @@ use rampart_tenancy::TenantPool;
 
 use crate::audit::{AuditEvent, append};
 use crate::config::AuthConfig;
-use crate::context::{
-    ClientContext, RevocationCache, ct_eq, random_secret, sha256, tenant_id, ttl,
-};
+use crate::context::{ClientContext, ct_eq, random_secret, sha256, tenant_id, ttl};
 use crate::error::AuthError;
 use crate::keys::{KeyEncryptionKey, SigningAlg};
-use crate::revocation::{Holder, revoke_tokens};
+use crate::revocation::{Holder, RevocationFeed, revoke_tokens};
 use crate::roles::{KNOWN_SCOPES, Principal, Role};
-use crate::schema::{access_tokens, authorization_codes, oauth_clients, refresh_tokens};
+use crate::schema::{authorization_codes, oauth_clients, refresh_tokens};
 use crate::session::SessionInfo;
 use crate::token::{AccessTokenRequest, IdTokenClaims, TokenService};
 use crate::users::{self, User};
@@ -377,6 +375,70 @@ struct CodeRow {
     expires_at: DateTime<Utc>,
 }
 
+/// The refresh grant's one statement: marks the presented token rotated,
+/// inserts its successor and reads the user (active only).
+///
+/// Raw SQL: a data-modifying CTE. Its fixed text and static query id let
+/// diesel keep it prepared per connection, where a `sql_query` is parsed
+/// and planned on every refresh.
+struct Rotation<'a> {
+    hash: &'a [u8],
+    client_id: &'a str,
+    successor_id: Uuid,
+    sealed: Option<&'a str>,
+    successor_hash: &'a [u8],
+    idle_secs: f64,
+}
+
+impl diesel::query_builder::QueryId for Rotation<'_> {
+    type QueryId = Rotation<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for Rotation<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Rotation<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        out.push_sql(
+            "WITH old AS (UPDATE refresh_tokens SET rotated_at = now(), successor_sealed = ",
+        );
+        out.push_bind_param::<Nullable<Text>, _>(&self.sealed)?;
+        out.push_sql(", successor_id = ");
+        out.push_bind_param::<SqlUuid, _>(&self.successor_id)?;
+        out.push_sql(" WHERE token_hash = ");
+        out.push_bind_param::<Bytea, _>(&self.hash)?;
+        out.push_sql(" AND client_id = ");
+        out.push_bind_param::<Text, _>(&self.client_id)?;
+        out.push_sql(
+            " AND rotated_at IS NULL AND revoked_at IS NULL \
+               AND expires_at > now() AND family_expires_at > now() \
+             RETURNING family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, family_expires_at), \
+             ins AS (INSERT INTO refresh_tokens (id, token_hash, family_id, client_id, user_id, session_id, scope, \
+               auth_code_hash, auth_time, expires_at, family_expires_at) SELECT ",
+        );
+        out.push_bind_param::<SqlUuid, _>(&self.successor_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Bytea, _>(&self.successor_hash)?;
+        out.push_sql(
+            ", family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, \
+               least(now() + make_interval(secs => ",
+        );
+        out.push_bind_param::<diesel::sql_types::Double, _>(&self.idle_secs)?;
+        out.push_sql(
+            "), family_expires_at), family_expires_at FROM old RETURNING id) \
+             SELECT old.family_id, old.user_id, old.session_id, old.scope, old.auth_time, \
+               u.email, u.display_name, u.role, u.totp_enabled \
+             FROM old LEFT JOIN users u ON u.id = old.user_id AND u.status = 'active'",
+        );
+        Ok(())
+    }
+}
+
 #[derive(diesel::QueryableByName)]
 struct RotatedRow {
     #[diesel(sql_type = SqlUuid)]
@@ -389,6 +451,29 @@ struct RotatedRow {
     scope: String,
     #[diesel(sql_type = Timestamptz)]
     auth_time: DateTime<Utc>,
+    /// The user's row, read in the same statement when the user is active.
+    #[diesel(sql_type = Nullable<Text>)]
+    email: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    display_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    role: Option<String>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Bool>)]
+    totp_enabled: Option<bool>,
+}
+
+impl RotatedRow {
+    /// The active user read with the rotation, if it was.
+    fn active_user(&mut self) -> Option<User> {
+        Some(User {
+            id: self.user_id,
+            email: self.email.take()?,
+            display_name: self.display_name.take()?,
+            role: self.role.take()?,
+            status: "active".into(),
+            totp_enabled: self.totp_enabled?,
+        })
+    }
 }
 
 #[derive(Queryable, Selectable)]
@@ -415,7 +500,6 @@ struct Grant<'a> {
     session_id: Option<Uuid>,
     auth_time: Option<DateTime<Utc>>,
     family_id: Option<Uuid>,
-    code_hash: Option<Vec<u8>>,
     nonce: Option<String>,
 }
 
@@ -443,8 +527,12 @@ fn credentials_match(client: &Client, creds: &ClientCredentials) -> bool {
     }
 }
 
-async fn revoke_family(conn: &mut AsyncPgConnection, family: Uuid) -> Result<(), AuthError> {
-    revoke_tokens(conn, Holder::Family(family)).await
+async fn revoke_family(
+    conn: &mut AsyncPgConnection,
+    feed: &RevocationFeed,
+    family: Uuid,
+) -> Result<(), AuthError> {
+    revoke_tokens(conn, feed, Holder::Family(family)).await
 }
 
 /// A client that is not disabled.
@@ -499,7 +587,7 @@ pub struct OAuthService {
     pub(crate) sealer: KeyEncryptionKey,
     /// Confidential clients that authenticated at introspection recently.
     pub(crate) client_cache: ClientCache,
-    pub(crate) revocations: RevocationCache,
+    pub(crate) revocations: Arc<RevocationFeed>,
     /// The roles' permissions, read for every bearer token.
     pub(crate) roles: crate::tenant_roles::RoleService,
 }
@@ -764,9 +852,8 @@ impl OAuthService {
         }
     }
 
-    async fn mint(
+    fn mint(
         &self,
-        conn: &mut AsyncPgConnection,
         tenant: &str,
         tenant_id: Uuid,
         grant: Grant<'_>,
@@ -795,23 +882,10 @@ impl OAuthService {
             scope: grant.scope.clone(),
             roles,
             session_id: grant.session_id,
+            family_id: grant.family_id,
             auth_time: grant.auth_time.map(|t| t.timestamp()),
             alg,
         })?;
-        let expires_at = DateTime::<Utc>::from_timestamp(claims.exp, 0)
-            .ok_or_else(|| AuthError::Crypto("access token expiry out of range".into()))?;
-        diesel::insert_into(access_tokens::table)
-            .values((
-                access_tokens::jti.eq(&claims.jti),
-                access_tokens::client_id.eq(&grant.client.client_id),
-                access_tokens::user_id.eq(grant.user.map(|u| u.id)),
-                access_tokens::family_id.eq(grant.family_id),
-                access_tokens::session_id.eq(grant.session_id),
-                access_tokens::auth_code_hash.eq(grant.code_hash.clone()),
-                access_tokens::expires_at.eq(expires_at),
-            ))
-            .execute(conn)
-            .await?;
         let id_token = match grant.user {
             Some(user) if grant.scope.split(' ').any(|s| s == "openid") => {
                 let with_email = grant.scope.split(' ').any(|s| s == "email");
@@ -902,6 +976,9 @@ impl OAuthService {
             .tenant_settings(tenant)
             .await?
             .refresh_lifetime_secs;
+        // The family this exchange starts, kept on the code's row: a replay
+        // of the code revokes it.
+        let family = Uuid::new_v4();
         self.pool
             .with_tenant(tenant, async |conn| {
                 let row: Option<CodeRow> = diesel::update(
@@ -909,7 +986,10 @@ impl OAuthService {
                         .find(&code_hash)
                         .filter(authorization_codes::used_at.is_null()),
                 )
-                .set(authorization_codes::used_at.eq(now))
+                .set((
+                    authorization_codes::used_at.eq(now),
+                    authorization_codes::family_id.eq(family),
+                ))
                 .returning(CodeRow::as_returning())
                 .get_result(conn)
                 .await
@@ -923,33 +1003,27 @@ impl OAuthService {
                             .get_result(conn)
                             .await?;
                     if replayed {
+                        // The family of the first exchange (its access
+                        // tokens carry it), and any refresh tokens of the
+                        // code (rows from before families were kept on
+                        // codes).
                         let mut families: Vec<Uuid> = refresh_tokens::table
                             .filter(refresh_tokens::auth_code_hash.eq(&code_hash))
                             .select(refresh_tokens::family_id)
                             .distinct()
                             .load(conn)
                             .await?;
-                        let from_access: Vec<Option<Uuid>> = access_tokens::table
-                            .filter(access_tokens::auth_code_hash.eq(&code_hash))
-                            .select(access_tokens::family_id)
-                            .distinct()
-                            .load(conn)
+                        let first: Option<Uuid> = authorization_codes::table
+                            .find(&code_hash)
+                            .select(authorization_codes::family_id)
+                            .first(conn)
                             .await?;
-                        families.extend(from_access.into_iter().flatten());
+                        families.extend(first);
                         families.sort_unstable();
                         families.dedup();
                         for family in families {
-                            revoke_family(conn, family).await?;
+                            revoke_family(conn, &self.revocations, family).await?;
                         }
-                        diesel::update(
-                            access_tokens::table
-                                .filter(access_tokens::auth_code_hash.eq(&code_hash))
-                                .filter(access_tokens::revoked_at.is_null()),
-                        )
-                        .set(access_tokens::revoked_at.eq(now))
-                        .execute(conn)
-                        .await?;
-                        self.revocations.invalidate_all();
                         append(
                             conn,
                             tenant_id,
@@ -987,7 +1061,6 @@ impl OAuthService {
                     )));
                 }
                 let user = load_user(conn, row.user_id).await?;
-                let family = Uuid::new_v4();
                 let refresh = if client.allows_grant("refresh_token") {
                     Some(
                         self.insert_refresh(
@@ -1006,24 +1079,20 @@ impl OAuthService {
                 } else {
                     None
                 };
-                let response = self
-                    .mint(
-                        conn,
-                        tenant,
-                        tenant_id,
-                        Grant {
-                            client,
-                            user: Some(&user),
-                            scope: row.scope.clone(),
-                            session_id: row.session_id,
-                            auth_time: Some(row.auth_time),
-                            family_id: Some(family),
-                            code_hash: Some(code_hash.clone()),
-                            nonce: row.nonce.clone(),
-                        },
-                        refresh,
-                    )
-                    .await?;
+                let response = self.mint(
+                    tenant,
+                    tenant_id,
+                    Grant {
+                        client,
+                        user: Some(&user),
+                        scope: row.scope.clone(),
+                        session_id: row.session_id,
+                        auth_time: Some(row.auth_time),
+                        family_id: Some(family),
+                        nonce: row.nonce.clone(),
+                    },
+                    refresh,
+                )?;
                 append(
                     conn,
                     tenant_id,
@@ -1062,61 +1131,60 @@ impl OAuthService {
         } else {
             None
         };
-        self
-            .pool
+        self.pool
             .with_tenant(tenant, async |conn| {
                 // One statement: mark the presented token rotated and insert
                 // its successor. A concurrent refresh of the same token waits
                 // on the row lock, then finds it rotated (no fork, no
                 // serialization failure).
-                // raw SQL: a data-modifying CTE (rotate and insert the successor atomically).
-                let rotated: Vec<RotatedRow> = diesel::sql_query(
-                    "WITH old AS ( \
-                        UPDATE refresh_tokens SET rotated_at = now(), successor_id = $3, successor_sealed = $4 \
-                        WHERE token_hash = $1 AND client_id = $2 AND rotated_at IS NULL AND revoked_at IS NULL \
-                          AND expires_at > now() AND family_expires_at > now() \
-                        RETURNING family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, family_expires_at), \
-                     ins AS ( \
-                        INSERT INTO refresh_tokens (id, token_hash, family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, expires_at, family_expires_at) \
-                        SELECT $3, $5, family_id, client_id, user_id, session_id, scope, auth_code_hash, auth_time, \
-                               least(now() + make_interval(secs => $6), family_expires_at), family_expires_at FROM old RETURNING id) \
-                     SELECT family_id, user_id, session_id, scope, auth_time FROM old",
-                )
-                .bind::<Bytea, _>(&hash)
-                .bind::<Text, _>(&client.client_id)
-                .bind::<SqlUuid, _>(Uuid::new_v4())
-                .bind::<Nullable<Text>, _>(&sealed)
-                .bind::<Bytea, _>(sha256(successor.as_bytes()))
-                .bind::<diesel::sql_types::Double, _>(config.refresh_token_ttl_secs as f64)
+                let successor_hash = sha256(successor.as_bytes());
+                let rotated: Vec<RotatedRow> = Rotation {
+                    hash: &hash,
+                    client_id: &client.client_id,
+                    successor_id: Uuid::new_v4(),
+                    sealed: sealed.as_deref(),
+                    successor_hash: &successor_hash,
+                    idle_secs: config.refresh_token_ttl_secs as f64,
+                }
                 .load(conn)
                 .await?;
-                let (row, token) = match rotated.into_iter().next() {
+                let (mut row, token) = match rotated.into_iter().next() {
                     Some(row) => (row, successor.clone()),
                     None => {
                         let Some(state) = refresh_state(conn, &hash).await? else {
-                            return Ok(Err(AuthError::InvalidGrant("unknown refresh token".into())));
+                            return Ok(Err(AuthError::InvalidGrant(
+                                "unknown refresh token".into(),
+                            )));
                         };
                         if state.client_id != client.client_id {
-                            return Ok(Err(AuthError::InvalidGrant("refresh token of another client".into())));
+                            return Ok(Err(AuthError::InvalidGrant(
+                                "refresh token of another client".into(),
+                            )));
                         }
                         if state.revoked_at.is_some() || state.expires_at <= Utc::now() {
-                            return Ok(Err(AuthError::InvalidGrant("refresh token revoked or expired".into())));
+                            return Ok(Err(AuthError::InvalidGrant(
+                                "refresh token revoked or expired".into(),
+                            )));
                         }
                         // Grace (off by default): a retry of a just-rotated
                         // token gets its successor back, only while that
                         // successor is unused and at most once; anything
                         // else is reuse and revokes the family.
                         let within_grace = grace > 0
-                            && state.rotated_at.is_some_and(|t| t + chrono::Duration::seconds(grace) > Utc::now());
+                            && state
+                                .rotated_at
+                                .is_some_and(|t| t + chrono::Duration::seconds(grace) > Utc::now());
                         let successor_unused = match state.successor_id {
-                            Some(id) if within_grace => diesel::select(exists(
-                                refresh_tokens::table
-                                    .find(id)
-                                    .filter(refresh_tokens::revoked_at.is_null())
-                                    .filter(refresh_tokens::rotated_at.is_null()),
-                            ))
-                            .get_result::<bool>(conn)
-                            .await?,
+                            Some(id) if within_grace => {
+                                diesel::select(exists(
+                                    refresh_tokens::table
+                                        .find(id)
+                                        .filter(refresh_tokens::revoked_at.is_null())
+                                        .filter(refresh_tokens::rotated_at.is_null()),
+                                ))
+                                .get_result::<bool>(conn)
+                                .await?
+                            }
                             _ => false,
                         };
                         // Taking the sealed successor is one conditional
@@ -1133,19 +1201,49 @@ impl OAuthService {
                                 == 1;
                         match (&state.successor_sealed, taken) {
                             (Some(sealed), true) => {
-                                let token = String::from_utf8(self.sealer.open(sealed)?).map_err(|e| AuthError::Crypto(e.to_string()))?;
-                                (RotatedRow { family_id: state.family_id, user_id: state.user_id, session_id: state.session_id, scope: state.scope, auth_time: state.auth_time }, token)
+                                let token = String::from_utf8(self.sealer.open(sealed)?)
+                                    .map_err(|e| AuthError::Crypto(e.to_string()))?;
+                                (
+                                    RotatedRow {
+                                        family_id: state.family_id,
+                                        user_id: state.user_id,
+                                        session_id: state.session_id,
+                                        scope: state.scope,
+                                        auth_time: state.auth_time,
+                                        email: None,
+                                        display_name: None,
+                                        role: None,
+                                        totp_enabled: None,
+                                    },
+                                    token,
+                                )
                             }
                             _ => {
-                                revoke_family(conn, state.family_id).await?;
-                                self.revocations.invalidate_all();
-                                append(conn, tenant_id, &AuditEvent::by_user("refresh_reuse", "family_revoked", state.user_id, ctx).actor(&client.client_id).detail(serde_json::json!({"family": state.family_id}))).await?;
-                                return Ok(Err(AuthError::InvalidGrant("refresh token reused; family revoked".into())));
+                                revoke_family(conn, &self.revocations, state.family_id).await?;
+                                append(
+                                    conn,
+                                    tenant_id,
+                                    &AuditEvent::by_user(
+                                        "refresh_reuse",
+                                        "family_revoked",
+                                        state.user_id,
+                                        ctx,
+                                    )
+                                    .actor(&client.client_id)
+                                    .detail(serde_json::json!({"family": state.family_id})),
+                                )
+                                .await?;
+                                return Ok(Err(AuthError::InvalidGrant(
+                                    "refresh token reused; family revoked".into(),
+                                )));
                             }
                         }
                     }
                 };
-                let user = load_user(conn, row.user_id).await?;
+                let user = match row.active_user() {
+                    Some(user) => user,
+                    None => load_user(conn, row.user_id).await?,
+                };
                 let scope = match req.scope.as_deref() {
                     Some(s) if !s.trim().is_empty() => {
                         let granted: Vec<&str> = row.scope.split(' ').collect();
@@ -1156,20 +1254,27 @@ impl OAuthService {
                     }
                     _ => row.scope.clone(),
                 };
-                let response = self
-                    .mint(conn, tenant, tenant_id, Grant {
+                let response = self.mint(
+                    tenant,
+                    tenant_id,
+                    Grant {
                         client,
                         user: Some(&user),
                         scope,
                         session_id: row.session_id,
                         auth_time: Some(row.auth_time),
                         family_id: Some(row.family_id),
-                        code_hash: None,
                         nonce: None,
-                    }, Some(token))
-                    .await?;
-                append(conn, tenant_id, &AuditEvent::by_user("token_refresh", "success", user.id, ctx)
-                    .actor(&client.client_id)).await?;
+                    },
+                    Some(token),
+                )?;
+                append(
+                    conn,
+                    tenant_id,
+                    &AuditEvent::by_user("token_refresh", "success", user.id, ctx)
+                        .actor(&client.client_id),
+                )
+                .await?;
                 Ok::<_, AuthError>(Ok(response))
             })
             .await?
@@ -1196,24 +1301,20 @@ impl OAuthService {
         let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                let r = self
-                    .mint(
-                        conn,
-                        tenant,
-                        tenant_id,
-                        Grant {
-                            client,
-                            user: None,
-                            scope,
-                            session_id: None,
-                            auth_time: None,
-                            family_id: None,
-                            code_hash: None,
-                            nonce: None,
-                        },
-                        None,
-                    )
-                    .await?;
+                let r = self.mint(
+                    tenant,
+                    tenant_id,
+                    Grant {
+                        client,
+                        user: None,
+                        scope,
+                        session_id: None,
+                        auth_time: None,
+                        family_id: None,
+                        nonce: None,
+                    },
+                    None,
+                )?;
                 append(
                     conn,
                     tenant_id,
@@ -1246,7 +1347,8 @@ impl OAuthService {
             return Err(AuthError::InvalidToken("token of another tenant".into()));
         }
         if self
-            .access_token_revoked(tenant, &verified.claims.jti, verified.claims.exp)
+            .revocations
+            .revoked(tenant_id, &verified.claims)
             .await?
         {
             return Err(AuthError::InvalidToken("token revoked".into()));
@@ -1275,51 +1377,11 @@ impl OAuthService {
         })
     }
 
-    /// Whether the access token `jti` (expiring at `exp`) was revoked
-    /// (logout, session or family revocation, a replayed code, RFC 7009). A
-    /// verdict is reused for `revocation_check_secs`; revocations through
-    /// this process clear it. Rows are kept until expiry plus the clock skew,
-    /// so a token past its `exp` without a row (cleaned up) counts as
-    /// revoked; tokens minted outside the code/refresh/client-credentials
-    /// grants (no row) are not revocable and count as live until their `exp`.
-    async fn access_token_revoked(
-        &self,
-        tenant: &str,
-        jti: &str,
-        exp: i64,
-    ) -> Result<bool, AuthError> {
-        let key = (tenant.to_owned(), jti.to_owned());
-        if let Some(revoked) = self.revocations.get(&key) {
-            return Ok(revoked);
-        }
-        let row: Option<Option<DateTime<Utc>>> = self
-            .pool
-            .with_tenant(tenant, async |conn| {
-                Ok::<_, AuthError>(
-                    access_tokens::table
-                        .find(jti)
-                        .select(access_tokens::revoked_at)
-                        .first(conn)
-                        .await
-                        .optional()?,
-                )
-            })
-            .await?;
-        let revoked = match row {
-            Some(revoked_at) => revoked_at.is_some(),
-            // No row: never recorded, or cleaned up after expiry plus skew.
-            // Past `exp` it can only be the latter (or a deleted revocation).
-            None => exp <= Utc::now().timestamp(),
-        };
-        self.revocations.insert(key, revoked);
-        Ok(revoked)
-    }
-
-    /// Forget every cached revocation verdict: call after revoking
-    /// `access_tokens` rows outside this crate (e.g. disabling a user), so the
-    /// next request re-reads them.
+    /// Read the revocation feed on the next check, whatever its age: call
+    /// after another process revoked tokens in this database, so this one
+    /// sees them on its next request.
     pub fn access_tokens_revoked_elsewhere(&self) {
-        self.revocations.invalidate_all();
+        self.revocations.stale();
     }
 
     /// RFC 7662 introspection. The caller must be a confidential client
@@ -1339,8 +1401,9 @@ impl OAuthService {
             // The token is verified once, with no I/O on a verified-token
             // cache hit (the tenant id comes from the tenancy cache). A
             // client that authenticated with the same secret within
-            // `CLIENT_CACHE_TTL` is not read again, so the hot path is one
-            // statement: the revocation check.
+            // `CLIENT_CACHE_TTL` is not read again, and the revocation
+            // check reads this replica's feed, so the hot path has no
+            // statement at all.
             let verified = self
                 .tokens
                 .verify_access_token(
@@ -1359,41 +1422,19 @@ impl OAuthService {
                 .as_ref()
                 .and_then(|k| self.client_cache.get(k))
                 .filter(|c| credentials_match(c, creds));
-            let jti = verified.as_ref().map(|v| v.claims.jti.clone());
-            let client_id = creds.client_id.clone();
-            let need_client = cached.is_none();
-            let (client, live) = self
-                .pool
-                .with_tenant(tenant, async |conn| {
-                    let client = if need_client {
-                        enabled_client(conn, &client_id).await?
-                    } else {
-                        None
-                    };
-                    let live = match &jti {
-                        Some(jti) => {
-                            diesel::select(exists(
-                                access_tokens::table
-                                    .find(jti)
-                                    .filter(access_tokens::revoked_at.is_null()),
-                            ))
-                            .get_result::<bool>(conn)
-                            .await?
-                        }
-                        None => false,
-                    };
-                    Ok::<_, AuthError>((client, live))
-                })
-                .await?;
             if cached.is_none() {
                 let client =
-                    check_client_credentials(client.ok_or(AuthError::InvalidClient)?, creds)?;
+                    check_client_credentials(self.client(tenant, &creds.client_id).await?, creds)?;
                 if let Some(key) = cache_key
                     && client.secret_hash.is_some()
                 {
                     self.client_cache.insert(key, Arc::new(client));
                 }
             }
+            let live = match &verified {
+                Some(v) => !self.revocations.revoked(tenant_id, &v.claims).await?,
+                None => false,
+            };
             let Some(v) = verified.filter(|_| live) else {
                 return Ok(inactive);
             };
@@ -1454,15 +1495,7 @@ impl OAuthService {
         self.pool
             .with_tenant(tenant, async |conn| {
                 if let Some(jti) = &jti {
-                    diesel::update(
-                        access_tokens::table
-                            .find(jti)
-                            .filter(access_tokens::revoked_at.is_null()),
-                    )
-                    .set(access_tokens::revoked_at.eq(now))
-                    .execute(conn)
-                    .await?;
-                    self.revocations.invalidate_all();
+                    revoke_tokens(conn, &self.revocations, Holder::AccessToken(jti)).await?;
                 } else {
                     let fams: Vec<Uuid> = refresh_tokens::table
                         .filter(refresh_tokens::token_hash.eq(&hash))
@@ -1471,8 +1504,7 @@ impl OAuthService {
                         .load(conn)
                         .await?;
                     for family in fams {
-                        revoke_family(conn, family).await?;
-                        self.revocations.invalidate_all();
+                        revoke_family(conn, &self.revocations, family).await?;
                     }
                 }
                 append(

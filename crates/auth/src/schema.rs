@@ -1,7 +1,8 @@
 //! diesel definitions of the tenant tables this crate owns (from
 //! `migrations/tenant/*_init` and `*_auth`). Unqualified by schema: the
 //! tenant pool's `search_path` picks the tenant. The audit log's tree
-//! (`platform.audit_leaves`, `platform.audit_tree_heads`) lives in the
+//! (`platform.audit_leaves`, `platform.audit_tree_heads`) and the
+//! access-token revocations (`platform.token_revocations`) live in the
 //! platform schema, named with it. Other crates reach these
 //! rows through this crate's services, never through these tables.
 #![allow(missing_docs)]
@@ -146,6 +147,7 @@ diesel::table! {
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
         used_at -> Nullable<Timestamptz>,
+        family_id -> Nullable<Uuid>,
     }
 }
 
@@ -166,19 +168,6 @@ diesel::table! {
         rotated_at -> Nullable<Timestamptz>,
         successor_id -> Nullable<Uuid>,
         successor_sealed -> Nullable<Text>,
-        revoked_at -> Nullable<Timestamptz>,
-    }
-}
-
-diesel::table! {
-    access_tokens (jti) {
-        jti -> Text,
-        client_id -> Text,
-        user_id -> Nullable<Uuid>,
-        family_id -> Nullable<Uuid>,
-        session_id -> Nullable<Uuid>,
-        auth_code_hash -> Nullable<Bytea>,
-        expires_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
     }
 }
@@ -270,6 +259,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Access-token revocations of every tenant (platform schema), written
+    /// through `platform_tenant_api.revoke_access_tokens`.
+    platform.token_revocations (id) {
+        id -> Int8,
+        xact -> Int8,
+        tenant_id -> Uuid,
+        kind -> Text,
+        subject -> Text,
+        revoked_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     /// Signed tree heads of every tenant's audit log (platform schema).
     platform.audit_tree_heads (id) {
         id -> Int8,
@@ -304,7 +307,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_clients,
     authorization_codes,
     refresh_tokens,
-    access_tokens,
     api_keys,
     external_identities,
     invitations,
@@ -329,7 +331,7 @@ mod tests {
                 invitations,
                 roles
             ],
-            [audit_leaves, audit_tree_heads]
+            [audit_leaves, audit_tree_heads, token_revocations]
         );
     }
 }

@@ -25,6 +25,7 @@ use crate::oauth::{
     ClientRegistration, OAuthService, TokenRequest, TokenResponse, ValidatedAuthorize,
 };
 use crate::password::PasswordHasher;
+use crate::revocation::RevocationFeed;
 use crate::roles::{Principal, Role};
 use crate::session::{LoginOutcome, NewSession, SessionInfo};
 use crate::tenant_roles::RoleService;
@@ -70,11 +71,12 @@ impl AuthServer {
         config.validate()?;
         let tokens = Arc::new(TokenService::new(ring.clone(), &config));
         let hasher = PasswordHasher::new(&config)?;
-        // One cache for every service that revokes access tokens.
-        let revocations = moka::sync::Cache::builder()
-            .max_capacity(config.verified_token_cache_entries)
-            .time_to_live(Duration::from_secs(config.revocation_check_secs))
-            .build();
+        // One feed for every service that revokes or checks access tokens.
+        let revocations = Arc::new(RevocationFeed::new(
+            pool.clone(),
+            Duration::from_secs(config.revocation_check_secs),
+            config.access_token_ttl() + config.clock_skew(),
+        ));
         let roles = RoleService::new(pool.clone(), config.role_cache_secs);
         let config = Arc::new(config);
         let mfa = MfaService {

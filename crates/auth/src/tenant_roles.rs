@@ -1,8 +1,11 @@
 //! A tenant's roles as data: the `roles` table (name, description,
 //! permission scopes). [`RoleService::permissions`] is what the one
 //! authorization check reads for every credential, cached per tenant and
-//! role for `auth.role_cache_secs`; a change through this process clears the
-//! cache at once, one made on another replica is seen within that bound.
+//! role. A change is announced on the tenancy change feed
+//! ([`rampart_tenancy::ChangeFeed`], topic `roles`) in its transaction:
+//! this process drops its entry at once, every other replica sees the
+//! change when it next reads the feed, at most `auth.role_cache_secs`
+//! later (one query for all tenants, not one per tenant and role).
 //! Tenant admins list, create, change and delete roles here; every change is
 //! audited (`role_create`, `role_update`, `role_delete`) with before and
 //! after.
@@ -15,7 +18,7 @@ use diesel::{
     BoolExpressionMethods, ExpressionMethods, OptionalExtension, PgArrayExpressionMethods, QueryDsl,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use rampart_tenancy::TenantPool;
+use rampart_tenancy::{ChangeFeed, TenantPool};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEvent, append};
@@ -97,8 +100,14 @@ fn stored_permissions(scopes: &[String]) -> Vec<Permission> {
         .collect()
 }
 
-/// Key: (tenant slug, role).
-type RoleCache = moka::sync::Cache<(String, Role), Arc<[Permission]>>;
+/// Key: (tenant slug, role, the tenant's `roles` generation).
+type RoleCache = moka::sync::Cache<(String, Role, u64), Arc<[Permission]>>;
+
+/// The change-feed topic of a tenant's `roles` rows.
+const ROLES_TOPIC: &str = "roles";
+/// How long an entry lives when nothing changes (entries of an older
+/// generation are unreachable, and go by capacity or this lifetime).
+const ENTRY_LIFETIME: Duration = Duration::from_secs(600);
 
 /// The tenant's roles: what each may do (for every request) and their
 /// administration.
@@ -106,7 +115,7 @@ type RoleCache = moka::sync::Cache<(String, Role), Arc<[Permission]>>;
 pub struct RoleService {
     pool: TenantPool,
     /// `None` when `role_cache_secs` is 0: read on every request.
-    cache: Option<RoleCache>,
+    cache: Option<(RoleCache, Arc<ChangeFeed>)>,
 }
 
 impl std::fmt::Debug for RoleService {
@@ -116,15 +125,18 @@ impl std::fmt::Debug for RoleService {
 }
 
 impl RoleService {
-    /// The service over `pool`, caching a role's permissions for
-    /// `cache_secs` (`0`: no cache).
+    /// The service over `pool`, caching a role's permissions until a change
+    /// is announced, seen by other replicas within `cache_secs` (`0`: no
+    /// cache).
     pub fn new(pool: TenantPool, cache_secs: u64) -> Self {
         let cache = (cache_secs > 0).then(|| {
             // One entry per (tenant, role): 10,000 tenants × their roles in use.
-            moka::sync::Cache::builder()
+            let entries = moka::sync::Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(cache_secs))
-                .build()
+                .time_to_live(ENTRY_LIFETIME)
+                .build();
+            let feed = ChangeFeed::new(pool.clone(), Duration::from_secs(cache_secs));
+            (entries, Arc::new(feed))
         });
         Self { pool, cache }
     }
@@ -136,10 +148,21 @@ impl RoleService {
         tenant: &str,
         role: Role,
     ) -> Result<Arc<[Permission]>, AuthError> {
-        let key = (tenant.to_owned(), role);
-        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&key)) {
-            return Ok(hit);
-        }
+        let key = match &self.cache {
+            Some((entries, feed)) => {
+                let id = tenant_id(&self.pool, tenant).await?;
+                let key = (
+                    tenant.to_owned(),
+                    role,
+                    feed.generation(id, ROLES_TOPIC).await?,
+                );
+                if let Some(hit) = entries.get(&key) {
+                    return Ok(hit);
+                }
+                Some(key)
+            }
+            None => None,
+        };
         let stored: Option<Vec<String>> = self
             .pool
             .with_tenant(tenant, async |conn| {
@@ -158,17 +181,18 @@ impl RoleService {
             .map(stored_permissions)
             .unwrap_or_default()
             .into();
-        if let Some(cache) = &self.cache {
-            cache.insert(key, permissions.clone());
+        if let (Some((entries, _)), Some(key)) = (&self.cache, key) {
+            entries.insert(key, permissions.clone());
         }
         Ok(permissions)
     }
 
-    /// Forget every cached role: call after changing `roles` rows outside
-    /// this service.
+    /// Forget every cached role and read the change feed on the next
+    /// request: call after changing `roles` rows outside this service.
     pub fn roles_changed_elsewhere(&self) {
-        if let Some(cache) = &self.cache {
-            cache.invalidate_all();
+        if let Some((entries, feed)) = &self.cache {
+            entries.invalidate_all();
+            feed.stale();
         }
     }
 
@@ -367,16 +391,20 @@ impl RoleService {
                 let (before, after) = work(conn).await?;
                 let event = audited(action, actor, ctx, role, before.as_ref(), after.as_ref());
                 append(conn, tenant_id, &event).await?;
+                ChangeFeed::announce(conn, ROLES_TOPIC).await?;
                 Ok::<_, AuthError>(after)
             })
             .await?;
-        self.forget(tenant, role);
+        self.forget();
         Ok(after)
     }
 
-    fn forget(&self, tenant: &str, role: Role) {
-        if let Some(cache) = &self.cache {
-            cache.invalidate(&(tenant.to_owned(), role));
+    /// Once the change committed: this process reads the feed on its next
+    /// request (the generation moves, so an entry stored by a read that
+    /// overlapped the change is never served).
+    fn forget(&self) {
+        if let Some((_, feed)) = &self.cache {
+            feed.stale();
         }
     }
 }

@@ -509,8 +509,12 @@ async fn the_tenants_refresh_lifetime_and_grace_settings_apply() {
 
 // ----------------------------------------------------------------- item 18
 
+/// Access tokens have no rows: a revocation is a row of
+/// `platform.token_revocations`, kept until the token it names can no longer
+/// verify (its lifetime plus the clock skew), and a replica that has seen it
+/// keeps refusing the token even when the row is deleted behind its back.
 #[tokio::test(flavor = "multi_thread")]
-async fn revocation_rows_outlive_expiry_by_the_skew_and_no_row_is_no_resurrection() {
+async fn revocations_outlive_expiry_by_the_skew_and_a_deleted_row_is_no_resurrection() {
     let s = server_with(AuthConfig {
         access_token_ttl_secs: 1,
         revocation_check_secs: 0,
@@ -534,26 +538,86 @@ async fn revocation_rows_outlive_expiry_by_the_skew_and_no_row_is_no_resurrectio
     // Past `exp`, still within the clock skew: the tokens still verify.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     a.cleanup_expired("acme").await.unwrap();
+    let kept = "SELECT count(*) AS n FROM platform.token_revocations r \
+                JOIN platform.tenants t ON t.id = r.tenant_id \
+                WHERE t.slug = 'acme' AND r.kind = 'jti' \
+                  AND r.expires_at >= r.revoked_at + interval '61 seconds'";
     assert_eq!(
-        count(
-            &s.db_url,
-            "SELECT count(*) AS n FROM tenant_acme.access_tokens"
-        )
-        .await,
-        2,
-        "rows are kept until expiry plus skew"
+        count(&s.db_url, kept).await,
+        1,
+        "the revocation is kept for the token's lifetime plus the skew"
     );
     assert!(matches!(
         a.authenticate_bearer("acme", &revoked).await,
         Err(AuthError::InvalidToken(_))
     ));
     a.authenticate_bearer("acme", &live).await.unwrap();
-    // Even with its row gone, an expired-within-skew token is not live again.
-    sql(&s.db_url, "DELETE FROM tenant_acme.access_tokens").await;
-    for token in [&revoked, &live] {
-        assert!(matches!(
-            a.authenticate_bearer("acme", token).await,
-            Err(AuthError::InvalidToken(_))
-        ));
+    // The row deleted behind this replica's back: the feed is read again,
+    // and the token stays refused.
+    sql(&s.db_url, "DELETE FROM platform.token_revocations").await;
+    a.access_tokens_revoked_elsewhere();
+    assert!(matches!(
+        a.authenticate_bearer("acme", &revoked).await,
+        Err(AuthError::InvalidToken(_))
+    ));
+    a.authenticate_bearer("acme", &live).await.unwrap();
+}
+
+/// Tenant roles cannot write the platform schema; they record revocations
+/// through `platform_tenant_api.revoke_access_tokens`, which takes the
+/// tenant from the role in effect: a tenant can revoke only its own tokens,
+/// and a connection in no tenant's role cannot record any.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_role_records_revocations_only_for_its_own_tenant() {
+    use diesel::sql_types::Uuid as SqlUuid;
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = SqlUuid)]
+        id: uuid::Uuid,
     }
+    let s = server().await;
+    let tenant = |slug: &str| {
+        let sql = format!("SELECT id FROM platform.tenants WHERE slug = '{slug}'");
+        let url = s.db_url.clone();
+        async move {
+            let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+            diesel::sql_query(sql)
+                .get_result::<Id>(&mut conn)
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let (acme, globex) = (tenant("acme").await, tenant("globex").await);
+    let revoke = "SELECT platform_tenant_api.revoke_access_tokens('user', ARRAY['someone'], \
+                  now(), now() + interval '1 hour') AS id";
+    let mut conn = AsyncPgConnection::establish(&s.db_url).await.unwrap();
+    for (slug, id) in [("acme", acme), ("globex", globex)] {
+        conn.batch_execute(&format!(
+            "BEGIN; DO $$ BEGIN EXECUTE format('SET LOCAL ROLE %I', \
+             (SELECT role_name FROM platform.tenants WHERE slug = '{slug}')); END $$;"
+        ))
+        .await
+        .unwrap();
+        let recorded = diesel::sql_query(revoke)
+            .get_result::<Id>(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(recorded.id, id, "{slug} records for itself");
+        let direct = conn
+            .batch_execute(
+                "INSERT INTO platform.token_revocations (tenant_id, kind, subject, revoked_at, expires_at) \
+                 VALUES (gen_random_uuid(), 'user', 'x', now(), now())",
+            )
+            .await;
+        assert!(direct.is_err(), "{slug} wrote the platform table directly");
+        conn.batch_execute("ROLLBACK").await.unwrap();
+    }
+    let err = diesel::sql_query(revoke)
+        .get_result::<Id>(&mut conn)
+        .await
+        .err()
+        .expect("refused outside a tenant role");
+    assert!(err.to_string().contains("no tenant"), "{err}");
 }

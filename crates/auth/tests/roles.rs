@@ -311,3 +311,56 @@ async fn the_last_role_that_manages_users_and_roles_keeps_those_rights() {
     let admin = roles.get("acme", Role::Admin).await.unwrap();
     assert!(admin.permissions.contains(&"users:manage".to_owned()));
 }
+
+/// Another replica learns of a role change from the change feed (one query
+/// for all tenants) within its `role_cache_secs`, with nothing called on it.
+#[tokio::test]
+async fn another_replica_sees_a_role_change_through_the_change_feed() {
+    let s = server().await;
+    let a = &s.auth;
+    let mut bounded = config();
+    bounded.role_cache_secs = 1;
+    let replica = rampart_auth::AuthServer::with_memory_keys(a.pool().clone(), bounded)
+        .await
+        .unwrap();
+    let ana = a
+        .register("acme", "ana@acme.test", "Ana", PASSWORD, Role::Analyst)
+        .await
+        .unwrap();
+    let key = a
+        .create_api_key(
+            "acme",
+            ana.id,
+            "k",
+            &["cases:read".to_owned(), "cases:write".to_owned()],
+            None,
+            &ctx("10.1.1.1"),
+        )
+        .await
+        .unwrap();
+    let p = replica
+        .authenticate_api_key("acme", &key.key)
+        .await
+        .unwrap();
+    assert!(authorize(&p, Permission::CasesWrite).is_ok());
+    a.roles()
+        .update(
+            "acme",
+            Role::Analyst,
+            &change(&["portfolio:read", "cases:read"]),
+            "user:admin",
+            &ctx("10.0.0.1"),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let p = replica
+        .authenticate_api_key("acme", &key.key)
+        .await
+        .unwrap();
+    assert!(authorize(&p, Permission::CasesWrite).is_err());
+    assert!(authorize(&p, Permission::CasesRead).is_ok());
+    // Another tenant's analysts are untouched.
+    let globex = replica.roles().get("globex", Role::Analyst).await.unwrap();
+    assert!(globex.permissions.contains(&"cases:write".to_owned()));
+}

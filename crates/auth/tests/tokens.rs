@@ -15,6 +15,7 @@ pub fn request(config: &AuthConfig, tenant: Uuid, alg: SigningAlg) -> AccessToke
         scope: "openid portfolio:read".into(),
         roles: vec!["trader".into()],
         session_id: Some(Uuid::new_v4()),
+        family_id: None,
         auth_time: Some(1),
         alg,
     }

@@ -94,6 +94,7 @@ mod append_only;
 mod audit;
 mod backup;
 mod baseline;
+mod changes;
 mod config;
 mod error;
 mod lifecycle;
@@ -115,6 +116,7 @@ pub use backup::{
     BACKUP_FORMAT_VERSION, BackupManifest, BackupSequence, BackupTable, ExportReport,
     RestoreOptions, RestoreReport, read_backup_manifest,
 };
+pub use changes::{ChangeFeed, Freshness, snapshot_horizon};
 pub use config::{SettingsBounds, TenancyConfig};
 pub use error::{TenancyError, is_connection_lost, is_permission_denied};
 pub use lifecycle::TenantEvent;

@@ -82,6 +82,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Changes of tenants' data that replicas cache, announced through
+    /// `platform_tenant_api.announce_change` ([`crate::ChangeFeed`]).
+    platform.tenant_changes (id) {
+        id -> Int8,
+        xact -> Int8,
+        tenant_id -> Uuid,
+        topic -> Text,
+        changed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     /// diesel's migration ledger, in the schema on the `search_path`.
     __diesel_schema_migrations (version) {
         version -> Varchar,
@@ -106,7 +118,8 @@ mod tests {
                 tenant_migrations,
                 tenant_events,
                 tenant_usage,
-                admin_audit
+                admin_audit,
+                tenant_changes
             ]
         );
     }

@@ -110,6 +110,7 @@ impl AppState {
             scope: "openid".into(),
             roles: Vec::new(),
             session_id: None,
+            family_id: None,
             auth_time: None,
             alg: SigningAlg::ES256,
         })?;

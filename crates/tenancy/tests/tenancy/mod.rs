@@ -1,6 +1,7 @@
 mod activity;
 mod append_only;
 mod backup;
+mod changes;
 mod concurrency;
 mod isolation;
 mod lifecycle;

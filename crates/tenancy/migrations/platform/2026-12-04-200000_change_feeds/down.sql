@@ -1,0 +1,3 @@
+DROP SCHEMA platform_tenant_api CASCADE;
+DROP TABLE platform.tenant_changes;
+DROP TABLE platform.token_revocations;
