@@ -21,7 +21,8 @@
 //! when it was due, not from when it was sent (the coordinated-omission
 //! correction of wrk2 and oha `-q`). Environment: `LOAD_SECONDS` (10),
 //! `LOAD_THREADS` (1 generator thread), `LOAD_TENANTS` (1000),
-//! `LOAD_TENANT_CACHE_TTL_MS` (the server's default). Results and how to read
+//! `LOAD_TENANT_CACHE_TTL_MS` (the server's default), `LOAD_DATA_DIR` and
+//! `LOAD_SKIP_DUMP=1` (the scale run: kept cluster, no `pg_dump`). Results and how to read
 //! them: `BENCHMARKS.md`.
 
 use std::collections::BTreeMap;
@@ -1211,22 +1212,26 @@ async fn tenants_at_scale() {
     let dump_dir = tempfile::tempdir().unwrap();
     let dump = dump_dir.path().join("all.dump");
     let at = Instant::now();
-    pg.server()
-        .run_tool(
-            "pg_dump",
-            [
-                "-Fc".to_owned(),
-                "-f".into(),
-                dump.display().to_string(),
-                database,
-            ],
-        )
-        .unwrap();
-    operations.push(format!(
-        "| pg_dump -Fc of the database | {:.0} s, {:.0} MiB |",
-        at.elapsed().as_secs_f64(),
-        std::fs::metadata(&dump).unwrap().len() as f64 / 1048576.0
-    ));
+    // `LOAD_SKIP_DUMP=1` (a resumed run measuring the rest) skips it.
+    let skip_dump = std::env::var("LOAD_SKIP_DUMP").is_ok_and(|v| v == "1");
+    if !skip_dump {
+        pg.server()
+            .run_tool(
+                "pg_dump",
+                [
+                    "-Fc".to_owned(),
+                    "-f".into(),
+                    dump.display().to_string(),
+                    database,
+                ],
+            )
+            .unwrap();
+        operations.push(format!(
+            "| pg_dump -Fc of the database | {:.0} s, {:.0} MiB |",
+            at.elapsed().as_secs_f64(),
+            std::fs::metadata(&dump).unwrap().len() as f64 / 1048576.0
+        ));
+    }
     operations.push(format!(
         "| process memory (server and load generator), VmRSS | {} |",
         vm_rss()

@@ -503,6 +503,28 @@ struct Grant<'a> {
     nonce: Option<String>,
 }
 
+impl<'a> Grant<'a> {
+    /// Tokens for `user` of login session `session_id` (authenticated at
+    /// `auth_time`) in refresh-token family `family`.
+    fn to_user(
+        client: &'a Client,
+        user: &'a User,
+        scope: String,
+        (session_id, auth_time): (Option<Uuid>, DateTime<Utc>),
+        family: Uuid,
+    ) -> Self {
+        Self {
+            client,
+            user: Some(user),
+            scope,
+            session_id,
+            auth_time: Some(auth_time),
+            family_id: Some(family),
+            nonce: None,
+        }
+    }
+}
+
 /// The registered client if `creds` authenticate it with its registered
 /// method.
 fn check_client_credentials(
@@ -1079,20 +1101,17 @@ impl OAuthService {
                 } else {
                     None
                 };
-                let response = self.mint(
-                    tenant,
-                    tenant_id,
-                    Grant {
+                let grant = Grant {
+                    nonce: row.nonce.clone(),
+                    ..Grant::to_user(
                         client,
-                        user: Some(&user),
-                        scope: row.scope.clone(),
-                        session_id: row.session_id,
-                        auth_time: Some(row.auth_time),
-                        family_id: Some(family),
-                        nonce: row.nonce.clone(),
-                    },
-                    refresh,
-                )?;
+                        &user,
+                        row.scope.clone(),
+                        (row.session_id, row.auth_time),
+                        family,
+                    )
+                };
+                let response = self.mint(tenant, tenant_id, grant, refresh)?;
                 append(
                     conn,
                     tenant_id,
@@ -1254,20 +1273,14 @@ impl OAuthService {
                     }
                     _ => row.scope.clone(),
                 };
-                let response = self.mint(
-                    tenant,
-                    tenant_id,
-                    Grant {
-                        client,
-                        user: Some(&user),
-                        scope,
-                        session_id: row.session_id,
-                        auth_time: Some(row.auth_time),
-                        family_id: Some(row.family_id),
-                        nonce: None,
-                    },
-                    Some(token),
-                )?;
+                let grant = Grant::to_user(
+                    client,
+                    &user,
+                    scope,
+                    (row.session_id, row.auth_time),
+                    row.family_id,
+                );
+                let response = self.mint(tenant, tenant_id, grant, Some(token))?;
                 append(
                     conn,
                     tenant_id,

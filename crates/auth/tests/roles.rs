@@ -61,12 +61,7 @@ async fn a_changed_role_applies_to_keys_issued_before_within_the_cache_bound() {
     let s = server().await;
     let a = &s.auth;
     // Another replica over the same database, caching roles for an hour.
-    let mut slow = config();
-    slow.role_cache_secs = 3600;
-    let pool = a.pool().clone();
-    let replica = rampart_auth::AuthServer::with_memory_keys(pool, slow)
-        .await
-        .unwrap();
+    let replica = replica_of(a, 3600).await;
 
     let ana = a
         .register("acme", "ana@acme.test", "Ana", PASSWORD, Role::Analyst)
@@ -318,11 +313,7 @@ async fn the_last_role_that_manages_users_and_roles_keeps_those_rights() {
 async fn another_replica_sees_a_role_change_through_the_change_feed() {
     let s = server().await;
     let a = &s.auth;
-    let mut bounded = config();
-    bounded.role_cache_secs = 1;
-    let replica = rampart_auth::AuthServer::with_memory_keys(a.pool().clone(), bounded)
-        .await
-        .unwrap();
+    let replica = replica_of(a, 1).await;
     let ana = a
         .register("acme", "ana@acme.test", "Ana", PASSWORD, Role::Analyst)
         .await
@@ -363,4 +354,17 @@ async fn another_replica_sees_a_role_change_through_the_change_feed() {
     // Another tenant's analysts are untouched.
     let globex = replica.roles().get("globex", Role::Analyst).await.unwrap();
     assert!(globex.permissions.contains(&"cases:write".to_owned()));
+}
+
+/// Another replica over the same database whose view of the role changes
+/// may be `role_cache_secs` old.
+async fn replica_of(
+    a: &rampart_auth::AuthServer,
+    role_cache_secs: u64,
+) -> rampart_auth::AuthServer {
+    let mut config = config();
+    config.role_cache_secs = role_cache_secs;
+    rampart_auth::AuthServer::with_memory_keys(a.pool().clone(), config)
+        .await
+        .unwrap()
 }

@@ -22,17 +22,11 @@ CREATE TABLE platform.token_revocations (
 CREATE INDEX token_revocations_by_xact ON platform.token_revocations (xact);
 CREATE INDEX token_revocations_by_expiry ON platform.token_revocations (expires_at);
 
--- Tenant roles cannot write the platform schema. They record revocations
--- through this one function, which runs as the platform role and takes the
--- tenant from the role in effect (`with_tenant` sets it): a tenant can only
--- revoke its own tokens, and only insert.
-CREATE SCHEMA platform_tenant_api;
-GRANT USAGE ON SCHEMA platform_tenant_api TO PUBLIC;
-
-CREATE FUNCTION platform_tenant_api.revoke_access_tokens(
-    kind text, subjects text[], revoked_at timestamptz, expires_at timestamptz)
+-- The tenant whose role is in effect (`with_tenant` sets it; a tenant role
+-- cannot set another's), or an error: what the functions below record for.
+CREATE FUNCTION platform.tenant_in_effect()
 RETURNS uuid
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -41,13 +35,26 @@ BEGIN
     SELECT t.id INTO tenant FROM platform.tenants t
     WHERE t.role_name = current_setting('role') AND t.status <> 'purged';
     IF tenant IS NULL THEN
-        RAISE EXCEPTION 'revoke_access_tokens: the role in effect is no tenant''s'
-            USING ERRCODE = '42501';
+        RAISE EXCEPTION 'the role in effect is no tenant''s' USING ERRCODE = '42501';
     END IF;
-    INSERT INTO platform.token_revocations (tenant_id, kind, subject, revoked_at, expires_at)
-    SELECT tenant, kind, s, revoked_at, expires_at FROM unnest(subjects) AS s;
     RETURN tenant;
 END
+$$;
+
+-- Tenant roles cannot write the platform schema. They record revocations
+-- through these functions, which runs as the platform role and takes the
+-- tenant from the role in effect (`with_tenant` sets it): a tenant can only
+-- record for itself, and only insert.
+CREATE SCHEMA platform_tenant_api;
+GRANT USAGE ON SCHEMA platform_tenant_api TO PUBLIC;
+
+CREATE FUNCTION platform_tenant_api.revoke_access_tokens(
+    kind text, subjects text[], revoked_at timestamptz, expires_at timestamptz)
+RETURNS uuid LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO platform.token_revocations (tenant_id, kind, subject, revoked_at, expires_at)
+    SELECT platform.tenant_in_effect(), kind, s, revoked_at, expires_at FROM unnest(subjects) AS s
+    RETURNING tenant_id
 $$;
 
 -- Changes of tenant data that replicas cache (crate rampart-tenancy,
@@ -65,20 +72,9 @@ CREATE TABLE platform.tenant_changes (
 CREATE INDEX tenant_changes_by_xact ON platform.tenant_changes (xact);
 
 CREATE FUNCTION platform_tenant_api.announce_change(topic text)
-RETURNS uuid
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+RETURNS uuid LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    tenant uuid;
-BEGIN
-    SELECT t.id INTO tenant FROM platform.tenants t
-    WHERE t.role_name = current_setting('role') AND t.status <> 'purged';
-    IF tenant IS NULL THEN
-        RAISE EXCEPTION 'announce_change: the role in effect is no tenant''s'
-            USING ERRCODE = '42501';
-    END IF;
-    INSERT INTO platform.tenant_changes (tenant_id, topic) VALUES (tenant, topic);
-    RETURN tenant;
-END
+    INSERT INTO platform.tenant_changes (tenant_id, topic)
+    VALUES (platform.tenant_in_effect(), topic)
+    RETURNING tenant_id
 $$;
