@@ -530,14 +530,7 @@ pub(crate) fn quantiles(t: Tails<'_>) -> Option<(f64, f64, f64)> {
     let (var, cvar, _) = lower_tail(low, k, virtual_index - k as f64);
     // `high` holds the largest values: rank j overall is rank j − (n − len).
     let offset = n - high.len();
-    let (_, a95, right95) = high.select_nth_unstable_by(j - offset, f64::total_cmp);
-    let a95 = *a95;
-    let b95 = if j + 1 >= n {
-        a95
-    } else {
-        right95.iter().copied().fold(f64::INFINITY, f64::min)
-    };
-    let p95 = lerp(a95, b95, k95 - j as f64);
+    let p95 = upper_lerp(high, j - offset, k95 - j as f64);
     Some((var, cvar, p95.abs() / var.abs()))
 }
 
@@ -556,6 +549,21 @@ pub(crate) fn lower_tail(values: &mut [f64], k: usize, frac: f64) -> (f64, f64, 
     let cvar = tail.value() / (k + 1) as f64;
     let b = right.iter().copied().fold(f64::INFINITY, f64::min);
     (lerp(a, b, frac), cvar, right)
+}
+
+/// The value `frac` of the way from the order statistic at index `k` of
+/// `values` (partly reordered in place) to the next one. `values` are the
+/// largest of the series, so the next one is among them; when `k` is the
+/// last index there is none and the order statistic itself is returned.
+pub(crate) fn upper_lerp(values: &mut [f64], k: usize, frac: f64) -> f64 {
+    let (_, a, right) = values.select_nth_unstable_by(k, f64::total_cmp);
+    let a = *a;
+    let b = if right.is_empty() {
+        a
+    } else {
+        right.iter().copied().fold(f64::INFINITY, f64::min)
+    };
+    lerp(a, b, frac)
 }
 
 /// numpy's linear interpolation between neighbouring order statistics.

@@ -252,25 +252,21 @@ fn compute_with(
         OmegaThreshold::Annual if req <= -1.0 => None,
         OmegaThreshold::Annual => Some((1.0 + req).powf(1.0 / ann) - 1.0),
     };
-    let omega_cut = rf + omega_threshold.unwrap_or(f64::NAN);
+    let rates = Rates {
+        req,
+        omega_cut: rf + omega_threshold.unwrap_or(f64::NAN),
+        rf,
+        ann,
+    };
 
     let stats = shared.stats;
     let fast = match (benchmark, stats) {
         (Some(_), None) => None,
-        _ => fast_core(
-            returns,
-            benchmark.zip(stats),
-            req,
-            omega_cut,
-            rf,
-            ann,
-            o,
-            scratch,
-        ),
+        _ => fast_core(returns, benchmark.zip(stats), rates, o, scratch),
     };
     let core = match fast {
         Some(core) => core,
-        None => general_core(returns, benchmark, req, omega_cut, rf, ann, o, scratch),
+        None => general_core(returns, benchmark, rates, o, scratch),
     };
     let Core {
         n,
@@ -406,15 +402,22 @@ fn compute_with(
     })
 }
 
-/// The NaN-free fast path ([`crate::fused`]); `None` if it does not apply.
-#[allow(clippy::too_many_arguments)]
-fn fast_core(
-    returns: &[f64],
-    benchmark: Option<(&[f64], BenchStats)>,
+/// What both paths take from the options, per period: the required return,
+/// the omega cut (risk-free rate plus omega threshold; NaN when there is no
+/// threshold), the risk-free rate, and the annualization factor.
+#[derive(Clone, Copy)]
+struct Rates {
     req: f64,
     omega_cut: f64,
     rf: f64,
     ann: f64,
+}
+
+/// The NaN-free fast path ([`crate::fused`]); `None` if it does not apply.
+fn fast_core(
+    returns: &[f64],
+    benchmark: Option<(&[f64], BenchStats)>,
+    rates: Rates,
     o: &MetricOptions,
     scratch: &mut Scratch,
 ) -> Option<Core> {
@@ -423,8 +426,8 @@ fn fast_core(
     let inputs = fused::Inputs {
         returns,
         benchmark,
-        required: req,
-        omega_cut,
+        required: rates.req,
+        omega_cut: rates.omega_cut,
         tails,
     };
     let (s, t) = fused::sums(&inputs, &mut scratch.fused)?;
@@ -453,8 +456,8 @@ fn fast_core(
                 covariance: b.covariance,
                 variance: b.variance,
             },
-            rf,
-            ann,
+            rates.rf,
+            rates.ann,
             c,
         ),
         None => (f64::NAN, f64::NAN, f64::NAN),
@@ -480,17 +483,19 @@ fn fast_core(
 }
 
 /// The general path: any input (NaN, infinities, short series).
-#[allow(clippy::too_many_arguments)]
 fn general_core(
     returns: &[f64],
     benchmark: Option<&[f64]>,
-    req: f64,
-    omega_cut: f64,
-    rf: f64,
-    ann: f64,
+    rates: Rates,
     o: &MetricOptions,
     scratch: &mut Scratch,
 ) -> Core {
+    let Rates {
+        req,
+        omega_cut,
+        rf,
+        ann,
+    } = rates;
     let len = returns.len();
     // Pass 1: sums, extremes, wealth and drawdown, downside, omega, logs.
     // Sums are plain within CHUNK-sized runs (cheap, pipelined) and the run
@@ -628,17 +633,9 @@ fn quantile_metrics(values: &mut [f64], cutoff: f64, method: QuantileMethod) -> 
         return (var, cvar, tail_ratio_of_finite(values));
     }
     let (var, cvar, right) = fused::lower_tail(values, k, virtual_index - k as f64);
-    let lerp = fused::lerp;
     // 95th percentile: order statistics j and j+1 live in `right`.
     let j = k95.floor() as usize;
-    let (_, a95, right95) = right.select_nth_unstable_by(j - k - 1, f64::total_cmp);
-    let a95 = *a95;
-    let b95 = if j + 1 >= n {
-        a95
-    } else {
-        right95.iter().copied().fold(f64::INFINITY, f64::min)
-    };
-    let p95 = lerp(a95, b95, k95 - j as f64);
+    let p95 = fused::upper_lerp(right, j - k - 1, k95 - j as f64);
     // With cutoff 0.05 and linear interpolation, VaR is the 5th percentile.
     (var, cvar, p95.abs() / var.abs())
 }

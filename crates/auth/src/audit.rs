@@ -142,6 +142,12 @@ fn canonical_detail(detail: &serde_json::Value) -> String {
     out
 }
 
+/// The time an event is stored with: now, to the microsecond PostgreSQL
+/// keeps (so the leaf hashed from the row is what was written).
+pub(crate) fn audit_time() -> chrono::DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
 /// Appends an event inside the caller's tenant transaction: one plain
 /// INSERT, no lock (the sealer orders rows by id).
 pub(crate) async fn append(
@@ -151,7 +157,7 @@ pub(crate) async fn append(
 ) -> Result<(), AuthError> {
     diesel::insert_into(audit_log::table)
         .values((
-            audit_log::occurred_at.eq(Utc::now().trunc_subsecs(6)),
+            audit_log::occurred_at.eq(audit_time()),
             audit_log::tenant_id.eq(tenant_id),
             audit_log::user_id.eq(event.user_id),
             audit_log::actor.eq(event.actor.as_deref()),

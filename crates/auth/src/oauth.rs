@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use rampart_tenancy::TenantPool;
 
-use crate::audit::{AuditEvent, append};
+use crate::audit::{AuditEvent, append, audit_time};
 use crate::config::AuthConfig;
 use crate::context::{ClientContext, ct_eq, random_secret, sha256, tenant_id, ttl};
 use crate::error::AuthError;
@@ -376,7 +376,8 @@ struct CodeRow {
 }
 
 /// The refresh grant's one statement: marks the presented token rotated,
-/// inserts its successor and reads the user (active only).
+/// inserts its successor, appends the `token_refresh` audit event (the
+/// fields [`append`] writes) and reads the user (active only).
 ///
 /// Raw SQL: a data-modifying CTE. Its fixed text and static query id let
 /// diesel keep it prepared per connection, where a `sql_query` is parsed
@@ -388,6 +389,10 @@ struct Rotation<'a> {
     sealed: Option<&'a str>,
     successor_hash: &'a [u8],
     idle_secs: f64,
+    /// The audit event's time, tenant and client.
+    occurred_at: DateTime<Utc>,
+    tenant_id: Uuid,
+    ctx: &'a ClientContext,
 }
 
 impl diesel::query_builder::QueryId for Rotation<'_> {
@@ -430,7 +435,21 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Rotation<'_> {
         );
         out.push_bind_param::<diesel::sql_types::Double, _>(&self.idle_secs)?;
         out.push_sql(
-            "), family_expires_at), family_expires_at FROM old RETURNING id) \
+            "), family_expires_at), family_expires_at FROM old RETURNING id), \
+             audit AS (INSERT INTO audit_log (occurred_at, tenant_id, user_id, actor, action, result, ip, \
+               user_agent, detail) SELECT ",
+        );
+        out.push_bind_param::<Timestamptz, _>(&self.occurred_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<SqlUuid, _>(&self.tenant_id)?;
+        out.push_sql(", user_id, ");
+        out.push_bind_param::<Text, _>(&self.client_id)?;
+        out.push_sql(", 'token_refresh', 'success', ");
+        out.push_bind_param::<Text, _>(&self.ctx.ip)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.ctx.user_agent)?;
+        out.push_sql(
+            ", '{}'::jsonb FROM old) \
              SELECT old.family_id, old.user_id, old.session_id, old.scope, old.auth_time, \
                u.email, u.display_name, u.role, u.totp_enabled \
              FROM old LEFT JOIN users u ON u.id = old.user_id AND u.status = 'active'",
@@ -1164,9 +1183,14 @@ impl OAuthService {
                     sealed: sealed.as_deref(),
                     successor_hash: &successor_hash,
                     idle_secs: config.refresh_token_ttl_secs as f64,
+                    occurred_at: audit_time(),
+                    tenant_id,
+                    ctx,
                 }
                 .load(conn)
                 .await?;
+                // Audited by the rotation itself; a grace-window retry below.
+                let mut audited = true;
                 let (mut row, token) = match rotated.into_iter().next() {
                     Some(row) => (row, successor.clone()),
                     None => {
@@ -1220,6 +1244,7 @@ impl OAuthService {
                                 == 1;
                         match (&state.successor_sealed, taken) {
                             (Some(sealed), true) => {
+                                audited = false;
                                 let token = String::from_utf8(self.sealer.open(sealed)?)
                                     .map_err(|e| AuthError::Crypto(e.to_string()))?;
                                 (
@@ -1281,13 +1306,15 @@ impl OAuthService {
                     row.family_id,
                 );
                 let response = self.mint(tenant, tenant_id, grant, Some(token))?;
-                append(
-                    conn,
-                    tenant_id,
-                    &AuditEvent::by_user("token_refresh", "success", user.id, ctx)
-                        .actor(&client.client_id),
-                )
-                .await?;
+                if !audited {
+                    append(
+                        conn,
+                        tenant_id,
+                        &AuditEvent::by_user("token_refresh", "success", user.id, ctx)
+                            .actor(&client.client_id),
+                    )
+                    .await?;
+                }
                 Ok::<_, AuthError>(Ok(response))
             })
             .await?

@@ -317,6 +317,25 @@ async fn code_flow_refresh_rotation_reuse_and_revocation() {
         .await
         .unwrap();
     let rt3 = t3.refresh_token.unwrap();
+    // Each refresh is audited once (the rotations by their own statement,
+    // the grace retry by the grant), with the user, the client and the
+    // caller's address.
+    let refreshes: Vec<_> = a
+        .audit_log("acme", 200)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "token_refresh")
+        .collect();
+    assert_eq!(refreshes.len(), 3, "two rotations and one grace retry");
+    for r in &refreshes {
+        assert_eq!(r.user_id, Some(user_id));
+        assert_eq!(r.actor.as_deref(), Some("web"));
+        assert_eq!(r.ip.as_deref(), Some(ctx("x").ip.as_str()));
+        assert_eq!(r.result, "success");
+        assert_eq!(r.user_agent.as_deref(), Some("test-agent"));
+        assert_eq!(r.detail, "{}");
+    }
     // After the grace window, reuse revokes the whole family.
     let mut conn =
         <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&s.db_url)

@@ -113,9 +113,10 @@ pub struct StoredBar {
     pub fetched_at: DateTime<Utc>,
 }
 
-#[derive(Queryable, Selectable)]
+/// The columns of `prices_daily` that hold a [`Bar`], read and written alike.
+#[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = prices_daily, check_for_backend(diesel::pg::Pg))]
-struct BarRow {
+struct BarColumns {
     date: NaiveDate,
     open: f64,
     high: f64,
@@ -123,6 +124,43 @@ struct BarRow {
     close: f64,
     adj_close: Option<f64>,
     volume: i64,
+}
+
+impl From<&Bar> for BarColumns {
+    /// A volume beyond `i64` is stored as `i64::MAX`.
+    fn from(bar: &Bar) -> Self {
+        BarColumns {
+            date: bar.date,
+            open: bar.open,
+            high: bar.high,
+            low: bar.low,
+            close: bar.close,
+            adj_close: bar.adj_close,
+            volume: i64::try_from(bar.volume).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+impl From<BarColumns> for Bar {
+    /// A negative stored volume reads as 0.
+    fn from(r: BarColumns) -> Self {
+        Bar {
+            date: r.date,
+            open: r.open,
+            high: r.high,
+            low: r.low,
+            close: r.close,
+            adj_close: r.adj_close,
+            volume: u64::try_from(r.volume).unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = prices_daily, check_for_backend(diesel::pg::Pg))]
+struct BarRow {
+    #[diesel(embed)]
+    bar: BarColumns,
     source: String,
     fetched_at: DateTime<Utc>,
 }
@@ -132,13 +170,8 @@ struct BarRow {
 #[diesel(table_name = prices_daily, check_for_backend(diesel::pg::Pg))]
 struct NewBar<'a> {
     symbol: &'a str,
-    date: NaiveDate,
-    open: f64,
-    high: f64,
-    low: f64,
-    close: f64,
-    adj_close: Option<f64>,
-    volume: i64,
+    #[diesel(embed)]
+    bar: BarColumns,
     source: &'a str,
 }
 
@@ -258,13 +291,7 @@ impl StoreProvider {
             .iter()
             .map(|b| NewBar {
                 symbol,
-                date: b.date,
-                open: b.open,
-                high: b.high,
-                low: b.low,
-                close: b.close,
-                adj_close: b.adj_close,
-                volume: i64::try_from(b.volume).unwrap_or(i64::MAX),
+                bar: b.into(),
                 source,
             })
             .collect();
@@ -307,15 +334,7 @@ impl StoreProvider {
         Ok(rows
             .into_iter()
             .map(|r| StoredBar {
-                bar: Bar {
-                    date: r.date,
-                    open: r.open,
-                    high: r.high,
-                    low: r.low,
-                    close: r.close,
-                    adj_close: r.adj_close,
-                    volume: u64::try_from(r.volume).unwrap_or(0),
-                },
+                bar: r.bar.into(),
                 source: r.source,
                 fetched_at: r.fetched_at,
             })

@@ -820,6 +820,18 @@ impl NewComment {
     }
 }
 
+/// The columns an [`Analysis`] is read from, in the order of its fields.
+/// Columns are unit structs, so `AnalysisColumns::default()` is the
+/// selection itself.
+type AnalysisColumns = (
+    ana::id,
+    ana::version,
+    ana::source,
+    ana::document,
+    ana::created_by,
+    ana::created_at,
+);
+
 async fn load_analyses(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -829,14 +841,7 @@ async fn load_analyses(
         .filter(ana::case_id.eq(id))
         .order((ana::created_at, ana::id))
         .limit(1000)
-        .select((
-            ana::id,
-            ana::version,
-            ana::source,
-            ana::document,
-            ana::created_by,
-            ana::created_at,
-        ))
+        .select(AnalysisColumns::default())
         .into_boxed();
     if let Some(v) = version {
         query = query.filter(ana::version.eq(v));
@@ -860,14 +865,7 @@ async fn insert_analysis(
             ana::document.eq(document),
             ana::created_by.eq(actor.user_id),
         ))
-        .returning((
-            ana::id,
-            ana::version,
-            ana::source,
-            ana::document,
-            ana::created_by,
-            ana::created_at,
-        ))
+        .returning(AnalysisColumns::default())
         .get_result(conn)
         .await?)
 }

@@ -286,22 +286,17 @@ pub struct NewPortfolio {
 
 /// Changes to a portfolio's own fields; absent fields stay as they are.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct PortfolioPatch {
     /// Name.
-    #[serde(default)]
     pub name: Option<String>,
     /// Description.
-    #[serde(default)]
     pub description: Option<String>,
     /// ISO 4217 code.
-    #[serde(default)]
     pub base_currency: Option<String>,
     /// Public within the tenant.
-    #[serde(default)]
     pub is_public: Option<bool>,
     /// Settings (replaces the object).
-    #[serde(default)]
     pub settings: Option<serde_json::Value>,
 }
 

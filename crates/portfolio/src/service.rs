@@ -8,9 +8,9 @@ use uuid::Uuid;
 use crate::PortfolioError;
 use crate::documents::{self, to_json};
 use crate::model::{
-    Access, Actor, NewPortfolio, Page, Portfolio, PortfolioDetail, PortfolioPatch, PositionInput,
-    check_currency, check_description, check_name, check_settings, check_weights, page_limit,
-    parse_cursor,
+    Access, Actor, NewPortfolio, Page, Portfolio, PortfolioDetail, PortfolioPatch, Position,
+    PositionInput, check_currency, check_description, check_name, check_settings, check_weights,
+    page_limit, parse_cursor,
 };
 use crate::rows::{
     NewPortfolioRow, commit_change, create_portfolio, delete_positions, detail, insert_positions,
@@ -262,27 +262,24 @@ impl PortfolioService {
         input: PositionInput,
     ) -> Result<PortfolioDetail, PortfolioError> {
         let input = input.validated()?;
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let p = portfolio_for(conn, actor, id, Access::Edit, true).await?;
-                let existing = positions_of(conn, id).await?;
-                check_weights(
-                    existing
-                        .iter()
-                        .map(|x| x.target_weight)
-                        .chain([input.target_weight]),
-                )?;
-                let pid = insert_positions(conn, id, std::slice::from_ref(&input))
-                    .await?
-                    .into_iter()
-                    .next();
-                let after = positions_of(conn, id)
-                    .await?
-                    .into_iter()
-                    .find(|x| Some(x.id) == pid);
-                commit_change(conn, actor, &p, "add_position", None, to_json(&after)).await
-            })
-            .await
+        self.edit_positions(tenant, actor, id, async |conn, p, existing| {
+            check_weights(
+                existing
+                    .iter()
+                    .map(|x| x.target_weight)
+                    .chain([input.target_weight]),
+            )?;
+            let pid = insert_positions(conn, id, std::slice::from_ref(&input))
+                .await?
+                .into_iter()
+                .next();
+            let after = positions_of(conn, id)
+                .await?
+                .into_iter()
+                .find(|x| Some(x.id) == pid);
+            commit_change(conn, actor, &p, "add_position", None, to_json(&after)).await
+        })
+        .await
     }
 
     /// Replaces a position (needs `edit`).
@@ -295,38 +292,35 @@ impl PortfolioService {
         input: PositionInput,
     ) -> Result<PortfolioDetail, PortfolioError> {
         let input = input.validated()?;
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let p = portfolio_for(conn, actor, id, Access::Edit, true).await?;
-                let existing = positions_of(conn, id).await?;
-                let before = existing
+        self.edit_positions(tenant, actor, id, async |conn, p, existing| {
+            let before = existing
+                .iter()
+                .find(|x| x.id == position_id)
+                .cloned()
+                .ok_or(PortfolioError::NotFound)?;
+            check_weights(
+                existing
                     .iter()
-                    .find(|x| x.id == position_id)
-                    .cloned()
-                    .ok_or(PortfolioError::NotFound)?;
-                check_weights(
-                    existing
-                        .iter()
-                        .filter(|x| x.id != position_id)
-                        .map(|x| x.target_weight)
-                        .chain([input.target_weight]),
-                )?;
-                replace_position(conn, id, position_id, &input).await?;
-                let after = positions_of(conn, id)
-                    .await?
-                    .into_iter()
-                    .find(|x| x.id == position_id);
-                commit_change(
-                    conn,
-                    actor,
-                    &p,
-                    "update_position",
-                    to_json(&before),
-                    to_json(&after),
-                )
-                .await
-            })
+                    .filter(|x| x.id != position_id)
+                    .map(|x| x.target_weight)
+                    .chain([input.target_weight]),
+            )?;
+            replace_position(conn, id, position_id, &input).await?;
+            let after = positions_of(conn, id)
+                .await?
+                .into_iter()
+                .find(|x| x.id == position_id);
+            commit_change(
+                conn,
+                actor,
+                &p,
+                "update_position",
+                to_json(&before),
+                to_json(&after),
+            )
             .await
+        })
+        .await
     }
 
     /// Removes a position (needs `edit`).
@@ -337,18 +331,15 @@ impl PortfolioService {
         id: Uuid,
         position_id: Uuid,
     ) -> Result<PortfolioDetail, PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let p = portfolio_for(conn, actor, id, Access::Edit, true).await?;
-                let before = positions_of(conn, id)
-                    .await?
-                    .into_iter()
-                    .find(|x| x.id == position_id)
-                    .ok_or(PortfolioError::NotFound)?;
-                delete_positions(conn, id, Some(position_id)).await?;
-                commit_change(conn, actor, &p, "remove_position", to_json(&before), None).await
-            })
-            .await
+        self.edit_positions(tenant, actor, id, async |conn, p, existing| {
+            let before = existing
+                .into_iter()
+                .find(|x| x.id == position_id)
+                .ok_or(PortfolioError::NotFound)?;
+            delete_positions(conn, id, Some(position_id)).await?;
+            commit_change(conn, actor, &p, "remove_position", to_json(&before), None).await
+        })
+        .await
     }
 
     /// Replaces or extends the positions in one change (used by CSV import).
@@ -360,34 +351,57 @@ impl PortfolioService {
         positions: &[PositionInput],
         replace: bool,
     ) -> Result<PortfolioDetail, PortfolioError> {
+        self.edit_positions(tenant, actor, id, async |conn, p, existing| {
+            let kept: &[Position] = if replace { &[] } else { &existing };
+            check_weights(
+                kept.iter()
+                    .map(|x| x.target_weight)
+                    .chain(positions.iter().map(|x| x.target_weight)),
+            )?;
+            if replace {
+                delete_positions(conn, id, None).await?;
+            }
+            insert_positions(conn, id, positions).await?;
+            let after = positions_of(conn, id).await?;
+            commit_change(
+                conn,
+                actor,
+                &p,
+                if replace {
+                    "import_replace"
+                } else {
+                    "import_append"
+                },
+                to_json(&existing),
+                to_json(&after),
+            )
+            .await
+        })
+        .await
+    }
+
+    /// Runs `change` in one transaction on a portfolio the actor may edit
+    /// (its row locked, so concurrent changes get consecutive versions),
+    /// given the portfolio and its positions as they are before the change.
+    async fn edit_positions<F>(
+        &self,
+        tenant: &str,
+        actor: &Actor,
+        id: Uuid,
+        change: F,
+    ) -> Result<PortfolioDetail, PortfolioError>
+    where
+        F: AsyncFnOnce(
+            &mut AsyncPgConnection,
+            Portfolio,
+            Vec<Position>,
+        ) -> Result<PortfolioDetail, PortfolioError>,
+    {
         self.pool
             .with_tenant(tenant, async |conn| {
                 let p = portfolio_for(conn, actor, id, Access::Edit, true).await?;
                 let existing = positions_of(conn, id).await?;
-                let kept: &[crate::Position] = if replace { &[] } else { &existing };
-                check_weights(
-                    kept.iter()
-                        .map(|x| x.target_weight)
-                        .chain(positions.iter().map(|x| x.target_weight)),
-                )?;
-                if replace {
-                    delete_positions(conn, id, None).await?;
-                }
-                insert_positions(conn, id, positions).await?;
-                let after = positions_of(conn, id).await?;
-                commit_change(
-                    conn,
-                    actor,
-                    &p,
-                    if replace {
-                        "import_replace"
-                    } else {
-                        "import_append"
-                    },
-                    to_json(&existing),
-                    to_json(&after),
-                )
-                .await
+                change(conn, p, existing).await
             })
             .await
     }
