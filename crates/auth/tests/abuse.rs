@@ -621,3 +621,62 @@ async fn a_tenant_role_records_revocations_only_for_its_own_tenant() {
         .expect("refused outside a tenant role");
     assert!(err.to_string().contains("no tenant"), "{err}");
 }
+
+/// Upgrading to access tokens without rows: a token revoked before the
+/// migration that drops `access_tokens` stays refused after it (the
+/// migration moves unexpired revocations to the feed); others stay valid.
+#[tokio::test(flavor = "multi_thread")]
+async fn access_tokens_revoked_before_the_upgrade_stay_revoked() {
+    use rampart_tenancy::{MigrationSet, TenancyConfig, TenantPool};
+    rampart_testkit::install_crypto_provider();
+    let db = rampart_testkit::fresh_database().await.unwrap();
+    let previous = MigrationSet::embedded_tenant().up_to("20261203220000");
+    let old = TenantPool::connect_with_template(TenancyConfig::new(db.url.clone(), 8), previous)
+        .await
+        .unwrap();
+    old.provision("acme", "Acme").await.unwrap();
+    let a = AuthServer::with_memory_keys(
+        old,
+        AuthConfig {
+            revocation_check_secs: 0,
+            ..config()
+        },
+    )
+    .await
+    .unwrap();
+    let rs = confidential(&a, "acme").await;
+    let mut issued = Vec::new();
+    for _ in 0..2 {
+        let token = a
+            .token("acme", &rs, &client_credentials_grant(), &ctx("x"))
+            .await
+            .unwrap()
+            .access_token;
+        issued.push(token);
+    }
+    let info = a.introspect("acme", &rs, &issued[0]).await.unwrap();
+    let (jti, exp) = (info["jti"].as_str().unwrap(), info["exp"].as_i64().unwrap());
+    // What the previous release stored for a revoked token.
+    sql(
+        &db.url,
+        &format!(
+            "INSERT INTO tenant_acme.access_tokens (jti, client_id, expires_at, revoked_at) \
+             VALUES ('{jti}', '{}', to_timestamp({exp}), now())",
+            rs.client_id
+        ),
+    )
+    .await;
+    let current = TenantPool::connect_with_template(
+        TenancyConfig::new(db.url.clone(), 8),
+        MigrationSet::embedded_tenant(),
+    )
+    .await
+    .unwrap();
+    let report = current.migrate_all().await.unwrap();
+    assert!(report.failed.is_empty() && report.behind == 1, "{report:?}");
+    assert!(matches!(
+        a.authenticate_bearer("acme", &issued[0]).await,
+        Err(AuthError::InvalidToken(_))
+    ));
+    a.authenticate_bearer("acme", &issued[1]).await.unwrap();
+}
