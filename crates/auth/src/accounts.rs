@@ -68,6 +68,44 @@ async fn known_source(
     .await?)
 }
 
+/// [`AuthError::NotFound`] when an update of a user by id touched no row.
+fn require_updated(rows: usize) -> Result<(), AuthError> {
+    if rows == 0 {
+        return Err(AuthError::NotFound("user".into()));
+    }
+    Ok(())
+}
+
+/// The preferences of the one row a query of a user by id returned;
+/// [`AuthError::NotFound`] when it returned none.
+fn only_preferences(rows: Vec<Preferences>) -> Result<serde_json::Value, AuthError> {
+    rows.into_iter()
+        .next()
+        .map(|r| r.preferences)
+        .ok_or_else(|| AuthError::NotFound("user".into()))
+}
+
+/// Revokes the user's sessions not yet revoked, but for `keep`, with their
+/// tokens; returns how many.
+async fn revoke_sessions_except(
+    conn: &mut diesel_async::AsyncPgConnection,
+    revocations: &RevocationFeed,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+) -> Result<usize, AuthError> {
+    let ids: Vec<Uuid> = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::id.nullable().is_distinct_from(keep))
+        .select(sessions::id)
+        .load(conn)
+        .await?;
+    for id in &ids {
+        revoke_sessions(conn, revocations, Holder::Session(*id)).await?;
+    }
+    Ok(ids.len())
+}
+
 /// Accounts and their sessions: registration, password and second-factor
 /// login with brute-force defence, sessions, logout and password change.
 #[derive(Clone)]
@@ -232,9 +270,7 @@ impl AccountService {
                     .set((users::role.eq(role.as_str()), users::updated_at.eq(now)))
                     .execute(conn)
                     .await?;
-                if n == 0 {
-                    return Err(AuthError::NotFound("user".into()));
-                }
+                require_updated(n)?;
                 user_rows::profile(conn, user_id).await
             })
             .await
@@ -255,9 +291,7 @@ impl AccountService {
                     .set((users::status.eq("disabled"), users::updated_at.eq(now)))
                     .execute(conn)
                     .await?;
-                if n == 0 {
-                    return Err(AuthError::NotFound("user".into()));
-                }
+                require_updated(n)?;
                 revoke_sessions(conn, &self.revocations, Holder::User(user_id)).await?;
                 user_rows::profile(conn, user_id).await
             })
@@ -273,9 +307,7 @@ impl AccountService {
                     .set((users::status.eq("active"), users::updated_at.eq(now)))
                     .execute(conn)
                     .await?;
-                if n == 0 {
-                    return Err(AuthError::NotFound("user".into()));
-                }
+                require_updated(n)?;
                 user_rows::profile(conn, user_id).await
             })
             .await
@@ -295,10 +327,7 @@ impl AccountService {
                         .bind::<diesel::sql_types::Uuid, _>(user_id)
                         .load(conn)
                         .await?;
-                rows.into_iter()
-                    .next()
-                    .map(|r| r.preferences)
-                    .ok_or_else(|| AuthError::NotFound("user".into()))
+                only_preferences(rows)
             })
             .await
     }
@@ -355,10 +384,7 @@ impl AccountService {
                 .bind::<diesel::sql_types::Jsonb, _>(patch)
                 .load(conn)
                 .await?;
-                rows.into_iter()
-                    .next()
-                    .map(|r| r.preferences)
-                    .ok_or_else(|| AuthError::NotFound("user".into()))
+                only_preferences(rows)
             })
             .await
     }
@@ -806,24 +832,16 @@ impl AccountService {
         let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
-                let ids: Vec<Uuid> = sessions::table
-                    .filter(sessions::user_id.eq(user_id))
-                    .filter(sessions::id.ne(keep))
-                    .filter(sessions::revoked_at.is_null())
-                    .select(sessions::id)
-                    .load(conn)
-                    .await?;
-                for id in &ids {
-                    revoke_sessions(conn, &self.revocations, Holder::Session(*id)).await?;
-                }
+                let revoked =
+                    revoke_sessions_except(conn, &self.revocations, user_id, Some(keep)).await?;
                 append(
                     conn,
                     tenant_id,
                     &AuditEvent::by_user("session_revoke_others", "success", user_id, ctx)
-                        .detail(serde_json::json!({"revoked": ids.len()})),
+                        .detail(serde_json::json!({"revoked": revoked})),
                 )
                 .await?;
-                Ok::<_, AuthError>(ids.len())
+                Ok::<_, AuthError>(revoked)
             })
             .await
     }
@@ -873,16 +891,7 @@ impl AccountService {
                     ))
                     .execute(conn)
                     .await?;
-                let ids: Vec<Uuid> = sessions::table
-                    .filter(sessions::user_id.eq(user_id))
-                    .filter(sessions::revoked_at.is_null())
-                    .filter(sessions::id.nullable().is_distinct_from(keep_session))
-                    .select(sessions::id)
-                    .load(conn)
-                    .await?;
-                for id in &ids {
-                    revoke_sessions(conn, &self.revocations, Holder::Session(*id)).await?;
-                }
+                revoke_sessions_except(conn, &self.revocations, user_id, keep_session).await?;
                 append(
                     conn,
                     tenant_id,

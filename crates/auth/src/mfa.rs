@@ -114,6 +114,17 @@ impl MfaService {
             .await?)
     }
 
+    /// Deletes every backup code of the user.
+    async fn delete_backup_codes(
+        conn: &mut AsyncPgConnection,
+        user_id: Uuid,
+    ) -> Result<(), AuthError> {
+        diesel::delete(mfa_backup_codes::table.filter(mfa_backup_codes::user_id.eq(user_id)))
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
     /// Starts TOTP setup: a new secret (sealed at rest), not active until
     /// [`MfaService::confirm_totp`].
     pub async fn begin_totp_setup(
@@ -179,11 +190,7 @@ impl MfaService {
                     ))
                     .execute(conn)
                     .await?;
-                diesel::delete(
-                    mfa_backup_codes::table.filter(mfa_backup_codes::user_id.eq(user_id)),
-                )
-                .execute(conn)
-                .await?;
+                Self::delete_backup_codes(conn, user_id).await?;
                 let rows: Vec<_> = codes
                     .iter()
                     .map(|c| {
@@ -240,11 +247,7 @@ impl MfaService {
                     ))
                     .execute(conn)
                     .await?;
-                diesel::delete(
-                    mfa_backup_codes::table.filter(mfa_backup_codes::user_id.eq(user_id)),
-                )
-                .execute(conn)
-                .await?;
+                Self::delete_backup_codes(conn, user_id).await?;
                 append(
                     conn,
                     tenant_id,

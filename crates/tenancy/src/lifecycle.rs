@@ -56,6 +56,10 @@ enum Transition {
     Resume,
     Deactivate,
     Reactivate,
+    /// Drops the schema and role; `force` disregards the retention deadline.
+    Purge {
+        force: bool,
+    },
 }
 
 impl Transition {
@@ -64,7 +68,7 @@ impl Transition {
             Self::Suspend => &[TenantStatus::Active],
             Self::Resume => &[TenantStatus::Suspended],
             Self::Deactivate => &[TenantStatus::Active, TenantStatus::Suspended],
-            Self::Reactivate => &[TenantStatus::Deactivated],
+            Self::Reactivate | Self::Purge { .. } => &[TenantStatus::Deactivated],
         }
     }
     fn target(self) -> TenantStatus {
@@ -72,6 +76,7 @@ impl Transition {
             Self::Suspend => TenantStatus::Suspended,
             Self::Deactivate => TenantStatus::Deactivated,
             Self::Resume | Self::Reactivate => TenantStatus::Active,
+            Self::Purge { .. } => TenantStatus::Purged,
         }
     }
     fn event(self) -> &'static str {
@@ -80,6 +85,7 @@ impl Transition {
             Self::Resume => "resumed",
             Self::Deactivate => "deactivated",
             Self::Reactivate => "reactivated",
+            Self::Purge { .. } => "purged",
         }
     }
 }
@@ -96,6 +102,76 @@ async fn lock_tenant(
         .await
         .optional()?
         .ok_or_else(|| TenancyError::NotFound(slug.to_string()))?
+        .into_tenant()
+}
+
+/// Sets the locked tenant `slug`'s status to `target` and its retention
+/// `deadline`; `suspended_at` and `deactivated_at` are stamped now when
+/// `target` is that status and cleared otherwise.
+async fn set_status(
+    conn: &mut AsyncPgConnection,
+    slug: &TenantSlug,
+    target: TenantStatus,
+    deadline: Option<DateTime<Utc>>,
+) -> Result<Tenant, TenancyError> {
+    diesel::update(tenants::table.filter(tenants::slug.eq(slug.as_str())))
+        .set((
+            tenants::status.eq(target.as_str()),
+            tenants::updated_at.eq(now),
+            tenants::suspended_at.eq(case_when::<_, _, Timestamptz>(
+                (target == TenantStatus::Suspended).into_sql::<Bool>(),
+                now,
+            )),
+            tenants::deactivated_at.eq(case_when::<_, _, Timestamptz>(
+                (target == TenantStatus::Deactivated).into_sql::<Bool>(),
+                now,
+            )),
+            tenants::retention_deadline.eq(deadline),
+        ))
+        .returning(TenantRow::as_returning())
+        .get_result::<TenantRow>(conn)
+        .await?
+        .into_tenant()
+}
+
+/// Purges the locked, deactivated tenant `slug`, `current` as it was
+/// (refused before its retention deadline unless `force`): drops its schema
+/// and role and leaves the registry row as a tombstone.
+async fn purge_schema(
+    conn: &mut AsyncPgConnection,
+    slug: &TenantSlug,
+    current: &Tenant,
+    force: bool,
+) -> Result<Tenant, TenancyError> {
+    if let Some(deadline) = current.retention_deadline
+        && deadline > Utc::now()
+        && !force
+    {
+        return Err(TenancyError::RetentionNotElapsed {
+            slug: slug.to_string(),
+            deadline: deadline.into(),
+        });
+    }
+    let (s, r) = (
+        quote_ident(&current.schema_name),
+        quote_ident(&current.role_name),
+    );
+    // DDL: diesel has no statements for roles and schemas.
+    conn.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {s} CASCADE; DROP OWNED BY {r}; DROP ROLE {r};"
+    ))
+    .await?;
+    diesel::update(tenants::table.filter(tenants::slug.eq(slug.as_str())))
+        .set((
+            tenants::status.eq(TenantStatus::Purged.as_str()),
+            tenants::purged_at.eq(now),
+            tenants::updated_at.eq(now),
+            tenants::settings.eq(serde_json::json!({})),
+            tenants::feature_flags.eq(serde_json::json!({})),
+        ))
+        .returning(TenantRow::as_returning())
+        .get_result::<TenantRow>(conn)
+        .await?
         .into_tenant()
 }
 
@@ -148,6 +224,9 @@ impl TenantPool {
             .await
     }
 
+    /// Changes the tenant's status in one transaction (its registry row
+    /// locked, the transition checked against its status), records the
+    /// event, then drops the tenant from the cache.
     async fn transition(
         &self,
         slug: &str,
@@ -168,30 +247,21 @@ impl TenantPool {
                         to: transition.target().to_string(),
                     });
                 }
-                let target = transition.target();
-                let tenant = diesel::update(tenants::table.filter(tenants::slug.eq(slug.as_str())))
-                    .set((
-                        tenants::status.eq(target.as_str()),
-                        tenants::updated_at.eq(now),
-                        tenants::suspended_at.eq(case_when::<_, _, Timestamptz>(
-                            (target == TenantStatus::Suspended).into_sql::<Bool>(),
-                            now,
-                        )),
-                        tenants::deactivated_at.eq(case_when::<_, _, Timestamptz>(
-                            (target == TenantStatus::Deactivated).into_sql::<Bool>(),
-                            now,
-                        )),
-                        tenants::retention_deadline.eq(deadline),
-                    ))
-                    .returning(TenantRow::as_returning())
-                    .get_result::<TenantRow>(conn)
-                    .await?
-                    .into_tenant()?;
+                let (tenant, detail) = match transition {
+                    Transition::Purge { force } => (
+                        purge_schema(conn, &slug, &current, force).await?,
+                        serde_json::json!({"forced": force.to_string()}),
+                    ),
+                    _ => (
+                        set_status(conn, &slug, transition.target(), deadline).await?,
+                        serde_json::json!({"from": current.status.as_str(), "reason": reason}),
+                    ),
+                };
                 NewTenantEvent {
                     tenant_id: Some(tenant.id),
                     slug: slug.as_str(),
                     event: transition.event(),
-                    detail: serde_json::json!({"from": current.status.as_str(), "reason": reason}),
+                    detail,
                     actor,
                 }
                 .record(conn)
@@ -212,62 +282,8 @@ impl TenantPool {
         force: bool,
         actor: Option<&str>,
     ) -> Result<Tenant, TenancyError> {
-        let slug = TenantSlug::parse(slug)?;
-        let mut conn = self.conn().await?;
-        let tenant = conn
-            .transaction::<_, TenancyError, _>(async |conn| {
-                let current = lock_tenant(conn, &slug).await?;
-                if current.status != TenantStatus::Deactivated {
-                    return Err(TenancyError::InvalidTransition {
-                        slug: slug.to_string(),
-                        from: current.status.to_string(),
-                        to: TenantStatus::Purged.to_string(),
-                    });
-                }
-                if let Some(deadline) = current.retention_deadline
-                    && deadline > Utc::now()
-                    && !force
-                {
-                    return Err(TenancyError::RetentionNotElapsed {
-                        slug: slug.to_string(),
-                        deadline: deadline.into(),
-                    });
-                }
-                let (s, r) = (
-                    quote_ident(&current.schema_name),
-                    quote_ident(&current.role_name),
-                );
-                // DDL: diesel has no statements for roles and schemas.
-                conn.batch_execute(&format!(
-                    "DROP SCHEMA IF EXISTS {s} CASCADE; DROP OWNED BY {r}; DROP ROLE {r};"
-                ))
-                .await?;
-                let tenant = diesel::update(tenants::table.filter(tenants::slug.eq(slug.as_str())))
-                    .set((
-                        tenants::status.eq(TenantStatus::Purged.as_str()),
-                        tenants::purged_at.eq(now),
-                        tenants::updated_at.eq(now),
-                        tenants::settings.eq(serde_json::json!({})),
-                        tenants::feature_flags.eq(serde_json::json!({})),
-                    ))
-                    .returning(TenantRow::as_returning())
-                    .get_result::<TenantRow>(conn)
-                    .await?
-                    .into_tenant()?;
-                NewTenantEvent {
-                    tenant_id: Some(tenant.id),
-                    slug: slug.as_str(),
-                    event: "purged",
-                    detail: serde_json::json!({"forced": force.to_string()}),
-                    actor,
-                }
-                .record(conn)
-                .await?;
-                Ok(tenant)
-            })
-            .await?;
-        self.invalidate(&slug).await;
-        Ok(tenant)
+        self.transition(slug, Transition::Purge { force }, "", actor, None)
+            .await
     }
 
     /// Purges every deactivated tenant whose retention deadline has passed

@@ -81,6 +81,26 @@ struct Behind {
     is_canary: bool,
 }
 
+impl Behind {
+    /// Records `event` in the tenant's event log, by no actor (the run).
+    async fn record(
+        &self,
+        conn: &mut AsyncPgConnection,
+        event: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), TenancyError> {
+        NewTenantEvent {
+            tenant_id: Some(self.id),
+            slug: &self.slug,
+            event,
+            detail,
+            actor: None,
+        }
+        .record(conn)
+        .await
+    }
+}
+
 #[derive(diesel::QueryableByName)]
 struct Locked {
     #[diesel(sql_type = Bool)]
@@ -229,15 +249,13 @@ impl TenantPool {
                             ))
                             .execute(conn)
                             .await?;
-                        NewTenantEvent {
-                            tenant_id: Some(tenant.id),
-                            slug: &tenant.slug,
-                            event: "migration_failed",
-                            detail: serde_json::json!({"error": message}),
-                            actor: None,
-                        }
-                        .record(conn)
-                        .await
+                        tenant
+                            .record(
+                                conn,
+                                "migration_failed",
+                                serde_json::json!({"error": message}),
+                            )
+                            .await
                     })
                     .await;
                 if let Err(e) = recorded {
@@ -305,15 +323,9 @@ impl TenantPool {
                 ))
                 .execute(conn)
                 .await?;
-            NewTenantEvent {
-                tenant_id: Some(tenant.id),
-                slug: &tenant.slug,
-                event: "migrated",
-                detail: serde_json::json!({"from": tenant.version, "to": template.latest_version()}),
-                actor: None,
-            }
-            .record(conn)
-            .await?;
+            let to = template.latest_version();
+            let detail = serde_json::json!({"from": tenant.version, "to": to});
+            tenant.record(conn, "migrated", detail).await?;
             Ok(done)
         })
         .await
