@@ -28,6 +28,14 @@ fn provider(idp: &OidcProvider, name: &str) -> UpstreamProvider {
     }
 }
 
+/// The provider "idp" with the client secret [`SECRET`].
+fn provider_with_secret(idp: &OidcProvider) -> UpstreamProvider {
+    UpstreamProvider {
+        client_secret: Some(SecretString::from(SECRET)),
+        ..provider(idp, "idp")
+    }
+}
+
 /// Another AuthServer over the same database (a restart, another replica).
 async fn reopen(t: &TestServer, secrets: Arc<dyn UpstreamSecrets>) -> AuthServer {
     let tenancy = rampart_tenancy::TenancyConfig::new(t.db_url.clone(), 4);
@@ -53,15 +61,7 @@ async fn providers_persist_with_their_secret_in_the_store_only() {
     let first = reopen(&t, secrets.clone()).await;
     let info = first
         .upstream()
-        .put_provider(
-            "acme",
-            UpstreamProvider {
-                client_secret: Some(SecretString::from(SECRET)),
-                ..provider(idp, "idp")
-            },
-            false,
-            "test",
-        )
+        .put_provider("acme", provider_with_secret(idp), false, "test")
         .await
         .unwrap();
     assert!(info.has_client_secret);
@@ -171,15 +171,7 @@ async fn a_secret_without_a_store_is_refused() {
     let r = t
         .auth
         .upstream()
-        .put_provider(
-            "acme",
-            UpstreamProvider {
-                client_secret: Some(SecretString::from(SECRET)),
-                ..provider(idp, "idp")
-            },
-            false,
-            "test",
-        )
+        .put_provider("acme", provider_with_secret(idp), false, "test")
         .await;
     assert!(matches!(r, Err(AuthError::NoSecretStore)), "{r:?}");
     assert!(

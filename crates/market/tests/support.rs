@@ -60,6 +60,13 @@ pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
 }
 
+/// The daily bars of AAPL from 2 to 4 January 2024, the range of the
+/// vendors' bar fixtures.
+pub async fn aapl_bars_jan_2_to_4(p: &impl MarketDataProvider) -> rampart_market::Result<Vec<Bar>> {
+    p.daily_bars("AAPL", date(2024, 1, 2), date(2024, 1, 4))
+        .await
+}
+
 pub fn quote(symbol: &str, price: f64) -> Quote {
     Quote::at(symbol, price)
 }

@@ -11,7 +11,7 @@ use rampart_market::{MarketDataProvider, MarketError, ProviderChain, StoreProvid
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{date, fast_policy, fresh_database, init};
+use crate::support::{aapl_bars_jan_2_to_4, date, fast_policy, fresh_database, init};
 
 struct Token(&'static str);
 
@@ -50,10 +50,7 @@ async fn bars_and_symbols_with_the_users_bearer_token() {
         .respond_with(json(200, include_str!("fixtures/tradestation_bars.json")))
         .mount(&server)
         .await;
-    let bars = p
-        .daily_bars("AAPL", date(2024, 1, 2), date(2024, 1, 4))
-        .await
-        .unwrap();
+    let bars = aapl_bars_jan_2_to_4(&p).await.unwrap();
     assert_eq!(bars.len(), 3);
     assert_eq!(bars[0].date, date(2024, 1, 2));
     assert_eq!(
@@ -162,11 +159,7 @@ async fn error_bodies_become_typed_errors() {
         Arc::new(NoToken),
     )
     .unwrap();
-    assert!(
-        none.daily_bars("AAPL", date(2024, 1, 2), date(2024, 1, 4))
-            .await
-            .is_err()
-    );
+    assert!(aapl_bars_jan_2_to_4(&none).await.is_err());
     assert_eq!(server.received_requests().await.unwrap().len(), before);
 }
 

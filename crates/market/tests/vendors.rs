@@ -11,7 +11,9 @@ use rampart_market::{MarketDataProvider, MarketError};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{YAHOO_CHART, YAHOO_NOT_FOUND, date, init, raw_http_server, settings};
+use crate::support::{
+    YAHOO_CHART, YAHOO_NOT_FOUND, aapl_bars_jan_2_to_4, date, init, raw_http_server, settings,
+};
 
 fn json(body: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), "application/json")
@@ -86,10 +88,7 @@ async fn alpaca_quotes_bars_search_news() {
         .respond_with(json(include_str!("fixtures/alpaca_bars_all.json")))
         .mount(&server)
         .await;
-    let bars = p
-        .daily_bars("AAPL", date(2024, 1, 2), date(2024, 1, 4))
-        .await
-        .unwrap();
+    let bars = aapl_bars_jan_2_to_4(&p).await.unwrap();
     assert_eq!(bars.len(), 3, "two pages");
     assert_eq!(bars[0].date, date(2024, 1, 2));
     assert_eq!(

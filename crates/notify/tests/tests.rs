@@ -42,12 +42,16 @@ async fn env() -> Env {
     }
 }
 
+/// The test kit's SMTP server, which every message goes through.
+fn smtp() -> &'static rampart_testkit::SmtpServer {
+    rampart_testkit::smtp_server().unwrap()
+}
+
 /// Mail through the test kit's SMTP server, links to https://rampart.test.
 fn mail_config() -> NotifyConfig {
-    let smtp = rampart_testkit::smtp_server().unwrap();
     NotifyConfig {
-        smtp_host: smtp.host().into(),
-        smtp_port: smtp.port(),
+        smtp_host: smtp().host().into(),
+        smtp_port: smtp().port(),
         tls: SmtpTls::None,
         from: "Rampart <no-reply@rampart.test>".into(),
         public_base_url: "https://rampart.test".into(),
@@ -55,21 +59,32 @@ fn mail_config() -> NotifyConfig {
     }
 }
 
-/// Spends a reset `token` on the password "a brand new secret".
+/// The password the reset links are spent on.
+const NEW_PASSWORD: &str = "a brand new secret";
+
+/// Spends a reset `token` on [`NEW_PASSWORD`], as the client `c`.
 async fn reset_to_new_secret(
     notifier: &Notifier,
     auth: &AuthServer,
     token: &str,
+    c: &ClientContext,
 ) -> Result<uuid::Uuid, NotifyError> {
     notifier
-        .reset_password(
-            auth,
-            "acme",
-            token,
-            "a brand new secret",
-            &ctx("10.0.0.1", "t"),
-        )
+        .reset_password(auth, "acme", token, NEW_PASSWORD, c)
         .await
+}
+
+/// Asks `notifier` for a password reset of `email` at `acme`, waits for the
+/// one message `email` then has (a reset mail) and returns the token of its
+/// link.
+async fn requested_reset_token(notifier: &Notifier, email: &str) -> String {
+    notifier
+        .request_password_reset("acme", email)
+        .await
+        .unwrap();
+    let mails = wait_for_mail(email, 1).await;
+    assert_eq!(mails[0].0, "Reset your password");
+    token_of(&mails[0].1)
 }
 
 /// The password of the users the tests register.
@@ -91,13 +106,13 @@ fn unique_email(name: &str) -> String {
 
 /// (subject, text body) of every message delivered to `to`.
 fn mail_to(to: &str) -> Vec<(String, String)> {
-    rampart_testkit::smtp_server().unwrap().mail_to(to).unwrap()
+    smtp().mail_to(to).unwrap()
 }
 
 /// Waits until `to` has `n` messages; returns them.
 async fn wait_for_mail(to: &str, n: usize) -> Vec<(String, String)> {
-    let smtp = rampart_testkit::smtp_server().unwrap();
-    smtp.wait_for_mail(to, n, Duration::from_secs(10))
+    smtp()
+        .wait_for_mail(to, n, Duration::from_secs(10))
         .await
         .unwrap()
 }
@@ -150,7 +165,7 @@ async fn verification_link_sets_email_verified_once() {
         Err(NotifyError::InvalidToken)
     ));
     assert!(matches!(
-        reset_to_new_secret(&e.notifier, &e.auth, &token).await,
+        reset_to_new_secret(&e.notifier, &e.auth, &token, &ctx("10.0.0.1", "t")).await,
         Err(NotifyError::InvalidToken)
     ));
     assert_eq!(
@@ -189,14 +204,8 @@ async fn password_reset_sets_a_new_password_and_revokes_sessions() {
         .await
         .unwrap();
     // A second request within a minute sends nothing more.
-    e.notifier
-        .request_password_reset("acme", &email)
-        .await
-        .unwrap();
-    let mails = wait_for_mail(&email, 1).await;
+    let token = requested_reset_token(&e.notifier, &email).await;
     assert!(mail_to(&stranger).is_empty());
-    assert_eq!(mails[0].0, "Reset your password");
-    let token = token_of(&mails[0].1);
 
     // The policy runs first and does not spend the link.
     let weak = e
@@ -204,9 +213,7 @@ async fn password_reset_sets_a_new_password_and_revokes_sessions() {
         .reset_password(&e.auth, "acme", &token, "short", &c)
         .await;
     assert!(matches!(weak, Err(NotifyError::Auth(_))), "{weak:?}");
-    let new = "a brand new secret";
-    e.notifier
-        .reset_password(&e.auth, "acme", &token, new, &c)
+    reset_to_new_secret(&e.notifier, &e.auth, &token, &c)
         .await
         .unwrap();
     assert!(matches!(
@@ -223,7 +230,10 @@ async fn password_reset_sets_a_new_password_and_revokes_sessions() {
     );
     assert!(e.auth.login("acme", &email, old, &c).await.is_err());
     assert!(matches!(
-        e.auth.login("acme", &email, new, &c).await.unwrap(),
+        e.auth
+            .login("acme", &email, NEW_PASSWORD, &c)
+            .await
+            .unwrap(),
         LoginOutcome::LoggedIn(_)
     ));
     // The owner is told.
@@ -247,20 +257,16 @@ async fn a_password_reset_leaves_the_second_factor_on() {
         .confirm_totp("acme", user.id, &code, &c)
         .await
         .unwrap();
-    e.notifier
-        .request_password_reset("acme", &email)
-        .await
-        .unwrap();
-    let mails = wait_for_mail(&email, 1).await;
-    let token = token_of(&mails[0].1);
-    let new = "a brand new secret";
-    e.notifier
-        .reset_password(&e.auth, "acme", &token, new, &c)
+    let token = requested_reset_token(&e.notifier, &email).await;
+    reset_to_new_secret(&e.notifier, &e.auth, &token, &c)
         .await
         .unwrap();
     // The reset link alone does not get past the second factor.
     assert!(matches!(
-        e.auth.login("acme", &email, new, &c).await.unwrap(),
+        e.auth
+            .login("acme", &email, NEW_PASSWORD, &c)
+            .await
+            .unwrap(),
         LoginOutcome::MfaRequired { .. }
     ));
 }
@@ -383,14 +389,9 @@ async fn an_expired_reset_link_is_refused() {
     )
     .unwrap();
     let (email, _) = e.user("Kim", Role::Viewer).await;
-    instant
-        .request_password_reset("acme", &email)
-        .await
-        .unwrap();
-    let mails = wait_for_mail(&email, 1).await;
-    let token = token_of(&mails[0].1);
+    let token = requested_reset_token(&instant, &email).await;
     assert!(matches!(
-        reset_to_new_secret(&instant, &e.auth, &token).await,
+        reset_to_new_secret(&instant, &e.auth, &token, &ctx("10.0.0.1", "t")).await,
         Err(NotifyError::InvalidToken)
     ));
 }

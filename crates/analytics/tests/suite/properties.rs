@@ -3,7 +3,7 @@
 use chrono::{Days, NaiveDate};
 use proptest::prelude::*;
 use rampart_analytics::cash_flow::{CashFlow, FlowTiming, Valuation, time_weighted_return, xirr};
-use rampart_analytics::metrics::{MetricOptions, compute_metrics};
+use rampart_analytics::metrics::{MetricOptions, MetricSet, compute_metrics};
 use rampart_analytics::rolling::*;
 use rampart_analytics::*;
 
@@ -16,6 +16,44 @@ fn rel_close(a: f64, b: f64, tol: f64) -> bool {
         || a == b
         || (a - b).abs() <= tol * a.abs().max(b.abs()).max(1e-300)
         || (a - b).abs() < 1e-13
+}
+
+/// (name, fused, single-function) for the daily metrics that both
+/// agreement properties check: each field of `m` (the fused set of `r`
+/// against `b` under `o`) next to the function computing it on its own.
+fn single_function_pairs(
+    m: &MetricSet,
+    r: &[f64],
+    b: &[f64],
+    o: &MetricOptions,
+) -> [(&'static str, f64, f64); 14] {
+    let p = Period::Daily;
+    let (rf, req) = (o.risk_free, o.required_return);
+    let (a, be) = alpha_beta(r, b, rf, p).unwrap();
+    [
+        ("mdd", m.max_drawdown, max_drawdown(r)),
+        ("cagr", m.annual_return, annual_return(r, p)),
+        ("vol", m.annual_volatility, annual_volatility(r, p)),
+        ("sharpe", m.sharpe_ratio, sharpe_ratio(r, rf, p)),
+        ("sortino", m.sortino_ratio, sortino_ratio(r, req, p)),
+        ("omega", m.omega_ratio, omega_ratio(r, rf, req, p)),
+        ("var", m.value_at_risk, value_at_risk(r, 0.05)),
+        (
+            "cvar",
+            m.conditional_value_at_risk,
+            conditional_value_at_risk(r, 0.05),
+        ),
+        ("tail", m.tail_ratio, tail_ratio(r)),
+        (
+            "stability",
+            m.stability_of_timeseries,
+            stability_of_timeseries(r),
+        ),
+        ("alpha", m.alpha, a),
+        ("beta", m.beta, be),
+        ("excess", m.excess_sharpe, excess_sharpe(r, b).unwrap()),
+        ("skew", m.skew, skew(r)),
+    ]
 }
 
 proptest! {
@@ -126,24 +164,7 @@ proptest! {
         let b = &b[..r.len()];
         let o = MetricOptions { risk_free: 0.0001, required_return: 0.0002, ..MetricOptions::default() };
         let m = compute_metrics(&r, Some(b), &o).unwrap();
-        let p = Period::Daily;
-        let (a, be) = alpha_beta(&r, b, o.risk_free, p).unwrap();
-        for (name, got, want) in [
-            ("mdd", m.max_drawdown, max_drawdown(&r)),
-            ("cagr", m.annual_return, annual_return(&r, p)),
-            ("vol", m.annual_volatility, annual_volatility(&r, p)),
-            ("sharpe", m.sharpe_ratio, sharpe_ratio(&r, o.risk_free, p)),
-            ("sortino", m.sortino_ratio, sortino_ratio(&r, o.required_return, p)),
-            ("omega", m.omega_ratio, omega_ratio(&r, o.risk_free, o.required_return, p)),
-            ("var", m.value_at_risk, value_at_risk(&r, 0.05)),
-            ("cvar", m.conditional_value_at_risk, conditional_value_at_risk(&r, 0.05)),
-            ("tail", m.tail_ratio, tail_ratio(&r)),
-            ("stability", m.stability_of_timeseries, stability_of_timeseries(&r)),
-            ("alpha", m.alpha, a),
-            ("beta", m.beta, be),
-            ("excess", m.excess_sharpe, excess_sharpe(&r, b).unwrap()),
-            ("skew", m.skew, skew(&r)),
-        ] {
+        for (name, got, want) in single_function_pairs(&m, &r, b, &o) {
             prop_assert!(rel_close(got, want, 1e-9) || (got - want).abs() < 1e-12, "{}: {} vs {}", name, got, want);
         }
     }
@@ -168,29 +189,15 @@ proptest! {
         let o = MetricOptions { risk_free: rf, required_return: req, ..MetricOptions::default() };
         let m = compute_metrics(&r, Some(b), &o).unwrap();
         let p = Period::Daily;
-        let (a, be) = alpha_beta(&r, b, rf, p).unwrap();
-        for (name, got, want) in [
+        let only_here = [
             ("cum", m.cum_returns_final, cum_returns_final(&r)),
-            ("mdd", m.max_drawdown, max_drawdown(&r)),
-            ("cagr", m.annual_return, annual_return(&r, p)),
             ("calmar", m.calmar_ratio, calmar_ratio(&r, p)),
-            ("vol", m.annual_volatility, annual_volatility(&r, p)),
-            ("sharpe", m.sharpe_ratio, sharpe_ratio(&r, rf, p)),
-            ("sortino", m.sortino_ratio, sortino_ratio(&r, req, p)),
             ("downside", m.downside_risk, downside_risk(&r, req, p)),
-            ("omega", m.omega_ratio, omega_ratio(&r, rf, req, p)),
-            ("var", m.value_at_risk, value_at_risk(&r, 0.05)),
-            ("cvar", m.conditional_value_at_risk, conditional_value_at_risk(&r, 0.05)),
             ("gaussian", m.gaussian_value_at_risk, gaussian_value_at_risk(&r, 0.05)),
             ("cornish-fisher", m.cornish_fisher_value_at_risk, cornish_fisher_value_at_risk(&r, 0.05)),
-            ("tail", m.tail_ratio, tail_ratio(&r)),
-            ("stability", m.stability_of_timeseries, stability_of_timeseries(&r)),
-            ("alpha", m.alpha, a),
-            ("beta", m.beta, be),
-            ("excess", m.excess_sharpe, excess_sharpe(&r, b).unwrap()),
-            ("skew", m.skew, skew(&r)),
             ("kurtosis", m.kurtosis, kurtosis(&r)),
-        ] {
+        ];
+        for (name, got, want) in single_function_pairs(&m, &r, b, &o).into_iter().chain(only_here) {
             prop_assert!(rel_close(got, want, 1e-9), "{} (n = {}): {} vs {}", name, r.len(), got, want);
         }
     }
