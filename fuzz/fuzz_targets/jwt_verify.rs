@@ -48,6 +48,7 @@ fn request(alg: SigningAlg, tenant: Uuid) -> AccessTokenRequest {
         scope: "openid portfolios:read".into(),
         roles: vec!["trader".into()],
         session_id: Some(Uuid::new_v4()),
+        family_id: None,
         auth_time: Some(chrono::Utc::now().timestamp()),
         alg,
     }
@@ -218,6 +219,7 @@ fn roundtrip(f: &Fixture, data: &[u8]) {
         scope: next(),
         roles: next().split(',').map(str::to_owned).collect(),
         session_id: None,
+        family_id: None,
         auth_time: None,
         alg,
     };
