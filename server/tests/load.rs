@@ -557,6 +557,10 @@ async fn start_server_on(cheap_passwords: bool, database_url: Option<String>) ->
     // abuse defence: 429 past it) is lifted; the bound under test is the
     // hasher's.
     config.auth.rate_limit_attempts = 100_000_000;
+    // Concurrent attempts of one account from one source count as failures
+    // until they settle, so they would also be slowed down progressively.
+    config.auth.backoff_base_ms = 0;
+    config.auth.backoff_cap_ms = 0;
     let env = Env::start(pki, config).await;
     // The load generator's TLS: the test CA, and a client certificate.
     let client = env
