@@ -277,10 +277,6 @@ struct MaxId {
     max_id: Option<i64>,
 }
 
-fn pool_err(e: impl std::fmt::Display) -> AuthError {
-    AuthError::Tenancy(TenancyError::Pool(e.to_string()))
-}
-
 fn to_hash(bytes: &[u8]) -> Result<Hash, AuthError> {
     bytes
         .try_into()
@@ -416,7 +412,7 @@ impl AuditService {
         &self,
     ) -> Result<diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>, AuthError>
     {
-        self.pool.raw_pool().get().await.map_err(pool_err)
+        crate::context::platform_conn(&self.pool).await
     }
 
     /// The highest audit row id below which every row is final: takes

@@ -72,6 +72,19 @@ fn bounded(s: &str, max: usize) -> &str {
     s.char_indices().nth(max).map_or(s, |(i, _)| &s[..i])
 }
 
+/// A connection of the pool outside any tenant (the platform tables).
+pub(crate) async fn platform_conn(
+    pool: &TenantPool,
+) -> Result<
+    diesel_async::pooled_connection::deadpool::Object<diesel_async::AsyncPgConnection>,
+    AuthError,
+> {
+    pool.raw_pool()
+        .get()
+        .await
+        .map_err(|e| AuthError::Tenancy(rampart_tenancy::TenancyError::Pool(e.to_string())))
+}
+
 /// The id of an active tenant.
 pub(crate) async fn tenant_id(pool: &TenantPool, tenant: &str) -> Result<Uuid, AuthError> {
     Ok(pool.active_tenant(tenant).await?.id)

@@ -13,7 +13,7 @@ use diesel::dsl::now;
 use diesel::sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::{ExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use rampart_tenancy::{Freshness, TenancyError, TenantPool, snapshot_horizon};
+use rampart_tenancy::{Freshness, TenantPool, snapshot_horizon};
 use uuid::Uuid;
 
 use crate::error::AuthError;
@@ -315,7 +315,7 @@ impl RevocationFeed {
     /// longer matter.
     async fn read(&self, cursor: &mut Cursor) -> Result<(), AuthError> {
         let started = Instant::now();
-        let mut conn = self.pool.raw_pool().get().await.map_err(pool_err)?;
+        let mut conn = crate::context::platform_conn(&self.pool).await?;
         let horizon = snapshot_horizon(&mut conn).await?;
         let rows: Vec<RevocationRow> = token_revocations::table
             .filter(token_revocations::xact.ge(cursor.horizon))
@@ -368,10 +368,6 @@ fn issued_ms(claims: &AccessTokenClaims) -> i64 {
                 + i64::from(nanos / 1_000_000)
         })
         .unwrap_or(claims.iat.saturating_mul(1000))
-}
-
-fn pool_err(e: impl std::fmt::Display) -> AuthError {
-    AuthError::Tenancy(TenancyError::Pool(e.to_string()))
 }
 
 #[cfg(test)]
