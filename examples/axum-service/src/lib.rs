@@ -2,9 +2,15 @@
 //!
 //! A small [axum] service that embeds `rampart-tenancy` and `rampart-auth`:
 //! `GET /t/{tenant}/users` verifies a bearer access token for the tenant in
-//! the path and answers with that tenant's users, read with diesel's DSL in
-//! the tenant's own schema. Nothing here depends on actix-web; the libraries
-//! are plain async Rust.
+//! the path and answers with a page of that tenant's users. Nothing here
+//! depends on actix-web; the libraries are plain async Rust.
+//!
+//! The service owns no table. The tenant's `users` belong to `rampart-auth`,
+//! so they are read through its API
+//! ([`AuthServer::accounts`] → [`AccountService::list_users`](rampart_auth::AccountService::list_users)),
+//! and tokens are verified by the same [`AuthServer`]
+//! ([`AuthServer::tokens`]) — the rule of the workspace: every table has one
+//! owning crate, and other crates call the owner's API, never its tables.
 //!
 //! The authenticated caller is an extractor, [`TenantCaller`]: a handler
 //! that takes one cannot run for a request without a valid token for the
@@ -14,97 +20,67 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
-use rampart_auth::{
-    AccessTokenRequest, AuthConfig, AuthError, KeyEncryptionKey, KeyRing, MemoryKeyStore,
-    RotationPolicy, SigningAlg, TokenService,
-};
+use rampart_auth::users::UserProfile;
+use rampart_auth::{AccessTokenRequest, AuthConfig, AuthError, AuthServer, SigningAlg};
 use rampart_tenancy::{TenancyError, Tenant, TenantPool};
-use serde::Serialize;
+use serde::Deserialize;
 use uuid::Uuid;
 
-/// The tenant template's `users` table, as far as this service reads it.
-/// Unqualified: `with_tenant` routes it to the tenant's schema.
-mod schema {
-    diesel::table! {
-        users (id) {
-            id -> Uuid,
-            email -> Text,
-            display_name -> Text,
-            role -> Text,
-        }
-    }
-}
-use schema::users;
+/// Users per page of `GET /t/{tenant}/users` when `limit` is not given.
+pub const DEFAULT_PAGE_LIMIT: i64 = 50;
 
-/// One user of a tenant, as `GET /t/{tenant}/users` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Queryable, Selectable)]
-#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
-pub struct UserSummary {
-    /// User id.
-    pub id: Uuid,
-    /// E-mail address.
-    pub email: String,
-    /// Display name.
-    pub display_name: String,
-    /// Role.
-    pub role: String,
-}
+/// The largest `limit` `GET /t/{tenant}/users` accepts.
+pub const MAX_PAGE_LIMIT: i64 = 200;
 
-/// What the handlers share: the tenant pool and the token service.
+/// What the handlers share: the auth services of `rampart-auth` (which hold
+/// the tenant pool too).
 #[derive(Clone)]
 pub struct AppState {
-    inner: Arc<Shared>,
-}
-
-struct Shared {
-    pool: TenantPool,
-    tokens: TokenService,
-    auth: AuthConfig,
+    auth: Arc<AuthServer>,
 }
 
 impl AppState {
-    /// A state over `pool` that verifies tokens with `tokens` for the issuers
-    /// and audience of `auth`.
-    pub fn new(pool: TenantPool, tokens: TokenService, auth: AuthConfig) -> Self {
-        Self {
-            inner: Arc::new(Shared { pool, tokens, auth }),
-        }
+    /// A state over `auth`: tokens are verified by its token service for the
+    /// issuers and audience of its configuration, users are read through its
+    /// accounts service.
+    pub fn new(auth: Arc<AuthServer>) -> Self {
+        Self { auth }
     }
 
-    /// A state whose signing keys live in memory (a demo or a test; a
-    /// deployment keeps them in Vault through `rampart_auth::VaultKeyStore`).
-    pub async fn with_memory_keys(pool: TenantPool, auth: AuthConfig) -> Result<Self, AuthError> {
-        let ring = KeyRing::open(
-            Arc::new(MemoryKeyStore::new()),
-            KeyEncryptionKey::generate(),
-            RotationPolicy::from_config(&auth),
-        )
-        .await?;
-        let tokens = TokenService::new(ring, &auth);
-        Ok(Self::new(pool, tokens, auth))
+    /// A state whose signing keys live in memory, sealed by one generated
+    /// key-encryption key (a demo or a test; a deployment keeps them in Vault
+    /// through `rampart_auth::VaultKeyStore` and builds its
+    /// [`AuthServer`] with [`AuthServer::new`]).
+    pub async fn with_memory_keys(pool: TenantPool, config: AuthConfig) -> Result<Self, AuthError> {
+        let auth = AuthServer::with_memory_keys(pool, config).await?;
+        Ok(Self::new(Arc::new(auth)))
+    }
+
+    /// The auth services.
+    pub fn auth(&self) -> &AuthServer {
+        &self.auth
     }
 
     /// The tenant pool.
     pub fn pool(&self) -> &TenantPool {
-        &self.inner.pool
+        self.auth.pool()
     }
 
     /// Issues an access token for `subject` in `tenant` (what the OAuth
-    /// flows of `rampart_auth::AuthServer` do after a login).
+    /// flows of [`AuthServer::oauth`] do after a login).
     pub fn issue_token(&self, tenant: &Tenant, subject: &str) -> Result<String, AuthError> {
-        let auth = &self.inner.auth;
-        let (token, _claims) = self.inner.tokens.issue_access_token(&AccessTokenRequest {
+        let config = self.auth.config();
+        let (token, _claims) = self.auth.tokens().issue_access_token(&AccessTokenRequest {
             tenant_id: tenant.id,
-            issuer: auth.issuer(tenant.slug.as_str()),
-            audience: auth.access_token_audience.clone(),
+            issuer: config.issuer(tenant.slug.as_str()),
+            audience: config.access_token_audience.clone(),
             subject: subject.to_owned(),
             client_id: "rampart-example-axum".into(),
             scope: "openid".into(),
@@ -148,15 +124,18 @@ impl FromRequestParts<AppState> for TenantCaller {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthorized)?;
-        let auth = &state.inner.auth;
+        let auth = state.auth();
         // The token first: a caller without one learns nothing about which
         // tenants exist. The issuer names the tenant of the path.
-        let verified = state
-            .inner
-            .tokens
-            .verify_access_token(token, &auth.issuer(&slug), &auth.access_token_audience)
+        let verified = auth
+            .tokens()
+            .verify_access_token(
+                token,
+                &auth.issuer(&slug),
+                &auth.config().access_token_audience,
+            )
             .map_err(|_| ApiError::Unauthorized)?;
-        let tenant = state.inner.pool.active_tenant(&slug).await?;
+        let tenant = auth.pool().active_tenant(&slug).await?;
         // The tenant id sealed inside the token must be this tenant's, so a
         // token survives neither a slug reused after a purge nor a forged issuer.
         if verified.tenant_id != tenant.id {
@@ -169,21 +148,47 @@ impl FromRequestParts<AppState> for TenantCaller {
     }
 }
 
-/// `GET /t/{tenant}/users`: the tenant's users by e-mail.
+/// The query of `GET /t/{tenant}/users`: keyset paging by user id.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct PageQuery {
+    /// Only users whose id is greater than this one (the last id of the
+    /// previous page).
+    pub after: Option<Uuid>,
+    /// At most this many users, 1 to [`MAX_PAGE_LIMIT`]
+    /// (default [`DEFAULT_PAGE_LIMIT`]).
+    pub limit: Option<i64>,
+}
+
+impl PageQuery {
+    /// The limit to ask for, or why it is refused.
+    fn limit(&self) -> Result<i64, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE_LIMIT),
+            Some(limit) if (1..=MAX_PAGE_LIMIT).contains(&limit) => Ok(limit),
+            Some(_) => Err(ApiError::BadRequest(format!(
+                "limit must be between 1 and {MAX_PAGE_LIMIT}"
+            ))),
+        }
+    }
+}
+
+/// `GET /t/{tenant}/users?after=&limit=`: a page of the tenant's users by
+/// id, through `rampart-auth`'s accounts service. A client asks for the next
+/// page with `after` = the last id it got; a page shorter than `limit` is
+/// the last.
 async fn list_users(
     State(state): State<AppState>,
     caller: TenantCaller,
-) -> Result<Json<Vec<UserSummary>>, ApiError> {
+    page: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Vec<UserProfile>>, ApiError> {
+    // After the caller: a request without a valid token gets a 401 whatever
+    // its query says.
+    let Query(page) = page.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = page.limit()?;
     let listed = state
-        .pool()
-        .with_tenant(caller.tenant.slug.as_str(), async |conn| {
-            users::table
-                .select(UserSummary::as_select())
-                .order(users::email)
-                .load(conn)
-                .await
-                .map_err(TenancyError::from)
-        })
+        .auth()
+        .accounts()
+        .list_users(caller.tenant.slug.as_str(), page.after, limit)
         .await?;
     Ok(Json(listed))
 }
@@ -191,6 +196,9 @@ async fn list_users(
 /// Why a request failed, as the client sees it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// An invalid query (paging parameters).
+    #[error("bad request: {0}")]
+    BadRequest(String),
     /// No, a malformed or an invalid bearer token for this tenant.
     #[error("a valid bearer token for this tenant is required")]
     Unauthorized,
@@ -199,7 +207,7 @@ pub enum ApiError {
     NotFound,
     /// Anything else (the database is down, …); details stay in the server.
     #[error("internal error")]
-    Internal(#[source] TenancyError),
+    Internal(#[source] AuthError),
 }
 
 impl From<TenancyError> for ApiError {
@@ -210,6 +218,16 @@ impl From<TenancyError> for ApiError {
             | TenancyError::Suspended(_)
             | TenancyError::Deactivated(_)
             | TenancyError::Purged(_) => ApiError::NotFound,
+            other => ApiError::Internal(AuthError::Tenancy(other)),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            // The tenant was suspended, say, between the token check and the read.
+            AuthError::Tenancy(e) => ApiError::from(e),
             other => ApiError::Internal(other),
         }
     }
@@ -218,6 +236,7 @@ impl From<TenancyError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Internal(e) => {

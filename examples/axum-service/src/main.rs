@@ -1,9 +1,12 @@
 //! Serves the example on `BIND` (default `127.0.0.1:3000`) against
-//! `DATABASE_URL`, with a `demo` tenant and a printed access token to try it.
+//! `DATABASE_URL`, with a `demo` tenant, a demo user registered through
+//! `rampart-auth`'s accounts service, and a printed access token to try it.
 
-use rampart_auth::AuthConfig;
+use rampart_auth::{AuthConfig, Role};
 use rampart_example_axum::{AppState, router};
 use rampart_tenancy::{TenancyConfig, TenantPool};
+
+const DEMO_EMAIL: &str = "demo@example.test";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,11 +26,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => pool.provision("demo", "Demo tenant").await?,
     };
     let state = AppState::with_memory_keys(pool, AuthConfig::default()).await?;
-    let token = state.issue_token(&demo, "demo-user")?;
+
+    // The users table is rampart-auth's: the demo user is registered through
+    // its accounts service. This service has no login, so the password is a
+    // random one nobody needs; the token printed below stands in for a login.
+    let accounts = state.auth().accounts();
+    let user = match accounts.find_by_email("demo", DEMO_EMAIL).await? {
+        Some(user) => user,
+        None => {
+            let password = uuid::Uuid::new_v4().simple().to_string();
+            accounts
+                .register("demo", DEMO_EMAIL, "Demo user", &password, Role::Viewer)
+                .await?
+        }
+    };
+    let token = state.issue_token(&demo, &user.id.to_string())?;
 
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     let addr = listener.local_addr()?;
-    println!("try: curl -H 'Authorization: Bearer {token}' http://{addr}/t/demo/users");
+    println!("try: curl -H 'Authorization: Bearer {token}' 'http://{addr}/t/demo/users?limit=10'");
     axum::serve(listener, router(state)).await?;
     Ok(())
 }
