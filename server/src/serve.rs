@@ -50,6 +50,22 @@ fn dev_kek(dir: &Path) -> anyhow::Result<KeyEncryptionKey> {
     Ok(KeyEncryptionKey::from_hex("dev-kek", &hex)?)
 }
 
+/// Logs the tenants behind this binary's template: their requests fail on
+/// tables the code expects until `rampart tenants migrate` runs (README,
+/// "Upgrading"). The server still starts: the other tenants are served.
+async fn warn_of_tenants_behind(tenants: &TenantPool) -> anyhow::Result<()> {
+    let behind = tenants.tenants_behind().await?;
+    if !behind.is_empty() {
+        let first: Vec<&str> = behind.iter().take(5).map(String::as_str).collect();
+        tracing::warn!(
+            count = behind.len(),
+            first = %first.join(", "),
+            "tenants are behind this release's template: run `rampart tenants migrate`"
+        );
+    }
+    Ok(())
+}
+
 /// Connects everything the configuration names and returns the shared state.
 /// Refuses to start without the secrets it needs.
 pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
@@ -86,6 +102,7 @@ pub async fn build_state(mut config: ServerConfig) -> anyhow::Result<AppState> {
     let mut database = config.database.clone();
     crate::extract::with_built_in_flags(&mut database.default_feature_flags);
     let tenants = TenantPool::connect(database).await?;
+    warn_of_tenants_behind(&tenants).await?;
     let mut rl = config.rate_limit.clone();
     if rl.redis_url.is_none() {
         rl.redis_url = config.redis_url.clone();

@@ -114,6 +114,49 @@ enum One {
 }
 
 impl TenantPool {
+    /// The tenants (active, suspended or deactivated) whose schema is behind
+    /// the template, or whose last migration failed, by slug: what
+    /// [`TenantPool::migrate_all`] would migrate. One query on the central
+    /// state table. A server checks it at start: a tenant behind the
+    /// binary's template fails on the tables its code expects.
+    pub async fn tenants_behind(&self) -> Result<Vec<String>, TenancyError> {
+        let (_, behind) = self.behind().await?;
+        Ok(behind.into_iter().map(|b| b.slug).collect())
+    }
+
+    /// The template's latest version and the tenants behind it, canaries
+    /// first, then oldest first.
+    async fn behind(&self) -> Result<(String, Vec<Behind>), TenancyError> {
+        let target = self.inner.template.latest_version().to_owned();
+        let mut conn = self.conn().await?;
+        let live = [
+            TenantStatus::Active,
+            TenantStatus::Suspended,
+            TenantStatus::Deactivated,
+        ]
+        .map(TenantStatus::as_str);
+        let behind = tenant_migrations::table
+            .inner_join(tenants::table)
+            .filter(
+                tenant_migrations::version
+                    .lt(&target)
+                    .or(tenant_migrations::status.ne("ok")),
+            )
+            .filter(tenants::status.eq_any(live))
+            .order((tenants::is_canary.desc(), tenants::created_at))
+            .select((
+                tenants::id,
+                tenants::slug,
+                tenants::schema_name,
+                tenants::role_name,
+                tenant_migrations::version,
+                tenants::is_canary,
+            ))
+            .load(&mut *conn)
+            .await?;
+        Ok((target, behind))
+    }
+
     /// Migrates every tenant that is behind the template (see
     /// [`TenantPool::migrate_all_with_progress`]).
     pub async fn migrate_all(&self) -> Result<MigrationReport, TenancyError> {
@@ -132,35 +175,7 @@ impl TenantPool {
         progress: impl Fn(MigrationProgress) + Send + Sync,
     ) -> Result<MigrationReport, TenancyError> {
         let started = Instant::now();
-        let target = self.inner.template.latest_version().to_owned();
-        let behind: Vec<Behind> = {
-            let mut conn = self.conn().await?;
-            let live = [
-                TenantStatus::Active,
-                TenantStatus::Suspended,
-                TenantStatus::Deactivated,
-            ]
-            .map(TenantStatus::as_str);
-            tenant_migrations::table
-                .inner_join(tenants::table)
-                .filter(
-                    tenant_migrations::version
-                        .lt(&target)
-                        .or(tenant_migrations::status.ne("ok")),
-                )
-                .filter(tenants::status.eq_any(live))
-                .order((tenants::is_canary.desc(), tenants::created_at))
-                .select((
-                    tenants::id,
-                    tenants::slug,
-                    tenants::schema_name,
-                    tenants::role_name,
-                    tenant_migrations::version,
-                    tenants::is_canary,
-                ))
-                .load(&mut *conn)
-                .await?
-        };
+        let (target, behind) = self.behind().await?;
         progress(MigrationProgress::Started {
             total: behind.len(),
         });

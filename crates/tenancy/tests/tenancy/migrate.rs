@@ -26,6 +26,12 @@ async fn migrate_all_isolates_a_failing_tenant_and_a_rerun_finishes_it() {
     admin_exec(&url, "CREATE TABLE tenant_mig3.notes (x int)").await;
 
     let v2 = pool_with(&url, with_notes()).await;
+    // What a server checks at start: every tenant is behind, canary first.
+    let behind = v2.tenants_behind().await.unwrap();
+    assert_eq!(behind.len(), 6, "{behind:?}");
+    assert_eq!(behind[0], "mig0");
+    // The old template's pool sees none behind its own template.
+    assert_eq!(v1.tenants_behind().await.unwrap(), Vec::<String>::new());
     let done = std::sync::atomic::AtomicUsize::new(0);
     let total = std::sync::atomic::AtomicUsize::new(0);
     let report = v2
@@ -71,6 +77,7 @@ async fn migrate_all_isolates_a_failing_tenant_and_a_rerun_finishes_it() {
         1
     );
     assert!(!v2.health("mig3").await.unwrap().migrations_current);
+    assert_eq!(v2.tenants_behind().await.unwrap(), ["mig3"]);
 
     // Fix the cause and rerun: only the failed tenant is behind.
     admin_exec(&url, "DROP TABLE tenant_mig3.notes").await;
@@ -80,6 +87,7 @@ async fn migrate_all_isolates_a_failing_tenant_and_a_rerun_finishes_it() {
     assert!(v2.health("mig3").await.unwrap().migrations_current);
     // A third run has nothing to do.
     assert_eq!(v2.migrate_all().await.unwrap().behind, 0);
+    assert!(v2.tenants_behind().await.unwrap().is_empty());
     // New tenants get the new table straight from the baseline.
     v2.provision("fresh", "Fresh").await.unwrap();
     assert_eq!(
