@@ -6,12 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::ring::sign::any_supported_type;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use rustls::{DistinguishedName, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use sha2::{Digest, Sha256};
@@ -160,25 +159,7 @@ impl ClientCertVerifier for ReloadableVerifier {
             ))
         }
     }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.get().verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.get().verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.get().supported_verify_schemes()
-    }
+    rampart_dbtls::delegate_signature_checks!(get());
 }
 
 /// A listener's TLS: its rustls config and the handle that reloads it.
@@ -361,16 +342,23 @@ fn gen_err(e: impl std::fmt::Display) -> TlsError {
     TlsError::Generate(e.to_string())
 }
 
+/// Parameters of a certificate without subject alternative names, its
+/// subject `common_name` of `organization`.
+fn named(common_name: &str, organization: &str) -> Result<rcgen::CertificateParams, TlsError> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(gen_err)?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, organization);
+    Ok(params)
+}
+
 impl DevCa {
     /// A new CA with the given common name.
     pub fn new(common_name: &str) -> Result<Self, TlsError> {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(gen_err)?;
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, common_name);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::OrganizationName, "Rampart development");
+        let mut params = named(common_name, "Rampart development")?;
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         params.key_usages = vec![
             rcgen::KeyUsagePurpose::KeyCertSign,
@@ -406,13 +394,7 @@ impl DevCa {
         not_before: (i32, u8, u8),
         not_after: (i32, u8, u8),
     ) -> Result<IssuedCert, TlsError> {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(gen_err)?;
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::OrganizationName, "Rampart operators");
+        let mut params = named(name, "Rampart operators")?;
         params.subject_alt_names = vec![rcgen::SanType::Rfc822Name(
             format!("{name}@rampart.local")
                 .try_into()

@@ -184,4 +184,25 @@ impl Conventions {
             RiskFreeRate::Annual => (1.0 + risk_free).powf(1.0 / annualization) - 1.0,
         }
     }
+
+    /// The periods per year of `period` and the per-period risk-free rate
+    /// for `risk_free` ([`Self::per_period_risk_free`]): what every
+    /// risk-adjusted ratio starts from.
+    pub(crate) fn rates(&self, risk_free: f64, period: crate::Period) -> (f64, f64) {
+        let annualization = period.annualization();
+        let per_period = self.per_period_risk_free(risk_free, annualization);
+        (annualization, per_period)
+    }
+
+    /// Omega's per-period threshold (before the risk-free rate is added) for
+    /// `required_return` with `annualization` periods a year; `None` when an
+    /// annual required return is −100 % or less (Omega is then NaN).
+    pub(crate) fn omega_threshold(&self, required_return: f64, annualization: f64) -> Option<f64> {
+        match self.omega_threshold {
+            OmegaThreshold::PerPeriod => Some(required_return),
+            OmegaThreshold::Annual if annualization == 1.0 => Some(required_return),
+            OmegaThreshold::Annual if required_return <= -1.0 => None,
+            OmegaThreshold::Annual => Some((1.0 + required_return).powf(1.0 / annualization) - 1.0),
+        }
+    }
 }

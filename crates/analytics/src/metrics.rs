@@ -3,8 +3,8 @@
 use rayon::prelude::*;
 
 use crate::conventions::{
-    AlphaAnnualization, Conventions, DownsideDenominator, OmegaThreshold, QuantileMethod,
-    RatioScale, SharpeNumerator,
+    AlphaAnnualization, Conventions, DownsideDenominator, QuantileMethod, RatioScale,
+    SharpeNumerator,
 };
 use crate::drawdown::DrawdownTracker;
 use crate::fused::{self, BenchStats};
@@ -243,15 +243,9 @@ fn compute_with(
     let o = options;
     let c = &o.conventions;
     let len = returns.len();
-    let ann = o.period.annualization();
-    let rf = c.per_period_risk_free(o.risk_free, ann);
+    let (ann, rf) = c.rates(o.risk_free, o.period);
     let req = o.required_return;
-    let omega_threshold = match c.omega_threshold {
-        OmegaThreshold::PerPeriod => Some(req),
-        OmegaThreshold::Annual if ann == 1.0 => Some(req),
-        OmegaThreshold::Annual if req <= -1.0 => None,
-        OmegaThreshold::Annual => Some((1.0 + req).powf(1.0 / ann) - 1.0),
-    };
+    let omega_threshold = c.omega_threshold(req, ann);
     let rates = Rates {
         req,
         omega_cut: rf + omega_threshold.unwrap_or(f64::NAN),

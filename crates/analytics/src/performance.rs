@@ -6,8 +6,7 @@
 //! empyrical gives — usually NaN, sometimes ±inf — and never panics.
 
 use crate::conventions::{
-    AlphaAnnualization, Conventions, DownsideDenominator, OmegaThreshold, RatioScale,
-    SharpeNumerator,
+    AlphaAnnualization, Conventions, DownsideDenominator, RatioScale, SharpeNumerator,
 };
 use crate::moments::{NeumaierSum, Summary};
 use crate::returns::growth;
@@ -58,8 +57,7 @@ pub fn sharpe_ratio_with(
     if returns.len() < 2 {
         return f64::NAN;
     }
-    let ann = period.annualization();
-    let rf = conventions.per_period_risk_free(risk_free, ann);
+    let (ann, rf) = conventions.rates(risk_free, period);
     let s = Summary::of(returns.iter().map(|&r| r - rf));
     let std = s.zero_dispersion_std();
     match conventions.sharpe_numerator {
@@ -196,13 +194,9 @@ pub fn omega_ratio_with(
     if returns.len() < 2 {
         return f64::NAN;
     }
-    let ann = period.annualization();
-    let risk_free = conventions.per_period_risk_free(risk_free, ann);
-    let threshold = match conventions.omega_threshold {
-        OmegaThreshold::PerPeriod => required_return,
-        OmegaThreshold::Annual if ann == 1.0 => required_return,
-        OmegaThreshold::Annual if required_return <= -1.0 => return f64::NAN,
-        OmegaThreshold::Annual => (1.0 + required_return).powf(1.0 / ann) - 1.0,
+    let (ann, risk_free) = conventions.rates(risk_free, period);
+    let Some(threshold) = conventions.omega_threshold(required_return, ann) else {
+        return f64::NAN;
     };
     let (mut gains, mut losses) = (NeumaierSum::default(), NeumaierSum::default());
     for &r in returns {
@@ -432,8 +426,7 @@ pub(crate) fn alpha_beta_unchecked(
     if returns.len() < 2 {
         return (f64::NAN, b);
     }
-    let ann = period.annualization();
-    let rf = conventions.per_period_risk_free(risk_free, ann);
+    let (ann, rf) = conventions.rates(risk_free, period);
     let mut s = NeumaierSum::default();
     let mut n = 0usize;
     for (&r, &f) in returns.iter().zip(benchmark) {

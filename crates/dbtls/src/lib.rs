@@ -60,6 +60,38 @@ pub use postgres::{PgConnector, PgTlsConfig, SslMode};
 #[cfg(feature = "redis")]
 pub use redis::{RedisTlsConfig, redis_client};
 
+/// Writes the signature checks of a rustls certificate verifier
+/// (`verify_tls12_signature`, `verify_tls13_signature` and
+/// `supported_verify_schemes`, alike in `ServerCertVerifier` and
+/// `ClientCertVerifier`) as calls to the verifier it wraps, named by what
+/// follows `self.`: a field (`0`) or a call (`get()`). For verifiers that
+/// change only which certificates they accept; used inside their `impl`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! delegate_signature_checks {
+    (@verify $method:ident [$($inner:tt)+]) => {
+        fn $method(
+            &self,
+            message: &[u8],
+            cert: &::rustls::pki_types::CertificateDer<'_>,
+            dss: &::rustls::DigitallySignedStruct,
+        ) -> ::core::result::Result<
+            ::rustls::client::danger::HandshakeSignatureValid,
+            ::rustls::Error,
+        > {
+            self.$($inner)+.$method(message, cert, dss)
+        }
+    };
+    ($($inner:tt)+) => {
+        $crate::delegate_signature_checks!(@verify verify_tls12_signature [$($inner)+]);
+        $crate::delegate_signature_checks!(@verify verify_tls13_signature [$($inner)+]);
+
+        fn supported_verify_schemes(&self) -> ::std::vec::Vec<::rustls::SignatureScheme> {
+            self.$($inner)+.supported_verify_schemes()
+        }
+    };
+}
+
 /// Everything that can go wrong while setting up a connection.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

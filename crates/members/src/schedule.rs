@@ -59,26 +59,31 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    /// The minute `y-mo-d h:mi` (UTC).
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    /// Checks that the first minute of `s` after `after` is `expected`.
+    #[track_caller]
+    fn assert_next(s: &CronSchedule, after: DateTime<Utc>, expected: Option<DateTime<Utc>>) {
+        assert_eq!(
+            s.next_after(after),
+            expected,
+            "{} after {after}",
+            s.as_str()
+        );
+    }
+
     #[test]
     fn daily_at_nine_utc() {
         let s = CronSchedule::parse("0 9 * * *").unwrap();
-        let t = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap();
-        assert_eq!(
-            s.next_after(t),
-            Some(Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap())
-        );
+        assert_next(&s, at(2026, 11, 23, 9, 0), Some(at(2026, 11, 24, 9, 0)));
         let t = Utc.with_ymd_and_hms(2026, 11, 23, 8, 59, 30).unwrap();
-        assert_eq!(
-            s.next_after(t),
-            Some(Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap())
-        );
+        assert_next(&s, t, Some(at(2026, 11, 23, 9, 0)));
         let s = CronSchedule::parse("*/15 8-9 * * 1-5").unwrap();
         // 2026-11-28 is a Saturday.
-        let t = Utc.with_ymd_and_hms(2026, 11, 27, 9, 50, 0).unwrap();
-        assert_eq!(
-            s.next_after(t),
-            Some(Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap())
-        );
+        assert_next(&s, at(2026, 11, 27, 9, 50), Some(at(2026, 11, 30, 8, 0)));
         for bad in [
             "",
             "0 9 * *",
@@ -93,47 +98,28 @@ mod tests {
 
     #[test]
     fn the_syntax_the_config_accepts() {
-        let at = |y, mo, d, h, mi| Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap();
         // A step from a start value runs to the end of the field.
         let s = CronSchedule::parse("5/20 * * * *").unwrap();
-        assert_eq!(
-            s.next_after(at(2026, 11, 23, 9, 6)),
-            Some(at(2026, 11, 23, 9, 25))
-        );
+        assert_next(&s, at(2026, 11, 23, 9, 6), Some(at(2026, 11, 23, 9, 25)));
         // Sunday is 0 and 7.
         for sunday in ["0 9 * * 0", "0 9 * * 7"] {
             let s = CronSchedule::parse(sunday).unwrap();
             // 2026-11-29 is a Sunday.
-            assert_eq!(
-                s.next_after(at(2026, 11, 27, 0, 0)),
-                Some(at(2026, 11, 29, 9, 0))
-            );
+            assert_next(&s, at(2026, 11, 27, 0, 0), Some(at(2026, 11, 29, 9, 0)));
         }
         // Both day fields restricted: either matches (the 1st, or a Monday).
         let s = CronSchedule::parse("0 0 1 * 1").unwrap();
-        assert_eq!(
-            s.next_after(at(2026, 11, 27, 0, 0)),
-            Some(at(2026, 11, 30, 0, 0))
-        );
-        assert_eq!(
-            s.next_after(at(2026, 11, 30, 0, 0)),
-            Some(at(2026, 12, 1, 0, 0))
-        );
+        assert_next(&s, at(2026, 11, 27, 0, 0), Some(at(2026, 11, 30, 0, 0)));
+        assert_next(&s, at(2026, 11, 30, 0, 0), Some(at(2026, 12, 1, 0, 0)));
         // Lists and ranges with steps.
         let s = CronSchedule::parse("0,30 0-12/6 * * *").unwrap();
-        assert_eq!(
-            s.next_after(at(2026, 11, 23, 6, 0)),
-            Some(at(2026, 11, 23, 6, 30))
-        );
-        assert_eq!(
-            s.next_after(at(2026, 11, 23, 12, 30)),
-            Some(at(2026, 11, 24, 0, 0))
-        );
+        assert_next(&s, at(2026, 11, 23, 6, 0), Some(at(2026, 11, 23, 6, 30)));
+        assert_next(&s, at(2026, 11, 23, 12, 30), Some(at(2026, 11, 24, 0, 0)));
         // Six fields (seconds) are not this syntax.
         assert!(CronSchedule::parse("0 0 9 * * *").is_err());
         // February 30th never comes.
         let s = CronSchedule::parse("0 0 30 2 *").unwrap();
-        assert_eq!(s.next_after(at(2026, 1, 1, 0, 0)), None);
+        assert_next(&s, at(2026, 1, 1, 0, 0), None);
         assert_eq!(s.as_str(), "0 0 30 2 *");
     }
 }

@@ -24,12 +24,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::PortfolioError;
-use crate::documents::{self, Kind, record};
-use crate::import_json::ItemOutcome;
-use crate::model::{
-    Access, Actor, Comment, NewComment, Page, ShareGrant, Version, check_name, page_limit,
-    parse_cursor,
+use crate::documents::{
+    self, ADMIN_LOCKED, COMMENT, EDIT_LOCKED, Guarded, Kind, Need, OWNER, VIEW, guarded, record,
 };
+use crate::import_json::ItemOutcome;
+use crate::model::{Access, Actor, Comment, NewComment, Page, ShareGrant, Version, check_name};
 use crate::schema::{
     document_shares as shr, valuation_case_analyses as ana, valuation_cases as cases,
 };
@@ -349,35 +348,6 @@ async fn visible(
         .collect())
 }
 
-/// The case with the caller's access, refused below `needed`; `lock` takes
-/// a row lock so concurrent changes get consecutive versions.
-async fn case_for(
-    conn: &mut AsyncPgConnection,
-    actor: &Actor,
-    id: Uuid,
-    needed: Access,
-    lock: bool,
-) -> Result<Case, PortfolioError> {
-    if lock {
-        cases::table
-            .find(id)
-            .select(cases::id)
-            .for_update()
-            .load::<Uuid>(conn)
-            .await?;
-    }
-    let case = visible(conn, actor, Some(id), None, 1)
-        .await?
-        .pop()
-        .ok_or(PortfolioError::NotFound)?;
-    if case.access < needed {
-        return Err(PortfolioError::Forbidden {
-            needed: needed.as_str(),
-        });
-    }
-    Ok(case)
-}
-
 /// Inserts a case (version 1) owned by the actor.
 async fn insert_case(
     conn: &mut AsyncPgConnection,
@@ -400,7 +370,7 @@ async fn insert_case(
         ))
         .execute(conn)
         .await?;
-    let case = case_for(conn, actor, id, Access::Owner, false).await?;
+    let case = CaseService::allowed(conn, actor, id, OWNER).await?;
     insert_version(conn, actor, &case, change).await?;
     record(conn, actor, id, change, None, Some(snapshot(&case))).await?;
     Ok(case)
@@ -433,19 +403,41 @@ pub struct CaseService {
     pool: TenantPool,
 }
 
-impl crate::documents::sealed::Guarded for CaseService {
+impl Guarded for CaseService {
+    type Doc = Case;
+
     fn tenants(&self) -> &TenantPool {
         &self.pool
     }
 
-    async fn owner_if_allowed(
+    async fn allowed(
         conn: &mut AsyncPgConnection,
         actor: &Actor,
         id: Uuid,
-        needed: Access,
-        lock: bool,
-    ) -> Result<Uuid, PortfolioError> {
-        Ok(case_for(conn, actor, id, needed, lock).await?.owner_id)
+        Need(needed, lock): Need,
+    ) -> Result<Case, PortfolioError> {
+        if lock {
+            cases::table
+                .find(id)
+                .select(cases::id)
+                .for_update()
+                .load::<Uuid>(conn)
+                .await?;
+        }
+        let case = visible(conn, actor, Some(id), None, 1)
+            .await?
+            .pop()
+            .ok_or(PortfolioError::NotFound)?;
+        documents::require(case.access, needed)?;
+        Ok(case)
+    }
+
+    fn id(case: &Case) -> Uuid {
+        case.id
+    }
+
+    fn owner(case: &Case) -> Uuid {
+        case.owner_id
     }
 }
 
@@ -478,23 +470,15 @@ impl CaseService {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<Case>, PortfolioError> {
-        let after: Option<Uuid> = parse_cursor(after)?;
-        let limit = page_limit(limit);
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let items = visible(conn, actor, None, after, limit + 1).await?;
-                Ok(Page::from_overfetch(items, limit, |c| c.id.to_string()))
-            })
-            .await
+        documents::listed(self, tenant, after, limit, async |conn, after, count| {
+            visible(conn, actor, None, after, count).await
+        })
+        .await
     }
 
     /// One case (needs `view`).
     pub async fn get(&self, tenant: &str, actor: &Actor, id: Uuid) -> Result<Case, PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                case_for(conn, actor, id, Access::View, false).await
-            })
-            .await
+        guarded(self, tenant, actor, id, VIEW, async |_, case| Ok(case)).await
     }
 
     /// Changes a case (needs `edit`): a new version, valued anew; the
@@ -513,9 +497,13 @@ impl CaseService {
         if !(1..=200).contains(&change.chars().count()) {
             return Err(PortfolioError::Invalid("change: 1-200 characters".into()));
         }
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let before = case_for(conn, actor, id, Access::Edit, true).await?;
+        guarded(
+            self,
+            tenant,
+            actor,
+            id,
+            EDIT_LOCKED,
+            async |conn, before| {
                 let inputs = match &patch.inputs {
                     Some(i) => i.clone(),
                     None => serde_json::from_value(before.inputs.clone())
@@ -538,7 +526,7 @@ impl CaseService {
                     ))
                     .execute(conn)
                     .await?;
-                let after = case_for(conn, actor, id, Access::View, false).await?;
+                let after = Self::allowed(conn, actor, id, VIEW).await?;
                 insert_version(conn, actor, &after, change).await?;
                 record(
                     conn,
@@ -550,8 +538,9 @@ impl CaseService {
                 )
                 .await?;
                 Ok(after)
-            })
-            .await
+            },
+        )
+        .await
     }
 
     /// Deletes a case (needs `admin`); its history goes with it.
@@ -561,16 +550,14 @@ impl CaseService {
         actor: &Actor,
         id: Uuid,
     ) -> Result<(), PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let case = case_for(conn, actor, id, Access::Admin, true).await?;
-                diesel::update(cases::table.find(id))
-                    .set(cases::deleted_at.eq(now))
-                    .execute(conn)
-                    .await?;
-                record(conn, actor, id, "delete", Some(snapshot(&case)), None).await
-            })
-            .await
+        guarded(self, tenant, actor, id, ADMIN_LOCKED, async |conn, case| {
+            diesel::update(cases::table.find(id))
+                .set(cases::deleted_at.eq(now))
+                .execute(conn)
+                .await?;
+            record(conn, actor, id, "delete", Some(snapshot(&case)), None).await
+        })
+        .await
     }
 
     /// What differs between versions `from` and `to` (needs `view`).
@@ -582,16 +569,14 @@ impl CaseService {
         from: i32,
         to: i32,
     ) -> Result<VersionDiff, PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                case_for(conn, actor, id, Access::View, false).await?;
-                let a = documents::version(conn, id, from).await?;
-                let b = documents::version(conn, id, to).await?;
-                let mut changes = Vec::new();
-                diff_json("", Some(&a.snapshot), Some(&b.snapshot), &mut changes);
-                Ok(VersionDiff { from, to, changes })
-            })
-            .await
+        guarded(self, tenant, actor, id, VIEW, async |conn, _| {
+            let a = documents::version(conn, id, from).await?;
+            let b = documents::version(conn, id, to).await?;
+            let mut changes = Vec::new();
+            diff_json("", Some(&a.snapshot), Some(&b.snapshot), &mut changes);
+            Ok(VersionDiff { from, to, changes })
+        })
+        .await
     }
 
     /// Attaches an analysis result to a version (needs `comment`: it adds
@@ -604,20 +589,16 @@ impl CaseService {
         new: NewAnalysis,
     ) -> Result<Analysis, PortfolioError> {
         check_document(&new.source, &new.document)?;
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let case = case_for(conn, actor, id, Access::Comment, false).await?;
-                let version = new.version.unwrap_or(case.version);
-                documents::version(conn, id, version).await?;
-                let analysis =
-                    insert_analysis(conn, actor, id, version, new.source.trim(), &new.document)
-                        .await?;
-                let after =
-                    json!({"id": analysis.id, "version": version, "source": analysis.source});
-                record(conn, actor, id, "analysis", None, Some(after)).await?;
-                Ok(analysis)
-            })
-            .await
+        guarded(self, tenant, actor, id, COMMENT, async |conn, case| {
+            let version = new.version.unwrap_or(case.version);
+            documents::version(conn, id, version).await?;
+            let analysis =
+                insert_analysis(conn, actor, id, version, new.source.trim(), &new.document).await?;
+            let after = json!({"id": analysis.id, "version": version, "source": analysis.source});
+            record(conn, actor, id, "analysis", None, Some(after)).await?;
+            Ok(analysis)
+        })
+        .await
     }
 
     /// Analysis results, oldest first, of one version or all (needs `view`).
@@ -628,12 +609,10 @@ impl CaseService {
         id: Uuid,
         version: Option<i32>,
     ) -> Result<Vec<Analysis>, PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                case_for(conn, actor, id, Access::View, false).await?;
-                load_analyses(conn, id, version).await
-            })
-            .await
+        guarded(self, tenant, actor, id, VIEW, async |conn, _| {
+            load_analyses(conn, id, version).await
+        })
+        .await
     }
 
     /// The whole case: now, every version, comments and analyses (needs `view`).
@@ -643,17 +622,15 @@ impl CaseService {
         actor: &Actor,
         id: Uuid,
     ) -> Result<CaseExport, PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let case = case_for(conn, actor, id, Access::View, false).await?;
-                Ok(CaseExport {
-                    case,
-                    versions: documents::all_versions(conn, id).await?,
-                    comments: documents::comments(conn, id).await?,
-                    analyses: load_analyses(conn, id, None).await?,
-                })
+        guarded(self, tenant, actor, id, VIEW, async |conn, case| {
+            Ok(CaseExport {
+                case,
+                versions: documents::all_versions(conn, id).await?,
+                comments: documents::comments(conn, id).await?,
+                analyses: load_analyses(conn, id, None).await?,
             })
-            .await
+        })
+        .await
     }
 
     /// The current version as CSV: `section,path,value`, one line per

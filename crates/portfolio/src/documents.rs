@@ -14,8 +14,7 @@ use uuid::Uuid;
 
 use crate::PortfolioError;
 use crate::model::{
-    Access, Activity, Actor, Comment, NewComment, Page, Share, ShareGrant, Version, page_limit,
-    parse_cursor,
+    Access, Activity, Actor, Comment, NewComment, Page, Share, ShareGrant, Version, paged,
 };
 use crate::schema::{
     document_activity as act, document_comments as com, document_shares as shr,
@@ -30,24 +29,41 @@ pub(crate) mod sealed {
     use crate::PortfolioError;
     use crate::model::{Access, Actor};
 
-    /// What a kind of document tells [`super::Collaborative`]: where it is
-    /// kept and how the caller's access to one is checked.
+    /// The access a call needs, and whether it locks the document's row for
+    /// its transaction (a change that depends on who owns or shares it).
+    #[derive(Clone, Copy)]
+    pub struct Need(pub Access, pub bool);
+
+    /// What a kind of document tells [`super::Collaborative`] and
+    /// [`super::guarded`]: where it is kept and how the caller's access to
+    /// one is checked.
     pub trait Guarded {
+        /// A document of this kind as a caller sees it.
+        type Doc: Send;
+
         /// The pool the service routes through.
         fn tenants(&self) -> &TenantPool;
 
-        /// Checks that `actor` has `needed` on document `id` (its row locked
-        /// for the transaction when `lock`) and returns the owner's id;
-        /// `NotFound` when the actor may not see it.
-        fn owner_if_allowed(
+        /// Document `id` as `actor` sees it, once `actor` is found to have
+        /// the access `need` asks for (the row locked for the transaction
+        /// when it says so): `NotFound` when the actor may not see it,
+        /// `Forbidden` when the actor may see it but has less.
+        fn allowed(
             conn: &mut AsyncPgConnection,
             actor: &Actor,
             id: Uuid,
-            needed: Access,
-            lock: bool,
-        ) -> impl Future<Output = Result<Uuid, PortfolioError>> + Send;
+            need: Need,
+        ) -> impl Future<Output = Result<Self::Doc, PortfolioError>> + Send;
+
+        /// The id of `doc`.
+        fn id(doc: &Self::Doc) -> Uuid;
+
+        /// Whose `doc` is.
+        fn owner(doc: &Self::Doc) -> Uuid;
     }
 }
+
+pub(crate) use sealed::{Guarded, Need};
 
 /// Versions, shares, comments and the activity trail: what every document
 /// (a portfolio, a valuation case) offers, each call in one tenant
@@ -64,14 +80,13 @@ pub trait Collaborative: sealed::Guarded + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<Page<Version>, PortfolioError>> + Send {
-        async move {
-            let after: Option<i32> = parse_cursor(after)?;
-            let limit = page_limit(limit);
+        let fetch = async move |after, count| {
             guarded(self, tenant, actor, id, VIEW, async |conn, _| {
-                versions(conn, id, after, limit).await
+                versions(conn, id, after, count).await
             })
             .await
-        }
+        };
+        paged(after, limit, fetch, |v: &Version| v.version.to_string())
     }
 
     /// One version: the document as it was (needs `view`).
@@ -98,14 +113,9 @@ pub trait Collaborative: sealed::Guarded + Sync {
     ) -> impl Future<Output = Result<Share, PortfolioError>> + Send {
         async move {
             grant.check()?;
-            guarded(
-                self,
-                tenant,
-                actor,
-                id,
-                ADMIN_LOCKED,
-                async |conn, owner| share(conn, actor, id, owner, &grant).await,
-            )
+            guarded(self, tenant, actor, id, ADMIN_LOCKED, async |conn, doc| {
+                share(conn, actor, id, Self::owner(&doc), &grant).await
+            })
             .await
         }
     }
@@ -179,50 +189,80 @@ pub trait Collaborative: sealed::Guarded + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<Page<Activity>, PortfolioError>> + Send {
-        async move {
-            let after: Option<i64> = parse_cursor(after)?;
-            let limit = page_limit(limit);
+        let fetch = async move |after, count| {
             guarded(self, tenant, actor, id, VIEW, async |conn, _| {
-                activity(conn, id, after, limit).await
+                activity(conn, id, after, count).await
             })
             .await
-        }
+        };
+        paged(after, limit, fetch, |a: &Activity| a.id.to_string())
     }
 }
 
 impl<T: sealed::Guarded + Sync> Collaborative for T {}
 
-/// The access a call needs, and whether it locks the document's row for
-/// its transaction (a change that depends on who owns or shares it).
-#[derive(Clone, Copy)]
-struct Need(Access, bool);
+/// Reading a document.
+pub(crate) const VIEW: Need = Need(Access::View, false);
+/// Commenting on a document.
+pub(crate) const COMMENT: Need = Need(Access::Comment, false);
+/// Changing a document, its row locked so that concurrent changes get
+/// consecutive versions.
+pub(crate) const EDIT_LOCKED: Need = Need(Access::Edit, true);
+/// Reading what only an administrator of the document may read.
+pub(crate) const ADMIN: Need = Need(Access::Admin, false);
+/// Changing who may see the document, or deleting it, its row locked.
+pub(crate) const ADMIN_LOCKED: Need = Need(Access::Admin, true);
+/// Reading a document just created by the actor.
+pub(crate) const OWNER: Need = Need(Access::Owner, false);
 
-const VIEW: Need = Need(Access::View, false);
-const COMMENT: Need = Need(Access::Comment, false);
-const ADMIN: Need = Need(Access::Admin, false);
-const ADMIN_LOCKED: Need = Need(Access::Admin, true);
-
-/// `work` in one transaction of `tenant` once `actor` has `needed` on
-/// document `id` (see [`sealed::Guarded::owner_if_allowed`]); `work` is
-/// given the owner's id.
-async fn guarded<S, T, W>(
+/// `work` in one transaction of `tenant` once `actor` has what `need` asks
+/// for on document `id` (see [`sealed::Guarded::allowed`]); `work` is
+/// given the document as the actor sees it.
+pub(crate) async fn guarded<S, T, W>(
     svc: &S,
     tenant: &str,
     actor: &Actor,
     id: Uuid,
-    Need(needed, lock): Need,
+    need: Need,
     work: W,
 ) -> Result<T, PortfolioError>
 where
     S: sealed::Guarded + ?Sized,
-    W: AsyncFnOnce(&mut AsyncPgConnection, Uuid) -> Result<T, PortfolioError>,
+    W: AsyncFnOnce(&mut AsyncPgConnection, S::Doc) -> Result<T, PortfolioError>,
 {
     svc.tenants()
         .with_tenant(tenant, async |conn| {
-            let owner = S::owner_if_allowed(conn, actor, id, needed, lock).await?;
-            work(conn, owner).await
+            let doc = S::allowed(conn, actor, id, need).await?;
+            work(conn, doc).await
         })
         .await
+}
+
+/// A page of `svc`'s documents by id after the cursor `after` (see
+/// [`paged`]), read in one transaction of `tenant` by `visible` (given the
+/// id after which to start and how many to read; it leaves out those the
+/// caller may not see).
+pub(crate) async fn listed<S, V>(
+    svc: &S,
+    tenant: &str,
+    after: Option<&str>,
+    limit: usize,
+    visible: V,
+) -> Result<Page<S::Doc>, PortfolioError>
+where
+    S: sealed::Guarded + ?Sized,
+    V: AsyncFnOnce(
+        &mut AsyncPgConnection,
+        Option<Uuid>,
+        i64,
+    ) -> Result<Vec<S::Doc>, PortfolioError>,
+{
+    let fetch = async |after, count| {
+        svc.tenants()
+            .with_tenant(tenant, async |conn| visible(conn, after, count).await)
+            .await
+    };
+    paged(after, limit, fetch, |doc| S::id(doc).to_string()).await
 }
 
 /// What a document is.
@@ -278,6 +318,16 @@ pub(crate) fn access_of(
     access
 }
 
+/// Refuses a caller whose `access` to a document is less than `needed`.
+pub(crate) fn require(access: Access, needed: Access) -> Result<(), PortfolioError> {
+    if access < needed {
+        return Err(PortfolioError::Forbidden {
+            needed: needed.as_str(),
+        });
+    }
+    Ok(())
+}
+
 /// `v` as JSON for the activity trail.
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Option<Value> {
     serde_json::to_value(v).ok()
@@ -328,27 +378,24 @@ pub(crate) async fn insert_version(
     Ok(())
 }
 
-/// Versions, newest first, `limit` after the version number `after`.
-pub(crate) async fn versions(
+/// Versions, newest first, at most `count` after the version number `after`.
+async fn versions(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     after: Option<i32>,
-    limit: i64,
-) -> Result<Page<Version>, PortfolioError> {
+    count: i64,
+) -> Result<Vec<Version>, PortfolioError> {
     let mut query = ver::table
         .filter(ver::document_id.eq(id))
         .order(ver::version.desc())
-        .limit(limit + 1)
+        .limit(count)
         .select(VersionRow::as_select())
         .into_boxed();
     if let Some(after) = after {
         query = query.filter(ver::version.lt(after));
     }
     let rows: Vec<VersionRow> = query.load(conn).await?;
-    let items: Vec<Version> = rows.into_iter().map(Version::from).collect();
-    Ok(Page::from_overfetch(items, limit, |v| {
-        v.version.to_string()
-    }))
+    Ok(rows.into_iter().map(Version::from).collect())
 }
 
 /// Every version, oldest first.
@@ -505,25 +552,25 @@ pub(crate) async fn comments(
     Ok(rows.into_iter().map(Comment::from).collect())
 }
 
-/// The activity trail, newest first, `limit` after the activity id `after`.
-pub(crate) async fn activity(
+/// The activity trail, newest first, at most `count` after the activity id
+/// `after`.
+async fn activity(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     after: Option<i64>,
-    limit: i64,
-) -> Result<Page<Activity>, PortfolioError> {
+    count: i64,
+) -> Result<Vec<Activity>, PortfolioError> {
     let mut query = act::table
         .filter(act::document_id.eq(id))
         .order(act::id.desc())
-        .limit(limit + 1)
+        .limit(count)
         .select(ActivityRow::as_select())
         .into_boxed();
     if let Some(after) = after {
         query = query.filter(act::id.lt(after));
     }
     let rows: Vec<ActivityRow> = query.load(conn).await?;
-    let items: Vec<Activity> = rows.into_iter().map(Activity::from).collect();
-    Ok(Page::from_overfetch(items, limit, |a| a.id.to_string()))
+    Ok(rows.into_iter().map(Activity::from).collect())
 }
 
 /// What one user did to documents of `kind`, newest first, at most

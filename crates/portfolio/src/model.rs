@@ -451,20 +451,35 @@ pub struct Page<T> {
 }
 
 /// A page size clamped to 1..=100, as the database takes it.
-pub(crate) fn page_limit(limit: usize) -> i64 {
+fn page_limit(limit: usize) -> i64 {
     i64::try_from(limit.clamp(1, 100)).unwrap_or(100)
 }
 
 /// The `after` cursor of a list, parsed; a malformed one is refused.
-pub(crate) fn parse_cursor<T: std::str::FromStr>(
-    after: Option<&str>,
-) -> Result<Option<T>, PortfolioError> {
+fn parse_cursor<T: std::str::FromStr>(after: Option<&str>) -> Result<Option<T>, PortfolioError> {
     after
         .map(|a| {
             a.parse()
                 .map_err(|_| PortfolioError::Invalid("malformed cursor".into()))
         })
         .transpose()
+}
+
+/// A page of a list, `limit` (clamped to 1..=100) items after the cursor
+/// `after` (a malformed one is refused before `fetch` runs): `fetch` gets
+/// the parsed cursor and one more than the page size, and the extra item
+/// says there is a next page ([`Page::from_overfetch`]), whose cursor is
+/// `cursor` of the last item kept.
+pub(crate) async fn paged<C: std::str::FromStr, T>(
+    after: Option<&str>,
+    limit: usize,
+    fetch: impl AsyncFnOnce(Option<C>, i64) -> Result<Vec<T>, PortfolioError>,
+    cursor: impl Fn(&T) -> String,
+) -> Result<Page<T>, PortfolioError> {
+    let after = parse_cursor(after)?;
+    let limit = page_limit(limit);
+    let items = fetch(after, limit + 1).await?;
+    Ok(Page::from_overfetch(items, limit, cursor))
 }
 
 impl<T> Page<T> {

@@ -5,15 +5,14 @@ use diesel::dsl::now;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_tenancy::TenantPool;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::PortfolioError;
-use crate::documents::{self, Kind};
-use crate::model::{
-    Access, Actor, AllocationType, Portfolio, PortfolioDetail, Position, PositionInput,
-};
+use crate::documents::{self, Guarded, Kind, Need, OWNER, VIEW};
+use crate::model::{Actor, AllocationType, Portfolio, PortfolioDetail, Position, PositionInput};
 use crate::schema::{document_shares, portfolios, positions};
+use crate::{PortfolioError, PortfolioService};
 
 /// A portfolio row; the caller's access is resolved beside it.
 #[derive(Queryable, Selectable)]
@@ -105,44 +104,56 @@ pub(crate) async fn visible_portfolios(
         .collect())
 }
 
-/// Loads a portfolio the caller may see, checking `needed`; `lock` takes a
-/// row lock so concurrent changes get consecutive versions.
-pub(crate) async fn portfolio_for(
-    conn: &mut AsyncPgConnection,
-    actor: &Actor,
-    id: Uuid,
-    needed: Access,
-    lock: bool,
-) -> Result<Portfolio, PortfolioError> {
-    if lock {
-        // Locked on its own: `FOR UPDATE` may not cover the nullable side of
-        // the share join below.
-        portfolios::table
-            .find(id)
-            .select(portfolios::id)
-            .for_update()
-            .load::<Uuid>(conn)
-            .await?;
+/// How [`PortfolioService`] guards its portfolios (see
+/// [`crate::Collaborative`]): a portfolio the caller may see, checked for
+/// the access needed.
+impl Guarded for PortfolioService {
+    type Doc = Portfolio;
+
+    fn tenants(&self) -> &TenantPool {
+        self.pool()
     }
-    let row: Option<VisibleRow> = with_caller_share(actor.user_id)
-        .filter(portfolios::id.eq(id))
-        .filter(portfolios::deleted_at.is_null())
-        .select((
-            PortfolioRow::as_select(),
-            document_shares::access.nullable(),
-        ))
-        .first(conn)
-        .await
-        .optional()?;
-    let portfolio = row
-        .and_then(|(row, share)| row.visible_to(share, actor))
-        .ok_or(PortfolioError::NotFound)?;
-    if portfolio.access < needed {
-        return Err(PortfolioError::Forbidden {
-            needed: needed.as_str(),
-        });
+
+    async fn allowed(
+        conn: &mut AsyncPgConnection,
+        actor: &Actor,
+        id: Uuid,
+        Need(needed, lock): Need,
+    ) -> Result<Portfolio, PortfolioError> {
+        if lock {
+            // Locked on its own: `FOR UPDATE` may not cover the nullable side of
+            // the share join below.
+            portfolios::table
+                .find(id)
+                .select(portfolios::id)
+                .for_update()
+                .load::<Uuid>(conn)
+                .await?;
+        }
+        let row: Option<VisibleRow> = with_caller_share(actor.user_id)
+            .filter(portfolios::id.eq(id))
+            .filter(portfolios::deleted_at.is_null())
+            .select((
+                PortfolioRow::as_select(),
+                document_shares::access.nullable(),
+            ))
+            .first(conn)
+            .await
+            .optional()?;
+        let portfolio = row
+            .and_then(|(row, share)| row.visible_to(share, actor))
+            .ok_or(PortfolioError::NotFound)?;
+        documents::require(portfolio.access, needed)?;
+        Ok(portfolio)
     }
-    Ok(portfolio)
+
+    fn id(portfolio: &Portfolio) -> Uuid {
+        portfolio.id
+    }
+
+    fn owner(portfolio: &Portfolio) -> Uuid {
+        portfolio.owner_id
+    }
 }
 
 /// A new portfolio's own fields (its id is that of a new document, its
@@ -176,7 +187,7 @@ pub(crate) async fn create_portfolio(
         .execute(conn)
         .await?;
     insert_positions(conn, id, positions).await?;
-    let p = portfolio_for(conn, actor, id, Access::Owner, false).await?;
+    let p = PortfolioService::allowed(conn, actor, id, OWNER).await?;
     let d = detail(conn, p).await?;
     insert_version(conn, actor, &d, change).await?;
     documents::record(conn, actor, id, change, None, Some(snapshot(&d))).await?;
@@ -403,7 +414,7 @@ pub(crate) async fn commit_change(
         ))
         .execute(conn)
         .await?;
-    let current = portfolio_for(conn, actor, portfolio.id, Access::View, false).await?;
+    let current = PortfolioService::allowed(conn, actor, portfolio.id, VIEW).await?;
     let current = detail(conn, current).await?;
     insert_version(conn, actor, &current, action).await?;
     documents::record(conn, actor, portfolio.id, action, before, after).await?;

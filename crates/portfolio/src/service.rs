@@ -6,16 +6,14 @@ use rampart_tenancy::TenantPool;
 use uuid::Uuid;
 
 use crate::PortfolioError;
-use crate::documents::{self, to_json};
+use crate::documents::{self, ADMIN_LOCKED, EDIT_LOCKED, Guarded, Need, VIEW, guarded, to_json};
 use crate::model::{
     Access, Actor, NewPortfolio, Page, Portfolio, PortfolioDetail, PortfolioPatch, Position,
     PositionInput, check_currency, check_description, check_name, check_settings, check_weights,
-    page_limit, parse_cursor,
 };
 use crate::rows::{
     NewPortfolioRow, commit_change, create_portfolio, delete_positions, detail, insert_positions,
-    portfolio_for, positions_of, positions_of_all, replace_position, visible_among,
-    visible_portfolios,
+    positions_of, positions_of_all, replace_position, visible_among, visible_portfolios,
 };
 use crate::schema::portfolios;
 
@@ -45,22 +43,6 @@ impl PortfolioChanges<'_> {
             && self.base_currency.is_none()
             && self.is_public.is_none()
             && self.settings.is_none()
-    }
-}
-
-impl crate::documents::sealed::Guarded for PortfolioService {
-    fn tenants(&self) -> &TenantPool {
-        &self.pool
-    }
-
-    async fn owner_if_allowed(
-        conn: &mut AsyncPgConnection,
-        actor: &Actor,
-        id: Uuid,
-        needed: Access,
-        lock: bool,
-    ) -> Result<Uuid, PortfolioError> {
-        Ok(portfolio_for(conn, actor, id, needed, lock).await?.owner_id)
     }
 }
 
@@ -132,15 +114,10 @@ impl PortfolioService {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<Portfolio>, PortfolioError> {
-        let after: Option<Uuid> = parse_cursor(after)?;
-        let limit = page_limit(limit);
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let items: Vec<Portfolio> =
-                    visible_portfolios(conn, actor, after, limit + 1).await?;
-                Ok(Page::from_overfetch(items, limit, |p| p.id.to_string()))
-            })
-            .await
+        documents::listed(self, tenant, after, limit, async |conn, after, count| {
+            visible_portfolios(conn, actor, after, count).await
+        })
+        .await
     }
 
     /// One portfolio with its positions.
@@ -150,12 +127,10 @@ impl PortfolioService {
         actor: &Actor,
         id: Uuid,
     ) -> Result<PortfolioDetail, PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let p = portfolio_for(conn, actor, id, Access::View, false).await?;
-                detail(conn, p).await
-            })
-            .await
+        guarded(self, tenant, actor, id, VIEW, async |conn, p| {
+            detail(conn, p).await
+        })
+        .await
     }
 
     /// The positions of the portfolios of `ids` the actor may see (needs
@@ -207,28 +182,26 @@ impl PortfolioService {
         if let Some(s) = &patch.settings {
             check_settings(s)?;
         }
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let p = portfolio_for(conn, actor, id, Access::Edit, true).await?;
-                let before = to_json(&p);
-                let changes = PortfolioChanges {
-                    name: patch.name.as_deref().map(str::trim),
-                    description: patch.description.as_deref(),
-                    base_currency: currency.as_deref(),
-                    is_public: patch.is_public,
-                    settings: patch.settings.as_ref(),
-                };
-                // An empty patch still makes a version, as it always did.
-                if !changes.is_empty() {
-                    diesel::update(portfolios::table.find(id))
-                        .set(&changes)
-                        .execute(conn)
-                        .await?;
-                }
-                let after = portfolio_for(conn, actor, id, Access::View, false).await?;
-                commit_change(conn, actor, &p, "update", before, to_json(&after)).await
-            })
-            .await
+        guarded(self, tenant, actor, id, EDIT_LOCKED, async |conn, p| {
+            let before = to_json(&p);
+            let changes = PortfolioChanges {
+                name: patch.name.as_deref().map(str::trim),
+                description: patch.description.as_deref(),
+                base_currency: currency.as_deref(),
+                is_public: patch.is_public,
+                settings: patch.settings.as_ref(),
+            };
+            // An empty patch still makes a version, as it always did.
+            if !changes.is_empty() {
+                diesel::update(portfolios::table.find(id))
+                    .set(&changes)
+                    .execute(conn)
+                    .await?;
+            }
+            let after = Self::allowed(conn, actor, id, VIEW).await?;
+            commit_change(conn, actor, &p, "update", before, to_json(&after)).await
+        })
+        .await
     }
 
     /// Deletes a portfolio (needs `admin`); it disappears from every list.
@@ -238,19 +211,17 @@ impl PortfolioService {
         actor: &Actor,
         id: Uuid,
     ) -> Result<(), PortfolioError> {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let p = portfolio_for(conn, actor, id, Access::Admin, true).await?;
-                diesel::update(portfolios::table.find(id))
-                    .set((
-                        portfolios::deleted_at.eq(now),
-                        portfolios::updated_at.eq(now),
-                    ))
-                    .execute(conn)
-                    .await?;
-                documents::record(conn, actor, id, "delete", to_json(&p), None).await
-            })
-            .await
+        guarded(self, tenant, actor, id, ADMIN_LOCKED, async |conn, p| {
+            diesel::update(portfolios::table.find(id))
+                .set((
+                    portfolios::deleted_at.eq(now),
+                    portfolios::updated_at.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+            documents::record(conn, actor, id, "delete", to_json(&p), None).await
+        })
+        .await
     }
 
     /// Adds a position (needs `edit`).
@@ -397,13 +368,11 @@ impl PortfolioService {
             Vec<Position>,
         ) -> Result<PortfolioDetail, PortfolioError>,
     {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let p = portfolio_for(conn, actor, id, Access::Edit, true).await?;
-                let existing = positions_of(conn, id).await?;
-                change(conn, p, existing).await
-            })
-            .await
+        guarded(self, tenant, actor, id, EDIT_LOCKED, async |conn, p| {
+            let existing = positions_of(conn, id).await?;
+            change(conn, p, existing).await
+        })
+        .await
     }
 
     /// Runs `work` on a portfolio the actor may see with `needed` access.
@@ -418,12 +387,17 @@ impl PortfolioService {
     where
         F: AsyncFnOnce(&mut AsyncPgConnection, PortfolioDetail) -> Result<T, PortfolioError>,
     {
-        self.pool
-            .with_tenant(tenant, async |conn| {
-                let p = portfolio_for(conn, actor, id, needed, false).await?;
+        guarded(
+            self,
+            tenant,
+            actor,
+            id,
+            Need(needed, false),
+            async |conn, p| {
                 let d = detail(conn, p).await?;
                 work(conn, d).await
-            })
-            .await
+            },
+        )
+        .await
     }
 }

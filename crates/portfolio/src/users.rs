@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::PortfolioError;
 use crate::documents;
-use crate::model::{Activity, Page, page_limit, parse_cursor};
+use crate::model::{Activity, Page, paged};
 
 /// A user's profile: the auth crate's, which owns the users table.
 pub use rampart_auth::users::UserProfile as Profile;
@@ -361,11 +361,11 @@ impl UserService {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<Profile>, PortfolioError> {
-        let after: Option<Uuid> = parse_cursor(after)?;
-        let limit = page_limit(limit);
-        let users = self.accounts.list_users(tenant, after, limit + 1).await;
-        let users = users.map_err(from_auth)?;
-        Ok(Page::from_overfetch(users, limit, |p| p.id.to_string()))
+        let fetch = async |after, count| {
+            let users = self.accounts.list_users(tenant, after, count).await;
+            users.map_err(from_auth)
+        };
+        paged(after, limit, fetch, |p: &Profile| p.id.to_string()).await
     }
 
     /// Gives a user another role: any role the tenant has (its `roles`

@@ -1,9 +1,11 @@
 //! Pages of the GraphQL connections: the default size and the configured
 //! cap.
 use async_graphql::{Context, Result};
+use rampart_auth::Permission;
+use rampart_portfolio::Actor;
 
-use super::OrGql;
 use super::config::GraphqlConfig;
+use super::{OrGql, RequestCaller};
 use crate::error::ApiError;
 
 /// The default page size of connections (as REST's lists).
@@ -21,6 +23,20 @@ pub fn page_size(ctx: &Context<'_>, first: Option<i32>) -> Result<usize> {
         .filter(|n| (1..=max).contains(n))
         .ok_or_else(|| ApiError::bad_request(format!("first: 1 to {max}")))
         .gql()
+}
+
+/// The caller reading a page of a portfolio-crate list: the caller, its
+/// actor (needing `permission`, as REST's `AsUser<…>`) and the page size
+/// ([`page_size`]).
+pub fn page_reader<'a>(
+    ctx: &Context<'a>,
+    first: Option<i32>,
+    permission: Permission,
+) -> Result<(&'a RequestCaller, Actor, usize)> {
+    let c = ctx.data::<RequestCaller>()?;
+    let limit = page_size(ctx, first)?;
+    let actor = c.portfolio_actor(permission).gql()?;
+    Ok((c, actor, limit))
 }
 
 /// The complexity of a page of `first` items (default [`DEFAULT_PAGE`]),

@@ -8,12 +8,10 @@ use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, Json, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use rampart_auth::Permission;
-use rampart_portfolio::{
-    Activity, Actor, Collaborative, DailyMetrics, NavPoint, Page, Share, Version,
-};
+use rampart_portfolio::{Activity, Collaborative, DailyMetrics, NavPoint, Page, Share, Version};
 use uuid::Uuid;
 
-use super::paging::page_size;
+use super::paging::page_reader;
 use super::{OrGql, RequestCaller};
 use crate::error::ApiError;
 use crate::portfolio_analysis::{AnalyticsQuery, run_analysis};
@@ -156,18 +154,6 @@ impl From<Activity> for ActivityNode {
     }
 }
 
-/// The caller reading a page of a portfolio's list: the caller, its actor
-/// (`portfolio:read`, as REST's `AsUser<PortfolioRead>`) and the page size.
-fn page_reader<'a>(
-    ctx: &Context<'a>,
-    first: Option<i32>,
-) -> Result<(&'a RequestCaller, Actor, usize)> {
-    let c = ctx.data::<RequestCaller>()?;
-    let limit = page_size(ctx, first)?;
-    let actor = c.portfolio_actor(Permission::PortfolioRead).gql()?;
-    Ok((c, actor, limit))
-}
-
 /// `versions(first, after)`.
 pub async fn versions(
     ctx: &Context<'_>,
@@ -175,7 +161,7 @@ pub async fn versions(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<Connection<String, VersionNode>> {
-    let (c, actor, limit) = page_reader(ctx, first)?;
+    let (c, actor, limit) = page_reader(ctx, first, Permission::PortfolioRead)?;
     let svc = c.portfolios();
     let page = svc.versions(c.tenant(), &actor, id, after.as_deref(), limit);
     let cursor = |v: &Version| v.version.to_string();
@@ -206,7 +192,7 @@ pub async fn activity(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<Connection<String, ActivityNode>> {
-    let (c, actor, limit) = page_reader(ctx, first)?;
+    let (c, actor, limit) = page_reader(ctx, first, Permission::PortfolioRead)?;
     let svc = c.portfolios();
     let page = svc.activity(c.tenant(), &actor, id, after.as_deref(), limit);
     let cursor = |a: &Activity| a.id.to_string();

@@ -8,13 +8,13 @@ use async_graphql::{
 use chrono::{DateTime, NaiveDate, Utc};
 use rampart_auth::Permission;
 use rampart_portfolio::{
-    Actor, Decimal, NewPortfolio, Portfolio, PortfolioDetail, PortfolioPatch, PortfolioService,
-    Position, PositionInput,
+    Actor, Decimal, NewPortfolio, Portfolio, PortfolioDetail, PortfolioError, PortfolioPatch,
+    PortfolioService, Position, PositionInput,
 };
 use uuid::Uuid;
 
 use super::loaders::PositionsLoader;
-use super::paging::{page_cost, page_size};
+use super::paging::{page_cost, page_reader, page_size};
 use super::portfolio_fields::{self as fields, Access};
 use super::tenant_fields as tenant;
 use super::{OrGql, RequestCaller};
@@ -453,9 +453,7 @@ impl QueryRoot {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, PortfolioNode>> {
-        let c = caller(ctx)?;
-        let limit = page_size(ctx, first)?;
-        let actor = c.portfolio_actor(Permission::PortfolioRead).gql()?;
+        let (c, actor, limit) = page_reader(ctx, first, Permission::PortfolioRead)?;
         let page = c
             .portfolios()
             .list(c.tenant(), &actor, after.as_deref(), limit)
@@ -630,6 +628,18 @@ fn writer<'a>(ctx: &Context<'a>) -> Result<(&'a RequestCaller, Actor, PortfolioS
     Ok((c, actor, c.portfolios()))
 }
 
+/// A change to a portfolio by the caller as a [`writer`]: `change` is given
+/// the service, the tenant and the actor; the portfolio as the change
+/// leaves it.
+async fn changed<F>(ctx: &Context<'_>, change: F) -> Result<PortfolioNode>
+where
+    F: AsyncFnOnce(&PortfolioService, &str, &Actor) -> Result<PortfolioDetail, PortfolioError>,
+{
+    let (c, actor, svc) = writer(ctx)?;
+    let d = change(&svc, c.tenant(), &actor).await;
+    Ok(d.gql()?.into())
+}
+
 #[Object]
 impl MutationRoot {
     /// Creates a portfolio (version 1), as `POST …/portfolios`.
@@ -638,9 +648,10 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: NewPortfolioIn,
     ) -> Result<PortfolioNode> {
-        let (c, actor, svc) = writer(ctx)?;
-        let d = svc.create(c.tenant(), &actor, input.into());
-        Ok(d.await.gql()?.into())
+        changed(ctx, async |svc, tenant, actor| {
+            svc.create(tenant, actor, input.into()).await
+        })
+        .await
     }
 
     /// Renames or changes a portfolio (`edit`), as `PATCH …/portfolios/{id}`.
@@ -650,9 +661,10 @@ impl MutationRoot {
         id: Uuid,
         input: PortfolioPatchIn,
     ) -> Result<PortfolioNode> {
-        let (c, actor, svc) = writer(ctx)?;
-        let d = svc.update(c.tenant(), &actor, id, input.into());
-        Ok(d.await.gql()?.into())
+        changed(ctx, async |svc, tenant, actor| {
+            svc.update(tenant, actor, id, input.into()).await
+        })
+        .await
     }
 
     /// Deletes a portfolio (`admin`); its id.
@@ -669,9 +681,11 @@ impl MutationRoot {
         portfolio_id: Uuid,
         input: PositionIn,
     ) -> Result<PortfolioNode> {
-        let (c, actor, svc) = writer(ctx)?;
-        let d = svc.add_position(c.tenant(), &actor, portfolio_id, input.into());
-        Ok(d.await.gql()?.into())
+        changed(ctx, async |svc, tenant, actor| {
+            svc.add_position(tenant, actor, portfolio_id, input.into())
+                .await
+        })
+        .await
     }
 
     /// Replaces a position (`edit`); a new version.
@@ -682,9 +696,11 @@ impl MutationRoot {
         position_id: Uuid,
         input: PositionIn,
     ) -> Result<PortfolioNode> {
-        let (c, actor, svc) = writer(ctx)?;
-        let d = svc.update_position(c.tenant(), &actor, portfolio_id, position_id, input.into());
-        Ok(d.await.gql()?.into())
+        changed(ctx, async |svc, tenant, actor| {
+            svc.update_position(tenant, actor, portfolio_id, position_id, input.into())
+                .await
+        })
+        .await
     }
 
     /// Removes a position (`edit`); a new version.
@@ -694,8 +710,10 @@ impl MutationRoot {
         portfolio_id: Uuid,
         position_id: Uuid,
     ) -> Result<PortfolioNode> {
-        let (c, actor, svc) = writer(ctx)?;
-        let d = svc.remove_position(c.tenant(), &actor, portfolio_id, position_id);
-        Ok(d.await.gql()?.into())
+        changed(ctx, async |svc, tenant, actor| {
+            svc.remove_position(tenant, actor, portfolio_id, position_id)
+                .await
+        })
+        .await
     }
 }

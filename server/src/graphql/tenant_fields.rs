@@ -9,7 +9,7 @@ use rampart_members::Member;
 use rampart_portfolio::{Case, CaseService, Page};
 use uuid::Uuid;
 
-use super::paging::page_size;
+use super::paging::{page_reader, page_size};
 use super::portfolio_fields::{Access, connection};
 use super::{OrGql, RequestCaller};
 use crate::error::ApiError;
@@ -103,9 +103,7 @@ pub async fn cases(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<Connection<String, CaseNode>> {
-    let c = ctx.data::<RequestCaller>()?;
-    let limit = page_size(ctx, first)?;
-    let actor = c.portfolio_actor(Permission::CasesRead).gql()?;
+    let (c, actor, limit) = page_reader(ctx, first, Permission::CasesRead)?;
     let svc = CaseService::new(c.state().tenants.clone());
     let page = svc.list(c.tenant(), &actor, after.as_deref(), limit);
     let cursor = |c: &Case| c.id.to_string();

@@ -147,17 +147,26 @@ fn period_parsing() {
     assert!("hourly".parse::<Period>().is_err());
 }
 
-#[test]
-fn monte_carlo_is_reproducible_and_converges() {
-    // A deterministic, roughly normal sample.
-    let r: Vec<f64> = (1..=999)
+/// A deterministic, roughly normal sample: mean 0.05 %, s.d. 1 %.
+fn normal_sample() -> Vec<f64> {
+    (1..=999)
         .map(|i| 0.0005 + 0.01 * normal::quantile(i as f64 / 1000.0))
-        .collect();
-    let mc = MonteCarlo {
-        simulations: 200_000,
+        .collect()
+}
+
+/// `simulations` paths of the normal model, seed 7.
+fn normal_model(simulations: usize) -> MonteCarlo {
+    MonteCarlo {
+        simulations,
         seed: 7,
         model: MonteCarloModel::Normal,
-    };
+    }
+}
+
+#[test]
+fn monte_carlo_is_reproducible_and_converges() {
+    let r = normal_sample();
+    let mc = normal_model(200_000);
     let a = monte_carlo_value_at_risk(&r, 0.05, &mc);
     let b = monte_carlo_value_at_risk(&r, 0.05, &mc);
     assert_eq!(a.0.to_bits(), b.0.to_bits());
@@ -207,14 +216,8 @@ fn monte_carlo_bands_compound_reproducibly() {
 
     // Normal model: same seed, same bands; another seed, other bands;
     // percentiles ordered; the median near (1 + mean)^h − 1; spread growing.
-    let r: Vec<f64> = (1..=999)
-        .map(|i| 0.0005 + 0.01 * normal::quantile(i as f64 / 1000.0))
-        .collect();
-    let mc = MonteCarlo {
-        simulations: 20_000,
-        seed: 7,
-        model: MonteCarloModel::Normal,
-    };
+    let r = normal_sample();
+    let mc = normal_model(20_000);
     let a = monte_carlo_bands(&r, 0.05, 21, &mc).unwrap();
     let b = monte_carlo_bands(&r, 0.05, 21, &mc).unwrap();
     assert_eq!(a, b);
