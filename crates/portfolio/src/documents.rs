@@ -333,7 +333,12 @@ pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Option<Value> {
     serde_json::to_value(v).ok()
 }
 
-/// Adds an entry to the document's activity trail.
+/// Adds an entry to the document's activity trail and announces the
+/// change on the tenant's change feed (topic [`crate::CHANGE_TOPIC`]), in
+/// the same transaction: every change of a document (its fields,
+/// positions, shares, comments, analyses) goes through here, so a replica
+/// keying cached answers by the topic's generation never serves one from
+/// before it.
 pub(crate) async fn record(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
@@ -353,6 +358,7 @@ pub(crate) async fn record(
         ))
         .execute(conn)
         .await?;
+    rampart_tenancy::ChangeFeed::announce(conn, crate::CHANGE_TOPIC).await?;
     Ok(())
 }
 

@@ -75,6 +75,12 @@ pub mod transfer;
 pub mod users;
 
 pub use amount::Decimal;
+
+/// The change-feed topic ([`rampart_tenancy::ChangeFeed`]) announced in
+/// every transaction that changes a portfolio or a valuation case, its
+/// positions, shares, comments or analyses: cache answers derived from
+/// them under the topic's generation.
+pub const CHANGE_TOPIC: &str = "documents";
 pub use analysis::{AnalysisInput, AnalyticsReport, NavPoint, PriceHistory};
 pub use cases::{
     Analysis, Case, CaseExport, CaseImportItem, CaseImportReport, CasePatch, CaseService,

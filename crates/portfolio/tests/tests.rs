@@ -953,3 +953,73 @@ mod analytics {
         );
     }
 }
+
+/// Every change of a document moves its tenant's generation of
+/// `CHANGE_TOPIC` on the change feed (what the server keys cached analytics
+/// by); a refused change and another tenant's changes do not.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_document_change_is_announced_on_its_tenants_change_feed() {
+    use rampart_portfolio::CHANGE_TOPIC;
+    use rampart_tenancy::ChangeFeed;
+    let pool = pool().await;
+    let ada = user(&pool, "acme", "ada@acme.test").await;
+    let bob = user(&pool, "acme", "bob@acme.test").await;
+    let gus = user(&pool, "globex", "gus@globex.test").await;
+    let acme = pool.tenant("acme").await.unwrap().id;
+    let globex = pool.tenant("globex").await.unwrap().id;
+    // Read on every call: what another replica sees once its bound passes.
+    let feed = ChangeFeed::new(pool.clone(), std::time::Duration::ZERO);
+    let svc = PortfolioService::new(pool.clone());
+    let (owner, g) = (Actor::user(ada), Actor::user(gus));
+    let generation = async |tenant| feed.generation(tenant, CHANGE_TOPIC).await.unwrap();
+
+    let mut last = generation(acme).await;
+    let globex_before = generation(globex).await;
+    let id = svc
+        .create("acme", &owner, new_portfolio("Core"))
+        .await
+        .unwrap()
+        .portfolio
+        .id;
+    let mut moved = async |what: &str| {
+        let now = generation(acme).await;
+        assert_ne!(now, last, "{what} was not announced");
+        last = now;
+    };
+    moved("create").await;
+    svc.update("acme", &owner, id, made_public()).await.unwrap();
+    moved("update").await;
+    let grant = ShareGrant {
+        user_id: bob,
+        access: Access::View,
+        expires_at: None,
+    };
+    svc.share("acme", &owner, id, grant).await.unwrap();
+    moved("share").await;
+    svc.revoke("acme", &owner, id, bob).await.unwrap();
+    moved("revoke").await;
+    svc.comment("acme", &owner, id, top_level_comment("note"))
+        .await
+        .unwrap();
+    moved("comment").await;
+
+    // A refused change announces nothing.
+    let refused = svc
+        .create(
+            "acme",
+            &owner,
+            NewPortfolio {
+                name: String::new(),
+                ..NewPortfolio::default()
+            },
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(generation(acme).await, last);
+    // Another tenant's change moves only that tenant's generation.
+    svc.create("globex", &g, new_portfolio("Theirs"))
+        .await
+        .unwrap();
+    assert_eq!(generation(acme).await, last);
+    assert_ne!(generation(globex).await, globex_before);
+}
