@@ -10,7 +10,7 @@ use rampart_ratelimit::Quota;
 
 use rampart_server::tls::IssuedCert;
 
-use crate::common::{Env, PASSWORD, env_with, mint_token};
+use crate::common::{Env, PASSWORD, env_with, map_items, mint_token};
 
 /// A client of `env`'s server whose connections come from `local`.
 fn client_from(env: &Env, local: &str) -> reqwest::Client {
@@ -382,35 +382,19 @@ async fn signing_keys_in_vault_use_the_approle_login_not_a_static_token() {
     });
     let env = Env::start(pki, config).await;
     env.state.tenants.provision("vlt", "Vault").await.unwrap();
-    let jwks: serde_json::Value = env
-        .http
-        .get(env.url("/t/vlt/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut kids: Vec<String> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_owned())
-        .collect();
+    let jwks = crate::common::get_json(&env.http, &env.url("/t/vlt/jwks.json")).await;
+    let mut kids: Vec<String> = map_items(&jwks["keys"], |k| k["kid"].as_str().unwrap().to_owned());
     assert!(!kids.is_empty(), "{jwks}");
     // They are stored in Vault (written with the AppRole's token).
-    let listed: serde_json::Value = reqwest::Client::new()
-        .request(
-            reqwest::Method::from_bytes(b"LIST").unwrap(),
-            format!("{addr}/v1/secret/metadata/rampart/auth/keys"),
-        )
-        .header("X-Vault-Token", bao.token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = crate::common::send_json(
+        reqwest::Client::new()
+            .request(
+                reqwest::Method::from_bytes(b"LIST").unwrap(),
+                format!("{addr}/v1/secret/metadata/rampart/auth/keys"),
+            )
+            .header("X-Vault-Token", bao.token()),
+    )
+    .await;
     let mut stored: Vec<String> = listed["data"]["keys"]
         .as_array()
         .unwrap_or_else(|| panic!("no keys in Vault: {listed}"))

@@ -3,17 +3,20 @@
 //! TOTP setup / confirm / disable, revoke other sessions, API keys, logout,
 //! and the refusals (no token, another tenant's token, wrong and reused codes).
 
-use rampart_auth::accounts::LoginOutcome;
+use rampart_auth::accounts::{LoginOutcome, User};
 use rampart_auth::{ClientContext, Permission, Role, authorize};
 use rampart_server::app::AppState;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::{Api, PASSWORD, Pki, config, mint_token_with, start};
+use crate::common::{Env, PASSWORD, Pki, config, mint_token_with};
 
 /// The account's TOTP endpoints.
 const TOTP: &str = "/api/v1/t/acme/account/mfa/totp";
+const CHANGE_PASSWORD: &str = "/api/v1/t/acme/account/password";
+const API_KEYS: &str = "/api/v1/t/acme/account/api-keys";
+const REVOKE_OTHERS: &str = "/api/v1/t/acme/account/sessions/revoke-others";
 const NEW_PASSWORD: &str = "staple-orbit-lantern-77";
 
 /// An access token as the token endpoint mints it, bound to `session`.
@@ -34,6 +37,24 @@ async fn login(state: &AppState, tenant: &str, email: &str, password: &str) -> (
     (s.session_id, s.token)
 }
 
+/// The server with `acme` provisioned and Ada, a trader, registered in it.
+async fn acme_with_ada() -> (Env, User) {
+    let pki = Pki::new();
+    let config = config(&pki).await;
+    let env = Env::start(pki, config).await;
+    env.state.tenants.provision("acme", "Acme").await.unwrap();
+    let ada = register(&env, "acme", "ada@example.com", "Ada", Role::Trader).await;
+    (env, ada)
+}
+
+/// Registers a user with [`PASSWORD`].
+async fn register(env: &Env, tenant: &str, email: &str, name: &str, role: Role) -> User {
+    let auth = env.auth();
+    auth.register(tenant, email, name, PASSWORD, role)
+        .await
+        .unwrap()
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -43,76 +64,42 @@ fn now() -> u64 {
 
 #[tokio::test]
 async fn account_password_totp_sessions_api_keys_and_logout() {
-    let pki = Pki::new();
-    let (server, state) = start(config(&pki).await).await;
-    let auth = crate::common::auth(&state);
-    state.tenants.provision("acme", "Acme").await.unwrap();
+    let (env, ada) = acme_with_ada().await;
+    let (state, auth, api) = (&env.state, env.auth(), env.api());
     state.tenants.provision("globex", "Globex").await.unwrap();
-    let ada = auth
-        .register("acme", "ada@example.com", "Ada", PASSWORD, Role::Trader)
-        .await
-        .unwrap();
-    let bot = auth
-        .register("acme", "bot@example.com", "Bot", PASSWORD, Role::ApiUser)
-        .await
-        .unwrap();
-    let bot2 = auth
-        .register("acme", "bot2@example.com", "Bot 2", PASSWORD, Role::ApiUser)
-        .await
-        .unwrap();
-    let eve = auth
-        .register("globex", "eve@example.com", "Eve", PASSWORD, Role::Trader)
-        .await
-        .unwrap();
-    let api = Api {
-        http: pki.client(None),
-        addr: server.public_addr,
-    };
-    let (session_a, _) = login(&state, "acme", "ada@example.com", PASSWORD).await;
-    let (_session_b, handle_b) = login(&state, "acme", "ada@example.com", PASSWORD).await;
-    let ada_token = token(&state, "acme", ada.id, Role::Trader, Some(session_a)).await;
+    let bot = register(&env, "acme", "bot@example.com", "Bot", Role::ApiUser).await;
+    let bot2 = register(&env, "acme", "bot2@example.com", "Bot 2", Role::ApiUser).await;
+    let eve = register(&env, "globex", "eve@example.com", "Eve", Role::Trader).await;
+    let (session_a, _) = login(state, "acme", "ada@example.com", PASSWORD).await;
+    let (_session_b, handle_b) = login(state, "acme", "ada@example.com", PASSWORD).await;
+    let ada_token = token(state, "acme", ada.id, Role::Trader, Some(session_a)).await;
     let as_ada = api.with(&ada_token);
-    let eve_token = token(&state, "globex", eve.id, Role::Trader, None).await;
+    let eve_token = token(state, "globex", eve.id, Role::Trader, None).await;
 
     // Refusals: no token, another tenant's token (same answer as no token).
     for bearer in [None, Some(eve_token.as_str())] {
         for (method, path) in [
-            (Method::POST, "/api/v1/t/acme/account/password"),
-            (Method::POST, "/api/v1/t/acme/account/mfa/totp"),
+            (Method::POST, CHANGE_PASSWORD),
+            (Method::POST, TOTP),
             (Method::POST, &format!("{TOTP}/confirm")),
             (Method::POST, &format!("{TOTP}/disable")),
-            (
-                Method::POST,
-                "/api/v1/t/acme/account/sessions/revoke-others",
-            ),
-            (Method::POST, "/api/v1/t/acme/account/api-keys"),
-            (Method::GET, "/api/v1/t/acme/account/api-keys"),
+            (Method::POST, REVOKE_OTHERS),
+            (Method::POST, API_KEYS),
+            (Method::GET, API_KEYS),
             (Method::DELETE, "/api/v1/t/acme/account/api-keys/abc"),
             (Method::POST, "/api/v1/t/acme/account/logout"),
         ] {
-            let (s, body) = api
-                .call(
-                    method.clone(),
-                    path,
-                    bearer,
-                    Some(json!({"code": "123456", "current_password": PASSWORD,
-                        "new_password": NEW_PASSWORD, "name": "k"})),
-                )
+            let body = json!({"code": "123456", "current_password": PASSWORD,
+                "new_password": NEW_PASSWORD, "name": "k"});
+            let refusal = (401, "unauthorized");
+            api.expect_error(refusal, method, path, bearer, Some(body))
                 .await;
-            assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
-            assert_eq!(body["error"]["code"], "unauthorized");
         }
     }
 
     // TOTP: begin shows the secret once; a wrong code is refused.
     let body = api
-        .expect(
-            200,
-            Method::POST,
-            "/api/v1/t/acme/account/mfa/totp",
-            Some(&ada_token),
-            None,
-        )
+        .expect(200, Method::POST, TOTP, Some(&ada_token), None)
         .await;
     let secret = body["data"]["secret"].as_str().unwrap().to_owned();
     assert!(
@@ -136,14 +123,8 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     let backup: Vec<String> = serde_json::from_value(body["data"]["backupCodes"].clone()).unwrap();
     assert_eq!(backup.len(), 10);
     // Setting up again while enabled is a conflict.
-    api.expect(
-        409,
-        Method::POST,
-        "/api/v1/t/acme/account/mfa/totp",
-        Some(&ada_token),
-        None,
-    )
-    .await;
+    api.expect(409, Method::POST, TOTP, Some(&ada_token), None)
+        .await;
     // The code that confirmed cannot be used again within its step.
     as_ada
         .post(400, &format!("{TOTP}/disable"), json!({"code": code}))
@@ -166,24 +147,12 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
         .await;
 
     // Revoke the other sessions: needs a token bound to a session.
-    let no_session = token(&state, "acme", ada.id, Role::Trader, None).await;
-    api.expect(
-        403,
-        Method::POST,
-        "/api/v1/t/acme/account/sessions/revoke-others",
-        Some(&no_session),
-        None,
-    )
-    .await;
-    let (s, body) = api
-        .call(
-            Method::POST,
-            "/api/v1/t/acme/account/sessions/revoke-others",
-            Some(&ada_token),
-            None,
-        )
+    let no_session = token(state, "acme", ada.id, Role::Trader, None).await;
+    api.expect(403, Method::POST, REVOKE_OTHERS, Some(&no_session), None)
         .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
+    let body = api
+        .expect(200, Method::POST, REVOKE_OTHERS, Some(&ada_token), None)
+        .await;
     assert!(body["data"]["revoked"].as_u64().unwrap() >= 1);
     assert!(auth.authenticate_session("acme", &handle_b).await.is_err());
     let live = auth.list_sessions("acme", ada.id).await.unwrap();
@@ -196,27 +165,25 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     as_ada
         .post(
             400,
-            "/api/v1/t/acme/account/password",
+            CHANGE_PASSWORD,
             json!({"current_password": "not-the-password-1", "new_password": NEW_PASSWORD}),
         )
         .await;
     as_ada
         .post(
             400,
-            "/api/v1/t/acme/account/password",
+            CHANGE_PASSWORD,
             json!({"current_password": PASSWORD, "new_password": "short"}),
         )
         .await;
-    let (s, body) = api
-        .call(
-            Method::POST,
-            "/api/v1/t/acme/account/password",
-            Some(&ada_token),
-            Some(json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD})),
+    as_ada
+        .post(
+            200,
+            CHANGE_PASSWORD,
+            json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}),
         )
         .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
-    login(&state, "acme", "ada@example.com", NEW_PASSWORD).await;
+    login(state, "acme", "ada@example.com", NEW_PASSWORD).await;
     // The token's own session survived the change.
     assert_eq!(
         auth.list_sessions("acme", ada.id)
@@ -232,21 +199,17 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     as_ada
         .post(
             403,
-            "/api/v1/t/acme/account/api-keys",
+            API_KEYS,
             json!({"name": "k", "scopes": ["market:read", "users:manage"]}),
         )
         .await;
     as_ada
-        .post(
-            400,
-            "/api/v1/t/acme/account/api-keys",
-            json!({"name": "k", "scopes": []}),
-        )
+        .post(400, API_KEYS, json!({"name": "k", "scopes": []}))
         .await;
     let body = as_ada
         .post(
             201,
-            "/api/v1/t/acme/account/api-keys",
+            API_KEYS,
             json!({"name": "laptop", "scopes": ["market:read", "portfolio:write"]}),
         )
         .await;
@@ -262,20 +225,16 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     assert!(authorize(&p, Permission::PortfolioWrite).is_err());
     assert!(authorize(&p, Permission::MarketRead).is_ok());
     auth.set_role("acme", ada.id, Role::Trader).await.unwrap();
-    let bot_token = token(&state, "acme", bot.id, Role::ApiUser, None).await;
-    let bot2_token = token(&state, "acme", bot2.id, Role::ApiUser, None).await;
+    let bot_token = token(state, "acme", bot.id, Role::ApiUser, None).await;
+    let bot2_token = token(state, "acme", bot2.id, Role::ApiUser, None).await;
     api.with(&bot_token)
-        .post(
-            400,
-            "/api/v1/t/acme/account/api-keys",
-            json!({"name": "k", "scopes": ["nope"]}),
-        )
+        .post(400, API_KEYS, json!({"name": "k", "scopes": ["nope"]}))
         .await;
     let body = api
         .with(&bot_token)
         .post(
             201,
-            "/api/v1/t/acme/account/api-keys",
+            API_KEYS,
             json!({"name": "ci", "scopes": ["market:read"]}),
         )
         .await;
@@ -284,33 +243,22 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     assert!(key.contains(&prefix));
     let p = auth.authenticate_api_key("acme", &key).await.unwrap();
     assert_eq!(p.user_id, Some(bot.id));
-    let body = api
-        .expect_get(200, "/api/v1/t/acme/account/api-keys", &bot_token)
-        .await;
+    let body = api.expect_get(200, API_KEYS, &bot_token).await;
     let listed = body["data"].as_array().unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["prefix"], prefix.as_str());
     assert!(!body.to_string().contains(&key), "the key is shown once");
     // Another api_user cannot revoke it.
-    let path = format!("/api/v1/t/acme/account/api-keys/{prefix}");
+    let path = format!("{API_KEYS}/{prefix}");
     api.with(&bot2_token).delete(404, &path).await;
     api.with(&bot_token).delete(200, &path).await;
     assert!(auth.authenticate_api_key("acme", &key).await.is_err());
-    let (s, _) = api
-        .call(Method::DELETE, &path, Some(&bot_token), None)
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    api.with(&bot_token).delete(404, &path).await;
 
     // Logout revokes the token's session.
-    let (s, body) = api
-        .call(
-            Method::POST,
-            "/api/v1/t/acme/account/logout",
-            Some(&ada_token),
-            None,
-        )
+    let logout = "/api/v1/t/acme/account/logout";
+    api.expect(200, Method::POST, logout, Some(&ada_token), None)
         .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
     assert!(
         auth.list_sessions("acme", ada.id)
             .await
@@ -318,7 +266,7 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
             .iter()
             .all(|s| s.id != session_a)
     );
-    server.stop().await;
+    env.server.stop().await;
 }
 
 /// An access token for Ada with `scope`, signed in at `auth_time`.
@@ -351,19 +299,9 @@ async fn token_signed_in_at(
 
 #[tokio::test]
 async fn account_changes_need_the_account_scope_and_a_recent_sign_in() {
-    let pki = Pki::new();
-    let (server, state) = start(config(&pki).await).await;
-    let auth = crate::common::auth(&state);
-    state.tenants.provision("acme", "Acme").await.unwrap();
-    let ada = auth
-        .register("acme", "ada@example.com", "Ada", PASSWORD, Role::Trader)
-        .await
-        .unwrap();
-    let (session, _) = login(&state, "acme", "ada@example.com", PASSWORD).await;
-    let api = Api {
-        http: pki.client(None),
-        addr: server.public_addr,
-    };
+    let (env, ada) = acme_with_ada().await;
+    let (state, auth, api) = (&env.state, env.auth(), env.api());
+    let (session, _) = login(state, "acme", "ada@example.com", PASSWORD).await;
     let now = chrono::Utc::now().timestamp();
     let key_body = json!({"name": "k", "scopes": ["portfolio:read"]});
     let password_body =
@@ -372,29 +310,17 @@ async fn account_changes_need_the_account_scope_and_a_recent_sign_in() {
     // A token that did not ask for `account:manage` (e.g. `scope=openid`)
     // manages nothing, however fresh its sign-in.
     let narrow =
-        token_signed_in_at(&state, ada.id, session, "openid portfolio:read", Some(now)).await;
+        token_signed_in_at(state, ada.id, session, "openid portfolio:read", Some(now)).await;
     for (method, path, body) in [
-        (Method::POST, "/api/v1/t/acme/account/mfa/totp", None),
-        (
-            Method::POST,
-            "/api/v1/t/acme/account/api-keys",
-            Some(key_body.clone()),
-        ),
-        (Method::GET, "/api/v1/t/acme/account/api-keys", None),
-        (
-            Method::POST,
-            "/api/v1/t/acme/account/password",
-            Some(password_body.clone()),
-        ),
-        (
-            Method::POST,
-            "/api/v1/t/acme/account/sessions/revoke-others",
-            None,
-        ),
+        (Method::POST, TOTP, None),
+        (Method::POST, API_KEYS, Some(key_body.clone())),
+        (Method::GET, API_KEYS, None),
+        (Method::POST, CHANGE_PASSWORD, Some(password_body.clone())),
+        (Method::POST, REVOKE_OTHERS, None),
     ] {
-        let (s, body) = api.call(method, path, Some(&narrow), body).await;
-        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {body}");
-        assert_eq!(body["error"]["code"], "forbidden", "{path}: {body}");
+        let refusal = (403, "forbidden");
+        api.expect_error(refusal, method, path, Some(&narrow), body)
+            .await;
     }
 
     // With the scope but a sign-in older than `reauth_max_age_secs` (or
@@ -403,61 +329,37 @@ async fn account_changes_need_the_account_scope_and_a_recent_sign_in() {
     let max_age = auth.config().reauth_max_age_secs as i64;
     for auth_time in [Some(now - max_age - 60), None] {
         let stale =
-            token_signed_in_at(&state, ada.id, session, "openid account:manage", auth_time).await;
+            token_signed_in_at(state, ada.id, session, "openid account:manage", auth_time).await;
         for (path, body) in [
-            ("/api/v1/t/acme/account/mfa/totp", None),
+            (TOTP, None),
             (&format!("{TOTP}/confirm"), Some(json!({"code": "123456"}))),
             (&format!("{TOTP}/disable"), Some(json!({"code": "123456"}))),
-            ("/api/v1/t/acme/account/api-keys", Some(key_body.clone())),
-            ("/api/v1/t/acme/account/sessions/revoke-others", None),
+            (API_KEYS, Some(key_body.clone())),
+            (REVOKE_OTHERS, None),
         ] {
-            let (s, body) = api.call(Method::POST, path, Some(&stale), body).await;
-            assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {body}");
-            assert_eq!(
-                body["error"]["code"], "reauthentication_required",
-                "{path}: {body}"
-            );
+            let refusal = (403, "reauthentication_required");
+            api.expect_error(refusal, Method::POST, path, Some(&stale), body)
+                .await;
         }
         // Listing keys changes nothing: allowed.
-        let (s, _) = api
-            .call(
-                Method::GET,
-                "/api/v1/t/acme/account/api-keys",
-                Some(&stale),
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK);
+        api.expect_get(200, API_KEYS, &stale).await;
     }
     // The password change proves the user with the current password.
     let stale = token_signed_in_at(
-        &state,
+        state,
         ada.id,
         session,
         "openid account:manage",
         Some(now - max_age - 60),
     )
     .await;
-    let (s, body) = api
-        .call(
-            Method::POST,
-            "/api/v1/t/acme/account/password",
-            Some(&stale),
-            Some(password_body),
-        )
+    api.with(&stale)
+        .post(200, CHANGE_PASSWORD, password_body)
         .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
     // A fresh sign-in may.
     let fresh =
-        token_signed_in_at(&state, ada.id, session, "openid account:manage", Some(now)).await;
-    let (s, body) = api
-        .call(
-            Method::POST,
-            "/api/v1/t/acme/account/mfa/totp",
-            Some(&fresh),
-            None,
-        )
+        token_signed_in_at(state, ada.id, session, "openid account:manage", Some(now)).await;
+    api.expect(200, Method::POST, TOTP, Some(&fresh), None)
         .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
-    server.stop().await;
+    env.server.stop().await;
 }

@@ -1,86 +1,19 @@
 // End-to-end test of the admin page in headless Chromium (Debian's package)
-// driven by playwright-core. Started by server/tests/admin_page.rs, which
-// runs the server and passes everything through the environment:
-//   RAMPART_BASE_URL, RAMPART_TENANT, RAMPART_ADMIN_EMAIL, RAMPART_VIEWER_EMAIL,
-//   RAMPART_PASSWORD, RAMPART_NODE_MODULES (where playwright-core is),
+// driven by playwright-core (through page_e2e.mjs). Started by
+// server/tests/admin_page.rs, which runs the server and passes everything
+// through the environment: what page_e2e.mjs reads, and
+//   RAMPART_ADMIN_EMAIL, RAMPART_VIEWER_EMAIL,
 //   RAMPART_PORTFOLIO_ID, RAMPART_PORTFOLIO_NAME, RAMPART_PORTFOLIO_OWNER (a
-//   portfolio with positions the test created for a trader of the tenant),
-//   RAMPART_ARTIFACTS (a directory for a screenshot when something fails),
-//   RAMPART_SCREENSHOTS (optional: keep screenshots of the main steps there).
+//   portfolio with positions the test created for a trader of the tenant).
 // Exit code 0: every step passed; anything else: the first failure, printed.
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { browserPage, check, env, log, shot } from './page_e2e.mjs';
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
-const base = env('RAMPART_BASE_URL');
-const tenant = env('RAMPART_TENANT');
 const adminEmail = env('RAMPART_ADMIN_EMAIL');
 const viewerEmail = env('RAMPART_VIEWER_EMAIL');
-const password = env('RAMPART_PASSWORD');
 const portfolioId = env('RAMPART_PORTFOLIO_ID');
 const portfolioName = env('RAMPART_PORTFOLIO_NAME');
 const portfolioOwner = env('RAMPART_PORTFOLIO_OWNER');
-const artifacts = process.env.RAMPART_ARTIFACTS || '/tmp';
-// Optional: a directory to keep screenshots of the main steps in.
-const shots = process.env.RAMPART_SCREENSHOTS;
-async function shot(page, name) {
-  if (shots) await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
-}
-const require = createRequire(join(env('RAMPART_NODE_MODULES'), 'noop.js'));
-const { chromium } = require('playwright-core');
-
-const pageUrl = `${base}/t/${tenant}/admin/`;
-const log = (...a) => console.log('[e2e]', ...a);
-function check(cond, message) {
-  if (!cond) throw new Error(`assertion failed: ${message}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  // Playwright gives every launch a new empty profile directory.
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
-
-let current = null;
-const consoleErrors = [];
-
-async function newPage() {
-  // The server's certificate is issued by the test's own throwaway CA.
-  const context = await browser.newContext({ ignoreHTTPSErrors: true });
-  const page = await context.newPage();
-  page.setDefaultTimeout(20_000);
-  page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(`${m.text()} (${m.location().url || page.url()})`);
-  });
-  page.on('pageerror', (e) => consoleErrors.push(String(e)));
-  current = page;
-  return page;
-}
-
-async function signIn(page, email) {
-  await page.goto(pageUrl);
-  await page.locator('#signin-button').click();
-  // The tenant's own login page (server-rendered by the OAuth routes).
-  await page.waitForURL(/\/oauth\/authorize\?/);
-  await page.locator('input[name=email]').fill(email);
-  await page.locator('input[name=password]').fill(password);
-  await page.locator('button[type=submit]').click();
-  // Back through /admin/callback (code + PKCE exchange) to the page.
-  await page.waitForURL((u) => u.pathname === `/t/${tenant}/admin/`);
-}
+const { consoleErrors, signIn, signOut, storedToken, run } = await browserPage('admin');
 
 async function previewRows(page) {
   return page.$$eval('#preview-table tbody tr', (trs) =>
@@ -99,11 +32,10 @@ async function memberRows(page) {
   );
 }
 
-try {
+await run(async () => {
   // ---- a viewer signs in and is refused, clearly
   {
-    const page = await newPage();
-    await signIn(page, viewerEmail);
+    const page = await signIn(viewerEmail);
     await page.locator('#refused').waitFor({ state: 'visible' });
     const text = await page.locator('#refused').innerText();
     check(text.includes('Administrators only'), `refusal shown: ${text}`);
@@ -115,14 +47,10 @@ try {
   }
 
   // ---- the admin signs in
-  const page = await newPage();
-  await signIn(page, adminEmail);
+  const page = await signIn(adminEmail);
   await page.locator('#console').waitFor({ state: 'visible' });
   check((await page.locator('#who').innerText()) === adminEmail, 'signed-in e-mail shown');
-  const token = await page.evaluate(
-    (t) => sessionStorage.getItem(`rampart.admin.${t}.token`),
-    tenant,
-  );
+  const token = await storedToken(page);
   check(token && token.split('.').length >= 3, 'access token kept in sessionStorage');
   log('admin signed in');
 
@@ -297,32 +225,6 @@ try {
   await page.locator('#members-table tr[data-email="grace@e2e.example"]').waitFor();
   // Everything the page loads is in before signing out.
   await page.locator('#portfolios[data-count]').waitFor({ state: 'attached' });
-  await page.locator('#signout').click();
-  await page.locator('#signin').waitFor({ state: 'visible' });
-  const after = await page.evaluate(
-    (t) => sessionStorage.getItem(`rampart.admin.${t}.token`),
-    tenant,
-  );
-  check(after === null, 'token forgotten on sign-out');
+  await signOut(page);
   log('reload and sign-out checked');
-
-  check(consoleErrors.length === 0, `no errors in the browser console: ${consoleErrors.join(' | ')}`);
-  await browser.close();
-  log('all steps passed');
-  process.exit(0);
-} catch (e) {
-  console.error('[e2e] FAILED:', e && e.stack ? e.stack : e);
-  if (consoleErrors.length) console.error('[e2e] browser console errors:', consoleErrors.join(' | '));
-  if (current) {
-    try {
-      const shot = join(artifacts, 'admin-page-failure.png');
-      await current.screenshot({ path: shot, fullPage: true });
-      console.error('[e2e] screenshot:', shot, 'url:', current.url());
-      console.error('[e2e] page text:', (await current.locator('body').innerText()).slice(0, 4000));
-    } catch (_) {
-      // the page may be gone
-    }
-  }
-  await browser.close().catch(() => {});
-  process.exit(1);
-}
+});

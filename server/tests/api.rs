@@ -24,17 +24,13 @@ async fn api_v1_is_tenant_scoped_and_authenticated() {
         .unwrap()
         .unwrap();
     let http = client(&pki.ca.cert_pem(), None);
-    let token: serde_json::Value = http
-        .post(url(server.public_addr, "/t/acme/oauth/token"))
-        .basic_auth("robot", Some(&secret))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&scope=market%3Aread")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = crate::common::send_json(
+        http.post(url(server.public_addr, "/t/acme/oauth/token"))
+            .basic_auth("robot", Some(&secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials&scope=market%3Aread"),
+    )
+    .await;
     let access = token["access_token"]
         .as_str()
         .expect("access token")

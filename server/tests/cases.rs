@@ -7,7 +7,7 @@
 //! cases (validated, all or nothing, idempotent), and bad inputs get a
 //! clear error naming the field.
 
-use crate::common::{env, epv_case, role_token};
+use crate::common::{env, epv_case, role_token, strs};
 use rampart_auth::Role;
 use serde_json::{Value, json};
 
@@ -98,12 +98,7 @@ async fn an_analyst_values_versions_shares_exports_and_imports_cases() {
     assert_eq!(num(&nopat["after"]), "80");
     assert!(changed(&diff, "ticker").is_none());
     let versions = env.with(&ana).get(200, &format!("{path}/versions")).await;
-    let changes: Vec<&str> = versions["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["change"].as_str().unwrap())
-        .collect();
+    let changes = strs(&versions["data"], "change");
     assert_eq!(changes, ["lower tax", "create"]);
     let v1 = env.with(&ana).get(200, &format!("{path}/versions/1")).await;
     assert_eq!(
@@ -174,12 +169,7 @@ async fn an_analyst_values_versions_shares_exports_and_imports_cases() {
 
     // Activity, newest first, with before/after values.
     let activity = env.with(&ana).get(200, &format!("{path}/activity")).await;
-    let actions: Vec<&str> = activity["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["action"].as_str().unwrap())
-        .collect();
+    let actions = strs(&activity["data"], "action");
     assert_eq!(
         actions,
         ["analysis", "comment", "share", "lower tax", "create"]

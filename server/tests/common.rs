@@ -342,6 +342,27 @@ impl Env {
     pub fn api(&self) -> Api {
         self.api.clone()
     }
+
+    /// [`run_job`] `job` on this server, without a body.
+    pub async fn run_job(&self, job: &str) -> Value {
+        run_job(&self.pki, self.server.admin_addr, job, None).await
+    }
+}
+
+/// Runs the job trigger `/admin/jobs/{job}` of the admin listener at
+/// `admin` (with the operator's certificate of `pki`, and `body` as JSON if
+/// any), answered 200: its report (the answer's `data`).
+pub async fn run_job(pki: &Pki, admin: SocketAddr, job: &str, body: Option<Value>) -> Value {
+    let ops = pki.client(Some(&pki.operator()));
+    let mut request = ops.post(url(admin, &format!("/admin/jobs/{job}")));
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let res = request.send().await.unwrap();
+    let status = res.status().as_u16();
+    let body = json_or_text(res.text().await.unwrap());
+    assert_eq!(status, 200, "{job}: {body}");
+    body["data"].clone()
 }
 
 /// A JSON client of one listener.
@@ -458,6 +479,34 @@ impl Api {
         body
     }
 
+    /// [`Api::call`] refused with `status` and the error `code`: the body.
+    pub async fn expect_error(
+        &self,
+        (status, code): (u16, &str),
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> Value {
+        let body = self.expect(status, method, path, bearer, body).await;
+        assert_eq!(body["error"]["code"], code, "{path}: {body}");
+        body
+    }
+
+    /// `GET path` with `bearer` refused with `status` and the error `code`:
+    /// [`Api::expect_error`].
+    pub async fn expect_get_error(
+        &self,
+        status: u16,
+        code: &str,
+        path: &str,
+        bearer: &str,
+    ) -> Value {
+        let refusal = (status, code);
+        self.expect_error(refusal, Method::GET, path, Some(bearer), None)
+            .await
+    }
+
     /// Status and body text of a request with a body of `content_type`.
     pub async fn raw(
         &self,
@@ -536,6 +585,25 @@ impl Bearer<'_> {
         self.send(status, Method::PATCH, path, Some(body)).await
     }
 
+    /// `method path` with each of `bodies` (one request each) answered
+    /// `status`.
+    pub async fn each(
+        &self,
+        status: u16,
+        method: Method,
+        path: &str,
+        bodies: impl IntoIterator<Item = Value>,
+    ) {
+        for sent in bodies {
+            let what = format!("{method} {path} {sent}");
+            let (s, body) = self
+                .api
+                .call(method.clone(), path, Some(self.bearer), Some(sent))
+                .await;
+            assert_eq!(s, status, "{what}: {body}");
+        }
+    }
+
     async fn send(&self, status: u16, method: Method, path: &str, body: Option<Value>) -> Value {
         let bearer = Some(self.bearer);
         self.api.expect(status, method, path, bearer, body).await
@@ -544,8 +612,12 @@ impl Bearer<'_> {
 
 /// The string field `field` of every item of the JSON array `list`.
 pub fn strs<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
-    let items = list.as_array().unwrap().iter();
-    items.map(|item| item[field].as_str().unwrap()).collect()
+    map_items(list, |item| item[field].as_str().unwrap())
+}
+
+/// Every item of the JSON array `list`, mapped by `f`.
+pub fn map_items<'a, T>(list: &'a Value, f: impl FnMut(&'a Value) -> T) -> Vec<T> {
+    list.as_array().unwrap().iter().map(f).collect()
 }
 
 fn json_or_text(text: String) -> Value {
@@ -611,6 +683,16 @@ pub async fn get_status(http: &reqwest::Client, url: &str) -> u16 {
 /// The body text of a GET.
 pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
     http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// The JSON body of a GET.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    send_json(http.get(url)).await
+}
+
+/// Sends `request`: the JSON body of its answer.
+pub async fn send_json(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 // ------------------------------------------------------------ tokens
@@ -703,6 +785,24 @@ pub async fn role_token(
         scopes
     };
     scoped_token(auth, tenant, email, role, scopes).await
+}
+
+/// [`env`] and, in order, a user for each of `users` (`name@{tenant}.test`
+/// of `tenant`, a role) with an access token through [`role_token`] with
+/// `scopes`: their (id, token).
+pub async fn env_with_users<const N: usize>(
+    scopes: (&str, &str),
+    users: [(&str, Role); N],
+) -> (Env, [(Uuid, String); N]) {
+    let env = env().await;
+    let auth = env.auth();
+    let mut tokens = Vec::with_capacity(N);
+    for (email, role) in users {
+        let (_, domain) = email.split_once('@').unwrap();
+        let tenant = domain.strip_suffix(".test").unwrap();
+        tokens.push(role_token(&auth, tenant, email, role, scopes).await);
+    }
+    (env, tokens.try_into().unwrap())
 }
 
 /// Registers a user and gets an access token with `scopes` through the
@@ -961,21 +1061,18 @@ pub async fn browser_code_flow(ca_pem: &str, base: &str, login: &BrowserLogin<'_
         .unwrap();
     assert_eq!(r.status(), 302);
     let code = query_param(r.headers()["location"].to_str().unwrap(), "code");
-    http.post(format!("{base}/t/{tenant}/oauth/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", login.redirect_uri),
-            ("client_id", login.client_id),
-            ("code_verifier", VERIFIER),
-        ]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    send_json(
+        http.post(format!("{base}/t/{tenant}/oauth/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", login.redirect_uri),
+                ("client_id", login.client_id),
+                ("code_verifier", VERIFIER),
+            ])),
+    )
+    .await
 }
 
 // ------------------------------------------------------------ WebSocket

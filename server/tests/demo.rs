@@ -71,16 +71,9 @@ async fn the_embedded_mode_command_starts_serves_and_stops_cleanly() {
     assert!(page.text().await.unwrap().contains("password"));
     // What discovery advertises, the demo client grants: a generic OAuth
     // library asking for `openid offline_access` gets a refresh token.
-    let discovery: serde_json::Value = http
-        .get(format!(
-            "https://localhost:{public}/t/acme/.well-known/openid-configuration"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery_url =
+        format!("https://localhost:{public}/t/acme/.well-known/openid-configuration");
+    let discovery = crate::common::get_json(&http, &discovery_url).await;
     assert!(
         discovery["scopes_supported"]
             .as_array()
@@ -103,14 +96,9 @@ async fn the_embedded_mode_command_starts_serves_and_stops_cleanly() {
     .await;
     assert!(tokens["refresh_token"].is_string(), "{tokens}");
     // An API call on the admin listener with the printed client certificate.
-    let tenants: serde_json::Value = crate::common::client(&ca, Some(&identity))
-        .get(format!("https://localhost:{admin}/admin/tenants"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let operator = crate::common::client(&ca, Some(&identity));
+    let tenants_url = format!("https://localhost:{admin}/admin/tenants");
+    let tenants = crate::common::get_json(&operator, &tenants_url).await;
     let slugs = crate::common::strs(&tenants["data"], "slug");
     assert_eq!(slugs, ["acme", "globex"]);
     // The demo portfolios were seeded in each tenant's own schema.

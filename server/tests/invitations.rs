@@ -9,7 +9,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Env, PASSWORD, count, env, scoped_token, strs, url};
+use crate::common::{Env, PASSWORD, count, env, get_json, scoped_token, strs, url};
 
 const NEW_PASSWORD: &str = "a-fresh-invited-passphrase";
 
@@ -42,18 +42,20 @@ async fn invite(env: &Env, admin: &str, email: &str, role: &str) -> (String, Str
     )
 }
 
-async fn accept(env: &Env, token: &str, password: &str) -> (u16, Value) {
-    env.call(
-        Method::POST,
-        "/api/v1/t/acme/invitations/accept",
-        None,
-        Some(json!({"token": token, "password": password})),
-    )
-    .await
+/// Accepting the invitation of `token` on `tenant` with `password` is
+/// answered `status`: the body.
+async fn accept(env: &Env, tenant: &str, token: &str, password: &str, status: u16) -> Value {
+    let path = format!("/api/v1/t/{tenant}/invitations/accept");
+    let body = json!({"token": token, "password": password});
+    env.expect(status, Method::POST, &path, None, Some(body))
+        .await
 }
 
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or_default()
+/// Accepting the invitation of `token` on `tenant` (with [`NEW_PASSWORD`])
+/// is refused with `status` and the error `code`.
+async fn accept_refused(env: &Env, tenant: &str, token: &str, (status, code): (u16, &str)) {
+    let body = accept(env, tenant, token, NEW_PASSWORD, status).await;
+    assert_eq!(body["error"]["code"], code, "{body}");
 }
 
 /// The invitation page of `token` (the link in the mail).
@@ -87,10 +89,9 @@ async fn a_member_added_by_an_admin_gets_in_through_an_invitation() {
     let page = invite_page(&env, &token).await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("mia@acme.test"));
-    let (s, body) = accept(&env, &token, "short").await;
-    assert_eq!(s, 400, "the password policy applies: {body}");
-    let (s, body) = accept(&env, &token, NEW_PASSWORD).await;
-    assert_eq!(s, 200, "{body}");
+    // The password policy applies.
+    accept(&env, "acme", &token, "short", 400).await;
+    let body = accept(&env, "acme", &token, NEW_PASSWORD, 200).await;
     assert_eq!(body["data"]["user"]["role"], "trader");
 
     let profile = auth.accounts().profile("acme", pending.id).await.unwrap();
@@ -136,8 +137,7 @@ async fn expired_revoked_reused_replaced_and_unknown_invitations_are_refused() {
         })
         .await
         .unwrap();
-    let (s, body) = accept(&env, &token, NEW_PASSWORD).await;
-    assert_eq!((s, code(&body)), (410, "invitation_expired"), "{body}");
+    accept_refused(&env, "acme", &token, (410, "invitation_expired")).await;
     let page = invite_page(&env, &token).await;
     assert_eq!(page.status(), 410);
     assert!(page.text().await.unwrap().contains("expired"));
@@ -160,25 +160,17 @@ async fn expired_revoked_reused_replaced_and_unknown_invitations_are_refused() {
         .unwrap()
         .to_owned();
     assert_ne!(fresh, token);
-    let (s, body) = accept(&env, &token, NEW_PASSWORD).await;
-    assert_eq!((s, code(&body)), (404, "invitation_invalid"), "{body}");
-    let (s, body) = accept(&env, &fresh, NEW_PASSWORD).await;
-    assert_eq!(s, 200, "{body}");
+    accept_refused(&env, "acme", &token, (404, "invitation_invalid")).await;
+    accept(&env, "acme", &fresh, NEW_PASSWORD, 200).await;
 
     // Reused: the same answer every time, nothing created.
     for _ in 0..2 {
-        let (s, body) = accept(&env, &fresh, NEW_PASSWORD).await;
-        assert_eq!((s, code(&body)), (409, "invitation_used"), "{body}");
+        accept_refused(&env, "acme", &fresh, (409, "invitation_used")).await;
     }
-    let (s, body) = env
-        .call(
-            Method::POST,
-            &format!("/api/v1/t/acme/invitations/{id}/resend"),
-            Some(&admin),
-            None,
-        )
+    let resend = format!("/api/v1/t/acme/invitations/{id}/resend");
+    let used = (409, "invitation_used");
+    env.expect_error(used, Method::POST, &resend, Some(&admin), None)
         .await;
-    assert_eq!((s, code(&body)), (409, "invitation_used"), "{body}");
 
     // Revoked.
     let (id, token) = invite(&env, &admin, "rev@acme.test", "viewer").await;
@@ -187,40 +179,28 @@ async fn expired_revoked_reused_replaced_and_unknown_invitations_are_refused() {
         .delete(200, &format!("/api/v1/t/acme/invitations/{id}"))
         .await;
     assert_eq!(out["data"]["status"], "revoked");
-    let (s, body) = accept(&env, &token, NEW_PASSWORD).await;
-    assert_eq!((s, code(&body)), (410, "invitation_revoked"), "{body}");
+    accept_refused(&env, "acme", &token, (410, "invitation_revoked")).await;
 
     // Unknown, malformed, and a token of this tenant used at another one.
     let (_, token) = invite(&env, &admin, "moved@acme.test", "viewer").await;
-    let (s, body) = env
-        .call(
-            Method::POST,
-            "/api/v1/t/globex/invitations/accept",
-            None,
-            Some(json!({"token": token, "password": NEW_PASSWORD})),
-        )
-        .await;
-    assert_eq!((s, code(&body)), (404, "invitation_invalid"), "{body}");
+    let invalid = (404, "invitation_invalid");
+    accept_refused(&env, "globex", &token, invalid).await;
     let forged = format!("{}.AAAA", token.split('.').next().unwrap());
     for bad in ["nonsense", forged.as_str()] {
-        let (s, body) = accept(&env, bad, NEW_PASSWORD).await;
-        assert_eq!(
-            (s, code(&body)),
-            (404, "invitation_invalid"),
-            "{bad}: {body}"
-        );
+        accept_refused(&env, "acme", bad, invalid).await;
     }
 
     // An active user's address cannot be invited again.
-    let (s, body) = env
-        .call(
-            Method::POST,
-            "/api/v1/t/acme/invitations",
-            Some(&admin),
-            Some(json!({"email": "exp@acme.test", "role": "admin"})),
-        )
-        .await;
-    assert_eq!((s, code(&body)), (409, "conflict"), "{body}");
+    let again = json!({"email": "exp@acme.test", "role": "admin"});
+    let invitations = "/api/v1/t/acme/invitations";
+    env.expect_error(
+        (409, "conflict"),
+        Method::POST,
+        invitations,
+        Some(&admin),
+        Some(again),
+    )
+    .await;
     // A non-admin may not invite.
     let (_, viewer) = scoped_token(
         &env.auth(),
@@ -230,15 +210,13 @@ async fn expired_revoked_reused_replaced_and_unknown_invitations_are_refused() {
         "portfolio:read",
     )
     .await;
-    let (s, _) = env
-        .call(
-            Method::POST,
-            "/api/v1/t/acme/invitations",
-            Some(&viewer),
-            Some(json!({"email": "x@acme.test", "role": "admin"})),
+    env.with(&viewer)
+        .post(
+            403,
+            invitations,
+            json!({"email": "x@acme.test", "role": "admin"}),
         )
         .await;
-    assert_eq!(s, 403);
 }
 
 /// A `client_credentials` token request with HTTP Basic: the status.
@@ -355,14 +333,8 @@ async fn clients_are_managed_over_http_and_a_disabled_client_gets_no_tokens() {
 
     // The operator sees and deletes it on the admin listener.
     let operator = env.pki.client(Some(&env.pki.operator()));
-    let on_admin: Value = operator
-        .get(url(env.server.admin_addr, "/admin/t/acme/clients/batch"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let batch = url(env.server.admin_addr, "/admin/t/acme/clients/batch");
+    let on_admin = get_json(&operator, &batch).await;
     assert_eq!(on_admin["data"]["clientId"], "batch", "{on_admin}");
     let deleted = operator
         .delete(url(env.server.admin_addr, "/admin/t/acme/clients/batch"))
@@ -438,14 +410,6 @@ async fn provisioning_on_the_admin_listener_invites_the_first_admin() {
     );
     let link = body["data"]["invitation"]["acceptUrl"].as_str().unwrap();
     let token = link.rsplit('/').next().unwrap();
-    let (s, body) = env
-        .call(
-            Method::POST,
-            "/api/v1/t/initech/invitations/accept",
-            None,
-            Some(json!({"token": token, "password": PASSWORD})),
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
+    accept(&env, "initech", token, PASSWORD, 200).await;
     crate::common::login(&env.auth(), "initech", "boss@initech.test", PASSWORD).await;
 }

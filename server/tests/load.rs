@@ -533,10 +533,7 @@ async fn start_server_on(cheap_passwords: bool, database_url: Option<String>) ->
     config.database.max_connections = 16;
     // The tenant registry cache (default 2 s): how soon other replicas see a
     // suspension, and how often each tenant is read again under load.
-    if let Some(ms) = std::env::var("LOAD_TENANT_CACHE_TTL_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(ms) = env_number("LOAD_TENANT_CACHE_TTL_MS") {
         config.database.tenant_cache_ttl_ms = ms;
     }
     if !cheap_passwords {
@@ -599,10 +596,7 @@ impl Server {
             addr: self.env.addr,
             tls: self.tls.clone(),
             connections,
-            threads: std::env::var("LOAD_THREADS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1),
+            threads: env_number("LOAD_THREADS").unwrap_or(1),
             duration: Duration::from_secs(seconds),
             rate: None,
             per_connection: None,
@@ -612,6 +606,27 @@ impl Server {
     fn url(&self, path: &str) -> String {
         self.env.url(path)
     }
+}
+
+/// The number in the environment variable `name`, when it is set to one.
+fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// How long each run lasts: `LOAD_SECONDS` (10 s).
+fn load_seconds() -> u64 {
+    env_number("LOAD_SECONDS").unwrap_or(10)
+}
+
+/// The database name of a PostgreSQL URL.
+fn database_name(url: &str) -> String {
+    url.rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 /// A tenant ready for the scenarios: a public client `web` (code flow and
@@ -775,18 +790,23 @@ async fn refresh_chains(auth: &AuthServer, t: &Tenant, conns: usize) -> Work {
 
 const WINDOW: &str = "from=2005-01-01&to=2009-12-31";
 
-fn analytics_request(t: &Tenant) -> Vec<u8> {
-    get(
-        &format!(
-            "/api/v1/t/{}/portfolios/{}/analytics?{WINDOW}",
-            t.slug, t.portfolio
-        ),
-        &t.access,
+fn analytics_path(t: &Tenant) -> String {
+    format!(
+        "/api/v1/t/{}/portfolios/{}/analytics?{WINDOW}",
+        t.slug, t.portfolio
     )
 }
 
+fn analytics_request(t: &Tenant) -> Vec<u8> {
+    get(&analytics_path(t), &t.access)
+}
+
+fn quote_path(t: &Tenant) -> String {
+    format!("/api/v1/t/{}/quotes/AAPL", t.slug)
+}
+
 fn quote_request(t: &Tenant) -> Vec<u8> {
-    get(&format!("/api/v1/t/{}/quotes/AAPL", t.slug), &t.access)
+    get(&quote_path(t), &t.access)
 }
 
 const CSRF: &str = "load-run-csrf-token";
@@ -834,6 +854,55 @@ async fn warm(s: &Server, requests: &[Vec<u8>], connections: usize) {
     );
 }
 
+/// [`saturation_and_half`] of `requests` (round robin, answered 200) on
+/// `conns` connections for `seconds`, each half after [`warm`] with
+/// `warm_connections`.
+async fn cached_reads(
+    table: &mut Table,
+    scenario: &str,
+    s: &Server,
+    (conns, seconds): (usize, u64),
+    requests: &[Vec<u8>],
+    warm_connections: usize,
+) -> (f64, f64) {
+    saturation_and_half(
+        table,
+        scenario,
+        &s.load(conns, seconds),
+        &Work::Fixed(Arc::new(requests.to_vec())),
+        200,
+        async || warm(s, requests, warm_connections).await,
+    )
+    .await
+}
+
+/// (1) The refresh grant at saturation and half of it, one token chain of
+/// `t` per connection.
+async fn refresh_grant(
+    table: &mut Table,
+    s: &Server,
+    t: &Tenant,
+    (conns, seconds): (usize, u64),
+) -> (f64, f64) {
+    let refresh = refresh_chains(&s.auth(), t, conns).await;
+    saturation_and_half(
+        table,
+        "(1) refresh grant",
+        &s.load(conns, seconds),
+        &refresh,
+        200,
+        async || {},
+    )
+    .await
+}
+
+/// The server ([`start_server`]) with its tenant `acme` set up.
+async fn server_with_acme(cheap_passwords: bool) -> (Server, Tenant) {
+    let s = start_server(cheap_passwords).await;
+    let t = setup_tenant(&s, "acme", false).await;
+    (s, t)
+}
+
 // ---------------------------------------------------------------------------
 // The runs.
 
@@ -842,77 +911,42 @@ async fn warm(s: &Server, requests: &[Vec<u8>], connections: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load measurement: run with --release, see the module docs"]
 async fn load_runs() {
-    let s = start_server(false).await;
-    let t = setup_tenant(&s, "acme", false).await;
+    let (s, t) = server_with_acme(false).await;
     let auth = s.auth();
     let conns = 32;
-    let seconds = std::env::var("LOAD_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let seconds = load_seconds();
     let mut table = Table::new();
     println!("{}", table.0.join("\n"));
 
     // (1) Refresh grant: one token chain per connection.
-    let refresh = refresh_chains(&auth, &t, conns).await;
-    let (refresh_rps, refresh_p99) = saturation_and_half(
-        &mut table,
-        "(1) refresh grant",
-        &s.load(conns, seconds),
-        &refresh,
-        200,
-        async || {},
-    )
-    .await;
+    let (refresh_rps, refresh_p99) = refresh_grant(&mut table, &s, &t, (conns, seconds)).await;
 
     // (2) Portfolio analytics served from cache.
     let analytics = vec![analytics_request(&t)];
-    let res = s
-        .env
-        .http
-        .get(s.url(&format!(
-            "/api/v1/t/{}/portfolios/{}/analytics?{WINDOW}",
-            t.slug, t.portfolio
-        )))
-        .bearer_auth(&t.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let body: serde_json::Value = res.json().await.unwrap();
+    let body = s.env.expect_get(200, &analytics_path(&t), &t.access).await;
     assert!(body["data"]["report"]["risk"]["sharpe"].is_f64(), "{body}");
-    let (analytics_rps, analytics_p99) = saturation_and_half(
+    let (analytics_rps, analytics_p99) = cached_reads(
         &mut table,
         "(2) portfolio analytics (cached)",
-        &s.load(conns, seconds),
-        &Work::Fixed(Arc::new(analytics.clone())),
-        200,
-        async || warm(&s, &analytics, 1).await,
+        &s,
+        (conns, seconds),
+        &analytics,
+        1,
     )
     .await;
 
     // (3) A quote from L1.
     let quotes = vec![quote_request(&t)];
     warm(&s, &quotes, 1).await;
-    let body: serde_json::Value = s
-        .env
-        .http
-        .get(s.url(&format!("/api/v1/t/{}/quotes/AAPL", t.slug)))
-        .bearer_auth(&t.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = s.env.expect_get(200, &quote_path(&t), &t.access).await;
     assert_eq!(body["data"]["source"]["layer"], "l1", "{body}");
-    let (quote_rps, quote_p99) = saturation_and_half(
+    let (quote_rps, quote_p99) = cached_reads(
         &mut table,
         "(3) quote from L1",
-        &s.load(conns, seconds),
-        &Work::Fixed(Arc::new(quotes.clone())),
-        200,
-        async || warm(&s, &quotes, 1).await,
+        &s,
+        (conns, seconds),
+        &quotes,
+        1,
     )
     .await;
 
@@ -1017,14 +1051,8 @@ fn catalog_line(when: &str, c: &Catalog) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load measurement: run with --release, see the module docs"]
 async fn tenants_at_scale() {
-    let tenants_wanted: usize = std::env::var("LOAD_TENANTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let seconds = std::env::var("LOAD_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let tenants_wanted: usize = env_number("LOAD_TENANTS").unwrap_or(1000);
+    let seconds = load_seconds();
     // Logins are not measured here: cheap password hashing keeps the setup
     // of 1,000 users short.
     let data_dir = std::env::var_os("LOAD_DATA_DIR").map(std::path::PathBuf::from);
@@ -1085,26 +1113,19 @@ async fn tenants_at_scale() {
     }
     record_progress(progress.as_deref(), &mut done);
 
+    let run = (conns, seconds);
     let one_analytics = vec![analytics_request(&first)];
     let one_quotes = vec![quote_request(&first)];
-    saturation_and_half(
+    cached_reads(
         &mut table,
         "(2) analytics, 1 tenant",
-        &s.load(conns, seconds),
-        &Work::Fixed(Arc::new(one_analytics.clone())),
-        200,
-        async || warm(&s, &one_analytics, 1).await,
+        &s,
+        run,
+        &one_analytics,
+        1,
     )
     .await;
-    saturation_and_half(
-        &mut table,
-        "(3) quote, 1 tenant",
-        &s.load(conns, seconds),
-        &Work::Fixed(Arc::new(one_quotes.clone())),
-        200,
-        async || warm(&s, &one_quotes, 1).await,
-    )
-    .await;
+    cached_reads(&mut table, "(3) quote, 1 tenant", &s, run, &one_quotes, 1).await;
 
     let started = Instant::now();
     let mut all = vec![first];
@@ -1223,15 +1244,7 @@ async fn tenants_at_scale() {
         one.elapsed.as_secs_f64()
     ));
     // The whole database with pg_dump (custom format).
-    let url = s.env.state.config.database.database_url.clone();
-    let database = url
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .split('?')
-        .next()
-        .unwrap()
-        .to_owned();
+    let database = database_name(&s.env.state.config.database.database_url);
     let dump_dir = tempfile::tempdir().unwrap();
     let dump = dump_dir.path().join("all.dump");
     let at = Instant::now();
@@ -1263,24 +1276,10 @@ async fn tenants_at_scale() {
     let many_analytics: Vec<Vec<u8>> = all.iter().map(analytics_request).collect();
     let many_quotes: Vec<Vec<u8>> = all.iter().map(quote_request).collect();
     let n = all.len();
-    saturation_and_half(
-        &mut table,
-        &format!("(2) analytics, {n} tenants"),
-        &s.load(conns, seconds),
-        &Work::Fixed(Arc::new(many_analytics.clone())),
-        200,
-        async || warm(&s, &many_analytics, 4).await,
-    )
-    .await;
-    saturation_and_half(
-        &mut table,
-        &format!("(3) quote, {n} tenants"),
-        &s.load(conns, seconds),
-        &Work::Fixed(Arc::new(many_quotes.clone())),
-        200,
-        async || warm(&s, &many_quotes, 4).await,
-    )
-    .await;
+    let scenario = format!("(2) analytics, {n} tenants");
+    cached_reads(&mut table, &scenario, &s, run, &many_analytics, 4).await;
+    let scenario = format!("(3) quote, {n} tenants");
+    cached_reads(&mut table, &scenario, &s, run, &many_quotes, 4).await;
 
     table.print("Tenants at scale");
     println!("{}\n", catalogs.join("\n"));
@@ -1324,38 +1323,17 @@ COMMIT;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load measurement: run with --release, see the module docs"]
 async fn refresh_beside_pgbench() {
-    let s = start_server(true).await;
-    let t = setup_tenant(&s, "acme", false).await;
-    let auth = s.auth();
+    let (s, t) = server_with_acme(true).await;
     let conns = 32;
-    let seconds: u64 = std::env::var("LOAD_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let seconds = load_seconds();
     let mut table = Table::new();
-    let refresh = refresh_chains(&auth, &t, conns).await;
-    let (server_rps, _) = saturation_and_half(
-        &mut table,
-        "(1) refresh grant",
-        &s.load(conns, seconds),
-        &refresh,
-        200,
-        async || {},
-    )
-    .await;
+    let (server_rps, _) = refresh_grant(&mut table, &s, &t, (conns, seconds)).await;
     table.print("Refresh grant through the server");
 
     // BENCH_TOKENS refresh tokens to present, copied from a real one.
     let tenant = s.env.state.tenants.tenant(&t.slug).await.unwrap();
     let url = s.env.state.config.database.database_url.clone();
-    let database = url
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .split('?')
-        .next()
-        .unwrap()
-        .to_owned();
+    let database = database_name(&url);
     {
         use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
         let mut conn = AsyncPgConnection::establish(&url).await.unwrap();

@@ -15,7 +15,7 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::common::{
-    Api, BrowserLogin, PASSWORD, Pki, browser_code_flow, config, count, mint_token,
+    Api, BrowserLogin, PASSWORD, Pki, browser_code_flow, config, count, mint_token, run_job,
     start_with_transit, strs, url,
 };
 
@@ -122,20 +122,14 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
     let ada = json!({"name": "Ada Lovelace", "email": "Ada@Acme.test", "role": "trader"});
 
     // Refusals: no token, a trader, another tenant's admin (like no token).
-    let (s, body) = api
-        .call(Method::POST, members, None, Some(ada.clone()))
-        .await;
-    assert_eq!(
-        (s, body["error"]["code"].as_str()),
-        (401, Some("unauthorized"))
-    );
-    let (s, body) = api
-        .call(Method::POST, members, Some(&trader), Some(ada.clone()))
-        .await;
-    assert_eq!(
-        (s, body["error"]["code"].as_str()),
-        (403, Some("forbidden"))
-    );
+    for (refusal, bearer) in [
+        ((401, "unauthorized"), None),
+        ((403, "forbidden"), Some(&trader)),
+    ] {
+        let bearer = bearer.map(String::as_str);
+        api.expect_error(refusal, Method::POST, members, bearer, Some(ada.clone()))
+            .await;
+    }
     api.with(&globex_admin)
         .post(401, members, ada.clone())
         .await;
@@ -186,9 +180,10 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
 
     // CSV with broken rows: every row judged, nothing can be committed.
     let before = count(&state, "acme", "SELECT count(*) AS n FROM users").await;
+    let preview = format!("{members}/import/preview");
     let (s, pv) = api
         .csv(
-            &format!("{members}/import/preview"),
+            &preview,
             &admin,
             "name,email,role\nGrace Hopper,grace@acme.test,trader\nNo Mail,,viewer\n\
              Bad Role,bad@acme.test,emperor\nGrace Again,GRACE@acme.test,viewer\nAda King,ada@acme.test,admin\n",
@@ -219,11 +214,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
             .contains("line 2")
     );
     assert_eq!(pv["data"]["refused"], 3);
-    let (s, body) = commit_import(&api, members, &admin, &pv).await;
-    assert_eq!(
-        (s, body["error"]["code"].as_str()),
-        (409, Some("import_has_refused_rows"))
-    );
+    commit_refused(&api, members, &admin, &pv, "import_has_refused_rows").await;
     assert_eq!(
         count(&state, "acme", "SELECT count(*) AS n FROM users").await,
         before
@@ -232,10 +223,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
     let big = format!("name,email,role\n{}", "X,x@acme.test,viewer\n".repeat(4000));
     let res = api
         .http
-        .post(url(
-            server.public_addr,
-            &format!("{members}/import/preview"),
-        ))
+        .post(url(server.public_addr, &preview))
         .bearer_auth(&admin)
         .header("content-type", "text/csv")
         .body(big)
@@ -244,28 +232,14 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
         .unwrap();
     assert_eq!(res.status(), 413);
     // A file without the columns is refused as a whole.
-    let (s, _) = api
-        .csv(
-            &format!("{members}/import/preview"),
-            &admin,
-            "who,what\na,b\n",
-        )
-        .await;
+    let (s, _) = api.csv(&preview, &admin, "who,what\na,b\n").await;
     assert_eq!(s, 400);
-    let (s, _) = api
-        .csv(
-            &format!("{members}/import/preview"),
-            &trader,
-            "name,email,role\n",
-        )
-        .await;
+    let (s, _) = api.csv(&preview, &trader, "name,email,role\n").await;
     assert_eq!(s, 403);
 
     // A clean file: preview, wrong hash refused, commit applies exactly it.
     let clean = "email,name,role\ngrace@acme.test,Grace Hopper,trader\nlin@acme.test,Lin,viewer\nada@acme.test,Ada King,admin\n";
-    let (s, pv) = api
-        .csv(&format!("{members}/import/preview"), &admin, clean)
-        .await;
+    let (s, pv) = api.csv(&preview, &admin, clean).await;
     assert_eq!(s, 200, "{pv}");
     assert_eq!(
         (
@@ -279,27 +253,13 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
         "{members}/import/{}/commit",
         pv["data"]["id"].as_str().unwrap()
     );
-    let (s, body) = api
-        .call(
-            Method::POST,
-            &commit,
-            Some(&admin),
-            Some(json!({"digest": "00"})),
-        )
+    let mismatch = (409, "import_hash_mismatch");
+    let digest = Some(json!({"digest": "00"}));
+    api.expect_error(mismatch, Method::POST, &commit, Some(&admin), digest)
         .await;
-    assert_eq!(
-        (s, body["error"]["code"].as_str()),
-        (409, Some("import_hash_mismatch"))
-    );
-    let (s, _) = api
-        .call(
-            Method::POST,
-            &commit,
-            Some(&admin),
-            Some(json!({"hash": "x"})),
-        )
+    api.with(&admin)
+        .post(400, &commit, json!({"hash": "x"}))
         .await;
-    assert_eq!(s, 400);
     // Another tenant's admin cannot commit it, and it is not found there.
     api.with(&globex_admin)
         .post(
@@ -318,23 +278,12 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
         count(&state, "acme", "SELECT count(*) AS n FROM users").await,
         before + 2
     );
-    let (s, body) = api
-        .call(
-            Method::POST,
-            &commit,
-            Some(&admin),
-            Some(json!({"digest": pv["data"]["digest"]})),
-        )
-        .await;
-    assert_eq!(
-        (s, body["error"]["code"].as_str()),
-        (409, Some("import_already_committed"))
-    );
+    commit_refused(&api, members, &admin, &pv, "import_already_committed").await;
 
     // Data changed since the preview: refused, nothing applied.
     let (_, pv) = api
         .csv(
-            &format!("{members}/import/preview"),
+            &preview,
             &admin,
             "name,email,role\nNew Person,new@acme.test,viewer\nLin,lin@acme.test,trader\n",
         )
@@ -346,12 +295,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
         Some(json!({"name": "Lin Changed", "email": "lin@acme.test", "role": "viewer"})),
     )
     .await;
-    let (s, body) = commit_import(&api, members, &admin, &pv).await;
-    assert_eq!(
-        (s, body["error"]["code"].as_str()),
-        (409, Some("import_stale")),
-        "{body}"
-    );
+    commit_refused(&api, members, &admin, &pv, "import_stale").await;
     assert_eq!(
         count(
             &state,
@@ -386,52 +330,31 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
     assert!(
         text.contains("live-trading") && !text.contains("AKLIVEKEY") && !text.contains(GOOD1.1)
     );
-    let (s, _) = api
-        .send(
-            Method::PUT,
-            &broker,
-            Some(&admin),
-            Some(json!({"keyId": GOOD1.0, "secretKey": "short"})),
-        )
-        .await;
-    assert_eq!(s, 400);
-    let (s, _) = api
-        .send(
-            Method::PUT,
-            &broker,
-            Some(&admin),
-            Some(json!({"keyId": GOOD1.0})),
-        )
-        .await;
-    assert_eq!(s, 400);
     let keys = json!({"keyId": GOOD1.0, "secretKey": GOOD1.1});
-    let (s, _) = api
-        .send(Method::PUT, &broker, Some(&trader), Some(keys.clone()))
-        .await;
-    assert_eq!(s, 403);
-    let (s, _) = api
-        .send(Method::PUT, &broker, None, Some(keys.clone()))
-        .await;
-    assert_eq!(s, 401);
-    // acme's member through globex: not found.
-    let (s, _) = api
-        .send(
-            Method::PUT,
-            &broker.replace("/t/acme/", "/t/globex/"),
-            Some(&globex_admin),
-            Some(keys.clone()),
-        )
-        .await;
-    assert_eq!(s, 404);
-    let (s, _) = api
-        .send(
-            Method::PUT,
-            &format!("{members}/{}/broker", Uuid::new_v4()),
+    let unknown = format!("{members}/{}/broker", Uuid::new_v4());
+    for (status, path, bearer, body) in [
+        (
+            400,
+            broker.clone(),
             Some(&admin),
-            Some(keys.clone()),
-        )
-        .await;
-    assert_eq!(s, 404);
+            json!({"keyId": GOOD1.0, "secretKey": "short"}),
+        ),
+        (400, broker.clone(), Some(&admin), json!({"keyId": GOOD1.0})),
+        (403, broker.clone(), Some(&trader), keys.clone()),
+        (401, broker.clone(), None, keys.clone()),
+        // acme's member through globex: not found.
+        (
+            404,
+            broker.replace("/t/acme/", "/t/globex/"),
+            Some(&globex_admin),
+            keys.clone(),
+        ),
+        (404, unknown, Some(&admin), keys.clone()),
+    ] {
+        let bearer = bearer.map(String::as_str);
+        api.expect(status, Method::PUT, &path, bearer, Some(body))
+            .await;
+    }
     let (s, text) = api
         .send(Method::PUT, &broker, Some(&admin), Some(keys.clone()))
         .await;
@@ -538,14 +461,22 @@ async fn alpaca(mock: &MockServer, keys: (&str, &str), status: u16, equity: &str
 }
 
 /// Commits the import previewed as `pv` with the digest of the preview.
-async fn commit_import(api: &Api, members: &str, admin: &str, pv: &Value) -> (u16, Value) {
+/// Committing the import previewed as `pv` (its digest) is refused: 409
+/// with the error `code`.
+async fn commit_refused(api: &Api, members: &str, admin: &str, pv: &Value, code: &str) {
     let commit = format!(
         "{members}/import/{}/commit",
         pv["data"]["id"].as_str().unwrap()
     );
     let digest = json!({"digest": pv["data"]["digest"]});
-    api.call(Method::POST, &commit, Some(admin), Some(digest))
-        .await
+    api.expect_error(
+        (409, code),
+        Method::POST,
+        &commit,
+        Some(admin),
+        Some(digest),
+    )
+    .await;
 }
 
 async fn attach(api: &Api, tenant: &str, admin: &str, member: Uuid, keys: (&str, &str)) {
@@ -609,21 +540,9 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
     // The trigger lives on the admin listener (client certificate).
     let operator = pki.operator();
     let ops = pki.client(Some(&operator));
-    let trigger = |date: &'static str| {
-        let ops = ops.clone();
-        let addr = server.admin_addr;
-        async move {
-            let res = ops
-                .post(url(addr, "/admin/jobs/snapshot"))
-                .json(&json!({"date": date}))
-                .send()
-                .await
-                .unwrap();
-            let status = res.status().as_u16();
-            let body: Value = res.json().await.unwrap();
-            assert_eq!(status, 200, "{body}");
-            body["data"].clone()
-        }
+    let trigger = async |date: &str| {
+        let date = Some(json!({"date": date}));
+        run_job(&pki, server.admin_addr, "snapshot", date).await
     };
     let res = ops
         .post(url(server.admin_addr, "/admin/jobs/snapshot"))

@@ -386,19 +386,7 @@ async fn the_weekly_report_is_mailed_to_who_opted_in_once_a_week_with_charts_inl
     .await;
 
     // The trigger on the admin listener.
-    let ops = e.pki.client(Some(&e.pki.operator()));
-    let run = async || {
-        let res = ops
-            .post(crate::common::url(
-                e.server.admin_addr,
-                "/admin/jobs/weekly-report",
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        res.json::<Value>().await.unwrap()["data"].clone()
-    };
+    let run = async || e.run_job("weekly-report").await;
     let first = run().await;
     assert_eq!(first["sent"], 1, "{first}");
     assert_eq!(first["nothingToReport"], 1, "{first}");

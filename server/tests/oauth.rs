@@ -399,15 +399,11 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
     assert!(t["id_token"].is_string());
 
     // Userinfo with the bearer; the same token at another tenant is refused.
-    let info: serde_json::Value = b
-        .get("/t/acme/oauth/userinfo")
-        .header("Authorization", format!("Bearer {access}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = crate::common::send_json(
+        b.get("/t/acme/oauth/userinfo")
+            .header("Authorization", format!("Bearer {access}")),
+    )
+    .await;
     assert_eq!(info["email"], "ada@example.com");
     let r = b
         .get("/t/globex/oauth/userinfo")
@@ -628,18 +624,11 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
     let r = b.redeem(&code).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let t: serde_json::Value = r.json().await.unwrap();
-    let info: serde_json::Value = b
-        .get("/t/acme/oauth/userinfo")
-        .header(
-            "Authorization",
-            format!("Bearer {}", t["access_token"].as_str().unwrap()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = crate::common::send_json(b.get("/t/acme/oauth/userinfo").header(
+        "Authorization",
+        format!("Bearer {}", t["access_token"].as_str().unwrap()),
+    ))
+    .await;
     assert_eq!(info["email"], "grace@upstream.example");
     let first_user = info["sub"].clone();
 
@@ -878,14 +867,7 @@ async fn http_throughput() {
             .await
             .unwrap();
         let code = query_param(&location_of(&r), "code");
-        let t: serde_json::Value = browser
-            .redeem(&code)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let t = crate::common::send_json(browser.redeem(&code)).await;
         refresh_tokens.push(t["refresh_token"].as_str().unwrap().to_owned());
         access = t["access_token"].as_str().unwrap().to_owned();
     }

@@ -3,7 +3,7 @@
 //! and the refusals (no token, wrong role, wrong tenant, malformed bodies,
 //! oversized uploads, broken CSV rows).
 
-use crate::common::{env, role_token, strs};
+use crate::common::{Env, map_items, role_token, strs};
 use rampart_auth::{AuthServer, Role};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -18,14 +18,54 @@ async fn user_token(auth: &AuthServer, tenant: &str, email: &str, role: Role) ->
     role_token(auth, tenant, email, role, (SCOPES, ADMIN_SCOPES)).await
 }
 
+/// [`crate::common::env`] with a user and token for each of `users`
+/// (`name@{tenant}.test`, role): [`crate::common::env_with_users`] with this
+/// file's scopes.
+async fn env_with_users<const N: usize>(users: [(&str, Role); N]) -> (Env, [(Uuid, String); N]) {
+    crate::common::env_with_users((SCOPES, ADMIN_SCOPES), users).await
+}
+
 const P: &str = "/api/v1/t/acme/portfolios";
+
+/// The body of a share of `access` with `user`.
+fn share_body(user: Uuid, access: &str) -> Value {
+    json!({"user_id": user, "access": access})
+}
+
+/// Shares the portfolio at `pp` (its path) with `user` as `owner` (a token
+/// with the right to share) with `access`: the answer (200).
+async fn share(env: &Env, pp: &str, owner: &str, user: Uuid, access: &str) -> Value {
+    let body = share_body(user, access);
+    env.with(owner)
+        .post(200, &format!("{pp}/shares"), body)
+        .await
+}
+
+/// A CSV upload by `PUT` with `bearer`, if any: status and body text.
+async fn put_csv(
+    env: &Env,
+    path: &str,
+    bearer: Option<&str>,
+    csv: impl Into<Vec<u8>>,
+) -> (u16, String) {
+    env.raw(Method::PUT, path, bearer, "text/csv", csv.into())
+        .await
+}
+
+/// The status of a `GET` with `bearer`, if any, whatever the body.
+async fn get_status(env: &Env, path: &str, bearer: Option<&str>) -> u16 {
+    env.raw(Method::GET, path, bearer, "text/plain", vec![])
+        .await
+        .0
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn portfolio_crud_versions_activity_and_refusals() {
-    let env = env().await;
-    let auth = env.auth();
-    let (ada, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
-    let (_, viewer) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
+    let (env, [(ada, owner), (_, viewer)]) = env_with_users([
+        ("ada@acme.test", Role::Trader),
+        ("vic@acme.test", Role::Viewer),
+    ])
+    .await;
 
     // Create with a position.
     let body = env
@@ -57,45 +97,31 @@ async fn portfolio_crud_versions_activity_and_refusals() {
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
 
     // Update, positions: each a new version.
-    let (s, body) = env
-        .call(
-            Method::PATCH,
+    let as_owner = env.with(&owner);
+    let body = as_owner
+        .patch(
+            200,
             &format!("{P}/{id}"),
-            Some(&owner),
-            Some(json!({"name": "Core 2", "is_public": false})),
+            json!({"name": "Core 2", "is_public": false}),
         )
         .await;
-    assert_eq!(
-        (s, body["data"]["version"].as_i64()),
-        (200, Some(2)),
-        "{body}"
-    );
-    let (s, body) = env
-        .call(
-            Method::POST,
+    assert_eq!(body["data"]["version"], 2, "{body}");
+    let body = as_owner
+        .post(
+            201,
             &format!("{P}/{id}/positions"),
-            Some(&owner),
-            Some(json!({"symbol": "IBM", "allocation_type": "weight", "target_weight": 0.4})),
+            json!({"symbol": "IBM", "allocation_type": "weight", "target_weight": 0.4}),
         )
         .await;
-    assert_eq!(
-        (s, body["data"]["version"].as_i64()),
-        (201, Some(3)),
-        "{body}"
-    );
-    let (s, body) = env
-        .call(
-            Method::PUT,
+    assert_eq!(body["data"]["version"], 3, "{body}");
+    let body = as_owner
+        .put(
+            200,
             &format!("{P}/{id}/positions/{pos}"),
-            Some(&owner),
-            Some(json!({"symbol": "MSFT", "quantity": 12})),
+            json!({"symbol": "MSFT", "quantity": 12}),
         )
         .await;
-    assert_eq!(
-        (s, body["data"]["version"].as_i64()),
-        (200, Some(4)),
-        "{body}"
-    );
+    assert_eq!(body["data"]["version"], 4, "{body}");
     let ibm = body["data"]["positions"]
         .as_array()
         .unwrap()
@@ -105,20 +131,11 @@ async fn portfolio_crud_versions_activity_and_refusals() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (s, body) = env
-        .call(
-            Method::DELETE,
-            &format!("{P}/{id}/positions/{ibm}"),
-            Some(&owner),
-            None,
-        )
+    let body = as_owner
+        .delete(200, &format!("{P}/{id}/positions/{ibm}"))
         .await;
-    assert_eq!(
-        (s, body["data"]["version"].as_i64()),
-        (200, Some(5)),
-        "{body}"
-    );
-    env.with(&owner)
+    assert_eq!(body["data"]["version"], 5, "{body}");
+    as_owner
         .delete(404, &format!("{P}/{id}/positions/{ibm}"))
         .await;
 
@@ -173,18 +190,11 @@ async fn portfolio_crud_versions_activity_and_refusals() {
     // Wrong role: a viewer may read (nothing visible) but not write.
     let (s, body) = env.get(P, &viewer).await;
     assert_eq!((s, body["data"].as_array().map(Vec::len)), (200, Some(0)));
-    let (s, body) = env
-        .call(
-            Method::POST,
-            P,
-            Some(&viewer),
-            Some(json!({"name": "mine"})),
-        )
+    let body = env
+        .with(&viewer)
+        .post(403, P, json!({"name": "mine"}))
         .await;
-    assert_eq!(
-        (s, body["error"]["code"].as_str()),
-        (403, Some("forbidden"))
-    );
+    assert_eq!(body["error"]["code"], "forbidden");
     // Not visible to the viewer: not found, never forbidden.
     env.expect_get(404, &format!("{P}/{id}"), &viewer).await;
 
@@ -258,13 +268,21 @@ async fn portfolio_crud_versions_activity_and_refusals() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sharing_rights_expiry_comments_and_tenant_isolation() {
-    let env = env().await;
-    let auth = env.auth();
-    let (_, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
-    let (bob, bob_t) = user_token(&auth, "acme", "bob@acme.test", Role::Trader).await;
-    let (eve, eve_t) = user_token(&auth, "acme", "eve@acme.test", Role::Trader).await;
-    let (_, admin_t) = user_token(&auth, "acme", "root@acme.test", Role::Admin).await;
-    let (gus, gus_t) = user_token(&auth, "globex", "gus@globex.test", Role::Admin).await;
+    let (env, users) = env_with_users([
+        ("ada@acme.test", Role::Trader),
+        ("bob@acme.test", Role::Trader),
+        ("eve@acme.test", Role::Trader),
+        ("root@acme.test", Role::Admin),
+        ("gus@globex.test", Role::Admin),
+    ])
+    .await;
+    let [
+        (_, owner),
+        (bob, bob_t),
+        (eve, eve_t),
+        (_, admin_t),
+        (gus, gus_t),
+    ] = users;
 
     let id = env
         .create(
@@ -274,7 +292,6 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         )
         .await;
     let pp = format!("{P}/{id}");
-    let share = |user: Uuid, access: &str| json!({"user_id": user, "access": access});
 
     // Not shared yet: bob gets 404 everywhere.
     for (m, path) in [
@@ -289,19 +306,8 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
     }
 
     // view: read everything readable, nothing else.
-    let (s, body) = env
-        .call(
-            Method::POST,
-            &format!("{pp}/shares"),
-            Some(&owner),
-            Some(share(bob, "view")),
-        )
-        .await;
-    assert_eq!(
-        (s, body["data"]["access"].as_str()),
-        (200, Some("view")),
-        "{body}"
-    );
+    let body = share(&env, &pp, &owner, bob, "view").await;
+    assert_eq!(body["data"]["access"], "view", "{body}");
     let (s, body) = env.get(&pp, &bob_t).await;
     assert_eq!((s, body["data"]["access"].as_str()), (200, Some("view")));
     for path in [
@@ -313,16 +319,8 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         let (s, _) = env.get(&path, &bob_t).await;
         assert_eq!(s, 200, "{path}");
     }
-    let (s, _) = env
-        .raw(
-            Method::GET,
-            &format!("{pp}/positions.csv"),
-            Some(&bob_t),
-            "text/plain",
-            vec![],
-        )
-        .await;
-    assert_eq!(s, 200);
+    let csv = format!("{pp}/positions.csv");
+    assert_eq!(get_status(&env, &csv, Some(&bob_t)).await, 200);
     let refused_with_view = [
         (
             Method::POST,
@@ -338,7 +336,7 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         (
             Method::POST,
             format!("{pp}/shares"),
-            Some(share(eve, "view")),
+            Some(share_body(eve, "view")),
         ),
         (Method::GET, format!("{pp}/shares"), None),
         (Method::DELETE, pp.clone(), None),
@@ -349,13 +347,7 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
     }
 
     // comment: may comment (and reply), still not edit.
-    env.call(
-        Method::POST,
-        &format!("{pp}/shares"),
-        Some(&owner),
-        Some(share(bob, "comment")),
-    )
-    .await;
+    share(&env, &pp, &owner, bob, "comment").await;
     let body = env
         .with(&bob_t)
         .post(201, &format!("{pp}/comments"), json!({"body": "why AAPL?"}))
@@ -383,13 +375,7 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         .await;
 
     // edit: may change positions and fields, not share or delete.
-    env.call(
-        Method::POST,
-        &format!("{pp}/shares"),
-        Some(&owner),
-        Some(share(bob, "edit")),
-    )
-    .await;
+    share(&env, &pp, &owner, bob, "edit").await;
     env.with(&bob_t)
         .post(
             201,
@@ -401,21 +387,13 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         .patch(200, &pp, json!({"description": "by bob"}))
         .await;
     env.with(&bob_t)
-        .post(403, &format!("{pp}/shares"), share(eve, "view"))
+        .post(403, &format!("{pp}/shares"), share_body(eve, "view"))
         .await;
     env.with(&bob_t).delete(403, &pp).await;
 
     // admin: may share and revoke.
-    env.call(
-        Method::POST,
-        &format!("{pp}/shares"),
-        Some(&owner),
-        Some(share(bob, "admin")),
-    )
-    .await;
-    env.with(&bob_t)
-        .post(200, &format!("{pp}/shares"), share(eve, "view"))
-        .await;
+    share(&env, &pp, &owner, bob, "admin").await;
+    share(&env, &pp, &bob_t, eve, "view").await;
     let (s, body) = env.get(&format!("{pp}/shares"), &bob_t).await;
     assert_eq!((s, body["data"].as_array().map(Vec::len)), (200, Some(2)));
     env.expect_get(200, &pp, &eve_t).await;
@@ -428,24 +406,17 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         .await;
 
     // Share refusals: a user of another tenant, the owner, "owner", past expiry, bad body.
-    for body in [
-        share(gus, "view"),
-        share(Uuid::new_v4(), "view"),
-        share(eve, "owner"),
-        share(eve, "superuser"),
+    let bad_shares = [
+        share_body(gus, "view"),
+        share_body(Uuid::new_v4(), "view"),
+        share_body(eve, "owner"),
+        share_body(eve, "superuser"),
         json!({"user_id": eve, "access": "view", "expires_at": "2001-01-01T00:00:00Z"}),
         json!({"user": eve}),
-    ] {
-        let (s, res) = env
-            .call(
-                Method::POST,
-                &format!("{pp}/shares"),
-                Some(&owner),
-                Some(body.clone()),
-            )
-            .await;
-        assert_eq!(s, 400, "{body}: {res}");
-    }
+    ];
+    env.with(&owner)
+        .each(400, Method::POST, &format!("{pp}/shares"), bad_shares)
+        .await;
 
     // Expiry: a share that has expired is no share.
     let expires = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
@@ -473,13 +444,9 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
     assert_eq!((s, body["data"]["access"].as_str()), (200, Some("admin")));
 
     // Public: every user of the tenant may view.
-    env.call(
-        Method::PATCH,
-        &pp,
-        Some(&owner),
-        Some(json!({"is_public": true})),
-    )
-    .await;
+    env.with(&owner)
+        .patch(200, &pp, json!({"is_public": true}))
+        .await;
     let (s, body) = env.get(&pp, &eve_t).await;
     assert_eq!((s, body["data"]["access"].as_str()), (200, Some("view")));
 
@@ -493,12 +460,8 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
         (Method::GET, format!("{other}/activity")),
         (Method::DELETE, other.clone()),
     ] {
-        let (s, body) = env.call(m, &path, Some(&gus_t), None).await;
-        assert_eq!(
-            (s, body["error"]["code"].as_str()),
-            (404, Some("not_found")),
-            "{path}"
-        );
+        env.expect_error((404, "not_found"), m, &path, Some(&gus_t), None)
+            .await;
     }
     let (s, body) = env.get("/api/v1/t/globex/portfolios", &gus_t).await;
     assert_eq!((s, body["data"].as_array().map(Vec::len)), (200, Some(0)));
@@ -523,10 +486,11 @@ async fn sharing_rights_expiry_comments_and_tenant_isolation() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn csv_import_export_with_row_report_and_limits() {
-    let env = env().await;
-    let auth = env.auth();
-    let (_, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
-    let (bob, bob_t) = user_token(&auth, "acme", "bob@acme.test", Role::Trader).await;
+    let (env, [(_, owner), (bob, bob_t)]) = env_with_users([
+        ("ada@acme.test", Role::Trader),
+        ("bob@acme.test", Role::Trader),
+    ])
+    .await;
     let id = env
         .create(
             P,
@@ -538,27 +502,16 @@ async fn csv_import_export_with_row_report_and_limits() {
 
     // Broken rows: 422, each reported, nothing applied.
     let broken = "symbol,quantity,target_weight,purchase_date\nMSFT,10,,2005-01-03\n,1,,\nIBM,ten,,\nGOOG,1,,03/01/2005\nAMZN,1,1.5,\n";
-    let (s, text) = env
-        .raw(
-            Method::PUT,
-            &csv_path,
-            Some(&owner),
-            "text/csv",
-            broken.into(),
-        )
-        .await;
+    let (s, text) = put_csv(&env, &csv_path, Some(&owner), broken).await;
     assert_eq!(s, 422, "{text}");
     let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["error"]["code"], "csv_rejected");
     let details = &body["error"]["details"];
     assert_eq!(details["rows"], 5);
     assert_eq!(details["applied"], 0);
-    let rows: Vec<(i64, &str)> = details["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["line"].as_i64().unwrap(), e["field"].as_str().unwrap()))
-        .collect();
+    let rows: Vec<(i64, &str)> = map_items(&details["errors"], |e| {
+        (e["line"].as_i64().unwrap(), e["field"].as_str().unwrap())
+    });
     assert_eq!(
         rows,
         [
@@ -574,67 +527,33 @@ async fn csv_import_export_with_row_report_and_limits() {
 
     // Ragged row and unknown column.
     for bad in ["symbol,quantity\nMSFT,1,extra\n", "symbol,shares\nMSFT,1\n"] {
-        let (s, text) = env
-            .raw(Method::PUT, &csv_path, Some(&owner), "text/csv", bad.into())
-            .await;
+        let (s, text) = put_csv(&env, &csv_path, Some(&owner), bad).await;
         assert_eq!(s, 422, "{bad}: {text}");
     }
     // Too large: by bytes, and by rows.
     let big = vec![b'A'; rampart_portfolio::transfer::MAX_BYTES + 10];
-    let (s, text) = env
-        .raw(Method::PUT, &csv_path, Some(&owner), "text/csv", big)
-        .await;
+    let (s, text) = put_csv(&env, &csv_path, Some(&owner), big).await;
     assert_eq!(s, 413, "{text}");
     let mut many = String::from("symbol,quantity\n");
     for _ in 0..=rampart_portfolio::transfer::MAX_ROWS {
         many.push_str("A,1\n");
     }
-    let (s, _) = env
-        .raw(
-            Method::PUT,
-            &csv_path,
-            Some(&owner),
-            "text/csv",
-            many.into(),
-        )
-        .await;
+    let (s, _) = put_csv(&env, &csv_path, Some(&owner), many).await;
     assert_eq!(s, 413);
-    let (s, _) = env
-        .raw(
-            Method::PUT,
-            &format!("{csv_path}?mode=merge"),
-            Some(&owner),
-            "text/csv",
-            b"symbol\nA\n".to_vec(),
-        )
-        .await;
+    let merge = format!("{csv_path}?mode=merge");
+    let (s, _) = put_csv(&env, &merge, Some(&owner), "symbol\nA\n").await;
     assert_eq!(s, 400);
 
     // Good file: replaces, one new version; append adds.
     let good = "symbol,allocation_type,quantity,target_weight,purchase_price,purchase_date,sector,notes\n\
                 MSFT,quantity,10,,25.5,2005-01-03,Tech,core\nIBM,weight,,0.2,,,Tech,\"x, y\"\n";
-    let (s, text) = env
-        .raw(
-            Method::PUT,
-            &csv_path,
-            Some(&owner),
-            "text/csv",
-            good.into(),
-        )
-        .await;
+    let (s, text) = put_csv(&env, &csv_path, Some(&owner), good).await;
     assert_eq!(s, 200, "{text}");
     let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["data"]["report"]["applied"], 2);
     assert_eq!(body["data"]["portfolio"]["version"], 2);
-    let (s, _) = env
-        .raw(
-            Method::PUT,
-            &format!("{csv_path}?mode=append"),
-            Some(&owner),
-            "text/csv",
-            b"symbol,quantity\nGOOG,3\n".to_vec(),
-        )
-        .await;
+    let append = format!("{csv_path}?mode=append");
+    let (s, _) = put_csv(&env, &append, Some(&owner), "symbol,quantity\nGOOG,3\n").await;
     assert_eq!(s, 200);
 
     // Export.
@@ -655,44 +574,23 @@ async fn csv_import_export_with_row_report_and_limits() {
     );
 
     // Rights: a viewer may export but not import; unauthenticated neither.
-    env.call(
-        Method::POST,
-        &format!("{P}/{id}/shares"),
-        Some(&owner),
-        Some(json!({"user_id": bob, "access": "view"})),
-    )
-    .await;
-    let (s, _) = env
-        .raw(Method::GET, &csv_path, Some(&bob_t), "text/plain", vec![])
-        .await;
-    assert_eq!(s, 200);
-    let (s, _) = env
-        .raw(
-            Method::PUT,
-            &csv_path,
-            Some(&bob_t),
-            "text/csv",
-            good.into(),
-        )
-        .await;
+    share(&env, &format!("{P}/{id}"), &owner, bob, "view").await;
+    assert_eq!(get_status(&env, &csv_path, Some(&bob_t)).await, 200);
+    let (s, _) = put_csv(&env, &csv_path, Some(&bob_t), good).await;
     assert_eq!(s, 403);
-    let (s, _) = env
-        .raw(Method::PUT, &csv_path, None, "text/csv", good.into())
-        .await;
+    let (s, _) = put_csv(&env, &csv_path, None, good).await;
     assert_eq!(s, 401);
-    let (s, _) = env
-        .raw(Method::GET, &csv_path, None, "text/plain", vec![])
-        .await;
-    assert_eq!(s, 401);
+    assert_eq!(get_status(&env, &csv_path, None).await, 401);
     env.server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
-    let env = env().await;
-    let auth = env.auth();
-    let (_, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
-    let (bob, bob_t) = user_token(&auth, "acme", "bob@acme.test", Role::Viewer).await;
+    let (env, [(_, owner), (bob, bob_t)]) = env_with_users([
+        ("ada@acme.test", Role::Trader),
+        ("bob@acme.test", Role::Viewer),
+    ])
+    .await;
     let id = env.create(P, &owner, json!({"name": "Tech", "positions": [
                 {"symbol": "AAPL", "quantity": 100, "target_weight": 0.5, "sector": "Technology"},
                 {"symbol": "MSFT", "quantity": 200, "purchase_date": "2006-06-01", "sector": "Technology"},
@@ -928,13 +826,7 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
         assert_eq!(s, 400, "{bad}");
     }
     // Shared read-only: the viewer may read the analytics.
-    env.call(
-        Method::POST,
-        &format!("{pa}/shares"),
-        Some(&owner),
-        Some(json!({"user_id": bob, "access": "view"})),
-    )
-    .await;
+    share(&env, &pa, &owner, bob, "view").await;
     env.expect_get(200, &format!("{pa}/analytics?{q}"), &bob_t)
         .await;
     env.call(
@@ -944,22 +836,19 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
         Some(json!({"symbol": "ZZZZ", "quantity": 1})),
     )
     .await;
-    let (s, body) = env.get(&format!("{pa}/analytics?{q}"), &owner).await;
-    assert_eq!(
-        (s, body["error"]["code"].as_str()),
-        (422, Some("no_prices")),
-        "{body}"
-    );
+    env.expect_get_error(422, "no_prices", &format!("{pa}/analytics?{q}"), &owner)
+        .await;
     env.server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nightly_metrics_job_stores_every_portfolio_and_the_metrics_routes_read_it() {
-    let env = env().await;
-    let auth = env.auth();
-    let (_, owner) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
-    let (_, bob_t) = user_token(&auth, "acme", "bob@acme.test", Role::Viewer).await;
-    let (_, globex) = user_token(&auth, "globex", "gus@globex.test", Role::Trader).await;
+    let (env, [(_, owner), (_, bob_t), (_, globex)]) = env_with_users([
+        ("ada@acme.test", Role::Trader),
+        ("bob@acme.test", Role::Viewer),
+        ("gus@globex.test", Role::Trader),
+    ])
+    .await;
     let tech = env
         .create(
             P,
@@ -992,20 +881,7 @@ async fn nightly_metrics_job_stores_every_portfolio_and_the_metrics_routes_read_
     assert_eq!(body["data"]["days"], json!([]), "{body}");
 
     // The trigger on the admin listener runs the job over every tenant.
-    let ops = env.pki.client(Some(&env.pki.operator()));
-    let run = async || {
-        let res = ops
-            .post(crate::common::url(
-                env.server.admin_addr,
-                "/admin/jobs/metrics",
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        res.json::<Value>().await.unwrap()["data"].clone()
-    };
-    let report = run().await;
+    let report = env.run_job("metrics").await;
     assert_eq!(report["tenants"], 2, "{report}");
     assert_eq!(report["succeeded"], 2, "{report}");
     assert_eq!(
@@ -1034,7 +910,7 @@ async fn nightly_metrics_job_stores_every_portfolio_and_the_metrics_routes_read_
     assert!(days.iter().skip(1).all(|d| d["daily_return"].is_f64()));
 
     // Idempotent: a second run the same day stores the same days, no more.
-    let again = run().await;
+    let again = env.run_job("metrics").await;
     assert_eq!(again["succeeded"], 2, "{again}");
     let days_again = env.expect_get(200, &metrics, &owner).await["data"]["days"].clone();
     assert_eq!(days_again, json!(days));
@@ -1076,23 +952,12 @@ async fn nightly_metrics_job_stores_every_portfolio_and_the_metrics_routes_read_
 
     // Refusals: not visible, no token, another tenant's token, bad window.
     env.expect_get(404, &metrics, &bob_t).await;
-    let (s, _) = env
-        .raw(Method::GET, &metrics, None, "text/plain", vec![])
-        .await;
-    assert_eq!(s, 401);
+    assert_eq!(get_status(&env, &metrics, None).await, 401);
     let (s, _) = env.get(&metrics, &globex).await;
     assert_eq!(s, 401);
-    let (s, body) = env
-        .get(
-            &format!("{P}/{tech}/metrics?from=2010-01-02&to=2010-01-01"),
-            &owner,
-        )
+    let backwards = format!("{P}/{tech}/metrics?from=2010-01-02&to=2010-01-01");
+    env.expect_get_error(400, "invalid_request", &backwards, &owner)
         .await;
-    assert_eq!(
-        (s, body["error"]["code"].as_str()),
-        (400, Some("invalid_request")),
-        "{body}"
-    );
     env.server.stop().await;
 }
 
@@ -1117,15 +982,10 @@ async fn the_ingestion_job_keeps_held_and_listed_symbols_up_to_date() {
         .await;
     let ops = env.pki.client(Some(&env.pki.operator()));
     let admin = |path: &str| crate::common::url(env.server.admin_addr, path);
-    let run = async || {
-        let res = ops.post(admin("/admin/jobs/ingest")).send().await.unwrap();
-        assert_eq!(res.status(), 200);
-        res.json::<Value>().await.unwrap()["data"].clone()
-    };
 
     // Held symbols of every active tenant plus the configured ones, each
     // stored from the store's first missing day up to today.
-    let first = run().await;
+    let first = env.run_job("ingest").await;
     assert_eq!(first["tenants"], 2, "{first}");
     assert_eq!(strs(&first["symbols"], "symbol"), ["MSFT", "^GSPC"]);
     let mut inserted = 0;
@@ -1136,7 +996,7 @@ async fn the_ingestion_job_keeps_held_and_listed_symbols_up_to_date() {
     }
     assert_eq!(first["inserted"], inserted);
     // Again: nothing new to store (a run after a crash resumes the same way).
-    let second = run().await;
+    let second = env.run_job("ingest").await;
     assert_eq!(
         (&second["inserted"], &second["failed"]),
         (&json!(0), &json!(0)),

@@ -44,16 +44,25 @@ pub(crate) fn code(v: &Value) -> &str {
 }
 
 /// Sends a request with an API key header; status and JSON body.
-async fn with_key(env: &Env, method: Method, path: &str, header: (&str, String)) -> (u16, Value) {
+/// `GET path` with the header `(name, value)` (an API key) answered
+/// `status`: the body (`null` when it is not JSON).
+async fn with_key(env: &Env, path: &str, (name, value): (&str, &str), status: u16) -> Value {
     let r = env
         .http
-        .request(method, env.url(path))
-        .header(header.0, header.1)
+        .get(env.url(path))
+        .header(name, value)
         .send()
         .await
         .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    let s = r.status().as_u16();
+    let body = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(s, status, "GET {path}: {body}");
+    body
+}
+
+/// [`with_key`] with `key` in `X-Api-Key`.
+async fn x_api_key(env: &Env, path: &str, key: &str, status: u16) -> Value {
+    with_key(env, path, ("x-api-key", key), status).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -96,10 +105,9 @@ async fn settings_have_defaults_bounds_admins_only_and_are_audited() {
         json!({"noSuchSetting": true}),
         json!({"publicLeaderboard": "yes"}),
     ] {
-        let (s, v) = env
-            .call(Method::PATCH, path, Some(&admin), Some(bad.clone()))
+        let invalid = (400, "tenant_setting_invalid");
+        env.expect_error(invalid, Method::PATCH, path, Some(&admin), Some(bad))
             .await;
-        assert_eq!((s, code(&v)), (400, "tenant_setting_invalid"), "{bad}: {v}");
     }
     let after_refusals = env.expect_get(200, path, &admin).await;
     assert_eq!(after_refusals["data"], v["data"]);
@@ -164,15 +172,14 @@ async fn settings_have_defaults_bounds_admins_only_and_are_audited() {
         .await;
     let v = env.expect_get(200, "/api/v1/t/acme/features", &admin).await;
     assert_eq!(v["data"]["beta_charts"], true);
-    let (s, v) = env
-        .call(
-            Method::PUT,
-            "/api/v1/t/acme/features/bad%20flag",
-            Some(&admin),
-            Some(json!({"enabled": true})),
-        )
-        .await;
-    assert_eq!((s, code(&v)), (400, "tenant_setting_invalid"));
+    env.expect_error(
+        (400, "tenant_setting_invalid"),
+        Method::PUT,
+        "/api/v1/t/acme/features/bad%20flag",
+        Some(&admin),
+        Some(json!({"enabled": true})),
+    )
+    .await;
 
     // Operators on the admin listener: the same settings, the same bounds,
     // audited in the tenant's log with the certificate's subject.
@@ -181,15 +188,14 @@ async fn settings_have_defaults_bounds_admins_only_and_are_audited() {
         .expect(200, Method::GET, "/admin/tenants/acme/settings", None, None)
         .await;
     assert_eq!(v["data"]["sessionLifetimeSecs"], 3600);
-    let (s, v) = ops
-        .call(
-            Method::PATCH,
-            "/admin/tenants/acme/settings",
-            None,
-            Some(json!({"sessionLifetimeSecs": 1})),
-        )
-        .await;
-    assert_eq!((s, code(&v)), (400, "tenant_setting_invalid"));
+    ops.expect_error(
+        (400, "tenant_setting_invalid"),
+        Method::PATCH,
+        "/admin/tenants/acme/settings",
+        None,
+        Some(json!({"sessionLifetimeSecs": 1})),
+    )
+    .await;
     ops.expect(
         200,
         Method::PATCH,
@@ -401,24 +407,10 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
 
     // Reads data, through either header; the last use is recorded.
     let portfolios = "/api/v1/t/acme/portfolios";
-    let (s, v) = with_key(
-        &env,
-        Method::GET,
-        portfolios,
-        ("authorization", format!("ApiKey {key}")),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let (s, _) = with_key(&env, Method::GET, portfolios, ("x-api-key", key.clone())).await;
-    assert_eq!(s, 200);
-    let (s, v) = with_key(
-        &env,
-        Method::GET,
-        "/api/v1/t/acme/me",
-        ("x-api-key", key.clone()),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
+    let authorization = format!("ApiKey {key}");
+    with_key(&env, portfolios, ("authorization", &authorization), 200).await;
+    x_api_key(&env, portfolios, &key, 200).await;
+    let v = x_api_key(&env, "/api/v1/t/acme/me", &key, 200).await;
     assert_eq!(v["data"]["user"]["id"], bot.to_string());
     assert_eq!(v["data"]["scopes"], json!(["portfolio:read"]));
     assert_eq!(
@@ -432,14 +424,8 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
     );
 
     // Beyond its scopes (its owner's role would allow market:read): 403.
-    let (s, v) = with_key(
-        &env,
-        Method::GET,
-        "/api/v1/t/acme/price-alerts",
-        ("x-api-key", key.clone()),
-    )
-    .await;
-    assert_eq!((s, code(&v)), (403, "forbidden"), "{v}");
+    let v = x_api_key(&env, "/api/v1/t/acme/price-alerts", &key, 403).await;
+    assert_eq!(code(&v), "forbidden", "{v}");
     // A key does not manage its owner's account (it could mint wider keys).
     let r = env
         .http
@@ -451,18 +437,10 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
         .unwrap();
     assert_eq!(r.status(), 403);
     // Another tenant's path: 401, like an unknown key.
-    let (s, _) = with_key(
-        &env,
-        Method::GET,
-        "/api/v1/t/globex/portfolios",
-        ("x-api-key", key.clone()),
-    )
-    .await;
-    assert_eq!(s, 401);
+    x_api_key(&env, "/api/v1/t/globex/portfolios", &key, 401).await;
     // A wrong secret with a real prefix: 401.
     let forged = format!("rk_{prefix}_{}", "x".repeat(43));
-    let (s, _) = with_key(&env, Method::GET, portfolios, ("x-api-key", forged)).await;
-    assert_eq!(s, 401);
+    x_api_key(&env, portfolios, &forged, 401).await;
     // Two different credentials at once: 401.
     let r = env
         .http
@@ -476,22 +454,14 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
 
     // Revoked: refused on the very next request.
     let (revoked, revoked_prefix) = create(json!(["portfolio:read"])).await;
-    let (s, _) = with_key(
-        &env,
-        Method::GET,
-        portfolios,
-        ("x-api-key", revoked.clone()),
-    )
-    .await;
-    assert_eq!(s, 200);
+    x_api_key(&env, portfolios, &revoked, 200).await;
     env.with(&bot_token)
         .delete(
             200,
             &format!("/api/v1/t/acme/account/api-keys/{revoked_prefix}"),
         )
         .await;
-    let (s, _) = with_key(&env, Method::GET, portfolios, ("x-api-key", revoked)).await;
-    assert_eq!(s, 401);
+    x_api_key(&env, portfolios, &revoked, 401).await;
 
     // Expired: 401.
     let expired = auth
@@ -505,8 +475,7 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
         )
         .await
         .unwrap();
-    let (s, _) = with_key(&env, Method::GET, portfolios, ("x-api-key", expired.key)).await;
-    assert_eq!(s, 401);
+    x_api_key(&env, portfolios, &expired.key, 401).await;
 
     // The owner's role is read on every request: downgraded, the key loses
     // what the new role lacks (trade), keeps what it has.
@@ -517,19 +486,11 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
     let p = auth.authenticate_api_key("acme", &trade_key).await.unwrap();
     assert!(authorize(&p, Permission::TradeExecute).is_err());
     assert!(authorize(&p, Permission::PortfolioRead).is_ok());
-    let (s, _) = with_key(
-        &env,
-        Method::GET,
-        portfolios,
-        ("x-api-key", trade_key.clone()),
-    )
-    .await;
-    assert_eq!(s, 200);
+    x_api_key(&env, portfolios, &trade_key, 200).await;
     // Disabled owner: 401 at once.
     auth.set_role("acme", bot, Role::ApiUser).await.unwrap();
     set_status(&env, bot, "disabled").await;
-    let (s, _) = with_key(&env, Method::GET, portfolios, ("x-api-key", trade_key)).await;
-    assert_eq!(s, 401);
+    x_api_key(&env, portfolios, &trade_key, 401).await;
 
     set_status(&env, bot, "active").await;
 
@@ -725,8 +686,9 @@ async fn built_in_feature_flags_gate_their_routes() {
             .await;
     }
     for path in gated("acme").iter().chain([&stream]) {
-        let (s, v) = env.get(path, &admin).await;
-        assert_eq!((s, code(&v)), (403, "feature_disabled"), "{path}: {v}");
+        let v = env
+            .expect_get_error(403, "feature_disabled", path, &admin)
+            .await;
         assert!(v["meta"]["requestId"].is_string(), "{v}");
         let r = env.http.get(env.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path} without a token");

@@ -38,6 +38,7 @@ mod members;
 mod mtls;
 mod notify;
 mod oauth;
+mod pages;
 mod portfolios;
 mod ratelimit;
 mod replicas;

@@ -4,8 +4,8 @@
 //! refusals (no token, wrong role or scope, wrong tenant, malformed bodies).
 
 use crate::common::{
-    PASSWORD, Ws, assert_ws_refused, env, next_json, role_token, scoped_token, strs, ws_connect,
-    ws_send,
+    Env, PASSWORD, Ws, assert_ws_refused, map_items, next_json, role_token, scoped_token, strs,
+    ws_connect, ws_send,
 };
 use rampart_auth::{AuthServer, ClientContext, Role};
 use reqwest::Method;
@@ -24,6 +24,13 @@ async fn user_token(auth: &AuthServer, tenant: &str, email: &str, role: Role) ->
     role_token(auth, tenant, email, role, (SCOPES, ADMIN_SCOPES)).await
 }
 
+/// [`crate::common::env`] with a user and token for each of `users`
+/// (`name@{tenant}.test`, role): [`crate::common::env_with_users`] with this
+/// file's scopes.
+async fn env_with_users<const N: usize>(users: [(&str, Role); N]) -> (Env, [(Uuid, String); N]) {
+    crate::common::env_with_users((SCOPES, ADMIN_SCOPES), users).await
+}
+
 /// A trader of `acme` whose token lacks `market:read`.
 async fn no_market_token(auth: &AuthServer) -> String {
     let (_, token) = scoped_token(
@@ -39,13 +46,21 @@ async fn no_market_token(auth: &AuthServer) -> String {
 
 const T: &str = "/api/v1/t/acme";
 
+/// `GET path` (a market route) is refused without a token (401) and with
+/// `no_market`, a token without `market:read` (403).
+async fn refused_without_market(env: &Env, path: &str, no_market: &str) {
+    env.expect(401, Method::GET, path, None, None).await;
+    env.expect_get(403, path, no_market).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
-    let env = env().await;
-    let auth = env.auth();
-    let (_, viewer) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
-    let no_market = no_market_token(&auth).await;
-    let (_, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Admin).await;
+    let (env, [(_, viewer), (_, globex)]) = env_with_users([
+        ("vic@acme.test", Role::Viewer),
+        ("gil@globex.test", Role::Admin),
+    ])
+    .await;
+    let no_market = no_market_token(&env.auth()).await;
 
     // Batch quotes: known ones with provenance, unknown ones as errors.
     let path = format!("{T}/quotes?symbols=aapl,MSFT,%5EGSPC,ZZZZ,msft");
@@ -148,73 +163,62 @@ async fn market_routes_batch_quotes_bars_and_search_with_provenance() {
         format!("{T}/symbols?q=%20"),
         format!("{T}/symbols"),
     ] {
-        let (s, body) = env.get(&bad, &viewer).await;
-        assert_eq!(s, 400, "{bad}: {body}");
+        env.expect_get(400, &bad, &viewer).await;
     }
     for path in [
         format!("{T}/quotes?symbols=AAPL"),
         format!("{T}/bars/AAPL"),
         format!("{T}/symbols?q=apple"),
     ] {
-        let (s, _) = env.call(Method::GET, &path, None, None).await;
-        assert_eq!(s, 401, "{path}");
-        let (s, _) = env.get(&path, &globex).await;
-        assert_eq!(s, 401, "token of another tenant: {path}");
-        let (s, body) = env.get(&path, &no_market).await;
-        assert_eq!(s, 403, "no market:read: {path} {body}");
+        refused_without_market(&env, &path, &no_market).await;
+        // A token of another tenant.
+        env.expect_get(401, &path, &globex).await;
     }
     env.server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn profile_preferences_activity_and_user_management() {
-    let env = env().await;
+    let (env, users) = env_with_users([
+        ("adm@acme.test", Role::Admin),
+        ("ada@acme.test", Role::Trader),
+        ("vic@acme.test", Role::Viewer),
+        ("gil@globex.test", Role::Admin),
+    ])
+    .await;
+    let [
+        (admin_id, admin),
+        (ada_id, ada),
+        (vic_id, vic),
+        (gil_id, globex),
+    ] = users;
     let auth = env.auth();
-    let (admin_id, admin) = user_token(&auth, "acme", "adm@acme.test", Role::Admin).await;
-    let (ada_id, ada) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
-    let (vic_id, vic) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
-    let (gil_id, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Admin).await;
 
     // Profile.
-    let body = env.expect_get(200, &format!("{T}/me/profile"), &ada).await;
+    let profile = format!("{T}/me/profile");
+    let body = env.expect_get(200, &profile, &ada).await;
     assert_eq!(body["data"]["id"], ada_id.to_string());
     assert_eq!(body["data"]["email"], "ada@acme.test");
     assert_eq!(body["data"]["role"], "trader");
-    let (s, body) = env
-        .call(
-            Method::PATCH,
-            &format!("{T}/me/profile"),
-            Some(&ada),
-            Some(json!({"display_name": "  Ada Lovelace "})),
-        )
+    let body = env
+        .with(&ada)
+        .patch(200, &profile, json!({"display_name": "  Ada Lovelace "}))
         .await;
-    assert_eq!(
-        (s, body["data"]["display_name"].as_str()),
-        (200, Some("Ada Lovelace")),
-        "{body}"
-    );
-    for bad in [
+    assert_eq!(body["data"]["display_name"], "Ada Lovelace", "{body}");
+    let bad_profiles = [
         json!({"display_name": ""}),
         json!({"display_name": "x".repeat(101)}),
         json!({"display_name": "a\u{7}b"}),
         json!({"email": "evil@acme.test"}),
         json!({"display_name": 5}),
-    ] {
-        let (s, body) = env
-            .call(
-                Method::PATCH,
-                &format!("{T}/me/profile"),
-                Some(&ada),
-                Some(bad.clone()),
-            )
-            .await;
-        assert_eq!(s, 400, "{bad}: {body}");
-    }
+    ];
+    env.with(&ada)
+        .each(400, Method::PATCH, &profile, bad_profiles)
+        .await;
 
     // Preferences: defaults, partial change, refusals.
-    let body = env
-        .expect_get(200, &format!("{T}/me/preferences"), &ada)
-        .await;
+    let preferences = format!("{T}/me/preferences");
+    let body = env.expect_get(200, &preferences, &ada).await;
     assert_eq!(
         body["data"],
         json!({"base_currency": "USD", "theme": "system", "default_benchmark": "^GSPC",
@@ -224,7 +228,7 @@ async fn profile_preferences_activity_and_user_management() {
         .with(&ada)
         .patch(
             200,
-            &format!("{T}/me/preferences"),
+            &preferences,
             json!({"theme": "dark", "base_currency": "eur", "notifications": false}),
         )
         .await;
@@ -235,33 +239,26 @@ async fn profile_preferences_activity_and_user_management() {
     let (_, body) = env
         .call(
             Method::PATCH,
-            &format!("{T}/me/preferences"),
+            &preferences,
             Some(&ada),
             Some(json!({"default_benchmark": "qqq"})),
         )
         .await;
     assert_eq!(body["data"]["theme"], "dark", "kept: {body}");
     assert_eq!(body["data"]["default_benchmark"], "QQQ");
-    for bad in [
+    let bad_preferences = [
         json!({"theme": "pink"}),
         json!({"base_currency": "euro"}),
         json!({"refresh_seconds": 1}),
         json!({"default_benchmark": "a b"}),
         json!({"colour": "red"}),
         json!([1, 2]),
-    ] {
-        let (s, body) = env
-            .call(
-                Method::PATCH,
-                &format!("{T}/me/preferences"),
-                Some(&ada),
-                Some(bad.clone()),
-            )
-            .await;
-        assert_eq!(s, 400, "{bad}: {body}");
-    }
+    ];
+    env.with(&ada)
+        .each(400, Method::PATCH, &preferences, bad_preferences)
+        .await;
     // Someone else's preferences are untouched.
-    let (_, body) = env.get(&format!("{T}/me/preferences"), &vic).await;
+    let (_, body) = env.get(&preferences, &vic).await;
     assert_eq!(body["data"]["theme"], "system");
 
     // Own activity: portfolio changes and auth audit rows.
@@ -303,34 +300,26 @@ async fn profile_preferences_activity_and_user_management() {
     assert!(all.iter().all(|u| u["email"] != "gil@globex.test"));
 
     // Admin: role and status.
-    let (s, body) = env
-        .call(
-            Method::PUT,
-            &format!("{T}/users/{vic_id}/role"),
-            Some(&admin),
-            Some(json!({"role": "trader"})),
-        )
-        .await;
-    assert_eq!((s, body["data"]["role"].as_str()), (200, Some("trader")));
-    let (s, body) = env
-        .call(
-            Method::PUT,
-            &format!("{T}/users/{vic_id}/status"),
-            Some(&admin),
-            Some(json!({"status": "disabled"})),
-        )
-        .await;
-    assert_eq!(
-        (s, body["data"]["status"].as_str()),
-        (200, Some("disabled"))
+    let (vic_role, vic_status) = (
+        format!("{T}/users/{vic_id}/role"),
+        format!("{T}/users/{vic_id}/status"),
     );
+    let as_admin = env.with(&admin);
+    let body = as_admin
+        .put(200, &vic_role, json!({"role": "trader"}))
+        .await;
+    assert_eq!(body["data"]["role"], "trader");
+    let body = as_admin
+        .put(200, &vic_status, json!({"status": "disabled"}))
+        .await;
+    assert_eq!(body["data"]["status"], "disabled");
     // The access token the user holds is refused at once (it was accepted
     // above, so a cached "not revoked" verdict must have been dropped).
     let (s, body) = env.get(&format!("{T}/me/activity"), &vic).await;
     assert_eq!(s, 401, "disabled user's access token: {body}");
     // A disabled user cannot sign in again.
-    assert!(
-        !matches!(
+    let vic_logs_in = async || {
+        matches!(
             auth.login(
                 "acme",
                 "vic@acme.test",
@@ -339,46 +328,26 @@ async fn profile_preferences_activity_and_user_management() {
             )
             .await,
             Ok(rampart_auth::accounts::LoginOutcome::LoggedIn(_))
-        ),
-        "disabled user logged in"
-    );
-    let (s, body) = env
-        .call(
-            Method::PUT,
-            &format!("{T}/users/{vic_id}/status"),
-            Some(&admin),
-            Some(json!({"status": "active"})),
         )
+    };
+    assert!(!vic_logs_in().await, "disabled user logged in");
+    let body = as_admin
+        .put(200, &vic_status, json!({"status": "active"}))
         .await;
-    assert_eq!((s, body["data"]["status"].as_str()), (200, Some("active")));
-    assert!(matches!(
-        auth.login(
-            "acme",
-            "vic@acme.test",
-            PASSWORD,
-            &ClientContext::ip("127.0.0.1")
-        )
-        .await,
-        Ok(rampart_auth::accounts::LoginOutcome::LoggedIn(_))
-    ));
+    assert_eq!(body["data"]["status"], "active");
+    assert!(vic_logs_in().await);
 
     // Refusals: malformed bodies, self-lockout, unknown user, wrong role,
     // wrong tenant, no token.
+    let bad_roles = [
+        json!({"role": "root"}),
+        json!({"role": "api_user"}),
+        json!({}),
+        json!({"role": "viewer", "x": 1}),
+    ];
+    as_admin.each(400, Method::PUT, &vic_role, bad_roles).await;
     for (path, bad) in [
-        (format!("{T}/users/{vic_id}/role"), json!({"role": "root"})),
-        (
-            format!("{T}/users/{vic_id}/role"),
-            json!({"role": "api_user"}),
-        ),
-        (format!("{T}/users/{vic_id}/role"), json!({})),
-        (
-            format!("{T}/users/{vic_id}/role"),
-            json!({"role": "viewer", "x": 1}),
-        ),
-        (
-            format!("{T}/users/{vic_id}/status"),
-            json!({"status": "gone"}),
-        ),
+        (vic_status, json!({"status": "gone"})),
         (
             format!("{T}/users/{admin_id}/role"),
             json!({"role": "viewer"}),
@@ -392,12 +361,9 @@ async fn profile_preferences_activity_and_user_management() {
             json!({"role": "viewer"}),
         ),
     ] {
-        let (s, body) = env
-            .call(Method::PUT, &path, Some(&admin), Some(bad.clone()))
-            .await;
-        assert_eq!(s, 400, "{path} {bad}: {body}");
+        as_admin.put(400, &path, bad).await;
     }
-    env.with(&admin)
+    as_admin
         .put(
             404,
             &format!("{T}/users/{}/role", Uuid::new_v4()),
@@ -405,7 +371,7 @@ async fn profile_preferences_activity_and_user_management() {
         )
         .await;
     // A user of another tenant is not found here.
-    env.with(&admin)
+    as_admin
         .put(
             404,
             &format!("{T}/users/{gil_id}/status"),
@@ -425,27 +391,19 @@ async fn profile_preferences_activity_and_user_management() {
             Some(json!({"status": "disabled"})),
         ),
     ] {
-        let (s, _) = env
-            .call(method.clone(), &path, Some(&ada), body.clone())
-            .await;
-        assert_eq!(s, 403, "trader: {path}");
-        let (s, _) = env
-            .call(method.clone(), &path, Some(&globex), body.clone())
-            .await;
-        assert_eq!(s, 401, "other tenant: {path}");
-        let (s, _) = env.call(method, &path, None, body).await;
-        assert_eq!(s, 401, "no token: {path}");
+        // A trader, a token of another tenant, no token.
+        for (status, bearer) in [(403, Some(&ada)), (401, Some(&globex)), (401, None)] {
+            let bearer = bearer.map(String::as_str);
+            env.expect(status, method.clone(), &path, bearer, body.clone())
+                .await;
+        }
     }
-    for path in ["me/profile", "me/preferences", "me/activity"] {
-        let (s, _) = env
-            .call(Method::GET, &format!("{T}/{path}"), None, None)
-            .await;
-        assert_eq!(s, 401, "{path}");
-        let (s, _) = env.get(&format!("{T}/{path}"), &globex).await;
-        assert_eq!(s, 401, "{path}");
+    for path in [&profile, &preferences, &format!("{T}/me/activity")] {
+        env.expect(401, Method::GET, path, None, None).await;
+        env.expect_get(401, path, &globex).await;
     }
     // Unchanged after the refusals.
-    let (_, body) = env.get(&format!("{T}/me/profile"), &ada).await;
+    let (_, body) = env.get(&profile, &ada).await;
     assert_eq!(
         (
             body["data"]["role"].as_str(),
@@ -480,12 +438,13 @@ fn export() -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
-    let env = env().await;
-    let auth = env.auth();
-    let (_, ada) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
-    let (_, bob) = user_token(&auth, "acme", "bob@acme.test", Role::Trader).await;
-    let (_, vic) = user_token(&auth, "acme", "vic@acme.test", Role::Viewer).await;
-    let (_, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Trader).await;
+    let (env, [(_, ada), (_, bob), (_, vic), (_, globex)]) = env_with_users([
+        ("ada@acme.test", Role::Trader),
+        ("bob@acme.test", Role::Trader),
+        ("vic@acme.test", Role::Viewer),
+        ("gil@globex.test", Role::Trader),
+    ])
+    .await;
     let import = format!("{T}/me/import");
     let count = |token: String| {
         let env = &env;
@@ -518,12 +477,7 @@ async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
     assert_eq!(items[0]["outcome"], "created");
     assert_eq!(items[1]["outcome"], "created");
     assert_eq!(items[2]["outcome"], "refused");
-    let reasons: Vec<&str> = items[2]["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap())
-        .collect();
+    let reasons: Vec<&str> = map_items(&items[2]["reasons"], |r| r.as_str().unwrap());
     for prefix in [
         "portfolios[2].investments[1].symbol",
         "portfolios[2].investments[1].purchaseDate",
@@ -603,16 +557,14 @@ async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
     assert_eq!(count(ada.clone()).await, 3);
 
     // Not an export, malformed JSON, wrong role, wrong tenant, no token.
-    for bad in [
+    let not_exports = [
         json!({"portfolio": []}),
         json!({"portfolios": {}}),
         json!("text"),
-    ] {
-        let (s, body) = env
-            .call(Method::POST, &import, Some(&ada), Some(bad.clone()))
-            .await;
-        assert_eq!(s, 400, "{bad}: {body}");
-    }
+    ];
+    env.with(&ada)
+        .each(400, Method::POST, &import, not_exports)
+        .await;
     let (s, _) = env
         .raw(
             Method::POST,
@@ -633,12 +585,13 @@ async fn json_import_is_validated_idempotent_and_reported_item_by_item() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn live_price_stream_over_websocket_with_token_and_access_checks() {
-    let env = env().await;
-    let auth = env.auth();
-    let (_, ada) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
-    let (bob_id, bob) = user_token(&auth, "acme", "bob@acme.test", Role::Viewer).await;
-    let no_market = no_market_token(&auth).await;
-    let (_, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Trader).await;
+    let (env, [(_, ada), (bob_id, bob), (_, globex)]) = env_with_users([
+        ("ada@acme.test", Role::Trader),
+        ("bob@acme.test", Role::Viewer),
+        ("gil@globex.test", Role::Trader),
+    ])
+    .await;
+    let no_market = no_market_token(&env.auth()).await;
     let id = env
         .create(
             &format!("{T}/portfolios"),
@@ -651,13 +604,7 @@ async fn live_price_stream_over_websocket_with_token_and_access_checks() {
     let stream = format!("{T}/portfolios/{id}/stream");
 
     // Token as a query parameter: a message every second.
-    let (mut ws, _) = ws_connect(
-        &env,
-        &format!("{stream}?interval=1&access_token={ada}"),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut ws = ws_query_token(&env, &stream, "interval=1", &ada).await;
     let first = next_json(&mut ws).await.unwrap();
     assert_eq!(first["type"], "quotes", "{first}");
     assert_eq!(first["portfolioId"], id.as_str());
@@ -702,13 +649,7 @@ async fn live_price_stream_over_websocket_with_token_and_access_checks() {
             json!({"user_id": bob_id, "access": "view"}),
         )
         .await;
-    let (mut ws, _) = ws_connect(
-        &env,
-        &format!("{stream}?interval=1&access_token={bob}"),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut ws = ws_query_token(&env, &stream, "interval=1", &bob).await;
     assert_eq!(next_json(&mut ws).await.unwrap()["type"], "quotes");
     env.with(&ada)
         .delete(200, &format!("{T}/portfolios/{id}/shares/{bob_id}"))
@@ -822,13 +763,9 @@ async fn market_fundamentals_and_news_come_through_the_chain_and_are_cached() {
 
     // Refusals: no token, no market:read, another tenant, bad input.
     for path in [format!("{T}/fundamentals/IBM"), format!("{T}/news/IBM")] {
-        let (s, _) = env.call(Method::GET, &path, None, None).await;
-        assert_eq!(s, 401, "{path}");
-        let (s, _) = env.get(&path, &no_market).await;
-        assert_eq!(s, 403, "{path}");
+        refused_without_market(&env, &path, &no_market).await;
         let other = path.replace("/t/acme/", "/t/globex/");
-        let (s, _) = env.get(&other, &viewer).await;
-        assert_eq!(s, 401, "{other}");
+        env.expect_get(401, &other, &viewer).await;
     }
     for path in [
         format!("{T}/news/IBM?limit=0"),
@@ -836,12 +773,8 @@ async fn market_fundamentals_and_news_come_through_the_chain_and_are_cached() {
         format!("{T}/news/%3Cscript%3E"),
         format!("{T}/fundamentals/%3Cscript%3E"),
     ] {
-        let (s, body) = env.get(&path, &viewer).await;
-        assert_eq!(
-            (s, body["error"]["code"].as_str()),
-            (400, Some("invalid_request")),
-            "{path}: {body}"
-        );
+        env.expect_get_error(400, "invalid_request", &path, &viewer)
+            .await;
     }
     // A symbol the vendor does not answer for: the embedded provider next
     // (its name, no ratios; no articles); one nobody knows: 404.
@@ -857,12 +790,7 @@ async fn market_fundamentals_and_news_come_through_the_chain_and_are_cached() {
     assert_eq!(body["data"]["news"], json!([]), "{body}");
     assert_eq!(body["data"]["origin"], "embedded");
     for path in [format!("{T}/fundamentals/ZZZZ"), format!("{T}/news/ZZZZ")] {
-        let (s, body) = env.get(&path, &viewer).await;
-        assert_eq!(
-            (s, body["error"]["code"].as_str()),
-            (404, Some("not_found")),
-            "{path}: {body}"
-        );
+        env.expect_get_error(404, "not_found", &path, &viewer).await;
     }
 
     let (_, doc) = env.call(Method::GET, "/openapi.json", None, None).await;
@@ -872,6 +800,13 @@ async fn market_fundamentals_and_news_come_through_the_chain_and_are_cached() {
     ] {
         assert!(doc["paths"][p]["get"].is_object(), "{p} not documented");
     }
+}
+
+/// A WebSocket on `stream` with `query` and `token` as the `access_token`
+/// query parameter.
+async fn ws_query_token(env: &Env, stream: &str, query: &str, token: &str) -> Ws {
+    let path = format!("{stream}?{query}&access_token={token}");
+    ws_connect(env, &path, None).await.unwrap().0
 }
 
 /// The next message that is not a tick's quotes.
@@ -886,11 +821,12 @@ async fn next_not_quotes(ws: &mut Ws) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn market_stream_subscribes_bounds_heartbeats_and_refuses_like_the_api() {
-    let env = env().await;
-    let auth = env.auth();
-    let (_, ada) = user_token(&auth, "acme", "ada@acme.test", Role::Trader).await;
-    let no_market = no_market_token(&auth).await;
-    let (_, globex) = user_token(&auth, "globex", "gil@globex.test", Role::Trader).await;
+    let (env, [(_, ada), (_, globex)]) = env_with_users([
+        ("ada@acme.test", Role::Trader),
+        ("gil@globex.test", Role::Trader),
+    ])
+    .await;
+    let no_market = no_market_token(&env.auth()).await;
     let stream = format!("{T}/market/stream");
 
     let (mut ws, res) = ws_connect(&env, &format!("{stream}?interval=1"), Some(&ada))
@@ -976,13 +912,7 @@ async fn market_stream_subscribes_bounds_heartbeats_and_refuses_like_the_api() {
 
     // A client that answers nothing (no pong, no message) for two
     // heartbeats is closed.
-    let (mut silent, _) = ws_connect(
-        &env,
-        &format!("{stream}?heartbeat=5&access_token={ada}"),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut silent = ws_query_token(&env, &stream, "heartbeat=5", &ada).await;
     tokio::time::sleep(std::time::Duration::from_secs(16)).await;
     let last = next_json(&mut silent).await.unwrap();
     assert_eq!(last, json!({"type": "closed", "reason": "heartbeat"}));

@@ -1,6 +1,6 @@
 use rampart_vault::VaultConfig;
 
-use crate::common::{Pki, client, config, get_status, start, url, write_secret};
+use crate::common::{Pki, client, config, get_json, get_status, start, url, write_secret};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_come_from_vault_and_an_outage_only_degrades_readiness() {
@@ -31,26 +31,12 @@ async fn secrets_come_from_vault_and_an_outage_only_degrades_readiness() {
     let http = client(&pki.ca.cert_pem(), None);
     // Readiness in full is the admin listener's.
     let admin = client(&pki.ca.cert_pem(), Some(&pki.operator()));
-    let ready: serde_json::Value = admin
-        .get(url(server.admin_addr, "/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = get_json(&admin, &url(server.admin_addr, "/ready")).await;
     assert_eq!(ready["data"]["status"], "ready", "{ready}");
     assert_eq!(ready["data"]["vault"]["configured"], true);
     // Signing keys are stored in Vault.
     state.tenants.provision("vlt", "Vault").await.unwrap();
-    let jwks: serde_json::Value = http
-        .get(url(server.public_addr, "/t/vlt/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = get_json(&http, &url(server.public_addr, "/t/vlt/jwks.json")).await;
     assert!(!jwks["keys"].as_array().unwrap().is_empty());
 
     // A signing-key rotation on one replica is picked up by the other
@@ -64,15 +50,12 @@ async fn secrets_come_from_vault_and_an_outage_only_degrades_readiness() {
             .collect()
     };
     let operator = pki.operator();
-    let rotated: serde_json::Value = client(&pki.ca.cert_pem(), Some(&operator))
-        .post(url(server.admin_addr, "/admin/keys/rotate"))
-        .json(&serde_json::json!({"kind": "es256"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rotated = crate::common::send_json(
+        client(&pki.ca.cert_pem(), Some(&operator))
+            .post(url(server.admin_addr, "/admin/keys/rotate"))
+            .json(&serde_json::json!({"kind": "es256"})),
+    )
+    .await;
     let after = kids(&rotated["data"]);
     assert_ne!(after, kids(&jwks), "rotation published no new key");
     // The replica reloads every second (`key_check_secs = 1`); 30 s of
@@ -81,14 +64,7 @@ async fn secrets_come_from_vault_and_an_outage_only_degrades_readiness() {
     let mut seen = false;
     for _ in 0..120 {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        let theirs: serde_json::Value = http
-            .get(url(replica.public_addr, "/t/vlt/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let theirs = get_json(&http, &url(replica.public_addr, "/t/vlt/jwks.json")).await;
         if kids(&theirs) == after {
             seen = true;
             break;
