@@ -98,6 +98,22 @@ fn yes() -> bool {
     true
 }
 
+/// A client secret from the environment variable `var`.
+pub(crate) fn env_secret(var: &str) -> anyhow::Result<SecretString> {
+    let value =
+        std::env::var(var).map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?;
+    Ok(SecretString::from(value))
+}
+
+/// A provider's callback URL on this server:
+/// `{public_base_url}/t/{tenant}/login/upstream/{name}/callback`.
+pub fn default_redirect_uri(public_base_url: &str, tenant: &str, name: &str) -> String {
+    format!(
+        "{}/t/{tenant}/login/upstream/{name}/callback",
+        public_base_url.trim_end_matches('/')
+    )
+}
+
 impl DeclaredProvider {
     /// What is wrong with this declaration on its own.
     pub fn problems(&self, vault_configured: bool) -> Vec<String> {
@@ -128,9 +144,8 @@ impl DeclaredProvider {
     ) -> anyhow::Result<Option<SecretString>> {
         let at = format!("upstream provider {}/{}", self.tenant, self.name());
         if let Some(var) = &self.client_secret_env {
-            let value = std::env::var(var)
-                .map_err(|_| anyhow::anyhow!("{at}: environment variable {var} is not set"))?;
-            return Ok(Some(SecretString::from(value)));
+            let secret = env_secret(var).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+            return Ok(Some(secret));
         }
         if let Some(path) = &self.client_secret_vault_path {
             let store = vault.ok_or_else(|| anyhow::anyhow!("{at}: Vault is not configured"))?;
@@ -164,12 +179,7 @@ impl DeclaredProvider {
             client_id: self.client_id.clone(),
             client_secret: self.client_secret(vault).await?,
             redirect_uri: self.redirect_uri.clone().unwrap_or_else(|| {
-                format!(
-                    "{}/t/{}/login/upstream/{}/callback",
-                    public_base_url.trim_end_matches('/'),
-                    self.tenant,
-                    self.name()
-                )
+                default_redirect_uri(public_base_url, &self.tenant, self.name())
             }),
             scopes: self.scopes.clone(),
             link_verified_email: self.link_verified_email,

@@ -17,6 +17,8 @@ use rampart_vault::SecretStore;
 use secrecy::SecretString;
 
 use crate::config::ServerConfig;
+use crate::idp_config::{default_redirect_uri, env_secret};
+use crate::onboard_cmd::words;
 use crate::onboarding::{self, link_config};
 use crate::tenants_cmd::DbArgs;
 
@@ -76,9 +78,7 @@ impl SecretArgs {
             return Ok(Some(SecretString::from(line)));
         }
         if let Some(var) = &self.client_secret_env {
-            let value = std::env::var(var)
-                .map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?;
-            return Ok(Some(SecretString::from(value)));
+            return Ok(Some(env_secret(var)?));
         }
         Ok(None)
     }
@@ -102,6 +102,102 @@ fn parse_role(s: &str) -> Result<Role, String> {
     Role::parse(s).ok_or_else(|| "the name of one of the tenant's roles".to_owned())
 }
 
+/// One provider of a tenant.
+#[derive(Debug, Args)]
+pub struct IdpRef {
+    /// Database, configuration, tenant.
+    #[command(flatten)]
+    pub at: IdpArgs,
+    /// Provider name.
+    pub name: String,
+}
+
+/// `idps add`: a provider to register.
+#[derive(Debug, Args)]
+pub struct AddIdp {
+    /// Database, configuration, tenant.
+    #[command(flatten)]
+    pub at: IdpArgs,
+    /// Provider name (in URLs): `[A-Za-z0-9_-]`.
+    pub name: String,
+    /// Shown on the login page (default: the name).
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Issuer URL.
+    #[arg(long)]
+    pub issuer: String,
+    /// Our client id at the provider.
+    #[arg(long)]
+    pub client_id: String,
+    /// Client secret source.
+    #[command(flatten)]
+    pub secret: SecretArgs,
+    /// Our callback URL (default
+    /// `{public_base_url}/t/{tenant}/login/upstream/{name}/callback`).
+    #[arg(long)]
+    pub redirect_uri: Option<String>,
+    /// Scopes besides `openid`, space-separated.
+    #[arg(long, default_value = "email profile")]
+    pub scopes: String,
+    /// Allow linking to a local account by verified e-mail (also needs
+    /// the tenant setting `upstreamLinking = verified_email`).
+    #[arg(long)]
+    pub link_verified_email: bool,
+    /// Role of users created by a first login.
+    #[arg(long, default_value = "viewer", value_parser = parse_role)]
+    pub new_user_role: Role,
+    /// Explicit endpoints.
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+    /// Register it disabled.
+    #[arg(long)]
+    pub disabled: bool,
+    /// Replace a provider of the same name.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+/// `idps update`: the fields of a provider to change.
+#[derive(Debug, Args)]
+pub struct UpdateIdp {
+    /// The provider.
+    #[command(flatten)]
+    pub idp: IdpRef,
+    /// New display name.
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// New issuer (its identity links are dropped).
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// New client id.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// New client secret source.
+    #[command(flatten)]
+    pub secret: SecretArgs,
+    /// Remove the stored client secret.
+    #[arg(long, conflicts_with_all = ["client_secret_stdin", "client_secret_env"])]
+    pub remove_client_secret: bool,
+    /// New callback URL.
+    #[arg(long)]
+    pub redirect_uri: Option<String>,
+    /// New scopes, space-separated.
+    #[arg(long)]
+    pub scopes: Option<String>,
+    /// E-mail linking on or off.
+    #[arg(long)]
+    pub link_verified_email: Option<bool>,
+    /// New role for users created by a first login.
+    #[arg(long, value_parser = parse_role)]
+    pub new_user_role: Option<Role>,
+    /// New explicit endpoints.
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+    /// Drop the explicit endpoints (discovery again).
+    #[arg(long)]
+    pub use_discovery: bool,
+}
+
 /// Upstream identity provider commands.
 #[derive(Debug, Subcommand)]
 pub enum IdpsCommand {
@@ -112,126 +208,18 @@ pub enum IdpsCommand {
         at: IdpArgs,
     },
     /// Show one provider (JSON; never the secret).
-    Show {
-        /// Database, configuration, tenant.
-        #[command(flatten)]
-        at: IdpArgs,
-        /// Provider name.
-        name: String,
-    },
+    Show(IdpRef),
     /// Register a provider (checked through its discovery document, or its
     /// explicit endpoints and JWKS, first).
-    Add {
-        /// Database, configuration, tenant.
-        #[command(flatten)]
-        at: IdpArgs,
-        /// Provider name (in URLs): `[A-Za-z0-9_-]`.
-        name: String,
-        /// Shown on the login page (default: the name).
-        #[arg(long)]
-        display_name: Option<String>,
-        /// Issuer URL.
-        #[arg(long)]
-        issuer: String,
-        /// Our client id at the provider.
-        #[arg(long)]
-        client_id: String,
-        /// Client secret source.
-        #[command(flatten)]
-        secret: SecretArgs,
-        /// Our callback URL (default
-        /// `{public_base_url}/t/{tenant}/login/upstream/{name}/callback`).
-        #[arg(long)]
-        redirect_uri: Option<String>,
-        /// Scopes besides `openid`, space-separated.
-        #[arg(long, default_value = "email profile")]
-        scopes: String,
-        /// Allow linking to a local account by verified e-mail (also needs
-        /// the tenant setting `upstreamLinking = verified_email`).
-        #[arg(long)]
-        link_verified_email: bool,
-        /// Role of users created by a first login.
-        #[arg(long, default_value = "viewer", value_parser = parse_role)]
-        new_user_role: Role,
-        /// Explicit endpoints.
-        #[command(flatten)]
-        endpoints: EndpointArgs,
-        /// Register it disabled.
-        #[arg(long)]
-        disabled: bool,
-        /// Replace a provider of the same name.
-        #[arg(long)]
-        replace: bool,
-    },
+    Add(AddIdp),
     /// Change some of a provider's fields.
-    Update {
-        /// Database, configuration, tenant.
-        #[command(flatten)]
-        at: IdpArgs,
-        /// Provider name.
-        name: String,
-        /// New display name.
-        #[arg(long)]
-        display_name: Option<String>,
-        /// New issuer (its identity links are dropped).
-        #[arg(long)]
-        issuer: Option<String>,
-        /// New client id.
-        #[arg(long)]
-        client_id: Option<String>,
-        /// New client secret source.
-        #[command(flatten)]
-        secret: SecretArgs,
-        /// Remove the stored client secret.
-        #[arg(long, conflicts_with_all = ["client_secret_stdin", "client_secret_env"])]
-        remove_client_secret: bool,
-        /// New callback URL.
-        #[arg(long)]
-        redirect_uri: Option<String>,
-        /// New scopes, space-separated.
-        #[arg(long)]
-        scopes: Option<String>,
-        /// E-mail linking on or off.
-        #[arg(long)]
-        link_verified_email: Option<bool>,
-        /// New role for users created by a first login.
-        #[arg(long, value_parser = parse_role)]
-        new_user_role: Option<Role>,
-        /// New explicit endpoints.
-        #[command(flatten)]
-        endpoints: EndpointArgs,
-        /// Drop the explicit endpoints (discovery again).
-        #[arg(long)]
-        use_discovery: bool,
-    },
+    Update(UpdateIdp),
     /// Disable a provider (not offered, its logins refused).
-    Disable {
-        /// Database, configuration, tenant.
-        #[command(flatten)]
-        at: IdpArgs,
-        /// Provider name.
-        name: String,
-    },
+    Disable(IdpRef),
     /// Enable a provider.
-    Enable {
-        /// Database, configuration, tenant.
-        #[command(flatten)]
-        at: IdpArgs,
-        /// Provider name.
-        name: String,
-    },
+    Enable(IdpRef),
     /// Delete a provider, its identity links and its client secret.
-    Remove {
-        /// Database, configuration, tenant.
-        #[command(flatten)]
-        at: IdpArgs,
-        /// Provider name.
-        name: String,
-    },
-}
-
-fn words(s: &str) -> Vec<String> {
-    s.split_whitespace().map(str::to_owned).collect()
+    Remove(IdpRef),
 }
 
 fn print_idp(p: &UpstreamProviderInfo) {
@@ -269,101 +257,70 @@ pub async fn run(cmd: IdpsCommand) -> anyhow::Result<()> {
                 print_idp(&p);
             }
         }
-        IdpsCommand::Show { at, name } => {
+        IdpsCommand::Show(IdpRef { at, name }) => {
             let (auth, _) = at.open().await?;
             let p = auth.upstream().provider_info(&at.tenant, &name).await?;
             println!("{}", serde_json::to_string_pretty(&p)?);
         }
-        IdpsCommand::Add {
-            at,
-            name,
-            display_name,
-            issuer,
-            client_id,
-            secret,
-            redirect_uri,
-            scopes,
-            link_verified_email,
-            new_user_role,
-            endpoints,
-            disabled,
-            replace,
-        } => {
-            let client_secret = secret.read()?;
-            let (auth, config) = at.open().await?;
+        IdpsCommand::Add(add) => {
+            let client_secret = add.secret.read()?;
+            let (auth, config) = add.at.open().await?;
             let provider = UpstreamProvider {
-                display_name: display_name.unwrap_or_else(|| name.clone()),
-                redirect_uri: redirect_uri.unwrap_or_else(|| {
-                    format!(
-                        "{}/t/{}/login/upstream/{name}/callback",
-                        config.public_base_url.trim_end_matches('/'),
-                        at.tenant
-                    )
+                display_name: add.display_name.unwrap_or_else(|| add.name.clone()),
+                redirect_uri: add.redirect_uri.unwrap_or_else(|| {
+                    default_redirect_uri(&config.public_base_url, &add.at.tenant, &add.name)
                 }),
-                name,
-                issuer,
-                client_id,
+                name: add.name,
+                issuer: add.issuer,
+                client_id: add.client_id,
                 client_secret,
-                scopes: words(&scopes),
-                link_verified_email,
-                new_user_role,
-                authorization_endpoint: endpoints.authorization_endpoint,
-                token_endpoint: endpoints.token_endpoint,
-                jwks_uri: endpoints.jwks_uri,
-                enabled: !disabled,
+                scopes: words(&add.scopes),
+                link_verified_email: add.link_verified_email,
+                new_user_role: add.new_user_role,
+                authorization_endpoint: add.endpoints.authorization_endpoint,
+                token_endpoint: add.endpoints.token_endpoint,
+                jwks_uri: add.endpoints.jwks_uri,
+                enabled: !add.disabled,
                 ..UpstreamProvider::default()
             };
             print_idp(
                 &auth
                     .upstream()
-                    .put_provider(&at.tenant, provider, replace, ACTOR)
+                    .put_provider(&add.at.tenant, provider, add.replace, ACTOR)
                     .await?,
             );
         }
-        IdpsCommand::Update {
-            at,
-            name,
-            display_name,
-            issuer,
-            client_id,
-            secret,
-            remove_client_secret,
-            redirect_uri,
-            scopes,
-            link_verified_email,
-            new_user_role,
-            endpoints,
-            use_discovery,
-        } => {
-            let client_secret = secret.read()?;
+        IdpsCommand::Update(change) => {
+            let client_secret = change.secret.read()?;
+            let IdpRef { at, name } = &change.idp;
             let (auth, _) = at.open().await?;
             let update = UpstreamProviderUpdate {
-                display_name,
-                issuer,
-                client_id,
+                display_name: change.display_name,
+                issuer: change.issuer,
+                client_id: change.client_id,
                 client_secret,
-                remove_client_secret,
-                redirect_uri,
-                scopes: scopes.as_deref().map(words),
-                link_verified_email,
-                new_user_role,
-                authorization_endpoint: endpoints.authorization_endpoint,
-                token_endpoint: endpoints.token_endpoint,
-                jwks_uri: endpoints.jwks_uri,
-                use_discovery,
+                remove_client_secret: change.remove_client_secret,
+                redirect_uri: change.redirect_uri,
+                scopes: change.scopes.as_deref().map(words),
+                link_verified_email: change.link_verified_email,
+                new_user_role: change.new_user_role,
+                authorization_endpoint: change.endpoints.authorization_endpoint,
+                token_endpoint: change.endpoints.token_endpoint,
+                jwks_uri: change.endpoints.jwks_uri,
+                use_discovery: change.use_discovery,
                 enabled: None,
                 ..UpstreamProviderUpdate::default()
             };
             print_idp(
                 &auth
                     .upstream()
-                    .update_provider(&at.tenant, &name, &update, ACTOR)
+                    .update_provider(&at.tenant, name, &update, ACTOR)
                     .await?,
             );
         }
-        IdpsCommand::Disable { at, name } => set_enabled(&at, &name, false).await?,
-        IdpsCommand::Enable { at, name } => set_enabled(&at, &name, true).await?,
-        IdpsCommand::Remove { at, name } => {
+        IdpsCommand::Disable(IdpRef { at, name }) => set_enabled(&at, &name, false).await?,
+        IdpsCommand::Enable(IdpRef { at, name }) => set_enabled(&at, &name, true).await?,
+        IdpsCommand::Remove(IdpRef { at, name }) => {
             let (auth, _) = at.open().await?;
             auth.upstream()
                 .delete_provider(&at.tenant, &name, ACTOR)

@@ -52,6 +52,16 @@ impl TenantArgs {
     }
 }
 
+/// One OAuth client of a tenant.
+#[derive(Debug, Args)]
+pub struct ClientRef {
+    /// Database, tenant, configuration.
+    #[command(flatten)]
+    pub at: TenantArgs,
+    /// Client id.
+    pub client_id: String,
+}
+
 /// OAuth client commands.
 #[derive(Debug, Subcommand)]
 pub enum ClientsCommand {
@@ -85,20 +95,12 @@ pub enum ClientsCommand {
         at: TenantArgs,
     },
     /// Show one client.
-    Show {
-        /// Database, tenant, configuration.
-        #[command(flatten)]
-        at: TenantArgs,
-        /// Client id.
-        client_id: String,
-    },
+    Show(ClientRef),
     /// Change a client's name, redirect URIs or scopes.
     Update {
-        /// Database, tenant, configuration.
+        /// The client.
         #[command(flatten)]
-        at: TenantArgs,
-        /// Client id.
-        client_id: String,
+        client: ClientRef,
         /// New display name.
         #[arg(long)]
         name: Option<String>,
@@ -110,32 +112,15 @@ pub enum ClientsCommand {
         scopes: Option<String>,
     },
     /// A new secret for a confidential client (printed once).
-    RotateSecret {
-        /// Database, tenant, configuration.
-        #[command(flatten)]
-        at: TenantArgs,
-        /// Client id.
-        client_id: String,
-    },
+    RotateSecret(ClientRef),
     /// Disable a client (no new tokens; its tokens are revoked).
-    Disable {
-        /// Database, tenant, configuration.
-        #[command(flatten)]
-        at: TenantArgs,
-        /// Client id.
-        client_id: String,
-    },
+    Disable(ClientRef),
     /// Delete a client (its tokens are revoked).
-    Delete {
-        /// Database, tenant, configuration.
-        #[command(flatten)]
-        at: TenantArgs,
-        /// Client id.
-        client_id: String,
-    },
+    Delete(ClientRef),
 }
 
-fn words(s: &str) -> Vec<String> {
+/// The words of `s` (a space-separated list argument).
+pub(crate) fn words(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_owned).collect()
 }
 
@@ -193,14 +178,13 @@ pub async fn run_clients(cmd: ClientsCommand) -> anyhow::Result<()> {
                 print_client(&c);
             }
         }
-        ClientsCommand::Show { at, client_id } => {
+        ClientsCommand::Show(ClientRef { at, client_id }) => {
             let (auth, _) = at.open().await?;
             let c = auth.oauth().client_info(&at.tenant, &client_id).await?;
             println!("{}", serde_json::to_string_pretty(&c)?);
         }
         ClientsCommand::Update {
-            at,
-            client_id,
+            client: ClientRef { at, client_id },
             name,
             redirect_uris,
             scopes,
@@ -218,7 +202,7 @@ pub async fn run_clients(cmd: ClientsCommand) -> anyhow::Result<()> {
                     .await?,
             );
         }
-        ClientsCommand::RotateSecret { at, client_id } => {
+        ClientsCommand::RotateSecret(ClientRef { at, client_id }) => {
             let (auth, _) = at.open().await?;
             let secret = auth
                 .oauth()
@@ -226,7 +210,7 @@ pub async fn run_clients(cmd: ClientsCommand) -> anyhow::Result<()> {
                 .await?;
             println!("client secret of {client_id} (shown once): {secret}");
         }
-        ClientsCommand::Disable { at, client_id } => {
+        ClientsCommand::Disable(ClientRef { at, client_id }) => {
             let (auth, _) = at.open().await?;
             print_client(
                 &auth
@@ -235,7 +219,7 @@ pub async fn run_clients(cmd: ClientsCommand) -> anyhow::Result<()> {
                     .await?,
             );
         }
-        ClientsCommand::Delete { at, client_id } => {
+        ClientsCommand::Delete(ClientRef { at, client_id }) => {
             let (auth, _) = at.open().await?;
             auth.oauth()
                 .delete_client(&at.tenant, &client_id, ACTOR)
@@ -273,21 +257,19 @@ pub enum InvitationsCommand {
         at: TenantArgs,
     },
     /// A new link for an invitation (the old one stops working).
-    Resend {
-        /// Database, tenant, configuration.
-        #[command(flatten)]
-        at: TenantArgs,
-        /// Invitation id.
-        id: Uuid,
-    },
+    Resend(InvitationRef),
     /// Revoke an invitation.
-    Revoke {
-        /// Database, tenant, configuration.
-        #[command(flatten)]
-        at: TenantArgs,
-        /// Invitation id.
-        id: Uuid,
-    },
+    Revoke(InvitationRef),
+}
+
+/// One invitation of a tenant.
+#[derive(Debug, Args)]
+pub struct InvitationRef {
+    /// Database, tenant, configuration.
+    #[command(flatten)]
+    pub at: TenantArgs,
+    /// Invitation id.
+    pub id: Uuid,
 }
 
 /// Runs an invitation command.
@@ -320,7 +302,7 @@ pub async fn run_invitations(cmd: InvitationsCommand) -> anyhow::Result<()> {
                 print_delivered(&Delivered::listed(inv));
             }
         }
-        InvitationsCommand::Resend { at, id } => {
+        InvitationsCommand::Resend(InvitationRef { at, id }) => {
             let (auth, config) = at.open().await?;
             let issued = auth
                 .invitations()
@@ -328,7 +310,7 @@ pub async fn run_invitations(cmd: InvitationsCommand) -> anyhow::Result<()> {
                 .await?;
             print_delivered(&onboarding::deliver(&config, auth.pool(), &at.tenant, issued).await?);
         }
-        InvitationsCommand::Revoke { at, id } => {
+        InvitationsCommand::Revoke(InvitationRef { at, id }) => {
             let (auth, _) = at.open().await?;
             let inv = auth.invitations().revoke(&at.tenant, id, ACTOR).await?;
             print_delivered(&Delivered::listed(inv));

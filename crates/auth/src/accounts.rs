@@ -76,6 +76,19 @@ fn require_updated(rows: usize) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// Sets a user's status ([`AuthError::NotFound`] for an unknown user).
+async fn set_status(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user_id: Uuid,
+    status: &str,
+) -> Result<(), AuthError> {
+    let n = diesel::update(users::table.find(user_id))
+        .set((users::status.eq(status), users::updated_at.eq(now)))
+        .execute(conn)
+        .await?;
+    require_updated(n)
+}
+
 /// The preferences of the one row a query of a user by id returned;
 /// [`AuthError::NotFound`] when it returned none.
 fn only_preferences(rows: Vec<Preferences>) -> Result<serde_json::Value, AuthError> {
@@ -287,11 +300,7 @@ impl AccountService {
         let profile = self
             .pool
             .with_tenant(tenant, async |conn| {
-                let n = diesel::update(users::table.find(user_id))
-                    .set((users::status.eq("disabled"), users::updated_at.eq(now)))
-                    .execute(conn)
-                    .await?;
-                require_updated(n)?;
+                set_status(conn, user_id, "disabled").await?;
                 revoke_sessions(conn, &self.revocations, Holder::User(user_id)).await?;
                 user_rows::profile(conn, user_id).await
             })
@@ -303,11 +312,7 @@ impl AccountService {
     pub async fn enable_user(&self, tenant: &str, user_id: Uuid) -> Result<UserProfile, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
-                let n = diesel::update(users::table.find(user_id))
-                    .set((users::status.eq("active"), users::updated_at.eq(now)))
-                    .execute(conn)
-                    .await?;
-                require_updated(n)?;
+                set_status(conn, user_id, "active").await?;
                 user_rows::profile(conn, user_id).await
             })
             .await

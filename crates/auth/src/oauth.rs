@@ -284,6 +284,11 @@ fn invalid_request(msg: &str) -> AuthError {
     AuthError::InvalidRequest(msg.to_owned())
 }
 
+/// The request parameter `name`, which must be present.
+fn required<'a>(value: Option<&'a str>, name: &str) -> Result<&'a str, AuthError> {
+    value.ok_or_else(|| AuthError::InvalidRequest(format!("{name} missing")))
+}
+
 fn is_loopback_redirect(u: &url::Url) -> bool {
     u.scheme() == "http" && matches!(u.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
         || u.scheme() == "http" && matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
@@ -511,9 +516,8 @@ struct RefreshState {
     successor_id: Option<Uuid>,
 }
 
-/// What the tokens are minted for.
+/// What the tokens are minted for (by the client of the [`TokenCall`]).
 struct Grant<'a> {
-    client: &'a Client,
     user: Option<&'a User>,
     scope: String,
     session_id: Option<Uuid>,
@@ -526,14 +530,12 @@ impl<'a> Grant<'a> {
     /// Tokens for `user` of login session `session_id` (authenticated at
     /// `auth_time`) in refresh-token family `family`.
     fn to_user(
-        client: &'a Client,
         user: &'a User,
         scope: String,
         (session_id, auth_time): (Option<Uuid>, DateTime<Utc>),
         family: Uuid,
     ) -> Self {
         Self {
-            client,
             user: Some(user),
             scope,
             session_id,
@@ -541,6 +543,38 @@ impl<'a> Grant<'a> {
             family_id: Some(family),
             nonce: None,
         }
+    }
+
+    /// Tokens for the client itself (`client_credentials`).
+    fn to_client(scope: String) -> Self {
+        Self {
+            user: None,
+            scope,
+            session_id: None,
+            auth_time: None,
+            family_id: None,
+            nonce: None,
+        }
+    }
+}
+
+/// A token request of an authenticated client, for a grant type it may use.
+#[derive(Clone, Copy)]
+struct TokenCall<'a> {
+    tenant: &'a str,
+    tenant_id: Uuid,
+    client: &'a Client,
+    req: &'a TokenRequest,
+    ctx: &'a ClientContext,
+}
+
+impl TokenCall<'_> {
+    /// An audit event of this call: the client acting, from its context.
+    fn event(&self, action: &str, result: &str, user: Option<Uuid>) -> AuditEvent {
+        AuditEvent::new(action, result)
+            .user(user)
+            .client(self.ctx)
+            .actor(&self.client.client_id)
     }
 }
 
@@ -568,12 +602,17 @@ fn credentials_match(client: &Client, creds: &ClientCredentials) -> bool {
     }
 }
 
-async fn revoke_family(
+/// Revokes every refresh-token family of `families` (their refresh tokens
+/// and the access tokens minted in them).
+async fn revoke_families(
     conn: &mut AsyncPgConnection,
     feed: &RevocationFeed,
-    family: Uuid,
+    families: impl IntoIterator<Item = Uuid>,
 ) -> Result<(), AuthError> {
-    revoke_tokens(conn, feed, Holder::Family(family)).await
+    for family in families {
+        revoke_tokens(conn, feed, Holder::Family(family)).await?;
+    }
+    Ok(())
 }
 
 /// A client that is not disabled.
@@ -734,20 +773,14 @@ impl OAuthService {
         tenant: &str,
         req: &AuthorizeRequest,
     ) -> Result<ValidatedAuthorize, AuthorizeError> {
-        let client_id = req
-            .client_id
-            .as_deref()
-            .ok_or(AuthorizeError::Page(invalid_request("client_id missing")))?;
+        let client_id =
+            required(req.client_id.as_deref(), "client_id").map_err(AuthorizeError::Page)?;
         let client = self
             .client(tenant, client_id)
             .await
             .map_err(AuthorizeError::Page)?;
         let redirect_uri =
-            req.redirect_uri
-                .as_deref()
-                .ok_or(AuthorizeError::Page(invalid_request(
-                    "redirect_uri missing",
-                )))?;
+            required(req.redirect_uri.as_deref(), "redirect_uri").map_err(AuthorizeError::Page)?;
         if !redirect_uri_matches(&client.redirect_uris, redirect_uri) {
             return Err(AuthorizeError::Page(invalid_request(
                 "redirect_uri is not registered",
@@ -872,10 +905,7 @@ impl OAuthService {
         req: &TokenRequest,
         ctx: &ClientContext,
     ) -> Result<TokenResponse, AuthError> {
-        let grant_type = req
-            .grant_type
-            .as_deref()
-            .ok_or_else(|| invalid_request("grant_type missing"))?;
+        let grant_type = required(req.grant_type.as_deref(), "grant_type")?;
         if !matches!(
             grant_type,
             "authorization_code" | "refresh_token" | "client_credentials"
@@ -886,24 +916,36 @@ impl OAuthService {
         if !client.allows_grant(grant_type) {
             return Err(AuthError::UnauthorizedClient(grant_type.to_owned()));
         }
+        let call = TokenCall {
+            tenant,
+            tenant_id: tenant_id(&self.pool, tenant).await?,
+            client: &client,
+            req,
+            ctx,
+        };
         match grant_type {
-            "authorization_code" => self.exchange_code(tenant, &client, req, ctx).await,
-            "refresh_token" => self.refresh(tenant, &client, req, ctx).await,
-            _ => self.client_credentials(tenant, &client, req, ctx).await,
+            "authorization_code" => self.exchange_code(call).await,
+            "refresh_token" => self.refresh(call).await,
+            _ => self.client_credentials(call).await,
         }
     }
 
     fn mint(
         &self,
-        tenant: &str,
-        tenant_id: Uuid,
+        call: TokenCall<'_>,
         grant: Grant<'_>,
         refresh: Option<String>,
     ) -> Result<TokenResponse, AuthError> {
+        let TokenCall {
+            tenant,
+            tenant_id,
+            client,
+            ..
+        } = call;
         let roles = match grant.user {
             Some(u) => vec![u.role().as_str().to_owned()],
             None => vec![
-                Role::parse(&grant.client.service_role)
+                Role::parse(&client.service_role)
                     .unwrap_or(Role::ApiUser)
                     .as_str()
                     .to_owned(),
@@ -912,14 +954,14 @@ impl OAuthService {
         let subject = grant
             .user
             .map(|u| u.id.to_string())
-            .unwrap_or_else(|| grant.client.client_id.clone());
-        let alg = grant.client.signing_alg();
+            .unwrap_or_else(|| client.client_id.clone());
+        let alg = client.signing_alg();
         let (access, claims) = self.tokens.issue_access_token(&AccessTokenRequest {
             tenant_id,
             issuer: self.issuer(tenant),
             audience: self.config.access_token_audience.clone(),
             subject: subject.clone(),
-            client_id: grant.client.client_id.clone(),
+            client_id: client.client_id.clone(),
             scope: grant.scope.clone(),
             roles,
             session_id: grant.session_id,
@@ -936,7 +978,7 @@ impl OAuthService {
                     IdTokenClaims {
                         iss: self.issuer(tenant),
                         sub: subject,
-                        aud: grant.client.client_id.clone(),
+                        aud: client.client_id.clone(),
                         exp: 0,
                         iat: 0,
                         auth_time: grant.auth_time.map(|t| t.timestamp()).unwrap_or(claims.iat),
@@ -995,33 +1037,20 @@ impl OAuthService {
         Ok(token)
     }
 
-    async fn exchange_code(
-        &self,
-        tenant: &str,
-        client: &Client,
-        req: &TokenRequest,
-        ctx: &ClientContext,
-    ) -> Result<TokenResponse, AuthError> {
-        let code = req
-            .code
-            .as_deref()
-            .ok_or_else(|| invalid_request("code missing"))?;
-        let redirect_uri = req
-            .redirect_uri
-            .as_deref()
-            .ok_or_else(|| invalid_request("redirect_uri missing"))?;
+    async fn exchange_code(&self, call: TokenCall<'_>) -> Result<TokenResponse, AuthError> {
+        let code = required(call.req.code.as_deref(), "code")?;
+        let redirect_uri = required(call.req.redirect_uri.as_deref(), "redirect_uri")?;
         let code_hash = sha256(code.as_bytes());
-        let tenant_id = tenant_id(&self.pool, tenant).await?;
         let refresh_ttl_secs = self
             .pool
-            .tenant_settings(tenant)
+            .tenant_settings(call.tenant)
             .await?
             .refresh_lifetime_secs;
         // The family this exchange starts, kept on the code's row: a replay
         // of the code revokes it.
         let family = Uuid::new_v4();
         self.pool
-            .with_tenant(tenant, async |conn| {
+            .with_tenant(call.tenant, async |conn| {
                 let row: Option<CodeRow> = diesel::update(
                     authorization_codes::table
                         .find(&code_hash)
@@ -1062,15 +1091,11 @@ impl OAuthService {
                         families.extend(first);
                         families.sort_unstable();
                         families.dedup();
-                        for family in families {
-                            revoke_family(conn, &self.revocations, family).await?;
-                        }
+                        revoke_families(conn, &self.revocations, families).await?;
                         append(
                             conn,
-                            tenant_id,
-                            &AuditEvent::new("code_replay", "revoked")
-                                .client(ctx)
-                                .actor(&client.client_id),
+                            call.tenant_id,
+                            &call.event("code_replay", "revoked", None),
                         )
                         .await?;
                     }
@@ -1078,7 +1103,7 @@ impl OAuthService {
                         "code is invalid or was used".into(),
                     )));
                 };
-                if row.client_id != client.client_id {
+                if row.client_id != call.client.client_id {
                     return Ok(Err(AuthError::InvalidGrant(
                         "code was issued to another client".into(),
                     )));
@@ -1091,7 +1116,7 @@ impl OAuthService {
                         "redirect_uri does not match".into(),
                     )));
                 }
-                let Some(verifier) = req.code_verifier.as_deref() else {
+                let Some(verifier) = call.req.code_verifier.as_deref() else {
                     return Ok(Err(AuthError::InvalidGrant(
                         "code_verifier required".into(),
                     )));
@@ -1102,12 +1127,12 @@ impl OAuthService {
                     )));
                 }
                 let user = load_user(conn, row.user_id).await?;
-                let refresh = if client.allows_grant("refresh_token") {
+                let refresh = if call.client.allows_grant("refresh_token") {
                     Some(
                         self.insert_refresh(
                             conn,
                             family,
-                            client,
+                            call.client,
                             user.id,
                             row.session_id,
                             &row.scope,
@@ -1123,19 +1148,18 @@ impl OAuthService {
                 let grant = Grant {
                     nonce: row.nonce.clone(),
                     ..Grant::to_user(
-                        client,
                         &user,
                         row.scope.clone(),
                         (row.session_id, row.auth_time),
                         family,
                     )
                 };
-                let response = self.mint(tenant, tenant_id, grant, refresh)?;
+                let response = self.mint(call, grant, refresh)?;
                 append(
                     conn,
-                    tenant_id,
-                    &AuditEvent::by_user("token_issue", "success", user.id, ctx)
-                        .actor(&client.client_id)
+                    call.tenant_id,
+                    &call
+                        .event("token_issue", "success", Some(user.id))
                         .detail(serde_json::json!({"grant": "authorization_code"})),
                 )
                 .await?;
@@ -1144,22 +1168,12 @@ impl OAuthService {
             .await?
     }
 
-    async fn refresh(
-        &self,
-        tenant: &str,
-        client: &Client,
-        req: &TokenRequest,
-        ctx: &ClientContext,
-    ) -> Result<TokenResponse, AuthError> {
-        let presented = req
-            .refresh_token
-            .as_deref()
-            .ok_or_else(|| invalid_request("refresh_token missing"))?;
+    async fn refresh(&self, call: TokenCall<'_>) -> Result<TokenResponse, AuthError> {
+        let presented = required(call.req.refresh_token.as_deref(), "refresh_token")?;
         let hash = sha256(presented.as_bytes());
-        let tenant_id = tenant_id(&self.pool, tenant).await?;
         let config = crate::tenant_policy::tenant_config(
             &self.config,
-            &*self.pool.tenant_settings(tenant).await?,
+            &*self.pool.tenant_settings(call.tenant).await?,
         );
         let successor = random_secret(32);
         let grace = i64::try_from(config.refresh_grace_secs).unwrap_or(0);
@@ -1170,7 +1184,7 @@ impl OAuthService {
             None
         };
         self.pool
-            .with_tenant(tenant, async |conn| {
+            .with_tenant(call.tenant, async |conn| {
                 // One statement: mark the presented token rotated and insert
                 // its successor. A concurrent refresh of the same token waits
                 // on the row lock, then finds it rotated (no fork, no
@@ -1178,14 +1192,14 @@ impl OAuthService {
                 let successor_hash = sha256(successor.as_bytes());
                 let rotated: Vec<RotatedRow> = Rotation {
                     hash: &hash,
-                    client_id: &client.client_id,
+                    client_id: &call.client.client_id,
                     successor_id: Uuid::new_v4(),
                     sealed: sealed.as_deref(),
                     successor_hash: &successor_hash,
                     idle_secs: config.refresh_token_ttl_secs as f64,
                     occurred_at: audit_time(),
-                    tenant_id,
-                    ctx,
+                    tenant_id: call.tenant_id,
+                    ctx: call.ctx,
                 }
                 .load(conn)
                 .await?;
@@ -1199,7 +1213,7 @@ impl OAuthService {
                                 "unknown refresh token".into(),
                             )));
                         };
-                        if state.client_id != client.client_id {
+                        if state.client_id != call.client.client_id {
                             return Ok(Err(AuthError::InvalidGrant(
                                 "refresh token of another client".into(),
                             )));
@@ -1263,18 +1277,17 @@ impl OAuthService {
                                 )
                             }
                             _ => {
-                                revoke_family(conn, &self.revocations, state.family_id).await?;
+                                revoke_families(conn, &self.revocations, [state.family_id]).await?;
                                 append(
                                     conn,
-                                    tenant_id,
-                                    &AuditEvent::by_user(
-                                        "refresh_reuse",
-                                        "family_revoked",
-                                        state.user_id,
-                                        ctx,
-                                    )
-                                    .actor(&client.client_id)
-                                    .detail(serde_json::json!({"family": state.family_id})),
+                                    call.tenant_id,
+                                    &call
+                                        .event(
+                                            "refresh_reuse",
+                                            "family_revoked",
+                                            Some(state.user_id),
+                                        )
+                                        .detail(serde_json::json!({"family": state.family_id})),
                                 )
                                 .await?;
                                 return Ok(Err(AuthError::InvalidGrant(
@@ -1288,7 +1301,7 @@ impl OAuthService {
                     Some(user) => user,
                     None => load_user(conn, row.user_id).await?,
                 };
-                let scope = match req.scope.as_deref() {
+                let scope = match call.req.scope.as_deref() {
                     Some(s) if !s.trim().is_empty() => {
                         let granted: Vec<&str> = row.scope.split(' ').collect();
                         if s.split_whitespace().any(|x| !granted.contains(&x)) {
@@ -1298,69 +1311,38 @@ impl OAuthService {
                     }
                     _ => row.scope.clone(),
                 };
-                let grant = Grant::to_user(
-                    client,
-                    &user,
-                    scope,
-                    (row.session_id, row.auth_time),
-                    row.family_id,
-                );
-                let response = self.mint(tenant, tenant_id, grant, Some(token))?;
+                let grant =
+                    Grant::to_user(&user, scope, (row.session_id, row.auth_time), row.family_id);
+                let response = self.mint(call, grant, Some(token))?;
                 if !audited {
-                    append(
-                        conn,
-                        tenant_id,
-                        &AuditEvent::by_user("token_refresh", "success", user.id, ctx)
-                            .actor(&client.client_id),
-                    )
-                    .await?;
+                    let event = call.event("token_refresh", "success", Some(user.id));
+                    append(conn, call.tenant_id, &event).await?;
                 }
                 Ok::<_, AuthError>(Ok(response))
             })
             .await?
     }
 
-    async fn client_credentials(
-        &self,
-        tenant: &str,
-        client: &Client,
-        req: &TokenRequest,
-        ctx: &ClientContext,
-    ) -> Result<TokenResponse, AuthError> {
-        if client.auth_method() == ClientAuthMethod::None {
+    async fn client_credentials(&self, call: TokenCall<'_>) -> Result<TokenResponse, AuthError> {
+        if call.client.auth_method() == ClientAuthMethod::None {
             return Err(AuthError::UnauthorizedClient(
                 "public clients cannot use client_credentials".into(),
             ));
         }
-        let scope = grant_scope(req.scope.as_deref(), &client.allowed_scopes)?;
+        let scope = grant_scope(call.req.scope.as_deref(), &call.client.allowed_scopes)?;
         let scope = scope
             .split(' ')
             .filter(|s| !matches!(*s, "openid" | "offline_access" | "profile" | "email"))
             .collect::<Vec<_>>()
             .join(" ");
-        let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
-            .with_tenant(tenant, async |conn| {
-                let r = self.mint(
-                    tenant,
-                    tenant_id,
-                    Grant {
-                        client,
-                        user: None,
-                        scope,
-                        session_id: None,
-                        auth_time: None,
-                        family_id: None,
-                        nonce: None,
-                    },
-                    None,
-                )?;
+            .with_tenant(call.tenant, async |conn| {
+                let r = self.mint(call, Grant::to_client(scope), None)?;
                 append(
                     conn,
-                    tenant_id,
-                    &AuditEvent::new("token_issue", "success")
-                        .client(ctx)
-                        .actor(&client.client_id)
+                    call.tenant_id,
+                    &call
+                        .event("token_issue", "success", None)
                         .detail(serde_json::json!({"grant": "client_credentials"})),
                 )
                 .await?;
@@ -1543,9 +1525,7 @@ impl OAuthService {
                         .select(refresh_tokens::family_id)
                         .load(conn)
                         .await?;
-                    for family in fams {
-                        revoke_family(conn, &self.revocations, family).await?;
-                    }
+                    revoke_families(conn, &self.revocations, fams).await?;
                 }
                 append(
                     conn,

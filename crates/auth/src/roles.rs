@@ -107,70 +107,70 @@ impl Role {
     /// may have changed it since: the tenant's `roles` table is what counts);
     /// none for any other role. A test checks the migration against these.
     pub fn default_permissions(self) -> &'static [Permission] {
-        use Permission::*;
         match self {
             Role::Admin => Permission::ALL,
-            Role::Trader => &[
-                PortfolioRead,
-                PortfolioWrite,
-                TradeExecute,
-                MarketRead,
-                AnalyticsRead,
-                AccountManage,
-                CasesRead,
-                CasesWrite,
-                CasesShare,
-            ],
-            Role::Viewer => &[
-                PortfolioRead,
-                MarketRead,
-                AnalyticsRead,
-                AccountManage,
-                CasesRead,
-            ],
-            Role::ApiUser => &[
-                PortfolioRead,
-                TradeExecute,
-                MarketRead,
-                AnalyticsRead,
-                AccountManage,
-                CasesRead,
-            ],
-            Role::Analyst => &[
-                PortfolioRead,
-                PortfolioWrite,
-                MarketRead,
-                AnalyticsRead,
-                AccountManage,
-                CasesRead,
-                CasesWrite,
-            ],
-            Role::SeniorAnalyst => &[
-                PortfolioRead,
-                PortfolioWrite,
-                MarketRead,
-                AnalyticsRead,
-                AccountManage,
-                CasesRead,
-                CasesWrite,
-                CasesShare,
-            ],
-            Role::Manager => &[
-                PortfolioRead,
-                PortfolioWrite,
-                TradeExecute,
-                MarketRead,
-                AnalyticsRead,
-                AccountManage,
-                CasesRead,
-                CasesWrite,
-                CasesShare,
-                AuditRead,
-                ApiKeysManage,
-            ],
+            Role::Trader => &seed::TRADER,
+            Role::Viewer => &seed::VIEWER,
+            Role::ApiUser => &seed::API_USER,
+            Role::Analyst => &seed::ANALYST,
+            Role::SeniorAnalyst => &seed::SENIOR_ANALYST,
+            Role::Manager => &seed::MANAGER,
             _ => &[],
         }
     }
+}
+
+/// The built-in roles' default permissions (but admin's, which is all of
+/// them), in the order the migrations seed them: each role's own portfolio
+/// and trading permissions, those every such role has, then its own cases
+/// and administrative ones.
+mod seed {
+    use super::Permission::{self, *};
+
+    /// What every seeded role but admin has.
+    const COMMON: [Permission; 4] = [MarketRead, AnalyticsRead, AccountManage, CasesRead];
+
+    /// `before`, [`COMMON`], `after` (`N` must be their length: a wrong one
+    /// fails the build).
+    const fn seeded<const N: usize>(
+        before: &[Permission],
+        after: &[Permission],
+    ) -> [Permission; N] {
+        let mut out = [PortfolioRead; N];
+        let mut n = 0;
+        let parts: [&[Permission]; 3] = [before, &COMMON, after];
+        let mut part = 0;
+        while part < parts.len() {
+            let mut i = 0;
+            while i < parts[part].len() {
+                out[n] = parts[part][i];
+                n += 1;
+                i += 1;
+            }
+            part += 1;
+        }
+        assert!(n == N, "wrong length of a seeded role");
+        out
+    }
+
+    pub(super) const VIEWER: [Permission; 5] = seeded(&[PortfolioRead], &[]);
+    pub(super) const API_USER: [Permission; 6] = seeded(&[PortfolioRead, TradeExecute], &[]);
+    /// EPV tier 2.
+    pub(super) const ANALYST: [Permission; 7] =
+        seeded(&[PortfolioRead, PortfolioWrite], &[CasesWrite]);
+    /// EPV tier 3: an analyst who also shares.
+    pub(super) const SENIOR_ANALYST: [Permission; 8] =
+        seeded(&[PortfolioRead, PortfolioWrite], &[CasesWrite, CasesShare]);
+    pub(super) const TRADER: [Permission; 9] = seeded(
+        &[PortfolioRead, PortfolioWrite, TradeExecute],
+        &[CasesWrite, CasesShare],
+    );
+    /// EPV tier 4: a senior analyst who also trades, reads the audit log
+    /// and manages the tenant's API keys.
+    pub(super) const MANAGER: [Permission; 11] = seeded(
+        &[PortfolioRead, PortfolioWrite, TradeExecute],
+        &[CasesWrite, CasesShare, AuditRead, ApiKeysManage],
+    );
 }
 
 impl std::fmt::Debug for Role {

@@ -264,9 +264,9 @@ impl RoleService {
             if n == 0 {
                 return Err(AuthError::Conflict(format!("the role {role} exists")));
             }
-            Ok((None, Some(load(conn, role).await?)))
+            Ok((None, load(conn, role).await?))
         };
-        self.changed(tenant, role, "role_create", actor, ctx, work)
+        self.changing(tenant, role, "role_create", actor, ctx, work)
             .await
     }
 
@@ -305,9 +305,9 @@ impl RoleService {
             if loses_admin && !admin_remains(conn).await? {
                 return Err(AuthError::RoleLockout);
             }
-            Ok((Some(before), Some(load(conn, role).await?)))
+            Ok((Some(before), load(conn, role).await?))
         };
-        self.changed(tenant, role, "role_update", actor, ctx, work)
+        self.changing(tenant, role, "role_update", actor, ctx, work)
             .await
     }
 
@@ -345,51 +345,30 @@ impl RoleService {
             diesel::delete(roles::table.find(name))
                 .execute(conn)
                 .await?;
-            Ok((Some(before), None))
+            Ok((Some(before), ()))
         };
         self.changing(tenant, role, "role_delete", actor, ctx, work)
             .await
-            .map(drop)
-    }
-
-    /// [`RoleService::changing`] for a change that leaves the role in place.
-    async fn changed(
-        &self,
-        tenant: &str,
-        role: Role,
-        action: &str,
-        actor: &str,
-        ctx: &ClientContext,
-        work: impl AsyncFnOnce(
-            &mut AsyncPgConnection,
-        ) -> Result<(Option<RoleInfo>, Option<RoleInfo>), AuthError>,
-    ) -> Result<RoleInfo, AuthError> {
-        let after = self
-            .changing(tenant, role, action, actor, ctx, work)
-            .await?;
-        after.ok_or_else(|| AuthError::NotFound(format!("role {role}")))
     }
 
     /// Runs one change of `role` in a transaction of the tenant, audits it
     /// as `action` with the role before and after (what `work` answers),
     /// and drops the role's cache entry once committed; the role after.
-    async fn changing(
+    async fn changing<A: Remaining>(
         &self,
         tenant: &str,
         role: Role,
         action: &str,
         actor: &str,
         ctx: &ClientContext,
-        work: impl AsyncFnOnce(
-            &mut AsyncPgConnection,
-        ) -> Result<(Option<RoleInfo>, Option<RoleInfo>), AuthError>,
-    ) -> Result<Option<RoleInfo>, AuthError> {
+        work: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<(Option<RoleInfo>, A), AuthError>,
+    ) -> Result<A, AuthError> {
         let tenant_id = tenant_id(&self.pool, tenant).await?;
         let after = self
             .pool
             .with_tenant(tenant, async |conn| {
                 let (before, after) = work(conn).await?;
-                let event = audited(action, actor, ctx, role, before.as_ref(), after.as_ref());
+                let event = audited(action, actor, ctx, role, before.as_ref(), after.role());
                 append(conn, tenant_id, &event).await?;
                 ChangeFeed::announce(conn, ROLES_TOPIC).await?;
                 Ok::<_, AuthError>(after)
@@ -428,6 +407,24 @@ fn info(name: String, description: String, stored: &[String], users: i64) -> Rol
         description,
         permissions: scopes(&stored_permissions(stored)),
         users,
+    }
+}
+
+/// What a change leaves of the role: the role after a create or an
+/// update, nothing after a delete.
+trait Remaining {
+    fn role(&self) -> Option<&RoleInfo>;
+}
+
+impl Remaining for RoleInfo {
+    fn role(&self) -> Option<&RoleInfo> {
+        Some(self)
+    }
+}
+
+impl Remaining for () {
+    fn role(&self) -> Option<&RoleInfo> {
+        None
     }
 }
 

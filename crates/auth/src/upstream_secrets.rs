@@ -6,7 +6,7 @@
 //! [`secrecy::SecretString`], so they are redacted in `Debug` output.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -61,27 +61,18 @@ impl UpstreamSecrets for MemoryUpstreamSecrets {
         provider: &str,
         secret: &SecretString,
     ) -> Result<(), AuthError> {
-        let mut map = match self.secrets.write() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut map = self.secrets.write().unwrap_or_else(PoisonError::into_inner);
         map.insert((tenant.to_owned(), provider.to_owned()), secret.clone());
         Ok(())
     }
 
     async fn get(&self, tenant: &str, provider: &str) -> Result<Option<SecretString>, AuthError> {
-        let map = match self.secrets.read() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let map = self.secrets.read().unwrap_or_else(PoisonError::into_inner);
         Ok(map.get(&(tenant.to_owned(), provider.to_owned())).cloned())
     }
 
     async fn delete(&self, tenant: &str, provider: &str) -> Result<(), AuthError> {
-        let mut map = match self.secrets.write() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut map = self.secrets.write().unwrap_or_else(PoisonError::into_inner);
         map.remove(&(tenant.to_owned(), provider.to_owned()));
         Ok(())
     }

@@ -466,35 +466,22 @@ async fn confidential_client_credentials_introspect_revoke_discovery() {
         .unwrap();
     assert_eq!(p.role, Role::ApiUser);
     assert_eq!(p.user_id, None);
+    // A request of grant type `g` alone.
+    let grant = |g: &str| TokenRequest {
+        grant_type: Some(g.into()),
+        ..Default::default()
+    };
     // Unsupported grants.
     for g in [
         "password",
         "implicit",
         "urn:ietf:params:oauth:grant-type:device_code",
     ] {
-        let r = a
-            .token(
-                "acme",
-                &basic,
-                &TokenRequest {
-                    grant_type: Some(g.into()),
-                    ..Default::default()
-                },
-                &ctx("x"),
-            )
-            .await;
+        let r = a.token("acme", &basic, &grant(g), &ctx("x")).await;
         assert!(matches!(r, Err(AuthError::UnsupportedGrantType(_))));
     }
     let r = a
-        .token(
-            "acme",
-            &basic,
-            &TokenRequest {
-                grant_type: Some("authorization_code".into()),
-                ..Default::default()
-            },
-            &ctx("x"),
-        )
+        .token("acme", &basic, &grant("authorization_code"), &ctx("x"))
         .await;
     assert!(matches!(r, Err(AuthError::UnauthorizedClient(_))));
     // Introspect then revoke.
@@ -520,15 +507,7 @@ async fn confidential_client_credentials_introspect_revoke_discovery() {
         ..basic.clone()
     };
     let t2 = a
-        .token(
-            "acme",
-            &basic,
-            &TokenRequest {
-                grant_type: Some("client_credentials".into()),
-                ..Default::default()
-            },
-            &ctx("x"),
-        )
+        .token("acme", &basic, &grant("client_credentials"), &ctx("x"))
         .await
         .unwrap();
     assert_eq!(
