@@ -62,6 +62,19 @@ fn new_portfolio(name: &str) -> NewPortfolio {
 }
 
 /// A patch that only makes a portfolio public.
+/// Creates `new` in `tenant` as `actor`; its id.
+async fn created(svc: &PortfolioService, tenant: &str, actor: &Actor, new: NewPortfolio) -> Uuid {
+    svc.create(tenant, actor, new).await.unwrap().portfolio.id
+}
+
+/// A fresh database with user `email` of acme, the service and the user as
+/// an actor.
+async fn acme_user(email: &str) -> (TenantPool, PortfolioService, Actor) {
+    let pool = pool().await;
+    let id = user(&pool, "acme", email).await;
+    (pool.clone(), PortfolioService::new(pool), Actor::user(id))
+}
+
 fn made_public() -> PortfolioPatch {
     PortfolioPatch {
         is_public: Some(true),
@@ -83,10 +96,7 @@ fn top_level_comment(body: &str) -> NewComment {
 /// digits, see `rampart_portfolio::amount`).
 #[tokio::test(flavor = "multi_thread")]
 async fn amounts_read_back_exactly_through_the_api_and_json() {
-    let pool = pool().await;
-    let ada = user(&pool, "acme", "ada@acme.test").await;
-    let svc = PortfolioService::new(pool);
-    let me = Actor::user(ada);
+    let (_, svc, me) = acme_user("ada@acme.test").await;
     let created = svc
         .create(
             "acme",
@@ -334,10 +344,7 @@ async fn crud_creates_a_version_per_change_and_an_activity_trail() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_inputs_are_refused() {
-    let pool = pool().await;
-    let ada = user(&pool, "acme", "ada@acme.test").await;
-    let svc = PortfolioService::new(pool);
-    let me = Actor::user(ada);
+    let (_, svc, me) = acme_user("ada@acme.test").await;
     for bad in [
         NewPortfolio {
             name: " ".into(),
@@ -394,12 +401,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
     let gus = user(&pool, "globex", "gus@globex.test").await;
     let svc = PortfolioService::new(pool.clone());
     let (owner, b, e) = (Actor::user(ada), Actor::user(bob), Actor::user(eve));
-    let id = svc
-        .create("acme", &owner, new_portfolio("Core"))
-        .await
-        .unwrap()
-        .portfolio
-        .id;
+    let id = created(&svc, "acme", &owner, new_portfolio("Core")).await;
 
     // Not shared: bob sees nothing (not found, not forbidden).
     assert!(matches!(
@@ -586,16 +588,8 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn csv_import_is_all_or_nothing_and_export_round_trips() {
-    let pool = pool().await;
-    let ada = user(&pool, "acme", "ada@acme.test").await;
-    let svc = PortfolioService::new(pool);
-    let me = Actor::user(ada);
-    let id = svc
-        .create("acme", &me, new_portfolio("Core"))
-        .await
-        .unwrap()
-        .portfolio
-        .id;
+    let (_, svc, me) = acme_user("ada@acme.test").await;
+    let id = created(&svc, "acme", &me, new_portfolio("Core")).await;
 
     let broken = "symbol,quantity,purchase_date,allocation_type\nAAPL,5,2005-01-03,\nBAD SYM,1,,\nIBM,abc,,\nGOOG,1,2005-13-01,\nAMZN,,,weight\nX,1,,bogus\n";
     let Err(PortfolioError::CsvRejected(report)) = svc
@@ -698,16 +692,8 @@ async fn csv_import_is_all_or_nothing_and_export_round_trips() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn csv_export_neutralises_spreadsheet_formulas_in_text_cells() {
-    let pool = pool().await;
-    let ada = user(&pool, "acme", "ada-csv@acme.test").await;
-    let svc = PortfolioService::new(pool);
-    let me = Actor::user(ada);
-    let id = svc
-        .create("acme", &me, new_portfolio("Formulas"))
-        .await
-        .unwrap()
-        .portfolio
-        .id;
+    let (_, svc, me) = acme_user("ada-csv@acme.test").await;
+    let id = created(&svc, "acme", &me, new_portfolio("Formulas")).await;
     let hostile = "symbol,allocation_type,quantity,target_weight,purchase_price,purchase_date,sector,notes\n\
                    AAPL,quantity,5,,30.5,,@SUM(A1),\"=HYPERLINK(\"\"https://evil.test\"\",\"\"x\"\")\"\n\
                    MSFT,quantity,2,,,,+cmd,-2+3\n\
@@ -748,9 +734,7 @@ mod analytics {
     use chrono::NaiveDate;
     use rampart_portfolio::analysis::{AnalysisInput, analyze, performance_csv};
     use rampart_portfolio::charts::{equity_svg, returns_histogram_svg};
-    use rampart_portfolio::{
-        Actor, NewPortfolio, PortfolioError, PortfolioService, PositionInput, PriceHistory,
-    };
+    use rampart_portfolio::{NewPortfolio, PortfolioError, PositionInput, PriceHistory};
 
     fn d(day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2024, 1, day).unwrap()
@@ -802,16 +786,8 @@ mod analytics {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn nav_flows_twr_allocation_rebalancing_stored_and_charted() {
-        let pool = super::pool().await;
-        let ada = super::user(&pool, "acme", "ada@acme.test").await;
-        let svc = PortfolioService::new(pool.clone());
-        let me = Actor::user(ada);
-        let id = svc
-            .create("acme", &me, portfolio())
-            .await
-            .unwrap()
-            .portfolio
-            .id;
+        let (pool, svc, me) = super::acme_user("ada@acme.test").await;
+        let id = super::created(&svc, "acme", &me, portfolio()).await;
         let prices = prices();
         let bench: Vec<(NaiveDate, f64)> = (1..=5).map(|i| (d(i), 100.0 + f64::from(i))).collect();
         let input = AnalysisInput {
@@ -975,12 +951,7 @@ async fn every_document_change_is_announced_on_its_tenants_change_feed() {
 
     let mut last = generation(acme).await;
     let globex_before = generation(globex).await;
-    let id = svc
-        .create("acme", &owner, new_portfolio("Core"))
-        .await
-        .unwrap()
-        .portfolio
-        .id;
+    let id = created(&svc, "acme", &owner, new_portfolio("Core")).await;
     let mut moved = async |what: &str| {
         let now = generation(acme).await;
         assert_ne!(now, last, "{what} was not announced");
