@@ -1,5 +1,7 @@
 //! Assembling the server: the two apps (public and admin listener) with
-//! their middleware, and both TLS listeners. `serve` and the tests build
+//! their middleware, and both TLS listeners. The routes are registered
+//! through [`utoipa_actix_web`] from the tables of [`crate::routes`], which
+//! the OpenAPI document ([`crate::openapi`]) is collected from too. `serve` and the tests build
 //! the same apps through [`start`].
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
@@ -8,6 +10,8 @@ use actix_web::dev::ServerHandle;
 use actix_web::http::header;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::config::ServerConfig;
 use crate::error;
@@ -17,7 +21,7 @@ use crate::tls::{ClientAuth, TlsFiles, capture_client_identity, listener_tls, li
 
 pub use crate::state::AppState;
 
-fn configure_common(cfg: &mut web::ServiceConfig, config: &ServerConfig) {
+fn configure_common(cfg: &mut ServiceConfig, config: &ServerConfig) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(config.http.json_body_limit_bytes)
@@ -120,36 +124,18 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
     let analytics_cache = web::Data::new(crate::analytics_cache::AnalyticsCache::default());
     let public = HttpServer::new(move || {
         App::new()
+            .into_utoipa_app()
             .app_data(d.clone())
             .app_data(auth.clone())
             .app_data(analytics_cache.clone())
             .app_data(web::Data::new(Listener("public")))
             .configure(|c| configure_common(c, &cfg))
-            .configure(routes::health::configure)
-            .configure(routes::openapi::configure)
-            .configure(routes::stream::configure)
-            .configure(routes::market_stream::configure)
-            .configure(routes::portfolios::configure)
-            .configure(routes::cases::configure)
-            .configure(routes::api_v1::configure)
-            .configure(routes::notify::configure)
-            .configure(routes::users::configure)
-            .configure(routes::market_api::configure)
-            .configure(routes::tradestation::configure)
-            .configure(routes::connections::configure)
-            .configure(routes::admin_page::configure)
-            .configure(routes::member_page::configure)
-            .configure(routes::account::configure)
-            .configure(routes::members::configure)
-            .configure(routes::settings::configure)
-            .configure(routes::tenant_audit::configure)
-            .configure(routes::invitations::configure)
-            .configure(routes::roles::configure)
-            .configure(routes::clients::configure)
-            .configure(routes::idps::configure)
-            .configure(routes::oauth::configure)
-            .configure(|c| crate::graphql::configure(c, &cfg))
+            .configure(|c| routes::configure_all(c, routes::PUBLIC))
+            // Plain actix routes (its operations are in `crate::openapi`'s
+            // derive): the schema it serves needs the configuration.
+            .map(|app| app.configure(|c| crate::graphql::configure(c, &cfg)))
             .default_service(web::to(error::not_found))
+            .into_app()
             .wrap(from_fn(middleware::rate_limit))
             .wrap(cors(&cfg))
             .wrap(from_fn(middleware::request_context))
@@ -170,19 +156,13 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
     let d = data.clone();
     let admin = HttpServer::new(move || {
         App::new()
+            .into_utoipa_app()
             .app_data(d.clone())
             .app_data(web::Data::new(Listener("admin")))
             .configure(|c| configure_common(c, &cfg))
-            .configure(routes::health::configure)
-            .configure(routes::admin::configure)
-            .configure(routes::members::configure_admin)
-            .configure(routes::portfolios::configure_admin)
-            .configure(routes::market_api::configure_admin)
-            .configure(routes::settings::configure_admin)
-            .configure(routes::tenant_audit::configure_admin)
-            .configure(routes::clients::configure_admin)
-            .configure(routes::idps::configure_admin)
+            .configure(|c| routes::configure_all(c, routes::ADMIN))
             .default_service(web::to(error::not_found))
+            .into_app()
             .wrap(from_fn(middleware::admin_audit))
             .wrap(from_fn(middleware::request_context))
             .wrap(from_fn(crate::telemetry::trace_request))

@@ -1,8 +1,14 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations
-//! (utoipa) and completed with what every route shares; served at
+//! (utoipa) as the routes register them (utoipa-actix-web, the tables of
+//! [`crate::routes`]) and completed with what every route shares; served at
 //! `/openapi.json` (`routes::openapi`) and printed by `rampart openapi`.
+use std::sync::LazyLock;
+
+use actix_web::App;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
+use utoipa::openapi::path::PathItem;
+use utoipa_actix_web::AppExt;
 
 /// The API description.
 #[derive(OpenApi)]
@@ -11,183 +17,10 @@ use utoipa::OpenApi;
         title = "Rampart",
         description = "Multi-tenant trading and portfolio platform"
     ),
-    paths(
-        crate::routes::health::health,
-        crate::routes::health::ready,
-        crate::routes::admin::metrics,
-        crate::routes::admin::whoami,
-        crate::routes::admin::list_tenants,
-        crate::routes::admin::provision,
-        crate::routes::admin::tenant,
-        crate::routes::admin::lifecycle,
-        crate::routes::admin::migrate,
-        crate::routes::admin::audit,
-        crate::routes::admin::keys,
-        crate::routes::admin::rotate_keys,
-        crate::routes::admin::revoke_key,
-        crate::routes::api_v1::me,
-        crate::routes::api_v1::sessions,
-        crate::routes::api_v1::revoke_session,
-        crate::routes::api_v1::quote,
-        crate::routes::notify::register,
-        crate::routes::notify::resend_verification,
-        crate::routes::notify::confirm_email,
-        crate::routes::notify::forgot_password,
-        crate::routes::notify::reset_password,
-        crate::routes::notify::list_alerts,
-        crate::routes::notify::create_alert,
-        crate::routes::notify::get_alert,
-        crate::routes::notify::delete_alert,
-        crate::routes::admin_page::health,
-        crate::routes::account::change_password,
-        crate::routes::account::begin_totp,
-        crate::routes::account::confirm_totp,
-        crate::routes::account::disable_totp,
-        crate::routes::account::revoke_other_sessions,
-        crate::routes::account::logout,
-        crate::routes::account::create_api_key,
-        crate::routes::account::list_api_keys,
-        crate::routes::account::revoke_api_key,
-        crate::routes::account::tenant_api_keys,
-        crate::routes::account::revoke_tenant_api_key,
-        crate::routes::members::list_members,
-        crate::routes::members::upsert_member,
-        crate::routes::members::preview_import,
-        crate::routes::members::commit_import,
-        crate::routes::members::attach_broker,
-        crate::routes::members::detach_broker,
-        crate::routes::members::leaderboard,
-        crate::routes::members::my_portfolio,
-        crate::routes::members::my_portfolio_csv,
-        crate::routes::members::my_portfolio_svg,
-        crate::routes::members::leaderboard_opt_out,
-        crate::routes::members::trigger_snapshot,
-        crate::routes::portfolios::trigger_metrics,
-        crate::routes::market_api::trigger_ingest,
-        crate::routes::portfolios::trigger_weekly_report,
-        crate::routes::cases::list,
-        crate::routes::cases::create,
-        crate::routes::cases::get,
-        crate::routes::cases::update,
-        crate::routes::cases::delete,
-        crate::routes::cases::versions,
-        crate::routes::cases::version,
-        crate::routes::cases::diff,
-        crate::routes::cases::shares,
-        crate::routes::cases::share,
-        crate::routes::cases::revoke,
-        crate::routes::cases::comments,
-        crate::routes::cases::comment,
-        crate::routes::cases::analyses,
-        crate::routes::cases::attach_analysis,
-        crate::routes::cases::activity,
-        crate::routes::cases::export,
-        crate::routes::cases::export_csv,
-        crate::routes::cases::import,
-        crate::routes::portfolios::list,
-        crate::routes::portfolios::create,
-        crate::routes::portfolios::get,
-        crate::routes::portfolios::update,
-        crate::routes::portfolios::delete,
-        crate::routes::portfolios::add_position,
-        crate::routes::portfolios::update_position,
-        crate::routes::portfolios::remove_position,
-        crate::routes::portfolios::versions,
-        crate::routes::portfolios::version,
-        crate::routes::portfolios::shares,
-        crate::routes::portfolios::share,
-        crate::routes::portfolios::revoke,
-        crate::routes::portfolios::comments,
-        crate::routes::portfolios::comment,
-        crate::routes::portfolios::activity,
-        crate::routes::portfolios::export_csv,
-        crate::routes::portfolios::import_csv,
-        crate::routes::portfolios::analytics,
-        crate::routes::portfolios::performance_csv,
-        crate::routes::portfolios::metrics,
-        crate::routes::portfolios::metrics_csv,
-        crate::routes::portfolios::equity_chart,
-        crate::routes::portfolios::returns_chart,
-        crate::routes::portfolios::correlation,
-        crate::routes::portfolios::monte_carlo,
-        crate::routes::portfolios::fan_chart,
-        crate::routes::users::profile,
-        crate::routes::users::update_profile,
-        crate::routes::users::preferences,
-        crate::routes::users::update_preferences,
-        crate::routes::users::activity,
-        crate::routes::users::import,
-        crate::routes::users::list_users,
-        crate::routes::users::set_role,
-        crate::routes::users::set_status,
-        crate::routes::market_api::quotes,
-        crate::routes::market_api::bars,
-        crate::routes::market_api::search,
-        crate::routes::market_api::fundamentals,
-        crate::routes::market_api::news,
-        crate::routes::tradestation::tradestation_bars,
-        crate::routes::tradestation::tradestation_symbols,
-        crate::routes::connections::list_connections,
-        crate::routes::connections::disconnect,
-        crate::routes::stream::stream,
-        crate::routes::market_stream::market_stream,
-        crate::routes::settings::get_settings,
-        crate::routes::settings::patch_settings,
-        crate::routes::settings::list_features,
-        crate::routes::settings::get_feature,
-        crate::routes::settings::put_feature,
-        crate::routes::settings::admin_get_settings,
-        crate::routes::settings::admin_patch_settings,
-        crate::routes::settings::admin_list_features,
-        crate::routes::settings::admin_get_feature,
-        crate::routes::settings::admin_put_feature,
-        crate::routes::tenant_audit::list,
-        crate::routes::tenant_audit::export,
-        crate::routes::tenant_audit::admin_list,
-        crate::routes::tenant_audit::admin_export,
-        crate::routes::tenant_audit::tree_head,
-        crate::routes::tenant_audit::inclusion,
-        crate::routes::tenant_audit::consistency,
-        crate::routes::tenant_audit::admin_tree_head,
-        crate::routes::tenant_audit::admin_inclusion,
-        crate::routes::tenant_audit::admin_consistency,
-        crate::routes::tenant_audit::admin_verify,
-        crate::routes::invitations::invite,
-        crate::routes::invitations::list,
-        crate::routes::invitations::resend,
-        crate::routes::invitations::revoke,
-        crate::routes::invitations::accept,
-        crate::routes::roles::list,
-        crate::routes::roles::create,
-        crate::routes::roles::update,
-        crate::routes::roles::delete,
-        crate::routes::clients::create,
-        crate::routes::clients::list,
-        crate::routes::clients::show,
-        crate::routes::clients::update,
-        crate::routes::clients::rotate_secret,
-        crate::routes::clients::disable,
-        crate::routes::clients::delete,
-        crate::routes::clients::admin_create,
-        crate::routes::clients::admin_list,
-        crate::routes::clients::admin_show,
-        crate::routes::clients::admin_update,
-        crate::routes::clients::admin_rotate_secret,
-        crate::routes::clients::admin_disable,
-        crate::routes::clients::admin_delete,
-        crate::routes::idps::create,
-        crate::routes::idps::list,
-        crate::routes::idps::show,
-        crate::routes::idps::update,
-        crate::routes::idps::delete,
-        crate::routes::idps::admin_create,
-        crate::routes::idps::admin_list,
-        crate::routes::idps::admin_show,
-        crate::routes::idps::admin_update,
-        crate::routes::idps::admin_delete,
-        crate::graphql::execute,
-        crate::graphql::subscription::subscribe,
-    ),
+    // The REST operations are collected from the route registration
+    // (`crate::routes`, see [`api`]); GraphQL's routes are plain actix
+    // routes registered by `crate::graphql::configure`.
+    paths(crate::graphql::execute, crate::graphql::subscription::subscribe),
     components(schemas(
         crate::error::ErrorBody,
         crate::error::ErrorCode,
@@ -209,9 +42,50 @@ use utoipa::OpenApi;
 )]
 pub struct ApiDoc;
 
-/// The document as JSON text.
+/// What the annotations say: [`ApiDoc`] and the operations of every route
+/// module of both listeners, collected by registering each module on an
+/// app of its own (the app is dropped) and tagged with the module.
+pub fn api() -> utoipa::openapi::OpenApi {
+    let mut api = ApiDoc::openapi();
+    for (tag, configure) in crate::routes::PUBLIC.iter().chain(crate::routes::ADMIN) {
+        let (_, mut module) = App::new()
+            .into_utoipa_app()
+            .configure(configure)
+            .split_for_parts();
+        for item in module.paths.paths.values_mut() {
+            tag_operations(item, tag);
+        }
+        api.merge(module);
+    }
+    api
+}
+
+/// Tags the operations of `item` that carry no tag.
+fn tag_operations(item: &mut PathItem, tag: &str) {
+    let operations = [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ];
+    for op in operations.into_iter().flatten() {
+        let tags = op.tags.get_or_insert_with(Vec::new);
+        if tags.is_empty() {
+            tags.push(tag.to_owned());
+        }
+    }
+}
+
+/// The document as JSON text (built once: it depends on nothing but the code).
 pub fn document() -> String {
-    serde_json::to_string_pretty(&document_value()).unwrap_or_else(|_| "{}".into())
+    static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+        serde_json::to_string_pretty(&document_value()).unwrap_or_else(|_| "{}".into())
+    });
+    DOCUMENT.clone()
 }
 
 /// The document: what the handlers' annotations say, completed from the
@@ -220,14 +94,19 @@ pub fn document() -> String {
 /// middleware and extractors produce), so that it describes what the server
 /// really answers. `server/tests/schemathesis.rs` holds it to that.
 pub fn document_value() -> Value {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let mut doc = serde_json::to_value(api()).unwrap_or_default();
     complete(&mut doc);
     doc
 }
 
 /// The schema of each path parameter, by name.
 fn path_parameter_schema(name: &str) -> Value {
-    match name {
+    known_path_parameter(name).unwrap_or_else(|| json!({"type": "string"}))
+}
+
+/// The schema of the path parameters whose name says more than "a string".
+fn known_path_parameter(name: &str) -> Option<Value> {
+    Some(match name {
         "tenant" | "slug" => json!({"type": "string", "pattern": "^[a-z][a-z0-9_]{2,39}$"}),
         "id" | "position" | "user" | "member" | "preview" => {
             json!({"type": "string", "format": "uuid"})
@@ -236,8 +115,8 @@ fn path_parameter_schema(name: &str) -> Value {
         "action" => json!({"type": "string", "enum": [
             "suspend", "resume", "deactivate", "reactivate", "purge"
         ]}),
-        _ => json!({"type": "string"}),
-    }
+        _ => return None,
+    })
 }
 
 /// Query parameters the annotations do not declare: (path, name, schema).
@@ -373,9 +252,7 @@ fn request_body(method: &str, path: &str) -> Option<(&'static str, Value)> {
             fields["enabled"] = json!({"type": ["boolean", "null"]});
             json(object(&[], fields))
         }
-        ("put", "/portfolios/{id}/positions.csv") | ("post", "/admin/members/import/preview") => {
-            Some(("text/csv", json!({"type": "string"})))
-        }
+        ("put", "/portfolios/{id}/positions.csv") => Some(("text/csv", json!({"type": "string"}))),
         ("post", "/me/import") | ("post", "/cases/import") => json(json!({})),
         ("post", "/cases") => json(object(
             &["ticker", "inputs"],
@@ -677,13 +554,19 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
         .split('/')
         .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .collect();
-    // utoipa puts `IntoParams` fields "in path" with `Option`s required and
-    // nullable: they are optional query parameters.
     let mut params: Vec<Value> = op["parameters"].as_array().cloned().unwrap_or_default();
     for p in params.iter_mut() {
         let name = p["name"].as_str().unwrap_or_default().to_owned();
-        if p["in"] == "path" && !in_path.contains(&name.as_str()) {
+        // utoipa puts the fields of an `IntoParams` it cannot tie to a
+        // `web::Query` argument (one behind a type alias) "in path", with
+        // `Option`s required and nullable: they are optional query
+        // parameters.
+        let misplaced = p["in"] == "path" && !in_path.contains(&name.as_str());
+        if misplaced {
             p["in"] = json!("query");
+        }
+        if p["in"] == "query" {
+            // An absent query parameter is the `None`, never a JSON null.
             let mut optional = false;
             if let Some(types) = p["schema"]["type"].as_array() {
                 optional = types.iter().any(|t| t == "null");
@@ -692,7 +575,16 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
                     p["schema"]["type"] = one.clone();
                 }
             }
-            p["required"] = json!(!optional);
+            if misplaced {
+                p["required"] = json!(!optional);
+            }
+        } else if p["in"] == "path"
+            && let (Some(schema), Some(Value::Object(known))) =
+                (p["schema"].as_object_mut(), known_path_parameter(&name))
+        {
+            // Inferred from a `web::Path<String>` (or tuple) argument: the
+            // table says more.
+            schema.extend(known);
         }
     }
     for name in &in_path {

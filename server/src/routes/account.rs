@@ -7,8 +7,10 @@
 //! are in the response once and never again.
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use actix_web::{delete, get, post};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{self, JsonObject};
 use crate::error::ApiError;
@@ -21,49 +23,19 @@ type Account = User<perm::AccountManage>;
 use crate::state::AppState;
 
 /// Registers the routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     // Plain routes with full paths, not a `web::scope` (see `api_v1`).
-    cfg.route(
-        "/api/v1/t/{tenant}/account/password",
-        web::post().to(change_password),
-    )
-    .route(
-        "/api/v1/t/{tenant}/account/mfa/totp",
-        web::post().to(begin_totp),
-    )
-    .route(
-        "/api/v1/t/{tenant}/account/mfa/totp/confirm",
-        web::post().to(confirm_totp),
-    )
-    .route(
-        "/api/v1/t/{tenant}/account/mfa/totp/disable",
-        web::post().to(disable_totp),
-    )
-    .route(
-        "/api/v1/t/{tenant}/account/sessions/revoke-others",
-        web::post().to(revoke_other_sessions),
-    )
-    .route(
-        "/api/v1/t/{tenant}/account/api-keys",
-        web::post().to(create_api_key),
-    )
-    .route(
-        "/api/v1/t/{tenant}/account/api-keys",
-        web::get().to(list_api_keys),
-    )
-    .route(
-        "/api/v1/t/{tenant}/account/api-keys/{prefix}",
-        web::delete().to(revoke_api_key),
-    )
-    .route("/api/v1/t/{tenant}/account/logout", web::post().to(logout))
-    .route(
-        "/api/v1/t/{tenant}/api-keys",
-        web::get().to(tenant_api_keys),
-    )
-    .route(
-        "/api/v1/t/{tenant}/api-keys/{prefix}",
-        web::delete().to(revoke_tenant_api_key),
-    );
+    cfg.service(change_password)
+        .service(begin_totp)
+        .service(confirm_totp)
+        .service(disable_totp)
+        .service(revoke_other_sessions)
+        .service(create_api_key)
+        .service(list_api_keys)
+        .service(revoke_api_key)
+        .service(logout)
+        .service(tenant_api_keys)
+        .service(revoke_tenant_api_key);
 }
 
 /// `POST …/account/password` body.
@@ -76,7 +48,8 @@ pub struct ChangePasswordBody {
 }
 
 /// Changes the caller's password; every other session is revoked.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/account/password", request_body = ChangePasswordBody, responses((status = 200, description = "changed"), (status = 400, description = "wrong current password or policy"), (status = 401, description = "no valid token")))]
+#[utoipa::path(request_body = ChangePasswordBody, responses((status = 200, description = "changed"), (status = 400, description = "wrong current password or policy"), (status = 401, description = "no valid token")))]
+#[post("/api/v1/t/{tenant}/account/password")]
 pub async fn change_password(
     user: Account,
     state: web::Data<AppState>,
@@ -99,7 +72,8 @@ pub async fn change_password(
 
 /// Starts TOTP setup: the secret and `otpauth://` URL, shown once; not
 /// active until confirmed with a code.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/account/mfa/totp", responses((status = 200, description = "secret and otpauth URL"), (status = 409, description = "TOTP already enabled")))]
+#[utoipa::path(responses((status = 200, description = "secret and otpauth URL"), (status = 409, description = "TOTP already enabled")))]
+#[post("/api/v1/t/{tenant}/account/mfa/totp")]
 pub async fn begin_totp(
     user: Account,
     state: web::Data<AppState>,
@@ -120,7 +94,8 @@ pub struct CodeBody {
 }
 
 /// Confirms TOTP setup with a current code; returns the backup codes once.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/account/mfa/totp/confirm", request_body = CodeBody, responses((status = 200, description = "enabled; backup codes"), (status = 400, description = "wrong code")))]
+#[utoipa::path(request_body = CodeBody, responses((status = 200, description = "enabled; backup codes"), (status = 400, description = "wrong code")))]
+#[post("/api/v1/t/{tenant}/account/mfa/totp/confirm")]
 pub async fn confirm_totp(
     user: Account,
     state: web::Data<AppState>,
@@ -138,7 +113,8 @@ pub async fn confirm_totp(
 }
 
 /// Turns TOTP off; needs a valid code not used before (TOTP or backup).
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/account/mfa/totp/disable", request_body = CodeBody, responses((status = 200, description = "disabled"), (status = 400, description = "wrong or reused code")))]
+#[utoipa::path(request_body = CodeBody, responses((status = 200, description = "disabled"), (status = 400, description = "wrong or reused code")))]
+#[post("/api/v1/t/{tenant}/account/mfa/totp/disable")]
 pub async fn disable_totp(
     user: Account,
     state: web::Data<AppState>,
@@ -153,7 +129,8 @@ pub async fn disable_totp(
 }
 
 /// Revokes every session of the caller except the token's own.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/account/sessions/revoke-others", responses((status = 200, description = "how many were revoked"), (status = 403, description = "token without a session")))]
+#[utoipa::path(responses((status = 200, description = "how many were revoked"), (status = 403, description = "token without a session")))]
+#[post("/api/v1/t/{tenant}/account/sessions/revoke-others")]
 pub async fn revoke_other_sessions(
     user: Account,
     state: web::Data<AppState>,
@@ -168,7 +145,8 @@ pub async fn revoke_other_sessions(
 }
 
 /// Logs out: revokes the token's session and its refresh tokens.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/account/logout", responses((status = 200, description = "logged out"), (status = 403, description = "token without a session")))]
+#[utoipa::path(responses((status = 200, description = "logged out"), (status = 403, description = "token without a session")))]
+#[post("/api/v1/t/{tenant}/account/logout")]
 pub async fn logout(user: User, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let session = user.session_required(&state)?;
     state
@@ -192,7 +170,8 @@ pub struct CreateApiKeyBody {
 
 /// Creates an API key for the caller; the key is shown once. Its scopes
 /// must be ones the caller's role grants.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/account/api-keys", request_body = CreateApiKeyBody, responses((status = 201, description = "the key, shown once"), (status = 403, description = "a scope beyond the caller's role")))]
+#[utoipa::path(request_body = CreateApiKeyBody, responses((status = 201, description = "the key, shown once"), (status = 403, description = "a scope beyond the caller's role")))]
+#[post("/api/v1/t/{tenant}/account/api-keys")]
 pub async fn create_api_key(
     user: Account,
     state: web::Data<AppState>,
@@ -223,7 +202,8 @@ pub async fn create_api_key(
 }
 
 /// The caller's API keys (no secrets).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/account/api-keys", responses((status = 200, description = "keys")))]
+#[utoipa::path(responses((status = 200, description = "keys")))]
+#[get("/api/v1/t/{tenant}/account/api-keys")]
 pub async fn list_api_keys(
     user: Account,
     state: web::Data<AppState>,
@@ -240,7 +220,8 @@ pub struct KeyPath {
 }
 
 /// Revokes one of the caller's keys by its prefix.
-#[utoipa::path(delete, path = "/api/v1/t/{tenant}/account/api-keys/{prefix}", responses((status = 200, description = "revoked"), (status = 404, description = "not the caller's live key")))]
+#[utoipa::path(responses((status = 200, description = "revoked"), (status = 404, description = "not the caller's live key")))]
+#[delete("/api/v1/t/{tenant}/account/api-keys/{prefix}")]
 pub async fn revoke_api_key(
     user: Account,
     state: web::Data<AppState>,
@@ -266,7 +247,8 @@ pub async fn revoke_api_key(
 
 /// Every API key of the tenant with its owner, scopes, expiry, last use and
 /// revocation (no secrets), for its administrators.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/api-keys", responses((status = 200, description = "keys"), (status = 403, description = "needs apikeys:manage")))]
+#[utoipa::path(responses((status = 200, description = "keys"), (status = 403, description = "needs apikeys:manage")))]
+#[get("/api/v1/t/{tenant}/api-keys")]
 pub async fn tenant_api_keys(
     caller: Caller<perm::ApiKeysManage>,
     state: web::Data<AppState>,
@@ -281,7 +263,8 @@ pub async fn tenant_api_keys(
 }
 
 /// Revokes any key of the tenant (effective on its next use).
-#[utoipa::path(delete, path = "/api/v1/t/{tenant}/api-keys/{prefix}", responses((status = 200, description = "revoked"), (status = 403, description = "needs apikeys:manage"), (status = 404, description = "no live key with this prefix")))]
+#[utoipa::path(responses((status = 200, description = "revoked"), (status = 403, description = "needs apikeys:manage"), (status = 404, description = "no live key with this prefix")))]
+#[delete("/api/v1/t/{tenant}/api-keys/{prefix}")]
 pub async fn revoke_tenant_api_key(
     caller: Caller<perm::ApiKeysManage>,
     state: web::Data<AppState>,

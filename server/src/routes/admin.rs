@@ -2,7 +2,9 @@
 //! handler also insists on the client identity and records it as the actor).
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use actix_web::{get, post};
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{self, JsonObject, OptionalJson};
 use crate::error::ApiError;
@@ -10,22 +12,23 @@ use crate::extract::Operator;
 use crate::state::AppState;
 
 /// Registers the routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(metrics))
-        .route("/admin/whoami", web::get().to(whoami))
-        .route("/admin/tenants", web::get().to(list_tenants))
-        .route("/admin/tenants", web::post().to(provision))
-        .route("/admin/tenants/migrate", web::post().to(migrate))
-        .route("/admin/tenants/{slug}", web::get().to(tenant))
-        .route("/admin/tenants/{slug}/{action}", web::post().to(lifecycle))
-        .route("/admin/audit", web::get().to(audit))
-        .route("/admin/keys", web::get().to(keys))
-        .route("/admin/keys/rotate", web::post().to(rotate_keys))
-        .route("/admin/keys/{kid}/revoke", web::post().to(revoke_key));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(metrics)
+        .service(whoami)
+        .service(list_tenants)
+        .service(provision)
+        .service(migrate)
+        .service(tenant)
+        .service(lifecycle)
+        .service(audit)
+        .service(keys)
+        .service(rotate_keys)
+        .service(revoke_key);
 }
 
 /// Prometheus exposition of the server's metrics.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(responses((status = 200, description = "Prometheus text format")))]
+#[get("/metrics")]
 pub async fn metrics(
     _operator: Operator,
     state: web::Data<AppState>,
@@ -37,13 +40,15 @@ pub async fn metrics(
 }
 
 /// Who the server thinks is calling (subject, SANs, fingerprint).
-#[utoipa::path(get, path = "/admin/whoami", responses((status = 200, description = "client identity")))]
+#[utoipa::path(responses((status = 200, description = "client identity")))]
+#[get("/admin/whoami")]
 pub async fn whoami(operator: Operator) -> Result<HttpResponse, ApiError> {
     Ok(api::ok(operator.0))
 }
 
 /// All tenants.
-#[utoipa::path(get, path = "/admin/tenants", responses((status = 200, description = "tenants")))]
+#[utoipa::path(responses((status = 200, description = "tenants")))]
+#[get("/admin/tenants")]
 pub async fn list_tenants(
     _operator: Operator,
     state: web::Data<AppState>,
@@ -70,7 +75,8 @@ pub struct ProvisionBody {
 }
 
 /// Provisions a tenant.
-#[utoipa::path(post, path = "/admin/tenants", request_body = ProvisionBody, responses((status = 201, description = "provisioned"), (status = 409, description = "exists")))]
+#[utoipa::path(request_body = ProvisionBody, responses((status = 201, description = "provisioned"), (status = 409, description = "exists")))]
+#[post("/admin/tenants")]
 pub async fn provision(
     who: Operator,
     state: web::Data<AppState>,
@@ -97,25 +103,26 @@ pub async fn provision(
         .with_label_values(&[if result.is_ok() { "ok" } else { "error" }])
         .observe(started.elapsed().as_secs_f64());
     tracing::info!(operator = %who.0.subject, slug = %body.slug, ok = result.is_ok(), "tenant provisioning");
-    let tenant = result?;
+    let provisioned = result?;
     // The admin page's OAuth client exists from the start.
-    crate::admin_console::ensure_client(&state.auth, tenant.slug.as_str())
+    crate::admin_console::ensure_client(&state.auth, provisioned.slug.as_str())
         .await
         .map_err(|e| ApiError::internal(&std::io::Error::other(e)))?;
     let Some(email) = body.admin_email.as_deref() else {
-        return Ok(api::ok_status(StatusCode::CREATED, tenant));
+        return Ok(api::ok_status(StatusCode::CREATED, provisioned));
     };
     let issued =
         crate::onboarding::invite_first_admin(&state.auth, &body.slug, email, &who.actor()).await?;
     let invitation =
         crate::onboarding::deliver(&state.config, &state.tenants, &body.slug, issued).await?;
-    let mut out = serde_json::to_value(&tenant).map_err(|e| ApiError::internal(&e))?;
+    let mut out = serde_json::to_value(&provisioned).map_err(|e| ApiError::internal(&e))?;
     out["invitation"] = serde_json::to_value(&invitation).map_err(|e| ApiError::internal(&e))?;
     Ok(api::ok_status(StatusCode::CREATED, out))
 }
 
 /// One tenant with its health and usage.
-#[utoipa::path(get, path = "/admin/tenants/{slug}", responses((status = 200, description = "tenant"), (status = 404, description = "unknown")))]
+#[utoipa::path(responses((status = 200, description = "tenant"), (status = 404, description = "unknown")))]
+#[get("/admin/tenants/{slug}")]
 pub async fn tenant(
     _operator: Operator,
     state: web::Data<AppState>,
@@ -148,7 +155,8 @@ pub struct LifecycleBody {
 }
 
 /// suspend | resume | deactivate | reactivate | purge.
-#[utoipa::path(post, path = "/admin/tenants/{slug}/{action}", request_body = LifecycleBody, responses((status = 200, description = "new state"), (status = 409, description = "transition refused")))]
+#[utoipa::path(request_body = LifecycleBody, responses((status = 200, description = "new state"), (status = 409, description = "transition refused")))]
+#[post("/admin/tenants/{slug}/{action}")]
 pub async fn lifecycle(
     operator: Operator,
     state: web::Data<AppState>,
@@ -166,7 +174,7 @@ pub async fn lifecycle(
         )));
     }
     let t = &state.tenants;
-    let tenant = match action.as_str() {
+    let changed = match action.as_str() {
         "suspend" => t.suspend(&slug, &body.reason, Some(&who)).await?,
         "resume" => t.resume(&slug, Some(&who)).await?,
         "deactivate" => {
@@ -182,18 +190,20 @@ pub async fn lifecycle(
         "purge" => t.purge(&slug, body.force, Some(&who)).await?,
         _ => return Err(ApiError::not_found()),
     };
-    Ok(api::ok(tenant))
+    Ok(api::ok(changed))
 }
 
 /// Migrates every tenant to the newest template and reports.
-#[utoipa::path(post, path = "/admin/tenants/migrate", responses((status = 200, description = "report")))]
+#[utoipa::path(responses((status = 200, description = "report")))]
+#[post("/admin/tenants/migrate")]
 pub async fn migrate(who: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     tracing::info!(operator = %who.0.subject, "migrate all tenants");
     Ok(api::ok(state.tenants.migrate_all().await?))
 }
 
 /// The published keys (JWKS: next, active and retired public keys).
-#[utoipa::path(get, path = "/admin/keys", responses((status = 200, description = "JWKS")))]
+#[utoipa::path(responses((status = 200, description = "JWKS")))]
+#[get("/admin/keys")]
 pub async fn keys(
     _operator: Operator,
     state: web::Data<AppState>,
@@ -211,7 +221,8 @@ pub struct RotateBody {
 }
 
 /// Rotates a key chain now: the published next key starts signing.
-#[utoipa::path(post, path = "/admin/keys/rotate", request_body = RotateBody, responses((status = 200, description = "rotated")))]
+#[utoipa::path(request_body = RotateBody, responses((status = 200, description = "rotated")))]
+#[post("/admin/keys/rotate")]
 pub async fn rotate_keys(
     who: Operator,
     state: web::Data<AppState>,
@@ -235,7 +246,8 @@ pub async fn rotate_keys(
 }
 
 /// Emergency revoke: the key stops verifying at once.
-#[utoipa::path(post, path = "/admin/keys/{kid}/revoke", responses((status = 200, description = "revoked"), (status = 404, description = "unknown key")))]
+#[utoipa::path(responses((status = 200, description = "revoked"), (status = 404, description = "unknown key")))]
+#[post("/admin/keys/{kid}/revoke")]
 pub async fn revoke_key(
     who: Operator,
     state: web::Data<AppState>,
@@ -256,7 +268,8 @@ pub struct AuditQuery {
 
 /// The admin audit trail: every change made on this listener, newest first,
 /// with the operator's certificate identity.
-#[utoipa::path(get, path = "/admin/audit", params(AuditQuery), responses((status = 200, description = "records")))]
+#[utoipa::path(params(AuditQuery), responses((status = 200, description = "records")))]
+#[get("/admin/audit")]
 pub async fn audit(
     _operator: Operator,
     state: web::Data<AppState>,

@@ -22,9 +22,11 @@
 //! script links there when opened under another origin). The access token
 //! lives in `sessionStorage` of that tab only; the API enforces the admin
 //! role on every call, the page only explains a refusal.
+use actix_web::get;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api;
 use crate::error::ApiError;
@@ -39,14 +41,14 @@ const ADMIN_CSS: &str = include_str!("../../assets/admin/admin.css");
 const FAVICON: &str = include_str!("../../assets/admin/favicon.svg");
 
 /// Registers the routes (plain routes with full paths, no `web::scope`).
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.route("/t/{tenant}/admin", web::get().to(to_slash))
         .route("/t/{tenant}/admin/", web::get().to(page))
         .route("/t/{tenant}/admin/callback", web::get().to(page))
         .route("/t/{tenant}/admin/admin.js", web::get().to(script))
         .route("/t/{tenant}/admin/admin.css", web::get().to(stylesheet))
         .route("/t/{tenant}/admin/favicon.svg", web::get().to(favicon))
-        .route("/api/v1/t/{tenant}/admin/health", web::get().to(health));
+        .service(health);
 }
 
 async fn to_slash(tenant: web::Path<String>) -> HttpResponse {
@@ -120,7 +122,8 @@ async fn favicon() -> HttpResponse {
 
 /// This tenant's health (reachability, migrations, probe latency) and
 /// usage (schema size, connection checkouts).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/admin/health", responses((status = 200, description = "health and usage"), (status = 401, description = "no valid token"), (status = 403, description = "not a tenant admin")))]
+#[utoipa::path(responses((status = 200, description = "health and usage"), (status = 401, description = "no valid token"), (status = 403, description = "not a tenant admin")))]
+#[get("/api/v1/t/{tenant}/admin/health")]
 pub async fn health(
     admin: Caller<perm::TenantAdmin>,
     state: web::Data<AppState>,

@@ -4,7 +4,9 @@
 //! tenant is refused like a missing one, so nothing reveals whether a
 //! tenant or resource exists elsewhere.
 use actix_web::{HttpResponse, web};
+use actix_web::{delete, get};
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::api;
@@ -13,21 +15,19 @@ use crate::extract::{Caller, PageQuery, User, decode_cursor_bytes, encode_cursor
 use crate::state::AppState;
 
 /// Registers the routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     // Plain routes, not a `web::scope`: a scope would claim every path under
     // its prefix and hide the routes other files register there.
-    cfg.route("/api/v1/t/{tenant}/me", web::get().to(me))
-        .route("/api/v1/t/{tenant}/sessions", web::get().to(sessions))
-        .route(
-            "/api/v1/t/{tenant}/sessions/{id}",
-            web::delete().to(revoke_session),
-        )
-        .route("/api/v1/t/{tenant}/quotes/{symbol}", web::get().to(quote));
+    cfg.service(me)
+        .service(sessions)
+        .service(revoke_session)
+        .service(quote);
 }
 
 /// The caller's profile, role, what the role may do now (`permissions`)
 /// and the token's scopes.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/me", responses((status = 200, description = "profile"), (status = 401, description = "no valid token")))]
+#[utoipa::path(responses((status = 200, description = "profile"), (status = 401, description = "no valid token")))]
+#[get("/api/v1/t/{tenant}/me")]
 pub async fn me(user: User, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let profile = state.auth.user(&user.tenant, user.id).await?;
     let p = &user.principal;
@@ -39,7 +39,8 @@ pub async fn me(user: User, state: web::Data<AppState>) -> Result<HttpResponse, 
 }
 
 /// The caller's sessions, newest first, cursor-paginated.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/sessions", params(PageQuery), responses((status = 200, description = "a page of sessions")))]
+#[utoipa::path(params(PageQuery), responses((status = 200, description = "a page of sessions")))]
+#[get("/api/v1/t/{tenant}/sessions")]
 pub async fn sessions(
     user: User,
     state: web::Data<AppState>,
@@ -79,7 +80,8 @@ pub struct SessionPath {
 }
 
 /// Revokes one of the caller's sessions (and its refresh tokens).
-#[utoipa::path(delete, path = "/api/v1/t/{tenant}/sessions/{id}", responses((status = 200, description = "revoked"), (status = 404, description = "not the caller's session")))]
+#[utoipa::path(responses((status = 200, description = "revoked"), (status = 404, description = "not the caller's session")))]
+#[delete("/api/v1/t/{tenant}/sessions/{id}")]
 pub async fn revoke_session(
     user: User,
     state: web::Data<AppState>,
@@ -100,7 +102,8 @@ pub struct SymbolPath {
 }
 
 /// A quote through the market chain; says who served it and how old it is.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/quotes/{symbol}", responses((status = 200, description = "quote")))]
+#[utoipa::path(responses((status = 200, description = "quote")))]
+#[get("/api/v1/t/{tenant}/quotes/{symbol}")]
 pub async fn quote(
     _caller: Caller<perm::MarketRead>,
     state: web::Data<AppState>,

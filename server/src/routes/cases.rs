@@ -14,11 +14,14 @@
 //! kept in the version), so the margin of safety is measured against it.
 use actix_web::http::StatusCode;
 use actix_web::web;
+use actix_web::{delete, get, patch, post};
 use rampart_portfolio::{
     CasePatch, CaseService, Collaborative, NewAnalysis, NewCase, NewComment, ShareGrant, amount,
 };
 use rampart_valuation::ValuationInputs;
 use serde::Deserialize;
+use utoipa_actix_web::scope;
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::api::{self, Answer, JsonObject};
@@ -27,28 +30,28 @@ use crate::extract::{AsUser, PageQuery, perm};
 use crate::state::AppState;
 
 /// Registers the routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
-        web::scope("/api/v1/t/{tenant}/cases")
-            .route("", web::get().to(list))
-            .route("", web::post().to(create))
-            .route("/import", web::post().to(import))
-            .route("/{id}", web::get().to(get))
-            .route("/{id}", web::patch().to(update))
-            .route("/{id}", web::delete().to(delete))
-            .route("/{id}/versions", web::get().to(versions))
-            .route("/{id}/versions/{version}", web::get().to(version))
-            .route("/{id}/diff", web::get().to(diff))
-            .route("/{id}/shares", web::get().to(shares))
-            .route("/{id}/shares", web::post().to(share))
-            .route("/{id}/shares/{user}", web::delete().to(revoke))
-            .route("/{id}/comments", web::get().to(comments))
-            .route("/{id}/comments", web::post().to(comment))
-            .route("/{id}/analyses", web::get().to(analyses))
-            .route("/{id}/analyses", web::post().to(attach_analysis))
-            .route("/{id}/activity", web::get().to(activity))
-            .route("/{id}/export", web::get().to(export))
-            .route("/{id}/export.csv", web::get().to(export_csv)),
+        scope("/api/v1/t/{tenant}/cases")
+            .service(list)
+            .service(create)
+            .service(import)
+            .service(get)
+            .service(update)
+            .service(delete)
+            .service(versions)
+            .service(version)
+            .service(diff)
+            .service(shares)
+            .service(share)
+            .service(revoke)
+            .service(comments)
+            .service(comment)
+            .service(analyses)
+            .service(attach_analysis)
+            .service(activity)
+            .service(export)
+            .service(export_csv),
     );
 }
 
@@ -122,7 +125,8 @@ async fn priced(state: &AppState, ticker: &str, inputs: ValuationInputs) -> Valu
 }
 
 /// Cases the caller may see (own, shared), cursor-paginated.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/cases", params(PageQuery), responses((status = 200, description = "a page of cases"), (status = 401, description = "no valid token")))]
+#[utoipa::path(params(PageQuery), responses((status = 200, description = "a page of cases"), (status = 401, description = "no valid token")))]
+#[get("")]
 pub async fn list(u: Reader, page: web::Query<PageQuery>) -> Answer {
     let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
     let page = u.svc.list(&u.tenant, &u.actor, cursor, limit);
@@ -132,7 +136,8 @@ pub async fn list(u: Reader, page: web::Query<PageQuery>) -> Answer {
 
 /// Creates a case (version 1) and values it; the inputs' missing
 /// `current_price` is the ticker's market price.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/cases", responses((status = 201, description = "the case with its valuation"), (status = 400, description = "invalid input (the field is named)"), (status = 403, description = "role lacks cases:write")))]
+#[utoipa::path(responses((status = 201, description = "the case with its valuation"), (status = 400, description = "invalid input (the field is named)"), (status = 403, description = "role lacks cases:write")))]
+#[post("")]
 pub async fn create(u: Writer, state: State, body: JsonObject<NewCase>) -> Answer {
     let mut new = body.into_inner();
     new.inputs = priced(&state, &new.ticker, new.inputs).await;
@@ -141,14 +146,16 @@ pub async fn create(u: Writer, state: State, body: JsonObject<NewCase>) -> Answe
 }
 
 /// One case: its current inputs, valuation and the caller's access.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/cases/{id}", responses((status = 200, description = "case"), (status = 404, description = "no such case, or not visible to the caller")))]
+#[utoipa::path(responses((status = 200, description = "case"), (status = 404, description = "no such case, or not visible to the caller")))]
+#[get("/{id}")]
 pub async fn get(u: Reader, path: Id) -> Answer {
     let case = u.svc.get(&u.tenant, &u.actor, path.id);
     Ok(api::ok(case.await?))
 }
 
 /// Changes ticker, name or inputs (`edit`): a new version, valued anew.
-#[utoipa::path(patch, path = "/api/v1/t/{tenant}/cases/{id}", responses((status = 200, description = "new version"), (status = 400, description = "invalid input"), (status = 403, description = "needs edit access")))]
+#[utoipa::path(responses((status = 200, description = "new version"), (status = 400, description = "invalid input"), (status = 403, description = "needs edit access")))]
+#[patch("/{id}")]
 pub async fn update(u: Writer, state: State, path: Id, body: JsonObject<CasePatch>) -> Answer {
     let mut patch = body.into_inner();
     if let Some(inputs) = patch.inputs.take() {
@@ -163,14 +170,16 @@ pub async fn update(u: Writer, state: State, path: Id, body: JsonObject<CasePatc
 }
 
 /// Deletes a case (`admin`).
-#[utoipa::path(delete, path = "/api/v1/t/{tenant}/cases/{id}", responses((status = 200, description = "deleted"), (status = 403, description = "needs admin access")))]
+#[utoipa::path(responses((status = 200, description = "deleted"), (status = 403, description = "needs admin access")))]
+#[delete("/{id}")]
 pub async fn delete(u: Writer, path: Id) -> Answer {
     u.svc.delete(&u.tenant, &u.actor, path.id).await?;
     Ok(api::ok(serde_json::json!({"deleted": path.id})))
 }
 
 /// Versions, newest first; the cursor is a version number.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/cases/{id}/versions", params(PageQuery), responses((status = 200, description = "a page of versions")))]
+#[utoipa::path(params(PageQuery), responses((status = 200, description = "a page of versions")))]
+#[get("/{id}/versions")]
 pub async fn versions(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answer {
     let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
     let page = u.svc.versions(&u.tenant, &u.actor, path.id, cursor, limit);
@@ -179,35 +188,40 @@ pub async fn versions(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answe
 }
 
 /// One version: ticker, name, inputs and valuation as they were.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/cases/{id}/versions/{version}", responses((status = 200, description = "version"), (status = 404, description = "no such version")))]
+#[utoipa::path(responses((status = 200, description = "version"), (status = 404, description = "no such version")))]
+#[get("/{id}/versions/{version}")]
 pub async fn version(u: Reader, path: web::Path<CaseVersionPath>) -> Answer {
     let v = u.svc.version(&u.tenant, &u.actor, path.id, path.version);
     Ok(api::ok(v.await?))
 }
 
 /// Every field that differs between two versions (inputs and valuation).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/cases/{id}/diff", params(DiffQuery), responses((status = 200, description = "the changed fields with before and after"), (status = 404, description = "no such version")))]
+#[utoipa::path(params(DiffQuery), responses((status = 200, description = "the changed fields with before and after"), (status = 404, description = "no such version")))]
+#[get("/{id}/diff")]
 pub async fn diff(u: Reader, path: Id, q: web::Query<DiffQuery>) -> Answer {
     let d = u.svc.diff(&u.tenant, &u.actor, path.id, q.from, q.to);
     Ok(api::ok(d.await?))
 }
 
 /// Shares of the case (`admin`).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/cases/{id}/shares", responses((status = 200, description = "shares")))]
+#[utoipa::path(responses((status = 200, description = "shares")))]
+#[get("/{id}/shares")]
 pub async fn shares(u: Reader, path: Id) -> Answer {
     let s = u.svc.shares(&u.tenant, &u.actor, path.id);
     Ok(api::ok(s.await?))
 }
 
 /// Grants (or changes) a share with a user of the same tenant (`admin`).
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/cases/{id}/shares", responses((status = 200, description = "share"), (status = 400, description = "unknown user, owner, past expiry")))]
+#[utoipa::path(responses((status = 200, description = "share"), (status = 400, description = "unknown user, owner, past expiry")))]
+#[post("/{id}/shares")]
 pub async fn share(u: Sharer, path: Id, body: JsonObject<ShareGrant>) -> Answer {
     let s = u.svc.share(&u.tenant, &u.actor, path.id, body.0);
     Ok(api::ok(s.await?))
 }
 
 /// Revokes a user's share (`admin`).
-#[utoipa::path(delete, path = "/api/v1/t/{tenant}/cases/{id}/shares/{user}", responses((status = 200, description = "revoked"), (status = 404, description = "no such share")))]
+#[utoipa::path(responses((status = 200, description = "revoked"), (status = 404, description = "no such share")))]
+#[delete("/{id}/shares/{user}")]
 pub async fn revoke(u: Sharer, path: web::Path<CaseSharePath>) -> Answer {
     u.svc
         .revoke(&u.tenant, &u.actor, path.id, path.user)
@@ -216,21 +230,24 @@ pub async fn revoke(u: Sharer, path: web::Path<CaseSharePath>) -> Answer {
 }
 
 /// The comment thread, oldest first.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/cases/{id}/comments", responses((status = 200, description = "comments")))]
+#[utoipa::path(responses((status = 200, description = "comments")))]
+#[get("/{id}/comments")]
 pub async fn comments(u: Reader, path: Id) -> Answer {
     let c = u.svc.comments(&u.tenant, &u.actor, path.id);
     Ok(api::ok(c.await?))
 }
 
 /// Adds a comment (`comment`).
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/cases/{id}/comments", responses((status = 201, description = "comment"), (status = 403, description = "needs comment access")))]
+#[utoipa::path(responses((status = 201, description = "comment"), (status = 403, description = "needs comment access")))]
+#[post("/{id}/comments")]
 pub async fn comment(u: Reader, path: Id, body: JsonObject<NewComment>) -> Answer {
     let c = u.svc.comment(&u.tenant, &u.actor, path.id, body.0);
     Ok(api::ok_status(StatusCode::CREATED, c.await?))
 }
 
 /// Analysis results (JSON documents with their source), oldest first.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/cases/{id}/analyses", params(AnalysesQuery), responses((status = 200, description = "analyses")))]
+#[utoipa::path(params(AnalysesQuery), responses((status = 200, description = "analyses")))]
+#[get("/{id}/analyses")]
 pub async fn analyses(u: Reader, path: Id, q: web::Query<AnalysesQuery>) -> Answer {
     let a = u.svc.analyses(&u.tenant, &u.actor, path.id, q.version);
     Ok(api::ok(a.await?))
@@ -238,14 +255,16 @@ pub async fn analyses(u: Reader, path: Id, q: web::Query<AnalysesQuery>) -> Answ
 
 /// Attaches an analysis result from a tool or agent to a version
 /// (`comment`; default the current version).
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/cases/{id}/analyses", responses((status = 201, description = "analysis"), (status = 400, description = "no source, not an object or array"), (status = 413, description = "document too large")))]
+#[utoipa::path(responses((status = 201, description = "analysis"), (status = 400, description = "no source, not an object or array"), (status = 413, description = "document too large")))]
+#[post("/{id}/analyses")]
 pub async fn attach_analysis(u: Reader, path: Id, body: JsonObject<NewAnalysis>) -> Answer {
     let a = u.svc.attach_analysis(&u.tenant, &u.actor, path.id, body.0);
     Ok(api::ok_status(StatusCode::CREATED, a.await?))
 }
 
 /// The activity trail (who, what, before/after, IP, time), newest first.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/cases/{id}/activity", params(PageQuery), responses((status = 200, description = "a page of activity")))]
+#[utoipa::path(params(PageQuery), responses((status = 200, description = "a page of activity")))]
+#[get("/{id}/activity")]
 pub async fn activity(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answer {
     let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
     let page = u.svc.activity(&u.tenant, &u.actor, path.id, cursor, limit);
@@ -254,14 +273,16 @@ pub async fn activity(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answe
 }
 
 /// The whole case as JSON: now, every version, comments, analyses.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/cases/{id}/export", responses((status = 200, description = "the case with its history")))]
+#[utoipa::path(responses((status = 200, description = "the case with its history")))]
+#[get("/{id}/export")]
 pub async fn export(u: Reader, path: Id) -> Answer {
     let e = u.svc.export(&u.tenant, &u.actor, path.id);
     Ok(api::ok(e.await?))
 }
 
 /// The current version as CSV (`section,path,value`).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/cases/{id}/export.csv", responses((status = 200, description = "text/csv")))]
+#[utoipa::path(responses((status = 200, description = "text/csv")))]
+#[get("/{id}/export.csv")]
 pub async fn export_csv(u: Reader, path: Id) -> Answer {
     let csv = u.svc.export_csv(&u.tenant, &u.actor, path.id);
     Ok(api::csv("case.csv", csv.await?))
@@ -271,7 +292,8 @@ pub async fn export_csv(u: Reader, path: Id) -> Answer {
 /// array; see `rampart_portfolio::CaseService::import_browser`): item by
 /// item created / skipped (imported before) / refused; any refused item →
 /// 422 with the report and nothing applied.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/cases/import", responses((status = 200, description = "report"), (status = 400, description = "not an export"), (status = 422, description = "refused items, nothing applied")))]
+#[utoipa::path(responses((status = 200, description = "report"), (status = 400, description = "not an export"), (status = 422, description = "refused items, nothing applied")))]
+#[post("/import")]
 pub async fn import(u: Writer, body: web::Json<serde_json::Value>) -> Answer {
     let report = u.svc.import_browser(&u.tenant, &u.actor, &body);
     let report = report.await?;

@@ -5,10 +5,12 @@
 //! operator on the admin listener (`/admin/t/{tenant}/clients…`).
 use actix_web::http::StatusCode;
 use actix_web::web;
+use actix_web::{delete, get, patch, post};
 use rampart_auth::SigningAlg;
 use rampart_auth::clients::ClientUpdate;
 use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{self, Answer, JsonObject};
 use crate::error::ApiError;
@@ -16,55 +18,25 @@ use crate::extract::{Caller, Operator, perm};
 use crate::state::AppState;
 
 /// Registers the tenant administrator's routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/t/{tenant}/clients", web::get().to(list))
-        .route("/api/v1/t/{tenant}/clients", web::post().to(create))
-        .route(
-            "/api/v1/t/{tenant}/clients/{client_id}",
-            web::get().to(show),
-        )
-        .route(
-            "/api/v1/t/{tenant}/clients/{client_id}",
-            web::patch().to(update),
-        )
-        .route(
-            "/api/v1/t/{tenant}/clients/{client_id}",
-            web::delete().to(delete),
-        )
-        .route(
-            "/api/v1/t/{tenant}/clients/{client_id}/secret",
-            web::post().to(rotate_secret),
-        )
-        .route(
-            "/api/v1/t/{tenant}/clients/{client_id}/disable",
-            web::post().to(disable),
-        );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list)
+        .service(create)
+        .service(show)
+        .service(update)
+        .service(delete)
+        .service(rotate_secret)
+        .service(disable);
 }
 
 /// Registers the admin listener's routes.
-pub fn configure_admin(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/t/{tenant}/clients", web::get().to(admin_list))
-        .route("/admin/t/{tenant}/clients", web::post().to(admin_create))
-        .route(
-            "/admin/t/{tenant}/clients/{client_id}",
-            web::get().to(admin_show),
-        )
-        .route(
-            "/admin/t/{tenant}/clients/{client_id}",
-            web::patch().to(admin_update),
-        )
-        .route(
-            "/admin/t/{tenant}/clients/{client_id}",
-            web::delete().to(admin_delete),
-        )
-        .route(
-            "/admin/t/{tenant}/clients/{client_id}/secret",
-            web::post().to(admin_rotate_secret),
-        )
-        .route(
-            "/admin/t/{tenant}/clients/{client_id}/disable",
-            web::post().to(admin_disable),
-        );
+pub fn configure_admin(cfg: &mut ServiceConfig) {
+    cfg.service(admin_list)
+        .service(admin_create)
+        .service(admin_show)
+        .service(admin_update)
+        .service(admin_delete)
+        .service(admin_rotate_secret)
+        .service(admin_disable);
 }
 
 /// A tenant administrator.
@@ -202,44 +174,51 @@ async fn do_delete(state: &AppState, path: &ClientPath, by: &str) -> Answer {
 // ------------------------------------------------ tenant administrator
 
 /// Registers a client; a confidential one's secret is answered once.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/clients", request_body = CreateClientBody, responses((status = 201, description = "created (clientSecret shown once)"), (status = 400, description = "invalid"), (status = 409, description = "client id taken")))]
+#[utoipa::path(request_body = CreateClientBody, responses((status = 201, description = "created (clientSecret shown once)"), (status = 400, description = "invalid"), (status = 409, description = "client id taken")))]
+#[post("/api/v1/t/{tenant}/clients")]
 pub async fn create(who: Admin, state: State, body: JsonObject<CreateClientBody>) -> Answer {
     do_create(&state, &who.tenant, &body).await
 }
 
 /// The tenant's clients (no secrets).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/clients", responses((status = 200, description = "clients")))]
+#[utoipa::path(responses((status = 200, description = "clients")))]
+#[get("/api/v1/t/{tenant}/clients")]
 pub async fn list(who: Admin, state: State) -> Answer {
     do_list(&state, &who.tenant).await
 }
 
 /// One client.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/clients/{client_id}", responses((status = 200, description = "client"), (status = 404, description = "unknown")))]
+#[utoipa::path(responses((status = 200, description = "client"), (status = 404, description = "unknown")))]
+#[get("/api/v1/t/{tenant}/clients/{client_id}")]
 pub async fn show(_: Admin, state: State, path: Client) -> Answer {
     do_show(&state, &path).await
 }
 
 /// Changes a client's name, redirect URIs or scopes (absent fields kept).
-#[utoipa::path(patch, path = "/api/v1/t/{tenant}/clients/{client_id}", responses((status = 200, description = "client"), (status = 400, description = "invalid"), (status = 404, description = "unknown")))]
+#[utoipa::path(responses((status = 200, description = "client"), (status = 400, description = "invalid"), (status = 404, description = "unknown")))]
+#[patch("/api/v1/t/{tenant}/clients/{client_id}")]
 pub async fn update(who: Admin, state: State, path: Client, body: Update) -> Answer {
     do_update(&state, &path, &body, &who.actor()).await
 }
 
 /// A new secret for a confidential client (shown once; the old one stops
 /// working at once).
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/clients/{client_id}/secret", responses((status = 200, description = "new secret (shown once)"), (status = 400, description = "public client"), (status = 404, description = "unknown")))]
+#[utoipa::path(responses((status = 200, description = "new secret (shown once)"), (status = 400, description = "public client"), (status = 404, description = "unknown")))]
+#[post("/api/v1/t/{tenant}/clients/{client_id}/secret")]
 pub async fn rotate_secret(who: Admin, state: State, path: Client) -> Answer {
     do_rotate(&state, &path, &who.actor()).await
 }
 
 /// Disables a client: no new tokens, its tokens revoked.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/clients/{client_id}/disable", responses((status = 200, description = "disabled"), (status = 404, description = "unknown")))]
+#[utoipa::path(responses((status = 200, description = "disabled"), (status = 404, description = "unknown")))]
+#[post("/api/v1/t/{tenant}/clients/{client_id}/disable")]
 pub async fn disable(who: Admin, state: State, path: Client) -> Answer {
     do_disable(&state, &path, &who.actor()).await
 }
 
 /// Deletes a client and revokes its tokens.
-#[utoipa::path(delete, path = "/api/v1/t/{tenant}/clients/{client_id}", responses((status = 200, description = "deleted"), (status = 404, description = "unknown")))]
+#[utoipa::path(responses((status = 200, description = "deleted"), (status = 404, description = "unknown")))]
+#[delete("/api/v1/t/{tenant}/clients/{client_id}")]
 pub async fn delete(who: Admin, state: State, path: Client) -> Answer {
     do_delete(&state, &path, &who.actor()).await
 }
@@ -247,7 +226,8 @@ pub async fn delete(who: Admin, state: State, path: Client) -> Answer {
 // ------------------------------------------------ operator (admin listener)
 
 /// Registers a client in a tenant (operator).
-#[utoipa::path(post, path = "/admin/t/{tenant}/clients", request_body = CreateClientBody, responses((status = 201, description = "created (clientSecret shown once)"), (status = 400, description = "invalid"), (status = 409, description = "client id taken")))]
+#[utoipa::path(request_body = CreateClientBody, responses((status = 201, description = "created (clientSecret shown once)"), (status = 400, description = "invalid"), (status = 409, description = "client id taken")))]
+#[post("/admin/t/{tenant}/clients")]
 pub async fn admin_create(
     _: Operator,
     state: State,
@@ -258,37 +238,43 @@ pub async fn admin_create(
 }
 
 /// A tenant's clients (operator).
-#[utoipa::path(get, path = "/admin/t/{tenant}/clients", responses((status = 200, description = "clients")))]
+#[utoipa::path(responses((status = 200, description = "clients")))]
+#[get("/admin/t/{tenant}/clients")]
 pub async fn admin_list(_: Operator, state: State, path: web::Path<TenantPath>) -> Answer {
     do_list(&state, &path.tenant).await
 }
 
 /// One client (operator).
-#[utoipa::path(get, path = "/admin/t/{tenant}/clients/{client_id}", responses((status = 200, description = "client"), (status = 404, description = "unknown")))]
+#[utoipa::path(responses((status = 200, description = "client"), (status = 404, description = "unknown")))]
+#[get("/admin/t/{tenant}/clients/{client_id}")]
 pub async fn admin_show(_: Operator, state: State, path: Client) -> Answer {
     do_show(&state, &path).await
 }
 
 /// Changes a client (operator).
-#[utoipa::path(patch, path = "/admin/t/{tenant}/clients/{client_id}", responses((status = 200, description = "client"), (status = 400, description = "invalid"), (status = 404, description = "unknown")))]
+#[utoipa::path(responses((status = 200, description = "client"), (status = 400, description = "invalid"), (status = 404, description = "unknown")))]
+#[patch("/admin/t/{tenant}/clients/{client_id}")]
 pub async fn admin_update(who: Operator, state: State, path: Client, body: Update) -> Answer {
     do_update(&state, &path, &body, &who.actor()).await
 }
 
 /// Rotates a confidential client's secret (operator; shown once).
-#[utoipa::path(post, path = "/admin/t/{tenant}/clients/{client_id}/secret", responses((status = 200, description = "new secret (shown once)"), (status = 400, description = "public client"), (status = 404, description = "unknown")))]
+#[utoipa::path(responses((status = 200, description = "new secret (shown once)"), (status = 400, description = "public client"), (status = 404, description = "unknown")))]
+#[post("/admin/t/{tenant}/clients/{client_id}/secret")]
 pub async fn admin_rotate_secret(who: Operator, state: State, path: Client) -> Answer {
     do_rotate(&state, &path, &who.actor()).await
 }
 
 /// Disables a client (operator).
-#[utoipa::path(post, path = "/admin/t/{tenant}/clients/{client_id}/disable", responses((status = 200, description = "disabled"), (status = 404, description = "unknown")))]
+#[utoipa::path(responses((status = 200, description = "disabled"), (status = 404, description = "unknown")))]
+#[post("/admin/t/{tenant}/clients/{client_id}/disable")]
 pub async fn admin_disable(who: Operator, state: State, path: Client) -> Answer {
     do_disable(&state, &path, &who.actor()).await
 }
 
 /// Deletes a client (operator).
-#[utoipa::path(delete, path = "/admin/t/{tenant}/clients/{client_id}", responses((status = 200, description = "deleted"), (status = 404, description = "unknown")))]
+#[utoipa::path(responses((status = 200, description = "deleted"), (status = 404, description = "unknown")))]
+#[delete("/admin/t/{tenant}/clients/{client_id}")]
 pub async fn admin_delete(who: Operator, state: State, path: Client) -> Answer {
     do_delete(&state, &path, &who.actor()).await
 }

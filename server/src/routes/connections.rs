@@ -4,7 +4,9 @@
 //! routes use). Listing never shows a token; deleting one disconnects
 //! (the tokens are deleted and revoked at the provider, best effort).
 use actix_web::{HttpResponse, web};
+use actix_web::{delete, get};
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api;
 use crate::error::ApiError;
@@ -12,15 +14,8 @@ use crate::extract::{User, perm};
 use crate::state::AppState;
 
 /// Registers the routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/api/v1/t/{tenant}/me/connections",
-        web::get().to(list_connections),
-    )
-    .route(
-        "/api/v1/t/{tenant}/me/connections/{provider}",
-        web::delete().to(disconnect),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_connections).service(disconnect);
 }
 
 /// `…/me/connections/{provider}`.
@@ -33,7 +28,8 @@ pub struct ProviderPath {
 /// The upstream providers the caller is connected to: provider, display
 /// name, preset, granted scopes, when the access token expires (it is
 /// refreshed on use), when connected. Never a token.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/me/connections", responses((status = 200, description = "`connections`: provider, displayName, preset, scopes, accessExpiresAt, connectedAt, updatedAt"), (status = 401, description = "no valid token"), (status = 403, description = "not a user")))]
+#[utoipa::path(responses((status = 200, description = "`connections`: provider, displayName, preset, scopes, accessExpiresAt, connectedAt, updatedAt"), (status = 401, description = "no valid token"), (status = 403, description = "not a user")))]
+#[get("/api/v1/t/{tenant}/me/connections")]
 pub async fn list_connections(
     user: User<perm::Any>,
     state: web::Data<AppState>,
@@ -49,7 +45,8 @@ pub async fn list_connections(
 /// Disconnects the caller from an upstream provider: its tokens are deleted
 /// here and revoked at the provider (best effort, when it has a revocation
 /// endpoint). Signing in through the provider connects again.
-#[utoipa::path(delete, path = "/api/v1/t/{tenant}/me/connections/{provider}", responses((status = 200, description = "disconnected"), (status = 404, description = "not connected to this provider")))]
+#[utoipa::path(responses((status = 200, description = "disconnected"), (status = 404, description = "not connected to this provider")))]
+#[delete("/api/v1/t/{tenant}/me/connections/{provider}")]
 pub async fn disconnect(
     user: User<perm::Any>,
     state: web::Data<AppState>,

@@ -1,6 +1,8 @@
 //! `/health` (liveness) and `/ready` (dependencies), on both listeners.
+use actix_web::get;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api;
 use crate::middleware::Listener;
@@ -8,13 +10,13 @@ use crate::readiness::PublicReadiness;
 use crate::state::AppState;
 
 /// Registers the routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health))
-        .route("/ready", web::get().to(ready));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(health).service(ready);
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/health", responses((status = 200, description = "alive")))]
+#[utoipa::path(responses((status = 200, description = "alive")))]
+#[get("/health")]
 pub async fn health() -> HttpResponse {
     api::ok(serde_json::json!({"status": "ok"}))
 }
@@ -22,7 +24,8 @@ pub async fn health() -> HttpResponse {
 /// Readiness. On the public listener only `ready` or `unavailable`; on the
 /// admin listener (mutual TLS) every dependency's state and what failed.
 /// Probed at most once a second.
-#[utoipa::path(get, path = "/ready", responses((status = 200, description = "ready (possibly degraded); the admin listener adds the dependencies' states (`Readiness`)", body = PublicReadiness), (status = 503, description = "PostgreSQL unreachable", body = PublicReadiness)))]
+#[utoipa::path(responses((status = 200, description = "ready (possibly degraded); the admin listener adds the dependencies' states (`Readiness`)", body = PublicReadiness), (status = 503, description = "PostgreSQL unreachable", body = PublicReadiness)))]
+#[get("/ready")]
 pub async fn ready(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let report = state.ready_report().await;
     let status = if report.serving() {

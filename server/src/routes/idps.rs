@@ -7,8 +7,10 @@
 //! `hasClientSecret`.
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use actix_web::{delete, get, patch, post};
 use rampart_auth::{UpstreamProvider, UpstreamProviderUpdate};
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{self, JsonObject};
 use crate::error::ApiError;
@@ -16,27 +18,21 @@ use crate::extract::{Caller, Operator, perm};
 use crate::state::AppState;
 
 /// Registers the tenant administrator's routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/t/{tenant}/idps", web::get().to(list))
-        .route("/api/v1/t/{tenant}/idps", web::post().to(create))
-        .route("/api/v1/t/{tenant}/idps/{name}", web::get().to(show))
-        .route("/api/v1/t/{tenant}/idps/{name}", web::patch().to(update))
-        .route("/api/v1/t/{tenant}/idps/{name}", web::delete().to(delete));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list)
+        .service(create)
+        .service(show)
+        .service(update)
+        .service(delete);
 }
 
 /// Registers the admin listener's routes.
-pub fn configure_admin(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/t/{tenant}/idps", web::get().to(admin_list))
-        .route("/admin/t/{tenant}/idps", web::post().to(admin_create))
-        .route("/admin/t/{tenant}/idps/{name}", web::get().to(admin_show))
-        .route(
-            "/admin/t/{tenant}/idps/{name}",
-            web::patch().to(admin_update),
-        )
-        .route(
-            "/admin/t/{tenant}/idps/{name}",
-            web::delete().to(admin_delete),
-        );
+pub fn configure_admin(cfg: &mut ServiceConfig) {
+    cfg.service(admin_list)
+        .service(admin_create)
+        .service(admin_show)
+        .service(admin_update)
+        .service(admin_delete);
 }
 
 /// A tenant administrator.
@@ -123,7 +119,8 @@ async fn do_delete(
 /// Registers an upstream identity provider (checked through its discovery
 /// document or explicit endpoints first; the client secret goes to the
 /// secret store).
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/idps", responses((status = 201, description = "created (hasClientSecret, never the secret)"), (status = 400, description = "invalid, or the provider could not be checked (idp_check_failed)"), (status = 409, description = "name taken"), (status = 503, description = "no secret store for a client secret")))]
+#[utoipa::path(responses((status = 201, description = "created (hasClientSecret, never the secret)"), (status = 400, description = "invalid, or the provider could not be checked (idp_check_failed)"), (status = 409, description = "name taken"), (status = 503, description = "no secret store for a client secret")))]
+#[post("/api/v1/t/{tenant}/idps")]
 pub async fn create(
     admin: Admin,
     state: web::Data<AppState>,
@@ -133,13 +130,15 @@ pub async fn create(
 }
 
 /// The tenant's upstream identity providers (no secrets).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/idps", responses((status = 200, description = "providers")))]
+#[utoipa::path(responses((status = 200, description = "providers")))]
+#[get("/api/v1/t/{tenant}/idps")]
 pub async fn list(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     do_list(&state, &admin.tenant).await
 }
 
 /// One upstream identity provider.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/idps/{name}", responses((status = 200, description = "provider"), (status = 404, description = "unknown")))]
+#[utoipa::path(responses((status = 200, description = "provider"), (status = 404, description = "unknown")))]
+#[get("/api/v1/t/{tenant}/idps/{name}")]
 pub async fn show(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -149,7 +148,8 @@ pub async fn show(
 }
 
 /// Changes a provider (absent fields kept; `enabled: false` disables it).
-#[utoipa::path(patch, path = "/api/v1/t/{tenant}/idps/{name}", responses((status = 200, description = "provider"), (status = 400, description = "invalid, or the provider could not be checked"), (status = 404, description = "unknown"), (status = 503, description = "no secret store for a client secret")))]
+#[utoipa::path(responses((status = 200, description = "provider"), (status = 400, description = "invalid, or the provider could not be checked"), (status = 404, description = "unknown"), (status = 503, description = "no secret store for a client secret")))]
+#[patch("/api/v1/t/{tenant}/idps/{name}")]
 pub async fn update(
     admin: Admin,
     state: web::Data<AppState>,
@@ -160,7 +160,8 @@ pub async fn update(
 }
 
 /// Deletes a provider, its identity links and its client secret.
-#[utoipa::path(delete, path = "/api/v1/t/{tenant}/idps/{name}", responses((status = 200, description = "deleted"), (status = 404, description = "unknown")))]
+#[utoipa::path(responses((status = 200, description = "deleted"), (status = 404, description = "unknown")))]
+#[delete("/api/v1/t/{tenant}/idps/{name}")]
 pub async fn delete(
     admin: Admin,
     state: web::Data<AppState>,
@@ -172,7 +173,8 @@ pub async fn delete(
 // ------------------------------------------------ operator (admin listener)
 
 /// Registers an upstream identity provider in a tenant (operator).
-#[utoipa::path(post, path = "/admin/t/{tenant}/idps", responses((status = 201, description = "created (hasClientSecret, never the secret)"), (status = 400, description = "invalid, or the provider could not be checked (idp_check_failed)"), (status = 409, description = "name taken"), (status = 503, description = "no secret store for a client secret")))]
+#[utoipa::path(responses((status = 201, description = "created (hasClientSecret, never the secret)"), (status = 400, description = "invalid, or the provider could not be checked (idp_check_failed)"), (status = 409, description = "name taken"), (status = 503, description = "no secret store for a client secret")))]
+#[post("/admin/t/{tenant}/idps")]
 pub async fn admin_create(
     operator: Operator,
     state: web::Data<AppState>,
@@ -183,7 +185,8 @@ pub async fn admin_create(
 }
 
 /// A tenant's upstream identity providers (operator).
-#[utoipa::path(get, path = "/admin/t/{tenant}/idps", responses((status = 200, description = "providers")))]
+#[utoipa::path(responses((status = 200, description = "providers")))]
+#[get("/admin/t/{tenant}/idps")]
 pub async fn admin_list(
     _operator: Operator,
     state: web::Data<AppState>,
@@ -193,7 +196,8 @@ pub async fn admin_list(
 }
 
 /// One upstream identity provider (operator).
-#[utoipa::path(get, path = "/admin/t/{tenant}/idps/{name}", responses((status = 200, description = "provider"), (status = 404, description = "unknown")))]
+#[utoipa::path(responses((status = 200, description = "provider"), (status = 404, description = "unknown")))]
+#[get("/admin/t/{tenant}/idps/{name}")]
 pub async fn admin_show(
     _operator: Operator,
     state: web::Data<AppState>,
@@ -203,7 +207,8 @@ pub async fn admin_show(
 }
 
 /// Changes a provider (operator).
-#[utoipa::path(patch, path = "/admin/t/{tenant}/idps/{name}", responses((status = 200, description = "provider"), (status = 400, description = "invalid, or the provider could not be checked"), (status = 404, description = "unknown"), (status = 503, description = "no secret store for a client secret")))]
+#[utoipa::path(responses((status = 200, description = "provider"), (status = 400, description = "invalid, or the provider could not be checked"), (status = 404, description = "unknown"), (status = 503, description = "no secret store for a client secret")))]
+#[patch("/admin/t/{tenant}/idps/{name}")]
 pub async fn admin_update(
     operator: Operator,
     state: web::Data<AppState>,
@@ -214,7 +219,8 @@ pub async fn admin_update(
 }
 
 /// Deletes a provider (operator).
-#[utoipa::path(delete, path = "/admin/t/{tenant}/idps/{name}", responses((status = 200, description = "deleted"), (status = 404, description = "unknown")))]
+#[utoipa::path(responses((status = 200, description = "deleted"), (status = 404, description = "unknown")))]
+#[delete("/admin/t/{tenant}/idps/{name}")]
 pub async fn admin_delete(
     operator: Operator,
     state: web::Data<AppState>,

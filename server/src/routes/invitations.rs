@@ -9,9 +9,11 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use actix_web::{delete, get, post};
 use rampart_auth::invitation::NewInvitation;
 use rampart_auth::{AuthError, Role};
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::api::{self, JsonObject, OptionalJson};
@@ -22,21 +24,12 @@ use crate::pages;
 use crate::state::AppState;
 
 /// Registers the routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/t/{tenant}/invitations", web::get().to(list))
-        .route("/api/v1/t/{tenant}/invitations", web::post().to(invite))
-        .route(
-            "/api/v1/t/{tenant}/invitations/accept",
-            web::post().to(accept),
-        )
-        .route(
-            "/api/v1/t/{tenant}/invitations/{id}/resend",
-            web::post().to(resend),
-        )
-        .route(
-            "/api/v1/t/{tenant}/invitations/{id}",
-            web::delete().to(revoke),
-        )
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list)
+        .service(invite)
+        .service(accept)
+        .service(resend)
+        .service(revoke)
         .route("/t/{tenant}/invite/{token}", web::get().to(page))
         .route("/t/{tenant}/invite/{token}", web::post().to(page_accept));
 }
@@ -107,7 +100,8 @@ async fn delivered(
 
 /// Invites a user (or a member added as `pending`) with a role; the link is
 /// mailed when SMTP is configured, else returned once as `acceptUrl`.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/invitations", request_body = InviteBody, responses((status = 201, description = "invited"), (status = 400, description = "invalid"), (status = 409, description = "a user with this address exists")))]
+#[utoipa::path(request_body = InviteBody, responses((status = 201, description = "invited"), (status = 400, description = "invalid"), (status = 409, description = "a user with this address exists")))]
+#[post("/api/v1/t/{tenant}/invitations")]
 pub async fn invite(
     admin: Admin,
     state: web::Data<AppState>,
@@ -129,7 +123,8 @@ pub async fn invite(
 }
 
 /// The tenant's invitations with their status, newest first (no links).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/invitations", responses((status = 200, description = "invitations")))]
+#[utoipa::path(responses((status = 200, description = "invitations")))]
+#[get("/api/v1/t/{tenant}/invitations")]
 pub async fn list(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let all = state.auth.invitations().list(&admin.tenant).await?;
     Ok(api::ok(
@@ -139,7 +134,8 @@ pub async fn list(admin: Admin, state: web::Data<AppState>) -> Result<HttpRespon
 
 /// A new link for an invitation not yet accepted (the old link stops
 /// working; a revoked or expired invitation comes back).
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/invitations/{id}/resend", request_body = ResendBody, responses((status = 200, description = "re-sent"), (status = 404, description = "unknown"), (status = 409, description = "accepted already")))]
+#[utoipa::path(request_body = ResendBody, responses((status = 200, description = "re-sent"), (status = 404, description = "unknown"), (status = 409, description = "accepted already")))]
+#[post("/api/v1/t/{tenant}/invitations/{id}/resend")]
 pub async fn resend(
     admin: Admin,
     state: web::Data<AppState>,
@@ -156,7 +152,8 @@ pub async fn resend(
 }
 
 /// Revokes an invitation not yet accepted.
-#[utoipa::path(delete, path = "/api/v1/t/{tenant}/invitations/{id}", responses((status = 200, description = "revoked"), (status = 404, description = "unknown"), (status = 409, description = "accepted already")))]
+#[utoipa::path(responses((status = 200, description = "revoked"), (status = 404, description = "unknown"), (status = 409, description = "accepted already")))]
+#[delete("/api/v1/t/{tenant}/invitations/{id}")]
 pub async fn revoke(
     admin: Admin,
     state: web::Data<AppState>,
@@ -190,7 +187,8 @@ fn next_steps(state: &AppState, tenant: &str) -> serde_json::Value {
 /// (`invitation_expired`, `invitation_revoked`, `invitation_used`,
 /// `invitation_invalid`); accepting twice answers `invitation_used` and
 /// creates nothing.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/invitations/accept", request_body = AcceptBody, responses((status = 200, description = "accepted; sign in"), (status = 400, description = "weak password"), (status = 404, description = "invalid link"), (status = 409, description = "accepted already"), (status = 410, description = "expired or revoked")))]
+#[utoipa::path(request_body = AcceptBody, responses((status = 200, description = "accepted; sign in"), (status = 400, description = "weak password"), (status = 404, description = "invalid link"), (status = 409, description = "accepted already"), (status = 410, description = "expired or revoked")))]
+#[post("/api/v1/t/{tenant}/invitations/accept")]
 pub async fn accept(
     state: web::Data<AppState>,
     path: web::Path<TenantPath>,

@@ -4,9 +4,11 @@
 //! (`state.market`, with its caches), each answer saying who served it and
 //! how old it is. Needs `market:read`.
 use actix_web::{HttpResponse, web};
+use actix_web::{get, post};
 use chrono::NaiveDate;
 use rampart_market::{MarketError, Served, Staleness};
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api;
 use crate::error::{ApiError, ErrorCode};
@@ -17,14 +19,15 @@ use crate::state::AppState;
 pub const MAX_BATCH: usize = 50;
 
 /// Registers the admin-listener routes (the ingestion trigger).
-pub fn configure_admin(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/jobs/ingest", web::post().to(trigger_ingest));
+pub fn configure_admin(cfg: &mut ServiceConfig) {
+    cfg.service(trigger_ingest);
 }
 
 /// Runs the daily market-data ingestion now (admin listener): every symbol
 /// held in a portfolio of an active tenant plus `[market_ingest] symbols`,
 /// brought up to today; the per-symbol reports.
-#[utoipa::path(post, path = "/admin/jobs/ingest", responses((status = 200, description = "the run's report: rows inserted and updated per symbol, failures"), (status = 401, description = "no client certificate of an operator")))]
+#[utoipa::path(responses((status = 200, description = "the run's report: rows inserted and updated per symbol, failures"), (status = 401, description = "no client certificate of an operator")))]
+#[post("/admin/jobs/ingest")]
 pub async fn trigger_ingest(
     _operator: crate::extract::Operator,
     state: web::Data<AppState>,
@@ -33,15 +36,12 @@ pub async fn trigger_ingest(
 }
 
 /// Registers the routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/t/{tenant}/quotes", web::get().to(quotes))
-        .route("/api/v1/t/{tenant}/bars/{symbol}", web::get().to(bars))
-        .route("/api/v1/t/{tenant}/symbols", web::get().to(search))
-        .route(
-            "/api/v1/t/{tenant}/fundamentals/{symbol}",
-            web::get().to(fundamentals),
-        )
-        .route("/api/v1/t/{tenant}/news/{symbol}", web::get().to(news));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(quotes)
+        .service(bars)
+        .service(search)
+        .service(fundamentals)
+        .service(news);
 }
 
 /// The path's symbol, normalized (400 when malformed).
@@ -67,7 +67,8 @@ pub struct QuotesQuery {
 }
 
 /// Quotes of several symbols: each with its source and age, or its error.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/quotes", params(QuotesQuery), responses((status = 200, description = "quotes and per-symbol errors; each quote has `source`, `origin`, `ageMs` and `stale` (true: every provider failed and the last known value is served, `ageMs` old)", headers(("Age" = u64, description = "only when a stale quote is served: the oldest stale quote's age in seconds"), ("Warning" = String, description = "only when a stale quote is served: `110 - \"Response is Stale\"`"))), (status = 400, description = "no or too many symbols")))]
+#[utoipa::path(params(QuotesQuery), responses((status = 200, description = "quotes and per-symbol errors; each quote has `source`, `origin`, `ageMs` and `stale` (true: every provider failed and the last known value is served, `ageMs` old)", headers(("Age" = u64, description = "only when a stale quote is served: the oldest stale quote's age in seconds"), ("Warning" = String, description = "only when a stale quote is served: `110 - \"Response is Stale\"`"))), (status = 400, description = "no or too many symbols")))]
+#[get("/api/v1/t/{tenant}/quotes")]
 pub async fn quotes(
     _caller: Caller<perm::MarketRead>,
     state: web::Data<AppState>,
@@ -135,7 +136,8 @@ pub struct BarsQuery {
 }
 
 /// Daily OHLCV bars of a symbol (cached: L1, L2, and the L3 store).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/bars/{symbol}", params(BarsQuery), responses((status = 200, description = "bars"), (status = 400, description = "bad window"), (status = 404, description = "unknown symbol")))]
+#[utoipa::path(params(BarsQuery), responses((status = 200, description = "bars"), (status = 400, description = "bad window"), (status = 404, description = "unknown symbol")))]
+#[get("/api/v1/t/{tenant}/bars/{symbol}")]
 pub async fn bars(
     _caller: Caller<perm::MarketRead>,
     state: web::Data<AppState>,
@@ -167,7 +169,8 @@ pub struct SearchQuery {
 }
 
 /// Instruments matching a query, from the first provider that answers.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/symbols", params(SearchQuery), responses((status = 200, description = "matches"), (status = 400, description = "empty query")))]
+#[utoipa::path(params(SearchQuery), responses((status = 200, description = "matches"), (status = 400, description = "empty query")))]
+#[get("/api/v1/t/{tenant}/symbols")]
 pub async fn search(
     _caller: Caller<perm::MarketRead>,
     state: web::Data<AppState>,
@@ -186,7 +189,8 @@ pub async fn search(
 /// Company fundamentals (name, exchange, sector, market cap, P/E, EPS,
 /// dividend yield) from the first provider that has them; kept in L1 for the
 /// bars TTL.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/fundamentals/{symbol}", responses((status = 200, description = "`fundamentals` with `source`, `origin`, `ageMs` and `stale`"), (status = 400, description = "malformed symbol"), (status = 404, description = "unknown symbol"), (status = 503, description = "market_unavailable: no provider has fundamentals")))]
+#[utoipa::path(responses((status = 200, description = "`fundamentals` with `source`, `origin`, `ageMs` and `stale`"), (status = 400, description = "malformed symbol"), (status = 404, description = "unknown symbol"), (status = 503, description = "market_unavailable: no provider has fundamentals")))]
+#[get("/api/v1/t/{tenant}/fundamentals/{symbol}")]
 pub async fn fundamentals(
     _caller: Caller<perm::MarketRead>,
     state: web::Data<AppState>,
@@ -212,7 +216,8 @@ pub struct NewsQuery {
 
 /// Recent news about a symbol, newest first, from the first provider that
 /// has them; kept in L1 for the bars TTL.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/news/{symbol}", params(NewsQuery), responses((status = 200, description = "`news` (headline, url, source, summary, published_at) with `source`, `origin`, `ageMs` and `stale`"), (status = 400, description = "malformed symbol or limit"), (status = 404, description = "unknown symbol"), (status = 503, description = "market_unavailable: no provider has news")))]
+#[utoipa::path(params(NewsQuery), responses((status = 200, description = "`news` (headline, url, source, summary, published_at) with `source`, `origin`, `ageMs` and `stale`"), (status = 400, description = "malformed symbol or limit"), (status = 404, description = "unknown symbol"), (status = 503, description = "market_unavailable: no provider has news")))]
+#[get("/api/v1/t/{tenant}/news/{symbol}")]
 pub async fn news(
     _caller: Caller<perm::MarketRead>,
     state: web::Data<AppState>,

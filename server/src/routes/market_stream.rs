@@ -28,10 +28,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use actix_web::get;
 use actix_web::{HttpRequest, HttpResponse, web};
 use rampart_auth::Permission;
 use serde::Deserialize;
 use tokio::time::Instant;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::ApiError;
 use crate::extract::{self, require};
@@ -46,11 +48,8 @@ pub const SEND_TIMEOUT: Duration = crate::live_quotes::SEND_TIMEOUT;
 const MAX_FRAME: usize = 16 * 1024;
 
 /// Registers the route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/api/v1/t/{tenant}/market/stream",
-        web::get().to(market_stream),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(market_stream);
 }
 
 /// Stream parameters.
@@ -73,7 +72,8 @@ enum Command {
 }
 
 /// Live prices of any symbols the client subscribes to (WebSocket).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/market/stream", params(MarketStreamQuery), responses((status = 101, description = "WebSocket: subscribe/unsubscribe messages in, quote messages out"), (status = 400, description = "not a WebSocket handshake"), (status = 401, description = "no valid token"), (status = 403, description = "no market:read, or the tenant's priceStream flag is off")))]
+#[utoipa::path(params(MarketStreamQuery), responses((status = 101, description = "WebSocket: subscribe/unsubscribe messages in, quote messages out"), (status = 400, description = "not a WebSocket handshake"), (status = 401, description = "no valid token"), (status = 403, description = "no market:read, or the tenant's priceStream flag is off")))]
+#[get("/api/v1/t/{tenant}/market/stream")]
 pub async fn market_stream(
     req: HttpRequest,
     state: web::Data<AppState>,

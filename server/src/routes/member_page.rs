@@ -8,13 +8,14 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::admin_console::{MEMBER_CLIENT_ID, MEMBER_SCOPE, member_redirect_uri};
 use crate::pages;
 use crate::state::AppState;
 
 /// Registers the routes (plain routes with full paths, no `web::scope`).
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.route("/t/{tenant}/member", web::get().to(to_slash))
         .route("/t/{tenant}/member/", web::get().to(page))
         .route("/t/{tenant}/member/callback", web::get().to(page));

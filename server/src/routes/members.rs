@@ -14,12 +14,14 @@
 //! Admin listener (client certificate): `POST /admin/jobs/snapshot`.
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::{delete, get, post, put};
 use chrono::{NaiveDate, Utc};
 use rampart_auth::audit::AuditEvent;
 use rampart_members::{BrokerKeys, LeaderboardSort, MemberInput, Members, Period};
 use rampart_portfolio::analysis::NavPoint;
 use rampart_tenancy::TenantSlug;
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::api::{self, JsonObject};
@@ -29,45 +31,23 @@ use crate::jobs;
 use crate::state::AppState;
 
 /// Registers the public API routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    const T: &str = "/api/v1/t/{tenant}";
-    cfg.route(&format!("{T}/admin/members"), web::get().to(list_members))
-        .route(&format!("{T}/admin/members"), web::post().to(upsert_member))
-        .route(
-            &format!("{T}/admin/members/import/preview"),
-            web::post().to(preview_import),
-        )
-        .route(
-            &format!("{T}/admin/members/import/{{preview}}/commit"),
-            web::post().to(commit_import),
-        )
-        .route(
-            &format!("{T}/admin/members/{{member}}/broker"),
-            web::put().to(attach_broker),
-        )
-        .route(
-            &format!("{T}/admin/members/{{member}}/broker"),
-            web::delete().to(detach_broker),
-        )
-        .route(&format!("{T}/me/portfolio"), web::get().to(my_portfolio))
-        .route(
-            &format!("{T}/me/portfolio.csv"),
-            web::get().to(my_portfolio_csv),
-        )
-        .route(
-            &format!("{T}/me/portfolio.svg"),
-            web::get().to(my_portfolio_svg),
-        )
-        .route(&format!("{T}/leaderboard"), web::get().to(leaderboard))
-        .route(
-            &format!("{T}/leaderboard/opt-out"),
-            web::put().to(leaderboard_opt_out),
-        );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_members)
+        .service(upsert_member)
+        .service(preview_import)
+        .service(commit_import)
+        .service(attach_broker)
+        .service(detach_broker)
+        .service(my_portfolio)
+        .service(my_portfolio_csv)
+        .service(my_portfolio_svg)
+        .service(leaderboard)
+        .service(leaderboard_opt_out);
 }
 
 /// Registers the admin-listener routes (the snapshot job trigger).
-pub fn configure_admin(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/jobs/snapshot", web::post().to(trigger_snapshot));
+pub fn configure_admin(cfg: &mut ServiceConfig) {
+    cfg.service(trigger_snapshot);
 }
 
 /// A tenant administrator: `users:manage` on this tenant.
@@ -108,7 +88,8 @@ async fn audit<T>(
 // ------------------------------------------------------------ members
 
 /// The tenant's members, by email, cursor-paginated. Broker keys never appear.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/admin/members", responses((status = 200, description = "a page of members"), (status = 401, description = "no valid token"), (status = 403, description = "not a tenant admin")))]
+#[utoipa::path(responses((status = 200, description = "a page of members"), (status = 401, description = "no valid token"), (status = 403, description = "not a tenant admin")))]
+#[get("/api/v1/t/{tenant}/admin/members")]
 pub async fn list_members(
     admin: Admin,
     state: web::Data<AppState>,
@@ -126,7 +107,8 @@ pub async fn list_members(
 }
 
 /// Creates (201) or updates (200) a member by email.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/admin/members", responses((status = 201, description = "created"), (status = 200, description = "updated"), (status = 400, description = "invalid, with every problem")))]
+#[utoipa::path(responses((status = 201, description = "created"), (status = 200, description = "updated"), (status = 400, description = "invalid, with every problem")))]
+#[post("/api/v1/t/{tenant}/admin/members")]
 pub async fn upsert_member(
     admin: Admin,
     state: web::Data<AppState>,
@@ -154,7 +136,8 @@ pub async fn upsert_member(
 
 /// Validates a CSV file (`name,email,role`) row by row and stores the plan;
 /// changes no member.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/admin/members/import/preview", responses((status = 200, description = "the plan, row by row, with its id and digest"), (status = 400, description = "unreadable file")))]
+#[utoipa::path(request_body(content = String, content_type = "text/csv"), responses((status = 200, description = "the plan, row by row, with its id and digest"), (status = 400, description = "unreadable file")))]
+#[post("/api/v1/t/{tenant}/admin/members/import/preview")]
 pub async fn preview_import(
     admin: Admin,
     state: web::Data<AppState>,
@@ -193,7 +176,8 @@ pub struct PreviewPath {
 }
 
 /// Applies exactly the previewed plan, atomically.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/admin/members/import/{preview}/commit", responses((status = 200, description = "applied"), (status = 404, description = "no such preview"), (status = 409, description = "refused rows, wrong digest, stale, expired or committed")))]
+#[utoipa::path(responses((status = 200, description = "applied"), (status = 404, description = "no such preview"), (status = 409, description = "refused rows, wrong digest, stale, expired or committed")))]
+#[post("/api/v1/t/{tenant}/admin/members/import/{preview}/commit")]
 pub async fn commit_import(
     admin: Admin,
     state: web::Data<AppState>,
@@ -224,7 +208,8 @@ pub struct MemberPath {
 
 /// Attaches (or replaces) a member's Alpaca paper-trading key pair, sealed
 /// through Vault transit. The answer says only that it is attached.
-#[utoipa::path(put, path = "/api/v1/t/{tenant}/admin/members/{member}/broker", responses((status = 200, description = "attached (keys never returned)"), (status = 400, description = "not a paper key pair"), (status = 404, description = "no such member")))]
+#[utoipa::path(responses((status = 200, description = "attached (keys never returned)"), (status = 400, description = "not a paper key pair"), (status = 404, description = "no such member")))]
+#[put("/api/v1/t/{tenant}/admin/members/{member}/broker")]
 pub async fn attach_broker(
     admin: Admin,
     state: web::Data<AppState>,
@@ -251,7 +236,8 @@ pub async fn attach_broker(
 
 /// Removes a member's key pair and the snapshots and leaderboard rows
 /// derived from it.
-#[utoipa::path(delete, path = "/api/v1/t/{tenant}/admin/members/{member}/broker", responses((status = 200, description = "detached, derived data removed"), (status = 404, description = "nothing attached")))]
+#[utoipa::path(responses((status = 200, description = "detached, derived data removed"), (status = 404, description = "nothing attached")))]
+#[delete("/api/v1/t/{tenant}/admin/members/{member}/broker")]
 pub async fn detach_broker(
     admin: Admin,
     state: web::Data<AppState>,
@@ -335,7 +321,8 @@ async fn leaderboard_reader(req: &HttpRequest) -> Result<TenantSlug, ApiError> {
 
 /// The tenant's leaderboard; members who opted out are not on it. Public
 /// (no token) when the tenant's `publicLeaderboard` setting is on.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/leaderboard", responses((status = 200, description = "a page of the leaderboard"), (status = 400, description = "bad period, sort or cursor"), (status = 401, description = "no valid token, and the tenant's leaderboard is not public")))]
+#[utoipa::path(responses((status = 200, description = "a page of the leaderboard"), (status = 400, description = "bad period, sort or cursor"), (status = 401, description = "no valid token, and the tenant's leaderboard is not public")))]
+#[get("/api/v1/t/{tenant}/leaderboard")]
 pub async fn leaderboard(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -382,7 +369,8 @@ pub struct OptOutBody {
 }
 
 /// The caller leaves (or rejoins) the leaderboard.
-#[utoipa::path(put, path = "/api/v1/t/{tenant}/leaderboard/opt-out", responses((status = 200, description = "saved")))]
+#[utoipa::path(responses((status = 200, description = "saved")))]
+#[put("/api/v1/t/{tenant}/leaderboard/opt-out")]
 pub async fn leaderboard_opt_out(
     user: User,
     state: web::Data<AppState>,
@@ -396,6 +384,11 @@ pub async fn leaderboard_opt_out(
 
 // ------------------------------------------------------------ snapshot job
 
+/// The raw body of `POST /admin/jobs/snapshot`, whatever its content type:
+/// an alias, so that the document does not describe an `application/octet-stream`
+/// body (utoipa infers one from a `web::Bytes` argument); it is optional JSON.
+type RawBody = web::Bytes;
+
 /// Body of `POST /admin/jobs/snapshot` (optional).
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -407,11 +400,12 @@ pub struct TriggerBody {
 /// Runs the snapshot job now (admin listener; the client certificate's
 /// subject is the recorded actor). `ran: false` when another replica holds
 /// the job lock.
-#[utoipa::path(post, path = "/admin/jobs/snapshot", responses((status = 200, description = "the run's report")))]
+#[utoipa::path(responses((status = 200, description = "the run's report")))]
+#[post("/admin/jobs/snapshot")]
 pub async fn trigger_snapshot(
     operator: Operator,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     // Any content type: operators post this with bare `curl -d`.
     let body: TriggerBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -449,7 +443,8 @@ async fn series(
 /// The member's own portfolio over time from the daily snapshots: equity,
 /// cash, positions count, daily P&L and total P&L since the first snapshot
 /// (empty before the first snapshot).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/me/portfolio", params(SeriesQuery), responses((status = 200, description = "`points`: date, equity, cash, positions, daily_pnl, daily_return, total_pnl (exact decimals), oldest first"), (status = 400, description = "bad window (from after to, more than 5 years)")))]
+#[utoipa::path(params(SeriesQuery), responses((status = 200, description = "`points`: date, equity, cash, positions, daily_pnl, daily_return, total_pnl (exact decimals), oldest first"), (status = 400, description = "bad window (from after to, more than 5 years)")))]
+#[get("/api/v1/t/{tenant}/me/portfolio")]
 pub async fn my_portfolio(
     user: User<perm::PortfolioRead>,
     state: web::Data<AppState>,
@@ -465,7 +460,8 @@ pub async fn my_portfolio(
 }
 
 /// The same series as CSV.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/me/portfolio.csv", params(SeriesQuery), responses((status = 200, description = "text/csv: date,equity,cash,positions,daily_pnl,daily_return,total_pnl"), (status = 400, description = "bad window")))]
+#[utoipa::path(params(SeriesQuery), responses((status = 200, description = "text/csv: date,equity,cash,positions,daily_pnl,daily_return,total_pnl"), (status = 400, description = "bad window")))]
+#[get("/api/v1/t/{tenant}/me/portfolio.csv")]
 pub async fn my_portfolio_csv(
     user: User<perm::PortfolioRead>,
     state: web::Data<AppState>,
@@ -506,7 +502,8 @@ fn equity_points(points: &[rampart_members::SeriesPoint]) -> Vec<NavPoint> {
 
 /// The member's equity over time with its drawdown, as an SVG chart drawn
 /// from the daily snapshots.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/me/portfolio.svg", params(SeriesQuery), responses((status = 200, description = "image/svg+xml"), (status = 400, description = "bad window, or fewer than two snapshots in it")))]
+#[utoipa::path(params(SeriesQuery), responses((status = 200, description = "image/svg+xml"), (status = 400, description = "bad window, or fewer than two snapshots in it")))]
+#[get("/api/v1/t/{tenant}/me/portfolio.svg")]
 pub async fn my_portfolio_svg(
     user: User<perm::PortfolioRead>,
     state: web::Data<AppState>,

@@ -1,4 +1,16 @@
 //! Every HTTP route, one file per area.
+//!
+//! Each module's `configure` (and `configure_admin`) registers its handlers
+//! as services (`#[get("…")]` and friends under `#[utoipa::path]`) on a
+//! [`utoipa_actix_web`] service config, so the same registration that
+//! routes the requests collects the operations of the OpenAPI document
+//! ([`crate::openapi`]). [`PUBLIC`] and [`ADMIN`] list the modules of each
+//! listener in registration order; `crate::app` and `crate::openapi` both
+//! read them. What the document leaves out (the HTML pages, the OAuth 2.1 /
+//! OpenID Connect endpoints, `/openapi.json` itself) stays plain `.route`s
+//! through the wrapper's passthrough.
+use utoipa_actix_web::service_config::ServiceConfig;
+
 pub mod account;
 pub mod admin;
 pub mod admin_page;
@@ -23,3 +35,66 @@ pub mod stream;
 pub mod tenant_audit;
 pub mod tradestation;
 pub mod users;
+
+/// A route module's registration function.
+pub type Configure = fn(&mut ServiceConfig);
+
+/// `(tag, configure)` pairs: the tag is `crate::routes::<module>`, the tag
+/// of the module's operations in the document.
+macro_rules! modules {
+    ($($module:ident :: $configure:ident),* $(,)?) => {
+        &[$((
+            concat!("crate::routes::", stringify!($module)),
+            $module::$configure as Configure,
+        )),*]
+    };
+}
+
+/// The public listener's route modules, in registration order (actix tries
+/// the routes in that order; GraphQL, which needs the configuration, comes
+/// after them, see `crate::app`).
+pub const PUBLIC: &[(&str, Configure)] = modules![
+    health::configure,
+    openapi::configure,
+    stream::configure,
+    market_stream::configure,
+    portfolios::configure,
+    cases::configure,
+    api_v1::configure,
+    notify::configure,
+    users::configure,
+    market_api::configure,
+    tradestation::configure,
+    connections::configure,
+    admin_page::configure,
+    member_page::configure,
+    account::configure,
+    members::configure,
+    settings::configure,
+    tenant_audit::configure,
+    invitations::configure,
+    roles::configure,
+    clients::configure,
+    idps::configure,
+    oauth::configure,
+];
+
+/// The admin listener's route modules, in registration order.
+pub const ADMIN: &[(&str, Configure)] = modules![
+    health::configure,
+    admin::configure,
+    members::configure_admin,
+    portfolios::configure_admin,
+    market_api::configure_admin,
+    settings::configure_admin,
+    tenant_audit::configure_admin,
+    clients::configure_admin,
+    idps::configure_admin,
+];
+
+/// Registers `modules` in order.
+pub fn configure_all(cfg: &mut ServiceConfig, modules: &[(&str, Configure)]) {
+    for (_, configure) in modules {
+        configure(cfg);
+    }
+}

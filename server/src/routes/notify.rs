@@ -18,10 +18,12 @@
 //! `crate::jobs`.
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{delete, get, post};
 use rampart_auth::ClientContext;
 use rampart_auth::accounts::SelfRegistration;
 use rampart_notify::{NewPriceAlert, Notifier};
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::api::{self, JsonObject};
@@ -31,45 +33,21 @@ use crate::pages;
 use crate::state::AppState;
 
 /// Registers the routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     // Plain routes with full paths, not a `web::scope` (see `api_v1`).
-    cfg.route("/api/v1/t/{tenant}/register", web::post().to(register))
-        .route(
-            "/api/v1/t/{tenant}/email/verification",
-            web::post().to(resend_verification),
-        )
-        .route(
-            "/api/v1/t/{tenant}/email/verify",
-            web::get().to(confirm_email),
-        )
-        .route(
-            "/api/v1/t/{tenant}/password/forgot",
-            web::post().to(forgot_password),
-        )
+    cfg.service(register)
+        .service(resend_verification)
+        .service(confirm_email)
+        .service(forgot_password)
         .route(
             "/api/v1/t/{tenant}/password/reset",
             web::get().to(reset_form),
         )
-        .route(
-            "/api/v1/t/{tenant}/password/reset",
-            web::post().to(reset_password),
-        )
-        .route(
-            "/api/v1/t/{tenant}/price-alerts",
-            web::get().to(list_alerts),
-        )
-        .route(
-            "/api/v1/t/{tenant}/price-alerts",
-            web::post().to(create_alert),
-        )
-        .route(
-            "/api/v1/t/{tenant}/price-alerts/{id}",
-            web::get().to(get_alert),
-        )
-        .route(
-            "/api/v1/t/{tenant}/price-alerts/{id}",
-            web::delete().to(delete_alert),
-        );
+        .service(reset_password)
+        .service(list_alerts)
+        .service(create_alert)
+        .service(get_alert)
+        .service(delete_alert);
 }
 
 fn notifier(state: &AppState) -> Result<Notifier, ApiError> {
@@ -120,7 +98,8 @@ pub struct RegisterBody {
 /// account is mailed a password reset link instead. The answer is the same
 /// `202` either way and comes before the relay is spoken to, so it never
 /// tells whether the address has an account.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/register", request_body = RegisterBody, responses((status = 202, description = "accepted; a message was mailed to the address"), (status = 400, description = "invalid address or weak password"), (status = 403, description = "registration_closed, invitation_required or email_domain_not_allowed")))]
+#[utoipa::path(request_body = RegisterBody, responses((status = 202, description = "accepted; a message was mailed to the address"), (status = 400, description = "invalid address or weak password"), (status = 403, description = "registration_closed, invitation_required or email_domain_not_allowed")))]
+#[post("/api/v1/t/{tenant}/register")]
 pub async fn register(
     state: web::Data<AppState>,
     path: web::Path<TenantPath>,
@@ -159,7 +138,8 @@ pub async fn register(
 }
 
 /// Mails the caller a new verification link (at most one a minute).
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/email/verification", responses((status = 200, description = "whether a link was sent (not when verified or sent in the last minute)"), (status = 401, description = "no valid token")))]
+#[utoipa::path(responses((status = 200, description = "whether a link was sent (not when verified or sent in the last minute)"), (status = 401, description = "no valid token")))]
+#[post("/api/v1/t/{tenant}/email/verification")]
 pub async fn resend_verification(
     user: User,
     state: web::Data<AppState>,
@@ -178,7 +158,8 @@ pub struct TokenQuery {
 }
 
 /// Confirms an address from the link in a verification message.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/email/verify", params(TokenQuery), responses((status = 200, description = "verified"), (status = 400, description = "invalid, used or expired link")))]
+#[utoipa::path(params(TokenQuery), responses((status = 200, description = "verified"), (status = 400, description = "invalid, used or expired link")))]
+#[get("/api/v1/t/{tenant}/email/verify")]
 pub async fn confirm_email(
     state: web::Data<AppState>,
     path: web::Path<TenantPath>,
@@ -204,7 +185,8 @@ pub struct ForgotBody {
 /// active account. The answer is the same either way, and is given before
 /// the relay is spoken to, so neither its content nor its timing tells
 /// whether the account exists.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/password/forgot", request_body = ForgotBody, responses((status = 202, description = "a link was mailed if the account exists")))]
+#[utoipa::path(request_body = ForgotBody, responses((status = 202, description = "a link was mailed if the account exists")))]
+#[post("/api/v1/t/{tenant}/password/forgot")]
 pub async fn forgot_password(
     state: web::Data<AppState>,
     path: web::Path<TenantPath>,
@@ -245,7 +227,8 @@ pub struct ResetBody {
 
 /// Sets a new password from a reset link; every session of the account is
 /// revoked and the link is spent.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/password/reset", request_body = ResetBody, responses((status = 200, description = "password changed, sessions revoked"), (status = 400, description = "invalid link or weak password")))]
+#[utoipa::path(request_body = ResetBody, responses((status = 200, description = "password changed, sessions revoked"), (status = 400, description = "invalid link or weak password")))]
+#[post("/api/v1/t/{tenant}/password/reset")]
 pub async fn reset_password(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -279,7 +262,8 @@ pub struct AlertPath {
 }
 
 /// The caller's price alerts, newest first.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/price-alerts", responses((status = 200, description = "alerts"), (status = 401, description = "no valid token")))]
+#[utoipa::path(responses((status = 200, description = "alerts"), (status = 401, description = "no valid token")))]
+#[get("/api/v1/t/{tenant}/price-alerts")]
 pub async fn list_alerts(
     owner: AlertOwner,
     state: web::Data<AppState>,
@@ -291,7 +275,8 @@ pub async fn list_alerts(
 }
 
 /// Creates a price alert: `{"symbol", "direction": "above"|"below", "threshold", "note"?}`.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/price-alerts", responses((status = 201, description = "created"), (status = 400, description = "malformed symbol or threshold"), (status = 409, description = "too many alerts")))]
+#[utoipa::path(responses((status = 201, description = "created"), (status = 400, description = "malformed symbol or threshold"), (status = 409, description = "too many alerts")))]
+#[post("/api/v1/t/{tenant}/price-alerts")]
 pub async fn create_alert(
     owner: AlertOwner,
     state: web::Data<AppState>,
@@ -304,7 +289,8 @@ pub async fn create_alert(
 }
 
 /// One of the caller's price alerts.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/price-alerts/{id}", responses((status = 200, description = "the alert"), (status = 404, description = "not the caller's")))]
+#[utoipa::path(responses((status = 200, description = "the alert"), (status = 404, description = "not the caller's")))]
+#[get("/api/v1/t/{tenant}/price-alerts/{id}")]
 pub async fn get_alert(
     owner: AlertOwner,
     state: web::Data<AppState>,
@@ -317,7 +303,8 @@ pub async fn get_alert(
 }
 
 /// Deletes one of the caller's price alerts.
-#[utoipa::path(delete, path = "/api/v1/t/{tenant}/price-alerts/{id}", responses((status = 200, description = "deleted"), (status = 404, description = "not the caller's")))]
+#[utoipa::path(responses((status = 200, description = "deleted"), (status = 404, description = "not the caller's")))]
+#[delete("/api/v1/t/{tenant}/price-alerts/{id}")]
 pub async fn delete_alert(
     owner: AlertOwner,
     state: web::Data<AppState>,

@@ -14,6 +14,8 @@ use rampart_auth::oauth::{
     AuthorizeError, AuthorizeRequest, ClientAuthMethod, ClientCredentials, TokenRequest,
 };
 use rampart_auth::{AuthError, AuthServer};
+use utoipa_actix_web::scope;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::oauth_status;
 use crate::extract::client_context;
@@ -22,10 +24,13 @@ use crate::pages;
 /// Shared state: `web::Data<AuthServer>`.
 pub type AuthState = web::Data<AuthServer>;
 
-/// Registers the routes (the caller adds `app_data(AuthState)`).
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers the routes (the caller adds `app_data(AuthState)`): plain
+/// routes, outside the OpenAPI document; the protocol endpoints answer in
+/// their own formats (form bodies, redirects, OAuth errors) and the
+/// discovery document describes them.
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
-        web::scope("/t/{tenant}")
+        scope("/t/{tenant}")
             .route(
                 "/.well-known/openid-configuration",
                 web::get().to(discovery),

@@ -1,8 +1,9 @@
 //! `GET /openapi.json`: the OpenAPI document of [`crate::openapi`].
 use actix_web::{HttpResponse, web};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Registers `/openapi.json`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.route("/openapi.json", web::get().to(serve));
 }
 

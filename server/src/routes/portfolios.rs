@@ -9,6 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, web};
+use actix_web::{delete, get, patch, post, put};
 use futures::StreamExt;
 use rampart_analytics::risk::{
     MonteCarlo, MonteCarloModel, MonteCarloOutcomes, monte_carlo_bands, monte_carlo_value_at_risk,
@@ -19,6 +20,8 @@ use rampart_portfolio::{
     PortfolioPatch, PortfolioService, PositionInput, ShareGrant,
 };
 use serde::Deserialize;
+use utoipa_actix_web::scope;
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::analytics_cache::{self, AnalyticsCache, AnalyticsKey};
@@ -29,40 +32,37 @@ use crate::portfolio_analysis::{AnalyticsQuery, Window, holdings_prices, run_ana
 use crate::state::AppState;
 
 /// Registers the routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
-        web::scope("/api/v1/t/{tenant}/portfolios")
+        scope("/api/v1/t/{tenant}/portfolios")
             .wrap(from_fn(analytics_cache::forget_on_change))
-            .route("", web::get().to(list))
-            .route("", web::post().to(create))
-            .route("/{id}", web::get().to(get))
-            .route("/{id}", web::patch().to(update))
-            .route("/{id}", web::delete().to(delete))
-            .route("/{id}/positions", web::post().to(add_position))
-            .route("/{id}/positions.csv", web::get().to(export_csv))
-            .route("/{id}/positions.csv", web::put().to(import_csv))
-            .route("/{id}/positions/{position}", web::put().to(update_position))
-            .route(
-                "/{id}/positions/{position}",
-                web::delete().to(remove_position),
-            )
-            .route("/{id}/versions", web::get().to(versions))
-            .route("/{id}/versions/{version}", web::get().to(version))
-            .route("/{id}/shares", web::get().to(shares))
-            .route("/{id}/shares", web::post().to(share))
-            .route("/{id}/shares/{user}", web::delete().to(revoke))
-            .route("/{id}/comments", web::get().to(comments))
-            .route("/{id}/comments", web::post().to(comment))
-            .route("/{id}/activity", web::get().to(activity))
-            .route("/{id}/analytics", web::get().to(analytics))
-            .route("/{id}/performance.csv", web::get().to(performance_csv))
-            .route("/{id}/metrics", web::get().to(metrics))
-            .route("/{id}/metrics.csv", web::get().to(metrics_csv))
-            .route("/{id}/charts/equity.svg", web::get().to(equity_chart))
-            .route("/{id}/charts/returns.svg", web::get().to(returns_chart))
-            .route("/{id}/correlation", web::get().to(correlation))
-            .route("/{id}/monte-carlo", web::get().to(monte_carlo))
-            .route("/{id}/charts/fan.svg", web::get().to(fan_chart)),
+            .service(list)
+            .service(create)
+            .service(get)
+            .service(update)
+            .service(delete)
+            .service(add_position)
+            .service(export_csv)
+            .service(import_csv)
+            .service(update_position)
+            .service(remove_position)
+            .service(versions)
+            .service(version)
+            .service(shares)
+            .service(share)
+            .service(revoke)
+            .service(comments)
+            .service(comment)
+            .service(activity)
+            .service(analytics)
+            .service(performance_csv)
+            .service(metrics)
+            .service(metrics_csv)
+            .service(equity_chart)
+            .service(returns_chart)
+            .service(correlation)
+            .service(monte_carlo)
+            .service(fan_chart),
     );
 }
 
@@ -101,24 +101,23 @@ pub struct SharePath {
 }
 
 /// Registers the admin-listener routes (the metrics job trigger).
-pub fn configure_admin(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/jobs/metrics", web::post().to(trigger_metrics));
-    cfg.route(
-        "/admin/jobs/weekly-report",
-        web::post().to(trigger_weekly_report),
-    );
+pub fn configure_admin(cfg: &mut ServiceConfig) {
+    cfg.service(trigger_metrics);
+    cfg.service(trigger_weekly_report);
 }
 
 /// Mails the weekly report now to every opted-in user of every active
 /// tenant who was not mailed one in the last six days (admin listener).
-#[utoipa::path(post, path = "/admin/jobs/weekly-report", responses((status = 200, description = "the run's report: sent, already sent, nothing to report, failures"), (status = 401, description = "no client certificate of an operator")))]
+#[utoipa::path(responses((status = 200, description = "the run's report: sent, already sent, nothing to report, failures"), (status = 401, description = "no client certificate of an operator")))]
+#[post("/admin/jobs/weekly-report")]
 pub async fn trigger_weekly_report(_operator: extract::Operator, state: State) -> Answer {
     Ok(api::ok(crate::jobs::run_weekly_report_job(&state).await?))
 }
 
 /// Runs the nightly metrics job now over every active tenant (admin
 /// listener): every portfolio's daily metrics stored, the failures listed.
-#[utoipa::path(post, path = "/admin/jobs/metrics", responses((status = 200, description = "the run's report"), (status = 401, description = "no client certificate of an operator")))]
+#[utoipa::path(responses((status = 200, description = "the run's report"), (status = 401, description = "no client certificate of an operator")))]
+#[post("/admin/jobs/metrics")]
 pub async fn trigger_metrics(_operator: extract::Operator, state: State) -> Answer {
     Ok(api::ok(crate::jobs::run_metrics_job(&state).await?))
 }
@@ -139,7 +138,8 @@ type Reader = AsUser<PortfolioService, perm::PortfolioRead>;
 type Writer = AsUser<PortfolioService, perm::PortfolioWrite>;
 
 /// Portfolios the caller may see (own, shared, public), cursor-paginated.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios", params(PageQuery), responses((status = 200, description = "a page of portfolios"), (status = 401, description = "no valid token")))]
+#[utoipa::path(params(PageQuery), responses((status = 200, description = "a page of portfolios"), (status = 401, description = "no valid token")))]
+#[get("")]
 pub async fn list(u: Reader, page: web::Query<PageQuery>) -> Answer {
     let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
     let page = u.svc.list(&u.tenant, &u.actor, cursor, limit).await?;
@@ -147,41 +147,47 @@ pub async fn list(u: Reader, page: web::Query<PageQuery>) -> Answer {
 }
 
 /// Creates a portfolio (version 1), optionally with positions.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/portfolios", responses((status = 201, description = "created"), (status = 400, description = "invalid"), (status = 403, description = "role lacks portfolio:write")))]
+#[utoipa::path(responses((status = 201, description = "created"), (status = 400, description = "invalid"), (status = 403, description = "role lacks portfolio:write")))]
+#[post("")]
 pub async fn create(u: Writer, body: JsonObject<NewPortfolio>) -> Answer {
     let d = u.svc.create(&u.tenant, &u.actor, body.0).await?;
     Ok(api::ok_status(StatusCode::CREATED, d))
 }
 
 /// One portfolio with its positions and the caller's access.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}", responses((status = 200, description = "portfolio"), (status = 404, description = "no such portfolio, or not visible to the caller")))]
+#[utoipa::path(responses((status = 200, description = "portfolio"), (status = 404, description = "no such portfolio, or not visible to the caller")))]
+#[get("/{id}")]
 pub async fn get(u: Reader, path: Id) -> Answer {
     Ok(api::ok(u.svc.get(&u.tenant, &u.actor, path.id).await?))
 }
 
 /// Changes name, description, base currency, public flag or settings (`edit`).
-#[utoipa::path(patch, path = "/api/v1/t/{tenant}/portfolios/{id}", responses((status = 200, description = "new version"), (status = 403, description = "needs edit access")))]
+#[utoipa::path(responses((status = 200, description = "new version"), (status = 403, description = "needs edit access")))]
+#[patch("/{id}")]
 pub async fn update(u: Writer, path: Id, body: JsonObject<PortfolioPatch>) -> Answer {
     let d = u.svc.update(&u.tenant, &u.actor, path.id, body.0).await?;
     Ok(api::ok(d))
 }
 
 /// Deletes a portfolio (`admin`).
-#[utoipa::path(delete, path = "/api/v1/t/{tenant}/portfolios/{id}", responses((status = 200, description = "deleted"), (status = 403, description = "needs admin access")))]
+#[utoipa::path(responses((status = 200, description = "deleted"), (status = 403, description = "needs admin access")))]
+#[delete("/{id}")]
 pub async fn delete(u: Writer, path: Id) -> Answer {
     u.svc.delete(&u.tenant, &u.actor, path.id).await?;
     Ok(api::ok(serde_json::json!({"deleted": path.id})))
 }
 
 /// Adds a position (`edit`); a new version.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/portfolios/{id}/positions", responses((status = 201, description = "new version"), (status = 400, description = "invalid position")))]
+#[utoipa::path(responses((status = 201, description = "new version"), (status = 400, description = "invalid position")))]
+#[post("/{id}/positions")]
 pub async fn add_position(u: Writer, path: Id, body: JsonObject<PositionInput>) -> Answer {
     let d = u.svc.add_position(&u.tenant, &u.actor, path.id, body.0);
     Ok(api::ok_status(StatusCode::CREATED, d.await?))
 }
 
 /// Replaces a position (`edit`); a new version.
-#[utoipa::path(put, path = "/api/v1/t/{tenant}/portfolios/{id}/positions/{position}", responses((status = 200, description = "new version"), (status = 404, description = "no such position")))]
+#[utoipa::path(responses((status = 200, description = "new version"), (status = 404, description = "no such position")))]
+#[put("/{id}/positions/{position}")]
 pub async fn update_position(
     u: Writer,
     path: web::Path<PositionPath>,
@@ -195,7 +201,8 @@ pub async fn update_position(
 }
 
 /// Removes a position (`edit`); a new version.
-#[utoipa::path(delete, path = "/api/v1/t/{tenant}/portfolios/{id}/positions/{position}", responses((status = 200, description = "new version"), (status = 404, description = "no such position")))]
+#[utoipa::path(responses((status = 200, description = "new version"), (status = 404, description = "no such position")))]
+#[delete("/{id}/positions/{position}")]
 pub async fn remove_position(u: Writer, path: web::Path<PositionPath>) -> Answer {
     let d = u
         .svc
@@ -204,7 +211,8 @@ pub async fn remove_position(u: Writer, path: web::Path<PositionPath>) -> Answer
 }
 
 /// Versions, newest first; the cursor is a version number.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/versions", params(PageQuery), responses((status = 200, description = "a page of versions")))]
+#[utoipa::path(params(PageQuery), responses((status = 200, description = "a page of versions")))]
+#[get("/{id}/versions")]
 pub async fn versions(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answer {
     let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
     let page = u.svc.versions(&u.tenant, &u.actor, path.id, cursor, limit);
@@ -213,27 +221,31 @@ pub async fn versions(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answe
 }
 
 /// One version: the portfolio and its positions as they were.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/versions/{version}", responses((status = 200, description = "version"), (status = 404, description = "no such version")))]
+#[utoipa::path(responses((status = 200, description = "version"), (status = 404, description = "no such version")))]
+#[get("/{id}/versions/{version}")]
 pub async fn version(u: Reader, path: web::Path<VersionPath>) -> Answer {
     let v = u.svc.version(&u.tenant, &u.actor, path.id, path.version);
     Ok(api::ok(v.await?))
 }
 
 /// Shares of the portfolio (`admin`).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/shares", responses((status = 200, description = "shares")))]
+#[utoipa::path(responses((status = 200, description = "shares")))]
+#[get("/{id}/shares")]
 pub async fn shares(u: Reader, path: Id) -> Answer {
     Ok(api::ok(u.svc.shares(&u.tenant, &u.actor, path.id).await?))
 }
 
 /// Grants (or changes) a share with a user of the same tenant (`admin`).
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/portfolios/{id}/shares", responses((status = 200, description = "share"), (status = 400, description = "unknown user, owner, past expiry")))]
+#[utoipa::path(responses((status = 200, description = "share"), (status = 400, description = "unknown user, owner, past expiry")))]
+#[post("/{id}/shares")]
 pub async fn share(u: Writer, path: Id, body: JsonObject<ShareGrant>) -> Answer {
     let s = u.svc.share(&u.tenant, &u.actor, path.id, body.0).await?;
     Ok(api::ok(s))
 }
 
 /// Revokes a user's share (`admin`).
-#[utoipa::path(delete, path = "/api/v1/t/{tenant}/portfolios/{id}/shares/{user}", responses((status = 200, description = "revoked"), (status = 404, description = "no such share")))]
+#[utoipa::path(responses((status = 200, description = "revoked"), (status = 404, description = "no such share")))]
+#[delete("/{id}/shares/{user}")]
 pub async fn revoke(u: Writer, path: web::Path<SharePath>) -> Answer {
     u.svc
         .revoke(&u.tenant, &u.actor, path.id, path.user)
@@ -242,20 +254,23 @@ pub async fn revoke(u: Writer, path: web::Path<SharePath>) -> Answer {
 }
 
 /// The comment thread, oldest first.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/comments", responses((status = 200, description = "comments")))]
+#[utoipa::path(responses((status = 200, description = "comments")))]
+#[get("/{id}/comments")]
 pub async fn comments(u: Reader, path: Id) -> Answer {
     Ok(api::ok(u.svc.comments(&u.tenant, &u.actor, path.id).await?))
 }
 
 /// Adds a comment (`comment`).
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/portfolios/{id}/comments", responses((status = 201, description = "comment"), (status = 403, description = "needs comment access")))]
+#[utoipa::path(responses((status = 201, description = "comment"), (status = 403, description = "needs comment access")))]
+#[post("/{id}/comments")]
 pub async fn comment(u: Reader, path: Id, body: JsonObject<NewComment>) -> Answer {
     let c = u.svc.comment(&u.tenant, &u.actor, path.id, body.0).await?;
     Ok(api::ok_status(StatusCode::CREATED, c))
 }
 
 /// The activity trail (who, what, before/after, IP, time), newest first.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/activity", params(PageQuery), responses((status = 200, description = "a page of activity")))]
+#[utoipa::path(params(PageQuery), responses((status = 200, description = "a page of activity")))]
+#[get("/{id}/activity")]
 pub async fn activity(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answer {
     let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
     let page = u.svc.activity(&u.tenant, &u.actor, path.id, cursor, limit);
@@ -264,7 +279,8 @@ pub async fn activity(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answe
 }
 
 /// The positions as CSV.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/positions.csv", responses((status = 200, description = "text/csv")))]
+#[utoipa::path(responses((status = 200, description = "text/csv")))]
+#[get("/{id}/positions.csv")]
 pub async fn export_csv(u: Reader, path: Id) -> Answer {
     let csv = u.svc.export_csv(&u.tenant, &u.actor, path.id).await?;
     Ok(api::csv("positions.csv", csv))
@@ -310,7 +326,8 @@ async fn bounded_body(
 
 /// Imports positions from a CSV body (`edit`): every row is checked first;
 /// any broken row → 422 with a row-by-row report and nothing applied.
-#[utoipa::path(put, path = "/api/v1/t/{tenant}/portfolios/{id}/positions.csv", params(ImportQuery), responses((status = 200, description = "report and new version"), (status = 413, description = "too large"), (status = 422, description = "broken rows, nothing applied")))]
+#[utoipa::path(params(ImportQuery), responses((status = 200, description = "report and new version"), (status = 413, description = "too large"), (status = 422, description = "broken rows, nothing applied")))]
+#[put("/{id}/positions.csv")]
 pub async fn import_csv(
     req: HttpRequest,
     u: Writer,
@@ -361,7 +378,8 @@ async fn drawn(
 /// NAV and daily return series (stored in `portfolio_metrics_daily`),
 /// performance (TWR, MWR), risk (volatility, Sharpe, Sortino, max drawdown,
 /// beta, VaR/CVaR), allocation by symbol and sector, rebalancing trades.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/analytics", params(AnalyticsQuery), responses((status = 200, description = "report and series"), (status = 422, description = "no prices for a symbol")))]
+#[utoipa::path(params(AnalyticsQuery), responses((status = 200, description = "report and series"), (status = 422, description = "no prices for a symbol")))]
+#[get("/{id}/analytics")]
 pub async fn analytics(
     user: Analyst,
     state: State,
@@ -402,7 +420,8 @@ pub async fn analytics(
 }
 
 /// The performance series as CSV.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/performance.csv", params(AnalyticsQuery), responses((status = 200, description = "text/csv")))]
+#[utoipa::path(params(AnalyticsQuery), responses((status = 200, description = "text/csv")))]
+#[get("/{id}/performance.csv")]
 pub async fn performance_csv(user: Analyst, state: State, path: Id, query: Analysis) -> Answer {
     drawn(&user, &state, path.id, &query, |series, _| {
         let csv = rampart_portfolio::analysis::performance_csv(series);
@@ -438,7 +457,8 @@ async fn stored_metrics(
 
 /// The daily metrics stored by the nightly job and by analyses (nav, daily
 /// and cumulative return, 30-day volatility, max drawdown), oldest first.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/metrics", params(MetricsQuery), responses((status = 200, description = "the stored days"), (status = 400, description = "from after to, or more than twenty years"), (status = 404, description = "no such portfolio, or not visible to the caller")))]
+#[utoipa::path(params(MetricsQuery), responses((status = 200, description = "the stored days"), (status = 400, description = "from after to, or more than twenty years"), (status = 404, description = "no such portfolio, or not visible to the caller")))]
+#[get("/{id}/metrics")]
 pub async fn metrics(
     user: Analyst,
     state: State,
@@ -450,7 +470,8 @@ pub async fn metrics(
 }
 
 /// The stored daily metrics as CSV (the columns of `performance.csv`).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/metrics.csv", params(MetricsQuery), responses((status = 200, description = "text/csv"), (status = 400, description = "from after to, or more than twenty years"), (status = 404, description = "no such portfolio, or not visible to the caller")))]
+#[utoipa::path(params(MetricsQuery), responses((status = 200, description = "text/csv"), (status = 400, description = "from after to, or more than twenty years"), (status = 404, description = "no such portfolio, or not visible to the caller")))]
+#[get("/{id}/metrics.csv")]
 pub async fn metrics_csv(
     user: Analyst,
     state: State,
@@ -463,7 +484,8 @@ pub async fn metrics_csv(
 }
 
 /// The equity curve with its drawdown underneath (SVG).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/charts/equity.svg", params(AnalyticsQuery), responses((status = 200, description = "image/svg+xml")))]
+#[utoipa::path(params(AnalyticsQuery), responses((status = 200, description = "image/svg+xml")))]
+#[get("/{id}/charts/equity.svg")]
 pub async fn equity_chart(user: Analyst, state: State, path: Id, query: Analysis) -> Answer {
     drawn(&user, &state, path.id, &query, |series, _| {
         let svg = rampart_portfolio::charts::equity_svg(series, "Equity and drawdown")?;
@@ -473,7 +495,8 @@ pub async fn equity_chart(user: Analyst, state: State, path: Id, query: Analysis
 }
 
 /// The histogram of returns with VaR and CVaR marked (SVG).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/charts/returns.svg", params(AnalyticsQuery), responses((status = 200, description = "image/svg+xml")))]
+#[utoipa::path(params(AnalyticsQuery), responses((status = 200, description = "image/svg+xml")))]
+#[get("/{id}/charts/returns.svg")]
 pub async fn returns_chart(user: Analyst, state: State, path: Id, query: Analysis) -> Answer {
     drawn(&user, &state, path.id, &query, |series, report| {
         let returns: Vec<f64> = series.iter().filter_map(|p| p.daily_return).collect();
@@ -490,7 +513,8 @@ pub async fn returns_chart(user: Analyst, state: State, path: Id, query: Analysi
 
 /// Correlation of the holdings' returns over the window (the dates on
 /// which every holding has a price).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/correlation", params(AnalyticsQuery), responses((status = 200, description = "symbols and their correlation matrix"), (status = 422, description = "too few common prices")))]
+#[utoipa::path(params(AnalyticsQuery), responses((status = 200, description = "symbols and their correlation matrix"), (status = 422, description = "too few common prices")))]
+#[get("/{id}/correlation")]
 pub async fn correlation(user: Analyst, state: State, path: Id, query: Analysis) -> Answer {
     let (prices, window) = holdings_prices(
         &state,
@@ -589,7 +613,8 @@ async fn simulate(
 /// Monte Carlo VaR/CVaR (one period and over the horizon) and the simulated
 /// outcome bands (5/25/50/75/95 % of the cumulative return at each step),
 /// seeded and reproducible.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/monte-carlo", params(MonteCarloQuery), responses((status = 200, description = "VaR/CVaR and outcome bands"), (status = 400, description = "bad horizon, paths or model"), (status = 403, description = "feature_disabled: the tenant's monteCarlo flag is off"), (status = 422, description = "no prices for a symbol")))]
+#[utoipa::path(params(MonteCarloQuery), responses((status = 200, description = "VaR/CVaR and outcome bands"), (status = 400, description = "bad horizon, paths or model"), (status = 403, description = "feature_disabled: the tenant's monteCarlo flag is off"), (status = 422, description = "no prices for a symbol")))]
+#[get("/{id}/monte-carlo")]
 pub async fn monte_carlo(user: Simulator, state: State, path: Id, query: Simulation) -> Answer {
     let (mut summary, outcomes, window) = simulate(&user, &state, path.id, &query).await?;
     summary["bands"] = serde_json::to_value(&outcomes.bands).map_err(|e| ApiError::internal(&e))?;
@@ -598,7 +623,8 @@ pub async fn monte_carlo(user: Simulator, state: State, path: Id, query: Simulat
 }
 
 /// The simulated outcome bands as a fan chart (SVG).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/charts/fan.svg", params(MonteCarloQuery), responses((status = 200, description = "image/svg+xml"), (status = 403, description = "feature_disabled: the tenant's monteCarlo flag is off")))]
+#[utoipa::path(params(MonteCarloQuery), responses((status = 200, description = "image/svg+xml"), (status = 403, description = "feature_disabled: the tenant's monteCarlo flag is off")))]
+#[get("/{id}/charts/fan.svg")]
 pub async fn fan_chart(user: Simulator, state: State, path: Id, query: Simulation) -> Answer {
     let (summary, outcomes, window) = simulate(&user, &state, path.id, &query).await?;
     let title = format!(

@@ -14,8 +14,10 @@
 //! | `DELETE …/roles/{name}` (a tenant's own role no one has) | `tenant:admin` |
 use actix_web::http::StatusCode;
 use actix_web::web;
+use actix_web::{delete, get, post, put};
 use rampart_auth::{Role, RoleChange};
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{self, Answer, JsonObject};
 use crate::error::ApiError;
@@ -23,11 +25,11 @@ use crate::extract::{Caller, perm};
 use crate::state::AppState;
 
 /// Registers the routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/t/{tenant}/roles", web::get().to(list))
-        .route("/api/v1/t/{tenant}/roles", web::post().to(create))
-        .route("/api/v1/t/{tenant}/roles/{name}", web::put().to(update))
-        .route("/api/v1/t/{tenant}/roles/{name}", web::delete().to(delete));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list)
+        .service(create)
+        .service(update)
+        .service(delete);
 }
 
 /// Who changes roles: `tenant:admin`.
@@ -71,13 +73,15 @@ pub struct UpdateRoleBody {
 
 /// Every role of the tenant with its permissions, whether it is built in,
 /// and how many users have it.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/roles", responses((status = 200, description = "roles"), (status = 403, description = "needs users:manage")))]
+#[utoipa::path(responses((status = 200, description = "roles"), (status = 403, description = "needs users:manage")))]
+#[get("/api/v1/t/{tenant}/roles")]
 pub async fn list(caller: Caller<perm::UsersManage>, state: web::Data<AppState>) -> Answer {
     Ok(api::ok(state.auth.roles().list(&caller.tenant).await?))
 }
 
 /// Creates a role of the tenant's own.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/roles", request_body = CreateRoleBody, responses((status = 201, description = "the role"), (status = 400, description = "invalid name or unknown permission (unknown_permission)"), (status = 403, description = "needs tenant:admin"), (status = 409, description = "a role of this name exists")))]
+#[utoipa::path(request_body = CreateRoleBody, responses((status = 201, description = "the role"), (status = 400, description = "invalid name or unknown permission (unknown_permission)"), (status = 403, description = "needs tenant:admin"), (status = 409, description = "a role of this name exists")))]
+#[post("/api/v1/t/{tenant}/roles")]
 pub async fn create(
     admin: Admin,
     state: web::Data<AppState>,
@@ -98,7 +102,8 @@ pub async fn create(
 }
 
 /// Replaces a role's permissions (and description, if given).
-#[utoipa::path(put, path = "/api/v1/t/{tenant}/roles/{name}", request_body = UpdateRoleBody, responses((status = 200, description = "the role"), (status = 400, description = "unknown permission (unknown_permission)"), (status = 403, description = "needs tenant:admin"), (status = 404, description = "no such role"), (status = 409, description = "no active user would keep tenant:admin and users:manage (role_lockout)")))]
+#[utoipa::path(request_body = UpdateRoleBody, responses((status = 200, description = "the role"), (status = 400, description = "unknown permission (unknown_permission)"), (status = 403, description = "needs tenant:admin"), (status = 404, description = "no such role"), (status = 409, description = "no active user would keep tenant:admin and users:manage (role_lockout)")))]
+#[put("/api/v1/t/{tenant}/roles/{name}")]
 pub async fn update(
     admin: Admin,
     state: web::Data<AppState>,
@@ -121,7 +126,8 @@ pub async fn update(
 
 /// Deletes a role of the tenant's own that no user, client or upstream
 /// provider has.
-#[utoipa::path(delete, path = "/api/v1/t/{tenant}/roles/{name}", responses((status = 200, description = "deleted"), (status = 403, description = "needs tenant:admin"), (status = 404, description = "no such role"), (status = 409, description = "built in (role_built_in) or still assigned (role_in_use)")))]
+#[utoipa::path(responses((status = 200, description = "deleted"), (status = 403, description = "needs tenant:admin"), (status = 404, description = "no such role"), (status = 409, description = "built in (role_built_in) or still assigned (role_in_use)")))]
+#[delete("/api/v1/t/{tenant}/roles/{name}")]
 pub async fn delete(admin: Admin, state: web::Data<AppState>, path: web::Path<RolePath>) -> Answer {
     let role = path.role()?;
     state

@@ -14,9 +14,11 @@
 //! 400 `tenant_setting_invalid` and changes nothing. Every change is written
 //! to the tenant's audit log with the actor and the values before and after.
 use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{get, patch, put};
 use rampart_auth::ClientContext;
 use rampart_auth::audit::AuditEvent;
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::api::{self, JsonObject};
@@ -25,45 +27,21 @@ use crate::extract::{self, Caller, Operator, perm};
 use crate::state::AppState;
 
 /// The public listener's routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/t/{tenant}/settings", web::get().to(get_settings))
-        .route(
-            "/api/v1/t/{tenant}/settings",
-            web::patch().to(patch_settings),
-        )
-        .route("/api/v1/t/{tenant}/features", web::get().to(list_features))
-        .route(
-            "/api/v1/t/{tenant}/features/{flag}",
-            web::get().to(get_feature),
-        )
-        .route(
-            "/api/v1/t/{tenant}/features/{flag}",
-            web::put().to(put_feature),
-        );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(get_settings)
+        .service(patch_settings)
+        .service(list_features)
+        .service(get_feature)
+        .service(put_feature);
 }
 
 /// The admin listener's routes.
-pub fn configure_admin(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/admin/tenants/{slug}/settings",
-        web::get().to(admin_get_settings),
-    )
-    .route(
-        "/admin/tenants/{slug}/settings",
-        web::patch().to(admin_patch_settings),
-    )
-    .route(
-        "/admin/tenants/{slug}/features",
-        web::get().to(admin_list_features),
-    )
-    .route(
-        "/admin/tenants/{slug}/features/{flag}",
-        web::get().to(admin_get_feature),
-    )
-    .route(
-        "/admin/tenants/{slug}/features/{flag}",
-        web::put().to(admin_put_feature),
-    );
+pub fn configure_admin(cfg: &mut ServiceConfig) {
+    cfg.service(admin_get_settings)
+        .service(admin_patch_settings)
+        .service(admin_list_features)
+        .service(admin_get_feature)
+        .service(admin_put_feature);
 }
 
 type TenantAdmin = Caller<perm::TenantAdmin>;
@@ -191,7 +169,8 @@ async fn write_flag(
 }
 
 /// The tenant's typed settings (defaults for what is unset).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/settings", responses((status = 200, description = "settings"), (status = 403, description = "not a tenant admin")))]
+#[utoipa::path(responses((status = 200, description = "settings"), (status = 403, description = "not a tenant admin")))]
+#[get("/api/v1/t/{tenant}/settings")]
 pub async fn get_settings(
     caller: TenantAdmin,
     state: web::Data<AppState>,
@@ -200,7 +179,8 @@ pub async fn get_settings(
 }
 
 /// Changes settings with a JSON merge patch; audited with before and after.
-#[utoipa::path(patch, path = "/api/v1/t/{tenant}/settings", responses((status = 200, description = "the settings after the change"), (status = 400, description = "tenant_setting_invalid: unknown key, wrong type or outside the platform's bounds"), (status = 403, description = "not a tenant admin")))]
+#[utoipa::path(responses((status = 200, description = "the settings after the change"), (status = 400, description = "tenant_setting_invalid: unknown key, wrong type or outside the platform's bounds"), (status = 403, description = "not a tenant admin")))]
+#[patch("/api/v1/t/{tenant}/settings")]
 pub async fn patch_settings(
     caller: TenantAdmin,
     state: web::Data<AppState>,
@@ -210,7 +190,8 @@ pub async fn patch_settings(
 }
 
 /// Every feature flag of the tenant (its own over the platform defaults).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/features", responses((status = 200, description = "flags"), (status = 403, description = "not a tenant admin")))]
+#[utoipa::path(responses((status = 200, description = "flags"), (status = 403, description = "not a tenant admin")))]
+#[get("/api/v1/t/{tenant}/features")]
 pub async fn list_features(
     caller: TenantAdmin,
     state: web::Data<AppState>,
@@ -219,7 +200,8 @@ pub async fn list_features(
 }
 
 /// One feature flag.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/features/{flag}", responses((status = 200, description = "the flag"), (status = 400, description = "malformed flag name"), (status = 403, description = "not a tenant admin")))]
+#[utoipa::path(responses((status = 200, description = "the flag"), (status = 400, description = "malformed flag name"), (status = 403, description = "not a tenant admin")))]
+#[get("/api/v1/t/{tenant}/features/{flag}")]
 pub async fn get_feature(
     caller: TenantAdmin,
     state: web::Data<AppState>,
@@ -229,7 +211,8 @@ pub async fn get_feature(
 }
 
 /// Turns a feature flag on or off; audited.
-#[utoipa::path(put, path = "/api/v1/t/{tenant}/features/{flag}", request_body = FlagBody, responses((status = 200, description = "the flag"), (status = 400, description = "malformed flag name"), (status = 403, description = "not a tenant admin")))]
+#[utoipa::path(request_body = FlagBody, responses((status = 200, description = "the flag"), (status = 400, description = "malformed flag name"), (status = 403, description = "not a tenant admin")))]
+#[put("/api/v1/t/{tenant}/features/{flag}")]
 pub async fn put_feature(
     caller: TenantAdmin,
     state: web::Data<AppState>,
@@ -240,7 +223,8 @@ pub async fn put_feature(
 }
 
 /// A tenant's typed settings (operator).
-#[utoipa::path(get, path = "/admin/tenants/{slug}/settings", responses((status = 200, description = "settings"), (status = 404, description = "unknown tenant")))]
+#[utoipa::path(responses((status = 200, description = "settings"), (status = 404, description = "unknown tenant")))]
+#[get("/admin/tenants/{slug}/settings")]
 pub async fn admin_get_settings(
     _operator: Operator,
     state: web::Data<AppState>,
@@ -250,7 +234,8 @@ pub async fn admin_get_settings(
 }
 
 /// Changes a tenant's settings (operator); audited in the tenant's log.
-#[utoipa::path(patch, path = "/admin/tenants/{slug}/settings", responses((status = 200, description = "the settings after the change"), (status = 400, description = "tenant_setting_invalid")))]
+#[utoipa::path(responses((status = 200, description = "the settings after the change"), (status = 400, description = "tenant_setting_invalid")))]
+#[patch("/admin/tenants/{slug}/settings")]
 pub async fn admin_patch_settings(
     operator: Operator,
     req: HttpRequest,
@@ -262,7 +247,8 @@ pub async fn admin_patch_settings(
 }
 
 /// A tenant's feature flags (operator).
-#[utoipa::path(get, path = "/admin/tenants/{slug}/features", responses((status = 200, description = "flags")))]
+#[utoipa::path(responses((status = 200, description = "flags")))]
+#[get("/admin/tenants/{slug}/features")]
 pub async fn admin_list_features(
     _operator: Operator,
     state: web::Data<AppState>,
@@ -272,7 +258,8 @@ pub async fn admin_list_features(
 }
 
 /// One feature flag of a tenant (operator).
-#[utoipa::path(get, path = "/admin/tenants/{slug}/features/{flag}", responses((status = 200, description = "the flag"), (status = 400, description = "malformed flag name")))]
+#[utoipa::path(responses((status = 200, description = "the flag"), (status = 400, description = "malformed flag name")))]
+#[get("/admin/tenants/{slug}/features/{flag}")]
 pub async fn admin_get_feature(
     _operator: Operator,
     state: web::Data<AppState>,
@@ -282,7 +269,8 @@ pub async fn admin_get_feature(
 }
 
 /// Turns a tenant's feature flag on or off (operator); audited.
-#[utoipa::path(put, path = "/admin/tenants/{slug}/features/{flag}", request_body = FlagBody, responses((status = 200, description = "the flag")))]
+#[utoipa::path(request_body = FlagBody, responses((status = 200, description = "the flag")))]
+#[put("/admin/tenants/{slug}/features/{flag}")]
 pub async fn admin_put_feature(
     operator: Operator,
     req: HttpRequest,

@@ -17,10 +17,12 @@
 //! `{"type": "closed", "reason"}` precedes a close when access ends.
 use std::time::Duration;
 
+use actix_web::get;
 use actix_web::{HttpRequest, HttpResponse, web};
 use rampart_auth::{Permission, authorize};
 use rampart_portfolio::{Actor, PortfolioError, PortfolioService};
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -29,11 +31,8 @@ use crate::state::AppState;
 
 /// Registers the route. It must come before `portfolios::configure`,
 /// whose `web::scope` would otherwise claim the path.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/api/v1/t/{tenant}/portfolios/{id}/stream",
-        web::get().to(stream),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(stream);
 }
 
 /// `…/portfolios/{id}/stream`.
@@ -55,7 +54,8 @@ pub struct StreamQuery {
 }
 
 /// Live prices of the portfolio's symbols (WebSocket).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/portfolios/{id}/stream", params(StreamQuery), responses((status = 101, description = "WebSocket of JSON quote messages"), (status = 401, description = "no valid token"), (status = 404, description = "no such portfolio, or not visible to the caller")))]
+#[utoipa::path(params(StreamQuery), responses((status = 101, description = "WebSocket of JSON quote messages"), (status = 401, description = "no valid token"), (status = 404, description = "no such portfolio, or not visible to the caller")))]
+#[get("/api/v1/t/{tenant}/portfolios/{id}/stream")]
 pub async fn stream(
     req: HttpRequest,
     state: web::Data<AppState>,

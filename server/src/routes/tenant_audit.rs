@@ -25,6 +25,7 @@
 //! not sealed yet answers 404 `audit_not_sealed`. CSV cells that a spreadsheet would run as a
 //! formula (leading `=`, `+`, `-`, `@`, tab or carriage return) are
 //! prefixed with `'`.
+use actix_web::get;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
@@ -32,6 +33,7 @@ use rampart_auth::audit::{AuditEvent, AuditRecord};
 use rampart_auth::audit_query::{AuditFilter, RangeVerification};
 use rampart_auth::audit_tree::{ConsistencyProof, InclusionProof, LogVerification, SignedTreeHead};
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api;
 use crate::error::ApiError;
@@ -42,46 +44,22 @@ use crate::state::AppState;
 pub const EXPORT_MAX_ROWS: i64 = 50_000;
 
 /// The public listener's routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/t/{tenant}/audit", web::get().to(list))
-        .route("/api/v1/t/{tenant}/audit/export", web::get().to(export))
-        .route(
-            "/api/v1/t/{tenant}/audit/tree-head",
-            web::get().to(tree_head),
-        )
-        .route(
-            "/api/v1/t/{tenant}/audit/proofs/inclusion",
-            web::get().to(inclusion),
-        )
-        .route(
-            "/api/v1/t/{tenant}/audit/proofs/consistency",
-            web::get().to(consistency),
-        );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list)
+        .service(export)
+        .service(tree_head)
+        .service(inclusion)
+        .service(consistency);
 }
 
 /// The admin listener's routes.
-pub fn configure_admin(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/tenants/{slug}/audit", web::get().to(admin_list))
-        .route(
-            "/admin/tenants/{slug}/audit/export",
-            web::get().to(admin_export),
-        )
-        .route(
-            "/admin/tenants/{slug}/audit/tree-head",
-            web::get().to(admin_tree_head),
-        )
-        .route(
-            "/admin/tenants/{slug}/audit/proofs/inclusion",
-            web::get().to(admin_inclusion),
-        )
-        .route(
-            "/admin/tenants/{slug}/audit/proofs/consistency",
-            web::get().to(admin_consistency),
-        )
-        .route(
-            "/admin/tenants/{slug}/audit/verify",
-            web::get().to(admin_verify),
-        );
+pub fn configure_admin(cfg: &mut ServiceConfig) {
+    cfg.service(admin_list)
+        .service(admin_export)
+        .service(admin_tree_head)
+        .service(admin_inclusion)
+        .service(admin_consistency)
+        .service(admin_verify);
 }
 
 /// Filters of both routes, and the page of the list.
@@ -267,7 +245,8 @@ async fn export_of(
 }
 
 /// A page of the tenant's audit log, newest first.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/audit", params(AuditQuery), responses((status = 200, description = "records; meta.nextCursor for the next page"), (status = 403, description = "not a tenant admin")))]
+#[utoipa::path(params(AuditQuery), responses((status = 200, description = "records; meta.nextCursor for the next page"), (status = 403, description = "not a tenant admin")))]
+#[get("/api/v1/t/{tenant}/audit")]
 pub async fn list(
     caller: Auditor,
     state: web::Data<AppState>,
@@ -277,7 +256,8 @@ pub async fn list(
 }
 
 /// The tenant's audit log as JSON Lines or CSV with the chain verification.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/audit/export", params(AuditQuery), responses((status = 200, description = "the rows, oldest first; X-Audit-Chain says whether the chain verifies"), (status = 400, description = "unknown format"), (status = 403, description = "not a tenant admin")))]
+#[utoipa::path(params(AuditQuery), responses((status = 200, description = "the rows, oldest first; X-Audit-Chain says whether the chain verifies"), (status = 400, description = "unknown format"), (status = 403, description = "not a tenant admin")))]
+#[get("/api/v1/t/{tenant}/audit/export")]
 pub async fn export(
     caller: Auditor,
     state: web::Data<AppState>,
@@ -291,7 +271,8 @@ pub async fn export(
 }
 
 /// A page of a tenant's audit log (operator).
-#[utoipa::path(get, path = "/admin/tenants/{slug}/audit", params(AuditQuery), responses((status = 200, description = "records")))]
+#[utoipa::path(params(AuditQuery), responses((status = 200, description = "records")))]
+#[get("/admin/tenants/{slug}/audit")]
 pub async fn admin_list(
     _operator: Operator,
     state: web::Data<AppState>,
@@ -302,7 +283,8 @@ pub async fn admin_list(
 }
 
 /// A tenant's audit log export (operator).
-#[utoipa::path(get, path = "/admin/tenants/{slug}/audit/export", params(AuditQuery), responses((status = 200, description = "the rows and the chain verification")))]
+#[utoipa::path(params(AuditQuery), responses((status = 200, description = "the rows and the chain verification")))]
+#[get("/admin/tenants/{slug}/audit/export")]
 pub async fn admin_export(
     operator: Operator,
     state: web::Data<AppState>,
@@ -373,7 +355,8 @@ async fn consistency_of(
 }
 
 /// The newest signed tree head of the tenant's audit log.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/audit/tree-head", responses((status = 200, description = "size, root hash, timestamp, kid and the ES256 JWS over them"), (status = 403, description = "not a tenant admin"), (status = 404, description = "audit_not_sealed: never sealed yet")))]
+#[utoipa::path(responses((status = 200, description = "size, root hash, timestamp, kid and the ES256 JWS over them"), (status = 403, description = "not a tenant admin"), (status = 404, description = "audit_not_sealed: never sealed yet")))]
+#[get("/api/v1/t/{tenant}/audit/tree-head")]
 pub async fn tree_head(
     caller: Auditor,
     state: web::Data<AppState>,
@@ -382,7 +365,8 @@ pub async fn tree_head(
 }
 
 /// The inclusion proof (RFC 9162) of one audit row in a signed tree head.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/audit/proofs/inclusion", params(InclusionQuery), responses((status = 200, description = "leaf index, leaf, audit path and the tree head"), (status = 403, description = "not a tenant admin"), (status = 404, description = "audit_not_sealed: the row or tree size is not sealed")))]
+#[utoipa::path(params(InclusionQuery), responses((status = 200, description = "leaf index, leaf, audit path and the tree head"), (status = 403, description = "not a tenant admin"), (status = 404, description = "audit_not_sealed: the row or tree size is not sealed")))]
+#[get("/api/v1/t/{tenant}/audit/proofs/inclusion")]
 pub async fn inclusion(
     caller: Auditor,
     state: web::Data<AppState>,
@@ -392,7 +376,8 @@ pub async fn inclusion(
 }
 
 /// The consistency proof (RFC 9162) between two signed tree heads.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/audit/proofs/consistency", params(ConsistencyQuery), responses((status = 200, description = "both tree heads and the proof"), (status = 400, description = "first after second"), (status = 403, description = "not a tenant admin"), (status = 404, description = "audit_not_sealed: no tree head of that size")))]
+#[utoipa::path(params(ConsistencyQuery), responses((status = 200, description = "both tree heads and the proof"), (status = 400, description = "first after second"), (status = 403, description = "not a tenant admin"), (status = 404, description = "audit_not_sealed: no tree head of that size")))]
+#[get("/api/v1/t/{tenant}/audit/proofs/consistency")]
 pub async fn consistency(
     caller: Auditor,
     state: web::Data<AppState>,
@@ -402,7 +387,8 @@ pub async fn consistency(
 }
 
 /// A tenant's newest signed tree head (operator).
-#[utoipa::path(get, path = "/admin/tenants/{slug}/audit/tree-head", responses((status = 200, description = "the tree head"), (status = 404, description = "audit_not_sealed")))]
+#[utoipa::path(responses((status = 200, description = "the tree head"), (status = 404, description = "audit_not_sealed")))]
+#[get("/admin/tenants/{slug}/audit/tree-head")]
 pub async fn admin_tree_head(
     _operator: Operator,
     state: web::Data<AppState>,
@@ -412,7 +398,8 @@ pub async fn admin_tree_head(
 }
 
 /// An inclusion proof in a tenant's audit tree (operator).
-#[utoipa::path(get, path = "/admin/tenants/{slug}/audit/proofs/inclusion", params(InclusionQuery), responses((status = 200, description = "the proof"), (status = 404, description = "audit_not_sealed")))]
+#[utoipa::path(params(InclusionQuery), responses((status = 200, description = "the proof"), (status = 404, description = "audit_not_sealed")))]
+#[get("/admin/tenants/{slug}/audit/proofs/inclusion")]
 pub async fn admin_inclusion(
     _operator: Operator,
     state: web::Data<AppState>,
@@ -423,7 +410,8 @@ pub async fn admin_inclusion(
 }
 
 /// A consistency proof in a tenant's audit tree (operator).
-#[utoipa::path(get, path = "/admin/tenants/{slug}/audit/proofs/consistency", params(ConsistencyQuery), responses((status = 200, description = "the proof"), (status = 404, description = "audit_not_sealed")))]
+#[utoipa::path(params(ConsistencyQuery), responses((status = 200, description = "the proof"), (status = 404, description = "audit_not_sealed")))]
+#[get("/admin/tenants/{slug}/audit/proofs/consistency")]
 pub async fn admin_consistency(
     _operator: Operator,
     state: web::Data<AppState>,
@@ -435,7 +423,8 @@ pub async fn admin_consistency(
 
 /// A tenant's whole audit log checked against every signed tree head, as
 /// `rampart audit verify` does (operator).
-#[utoipa::path(get, path = "/admin/tenants/{slug}/audit/verify", responses((status = 200, description = "rows, sealed and unsealed, and the first position that differs (firstDifference) or the first bad tree head (badHead), if any")))]
+#[utoipa::path(responses((status = 200, description = "rows, sealed and unsealed, and the first position that differs (firstDifference) or the first bad tree head (badHead), if any")))]
+#[get("/admin/tenants/{slug}/audit/verify")]
 pub async fn admin_verify(
     _operator: Operator,
     state: web::Data<AppState>,

@@ -4,10 +4,12 @@
 //! information. `upstream_not_connected` (409) without a connection.
 //! Symbol information is recorded as instruments (`market.instruments`).
 //! Needs `market:read`.
+use actix_web::get;
 use actix_web::{HttpResponse, web};
 use chrono::NaiveDate;
 use rampart_market::MarketDataProvider;
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api;
 use crate::error::ApiError;
@@ -15,15 +17,8 @@ use crate::extract::{User, perm};
 use crate::state::AppState;
 
 /// Registers the routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/api/v1/t/{tenant}/market/tradestation/bars/{symbol}",
-        web::get().to(tradestation_bars),
-    )
-    .route(
-        "/api/v1/t/{tenant}/market/tradestation/symbols/{symbols}",
-        web::get().to(tradestation_symbols),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(tradestation_bars).service(tradestation_symbols);
 }
 
 /// `…/bars/{symbol}`.
@@ -44,7 +39,8 @@ pub struct TradeStationBarsQuery {
 
 /// Daily bars from TradeStation's v3 bar charts, called with the caller's
 /// TradeStation access token (refreshed first when it expired).
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/market/tradestation/bars/{symbol}", params(TradeStationBarsQuery), responses((status = 200, description = "`bars` (date, open, high, low, close, volume), oldest first; `source` is `tradestation`"), (status = 400, description = "bad window or symbol"), (status = 404, description = "unknown symbol"), (status = 409, description = "upstream_not_connected: the caller has no TradeStation connection")))]
+#[utoipa::path(params(TradeStationBarsQuery), responses((status = 200, description = "`bars` (date, open, high, low, close, volume), oldest first; `source` is `tradestation`"), (status = 400, description = "bad window or symbol"), (status = 404, description = "unknown symbol"), (status = 409, description = "upstream_not_connected: the caller has no TradeStation connection")))]
+#[get("/api/v1/t/{tenant}/market/tradestation/bars/{symbol}")]
 pub async fn tradestation_bars(
     user: User<perm::MarketRead>,
     state: web::Data<AppState>,
@@ -82,7 +78,8 @@ pub struct SymbolsPath {
 
 /// What TradeStation says about these symbols (description, exchange,
 /// asset type), recorded as instruments.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/market/tradestation/symbols/{symbols}", responses((status = 200, description = "`symbols`: symbol, name, exchange, kind; unknown symbols left out"), (status = 400, description = "no or too many symbols"), (status = 409, description = "upstream_not_connected: the caller has no TradeStation connection")))]
+#[utoipa::path(responses((status = 200, description = "`symbols`: symbol, name, exchange, kind; unknown symbols left out"), (status = 400, description = "no or too many symbols"), (status = 409, description = "upstream_not_connected: the caller has no TradeStation connection")))]
+#[get("/api/v1/t/{tenant}/market/tradestation/symbols/{symbols}")]
 pub async fn tradestation_symbols(
     user: User<perm::MarketRead>,
     state: web::Data<AppState>,

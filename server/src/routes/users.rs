@@ -5,8 +5,10 @@
 //! Over [`rampart_portfolio::UserService`] and
 //! [`rampart_portfolio::PortfolioService::import_json`].
 use actix_web::{HttpResponse, web};
+use actix_web::{get, patch, post, put};
 use rampart_portfolio::{PortfolioService, PreferencesPatch, ProfilePatch, UserService};
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::api::{self, JsonObject};
@@ -15,31 +17,16 @@ use crate::extract::{Caller, PageQuery, User, perm};
 use crate::state::AppState;
 
 /// Registers the routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/t/{tenant}/me/profile", web::get().to(profile))
-        .route(
-            "/api/v1/t/{tenant}/me/profile",
-            web::patch().to(update_profile),
-        )
-        .route(
-            "/api/v1/t/{tenant}/me/preferences",
-            web::get().to(preferences),
-        )
-        .route(
-            "/api/v1/t/{tenant}/me/preferences",
-            web::patch().to(update_preferences),
-        )
-        .route("/api/v1/t/{tenant}/me/activity", web::get().to(activity))
-        .route("/api/v1/t/{tenant}/me/import", web::post().to(import))
-        .route("/api/v1/t/{tenant}/users", web::get().to(list_users))
-        .route(
-            "/api/v1/t/{tenant}/users/{id}/role",
-            web::put().to(set_role),
-        )
-        .route(
-            "/api/v1/t/{tenant}/users/{id}/status",
-            web::put().to(set_status),
-        );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(profile)
+        .service(update_profile)
+        .service(preferences)
+        .service(update_preferences)
+        .service(activity)
+        .service(import)
+        .service(list_users)
+        .service(set_role)
+        .service(set_status);
 }
 
 fn users(state: &AppState) -> UserService {
@@ -47,34 +34,38 @@ fn users(state: &AppState) -> UserService {
 }
 
 /// The caller's profile.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/me/profile", responses((status = 200, description = "profile"), (status = 401, description = "no valid token")))]
+#[utoipa::path(responses((status = 200, description = "profile"), (status = 401, description = "no valid token")))]
+#[get("/api/v1/t/{tenant}/me/profile")]
 pub async fn profile(user: User, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let profile = users(&state).profile(&user.tenant, user.id).await?;
-    Ok(api::ok(profile))
+    let own = users(&state).profile(&user.tenant, user.id).await?;
+    Ok(api::ok(own))
 }
 
 /// Changes the caller's display name.
-#[utoipa::path(patch, path = "/api/v1/t/{tenant}/me/profile", responses((status = 200, description = "profile"), (status = 400, description = "invalid")))]
+#[utoipa::path(responses((status = 200, description = "profile"), (status = 400, description = "invalid")))]
+#[patch("/api/v1/t/{tenant}/me/profile")]
 pub async fn update_profile(
     user: User,
     state: web::Data<AppState>,
     body: JsonObject<ProfilePatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let profile = users(&state)
+    let changed = users(&state)
         .update_profile(&user.tenant, user.id, body.0)
         .await?;
-    Ok(api::ok(profile))
+    Ok(api::ok(changed))
 }
 
 /// The caller's preferences, defaults filled in.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/me/preferences", responses((status = 200, description = "preferences")))]
+#[utoipa::path(responses((status = 200, description = "preferences")))]
+#[get("/api/v1/t/{tenant}/me/preferences")]
 pub async fn preferences(user: User, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let prefs = users(&state).preferences(&user.tenant, user.id).await?;
     Ok(api::ok(prefs))
 }
 
 /// Changes some of the caller's preferences (absent fields are kept).
-#[utoipa::path(patch, path = "/api/v1/t/{tenant}/me/preferences", responses((status = 200, description = "preferences"), (status = 400, description = "invalid")))]
+#[utoipa::path(responses((status = 200, description = "preferences"), (status = 400, description = "invalid")))]
+#[patch("/api/v1/t/{tenant}/me/preferences")]
 pub async fn update_preferences(
     user: User,
     state: web::Data<AppState>,
@@ -95,7 +86,8 @@ pub struct LimitQuery {
 
 /// The caller's own history: portfolio changes they made and their auth
 /// audit rows, newest first.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/me/activity", params(LimitQuery), responses((status = 200, description = "activity")))]
+#[utoipa::path(params(LimitQuery), responses((status = 200, description = "activity")))]
+#[get("/api/v1/t/{tenant}/me/activity")]
 pub async fn activity(
     user: User,
     state: web::Data<AppState>,
@@ -111,7 +103,8 @@ pub async fn activity(
 /// `rampart_portfolio::import_json` for the schema): item by item
 /// created / skipped (imported before) / refused; any refused item → 422
 /// with the report and nothing applied.
-#[utoipa::path(post, path = "/api/v1/t/{tenant}/me/import", responses((status = 200, description = "report"), (status = 400, description = "not an export"), (status = 422, description = "refused items, nothing applied")))]
+#[utoipa::path(responses((status = 200, description = "report"), (status = 400, description = "not an export"), (status = 422, description = "refused items, nothing applied")))]
+#[post("/api/v1/t/{tenant}/me/import")]
 pub async fn import(
     user: User<perm::PortfolioWrite>,
     state: web::Data<AppState>,
@@ -133,7 +126,8 @@ pub async fn import(
 }
 
 /// Users of the tenant (`users:manage`), cursor-paginated.
-#[utoipa::path(get, path = "/api/v1/t/{tenant}/users", params(PageQuery), responses((status = 200, description = "a page of users"), (status = 403, description = "needs users:manage")))]
+#[utoipa::path(params(PageQuery), responses((status = 200, description = "a page of users"), (status = 403, description = "needs users:manage")))]
+#[get("/api/v1/t/{tenant}/users")]
 pub async fn list_users(
     caller: Caller<perm::UsersManage>,
     state: web::Data<AppState>,
@@ -165,17 +159,18 @@ pub struct RoleBody {
 }
 
 /// Changes a user's role (`users:manage`; not one's own).
-#[utoipa::path(put, path = "/api/v1/t/{tenant}/users/{id}/role", responses((status = 200, description = "profile"), (status = 400, description = "unknown role or own role"), (status = 404, description = "no such user")))]
+#[utoipa::path(responses((status = 200, description = "profile"), (status = 400, description = "unknown role or own role"), (status = 404, description = "no such user")))]
+#[put("/api/v1/t/{tenant}/users/{id}/role")]
 pub async fn set_role(
     admin: User<perm::UsersManage>,
     state: web::Data<AppState>,
     path: web::Path<UserPath>,
     body: JsonObject<RoleBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let profile = users(&state)
+    let changed = users(&state)
         .set_role(&admin.tenant, admin.id, path.id, &body.role)
         .await?;
-    Ok(api::ok(profile))
+    Ok(api::ok(changed))
 }
 
 /// A new status.
@@ -188,7 +183,8 @@ pub struct StatusBody {
 
 /// Disables or re-enables a user (`users:manage`; not oneself). Disabling
 /// revokes the user's sessions, refresh tokens and access tokens at once.
-#[utoipa::path(put, path = "/api/v1/t/{tenant}/users/{id}/status", responses((status = 200, description = "profile"), (status = 400, description = "unknown status or oneself"), (status = 404, description = "no such user")))]
+#[utoipa::path(responses((status = 200, description = "profile"), (status = 400, description = "unknown status or oneself"), (status = 404, description = "no such user")))]
+#[put("/api/v1/t/{tenant}/users/{id}/status")]
 pub async fn set_status(
     admin: User<perm::UsersManage>,
     state: web::Data<AppState>,
@@ -200,8 +196,8 @@ pub async fn set_status(
         "disabled" => false,
         _ => return Err(ApiError::bad_request("status: active or disabled")),
     };
-    let profile = users(&state)
+    let changed = users(&state)
         .set_active(&admin.tenant, admin.id, path.id, active)
         .await?;
-    Ok(api::ok(profile))
+    Ok(api::ok(changed))
 }
