@@ -1,13 +1,18 @@
 //! Portfolio analytics answers per tenant, portfolio, caller and window,
 //! kept for [`AnalyticsCache::TTL`] in a moka cache: a dashboard re-reading
 //! the same report is served without reading positions and prices again or
-//! rewriting the stored series. Any change through the portfolio routes
-//! (any method but GET/HEAD) bumps the tenant's generation, which is part
-//! of the key: older answers are never served again, and an analysis that
+//! rewriting the stored series.
+//!
+//! Every change of a portfolio or valuation case (fields, positions,
+//! shares, comments, analyses; through REST, GraphQL or any replica) is
+//! announced on the tenant's change feed in its own transaction
+//! (`rampart_portfolio::CHANGE_TOPIC`), and the key holds the tenant's
+//! generation of that topic: an answer from before a change is never served
+//! again once this replica has read the feed, at most
+//! [`AnalyticsCache::FEED_BOUND`] later (at once for changes through this
+//! replica's portfolio routes, which mark the feed stale). An analysis that
 //! overlapped a change is stored under the old generation, unreachable.
-//! Price updates show within the TTL. Per process (see BENCHMARKS.md).
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+//! New daily prices show within the TTL.
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
@@ -15,22 +20,23 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
 use moka::sync::Cache;
+use rampart_tenancy::{ChangeFeed, TenancyError, TenantPool};
 use uuid::Uuid;
 
 /// The cache (one per server, shared by all workers).
 pub struct AnalyticsCache {
     entries: Cache<AnalyticsKey, web::Bytes>,
-    /// The generation of each tenant's portfolios (never evicted: one
-    /// counter per tenant that ever changed).
-    generations: Cache<String, Arc<AtomicU64>>,
+    /// This replica's view of the tenants' document changes.
+    feed: ChangeFeed,
 }
 
 /// What an answer was computed for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AnalyticsKey {
-    /// The tenant.
-    pub tenant: String,
-    /// The tenant's generation when the analysis started.
+    /// The tenant's id (a slug reused after a purge is another tenant).
+    pub tenant: Uuid,
+    /// The tenant's generation of document changes when the analysis
+    /// started ([`AnalyticsCache::generation`]).
     pub generation: u64,
     /// The portfolio.
     pub portfolio: Uuid,
@@ -49,32 +55,34 @@ pub struct AnalyticsKey {
     pub benchmark: String,
 }
 
-impl Default for AnalyticsCache {
-    fn default() -> Self {
+impl AnalyticsCache {
+    /// How long an answer is served at most: how late new daily prices
+    /// show (document changes show at once, see the module docs).
+    pub const TTL: Duration = Duration::from_secs(300);
+    /// Entries at most.
+    pub const CAPACITY: u64 = 20_000;
+    /// How old this replica's view of the change feed may be: a change
+    /// through another replica or GraphQL shows within it. One indexed
+    /// query a second for all tenants, only while analytics are asked for.
+    pub const FEED_BOUND: Duration = Duration::from_secs(1);
+
+    /// An empty cache following the change feed of `pool`'s database.
+    pub fn new(pool: TenantPool) -> Self {
         Self {
             entries: Cache::builder()
                 .max_capacity(Self::CAPACITY)
                 .time_to_live(Self::TTL)
                 .build(),
-            generations: Cache::builder().build(),
+            feed: ChangeFeed::new(pool, Self::FEED_BOUND),
         }
     }
-}
 
-impl AnalyticsCache {
-    /// How long an answer is served from the cache.
-    pub const TTL: Duration = Duration::from_secs(30);
-    /// Entries at most.
-    pub const CAPACITY: u64 = 20_000;
-
-    fn counter(&self, tenant: &str) -> Arc<AtomicU64> {
-        self.generations
-            .get_with_by_ref(tenant, || Arc::new(AtomicU64::new(0)))
-    }
-
-    /// The tenant's current generation (take it before computing).
-    pub fn generation(&self, tenant: &str) -> u64 {
-        self.counter(tenant).load(Ordering::Acquire)
+    /// The tenant's current generation of document changes (take it before
+    /// computing).
+    pub async fn generation(&self, tenant: Uuid) -> Result<u64, TenancyError> {
+        self.feed
+            .generation(tenant, rampart_portfolio::CHANGE_TOPIC)
+            .await
     }
 
     /// A stored answer.
@@ -87,14 +95,17 @@ impl AnalyticsCache {
         self.entries.insert(key, body);
     }
 
-    /// Makes every stored answer of the tenant unreachable.
-    pub fn forget(&self, tenant: &str) {
-        self.counter(tenant).fetch_add(1, Ordering::AcqRel);
+    /// A change went through this replica: the next
+    /// [`AnalyticsCache::generation`] reads the feed (which has it, since
+    /// it was announced in the change's committed transaction).
+    pub fn changed_here(&self) {
+        self.feed.stale();
     }
 }
 
 /// Middleware of the portfolio routes: after any change (any method but
-/// GET/HEAD) the tenant's cached analytics are forgotten.
+/// GET/HEAD) this replica reads the change feed on the next analytics
+/// request, so its own changes show at once.
 pub async fn forget_on_change(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -104,19 +115,9 @@ pub async fn forget_on_change(
         actix_web::http::Method::GET | actix_web::http::Method::HEAD
     );
     let cache = req.app_data::<web::Data<AnalyticsCache>>().cloned();
-    let tenant = req
-        .match_info()
-        .get("tenant")
-        .map(str::to_owned)
-        .or_else(|| {
-            req.path()
-                .strip_prefix("/api/v1/t/")
-                .and_then(|rest| rest.split('/').next())
-                .map(str::to_owned)
-        });
     let res = next.call(req).await;
-    if let (true, Some(cache), Some(tenant)) = (change, cache, tenant) {
-        cache.forget(&tenant);
+    if let (true, Some(cache)) = (change, cache) {
+        cache.changed_here();
     }
     res
 }

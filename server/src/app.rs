@@ -121,7 +121,9 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
     let cfg = config.clone();
     let d = data.clone();
     // One for all workers: a report computed on one is served by all.
-    let analytics_cache = web::Data::new(crate::analytics_cache::AnalyticsCache::default());
+    let analytics_cache = web::Data::new(crate::analytics_cache::AnalyticsCache::new(
+        state.tenants.clone(),
+    ));
     let public = HttpServer::new(move || {
         App::new()
             .into_utoipa_app()

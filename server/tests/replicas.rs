@@ -5,6 +5,8 @@
 //!   `auth.revocation_check_secs`;
 //! - a suspension made on replica A refuses the tenant on replica B within
 //!   `database.tenant_cache_ttl_ms`;
+//! - a portfolio share revoked on replica A stops replica B serving the
+//!   cached analytics answer within `AnalyticsCache::FEED_BOUND`;
 //! - the audit sealers of both replicas, run at the same time over and
 //!   over while events are written, seal every event exactly once under
 //!   consistent signed tree heads.
@@ -12,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use rampart_auth::Role;
 use rampart_ratelimit::Quota;
+use rampart_server::app::{AppState, RunningServer};
+use rampart_server::config::ServerConfig;
 use rampart_server::jobs::run_audit_seal_once;
 use rampart_vault::VaultConfig;
 
@@ -40,6 +44,40 @@ async fn seen_within<F: Future<Output = u16>>(
     }
 }
 
+/// Two replicas on `config` sharing their signing keys through Vault
+/// (without it, each process keeps its own keys in memory: a dev server is
+/// one replica), with `tenants` provisioned, each with the `web` client.
+/// The Vault server lives as long as the first value.
+async fn replicas(
+    mut config: ServerConfig,
+    tenants: &[&str],
+) -> (
+    rampart_testkit::BaoServer,
+    (RunningServer, AppState),
+    (RunningServer, AppState),
+) {
+    let (bao, _) = crate::vault::own_bao();
+    write_secret(
+        &bao.addr(),
+        "auth",
+        serde_json::json!({"kek": "44".repeat(32)}),
+    )
+    .await;
+    let mut vault = VaultConfig::dev(bao.addr(), bao.token());
+    vault.secrets = vec!["auth".into()];
+    config.vault = Some(vault);
+    let a = start(config.clone()).await;
+    let b = start(config).await;
+    for slug in tenants {
+        a.1.tenants.provision(slug, slug).await.unwrap();
+        a.1.auth
+            .register_client(slug, &web_client(&["authorization_code"]))
+            .await
+            .unwrap();
+    }
+    (bao, a, b)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_replicas_share_limits_revocations_suspensions_and_the_sealer() {
     let redis = rampart_testkit::redis().unwrap();
@@ -54,28 +92,9 @@ async fn two_replicas_share_limits_revocations_suspensions_and_the_sealer() {
     a_config.database.tenant_cache_ttl_ms = 2_000;
     // The sealers are driven by the test, not by their timers.
     a_config.auth.audit_seal_secs = 0;
-    // Replicas share their signing keys through Vault (without it, each
-    // process keeps its own keys in memory: a dev server is one replica).
-    let (bao, _) = crate::vault::own_bao();
-    write_secret(
-        &bao.addr(),
-        "auth",
-        serde_json::json!({"kek": "44".repeat(32)}),
-    )
-    .await;
-    let mut vault = VaultConfig::dev(bao.addr(), bao.token());
-    vault.secrets = vec!["auth".into()];
-    a_config.vault = Some(vault);
-    let b_config = a_config.clone();
-    let (a, a_state) = start(a_config).await;
-    let (b, b_state) = start(b_config).await;
+    let (_bao, (a, a_state), (b, b_state)) =
+        replicas(a_config, &["acme", "globex", "initech"]).await;
     let auth = a_state.auth.clone();
-    for slug in ["acme", "globex", "initech"] {
-        a_state.tenants.provision(slug, slug).await.unwrap();
-        auth.register_client(slug, &web_client(&["authorization_code"]))
-            .await
-            .unwrap();
-    }
     let http = client(&pki.ca.cert_pem(), None);
     let get = |addr: std::net::SocketAddr, tenant: &'static str, token: String| {
         let http = http.clone();
@@ -181,6 +200,97 @@ async fn two_replicas_share_limits_revocations_suspensions_and_the_sealer() {
     assert_eq!(check.unsealed, 0, "{check:?}");
     assert_eq!(check.tree_size, check.rows, "{check:?}");
     assert!(check.heads >= 1, "{check:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Analytics answers are keyed by the tenant's generation of document
+/// changes, announced in the changing transaction: a share revoked on A
+/// stops B serving its cached answer within `AnalyticsCache::FEED_BOUND`
+/// (without the feed it served the cached answer for its whole TTL).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_share_revoked_on_one_replica_ends_cached_analytics_on_the_other() {
+    let pki = Pki::new();
+    let (_bao, (a, a_state), (b, _)) = replicas(config(&pki).await, &["acme"]).await;
+    let auth = a_state.auth.clone();
+    let http = client(&pki.ca.cert_pem(), None);
+    // B serves bob a cached answer for ada's portfolio, shared with him.
+    let (_, ada) = scoped_token(
+        &auth,
+        "acme",
+        "owner@acme.test",
+        Role::Trader,
+        CLIENT_SCOPES,
+    )
+    .await;
+    let (bob_id, bob) = scoped_token(
+        &auth,
+        "acme",
+        "reader@acme.test",
+        Role::Analyst,
+        CLIENT_SCOPES,
+    )
+    .await;
+    let created: serde_json::Value = http
+        .post(url(a.public_addr, "/api/v1/t/acme/portfolios"))
+        .bearer_auth(&ada)
+        .json(&serde_json::json!({"name": "Shared", "positions": [{"symbol": "AAPL", "quantity": 10}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let portfolio = format!(
+        "/api/v1/t/acme/portfolios/{}",
+        created["data"]["id"].as_str().unwrap()
+    );
+    let res = http
+        .post(url(a.public_addr, &format!("{portfolio}/shares")))
+        .bearer_auth(&ada)
+        .json(&serde_json::json!({"user_id": bob_id, "access": "view"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "{created} {}",
+        res.text().await.unwrap_or_default()
+    );
+    let analytics = |token: String| {
+        let (http, path) = (http.clone(), format!("{portfolio}/analytics"));
+        async move {
+            http.get(url(b.public_addr, &path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Computed once, then served from B's cache.
+    assert_eq!(analytics(bob.clone()).await, 200);
+    assert_eq!(analytics(bob.clone()).await, 200);
+    let res = http
+        .delete(url(a.public_addr, &format!("{portfolio}/shares/{bob_id}")))
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let bound = rampart_server::analytics_cache::AnalyticsCache::FEED_BOUND;
+    let took = seen_within(404, bound + Duration::from_secs(2), || {
+        analytics(bob.clone())
+    })
+    .await;
+    println!(
+        "revoked share seen by the other replica's analytics after {took:?} (bound {bound:?})"
+    );
+    // The owner's own answer on B is still served.
+    assert_eq!(analytics(ada.clone()).await, 200);
+
     a.stop().await;
     b.stop().await;
 }

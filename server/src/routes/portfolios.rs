@@ -392,8 +392,8 @@ pub async fn analytics(
     // computed for; the dates as requested (and the day, which the default
     // window depends on).
     let key = AnalyticsKey {
-        generation: cache.generation(&user.tenant),
-        tenant: user.tenant.to_string(),
+        generation: cache.generation(user.principal.tenant_id).await?,
+        tenant: user.principal.tenant_id,
         portfolio: path.id,
         user: user.id,
         tenant_admin: user.is_tenant_admin(),
