@@ -5,14 +5,13 @@ use diesel::dsl::now;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use rampart_tenancy::TenantPool;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::documents::{self, Guarded, Kind, Need, OWNER, VIEW};
+use crate::PortfolioError;
+use crate::documents::{self, Kind, Need, OWNER, VIEW};
 use crate::model::{Actor, AllocationType, Portfolio, PortfolioDetail, Position, PositionInput};
 use crate::schema::{document_shares, portfolios, positions};
-use crate::{PortfolioError, PortfolioService};
 
 /// A portfolio row; the caller's access is resolved beside it.
 #[derive(Queryable, Selectable)]
@@ -104,56 +103,42 @@ pub(crate) async fn visible_portfolios(
         .collect())
 }
 
-/// How [`PortfolioService`] guards its portfolios (see
-/// [`crate::Collaborative`]): a portfolio the caller may see, checked for
-/// the access needed.
-impl Guarded for PortfolioService {
-    type Doc = Portfolio;
-
-    fn tenants(&self) -> &TenantPool {
-        self.pool()
+/// Portfolio `id` as `actor` sees it, once `actor` is found to have the
+/// access `need` asks for (the row locked for the transaction when it says
+/// so): how `PortfolioService` guards its portfolios (see
+/// [`crate::Collaborative`]). `NotFound` when the actor may not see it,
+/// `Forbidden` when the actor may see it but has less.
+pub(crate) async fn allowed(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    id: Uuid,
+    Need(needed, lock): Need,
+) -> Result<Portfolio, PortfolioError> {
+    if lock {
+        // Locked on its own: `FOR UPDATE` may not cover the nullable side of
+        // the share join below.
+        portfolios::table
+            .find(id)
+            .select(portfolios::id)
+            .for_update()
+            .load::<Uuid>(conn)
+            .await?;
     }
-
-    async fn allowed(
-        conn: &mut AsyncPgConnection,
-        actor: &Actor,
-        id: Uuid,
-        Need(needed, lock): Need,
-    ) -> Result<Portfolio, PortfolioError> {
-        if lock {
-            // Locked on its own: `FOR UPDATE` may not cover the nullable side of
-            // the share join below.
-            portfolios::table
-                .find(id)
-                .select(portfolios::id)
-                .for_update()
-                .load::<Uuid>(conn)
-                .await?;
-        }
-        let row: Option<VisibleRow> = with_caller_share(actor.user_id)
-            .filter(portfolios::id.eq(id))
-            .filter(portfolios::deleted_at.is_null())
-            .select((
-                PortfolioRow::as_select(),
-                document_shares::access.nullable(),
-            ))
-            .first(conn)
-            .await
-            .optional()?;
-        let portfolio = row
-            .and_then(|(row, share)| row.visible_to(share, actor))
-            .ok_or(PortfolioError::NotFound)?;
-        documents::require(portfolio.access, needed)?;
-        Ok(portfolio)
-    }
-
-    fn id(portfolio: &Portfolio) -> Uuid {
-        portfolio.id
-    }
-
-    fn owner(portfolio: &Portfolio) -> Uuid {
-        portfolio.owner_id
-    }
+    let row: Option<VisibleRow> = with_caller_share(actor.user_id)
+        .filter(portfolios::id.eq(id))
+        .filter(portfolios::deleted_at.is_null())
+        .select((
+            PortfolioRow::as_select(),
+            document_shares::access.nullable(),
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    let portfolio = row
+        .and_then(|(row, share)| row.visible_to(share, actor))
+        .ok_or(PortfolioError::NotFound)?;
+    documents::require(portfolio.access, needed)?;
+    Ok(portfolio)
 }
 
 /// A new portfolio's own fields (its id is that of a new document, its
@@ -187,7 +172,7 @@ pub(crate) async fn create_portfolio(
         .execute(conn)
         .await?;
     insert_positions(conn, id, positions).await?;
-    let p = PortfolioService::allowed(conn, actor, id, OWNER).await?;
+    let p = allowed(conn, actor, id, OWNER).await?;
     let d = detail(conn, p).await?;
     insert_version(conn, actor, &d, change).await?;
     documents::record(conn, actor, id, change, None, Some(snapshot(&d))).await?;
@@ -414,7 +399,7 @@ pub(crate) async fn commit_change(
         ))
         .execute(conn)
         .await?;
-    let current = PortfolioService::allowed(conn, actor, portfolio.id, VIEW).await?;
+    let current = allowed(conn, actor, portfolio.id, VIEW).await?;
     let current = detail(conn, current).await?;
     insert_version(conn, actor, &current, action).await?;
     documents::record(conn, actor, portfolio.id, action, before, after).await?;

@@ -401,3 +401,31 @@ impl PortfolioService {
         .await
     }
 }
+
+/// How [`PortfolioService`] guards its portfolios (see
+/// [`crate::Collaborative`]): a portfolio the caller may see, checked for
+/// the access needed ([`rows::allowed`]).
+impl crate::documents::Guarded for PortfolioService {
+    type Doc = Portfolio;
+
+    fn tenants(&self) -> &TenantPool {
+        self.pool()
+    }
+
+    async fn allowed(
+        conn: &mut AsyncPgConnection,
+        actor: &Actor,
+        id: Uuid,
+        need: crate::documents::Need,
+    ) -> Result<Portfolio, PortfolioError> {
+        crate::rows::allowed(conn, actor, id, need).await
+    }
+
+    fn id(portfolio: &Portfolio) -> Uuid {
+        portfolio.id
+    }
+
+    fn owner(portfolio: &Portfolio) -> Uuid {
+        portfolio.owner_id
+    }
+}
