@@ -23,15 +23,31 @@ use crate::common::{
     CLIENT_SCOPES, Pki, client, config, form, scoped_token, start, url, web_client, write_secret,
 };
 
-/// Polls `status_of` until it answers `want`; how long that took.
+/// The status of `GET path` on `addr` with `token`.
+async fn status_of(
+    http: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: &str,
+) -> u16 {
+    http.get(url(addr, path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Polls `probe` until it answers `want`; how long that took.
 async fn seen_within<F: Future<Output = u16>>(
     want: u16,
     limit: Duration,
-    mut status_of: impl FnMut() -> F,
+    mut probe: impl FnMut() -> F,
 ) -> Duration {
     let started = Instant::now();
     loop {
-        let status = status_of().await;
+        let status = probe().await;
         if status == want {
             return started.elapsed();
         }
@@ -99,13 +115,13 @@ async fn two_replicas_share_limits_revocations_suspensions_and_the_sealer() {
     let get = |addr: std::net::SocketAddr, tenant: &'static str, token: String| {
         let http = http.clone();
         async move {
-            http.get(url(addr, &format!("/api/v1/t/{tenant}/portfolios")))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            status_of(
+                &http,
+                addr,
+                &format!("/api/v1/t/{tenant}/portfolios"),
+                &token,
+            )
+            .await
         }
     };
 
@@ -260,15 +276,7 @@ async fn a_share_revoked_on_one_replica_ends_cached_analytics_on_the_other() {
     );
     let analytics = |token: String| {
         let (http, path) = (http.clone(), format!("{portfolio}/analytics"));
-        async move {
-            http.get(url(b.public_addr, &path))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        async move { status_of(&http, b.public_addr, &path, &token).await }
     };
     // Computed once, then served from B's cache.
     assert_eq!(analytics(bob.clone()).await, 200);
