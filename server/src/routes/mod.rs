@@ -56,6 +56,16 @@ macro_rules! modules {
 pub const PUBLIC: &[(&str, Configure)] = modules![
     health::configure,
     openapi::configure,
+    // The `/t/{tenant}/…` pages first, then OAuth's `/t/{tenant}` scope,
+    // which takes every other `/t/{tenant}/…` path: the router tries
+    // resources in order (a regex each), so the token endpoint is found
+    // after ~20 candidates instead of every `/api/v1` route. No pattern of
+    // one group can match a path of the other; within each group the
+    // order is as it was.
+    admin_page::configure,
+    member_page::configure,
+    invitations::configure,
+    oauth::configure,
     stream::configure,
     market_stream::configure,
     portfolios::configure,
@@ -66,17 +76,13 @@ pub const PUBLIC: &[(&str, Configure)] = modules![
     market_api::configure,
     tradestation::configure,
     connections::configure,
-    admin_page::configure,
-    member_page::configure,
     account::configure,
     members::configure,
     settings::configure,
     tenant_audit::configure,
-    invitations::configure,
     roles::configure,
     clients::configure,
     idps::configure,
-    oauth::configure,
 ];
 
 /// The admin listener's route modules, in registration order.
