@@ -946,6 +946,20 @@ pub async fn write_secret(addr: &str, path: &str, body: serde_json::Value) {
     assert!(res.status().is_success(), "{}", res.status());
 }
 
+/// Writes each `(path, body)` secret into the kit OpenBao `bao` and returns
+/// a dev Vault configuration that loads them all.
+pub async fn vault_with_secrets(
+    bao: &rampart_testkit::BaoServer,
+    secrets: &[(&str, serde_json::Value)],
+) -> VaultConfig {
+    for (path, body) in secrets {
+        write_secret(&bao.addr(), path, body.clone()).await;
+    }
+    let mut vault = VaultConfig::dev(bao.addr(), bao.token());
+    vault.secrets = secrets.iter().map(|(path, _)| (*path).to_owned()).collect();
+    vault
+}
+
 // ------------------------------------------------------------ measurements
 
 /// The Argon2id bound of logins: (ms for one hash, hashes/s of one thread

@@ -17,10 +17,10 @@ use rampart_ratelimit::Quota;
 use rampart_server::app::{AppState, RunningServer};
 use rampart_server::config::ServerConfig;
 use rampart_server::jobs::run_audit_seal_once;
-use rampart_vault::VaultConfig;
 
 use crate::common::{
-    CLIENT_SCOPES, Pki, client, config, form, scoped_token, start, url, web_client, write_secret,
+    CLIENT_SCOPES, Pki, client, config, form, scoped_token, start, url, vault_with_secrets,
+    web_client,
 };
 
 /// The status of `GET path` on `addr` with `token`.
@@ -73,15 +73,8 @@ async fn replicas(
     (RunningServer, AppState),
 ) {
     let (bao, _) = crate::vault::own_bao();
-    write_secret(
-        &bao.addr(),
-        "auth",
-        serde_json::json!({"kek": "44".repeat(32)}),
-    )
-    .await;
-    let mut vault = VaultConfig::dev(bao.addr(), bao.token());
-    vault.secrets = vec!["auth".into()];
-    config.vault = Some(vault);
+    let kek = serde_json::json!({"kek": "44".repeat(32)});
+    config.vault = Some(vault_with_secrets(&bao, &[("auth", kek)]).await);
     let a = start(config.clone()).await;
     let b = start(config).await;
     for slug in tenants {

@@ -1,6 +1,8 @@
 use rampart_vault::VaultConfig;
 
-use crate::common::{Pki, client, config, get_json, get_status, start, url, write_secret};
+use crate::common::{
+    Pki, client, config, get_json, get_status, start, url, vault_with_secrets, write_secret,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_come_from_vault_and_an_outage_only_degrades_readiness() {
@@ -9,20 +11,14 @@ async fn secrets_come_from_vault_and_an_outage_only_degrades_readiness() {
     let mut config = config(&pki).await;
     // The database URL and the key-encryption key come from Vault only.
     let database_url = std::mem::take(&mut config.database.database_url);
-    write_secret(
-        &bao.addr(),
-        "database",
-        serde_json::json!({"url": database_url}),
+    let mut vault = vault_with_secrets(
+        &bao,
+        &[
+            ("database", serde_json::json!({"url": database_url})),
+            ("auth", serde_json::json!({"kek": "11".repeat(32)})),
+        ],
     )
     .await;
-    write_secret(
-        &bao.addr(),
-        "auth",
-        serde_json::json!({"kek": "11".repeat(32)}),
-    )
-    .await;
-    let mut vault = VaultConfig::dev(bao.addr(), bao.token());
-    vault.secrets = vec!["database".into(), "auth".into()];
     vault.refresh_interval_ms = 200;
     config.vault = Some(vault);
     config.key_check_secs = 1;
