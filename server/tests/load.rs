@@ -1219,14 +1219,21 @@ async fn tenants_at_scale() {
         no_op.elapsed.as_secs_f64()
     ));
     // A version of this run's own (a resumed run's tenants may carry an
-    // earlier run's): "9999" and the Unix time.
+    // earlier run's): the latest real version followed by the Unix time.
+    // Versions compare as text, so it sorts after this build's migrations
+    // and after an earlier run's, but before any later real migration
+    // (`20261205000000…` < `20261206…`): a resumed run's migrate-all still
+    // sees the tenants behind a newer build. (A `9999…` version here once
+    // hid every later real migration from migrate-all on the kept cluster.)
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let next = rampart_tenancy::MigrationSet::embedded_tenant()
+    let embedded = rampart_tenancy::MigrationSet::embedded_tenant();
+    let latest = embedded.latest_version().to_owned();
+    let next = embedded
         .with([rampart_tenancy::TemplateMigration::new(
-            format!("9999{stamp:010}"),
+            format!("{latest}{stamp:010}"),
             "scale_note",
             format!("ALTER TABLE portfolios ADD COLUMN scale_note_{stamp} text"),
         )])
