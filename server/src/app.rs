@@ -1,6 +1,6 @@
 //! Assembling the server: the two apps (public and admin listener) with
 //! their middleware, and both TLS listeners. The routes are registered
-//! through [`utoipa_actix_web`] from the tables of [`crate::routes`], which
+//! through [`utoipa_actix_web`] from the tables of [`crate::listeners`], which
 //! the OpenAPI document ([`crate::openapi`]) is collected from too. `serve` and the tests build
 //! the same apps through [`start`].
 use std::net::{SocketAddr, TcpListener};
@@ -15,8 +15,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::config::ServerConfig;
 use crate::error;
+use crate::listeners;
 use crate::middleware::{self, Listener};
-use crate::routes;
 use crate::tls::{ClientAuth, TlsFiles, capture_client_identity, listener_tls, listener_tls_for};
 
 pub use crate::state::AppState;
@@ -132,7 +132,10 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             .app_data(analytics_cache.clone())
             .app_data(web::Data::new(Listener("public")))
             .configure(|c| configure_common(c, &cfg))
-            .configure(|c| routes::configure_all(c, routes::PUBLIC))
+            // `/openapi.json` is registered here rather than in a route
+            // module: the document is built from the route lists.
+            .map(|app| app.route("/openapi.json", web::get().to(crate::openapi::serve)))
+            .configure(|c| listeners::configure_all(c, listeners::PUBLIC))
             // Plain actix routes (its operations are in `crate::openapi`'s
             // derive): the schema it serves needs the configuration.
             .map(|app| app.configure(|c| crate::graphql::configure(c, &cfg)))
@@ -162,7 +165,7 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             .app_data(d.clone())
             .app_data(web::Data::new(Listener("admin")))
             .configure(|c| configure_common(c, &cfg))
-            .configure(|c| routes::configure_all(c, routes::ADMIN))
+            .configure(|c| listeners::configure_all(c, listeners::ADMIN))
             .default_service(web::to(error::not_found))
             .into_app()
             .wrap(from_fn(middleware::admin_audit))

@@ -31,6 +31,7 @@ pub mod idp_secrets;
 pub mod idps_cmd;
 pub mod jobs;
 pub mod keys_cmd;
+pub mod listeners;
 pub mod live_quotes;
 pub mod market_cmd;
 pub mod meta;

@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations
 //! (utoipa) as the routes register them (utoipa-actix-web, the tables of
-//! [`crate::routes`]) and completed with what every route shares; served at
-//! `/openapi.json` (`routes::openapi`) and printed by `rampart openapi`.
+//! [`crate::listeners`]) and completed with what every route shares; served at
+//! `/openapi.json` ([`serve`], registered by `crate::app`) and printed by `rampart openapi`.
 use std::sync::LazyLock;
 
 use actix_web::App;
@@ -47,7 +47,10 @@ pub struct ApiDoc;
 /// app of its own (the app is dropped) and tagged with the module.
 pub fn api() -> utoipa::openapi::OpenApi {
     let mut api = ApiDoc::openapi();
-    for (tag, configure) in crate::routes::PUBLIC.iter().chain(crate::routes::ADMIN) {
+    for (tag, configure) in crate::listeners::PUBLIC
+        .iter()
+        .chain(crate::listeners::ADMIN)
+    {
         let (_, mut module) = App::new()
             .into_utoipa_app()
             .configure(configure)
@@ -667,4 +670,11 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
             }});
         }
     }
+}
+
+/// `GET /openapi.json`: [`document`].
+pub async fn serve() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document())
 }

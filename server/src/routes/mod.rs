@@ -4,13 +4,11 @@
 //! as services (`#[get("…")]` and friends under `#[utoipa::path]`) on a
 //! [`utoipa_actix_web`] service config, so the same registration that
 //! routes the requests collects the operations of the OpenAPI document
-//! ([`crate::openapi`]). [`PUBLIC`] and [`ADMIN`] list the modules of each
+//! ([`crate::openapi`]). `crate::listeners` lists the modules of each
 //! listener in registration order; `crate::app` and `crate::openapi` both
-//! read them. What the document leaves out (the HTML pages, the OAuth 2.1 /
-//! OpenID Connect endpoints, `/openapi.json` itself) stays plain `.route`s
+//! read that list, so no route module names another. What the document leaves out (the HTML pages, the OAuth 2.1 /
+//! OpenID Connect endpoints) stays plain `.route`s
 //! through the wrapper's passthrough.
-use utoipa_actix_web::service_config::ServiceConfig;
-
 pub mod account;
 pub mod admin;
 pub mod admin_page;
@@ -27,7 +25,6 @@ pub mod member_page;
 pub mod members;
 pub mod notify;
 pub mod oauth;
-pub mod openapi;
 pub mod portfolios;
 pub mod roles;
 pub mod settings;
@@ -35,72 +32,3 @@ pub mod stream;
 pub mod tenant_audit;
 pub mod tradestation;
 pub mod users;
-
-/// A route module's registration function.
-pub type Configure = fn(&mut ServiceConfig);
-
-/// `(tag, configure)` pairs: the tag is `crate::routes::<module>`, the tag
-/// of the module's operations in the document.
-macro_rules! modules {
-    ($($module:ident :: $configure:ident),* $(,)?) => {
-        &[$((
-            concat!("crate::routes::", stringify!($module)),
-            $module::$configure as Configure,
-        )),*]
-    };
-}
-
-/// The public listener's route modules, in registration order (actix tries
-/// the routes in that order; GraphQL, which needs the configuration, comes
-/// after them, see `crate::app`).
-pub const PUBLIC: &[(&str, Configure)] = modules![
-    health::configure,
-    openapi::configure,
-    // The `/t/{tenant}/…` pages first, then OAuth's `/t/{tenant}` scope,
-    // which takes every other `/t/{tenant}/…` path: the router tries
-    // resources in order (a regex each), so the token endpoint is found
-    // after ~20 candidates instead of every `/api/v1` route. No pattern of
-    // one group can match a path of the other; within each group the
-    // order is as it was.
-    admin_page::configure,
-    member_page::configure,
-    invitations::configure,
-    oauth::configure,
-    stream::configure,
-    market_stream::configure,
-    portfolios::configure,
-    cases::configure,
-    api_v1::configure,
-    notify::configure,
-    users::configure,
-    market_api::configure,
-    tradestation::configure,
-    connections::configure,
-    account::configure,
-    members::configure,
-    settings::configure,
-    tenant_audit::configure,
-    roles::configure,
-    clients::configure,
-    idps::configure,
-];
-
-/// The admin listener's route modules, in registration order.
-pub const ADMIN: &[(&str, Configure)] = modules![
-    health::configure,
-    admin::configure,
-    members::configure_admin,
-    portfolios::configure_admin,
-    market_api::configure_admin,
-    settings::configure_admin,
-    tenant_audit::configure_admin,
-    clients::configure_admin,
-    idps::configure_admin,
-];
-
-/// Registers `modules` in order.
-pub fn configure_all(cfg: &mut ServiceConfig, modules: &[(&str, Configure)]) {
-    for (_, configure) in modules {
-        configure(cfg);
-    }
-}
