@@ -2,7 +2,7 @@
 //! stopped with them: dependency probes for `/metrics`, tenant usage flush
 //! and retention purge, the members' daily snapshot, price alerts,
 //! new-device login alerts, the audit log sealer, the nightly portfolio
-//! metrics and the weekly report mail.
+//! metrics, the weekly report mail and the spare tenant schemas.
 //!
 //! Every run of a job is measured for `/metrics` (last run, duration,
 //! successes and failures, label `job`) and is the root span of its own
@@ -39,6 +39,7 @@ pub const JOBS: &[&str] = &[
     "portfolio_metrics",
     "weekly_report",
     "market_ingest",
+    "spares",
 ];
 
 /// Runs one pass of `job`: recorded in `/metrics` and traced (a root span
@@ -75,6 +76,7 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
         spawn_metrics_scheduler(state.clone()),
         spawn_weekly_report_scheduler(state.clone()),
         spawn_ingest_scheduler(state.clone()),
+        spawn_spares(state.clone()),
     ]
 }
 
@@ -97,6 +99,34 @@ pub fn spawn_probes(state: AppState) -> JoinHandle<()> {
                 if r.postgres.ok { Ok(()) } else { Err(()) }
             })
             .await;
+        }
+    })
+}
+
+/// Keeps `database.spare_schemas` tenant schemas built ahead of demand
+/// (`TenantPool::replenish_spares`), every 10 s from 10 s after start, so
+/// that provisioning a tenant renames one instead of creating its tables.
+pub fn spawn_spares(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let period = Duration::from_secs(10);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            match observed(&state, "spares", state.tenants.replenish_spares()).await {
+                Ok(r) => {
+                    state.metrics.spare_schemas.set(r.ready as i64);
+                    if r.created + r.dropped > 0 {
+                        tracing::info!(
+                            created = r.created,
+                            dropped = r.dropped,
+                            ready = r.ready,
+                            "spare tenant schemas replenished"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "replenishing spare tenant schemas failed"),
+            }
         }
     })
 }

@@ -38,6 +38,9 @@ pub struct Metrics {
     /// The ingestion job's progress: symbols of the current (or last) run,
     /// `total` and `done`.
     pub ingest_symbols: IntGaugeVec,
+    /// Spare tenant schemas of the running template waiting to be claimed
+    /// by a provisioning (the `spares` job's last count).
+    pub spare_schemas: IntGauge,
     /// Daily bars the ingestion job stored, by `inserted`, `updated`,
     /// `unchanged`.
     pub ingest_rows: IntCounterVec,
@@ -72,6 +75,11 @@ impl Metrics {
         .map_err(err)?;
         let in_flight =
             IntGauge::new("http_requests_in_flight", "HTTP requests being served").map_err(err)?;
+        let spare_schemas = IntGauge::new(
+            "tenant_spare_schemas",
+            "Spare tenant schemas of the running template waiting to be claimed",
+        )
+        .map_err(err)?;
         let db_pool = IntGaugeVec::new(
             Opts::new("db_pool_connections", "Database pool connections by state"),
             &["state"],
@@ -146,6 +154,7 @@ impl Metrics {
             Box::new(ingest_rows.clone()),
             Box::new(http_latency.clone()),
             Box::new(in_flight.clone()),
+            Box::new(spare_schemas.clone()),
             Box::new(db_pool.clone()),
             Box::new(dependency_up.clone()),
             Box::new(auth_events.clone()),
@@ -163,6 +172,7 @@ impl Metrics {
             http_requests,
             http_latency,
             in_flight,
+            spare_schemas,
             db_pool,
             dependency_up,
             auth_events,

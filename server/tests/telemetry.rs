@@ -390,3 +390,53 @@ async fn job_runs_show_in_metrics_with_their_failures() {
     }
     server.stop().await;
 }
+
+/// The `spares` job keeps `database.spare_schemas` tenant schemas built
+/// (shown in `/metrics`), and a tenant provisioned through the admin
+/// listener takes one and works like any other.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_spares_job_keeps_schemas_ready_for_provisioning() {
+    let pki = Pki::new();
+    let mut config = config(&pki).await;
+    config.database.spare_schemas = 2;
+    let (server, state) = start(config).await;
+    let operator = pki.client(Some(&pki.operator()));
+    let gauge = async || {
+        let text = get_text(&operator, &url(server.admin_addr, "/metrics")).await;
+        let scrape =
+            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        sample(&scrape, "rampart_tenant_spare_schemas", &[])
+    };
+    // The job's first pass comes 10 s after start.
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while gauge().await < 2.0 {
+        assert!(std::time::Instant::now() < deadline, "no spares after 40 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let res = operator
+        .post(url(server.admin_addr, "/admin/tenants"))
+        .json(&serde_json::json!({"slug": "sparely", "display_name": "Sparely"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let events = state.tenants.events("sparely").await.unwrap();
+    let provisioned = events.iter().find(|e| e.event == "provisioned").unwrap();
+    assert_eq!(
+        provisioned.detail["spare"], true,
+        "{:?}",
+        provisioned.detail
+    );
+    // The tenant answers like any other.
+    let res = pki
+        .client(None)
+        .get(url(
+            server.public_addr,
+            "/t/sparely/.well-known/openid-configuration",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    server.stop().await;
+}

@@ -33,6 +33,11 @@ pub struct TenancyConfig {
     pub tenant_cache_ttl_ms: u64,
     /// Tenants migrated at once by `migrate_all` (kept below the pool size).
     pub migrate_concurrency: usize,
+    /// Tenant schemas kept built ahead of demand by
+    /// [`crate::TenantPool::replenish_spares`], so that a provisioning
+    /// renames one instead of creating ~140 relations (0: none; each costs
+    /// a tenant schema's catalog footprint while it waits).
+    pub spare_schemas: usize,
     /// Days a deactivated tenant's data is kept before it may be purged.
     pub default_retention_days: u32,
     /// Feature flags a tenant has unless its own flags say otherwise.
@@ -57,6 +62,7 @@ impl Default for TenancyConfig {
             lock_timeout_ms: 5_000,
             tenant_cache_ttl_ms: 2_000,
             migrate_concurrency: 4,
+            spare_schemas: 2,
             default_retention_days: 30,
             default_feature_flags: BTreeMap::new(),
             settings_cache_ttl_ms: 2_000,
@@ -91,6 +97,7 @@ impl fmt::Debug for TenancyConfig {
             .field("lock_timeout_ms", &self.lock_timeout_ms)
             .field("tenant_cache_ttl_ms", &self.tenant_cache_ttl_ms)
             .field("migrate_concurrency", &self.migrate_concurrency)
+            .field("spare_schemas", &self.spare_schemas)
             .field("default_retention_days", &self.default_retention_days)
             .field("default_feature_flags", &self.default_feature_flags)
             .field("settings_cache_ttl_ms", &self.settings_cache_ttl_ms)
@@ -126,6 +133,9 @@ impl TenancyConfig {
         }
         if self.migrate_concurrency == 0 {
             return bad("migrate_concurrency must be at least 1");
+        }
+        if self.spare_schemas > 1_000 {
+            return bad("spare_schemas must be at most 1000");
         }
         Ok(())
     }

@@ -107,6 +107,8 @@ mod schema;
 mod settings;
 mod settings_model;
 mod slug;
+mod spares;
+pub use spares::SpareReport;
 mod tenant_settings;
 mod usage;
 

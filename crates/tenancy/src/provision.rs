@@ -74,7 +74,6 @@ impl TenantPool {
         let started = Instant::now();
         let schema = slug.schema_name();
         let role = self.role_name(&slug);
-        let baseline = &self.inner.baseline;
         let template = &self.inner.template;
         let settings = options
             .settings
@@ -110,43 +109,13 @@ impl TenantPool {
                 if taken.exists {
                     return Err(TenancyError::AlreadyExists(slug.to_string()));
                 }
-                let (r, s) = (quote_ident(&role), quote_ident(&schema));
-                // One round trip: role, schema, baseline and ledger (DDL, which
-                // diesel has no statements for).
-                let batch = format!(
-                    "CREATE ROLE {r} NOLOGIN; GRANT {r} TO CURRENT_USER; CREATE SCHEMA {s}; GRANT USAGE, CREATE ON SCHEMA {s} TO {r};\n\
-                     SELECT set_config('search_path', {sl}, true);\nSET LOCAL ROLE {r};\n{}\n{}",
-                    baseline.script,
-                    baseline.ledger_sql,
-                    sl = quote_literal(&schema),
-                );
-                conn.batch_execute(&batch).await?;
-                // Checked until one schema made by this script matched.
-                let verified = &baseline.verified;
-                if !std::sync::atomic::AtomicBool::load(verified, std::sync::atomic::Ordering::Relaxed) {
-                    if fingerprint(conn, &schema).await? == baseline.fingerprint {
-                        verified.store(true, std::sync::atomic::Ordering::Relaxed);
-                    } else {
-                        // The renderer missed something of the template: replay
-                        // the migrations instead, then check again.
-                        tracing::warn!(tenant = %slug, "baseline fingerprint differs from the template; replaying migrations");
-                        conn.batch_execute(&format!(
-                            "RESET ROLE; DROP SCHEMA {s} CASCADE; CREATE SCHEMA {s}; GRANT USAGE, CREATE ON SCHEMA {s} TO {r};\
-                             SELECT set_config('search_path', {sl}, true); SET LOCAL ROLE {r}; {LEDGER_DDL}",
-                            sl = quote_literal(&schema)
-                        ))
-                        .await?;
-                        apply(conn, template.migrations().iter()).await?;
-                        if fingerprint(conn, &schema).await? != baseline.fingerprint {
-                            return Err(TenancyError::Migration {
-                                version: template.latest_version().to_owned(),
-                                message: "tenant schema does not match the template after replay".into(),
-                            });
-                        }
-                    }
+                // A spare built ahead of demand becomes this tenant's by two
+                // renames; without one, the template's DDL runs now.
+                let spare = crate::spares::claim(conn, template).await?;
+                match &spare {
+                    Some(spare) => spare.rename_to(conn, &schema, &role).await?,
+                    None => self.build_schema(conn, &schema, &role).await?,
                 }
-                conn.batch_execute("RESET ROLE").await?;
-                crate::append_only::lock_down(conn, &schema, &role).await?;
                 let elapsed_ms = started.elapsed().as_millis().to_string();
                 let tenant = diesel::insert_into(tenants::table)
                     .values((
@@ -181,7 +150,7 @@ impl TenantPool {
                     tenant_id: Some(tenant.id),
                     slug: slug.as_str(),
                     event: "provisioned",
-                    detail: serde_json::json!({"version": template.latest_version(), "ms": elapsed_ms}),
+                    detail: serde_json::json!({"version": template.latest_version(), "ms": elapsed_ms, "spare": spare.is_some()}),
                     actor: options.actor.as_deref(),
                 }
                 .record(conn)
@@ -191,5 +160,57 @@ impl TenantPool {
             .await?;
         self.invalidate(&tenant.slug).await;
         Ok(tenant)
+    }
+
+    /// Creates `role` and `schema` and fills the schema from the template
+    /// (the baseline script in one round trip, checked against the
+    /// template's fingerprint until one schema made by it matched), then
+    /// locks its append-only tables down.
+    pub(crate) async fn build_schema(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        schema: &str,
+        role: &str,
+    ) -> Result<(), TenancyError> {
+        let baseline = &self.inner.baseline;
+        let template = &self.inner.template;
+        let (r, s) = (quote_ident(role), quote_ident(schema));
+        // One round trip: role, schema, baseline and ledger (DDL, which
+        // diesel has no statements for).
+        let batch = format!(
+            "CREATE ROLE {r} NOLOGIN; GRANT {r} TO CURRENT_USER; CREATE SCHEMA {s}; GRANT USAGE, CREATE ON SCHEMA {s} TO {r};\n\
+             SELECT set_config('search_path', {sl}, true);\nSET LOCAL ROLE {r};\n{}\n{}",
+            baseline.script,
+            baseline.ledger_sql,
+            sl = quote_literal(schema),
+        );
+        conn.batch_execute(&batch).await?;
+        // Checked until one schema made by this script matched.
+        let verified = &baseline.verified;
+        if !std::sync::atomic::AtomicBool::load(verified, std::sync::atomic::Ordering::Relaxed) {
+            if fingerprint(conn, schema).await? == baseline.fingerprint {
+                verified.store(true, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                // The renderer missed something of the template: replay
+                // the migrations instead, then check again.
+                tracing::warn!(%schema, "baseline fingerprint differs from the template; replaying migrations");
+                conn.batch_execute(&format!(
+                    "RESET ROLE; DROP SCHEMA {s} CASCADE; CREATE SCHEMA {s}; GRANT USAGE, CREATE ON SCHEMA {s} TO {r};\
+                     SELECT set_config('search_path', {sl}, true); SET LOCAL ROLE {r}; {LEDGER_DDL}",
+                    sl = quote_literal(schema)
+                ))
+                .await?;
+                apply(conn, template.migrations().iter()).await?;
+                if fingerprint(conn, schema).await? != baseline.fingerprint {
+                    return Err(TenancyError::Migration {
+                        version: template.latest_version().to_owned(),
+                        message: "tenant schema does not match the template after replay".into(),
+                    });
+                }
+            }
+        }
+        conn.batch_execute("RESET ROLE").await?;
+        crate::append_only::lock_down(conn, schema, role).await?;
+        Ok(())
     }
 }

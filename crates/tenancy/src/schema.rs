@@ -94,6 +94,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Tenant schemas built ahead of demand ([`crate::TenantPool::replenish_spares`]).
+    platform.tenant_spares (schema_name) {
+        schema_name -> Text,
+        role_name -> Text,
+        version -> Text,
+        checksum -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     /// diesel's migration ledger, in the schema on the `search_path`.
     __diesel_schema_migrations (version) {
         version -> Varchar,
@@ -119,7 +130,8 @@ mod tests {
                 tenant_events,
                 tenant_usage,
                 admin_audit,
-                tenant_changes
+                tenant_changes,
+                tenant_spares
             ]
         );
     }

@@ -54,7 +54,11 @@ impl TenantSlug {
         {
             return Err(invalid("may contain only a-z, 0-9 and _"));
         }
-        if raw.starts_with("pg_") || raw.starts_with("tenant_") || RESERVED.contains(&raw) {
+        if raw.starts_with("pg_")
+            || raw.starts_with("tenant_")
+            || raw.starts_with("spare_")
+            || RESERVED.contains(&raw)
+        {
             return Err(invalid("is a reserved name"));
         }
         Ok(TenantSlug(raw.to_owned()))

@@ -74,3 +74,4 @@ pub async fn event_names(pool: &TenantPool, slug: &str) -> Vec<String> {
     let events = pool.events(slug).await.unwrap().into_iter();
     events.map(|e| e.event).collect()
 }
+mod spares;

@@ -1,0 +1,181 @@
+//! Spare tenant schemas: built from the template ahead of demand, so that a
+//! provisioning renames one (schema and role, two catalog updates) instead
+//! of running the template's DDL, ~140 relations, while the caller waits.
+//!
+//! [`TenantPool::replenish_spares`] keeps `TenancyConfig::spare_schemas`
+//! of them for the running template and drops those of another template
+//! version; the reference server calls it from a job. A provisioning that
+//! finds none builds the schema itself, as it always did. Spares are
+//! registered in `platform.tenant_spares`; their schemas are named
+//! `spare_<32 hex>` (the `spare_` prefix is reserved for slugs), owned and
+//! locked down exactly like a tenant's, and no tenant is routed to them.
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use uuid::Uuid;
+
+use crate::schema::tenant_spares;
+use crate::slug::quote_ident;
+use crate::{MigrationSet, TenancyError, TenantPool};
+
+/// What one [`TenantPool::replenish_spares`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpareReport {
+    /// Spares built for the running template.
+    pub created: usize,
+    /// Spares of another template version dropped.
+    pub dropped: usize,
+    /// Spares of the running template now waiting.
+    pub ready: usize,
+}
+
+/// A spare taken by a provisioning's transaction (its registry row is
+/// deleted in that transaction, so a rollback gives it back).
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = tenant_spares)]
+pub(crate) struct Spare {
+    schema_name: String,
+    role_name: String,
+}
+
+impl Spare {
+    /// Makes the spare `schema`, owned by `role` (names already validated).
+    pub(crate) async fn rename_to(
+        &self,
+        conn: &mut AsyncPgConnection,
+        schema: &str,
+        role: &str,
+    ) -> Result<(), TenancyError> {
+        // DDL: diesel has no statements for schemas and roles.
+        conn.batch_execute(&format!(
+            "ALTER SCHEMA {} RENAME TO {}; ALTER ROLE {} RENAME TO {};",
+            quote_ident(&self.schema_name),
+            quote_ident(schema),
+            quote_ident(&self.role_name),
+            quote_ident(role),
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+/// Takes the oldest spare of `template`, if any, inside the caller's
+/// transaction (skipping spares other provisionings hold).
+pub(crate) async fn claim(
+    conn: &mut AsyncPgConnection,
+    template: &MigrationSet,
+) -> Result<Option<Spare>, TenancyError> {
+    let spare = tenant_spares::table
+        .filter(tenant_spares::version.eq(template.latest_version()))
+        .filter(tenant_spares::checksum.eq(template.checksum()))
+        .order(tenant_spares::created_at)
+        .limit(1)
+        .for_update()
+        .skip_locked()
+        .select(Spare::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    if let Some(spare) = &spare {
+        diesel::delete(tenant_spares::table.find(&spare.schema_name))
+            .execute(conn)
+            .await?;
+    }
+    Ok(spare)
+}
+
+impl TenantPool {
+    /// Builds spare schemas until `TenancyConfig::spare_schemas` of the
+    /// running template wait, after dropping those of another template
+    /// (an older or newer build's). Each spare is its own transaction;
+    /// replicas replenishing at once do not overshoot (an advisory lock
+    /// serialises the count and the build).
+    pub async fn replenish_spares(&self) -> Result<SpareReport, TenancyError> {
+        let template = &self.inner.template;
+        let (version, checksum) = (template.latest_version().to_owned(), template.checksum());
+        let mut report = SpareReport::default();
+        let mut conn = self.conn().await?;
+        loop {
+            let stale = conn
+                .transaction::<_, TenancyError, _>(async |conn| {
+                    let spare = tenant_spares::table
+                        .filter(
+                            tenant_spares::version
+                                .ne(&version)
+                                .or(tenant_spares::checksum.ne(&checksum)),
+                        )
+                        .limit(1)
+                        .for_update()
+                        .skip_locked()
+                        .select(Spare::as_select())
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    let Some(spare) = spare else {
+                        return Ok(false);
+                    };
+                    let (s, r) = (
+                        quote_ident(&spare.schema_name),
+                        quote_ident(&spare.role_name),
+                    );
+                    // DDL: diesel has no statements for schemas and roles.
+                    conn.batch_execute(&format!(
+                        "DROP SCHEMA IF EXISTS {s} CASCADE; DROP OWNED BY {r}; DROP ROLE {r};"
+                    ))
+                    .await?;
+                    diesel::delete(tenant_spares::table.find(&spare.schema_name))
+                        .execute(conn)
+                        .await?;
+                    Ok(true)
+                })
+                .await?;
+            if !stale {
+                break;
+            }
+            report.dropped += 1;
+        }
+        let wanted = self.inner.config.spare_schemas as i64;
+        loop {
+            let built = conn
+                .transaction::<_, TenancyError, _>(async |conn| {
+                    // raw SQL: an advisory lock
+                    conn.batch_execute("SELECT pg_advisory_xact_lock(hashtext('rampart.spares'))")
+                        .await?;
+                    let ready: i64 = tenant_spares::table
+                        .filter(tenant_spares::version.eq(&version))
+                        .filter(tenant_spares::checksum.eq(&checksum))
+                        .count()
+                        .get_result(conn)
+                        .await?;
+                    if ready >= wanted {
+                        return Ok(false);
+                    }
+                    let id = Uuid::new_v4().simple().to_string();
+                    let schema = format!("spare_{id}");
+                    let role = format!("{}_spare_{id}", self.inner.role_prefix);
+                    self.build_schema(conn, &schema, &role).await?;
+                    diesel::insert_into(tenant_spares::table)
+                        .values((
+                            tenant_spares::schema_name.eq(&schema),
+                            tenant_spares::role_name.eq(&role),
+                            tenant_spares::version.eq(&version),
+                            tenant_spares::checksum.eq(&checksum),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    Ok(true)
+                })
+                .await?;
+            if !built {
+                break;
+            }
+            report.created += 1;
+        }
+        report.ready = tenant_spares::table
+            .filter(tenant_spares::version.eq(&version))
+            .filter(tenant_spares::checksum.eq(&checksum))
+            .count()
+            .get_result::<i64>(&mut conn)
+            .await? as usize;
+        Ok(report)
+    }
+}
