@@ -32,6 +32,7 @@ pub const JOBS: &[&str] = &[
     "probes",
     "usage_flush",
     "retention_purge",
+    "notify_cleanup",
     "snapshot",
     "price_alerts",
     "login_alerts",
@@ -131,8 +132,9 @@ pub fn spawn_spares(state: AppState) -> JoinHandle<()> {
     })
 }
 
-/// Tenant usage counters flushed every minute, tenants past their retention
-/// deadline purged every hour.
+/// Tenant usage counters flushed every minute; tenants past their retention
+/// deadline purged, and the notifier's spent e-mail links and old
+/// new-device marks deleted, every hour.
 pub fn spawn_maintenance(state: AppState) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -149,6 +151,10 @@ pub fn spawn_maintenance(state: AppState) -> JoinHandle<()> {
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "retention purge failed"),
+                }
+                let cleanup = async { notifier(&state)?.cleanup_all().await };
+                if let Err(e) = observed(&state, "notify_cleanup", cleanup).await {
+                    tracing::warn!(error = %e, "notify cleanup failed");
                 }
             }
             minutes += 1;

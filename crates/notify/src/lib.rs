@@ -40,6 +40,7 @@
 #![deny(missing_docs)]
 
 pub mod account_mail;
+mod cleanup;
 mod config;
 pub mod devices;
 mod error;
@@ -49,6 +50,7 @@ pub mod price_alerts;
 pub mod report_mail;
 mod schema;
 
+pub use cleanup::NotifyCleanup;
 pub use config::{NotifyConfig, SmtpTls};
 pub use error::NotifyError;
 pub use mail::{InlineImage, MailKind};

@@ -395,3 +395,76 @@ async fn an_expired_reset_link_is_refused() {
         Err(NotifyError::InvalidToken)
     ));
 }
+
+/// Runs `sql` in `acme`'s schema (a test ageing its rows).
+async fn in_acme(pool: &TenantPool, sql: &str) -> usize {
+    use diesel_async::RunQueryDsl;
+    pool.with_tenant("acme", async |conn| {
+        Ok::<_, rampart_tenancy::TenancyError>(diesel::sql_query(sql).execute(conn).await?)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cleanup_deletes_spent_links_and_old_device_marks_only() {
+    let e = env().await;
+    let (old_email, old_user) = e.user("Olga", Role::Viewer).await;
+    let (new_email, _) = e.user("Nina", Role::Viewer).await;
+    let old_token = requested_reset_token(&e.notifier, &old_email).await;
+    let new_token = requested_reset_token(&e.notifier, &new_email).await;
+    // Olga's link expired two days ago.
+    let aged = format!(
+        "UPDATE email_tokens SET created_at = now() - interval '3 days', \
+         expires_at = now() - interval '2 days' WHERE user_id = '{}'",
+        old_user.id
+    );
+    assert_eq!(in_acme(&e.pool, &aged).await, 1);
+    // Two logins checked by the new-device job; Olga's three hours ago.
+    let laptop = ctx("192.0.2.10", "Mozilla/5.0 Firefox/131.0");
+    e.auth
+        .login("acme", &old_email, PASSWORD, &laptop)
+        .await
+        .unwrap();
+    e.auth
+        .login("acme", &new_email, PASSWORD, &laptop)
+        .await
+        .unwrap();
+    assert_eq!(e.notifier.check_new_logins("acme").await.unwrap(), 0);
+    let aged = format!(
+        "WITH s AS (UPDATE sessions SET created_at = now() - interval '3 hours' \
+           WHERE user_id = '{}' RETURNING id) \
+         UPDATE login_device_checks SET checked_at = now() - interval '3 hours' \
+           WHERE session_id IN (SELECT id FROM s)",
+        old_user.id
+    );
+    assert_eq!(in_acme(&e.pool, &aged).await, 1);
+
+    let report = e.notifier.cleanup("acme").await.unwrap();
+    assert_eq!(
+        report,
+        rampart_notify::NotifyCleanup {
+            email_tokens: 1,
+            login_device_checks: 1
+        }
+    );
+    assert_eq!(
+        e.notifier.cleanup("acme").await.unwrap(),
+        Default::default()
+    );
+    // Olga's link answers as before (invalid), Nina's still works, and the
+    // login whose mark went is not checked (nor alerted) again.
+    assert!(matches!(
+        reset_to_new_secret(&e.notifier, &e.auth, &old_token, &laptop).await,
+        Err(NotifyError::InvalidToken)
+    ));
+    reset_to_new_secret(&e.notifier, &e.auth, &new_token, &laptop)
+        .await
+        .unwrap();
+    assert_eq!(e.notifier.check_new_logins("acme").await.unwrap(), 0);
+    assert_eq!(
+        in_acme(&e.pool, "SELECT 1 FROM login_device_checks").await,
+        1
+    );
+    assert_eq!(e.notifier.cleanup_all().await.unwrap(), 0);
+}
