@@ -135,7 +135,7 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             // `/openapi.json` is registered here rather than in a route
             // module: the document is built from the route lists.
             .map(|app| app.route("/openapi.json", web::get().to(crate::openapi::serve)))
-            .configure(|c| listeners::configure_all(c, listeners::PUBLIC))
+            .configure(listeners::configure_public)
             // Plain actix routes (its operations are in `crate::openapi`'s
             // derive): the schema it serves needs the configuration.
             .map(|app| app.configure(|c| crate::graphql::configure(c, &cfg)))
@@ -165,7 +165,7 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             .app_data(d.clone())
             .app_data(web::Data::new(Listener("admin")))
             .configure(|c| configure_common(c, &cfg))
-            .configure(|c| listeners::configure_all(c, listeners::ADMIN))
+            .configure(listeners::configure_admin)
             .default_service(web::to(error::not_found))
             .into_app()
             .wrap(from_fn(middleware::admin_audit))

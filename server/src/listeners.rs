@@ -3,6 +3,7 @@
 //! Kept outside `crate::routes` so that no route module imports another:
 //! `crate::app` registers these lists and `crate::openapi` builds the
 //! document from the same registration.
+use utoipa_actix_web::scope;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::routes::{
@@ -25,21 +26,29 @@ macro_rules! modules {
     };
 }
 
-/// The public listener's route modules, in registration order (actix tries
-/// the routes in that order; GraphQL, which needs the configuration, comes
-/// after them, see `crate::app`).
+/// Where the tenant API modules are mounted: one scope, so the router
+/// matches `{tenant}` once and the modules' paths below it are mostly
+/// static (a string comparison each instead of a regex).
+pub const TENANT_API: &str = "/api/v1/t/{tenant}";
+
+/// The public listener's route modules outside [`TENANT_API`], in
+/// registration order (actix tries the routes in that order; GraphQL,
+/// which needs the configuration, comes after them, see `crate::app`).
 pub const PUBLIC: &[(&str, Configure)] = modules![
     health::configure,
-    // The `/t/{tenant}/…` pages first, then OAuth's `/t/{tenant}` scope,
-    // which takes every other `/t/{tenant}/…` path: the router tries
-    // resources in order (a regex each), so the token endpoint is found
-    // after ~20 candidates instead of every `/api/v1` route. No pattern of
-    // one group can match a path of the other; within each group the
-    // order is as it was.
-    admin_page::configure,
+    // The `/t/{tenant}/…` pages, then OAuth's `/t/{tenant}` scope, which
+    // takes every other `/t/{tenant}/…` path.
+    admin_page::configure_pages,
     member_page::configure,
-    invitations::configure,
+    invitations::configure_pages,
     oauth::configure,
+];
+
+/// The public listener's modules under [`TENANT_API`] (their paths are
+/// relative to it), in registration order.
+pub const PUBLIC_TENANT_API: &[(&str, Configure)] = modules![
+    admin_page::configure,
+    invitations::configure,
     stream::configure,
     market_stream::configure,
     portfolios::configure,
@@ -77,4 +86,26 @@ pub fn configure_all(cfg: &mut ServiceConfig, modules: &[(&str, Configure)]) {
     for (_, configure) in modules {
         configure(cfg);
     }
+}
+
+/// The public listener's routes: [`PUBLIC`], then [`PUBLIC_TENANT_API`]
+/// in one [`TENANT_API`] scope.
+pub fn configure_public(cfg: &mut ServiceConfig) {
+    configure_all(cfg, PUBLIC);
+    cfg.service(scope(TENANT_API).configure(|c| configure_all(c, PUBLIC_TENANT_API)));
+}
+
+/// The admin listener's routes.
+pub fn configure_admin(cfg: &mut ServiceConfig) {
+    configure_all(cfg, ADMIN);
+}
+
+/// Every module of both listeners: `(tag, scope it is mounted under,
+/// configure)`, for the document.
+pub fn mounted() -> impl Iterator<Item = (&'static str, Option<&'static str>, Configure)> {
+    let plain = PUBLIC.iter().chain(ADMIN).map(|(t, c)| (*t, None, *c));
+    let scoped = PUBLIC_TENANT_API
+        .iter()
+        .map(|(t, c)| (*t, Some(TENANT_API), *c));
+    plain.chain(scoped)
 }

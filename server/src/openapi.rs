@@ -47,14 +47,13 @@ pub struct ApiDoc;
 /// app of its own (the app is dropped) and tagged with the module.
 pub fn api() -> utoipa::openapi::OpenApi {
     let mut api = ApiDoc::openapi();
-    for (tag, configure) in crate::listeners::PUBLIC
-        .iter()
-        .chain(crate::listeners::ADMIN)
-    {
-        let (_, mut module) = App::new()
-            .into_utoipa_app()
-            .configure(configure)
-            .split_for_parts();
+    for (tag, mounted_at, configure) in crate::listeners::mounted() {
+        let app = App::new().into_utoipa_app();
+        let app = match mounted_at {
+            Some(prefix) => app.service(utoipa_actix_web::scope(prefix).configure(configure)),
+            None => app.configure(configure),
+        };
+        let (_, mut module) = app.split_for_parts();
         for item in module.paths.paths.values_mut() {
             tag_operations(item, tag);
         }

@@ -24,7 +24,7 @@ use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut ServiceConfig) {
-    // Plain routes with full paths, not a `web::scope` (see `api_v1`).
+    // Paths under the tenant API scope, no nested scope (see `api_v1`).
     cfg.service(change_password)
         .service(begin_totp)
         .service(confirm_totp)
@@ -49,7 +49,7 @@ pub struct ChangePasswordBody {
 
 /// Changes the caller's password; every other session is revoked.
 #[utoipa::path(request_body = ChangePasswordBody, responses((status = 200, description = "changed"), (status = 400, description = "wrong current password or policy"), (status = 401, description = "no valid token")))]
-#[post("/api/v1/t/{tenant}/account/password")]
+#[post("/account/password")]
 pub async fn change_password(
     user: Account,
     state: web::Data<AppState>,
@@ -73,7 +73,7 @@ pub async fn change_password(
 /// Starts TOTP setup: the secret and `otpauth://` URL, shown once; not
 /// active until confirmed with a code.
 #[utoipa::path(responses((status = 200, description = "secret and otpauth URL"), (status = 409, description = "TOTP already enabled")))]
-#[post("/api/v1/t/{tenant}/account/mfa/totp")]
+#[post("/account/mfa/totp")]
 pub async fn begin_totp(
     user: Account,
     state: web::Data<AppState>,
@@ -95,7 +95,7 @@ pub struct CodeBody {
 
 /// Confirms TOTP setup with a current code; returns the backup codes once.
 #[utoipa::path(request_body = CodeBody, responses((status = 200, description = "enabled; backup codes"), (status = 400, description = "wrong code")))]
-#[post("/api/v1/t/{tenant}/account/mfa/totp/confirm")]
+#[post("/account/mfa/totp/confirm")]
 pub async fn confirm_totp(
     user: Account,
     state: web::Data<AppState>,
@@ -114,7 +114,7 @@ pub async fn confirm_totp(
 
 /// Turns TOTP off; needs a valid code not used before (TOTP or backup).
 #[utoipa::path(request_body = CodeBody, responses((status = 200, description = "disabled"), (status = 400, description = "wrong or reused code")))]
-#[post("/api/v1/t/{tenant}/account/mfa/totp/disable")]
+#[post("/account/mfa/totp/disable")]
 pub async fn disable_totp(
     user: Account,
     state: web::Data<AppState>,
@@ -130,7 +130,7 @@ pub async fn disable_totp(
 
 /// Revokes every session of the caller except the token's own.
 #[utoipa::path(responses((status = 200, description = "how many were revoked"), (status = 403, description = "token without a session")))]
-#[post("/api/v1/t/{tenant}/account/sessions/revoke-others")]
+#[post("/account/sessions/revoke-others")]
 pub async fn revoke_other_sessions(
     user: Account,
     state: web::Data<AppState>,
@@ -146,7 +146,7 @@ pub async fn revoke_other_sessions(
 
 /// Logs out: revokes the token's session and its refresh tokens.
 #[utoipa::path(responses((status = 200, description = "logged out"), (status = 403, description = "token without a session")))]
-#[post("/api/v1/t/{tenant}/account/logout")]
+#[post("/account/logout")]
 pub async fn logout(user: User, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let session = user.session_required(&state)?;
     state
@@ -171,7 +171,7 @@ pub struct CreateApiKeyBody {
 /// Creates an API key for the caller; the key is shown once. Its scopes
 /// must be ones the caller's role grants.
 #[utoipa::path(request_body = CreateApiKeyBody, responses((status = 201, description = "the key, shown once"), (status = 403, description = "a scope beyond the caller's role")))]
-#[post("/api/v1/t/{tenant}/account/api-keys")]
+#[post("/account/api-keys")]
 pub async fn create_api_key(
     user: Account,
     state: web::Data<AppState>,
@@ -203,7 +203,7 @@ pub async fn create_api_key(
 
 /// The caller's API keys (no secrets).
 #[utoipa::path(responses((status = 200, description = "keys")))]
-#[get("/api/v1/t/{tenant}/account/api-keys")]
+#[get("/account/api-keys")]
 pub async fn list_api_keys(
     user: Account,
     state: web::Data<AppState>,
@@ -221,7 +221,7 @@ pub struct KeyPath {
 
 /// Revokes one of the caller's keys by its prefix.
 #[utoipa::path(responses((status = 200, description = "revoked"), (status = 404, description = "not the caller's live key")))]
-#[delete("/api/v1/t/{tenant}/account/api-keys/{prefix}")]
+#[delete("/account/api-keys/{prefix}")]
 pub async fn revoke_api_key(
     user: Account,
     state: web::Data<AppState>,
@@ -248,7 +248,7 @@ pub async fn revoke_api_key(
 /// Every API key of the tenant with its owner, scopes, expiry, last use and
 /// revocation (no secrets), for its administrators.
 #[utoipa::path(responses((status = 200, description = "keys"), (status = 403, description = "needs apikeys:manage")))]
-#[get("/api/v1/t/{tenant}/api-keys")]
+#[get("/api-keys")]
 pub async fn tenant_api_keys(
     caller: Caller<perm::ApiKeysManage>,
     state: web::Data<AppState>,
@@ -264,7 +264,7 @@ pub async fn tenant_api_keys(
 
 /// Revokes any key of the tenant (effective on its next use).
 #[utoipa::path(responses((status = 200, description = "revoked"), (status = 403, description = "needs apikeys:manage"), (status = 404, description = "no live key with this prefix")))]
-#[delete("/api/v1/t/{tenant}/api-keys/{prefix}")]
+#[delete("/api-keys/{prefix}")]
 pub async fn revoke_tenant_api_key(
     caller: Caller<perm::ApiKeysManage>,
     state: web::Data<AppState>,

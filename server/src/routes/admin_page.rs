@@ -40,15 +40,20 @@ const ADMIN_JS: &str = include_str!("../../assets/admin/admin.js");
 const ADMIN_CSS: &str = include_str!("../../assets/admin/admin.css");
 const FAVICON: &str = include_str!("../../assets/admin/favicon.svg");
 
-/// Registers the routes (plain routes with full paths, no `web::scope`).
+/// Registers the page's API route (under the tenant API scope).
 pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(health);
+}
+
+/// Registers the page and its assets (plain routes with full paths, no
+/// `web::scope`).
+pub fn configure_pages(cfg: &mut ServiceConfig) {
     cfg.route("/t/{tenant}/admin", web::get().to(to_slash))
         .route("/t/{tenant}/admin/", web::get().to(page))
         .route("/t/{tenant}/admin/callback", web::get().to(page))
         .route("/t/{tenant}/admin/admin.js", web::get().to(script))
         .route("/t/{tenant}/admin/admin.css", web::get().to(stylesheet))
-        .route("/t/{tenant}/admin/favicon.svg", web::get().to(favicon))
-        .service(health);
+        .route("/t/{tenant}/admin/favicon.svg", web::get().to(favicon));
 }
 
 async fn to_slash(tenant: web::Path<String>) -> HttpResponse {
@@ -123,7 +128,7 @@ async fn favicon() -> HttpResponse {
 /// This tenant's health (reachability, migrations, probe latency) and
 /// usage (schema size, connection checkouts).
 #[utoipa::path(responses((status = 200, description = "health and usage"), (status = 401, description = "no valid token"), (status = 403, description = "not a tenant admin")))]
-#[get("/api/v1/t/{tenant}/admin/health")]
+#[get("/admin/health")]
 pub async fn health(
     admin: Caller<perm::TenantAdmin>,
     state: web::Data<AppState>,

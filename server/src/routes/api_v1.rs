@@ -16,8 +16,9 @@ use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut ServiceConfig) {
-    // Plain routes, not a `web::scope`: a scope would claim every path under
-    // its prefix and hide the routes other files register there.
+    // Paths under the tenant API scope (`crate::listeners`), no nested
+    // scope: a scope would claim every path under its prefix and hide the
+    // routes other files register there.
     cfg.service(me)
         .service(sessions)
         .service(revoke_session)
@@ -27,7 +28,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 /// The caller's profile, role, what the role may do now (`permissions`)
 /// and the token's scopes.
 #[utoipa::path(responses((status = 200, description = "profile"), (status = 401, description = "no valid token")))]
-#[get("/api/v1/t/{tenant}/me")]
+#[get("/me")]
 pub async fn me(user: User, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let profile = state.auth.user(&user.tenant, user.id).await?;
     let p = &user.principal;
@@ -40,7 +41,7 @@ pub async fn me(user: User, state: web::Data<AppState>) -> Result<HttpResponse, 
 
 /// The caller's sessions, newest first, cursor-paginated.
 #[utoipa::path(params(PageQuery), responses((status = 200, description = "a page of sessions")))]
-#[get("/api/v1/t/{tenant}/sessions")]
+#[get("/sessions")]
 pub async fn sessions(
     user: User,
     state: web::Data<AppState>,
@@ -81,7 +82,7 @@ pub struct SessionPath {
 
 /// Revokes one of the caller's sessions (and its refresh tokens).
 #[utoipa::path(responses((status = 200, description = "revoked"), (status = 404, description = "not the caller's session")))]
-#[delete("/api/v1/t/{tenant}/sessions/{id}")]
+#[delete("/sessions/{id}")]
 pub async fn revoke_session(
     user: User,
     state: web::Data<AppState>,
@@ -103,7 +104,7 @@ pub struct SymbolPath {
 
 /// A quote through the market chain; says who served it and how old it is.
 #[utoipa::path(responses((status = 200, description = "quote")))]
-#[get("/api/v1/t/{tenant}/quotes/{symbol}")]
+#[get("/quotes/{symbol}")]
 pub async fn quote(
     _caller: Caller<perm::MarketRead>,
     state: web::Data<AppState>,

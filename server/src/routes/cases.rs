@@ -32,7 +32,7 @@ use crate::state::AppState;
 /// Registers the routes.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
-        scope("/api/v1/t/{tenant}/cases")
+        scope("/cases")
             .service(list)
             .service(create)
             .service(import)

@@ -175,28 +175,28 @@ async fn do_delete(state: &AppState, path: &ClientPath, by: &str) -> Answer {
 
 /// Registers a client; a confidential one's secret is answered once.
 #[utoipa::path(request_body = CreateClientBody, responses((status = 201, description = "created (clientSecret shown once)"), (status = 400, description = "invalid"), (status = 409, description = "client id taken")))]
-#[post("/api/v1/t/{tenant}/clients")]
+#[post("/clients")]
 pub async fn create(who: Admin, state: State, body: JsonObject<CreateClientBody>) -> Answer {
     do_create(&state, &who.tenant, &body).await
 }
 
 /// The tenant's clients (no secrets).
 #[utoipa::path(responses((status = 200, description = "clients")))]
-#[get("/api/v1/t/{tenant}/clients")]
+#[get("/clients")]
 pub async fn list(who: Admin, state: State) -> Answer {
     do_list(&state, &who.tenant).await
 }
 
 /// One client.
 #[utoipa::path(responses((status = 200, description = "client"), (status = 404, description = "unknown")))]
-#[get("/api/v1/t/{tenant}/clients/{client_id}")]
+#[get("/clients/{client_id}")]
 pub async fn show(_: Admin, state: State, path: Client) -> Answer {
     do_show(&state, &path).await
 }
 
 /// Changes a client's name, redirect URIs or scopes (absent fields kept).
 #[utoipa::path(responses((status = 200, description = "client"), (status = 400, description = "invalid"), (status = 404, description = "unknown")))]
-#[patch("/api/v1/t/{tenant}/clients/{client_id}")]
+#[patch("/clients/{client_id}")]
 pub async fn update(who: Admin, state: State, path: Client, body: Update) -> Answer {
     do_update(&state, &path, &body, &who.actor()).await
 }
@@ -204,21 +204,21 @@ pub async fn update(who: Admin, state: State, path: Client, body: Update) -> Ans
 /// A new secret for a confidential client (shown once; the old one stops
 /// working at once).
 #[utoipa::path(responses((status = 200, description = "new secret (shown once)"), (status = 400, description = "public client"), (status = 404, description = "unknown")))]
-#[post("/api/v1/t/{tenant}/clients/{client_id}/secret")]
+#[post("/clients/{client_id}/secret")]
 pub async fn rotate_secret(who: Admin, state: State, path: Client) -> Answer {
     do_rotate(&state, &path, &who.actor()).await
 }
 
 /// Disables a client: no new tokens, its tokens revoked.
 #[utoipa::path(responses((status = 200, description = "disabled"), (status = 404, description = "unknown")))]
-#[post("/api/v1/t/{tenant}/clients/{client_id}/disable")]
+#[post("/clients/{client_id}/disable")]
 pub async fn disable(who: Admin, state: State, path: Client) -> Answer {
     do_disable(&state, &path, &who.actor()).await
 }
 
 /// Deletes a client and revokes its tokens.
 #[utoipa::path(responses((status = 200, description = "deleted"), (status = 404, description = "unknown")))]
-#[delete("/api/v1/t/{tenant}/clients/{client_id}")]
+#[delete("/clients/{client_id}")]
 pub async fn delete(who: Admin, state: State, path: Client) -> Answer {
     do_delete(&state, &path, &who.actor()).await
 }

@@ -29,7 +29,7 @@ pub struct ProviderPath {
 /// name, preset, granted scopes, when the access token expires (it is
 /// refreshed on use), when connected. Never a token.
 #[utoipa::path(responses((status = 200, description = "`connections`: provider, displayName, preset, scopes, accessExpiresAt, connectedAt, updatedAt"), (status = 401, description = "no valid token"), (status = 403, description = "not a user")))]
-#[get("/api/v1/t/{tenant}/me/connections")]
+#[get("/me/connections")]
 pub async fn list_connections(
     user: User<perm::Any>,
     state: web::Data<AppState>,
@@ -46,7 +46,7 @@ pub async fn list_connections(
 /// here and revoked at the provider (best effort, when it has a revocation
 /// endpoint). Signing in through the provider connects again.
 #[utoipa::path(responses((status = 200, description = "disconnected"), (status = 404, description = "not connected to this provider")))]
-#[delete("/api/v1/t/{tenant}/me/connections/{provider}")]
+#[delete("/me/connections/{provider}")]
 pub async fn disconnect(
     user: User<perm::Any>,
     state: web::Data<AppState>,

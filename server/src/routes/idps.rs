@@ -120,7 +120,7 @@ async fn do_delete(
 /// document or explicit endpoints first; the client secret goes to the
 /// secret store).
 #[utoipa::path(responses((status = 201, description = "created (hasClientSecret, never the secret)"), (status = 400, description = "invalid, or the provider could not be checked (idp_check_failed)"), (status = 409, description = "name taken"), (status = 503, description = "no secret store for a client secret")))]
-#[post("/api/v1/t/{tenant}/idps")]
+#[post("/idps")]
 pub async fn create(
     admin: Admin,
     state: web::Data<AppState>,
@@ -131,14 +131,14 @@ pub async fn create(
 
 /// The tenant's upstream identity providers (no secrets).
 #[utoipa::path(responses((status = 200, description = "providers")))]
-#[get("/api/v1/t/{tenant}/idps")]
+#[get("/idps")]
 pub async fn list(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     do_list(&state, &admin.tenant).await
 }
 
 /// One upstream identity provider.
 #[utoipa::path(responses((status = 200, description = "provider"), (status = 404, description = "unknown")))]
-#[get("/api/v1/t/{tenant}/idps/{name}")]
+#[get("/idps/{name}")]
 pub async fn show(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -149,7 +149,7 @@ pub async fn show(
 
 /// Changes a provider (absent fields kept; `enabled: false` disables it).
 #[utoipa::path(responses((status = 200, description = "provider"), (status = 400, description = "invalid, or the provider could not be checked"), (status = 404, description = "unknown"), (status = 503, description = "no secret store for a client secret")))]
-#[patch("/api/v1/t/{tenant}/idps/{name}")]
+#[patch("/idps/{name}")]
 pub async fn update(
     admin: Admin,
     state: web::Data<AppState>,
@@ -161,7 +161,7 @@ pub async fn update(
 
 /// Deletes a provider, its identity links and its client secret.
 #[utoipa::path(responses((status = 200, description = "deleted"), (status = 404, description = "unknown")))]
-#[delete("/api/v1/t/{tenant}/idps/{name}")]
+#[delete("/idps/{name}")]
 pub async fn delete(
     admin: Admin,
     state: web::Data<AppState>,

@@ -29,8 +29,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(invite)
         .service(accept)
         .service(resend)
-        .service(revoke)
-        .route("/t/{tenant}/invite/{token}", web::get().to(page))
+        .service(revoke);
+}
+
+/// Registers the invitation page (outside the tenant API scope).
+pub fn configure_pages(cfg: &mut ServiceConfig) {
+    cfg.route("/t/{tenant}/invite/{token}", web::get().to(page))
         .route("/t/{tenant}/invite/{token}", web::post().to(page_accept));
 }
 
@@ -101,7 +105,7 @@ async fn delivered(
 /// Invites a user (or a member added as `pending`) with a role; the link is
 /// mailed when SMTP is configured, else returned once as `acceptUrl`.
 #[utoipa::path(request_body = InviteBody, responses((status = 201, description = "invited"), (status = 400, description = "invalid"), (status = 409, description = "a user with this address exists")))]
-#[post("/api/v1/t/{tenant}/invitations")]
+#[post("/invitations")]
 pub async fn invite(
     admin: Admin,
     state: web::Data<AppState>,
@@ -124,7 +128,7 @@ pub async fn invite(
 
 /// The tenant's invitations with their status, newest first (no links).
 #[utoipa::path(responses((status = 200, description = "invitations")))]
-#[get("/api/v1/t/{tenant}/invitations")]
+#[get("/invitations")]
 pub async fn list(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let all = state.auth.invitations().list(&admin.tenant).await?;
     Ok(api::ok(
@@ -135,7 +139,7 @@ pub async fn list(admin: Admin, state: web::Data<AppState>) -> Result<HttpRespon
 /// A new link for an invitation not yet accepted (the old link stops
 /// working; a revoked or expired invitation comes back).
 #[utoipa::path(request_body = ResendBody, responses((status = 200, description = "re-sent"), (status = 404, description = "unknown"), (status = 409, description = "accepted already")))]
-#[post("/api/v1/t/{tenant}/invitations/{id}/resend")]
+#[post("/invitations/{id}/resend")]
 pub async fn resend(
     admin: Admin,
     state: web::Data<AppState>,
@@ -153,7 +157,7 @@ pub async fn resend(
 
 /// Revokes an invitation not yet accepted.
 #[utoipa::path(responses((status = 200, description = "revoked"), (status = 404, description = "unknown"), (status = 409, description = "accepted already")))]
-#[delete("/api/v1/t/{tenant}/invitations/{id}")]
+#[delete("/invitations/{id}")]
 pub async fn revoke(
     admin: Admin,
     state: web::Data<AppState>,
@@ -188,7 +192,7 @@ fn next_steps(state: &AppState, tenant: &str) -> serde_json::Value {
 /// `invitation_invalid`); accepting twice answers `invitation_used` and
 /// creates nothing.
 #[utoipa::path(request_body = AcceptBody, responses((status = 200, description = "accepted; sign in"), (status = 400, description = "weak password"), (status = 404, description = "invalid link"), (status = 409, description = "accepted already"), (status = 410, description = "expired or revoked")))]
-#[post("/api/v1/t/{tenant}/invitations/accept")]
+#[post("/invitations/accept")]
 pub async fn accept(
     state: web::Data<AppState>,
     path: web::Path<TenantPath>,

@@ -68,7 +68,7 @@ pub struct QuotesQuery {
 
 /// Quotes of several symbols: each with its source and age, or its error.
 #[utoipa::path(params(QuotesQuery), responses((status = 200, description = "quotes and per-symbol errors; each quote has `source`, `origin`, `ageMs` and `stale` (true: every provider failed and the last known value is served, `ageMs` old)", headers(("Age" = u64, description = "only when a stale quote is served: the oldest stale quote's age in seconds"), ("Warning" = String, description = "only when a stale quote is served: `110 - \"Response is Stale\"`"))), (status = 400, description = "no or too many symbols")))]
-#[get("/api/v1/t/{tenant}/quotes")]
+#[get("/quotes")]
 pub async fn quotes(
     _caller: Caller<perm::MarketRead>,
     state: web::Data<AppState>,
@@ -137,7 +137,7 @@ pub struct BarsQuery {
 
 /// Daily OHLCV bars of a symbol (cached: L1, L2, and the L3 store).
 #[utoipa::path(params(BarsQuery), responses((status = 200, description = "bars"), (status = 400, description = "bad window"), (status = 404, description = "unknown symbol")))]
-#[get("/api/v1/t/{tenant}/bars/{symbol}")]
+#[get("/bars/{symbol}")]
 pub async fn bars(
     _caller: Caller<perm::MarketRead>,
     state: web::Data<AppState>,
@@ -170,7 +170,7 @@ pub struct SearchQuery {
 
 /// Instruments matching a query, from the first provider that answers.
 #[utoipa::path(params(SearchQuery), responses((status = 200, description = "matches"), (status = 400, description = "empty query")))]
-#[get("/api/v1/t/{tenant}/symbols")]
+#[get("/symbols")]
 pub async fn search(
     _caller: Caller<perm::MarketRead>,
     state: web::Data<AppState>,
@@ -190,7 +190,7 @@ pub async fn search(
 /// dividend yield) from the first provider that has them; kept in L1 for the
 /// bars TTL.
 #[utoipa::path(responses((status = 200, description = "`fundamentals` with `source`, `origin`, `ageMs` and `stale`"), (status = 400, description = "malformed symbol"), (status = 404, description = "unknown symbol"), (status = 503, description = "market_unavailable: no provider has fundamentals")))]
-#[get("/api/v1/t/{tenant}/fundamentals/{symbol}")]
+#[get("/fundamentals/{symbol}")]
 pub async fn fundamentals(
     _caller: Caller<perm::MarketRead>,
     state: web::Data<AppState>,
@@ -217,7 +217,7 @@ pub struct NewsQuery {
 /// Recent news about a symbol, newest first, from the first provider that
 /// has them; kept in L1 for the bars TTL.
 #[utoipa::path(params(NewsQuery), responses((status = 200, description = "`news` (headline, url, source, summary, published_at) with `source`, `origin`, `ageMs` and `stale`"), (status = 400, description = "malformed symbol or limit"), (status = 404, description = "unknown symbol"), (status = 503, description = "market_unavailable: no provider has news")))]
-#[get("/api/v1/t/{tenant}/news/{symbol}")]
+#[get("/news/{symbol}")]
 pub async fn news(
     _caller: Caller<perm::MarketRead>,
     state: web::Data<AppState>,

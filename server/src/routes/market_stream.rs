@@ -73,7 +73,7 @@ enum Command {
 
 /// Live prices of any symbols the client subscribes to (WebSocket).
 #[utoipa::path(params(MarketStreamQuery), responses((status = 101, description = "WebSocket: subscribe/unsubscribe messages in, quote messages out"), (status = 400, description = "not a WebSocket handshake"), (status = 401, description = "no valid token"), (status = 403, description = "no market:read, or the tenant's priceStream flag is off")))]
-#[get("/api/v1/t/{tenant}/market/stream")]
+#[get("/market/stream")]
 pub async fn market_stream(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -89,7 +89,7 @@ async fn audit<T>(
 
 /// The tenant's members, by email, cursor-paginated. Broker keys never appear.
 #[utoipa::path(responses((status = 200, description = "a page of members"), (status = 401, description = "no valid token"), (status = 403, description = "not a tenant admin")))]
-#[get("/api/v1/t/{tenant}/admin/members")]
+#[get("/admin/members")]
 pub async fn list_members(
     admin: Admin,
     state: web::Data<AppState>,
@@ -108,7 +108,7 @@ pub async fn list_members(
 
 /// Creates (201) or updates (200) a member by email.
 #[utoipa::path(responses((status = 201, description = "created"), (status = 200, description = "updated"), (status = 400, description = "invalid, with every problem")))]
-#[post("/api/v1/t/{tenant}/admin/members")]
+#[post("/admin/members")]
 pub async fn upsert_member(
     admin: Admin,
     state: web::Data<AppState>,
@@ -137,7 +137,7 @@ pub async fn upsert_member(
 /// Validates a CSV file (`name,email,role`) row by row and stores the plan;
 /// changes no member.
 #[utoipa::path(request_body(content = String, content_type = "text/csv"), responses((status = 200, description = "the plan, row by row, with its id and digest"), (status = 400, description = "unreadable file")))]
-#[post("/api/v1/t/{tenant}/admin/members/import/preview")]
+#[post("/admin/members/import/preview")]
 pub async fn preview_import(
     admin: Admin,
     state: web::Data<AppState>,
@@ -177,7 +177,7 @@ pub struct PreviewPath {
 
 /// Applies exactly the previewed plan, atomically.
 #[utoipa::path(responses((status = 200, description = "applied"), (status = 404, description = "no such preview"), (status = 409, description = "refused rows, wrong digest, stale, expired or committed")))]
-#[post("/api/v1/t/{tenant}/admin/members/import/{preview}/commit")]
+#[post("/admin/members/import/{preview}/commit")]
 pub async fn commit_import(
     admin: Admin,
     state: web::Data<AppState>,
@@ -209,7 +209,7 @@ pub struct MemberPath {
 /// Attaches (or replaces) a member's Alpaca paper-trading key pair, sealed
 /// through Vault transit. The answer says only that it is attached.
 #[utoipa::path(responses((status = 200, description = "attached (keys never returned)"), (status = 400, description = "not a paper key pair"), (status = 404, description = "no such member")))]
-#[put("/api/v1/t/{tenant}/admin/members/{member}/broker")]
+#[put("/admin/members/{member}/broker")]
 pub async fn attach_broker(
     admin: Admin,
     state: web::Data<AppState>,
@@ -237,7 +237,7 @@ pub async fn attach_broker(
 /// Removes a member's key pair and the snapshots and leaderboard rows
 /// derived from it.
 #[utoipa::path(responses((status = 200, description = "detached, derived data removed"), (status = 404, description = "nothing attached")))]
-#[delete("/api/v1/t/{tenant}/admin/members/{member}/broker")]
+#[delete("/admin/members/{member}/broker")]
 pub async fn detach_broker(
     admin: Admin,
     state: web::Data<AppState>,
@@ -322,7 +322,7 @@ async fn leaderboard_reader(req: &HttpRequest) -> Result<TenantSlug, ApiError> {
 /// The tenant's leaderboard; members who opted out are not on it. Public
 /// (no token) when the tenant's `publicLeaderboard` setting is on.
 #[utoipa::path(responses((status = 200, description = "a page of the leaderboard"), (status = 400, description = "bad period, sort or cursor"), (status = 401, description = "no valid token, and the tenant's leaderboard is not public")))]
-#[get("/api/v1/t/{tenant}/leaderboard")]
+#[get("/leaderboard")]
 pub async fn leaderboard(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -370,7 +370,7 @@ pub struct OptOutBody {
 
 /// The caller leaves (or rejoins) the leaderboard.
 #[utoipa::path(responses((status = 200, description = "saved")))]
-#[put("/api/v1/t/{tenant}/leaderboard/opt-out")]
+#[put("/leaderboard/opt-out")]
 pub async fn leaderboard_opt_out(
     user: User,
     state: web::Data<AppState>,
@@ -444,7 +444,7 @@ async fn series(
 /// cash, positions count, daily P&L and total P&L since the first snapshot
 /// (empty before the first snapshot).
 #[utoipa::path(params(SeriesQuery), responses((status = 200, description = "`points`: date, equity, cash, positions, daily_pnl, daily_return, total_pnl (exact decimals), oldest first"), (status = 400, description = "bad window (from after to, more than 5 years)")))]
-#[get("/api/v1/t/{tenant}/me/portfolio")]
+#[get("/me/portfolio")]
 pub async fn my_portfolio(
     user: User<perm::PortfolioRead>,
     state: web::Data<AppState>,
@@ -461,7 +461,7 @@ pub async fn my_portfolio(
 
 /// The same series as CSV.
 #[utoipa::path(params(SeriesQuery), responses((status = 200, description = "text/csv: date,equity,cash,positions,daily_pnl,daily_return,total_pnl"), (status = 400, description = "bad window")))]
-#[get("/api/v1/t/{tenant}/me/portfolio.csv")]
+#[get("/me/portfolio.csv")]
 pub async fn my_portfolio_csv(
     user: User<perm::PortfolioRead>,
     state: web::Data<AppState>,
@@ -503,7 +503,7 @@ fn equity_points(points: &[rampart_members::SeriesPoint]) -> Vec<NavPoint> {
 /// The member's equity over time with its drawdown, as an SVG chart drawn
 /// from the daily snapshots.
 #[utoipa::path(params(SeriesQuery), responses((status = 200, description = "image/svg+xml"), (status = 400, description = "bad window, or fewer than two snapshots in it")))]
-#[get("/api/v1/t/{tenant}/me/portfolio.svg")]
+#[get("/me/portfolio.svg")]
 pub async fn my_portfolio_svg(
     user: User<perm::PortfolioRead>,
     state: web::Data<AppState>,

@@ -34,15 +34,12 @@ use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut ServiceConfig) {
-    // Plain routes with full paths, not a `web::scope` (see `api_v1`).
+    // Paths under the tenant API scope, no nested scope (see `api_v1`).
     cfg.service(register)
         .service(resend_verification)
         .service(confirm_email)
         .service(forgot_password)
-        .route(
-            "/api/v1/t/{tenant}/password/reset",
-            web::get().to(reset_form),
-        )
+        .route("/password/reset", web::get().to(reset_form))
         .service(reset_password)
         .service(list_alerts)
         .service(create_alert)
@@ -99,7 +96,7 @@ pub struct RegisterBody {
 /// `202` either way and comes before the relay is spoken to, so it never
 /// tells whether the address has an account.
 #[utoipa::path(request_body = RegisterBody, responses((status = 202, description = "accepted; a message was mailed to the address"), (status = 400, description = "invalid address or weak password"), (status = 403, description = "registration_closed, invitation_required or email_domain_not_allowed")))]
-#[post("/api/v1/t/{tenant}/register")]
+#[post("/register")]
 pub async fn register(
     state: web::Data<AppState>,
     path: web::Path<TenantPath>,
@@ -139,7 +136,7 @@ pub async fn register(
 
 /// Mails the caller a new verification link (at most one a minute).
 #[utoipa::path(responses((status = 200, description = "whether a link was sent (not when verified or sent in the last minute)"), (status = 401, description = "no valid token")))]
-#[post("/api/v1/t/{tenant}/email/verification")]
+#[post("/email/verification")]
 pub async fn resend_verification(
     user: User,
     state: web::Data<AppState>,
@@ -159,7 +156,7 @@ pub struct TokenQuery {
 
 /// Confirms an address from the link in a verification message.
 #[utoipa::path(params(TokenQuery), responses((status = 200, description = "verified"), (status = 400, description = "invalid, used or expired link")))]
-#[get("/api/v1/t/{tenant}/email/verify")]
+#[get("/email/verify")]
 pub async fn confirm_email(
     state: web::Data<AppState>,
     path: web::Path<TenantPath>,
@@ -186,7 +183,7 @@ pub struct ForgotBody {
 /// the relay is spoken to, so neither its content nor its timing tells
 /// whether the account exists.
 #[utoipa::path(request_body = ForgotBody, responses((status = 202, description = "a link was mailed if the account exists")))]
-#[post("/api/v1/t/{tenant}/password/forgot")]
+#[post("/password/forgot")]
 pub async fn forgot_password(
     state: web::Data<AppState>,
     path: web::Path<TenantPath>,
@@ -228,7 +225,7 @@ pub struct ResetBody {
 /// Sets a new password from a reset link; every session of the account is
 /// revoked and the link is spent.
 #[utoipa::path(request_body = ResetBody, responses((status = 200, description = "password changed, sessions revoked"), (status = 400, description = "invalid link or weak password")))]
-#[post("/api/v1/t/{tenant}/password/reset")]
+#[post("/password/reset")]
 pub async fn reset_password(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -263,7 +260,7 @@ pub struct AlertPath {
 
 /// The caller's price alerts, newest first.
 #[utoipa::path(responses((status = 200, description = "alerts"), (status = 401, description = "no valid token")))]
-#[get("/api/v1/t/{tenant}/price-alerts")]
+#[get("/price-alerts")]
 pub async fn list_alerts(
     owner: AlertOwner,
     state: web::Data<AppState>,
@@ -276,7 +273,7 @@ pub async fn list_alerts(
 
 /// Creates a price alert: `{"symbol", "direction": "above"|"below", "threshold", "note"?}`.
 #[utoipa::path(responses((status = 201, description = "created"), (status = 400, description = "malformed symbol or threshold"), (status = 409, description = "too many alerts")))]
-#[post("/api/v1/t/{tenant}/price-alerts")]
+#[post("/price-alerts")]
 pub async fn create_alert(
     owner: AlertOwner,
     state: web::Data<AppState>,
@@ -290,7 +287,7 @@ pub async fn create_alert(
 
 /// One of the caller's price alerts.
 #[utoipa::path(responses((status = 200, description = "the alert"), (status = 404, description = "not the caller's")))]
-#[get("/api/v1/t/{tenant}/price-alerts/{id}")]
+#[get("/price-alerts/{id}")]
 pub async fn get_alert(
     owner: AlertOwner,
     state: web::Data<AppState>,
@@ -304,7 +301,7 @@ pub async fn get_alert(
 
 /// Deletes one of the caller's price alerts.
 #[utoipa::path(responses((status = 200, description = "deleted"), (status = 404, description = "not the caller's")))]
-#[delete("/api/v1/t/{tenant}/price-alerts/{id}")]
+#[delete("/price-alerts/{id}")]
 pub async fn delete_alert(
     owner: AlertOwner,
     state: web::Data<AppState>,

@@ -34,7 +34,7 @@ use crate::state::AppState;
 /// Registers the routes.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
-        scope("/api/v1/t/{tenant}/portfolios")
+        scope("/portfolios")
             .wrap(from_fn(analytics_cache::forget_on_change))
             .service(list)
             .service(create)

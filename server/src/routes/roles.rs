@@ -74,14 +74,14 @@ pub struct UpdateRoleBody {
 /// Every role of the tenant with its permissions, whether it is built in,
 /// and how many users have it.
 #[utoipa::path(responses((status = 200, description = "roles"), (status = 403, description = "needs users:manage")))]
-#[get("/api/v1/t/{tenant}/roles")]
+#[get("/roles")]
 pub async fn list(caller: Caller<perm::UsersManage>, state: web::Data<AppState>) -> Answer {
     Ok(api::ok(state.auth.roles().list(&caller.tenant).await?))
 }
 
 /// Creates a role of the tenant's own.
 #[utoipa::path(request_body = CreateRoleBody, responses((status = 201, description = "the role"), (status = 400, description = "invalid name or unknown permission (unknown_permission)"), (status = 403, description = "needs tenant:admin"), (status = 409, description = "a role of this name exists")))]
-#[post("/api/v1/t/{tenant}/roles")]
+#[post("/roles")]
 pub async fn create(
     admin: Admin,
     state: web::Data<AppState>,
@@ -103,7 +103,7 @@ pub async fn create(
 
 /// Replaces a role's permissions (and description, if given).
 #[utoipa::path(request_body = UpdateRoleBody, responses((status = 200, description = "the role"), (status = 400, description = "unknown permission (unknown_permission)"), (status = 403, description = "needs tenant:admin"), (status = 404, description = "no such role"), (status = 409, description = "no active user would keep tenant:admin and users:manage (role_lockout)")))]
-#[put("/api/v1/t/{tenant}/roles/{name}")]
+#[put("/roles/{name}")]
 pub async fn update(
     admin: Admin,
     state: web::Data<AppState>,
@@ -127,7 +127,7 @@ pub async fn update(
 /// Deletes a role of the tenant's own that no user, client or upstream
 /// provider has.
 #[utoipa::path(responses((status = 200, description = "deleted"), (status = 403, description = "needs tenant:admin"), (status = 404, description = "no such role"), (status = 409, description = "built in (role_built_in) or still assigned (role_in_use)")))]
-#[delete("/api/v1/t/{tenant}/roles/{name}")]
+#[delete("/roles/{name}")]
 pub async fn delete(admin: Admin, state: web::Data<AppState>, path: web::Path<RolePath>) -> Answer {
     let role = path.role()?;
     state

@@ -170,7 +170,7 @@ async fn write_flag(
 
 /// The tenant's typed settings (defaults for what is unset).
 #[utoipa::path(responses((status = 200, description = "settings"), (status = 403, description = "not a tenant admin")))]
-#[get("/api/v1/t/{tenant}/settings")]
+#[get("/settings")]
 pub async fn get_settings(
     caller: TenantAdmin,
     state: web::Data<AppState>,
@@ -180,7 +180,7 @@ pub async fn get_settings(
 
 /// Changes settings with a JSON merge patch; audited with before and after.
 #[utoipa::path(responses((status = 200, description = "the settings after the change"), (status = 400, description = "tenant_setting_invalid: unknown key, wrong type or outside the platform's bounds"), (status = 403, description = "not a tenant admin")))]
-#[patch("/api/v1/t/{tenant}/settings")]
+#[patch("/settings")]
 pub async fn patch_settings(
     caller: TenantAdmin,
     state: web::Data<AppState>,
@@ -191,7 +191,7 @@ pub async fn patch_settings(
 
 /// Every feature flag of the tenant (its own over the platform defaults).
 #[utoipa::path(responses((status = 200, description = "flags"), (status = 403, description = "not a tenant admin")))]
-#[get("/api/v1/t/{tenant}/features")]
+#[get("/features")]
 pub async fn list_features(
     caller: TenantAdmin,
     state: web::Data<AppState>,
@@ -201,7 +201,7 @@ pub async fn list_features(
 
 /// One feature flag.
 #[utoipa::path(responses((status = 200, description = "the flag"), (status = 400, description = "malformed flag name"), (status = 403, description = "not a tenant admin")))]
-#[get("/api/v1/t/{tenant}/features/{flag}")]
+#[get("/features/{flag}")]
 pub async fn get_feature(
     caller: TenantAdmin,
     state: web::Data<AppState>,
@@ -212,7 +212,7 @@ pub async fn get_feature(
 
 /// Turns a feature flag on or off; audited.
 #[utoipa::path(request_body = FlagBody, responses((status = 200, description = "the flag"), (status = 400, description = "malformed flag name"), (status = 403, description = "not a tenant admin")))]
-#[put("/api/v1/t/{tenant}/features/{flag}")]
+#[put("/features/{flag}")]
 pub async fn put_feature(
     caller: TenantAdmin,
     state: web::Data<AppState>,

@@ -55,7 +55,7 @@ pub struct StreamQuery {
 
 /// Live prices of the portfolio's symbols (WebSocket).
 #[utoipa::path(params(StreamQuery), responses((status = 101, description = "WebSocket of JSON quote messages"), (status = 401, description = "no valid token"), (status = 404, description = "no such portfolio, or not visible to the caller")))]
-#[get("/api/v1/t/{tenant}/portfolios/{id}/stream")]
+#[get("/portfolios/{id}/stream")]
 pub async fn stream(
     req: HttpRequest,
     state: web::Data<AppState>,

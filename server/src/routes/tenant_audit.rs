@@ -246,7 +246,7 @@ async fn export_of(
 
 /// A page of the tenant's audit log, newest first.
 #[utoipa::path(params(AuditQuery), responses((status = 200, description = "records; meta.nextCursor for the next page"), (status = 403, description = "not a tenant admin")))]
-#[get("/api/v1/t/{tenant}/audit")]
+#[get("/audit")]
 pub async fn list(
     caller: Auditor,
     state: web::Data<AppState>,
@@ -257,7 +257,7 @@ pub async fn list(
 
 /// The tenant's audit log as JSON Lines or CSV with the chain verification.
 #[utoipa::path(params(AuditQuery), responses((status = 200, description = "the rows, oldest first; X-Audit-Chain says whether the chain verifies"), (status = 400, description = "unknown format"), (status = 403, description = "not a tenant admin")))]
-#[get("/api/v1/t/{tenant}/audit/export")]
+#[get("/audit/export")]
 pub async fn export(
     caller: Auditor,
     state: web::Data<AppState>,
@@ -356,7 +356,7 @@ async fn consistency_of(
 
 /// The newest signed tree head of the tenant's audit log.
 #[utoipa::path(responses((status = 200, description = "size, root hash, timestamp, kid and the ES256 JWS over them"), (status = 403, description = "not a tenant admin"), (status = 404, description = "audit_not_sealed: never sealed yet")))]
-#[get("/api/v1/t/{tenant}/audit/tree-head")]
+#[get("/audit/tree-head")]
 pub async fn tree_head(
     caller: Auditor,
     state: web::Data<AppState>,
@@ -366,7 +366,7 @@ pub async fn tree_head(
 
 /// The inclusion proof (RFC 9162) of one audit row in a signed tree head.
 #[utoipa::path(params(InclusionQuery), responses((status = 200, description = "leaf index, leaf, audit path and the tree head"), (status = 403, description = "not a tenant admin"), (status = 404, description = "audit_not_sealed: the row or tree size is not sealed")))]
-#[get("/api/v1/t/{tenant}/audit/proofs/inclusion")]
+#[get("/audit/proofs/inclusion")]
 pub async fn inclusion(
     caller: Auditor,
     state: web::Data<AppState>,
@@ -377,7 +377,7 @@ pub async fn inclusion(
 
 /// The consistency proof (RFC 9162) between two signed tree heads.
 #[utoipa::path(params(ConsistencyQuery), responses((status = 200, description = "both tree heads and the proof"), (status = 400, description = "first after second"), (status = 403, description = "not a tenant admin"), (status = 404, description = "audit_not_sealed: no tree head of that size")))]
-#[get("/api/v1/t/{tenant}/audit/proofs/consistency")]
+#[get("/audit/proofs/consistency")]
 pub async fn consistency(
     caller: Auditor,
     state: web::Data<AppState>,

@@ -40,7 +40,7 @@ pub struct TradeStationBarsQuery {
 /// Daily bars from TradeStation's v3 bar charts, called with the caller's
 /// TradeStation access token (refreshed first when it expired).
 #[utoipa::path(params(TradeStationBarsQuery), responses((status = 200, description = "`bars` (date, open, high, low, close, volume), oldest first; `source` is `tradestation`"), (status = 400, description = "bad window or symbol"), (status = 404, description = "unknown symbol"), (status = 409, description = "upstream_not_connected: the caller has no TradeStation connection")))]
-#[get("/api/v1/t/{tenant}/market/tradestation/bars/{symbol}")]
+#[get("/market/tradestation/bars/{symbol}")]
 pub async fn tradestation_bars(
     user: User<perm::MarketRead>,
     state: web::Data<AppState>,
@@ -79,7 +79,7 @@ pub struct SymbolsPath {
 /// What TradeStation says about these symbols (description, exchange,
 /// asset type), recorded as instruments.
 #[utoipa::path(responses((status = 200, description = "`symbols`: symbol, name, exchange, kind; unknown symbols left out"), (status = 400, description = "no or too many symbols"), (status = 409, description = "upstream_not_connected: the caller has no TradeStation connection")))]
-#[get("/api/v1/t/{tenant}/market/tradestation/symbols/{symbols}")]
+#[get("/market/tradestation/symbols/{symbols}")]
 pub async fn tradestation_symbols(
     user: User<perm::MarketRead>,
     state: web::Data<AppState>,

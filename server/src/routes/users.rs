@@ -35,7 +35,7 @@ fn users(state: &AppState) -> UserService {
 
 /// The caller's profile.
 #[utoipa::path(responses((status = 200, description = "profile"), (status = 401, description = "no valid token")))]
-#[get("/api/v1/t/{tenant}/me/profile")]
+#[get("/me/profile")]
 pub async fn profile(user: User, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let own = users(&state).profile(&user.tenant, user.id).await?;
     Ok(api::ok(own))
@@ -43,7 +43,7 @@ pub async fn profile(user: User, state: web::Data<AppState>) -> Result<HttpRespo
 
 /// Changes the caller's display name.
 #[utoipa::path(responses((status = 200, description = "profile"), (status = 400, description = "invalid")))]
-#[patch("/api/v1/t/{tenant}/me/profile")]
+#[patch("/me/profile")]
 pub async fn update_profile(
     user: User,
     state: web::Data<AppState>,
@@ -57,7 +57,7 @@ pub async fn update_profile(
 
 /// The caller's preferences, defaults filled in.
 #[utoipa::path(responses((status = 200, description = "preferences")))]
-#[get("/api/v1/t/{tenant}/me/preferences")]
+#[get("/me/preferences")]
 pub async fn preferences(user: User, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let prefs = users(&state).preferences(&user.tenant, user.id).await?;
     Ok(api::ok(prefs))
@@ -65,7 +65,7 @@ pub async fn preferences(user: User, state: web::Data<AppState>) -> Result<HttpR
 
 /// Changes some of the caller's preferences (absent fields are kept).
 #[utoipa::path(responses((status = 200, description = "preferences"), (status = 400, description = "invalid")))]
-#[patch("/api/v1/t/{tenant}/me/preferences")]
+#[patch("/me/preferences")]
 pub async fn update_preferences(
     user: User,
     state: web::Data<AppState>,
@@ -87,7 +87,7 @@ pub struct LimitQuery {
 /// The caller's own history: portfolio changes they made and their auth
 /// audit rows, newest first.
 #[utoipa::path(params(LimitQuery), responses((status = 200, description = "activity")))]
-#[get("/api/v1/t/{tenant}/me/activity")]
+#[get("/me/activity")]
 pub async fn activity(
     user: User,
     state: web::Data<AppState>,
@@ -104,7 +104,7 @@ pub async fn activity(
 /// created / skipped (imported before) / refused; any refused item → 422
 /// with the report and nothing applied.
 #[utoipa::path(responses((status = 200, description = "report"), (status = 400, description = "not an export"), (status = 422, description = "refused items, nothing applied")))]
-#[post("/api/v1/t/{tenant}/me/import")]
+#[post("/me/import")]
 pub async fn import(
     user: User<perm::PortfolioWrite>,
     state: web::Data<AppState>,
@@ -127,7 +127,7 @@ pub async fn import(
 
 /// Users of the tenant (`users:manage`), cursor-paginated.
 #[utoipa::path(params(PageQuery), responses((status = 200, description = "a page of users"), (status = 403, description = "needs users:manage")))]
-#[get("/api/v1/t/{tenant}/users")]
+#[get("/users")]
 pub async fn list_users(
     caller: Caller<perm::UsersManage>,
     state: web::Data<AppState>,
@@ -160,7 +160,7 @@ pub struct RoleBody {
 
 /// Changes a user's role (`users:manage`; not one's own).
 #[utoipa::path(responses((status = 200, description = "profile"), (status = 400, description = "unknown role or own role"), (status = 404, description = "no such user")))]
-#[put("/api/v1/t/{tenant}/users/{id}/role")]
+#[put("/users/{id}/role")]
 pub async fn set_role(
     admin: User<perm::UsersManage>,
     state: web::Data<AppState>,
@@ -184,7 +184,7 @@ pub struct StatusBody {
 /// Disables or re-enables a user (`users:manage`; not oneself). Disabling
 /// revokes the user's sessions, refresh tokens and access tokens at once.
 #[utoipa::path(responses((status = 200, description = "profile"), (status = 400, description = "unknown status or oneself"), (status = 404, description = "no such user")))]
-#[put("/api/v1/t/{tenant}/users/{id}/status")]
+#[put("/users/{id}/status")]
 pub async fn set_status(
     admin: User<perm::UsersManage>,
     state: web::Data<AppState>,
