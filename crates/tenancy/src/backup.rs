@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use chrono::{DateTime, Utc};
 use diesel::QueryDsl;
-use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+use diesel_async::AsyncConnection;
 use futures::{SinkExt, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -559,15 +559,8 @@ impl TenantPool {
         let result = async {
             let mut conn = self.conn().await?;
             conn.transaction::<_, TenancyError, _>(async |conn| {
-                let (s, r) = (
-                    quote_ident(&tenant.schema_name),
-                    quote_ident(&tenant.role_name),
-                );
-                // DDL: diesel has no statements for roles and schemas.
-                conn.batch_execute(&format!(
-                    "DROP SCHEMA IF EXISTS {s} CASCADE; DROP OWNED BY {r}; DROP ROLE IF EXISTS {r};"
-                ))
-                .await?;
+                TenantPool::drop_schema_and_role(conn, &tenant.schema_name, &tenant.role_name)
+                    .await?;
                 diesel::delete(tenant_usage::table.find(tenant.id))
                     .execute(conn)
                     .await?;

@@ -3,12 +3,11 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::{case_when, now};
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Timestamptz};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::pool::TenantRow;
 use crate::schema::{tenant_events, tenants};
-use crate::slug::quote_ident;
 use crate::{TenancyError, Tenant, TenantPool, TenantSlug, TenantStatus};
 
 /// One row of a tenant's event log.
@@ -152,15 +151,7 @@ async fn purge_schema(
             deadline: deadline.into(),
         });
     }
-    let (s, r) = (
-        quote_ident(&current.schema_name),
-        quote_ident(&current.role_name),
-    );
-    // DDL: diesel has no statements for roles and schemas.
-    conn.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {s} CASCADE; DROP OWNED BY {r}; DROP ROLE {r};"
-    ))
-    .await?;
+    TenantPool::drop_schema_and_role(conn, &current.schema_name, &current.role_name).await?;
     diesel::update(tenants::table.filter(tenants::slug.eq(slug.as_str())))
         .set((
             tenants::status.eq(TenantStatus::Purged.as_str()),

@@ -128,6 +128,7 @@ impl TenantPool {
     /// first, then oldest first.
     async fn behind(&self) -> Result<(String, Vec<Behind>), TenancyError> {
         let target = self.inner.template.latest_version().to_owned();
+        let checksum = self.inner.template.checksum();
         let mut conn = self.conn().await?;
         let live = [
             TenantStatus::Active,
@@ -137,10 +138,18 @@ impl TenantPool {
         .map(TenantStatus::as_str);
         let behind = tenant_migrations::table
             .inner_join(tenants::table)
+            // Behind: an older latest version, a failed run, or the same
+            // latest version from another set of migrations (one merged with
+            // an older timestamp than one already applied: the per-tenant
+            // run applies whatever its ledger lacks). A tenant ahead of this
+            // build (a newer replica migrated it) is left alone.
             .filter(
                 tenant_migrations::version
                     .lt(&target)
-                    .or(tenant_migrations::status.ne("ok")),
+                    .or(tenant_migrations::status.ne("ok"))
+                    .or(tenant_migrations::checksum
+                        .ne(&checksum)
+                        .and(tenant_migrations::version.eq(&target))),
             )
             .filter(tenants::status.eq_any(live))
             .order((tenants::is_canary.desc(), tenants::created_at))

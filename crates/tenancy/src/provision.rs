@@ -162,6 +162,22 @@ impl TenantPool {
         Ok(tenant)
     }
 
+    /// Drops `schema` with everything in it and then `role` (a tenant's or a
+    /// spare's; names already validated).
+    pub(crate) async fn drop_schema_and_role(
+        conn: &mut diesel_async::AsyncPgConnection,
+        schema: &str,
+        role: &str,
+    ) -> Result<(), TenancyError> {
+        let (s, r) = (quote_ident(schema), quote_ident(role));
+        // DDL: diesel has no statements for roles and schemas.
+        conn.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {s} CASCADE; DROP OWNED BY {r}; DROP ROLE IF EXISTS {r};"
+        ))
+        .await?;
+        Ok(())
+    }
+
     /// Creates `role` and `schema` and fills the schema from the template
     /// (the baseline script in one round trip, checked against the
     /// template's fingerprint until one schema made by it matched), then

@@ -83,6 +83,20 @@ pub(crate) async fn claim(
     Ok(spare)
 }
 
+/// How many spares of the template `version` / `checksum` wait.
+async fn ready(
+    conn: &mut AsyncPgConnection,
+    version: &str,
+    checksum: &str,
+) -> Result<i64, TenancyError> {
+    Ok(tenant_spares::table
+        .filter(tenant_spares::version.eq(version))
+        .filter(tenant_spares::checksum.eq(checksum))
+        .count()
+        .get_result(conn)
+        .await?)
+}
+
 impl TenantPool {
     /// Builds spare schemas until `TenancyConfig::spare_schemas` of the
     /// running template wait, after dropping those of another template
@@ -113,15 +127,8 @@ impl TenantPool {
                     let Some(spare) = spare else {
                         return Ok(false);
                     };
-                    let (s, r) = (
-                        quote_ident(&spare.schema_name),
-                        quote_ident(&spare.role_name),
-                    );
-                    // DDL: diesel has no statements for schemas and roles.
-                    conn.batch_execute(&format!(
-                        "DROP SCHEMA IF EXISTS {s} CASCADE; DROP OWNED BY {r}; DROP ROLE {r};"
-                    ))
-                    .await?;
+                    TenantPool::drop_schema_and_role(conn, &spare.schema_name, &spare.role_name)
+                        .await?;
                     diesel::delete(tenant_spares::table.find(&spare.schema_name))
                         .execute(conn)
                         .await?;
@@ -140,13 +147,7 @@ impl TenantPool {
                     // raw SQL: an advisory lock
                     conn.batch_execute("SELECT pg_advisory_xact_lock(hashtext('rampart.spares'))")
                         .await?;
-                    let ready: i64 = tenant_spares::table
-                        .filter(tenant_spares::version.eq(&version))
-                        .filter(tenant_spares::checksum.eq(&checksum))
-                        .count()
-                        .get_result(conn)
-                        .await?;
-                    if ready >= wanted {
+                    if ready(conn, &version, &checksum).await? >= wanted {
                         return Ok(false);
                     }
                     let id = Uuid::new_v4().simple().to_string();
@@ -170,12 +171,7 @@ impl TenantPool {
             }
             report.created += 1;
         }
-        report.ready = tenant_spares::table
-            .filter(tenant_spares::version.eq(&version))
-            .filter(tenant_spares::checksum.eq(&checksum))
-            .count()
-            .get_result::<i64>(&mut conn)
-            .await? as usize;
+        report.ready = ready(&mut conn, &version, &checksum).await? as usize;
         Ok(report)
     }
 }

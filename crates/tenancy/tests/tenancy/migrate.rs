@@ -129,3 +129,36 @@ async fn a_tenant_locked_by_another_migrator_is_reported_busy() {
     holder.batch_execute("ROLLBACK").await.unwrap();
     assert!(v2.migrate_all().await.unwrap().is_complete());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_migration_merged_with_an_older_version_still_reaches_every_tenant() {
+    let url = database_url().await;
+    let note = |version: &str, table: &str| {
+        TemplateMigration::new(version, table, &format!("CREATE TABLE {table} (id int);"))
+    };
+    let late = note("99990101000002", "late_notes");
+    let v1 = pool_with(
+        &url,
+        MigrationSet::embedded_tenant()
+            .with([late.clone()])
+            .unwrap(),
+    )
+    .await;
+    v1.provision("ooo", "Ooo").await.unwrap();
+    // A branch merged afterwards whose migration sorts before the latest one
+    // the tenant already has: the latest version is the same, the set is not.
+    let early = note("99990101000001", "early_notes");
+    let v2 = pool_with(
+        &url,
+        MigrationSet::embedded_tenant().with([early, late]).unwrap(),
+    )
+    .await;
+    assert_eq!(v2.tenants_behind().await.unwrap(), vec!["ooo".to_owned()]);
+    let report = v2.migrate_all().await.unwrap();
+    assert_eq!(report.succeeded.len(), 1, "{report:?}");
+    let has_early = "SELECT count(*) AS n FROM information_schema.tables \
+                     WHERE table_schema = 'tenant_ooo' AND table_name = 'early_notes'";
+    assert_eq!(admin_count(&url, has_early).await, 1);
+    assert!(v2.tenants_behind().await.unwrap().is_empty());
+    assert_eq!(v2.migrate_all().await.unwrap().behind, 0);
+}
