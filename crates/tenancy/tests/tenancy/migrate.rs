@@ -134,7 +134,7 @@ async fn a_tenant_locked_by_another_migrator_is_reported_busy() {
 async fn a_migration_merged_with_an_older_version_still_reaches_every_tenant() {
     let url = database_url().await;
     let note = |version: &str, table: &str| {
-        TemplateMigration::new(version, table, &format!("CREATE TABLE {table} (id int);"))
+        TemplateMigration::new(version, table, format!("CREATE TABLE {table} (id int);"))
     };
     let late = note("99990101000002", "late_notes");
     let v1 = pool_with(
