@@ -261,6 +261,12 @@ pub struct TokenResponse {
 /// Redirect URIs must be absolute and carry no fragment.
 pub(crate) fn check_redirect_uris(uris: &[String]) -> Result<(), AuthError> {
     for uri in uris {
+        // Kept inline in `authorization_codes` (no TOAST table).
+        if uri.len() > MAX_REDIRECT_URI_BYTES {
+            return Err(AuthError::InvalidRequest(format!(
+                "redirect_uri longer than {MAX_REDIRECT_URI_BYTES} bytes"
+            )));
+        }
         let u = url::Url::parse(uri)
             .map_err(|_| AuthError::InvalidRequest("redirect_uri must be absolute".into()))?;
         if u.fragment().is_some() {
@@ -271,6 +277,13 @@ pub(crate) fn check_redirect_uris(uris: &[String]) -> Result<(), AuthError> {
     }
     Ok(())
 }
+
+/// The longest redirect URI a client may register.
+pub const MAX_REDIRECT_URI_BYTES: usize = 2_000;
+
+/// The longest OpenID Connect `nonce` an authorization request may carry
+/// (it is kept with the code and copied into the ID token).
+pub const MAX_NONCE_BYTES: usize = 512;
 
 /// Every scope must be one Rampart knows.
 pub(crate) fn check_scopes(scopes: &[String]) -> Result<(), AuthError> {
@@ -842,6 +855,15 @@ impl OAuthService {
         }
         if req.max_age.is_some_and(|m| m < 0) {
             return Err(fail(invalid_request("max_age must not be negative")));
+        }
+        if req
+            .nonce
+            .as_ref()
+            .is_some_and(|n| n.len() > MAX_NONCE_BYTES)
+        {
+            return Err(fail(invalid_request(&format!(
+                "nonce longer than {MAX_NONCE_BYTES} bytes"
+            ))));
         }
         Ok(ValidatedAuthorize {
             prompt_login: prompts.contains(&"login"),

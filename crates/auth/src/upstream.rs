@@ -834,7 +834,10 @@ impl UpstreamService {
                                 external_identities::provider.eq(&provider.name),
                                 external_identities::subject.eq(&claims.sub),
                                 external_identities::user_id.eq(user.id),
-                                external_identities::email.eq(claims.email.as_deref()),
+                                // Kept inline (no TOAST table): a longer
+                                // claim is no e-mail address anyway.
+                                external_identities::email
+                                    .eq(claims.email.as_deref().filter(|e| e.len() <= 254)),
                             ))
                             .on_conflict_do_nothing()
                             .execute(conn)

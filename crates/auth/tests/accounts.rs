@@ -501,7 +501,13 @@ async fn api_keys_shown_once_hashed_scoped_expiring() {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let secret = key.key.rsplit('_').next().unwrap().to_owned();
+    // The whole secret (base64url, which may itself contain `_`).
+    let secret = key
+        .key
+        .strip_prefix(&format!("rk_{}_", key.prefix))
+        .unwrap()
+        .to_owned();
+    assert!(secret.len() >= 40, "{secret}");
     let n: N = diesel::sql_query(format!(
         "SELECT count(*) AS n FROM tenant_acme.api_keys WHERE encode(key_hash, 'escape') LIKE '%{secret}%'"
     ))

@@ -217,6 +217,41 @@ async fn authorize_refusals_pkce_redirect_response_type() {
             .await
             .is_ok()
     );
+    // A nonce is kept inline with the code: at most 512 bytes.
+    let mut r = authorize_req(REDIRECT);
+    r.nonce = Some("n".repeat(rampart_auth::oauth::MAX_NONCE_BYTES));
+    assert!(a.validate_authorize("acme", &r).await.is_ok());
+    r.nonce = Some("n".repeat(rampart_auth::oauth::MAX_NONCE_BYTES + 1));
+    match a.validate_authorize("acme", &r).await {
+        Err(AuthorizeError::Redirect { location, error }) => {
+            assert_eq!(error.oauth_code(), "invalid_request");
+            assert!(location.contains("state=st-1"), "{location}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // So is a registered redirect URI: at most 2,000 bytes.
+    let long = format!(
+        "https://app.example.com/{}",
+        "p".repeat(rampart_auth::oauth::MAX_REDIRECT_URI_BYTES)
+    );
+    let refused = a
+        .register_client(
+            "acme",
+            &ClientRegistration {
+                client_id: "long".into(),
+                name: "Long".into(),
+                redirect_uris: vec![long],
+                grant_types: vec!["authorization_code".into()],
+                allowed_scopes: vec!["openid".into()],
+                auth_method: ClientAuthMethod::None,
+                signing_alg: SigningAlg::ES256,
+            },
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(AuthError::InvalidRequest(_))),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
