@@ -59,7 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             &NewPriceAlert {
                 symbol: "^GSPC".into(),
                 direction: Direction::Above,
-                threshold: 2000.0,
+                threshold: rust_decimal::Decimal::from(2000),
                 note: "time to rebalance".into(),
             },
         )

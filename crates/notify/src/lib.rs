@@ -33,8 +33,12 @@
 //! // ...another network is not.
 //! assert_ne!(before.hash, fingerprint(Some("Firefox/131.0"), "198.51.100.7").hash);
 //!
-//! assert!(Direction::Above.crossed(101.0, 100.0));
-//! assert!(!Direction::Below.crossed(101.0, 100.0));
+//! // Prices are exact decimals.
+//! let (quote, threshold) = ("100.10".parse()?, "100.1".parse()?);
+//! assert!(Direction::Above.crossed(quote, threshold));
+//! assert!(Direction::Below.crossed(quote, threshold));
+//! assert!(!Direction::Below.crossed("100.11".parse()?, threshold));
+//! # Ok::<(), rust_decimal::Error>(())
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -10,9 +10,11 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use diesel::dsl::now;
 use diesel::prelude::*;
-use diesel::sql_types::{Double, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Numeric, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use rampart_market::ProviderChain;
+use rampart_portfolio::amount;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -42,7 +44,7 @@ impl Direction {
     }
 
     /// Whether `price` is on the firing side of `threshold`.
-    pub fn crossed(self, price: f64, threshold: f64) -> bool {
+    pub fn crossed(self, price: Decimal, threshold: Decimal) -> bool {
         match self {
             Direction::Above => price >= threshold,
             Direction::Below => price <= threshold,
@@ -58,8 +60,11 @@ pub struct NewPriceAlert {
     pub symbol: String,
     /// Above or below.
     pub direction: Direction,
-    /// The price that fires it (positive, finite).
-    pub threshold: f64,
+    /// The price that fires it: positive, below 10^17, rounded to 10
+    /// decimal places and then exact (a JSON number keeps its digits, see
+    /// `rampart_portfolio::amount`).
+    #[serde(with = "amount")]
+    pub threshold: Decimal,
     /// A note of the user's, repeated in the message (at most 200 characters).
     #[serde(default)]
     pub note: String,
@@ -78,16 +83,18 @@ pub struct PriceAlert {
     pub symbol: String,
     /// `above` or `below`.
     pub direction: String,
-    /// Threshold.
-    pub threshold: f64,
+    /// Threshold, exact.
+    #[serde(with = "amount")]
+    pub threshold: Decimal,
     /// The user's note.
     pub note: String,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// When it fired (then it is done).
     pub triggered_at: Option<DateTime<Utc>>,
-    /// The price that fired it.
-    pub triggered_price: Option<f64>,
+    /// The quote that fired it.
+    #[serde(with = "amount::option")]
+    pub triggered_price: Option<Decimal>,
 }
 
 /// The symbol in canonical form, or why not.
@@ -114,8 +121,8 @@ struct Pending {
     symbol: String,
     #[diesel(sql_type = Text)]
     direction: String,
-    #[diesel(sql_type = Double)]
-    threshold: f64,
+    #[diesel(sql_type = Numeric)]
+    threshold: Decimal,
     #[diesel(sql_type = Text)]
     note: String,
     #[diesel(sql_type = Text)]
@@ -131,9 +138,12 @@ impl Notifier {
         alert: &NewPriceAlert,
     ) -> Result<PriceAlert, NotifyError> {
         let symbol = normalize_symbol(&alert.symbol)?;
-        if !alert.threshold.is_finite() || alert.threshold <= 0.0 {
+        // Stored as numeric(28, 10): rounded to 10 places (a float a client
+        // computed, `price * 0.9`, may carry more), then kept exactly.
+        let threshold = alert.threshold.round_dp(10).normalize();
+        if threshold <= Decimal::ZERO || threshold >= Decimal::from(100_000_000_000_000_000_i64) {
             return Err(NotifyError::InvalidRequest(
-                "threshold must be a positive number".into(),
+                "threshold must be a positive number below 10^17".into(),
             ));
         }
         if alert.note.chars().count() > 200 {
@@ -164,7 +174,7 @@ impl Notifier {
                         price_alerts::user_id.eq(user_id),
                         price_alerts::symbol.eq(&symbol),
                         price_alerts::direction.eq(alert.direction.as_str()),
-                        price_alerts::threshold.eq(alert.threshold),
+                        price_alerts::threshold.eq(threshold),
                         price_alerts::note.eq(&alert.note),
                     ))
                     .returning(PriceAlert::as_returning())
@@ -264,8 +274,13 @@ impl Notifier {
         let symbols: BTreeSet<&str> = pending.iter().map(|p| p.symbol.as_str()).collect();
         let mut fired = 0;
         for symbol in symbols {
-            let quote = match market.quote(symbol).await {
-                Ok(served) if !served.stale => served.value,
+            let price = match market.quote(symbol).await {
+                // Vendors quote binary floats: the decimal of the quote's
+                // shortest text, rounded to the column's 10 places.
+                Ok(served) if !served.stale => match amount::from_f64(served.value.price) {
+                    Some(p) => p.round_dp(10).normalize(),
+                    None => continue,
+                },
                 Ok(_) => continue,
                 Err(e) => {
                     tracing::warn!(tenant, symbol, error = %e, "price alert: no quote");
@@ -278,7 +293,8 @@ impl Notifier {
                 } else {
                     Direction::Above
                 };
-                if !direction.crossed(quote.price, alert.threshold) {
+                let threshold = alert.threshold.normalize();
+                if !direction.crossed(price, threshold) {
                     continue;
                 }
                 let claimed = self
@@ -291,7 +307,7 @@ impl Notifier {
                         )
                         .set((
                             price_alerts::triggered_at.eq(now),
-                            price_alerts::triggered_price.eq(quote.price),
+                            price_alerts::triggered_price.eq(price),
                         ))
                         .execute(conn)
                         .await?;
@@ -314,21 +330,17 @@ impl Notifier {
                             to: &alert.email,
                             kind: MailKind::PriceAlert,
                             html: None,
-                            subject: format!(
-                                "{symbol} is {} {}",
-                                direction.as_str(),
-                                alert.threshold
-                            ),
+                            subject: format!("{symbol} is {} {}", direction.as_str(), threshold),
                             body: format!(
                                 "{symbol} traded at {} ({} your alert at {}).\n{note}\n\
                                  This alert is now done; set a new one to be told again.\n",
-                                quote.price,
+                                price,
                                 if direction == Direction::Above {
                                     "at or above"
                                 } else {
                                     "at or below"
                                 },
-                                alert.threshold,
+                                threshold,
                             ),
                         },
                     )

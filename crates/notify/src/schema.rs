@@ -47,11 +47,11 @@ diesel::table! {
         user_id -> Uuid,
         symbol -> Text,
         direction -> Text,
-        threshold -> Float8,
+        threshold -> Numeric,
         note -> Text,
         created_at -> Timestamptz,
         triggered_at -> Nullable<Timestamptz>,
-        triggered_price -> Nullable<Float8>,
+        triggered_price -> Nullable<Numeric>,
     }
 }
 

@@ -10,6 +10,7 @@ use rampart_auth::accounts::{LoginOutcome, SelfRegistration};
 use rampart_auth::{AuthConfig, AuthServer, ClientContext, Role};
 use rampart_notify::{Direction, NewPriceAlert, Notifier, NotifyConfig, NotifyError, SmtpTls};
 use rampart_tenancy::{TenancyConfig, TenantPool};
+use rust_decimal::Decimal;
 
 struct Env {
     auth: Arc<AuthServer>,
@@ -310,7 +311,11 @@ async fn price_alerts_fire_once_when_the_quote_crosses() {
     )
     .await
     .unwrap();
-    let price = market.quote("^GSPC").await.unwrap().value.price;
+    let quoted = market.quote("^GSPC").await.unwrap().value.price;
+    let price = rampart_portfolio::amount::from_f64(quoted)
+        .unwrap()
+        .round_dp(10);
+    let below_price = (price * Decimal::new(9, 1)).round_dp(2);
     let new = |direction, threshold| NewPriceAlert {
         symbol: "^gspc".into(),
         direction,
@@ -319,21 +324,70 @@ async fn price_alerts_fire_once_when_the_quote_crosses() {
     };
     let fires = e
         .notifier
-        .create_price_alert("acme", user.id, &new(Direction::Above, price * 0.9))
+        .create_price_alert("acme", user.id, &new(Direction::Above, below_price))
         .await
         .unwrap();
     assert_eq!(fires.symbol, "^GSPC");
     let waits = e
         .notifier
-        .create_price_alert("acme", user.id, &new(Direction::Below, price * 0.9))
+        .create_price_alert("acme", user.id, &new(Direction::Below, below_price))
         .await
         .unwrap();
     assert!(matches!(
         e.notifier
-            .create_price_alert("acme", user.id, &new(Direction::Above, -1.0))
+            .create_price_alert(
+                "acme",
+                user.id,
+                &new(Direction::Above, Decimal::NEGATIVE_ONE)
+            )
             .await,
         Err(NotifyError::InvalidRequest(_))
     ));
+    // Thresholds are exact decimals: ten places kept to the digit, more
+    // rounded away; non-positive (also after rounding) or more than the
+    // column holds, refused.
+    let exact: Decimal = "1234.5678901234".parse().unwrap();
+    let kept = e
+        .notifier
+        .create_price_alert("acme", user.id, &new(Direction::Above, exact))
+        .await
+        .unwrap();
+    assert_eq!(kept.threshold.normalize().to_string(), "1234.5678901234");
+    let json = serde_json::to_string(&kept).unwrap();
+    assert!(json.contains("\"threshold\":1234.5678901234,"), "{json}");
+    let rounded = e
+        .notifier
+        .create_price_alert(
+            "acme",
+            user.id,
+            &new(Direction::Above, "2.00000000005".parse().unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rounded.threshold.normalize().to_string(), "2");
+    e.notifier
+        .delete_price_alert("acme", user.id, rounded.id)
+        .await
+        .unwrap();
+    for refused in ["0.00000000004", "100000000000000000", "0"] {
+        assert!(
+            matches!(
+                e.notifier
+                    .create_price_alert(
+                        "acme",
+                        user.id,
+                        &new(Direction::Above, refused.parse().unwrap())
+                    )
+                    .await,
+                Err(NotifyError::InvalidRequest(_))
+            ),
+            "{refused}"
+        );
+    }
+    e.notifier
+        .delete_price_alert("acme", user.id, kept.id)
+        .await
+        .unwrap();
     assert_eq!(
         e.notifier
             .check_price_alerts("acme", &market)

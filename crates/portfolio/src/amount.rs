@@ -55,15 +55,16 @@ pub(crate) fn parse(text: &str) -> Option<Decimal> {
         .ok()
 }
 
-/// `#[serde(with = "…")]` for a [`Decimal`] as a JSON number.
-pub(crate) fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+/// `#[serde(with = "rampart_portfolio::amount")]` for a [`Decimal`] as a
+/// JSON number (other crates' amounts use it too, e.g. price alerts).
+pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
     serde_json::value::RawValue::from_string(json_text(d))
         .map_err(serde::ser::Error::custom)?
         .serialize(s)
 }
 
 /// See [`serialize`].
-pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
     d.deserialize_any(NumberVisitor)
 }
 
@@ -90,14 +91,14 @@ impl de::Visitor<'_> for NumberVisitor {
 }
 
 /// `#[serde(with = "…")]` for an `Option<Decimal>` (`null` is `None`).
-pub(crate) mod option {
+pub mod option {
     use super::*;
 
     #[derive(Deserialize)]
     struct Number(#[serde(deserialize_with = "super::deserialize")] Decimal);
 
     /// See [`super::serialize`].
-    pub(crate) fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => super::serialize(d, s),
             None => s.serialize_none(),
@@ -105,9 +106,7 @@ pub(crate) mod option {
     }
 
     /// See [`super::deserialize`].
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Decimal>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
         Ok(Option::<Number>::deserialize(d)?.map(|n| n.0))
     }
 }
