@@ -82,7 +82,7 @@ pub const ADMIN: &[(&str, Configure)] = modules![
 ];
 
 /// Registers `modules` in order.
-pub fn configure_all(cfg: &mut ServiceConfig, modules: &[(&str, Configure)]) {
+fn configure_all(cfg: &mut ServiceConfig, modules: &[(&str, Configure)]) {
     for (_, configure) in modules {
         configure(cfg);
     }

@@ -64,9 +64,24 @@ pub(crate) async fn claim(
     conn: &mut AsyncPgConnection,
     template: &MigrationSet,
 ) -> Result<Option<Spare>, TenancyError> {
+    take(conn, template.latest_version(), &template.checksum(), true).await
+}
+
+/// Takes the oldest spare of the template `version` / `checksum` (`of_it`)
+/// or of any other template (`!of_it`): locks it, skipping those other
+/// transactions hold, and deletes its registry row in the caller's
+/// transaction (a rollback gives it back).
+async fn take(
+    conn: &mut AsyncPgConnection,
+    version: &str,
+    checksum: &str,
+    of_it: bool,
+) -> Result<Option<Spare>, TenancyError> {
+    let of_template = tenant_spares::version
+        .eq(version)
+        .and(tenant_spares::checksum.eq(checksum));
     let spare = tenant_spares::table
-        .filter(tenant_spares::version.eq(template.latest_version()))
-        .filter(tenant_spares::checksum.eq(template.checksum()))
+        .filter(of_template.eq(of_it))
         .order(tenant_spares::created_at)
         .limit(1)
         .for_update()
@@ -108,70 +123,69 @@ impl TenantPool {
         let (version, checksum) = (template.latest_version().to_owned(), template.checksum());
         let mut report = SpareReport::default();
         let mut conn = self.conn().await?;
-        loop {
-            let stale = conn
-                .transaction::<_, TenancyError, _>(async |conn| {
-                    let spare = tenant_spares::table
-                        .filter(
-                            tenant_spares::version
-                                .ne(&version)
-                                .or(tenant_spares::checksum.ne(&checksum)),
-                        )
-                        .limit(1)
-                        .for_update()
-                        .skip_locked()
-                        .select(Spare::as_select())
-                        .first(conn)
-                        .await
-                        .optional()?;
-                    let Some(spare) = spare else {
-                        return Ok(false);
-                    };
-                    TenantPool::drop_schema_and_role(conn, &spare.schema_name, &spare.role_name)
-                        .await?;
-                    diesel::delete(tenant_spares::table.find(&spare.schema_name))
-                        .execute(conn)
-                        .await?;
-                    Ok(true)
-                })
-                .await?;
-            if !stale {
-                break;
-            }
+        while drop_one_stale(&mut conn, &version, &checksum).await? {
             report.dropped += 1;
         }
         let wanted = self.inner.config.spare_schemas as i64;
-        loop {
-            let built = conn
-                .transaction::<_, TenancyError, _>(async |conn| {
-                    // raw SQL: an advisory lock
-                    conn.batch_execute("SELECT pg_advisory_xact_lock(hashtext('rampart.spares'))")
-                        .await?;
-                    if ready(conn, &version, &checksum).await? >= wanted {
-                        return Ok(false);
-                    }
-                    let id = Uuid::new_v4().simple().to_string();
-                    let schema = format!("spare_{id}");
-                    let role = format!("{}_spare_{id}", self.inner.role_prefix);
-                    self.build_schema(conn, &schema, &role).await?;
-                    diesel::insert_into(tenant_spares::table)
-                        .values((
-                            tenant_spares::schema_name.eq(&schema),
-                            tenant_spares::role_name.eq(&role),
-                            tenant_spares::version.eq(&version),
-                            tenant_spares::checksum.eq(&checksum),
-                        ))
-                        .execute(conn)
-                        .await?;
-                    Ok(true)
-                })
-                .await?;
-            if !built {
-                break;
-            }
+        while self
+            .build_one(&mut conn, &version, &checksum, wanted)
+            .await?
+        {
             report.created += 1;
         }
         report.ready = ready(&mut conn, &version, &checksum).await? as usize;
         Ok(report)
     }
+
+    /// Builds one spare of the template `version` / `checksum` in a
+    /// transaction of its own, unless `wanted` wait already; whether it did.
+    async fn build_one(
+        &self,
+        conn: &mut AsyncPgConnection,
+        version: &str,
+        checksum: &str,
+        wanted: i64,
+    ) -> Result<bool, TenancyError> {
+        conn.transaction::<_, TenancyError, _>(async |conn| {
+            // raw SQL: an advisory lock
+            conn.batch_execute("SELECT pg_advisory_xact_lock(hashtext('rampart.spares'))")
+                .await?;
+            if ready(conn, version, checksum).await? >= wanted {
+                return Ok(false);
+            }
+            let id = Uuid::new_v4().simple().to_string();
+            let schema = format!("spare_{id}");
+            let role = format!("{}_spare_{id}", self.inner.role_prefix);
+            self.build_schema(conn, &schema, &role).await?;
+            diesel::insert_into(tenant_spares::table)
+                .values((
+                    tenant_spares::schema_name.eq(&schema),
+                    tenant_spares::role_name.eq(&role),
+                    tenant_spares::version.eq(version),
+                    tenant_spares::checksum.eq(checksum),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
+/// Drops one spare of a template other than `version` / `checksum` in a
+/// transaction of its own (skipping those another replica holds); whether
+/// there was one.
+async fn drop_one_stale(
+    conn: &mut AsyncPgConnection,
+    version: &str,
+    checksum: &str,
+) -> Result<bool, TenancyError> {
+    conn.transaction::<_, TenancyError, _>(async |conn| {
+        let Some(spare) = take(conn, version, checksum, false).await? else {
+            return Ok(false);
+        };
+        TenantPool::drop_schema_and_role(conn, &spare.schema_name, &spare.role_name).await?;
+        Ok(true)
+    })
+    .await
 }
