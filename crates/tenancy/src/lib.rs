@@ -108,7 +108,7 @@ mod settings;
 mod settings_model;
 mod slug;
 mod spares;
-pub use spares::SpareReport;
+pub use spares::{SPARE_STALE_AFTER, SpareReport};
 mod tenant_settings;
 mod usage;
 

@@ -3,8 +3,12 @@
 //! of running the template's DDL, ~140 relations, while the caller waits.
 //!
 //! [`TenantPool::replenish_spares`] keeps `TenancyConfig::spare_schemas`
-//! of them for the running template and drops those of another template
-//! version; the reference server calls it from a job. A provisioning that
+//! of them for the running template and drops those of an older template
+//! version once they are [`SPARE_STALE_AFTER`] old. During a rolling upgrade the
+//! older replicas still provision from their spares, and the newer ones
+//! leave them alone (before, each build dropped the other's spares and
+//! built its own again, every run of the job); the reference server calls
+//! it from a job. A provisioning that
 //! finds none builds the schema itself, as it always did. Spares are
 //! registered in `platform.tenant_spares`; their schemas are named
 //! `spare_<32 hex>` (the `spare_` prefix is reserved for slugs), owned and
@@ -17,12 +21,17 @@ use crate::schema::tenant_spares;
 use crate::slug::quote_ident;
 use crate::{MigrationSet, TenancyError, TenantPool};
 
+/// How old a spare of an older template version must be before a
+/// replenish drops it: longer than a rolling upgrade, during which older
+/// replicas still take them.
+pub const SPARE_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// What one [`TenantPool::replenish_spares`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SpareReport {
     /// Spares built for the running template.
     pub created: usize,
-    /// Spares of another template version dropped.
+    /// Spares of an older template version dropped.
     pub dropped: usize,
     /// Spares of the running template now waiting.
     pub ready: usize,
@@ -64,24 +73,28 @@ pub(crate) async fn claim(
     conn: &mut AsyncPgConnection,
     template: &MigrationSet,
 ) -> Result<Option<Spare>, TenancyError> {
-    take(conn, template.latest_version(), &template.checksum(), true).await
-}
-
-/// Takes the oldest spare of the template `version` / `checksum` (`of_it`)
-/// or of any other template (`!of_it`): locks it, skipping those other
-/// transactions hold, and deletes its registry row in the caller's
-/// transaction (a rollback gives it back).
-async fn take(
-    conn: &mut AsyncPgConnection,
-    version: &str,
-    checksum: &str,
-    of_it: bool,
-) -> Result<Option<Spare>, TenancyError> {
+    let (version, checksum) = (template.latest_version(), template.checksum());
     let of_template = tenant_spares::version
         .eq(version)
         .and(tenant_spares::checksum.eq(checksum));
+    take(conn, of_template).await
+}
+
+/// Takes the oldest spare that `which` selects: locks it, skipping those
+/// other transactions hold, and deletes its registry row in the caller's
+/// transaction (a rollback gives it back).
+async fn take<W>(conn: &mut AsyncPgConnection, which: W) -> Result<Option<Spare>, TenancyError>
+where
+    W: diesel::expression::BoxableExpression<
+            tenant_spares::table,
+            diesel::pg::Pg,
+            SqlType = diesel::sql_types::Bool,
+        > + diesel::expression::NonAggregate
+        + diesel::query_builder::QueryId
+        + Send,
+{
     let spare = tenant_spares::table
-        .filter(of_template.eq(of_it))
+        .filter(which)
         .order(tenant_spares::created_at)
         .limit(1)
         .for_update()
@@ -114,8 +127,11 @@ async fn ready(
 
 impl TenantPool {
     /// Builds spare schemas until `TenancyConfig::spare_schemas` of the
-    /// running template wait, after dropping those of another template
-    /// (an older or newer build's). Each spare is its own transaction;
+    /// running template wait, after dropping those of an older template
+    /// version built more than [`SPARE_STALE_AFTER`] ago. Those of a newer version (a newer build's, in a rolling
+    /// upgrade) are left alone, as are those of the same version with
+    /// another set of migrations (no order tells which build is newer):
+    /// at most `spare_schemas` each, until a newer version drops them. Each spare is its own transaction;
     /// replicas replenishing at once do not overshoot (an advisory lock
     /// serialises the count and the build).
     pub async fn replenish_spares(&self) -> Result<SpareReport, TenancyError> {
@@ -123,7 +139,7 @@ impl TenantPool {
         let (version, checksum) = (template.latest_version().to_owned(), template.checksum());
         let mut report = SpareReport::default();
         let mut conn = self.conn().await?;
-        while drop_one_stale(&mut conn, &version, &checksum).await? {
+        while drop_one_stale(&mut conn, &version).await? {
             report.dropped += 1;
         }
         let wanted = self.inner.config.spare_schemas as i64;
@@ -172,16 +188,18 @@ impl TenantPool {
     }
 }
 
-/// Drops one spare of a template other than `version` / `checksum` in a
-/// transaction of its own (skipping those another replica holds); whether
-/// there was one.
-async fn drop_one_stale(
-    conn: &mut AsyncPgConnection,
-    version: &str,
-    checksum: &str,
-) -> Result<bool, TenancyError> {
+/// Drops one spare of a template version older than `version` (versions
+/// are timestamps of one width: text order is time order) built more than
+/// [`SPARE_STALE_AFTER`] ago, in a transaction of its own (skipping those another
+/// replica holds); whether there was one.
+async fn drop_one_stale(conn: &mut AsyncPgConnection, version: &str) -> Result<bool, TenancyError> {
+    let built_before = chrono::Utc::now()
+        - chrono::Duration::from_std(SPARE_STALE_AFTER).unwrap_or(chrono::Duration::zero());
+    let stale = tenant_spares::version
+        .lt(version)
+        .and(tenant_spares::created_at.lt(built_before));
     conn.transaction::<_, TenancyError, _>(async |conn| {
-        let Some(spare) = take(conn, version, checksum, false).await? else {
+        let Some(spare) = take(conn, stale).await? else {
             return Ok(false);
         };
         TenantPool::drop_schema_and_role(conn, &spare.schema_name, &spare.role_name).await?;

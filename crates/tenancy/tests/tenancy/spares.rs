@@ -150,6 +150,19 @@ async fn a_provisioning_takes_a_spare_and_the_tenant_is_as_if_built_then() {
     assert_eq!(pool.replenish_spares().await.unwrap().created, 2);
 }
 
+/// Makes every registered spare `by` older (plus a minute).
+async fn age_spares(url: &str, by: std::time::Duration) {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    diesel::sql_query(format!(
+        "UPDATE platform.tenant_spares SET created_at = created_at - interval '{} seconds'",
+        by.as_secs() + 60
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
 fn with_notes() -> MigrationSet {
     MigrationSet::embedded_tenant()
         .with([TemplateMigration::new(
@@ -173,11 +186,37 @@ async fn spares_of_another_template_are_never_taken_and_are_dropped() {
         tenant_count(&v2, "acme", "SELECT count(*) AS n FROM notes").await,
         0
     );
+    // While the upgrade rolls (the older build's spares are fresh), the
+    // newer build leaves them to the older replicas, and the older build
+    // leaves the newer one's alone.
     assert_eq!(
         v2.replenish_spares().await.unwrap(),
         SpareReport {
             created: 2,
-            dropped: 2,
+            dropped: 0,
+            ready: 2
+        }
+    );
+    assert_eq!(
+        v1.replenish_spares().await.unwrap(),
+        SpareReport {
+            created: 0,
+            dropped: 0,
+            ready: 2
+        }
+    );
+    assert_eq!((spare_schemas(&url).await, spare_roles(&url).await), (4, 4));
+    // An older build's spare is still taken by the older build.
+    v1.provision("old", "Old").await.unwrap();
+    assert!(took_spare(&v1, "old").await);
+    // Once the older build's spares are older than the upgrade takes, the
+    // newer build drops them.
+    age_spares(&url, rampart_tenancy::SPARE_STALE_AFTER).await;
+    assert_eq!(
+        v2.replenish_spares().await.unwrap(),
+        SpareReport {
+            created: 0,
+            dropped: 1,
             ready: 2
         }
     );
