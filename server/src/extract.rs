@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use base64::Engine;
 use futures::future::LocalBoxFuture;
 use rampart_auth::{AuthError, ClientContext, Permission, Principal, authorize};
@@ -72,6 +72,16 @@ pub fn state_of(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| ApiError::internal(&std::io::Error::other("app state missing")))
+}
+
+/// A bearer token the rate limiter verified for the path's tenant, kept in
+/// the request's extensions so that the extractor does not verify it again.
+#[derive(Clone)]
+pub struct VerifiedBearer {
+    /// The tenant of the path it was verified for.
+    pub tenant: String,
+    /// The verification.
+    pub verified: std::sync::Arc<rampart_auth::VerifiedAccessToken>,
 }
 
 /// `Authorization: Bearer …`.
@@ -159,15 +169,17 @@ pub async fn authenticate(
 ) -> Result<Principal, ApiError> {
     let token = token
         .ok_or_else(|| ApiError::from(AuthError::InvalidToken("missing bearer token".into())))?;
-    let principal = state
-        .auth
-        .authenticate_bearer(tenant, token)
-        .await
-        .map_err(|e| match e {
-            // Any refusal of the credential itself is the same 401.
-            AuthError::InvalidCredentials => ApiError::unauthorized(),
-            e => ApiError::from(e),
-        })?;
+    counted(state, state.auth.authenticate_bearer(tenant, token).await)
+}
+
+/// A bearer authentication's outcome as the API answers it, counted in the
+/// metrics when it succeeded.
+fn counted(state: &AppState, outcome: Result<Principal, AuthError>) -> Result<Principal, ApiError> {
+    let principal = outcome.map_err(|e| match e {
+        // Any refusal of the credential itself is the same 401.
+        AuthError::InvalidCredentials => ApiError::unauthorized(),
+        e => ApiError::from(e),
+    })?;
     state
         .metrics
         .auth_events
@@ -343,7 +355,20 @@ impl<P: Requirement + 'static> FromRequest for Caller<P> {
                 .ok_or_else(ApiError::unauthorized)?;
             let (principal, token) = match credential {
                 Credential::Bearer(token) => {
-                    (authenticate(&state, &tenant, Some(&token)).await?, token)
+                    // Verified by the rate limiter already for this tenant?
+                    let verified = req
+                        .extensions()
+                        .get::<VerifiedBearer>()
+                        .filter(|v| v.tenant == tenant.as_str())
+                        .map(|v| v.verified.clone());
+                    let principal = match verified {
+                        Some(v) => counted(
+                            &state,
+                            state.auth.authenticate_verified_bearer(&tenant, &v).await,
+                        )?,
+                        None => authenticate(&state, &tenant, Some(&token)).await?,
+                    };
+                    (principal, token)
                 }
                 Credential::ApiKey(key) => {
                     let principal = authenticate_api_key(&state, &tenant, &key).await?;

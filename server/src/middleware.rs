@@ -61,16 +61,15 @@ pub async fn request_context(
         .app_data::<web::Data<Listener>>()
         .map(|l| l.0)
         .unwrap_or("public");
-    let metrics = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.metrics.clone());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let metrics = state.as_ref().map(|s| &s.metrics);
     let method = req.method().to_string();
     let started = Instant::now();
-    if let Some(m) = &metrics {
+    if let Some(m) = metrics {
         m.in_flight.inc();
     }
     let result = REQUEST_ID.scope(id.clone(), next.call(req)).await;
-    if let Some(m) = &metrics {
+    if let Some(m) = metrics {
         m.in_flight.dec();
     }
     let mut res = result?;
@@ -78,7 +77,7 @@ pub async fn request_context(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    if let Some(m) = &metrics {
+    if let Some(m) = metrics {
         let status = res.status().as_u16().to_string();
         m.http_requests
             .with_label_values(&[listener, &route, &method, &status])
@@ -169,13 +168,21 @@ fn authenticated_for(req: &ServiceRequest, state: &AppState, tenant: &str) -> bo
         return false;
     };
     let auth = &state.auth;
-    auth.tokens()
-        .verify_access_token(
-            token,
-            &auth.issuer(tenant),
-            &auth.config().access_token_audience,
-        )
-        .is_ok()
+    let verified = auth.tokens().verify_access_token_shared(
+        token,
+        &auth.issuer(tenant),
+        &auth.config().access_token_audience,
+    );
+    match verified {
+        Ok(verified) => {
+            req.extensions_mut().insert(crate::extract::VerifiedBearer {
+                tenant: tenant.to_owned(),
+                verified,
+            });
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 /// Per-IP, per-API-key and per-tenant limits; `429` with `Retry-After` and

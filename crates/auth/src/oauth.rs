@@ -30,7 +30,7 @@ use crate::revocation::{Holder, RevocationFeed, revoke_tokens};
 use crate::roles::{KNOWN_SCOPES, Principal, Role};
 use crate::schema::{authorization_codes, oauth_clients, refresh_tokens};
 use crate::session::SessionInfo;
-use crate::token::{AccessTokenRequest, IdTokenClaims, TokenService};
+use crate::token::{AccessTokenRequest, IdTokenClaims, TokenService, VerifiedAccessToken};
 use crate::users::{self, User};
 
 /// How a client authenticates at the token endpoint.
@@ -1381,23 +1381,34 @@ impl OAuthService {
         tenant: &str,
         token: &str,
     ) -> Result<Principal, AuthError> {
-        let verified = self.tokens.verify_access_token(
+        let verified = self.tokens.verify_access_token_shared(
             token,
             &self.issuer(tenant),
             &self.config.access_token_audience,
         )?;
+        self.authenticate_verified_bearer(tenant, &verified).await
+    }
+
+    /// [`AuthServer::authenticate_bearer`] for a token this server's
+    /// [`TokenService`](crate::TokenService) verified moments ago (the same
+    /// request, e.g. in a rate limiter): its issuer and audience are checked
+    /// again, then its tenant, revocation and the role's permissions now.
+    pub async fn authenticate_verified_bearer(
+        &self,
+        tenant: &str,
+        verified: &VerifiedAccessToken,
+    ) -> Result<Principal, AuthError> {
+        let c = &verified.claims;
+        if c.iss != self.issuer(tenant) || !c.aud.contains(&self.config.access_token_audience) {
+            return Err(AuthError::InvalidToken("token of another issuer".into()));
+        }
         let tenant_id = tenant_id(&self.pool, tenant).await?;
         if verified.tenant_id != tenant_id {
             return Err(AuthError::InvalidToken("token of another tenant".into()));
         }
-        if self
-            .revocations
-            .revoked(tenant_id, &verified.claims)
-            .await?
-        {
+        if self.revocations.revoked(tenant_id, c).await? {
             return Err(AuthError::InvalidToken("token revoked".into()));
         }
-        let c = verified.claims;
         let role = c
             .roles
             .iter()
@@ -1408,7 +1419,7 @@ impl OAuthService {
         Ok(Principal {
             tenant_id,
             user_id: Uuid::parse_str(&c.sub).ok(),
-            client_id: Some(c.client_id),
+            client_id: Some(c.client_id.clone()),
             role,
             permissions,
             scopes: Some(

@@ -30,6 +30,7 @@ use crate::roles::{Principal, Role};
 use crate::session::{LoginOutcome, NewSession, SessionInfo};
 use crate::tenant_roles::RoleService;
 use crate::token::TokenService;
+use crate::token::VerifiedAccessToken;
 use crate::upstream::{UpstreamLogin, UpstreamOutcome, UpstreamService};
 use crate::upstream_provider::{UpstreamProvider, UpstreamProviderInfo};
 use crate::users::User;
@@ -323,6 +324,7 @@ impl AuthServer {
         oauth: OAuthService => async fn issue_authorization_code(&self, tenant: &str, request: &ValidatedAuthorize, session: &SessionInfo) -> Result<String, AuthError>;
         oauth: OAuthService => async fn token(&self, tenant: &str, creds: &ClientCredentials, req: &TokenRequest, ctx: &ClientContext) -> Result<TokenResponse, AuthError>;
         oauth: OAuthService => async fn authenticate_bearer(&self, tenant: &str, token: &str) -> Result<Principal, AuthError>;
+        oauth: OAuthService => async fn authenticate_verified_bearer(&self, tenant: &str, verified: &VerifiedAccessToken) -> Result<Principal, AuthError>;
         oauth: OAuthService => async fn introspect(&self, tenant: &str, creds: &ClientCredentials, token: &str) -> Result<serde_json::Value, AuthError>;
         oauth: OAuthService => async fn revoke(&self, tenant: &str, creds: &ClientCredentials, token: &str, ctx: &ClientContext) -> Result<(), AuthError>;
         oauth: OAuthService => async fn userinfo(&self, tenant: &str, bearer: &str) -> Result<serde_json::Value, AuthError>;

@@ -177,7 +177,7 @@ struct IncomingHeader {
 }
 
 struct CachedToken {
-    verified: VerifiedAccessToken,
+    verified: Arc<VerifiedAccessToken>,
     generation: u64,
 }
 
@@ -368,6 +368,19 @@ impl TokenService {
         expected_issuer: &str,
         expected_audience: &str,
     ) -> Result<VerifiedAccessToken, AuthError> {
+        self.verify_access_token_shared(token, expected_issuer, expected_audience)
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// [`TokenService::verify_access_token`], sharing the cached result
+    /// instead of copying its claims (the request path verifies a token
+    /// more than once: the rate limiter, then the extractor).
+    pub fn verify_access_token_shared(
+        &self,
+        token: &str,
+        expected_issuer: &str,
+        expected_audience: &str,
+    ) -> Result<Arc<VerifiedAccessToken>, AuthError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(invalid("token too long"));
         }
@@ -389,7 +402,7 @@ impl TokenService {
             }
             return Ok(hit.verified.clone());
         }
-        let verified = self.verify_uncached(token, now)?;
+        let verified = Arc::new(self.verify_uncached(token, now)?);
         let claims = &verified.claims;
         if claims.iss != expected_issuer {
             return Err(invalid("token from another issuer"));
