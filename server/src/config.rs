@@ -306,7 +306,7 @@ mod tests {
 
     #[test]
     fn the_example_configuration_parses_and_only_its_paths_are_missing_here() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("rampart.example.toml");
+        let path = rampart_testkit::package_dir().join("rampart.example.toml");
         let config: ServerConfig = Figment::new().merge(Toml::file(&path)).extract().unwrap();
         assert_eq!(config.mode, Mode::Production);
         let problems = config.validate().unwrap_err().0;

@@ -623,8 +623,7 @@ async fn introspection_is_off_in_production_mode_unless_configured() {
 
 #[test]
 fn the_sdl_in_the_repository_is_the_schema() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rampart_server::graphql::SDL_FILE);
+    let path = rampart_testkit::package_dir().join(rampart_server::graphql::SDL_FILE);
     let sdl = rampart_server::graphql::sdl();
     if std::env::var_os("RAMPART_UPDATE_SDL").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

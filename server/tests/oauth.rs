@@ -704,7 +704,7 @@ async fn authlib_client_drives_the_code_flow() {
     .await
     .unwrap();
 
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/authlib_client.py");
+    let script = rampart_testkit::package_dir().join("tests/authlib_client.py");
     let out = tokio::process::Command::new(python)
         .env("REQUESTS_CA_BUNDLE", &env.pki.files.client_ca_file)
         .arg(script)

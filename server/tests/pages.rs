@@ -14,10 +14,7 @@ use rampart_server::app::{AppState, RunningServer};
 use crate::common::{PASSWORD, Pki, client_builder, config, get_status, start, start_with_transit};
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    rampart_testkit::repo_root()
 }
 
 /// Chromium, node and playwright-core must be installed: a missing one is a
@@ -161,9 +158,7 @@ impl PageServer {
     /// screenshot); fails unless it exits 0 having passed every step.
     pub async fn run_browser_script(&self, script: &str, env: &[(&str, String)]) {
         let artifacts = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests")
-            .join(script);
+        let script = rampart_testkit::package_dir().join("tests").join(script);
         let mut cmd = Command::new("node");
         cmd.arg(&script)
             .env("RAMPART_BASE_URL", &self.base)

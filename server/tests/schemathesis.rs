@@ -21,7 +21,7 @@ use serde_json::json;
 
 /// The schemathesis CLI in the project's virtualenv.
 fn st_binary() -> PathBuf {
-    let st = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/st");
+    let st = rampart_testkit::repo_root().join(".venv/bin/st");
     assert!(
         st.exists(),
         "schemathesis is not installed ({}): run `python3 -m venv .venv && .venv/bin/pip install schemathesis` in the workspace root",

@@ -33,6 +33,7 @@ mod idps;
 mod invitations;
 mod journey;
 mod load;
+mod market_cli;
 mod member_page;
 mod members;
 mod mtls;

@@ -4,7 +4,6 @@
 mod breaker;
 mod caches;
 mod chain;
-mod cli;
 mod config;
 mod embedded;
 mod ingest;

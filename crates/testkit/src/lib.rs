@@ -88,12 +88,30 @@ pub fn free_port() -> Result<u16> {
     Ok(rampart_pgembed::free_port()?)
 }
 
-/// The repository root (where `.venv` lives), derived from this crate's path.
+/// The directory of the package whose tests run: `CARGO_MANIFEST_DIR` as
+/// cargo sets it when it runs them, else the current directory (a test
+/// binary run by hand, from its package's directory). Not `env!` in the
+/// test: a build cache shared by checkouts at other paths can hand a test
+/// binary over from one whose path is gone.
+pub fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_default()
+}
+
+/// The repository root (where `.venv` lives): the nearest directory above
+/// [`package_dir`] holding `Cargo.lock`, else where this crate was built.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
+    let start = package_dir();
+    let start = start.canonicalize().unwrap_or(start);
+    start
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
+            Path::to_path_buf,
+        )
 }
 
 /// [`PgError::MissingBinary`]: `binary` is not installed; `hint` says how to install it.

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 
 /// Path of a file under `tests/data`.
 pub fn data_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // At run time (see `rampart_testkit::package_dir`, not a dependency here).
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .join("tests")
         .join("data")
         .join(name)

@@ -276,7 +276,7 @@ mod tests {
     /// time to UTC (`DateTime - TimeDelta` panics).
     #[test]
     fn earliest_date_is_malformed_not_a_panic() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        rampart_testkit::install_crypto_provider();
         let p = StooqProvider::new(VendorSettings::new("stooq", None)).unwrap();
         let body = "Symbol,Date,Time,Open,High,Low,Close,Volume\n\
                     AAPL.US,-262143-01-01,00:00:00,1,1,1,1,1\n";

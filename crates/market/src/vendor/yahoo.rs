@@ -366,7 +366,7 @@ mod tests {
     use super::*;
 
     fn provider() -> YahooProvider {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        rampart_testkit::install_crypto_provider();
         YahooProvider::new(VendorSettings::new("yahoo", None)).unwrap()
     }
 

@@ -1,33 +1,27 @@
-//! `rampart market backfill`, compiled from the server's source file.
+//! `rampart market backfill`, through the server's command line.
 
 use clap::Parser;
+use rampart_server::cli::{Cli, Command};
+use rampart_server::market_cmd;
 
-use crate::support::fresh_database;
-
-#[path = "../../../server/src/market_cmd.rs"]
-mod market_cmd;
-
-#[derive(Parser)]
-struct Cli {
-    #[command(subcommand)]
-    command: Top,
-}
-
-#[derive(clap::Subcommand)]
-enum Top {
-    Market(market_cmd::MarketArgs),
+fn market(argv: &[&str]) -> market_cmd::MarketArgs {
+    let argv = ["rampart", "market"].iter().chain(argv);
+    match Cli::try_parse_from(argv).unwrap().command {
+        Command::Market(m) => m,
+        other => panic!("not a market command: {other:?}"),
+    }
 }
 
 fn backfill(args: &[&str]) -> market_cmd::BackfillArgs {
-    let argv = ["rampart", "market", "backfill"].iter().chain(args);
-    let Top::Market(market) = Cli::try_parse_from(argv).unwrap().command;
-    let market_cmd::MarketCommand::Backfill(b) = market.command;
+    let argv: Vec<&str> = ["backfill"].iter().chain(args).copied().collect();
+    let market_cmd::MarketCommand::Backfill(b) = market(&argv).command;
     b
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn backfill_command_fills_the_store() {
-    let db = fresh_database().await;
+    rampart_testkit::install_crypto_provider();
+    let db = rampart_testkit::fresh_database().await.unwrap();
     let args = [
         "--symbols",
         "^GSPC,ibm",
@@ -56,10 +50,8 @@ async fn backfill_command_fills_the_store() {
         "nothing fetched twice"
     );
 
-    // Through the top-level `run`, as the server's main calls it.
+    // Through the subcommand's `run`, as the server's main calls it.
     let argv = [
-        "rampart",
-        "market",
         "backfill",
         "--symbols",
         "NOPE",
@@ -71,8 +63,7 @@ async fn backfill_command_fills_the_store() {
         &db.url,
         "--quiet",
     ];
-    let Top::Market(market) = Cli::try_parse_from(argv).unwrap().command;
-    let missing = market.run().await;
+    let missing = market(&argv).run().await;
     assert!(missing.unwrap_err().to_string().contains("1 of 1 symbols"));
     assert!(
         Cli::try_parse_from([
