@@ -57,10 +57,10 @@ pub struct LeaderboardEntry {
     /// Display name.
     pub name: String,
     /// Equity at the end of the window (exact).
-    #[serde(serialize_with = "crate::amount::serialize")]
+    #[serde(serialize_with = "rampart_amount::serialize")]
     pub equity: Decimal,
     /// P&L over the window (exact).
-    #[serde(serialize_with = "crate::amount::serialize")]
+    #[serde(serialize_with = "rampart_amount::serialize")]
     pub pnl: Decimal,
     /// Return over the window, a ratio (none when the start equity was zero).
     pub return_pct: Option<f64>,

@@ -42,7 +42,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod amount;
 mod broker;
 mod clock;
 mod error;

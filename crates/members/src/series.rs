@@ -22,20 +22,20 @@ pub struct SeriesPoint {
     /// The snapshot's day.
     pub date: NaiveDate,
     /// Account equity at the snapshot.
-    #[serde(serialize_with = "crate::amount::serialize")]
+    #[serde(serialize_with = "rampart_amount::serialize")]
     pub equity: Decimal,
     /// Cash at the snapshot.
-    #[serde(serialize_with = "crate::amount::serialize")]
+    #[serde(serialize_with = "rampart_amount::serialize")]
     pub cash: Decimal,
     /// How many positions the account held.
     pub positions: usize,
     /// Equity against the previous close.
-    #[serde(serialize_with = "crate::amount::serialize")]
+    #[serde(serialize_with = "rampart_amount::serialize")]
     pub daily_pnl: Decimal,
     /// The day's return, when the previous close was positive.
     pub daily_return: Option<f64>,
     /// The sum of the daily P&L from the member's first snapshot to this day.
-    #[serde(serialize_with = "crate::amount::serialize")]
+    #[serde(serialize_with = "rampart_amount::serialize")]
     pub total_pnl: Decimal,
 }
 

@@ -12,8 +12,8 @@ use diesel::dsl::now;
 use diesel::prelude::*;
 use diesel::sql_types::{Numeric, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
+use rampart_amount as amount;
 use rampart_market::ProviderChain;
-use rampart_portfolio::amount;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -62,7 +62,7 @@ pub struct NewPriceAlert {
     pub direction: Direction,
     /// The price that fires it: positive, below 10^17, rounded to 10
     /// decimal places and then exact (a JSON number keeps its digits, see
-    /// `rampart_portfolio::amount`).
+    /// `rampart_amount`).
     #[serde(with = "amount")]
     pub threshold: Decimal,
     /// A note of the user's, repeated in the message (at most 200 characters).

@@ -58,7 +58,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod amount;
+pub use rampart_amount as amount;
 pub mod analysis;
 pub mod cases;
 pub mod charts;

@@ -1,5 +1,8 @@
-//! Quantities, prices and weights as exact decimals ([`Decimal`], stored in
-//! `numeric` columns), written to JSON as numbers with their exact digits.
+//! Amounts, prices and quantities as exact decimals ([`Decimal`], stored
+//! in `numeric` columns through diesel's `Numeric`), written to JSON as
+//! numbers with their exact digits. Shared by the crates that keep money
+//! (portfolio positions and snapshots, member equity series, price alerts),
+//! so every API writes and reads an amount the same way.
 //!
 //! **Written**: the decimal's digits without trailing zeros; an integral
 //! value keeps the `.0` the API wrote when these were floats (`10.0`,
@@ -12,17 +15,38 @@
 //! `serde_json::Value` for the whole workspace). The number becomes the
 //! decimal of its shortest round-trip text, so any number written with at
 //! most 15 significant digits is read exactly (`0.1` is 0.1, not
-//! 0.1000000000000000055…). Every digit is kept through the crate API, CSV
-//! and numbers given as strings in the JSON import. A number beyond the
-//! decimal's range reads as its largest (or smallest) value, which the
-//! input checks then refuse like any other too-large number.
+//! 0.1000000000000000055…). Every digit is kept through [`parse`] (CSV,
+//! numbers given as strings). A number beyond the decimal's range reads as
+//! its largest (or smallest) value, which input checks then refuse like
+//! any other too-large number.
+//!
+//! ```
+//! use rampart_amount::Decimal;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Position {
+//!     #[serde(with = "rampart_amount")]
+//!     quantity: Decimal,
+//!     #[serde(with = "rampart_amount::option")]
+//!     price: Option<Decimal>,
+//! }
+//!
+//! let p: Position = serde_json::from_str(r#"{"quantity": 0.1, "price": 0.2}"#).unwrap();
+//! assert_eq!(p.quantity * p.price.unwrap(), "0.02".parse::<Decimal>().unwrap());
+//! assert_eq!(
+//!     serde_json::to_string(&p).unwrap(),
+//!     r#"{"quantity":0.1,"price":0.2}"#
+//! );
+//! assert_eq!(rampart_amount::parse("1e3"), Some(Decimal::from(1000)));
+//! ```
 use std::str::FromStr;
 
 pub use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
-/// The JSON text of `d`: see the [module docs](self).
-pub(crate) fn json_text(d: &Decimal) -> String {
+/// The JSON text of `d`: see the [crate docs](crate).
+pub fn json_text(d: &Decimal) -> String {
     let text = d.normalize().to_string();
     if text.contains('.') {
         text
@@ -48,15 +72,14 @@ pub fn from_f64(v: f64) -> Option<Decimal> {
 }
 
 /// Parses decimal text (`12.5`, `-3`, `1e3`), keeping every digit.
-pub(crate) fn parse(text: &str) -> Option<Decimal> {
+pub fn parse(text: &str) -> Option<Decimal> {
     let t = text.trim();
     Decimal::from_str(t)
         .or_else(|_| Decimal::from_scientific(t))
         .ok()
 }
 
-/// `#[serde(with = "rampart_portfolio::amount")]` for a [`Decimal`] as a
-/// JSON number (other crates' amounts use it too, e.g. price alerts).
+/// `#[serde(with = "rampart_amount")]` for a [`Decimal`] as a JSON number.
 pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
     serde_json::value::RawValue::from_string(json_text(d))
         .map_err(serde::ser::Error::custom)?
@@ -134,6 +157,8 @@ mod tests {
                 "123456789012345678.0123456789",
             ),
             ("-3.50", "-3.5"),
+            ("-0.5", "-0.5"),
+            ("10000", "10000.0"),
         ] {
             let h = Holder {
                 q: Some(Decimal::from_str(given).unwrap()),
