@@ -563,6 +563,49 @@ async fn revocations_outlive_expiry_by_the_skew_and_a_deleted_row_is_no_resurrec
     a.authenticate_bearer("acme", &live).await.unwrap();
 }
 
+/// A token verified once (the reference server's rate limiter does it
+/// before the handler) is authenticated again only for its own tenant, and
+/// a revocation still refuses it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_verified_earlier_is_still_checked_for_tenant_and_revocation() {
+    let s = server_with(AuthConfig {
+        revocation_check_secs: 0,
+        ..config()
+    })
+    .await;
+    let a = &s.auth;
+    let rs = confidential(a, "acme").await;
+    let token = a
+        .token("acme", &rs, &client_credentials_grant(), &ctx("x"))
+        .await
+        .unwrap()
+        .access_token;
+    let audience = &a.config().access_token_audience;
+    let verified = a
+        .tokens()
+        .verify_access_token_shared(&token, &a.issuer("acme"), audience)
+        .unwrap();
+    let p = a
+        .authenticate_verified_bearer("acme", &verified)
+        .await
+        .unwrap();
+    assert_eq!(p, a.authenticate_bearer("acme", &token).await.unwrap());
+    for other in ["beta", "acme2"] {
+        assert!(
+            matches!(
+                a.authenticate_verified_bearer(other, &verified).await,
+                Err(AuthError::InvalidToken(_))
+            ),
+            "accepted for {other}"
+        );
+    }
+    a.revoke("acme", &rs, &token, &ctx("x")).await.unwrap();
+    assert!(matches!(
+        a.authenticate_verified_bearer("acme", &verified).await,
+        Err(AuthError::InvalidToken(_))
+    ));
+}
+
 /// Tenant roles cannot write the platform schema; they record revocations
 /// through `platform_tenant_api.revoke_access_tokens`, which takes the
 /// tenant from the role in effect: a tenant can revoke only its own tokens,
