@@ -21,7 +21,8 @@
 //! when it was due, not from when it was sent (the coordinated-omission
 //! correction of wrk2 and oha `-q`). Environment: `LOAD_SECONDS` (10),
 //! `LOAD_THREADS` (1 generator thread), `LOAD_TENANTS` (1000),
-//! `LOAD_TENANT_CACHE_TTL_MS` (the server's default), `LOAD_DATA_DIR` and
+//! `LOAD_TENANT_CACHE_TTL_MS` (the server's default), `LOAD_AUDIT_SEAL_SECS`
+//! (the server's default), `LOAD_DATA_DIR` and
 //! `LOAD_SKIP_DUMP=1` (the scale run: kept cluster, no `pg_dump`). Results and how to read
 //! them: `BENCHMARKS.md`.
 
@@ -535,6 +536,11 @@ async fn start_server_on(cheap_passwords: bool, database_url: Option<String>) ->
     // suspension, and how often each tenant is read again under load.
     if let Some(ms) = env_number("LOAD_TENANT_CACHE_TTL_MS") {
         config.database.tenant_cache_ttl_ms = ms;
+    }
+    // How often the audit sealer runs (default 10 s): each pass seals what
+    // the refresh grants appended since the last one.
+    if let Some(secs) = env_number("LOAD_AUDIT_SEAL_SECS") {
+        config.auth.audit_seal_secs = secs;
     }
     if !cheap_passwords {
         let defaults = rampart_auth::AuthConfig::default();
