@@ -73,7 +73,9 @@ fn bench(c: &mut Criterion) {
                 n += 1;
                 let slug = format!("bench{n:06}");
                 let started = Instant::now();
-                env.rt.block_on(pool.provision(&slug, "Bench")).unwrap();
+                env.rt
+                    .block_on(pool.provision(&valid_slug(&slug), "Bench"))
+                    .unwrap();
                 let took = started.elapsed();
                 samples.push(took);
                 total += took;
@@ -94,14 +96,16 @@ fn bench(c: &mut Criterion) {
 
     // Routing overhead.
     env.rt
-        .block_on(pool.ensure_tenant("routed", "Routed"))
+        .block_on(pool.ensure_tenant(&valid_slug("routed"), "Routed"))
         .unwrap();
     let mut g = c.benchmark_group("route");
     g.bench_function("with_tenant", |b| {
         b.to_async(&env.rt).iter(|| async {
-            pool.with_tenant("routed", async |_conn| Ok::<_, TenancyError>(()))
-                .await
-                .unwrap()
+            pool.with_tenant(&valid_slug("routed"), async |_conn| {
+                Ok::<_, TenancyError>(())
+            })
+            .await
+            .unwrap()
         })
     });
     g.bench_function("plain_transaction", |b| {
@@ -118,7 +122,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("with_tenant_select_1", |b| {
         b.to_async(&env.rt).iter(|| async {
-            pool.with_tenant("routed", async |conn| {
+            pool.with_tenant(&valid_slug("routed"), async |conn| {
                 diesel::sql_query("SELECT 1").execute(conn).await?;
                 Ok::<_, TenancyError>(())
             })
@@ -140,7 +144,7 @@ fn bench(c: &mut Criterion) {
         let futures = (existing..1000).map(|i| {
             let pool = pool.clone();
             async move {
-                pool.provision(&format!("fleet{i:04}"), "Fleet")
+                pool.provision(&valid_slug(&format!("fleet{i:04}")), "Fleet")
                     .await
                     .unwrap()
             }
@@ -204,3 +208,8 @@ criterion_group! {
     targets = bench
 }
 criterion_main!(benches);
+
+/// A tenant slug the test knows to be valid (the API takes validated slugs).
+pub fn valid_slug(s: &str) -> rampart_tenancy::TenantSlug {
+    rampart_tenancy::TenantSlug::parse(s).unwrap_or_else(|e| panic!("{e}"))
+}

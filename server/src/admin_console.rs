@@ -3,6 +3,7 @@
 //! CLI, demo) — never by an anonymous request for the page.
 use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
 use rampart_auth::{AuthError, AuthServer, SigningAlg};
+use rampart_tenancy::TenantSlug;
 
 /// The public OAuth client of the admin page, one per tenant.
 pub const CLIENT_ID: &str = "admin-console";
@@ -38,7 +39,7 @@ pub fn member_redirect_uri(public_base_url: &str, tenant: &str) -> String {
 /// another redirect URI (or unreadable).
 async fn registered_client(
     auth: &AuthServer,
-    tenant: &str,
+    tenant: &TenantSlug,
     client_id: &str,
     redirect: &str,
 ) -> Result<bool, String> {
@@ -54,14 +55,18 @@ async fn registered_client(
 }
 
 /// Checks that the tenant has the admin page's client (for the page).
-pub async fn check_client(auth: &AuthServer, tenant: &str, redirect: &str) -> Result<(), String> {
+pub async fn check_client(
+    auth: &AuthServer,
+    tenant: &TenantSlug,
+    redirect: &str,
+) -> Result<(), String> {
     check(auth, tenant, CLIENT_ID, redirect).await
 }
 
 /// Checks that the tenant has the member page's client (for the page).
 pub async fn check_member_client(
     auth: &AuthServer,
-    tenant: &str,
+    tenant: &TenantSlug,
     redirect: &str,
 ) -> Result<(), String> {
     check(auth, tenant, MEMBER_CLIENT_ID, redirect).await
@@ -69,7 +74,7 @@ pub async fn check_member_client(
 
 async fn check(
     auth: &AuthServer,
-    tenant: &str,
+    tenant: &TenantSlug,
     client_id: &str,
     redirect: &str,
 ) -> Result<(), String> {
@@ -84,7 +89,7 @@ async fn check(
 
 /// Registers the admin page's and the member page's public clients for a
 /// tenant (idempotent), with the redirect URIs of the configured base URL.
-pub async fn ensure_client(auth: &AuthServer, tenant: &str) -> Result<(), String> {
+pub async fn ensure_client(auth: &AuthServer, tenant: &TenantSlug) -> Result<(), String> {
     let base = auth.config().public_base_url.clone();
     ensure(
         auth,
@@ -105,7 +110,7 @@ pub async fn ensure_client(auth: &AuthServer, tenant: &str) -> Result<(), String
 /// Registers one page's client: (id, name, scope), with `redirect`.
 async fn ensure(
     auth: &AuthServer,
-    tenant: &str,
+    tenant: &TenantSlug,
     (client_id, name, scope): (&str, &str, &str),
     redirect: String,
 ) -> Result<(), String> {

@@ -6,6 +6,7 @@
 //! first position that differs and exits non-zero when a sealed row was
 //! changed, inserted, reordered or deleted, the table truncated, or a tree
 //! head forged. Rows after the newest tree head are reported as unsealed.
+use rampart_tenancy::TenantSlug;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -35,7 +36,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub json: bool,
     /// The tenant's slug.
-    pub tenant: String,
+    pub tenant: TenantSlug,
 }
 
 /// Runs the command.
@@ -61,7 +62,7 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<()> {
 
 /// Verifies `tenant`'s audit log with the database and keys of `config`
 /// (without `[vault]` the signatures cannot be checked: the roots are).
-pub async fn verify(config: &ServerConfig, tenant: &str) -> anyhow::Result<LogVerification> {
+pub async fn verify(config: &ServerConfig, tenant: &TenantSlug) -> anyhow::Result<LogVerification> {
     let ring = if config.vault.is_some() {
         crate::keys_cmd::vault_key_ring(config).await?
     } else {

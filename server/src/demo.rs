@@ -2,6 +2,7 @@
 //! of its own under `.rampart/`, in-memory cache and rate limiter, dev
 //! secrets, a generated development CA with server and client certificates,
 //! demo tenants, users and OAuth clients.
+use rampart_tenancy::TenantSlug;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -94,6 +95,7 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
     let auth = state.auth.clone();
     let mut logins = Vec::new();
     for (slug, name) in DEMO_TENANTS {
+        let slug = &TenantSlug::parse(slug)?;
         let t = state.tenants.ensure_tenant(slug, name).await?;
         for (local, display, role) in DEMO_USERS {
             let email = format!("{local}@{slug}.example");
@@ -145,6 +147,7 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
     }
     let today = chrono::Utc::now().date_naive();
     for (slug, _) in DEMO_TENANTS {
+        let slug = &TenantSlug::parse(slug)?;
         seed_portfolio(&state, slug).await?;
         seed_case(&state, slug).await?;
         crate::demo_members::seed(&state, &broker, slug, today).await?;
@@ -209,7 +212,10 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
 }
 
 /// The demo trader of `slug` (`trader@{slug}.example`) as an actor.
-async fn demo_trader(state: &AppState, slug: &str) -> anyhow::Result<rampart_portfolio::Actor> {
+async fn demo_trader(
+    state: &AppState,
+    slug: &TenantSlug,
+) -> anyhow::Result<rampart_portfolio::Actor> {
     let trader = state
         .auth
         .accounts()
@@ -223,7 +229,7 @@ async fn demo_trader(state: &AppState, slug: &str) -> anyhow::Result<rampart_por
 /// data has (idempotent: skipped when the trader owns one). Through the
 /// services, as a user would create it: auth finds the trader, the
 /// portfolio crate writes the portfolio, its positions and version 1.
-async fn seed_portfolio(state: &AppState, slug: &str) -> anyhow::Result<()> {
+async fn seed_portfolio(state: &AppState, slug: &TenantSlug) -> anyhow::Result<()> {
     use rampart_portfolio::{Decimal, NewPortfolio, PortfolioService, PositionInput};
     let actor = demo_trader(state, slug).await?;
     let portfolios = PortfolioService::new(state.tenants.clone());
@@ -268,7 +274,7 @@ async fn seed_portfolio(state: &AppState, slug: &str) -> anyhow::Result<()> {
 /// `cases` routes show a valued case at once. The figures are illustrative
 /// (an Apple-sized business in USD millions, not its filings); the price is
 /// the embedded market's last close of AAPL.
-async fn seed_case(state: &AppState, slug: &str) -> anyhow::Result<()> {
+async fn seed_case(state: &AppState, slug: &TenantSlug) -> anyhow::Result<()> {
     use rampart_portfolio::{CaseService, NewAnalysis, NewCase, amount};
     let actor = demo_trader(state, slug).await?;
     let cases = CaseService::new(state.tenants.clone());

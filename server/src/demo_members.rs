@@ -14,6 +14,7 @@ use rampart_members::replay::{AlpacaReplay, ReplayAccount, ReplayPosition};
 use rampart_members::{
     BrokerKeys, Decimal, LeaderboardSort, MemberInput, Members, Period, SnapshotConfig, SnapshotJob,
 };
+use rampart_tenancy::TenantSlug;
 
 use crate::state::AppState;
 
@@ -147,7 +148,7 @@ fn seed_of(slug: &str, index: usize) -> u64 {
 pub async fn seed(
     state: &AppState,
     replay: &AlpacaReplay,
-    slug: &str,
+    slug: &TenantSlug,
     today: NaiveDate,
 ) -> anyhow::Result<usize> {
     let members = Members::new(state.tenants.clone());
@@ -200,7 +201,7 @@ pub async fn seed(
                 anyhow::bail!("demo snapshots of {slug} on {date}: {e}");
             }
             for f in &report.failed {
-                tracing::warn!(tenant = slug, member = %f.member_id, error = %f.error, "demo snapshot failed");
+                tracing::warn!(tenant = %slug, member = %f.member_id, error = %f.error, "demo snapshot failed");
             }
             written += report.succeeded;
         }

@@ -696,8 +696,19 @@ pub fn json_error(
 /// Path extractor errors → 400 in the envelope.
 pub fn path_error(
     err: actix_web::error::PathError,
-    _req: &actix_web::HttpRequest,
+    req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
+    // A malformed tenant slug gets the tenancy's own typed refusal
+    // (`tenant_invalid_slug`), wherever in the path it stands.
+    for name in ["tenant", "slug"] {
+        if let Some(Err(e)) = req
+            .match_info()
+            .get(name)
+            .map(rampart_tenancy::TenantSlug::parse)
+        {
+            return ApiError::from(e).into();
+        }
+    }
     ApiError::bad_request(format!("bad path parameter: {err}")).into()
 }
 

@@ -79,7 +79,7 @@ pub fn state_of(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
 #[derive(Clone)]
 pub struct VerifiedBearer {
     /// The tenant of the path it was verified for.
-    pub tenant: String,
+    pub tenant: TenantSlug,
     /// The verification.
     pub verified: std::sync::Arc<rampart_auth::VerifiedAccessToken>,
 }
@@ -117,7 +117,7 @@ enum Credential {
 /// limit (`rate_limit.per_api_key`, keyed by the key's public prefix).
 pub async fn authenticate_api_key(
     state: &AppState,
-    tenant: &str,
+    tenant: &TenantSlug,
     key: &str,
 ) -> Result<Principal, ApiError> {
     let principal = state
@@ -164,7 +164,7 @@ pub async fn authenticate_api_key(
 /// Authenticates a bearer token for `tenant` and counts it in the metrics.
 pub async fn authenticate(
     state: &AppState,
-    tenant: &str,
+    tenant: &TenantSlug,
     token: Option<&str>,
 ) -> Result<Principal, ApiError> {
     let token = token
@@ -359,7 +359,7 @@ impl<P: Requirement + 'static> FromRequest for Caller<P> {
                     let verified = req
                         .extensions()
                         .get::<VerifiedBearer>()
-                        .filter(|v| v.tenant == tenant.as_str())
+                        .filter(|v| v.tenant == tenant)
                         .map(|v| v.verified.clone());
                     let principal = match verified {
                         Some(v) => counted(
@@ -486,7 +486,7 @@ pub fn with_built_in_flags(defaults: &mut std::collections::BTreeMap<String, boo
 
 /// 403 `feature_disabled` unless flag `F` is on for `tenant` (its own
 /// value, else the configured default, else the built-in one).
-pub async fn require_flag<F: Flag>(state: &AppState, tenant: &str) -> Result<(), ApiError> {
+pub async fn require_flag<F: Flag>(state: &AppState, tenant: &TenantSlug) -> Result<(), ApiError> {
     let flags = state.tenants.feature_flags(tenant).await?;
     let on = flags.get(F::NAME).copied().unwrap_or_else(|| {
         BUILT_IN_FLAGS
@@ -550,7 +550,7 @@ impl<F: Flag + 'static, E: FromRequest<Error = ApiError> + InTenant + 'static> F
         Box::pin(async move {
             let inner = inner.await?;
             let state = state?;
-            require_flag::<F>(&state, inner.tenant().as_str()).await?;
+            require_flag::<F>(&state, inner.tenant()).await?;
             Ok(Gated {
                 inner,
                 _flag: PhantomData,

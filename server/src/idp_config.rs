@@ -29,6 +29,7 @@
 //! client_secret_env = "ACME_TRADESTATION_CLIENT_SECRET"
 //! ```
 use rampart_auth::{AuthError, AuthServer, Role, UpstreamPreset, UpstreamProvider};
+use rampart_tenancy::TenantSlug;
 use rampart_vault::SecretStore;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -38,7 +39,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct DeclaredProvider {
     /// The tenant's slug.
-    pub tenant: String,
+    pub tenant: TenantSlug,
     /// A known provider (`tradestation`) whose documented settings fill
     /// every field left out.
     #[serde(default)]
@@ -211,12 +212,12 @@ pub async fn apply(
             .await
         {
             Ok(info) => tracing::info!(
-                tenant = d.tenant,
+                tenant = %d.tenant,
                 provider = info.name,
                 "upstream provider from configuration"
             ),
             Err(AuthError::UpstreamDiscovery(e)) => tracing::warn!(
-                tenant = d.tenant,
+                tenant = %d.tenant,
                 provider = d.name(),
                 error = %e,
                 "declared upstream provider not checked; kept as stored"

@@ -4,6 +4,7 @@
 //! when Vault is configured; otherwise, in dev mode only, in 0600 files
 //! under `dev_secrets_dir/upstream/<tenant>/<provider>`. In production mode
 //! without Vault none is stored ([`NoUpstreamSecrets`]: a clear error).
+use rampart_tenancy::TenantSlug;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -65,7 +66,7 @@ fn store_err(e: VaultError) -> AuthError {
 impl UpstreamSecrets for VaultUpstreamSecrets {
     async fn put(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         provider: &str,
         secret: &SecretString,
     ) -> Result<(), AuthError> {
@@ -81,7 +82,11 @@ impl UpstreamSecrets for VaultUpstreamSecrets {
             .map_err(store_err)
     }
 
-    async fn get(&self, tenant: &str, provider: &str) -> Result<Option<SecretString>, AuthError> {
+    async fn get(
+        &self,
+        tenant: &TenantSlug,
+        provider: &str,
+    ) -> Result<Option<SecretString>, AuthError> {
         match self.store.read_kv(&Self::path(tenant, provider)).await {
             Ok(secret) => Ok(secret.get_str("client_secret").map(SecretString::from)),
             Err(VaultError::NotFound { .. }) => Ok(None),
@@ -89,7 +94,7 @@ impl UpstreamSecrets for VaultUpstreamSecrets {
         }
     }
 
-    async fn delete(&self, tenant: &str, provider: &str) -> Result<(), AuthError> {
+    async fn delete(&self, tenant: &TenantSlug, provider: &str) -> Result<(), AuthError> {
         self.store
             .delete_kv(&Self::path(tenant, provider))
             .await
@@ -110,8 +115,8 @@ impl DevUpstreamSecrets {
         Self { dir }
     }
 
-    fn file(&self, tenant: &str, provider: &str) -> PathBuf {
-        self.dir.join(tenant).join(provider)
+    fn file(&self, tenant: &TenantSlug, provider: &str) -> PathBuf {
+        self.dir.join(tenant.as_str()).join(provider)
     }
 }
 
@@ -123,14 +128,14 @@ fn io_err(path: &Path, e: std::io::Error) -> AuthError {
 impl UpstreamSecrets for DevUpstreamSecrets {
     async fn put(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         provider: &str,
         secret: &SecretString,
     ) -> Result<(), AuthError> {
         use std::io::Write as _;
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let path = self.file(tenant, provider);
-        let dir = self.dir.join(tenant);
+        let dir = self.dir.join(tenant.as_str());
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -151,7 +156,11 @@ impl UpstreamSecrets for DevUpstreamSecrets {
         std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))
     }
 
-    async fn get(&self, tenant: &str, provider: &str) -> Result<Option<SecretString>, AuthError> {
+    async fn get(
+        &self,
+        tenant: &TenantSlug,
+        provider: &str,
+    ) -> Result<Option<SecretString>, AuthError> {
         let path = self.file(tenant, provider);
         match std::fs::read_to_string(&path) {
             Ok(s) => Ok(Some(SecretString::from(s))),
@@ -160,7 +169,7 @@ impl UpstreamSecrets for DevUpstreamSecrets {
         }
     }
 
-    async fn delete(&self, tenant: &str, provider: &str) -> Result<(), AuthError> {
+    async fn delete(&self, tenant: &TenantSlug, provider: &str) -> Result<(), AuthError> {
         let path = self.file(tenant, provider);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),

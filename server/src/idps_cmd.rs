@@ -5,6 +5,7 @@
 //! (`--client-secret-env NAME`), never from an argument, and kept in the
 //! secret store the configuration names (Vault, or the dev store); output
 //! shows only whether one is stored.
+use rampart_tenancy::TenantSlug;
 use std::io::BufRead as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,7 +38,7 @@ pub struct IdpArgs {
     #[arg(long, env = "RAMPART_PUBLIC_BASE_URL")]
     pub public_url: Option<String>,
     /// Tenant slug.
-    pub tenant: String,
+    pub tenant: TenantSlug,
 }
 
 impl IdpArgs {

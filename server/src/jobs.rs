@@ -7,6 +7,7 @@
 //! Every run of a job is measured for `/metrics` (last run, duration,
 //! successes and failures, label `job`) and is the root span of its own
 //! trace.
+use rampart_tenancy::TenantSlug;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -290,7 +291,7 @@ pub struct MetricsReport {
 #[derive(Debug, serde::Serialize)]
 pub struct MetricsFailure {
     /// Tenant slug.
-    pub tenant: String,
+    pub tenant: TenantSlug,
     /// The portfolio; none when the tenant's portfolios could not be listed.
     pub portfolio: Option<uuid::Uuid>,
     /// Why, as the API's stable error code (e.g. `unprocessable` when a

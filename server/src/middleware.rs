@@ -1,6 +1,7 @@
 //! The middleware of both listeners, one concern each: request context
 //! (request id, metrics, access log), rate limits, and the admin audit
 //! trail. Security headers are actix's `DefaultHeaders` (see [`security_headers`]).
+use rampart_tenancy::TenantSlug;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -163,7 +164,7 @@ pub async fn admin_audit(
 /// Whether the request carries a bearer token that this tenant issued
 /// (signature, issuer and audience checked; revocation is the handler's
 /// business): such requests draw from the tenant's authenticated budget.
-fn authenticated_for(req: &ServiceRequest, state: &AppState, tenant: &str) -> bool {
+fn authenticated_for(req: &ServiceRequest, state: &AppState, tenant: &TenantSlug) -> bool {
     let Some(token) = crate::extract::bearer_token(req.request()) else {
         return false;
     };
@@ -217,10 +218,10 @@ pub async fn rate_limit(
             .strip_prefix("/t/")
             .or_else(|| path.strip_prefix("/api/v1/t/"))
             .and_then(|rest| rest.split('/').next())
-            && rampart_tenancy::TenantSlug::parse(tenant).is_ok()
+            .and_then(|t| TenantSlug::parse(t).ok())
         {
-            let authenticated = authenticated_for(&req, state, tenant);
-            limits.push(limiter.tenant_limit(tenant, authenticated));
+            let authenticated = authenticated_for(&req, state, &tenant);
+            limits.push(limiter.tenant_limit(&tenant, authenticated));
         }
         if !limits.is_empty() {
             let verdict = limiter.check_all(&limits).await;

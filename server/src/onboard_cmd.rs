@@ -2,6 +2,7 @@
 //! clients and invitations from the command line, straight on the database
 //! (no running server needed). Secrets and invitation links are printed
 //! once; invitations are mailed instead when SMTP is configured.
+use rampart_tenancy::TenantSlug;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ pub struct TenantArgs {
     pub db: DbArgs,
     /// Tenant slug.
     #[arg(long)]
-    pub tenant: String,
+    pub tenant: TenantSlug,
     /// The server's configuration file (`public_base_url`, `[notify]`).
     #[arg(long, short, env = "RAMPART_CONFIG")]
     pub config: Option<PathBuf>,

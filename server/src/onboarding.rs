@@ -2,6 +2,7 @@
 //! API: where an invitation's accept page is, whether it is mailed (SMTP
 //! configured) or handed back, and an auth server for commands that only
 //! manage rows (invitations, OAuth clients) and sign nothing.
+use rampart_tenancy::TenantSlug;
 use std::sync::Arc;
 
 use rampart_auth::invitation::{Invitation, IssuedInvitation, NewInvitation};
@@ -58,7 +59,7 @@ impl Delivered {
 pub async fn deliver(
     config: &ServerConfig,
     pool: &TenantPool,
-    tenant: &str,
+    tenant: &TenantSlug,
     issued: IssuedInvitation,
 ) -> Result<Delivered, NotifyError> {
     let link = accept_url(&config.public_base_url, tenant, &issued.token);
@@ -90,7 +91,7 @@ pub async fn deliver(
 /// link with [`deliver`].
 pub async fn invite_first_admin(
     auth: &AuthServer,
-    tenant: &str,
+    tenant: &TenantSlug,
     email: &str,
     by: &str,
 ) -> Result<IssuedInvitation, AuthError> {

@@ -8,6 +8,7 @@ use actix_web::http::header;
 use rampart_portfolio::{
     Actor, AnalysisInput, AnalyticsReport, NavPoint, PortfolioService, PriceHistory,
 };
+use rampart_tenancy::TenantSlug;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -129,7 +130,7 @@ async fn resolve_window(
 /// (needs `view` on the portfolio).
 pub async fn holdings_prices(
     state: &AppState,
-    tenant: &str,
+    tenant: &TenantSlug,
     actor: &Actor,
     id: Uuid,
     query: &AnalyticsQuery,
@@ -149,7 +150,7 @@ pub async fn holdings_prices(
 /// `portfolio_metrics_daily`).
 pub async fn run_analysis(
     state: &AppState,
-    tenant: &str,
+    tenant: &TenantSlug,
     actor: &Actor,
     id: Uuid,
     query: &AnalyticsQuery,

@@ -1,6 +1,7 @@
 //! `rampart tenants …`: tenant administration from the command line.
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use rampart_tenancy::TenantSlug;
 use rampart_tenancy::{MigrationProgress, TenancyConfig, TenantPool};
 
 /// Where the platform database is.
@@ -20,7 +21,7 @@ pub enum TenantsCommand {
         #[command(flatten)]
         db: DbArgs,
         /// Slug: lowercase [a-z][a-z0-9_]{2,39}.
-        slug: String,
+        slug: TenantSlug,
         /// Display name.
         #[arg(long)]
         name: Option<String>,
@@ -50,7 +51,7 @@ pub enum TenantsCommand {
         #[command(flatten)]
         db: DbArgs,
         /// Tenant slug.
-        slug: String,
+        slug: TenantSlug,
         /// Why (recorded in the event log).
         #[arg(long, default_value = "")]
         reason: String,
@@ -61,7 +62,7 @@ pub enum TenantsCommand {
         #[command(flatten)]
         db: DbArgs,
         /// Tenant slug.
-        slug: String,
+        slug: TenantSlug,
     },
     /// Deactivate a tenant; data is kept for the retention period.
     Deactivate {
@@ -69,7 +70,7 @@ pub enum TenantsCommand {
         #[command(flatten)]
         db: DbArgs,
         /// Tenant slug.
-        slug: String,
+        slug: TenantSlug,
         /// Days to keep the data.
         #[arg(long)]
         retention_days: Option<i64>,
@@ -80,7 +81,7 @@ pub enum TenantsCommand {
         #[command(flatten)]
         db: DbArgs,
         /// Tenant slug.
-        slug: String,
+        slug: TenantSlug,
         /// Purge even before the retention deadline.
         #[arg(long)]
         force: bool,
@@ -91,7 +92,7 @@ pub enum TenantsCommand {
         #[command(flatten)]
         db: DbArgs,
         /// Tenant slug.
-        slug: String,
+        slug: TenantSlug,
         /// Archive directory to create (must not exist or be empty).
         path: std::path::PathBuf,
     },
@@ -103,7 +104,7 @@ pub enum TenantsCommand {
         /// Archive directory.
         path: std::path::PathBuf,
         /// Target tenant slug (may differ from the exported one).
-        slug: String,
+        slug: TenantSlug,
         /// Overwrite the data of an existing tenant (refused otherwise).
         #[arg(long)]
         replace: bool,
@@ -156,7 +157,7 @@ pub async fn run(cmd: TenantsCommand) -> anyhow::Result<()> {
                 ..Default::default()
             };
             let t = pool
-                .provision_with(&slug, name.as_deref().unwrap_or(&slug), options)
+                .provision_with(&slug, name.as_deref().unwrap_or(slug.as_str()), options)
                 .await?;
             println!(
                 "provisioned {} (schema {}) in {:.1} ms",

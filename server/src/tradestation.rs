@@ -3,6 +3,7 @@
 //! connection, refreshed when it expired; `upstream_not_connected` when
 //! there is none) and hands it to the market crate's adapter, which knows
 //! nothing of auth.
+use rampart_tenancy::TenantSlug;
 use std::sync::Arc;
 
 use rampart_auth::UpstreamPreset;
@@ -27,7 +28,7 @@ impl BearerSource for RequestBearer {
 /// TradeStation connection (a provider made from the `tradestation` preset).
 pub async fn for_user(
     state: &AppState,
-    tenant: &str,
+    tenant: &TenantSlug,
     user: Uuid,
 ) -> Result<TradeStationProvider, ApiError> {
     let upstream = state.auth.upstream();

@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use maud::{DOCTYPE, Markup, html};
 use rampart_notify::{InlineImage, Notifier, ReportMail};
 use rampart_portfolio::{Actor, AnalyticsReport, NavPoint, PortfolioService, UserService};
+use rampart_tenancy::TenantSlug;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -40,7 +41,7 @@ pub struct WeeklyReportRun {
 #[derive(Debug, Serialize)]
 pub struct ReportFailure {
     /// Tenant slug.
-    pub tenant: String,
+    pub tenant: TenantSlug,
     /// The user; none when the tenant's recipients could not be listed.
     pub user: Option<Uuid>,
     /// The stable error code.
@@ -157,7 +158,7 @@ fn text_report(sections: &[Section]) -> String {
 /// The report of one user: `None` when they own no portfolio.
 async fn report_for(
     state: &AppState,
-    tenant: &str,
+    tenant: &TenantSlug,
     user: Uuid,
 ) -> Result<Option<ReportMail>, ApiError> {
     let actor = Actor::user(user);

@@ -2,6 +2,7 @@
 //! against a tenant, client addresses from trusted proxies only, `/ready`
 //! without internals, the admin listener refusing the server's own
 //! certificate, and the audit log the tenant role cannot rewrite.
+use crate::common::valid_slug;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -30,7 +31,13 @@ async fn an_anonymous_flood_from_one_address_does_not_starve_the_tenants_users()
     .await;
     let user = env
         .auth()
-        .register("acme", "ann@acme.test", "Ann", PASSWORD, Role::Trader)
+        .register(
+            &valid_slug("acme"),
+            "ann@acme.test",
+            "Ann",
+            PASSWORD,
+            Role::Trader,
+        )
         .await
         .unwrap();
     let token = mint_token(&env.state, "acme", user.id, Role::Trader, "web").await;
@@ -381,7 +388,11 @@ async fn signing_keys_in_vault_use_the_approle_login_not_a_static_token() {
         ..rampart_vault::VaultConfig::dev(addr.clone(), "unused")
     });
     let env = Env::start(pki, config).await;
-    env.state.tenants.provision("vlt", "Vault").await.unwrap();
+    env.state
+        .tenants
+        .provision(&valid_slug("vlt"), "Vault")
+        .await
+        .unwrap();
     let jwks = crate::common::get_json(&env.http, &env.url("/t/vlt/jwks.json")).await;
     let mut kids: Vec<String> = map_items(&jwks["keys"], |k| k["kid"].as_str().unwrap().to_owned());
     assert!(!kids.is_empty(), "{jwks}");

@@ -7,6 +7,7 @@
 //! result checked in the database. Plus the page's
 //! headers and the health route's refusals over plain HTTPS.
 
+use crate::common::valid_slug;
 use rampart_auth::Role;
 use rampart_server::app::AppState;
 use serde_json::Value;
@@ -42,7 +43,11 @@ async fn admin_page_end_to_end_in_headless_chromium() {
     assert!(csp.contains("default-src 'none'"));
     // Charts are shown as <img> from blob: URLs, nothing else is allowed.
     assert!(csp.contains("img-src 'self' blob:;"), "{csp}");
-    let client_row = page.auth.client(TENANT, "admin-console").await.unwrap();
+    let client_row = page
+        .auth
+        .client(&valid_slug(TENANT), "admin-console")
+        .await
+        .unwrap();
     assert_eq!(
         client_row.redirect_uris,
         vec![format!("{base}/t/{TENANT}/admin/callback")]
@@ -126,7 +131,10 @@ async fn admin_page_end_to_end_in_headless_chromium() {
 
     // What the browser did, as the database has it.
     let members = rampart_members::Members::new(state.tenants.clone());
-    let (list, _) = members.list_members(TENANT, None, 200).await.unwrap();
+    let (list, _) = members
+        .list_members(&valid_slug(TENANT), None, 200)
+        .await
+        .unwrap();
     let role = |email: &str| {
         list.iter()
             .find(|m| m.email == email)

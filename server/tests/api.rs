@@ -1,3 +1,4 @@
+use crate::common::valid_slug;
 use rampart_auth::oauth::ClientAuthMethod;
 
 use crate::common::{Pki, client, config, get_text, machine_client, start, url};
@@ -7,12 +8,16 @@ async fn api_v1_is_tenant_scoped_and_authenticated() {
     let pki = Pki::new();
     let (server, state) = start(config(&pki).await).await;
     for slug in ["acme", "globex"] {
-        state.tenants.provision(slug, slug).await.unwrap();
+        state
+            .tenants
+            .provision(&valid_slug(slug), slug)
+            .await
+            .unwrap();
     }
     let auth = crate::common::auth(&state);
     let secret = auth
         .register_client(
-            "acme",
+            &valid_slug("acme"),
             &machine_client(
                 "robot",
                 "Robot",

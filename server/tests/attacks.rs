@@ -16,6 +16,7 @@
 //!   audience, wrong issuer, foreign and tampered encrypted tenant claims.
 //! - `replayed_authorization_code_is_refused_and_revokes_its_tokens`.
 
+use crate::common::valid_slug;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -1455,19 +1456,19 @@ async fn forged_and_foreign_tokens_are_refused_over_http() {
     };
     let aud = auth.config().access_token_audience.clone();
     // The control: the same recipe with the right values is accepted.
-    let control = issue(auth.issuer(A), aud.clone(), tenant_a);
+    let control = issue(auth.issuer(&valid_slug(A)), aud.clone(), tenant_a);
     assert_eq!(me(&env, A, &control).await.0, 200);
     assert_refused(
         &env,
         A,
-        &issue(auth.issuer(A), "another-api".into(), tenant_a),
+        &issue(auth.issuer(&valid_slug(A)), "another-api".into(), tenant_a),
         "wrong audience",
     )
     .await;
     assert_refused(
         &env,
         A,
-        &issue(auth.issuer(B), aud.clone(), tenant_a),
+        &issue(auth.issuer(&valid_slug(B)), aud.clone(), tenant_a),
         "B's issuer on A",
     )
     .await;
@@ -1476,7 +1477,7 @@ async fn forged_and_foreign_tokens_are_refused_over_http() {
     assert_refused(
         &env,
         B,
-        &issue(auth.issuer(B), aud.clone(), tenant_a),
+        &issue(auth.issuer(&valid_slug(B)), aud.clone(), tenant_a),
         "A's tenant under B's issuer",
     )
     .await;
@@ -1487,7 +1488,7 @@ async fn forged_and_foreign_tokens_are_refused_over_http() {
     assert_refused(
         &env,
         A,
-        &issue(auth.issuer(A), aud.clone(), Uuid::new_v4()),
+        &issue(auth.issuer(&valid_slug(A)), aud.clone(), Uuid::new_v4()),
         "unknown tenant id",
     )
     .await;
@@ -1519,7 +1520,7 @@ async fn forged_and_foreign_tokens_are_refused_over_http() {
     short.access_token_ttl_secs = 1;
     let short_lived = TokenService::new(tokens.key_ring().clone(), &short);
     let (expiring, claims) = short_lived
-        .issue_access_token(&request(auth.issuer(A), aud.clone(), tenant_a))
+        .issue_access_token(&request(auth.issuer(&valid_slug(A)), aud.clone(), tenant_a))
         .unwrap();
     while rampart_auth::token::peek_claims(&expiring).unwrap()["exp"]
         .as_i64()
@@ -1586,12 +1587,18 @@ async fn api_refuses_the_access_token_of_a_replayed_code() {
 async fn replayed_code(api_must_refuse: bool) {
     let env = env_with(roomy).await;
     let auth = env.auth();
-    auth.register(A, "cody@acme.test", "Cody", PASSWORD, Role::Trader)
-        .await
-        .unwrap();
+    auth.register(
+        &valid_slug(A),
+        "cody@acme.test",
+        "Cody",
+        PASSWORD,
+        Role::Trader,
+    )
+    .await
+    .unwrap();
     // A client allowed to refresh (the shared `web` client is not).
     auth.register_client(
-        A,
+        &valid_slug(A),
         &ClientRegistration {
             client_id: "web-rt".into(),
             name: "Web with refresh".into(),
@@ -1607,7 +1614,7 @@ async fn replayed_code(api_must_refuse: bool) {
     // Introspection needs a confidential client (a resource server).
     let rs_secret = auth
         .register_client(
-            A,
+            &valid_slug(A),
             &machine_client(
                 "rs",
                 "Resource server",
@@ -1619,7 +1626,10 @@ async fn replayed_code(api_must_refuse: bool) {
         .unwrap()
         .unwrap();
     let session = login(&auth, A, "cody@acme.test", PASSWORD).await;
-    let (session, _) = auth.authenticate_session(A, &session.token).await.unwrap();
+    let (session, _) = auth
+        .authenticate_session(&valid_slug(A), &session.token)
+        .await
+        .unwrap();
     let verifier = format!("verifier-{}-{}", Uuid::new_v4(), Uuid::new_v4());
     let next_code = async || {
         authorization_code(&auth, A, &session, "web-rt", "portfolio:read", &verifier).await
@@ -1724,7 +1734,7 @@ async fn replayed_code(api_must_refuse: bool) {
         assert_refused(&env, A, &access, "access token of a replayed code").await;
     }
     // The audit log records the replay.
-    let log = auth.audit_log(A, 100).await.unwrap();
+    let log = auth.audit_log(&valid_slug(A), 100).await.unwrap();
     assert!(log.iter().any(|r| r.action == "code_replay"), "{log:?}");
 
     // A wrong PKCE verifier burns nothing but is refused; a code is bound

@@ -305,8 +305,12 @@ pub async fn env_with(adjust: impl FnOnce(&mut ServerConfig)) -> Env {
     let env = Env::start(pki, config).await;
     let auth = env.auth();
     for slug in ["acme", "globex"] {
-        env.state.tenants.provision(slug, slug).await.unwrap();
-        auth.register_client(slug, &web_client(&["authorization_code"]))
+        env.state
+            .tenants
+            .provision(&valid_slug(slug), slug)
+            .await
+            .unwrap();
+        auth.register_client(&valid_slug(slug), &web_client(&["authorization_code"]))
             .await
             .unwrap();
     }
@@ -645,7 +649,7 @@ pub fn stdout_of(out: std::process::Output, what: &str) -> String {
 pub async fn exec(state: &AppState, tenant: &str, sql: String) {
     state
         .tenants
-        .with_tenant(tenant, async |conn| {
+        .with_tenant(&valid_slug(tenant), async |conn| {
             diesel_async::RunQueryDsl::execute(diesel::sql_query(sql), conn)
                 .await
                 .map_err(rampart_tenancy::TenancyError::from)
@@ -664,7 +668,7 @@ pub async fn count(state: &AppState, tenant: &str, sql: &str) -> i64 {
     let sql = sql.to_owned();
     state
         .tenants
-        .with_tenant(tenant, async |conn| {
+        .with_tenant(&valid_slug(tenant), async |conn| {
             // raw SQL: the tests count rows of any table by a query.
             diesel_async::RunQueryDsl::get_result::<Count>(diesel::sql_query(sql), conn)
                 .await
@@ -738,11 +742,11 @@ pub async fn mint_token_with(
     session: Option<Uuid>,
 ) -> String {
     let auth = auth(state);
-    let t = state.tenants.tenant(tenant).await.unwrap();
+    let t = state.tenants.tenant(&valid_slug(tenant)).await.unwrap();
     auth.tokens()
         .issue_access_token(&AccessTokenRequest {
             tenant_id: t.id,
-            issuer: auth.issuer(tenant),
+            issuer: auth.issuer(&valid_slug(tenant)),
             audience: auth.config().access_token_audience.clone(),
             subject: user.to_string(),
             client_id: client_id.into(),
@@ -761,7 +765,12 @@ pub async fn mint_token_with(
 /// A session through the password login (no MFA).
 pub async fn login(auth: &AuthServer, tenant: &str, email: &str, password: &str) -> NewSession {
     match auth
-        .login(tenant, email, password, &ClientContext::ip("127.0.0.1"))
+        .login(
+            &valid_slug(tenant),
+            email,
+            password,
+            &ClientContext::ip("127.0.0.1"),
+        )
         .await
         .unwrap()
     {
@@ -815,7 +824,7 @@ pub async fn scoped_token(
     scopes: &str,
 ) -> (Uuid, String) {
     let user = auth
-        .register(tenant, email, "Test", PASSWORD, role)
+        .register(&valid_slug(tenant), email, "Test", PASSWORD, role)
         .await
         .unwrap();
     let session = login(auth, tenant, email, PASSWORD).await;
@@ -852,7 +861,7 @@ pub async fn authorization_code(
 ) -> String {
     let validated = auth
         .validate_authorize(
-            tenant,
+            &valid_slug(tenant),
             &AuthorizeRequest {
                 response_type: Some("code".into()),
                 client_id: Some(client_id.into()),
@@ -869,7 +878,7 @@ pub async fn authorization_code(
         .map_err(|_| "authorize refused")
         .unwrap();
     let location = auth
-        .issue_authorization_code(tenant, &validated, session)
+        .issue_authorization_code(&valid_slug(tenant), &validated, session)
         .await
         .unwrap();
     query_param(&location, "code")
@@ -885,12 +894,15 @@ pub async fn code_flow(
     scopes: &str,
 ) -> (String, Option<String>) {
     let ctx = ClientContext::ip("127.0.0.1");
-    let (session, _) = auth.authenticate_session(tenant, session).await.unwrap();
+    let (session, _) = auth
+        .authenticate_session(&valid_slug(tenant), session)
+        .await
+        .unwrap();
     let verifier = format!("verifier-{}-{}", Uuid::new_v4(), Uuid::new_v4());
     let code = authorization_code(auth, tenant, &session, "web", scopes, &verifier).await;
     let token = auth
         .token(
-            tenant,
+            &valid_slug(tenant),
             &ClientCredentials {
                 client_id: "web".into(),
                 secret: None,
@@ -1194,4 +1206,9 @@ pub async fn assert_ws_refused(
             "{path}"
         );
     }
+}
+
+/// A tenant slug the test knows to be valid (the API takes validated slugs).
+pub fn valid_slug(s: &str) -> rampart_tenancy::TenantSlug {
+    rampart_tenancy::TenantSlug::parse(s).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -26,6 +26,7 @@
 //! `LOAD_SKIP_DUMP=1` (the scale run: kept cluster, no `pg_dump`). Results and how to read
 //! them: `BENCHMARKS.md`.
 
+use crate::common::valid_slug;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -646,7 +647,12 @@ struct Tenant {
 
 async fn setup_tenant(s: &Server, slug: &str, provisioned: bool) -> Tenant {
     if !provisioned {
-        s.env.state.tenants.provision(slug, slug).await.unwrap();
+        s.env
+            .state
+            .tenants
+            .provision(&valid_slug(slug), slug)
+            .await
+            .unwrap();
     }
     populate_tenant(s, slug, provisioned).await
 }
@@ -661,13 +667,16 @@ async fn populate_tenant(s: &Server, slug: &str, resuming: bool) -> Tenant {
         Err(e) => panic!("{slug}: {e}"),
     };
     kept(
-        auth.register_client(slug, &web_client(&["authorization_code", "refresh_token"]))
-            .await
-            .map(drop),
+        auth.register_client(
+            &valid_slug(slug),
+            &web_client(&["authorization_code", "refresh_token"]),
+        )
+        .await
+        .map(drop),
     );
     let email = format!("ada@{slug}.test");
     kept(
-        auth.register(slug, &email, "Ada", PASSWORD, Role::Trader)
+        auth.register(&valid_slug(slug), &email, "Ada", PASSWORD, Role::Trader)
             .await
             .map(drop),
     );
@@ -1063,17 +1072,26 @@ async fn sign_ups_with_spares(s: &Server, n: usize) -> Vec<f64> {
         tenants.replenish_spares().await.unwrap();
         let slug = format!("signup{run}x{i}");
         let at = Instant::now();
-        tenants.provision(&slug, "Sign-up").await.unwrap();
+        tenants
+            .provision(&valid_slug(&slug), "Sign-up")
+            .await
+            .unwrap();
         times.push(at.elapsed().as_secs_f64() * 1000.0);
-        let events = tenants.events(&slug).await.unwrap();
+        let events = tenants.events(&valid_slug(&slug)).await.unwrap();
         assert!(
             events
                 .iter()
                 .any(|e| e.event == "provisioned" && e.detail["spare"] == true),
             "{slug} built its schema although a spare was ready"
         );
-        tenants.deactivate(&slug, None, Some("load")).await.unwrap();
-        tenants.purge(&slug, true, Some("load")).await.unwrap();
+        tenants
+            .deactivate(&valid_slug(&slug), None, Some("load"))
+            .await
+            .unwrap();
+        tenants
+            .purge(&valid_slug(&slug), true, Some("load"))
+            .await
+            .unwrap();
     }
     times.sort_by(f64::total_cmp);
     times
@@ -1174,7 +1192,12 @@ async fn tenants_at_scale() {
             continue;
         }
         let at = Instant::now();
-        s.env.state.tenants.provision(slug, slug).await.unwrap();
+        s.env
+            .state
+            .tenants
+            .provision(&valid_slug(slug), slug)
+            .await
+            .unwrap();
         provisioning.push(at.elapsed().as_secs_f64() * 1000.0);
         if (i + 1) % 1000 == 0 {
             eprintln!(
@@ -1381,7 +1404,13 @@ async fn refresh_beside_pgbench() {
     table.print("Refresh grant through the server");
 
     // BENCH_TOKENS refresh tokens to present, copied from a real one.
-    let tenant = s.env.state.tenants.tenant(&t.slug).await.unwrap();
+    let tenant = s
+        .env
+        .state
+        .tenants
+        .tenant(&valid_slug(&t.slug))
+        .await
+        .unwrap();
     let url = s.env.state.config.database.database_url.clone();
     let database = database_name(&url);
     {

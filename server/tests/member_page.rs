@@ -5,6 +5,7 @@
 //! in `pages`): sign-in with PKCE, the equity chart, the P&L table and the
 //! leaderboard; a member without snapshots told so. Plus the page's headers.
 
+use crate::common::valid_slug;
 use rampart_auth::Role;
 use rampart_members::replay::AlpacaReplay;
 use rampart_server::demo_members::{DEMO_DAYS, DEMO_MEMBERS, seed};
@@ -22,7 +23,7 @@ async fn member_page_end_to_end_in_headless_chromium() {
     seed(
         &page.state,
         &replay,
-        TENANT,
+        &valid_slug(TENANT),
         chrono::Utc::now().date_naive(),
     )
     .await

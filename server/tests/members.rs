@@ -2,6 +2,7 @@
 //! real HTTPS against real PostgreSQL and OpenBao (transit), with the broker
 //! (the Alpaca paper-trading API shape) replayed by a local HTTP server.
 
+use crate::common::valid_slug;
 use diesel_async::RunQueryDsl;
 use rampart_auth::Role;
 use rampart_auth::SigningAlg;
@@ -45,7 +46,7 @@ async fn token(state: &AppState, tenant: &str, user: Uuid, role: Role) -> String
 async fn user(state: &AppState, tenant: &str, email: &str, role: Role) -> (Uuid, String) {
     let auth = crate::common::auth(state);
     let u = auth
-        .register(tenant, email, email, PASSWORD, role)
+        .register(&valid_slug(tenant), email, email, PASSWORD, role)
         .await
         .unwrap();
     let t = token(state, tenant, u.id, role).await;
@@ -65,7 +66,7 @@ async fn login(
     let auth = crate::common::auth(state);
     let _ = auth
         .register_client(
-            tenant,
+            &valid_slug(tenant),
             &ClientRegistration {
                 client_id: "admin-web".into(),
                 name: "Admin".into(),
@@ -106,7 +107,11 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
     cfg.http.upload_limit_bytes = 64 * 1024;
     let (server, state) = start_with_transit(cfg).await;
     for slug in ["acme", "globex"] {
-        state.tenants.provision(slug, slug).await.unwrap();
+        state
+            .tenants
+            .provision(&valid_slug(slug), slug)
+            .await
+            .unwrap();
     }
     // The admin logs in through the browser flow; the others get tokens
     // minted by the same token service.
@@ -398,7 +403,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
 
     // Every admin action is in the audit log, with no key in it.
     let log = crate::common::auth(&state)
-        .audit_log("acme", 200)
+        .audit_log(&valid_slug("acme"), 200)
         .await
         .unwrap();
     let actions: Vec<(String, String)> = log
@@ -506,7 +511,11 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
     };
     let (server, state) = start_with_transit(config).await;
     for slug in ["acme", "globex", "initech"] {
-        state.tenants.provision(slug, slug).await.unwrap();
+        state
+            .tenants
+            .provision(&valid_slug(slug), slug)
+            .await
+            .unwrap();
     }
     let api = Api {
         http: pki.client(None),
@@ -528,7 +537,7 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
     // initech's schema breaks: the job cannot even list its accounts.
     state
         .tenants
-        .with_tenant("initech", async |conn| {
+        .with_tenant(&valid_slug("initech"), async |conn| {
             diesel::sql_query("DROP TABLE broker_accounts CASCADE")
                 .execute(conn)
                 .await
@@ -602,7 +611,7 @@ async fn snapshot_job_survives_failures_reruns_and_feeds_the_leaderboard() {
 
     // The run is audited per tenant with its counts.
     let log = crate::common::auth(&state)
-        .audit_log("acme", 50)
+        .audit_log(&valid_slug("acme"), 50)
         .await
         .unwrap();
     let run = log.iter().find(|r| r.action == "snapshot.run").unwrap();

@@ -3,6 +3,7 @@
 //! revoke, plus refusals; login through an upstream OpenID provider; a
 //! third-party client (Python Authlib); and the endpoints' throughput.
 
+use crate::common::valid_slug;
 use std::collections::HashMap;
 
 use actix_web::cookie::Cookie;
@@ -41,17 +42,29 @@ pub(crate) async fn oauth_env(adjust: impl FnOnce(&mut ServerConfig)) -> Env {
     roomy_limits(&mut config);
     adjust(&mut config);
     let env = Env::start(pki, config).await;
-    env.state.tenants.provision("acme", "Acme").await.unwrap();
     env.state
         .tenants
-        .provision("globex", "Globex")
+        .provision(&valid_slug("acme"), "Acme")
+        .await
+        .unwrap();
+    env.state
+        .tenants
+        .provision(&valid_slug("globex"), "Globex")
         .await
         .unwrap();
     let auth = env.auth();
-    auth.register_client("acme", &web_client()).await.unwrap();
-    auth.register("acme", "ada@example.com", "Ada", PASSWORD, Role::Trader)
+    auth.register_client(&valid_slug("acme"), &web_client())
         .await
         .unwrap();
+    auth.register(
+        &valid_slug("acme"),
+        "ada@example.com",
+        "Ada",
+        PASSWORD,
+        Role::Trader,
+    )
+    .await
+    .unwrap();
     env
 }
 
@@ -224,7 +237,7 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
 
     // Discovery and JWKS.
     let d = b.get_json("/t/acme/.well-known/openid-configuration").await;
-    assert_eq!(d["issuer"], auth.issuer("acme"));
+    assert_eq!(d["issuer"], auth.issuer(&valid_slug("acme")));
     let d2 = b
         .get_json("/t/acme/.well-known/oauth-authorization-server")
         .await;
@@ -332,7 +345,7 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
     let loc = url::Url::parse(&location_of(&r)).unwrap();
     let q: HashMap<_, _> = loc.query_pairs().into_owned().collect();
     assert_eq!(q["state"], "xyz");
-    assert_eq!(q["iss"], auth.issuer("acme"));
+    assert_eq!(q["iss"], auth.issuer(&valid_slug("acme")));
     let code = q["code"].clone();
 
     // OIDC prompt and max_age: `prompt=login` and a sign-in older than
@@ -459,8 +472,16 @@ async fn complete_upstream(
 ) -> Result<rampart_auth::upstream::UpstreamOutcome, rampart_auth::AuthError> {
     let q: HashMap<_, _> = back.query_pairs().into_owned().collect();
     let ctx = rampart_auth::ClientContext::ip("127.0.0.1");
-    auth.complete_login(tenant, "idp", &q["code"], &q["state"], iss, pending, &ctx)
-        .await
+    auth.complete_login(
+        &valid_slug(tenant),
+        "idp",
+        &q["code"],
+        &q["state"],
+        iss,
+        pending,
+        &ctx,
+    )
+    .await
 }
 
 pub(crate) async fn idp_sign_in(authorization_url: &str, name: &str) -> url::Url {
@@ -538,7 +559,9 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
         new_user_role: Role::Viewer,
         ..test_idp(idp, false)
     };
-    auth.add_upstream_provider("acme", provider).await.unwrap();
+    auth.add_upstream_provider(&valid_slug("acme"), provider)
+        .await
+        .unwrap();
     let challenge = crate::common::challenge(VERIFIER);
 
     // The login page offers the provider, carrying the authorize request.
@@ -689,7 +712,7 @@ async fn authlib_client_drives_the_code_flow() {
     .await;
     let auth = env.auth();
     auth.register_client(
-        "acme",
+        &valid_slug("acme"),
         &ClientRegistration {
             client_id: "authlib".into(),
             name: "Authlib".into(),
@@ -708,7 +731,7 @@ async fn authlib_client_drives_the_code_flow() {
     let out = tokio::process::Command::new(python)
         .env("REQUESTS_CA_BUNDLE", &env.pki.files.client_ca_file)
         .arg(script)
-        .arg(auth.issuer("acme"))
+        .arg(auth.issuer(&valid_slug("acme")))
         .args([
             "authlib",
             "http://127.0.0.1:53117/cb",
@@ -836,7 +859,7 @@ async fn http_throughput() {
     let auth = env.auth();
     let rs_secret = auth
         .register_client(
-            "acme",
+            &valid_slug("acme"),
             &machine_client(
                 "rs",
                 "Resource server",

@@ -3,6 +3,7 @@
 //! page with its tenant, the page's checks over plain HTTPS, and the run of
 //! a browser script (`*.e2e.mjs`, with `page_e2e.mjs` beside them).
 
+use crate::common::valid_slug;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -89,8 +90,12 @@ impl PageServer {
             }
         };
         let auth = crate::common::auth(&state);
-        state.tenants.provision(tenant, tenant_name).await.unwrap();
-        rampart_server::admin_console::ensure_client(&auth, tenant)
+        state
+            .tenants
+            .provision(&valid_slug(tenant), tenant_name)
+            .await
+            .unwrap();
+        rampart_server::admin_console::ensure_client(&auth, &valid_slug(tenant))
             .await
             .unwrap();
         let base = format!("https://localhost:{}", server.public_addr.port());
@@ -116,7 +121,7 @@ impl PageServer {
         let email = format!("{local}@{}.example", self.tenant);
         let user = self
             .auth
-            .register(self.tenant, &email, name, PASSWORD, role)
+            .register(&valid_slug(self.tenant), &email, name, PASSWORD, role)
             .await
             .unwrap();
         (email, user)

@@ -10,6 +10,7 @@
 //! - the audit sealers of both replicas, run at the same time over and
 //!   over while events are written, seal every event exactly once under
 //!   consistent signed tree heads.
+use crate::common::valid_slug;
 use std::time::{Duration, Instant};
 
 use rampart_auth::Role;
@@ -81,9 +82,12 @@ async fn replicas(
     let a = start(config.clone()).await;
     let b = start(config).await;
     for slug in tenants {
-        a.1.tenants.provision(slug, slug).await.unwrap();
+        a.1.tenants
+            .provision(&valid_slug(slug), slug)
+            .await
+            .unwrap();
         a.1.auth
-            .register_client(slug, &web_client(&["authorization_code"]))
+            .register_client(&valid_slug(slug), &web_client(&["authorization_code"]))
             .await
             .unwrap();
     }
@@ -178,7 +182,7 @@ async fn two_replicas_share_limits_revocations_suspensions_and_the_sealer() {
     assert_eq!(get(b.public_addr, "globex", globex.clone()).await, 200);
     a_state
         .tenants
-        .suspend("globex", "replica test", Some("test"))
+        .suspend(&valid_slug("globex"), "replica test", Some("test"))
         .await
         .unwrap();
     // A refuses at once (its registry cache was invalidated), as it refuses
@@ -207,7 +211,12 @@ async fn two_replicas_share_limits_revocations_suspensions_and_the_sealer() {
         assert!(x.failed.is_empty() && y.failed.is_empty(), "{x:?} {y:?}");
     }
     run_audit_seal_once(&b_state).await.unwrap();
-    let check = b_state.auth.audit_trail().verify_log("acme").await.unwrap();
+    let check = b_state
+        .auth
+        .audit_trail()
+        .verify_log(&valid_slug("acme"))
+        .await
+        .unwrap();
     assert!(check.ok(), "{check:?}");
     assert_eq!(check.unsealed, 0, "{check:?}");
     assert_eq!(check.tree_size, check.rows, "{check:?}");

@@ -9,6 +9,7 @@
 //! the tokens (revoked at the provider) so the route refuses with
 //! `upstream_not_connected`.
 
+use crate::common::valid_slug;
 use rampart_auth::Role;
 use rampart_testkit::OidcProvider;
 use serde_json::{Value, json};
@@ -124,7 +125,7 @@ async fn a_user_signs_in_with_tradestation_and_reads_bars_with_their_own_token()
     let start = env
         .auth()
         .upstream()
-        .begin_login("acme", "idp", None)
+        .begin_login(&valid_slug("acme"), "idp", None)
         .await
         .unwrap();
     let auth_url = url::Url::parse(&start.authorization_url).unwrap();
@@ -142,7 +143,7 @@ async fn a_user_signs_in_with_tradestation_and_reads_bars_with_their_own_token()
     let user = env
         .auth()
         .accounts()
-        .list_users("acme", None, 100)
+        .list_users(&valid_slug("acme"), None, 100)
         .await
         .unwrap()
         .into_iter()
@@ -275,7 +276,7 @@ async fn without_a_connection_the_tradestation_routes_refuse() {
     let user = env
         .auth()
         .register(
-            "acme",
+            &valid_slug("acme"),
             "nots@acme.example",
             "Test",
             crate::common::PASSWORD,

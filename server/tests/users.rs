@@ -3,6 +3,7 @@
 //! bars, symbol search) over real TLS against real PostgreSQL, with their
 //! refusals (no token, wrong role or scope, wrong tenant, malformed bodies).
 
+use crate::common::valid_slug;
 use crate::common::{
     Env, PASSWORD, Ws, assert_ws_refused, map_items, next_json, role_token, scoped_token, strs,
     ws_connect, ws_send,
@@ -321,7 +322,7 @@ async fn profile_preferences_activity_and_user_management() {
     let vic_logs_in = async || {
         matches!(
             auth.login(
-                "acme",
+                &valid_slug("acme"),
                 "vic@acme.test",
                 PASSWORD,
                 &ClientContext::ip("127.0.0.1")

@@ -1,3 +1,4 @@
+use crate::common::valid_slug;
 use rampart_vault::VaultConfig;
 
 use crate::common::{
@@ -31,7 +32,11 @@ async fn secrets_come_from_vault_and_an_outage_only_degrades_readiness() {
     assert_eq!(ready["data"]["status"], "ready", "{ready}");
     assert_eq!(ready["data"]["vault"]["configured"], true);
     // Signing keys are stored in Vault.
-    state.tenants.provision("vlt", "Vault").await.unwrap();
+    state
+        .tenants
+        .provision(&valid_slug("vlt"), "Vault")
+        .await
+        .unwrap();
     let jwks = get_json(&http, &url(server.public_addr, "/t/vlt/jwks.json")).await;
     assert!(!jwks["keys"].as_array().unwrap().is_empty());
 

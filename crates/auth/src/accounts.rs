@@ -1,6 +1,7 @@
 //! Accounts: register, login (with the second step when MFA is on),
 //! sessions, logout and password change.
 
+use rampart_tenancy::TenantSlug;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -145,7 +146,7 @@ impl AccountService {
     /// [`AccountService::self_register`].
     pub async fn register(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         email: &str,
         display_name: &str,
         password: &str,
@@ -172,7 +173,7 @@ impl AccountService {
     }
 
     /// A user by id.
-    pub async fn user(&self, tenant: &str, user_id: Uuid) -> Result<User, AuthError> {
+    pub async fn user(&self, tenant: &TenantSlug, user_id: Uuid) -> Result<User, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
                 user_rows::find(conn, user_id)
@@ -184,7 +185,12 @@ impl AccountService {
 
     /// Changes a user's role (admin operation; the caller checks permission);
     /// [`AuthError::UnknownRole`] if the tenant has no such role.
-    pub async fn set_role(&self, tenant: &str, user_id: Uuid, role: Role) -> Result<(), AuthError> {
+    pub async fn set_role(
+        &self,
+        tenant: &TenantSlug,
+        user_id: Uuid,
+        role: Role,
+    ) -> Result<(), AuthError> {
         self.roles.require_role(tenant, role).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
@@ -198,7 +204,11 @@ impl AccountService {
     }
 
     /// A user's profile.
-    pub async fn profile(&self, tenant: &str, user_id: Uuid) -> Result<UserProfile, AuthError> {
+    pub async fn profile(
+        &self,
+        tenant: &TenantSlug,
+        user_id: Uuid,
+    ) -> Result<UserProfile, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| user_rows::profile(conn, user_id).await)
             .await
@@ -207,7 +217,7 @@ impl AccountService {
     /// A user by e-mail (compared trimmed and lower-cased), if any.
     pub async fn find_by_email(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         email: &str,
     ) -> Result<Option<User>, AuthError> {
         let email = normalize_email(email);
@@ -219,7 +229,7 @@ impl AccountService {
     /// Users of the tenant by id, at most `limit`, after `after`.
     pub async fn list_users(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<UserProfile>, AuthError> {
@@ -242,7 +252,7 @@ impl AccountService {
     /// profile. The caller validates the name.
     pub async fn update_display_name(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
         display_name: Option<&str>,
     ) -> Result<UserProfile, AuthError> {
@@ -272,7 +282,7 @@ impl AccountService {
     /// has no such role, [`AuthError::NotFound`] for an unknown user.
     pub async fn assign_role(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
         role: Role,
     ) -> Result<UserProfile, AuthError> {
@@ -294,7 +304,7 @@ impl AccountService {
     /// dropped so the next request re-reads them.
     pub async fn disable_user(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
     ) -> Result<UserProfile, AuthError> {
         let profile = self
@@ -309,7 +319,11 @@ impl AccountService {
     }
 
     /// Re-enables a user (their revoked sessions and tokens stay revoked).
-    pub async fn enable_user(&self, tenant: &str, user_id: Uuid) -> Result<UserProfile, AuthError> {
+    pub async fn enable_user(
+        &self,
+        tenant: &TenantSlug,
+        user_id: Uuid,
+    ) -> Result<UserProfile, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
                 set_status(conn, user_id, "active").await?;
@@ -321,7 +335,7 @@ impl AccountService {
     /// A user's stored preferences (a JSON value the product interprets).
     pub async fn preferences(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
     ) -> Result<serde_json::Value, AuthError> {
         self.pool
@@ -342,7 +356,7 @@ impl AccountService {
     /// address, by id: the recipients of an opt-in mailing.
     pub async fn opted_in(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         key: &str,
     ) -> Result<Vec<(Uuid, String)>, AuthError> {
         #[derive(diesel::QueryableByName)]
@@ -373,7 +387,7 @@ impl AccountService {
     /// the patch are kept, a stored value that is not an object is replaced.
     pub async fn merge_preferences(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
         patch: &serde_json::Value,
     ) -> Result<serde_json::Value, AuthError> {
@@ -405,7 +419,7 @@ impl AccountService {
     /// from this address).
     pub async fn login(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         email: &str,
         password: &str,
         ctx: &ClientContext,
@@ -574,7 +588,7 @@ impl AccountService {
     /// Audits a password attempt refused before hashing.
     async fn audit_refusal(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user: Option<Uuid>,
         ctx: &ClientContext,
         reason: &str,
@@ -594,7 +608,7 @@ impl AccountService {
     /// from [`AccountService::login`]. Throttled on its own counters.
     pub async fn verify_mfa(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         challenge: &str,
         code: &str,
         ctx: &ClientContext,
@@ -721,7 +735,7 @@ impl AccountService {
     /// `last_seen_at`. Expired, revoked and unknown sessions are refused.
     pub async fn authenticate_session(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         token: &str,
     ) -> Result<(SessionInfo, User), AuthError> {
         let (id, secret) =
@@ -763,7 +777,7 @@ impl AccountService {
     /// A user's live sessions, newest first.
     pub async fn list_sessions(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
     ) -> Result<Vec<SessionInfo>, AuthError> {
         self.pool
@@ -784,7 +798,7 @@ impl AccountService {
     /// Revokes one of the user's sessions and its refresh tokens (logout).
     pub async fn revoke_session(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
         session_id: Uuid,
         ctx: &ClientContext,
@@ -818,7 +832,7 @@ impl AccountService {
     /// Logs out: revokes the session named by its handle.
     pub async fn logout(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         session_token: &str,
         ctx: &ClientContext,
     ) -> Result<(), AuthError> {
@@ -829,7 +843,7 @@ impl AccountService {
     /// Revokes every session of the user except `keep`; returns how many.
     pub async fn revoke_other_sessions(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
         keep: Uuid,
         ctx: &ClientContext,
@@ -855,7 +869,7 @@ impl AccountService {
     /// are revoked.
     pub async fn change_password(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
         current: &str,
         new: &str,
@@ -931,7 +945,7 @@ impl AccountService {
     /// answers cost the same.
     pub async fn self_register(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         email: &str,
         display_name: &str,
         password: &str,

@@ -7,6 +7,7 @@ use diesel::dsl::now;
 use diesel::sql_types::{Array, Bytea, Text, Uuid as SqlUuid};
 use diesel::{ExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper};
 use diesel_async::RunQueryDsl;
+use rampart_tenancy::TenantSlug;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -101,7 +102,7 @@ impl ApiKeyService {
     /// used later is bounded by the owner's role at that time as well.
     pub async fn create_api_key(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
         name: &str,
         scopes: &[String],
@@ -178,7 +179,7 @@ impl ApiKeyService {
     /// expired keys are [`AuthError::InvalidToken`].
     pub async fn authenticate_api_key(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         key: &str,
     ) -> Result<Principal, AuthError> {
         let (prefix, secret) =
@@ -226,7 +227,10 @@ impl ApiKeyService {
     }
 
     /// Every API key of the tenant, newest first (for its administrators).
-    pub async fn list_tenant_api_keys(&self, tenant: &str) -> Result<Vec<ApiKeyInfo>, AuthError> {
+    pub async fn list_tenant_api_keys(
+        &self,
+        tenant: &TenantSlug,
+    ) -> Result<Vec<ApiKeyInfo>, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
                 let rows = api_keys::table
@@ -242,7 +246,7 @@ impl ApiKeyService {
     /// A user's API keys.
     pub async fn list_api_keys(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
     ) -> Result<Vec<ApiKeyInfo>, AuthError> {
         self.pool
@@ -261,7 +265,7 @@ impl ApiKeyService {
     /// Revokes a key by its prefix.
     pub async fn revoke_api_key(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         prefix: &str,
         ctx: &ClientContext,
     ) -> Result<(), AuthError> {

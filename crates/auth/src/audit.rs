@@ -16,6 +16,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::{ExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_tenancy::TenantSlug;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -273,7 +274,7 @@ pub(crate) const AUDIT_COLUMNS: &str = "id, occurred_at, tenant_id, user_id, act
 /// Records an event in its own tenant transaction.
 pub(crate) async fn record(
     pool: &TenantPool,
-    tenant: &str,
+    tenant: &TenantSlug,
     event: AuditEvent,
 ) -> Result<(), AuthError> {
     let tenant_id = tenant_id(pool, tenant).await?;
@@ -304,12 +305,16 @@ impl AuditService {
     }
 
     /// Records an event in its own transaction.
-    pub async fn audit(&self, tenant: &str, event: AuditEvent) -> Result<(), AuthError> {
+    pub async fn audit(&self, tenant: &TenantSlug, event: AuditEvent) -> Result<(), AuthError> {
         record(&self.pool, tenant, event).await
     }
 
     /// The newest `limit` audit rows, newest first.
-    pub async fn audit_log(&self, tenant: &str, limit: i64) -> Result<Vec<AuditRecord>, AuthError> {
+    pub async fn audit_log(
+        &self,
+        tenant: &TenantSlug,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
                 // raw SQL: `detail` is read back as PostgreSQL's own jsonb text, as served.
@@ -327,7 +332,7 @@ impl AuditService {
     /// The newest `limit` audit rows about `user_id`, newest first.
     pub async fn user_events(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
         limit: i64,
     ) -> Result<Vec<UserAuditEntry>, AuthError> {

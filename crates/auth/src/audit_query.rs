@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
+use rampart_tenancy::TenantSlug;
 use serde::Serialize;
 
 use crate::audit::{AUDIT_COLUMNS, AuditRecord, AuditService};
@@ -65,7 +66,7 @@ impl AuditService {
     /// `before_id` (the previous page's last id) when given.
     pub async fn audit_page(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         filter: &AuditFilter,
         before_id: Option<i64>,
         limit: i64,
@@ -97,7 +98,7 @@ impl AuditService {
     /// head are counted as unsealed).
     pub async fn audit_export(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         filter: &AuditFilter,
         max_rows: i64,
     ) -> Result<(Vec<AuditRecord>, bool, RangeVerification), AuthError> {

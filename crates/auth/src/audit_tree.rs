@@ -29,6 +29,7 @@
 //! after the newest tree head are reported as unsealed (not yet provable).
 //! Inclusion and consistency proofs are served from the stored leaves.
 
+use rampart_tenancy::TenantSlug;
 use std::collections::HashMap;
 
 use base64::Engine;
@@ -400,10 +401,10 @@ fn hexes(path: &[Hash]) -> Vec<String> {
 impl AuditService {
     /// The tenant, unless purged (its schema and log are gone: refused as
     /// [`TenancyError::Purged`], never a database error).
-    async fn live_tenant(&self, slug: &str) -> Result<Tenant, AuthError> {
+    async fn live_tenant(&self, slug: &TenantSlug) -> Result<Tenant, AuthError> {
         let tenant = self.pool.tenant(slug).await?;
         if tenant.status == TenantStatus::Purged {
-            return Err(TenancyError::Purged(slug.to_owned()).into());
+            return Err(TenancyError::Purged(slug.to_string()).into());
         }
         Ok(tenant)
     }
@@ -437,7 +438,7 @@ impl AuditService {
     /// Seals a tenant's new audit rows: adds them to its tree and records a
     /// signed tree head (also when nothing is new but the newest head was
     /// signed by a key that no longer signs).
-    pub async fn seal(&self, tenant: &str) -> Result<SealReport, AuthError> {
+    pub async fn seal(&self, tenant: &TenantSlug) -> Result<SealReport, AuthError> {
         let tenant = self.live_tenant(tenant).await?;
         self.seal_tenant(&tenant).await
     }
@@ -591,7 +592,7 @@ impl AuditService {
 
     /// Recomputes the tenant's tree from its rows and checks every signed
     /// tree head (one consistent snapshot of rows, leaves and heads).
-    pub async fn verify_log(&self, tenant: &str) -> Result<LogVerification, AuthError> {
+    pub async fn verify_log(&self, tenant: &TenantSlug) -> Result<LogVerification, AuthError> {
         let tenant = self.live_tenant(tenant).await?;
         let mut conn = self.platform_conn().await?;
         let (rows, leaves, heads) = conn
@@ -724,7 +725,10 @@ impl AuditService {
     /// first position that differs from the sealed tree (the sealed row
     /// missing there when no row is), or the last row of the first head
     /// that does not check out. Unsealed rows are not checked.
-    pub async fn verify_audit_chain(&self, tenant: &str) -> Result<AuditVerification, AuthError> {
+    pub async fn verify_audit_chain(
+        &self,
+        tenant: &TenantSlug,
+    ) -> Result<AuditVerification, AuthError> {
         let v = self.verify_log(tenant).await?;
         let first_broken = match (&v.first_difference, &v.bad_head) {
             (Some(d), _) => d.row_id.or(d.sealed_row_id),
@@ -738,7 +742,10 @@ impl AuditService {
     }
 
     /// The newest tree head of a tenant, if its log was ever sealed.
-    pub async fn tree_head(&self, tenant: &str) -> Result<Option<SignedTreeHead>, AuthError> {
+    pub async fn tree_head(
+        &self,
+        tenant: &TenantSlug,
+    ) -> Result<Option<SignedTreeHead>, AuthError> {
         let tenant = self.live_tenant(tenant).await?;
         let mut conn = self.platform_conn().await?;
         Ok(newest_head(&mut conn, tenant.id)
@@ -774,7 +781,7 @@ impl AuditService {
     /// `tree_size` (the newest when `None`).
     pub async fn inclusion_proof(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         row_id: i64,
         tree_size: Option<u64>,
     ) -> Result<InclusionProof, AuthError> {
@@ -830,7 +837,7 @@ impl AuditService {
     /// `second` (both must have been recorded).
     pub async fn consistency_proof(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         first: u64,
         second: u64,
     ) -> Result<ConsistencyProof, AuthError> {

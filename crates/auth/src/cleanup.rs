@@ -2,6 +2,7 @@
 
 use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
 use diesel_async::RunQueryDsl;
+use rampart_tenancy::TenantSlug;
 use serde::Serialize;
 
 use std::sync::Arc;
@@ -47,7 +48,7 @@ impl CleanupService {
     /// recognised), refresh tokens past their idle or absolute lifetime
     /// (revoked ones after a day), expired or long-revoked sessions, challenges and old login attempts; erases
     /// sealed refresh successors once their grace window has passed.
-    pub async fn cleanup_expired(&self, tenant: &str) -> Result<CleanupReport, AuthError> {
+    pub async fn cleanup_expired(&self, tenant: &TenantSlug) -> Result<CleanupReport, AuthError> {
         let attempts_keep = self.config.rate_limit_window_secs.max(86_400);
         let settings = self.pool.tenant_settings(tenant).await?;
         let grace = i64::try_from(crate::tenant_policy::effective_grace(
@@ -121,7 +122,7 @@ impl CleanupService {
             if tenant.status != rampart_tenancy::TenantStatus::Active {
                 continue;
             }
-            let r = self.cleanup_expired(tenant.slug.as_str()).await?;
+            let r = self.cleanup_expired(&tenant.slug).await?;
             total += r.authorization_codes
                 + r.refresh_tokens
                 + r.sessions

@@ -9,6 +9,7 @@ use diesel::{
     ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_tenancy::TenantSlug;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEvent, append};
@@ -87,7 +88,7 @@ impl OAuthService {
 
     async fn audited<T>(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         action: &str,
         client_id: &str,
         actor: &str,
@@ -111,7 +112,7 @@ impl OAuthService {
     }
 
     /// Every client of the tenant, disabled ones included, by id.
-    pub async fn list_clients(&self, tenant: &str) -> Result<Vec<ClientInfo>, AuthError> {
+    pub async fn list_clients(&self, tenant: &TenantSlug) -> Result<Vec<ClientInfo>, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
                 Ok(oauth_clients::table
@@ -126,7 +127,7 @@ impl OAuthService {
     /// One client, disabled or not.
     pub async fn client_info(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         client_id: &str,
     ) -> Result<ClientInfo, AuthError> {
         self.pool
@@ -137,7 +138,7 @@ impl OAuthService {
     /// Changes a client's name, redirect URIs or scopes.
     pub async fn update_client(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         client_id: &str,
         update: &ClientUpdate,
         actor: &str,
@@ -188,7 +189,7 @@ impl OAuthService {
     /// [`AuthError::InvalidRequest`].
     pub async fn rotate_client_secret(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         client_id: &str,
         actor: &str,
     ) -> Result<String, AuthError> {
@@ -220,7 +221,7 @@ impl OAuthService {
     /// Disables a client: it gets no tokens and its tokens are revoked.
     pub async fn disable_client(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         client_id: &str,
         actor: &str,
     ) -> Result<ClientInfo, AuthError> {
@@ -245,7 +246,7 @@ impl OAuthService {
     /// Deletes a client and revokes its tokens.
     pub async fn delete_client(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         client_id: &str,
         actor: &str,
     ) -> Result<(), AuthError> {

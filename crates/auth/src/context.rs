@@ -6,6 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use rampart_tenancy::TenantPool;
+use rampart_tenancy::TenantSlug;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -86,7 +87,7 @@ pub(crate) async fn platform_conn(
 }
 
 /// The id of an active tenant.
-pub(crate) async fn tenant_id(pool: &TenantPool, tenant: &str) -> Result<Uuid, AuthError> {
+pub(crate) async fn tenant_id(pool: &TenantPool, tenant: &TenantSlug) -> Result<Uuid, AuthError> {
     Ok(pool.active_tenant(tenant).await?.id)
 }
 

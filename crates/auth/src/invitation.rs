@@ -14,6 +14,7 @@ use diesel::{
     ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_tenancy::TenantSlug;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -204,7 +205,7 @@ impl InvitationService {
     /// address of an active or disabled user is [`AuthError::Conflict`].
     pub async fn invite(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         who: &NewInvitation,
         invited_by: &str,
     ) -> Result<IssuedInvitation, AuthError> {
@@ -296,7 +297,7 @@ impl InvitationService {
     }
 
     /// The tenant's invitations, newest first.
-    pub async fn list(&self, tenant: &str) -> Result<Vec<Invitation>, AuthError> {
+    pub async fn list(&self, tenant: &TenantSlug) -> Result<Vec<Invitation>, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
                 Ok(invitations::table
@@ -309,7 +310,7 @@ impl InvitationService {
     }
 
     /// One invitation.
-    pub async fn get(&self, tenant: &str, id: Uuid) -> Result<Invitation, AuthError> {
+    pub async fn get(&self, tenant: &TenantSlug, id: Uuid) -> Result<Invitation, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
                 stored(conn, id)
@@ -325,7 +326,7 @@ impl InvitationService {
     /// working. An accepted invitation is [`AuthError::InvitationUsed`].
     pub async fn resend(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         id: Uuid,
         ttl_hours: Option<u32>,
         by: &str,
@@ -362,7 +363,12 @@ impl InvitationService {
     }
 
     /// Revokes an invitation not yet accepted (revoking twice is fine).
-    pub async fn revoke(&self, tenant: &str, id: Uuid, by: &str) -> Result<Invitation, AuthError> {
+    pub async fn revoke(
+        &self,
+        tenant: &TenantSlug,
+        id: Uuid,
+        by: &str,
+    ) -> Result<Invitation, AuthError> {
         let tenant_id = tenant_id(&self.pool, tenant).await?;
         self.pool
             .with_tenant(tenant, async |conn| {
@@ -383,7 +389,7 @@ impl InvitationService {
 
     /// The invitation a link carries, if it can still be accepted; else the
     /// refusal ([`AuthError::InvitationInvalid`] for an unknown or wrong link).
-    pub async fn check(&self, tenant: &str, token: &str) -> Result<Invitation, AuthError> {
+    pub async fn check(&self, tenant: &TenantSlug, token: &str) -> Result<Invitation, AuthError> {
         let (id, secret) = split_handle(token).ok_or(AuthError::InvitationInvalid)?;
         let hash = sha256(secret.as_bytes());
         let found = self
@@ -405,7 +411,7 @@ impl InvitationService {
     /// [`AuthError::InvitationUsed`]. Accepting again answers the same.
     pub async fn accept(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         token: &str,
         password: &str,
     ) -> Result<AcceptedInvitation, AuthError> {

@@ -6,6 +6,7 @@ use diesel::{
     BoolExpressionMethods, ExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_tenancy::TenantSlug;
 use rand::Rng;
 use totp_rs::{Algorithm, Builder, Totp};
 use uuid::Uuid;
@@ -129,7 +130,7 @@ impl MfaService {
     /// [`MfaService::confirm_totp`].
     pub async fn begin_totp_setup(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
     ) -> Result<TotpSetup, AuthError> {
         let mut secret = vec![0u8; 20];
@@ -160,7 +161,7 @@ impl MfaService {
     /// backup codes (shown once, stored hashed).
     pub async fn confirm_totp(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
         code: &str,
         ctx: &ClientContext,
@@ -218,7 +219,7 @@ impl MfaService {
     /// Turns TOTP off; needs a valid code (TOTP or backup).
     pub async fn disable_totp(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
         code: &str,
         ctx: &ClientContext,

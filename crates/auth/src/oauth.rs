@@ -13,6 +13,7 @@ use diesel::{
     ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_tenancy::TenantSlug;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -574,7 +575,7 @@ impl<'a> Grant<'a> {
 /// A token request of an authenticated client, for a grant type it may use.
 #[derive(Clone, Copy)]
 struct TokenCall<'a> {
-    tenant: &'a str,
+    tenant: &'a TenantSlug,
     tenant_id: Uuid,
     client: &'a Client,
     req: &'a TokenRequest,
@@ -692,14 +693,14 @@ impl std::fmt::Debug for OAuthService {
 }
 
 impl OAuthService {
-    fn issuer(&self, tenant: &str) -> String {
+    fn issuer(&self, tenant: &TenantSlug) -> String {
         self.config.issuer(tenant)
     }
 
     /// Registers a client; returns its secret (shown once) for confidential clients.
     pub async fn register_client(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         reg: &ClientRegistration,
     ) -> Result<Option<String>, AuthError> {
         if reg.client_id.is_empty() || reg.client_id.len() > 100 {
@@ -758,7 +759,7 @@ impl OAuthService {
     }
 
     /// A client by id.
-    pub async fn client(&self, tenant: &str, client_id: &str) -> Result<Client, AuthError> {
+    pub async fn client(&self, tenant: &TenantSlug, client_id: &str) -> Result<Client, AuthError> {
         let client_id = client_id.to_owned();
         self.pool
             .with_tenant(tenant, async |conn| {
@@ -772,7 +773,7 @@ impl OAuthService {
     /// Authenticates a client at the token, revocation or introspection endpoint.
     pub async fn authenticate_client(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         creds: &ClientCredentials,
     ) -> Result<Client, AuthError> {
         let client = self.client(tenant, &creds.client_id).await?;
@@ -783,7 +784,7 @@ impl OAuthService {
     /// response type, PKCE (S256 only) and scope.
     pub async fn validate_authorize(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         req: &AuthorizeRequest,
     ) -> Result<ValidatedAuthorize, AuthorizeError> {
         let client_id =
@@ -883,7 +884,7 @@ impl OAuthService {
     /// redirect location (`code`, `state`, `iss`).
     pub async fn issue_authorization_code(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         request: &ValidatedAuthorize,
         session: &SessionInfo,
     ) -> Result<String, AuthError> {
@@ -922,7 +923,7 @@ impl OAuthService {
     /// The token endpoint.
     pub async fn token(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         creds: &ClientCredentials,
         req: &TokenRequest,
         ctx: &ClientContext,
@@ -1378,7 +1379,7 @@ impl OAuthService {
     /// Uses the verified-token cache; revocation is seen by introspection.
     pub async fn authenticate_bearer(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         token: &str,
     ) -> Result<Principal, AuthError> {
         let verified = self.tokens.verify_access_token_shared(
@@ -1395,7 +1396,7 @@ impl OAuthService {
     /// again, then its tenant, revocation and the role's permissions now.
     pub async fn authenticate_verified_bearer(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         verified: &VerifiedAccessToken,
     ) -> Result<Principal, AuthError> {
         let c = &verified.claims;
@@ -1444,7 +1445,7 @@ impl OAuthService {
     /// [`AuthError::InvalidClient`]); it sees tokens of its own tenant only.
     pub async fn introspect(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         creds: &ClientCredentials,
         token: &str,
     ) -> Result<serde_json::Value, AuthError> {
@@ -1471,7 +1472,7 @@ impl OAuthService {
             let verified = verified.filter(|v| v.tenant_id == tenant_id);
             let cache_key = creds.secret.as_ref().map(|secret| {
                 let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-                (tenant.to_owned(), creds.client_id.clone(), digest)
+                (tenant.to_string(), creds.client_id.clone(), digest)
             });
             let cached = cache_key
                 .as_ref()
@@ -1526,7 +1527,7 @@ impl OAuthService {
     /// token is marked revoked. Unknown tokens are not an error.
     pub async fn revoke(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         creds: &ClientCredentials,
         token: &str,
         ctx: &ClientContext,
@@ -1576,7 +1577,7 @@ impl OAuthService {
     /// OpenID Connect userinfo for a bearer token with `openid`.
     pub async fn userinfo(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         bearer: &str,
     ) -> Result<serde_json::Value, AuthError> {
         let p = self.authenticate_bearer(tenant, bearer).await?;
@@ -1604,7 +1605,7 @@ impl OAuthService {
     }
 
     /// Discovery document (RFC 8414 / OpenID Connect Discovery).
-    pub fn discovery(&self, tenant: &str) -> serde_json::Value {
+    pub fn discovery(&self, tenant: &TenantSlug) -> serde_json::Value {
         let iss = self.issuer(tenant);
         serde_json::json!({
             "issuer": iss,

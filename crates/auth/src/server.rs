@@ -3,6 +3,7 @@
 //! ([`AuthServer::accounts`], [`AuthServer::oauth`], ...). Its other methods
 //! delegate to those services under the names the server has always used.
 
+use rampart_tenancy::TenantSlug;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -240,7 +241,7 @@ impl AuthServer {
     }
 
     /// The issuer URL of a tenant.
-    pub fn issuer(&self, tenant: &str) -> String {
+    pub fn issuer(&self, tenant: &TenantSlug) -> String {
         self.config.issuer(tenant)
     }
 
@@ -289,53 +290,53 @@ macro_rules! delegate {
 /// Methods kept from before the split, each delegating to one service.
 impl AuthServer {
     delegate! {
-        accounts: AccountService => async fn register(&self, tenant: &str, email: &str, display_name: &str, password: &str, role: Role) -> Result<User, AuthError>;
-        accounts: AccountService => async fn user(&self, tenant: &str, user_id: Uuid) -> Result<User, AuthError>;
-        accounts: AccountService => async fn set_role(&self, tenant: &str, user_id: Uuid, role: Role) -> Result<(), AuthError>;
-        accounts: AccountService => async fn login(&self, tenant: &str, email: &str, password: &str, ctx: &ClientContext) -> Result<LoginOutcome, AuthError>;
-        accounts: AccountService => async fn verify_mfa(&self, tenant: &str, challenge: &str, code: &str, ctx: &ClientContext) -> Result<NewSession, AuthError>;
-        accounts: AccountService => async fn authenticate_session(&self, tenant: &str, token: &str) -> Result<(SessionInfo, User), AuthError>;
-        accounts: AccountService => async fn list_sessions(&self, tenant: &str, user_id: Uuid) -> Result<Vec<SessionInfo>, AuthError>;
-        accounts: AccountService => async fn revoke_session(&self, tenant: &str, user_id: Uuid, session_id: Uuid, ctx: &ClientContext) -> Result<(), AuthError>;
-        accounts: AccountService => async fn logout(&self, tenant: &str, session_token: &str, ctx: &ClientContext) -> Result<(), AuthError>;
-        accounts: AccountService => async fn revoke_other_sessions(&self, tenant: &str, user_id: Uuid, keep: Uuid, ctx: &ClientContext) -> Result<usize, AuthError>;
-        accounts: AccountService => async fn change_password(&self, tenant: &str, user_id: Uuid, current: &str, new: &str, keep_session: Option<Uuid>, ctx: &ClientContext) -> Result<(), AuthError>;
+        accounts: AccountService => async fn register(&self, tenant: &TenantSlug, email: &str, display_name: &str, password: &str, role: Role) -> Result<User, AuthError>;
+        accounts: AccountService => async fn user(&self, tenant: &TenantSlug, user_id: Uuid) -> Result<User, AuthError>;
+        accounts: AccountService => async fn set_role(&self, tenant: &TenantSlug, user_id: Uuid, role: Role) -> Result<(), AuthError>;
+        accounts: AccountService => async fn login(&self, tenant: &TenantSlug, email: &str, password: &str, ctx: &ClientContext) -> Result<LoginOutcome, AuthError>;
+        accounts: AccountService => async fn verify_mfa(&self, tenant: &TenantSlug, challenge: &str, code: &str, ctx: &ClientContext) -> Result<NewSession, AuthError>;
+        accounts: AccountService => async fn authenticate_session(&self, tenant: &TenantSlug, token: &str) -> Result<(SessionInfo, User), AuthError>;
+        accounts: AccountService => async fn list_sessions(&self, tenant: &TenantSlug, user_id: Uuid) -> Result<Vec<SessionInfo>, AuthError>;
+        accounts: AccountService => async fn revoke_session(&self, tenant: &TenantSlug, user_id: Uuid, session_id: Uuid, ctx: &ClientContext) -> Result<(), AuthError>;
+        accounts: AccountService => async fn logout(&self, tenant: &TenantSlug, session_token: &str, ctx: &ClientContext) -> Result<(), AuthError>;
+        accounts: AccountService => async fn revoke_other_sessions(&self, tenant: &TenantSlug, user_id: Uuid, keep: Uuid, ctx: &ClientContext) -> Result<usize, AuthError>;
+        accounts: AccountService => async fn change_password(&self, tenant: &TenantSlug, user_id: Uuid, current: &str, new: &str, keep_session: Option<Uuid>, ctx: &ClientContext) -> Result<(), AuthError>;
 
-        mfa: MfaService => async fn begin_totp_setup(&self, tenant: &str, user_id: Uuid) -> Result<TotpSetup, AuthError>;
-        mfa: MfaService => async fn confirm_totp(&self, tenant: &str, user_id: Uuid, code: &str, ctx: &ClientContext) -> Result<Vec<String>, AuthError>;
-        mfa: MfaService => async fn disable_totp(&self, tenant: &str, user_id: Uuid, code: &str, ctx: &ClientContext) -> Result<(), AuthError>;
+        mfa: MfaService => async fn begin_totp_setup(&self, tenant: &TenantSlug, user_id: Uuid) -> Result<TotpSetup, AuthError>;
+        mfa: MfaService => async fn confirm_totp(&self, tenant: &TenantSlug, user_id: Uuid, code: &str, ctx: &ClientContext) -> Result<Vec<String>, AuthError>;
+        mfa: MfaService => async fn disable_totp(&self, tenant: &TenantSlug, user_id: Uuid, code: &str, ctx: &ClientContext) -> Result<(), AuthError>;
 
-        api_keys: ApiKeyService => async fn create_api_key(&self, tenant: &str, user_id: Uuid, name: &str, scopes: &[String], expires_at: Option<DateTime<Utc>>, ctx: &ClientContext) -> Result<NewApiKey, AuthError>;
-        api_keys: ApiKeyService => async fn authenticate_api_key(&self, tenant: &str, key: &str) -> Result<Principal, AuthError>;
-        api_keys: ApiKeyService => async fn list_api_keys(&self, tenant: &str, user_id: Uuid) -> Result<Vec<ApiKeyInfo>, AuthError>;
-        api_keys: ApiKeyService => async fn revoke_api_key(&self, tenant: &str, prefix: &str, ctx: &ClientContext) -> Result<(), AuthError>;
+        api_keys: ApiKeyService => async fn create_api_key(&self, tenant: &TenantSlug, user_id: Uuid, name: &str, scopes: &[String], expires_at: Option<DateTime<Utc>>, ctx: &ClientContext) -> Result<NewApiKey, AuthError>;
+        api_keys: ApiKeyService => async fn authenticate_api_key(&self, tenant: &TenantSlug, key: &str) -> Result<Principal, AuthError>;
+        api_keys: ApiKeyService => async fn list_api_keys(&self, tenant: &TenantSlug, user_id: Uuid) -> Result<Vec<ApiKeyInfo>, AuthError>;
+        api_keys: ApiKeyService => async fn revoke_api_key(&self, tenant: &TenantSlug, prefix: &str, ctx: &ClientContext) -> Result<(), AuthError>;
 
-        audit_trail: AuditService => async fn audit(&self, tenant: &str, event: AuditEvent) -> Result<(), AuthError>;
-        audit_trail: AuditService => async fn audit_log(&self, tenant: &str, limit: i64) -> Result<Vec<AuditRecord>, AuthError>;
-        audit_trail: AuditService => async fn verify_audit_chain(&self, tenant: &str) -> Result<AuditVerification, AuthError>;
+        audit_trail: AuditService => async fn audit(&self, tenant: &TenantSlug, event: AuditEvent) -> Result<(), AuthError>;
+        audit_trail: AuditService => async fn audit_log(&self, tenant: &TenantSlug, limit: i64) -> Result<Vec<AuditRecord>, AuthError>;
+        audit_trail: AuditService => async fn verify_audit_chain(&self, tenant: &TenantSlug) -> Result<AuditVerification, AuthError>;
 
-        cleanup: CleanupService => async fn cleanup_expired(&self, tenant: &str) -> Result<CleanupReport, AuthError>;
+        cleanup: CleanupService => async fn cleanup_expired(&self, tenant: &TenantSlug) -> Result<CleanupReport, AuthError>;
         cleanup: CleanupService => async fn cleanup_all_tenants(&self) -> Result<usize, AuthError>;
 
-        oauth: OAuthService => async fn register_client(&self, tenant: &str, reg: &ClientRegistration) -> Result<Option<String>, AuthError>;
-        oauth: OAuthService => async fn client(&self, tenant: &str, client_id: &str) -> Result<Client, AuthError>;
-        oauth: OAuthService => async fn authenticate_client(&self, tenant: &str, creds: &ClientCredentials) -> Result<Client, AuthError>;
-        oauth: OAuthService => async fn validate_authorize(&self, tenant: &str, req: &AuthorizeRequest) -> Result<ValidatedAuthorize, AuthorizeError>;
-        oauth: OAuthService => async fn issue_authorization_code(&self, tenant: &str, request: &ValidatedAuthorize, session: &SessionInfo) -> Result<String, AuthError>;
-        oauth: OAuthService => async fn token(&self, tenant: &str, creds: &ClientCredentials, req: &TokenRequest, ctx: &ClientContext) -> Result<TokenResponse, AuthError>;
-        oauth: OAuthService => async fn authenticate_bearer(&self, tenant: &str, token: &str) -> Result<Principal, AuthError>;
-        oauth: OAuthService => async fn authenticate_verified_bearer(&self, tenant: &str, verified: &VerifiedAccessToken) -> Result<Principal, AuthError>;
-        oauth: OAuthService => async fn introspect(&self, tenant: &str, creds: &ClientCredentials, token: &str) -> Result<serde_json::Value, AuthError>;
-        oauth: OAuthService => async fn revoke(&self, tenant: &str, creds: &ClientCredentials, token: &str, ctx: &ClientContext) -> Result<(), AuthError>;
-        oauth: OAuthService => async fn userinfo(&self, tenant: &str, bearer: &str) -> Result<serde_json::Value, AuthError>;
+        oauth: OAuthService => async fn register_client(&self, tenant: &TenantSlug, reg: &ClientRegistration) -> Result<Option<String>, AuthError>;
+        oauth: OAuthService => async fn client(&self, tenant: &TenantSlug, client_id: &str) -> Result<Client, AuthError>;
+        oauth: OAuthService => async fn authenticate_client(&self, tenant: &TenantSlug, creds: &ClientCredentials) -> Result<Client, AuthError>;
+        oauth: OAuthService => async fn validate_authorize(&self, tenant: &TenantSlug, req: &AuthorizeRequest) -> Result<ValidatedAuthorize, AuthorizeError>;
+        oauth: OAuthService => async fn issue_authorization_code(&self, tenant: &TenantSlug, request: &ValidatedAuthorize, session: &SessionInfo) -> Result<String, AuthError>;
+        oauth: OAuthService => async fn token(&self, tenant: &TenantSlug, creds: &ClientCredentials, req: &TokenRequest, ctx: &ClientContext) -> Result<TokenResponse, AuthError>;
+        oauth: OAuthService => async fn authenticate_bearer(&self, tenant: &TenantSlug, token: &str) -> Result<Principal, AuthError>;
+        oauth: OAuthService => async fn authenticate_verified_bearer(&self, tenant: &TenantSlug, verified: &VerifiedAccessToken) -> Result<Principal, AuthError>;
+        oauth: OAuthService => async fn introspect(&self, tenant: &TenantSlug, creds: &ClientCredentials, token: &str) -> Result<serde_json::Value, AuthError>;
+        oauth: OAuthService => async fn revoke(&self, tenant: &TenantSlug, creds: &ClientCredentials, token: &str, ctx: &ClientContext) -> Result<(), AuthError>;
+        oauth: OAuthService => async fn userinfo(&self, tenant: &TenantSlug, bearer: &str) -> Result<serde_json::Value, AuthError>;
 
-        oauth: OAuthService => fn discovery(&self, tenant: &str) -> serde_json::Value;
+        oauth: OAuthService => fn discovery(&self, tenant: &TenantSlug) -> serde_json::Value;
         oauth: OAuthService => fn jwks(&self) -> serde_json::Value;
 
-        upstream: UpstreamService => async fn upstream_providers(&self, tenant: &str) -> Result<Vec<(String, String)>, AuthError>;
-        upstream: UpstreamService => async fn begin_login(&self, tenant: &str, provider: &str, return_to: Option<&str>) -> Result<UpstreamLogin, AuthError>;
+        upstream: UpstreamService => async fn upstream_providers(&self, tenant: &TenantSlug) -> Result<Vec<(String, String)>, AuthError>;
+        upstream: UpstreamService => async fn begin_login(&self, tenant: &TenantSlug, provider: &str, return_to: Option<&str>) -> Result<UpstreamLogin, AuthError>;
         #[allow(clippy::too_many_arguments)]
-        upstream: UpstreamService => async fn complete_login(&self, tenant: &str, provider: &str, code: &str, state: &str, iss: Option<&str>, pending: &str, ctx: &ClientContext) -> Result<UpstreamOutcome, AuthError>;
+        upstream: UpstreamService => async fn complete_login(&self, tenant: &TenantSlug, provider: &str, code: &str, state: &str, iss: Option<&str>, pending: &str, ctx: &ClientContext) -> Result<UpstreamOutcome, AuthError>;
     }
 
     /// See [`OAuthService::access_tokens_revoked_elsewhere`].
@@ -347,7 +348,7 @@ impl AuthServer {
     /// [`UpstreamService::put_provider`].
     pub async fn add_upstream_provider(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         provider: UpstreamProvider,
     ) -> Result<UpstreamProviderInfo, AuthError> {
         self.upstream

@@ -7,6 +7,7 @@ use diesel::ExpressionMethods;
 use diesel::OptionalExtension;
 use diesel::dsl::now;
 use diesel_async::RunQueryDsl;
+use rampart_tenancy::TenantSlug;
 use rampart_tenancy::{TenantPool, TenantSettings};
 
 use crate::audit::{AuditEvent, append};
@@ -74,7 +75,7 @@ pub(crate) fn effective_grace(config: &AuthConfig, settings: &TenantSettings) ->
 /// `action` in the same transaction.
 pub(crate) async fn insert_user(
     pool: &TenantPool,
-    tenant: &str,
+    tenant: &TenantSlug,
     email: &str,
     display_name: &str,
     hash: &str,

@@ -10,6 +10,7 @@
 //! audited (`role_create`, `role_update`, `role_delete`) with before and
 //! after.
 
+use rampart_tenancy::TenantSlug;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -145,14 +146,14 @@ impl RoleService {
     /// nothing for a role the tenant does not have.
     pub async fn permissions(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         role: Role,
     ) -> Result<Arc<[Permission]>, AuthError> {
         let key = match &self.cache {
             Some((entries, feed)) => {
                 let id = tenant_id(&self.pool, tenant).await?;
                 let key = (
-                    tenant.to_owned(),
+                    tenant.to_string(),
                     role,
                     feed.generation(id, ROLES_TOPIC).await?,
                 );
@@ -197,7 +198,7 @@ impl RoleService {
     }
 
     /// [`AuthError::UnknownRole`] unless the tenant has `role`.
-    pub async fn require_role(&self, tenant: &str, role: Role) -> Result<(), AuthError> {
+    pub async fn require_role(&self, tenant: &TenantSlug, role: Role) -> Result<(), AuthError> {
         let found = self
             .pool
             .with_tenant(tenant, async |conn| role_exists(conn, role).await)
@@ -211,7 +212,7 @@ impl RoleService {
 
     /// Every role of the tenant by name, with its permissions and how many
     /// users have it.
-    pub async fn list(&self, tenant: &str) -> Result<Vec<RoleInfo>, AuthError> {
+    pub async fn list(&self, tenant: &TenantSlug) -> Result<Vec<RoleInfo>, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
                 let rows: Vec<(String, String, Vec<String>)> = roles::table
@@ -234,7 +235,7 @@ impl RoleService {
     }
 
     /// One role; [`AuthError::NotFound`] if the tenant has none of that name.
-    pub async fn get(&self, tenant: &str, role: Role) -> Result<RoleInfo, AuthError> {
+    pub async fn get(&self, tenant: &TenantSlug, role: Role) -> Result<RoleInfo, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| load(conn, role).await)
             .await
@@ -244,7 +245,7 @@ impl RoleService {
     /// name is taken).
     pub async fn create(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         role: Role,
         change: &RoleChange,
         actor: &str,
@@ -275,7 +276,7 @@ impl RoleService {
     /// `users:manage` away and no active user would keep both.
     pub async fn update(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         role: Role,
         change: &RoleChange,
         actor: &str,
@@ -316,7 +317,7 @@ impl RoleService {
     /// client or an upstream provider's new users ([`AuthError::RoleInUse`]).
     pub async fn delete(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         role: Role,
         actor: &str,
         ctx: &ClientContext,
@@ -356,7 +357,7 @@ impl RoleService {
     /// and drops the role's cache entry once committed; the role after.
     async fn changing<A: Remaining>(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         role: Role,
         action: &str,
         actor: &str,

@@ -11,6 +11,7 @@
 //! to sources the account has not logged in from: the owner on a known
 //! address still gets in while an attacker is locked out.
 
+use rampart_tenancy::TenantSlug;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -165,11 +166,11 @@ impl InFlight {
     /// Admits one more attempt for `account` unless `limit` are running.
     pub(crate) fn enter(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         account: &str,
         limit: usize,
     ) -> Result<InFlightGuard, AuthError> {
-        let key = (tenant.to_owned(), account.to_owned());
+        let key = (tenant.to_string(), account.to_owned());
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let n = counts.entry(key.clone()).or_insert(0);
         if *n >= limit.max(1) {

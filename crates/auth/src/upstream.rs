@@ -39,6 +39,7 @@
 //! provider's links are dropped when it is deleted or its issuer changes
 //! (subjects are unique per issuer only).
 
+use rampart_tenancy::TenantSlug;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -293,11 +294,11 @@ impl UpstreamRegistry {
 
     /// Forgets what is cached about `tenant`'s provider `name` (after a
     /// local change).
-    pub(crate) fn forget(&self, tenant: &str, name: &str) {
-        let key = (tenant.to_owned(), name.to_owned());
+    pub(crate) fn forget(&self, tenant: &TenantSlug, name: &str) {
+        let key = (tenant.to_string(), name.to_owned());
         self.providers.invalidate(&key);
         self.resolved.invalidate(&key);
-        self.lists.invalidate(tenant);
+        self.lists.invalidate(tenant.as_str());
     }
 
     /// The provider's metadata and JWKS: its discovery document (which must
@@ -362,14 +363,14 @@ impl UpstreamRegistry {
         &self,
         pool: &TenantPool,
         secrets: &dyn UpstreamSecrets,
-        tenant: &str,
+        tenant: &TenantSlug,
         name: &str,
     ) -> Result<Arc<Registered>, AuthError> {
         let not_found = || AuthError::NotFound(format!("upstream provider {name}"));
         if !provider_rows::valid_provider_name(name) {
             return Err(not_found());
         }
-        let key = (tenant.to_owned(), name.to_owned());
+        let key = (tenant.to_string(), name.to_owned());
         if let Some(cached) = self.providers.get(&key) {
             return cached.ok_or_else(not_found);
         }
@@ -389,10 +390,10 @@ impl UpstreamRegistry {
     async fn registered(
         &self,
         secrets: &dyn UpstreamSecrets,
-        tenant: &str,
+        tenant: &TenantSlug,
         row: UpstreamProviderInfo,
     ) -> Result<Arc<Registered>, AuthError> {
-        let key = (tenant.to_owned(), row.name.clone());
+        let key = (tenant.to_string(), row.name.clone());
         if let Some(known) = self.resolved.get(&key)
             && known.provider == row
         {
@@ -424,9 +425,9 @@ impl UpstreamRegistry {
     async fn enabled(
         &self,
         pool: &TenantPool,
-        tenant: &str,
+        tenant: &TenantSlug,
     ) -> Result<Arc<Vec<(String, String)>>, AuthError> {
-        if let Some(list) = self.lists.get(tenant) {
+        if let Some(list) = self.lists.get(tenant.as_str()) {
             return Ok(list);
         }
         let list: Vec<(String, String)> = pool
@@ -442,7 +443,7 @@ impl UpstreamRegistry {
             })
             .await?;
         let list = Arc::new(list);
-        self.lists.insert(tenant.to_owned(), list.clone());
+        self.lists.insert(tenant.to_string(), list.clone());
         Ok(list)
     }
 
@@ -610,7 +611,7 @@ impl UpstreamService {
     /// by name (for the login page).
     pub async fn upstream_providers(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
     ) -> Result<Vec<(String, String)>, AuthError> {
         Ok(self
             .upstreams
@@ -623,7 +624,7 @@ impl UpstreamService {
     /// Starts a login at upstream provider `provider` of `tenant`.
     pub async fn begin_login(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         provider: &str,
         return_to: Option<&str>,
     ) -> Result<UpstreamLogin, AuthError> {
@@ -650,7 +651,7 @@ impl UpstreamService {
         }
         let (url, _) = request.url();
         let pending = Pending {
-            tenant: tenant.to_owned(),
+            tenant: tenant.to_string(),
             provider: provider.to_owned(),
             state,
             nonce,
@@ -673,7 +674,7 @@ impl UpstreamService {
     #[allow(clippy::too_many_arguments)]
     pub async fn complete_login(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         provider: &str,
         code: &str,
         state: &str,
@@ -687,7 +688,7 @@ impl UpstreamService {
             .ok()
             .and_then(|plain| serde_json::from_slice(&plain).ok())
             .ok_or_else(|| denied("no upstream login was started in this browser"))?;
-        if pending.tenant != tenant || pending.provider != provider {
+        if pending.tenant != tenant.as_str() || pending.provider != provider {
             return Err(denied("upstream login started for another provider"));
         }
         if pending.exp <= unix_now() {
@@ -748,7 +749,7 @@ impl UpstreamService {
             )
             .await
         {
-            tracing::warn!(tenant, provider, error = %e, "upstream tokens not kept");
+            tracing::warn!(%tenant, provider, error = %e, "upstream tokens not kept");
         }
         let login = self.upstream_session(tenant, provider, &user, ctx).await?;
         Ok(UpstreamOutcome {
@@ -763,7 +764,7 @@ impl UpstreamService {
     /// first login.
     async fn link_identity(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         provider: &UpstreamProviderInfo,
         claims: &UpstreamIdClaims,
     ) -> Result<(User, bool), AuthError> {
@@ -874,7 +875,7 @@ impl UpstreamService {
     /// A session for `user` (or the second-factor step when TOTP is on).
     async fn upstream_session(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         provider: &str,
         user: &User,
         ctx: &ClientContext,

@@ -9,6 +9,7 @@
 use diesel::dsl::now;
 use diesel::{ExpressionMethods, QueryDsl, SelectableHelper};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_tenancy::TenantSlug;
 use secrecy::ExposeSecret;
 
 use crate::audit::{AuditEvent, append};
@@ -78,7 +79,7 @@ impl UpstreamService {
     /// transaction.
     async fn audited<T>(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         action: &str,
         name: &str,
         actor: &str,
@@ -113,7 +114,7 @@ impl UpstreamService {
     /// there is none); without one, a stored secret is removed.
     pub async fn put_provider(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         provider: UpstreamProvider,
         replace: bool,
         actor: &str,
@@ -185,7 +186,7 @@ impl UpstreamService {
     /// Whether `p` says what `current` (and its stored secret) already say.
     async fn unchanged(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         current: &UpstreamProviderInfo,
         p: &UpstreamProvider,
     ) -> Result<bool, AuthError> {
@@ -223,7 +224,7 @@ impl UpstreamService {
     /// Every provider of `tenant`, disabled ones included, by name.
     pub async fn list_providers(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
     ) -> Result<Vec<UpstreamProviderInfo>, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
@@ -239,7 +240,7 @@ impl UpstreamService {
     /// One provider, disabled or not.
     pub async fn provider_info(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         name: &str,
     ) -> Result<UpstreamProviderInfo, AuthError> {
         if !rows::valid_provider_name(name) {
@@ -255,7 +256,7 @@ impl UpstreamService {
     /// the result like [`UpstreamService::put_provider`] does.
     pub async fn update_provider(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         name: &str,
         update: &UpstreamProviderUpdate,
         actor: &str,
@@ -319,7 +320,7 @@ impl UpstreamService {
     /// its logins (started or new) are refused.
     pub async fn set_provider_enabled(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         name: &str,
         enabled: bool,
         actor: &str,
@@ -350,7 +351,7 @@ impl UpstreamService {
     /// its client secret.
     pub async fn delete_provider(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         name: &str,
         actor: &str,
     ) -> Result<(), AuthError> {

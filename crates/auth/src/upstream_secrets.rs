@@ -5,6 +5,7 @@
 //! [`MemoryUpstreamSecrets`] in tests. Values travel as
 //! [`secrecy::SecretString`], so they are redacted in `Debug` output.
 
+use rampart_tenancy::TenantSlug;
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
@@ -22,14 +23,18 @@ pub trait UpstreamSecrets: Send + Sync + std::fmt::Debug {
     /// Stores (or replaces) the secret.
     async fn put(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         provider: &str,
         secret: &SecretString,
     ) -> Result<(), AuthError>;
     /// The secret, `None` when none is stored.
-    async fn get(&self, tenant: &str, provider: &str) -> Result<Option<SecretString>, AuthError>;
+    async fn get(
+        &self,
+        tenant: &TenantSlug,
+        provider: &str,
+    ) -> Result<Option<SecretString>, AuthError>;
     /// Removes the secret; removing an absent one is not an error.
-    async fn delete(&self, tenant: &str, provider: &str) -> Result<(), AuthError>;
+    async fn delete(&self, tenant: &TenantSlug, provider: &str) -> Result<(), AuthError>;
 }
 
 /// Secrets in process memory (tests, and embedders that bring their own
@@ -57,23 +62,27 @@ impl std::fmt::Debug for MemoryUpstreamSecrets {
 impl UpstreamSecrets for MemoryUpstreamSecrets {
     async fn put(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         provider: &str,
         secret: &SecretString,
     ) -> Result<(), AuthError> {
         let mut map = self.secrets.write().unwrap_or_else(PoisonError::into_inner);
-        map.insert((tenant.to_owned(), provider.to_owned()), secret.clone());
+        map.insert((tenant.to_string(), provider.to_owned()), secret.clone());
         Ok(())
     }
 
-    async fn get(&self, tenant: &str, provider: &str) -> Result<Option<SecretString>, AuthError> {
+    async fn get(
+        &self,
+        tenant: &TenantSlug,
+        provider: &str,
+    ) -> Result<Option<SecretString>, AuthError> {
         let map = self.secrets.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(map.get(&(tenant.to_owned(), provider.to_owned())).cloned())
+        Ok(map.get(&(tenant.to_string(), provider.to_owned())).cloned())
     }
 
-    async fn delete(&self, tenant: &str, provider: &str) -> Result<(), AuthError> {
+    async fn delete(&self, tenant: &TenantSlug, provider: &str) -> Result<(), AuthError> {
         let mut map = self.secrets.write().unwrap_or_else(PoisonError::into_inner);
-        map.remove(&(tenant.to_owned(), provider.to_owned()));
+        map.remove(&(tenant.to_string(), provider.to_owned()));
         Ok(())
     }
 }
@@ -87,15 +96,15 @@ pub struct NoUpstreamSecrets;
 
 #[async_trait]
 impl UpstreamSecrets for NoUpstreamSecrets {
-    async fn put(&self, _: &str, _: &str, _: &SecretString) -> Result<(), AuthError> {
+    async fn put(&self, _: &TenantSlug, _: &str, _: &SecretString) -> Result<(), AuthError> {
         Err(AuthError::NoSecretStore)
     }
 
-    async fn get(&self, _: &str, _: &str) -> Result<Option<SecretString>, AuthError> {
+    async fn get(&self, _: &TenantSlug, _: &str) -> Result<Option<SecretString>, AuthError> {
         Ok(None)
     }
 
-    async fn delete(&self, _: &str, _: &str) -> Result<(), AuthError> {
+    async fn delete(&self, _: &TenantSlug, _: &str) -> Result<(), AuthError> {
         Ok(())
     }
 }

@@ -13,6 +13,7 @@
 //! Tokens never reach a log line, an error message or an answer: errors
 //! name the provider only.
 
+use rampart_tenancy::TenantSlug;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,7 +151,7 @@ impl UpstreamService {
     /// refresh token and a sealer is configured (else nothing is kept).
     pub(crate) async fn keep_login_tokens(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         provider: &str,
         user: Uuid,
         tokens: &IssuedTokens,
@@ -196,7 +197,7 @@ impl UpstreamService {
     /// The providers `user` of `tenant` is connected to, by name.
     pub async fn connections(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user: Uuid,
     ) -> Result<Vec<UpstreamConnection>, AuthError> {
         self.pool
@@ -246,7 +247,7 @@ impl UpstreamService {
     /// to ([`AuthError::UpstreamNotConnected`] when none).
     pub async fn connected_provider(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user: Uuid,
         preset: UpstreamPreset,
     ) -> Result<String, AuthError> {
@@ -282,7 +283,7 @@ impl UpstreamService {
     /// the user signs in through the provider again).
     pub async fn upstream_access_token(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user: Uuid,
         provider: &str,
     ) -> Result<SecretString, AuthError> {
@@ -355,11 +356,11 @@ impl UpstreamService {
         match fresh {
             Fresh::Valid(t) => Ok(t),
             Fresh::Refreshed(t) => {
-                tracing::debug!(tenant, provider, %user, "upstream access token refreshed");
+                tracing::debug!(%tenant, provider, %user, "upstream access token refreshed");
                 Ok(t)
             }
             Fresh::Revoked => {
-                tracing::info!(tenant, provider, %user, "upstream refresh token refused; disconnected");
+                tracing::info!(%tenant, provider, %user, "upstream refresh token refused; disconnected");
                 Err(not_connected(provider))
             }
         }
@@ -371,7 +372,7 @@ impl UpstreamService {
     /// Audited as `upstream_disconnect`.
     pub async fn disconnect(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user: Uuid,
         provider: &str,
     ) -> Result<(), AuthError> {
@@ -402,14 +403,14 @@ impl UpstreamService {
             sealed.ok_or_else(|| AuthError::NotFound(format!("connection to {provider}")))?;
         // Best effort: the tokens are gone from here whatever the provider says.
         if let Err(e) = self.revoke_upstream(tenant, user, provider, &sealed).await {
-            tracing::warn!(tenant, provider, error = %e, "upstream token revocation failed");
+            tracing::warn!(%tenant, provider, error = %e, "upstream token revocation failed");
         }
         Ok(())
     }
 
     async fn revoke_upstream(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user: Uuid,
         provider: &str,
         sealed: &str,

@@ -14,7 +14,8 @@ use rampart_tenancy::{TenancyConfig, TenantPool};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let slug = std::env::args().nth(1).unwrap_or_else(|| "example".into());
+    let arg = std::env::args().nth(1);
+    let slug: rampart_tenancy::TenantSlug = arg.as_deref().unwrap_or("example").parse()?;
     let config = TenancyConfig {
         database_url: std::env::var("DATABASE_URL").map_err(|_| "set DATABASE_URL")?,
         ..TenancyConfig::default()

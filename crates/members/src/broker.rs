@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
+use rampart_tenancy::TenantSlug;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::{Zeroize, Zeroizing};
@@ -26,7 +27,7 @@ pub trait BrokerCrypto: Send + Sync {
 }
 
 /// The context that binds sealed credentials to one member of one tenant.
-pub(crate) fn seal_context(tenant: &str, member: Uuid) -> Vec<u8> {
+pub(crate) fn seal_context(tenant: &TenantSlug, member: Uuid) -> Vec<u8> {
     format!("rampart/broker-credentials/v1/{tenant}/{member}").into_bytes()
 }
 
@@ -150,7 +151,7 @@ impl Members {
     /// (replacing any attached one; its snapshots stay).
     pub async fn attach_broker(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         member: Uuid,
         keys: &BrokerKeys,
         crypto: &dyn BrokerCrypto,
@@ -207,7 +208,7 @@ impl Members {
     /// The member's broker account, if one is attached.
     pub async fn broker_account(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         member: Uuid,
     ) -> Result<Option<BrokerAccount>, MembersError> {
         self.pool
@@ -225,7 +226,11 @@ impl Members {
 
     /// Removes the member's key pair and everything derived from it
     /// (snapshots, leaderboard rows). Returns how many snapshots went.
-    pub async fn detach_broker(&self, tenant: &str, member: Uuid) -> Result<usize, MembersError> {
+    pub async fn detach_broker(
+        &self,
+        tenant: &TenantSlug,
+        member: Uuid,
+    ) -> Result<usize, MembersError> {
         self.pool
             .with_tenant(tenant, async |conn| {
                 let snapshots = diesel::delete(

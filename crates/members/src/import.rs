@@ -1,6 +1,7 @@
 //! Bulk member import from CSV: a preview that validates every row and
 //! records the plan (with the state of every member it would touch), then a
 //! commit that applies exactly that plan in one transaction, or nothing.
+use rampart_tenancy::TenantSlug;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -317,7 +318,7 @@ impl Members {
     /// row by row in the preview.
     pub async fn preview_import(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         csv_text: &str,
         created_by: &str,
     ) -> Result<ImportPreview, MembersError> {
@@ -372,7 +373,7 @@ impl Members {
     /// changed since (then nothing is applied; preview again).
     pub async fn commit_import(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         id: Uuid,
         digest: &str,
     ) -> Result<ImportCommit, MembersError> {

@@ -6,6 +6,7 @@ use diesel::dsl::max;
 use diesel::prelude::*;
 use diesel::sql_types::{Date, Double, Integer, Nullable, Numeric, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
+use rampart_tenancy::TenantSlug;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -117,7 +118,7 @@ impl Members {
     /// ranked by `sort` over `period`; `offset`/`limit` (1–100) page it.
     pub async fn leaderboard(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         period: Period,
         sort: LeaderboardSort,
         as_of: Option<NaiveDate>,

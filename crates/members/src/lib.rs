@@ -14,10 +14,11 @@
 //! use rampart_members::{MemberInput, Members};
 //!
 //! # async fn demo(pool: rampart_tenancy::TenantPool) -> Result<(), rampart_members::MembersError> {
+//! let acme = rampart_tenancy::TenantSlug::parse("acme")?;
 //! let members = Members::new(pool);
 //! let outcome = members
 //!     .upsert_member(
-//!         "acme",
+//!         &acme,
 //!         &MemberInput {
 //!             name: "Ada Lovelace".into(),
 //!             email: "ada@acme.test".into(),
@@ -29,10 +30,10 @@
 //!
 //! // Bulk: preview, show the plan, then commit exactly that plan.
 //! let preview = members
-//!     .preview_import("acme", "name,email,role\nGrace,grace@acme.test,viewer\n", "admin")
+//!     .preview_import(&acme, "name,email,role\nGrace,grace@acme.test,viewer\n", "admin")
 //!     .await?;
 //! assert!(preview.refused == 0);
-//! members.commit_import("acme", preview.id, &preview.digest).await?;
+//! members.commit_import(&acme, preview.id, &preview.digest).await?;
 //! # Ok(()) }
 //! ```
 //!

@@ -6,6 +6,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_tenancy::TenantSlug;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -205,7 +206,7 @@ impl Members {
     /// updates the name and role of the member with that email.
     pub async fn upsert_member(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         input: &MemberInput,
     ) -> Result<UpsertOutcome, MembersError> {
         let input = input
@@ -221,7 +222,7 @@ impl Members {
     }
 
     /// One member.
-    pub async fn member(&self, tenant: &str, id: Uuid) -> Result<Member, MembersError> {
+    pub async fn member(&self, tenant: &TenantSlug, id: Uuid) -> Result<Member, MembersError> {
         self.pool
             .with_tenant(tenant, async |conn| member_in(conn, id).await)
             .await
@@ -231,7 +232,7 @@ impl Members {
     /// (1–200); the second value says whether more follow.
     pub async fn list_members(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<Member>, bool), MembersError> {
@@ -262,7 +263,7 @@ impl Members {
     /// Takes a member off the leaderboard (or back on).
     pub async fn set_leaderboard_opt_out(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         member: Uuid,
         opt_out: bool,
     ) -> Result<(), MembersError> {

@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use diesel::dsl::sum;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use rampart_tenancy::TenantSlug;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use uuid::Uuid;
@@ -54,7 +55,7 @@ impl Members {
     /// [`MAX_SERIES_DAYS`] apart. Empty when the member has none.
     pub async fn member_series(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         member: Uuid,
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,

@@ -9,6 +9,7 @@
 //! `max_retry_wait_ms`), up to `max_attempts` per request and within the
 //! run's budget (`run_max_retries` retries and `run_budget_secs` in all):
 //! past it, a member is tried once and reported failed if that fails.
+use rampart_tenancy::TenantSlug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -313,7 +314,7 @@ pub struct MemberFailure {
 #[serde(rename_all = "camelCase")]
 pub struct TenantReport {
     /// Tenant slug.
-    pub tenant: String,
+    pub tenant: TenantSlug,
     /// Members with a broker account.
     pub accounts: usize,
     /// Snapshots written.
@@ -434,9 +435,7 @@ impl SnapshotJob {
             .iter()
             .filter(|t| t.status == rampart_tenancy::TenantStatus::Active)
         {
-            let r = self
-                .run_tenant_within(tenant.slug.as_str(), date, &budget)
-                .await;
+            let r = self.run_tenant_within(&tenant.slug, date, &budget).await;
             report.succeeded += r.succeeded;
             report.failed_members += r.failed.len();
             report.failed_tenants += usize::from(r.error.is_some());
@@ -454,19 +453,19 @@ impl SnapshotJob {
 
     /// One tenant, with a run's budget of its own; never fails, reports
     /// instead.
-    pub async fn run_tenant(&self, tenant: &str, date: NaiveDate) -> TenantReport {
+    pub async fn run_tenant(&self, tenant: &TenantSlug, date: NaiveDate) -> TenantReport {
         let budget = RunBudget::new(&self.config, self.clock.as_ref());
         self.run_tenant_within(tenant, date, &budget).await
     }
 
     async fn run_tenant_within(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         date: NaiveDate,
         budget: &RunBudget,
     ) -> TenantReport {
         let mut report = TenantReport {
-            tenant: tenant.to_owned(),
+            tenant: tenant.clone(),
             accounts: 0,
             succeeded: 0,
             failed: Vec::new(),
@@ -487,7 +486,7 @@ impl SnapshotJob {
         let accounts = match accounts {
             Ok(a) => a,
             Err(e) => {
-                tracing::warn!(tenant, error = %e, "snapshot job: tenant failed");
+                tracing::warn!(%tenant, error = %e, "snapshot job: tenant failed");
                 report.error = Some(e.to_string());
                 return report;
             }
@@ -497,7 +496,7 @@ impl SnapshotJob {
             match self.snapshot_member(tenant, &account, date, budget).await {
                 Ok(()) => report.succeeded += 1,
                 Err(e) => {
-                    tracing::warn!(tenant, member = %account.member_id, error = %e, "snapshot job: member failed");
+                    tracing::warn!(%tenant, member = %account.member_id, error = %e, "snapshot job: member failed");
                     report.failed.push(MemberFailure {
                         member_id: account.member_id,
                         error: e.to_string(),
@@ -510,7 +509,7 @@ impl SnapshotJob {
 
     async fn snapshot_member(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         account: &SealedAccount,
         date: NaiveDate,
         budget: &RunBudget,

@@ -24,7 +24,7 @@ pub(crate) async fn members() -> Members {
     let pool = TenantPool::connect(TenancyConfig::new(db.url, 6))
         .await
         .unwrap();
-    pool.provision("acme", "Acme").await.unwrap();
+    pool.provision(&valid_slug("acme"), "Acme").await.unwrap();
     Members::new(pool)
 }
 
@@ -32,11 +32,15 @@ pub(crate) async fn members() -> Members {
 async fn a_raced_commit_applies_once_and_a_stale_one_not_at_all() {
     let m = members().await;
     let csv = "name,email,role\nAda,ada@acme.test,trader\nGrace,grace@acme.test,viewer\n";
-    let pv = m.preview_import("acme", csv, "test").await.unwrap();
+    let pv = m
+        .preview_import(&valid_slug("acme"), csv, "test")
+        .await
+        .unwrap();
     assert_eq!((pv.created, pv.refused), (2, 0));
+    let acme = valid_slug("acme");
     let (a, b) = tokio::join!(
-        m.commit_import("acme", pv.id, &pv.digest),
-        m.commit_import("acme", pv.id, &pv.digest)
+        m.commit_import(&acme, pv.id, &pv.digest),
+        m.commit_import(&acme, pv.id, &pv.digest)
     );
     let results = [a, b];
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
@@ -45,20 +49,20 @@ async fn a_raced_commit_applies_once_and_a_stale_one_not_at_all() {
             .iter()
             .any(|r| matches!(r, Err(MembersError::AlreadyCommitted)))
     );
-    let (list, more) = m.list_members("acme", None, 10).await.unwrap();
+    let (list, more) = m.list_members(&valid_slug("acme"), None, 10).await.unwrap();
     assert_eq!((list.len(), more), (2, false));
 
     // Someone changes Grace between preview and commit: nothing applies.
     let pv = m
         .preview_import(
-            "acme",
+            &valid_slug("acme"),
             "name,email,role\nLin,lin@acme.test,viewer\nGrace H,grace@acme.test,viewer\n",
             "test",
         )
         .await
         .unwrap();
     m.upsert_member(
-        "acme",
+        &valid_slug("acme"),
         &MemberInput {
             name: "Grace Hopper".into(),
             email: "grace@acme.test".into(),
@@ -68,24 +72,31 @@ async fn a_raced_commit_applies_once_and_a_stale_one_not_at_all() {
     .await
     .unwrap();
     let err = m
-        .commit_import("acme", pv.id, &pv.digest)
+        .commit_import(&valid_slug("acme"), pv.id, &pv.digest)
         .await
         .unwrap_err();
     assert!(
         matches!(err, MembersError::Stale(ref who) if who == "grace@acme.test"),
         "{err}"
     );
-    let (list, _) = m.list_members("acme", None, 10).await.unwrap();
+    let (list, _) = m.list_members(&valid_slug("acme"), None, 10).await.unwrap();
     assert_eq!(list.len(), 2);
     assert!(list.iter().all(|x| x.email != "lin@acme.test"));
 
     // Unknown tenant and no snapshots yet.
     assert!(matches!(
-        m.preview_import("nosuch", csv, "test").await,
+        m.preview_import(&valid_slug("nosuch"), csv, "test").await,
         Err(MembersError::Tenancy(_))
     ));
     let lb = m
-        .leaderboard("acme", Period::Month, LeaderboardSort::Pnl, None, 0, 10)
+        .leaderboard(
+            &valid_slug("acme"),
+            Period::Month,
+            LeaderboardSort::Pnl,
+            None,
+            0,
+            10,
+        )
         .await
         .unwrap();
     assert!(lb.as_of.is_none() && lb.entries.is_empty());
@@ -143,7 +154,7 @@ async fn snapshot_pnl_is_exact_and_sums_exactly() {
                 positions: Vec::new(),
             },
         );
-        let report = job.run_tenant("acme", date).await;
+        let report = job.run_tenant(&valid_slug("acme"), date).await;
         assert_eq!(
             (report.succeeded, report.failed.len()),
             (1, 0),
@@ -161,7 +172,7 @@ async fn snapshot_pnl_is_exact_and_sums_exactly() {
     }
     let stored: Vec<Amounts> = m
         .pool()
-        .with_tenant("acme", async |conn| {
+        .with_tenant(&valid_slug("acme"), async |conn| {
             diesel::sql_query(
                 "SELECT daily_pnl, cash FROM portfolio_snapshots ORDER BY snapshot_date",
             )
@@ -179,7 +190,14 @@ async fn snapshot_pnl_is_exact_and_sums_exactly() {
 
     // The week's leaderboard P&L is that sum, and its JSON has those digits.
     let lb = m
-        .leaderboard("acme", Period::Week, LeaderboardSort::Pnl, None, 0, 10)
+        .leaderboard(
+            &valid_slug("acme"),
+            Period::Week,
+            LeaderboardSort::Pnl,
+            None,
+            0,
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(lb.as_of, Some(day(26)));
@@ -188,8 +206,20 @@ async fn snapshot_pnl_is_exact_and_sums_exactly() {
     let json = serde_json::to_string(entry).unwrap();
     assert!(json.contains(r#""equity":100000.7,"pnl":0.6,"#), "{json}");
     let day_board = m
-        .leaderboard("acme", Period::Day, LeaderboardSort::Pnl, None, 0, 10)
+        .leaderboard(
+            &valid_slug("acme"),
+            Period::Day,
+            LeaderboardSort::Pnl,
+            None,
+            0,
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(day_board.entries[0].pnl, dec("0.1"));
+}
+
+/// A tenant slug the test knows to be valid (the API takes validated slugs).
+pub fn valid_slug(s: &str) -> rampart_tenancy::TenantSlug {
+    rampart_tenancy::TenantSlug::parse(s).unwrap_or_else(|e| panic!("{e}"))
 }

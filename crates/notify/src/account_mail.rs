@@ -16,6 +16,7 @@ use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rampart_auth::audit::AuditEvent;
 use rampart_auth::{AuthServer, ClientContext};
+use rampart_tenancy::TenantSlug;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -160,7 +161,7 @@ fn ttl(secs: u64) -> chrono::Duration {
 }
 
 impl Notifier {
-    fn link(&self, tenant: &str, path: &str, token: &str) -> String {
+    fn link(&self, tenant: &TenantSlug, path: &str, token: &str) -> String {
         format!(
             "{}/api/v1/t/{tenant}/{path}?token={token}",
             self.config.public_base_url.trim_end_matches('/')
@@ -172,7 +173,7 @@ impl Notifier {
     /// [`RESEND_INTERVAL_SECS`] ago, get nothing (`Ok(false)`).
     pub async fn send_verification(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
     ) -> Result<bool, NotifyError> {
         let expires_at = Utc::now() + ttl(self.config.verification_ttl_secs);
@@ -223,7 +224,11 @@ impl Notifier {
     /// Confirms an address from a verification link: sets
     /// `users.email_verified` if the user's address is still the one the link
     /// was sent to. Returns the user.
-    pub async fn confirm_email(&self, tenant: &str, token: &str) -> Result<Uuid, NotifyError> {
+    pub async fn confirm_email(
+        &self,
+        tenant: &TenantSlug,
+        token: &str,
+    ) -> Result<Uuid, NotifyError> {
         self.pool
             .with_tenant(tenant, async |conn| {
                 let (user_id, email) = consume_token(conn, token, Purpose::VerifyEmail).await?;
@@ -250,7 +255,7 @@ impl Notifier {
     /// cannot be used to probe for accounts.
     pub async fn request_password_reset(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         email: &str,
     ) -> Result<(), NotifyError> {
         let account = email.trim().to_lowercase();
@@ -309,7 +314,7 @@ impl Notifier {
     pub async fn reset_password(
         &self,
         auth: &AuthServer,
-        tenant: &str,
+        tenant: &TenantSlug,
         token: &str,
         new_password: &str,
         ctx: &ClientContext,
@@ -387,7 +392,7 @@ impl Notifier {
             )
             .await;
         if let Err(e) = sent {
-            tracing::warn!(tenant, error = %e, "password-changed mail not sent");
+            tracing::warn!(%tenant, error = %e, "password-changed mail not sent");
         }
         Ok(user_id)
     }

@@ -4,6 +4,7 @@ use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use rampart_tenancy::Due;
+use rampart_tenancy::TenantSlug;
 
 use crate::schema::{email_tokens, login_device_checks};
 use crate::{Notifier, NotifyError};
@@ -22,7 +23,7 @@ pub struct NotifyCleanup {
 
 impl Notifier {
     /// Deletes `tenant`'s spent e-mail links and old new-device check marks.
-    pub async fn cleanup(&self, tenant: &str) -> Result<NotifyCleanup, NotifyError> {
+    pub async fn cleanup(&self, tenant: &TenantSlug) -> Result<NotifyCleanup, NotifyError> {
         self.pool
             .with_tenant(tenant, async |conn| {
                 let now = Utc::now();
@@ -57,7 +58,7 @@ impl Notifier {
         for tenant in self.active_tenants(&Due::All).await? {
             match self.cleanup(&tenant).await {
                 Ok(r) => deleted += r.email_tokens + r.login_device_checks,
-                Err(e) => tracing::warn!(tenant, error = %e, "notify cleanup failed"),
+                Err(e) => tracing::warn!(%tenant, error = %e, "notify cleanup failed"),
             }
         }
         Ok(deleted)

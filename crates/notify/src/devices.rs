@@ -15,6 +15,7 @@
 //! into `login_device_checks`, so several replicas alert once. A user's
 //! first device is recorded without an alert.
 
+use rampart_tenancy::TenantSlug;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
@@ -120,7 +121,7 @@ impl Notifier {
     /// Checks the sessions of `tenant` created since the last run for
     /// devices their users have not used before and mails an alert for each.
     /// Returns how many alerts were sent.
-    pub async fn check_new_logins(&self, tenant: &str) -> Result<usize, NotifyError> {
+    pub async fn check_new_logins(&self, tenant: &TenantSlug) -> Result<usize, NotifyError> {
         let alerts = self
             .pool
             .with_tenant(tenant, async |conn| {

@@ -2,6 +2,7 @@
 //! `rampart_auth::invitation`; this module only delivers it).
 
 use chrono::{DateTime, Utc};
+use rampart_tenancy::TenantSlug;
 use uuid::Uuid;
 
 use crate::mail::{MailKind, Outgoing};
@@ -13,7 +14,7 @@ impl Notifier {
     /// link.
     pub async fn send_invitation(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         tenant_name: &str,
         user_id: Uuid,
         to: &str,

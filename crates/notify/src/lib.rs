@@ -62,6 +62,7 @@ pub use price_alerts::{Direction, NewPriceAlert, PriceAlert};
 pub use report_mail::ReportMail;
 
 use rampart_market::ProviderChain;
+use rampart_tenancy::TenantSlug;
 use rampart_tenancy::{Due, TenantPool};
 
 /// The notification services for every tenant of a pool.
@@ -73,7 +74,7 @@ pub struct Notifier {
 
 impl Notifier {
     /// Sends `mail` and records the attempt in `tenant`'s sent mail.
-    async fn mail(&self, tenant: &str, mail: mail::Outgoing<'_>) -> Result<(), NotifyError> {
+    async fn mail(&self, tenant: &TenantSlug, mail: mail::Outgoing<'_>) -> Result<(), NotifyError> {
         self.mailer.send(&self.pool, tenant, mail).await
     }
 }
@@ -102,7 +103,7 @@ impl Notifier {
         &self.config
     }
 
-    async fn active_tenants(&self, due: &Due) -> Result<Vec<String>, NotifyError> {
+    async fn active_tenants(&self, due: &Due) -> Result<Vec<TenantSlug>, NotifyError> {
         let mut slugs = self.pool.active_slugs().await?;
         slugs.retain(|slug| due.includes(slug));
         Ok(slugs)
@@ -122,7 +123,7 @@ impl Notifier {
         for tenant in self.active_tenants(due).await? {
             match self.check_new_logins(&tenant).await {
                 Ok(n) => sent += n,
-                Err(e) => tracing::warn!(tenant, error = %e, "new-device check failed"),
+                Err(e) => tracing::warn!(%tenant, error = %e, "new-device check failed"),
             }
         }
         Ok(sent)
@@ -149,7 +150,7 @@ impl Notifier {
         for tenant in self.active_tenants(due).await? {
             match self.check_price_alerts(&tenant, market).await {
                 Ok(n) => fired += n,
-                Err(e) => tracing::warn!(tenant, error = %e, "price alert check failed"),
+                Err(e) => tracing::warn!(%tenant, error = %e, "price alert check failed"),
             }
         }
         Ok(fired)

@@ -2,6 +2,7 @@
 //! log of every attempt (recipient, subject, error — never the body, which
 //! may carry a token).
 
+use rampart_tenancy::TenantSlug;
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -120,7 +121,7 @@ impl Mailer {
     pub(crate) async fn send(
         &self,
         pool: &TenantPool,
-        tenant: &str,
+        tenant: &TenantSlug,
         mail: Outgoing<'_>,
     ) -> Result<(), NotifyError> {
         let result = self.deliver(&mail).await;
@@ -140,7 +141,7 @@ impl Mailer {
         })
         .await?;
         if let Err(e) = &result {
-            tracing::warn!(tenant, kind = mail.kind.as_str(), error = %e, "notification not delivered");
+            tracing::warn!(%tenant, kind = mail.kind.as_str(), error = %e, "notification not delivered");
         }
         result
     }

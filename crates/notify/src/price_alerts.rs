@@ -5,6 +5,7 @@
 //! from cache while every provider fails, never fire one). The conditional
 //! `UPDATE … WHERE triggered_at IS NULL` makes "once" hold across replicas.
 
+use rampart_tenancy::TenantSlug;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
@@ -133,7 +134,7 @@ impl Notifier {
     /// Creates an alert for `user_id`.
     pub async fn create_price_alert(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
         alert: &NewPriceAlert,
     ) -> Result<PriceAlert, NotifyError> {
@@ -187,7 +188,7 @@ impl Notifier {
     /// The alerts of `user_id`, newest first.
     pub async fn list_price_alerts(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
     ) -> Result<Vec<PriceAlert>, NotifyError> {
         self.pool
@@ -206,7 +207,7 @@ impl Notifier {
     /// One alert of `user_id` (another user's is [`NotifyError::NotFound`]).
     pub async fn price_alert(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
         id: Uuid,
     ) -> Result<PriceAlert, NotifyError> {
@@ -227,7 +228,7 @@ impl Notifier {
     /// Deletes one alert of `user_id`.
     pub async fn delete_price_alert(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
         id: Uuid,
     ) -> Result<(), NotifyError> {
@@ -254,7 +255,7 @@ impl Notifier {
     /// run.
     pub async fn check_price_alerts(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         market: &ProviderChain,
     ) -> Result<usize, NotifyError> {
         let pending: Vec<Pending> = self
@@ -283,7 +284,7 @@ impl Notifier {
                 },
                 Ok(_) => continue,
                 Err(e) => {
-                    tracing::warn!(tenant, symbol, error = %e, "price alert: no quote");
+                    tracing::warn!(%tenant, symbol, error = %e, "price alert: no quote");
                     continue;
                 }
             };

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use diesel::{ExpressionMethods, QueryDsl};
 use diesel_async::RunQueryDsl;
+use rampart_tenancy::TenantSlug;
 use uuid::Uuid;
 
 use crate::mail::{HtmlPart, InlineImage, MailKind, Outgoing};
@@ -29,7 +30,7 @@ impl Notifier {
     /// later run tries again.
     pub async fn send_weekly_report(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user_id: Uuid,
         to: &str,
         since: DateTime<Utc>,

@@ -10,6 +10,7 @@
 //! (`settings.notional`, default 10 000) and the unweighted rest of that
 //! notional stays as cash. Prices are carried forward over days a symbol did
 //! not trade.
+use rampart_tenancy::TenantSlug;
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
@@ -569,7 +570,7 @@ impl PortfolioService {
     /// (replacing what was stored for those dates).
     pub async fn analyze(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         input: &AnalysisInput<'_>,
@@ -619,7 +620,7 @@ impl PortfolioService {
     /// The positions' symbols (needs `view`): what to fetch prices for.
     pub async fn symbols(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
     ) -> Result<Vec<String>, PortfolioError> {

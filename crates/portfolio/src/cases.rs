@@ -18,6 +18,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rampart_tenancy::TenantPool;
+use rampart_tenancy::TenantSlug;
 use rampart_valuation::{Decimal, ValuationInputs};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -450,7 +451,7 @@ impl CaseService {
     /// Creates a case owned by the actor (version 1, valued).
     pub async fn create(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         new: NewCase,
     ) -> Result<Case, PortfolioError> {
@@ -465,7 +466,7 @@ impl CaseService {
     /// Cases the actor may see, by id, `limit` at a time after the cursor.
     pub async fn list(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         after: Option<&str>,
         limit: usize,
@@ -477,7 +478,12 @@ impl CaseService {
     }
 
     /// One case (needs `view`).
-    pub async fn get(&self, tenant: &str, actor: &Actor, id: Uuid) -> Result<Case, PortfolioError> {
+    pub async fn get(
+        &self,
+        tenant: &TenantSlug,
+        actor: &Actor,
+        id: Uuid,
+    ) -> Result<Case, PortfolioError> {
         guarded(self, tenant, actor, id, VIEW, async |_, case| Ok(case)).await
     }
 
@@ -485,7 +491,7 @@ impl CaseService {
     /// activity keeps the case before and after.
     pub async fn update(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         patch: CasePatch,
@@ -546,7 +552,7 @@ impl CaseService {
     /// Deletes a case (needs `admin`); its history goes with it.
     pub async fn delete(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
     ) -> Result<(), PortfolioError> {
@@ -563,7 +569,7 @@ impl CaseService {
     /// What differs between versions `from` and `to` (needs `view`).
     pub async fn diff(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         from: i32,
@@ -583,7 +589,7 @@ impl CaseService {
     /// to the case without changing its inputs).
     pub async fn attach_analysis(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         new: NewAnalysis,
@@ -604,7 +610,7 @@ impl CaseService {
     /// Analysis results, oldest first, of one version or all (needs `view`).
     pub async fn analyses(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         version: Option<i32>,
@@ -618,7 +624,7 @@ impl CaseService {
     /// The whole case: now, every version, comments and analyses (needs `view`).
     pub async fn export(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
     ) -> Result<CaseExport, PortfolioError> {
@@ -637,7 +643,7 @@ impl CaseService {
     /// input and per valuation figure (amounts exact, as stored).
     pub async fn export_csv(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
     ) -> Result<String, PortfolioError> {
@@ -679,7 +685,7 @@ impl CaseService {
     /// so importing the same export twice creates nothing.
     pub async fn import_browser(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         export: &Value,
     ) -> Result<CaseImportReport, PortfolioError> {

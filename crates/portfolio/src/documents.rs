@@ -9,6 +9,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_tenancy::TenantSlug;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -74,7 +75,7 @@ pub trait Collaborative: sealed::Guarded + Sync {
     /// Versions, newest first (needs `view`); the cursor is a version number.
     fn versions(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         after: Option<&str>,
@@ -92,7 +93,7 @@ pub trait Collaborative: sealed::Guarded + Sync {
     /// One version: the document as it was (needs `view`).
     fn version(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         number: i32,
@@ -106,7 +107,7 @@ pub trait Collaborative: sealed::Guarded + Sync {
     /// share (needs `admin`).
     fn share(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         grant: ShareGrant,
@@ -123,7 +124,7 @@ pub trait Collaborative: sealed::Guarded + Sync {
     /// Shares of the document, expired ones included (needs `admin`).
     fn shares(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
     ) -> impl Future<Output = Result<Vec<Share>, PortfolioError>> + Send {
@@ -135,7 +136,7 @@ pub trait Collaborative: sealed::Guarded + Sync {
     /// Revokes a share (needs `admin`).
     fn revoke(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         user_id: Uuid,
@@ -153,7 +154,7 @@ pub trait Collaborative: sealed::Guarded + Sync {
     /// Adds a comment (needs `comment`).
     fn comment(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         new: NewComment,
@@ -170,7 +171,7 @@ pub trait Collaborative: sealed::Guarded + Sync {
     /// The comment thread, oldest first (needs `view`).
     fn comments(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
     ) -> impl Future<Output = Result<Vec<Comment>, PortfolioError>> + Send {
@@ -183,7 +184,7 @@ pub trait Collaborative: sealed::Guarded + Sync {
     /// activity id.
     fn activity(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         after: Option<&str>,
@@ -220,7 +221,7 @@ pub(crate) const OWNER: Need = Need(Access::Owner, false);
 /// given the document as the actor sees it.
 pub(crate) async fn guarded<S, T, W>(
     svc: &S,
-    tenant: &str,
+    tenant: &TenantSlug,
     actor: &Actor,
     id: Uuid,
     need: Need,
@@ -244,7 +245,7 @@ where
 /// caller may not see).
 pub(crate) async fn listed<S, V>(
     svc: &S,
-    tenant: &str,
+    tenant: &TenantSlug,
     after: Option<&str>,
     limit: usize,
     visible: V,

@@ -37,6 +37,7 @@ use chrono::NaiveDate;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
+use rampart_tenancy::TenantSlug;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -307,7 +308,7 @@ impl PortfolioService {
     /// refused items come back in a report with `applied: false`.
     pub async fn import_json(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         export: &Value,
     ) -> Result<JsonImportReport, PortfolioError> {

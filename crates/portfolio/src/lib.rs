@@ -16,10 +16,11 @@
 //!
 //! # async fn demo(pool: rampart_tenancy::TenantPool, ada: uuid::Uuid, bob: uuid::Uuid)
 //! # -> Result<(), rampart_portfolio::PortfolioError> {
+//! let acme = rampart_tenancy::TenantSlug::parse("acme")?;
 //! let portfolios = PortfolioService::new(pool);
 //! let owner = Actor::user(ada);
 //! let p = portfolios
-//!     .create("acme", &owner, NewPortfolio {
+//!     .create(&acme, &owner, NewPortfolio {
 //!         name: "Core".into(),
 //!         positions: vec![PositionInput {
 //!             symbol: "MSFT".into(),
@@ -31,14 +32,14 @@
 //!     .await?;
 //! assert_eq!(p.portfolio.version, 1);
 //! portfolios
-//!     .share("acme", &owner, p.portfolio.id, ShareGrant {
+//!     .share(&acme, &owner, p.portfolio.id, ShareGrant {
 //!         user_id: bob,
 //!         access: Access::View,
 //!         expires_at: None,
 //!     })
 //!     .await?;
 //! // Bob sees it now, read-only.
-//! let seen = portfolios.get("acme", &Actor::user(bob), p.portfolio.id).await?;
+//! let seen = portfolios.get(&acme, &Actor::user(bob), p.portfolio.id).await?;
 //! assert_eq!(seen.portfolio.access, Access::View);
 //! # Ok(()) }
 //! ```

@@ -5,6 +5,7 @@
 //! read back here without recomputing anything.
 use chrono::NaiveDate;
 use diesel::{ExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper};
+use rampart_tenancy::TenantSlug;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -97,7 +98,7 @@ impl PortfolioService {
     /// (both included), oldest first.
     pub async fn daily_metrics(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         from: NaiveDate,
@@ -124,7 +125,7 @@ impl PortfolioService {
 
     /// Every symbol a live portfolio of the tenant holds, sorted: what the
     /// daily ingestion job keeps up to date.
-    pub async fn held_symbols(&self, tenant: &str) -> Result<Vec<String>, PortfolioError> {
+    pub async fn held_symbols(&self, tenant: &TenantSlug) -> Result<Vec<String>, PortfolioError> {
         self.pool()
             .with_tenant(tenant, async |conn| {
                 use diesel_async::RunQueryDsl;
@@ -142,7 +143,7 @@ impl PortfolioService {
 
     /// Every live portfolio of the tenant, by id: what the nightly job
     /// analyses (not a user-facing listing, which is [`Self::list`]).
-    pub async fn portfolio_ids(&self, tenant: &str) -> Result<Vec<Uuid>, PortfolioError> {
+    pub async fn portfolio_ids(&self, tenant: &TenantSlug) -> Result<Vec<Uuid>, PortfolioError> {
         self.pool()
             .with_tenant(tenant, async |conn| {
                 use diesel_async::RunQueryDsl;

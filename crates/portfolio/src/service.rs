@@ -3,6 +3,7 @@ use diesel::dsl::now;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rampart_tenancy::TenantPool;
+use rampart_tenancy::TenantSlug;
 use uuid::Uuid;
 
 use crate::PortfolioError;
@@ -63,7 +64,7 @@ impl PortfolioService {
     /// Creates a portfolio owned by the actor (version 1).
     pub async fn create(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         new: NewPortfolio,
     ) -> Result<PortfolioDetail, PortfolioError> {
@@ -109,7 +110,7 @@ impl PortfolioService {
     /// administrator), by id, `limit` at a time after the cursor `after`.
     pub async fn list(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         after: Option<&str>,
         limit: usize,
@@ -123,7 +124,7 @@ impl PortfolioService {
     /// One portfolio with its positions.
     pub async fn get(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
     ) -> Result<PortfolioDetail, PortfolioError> {
@@ -139,7 +140,7 @@ impl PortfolioService {
     /// callers that batch (a GraphQL DataLoader listing N portfolios).
     pub async fn positions_of_many(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         ids: &[Uuid],
     ) -> Result<std::collections::HashMap<Uuid, Vec<crate::Position>>, PortfolioError> {
@@ -163,7 +164,7 @@ impl PortfolioService {
     /// Changes a portfolio's own fields (needs `edit`).
     pub async fn update(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         patch: PortfolioPatch,
@@ -207,7 +208,7 @@ impl PortfolioService {
     /// Deletes a portfolio (needs `admin`); it disappears from every list.
     pub async fn delete(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
     ) -> Result<(), PortfolioError> {
@@ -227,7 +228,7 @@ impl PortfolioService {
     /// Adds a position (needs `edit`).
     pub async fn add_position(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         input: PositionInput,
@@ -256,7 +257,7 @@ impl PortfolioService {
     /// Replaces a position (needs `edit`).
     pub async fn update_position(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         position_id: Uuid,
@@ -297,7 +298,7 @@ impl PortfolioService {
     /// Removes a position (needs `edit`).
     pub async fn remove_position(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         position_id: Uuid,
@@ -316,7 +317,7 @@ impl PortfolioService {
     /// Replaces or extends the positions in one change (used by CSV import).
     pub(crate) async fn apply_positions(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         positions: &[PositionInput],
@@ -356,7 +357,7 @@ impl PortfolioService {
     /// given the portfolio and its positions as they are before the change.
     async fn edit_positions<F>(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         change: F,
@@ -378,7 +379,7 @@ impl PortfolioService {
     /// Runs `work` on a portfolio the actor may see with `needed` access.
     pub(crate) async fn with_portfolio<T, F>(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         needed: Access,

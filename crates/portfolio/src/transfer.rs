@@ -1,6 +1,7 @@
 //! Positions in and out as CSV: every row validated and reported before
 //! anything is applied, and then applied as one change.
 use chrono::NaiveDate;
+use rampart_tenancy::TenantSlug;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -282,7 +283,7 @@ impl PortfolioService {
     /// new version.
     pub async fn import_csv(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
         bytes: &[u8],
@@ -305,7 +306,7 @@ impl PortfolioService {
     /// The positions as CSV (needs `view`).
     pub async fn export_csv(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         actor: &Actor,
         id: Uuid,
     ) -> Result<String, PortfolioError> {

@@ -10,6 +10,7 @@
 use rampart_auth::audit::AuditService;
 use rampart_auth::{AccountService, AuthError, AuthServer, Role};
 use rampart_tenancy::TenantPool;
+use rampart_tenancy::TenantSlug;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -249,14 +250,18 @@ impl UserService {
     }
 
     /// A user's profile.
-    pub async fn profile(&self, tenant: &str, user: Uuid) -> Result<Profile, PortfolioError> {
+    pub async fn profile(
+        &self,
+        tenant: &TenantSlug,
+        user: Uuid,
+    ) -> Result<Profile, PortfolioError> {
         self.accounts.profile(tenant, user).await.map_err(from_auth)
     }
 
     /// Changes one's own profile.
     pub async fn update_profile(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user: Uuid,
         patch: ProfilePatch,
     ) -> Result<Profile, PortfolioError> {
@@ -282,7 +287,7 @@ impl UserService {
     /// A user's preferences, defaults filled in.
     pub async fn preferences(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user: Uuid,
     ) -> Result<Preferences, PortfolioError> {
         let stored = self
@@ -297,7 +302,7 @@ impl UserService {
     /// version does not know, are kept).
     pub async fn update_preferences(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user: Uuid,
         patch: PreferencesPatch,
     ) -> Result<Preferences, PortfolioError> {
@@ -314,7 +319,7 @@ impl UserService {
     /// each kind.
     pub async fn activity(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         user: Uuid,
         limit: usize,
     ) -> Result<UserActivity, PortfolioError> {
@@ -348,7 +353,7 @@ impl UserService {
     /// turned notifications off), with their e-mail address.
     pub async fn weekly_report_recipients(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
     ) -> Result<Vec<(Uuid, String)>, PortfolioError> {
         let recipients = self.accounts.opted_in(tenant, WEEKLY_REPORT).await;
         recipients.map_err(from_auth)
@@ -357,7 +362,7 @@ impl UserService {
     /// Users of the tenant by id, `limit` (1–100) at a time after `after`.
     pub async fn list(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<Profile>, PortfolioError> {
@@ -373,7 +378,7 @@ impl UserService {
     /// administrator cannot change their own role (no self-lockout).
     pub async fn set_role(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         admin: Uuid,
         user: Uuid,
         role: &str,
@@ -400,7 +405,7 @@ impl UserService {
     /// disable themselves.
     pub async fn set_active(
         &self,
-        tenant: &str,
+        tenant: &TenantSlug,
         admin: Uuid,
         user: Uuid,
         active: bool,

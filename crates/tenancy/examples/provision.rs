@@ -29,7 +29,8 @@ use schema::users;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let database_url = std::env::var("DATABASE_URL")
         .map_err(|_| "set DATABASE_URL to a PostgreSQL URL (see the example's header)")?;
-    let slug = std::env::args().nth(1).unwrap_or_else(|| "example".into());
+    let arg = std::env::args().nth(1);
+    let slug: rampart_tenancy::TenantSlug = arg.as_deref().unwrap_or("example").parse()?;
 
     let pool = TenantPool::connect(TenancyConfig {
         database_url,

@@ -191,7 +191,7 @@ impl TenantPool {
     /// included (password hashes, sealed secrets): store it like the database.
     pub async fn export_tenant(
         &self,
-        slug: &str,
+        slug: &TenantSlug,
         dir: impl AsRef<Path>,
     ) -> Result<ExportReport, TenancyError> {
         let started = Instant::now();
@@ -317,12 +317,11 @@ impl TenantPool {
     pub async fn restore_tenant(
         &self,
         dir: impl AsRef<Path>,
-        target_slug: &str,
+        slug: &TenantSlug,
         options: RestoreOptions,
     ) -> Result<RestoreReport, TenancyError> {
         let started = Instant::now();
         let dir = dir.as_ref();
-        let slug = TenantSlug::parse(target_slug)?;
         let manifest = read_backup_manifest(dir).await?;
         for table in &manifest.tables {
             verify_file(dir, table).await?;
@@ -349,7 +348,7 @@ impl TenantPool {
         }
 
         let actor = options.actor.as_deref();
-        let (tenant, created) = match self.tenant(slug.as_str()).await {
+        let (tenant, created) = match self.tenant(slug).await {
             Ok(existing) => {
                 if !options.replace_existing {
                     return Err(TenancyError::RestoreTargetExists(slug.to_string()));
@@ -377,17 +376,14 @@ impl TenantPool {
                     actor: options.actor.clone(),
                     ..Default::default()
                 };
-                let tenant = match self.provision_with(slug.as_str(), &name, provision).await {
+                let tenant = match self.provision_with(slug, &name, provision).await {
                     Err(TenancyError::AlreadyExists(s)) => {
                         return Err(TenancyError::RestoreTargetExists(s));
                     }
                     other => other?,
                 };
                 // Not served until its data is in.
-                let tenant = match self
-                    .suspend(slug.as_str(), "restoring from backup", actor)
-                    .await
-                {
+                let tenant = match self.suspend(slug, "restoring from backup", actor).await {
                     Ok(t) => t,
                     Err(e) => {
                         self.discard_new_tenant(&tenant, &e).await;
@@ -402,7 +398,7 @@ impl TenantPool {
         let loaded = self
             .load_archive(dir, &manifest, &tenant, created, actor)
             .await;
-        self.invalidate(&slug).await;
+        self.invalidate(slug).await;
         let rows = match loaded {
             Ok(rows) => rows,
             Err(e) => {
@@ -412,7 +408,7 @@ impl TenantPool {
                 return Err(e);
             }
         };
-        let tenant = self.tenant(slug.as_str()).await?;
+        let tenant = self.tenant(slug).await?;
         tracing::info!(tenant = %slug, source = %manifest.source_slug, rows, created, "tenant restored");
         Ok(RestoreReport {
             tenant,

@@ -25,9 +25,10 @@
 //!     ..TenancyConfig::default()
 //! })
 //! .await?;
-//! let acme = pool.provision("acme", "Acme Capital").await?;
+//! let slug = rampart_tenancy::TenantSlug::parse("acme")?;
+//! let acme = pool.provision(&slug, "Acme Capital").await?;
 //! let users: i64 = pool
-//!     .with_tenant(acme.slug.as_str(), async |conn| {
+//!     .with_tenant(&acme.slug, async |conn| {
 //!         // Runs as the tenant's role, with search_path = its schema only.
 //!         diesel::insert_into(users::table)
 //!             .values(users::email.eq("ada@acme.test"))

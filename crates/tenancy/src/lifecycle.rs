@@ -170,7 +170,7 @@ impl TenantPool {
     /// Suspends an active tenant: its requests are refused, data intact.
     pub async fn suspend(
         &self,
-        slug: &str,
+        slug: &TenantSlug,
         reason: &str,
         actor: Option<&str>,
     ) -> Result<Tenant, TenancyError> {
@@ -179,7 +179,11 @@ impl TenantPool {
     }
 
     /// Resumes a suspended tenant.
-    pub async fn resume(&self, slug: &str, actor: Option<&str>) -> Result<Tenant, TenancyError> {
+    pub async fn resume(
+        &self,
+        slug: &TenantSlug,
+        actor: Option<&str>,
+    ) -> Result<Tenant, TenancyError> {
         self.transition(slug, Transition::Resume, "", actor, None)
             .await
     }
@@ -188,7 +192,7 @@ impl TenantPool {
     /// `retention` (default: the configured number of days) has passed.
     pub async fn deactivate(
         &self,
-        slug: &str,
+        slug: &TenantSlug,
         retention: Option<chrono::Duration>,
         actor: Option<&str>,
     ) -> Result<Tenant, TenancyError> {
@@ -208,7 +212,7 @@ impl TenantPool {
     /// Brings a deactivated (not yet purged) tenant back.
     pub async fn reactivate(
         &self,
-        slug: &str,
+        slug: &TenantSlug,
         actor: Option<&str>,
     ) -> Result<Tenant, TenancyError> {
         self.transition(slug, Transition::Reactivate, "", actor, None)
@@ -220,17 +224,16 @@ impl TenantPool {
     /// event, then drops the tenant from the cache.
     async fn transition(
         &self,
-        slug: &str,
+        slug: &TenantSlug,
         transition: Transition,
         reason: &str,
         actor: Option<&str>,
         deadline: Option<DateTime<Utc>>,
     ) -> Result<Tenant, TenancyError> {
-        let slug = TenantSlug::parse(slug)?;
         let mut conn = self.conn().await?;
         let tenant = conn
             .transaction::<_, TenancyError, _>(async |conn| {
-                let current = lock_tenant(conn, &slug).await?;
+                let current = lock_tenant(conn, slug).await?;
                 if !transition.allowed_from().contains(&current.status) {
                     return Err(TenancyError::InvalidTransition {
                         slug: slug.to_string(),
@@ -240,11 +243,11 @@ impl TenantPool {
                 }
                 let (tenant, detail) = match transition {
                     Transition::Purge { force } => (
-                        purge_schema(conn, &slug, &current, force).await?,
+                        purge_schema(conn, slug, &current, force).await?,
                         serde_json::json!({"forced": force.to_string()}),
                     ),
                     _ => (
-                        set_status(conn, &slug, transition.target(), deadline).await?,
+                        set_status(conn, slug, transition.target(), deadline).await?,
                         serde_json::json!({"from": current.status.as_str(), "reason": reason}),
                     ),
                 };
@@ -260,7 +263,7 @@ impl TenantPool {
                 Ok(tenant)
             })
             .await?;
-        self.invalidate(&slug).await;
+        self.invalidate(slug).await;
         Ok(tenant)
     }
 
@@ -269,7 +272,7 @@ impl TenantPool {
     /// unless `force`.
     pub async fn purge(
         &self,
-        slug: &str,
+        slug: &TenantSlug,
         force: bool,
         actor: Option<&str>,
     ) -> Result<Tenant, TenancyError> {
@@ -291,16 +294,14 @@ impl TenantPool {
             .collect();
         let mut purged = Vec::new();
         for t in expired {
-            self.purge(t.slug.as_str(), false, Some("retention-job"))
-                .await?;
+            self.purge(&t.slug, false, Some("retention-job")).await?;
             purged.push(t.slug.to_string());
         }
         Ok(purged)
     }
 
     /// The tenant's event log, oldest first.
-    pub async fn events(&self, slug: &str) -> Result<Vec<TenantEvent>, TenancyError> {
-        let slug = TenantSlug::parse(slug)?;
+    pub async fn events(&self, slug: &TenantSlug) -> Result<Vec<TenantEvent>, TenancyError> {
         let mut conn = self.conn().await?;
         Ok(tenant_events::table
             .filter(tenant_events::slug.eq(slug.as_str()))
@@ -311,8 +312,7 @@ impl TenantPool {
     }
 
     /// Marks a tenant as a canary (migrated first).
-    pub async fn set_canary(&self, slug: &str, canary: bool) -> Result<(), TenancyError> {
-        let slug = TenantSlug::parse(slug)?;
+    pub async fn set_canary(&self, slug: &TenantSlug, canary: bool) -> Result<(), TenancyError> {
         let mut conn = self.conn().await?;
         let n = diesel::update(tenants::table.filter(tenants::slug.eq(slug.as_str())))
             .set((tenants::is_canary.eq(canary), tenants::updated_at.eq(now)))

@@ -297,10 +297,9 @@ impl TenantPool {
     }
 
     /// Looks a tenant up in the registry (any status), bypassing the cache.
-    pub async fn tenant(&self, slug: &str) -> Result<Tenant, TenancyError> {
-        let slug = TenantSlug::parse(slug)?;
+    pub async fn tenant(&self, slug: &TenantSlug) -> Result<Tenant, TenancyError> {
         let mut conn = self.conn().await?;
-        load_tenant(&mut conn, &slug).await
+        load_tenant(&mut conn, slug).await
     }
 
     /// All tenants, oldest first.
@@ -316,14 +315,14 @@ impl TenantPool {
 
     /// The active tenants' slugs, oldest first: what a scheduled job that
     /// works tenant by tenant goes through.
-    pub async fn active_slugs(&self) -> Result<Vec<String>, TenancyError> {
+    pub async fn active_slugs(&self) -> Result<Vec<TenantSlug>, TenancyError> {
         let rows: Vec<String> = tenants::table
             .filter(tenants::status.eq(crate::TenantStatus::Active.as_str()))
             .order((tenants::created_at, tenants::slug))
             .select(tenants::slug)
             .load(&mut *self.conn().await?)
             .await?;
-        Ok(rows)
+        rows.iter().map(|s| TenantSlug::parse(s)).collect()
     }
 
     pub(crate) async fn invalidate(&self, slug: &TenantSlug) {
@@ -375,15 +374,14 @@ impl TenantPool {
 
     /// The tenant if it may serve requests; the refusal otherwise. No tenant
     /// SQL runs before this passes.
-    pub async fn active_tenant(&self, slug: &str) -> Result<Arc<Tenant>, TenancyError> {
-        let slug = TenantSlug::parse(slug)?;
+    pub async fn active_tenant(&self, slug: &TenantSlug) -> Result<Arc<Tenant>, TenancyError> {
         self.watch_registry().await;
         let cached = self
             .inner
             .cache
             .optionally_get_with(slug.as_str().to_owned(), async {
                 let mut conn = self.conn().await.ok()?;
-                load_tenant(&mut conn, &slug).await.ok().map(Arc::new)
+                load_tenant(&mut conn, slug).await.ok().map(Arc::new)
             })
             .await;
         let tenant = match cached {
@@ -392,7 +390,7 @@ impl TenantPool {
             // (unknown tenant, database unavailable, …).
             None => {
                 let mut conn = self.conn().await?;
-                Arc::new(load_tenant(&mut conn, &slug).await?)
+                Arc::new(load_tenant(&mut conn, slug).await?)
             }
         };
         match tenant.status {
@@ -412,7 +410,7 @@ impl TenantPool {
     ///
     /// Unknown, suspended, deactivated and purged tenants are refused before
     /// any SQL runs for them.
-    pub async fn with_tenant<T, E, F>(&self, slug: &str, work: F) -> Result<T, E>
+    pub async fn with_tenant<T, E, F>(&self, slug: &TenantSlug, work: F) -> Result<T, E>
     where
         F: AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, E>,
         E: From<TenancyError>,

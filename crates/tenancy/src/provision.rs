@@ -37,7 +37,11 @@ struct Exists {
 impl TenantPool {
     /// Provisions a tenant; [`TenancyError::AlreadyExists`] if the slug is
     /// taken (also when many tasks race for one slug: exactly one wins).
-    pub async fn provision(&self, slug: &str, display_name: &str) -> Result<Tenant, TenancyError> {
+    pub async fn provision(
+        &self,
+        slug: &TenantSlug,
+        display_name: &str,
+    ) -> Result<Tenant, TenancyError> {
         self.provision_with(slug, display_name, ProvisionOptions::default())
             .await
     }
@@ -46,7 +50,7 @@ impl TenantPool {
     /// (idempotent).
     pub async fn ensure_tenant(
         &self,
-        slug: &str,
+        slug: &TenantSlug,
         display_name: &str,
     ) -> Result<Tenant, TenancyError> {
         match self.provision(slug, display_name).await {
@@ -60,11 +64,10 @@ impl TenantPool {
     /// transaction).
     pub async fn provision_with(
         &self,
-        slug: &str,
+        slug: &TenantSlug,
         display_name: &str,
         options: ProvisionOptions,
     ) -> Result<Tenant, TenancyError> {
-        let slug = TenantSlug::parse(slug)?;
         let display_name = display_name.trim();
         if display_name.is_empty() || display_name.chars().count() > 200 {
             return Err(TenancyError::Config(
@@ -73,7 +76,7 @@ impl TenantPool {
         }
         let started = Instant::now();
         let schema = slug.schema_name();
-        let role = self.role_name(&slug);
+        let role = self.role_name(slug);
         let template = &self.inner.template;
         let settings = options
             .settings

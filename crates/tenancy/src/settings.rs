@@ -35,10 +35,9 @@ fn check_key(key: &str) -> Result<(), TenancyError> {
 impl TenantPool {
     async fn json_column(
         &self,
-        slug: &str,
+        slug: &TenantSlug,
         column: JsonColumn,
     ) -> Result<serde_json::Value, TenancyError> {
-        let slug = TenantSlug::parse(slug)?;
         let mut conn = self.conn().await?;
         let tenant = tenants::table.filter(tenants::slug.eq(slug.as_str()));
         let value: Option<serde_json::Value> = match column {
@@ -55,13 +54,16 @@ impl TenantPool {
     }
 
     /// All settings of a tenant as JSON.
-    pub async fn settings(&self, slug: &str) -> Result<serde_json::Value, TenancyError> {
+    pub async fn settings(&self, slug: &TenantSlug) -> Result<serde_json::Value, TenancyError> {
         self.json_column(slug, JsonColumn::Settings).await
     }
 
     /// All settings deserialized into `T` (use `#[serde(default)]` on `T`
     /// for defaults).
-    pub async fn typed_settings<T: DeserializeOwned>(&self, slug: &str) -> Result<T, TenancyError> {
+    pub async fn typed_settings<T: DeserializeOwned>(
+        &self,
+        slug: &TenantSlug,
+    ) -> Result<T, TenancyError> {
         serde_json::from_value(self.settings(slug).await?).map_err(|e| TenancyError::Setting {
             key: "*".into(),
             message: e.to_string(),
@@ -71,7 +73,7 @@ impl TenantPool {
     /// One setting, or `default` when unset.
     pub async fn setting_or<T: DeserializeOwned>(
         &self,
-        slug: &str,
+        slug: &TenantSlug,
         key: &str,
         default: T,
     ) -> Result<T, TenancyError> {
@@ -88,7 +90,7 @@ impl TenantPool {
     /// Sets one setting.
     pub async fn set_setting<T: Serialize>(
         &self,
-        slug: &str,
+        slug: &TenantSlug,
         key: &str,
         value: &T,
     ) -> Result<(), TenancyError> {
@@ -105,12 +107,11 @@ impl TenantPool {
     /// concurrent changes to other keys are kept.
     async fn update_json(
         &self,
-        slug: &str,
+        slug: &TenantSlug,
         column: JsonColumn,
         key: &str,
         value: serde_json::Value,
     ) -> Result<(), TenancyError> {
-        let slug = TenantSlug::parse(slug)?;
         let mut conn = self.conn().await?;
         let patch =
             serde_json::Value::Object(serde_json::Map::from_iter([(key.to_owned(), value)]));
@@ -147,7 +148,10 @@ impl TenantPool {
     }
 
     /// The tenant's feature flags merged over the configured defaults.
-    pub async fn feature_flags(&self, slug: &str) -> Result<BTreeMap<String, bool>, TenancyError> {
+    pub async fn feature_flags(
+        &self,
+        slug: &TenantSlug,
+    ) -> Result<BTreeMap<String, bool>, TenancyError> {
         let own: BTreeMap<String, bool> =
             serde_json::from_value(self.json_column(slug, JsonColumn::FeatureFlags).await?)
                 .map_err(|e| TenancyError::Setting {
@@ -161,7 +165,11 @@ impl TenantPool {
 
     /// Whether a feature is on for a tenant (its own flag, else the default,
     /// else off).
-    pub async fn feature_enabled(&self, slug: &str, flag: &str) -> Result<bool, TenancyError> {
+    pub async fn feature_enabled(
+        &self,
+        slug: &TenantSlug,
+        flag: &str,
+    ) -> Result<bool, TenancyError> {
         check_key(flag)?;
         Ok(self
             .feature_flags(slug)
@@ -174,7 +182,7 @@ impl TenantPool {
     /// Turns a feature on or off for a tenant.
     pub async fn set_feature(
         &self,
-        slug: &str,
+        slug: &TenantSlug,
         flag: &str,
         enabled: bool,
     ) -> Result<(), TenancyError> {

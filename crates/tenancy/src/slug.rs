@@ -83,6 +83,18 @@ impl std::ops::Deref for TenantSlug {
     }
 }
 
+impl PartialEq<str> for TenantSlug {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for TenantSlug {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 impl AsRef<str> for TenantSlug {
     fn as_ref(&self) -> &str {
         &self.0

@@ -27,13 +27,15 @@ fn parse_settings(value: serde_json::Value) -> Result<TenantSettings, TenancyErr
 impl TenantPool {
     /// The typed settings of a tenant (defaults for what is unset), from the
     /// cache (see the module documentation for how fresh).
-    pub async fn tenant_settings(&self, slug: &str) -> Result<Arc<TenantSettings>, TenancyError> {
-        let slug = TenantSlug::parse(slug)?;
+    pub async fn tenant_settings(
+        &self,
+        slug: &TenantSlug,
+    ) -> Result<Arc<TenantSettings>, TenancyError> {
         self.watch_registry().await;
         if let Some(s) = self.inner.settings_cache.get(slug.as_str()).await {
             return Ok(s);
         }
-        let settings = Arc::new(parse_settings(self.settings(slug.as_str()).await?)?);
+        let settings = Arc::new(parse_settings(self.settings(slug).await?)?);
         self.inner
             .settings_cache
             .insert(slug.as_str().to_owned(), settings.clone())
@@ -47,13 +49,12 @@ impl TenantPool {
     /// Unknown keys and wrong types are [`TenancyError::Setting`].
     pub async fn update_tenant_settings(
         &self,
-        slug: &str,
+        slug: &TenantSlug,
         patch: &serde_json::Value,
     ) -> Result<(TenantSettings, TenantSettings), TenancyError> {
         if !patch.is_object() {
             return Err(out_of_bounds("*", "the patch must be a JSON object".into()));
         }
-        let slug = TenantSlug::parse(slug)?;
         let bounds = &self.inner.config.settings_bounds;
         let keys = TenantSettings::keys();
         if let serde_json::Value::Object(p) = patch
@@ -109,7 +110,7 @@ impl TenantPool {
 
     /// Forgets the cached settings of a tenant (e.g. after a change made
     /// with [`TenantPool::set_setting`]).
-    pub async fn forget_tenant_settings(&self, slug: &str) {
-        self.inner.settings_cache.invalidate(slug).await;
+    pub async fn forget_tenant_settings(&self, slug: &TenantSlug) {
+        self.inner.settings_cache.invalidate(slug.as_str()).await;
     }
 }

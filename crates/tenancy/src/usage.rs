@@ -8,7 +8,7 @@ use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
 use crate::schema::{__diesel_schema_migrations as ledger, tenant_usage};
-use crate::{TenancyError, TenantPool, TenantStatus};
+use crate::{TenancyError, TenantPool, TenantSlug, TenantStatus};
 
 /// Size of one table of a tenant.
 #[derive(Debug, Clone, serde::Serialize, diesel::QueryableByName)]
@@ -63,7 +63,7 @@ pub struct TenantHealth {
 
 impl TenantPool {
     /// Schema size, per-table sizes and row estimates, checkouts.
-    pub async fn usage(&self, slug: &str) -> Result<TenantUsage, TenancyError> {
+    pub async fn usage(&self, slug: &TenantSlug) -> Result<TenantUsage, TenancyError> {
         let tenant = self.tenant(slug).await?;
         let mut conn = self.conn().await?;
         // raw SQL: a catalog query (pg_class sizes) with no diesel schema
@@ -95,7 +95,7 @@ impl TenantPool {
     /// Probes a tenant: a transaction as its role in its schema that reads
     /// its migration ledger. Works for suspended tenants too (operators need
     /// to see them); purged tenants are reported unreachable.
-    pub async fn health(&self, slug: &str) -> Result<TenantHealth, TenancyError> {
+    pub async fn health(&self, slug: &TenantSlug) -> Result<TenantHealth, TenancyError> {
         let tenant = self.tenant(slug).await?;
         let latest = self.inner.template.latest_version().to_owned();
         let started = Instant::now();

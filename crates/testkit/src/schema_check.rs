@@ -104,8 +104,9 @@ macro_rules! assert_tenant_schema {
         let pool = tenancy::TenantPool::connect(tenancy::TenancyConfig::new(db.url.clone(), 4))
             .await
             .unwrap_or_else(|e| fail(&e));
+        let slug = tenancy::TenantSlug::parse("schema_check").unwrap_or_else(|e| fail(&e));
         let tenant = pool
-            .provision("schema_check", "Schema check")
+            .provision(&slug, "Schema check")
             .await
             .unwrap_or_else(|e| fail(&e));
         let tenant_tables: &[String] = &[$($crate::all_columns_sql!($tenant)[0].clone()),*];

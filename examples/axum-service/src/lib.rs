@@ -29,7 +29,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use rampart_auth::users::UserProfile;
 use rampart_auth::{AccessTokenRequest, AuthConfig, AuthError, AuthServer, SigningAlg};
-use rampart_tenancy::{TenancyError, Tenant, TenantPool};
+use rampart_tenancy::{TenancyError, Tenant, TenantPool, TenantSlug};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -131,10 +131,11 @@ impl FromRequestParts<AppState> for TenantCaller {
             .tokens()
             .verify_access_token(
                 token,
-                &auth.issuer(&slug),
+                &auth.config().issuer(&slug),
                 &auth.config().access_token_audience,
             )
             .map_err(|_| ApiError::Unauthorized)?;
+        let slug = TenantSlug::parse(&slug)?;
         let tenant = auth.pool().active_tenant(&slug).await?;
         // The tenant id sealed inside the token must be this tenant's, so a
         // token survives neither a slug reused after a purge nor a forged issuer.
@@ -188,7 +189,7 @@ async fn list_users(
     let listed = state
         .auth()
         .accounts()
-        .list_users(caller.tenant.slug.as_str(), page.after, limit)
+        .list_users(&caller.tenant.slug, page.after, limit)
         .await?;
     Ok(Json(listed))
 }

@@ -21,9 +21,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..TenancyConfig::default()
     })
     .await?;
-    let demo = match pool.tenant("demo").await {
+    let slug = rampart_tenancy::TenantSlug::parse("demo")?;
+    let demo = match pool.tenant(&slug).await {
         Ok(tenant) => tenant,
-        Err(_) => pool.provision("demo", "Demo tenant").await?,
+        Err(_) => pool.provision(&slug, "Demo tenant").await?,
     };
     let state = AppState::with_memory_keys(pool, AuthConfig::default()).await?;
 
@@ -31,12 +32,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // its accounts service. This service has no login, so the password is a
     // random one nobody needs; the token printed below stands in for a login.
     let accounts = state.auth().accounts();
-    let user = match accounts.find_by_email("demo", DEMO_EMAIL).await? {
+    let user = match accounts.find_by_email(&slug, DEMO_EMAIL).await? {
         Some(user) => user,
         None => {
             let password = uuid::Uuid::new_v4().simple().to_string();
             accounts
-                .register("demo", DEMO_EMAIL, "Demo user", &password, Role::Viewer)
+                .register(&slug, DEMO_EMAIL, "Demo user", &password, Role::Viewer)
                 .await?
         }
     };

@@ -26,7 +26,7 @@ async fn add_user(
     let user = state
         .auth()
         .accounts()
-        .register(tenant, email, display_name, PASSWORD, role)
+        .register(&valid_slug(tenant), email, display_name, PASSWORD, role)
         .await?;
     Ok(user.id)
 }
@@ -84,8 +84,8 @@ async fn a_bearer_token_reads_its_own_tenant_only() -> anyhow::Result<()> {
         ..TenancyConfig::default()
     })
     .await?;
-    let acme = pool.provision("acme", "Acme Capital").await?;
-    let globex = pool.provision("globex", "Globex").await?;
+    let acme = pool.provision(&valid_slug("acme"), "Acme Capital").await?;
+    let globex = pool.provision(&valid_slug("globex"), "Globex").await?;
 
     let state = AppState::with_memory_keys(pool.clone(), AuthConfig::default()).await?;
     let ada = add_user(
@@ -203,8 +203,13 @@ async fn a_bearer_token_reads_its_own_tenant_only() -> anyhow::Result<()> {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
     // A valid token for a tenant that may no longer serve requests: 404.
-    pool.suspend("globex", "unpaid", None).await?;
+    pool.suspend(&valid_slug("globex"), "unpaid", None).await?;
     let response = get_users(&base, "globex", Some(&globex_token)).await?;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     Ok(())
+}
+
+/// A tenant slug the test knows to be valid (the API takes validated slugs).
+pub fn valid_slug(s: &str) -> rampart_tenancy::TenantSlug {
+    rampart_tenancy::TenantSlug::parse(s).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -1,6 +1,7 @@
 //! DataLoaders: the positions of every portfolio a query lists, fetched in
 //! one batched crate call ([`PortfolioService::positions_of_many`]) instead
 //! of one query per portfolio.
+use rampart_tenancy::TenantSlug;
 use std::collections::HashMap;
 
 use actix_web::web;
@@ -16,7 +17,7 @@ use crate::state::AppState;
 /// the caller's access to each portfolio again).
 pub struct PositionsLoader {
     svc: PortfolioService,
-    tenant: String,
+    tenant: TenantSlug,
     /// None for a machine client, which sees no portfolios.
     actor: Option<Actor>,
     principal: rampart_auth::Principal,
@@ -27,7 +28,7 @@ impl PositionsLoader {
     pub fn new(caller: &Caller, state: &web::Data<AppState>) -> Self {
         PositionsLoader {
             svc: PortfolioService::new(state.tenants.clone()),
-            tenant: caller.tenant.to_string(),
+            tenant: caller.tenant.clone(),
             actor: caller
                 .user_id()
                 .ok()

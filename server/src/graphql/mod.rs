@@ -31,6 +31,7 @@ use async_graphql::{ErrorExtensions, Schema};
 use async_graphql_actix_web::GraphQLResponse;
 use rampart_auth::Permission;
 use rampart_portfolio::{Actor, PortfolioService};
+use rampart_tenancy::TenantSlug;
 
 use crate::api::{JsonObject, current_request_id};
 use crate::config::{Mode, ServerConfig};
@@ -92,7 +93,7 @@ pub struct RequestCaller {
 
 impl RequestCaller {
     /// The tenant of the path (checked against the credential).
-    pub fn tenant(&self) -> &str {
+    pub fn tenant(&self) -> &TenantSlug {
         &self.caller.tenant
     }
 

@@ -11,6 +11,7 @@ use rampart_portfolio::{
     Actor, Decimal, NewPortfolio, Portfolio, PortfolioDetail, PortfolioError, PortfolioPatch,
     PortfolioService, Position, PositionInput,
 };
+use rampart_tenancy::TenantSlug;
 use uuid::Uuid;
 
 use super::loaders::PositionsLoader;
@@ -633,7 +634,11 @@ fn writer<'a>(ctx: &Context<'a>) -> Result<(&'a RequestCaller, Actor, PortfolioS
 /// leaves it.
 async fn changed<F>(ctx: &Context<'_>, change: F) -> Result<PortfolioNode>
 where
-    F: AsyncFnOnce(&PortfolioService, &str, &Actor) -> Result<PortfolioDetail, PortfolioError>,
+    F: AsyncFnOnce(
+        &PortfolioService,
+        &TenantSlug,
+        &Actor,
+    ) -> Result<PortfolioDetail, PortfolioError>,
 {
     let (c, actor, svc) = writer(ctx)?;
     let d = change(&svc, c.tenant(), &actor).await;

@@ -22,6 +22,7 @@
 //! ([`crate::live_quotes::priced`]). The token is checked again at every
 //! tick: an expired or revoked one ends the subscription with an
 //! `unauthorized` error.
+use rampart_tenancy::TenantSlug;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -64,7 +65,7 @@ pub struct SubscribeQuery {
 #[derive(Clone)]
 pub struct Subscriber {
     state: AppState,
-    tenant: String,
+    tenant: TenantSlug,
     token: String,
     principal: Principal,
     /// The connection's running subscriptions.
@@ -100,6 +101,7 @@ impl Subscriber {
         tenant: String,
         token: Option<String>,
     ) -> Result<Self, ApiError> {
+        let tenant = TenantSlug::parse(&tenant)?;
         let principal = extract::authenticate(&state, &tenant, token.as_deref()).await?;
         extract::require(&principal, Permission::MarketRead)?;
         extract::require_flag::<extract::flag::PriceStream>(&state, &tenant).await?;

@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use actix_web::{get, post};
+use rampart_tenancy::TenantSlug;
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -93,10 +94,15 @@ pub async fn provision(
         actor: Some(who.actor()),
         ..Default::default()
     };
-    let result = state
-        .tenants
-        .provision_with(&body.slug, &body.display_name, options)
-        .await;
+    let result = match TenantSlug::parse(&body.slug) {
+        Ok(slug) => {
+            state
+                .tenants
+                .provision_with(&slug, &body.display_name, options)
+                .await
+        }
+        Err(e) => Err(e),
+    };
     state
         .metrics
         .provision_seconds
@@ -105,16 +111,18 @@ pub async fn provision(
     tracing::info!(operator = %who.0.subject, slug = %body.slug, ok = result.is_ok(), "tenant provisioning");
     let provisioned = result?;
     // The admin page's OAuth client exists from the start.
-    crate::admin_console::ensure_client(&state.auth, provisioned.slug.as_str())
+    crate::admin_console::ensure_client(&state.auth, &provisioned.slug)
         .await
         .map_err(|e| ApiError::internal(&std::io::Error::other(e)))?;
     let Some(email) = body.admin_email.as_deref() else {
         return Ok(api::ok_status(StatusCode::CREATED, provisioned));
     };
     let issued =
-        crate::onboarding::invite_first_admin(&state.auth, &body.slug, email, &who.actor()).await?;
+        crate::onboarding::invite_first_admin(&state.auth, &provisioned.slug, email, &who.actor())
+            .await?;
     let invitation =
-        crate::onboarding::deliver(&state.config, &state.tenants, &body.slug, issued).await?;
+        crate::onboarding::deliver(&state.config, &state.tenants, &provisioned.slug, issued)
+            .await?;
     let mut out = serde_json::to_value(&provisioned).map_err(|e| ApiError::internal(&e))?;
     out["invitation"] = serde_json::to_value(&invitation).map_err(|e| ApiError::internal(&e))?;
     Ok(api::ok_status(StatusCode::CREATED, out))
@@ -126,7 +134,7 @@ pub async fn provision(
 pub async fn tenant(
     _operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<String>,
+    slug: web::Path<TenantSlug>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = state.tenants.tenant(&slug).await?;
     let health = state.tenants.health(&slug).await?;
@@ -174,20 +182,22 @@ pub async fn lifecycle(
         )));
     }
     let t = &state.tenants;
+    // Parsed in the one arm that runs: an unknown action stays a 404.
+    let slug = || TenantSlug::parse(&slug);
     let changed = match action.as_str() {
-        "suspend" => t.suspend(&slug, &body.reason, Some(&who)).await?,
-        "resume" => t.resume(&slug, Some(&who)).await?,
+        "suspend" => t.suspend(&slug()?, &body.reason, Some(&who)).await?,
+        "resume" => t.resume(&slug()?, Some(&who)).await?,
         "deactivate" => {
             t.deactivate(
-                &slug,
+                &slug()?,
                 body.retention_days
                     .map(|d| chrono::Duration::days(i64::from(d))),
                 Some(&who),
             )
             .await?
         }
-        "reactivate" => t.reactivate(&slug, Some(&who)).await?,
-        "purge" => t.purge(&slug, body.force, Some(&who)).await?,
+        "reactivate" => t.reactivate(&slug()?, Some(&who)).await?,
+        "purge" => t.purge(&slug()?, body.force, Some(&who)).await?,
         _ => return Err(ApiError::not_found()),
     };
     Ok(api::ok(changed))

@@ -26,6 +26,7 @@ use actix_web::get;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
+use rampart_tenancy::TenantSlug;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api;
@@ -57,19 +58,18 @@ pub fn configure_pages(cfg: &mut ServiceConfig) {
 }
 
 async fn to_slash(tenant: web::Path<String>) -> HttpResponse {
-    if rampart_tenancy::TenantSlug::parse(&tenant).is_err() {
+    let Ok(tenant) = TenantSlug::parse(&tenant) else {
         return pages::admin_problem("", StatusCode::NOT_FOUND, "Not found", "No such tenant.");
-    }
+    };
     HttpResponse::MovedPermanently()
         .insert_header((header::LOCATION, format!("/t/{tenant}/admin/")))
         .finish()
 }
 
 async fn page(state: web::Data<AppState>, tenant: web::Path<String>) -> HttpResponse {
-    let tenant = tenant.into_inner();
-    if rampart_tenancy::TenantSlug::parse(&tenant).is_err() {
+    let Ok(tenant) = TenantSlug::parse(&tenant) else {
         return pages::admin_problem("", StatusCode::NOT_FOUND, "Not found", "No such tenant.");
-    }
+    };
     if state.tenants.active_tenant(&tenant).await.is_err() {
         return pages::admin_problem(
             &tenant,
@@ -83,7 +83,7 @@ async fn page(state: web::Data<AppState>, tenant: web::Path<String>) -> HttpResp
     let redirect = redirect_uri(&base, &tenant);
     // Registered at provisioning (never by this anonymous GET): checked only.
     if let Err(e) = crate::admin_console::check_client(auth, &tenant, &redirect).await {
-        tracing::error!(tenant, error = %e, "admin page: OAuth client unavailable");
+        tracing::error!(%tenant, error = %e, "admin page: OAuth client unavailable");
         return pages::admin_problem(
             &tenant,
             StatusCode::SERVICE_UNAVAILABLE,

@@ -9,6 +9,7 @@ use actix_web::{delete, get, patch, post};
 use rampart_auth::SigningAlg;
 use rampart_auth::clients::ClientUpdate;
 use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
+use rampart_tenancy::TenantSlug;
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -50,7 +51,7 @@ type Update = JsonObject<ClientUpdate>;
 #[derive(Debug, Deserialize)]
 pub struct ClientPath {
     /// The tenant.
-    pub tenant: String,
+    pub tenant: TenantSlug,
     /// The client.
     pub client_id: String,
 }
@@ -59,7 +60,7 @@ pub struct ClientPath {
 #[derive(Debug, Deserialize)]
 pub struct TenantPath {
     /// The tenant.
-    pub tenant: String,
+    pub tenant: TenantSlug,
 }
 
 /// Body of `POST …/clients`.
@@ -118,7 +119,7 @@ impl CreateClientBody {
 
 // ------------------------------------------------ shared by both listeners
 
-async fn do_create(state: &AppState, tenant: &str, body: &CreateClientBody) -> Answer {
+async fn do_create(state: &AppState, tenant: &TenantSlug, body: &CreateClientBody) -> Answer {
     let reg = body.registration()?;
     let oauth = state.auth.oauth();
     let secret = oauth.register_client(tenant, &reg).await?;
@@ -129,7 +130,7 @@ async fn do_create(state: &AppState, tenant: &str, body: &CreateClientBody) -> A
     ))
 }
 
-async fn do_list(state: &AppState, tenant: &str) -> Answer {
+async fn do_list(state: &AppState, tenant: &TenantSlug) -> Answer {
     Ok(api::ok(state.auth.oauth().list_clients(tenant).await?))
 }
 

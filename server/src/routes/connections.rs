@@ -37,7 +37,7 @@ pub async fn list_connections(
     let connections = state
         .auth
         .upstream()
-        .connections(user.tenant.as_str(), user.id)
+        .connections(&user.tenant, user.id)
         .await?;
     Ok(api::ok(serde_json::json!({ "connections": connections })))
 }
@@ -55,7 +55,7 @@ pub async fn disconnect(
     state
         .auth
         .upstream()
-        .disconnect(user.tenant.as_str(), user.id, &path.provider)
+        .disconnect(&user.tenant, user.id, &path.provider)
         .await?;
     Ok(api::ok(
         serde_json::json!({ "provider": path.provider, "disconnected": true }),

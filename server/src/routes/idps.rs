@@ -9,6 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use actix_web::{delete, get, patch, post};
 use rampart_auth::{UpstreamProvider, UpstreamProviderUpdate};
+use rampart_tenancy::TenantSlug;
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -42,7 +43,7 @@ type Admin = Caller<perm::TenantAdmin>;
 #[derive(Debug, Deserialize)]
 pub struct IdpPath {
     /// The tenant.
-    pub tenant: String,
+    pub tenant: TenantSlug,
     /// The provider's name.
     pub name: String,
 }
@@ -51,14 +52,14 @@ pub struct IdpPath {
 #[derive(Debug, Deserialize)]
 pub struct TenantPath {
     /// The tenant.
-    pub tenant: String,
+    pub tenant: TenantSlug,
 }
 
 // ------------------------------------------------ shared by both listeners
 
 async fn do_create(
     state: &AppState,
-    tenant: &str,
+    tenant: &TenantSlug,
     body: UpstreamProvider,
     actor: &str,
 ) -> Result<HttpResponse, ApiError> {
@@ -70,7 +71,7 @@ async fn do_create(
     Ok(api::ok_status(StatusCode::CREATED, info))
 }
 
-async fn do_list(state: &AppState, tenant: &str) -> Result<HttpResponse, ApiError> {
+async fn do_list(state: &AppState, tenant: &TenantSlug) -> Result<HttpResponse, ApiError> {
     Ok(api::ok(state.auth.upstream().list_providers(tenant).await?))
 }
 

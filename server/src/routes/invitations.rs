@@ -5,6 +5,7 @@
 //! (`POST …/invitations/accept`) or on the page the link opens
 //! (`GET`/`POST /t/{tenant}/invite/{token}`). The link is mailed when SMTP
 //! is configured, otherwise returned once to the inviter.
+use rampart_tenancy::TenantSlug;
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
@@ -45,7 +46,7 @@ type Admin = Caller<perm::UsersManage>;
 #[derive(Debug, Deserialize)]
 pub struct InvitationPath {
     /// The tenant.
-    pub tenant: String,
+    pub tenant: TenantSlug,
     /// The invitation.
     pub id: Uuid,
 }
@@ -96,7 +97,7 @@ fn role(name: &str) -> Result<Role, ApiError> {
 
 async fn delivered(
     state: &AppState,
-    tenant: &str,
+    tenant: &TenantSlug,
     issued: rampart_auth::invitation::IssuedInvitation,
 ) -> Result<Delivered, ApiError> {
     Ok(onboarding::deliver(&state.config, &state.tenants, tenant, issued).await?)
@@ -175,10 +176,10 @@ pub async fn revoke(
 #[derive(Debug, Deserialize)]
 pub struct TenantPath {
     /// The tenant.
-    pub tenant: String,
+    pub tenant: TenantSlug,
 }
 
-fn next_steps(state: &AppState, tenant: &str) -> serde_json::Value {
+fn next_steps(state: &AppState, tenant: &TenantSlug) -> serde_json::Value {
     let base = state.config.public_base_url.trim_end_matches('/');
     serde_json::json!({
         "issuer": state.auth.issuer(tenant),
@@ -249,12 +250,11 @@ async fn page(
     state: web::Data<AppState>,
     path: web::Path<PagePath>,
 ) -> Result<HttpResponse, ApiError> {
-    match state
-        .auth
-        .invitations()
-        .check(&path.tenant, &path.token)
-        .await
-    {
+    let tenant = match TenantSlug::parse(&path.tenant) {
+        Ok(t) => t,
+        Err(e) => return refused_page(e.into()),
+    };
+    match state.auth.invitations().check(&tenant, &path.token).await {
         Ok(inv) => Ok(pages::sign_in_page(
             "Accept your invitation",
             pages::invite_form(&path.tenant, &path.token, &inv.email, None),
@@ -269,8 +269,12 @@ async fn page_accept(
     path: web::Path<PagePath>,
     form: web::Form<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
+    let tenant = match TenantSlug::parse(&path.tenant) {
+        Ok(t) => t,
+        Err(e) => return refused_page(e.into()),
+    };
     let invitations = state.auth.invitations();
-    let inv = match invitations.check(&path.tenant, &path.token).await {
+    let inv = match invitations.check(&tenant, &path.token).await {
         Ok(inv) => inv,
         Err(e) => return refused_page(e),
     };
@@ -287,12 +291,9 @@ async fn page_accept(
     if password != again {
         return retry("The two passwords differ.");
     }
-    match invitations
-        .accept(&path.tenant, &path.token, password)
-        .await
-    {
+    match invitations.accept(&tenant, &path.token, password).await {
         Ok(_) => {
-            let next = next_steps(&state, &path.tenant);
+            let next = next_steps(&state, &tenant);
             Ok(pages::sign_in_page(
                 "Welcome",
                 pages::invite_accepted(

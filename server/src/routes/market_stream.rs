@@ -25,6 +25,7 @@
 //! for two heartbeats. Backpressure: a message the client does not take
 //! within [`SEND_TIMEOUT`] (its socket and the 32-message queue full) drops
 //! the client; nothing is buffered without bound.
+use rampart_tenancy::TenantSlug;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -81,8 +82,8 @@ pub async fn market_stream(
     query: web::Query<MarketStreamQuery>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant.into_inner();
     let token = extract::ws_bearer_token(&req, query.access_token.as_deref());
+    let tenant = TenantSlug::parse(&tenant)?;
     let p = extract::authenticate(&state, &tenant, token.as_deref()).await?;
     require(&p, Permission::MarketRead)?;
     extract::require_flag::<extract::flag::PriceStream>(&state, &tenant).await?;
@@ -105,7 +106,7 @@ pub async fn market_stream(
 struct Connection {
     session: actix_ws::Session,
     state: AppState,
-    tenant: String,
+    tenant: TenantSlug,
     token: String,
     symbols: BTreeSet<String>,
 }

@@ -8,6 +8,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
+use rampart_tenancy::TenantSlug;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::admin_console::{MEMBER_CLIENT_ID, MEMBER_SCOPE, member_redirect_uri};
@@ -31,19 +32,18 @@ fn problem(tenant: &str, status: StatusCode, title: &str, text: &str) -> HttpRes
 }
 
 async fn to_slash(tenant: web::Path<String>) -> HttpResponse {
-    if rampart_tenancy::TenantSlug::parse(&tenant).is_err() {
+    let Ok(tenant) = TenantSlug::parse(&tenant) else {
         return problem("", StatusCode::NOT_FOUND, "Not found", "No such tenant.");
-    }
+    };
     HttpResponse::MovedPermanently()
         .insert_header((header::LOCATION, format!("/t/{tenant}/member/")))
         .finish()
 }
 
 async fn page(state: web::Data<AppState>, tenant: web::Path<String>) -> HttpResponse {
-    let tenant = tenant.into_inner();
-    if rampart_tenancy::TenantSlug::parse(&tenant).is_err() {
+    let Ok(tenant) = TenantSlug::parse(&tenant) else {
         return problem("", StatusCode::NOT_FOUND, "Not found", "No such tenant.");
-    }
+    };
     if state.tenants.active_tenant(&tenant).await.is_err() {
         return problem(
             &tenant,
@@ -56,7 +56,7 @@ async fn page(state: web::Data<AppState>, tenant: web::Path<String>) -> HttpResp
     let redirect = member_redirect_uri(&auth.config().public_base_url, &tenant);
     // Registered at provisioning (never by this anonymous GET): checked only.
     if let Err(e) = crate::admin_console::check_member_client(auth, &tenant, &redirect).await {
-        tracing::error!(tenant, error = %e, "member page: OAuth client unavailable");
+        tracing::error!(%tenant, error = %e, "member page: OAuth client unavailable");
         return problem(
             &tenant,
             StatusCode::SERVICE_UNAVAILABLE,

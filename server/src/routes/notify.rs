@@ -22,6 +22,7 @@ use actix_web::{delete, get, post};
 use rampart_auth::ClientContext;
 use rampart_auth::accounts::SelfRegistration;
 use rampart_notify::{NewPriceAlert, Notifier};
+use rampart_tenancy::TenantSlug;
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
@@ -72,7 +73,7 @@ fn reset_context(req: &HttpRequest) -> ClientContext {
 #[derive(Debug, Deserialize)]
 pub struct TenantPath {
     /// The tenant.
-    pub tenant: String,
+    pub tenant: TenantSlug,
 }
 
 /// Body of `POST …/register`.
@@ -125,7 +126,7 @@ pub async fn register(
             SelfRegistration::Existing(_) => notifier.request_password_reset(&tenant, &email).await,
         };
         if let Err(e) = sent {
-            tracing::warn!(tenant, error = %e, "registration mail");
+            tracing::warn!(%tenant, error = %e, "registration mail");
         }
     });
     Ok(api::ok_status(
@@ -194,7 +195,7 @@ pub async fn forgot_password(
     let email = body.into_inner().email;
     tokio::spawn(async move {
         if let Err(e) = notifier.request_password_reset(&tenant, &email).await {
-            tracing::warn!(tenant, error = %e, "password reset mail");
+            tracing::warn!(%tenant, error = %e, "password reset mail");
         }
     });
     Ok(api::ok_status(

@@ -4,6 +4,7 @@
 //! upstream OpenID Connect provider. The logic lives in
 //! `rampart_auth::AuthServer`; this module only maps HTTP to it.
 
+use rampart_tenancy::TenantSlug;
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
@@ -202,6 +203,10 @@ fn mfa_page(
 
 async fn discovery(auth: AuthState, path: Tenant) -> HttpResponse {
     let tenant = path.into_inner();
+    let tenant = match TenantSlug::parse(&tenant) {
+        Ok(t) => t,
+        Err(e) => return oauth_error(&AuthError::from(e)),
+    };
     if let Err(e) = auth.pool().active_tenant(&tenant).await {
         return oauth_error(&AuthError::from(e));
     }
@@ -227,8 +232,14 @@ async fn authorize(
     path: Tenant,
     query: web::Query<AuthorizeRequest>,
 ) -> HttpResponse {
-    let tenant = path.into_inner();
-    let validated = match auth.validate_authorize(&tenant, &query).await {
+    let validated = match TenantSlug::parse(&path).map_err(|e| AuthorizeError::Page(e.into())) {
+        Ok(tenant) => auth
+            .validate_authorize(&tenant, &query)
+            .await
+            .map(|v| (tenant, v)),
+        Err(e) => Err(e),
+    };
+    let (tenant, validated) = match validated {
         Ok(v) => v,
         Err(AuthorizeError::Page(e)) => {
             let mut r = page(
@@ -284,7 +295,7 @@ async fn authorize(
     let csrf = new_csrf_token();
     // The page still works (password login) when the list cannot be read.
     let upstreams = auth.upstream_providers(&tenant).await.unwrap_or_else(|e| {
-        tracing::warn!(tenant, error = %e, "upstream providers unavailable");
+        tracing::warn!(%tenant, error = %e, "upstream providers unavailable");
         Vec::new()
     });
     let page = login_page_with(
@@ -348,6 +359,10 @@ async fn login(auth: AuthState, req: HttpRequest, path: Tenant, form: Form) -> H
     };
     let email = form.get("email").map(String::as_str).unwrap_or("");
     let password = form.get("password").map(String::as_str).unwrap_or("");
+    let tenant = match TenantSlug::parse(&tenant) {
+        Ok(t) => t,
+        Err(e) => return oauth_error(&AuthError::from(e)),
+    };
     match auth
         .login(&tenant, email, password, &client_context(&req))
         .await
@@ -411,6 +426,10 @@ async fn mfa(auth: AuthState, req: HttpRequest, path: Tenant, form: Form) -> Htt
         return csrf_refused(page, &tenant, &fresh, secure);
     };
     let code = form.get("code").map(String::as_str).unwrap_or("");
+    let tenant = match TenantSlug::parse(&tenant) {
+        Ok(t) => t,
+        Err(e) => return oauth_error(&AuthError::from(e)),
+    };
     match auth
         .verify_mfa(&tenant, challenge, code, &client_context(&req))
         .await
@@ -501,7 +520,9 @@ async fn token(auth: AuthState, req: HttpRequest, path: Tenant, form: Form) -> H
                 scope: form.get("scope").cloned(),
             };
             let ctx = client_context(&req);
-            let t = auth.token(&path, &creds, &request, &ctx).await?;
+            let t = auth
+                .token(&TenantSlug::parse(&path)?, &creds, &request, &ctx)
+                .await?;
             Ok(HttpResponse::Ok()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .insert_header((header::PRAGMA, "no-cache"))
@@ -517,7 +538,8 @@ async fn revoke(auth: AuthState, req: HttpRequest, path: Tenant, form: Form) -> 
             let creds = client_credentials(&req, &form)?;
             let token = token_param(&form)?;
             let ctx = client_context(&req);
-            auth.revoke(&path, &creds, token, &ctx).await?;
+            auth.revoke(&TenantSlug::parse(&path)?, &creds, token, &ctx)
+                .await?;
             Ok(HttpResponse::Ok().finish())
         }
         .await,
@@ -528,7 +550,9 @@ async fn introspect(auth: AuthState, req: HttpRequest, path: Tenant, form: Form)
     oauth_answer(
         async {
             let creds = client_credentials(&req, &form)?;
-            let v = auth.introspect(&path, &creds, token_param(&form)?).await?;
+            let v = auth
+                .introspect(&TenantSlug::parse(&path)?, &creds, token_param(&form)?)
+                .await?;
             Ok(HttpResponse::Ok()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .json(v))
@@ -546,6 +570,10 @@ async fn userinfo(auth: AuthState, req: HttpRequest, path: Tenant) -> HttpRespon
         .and_then(|v| v.strip_prefix("Bearer "))
     else {
         return oauth_error(&AuthError::InvalidToken("bearer token required".into()));
+    };
+    let tenant = match TenantSlug::parse(&tenant) {
+        Ok(t) => t,
+        Err(e) => return oauth_error(&AuthError::from(e)),
     };
     match auth.userinfo(&tenant, bearer.trim()).await {
         Ok(v) => HttpResponse::Ok().json(v),
@@ -571,6 +599,10 @@ async fn upstream_login(
             None => return oauth_error(&AuthError::InvalidRequest("return_to".into())),
         },
         None => None,
+    };
+    let tenant = match TenantSlug::parse(&tenant) {
+        Ok(t) => t,
+        Err(e) => return oauth_error(&AuthError::from(e)),
     };
     if let Err(e) = auth.pool().active_tenant(&tenant).await {
         return oauth_error(&AuthError::from(e));
@@ -631,17 +663,21 @@ async fn upstream_callback(
             "No sign-in was started in this browser.",
         );
     };
-    let outcome = auth
-        .complete_login(
-            &tenant,
-            &provider,
-            code,
-            state,
-            query.get("iss").map(String::as_str),
-            pending.value(),
-            &client_context(&req),
-        )
-        .await;
+    let outcome = match TenantSlug::parse(&tenant) {
+        Ok(slug) => {
+            auth.complete_login(
+                &slug,
+                &provider,
+                code,
+                state,
+                query.get("iss").map(String::as_str),
+                pending.value(),
+                &client_context(&req),
+            )
+            .await
+        }
+        Err(e) => Err(AuthError::from(e)),
+    };
     let mut gone = actix_web::cookie::Cookie::build(upstream_cookie_name(&tenant), "")
         .path(format!("/t/{tenant}/login/upstream"))
         .finish();

@@ -17,6 +17,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web::{get, patch, put};
 use rampart_auth::ClientContext;
 use rampart_auth::audit::AuditEvent;
+use rampart_tenancy::TenantSlug;
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
@@ -73,7 +74,7 @@ impl Actor {
     async fn record(
         &self,
         state: &AppState,
-        tenant: &str,
+        tenant: &TenantSlug,
         action: &str,
         detail: serde_json::Value,
     ) -> Result<(), ApiError> {
@@ -92,7 +93,7 @@ impl Actor {
     }
 }
 
-async fn read_settings(state: &AppState, tenant: &str) -> Result<HttpResponse, ApiError> {
+async fn read_settings(state: &AppState, tenant: &TenantSlug) -> Result<HttpResponse, ApiError> {
     // Registry state, not the cache: an admin reads what is stored.
     state.tenants.forget_tenant_settings(tenant).await;
     Ok(api::ok(&*state.tenants.tenant_settings(tenant).await?))
@@ -100,7 +101,7 @@ async fn read_settings(state: &AppState, tenant: &str) -> Result<HttpResponse, A
 
 async fn apply_patch(
     state: &AppState,
-    tenant: &str,
+    tenant: &TenantSlug,
     patch: &serde_json::Value,
     actor: &Actor,
 ) -> Result<HttpResponse, ApiError> {
@@ -121,7 +122,7 @@ async fn apply_patch(
 pub struct FlagPath {
     /// The tenant (public listener).
     #[serde(alias = "slug")]
-    pub tenant: String,
+    pub tenant: TenantSlug,
     /// The flag: 1–100 of `[A-Za-z0-9._-]`.
     pub flag: String,
 }
@@ -134,7 +135,11 @@ pub struct FlagBody {
     pub enabled: bool,
 }
 
-async fn read_flag(state: &AppState, tenant: &str, flag: &str) -> Result<HttpResponse, ApiError> {
+async fn read_flag(
+    state: &AppState,
+    tenant: &TenantSlug,
+    flag: &str,
+) -> Result<HttpResponse, ApiError> {
     let enabled = state.tenants.feature_enabled(tenant, flag).await?;
     Ok(api::ok(
         serde_json::json!({"flag": flag, "enabled": enabled}),
@@ -228,7 +233,7 @@ pub async fn put_feature(
 pub async fn admin_get_settings(
     _operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<String>,
+    slug: web::Path<TenantSlug>,
 ) -> Result<HttpResponse, ApiError> {
     read_settings(&state, &slug).await
 }
@@ -240,7 +245,7 @@ pub async fn admin_patch_settings(
     operator: Operator,
     req: HttpRequest,
     state: web::Data<AppState>,
-    slug: web::Path<String>,
+    slug: web::Path<TenantSlug>,
     body: JsonObject<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     apply_patch(&state, &slug, &body, &Actor::operator(&operator, &req)).await
@@ -252,7 +257,7 @@ pub async fn admin_patch_settings(
 pub async fn admin_list_features(
     _operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<String>,
+    slug: web::Path<TenantSlug>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(api::ok(state.tenants.feature_flags(&slug).await?))
 }

@@ -15,6 +15,7 @@
 //! "quotes": [{"symbol", "price", "previousClose", "asOf", "source",
 //! "ageMs", "stale"}], "errors": [{"symbol", "code"}]}`; a last
 //! `{"type": "closed", "reason"}` precedes a close when access ends.
+use rampart_tenancy::TenantSlug;
 use std::time::Duration;
 
 use actix_web::get;
@@ -39,7 +40,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[derive(Debug, Deserialize)]
 pub struct StreamPath {
     /// The tenant.
-    pub tenant: String,
+    pub tenant: TenantSlug,
     /// The portfolio.
     pub id: Uuid,
 }
@@ -107,7 +108,7 @@ struct Watch {
     market: std::sync::Arc<rampart_market::ProviderChain>,
     auth: std::sync::Arc<rampart_auth::AuthServer>,
     token: String,
-    tenant: String,
+    tenant: TenantSlug,
     actor: Actor,
     id: Uuid,
 }

@@ -32,6 +32,7 @@ use chrono::{DateTime, Utc};
 use rampart_auth::audit::{AuditEvent, AuditRecord};
 use rampart_auth::audit_query::{AuditFilter, RangeVerification};
 use rampart_auth::audit_tree::{ConsistencyProof, InclusionProof, LogVerification, SignedTreeHead};
+use rampart_tenancy::TenantSlug;
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -99,7 +100,11 @@ impl AuditQuery {
 /// The tenant admin who may read the audit log.
 type Auditor = Caller<perm::AuditRead>;
 
-async fn page(state: &AppState, tenant: &str, q: &AuditQuery) -> Result<HttpResponse, ApiError> {
+async fn page(
+    state: &AppState,
+    tenant: &TenantSlug,
+    q: &AuditQuery,
+) -> Result<HttpResponse, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     let before = match q.cursor.as_deref() {
         Some(c) => Some(
@@ -171,7 +176,7 @@ fn chain_header(v: &RangeVerification) -> String {
 
 async fn export_of(
     state: &AppState,
-    tenant: &str,
+    tenant: &TenantSlug,
     q: &AuditQuery,
     by: AuditEvent,
 ) -> Result<HttpResponse, ApiError> {
@@ -276,7 +281,7 @@ pub async fn export(
 pub async fn admin_list(
     _operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<String>,
+    slug: web::Path<TenantSlug>,
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     page(&state, &slug, &q).await
@@ -288,7 +293,7 @@ pub async fn admin_list(
 pub async fn admin_export(
     operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<String>,
+    slug: web::Path<TenantSlug>,
     q: web::Query<AuditQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
@@ -318,7 +323,7 @@ pub struct ConsistencyQuery {
     pub second: u64,
 }
 
-async fn newest_head(state: &AppState, tenant: &str) -> Result<HttpResponse, ApiError> {
+async fn newest_head(state: &AppState, tenant: &TenantSlug) -> Result<HttpResponse, ApiError> {
     match state.auth.audit_trail().tree_head(tenant).await? {
         Some(head) => Ok(api::ok::<SignedTreeHead>(head)),
         None => Err(rampart_auth::AuthError::NotSealed(
@@ -330,7 +335,7 @@ async fn newest_head(state: &AppState, tenant: &str) -> Result<HttpResponse, Api
 
 async fn inclusion_of(
     state: &AppState,
-    tenant: &str,
+    tenant: &TenantSlug,
     q: &InclusionQuery,
 ) -> Result<HttpResponse, ApiError> {
     let proof: InclusionProof = state
@@ -343,7 +348,7 @@ async fn inclusion_of(
 
 async fn consistency_of(
     state: &AppState,
-    tenant: &str,
+    tenant: &TenantSlug,
     q: &ConsistencyQuery,
 ) -> Result<HttpResponse, ApiError> {
     let proof: ConsistencyProof = state
@@ -392,7 +397,7 @@ pub async fn consistency(
 pub async fn admin_tree_head(
     _operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<String>,
+    slug: web::Path<TenantSlug>,
 ) -> Result<HttpResponse, ApiError> {
     newest_head(&state, &slug).await
 }
@@ -403,7 +408,7 @@ pub async fn admin_tree_head(
 pub async fn admin_inclusion(
     _operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<String>,
+    slug: web::Path<TenantSlug>,
     q: web::Query<InclusionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     inclusion_of(&state, &slug, &q).await
@@ -415,7 +420,7 @@ pub async fn admin_inclusion(
 pub async fn admin_consistency(
     _operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<String>,
+    slug: web::Path<TenantSlug>,
     q: web::Query<ConsistencyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     consistency_of(&state, &slug, &q).await
@@ -428,7 +433,7 @@ pub async fn admin_consistency(
 pub async fn admin_verify(
     _operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<String>,
+    slug: web::Path<TenantSlug>,
 ) -> Result<HttpResponse, ApiError> {
     let v: LogVerification = state.auth.audit_trail().verify_log(&slug).await?;
     Ok(api::ok(v))

@@ -56,7 +56,7 @@ pub async fn tradestation_bars(
             "from must not be after to, at most 30 years apart",
         ));
     }
-    let ts = crate::tradestation::for_user(&state, user.tenant.as_str(), user.id).await?;
+    let ts = crate::tradestation::for_user(&state, &user.tenant, user.id).await?;
     let bars = ts.daily_bars(&symbol, from, to).await?;
     let (bars, rejected) = rampart_market::validate_bars(bars, chrono::Utc::now().date_naive());
     Ok(api::ok(serde_json::json!({
@@ -99,7 +99,7 @@ pub async fn tradestation_symbols(
             "symbols: 1-{max} comma-separated symbols"
         )));
     }
-    let ts = crate::tradestation::for_user(&state, user.tenant.as_str(), user.id).await?;
+    let ts = crate::tradestation::for_user(&state, &user.tenant, user.id).await?;
     let found = ts.symbols(&symbols).await?;
     if let Some(store) = state.market.store() {
         store.upsert_instruments(&found, "tradestation").await?;

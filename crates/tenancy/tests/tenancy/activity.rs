@@ -1,4 +1,5 @@
 //! `TableActivity`: which tenants a polling job visits.
+use super::valid_slug;
 use std::collections::HashSet;
 
 use diesel_async::SimpleAsyncConnection;
@@ -9,7 +10,7 @@ use super::pool;
 /// Inserts one audit row in `slug`, its statistics flushed when the
 /// transaction ends (as an idle backend does within seconds anyway).
 async fn append(pool: &TenantPool, slug: &str) {
-    pool.with_tenant(slug, async |conn| {
+    pool.with_tenant(&valid_slug(slug), async |conn| {
         conn.batch_execute(
             "INSERT INTO audit_log (action, result) VALUES ('login', 'success'); \
              SELECT pg_stat_force_next_flush()",
@@ -34,7 +35,7 @@ fn only(slugs: &[&str]) -> Due {
 async fn a_pass_visits_the_tenants_whose_table_took_rows() {
     let pool = pool().await;
     for slug in ["aaa", "bbb", "ccc"] {
-        pool.provision(slug, slug).await.unwrap();
+        pool.provision(&valid_slug(slug), slug).await.unwrap();
     }
     let audit = TableActivity::inserts("audit_log", 3);
     // The first pass visits everyone and learns the counters.
@@ -48,7 +49,7 @@ async fn a_pass_visits_the_tenants_whose_table_took_rows() {
     append(&pool, "ccc").await;
     assert_eq!(audit.due(&pool).await.unwrap(), only(&["ccc"]));
     // A tenant provisioned since is new to it: due.
-    pool.provision("ddd", "ddd").await.unwrap();
+    pool.provision(&valid_slug("ddd"), "ddd").await.unwrap();
     assert_eq!(audit.due(&pool).await.unwrap(), only(&["ddd"]));
     assert!(only(&["ddd"]).includes("ddd") && !only(&["ddd"]).includes("aaa"));
     // A pass that did not run (or failed on some tenants) hands them on.

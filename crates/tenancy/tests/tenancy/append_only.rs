@@ -1,3 +1,4 @@
+use super::valid_slug;
 use diesel_async::SimpleAsyncConnection;
 use rampart_tenancy::{MigrationSet, TemplateMigration, TenancyError, TenantPool};
 
@@ -6,7 +7,7 @@ use super::{admin_count, config, database_url, pool_with};
 /// Runs `sql` as the tenant role of `slug` (the role every request uses).
 async fn as_tenant(pool: &TenantPool, slug: &str, sql: &str) -> Result<(), TenancyError> {
     let sql = sql.to_owned();
-    pool.with_tenant(slug, async |conn| {
+    pool.with_tenant(&valid_slug(slug), async |conn| {
         conn.batch_execute(&sql).await?;
         Ok::<_, TenancyError>(())
     })
@@ -60,7 +61,7 @@ async fn assert_insert_only(pool: &TenantPool, url: &str, slug: &str) {
 async fn the_tenant_role_can_only_append_to_its_audit_log() {
     let url = database_url().await;
     let pool = TenantPool::connect(config(&url)).await.unwrap();
-    pool.provision("aud", "Audit").await.unwrap();
+    pool.provision(&valid_slug("aud"), "Audit").await.unwrap();
     assert_insert_only(&pool, &url, "aud").await;
 }
 
@@ -70,7 +71,9 @@ async fn the_tenant_role_can_only_append_to_its_audit_log() {
 async fn a_schema_owned_by_its_tenant_role_is_taken_over() {
     let url = database_url().await;
     let pool = TenantPool::connect(config(&url)).await.unwrap();
-    pool.provision("legacy", "Legacy").await.unwrap();
+    pool.provision(&valid_slug("legacy"), "Legacy")
+        .await
+        .unwrap();
     // As it was provisioned before: the tenant role owns the schema.
     super::admin_exec(
         &url,
@@ -103,7 +106,7 @@ async fn a_migration_gets_the_audit_log_only_when_it_names_it() {
         TenantPool::connect(config(&url))
             .await
             .unwrap()
-            .provision(slug, slug)
+            .provision(&valid_slug(slug), slug)
             .await
             .unwrap();
         let next = MigrationSet::embedded_tenant()

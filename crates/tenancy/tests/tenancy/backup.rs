@@ -1,6 +1,7 @@
 //! Backup and restore: per-tenant export/restore round trips (row for row),
 //! refusals, corrupt and incompatible archives, and the whole-database
 //! pg_dump/pg_restore procedure of the README.
+use super::valid_slug;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -88,7 +89,7 @@ async fn seed(pool: &TenantPool, slug: &str, n: usize) {
             SELECT '00000000-0000-0000-0000-00000000000f', 'edit', jsonb_build_object('v', g) FROM generate_series(1, 5) g;
         "#
     );
-    pool.with_tenant(slug, async |conn| {
+    pool.with_tenant(&valid_slug(slug), async |conn| {
         conn.batch_execute(&sql).await.map_err(TenancyError::from)
     })
     .await
@@ -101,7 +102,7 @@ async fn next_audit_id(pool: &TenantPool, slug: &str) -> i64 {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         id: i64,
     }
-    pool.with_tenant(slug, async |conn| {
+    pool.with_tenant(&valid_slug(slug), async |conn| {
         let row: Id = diesel::sql_query(
             "INSERT INTO audit_log (action, result) VALUES ('probe', 'ok') RETURNING id",
         )
@@ -132,16 +133,21 @@ async fn delete_audit_probe(url: &str, slug: &str) {
 async fn export_and_restore_round_trip_row_for_row() {
     let url = database_url().await;
     let pool = pool_with(&url, Default::default()).await;
-    pool.provision("source", "Source Capital").await.unwrap();
+    pool.provision(&valid_slug("source"), "Source Capital")
+        .await
+        .unwrap();
     seed(&pool, "source", 300).await;
-    pool.set_setting("source", "locale", &"de-CH")
+    pool.set_setting(&valid_slug("source"), "locale", &"de-CH")
         .await
         .unwrap();
     let original = contents(&url, "source").await;
 
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("source");
-    let export = pool.export_tenant("source", &archive).await.unwrap();
+    let export = pool
+        .export_tenant(&valid_slug("source"), &archive)
+        .await
+        .unwrap();
     let manifest = read_backup_manifest(&archive).await.unwrap();
     assert_eq!(manifest, export.manifest);
     assert_eq!(manifest.source_slug, "source");
@@ -171,7 +177,7 @@ async fn export_and_restore_round_trip_row_for_row() {
     let report = pool
         .restore_tenant(
             &archive,
-            "copy_one",
+            &valid_slug("copy_one"),
             RestoreOptions {
                 actor: Some("test".into()),
                 ..Default::default()
@@ -186,7 +192,7 @@ async fn export_and_restore_round_trip_row_for_row() {
     assert_eq!(contents(&url, "copy_one").await, original);
     // Settings came along; identity sequences continue after the restored ids.
     let locale: String = pool
-        .setting_or("copy_one", "locale", String::new())
+        .setting_or(&valid_slug("copy_one"), "locale", String::new())
         .await
         .unwrap();
     assert_eq!(locale, "de-CH");
@@ -205,7 +211,7 @@ async fn export_and_restore_round_trip_row_for_row() {
 async fn export_is_one_snapshot_under_concurrent_writes() {
     let url = database_url().await;
     let pool = pool_with(&url, Default::default()).await;
-    pool.provision("busy", "Busy").await.unwrap();
+    pool.provision(&valid_slug("busy"), "Busy").await.unwrap();
     seed(&pool, "busy", 2_000).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
@@ -213,7 +219,7 @@ async fn export_is_one_snapshot_under_concurrent_writes() {
         tokio::spawn(async move {
             let mut pairs = 0u64;
             loop {
-                pool.with_tenant("busy", async |conn| {
+                pool.with_tenant(&valid_slug("busy"), async |conn| {
                     conn.batch_execute(
                         "INSERT INTO positions (portfolio_id, symbol, quantity) \
                            VALUES ('00000000-0000-0000-0000-00000000000f', 'W', 1); \
@@ -239,7 +245,12 @@ async fn export_is_one_snapshot_under_concurrent_writes() {
     let mut exports = Vec::new();
     for i in 0..3 {
         let path = dir.path().join(format!("busy{i}"));
-        exports.push(pool.export_tenant("busy", &path).await.unwrap().manifest);
+        exports.push(
+            pool.export_tenant(&valid_slug("busy"), &path)
+                .await
+                .unwrap()
+                .manifest,
+        );
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let pairs = writer.await.unwrap();
@@ -255,15 +266,17 @@ async fn export_is_one_snapshot_under_concurrent_writes() {
 async fn restore_into_existing_tenant_is_refused_unless_replace() {
     let url = database_url().await;
     let pool = pool_with(&url, Default::default()).await;
-    let source = pool.provision("keep", "Keep").await.unwrap();
+    let source = pool.provision(&valid_slug("keep"), "Keep").await.unwrap();
     seed(&pool, "keep", 50).await;
     let original = contents(&url, "keep").await;
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("keep");
-    pool.export_tenant("keep", &archive).await.unwrap();
+    pool.export_tenant(&valid_slug("keep"), &archive)
+        .await
+        .unwrap();
 
     // Refused: nothing changes.
-    pool.with_tenant("keep", async |conn| {
+    pool.with_tenant(&valid_slug("keep"), async |conn| {
         conn.batch_execute("DELETE FROM positions; INSERT INTO roles (name) VALUES ('new')")
             .await
             .map_err(TenancyError::from)
@@ -273,7 +286,7 @@ async fn restore_into_existing_tenant_is_refused_unless_replace() {
     let changed = contents(&url, "keep").await;
     assert_ne!(changed, original);
     let err = pool
-        .restore_tenant(&archive, "keep", RestoreOptions::default())
+        .restore_tenant(&archive, &valid_slug("keep"), RestoreOptions::default())
         .await
         .unwrap_err();
     assert!(
@@ -285,7 +298,7 @@ async fn restore_into_existing_tenant_is_refused_unless_replace() {
 
     // Asked for: same tenant (id kept), data replaced by the archive's.
     let report = pool
-        .restore_tenant(&archive, "keep", replacing())
+        .restore_tenant(&archive, &valid_slug("keep"), replacing())
         .await
         .unwrap();
     assert!(!report.created);
@@ -296,9 +309,11 @@ async fn restore_into_existing_tenant_is_refused_unless_replace() {
     assert_eq!(contents(&url, "keep").await, original);
 
     // A suspended tenant is replaced and stays suspended.
-    pool.suspend("keep", "maintenance", None).await.unwrap();
+    pool.suspend(&valid_slug("keep"), "maintenance", None)
+        .await
+        .unwrap();
     let report = pool
-        .restore_tenant(&archive, "keep", replacing())
+        .restore_tenant(&archive, &valid_slug("keep"), replacing())
         .await
         .unwrap();
     assert_eq!(report.tenant.status, TenantStatus::Suspended);
@@ -337,7 +352,7 @@ async fn copy_dir(from: &Path, to: &Path) {
 
 async fn assert_no_tenant(pool: &TenantPool, url: &str, slug: &str) {
     assert!(matches!(
-        pool.tenant(slug).await,
+        pool.tenant(&valid_slug(slug)).await,
         Err(TenancyError::NotFound(_))
     ));
     assert_eq!(
@@ -354,22 +369,26 @@ async fn assert_no_tenant(pool: &TenantPool, url: &str, slug: &str) {
 async fn bad_archives_are_refused_with_typed_errors() {
     let url = database_url().await;
     let pool = pool_with(&url, Default::default()).await;
-    pool.provision("orig", "Orig").await.unwrap();
+    pool.provision(&valid_slug("orig"), "Orig").await.unwrap();
     seed(&pool, "orig", 20).await;
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good");
-    let manifest = pool.export_tenant("orig", &good).await.unwrap().manifest;
+    let manifest = pool
+        .export_tenant(&valid_slug("orig"), &good)
+        .await
+        .unwrap()
+        .manifest;
 
     // Exporting over an existing archive is refused.
     assert!(matches!(
-        pool.export_tenant("orig", &good).await,
+        pool.export_tenant(&valid_slug("orig"), &good).await,
         Err(TenancyError::BackupIo { .. })
     ));
     // No manifest (an interrupted export).
     let empty = dir.path().join("empty");
     tokio::fs::create_dir_all(&empty).await.unwrap();
     assert!(matches!(
-        pool.restore_tenant(&empty, "fresh", RestoreOptions::default())
+        pool.restore_tenant(&empty, &valid_slug("fresh"), RestoreOptions::default())
             .await,
         Err(TenancyError::BackupIo { .. })
     ));
@@ -381,7 +400,7 @@ async fn bad_archives_are_refused_with_typed_errors() {
     m.template_version = "2000-01-01-000000_old".into();
     write_manifest(&old, &m).await;
     let err = pool
-        .restore_tenant(&old, "fresh", RestoreOptions::default())
+        .restore_tenant(&old, &valid_slug("fresh"), RestoreOptions::default())
         .await
         .unwrap_err();
     assert!(
@@ -401,7 +420,7 @@ async fn bad_archives_are_refused_with_typed_errors() {
         .await
         .unwrap();
     assert!(matches!(
-        pool.restore_tenant(&corrupt, "fresh", RestoreOptions::default())
+        pool.restore_tenant(&corrupt, &valid_slug("fresh"), RestoreOptions::default())
             .await,
         Err(TenancyError::BackupInvalid(_))
     ));
@@ -414,7 +433,7 @@ async fn bad_archives_are_refused_with_typed_errors() {
     m.tables[0].file = "../good/000_roles.copy".into();
     write_manifest(&escape, &m).await;
     assert!(matches!(
-        pool.restore_tenant(&escape, "fresh", RestoreOptions::default())
+        pool.restore_tenant(&escape, &valid_slug("fresh"), RestoreOptions::default())
             .await,
         Err(TenancyError::BackupInvalid(_))
     ));
@@ -435,7 +454,7 @@ async fn bad_archives_are_refused_with_typed_errors() {
     roles.sha256 = sha256_hex(&doubled);
     write_manifest(&dup, &m).await;
     let err = pool
-        .restore_tenant(&dup, "fresh", RestoreOptions::default())
+        .restore_tenant(&dup, &valid_slug("fresh"), RestoreOptions::default())
         .await
         .unwrap_err();
     assert!(
@@ -444,21 +463,24 @@ async fn bad_archives_are_refused_with_typed_errors() {
     );
     assert_no_tenant(&pool, &url, "fresh").await;
     // ... and it can: the good archive restores under the same slug.
-    pool.restore_tenant(&good, "fresh", RestoreOptions::default())
+    pool.restore_tenant(&good, &valid_slug("fresh"), RestoreOptions::default())
         .await
         .unwrap();
     assert_eq!(contents(&url, "fresh").await, contents(&url, "orig").await);
 
-    // Invalid target slugs never reach SQL; purged tenants are refused.
+    // Invalid target slugs never reach SQL (no TenantSlug can name one, so
+    // no restore can be asked for); purged tenants are refused.
     assert!(matches!(
-        pool.restore_tenant(&good, "x; drop", RestoreOptions::default())
-            .await,
+        rampart_tenancy::TenantSlug::parse("x; drop"),
         Err(TenancyError::InvalidSlug { .. })
     ));
-    pool.deactivate("orig", None, None).await.unwrap();
-    pool.purge("orig", true, None).await.unwrap();
+    pool.deactivate(&valid_slug("orig"), None, None)
+        .await
+        .unwrap();
+    pool.purge(&valid_slug("orig"), true, None).await.unwrap();
     assert!(matches!(
-        pool.export_tenant("orig", dir.path().join("purged")).await,
+        pool.export_tenant(&valid_slug("orig"), dir.path().join("purged"))
+            .await,
         Err(TenancyError::Purged(_))
     ));
 }
@@ -490,7 +512,7 @@ async fn whole_database_pg_dump_and_pg_restore() {
     let slugs = ["alpha", "bravo", "charlie"];
     let mut before = BTreeMap::new();
     for (i, slug) in slugs.iter().enumerate() {
-        pool.provision(slug, slug).await.unwrap();
+        pool.provision(&valid_slug(slug), slug).await.unwrap();
         seed(&pool, slug, 10 * (i + 1)).await;
         before.insert(*slug, contents(&url, slug).await);
     }
@@ -575,7 +597,7 @@ async fn whole_database_pg_dump_and_pg_restore() {
     assert_eq!(restored.list().await.unwrap().len(), slugs.len());
     assert_eq!(next_audit_id(&restored, "charlie").await, 31);
     let denied = restored
-        .with_tenant("alpha", async |conn| {
+        .with_tenant(&valid_slug("alpha"), async |conn| {
             conn.batch_execute("SELECT * FROM tenant_bravo.users")
                 .await
                 .map_err(TenancyError::from)
@@ -583,13 +605,23 @@ async fn whole_database_pg_dump_and_pg_restore() {
         .await
         .unwrap_err();
     assert!(denied.is_permission_denied(), "{denied:?}");
-    restored.provision("delta", "Delta").await.unwrap();
+    restored
+        .provision(&valid_slug("delta"), "Delta")
+        .await
+        .unwrap();
     seed(&restored, "delta", 5).await;
     // A per-tenant archive of the restored database restores on it too.
     let archive = dir.path().join("alpha");
-    restored.export_tenant("alpha", &archive).await.unwrap();
     restored
-        .restore_tenant(&archive, "alpha_copy", RestoreOptions::default())
+        .export_tenant(&valid_slug("alpha"), &archive)
+        .await
+        .unwrap();
+    restored
+        .restore_tenant(
+            &archive,
+            &valid_slug("alpha_copy"),
+            RestoreOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(contents(&restored_url, "alpha_copy").await, before["alpha"]);
@@ -611,21 +643,24 @@ async fn backup_figures() {
         .unwrap_or(100_000);
     let url = database_url().await;
     let pool = pool_with(&url, Default::default()).await;
-    pool.provision("big", "Big").await.unwrap();
+    pool.provision(&valid_slug("big"), "Big").await.unwrap();
     seed(&pool, "big", n).await;
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("big");
     let started = Instant::now();
-    let export = pool.export_tenant("big", &archive).await.unwrap();
+    let export = pool
+        .export_tenant(&valid_slug("big"), &archive)
+        .await
+        .unwrap();
     let export_time = started.elapsed();
     let started = Instant::now();
     let report = pool
-        .restore_tenant(&archive, "big_copy", RestoreOptions::default())
+        .restore_tenant(&archive, &valid_slug("big_copy"), RestoreOptions::default())
         .await
         .unwrap();
     let restore_time = started.elapsed();
     let started = Instant::now();
-    pool.restore_tenant(&archive, "big_copy", replacing())
+    pool.restore_tenant(&archive, &valid_slug("big_copy"), replacing())
         .await
         .unwrap();
     let replace_time = started.elapsed();

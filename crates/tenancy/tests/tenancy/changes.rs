@@ -1,5 +1,6 @@
 //! `ChangeFeed`: changes announced in tenant transactions, read by every
 //! replica with one query for all tenants.
+use super::valid_slug;
 use std::time::Duration;
 
 use rampart_tenancy::{ChangeFeed, TenancyError};
@@ -10,10 +11,10 @@ use super::pool;
 async fn a_change_moves_its_tenants_generation_only_and_a_late_commit_is_not_missed() {
     let pool = pool().await;
     for slug in ["aaa", "bbb"] {
-        pool.provision(slug, slug).await.unwrap();
+        pool.provision(&valid_slug(slug), slug).await.unwrap();
     }
-    let a = pool.tenant("aaa").await.unwrap().id;
-    let b = pool.tenant("bbb").await.unwrap().id;
+    let a = pool.tenant(&valid_slug("aaa")).await.unwrap().id;
+    let b = pool.tenant(&valid_slug("bbb")).await.unwrap().id;
     let feed = ChangeFeed::new(pool.clone(), Duration::ZERO);
     // A replica whose view may be an hour old.
     let lazy = ChangeFeed::new(pool.clone(), Duration::from_secs(3600));
@@ -28,7 +29,7 @@ async fn a_change_moves_its_tenants_generation_only_and_a_late_commit_is_not_mis
     let lazy0 = generation(&lazy, a, "roles").await;
 
     let announced = pool
-        .with_tenant("aaa", async |conn| {
+        .with_tenant(&valid_slug("aaa"), async |conn| {
             ChangeFeed::announce(conn, "roles").await
         })
         .await
@@ -55,7 +56,7 @@ async fn a_change_moves_its_tenants_generation_only_and_a_late_commit_is_not_mis
     let late = tokio::spawn({
         let pool = pool.clone();
         async move {
-            pool.with_tenant("bbb", async |conn| {
+            pool.with_tenant(&valid_slug("bbb"), async |conn| {
                 ChangeFeed::announce(conn, "roles").await?;
                 let _ = announced_tx.send(());
                 let _ = commit_rx.await;

@@ -1,3 +1,4 @@
+use super::valid_slug;
 use rampart_tenancy::TenancyError;
 
 use super::{admin_count, database_url, pool_with};
@@ -9,7 +10,7 @@ async fn fifty_tasks_provisioning_one_slug_one_wins() {
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let pool = pool.clone();
-            tokio::spawn(async move { pool.provision("contested", "Contested").await })
+            tokio::spawn(async move { pool.provision(&valid_slug("contested"), "Contested").await })
         })
         .collect();
     let (mut ok, mut exists) = (0, 0);
@@ -37,7 +38,10 @@ async fn two_hundred_tenants_in_parallel_are_all_present_and_migrated() {
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let pool = pool.clone();
-            tokio::spawn(async move { pool.provision(&format!("bulk{i:03}"), "Bulk").await })
+            tokio::spawn(async move {
+                pool.provision(&valid_slug(&format!("bulk{i:03}")), "Bulk")
+                    .await
+            })
         })
         .collect();
     for t in tasks {

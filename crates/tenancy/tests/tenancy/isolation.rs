@@ -1,3 +1,4 @@
+use super::valid_slug;
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
 use rampart_tenancy::{TenancyError, TenantPool};
@@ -20,7 +21,7 @@ async fn concurrent_tenants_never_see_each_others_rows() {
     let pool = pool().await;
     let slugs: Vec<String> = (0..8).map(|i| format!("iso{i}")).collect();
     for s in &slugs {
-        pool.provision(s, s).await.unwrap();
+        pool.provision(&valid_slug(s), s).await.unwrap();
     }
     let mut tasks = Vec::new();
     for s in slugs.clone() {
@@ -28,7 +29,7 @@ async fn concurrent_tenants_never_see_each_others_rows() {
             let pool = pool.clone();
             let s = s.clone();
             tasks.push(tokio::spawn(async move {
-                pool.with_tenant(&s, async |conn| {
+                pool.with_tenant(&valid_slug(&s), async |conn| {
                     diesel::sql_query("INSERT INTO users (email) VALUES ($1)")
                         .bind::<Text, _>(format!("u{i}@{s}.test"))
                         .execute(conn)
@@ -59,15 +60,19 @@ async fn concurrent_tenants_never_see_each_others_rows() {
 #[tokio::test(flavor = "multi_thread")]
 async fn explicit_cross_schema_sql_fails_with_permission_denied() {
     let pool = pool().await;
-    pool.provision("victim", "Victim").await.unwrap();
-    pool.provision("attacker", "Attacker").await.unwrap();
+    pool.provision(&valid_slug("victim"), "Victim")
+        .await
+        .unwrap();
+    pool.provision(&valid_slug("attacker"), "Attacker")
+        .await
+        .unwrap();
     for sql in [
         "SELECT count(*) AS n FROM tenant_victim.users",
         "SELECT count(*) AS n FROM platform.tenants",
         "SELECT count(*) AS n FROM tenant_template.users",
     ] {
         let err = pool
-            .with_tenant("attacker", async |conn| {
+            .with_tenant(&valid_slug("attacker"), async |conn| {
                 let c: Count = diesel::sql_query(sql).get_result(conn).await?;
                 Ok::<_, TenancyError>(c.n)
             })
@@ -77,7 +82,7 @@ async fn explicit_cross_schema_sql_fails_with_permission_denied() {
     }
     // `public` is not on the path: unqualified names fail closed.
     let err = pool
-        .with_tenant("attacker", async |conn| {
+        .with_tenant(&valid_slug("attacker"), async |conn| {
             let c: Count = diesel::sql_query(
                 "SELECT count(*) AS n FROM pg_tables WHERE schemaname = current_schema()",
             )
@@ -101,8 +106,10 @@ async fn explicit_cross_schema_sql_fails_with_permission_denied() {
 #[tokio::test(flavor = "multi_thread")]
 async fn routing_settings_end_with_the_transaction() {
     let pool = pool().await;
-    pool.provision("scoped", "Scoped").await.unwrap();
-    pool.with_tenant("scoped", async |conn| {
+    pool.provision(&valid_slug("scoped"), "Scoped")
+        .await
+        .unwrap();
+    pool.with_tenant(&valid_slug("scoped"), async |conn| {
         let who: Email = diesel::sql_query("SELECT current_user::text AS email")
             .get_result(conn)
             .await?;
@@ -133,9 +140,11 @@ async fn routing_settings_end_with_the_transaction() {
 #[tokio::test(flavor = "multi_thread")]
 async fn errors_in_work_roll_back() {
     let pool = pool().await;
-    pool.provision("atomic", "Atomic").await.unwrap();
+    pool.provision(&valid_slug("atomic"), "Atomic")
+        .await
+        .unwrap();
     let r = pool
-        .with_tenant("atomic", async |conn| {
+        .with_tenant(&valid_slug("atomic"), async |conn| {
             diesel::sql_query("INSERT INTO users (email) VALUES ('a@b.c')")
                 .execute(conn)
                 .await?;
@@ -145,5 +154,5 @@ async fn errors_in_work_roll_back() {
     assert!(r.is_err());
     let n = user_count(&pool, "atomic").await;
     assert_eq!(n, 0);
-    assert!(pool.checkouts(pool.tenant("atomic").await.unwrap().id) >= 2);
+    assert!(pool.checkouts(pool.tenant(&valid_slug("atomic")).await.unwrap().id) >= 2);
 }

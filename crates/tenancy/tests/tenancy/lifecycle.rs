@@ -1,9 +1,10 @@
+use super::valid_slug;
 use rampart_tenancy::{TenancyError, TenantStatus};
 
 use super::{admin_count, database_url, event_names, pool_with};
 
 async fn ok(pool: &rampart_tenancy::TenantPool, slug: &str) -> Result<(), TenancyError> {
-    pool.with_tenant(slug, async |_c| Ok::<_, TenancyError>(()))
+    pool.with_tenant(&valid_slug(slug), async |_c| Ok::<_, TenancyError>(()))
         .await
 }
 
@@ -11,14 +12,14 @@ async fn ok(pool: &rampart_tenancy::TenantPool, slug: &str) -> Result<(), Tenanc
 async fn lifecycle_transitions_and_refusals() {
     let url = database_url().await;
     let pool = pool_with(&url, Default::default()).await;
-    pool.provision("life", "Life").await.unwrap();
+    pool.provision(&valid_slug("life"), "Life").await.unwrap();
     assert!(matches!(
         ok(&pool, "nobody").await,
         Err(TenancyError::NotFound(_))
     ));
 
     let t = pool
-        .suspend("life", "unpaid invoice", Some("ops"))
+        .suspend(&valid_slug("life"), "unpaid invoice", Some("ops"))
         .await
         .unwrap();
     assert_eq!(t.status, TenantStatus::Suspended);
@@ -28,23 +29,23 @@ async fn lifecycle_transitions_and_refusals() {
         Err(TenancyError::Suspended(_))
     ));
     assert!(matches!(
-        pool.suspend("life", "", None).await,
+        pool.suspend(&valid_slug("life"), "", None).await,
         Err(TenancyError::InvalidTransition { .. })
     ));
     assert!(matches!(
-        pool.purge("life", true, None).await,
+        pool.purge(&valid_slug("life"), true, None).await,
         Err(TenancyError::InvalidTransition { .. })
     ));
 
-    pool.resume("life", None).await.unwrap();
+    pool.resume(&valid_slug("life"), None).await.unwrap();
     ok(&pool, "life").await.unwrap();
     assert!(matches!(
-        pool.resume("life", None).await,
+        pool.resume(&valid_slug("life"), None).await,
         Err(TenancyError::InvalidTransition { .. })
     ));
 
     let t = pool
-        .deactivate("life", Some(chrono::Duration::days(7)), None)
+        .deactivate(&valid_slug("life"), Some(chrono::Duration::days(7)), None)
         .await
         .unwrap();
     assert_eq!(t.status, TenantStatus::Deactivated);
@@ -63,17 +64,17 @@ async fn lifecycle_transitions_and_refusals() {
         1
     );
     assert!(matches!(
-        pool.purge("life", false, None).await,
+        pool.purge(&valid_slug("life"), false, None).await,
         Err(TenancyError::RetentionNotElapsed { .. })
     ));
     // Reactivation within retention works; deactivate again and purge.
-    pool.reactivate("life", None).await.unwrap();
+    pool.reactivate(&valid_slug("life"), None).await.unwrap();
     ok(&pool, "life").await.unwrap();
-    pool.deactivate("life", Some(chrono::Duration::zero()), None)
+    pool.deactivate(&valid_slug("life"), Some(chrono::Duration::zero()), None)
         .await
         .unwrap();
     assert_eq!(pool.purge_expired().await.unwrap(), vec!["life".to_owned()]);
-    let t = pool.tenant("life").await.unwrap();
+    let t = pool.tenant(&valid_slug("life")).await.unwrap();
     assert_eq!(t.status, TenantStatus::Purged);
     assert!(matches!(
         ok(&pool, "life").await,
@@ -100,11 +101,11 @@ async fn lifecycle_transitions_and_refusals() {
     );
     // The tombstone keeps the slug: it cannot be provisioned again.
     assert!(matches!(
-        pool.provision("life", "Again").await,
+        pool.provision(&valid_slug("life"), "Again").await,
         Err(TenancyError::AlreadyExists(_))
     ));
     assert!(matches!(
-        pool.reactivate("life", None).await,
+        pool.reactivate(&valid_slug("life"), None).await,
         Err(TenancyError::InvalidTransition { .. })
     ));
     let events = event_names(&pool, "life").await;
@@ -120,7 +121,7 @@ async fn lifecycle_transitions_and_refusals() {
             "purged"
         ]
     );
-    let health = pool.health("life").await.unwrap();
+    let health = pool.health(&valid_slug("life")).await.unwrap();
     assert!(!health.reachable);
 }
 
@@ -129,9 +130,11 @@ async fn another_pools_status_change_is_seen_after_the_cache_ttl() {
     let url = database_url().await;
     let a = pool_with(&url, Default::default()).await;
     let b = pool_with(&url, Default::default()).await;
-    a.provision("sharedco", "Shared").await.unwrap();
+    a.provision(&valid_slug("sharedco"), "Shared")
+        .await
+        .unwrap();
     ok(&b, "sharedco").await.unwrap();
-    a.suspend("sharedco", "", None).await.unwrap();
+    a.suspend(&valid_slug("sharedco"), "", None).await.unwrap();
     assert!(matches!(
         ok(&a, "sharedco").await,
         Err(TenancyError::Suspended(_))

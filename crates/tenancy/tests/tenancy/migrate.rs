@@ -1,3 +1,4 @@
+use super::valid_slug;
 use diesel_async::RunQueryDsl;
 use rampart_tenancy::{MigrationSet, TemplateMigration, TenancyError};
 
@@ -19,9 +20,11 @@ async fn migrate_all_isolates_a_failing_tenant_and_a_rerun_finishes_it() {
     let url = database_url().await;
     let v1 = pool_with(&url, MigrationSet::embedded_tenant()).await;
     for i in 0..6 {
-        v1.provision(&format!("mig{i}"), "Mig").await.unwrap();
+        v1.provision(&valid_slug(&format!("mig{i}")), "Mig")
+            .await
+            .unwrap();
     }
-    v1.set_canary("mig0", true).await.unwrap();
+    v1.set_canary(&valid_slug("mig0"), true).await.unwrap();
     // Sabotage one tenant: the new migration will collide with this table.
     admin_exec(&url, "CREATE TABLE tenant_mig3.notes (x int)").await;
 
@@ -63,7 +66,7 @@ async fn migrate_all_isolates_a_failing_tenant_and_a_rerun_finishes_it() {
     // Migrated tenants have the table and its seed row; the failed one is
     // untouched and recorded as failed.
     let n = v2
-        .with_tenant("mig1", async |conn| {
+        .with_tenant(&valid_slug("mig1"), async |conn| {
             let c: Count = diesel::sql_query("SELECT count(*) AS n FROM notes")
                 .get_result(conn)
                 .await?;
@@ -76,7 +79,12 @@ async fn migrate_all_isolates_a_failing_tenant_and_a_rerun_finishes_it() {
         admin_count(&url, "SELECT count(*) AS n FROM platform.tenant_migrations m JOIN platform.tenants t ON t.id = m.tenant_id WHERE t.slug = 'mig3' AND m.status = 'failed'").await,
         1
     );
-    assert!(!v2.health("mig3").await.unwrap().migrations_current);
+    assert!(
+        !v2.health(&valid_slug("mig3"))
+            .await
+            .unwrap()
+            .migrations_current
+    );
     assert_eq!(v2.tenants_behind().await.unwrap(), ["mig3"]);
 
     // Fix the cause and rerun: only the failed tenant is behind.
@@ -84,12 +92,17 @@ async fn migrate_all_isolates_a_failing_tenant_and_a_rerun_finishes_it() {
     let rerun = v2.migrate_all().await.unwrap();
     assert_eq!(rerun.behind, 1);
     assert!(rerun.is_complete());
-    assert!(v2.health("mig3").await.unwrap().migrations_current);
+    assert!(
+        v2.health(&valid_slug("mig3"))
+            .await
+            .unwrap()
+            .migrations_current
+    );
     // A third run has nothing to do.
     assert_eq!(v2.migrate_all().await.unwrap().behind, 0);
     assert!(v2.tenants_behind().await.unwrap().is_empty());
     // New tenants get the new table straight from the baseline.
-    v2.provision("fresh", "Fresh").await.unwrap();
+    v2.provision(&valid_slug("fresh"), "Fresh").await.unwrap();
     assert_eq!(
         admin_count(&url, "SELECT count(*) AS n FROM tenant_fresh.notes").await,
         1
@@ -101,9 +114,9 @@ async fn a_failing_canary_stops_the_run() {
     let url = database_url().await;
     let v1 = pool_with(&url, MigrationSet::embedded_tenant()).await;
     for s in ["canary", "later1", "later2"] {
-        v1.provision(s, "x").await.unwrap();
+        v1.provision(&valid_slug(s), "x").await.unwrap();
     }
-    v1.set_canary("canary", true).await.unwrap();
+    v1.set_canary(&valid_slug("canary"), true).await.unwrap();
     admin_exec(&url, "CREATE TABLE tenant_canary.notes (x int)").await;
     let v2 = pool_with(&url, with_notes()).await;
     let report = v2.migrate_all().await.unwrap();
@@ -117,7 +130,7 @@ async fn a_tenant_locked_by_another_migrator_is_reported_busy() {
     use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
     let url = database_url().await;
     let v1 = pool_with(&url, MigrationSet::embedded_tenant()).await;
-    v1.provision("locked", "x").await.unwrap();
+    v1.provision(&valid_slug("locked"), "x").await.unwrap();
     let v2 = pool_with(&url, with_notes()).await;
     let mut holder = AsyncPgConnection::establish(&url).await.unwrap();
     holder
@@ -144,7 +157,7 @@ async fn a_migration_merged_with_an_older_version_still_reaches_every_tenant() {
             .unwrap(),
     )
     .await;
-    v1.provision("ooo", "Ooo").await.unwrap();
+    v1.provision(&valid_slug("ooo"), "Ooo").await.unwrap();
     // A branch merged afterwards whose migration sorts before the latest one
     // the tenant already has: the latest version is the same, the set is not.
     let early = note("99990101000001", "early_notes");

@@ -1,3 +1,4 @@
+use super::valid_slug;
 use std::collections::BTreeMap;
 
 use super::database_url;
@@ -24,77 +25,107 @@ async fn settings_flags_usage() {
     let mut config = super::config(&url);
     config.default_feature_flags = BTreeMap::from([("live_prices".to_owned(), true)]);
     let pool = rampart_tenancy::TenantPool::connect(config).await.unwrap();
-    pool.provision("conf", "Conf").await.unwrap();
+    pool.provision(&valid_slug("conf"), "Conf").await.unwrap();
 
     assert_eq!(
-        pool.typed_settings::<Limits>("conf").await.unwrap(),
+        pool.typed_settings::<Limits>(&valid_slug("conf"))
+            .await
+            .unwrap(),
         Limits::default()
     );
     assert_eq!(
-        pool.setting_or("conf", "max_portfolios", 10u32)
+        pool.setting_or(&valid_slug("conf"), "max_portfolios", 10u32)
             .await
             .unwrap(),
         10
     );
-    pool.set_setting("conf", "max_portfolios", &25u32)
+    pool.set_setting(&valid_slug("conf"), "max_portfolios", &25u32)
         .await
         .unwrap();
     assert_eq!(
-        pool.setting_or("conf", "max_portfolios", 10u32)
+        pool.setting_or(&valid_slug("conf"), "max_portfolios", 10u32)
             .await
             .unwrap(),
         25
     );
     assert_eq!(
-        pool.typed_settings::<Limits>("conf")
+        pool.typed_settings::<Limits>(&valid_slug("conf"))
             .await
             .unwrap()
             .max_portfolios,
         25
     );
     // A value of the wrong type is a typed error, not a panic or a default.
-    pool.set_setting("conf", "base_currency", &42)
+    pool.set_setting(&valid_slug("conf"), "base_currency", &42)
         .await
         .unwrap();
     assert!(
-        pool.setting_or("conf", "base_currency", String::new())
+        pool.setting_or(&valid_slug("conf"), "base_currency", String::new())
             .await
             .is_err()
     );
-    assert!(pool.set_setting("conf", "bad key!", &1).await.is_err());
+    assert!(
+        pool.set_setting(&valid_slug("conf"), "bad key!", &1)
+            .await
+            .is_err()
+    );
 
-    assert!(pool.feature_enabled("conf", "live_prices").await.unwrap());
-    assert!(!pool.feature_enabled("conf", "beta_charts").await.unwrap());
-    pool.set_feature("conf", "beta_charts", true).await.unwrap();
-    pool.set_feature("conf", "live_prices", false)
+    assert!(
+        pool.feature_enabled(&valid_slug("conf"), "live_prices")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !pool
+            .feature_enabled(&valid_slug("conf"), "beta_charts")
+            .await
+            .unwrap()
+    );
+    pool.set_feature(&valid_slug("conf"), "beta_charts", true)
         .await
         .unwrap();
-    assert!(pool.feature_enabled("conf", "beta_charts").await.unwrap());
-    assert!(!pool.feature_enabled("conf", "live_prices").await.unwrap());
+    pool.set_feature(&valid_slug("conf"), "live_prices", false)
+        .await
+        .unwrap();
+    assert!(
+        pool.feature_enabled(&valid_slug("conf"), "beta_charts")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !pool
+            .feature_enabled(&valid_slug("conf"), "live_prices")
+            .await
+            .unwrap()
+    );
 
-    let usage = pool.usage("conf").await.unwrap();
+    let usage = pool.usage(&valid_slug("conf")).await.unwrap();
     assert!(usage.schema_bytes > 0);
     // Checkouts are counted, survive a flush, and add up across flushes.
     for _ in 0..3 {
-        pool.with_tenant(
-            "conf",
-            async |_c| Ok::<_, rampart_tenancy::TenancyError>(()),
-        )
+        pool.with_tenant(&valid_slug("conf"), async |_c| {
+            Ok::<_, rampart_tenancy::TenancyError>(())
+        })
         .await
         .unwrap();
     }
-    let before = pool.usage("conf").await.unwrap().checkouts;
+    let before = pool.usage(&valid_slug("conf")).await.unwrap().checkouts;
     assert!(before >= 3);
     assert_eq!(pool.flush_usage().await.unwrap(), 1);
-    assert_eq!(pool.usage("conf").await.unwrap().checkouts, before);
-    pool.with_tenant(
-        "conf",
-        async |_c| Ok::<_, rampart_tenancy::TenancyError>(()),
-    )
+    assert_eq!(
+        pool.usage(&valid_slug("conf")).await.unwrap().checkouts,
+        before
+    );
+    pool.with_tenant(&valid_slug("conf"), async |_c| {
+        Ok::<_, rampart_tenancy::TenancyError>(())
+    })
     .await
     .unwrap();
     pool.flush_usage().await.unwrap();
-    assert_eq!(pool.usage("conf").await.unwrap().checkouts, before + 1);
+    assert_eq!(
+        pool.usage(&valid_slug("conf")).await.unwrap().checkouts,
+        before + 1
+    );
     assert!(usage.tables.iter().any(|t| t.table == "users"));
-    assert!(pool.settings("nobody").await.is_err());
+    assert!(pool.settings(&valid_slug("nobody")).await.is_err());
 }

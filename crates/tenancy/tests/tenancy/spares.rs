@@ -1,10 +1,11 @@
+use super::valid_slug;
 use rampart_tenancy::{MigrationSet, SpareReport, TemplateMigration, TenancyError, TenantPool};
 
 use super::{admin_count, database_url, pool_with, tenant_count};
 
 /// Whether `slug`'s provisioning took a spare (its `provisioned` event).
 async fn took_spare(pool: &TenantPool, slug: &str) -> bool {
-    let events = pool.events(slug).await.unwrap();
+    let events = pool.events(&valid_slug(slug)).await.unwrap();
     let provisioned = events.iter().find(|e| e.event == "provisioned").unwrap();
     provisioned.detail["spare"].as_bool().unwrap()
 }
@@ -75,19 +76,22 @@ async fn a_provisioning_takes_a_spare_and_the_tenant_is_as_if_built_then() {
     );
     assert_eq!((spare_schemas(&url).await, spare_roles(&url).await), (2, 2));
 
-    // The spares' prefix is not a slug anyone can take.
+    // The spares' prefix is not a slug anyone can take (nor provision).
     assert!(matches!(
-        pool.provision("spare_acme", "Spare").await,
+        rampart_tenancy::TenantSlug::parse("spare_acme"),
         Err(TenancyError::InvalidSlug { .. })
     ));
 
-    let acme = pool.provision("acme", "Acme").await.unwrap();
+    let acme = pool.provision(&valid_slug("acme"), "Acme").await.unwrap();
     assert!(took_spare(&pool, "acme").await);
-    let second = pool.provision("second", "Second").await.unwrap();
+    let second = pool
+        .provision(&valid_slug("second"), "Second")
+        .await
+        .unwrap();
     assert!(took_spare(&pool, "second").await);
     assert_eq!((spare_schemas(&url).await, spare_roles(&url).await), (0, 0));
     // None left: this one is built while the caller waits, as before.
-    let built = pool.provision("built", "Built").await.unwrap();
+    let built = pool.provision(&valid_slug("built"), "Built").await.unwrap();
     assert!(!took_spare(&pool, "built").await);
 
     // The same relations, owners and rights as a schema built for its
@@ -120,7 +124,7 @@ async fn a_provisioning_takes_a_spare_and_the_tenant_is_as_if_built_then() {
     }
     // Requests run as the tenant's role, which reaches no other schema.
     let user = pool
-        .with_tenant("acme", async |conn| {
+        .with_tenant(&valid_slug("acme"), async |conn| {
             use diesel_async::RunQueryDsl;
             #[derive(diesel::QueryableByName)]
             struct Me {
@@ -136,7 +140,7 @@ async fn a_provisioning_takes_a_spare_and_the_tenant_is_as_if_built_then() {
         .unwrap();
     assert_eq!(user, acme.role_name);
     let cross = pool
-        .with_tenant("acme", async |conn| {
+        .with_tenant(&valid_slug("acme"), async |conn| {
             use diesel_async::RunQueryDsl;
             diesel::sql_query("SELECT 1 FROM tenant_built.users")
                 .execute(conn)
@@ -180,7 +184,7 @@ async fn spares_of_another_template_are_never_taken_and_are_dropped() {
     assert_eq!(v1.replenish_spares().await.unwrap().created, 2);
     // A build with one more template migration.
     let v2 = pool_with(&url, with_notes()).await;
-    v2.provision("acme", "Acme").await.unwrap();
+    v2.provision(&valid_slug("acme"), "Acme").await.unwrap();
     assert!(!took_spare(&v2, "acme").await);
     assert_eq!(
         tenant_count(&v2, "acme", "SELECT count(*) AS n FROM notes").await,
@@ -207,7 +211,7 @@ async fn spares_of_another_template_are_never_taken_and_are_dropped() {
     );
     assert_eq!((spare_schemas(&url).await, spare_roles(&url).await), (4, 4));
     // An older build's spare is still taken by the older build.
-    v1.provision("old", "Old").await.unwrap();
+    v1.provision(&valid_slug("old"), "Old").await.unwrap();
     assert!(took_spare(&v1, "old").await);
     // Once the older build's spares are older than the upgrade takes, the
     // newer build drops them.
@@ -221,7 +225,7 @@ async fn spares_of_another_template_are_never_taken_and_are_dropped() {
         }
     );
     assert_eq!((spare_schemas(&url).await, spare_roles(&url).await), (2, 2));
-    v2.provision("beta", "Beta").await.unwrap();
+    v2.provision(&valid_slug("beta"), "Beta").await.unwrap();
     assert!(took_spare(&v2, "beta").await);
     assert_eq!(
         tenant_count(&v2, "beta", "SELECT count(*) AS n FROM notes").await,
@@ -237,7 +241,10 @@ async fn concurrent_provisionings_take_each_spare_once() {
     let tasks: Vec<_> = (0..6)
         .map(|i| {
             let pool = pool.clone();
-            tokio::spawn(async move { pool.provision(&format!("racer{i}"), "Racer").await })
+            tokio::spawn(async move {
+                pool.provision(&valid_slug(&format!("racer{i}")), "Racer")
+                    .await
+            })
         })
         .collect();
     for t in tasks {
