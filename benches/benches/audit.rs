@@ -16,6 +16,7 @@
 //! Run: `cargo bench -p rampart-benches --bench audit`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use rampart_testkit::acme;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -72,7 +73,7 @@ fn log(c: &mut Criterion) {
         })
         .await
         .unwrap();
-        pool.provision(&valid_slug("acme"), "Acme").await.unwrap();
+        pool.provision(&acme(), "Acme").await.unwrap();
         AuthServer::with_memory_keys(pool, AuthConfig::default())
             .await
             .unwrap()
@@ -81,36 +82,32 @@ fn log(c: &mut Criterion) {
     let mut g = c.benchmark_group("audit_log");
     g.bench_function("append", |b| {
         b.to_async(&rt)
-            .iter(|| async { trail.audit(&valid_slug("acme"), event()).await.unwrap() })
+            .iter(|| async { trail.audit(&acme(), event()).await.unwrap() })
     });
     g.bench_function("seal_100", |b| {
         b.to_async(&rt).iter_custom(|iters| async move {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
                 for _ in 0..100 {
-                    trail.audit(&valid_slug("acme"), event()).await.unwrap();
+                    trail.audit(&acme(), event()).await.unwrap();
                 }
                 let started = Instant::now();
-                trail.seal(&valid_slug("acme")).await.unwrap();
+                trail.seal(&acme()).await.unwrap();
                 spent += started.elapsed();
             }
             spent
         })
     });
     let row = rt
-        .block_on(auth.audit_log(&valid_slug("acme"), 1))
+        .block_on(auth.audit_log(&acme(), 1))
         .unwrap()
         .first()
         .map(|r| r.id)
         .unwrap();
-    rt.block_on(trail.seal(&valid_slug("acme"))).unwrap();
+    rt.block_on(trail.seal(&acme())).unwrap();
     g.bench_function("inclusion_proof", |b| {
-        b.to_async(&rt).iter(|| async {
-            trail
-                .inclusion_proof(&valid_slug("acme"), row, None)
-                .await
-                .unwrap()
-        })
+        b.to_async(&rt)
+            .iter(|| async { trail.inclusion_proof(&acme(), row, None).await.unwrap() })
     });
     g.finish();
 }
@@ -121,8 +118,3 @@ criterion_group! {
     targets = tree, log
 }
 criterion_main!(benches);
-
-/// A tenant slug the test knows to be valid (the API takes validated slugs).
-pub fn valid_slug(s: &str) -> rampart_tenancy::TenantSlug {
-    rampart_tenancy::TenantSlug::parse(s).unwrap_or_else(|e| panic!("{e}"))
-}

@@ -18,6 +18,7 @@
 //! Run: `cargo bench -p rampart-benches --bench auth`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use rampart_testkit::acme;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -168,13 +169,13 @@ async fn oauth_setup(
     })
     .await
     .unwrap();
-    pool.provision(&valid_slug("acme"), "Acme").await.unwrap();
+    pool.provision(&acme(), "Acme").await.unwrap();
     let config = AuthConfig::default();
     let a = AuthServer::with_memory_keys(pool.clone(), config)
         .await
         .unwrap();
     a.register_client(
-        &valid_slug("acme"),
+        &acme(),
         &ClientRegistration {
             client_id: "web".into(),
             name: "Web".into(),
@@ -187,17 +188,11 @@ async fn oauth_setup(
     )
     .await
     .unwrap();
-    a.register(
-        &valid_slug("acme"),
-        "ada@example.com",
-        "Ada",
-        PASSWORD,
-        Role::Trader,
-    )
-    .await
-    .unwrap();
+    a.register(&acme(), "ada@example.com", "Ada", PASSWORD, Role::Trader)
+        .await
+        .unwrap();
     let LoginOutcome::LoggedIn(session) = a
-        .login(&valid_slug("acme"), "ada@example.com", PASSWORD, &ctx())
+        .login(&acme(), "ada@example.com", PASSWORD, &ctx())
         .await
         .unwrap()
     else {
@@ -214,16 +209,13 @@ async fn oauth_setup(
         nonce: Some("n".into()),
         ..Default::default()
     };
-    let validated = a
-        .validate_authorize(&valid_slug("acme"), &authorize)
-        .await
-        .unwrap();
+    let validated = a.validate_authorize(&acme(), &authorize).await.unwrap();
     let (info, _) = a
-        .authenticate_session(&valid_slug("acme"), &session.token)
+        .authenticate_session(&acme(), &session.token)
         .await
         .unwrap();
     let location = a
-        .issue_authorization_code(&valid_slug("acme"), &validated, &info)
+        .issue_authorization_code(&acme(), &validated, &info)
         .await
         .unwrap();
     let code = url::Url::parse(&location)
@@ -235,7 +227,7 @@ async fn oauth_setup(
         .into_owned();
     let first = a
         .token(
-            &valid_slug("acme"),
+            &acme(),
             &public_web(),
             &TokenRequest {
                 grant_type: Some("authorization_code".into()),
@@ -266,7 +258,7 @@ fn oauth(c: &mut Criterion) {
             let presented = refresh.lock().unwrap().clone();
             let t = auth
                 .token(
-                    &valid_slug("acme"),
+                    &acme(),
                     &public_web(),
                     &TokenRequest {
                         grant_type: Some("refresh_token".into()),
@@ -281,11 +273,8 @@ fn oauth(c: &mut Criterion) {
         })
     });
     g.bench_function("authenticate_bearer", |b| {
-        b.to_async(&rt).iter(|| async {
-            auth.authenticate_bearer(&valid_slug("acme"), &access)
-                .await
-                .unwrap()
-        })
+        b.to_async(&rt)
+            .iter(|| async { auth.authenticate_bearer(&acme(), &access).await.unwrap() })
     });
     g.finish();
 }
@@ -296,8 +285,3 @@ criterion_group! {
     targets = tokens, oauth
 }
 criterion_main!(benches);
-
-/// A tenant slug the test knows to be valid (the API takes validated slugs).
-pub fn valid_slug(s: &str) -> rampart_tenancy::TenantSlug {
-    rampart_tenancy::TenantSlug::parse(s).unwrap_or_else(|e| panic!("{e}"))
-}

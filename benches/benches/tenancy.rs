@@ -13,6 +13,7 @@
 //! skips the 1,000-tenant part.)
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use rampart_testkit::valid_slug;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -208,8 +209,3 @@ criterion_group! {
     targets = bench
 }
 criterion_main!(benches);
-
-/// A tenant slug the test knows to be valid (the API takes validated slugs).
-pub fn valid_slug(s: &str) -> rampart_tenancy::TenantSlug {
-    rampart_tenancy::TenantSlug::parse(s).unwrap_or_else(|e| panic!("{e}"))
-}

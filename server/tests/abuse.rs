@@ -2,7 +2,7 @@
 //! against a tenant, client addresses from trusted proxies only, `/ready`
 //! without internals, the admin listener refusing the server's own
 //! certificate, and the audit log the tenant role cannot rewrite.
-use crate::common::valid_slug;
+use rampart_testkit::{acme, valid_slug};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -31,13 +31,7 @@ async fn an_anonymous_flood_from_one_address_does_not_starve_the_tenants_users()
     .await;
     let user = env
         .auth()
-        .register(
-            &valid_slug("acme"),
-            "ann@acme.test",
-            "Ann",
-            PASSWORD,
-            Role::Trader,
-        )
+        .register(&acme(), "ann@acme.test", "Ann", PASSWORD, Role::Trader)
         .await
         .unwrap();
     let token = mint_token(&env.state, "acme", user.id, Role::Trader, "web").await;

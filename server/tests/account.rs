@@ -2,11 +2,10 @@
 //! against the real server over HTTPS and real PostgreSQL: password change,
 //! TOTP setup / confirm / disable, revoke other sessions, API keys, logout,
 //! and the refusals (no token, another tenant's token, wrong and reused codes).
-
-use crate::common::valid_slug;
 use rampart_auth::accounts::{LoginOutcome, User};
 use rampart_auth::{ClientContext, Permission, Role, authorize};
 use rampart_server::app::AppState;
+use rampart_testkit::{acme, globex, valid_slug};
 use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
@@ -43,11 +42,7 @@ async fn acme_with_ada() -> (Env, User) {
     let pki = Pki::new();
     let config = config(&pki).await;
     let env = Env::start(pki, config).await;
-    env.state
-        .tenants
-        .provision(&valid_slug("acme"), "Acme")
-        .await
-        .unwrap();
+    env.state.tenants.provision(&acme(), "Acme").await.unwrap();
     let ada = register(&env, "acme", "ada@example.com", "Ada", Role::Trader).await;
     (env, ada)
 }
@@ -71,11 +66,7 @@ fn now() -> u64 {
 async fn account_password_totp_sessions_api_keys_and_logout() {
     let (env, ada) = acme_with_ada().await;
     let (state, auth, api) = (&env.state, env.auth(), env.api());
-    state
-        .tenants
-        .provision(&valid_slug("globex"), "Globex")
-        .await
-        .unwrap();
+    state.tenants.provision(&globex(), "Globex").await.unwrap();
     let bot = register(&env, "acme", "bot@example.com", "Bot", Role::ApiUser).await;
     let bot2 = register(&env, "acme", "bot2@example.com", "Bot 2", Role::ApiUser).await;
     let eve = register(&env, "globex", "eve@example.com", "Eve", Role::Trader).await;
@@ -141,7 +132,7 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     // Login now needs the second factor.
     assert!(matches!(
         auth.login(
-            &valid_slug("acme"),
+            &acme(),
             "ada@example.com",
             PASSWORD,
             &ClientContext::ip("127.0.0.2")
@@ -163,15 +154,8 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
         .expect(200, Method::POST, REVOKE_OTHERS, Some(&ada_token), None)
         .await;
     assert!(body["data"]["revoked"].as_u64().unwrap() >= 1);
-    assert!(
-        auth.authenticate_session(&valid_slug("acme"), &handle_b)
-            .await
-            .is_err()
-    );
-    let live = auth
-        .list_sessions(&valid_slug("acme"), ada.id)
-        .await
-        .unwrap();
+    assert!(auth.authenticate_session(&acme(), &handle_b).await.is_err());
+    let live = auth.list_sessions(&acme(), ada.id).await.unwrap();
     assert_eq!(
         live.iter().map(|s| s.id).collect::<Vec<_>>(),
         vec![session_a]
@@ -202,7 +186,7 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     login(state, "acme", "ada@example.com", NEW_PASSWORD).await;
     // The token's own session survived the change.
     assert_eq!(
-        auth.list_sessions(&valid_slug("acme"), ada.id)
+        auth.list_sessions(&acme(), ada.id)
             .await
             .unwrap()
             .iter()
@@ -230,27 +214,17 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
         )
         .await;
     let ada_key = body["data"]["key"].as_str().unwrap().to_owned();
-    let p = auth
-        .authenticate_api_key(&valid_slug("acme"), &ada_key)
-        .await
-        .unwrap();
+    let p = auth.authenticate_api_key(&acme(), &ada_key).await.unwrap();
     assert_eq!((p.user_id, p.role), (Some(ada.id), Role::Trader));
     assert!(authorize(&p, Permission::PortfolioWrite).is_ok());
     assert!(authorize(&p, Permission::PortfolioRead).is_err());
     // The owner's role bounds the key on every use: a trader turned viewer
     // keeps no write access through an older key.
-    auth.set_role(&valid_slug("acme"), ada.id, Role::Viewer)
-        .await
-        .unwrap();
-    let p = auth
-        .authenticate_api_key(&valid_slug("acme"), &ada_key)
-        .await
-        .unwrap();
+    auth.set_role(&acme(), ada.id, Role::Viewer).await.unwrap();
+    let p = auth.authenticate_api_key(&acme(), &ada_key).await.unwrap();
     assert!(authorize(&p, Permission::PortfolioWrite).is_err());
     assert!(authorize(&p, Permission::MarketRead).is_ok());
-    auth.set_role(&valid_slug("acme"), ada.id, Role::Trader)
-        .await
-        .unwrap();
+    auth.set_role(&acme(), ada.id, Role::Trader).await.unwrap();
     let bot_token = token(state, "acme", bot.id, Role::ApiUser, None).await;
     let bot2_token = token(state, "acme", bot2.id, Role::ApiUser, None).await;
     api.with(&bot_token)
@@ -267,10 +241,7 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     let key = body["data"]["key"].as_str().unwrap().to_owned();
     let prefix = body["data"]["prefix"].as_str().unwrap().to_owned();
     assert!(key.contains(&prefix));
-    let p = auth
-        .authenticate_api_key(&valid_slug("acme"), &key)
-        .await
-        .unwrap();
+    let p = auth.authenticate_api_key(&acme(), &key).await.unwrap();
     assert_eq!(p.user_id, Some(bot.id));
     let body = api.expect_get(200, API_KEYS, &bot_token).await;
     let listed = body["data"].as_array().unwrap();
@@ -281,11 +252,7 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     let path = format!("{API_KEYS}/{prefix}");
     api.with(&bot2_token).delete(404, &path).await;
     api.with(&bot_token).delete(200, &path).await;
-    assert!(
-        auth.authenticate_api_key(&valid_slug("acme"), &key)
-            .await
-            .is_err()
-    );
+    assert!(auth.authenticate_api_key(&acme(), &key).await.is_err());
     api.with(&bot_token).delete(404, &path).await;
 
     // Logout revokes the token's session.
@@ -293,7 +260,7 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     api.expect(200, Method::POST, logout, Some(&ada_token), None)
         .await;
     assert!(
-        auth.list_sessions(&valid_slug("acme"), ada.id)
+        auth.list_sessions(&acme(), ada.id)
             .await
             .unwrap()
             .iter()
@@ -311,11 +278,11 @@ async fn token_signed_in_at(
     auth_time: Option<i64>,
 ) -> String {
     let auth = crate::common::auth(state);
-    let t = state.tenants.tenant(&valid_slug("acme")).await.unwrap();
+    let t = state.tenants.tenant(&acme()).await.unwrap();
     auth.tokens()
         .issue_access_token(&rampart_auth::AccessTokenRequest {
             tenant_id: t.id,
-            issuer: auth.issuer(&valid_slug("acme")),
+            issuer: auth.issuer(&acme()),
             audience: auth.config().access_token_audience.clone(),
             subject: user.to_string(),
             client_id: "web".into(),

@@ -6,10 +6,9 @@
 //! trader's portfolio listed and its two SVG charts shown — and the
 //! result checked in the database. Plus the page's
 //! headers and the health route's refusals over plain HTTPS.
-
-use crate::common::valid_slug;
 use rampart_auth::Role;
 use rampart_server::app::AppState;
+use rampart_testkit::valid_slug;
 use serde_json::Value;
 use uuid::Uuid;
 

@@ -1,5 +1,5 @@
-use crate::common::valid_slug;
 use rampart_auth::oauth::ClientAuthMethod;
+use rampart_testkit::{acme, valid_slug};
 
 use crate::common::{Pki, client, config, get_text, machine_client, start, url};
 
@@ -17,7 +17,7 @@ async fn api_v1_is_tenant_scoped_and_authenticated() {
     let auth = crate::common::auth(&state);
     let secret = auth
         .register_client(
-            &valid_slug("acme"),
+            &acme(),
             &machine_client(
                 "robot",
                 "Robot",

@@ -15,8 +15,7 @@
 //!   keyed with the JWKS public key, `kid` injection, expired, wrong
 //!   audience, wrong issuer, foreign and tampered encrypted tenant claims.
 //! - `replayed_authorization_code_is_refused_and_revokes_its_tokens`.
-
-use crate::common::valid_slug;
+use rampart_testkit::valid_slug;
 use std::collections::BTreeSet;
 use std::time::Duration;
 

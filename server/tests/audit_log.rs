@@ -2,11 +2,10 @@
 //! tree head, inclusion and consistency proofs for tenant admins and
 //! operators, `audit_not_sealed`, and tampering found by the operator's
 //! verification and by `rampart audit verify`.
-
-use crate::common::valid_slug;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use rampart_auth::Role;
 use rampart_auth::merkle::{self, Hash};
+use rampart_testkit::{acme, globex};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -67,15 +66,12 @@ async fn tree_heads_and_proofs_over_https_and_tampering_reported() {
     let size = head["treeSize"].as_u64().unwrap();
     assert_eq!(
         size as usize,
-        auth.audit_log(&valid_slug("acme"), 100)
-            .await
-            .unwrap()
-            .len()
+        auth.audit_log(&acme(), 100).await.unwrap().len()
     );
     assert_eq!(head["signature"].as_str().unwrap().split('.').count(), 3);
 
     // Every sealed row's inclusion proof verifies against the signed root.
-    for row in auth.audit_log(&valid_slug("acme"), 100).await.unwrap() {
+    for row in auth.audit_log(&acme(), 100).await.unwrap() {
         let p = env
             .expect_get(
                 200,
@@ -151,7 +147,7 @@ async fn tree_heads_and_proofs_over_https_and_tampering_reported() {
     assert_eq!(v["firstDifference"], Value::Null, "{v}");
     assert_eq!(v["badHead"], Value::Null, "{v}");
     assert_eq!(v["treeSize"], size2);
-    let cli = rampart_server::audit_cmd::verify(&env.state.config, &valid_slug("acme"))
+    let cli = rampart_server::audit_cmd::verify(&env.state.config, &acme())
         .await
         .unwrap();
     assert!(cli.ok(), "{cli:?}");
@@ -168,7 +164,7 @@ async fn tree_heads_and_proofs_over_https_and_tampering_reported() {
     assert_eq!(v["firstDifference"]["position"], 0, "{v}");
     assert_eq!(v["firstDifference"]["kind"], "missing", "{v}");
     assert_eq!(v["badHead"]["problem"], "root_mismatch", "{v}");
-    let cli = rampart_server::audit_cmd::verify(&env.state.config, &valid_slug("acme"))
+    let cli = rampart_server::audit_cmd::verify(&env.state.config, &acme())
         .await
         .unwrap();
     assert!(!cli.ok());
@@ -178,7 +174,7 @@ async fn tree_heads_and_proofs_over_https_and_tampering_reported() {
         "{text}"
     );
     // globex is untouched.
-    let g = rampart_server::audit_cmd::verify(&env.state.config, &valid_slug("globex"))
+    let g = rampart_server::audit_cmd::verify(&env.state.config, &globex())
         .await
         .unwrap();
     assert!(g.ok() && g.tree_size > 0, "{g:?}");

@@ -1,8 +1,7 @@
 //! Abuse paths of issue 13 (auth side) over HTTP and with a real upstream
 //! provider: parallel password guessing answered 429 with `Retry-After`,
 //! e-mail linking only to verified local accounts, RFC 9207 `iss`.
-
-use crate::common::valid_slug;
+use rampart_testkit::acme;
 use std::collections::HashMap;
 
 use rampart_auth::upstream::UpstreamOutcome;
@@ -71,17 +70,12 @@ async fn add_linking_provider(auth: &AuthServer, idp: &OidcProvider) {
         new_user_role: Role::Viewer,
         ..test_idp(idp, true)
     };
-    auth.add_upstream_provider(&valid_slug("acme"), provider)
-        .await
-        .unwrap();
+    auth.add_upstream_provider(&acme(), provider).await.unwrap();
 }
 
 /// Signs in at the provider as `name`: (code, state, iss, pending).
 async fn upstream_response(auth: &AuthServer, name: &str) -> (HashMap<String, String>, String) {
-    let start = auth
-        .begin_login(&valid_slug("acme"), "idp", None)
-        .await
-        .unwrap();
+    let start = auth.begin_login(&acme(), "idp", None).await.unwrap();
     let back = idp_sign_in(&start.authorization_url, name).await;
     (back.query_pairs().into_owned().collect(), start.pending)
 }
@@ -95,23 +89,15 @@ async fn upstream_login(
 ) -> Result<UpstreamOutcome, AuthError> {
     let (q, pending) = upstream_response(auth, name).await;
     let iss = q.get("iss").map(String::as_str);
-    auth.complete_login(
-        &valid_slug("acme"),
-        "idp",
-        &q["code"],
-        &q["state"],
-        iss,
-        &pending,
-        ctx,
-    )
-    .await
+    auth.complete_login(&acme(), "idp", &q["code"], &q["state"], iss, &pending, ctx)
+        .await
 }
 
 /// Sets `users.email_verified` for `email` in tenant `acme`.
 async fn set_email_verified(env: &crate::common::Env, email: &str, verified: bool) {
     env.state
         .tenants
-        .with_tenant(&valid_slug("acme"), async |conn| {
+        .with_tenant(&acme(), async |conn| {
             diesel_async::RunQueryDsl::execute(
                 diesel::sql_query("UPDATE users SET email_verified = $1 WHERE email = $2")
                     .bind::<diesel::sql_types::Bool, _>(verified)
@@ -135,7 +121,7 @@ async fn upstream_email_links_only_to_a_verified_local_account() {
     // An attacker pre-registers the victim's address (never verified).
     let squatted = auth
         .register(
-            &valid_slug("acme"),
+            &acme(),
             "victim@upstream.example",
             "Squatter",
             PASSWORD,
@@ -167,15 +153,7 @@ async fn upstream_response_without_or_with_a_wrong_iss_is_refused() {
     assert_eq!(q["iss"], idp.issuer());
     for iss in [None, Some("https://evil.example")] {
         let r = auth
-            .complete_login(
-                &valid_slug("acme"),
-                "idp",
-                &q["code"],
-                &q["state"],
-                iss,
-                &pending,
-                &ctx,
-            )
+            .complete_login(&acme(), "idp", &q["code"], &q["state"], iss, &pending, &ctx)
             .await;
         assert!(
             matches!(r, Err(AuthError::AccessDenied(_))),
@@ -184,7 +162,7 @@ async fn upstream_response_without_or_with_a_wrong_iss_is_refused() {
     }
     // The code was not spent by the refusals: with the right iss it works.
     auth.complete_login(
-        &valid_slug("acme"),
+        &acme(),
         "idp",
         &q["code"],
         &q["state"],

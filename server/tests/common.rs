@@ -5,6 +5,7 @@
 //! the login form's helpers.
 #![allow(dead_code)]
 
+use rampart_testkit::valid_slug;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1206,9 +1207,4 @@ pub async fn assert_ws_refused(
             "{path}"
         );
     }
-}
-
-/// A tenant slug the test knows to be valid (the API takes validated slugs).
-pub fn valid_slug(s: &str) -> rampart_tenancy::TenantSlug {
-    rampart_tenancy::TenantSlug::parse(s).unwrap_or_else(|e| panic!("{e}"))
 }

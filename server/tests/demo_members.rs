@@ -2,11 +2,10 @@
 //! transit key, and the TigerQuant members seeded through the snapshot job
 //! against the built-in Alpaca replay, served by the leaderboard and the
 //! members' own portfolio routes.
-
-use crate::common::valid_slug;
 use rampart_auth::Role;
 use rampart_members::replay::AlpacaReplay;
 use rampart_server::demo_members::{DEMO_DAYS, DEMO_MEMBERS, seed};
+use rampart_testkit::acme;
 use serde_json::json;
 
 use crate::common::{PASSWORD, count, env_with, mint_token};
@@ -18,7 +17,7 @@ async fn the_demo_seeds_ten_members_with_thirty_days_and_seals_keys_without_vaul
     let auth = env.auth();
     let trader = auth
         .register(
-            &valid_slug("acme"),
+            &acme(),
             "trader@acme.example",
             "Tom Trader",
             PASSWORD,
@@ -28,7 +27,7 @@ async fn the_demo_seeds_ten_members_with_thirty_days_and_seals_keys_without_vaul
         .unwrap();
     let admin = auth
         .register(
-            &valid_slug("acme"),
+            &acme(),
             "admin@acme.example",
             "Ada Admin",
             PASSWORD,
@@ -38,17 +37,10 @@ async fn the_demo_seeds_ten_members_with_thirty_days_and_seals_keys_without_vaul
         .unwrap();
     let replay = AlpacaReplay::start().await.unwrap();
     let today = chrono::Utc::now().date_naive();
-    let written = seed(&env.state, &replay, &valid_slug("acme"), today)
-        .await
-        .unwrap();
+    let written = seed(&env.state, &replay, &acme(), today).await.unwrap();
     assert_eq!(written, DEMO_MEMBERS * DEMO_DAYS as usize);
     // Again (a demo restart): nothing more is written.
-    assert_eq!(
-        seed(&env.state, &replay, &valid_slug("acme"), today)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(seed(&env.state, &replay, &acme(), today).await.unwrap(), 0);
 
     // The leaderboard ranks the ten members, for today.
     let token = mint_token(&env.state, "acme", trader.id, Role::Trader, "web").await;

@@ -16,8 +16,7 @@
 //!   (`secrets_come_from_vault_and_an_outage_only_degrades_readiness`): the
 //!   server keeps serving with the secrets it holds and `/ready` answers 200
 //!   `degraded` naming `vault`.
-
-use crate::common::valid_slug;
+use rampart_testkit::acme;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -276,7 +275,7 @@ async fn postgres_restart_under_write_load_loses_no_acknowledged_write() {
     let stored: Vec<Name> = env
         .state
         .tenants
-        .with_tenant(&valid_slug("acme"), async |conn| {
+        .with_tenant(&acme(), async |conn| {
             diesel::sql_query("SELECT name FROM portfolios WHERE deleted_at IS NULL")
                 .load::<Name>(conn)
                 .await
@@ -722,7 +721,7 @@ async fn snapshot_job_killed_half_way_and_rerun_writes_each_snapshot_once() {
     for i in 0..MEMBERS {
         let m = auth
             .register(
-                &valid_slug("acme"),
+                &acme(),
                 &format!("m{i}@acme.test"),
                 "Member",
                 crate::common::PASSWORD,
@@ -845,7 +844,7 @@ async fn snapshot_job_killed_half_way_and_rerun_writes_each_snapshot_once() {
     let ids: Vec<Name> = env
         .state
         .tenants
-        .with_tenant(&valid_slug("acme"), async |conn| {
+        .with_tenant(&acme(), async |conn| {
             diesel::sql_query(format!(
                 "SELECT user_id::text AS name FROM portfolio_snapshots WHERE snapshot_date = '{SNAPSHOT_DAY}'"
             ))

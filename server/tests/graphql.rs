@@ -5,13 +5,12 @@
 //! limits, introspection off in production mode, DataLoader batching
 //! measured with `pg_stat_statements`, the SDL kept in the repository, and
 //! the `quotes` subscription over `graphql-transport-ws`.
-
-use crate::common::valid_slug;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use rampart_auth::Role;
 use rampart_server::config::{Mode, ServerConfig};
 use rampart_testkit::PgServer;
+use rampart_testkit::acme;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -698,12 +697,8 @@ async fn listing_portfolios_with_positions_costs_the_same_statements_for_3_or_12
     cfg.database.database_url = db.url.clone();
     let env = Env::start(pki, cfg).await;
     let auth = env.auth();
-    env.state
-        .tenants
-        .provision(&valid_slug("acme"), "acme")
-        .await
-        .unwrap();
-    auth.register_client(&valid_slug("acme"), &web_client(&["authorization_code"]))
+    env.state.tenants.provision(&acme(), "acme").await.unwrap();
+    auth.register_client(&acme(), &web_client(&["authorization_code"]))
         .await
         .unwrap();
     let (_, owner) = scoped_token(&auth, "acme", "ada@acme.test", Role::Trader, SCOPES).await;

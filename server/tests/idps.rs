@@ -5,8 +5,7 @@
 //! a bad issuer refused with `idp_check_failed`; tenants isolated; a
 //! disabled provider stops logins; e-mail linking follows the tenant
 //! setting; `[[upstream_providers]]` applied at start.
-
-use crate::common::valid_slug;
+use rampart_testkit::{acme, valid_slug};
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
@@ -200,12 +199,7 @@ async fn providers_from_the_admin_api_sign_users_in_and_keep_their_secret_out_of
         sign_in(&b, "acme", "idp", "grace").await,
         (StatusCode::NOT_FOUND, false)
     );
-    assert!(
-        auth.upstream_providers(&valid_slug("acme"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(auth.upstream_providers(&acme()).await.unwrap().is_empty());
 
     // Deleted by the operator; every change is audited without the secret.
     let r = ops
@@ -214,7 +208,7 @@ async fn providers_from_the_admin_api_sign_users_in_and_keep_their_secret_out_of
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let log = auth.audit_log(&valid_slug("acme"), 100).await.unwrap();
+    let log = auth.audit_log(&acme(), 100).await.unwrap();
     let actions: Vec<&str> = log.iter().map(|r| r.action.as_str()).collect();
     for action in ["idp_create", "idp_update", "idp_delete"] {
         assert!(actions.contains(&action), "{actions:?}");
@@ -354,14 +348,11 @@ async fn login_as(
     auth: &rampart_auth::AuthServer,
     who: &str,
 ) -> Result<rampart_auth::UpstreamOutcome, AuthError> {
-    let start = auth
-        .begin_login(&valid_slug("acme"), "idp", None)
-        .await
-        .unwrap();
+    let start = auth.begin_login(&acme(), "idp", None).await.unwrap();
     let back = idp_sign_in(&start.authorization_url, who).await;
     let q: HashMap<String, String> = back.query_pairs().into_owned().collect();
     auth.complete_login(
-        &valid_slug("acme"),
+        &acme(),
         "idp",
         &q["code"],
         &q["state"],
@@ -377,13 +368,13 @@ async fn linking_by_email_follows_the_tenant_setting() {
     let idp = rampart_testkit::oidc_provider().unwrap();
     let env = oauth_env(|_| {}).await;
     let auth = env.auth();
-    auth.add_upstream_provider(&valid_slug("acme"), test_idp(idp, true))
+    auth.add_upstream_provider(&acme(), test_idp(idp, true))
         .await
         .unwrap();
     // Local accounts with verified addresses (the operator's path).
     let ida = auth
         .register(
-            &valid_slug("acme"),
+            &acme(),
             "ida@upstream.example",
             "Ida",
             PASSWORD,
@@ -393,7 +384,7 @@ async fn linking_by_email_follows_the_tenant_setting() {
         .unwrap();
     let joe = auth
         .register(
-            &valid_slug("acme"),
+            &acme(),
             "joe@upstream.example",
             "Joe",
             PASSWORD,
@@ -405,7 +396,7 @@ async fn linking_by_email_follows_the_tenant_setting() {
     // `none`: never linked by e-mail, even with the provider's flag on.
     env.state
         .tenants
-        .update_tenant_settings(&valid_slug("acme"), &json!({"upstreamLinking": "none"}))
+        .update_tenant_settings(&acme(), &json!({"upstreamLinking": "none"}))
         .await
         .unwrap();
     let first = login_as(&auth, "ida").await.unwrap();
@@ -420,10 +411,7 @@ async fn linking_by_email_follows_the_tenant_setting() {
     // `verified_email` (the default) with the flag on: linked.
     env.state
         .tenants
-        .update_tenant_settings(
-            &valid_slug("acme"),
-            &json!({"upstreamLinking": "verified_email"}),
-        )
+        .update_tenant_settings(&acme(), &json!({"upstreamLinking": "verified_email"}))
         .await
         .unwrap();
     let linked = login_as(&auth, "joe").await.unwrap();
@@ -433,7 +421,7 @@ async fn linking_by_email_follows_the_tenant_setting() {
     // The provider's flag off: not linked, whatever the setting.
     auth.upstream()
         .update_provider(
-            &valid_slug("acme"),
+            &acme(),
             "idp",
             &rampart_auth::UpstreamProviderUpdate {
                 link_verified_email: Some(false),
@@ -445,7 +433,7 @@ async fn linking_by_email_follows_the_tenant_setting() {
         .unwrap();
     let kim = auth
         .register(
-            &valid_slug("acme"),
+            &acme(),
             "kim@upstream.example",
             "Kim",
             PASSWORD,
@@ -506,7 +494,7 @@ scopes = ["email"]
     assert!(apply(&config.upstream_providers, None).await.is_err());
     assert!(
         auth.upstream()
-            .list_providers(&valid_slug("acme"))
+            .list_providers(&acme())
             .await
             .unwrap()
             .is_empty()
@@ -525,11 +513,7 @@ scopes = ["email"]
     declared[0].client_secret_env = None;
     declared[0].client_secret_vault_path = Some(path);
     apply(&declared, Some(&store)).await.unwrap();
-    let info = auth
-        .upstream()
-        .provider_info(&valid_slug("acme"), "idp")
-        .await
-        .unwrap();
+    let info = auth.upstream().provider_info(&acme(), "idp").await.unwrap();
     assert_eq!(info.display_name, "Declared IdP");
     assert!(info.has_client_secret);
     // Kept in the server's secret store (here the dev one).
@@ -538,17 +522,7 @@ scopes = ["email"]
         SECRET
     );
     // Applying it again (a restart) changes nothing and audits nothing.
-    let before = auth
-        .audit_log(&valid_slug("acme"), 100)
-        .await
-        .unwrap()
-        .len();
+    let before = auth.audit_log(&acme(), 100).await.unwrap().len();
     apply(&declared, Some(&store)).await.unwrap();
-    assert_eq!(
-        auth.audit_log(&valid_slug("acme"), 100)
-            .await
-            .unwrap()
-            .len(),
-        before
-    );
+    assert_eq!(auth.audit_log(&acme(), 100).await.unwrap().len(), before);
 }

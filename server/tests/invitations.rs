@@ -5,8 +5,7 @@
 //! disabled (no more tokens) and deleted by the tenant administrator and the
 //! operator; a client of another tenant is unknown here; provisioning on the
 //! admin listener invites the first administrator.
-
-use crate::common::valid_slug;
+use rampart_testkit::acme;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -79,7 +78,7 @@ async fn a_member_added_by_an_admin_gets_in_through_an_invitation() {
     let auth = env.auth();
     let pending = auth
         .accounts()
-        .find_by_email(&valid_slug("acme"), "mia@acme.test")
+        .find_by_email(&acme(), "mia@acme.test")
         .await
         .unwrap()
         .unwrap();
@@ -95,11 +94,7 @@ async fn a_member_added_by_an_admin_gets_in_through_an_invitation() {
     let body = accept(&env, "acme", &token, NEW_PASSWORD, 200).await;
     assert_eq!(body["data"]["user"]["role"], "trader");
 
-    let profile = auth
-        .accounts()
-        .profile(&valid_slug("acme"), pending.id)
-        .await
-        .unwrap();
+    let profile = auth.accounts().profile(&acme(), pending.id).await.unwrap();
     assert_eq!(
         (
             profile.status.as_str(),
@@ -129,7 +124,7 @@ async fn expired_revoked_reused_replaced_and_unknown_invitations_are_refused() {
     let (id, token) = invite(&env, &admin, "exp@acme.test", "viewer").await;
     env.state
         .tenants
-        .with_tenant(&valid_slug("acme"), async |conn| {
+        .with_tenant(&acme(), async |conn| {
             // raw SQL: the test moves an invitation's expiry into the past.
             diesel_async::RunQueryDsl::execute(
                 diesel::sql_query(format!(

@@ -25,8 +25,7 @@
 //! (the server's default), `LOAD_DATA_DIR` and
 //! `LOAD_SKIP_DUMP=1` (the scale run: kept cluster, no `pg_dump`). Results and how to read
 //! them: `BENCHMARKS.md`.
-
-use crate::common::valid_slug;
+use rampart_testkit::valid_slug;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

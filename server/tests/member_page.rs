@@ -4,11 +4,10 @@
 //! headless Chromium through `member_page.e2e.mjs` (the page tests' tooling
 //! in `pages`): sign-in with PKCE, the equity chart, the P&L table and the
 //! leaderboard; a member without snapshots told so. Plus the page's headers.
-
-use crate::common::valid_slug;
 use rampart_auth::Role;
 use rampart_members::replay::AlpacaReplay;
 use rampart_server::demo_members::{DEMO_DAYS, DEMO_MEMBERS, seed};
+use rampart_testkit::valid_slug;
 
 use crate::pages::{PageServer, Transit};
 

@@ -1,14 +1,13 @@
 //! Members, broker credentials, the snapshot job and the leaderboard over
 //! real HTTPS against real PostgreSQL and OpenBao (transit), with the broker
 //! (the Alpaca paper-trading API shape) replayed by a local HTTP server.
-
-use crate::common::valid_slug;
 use diesel_async::RunQueryDsl;
 use rampart_auth::Role;
 use rampart_auth::SigningAlg;
 use rampart_auth::oauth::{ClientAuthMethod, ClientRegistration};
 use rampart_members::replay::{ReplayPosition, account_body, position_body};
 use rampart_server::app::{AppState, RunningServer};
+use rampart_testkit::{acme, valid_slug};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -403,7 +402,7 @@ async fn tenant_admin_manages_members_imports_and_broker_keys() {
 
     // Every admin action is in the audit log, with no key in it.
     let log = crate::common::auth(&state)
-        .audit_log(&valid_slug("acme"), 200)
+        .audit_log(&acme(), 200)
         .await
         .unwrap();
     let actions: Vec<(String, String)> = log

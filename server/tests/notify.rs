@@ -2,8 +2,7 @@
 //! SMTP server (aiosmtpd from the test kit): registration with a
 //! verification link, account recovery, new-device login alerts and price
 //! alerts, reading the delivered messages and following their links.
-
-use crate::common::valid_slug;
+use rampart_testkit::{acme, globex};
 use std::time::Duration;
 
 use diesel::sql_types::{Bool, Uuid as SqlUuid};
@@ -27,11 +26,7 @@ pub(crate) async fn notify_env() -> Env {
     let mut config = config(&pki).await;
     config.notify = kit_smtp();
     let env = Env::start(pki, config).await;
-    env.state
-        .tenants
-        .provision(&valid_slug("acme"), "Acme")
-        .await
-        .unwrap();
+    env.state.tenants.provision(&acme(), "Acme").await.unwrap();
     env
 }
 
@@ -70,7 +65,7 @@ async fn email_verified(state: &AppState, user: Uuid) -> bool {
     }
     state
         .tenants
-        .with_tenant(&valid_slug("acme"), async |conn| {
+        .with_tenant(&acme(), async |conn| {
             let v: V = diesel::sql_query("SELECT email_verified FROM users WHERE id = $1")
                 .bind::<SqlUuid, _>(user)
                 .get_result(conn)
@@ -103,10 +98,7 @@ async fn registration_verification_and_password_reset_by_mail() {
     // registered and mailed.
     e.state
         .tenants
-        .update_tenant_settings(
-            &valid_slug("acme"),
-            &json!({"registration": {"mode": "open"}}),
-        )
+        .update_tenant_settings(&acme(), &json!({"registration": {"mode": "open"}}))
         .await
         .unwrap();
     let r = e
@@ -131,7 +123,7 @@ async fn registration_verification_and_password_reset_by_mail() {
     let user = e
         .auth()
         .accounts()
-        .find_by_email(&valid_slug("acme"), &email)
+        .find_by_email(&acme(), &email)
         .await
         .unwrap()
         .expect("registered")
@@ -172,10 +164,7 @@ async fn registration_verification_and_password_reset_by_mail() {
     // Account recovery. A live session to be revoked by the reset.
     let auth = e.auth();
     let c = ctx("10.1.2.3", "Firefox/131.0");
-    let LoginOutcome::LoggedIn(session) = auth
-        .login(&valid_slug("acme"), &email, PASSWORD, &c)
-        .await
-        .unwrap()
+    let LoginOutcome::LoggedIn(session) = auth.login(&acme(), &email, PASSWORD, &c).await.unwrap()
     else {
         panic!("no MFA here")
     };
@@ -231,19 +220,13 @@ async fn registration_verification_and_password_reset_by_mail() {
     // Spent; old password refused; sessions revoked; new password works.
     assert_eq!(reset_with("yet-another-passphrase").await.0, 400);
     assert!(
-        auth.authenticate_session(&valid_slug("acme"), &session.token)
+        auth.authenticate_session(&acme(), &session.token)
             .await
             .is_err()
     );
-    assert!(
-        auth.login(&valid_slug("acme"), &email, PASSWORD, &c)
-            .await
-            .is_err()
-    );
+    assert!(auth.login(&acme(), &email, PASSWORD, &c).await.is_err());
     assert!(matches!(
-        auth.login(&valid_slug("acme"), &email, new_password, &c)
-            .await
-            .unwrap(),
+        auth.login(&acme(), &email, new_password, &c).await.unwrap(),
         LoginOutcome::LoggedIn(_)
     ));
 }
@@ -254,7 +237,7 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
     let auth = e.auth();
     let email = unique_email("lin");
     let user = auth
-        .register(&valid_slug("acme"), &email, "Lin", PASSWORD, Role::Trader)
+        .register(&acme(), &email, "Lin", PASSWORD, Role::Trader)
         .await
         .unwrap();
 
@@ -262,17 +245,13 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
     // once, the same one again is not.
     let laptop = ctx("192.0.2.10", "Mozilla/5.0 (X11; Linux) Firefox/131.0");
     let phone = ctx("198.51.100.20", "Mozilla/5.0 (iPhone) Safari/605.1");
-    auth.login(&valid_slug("acme"), &email, PASSWORD, &laptop)
+    auth.login(&acme(), &email, PASSWORD, &laptop)
         .await
         .unwrap();
     assert_eq!(jobs::run_login_alerts_once(&e.state).await.unwrap(), 0);
-    auth.login(&valid_slug("acme"), &email, PASSWORD, &phone)
-        .await
-        .unwrap();
+    auth.login(&acme(), &email, PASSWORD, &phone).await.unwrap();
     assert_eq!(jobs::run_login_alerts_once(&e.state).await.unwrap(), 1);
-    auth.login(&valid_slug("acme"), &email, PASSWORD, &phone)
-        .await
-        .unwrap();
+    auth.login(&acme(), &email, PASSWORD, &phone).await.unwrap();
     assert_eq!(jobs::run_login_alerts_once(&e.state).await.unwrap(), 0);
     let mails = wait_for_mail(&email, 1).await;
     assert_eq!(mails[0].0, "New sign-in to your account");
@@ -285,7 +264,7 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
     // A token of another tenant is refused like none.
     e.state
         .tenants
-        .provision(&valid_slug("globex"), "Globex")
+        .provision(&globex(), "Globex")
         .await
         .unwrap();
     e.expect_get(401, "/api/v1/t/globex/price-alerts", &bearer)
@@ -309,13 +288,7 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
 
     // Another user sees none of them.
     let other = auth
-        .register(
-            &valid_slug("acme"),
-            &unique_email("eve"),
-            "Eve",
-            PASSWORD,
-            Role::Trader,
-        )
+        .register(&acme(), &unique_email("eve"), "Eve", PASSWORD, Role::Trader)
         .await
         .unwrap();
     let other_bearer = token(&e.state, other.id, Role::Trader).await;
@@ -366,27 +339,15 @@ async fn the_weekly_report_is_mailed_to_who_opted_in_once_a_week_with_charts_inl
     let (ada_mail, bob_mail, cy_mail) =
         (unique_email("ada"), unique_email("bob"), unique_email("cy"));
     let ada = auth
-        .register(
-            &valid_slug("acme"),
-            &ada_mail,
-            "Ada",
-            PASSWORD,
-            Role::Trader,
-        )
+        .register(&acme(), &ada_mail, "Ada", PASSWORD, Role::Trader)
         .await
         .unwrap();
     let bob = auth
-        .register(
-            &valid_slug("acme"),
-            &bob_mail,
-            "Bob",
-            PASSWORD,
-            Role::Trader,
-        )
+        .register(&acme(), &bob_mail, "Bob", PASSWORD, Role::Trader)
         .await
         .unwrap();
     let cy = auth
-        .register(&valid_slug("acme"), &cy_mail, "Cy", PASSWORD, Role::Trader)
+        .register(&acme(), &cy_mail, "Cy", PASSWORD, Role::Trader)
         .await
         .unwrap();
     let (ada_t, bob_t, cy_t) = (

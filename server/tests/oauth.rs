@@ -2,8 +2,7 @@
 //! real PostgreSQL: authorize → login form → code → token → refresh →
 //! revoke, plus refusals; login through an upstream OpenID provider; a
 //! third-party client (Python Authlib); and the endpoints' throughput.
-
-use crate::common::valid_slug;
+use rampart_testkit::{acme, globex, valid_slug};
 use std::collections::HashMap;
 
 use actix_web::cookie::Cookie;
@@ -42,29 +41,17 @@ pub(crate) async fn oauth_env(adjust: impl FnOnce(&mut ServerConfig)) -> Env {
     roomy_limits(&mut config);
     adjust(&mut config);
     let env = Env::start(pki, config).await;
+    env.state.tenants.provision(&acme(), "Acme").await.unwrap();
     env.state
         .tenants
-        .provision(&valid_slug("acme"), "Acme")
-        .await
-        .unwrap();
-    env.state
-        .tenants
-        .provision(&valid_slug("globex"), "Globex")
+        .provision(&globex(), "Globex")
         .await
         .unwrap();
     let auth = env.auth();
-    auth.register_client(&valid_slug("acme"), &web_client())
+    auth.register_client(&acme(), &web_client()).await.unwrap();
+    auth.register(&acme(), "ada@example.com", "Ada", PASSWORD, Role::Trader)
         .await
         .unwrap();
-    auth.register(
-        &valid_slug("acme"),
-        "ada@example.com",
-        "Ada",
-        PASSWORD,
-        Role::Trader,
-    )
-    .await
-    .unwrap();
     env
 }
 
@@ -237,7 +224,7 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
 
     // Discovery and JWKS.
     let d = b.get_json("/t/acme/.well-known/openid-configuration").await;
-    assert_eq!(d["issuer"], auth.issuer(&valid_slug("acme")));
+    assert_eq!(d["issuer"], auth.issuer(&acme()));
     let d2 = b
         .get_json("/t/acme/.well-known/oauth-authorization-server")
         .await;
@@ -345,7 +332,7 @@ async fn browser_flow_authorize_login_code_token_refresh_revoke() {
     let loc = url::Url::parse(&location_of(&r)).unwrap();
     let q: HashMap<_, _> = loc.query_pairs().into_owned().collect();
     assert_eq!(q["state"], "xyz");
-    assert_eq!(q["iss"], auth.issuer(&valid_slug("acme")));
+    assert_eq!(q["iss"], auth.issuer(&acme()));
     let code = q["code"].clone();
 
     // OIDC prompt and max_age: `prompt=login` and a sign-in older than
@@ -559,9 +546,7 @@ async fn upstream_openid_login_links_the_identity_and_continues_the_flow() {
         new_user_role: Role::Viewer,
         ..test_idp(idp, false)
     };
-    auth.add_upstream_provider(&valid_slug("acme"), provider)
-        .await
-        .unwrap();
+    auth.add_upstream_provider(&acme(), provider).await.unwrap();
     let challenge = crate::common::challenge(VERIFIER);
 
     // The login page offers the provider, carrying the authorize request.
@@ -712,7 +697,7 @@ async fn authlib_client_drives_the_code_flow() {
     .await;
     let auth = env.auth();
     auth.register_client(
-        &valid_slug("acme"),
+        &acme(),
         &ClientRegistration {
             client_id: "authlib".into(),
             name: "Authlib".into(),
@@ -731,7 +716,7 @@ async fn authlib_client_drives_the_code_flow() {
     let out = tokio::process::Command::new(python)
         .env("REQUESTS_CA_BUNDLE", &env.pki.files.client_ca_file)
         .arg(script)
-        .arg(auth.issuer(&valid_slug("acme")))
+        .arg(auth.issuer(&acme()))
         .args([
             "authlib",
             "http://127.0.0.1:53117/cb",
@@ -859,7 +844,7 @@ async fn http_throughput() {
     let auth = env.auth();
     let rs_secret = auth
         .register_client(
-            &valid_slug("acme"),
+            &acme(),
             &machine_client(
                 "rs",
                 "Resource server",

@@ -2,8 +2,7 @@
 //! tooling (Chromium, node, playwright-core), the server started for a
 //! page with its tenant, the page's checks over plain HTTPS, and the run of
 //! a browser script (`*.e2e.mjs`, with `page_e2e.mjs` beside them).
-
-use crate::common::valid_slug;
+use rampart_testkit::valid_slug;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;

@@ -2,10 +2,9 @@
 //! CRUD and versions, sharing rights and expiry, comments, activity, CSV,
 //! and the refusals (no token, wrong role, wrong tenant, malformed bodies,
 //! oversized uploads, broken CSV rows).
-
-use crate::common::valid_slug;
 use crate::common::{Env, map_items, role_token, strs};
 use rampart_auth::{AuthServer, Role};
+use rampart_testkit::acme;
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -648,7 +647,7 @@ async fn analytics_series_csv_and_svg_charts_through_the_market_chain() {
     let stored: i64 = env
         .state
         .tenants
-        .with_tenant(&valid_slug("acme"), async |conn| {
+        .with_tenant(&acme(), async |conn| {
             use diesel_async::RunQueryDsl;
             #[derive(diesel::QueryableByName)]
             struct N {

@@ -10,7 +10,7 @@
 //! - the audit sealers of both replicas, run at the same time over and
 //!   over while events are written, seal every event exactly once under
 //!   consistent signed tree heads.
-use crate::common::valid_slug;
+use rampart_testkit::{acme, valid_slug};
 use std::time::{Duration, Instant};
 
 use rampart_auth::Role;
@@ -214,7 +214,7 @@ async fn two_replicas_share_limits_revocations_suspensions_and_the_sealer() {
     let check = b_state
         .auth
         .audit_trail()
-        .verify_log(&valid_slug("acme"))
+        .verify_log(&acme())
         .await
         .unwrap();
     assert!(check.ok(), "{check:?}");

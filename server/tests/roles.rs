@@ -5,10 +5,9 @@
 //! refused on that route at once (`auth.role_cache_secs = 0`), unknown
 //! permissions and a lockout are refused with their codes, and a custom role
 //! is created, given to a user and deleted once no one has it.
-
-use crate::common::valid_slug;
 use crate::common::{PASSWORD, count, env_with, epv_case, mint_token_with};
 use rampart_auth::{Permission, Role};
+use rampart_testkit::acme;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -41,7 +40,7 @@ async fn five_tiers_are_data_a_tenant_admin_changes() {
         ("max@acme.test", Role::Manager),
     ] {
         let user = auth
-            .register(&valid_slug("acme"), email, "Test", PASSWORD, role)
+            .register(&acme(), email, "Test", PASSWORD, role)
             .await
             .unwrap();
         let token = mint_token_with(&env.state, "acme", user.id, role, "web", &scopes, None).await;

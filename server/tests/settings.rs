@@ -1,8 +1,7 @@
 //! Tenant settings, feature flags, registration policy, the login policy,
 //! API keys as credentials and the tenant audit log over HTTPS against the
 //! real server and PostgreSQL (and the kit's SMTP server for registration).
-
-use crate::common::valid_slug;
+use rampart_testkit::{acme, valid_slug};
 use std::time::Duration;
 
 use rampart_auth::{AuthError, ClientContext, Permission, Role, authorize};
@@ -258,7 +257,7 @@ async fn register(env: &Env, email: &str) -> (u16, Value) {
 async fn set(env: &Env, patch: Value) {
     env.state
         .tenants
-        .update_tenant_settings(&valid_slug("acme"), &patch)
+        .update_tenant_settings(&acme(), &patch)
         .await
         .unwrap();
 }
@@ -307,9 +306,7 @@ async fn registration_follows_the_policy_and_login_needs_a_verified_address() {
 
     // Unverified: the right password does not log in (and says why).
     let ctx = ClientContext::ip("127.0.0.1");
-    let refused = auth
-        .login(&valid_slug("acme"), &email, PASSWORD, &ctx)
-        .await;
+    let refused = auth.login(&acme(), &email, PASSWORD, &ctx).await;
     assert!(
         matches!(refused, Err(AuthError::EmailNotVerified)),
         "{refused:?}"
@@ -345,9 +342,7 @@ async fn admins_without_a_second_factor_are_refused_when_the_tenant_requires_one
     user_token(&env, "acme", "tom@acme.test", Role::Trader).await;
     set(&env, json!({"mfaRequiredForAdmins": true})).await;
     let ctx = ClientContext::ip("127.0.0.1");
-    let refused = auth
-        .login(&valid_slug("acme"), "root@acme.test", PASSWORD, &ctx)
-        .await;
+    let refused = auth.login(&acme(), "root@acme.test", PASSWORD, &ctx).await;
     assert!(
         matches!(refused, Err(AuthError::MfaEnrollmentRequired)),
         "{refused:?}"
@@ -471,7 +466,7 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
     // Expired: 401.
     let expired = auth
         .create_api_key(
-            &valid_slug("acme"),
+            &acme(),
             bot,
             "old",
             &["portfolio:read".into()],
@@ -486,24 +481,20 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
     // what the new role lacks (trade), keeps what it has.
     let (trade_key, _) = create(json!(["portfolio:read", "trade"])).await;
     let p = auth
-        .authenticate_api_key(&valid_slug("acme"), &trade_key)
+        .authenticate_api_key(&acme(), &trade_key)
         .await
         .unwrap();
     assert!(authorize(&p, Permission::TradeExecute).is_ok());
-    auth.set_role(&valid_slug("acme"), bot, Role::Viewer)
-        .await
-        .unwrap();
+    auth.set_role(&acme(), bot, Role::Viewer).await.unwrap();
     let p = auth
-        .authenticate_api_key(&valid_slug("acme"), &trade_key)
+        .authenticate_api_key(&acme(), &trade_key)
         .await
         .unwrap();
     assert!(authorize(&p, Permission::TradeExecute).is_err());
     assert!(authorize(&p, Permission::PortfolioRead).is_ok());
     x_api_key(&env, portfolios, &trade_key, 200).await;
     // Disabled owner: 401 at once.
-    auth.set_role(&valid_slug("acme"), bot, Role::ApiUser)
-        .await
-        .unwrap();
+    auth.set_role(&acme(), bot, Role::ApiUser).await.unwrap();
     set_status(&env, bot, "disabled").await;
     x_api_key(&env, portfolios, &trade_key, 401).await;
 
@@ -539,14 +530,9 @@ async fn audit_log_pages_filters_exports_and_is_for_admins_only() {
     // Events, one with a user agent a spreadsheet would run.
     let mut ctx = ClientContext::ip("127.0.0.1");
     ctx.user_agent = Some("=HYPERLINK(\"http://evil\")".into());
-    auth.login(
-        &valid_slug("acme"),
-        "tom@acme.test",
-        "wrong-password-123",
-        &ctx,
-    )
-    .await
-    .unwrap_err();
+    auth.login(&acme(), "tom@acme.test", "wrong-password-123", &ctx)
+        .await
+        .unwrap_err();
     crate::common::login(&auth, "acme", "tom@acme.test", PASSWORD).await;
 
     // Non-admins: 403 (the trader and viewer roles lack audit:read).

@@ -3,7 +3,7 @@
 //! requests), job metrics in `/metrics`, and logs without colour codes when
 //! they do not go to a terminal. The trace and log tests run the `rampart`
 //! binary itself, as an operator would.
-use crate::common::valid_slug;
+use rampart_testkit::{acme, valid_slug};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -169,9 +169,7 @@ async fn traces_reach_an_otlp_collector_as_children_of_the_callers_trace() {
             ..Default::default()
         };
         let pool = rampart_tenancy::TenantPool::connect(tenancy).await.unwrap();
-        pool.ensure_tenant(&valid_slug("acme"), "Acme")
-            .await
-            .unwrap();
+        pool.ensure_tenant(&acme(), "Acme").await.unwrap();
     }
     let extra = format!(
         "[telemetry]\notlp_endpoint = {:?}\nservice_name = \"rampart-under-test\"\nsample_ratio = 1.0\n",

@@ -8,10 +8,9 @@
 //! information lands in `market.instruments`, and disconnecting deletes
 //! the tokens (revoked at the provider) so the route refuses with
 //! `upstream_not_connected`.
-
-use crate::common::valid_slug;
 use rampart_auth::Role;
 use rampart_testkit::OidcProvider;
+use rampart_testkit::acme;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -125,7 +124,7 @@ async fn a_user_signs_in_with_tradestation_and_reads_bars_with_their_own_token()
     let start = env
         .auth()
         .upstream()
-        .begin_login(&valid_slug("acme"), "idp", None)
+        .begin_login(&acme(), "idp", None)
         .await
         .unwrap();
     let auth_url = url::Url::parse(&start.authorization_url).unwrap();
@@ -143,7 +142,7 @@ async fn a_user_signs_in_with_tradestation_and_reads_bars_with_their_own_token()
     let user = env
         .auth()
         .accounts()
-        .list_users(&valid_slug("acme"), None, 100)
+        .list_users(&acme(), None, 100)
         .await
         .unwrap()
         .into_iter()
@@ -276,7 +275,7 @@ async fn without_a_connection_the_tradestation_routes_refuse() {
     let user = env
         .auth()
         .register(
-            &valid_slug("acme"),
+            &acme(),
             "nots@acme.example",
             "Test",
             crate::common::PASSWORD,

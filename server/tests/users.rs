@@ -2,13 +2,12 @@
 //! browser-export JSON import and the market routes (batch quotes, daily
 //! bars, symbol search) over real TLS against real PostgreSQL, with their
 //! refusals (no token, wrong role or scope, wrong tenant, malformed bodies).
-
-use crate::common::valid_slug;
 use crate::common::{
     Env, PASSWORD, Ws, assert_ws_refused, map_items, next_json, role_token, scoped_token, strs,
     ws_connect, ws_send,
 };
 use rampart_auth::{AuthServer, ClientContext, Role};
+use rampart_testkit::acme;
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -322,7 +321,7 @@ async fn profile_preferences_activity_and_user_management() {
     let vic_logs_in = async || {
         matches!(
             auth.login(
-                &valid_slug("acme"),
+                &acme(),
                 "vic@acme.test",
                 PASSWORD,
                 &ClientContext::ip("127.0.0.1")

@@ -1,4 +1,4 @@
-use crate::common::valid_slug;
+use rampart_testkit::valid_slug;
 use rampart_vault::VaultConfig;
 
 use crate::common::{

@@ -1,8 +1,7 @@
 //! Abuse paths of issue 13: parallel guessing, lockout abuse, login timing,
 //! backup-code double spend, code replay, introspection, refresh grace and
 //! revocation rows.
-
-use crate::common::valid_slug;
+use rampart_testkit::{acme, globex, valid_slug};
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
@@ -39,10 +38,7 @@ fn answer(r: &Result<LoginOutcome, AuthError>) -> Answer {
 }
 
 async fn login(a: &AuthServer, email: &str, password: &str, ip: &str) -> Answer {
-    answer(
-        &a.login(&valid_slug("acme"), email, password, &ctx(ip))
-            .await,
-    )
+    answer(&a.login(&acme(), email, password, &ctx(ip)).await)
 }
 
 async fn sql(db_url: &str, statements: &str) {
@@ -80,7 +76,7 @@ async fn parallel_wrong_logins(
             let ip = ip(i);
             tokio::spawn(async move {
                 answer(
-                    &a.login(&valid_slug("acme"), &email, "wrong-password-xx", &ctx(&ip))
+                    &a.login(&acme(), &email, "wrong-password-xx", &ctx(&ip))
                         .await,
                 )
             })
@@ -100,15 +96,9 @@ async fn parallel_wrong_logins_hash_at_most_the_allowed_number() {
     let s = server().await;
     let a = &s.auth;
     let cfg = a.config().clone();
-    a.register(
-        &valid_slug("acme"),
-        "pat@example.com",
-        "Pat",
-        PASSWORD,
-        Role::Viewer,
-    )
-    .await
-    .unwrap();
+    a.register(&acme(), "pat@example.com", "Pat", PASSWORD, Role::Viewer)
+        .await
+        .unwrap();
     // One source: at most `rate_limit_attempts` are even hashed.
     let before = a.hasher().verifications();
     let answers = parallel_wrong_logins(a, "pat@example.com", 40, |_| "10.20.0.1".into()).await;
@@ -131,15 +121,9 @@ async fn parallel_wrong_logins_hash_at_most_the_allowed_number() {
         "{rows} attempt rows"
     );
     // Forty sources at once: the account's lockout bounds the hashing too.
-    a.register(
-        &valid_slug("acme"),
-        "sam@example.com",
-        "Sam",
-        PASSWORD,
-        Role::Viewer,
-    )
-    .await
-    .unwrap();
+    a.register(&acme(), "sam@example.com", "Sam", PASSWORD, Role::Viewer)
+        .await
+        .unwrap();
     let before = a.hasher().verifications();
     let answers = parallel_wrong_logins(a, "sam@example.com", 40, |i| format!("10.21.{i}.1")).await;
     let hashed = a.hasher().verifications() - before;
@@ -192,15 +176,9 @@ async fn lockout_window_slides_and_the_owner_gets_in_from_a_known_source() {
     let s = server().await;
     let a = &s.auth;
     let cfg = a.config().clone();
-    a.register(
-        &valid_slug("acme"),
-        "oli@example.com",
-        "Oli",
-        PASSWORD,
-        Role::Viewer,
-    )
-    .await
-    .unwrap();
+    a.register(&acme(), "oli@example.com", "Oli", PASSWORD, Role::Viewer)
+        .await
+        .unwrap();
     // The owner logged in from home before.
     assert_eq!(
         login(a, "oli@example.com", PASSWORD, "10.23.9.9").await,
@@ -252,15 +230,9 @@ async fn unknown_emails_get_the_same_answers_and_hashing_as_known_ones() {
     let s = server().await;
     let a = &s.auth;
     let cfg = a.config().clone();
-    a.register(
-        &valid_slug("acme"),
-        "kim@example.com",
-        "Kim",
-        PASSWORD,
-        Role::Viewer,
-    )
-    .await
-    .unwrap();
+    a.register(&acme(), "kim@example.com", "Kim", PASSWORD, Role::Viewer)
+        .await
+        .unwrap();
     let mut runs = Vec::new();
     for (email, net) in [("kim@example.com", 30), ("nobody@example.com", 31)] {
         let before = a.hasher().verifications();
@@ -290,30 +262,21 @@ async fn a_backup_code_is_spent_once_under_concurrency() {
     let s = server().await;
     let a = s.auth.clone();
     let user = a
-        .register(
-            &valid_slug("acme"),
-            "bea@example.com",
-            "Bea",
-            PASSWORD,
-            Role::Trader,
-        )
+        .register(&acme(), "bea@example.com", "Bea", PASSWORD, Role::Trader)
         .await
         .unwrap();
-    let setup = a
-        .begin_totp_setup(&valid_slug("acme"), user.id)
-        .await
-        .unwrap();
+    let setup = a.begin_totp_setup(&acme(), user.id).await.unwrap();
     let now = chrono::Utc::now().timestamp() as u64;
     let code = current_totp_code(&setup.secret_base32, now).unwrap();
     let backups = a
-        .confirm_totp(&valid_slug("acme"), user.id, &code, &ctx("x"))
+        .confirm_totp(&acme(), user.id, &code, &ctx("x"))
         .await
         .unwrap();
     let mut challenges = Vec::new();
     for i in 0..8 {
         let LoginOutcome::MfaRequired { challenge } = a
             .login(
-                &valid_slug("acme"),
+                &acme(),
                 "bea@example.com",
                 PASSWORD,
                 &ctx(&format!("10.24.0.{i}")),
@@ -330,10 +293,7 @@ async fn a_backup_code_is_spent_once_under_concurrency() {
         .map(|(challenge, ip)| {
             let a = a.clone();
             let code = backups[0].clone();
-            tokio::spawn(async move {
-                a.verify_mfa(&valid_slug("acme"), &challenge, &code, &ctx(&ip))
-                    .await
-            })
+            tokio::spawn(async move { a.verify_mfa(&acme(), &challenge, &code, &ctx(&ip)).await })
         })
         .collect();
     let mut sessions = 0;
@@ -356,14 +316,14 @@ async fn a_replayed_code_revokes_tokens_minted_by_refreshes_of_its_family() {
     let t1 = exchange_code(a, &code).await.unwrap();
     let t2 = a
         .token(
-            &valid_slug("acme"),
+            &acme(),
             &public("web"),
             &refresh_grant(t1.refresh_token.as_deref().unwrap()),
             &ctx("x"),
         )
         .await
         .unwrap();
-    a.authenticate_bearer(&valid_slug("acme"), &t2.access_token)
+    a.authenticate_bearer(&acme(), &t2.access_token)
         .await
         .unwrap();
     assert!(matches!(
@@ -372,13 +332,13 @@ async fn a_replayed_code_revokes_tokens_minted_by_refreshes_of_its_family() {
     ));
     for access in [&t1.access_token, &t2.access_token] {
         assert!(matches!(
-            a.authenticate_bearer(&valid_slug("acme"), access).await,
+            a.authenticate_bearer(&acme(), access).await,
             Err(AuthError::InvalidToken(_))
         ));
     }
     assert!(matches!(
         a.token(
-            &valid_slug("acme"),
+            &acme(),
             &public("web"),
             &refresh_grant(t2.refresh_token.as_deref().unwrap()),
             &ctx("x"),
@@ -430,38 +390,30 @@ async fn introspection_is_for_confidential_clients_of_the_tokens_tenant() {
     // A public client (client_id only) may not introspect, not even its own tokens.
     for token in [&t.access_token, t.refresh_token.as_ref().unwrap()] {
         assert!(matches!(
-            a.introspect(&valid_slug("acme"), &public("web"), token)
-                .await,
+            a.introspect(&acme(), &public("web"), token).await,
             Err(AuthError::InvalidClient)
         ));
     }
     // A confidential client of the tenant may.
     let rs = confidential(a, "acme").await;
     assert_eq!(
-        a.introspect(&valid_slug("acme"), &rs, &t.access_token)
-            .await
-            .unwrap()["active"],
+        a.introspect(&acme(), &rs, &t.access_token).await.unwrap()["active"],
         true
     );
     // Another tenant's confidential client sees the token as inactive.
     let other = confidential(a, "globex").await;
     assert_eq!(
-        a.introspect(&valid_slug("globex"), &other, &t.access_token)
+        a.introspect(&globex(), &other, &t.access_token)
             .await
             .unwrap()["active"],
         false
     );
     let globex_token = a
-        .token(
-            &valid_slug("globex"),
-            &other,
-            &client_credentials_grant(),
-            &ctx("x"),
-        )
+        .token(&globex(), &other, &client_credentials_grant(), &ctx("x"))
         .await
         .unwrap();
     assert_eq!(
-        a.introspect(&valid_slug("acme"), &rs, &globex_token.access_token)
+        a.introspect(&acme(), &rs, &globex_token.access_token)
             .await
             .unwrap()["active"],
         false
@@ -471,14 +423,9 @@ async fn introspection_is_for_confidential_clients_of_the_tokens_tenant() {
 // ----------------------------------------------------------------- item 10
 
 async fn refresh(a: &AuthServer, rt: &str) -> Result<String, AuthError> {
-    a.token(
-        &valid_slug("acme"),
-        &public("web"),
-        &refresh_grant(rt),
-        &ctx("x"),
-    )
-    .await
-    .map(|t| t.refresh_token.unwrap())
+    a.token(&acme(), &public("web"), &refresh_grant(rt), &ctx("x"))
+        .await
+        .map(|t| t.refresh_token.unwrap())
 }
 
 /// `rt` is refused as a reuse (invalid_grant).
@@ -539,7 +486,7 @@ async fn the_tenants_refresh_lifetime_and_grace_settings_apply() {
     let (_, session) = setup(a, "acme").await;
     a.pool()
         .update_tenant_settings(
-            &valid_slug("acme"),
+            &acme(),
             &serde_json::json!({"refreshLifetimeSecs": 600, "refreshGraceSeconds": 10}),
         )
         .await
@@ -577,34 +524,20 @@ async fn revocations_outlive_expiry_by_the_skew_and_a_deleted_row_is_no_resurrec
     let a = &s.auth;
     let rs = confidential(a, "acme").await;
     let revoked = a
-        .token(
-            &valid_slug("acme"),
-            &rs,
-            &client_credentials_grant(),
-            &ctx("x"),
-        )
+        .token(&acme(), &rs, &client_credentials_grant(), &ctx("x"))
         .await
         .unwrap()
         .access_token;
     let live = a
-        .token(
-            &valid_slug("acme"),
-            &rs,
-            &client_credentials_grant(),
-            &ctx("x"),
-        )
+        .token(&acme(), &rs, &client_credentials_grant(), &ctx("x"))
         .await
         .unwrap()
         .access_token;
-    a.authenticate_bearer(&valid_slug("acme"), &revoked)
-        .await
-        .unwrap();
-    a.revoke(&valid_slug("acme"), &rs, &revoked, &ctx("x"))
-        .await
-        .unwrap();
+    a.authenticate_bearer(&acme(), &revoked).await.unwrap();
+    a.revoke(&acme(), &rs, &revoked, &ctx("x")).await.unwrap();
     // Past `exp`, still within the clock skew: the tokens still verify.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    a.cleanup_expired(&valid_slug("acme")).await.unwrap();
+    a.cleanup_expired(&acme()).await.unwrap();
     let kept = "SELECT count(*) AS n FROM platform.token_revocations r \
                 JOIN platform.tenants t ON t.id = r.tenant_id \
                 WHERE t.slug = 'acme' AND r.kind = 'jti' \
@@ -615,23 +548,19 @@ async fn revocations_outlive_expiry_by_the_skew_and_a_deleted_row_is_no_resurrec
         "the revocation is kept for the token's lifetime plus the skew"
     );
     assert!(matches!(
-        a.authenticate_bearer(&valid_slug("acme"), &revoked).await,
+        a.authenticate_bearer(&acme(), &revoked).await,
         Err(AuthError::InvalidToken(_))
     ));
-    a.authenticate_bearer(&valid_slug("acme"), &live)
-        .await
-        .unwrap();
+    a.authenticate_bearer(&acme(), &live).await.unwrap();
     // The row deleted behind this replica's back: the feed is read again,
     // and the token stays refused.
     sql(&s.db_url, "DELETE FROM platform.token_revocations").await;
     a.access_tokens_revoked_elsewhere();
     assert!(matches!(
-        a.authenticate_bearer(&valid_slug("acme"), &revoked).await,
+        a.authenticate_bearer(&acme(), &revoked).await,
         Err(AuthError::InvalidToken(_))
     ));
-    a.authenticate_bearer(&valid_slug("acme"), &live)
-        .await
-        .unwrap();
+    a.authenticate_bearer(&acme(), &live).await.unwrap();
 }
 
 /// A token verified once (the reference server's rate limiter does it
@@ -647,30 +576,20 @@ async fn a_token_verified_earlier_is_still_checked_for_tenant_and_revocation() {
     let a = &s.auth;
     let rs = confidential(a, "acme").await;
     let token = a
-        .token(
-            &valid_slug("acme"),
-            &rs,
-            &client_credentials_grant(),
-            &ctx("x"),
-        )
+        .token(&acme(), &rs, &client_credentials_grant(), &ctx("x"))
         .await
         .unwrap()
         .access_token;
     let audience = &a.config().access_token_audience;
     let verified = a
         .tokens()
-        .verify_access_token_shared(&token, &a.issuer(&valid_slug("acme")), audience)
+        .verify_access_token_shared(&token, &a.issuer(&acme()), audience)
         .unwrap();
     let p = a
-        .authenticate_verified_bearer(&valid_slug("acme"), &verified)
+        .authenticate_verified_bearer(&acme(), &verified)
         .await
         .unwrap();
-    assert_eq!(
-        p,
-        a.authenticate_bearer(&valid_slug("acme"), &token)
-            .await
-            .unwrap()
-    );
+    assert_eq!(p, a.authenticate_bearer(&acme(), &token).await.unwrap());
     for other in ["beta", "acme2"] {
         assert!(
             matches!(
@@ -681,12 +600,9 @@ async fn a_token_verified_earlier_is_still_checked_for_tenant_and_revocation() {
             "accepted for {other}"
         );
     }
-    a.revoke(&valid_slug("acme"), &rs, &token, &ctx("x"))
-        .await
-        .unwrap();
+    a.revoke(&acme(), &rs, &token, &ctx("x")).await.unwrap();
     assert!(matches!(
-        a.authenticate_verified_bearer(&valid_slug("acme"), &verified)
-            .await,
+        a.authenticate_verified_bearer(&acme(), &verified).await,
         Err(AuthError::InvalidToken(_))
     ));
 }
@@ -762,7 +678,7 @@ async fn access_tokens_revoked_before_the_upgrade_stay_revoked() {
     let old = TenantPool::connect_with_template(TenancyConfig::new(db.url.clone(), 8), previous)
         .await
         .unwrap();
-    old.provision(&valid_slug("acme"), "Acme").await.unwrap();
+    old.provision(&acme(), "Acme").await.unwrap();
     let a = AuthServer::with_memory_keys(
         old,
         AuthConfig {
@@ -776,21 +692,13 @@ async fn access_tokens_revoked_before_the_upgrade_stay_revoked() {
     let mut issued = Vec::new();
     for _ in 0..2 {
         let token = a
-            .token(
-                &valid_slug("acme"),
-                &rs,
-                &client_credentials_grant(),
-                &ctx("x"),
-            )
+            .token(&acme(), &rs, &client_credentials_grant(), &ctx("x"))
             .await
             .unwrap()
             .access_token;
         issued.push(token);
     }
-    let info = a
-        .introspect(&valid_slug("acme"), &rs, &issued[0])
-        .await
-        .unwrap();
+    let info = a.introspect(&acme(), &rs, &issued[0]).await.unwrap();
     let (jti, exp) = (info["jti"].as_str().unwrap(), info["exp"].as_i64().unwrap());
     // What the previous release stored for a revoked token.
     sql(
@@ -811,10 +719,8 @@ async fn access_tokens_revoked_before_the_upgrade_stay_revoked() {
     let report = current.migrate_all().await.unwrap();
     assert!(report.failed.is_empty() && report.behind == 1, "{report:?}");
     assert!(matches!(
-        a.authenticate_bearer(&valid_slug("acme"), &issued[0]).await,
+        a.authenticate_bearer(&acme(), &issued[0]).await,
         Err(AuthError::InvalidToken(_))
     ));
-    a.authenticate_bearer(&valid_slug("acme"), &issued[1])
-        .await
-        .unwrap();
+    a.authenticate_bearer(&acme(), &issued[1]).await.unwrap();
 }

@@ -1,6 +1,5 @@
 //! Accounts, brute-force defence, MFA, sessions, roles, API keys, audit, cleanup.
-
-use crate::common::valid_slug;
+use rampart_testkit::{acme, globex};
 use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -99,52 +98,29 @@ async fn register_login_sessions_logout_and_password_change() {
     let s = server().await;
     let a = &s.auth;
     let user = a
-        .register(
-            &valid_slug("acme"),
-            "Ada@Example.com",
-            "Ada",
-            PASSWORD,
-            Role::Trader,
-        )
+        .register(&acme(), "Ada@Example.com", "Ada", PASSWORD, Role::Trader)
         .await
         .unwrap();
     assert_eq!(user.email, "ada@example.com");
     assert!(matches!(
-        a.register(
-            &valid_slug("acme"),
-            "ada@example.com",
-            "Ada",
-            PASSWORD,
-            Role::Trader
-        )
-        .await,
+        a.register(&acme(), "ada@example.com", "Ada", PASSWORD, Role::Trader)
+            .await,
         Err(AuthError::Conflict(_))
     ));
     assert!(matches!(
-        a.register(
-            &valid_slug("acme"),
-            "bob@example.com",
-            "Bob",
-            "short",
-            Role::Trader
-        )
-        .await,
+        a.register(&acme(), "bob@example.com", "Bob", "short", Role::Trader)
+            .await,
         Err(AuthError::WeakPassword(_))
     ));
     // Same error for unknown user and wrong password.
     assert!(matches!(
-        a.login(
-            &valid_slug("acme"),
-            "nobody@example.com",
-            PASSWORD,
-            &ctx("10.0.0.1")
-        )
-        .await,
+        a.login(&acme(), "nobody@example.com", PASSWORD, &ctx("10.0.0.1"))
+            .await,
         Err(AuthError::InvalidCredentials)
     ));
     assert!(matches!(
         a.login(
-            &valid_slug("acme"),
+            &acme(),
             "ada@example.com",
             "wrong-password-1",
             &ctx("10.0.0.1")
@@ -154,119 +130,57 @@ async fn register_login_sessions_logout_and_password_change() {
     ));
     // Users are per tenant.
     assert!(matches!(
-        a.login(
-            &valid_slug("globex"),
-            "ada@example.com",
-            PASSWORD,
-            &ctx("10.0.0.1")
-        )
-        .await,
+        a.login(&globex(), "ada@example.com", PASSWORD, &ctx("10.0.0.1"))
+            .await,
         Err(AuthError::InvalidCredentials)
     ));
     let s1 = logged_in(
-        a.login(
-            &valid_slug("acme"),
-            "ADA@example.com",
-            PASSWORD,
-            &ctx("10.0.0.1"),
-        )
-        .await
-        .unwrap(),
+        a.login(&acme(), "ADA@example.com", PASSWORD, &ctx("10.0.0.1"))
+            .await
+            .unwrap(),
     );
     let s2 = logged_in(
-        a.login(
-            &valid_slug("acme"),
-            "ada@example.com",
-            PASSWORD,
-            &ctx("10.0.0.2"),
-        )
-        .await
-        .unwrap(),
+        a.login(&acme(), "ada@example.com", PASSWORD, &ctx("10.0.0.2"))
+            .await
+            .unwrap(),
     );
     let s3 = logged_in(
-        a.login(
-            &valid_slug("acme"),
-            "ada@example.com",
-            PASSWORD,
-            &ctx("10.0.0.3"),
-        )
-        .await
-        .unwrap(),
+        a.login(&acme(), "ada@example.com", PASSWORD, &ctx("10.0.0.3"))
+            .await
+            .unwrap(),
     );
-    let (info, u) = a
-        .authenticate_session(&valid_slug("acme"), &s1.token)
-        .await
-        .unwrap();
+    let (info, u) = a.authenticate_session(&acme(), &s1.token).await.unwrap();
     assert_eq!(u.id, user.id);
     assert_eq!(info.ip.as_deref(), Some("10.0.0.1"));
     assert_eq!(info.user_agent.as_deref(), Some("test-agent"));
     assert_eq!(info.device, "laptop");
-    assert_eq!(
-        a.list_sessions(&valid_slug("acme"), user.id)
-            .await
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(a.list_sessions(&acme(), user.id).await.unwrap().len(), 3);
     // A session handle of one tenant means nothing in another.
-    assert!(
-        a.authenticate_session(&valid_slug("globex"), &s1.token)
-            .await
-            .is_err()
-    );
+    assert!(a.authenticate_session(&globex(), &s1.token).await.is_err());
     // Tampered secret.
     let forged = format!("{}.AAAA", s1.session_id);
-    assert!(
-        a.authenticate_session(&valid_slug("acme"), &forged)
-            .await
-            .is_err()
-    );
-    a.revoke_session(
-        &valid_slug("acme"),
-        user.id,
-        s2.session_id,
-        &ctx("10.0.0.1"),
-    )
-    .await
-    .unwrap();
-    assert!(
-        a.authenticate_session(&valid_slug("acme"), &s2.token)
-            .await
-            .is_err()
-    );
-    assert_eq!(
-        a.revoke_other_sessions(
-            &valid_slug("acme"),
-            user.id,
-            s1.session_id,
-            &ctx("10.0.0.1")
-        )
-        .await
-        .unwrap(),
-        1
-    );
-    assert!(
-        a.authenticate_session(&valid_slug("acme"), &s3.token)
-            .await
-            .is_err()
-    );
-    a.authenticate_session(&valid_slug("acme"), &s1.token)
+    assert!(a.authenticate_session(&acme(), &forged).await.is_err());
+    a.revoke_session(&acme(), user.id, s2.session_id, &ctx("10.0.0.1"))
         .await
         .unwrap();
+    assert!(a.authenticate_session(&acme(), &s2.token).await.is_err());
+    assert_eq!(
+        a.revoke_other_sessions(&acme(), user.id, s1.session_id, &ctx("10.0.0.1"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(a.authenticate_session(&acme(), &s3.token).await.is_err());
+    a.authenticate_session(&acme(), &s1.token).await.unwrap();
     // Password change needs the current password, revokes other sessions.
     let s4 = logged_in(
-        a.login(
-            &valid_slug("acme"),
-            "ada@example.com",
-            PASSWORD,
-            &ctx("10.0.0.4"),
-        )
-        .await
-        .unwrap(),
+        a.login(&acme(), "ada@example.com", PASSWORD, &ctx("10.0.0.4"))
+            .await
+            .unwrap(),
     );
     assert!(
         a.change_password(
-            &valid_slug("acme"),
+            &acme(),
             user.id,
             "not-the-password",
             "another-long-pass-77",
@@ -277,7 +191,7 @@ async fn register_login_sessions_logout_and_password_change() {
         .is_err()
     );
     a.change_password(
-        &valid_slug("acme"),
+        &acme(),
         user.id,
         PASSWORD,
         "another-long-pass-77",
@@ -286,17 +200,11 @@ async fn register_login_sessions_logout_and_password_change() {
     )
     .await
     .unwrap();
-    assert!(
-        a.authenticate_session(&valid_slug("acme"), &s4.token)
-            .await
-            .is_err()
-    );
-    a.authenticate_session(&valid_slug("acme"), &s1.token)
-        .await
-        .unwrap();
+    assert!(a.authenticate_session(&acme(), &s4.token).await.is_err());
+    a.authenticate_session(&acme(), &s1.token).await.unwrap();
     logged_in(
         a.login(
-            &valid_slug("acme"),
+            &acme(),
             "ada@example.com",
             "another-long-pass-77",
             &ctx("10.0.0.5"),
@@ -304,15 +212,9 @@ async fn register_login_sessions_logout_and_password_change() {
         .await
         .unwrap(),
     );
-    a.logout(&valid_slug("acme"), &s1.token, &ctx("x"))
-        .await
-        .unwrap();
-    assert!(
-        a.authenticate_session(&valid_slug("acme"), &s1.token)
-            .await
-            .is_err()
-    );
-    let v = a.verify_audit_chain(&valid_slug("acme")).await.unwrap();
+    a.logout(&acme(), &s1.token, &ctx("x")).await.unwrap();
+    assert!(a.authenticate_session(&acme(), &s1.token).await.is_err());
+    let v = a.verify_audit_chain(&acme()).await.unwrap();
     assert_eq!(v.first_broken, None);
     assert!(v.rows >= 10);
 }
@@ -321,19 +223,13 @@ async fn register_login_sessions_logout_and_password_change() {
 async fn rate_limit_per_account_and_ip() {
     let s = server().await;
     let a = &s.auth;
-    a.register(
-        &valid_slug("acme"),
-        "eve@example.com",
-        "Eve",
-        PASSWORD,
-        Role::Viewer,
-    )
-    .await
-    .unwrap();
+    a.register(&acme(), "eve@example.com", "Eve", PASSWORD, Role::Viewer)
+        .await
+        .unwrap();
     for _ in 0..5 {
         assert!(matches!(
             a.login(
-                &valid_slug("acme"),
+                &acme(),
                 "eve@example.com",
                 "bad-password-xx",
                 &ctx("10.1.0.1")
@@ -344,12 +240,7 @@ async fn rate_limit_per_account_and_ip() {
     }
     // Sixth from the same IP is refused even with the right password.
     let r = a
-        .login(
-            &valid_slug("acme"),
-            "eve@example.com",
-            PASSWORD,
-            &ctx("10.1.0.1"),
-        )
+        .login(&acme(), "eve@example.com", PASSWORD, &ctx("10.1.0.1"))
         .await;
     let Err(AuthError::RateLimited { retry_after }) = r else {
         panic!("{r:?}")
@@ -359,7 +250,7 @@ async fn rate_limit_per_account_and_ip() {
     for _ in 0..5 {
         let _ = a
             .login(
-                &valid_slug("acme"),
+                &acme(),
                 "ghost@example.com",
                 "bad-password-xx",
                 &ctx("10.1.0.9"),
@@ -367,25 +258,15 @@ async fn rate_limit_per_account_and_ip() {
             .await;
     }
     assert!(matches!(
-        a.login(
-            &valid_slug("acme"),
-            "ghost@example.com",
-            "x",
-            &ctx("10.1.0.9")
-        )
-        .await,
+        a.login(&acme(), "ghost@example.com", "x", &ctx("10.1.0.9"))
+            .await,
         Err(AuthError::RateLimited { .. })
     ));
     // Another IP may still log in (the account is not locked after 5).
     logged_in(
-        a.login(
-            &valid_slug("acme"),
-            "eve@example.com",
-            PASSWORD,
-            &ctx("10.1.0.2"),
-        )
-        .await
-        .unwrap(),
+        a.login(&acme(), "eve@example.com", PASSWORD, &ctx("10.1.0.2"))
+            .await
+            .unwrap(),
     );
 }
 
@@ -393,28 +274,17 @@ async fn rate_limit_per_account_and_ip() {
 async fn lockout_after_ten_failures_and_progressive_backoff() {
     let s = server().await;
     let a = &s.auth;
-    a.register(
-        &valid_slug("acme"),
-        "mal@example.com",
-        "Mal",
-        PASSWORD,
-        Role::Viewer,
-    )
-    .await
-    .unwrap();
+    a.register(&acme(), "mal@example.com", "Mal", PASSWORD, Role::Viewer)
+        .await
+        .unwrap();
     let mut timings = Vec::new();
     for i in 0..10 {
         let started = Instant::now();
         // A new IP every two attempts stays under the account+IP rate limit.
         let ip = format!("10.2.0.{}", i / 2);
         assert!(matches!(
-            a.login(
-                &valid_slug("acme"),
-                "mal@example.com",
-                "bad-password-xx",
-                &ctx(&ip)
-            )
-            .await,
+            a.login(&acme(), "mal@example.com", "bad-password-xx", &ctx(&ip))
+                .await,
             Err(AuthError::InvalidCredentials)
         ));
         timings.push(started.elapsed());
@@ -424,15 +294,10 @@ async fn lockout_after_ten_failures_and_progressive_backoff() {
     // Locked for a source the account never logged in from: refused before
     // hashing, the right password like a wrong one.
     let r = a
-        .login(
-            &valid_slug("acme"),
-            "mal@example.com",
-            PASSWORD,
-            &ctx("10.2.1.1"),
-        )
+        .login(&acme(), "mal@example.com", PASSWORD, &ctx("10.2.1.1"))
         .await;
     assert!(matches!(r, Err(AuthError::RateLimited { .. })), "{r:?}");
-    let log = a.audit_log(&valid_slug("acme"), 50).await.unwrap();
+    let log = a.audit_log(&acme(), 50).await.unwrap();
     assert!(log.iter().any(|r| r.action == "lockout"));
     assert!(
         log.iter()
@@ -446,21 +311,16 @@ async fn lockout_after_ten_failures_and_progressive_backoff() {
     .await
     .unwrap();
     logged_in(
-        a.login(
-            &valid_slug("acme"),
-            "mal@example.com",
-            PASSWORD,
-            &ctx("10.2.2.2"),
-        )
-        .await
-        .unwrap(),
+        a.login(&acme(), "mal@example.com", PASSWORD, &ctx("10.2.2.2"))
+            .await
+            .unwrap(),
     );
 }
 
 /// Logs tom in from `ip`; his login must stop at an MFA challenge.
 async fn mfa_challenge_for_tom(a: &AuthServer, ip: &str) -> String {
     let LoginOutcome::MfaRequired { challenge } = a
-        .login(&valid_slug("acme"), "tom@example.com", PASSWORD, &ctx(ip))
+        .login(&acme(), "tom@example.com", PASSWORD, &ctx(ip))
         .await
         .unwrap()
     else {
@@ -475,41 +335,27 @@ async fn totp_mfa_setup_login_reuse_backup_codes_and_disable() {
     let s = server().await;
     let a = &s.auth;
     let user = a
-        .register(
-            &valid_slug("acme"),
-            "tom@example.com",
-            "Tom",
-            PASSWORD,
-            Role::Trader,
-        )
+        .register(&acme(), "tom@example.com", "Tom", PASSWORD, Role::Trader)
         .await
         .unwrap();
-    let setup = a
-        .begin_totp_setup(&valid_slug("acme"), user.id)
-        .await
-        .unwrap();
+    let setup = a.begin_totp_setup(&acme(), user.id).await.unwrap();
     assert!(setup.otpauth_url.starts_with("otpauth://totp/"));
     let now = chrono::Utc::now().timestamp() as u64;
     assert!(
-        a.confirm_totp(&valid_slug("acme"), user.id, "000000", &ctx("x"))
+        a.confirm_totp(&acme(), user.id, "000000", &ctx("x"))
             .await
             .is_err()
             || current_totp_code(&setup.secret_base32, now).unwrap() == "000000"
     );
     let code = current_totp_code(&setup.secret_base32, now).unwrap();
     let backups = a
-        .confirm_totp(&valid_slug("acme"), user.id, &code, &ctx("x"))
+        .confirm_totp(&acme(), user.id, &code, &ctx("x"))
         .await
         .unwrap();
     assert_eq!(backups.len(), 10);
     // Password alone is not enough now.
     let LoginOutcome::MfaRequired { challenge } = a
-        .login(
-            &valid_slug("acme"),
-            "tom@example.com",
-            PASSWORD,
-            &ctx("10.3.0.1"),
-        )
+        .login(&acme(), "tom@example.com", PASSWORD, &ctx("10.3.0.1"))
         .await
         .unwrap()
     else {
@@ -517,34 +363,29 @@ async fn totp_mfa_setup_login_reuse_backup_codes_and_disable() {
     };
     // The code used to confirm cannot be used again within its step.
     assert!(matches!(
-        a.verify_mfa(&valid_slug("acme"), &challenge, &code, &ctx("10.3.0.1"))
+        a.verify_mfa(&acme(), &challenge, &code, &ctx("10.3.0.1"))
             .await,
         Err(AuthError::InvalidCredentials)
     ));
     // A code of the next step works once (skew 1 accepts it).
     let next = current_totp_code(&setup.secret_base32, now + 30).unwrap();
     let session = a
-        .verify_mfa(&valid_slug("acme"), &challenge, &next, &ctx("10.3.0.1"))
+        .verify_mfa(&acme(), &challenge, &next, &ctx("10.3.0.1"))
         .await
         .unwrap();
-    a.authenticate_session(&valid_slug("acme"), &session.token)
+    a.authenticate_session(&acme(), &session.token)
         .await
         .unwrap();
     // The challenge is single-use.
     assert!(
-        a.verify_mfa(
-            &valid_slug("acme"),
-            &challenge,
-            &backups[0],
-            &ctx("10.3.0.1")
-        )
-        .await
-        .is_err()
+        a.verify_mfa(&acme(), &challenge, &backups[0], &ctx("10.3.0.1"))
+            .await
+            .is_err()
     );
     // Backup code: works once.
     let challenge = mfa_challenge_for_tom(a, "10.3.0.2").await;
     a.verify_mfa(
-        &valid_slug("acme"),
+        &acme(),
         &challenge,
         &backups[0].to_uppercase(),
         &ctx("10.3.0.2"),
@@ -553,49 +394,34 @@ async fn totp_mfa_setup_login_reuse_backup_codes_and_disable() {
     .unwrap();
     let challenge = mfa_challenge_for_tom(a, "10.3.0.2").await;
     assert!(
-        a.verify_mfa(
-            &valid_slug("acme"),
-            &challenge,
-            &backups[0],
-            &ctx("10.3.0.2")
-        )
-        .await
-        .is_err()
+        a.verify_mfa(&acme(), &challenge, &backups[0], &ctx("10.3.0.2"))
+            .await
+            .is_err()
     );
     // TOTP failures are rate-limited on their own counter (password counter untouched).
     for _ in 0..4 {
         let _ = a
-            .verify_mfa(&valid_slug("acme"), &challenge, "123456", &ctx("10.3.0.2"))
+            .verify_mfa(&acme(), &challenge, "123456", &ctx("10.3.0.2"))
             .await;
     }
     assert!(matches!(
-        a.verify_mfa(&valid_slug("acme"), &challenge, "123456", &ctx("10.3.0.2"))
+        a.verify_mfa(&acme(), &challenge, "123456", &ctx("10.3.0.2"))
             .await,
         Err(AuthError::RateLimited { .. })
     ));
     assert!(matches!(
-        a.login(
-            &valid_slug("acme"),
-            "tom@example.com",
-            PASSWORD,
-            &ctx("10.3.0.2")
-        )
-        .await,
+        a.login(&acme(), "tom@example.com", PASSWORD, &ctx("10.3.0.2"))
+            .await,
         Ok(LoginOutcome::MfaRequired { .. })
     ));
     // Disable with a backup code.
-    a.disable_totp(&valid_slug("acme"), user.id, &backups[1], &ctx("x"))
+    a.disable_totp(&acme(), user.id, &backups[1], &ctx("x"))
         .await
         .unwrap();
     logged_in(
-        a.login(
-            &valid_slug("acme"),
-            "tom@example.com",
-            PASSWORD,
-            &ctx("10.3.0.3"),
-        )
-        .await
-        .unwrap(),
+        a.login(&acme(), "tom@example.com", PASSWORD, &ctx("10.3.0.3"))
+            .await
+            .unwrap(),
     );
 }
 
@@ -604,34 +430,22 @@ async fn api_keys_shown_once_hashed_scoped_expiring() {
     let s = server().await;
     let a = &s.auth;
     let bot = a
-        .register(
-            &valid_slug("acme"),
-            "bot@example.com",
-            "Bot",
-            PASSWORD,
-            Role::ApiUser,
-        )
+        .register(&acme(), "bot@example.com", "Bot", PASSWORD, Role::ApiUser)
         .await
         .unwrap();
     let human = a
-        .register(
-            &valid_slug("acme"),
-            "hu@example.com",
-            "Hu",
-            PASSWORD,
-            Role::Trader,
-        )
+        .register(&acme(), "hu@example.com", "Hu", PASSWORD, Role::Trader)
         .await
         .unwrap();
     // No scope, or a scope beyond the owner's role, is refused.
     assert!(matches!(
-        a.create_api_key(&valid_slug("acme"), human.id, "x", &[], None, &ctx("x"))
+        a.create_api_key(&acme(), human.id, "x", &[], None, &ctx("x"))
             .await,
         Err(AuthError::InvalidRequest(_))
     ));
     assert!(matches!(
         a.create_api_key(
-            &valid_slug("acme"),
+            &acme(),
             human.id,
             "x",
             &["tenant:admin".into()],
@@ -642,21 +456,14 @@ async fn api_keys_shown_once_hashed_scoped_expiring() {
         Err(AuthError::Forbidden(_))
     ));
     assert!(matches!(
-        a.create_api_key(
-            &valid_slug("acme"),
-            bot.id,
-            "x",
-            &["openid".into()],
-            None,
-            &ctx("x")
-        )
-        .await,
+        a.create_api_key(&acme(), bot.id, "x", &["openid".into()], None, &ctx("x"))
+            .await,
         Err(AuthError::Forbidden(_))
     ));
     // A trader's key within the role works as the trader.
     let human_key = a
         .create_api_key(
-            &valid_slug("acme"),
+            &acme(),
             human.id,
             "x",
             &["portfolio:write".into()],
@@ -666,14 +473,14 @@ async fn api_keys_shown_once_hashed_scoped_expiring() {
         .await
         .unwrap();
     let p = a
-        .authenticate_api_key(&valid_slug("acme"), &human_key.key)
+        .authenticate_api_key(&acme(), &human_key.key)
         .await
         .unwrap();
     assert_eq!((p.user_id, p.role), (Some(human.id), Role::Trader));
     assert!(authorize(&p, Permission::PortfolioWrite).is_ok());
     let key = a
         .create_api_key(
-            &valid_slug("acme"),
+            &acme(),
             bot.id,
             "ci",
             &["portfolio:read".into()],
@@ -683,10 +490,7 @@ async fn api_keys_shown_once_hashed_scoped_expiring() {
         .await
         .unwrap();
     assert!(key.key.starts_with(&format!("rk_{}_", key.prefix)));
-    let p = a
-        .authenticate_api_key(&valid_slug("acme"), &key.key)
-        .await
-        .unwrap();
+    let p = a.authenticate_api_key(&acme(), &key.key).await.unwrap();
     assert_eq!(p.role, Role::ApiUser);
     assert!(authorize(&p, Permission::PortfolioRead).is_ok());
     assert!(authorize(&p, Permission::TradeExecute).is_err());
@@ -713,19 +517,11 @@ async fn api_keys_shown_once_hashed_scoped_expiring() {
     assert_eq!(n.n, 0);
     // Wrong secret, other tenant, expired, revoked.
     let wrong = format!("rk_{}_{}", key.prefix, "A".repeat(43));
-    assert!(
-        a.authenticate_api_key(&valid_slug("acme"), &wrong)
-            .await
-            .is_err()
-    );
-    assert!(
-        a.authenticate_api_key(&valid_slug("globex"), &key.key)
-            .await
-            .is_err()
-    );
+    assert!(a.authenticate_api_key(&acme(), &wrong).await.is_err());
+    assert!(a.authenticate_api_key(&globex(), &key.key).await.is_err());
     let expired = a
         .create_api_key(
-            &valid_slug("acme"),
+            &acme(),
             bot.id,
             "old",
             &["market:read".into()],
@@ -734,26 +530,12 @@ async fn api_keys_shown_once_hashed_scoped_expiring() {
         )
         .await
         .unwrap();
-    assert!(
-        a.authenticate_api_key(&valid_slug("acme"), &expired.key)
-            .await
-            .is_err()
-    );
-    a.revoke_api_key(&valid_slug("acme"), &key.prefix, &ctx("x"))
+    assert!(a.authenticate_api_key(&acme(), &expired.key).await.is_err());
+    a.revoke_api_key(&acme(), &key.prefix, &ctx("x"))
         .await
         .unwrap();
-    assert!(
-        a.authenticate_api_key(&valid_slug("acme"), &key.key)
-            .await
-            .is_err()
-    );
-    assert_eq!(
-        a.list_api_keys(&valid_slug("acme"), bot.id)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert!(a.authenticate_api_key(&acme(), &key.key).await.is_err());
+    assert_eq!(a.list_api_keys(&acme(), bot.id).await.unwrap().len(), 2);
 }
 
 /// `sql` wrapped so that it runs past the append-only trigger of the audit log.
@@ -771,49 +553,33 @@ pub(crate) async fn tamper(conn: &mut AsyncPgConnection, sql: String) {
 
 /// The first row at which acme's audit chain breaks.
 async fn first_broken(a: &AuthServer) -> Option<i64> {
-    a.verify_audit_chain(&valid_slug("acme"))
-        .await
-        .unwrap()
-        .first_broken
+    a.verify_audit_chain(&acme()).await.unwrap().first_broken
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn audit_chain_detects_tampering_and_refuses_updates() {
     let s = server().await;
     let a = &s.auth;
-    a.register(
-        &valid_slug("acme"),
-        "aud@example.com",
-        "Aud",
-        PASSWORD,
-        Role::Viewer,
-    )
-    .await
-    .unwrap();
+    a.register(&acme(), "aud@example.com", "Aud", PASSWORD, Role::Viewer)
+        .await
+        .unwrap();
     for i in 0..4 {
         let _ = a
             .login(
-                &valid_slug("acme"),
+                &acme(),
                 "aud@example.com",
                 "bad-password-xx",
                 &ctx(&format!("10.4.0.{i}")),
             )
             .await;
     }
-    let log = a.audit_log(&valid_slug("acme"), 100).await.unwrap();
+    let log = a.audit_log(&acme(), 100).await.unwrap();
     assert_eq!(log.len(), 5);
     let first = log.iter().find(|r| r.action == "login").unwrap();
     assert_eq!(first.result, "failure");
     assert!(first.tenant_id.is_some() && first.ip.is_some() && first.user_agent.is_some());
     // Rows are checked once sealed (a signed tree head covers them).
-    assert_eq!(
-        a.audit_trail()
-            .seal(&valid_slug("acme"))
-            .await
-            .unwrap()
-            .added,
-        5
-    );
+    assert_eq!(a.audit_trail().seal(&acme()).await.unwrap().added, 5);
     assert_eq!(first_broken(a).await, None);
     let mut conn = AsyncPgConnection::establish(&s.db_url).await.unwrap();
     // The table refuses updates and deletes.
@@ -837,7 +603,7 @@ async fn audit_chain_detects_tampering_and_refuses_updates() {
     ))
     .await
     .unwrap();
-    let v = a.verify_audit_chain(&valid_slug("acme")).await.unwrap();
+    let v = a.verify_audit_chain(&acme()).await.unwrap();
     assert_eq!(v.first_broken, Some(target));
     // Every forgery below is made past the trigger, as a database owner
     // could; each is reported, and undoing it makes the chain whole again.
@@ -926,32 +692,21 @@ async fn audit_chain_detects_tampering_and_refuses_updates() {
 async fn cleanup_removes_expired_rows() {
     let s = server().await;
     let a = &s.auth;
-    a.register(
-        &valid_slug("acme"),
-        "cl@example.com",
-        "Cl",
-        PASSWORD,
-        Role::Viewer,
-    )
-    .await
-    .unwrap();
+    a.register(&acme(), "cl@example.com", "Cl", PASSWORD, Role::Viewer)
+        .await
+        .unwrap();
     let _ = a
         .login(
-            &valid_slug("acme"),
+            &acme(),
             "cl@example.com",
             "bad-password-xx",
             &ctx("10.5.0.1"),
         )
         .await;
     logged_in(
-        a.login(
-            &valid_slug("acme"),
-            "cl@example.com",
-            PASSWORD,
-            &ctx("10.5.0.1"),
-        )
-        .await
-        .unwrap(),
+        a.login(&acme(), "cl@example.com", PASSWORD, &ctx("10.5.0.1"))
+            .await
+            .unwrap(),
     );
     let mut conn = AsyncPgConnection::establish(&s.db_url).await.unwrap();
     conn.batch_execute(
@@ -960,11 +715,11 @@ async fn cleanup_removes_expired_rows() {
     )
     .await
     .unwrap();
-    let r = a.cleanup_expired(&valid_slug("acme")).await.unwrap();
+    let r = a.cleanup_expired(&acme()).await.unwrap();
     assert_eq!(r.sessions, 1);
     assert_eq!(r.login_attempts, 2);
     assert_eq!(
-        a.cleanup_expired(&valid_slug("acme")).await.unwrap(),
+        a.cleanup_expired(&acme()).await.unwrap(),
         Default::default()
     );
 }
@@ -980,30 +735,24 @@ async fn what_a_client_sends_is_bounded_before_it_is_stored() {
     let t = server().await;
     let a = &t.auth;
     let user = a
-        .register(
-            &valid_slug("acme"),
-            "ua@example.com",
-            "Ua",
-            PASSWORD,
-            Role::Trader,
-        )
+        .register(&acme(), "ua@example.com", "Ua", PASSWORD, Role::Trader)
         .await
         .unwrap();
     let agent = "é".repeat(20_000);
     let client = rampart_auth::ClientContext::from_request("10.0.0.9".into(), Some(&agent));
     let session = logged_in(
-        a.login(&valid_slug("acme"), "ua@example.com", PASSWORD, &client)
+        a.login(&acme(), "ua@example.com", PASSWORD, &client)
             .await
             .unwrap(),
     );
     // A context built by hand (an embedder's) is bounded the same way.
     let by_hand = ctx("10.0.0.9").with_user_agent(&agent);
     logged_in(
-        a.login(&valid_slug("acme"), "ua@example.com", PASSWORD, &by_hand)
+        a.login(&acme(), "ua@example.com", PASSWORD, &by_hand)
             .await
             .unwrap(),
     );
-    let sessions = a.list_sessions(&valid_slug("acme"), user.id).await.unwrap();
+    let sessions = a.list_sessions(&acme(), user.id).await.unwrap();
     assert_eq!(sessions.len(), 2);
     for s in &sessions {
         let stored = s.user_agent.as_deref().unwrap();
@@ -1015,31 +764,17 @@ async fn what_a_client_sends_is_bounded_before_it_is_stored() {
     let long_name = "k".repeat(201);
     let scopes = ["portfolio:read".to_owned()];
     assert!(matches!(
-        a.create_api_key(
-            &valid_slug("acme"),
-            user.id,
-            &long_name,
-            &scopes,
-            None,
-            &client
-        )
-        .await,
+        a.create_api_key(&acme(), user.id, &long_name, &scopes, None, &client)
+            .await,
         Err(AuthError::InvalidRequest(_))
     ));
     let twice: Vec<String> = vec!["portfolio:read".into(); 40];
     assert!(matches!(
-        a.create_api_key(&valid_slug("acme"), user.id, "ok", &twice, None, &client)
+        a.create_api_key(&acme(), user.id, "ok", &twice, None, &client)
             .await,
         Err(AuthError::InvalidRequest(_))
     ));
-    a.create_api_key(
-        &valid_slug("acme"),
-        user.id,
-        &"k".repeat(200),
-        &scopes,
-        None,
-        &client,
-    )
-    .await
-    .unwrap();
+    a.create_api_key(&acme(), user.id, &"k".repeat(200), &scopes, None, &client)
+        .await
+        .unwrap();
 }

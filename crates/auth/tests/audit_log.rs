@@ -1,7 +1,5 @@
 //! The audit log as a verifiable log: sealing, signed tree heads, proofs,
 //! and every kind of tampering reported at the first position that differs.
-
-use crate::common::valid_slug;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use josekit::jwk::Jwk;
 use josekit::jws;
@@ -11,6 +9,7 @@ use rampart_auth::audit_tree::{
     DifferenceKind, HeadProblem, LogDifference, SignedTreeHead, TREE_HEAD_TYP, tree_head_payload,
 };
 use rampart_auth::merkle::{self, Hash};
+use rampart_testkit::{acme, globex, valid_slug};
 
 use crate::accounts::tamper;
 use crate::common::{ctx, server};
@@ -61,67 +60,48 @@ async fn sealed_heads_are_signed_and_prove_inclusion_and_consistency() {
     let s = server().await;
     let a = &s.auth;
     let trail = a.audit_trail();
-    let tenant_id = a.pool().tenant(&valid_slug("acme")).await.unwrap().id;
+    let tenant_id = a.pool().tenant(&acme()).await.unwrap().id;
     // Nothing sealed yet: every row is unsealed, and no proof exists.
     events(a, "acme", 3, "first").await;
-    let v = trail.verify_log(&valid_slug("acme")).await.unwrap();
+    let v = trail.verify_log(&acme()).await.unwrap();
     assert!(v.ok());
     assert_eq!((v.rows, v.tree_size, v.unsealed, v.heads), (3, 0, 3, 0));
-    assert!(
-        trail
-            .tree_head(&valid_slug("acme"))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(trail.tree_head(&acme()).await.unwrap().is_none());
     assert!(matches!(
-        trail.inclusion_proof(&valid_slug("acme"), 1, None).await,
+        trail.inclusion_proof(&acme(), 1, None).await,
         Err(rampart_auth::AuthError::NotSealed(_))
     ));
 
-    let first = trail.seal(&valid_slug("acme")).await.unwrap();
+    let first = trail.seal(&acme()).await.unwrap();
     assert_eq!(first.added, 3);
     let h3 = first.head.unwrap();
     assert_eq!(h3.tree_size, 3);
     verify_with_jwks(a, tenant_id, &h3);
     // Nothing new, same key: no new head.
-    assert_eq!(trail.seal(&valid_slug("acme")).await.unwrap().head, None);
+    assert_eq!(trail.seal(&acme()).await.unwrap().head, None);
 
     events(a, "acme", 5, "second").await;
-    let v = trail.verify_log(&valid_slug("acme")).await.unwrap();
+    let v = trail.verify_log(&acme()).await.unwrap();
     assert!(v.ok(), "{v:?}");
     assert_eq!((v.rows, v.tree_size, v.unsealed), (8, 3, 5));
-    let h8 = trail.seal(&valid_slug("acme")).await.unwrap().head.unwrap();
+    let h8 = trail.seal(&acme()).await.unwrap().head.unwrap();
     assert_eq!(
-        (
-            h8.tree_size,
-            trail.tree_head(&valid_slug("acme")).await.unwrap()
-        ),
+        (h8.tree_size, trail.tree_head(&acme()).await.unwrap()),
         (8, Some(h8.clone()))
     );
     verify_with_jwks(a, tenant_id, &h8);
-    let v = trail.verify_log(&valid_slug("acme")).await.unwrap();
+    let v = trail.verify_log(&acme()).await.unwrap();
     assert!(v.ok());
     assert_eq!((v.rows, v.tree_size, v.unsealed, v.heads), (8, 8, 0, 2));
     // The other tenant's log is its own.
-    assert_eq!(
-        trail
-            .verify_log(&valid_slug("globex"))
-            .await
-            .unwrap()
-            .tree_size,
-        0
-    );
+    assert_eq!(trail.verify_log(&globex()).await.unwrap().tree_size, 0);
 
     // Every row's inclusion proof verifies against the signed root; a
     // changed leaf does not.
-    let rows = a.audit_log(&valid_slug("acme"), 100).await.unwrap();
+    let rows = a.audit_log(&acme(), 100).await.unwrap();
     let root8 = hash(&h8.root_hash);
     for row in &rows {
-        let p = trail
-            .inclusion_proof(&valid_slug("acme"), row.id, None)
-            .await
-            .unwrap();
+        let p = trail.inclusion_proof(&acme(), row.id, None).await.unwrap();
         assert_eq!(p.tree_head, h8);
         let leaf = merkle::leaf_hash(p.leaf.as_bytes());
         assert_eq!(hex::encode(leaf), p.leaf_hash);
@@ -147,7 +127,7 @@ async fn sealed_heads_are_signed_and_prove_inclusion_and_consistency() {
     let oldest = rows.iter().map(|r| r.id).min().unwrap();
     let newest = rows.iter().map(|r| r.id).max().unwrap();
     let p = trail
-        .inclusion_proof(&valid_slug("acme"), oldest, Some(3))
+        .inclusion_proof(&acme(), oldest, Some(3))
         .await
         .unwrap();
     assert_eq!(p.tree_head, h3);
@@ -159,16 +139,11 @@ async fn sealed_heads_are_signed_and_prove_inclusion_and_consistency() {
         &hash(&h3.root_hash)
     ));
     assert!(matches!(
-        trail
-            .inclusion_proof(&valid_slug("acme"), newest, Some(3))
-            .await,
+        trail.inclusion_proof(&acme(), newest, Some(3)).await,
         Err(rampart_auth::AuthError::NotSealed(_))
     ));
     // The newer head extends the older one.
-    let c = trail
-        .consistency_proof(&valid_slug("acme"), 3, 8)
-        .await
-        .unwrap();
+    let c = trail.consistency_proof(&acme(), 3, 8).await.unwrap();
     assert_eq!(
         (c.first.clone(), c.second.clone()),
         (h3.clone(), h8.clone())
@@ -183,22 +158,17 @@ async fn sealed_heads_are_signed_and_prove_inclusion_and_consistency() {
     ));
     assert!(!merkle::verify_consistency(3, 8, &root8, &root8, &path));
     assert!(matches!(
-        trail.consistency_proof(&valid_slug("acme"), 8, 3).await,
+        trail.consistency_proof(&acme(), 8, 3).await,
         Err(rampart_auth::AuthError::InvalidRequest(_))
     ));
     assert!(matches!(
-        trail.consistency_proof(&valid_slug("acme"), 4, 8).await,
+        trail.consistency_proof(&acme(), 4, 8).await,
         Err(rampart_auth::AuthError::NotSealed(_))
     ));
 
     // The tenant role cannot write the tree.
     let mut conn = AsyncPgConnection::establish(&s.db_url).await.unwrap();
-    let role = a
-        .pool()
-        .tenant(&valid_slug("acme"))
-        .await
-        .unwrap()
-        .role_name;
+    let role = a.pool().tenant(&acme()).await.unwrap().role_name;
     for sql in [
         "DELETE FROM platform.audit_tree_heads",
         "DELETE FROM platform.audit_leaves",
@@ -217,13 +187,13 @@ async fn a_rotated_key_re_signs_the_newest_head() {
     let a = &s.auth;
     let trail = a.audit_trail();
     events(a, "acme", 2, "x").await;
-    let before = trail.seal(&valid_slug("acme")).await.unwrap().head.unwrap();
+    let before = trail.seal(&acme()).await.unwrap().head.unwrap();
     a.tokens()
         .key_ring()
         .rotate_now(rampart_auth::KeyKind::Es256)
         .await
         .unwrap();
-    let after = trail.seal(&valid_slug("acme")).await.unwrap();
+    let after = trail.seal(&acme()).await.unwrap();
     assert_eq!(after.added, 0);
     let after = after.head.unwrap();
     assert_eq!(
@@ -231,7 +201,7 @@ async fn a_rotated_key_re_signs_the_newest_head() {
         (before.tree_size, &before.root_hash)
     );
     assert_ne!(after.kid, before.kid);
-    let v = trail.verify_log(&valid_slug("acme")).await.unwrap();
+    let v = trail.verify_log(&acme()).await.unwrap();
     assert!(v.ok() && v.heads == 2 && v.unverifiable_heads == 0, "{v:?}");
 }
 
@@ -243,11 +213,11 @@ async fn every_kind_of_tampering_is_reported_where_it_starts() {
     let a = &s.auth;
     let trail = a.audit_trail();
     events(a, "acme", 6, "t").await;
-    trail.seal(&valid_slug("acme")).await.unwrap();
+    trail.seal(&acme()).await.unwrap();
     // One more, not sealed.
     events(a, "acme", 1, "late").await;
     let mut ids: Vec<i64> = a
-        .audit_log(&valid_slug("acme"), 100)
+        .audit_log(&acme(), 100)
         .await
         .unwrap()
         .iter()
@@ -255,7 +225,7 @@ async fn every_kind_of_tampering_is_reported_where_it_starts() {
         .collect();
     ids.sort_unstable();
     let (sealed, late) = (&ids[..6], ids[6]);
-    let v = trail.verify_log(&valid_slug("acme")).await.unwrap();
+    let v = trail.verify_log(&acme()).await.unwrap();
     assert!(v.ok());
     assert_eq!((v.tree_size, v.unsealed), (6, 1));
 
@@ -273,11 +243,7 @@ async fn every_kind_of_tampering_is_reported_where_it_starts() {
         sealed_row_id,
     };
     async fn first_difference(a: &AuthServer) -> Option<LogDifference> {
-        let v = a
-            .audit_trail()
-            .verify_log(&valid_slug("acme"))
-            .await
-            .unwrap();
+        let v = a.audit_trail().verify_log(&acme()).await.unwrap();
         // Rows that differ from the leaves do not give the signed root either.
         assert_eq!(
             v.bad_head.map(|b| b.problem),
@@ -308,10 +274,7 @@ async fn every_kind_of_tampering_is_reported_where_it_starts() {
     );
     // The short form names the same row.
     assert_eq!(
-        a.verify_audit_chain(&valid_slug("acme"))
-            .await
-            .unwrap()
-            .first_broken,
+        a.verify_audit_chain(&acme()).await.unwrap().first_broken,
         Some(sealed[3])
     );
     tamper(&mut conn, restore.clone()).await;
@@ -397,7 +360,7 @@ async fn every_kind_of_tampering_is_reported_where_it_starts() {
         format!("DELETE FROM tenant_acme.audit_log WHERE id = {late}"),
     )
     .await;
-    let v = trail.verify_log(&valid_slug("acme")).await.unwrap();
+    let v = trail.verify_log(&acme()).await.unwrap();
     assert!(v.ok() && v.unsealed == 0 && v.tree_size == 6);
     tamper(&mut conn, restore.clone()).await;
 
@@ -410,10 +373,7 @@ async fn every_kind_of_tampering_is_reported_where_it_starts() {
         Some(diff(0, DifferenceKind::Missing, None, Some(sealed[0])))
     );
     assert_eq!(
-        a.verify_audit_chain(&valid_slug("acme"))
-            .await
-            .unwrap()
-            .first_broken,
+        a.verify_audit_chain(&acme()).await.unwrap().first_broken,
         Some(sealed[0])
     );
     tamper(&mut conn, restore.clone()).await;
@@ -432,27 +392,24 @@ async fn every_kind_of_tampering_is_reported_where_it_starts() {
     let bad = |v: rampart_auth::audit_tree::LogVerification| {
         v.bad_head.map(|b| (b.tree_size, b.problem, b.last_row_id))
     };
-    let v = trail.verify_log(&valid_slug("acme")).await.unwrap();
+    let v = trail.verify_log(&acme()).await.unwrap();
     assert_eq!(v.first_difference, None);
     assert_eq!(bad(v), Some((6, HeadProblem::RootMismatch, sealed[5])));
     conn.batch_execute(restore_heads).await.unwrap();
-    assert!(trail.verify_log(&valid_slug("acme")).await.unwrap().ok());
+    assert!(trail.verify_log(&acme()).await.unwrap().ok());
     conn.batch_execute(
         "UPDATE platform.audit_tree_heads SET signed_at = signed_at + interval '1 second'",
     )
     .await
     .unwrap();
-    let v = trail.verify_log(&valid_slug("acme")).await.unwrap();
+    let v = trail.verify_log(&acme()).await.unwrap();
     assert_eq!(bad(v), Some((6, HeadProblem::BadSignature, sealed[5])));
     assert_eq!(
-        a.verify_audit_chain(&valid_slug("acme"))
-            .await
-            .unwrap()
-            .first_broken,
+        a.verify_audit_chain(&acme()).await.unwrap().first_broken,
         Some(sealed[5])
     );
     conn.batch_execute(restore_heads).await.unwrap();
-    assert!(trail.verify_log(&valid_slug("acme")).await.unwrap().ok());
+    assert!(trail.verify_log(&acme()).await.unwrap().ok());
 }
 
 /// Appends never wait on each other or on the sealer, and a seal running
@@ -468,7 +425,7 @@ async fn concurrent_appends_and_seals_lose_nothing() {
         writers.push(tokio::spawn(async move {
             for i in 0..15 {
                 a.audit(
-                    &valid_slug("acme"),
+                    &acme(),
                     AuditEvent::new("token_refresh", "success")
                         .detail(serde_json::json!({"w": w, "i": i})),
                 )
@@ -491,11 +448,7 @@ async fn concurrent_appends_and_seals_lose_nothing() {
     sealer.await.unwrap();
     let report = a.audit_trail().seal_all().await.unwrap();
     assert!(report.ran && report.failed.is_empty(), "{report:?}");
-    let v = a
-        .audit_trail()
-        .verify_log(&valid_slug("acme"))
-        .await
-        .unwrap();
+    let v = a.audit_trail().verify_log(&acme()).await.unwrap();
     assert!(v.ok(), "{v:?}");
     assert_eq!((v.rows, v.tree_size, v.unsealed), (90, 90, 0));
 }
@@ -516,16 +469,12 @@ async fn chained_rows_from_before_become_the_first_leaves() {
     .await
     .unwrap();
     events(a, "acme", 2, "new").await;
-    let sealed = a.audit_trail().seal(&valid_slug("acme")).await.unwrap();
+    let sealed = a.audit_trail().seal(&acme()).await.unwrap();
     assert_eq!(sealed.added, 4);
-    let v = a
-        .audit_trail()
-        .verify_log(&valid_slug("acme"))
-        .await
-        .unwrap();
+    let v = a.audit_trail().verify_log(&acme()).await.unwrap();
     assert!(v.ok() && v.tree_size == 4 && v.unsealed == 0, "{v:?}");
     let oldest = a
-        .audit_log(&valid_slug("acme"), 10)
+        .audit_log(&acme(), 10)
         .await
         .unwrap()
         .iter()
@@ -537,11 +486,7 @@ async fn chained_rows_from_before_become_the_first_leaves() {
         format!("UPDATE tenant_acme.audit_log SET result = 'failure' WHERE id = {oldest}"),
     )
     .await;
-    let v = a
-        .audit_trail()
-        .verify_log(&valid_slug("acme"))
-        .await
-        .unwrap();
+    let v = a.audit_trail().verify_log(&acme()).await.unwrap();
     assert_eq!(
         v.first_difference.map(|d| (d.position, d.kind)),
         Some((0, DifferenceKind::Changed))
@@ -556,12 +501,12 @@ async fn a_purged_tenants_log_is_refused_as_purged() {
     let a = &s.auth;
     let trail = a.audit_trail();
     events(a, "globex", 2, "before").await;
-    trail.seal(&valid_slug("globex")).await.unwrap();
+    trail.seal(&globex()).await.unwrap();
     let pool = a.pool();
-    pool.deactivate(&valid_slug("globex"), Some(chrono::Duration::zero()), None)
+    pool.deactivate(&globex(), Some(chrono::Duration::zero()), None)
         .await
         .unwrap();
-    pool.purge(&valid_slug("globex"), true, None).await.unwrap();
+    pool.purge(&globex(), true, None).await.unwrap();
     let purged = |r: Result<(), rampart_auth::AuthError>| {
         assert!(
             matches!(
@@ -573,22 +518,12 @@ async fn a_purged_tenants_log_is_refused_as_purged() {
             "{r:?}"
         )
     };
-    purged(trail.verify_log(&valid_slug("globex")).await.map(|_| ()));
-    purged(trail.seal(&valid_slug("globex")).await.map(|_| ()));
-    purged(trail.tree_head(&valid_slug("globex")).await.map(|_| ()));
-    purged(
-        trail
-            .inclusion_proof(&valid_slug("globex"), 1, None)
-            .await
-            .map(|_| ()),
-    );
-    purged(
-        trail
-            .consistency_proof(&valid_slug("globex"), 1, 2)
-            .await
-            .map(|_| ()),
-    );
+    purged(trail.verify_log(&globex()).await.map(|_| ()));
+    purged(trail.seal(&globex()).await.map(|_| ()));
+    purged(trail.tree_head(&globex()).await.map(|_| ()));
+    purged(trail.inclusion_proof(&globex(), 1, None).await.map(|_| ()));
+    purged(trail.consistency_proof(&globex(), 1, 2).await.map(|_| ()));
     // The other tenant is unaffected.
     events(a, "acme", 1, "after").await;
-    assert!(trail.verify_log(&valid_slug("acme")).await.unwrap().ok());
+    assert!(trail.verify_log(&acme()).await.unwrap().ok());
 }

@@ -1,5 +1,6 @@
 //! Shared helpers.
 
+use rampart_testkit::{acme, globex};
 use std::sync::Arc;
 
 use rampart_auth::{
@@ -41,10 +42,8 @@ pub async fn server_with(config: AuthConfig) -> TestServer {
     let db = rampart_testkit::fresh_database().await.unwrap();
     let tenancy = rampart_tenancy::TenancyConfig::new(db.url.clone(), 8);
     let pool = rampart_tenancy::TenantPool::connect(tenancy).await.unwrap();
-    pool.provision(&valid_slug("acme"), "Acme").await.unwrap();
-    pool.provision(&valid_slug("globex"), "Globex")
-        .await
-        .unwrap();
+    pool.provision(&acme(), "Acme").await.unwrap();
+    pool.provision(&globex(), "Globex").await.unwrap();
     let auth = rampart_auth::AuthServer::with_memory_keys(pool, config)
         .await
         .unwrap();
@@ -67,8 +66,3 @@ pub fn ctx(ip: &str) -> rampart_auth::ClientContext {
 }
 
 pub const PASSWORD: &str = "correct-horse-battery-42";
-
-/// A tenant slug the test knows to be valid (the API takes validated slugs).
-pub fn valid_slug(s: &str) -> rampart_tenancy::TenantSlug {
-    rampart_tenancy::TenantSlug::parse(s).unwrap_or_else(|e| panic!("{e}"))
-}

@@ -1,6 +1,4 @@
 //! The OAuth 2.1 service layer against real PostgreSQL.
-
-use crate::common::valid_slug;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use rampart_auth::accounts::LoginOutcome;
@@ -9,6 +7,7 @@ use rampart_auth::oauth::{
     TokenRequest, TokenResponse, redirect_uri_matches,
 };
 use rampart_auth::{AuthError, AuthServer, Role, SigningAlg};
+use rampart_testkit::{acme, globex, valid_slug};
 use sha2::{Digest, Sha256};
 
 use crate::common::{PASSWORD, ctx, server};
@@ -116,7 +115,7 @@ pub(crate) async fn code_for(
 /// Exchanges `code` (issued to the public client "web" with [`VERIFIER`]) at the token endpoint.
 pub(crate) async fn exchange_code(a: &AuthServer, code: &str) -> Result<TokenResponse, AuthError> {
     a.token(
-        &valid_slug("acme"),
+        &acme(),
         &public("web"),
         &code_grant(code, Some(VERIFIER)),
         &ctx("x"),
@@ -179,18 +178,15 @@ async fn authorize_refusals_pkce_redirect_response_type() {
     setup(a, "acme").await;
     // Wrong redirect: error page, never a redirect.
     assert!(matches!(
-        a.validate_authorize(
-            &valid_slug("acme"),
-            &authorize_req("https://evil.example.com/cb")
-        )
-        .await,
+        a.validate_authorize(&acme(), &authorize_req("https://evil.example.com/cb"))
+            .await,
         Err(AuthorizeError::Page(_))
     ));
     // Unknown client: page.
     let mut r = authorize_req(REDIRECT);
     r.client_id = Some("nope".into());
     assert!(matches!(
-        a.validate_authorize(&valid_slug("acme"), &r).await,
+        a.validate_authorize(&acme(), &r).await,
         Err(AuthorizeError::Page(AuthError::InvalidClient))
     ));
     // Missing PKCE and plain PKCE: redirect with invalid_request, state and iss.
@@ -202,7 +198,7 @@ async fn authorize_refusals_pkce_redirect_response_type() {
         let mut r = authorize_req(REDIRECT);
         r.code_challenge = c;
         r.code_challenge_method = m;
-        match a.validate_authorize(&valid_slug("acme"), &r).await {
+        match a.validate_authorize(&acme(), &r).await {
             Err(AuthorizeError::Redirect { location, error }) => {
                 assert_eq!(error.oauth_code(), "invalid_request");
                 assert!(
@@ -219,7 +215,7 @@ async fn authorize_refusals_pkce_redirect_response_type() {
     let mut r = authorize_req(REDIRECT);
     r.response_type = Some("token".into());
     assert!(matches!(
-        a.validate_authorize(&valid_slug("acme"), &r).await,
+        a.validate_authorize(&acme(), &r).await,
         Err(AuthorizeError::Redirect {
             error: AuthError::UnsupportedResponseType(_),
             ..
@@ -229,7 +225,7 @@ async fn authorize_refusals_pkce_redirect_response_type() {
     let mut r = authorize_req(REDIRECT);
     r.scope = Some("users:manage".into());
     assert!(matches!(
-        a.validate_authorize(&valid_slug("acme"), &r).await,
+        a.validate_authorize(&acme(), &r).await,
         Err(AuthorizeError::Redirect {
             error: AuthError::InvalidScope(_),
             ..
@@ -237,19 +233,16 @@ async fn authorize_refusals_pkce_redirect_response_type() {
     ));
     // Loopback with another port is accepted.
     assert!(
-        a.validate_authorize(
-            &valid_slug("acme"),
-            &authorize_req("http://127.0.0.1:40123/cb")
-        )
-        .await
-        .is_ok()
+        a.validate_authorize(&acme(), &authorize_req("http://127.0.0.1:40123/cb"))
+            .await
+            .is_ok()
     );
     // A nonce is kept inline with the code: at most 512 bytes.
     let mut r = authorize_req(REDIRECT);
     r.nonce = Some("n".repeat(rampart_auth::oauth::MAX_NONCE_BYTES));
-    assert!(a.validate_authorize(&valid_slug("acme"), &r).await.is_ok());
+    assert!(a.validate_authorize(&acme(), &r).await.is_ok());
     r.nonce = Some("n".repeat(rampart_auth::oauth::MAX_NONCE_BYTES + 1));
-    match a.validate_authorize(&valid_slug("acme"), &r).await {
+    match a.validate_authorize(&acme(), &r).await {
         Err(AuthorizeError::Redirect { location, error }) => {
             assert_eq!(error.oauth_code(), "invalid_request");
             assert!(location.contains("state=st-1"), "{location}");
@@ -263,7 +256,7 @@ async fn authorize_refusals_pkce_redirect_response_type() {
     );
     let refused = a
         .register_client(
-            &valid_slug("acme"),
+            &acme(),
             &ClientRegistration {
                 client_id: "long".into(),
                 name: "Long".into(),
@@ -313,9 +306,7 @@ async fn code_flow_refresh_rotation_reuse_and_revocation() {
             "redirect",
         ),
     ] {
-        let r = a
-            .token(&valid_slug("acme"), &public("web"), &grant, &ctx("x"))
-            .await;
+        let r = a.token(&acme(), &public("web"), &grant, &ctx("x")).await;
         assert!(matches!(r, Err(AuthError::InvalidGrant(_))), "{why}: {r:?}");
     }
     // The good exchange.
@@ -331,21 +322,17 @@ async fn code_flow_refresh_rotation_reuse_and_revocation() {
     assert_eq!(id.sub, user_id.to_string());
     assert_eq!(id.aud, "web");
     let p = a
-        .authenticate_bearer(&valid_slug("acme"), &t.access_token)
+        .authenticate_bearer(&acme(), &t.access_token)
         .await
         .unwrap();
     assert_eq!(p.user_id, Some(user_id));
     assert_eq!(p.role, Role::Trader);
     // A token of tenant acme is refused by globex.
     assert!(matches!(
-        a.authenticate_bearer(&valid_slug("globex"), &t.access_token)
-            .await,
+        a.authenticate_bearer(&globex(), &t.access_token).await,
         Err(AuthError::InvalidToken(_))
     ));
-    let info = a
-        .userinfo(&valid_slug("acme"), &t.access_token)
-        .await
-        .unwrap();
+    let info = a.userinfo(&acme(), &t.access_token).await.unwrap();
     assert_eq!(info["email"], "ada@example.com");
     // Replaying the code fails and revokes what it issued.
     let creds = ClientCredentials {
@@ -358,13 +345,8 @@ async fn code_flow_refresh_rotation_reuse_and_revocation() {
     assert!(matches!(replay, Err(AuthError::InvalidGrant(_))));
     let rt0 = t.refresh_token.clone().unwrap();
     assert!(matches!(
-        a.token(
-            &valid_slug("acme"),
-            &public("web"),
-            &refresh_grant(&rt0),
-            &ctx("x")
-        )
-        .await,
+        a.token(&acme(), &public("web"), &refresh_grant(&rt0), &ctx("x"))
+            .await,
         Err(AuthError::InvalidGrant(_))
     ));
 
@@ -373,35 +355,20 @@ async fn code_flow_refresh_rotation_reuse_and_revocation() {
     let t = exchange_code(a, &code).await.unwrap();
     let rt1 = t.refresh_token.unwrap();
     let t2 = a
-        .token(
-            &valid_slug("acme"),
-            &public("web"),
-            &refresh_grant(&rt1),
-            &ctx("x"),
-        )
+        .token(&acme(), &public("web"), &refresh_grant(&rt1), &ctx("x"))
         .await
         .unwrap();
     let rt2 = t2.refresh_token.clone().unwrap();
     assert_ne!(rt1, rt2);
     // Retried within the grace window: the same successor.
     let t2b = a
-        .token(
-            &valid_slug("acme"),
-            &public("web"),
-            &refresh_grant(&rt1),
-            &ctx("x"),
-        )
+        .token(&acme(), &public("web"), &refresh_grant(&rt1), &ctx("x"))
         .await
         .unwrap();
     assert_eq!(t2b.refresh_token.as_deref(), Some(rt2.as_str()));
     // The successor rotates normally.
     let t3 = a
-        .token(
-            &valid_slug("acme"),
-            &public("web"),
-            &refresh_grant(&rt2),
-            &ctx("x"),
-        )
+        .token(&acme(), &public("web"), &refresh_grant(&rt2), &ctx("x"))
         .await
         .unwrap();
     let rt3 = t3.refresh_token.unwrap();
@@ -409,7 +376,7 @@ async fn code_flow_refresh_rotation_reuse_and_revocation() {
     // the grace retry by the grant), with the user, the client and the
     // caller's address.
     let refreshes: Vec<_> = a
-        .audit_log(&valid_slug("acme"), 200)
+        .audit_log(&acme(), 200)
         .await
         .unwrap()
         .into_iter()
@@ -434,40 +401,26 @@ async fn code_flow_refresh_rotation_reuse_and_revocation() {
          UPDATE tenant_acme.refresh_tokens SET rotated_at = now() - interval '1 minute' WHERE rotated_at IS NOT NULL; \
          ALTER TABLE tenant_acme.audit_log ENABLE TRIGGER audit_log_append_only;").await.unwrap();
     assert!(matches!(
-        a.token(
-            &valid_slug("acme"),
-            &public("web"),
-            &refresh_grant(&rt1),
-            &ctx("x")
-        )
-        .await,
+        a.token(&acme(), &public("web"), &refresh_grant(&rt1), &ctx("x"))
+            .await,
         Err(AuthError::InvalidGrant(_))
     ));
     assert!(matches!(
-        a.token(
-            &valid_slug("acme"),
-            &public("web"),
-            &refresh_grant(&rt3),
-            &ctx("x")
-        )
-        .await,
+        a.token(&acme(), &public("web"), &refresh_grant(&rt3), &ctx("x"))
+            .await,
         Err(AuthError::InvalidGrant(_))
     ));
-    let log = a.audit_log(&valid_slug("acme"), 100).await.unwrap();
+    let log = a.audit_log(&acme(), 100).await.unwrap();
     assert!(log.iter().any(|r| r.action == "refresh_reuse"));
     assert!(log.iter().any(|r| r.action == "code_replay"));
     // The family's access token is revoked (a public client may not
     // introspect, so the bearer check shows it).
     assert!(matches!(
-        a.authenticate_bearer(&valid_slug("acme"), &t3.access_token)
-            .await,
+        a.authenticate_bearer(&acme(), &t3.access_token).await,
         Err(AuthError::InvalidToken(_))
     ));
     assert_eq!(
-        a.verify_audit_chain(&valid_slug("acme"))
-            .await
-            .unwrap()
-            .first_broken,
+        a.verify_audit_chain(&acme()).await.unwrap().first_broken,
         None
     );
 }
@@ -485,13 +438,8 @@ async fn concurrent_refreshes_never_fork_a_family() {
         let a = a.clone();
         let rt = rt.clone();
         tasks.push(tokio::spawn(async move {
-            a.token(
-                &valid_slug("acme"),
-                &public("web"),
-                &refresh_grant(&rt),
-                &ctx("x"),
-            )
-            .await
+            a.token(&acme(), &public("web"), &refresh_grant(&rt), &ctx("x"))
+                .await
         }));
     }
     // Without a grace window (the default) the first refresh wins and the
@@ -514,7 +462,7 @@ async fn confidential_client_credentials_introspect_revoke_discovery() {
     let a = &s.auth;
     let secret = a
         .register_client(
-            &valid_slug("acme"),
+            &acme(),
             &ClientRegistration {
                 client_id: "svc".into(),
                 name: "Service".into(),
@@ -554,14 +502,11 @@ async fn confidential_client_credentials_introspect_revoke_discovery() {
             ..basic.clone()
         },
     ] {
-        let r = a.token(&valid_slug("acme"), &bad, &cc, &ctx("x")).await;
+        let r = a.token(&acme(), &bad, &cc, &ctx("x")).await;
         assert!(matches!(r, Err(AuthError::InvalidClient)), "{r:?}");
         assert_eq!(r.unwrap_err().oauth_code(), "invalid_client");
     }
-    let t = a
-        .token(&valid_slug("acme"), &basic, &cc, &ctx("x"))
-        .await
-        .unwrap();
+    let t = a.token(&acme(), &basic, &cc, &ctx("x")).await.unwrap();
     assert!(t.refresh_token.is_none() && t.id_token.is_none());
     assert_eq!(t.scope, "market:read");
     let header: serde_json::Value = serde_json::from_slice(
@@ -571,7 +516,7 @@ async fn confidential_client_credentials_introspect_revoke_discovery() {
     .unwrap();
     assert_eq!(header["alg"], "RS256");
     let p = a
-        .authenticate_bearer(&valid_slug("acme"), &t.access_token)
+        .authenticate_bearer(&acme(), &t.access_token)
         .await
         .unwrap();
     assert_eq!(p.role, Role::ApiUser);
@@ -587,33 +532,26 @@ async fn confidential_client_credentials_introspect_revoke_discovery() {
         "implicit",
         "urn:ietf:params:oauth:grant-type:device_code",
     ] {
-        let r = a
-            .token(&valid_slug("acme"), &basic, &grant(g), &ctx("x"))
-            .await;
+        let r = a.token(&acme(), &basic, &grant(g), &ctx("x")).await;
         assert!(matches!(r, Err(AuthError::UnsupportedGrantType(_))));
     }
     let r = a
-        .token(
-            &valid_slug("acme"),
-            &basic,
-            &grant("authorization_code"),
-            &ctx("x"),
-        )
+        .token(&acme(), &basic, &grant("authorization_code"), &ctx("x"))
         .await;
     assert!(matches!(r, Err(AuthError::UnauthorizedClient(_))));
     // Introspect then revoke.
     let i = a
-        .introspect(&valid_slug("acme"), &basic, &t.access_token)
+        .introspect(&acme(), &basic, &t.access_token)
         .await
         .unwrap();
     assert_eq!(i["active"], true);
     assert_eq!(i["client_id"], "svc");
     assert!(i.get("tid").is_none());
-    a.revoke(&valid_slug("acme"), &basic, &t.access_token, &ctx("x"))
+    a.revoke(&acme(), &basic, &t.access_token, &ctx("x"))
         .await
         .unwrap();
     assert_eq!(
-        a.introspect(&valid_slug("acme"), &basic, &t.access_token)
+        a.introspect(&acme(), &basic, &t.access_token)
             .await
             .unwrap()["active"],
         false
@@ -629,16 +567,11 @@ async fn confidential_client_credentials_introspect_revoke_discovery() {
         ..basic.clone()
     };
     let t2 = a
-        .token(
-            &valid_slug("acme"),
-            &basic,
-            &grant("client_credentials"),
-            &ctx("x"),
-        )
+        .token(&acme(), &basic, &grant("client_credentials"), &ctx("x"))
         .await
         .unwrap();
     assert_eq!(
-        a.introspect(&valid_slug("acme"), &basic, &t2.access_token)
+        a.introspect(&acme(), &basic, &t2.access_token)
             .await
             .unwrap()["active"],
         true
@@ -646,23 +579,21 @@ async fn confidential_client_credentials_introspect_revoke_discovery() {
     for creds in [&wrong_secret, &wrong_method] {
         for token in [&t.access_token, &t2.access_token] {
             assert!(matches!(
-                a.introspect(&valid_slug("acme"), creds, token).await,
+                a.introspect(&acme(), creds, token).await,
                 Err(AuthError::InvalidClient)
             ));
         }
     }
-    a.revoke(&valid_slug("acme"), &basic, "unknown-token", &ctx("x"))
+    a.revoke(&acme(), &basic, "unknown-token", &ctx("x"))
         .await
         .unwrap();
     assert_eq!(
-        a.introspect(&valid_slug("acme"), &basic, "garbage")
-            .await
-            .unwrap()["active"],
+        a.introspect(&acme(), &basic, "garbage").await.unwrap()["active"],
         false
     );
     // Discovery and JWKS.
-    let d = a.discovery(&valid_slug("acme"));
-    assert_eq!(d["issuer"], a.issuer(&valid_slug("acme")));
+    let d = a.discovery(&acme());
+    assert_eq!(d["issuer"], a.issuer(&acme()));
     assert_eq!(
         d["code_challenge_methods_supported"],
         serde_json::json!(["S256"])
@@ -672,7 +603,7 @@ async fn confidential_client_credentials_introspect_revoke_discovery() {
     // Public client cannot register client_credentials.
     let r = a
         .register_client(
-            &valid_slug("acme"),
+            &acme(),
             &ClientRegistration {
                 client_id: "pub".into(),
                 name: "p".into(),
@@ -692,16 +623,13 @@ async fn revoking_a_session_revokes_its_refresh_tokens_and_expired_codes_fail() 
     let s = server().await;
     let a = &s.auth;
     let (user_id, session, t) = signed_in_tokens(a).await;
-    let (info, _) = a
-        .authenticate_session(&valid_slug("acme"), &session)
-        .await
-        .unwrap();
-    a.revoke_session(&valid_slug("acme"), user_id, info.id, &ctx("x"))
+    let (info, _) = a.authenticate_session(&acme(), &session).await.unwrap();
+    a.revoke_session(&acme(), user_id, info.id, &ctx("x"))
         .await
         .unwrap();
     assert!(matches!(
         a.token(
-            &valid_slug("acme"),
+            &acme(),
             &public("web"),
             &refresh_grant(&t.refresh_token.unwrap()),
             &ctx("x")
@@ -711,12 +639,7 @@ async fn revoking_a_session_revokes_its_refresh_tokens_and_expired_codes_fail() 
     ));
     // Expired code (61 s).
     let LoginOutcome::LoggedIn(s2) = a
-        .login(
-            &valid_slug("acme"),
-            "ada@example.com",
-            PASSWORD,
-            &ctx("10.9.0.2"),
-        )
+        .login(&acme(), "ada@example.com", PASSWORD, &ctx("10.9.0.2"))
         .await
         .unwrap()
     else {

@@ -3,9 +3,8 @@
 //! process, within `role_cache_secs` on another), unknown scopes and
 //! deleting built-in or assigned roles are refused, and no change may leave
 //! the tenant without an active user who manages users and roles.
-
-use crate::common::valid_slug;
 use rampart_auth::{AuthError, Permission, Role, RoleChange, authorize};
+use rampart_testkit::{acme, globex};
 
 use crate::common::{PASSWORD, config, ctx, server, server_with};
 
@@ -24,7 +23,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 #[tokio::test]
 async fn the_migration_seeds_every_built_in_role_with_its_defaults() {
     let s = server().await;
-    let roles = s.auth.roles().list(&valid_slug("acme")).await.unwrap();
+    let roles = s.auth.roles().list(&acme()).await.unwrap();
     for role in Role::BUILT_IN {
         let stored = roles
             .iter()
@@ -65,31 +64,18 @@ async fn a_changed_role_applies_to_keys_issued_before_within_the_cache_bound() {
     let replica = replica_of(a, 3600).await;
 
     let ana = a
-        .register(
-            &valid_slug("acme"),
-            "ana@acme.test",
-            "Ana",
-            PASSWORD,
-            Role::Analyst,
-        )
+        .register(&acme(), "ana@acme.test", "Ana", PASSWORD, Role::Analyst)
         .await
         .unwrap();
     let scopes = ["cases:read".to_owned(), "cases:write".to_owned()];
     let key = a
-        .create_api_key(
-            &valid_slug("acme"),
-            ana.id,
-            "k",
-            &scopes,
-            None,
-            &ctx("10.1.1.1"),
-        )
+        .create_api_key(&acme(), ana.id, "k", &scopes, None, &ctx("10.1.1.1"))
         .await
         .unwrap();
     // Not beyond the role: an analyst does not share.
     assert!(matches!(
         a.create_api_key(
-            &valid_slug("acme"),
+            &acme(),
             ana.id,
             "k2",
             &["cases:share".into()],
@@ -99,14 +85,11 @@ async fn a_changed_role_applies_to_keys_issued_before_within_the_cache_bound() {
         .await,
         Err(AuthError::Forbidden(_))
     ));
-    let p = a
-        .authenticate_api_key(&valid_slug("acme"), &key.key)
-        .await
-        .unwrap();
+    let p = a.authenticate_api_key(&acme(), &key.key).await.unwrap();
     assert_eq!(p.role, Role::Analyst);
     assert!(authorize(&p, Permission::CasesWrite).is_ok());
     let p = replica
-        .authenticate_api_key(&valid_slug("acme"), &key.key)
+        .authenticate_api_key(&acme(), &key.key)
         .await
         .unwrap();
     assert!(authorize(&p, Permission::CasesWrite).is_ok());
@@ -122,7 +105,7 @@ async fn a_changed_role_applies_to_keys_issued_before_within_the_cache_bound() {
     let updated = a
         .roles()
         .update(
-            &valid_slug("acme"),
+            &acme(),
             Role::Analyst,
             &change(&reduced),
             "user:admin",
@@ -133,36 +116,29 @@ async fn a_changed_role_applies_to_keys_issued_before_within_the_cache_bound() {
     assert!(!updated.permissions.contains(&"cases:write".to_owned()));
     assert_eq!(updated.users, 1);
     // This process sees it at once, on the key issued before.
-    let p = a
-        .authenticate_api_key(&valid_slug("acme"), &key.key)
-        .await
-        .unwrap();
+    let p = a.authenticate_api_key(&acme(), &key.key).await.unwrap();
     assert!(authorize(&p, Permission::CasesWrite).is_err());
     assert!(authorize(&p, Permission::CasesRead).is_ok());
     // The other replica within its bound: still its cached verdict, and
     // the new one once the cache is gone (what the TTL does).
     let p = replica
-        .authenticate_api_key(&valid_slug("acme"), &key.key)
+        .authenticate_api_key(&acme(), &key.key)
         .await
         .unwrap();
     assert!(authorize(&p, Permission::CasesWrite).is_ok());
     replica.roles().roles_changed_elsewhere();
     let p = replica
-        .authenticate_api_key(&valid_slug("acme"), &key.key)
+        .authenticate_api_key(&acme(), &key.key)
         .await
         .unwrap();
     assert!(authorize(&p, Permission::CasesWrite).is_err());
 
     // Another tenant's analysts are untouched.
-    let globex = a
-        .roles()
-        .get(&valid_slug("globex"), Role::Analyst)
-        .await
-        .unwrap();
+    let globex = a.roles().get(&globex(), Role::Analyst).await.unwrap();
     assert!(globex.permissions.contains(&"cases:write".to_owned()));
 
     // Audited with before and after.
-    let log = a.audit_log(&valid_slug("acme"), 50).await.unwrap();
+    let log = a.audit_log(&acme(), 50).await.unwrap();
     let row = log.iter().find(|r| r.action == "role_update").unwrap();
     let detail: serde_json::Value = serde_json::from_str(&row.detail).unwrap();
     assert_eq!(detail["role"], "analyst");
@@ -184,25 +160,19 @@ async fn unknown_scopes_bad_names_built_in_and_assigned_roles_are_refused() {
     let c = ctx("10.0.0.2");
     assert!(matches!(
         roles
-            .update(&valid_slug("acme"), Role::Viewer, &change(&["portfolio:read", "root:all"]), "t", &c)
+            .update(&acme(), Role::Viewer, &change(&["portfolio:read", "root:all"]), "t", &c)
             .await,
         Err(AuthError::UnknownPermission(s)) if s == "root:all"
     ));
     // OIDC scopes are no permissions either.
     assert!(matches!(
         roles
-            .update(
-                &valid_slug("acme"),
-                Role::Viewer,
-                &change(&["openid"]),
-                "t",
-                &c
-            )
+            .update(&acme(), Role::Viewer, &change(&["openid"]), "t", &c)
             .await,
         Err(AuthError::UnknownPermission(_))
     ));
     // Nothing changed.
-    let viewer = roles.get(&valid_slug("acme"), Role::Viewer).await.unwrap();
+    let viewer = roles.get(&acme(), Role::Viewer).await.unwrap();
     assert!(viewer.permissions.contains(&"portfolio:read".to_owned()));
     assert_eq!(viewer.permissions.len(), 5);
 
@@ -210,7 +180,7 @@ async fn unknown_scopes_bad_names_built_in_and_assigned_roles_are_refused() {
     let desk = Role::parse("desk_lead").unwrap();
     let created = roles
         .create(
-            &valid_slug("acme"),
+            &acme(),
             desk,
             &change(&["cases:read", "cases:share", "cases:read"]),
             "t",
@@ -221,59 +191,46 @@ async fn unknown_scopes_bad_names_built_in_and_assigned_roles_are_refused() {
     assert_eq!(created.permissions, ["cases:read", "cases:share"]);
     assert!(!created.built_in);
     assert!(matches!(
-        roles
-            .create(&valid_slug("acme"), desk, &change(&[]), "t", &c)
-            .await,
+        roles.create(&acme(), desk, &change(&[]), "t", &c).await,
         Err(AuthError::Conflict(_))
     ));
     assert!(matches!(
-        roles.get(&valid_slug("globex"), desk).await,
+        roles.get(&globex(), desk).await,
         Err(AuthError::NotFound(_))
     ));
 
     let bob = a
-        .register(
-            &valid_slug("acme"),
-            "bob@acme.test",
-            "Bob",
-            PASSWORD,
-            Role::Viewer,
-        )
+        .register(&acme(), "bob@acme.test", "Bob", PASSWORD, Role::Viewer)
         .await
         .unwrap();
     assert!(matches!(
         a.accounts()
-            .assign_role(&valid_slug("acme"), bob.id, Role::parse("nobody").unwrap())
+            .assign_role(&acme(), bob.id, Role::parse("nobody").unwrap())
             .await,
         Err(AuthError::UnknownRole(_))
     ));
     a.accounts()
-        .assign_role(&valid_slug("acme"), bob.id, desk)
+        .assign_role(&acme(), bob.id, desk)
         .await
         .unwrap();
     assert!(matches!(
-        roles.delete(&valid_slug("acme"), desk, "t", &c).await,
+        roles.delete(&acme(), desk, "t", &c).await,
         Err(AuthError::RoleInUse(_))
     ));
     assert!(matches!(
-        roles
-            .delete(&valid_slug("acme"), Role::Analyst, "t", &c)
-            .await,
+        roles.delete(&acme(), Role::Analyst, "t", &c).await,
         Err(AuthError::RoleBuiltIn(_))
     ));
     a.accounts()
-        .assign_role(&valid_slug("acme"), bob.id, Role::Viewer)
+        .assign_role(&acme(), bob.id, Role::Viewer)
         .await
         .unwrap();
-    roles
-        .delete(&valid_slug("acme"), desk, "t", &c)
-        .await
-        .unwrap();
+    roles.delete(&acme(), desk, "t", &c).await.unwrap();
     assert!(matches!(
-        roles.delete(&valid_slug("acme"), desk, "t", &c).await,
+        roles.delete(&acme(), desk, "t", &c).await,
         Err(AuthError::NotFound(_))
     ));
-    let log = a.audit_log(&valid_slug("acme"), 50).await.unwrap();
+    let log = a.audit_log(&acme(), 50).await.unwrap();
     for action in ["role_create", "role_delete"] {
         assert!(log.iter().any(|r| r.action == action), "{action}");
     }
@@ -285,41 +242,23 @@ async fn the_last_role_that_manages_users_and_roles_keeps_those_rights() {
     let a = &s.auth;
     let roles = a.roles();
     let c = ctx("10.0.0.3");
-    a.register(
-        &valid_slug("acme"),
-        "root@acme.test",
-        "Root",
-        PASSWORD,
-        Role::Admin,
-    )
-    .await
-    .unwrap();
+    a.register(&acme(), "root@acme.test", "Root", PASSWORD, Role::Admin)
+        .await
+        .unwrap();
     let all: Vec<&str> = Permission::ALL.iter().map(|p| p.scope()).collect();
     let without =
         |gone: &str| -> Vec<&str> { all.iter().copied().filter(|s| *s != gone).collect() };
     for gone in ["tenant:admin", "users:manage"] {
         assert!(matches!(
             roles
-                .update(
-                    &valid_slug("acme"),
-                    Role::Admin,
-                    &change(&without(gone)),
-                    "t",
-                    &c
-                )
+                .update(&acme(), Role::Admin, &change(&without(gone)), "t", &c)
                 .await,
             Err(AuthError::RoleLockout)
         ));
     }
     // Other rights can go.
     roles
-        .update(
-            &valid_slug("acme"),
-            Role::Admin,
-            &change(&without("trade")),
-            "t",
-            &c,
-        )
+        .update(&acme(), Role::Admin, &change(&without("trade")), "t", &c)
         .await
         .unwrap();
 
@@ -327,7 +266,7 @@ async fn the_last_role_that_manages_users_and_roles_keeps_those_rights() {
     let owner = Role::parse("owner").unwrap();
     roles
         .create(
-            &valid_slug("acme"),
+            &acme(),
             owner,
             &change(&["tenant:admin", "users:manage"]),
             "t",
@@ -336,18 +275,12 @@ async fn the_last_role_that_manages_users_and_roles_keeps_those_rights() {
         .await
         .unwrap();
     let olga = a
-        .register(
-            &valid_slug("acme"),
-            "olga@acme.test",
-            "Olga",
-            PASSWORD,
-            owner,
-        )
+        .register(&acme(), "olga@acme.test", "Olga", PASSWORD, owner)
         .await
         .unwrap();
     roles
         .update(
-            &valid_slug("acme"),
+            &acme(),
             Role::Admin,
             &change(&without("tenant:admin")),
             "t",
@@ -358,34 +291,19 @@ async fn the_last_role_that_manages_users_and_roles_keeps_those_rights() {
     // Now the owner role is the last one.
     assert!(matches!(
         roles
-            .update(
-                &valid_slug("acme"),
-                owner,
-                &change(&["users:manage"]),
-                "t",
-                &c
-            )
+            .update(&acme(), owner, &change(&["users:manage"]), "t", &c)
             .await,
         Err(AuthError::RoleLockout)
     ));
     // A disabled holder does not count.
-    a.accounts()
-        .disable_user(&valid_slug("acme"), olga.id)
-        .await
-        .unwrap();
+    a.accounts().disable_user(&acme(), olga.id).await.unwrap();
     assert!(matches!(
         roles
-            .update(
-                &valid_slug("acme"),
-                Role::Admin,
-                &change(&["account:manage"]),
-                "t",
-                &c
-            )
+            .update(&acme(), Role::Admin, &change(&["account:manage"]), "t", &c)
             .await,
         Err(AuthError::RoleLockout)
     ));
-    let admin = roles.get(&valid_slug("acme"), Role::Admin).await.unwrap();
+    let admin = roles.get(&acme(), Role::Admin).await.unwrap();
     assert!(admin.permissions.contains(&"users:manage".to_owned()));
 }
 
@@ -397,18 +315,12 @@ async fn another_replica_sees_a_role_change_through_the_change_feed() {
     let a = &s.auth;
     let replica = replica_of(a, 1).await;
     let ana = a
-        .register(
-            &valid_slug("acme"),
-            "ana@acme.test",
-            "Ana",
-            PASSWORD,
-            Role::Analyst,
-        )
+        .register(&acme(), "ana@acme.test", "Ana", PASSWORD, Role::Analyst)
         .await
         .unwrap();
     let key = a
         .create_api_key(
-            &valid_slug("acme"),
+            &acme(),
             ana.id,
             "k",
             &["cases:read".to_owned(), "cases:write".to_owned()],
@@ -418,13 +330,13 @@ async fn another_replica_sees_a_role_change_through_the_change_feed() {
         .await
         .unwrap();
     let p = replica
-        .authenticate_api_key(&valid_slug("acme"), &key.key)
+        .authenticate_api_key(&acme(), &key.key)
         .await
         .unwrap();
     assert!(authorize(&p, Permission::CasesWrite).is_ok());
     a.roles()
         .update(
-            &valid_slug("acme"),
+            &acme(),
             Role::Analyst,
             &change(&["portfolio:read", "cases:read"]),
             "user:admin",
@@ -434,17 +346,13 @@ async fn another_replica_sees_a_role_change_through_the_change_feed() {
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let p = replica
-        .authenticate_api_key(&valid_slug("acme"), &key.key)
+        .authenticate_api_key(&acme(), &key.key)
         .await
         .unwrap();
     assert!(authorize(&p, Permission::CasesWrite).is_err());
     assert!(authorize(&p, Permission::CasesRead).is_ok());
     // Another tenant's analysts are untouched.
-    let globex = replica
-        .roles()
-        .get(&valid_slug("globex"), Role::Analyst)
-        .await
-        .unwrap();
+    let globex = replica.roles().get(&globex(), Role::Analyst).await.unwrap();
     assert!(globex.permissions.contains(&"cases:write".to_owned()));
 }
 

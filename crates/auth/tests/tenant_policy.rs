@@ -2,14 +2,13 @@
 //! verified e-mail and MFA for admins at login, session lifetime), API keys
 //! bounded by their owner's current role, and the audit export's range
 //! verification.
-
-use crate::common::valid_slug;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use rampart_auth::accounts::LoginOutcome;
 use rampart_auth::accounts::SelfRegistration;
 use rampart_auth::audit::AuditEvent;
 use rampart_auth::audit_query::AuditFilter;
 use rampart_auth::{AuthError, Permission, Role, authorize};
+use rampart_testkit::{acme, globex, valid_slug};
 use serde_json::json;
 
 use crate::accounts::tamper;
@@ -22,7 +21,7 @@ async fn registration_policy_and_login_policy() {
     let accounts = a.accounts();
     let pool = a.pool();
     // Default: invitation only; closed; open to one domain.
-    let acme = valid_slug("acme");
+    let acme = acme();
     let sign_up = |email: &'static str| accounts.self_register(&acme, email, "New", PASSWORD);
     let r = sign_up("new@acme.test").await;
     assert!(matches!(r, Err(AuthError::InvitationRequired)), "{r:?}");
@@ -165,18 +164,12 @@ async fn api_keys_follow_their_owners_current_role() {
     let s = server().await;
     let a = &s.auth;
     let bot = a
-        .register(
-            &valid_slug("acme"),
-            "bot@acme.test",
-            "Bot",
-            PASSWORD,
-            Role::ApiUser,
-        )
+        .register(&acme(), "bot@acme.test", "Bot", PASSWORD, Role::ApiUser)
         .await
         .unwrap();
     let key = a
         .create_api_key(
-            &valid_slug("acme"),
+            &acme(),
             bot.id,
             "k",
             &["portfolio:read".into(), "trade".into()],
@@ -185,28 +178,16 @@ async fn api_keys_follow_their_owners_current_role() {
         )
         .await
         .unwrap();
-    let p = a
-        .authenticate_api_key(&valid_slug("acme"), &key.key)
-        .await
-        .unwrap();
+    let p = a.authenticate_api_key(&acme(), &key.key).await.unwrap();
     assert!(authorize(&p, Permission::TradeExecute).is_ok());
     // Never beyond its scopes.
     assert!(authorize(&p, Permission::MarketRead).is_err());
-    a.set_role(&valid_slug("acme"), bot.id, Role::Viewer)
-        .await
-        .unwrap();
-    let p = a
-        .authenticate_api_key(&valid_slug("acme"), &key.key)
-        .await
-        .unwrap();
+    a.set_role(&acme(), bot.id, Role::Viewer).await.unwrap();
+    let p = a.authenticate_api_key(&acme(), &key.key).await.unwrap();
     assert!(authorize(&p, Permission::TradeExecute).is_err());
     assert!(authorize(&p, Permission::PortfolioRead).is_ok());
     // Another tenant does not know the key.
-    assert!(
-        a.authenticate_api_key(&valid_slug("globex"), &key.key)
-            .await
-            .is_err()
-    );
+    assert!(a.authenticate_api_key(&globex(), &key.key).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -214,18 +195,12 @@ async fn audit_export_verifies_exactly_its_range() {
     let s = server().await;
     let a = &s.auth;
     // One `register` row, then four recorded login failures.
-    a.register(
-        &valid_slug("acme"),
-        "aud@acme.test",
-        "Aud",
-        PASSWORD,
-        Role::Viewer,
-    )
-    .await
-    .unwrap();
+    a.register(&acme(), "aud@acme.test", "Aud", PASSWORD, Role::Viewer)
+        .await
+        .unwrap();
     for ip in ["10.9.2.1", "10.9.2.2", "10.9.2.3", "10.9.2.4"] {
         a.audit(
-            &valid_slug("acme"),
+            &acme(),
             AuditEvent::new("login", "failure").client(&ctx(ip)),
         )
         .await
@@ -233,25 +208,16 @@ async fn audit_export_verifies_exactly_its_range() {
     }
     let trail = a.audit_trail();
     let all = AuditFilter::default();
-    let (rows, truncated, v) = trail
-        .audit_export(&valid_slug("acme"), &all, 1000)
-        .await
-        .unwrap();
+    let (rows, truncated, v) = trail.audit_export(&acme(), &all, 1000).await.unwrap();
     assert_eq!(rows.len(), 5);
     assert!(!truncated && v.ok());
     assert_eq!((v.rows, v.unsealed), (5, 5));
     // Sealed, the rows are checked against the tree.
-    trail.seal(&valid_slug("acme")).await.unwrap();
-    let (_, _, v) = trail
-        .audit_export(&valid_slug("acme"), &all, 1000)
-        .await
-        .unwrap();
+    trail.seal(&acme()).await.unwrap();
+    let (_, _, v) = trail.audit_export(&acme(), &all, 1000).await.unwrap();
     assert_eq!((v.rows, v.unsealed), (5, 0));
     // Bounded: the first rows, and it says there are more.
-    let (rows, truncated, v) = trail
-        .audit_export(&valid_slug("acme"), &all, 2)
-        .await
-        .unwrap();
+    let (rows, truncated, v) = trail.audit_export(&acme(), &all, 2).await.unwrap();
     assert_eq!(rows.len(), 2);
     assert!(truncated);
     assert_eq!((v.from_id, v.to_id), (Some(rows[0].id), Some(rows[1].id)));
@@ -260,10 +226,7 @@ async fn audit_export_verifies_exactly_its_range() {
         action: Some("login".into()),
         ..AuditFilter::default()
     };
-    let (rows, _, v) = trail
-        .audit_export(&valid_slug("acme"), &logins, 1000)
-        .await
-        .unwrap();
+    let (rows, _, v) = trail.audit_export(&acme(), &logins, 1000).await.unwrap();
     assert_eq!(rows.len(), 4);
     assert_eq!(v.rows, 4);
     // A row changed past the trigger is reported in a range that holds it,
@@ -275,23 +238,14 @@ async fn audit_export_verifies_exactly_its_range() {
         format!("UPDATE tenant_acme.audit_log SET result = 'success' WHERE id = {target}"),
     )
     .await;
-    let (_, _, v) = trail
-        .audit_export(&valid_slug("acme"), &all, 1000)
-        .await
-        .unwrap();
+    let (_, _, v) = trail.audit_export(&acme(), &all, 1000).await.unwrap();
     assert_eq!(v.first_broken, Some(target));
-    let (_, _, v) = trail
-        .audit_export(&valid_slug("acme"), &all, 2)
-        .await
-        .unwrap();
+    let (_, _, v) = trail.audit_export(&acme(), &all, 2).await.unwrap();
     assert!(v.ok(), "{v:?}");
     // Paging, newest first.
-    let page = trail
-        .audit_page(&valid_slug("acme"), &all, None, 2)
-        .await
-        .unwrap();
+    let page = trail.audit_page(&acme(), &all, None, 2).await.unwrap();
     let next = trail
-        .audit_page(&valid_slug("acme"), &all, Some(page[1].id), 10)
+        .audit_page(&acme(), &all, Some(page[1].id), 10)
         .await
         .unwrap();
     assert_eq!(page.len() + next.len(), 5);

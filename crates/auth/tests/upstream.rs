@@ -2,8 +2,7 @@
 //! they survive a new `AuthServer`, secrets stay out of the database,
 //! explicit endpoints skip discovery, a bad issuer is a typed error,
 //! tenants do not see each other's providers, disabling stops logins.
-
-use crate::common::valid_slug;
+use rampart_testkit::{acme, globex};
 use std::sync::Arc;
 
 use rampart_auth::{
@@ -62,19 +61,14 @@ async fn providers_persist_with_their_secret_in_the_store_only() {
     let first = reopen(&t, secrets.clone()).await;
     let info = first
         .upstream()
-        .put_provider(
-            &valid_slug("acme"),
-            provider_with_secret(idp),
-            false,
-            "test",
-        )
+        .put_provider(&acme(), provider_with_secret(idp), false, "test")
         .await
         .unwrap();
     assert!(info.has_client_secret);
     assert!(!serde_json::to_string(&info).unwrap().contains(SECRET));
     assert_eq!(
         secrets
-            .get(&valid_slug("acme"), "idp")
+            .get(&acme(), "idp")
             .await
             .unwrap()
             .unwrap()
@@ -84,35 +78,25 @@ async fn providers_persist_with_their_secret_in_the_store_only() {
     // Creating it again is a conflict; replacing the same thing is a no-op.
     let again = first
         .upstream()
-        .put_provider(&valid_slug("acme"), provider(idp, "idp"), false, "test")
+        .put_provider(&acme(), provider(idp, "idp"), false, "test")
         .await;
     assert!(matches!(again, Err(AuthError::Conflict(_))), "{again:?}");
 
     // A new server over the same database and store sees it and logs in.
     let second = reopen(&t, secrets.clone()).await;
-    let listed = second
-        .upstream()
-        .list_providers(&valid_slug("acme"))
-        .await
-        .unwrap();
+    let listed = second.upstream().list_providers(&acme()).await.unwrap();
     assert_eq!(listed, vec![info.clone()]);
     assert_eq!(
-        second
-            .upstream_providers(&valid_slug("acme"))
-            .await
-            .unwrap(),
+        second.upstream_providers(&acme()).await.unwrap(),
         vec![("idp".to_owned(), "Test IdP".to_owned())]
     );
-    let login = second
-        .begin_login(&valid_slug("acme"), "idp", None)
-        .await
-        .unwrap();
+    let login = second.begin_login(&acme(), "idp", None).await.unwrap();
     assert!(login.authorization_url.starts_with(&idp.issuer()));
 
     // The secret is nowhere in the tenant's schema.
     let dump = second
         .pool()
-        .with_tenant(&valid_slug("acme"), async |conn| {
+        .with_tenant(&acme(), async |conn| {
             #[derive(diesel::QueryableByName)]
             struct Row {
                 #[diesel(sql_type = diesel::sql_types::Text)]
@@ -150,7 +134,7 @@ async fn providers_persist_with_their_secret_in_the_store_only() {
     let info = second
         .upstream()
         .update_provider(
-            &valid_slug("acme"),
+            &acme(),
             "idp",
             &UpstreamProviderUpdate {
                 remove_client_secret: true,
@@ -161,27 +145,18 @@ async fn providers_persist_with_their_secret_in_the_store_only() {
         .await
         .unwrap();
     assert!(!info.has_client_secret);
-    assert!(
-        secrets
-            .get(&valid_slug("acme"), "idp")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(secrets.get(&acme(), "idp").await.unwrap().is_none());
     second
         .upstream()
-        .delete_provider(&valid_slug("acme"), "idp", "test")
+        .delete_provider(&acme(), "idp", "test")
         .await
         .unwrap();
     assert!(matches!(
-        second
-            .upstream()
-            .provider_info(&valid_slug("acme"), "idp")
-            .await,
+        second.upstream().provider_info(&acme(), "idp").await,
         Err(AuthError::NotFound(_))
     ));
     // Every change is in the audit log, never the secret.
-    let log = second.audit_log(&valid_slug("acme"), 50).await.unwrap();
+    let log = second.audit_log(&acme(), 50).await.unwrap();
     let actions: Vec<&str> = log.iter().map(|r| r.action.as_str()).collect();
     for action in ["idp_create", "idp_update", "idp_delete"] {
         assert!(actions.contains(&action), "{actions:?}");
@@ -196,18 +171,13 @@ async fn a_secret_without_a_store_is_refused() {
     let r = t
         .auth
         .upstream()
-        .put_provider(
-            &valid_slug("acme"),
-            provider_with_secret(idp),
-            false,
-            "test",
-        )
+        .put_provider(&acme(), provider_with_secret(idp), false, "test")
         .await;
     assert!(matches!(r, Err(AuthError::NoSecretStore)), "{r:?}");
     assert!(
         t.auth
             .upstream()
-            .list_providers(&valid_slug("acme"))
+            .list_providers(&acme())
             .await
             .unwrap()
             .is_empty()
@@ -231,9 +201,7 @@ async fn explicit_endpoints_skip_discovery_and_bad_issuers_are_typed_errors() {
             issuer,
             ..provider(idp, "bad")
         };
-        let r = up
-            .put_provider(&valid_slug("acme"), bad, false, "test")
-            .await;
+        let r = up.put_provider(&acme(), bad, false, "test").await;
         if discovery_failed {
             assert!(matches!(r, Err(AuthError::UpstreamDiscovery(_))), "{r:?}");
         } else {
@@ -250,21 +218,18 @@ async fn explicit_endpoints_skip_discovery_and_bad_issuers_are_typed_errors() {
         ..provider(idp, "explicit")
     };
     let info = up
-        .put_provider(&valid_slug("acme"), explicit.clone(), false, "test")
+        .put_provider(&acme(), explicit.clone(), false, "test")
         .await
         .unwrap();
     assert_eq!(
         info.jwks_uri.as_deref(),
         Some(format!("{iss}/jwks").as_str())
     );
-    let login = up
-        .begin_login(&valid_slug("acme"), "explicit", None)
-        .await
-        .unwrap();
+    let login = up.begin_login(&acme(), "explicit", None).await.unwrap();
     assert!(login.authorization_url.starts_with(&format!("{iss}/auth?")));
     let r = up
         .put_provider(
-            &valid_slug("acme"),
+            &acme(),
             UpstreamProvider {
                 jwks_uri: Some(format!("{iss}/.well-known/openid-configuration")),
                 ..explicit
@@ -275,10 +240,7 @@ async fn explicit_endpoints_skip_discovery_and_bad_issuers_are_typed_errors() {
         .await;
     assert!(matches!(r, Err(AuthError::UpstreamDiscovery(_))), "{r:?}");
     // A failed change leaves the provider as it was.
-    let still = up
-        .provider_info(&valid_slug("acme"), "explicit")
-        .await
-        .unwrap();
+    let still = up.provider_info(&acme(), "explicit").await.unwrap();
     assert_eq!(still, info);
 }
 
@@ -287,45 +249,35 @@ async fn tenants_do_not_see_each_others_providers_and_disable_stops_logins() {
     let idp = rampart_testkit::oidc_provider().unwrap();
     let t = server().await;
     let up = t.auth.upstream();
-    up.put_provider(&valid_slug("acme"), provider(idp, "idp"), false, "test")
+    up.put_provider(&acme(), provider(idp, "idp"), false, "test")
         .await
         .unwrap();
-    assert!(
-        up.list_providers(&valid_slug("globex"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(up.list_providers(&globex()).await.unwrap().is_empty());
     assert!(
         t.auth
-            .upstream_providers(&valid_slug("globex"))
+            .upstream_providers(&globex())
             .await
             .unwrap()
             .is_empty()
     );
     assert!(matches!(
-        up.provider_info(&valid_slug("globex"), "idp").await,
+        up.provider_info(&globex(), "idp").await,
         Err(AuthError::NotFound(_))
     ));
     assert!(matches!(
-        t.auth.begin_login(&valid_slug("globex"), "idp", None).await,
+        t.auth.begin_login(&globex(), "idp", None).await,
         Err(AuthError::NotFound(_))
     ));
     assert!(matches!(
-        up.delete_provider(&valid_slug("globex"), "idp", "test")
-            .await,
+        up.delete_provider(&globex(), "idp", "test").await,
         Err(AuthError::NotFound(_))
     ));
     // A login started at acme cannot be finished at globex.
-    let started = t
-        .auth
-        .begin_login(&valid_slug("acme"), "idp", None)
-        .await
-        .unwrap();
+    let started = t.auth.begin_login(&acme(), "idp", None).await.unwrap();
     let r = t
         .auth
         .complete_login(
-            &valid_slug("globex"),
+            &globex(),
             "idp",
             "code",
             "state",
@@ -338,26 +290,17 @@ async fn tenants_do_not_see_each_others_providers_and_disable_stops_logins() {
 
     // Disabled: not offered, not startable, and re-enabled it works again.
     let off = up
-        .set_provider_enabled(&valid_slug("acme"), "idp", false, "test")
+        .set_provider_enabled(&acme(), "idp", false, "test")
         .await
         .unwrap();
     assert!(!off.enabled);
-    assert!(
-        t.auth
-            .upstream_providers(&valid_slug("acme"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(t.auth.upstream_providers(&acme()).await.unwrap().is_empty());
     assert!(matches!(
-        t.auth.begin_login(&valid_slug("acme"), "idp", None).await,
+        t.auth.begin_login(&acme(), "idp", None).await,
         Err(AuthError::NotFound(_))
     ));
-    up.set_provider_enabled(&valid_slug("acme"), "idp", true, "test")
+    up.set_provider_enabled(&acme(), "idp", true, "test")
         .await
         .unwrap();
-    t.auth
-        .begin_login(&valid_slug("acme"), "idp", None)
-        .await
-        .unwrap();
+    t.auth.begin_login(&acme(), "idp", None).await.unwrap();
 }

@@ -3,6 +3,7 @@
 //! tenant without snapshots is empty, and snapshot amounts are exact.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use rampart_testkit::{acme, valid_slug};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -24,7 +25,7 @@ pub(crate) async fn members() -> Members {
     let pool = TenantPool::connect(TenancyConfig::new(db.url, 6))
         .await
         .unwrap();
-    pool.provision(&valid_slug("acme"), "Acme").await.unwrap();
+    pool.provision(&acme(), "Acme").await.unwrap();
     Members::new(pool)
 }
 
@@ -32,12 +33,9 @@ pub(crate) async fn members() -> Members {
 async fn a_raced_commit_applies_once_and_a_stale_one_not_at_all() {
     let m = members().await;
     let csv = "name,email,role\nAda,ada@acme.test,trader\nGrace,grace@acme.test,viewer\n";
-    let pv = m
-        .preview_import(&valid_slug("acme"), csv, "test")
-        .await
-        .unwrap();
+    let pv = m.preview_import(&acme(), csv, "test").await.unwrap();
     assert_eq!((pv.created, pv.refused), (2, 0));
-    let acme = valid_slug("acme");
+    let acme = acme();
     let (a, b) = tokio::join!(
         m.commit_import(&acme, pv.id, &pv.digest),
         m.commit_import(&acme, pv.id, &pv.digest)
@@ -154,7 +152,7 @@ async fn snapshot_pnl_is_exact_and_sums_exactly() {
                 positions: Vec::new(),
             },
         );
-        let report = job.run_tenant(&valid_slug("acme"), date).await;
+        let report = job.run_tenant(&acme(), date).await;
         assert_eq!(
             (report.succeeded, report.failed.len()),
             (1, 0),
@@ -172,7 +170,7 @@ async fn snapshot_pnl_is_exact_and_sums_exactly() {
     }
     let stored: Vec<Amounts> = m
         .pool()
-        .with_tenant(&valid_slug("acme"), async |conn| {
+        .with_tenant(&acme(), async |conn| {
             diesel::sql_query(
                 "SELECT daily_pnl, cash FROM portfolio_snapshots ORDER BY snapshot_date",
             )
@@ -190,14 +188,7 @@ async fn snapshot_pnl_is_exact_and_sums_exactly() {
 
     // The week's leaderboard P&L is that sum, and its JSON has those digits.
     let lb = m
-        .leaderboard(
-            &valid_slug("acme"),
-            Period::Week,
-            LeaderboardSort::Pnl,
-            None,
-            0,
-            10,
-        )
+        .leaderboard(&acme(), Period::Week, LeaderboardSort::Pnl, None, 0, 10)
         .await
         .unwrap();
     assert_eq!(lb.as_of, Some(day(26)));
@@ -206,20 +197,8 @@ async fn snapshot_pnl_is_exact_and_sums_exactly() {
     let json = serde_json::to_string(entry).unwrap();
     assert!(json.contains(r#""equity":100000.7,"pnl":0.6,"#), "{json}");
     let day_board = m
-        .leaderboard(
-            &valid_slug("acme"),
-            Period::Day,
-            LeaderboardSort::Pnl,
-            None,
-            0,
-            10,
-        )
+        .leaderboard(&acme(), Period::Day, LeaderboardSort::Pnl, None, 0, 10)
         .await
         .unwrap();
     assert_eq!(day_board.entries[0].pnl, dec("0.1"));
-}
-
-/// A tenant slug the test knows to be valid (the API takes validated slugs).
-pub fn valid_slug(s: &str) -> rampart_tenancy::TenantSlug {
-    rampart_tenancy::TenantSlug::parse(s).unwrap_or_else(|e| panic!("{e}"))
 }

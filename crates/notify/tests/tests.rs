@@ -3,6 +3,7 @@
 //! followed.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use rampart_testkit::acme;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ async fn env() -> Env {
     let pool = TenantPool::connect(TenancyConfig::new(db.url, 6))
         .await
         .unwrap();
-    pool.provision(&valid_slug("acme"), "Acme").await.unwrap();
+    pool.provision(&acme(), "Acme").await.unwrap();
     let config = AuthConfig {
         argon2_m_kib: 1024,
         argon2_t: 1,
@@ -71,7 +72,7 @@ async fn reset_to_new_secret(
     c: &ClientContext,
 ) -> Result<uuid::Uuid, NotifyError> {
     notifier
-        .reset_password(auth, &valid_slug("acme"), token, NEW_PASSWORD, c)
+        .reset_password(auth, &acme(), token, NEW_PASSWORD, c)
         .await
 }
 
@@ -80,7 +81,7 @@ async fn reset_to_new_secret(
 /// link.
 async fn requested_reset_token(notifier: &Notifier, email: &str) -> String {
     notifier
-        .request_password_reset(&valid_slug("acme"), email)
+        .request_password_reset(&acme(), email)
         .await
         .unwrap();
     let mails = wait_for_mail(email, 1).await;
@@ -96,7 +97,7 @@ impl Env {
     /// the address and the user.
     async fn user(&self, name: &str, role: Role) -> (String, rampart_auth::users::User) {
         let email = unique_email(&name.to_lowercase());
-        let acme = valid_slug("acme");
+        let acme = acme();
         let user = self.auth.register(&acme, &email, name, PASSWORD, role);
         (email.clone(), user.await.unwrap())
     }
@@ -139,7 +140,7 @@ async fn verification_link_sets_email_verified_once() {
     // operator's path and counts as verified).
     e.pool
         .update_tenant_settings(
-            &valid_slug("acme"),
+            &acme(),
             &serde_json::json!({"registration": {"mode": "open"}}),
         )
         .await
@@ -147,7 +148,7 @@ async fn verification_link_sets_email_verified_once() {
     let user = match e
         .auth
         .accounts()
-        .self_register(&valid_slug("acme"), &email, "Ada", "correct horse battery")
+        .self_register(&acme(), &email, "Ada", "correct horse battery")
         .await
         .unwrap()
     {
@@ -156,7 +157,7 @@ async fn verification_link_sets_email_verified_once() {
     };
     assert!(
         e.notifier
-            .send_verification(&valid_slug("acme"), user.id)
+            .send_verification(&acme(), user.id)
             .await
             .unwrap()
     );
@@ -168,9 +169,7 @@ async fn verification_link_sets_email_verified_once() {
     // A tampered secret and a reset-purpose use are refused and spend nothing.
     let tampered = format!("{}x", &token[..token.len() - 1]);
     assert!(matches!(
-        e.notifier
-            .confirm_email(&valid_slug("acme"), &tampered)
-            .await,
+        e.notifier.confirm_email(&acme(), &tampered).await,
         Err(NotifyError::InvalidToken)
     ));
     assert!(matches!(
@@ -178,21 +177,18 @@ async fn verification_link_sets_email_verified_once() {
         Err(NotifyError::InvalidToken)
     ));
     assert_eq!(
-        e.notifier
-            .confirm_email(&valid_slug("acme"), &token)
-            .await
-            .unwrap(),
+        e.notifier.confirm_email(&acme(), &token).await.unwrap(),
         user.id
     );
     // Single use.
     assert!(matches!(
-        e.notifier.confirm_email(&valid_slug("acme"), &token).await,
+        e.notifier.confirm_email(&acme(), &token).await,
         Err(NotifyError::InvalidToken)
     ));
     // Verified users are not mailed again.
     assert!(
         !e.notifier
-            .send_verification(&valid_slug("acme"), user.id)
+            .send_verification(&acme(), user.id)
             .await
             .unwrap()
     );
@@ -205,11 +201,7 @@ async fn password_reset_sets_a_new_password_and_revokes_sessions() {
     let (email, _) = e.user("Grace", Role::Trader).await;
     let old = PASSWORD;
     let c = ctx("10.0.0.1", "Firefox/131.0");
-    let LoginOutcome::LoggedIn(session) = e
-        .auth
-        .login(&valid_slug("acme"), &email, old, &c)
-        .await
-        .unwrap()
+    let LoginOutcome::LoggedIn(session) = e.auth.login(&acme(), &email, old, &c).await.unwrap()
     else {
         panic!("no MFA here")
     };
@@ -217,11 +209,11 @@ async fn password_reset_sets_a_new_password_and_revokes_sessions() {
     // Unknown addresses get the same answer and no mail.
     let stranger = unique_email("nobody");
     e.notifier
-        .request_password_reset(&valid_slug("acme"), &stranger)
+        .request_password_reset(&acme(), &stranger)
         .await
         .unwrap();
     e.notifier
-        .request_password_reset(&valid_slug("acme"), &email.to_uppercase())
+        .request_password_reset(&acme(), &email.to_uppercase())
         .await
         .unwrap();
     // A second request within a minute sends nothing more.
@@ -231,7 +223,7 @@ async fn password_reset_sets_a_new_password_and_revokes_sessions() {
     // The policy runs first and does not spend the link.
     let weak = e
         .notifier
-        .reset_password(&e.auth, &valid_slug("acme"), &token, "short", &c)
+        .reset_password(&e.auth, &acme(), &token, "short", &c)
         .await;
     assert!(matches!(weak, Err(NotifyError::Auth(_))), "{weak:?}");
     reset_to_new_secret(&e.notifier, &e.auth, &token, &c)
@@ -239,31 +231,20 @@ async fn password_reset_sets_a_new_password_and_revokes_sessions() {
         .unwrap();
     assert!(matches!(
         e.notifier
-            .reset_password(
-                &e.auth,
-                &valid_slug("acme"),
-                &token,
-                "another new secret",
-                &c
-            )
+            .reset_password(&e.auth, &acme(), &token, "another new secret", &c)
             .await,
         Err(NotifyError::InvalidToken)
     ));
     assert!(
         e.auth
-            .authenticate_session(&valid_slug("acme"), &session.token)
+            .authenticate_session(&acme(), &session.token)
             .await
             .is_err()
     );
-    assert!(
-        e.auth
-            .login(&valid_slug("acme"), &email, old, &c)
-            .await
-            .is_err()
-    );
+    assert!(e.auth.login(&acme(), &email, old, &c).await.is_err());
     assert!(matches!(
         e.auth
-            .login(&valid_slug("acme"), &email, NEW_PASSWORD, &c)
+            .login(&acme(), &email, NEW_PASSWORD, &c)
             .await
             .unwrap(),
         LoginOutcome::LoggedIn(_)
@@ -279,18 +260,14 @@ async fn a_password_reset_leaves_the_second_factor_on() {
     let e = env().await;
     let (email, user) = e.user("Mia", Role::Trader).await;
     let c = ctx("10.0.0.2", "Firefox/131.0");
-    let setup = e
-        .auth
-        .begin_totp_setup(&valid_slug("acme"), user.id)
-        .await
-        .unwrap();
+    let setup = e.auth.begin_totp_setup(&acme(), user.id).await.unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
     let code = rampart_auth::mfa::current_totp_code(&setup.secret_base32, now).unwrap();
     e.auth
-        .confirm_totp(&valid_slug("acme"), user.id, &code, &c)
+        .confirm_totp(&acme(), user.id, &code, &c)
         .await
         .unwrap();
     let token = requested_reset_token(&e.notifier, &email).await;
@@ -300,7 +277,7 @@ async fn a_password_reset_leaves_the_second_factor_on() {
     // The reset link alone does not get past the second factor.
     assert!(matches!(
         e.auth
-            .login(&valid_slug("acme"), &email, NEW_PASSWORD, &c)
+            .login(&acme(), &email, NEW_PASSWORD, &c)
             .await
             .unwrap(),
         LoginOutcome::MfaRequired { .. }
@@ -315,65 +292,23 @@ async fn a_login_from_a_new_device_is_mailed_once() {
     let laptop = ctx("192.0.2.10", "Mozilla/5.0 Firefox/131.0");
     let phone = ctx("198.51.100.20", "Mozilla/5.0 (iPhone) Safari/605.1");
     // The first device is learnt silently.
-    e.auth
-        .login(&valid_slug("acme"), &email, pw, &laptop)
-        .await
-        .unwrap();
-    assert_eq!(
-        e.notifier
-            .check_new_logins(&valid_slug("acme"))
-            .await
-            .unwrap(),
-        0
-    );
+    e.auth.login(&acme(), &email, pw, &laptop).await.unwrap();
+    assert_eq!(e.notifier.check_new_logins(&acme()).await.unwrap(), 0);
     // Same browser after an update, same network: the same device.
     let updated = ctx("192.0.2.77", "Mozilla/5.0 Firefox/132.0");
-    e.auth
-        .login(&valid_slug("acme"), &email, pw, &updated)
-        .await
-        .unwrap();
-    assert_eq!(
-        e.notifier
-            .check_new_logins(&valid_slug("acme"))
-            .await
-            .unwrap(),
-        0
-    );
+    e.auth.login(&acme(), &email, pw, &updated).await.unwrap();
+    assert_eq!(e.notifier.check_new_logins(&acme()).await.unwrap(), 0);
     // A new device: one alert, even when checked twice.
-    e.auth
-        .login(&valid_slug("acme"), &email, pw, &phone)
-        .await
-        .unwrap();
-    assert_eq!(
-        e.notifier
-            .check_new_logins(&valid_slug("acme"))
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        e.notifier
-            .check_new_logins(&valid_slug("acme"))
-            .await
-            .unwrap(),
-        0
-    );
+    e.auth.login(&acme(), &email, pw, &phone).await.unwrap();
+    assert_eq!(e.notifier.check_new_logins(&acme()).await.unwrap(), 1);
+    assert_eq!(e.notifier.check_new_logins(&acme()).await.unwrap(), 0);
     let mails = wait_for_mail(&email, 1).await;
     assert_eq!(mails[0].0, "New sign-in to your account");
     assert!(mails[0].1.contains("198.51.100.20"), "{}", mails[0].1);
     assert!(mails[0].1.contains("iPhone"));
     // That device again: nothing.
-    e.auth
-        .login(&valid_slug("acme"), &email, pw, &phone)
-        .await
-        .unwrap();
-    assert_eq!(
-        e.notifier
-            .check_new_logins(&valid_slug("acme"))
-            .await
-            .unwrap(),
-        0
-    );
+    e.auth.login(&acme(), &email, pw, &phone).await.unwrap();
+    assert_eq!(e.notifier.check_new_logins(&acme()).await.unwrap(), 0);
     wait_for_mail(&email, 1).await;
 }
 
@@ -399,27 +334,19 @@ async fn price_alerts_fire_once_when_the_quote_crosses() {
     };
     let fires = e
         .notifier
-        .create_price_alert(
-            &valid_slug("acme"),
-            user.id,
-            &new(Direction::Above, below_price),
-        )
+        .create_price_alert(&acme(), user.id, &new(Direction::Above, below_price))
         .await
         .unwrap();
     assert_eq!(fires.symbol, "^GSPC");
     let waits = e
         .notifier
-        .create_price_alert(
-            &valid_slug("acme"),
-            user.id,
-            &new(Direction::Below, below_price),
-        )
+        .create_price_alert(&acme(), user.id, &new(Direction::Below, below_price))
         .await
         .unwrap();
     assert!(matches!(
         e.notifier
             .create_price_alert(
-                &valid_slug("acme"),
+                &acme(),
                 user.id,
                 &new(Direction::Above, Decimal::NEGATIVE_ONE)
             )
@@ -432,7 +359,7 @@ async fn price_alerts_fire_once_when_the_quote_crosses() {
     let exact: Decimal = "1234.5678901234".parse().unwrap();
     let kept = e
         .notifier
-        .create_price_alert(&valid_slug("acme"), user.id, &new(Direction::Above, exact))
+        .create_price_alert(&acme(), user.id, &new(Direction::Above, exact))
         .await
         .unwrap();
     assert_eq!(kept.threshold.normalize().to_string(), "1234.5678901234");
@@ -441,7 +368,7 @@ async fn price_alerts_fire_once_when_the_quote_crosses() {
     let rounded = e
         .notifier
         .create_price_alert(
-            &valid_slug("acme"),
+            &acme(),
             user.id,
             &new(Direction::Above, "2.00000000005".parse().unwrap()),
         )
@@ -449,7 +376,7 @@ async fn price_alerts_fire_once_when_the_quote_crosses() {
         .unwrap();
     assert_eq!(rounded.threshold.normalize().to_string(), "2");
     e.notifier
-        .delete_price_alert(&valid_slug("acme"), user.id, rounded.id)
+        .delete_price_alert(&acme(), user.id, rounded.id)
         .await
         .unwrap();
     for refused in ["0.00000000004", "100000000000000000", "0"] {
@@ -457,7 +384,7 @@ async fn price_alerts_fire_once_when_the_quote_crosses() {
             matches!(
                 e.notifier
                     .create_price_alert(
-                        &valid_slug("acme"),
+                        &acme(),
                         user.id,
                         &new(Direction::Above, refused.parse().unwrap())
                     )
@@ -468,19 +395,19 @@ async fn price_alerts_fire_once_when_the_quote_crosses() {
         );
     }
     e.notifier
-        .delete_price_alert(&valid_slug("acme"), user.id, kept.id)
+        .delete_price_alert(&acme(), user.id, kept.id)
         .await
         .unwrap();
     assert_eq!(
         e.notifier
-            .check_price_alerts(&valid_slug("acme"), &market)
+            .check_price_alerts(&acme(), &market)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
         e.notifier
-            .check_price_alerts(&valid_slug("acme"), &market)
+            .check_price_alerts(&acme(), &market)
             .await
             .unwrap(),
         0
@@ -490,23 +417,23 @@ async fn price_alerts_fire_once_when_the_quote_crosses() {
     assert!(mails[0].1.contains("rebalance"));
     let fired = e
         .notifier
-        .price_alert(&valid_slug("acme"), user.id, fires.id)
+        .price_alert(&acme(), user.id, fires.id)
         .await
         .unwrap();
     assert_eq!(fired.triggered_price, Some(price));
     let pending = e
         .notifier
-        .price_alert(&valid_slug("acme"), user.id, waits.id)
+        .price_alert(&acme(), user.id, waits.id)
         .await
         .unwrap();
     assert!(pending.triggered_at.is_none());
     e.notifier
-        .delete_price_alert(&valid_slug("acme"), user.id, waits.id)
+        .delete_price_alert(&acme(), user.id, waits.id)
         .await
         .unwrap();
     assert_eq!(
         e.notifier
-            .list_price_alerts(&valid_slug("acme"), user.id)
+            .list_price_alerts(&acme(), user.id)
             .await
             .unwrap()
             .len(),
@@ -536,7 +463,7 @@ async fn an_expired_reset_link_is_refused() {
 /// Runs `sql` in `acme`'s schema (a test ageing its rows).
 async fn in_acme(pool: &TenantPool, sql: &str) -> usize {
     use diesel_async::RunQueryDsl;
-    pool.with_tenant(&valid_slug("acme"), async |conn| {
+    pool.with_tenant(&acme(), async |conn| {
         Ok::<_, rampart_tenancy::TenancyError>(diesel::sql_query(sql).execute(conn).await?)
     })
     .await
@@ -560,20 +487,14 @@ async fn cleanup_deletes_spent_links_and_old_device_marks_only() {
     // Two logins checked by the new-device job; Olga's three hours ago.
     let laptop = ctx("192.0.2.10", "Mozilla/5.0 Firefox/131.0");
     e.auth
-        .login(&valid_slug("acme"), &old_email, PASSWORD, &laptop)
+        .login(&acme(), &old_email, PASSWORD, &laptop)
         .await
         .unwrap();
     e.auth
-        .login(&valid_slug("acme"), &new_email, PASSWORD, &laptop)
+        .login(&acme(), &new_email, PASSWORD, &laptop)
         .await
         .unwrap();
-    assert_eq!(
-        e.notifier
-            .check_new_logins(&valid_slug("acme"))
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(e.notifier.check_new_logins(&acme()).await.unwrap(), 0);
     let aged = format!(
         "WITH s AS (UPDATE sessions SET created_at = now() - interval '3 hours' \
            WHERE user_id = '{}' RETURNING id) \
@@ -583,7 +504,7 @@ async fn cleanup_deletes_spent_links_and_old_device_marks_only() {
     );
     assert_eq!(in_acme(&e.pool, &aged).await, 1);
 
-    let report = e.notifier.cleanup(&valid_slug("acme")).await.unwrap();
+    let report = e.notifier.cleanup(&acme()).await.unwrap();
     assert_eq!(
         report,
         rampart_notify::NotifyCleanup {
@@ -592,7 +513,7 @@ async fn cleanup_deletes_spent_links_and_old_device_marks_only() {
         }
     );
     assert_eq!(
-        e.notifier.cleanup(&valid_slug("acme")).await.unwrap(),
+        e.notifier.cleanup(&acme()).await.unwrap(),
         Default::default()
     );
     // Olga's link answers as before (invalid), Nina's still works, and the
@@ -604,21 +525,10 @@ async fn cleanup_deletes_spent_links_and_old_device_marks_only() {
     reset_to_new_secret(&e.notifier, &e.auth, &new_token, &laptop)
         .await
         .unwrap();
-    assert_eq!(
-        e.notifier
-            .check_new_logins(&valid_slug("acme"))
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(e.notifier.check_new_logins(&acme()).await.unwrap(), 0);
     assert_eq!(
         in_acme(&e.pool, "SELECT 1 FROM login_device_checks").await,
         1
     );
     assert_eq!(e.notifier.cleanup_all().await.unwrap(), 0);
-}
-
-/// A tenant slug the test knows to be valid (the API takes validated slugs).
-pub fn valid_slug(s: &str) -> rampart_tenancy::TenantSlug {
-    rampart_tenancy::TenantSlug::parse(s).unwrap_or_else(|e| panic!("{e}"))
 }

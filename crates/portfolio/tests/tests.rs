@@ -8,6 +8,7 @@ use rampart_portfolio::{
     PortfolioError, PortfolioPatch, PortfolioService, PositionInput, ShareGrant,
 };
 use rampart_tenancy::{TenancyConfig, TenantPool};
+use rampart_testkit::{acme, globex, valid_slug};
 use uuid::Uuid;
 
 async fn pool() -> TenantPool {
@@ -103,7 +104,7 @@ async fn amounts_read_back_exactly_through_the_api_and_json() {
     let (_, svc, me) = acme_user("ada@acme.test").await;
     let created = svc
         .create(
-            &valid_slug("acme"),
+            &acme(),
             &me,
             NewPortfolio {
                 name: "Exact".into(),
@@ -130,7 +131,7 @@ async fn amounts_read_back_exactly_through_the_api_and_json() {
         .await
         .unwrap();
     let id = created.portfolio.id;
-    let got = svc.get(&valid_slug("acme"), &me, id).await.unwrap();
+    let got = svc.get(&acme(), &me, id).await.unwrap();
     let (tenth, fine) = (&got.positions[0], &got.positions[1]);
 
     // The crate API: the very decimals that went in, digit for digit.
@@ -179,12 +180,12 @@ async fn amounts_read_back_exactly_through_the_api_and_json() {
     assert_eq!(text(input.target_weight).as_deref(), Some("0.1234567891"));
 
     // The stored version and the CSV export carry the same numbers.
-    let version = svc.version(&valid_slug("acme"), &me, id, 1).await.unwrap();
+    let version = svc.version(&acme(), &me, id, 1).await.unwrap();
     assert_eq!(
         version.snapshot["positions"][0]["quantity"],
         serde_json::json!(0.1)
     );
-    let csv = svc.export_csv(&valid_slug("acme"), &me, id).await.unwrap();
+    let csv = svc.export_csv(&acme(), &me, id).await.unwrap();
     assert!(csv.contains("AAPL,quantity,0.1,,0.2,"), "{csv}");
     assert!(
         csv.contains("MSFT,quantity,999999999999999.0123456789,0.1234567891,1234.0123456789,"),
@@ -203,15 +204,15 @@ async fn positions_of_many_answers_what_get_answers_for_visible_portfolios_only(
     for name in ["A", "B"] {
         let mut new = new_portfolio(name);
         new.positions.push(position("ibm", 2.5));
-        mine.push(svc.create(&valid_slug("acme"), &ada, new).await.unwrap());
+        mine.push(svc.create(&acme(), &ada, new).await.unwrap());
     }
     let empty = NewPortfolio {
         name: "Empty".into(),
         ..NewPortfolio::default()
     };
-    let empty = svc.create(&valid_slug("acme"), &ada, empty).await.unwrap();
+    let empty = svc.create(&acme(), &ada, empty).await.unwrap();
     let bobs = svc
-        .create(&valid_slug("acme"), &bob, new_portfolio("Bob's"))
+        .create(&acme(), &bob, new_portfolio("Bob's"))
         .await
         .unwrap();
     let ids: Vec<Uuid> = mine
@@ -221,31 +222,22 @@ async fn positions_of_many_answers_what_get_answers_for_visible_portfolios_only(
         .chain([Uuid::new_v4()])
         .collect();
 
-    let batch = svc
-        .positions_of_many(&valid_slug("acme"), &ada, &ids)
-        .await
-        .unwrap();
+    let batch = svc.positions_of_many(&acme(), &ada, &ids).await.unwrap();
     // Each list as `get` gives it; Bob's private one and an unknown id are
     // left out, an empty portfolio has an empty list.
     assert_eq!(batch.len(), 3, "{batch:?}");
     for d in &mine {
-        let got = svc
-            .get(&valid_slug("acme"), &ada, d.portfolio.id)
-            .await
-            .unwrap();
+        let got = svc.get(&acme(), &ada, d.portfolio.id).await.unwrap();
         assert_eq!(batch[&d.portfolio.id], got.positions);
         assert_eq!(got.positions.len(), 2);
     }
     assert!(batch[&empty.portfolio.id].is_empty());
     assert!(!batch.contains_key(&bobs.portfolio.id));
     // Another tenant sees none of them.
-    let other = svc
-        .positions_of_many(&valid_slug("globex"), &ada, &ids)
-        .await
-        .unwrap();
+    let other = svc.positions_of_many(&globex(), &ada, &ids).await.unwrap();
     assert!(other.is_empty());
     assert!(
-        svc.positions_of_many(&valid_slug("acme"), &ada, &[])
+        svc.positions_of_many(&acme(), &ada, &[])
             .await
             .unwrap()
             .is_empty()
@@ -262,7 +254,7 @@ async fn crud_creates_a_version_per_change_and_an_activity_trail() {
         ..Actor::user(ada)
     };
     let p = svc
-        .create(&valid_slug("acme"), &me, new_portfolio("Core"))
+        .create(&acme(), &me, new_portfolio("Core"))
         .await
         .unwrap();
     let id = p.portfolio.id;
@@ -272,7 +264,7 @@ async fn crud_creates_a_version_per_change_and_an_activity_trail() {
 
     let p = svc
         .update(
-            &valid_slug("acme"),
+            &acme(),
             &me,
             id,
             PortfolioPatch {
@@ -288,7 +280,7 @@ async fn crud_creates_a_version_per_change_and_an_activity_trail() {
     );
     let p = svc
         .add_position(
-            &valid_slug("acme"),
+            &acme(),
             &me,
             id,
             PositionInput {
@@ -303,43 +295,34 @@ async fn crud_creates_a_version_per_change_and_an_activity_trail() {
     assert_eq!(p.portfolio.version, 3);
     let ibm = p.positions.iter().find(|x| x.symbol == "IBM").unwrap().id;
     let p = svc
-        .update_position(&valid_slug("acme"), &me, id, ibm, position("IBM", 3.0))
+        .update_position(&acme(), &me, id, ibm, position("IBM", 3.0))
         .await
         .unwrap();
     assert_eq!(p.portfolio.version, 4);
-    let p = svc
-        .remove_position(&valid_slug("acme"), &me, id, ibm)
-        .await
-        .unwrap();
+    let p = svc.remove_position(&acme(), &me, id, ibm).await.unwrap();
     assert_eq!(p.portfolio.version, 5);
     assert_eq!(p.positions.len(), 1);
 
     // Every version is readable; version 2 still has one position and the new name.
-    let versions = svc
-        .versions(&valid_slug("acme"), &me, id, None, 2)
-        .await
-        .unwrap();
+    let versions = svc.versions(&acme(), &me, id, None, 2).await.unwrap();
     assert_eq!(versions.items.len(), 2);
     assert_eq!(versions.items[0].version, 5);
     let rest = svc
-        .versions(&valid_slug("acme"), &me, id, versions.next.as_deref(), 10)
+        .versions(&acme(), &me, id, versions.next.as_deref(), 10)
         .await
         .unwrap();
     assert_eq!(rest.items.len(), 3);
-    let v3 = svc.version(&valid_slug("acme"), &me, id, 3).await.unwrap();
+    let v3 = svc.version(&acme(), &me, id, 3).await.unwrap();
     assert_eq!(v3.change, "add_position");
     assert_eq!(v3.snapshot["positions"].as_array().unwrap().len(), 2);
     assert_eq!(v3.snapshot["name"], "Core 2");
     assert!(v3.snapshot.get("access").is_none());
     assert!(matches!(
-        svc.version(&valid_slug("acme"), &me, id, 99).await,
+        svc.version(&acme(), &me, id, 99).await,
         Err(PortfolioError::NotFound)
     ));
 
-    let activity = svc
-        .activity(&valid_slug("acme"), &me, id, None, 50)
-        .await
-        .unwrap();
+    let activity = svc.activity(&acme(), &me, id, None, 50).await.unwrap();
     let actions: Vec<_> = activity.items.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(
         actions,
@@ -357,9 +340,9 @@ async fn crud_creates_a_version_per_change_and_an_activity_trail() {
     assert_eq!(update.ip.as_deref(), Some("10.0.0.1"));
     assert_eq!(update.actor_id, Some(ada));
 
-    svc.delete(&valid_slug("acme"), &me, id).await.unwrap();
+    svc.delete(&acme(), &me, id).await.unwrap();
     assert!(matches!(
-        svc.get(&valid_slug("acme"), &me, id).await,
+        svc.get(&acme(), &me, id).await,
         Err(PortfolioError::NotFound)
     ));
 }
@@ -406,7 +389,7 @@ async fn invalid_inputs_are_refused() {
             ..new_portfolio("x")
         },
     ] {
-        let r = svc.create(&valid_slug("acme"), &me, bad.clone()).await;
+        let r = svc.create(&acme(), &me, bad.clone()).await;
         assert!(
             matches!(r, Err(PortfolioError::Invalid(_))),
             "{bad:?}: {r:?}"
@@ -427,11 +410,11 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
 
     // Not shared: bob sees nothing (not found, not forbidden).
     assert!(matches!(
-        svc.get(&valid_slug("acme"), &b, id).await,
+        svc.get(&acme(), &b, id).await,
         Err(PortfolioError::NotFound)
     ));
     assert!(
-        svc.list(&valid_slug("acme"), &b, None, 10)
+        svc.list(&acme(), &b, None, 10)
             .await
             .unwrap()
             .items
@@ -443,43 +426,33 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         access,
         expires_at: None,
     };
-    svc.share(&valid_slug("acme"), &owner, id, grant(bob, Access::View))
+    svc.share(&acme(), &owner, id, grant(bob, Access::View))
         .await
         .unwrap();
     assert_eq!(
-        svc.get(&valid_slug("acme"), &b, id)
-            .await
-            .unwrap()
-            .portfolio
-            .access,
+        svc.get(&acme(), &b, id).await.unwrap().portfolio.access,
         Access::View
     );
     assert_eq!(
-        svc.list(&valid_slug("acme"), &b, None, 10)
-            .await
-            .unwrap()
-            .items
-            .len(),
+        svc.list(&acme(), &b, None, 10).await.unwrap().items.len(),
         1
     );
-    let forbidden = svc
-        .comment(&valid_slug("acme"), &b, id, top_level_comment("hi"))
-        .await;
+    let forbidden = svc.comment(&acme(), &b, id, top_level_comment("hi")).await;
     assert!(matches!(
         forbidden,
         Err(PortfolioError::Forbidden { needed: "comment" })
     ));
 
-    svc.share(&valid_slug("acme"), &owner, id, grant(bob, Access::Comment))
+    svc.share(&acme(), &owner, id, grant(bob, Access::Comment))
         .await
         .unwrap();
     let c = svc
-        .comment(&valid_slug("acme"), &b, id, top_level_comment("hi"))
+        .comment(&acme(), &b, id, top_level_comment("hi"))
         .await
         .unwrap();
     let reply = svc
         .comment(
-            &valid_slug("acme"),
+            &acme(),
             &owner,
             id,
             NewComment {
@@ -490,75 +463,65 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         .await
         .unwrap();
     assert_eq!(reply.parent_id, Some(c.id));
-    assert_eq!(
-        svc.comments(&valid_slug("acme"), &b, id)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(svc.comments(&acme(), &b, id).await.unwrap().len(), 2);
     assert!(matches!(
-        svc.add_position(&valid_slug("acme"), &b, id, position("IBM", 1.0))
+        svc.add_position(&acme(), &b, id, position("IBM", 1.0))
             .await,
         Err(PortfolioError::Forbidden { needed: "edit" })
     ));
 
-    svc.share(&valid_slug("acme"), &owner, id, grant(bob, Access::Edit))
+    svc.share(&acme(), &owner, id, grant(bob, Access::Edit))
         .await
         .unwrap();
-    svc.add_position(&valid_slug("acme"), &b, id, position("IBM", 1.0))
+    svc.add_position(&acme(), &b, id, position("IBM", 1.0))
         .await
         .unwrap();
     assert!(matches!(
-        svc.share(&valid_slug("acme"), &b, id, grant(eve, Access::View))
-            .await,
+        svc.share(&acme(), &b, id, grant(eve, Access::View)).await,
         Err(PortfolioError::Forbidden { needed: "admin" })
     ));
     assert!(matches!(
-        svc.delete(&valid_slug("acme"), &b, id).await,
+        svc.delete(&acme(), &b, id).await,
         Err(PortfolioError::Forbidden { .. })
     ));
 
-    svc.share(&valid_slug("acme"), &owner, id, grant(bob, Access::Admin))
+    svc.share(&acme(), &owner, id, grant(bob, Access::Admin))
         .await
         .unwrap();
-    svc.share(&valid_slug("acme"), &b, id, grant(eve, Access::View))
+    svc.share(&acme(), &b, id, grant(eve, Access::View))
         .await
         .unwrap();
-    assert_eq!(
-        svc.shares(&valid_slug("acme"), &b, id).await.unwrap().len(),
-        2
-    );
-    svc.revoke(&valid_slug("acme"), &b, id, eve).await.unwrap();
+    assert_eq!(svc.shares(&acme(), &b, id).await.unwrap().len(), 2);
+    svc.revoke(&acme(), &b, id, eve).await.unwrap();
     assert!(matches!(
-        svc.get(&valid_slug("acme"), &e, id).await,
+        svc.get(&acme(), &e, id).await,
         Err(PortfolioError::NotFound)
     ));
     assert!(matches!(
-        svc.revoke(&valid_slug("acme"), &b, id, eve).await,
+        svc.revoke(&acme(), &b, id, eve).await,
         Err(PortfolioError::NotFound)
     ));
 
     // Refusals of the grant itself.
     assert!(matches!(
-        svc.share(&valid_slug("acme"), &owner, id, grant(ada, Access::View))
+        svc.share(&acme(), &owner, id, grant(ada, Access::View))
             .await,
         Err(PortfolioError::Invalid(_))
     ));
     assert!(matches!(
-        svc.share(&valid_slug("acme"), &owner, id, grant(gus, Access::View))
+        svc.share(&acme(), &owner, id, grant(gus, Access::View))
             .await,
         Err(PortfolioError::Invalid(_))
     ));
     assert!(matches!(
-        svc.share(&valid_slug("acme"), &owner, id, grant(eve, Access::Owner))
+        svc.share(&acme(), &owner, id, grant(eve, Access::Owner))
             .await,
         Err(PortfolioError::Invalid(_))
     ));
 
     // An expired share is no share: make eve's expire by moving it back.
     svc.share(
-        &valid_slug("acme"),
+        &acme(),
         &owner,
         id,
         ShareGrant {
@@ -570,14 +533,10 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
     .await
     .unwrap();
     assert_eq!(
-        svc.get(&valid_slug("acme"), &e, id)
-            .await
-            .unwrap()
-            .portfolio
-            .access,
+        svc.get(&acme(), &e, id).await.unwrap().portfolio.access,
         Access::Edit
     );
-    pool.with_tenant(&valid_slug("acme"), async |conn| {
+    pool.with_tenant(&acme(), async |conn| {
         diesel::sql_query("UPDATE document_shares SET expires_at = now() - interval '1 second' WHERE user_id = $1")
             .bind::<diesel::sql_types::Uuid, _>(eve)
             .execute(conn)
@@ -587,7 +546,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
     .await
     .unwrap();
     assert!(matches!(
-        svc.get(&valid_slug("acme"), &e, id).await,
+        svc.get(&acme(), &e, id).await,
         Err(PortfolioError::NotFound)
     ));
 
@@ -597,11 +556,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         ..Actor::user(eve)
     };
     assert_eq!(
-        svc.get(&valid_slug("acme"), &admin, id)
-            .await
-            .unwrap()
-            .portfolio
-            .access,
+        svc.get(&acme(), &admin, id).await.unwrap().portfolio.access,
         Access::Admin
     );
     let g = Actor {
@@ -609,29 +564,25 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         ..Actor::user(gus)
     };
     assert!(matches!(
-        svc.get(&valid_slug("globex"), &g, id).await,
+        svc.get(&globex(), &g, id).await,
         Err(PortfolioError::NotFound)
     ));
     assert!(matches!(
-        svc.get(&valid_slug("globex"), &owner, id).await,
+        svc.get(&globex(), &owner, id).await,
         Err(PortfolioError::NotFound)
     ));
 
     // Public: every user of the tenant may view.
-    svc.update(&valid_slug("acme"), &owner, id, made_public())
+    svc.update(&acme(), &owner, id, made_public())
         .await
         .unwrap();
     assert_eq!(
-        svc.get(&valid_slug("acme"), &e, id)
-            .await
-            .unwrap()
-            .portfolio
-            .access,
+        svc.get(&acme(), &e, id).await.unwrap().portfolio.access,
         Access::View
     );
 
     let actions: Vec<String> = svc
-        .activity(&valid_slug("acme"), &owner, id, None, 100)
+        .activity(&acme(), &owner, id, None, 100)
         .await
         .unwrap()
         .items
@@ -653,7 +604,7 @@ async fn csv_import_is_all_or_nothing_and_export_round_trips() {
 
     let broken = "symbol,quantity,purchase_date,allocation_type\nAAPL,5,2005-01-03,\nBAD SYM,1,,\nIBM,abc,,\nGOOG,1,2005-13-01,\nAMZN,,,weight\nX,1,,bogus\n";
     let Err(PortfolioError::CsvRejected(report)) = svc
-        .import_csv(&valid_slug("acme"), &me, id, broken.as_bytes(), true)
+        .import_csv(&acme(), &me, id, broken.as_bytes(), true)
         .await
     else {
         panic!("broken rows must be refused")
@@ -676,20 +627,19 @@ async fn csv_import_is_all_or_nothing_and_export_round_trips() {
         ]
     );
     // Nothing applied.
-    let now = svc.get(&valid_slug("acme"), &me, id).await.unwrap();
+    let now = svc.get(&acme(), &me, id).await.unwrap();
     assert_eq!((now.portfolio.version, now.positions.len()), (1, 1));
 
     for bad_header in ["ticker,quantity\nAAPL,1\n", "quantity\n1\n"] {
         assert!(matches!(
-            svc.import_csv(&valid_slug("acme"), &me, id, bad_header.as_bytes(), true)
+            svc.import_csv(&acme(), &me, id, bad_header.as_bytes(), true)
                 .await,
             Err(PortfolioError::CsvRejected(_))
         ));
     }
     let big = vec![b'a'; rampart_portfolio::transfer::MAX_BYTES + 1];
     assert!(matches!(
-        svc.import_csv(&valid_slug("acme"), &me, id, &big, true)
-            .await,
+        svc.import_csv(&acme(), &me, id, &big, true).await,
         Err(PortfolioError::TooLarge { unit: "bytes", .. })
     ));
     let mut many = String::from("symbol,quantity\n");
@@ -697,7 +647,7 @@ async fn csv_import_is_all_or_nothing_and_export_round_trips() {
         many.push_str("A,1\n");
     }
     assert!(matches!(
-        svc.import_csv(&valid_slug("acme"), &me, id, many.as_bytes(), true)
+        svc.import_csv(&acme(), &me, id, many.as_bytes(), true)
             .await,
         Err(PortfolioError::TooLarge { unit: "rows", .. })
     ));
@@ -705,13 +655,13 @@ async fn csv_import_is_all_or_nothing_and_export_round_trips() {
     let good = "symbol,allocation_type,quantity,target_weight,purchase_price,purchase_date,sector,notes\n\
                 aapl,quantity,5,,30.5,2005-01-03,Tech,first\nIBM,weight,,0.25,,,,\"a, b\"\n";
     let (report, detail) = svc
-        .import_csv(&valid_slug("acme"), &me, id, good.as_bytes(), true)
+        .import_csv(&acme(), &me, id, good.as_bytes(), true)
         .await
         .unwrap();
     assert_eq!((report.rows, report.applied), (2, 2));
     assert_eq!(detail.portfolio.version, 2);
     assert_eq!(detail.positions.len(), 2);
-    let exported = svc.export_csv(&valid_slug("acme"), &me, id).await.unwrap();
+    let exported = svc.export_csv(&acme(), &me, id).await.unwrap();
     assert!(
         exported.starts_with("symbol,allocation_type,quantity"),
         "{exported}"
@@ -723,19 +673,13 @@ async fn csv_import_is_all_or_nothing_and_export_round_trips() {
     assert!(exported.contains("\"a, b\""), "{exported}");
     // Append keeps what is there.
     let (_, detail) = svc
-        .import_csv(
-            &valid_slug("acme"),
-            &me,
-            id,
-            b"symbol,quantity\nMSFT,2\n",
-            false,
-        )
+        .import_csv(&acme(), &me, id, b"symbol,quantity\nMSFT,2\n", false)
         .await
         .unwrap();
     assert_eq!(detail.positions.len(), 3);
     // The export imports back to the same positions.
     let (_, again) = svc
-        .import_csv(&valid_slug("acme"), &me, id, exported.as_bytes(), true)
+        .import_csv(&acme(), &me, id, exported.as_bytes(), true)
         .await
         .unwrap();
     let strip = |d: &rampart_portfolio::PortfolioDetail| {
@@ -753,7 +697,7 @@ async fn csv_import_is_all_or_nothing_and_export_round_trips() {
     };
     assert_eq!(
         strip(&again),
-        strip(&svc.get(&valid_slug("acme"), &me, id).await.unwrap())
+        strip(&svc.get(&acme(), &me, id).await.unwrap())
     );
     assert_eq!(again.positions.len(), 2);
 }
@@ -766,10 +710,10 @@ async fn csv_export_neutralises_spreadsheet_formulas_in_text_cells() {
                    AAPL,quantity,5,,30.5,,@SUM(A1),\"=HYPERLINK(\"\"https://evil.test\"\",\"\"x\"\")\"\n\
                    MSFT,quantity,2,,,,+cmd,-2+3\n\
                    IBM,quantity,1,,,,Tech,plain note\n";
-    svc.import_csv(&valid_slug("acme"), &me, id, hostile.as_bytes(), true)
+    svc.import_csv(&acme(), &me, id, hostile.as_bytes(), true)
         .await
         .unwrap();
-    let exported = svc.export_csv(&valid_slug("acme"), &me, id).await.unwrap();
+    let exported = svc.export_csv(&acme(), &me, id).await.unwrap();
     let cells: Vec<Vec<String>> = csv::Reader::from_reader(exported.as_bytes())
         .records()
         .map(|r| r.unwrap().iter().map(str::to_owned).collect())
@@ -799,12 +743,12 @@ async fn csv_export_neutralises_spreadsheet_formulas_in_text_cells() {
 }
 
 mod analytics {
-    use super::valid_slug;
 
     use chrono::NaiveDate;
     use rampart_portfolio::analysis::{AnalysisInput, analyze, performance_csv};
     use rampart_portfolio::charts::{equity_svg, returns_histogram_svg};
     use rampart_portfolio::{NewPortfolio, PortfolioError, PositionInput, PriceHistory};
+    use rampart_testkit::acme;
 
     fn d(day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2024, 1, day).unwrap()
@@ -866,10 +810,7 @@ mod analytics {
             from: d(1),
             to: d(5),
         };
-        let (points, report) = svc
-            .analyze(&valid_slug("acme"), &me, id, &input)
-            .await
-            .unwrap();
+        let (points, report) = svc.analyze(&acme(), &me, id, &input).await.unwrap();
         let navs: Vec<f64> = points.iter().map(|p| p.nav).collect();
         assert_eq!(navs, [100.0, 110.0, 230.0, 220.0, 250.0]);
         assert_eq!(points[2].flow, 110.0);
@@ -891,16 +832,14 @@ mod analytics {
         assert!((trade.quantity - (-5.0 / 13.0)).abs() < 1e-12);
 
         // Stored in portfolio_metrics_daily (and recomputing replaces, not duplicates).
-        svc.analyze(&valid_slug("acme"), &me, id, &input)
-            .await
-            .unwrap();
+        svc.analyze(&acme(), &me, id, &input).await.unwrap();
         #[derive(diesel::QueryableByName)]
         struct N {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
         let n: N = pool
-            .with_tenant(&valid_slug("acme"), async |conn| {
+            .with_tenant(&acme(), async |conn| {
                 use diesel_async::RunQueryDsl;
                 Ok::<_, rampart_tenancy::TenancyError>(
                     diesel::sql_query(
@@ -938,10 +877,10 @@ mod analytics {
             to: d(5),
         };
         assert!(matches!(
-            svc.analyze(&valid_slug("acme"), &me, id, &input).await,
+            svc.analyze(&acme(), &me, id, &input).await,
             Err(PortfolioError::MissingPrices { .. })
         ));
-        let detail = svc.get(&valid_slug("acme"), &me, id).await.unwrap();
+        let detail = svc.get(&acme(), &me, id).await.unwrap();
         let input = AnalysisInput {
             prices: &prices,
             benchmark: None,
@@ -1016,8 +955,8 @@ async fn every_document_change_is_announced_on_its_tenants_change_feed() {
     let ada = user(&pool, "acme", "ada@acme.test").await;
     let bob = user(&pool, "acme", "bob@acme.test").await;
     let gus = user(&pool, "globex", "gus@globex.test").await;
-    let acme = pool.tenant(&valid_slug("acme")).await.unwrap().id;
-    let globex = pool.tenant(&valid_slug("globex")).await.unwrap().id;
+    let acme = pool.tenant(&acme()).await.unwrap().id;
+    let globex = pool.tenant(&globex()).await.unwrap().id;
     // Read on every call: what another replica sees once its bound passes.
     let feed = ChangeFeed::new(pool.clone(), std::time::Duration::ZERO);
     let svc = PortfolioService::new(pool.clone());
@@ -1074,9 +1013,4 @@ async fn every_document_change_is_announced_on_its_tenants_change_feed() {
         .unwrap();
     assert_eq!(generation(acme).await, last);
     assert_ne!(generation(globex).await, globex_before);
-}
-
-/// A tenant slug the test knows to be valid (the API takes validated slugs).
-pub fn valid_slug(s: &str) -> rampart_tenancy::TenantSlug {
-    rampart_tenancy::TenantSlug::parse(s).unwrap_or_else(|e| panic!("{e}"))
 }

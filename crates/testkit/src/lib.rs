@@ -43,8 +43,10 @@ use rampart_pgembed::find_on_path;
 pub use rampart_pgembed::{PgError, PgOptions, postgres_tool};
 
 pub mod schema_check;
+pub mod slugs;
 pub mod tls;
 
+pub use slugs::{acme, globex, valid_slug};
 pub use tls::{TestCa, postgres_tls, redis_tls, test_ca};
 
 /// Everything that can go wrong while starting a test service.

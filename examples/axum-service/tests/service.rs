@@ -7,6 +7,7 @@
 use rampart_auth::{AuthConfig, Role};
 use rampart_example_axum::{AppState, MAX_PAGE_LIMIT, router};
 use rampart_tenancy::{TenancyConfig, TenantPool};
+use rampart_testkit::{acme, globex, valid_slug};
 use reqwest::StatusCode;
 use uuid::Uuid;
 
@@ -84,8 +85,8 @@ async fn a_bearer_token_reads_its_own_tenant_only() -> anyhow::Result<()> {
         ..TenancyConfig::default()
     })
     .await?;
-    let acme = pool.provision(&valid_slug("acme"), "Acme Capital").await?;
-    let globex = pool.provision(&valid_slug("globex"), "Globex").await?;
+    let acme = pool.provision(&acme(), "Acme Capital").await?;
+    let globex = pool.provision(&globex(), "Globex").await?;
 
     let state = AppState::with_memory_keys(pool.clone(), AuthConfig::default()).await?;
     let ada = add_user(
@@ -207,9 +208,4 @@ async fn a_bearer_token_reads_its_own_tenant_only() -> anyhow::Result<()> {
     let response = get_users(&base, "globex", Some(&globex_token)).await?;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     Ok(())
-}
-
-/// A tenant slug the test knows to be valid (the API takes validated slugs).
-pub fn valid_slug(s: &str) -> rampart_tenancy::TenantSlug {
-    rampart_tenancy::TenantSlug::parse(s).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -1,6 +1,6 @@
 //! The snapshot job's retries and budget against a local broker, and the
 //! scheduler loop on a clock the test drives, two replicas on one database.
-use super::valid_slug;
+use rampart_testkit::acme;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -93,7 +93,7 @@ pub(crate) const SECRET: &str = "s3cretAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 pub(crate) async fn member_with_keys(m: &Members, name: &str, key_id: &str) -> uuid::Uuid {
     let id = m
         .upsert_member(
-            &valid_slug("acme"),
+            &acme(),
             &MemberInput {
                 name: name.into(),
                 email: format!("{}@acme.test", name.to_lowercase()),
@@ -108,7 +108,7 @@ pub(crate) async fn member_with_keys(m: &Members, name: &str, key_id: &str) -> u
         key_id: key_id.into(),
         secret_key: SECRET.into(),
     };
-    m.attach_broker(&valid_slug("acme"), id, &keys, &PlainText, "test")
+    m.attach_broker(&acme(), id, &keys, &PlainText, "test")
         .await
         .unwrap();
     id
@@ -191,7 +191,7 @@ async fn snapshot_retries_honour_retry_after_and_stop_at_the_budget() {
     let job = SnapshotJob::new(m.clone(), Arc::new(PlainText), &config)
         .unwrap()
         .with_clock(clock.clone());
-    let report = job.run_tenant(&valid_slug("acme"), day).await;
+    let report = job.run_tenant(&acme(), day).await;
     assert_eq!(report.succeeded, 2, "{report:?}");
     assert_eq!(report.failed.len(), 1, "{report:?}");
     assert_eq!(report.failed[0].member_id, down);
@@ -206,7 +206,7 @@ async fn snapshot_retries_honour_retry_after_and_stop_at_the_budget() {
     assert_eq!(account_calls(&broker, FINE).await, 1);
     let board = m
         .leaderboard(
-            &valid_slug("acme"),
+            &acme(),
             rampart_members::Period::Day,
             rampart_members::LeaderboardSort::Pnl,
             Some(day),
@@ -232,9 +232,7 @@ async fn snapshot_retries_honour_retry_after_and_stop_at_the_budget() {
     let job = SnapshotJob::new(m.clone(), Arc::new(PlainText), &spent)
         .unwrap()
         .with_clock(clock.clone());
-    let report = job
-        .run_tenant(&valid_slug("acme"), day.succ_opt().unwrap())
-        .await;
+    let report = job.run_tenant(&acme(), day.succ_opt().unwrap()).await;
     assert_eq!(report.succeeded, 1, "{report:?}");
     let mut failed: Vec<_> = report.failed.iter().map(|f| f.member_id).collect();
     failed.sort();
@@ -262,10 +260,7 @@ async fn snapshot_retries_honour_retry_after_and_stop_at_the_budget() {
         .unwrap()
         .with_clock(clock.clone());
     let report = job
-        .run_tenant(
-            &valid_slug("acme"),
-            NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(),
-        )
+        .run_tenant(&acme(), NaiveDate::from_ymd_opt(2026, 11, 26).unwrap())
         .await;
     assert_eq!(clock.slept().len(), 1, "{report:?}");
     assert_eq!(

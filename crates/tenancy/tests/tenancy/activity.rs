@@ -1,5 +1,5 @@
 //! `TableActivity`: which tenants a polling job visits.
-use super::valid_slug;
+use rampart_testkit::valid_slug;
 use std::collections::HashSet;
 
 use diesel_async::SimpleAsyncConnection;

@@ -1,6 +1,6 @@
-use super::valid_slug;
 use diesel_async::SimpleAsyncConnection;
 use rampart_tenancy::{MigrationSet, TemplateMigration, TenancyError, TenantPool};
+use rampart_testkit::valid_slug;
 
 use super::{admin_count, config, database_url, pool_with};
 

@@ -1,7 +1,7 @@
 //! Backup and restore: per-tenant export/restore round trips (row for row),
 //! refusals, corrupt and incompatible archives, and the whole-database
 //! pg_dump/pg_restore procedure of the README.
-use super::valid_slug;
+use rampart_testkit::valid_slug;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;

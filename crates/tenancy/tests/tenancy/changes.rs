@@ -1,6 +1,6 @@
 //! `ChangeFeed`: changes announced in tenant transactions, read by every
 //! replica with one query for all tenants.
-use super::valid_slug;
+use rampart_testkit::valid_slug;
 use std::time::Duration;
 
 use rampart_tenancy::{ChangeFeed, TenancyError};

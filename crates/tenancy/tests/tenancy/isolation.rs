@@ -1,7 +1,7 @@
-use super::valid_slug;
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
 use rampart_tenancy::{TenancyError, TenantPool};
+use rampart_testkit::valid_slug;
 
 use super::{Count, pool, tenant_count};
 

@@ -1,5 +1,5 @@
-use super::valid_slug;
 use rampart_tenancy::{TenancyError, TenantStatus};
+use rampart_testkit::valid_slug;
 
 use super::{admin_count, database_url, event_names, pool_with};
 

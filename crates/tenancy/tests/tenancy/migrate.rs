@@ -1,6 +1,6 @@
-use super::valid_slug;
 use diesel_async::RunQueryDsl;
 use rampart_tenancy::{MigrationSet, TemplateMigration, TenancyError};
+use rampart_testkit::valid_slug;
 
 use super::{Count, admin_count, admin_exec, database_url, pool_with};
 

@@ -11,6 +11,7 @@ mod settings;
 mod tls;
 
 use rampart_tenancy::{MigrationSet, TenancyConfig, TenantPool};
+use rampart_testkit::valid_slug;
 
 pub fn config(url: &str) -> TenancyConfig {
     TenancyConfig {
@@ -75,8 +76,3 @@ pub async fn event_names(pool: &TenantPool, slug: &str) -> Vec<String> {
     events.map(|e| e.event).collect()
 }
 mod spares;
-
-/// A tenant slug the test knows to be valid (the API takes validated slugs).
-pub fn valid_slug(s: &str) -> rampart_tenancy::TenantSlug {
-    rampart_tenancy::TenantSlug::parse(s).unwrap_or_else(|e| panic!("{e}"))
-}

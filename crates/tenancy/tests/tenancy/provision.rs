@@ -1,6 +1,6 @@
-use super::valid_slug;
 use diesel_async::RunQueryDsl;
 use rampart_tenancy::{TenancyError, TenantStatus};
+use rampart_testkit::{acme, valid_slug};
 
 use super::{admin_count, database_url, pool, pool_with, tenant_count};
 
@@ -8,10 +8,7 @@ use super::{admin_count, database_url, pool, pool_with, tenant_count};
 async fn provisioned_tenant_has_the_full_template_and_ledger() {
     let url = database_url().await;
     let pool = pool_with(&url, Default::default()).await;
-    let t = pool
-        .provision(&valid_slug("acme"), "Acme Capital")
-        .await
-        .unwrap();
+    let t = pool.provision(&acme(), "Acme Capital").await.unwrap();
     assert_eq!(t.status, TenantStatus::Active);
     assert_eq!(t.schema_name, "tenant_acme");
     for table in [
@@ -82,10 +79,10 @@ async fn provisioned_tenant_has_the_full_template_and_ledger() {
     .await;
     assert_eq!(login, 0);
     // Health says reachable and current.
-    let health = pool.health(&valid_slug("acme")).await.unwrap();
+    let health = pool.health(&acme()).await.unwrap();
     assert!(health.reachable && health.migrations_current, "{health:?}");
     // The provisioning event was logged.
-    let events = pool.events(&valid_slug("acme")).await.unwrap();
+    let events = pool.events(&acme()).await.unwrap();
     let first = match events.as_slice() {
         [e, ..] => Some(e.event.as_str()),
         [] => None,

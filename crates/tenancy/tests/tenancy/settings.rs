@@ -1,4 +1,4 @@
-use super::valid_slug;
+use rampart_testkit::valid_slug;
 use std::collections::BTreeMap;
 
 use super::database_url;

@@ -1,5 +1,5 @@
-use super::valid_slug;
 use rampart_tenancy::{MigrationSet, SpareReport, TemplateMigration, TenancyError, TenantPool};
+use rampart_testkit::{acme, valid_slug};
 
 use super::{admin_count, database_url, pool_with, tenant_count};
 
@@ -82,7 +82,7 @@ async fn a_provisioning_takes_a_spare_and_the_tenant_is_as_if_built_then() {
         Err(TenancyError::InvalidSlug { .. })
     ));
 
-    let acme = pool.provision(&valid_slug("acme"), "Acme").await.unwrap();
+    let acme = pool.provision(&acme(), "Acme").await.unwrap();
     assert!(took_spare(&pool, "acme").await);
     let second = pool
         .provision(&valid_slug("second"), "Second")
@@ -184,7 +184,7 @@ async fn spares_of_another_template_are_never_taken_and_are_dropped() {
     assert_eq!(v1.replenish_spares().await.unwrap().created, 2);
     // A build with one more template migration.
     let v2 = pool_with(&url, with_notes()).await;
-    v2.provision(&valid_slug("acme"), "Acme").await.unwrap();
+    v2.provision(&acme(), "Acme").await.unwrap();
     assert!(!took_spare(&v2, "acme").await);
     assert_eq!(
         tenant_count(&v2, "acme", "SELECT count(*) AS n FROM notes").await,

@@ -1,10 +1,10 @@
 //! TLS to PostgreSQL: the pool (and the backup's COPY connections) connect
 //! with `sslmode=verify-full` to the kit's TLS server, and a server whose
 //! certificate comes from another CA is refused with a clear error.
-use super::valid_slug;
 use diesel_async::RunQueryDsl;
 use rampart_dbtls::{PgTlsConfig, SslMode};
 use rampart_tenancy::{TenancyConfig, TenantPool};
+use rampart_testkit::acme;
 
 use super::config;
 
@@ -44,11 +44,11 @@ async fn pool_connects_with_verify_full_and_serves_tenants() {
         pool_uses_tls(&pool).await,
         "the pool's connection is not TLS"
     );
-    pool.provision(&valid_slug("acme"), "Acme").await.unwrap();
+    pool.provision(&acme(), "Acme").await.unwrap();
     // The backup's COPY client connects the same way.
     let dir = tempfile::tempdir().unwrap();
     let export = pool
-        .export_tenant(&valid_slug("acme"), dir.path().join("acme"))
+        .export_tenant(&acme(), dir.path().join("acme"))
         .await
         .unwrap();
     assert_eq!(export.manifest.source_slug, "acme");
