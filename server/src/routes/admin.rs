@@ -134,8 +134,9 @@ pub async fn provision(
 pub async fn tenant(
     _operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<TenantSlug>,
+    slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let slug = TenantSlug::parse(&slug)?;
     let tenant = state.tenants.tenant(&slug).await?;
     let health = state.tenants.health(&slug).await?;
     let usage = state.tenants.usage(&slug).await.ok();

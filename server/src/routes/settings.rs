@@ -233,8 +233,9 @@ pub async fn put_feature(
 pub async fn admin_get_settings(
     _operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<TenantSlug>,
+    slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let slug = TenantSlug::parse(&slug)?;
     read_settings(&state, &slug).await
 }
 
@@ -245,9 +246,10 @@ pub async fn admin_patch_settings(
     operator: Operator,
     req: HttpRequest,
     state: web::Data<AppState>,
-    slug: web::Path<TenantSlug>,
+    slug: web::Path<String>,
     body: JsonObject<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
+    let slug = TenantSlug::parse(&slug)?;
     apply_patch(&state, &slug, &body, &Actor::operator(&operator, &req)).await
 }
 
@@ -257,8 +259,9 @@ pub async fn admin_patch_settings(
 pub async fn admin_list_features(
     _operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<TenantSlug>,
+    slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let slug = TenantSlug::parse(&slug)?;
     Ok(api::ok(state.tenants.feature_flags(&slug).await?))
 }
 

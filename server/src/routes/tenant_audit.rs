@@ -281,9 +281,10 @@ pub async fn export(
 pub async fn admin_list(
     _operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<TenantSlug>,
+    slug: web::Path<String>,
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let slug = TenantSlug::parse(&slug)?;
     page(&state, &slug, &q).await
 }
 
@@ -293,10 +294,11 @@ pub async fn admin_list(
 pub async fn admin_export(
     operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<TenantSlug>,
+    slug: web::Path<String>,
     q: web::Query<AuditQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    let slug = TenantSlug::parse(&slug)?;
     let by = AuditEvent::new("audit_export", "success")
         .actor(operator.actor())
         .client(&crate::extract::client_context(&req));
@@ -397,8 +399,9 @@ pub async fn consistency(
 pub async fn admin_tree_head(
     _operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<TenantSlug>,
+    slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let slug = TenantSlug::parse(&slug)?;
     newest_head(&state, &slug).await
 }
 
@@ -408,9 +411,10 @@ pub async fn admin_tree_head(
 pub async fn admin_inclusion(
     _operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<TenantSlug>,
+    slug: web::Path<String>,
     q: web::Query<InclusionQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let slug = TenantSlug::parse(&slug)?;
     inclusion_of(&state, &slug, &q).await
 }
 
@@ -420,9 +424,10 @@ pub async fn admin_inclusion(
 pub async fn admin_consistency(
     _operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<TenantSlug>,
+    slug: web::Path<String>,
     q: web::Query<ConsistencyQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let slug = TenantSlug::parse(&slug)?;
     consistency_of(&state, &slug, &q).await
 }
 
@@ -433,8 +438,9 @@ pub async fn admin_consistency(
 pub async fn admin_verify(
     _operator: Operator,
     state: web::Data<AppState>,
-    slug: web::Path<TenantSlug>,
+    slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let slug = TenantSlug::parse(&slug)?;
     let v: LogVerification = state.auth.audit_trail().verify_log(&slug).await?;
     Ok(api::ok(v))
 }
