@@ -172,6 +172,22 @@ pub async fn authenticate(
     counted(state, state.auth.authenticate_bearer(tenant, token).await)
 }
 
+/// Authenticates a bearer token for the tenant of a path the extractors do
+/// not see (the WebSocket upgrades): a malformed slug is refused like a
+/// token of another tenant (401), after the missing-token check, so the
+/// answer tells nothing about which tenants exist.
+pub async fn authenticate_path_tenant(
+    state: &AppState,
+    raw_tenant: &str,
+    token: Option<&str>,
+) -> Result<(TenantSlug, Principal), ApiError> {
+    let token = token
+        .ok_or_else(|| ApiError::from(AuthError::InvalidToken("missing bearer token".into())))?;
+    let tenant = TenantSlug::parse(raw_tenant).map_err(|_| ApiError::unauthorized())?;
+    let principal = counted(state, state.auth.authenticate_bearer(&tenant, token).await)?;
+    Ok((tenant, principal))
+}
+
 /// A bearer authentication's outcome as the API answers it, counted in the
 /// metrics when it succeeded.
 fn counted(state: &AppState, outcome: Result<Principal, AuthError>) -> Result<Principal, ApiError> {

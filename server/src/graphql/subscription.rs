@@ -101,8 +101,8 @@ impl Subscriber {
         tenant: String,
         token: Option<String>,
     ) -> Result<Self, ApiError> {
-        let tenant = TenantSlug::parse(&tenant)?;
-        let principal = extract::authenticate(&state, &tenant, token.as_deref()).await?;
+        let (tenant, principal) =
+            extract::authenticate_path_tenant(&state, &tenant, token.as_deref()).await?;
         extract::require(&principal, Permission::MarketRead)?;
         extract::require_flag::<extract::flag::PriceStream>(&state, &tenant).await?;
         Ok(Subscriber {

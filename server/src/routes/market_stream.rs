@@ -83,8 +83,7 @@ pub async fn market_stream(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let token = extract::ws_bearer_token(&req, query.access_token.as_deref());
-    let tenant = TenantSlug::parse(&tenant)?;
-    let p = extract::authenticate(&state, &tenant, token.as_deref()).await?;
+    let (tenant, p) = extract::authenticate_path_tenant(&state, &tenant, token.as_deref()).await?;
     require(&p, Permission::MarketRead)?;
     extract::require_flag::<extract::flag::PriceStream>(&state, &tenant).await?;
     let interval = Duration::from_secs(query.interval.unwrap_or(5).clamp(1, 300));

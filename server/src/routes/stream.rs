@@ -39,8 +39,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
 /// `…/portfolios/{id}/stream`.
 #[derive(Debug, Deserialize)]
 pub struct StreamPath {
-    /// The tenant.
-    pub tenant: TenantSlug,
+    /// The tenant (checked with the token: see
+    /// [`extract::authenticate_path_tenant`]).
+    pub tenant: String,
     /// The portfolio.
     pub id: Uuid,
 }
@@ -66,7 +67,7 @@ pub async fn stream(
 ) -> Result<HttpResponse, ApiError> {
     let StreamPath { tenant, id } = path.into_inner();
     let token = extract::ws_bearer_token(&req, query.access_token.as_deref());
-    let p = extract::authenticate(&state, &tenant, token.as_deref()).await?;
+    let (tenant, p) = extract::authenticate_path_tenant(&state, &tenant, token.as_deref()).await?;
     let token = token.unwrap_or_default();
     require(&p, Permission::PortfolioRead)?;
     require(&p, Permission::MarketRead)?;
