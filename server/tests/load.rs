@@ -644,14 +644,15 @@ struct Tenant {
     portfolio: String,
 }
 
+/// Provisions tenant `slug` (display name: the slug).
+async fn provision(s: &Server, slug: &str) {
+    let tenants = &s.env.state.tenants;
+    tenants.provision(&valid_slug(slug), slug).await.unwrap();
+}
+
 async fn setup_tenant(s: &Server, slug: &str, provisioned: bool) -> Tenant {
     if !provisioned {
-        s.env
-            .state
-            .tenants
-            .provision(&valid_slug(slug), slug)
-            .await
-            .unwrap();
+        provision(s, slug).await;
     }
     populate_tenant(s, slug, provisioned).await
 }
@@ -1191,12 +1192,7 @@ async fn tenants_at_scale() {
             continue;
         }
         let at = Instant::now();
-        s.env
-            .state
-            .tenants
-            .provision(&valid_slug(slug), slug)
-            .await
-            .unwrap();
+        provision(&s, slug).await;
         provisioning.push(at.elapsed().as_secs_f64() * 1000.0);
         if (i + 1) % 1000 == 0 {
             eprintln!(
