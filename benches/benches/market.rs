@@ -53,7 +53,7 @@ impl MarketDataProvider for Slow {
     async fn quote(&self, symbol: &str) -> Result<Quote, MarketError> {
         self.1.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(self.0).await;
-        Ok(Quote::at(symbol, 1.0))
+        Ok(Quote::at(symbol, rampart_market::Decimal::ONE))
     }
     async fn daily_bars(
         &self,

@@ -275,14 +275,14 @@ async fn seed_portfolio(state: &AppState, slug: &TenantSlug) -> anyhow::Result<(
 /// (an Apple-sized business in USD millions, not its filings); the price is
 /// the embedded market's last close of AAPL.
 async fn seed_case(state: &AppState, slug: &TenantSlug) -> anyhow::Result<()> {
-    use rampart_portfolio::{CaseService, NewAnalysis, NewCase, amount};
+    use rampart_portfolio::{CaseService, NewAnalysis, NewCase};
     let actor = demo_trader(state, slug).await?;
     let cases = CaseService::new(state.tenants.clone());
     if !cases.list(slug, &actor, None, 1).await?.items.is_empty() {
         return Ok(());
     }
     let price = match state.market.quote("AAPL").await {
-        Ok(q) => amount::from_f64(q.value.price),
+        Ok(q) => Some(q.value.price),
         Err(_) => None,
     };
     let inputs = serde_json::from_value(serde_json::json!({

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rampart_amount::Decimal;
 use rampart_market::{MarketError, ProviderChain, Source, Staleness};
 use serde::Serialize;
 
@@ -25,9 +26,11 @@ pub struct LiveQuote {
     /// The symbol, normalized.
     pub symbol: String,
     /// Last price.
-    pub price: f64,
+    #[serde(with = "rampart_amount")]
+    pub price: Decimal,
     /// Previous close, when known.
-    pub previous_close: Option<f64>,
+    #[serde(with = "rampart_amount::option")]
+    pub previous_close: Option<Decimal>,
     /// When the vendor observed the price.
     pub as_of: DateTime<Utc>,
     /// Who served it.

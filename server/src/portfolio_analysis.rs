@@ -186,7 +186,12 @@ pub async fn closes(
             served
                 .value
                 .iter()
-                .map(|b| (b.date, b.adj_close.unwrap_or(b.close)))
+                .map(|b| {
+                    (
+                        b.date,
+                        rampart_amount::to_f64(b.adj_close.unwrap_or(b.close)),
+                    )
+                })
                 .collect(),
         )),
         Err(rampart_market::MarketError::UnknownSymbol { .. }) => Ok(None),

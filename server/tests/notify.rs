@@ -269,7 +269,7 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
         .unwrap();
     e.expect_get(401, "/api/v1/t/globex/price-alerts", &bearer)
         .await;
-    let price = e.state.market.quote("^GSPC").await.unwrap().value.price;
+    let price = rampart_amount::to_f64(e.state.market.quote("^GSPC").await.unwrap().value.price);
     for refused in [
         json!({"symbol": "no symbol!", "direction": "above", "threshold": 1.0}),
         json!({"symbol": "^GSPC", "direction": "sideways", "threshold": 1.0}),

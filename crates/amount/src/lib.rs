@@ -71,6 +71,13 @@ pub fn from_f64(v: f64) -> Option<Decimal> {
     }))
 }
 
+/// The nearest `f64` of `d`, for the places that compute in floats
+/// (analytics, GraphQL's `Float`); every `Decimal` has one.
+pub fn to_f64(d: Decimal) -> f64 {
+    use rust_decimal::prelude::ToPrimitive;
+    d.to_f64().unwrap_or_default()
+}
+
 /// Parses decimal text (`12.5`, `-3`, `1e3`), keeping every digit.
 pub fn parse(text: &str) -> Option<Decimal> {
     let t = text.trim();

@@ -34,9 +34,10 @@ async fn main() -> Result<(), MarketError> {
         return Ok(());
     };
     let bars = chain.daily_bars("^GSPC", from, to).await?;
-    let (low, high) = bars.value.iter().fold((f64::MAX, f64::MIN), |(lo, hi), b| {
-        (lo.min(b.close), hi.max(b.close))
-    });
+    let closes = || bars.value.iter().map(|b| b.close);
+    let (Some(low), Some(high)) = (closes().min(), closes().max()) else {
+        return Ok(());
+    };
     println!(
         "October 2008: {} trading days, closes between {low} and {high}",
         bars.value.len()

@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveTime};
+use rampart_amount::Decimal;
 
 use crate::error::{MarketError, Result};
 use crate::model::{Bar, Fundamentals, NewsItem, Quote, SymbolMatch};
@@ -46,9 +47,7 @@ fn load() -> std::result::Result<Series, String> {
             return Err("short monthly row".into());
         };
         let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|e| e.to_string())?;
-        let close: f64 = close
-            .parse()
-            .map_err(|e: std::num::ParseFloatError| e.to_string())?;
+        let close = rampart_amount::parse(close).ok_or_else(|| format!("bad close `{close}`"))?;
         series.entry(symbol.to_owned()).or_default().push(Bar {
             date,
             open: close,
@@ -70,12 +69,9 @@ fn parse_daily(text: &str) -> std::result::Result<Vec<Bar>, String> {
     let mut bars = Vec::with_capacity(5100);
     for record in reader.records() {
         let record = record.map_err(|e| e.to_string())?;
-        let num = |i: usize| -> std::result::Result<f64, String> {
-            record
-                .get(i)
-                .unwrap_or("")
-                .parse::<f64>()
-                .map_err(|e| e.to_string())
+        let text = |i: usize| record.get(i).unwrap_or("");
+        let num = |i: usize| -> std::result::Result<Decimal, String> {
+            rampart_amount::parse(text(i)).ok_or_else(|| format!("bad number `{}`", text(i)))
         };
         let date = NaiveDate::parse_from_str(record.get(0).unwrap_or(""), "%Y-%m-%d")
             .map_err(|e| e.to_string())?;
@@ -86,7 +82,7 @@ fn parse_daily(text: &str) -> std::result::Result<Vec<Bar>, String> {
             low: num(3)?,
             close: num(4)?,
             adj_close: Some(num(5)?),
-            volume: num(6)? as u64,
+            volume: text(6).parse::<u64>().map_err(|e| e.to_string())?,
         });
     }
     Ok(bars)

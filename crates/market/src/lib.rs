@@ -44,7 +44,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use chrono::NaiveDate;
-//! use rampart_market::{EmbeddedProvider, ProviderChain, ProviderPolicy, Source};
+//! use rampart_market::{Decimal, EmbeddedProvider, ProviderChain, ProviderPolicy, Source};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), rampart_market::MarketError> {
@@ -54,7 +54,8 @@
 //!
 //! // The S&P 500 closed 2018 at 2506.85.
 //! let quote = chain.quote("^gspc").await?;
-//! assert_eq!(quote.value.price, 2506.85);
+//! // Prices are exact decimals: the vendor's digits, not the nearest double.
+//! assert_eq!(quote.value.price.to_string(), "2506.85");
 //! assert_eq!(quote.source, Source::Provider("embedded".into()));
 //!
 //! // Asked again within 5 s, the in-process cache answers.
@@ -65,8 +66,8 @@
 //! let to = NaiveDate::from_ymd_opt(2008, 10, 31).unwrap();
 //! let bars = chain.daily_bars("^GSPC", from, to).await?;
 //! assert_eq!(bars.value.len(), 23);
-//! let worst = bars.value.iter().map(|b| b.close).fold(f64::MAX, f64::min);
-//! assert!(worst < 900.0);
+//! let worst = bars.value.iter().map(|b| b.close).min().unwrap();
+//! assert!(worst < Decimal::from(900));
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
@@ -112,6 +113,8 @@ pub use model::{
     Bar, Fundamentals, NewsItem, Quote, Served, Source, Staleness, SymbolMatch, normalize_symbol,
 };
 pub use provider::MarketDataProvider;
+/// Prices are exact decimals (re-exported from rampart-amount).
+pub use rampart_amount::Decimal;
 pub use resilience::{CallTimeout, Coalescer, RateLimitConfig, RateLimiter, RetryPolicy};
 pub use store::{PgPool, StoreProvider, connect_pool, connect_pool_with_tls};
 pub use validate::{Rejections, validate_bars};

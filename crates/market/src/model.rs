@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use rampart_amount::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MarketError, Result};
@@ -13,13 +14,17 @@ pub struct Quote {
     /// Symbol, upper case (`AAPL`, `^GSPC`).
     pub symbol: String,
     /// Last traded (or closing) price.
-    pub price: f64,
+    #[serde(with = "rampart_amount")]
+    pub price: Decimal,
     /// Previous close, when known.
-    pub previous_close: Option<f64>,
+    #[serde(default, with = "rampart_amount::option")]
+    pub previous_close: Option<Decimal>,
     /// Best bid, when known.
-    pub bid: Option<f64>,
+    #[serde(default, with = "rampart_amount::option")]
+    pub bid: Option<Decimal>,
     /// Best ask, when known.
-    pub ask: Option<f64>,
+    #[serde(default, with = "rampart_amount::option")]
+    pub ask: Option<Decimal>,
     /// Volume of the session or of the last trade, when known.
     pub volume: Option<u64>,
     /// Currency, when the vendor says.
@@ -31,7 +36,7 @@ pub struct Quote {
 impl Quote {
     /// A quote of `symbol` at `price` observed now, nothing else known (a
     /// fake provider's, a test's).
-    pub fn at(symbol: &str, price: f64) -> Self {
+    pub fn at(symbol: &str, price: Decimal) -> Self {
         Quote {
             symbol: symbol.to_owned(),
             price,
@@ -51,15 +56,20 @@ pub struct Bar {
     /// Trading day.
     pub date: NaiveDate,
     /// Opening price.
-    pub open: f64,
+    #[serde(with = "rampart_amount")]
+    pub open: Decimal,
     /// Highest price.
-    pub high: f64,
+    #[serde(with = "rampart_amount")]
+    pub high: Decimal,
     /// Lowest price.
-    pub low: f64,
+    #[serde(with = "rampart_amount")]
+    pub low: Decimal,
     /// Closing price.
-    pub close: f64,
+    #[serde(with = "rampart_amount")]
+    pub close: Decimal,
     /// Close adjusted for splits and dividends, where the vendor gives it.
-    pub adj_close: Option<f64>,
+    #[serde(default, with = "rampart_amount::option")]
+    pub adj_close: Option<Decimal>,
     /// Shares traded (0 when unknown).
     pub volume: u64,
 }

@@ -18,11 +18,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use diesel::dsl::{max, now, sql};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Float8, Nullable};
+use diesel::sql_types::{BigInt, Bool, Nullable, Numeric};
 use diesel::upsert::excluded;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde::{Deserialize, Serialize};
+
+use rampart_amount::Decimal;
 
 use crate::cache::CachedQuote;
 use crate::error::{MarketError, Result};
@@ -43,6 +45,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "2026-12-03-183000_instruments",
         include_str!("../migrations/2026-12-03-183000_instruments/up.sql"),
     ),
+    (
+        "2026-12-06-000000_exact_prices",
+        include_str!("../migrations/2026-12-06-000000_exact_prices/up.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serializes migrations (`market` in ASCII).
@@ -53,8 +59,8 @@ const MIGRATION_LOCK: i64 = 0x6d61_726b_6574;
 const UPSERT_CHUNK: usize = 1000;
 
 diesel::define_sql_function! {
-    /// SQL `coalesce` of two nullable doubles.
-    fn coalesce(x: Nullable<Float8>, y: Nullable<Float8>) -> Nullable<Float8>;
+    /// SQL `coalesce` of two nullable numerics.
+    fn coalesce(x: Nullable<Numeric>, y: Nullable<Numeric>) -> Nullable<Numeric>;
 }
 
 fn db(e: impl std::fmt::Display) -> MarketError {
@@ -118,11 +124,11 @@ pub struct StoredBar {
 #[diesel(table_name = prices_daily, check_for_backend(diesel::pg::Pg))]
 struct BarColumns {
     date: NaiveDate,
-    open: f64,
-    high: f64,
-    low: f64,
-    close: f64,
-    adj_close: Option<f64>,
+    open: Decimal,
+    high: Decimal,
+    low: Decimal,
+    close: Decimal,
+    adj_close: Option<Decimal>,
     volume: i64,
 }
 
@@ -179,10 +185,10 @@ struct NewBar<'a> {
 #[diesel(table_name = quotes_latest, check_for_backend(diesel::pg::Pg))]
 struct QuoteRow {
     symbol: String,
-    price: f64,
-    previous_close: Option<f64>,
-    bid: Option<f64>,
-    ask: Option<f64>,
+    price: Decimal,
+    previous_close: Option<Decimal>,
+    bid: Option<Decimal>,
+    ask: Option<Decimal>,
     volume: Option<i64>,
     currency: Option<String>,
     as_of: DateTime<Utc>,

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
+use rampart_amount::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MarketError, Result};
@@ -11,7 +12,10 @@ use crate::model::{Bar, Quote};
 /// How many bars were dropped, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejections {
-    /// A price was NaN or infinite.
+    /// A price was NaN or infinite. Prices are exact decimals since
+    /// 2026-12, so a vendor's non-number is refused where its answer is
+    /// read and no bar can hold one: always 0, kept so that reports keep
+    /// their shape.
     pub not_finite: u64,
     /// A price was zero or negative.
     pub not_positive: u64,
@@ -53,9 +57,7 @@ pub fn validate_bars(bars: Vec<Bar>, today: NaiveDate) -> (Vec<Bar>, Rejections)
             Some(bar.close),
             bar.adj_close,
         ];
-        if prices.iter().flatten().any(|p| !p.is_finite()) {
-            rejections.not_finite += 1;
-        } else if prices.iter().flatten().any(|p| *p <= 0.0) {
+        if prices.iter().flatten().any(|p| *p <= Decimal::ZERO) {
             rejections.not_positive += 1;
         } else if bar.high < bar.low {
             rejections.high_below_low += 1;
@@ -74,19 +76,7 @@ pub fn validate_bars(bars: Vec<Bar>, today: NaiveDate) -> (Vec<Bar>, Rejections)
 /// Rejects an unusable quote (bad price, timestamp in the future beyond a
 /// minute of clock skew) as a malformed answer from `provider`.
 pub fn validate_quote(provider: &str, quote: &Quote, now: DateTime<Utc>) -> Result<()> {
-    let prices = [
-        Some(quote.price),
-        quote.previous_close,
-        quote.bid,
-        quote.ask,
-    ];
-    if prices.iter().flatten().any(|p| !p.is_finite()) {
-        return Err(MarketError::malformed(
-            provider,
-            format!("{}: non-finite price", quote.symbol),
-        ));
-    }
-    if quote.price <= 0.0 || quote.previous_close.is_some_and(|p| p <= 0.0) {
+    if quote.price <= Decimal::ZERO || quote.previous_close.is_some_and(|p| p <= Decimal::ZERO) {
         return Err(MarketError::malformed(
             provider,
             format!("{}: price not positive", quote.symbol),

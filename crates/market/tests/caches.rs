@@ -10,7 +10,7 @@ use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::{
-    ScriptedProvider, Step, YAHOO_CHART, date, fast_policy, fresh_database, init, yahoo,
+    ScriptedProvider, Step, YAHOO_CHART, date, fast_policy, fresh_database, init, px, yahoo,
 };
 
 fn prefix() -> String {
@@ -233,7 +233,7 @@ async fn stale_quote_from_l2_when_every_provider_fails() {
     let stale = chain.quote("IBM").await.unwrap();
     assert_eq!(
         (stale.source.clone(), stale.stale, stale.value.price),
-        (Source::L2, true, 50.0)
+        (Source::L2, true, px(50.0))
     );
     assert!(stale.age >= Duration::from_secs(1), "{:?}", stale.age);
     assert_eq!(stale.origin.as_deref(), Some("vendor"));
@@ -288,7 +288,7 @@ async fn stale_quote_from_l3_without_redis() {
     let stale = chain.quote("IBM").await.unwrap();
     assert_eq!(
         (stale.source, stale.stale, stale.value.price),
-        (Source::L3, true, 75.5)
+        (Source::L3, true, px(75.5))
     );
 }
 

@@ -10,7 +10,7 @@ use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::support::{
-    ScriptedProvider, Step, YAHOO_CHART, YAHOO_NOT_FOUND, fast_policy, init, yahoo,
+    ScriptedProvider, Step, YAHOO_CHART, YAHOO_NOT_FOUND, fast_policy, init, px, yahoo,
 };
 
 fn chart() -> ResponseTemplate {
@@ -82,7 +82,7 @@ async fn falls_back_on_500_and_opens_the_breaker() {
     for i in 0..4 {
         let served = ask(&chain).await.unwrap();
         assert_eq!(served.source, Source::Provider("backup".into()), "call {i}");
-        assert_eq!(served.value.price, 181.18);
+        assert_eq!(served.value.price, px(181.18));
     }
     assert_eq!(
         chain.breaker("primary").unwrap().state(),
@@ -280,7 +280,7 @@ async fn invalid_quotes_are_rejected_as_malformed() {
     let served = chain.quote("X").await.unwrap();
     assert_eq!(
         (served.source, served.value.price),
-        (Source::Provider("good".into()), 10.0)
+        (Source::Provider("good".into()), px(10.0))
     );
     assert_eq!(chain.breaker("bad").unwrap().snapshot().failures, 1);
     assert_eq!(bad.calls(), 1);
@@ -430,7 +430,7 @@ async fn thousand_concurrent_requests_make_one_upstream_call() {
         }));
     }
     for t in tasks {
-        assert_eq!(t.await.unwrap().unwrap().value.price, 181.18);
+        assert_eq!(t.await.unwrap().unwrap().value.price, px(181.18));
     }
     assert_eq!(requests(&server).await, 1);
     assert_eq!(chain.coalesced_requests(), 999);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rampart_market::{MarketConfig, ProviderChain, ProviderKind, Source};
 
-use crate::support::fresh_database;
+use crate::support::{fresh_database, px};
 
 #[test]
 fn defaults_and_parsing() {
@@ -70,7 +70,7 @@ async fn from_config_builds_everything() {
     let q = chain.quote("IBM").await.unwrap();
     assert_eq!(
         (q.source, q.value.price),
-        (Source::Provider("embedded".into()), 125.55)
+        (Source::Provider("embedded".into()), px(125.55))
     );
     let names: Vec<String> = registry
         .gather()

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use rampart_market::vendor::VendorSettings;
 use rampart_market::{
-    Bar, BreakerConfig, EmbeddedProvider, MarketDataProvider, MarketError, ProviderPolicy, Quote,
-    RetryPolicy, SlidingWindow, SymbolMatch, WaitInOpen,
+    Bar, BreakerConfig, Decimal, EmbeddedProvider, MarketDataProvider, MarketError, ProviderPolicy,
+    Quote, RetryPolicy, SlidingWindow, SymbolMatch, WaitInOpen,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -67,8 +67,13 @@ pub async fn aapl_bars_jan_2_to_4(p: &impl MarketDataProvider) -> rampart_market
         .await
 }
 
+/// The exact decimal a float literal is written as (`px(187.23)` is 187.23).
+pub fn px(v: f64) -> Decimal {
+    rampart_amount::from_f64(v).unwrap()
+}
+
 pub fn quote(symbol: &str, price: f64) -> Quote {
-    Quote::at(symbol, price)
+    Quote::at(symbol, px(price))
 }
 
 /// What a [`ScriptedProvider`] does on a call.

@@ -11,7 +11,7 @@ use rampart_market::{MarketDataProvider, MarketError, ProviderChain, StoreProvid
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{aapl_bars_jan_2_to_4, date, fast_policy, fresh_database, init};
+use crate::support::{aapl_bars_jan_2_to_4, date, fast_policy, fresh_database, init, px};
 
 struct Token(&'static str);
 
@@ -55,11 +55,11 @@ async fn bars_and_symbols_with_the_users_bearer_token() {
     assert_eq!(bars[0].date, date(2024, 1, 2));
     assert_eq!(
         (bars[0].open, bars[0].high, bars[0].low, bars[0].close),
-        (187.15, 188.44, 183.89, 185.64)
+        (px(187.15), px(188.44), px(183.89), px(185.64))
     );
     assert_eq!(bars[0].adj_close, None);
     assert_eq!(bars[2].volume, 71_983_570);
-    assert_eq!(bars[2].high, 183.0872);
+    assert_eq!(bars[2].high, px(183.0872));
 
     Mock::given(method("GET"))
         .and(path("/v3/marketdata/symbols/AAPL,MSFT,ZZZZ"))

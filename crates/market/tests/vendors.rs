@@ -12,7 +12,7 @@ use wiremock::matchers::{header, method, path, query_param, query_param_is_missi
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::{
-    YAHOO_CHART, YAHOO_NOT_FOUND, aapl_bars_jan_2_to_4, date, init, raw_http_server, settings,
+    YAHOO_CHART, YAHOO_NOT_FOUND, aapl_bars_jan_2_to_4, date, init, px, raw_http_server, settings,
 };
 
 fn json(body: &str) -> ResponseTemplate {
@@ -44,9 +44,9 @@ async fn alpaca_quotes_bars_search_news() {
         .mount(&server)
         .await;
     let q = p.quote("AAPL").await.unwrap();
-    assert_eq!(q.price, 170.73);
-    assert_eq!(q.previous_close, Some(169.0));
-    assert_eq!((q.bid, q.ask), (Some(170.71), Some(170.75)));
+    assert_eq!(q.price, px(170.73));
+    assert_eq!(q.previous_close, Some(px(169.0)));
+    assert_eq!((q.bid, q.ask), (Some(px(170.71)), Some(px(170.75))));
     assert_eq!(q.volume, Some(1_187_352));
     assert_eq!(q.as_of.to_rfc3339(), "2024-03-08T20:59:59.936+00:00");
     let qs = p
@@ -93,7 +93,7 @@ async fn alpaca_quotes_bars_search_news() {
     assert_eq!(bars[0].date, date(2024, 1, 2));
     assert_eq!(
         (bars[0].open, bars[0].close, bars[0].adj_close),
-        (187.15, 185.64, Some(184.76))
+        (px(187.15), px(185.64), Some(px(184.76)))
     );
     assert_eq!(bars[2].volume, 71_983_570);
 
@@ -195,7 +195,7 @@ async fn alpha_vantage_formats() {
     let q = p.quote("IBM").await.unwrap();
     assert_eq!(
         (q.price, q.previous_close, q.volume),
-        (195.95, Some(196.54), Some(3_819_713))
+        (px(195.95), Some(px(196.54)), Some(3_819_713))
     );
     assert_eq!(q.as_of.date_naive(), date(2024, 3, 8));
 
@@ -216,7 +216,7 @@ async fn alpha_vantage_formats() {
     );
     assert_eq!(
         (bars[0].close, bars[0].adj_close, bars[0].volume),
-        (160.10, Some(156.362), 4_086_065)
+        (px(160.10), Some(px(156.362)), 4_086_065)
     );
 
     av("TIME_SERIES_DAILY")
@@ -349,7 +349,7 @@ async fn finnhub_formats() {
         .mount(&server)
         .await;
     let q = p.quote("AAPL").await.unwrap();
-    assert_eq!((q.price, q.previous_close), (261.74, Some(262.32)));
+    assert_eq!((q.price, q.previous_close), (px(261.74), Some(px(262.32))));
     assert_eq!(q.as_of.timestamp(), 1_582_641_000);
 
     fh("/stock/candle")
@@ -365,7 +365,7 @@ async fn finnhub_formats() {
     assert_eq!(bars.len(), 3);
     assert_eq!(
         (bars[0].date, bars[0].open, bars[0].close, bars[0].volume),
-        (date(2019, 9, 24), 221.03, 217.68, 33_463_820)
+        (date(2019, 9, 24), px(221.03), px(217.68), 33_463_820)
     );
     fh("/stock/candle")
         .and(query_param("symbol", "NONE"))
@@ -482,7 +482,7 @@ async fn yahoo_formats() {
     let q = p.quote("AAPL").await.unwrap();
     assert_eq!(
         (q.price, q.previous_close, q.volume, q.currency.as_deref()),
-        (181.18, Some(192.53), Some(62_379_661), Some("USD"))
+        (px(181.18), Some(px(192.53)), Some(62_379_661), Some("USD"))
     );
     let bars = p
         .daily_bars("AAPL", date(2024, 1, 1), date(2024, 1, 31))
@@ -493,7 +493,7 @@ async fn yahoo_formats() {
         [date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 5)],
         "null row skipped, exchange-local dates"
     );
-    assert_eq!(bars[0].adj_close, Some(184.7351531982422));
+    assert_eq!(bars[0].adj_close, Some(px(184.7351531982422)));
     assert_eq!(bars[2].volume, 62_379_700);
 
     Mock::given(path("/v8/finance/chart/GONE"))
@@ -584,6 +584,53 @@ async fn yahoo_faults() {
 
 // -------------------------------------------------------------------- Stooq
 
+/// Prices keep the vendor's digits: text is parsed as a decimal (ten
+/// places and beyond), and a non-number (`NaN`, `inf`) is a malformed answer
+/// rather than a bar that would hold it.
+#[tokio::test]
+async fn non_numbers_are_malformed_answers_and_digits_are_kept() {
+    init();
+    let server = MockServer::start().await;
+    let p = StooqProvider::new(settings("stooq", &server.uri())).unwrap();
+    Mock::given(path("/q/d/l/"))
+        .and(query_param("s", "exact.us"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            "Date,Open,High,Low,Close,Volume\n2024-01-02,0.1,0.30000000000000004,0.1,0.2000000001,7\n",
+        ))
+        .mount(&server)
+        .await;
+    let bars = p
+        .daily_bars("EXACT", date(2024, 1, 1), date(2024, 1, 5))
+        .await
+        .unwrap();
+    assert_eq!(
+        bars[0].open + bars[0].close,
+        "0.3000000001".parse().unwrap()
+    );
+    assert_eq!(bars[0].high.to_string(), "0.30000000000000004");
+    for (symbol, close) in [("nan.us", "NaN"), ("inf.us", "inf"), ("nd.us", "N/D")] {
+        Mock::given(path("/q/d/l/"))
+            .and(query_param("s", symbol))
+            .respond_with(ResponseTemplate::new(200).set_body_string(format!(
+                "Date,Open,High,Low,Close,Volume\n2024-01-02,1,1,1,{close},1\n"
+            )))
+            .mount(&server)
+            .await;
+        let err = p
+            .daily_bars(
+                symbol.trim_end_matches(".us"),
+                date(2024, 1, 1),
+                date(2024, 1, 5),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, MarketError::Malformed { .. }),
+            "{close}: {err}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn stooq_csv() {
     init();
@@ -606,7 +653,7 @@ async fn stooq_csv() {
     assert_eq!(bars.len(), 3);
     assert_eq!(
         (bars[0].date, bars[0].low, bars[0].volume),
-        (date(2024, 1, 2), 183.885, 82_488_674)
+        (date(2024, 1, 2), px(183.885), 82_488_674)
     );
 
     Mock::given(path("/q/l/"))
@@ -625,7 +672,7 @@ async fn stooq_csv() {
         qs.iter()
             .map(|q| (q.symbol.as_str(), q.price))
             .collect::<Vec<_>>(),
-        [("AAPL", 181.18), ("MSFT", 367.75)],
+        [("AAPL", px(181.18)), ("MSFT", px(367.75))],
         "N/D row dropped"
     );
 

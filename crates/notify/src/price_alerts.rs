@@ -276,12 +276,8 @@ impl Notifier {
         let mut fired = 0;
         for symbol in symbols {
             let price = match market.quote(symbol).await {
-                // Vendors quote binary floats: the decimal of the quote's
-                // shortest text, rounded to the column's 10 places.
-                Ok(served) if !served.stale => match amount::from_f64(served.value.price) {
-                    Some(p) => p.round_dp(10).normalize(),
-                    None => continue,
-                },
+                // The quote's exact price, rounded to the column's 10 places.
+                Ok(served) if !served.stale => served.value.price.round_dp(10).normalize(),
                 Ok(_) => continue,
                 Err(e) => {
                     tracing::warn!(%tenant, symbol, error = %e, "price alert: no quote");

@@ -324,7 +324,7 @@ async fn price_alerts_fire_once_when_the_quote_crosses() {
     .await
     .unwrap();
     let quoted = market.quote("^GSPC").await.unwrap().value.price;
-    let price = rampart_amount::from_f64(quoted).unwrap().round_dp(10);
+    let price = quoted.round_dp(10);
     let below_price = (price * Decimal::new(9, 1)).round_dp(2);
     let new = |direction, threshold| NewPriceAlert {
         symbol: "^gspc".into(),

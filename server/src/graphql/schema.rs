@@ -6,6 +6,7 @@ use async_graphql::{
     ComplexObject, Context, Enum, InputObject, Json, Object, Result, SimpleObject,
 };
 use chrono::{DateTime, NaiveDate, Utc};
+use rampart_amount::to_f64;
 use rampart_auth::Permission;
 use rampart_portfolio::{
     Actor, Decimal, NewPortfolio, Portfolio, PortfolioDetail, PortfolioError, PortfolioPatch,
@@ -256,7 +257,8 @@ impl Provenance {
     }
 }
 
-/// A quote through the market chain.
+/// A quote through the market chain (prices are GraphQL `Float`s: the
+/// nearest double of the exact decimal, as the schema has always typed them).
 #[derive(SimpleObject)]
 pub struct Quote {
     symbol: String,
@@ -512,10 +514,10 @@ impl QueryRoot {
         let q = served.value;
         Ok(Quote {
             symbol: q.symbol,
-            price: q.price,
-            previous_close: q.previous_close,
-            bid: q.bid,
-            ask: q.ask,
+            price: to_f64(q.price),
+            previous_close: q.previous_close.map(to_f64),
+            bid: q.bid.map(to_f64),
+            ask: q.ask.map(to_f64),
             volume: q.volume,
             currency: q.currency,
             as_of: q.as_of,
@@ -551,11 +553,11 @@ impl QueryRoot {
             .into_iter()
             .map(|b| Bar {
                 date: b.date,
-                open: b.open,
-                high: b.high,
-                low: b.low,
-                close: b.close,
-                adj_close: b.adj_close,
+                open: to_f64(b.open),
+                high: to_f64(b.high),
+                low: to_f64(b.low),
+                close: to_f64(b.close),
+                adj_close: b.adj_close.map(to_f64),
                 volume: b.volume,
             })
             .collect();

@@ -156,8 +156,8 @@ impl From<LiveQuote> for LiveQuoteNode {
     fn from(q: LiveQuote) -> Self {
         LiveQuoteNode {
             symbol: q.symbol,
-            price: q.price,
-            previous_close: q.previous_close,
+            price: rampart_amount::to_f64(q.price),
+            previous_close: q.previous_close.map(rampart_amount::to_f64),
             as_of: q.as_of,
             source: Json(q.source),
             age_ms: q.age_ms,

@@ -16,7 +16,7 @@ use actix_web::http::StatusCode;
 use actix_web::web;
 use actix_web::{delete, get, patch, post};
 use rampart_portfolio::{
-    CasePatch, CaseService, Collaborative, NewAnalysis, NewCase, NewComment, ShareGrant, amount,
+    CasePatch, CaseService, Collaborative, NewAnalysis, NewCase, NewComment, ShareGrant,
 };
 use rampart_valuation::ValuationInputs;
 use serde::Deserialize;
@@ -112,7 +112,7 @@ async fn priced(state: &AppState, ticker: &str, inputs: ValuationInputs) -> Valu
         return inputs;
     }
     let price = match state.market.quote(ticker).await {
-        Ok(served) => amount::from_f64(served.value.price),
+        Ok(served) => Some(served.value.price),
         Err(e) => {
             tracing::debug!(ticker, error = %e, "no price for a valuation case");
             None

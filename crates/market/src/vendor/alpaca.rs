@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use rampart_amount::Decimal;
 use serde::Deserialize;
 
 use super::VendorSettings;
@@ -43,24 +44,29 @@ pub struct AlpacaProvider {
 #[derive(Deserialize)]
 struct Trade {
     t: DateTime<Utc>,
-    p: f64,
+    #[serde(deserialize_with = "rampart_amount::deserialize")]
+    p: Decimal,
 }
 
 #[derive(Deserialize)]
 struct LatestQuote {
-    #[serde(default)]
-    ap: Option<f64>,
-    #[serde(default)]
-    bp: Option<f64>,
+    #[serde(default, deserialize_with = "rampart_amount::option::deserialize")]
+    ap: Option<Decimal>,
+    #[serde(default, deserialize_with = "rampart_amount::option::deserialize")]
+    bp: Option<Decimal>,
 }
 
 #[derive(Deserialize)]
 pub(crate) struct RawBar {
     t: DateTime<Utc>,
-    o: f64,
-    h: f64,
-    l: f64,
-    c: f64,
+    #[serde(deserialize_with = "rampart_amount::deserialize")]
+    o: Decimal,
+    #[serde(deserialize_with = "rampart_amount::deserialize")]
+    h: Decimal,
+    #[serde(deserialize_with = "rampart_amount::deserialize")]
+    l: Decimal,
+    #[serde(deserialize_with = "rampart_amount::deserialize")]
+    c: Decimal,
     #[serde(default)]
     v: f64,
 }
@@ -195,12 +201,12 @@ impl AlpacaProvider {
                 .latest_quote
                 .as_ref()
                 .and_then(|q| q.bp)
-                .filter(|p| *p > 0.0),
+                .filter(|p| *p > Decimal::ZERO),
             ask: snap
                 .latest_quote
                 .as_ref()
                 .and_then(|q| q.ap)
-                .filter(|p| *p > 0.0),
+                .filter(|p| *p > Decimal::ZERO),
             volume: snap.daily_bar.map(|b| b.v as u64),
             currency: Some("USD".into()),
             as_of: trade.t,
@@ -258,7 +264,7 @@ impl AlpacaProvider {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Vec<Bar> {
-        let adjusted: BTreeMap<NaiveDate, f64> = adjusted
+        let adjusted: BTreeMap<NaiveDate, Decimal> = adjusted
             .into_iter()
             .map(|b| (b.t.date_naive(), b.c))
             .collect();

@@ -19,7 +19,7 @@ use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use serde_json::Value;
 
 use super::VendorSettings;
-use super::http::{Http, join, opt_f64, parse_f64};
+use super::http::{Http, join, opt_f64, opt_price, parse_f64, parse_price};
 use crate::error::{MarketError, Result};
 use crate::model::{Bar, Fundamentals, NewsItem, Quote, SymbolMatch};
 use crate::provider::MarketDataProvider;
@@ -150,7 +150,7 @@ impl AlphaVantageProvider {
         if q.is_empty() {
             return Err(MarketError::unknown(self.name(), symbol));
         }
-        let price = parse_f64(self.name(), "05. price", self.field(q, "05. price")?)?;
+        let price = parse_price(self.name(), "05. price", self.field(q, "05. price")?)?;
         let day = self.field(q, "07. latest trading day")?;
         let date = NaiveDate::parse_from_str(day, "%Y-%m-%d")
             .map_err(|_| MarketError::malformed(self.name(), format!("bad date `{day}`")))?;
@@ -164,7 +164,7 @@ impl AlphaVantageProvider {
         Ok(Quote {
             symbol: symbol.to_owned(),
             price,
-            previous_close: opt_f64(q.get("08. previous close").and_then(Value::as_str)),
+            previous_close: opt_price(q.get("08. previous close").and_then(Value::as_str)),
             bid: None,
             ask: None,
             volume: q
@@ -206,8 +206,9 @@ impl AlphaVantageProvider {
                 ));
             };
             let num = |k: &str| -> Result<f64> { parse_f64(self.name(), k, self.field(row, k)?) };
+            let price = |k: &str| parse_price(self.name(), k, self.field(row, k)?);
             let (adj_close, volume_key) = if row.contains_key("5. adjusted close") {
-                (Some(num("5. adjusted close")?), "6. volume")
+                (Some(price("5. adjusted close")?), "6. volume")
             } else {
                 (None, "5. volume")
             };
@@ -215,10 +216,10 @@ impl AlphaVantageProvider {
                 date,
                 Bar {
                     date,
-                    open: num("1. open")?,
-                    high: num("2. high")?,
-                    low: num("3. low")?,
-                    close: num("4. close")?,
+                    open: price("1. open")?,
+                    high: price("2. high")?,
+                    low: price("3. low")?,
+                    close: price("4. close")?,
                     adj_close,
                     volume: num(volume_key)?.max(0.0) as u64,
                 },

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::VendorSettings;
-use super::http::{Http, join};
+use super::http::{Http, join, json_price, opt_json_price};
 use crate::error::{MarketError, Result};
 use crate::model::{Bar, Fundamentals, NewsItem, Quote, SymbolMatch};
 use crate::provider::MarketDataProvider;
@@ -170,8 +170,8 @@ impl FinnhubProvider {
             q.c.ok_or_else(|| MarketError::malformed(self.name(), "missing `c`"))?;
         Ok(Quote {
             symbol: symbol.to_owned(),
-            price,
-            previous_close: q.pc.filter(|p| *p != 0.0),
+            price: json_price(self.name(), "c", price)?,
+            previous_close: opt_json_price(self.name(), "pc", q.pc.filter(|p| *p != 0.0))?,
             bid: None,
             ask: None,
             volume: None,
@@ -209,12 +209,13 @@ impl FinnhubProvider {
         let mut bars = Vec::with_capacity(n);
         for i in 0..n {
             let date = unix(self.name(), candles.t[i])?.date_naive();
+            let price = |field: &str, values: &[f64]| json_price(self.name(), field, values[i]);
             bars.push(Bar {
                 date,
-                open: candles.o[i],
-                high: candles.h[i],
-                low: candles.l[i],
-                close: candles.c[i],
+                open: price("o", &candles.o)?,
+                high: price("h", &candles.h)?,
+                low: price("l", &candles.l)?,
+                close: price("c", &candles.c)?,
                 adj_close: None,
                 volume: candles.v.get(i).copied().unwrap_or(0.0).max(0.0) as u64,
             });

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rampart_amount::Decimal;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::de::DeserializeOwned;
@@ -229,6 +230,34 @@ pub(crate) fn parse_f64(provider: &str, field: &str, value: &str) -> Result<f64>
         .trim_end_matches('%')
         .parse::<f64>()
         .map_err(|_| MarketError::malformed(provider, format!("{field}: not a number: `{value}`")))
+}
+
+/// A price vendors send as text, kept exactly (`"187.2300"` is 187.23);
+/// anything but decimal text (`NaN`, `inf`, `N/D`) is a malformed answer.
+pub(crate) fn parse_price(provider: &str, field: &str, value: &str) -> Result<Decimal> {
+    rampart_amount::parse(value)
+        .ok_or_else(|| MarketError::malformed(provider, format!("{field}: not a price: `{value}`")))
+}
+
+/// An optional price as text (`"None"`, `"-"`, empty → `None`).
+pub(crate) fn opt_price(value: Option<&str>) -> Option<Decimal> {
+    rampart_amount::parse(value?)
+}
+
+/// A price a vendor sends as a JSON number: serde_json reads it as the
+/// nearest `f64`, whose shortest text is the number as written (`187.23`).
+pub(crate) fn json_price(provider: &str, field: &str, value: f64) -> Result<Decimal> {
+    rampart_amount::from_f64(value)
+        .ok_or_else(|| MarketError::malformed(provider, format!("{field}: not a finite price")))
+}
+
+/// [`json_price`] of an optional number.
+pub(crate) fn opt_json_price(
+    provider: &str,
+    field: &str,
+    value: Option<f64>,
+) -> Result<Option<Decimal>> {
+    value.map(|v| json_price(provider, field, v)).transpose()
 }
 
 /// An optional numeric string (`"None"`, `"-"`, empty → `None`).

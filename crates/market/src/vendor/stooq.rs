@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use chrono::{Duration as ChronoDuration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 
 use super::VendorSettings;
-use super::http::{Http, join, looks_like_html, parse_f64, snippet};
+use super::http::{Http, join, looks_like_html, parse_price, snippet};
 use crate::error::{MarketError, Result};
 use crate::model::{Bar, Quote, SymbolMatch};
 use crate::provider::MarketDataProvider;
@@ -148,7 +148,7 @@ impl StooqProvider {
                 .min(Utc::now());
             out.push(Quote {
                 symbol: symbol.clone(),
-                price: parse_f64(self.name(), "Close", get(c_close))?,
+                price: parse_price(self.name(), "Close", get(c_close))?,
                 previous_close: None,
                 bid: None,
                 ask: None,
@@ -197,10 +197,10 @@ impl StooqProvider {
             })?;
             bars.push(Bar {
                 date,
-                open: parse_f64(self.name(), "Open", get(c_open))?,
-                high: parse_f64(self.name(), "High", get(c_high))?,
-                low: parse_f64(self.name(), "Low", get(c_low))?,
-                close: parse_f64(self.name(), "Close", get(c_close))?,
+                open: parse_price(self.name(), "Open", get(c_open))?,
+                high: parse_price(self.name(), "High", get(c_high))?,
+                low: parse_price(self.name(), "Low", get(c_low))?,
+                close: parse_price(self.name(), "Close", get(c_close))?,
                 adj_close: None,
                 volume: c_volume
                     .and_then(|i| record.get(i))

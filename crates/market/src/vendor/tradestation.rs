@@ -26,7 +26,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 
 use super::VendorSettings;
-use super::http::{Http, Reply, parse_f64};
+use super::http::{Http, Reply, parse_f64, parse_price};
 use crate::error::{MarketError, Result};
 use crate::model::{Bar, Quote, SymbolMatch};
 use crate::provider::MarketDataProvider;
@@ -222,10 +222,10 @@ impl TradeStationProvider {
             };
             bars.push(Bar {
                 date,
-                open: parse_f64(name, "Open", &b.open)?,
-                high: parse_f64(name, "High", &b.high)?,
-                low: parse_f64(name, "Low", &b.low)?,
-                close: parse_f64(name, "Close", &b.close)?,
+                open: parse_price(name, "Open", &b.open)?,
+                high: parse_price(name, "High", &b.high)?,
+                low: parse_price(name, "Low", &b.low)?,
+                close: parse_price(name, "Close", &b.close)?,
                 adj_close: None,
                 volume,
             });

@@ -17,7 +17,7 @@ use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use serde::Deserialize;
 
 use super::VendorSettings;
-use super::http::{Http, join};
+use super::http::{Http, join, json_price, opt_json_price};
 use crate::error::{MarketError, Result};
 use crate::model::{Bar, NewsItem, Quote, SymbolMatch};
 use crate::provider::MarketDataProvider;
@@ -212,8 +212,12 @@ impl YahooProvider {
             .ok_or_else(|| MarketError::malformed(self.name(), "missing `regularMarketTime`"))?;
         Ok(Quote {
             symbol: symbol.to_owned(),
-            price,
-            previous_close: meta.previous_close.or(meta.chart_previous_close),
+            price: json_price(self.name(), "regularMarketPrice", price)?,
+            previous_close: opt_json_price(
+                self.name(),
+                "previousClose",
+                meta.previous_close.or(meta.chart_previous_close),
+            )?,
             bid: None,
             ask: None,
             volume: meta.regular_market_volume,
@@ -260,13 +264,14 @@ impl YahooProvider {
             if date < from || date > to {
                 continue;
             }
+            let price = |field: &str, v: f64| json_price(self.name(), field, v);
             bars.push(Bar {
                 date,
-                open,
-                high,
-                low,
-                close,
-                adj_close: at(&adj),
+                open: price("open", open)?,
+                high: price("high", high)?,
+                low: price("low", low)?,
+                close: price("close", close)?,
+                adj_close: opt_json_price(self.name(), "adjclose", at(&adj))?,
                 volume: at(&series.volume).unwrap_or(0.0).max(0.0) as u64,
             });
         }
