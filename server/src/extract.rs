@@ -331,7 +331,7 @@ impl<P: Requirement> Caller<P> {
     /// (the caller's own, from [`Caller::user_id`]).
     pub fn portfolio_actor_for(&self, user_id: Uuid) -> rampart_portfolio::Actor {
         rampart_portfolio::Actor {
-            user_id,
+            user_id: user_id.into(),
             tenant_admin: self.is_tenant_admin(),
             ip: Some(self.client.ip.clone()).filter(|ip| !ip.is_empty()),
         }

@@ -325,12 +325,12 @@ pub async fn run_metrics_job(state: &AppState) -> Result<MetricsReport, ApiError
                 }
             };
             for id in ids {
-                let run = run_analysis(state, &tenant, &actor, id, &query).await;
+                let run = run_analysis(state, &tenant, &actor, id.into(), &query).await;
                 match run {
                     Ok(_) => report.succeeded += 1,
                     Err(e) => report.failed.push(MetricsFailure {
                         tenant: tenant.clone(),
-                        portfolio: Some(id),
+                        portfolio: Some(id.into()),
                         code: e.code.as_str(),
                     }),
                 }

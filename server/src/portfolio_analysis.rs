@@ -135,7 +135,7 @@ pub async fn holdings_prices(
     id: Uuid,
     query: &AnalyticsQuery,
 ) -> Result<(PriceHistory, Window), ApiError> {
-    let symbols = service(state).symbols(tenant, actor, id).await?;
+    let symbols = service(state).symbols(tenant, actor, id.into()).await?;
     let window = resolve_window(state, &symbols, query).await?;
     let mut prices = PriceHistory::new();
     for symbol in &symbols {
@@ -170,7 +170,9 @@ pub async fn run_analysis(
         from,
         to,
     };
-    let (series, report) = service(state).analyze(tenant, actor, id, &input).await?;
+    let (series, report) = service(state)
+        .analyze(tenant, actor, id.into(), &input)
+        .await?;
     Ok((series, report, window))
 }
 

@@ -161,7 +161,7 @@ async fn report_for(
     tenant: &TenantSlug,
     user: Uuid,
 ) -> Result<Option<ReportMail>, ApiError> {
-    let actor = Actor::user(user);
+    let actor = Actor::user(user.into());
     let page = PortfolioService::new(state.tenants.clone())
         .list(tenant, &actor, None, 100)
         .await?;
@@ -174,7 +174,7 @@ async fn report_for(
         .filter(|p| p.owner_id == user)
         .take(MAX_PORTFOLIOS)
     {
-        let analysis = match run_analysis(state, tenant, &actor, p.id, &query).await {
+        let analysis = match run_analysis(state, tenant, &actor, p.id.into(), &query).await {
             Ok((series, report, _)) => {
                 let title = format!("{}: equity and drawdown", p.name);
                 let svg = rampart_portfolio::charts::equity_svg(&series, &title)?;

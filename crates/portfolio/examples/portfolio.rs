@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?
         .member;
-    let ada = Actor::user(owner.id);
+    let ada = Actor::user(owner.id.into());
 
     let portfolios = PortfolioService::new(pool);
     let created = portfolios
@@ -78,7 +78,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Every change is a stored version.
-    let history = portfolios.versions(&slug, &ada, id, None, 10).await?;
+    let history = portfolios
+        .versions(&slug, &ada, id.into(), None, 10)
+        .await?;
     for version in &history.items {
         println!(
             "  v{} {} at {}",

@@ -22,10 +22,10 @@ use rampart_analytics::{
     cornish_fisher_value_at_risk, drawdown_series, gaussian_value_at_risk, max_drawdown,
     sharpe_ratio, sortino_ratio, value_at_risk,
 };
+use rampart_ids::PortfolioId;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::model::{Actor, AllocationType, PortfolioDetail, Position};
 use crate::schema::portfolio_metrics_daily;
@@ -572,7 +572,7 @@ impl PortfolioService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: PortfolioId,
         input: &AnalysisInput<'_>,
     ) -> Result<(Vec<NavPoint>, AnalyticsReport), PortfolioError> {
         if input.from >= input.to {
@@ -622,7 +622,7 @@ impl PortfolioService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: PortfolioId,
     ) -> Result<Vec<String>, PortfolioError> {
         self.with_portfolio(tenant, actor, id, Access::View, async |_, d| {
             let mut s: Vec<String> = d.positions.into_iter().map(|p| p.symbol).collect();

@@ -37,11 +37,11 @@ use chrono::NaiveDate;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
+use rampart_ids::PortfolioId;
 use rampart_tenancy::TenantSlug;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::model::{Actor, PositionInput, check_description, check_name};
 use crate::rows::{NewPortfolioRow, create_portfolio};
@@ -75,7 +75,7 @@ pub struct ImportItem {
     /// The outcome.
     pub outcome: ItemOutcome,
     /// The created or existing portfolio.
-    pub portfolio_id: Option<Uuid>,
+    pub portfolio_id: Option<PortfolioId>,
     /// Investments of the item.
     pub investments: usize,
     /// Why it was refused (`portfolios[0].investments[2].shares: …`).
@@ -379,7 +379,7 @@ impl PortfolioService {
                     .await?;
                 for (item, c) in items.iter_mut().zip(&candidates) {
                     let Some(c) = c else { continue };
-                    let found: Option<Uuid> = portfolios::table
+                    let found: Option<PortfolioId> = portfolios::table
                         .filter(portfolios::owner_id.eq(actor.user_id))
                         .filter(portfolios::deleted_at.is_null())
                         .filter(

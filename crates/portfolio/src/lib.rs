@@ -14,7 +14,7 @@
 //!     Access, Actor, Collaborative, NewPortfolio, PortfolioService, PositionInput, ShareGrant,
 //! };
 //!
-//! # async fn demo(pool: rampart_tenancy::TenantPool, ada: uuid::Uuid, bob: uuid::Uuid)
+//! # async fn demo(pool: rampart_tenancy::TenantPool, ada: rampart_portfolio::UserId, bob: rampart_portfolio::UserId)
 //! # -> Result<(), rampart_portfolio::PortfolioError> {
 //! let acme = rampart_tenancy::TenantSlug::parse("acme")?;
 //! let portfolios = PortfolioService::new(pool);
@@ -31,9 +31,10 @@
 //!     })
 //!     .await?;
 //! assert_eq!(p.portfolio.version, 1);
+//! // Sharing is common to portfolios and cases, whose ids it takes as UUIDs.
 //! portfolios
-//!     .share(&acme, &owner, p.portfolio.id, ShareGrant {
-//!         user_id: bob,
+//!     .share(&acme, &owner, p.portfolio.id.into(), ShareGrant {
+//!         user_id: bob.into(),
 //!         access: Access::View,
 //!         expires_at: None,
 //!     })
@@ -76,6 +77,7 @@ pub mod transfer;
 pub mod users;
 
 pub use amount::Decimal;
+pub use rampart_ids::{PortfolioId, UserId};
 
 /// The change-feed topic ([`rampart_tenancy::ChangeFeed`]) announced in
 /// every transaction that changes a portfolio or a valuation case, its

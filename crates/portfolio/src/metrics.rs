@@ -5,6 +5,7 @@
 //! read back here without recomputing anything.
 use chrono::NaiveDate;
 use diesel::{ExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper};
+use rampart_ids::PortfolioId;
 use rampart_tenancy::TenantSlug;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -86,7 +87,7 @@ impl Actor {
     /// tenant administrator does, and is no user.
     pub fn system() -> Self {
         Self {
-            user_id: Uuid::nil(),
+            user_id: Uuid::nil().into(),
             tenant_admin: true,
             ip: None,
         }
@@ -100,7 +101,7 @@ impl PortfolioService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: PortfolioId,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<DailyMetrics>, PortfolioError> {
@@ -143,7 +144,10 @@ impl PortfolioService {
 
     /// Every live portfolio of the tenant, by id: what the nightly job
     /// analyses (not a user-facing listing, which is [`Self::list`]).
-    pub async fn portfolio_ids(&self, tenant: &TenantSlug) -> Result<Vec<Uuid>, PortfolioError> {
+    pub async fn portfolio_ids(
+        &self,
+        tenant: &TenantSlug,
+    ) -> Result<Vec<PortfolioId>, PortfolioError> {
         self.pool()
             .with_tenant(tenant, async |conn| {
                 use diesel_async::RunQueryDsl;

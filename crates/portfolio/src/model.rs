@@ -1,5 +1,6 @@
 //! The portfolio's data: what callers send and what they get back.
 use chrono::{DateTime, NaiveDate, Utc};
+use rampart_ids::{PortfolioId, UserId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -51,7 +52,7 @@ impl Access {
 #[derive(Debug, Clone)]
 pub struct Actor {
     /// The user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// A tenant administrator sees every portfolio of the tenant with
     /// [`Access::Admin`].
     pub tenant_admin: bool,
@@ -61,7 +62,7 @@ pub struct Actor {
 
 impl Actor {
     /// A plain user (not a tenant administrator).
-    pub fn user(user_id: Uuid) -> Self {
+    pub fn user(user_id: UserId) -> Self {
         Self {
             user_id,
             tenant_admin: false,
@@ -103,9 +104,9 @@ impl AllocationType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Portfolio {
     /// Id.
-    pub id: Uuid,
+    pub id: PortfolioId,
     /// The owner.
-    pub owner_id: Uuid,
+    pub owner_id: UserId,
     /// Name.
     pub name: String,
     /// Description.

@@ -5,6 +5,7 @@ use diesel::dsl::now;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_ids::{PortfolioId, UserId};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -17,8 +18,8 @@ use crate::schema::{document_shares, portfolios, positions};
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = portfolios, check_for_backend(Pg))]
 pub(crate) struct PortfolioRow {
-    id: Uuid,
-    owner_id: Uuid,
+    id: PortfolioId,
+    owner_id: UserId,
     name: String,
     description: String,
     base_currency: String,
@@ -51,7 +52,12 @@ impl PortfolioRow {
     /// The portfolio with the caller's access, or `None` when the caller
     /// may not see it.
     fn visible_to(self, share: Option<String>, actor: &Actor) -> Option<Portfolio> {
-        let access = documents::access_of(self.owner_id, share.as_deref(), actor, self.is_public);
+        let access = documents::access_of(
+            self.owner_id.into(),
+            share.as_deref(),
+            actor,
+            self.is_public,
+        );
         Some(Portfolio {
             id: self.id,
             owner_id: self.owner_id,
@@ -76,7 +82,7 @@ pub(crate) async fn visible_portfolios(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Portfolio>, PortfolioError> {
-    let mut query = with_caller_share(actor.user_id)
+    let mut query = with_caller_share(actor.user_id.into())
         .filter(portfolios::deleted_at.is_null())
         .select((
             PortfolioRow::as_select(),
@@ -111,7 +117,7 @@ pub(crate) async fn visible_portfolios(
 pub(crate) async fn allowed(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
-    id: Uuid,
+    id: PortfolioId,
     Need(needed, lock): Need,
 ) -> Result<Portfolio, PortfolioError> {
     if lock {
@@ -124,7 +130,7 @@ pub(crate) async fn allowed(
             .load::<Uuid>(conn)
             .await?;
     }
-    let row: Option<VisibleRow> = with_caller_share(actor.user_id)
+    let row: Option<VisibleRow> = with_caller_share(actor.user_id.into())
         .filter(portfolios::id.eq(id))
         .filter(portfolios::deleted_at.is_null())
         .select((
@@ -172,7 +178,7 @@ pub(crate) async fn create_portfolio(
         .execute(conn)
         .await?;
     insert_positions(conn, id, positions).await?;
-    let p = allowed(conn, actor, id, OWNER).await?;
+    let p = allowed(conn, actor, id.into(), OWNER).await?;
     let d = detail(conn, p).await?;
     insert_version(conn, actor, &d, change).await?;
     documents::record(conn, actor, id, change, None, Some(snapshot(&d))).await?;
@@ -224,7 +230,7 @@ impl<'a> From<&'a PositionInput> for PositionValues<'a> {
 
 pub(crate) async fn positions_of(
     conn: &mut AsyncPgConnection,
-    portfolio_id: Uuid,
+    portfolio_id: PortfolioId,
 ) -> Result<Vec<Position>, PortfolioError> {
     let rows: Vec<PositionRow> = positions::table
         .filter(positions::portfolio_id.eq(portfolio_id))
@@ -257,9 +263,9 @@ impl PositionRow {
 pub(crate) async fn visible_among(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
-    ids: &[Uuid],
-) -> Result<Vec<Uuid>, PortfolioError> {
-    let rows: Vec<VisibleRow> = with_caller_share(actor.user_id)
+    ids: &[PortfolioId],
+) -> Result<Vec<PortfolioId>, PortfolioError> {
+    let rows: Vec<VisibleRow> = with_caller_share(actor.user_id.into())
         .filter(portfolios::id.eq_any(ids))
         .filter(portfolios::deleted_at.is_null())
         .select((
@@ -280,9 +286,9 @@ pub(crate) async fn visible_among(
 /// empty list.
 pub(crate) async fn positions_of_all(
     conn: &mut AsyncPgConnection,
-    ids: &[Uuid],
-) -> Result<std::collections::HashMap<Uuid, Vec<Position>>, PortfolioError> {
-    let rows: Vec<(Uuid, PositionRow)> = positions::table
+    ids: &[PortfolioId],
+) -> Result<std::collections::HashMap<PortfolioId, Vec<Position>>, PortfolioError> {
+    let rows: Vec<(PortfolioId, PositionRow)> = positions::table
         .filter(positions::portfolio_id.eq_any(ids))
         .order((
             positions::portfolio_id,
@@ -293,7 +299,7 @@ pub(crate) async fn positions_of_all(
         .select((positions::portfolio_id, PositionRow::as_select()))
         .load(conn)
         .await?;
-    let mut by_portfolio: std::collections::HashMap<Uuid, Vec<Position>> =
+    let mut by_portfolio: std::collections::HashMap<PortfolioId, Vec<Position>> =
         ids.iter().map(|id| (*id, Vec::new())).collect();
     for (portfolio, row) in rows {
         by_portfolio
@@ -402,7 +408,7 @@ pub(crate) async fn commit_change(
     let current = allowed(conn, actor, portfolio.id, VIEW).await?;
     let current = detail(conn, current).await?;
     insert_version(conn, actor, &current, action).await?;
-    documents::record(conn, actor, portfolio.id, action, before, after).await?;
+    documents::record(conn, actor, portfolio.id.into(), action, before, after).await?;
     Ok(current)
 }
 
@@ -414,5 +420,13 @@ pub(crate) async fn insert_version(
     action: &str,
 ) -> Result<(), PortfolioError> {
     let p = &detail.portfolio;
-    documents::insert_version(conn, actor, p.id, p.version, snapshot(detail), action).await
+    documents::insert_version(
+        conn,
+        actor,
+        p.id.into(),
+        p.version,
+        snapshot(detail),
+        action,
+    )
+    .await
 }

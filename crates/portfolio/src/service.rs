@@ -2,6 +2,7 @@
 use diesel::dsl::now;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_ids::PortfolioId;
 use rampart_tenancy::TenantPool;
 use rampart_tenancy::TenantSlug;
 use uuid::Uuid;
@@ -126,9 +127,9 @@ impl PortfolioService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: PortfolioId,
     ) -> Result<PortfolioDetail, PortfolioError> {
-        guarded(self, tenant, actor, id, VIEW, async |conn, p| {
+        guarded(self, tenant, actor, id.into(), VIEW, async |conn, p| {
             detail(conn, p).await
         })
         .await
@@ -142,8 +143,8 @@ impl PortfolioService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        ids: &[Uuid],
-    ) -> Result<std::collections::HashMap<Uuid, Vec<crate::Position>>, PortfolioError> {
+        ids: &[PortfolioId],
+    ) -> Result<std::collections::HashMap<PortfolioId, Vec<crate::Position>>, PortfolioError> {
         if ids.is_empty() {
             return Ok(std::collections::HashMap::new());
         }
@@ -166,7 +167,7 @@ impl PortfolioService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: PortfolioId,
         patch: PortfolioPatch,
     ) -> Result<PortfolioDetail, PortfolioError> {
         if let Some(n) = &patch.name {
@@ -183,25 +184,32 @@ impl PortfolioService {
         if let Some(s) = &patch.settings {
             check_settings(s)?;
         }
-        guarded(self, tenant, actor, id, EDIT_LOCKED, async |conn, p| {
-            let before = to_json(&p);
-            let changes = PortfolioChanges {
-                name: patch.name.as_deref().map(str::trim),
-                description: patch.description.as_deref(),
-                base_currency: currency.as_deref(),
-                is_public: patch.is_public,
-                settings: patch.settings.as_ref(),
-            };
-            // An empty patch still makes a version, as it always did.
-            if !changes.is_empty() {
-                diesel::update(portfolios::table.find(id))
-                    .set(&changes)
-                    .execute(conn)
-                    .await?;
-            }
-            let after = Self::allowed(conn, actor, id, VIEW).await?;
-            commit_change(conn, actor, &p, "update", before, to_json(&after)).await
-        })
+        guarded(
+            self,
+            tenant,
+            actor,
+            id.into(),
+            EDIT_LOCKED,
+            async |conn, p| {
+                let before = to_json(&p);
+                let changes = PortfolioChanges {
+                    name: patch.name.as_deref().map(str::trim),
+                    description: patch.description.as_deref(),
+                    base_currency: currency.as_deref(),
+                    is_public: patch.is_public,
+                    settings: patch.settings.as_ref(),
+                };
+                // An empty patch still makes a version, as it always did.
+                if !changes.is_empty() {
+                    diesel::update(portfolios::table.find(id))
+                        .set(&changes)
+                        .execute(conn)
+                        .await?;
+                }
+                let after = Self::allowed(conn, actor, id.into(), VIEW).await?;
+                commit_change(conn, actor, &p, "update", before, to_json(&after)).await
+            },
+        )
         .await
     }
 
@@ -210,18 +218,25 @@ impl PortfolioService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: PortfolioId,
     ) -> Result<(), PortfolioError> {
-        guarded(self, tenant, actor, id, ADMIN_LOCKED, async |conn, p| {
-            diesel::update(portfolios::table.find(id))
-                .set((
-                    portfolios::deleted_at.eq(now),
-                    portfolios::updated_at.eq(now),
-                ))
-                .execute(conn)
-                .await?;
-            documents::record(conn, actor, id, "delete", to_json(&p), None).await
-        })
+        guarded(
+            self,
+            tenant,
+            actor,
+            id.into(),
+            ADMIN_LOCKED,
+            async |conn, p| {
+                diesel::update(portfolios::table.find(id))
+                    .set((
+                        portfolios::deleted_at.eq(now),
+                        portfolios::updated_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
+                documents::record(conn, actor, id.into(), "delete", to_json(&p), None).await
+            },
+        )
         .await
     }
 
@@ -230,7 +245,7 @@ impl PortfolioService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: PortfolioId,
         input: PositionInput,
     ) -> Result<PortfolioDetail, PortfolioError> {
         let input = input.validated()?;
@@ -241,7 +256,7 @@ impl PortfolioService {
                     .map(|x| x.target_weight)
                     .chain([input.target_weight]),
             )?;
-            let pid = insert_positions(conn, id, std::slice::from_ref(&input))
+            let pid = insert_positions(conn, id.into(), std::slice::from_ref(&input))
                 .await?
                 .into_iter()
                 .next();
@@ -259,7 +274,7 @@ impl PortfolioService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: PortfolioId,
         position_id: Uuid,
         input: PositionInput,
     ) -> Result<PortfolioDetail, PortfolioError> {
@@ -277,7 +292,7 @@ impl PortfolioService {
                     .map(|x| x.target_weight)
                     .chain([input.target_weight]),
             )?;
-            replace_position(conn, id, position_id, &input).await?;
+            replace_position(conn, id.into(), position_id, &input).await?;
             let after = positions_of(conn, id)
                 .await?
                 .into_iter()
@@ -300,7 +315,7 @@ impl PortfolioService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: PortfolioId,
         position_id: Uuid,
     ) -> Result<PortfolioDetail, PortfolioError> {
         self.edit_positions(tenant, actor, id, async |conn, p, existing| {
@@ -308,7 +323,7 @@ impl PortfolioService {
                 .into_iter()
                 .find(|x| x.id == position_id)
                 .ok_or(PortfolioError::NotFound)?;
-            delete_positions(conn, id, Some(position_id)).await?;
+            delete_positions(conn, id.into(), Some(position_id)).await?;
             commit_change(conn, actor, &p, "remove_position", to_json(&before), None).await
         })
         .await
@@ -319,7 +334,7 @@ impl PortfolioService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: PortfolioId,
         positions: &[PositionInput],
         replace: bool,
     ) -> Result<PortfolioDetail, PortfolioError> {
@@ -331,9 +346,9 @@ impl PortfolioService {
                     .chain(positions.iter().map(|x| x.target_weight)),
             )?;
             if replace {
-                delete_positions(conn, id, None).await?;
+                delete_positions(conn, id.into(), None).await?;
             }
-            insert_positions(conn, id, positions).await?;
+            insert_positions(conn, id.into(), positions).await?;
             let after = positions_of(conn, id).await?;
             commit_change(
                 conn,
@@ -359,7 +374,7 @@ impl PortfolioService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: PortfolioId,
         change: F,
     ) -> Result<PortfolioDetail, PortfolioError>
     where
@@ -369,10 +384,17 @@ impl PortfolioService {
             Vec<Position>,
         ) -> Result<PortfolioDetail, PortfolioError>,
     {
-        guarded(self, tenant, actor, id, EDIT_LOCKED, async |conn, p| {
-            let existing = positions_of(conn, id).await?;
-            change(conn, p, existing).await
-        })
+        guarded(
+            self,
+            tenant,
+            actor,
+            id.into(),
+            EDIT_LOCKED,
+            async |conn, p| {
+                let existing = positions_of(conn, id).await?;
+                change(conn, p, existing).await
+            },
+        )
         .await
     }
 
@@ -381,7 +403,7 @@ impl PortfolioService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: PortfolioId,
         needed: Access,
         work: F,
     ) -> Result<T, PortfolioError>
@@ -392,7 +414,7 @@ impl PortfolioService {
             self,
             tenant,
             actor,
-            id,
+            id.into(),
             Need(needed, false),
             async |conn, p| {
                 let d = detail(conn, p).await?;
@@ -419,14 +441,14 @@ impl crate::documents::Guarded for PortfolioService {
         id: Uuid,
         need: crate::documents::Need,
     ) -> Result<Portfolio, PortfolioError> {
-        crate::rows::allowed(conn, actor, id, need).await
+        crate::rows::allowed(conn, actor, id.into(), need).await
     }
 
     fn id(portfolio: &Portfolio) -> Uuid {
-        portfolio.id
+        portfolio.id.into()
     }
 
     fn owner(portfolio: &Portfolio) -> Uuid {
-        portfolio.owner_id
+        portfolio.owner_id.into()
     }
 }

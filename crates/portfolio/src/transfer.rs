@@ -1,9 +1,9 @@
 //! Positions in and out as CSV: every row validated and reported before
 //! anything is applied, and then applied as one change.
 use chrono::NaiveDate;
+use rampart_ids::PortfolioId;
 use rampart_tenancy::TenantSlug;
 use rust_decimal::Decimal;
-use uuid::Uuid;
 
 pub use crate::import_report::{ImportReport, MAX_BYTES, MAX_ROWS, RowError};
 use crate::model::{Actor, AllocationType, PortfolioDetail, PositionInput, check_weights};
@@ -223,8 +223,8 @@ pub fn detail_of(positions: &[PositionInput]) -> PortfolioDetail {
     let epoch = chrono::DateTime::UNIX_EPOCH;
     PortfolioDetail {
         portfolio: crate::Portfolio {
-            id: uuid::Uuid::nil(),
-            owner_id: uuid::Uuid::nil(),
+            id: uuid::Uuid::nil().into(),
+            owner_id: uuid::Uuid::nil().into(),
             name: "round trip".into(),
             description: String::new(),
             base_currency: "USD".into(),
@@ -285,7 +285,7 @@ impl PortfolioService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: PortfolioId,
         bytes: &[u8],
         replace: bool,
     ) -> Result<(ImportReport, PortfolioDetail), PortfolioError> {
@@ -308,7 +308,7 @@ impl PortfolioService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: PortfolioId,
     ) -> Result<String, PortfolioError> {
         self.with_portfolio(tenant, actor, id, Access::View, async |_, d| {
             Ok(positions_csv(&d))

@@ -5,7 +5,7 @@ use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
 use rampart_portfolio::{
     Access, Actor, AllocationType, Collaborative, Decimal, NewComment, NewPortfolio,
-    PortfolioError, PortfolioPatch, PortfolioService, PositionInput, ShareGrant,
+    PortfolioError, PortfolioId, PortfolioPatch, PortfolioService, PositionInput, ShareGrant,
 };
 use rampart_tenancy::{TenancyConfig, TenantPool};
 use rampart_testkit::{acme, globex, valid_slug};
@@ -64,7 +64,12 @@ fn new_portfolio(name: &str) -> NewPortfolio {
 
 /// A patch that only makes a portfolio public.
 /// Creates `new` in `tenant` as `actor`; its id.
-async fn created(svc: &PortfolioService, tenant: &str, actor: &Actor, new: NewPortfolio) -> Uuid {
+async fn created(
+    svc: &PortfolioService,
+    tenant: &str,
+    actor: &Actor,
+    new: NewPortfolio,
+) -> PortfolioId {
     svc.create(&valid_slug(tenant), actor, new)
         .await
         .unwrap()
@@ -77,7 +82,11 @@ async fn created(svc: &PortfolioService, tenant: &str, actor: &Actor, new: NewPo
 async fn acme_user(email: &str) -> (TenantPool, PortfolioService, Actor) {
     let pool = pool().await;
     let id = user(&pool, "acme", email).await;
-    (pool.clone(), PortfolioService::new(pool), Actor::user(id))
+    (
+        pool.clone(),
+        PortfolioService::new(pool),
+        Actor::user(id.into()),
+    )
 }
 
 fn made_public() -> PortfolioPatch {
@@ -180,7 +189,7 @@ async fn amounts_read_back_exactly_through_the_api_and_json() {
     assert_eq!(text(input.target_weight).as_deref(), Some("0.1234567891"));
 
     // The stored version and the CSV export carry the same numbers.
-    let version = svc.version(&acme(), &me, id, 1).await.unwrap();
+    let version = svc.version(&acme(), &me, id.into(), 1).await.unwrap();
     assert_eq!(
         version.snapshot["positions"][0]["quantity"],
         serde_json::json!(0.1)
@@ -199,7 +208,7 @@ async fn positions_of_many_answers_what_get_answers_for_visible_portfolios_only(
     let ada = user(&pool, "acme", "ada@acme.test").await;
     let bob = user(&pool, "acme", "bob@acme.test").await;
     let svc = PortfolioService::new(pool);
-    let (ada, bob) = (Actor::user(ada), Actor::user(bob));
+    let (ada, bob) = (Actor::user(ada.into()), Actor::user(bob.into()));
     let mut mine = Vec::new();
     for name in ["A", "B"] {
         let mut new = new_portfolio(name);
@@ -215,11 +224,11 @@ async fn positions_of_many_answers_what_get_answers_for_visible_portfolios_only(
         .create(&acme(), &bob, new_portfolio("Bob's"))
         .await
         .unwrap();
-    let ids: Vec<Uuid> = mine
+    let ids: Vec<PortfolioId> = mine
         .iter()
         .chain([&empty, &bobs])
         .map(|d| d.portfolio.id)
-        .chain([Uuid::new_v4()])
+        .chain([PortfolioId::new_v4()])
         .collect();
 
     let batch = svc.positions_of_many(&acme(), &ada, &ids).await.unwrap();
@@ -251,7 +260,7 @@ async fn crud_creates_a_version_per_change_and_an_activity_trail() {
     let svc = PortfolioService::new(pool);
     let me = Actor {
         ip: Some("10.0.0.1".into()),
-        ..Actor::user(ada)
+        ..Actor::user(ada.into())
     };
     let p = svc
         .create(&acme(), &me, new_portfolio("Core"))
@@ -304,25 +313,31 @@ async fn crud_creates_a_version_per_change_and_an_activity_trail() {
     assert_eq!(p.positions.len(), 1);
 
     // Every version is readable; version 2 still has one position and the new name.
-    let versions = svc.versions(&acme(), &me, id, None, 2).await.unwrap();
+    let versions = svc
+        .versions(&acme(), &me, id.into(), None, 2)
+        .await
+        .unwrap();
     assert_eq!(versions.items.len(), 2);
     assert_eq!(versions.items[0].version, 5);
     let rest = svc
-        .versions(&acme(), &me, id, versions.next.as_deref(), 10)
+        .versions(&acme(), &me, id.into(), versions.next.as_deref(), 10)
         .await
         .unwrap();
     assert_eq!(rest.items.len(), 3);
-    let v3 = svc.version(&acme(), &me, id, 3).await.unwrap();
+    let v3 = svc.version(&acme(), &me, id.into(), 3).await.unwrap();
     assert_eq!(v3.change, "add_position");
     assert_eq!(v3.snapshot["positions"].as_array().unwrap().len(), 2);
     assert_eq!(v3.snapshot["name"], "Core 2");
     assert!(v3.snapshot.get("access").is_none());
     assert!(matches!(
-        svc.version(&acme(), &me, id, 99).await,
+        svc.version(&acme(), &me, id.into(), 99).await,
         Err(PortfolioError::NotFound)
     ));
 
-    let activity = svc.activity(&acme(), &me, id, None, 50).await.unwrap();
+    let activity = svc
+        .activity(&acme(), &me, id.into(), None, 50)
+        .await
+        .unwrap();
     let actions: Vec<_> = activity.items.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(
         actions,
@@ -405,7 +420,11 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
     let eve = user(&pool, "acme", "eve@acme.test").await;
     let gus = user(&pool, "globex", "gus@globex.test").await;
     let svc = PortfolioService::new(pool.clone());
-    let (owner, b, e) = (Actor::user(ada), Actor::user(bob), Actor::user(eve));
+    let (owner, b, e) = (
+        Actor::user(ada.into()),
+        Actor::user(bob.into()),
+        Actor::user(eve.into()),
+    );
     let id = created(&svc, "acme", &owner, new_portfolio("Core")).await;
 
     // Not shared: bob sees nothing (not found, not forbidden).
@@ -426,7 +445,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         access,
         expires_at: None,
     };
-    svc.share(&acme(), &owner, id, grant(bob, Access::View))
+    svc.share(&acme(), &owner, id.into(), grant(bob, Access::View))
         .await
         .unwrap();
     assert_eq!(
@@ -437,24 +456,26 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         svc.list(&acme(), &b, None, 10).await.unwrap().items.len(),
         1
     );
-    let forbidden = svc.comment(&acme(), &b, id, top_level_comment("hi")).await;
+    let forbidden = svc
+        .comment(&acme(), &b, id.into(), top_level_comment("hi"))
+        .await;
     assert!(matches!(
         forbidden,
         Err(PortfolioError::Forbidden { needed: "comment" })
     ));
 
-    svc.share(&acme(), &owner, id, grant(bob, Access::Comment))
+    svc.share(&acme(), &owner, id.into(), grant(bob, Access::Comment))
         .await
         .unwrap();
     let c = svc
-        .comment(&acme(), &b, id, top_level_comment("hi"))
+        .comment(&acme(), &b, id.into(), top_level_comment("hi"))
         .await
         .unwrap();
     let reply = svc
         .comment(
             &acme(),
             &owner,
-            id,
+            id.into(),
             NewComment {
                 body: "hello".into(),
                 parent_id: Some(c.id),
@@ -463,21 +484,22 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         .await
         .unwrap();
     assert_eq!(reply.parent_id, Some(c.id));
-    assert_eq!(svc.comments(&acme(), &b, id).await.unwrap().len(), 2);
+    assert_eq!(svc.comments(&acme(), &b, id.into()).await.unwrap().len(), 2);
     assert!(matches!(
         svc.add_position(&acme(), &b, id, position("IBM", 1.0))
             .await,
         Err(PortfolioError::Forbidden { needed: "edit" })
     ));
 
-    svc.share(&acme(), &owner, id, grant(bob, Access::Edit))
+    svc.share(&acme(), &owner, id.into(), grant(bob, Access::Edit))
         .await
         .unwrap();
     svc.add_position(&acme(), &b, id, position("IBM", 1.0))
         .await
         .unwrap();
     assert!(matches!(
-        svc.share(&acme(), &b, id, grant(eve, Access::View)).await,
+        svc.share(&acme(), &b, id.into(), grant(eve, Access::View))
+            .await,
         Err(PortfolioError::Forbidden { needed: "admin" })
     ));
     assert!(matches!(
@@ -485,36 +507,36 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         Err(PortfolioError::Forbidden { .. })
     ));
 
-    svc.share(&acme(), &owner, id, grant(bob, Access::Admin))
+    svc.share(&acme(), &owner, id.into(), grant(bob, Access::Admin))
         .await
         .unwrap();
-    svc.share(&acme(), &b, id, grant(eve, Access::View))
+    svc.share(&acme(), &b, id.into(), grant(eve, Access::View))
         .await
         .unwrap();
-    assert_eq!(svc.shares(&acme(), &b, id).await.unwrap().len(), 2);
-    svc.revoke(&acme(), &b, id, eve).await.unwrap();
+    assert_eq!(svc.shares(&acme(), &b, id.into()).await.unwrap().len(), 2);
+    svc.revoke(&acme(), &b, id.into(), eve).await.unwrap();
     assert!(matches!(
         svc.get(&acme(), &e, id).await,
         Err(PortfolioError::NotFound)
     ));
     assert!(matches!(
-        svc.revoke(&acme(), &b, id, eve).await,
+        svc.revoke(&acme(), &b, id.into(), eve).await,
         Err(PortfolioError::NotFound)
     ));
 
     // Refusals of the grant itself.
     assert!(matches!(
-        svc.share(&acme(), &owner, id, grant(ada, Access::View))
+        svc.share(&acme(), &owner, id.into(), grant(ada, Access::View))
             .await,
         Err(PortfolioError::Invalid(_))
     ));
     assert!(matches!(
-        svc.share(&acme(), &owner, id, grant(gus, Access::View))
+        svc.share(&acme(), &owner, id.into(), grant(gus, Access::View))
             .await,
         Err(PortfolioError::Invalid(_))
     ));
     assert!(matches!(
-        svc.share(&acme(), &owner, id, grant(eve, Access::Owner))
+        svc.share(&acme(), &owner, id.into(), grant(eve, Access::Owner))
             .await,
         Err(PortfolioError::Invalid(_))
     ));
@@ -523,7 +545,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
     svc.share(
         &acme(),
         &owner,
-        id,
+        id.into(),
         ShareGrant {
             user_id: eve,
             access: Access::Edit,
@@ -553,7 +575,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
     // A tenant administrator sees it; another tenant never does, even with the same id.
     let admin = Actor {
         tenant_admin: true,
-        ..Actor::user(eve)
+        ..Actor::user(eve.into())
     };
     assert_eq!(
         svc.get(&acme(), &admin, id).await.unwrap().portfolio.access,
@@ -561,7 +583,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
     );
     let g = Actor {
         tenant_admin: true,
-        ..Actor::user(gus)
+        ..Actor::user(gus.into())
     };
     assert!(matches!(
         svc.get(&globex(), &g, id).await,
@@ -582,7 +604,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
     );
 
     let actions: Vec<String> = svc
-        .activity(&acme(), &owner, id, None, 100)
+        .activity(&acme(), &owner, id.into(), None, 100)
         .await
         .unwrap()
         .items
@@ -894,8 +916,8 @@ mod analytics {
     fn weight_positions_use_the_notional_and_keep_the_rest_as_cash() {
         let detail = rampart_portfolio::PortfolioDetail {
             portfolio: rampart_portfolio::Portfolio {
-                id: uuid::Uuid::nil(),
-                owner_id: uuid::Uuid::nil(),
+                id: uuid::Uuid::nil().into(),
+                owner_id: uuid::Uuid::nil().into(),
                 name: "w".into(),
                 description: String::new(),
                 base_currency: "USD".into(),
@@ -960,7 +982,7 @@ async fn every_document_change_is_announced_on_its_tenants_change_feed() {
     // Read on every call: what another replica sees once its bound passes.
     let feed = ChangeFeed::new(pool.clone(), std::time::Duration::ZERO);
     let svc = PortfolioService::new(pool.clone());
-    let (owner, g) = (Actor::user(ada), Actor::user(gus));
+    let (owner, g) = (Actor::user(ada.into()), Actor::user(gus.into()));
     let generation = async |tenant| feed.generation(tenant, CHANGE_TOPIC).await.unwrap();
 
     let mut last = generation(acme).await;
@@ -981,17 +1003,22 @@ async fn every_document_change_is_announced_on_its_tenants_change_feed() {
         access: Access::View,
         expires_at: None,
     };
-    svc.share(&valid_slug("acme"), &owner, id, grant)
+    svc.share(&valid_slug("acme"), &owner, id.into(), grant)
         .await
         .unwrap();
     moved("share").await;
-    svc.revoke(&valid_slug("acme"), &owner, id, bob)
+    svc.revoke(&valid_slug("acme"), &owner, id.into(), bob)
         .await
         .unwrap();
     moved("revoke").await;
-    svc.comment(&valid_slug("acme"), &owner, id, top_level_comment("note"))
-        .await
-        .unwrap();
+    svc.comment(
+        &valid_slug("acme"),
+        &owner,
+        id.into(),
+        top_level_comment("note"),
+    )
+    .await
+    .unwrap();
     moved("comment").await;
 
     // A refused change announces nothing.

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 
 use actix_web::web;
 use async_graphql::dataloader::Loader;
-use rampart_portfolio::{Actor, PortfolioService, Position};
-use uuid::Uuid;
+use rampart_portfolio::{Actor, PortfolioId, PortfolioService, Position};
 
 use super::OrGql;
 use crate::extract::{self, Caller};
@@ -38,11 +37,14 @@ impl PositionsLoader {
     }
 }
 
-impl Loader<Uuid> for PositionsLoader {
+impl Loader<PortfolioId> for PositionsLoader {
     type Value = Vec<Position>;
     type Error = async_graphql::Error;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<Position>>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[PortfolioId],
+    ) -> Result<HashMap<PortfolioId, Vec<Position>>, Self::Error> {
         let Some(actor) = &self.actor else {
             // The REST refusal of a machine client.
             return extract::user_of(&self.principal)

@@ -212,7 +212,7 @@ pub async fn metrics(
     let to = to.unwrap_or_else(|| Utc::now().date_naive());
     let from = from.unwrap_or(to - chrono::Duration::days(365));
     let svc = c.portfolios();
-    let days = svc.daily_metrics(c.tenant(), &actor, id, from, to);
+    let days = svc.daily_metrics(c.tenant(), &actor, id.into(), from, to);
     Ok(days
         .await
         .gql()?

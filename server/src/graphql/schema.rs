@@ -66,8 +66,8 @@ pub struct PortfolioNode {
 impl PortfolioNode {
     fn new(p: Portfolio, loaded: Option<Vec<Position>>) -> Self {
         PortfolioNode {
-            id: p.id,
-            owner_id: p.owner_id,
+            id: p.id.into(),
+            owner_id: p.owner_id.into(),
             name: p.name,
             description: p.description,
             base_currency: p.base_currency,
@@ -103,7 +103,7 @@ impl PortfolioNode {
             Some(p) => p.clone(),
             None => ctx
                 .data::<DataLoader<PositionsLoader>>()?
-                .load_one(self.id)
+                .load_one(self.id.into())
                 .await?
                 .unwrap_or_default(),
         };
@@ -500,7 +500,11 @@ impl QueryRoot {
     async fn portfolio(&self, ctx: &Context<'_>, id: Uuid) -> Result<PortfolioNode> {
         let c = caller(ctx)?;
         let actor = c.portfolio_actor(Permission::PortfolioRead).gql()?;
-        let d = c.portfolios().get(c.tenant(), &actor, id).await.gql()?;
+        let d = c
+            .portfolios()
+            .get(c.tenant(), &actor, id.into())
+            .await
+            .gql()?;
         Ok(d.into())
     }
 
@@ -669,7 +673,7 @@ impl MutationRoot {
         input: PortfolioPatchIn,
     ) -> Result<PortfolioNode> {
         changed(ctx, async |svc, tenant, actor| {
-            svc.update(tenant, actor, id, input.into()).await
+            svc.update(tenant, actor, id.into(), input.into()).await
         })
         .await
     }
@@ -677,7 +681,7 @@ impl MutationRoot {
     /// Deletes a portfolio (`admin`); its id.
     async fn delete_portfolio(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
         let (c, actor, svc) = writer(ctx)?;
-        svc.delete(c.tenant(), &actor, id).await.gql()?;
+        svc.delete(c.tenant(), &actor, id.into()).await.gql()?;
         Ok(id)
     }
 
@@ -689,7 +693,7 @@ impl MutationRoot {
         input: PositionIn,
     ) -> Result<PortfolioNode> {
         changed(ctx, async |svc, tenant, actor| {
-            svc.add_position(tenant, actor, portfolio_id, input.into())
+            svc.add_position(tenant, actor, portfolio_id.into(), input.into())
                 .await
         })
         .await
@@ -704,8 +708,14 @@ impl MutationRoot {
         input: PositionIn,
     ) -> Result<PortfolioNode> {
         changed(ctx, async |svc, tenant, actor| {
-            svc.update_position(tenant, actor, portfolio_id, position_id, input.into())
-                .await
+            svc.update_position(
+                tenant,
+                actor,
+                portfolio_id.into(),
+                position_id,
+                input.into(),
+            )
+            .await
         })
         .await
     }
@@ -718,7 +728,7 @@ impl MutationRoot {
         position_id: Uuid,
     ) -> Result<PortfolioNode> {
         changed(ctx, async |svc, tenant, actor| {
-            svc.remove_position(tenant, actor, portfolio_id, position_id)
+            svc.remove_position(tenant, actor, portfolio_id.into(), position_id)
                 .await
         })
         .await

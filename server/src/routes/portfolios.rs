@@ -17,7 +17,7 @@ use rampart_analytics::risk::{
 use rampart_portfolio::analysis::VAR_CUTOFF;
 use rampart_portfolio::{
     AnalyticsReport, Collaborative, NavPoint, NewComment, NewPortfolio, PortfolioError,
-    PortfolioPatch, PortfolioService, PositionInput, ShareGrant,
+    PortfolioId, PortfolioPatch, PortfolioService, PositionInput, ShareGrant,
 };
 use serde::Deserialize;
 use utoipa_actix_web::scope;
@@ -70,14 +70,14 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[derive(Debug, Deserialize)]
 pub struct PortfolioPath {
     /// The portfolio.
-    pub id: Uuid,
+    pub id: PortfolioId,
 }
 
 /// `…/portfolios/{id}/positions/{position}`.
 #[derive(Debug, Deserialize)]
 pub struct PositionPath {
     /// The portfolio.
-    pub id: Uuid,
+    pub id: PortfolioId,
     /// The position.
     pub position: Uuid,
 }
@@ -86,7 +86,7 @@ pub struct PositionPath {
 #[derive(Debug, Deserialize)]
 pub struct VersionPath {
     /// The portfolio.
-    pub id: Uuid,
+    pub id: PortfolioId,
     /// The version number.
     pub version: i32,
 }
@@ -95,7 +95,7 @@ pub struct VersionPath {
 #[derive(Debug, Deserialize)]
 pub struct SharePath {
     /// The portfolio.
-    pub id: Uuid,
+    pub id: PortfolioId,
     /// The user the portfolio is shared with.
     pub user: Uuid,
 }
@@ -215,7 +215,9 @@ pub async fn remove_position(u: Writer, path: web::Path<PositionPath>) -> Answer
 #[get("/{id}/versions")]
 pub async fn versions(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answer {
     let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
-    let page = u.svc.versions(&u.tenant, &u.actor, path.id, cursor, limit);
+    let page = u
+        .svc
+        .versions(&u.tenant, &u.actor, path.id.into(), cursor, limit);
     let page = page.await?;
     Ok(api::page(page.items, page.next))
 }
@@ -224,7 +226,9 @@ pub async fn versions(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answe
 #[utoipa::path(responses((status = 200, description = "version"), (status = 404, description = "no such version")))]
 #[get("/{id}/versions/{version}")]
 pub async fn version(u: Reader, path: web::Path<VersionPath>) -> Answer {
-    let v = u.svc.version(&u.tenant, &u.actor, path.id, path.version);
+    let v = u
+        .svc
+        .version(&u.tenant, &u.actor, path.id.into(), path.version);
     Ok(api::ok(v.await?))
 }
 
@@ -232,14 +236,19 @@ pub async fn version(u: Reader, path: web::Path<VersionPath>) -> Answer {
 #[utoipa::path(responses((status = 200, description = "shares")))]
 #[get("/{id}/shares")]
 pub async fn shares(u: Reader, path: Id) -> Answer {
-    Ok(api::ok(u.svc.shares(&u.tenant, &u.actor, path.id).await?))
+    Ok(api::ok(
+        u.svc.shares(&u.tenant, &u.actor, path.id.into()).await?,
+    ))
 }
 
 /// Grants (or changes) a share with a user of the same tenant (`admin`).
 #[utoipa::path(responses((status = 200, description = "share"), (status = 400, description = "unknown user, owner, past expiry")))]
 #[post("/{id}/shares")]
 pub async fn share(u: Writer, path: Id, body: JsonObject<ShareGrant>) -> Answer {
-    let s = u.svc.share(&u.tenant, &u.actor, path.id, body.0).await?;
+    let s = u
+        .svc
+        .share(&u.tenant, &u.actor, path.id.into(), body.0)
+        .await?;
     Ok(api::ok(s))
 }
 
@@ -248,7 +257,7 @@ pub async fn share(u: Writer, path: Id, body: JsonObject<ShareGrant>) -> Answer 
 #[delete("/{id}/shares/{user}")]
 pub async fn revoke(u: Writer, path: web::Path<SharePath>) -> Answer {
     u.svc
-        .revoke(&u.tenant, &u.actor, path.id, path.user)
+        .revoke(&u.tenant, &u.actor, path.id.into(), path.user)
         .await?;
     Ok(api::ok(serde_json::json!({"revoked": path.user})))
 }
@@ -257,14 +266,19 @@ pub async fn revoke(u: Writer, path: web::Path<SharePath>) -> Answer {
 #[utoipa::path(responses((status = 200, description = "comments")))]
 #[get("/{id}/comments")]
 pub async fn comments(u: Reader, path: Id) -> Answer {
-    Ok(api::ok(u.svc.comments(&u.tenant, &u.actor, path.id).await?))
+    Ok(api::ok(
+        u.svc.comments(&u.tenant, &u.actor, path.id.into()).await?,
+    ))
 }
 
 /// Adds a comment (`comment`).
 #[utoipa::path(responses((status = 201, description = "comment"), (status = 403, description = "needs comment access")))]
 #[post("/{id}/comments")]
 pub async fn comment(u: Reader, path: Id, body: JsonObject<NewComment>) -> Answer {
-    let c = u.svc.comment(&u.tenant, &u.actor, path.id, body.0).await?;
+    let c = u
+        .svc
+        .comment(&u.tenant, &u.actor, path.id.into(), body.0)
+        .await?;
     Ok(api::ok_status(StatusCode::CREATED, c))
 }
 
@@ -273,7 +287,9 @@ pub async fn comment(u: Reader, path: Id, body: JsonObject<NewComment>) -> Answe
 #[get("/{id}/activity")]
 pub async fn activity(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answer {
     let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
-    let page = u.svc.activity(&u.tenant, &u.actor, path.id, cursor, limit);
+    let page = u
+        .svc
+        .activity(&u.tenant, &u.actor, path.id.into(), cursor, limit);
     let page = page.await?;
     Ok(api::page(page.items, page.next))
 }
@@ -394,7 +410,7 @@ pub async fn analytics(
     let key = AnalyticsKey {
         generation: cache.generation(user.principal.tenant_id).await?,
         tenant: user.principal.tenant_id,
-        portfolio: path.id,
+        portfolio: path.id.into(),
         user: user.id,
         tenant_admin: user.is_tenant_admin(),
         from: query.from,
@@ -405,7 +421,7 @@ pub async fn analytics(
     let data = match cache.get(&key) {
         Some(data) => data,
         None => {
-            let (series, report, window) = analysed(&user, &state, path.id, &query).await?;
+            let (series, report, window) = analysed(&user, &state, path.id.into(), &query).await?;
             let data = web::Bytes::from(
                 serde_json::to_vec(
                     &serde_json::json!({"report": report, "series": series, "window": window}),
@@ -423,7 +439,7 @@ pub async fn analytics(
 #[utoipa::path(params(AnalyticsQuery), responses((status = 200, description = "text/csv")))]
 #[get("/{id}/performance.csv")]
 pub async fn performance_csv(user: Analyst, state: State, path: Id, query: Analysis) -> Answer {
-    drawn(&user, &state, path.id, &query, |series, _| {
+    drawn(&user, &state, path.id.into(), &query, |series, _| {
         let csv = rampart_portfolio::analysis::performance_csv(series);
         Ok(api::csv("performance.csv", csv))
     })
@@ -451,7 +467,7 @@ async fn stored_metrics(
     let from = query.from.unwrap_or(to - chrono::Duration::days(365));
     let (svc, actor) = (PortfolioService::from_state(state), user.portfolio_actor());
     Ok(svc
-        .daily_metrics(&user.tenant, &actor, id, from, to)
+        .daily_metrics(&user.tenant, &actor, id.into(), from, to)
         .await?)
 }
 
@@ -465,7 +481,7 @@ pub async fn metrics(
     path: Id,
     query: web::Query<MetricsQuery>,
 ) -> Answer {
-    let days = stored_metrics(&user, &state, path.id, &query).await?;
+    let days = stored_metrics(&user, &state, path.id.into(), &query).await?;
     Ok(api::ok(serde_json::json!({ "days": days })))
 }
 
@@ -478,7 +494,7 @@ pub async fn metrics_csv(
     path: Id,
     query: web::Query<MetricsQuery>,
 ) -> Answer {
-    let days = stored_metrics(&user, &state, path.id, &query).await?;
+    let days = stored_metrics(&user, &state, path.id.into(), &query).await?;
     let csv = rampart_portfolio::metrics::metrics_csv(days);
     Ok(api::csv("metrics.csv", csv))
 }
@@ -487,7 +503,7 @@ pub async fn metrics_csv(
 #[utoipa::path(params(AnalyticsQuery), responses((status = 200, description = "image/svg+xml")))]
 #[get("/{id}/charts/equity.svg")]
 pub async fn equity_chart(user: Analyst, state: State, path: Id, query: Analysis) -> Answer {
-    drawn(&user, &state, path.id, &query, |series, _| {
+    drawn(&user, &state, path.id.into(), &query, |series, _| {
         let svg = rampart_portfolio::charts::equity_svg(series, "Equity and drawdown")?;
         Ok(api::svg(svg))
     })
@@ -498,7 +514,7 @@ pub async fn equity_chart(user: Analyst, state: State, path: Id, query: Analysis
 #[utoipa::path(params(AnalyticsQuery), responses((status = 200, description = "image/svg+xml")))]
 #[get("/{id}/charts/returns.svg")]
 pub async fn returns_chart(user: Analyst, state: State, path: Id, query: Analysis) -> Answer {
-    drawn(&user, &state, path.id, &query, |series, report| {
+    drawn(&user, &state, path.id.into(), &query, |series, report| {
         let returns: Vec<f64> = series.iter().filter_map(|p| p.daily_return).collect();
         let svg = rampart_portfolio::charts::returns_histogram_svg(
             &returns,
@@ -520,7 +536,7 @@ pub async fn correlation(user: Analyst, state: State, path: Id, query: Analysis)
         &state,
         &user.tenant,
         &user.portfolio_actor(),
-        path.id,
+        path.id.into(),
         &query,
     )
     .await?;
@@ -616,7 +632,7 @@ async fn simulate(
 #[utoipa::path(params(MonteCarloQuery), responses((status = 200, description = "VaR/CVaR and outcome bands"), (status = 400, description = "bad horizon, paths or model"), (status = 403, description = "feature_disabled: the tenant's monteCarlo flag is off"), (status = 422, description = "no prices for a symbol")))]
 #[get("/{id}/monte-carlo")]
 pub async fn monte_carlo(user: Simulator, state: State, path: Id, query: Simulation) -> Answer {
-    let (mut summary, outcomes, window) = simulate(&user, &state, path.id, &query).await?;
+    let (mut summary, outcomes, window) = simulate(&user, &state, path.id.into(), &query).await?;
     summary["bands"] = serde_json::to_value(&outcomes.bands).map_err(|e| ApiError::internal(&e))?;
     summary["window"] = serde_json::to_value(window).map_err(|e| ApiError::internal(&e))?;
     Ok(api::ok(summary))
@@ -626,7 +642,7 @@ pub async fn monte_carlo(user: Simulator, state: State, path: Id, query: Simulat
 #[utoipa::path(params(MonteCarloQuery), responses((status = 200, description = "image/svg+xml"), (status = 403, description = "feature_disabled: the tenant's monteCarlo flag is off")))]
 #[get("/{id}/charts/fan.svg")]
 pub async fn fan_chart(user: Simulator, state: State, path: Id, query: Simulation) -> Answer {
-    let (summary, outcomes, window) = simulate(&user, &state, path.id, &query).await?;
+    let (summary, outcomes, window) = simulate(&user, &state, path.id.into(), &query).await?;
     let title = format!(
         "Simulated outcomes: {} paths, {} periods ahead",
         summary["paths"], summary["horizon"]

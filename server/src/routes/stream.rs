@@ -73,7 +73,7 @@ pub async fn stream(
     require(&p, Permission::MarketRead)?;
     extract::require_flag::<extract::flag::PriceStream>(&state, &tenant).await?;
     let actor = Actor {
-        user_id: user_of(&p)?,
+        user_id: (user_of(&p)?).into(),
         tenant_admin: authorize(&p, Permission::TenantAdmin).is_ok(),
         ip: crate::client_addr::client_ip(&req).map(|ip| ip.to_string()),
     };
@@ -81,7 +81,7 @@ pub async fn stream(
     let portfolios = PortfolioService::new(state.tenants.clone());
     // Access before the upgrade, so refusals are plain HTTP answers.
     portfolios
-        .symbols(&tenant, &actor, id)
+        .symbols(&tenant, &actor, id.into())
         .await
         .map_err(|e| match e {
             // The stream says no more than "not allowed".
@@ -129,7 +129,7 @@ impl Watch {
         }
         match self
             .portfolios
-            .symbols(&self.tenant, &self.actor, self.id)
+            .symbols(&self.tenant, &self.actor, self.id.into())
             .await
         {
             Ok(s) => Ok(Some(s)),
