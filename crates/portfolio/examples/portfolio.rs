@@ -78,9 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Every change is a stored version.
-    let history = portfolios
-        .versions(&slug, &ada, id.into(), None, 10)
-        .await?;
+    let history = portfolios.versions(&slug, &ada, id, None, 10).await?;
     for version in &history.items {
         println!(
             "  v{} {} at {}",

@@ -406,6 +406,7 @@ pub struct CaseService {
 
 impl Guarded for CaseService {
     type Doc = Case;
+    type Id = Uuid;
 
     fn tenants(&self) -> &TenantPool {
         &self.pool

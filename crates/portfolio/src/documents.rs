@@ -42,6 +42,10 @@ pub(crate) mod sealed {
         /// A document of this kind as a caller sees it.
         type Doc: Send;
 
+        /// Its id as the service's API takes it (`PortfolioId` for
+        /// portfolios, `Uuid` for cases).
+        type Id: Copy + Send + Sync + Into<Uuid>;
+
         /// The pool the service routes through.
         fn tenants(&self) -> &TenantPool;
 
@@ -52,7 +56,7 @@ pub(crate) mod sealed {
         fn allowed(
             conn: &mut AsyncPgConnection,
             actor: &Actor,
-            id: Uuid,
+            id: Self::Id,
             need: Need,
         ) -> impl Future<Output = Result<Self::Doc, PortfolioError>> + Send;
 
@@ -77,13 +81,13 @@ pub trait Collaborative: sealed::Guarded + Sync {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: Self::Id,
         after: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<Page<Version>, PortfolioError>> + Send {
         let fetch = async move |after, count| {
             guarded(self, tenant, actor, id, VIEW, async |conn, _| {
-                versions(conn, id, after, count).await
+                versions(conn, id.into(), after, count).await
             })
             .await
         };
@@ -95,11 +99,11 @@ pub trait Collaborative: sealed::Guarded + Sync {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: Self::Id,
         number: i32,
     ) -> impl Future<Output = Result<Version, PortfolioError>> + Send {
         guarded(self, tenant, actor, id, VIEW, async move |conn, _| {
-            version(conn, id, number).await
+            version(conn, id.into(), number).await
         })
     }
 
@@ -109,13 +113,13 @@ pub trait Collaborative: sealed::Guarded + Sync {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: Self::Id,
         grant: ShareGrant,
     ) -> impl Future<Output = Result<Share, PortfolioError>> + Send {
         async move {
             grant.check()?;
             guarded(self, tenant, actor, id, ADMIN_LOCKED, async |conn, doc| {
-                share(conn, actor, id, Self::owner(&doc), &grant).await
+                share(conn, actor, id.into(), Self::owner(&doc), &grant).await
             })
             .await
         }
@@ -126,10 +130,10 @@ pub trait Collaborative: sealed::Guarded + Sync {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: Self::Id,
     ) -> impl Future<Output = Result<Vec<Share>, PortfolioError>> + Send {
         guarded(self, tenant, actor, id, ADMIN, async move |conn, _| {
-            shares(conn, id).await
+            shares(conn, id.into()).await
         })
     }
 
@@ -138,7 +142,7 @@ pub trait Collaborative: sealed::Guarded + Sync {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: Self::Id,
         user_id: Uuid,
     ) -> impl Future<Output = Result<(), PortfolioError>> + Send {
         guarded(
@@ -147,7 +151,7 @@ pub trait Collaborative: sealed::Guarded + Sync {
             actor,
             id,
             ADMIN_LOCKED,
-            async move |conn, _| revoke(conn, actor, id, user_id).await,
+            async move |conn, _| revoke(conn, actor, id.into(), user_id).await,
         )
     }
 
@@ -156,13 +160,13 @@ pub trait Collaborative: sealed::Guarded + Sync {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: Self::Id,
         new: NewComment,
     ) -> impl Future<Output = Result<Comment, PortfolioError>> + Send {
         async move {
             new.checked_body()?;
             guarded(self, tenant, actor, id, COMMENT, async |conn, _| {
-                comment(conn, actor, id, &new).await
+                comment(conn, actor, id.into(), &new).await
             })
             .await
         }
@@ -173,10 +177,10 @@ pub trait Collaborative: sealed::Guarded + Sync {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: Self::Id,
     ) -> impl Future<Output = Result<Vec<Comment>, PortfolioError>> + Send {
         guarded(self, tenant, actor, id, VIEW, async move |conn, _| {
-            comments(conn, id).await
+            comments(conn, id.into()).await
         })
     }
 
@@ -186,13 +190,13 @@ pub trait Collaborative: sealed::Guarded + Sync {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: Self::Id,
         after: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<Page<Activity>, PortfolioError>> + Send {
         let fetch = async move |after, count| {
             guarded(self, tenant, actor, id, VIEW, async |conn, _| {
-                activity(conn, id, after, count).await
+                activity(conn, id.into(), after, count).await
             })
             .await
         };
@@ -223,7 +227,7 @@ pub(crate) async fn guarded<S, T, W>(
     svc: &S,
     tenant: &TenantSlug,
     actor: &Actor,
-    id: Uuid,
+    id: S::Id,
     need: Need,
     work: W,
 ) -> Result<T, PortfolioError>

@@ -31,10 +31,9 @@
 //!     })
 //!     .await?;
 //! assert_eq!(p.portfolio.version, 1);
-//! // Sharing is common to portfolios and cases, whose ids it takes as UUIDs.
 //! portfolios
-//!     .share(&acme, &owner, p.portfolio.id.into(), ShareGrant {
-//!         user_id: bob.into(),
+//!     .share(&acme, &owner, p.portfolio.id, ShareGrant {
+//!         user_id: bob.into(), // user ids in grants are still UUIDs
 //!         access: Access::View,
 //!         expires_at: None,
 //!     })

@@ -129,7 +129,7 @@ impl PortfolioService {
         actor: &Actor,
         id: PortfolioId,
     ) -> Result<PortfolioDetail, PortfolioError> {
-        guarded(self, tenant, actor, id.into(), VIEW, async |conn, p| {
+        guarded(self, tenant, actor, id, VIEW, async |conn, p| {
             detail(conn, p).await
         })
         .await
@@ -184,32 +184,25 @@ impl PortfolioService {
         if let Some(s) = &patch.settings {
             check_settings(s)?;
         }
-        guarded(
-            self,
-            tenant,
-            actor,
-            id.into(),
-            EDIT_LOCKED,
-            async |conn, p| {
-                let before = to_json(&p);
-                let changes = PortfolioChanges {
-                    name: patch.name.as_deref().map(str::trim),
-                    description: patch.description.as_deref(),
-                    base_currency: currency.as_deref(),
-                    is_public: patch.is_public,
-                    settings: patch.settings.as_ref(),
-                };
-                // An empty patch still makes a version, as it always did.
-                if !changes.is_empty() {
-                    diesel::update(portfolios::table.find(id))
-                        .set(&changes)
-                        .execute(conn)
-                        .await?;
-                }
-                let after = Self::allowed(conn, actor, id.into(), VIEW).await?;
-                commit_change(conn, actor, &p, "update", before, to_json(&after)).await
-            },
-        )
+        guarded(self, tenant, actor, id, EDIT_LOCKED, async |conn, p| {
+            let before = to_json(&p);
+            let changes = PortfolioChanges {
+                name: patch.name.as_deref().map(str::trim),
+                description: patch.description.as_deref(),
+                base_currency: currency.as_deref(),
+                is_public: patch.is_public,
+                settings: patch.settings.as_ref(),
+            };
+            // An empty patch still makes a version, as it always did.
+            if !changes.is_empty() {
+                diesel::update(portfolios::table.find(id))
+                    .set(&changes)
+                    .execute(conn)
+                    .await?;
+            }
+            let after = Self::allowed(conn, actor, id, VIEW).await?;
+            commit_change(conn, actor, &p, "update", before, to_json(&after)).await
+        })
         .await
     }
 
@@ -220,23 +213,16 @@ impl PortfolioService {
         actor: &Actor,
         id: PortfolioId,
     ) -> Result<(), PortfolioError> {
-        guarded(
-            self,
-            tenant,
-            actor,
-            id.into(),
-            ADMIN_LOCKED,
-            async |conn, p| {
-                diesel::update(portfolios::table.find(id))
-                    .set((
-                        portfolios::deleted_at.eq(now),
-                        portfolios::updated_at.eq(now),
-                    ))
-                    .execute(conn)
-                    .await?;
-                documents::record(conn, actor, id.into(), "delete", to_json(&p), None).await
-            },
-        )
+        guarded(self, tenant, actor, id, ADMIN_LOCKED, async |conn, p| {
+            diesel::update(portfolios::table.find(id))
+                .set((
+                    portfolios::deleted_at.eq(now),
+                    portfolios::updated_at.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+            documents::record(conn, actor, id.into(), "delete", to_json(&p), None).await
+        })
         .await
     }
 
@@ -384,17 +370,10 @@ impl PortfolioService {
             Vec<Position>,
         ) -> Result<PortfolioDetail, PortfolioError>,
     {
-        guarded(
-            self,
-            tenant,
-            actor,
-            id.into(),
-            EDIT_LOCKED,
-            async |conn, p| {
-                let existing = positions_of(conn, id).await?;
-                change(conn, p, existing).await
-            },
-        )
+        guarded(self, tenant, actor, id, EDIT_LOCKED, async |conn, p| {
+            let existing = positions_of(conn, id).await?;
+            change(conn, p, existing).await
+        })
         .await
     }
 
@@ -414,7 +393,7 @@ impl PortfolioService {
             self,
             tenant,
             actor,
-            id.into(),
+            id,
             Need(needed, false),
             async |conn, p| {
                 let d = detail(conn, p).await?;
@@ -430,6 +409,7 @@ impl PortfolioService {
 /// the access needed ([`rows::allowed`]).
 impl crate::documents::Guarded for PortfolioService {
     type Doc = Portfolio;
+    type Id = PortfolioId;
 
     fn tenants(&self) -> &TenantPool {
         self.pool()
@@ -438,10 +418,10 @@ impl crate::documents::Guarded for PortfolioService {
     async fn allowed(
         conn: &mut AsyncPgConnection,
         actor: &Actor,
-        id: Uuid,
+        id: PortfolioId,
         need: crate::documents::Need,
     ) -> Result<Portfolio, PortfolioError> {
-        crate::rows::allowed(conn, actor, id.into(), need).await
+        crate::rows::allowed(conn, actor, id, need).await
     }
 
     fn id(portfolio: &Portfolio) -> Uuid {

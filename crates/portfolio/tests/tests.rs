@@ -189,7 +189,7 @@ async fn amounts_read_back_exactly_through_the_api_and_json() {
     assert_eq!(text(input.target_weight).as_deref(), Some("0.1234567891"));
 
     // The stored version and the CSV export carry the same numbers.
-    let version = svc.version(&acme(), &me, id.into(), 1).await.unwrap();
+    let version = svc.version(&acme(), &me, id, 1).await.unwrap();
     assert_eq!(
         version.snapshot["positions"][0]["quantity"],
         serde_json::json!(0.1)
@@ -313,31 +313,25 @@ async fn crud_creates_a_version_per_change_and_an_activity_trail() {
     assert_eq!(p.positions.len(), 1);
 
     // Every version is readable; version 2 still has one position and the new name.
-    let versions = svc
-        .versions(&acme(), &me, id.into(), None, 2)
-        .await
-        .unwrap();
+    let versions = svc.versions(&acme(), &me, id, None, 2).await.unwrap();
     assert_eq!(versions.items.len(), 2);
     assert_eq!(versions.items[0].version, 5);
     let rest = svc
-        .versions(&acme(), &me, id.into(), versions.next.as_deref(), 10)
+        .versions(&acme(), &me, id, versions.next.as_deref(), 10)
         .await
         .unwrap();
     assert_eq!(rest.items.len(), 3);
-    let v3 = svc.version(&acme(), &me, id.into(), 3).await.unwrap();
+    let v3 = svc.version(&acme(), &me, id, 3).await.unwrap();
     assert_eq!(v3.change, "add_position");
     assert_eq!(v3.snapshot["positions"].as_array().unwrap().len(), 2);
     assert_eq!(v3.snapshot["name"], "Core 2");
     assert!(v3.snapshot.get("access").is_none());
     assert!(matches!(
-        svc.version(&acme(), &me, id.into(), 99).await,
+        svc.version(&acme(), &me, id, 99).await,
         Err(PortfolioError::NotFound)
     ));
 
-    let activity = svc
-        .activity(&acme(), &me, id.into(), None, 50)
-        .await
-        .unwrap();
+    let activity = svc.activity(&acme(), &me, id, None, 50).await.unwrap();
     let actions: Vec<_> = activity.items.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(
         actions,
@@ -445,7 +439,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         access,
         expires_at: None,
     };
-    svc.share(&acme(), &owner, id.into(), grant(bob, Access::View))
+    svc.share(&acme(), &owner, id, grant(bob, Access::View))
         .await
         .unwrap();
     assert_eq!(
@@ -456,26 +450,24 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         svc.list(&acme(), &b, None, 10).await.unwrap().items.len(),
         1
     );
-    let forbidden = svc
-        .comment(&acme(), &b, id.into(), top_level_comment("hi"))
-        .await;
+    let forbidden = svc.comment(&acme(), &b, id, top_level_comment("hi")).await;
     assert!(matches!(
         forbidden,
         Err(PortfolioError::Forbidden { needed: "comment" })
     ));
 
-    svc.share(&acme(), &owner, id.into(), grant(bob, Access::Comment))
+    svc.share(&acme(), &owner, id, grant(bob, Access::Comment))
         .await
         .unwrap();
     let c = svc
-        .comment(&acme(), &b, id.into(), top_level_comment("hi"))
+        .comment(&acme(), &b, id, top_level_comment("hi"))
         .await
         .unwrap();
     let reply = svc
         .comment(
             &acme(),
             &owner,
-            id.into(),
+            id,
             NewComment {
                 body: "hello".into(),
                 parent_id: Some(c.id),
@@ -484,22 +476,21 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         .await
         .unwrap();
     assert_eq!(reply.parent_id, Some(c.id));
-    assert_eq!(svc.comments(&acme(), &b, id.into()).await.unwrap().len(), 2);
+    assert_eq!(svc.comments(&acme(), &b, id).await.unwrap().len(), 2);
     assert!(matches!(
         svc.add_position(&acme(), &b, id, position("IBM", 1.0))
             .await,
         Err(PortfolioError::Forbidden { needed: "edit" })
     ));
 
-    svc.share(&acme(), &owner, id.into(), grant(bob, Access::Edit))
+    svc.share(&acme(), &owner, id, grant(bob, Access::Edit))
         .await
         .unwrap();
     svc.add_position(&acme(), &b, id, position("IBM", 1.0))
         .await
         .unwrap();
     assert!(matches!(
-        svc.share(&acme(), &b, id.into(), grant(eve, Access::View))
-            .await,
+        svc.share(&acme(), &b, id, grant(eve, Access::View)).await,
         Err(PortfolioError::Forbidden { needed: "admin" })
     ));
     assert!(matches!(
@@ -507,36 +498,36 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         Err(PortfolioError::Forbidden { .. })
     ));
 
-    svc.share(&acme(), &owner, id.into(), grant(bob, Access::Admin))
+    svc.share(&acme(), &owner, id, grant(bob, Access::Admin))
         .await
         .unwrap();
-    svc.share(&acme(), &b, id.into(), grant(eve, Access::View))
+    svc.share(&acme(), &b, id, grant(eve, Access::View))
         .await
         .unwrap();
-    assert_eq!(svc.shares(&acme(), &b, id.into()).await.unwrap().len(), 2);
-    svc.revoke(&acme(), &b, id.into(), eve).await.unwrap();
+    assert_eq!(svc.shares(&acme(), &b, id).await.unwrap().len(), 2);
+    svc.revoke(&acme(), &b, id, eve).await.unwrap();
     assert!(matches!(
         svc.get(&acme(), &e, id).await,
         Err(PortfolioError::NotFound)
     ));
     assert!(matches!(
-        svc.revoke(&acme(), &b, id.into(), eve).await,
+        svc.revoke(&acme(), &b, id, eve).await,
         Err(PortfolioError::NotFound)
     ));
 
     // Refusals of the grant itself.
     assert!(matches!(
-        svc.share(&acme(), &owner, id.into(), grant(ada, Access::View))
+        svc.share(&acme(), &owner, id, grant(ada, Access::View))
             .await,
         Err(PortfolioError::Invalid(_))
     ));
     assert!(matches!(
-        svc.share(&acme(), &owner, id.into(), grant(gus, Access::View))
+        svc.share(&acme(), &owner, id, grant(gus, Access::View))
             .await,
         Err(PortfolioError::Invalid(_))
     ));
     assert!(matches!(
-        svc.share(&acme(), &owner, id.into(), grant(eve, Access::Owner))
+        svc.share(&acme(), &owner, id, grant(eve, Access::Owner))
             .await,
         Err(PortfolioError::Invalid(_))
     ));
@@ -545,7 +536,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
     svc.share(
         &acme(),
         &owner,
-        id.into(),
+        id,
         ShareGrant {
             user_id: eve,
             access: Access::Edit,
@@ -604,7 +595,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
     );
 
     let actions: Vec<String> = svc
-        .activity(&acme(), &owner, id.into(), None, 100)
+        .activity(&acme(), &owner, id, None, 100)
         .await
         .unwrap()
         .items
@@ -1003,22 +994,17 @@ async fn every_document_change_is_announced_on_its_tenants_change_feed() {
         access: Access::View,
         expires_at: None,
     };
-    svc.share(&valid_slug("acme"), &owner, id.into(), grant)
+    svc.share(&valid_slug("acme"), &owner, id, grant)
         .await
         .unwrap();
     moved("share").await;
-    svc.revoke(&valid_slug("acme"), &owner, id.into(), bob)
+    svc.revoke(&valid_slug("acme"), &owner, id, bob)
         .await
         .unwrap();
     moved("revoke").await;
-    svc.comment(
-        &valid_slug("acme"),
-        &owner,
-        id.into(),
-        top_level_comment("note"),
-    )
-    .await
-    .unwrap();
+    svc.comment(&valid_slug("acme"), &owner, id, top_level_comment("note"))
+        .await
+        .unwrap();
     moved("comment").await;
 
     // A refused change announces nothing.

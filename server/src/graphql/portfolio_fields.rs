@@ -163,7 +163,7 @@ pub async fn versions(
 ) -> Result<Connection<String, VersionNode>> {
     let (c, actor, limit) = page_reader(ctx, first, Permission::PortfolioRead)?;
     let svc = c.portfolios();
-    let page = svc.versions(c.tenant(), &actor, id, after.as_deref(), limit);
+    let page = svc.versions(c.tenant(), &actor, id.into(), after.as_deref(), limit);
     let cursor = |v: &Version| v.version.to_string();
     Ok(connection(after.as_deref(), page.await.gql()?, cursor))
 }
@@ -172,7 +172,11 @@ pub async fn versions(
 pub async fn shares(ctx: &Context<'_>, id: Uuid) -> Result<Vec<ShareNode>> {
     let c = ctx.data::<RequestCaller>()?;
     let actor = c.portfolio_actor(Permission::PortfolioRead).gql()?;
-    let shares = c.portfolios().shares(c.tenant(), &actor, id).await.gql()?;
+    let shares = c
+        .portfolios()
+        .shares(c.tenant(), &actor, id.into())
+        .await
+        .gql()?;
     Ok(shares
         .into_iter()
         .map(|s: Share| ShareNode {
@@ -194,7 +198,7 @@ pub async fn activity(
 ) -> Result<Connection<String, ActivityNode>> {
     let (c, actor, limit) = page_reader(ctx, first, Permission::PortfolioRead)?;
     let svc = c.portfolios();
-    let page = svc.activity(c.tenant(), &actor, id, after.as_deref(), limit);
+    let page = svc.activity(c.tenant(), &actor, id.into(), after.as_deref(), limit);
     let cursor = |a: &Activity| a.id.to_string();
     Ok(connection(after.as_deref(), page.await.gql()?, cursor))
 }

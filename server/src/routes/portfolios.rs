@@ -215,9 +215,7 @@ pub async fn remove_position(u: Writer, path: web::Path<PositionPath>) -> Answer
 #[get("/{id}/versions")]
 pub async fn versions(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answer {
     let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
-    let page = u
-        .svc
-        .versions(&u.tenant, &u.actor, path.id.into(), cursor, limit);
+    let page = u.svc.versions(&u.tenant, &u.actor, path.id, cursor, limit);
     let page = page.await?;
     Ok(api::page(page.items, page.next))
 }
@@ -226,9 +224,7 @@ pub async fn versions(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answe
 #[utoipa::path(responses((status = 200, description = "version"), (status = 404, description = "no such version")))]
 #[get("/{id}/versions/{version}")]
 pub async fn version(u: Reader, path: web::Path<VersionPath>) -> Answer {
-    let v = u
-        .svc
-        .version(&u.tenant, &u.actor, path.id.into(), path.version);
+    let v = u.svc.version(&u.tenant, &u.actor, path.id, path.version);
     Ok(api::ok(v.await?))
 }
 
@@ -236,19 +232,14 @@ pub async fn version(u: Reader, path: web::Path<VersionPath>) -> Answer {
 #[utoipa::path(responses((status = 200, description = "shares")))]
 #[get("/{id}/shares")]
 pub async fn shares(u: Reader, path: Id) -> Answer {
-    Ok(api::ok(
-        u.svc.shares(&u.tenant, &u.actor, path.id.into()).await?,
-    ))
+    Ok(api::ok(u.svc.shares(&u.tenant, &u.actor, path.id).await?))
 }
 
 /// Grants (or changes) a share with a user of the same tenant (`admin`).
 #[utoipa::path(responses((status = 200, description = "share"), (status = 400, description = "unknown user, owner, past expiry")))]
 #[post("/{id}/shares")]
 pub async fn share(u: Writer, path: Id, body: JsonObject<ShareGrant>) -> Answer {
-    let s = u
-        .svc
-        .share(&u.tenant, &u.actor, path.id.into(), body.0)
-        .await?;
+    let s = u.svc.share(&u.tenant, &u.actor, path.id, body.0).await?;
     Ok(api::ok(s))
 }
 
@@ -257,7 +248,7 @@ pub async fn share(u: Writer, path: Id, body: JsonObject<ShareGrant>) -> Answer 
 #[delete("/{id}/shares/{user}")]
 pub async fn revoke(u: Writer, path: web::Path<SharePath>) -> Answer {
     u.svc
-        .revoke(&u.tenant, &u.actor, path.id.into(), path.user)
+        .revoke(&u.tenant, &u.actor, path.id, path.user)
         .await?;
     Ok(api::ok(serde_json::json!({"revoked": path.user})))
 }
@@ -266,19 +257,14 @@ pub async fn revoke(u: Writer, path: web::Path<SharePath>) -> Answer {
 #[utoipa::path(responses((status = 200, description = "comments")))]
 #[get("/{id}/comments")]
 pub async fn comments(u: Reader, path: Id) -> Answer {
-    Ok(api::ok(
-        u.svc.comments(&u.tenant, &u.actor, path.id.into()).await?,
-    ))
+    Ok(api::ok(u.svc.comments(&u.tenant, &u.actor, path.id).await?))
 }
 
 /// Adds a comment (`comment`).
 #[utoipa::path(responses((status = 201, description = "comment"), (status = 403, description = "needs comment access")))]
 #[post("/{id}/comments")]
 pub async fn comment(u: Reader, path: Id, body: JsonObject<NewComment>) -> Answer {
-    let c = u
-        .svc
-        .comment(&u.tenant, &u.actor, path.id.into(), body.0)
-        .await?;
+    let c = u.svc.comment(&u.tenant, &u.actor, path.id, body.0).await?;
     Ok(api::ok_status(StatusCode::CREATED, c))
 }
 
@@ -287,9 +273,7 @@ pub async fn comment(u: Reader, path: Id, body: JsonObject<NewComment>) -> Answe
 #[get("/{id}/activity")]
 pub async fn activity(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answer {
     let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
-    let page = u
-        .svc
-        .activity(&u.tenant, &u.actor, path.id.into(), cursor, limit);
+    let page = u.svc.activity(&u.tenant, &u.actor, path.id, cursor, limit);
     let page = page.await?;
     Ok(api::page(page.items, page.next))
 }
