@@ -39,9 +39,9 @@ pub struct AnalyticsKey {
     /// started ([`AnalyticsCache::generation`]).
     pub generation: u64,
     /// The portfolio.
-    pub portfolio: Uuid,
+    pub portfolio: rampart_portfolio::PortfolioId,
     /// The caller (an answer is only served to whom it was computed for).
-    pub user: Uuid,
+    pub user: rampart_auth::UserId,
     /// Whether the caller is a tenant admin (sees more).
     pub tenant_admin: bool,
     /// First day, as requested.

@@ -222,7 +222,7 @@ async fn demo_trader(
         .find_by_email(slug, &format!("trader@{slug}.example"))
         .await?
         .ok_or_else(|| anyhow::anyhow!("the demo trader of {slug} is missing"))?;
-    Ok(rampart_portfolio::Actor::user(trader.id.into()))
+    Ok(rampart_portfolio::Actor::user(trader.id))
 }
 
 /// A demo portfolio for each tenant's trader, on symbols the embedded market

@@ -15,6 +15,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use base64::Engine;
 use futures::future::LocalBoxFuture;
+use rampart_auth::UserId;
 use rampart_auth::{AuthError, ClientContext, Permission, Principal, authorize};
 use rampart_tenancy::TenantSlug;
 use serde::Deserialize;
@@ -214,7 +215,7 @@ pub fn require(principal: &Principal, permission: Permission) -> Result<(), ApiE
 }
 
 /// The user behind a principal (machine clients have none).
-pub fn user_of(principal: &Principal) -> Result<Uuid, ApiError> {
+pub fn user_of(principal: &Principal) -> Result<UserId, ApiError> {
     principal.user_id.ok_or_else(|| {
         ApiError::new(
             actix_web::http::StatusCode::FORBIDDEN,
@@ -251,7 +252,7 @@ pub struct Caller<P: Requirement = perm::Any> {
 
 impl<P: Requirement> Caller<P> {
     /// The acting user, or 403 `user_required` for a machine client.
-    pub fn user_id(&self) -> Result<Uuid, ApiError> {
+    pub fn user_id(&self) -> Result<UserId, ApiError> {
         user_of(&self.principal)
     }
 
@@ -329,9 +330,9 @@ impl<P: Requirement> Caller<P> {
 
     /// The actor the portfolio crate checks access for, as user `user_id`
     /// (the caller's own, from [`Caller::user_id`]).
-    pub fn portfolio_actor_for(&self, user_id: Uuid) -> rampart_portfolio::Actor {
+    pub fn portfolio_actor_for(&self, user_id: UserId) -> rampart_portfolio::Actor {
         rampart_portfolio::Actor {
-            user_id: user_id.into(),
+            user_id,
             tenant_admin: self.is_tenant_admin(),
             ip: Some(self.client.ip.clone()).filter(|ip| !ip.is_empty()),
         }
@@ -421,7 +422,7 @@ pub struct User<P: Requirement = perm::Any> {
     /// The caller.
     pub caller: Caller<P>,
     /// The user.
-    pub id: Uuid,
+    pub id: UserId,
 }
 
 impl<P: Requirement> std::ops::Deref for User<P> {

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use rampart_auth::UpstreamPreset;
 use rampart_market::vendor::{BearerSource, TradeStationProvider, VendorSettings};
 use secrecy::{ExposeSecret, SecretString};
-use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -29,7 +28,7 @@ impl BearerSource for RequestBearer {
 pub async fn for_user(
     state: &AppState,
     tenant: &TenantSlug,
-    user: Uuid,
+    user: rampart_auth::UserId,
 ) -> Result<TradeStationProvider, ApiError> {
     let upstream = state.auth.upstream();
     let provider = upstream

@@ -11,7 +11,6 @@ use rampart_notify::{InlineImage, Notifier, ReportMail};
 use rampart_portfolio::{Actor, AnalyticsReport, NavPoint, PortfolioService, UserService};
 use rampart_tenancy::TenantSlug;
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::portfolio_analysis::{AnalyticsQuery, run_analysis};
@@ -43,7 +42,7 @@ pub struct ReportFailure {
     /// Tenant slug.
     pub tenant: TenantSlug,
     /// The user; none when the tenant's recipients could not be listed.
-    pub user: Option<Uuid>,
+    pub user: Option<rampart_auth::UserId>,
     /// The stable error code.
     pub code: &'static str,
 }
@@ -159,9 +158,9 @@ fn text_report(sections: &[Section]) -> String {
 async fn report_for(
     state: &AppState,
     tenant: &TenantSlug,
-    user: Uuid,
+    user: rampart_auth::UserId,
 ) -> Result<Option<ReportMail>, ApiError> {
-    let actor = Actor::user(user.into());
+    let actor = Actor::user(user);
     let page = PortfolioService::new(state.tenants.clone())
         .list(tenant, &actor, None, 100)
         .await?;

@@ -34,7 +34,7 @@ async fn an_anonymous_flood_from_one_address_does_not_starve_the_tenants_users()
         .register(&acme(), "ann@acme.test", "Ann", PASSWORD, Role::Trader)
         .await
         .unwrap();
-    let token = mint_token(&env.state, "acme", user.id, Role::Trader, "web").await;
+    let token = mint_token(&env.state, "acme", user.id.into(), Role::Trader, "web").await;
 
     // One source floods a public route of the tenant until it is refused,
     // and keeps going.

@@ -72,9 +72,9 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     let eve = register(&env, "globex", "eve@example.com", "Eve", Role::Trader).await;
     let (session_a, _) = login(state, "acme", "ada@example.com", PASSWORD).await;
     let (_session_b, handle_b) = login(state, "acme", "ada@example.com", PASSWORD).await;
-    let ada_token = token(state, "acme", ada.id, Role::Trader, Some(session_a)).await;
+    let ada_token = token(state, "acme", ada.id.into(), Role::Trader, Some(session_a)).await;
     let as_ada = api.with(&ada_token);
-    let eve_token = token(state, "globex", eve.id, Role::Trader, None).await;
+    let eve_token = token(state, "globex", eve.id.into(), Role::Trader, None).await;
 
     // Refusals: no token, another tenant's token (same answer as no token).
     for bearer in [None, Some(eve_token.as_str())] {
@@ -147,7 +147,7 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
         .await;
 
     // Revoke the other sessions: needs a token bound to a session.
-    let no_session = token(state, "acme", ada.id, Role::Trader, None).await;
+    let no_session = token(state, "acme", ada.id.into(), Role::Trader, None).await;
     api.expect(403, Method::POST, REVOKE_OTHERS, Some(&no_session), None)
         .await;
     let body = api
@@ -225,8 +225,8 @@ async fn account_password_totp_sessions_api_keys_and_logout() {
     assert!(authorize(&p, Permission::PortfolioWrite).is_err());
     assert!(authorize(&p, Permission::MarketRead).is_ok());
     auth.set_role(&acme(), ada.id, Role::Trader).await.unwrap();
-    let bot_token = token(state, "acme", bot.id, Role::ApiUser, None).await;
-    let bot2_token = token(state, "acme", bot2.id, Role::ApiUser, None).await;
+    let bot_token = token(state, "acme", bot.id.into(), Role::ApiUser, None).await;
+    let bot2_token = token(state, "acme", bot2.id.into(), Role::ApiUser, None).await;
     api.with(&bot_token)
         .post(400, API_KEYS, json!({"name": "k", "scopes": ["nope"]}))
         .await;
@@ -309,8 +309,14 @@ async fn account_changes_need_the_account_scope_and_a_recent_sign_in() {
 
     // A token that did not ask for `account:manage` (e.g. `scope=openid`)
     // manages nothing, however fresh its sign-in.
-    let narrow =
-        token_signed_in_at(state, ada.id, session, "openid portfolio:read", Some(now)).await;
+    let narrow = token_signed_in_at(
+        state,
+        ada.id.into(),
+        session,
+        "openid portfolio:read",
+        Some(now),
+    )
+    .await;
     for (method, path, body) in [
         (Method::POST, TOTP, None),
         (Method::POST, API_KEYS, Some(key_body.clone())),
@@ -328,8 +334,14 @@ async fn account_changes_need_the_account_scope_and_a_recent_sign_in() {
     // until the user signs in again.
     let max_age = auth.config().reauth_max_age_secs as i64;
     for auth_time in [Some(now - max_age - 60), None] {
-        let stale =
-            token_signed_in_at(state, ada.id, session, "openid account:manage", auth_time).await;
+        let stale = token_signed_in_at(
+            state,
+            ada.id.into(),
+            session,
+            "openid account:manage",
+            auth_time,
+        )
+        .await;
         for (path, body) in [
             (TOTP, None),
             (&format!("{TOTP}/confirm"), Some(json!({"code": "123456"}))),
@@ -347,7 +359,7 @@ async fn account_changes_need_the_account_scope_and_a_recent_sign_in() {
     // The password change proves the user with the current password.
     let stale = token_signed_in_at(
         state,
-        ada.id,
+        ada.id.into(),
         session,
         "openid account:manage",
         Some(now - max_age - 60),
@@ -357,8 +369,14 @@ async fn account_changes_need_the_account_scope_and_a_recent_sign_in() {
         .post(200, CHANGE_PASSWORD, password_body)
         .await;
     // A fresh sign-in may.
-    let fresh =
-        token_signed_in_at(state, ada.id, session, "openid account:manage", Some(now)).await;
+    let fresh = token_signed_in_at(
+        state,
+        ada.id.into(),
+        session,
+        "openid account:manage",
+        Some(now),
+    )
+    .await;
     api.expect(200, Method::POST, TOTP, Some(&fresh), None)
         .await;
     env.server.stop().await;

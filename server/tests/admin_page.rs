@@ -69,10 +69,10 @@ async fn admin_page_end_to_end_in_headless_chromium() {
     // The health route: admin only.
     let health = format!("{base}/api/v1/t/{TENANT}/admin/health");
     assert_eq!(get_status(http, &health).await, 401);
-    let viewer_token = token(state, viewer.id, Role::Viewer).await;
+    let viewer_token = token(state, viewer.id.into(), Role::Viewer).await;
     let r = get_with(http, &health, &viewer_token).await;
     assert_eq!(r.status(), 403);
-    let admin_token = token(state, admin.id, Role::Admin).await;
+    let admin_token = token(state, admin.id.into(), Role::Admin).await;
     let r = get_with(http, &health, &admin_token).await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
@@ -81,7 +81,7 @@ async fn admin_page_end_to_end_in_headless_chromium() {
 
     // A portfolio with positions owned by the trader, for the Portfolios
     // panel; its charts over the API with the admin's token.
-    let trader_token = token(state, trader.id, Role::Trader).await;
+    let trader_token = token(state, trader.id.into(), Role::Trader).await;
     let portfolios = format!("{base}/api/v1/t/{TENANT}/portfolios");
     let r = http
         .post(&portfolios)

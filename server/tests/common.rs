@@ -830,7 +830,7 @@ pub async fn scoped_token(
         .unwrap();
     let session = login(auth, tenant, email, PASSWORD).await;
     let (access, _) = code_flow(auth, tenant, &session.token, scopes).await;
-    (user.id, access)
+    (user.id.into(), access)
 }
 
 /// The S256 challenge of a PKCE verifier.

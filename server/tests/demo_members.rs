@@ -43,7 +43,7 @@ async fn the_demo_seeds_ten_members_with_thirty_days_and_seals_keys_without_vaul
     assert_eq!(seed(&env.state, &replay, &acme(), today).await.unwrap(), 0);
 
     // The leaderboard ranks the ten members, for today.
-    let token = mint_token(&env.state, "acme", trader.id, Role::Trader, "web").await;
+    let token = mint_token(&env.state, "acme", trader.id.into(), Role::Trader, "web").await;
     let board = env
         .with(&token)
         .get(200, "/api/v1/t/acme/leaderboard?period=month")
@@ -70,7 +70,7 @@ async fn the_demo_seeds_ten_members_with_thirty_days_and_seals_keys_without_vaul
 
     // An admin attaches a key pair over HTTP: sealed by the development key
     // (no Vault), stored without the secret.
-    let admin_token = mint_token(&env.state, "acme", admin.id, Role::Admin, "web").await;
+    let admin_token = mint_token(&env.state, "acme", admin.id.into(), Role::Admin, "web").await;
     let secret = "s3cretDemoKeys3cretDemoKeys3cretDemoKey1";
     env.with(&admin_token)
         .put(

@@ -33,7 +33,6 @@ use rampart_market::{
 use rampart_testkit::{BaoServer, PgOptions, PgServer, RedisServer};
 use reqwest::Method;
 use serde_json::{Value, json};
-use uuid::Uuid;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -854,7 +853,7 @@ async fn snapshot_job_killed_half_way_and_rerun_writes_each_snapshot_once() {
         })
         .await
         .unwrap();
-    let ids: BTreeSet<Uuid> = ids.iter().map(|n| n.name.parse().unwrap()).collect();
+    let ids: BTreeSet<rampart_auth::UserId> = ids.iter().map(|n| n.name.parse().unwrap()).collect();
     assert_eq!(ids, members, "a member's snapshot is missing");
     eprintln!(
         "faults/snapshot: killed after {partial} of {MEMBERS} snapshots; rerun wrote the rest, {MEMBERS} rows in all"

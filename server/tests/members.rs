@@ -48,8 +48,8 @@ async fn user(state: &AppState, tenant: &str, email: &str, role: Role) -> (Uuid,
         .register(&valid_slug(tenant), email, email, PASSWORD, role)
         .await
         .unwrap();
-    let t = token(state, tenant, u.id, role).await;
-    (u.id, t)
+    let t = token(state, tenant, u.id.into(), role).await;
+    (u.id.into(), t)
 }
 
 const REDIRECT: &str = "https://admin.example.com/cb";

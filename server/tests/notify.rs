@@ -134,10 +134,10 @@ async fn registration_verification_and_password_reset_by_mail() {
     assert_eq!(mails[0].0, "Confirm your e-mail address");
     let verify = link_path(&mails[0].1);
     assert!(verify.starts_with("/api/v1/t/acme/email/verify?token="));
-    assert!(!email_verified(&e.state, user).await);
+    assert!(!email_verified(&e.state, user.into()).await);
     let r = e.http.get(e.url(&verify)).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(email_verified(&e.state, user).await);
+    assert!(email_verified(&e.state, user.into()).await);
     let r = e.http.get(e.url(&verify)).send().await.unwrap();
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
@@ -150,7 +150,7 @@ async fn registration_verification_and_password_reset_by_mail() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let bearer = token(&e.state, user, Role::Viewer).await;
+    let bearer = token(&e.state, user.into(), Role::Viewer).await;
     let r = e
         .http
         .post(e.url("/api/v1/t/acme/email/verification"))
@@ -258,7 +258,7 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
     assert!(mails[0].1.contains("198.51.100.20"));
 
     // Price alerts over HTTP.
-    let bearer = token(&e.state, user.id, Role::Trader).await;
+    let bearer = token(&e.state, user.id.into(), Role::Trader).await;
     let alerts = "/api/v1/t/acme/price-alerts";
     assert_eq!(get_status(&e.http, &e.url(alerts)).await, 401, "no token");
     // A token of another tenant is refused like none.
@@ -291,7 +291,7 @@ async fn new_device_alerts_and_price_alerts_are_mailed_once() {
         .register(&acme(), &unique_email("eve"), "Eve", PASSWORD, Role::Trader)
         .await
         .unwrap();
-    let other_bearer = token(&e.state, other.id, Role::Trader).await;
+    let other_bearer = token(&e.state, other.id.into(), Role::Trader).await;
     let one = format!("/api/v1/t/acme/price-alerts/{}", ids[0]);
     for method in [Method::GET, Method::DELETE] {
         e.expect(404, method, &one, Some(&other_bearer), None).await;
@@ -351,9 +351,9 @@ async fn the_weekly_report_is_mailed_to_who_opted_in_once_a_week_with_charts_inl
         .await
         .unwrap();
     let (ada_t, bob_t, cy_t) = (
-        token(&e.state, ada.id, Role::Trader).await,
-        token(&e.state, bob.id, Role::Trader).await,
-        token(&e.state, cy.id, Role::Trader).await,
+        token(&e.state, ada.id.into(), Role::Trader).await,
+        token(&e.state, bob.id.into(), Role::Trader).await,
+        token(&e.state, cy.id.into(), Role::Trader).await,
     );
     let prefs = "/api/v1/t/acme/me/preferences";
     // Off by default; Ada opts in, Bob opts in but turns notifications

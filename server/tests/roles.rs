@@ -43,7 +43,16 @@ async fn five_tiers_are_data_a_tenant_admin_changes() {
             .register(&acme(), email, "Test", PASSWORD, role)
             .await
             .unwrap();
-        let token = mint_token_with(&env.state, "acme", user.id, role, "web", &scopes, None).await;
+        let token = mint_token_with(
+            &env.state,
+            "acme",
+            user.id.into(),
+            role,
+            "web",
+            &scopes,
+            None,
+        )
+        .await;
         users.push((user.id, token));
     }
     let [
@@ -239,7 +248,7 @@ async fn five_tiers_are_data_a_tenant_admin_changes() {
     let vera = mint_token_with(
         &env.state,
         "acme",
-        vera_id,
+        vera_id.into(),
         Role::parse("desk_lead").unwrap(),
         "web",
         &scopes,

@@ -34,8 +34,8 @@ pub(crate) async fn user_token(
         .await
         .unwrap();
     (
-        user.id,
-        mint_token(&env.state, tenant, user.id, role, "web").await,
+        user.id.into(),
+        mint_token(&env.state, tenant, user.id.into(), role, "web").await,
     )
 }
 
@@ -467,7 +467,7 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
     let expired = auth
         .create_api_key(
             &acme(),
-            bot,
+            bot.into(),
             "old",
             &["portfolio:read".into()],
             Some(chrono::Utc::now() - chrono::Duration::minutes(1)),
@@ -485,7 +485,9 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
         .await
         .unwrap();
     assert!(authorize(&p, Permission::TradeExecute).is_ok());
-    auth.set_role(&acme(), bot, Role::Viewer).await.unwrap();
+    auth.set_role(&acme(), bot.into(), Role::Viewer)
+        .await
+        .unwrap();
     let p = auth
         .authenticate_api_key(&acme(), &trade_key)
         .await
@@ -494,7 +496,9 @@ async fn api_keys_authenticate_with_their_own_scopes_and_are_refused_at_once() {
     assert!(authorize(&p, Permission::PortfolioRead).is_ok());
     x_api_key(&env, portfolios, &trade_key, 200).await;
     // Disabled owner: 401 at once.
-    auth.set_role(&acme(), bot, Role::ApiUser).await.unwrap();
+    auth.set_role(&acme(), bot.into(), Role::ApiUser)
+        .await
+        .unwrap();
     set_status(&env, bot, "disabled").await;
     x_api_key(&env, portfolios, &trade_key, 401).await;
 

@@ -148,7 +148,7 @@ async fn a_user_signs_in_with_tradestation_and_reads_bars_with_their_own_token()
         .into_iter()
         .find(|u| u.display_name == "trader-ts")
         .unwrap();
-    let token = mint_token(&env.state, "acme", user.id, Role::Viewer, "web").await;
+    let token = mint_token(&env.state, "acme", user.id.into(), Role::Viewer, "web").await;
     let me = env.with(&token);
     let listed = me.get(200, "/api/v1/t/acme/me/connections").await;
     let conns = listed["data"]["connections"].as_array().unwrap();
@@ -283,7 +283,7 @@ async fn without_a_connection_the_tradestation_routes_refuse() {
         )
         .await
         .unwrap();
-    let token = mint_token(&env.state, "acme", user.id, Role::Viewer, "web").await;
+    let token = mint_token(&env.state, "acme", user.id.into(), Role::Viewer, "web").await;
     for p in [
         "/api/v1/t/acme/market/tradestation/bars/AAPL",
         "/api/v1/t/acme/market/tradestation/symbols/AAPL,MSFT",

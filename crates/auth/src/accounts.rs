@@ -1,6 +1,7 @@
 //! Accounts: register, login (with the second step when MFA is on),
 //! sessions, logout and password change.
 
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use std::sync::Arc;
 
@@ -41,7 +42,7 @@ struct Preferences {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 struct Credentials {
-    id: Uuid,
+    id: UserId,
     password_hash: Option<String>,
     status: String,
     locked_until: Option<DateTime<Utc>>,
@@ -57,7 +58,7 @@ struct Credentials {
 /// lockout, so the owner gets in while an attacker elsewhere is locked out.
 async fn known_source(
     conn: &mut diesel_async::AsyncPgConnection,
-    user_id: Uuid,
+    user_id: UserId,
     ip: &str,
 ) -> Result<bool, AuthError> {
     Ok(diesel::select(exists(
@@ -80,7 +81,7 @@ fn require_updated(rows: usize) -> Result<(), AuthError> {
 /// Sets a user's status ([`AuthError::NotFound`] for an unknown user).
 async fn set_status(
     conn: &mut diesel_async::AsyncPgConnection,
-    user_id: Uuid,
+    user_id: UserId,
     status: &str,
 ) -> Result<(), AuthError> {
     let n = diesel::update(users::table.find(user_id))
@@ -104,7 +105,7 @@ fn only_preferences(rows: Vec<Preferences>) -> Result<serde_json::Value, AuthErr
 async fn revoke_sessions_except(
     conn: &mut diesel_async::AsyncPgConnection,
     revocations: &RevocationFeed,
-    user_id: Uuid,
+    user_id: UserId,
     keep: Option<Uuid>,
 ) -> Result<usize, AuthError> {
     let ids: Vec<Uuid> = sessions::table
@@ -173,7 +174,7 @@ impl AccountService {
     }
 
     /// A user by id.
-    pub async fn user(&self, tenant: &TenantSlug, user_id: Uuid) -> Result<User, AuthError> {
+    pub async fn user(&self, tenant: &TenantSlug, user_id: UserId) -> Result<User, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
                 user_rows::find(conn, user_id)
@@ -188,7 +189,7 @@ impl AccountService {
     pub async fn set_role(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
         role: Role,
     ) -> Result<(), AuthError> {
         self.roles.require_role(tenant, role).await?;
@@ -207,7 +208,7 @@ impl AccountService {
     pub async fn profile(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
     ) -> Result<UserProfile, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| user_rows::profile(conn, user_id).await)
@@ -253,7 +254,7 @@ impl AccountService {
     pub async fn update_display_name(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
         display_name: Option<&str>,
     ) -> Result<UserProfile, AuthError> {
         self.pool
@@ -283,7 +284,7 @@ impl AccountService {
     pub async fn assign_role(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
         role: Role,
     ) -> Result<UserProfile, AuthError> {
         self.roles.require_role(tenant, role).await?;
@@ -305,7 +306,7 @@ impl AccountService {
     pub async fn disable_user(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
     ) -> Result<UserProfile, AuthError> {
         let profile = self
             .pool
@@ -322,7 +323,7 @@ impl AccountService {
     pub async fn enable_user(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
     ) -> Result<UserProfile, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
@@ -336,7 +337,7 @@ impl AccountService {
     pub async fn preferences(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
     ) -> Result<serde_json::Value, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
@@ -358,11 +359,11 @@ impl AccountService {
         &self,
         tenant: &TenantSlug,
         key: &str,
-    ) -> Result<Vec<(Uuid, String)>, AuthError> {
+    ) -> Result<Vec<(UserId, String)>, AuthError> {
         #[derive(diesel::QueryableByName)]
         struct Recipient {
             #[diesel(sql_type = diesel::sql_types::Uuid)]
-            id: Uuid,
+            id: UserId,
             #[diesel(sql_type = diesel::sql_types::Text)]
             email: String,
         }
@@ -388,7 +389,7 @@ impl AccountService {
     pub async fn merge_preferences(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
         patch: &serde_json::Value,
     ) -> Result<serde_json::Value, AuthError> {
         self.pool
@@ -589,7 +590,7 @@ impl AccountService {
     async fn audit_refusal(
         &self,
         tenant: &TenantSlug,
-        user: Option<Uuid>,
+        user: Option<UserId>,
         ctx: &ClientContext,
         reason: &str,
     ) -> Result<(), AuthError> {
@@ -778,7 +779,7 @@ impl AccountService {
     pub async fn list_sessions(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
     ) -> Result<Vec<SessionInfo>, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
@@ -799,7 +800,7 @@ impl AccountService {
     pub async fn revoke_session(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
         session_id: Uuid,
         ctx: &ClientContext,
     ) -> Result<(), AuthError> {
@@ -844,7 +845,7 @@ impl AccountService {
     pub async fn revoke_other_sessions(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
         keep: Uuid,
         ctx: &ClientContext,
     ) -> Result<usize, AuthError> {
@@ -870,7 +871,7 @@ impl AccountService {
     pub async fn change_password(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
         current: &str,
         new: &str,
         keep_session: Option<Uuid>,
@@ -932,7 +933,7 @@ pub enum SelfRegistration {
     /// A new, unverified account.
     Created(User),
     /// The address belongs to this existing account; nothing was changed.
-    Existing(Uuid),
+    Existing(UserId),
 }
 
 impl AccountService {

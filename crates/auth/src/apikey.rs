@@ -7,6 +7,7 @@ use diesel::dsl::now;
 use diesel::sql_types::{Array, Bytea, Text, Uuid as SqlUuid};
 use diesel::{ExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper};
 use diesel_async::RunQueryDsl;
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use serde::Serialize;
 use uuid::Uuid;
@@ -40,7 +41,7 @@ pub struct ApiKeyInfo {
     /// Public prefix.
     pub prefix: String,
     /// Owner.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Label.
     pub name: String,
     /// Scopes.
@@ -103,7 +104,7 @@ impl ApiKeyService {
     pub async fn create_api_key(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
         name: &str,
         scopes: &[String],
         expires_at: Option<DateTime<Utc>>,
@@ -190,7 +191,7 @@ impl ApiKeyService {
             #[diesel(sql_type = Bytea)]
             key_hash: Vec<u8>,
             #[diesel(sql_type = SqlUuid)]
-            user_id: Uuid,
+            user_id: UserId,
             #[diesel(sql_type = Array<Text>)]
             scopes: Vec<String>,
             #[diesel(sql_type = Text)]
@@ -247,7 +248,7 @@ impl ApiKeyService {
     pub async fn list_api_keys(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
     ) -> Result<Vec<ApiKeyInfo>, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {

@@ -16,6 +16,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::{ExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -37,7 +38,7 @@ pub struct AuditEvent {
     /// `success`, `failure`, `refused`, ...
     pub result: String,
     /// The user concerned.
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     /// Who acted (user id, client id, `system`).
     pub actor: Option<String>,
     /// Client IP.
@@ -60,11 +61,11 @@ impl AuditEvent {
     }
     /// An event of `user` from the client `ctx` ([`AuditEvent::user`] and
     /// [`AuditEvent::client`]).
-    pub fn by_user(action: &str, result: &str, user: Uuid, ctx: &ClientContext) -> Self {
+    pub fn by_user(action: &str, result: &str, user: UserId, ctx: &ClientContext) -> Self {
         Self::new(action, result).user(Some(user)).client(ctx)
     }
     /// Sets the user.
-    pub fn user(mut self, user: Option<Uuid>) -> Self {
+    pub fn user(mut self, user: Option<UserId>) -> Self {
         self.user_id = user;
         self
     }
@@ -93,7 +94,7 @@ struct Canonical<'a> {
     id: i64,
     tenant_id: Option<Uuid>,
     occurred_at_us: i64,
-    user_id: Option<Uuid>,
+    user_id: Option<UserId>,
     actor: Option<&'a str>,
     action: &'a str,
     result: &'a str,
@@ -210,7 +211,7 @@ pub struct AuditRecord {
     pub tenant_id: Option<Uuid>,
     /// User.
     #[diesel(sql_type = Nullable<SqlUuid>)]
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     /// Actor.
     #[diesel(sql_type = Nullable<Text>)]
     pub actor: Option<String>,
@@ -333,7 +334,7 @@ impl AuditService {
     pub async fn user_events(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
         limit: i64,
     ) -> Result<Vec<UserAuditEntry>, AuthError> {
         self.pool

@@ -14,6 +14,7 @@ use diesel::{
     ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use serde::Serialize;
 use uuid::Uuid;
@@ -56,7 +57,7 @@ pub struct Invitation {
     /// Id.
     pub id: Uuid,
     /// The user it lets in.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Where it was sent.
     pub email: String,
     /// The role given on accepting.
@@ -112,7 +113,7 @@ pub struct IssuedInvitation {
 #[serde(rename_all = "camelCase")]
 pub struct AcceptedInvitation {
     /// The user now active.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Their login.
     pub email: String,
     /// Their role.

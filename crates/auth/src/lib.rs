@@ -90,6 +90,7 @@ pub use keys::{
 };
 pub use mfa::MfaService;
 pub use oauth::OAuthService;
+pub use rampart_ids::UserId;
 pub use roles::{Permission, Principal, Role, authorize};
 pub use server::AuthServer;
 pub use tenant_roles::{RoleChange, RoleInfo, RoleService};

@@ -6,10 +6,10 @@ use diesel::{
     BoolExpressionMethods, ExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use rand::Rng;
 use totp_rs::{Algorithm, Builder, Totp};
-use uuid::Uuid;
 
 use std::sync::Arc;
 
@@ -47,7 +47,7 @@ fn totp(secret: Vec<u8>, account: &str, issuer: &str) -> Result<Totp, AuthError>
         .map_err(|e| AuthError::Crypto(format!("totp: {e}")))
 }
 
-fn backup_hash(user_id: Uuid, code: &str) -> Vec<u8> {
+fn backup_hash(user_id: UserId, code: &str) -> Vec<u8> {
     let normalized: String = code
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
@@ -107,7 +107,7 @@ impl MfaService {
         )
     }
 
-    async fn totp_row(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<TotpRow, AuthError> {
+    async fn totp_row(conn: &mut AsyncPgConnection, user_id: UserId) -> Result<TotpRow, AuthError> {
         Ok(users::table
             .find(user_id)
             .select(TotpRow::as_select())
@@ -118,7 +118,7 @@ impl MfaService {
     /// Deletes every backup code of the user.
     async fn delete_backup_codes(
         conn: &mut AsyncPgConnection,
-        user_id: Uuid,
+        user_id: UserId,
     ) -> Result<(), AuthError> {
         diesel::delete(mfa_backup_codes::table.filter(mfa_backup_codes::user_id.eq(user_id)))
             .execute(conn)
@@ -131,7 +131,7 @@ impl MfaService {
     pub async fn begin_totp_setup(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
     ) -> Result<TotpSetup, AuthError> {
         let mut secret = vec![0u8; 20];
         rand::rng().fill(&mut secret[..]);
@@ -162,7 +162,7 @@ impl MfaService {
     pub async fn confirm_totp(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
         code: &str,
         ctx: &ClientContext,
     ) -> Result<Vec<String>, AuthError> {
@@ -220,7 +220,7 @@ impl MfaService {
     pub async fn disable_totp(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
         code: &str,
         ctx: &ClientContext,
     ) -> Result<(), AuthError> {
@@ -265,7 +265,7 @@ impl MfaService {
     pub(crate) async fn check_second_factor(
         &self,
         conn: &mut AsyncPgConnection,
-        user_id: Uuid,
+        user_id: UserId,
         code: &str,
     ) -> Result<Option<&'static str>, AuthError> {
         let row = Self::totp_row(conn, user_id).await?;

@@ -13,6 +13,7 @@ use diesel::{
     ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -384,7 +385,7 @@ fn append_query(base: &str, params: &[(&str, &str)]) -> String {
 #[diesel(table_name = authorization_codes, check_for_backend(diesel::pg::Pg))]
 struct CodeRow {
     client_id: String,
-    user_id: Uuid,
+    user_id: UserId,
     session_id: Option<Uuid>,
     redirect_uri: String,
     scope: String,
@@ -482,7 +483,7 @@ struct RotatedRow {
     #[diesel(sql_type = SqlUuid)]
     family_id: Uuid,
     #[diesel(sql_type = SqlUuid)]
-    user_id: Uuid,
+    user_id: UserId,
     #[diesel(sql_type = Nullable<SqlUuid>)]
     session_id: Option<Uuid>,
     #[diesel(sql_type = Text)]
@@ -519,7 +520,7 @@ impl RotatedRow {
 struct RefreshState {
     family_id: Uuid,
     client_id: String,
-    user_id: Uuid,
+    user_id: UserId,
     session_id: Option<Uuid>,
     scope: String,
     auth_time: DateTime<Utc>,
@@ -584,7 +585,7 @@ struct TokenCall<'a> {
 
 impl TokenCall<'_> {
     /// An audit event of this call: the client acting, from its context.
-    fn event(&self, action: &str, result: &str, user: Option<Uuid>) -> AuditEvent {
+    fn event(&self, action: &str, result: &str, user: Option<UserId>) -> AuditEvent {
         AuditEvent::new(action, result)
             .user(user)
             .client(self.ctx)
@@ -656,7 +657,7 @@ async fn refresh_state(
         .optional()?)
 }
 
-async fn load_user(conn: &mut AsyncPgConnection, id: Uuid) -> Result<User, AuthError> {
+async fn load_user(conn: &mut AsyncPgConnection, id: UserId) -> Result<User, AuthError> {
     users::find_active(conn, id)
         .await?
         .ok_or_else(|| AuthError::InvalidGrant("user is not active".into()))
@@ -1032,7 +1033,7 @@ impl OAuthService {
         conn: &mut AsyncPgConnection,
         family: Uuid,
         client: &Client,
-        user_id: Uuid,
+        user_id: UserId,
         session_id: Option<Uuid>,
         scope: &str,
         code_hash: Option<&[u8]>,
@@ -1419,7 +1420,7 @@ impl OAuthService {
         let permissions = self.roles.permissions(tenant, role).await?.to_vec();
         Ok(Principal {
             tenant_id,
-            user_id: Uuid::parse_str(&c.sub).ok(),
+            user_id: c.sub.parse().ok(),
             client_id: Some(c.client_id.clone()),
             role,
             permissions,

@@ -13,6 +13,7 @@ use diesel::dsl::now;
 use diesel::sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::{ExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_ids::UserId;
 use rampart_tenancy::{Freshness, TenantPool, snapshot_horizon};
 use uuid::Uuid;
 
@@ -38,7 +39,7 @@ extern "SQL" {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Holder<'a> {
     /// Every session of a user and every token issued to the user so far.
-    User(Uuid),
+    User(UserId),
     /// One login session and the tokens issued to it.
     Session(Uuid),
     /// The tokens of an OAuth client issued so far.

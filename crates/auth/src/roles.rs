@@ -7,6 +7,7 @@
 //! migrations with [`Role::default_permissions`]; a tenant admin changes
 //! them and adds roles of their own.
 
+use rampart_ids::UserId;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -345,7 +346,7 @@ pub struct Principal {
     /// The tenant.
     pub tenant_id: Uuid,
     /// The user (none for a `client_credentials` machine client).
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     /// The OAuth client, when the principal comes from a token.
     pub client_id: Option<String>,
     /// The role.

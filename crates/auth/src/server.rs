@@ -3,6 +3,7 @@
 //! ([`AuthServer::accounts`], [`AuthServer::oauth`], ...). Its other methods
 //! delegate to those services under the names the server has always used.
 
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use std::sync::Arc;
 use std::time::Duration;
@@ -291,24 +292,24 @@ macro_rules! delegate {
 impl AuthServer {
     delegate! {
         accounts: AccountService => async fn register(&self, tenant: &TenantSlug, email: &str, display_name: &str, password: &str, role: Role) -> Result<User, AuthError>;
-        accounts: AccountService => async fn user(&self, tenant: &TenantSlug, user_id: Uuid) -> Result<User, AuthError>;
-        accounts: AccountService => async fn set_role(&self, tenant: &TenantSlug, user_id: Uuid, role: Role) -> Result<(), AuthError>;
+        accounts: AccountService => async fn user(&self, tenant: &TenantSlug, user_id: UserId) -> Result<User, AuthError>;
+        accounts: AccountService => async fn set_role(&self, tenant: &TenantSlug, user_id: UserId, role: Role) -> Result<(), AuthError>;
         accounts: AccountService => async fn login(&self, tenant: &TenantSlug, email: &str, password: &str, ctx: &ClientContext) -> Result<LoginOutcome, AuthError>;
         accounts: AccountService => async fn verify_mfa(&self, tenant: &TenantSlug, challenge: &str, code: &str, ctx: &ClientContext) -> Result<NewSession, AuthError>;
         accounts: AccountService => async fn authenticate_session(&self, tenant: &TenantSlug, token: &str) -> Result<(SessionInfo, User), AuthError>;
-        accounts: AccountService => async fn list_sessions(&self, tenant: &TenantSlug, user_id: Uuid) -> Result<Vec<SessionInfo>, AuthError>;
-        accounts: AccountService => async fn revoke_session(&self, tenant: &TenantSlug, user_id: Uuid, session_id: Uuid, ctx: &ClientContext) -> Result<(), AuthError>;
+        accounts: AccountService => async fn list_sessions(&self, tenant: &TenantSlug, user_id: UserId) -> Result<Vec<SessionInfo>, AuthError>;
+        accounts: AccountService => async fn revoke_session(&self, tenant: &TenantSlug, user_id: UserId, session_id: Uuid, ctx: &ClientContext) -> Result<(), AuthError>;
         accounts: AccountService => async fn logout(&self, tenant: &TenantSlug, session_token: &str, ctx: &ClientContext) -> Result<(), AuthError>;
-        accounts: AccountService => async fn revoke_other_sessions(&self, tenant: &TenantSlug, user_id: Uuid, keep: Uuid, ctx: &ClientContext) -> Result<usize, AuthError>;
-        accounts: AccountService => async fn change_password(&self, tenant: &TenantSlug, user_id: Uuid, current: &str, new: &str, keep_session: Option<Uuid>, ctx: &ClientContext) -> Result<(), AuthError>;
+        accounts: AccountService => async fn revoke_other_sessions(&self, tenant: &TenantSlug, user_id: UserId, keep: Uuid, ctx: &ClientContext) -> Result<usize, AuthError>;
+        accounts: AccountService => async fn change_password(&self, tenant: &TenantSlug, user_id: UserId, current: &str, new: &str, keep_session: Option<Uuid>, ctx: &ClientContext) -> Result<(), AuthError>;
 
-        mfa: MfaService => async fn begin_totp_setup(&self, tenant: &TenantSlug, user_id: Uuid) -> Result<TotpSetup, AuthError>;
-        mfa: MfaService => async fn confirm_totp(&self, tenant: &TenantSlug, user_id: Uuid, code: &str, ctx: &ClientContext) -> Result<Vec<String>, AuthError>;
-        mfa: MfaService => async fn disable_totp(&self, tenant: &TenantSlug, user_id: Uuid, code: &str, ctx: &ClientContext) -> Result<(), AuthError>;
+        mfa: MfaService => async fn begin_totp_setup(&self, tenant: &TenantSlug, user_id: UserId) -> Result<TotpSetup, AuthError>;
+        mfa: MfaService => async fn confirm_totp(&self, tenant: &TenantSlug, user_id: UserId, code: &str, ctx: &ClientContext) -> Result<Vec<String>, AuthError>;
+        mfa: MfaService => async fn disable_totp(&self, tenant: &TenantSlug, user_id: UserId, code: &str, ctx: &ClientContext) -> Result<(), AuthError>;
 
-        api_keys: ApiKeyService => async fn create_api_key(&self, tenant: &TenantSlug, user_id: Uuid, name: &str, scopes: &[String], expires_at: Option<DateTime<Utc>>, ctx: &ClientContext) -> Result<NewApiKey, AuthError>;
+        api_keys: ApiKeyService => async fn create_api_key(&self, tenant: &TenantSlug, user_id: UserId, name: &str, scopes: &[String], expires_at: Option<DateTime<Utc>>, ctx: &ClientContext) -> Result<NewApiKey, AuthError>;
         api_keys: ApiKeyService => async fn authenticate_api_key(&self, tenant: &TenantSlug, key: &str) -> Result<Principal, AuthError>;
-        api_keys: ApiKeyService => async fn list_api_keys(&self, tenant: &TenantSlug, user_id: Uuid) -> Result<Vec<ApiKeyInfo>, AuthError>;
+        api_keys: ApiKeyService => async fn list_api_keys(&self, tenant: &TenantSlug, user_id: UserId) -> Result<Vec<ApiKeyInfo>, AuthError>;
         api_keys: ApiKeyService => async fn revoke_api_key(&self, tenant: &TenantSlug, prefix: &str, ctx: &ClientContext) -> Result<(), AuthError>;
 
         audit_trail: AuditService => async fn audit(&self, tenant: &TenantSlug, event: AuditEvent) -> Result<(), AuthError>;

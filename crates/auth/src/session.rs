@@ -2,6 +2,7 @@
 //! session cookie, shared by password and upstream logins.
 
 use chrono::{DateTime, Utc};
+use rampart_ids::UserId;
 
 use diesel::{ExpressionMethods, Queryable, Selectable};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -20,7 +21,7 @@ pub struct NewSession {
     /// Session id.
     pub session_id: Uuid,
     /// The user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// `"{session_id}.{secret}"`: the bearer handle of the session.
     pub token: String,
     /// Expiry.
@@ -47,7 +48,7 @@ pub struct SessionInfo {
     /// Id.
     pub id: Uuid,
     /// The user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Device label.
     pub device: String,
     /// IP at login.
@@ -70,7 +71,7 @@ const CHALLENGE_TTL_SECS: i64 = 300;
 pub(crate) async fn create_session(
     conn: &mut AsyncPgConnection,
     config: &AuthConfig,
-    user_id: Uuid,
+    user_id: UserId,
     ctx: &ClientContext,
     amr: &str,
 ) -> Result<NewSession, AuthError> {
@@ -101,7 +102,7 @@ pub(crate) async fn create_session(
 /// `"{id}.{secret}"` for `AccountService::verify_mfa`.
 pub(crate) async fn create_login_challenge(
     conn: &mut AsyncPgConnection,
-    user_id: Uuid,
+    user_id: UserId,
     ctx: &ClientContext,
 ) -> Result<String, AuthError> {
     let secret = random_secret(32);

@@ -13,6 +13,7 @@
 //! Tokens never reach a log line, an error message or an answer: errors
 //! name the provider only.
 
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +25,6 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use oauth2::{RefreshToken, RequestTokenError};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::audit::{AuditEvent, append};
 use crate::context::tenant_id;
@@ -78,7 +78,7 @@ impl Drop for TokenPair {
 
 /// The context that binds sealed tokens to one user of one provider of one
 /// tenant.
-fn seal_context(tenant: &str, provider: &str, user: Uuid) -> Vec<u8> {
+fn seal_context(tenant: &str, provider: &str, user: UserId) -> Vec<u8> {
     format!("rampart/upstream-tokens/v1/{tenant}/{provider}/{user}").into_bytes()
 }
 
@@ -153,7 +153,7 @@ impl UpstreamService {
         &self,
         tenant: &TenantSlug,
         provider: &str,
-        user: Uuid,
+        user: UserId,
         tokens: &IssuedTokens,
     ) -> Result<bool, AuthError> {
         if tokens.refresh_token.is_none() || self.token_sealer.is_none() {
@@ -198,7 +198,7 @@ impl UpstreamService {
     pub async fn connections(
         &self,
         tenant: &TenantSlug,
-        user: Uuid,
+        user: UserId,
     ) -> Result<Vec<UpstreamConnection>, AuthError> {
         self.pool
             .with_tenant(tenant, async |conn| {
@@ -248,7 +248,7 @@ impl UpstreamService {
     pub async fn connected_provider(
         &self,
         tenant: &TenantSlug,
-        user: Uuid,
+        user: UserId,
         preset: UpstreamPreset,
     ) -> Result<String, AuthError> {
         self.pool
@@ -284,7 +284,7 @@ impl UpstreamService {
     pub async fn upstream_access_token(
         &self,
         tenant: &TenantSlug,
-        user: Uuid,
+        user: UserId,
         provider: &str,
     ) -> Result<SecretString, AuthError> {
         let reg = self
@@ -373,7 +373,7 @@ impl UpstreamService {
     pub async fn disconnect(
         &self,
         tenant: &TenantSlug,
-        user: Uuid,
+        user: UserId,
         provider: &str,
     ) -> Result<(), AuthError> {
         let tenant_uuid = tenant_id(&self.pool, tenant).await?;
@@ -411,7 +411,7 @@ impl UpstreamService {
     async fn revoke_upstream(
         &self,
         tenant: &TenantSlug,
-        user: Uuid,
+        user: UserId,
         provider: &str,
         sealed: &str,
     ) -> Result<(), AuthError> {
@@ -512,12 +512,12 @@ mod tests {
 
     #[test]
     fn contexts_bind_tenant_provider_and_user() {
-        let u = Uuid::nil();
+        let u = UserId::from(uuid::Uuid::nil());
         assert_ne!(seal_context("a", "ts", u), seal_context("b", "ts", u));
         assert_ne!(seal_context("a", "ts", u), seal_context("a", "ts2", u));
         assert_ne!(
             seal_context("a", "ts", u),
-            seal_context("a", "ts", Uuid::max())
+            seal_context("a", "ts", UserId::from(uuid::Uuid::max()))
         );
     }
 }

@@ -6,8 +6,8 @@ use diesel::{
     ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_ids::UserId;
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::error::AuthError;
 use crate::roles::Role;
@@ -18,7 +18,7 @@ use crate::schema::{lower, users};
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct User {
     /// Id.
-    pub id: Uuid,
+    pub id: UserId,
     /// E-mail (login name).
     pub email: String,
     /// Display name.
@@ -43,7 +43,7 @@ impl User {
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct UserProfile {
     /// Id.
-    pub id: Uuid,
+    pub id: UserId,
     /// E-mail (the login).
     pub email: String,
     /// Display name.
@@ -63,7 +63,7 @@ pub struct UserProfile {
 /// A user's profile by id.
 pub(crate) async fn profile(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: UserId,
 ) -> Result<UserProfile, AuthError> {
     users::table
         .find(id)
@@ -82,7 +82,7 @@ pub(crate) fn normalize_email(email: &str) -> String {
 /// A user by id, whatever the status.
 pub(crate) async fn find(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: UserId,
 ) -> Result<Option<User>, AuthError> {
     Ok(users::table
         .find(id)
@@ -95,7 +95,7 @@ pub(crate) async fn find(
 /// An active user by id.
 pub(crate) async fn find_active(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: UserId,
 ) -> Result<Option<User>, AuthError> {
     Ok(users::table
         .find(id)

@@ -70,7 +70,7 @@ pub(crate) async fn setup(a: &AuthServer, tenant: &str) -> (uuid::Uuid, String) 
     else {
         panic!()
     };
-    (user.id, s.token)
+    (user.id.into(), s.token)
 }
 
 pub(crate) fn authorize_req(redirect: &str) -> AuthorizeRequest {
@@ -325,7 +325,7 @@ async fn code_flow_refresh_rotation_reuse_and_revocation() {
         .authenticate_bearer(&acme(), &t.access_token)
         .await
         .unwrap();
-    assert_eq!(p.user_id, Some(user_id));
+    assert_eq!(p.user_id, Some(user_id.into()));
     assert_eq!(p.role, Role::Trader);
     // A token of tenant acme is refused by globex.
     assert!(matches!(
@@ -384,7 +384,7 @@ async fn code_flow_refresh_rotation_reuse_and_revocation() {
         .collect();
     assert_eq!(refreshes.len(), 3, "two rotations and one grace retry");
     for r in &refreshes {
-        assert_eq!(r.user_id, Some(user_id));
+        assert_eq!(r.user_id, Some(user_id.into()));
         assert_eq!(r.actor.as_deref(), Some("web"));
         assert_eq!(r.ip.as_deref(), Some(ctx("x").ip.as_str()));
         assert_eq!(r.result, "success");
@@ -624,7 +624,7 @@ async fn revoking_a_session_revokes_its_refresh_tokens_and_expired_codes_fail() 
     let a = &s.auth;
     let (user_id, session, t) = signed_in_tokens(a).await;
     let (info, _) = a.authenticate_session(&acme(), &session).await.unwrap();
-    a.revoke_session(&acme(), user_id, info.id, &ctx("x"))
+    a.revoke_session(&acme(), user_id.into(), info.id, &ctx("x"))
         .await
         .unwrap();
     assert!(matches!(

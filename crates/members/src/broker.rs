@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -27,7 +28,7 @@ pub trait BrokerCrypto: Send + Sync {
 }
 
 /// The context that binds sealed credentials to one member of one tenant.
-pub(crate) fn seal_context(tenant: &TenantSlug, member: Uuid) -> Vec<u8> {
+pub(crate) fn seal_context(tenant: &TenantSlug, member: UserId) -> Vec<u8> {
     format!("rampart/broker-credentials/v1/{tenant}/{member}").into_bytes()
 }
 
@@ -103,7 +104,7 @@ pub struct BrokerAccount {
     /// Account id.
     pub id: Uuid,
     /// The member.
-    pub member_id: Uuid,
+    pub member_id: UserId,
     /// `alpaca`.
     pub broker: String,
     /// Always true: only paper accounts are accepted.
@@ -117,7 +118,7 @@ pub struct BrokerAccount {
 #[diesel(table_name = broker_accounts, check_for_backend(Pg))]
 struct BrokerAccountRow {
     id: Uuid,
-    user_id: Uuid,
+    user_id: UserId,
     broker: String,
     is_paper: bool,
     updated_at: DateTime<Utc>,
@@ -141,7 +142,7 @@ impl From<BrokerAccountRow> for BrokerAccount {
 pub(crate) struct SealedAccount {
     pub(crate) id: Uuid,
     #[diesel(column_name = user_id)]
-    pub(crate) member_id: Uuid,
+    pub(crate) member_id: UserId,
     #[diesel(column_name = sealed_credentials)]
     pub(crate) sealed: String,
 }
@@ -152,7 +153,7 @@ impl Members {
     pub async fn attach_broker(
         &self,
         tenant: &TenantSlug,
-        member: Uuid,
+        member: UserId,
         keys: &BrokerKeys,
         crypto: &dyn BrokerCrypto,
         attached_by: &str,
@@ -209,7 +210,7 @@ impl Members {
     pub async fn broker_account(
         &self,
         tenant: &TenantSlug,
-        member: Uuid,
+        member: UserId,
     ) -> Result<Option<BrokerAccount>, MembersError> {
         self.pool
             .with_tenant(tenant, async |conn| {
@@ -229,7 +230,7 @@ impl Members {
     pub async fn detach_broker(
         &self,
         tenant: &TenantSlug,
-        member: Uuid,
+        member: UserId,
     ) -> Result<usize, MembersError> {
         self.pool
             .with_tenant(tenant, async |conn| {

@@ -6,10 +6,10 @@ use diesel::dsl::max;
 use diesel::prelude::*;
 use diesel::sql_types::{Date, Double, Integer, Nullable, Numeric, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::schema::leaderboard_daily;
 use crate::{Members, MembersError};
@@ -54,7 +54,7 @@ pub struct LeaderboardEntry {
     /// 1-based rank.
     pub rank: i32,
     /// The member.
-    pub member_id: Uuid,
+    pub member_id: UserId,
     /// Display name.
     pub name: String,
     /// Equity at the end of the window (exact).
@@ -72,7 +72,7 @@ struct EntryRow {
     #[diesel(sql_type = Integer)]
     rank: i32,
     #[diesel(sql_type = SqlUuid)]
-    member_id: Uuid,
+    member_id: UserId,
     #[diesel(sql_type = Text)]
     name: String,
     #[diesel(sql_type = Numeric)]

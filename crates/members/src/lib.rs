@@ -64,6 +64,7 @@ pub use import::parse_rows as parse_import_rows;
 pub use import::{ImportAction, ImportCommit, ImportPreview, ImportRow};
 pub use leaderboard::{LeaderboardEntry, LeaderboardPage, LeaderboardSort, Period};
 pub use member::{Member, MemberInput, UpsertOutcome};
+pub use rampart_ids::UserId;
 pub use rust_decimal::Decimal;
 pub use schedule::CronSchedule;
 pub use scheduler::{NextRun, Scheduler};

@@ -6,6 +6,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -87,7 +88,7 @@ fn plausible_email(email: &str) -> bool {
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     /// The user id.
-    pub id: Uuid,
+    pub id: UserId,
     /// Display name.
     pub name: String,
     /// Email (lowercase).
@@ -110,7 +111,7 @@ pub struct Member {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = users, check_for_backend(Pg))]
 struct MemberRow {
-    id: Uuid,
+    id: UserId,
     #[diesel(column_name = display_name)]
     name: String,
     email: String,
@@ -222,9 +223,9 @@ impl Members {
     }
 
     /// One member.
-    pub async fn member(&self, tenant: &TenantSlug, id: Uuid) -> Result<Member, MembersError> {
+    pub async fn member(&self, tenant: &TenantSlug, id: UserId) -> Result<Member, MembersError> {
         self.pool
-            .with_tenant(tenant, async |conn| member_in(conn, id).await)
+            .with_tenant(tenant, async |conn| member_in(conn, id.into()).await)
             .await
     }
 
@@ -264,7 +265,7 @@ impl Members {
     pub async fn set_leaderboard_opt_out(
         &self,
         tenant: &TenantSlug,
-        member: Uuid,
+        member: UserId,
         opt_out: bool,
     ) -> Result<(), MembersError> {
         let n = self

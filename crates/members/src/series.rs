@@ -6,10 +6,10 @@ use chrono::NaiveDate;
 use diesel::dsl::sum;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::schema::portfolio_snapshots as s;
 use crate::{Members, MembersError};
@@ -56,7 +56,7 @@ impl Members {
     pub async fn member_series(
         &self,
         tenant: &TenantSlug,
-        member: Uuid,
+        member: UserId,
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,
     ) -> Result<Vec<SeriesPoint>, MembersError> {

@@ -9,6 +9,7 @@
 //! `max_retry_wait_ms`), up to `max_attempts` per request and within the
 //! run's budget (`run_max_retries` retries and `run_budget_secs` in all):
 //! past it, a member is tried once and reported failed if that fails.
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -304,7 +305,7 @@ impl AlpacaClient {
 #[serde(rename_all = "camelCase")]
 pub struct MemberFailure {
     /// The member.
-    pub member_id: Uuid,
+    pub member_id: UserId,
     /// What went wrong (no secrets).
     pub error: String,
 }
@@ -549,7 +550,7 @@ impl SnapshotJob {
 async fn write_snapshot(
     conn: &mut AsyncPgConnection,
     account: Uuid,
-    member: Uuid,
+    member: UserId,
     date: NaiveDate,
     state: &BrokerState,
     pnl: Decimal,

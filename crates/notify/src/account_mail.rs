@@ -16,6 +16,7 @@ use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rampart_auth::audit::AuditEvent;
 use rampart_auth::{AuthServer, ClientContext};
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -58,7 +59,7 @@ fn split_token(token: &str) -> Option<(Uuid, &str)> {
 #[derive(diesel::QueryableByName)]
 struct Recipient {
     #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
+    id: UserId,
     #[diesel(sql_type = Text)]
     email: String,
 }
@@ -71,7 +72,7 @@ pub const RESEND_INTERVAL_SECS: i32 = 60;
 /// less than [`RESEND_INTERVAL_SECS`] ago.
 async fn issue_token(
     conn: &mut AsyncPgConnection,
-    user_id: Uuid,
+    user_id: UserId,
     purpose: Purpose,
     email: &str,
     expires_at: DateTime<Utc>,
@@ -127,9 +128,9 @@ async fn consume_token(
     conn: &mut AsyncPgConnection,
     token: &str,
     purpose: Purpose,
-) -> Result<(Uuid, String), NotifyError> {
+) -> Result<(UserId, String), NotifyError> {
     let (id, secret) = split_token(token).ok_or(NotifyError::InvalidToken)?;
-    let row: Option<(Uuid, Vec<u8>, String)> = usable_token(id, purpose.as_str())
+    let row: Option<(UserId, Vec<u8>, String)> = usable_token(id, purpose.as_str())
         .select((
             email_tokens::user_id,
             email_tokens::secret_hash,
@@ -174,7 +175,7 @@ impl Notifier {
     pub async fn send_verification(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
     ) -> Result<bool, NotifyError> {
         let expires_at = Utc::now() + ttl(self.config.verification_ttl_secs);
         let issued = self
@@ -228,7 +229,7 @@ impl Notifier {
         &self,
         tenant: &TenantSlug,
         token: &str,
-    ) -> Result<Uuid, NotifyError> {
+    ) -> Result<UserId, NotifyError> {
         self.pool
             .with_tenant(tenant, async |conn| {
                 let (user_id, email) = consume_token(conn, token, Purpose::VerifyEmail).await?;
@@ -318,7 +319,7 @@ impl Notifier {
         token: &str,
         new_password: &str,
         ctx: &ClientContext,
-    ) -> Result<Uuid, NotifyError> {
+    ) -> Result<UserId, NotifyError> {
         // Peek at the address first so the policy (which refuses passwords
         // containing the address) runs before the link is spent.
         let (id, _) = split_token(token).ok_or(NotifyError::InvalidToken)?;

@@ -15,6 +15,7 @@
 //! into `login_device_checks`, so several replicas alert once. A user's
 //! first device is recorded without an alert.
 
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use std::net::IpAddr;
 
@@ -98,7 +99,7 @@ struct NewSession {
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
     #[diesel(sql_type = SqlUuid)]
-    user_id: Uuid,
+    user_id: UserId,
     #[diesel(sql_type = Nullable<Text>)]
     ip: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -110,7 +111,7 @@ struct NewSession {
 }
 
 struct Alert {
-    user_id: Uuid,
+    user_id: UserId,
     email: String,
     device: DeviceFingerprint,
     ip: String,

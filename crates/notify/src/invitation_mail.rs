@@ -2,8 +2,8 @@
 //! `rampart_auth::invitation`; this module only delivers it).
 
 use chrono::{DateTime, Utc};
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
-use uuid::Uuid;
 
 use crate::mail::{MailKind, Outgoing};
 use crate::{Notifier, NotifyError};
@@ -16,7 +16,7 @@ impl Notifier {
         &self,
         tenant: &TenantSlug,
         tenant_name: &str,
-        user_id: Uuid,
+        user_id: UserId,
         to: &str,
         link: &str,
         expires_at: DateTime<Utc>,

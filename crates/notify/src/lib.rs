@@ -59,6 +59,7 @@ pub use config::{NotifyConfig, SmtpTls};
 pub use error::NotifyError;
 pub use mail::{InlineImage, MailKind};
 pub use price_alerts::{Direction, NewPriceAlert, PriceAlert};
+pub use rampart_ids::UserId;
 pub use report_mail::ReportMail;
 
 use rampart_market::ProviderChain;

@@ -2,6 +2,7 @@
 //! log of every attempt (recipient, subject, error — never the body, which
 //! may carry a token).
 
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use std::time::Duration;
 
@@ -12,7 +13,6 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use rampart_tenancy::TenantPool;
-use uuid::Uuid;
 
 use crate::schema::sent_emails;
 use crate::{NotifyConfig, NotifyError, SmtpTls};
@@ -54,7 +54,7 @@ impl MailKind {
 /// One message to one user.
 #[derive(Debug, Clone)]
 pub(crate) struct Outgoing<'a> {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub to: &'a str,
     pub kind: MailKind,
     pub subject: String,

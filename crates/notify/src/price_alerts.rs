@@ -5,6 +5,7 @@
 //! from cache while every provider fails, never fire one). The conditional
 //! `UPDATE … WHERE triggered_at IS NULL` makes "once" hold across replicas.
 
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use std::collections::BTreeSet;
 
@@ -79,7 +80,7 @@ pub struct PriceAlert {
     /// Id.
     pub id: Uuid,
     /// Owner.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Symbol, upper case.
     pub symbol: String,
     /// `above` or `below`.
@@ -117,7 +118,7 @@ struct Pending {
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
     #[diesel(sql_type = SqlUuid)]
-    user_id: Uuid,
+    user_id: UserId,
     #[diesel(sql_type = Text)]
     symbol: String,
     #[diesel(sql_type = Text)]
@@ -135,7 +136,7 @@ impl Notifier {
     pub async fn create_price_alert(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
         alert: &NewPriceAlert,
     ) -> Result<PriceAlert, NotifyError> {
         let symbol = normalize_symbol(&alert.symbol)?;
@@ -189,7 +190,7 @@ impl Notifier {
     pub async fn list_price_alerts(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
     ) -> Result<Vec<PriceAlert>, NotifyError> {
         self.pool
             .with_tenant(tenant, async |conn| {
@@ -208,7 +209,7 @@ impl Notifier {
     pub async fn price_alert(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
         id: Uuid,
     ) -> Result<PriceAlert, NotifyError> {
         self.pool
@@ -229,7 +230,7 @@ impl Notifier {
     pub async fn delete_price_alert(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
         id: Uuid,
     ) -> Result<(), NotifyError> {
         self.pool

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use diesel::{ExpressionMethods, QueryDsl};
 use diesel_async::RunQueryDsl;
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
-use uuid::Uuid;
 
 use crate::mail::{HtmlPart, InlineImage, MailKind, Outgoing};
 use crate::schema::sent_emails;
@@ -31,7 +31,7 @@ impl Notifier {
     pub async fn send_weekly_report(
         &self,
         tenant: &TenantSlug,
-        user_id: Uuid,
+        user_id: UserId,
         to: &str,
         since: DateTime<Utc>,
         report: ReportMail,

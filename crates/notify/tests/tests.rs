@@ -70,7 +70,7 @@ async fn reset_to_new_secret(
     auth: &AuthServer,
     token: &str,
     c: &ClientContext,
-) -> Result<uuid::Uuid, NotifyError> {
+) -> Result<rampart_notify::UserId, NotifyError> {
     notifier
         .reset_password(auth, &acme(), token, NEW_PASSWORD, c)
         .await

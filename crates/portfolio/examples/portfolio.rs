@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?
         .member;
-    let ada = Actor::user(owner.id.into());
+    let ada = Actor::user(owner.id);
 
     let portfolios = PortfolioService::new(pool);
     let created = portfolios

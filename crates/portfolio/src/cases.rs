@@ -17,6 +17,7 @@ use diesel::dsl::now;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_ids::UserId;
 use rampart_tenancy::TenantPool;
 use rampart_tenancy::TenantSlug;
 use rampart_valuation::{Decimal, ValuationInputs};
@@ -78,7 +79,7 @@ pub struct Case {
     /// Id.
     pub id: Uuid,
     /// Owner.
-    pub owner_id: Uuid,
+    pub owner_id: UserId,
     /// The company's ticker.
     pub ticker: String,
     /// Name.
@@ -204,7 +205,7 @@ pub struct CaseImportReport {
 #[diesel(table_name = cases, check_for_backend(Pg))]
 struct CaseRow {
     id: Uuid,
-    owner_id: Uuid,
+    owner_id: UserId,
     ticker: String,
     name: String,
     currency: String,
@@ -438,7 +439,7 @@ impl Guarded for CaseService {
         case.id
     }
 
-    fn owner(case: &Case) -> Uuid {
+    fn owner(case: &Case) -> UserId {
         case.owner_id
     }
 }

@@ -9,6 +9,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use serde_json::Value;
 use uuid::Uuid;
@@ -64,7 +65,7 @@ pub(crate) mod sealed {
         fn id(doc: &Self::Doc) -> Uuid;
 
         /// Whose `doc` is.
-        fn owner(doc: &Self::Doc) -> Uuid;
+        fn owner(doc: &Self::Doc) -> super::UserId;
     }
 }
 
@@ -143,7 +144,7 @@ pub trait Collaborative: sealed::Guarded + Sync {
         tenant: &TenantSlug,
         actor: &Actor,
         id: Self::Id,
-        user_id: Uuid,
+        user_id: UserId,
     ) -> impl Future<Output = Result<(), PortfolioError>> + Send {
         guarded(
             self,
@@ -304,7 +305,7 @@ pub(crate) async fn insert(
 /// everything, a tenant administrator at least `admin`, anyone `view` of a
 /// public one; `None` when the caller may not see it.
 pub(crate) fn access_of(
-    owner_id: Uuid,
+    owner_id: UserId,
     share: Option<&str>,
     actor: &Actor,
     is_public: bool,
@@ -444,7 +445,7 @@ pub(crate) async fn share(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
     id: Uuid,
-    owner_id: Uuid,
+    owner_id: UserId,
     grant: &ShareGrant,
 ) -> Result<Share, PortfolioError> {
     if grant.user_id == owner_id {
@@ -501,7 +502,7 @@ pub(crate) async fn revoke(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
     id: Uuid,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> Result<(), PortfolioError> {
     let gone: Option<ShareRow> = diesel::delete(shr::table.find((id, user_id)))
         .returning(ShareRow::as_returning())
@@ -589,7 +590,7 @@ async fn activity(
 pub(crate) async fn activity_of_actor(
     conn: &mut AsyncPgConnection,
     kind: Kind,
-    user_id: Uuid,
+    user_id: UserId,
     limit: i64,
 ) -> Result<Vec<(Uuid, Activity)>, PortfolioError> {
     let rows: Vec<(Uuid, ActivityRow)> = act::table
@@ -611,7 +612,7 @@ pub(crate) async fn activity_of_actor(
 /// grantee).
 async fn check_active_user(
     conn: &mut AsyncPgConnection,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> Result<(), PortfolioError> {
     let active: bool = diesel::select(exists(
         users::table
@@ -654,7 +655,7 @@ impl From<VersionRow> for Version {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = shr, check_for_backend(Pg))]
 struct ShareRow {
-    user_id: Uuid,
+    user_id: UserId,
     access: String,
     granted_by: Option<Uuid>,
     expires_at: Option<DateTime<Utc>>,

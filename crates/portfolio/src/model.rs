@@ -373,7 +373,7 @@ pub struct Version {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Share {
     /// The user it is shared with.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Access granted (never `owner`).
     pub access: Access,
     /// Who granted it.
@@ -389,7 +389,7 @@ pub struct Share {
 #[serde(deny_unknown_fields)]
 pub struct ShareGrant {
     /// The user (of the same tenant).
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// `view`, `comment`, `edit` or `admin`.
     pub access: Access,
     /// Optional expiry.

@@ -52,12 +52,7 @@ impl PortfolioRow {
     /// The portfolio with the caller's access, or `None` when the caller
     /// may not see it.
     fn visible_to(self, share: Option<String>, actor: &Actor) -> Option<Portfolio> {
-        let access = documents::access_of(
-            self.owner_id.into(),
-            share.as_deref(),
-            actor,
-            self.is_public,
-        );
+        let access = documents::access_of(self.owner_id, share.as_deref(), actor, self.is_public);
         Some(Portfolio {
             id: self.id,
             owner_id: self.owner_id,

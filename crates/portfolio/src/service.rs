@@ -2,7 +2,7 @@
 use diesel::dsl::now;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use rampart_ids::PortfolioId;
+use rampart_ids::{PortfolioId, UserId};
 use rampart_tenancy::TenantPool;
 use rampart_tenancy::TenantSlug;
 use uuid::Uuid;
@@ -428,7 +428,7 @@ impl crate::documents::Guarded for PortfolioService {
         portfolio.id.into()
     }
 
-    fn owner(portfolio: &Portfolio) -> Uuid {
-        portfolio.owner_id.into()
+    fn owner(portfolio: &Portfolio) -> UserId {
+        portfolio.owner_id
     }
 }

@@ -9,10 +9,10 @@
 //! sessions, refresh tokens and access tokens.
 use rampart_auth::audit::AuditService;
 use rampart_auth::{AccountService, AuthError, AuthServer, Role};
+use rampart_ids::{PortfolioId, UserId};
 use rampart_tenancy::TenantPool;
 use rampart_tenancy::TenantSlug;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::PortfolioError;
 use crate::documents;
@@ -200,7 +200,7 @@ pub struct UserActivity {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PortfolioActivity {
     /// The portfolio.
-    pub portfolio_id: Uuid,
+    pub portfolio_id: PortfolioId,
     /// The change.
     #[serde(flatten)]
     pub activity: Activity,
@@ -253,7 +253,7 @@ impl UserService {
     pub async fn profile(
         &self,
         tenant: &TenantSlug,
-        user: Uuid,
+        user: UserId,
     ) -> Result<Profile, PortfolioError> {
         self.accounts.profile(tenant, user).await.map_err(from_auth)
     }
@@ -262,7 +262,7 @@ impl UserService {
     pub async fn update_profile(
         &self,
         tenant: &TenantSlug,
-        user: Uuid,
+        user: UserId,
         patch: ProfilePatch,
     ) -> Result<Profile, PortfolioError> {
         let name = patch
@@ -288,7 +288,7 @@ impl UserService {
     pub async fn preferences(
         &self,
         tenant: &TenantSlug,
-        user: Uuid,
+        user: UserId,
     ) -> Result<Preferences, PortfolioError> {
         let stored = self
             .accounts
@@ -303,7 +303,7 @@ impl UserService {
     pub async fn update_preferences(
         &self,
         tenant: &TenantSlug,
-        user: Uuid,
+        user: UserId,
         patch: PreferencesPatch,
     ) -> Result<Preferences, PortfolioError> {
         let merge = patch.validated()?;
@@ -320,7 +320,7 @@ impl UserService {
     pub async fn activity(
         &self,
         tenant: &TenantSlug,
-        user: Uuid,
+        user: UserId,
         limit: usize,
     ) -> Result<UserActivity, PortfolioError> {
         let limit = i64::try_from(limit.clamp(1, 200)).unwrap_or(200);
@@ -337,7 +337,7 @@ impl UserService {
                 let portfolio = rows
                     .into_iter()
                     .map(|(portfolio_id, activity)| PortfolioActivity {
-                        portfolio_id,
+                        portfolio_id: portfolio_id.into(),
                         activity,
                     })
                     .collect();
@@ -354,7 +354,7 @@ impl UserService {
     pub async fn weekly_report_recipients(
         &self,
         tenant: &TenantSlug,
-    ) -> Result<Vec<(Uuid, String)>, PortfolioError> {
+    ) -> Result<Vec<(UserId, String)>, PortfolioError> {
         let recipients = self.accounts.opted_in(tenant, WEEKLY_REPORT).await;
         recipients.map_err(from_auth)
     }
@@ -379,8 +379,8 @@ impl UserService {
     pub async fn set_role(
         &self,
         tenant: &TenantSlug,
-        admin: Uuid,
-        user: Uuid,
+        admin: UserId,
+        user: UserId,
         role: &str,
     ) -> Result<Profile, PortfolioError> {
         let role = Role::parse(role)
@@ -406,8 +406,8 @@ impl UserService {
     pub async fn set_active(
         &self,
         tenant: &TenantSlug,
-        admin: Uuid,
-        user: Uuid,
+        admin: UserId,
+        user: UserId,
         active: bool,
     ) -> Result<Profile, PortfolioError> {
         if admin == user && !active {

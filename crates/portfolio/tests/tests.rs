@@ -439,7 +439,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         access,
         expires_at: None,
     };
-    svc.share(&acme(), &owner, id, grant(bob, Access::View))
+    svc.share(&acme(), &owner, id, grant(bob.into(), Access::View))
         .await
         .unwrap();
     assert_eq!(
@@ -456,7 +456,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         Err(PortfolioError::Forbidden { needed: "comment" })
     ));
 
-    svc.share(&acme(), &owner, id, grant(bob, Access::Comment))
+    svc.share(&acme(), &owner, id, grant(bob.into(), Access::Comment))
         .await
         .unwrap();
     let c = svc
@@ -483,14 +483,15 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         Err(PortfolioError::Forbidden { needed: "edit" })
     ));
 
-    svc.share(&acme(), &owner, id, grant(bob, Access::Edit))
+    svc.share(&acme(), &owner, id, grant(bob.into(), Access::Edit))
         .await
         .unwrap();
     svc.add_position(&acme(), &b, id, position("IBM", 1.0))
         .await
         .unwrap();
     assert!(matches!(
-        svc.share(&acme(), &b, id, grant(eve, Access::View)).await,
+        svc.share(&acme(), &b, id, grant(eve.into(), Access::View))
+            .await,
         Err(PortfolioError::Forbidden { needed: "admin" })
     ));
     assert!(matches!(
@@ -498,36 +499,36 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         Err(PortfolioError::Forbidden { .. })
     ));
 
-    svc.share(&acme(), &owner, id, grant(bob, Access::Admin))
+    svc.share(&acme(), &owner, id, grant(bob.into(), Access::Admin))
         .await
         .unwrap();
-    svc.share(&acme(), &b, id, grant(eve, Access::View))
+    svc.share(&acme(), &b, id, grant(eve.into(), Access::View))
         .await
         .unwrap();
     assert_eq!(svc.shares(&acme(), &b, id).await.unwrap().len(), 2);
-    svc.revoke(&acme(), &b, id, eve).await.unwrap();
+    svc.revoke(&acme(), &b, id, eve.into()).await.unwrap();
     assert!(matches!(
         svc.get(&acme(), &e, id).await,
         Err(PortfolioError::NotFound)
     ));
     assert!(matches!(
-        svc.revoke(&acme(), &b, id, eve).await,
+        svc.revoke(&acme(), &b, id, eve.into()).await,
         Err(PortfolioError::NotFound)
     ));
 
     // Refusals of the grant itself.
     assert!(matches!(
-        svc.share(&acme(), &owner, id, grant(ada, Access::View))
+        svc.share(&acme(), &owner, id, grant(ada.into(), Access::View))
             .await,
         Err(PortfolioError::Invalid(_))
     ));
     assert!(matches!(
-        svc.share(&acme(), &owner, id, grant(gus, Access::View))
+        svc.share(&acme(), &owner, id, grant(gus.into(), Access::View))
             .await,
         Err(PortfolioError::Invalid(_))
     ));
     assert!(matches!(
-        svc.share(&acme(), &owner, id, grant(eve, Access::Owner))
+        svc.share(&acme(), &owner, id, grant(eve.into(), Access::Owner))
             .await,
         Err(PortfolioError::Invalid(_))
     ));
@@ -538,7 +539,7 @@ async fn sharing_levels_expiry_revocation_and_tenant_boundaries() {
         &owner,
         id,
         ShareGrant {
-            user_id: eve,
+            user_id: eve.into(),
             access: Access::Edit,
             expires_at: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
         },
@@ -990,7 +991,7 @@ async fn every_document_change_is_announced_on_its_tenants_change_feed() {
         .unwrap();
     moved("update").await;
     let grant = ShareGrant {
-        user_id: bob,
+        user_id: bob.into(),
         access: Access::View,
         expires_at: None,
     };
@@ -998,7 +999,7 @@ async fn every_document_change_is_announced_on_its_tenants_change_feed() {
         .await
         .unwrap();
     moved("share").await;
-    svc.revoke(&valid_slug("acme"), &owner, id, bob)
+    svc.revoke(&valid_slug("acme"), &owner, id, bob.into())
         .await
         .unwrap();
     moved("revoke").await;

@@ -29,7 +29,7 @@ async fn add_user(
         .accounts()
         .register(&valid_slug(tenant), email, display_name, PASSWORD, role)
         .await?;
-    Ok(user.id)
+    Ok(user.id.into())
 }
 
 /// `GET {base}/t/{tenant}/users{query}` with an optional `Authorization`

@@ -180,7 +180,7 @@ pub async fn shares(ctx: &Context<'_>, id: Uuid) -> Result<Vec<ShareNode>> {
     Ok(shares
         .into_iter()
         .map(|s: Share| ShareNode {
-            user_id: s.user_id,
+            user_id: s.user_id.into(),
             access: s.access.into(),
             granted_by: s.granted_by,
             expires_at: s.expires_at,

@@ -433,7 +433,7 @@ impl QueryRoot {
         let p = &c.caller().principal;
         Ok(Me {
             user: UserProfile {
-                id: user.id,
+                id: user.id.into(),
                 email: user.email,
                 display_name: user.display_name,
                 role: user.role,
@@ -603,7 +603,7 @@ impl QueryRoot {
                 .into_iter()
                 .map(|e| LeaderboardEntry {
                     rank: e.rank,
-                    member_id: e.member_id,
+                    member_id: e.member_id.into(),
                     name: e.name,
                     equity: e.equity,
                     pnl: e.pnl,

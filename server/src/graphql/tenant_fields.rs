@@ -40,7 +40,7 @@ impl From<Case> for CaseNode {
     fn from(c: Case) -> Self {
         CaseNode {
             id: c.id,
-            owner_id: c.owner_id,
+            owner_id: c.owner_id.into(),
             ticker: c.ticker,
             name: c.name,
             currency: c.currency,
@@ -73,7 +73,7 @@ pub struct MemberNode {
 impl From<Member> for MemberNode {
     fn from(m: Member) -> Self {
         MemberNode {
-            id: m.id,
+            id: m.id.into(),
             name: m.name,
             email: m.email,
             role: m.role,

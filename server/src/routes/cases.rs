@@ -77,7 +77,7 @@ pub struct CaseSharePath {
     /// The case.
     pub id: Uuid,
     /// The user it is shared with.
-    pub user: Uuid,
+    pub user: rampart_auth::UserId,
 }
 
 /// `?from=1&to=3`.

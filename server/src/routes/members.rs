@@ -203,7 +203,7 @@ pub async fn commit_import(
 #[derive(Debug, Deserialize)]
 pub struct MemberPath {
     /// The member.
-    pub member: Uuid,
+    pub member: rampart_auth::UserId,
 }
 
 /// Attaches (or replaces) a member's Alpaca paper-trading key pair, sealed

@@ -97,7 +97,7 @@ pub struct SharePath {
     /// The portfolio.
     pub id: PortfolioId,
     /// The user the portfolio is shared with.
-    pub user: Uuid,
+    pub user: rampart_auth::UserId,
 }
 
 /// Registers the admin-listener routes (the metrics job trigger).
@@ -394,7 +394,7 @@ pub async fn analytics(
     let key = AnalyticsKey {
         generation: cache.generation(user.principal.tenant_id).await?,
         tenant: user.principal.tenant_id,
-        portfolio: path.id.into(),
+        portfolio: path.id,
         user: user.id,
         tenant_admin: user.is_tenant_admin(),
         from: query.from,

@@ -20,7 +20,6 @@ use rampart_auth::audit::AuditEvent;
 use rampart_tenancy::TenantSlug;
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
-use uuid::Uuid;
 
 use crate::api::{self, JsonObject};
 use crate::error::ApiError;
@@ -50,7 +49,7 @@ type TenantAdmin = Caller<perm::TenantAdmin>;
 /// Who changed something, for the audit record.
 struct Actor {
     actor: String,
-    user: Option<Uuid>,
+    user: Option<rampart_auth::UserId>,
     client: ClientContext,
 }
 

@@ -73,7 +73,7 @@ pub async fn stream(
     require(&p, Permission::MarketRead)?;
     extract::require_flag::<extract::flag::PriceStream>(&state, &tenant).await?;
     let actor = Actor {
-        user_id: user_of(&p)?.into(),
+        user_id: user_of(&p)?,
         tenant_admin: authorize(&p, Permission::TenantAdmin).is_ok(),
         ip: crate::client_addr::client_ip(&req).map(|ip| ip.to_string()),
     };

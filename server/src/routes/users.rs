@@ -9,7 +9,6 @@ use actix_web::{get, patch, post, put};
 use rampart_portfolio::{PortfolioService, PreferencesPatch, ProfilePatch, UserService};
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
-use uuid::Uuid;
 
 use crate::api::{self, JsonObject};
 use crate::error::ApiError;
@@ -147,7 +146,7 @@ pub async fn list_users(
 #[derive(Debug, Deserialize)]
 pub struct UserPath {
     /// The user.
-    pub id: Uuid,
+    pub id: rampart_auth::UserId,
 }
 
 /// A new role.

@@ -111,7 +111,7 @@ pub(crate) async fn member_with_keys(m: &Members, name: &str, key_id: &str) -> u
     m.attach_broker(&acme(), id, &keys, &PlainText, "test")
         .await
         .unwrap();
-    id
+    id.into()
 }
 
 const PATIENT: &str = "PKPATIENTAAAAAAAAAAA";
