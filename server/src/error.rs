@@ -608,6 +608,7 @@ impl From<MembersError> for ApiError {
                 ApiError::new(StatusCode::BAD_GATEWAY, C::BrokerError, msg)
             }
             MembersError::Tenancy(t) => ApiError::from(t),
+            MembersError::Auth(a) => ApiError::from(a),
             other => ApiError::internal(&other),
         }
     }

@@ -52,6 +52,7 @@ pub mod cleanup;
 pub mod clients;
 mod config;
 mod context;
+pub mod directory;
 mod error;
 pub mod invitation;
 mod jose_header;

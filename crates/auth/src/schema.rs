@@ -27,7 +27,7 @@ diesel::table! {
 
 // Two columns are left out to stay within diesel's 16-column tables:
 // `preferences` (jsonb, the product's settings, read with raw SQL) and
-// `leaderboard_opt_out` (added and used by rampart-members).
+// `leaderboard_opt_out` (rampart-members' flag, in `user_flags` below).
 diesel::table! {
     users (id) {
         id -> Uuid,
@@ -46,6 +46,17 @@ diesel::table! {
         totp_secret_sealed -> Nullable<Text>,
         totp_enabled -> Bool,
         totp_last_step -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// More columns of `users`, beyond diesel's 16 (the same table): the
+    /// flag rampart-members reads and sets through [`crate::directory`].
+    #[sql_name = "users"]
+    user_flags (id) {
+        id -> Uuid,
+        leaderboard_opt_out -> Bool,
+        updated_at -> Timestamptz,
     }
 }
 

@@ -5,6 +5,7 @@ mod abuse;
 mod accounts;
 mod audit_log;
 mod common;
+mod directory;
 mod hostile;
 mod keys;
 mod oauth;

@@ -47,6 +47,9 @@ pub enum MembersError {
     /// Tenancy (routing, pool, database).
     #[error(transparent)]
     Tenancy(#[from] rampart_tenancy::TenancyError),
+    /// Accounts (rampart-auth, which owns the users).
+    #[error(transparent)]
+    Auth(#[from] rampart_auth::AuthError),
 }
 
 impl From<diesel::result::Error> for MembersError {
@@ -78,6 +81,7 @@ impl MembersError {
             MembersError::Crypto(_) => "credential_encryption_failed",
             MembersError::Broker(_) => "broker_error",
             MembersError::Tenancy(e) => e.code(),
+            MembersError::Auth(e) => e.oauth_code(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Bulk member import from CSV: a preview that validates every row and
 //! records the plan (with the state of every member it would touch), then a
 //! commit that applies exactly that plan in one transaction, or nothing.
+use rampart_auth::directory;
+use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use std::collections::HashMap;
 
@@ -14,7 +16,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::member::{MemberInput, upsert_in};
-use crate::schema::{import_previews, lower, users};
+use crate::schema::import_previews;
 use crate::{Members, MembersError, RowProblem};
 
 /// Most data rows one file may hold.
@@ -41,7 +43,7 @@ pub enum ImportAction {
 #[serde(rename_all = "camelCase")]
 pub struct ExistingMember {
     /// User id.
-    pub id: Uuid,
+    pub id: UserId,
     /// Name then.
     pub name: String,
     /// Role then.
@@ -255,22 +257,17 @@ async fn existing_by_email(
     emails: &[String],
     for_update: bool,
 ) -> Result<HashMap<String, ExistingMember>, MembersError> {
-    let query = users::table
-        .filter(lower(users::email).eq_any(emails))
-        .select((
-            lower(users::email),
-            users::id,
-            users::display_name,
-            users::role,
-        ));
-    let rows: Vec<(String, Uuid, String, String)> = if for_update {
-        query.for_update().load(conn).await?
-    } else {
-        query.load(conn).await?
-    };
-    Ok(rows
+    let accounts = directory::accounts_by_email(conn, emails, for_update).await?;
+    Ok(accounts
         .into_iter()
-        .map(|(email, id, name, role)| (email, ExistingMember { id, name, role }))
+        .map(|(email, a)| {
+            let existing = ExistingMember {
+                id: a.id,
+                name: a.display_name,
+                role: a.role,
+            };
+            (email, existing)
+        })
         .collect())
 }
 
@@ -411,10 +408,7 @@ impl Members {
                     return Err(MembersError::HasRefusedRows(refused));
                 }
                 // No member the plan touches may change until we commit.
-                // raw SQL: LOCK TABLE.
-                diesel::sql_query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
-                    .execute(conn)
-                    .await?;
+                directory::lock_accounts(conn).await?;
                 let emails: Vec<String> = rows.iter().map(|r| r.email.clone()).collect();
                 let current = existing_by_email(conn, &emails, true).await?;
                 let stale: Vec<&str> = rows

@@ -4,8 +4,9 @@ use chrono::NaiveDate;
 use diesel::QueryableByName;
 use diesel::dsl::max;
 use diesel::prelude::*;
-use diesel::sql_types::{Date, Double, Integer, Nullable, Numeric, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Date, Double, Integer, Nullable, Numeric, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
+use rampart_auth::directory;
 use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use rust_decimal::Decimal;
@@ -73,8 +74,6 @@ struct EntryRow {
     rank: i32,
     #[diesel(sql_type = SqlUuid)]
     member_id: UserId,
-    #[diesel(sql_type = Text)]
-    name: String,
     #[diesel(sql_type = Numeric)]
     equity: Decimal,
     #[diesel(sql_type = Numeric)]
@@ -83,12 +82,14 @@ struct EntryRow {
     return_pct: Option<f64>,
 }
 
-impl From<EntryRow> for LeaderboardEntry {
-    fn from(r: EntryRow) -> Self {
+impl EntryRow {
+    /// The entry, with the member's display name.
+    fn entry(self, name: String) -> LeaderboardEntry {
+        let r = self;
         LeaderboardEntry {
             rank: r.rank,
             member_id: r.member_id,
-            name: r.name,
+            name,
             equity: r.equity.normalize(),
             pnl: r.pnl.normalize(),
             return_pct: r.return_pct,
@@ -154,6 +155,14 @@ impl Members {
                         next_offset: None,
                     });
                 };
+                // Who is ranked is this crate's; who left the board, and names,
+                // are the accounts' (rampart-auth).
+                let on_day: Vec<UserId> = leaderboard_daily::table
+                    .filter(leaderboard_daily::date.eq(day))
+                    .select(leaderboard_daily::user_id)
+                    .load(conn)
+                    .await?;
+                let opted_out = directory::leaderboard_opt_outs(conn, &on_day).await?;
                 // raw SQL: per-member first/last values (`array_agg(… ORDER BY …)[1]`) and a ranking window.
                 let rows: Vec<EntryRow> = diesel::sql_query(format!(
                     "WITH agg AS ( \
@@ -163,24 +172,31 @@ impl Members {
                          max(date) AS last_date \
                        FROM leaderboard_daily WHERE date > $1 - $2 AND date <= $1 GROUP BY user_id), \
                      ranked AS ( \
-                       SELECT a.user_id AS member_id, u.display_name AS name, a.end_equity AS equity, \
+                       SELECT a.user_id AS member_id, a.end_equity AS equity, \
                          a.end_equity - a.start_equity AS pnl, \
                          CASE WHEN a.start_equity > 0 \
                            THEN ((a.end_equity - a.start_equity) / a.start_equity)::float8 END AS return_pct \
-                       FROM agg a JOIN users u ON u.id = a.user_id \
-                       WHERE NOT u.leaderboard_opt_out AND a.last_date = $1) \
+                       FROM agg a WHERE a.last_date = $1 AND a.user_id <> ALL($5)) \
                      SELECT (row_number() OVER (ORDER BY {order}, member_id))::int AS rank, \
-                       member_id, name, equity, pnl, return_pct \
+                       member_id, equity, pnl, return_pct \
                      FROM ranked ORDER BY {order}, member_id LIMIT $3 OFFSET $4"
                 ))
                 .bind::<Date, _>(day)
                 .bind::<Integer, _>(period.days())
                 .bind::<Integer, _>(fetch)
                 .bind::<Integer, _>(offset_i)
+                .bind::<Array<SqlUuid>, _>(&opted_out)
                 .load(conn)
                 .await?;
-                let mut entries: Vec<LeaderboardEntry> =
-                    rows.into_iter().map(LeaderboardEntry::from).collect();
+                let ids: Vec<UserId> = rows.iter().map(|r| r.member_id).collect();
+                let mut names = directory::display_names(conn, &ids).await?;
+                let mut entries: Vec<LeaderboardEntry> = rows
+                    .into_iter()
+                    .map(|r| {
+                        let name = names.remove(&r.member_id).unwrap_or_default();
+                        r.entry(name)
+                    })
+                    .collect();
                 let more = entries.len() > limit;
                 entries.truncate(limit);
                 Ok(LeaderboardPage {

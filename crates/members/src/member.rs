@@ -1,17 +1,15 @@
 //! Members: the tenant's users as a tenant admin manages them.
 use chrono::{DateTime, Utc};
-use diesel::QueryableByName;
-use diesel::dsl::now;
-use diesel::pg::Pg;
+use std::collections::HashSet;
+
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart_auth::directory::{self, Account};
 use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-use crate::schema::{broker_accounts, lower, users};
+use crate::schema::broker_accounts;
 use crate::{Members, MembersError, RowProblem};
 
 /// Roles a member may be given (machine roles are not members).
@@ -107,38 +105,38 @@ pub struct Member {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A member row: `users` left-joined with its (at most one) broker account.
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = users, check_for_backend(Pg))]
-struct MemberRow {
-    id: UserId,
-    #[diesel(column_name = display_name)]
-    name: String,
-    email: String,
-    role: String,
-    status: String,
-    #[diesel(select_expression = broker_accounts::id.nullable().is_not_null())]
-    #[diesel(select_expression_type = diesel::dsl::IsNotNull<diesel::dsl::Nullable<broker_accounts::id>>)]
-    broker_attached: bool,
-    leaderboard_opt_out: bool,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl From<MemberRow> for Member {
-    fn from(r: MemberRow) -> Self {
-        Member {
-            id: r.id,
-            name: r.name,
-            email: r.email,
-            role: r.role,
-            status: r.status,
-            broker_attached: r.broker_attached,
-            leaderboard_opt_out: r.leaderboard_opt_out,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
+/// Members from their accounts (rampart-auth's) and this crate's rows: an
+/// attached broker account, the leaderboard flag.
+async fn members_of(
+    conn: &mut AsyncPgConnection,
+    accounts: Vec<Account>,
+) -> Result<Vec<Member>, MembersError> {
+    let ids: Vec<UserId> = accounts.iter().map(|a| a.id).collect();
+    let attached: HashSet<UserId> = broker_accounts::table
+        .filter(broker_accounts::user_id.eq_any(&ids))
+        .select(broker_accounts::user_id)
+        .load::<UserId>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let opted_out: HashSet<UserId> = directory::leaderboard_opt_outs(conn, &ids)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(accounts
+        .into_iter()
+        .map(|a| Member {
+            id: a.id,
+            name: a.display_name,
+            email: a.email,
+            role: a.role,
+            status: a.status,
+            broker_attached: attached.contains(&a.id),
+            leaderboard_opt_out: opted_out.contains(&a.id),
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        })
+        .collect())
 }
 
 /// What [`Members::upsert_member`] did.
@@ -151,55 +149,25 @@ pub struct UpsertOutcome {
     pub created: bool,
 }
 
-#[derive(QueryableByName)]
-struct Upserted {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = Bool)]
-    created: bool,
-}
-
 /// Inserts or updates by email, in the caller's transaction.
 pub(crate) async fn upsert_in(
     conn: &mut AsyncPgConnection,
     input: &MemberInput,
-) -> Result<(Uuid, bool), MembersError> {
-    // `xmax = 0` only for a row this statement inserted.
-    // raw SQL: the conflict target is the expression index `lower(email)`, and `xmax` tells an insert from an update.
-    let row: Upserted = diesel::sql_query(
-        "INSERT INTO users (email, display_name, role, status) VALUES ($1, $2, $3, 'pending') \
-         ON CONFLICT ((lower(email))) DO UPDATE SET display_name = EXCLUDED.display_name, \
-         role = EXCLUDED.role, updated_at = now() WHERE users.role <> 'api_user' \
-         RETURNING id, (xmax = 0) AS created",
-    )
-    .bind::<Text, _>(&input.email)
-    .bind::<Text, _>(&input.name)
-    .bind::<Text, _>(&input.role)
-    .get_result(conn)
-    .await
-    .map_err(|e| match e {
-        // The conflicting row is a machine client's: nothing was written.
-        diesel::result::Error::NotFound => {
-            MembersError::invalid("email", "belongs to a machine client")
-        }
-        other => other.into(),
-    })?;
-    Ok((row.id, row.created))
+) -> Result<(UserId, bool), MembersError> {
+    directory::upsert_pending(conn, &input.email, &input.name, &input.role)
+        .await?
+        // The address is a machine client's: nothing was written.
+        .ok_or_else(|| MembersError::invalid("email", "belongs to a machine client"))
 }
 
 pub(crate) async fn member_in(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: UserId,
 ) -> Result<Member, MembersError> {
-    users::table
-        .left_join(broker_accounts::table)
-        .filter(users::id.eq(id))
-        .select(MemberRow::as_select())
-        .first(conn)
-        .await
-        .optional()?
-        .map(Member::from)
-        .ok_or(MembersError::NotFound("member"))
+    let account = directory::account(conn, id).await?;
+    let account = account.ok_or(MembersError::NotFound("member"))?;
+    let mut members = members_of(conn, vec![account]).await?;
+    members.pop().ok_or(MembersError::NotFound("member"))
 }
 
 impl Members {
@@ -225,7 +193,7 @@ impl Members {
     /// One member.
     pub async fn member(&self, tenant: &TenantSlug, id: UserId) -> Result<Member, MembersError> {
         self.pool
-            .with_tenant(tenant, async |conn| member_in(conn, id.into()).await)
+            .with_tenant(tenant, async |conn| member_in(conn, id).await)
             .await
     }
 
@@ -240,22 +208,13 @@ impl Members {
         let limit = limit.clamp(1, 200);
         let fetch = i64::try_from(limit + 1).unwrap_or(201);
         let after = after.unwrap_or("").to_owned();
-        let rows: Vec<MemberRow> = self
+        let mut rows: Vec<Member> = self
             .pool
             .with_tenant(tenant, async |conn| {
-                users::table
-                    .left_join(broker_accounts::table)
-                    .filter(users::role.ne("api_user"))
-                    .filter(lower(users::email).gt(&after))
-                    .order(lower(users::email))
-                    .limit(fetch)
-                    .select(MemberRow::as_select())
-                    .load(conn)
-                    .await
-                    .map_err(MembersError::from)
+                let accounts = directory::people_after(conn, &after, fetch).await?;
+                members_of(conn, accounts).await
             })
             .await?;
-        let mut rows: Vec<Member> = rows.into_iter().map(Member::from).collect();
         let more = rows.len() > limit;
         rows.truncate(limit);
         Ok((rows, more))
@@ -268,20 +227,15 @@ impl Members {
         member: UserId,
         opt_out: bool,
     ) -> Result<(), MembersError> {
-        let n = self
+        let found = self
             .pool
             .with_tenant(tenant, async |conn| {
-                diesel::update(users::table.find(member))
-                    .set((
-                        users::leaderboard_opt_out.eq(opt_out),
-                        users::updated_at.eq(now),
-                    ))
-                    .execute(conn)
+                directory::set_leaderboard_opt_out(conn, member, opt_out)
                     .await
                     .map_err(MembersError::from)
             })
             .await?;
-        if n == 0 {
+        if !found {
             return Err(MembersError::NotFound("member"));
         }
         Ok(())

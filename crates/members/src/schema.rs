@@ -1,6 +1,6 @@
 //! The tables the crate owns, from `migrations/tenant` (unqualified: the
-//! tenant's `search_path` picks the schema), and the part of `users` that
-//! members are.
+//! tenant's `search_path` picks the schema). Members are rampart-auth's
+//! users; this crate reads and changes them through `rampart_auth::directory`.
 #![allow(missing_docs)]
 
 diesel::table! {
@@ -57,35 +57,12 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    /// Owned by the auth crate (accounts); members are its users, and
-    /// `leaderboard_opt_out` is this crate's column.
-    users (id) {
-        id -> Uuid,
-        email -> Text,
-        display_name -> Text,
-        role -> Text,
-        status -> Text,
-        leaderboard_opt_out -> Bool,
-        created_at -> Timestamptz,
-        updated_at -> Timestamptz,
-    }
-}
-
-diesel::joinable!(broker_accounts -> users (user_id));
-
 diesel::allow_tables_to_appear_in_same_query!(
     broker_accounts,
     portfolio_snapshots,
     leaderboard_daily,
     import_previews,
-    users,
 );
-
-diesel::define_sql_function! {
-    /// PostgreSQL's `lower(text)`: emails match case-insensitively.
-    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
-}
 
 diesel::table! {
     /// The last slot each scheduled job was claimed for (`migrations/platform`),

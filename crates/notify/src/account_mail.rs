@@ -12,10 +12,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
 use diesel::dsl::{IntervalDsl, exists, now};
 use diesel::prelude::*;
-use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rampart_auth::audit::AuditEvent;
-use rampart_auth::{AuthServer, ClientContext};
+use rampart_auth::{AuthServer, ClientContext, directory};
 use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use rand::RngCore;
@@ -54,14 +53,6 @@ fn split_token(token: &str) -> Option<(Uuid, &str)> {
     let (id, secret) = token.split_once('.')?;
     let id = Uuid::parse_str(id).ok()?;
     (!secret.is_empty() && secret.len() <= 128).then_some((id, secret))
-}
-
-#[derive(diesel::QueryableByName)]
-struct Recipient {
-    #[diesel(sql_type = SqlUuid)]
-    id: UserId,
-    #[diesel(sql_type = Text)]
-    email: String,
 }
 
 /// The shortest time between two links of one purpose to one user, so the
@@ -181,15 +172,7 @@ impl Notifier {
         let issued = self
             .pool
             .with_tenant(tenant, async |conn| {
-                // raw SQL: reads auth's `users` table (moves to an auth API)
-                let users: Vec<Recipient> = diesel::sql_query(
-                    "SELECT id, email FROM users WHERE id = $1 AND status <> 'disabled' \
-                     AND NOT email_verified",
-                )
-                .bind::<SqlUuid, _>(user_id)
-                .load(conn)
-                .await?;
-                let Some(user) = users.into_iter().next() else {
+                let Some(user) = directory::unverified_contact(conn, user_id).await? else {
                     return Ok(None);
                 };
                 let token =
@@ -233,16 +216,7 @@ impl Notifier {
         self.pool
             .with_tenant(tenant, async |conn| {
                 let (user_id, email) = consume_token(conn, token, Purpose::VerifyEmail).await?;
-                // raw SQL: writes auth's `users` table (moves to an auth API)
-                let n = diesel::sql_query(
-                    "UPDATE users SET email_verified = true, updated_at = now() \
-                     WHERE id = $1 AND lower(email) = lower($2)",
-                )
-                .bind::<SqlUuid, _>(user_id)
-                .bind::<Text, _>(&email)
-                .execute(conn)
-                .await?;
-                if n != 1 {
+                if !directory::mark_email_verified(conn, user_id, &email).await? {
                     return Err(NotifyError::InvalidToken);
                 }
                 Ok(user_id)
@@ -264,14 +238,7 @@ impl Notifier {
         let issued = self
             .pool
             .with_tenant(tenant, async |conn| {
-                // raw SQL: reads auth's `users` table (moves to an auth API)
-                let users: Vec<Recipient> = diesel::sql_query(
-                    "SELECT id, email FROM users WHERE lower(email) = $1 AND status = 'active'",
-                )
-                .bind::<Text, _>(&account)
-                .load(conn)
-                .await?;
-                let Some(user) = users.into_iter().next() else {
+                let Some(user) = directory::active_contact_by_email(conn, &account).await? else {
                     return Ok(None);
                 };
                 let token = issue_token(
@@ -340,17 +307,7 @@ impl Notifier {
             .pool
             .with_tenant(tenant, async |conn| {
                 let (user_id, _) = consume_token(conn, token, Purpose::PasswordReset).await?;
-                // raw SQL: writes auth's `users` table (moves to an auth API)
-                let n = diesel::sql_query(
-                    "UPDATE users SET password_hash = $2, password_changed_at = now(), \
-                     updated_at = now(), failed_password_count = 0, locked_until = NULL \
-                     WHERE id = $1 AND status = 'active'",
-                )
-                .bind::<SqlUuid, _>(user_id)
-                .bind::<Text, _>(&hash)
-                .execute(conn)
-                .await?;
-                if n != 1 {
+                if !directory::reset_password_hash(conn, user_id, &hash).await? {
                     return Err(NotifyError::InvalidToken);
                 }
                 Ok(user_id)

@@ -15,6 +15,7 @@
 //! into `login_device_checks`, so several replicas alert once. A user's
 //! first device is recorded without an alert.
 
+use rampart_auth::directory;
 use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use std::net::IpAddr;
@@ -22,7 +23,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use diesel::dsl::exists;
 use diesel::prelude::*;
-use diesel::sql_types::{Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::Timestamptz;
 use diesel_async::RunQueryDsl;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -94,22 +95,6 @@ pub fn fingerprint(user_agent: Option<&str>, ip: &str) -> DeviceFingerprint {
     }
 }
 
-#[derive(diesel::QueryableByName)]
-struct NewSession {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
-    user_id: UserId,
-    #[diesel(sql_type = Nullable<Text>)]
-    ip: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    user_agent: Option<String>,
-    #[diesel(sql_type = Timestamptz)]
-    created_at: DateTime<Utc>,
-    #[diesel(sql_type = Text)]
-    email: String,
-}
-
 struct Alert {
     user_id: UserId,
     email: String,
@@ -126,16 +111,13 @@ impl Notifier {
         let alerts = self
             .pool
             .with_tenant(tenant, async |conn| {
-                // raw SQL: reads auth's `sessions` and `users` tables (moves to an auth API)
-                let sessions: Vec<NewSession> = diesel::sql_query(
-                    "SELECT s.id, s.user_id, s.ip, s.user_agent, s.created_at, u.email \
-                     FROM sessions s JOIN users u ON u.id = s.user_id \
-                     WHERE s.created_at > now() - interval '1 hour' \
-                     AND NOT EXISTS (SELECT 1 FROM login_device_checks c WHERE c.session_id = s.id) \
-                     ORDER BY s.created_at, s.id LIMIT 1000",
-                )
-                .load(conn)
-                .await?;
+                let since = Utc::now() - chrono::Duration::hours(1);
+                let seen: Vec<Uuid> = login_device_checks::table
+                    .filter(login_device_checks::checked_at.gt(since))
+                    .select(login_device_checks::session_id)
+                    .load(conn)
+                    .await?;
+                let sessions = directory::sessions_since(conn, since, &seen, 1000).await?;
                 let mut alerts = Vec::new();
                 for s in sessions {
                     let claimed = diesel::insert_into(login_device_checks::table)
@@ -170,7 +152,10 @@ impl Notifier {
                         == 1;
                     if !inserted {
                         diesel::update(of_user.filter(known_devices::fingerprint.eq(&device.hash)))
-                            .set(known_devices::last_seen_at.eq(greatest(known_devices::last_seen_at, s.created_at)))
+                            .set(
+                                known_devices::last_seen_at
+                                    .eq(greatest(known_devices::last_seen_at, s.created_at)),
+                            )
                             .execute(conn)
                             .await?;
                     }

@@ -5,6 +5,7 @@
 //! from cache while every provider fails, never fire one). The conditional
 //! `UPDATE … WHERE triggered_at IS NULL` makes "once" hold across replicas.
 
+use rampart_auth::directory;
 use rampart_ids::UserId;
 use rampart_tenancy::TenantSlug;
 use std::collections::BTreeSet;
@@ -12,7 +13,6 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use diesel::dsl::now;
 use diesel::prelude::*;
-use diesel::sql_types::{Numeric, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use rampart_amount as amount;
 use rampart_market::ProviderChain;
@@ -113,21 +113,14 @@ pub fn normalize_symbol(symbol: &str) -> Result<String, NotifyError> {
     Ok(s)
 }
 
-#[derive(diesel::QueryableByName)]
+/// An alert not yet fired, with the address of its (active) owner.
 struct Pending {
-    #[diesel(sql_type = SqlUuid)]
     id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
     user_id: UserId,
-    #[diesel(sql_type = Text)]
     symbol: String,
-    #[diesel(sql_type = Text)]
     direction: String,
-    #[diesel(sql_type = Numeric)]
     threshold: Decimal,
-    #[diesel(sql_type = Text)]
     note: String,
-    #[diesel(sql_type = Text)]
     email: String,
 }
 
@@ -156,11 +149,7 @@ impl Notifier {
         self.pool
             .with_tenant(tenant, async |conn| {
                 // Serializes creations of one user, so the limit holds.
-                // raw SQL: locks a row of auth's `users` table
-                diesel::sql_query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-                    .bind::<SqlUuid, _>(user_id)
-                    .execute(conn)
-                    .await?;
+                directory::lock_user(conn, user_id).await?;
                 let count: i64 = price_alerts::table
                     .filter(price_alerts::user_id.eq(user_id))
                     .count()
@@ -262,14 +251,36 @@ impl Notifier {
         let pending: Vec<Pending> = self
             .pool
             .with_tenant(tenant, async |conn| {
-                // raw SQL: joins auth's `users` table (moves to an auth API)
-                let rows = diesel::sql_query(
-                    "SELECT a.id, a.user_id, a.symbol, a.direction, a.threshold, a.note, u.email \
-                     FROM price_alerts a JOIN users u ON u.id = a.user_id \
-                     WHERE a.triggered_at IS NULL AND u.status = 'active'",
-                )
-                .load(conn)
-                .await?;
+                let alerts: Vec<(Uuid, UserId, String, String, Decimal, String)> =
+                    price_alerts::table
+                        .filter(price_alerts::triggered_at.is_null())
+                        .select((
+                            price_alerts::id,
+                            price_alerts::user_id,
+                            price_alerts::symbol,
+                            price_alerts::direction,
+                            price_alerts::threshold,
+                            price_alerts::note,
+                        ))
+                        .load(conn)
+                        .await?;
+                let owners: Vec<UserId> = alerts.iter().map(|a| a.1).collect();
+                let addresses = directory::active_addresses(conn, &owners).await?;
+                let rows = alerts
+                    .into_iter()
+                    .filter_map(|(id, user_id, symbol, direction, threshold, note)| {
+                        let email = addresses.get(&user_id)?.clone();
+                        Some(Pending {
+                            id,
+                            user_id,
+                            symbol,
+                            direction,
+                            threshold,
+                            note,
+                            email,
+                        })
+                    })
+                    .collect();
                 Ok::<_, NotifyError>(rows)
             })
             .await?;

@@ -20,7 +20,7 @@ use crate::model::{
 };
 use crate::schema::{
     document_activity as act, document_comments as com, document_shares as shr,
-    document_versions as ver, documents, users,
+    document_versions as ver, documents,
 };
 
 pub(crate) mod sealed {
@@ -614,14 +614,8 @@ async fn check_active_user(
     conn: &mut AsyncPgConnection,
     user_id: UserId,
 ) -> Result<(), PortfolioError> {
-    let active: bool = diesel::select(exists(
-        users::table
-            .filter(users::id.eq(user_id))
-            .filter(users::status.eq("active")),
-    ))
-    .get_result(conn)
-    .await?;
-    if active {
+    let active = rampart_auth::directory::is_active(conn, user_id).await;
+    if active.map_err(crate::users::from_auth)? {
         Ok(())
     } else {
         Err(PortfolioError::Invalid(

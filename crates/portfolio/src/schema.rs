@@ -1,6 +1,6 @@
 //! The tables the crate owns, from `migrations/tenant` (unqualified: the
-//! tenant's `search_path` picks the schema), and the part of `users` it
-//! reads.
+//! tenant's `search_path` picks the schema). Users are rampart-auth's; this
+//! crate asks `rampart_auth::directory` about them.
 #![allow(missing_docs)]
 
 diesel::table! {
@@ -132,15 +132,6 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    /// Owned by the auth crate; read here only to check that a share's
-    /// grantee is an active user of the tenant.
-    users (id) {
-        id -> Uuid,
-        status -> Text,
-    }
-}
-
 diesel::joinable!(positions -> portfolios (portfolio_id));
 diesel::joinable!(document_activity -> documents (document_id));
 
@@ -155,5 +146,4 @@ diesel::allow_tables_to_appear_in_same_query!(
     document_activity,
     valuation_cases,
     valuation_case_analyses,
-    users,
 );

@@ -207,7 +207,7 @@ pub struct PortfolioActivity {
 }
 
 /// Users belong to the auth crate; its refusals read as this crate's.
-fn from_auth(e: AuthError) -> PortfolioError {
+pub(crate) fn from_auth(e: AuthError) -> PortfolioError {
     match e {
         AuthError::NotFound(_) => PortfolioError::NotFound,
         AuthError::InvalidRequest(m) => PortfolioError::Invalid(m),
