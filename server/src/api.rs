@@ -50,6 +50,12 @@ pub fn page<T: Serialize>(data: T, next_cursor: Option<String>) -> HttpResponse 
     })
 }
 
+/// A page of the portfolio crate's lists (portfolios, cases, versions,
+/// activity) as [`page`].
+pub fn page_of<T: Serialize>(p: rampart_portfolio::Page<T>) -> HttpResponse {
+    page(p.items, p.next)
+}
+
 /// A JSON body that must be an object. serde's derived `Deserialize` also
 /// reads a struct from an array (`[null, null]` is a patch of nothing, and
 /// was answered 200): the API takes objects only. Errors are the

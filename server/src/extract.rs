@@ -615,6 +615,12 @@ impl PageQuery {
         self.limit.unwrap_or(default).clamp(1, max)
     }
 
+    /// The cursor as given and the page size as asked (default 20), for
+    /// services that decode the cursor and clamp the size themselves.
+    pub fn as_given(&self) -> (Option<&str>, usize) {
+        (self.cursor.as_deref(), self.limit.unwrap_or(20))
+    }
+
     /// The cursor's text (cursors are URL-safe base64 of a string).
     pub fn cursor_text(&self) -> Result<Option<String>, ApiError> {
         self.cursor.as_deref().map(decode_cursor).transpose()

@@ -615,7 +615,7 @@ async fn check_active_user(
     user_id: UserId,
 ) -> Result<(), PortfolioError> {
     let active = rampart_auth::directory::is_active(conn, user_id).await;
-    if active.map_err(crate::users::from_auth)? {
+    if active.map_err(crate::error::from_auth)? {
         Ok(())
     } else {
         Err(PortfolioError::Invalid(

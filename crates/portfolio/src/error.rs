@@ -1,3 +1,4 @@
+use rampart_auth::AuthError;
 use rampart_tenancy::TenancyError;
 
 use crate::import_report::ImportReport;
@@ -47,4 +48,19 @@ pub enum PortfolioError {
     /// A database error.
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
+}
+
+/// Users belong to the auth crate; its refusals read as this crate's.
+pub(crate) fn from_auth(e: AuthError) -> PortfolioError {
+    match e {
+        AuthError::NotFound(_) => PortfolioError::NotFound,
+        AuthError::InvalidRequest(m) => PortfolioError::Invalid(m),
+        e @ AuthError::UnknownRole(_) => PortfolioError::Invalid(e.to_string()),
+        AuthError::Tenancy(t) => PortfolioError::Tenancy(t),
+        AuthError::Database(d) => PortfolioError::Database(d),
+        // Nothing else is expected from the user calls; keep it a server error.
+        other => PortfolioError::Database(diesel::result::Error::QueryBuilderError(
+            other.to_string().into(),
+        )),
+    }
 }

@@ -8,7 +8,7 @@
 //! assignable roles, paging). Disabling a user revokes, through auth, their
 //! sessions, refresh tokens and access tokens.
 use rampart_auth::audit::AuditService;
-use rampart_auth::{AccountService, AuthError, AuthServer, Role};
+use rampart_auth::{AccountService, AuthServer, Role};
 use rampart_ids::{PortfolioId, UserId};
 use rampart_tenancy::TenantPool;
 use rampart_tenancy::TenantSlug;
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::PortfolioError;
 use crate::documents;
+use crate::error::from_auth;
 use crate::model::{Activity, Page, paged};
 
 /// A user's profile: the auth crate's, which owns the users table.
@@ -204,21 +205,6 @@ pub struct PortfolioActivity {
     /// The change.
     #[serde(flatten)]
     pub activity: Activity,
-}
-
-/// Users belong to the auth crate; its refusals read as this crate's.
-pub(crate) fn from_auth(e: AuthError) -> PortfolioError {
-    match e {
-        AuthError::NotFound(_) => PortfolioError::NotFound,
-        AuthError::InvalidRequest(m) => PortfolioError::Invalid(m),
-        e @ AuthError::UnknownRole(_) => PortfolioError::Invalid(e.to_string()),
-        AuthError::Tenancy(t) => PortfolioError::Tenancy(t),
-        AuthError::Database(d) => PortfolioError::Database(d),
-        // Nothing else is expected from the user calls; keep it a server error.
-        other => PortfolioError::Database(diesel::result::Error::QueryBuilderError(
-            other.to_string().into(),
-        )),
-    }
 }
 
 /// Users of every tenant as the product sees them. The user rows belong to

@@ -128,10 +128,10 @@ async fn priced(state: &AppState, ticker: &str, inputs: ValuationInputs) -> Valu
 #[utoipa::path(params(PageQuery), responses((status = 200, description = "a page of cases"), (status = 401, description = "no valid token")))]
 #[get("")]
 pub async fn list(u: Reader, page: web::Query<PageQuery>) -> Answer {
-    let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
-    let page = u.svc.list(&u.tenant, &u.actor, cursor, limit);
-    let page = page.await?;
-    Ok(api::page(page.items, page.next))
+    let (cursor, limit) = page.as_given();
+    Ok(api::page_of(
+        u.svc.list(&u.tenant, &u.actor, cursor, limit).await?,
+    ))
 }
 
 /// Creates a case (version 1) and values it; the inputs' missing
@@ -181,10 +181,9 @@ pub async fn delete(u: Writer, path: Id) -> Answer {
 #[utoipa::path(params(PageQuery), responses((status = 200, description = "a page of versions")))]
 #[get("/{id}/versions")]
 pub async fn versions(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answer {
-    let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
+    let (cursor, limit) = page.as_given();
     let page = u.svc.versions(&u.tenant, &u.actor, path.id, cursor, limit);
-    let page = page.await?;
-    Ok(api::page(page.items, page.next))
+    Ok(api::page_of(page.await?))
 }
 
 /// One version: ticker, name, inputs and valuation as they were.
@@ -266,10 +265,9 @@ pub async fn attach_analysis(u: Reader, path: Id, body: JsonObject<NewAnalysis>)
 #[utoipa::path(params(PageQuery), responses((status = 200, description = "a page of activity")))]
 #[get("/{id}/activity")]
 pub async fn activity(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answer {
-    let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
+    let (cursor, limit) = page.as_given();
     let page = u.svc.activity(&u.tenant, &u.actor, path.id, cursor, limit);
-    let page = page.await?;
-    Ok(api::page(page.items, page.next))
+    Ok(api::page_of(page.await?))
 }
 
 /// The whole case as JSON: now, every version, comments, analyses.

@@ -141,9 +141,10 @@ type Writer = AsUser<PortfolioService, perm::PortfolioWrite>;
 #[utoipa::path(params(PageQuery), responses((status = 200, description = "a page of portfolios"), (status = 401, description = "no valid token")))]
 #[get("")]
 pub async fn list(u: Reader, page: web::Query<PageQuery>) -> Answer {
-    let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
-    let page = u.svc.list(&u.tenant, &u.actor, cursor, limit).await?;
-    Ok(api::page(page.items, page.next))
+    let (cursor, limit) = page.as_given();
+    Ok(api::page_of(
+        u.svc.list(&u.tenant, &u.actor, cursor, limit).await?,
+    ))
 }
 
 /// Creates a portfolio (version 1), optionally with positions.
@@ -214,10 +215,9 @@ pub async fn remove_position(u: Writer, path: web::Path<PositionPath>) -> Answer
 #[utoipa::path(params(PageQuery), responses((status = 200, description = "a page of versions")))]
 #[get("/{id}/versions")]
 pub async fn versions(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answer {
-    let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
+    let (cursor, limit) = page.as_given();
     let page = u.svc.versions(&u.tenant, &u.actor, path.id, cursor, limit);
-    let page = page.await?;
-    Ok(api::page(page.items, page.next))
+    Ok(api::page_of(page.await?))
 }
 
 /// One version: the portfolio and its positions as they were.
@@ -272,10 +272,9 @@ pub async fn comment(u: Reader, path: Id, body: JsonObject<NewComment>) -> Answe
 #[utoipa::path(params(PageQuery), responses((status = 200, description = "a page of activity")))]
 #[get("/{id}/activity")]
 pub async fn activity(u: Reader, path: Id, page: web::Query<PageQuery>) -> Answer {
-    let (cursor, limit) = (page.cursor.as_deref(), page.limit.unwrap_or(20));
+    let (cursor, limit) = page.as_given();
     let page = u.svc.activity(&u.tenant, &u.actor, path.id, cursor, limit);
-    let page = page.await?;
-    Ok(api::page(page.items, page.next))
+    Ok(api::page_of(page.await?))
 }
 
 /// The positions as CSV.

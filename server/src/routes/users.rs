@@ -132,14 +132,11 @@ pub async fn list_users(
     state: web::Data<AppState>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = users(&state)
-        .list(
-            &caller.tenant,
-            page.cursor.as_deref(),
-            page.limit.unwrap_or(20),
-        )
-        .await?;
-    Ok(api::page(page.items, page.next))
+    let (cursor, limit) = page.as_given();
+    let service = users(&state);
+    Ok(api::page_of(
+        service.list(&caller.tenant, cursor, limit).await?,
+    ))
 }
 
 /// `…/users/{id}/…`.
