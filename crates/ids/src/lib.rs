@@ -1,4 +1,5 @@
-//! Typed identifiers: a [`UserId`] and a [`PortfolioId`] are both UUIDs, but
+//! Typed identifiers: a [`UserId`], a [`PortfolioId`] and a [`CaseId`] are
+//! all UUIDs, but
 //! a function that takes one does not take the other, so a portfolio id
 //! cannot be handed where a user is meant. Each is a `uuid` column through
 //! diesel (`users::id.eq(user)` works as with a `Uuid`), a JSON string
@@ -127,6 +128,12 @@ uuid_id! {
     /// A portfolio of a tenant (the `portfolios` table's id, owned by
     /// rampart-portfolio).
     PortfolioId
+}
+
+uuid_id! {
+    /// A valuation case of a tenant (the `valuation_cases` table's id, owned
+    /// by rampart-portfolio).
+    CaseId
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use diesel::dsl::now;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use rampart_ids::UserId;
+use rampart_ids::{CaseId, UserId};
 use rampart_tenancy::TenantPool;
 use rampart_tenancy::TenantSlug;
 use rampart_valuation::{Decimal, ValuationInputs};
@@ -77,7 +77,7 @@ pub struct CasePatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Case {
     /// Id.
-    pub id: Uuid,
+    pub id: CaseId,
     /// Owner.
     pub owner_id: UserId,
     /// The company's ticker.
@@ -204,7 +204,7 @@ pub struct CaseImportReport {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = cases, check_for_backend(Pg))]
 struct CaseRow {
-    id: Uuid,
+    id: CaseId,
     owner_id: UserId,
     ticker: String,
     name: String,
@@ -307,14 +307,22 @@ async fn insert_version(
     case: &Case,
     change: &str,
 ) -> Result<(), PortfolioError> {
-    documents::insert_version(conn, actor, case.id, case.version, snapshot(case), change).await
+    documents::insert_version(
+        conn,
+        actor,
+        case.id.into(),
+        case.version,
+        snapshot(case),
+        change,
+    )
+    .await
 }
 
 /// Cases visible to the actor: one (`only`) or a page by id after `after`.
 async fn visible(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
-    only: Option<Uuid>,
+    only: Option<CaseId>,
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Case>, PortfolioError> {
@@ -358,7 +366,7 @@ async fn insert_case(
     import_key: Option<&str>,
     change: &str,
 ) -> Result<Case, PortfolioError> {
-    let id = documents::insert(conn, Kind::ValuationCase).await?;
+    let id = CaseId::from(documents::insert(conn, Kind::ValuationCase).await?);
     diesel::insert_into(cases::table)
         .values((
             cases::id.eq(id),
@@ -374,7 +382,7 @@ async fn insert_case(
         .await?;
     let case = CaseService::allowed(conn, actor, id, OWNER).await?;
     insert_version(conn, actor, &case, change).await?;
-    record(conn, actor, id, change, None, Some(snapshot(&case))).await?;
+    record(conn, actor, id.into(), change, None, Some(snapshot(&case))).await?;
     Ok(case)
 }
 
@@ -407,7 +415,7 @@ pub struct CaseService {
 
 impl Guarded for CaseService {
     type Doc = Case;
-    type Id = Uuid;
+    type Id = CaseId;
 
     fn tenants(&self) -> &TenantPool {
         &self.pool
@@ -416,7 +424,7 @@ impl Guarded for CaseService {
     async fn allowed(
         conn: &mut AsyncPgConnection,
         actor: &Actor,
-        id: Uuid,
+        id: CaseId,
         Need(needed, lock): Need,
     ) -> Result<Case, PortfolioError> {
         if lock {
@@ -424,7 +432,7 @@ impl Guarded for CaseService {
                 .find(id)
                 .select(cases::id)
                 .for_update()
-                .load::<Uuid>(conn)
+                .load::<CaseId>(conn)
                 .await?;
         }
         let case = visible(conn, actor, Some(id), None, 1)
@@ -436,7 +444,7 @@ impl Guarded for CaseService {
     }
 
     fn id(case: &Case) -> Uuid {
-        case.id
+        case.id.into()
     }
 
     fn owner(case: &Case) -> UserId {
@@ -484,7 +492,7 @@ impl CaseService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: CaseId,
     ) -> Result<Case, PortfolioError> {
         guarded(self, tenant, actor, id, VIEW, async |_, case| Ok(case)).await
     }
@@ -495,7 +503,7 @@ impl CaseService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: CaseId,
         patch: CasePatch,
     ) -> Result<Case, PortfolioError> {
         if patch.ticker.is_none() && patch.name.is_none() && patch.inputs.is_none() {
@@ -539,7 +547,7 @@ impl CaseService {
                 record(
                     conn,
                     actor,
-                    id,
+                    id.into(),
                     change,
                     Some(snapshot(&before)),
                     Some(snapshot(&after)),
@@ -556,14 +564,22 @@ impl CaseService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: CaseId,
     ) -> Result<(), PortfolioError> {
         guarded(self, tenant, actor, id, ADMIN_LOCKED, async |conn, case| {
             diesel::update(cases::table.find(id))
                 .set(cases::deleted_at.eq(now))
                 .execute(conn)
                 .await?;
-            record(conn, actor, id, "delete", Some(snapshot(&case)), None).await
+            record(
+                conn,
+                actor,
+                id.into(),
+                "delete",
+                Some(snapshot(&case)),
+                None,
+            )
+            .await
         })
         .await
     }
@@ -573,13 +589,13 @@ impl CaseService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: CaseId,
         from: i32,
         to: i32,
     ) -> Result<VersionDiff, PortfolioError> {
         guarded(self, tenant, actor, id, VIEW, async |conn, _| {
-            let a = documents::version(conn, id, from).await?;
-            let b = documents::version(conn, id, to).await?;
+            let a = documents::version(conn, id.into(), from).await?;
+            let b = documents::version(conn, id.into(), to).await?;
             let mut changes = Vec::new();
             diff_json("", Some(&a.snapshot), Some(&b.snapshot), &mut changes);
             Ok(VersionDiff { from, to, changes })
@@ -593,17 +609,17 @@ impl CaseService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: CaseId,
         new: NewAnalysis,
     ) -> Result<Analysis, PortfolioError> {
         check_document(&new.source, &new.document)?;
         guarded(self, tenant, actor, id, COMMENT, async |conn, case| {
             let version = new.version.unwrap_or(case.version);
-            documents::version(conn, id, version).await?;
+            documents::version(conn, id.into(), version).await?;
             let analysis =
                 insert_analysis(conn, actor, id, version, new.source.trim(), &new.document).await?;
             let after = json!({"id": analysis.id, "version": version, "source": analysis.source});
-            record(conn, actor, id, "analysis", None, Some(after)).await?;
+            record(conn, actor, id.into(), "analysis", None, Some(after)).await?;
             Ok(analysis)
         })
         .await
@@ -614,7 +630,7 @@ impl CaseService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: CaseId,
         version: Option<i32>,
     ) -> Result<Vec<Analysis>, PortfolioError> {
         guarded(self, tenant, actor, id, VIEW, async |conn, _| {
@@ -628,13 +644,13 @@ impl CaseService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: CaseId,
     ) -> Result<CaseExport, PortfolioError> {
         guarded(self, tenant, actor, id, VIEW, async |conn, case| {
             Ok(CaseExport {
                 case,
-                versions: documents::all_versions(conn, id).await?,
-                comments: documents::comments(conn, id).await?,
+                versions: documents::all_versions(conn, id.into()).await?,
+                comments: documents::comments(conn, id.into()).await?,
                 analyses: load_analyses(conn, id, None).await?,
             })
         })
@@ -647,7 +663,7 @@ impl CaseService {
         &self,
         tenant: &TenantSlug,
         actor: &Actor,
-        id: Uuid,
+        id: CaseId,
     ) -> Result<String, PortfolioError> {
         let case = self.get(tenant, actor, id).await?;
         let mut out = csv::Writer::from_writer(Vec::new());
@@ -769,7 +785,7 @@ impl CaseService {
                             .await?;
                     }
                     if let Some(item) = report.items.get_mut(at) {
-                        item.case_id = Some(case.id);
+                        item.case_id = Some(case.id.into());
                     }
                 }
                 report.applied = true;
@@ -819,7 +835,7 @@ type AnalysisColumns = (
 
 async fn load_analyses(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: CaseId,
     version: Option<i32>,
 ) -> Result<Vec<Analysis>, PortfolioError> {
     let mut query = ana::table
@@ -837,7 +853,7 @@ async fn load_analyses(
 async fn insert_analysis(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
-    case_id: Uuid,
+    case_id: CaseId,
     version: i32,
     source: &str,
     document: &Value,

@@ -76,7 +76,7 @@ pub mod transfer;
 pub mod users;
 
 pub use amount::Decimal;
-pub use rampart_ids::{PortfolioId, UserId};
+pub use rampart_ids::{CaseId, PortfolioId, UserId};
 
 /// The change-feed topic ([`rampart_tenancy::ChangeFeed`]) announced in
 /// every transaction that changes a portfolio or a valuation case, its

@@ -39,7 +39,7 @@ pub struct CaseNode {
 impl From<Case> for CaseNode {
     fn from(c: Case) -> Self {
         CaseNode {
-            id: c.id,
+            id: c.id.into(),
             owner_id: c.owner_id.into(),
             ticker: c.ticker,
             name: c.name,
@@ -115,7 +115,7 @@ pub async fn case(ctx: &Context<'_>, id: Uuid) -> Result<CaseNode> {
     let c = ctx.data::<RequestCaller>()?;
     let actor = c.portfolio_actor(Permission::CasesRead).gql()?;
     let svc = CaseService::new(c.state().tenants.clone());
-    Ok(svc.get(c.tenant(), &actor, id).await.gql()?.into())
+    Ok(svc.get(c.tenant(), &actor, id.into()).await.gql()?.into())
 }
 
 /// `members(first, after)`: as `GET …/admin/members` (`users:manage`), by

@@ -22,7 +22,6 @@ use rampart_valuation::ValuationInputs;
 use serde::Deserialize;
 use utoipa_actix_web::scope;
 use utoipa_actix_web::service_config::ServiceConfig;
-use uuid::Uuid;
 
 use crate::api::{self, Answer, JsonObject};
 use crate::error::ApiError;
@@ -59,14 +58,14 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[derive(Debug, Deserialize)]
 pub struct CasePath {
     /// The case.
-    pub id: Uuid,
+    pub id: rampart_portfolio::CaseId,
 }
 
 /// `…/cases/{id}/versions/{version}`.
 #[derive(Debug, Deserialize)]
 pub struct CaseVersionPath {
     /// The case.
-    pub id: Uuid,
+    pub id: rampart_portfolio::CaseId,
     /// The version number.
     pub version: i32,
 }
@@ -75,7 +74,7 @@ pub struct CaseVersionPath {
 #[derive(Debug, Deserialize)]
 pub struct CaseSharePath {
     /// The case.
-    pub id: Uuid,
+    pub id: rampart_portfolio::CaseId,
     /// The user it is shared with.
     pub user: rampart_auth::UserId,
 }
