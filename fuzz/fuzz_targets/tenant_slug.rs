@@ -2,8 +2,9 @@
 //! identifier that reaches SQL (as part of schema and role names), so the
 //! target checks the documented grammar in both directions, not just "no
 //! panic": `parse` accepts exactly the strings matching
-//! `[a-z][a-z0-9_]{2,39}` that are neither reserved nor start with `pg_` or
-//! `tenant_`, and every way in (`parse`, `FromStr`, serde) agrees.
+//! `[a-z][a-z0-9_]{2,39}` that are neither reserved nor start with `pg_`,
+//! `tenant_` or `spare_` (the prepared spare schemas' names, see the tenancy
+//! README), and every way in (`parse`, `FromStr`, serde) agrees.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -31,6 +32,7 @@ fn matches_grammar(s: &str) -> bool {
     }
     !(s.starts_with("pg_")
         || s.starts_with("tenant_")
+        || s.starts_with("spare_")
         || RESERVED.split_whitespace().any(|r| r == s))
 }
 

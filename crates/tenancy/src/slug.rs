@@ -21,13 +21,16 @@ const RESERVED: &[&str] = &[
     "tenant",
 ];
 
-/// A validated tenant slug: lowercase `[a-z][a-z0-9_]{2,39}`, not reserved.
+/// A validated tenant slug: lowercase `[a-z][a-z0-9_]{2,39}`, not a reserved
+/// name and not starting with `pg_`, `tenant_` or `spare_` (the names of the
+/// prepared spare schemas).
 ///
 /// ```
 /// use rampart_tenancy::TenantSlug;
 /// assert!(TenantSlug::parse("acme_capital").is_ok());
 /// assert!(TenantSlug::parse("a; drop schema public").is_err());
 /// assert!(TenantSlug::parse("pg_catalog").is_err());
+/// assert!(TenantSlug::parse("spare_schema").is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
