@@ -40,6 +40,28 @@
 //! )?;
 //! # let _ = redis; Ok(()) }
 //! ```
+//!
+//! The rules hold before any connection is made:
+//!
+//! ```
+//! use rampart_dbtls::{PgConnector, PgTlsConfig, RedisTlsConfig, SslMode};
+//!
+//! let url = "postgres://app@localhost/rampart";
+//! // Without sslmode the connection stays plaintext.
+//! let plain = PgConnector::new(url, &PgTlsConfig::default())?;
+//! assert_eq!(plain.mode(), SslMode::Disable);
+//! // A TLS mode without a root certificate is refused: a server
+//! // certificate is never accepted unchecked.
+//! let unchecked = format!("{url}?sslmode=require");
+//! assert!(PgConnector::new(&unchecked, &PgTlsConfig::default()).is_err());
+//! // The platform's store counts as a root certificate.
+//! let system = format!("{url}?sslmode=verify-full&sslrootcert=system");
+//! assert_eq!(PgConnector::new(&system, &PgTlsConfig::default())?.mode(), SslMode::VerifyFull);
+//! // Turning certificate verification off on Redis is refused too.
+//! let insecure = "rediss://localhost:6380/#insecure";
+//! assert!(rampart_dbtls::redis_client(insecure, &RedisTlsConfig::default()).is_err());
+//! # Ok::<(), rampart_dbtls::DbTlsError>(())
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -2,6 +2,7 @@
 //! breaker state gauges, cache hits per layer, coalescing and stale serving.
 //! Registered into a [`prometheus::Registry`] the server exposes on `/metrics`.
 
+use prometheus::core::Collector;
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
@@ -103,30 +104,19 @@ impl MarketMetrics {
             &["provider"],
         )
         .map_err(reg_err)?;
-        registry
-            .register(Box::new(calls.clone()))
-            .map_err(reg_err)?;
-        registry
-            .register(Box::new(latency.clone()))
-            .map_err(reg_err)?;
-        registry
-            .register(Box::new(breaker_state.clone()))
-            .map_err(reg_err)?;
-        registry
-            .register(Box::new(breaker_transitions.clone()))
-            .map_err(reg_err)?;
-        registry
-            .register(Box::new(cache.clone()))
-            .map_err(reg_err)?;
-        registry
-            .register(Box::new(served.clone()))
-            .map_err(reg_err)?;
-        registry
-            .register(Box::new(coalesced.clone()))
-            .map_err(reg_err)?;
-        registry
-            .register(Box::new(rejected_rows.clone()))
-            .map_err(reg_err)?;
+        let collectors: [Box<dyn Collector>; 8] = [
+            Box::new(calls.clone()),
+            Box::new(latency.clone()),
+            Box::new(breaker_state.clone()),
+            Box::new(breaker_transitions.clone()),
+            Box::new(cache.clone()),
+            Box::new(served.clone()),
+            Box::new(coalesced.clone()),
+            Box::new(rejected_rows.clone()),
+        ];
+        for c in collectors {
+            registry.register(c).map_err(reg_err)?;
+        }
         Ok(Self {
             registry: registry.clone(),
             calls,

@@ -37,6 +37,22 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Job schedules are five-field cron expressions in UTC, checked when the
+//! configuration is read:
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use rampart_members::CronSchedule;
+//!
+//! // The daily snapshot: 22:00 UTC on weekdays.
+//! let snapshots = CronSchedule::parse("0 22 * * 1-5")?;
+//! let friday_night = Utc.with_ymd_and_hms(2026, 12, 4, 23, 0, 0).unwrap();
+//! let next = snapshots.next_after(friday_night);
+//! assert_eq!(next, Some(Utc.with_ymd_and_hms(2026, 12, 7, 22, 0, 0).unwrap()));
+//! assert!(CronSchedule::parse("0 25 * * *").is_err());
+//! # Ok::<(), rampart_members::MembersError>(())
+//! ```
+//!
 //! Secrets: broker keys are only ever held as [`BrokerKeys`] (whose `Debug`
 //! redacts them) on their way into [`BrokerCrypto::seal`] or out of
 //! [`BrokerCrypto::open`] to the broker; no function returns them.

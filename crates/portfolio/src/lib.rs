@@ -44,6 +44,27 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Positions come in as CSV (or JSON) and keep every digit: amounts are
+//! decimals end to end, never floating point.
+//!
+//! ```
+//! use rampart_portfolio::{Access, Decimal, transfer::parse_positions};
+//!
+//! let csv = "symbol,quantity,purchase_price\nMSFT,0.1,0.2\nAAPL,1.0000000001,187.25\n";
+//! let positions = parse_positions(csv.as_bytes())?;
+//! let cost: Decimal = positions
+//!     .iter()
+//!     .filter_map(|p| Some(p.quantity? * p.purchase_price?))
+//!     .sum();
+//! assert_eq!(positions[0].quantity, Some("0.1".parse()?));
+//! assert_eq!(cost.to_string(), "187.270000018725");
+//! // A broken row is reported with its line, and nothing is imported.
+//! assert!(parse_positions(b"symbol,quantity\nMSFT,ten\n").is_err());
+//! // Access levels are ordered, weakest first.
+//! assert!(Access::View < Access::Edit && Access::Admin < Access::Owner);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Access is resolved per call from the portfolio row: the owner has
 //! everything; a share that has not expired grants its level; a tenant
 //! administrator gets `admin`; a public portfolio gives everyone `view`.

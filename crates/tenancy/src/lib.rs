@@ -42,6 +42,25 @@
 //! # Ok(()) }
 //! ```
 //!
+//! What needs no database: a tenant is named by a [`TenantSlug`], checked
+//! once where it enters, and the template every tenant schema gets is
+//! embedded in the build.
+//!
+//! ```
+//! use rampart_tenancy::{MigrationSet, TenantSlug};
+//!
+//! let acme = TenantSlug::parse("acme")?;
+//! assert_eq!(acme.schema_name(), "tenant_acme");
+//! // Not a schema name, nor a way into another schema.
+//! assert!(TenantSlug::parse("Acme; DROP SCHEMA platform").is_err());
+//! assert!(TenantSlug::parse("public").is_err());
+//!
+//! let template = MigrationSet::embedded_tenant();
+//! assert!(!template.migrations().is_empty());
+//! assert_eq!(template.latest_version().len(), 14); // YYYYMMDDhhmmss
+//! # Ok::<(), rampart_tenancy::TenancyError>(())
+//! ```
+//!
 //! ## How it works
 //! - **Registry** (`platform` schema): `tenants`, `tenant_migrations` (one
 //!   row per tenant: version, checksum, status, error), `tenant_events`.
