@@ -60,6 +60,24 @@ fn cors(config: &ServerConfig) -> actix_cors::Cors {
     cors
 }
 
+/// Waits for the signal to stop: SIGINT (Ctrl-C) or SIGTERM (what systemd,
+/// Docker and Kubernetes send); returns its name.
+pub async fn shutdown_signal() -> std::io::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map(|()| "SIGINT"),
+            _ = term.recv() => Ok("SIGTERM"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map(|()| "Ctrl-C")
+    }
+}
+
 /// Handles of a running server.
 pub struct RunningServer {
     /// Where the public listener listens.
@@ -151,6 +169,9 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
     .keep_alive(Duration::from_secs(config.http.keep_alive_secs))
     .client_request_timeout(Duration::from_millis(config.http.client_request_timeout_ms))
     .shutdown_timeout(config.http.shutdown_timeout_secs)
+    // The process stops both listeners and the jobs together on a signal
+    // (`shutdown_signal`); actix's own handlers would stop the listeners alone.
+    .disable_signals()
     .on_connect(capture_client_identity)
     .listen_rustls_0_23(public_listener, public_tls.config)?
     .run();
@@ -177,6 +198,9 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
     .keep_alive(Duration::from_secs(config.http.keep_alive_secs))
     .client_request_timeout(Duration::from_millis(config.http.client_request_timeout_ms))
     .shutdown_timeout(config.http.shutdown_timeout_secs)
+    // The process stops both listeners and the jobs together on a signal
+    // (`shutdown_signal`); actix's own handlers would stop the listeners alone.
+    .disable_signals()
     .on_connect(capture_client_identity)
     .listen_rustls_0_23(admin_listener, admin_tls.config)?
     .run();

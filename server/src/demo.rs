@@ -187,7 +187,7 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
          \n  rampart clients create --tenant acme my-app --redirect-uri http://127.0.0.1/callback --scopes 'openid email offline_access portfolio:read' --database-url '{db}'\
          \n  rampart clients list --tenant acme --database-url '{db}'\
          \n  curl --cacert {ca} --cert {cert} --key {key} https://localhost:{}/admin/t/acme/clients\
-         \n\nPress Ctrl-C to stop.",
+         \n\nPress Ctrl-C to stop (or send SIGTERM).",
         report.target_version,
         pg.port(),
         p.port(),
@@ -204,8 +204,8 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
         a.port(),
     );
     if !args.once {
-        tokio::signal::ctrl_c().await?;
-        println!("stopping…");
+        let signal = crate::app::shutdown_signal().await?;
+        println!("{signal}: stopping…");
     }
     server.stop().await;
     Ok(())

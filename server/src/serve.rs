@@ -268,14 +268,16 @@ fn spawn_jobs(server: &mut RunningServer, state: &AppState) {
     }
 }
 
-/// `rampart serve`: loads the configuration, starts, runs until Ctrl-C.
+/// `rampart serve`: loads the configuration, starts, runs until SIGINT
+/// (Ctrl-C) or SIGTERM, then stops the listeners gracefully and the jobs.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig::load(args.config.as_deref())?;
     let state = build_state(config).await?;
     let server = start(state).await?;
     tracing::info!(public = %server.public_addr, admin = %server.admin_addr, "listening");
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("stopping");
+    let signal = crate::app::shutdown_signal().await?;
+    tracing::info!(signal, "stopping");
     server.stop().await;
+    tracing::info!("stopped");
     Ok(())
 }

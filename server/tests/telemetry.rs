@@ -21,7 +21,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::common::{Pki, config, get_text, kit_smtp, serve_toml, start, url};
 
-/// `rampart serve` in a child process, stopped with SIGINT (as Ctrl-C).
+/// `rampart serve` in a child process, stopped with a signal.
 struct Served {
     child: Child,
     port: u16,
@@ -83,8 +83,13 @@ impl Served {
 
     /// Ctrl-C, and waits for a clean exit.
     async fn interrupt(&mut self) {
+        self.stop_with(Signal::SIGINT).await;
+    }
+
+    /// Sends `signal`, and waits for a clean exit.
+    async fn stop_with(&mut self, signal: Signal) {
         let pid = Pid::from_raw(i32::try_from(self.child.id()).unwrap());
-        kill(pid, Signal::SIGINT).unwrap();
+        kill(pid, signal).unwrap();
         for _ in 0..300 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 assert!(status.success(), "{status}: {}", read_lossy(&self.log));
@@ -122,6 +127,26 @@ async fn logs_to_a_file_carry_no_colour_codes() {
         "escape codes in a log written to a file: {text:?}"
     );
     assert!(!out.contains('\u{1b}'), "{out:?}");
+}
+
+/// What systemd, Docker and Kubernetes send to stop a service: the server
+/// stops its listeners and jobs and exits, as on Ctrl-C.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_server_cleanly() {
+    let pki = Pki::new();
+    let db = fresh_database().await;
+    let mut served = Served::start(&pki, &db, "").await;
+    let health = url(served.addr(), "/health");
+    let alive = crate::common::get_json(&pki.client(None), &health).await;
+    assert_eq!(alive["data"]["status"], "ok", "{alive}");
+    served.stop_with(Signal::SIGTERM).await;
+    let log = read_lossy(&served.log);
+    assert!(log.contains("stopping") && log.contains("SIGTERM"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+    assert!(
+        pki.client(None).get(&health).send().await.is_err(),
+        "still listening after exit"
+    );
 }
 
 // ------------------------------------------------------------ traces

@@ -62,12 +62,37 @@ pub enum PgError {
         /// What it printed.
         output: String,
     },
+    /// The data directory is in use by a PostgreSQL server that is running
+    /// (another `rampart demo` or process started it there).
+    #[error(
+        "{data_dir} is in use by a running PostgreSQL server (pid {pid}): stop the process \
+         that started it, or use another directory"
+    )]
+    InUse {
+        /// The data directory.
+        data_dir: PathBuf,
+        /// The running server's process id (from its `postmaster.pid`).
+        pid: i32,
+    },
     /// An I/O error (directories, spawning a command).
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
 
 type Result<T> = std::result::Result<T, PgError>;
+
+/// The process id of a PostgreSQL server running on `data`: its
+/// `postmaster.pid` names a process that is alive. A file left by a crashed
+/// server (a dead pid) is not in the way: `pg_ctl start` replaces it.
+fn running_postmaster(data: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(data.join("postmaster.pid")).ok()?;
+    let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        // EPERM: alive, but another account's (the `postgres` account's).
+        Ok(()) | Err(nix::errno::Errno::EPERM) => Some(pid),
+        Err(_) => None,
+    }
+}
 
 /// A free TCP port on 127.0.0.1 (bound and released; the caller binds it next).
 pub fn free_port() -> std::io::Result<u16> {
@@ -266,6 +291,12 @@ impl PgServer {
             ]);
             as_account(&mut cmd, account);
             run(&mut cmd)?;
+        }
+        if let Some(pid) = running_postmaster(&data) {
+            return Err(PgError::InUse {
+                data_dir: data,
+                pid,
+            });
         }
         let mut server = PgServer {
             port: match options.port {

@@ -1,7 +1,7 @@
 //! Starts real PostgreSQL servers with the installed binaries.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use rampart_pgembed::{PgOptions, PgServer};
+use rampart_pgembed::{PgError, PgOptions, PgServer};
 
 fn select_one(pg: &PgServer) -> String {
     pg.run_tool("psql", ["-tAc", "SELECT 1", "postgres"])
@@ -53,8 +53,25 @@ fn kept_cluster_survives_a_restart_on_a_fixed_port() {
         )
         .unwrap();
     assert_eq!(setting.trim(), "128");
+    // A second server on the directory while this one runs is refused with
+    // the running server's pid, before anything is started.
+    let refused =
+        PgServer::start_with(options.clone()).expect_err("a second server on a directory in use");
+    assert!(
+        matches!(refused, PgError::InUse { pid, .. } if pid > 0),
+        "{refused}"
+    );
+    assert_eq!(select_one(&pg), "1", "the running server is untouched");
     pg.shutdown().unwrap();
     assert!(dir.path().join("pg/data/PG_VERSION").is_file());
+    // A lock file left by a server that died (its pid gone) is not in the way.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    std::fs::write(
+        dir.path().join("pg/data/postmaster.pid"),
+        format!("{}\n", gone.id()),
+    )
+    .unwrap();
 
     let pg = PgServer::start_with(options).unwrap();
     let found = pg
