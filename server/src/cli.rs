@@ -25,7 +25,7 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Run everything with embedded defaults: a PostgreSQL of its own in
     /// `.rampart/` (started and stopped with this command), demo tenants and
-    /// data. Ctrl-C stops it cleanly.
+    /// data. Ctrl-C or SIGTERM stops it cleanly.
     Demo(demo::DemoArgs),
     /// Manage tenants: provision, list, suspend, resume, deactivate, purge,
     /// export, restore, migrate.

@@ -40,7 +40,7 @@ use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 /// Everything that can go wrong starting or stopping a server.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +104,11 @@ pub fn free_port() -> std::io::Result<u16> {
 /// detached watchdog process (its own process group, so a Ctrl-C to the
 /// owner does not stop it first).
 pub fn run_on_exit(cleanup: &str) -> std::io::Result<()> {
+    watchdog(cleanup).map(drop)
+}
+
+/// The watchdog of [`run_on_exit`], for an owner that stops it itself.
+fn watchdog(cleanup: &str) -> std::io::Result<Child> {
     let script = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 0.3; done; {cleanup}",
         pid = std::process::id()
@@ -115,8 +120,7 @@ pub fn run_on_exit(cleanup: &str) -> std::io::Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
-        .spawn()?;
-    Ok(())
+        .spawn()
 }
 
 /// `name` in a directory of `PATH`, if any.
@@ -247,6 +251,10 @@ pub struct PgServer {
     temporary: bool,
     fsync: bool,
     settings: Vec<(String, String)>,
+    /// Stops the server if this process dies without [`PgServer::shutdown`];
+    /// stopped by it otherwise, so that it cannot outlive the server and stop
+    /// the next one started on the same directory.
+    watchdog: Option<Child>,
 }
 
 impl PgServer {
@@ -310,6 +318,7 @@ impl PgServer {
             temporary,
             fsync: options.fsync,
             settings: options.settings.clone(),
+            watchdog: None,
         };
         // A free port can be taken by another process between our probe and
         // the server's bind: try a few fresh ports before giving up.
@@ -334,7 +343,7 @@ impl PgServer {
                     server.data.display()
                 )
             };
-            run_on_exit(&cleanup)?;
+            server.watchdog = Some(watchdog(&cleanup)?);
         }
         Ok(server)
     }
@@ -388,13 +397,23 @@ impl PgServer {
 
     /// Stops the server gracefully (fast mode) and, for a temporary cluster,
     /// deletes its data.
-    pub fn shutdown(self) -> Result<()> {
+    pub fn shutdown(mut self) -> Result<()> {
         let mut cmd = Command::new(&self.pg_ctl);
         cmd.arg("-D")
             .arg(&self.data)
             .args(["-m", "fast", "-w", "stop"]);
         as_account(&mut cmd, self.account);
         run(&mut cmd)?;
+        if let Some(mut watchdog) = self.watchdog.take() {
+            // Its process group: the shell and the `sleep` it waits in.
+            if let Ok(pid) = i32::try_from(watchdog.id()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            let _ = watchdog.wait();
+        }
         if self.temporary {
             std::fs::remove_dir_all(&self.root)?;
         }
@@ -426,5 +445,29 @@ impl PgServer {
         ])
         .args(args);
         run(&mut cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_clean_shutdown_stops_the_watchdog() {
+        let pg = PgServer::start().unwrap();
+        let watchdog = pg.watchdog.as_ref().map(Child::id).unwrap();
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(watchdog).unwrap());
+        assert!(
+            nix::sys::signal::kill(pid, None).is_ok(),
+            "watchdog running"
+        );
+        pg.shutdown().unwrap();
+        // Gone and reaped: it cannot stop a server started on the same
+        // directory after this process exits.
+        assert_eq!(
+            nix::sys::signal::kill(pid, None),
+            Err(nix::errno::Errno::ESRCH)
+        );
     }
 }

@@ -178,7 +178,7 @@ pub struct CaseImportItem {
     /// The outcome.
     pub outcome: ItemOutcome,
     /// The created or existing case.
-    pub case_id: Option<Uuid>,
+    pub case_id: Option<CaseId>,
     /// Analyses the item carries.
     pub analyses: usize,
     /// Why it was refused (`cases[0].inputs: …`).
@@ -755,7 +755,7 @@ impl CaseService {
                     if let Some(c) = c {
                         if let Some((_, id)) = existing.iter().find(|(k, _)| *k == c.source_id) {
                             item.outcome = ItemOutcome::Skipped;
-                            item.case_id = Some(*id);
+                            item.case_id = Some((*id).into());
                         } else if !seen.insert(c.source_id.clone()) {
                             item.outcome = ItemOutcome::Refused;
                             item.reasons.push(format!(
@@ -785,7 +785,7 @@ impl CaseService {
                             .await?;
                     }
                     if let Some(item) = report.items.get_mut(at) {
-                        item.case_id = Some(case.id.into());
+                        item.case_id = Some(case.id);
                     }
                 }
                 report.applied = true;
