@@ -133,12 +133,11 @@ impl PageServer {
     /// 404. Its CSP and HTML.
     pub async fn check_page(&self, page: &str) -> (String, String) {
         let (base, tenant) = (&self.base, self.tenant);
-        let r = self
-            .http
-            .get(format!("{base}/t/{tenant}/{page}/"))
-            .send()
-            .await
-            .unwrap();
+        let fetch = async |tenant: &str| {
+            let url = format!("{base}/t/{tenant}/{page}/");
+            self.http.get(url).send().await.unwrap()
+        };
+        let r = fetch(tenant).await;
         assert_eq!(r.status(), 200);
         let csp = r.headers()["content-security-policy"]
             .to_str()
@@ -153,6 +152,19 @@ impl PageServer {
         let status = async |path: String| get_status(&self.http, &format!("{base}{path}")).await;
         assert_eq!(status(format!("/t/{tenant}/{page}")).await, 301);
         assert_eq!(status(format!("/t/nosuchtenant/{page}/")).await, 404);
+        // A tenant whose page client was never registered: the page says
+        // sign-in is unavailable (and never registers it itself).
+        let bare = valid_slug(&format!("{tenant}_bare_{page}"));
+        self.state.tenants.provision(&bare, "Bare").await.unwrap();
+        let r = fetch(bare.as_str()).await;
+        assert_eq!(r.status(), 503);
+        let refusal = r.text().await.unwrap();
+        assert!(
+            refusal.contains("Sign-in unavailable")
+                && refusal.contains(&format!("The {page} page"))
+                && refusal.contains("OAuth client is not set up for this tenant"),
+            "{refusal}"
+        );
         (csp, html)
     }
 

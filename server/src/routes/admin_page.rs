@@ -70,40 +70,15 @@ async fn page(state: web::Data<AppState>, tenant: web::Path<String>) -> HttpResp
     let Ok(tenant) = TenantSlug::parse(&tenant) else {
         return pages::admin_problem("", StatusCode::NOT_FOUND, "Not found", "No such tenant.");
     };
-    if state.tenants.active_tenant(&tenant).await.is_err() {
-        return pages::admin_problem(
+    match crate::admin_console::sign_in(&state, &tenant, crate::admin_console::ADMIN).await {
+        Ok(sign_in) => pages::admin_page(
+            StatusCode::OK,
             &tenant,
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "No such tenant, or it is not active.",
-        );
+            Some(&sign_in.login()),
+            pages::admin_console(&tenant),
+        ),
+        Err(no) => pages::admin_problem(&tenant, no.status, no.title, &no.text),
     }
-    let auth = &state.auth;
-    let base = auth.config().public_base_url.clone();
-    let redirect = redirect_uri(&base, &tenant);
-    // Registered at provisioning (never by this anonymous GET): checked only.
-    if let Err(e) = crate::admin_console::check_client(auth, &tenant, &redirect).await {
-        tracing::error!(%tenant, error = %e, "admin page: OAuth client unavailable");
-        return pages::admin_problem(
-            &tenant,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in unavailable",
-            "The admin page's OAuth client is not set up for this tenant; the server log says why.",
-        );
-    }
-    let issuer = auth.issuer(&tenant);
-    let login = pages::AdminLogin {
-        client_id: CLIENT_ID,
-        redirect_uri: &redirect,
-        issuer: &issuer,
-        scope: SCOPE,
-    };
-    pages::admin_page(
-        StatusCode::OK,
-        &tenant,
-        Some(&login),
-        pages::admin_console(&tenant),
-    )
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {

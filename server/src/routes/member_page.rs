@@ -2,7 +2,7 @@
 //! the admin page's script and styles, its CSP): `GET /t/{tenant}/member/`
 //! and `GET /t/{tenant}/member/callback` (the OAuth redirect target). A
 //! member signs in with the tenant's OAuth 2.1 code flow with PKCE as the
-//! public client [`MEMBER_CLIENT_ID`] (registered with the admin page's at
+//! public client [`MEMBER_CLIENT_ID`](crate::admin_console::MEMBER_CLIENT_ID) (registered with the admin page's at
 //! provisioning) and sees their equity chart (`me/portfolio.svg`), their
 //! daily and total P&L (`me/portfolio`) and the leaderboard.
 use actix_web::http::StatusCode;
@@ -11,7 +11,6 @@ use actix_web::{HttpResponse, web};
 use rampart_tenancy::TenantSlug;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::admin_console::{MEMBER_CLIENT_ID, MEMBER_SCOPE, member_redirect_uri};
 use crate::pages;
 use crate::state::AppState;
 
@@ -44,37 +43,13 @@ async fn page(state: web::Data<AppState>, tenant: web::Path<String>) -> HttpResp
     let Ok(tenant) = TenantSlug::parse(&tenant) else {
         return problem("", StatusCode::NOT_FOUND, "Not found", "No such tenant.");
     };
-    if state.tenants.active_tenant(&tenant).await.is_err() {
-        return problem(
+    match crate::admin_console::sign_in(&state, &tenant, crate::admin_console::MEMBER).await {
+        Ok(sign_in) => pages::member_page(
+            StatusCode::OK,
             &tenant,
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "No such tenant, or it is not active.",
-        );
+            Some(&sign_in.login()),
+            pages::member_view(&tenant),
+        ),
+        Err(no) => problem(&tenant, no.status, no.title, &no.text),
     }
-    let auth = &state.auth;
-    let redirect = member_redirect_uri(&auth.config().public_base_url, &tenant);
-    // Registered at provisioning (never by this anonymous GET): checked only.
-    if let Err(e) = crate::admin_console::check_member_client(auth, &tenant, &redirect).await {
-        tracing::error!(%tenant, error = %e, "member page: OAuth client unavailable");
-        return problem(
-            &tenant,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in unavailable",
-            "The member page's OAuth client is not set up for this tenant; the server log says why.",
-        );
-    }
-    let issuer = auth.issuer(&tenant);
-    let login = pages::AdminLogin {
-        client_id: MEMBER_CLIENT_ID,
-        redirect_uri: &redirect,
-        issuer: &issuer,
-        scope: MEMBER_SCOPE,
-    };
-    pages::member_page(
-        StatusCode::OK,
-        &tenant,
-        Some(&login),
-        pages::member_view(&tenant),
-    )
 }
