@@ -143,7 +143,8 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
         state.tenants.clone(),
     ));
     let public = HttpServer::new(move || {
-        App::new()
+        // The listener's OpenAPI paths name its routes for 405's `Allow`.
+        let (app, api) = App::new()
             .into_utoipa_app()
             .app_data(d.clone())
             .app_data(auth.clone())
@@ -158,7 +159,9 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
             // derive): the schema it serves needs the configuration.
             .map(|app| app.configure(|c| crate::graphql::configure(c, &cfg)))
             .default_service(web::to(error::not_found))
-            .into_app()
+            .split_for_parts();
+        app.app_data(web::Data::new(error::KnownRoutes::of(&api)))
+            .wrap(from_fn(middleware::head_as_get))
             .wrap(from_fn(middleware::rate_limit))
             .wrap(cors(&cfg))
             .wrap(from_fn(middleware::request_context))
@@ -181,14 +184,16 @@ pub async fn start(state: AppState, tls: &TlsFiles) -> anyhow::Result<RunningSer
     let cfg = config.clone();
     let d = data.clone();
     let admin = HttpServer::new(move || {
-        App::new()
+        let (app, api) = App::new()
             .into_utoipa_app()
             .app_data(d.clone())
             .app_data(web::Data::new(Listener("admin")))
             .configure(|c| configure_common(c, &cfg))
             .configure(listeners::configure_admin)
             .default_service(web::to(error::not_found))
-            .into_app()
+            .split_for_parts();
+        app.app_data(web::Data::new(error::KnownRoutes::of(&api)))
+            .wrap(from_fn(middleware::head_as_get))
             .wrap(from_fn(middleware::admin_audit))
             .wrap(from_fn(middleware::request_context))
             .wrap(from_fn(crate::telemetry::trace_request))

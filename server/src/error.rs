@@ -31,6 +31,8 @@ pub enum ErrorCode {
     NotFound,
     /// No such route.
     RouteNotFound,
+    /// The route exists, not with this method (`Allow` lists its methods).
+    MethodNotAllowed,
     /// The thing exists already or the change conflicts.
     Conflict,
     /// The body is too large.
@@ -159,6 +161,7 @@ impl ErrorCode {
             C::Forbidden => "forbidden",
             C::NotFound => "not_found",
             C::RouteNotFound => "route_not_found",
+            C::MethodNotAllowed => "method_not_allowed",
             C::Conflict => "conflict",
             C::PayloadTooLarge => "payload_too_large",
             C::UnsupportedMediaType => "unsupported_media_type",
@@ -722,12 +725,80 @@ pub fn query_error(
 }
 
 /// Unknown routes → 404 in the envelope.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::NOT_FOUND,
-        ErrorCode::RouteNotFound,
-        "no such route",
-    ))
+pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    let allowed = req
+        .app_data::<actix_web::web::Data<KnownRoutes>>()
+        .and_then(|routes| routes.allowed(req.path()));
+    let Some(allow) = allowed else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::RouteNotFound,
+            "no such route",
+        ));
+    };
+    let mut res = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
+        format!(
+            "{} is not one of this route's methods ({allow})",
+            req.method()
+        ),
+    )
+    .error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        res.headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    Ok(res)
+}
+
+/// The documented routes of one listener with their methods (from the
+/// listener's own OpenAPI paths), so that a known path asked with another
+/// method is answered 405 with `Allow` (RFC 9110 §15.5.6), not 404.
+#[derive(Debug, Default)]
+pub struct KnownRoutes(Vec<(actix_web::dev::ResourceDef, Vec<&'static str>)>);
+
+impl KnownRoutes {
+    /// The routes of `api`'s paths.
+    pub fn of(api: &utoipa::openapi::OpenApi) -> Self {
+        let routes = api
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("HEAD", item.get.is_some() || item.head.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ];
+                let methods = methods
+                    .into_iter()
+                    .filter_map(|(method, has)| has.then_some(method))
+                    .collect();
+                (actix_web::dev::ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        Self(routes)
+    }
+
+    /// The methods of the routes `path` matches (`GET, HEAD, POST`), if any.
+    pub fn allowed(&self, path: &str) -> Option<String> {
+        let mut methods: Vec<&str> = Vec::new();
+        for (def, of_route) in &self.0 {
+            if !def.is_match(path) {
+                continue;
+            }
+            for method in of_route {
+                if !methods.contains(method) {
+                    methods.push(method);
+                }
+            }
+        }
+        (!methods.is_empty()).then(|| methods.join(", "))
+    }
 }
 
 #[cfg(test)]

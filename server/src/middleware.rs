@@ -112,6 +112,21 @@ pub async fn request_context(
     Ok(res)
 }
 
+/// HEAD is GET without the body (RFC 9110 §9.3.2: a general-purpose server
+/// supports both): a HEAD request is routed as GET, and the HTTP layer,
+/// which noted the method when it read the request, sends the GET answer's
+/// status and headers (its `Content-Length` included) and no body. The
+/// innermost middleware, so logs, metrics and rate limits see `HEAD`.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.method() == actix_web::http::Method::HEAD {
+        req.head_mut().method = actix_web::http::Method::GET;
+    }
+    next.call(req).await
+}
+
 /// Records every change made through the admin listener (any method but
 /// GET/HEAD), with the operator's certificate identity, in
 /// `platform.admin_audit`. Inline, so the record exists when the response

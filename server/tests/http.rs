@@ -146,6 +146,91 @@ async fn envelope_request_ids_headers_and_admin_routes() {
     server.stop().await;
 }
 
+/// A known route asked with a method it does not have is 405 with `Allow`
+/// (RFC 9110 §15.5.6) in the error envelope; an unknown path stays 404, and
+/// a route of the other listener is unknown here.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_known_route_with_another_method_is_405_with_allow() {
+    let (_pki, server, admin, public) = server_and_clients().await;
+    let send = async |client: &reqwest::Client, method: &str, addr, path: &str| {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let res = client
+            .request(method, url(addr, path))
+            .send()
+            .await
+            .unwrap();
+        let allow = res
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let status = res.status().as_u16();
+        let body: serde_json::Value = res.json().await.unwrap();
+        (status, allow, body)
+    };
+    let (p, a) = (server.public_addr, server.admin_addr);
+    let (status, allow, body) = send(&public, "DELETE", p, "/health").await;
+    assert_eq!(
+        (status, allow.as_deref()),
+        (405, Some("GET, HEAD")),
+        "{body}"
+    );
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    assert!(body["meta"]["requestId"].is_string(), "{body}");
+    // A path with parameters: every method of the route is listed.
+    let (status, allow, _) = send(&public, "PUT", p, "/api/v1/t/acme/portfolios").await;
+    assert_eq!((status, allow.as_deref()), (405, Some("GET, HEAD, POST")));
+    let (status, allow, _) = send(&admin, "DELETE", a, "/metrics").await;
+    assert_eq!((status, allow.as_deref()), (405, Some("GET, HEAD")));
+    // Unknown paths, and the admin listener's routes on the public one.
+    for (client, addr, path) in [(&public, p, "/no/such/route"), (&public, p, "/metrics")] {
+        let (status, allow, body) = send(client, "DELETE", addr, path).await;
+        assert_eq!((status, allow), (404, None), "{path}");
+        assert_eq!(body["error"]["code"], "route_not_found");
+    }
+}
+
+/// HEAD answers as GET does, without the body (RFC 9110 §9.3.2): status,
+/// headers and `Content-Length` of the GET answer, on both listeners.
+#[tokio::test(flavor = "multi_thread")]
+async fn head_answers_like_get_without_a_body() {
+    let (_pki, server, admin, public) = server_and_clients().await;
+    let length = |res: &reqwest::Response| {
+        res.headers()
+            .get("content-length")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    for (client, addr, path, expected) in [
+        (&public, server.public_addr, "/health", 200),
+        (&public, server.public_addr, "/openapi.json", 200),
+        (&public, server.public_addr, "/api/v1/t/acme/me", 401),
+        (&public, server.public_addr, "/no/such/route", 404),
+        (&admin, server.admin_addr, "/health", 200),
+    ] {
+        let get = client.get(url(addr, path)).send().await.unwrap();
+        assert_eq!(get.status(), expected, "GET {path}");
+        let (get_type, get_length) = (get.headers().get("content-type").cloned(), length(&get));
+        let body = get.bytes().await.unwrap();
+        let head = client.head(url(addr, path)).send().await.unwrap();
+        assert_eq!(head.status(), expected, "HEAD {path}");
+        assert_eq!(
+            head.headers().get("content-type").cloned(),
+            get_type,
+            "{path}"
+        );
+        assert!(head.headers().contains_key("x-request-id"), "{path}");
+        assert_eq!(get_length, Some(body.len().to_string()), "GET {path}");
+        assert_eq!(
+            length(&head),
+            get_length,
+            "HEAD {path}: the GET answer's length"
+        );
+        assert!(
+            head.bytes().await.unwrap().is_empty(),
+            "HEAD {path} has no body"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_are_valid_prometheus_exposition_with_the_expected_series() {
     let (_pki, server, admin, public) = server_and_clients().await;
