@@ -35,7 +35,7 @@ fn configure_common(cfg: &mut ServiceConfig, config: &ServerConfig) {
 
 fn cors(config: &ServerConfig) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
-        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
         // `X-API-Key` is a credential header of its own; `traceparent` and
         // `tracestate` carry the caller's trace (W3C Trace Context).
         .allowed_headers([
@@ -78,6 +78,15 @@ pub async fn shutdown_signal() -> std::io::Result<&'static str> {
     }
 }
 
+/// Stops `server` gracefully, unless a second SIGINT or SIGTERM comes
+/// first: then at once (an operator pressing Ctrl-C again).
+pub async fn stop_on_request(server: RunningServer) {
+    tokio::select! {
+        () = server.stop() => {}
+        _ = shutdown_signal() => tracing::warn!("second signal: stopping without waiting"),
+    }
+}
+
 /// Handles of a running server.
 pub struct RunningServer {
     /// Where the public listener listens.
@@ -97,9 +106,8 @@ impl RunningServer {
 
     /// Stops both listeners gracefully (in-flight requests finish).
     pub async fn stop(self) {
-        for h in &self.handles {
-            h.stop(true).await;
-        }
+        // Both listeners drain at once: at most one `shutdown_timeout`.
+        futures::future::join_all(self.handles.iter().map(|h| h.stop(true))).await;
         for t in self.tasks {
             t.abort();
         }

@@ -207,7 +207,7 @@ async fn serve_demo(pg: &PgServer, args: &DemoArgs) -> anyhow::Result<()> {
         let signal = crate::app::shutdown_signal().await?;
         println!("{signal}: stopping…");
     }
-    server.stop().await;
+    crate::app::stop_on_request(server).await;
     Ok(())
 }
 

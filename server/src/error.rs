@@ -729,6 +729,15 @@ pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiE
     let allowed = req
         .app_data::<actix_web::web::Data<KnownRoutes>>()
         .and_then(|routes| routes.allowed(req.path()));
+    // A HEAD routed as GET is named as it came.
+    let came_as_head = actix_web::HttpMessage::extensions(&req)
+        .get::<crate::meta::WasHead>()
+        .is_some();
+    let method = if came_as_head {
+        "HEAD".to_owned()
+    } else {
+        req.method().to_string()
+    };
     let Some(allow) = allowed else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -739,10 +748,7 @@ pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiE
     let mut res = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::MethodNotAllowed,
-        format!(
-            "{} is not one of this route's methods ({allow})",
-            req.method()
-        ),
+        format!("{method} is not one of this route's methods ({allow})"),
     )
     .error_response();
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
@@ -796,6 +802,9 @@ impl KnownRoutes {
                     methods.push(method);
                 }
             }
+        }
+        if crate::meta::has_effect_on_get(path) {
+            methods.retain(|m| *m != "HEAD");
         }
         (!methods.is_empty()).then(|| methods.join(", "))
     }

@@ -38,3 +38,16 @@ impl Meta {
         }
     }
 }
+
+/// Marks a request that came as HEAD and is routed as GET.
+#[derive(Debug, Clone, Copy)]
+pub struct WasHead;
+
+/// GET routes whose answer changes something: e-mail verification spends
+/// its token, `authorize` may issue a code, an upstream callback spends
+/// the provider's code.
+pub fn has_effect_on_get(path: &str) -> bool {
+    path.ends_with("/email/verify")
+        || path.ends_with("/oauth/authorize")
+        || path.contains("/login/upstream/")
+}

@@ -117,11 +117,19 @@ pub async fn request_context(
 /// which noted the method when it read the request, sends the GET answer's
 /// status and headers (its `Content-Length` included) and no body. The
 /// innermost middleware, so logs, metrics and rate limits see `HEAD`.
+///
+/// Not rewritten, so answered 405: a WebSocket upgrade (HEAD must not open
+/// a stream), and the GET routes whose answer has an effect (a one-time
+/// token spent, a code issued), which link scanners probe with HEAD.
 pub async fn head_as_get(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if req.method() == actix_web::http::Method::HEAD {
+    if req.method() == actix_web::http::Method::HEAD
+        && !req.headers().contains_key(header::UPGRADE)
+        && !crate::meta::has_effect_on_get(req.path())
+    {
+        req.extensions_mut().insert(crate::meta::WasHead);
         req.head_mut().method = actix_web::http::Method::GET;
     }
     next.call(req).await

@@ -277,7 +277,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(public = %server.public_addr, admin = %server.admin_addr, "listening");
     let signal = crate::app::shutdown_signal().await?;
     tracing::info!(signal, "stopping");
-    server.stop().await;
+    crate::app::stop_on_request(server).await;
     tracing::info!("stopped");
     Ok(())
 }

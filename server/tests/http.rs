@@ -181,6 +181,12 @@ async fn a_known_route_with_another_method_is_405_with_allow() {
     assert_eq!((status, allow.as_deref()), (405, Some("GET, HEAD, POST")));
     let (status, allow, _) = send(&admin, "DELETE", a, "/metrics").await;
     assert_eq!((status, allow.as_deref()), (405, Some("GET, HEAD")));
+    // HEAD is not GET where GET has an effect (a verification link spends
+    // its token): link scanners probing with HEAD change nothing.
+    let verify = "/api/v1/t/acme/email/verify?token=abc";
+    let head = public.head(url(p, verify)).send().await.unwrap();
+    assert_eq!(head.status(), 405);
+    assert_eq!(head.headers()["allow"], "GET");
     // Unknown paths, and the admin listener's routes on the public one.
     for (client, addr, path) in [(&public, p, "/no/such/route"), (&public, p, "/metrics")] {
         let (status, allow, body) = send(client, "DELETE", addr, path).await;

@@ -64,15 +64,10 @@ fn oauth_error(e: &AuthError) -> HttpResponse {
         resp.insert_header((header::RETRY_AFTER, retry_after.as_secs().to_string()));
     }
     if status == StatusCode::UNAUTHORIZED {
-        // A client authenticates with HTTP Basic (RFC 6749 §5.2: the
-        // challenge names the scheme the client uses); a bearer token is
-        // challenged as RFC 6750 §3 says.
-        let challenge = if matches!(e, AuthError::InvalidClient) {
-            "Basic realm=\"oauth\", charset=\"UTF-8\"".to_owned()
-        } else {
-            format!("Bearer error=\"{}\"", e.oauth_code())
-        };
-        resp.insert_header((header::WWW_AUTHENTICATE, challenge));
+        resp.insert_header((
+            header::WWW_AUTHENTICATE,
+            format!("Bearer error=\"{}\"", e.oauth_code()),
+        ));
     }
     resp.json(
         serde_json::json!({"error": e.oauth_code(), "error_description": e.public_description()}),
