@@ -87,6 +87,13 @@ type Result<T> = std::result::Result<T, PgError>;
 fn running_postmaster(data: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(data.join("postmaster.pid")).ok()?;
     let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+    // After a restart (a container's, say) the stale pid may name another
+    // process, or a thread of this one: only a `postgres` process counts.
+    if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        && !comm.starts_with("postgres")
+    {
+        return None;
+    }
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
         // EPERM: alive, but another account's (the `postgres` account's).
         Ok(()) | Err(nix::errno::Errno::EPERM) => Some(pid),

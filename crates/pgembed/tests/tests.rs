@@ -64,6 +64,16 @@ fn kept_cluster_survives_a_restart_on_a_fixed_port() {
     assert_eq!(select_one(&pg), "1", "the running server is untouched");
     pg.shutdown().unwrap();
     assert!(dir.path().join("pg/data/PG_VERSION").is_file());
+    // A stale lock file naming a live process that is not PostgreSQL (here
+    // this test process) is not in the way either.
+    std::fs::write(
+        dir.path().join("pg/data/postmaster.pid"),
+        format!("{}\n", std::process::id()),
+    )
+    .unwrap();
+    let pg = PgServer::start_with(options.clone()).unwrap();
+    assert_eq!(select_one(&pg), "1");
+    pg.shutdown().unwrap();
     // A lock file left by a server that died (its pid gone) is not in the way.
     let mut gone = std::process::Command::new("true").spawn().unwrap();
     gone.wait().unwrap();
